@@ -1,0 +1,102 @@
+"""dataset ls / prepare / add / board (and `board`, `history`)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import func, select
+
+from .. import leaderboard, taskpack
+from ..db.models import Submission, Task
+from . import main, pass_harness
+from .output import table
+
+
+@main.group("dataset")
+def dataset_group():
+    """Tasks (datasets) and their leaderboards."""
+
+
+@dataset_group.command("ls")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def dataset_ls(lazy, as_json):
+    """Known tasks: prepared ones and built-ins that can be prepared."""
+    h = lazy.get()
+    rows = {}
+    for name, src in taskpack.known_sources(h.settings).items():
+        rows[name] = {"name": name, "prepared": False, "metric": None, "direction": None, "submissions": 0,
+                      "source": str(src) if isinstance(src, Path) else f"entry point {src.value}"}
+    with h.tx() as db:
+        for task in db.scalars(select(Task)):
+            n = db.scalar(select(func.count(Submission.id)).where(Submission.task_id == task.id,
+                                                                  Submission.dry_run.is_(False)))
+            rows[task.name] = {**rows.get(task.name, {"source": task.path}), "name": task.name, "prepared": True,
+                               "metric": task.metric, "direction": task.direction.value, "submissions": n,
+                               "path": task.path}
+    table(sorted(rows.values(), key=lambda r: r["name"]),
+          [("name", "Task"), ("prepared", "Prepared"), ("metric", "Metric"), ("direction", "Better"),
+           ("submissions", "Submissions")], as_json=as_json, empty="no tasks")
+
+
+@dataset_group.command("prepare")
+@click.argument("task")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Data size multiplier.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--corpus", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Build from your own text files instead of the built-in corpus (repeatable).")
+@pass_harness
+def dataset_prepare(lazy, task, scale, seed, corpus):
+    """Build a built-in task's data (offline, deterministic) and register it."""
+    h = lazy.get()
+    if scale <= 0:
+        raise click.BadParameter("must be positive", param_hint="--scale")
+    manifest, path = taskpack.prepare(h.settings, task, scale=scale, seed=seed, corpus=list(corpus))
+    with h.tx() as db:
+        h.register_task(db, manifest, path)
+    click.echo(f"Task {manifest.name} is prepared at {path}")
+
+
+@dataset_group.command("add")
+@click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@pass_harness
+def dataset_add(lazy, folder):
+    """Register a task pack that is already in NSML layout (with task.toml), where it is."""
+    h = lazy.get()
+    manifest = taskpack.add_existing(Path(folder))
+    with h.tx() as db:
+        h.register_task(db, manifest, Path(folder).resolve())
+    click.echo(f"Task {manifest.name} is registered")
+
+
+BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("session", "Session"),
+                 ("checkpoint", "Checkpoint"), ("submits", "Submits"), ("last_submit", "Last submit")]
+
+
+@dataset_group.command("board")
+@click.argument("task")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def dataset_board(lazy, task, as_json):
+    """The leaderboard of TASK: each user's best score."""
+    h = lazy.get()
+    rows = leaderboard.board(h, task)
+    with h.tx() as db:
+        t = h.task(db, task)
+        title = f"{t.name} — {t.metric} ({t.direction.value} is better)"
+    table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet")
+
+
+main.add_command(dataset_board, "board")
+
+
+@main.command("history")
+@click.argument("task")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def history_cmd(lazy, task, as_json):
+    """Your own submissions to TASK, failed and dry runs included."""
+    rows = leaderboard.history(lazy.get(), task)
+    table(rows, [("id", "#"), ("created", "Time"), ("session", "Session"), ("checkpoint", "Checkpoint"),
+                 ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score")],
+          as_json=as_json, empty="no submissions")

@@ -1,0 +1,46 @@
+"""model ls / rm / pull."""
+from __future__ import annotations
+
+import click
+
+from .. import checkpoints
+from . import main, pass_harness
+from .output import human_size, table
+
+
+@main.group("model")
+def model_group():
+    """Checkpoints of a session."""
+
+
+@model_group.command("ls")
+@click.argument("session")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def model_ls(lazy, session, as_json):
+    rows = checkpoints.list_checkpoints(lazy.get(), session)
+    if not as_json:
+        rows = [dict(r, size=human_size(r["size"]), elapsed=f"{r['elapsed']:.1f}s") for r in rows]
+    table(rows, [("checkpoint", "Checkpoint"), ("last_modified", "Last Modified"), ("elapsed", "Elapsed"),
+                 ("summary", "Summary"), ("size", "Size")], as_json=as_json, empty=f"{session} has no checkpoints")
+
+
+@model_group.command("rm")
+@click.argument("session")
+@click.argument("checkpoint")
+@pass_harness
+def model_rm(lazy, session, checkpoint):
+    """Remove a checkpoint ('*' for all)."""
+    for name in checkpoints.remove_checkpoints(lazy.get(), session, checkpoint):
+        click.echo(f"Checkpoint {name} of {session} is removed")
+
+
+@model_group.command("pull")
+@click.argument("session")
+@click.argument("checkpoint")
+@click.argument("path", type=click.Path())
+@pass_harness
+def model_pull(lazy, session, checkpoint, path):
+    """Copy a checkpoint's folder to PATH."""
+    target = checkpoints.pull_checkpoint(lazy.get(), session, checkpoint, path)
+    click.echo(f"Checkpoint {checkpoint} of {session} is pulled to {target}")

@@ -1,0 +1,52 @@
+"""Rich tables for people, JSON for programs (-j)."""
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+
+def emit_json(data) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+
+
+def fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, dict):
+        return " ".join(f"{k}={fmt(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return ",".join(fmt(v) for v in value)
+    return str(value)
+
+
+def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = None,
+          as_json: bool = False, empty: str = "nothing to show") -> None:
+    """columns: (key, header) pairs."""
+    if as_json:
+        emit_json(rows)
+        return
+    if not rows:
+        click.echo(empty)
+        return
+    t = Table(title=title, show_lines=False)
+    for _key, header in columns:
+        t.add_column(header, overflow="fold")
+    for row in rows:
+        t.add_row(*(fmt(row.get(key)) for key, _ in columns))
+    Console(width=max(100, Console().width)).print(t)
+
+
+def human_size(n: int | None) -> str:
+    if n is None:
+        return ""
+    size = float(n)
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return str(n)

@@ -1,0 +1,150 @@
+"""run, fork, ps, logs, stop, rm, memo."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from .. import sessions
+from ..enums import RunStatus
+from . import main, pass_harness
+from .output import emit_json, table
+
+
+def run_options(f):
+    f = click.option("-g", "--gpus", type=int, default=0, show_default=True, help="GPUs to allocate.")(f)
+    f = click.option("-c", "--cpus", type=float, default=None, help="CPU cores (sets thread counts).")(f)
+    f = click.option("--memory", default=None, help="Memory limit, e.g. 24G.")(f)
+    f = click.option("--shm-size", default=None, help="Shared memory size, e.g. 1G.")(f)
+    f = click.option("--time-limit", type=float, default=None,
+                     help="Wall-clock limit in seconds (default: the task's).")(f)
+    return f
+
+
+def _opts(gpus, cpus, memory, shm_size, time_limit) -> sessions.RunOptions:
+    return sessions.RunOptions(gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, time_limit=time_limit)
+
+
+@main.command("run")
+@click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
+@click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
+@click.option("-a", "--args", default=None, help='Arguments for the entry, e.g. "--epochs 2".')
+@click.option("-m", "--memo", default="", help="A note shown in ps.")
+@run_options
+@click.option("-j", "--json", "as_json", is_flag=True, help="JSON output.")
+@click.argument("folder", default=".", type=click.Path())
+@pass_harness
+def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, as_json, folder):
+    """Start a training session from FOLDER (returns at once; it runs in the background)."""
+    name = sessions.start_session(lazy.get(), task, folder, entry, args, memo,
+                                  _opts(gpus, cpus, memory, shm_size, time_limit))
+    emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
+
+
+@main.command("fork")
+@click.argument("session")
+@click.option("-c", "--checkpoint", required=True, help="Checkpoint to start from.")
+@click.option("-a", "--args", default=None, help="Arguments (default: the parent session's).")
+@click.option("-m", "--memo", default="")
+@run_options
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, as_json):
+    """Start a new session from SESSION's code and checkpoint; training continues after paused()."""
+    name = sessions.fork_session(lazy.get(), session, checkpoint, args, memo,
+                                 _opts(gpus, cpus, memory, shm_size, time_limit))
+    emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
+
+
+@main.command("ps")
+@click.option("-a", "--all", "all_", is_flag=True, help="Include ended sessions.")
+@click.option("-n", "--last", type=int, default=None, help="Only the last N.")
+@click.option("-d", "--dataset", "task", default=None, help="Only this task.")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def ps_cmd(lazy, all_, last, task, as_json):
+    """List your sessions (running and queued; -a for all)."""
+    rows = sessions.list_sessions(lazy.get(), all_=all_, last=last, task=task)
+    table(rows, [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
+                 ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")], as_json=as_json,
+          empty="no sessions" + ("" if all_ else " running (use -a for all)"))
+
+
+def _follow(h, info: dict) -> int:
+    path = Path(info["log"])
+    offset = 0
+    while True:
+        if path.exists():
+            with open(path, "rb") as fh:
+                fh.seek(offset)
+                chunk = fh.read()
+            if chunk:
+                offset += len(chunk)
+                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+                sys.stdout.flush()
+        status = RunStatus(sessions.session_info(h, info["name"])["status"])
+        if status.terminal:
+            if path.exists() and path.stat().st_size > offset:
+                continue  # print what was written before the end
+            break
+        sessions.ensure_running(h.settings)
+        time.sleep(0.1)
+    final = sessions.session_info(h, info["name"])
+    if final["status"] != RunStatus.SUCCEEDED.value:
+        reason = f" ({final['reason']}: {final['message']})" if final["reason"] else ""
+        click.echo(f"Session {final['name']} {final['status']}{reason}", err=True)
+        return 1
+    return 0
+
+
+@main.command("logs")
+@click.option("-f", "--follow", is_flag=True, help="Follow until the session ends (exit 0 only on success).")
+@click.argument("session")
+@pass_harness
+def logs_cmd(lazy, follow, session):
+    """Print a session's output."""
+    h = lazy.get()
+    info = sessions.session_info(h, session)
+    if follow:
+        sys.exit(_follow(h, info))
+    path = Path(info["log"])
+    if path.exists():
+        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+    if info["reason"]:
+        click.echo(f"[harness] {info['status']}: {info['reason']}: {info['message']}", err=True)
+
+
+@main.command("stop")
+@click.argument("session")
+@pass_harness
+def stop_cmd(lazy, session):
+    """Stop a session (wildcards * and ? allowed)."""
+    stopped = sessions.stop_sessions(lazy.get(), session)
+    for name in stopped:
+        click.echo(f"Session {name} is stopping")
+    if not stopped:
+        click.echo("no running session matched")
+
+
+@main.command("rm")
+@click.argument("session")
+@click.option("-y", "--yes", is_flag=True, help="Do not ask (default when not on a terminal).")
+@pass_harness
+def rm_cmd(lazy, session, yes):
+    """Remove sessions and their checkpoints (wildcards * and ? allowed). Submissions stay ranked."""
+    if not yes and sys.stdin.isatty():
+        click.confirm(f"Remove {session} and its checkpoints?", abort=True)
+    for name in sessions.remove_sessions(lazy.get(), session):
+        click.echo(f"Session {name} is removed")
+
+
+@main.command("memo")
+@click.argument("session")
+@click.argument("text")
+@pass_harness
+def memo_cmd(lazy, session, text):
+    """Set a session's memo."""
+    sessions.set_memo(lazy.get(), session, text)
+    click.echo(f"Memo of {session} is set")

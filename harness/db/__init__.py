@@ -1,0 +1,1 @@
+from .engine import open_store, Store  # noqa: F401

@@ -1,0 +1,165 @@
+"""SQLAlchemy 2 models: users, tasks, sessions, runs, checkpoints, metrics and submissions.
+
+A *run* is one execution of participant code (a training session, or the inference half of a submit); the
+scheduler only knows runs.  Sessions and submissions each point at the run that executes them.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Integer, String, Text,
+                        UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from ..enums import Direction, FailureReason, RunKind, RunStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _enum(cls, name):
+    return Enum(cls, name=name, native_enum=False, length=32,
+                values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    __tablename__ = "users"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Task(Base):
+    __tablename__ = "tasks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    path: Mapped[str] = mapped_column(Text)
+    metric: Mapped[str] = mapped_column(String(64), default="score")
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"), default=Direction.HIGHER)
+    prepared_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Run(Base):
+    __tablename__ = "runs"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[RunKind] = mapped_column(_enum(RunKind, "run_kind"))
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.QUEUED,
+                                              index=True)
+    reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "failure_reason"), nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    runtime: Mapped[str] = mapped_column(String(32), default="process")
+    spec: Mapped[dict] = mapped_column(JSON, default=dict)
+    gpus: Mapped[int] = mapped_column(Integer, default=0)
+    gpu_ids: Mapped[list] = mapped_column(JSON, default=list)
+    cpus: Mapped[float | None] = mapped_column(Float, nullable=True)
+    memory: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    shm_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    time_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
+    pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_dir: Mapped[str] = mapped_column(Text, default="")
+    events_offset: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    @property
+    def log_path(self) -> str:
+        return f"{self.run_dir}/log.txt"
+
+
+class Session(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (UniqueConstraint("user_id", "task_id", "number"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(300), unique=True)
+    number: Mapped[int] = mapped_column(Integer)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    entry: Mapped[str] = mapped_column(Text)
+    args: Mapped[list] = mapped_column(JSON, default=list)
+    memo: Mapped[str] = mapped_column(Text, default="")
+    dir: Mapped[str] = mapped_column(Text)
+    forked_from: Mapped[str | None] = mapped_column(String(300), nullable=True)
+    fork_checkpoint: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    user: Mapped[User] = relationship()
+    task: Mapped[Task] = relationship()
+    run: Mapped[Run] = relationship()
+    checkpoints: Mapped[list["Checkpoint"]] = relationship(back_populates="session",
+                                                           cascade="all, delete-orphan")
+    metrics: Mapped[list["Metric"]] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def code_dir(self) -> str:
+        return f"{self.dir}/code"
+
+    @property
+    def checkpoint_dir(self) -> str:
+        return f"{self.dir}/checkpoints"
+
+
+class Checkpoint(Base):
+    __tablename__ = "checkpoints"
+    __table_args__ = (UniqueConstraint("session_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger, default=0)
+    elapsed: Mapped[float] = mapped_column(Float, default=0.0)
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)
+    modified_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    session: Mapped[Session] = relationship(back_populates="checkpoints")
+
+
+class Metric(Base):
+    __tablename__ = "metrics"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("sessions.id"), index=True)
+    key: Mapped[str] = mapped_column(String(256))
+    value: Mapped[float | None] = mapped_column(Float, nullable=True)
+    raw: Mapped[object] = mapped_column(JSON, nullable=True)
+    step: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    scope: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    summary: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), nullable=True)
+    session_name: Mapped[str] = mapped_column(String(300))
+    checkpoint: Mapped[str] = mapped_column(String(128))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "submission_status"), default=RunStatus.QUEUED)
+    reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "submission_reason"),
+                                                         nullable=True)
+    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    scored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+
+    user: Mapped[User] = relationship()
+    task: Mapped[Task] = relationship()
+    run: Mapped[Run] = relationship()
+
+    @property
+    def counted(self) -> bool:
+        """Counts against the quota: not a dry run, and not failed through the harness's fault."""
+        if self.dry_run:
+            return False
+        return not (self.reason is not None and self.reason.harness_fault)

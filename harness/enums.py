@@ -1,0 +1,49 @@
+"""Statuses, failure reasons and other closed vocabularies."""
+from __future__ import annotations
+
+import enum
+
+
+class RunKind(str, enum.Enum):
+    TRAIN = "train"
+    SUBMIT = "submit"
+
+
+class RunStatus(str, enum.Enum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
+
+
+class FailureReason(str, enum.Enum):
+    """Why a run or a submission did not succeed."""
+
+    TIMEOUT = "timeout"
+    OOM = "oom"
+    EXIT_CODE = "exit_code"
+    MISSING_OUTPUT = "missing_output"
+    INVALID_PREDICTION = "invalid_prediction"
+    SCORER_ERROR = "scorer_error"
+    STOPPED = "stopped"
+    LAUNCH_ERROR = "launch_error"
+    HARNESS_ERROR = "harness_error"
+    LOST = "lost"
+
+    @property
+    def harness_fault(self) -> bool:
+        """Failures that are not the participant's fault never count against a quota."""
+        return self in (FailureReason.HARNESS_ERROR, FailureReason.LOST, FailureReason.SCORER_ERROR)
+
+
+class Direction(str, enum.Enum):
+    HIGHER = "higher"
+    LOWER = "lower"
+
+    def better(self, a: float, b: float) -> bool:
+        return a > b if self is Direction.HIGHER else a < b

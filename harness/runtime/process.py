@@ -1,0 +1,162 @@
+"""The process runtime: participant code as a local process group.  Embedded default; NOT a sandbox.
+
+The run gets its own copy of the code, a data view without test labels, and its own process group; the
+harness enforces the wall-clock limit and the memory limit (resident memory of the whole process tree, via
+psutil) and cancelling kills the whole group and any child that left it.  It does not stop the code from
+reading other files of the user that runs the harness or from using the network: use the docker runtime for
+untrusted code.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+from ..enums import FailureReason, RunStatus
+from .base import Outcome, RunSpec, truncate_log, wait_by_polling
+
+SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
+_CHECK_EVERY = 0.25  # seconds between memory/log checks
+
+
+def _thread_env(cpus: float | None) -> dict[str, str]:
+    if not cpus:
+        return {}
+    n = str(max(1, int(cpus)))
+    return {k: n for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
+
+
+def build_env(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in base.items() if not k.startswith(("NSML_", "HARNESS_"))}
+    env.update(spec.env)
+    env.update(_thread_env(spec.cpus))
+    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
+    env["PYTHONPATH"] = os.pathsep.join([str(SDK_PATH)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+class ProcessHandle:
+    def __init__(self, spec: RunSpec, proc: subprocess.Popen):
+        self.spec = spec
+        self.proc = proc
+        self.pid = proc.pid
+        self.started = time.monotonic()
+        self._cancel: tuple[FailureReason, str] | None = None
+        self._outcome: Outcome | None = None
+        self._last_check = 0.0
+
+    def logs(self) -> Path:
+        return self.spec.log_path
+
+    def status(self) -> RunStatus:
+        return self._outcome.status if self._outcome else RunStatus.RUNNING
+
+    def _tree(self) -> list[psutil.Process]:
+        try:
+            root = psutil.Process(self.pid)
+            return [root] + root.children(recursive=True)
+        except psutil.Error:
+            return []
+
+    def _rss(self) -> int:
+        total = 0
+        for p in self._tree():
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def _enforce_limits(self) -> None:
+        spec = self.spec
+        if spec.time_limit is not None and time.monotonic() - self.started > spec.time_limit:
+            self.cancel(FailureReason.TIMEOUT, f"wall-clock limit of {spec.time_limit:g} s reached")
+            return
+        now = time.monotonic()
+        if now - self._last_check < _CHECK_EVERY:
+            return
+        self._last_check = now
+        if spec.memory and self._rss() > spec.memory:
+            self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded")
+            return
+        truncate_log(spec.log_path, spec.max_log_bytes)
+
+    def poll(self) -> Outcome | None:
+        if self._outcome is not None:
+            return self._outcome
+        code = self.proc.poll()
+        if code is None:
+            self._enforce_limits()
+            return None
+        self._reap_group()
+        truncate_log(self.spec.log_path, self.spec.max_log_bytes)
+        if self._cancel is not None:
+            reason, message = self._cancel
+            status = RunStatus.STOPPED if reason is FailureReason.STOPPED else RunStatus.FAILED
+            self._outcome = Outcome(status, reason, code, message)
+        elif code == 0:
+            self._outcome = Outcome(RunStatus.SUCCEEDED, None, 0, "")
+        else:
+            how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            self._outcome = Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, code, f"process {how}")
+        return self._outcome
+
+    def wait(self, timeout: float | None = None) -> Outcome | None:
+        return wait_by_polling(self, timeout)
+
+    def _signal_all(self, procs: list[psutil.Process], sig: int) -> None:
+        try:
+            os.killpg(self.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for p in procs:
+            try:
+                p.send_signal(sig)
+            except psutil.Error:
+                pass
+
+    def cancel(self, reason: FailureReason = FailureReason.STOPPED, message: str = "") -> None:
+        """Terminate the whole process group (and children that left it): SIGTERM, then SIGKILL."""
+        if self._outcome is not None:
+            return
+        if self._cancel is None:
+            self._cancel = (reason, message or reason.value)
+        procs = self._tree()
+        self._signal_all(procs, signal.SIGTERM)
+        gone, alive = psutil.wait_procs(procs, timeout=self.spec.kill_grace)
+        if alive:
+            self._signal_all(alive, signal.SIGKILL)
+            psutil.wait_procs(alive, timeout=5)
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            pass
+
+    def _reap_group(self) -> None:
+        """The entry has exited: nothing it started may outlive the run."""
+        try:
+            os.killpg(self.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
+class ProcessRuntime:
+    name = "process"
+
+    def start(self, spec: RunSpec) -> ProcessHandle:
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(spec.log_path, "ab", buffering=0)
+        try:
+            proc = subprocess.Popen([sys.executable, *spec.argv], cwd=spec.workdir,
+                                    env=build_env(spec, dict(os.environ)), stdin=subprocess.DEVNULL,
+                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        finally:
+            log.close()
+        return ProcessHandle(spec, proc)

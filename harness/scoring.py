@@ -1,0 +1,87 @@
+"""Score a prediction file with the task's own ``evaluation.py``, in a separate process with a time limit.
+
+The evaluator is called as NSML called it: ``python evaluation.py --prediction FILE --test_label_path FILE``
+and must print one float (the last line of its output that parses as a number is taken).  An evaluator that
+rejects the predictions says so with a line starting ``invalid prediction`` on stderr and a non-zero exit:
+that is the participant's failure (``invalid_prediction``); any other crash is ``scorer_error``.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .enums import FailureReason
+
+INVALID_MARKER = "invalid prediction"
+MAX_PREDICTION_BYTES = 1 << 30
+
+
+@dataclass
+class ScoreResult:
+    score: float | None
+    reason: FailureReason | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def _parse_score(stdout: str) -> float | None:
+    for line in reversed([ln.strip() for ln in stdout.splitlines() if ln.strip()]):
+        token = line.split()[-1]
+        try:
+            return float(token)
+        except ValueError:
+            continue
+    return None
+
+
+def check_prediction(prediction: Path) -> ScoreResult | None:
+    """The participant's output must exist, be non-empty and be of a sane size."""
+    if not prediction.exists():
+        return ScoreResult(None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
+    size = prediction.stat().st_size if prediction.is_file() else 0
+    if prediction.is_dir():
+        size = sum(p.stat().st_size for p in prediction.rglob("*") if p.is_file())
+    if size == 0:
+        return ScoreResult(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
+    if size > MAX_PREDICTION_BYTES:
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION,
+                           f"the prediction is {size} bytes, over the {MAX_PREDICTION_BYTES}-byte limit")
+    return None
+
+
+def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float) -> ScoreResult:
+    bad = check_prediction(prediction)
+    if bad is not None:
+        return bad
+    cmd = [sys.executable, str(evaluation_py), "--prediction", str(prediction), "--test_label_path", str(label)]
+    with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=time_limit,
+                                  stdin=subprocess.DEVNULL)
+        except subprocess.TimeoutExpired:
+            return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+    if proc.returncode != 0:
+        err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
+        if INVALID_MARKER in proc.stderr.lower():
+            lines = [ln for ln in proc.stderr.splitlines() if INVALID_MARKER in ln.lower()]
+            return ScoreResult(None, FailureReason.INVALID_PREDICTION, lines[-1].strip()[:500])
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py failed: {err}")
+    score = _parse_score(proc.stdout)
+    if score is None:
+        return ScoreResult(None, FailureReason.SCORER_ERROR,
+                           f"evaluation.py printed no number (last line: {_last_line(proc.stdout)!r})")
+    if not math.isfinite(score):
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION, f"the score is {score}, not a finite number")
+    return ScoreResult(score)

@@ -1,0 +1,216 @@
+"""Training sessions: run, fork, stop, rm, memo, ps and logs."""
+from __future__ import annotations
+
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, select
+
+from . import gpus
+from .context import Harness
+from .db.models import Run, Session, Submission
+from .enums import RunKind, RunStatus
+from .errors import UserError
+from .ingest import latest_summary
+from .scheduler import ensure_running
+from .workspace import snapshot_code
+
+SIZE_RE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | None, flag: str) -> int | None:
+    """'24G', '512M', '1g', '1048576' → bytes."""
+    if text is None or text == "":
+        return None
+    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    unit = s[-1] if s and s[-1] in SIZE_RE_UNITS else ""
+    number = s[:-1] if unit else s
+    try:
+        value = float(number)
+    except ValueError:
+        raise UserError(f"{flag}: invalid size {text!r} (use e.g. 512M, 24G)") from None
+    if value <= 0:
+        raise UserError(f"{flag}: size must be positive, got {text!r}")
+    return int(value * SIZE_RE_UNITS[unit])
+
+
+def parse_args(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"-a/--args: cannot parse {text!r}: {exc}") from None
+
+
+@dataclass
+class RunOptions:
+    gpus: int = 0
+    cpus: float | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    time_limit: float | None = None
+    runtime: str = "process"
+
+
+def _new_run(h: Harness, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
+    gpus.check_request(h.settings, opts.gpus)
+    if opts.cpus is not None and opts.cpus <= 0:
+        raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
+    if opts.time_limit is not None and opts.time_limit <= 0:
+        raise UserError(f"--time-limit: must be positive, got {opts.time_limit}")
+    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
+               memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
+               time_limit=opts.time_limit or default_limit, status=RunStatus.QUEUED, gpu_ids=[], spec={})
+
+
+def _session_limit(h: Harness, task) -> float:
+    return h.manifest(task).session_seconds or h.settings.default_session_time_limit
+
+
+def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
+                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
+    user = h.user(db)
+    number = (db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id,
+                                                               Session.task_id == task.id)) or 0) + 1
+    name = f"{user.name}/{task.name}/{number}"
+    sess_dir = h.settings.sessions_dir / user.name / task.name / str(number)
+    if sess_dir.exists():
+        shutil.rmtree(sess_dir)  # left over from a removed session with the same number
+    (sess_dir / "checkpoints").mkdir(parents=True)
+    if forked_from is None:
+        snapshot_code(code_from, sess_dir / "code")
+    else:
+        shutil.copytree(code_from, sess_dir / "code")
+    db.add(run)
+    db.flush()
+    run.run_dir = str(h.settings.runs_dir / str(run.id))
+    sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
+                   args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
+                   fork_checkpoint=fork_ckpt)
+    db.add(sess)
+    db.flush()
+    return sess
+
+
+def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
+                  memo: str = "", opts: RunOptions | None = None) -> str:
+    """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name."""
+    opts = opts or RunOptions()
+    src = Path(folder).expanduser().resolve()
+    if not src.is_dir():
+        raise UserError(f"FOLDER: {folder!r} is not a folder")
+    if not (src / entry).is_file():
+        raise UserError(f"-e/--entry: {entry!r} not found in {src}")
+    argv = parse_args(args)
+    with h.tx() as db:
+        task = h.task(db, task_name)
+        run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, task))
+        name = _create_session(h, db, task, entry, argv, memo, run, src).name
+    ensure_running(h.settings)
+    return name
+
+
+def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = None, memo: str = "",
+                 opts: RunOptions | None = None) -> str:
+    """`nsml fork`: a new session from another's code and checkpoint; training goes on after paused()."""
+    opts = opts or RunOptions()
+    with h.tx() as db:
+        src = h.session(db, parent)
+        if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
+            raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
+        argv = parse_args(args) if args is not None else list(src.args)
+        run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, src.task))
+        sess = _create_session(h, db, src.task, src.entry, argv, memo, run, Path(src.code_dir),
+                               forked_from=src.name, fork_ckpt=str(checkpoint))
+        name = sess.name
+    ensure_running(h.settings)
+    return name
+
+
+def stop_sessions(h: Harness, pattern: str) -> list[str]:
+    with h.tx() as db:
+        stopped = []
+        for sess in h.sessions_matching(db, pattern):
+            if not sess.run.status.terminal:
+                sess.run.stop_requested = True
+                stopped.append(sess.name)
+    if stopped:
+        ensure_running(h.settings)
+    return stopped
+
+
+def wait_run(h: Harness, run_id: int, timeout: float | None = None, interval: float = 0.1) -> Run:
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with h.tx() as db:
+            run = db.get(Run, run_id)
+            if run.status.terminal:
+                return run
+        if deadline is not None and time.monotonic() > deadline:
+            return run
+        ensure_running(h.settings)
+        time.sleep(interval)
+
+
+def remove_sessions(h: Harness, pattern: str) -> list[str]:
+    """`nsml rm`: stop if needed, then delete the session, its checkpoints and metrics (submissions stay)."""
+    with h.tx() as db:
+        targets = [(s.name, s.run_id) for s in h.sessions_matching(db, pattern)]
+    for name, _ in targets:
+        stop_sessions(h, name)
+    removed = []
+    for name, run_id in targets:
+        wait_run(h, run_id, timeout=60)
+        with h.tx() as db:
+            sess = h.session(db, name)
+            for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):
+                sub.session_id = None
+            shutil.rmtree(sess.dir, ignore_errors=True)
+            db.delete(sess)
+            removed.append(name)
+    return removed
+
+
+def set_memo(h: Harness, name: str, text: str) -> None:
+    with h.tx() as db:
+        h.session(db, name).memo = text
+
+
+def _row(db, sess: Session) -> dict:
+    run = sess.run
+    summary = {k.replace("__", "/"): v for k, v in latest_summary(db, sess.id).items()}
+    return {"name": sess.name, "status": run.status.value, "reason": run.reason.value if run.reason else None,
+            "message": run.message, "exit_code": run.exit_code, "gpus": run.gpus, "gpu_ids": run.gpu_ids,
+            "created": sess.created_at.isoformat(timespec="seconds"),
+            "started": run.started_at.isoformat(timespec="seconds") if run.started_at else None,
+            "ended": run.ended_at.isoformat(timespec="seconds") if run.ended_at else None,
+            "entry": sess.entry, "args": sess.args, "memo": sess.memo, "forked_from": sess.forked_from,
+            "summary": summary}
+
+
+def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,
+                  user: str | None = None) -> list[dict]:
+    """`nsml ps`: the user's sessions, newest first; without -a only queued and running ones."""
+    with h.tx() as db:
+        me = h.user(db, user)
+        query = select(Session).join(Run).where(Session.user_id == me.id).order_by(Session.id.desc())
+        if task:
+            query = query.where(Session.task_id == h.task(db, task).id)
+        if not all_:
+            query = query.where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+        if last:
+            query = query.limit(last)
+        return [_row(db, s) for s in db.scalars(query)]
+
+
+def session_info(h: Harness, name: str) -> dict:
+    with h.tx() as db:
+        sess = h.session(db, name)
+        info = _row(db, sess)
+        info["run_id"] = sess.run_id
+        info["log"] = sess.run.log_path
+        return info

@@ -1,0 +1,126 @@
+"""Every setting the harness reads, from one place.
+
+Order of precedence: explicit arguments (CLI flags) > environment variables > ``harness.toml`` in the state
+root > defaults.  No other module reads ``os.environ`` for configuration.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from .errors import UserError
+
+ENV_HOME = "HARNESS_HOME"
+ENV_DB = "HARNESS_DB"
+ENV_USER = "HARNESS_USER"
+ENV_GPUS = "HARNESS_GPUS"
+SETTINGS_FILE = "harness.toml"
+STATE_DIR = ".harness"
+DEFAULT_DB_FILE = "leaderboard.db"
+
+
+@dataclass
+class Settings:
+    root: Path
+    db_url: str
+    user: str
+    declared_gpus: int | None = None  # None: ask the driver (nvidia-ml-py)
+    max_concurrent_runs: int = 8
+    scheduler_tick: float = 0.1
+    scheduler_idle_exit: float = 1.0
+    default_session_time_limit: float = 6 * 3600
+    default_submit_time_limit: float = 3600
+    scorer_time_limit: float = 300
+    kill_grace: float = 3.0
+    max_log_bytes: int = 256 * 1024 * 1024
+    extra_task_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.state_dir / "datasets"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "scheduler.lock"
+
+    @property
+    def scheduler_log(self) -> Path:
+        return self.state_dir / "scheduler.log"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def _read_file(root: Path) -> dict:
+    path = root / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _int(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: expected an integer, got {value!r}") from None
+    if number < 0:
+        raise UserError(f"{name}: must be >= 0, got {number}")
+    return number
+
+
+def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
+                  user: str | None = None) -> Settings:
+    env = os.environ
+    root_path = Path(root or env.get(ENV_HOME) or os.getcwd()).expanduser().resolve()
+    cfg = _read_file(root_path)
+    db_url = db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}"
+    name = user or env.get(ENV_USER) or cfg.get("user") or getpass.getuser()
+    if not name or "/" in name or name.strip() != name:
+        raise UserError(f"--user: invalid user name {name!r}")
+    gpus = env.get(ENV_GPUS)
+    if gpus is not None:
+        declared = _int(gpus, ENV_GPUS)
+    elif "gpus" in cfg:
+        declared = _int(cfg["gpus"], f"{SETTINGS_FILE}: gpus")
+    else:
+        declared = None
+    sched = cfg.get("scheduler", {})
+    limits = cfg.get("limits", {})
+    return Settings(
+        root=root_path,
+        db_url=db_url,
+        user=name,
+        declared_gpus=declared,
+        max_concurrent_runs=_int(sched.get("max_concurrent_runs", 8), "scheduler.max_concurrent_runs") or 1,
+        default_session_time_limit=float(limits.get("session_seconds", 6 * 3600)),
+        default_submit_time_limit=float(limits.get("submit_seconds", 3600)),
+        scorer_time_limit=float(limits.get("scorer_seconds", 300)),
+        max_log_bytes=_int(limits.get("log_bytes", 256 * 1024 * 1024), "limits.log_bytes"),
+        extra_task_paths=[Path(p) for p in cfg.get("task_paths", [])],
+    )
+

@@ -1,0 +1,82 @@
+"""`nsml submit`: quota check, queue the inference run, wait for its score."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from .context import Harness
+from .db.models import Checkpoint, Submission, utcnow
+from .enums import RunKind, RunStatus
+from .errors import NotFound, QuotaExceeded, UserError
+from .scheduler import ensure_running
+from .sessions import RunOptions, _new_run, wait_run
+
+
+def check_quota(db, user_id: int, task, quota: int, period: float, now=None) -> None:
+    """At most `quota` counted submits per `period` seconds per user and task (quota <= 0: unlimited)."""
+    if quota <= 0:
+        return
+    now = now or utcnow()
+    since = now - timedelta(seconds=period)
+    recent = [s for s in db.scalars(select(Submission).where(
+        Submission.user_id == user_id, Submission.task_id == task.id, Submission.dry_run.is_(False),
+        Submission.created_at > since).order_by(Submission.created_at)) if s.counted]
+    if len(recent) >= quota:
+        nxt = recent[len(recent) - quota].created_at + timedelta(seconds=period)
+        raise QuotaExceeded(f"submit quota reached for {task.name}: {quota} per {period:g} s; "
+                            f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
+
+
+def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
+                 time_limit: float | None = None) -> tuple[int, int]:
+    """Queue a submit; returns (submission id, run id)."""
+    checkpoint = str(checkpoint)
+    with h.tx() as db:
+        sess = h.session(db, session)
+        me = h.user(db)
+        if sess.user_id != me.id:
+            raise UserError(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
+        known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
+                                                      Checkpoint.name == checkpoint))
+        if known is None or not (Path(sess.checkpoint_dir) / checkpoint).is_dir():
+            raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
+        task = sess.task
+        manifest = h.manifest(task)
+        if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
+            raise UserError(f"-t: task {task.name} has no test_submit split")
+        if not dry_run:
+            check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period)
+        limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
+        run = _new_run(h, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
+                                                     memory=None, runtime=sess.run.runtime), limit)
+        run.memory = sess.run.memory
+        run.shm_size = sess.run.shm_size
+        db.add(run)
+        db.flush()
+        run.run_dir = str(h.settings.runs_dir / str(run.id))
+        sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
+                         checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED)
+        db.add(sub)
+        db.flush()
+        ids = sub.id, run.id
+    ensure_running(h.settings)
+    return ids
+
+
+def submission_info(h: Harness, sub_id: int) -> dict:
+    with h.tx() as db:
+        sub = db.get(Submission, sub_id)
+        return {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
+                "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
+                "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
+                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
+                "log": sub.run.log_path}
+
+
+def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
+           time_limit: float | None = None) -> dict:
+    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit)
+    wait_run(h, run_id)
+    return submission_info(h, sub_id)

@@ -1,0 +1,166 @@
+"""Task packs: the manifest, the registry of built-in and installed packs, and building a pack's data.
+
+A task *source* is a folder with ``task.toml``, ``data_loader.py``, ``evaluation.py`` and, for generated tasks,
+a builder script.  A *prepared* task is a folder in NSML's dataset layout (train/, test/, test_submit/,
+data_loader.py, evaluation.py, task.toml).  Built-in sources live in the repository's ``tasks/``; other packages
+add theirs through the ``harness.tasks`` entry point group (a callable returning the source folder).
+"""
+from __future__ import annotations
+
+import difflib
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from .enums import Direction
+from .errors import NotFound, UserError
+from .settings import Settings, tomllib
+
+MANIFEST = "task.toml"
+BUILTIN_TASKS = Path(__file__).resolve().parent.parent / "tasks"
+ENTRY_POINT_GROUP = "harness.tasks"
+REQUIRED = ("train", "test/test_data", "test/test_label", "data_loader.py", "evaluation.py")
+
+
+@dataclass
+class Manifest:
+    name: str
+    title: str = ""
+    metric: str = "score"
+    direction: Direction = Direction.HIGHER
+    builder: str | None = None
+    session_seconds: float | None = None
+    submit_seconds: float | None = None
+    scorer_seconds: float | None = None
+    submit_quota: int = 1
+    submit_period: float = 3600.0
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, folder: Path) -> "Manifest":
+        path = folder / MANIFEST
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except FileNotFoundError:
+            raise NotFound(f"{path}: no task manifest") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise UserError(f"{path}: invalid TOML: {exc}") from None
+        name = data.get("name") or folder.name
+        direction = str(data.get("direction", "higher")).lower()
+        if direction not in ("higher", "lower"):
+            raise UserError(f"{path}: direction must be 'higher' or 'lower', got {direction!r}")
+        limits, submit = data.get("limits", {}), data.get("submit", {})
+        try:
+            return cls(name=name, title=data.get("title", ""), metric=data.get("metric", "score"),
+                       direction=Direction(direction), builder=data.get("builder"),
+                       session_seconds=_opt_float(limits.get("session_seconds")),
+                       submit_seconds=_opt_float(limits.get("submit_seconds")),
+                       scorer_seconds=_opt_float(limits.get("scorer_seconds")),
+                       submit_quota=int(submit.get("quota", 1)),
+                       submit_period=float(submit.get("period_seconds", 3600)), extra=data)
+        except (TypeError, ValueError) as exc:
+            raise UserError(f"{path}: invalid value: {exc}") from None
+
+
+def _opt_float(value):
+    return None if value is None else float(value)
+
+
+def _entry_point_sources() -> dict[str, Path]:
+    from importlib.metadata import entry_points
+
+    found = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found[ep.name] = ep  # loaded lazily in source_folder()
+    return found
+
+
+@lru_cache(maxsize=None)
+def _builtin_sources() -> dict[str, Path]:
+    if not BUILTIN_TASKS.is_dir():
+        return {}
+    return {p.name: p for p in sorted(BUILTIN_TASKS.iterdir()) if (p / MANIFEST).exists()}
+
+
+def known_sources(settings: Settings) -> dict[str, object]:
+    """Every task source by name: built-ins, folders from settings, then entry points."""
+    sources: dict[str, object] = dict(_builtin_sources())
+    for folder in settings.extra_task_paths:
+        for p in sorted(Path(folder).glob(f"*/{MANIFEST}")):
+            sources.setdefault(p.parent.name, p.parent)
+    for name, ep in _entry_point_sources().items():
+        sources.setdefault(name, ep)
+    return sources
+
+
+def source_folder(settings: Settings, name: str) -> Path:
+    sources = known_sources(settings)
+    if name not in sources:
+        raise NotFound(unknown_task_message(name, sources))
+    src = sources[name]
+    if not isinstance(src, Path):  # an entry point: a callable returning the folder
+        src = Path(src.load()())
+    return src
+
+
+def unknown_task_message(name: str, candidates) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    listed = ", ".join(sorted(candidates)) or "none"
+    return f"unknown task {name!r}.{hint} (known: {listed})"
+
+
+def check_layout(folder: Path) -> None:
+    missing = [rel for rel in REQUIRED if not (folder / rel).exists()]
+    if missing:
+        raise UserError(f"{folder}: not a task pack in NSML layout, missing {', '.join(missing)}")
+
+
+def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
+            corpus: list[str] | None = None) -> tuple[Manifest, Path]:
+    """Build a built-in task's data into the state root, deterministically. Returns the prepared folder."""
+    src = source_folder(settings, name)
+    manifest = Manifest.read(src)
+    dest = settings.datasets_dir / manifest.name
+    settings.ensure_dirs()
+    staging = Path(tempfile.mkdtemp(prefix=f".{manifest.name}.", dir=settings.datasets_dir))
+    try:
+        if manifest.builder:
+            cmd = [sys.executable, str(src / manifest.builder), "--out", str(staging), "--scale", str(scale),
+                   "--seed", str(seed)]
+            for path in corpus or []:
+                cmd += ["--corpus", str(Path(path).resolve())]
+            proc = subprocess.run(cmd, capture_output=True, text=True)
+            if proc.returncode != 0:
+                lines = (proc.stderr or proc.stdout).strip().splitlines()
+                raise UserError(f"{src / manifest.builder}: build failed: {lines[-1] if lines else proc.returncode}")
+        elif corpus:
+            raise UserError(f"--corpus: task {name!r} has no builder")
+        else:
+            for child in src.iterdir():
+                if child.is_dir():
+                    shutil.copytree(child, staging / child.name)
+        for f in (MANIFEST, "data_loader.py", "evaluation.py", "README.md"):
+            if (src / f).exists():
+                shutil.copy2(src / f, staging / f)
+        check_layout(staging)
+        if dest.exists():
+            shutil.rmtree(dest)
+        staging.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return manifest, dest
+
+
+def add_existing(folder: Path) -> Manifest:
+    """Check a folder already in NSML layout so that it can be registered as-is."""
+    folder = folder.resolve()
+    if not folder.is_dir():
+        raise NotFound(f"{folder}: no such folder")
+    check_layout(folder)
+    return Manifest.read(folder)
