@@ -24,7 +24,7 @@ def _ignore_spec(src: Path) -> pathspec.PathSpec:
     ignore = src / IGNORE_FILE
     if ignore.exists():
         lines += ignore.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.PathSpec.from_lines("gitwildmatch", lines)
+    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def snapshot_code(src: Path, dest: Path) -> int:

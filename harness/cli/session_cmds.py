@@ -13,9 +13,9 @@ from . import main, pass_harness
 from .output import emit_json, table
 
 
-def run_options(f):
+def run_options(f, cpu_flags=("-c", "--cpus")):
     f = click.option("-g", "--gpus", type=int, default=0, show_default=True, help="GPUs to allocate.")(f)
-    f = click.option("-c", "--cpus", type=float, default=None, help="CPU cores (sets thread counts).")(f)
+    f = click.option(*cpu_flags, "cpus", type=float, default=None, help="CPU cores (sets thread counts).")(f)
     f = click.option("--memory", default=None, help="Memory limit, e.g. 24G.")(f)
     f = click.option("--shm-size", default=None, help="Shared memory size, e.g. 1G.")(f)
     f = click.option("--time-limit", type=float, default=None,
@@ -48,7 +48,7 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
 @click.option("-c", "--checkpoint", required=True, help="Checkpoint to start from.")
 @click.option("-a", "--args", default=None, help="Arguments (default: the parent session's).")
 @click.option("-m", "--memo", default="")
-@run_options
+@(lambda f: run_options(f, cpu_flags=("--cpus",)))
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
 def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, as_json):

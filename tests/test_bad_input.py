@@ -1,0 +1,67 @@
+"""User mistakes: one line on stderr naming the file, field or flag; exit code 2; no traceback."""
+import pytest
+
+from conftest import run_session
+
+
+def _one_line(r, *fragments):
+    err = r.stderr.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in r.output, r.output
+    for f in fragments:
+        assert f in err, err
+    return err
+
+
+def test_unknown_task_suggests_the_closest(cli, tiny_task, nsml_folder):
+    r = cli("run", "-d", "tinny", nsml_folder, code=2)
+    _one_line(r, "unknown task 'tinny'", "Did you mean 'tiny'?")
+
+
+def test_builtin_task_not_prepared(cli, nsml_folder):
+    r = cli("run", "-d", "garbage-docs", nsml_folder, code=2)
+    _one_line(r, "not prepared yet", "dataset prepare garbage-docs")
+
+
+def test_missing_entry_and_folder(cli, tiny_task, nsml_folder, tmp_path):
+    _one_line(cli("run", "-d", "tiny", "-e", "train.py", nsml_folder, code=2), "-e/--entry", "'train.py' not found")
+    _one_line(cli("run", "-d", "tiny", tmp_path / "nope", code=2), "FOLDER", "is not a folder")
+
+
+def test_bad_args_and_sizes(cli, tiny_task, nsml_folder):
+    _one_line(cli("run", "-d", "tiny", "-a", '--lr "1e-4', nsml_folder, code=2), "-a/--args", "cannot parse")
+    _one_line(cli("run", "-d", "tiny", "--memory", "lots", nsml_folder, code=2), "--memory", "invalid size")
+    _one_line(cli("run", "-d", "tiny", "-g", "1", nsml_folder, code=2), "-g/--gpus", "inventory has 0")
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (("logs", "alice/tiny/9"), ("unknown session 'alice/tiny/9'",)),
+    (("logs", "not-a-session"), ("SESSION", "USER/TASK/N")),
+    (("model", "ls", "bob/tiny/1"), ("unknown session",)),
+    (("submit", "alice/tiny/99", "1"), ("unknown session",)),
+    (("board", "nope"), ("unknown task 'nope'",)),
+    (("stop", "alice/*/77"), ("no session matches",)),
+])
+def test_unknown_names(cli, tiny_task, args, fragments):
+    _one_line(cli(*args, code=2), *fragments)
+
+
+def test_unknown_checkpoint_and_someone_elses_session(cli, tiny_task, nsml_folder):
+    name = run_session(cli, nsml_folder)
+    _one_line(cli("submit", name, "7", code=2), "has no checkpoint '7'", "model ls")
+    _one_line(cli("fork", name, "-c", "7", code=2), "-c/--checkpoint", "no checkpoint '7'")
+    _one_line(cli("submit", name, "1", user="bob", code=2), "belongs to alice")
+
+
+def test_bad_settings_file_and_db_url(cli, state_root):
+    (state_root / "harness.toml").write_text("gpus = [")
+    _one_line(cli("ps", code=2), "harness.toml", "invalid TOML")
+    (state_root / "harness.toml").write_text("gpus = 'four'")
+    _one_line(cli("ps", code=2), "harness.toml: gpus", "expected an integer")
+    (state_root / "harness.toml").unlink()
+    _one_line(cli("--db", "nosuchdb://x", "ps", code=2), "--db")
+
+
+def test_task_pack_not_in_layout(cli, tmp_path):
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "task.toml").write_text('name = "broken"\n')
+    _one_line(cli("dataset", "add", tmp_path / "broken", code=2), "not a task pack", "missing train")

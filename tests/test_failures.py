@@ -1,0 +1,121 @@
+"""Every failure has a name: stop, timeout, exit code, memory, and each way a submit can fail."""
+import os
+import time
+from pathlib import Path
+
+import psutil
+
+from conftest import run_session
+
+FAULTY = '''
+import argparse, os, subprocess, sys, time
+import nsml
+from nsml import DATASET_PATH
+
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+p.add_argument("--fault", default="none")
+cfg = p.parse_args()
+
+def infer(path, **kw):
+    n = len(open(path).read().split())
+    if cfg.fault == "short": return [0] * (n - 1)
+    if cfg.fault == "nan": return ["nan"] * n
+    if cfg.fault == "crash_scorer": return ["crash"] * n
+    if cfg.fault == "infer_sleep": time.sleep(60)
+    if cfg.fault == "infer_raise": raise ValueError("bad model")
+    return [0] * n
+
+nsml.bind(save=lambda d: open(os.path.join(d, "m"), "w").write("x"), load=lambda d: None, infer=infer)
+if cfg.pause and cfg.fault != "no_output":
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    nsml.save(0)
+    print("saved", flush=True)
+    if cfg.fault == "sleep":
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+        open("child.pid", "w").write(str(child.pid))
+        print("child", child.pid, flush=True)
+        time.sleep(300)
+    if cfg.fault == "exit":
+        sys.exit(3)
+    if cfg.fault == "memory":
+        blocks = []
+        for _ in range(100):
+            blocks.append(bytearray(20 * 1024 * 1024))
+            time.sleep(0.05)
+'''
+
+
+def _folder(tmp_path):
+    folder = tmp_path / "faulty"
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(FAULTY)
+    return folder
+
+
+def _session(cli, name):
+    return [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+
+
+def _wait_for(predicate, timeout=20):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def test_stop_kills_the_process_group_and_keeps_logs(cli, tiny_task, tmp_path, state_root):
+    name = run_session(cli, _folder(tmp_path), "-a", "--fault sleep", wait=False)
+    assert _wait_for(lambda: "child" in cli("logs", name).stdout)
+    child_pid = int(cli("logs", name).stdout.split("child")[1].split()[0])
+    assert psutil.pid_exists(child_pid)
+    assert "is stopping" in cli("stop", name).stdout
+    r = cli("logs", "-f", name, code=1)
+    assert "saved" in r.stdout and "stopped" in r.stderr
+    row = _session(cli, name)
+    assert row["status"] == "stopped" and row["reason"] == "stopped"
+    assert _wait_for(lambda: not psutil.pid_exists(child_pid) or psutil.Process(child_pid).status() == "zombie")
+    assert cli.json("model", "ls", name)[0]["checkpoint"] == "0"  # nothing lost
+
+
+def test_time_limit_ends_runaway_code_with_timeout(cli, tiny_task, tmp_path):
+    name = run_session(cli, _folder(tmp_path), "-a", "--fault sleep", "--time-limit", "2", code=1)
+    row = _session(cli, name)
+    assert row["status"] == "failed" and row["reason"] == "timeout"
+    assert "saved" in cli("logs", name).stdout
+
+
+def test_non_zero_exit_is_named(cli, tiny_task, tmp_path):
+    name = run_session(cli, _folder(tmp_path), "-a", "--fault exit", code=1)
+    row = _session(cli, name)
+    assert row["reason"] == "exit_code" and row["exit_code"] == 3
+
+
+def test_memory_limit_is_oom(cli, tiny_task, tmp_path):
+    name = run_session(cli, _folder(tmp_path), "-a", "--fault memory", "--memory", "150M", code=1)
+    row = _session(cli, name)
+    assert row["reason"] == "oom", row
+
+
+def _submit_fault(cli, tmp_path, fault, *flags):
+    name = run_session(cli, _folder(tmp_path), "-a", f"--fault {fault}")
+    return cli.json("submit", name, "0", *flags, code=1)
+
+
+def test_submit_failures_are_named_and_never_ranked(cli, tiny_task, tmp_path, state_root):
+    (tiny_task / "task.toml").write_text((tiny_task / "task.toml").read_text().replace("quota = 1", "quota = 0"))
+    cases = {"no_output": "missing_output", "short": "invalid_prediction", "nan": "invalid_prediction",
+             "crash_scorer": "scorer_error", "infer_raise": "exit_code"}
+    for fault, reason in cases.items():
+        result = _submit_fault(cli, tmp_path / fault, fault)
+        assert (result["status"], result["reason"]) == ("failed", reason), (fault, result)
+        assert result["score"] is None
+    result = _submit_fault(cli, tmp_path / "slow", "infer_sleep", "--time-limit", "2")
+    assert result["reason"] == "timeout"
+    assert cli.json("board", "tiny") == []
+    r = cli("submit", "alice/tiny/1", "0", code=1)
+    assert r.stderr.startswith("Error: submission failed: missing_output")
