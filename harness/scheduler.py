@@ -257,7 +257,11 @@ def serve(settings: Settings) -> None:
             sched.recover()
             idle_since = None
             while True:
-                busy = sched.tick()
+                try:
+                    busy = sched.tick()
+                except Exception:  # noqa: BLE001 - a bad pass (a locked DB, say) must not strand running runs
+                    log.error("scheduler pass failed: %s", traceback.format_exc())
+                    busy = True
                 if busy:
                     idle_since = None
                 elif idle_since is None:
@@ -279,6 +283,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--db", required=True)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     serve(load_settings(root=args.root, db=args.db, user="scheduler"))
 
 

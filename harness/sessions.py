@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
 from . import gpus
 from .context import Harness
@@ -74,25 +75,30 @@ def _session_limit(h: Harness, task) -> float:
 def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
                     code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
     user = h.user(db)
-    number = (db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id,
-                                                               Session.task_id == task.id)) or 0) + 1
+    base = h.settings.sessions_dir / user.name / task.name
+    on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
+    last = db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id, Session.task_id == task.id))
+    number = max([last or 0, *on_disk]) + 1
     name = f"{user.name}/{task.name}/{number}"
-    sess_dir = h.settings.sessions_dir / user.name / task.name / str(number)
-    if sess_dir.exists():
-        shutil.rmtree(sess_dir)  # left over from a removed session with the same number
-    (sess_dir / "checkpoints").mkdir(parents=True)
-    if forked_from is None:
-        snapshot_code(code_from, sess_dir / "code")
-    else:
-        shutil.copytree(code_from, sess_dir / "code")
-    db.add(run)
-    db.flush()
-    run.run_dir = str(h.settings.runs_dir / str(run.id))
-    sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
-                   args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
-                   fork_checkpoint=fork_ckpt)
-    db.add(sess)
-    db.flush()
+    sess_dir = base / str(number)
+    sess_dir.mkdir(parents=True)  # FileExistsError: a concurrent `run` took this number; the caller retries
+    try:
+        (sess_dir / "checkpoints").mkdir()
+        if forked_from is None:
+            snapshot_code(code_from, sess_dir / "code")
+        else:
+            shutil.copytree(code_from, sess_dir / "code")
+        db.add(run)
+        db.flush()
+        run.run_dir = str(h.settings.runs_dir / str(run.id))
+        sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
+                       args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
+                       fork_checkpoint=fork_ckpt)
+        db.add(sess)
+        db.flush()
+    except BaseException:
+        shutil.rmtree(sess_dir, ignore_errors=True)
+        raise
     return sess
 
 
@@ -106,27 +112,42 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     if not (src / entry).is_file():
         raise UserError(f"-e/--entry: {entry!r} not found in {src}")
     argv = parse_args(args)
-    with h.tx() as db:
+
+    def create(db):
         task = h.task(db, task_name)
         run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, task))
-        name = _create_session(h, db, task, entry, argv, memo, run, src).name
+        return _create_session(h, db, task, entry, argv, memo, run, src).name
+    name = _with_retry(h, create)
     ensure_running(h.settings)
     return name
+
+
+def _with_retry(h: Harness, fn, attempts: int = 5):
+    """Two concurrent `run`s may pick the same session number: the loser retries with the next one."""
+    for attempt in range(attempts):
+        try:
+            with h.tx() as db:
+                return fn(db)
+        except (IntegrityError, FileExistsError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = None, memo: str = "",
                  opts: RunOptions | None = None) -> str:
     """`nsml fork`: a new session from another's code and checkpoint; training goes on after paused()."""
     opts = opts or RunOptions()
-    with h.tx() as db:
+    new_args = parse_args(args) if args is not None else None
+
+    def create(db):
         src = h.session(db, parent)
         if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
-        argv = parse_args(args) if args is not None else list(src.args)
         run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, src.task))
-        sess = _create_session(h, db, src.task, src.entry, argv, memo, run, Path(src.code_dir),
-                               forked_from=src.name, fork_ckpt=str(checkpoint))
-        name = sess.name
+        return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
+                               run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
+    name = _with_retry(h, create)
     ensure_running(h.settings)
     return name
 

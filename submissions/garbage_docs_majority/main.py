@@ -49,5 +49,5 @@ if __name__ == "__main__":
         for epoch in range(config.epochs):
             acc = float((valid["label"] == state["label"]).mean())
             print(f"epoch {epoch}: majority label {state['label']}, valid accuracy {acc:.4f}")
-            nsml.report(summary=True, step=epoch, epoch=epoch, valid__acc=acc)
+            nsml.report(summary=True, step=epoch, epoch=epoch, valid__acc=acc, valid__balanced_acc=0.5)
             nsml.save(epoch)

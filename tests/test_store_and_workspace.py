@@ -1,0 +1,86 @@
+"""The store (SQLite in WAL mode, Alembic at head, models = migrations) and the code snapshot (.nsmlignore)."""
+import threading
+
+from sqlalchemy import text
+
+from harness.context import Harness
+from harness.db.engine import _alembic_config, open_store
+from harness.settings import load_settings
+from harness.workspace import snapshot_code
+
+
+def test_sqlite_store_is_wal_and_migrated_to_head(state_root):
+    store = open_store(f"sqlite:///{state_root / 'x.db'}")
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        rev = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    from alembic.script import ScriptDirectory
+    assert rev == ScriptDirectory.from_config(_alembic_config(store.engine)).get_current_head()
+    open_store(f"sqlite:///{state_root / 'x.db'}")  # opening again is a no-op
+
+
+def test_models_and_migrations_agree(state_root):
+    """A model change without a migration fails here (alembic autogenerate finds a difference)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from harness.db.models import Base
+    store = open_store(f"sqlite:///{state_root / 'y.db'}")
+    with store.engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+
+
+def test_default_store_is_leaderboard_db_in_the_root(cli, state_root):
+    cli("ps")
+    assert (state_root / "leaderboard.db").exists()
+    assert (state_root / ".harness").is_dir()
+
+
+def test_db_flag_takes_any_sqlalchemy_url(cli, tmp_path):
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    cli("--db", url, "ps")
+    assert (tmp_path / "elsewhere.db").exists()
+
+
+def test_nsmlignore_is_honoured(tmp_path):
+    src = tmp_path / "src"
+    (src / "data").mkdir(parents=True)
+    (src / "pkg").mkdir()
+    (src / "main.py").write_text("print(1)")
+    (src / "pkg" / "model.py").write_text("x = 1")
+    (src / "pkg" / "weights.bin").write_text("big")
+    (src / "data" / "huge.csv").write_text("a,b")
+    (src / "notes.log").write_text("log")
+    (src / ".nsmlignore").write_text("data/\n*.log\n**/*.bin\n")
+    snapshot_code(src, tmp_path / "dest")
+    copied = sorted(p.relative_to(tmp_path / "dest").as_posix() for p in (tmp_path / "dest").rglob("*") if p.is_file())
+    assert copied == [".nsmlignore", "main.py", "pkg/model.py"]
+
+
+def test_concurrent_runs_get_distinct_session_numbers(tiny_task, nsml_folder):
+    from harness.sessions import start_session
+    names, errors = [], []
+
+    def go():
+        try:
+            names.append(start_session(Harness(load_settings()), "tiny", str(nsml_folder), args="--epochs 0"))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+    threads = [threading.Thread(target=go) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert sorted(names) == sorted(f"alice/tiny/{i}" for i in range(1, 7))
+
+
+def test_cpu_flag_sets_thread_counts(cli, tiny_task, tmp_path):
+    from conftest import run_session
+    folder = tmp_path / "omp"
+    folder.mkdir()
+    (folder / "main.py").write_text("import os\nprint('omp', os.environ.get('OMP_NUM_THREADS'))\n")
+    name = run_session(cli, folder, "-c", "2")
+    assert "omp 2" in cli("logs", name).stdout
