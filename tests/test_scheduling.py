@@ -2,6 +2,8 @@
 import json
 import time
 
+import pytest
+
 from conftest import run_session
 
 GPU_MAIN = '''
@@ -20,15 +22,22 @@ with open(cfg.out, "a") as fh:
 '''
 
 
-def _launch(cli, folder, gpus, hold, out):
-    return run_session(cli, folder, "-g", gpus, "-a", f"--hold {hold} --out {out}", wait=False)
-
-
-def test_concurrent_sessions_never_share_a_gpu(cli, tiny_task, tmp_path, monkeypatch):
+@pytest.fixture
+def gpu_folder(tmp_path, monkeypatch):
+    """A declared 4-GPU inventory and an entry that records its devices and when it held them."""
     monkeypatch.setenv("HARNESS_GPUS", "4")
     folder = tmp_path / "gpu"
     folder.mkdir()
     (folder / "main.py").write_text(GPU_MAIN)
+    return folder
+
+
+def _launch(cli, folder, gpus, hold, out):
+    return run_session(cli, folder, "-g", gpus, "-a", f"--hold {hold} --out {out}", wait=False)
+
+
+def test_concurrent_sessions_never_share_a_gpu(cli, tiny_task, tmp_path, gpu_folder):
+    folder = gpu_folder
     out = tmp_path / "gpu.jsonl"
     names = [_launch(cli, folder, g, 1.0, out) for g in (2, 1, 2, 1, 3, 1, 4, 2)]
     for name in names:
@@ -49,11 +58,8 @@ def test_concurrent_sessions_never_share_a_gpu(cli, tiny_task, tmp_path, monkeyp
     assert sorted(len(ps[n]["gpu_ids"]) for n in names) == sorted([2, 1, 2, 1, 3, 1, 4, 2])
 
 
-def test_waiting_sessions_start_in_fifo_order(cli, tiny_task, tmp_path, monkeypatch):
-    monkeypatch.setenv("HARNESS_GPUS", "4")
-    folder = tmp_path / "gpu"
-    folder.mkdir()
-    (folder / "main.py").write_text(GPU_MAIN)
+def test_waiting_sessions_start_in_fifo_order(cli, tiny_task, tmp_path, gpu_folder):
+    folder = gpu_folder
     out = tmp_path / "gpu.jsonl"
     first = _launch(cli, folder, 3, 2.0, out)
     time.sleep(0.5)
