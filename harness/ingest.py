@@ -30,6 +30,11 @@ def _ts(event) -> datetime:
         return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def events_path(run: Run) -> Path:
+    """Where the in-session module appends its events (a folder of its own, so a container can mount it)."""
+    return Path(run.run_dir) / "nsml" / "events.jsonl"
+
+
 def latest_summary(db: OrmSession, session_id: int) -> dict:
     rows = db.execute(select(Metric.key, Metric.raw).where(Metric.session_id == session_id, Metric.summary)
                       .order_by(Metric.id)).all()
@@ -63,7 +68,7 @@ def _record_report(db: OrmSession, sess: Session, event: dict) -> None:
 
 def ingest_events(db: OrmSession, run: Run, sess: Session) -> int:
     """Read new complete lines of the run's events file; returns how many events were recorded."""
-    path = Path(run.run_dir) / "events.jsonl"
+    path = events_path(run)
     try:
         with open(path, "rb") as fh:
             fh.seek(run.events_offset)

@@ -29,7 +29,7 @@ from .db.models import Run, Session, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
 from .ingest import ingest_events
 from .launch import spec_for
-from .runtime import Handle, Outcome, get_runtime
+from .runtime import Handle, Outcome, get_runtime, reap_orphans
 from .scoring import evaluate
 from .settings import Settings, load_settings
 from .taskpack import Manifest
@@ -95,6 +95,12 @@ class Scheduler:
         self.gpu_busy: dict[int, list[int]] = {}
         self.scoring: dict[int, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
+        self.runtimes: dict[str, object] = {}
+
+    def runtime(self, name: str):
+        if name not in self.runtimes:
+            self.runtimes[name] = get_runtime(name, self.settings)
+        return self.runtimes[name]
 
     # -- recovery ------------------------------------------------------------------------------------------
     def recover(self) -> None:
@@ -105,6 +111,9 @@ class Scheduler:
                     _kill_group(run.pid)
                 self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LOST, run.exit_code,
                                               "the scheduler watching this run stopped"))
+        reaped = reap_orphans(self.settings)
+        if reaped:
+            log.warning("removed orphaned containers of %s", ", ".join(reaped))
 
     # -- one pass ------------------------------------------------------------------------------------------
     def tick(self) -> bool:
@@ -171,7 +180,7 @@ class Scheduler:
         run.started_at = utcnow()
         try:
             spec = spec_for(self.settings, db, run)
-            handle = get_runtime(run.runtime).start(spec)
+            handle = self.runtime(run.runtime).start(spec)
         except Exception as exc:  # noqa: BLE001 - the run fails with a named reason, the scheduler goes on
             log.error("run %s failed to start: %s", run.id, traceback.format_exc())
             self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,

@@ -22,6 +22,8 @@ ENV_HOME = "HARNESS_HOME"
 ENV_DB = "HARNESS_DB"
 ENV_USER = "HARNESS_USER"
 ENV_GPUS = "HARNESS_GPUS"
+ENV_RUNTIME = "HARNESS_RUNTIME"
+ENV_HF_CACHE = "HARNESS_HF_CACHE"
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
@@ -42,6 +44,23 @@ class Settings:
     kill_grace: float = 3.0
     max_log_bytes: int = 256 * 1024 * 1024
     extra_task_paths: list[Path] = field(default_factory=list)
+    runtime: str = "process"  # process | docker | auto
+    organizers: list[str] = field(default_factory=list)  # users who may read infer logs of submit runs
+    docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
+    docker_user: str = "65534:65534"  # participant code never runs as root in a container
+    docker_pids_limit: int = 512
+    docker_file_bytes: int = 4 << 30  # largest file a container may write (RLIMIT_FSIZE)
+    hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
+
+    @property
+    def instance(self) -> str:
+        """Labels this harness's containers (one state root = one instance)."""
+        import hashlib
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
+    @property
+    def is_organizer(self) -> bool:
+        return self.user in self.organizers
 
     @property
     def state_dir(self) -> Path:
@@ -111,6 +130,9 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         declared = None
     sched = cfg.get("scheduler", {})
     limits = cfg.get("limits", {})
+    docker = cfg.get("docker", {})
+    runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
+    hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
     return Settings(
         root=root_path,
         db_url=db_url,
@@ -122,5 +144,12 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         scorer_time_limit=float(limits.get("scorer_seconds", 300)),
         max_log_bytes=_int(limits.get("log_bytes", 256 * 1024 * 1024), "limits.log_bytes"),
         extra_task_paths=[Path(p) for p in cfg.get("task_paths", [])],
+        runtime=str(runtime),
+        organizers=[str(u) for u in cfg.get("organizers", [])],
+        docker_image=str(docker.get("image", "nsml-harness/session:latest")),
+        docker_user=str(docker.get("user", "65534:65534")),
+        docker_pids_limit=_int(docker.get("pids_limit", 512), "docker.pids_limit"),
+        docker_file_bytes=_int(docker.get("file_bytes", 4 << 30), "docker.file_bytes"),
+        hf_cache=Path(hf_cache).expanduser().resolve() if hf_cache else None,
     )
 

@@ -30,7 +30,7 @@ def check_quota(db, user_id: int, task, quota: int, period: float, now=None) -> 
 
 
 def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
-                 time_limit: float | None = None) -> tuple[int, int]:
+                 time_limit: float | None = None, runtime: str | None = None) -> tuple[int, int]:
     """Queue a submit; returns (submission id, run id)."""
     checkpoint = str(checkpoint)
     with h.tx() as db:
@@ -50,7 +50,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period)
         limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
         run = _new_run(h, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
-                                                     memory=None, runtime=sess.run.runtime), limit)
+                                                     memory=None, runtime=runtime or sess.run.runtime), limit)
         run.memory = sess.run.memory
         run.shm_size = sess.run.shm_size
         db.add(run)
@@ -66,17 +66,32 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
 
 
 def submission_info(h: Harness, sub_id: int) -> dict:
+    """A submission as its owner may see it. The infer log path only for organizers: participant code in a
+    submit run sees the test inputs and could print them."""
     with h.tx() as db:
         sub = db.get(Submission, sub_id)
-        return {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
+        if sub is None:
+            raise NotFound(f"--submission: no submission {sub_id}")
+        info = {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
                 "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
-                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
-                "log": sub.run.log_path}
+                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds")}
+        if h.settings.is_organizer:
+            info["log"] = sub.run.log_path
+        return info
+
+
+def submission_log(h: Harness, sub_id: int) -> tuple[dict, str | None]:
+    """The infer log of a submit run: organizers only; others get the status and failure reason."""
+    info = submission_info(h, sub_id)
+    if not h.settings.is_organizer:
+        return info, None
+    path = Path(info["log"])
+    return info, path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
 def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
-           time_limit: float | None = None) -> dict:
-    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit)
+           time_limit: float | None = None, runtime: str | None = None) -> dict:
+    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit, runtime)
     wait_run(h, run_id)
     return submission_info(h, sub_id)

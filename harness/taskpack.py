@@ -38,6 +38,8 @@ class Manifest:
     scorer_seconds: float | None = None
     submit_quota: int = 1
     submit_period: float = 3600.0
+    image: str | None = None  # default container image for this task's sessions
+    network: bool = False  # whether participant code may use the network (container runtimes)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -62,7 +64,8 @@ class Manifest:
                        submit_seconds=_opt_float(limits.get("submit_seconds")),
                        scorer_seconds=_opt_float(limits.get("scorer_seconds")),
                        submit_quota=int(submit.get("quota", 1)),
-                       submit_period=float(submit.get("period_seconds", 3600)), extra=data)
+                       submit_period=float(submit.get("period_seconds", 3600)),
+                       image=data.get("image"), network=bool(data.get("network", False)), extra=data)
         except (TypeError, ValueError) as exc:
             raise UserError(f"{path}: invalid value: {exc}") from None
 

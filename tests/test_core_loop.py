@@ -1,6 +1,4 @@
 """The core loop through the CLI: an NSML-style folder runs unchanged → model ls → submit → ranked."""
-from pathlib import Path
-
 from conftest import run_session
 
 
@@ -49,11 +47,14 @@ def test_dry_run_is_scored_not_ranked_not_counted(cli, tiny_task, nsml_folder):
     assert [h["dry_run"] for h in history] == [False, True, True]
 
 
-def test_submit_run_never_sees_labels_or_training_data(cli, tiny_task, nsml_folder):
+def test_submit_run_never_sees_labels_or_training_data(cli, tiny_task, nsml_folder, state_root):
     name = run_session(cli, nsml_folder, "-a", "--peek 1")
     result = cli.json("submit", name, "1")
-    assert result["status"] == "succeeded"
-    log = Path(result["log"]).read_text()
+    assert result["status"] == "succeeded" and "log" not in result  # infer logs: organizers only
+    hidden = cli("logs", "--submission", result["id"])
+    assert hidden.stdout == "" and "shown to organizers only" in hidden.stderr
+    (state_root / "harness.toml").write_text('organizers = ["alice"]\n')
+    log = cli("logs", "--submission", result["id"]).stdout
     assert "label visible: False" in log
 
 

@@ -47,4 +47,4 @@ class _LazyHarness:
 
 pass_harness = click.make_pass_decorator(_LazyHarness)
 
-from . import dataset_cmds, model_cmds, session_cmds, submit_cmds  # noqa: E402,F401
+from . import dataset_cmds, image_cmds, model_cmds, session_cmds, submit_cmds  # noqa: E402,F401

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from .. import sessions
+from .. import runtime, sessions, submits
+from ..errors import UserError
 from ..enums import RunStatus
 from . import main, pass_harness
 from .output import emit_json, table
@@ -20,11 +21,26 @@ def run_options(f, cpu_flags=("-c", "--cpus")):
     f = click.option("--shm-size", default=None, help="Shared memory size, e.g. 1G.")(f)
     f = click.option("--time-limit", type=float, default=None,
                      help="Wall-clock limit in seconds (default: the task's).")(f)
+    f = runtime_option(f)
     return f
 
 
-def _opts(gpus, cpus, memory, shm_size, time_limit) -> sessions.RunOptions:
-    return sessions.RunOptions(gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, time_limit=time_limit)
+def runtime_option(f):
+    return click.option("--runtime", default=None,
+                        help="process | docker | auto (default: settings' runtime, else process).")(f)
+
+
+def pick_runtime(h, name: str | None) -> str:
+    """Resolve --runtime (auto: docker when an engine answers) and say what auto chose."""
+    chosen, note = runtime.resolve(name or h.settings.runtime)
+    if note:
+        click.echo(note, err=True)
+    return chosen
+
+
+def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name) -> sessions.RunOptions:
+    return sessions.RunOptions(gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, time_limit=time_limit,
+                               runtime=pick_runtime(h, runtime_name))
 
 
 @main.command("run")
@@ -36,10 +52,11 @@ def _opts(gpus, cpus, memory, shm_size, time_limit) -> sessions.RunOptions:
 @click.option("-j", "--json", "as_json", is_flag=True, help="JSON output.")
 @click.argument("folder", default=".", type=click.Path())
 @pass_harness
-def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, as_json, folder):
+def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, as_json, folder):
     """Start a training session from FOLDER (returns at once; it runs in the background)."""
-    name = sessions.start_session(lazy.get(), task, folder, entry, args, memo,
-                                  _opts(gpus, cpus, memory, shm_size, time_limit))
+    h = lazy.get()
+    name = sessions.start_session(h, task, folder, entry, args, memo,
+                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime))
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
@@ -51,10 +68,11 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
 @(lambda f: run_options(f, cpu_flags=("--cpus",)))
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
-def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, as_json):
+def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, as_json):
     """Start a new session from SESSION's code and checkpoint; training continues after paused()."""
-    name = sessions.fork_session(lazy.get(), session, checkpoint, args, memo,
-                                 _opts(gpus, cpus, memory, shm_size, time_limit))
+    h = lazy.get()
+    name = sessions.fork_session(h, session, checkpoint, args, memo,
+                                 _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime))
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
@@ -101,11 +119,23 @@ def _follow(h, info: dict) -> int:
 
 @main.command("logs")
 @click.option("-f", "--follow", is_flag=True, help="Follow until the session ends (exit 0 only on success).")
-@click.argument("session")
+@click.option("-s", "--submission", type=int, default=None,
+              help="A submit run's infer log instead (organizers only; others see its status).")
+@click.argument("session", required=False)
 @pass_harness
-def logs_cmd(lazy, follow, session):
+def logs_cmd(lazy, follow, submission, session):
     """Print a session's output."""
     h = lazy.get()
+    if submission is not None:
+        info, text = submits.submission_log(h, submission)
+        if text is not None:
+            sys.stdout.write(text)
+        reason = f": {info['reason']}: {info['message']}" if info["reason"] else ""
+        click.echo(f"[harness] submission {submission} {info['status']}{reason}"
+                   + ("" if text is not None else " (infer logs are shown to organizers only)"), err=True)
+        return
+    if not session:
+        raise UserError("SESSION: missing (or use --submission ID)")
     info = sessions.session_info(h, session)
     if follow:
         sys.exit(_follow(h, info))

@@ -13,6 +13,15 @@ from ..enums import FailureReason, RunStatus
 
 
 @dataclass
+class Mount:
+    """A host folder the run is given, and where a container runtime places it."""
+
+    host: Path
+    target: str
+    read_only: bool = True
+
+
+@dataclass
 class RunSpec:
     """Everything a runtime needs to execute one run of participant code."""
 
@@ -29,6 +38,10 @@ class RunSpec:
     time_limit: float | None = None
     max_log_bytes: int | None = None
     kill_grace: float = 3.0
+    mounts: list[Mount] = field(default_factory=list)  # what a container sees; the process runtime ignores it
+    image: str | None = None  # the task manifest's default image (container runtimes)
+    network: bool = False  # the task allows participant code on the network (container runtimes)
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def log_path(self) -> Path:

@@ -150,6 +150,9 @@ class ProcessHandle:
 class ProcessRuntime:
     name = "process"
 
+    def __init__(self, settings=None):
+        self.settings = settings
+
     def start(self, spec: RunSpec) -> ProcessHandle:
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(spec.log_path, "ab", buffering=0)

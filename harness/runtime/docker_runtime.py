@@ -1,0 +1,270 @@
+"""The docker runtime: each run in its own container, for untrusted NSML submissions.
+
+Isolation: no network (unless the task allows it), a non-root user, all capabilities dropped,
+no-new-privileges, a read-only root filesystem with a private /tmp, a pids limit, memory without swap, CPUs,
+shm, a largest-file limit, and GPUs pinned to the allocated device IDs.  The container sees only its mounts:
+the code at /app, the task view read-only at /data/TASK, the session's checkpoints (writable only when
+training), the user's own sessions read-only (for cross-session `nsml.load`), the run's events folder, and for
+a submit the prediction folder and the task's loader.  Test labels and the docker socket are never mounted.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path, PurePosixPath
+
+from ..enums import FailureReason, RunStatus
+from ..images import ImageError, session_image
+from ..settings import Settings
+from .base import Mount, Outcome, RunSpec, wait_by_polling
+
+SDK = Path(__file__).resolve().parent.parent / "session_sdk"
+SDK_TARGET = "/opt/nsml-sdk"
+LABEL_INSTANCE = "nsml-harness.instance"
+_POLL_EVERY = 0.25
+
+
+def client(timeout: int = 60):
+    import docker
+
+    return docker.from_env(timeout=timeout)
+
+
+def engine_answers() -> bool:
+    try:
+        return bool(client(timeout=3).ping())
+    except Exception:  # noqa: BLE001 - no engine, no socket, no permission: not available
+        return False
+
+
+def container_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
+    """The spec's environment with host paths replaced by where the container sees them."""
+    pairs = []
+    for m in mounts:
+        pairs.append((str(m.host), m.target))
+        if m.host.name == PurePosixPath(m.target).name:  # a mount keeps its folder name: its parent maps too
+            pairs.append((str(m.host.parent), str(PurePosixPath(m.target).parent)))
+    pairs.sort(key=lambda p: len(p[0]), reverse=True)
+    env = {}
+    for key, value in spec.env.items():
+        for host, target in pairs:
+            if value == host or value.startswith(host + "/"):
+                value = target + value[len(host):]
+                break
+        env[key] = value
+    return env
+
+
+def _owner(settings: Settings) -> tuple[str, int | None, int | None]:
+    """Who runs participant code: the harness's own user, or `docker.user` (nobody) when the harness is root."""
+    if os.geteuid() != 0:
+        return f"{os.getuid()}:{os.getgid()}", None, None
+    uid, _, gid = settings.docker_user.partition(":")
+    return settings.docker_user, int(uid), int(gid or uid)
+
+
+def _hand_over(path: Path, uid: int | None, gid: int | None) -> None:
+    """Make a writable mount writable for the container's user."""
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in [dirpath, *(os.path.join(dirpath, n) for n in dirnames + filenames)]:
+            if uid is not None:
+                os.lchown(name, uid, gid)
+            else:
+                os.chmod(name, 0o777 if os.path.isdir(name) else 0o666)
+
+
+def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
+    """Keyword arguments for containers.create(): everything that makes the container safe."""
+    from docker.types import DeviceRequest, LogConfig, Ulimit
+
+    user, uid, gid = _owner(settings)
+    mounts = list(spec.mounts) + [Mount(SDK, SDK_TARGET)]
+    for m in mounts:
+        if not m.read_only:
+            _hand_over(m.host, uid, gid)
+    env = container_env(spec, mounts)
+    env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
+               CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(len(spec.gpu_ids))))
+    if spec.cpus:
+        n = str(max(1, int(spec.cpus)))
+        env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    log_bytes = max(1 << 20, (spec.max_log_bytes or (64 << 20)) * 2)
+    config = dict(
+        image=image, command=["python3", *spec.argv], working_dir="/app", user=user, environment=env,
+        labels={LABEL_INSTANCE: settings.instance, **spec.labels},
+        volumes={str(m.host): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+        network_mode="bridge" if spec.network else "none",
+        cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=settings.docker_pids_limit,
+        read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
+        ulimits=[Ulimit(name="fsize", soft=settings.docker_file_bytes, hard=settings.docker_file_bytes)],
+        log_config=LogConfig(type="json-file", config={"max-size": str(log_bytes), "max-file": "1"}),
+        detach=True, stdin_open=False, tty=False,
+    )
+    if spec.memory:
+        config.update(mem_limit=spec.memory, memswap_limit=spec.memory)
+    if spec.cpus:
+        config["nano_cpus"] = int(spec.cpus * 1e9)
+    if spec.shm_size:
+        config["shm_size"] = spec.shm_size
+    if spec.gpu_ids:
+        config["device_requests"] = [DeviceRequest(device_ids=[str(i) for i in spec.gpu_ids],
+                                                   capabilities=[["gpu"]])]
+    return config
+
+
+class DockerHandle:
+    def __init__(self, runtime: "DockerRuntime", spec: RunSpec):
+        self.runtime = runtime
+        self.spec = spec
+        self.pid = None
+        self.container = None
+        self.started: float | None = None
+        self._prep_error: str | None = None
+        self._cancel: tuple[FailureReason, str] | None = None
+        self._outcome: Outcome | None = None
+        self._last_check = 0.0
+        self._log_thread: threading.Thread | None = None
+        self._prep = threading.Thread(target=self._prepare, name=f"docker-prep-{spec.run_id}", daemon=True)
+        self._prep.start()
+
+    # -- start: image, container, log streaming (in a thread, so that a build does not hold the scheduler) ---
+    def _prepare(self) -> None:
+        import docker.errors
+
+        try:
+            api = self.runtime.client()
+            image = session_image(api, self.spec.workdir, self.spec.image, self.runtime.settings.docker_image)
+            if self._cancel is not None:
+                return
+            self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
+            self.container.start()
+            self.started = time.monotonic()
+            self._log_thread = threading.Thread(target=self._stream_logs, daemon=True,
+                                                name=f"docker-logs-{self.spec.run_id}")
+            self._log_thread.start()
+        except ImageError as exc:
+            self._prep_error = str(exc)
+        except docker.errors.APIError as exc:
+            self._prep_error = f"docker: {exc.explanation or exc}"
+        except Exception as exc:  # noqa: BLE001 - reported as a launch error
+            self._prep_error = f"{type(exc).__name__}: {exc}"
+
+    def _stream_logs(self) -> None:
+        """Copy the container's output to the log file as it comes; past the limit, note the cut and drop."""
+        limit = self.spec.max_log_bytes or 0
+        written = 0
+        with open(self.spec.log_path, "ab", buffering=0) as fh:
+            try:
+                for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                    if limit and written + len(chunk) > limit:
+                        if written <= limit:
+                            fh.write(chunk[: max(0, limit - written)])
+                            fh.write(f"\n[harness] log truncated: over {limit} bytes\n".encode())
+                            written = limit + 1
+                        continue
+                    fh.write(chunk)
+                    written += len(chunk)
+            except Exception:  # noqa: BLE001 - the container went away: the log ends here
+                pass
+
+    # -- the handle interface --------------------------------------------------------------------------------
+    def logs(self) -> Path:
+        return self.spec.log_path
+
+    def status(self) -> RunStatus:
+        return self._outcome.status if self._outcome else RunStatus.RUNNING
+
+    def poll(self) -> Outcome | None:
+        if self._outcome is not None:
+            return self._outcome
+        if self._prep.is_alive():
+            return None
+        if self._prep_error is not None:
+            return self._finish(Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None, self._prep_error))
+        if self.container is None:  # cancelled before the container existed
+            reason, message = self._cancel or (FailureReason.HARNESS_ERROR, "no container")
+            return self._finish(Outcome(_status_for(reason), reason, None, message))
+        now = time.monotonic()
+        if self.spec.time_limit is not None and now - self.started > self.spec.time_limit:
+            self.cancel(FailureReason.TIMEOUT, f"wall-clock limit of {self.spec.time_limit:g} s reached")
+        elif now - self._last_check < _POLL_EVERY and self._cancel is None:
+            return None
+        self._last_check = now
+        try:
+            self.container.reload()
+        except Exception as exc:  # noqa: BLE001
+            return self._finish(Outcome(RunStatus.FAILED, FailureReason.HARNESS_ERROR, None, f"container lost: {exc}"))
+        state = self.container.attrs.get("State", {})
+        if state.get("Status") not in ("exited", "dead"):
+            return None
+        code = state.get("ExitCode")
+        if self._cancel is not None:
+            reason, message = self._cancel
+            outcome = Outcome(_status_for(reason), reason, code, message)
+        elif state.get("OOMKilled"):
+            outcome = Outcome(RunStatus.FAILED, FailureReason.OOM, code,
+                              f"memory limit of {self.spec.memory} bytes exceeded (killed by the kernel)")
+        elif code == 0:
+            outcome = Outcome(RunStatus.SUCCEEDED, None, 0, "")
+        else:
+            outcome = Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, code, f"process exited with code {code}")
+        return self._finish(outcome)
+
+    def _finish(self, outcome: Outcome) -> Outcome:
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=30)
+        if self.container is not None:
+            try:
+                self.container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already gone
+                pass
+        self._outcome = outcome
+        return outcome
+
+    def wait(self, timeout: float | None = None) -> Outcome | None:
+        return wait_by_polling(self, timeout)
+
+    def cancel(self, reason: FailureReason = FailureReason.STOPPED, message: str = "") -> None:
+        if self._outcome is not None:
+            return
+        if self._cancel is None:
+            self._cancel = (reason, message or reason.value)
+        if self.container is not None:
+            try:
+                self.container.kill()
+            except Exception:  # noqa: BLE001 - it has already exited
+                pass
+
+
+def _status_for(reason: FailureReason) -> RunStatus:
+    return RunStatus.STOPPED if reason is FailureReason.STOPPED else RunStatus.FAILED
+
+
+class DockerRuntime:
+    name = "docker"
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._client = None
+
+    def client(self):
+        if self._client is None:
+            self._client = client()
+        return self._client
+
+    def start(self, spec: RunSpec) -> DockerHandle:
+        return DockerHandle(self, spec)
+
+    def reap_orphans(self) -> list[str]:
+        """Containers of this harness instance that no scheduler watches: kill and remove them."""
+        if not engine_answers():
+            return []
+        reaped = []
+        for c in self.client().containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}):
+            try:
+                c.remove(force=True)
+                reaped.append(c.labels.get("nsml-harness.session", c.name))
+            except Exception:  # noqa: BLE001
+                pass
+        return reaped
