@@ -16,45 +16,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-SDK = REPO / "harness" / "session_sdk"
-
-ENTRY = '''
-import argparse, time
-import nsml
-p = argparse.ArgumentParser()
-p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
-p.add_argument("--iteration", default="0"); p.add_argument("--work", type=float, default=2.0)
-cfg = p.parse_args()
-nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
-          infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
-if cfg.pause:
-    nsml.paused(scope=locals())
-if cfg.mode == "train":
-    end = time.process_time() + cfg.work
-    x = 0
-    while time.process_time() < end:
-        x += 1
-    nsml.report(summary=True, step=0, iterations=x)
-    nsml.save(0)
-'''
-
-
-def cli(root: Path, *args: str) -> str:
-    env = dict(os.environ, HARNESS_HOME=str(root), HARNESS_USER="bench")
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"harness {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
-
-
-def timed(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ENTRY, REPO, SDK, cli, prepare_without_quota, run_and_follow, timed  # noqa: E402
 
 
 def main() -> None:
@@ -70,9 +35,7 @@ def main() -> None:
         root.mkdir()
         code.mkdir()
         (code / "main.py").write_text(ENTRY)
-        cli(root, "dataset", "prepare", "garbage-docs", "--scale", "0.1")
-        manifest = root / ".harness" / "datasets" / "garbage-docs" / "task.toml"
-        manifest.write_text(manifest.read_text().replace("quota = 1 ", "quota = 0 "))  # organizer: no quota
+        prepare_without_quota(root)
 
         bare_env = dict(os.environ, PYTHONPATH=str(SDK))
         bare, harness, names = [], [], []
@@ -80,12 +43,8 @@ def main() -> None:
             bare.append(timed(lambda: subprocess.run([sys.executable, "main.py", "--work", str(args.work)],
                                                      cwd=code, env=bare_env, check=True)))
 
-            def through_harness():
-                out = cli(root, "run", "-d", "garbage-docs", "-e", "main.py", "-a", f"--work {args.work}", str(code))
-                name = out.split()[1]
-                names.append(name)
-                cli(root, "logs", "-f", name)
-            harness.append(timed(through_harness))
+            harness.append(timed(lambda: names.append(run_and_follow(root, code, "--runtime", "process",
+                                                                     "-a", f"--work {args.work}"))))
         submits = [timed(lambda: cli(root, "submit", names[-1], "0")) for _ in range(args.repeat)]
         board = json.loads(cli(root, "board", "garbage-docs", "-j"))
         assert board and board[0]["score"] == 0.5, board

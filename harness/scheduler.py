@@ -105,15 +105,15 @@ class Scheduler:
     # -- recovery ------------------------------------------------------------------------------------------
     def recover(self) -> None:
         """Runs marked running by a scheduler that is gone (we hold the lock) can no longer be watched."""
+        reaped = reap_orphans(self.settings)
+        if reaped:
+            log.warning("removed orphaned containers of %s", ", ".join(reaped))
         with self.store.tx() as db:
             for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
                 if run.pid:
                     _kill_group(run.pid)
                 self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LOST, run.exit_code,
                                               "the scheduler watching this run stopped"))
-        reaped = reap_orphans(self.settings)
-        if reaped:
-            log.warning("removed orphaned containers of %s", ", ".join(reaped))
 
     # -- one pass ------------------------------------------------------------------------------------------
     def tick(self) -> bool:
