@@ -65,3 +65,8 @@ def test_task_pack_not_in_layout(cli, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "task.toml").write_text('name = "broken"\n')
     _one_line(cli("dataset", "add", tmp_path / "broken", code=2), "not a task pack", "missing train")
+
+
+def test_unknown_runtime(cli, tiny_task, nsml_folder):
+    _one_line(cli("run", "-d", "tiny", "--runtime", "dockr", nsml_folder, code=2), "--runtime",
+              "Did you mean 'docker'?")

@@ -344,3 +344,18 @@ def test_orphaned_containers_are_reaped_and_sessions_marked(cli, docker_root, ho
     row = _ps(cli, name)
     assert (row["status"], row["reason"]) == ("failed", "lost")
     assert not docker_client.containers.list(all=True, filters={"label": f"nsml-harness.session={name}"})
+
+
+def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_root, docker_client, hostile):
+    r = cli("run", "-d", "tiny", "-e", "main.py", "--runtime", "auto", "-a", "--attack sleep", hostile)
+    assert "runtime: docker (auto: a Docker engine answered)" in r.stderr
+    name = r.stdout.split()[1]
+    label = {"label": f"nsml-harness.session={name}"}
+    deadline = time.time() + 60
+    while time.time() < deadline and not docker_client.containers.list(filters=label):
+        time.sleep(0.2)
+    assert docker_client.containers.list(filters=label)
+    cli("stop", name)
+    cli("logs", "-f", name, code=1)
+    assert _ps(cli, name)["status"] == "stopped"
+    assert not docker_client.containers.list(all=True, filters=label)
