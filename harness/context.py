@@ -25,8 +25,12 @@ class Harness:
 
     @cached_property
     def store(self) -> Store:
+        from .lease import recover_if_orphaned
+
         self.settings.ensure_dirs()
-        return open_store(self.settings.db_url)
+        store = open_store(self.settings.db_url)
+        recover_if_orphaned(self.settings, store)  # no run stays "running" after its scheduler died
+        return store
 
     def tx(self):
         return self.store.tx()

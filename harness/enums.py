@@ -32,6 +32,7 @@ class FailureReason(str, enum.Enum):
     SCORER_ERROR = "scorer_error"
     STOPPED = "stopped"
     LAUNCH_ERROR = "launch_error"
+    DISK_QUOTA = "disk_quota"
     HARNESS_ERROR = "harness_error"
     LOST = "lost"
 

@@ -1,90 +1,41 @@
-"""The background scheduler: one per state root, holding a file lock while it works.
+"""The background scheduler: one per state root, holding its lease (harness.lease) while it works.
 
 It starts queued runs in FIFO order when their GPUs are free, watches running ones (limits, stop requests,
-events), records outcomes, and scores finished submit runs in worker threads.  The CLI starts it on demand
-(``ensure_running``) and it exits by itself when there is nothing left to do.
+events, the session's disk use), renews their heartbeats, records outcomes, and scores finished submit runs in
+worker threads.  The CLI starts it on demand and it exits by itself when there is nothing left to do.
 
-Hand-off without a lost run: whoever adds work commits it, then checks the lock and starts a scheduler if the
-lock is free; the scheduler, after releasing the lock on its way out, checks once more for work and takes the
-lock back if there is some.  Either side always sees the other's work.
+Every state change is one transaction, written before the thing it describes happens: a run is marked
+``launching`` before its code starts (so a crash then requeues it), ``running`` with its pid once started, and
+``scoring`` once its inference has ended (so a crash then scores it again rather than losing it).
 """
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
-import subprocess
-import sys
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from . import gpus
 from .db import Store, open_store
-from .db.models import Run, Session, Submission, utcnow
+from .db.models import Checkpoint, Run, Session, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
 from .ingest import ingest_events
 from .launch import spec_for
-from .runtime import Handle, Outcome, get_runtime, reap_orphans
+from .lease import FileLock, has_pending_work
+from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
+from .runtime import Handle, Outcome, get_runtime
 from .scoring import evaluate
 from .settings import Settings, load_settings
 from .taskpack import Manifest
 from .workspace import label_path
 
 log = logging.getLogger("harness.scheduler")
-
-
-class FileLock:
-    def __init__(self, path: Path):
-        self.path = path
-        self.fd: int | None = None
-
-    def acquire(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self.fd = fd
-        return True
-
-    def release(self) -> None:
-        if self.fd is not None:
-            fcntl.flock(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-
-    def is_free(self) -> bool:
-        if self.acquire():
-            self.release()
-            return True
-        return False
-
-
-def has_pending_work(store: Store) -> bool:
-    with store.tx() as db:
-        return db.scalar(select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).limit(1)) \
-            is not None
-
-
-def ensure_running(settings: Settings) -> None:
-    """Start a background scheduler for this state root unless one holds the lock."""
-    settings.ensure_dirs()
-    if not FileLock(settings.lock_path).is_free():
-        return
-    log_file = open(settings.scheduler_log, "ab")
-    cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url]
-    src_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src_root, os.environ.get("PYTHONPATH")])))
-    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                     start_new_session=True, close_fds=True, env=env)
-    log_file.close()
+HEARTBEAT_EVERY = 1.0
 
 
 class Scheduler:
@@ -96,44 +47,61 @@ class Scheduler:
         self.scoring: dict[int, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
         self.runtimes: dict[str, object] = {}
+        self._last_heartbeat = 0.0
 
     def runtime(self, name: str):
         if name not in self.runtimes:
             self.runtimes[name] = get_runtime(name, self.settings)
         return self.runtimes[name]
 
-    # -- recovery ------------------------------------------------------------------------------------------
     def recover(self) -> None:
-        """Runs marked running by a scheduler that is gone (we hold the lock) can no longer be watched."""
-        reaped = reap_orphans(self.settings)
-        if reaped:
-            log.warning("removed orphaned containers of %s", ", ".join(reaped))
-        with self.store.tx() as db:
-            for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
-                if run.pid:
-                    _kill_group(run.pid)
-                self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LOST, run.exit_code,
-                                              "the scheduler watching this run stopped"))
+        """We hold the lock: nothing marked running is watched by anyone else."""
+        for run_id in recover_runs(self.settings, self.store):
+            log.warning("run %s: scoring again after a restart", run_id)
+            self.scoring[run_id] = self.pool.submit(self._score, run_id)
 
     # -- one pass ------------------------------------------------------------------------------------------
     def tick(self) -> bool:
         """One pass over running and queued runs. Returns False when there is nothing left to do."""
         with self.store.tx() as db:
-            self._watch(db)
-        with self.store.tx() as db:
-            self._start_queued(db)
+            to_score = self._watch(db)
+        for run_id in to_score:  # after the commit: a crash from here on finds the run in its scoring phase
+            self.scoring[run_id] = self.pool.submit(self._score, run_id)
+        self._start_queued()
         self._collect_scores()
+        self._heartbeat()
+        if self.settings.fault == "hang" and self.handles:
+            time.sleep(10 ** 6)  # fault injection: a scheduler that stops renewing its lease
         return bool(self.handles or self.scoring) or has_pending_work(self.store)
 
-    def _watch(self, db) -> None:
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        ids = list(self.handles) + list(self.scoring)
+        if ids:
+            with self.store.tx() as db:
+                db.execute(update(Run).where(Run.id.in_(ids)).values(heartbeat_at=utcnow()))
+
+    def _over_disk_quota(self, db, sess: Session) -> int | None:
+        used = db.scalar(select(func.coalesce(func.sum(Checkpoint.size), 0)).where(Checkpoint.session_id == sess.id))
+        return used if used > self.settings.checkpoint_bytes else None
+
+    def _watch(self, db) -> list[int]:
+        """Poll every watched run; returns the submit runs whose inference ended well, to be scored."""
+        to_score = []
         for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
             handle = self.handles.get(run.id)
             if handle is None:
-                continue  # being scored in a worker thread
-            if run.kind is RunKind.TRAIN:
-                sess = db.scalar(select(Session).where(Session.run_id == run.id))
-                if sess is not None:
-                    ingest_events(db, run, sess)
+                continue  # being launched or scored
+            sess = db.scalar(select(Session).where(Session.run_id == run.id)) if run.kind is RunKind.TRAIN else None
+            if sess is not None:
+                ingest_events(db, run, sess)
+                used = self._over_disk_quota(db, sess)
+                if used is not None:
+                    handle.cancel(FailureReason.DISK_QUOTA, f"checkpoints use {used} bytes, over the per-session "
+                                  f"limit of {self.settings.checkpoint_bytes} (limits.checkpoint_bytes)")
             if run.stop_requested:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
@@ -141,73 +109,72 @@ class Scheduler:
                 continue
             del self.handles[run.id]
             self.gpu_busy.pop(run.id, None)
-            if run.kind is RunKind.TRAIN:
-                sess = db.scalar(select(Session).where(Session.run_id == run.id))
-                if sess is not None:
-                    ingest_events(db, run, sess)
-                self._finish(db, run, outcome)
-            elif outcome.status is RunStatus.SUCCEEDED:
-                run.exit_code = outcome.exit_code
-                self.scoring[run.id] = self.pool.submit(self._score, run.id)
+            if sess is not None:
+                ingest_events(db, run, sess)
+            if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
+                run.exit_code, run.phase = outcome.exit_code, PHASE_SCORING
+                to_score.append(run.id)
             else:
                 self._finish(db, run, outcome)
+        return to_score
 
-    def _start_queued(self, db) -> None:
-        busy = {g for ids in self.gpu_busy.values() for g in ids}
-        gpu_blocked = False
-        queued = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all()
-        for run in queued:
-            if len(self.handles) + len(self.scoring) >= self.settings.max_concurrent_runs:
-                return
-            if run.stop_requested:
-                self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
-                                              "stopped before it started"))
-                continue
-            ids: list[int] = []
-            if run.gpus:
-                if gpu_blocked:
-                    continue  # FIFO among GPU runs: nobody overtakes the first one that waits
-                got = gpus.allocate(self.settings, busy, run.gpus)
-                if got is None:
-                    gpu_blocked = True
+    def _start_queued(self) -> None:
+        """Mark the runs that fit as launching (one transaction), then start each one."""
+        chosen = []
+        with self.store.tx() as db:
+            busy = {g for ids in self.gpu_busy.values() for g in ids}
+            gpu_blocked = False
+            for run in db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all():
+                if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
+                    break
+                if run.stop_requested:
+                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
+                                                  "stopped before it started"))
                     continue
-                ids = got
-            self._launch(db, run, ids)
-            busy.update(ids)
+                ids: list[int] = []
+                if run.gpus:
+                    if gpu_blocked:
+                        continue  # FIFO among GPU runs: nobody overtakes the first one that waits
+                    got = gpus.allocate(self.settings, busy, run.gpus)
+                    if got is None:
+                        gpu_blocked = True
+                        continue
+                    ids = got
+                busy.update(ids)
+                run.status, run.phase, run.gpu_ids = RunStatus.RUNNING, PHASE_LAUNCHING, ids
+                run.started_at = run.heartbeat_at = utcnow()
+                run.attempts += 1
+                sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+                if sub is not None:
+                    sub.status = RunStatus.RUNNING
+                self.gpu_busy[run.id] = ids
+                chosen.append(run.id)
+        for run_id in chosen:
+            if self.settings.fault == "after_mark_running":
+                os._exit(9)  # fault injection: the scheduler dies between marking a run and starting it
+            self._launch(run_id)
 
-    def _launch(self, db, run: Run, gpu_ids: list[int]) -> None:
-        run.gpu_ids = gpu_ids
-        run.started_at = utcnow()
-        try:
-            spec = spec_for(self.settings, db, run)
-            handle = self.runtime(run.runtime).start(spec)
-        except Exception as exc:  # noqa: BLE001 - the run fails with a named reason, the scheduler goes on
-            log.error("run %s failed to start: %s", run.id, traceback.format_exc())
-            self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
-                                          f"could not start: {exc}"))
-            return
-        run.status = RunStatus.RUNNING
-        run.pid = handle.pid
-        self.handles[run.id] = handle
-        self.gpu_busy[run.id] = gpu_ids
-        sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
-        if sub is not None:
-            sub.status = RunStatus.RUNNING
+    def _launch(self, run_id: int) -> None:
+        with self.store.tx() as db:
+            run = db.get(Run, run_id)
+            try:
+                handle = self.runtime(run.runtime).start(spec_for(self.settings, db, run))
+            except Exception as exc:  # noqa: BLE001 - the run fails with a named reason, the scheduler goes on
+                log.error("run %s failed to start: %s", run.id, traceback.format_exc())
+                self.gpu_busy.pop(run_id, None)
+                self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
+                                              f"could not start: {exc}"))
+                return
+            run.pid, run.phase = handle.pid, PHASE_RUNNING
+            self.handles[run.id] = handle
 
     # -- outcomes ------------------------------------------------------------------------------------------
     def _finish(self, db, run: Run, outcome: Outcome) -> None:
-        run.status = outcome.status
-        run.reason = outcome.reason
+        mark(db, run, outcome.status, outcome.reason, outcome.message)
         run.exit_code = outcome.exit_code
-        run.message = outcome.message or None
-        run.ended_at = utcnow()
-        if run.kind is RunKind.SUBMIT:
-            sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
-            if sub is not None and not sub.status.terminal:
-                sub.status, sub.reason, sub.message = outcome.status, outcome.reason, outcome.message or None
 
     def _score(self, run_id: int) -> None:
-        """Worker thread: score a finished submit run with the task's evaluator."""
+        """Worker thread: score a finished submit run with the task's evaluator (idempotent)."""
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
@@ -216,15 +183,14 @@ class Scheduler:
             limit = manifest.scorer_seconds or self.settings.scorer_time_limit
             prediction = Path(run.run_dir) / "output" / "prediction"
             labels = label_path(dataset, sub.dry_run)
-            evaluation = dataset / "evaluation.py"
-        result = evaluate(evaluation, prediction, labels, limit)
+        if self.settings.fault == "die_while_scoring":
+            os._exit(9)  # fault injection: the scheduler dies after inference, before the score is stored
+        result = evaluate(dataset / "evaluation.py", prediction, labels, limit, self.settings.scorer_memory_bytes)
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
             if result.ok:
-                sub.score = result.score
-                sub.scored_at = utcnow()
-                sub.status = RunStatus.SUCCEEDED
+                sub.score, sub.scored_at, sub.status = result.score, utcnow(), RunStatus.SUCCEEDED
                 self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
             else:
                 self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))
@@ -247,17 +213,8 @@ class Scheduler:
         self.pool.shutdown(wait=True)
 
 
-def _kill_group(pid: int) -> None:
-    import signal
-
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
 def serve(settings: Settings) -> None:
-    """Work until idle, then hand the lock back (see the module docstring for the hand-off)."""
+    """Work until idle, then hand the lock back (see harness.lease for the hand-off)."""
     lock = FileLock(settings.lock_path)
     store = open_store(settings.db_url)
     while lock.acquire():

@@ -61,7 +61,18 @@ def check_prediction(prediction: Path) -> ScoreResult | None:
     return None
 
 
-def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float) -> ScoreResult:
+def _limit_memory(nbytes: int | None):
+    if not nbytes:
+        return None
+
+    def apply():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    return apply
+
+
+def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float,
+             memory: int | None = None) -> ScoreResult:
     bad = check_prediction(prediction)
     if bad is not None:
         return bad
@@ -69,9 +80,11 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
     with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
         try:
             proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=time_limit,
-                                  stdin=subprocess.DEVNULL)
+                                  stdin=subprocess.DEVNULL, preexec_fn=_limit_memory(memory))
         except subprocess.TimeoutExpired:
             return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+    if proc.returncode != 0 and "MemoryError" in proc.stderr:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran out of its {memory}-byte memory")
     if proc.returncode != 0:
         err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
         if INVALID_MARKER in proc.stderr.lower():

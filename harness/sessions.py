@@ -16,7 +16,7 @@ from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
 from .errors import UserError
 from .ingest import latest_summary
-from .scheduler import ensure_running
+from .lease import ensure_running
 from .workspace import snapshot_code
 
 SIZE_RE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -57,6 +57,17 @@ class RunOptions:
     runtime: str = "process"
 
 
+def check_queue_limit(h: Harness, db, user_id: int) -> None:
+    """A user may have at most `limits.queued_per_user` runs (sessions and submits) waiting."""
+    queued = (db.scalar(select(func.count(Run.id)).join(Session, Session.run_id == Run.id)
+                        .where(Run.status == RunStatus.QUEUED, Session.user_id == user_id))
+              + db.scalar(select(func.count(Run.id)).join(Submission, Submission.run_id == Run.id)
+                          .where(Run.status == RunStatus.QUEUED, Submission.user_id == user_id)))
+    if queued >= h.settings.max_queued_per_user:
+        raise UserError(f"queue limit reached: {queued} of your runs are waiting "
+                        f"(limits.queued_per_user = {h.settings.max_queued_per_user}); wait or stop some")
+
+
 def _new_run(h: Harness, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
     gpus.check_request(h.settings, opts.gpus)
     if opts.cpus is not None and opts.cpus <= 0:
@@ -75,6 +86,7 @@ def _session_limit(h: Harness, task) -> float:
 def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
                     code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
     user = h.user(db)
+    check_queue_limit(h, db, user.id)
     base = h.settings.sessions_dir / user.name / task.name
     on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
     last = db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id, Session.task_id == task.id))

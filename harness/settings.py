@@ -24,6 +24,7 @@ ENV_USER = "HARNESS_USER"
 ENV_GPUS = "HARNESS_GPUS"
 ENV_RUNTIME = "HARNESS_RUNTIME"
 ENV_HF_CACHE = "HARNESS_HF_CACHE"
+ENV_FAULT = "HARNESS_FAULT"
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
@@ -51,6 +52,11 @@ class Settings:
     docker_pids_limit: int = 512
     docker_file_bytes: int = 4 << 30  # largest file a container may write (RLIMIT_FSIZE)
     hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
+    lease_seconds: float = 60.0  # a running run's heartbeat older than this: its scheduler is hung or gone
+    max_queued_per_user: int = 50  # queued runs (sessions and submits) one user may have waiting
+    checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use
+    scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
+    fault: str = ""  # fault-injection point for the reliability tests (HARNESS_FAULT); empty in real use
 
     @property
     def instance(self) -> str:
@@ -151,5 +157,10 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         docker_pids_limit=_int(docker.get("pids_limit", 512), "docker.pids_limit"),
         docker_file_bytes=_int(docker.get("file_bytes", 4 << 30), "docker.file_bytes"),
         hf_cache=Path(hf_cache).expanduser().resolve() if hf_cache else None,
+        lease_seconds=float(sched.get("lease_seconds", 60)),
+        max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
+        checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
+        scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
+        fault=env.get(ENV_FAULT, ""),
     )
 

@@ -10,8 +10,8 @@ from .context import Harness
 from .db.models import Checkpoint, Submission, utcnow
 from .enums import RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
-from .scheduler import ensure_running
-from .sessions import RunOptions, _new_run, wait_run
+from .lease import ensure_running
+from .sessions import RunOptions, _new_run, check_queue_limit, wait_run
 
 
 def check_quota(db, user_id: int, task, quota: int, period: float, now=None) -> None:
@@ -48,6 +48,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             raise UserError(f"-t: task {task.name} has no test_submit split")
         if not dry_run:
             check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period)
+        check_queue_limit(h, db, me.id)
         limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
         run = _new_run(h, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)

@@ -63,6 +63,9 @@ class Run(Base):
     shm_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     time_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    phase: Mapped[str | None] = mapped_column(String(16), nullable=True)  # launching | running | scoring
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
     run_dir: Mapped[str] = mapped_column(Text, default="")
     events_offset: Mapped[int] = mapped_column(BigInteger, default=0)

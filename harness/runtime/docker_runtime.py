@@ -256,6 +256,19 @@ class DockerRuntime:
     def start(self, spec: RunSpec) -> DockerHandle:
         return DockerHandle(self, spec)
 
+    def cleanup(self, run) -> bool:
+        """After a scheduler died: remove the run's container. True when one had been created."""
+        if not engine_answers():
+            return False
+        found = self.client().containers.list(all=True, filters={"label": [
+            f"{LABEL_INSTANCE}={self.settings.instance}", f"nsml-harness.run={run.id}"]})
+        for c in found:
+            try:
+                c.remove(force=True)
+            except Exception:  # noqa: BLE001
+                pass
+        return bool(found)
+
     def reap_orphans(self) -> list[str]:
         """Containers of this harness instance that no scheduler watches: kill and remove them."""
         if not engine_answers():

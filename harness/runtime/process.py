@@ -162,4 +162,18 @@ class ProcessRuntime:
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
+        (spec.paths["run"] / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
         return ProcessHandle(spec, proc)
+
+    def cleanup(self, run) -> bool:
+        """After a scheduler died: kill what the run left. True when its participant code had started."""
+        pidfile = Path(run.run_dir) / "pid"
+        try:
+            pid = int(pidfile.read_text())
+        except (OSError, ValueError):
+            return False
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        return True

@@ -1,0 +1,86 @@
+"""Nothing is left "running" when nobody watches it.
+
+The scheduler holds the state root's lock (a lease the OS ends when the process dies) and renews a heartbeat on
+each run it watches.  Any harness start or CLI call that finds the lock free while runs are marked running, or
+finds their heartbeats older than the lease (a hung scheduler, which it then kills), recovers them:
+
+- a run whose participant code never started (its scheduler died while launching) goes back to the queue;
+- a run whose code started is failed with the reason ``lost`` and its processes and containers are reaped;
+- a submit whose inference had finished and was being scored stays for the next scheduler, which scores it
+  again (scoring is idempotent: one submission row, one score).
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from .db import Store
+from .db.models import Run, Submission, utcnow
+from .enums import FailureReason, RunKind, RunStatus
+from .runtime import get_runtime, reap_orphans
+from .settings import Settings
+
+log = logging.getLogger("harness.recovery")
+PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING = "launching", "running", "scoring"
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
+    """Record a run's end (and its submission's, unless that already ended)."""
+    run.status, run.reason, run.message = status, reason, message or None
+    run.ended_at = utcnow()
+    run.phase = None
+    if run.kind is RunKind.SUBMIT:
+        sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+        if sub is not None and not sub.status.terminal:
+            sub.status, sub.reason, sub.message = status, reason, message or None
+
+
+def recover_runs(settings: Settings, store: Store) -> list[int]:
+    """Call with the scheduler lock held. Returns the submit runs to score again."""
+    rescore = []
+    runtimes = {}
+    with store.tx() as db:
+        for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+            if run.phase == PHASE_SCORING:
+                rescore.append(run.id)
+                continue
+            if run.runtime not in runtimes:
+                runtimes[run.runtime] = get_runtime(run.runtime, settings)
+            started = bool(run.pid) or runtimes[run.runtime].cleanup(run)
+            if run.pid:
+                _kill_group(run.pid)
+            if started:
+                mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
+                log.warning("run %s: lost", run.id)
+            else:  # participant code never ran: back to the queue, in its old place
+                run.status, run.phase, run.started_at, run.gpu_ids, run.heartbeat_at = (
+                    RunStatus.QUEUED, None, None, [], None)
+                sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+                if sub is not None:
+                    sub.status = RunStatus.QUEUED
+                log.warning("run %s: requeued (it had not started)", run.id)
+    reap_orphans(settings)  # what is left belongs to no running run
+    return rescore
+
+
+def stale_runs(store: Store, lease_seconds: float) -> bool:
+    limit = utcnow() - timedelta(seconds=lease_seconds)
+    with store.tx() as db:
+        return db.scalar(select(Run.id).where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < limit)
+                         .limit(1)) is not None
+
+
+def running_exists(store: Store) -> bool:
+    with store.tx() as db:
+        return db.scalar(select(Run.id).where(Run.status == RunStatus.RUNNING).limit(1)) is not None
