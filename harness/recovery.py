@@ -19,8 +19,9 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from .db import Store
-from .db.models import Run, Submission, utcnow
+from .db.models import Run, Session, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
+from .ingest import ingest_events
 from .runtime import get_runtime, reap_orphans
 from .settings import Settings
 
@@ -61,6 +62,9 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
             if run.pid:
                 _kill_group(run.pid)
             if started:
+                sess = db.scalar(select(Session).where(Session.run_id == run.id))
+                if sess is not None:
+                    ingest_events(db, run, sess)  # checkpoints it saved before the crash are kept
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place

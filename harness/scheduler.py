@@ -30,7 +30,7 @@ from .lease import FileLock, has_pending_work
 from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
 from .runtime import Handle, Outcome, get_runtime
 from .scoring import evaluate
-from .settings import Settings, load_settings
+from .settings import SETTINGS_FILE, Settings, load_settings
 from .taskpack import Manifest
 from .workspace import label_path
 
@@ -48,6 +48,7 @@ class Scheduler:
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
         self.runtimes: dict[str, object] = {}
         self._last_heartbeat = 0.0
+        self._settings_mtime: float | None = None
 
     def runtime(self, name: str):
         if name not in self.runtimes:
@@ -61,8 +62,23 @@ class Scheduler:
             self.scoring[run_id] = self.pool.submit(self._score, run_id)
 
     # -- one pass ------------------------------------------------------------------------------------------
+    def _reload_settings(self) -> None:
+        """Pick up edits of harness.toml (GPU inventory, limits) without a restart."""
+        path = self.settings.root / SETTINGS_FILE
+        mtime = path.stat().st_mtime if path.exists() else None
+        if mtime != self._settings_mtime:
+            self._settings_mtime = mtime
+            try:
+                fresh = load_settings(root=self.settings.root, db=self.settings.db_url, user=self.settings.user)
+            except Exception as exc:  # noqa: BLE001 - a broken file: keep the last good settings
+                log.error("harness.toml not reloaded: %s", exc)
+                return
+            self.settings = fresh
+            self.runtimes.clear()
+
     def tick(self) -> bool:
         """One pass over running and queued runs. Returns False when there is nothing left to do."""
+        self._reload_settings()
         with self.store.tx() as db:
             to_score = self._watch(db)
         for run_id in to_score:  # after the commit: a crash from here on finds the run in its scoring phase
@@ -132,6 +148,11 @@ class Scheduler:
                                                   "stopped before it started"))
                     continue
                 ids: list[int] = []
+                if run.gpus > len(gpus.inventory(self.settings)):  # it would wait forever: say so instead
+                    self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
+                                                  f"{run.gpus} GPU(s) requested, the inventory has "
+                                                  f"{len(gpus.inventory(self.settings))}"))
+                    continue
                 if run.gpus:
                     if gpu_blocked:
                         continue  # FIFO among GPU runs: nobody overtakes the first one that waits

@@ -43,6 +43,14 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         if known is None or not (Path(sess.checkpoint_dir) / checkpoint).is_dir():
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
         task = sess.task
+        # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
+        # already has; it never makes a second row. (A failed one may be submitted again.)
+        same = [RunStatus.QUEUED, RunStatus.RUNNING] + ([] if dry_run else [RunStatus.SUCCEEDED])
+        earlier = db.scalar(select(Submission).where(
+            Submission.session_id == sess.id, Submission.checkpoint == checkpoint, Submission.dry_run == dry_run,
+            Submission.status.in_(same)).order_by(Submission.id.desc()).limit(1))
+        if earlier is not None:
+            return earlier.id, earlier.run_id
         manifest = h.manifest(task)
         if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
             raise UserError(f"-t: task {task.name} has no test_submit split")

@@ -1,15 +1,22 @@
 """The `harness` command line (also installed as `nsml`): a thin click layer over the library."""
 from __future__ import annotations
 
+import errno
+
 import click
+from sqlalchemy.exc import OperationalError
 
 from ..context import Harness
 from ..errors import UserError
 from ..settings import load_settings
 
 
+STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
+                  errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
+
+
 class HarnessGroup(click.Group):
-    """Turns user mistakes into one line on stderr, without a traceback."""
+    """Turns user mistakes and storage trouble into one line on stderr, without a traceback."""
 
     def invoke(self, ctx):
         try:
@@ -17,6 +24,17 @@ class HarnessGroup(click.Group):
         except UserError as exc:
             click.echo(f"Error: {exc}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:
+            if exc.errno not in STORAGE_ERRNOS:
+                raise
+            where = exc.filename or "the state root"
+            click.echo(f"Error: {where}: {STORAGE_ERRNOS[exc.errno]} (nothing was recorded for this command)",
+                       err=True)
+            ctx.exit(3)
+        except OperationalError as exc:
+            click.echo(f"Error: --db: {str(exc.orig).splitlines()[0]} (nothing was recorded for this command)",
+                       err=True)
+            ctx.exit(3)
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -29,6 +47,7 @@ class HarnessGroup(click.Group):
 def main(ctx, root, db, user):
     """A local NSML: run sessions, save checkpoints, submit, and rank on a leaderboard."""
     ctx.obj = _LazyHarness(root, db, user)
+    ctx.call_on_close(ctx.obj.close)
 
 
 class _LazyHarness:
@@ -43,6 +62,10 @@ class _LazyHarness:
             root, db, user = self._args
             self._h = Harness(load_settings(root=root, db=db, user=user))
         return self._h
+
+    def close(self) -> None:
+        if self._h is not None and "store" in self._h.__dict__:
+            self._h.store.close()  # no connection outlives the command
 
 
 pass_harness = click.make_pass_decorator(_LazyHarness)

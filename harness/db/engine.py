@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from pathlib import Path
 from typing import Iterator
 
@@ -57,7 +58,12 @@ def migrate(engine: Engine) -> None:
         with engine.connect() as conn:
             current = MigrationContext.configure(conn).get_current_revision()
     except OperationalError as exc:
-        raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}") from None
+        hint = ""
+        if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+            folder = Path(engine.url.database).parent
+            if not os.access(folder, os.W_OK):
+                hint = f" ({folder} is not writable: a read-only file system or missing permission)"
+        raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}{hint}") from None
     if current != head:
         command.upgrade(cfg, "head")
 

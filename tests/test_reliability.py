@@ -1,0 +1,352 @@
+"""Fault injection with real processes: no run stuck, nothing lost or doubled, every failure named."""
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from conftest import REPO, make_tiny_task, run_session
+
+SLEEPER = '''
+import argparse, os, time
+import nsml
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0"); p.add_argument("--sleep", type=float, default=60)
+p.add_argument("--ckpt_mb", type=int, default=0)
+cfg = p.parse_args()
+def save(d):
+    open(os.path.join(d, "w"), "wb").write(b"x" * (cfg.ckpt_mb << 20 or 1))
+def infer(path, **kw):
+    time.sleep(cfg.sleep)
+    return [0] * len(open(path).read().split())
+nsml.bind(save=save, load=lambda d: None, infer=infer)
+if cfg.pause:
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    nsml.save(0)
+    print("saved", flush=True)
+    nsml.save(1)
+    time.sleep(cfg.sleep)
+'''
+
+
+@pytest.fixture
+def sleeper(tmp_path):
+    folder = tmp_path / "sleeper"
+    folder.mkdir()
+    (folder / "main.py").write_text(SLEEPER)
+    return folder
+
+
+def _db(state_root):
+    return sqlite3.connect(state_root / "leaderboard.db")
+
+
+def _runs(state_root):
+    with _db(state_root) as c:
+        return c.execute("SELECT id, kind, status, reason, phase, attempts, pid FROM runs ORDER BY id").fetchall()
+
+
+def _scheduler(state_root):
+    """The live scheduler of this state root: the process that holds its lock (its pid is in the lock file)."""
+    from harness.lease import FileLock
+    lock = FileLock(state_root / ".harness" / "scheduler.lock")
+    if lock.is_free():
+        return None
+    pid = lock.holder()
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.NoSuchProcess:
+        return None
+
+
+def _processes_of(root):
+    """Live processes started for this state root (schedulers, participant code)."""
+    found = []
+    for p in psutil.process_iter(["cmdline", "cwd", "status"]):
+        if p.info["status"] == psutil.STATUS_ZOMBIE:
+            continue
+        if str(root) in " ".join(p.info["cmdline"] or []) + (p.info["cwd"] or ""):
+            found.append(p)
+    return found
+
+
+def _wait(predicate, timeout=30.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting")
+
+
+def _kill_scheduler(state_root):
+    sched = _wait(lambda: _scheduler(state_root))
+    sched.send_signal(signal.SIGKILL)
+    sched.wait(10)
+
+
+def _integrity(state_root):
+    with _db(state_root) as c:
+        assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_kill_9_during_training_is_lost_and_reaped(cli, tiny_task, sleeper, state_root):
+    name = run_session(cli, sleeper, wait=False)
+    _wait(lambda: "saved" in cli("logs", name).stdout)
+    pid = _runs(state_root)[0][6]
+    _kill_scheduler(state_root)
+    assert psutil.pid_exists(pid)  # the participant outlived its scheduler ...
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]  # ... until any CLI call
+    assert (row["status"], row["reason"]) == ("failed", "lost")
+    _wait(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
+    assert [c["checkpoint"] for c in cli.json("model", "ls", name)] == ["0", "1"]  # nothing saved is lost
+    _integrity(state_root)
+
+
+def test_kill_9_during_submit_is_lost_and_does_not_count(cli, tiny_task, sleeper, state_root):
+    from harness.context import Harness
+    from harness.submits import start_submit
+    name = run_session(cli, sleeper, "-a", "--sleep 30", wait=False)
+    _wait(lambda: "saved" in cli("logs", name).stdout)
+    cli("stop", name)
+    cli("logs", "-f", name, code=1)
+    sub_id, run_id = start_submit(Harness(), name, "0")
+    _wait(lambda: [r for r in _runs(state_root) if r[0] == run_id and r[4] == "running"])
+    _kill_scheduler(state_root)
+    history = cli.json("history", "tiny")
+    assert (history[0]["status"], history[0]["reason"]) == ("failed", "lost")
+    assert cli.json("board", "tiny") == []
+    (sleeper / "main.py").write_text(SLEEPER.replace("time.sleep(cfg.sleep)\n    return", "return"))
+    fast = run_session(cli, sleeper, "-a", "--sleep 0")
+    assert cli("submit", fast, "0").stdout.startswith("Score:")  # the lost submit did not use the quota
+    assert len(cli.json("board", "tiny")) == 1
+    _integrity(state_root)
+
+
+def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper, state_root, monkeypatch):
+    from harness.context import Harness
+    from harness.submits import start_submit
+    name = run_session(cli, sleeper, "-a", "--sleep 0")
+    monkeypatch.setenv("HARNESS_FAULT", "die_while_scoring")
+    sub_id, run_id = start_submit(Harness(), name, "1")
+    _wait(lambda: [r for r in _runs(state_root) if r[0] == run_id and r[4] == "scoring"])
+    _wait(lambda: _scheduler(state_root) is None)  # it died after inference, before storing the score
+    monkeypatch.delenv("HARNESS_FAULT")
+    result = cli.json("submit", name, "1")  # the user retries: it attaches to the submission under way
+    assert result["id"] == sub_id and result["status"] == "succeeded"
+    assert result["score"] == pytest.approx(8 / 15)  # all-zero predictions on the 15 tiny test rows
+    board = cli.json("board", "tiny")
+    assert len(board) == 1 and board[0]["submits"] == 1
+    assert len(cli.json("history", "tiny")) == 1
+    _integrity(state_root)
+
+
+def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_root, monkeypatch):
+    monkeypatch.setenv("HARNESS_FAULT", "after_mark_running")
+    name = run_session(cli, sleeper, "-a", "--sleep 0", wait=False)
+    _wait(lambda: _runs(state_root)[0][4] == "launching")
+    _wait(lambda: _scheduler(state_root) is None)
+    monkeypatch.delenv("HARNESS_FAULT")
+    cli("logs", "-f", name)  # recovered, requeued in its place, then run for real
+    (run_id, _kind, status, reason, _phase, attempts, _pid), = _runs(state_root)
+    assert (status, reason, attempts) == ("succeeded", None, 2)
+
+
+def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper, state_root, monkeypatch):
+    (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 2\n")
+    monkeypatch.setenv("HARNESS_FAULT", "hang")
+    name = run_session(cli, sleeper, wait=False)
+    hung = _wait(lambda: _scheduler(state_root))
+    _wait(lambda: _runs(state_root)[0][4] == "running")
+    monkeypatch.delenv("HARNESS_FAULT")
+    time.sleep(3.5)  # longer than the lease: no heartbeat was renewed
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert (row["status"], row["reason"]) == ("failed", "lost")
+    _wait(lambda: not hung.is_running() or hung.status() == psutil.STATUS_ZOMBIE)
+
+
+def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state_root):
+    from harness.context import Harness
+    from harness.settings import load_settings
+    from harness.submits import submit
+    from conftest import NSML_MAIN
+    folder = make_tiny_task(tmp_path / "t50", quota=0)
+    cli("dataset", "add", folder)
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "main.py").write_text(NSML_MAIN)
+    users = [f"u{i}" for i in range(10)]
+    names = {u: cli("run", "-d", "tiny", "-a", f"--epochs 5 --threshold {40 + 3 * i}", code, user=u).stdout.split()[1]
+             for i, u in enumerate(users)}
+    for u, n in names.items():
+        cli("logs", "-f", n, user=u)
+    results, errors = [], []
+
+    def one(user, ckpt):
+        try:
+            results.append(submit(Harness(load_settings(user=user)), names[user], str(ckpt)))
+        except Exception as exc:  # noqa: BLE001
+            errors.append(repr(exc))
+    threads = [threading.Thread(target=one, args=(u, c)) for u in users for c in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(300)
+    assert not errors and len(results) == 50
+    assert len({r["id"] for r in results}) == 50 and all(r["status"] == "succeeded" for r in results)
+    with _db(state_root) as c:
+        assert c.execute("SELECT count(*) FROM submissions").fetchone()[0] == 50
+    board = cli.json("board", "tiny")
+    assert len(board) == 10 and all(r["submits"] == 5 for r in board)
+    scores = [r["score"] for r in board]
+    assert scores == sorted(scores, reverse=True)
+    for i, r in enumerate(board):  # competition ranking: 1 + the number of strictly better users
+        assert r["rank"] == 1 + sum(s > r["score"] for s in scores)
+    _integrity(state_root)
+
+
+def test_queue_limit_and_checkpoint_disk_limit(cli, tiny_task, sleeper, state_root):
+    (state_root / "harness.toml").write_text("[limits]\nqueued_per_user = 2\ncheckpoint_bytes = 3000000\n")
+    name = run_session(cli, sleeper, "-a", "--sleep 5 --ckpt_mb 2", code=1)
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert row["reason"] == "disk_quota" and "limits.checkpoint_bytes" in row["message"]
+    (state_root / "harness.toml").write_text('gpus = 1\n[limits]\nqueued_per_user = 2\n')
+    blocker = cli("run", "-d", "tiny", "-g", "1", "-a", "--sleep 30", sleeper).stdout.split()[1]
+    _wait(lambda: any(r["status"] == "running" for r in cli.json("ps")), timeout=10)
+    cli("run", "-d", "tiny", "-g", "1", sleeper)
+    cli("run", "-d", "tiny", "-g", "1", sleeper)
+    r = cli("run", "-d", "tiny", "-g", "1", sleeper, code=2)
+    assert "queue limit reached: 2 of your runs are waiting" in r.stderr
+    cli("stop", "alice/tiny/*")
+    cli("logs", "-f", blocker, code=1)
+
+
+def test_evaluator_memory_is_bounded(tmp_path):
+    from harness.scoring import evaluate
+    evaluation = tmp_path / "evaluation.py"
+    evaluation.write_text("x = bytearray(2 << 30)\nprint(1.0)\n")
+    pred = tmp_path / "p"
+    pred.write_text("1\n")
+    result = evaluate(evaluation, pred, pred, 60, memory=512 << 20)
+    assert result.reason.value == "scorer_error" and "memory" in result.message
+
+
+def _mount_tmpfs(path: Path, size: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to mount a tmpfs: {proc.stderr.decode()}")
+        pytest.skip("needs root to mount a small tmpfs")
+
+
+@pytest.fixture
+def small_disk(tmp_path, monkeypatch):
+    mnt = tmp_path / "small"
+    _mount_tmpfs(mnt, "6m")
+    root = mnt / "state"
+    root.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(root))
+    yield mnt, root
+    subprocess.run(["mount", "-o", "remount,rw", str(mnt)], capture_output=True)
+    subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+
+
+def test_disk_full_is_a_clear_error_and_the_db_survives(cli, small_disk, sleeper, tmp_path):
+    mnt, root = small_disk
+    task = make_tiny_task(tmp_path / "task-outside")
+    cli("dataset", "add", task)
+    first = run_session(cli, sleeper, "-a", "--sleep 0")
+    free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
+    (mnt / "filler").write_bytes(b"\0" * max(0, free - 200_000))
+    (sleeper / "big.bin").write_bytes(os.urandom(1 << 20))
+    r = cli("run", "-d", "tiny", sleeper, code=3)
+    assert len(r.stderr.strip().splitlines()) == 1 and "no space left" in r.stderr, r.stderr
+    (sleeper / "big.bin").unlink()
+    rows = cli.json("ps", "-a")
+    assert [x["name"] for x in rows] == [first]  # nothing half-made
+    (mnt / "filler").unlink()
+    _integrity(root)
+    assert cli("submit", first, "0").stdout.startswith("Score:")
+
+
+@pytest.fixture
+def bindable_root(tmp_path, monkeypatch):
+    """A state root seen through a bind mount that the test can turn read-only."""
+    real, view = tmp_path / "real", tmp_path / "view"
+    real.mkdir()
+    view.mkdir()
+    proc = subprocess.run(["mount", "--bind", str(real), str(view)], capture_output=True)
+    if proc.returncode != 0:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must be able to bind-mount: {proc.stderr.decode()}")
+        pytest.skip("needs root to bind-mount")
+    monkeypatch.setenv("HARNESS_HOME", str(view))
+    yield view
+    subprocess.run(["umount", "-l", str(view)], capture_output=True)
+
+
+def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp_path):
+    root = bindable_root
+    task = make_tiny_task(tmp_path / "task-outside")
+    cli("dataset", "add", task)
+    first = run_session(cli, sleeper, "-a", "--sleep 0")
+    _wait(lambda: not _processes_of(root))  # the idle scheduler has exited
+    subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
+    try:
+        r = cli("run", "-d", "tiny", sleeper, code=None)
+        assert r.exit_code in (2, 3) and len(r.stderr.strip().splitlines()) == 1, r.output
+        assert "is not writable: a read-only file system" in r.stderr, r.stderr
+    finally:
+        subprocess.run(["mount", "-o", "remount,bind,rw", str(root)], check=True)
+    _integrity(root)
+    assert [x["name"] for x in cli.json("ps", "-a")] == [first]
+
+
+def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state_root):
+    """Bounded in time; afterwards: integrity, no orphan processes, every run terminal, every submit scored."""
+    from harness.context import Harness
+    from harness.sessions import RunOptions, start_session, wait_run
+    from harness.settings import load_settings
+    from harness.submits import start_submit
+    (state_root / "harness.toml").write_text("gpus = 4\n[limits]\nqueued_per_user = 1000\n")
+    folder = make_tiny_task(tmp_path / "soak-task", quota=0)
+    cli("dataset", "add", folder)
+    code = tmp_path / "soak-code"
+    code.mkdir()
+    (code / "main.py").write_text(
+        "import argparse, os, nsml\np = argparse.ArgumentParser()\np.add_argument('--mode', default='train')\n"
+        "p.add_argument('--pause', type=int, default=0); p.add_argument('--iteration', default='0')\n"
+        "cfg = p.parse_args()\n"
+        "nsml.bind(save=lambda d: open(os.path.join(d, 'w'), 'w').write('1'), load=lambda d: None,\n"
+        "          infer=lambda path: [int(int(x) > 50) for x in open(path).read().split()])\n"
+        "if cfg.pause: nsml.paused(scope=locals())\n"
+        "assert len(os.environ['CUDA_VISIBLE_DEVICES'].split(',')) == nsml.GPU_NUM or nsml.GPU_NUM == 0\n"
+        "nsml.save(0)\n")
+    h = Harness(load_settings())
+    start = time.time()
+    names = [start_session(h, "tiny", str(code), opts=RunOptions(gpus=i % 3)) for i in range(200)]
+    subs = []
+    for n in names:
+        with h.tx() as db:
+            run_id = h.session(db, n).run_id
+        wait_run(h, run_id, timeout=300)
+        subs.append(start_submit(h, n, "0", dry_run=len(subs) % 2 == 1))
+    for _sub_id, run_id in subs:
+        wait_run(h, run_id, timeout=300)
+    assert time.time() - start < 600
+    with _db(state_root) as c:
+        statuses = dict(c.execute("SELECT status, count(*) FROM runs GROUP BY status").fetchall())
+        scored = c.execute("SELECT count(*) FROM submissions WHERE score = 1.0").fetchone()[0]
+    assert statuses == {"succeeded": 400}, statuses
+    assert scored == 200
+    _integrity(state_root)
+    _wait(lambda: not _processes_of(state_root), timeout=30)  # the scheduler exits when idle, leaving nothing
