@@ -9,8 +9,6 @@ import argparse
 import csv
 import sys
 
-from sklearn.metrics import accuracy_score
-
 
 def invalid(message):
     print(f"invalid prediction: {message}", file=sys.stderr)
@@ -48,6 +46,8 @@ def main():
     args = parser.parse_args()
     labels = read_labels(args.test_label_path)
     preds = read_predictions(args.prediction, len(labels))
+    from sklearn.metrics import accuracy_score  # after validation: malformed input is rejected fast
+
     print(accuracy_score(labels, preds))
 
 
