@@ -11,22 +11,15 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, cli  # noqa: E402
+
 BASELINES = ["garbage_docs_majority", "garbage_docs_lstm"]
-
-
-def cli(root: Path, *args: str, user: str = "bench") -> str:
-    env = dict(os.environ, HARNESS_HOME=str(root), HARNESS_USER=user)
-    proc = subprocess.run([sys.executable, "-m", "harness", *args], env=env, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise SystemExit(f"harness {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
-    return proc.stdout
 
 
 def main() -> None:

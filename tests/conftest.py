@@ -1,5 +1,4 @@
 import json
-import os
 import sys
 import textwrap
 from pathlib import Path
@@ -47,7 +46,6 @@ def cli():
 
 
 TINY_LOADER = '''
-import os
 from nsml import DATASET_PATH
 
 def feed_infer(output_file, infer_func):
@@ -156,12 +154,16 @@ def tiny_task(tmp_path, cli):
     return folder
 
 
+def participant(folder: Path, main_py: str) -> Path:
+    """A participant folder holding one entry file, main.py."""
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(main_py)
+    return folder
+
+
 @pytest.fixture
 def nsml_folder(tmp_path):
-    folder = tmp_path / "participant"
-    folder.mkdir()
-    (folder / "main.py").write_text(NSML_MAIN)
-    return folder
+    return participant(tmp_path / "participant", NSML_MAIN)
 
 
 def run_session(cli, folder, *extra, task="tiny", wait=True, code=0):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, run_session
+from conftest import REPO, participant, run_session
 
 pytestmark = pytest.mark.docker
 
@@ -147,9 +147,7 @@ if cfg.mode == "train":
 
 @pytest.fixture
 def hostile(tmp_path, tiny_task):
-    folder = tmp_path / "hostile"
-    folder.mkdir()
-    (folder / "main.py").write_text(HOSTILE)
+    folder = participant(tmp_path / "hostile", HOSTILE)
     (tiny_task / "task.toml").write_text((tiny_task / "task.toml").read_text().replace("quota = 1", "quota = 0"))
     return folder
 

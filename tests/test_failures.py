@@ -1,11 +1,9 @@
 """Every failure has a name: stop, timeout, exit code, memory, and each way a submit can fail."""
-import os
 import time
-from pathlib import Path
 
 import psutil
 
-from conftest import run_session
+from conftest import participant, run_session
 
 FAULTY = '''
 import argparse, os, subprocess, sys, time
@@ -49,10 +47,7 @@ if cfg.mode == "train":
 
 
 def _folder(tmp_path):
-    folder = tmp_path / "faulty"
-    folder.mkdir(parents=True)
-    (folder / "main.py").write_text(FAULTY)
-    return folder
+    return participant(tmp_path / "faulty", FAULTY)
 
 
 def _session(cli, name):

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import REPO, make_tiny_task, run_session
+from conftest import make_tiny_task, participant, run_session
 
 SLEEPER = '''
 import argparse, os, time
@@ -38,10 +38,7 @@ if cfg.mode == "train":
 
 @pytest.fixture
 def sleeper(tmp_path):
-    folder = tmp_path / "sleeper"
-    folder.mkdir()
-    (folder / "main.py").write_text(SLEEPER)
-    return folder
+    return participant(tmp_path / "sleeper", SLEEPER)
 
 
 def _db(state_root):

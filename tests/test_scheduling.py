@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import run_session
+from conftest import participant, run_session
 
 GPU_MAIN = '''
 import argparse, json, os, time
@@ -26,10 +26,7 @@ with open(cfg.out, "a") as fh:
 def gpu_folder(tmp_path, monkeypatch):
     """A declared 4-GPU inventory and an entry that records its devices and when it held them."""
     monkeypatch.setenv("HARNESS_GPUS", "4")
-    folder = tmp_path / "gpu"
-    folder.mkdir()
-    (folder / "main.py").write_text(GPU_MAIN)
-    return folder
+    return participant(tmp_path / "gpu", GPU_MAIN)
 
 
 def _launch(cli, folder, gpus, hold, out):
