@@ -46,6 +46,7 @@ def cli():
 
 
 TINY_LOADER = '''
+import os
 from nsml import DATASET_PATH
 
 def feed_infer(output_file, infer_func):
