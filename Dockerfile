@@ -8,7 +8,7 @@
 # session, cached by their hash; this image holds what nearly every NSML submission needs.
 ARG BASE_IMAGE=pytorch/pytorch:2.4.0-cuda12.1-cudnn9-runtime
 FROM ${BASE_IMAGE}
-ARG PIP_PACKAGES="transformers>=4.40 tokenizers pandas scikit-learn"
+ARG PIP_PACKAGES="transformers>=4.40 tokenizers pandas scikit-learn pillow"
 ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 USER root
 COPY docker/ /tmp/harness-build/
