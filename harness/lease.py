@@ -77,11 +77,11 @@ def ensure_running(settings: Settings) -> None:
     if not FileLock(settings.lock_path).is_free():
         return
     log_file = open(settings.scheduler_log, "ab")
-    cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url]
-    src_root = str(Path(__file__).resolve().parent.parent)
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [src_root, os.environ.get("PYTHONPATH")])))
+    src_root = str(Path(__file__).resolve().parent.parent)  # this harness, installed or not
+    boot = f"import sys; sys.path.insert(0, {src_root!r}); from harness.scheduler import main; main()"
+    cmd = [sys.executable, "-c", boot, "--root", str(settings.root), "--db", settings.db_url]
     subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                     start_new_session=True, close_fds=True, env=env)
+                     start_new_session=True, close_fds=True)
     log_file.close()
 
 

@@ -265,7 +265,7 @@ def serve(settings: Settings) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m harness.scheduler")
+    parser = argparse.ArgumentParser(prog="harness-scheduler")
     parser.add_argument("--root", required=True)
     parser.add_argument("--db", required=True)
     args = parser.parse_args(argv)

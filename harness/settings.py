@@ -164,3 +164,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         fault=env.get(ENV_FAULT, ""),
     )
 
+
+def inherited_environment() -> dict[str, str]:
+    """The environment processes started by the harness inherit (the runtimes filter it further)."""
+    return dict(os.environ)

@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from ..enums import FailureReason, RunStatus
+from ..settings import inherited_environment
 from .base import Outcome, RunSpec, truncate_log, wait_by_polling
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
@@ -158,7 +159,7 @@ class ProcessRuntime:
         log = open(spec.log_path, "ab", buffering=0)
         try:
             proc = subprocess.Popen([sys.executable, *spec.argv], cwd=spec.workdir,
-                                    env=build_env(spec, dict(os.environ)), stdin=subprocess.DEVNULL,
+                                    env=build_env(spec, inherited_environment()), stdin=subprocess.DEVNULL,
                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             log.close()
