@@ -163,6 +163,11 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
     return tag
 
 
+def dockerfile_digest() -> str:
+    """Labels the default image, so that setup can tell an image built from an older Dockerfile."""
+    return hashlib.sha256((REPO / "Dockerfile").read_bytes()).hexdigest()[:16]
+
+
 def build_default_image(client, tag: str, base: str | None, wheels: list[Path], log=print) -> str:
     """`harness image build`: the top-level Dockerfile, with local wheels and the host's CA bundle."""
     import docker.errors
@@ -182,7 +187,8 @@ def build_default_image(client, tag: str, base: str | None, wheels: list[Path], 
         buildargs = {"BASE_IMAGE": base} if base else {}
         try:
             _image, chunks = client.images.build(path=str(ctx), tag=tag, buildargs=buildargs, rm=True,
-                                                 forcerm=True, network_mode="host")
+                                                 forcerm=True, network_mode="host",
+                                                 labels={"nsml-harness.dockerfile": dockerfile_digest()})
             for chunk in chunks:
                 text = str(chunk.get("stream", "")).rstrip()
                 if text:

@@ -27,7 +27,10 @@ if ! docker image inspect local/bookworm-py >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
-if ! docker image inspect nsml-harness/session:latest >/dev/null 2>&1; then
+want=$("$PY" -c 'from harness.images import dockerfile_digest; print(dockerfile_digest())')
+have=$(docker image inspect nsml-harness/session:latest \
+       --format '{{ index .Config.Labels "nsml-harness.dockerfile" }}' 2>/dev/null || true)
+if [ "$have" != "$want" ]; then  # missing, or built from an older Dockerfile
   wheels=()
   for w in /opt/wheels/torch-2.13.0+cpu-*.whl; do [ -f "$w" ] && wheels+=(--wheel "$w"); done
   "$PY" -m harness image build --base-image local/bookworm-py:latest "${wheels[@]}"
