@@ -1,4 +1,4 @@
-"""The other AI Rush 2022 round-1 tasks: bus-eta, landmark, face-age. Each: deterministic build, prepare →
+"""The other AI Rush 2022 tasks: bus-eta, landmark, face-age (round 1) and playlist (round 2). Each: deterministic build, prepare →
 baseline run → submit → ranked, `submit -t`, a clear margin over a trivial answer, malformed predictions named."""
 import hashlib
 import subprocess
@@ -19,6 +19,8 @@ CASES = [
     ("bus-eta", "bus_eta_segment_mean", "", 0.3, "lower", 0.2),
     ("face-age", "face_age_cnn", "--epochs 6", 0.4, "higher", 0.15),
     ("landmark", "landmark_cnn", "--epochs 6", 0.4, "higher", 0.3),
+    ("playlist", "playlist_item_knn", "", 0.2, "higher", 0.1),
+    ("playlist", "playlist_autoencoder", "--epochs 20", 0.2, "higher", 0.05),
 ]
 
 
@@ -33,6 +35,14 @@ def trivial_prediction(task: str, dataset: Path, out: Path) -> Path:
         majority = pd.read_csv(dataset / "train" / "train_label").age_class.mode()[0]
         names = sorted(p.name for p in (test / "images").iterdir())
         pd.DataFrame({"file_name": names, "age_class": majority}).to_csv(out, index=False)
+    elif task == "playlist":  # popularity is the trivial answer here (and a baseline of its own)
+        import json
+        from collections import Counter
+        train = json.loads((dataset / "train" / "train_data" / "train.json").read_text())
+        popular = [s for s, _ in Counter(s for p in train for s in p["songs"]).most_common(200)]
+        test = json.loads((test / "test.json").read_text())
+        out.write_text(json.dumps([{"id": p["id"], "songs": [s for s in popular if s not in p["songs"]][:100]}
+                                   for p in test]))
     else:
         top = pd.read_csv(dataset / "train" / "train_label").class_id.mode()[0]
         ids = sorted(p.stem for p in (test / "images").iterdir())
@@ -69,7 +79,7 @@ def _digest(folder: Path) -> str:
     return h.hexdigest()
 
 
-@pytest.mark.parametrize("task", ["bus-eta", "face-age", "landmark"])
+@pytest.mark.parametrize("task", ["bus-eta", "face-age", "landmark", "playlist"])
 def test_build_is_deterministic_and_labels_stay_out_of_test_data(tmp_path, task):
     for out, seed in (("a", 0), ("b", 0), ("c", 1)):
         subprocess.run([sys.executable, str(TASKS / task / "build.py"), "--out", str(tmp_path / out), "--scale",
@@ -79,12 +89,17 @@ def test_build_is_deterministic_and_labels_stay_out_of_test_data(tmp_path, task)
     assert test_files and not any("label" in p.name for p in test_files)
     for csv in (p for p in test_files if p.suffix == ".csv"):
         assert not {"travel_s", "class_id", "age_class", "label"} & set(pd.read_csv(csv).columns)
+    if task == "playlist":  # every hidden song is missing from the visible test playlist
+        import json
+        visible = {p["id"]: set(p["songs"]) for p in json.loads((tmp_path / "a/test/test_data/test.json").read_text())}
+        hidden = json.loads((tmp_path / "a/test/test_label").read_text())
+        assert all(h["songs"] and not set(h["songs"]) & visible[h["id"]] for h in hidden)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = {}
-    for task in ("bus-eta", "face-age", "landmark"):
+    for task in ("bus-eta", "face-age", "landmark", "playlist"):
         folder = tmp_path_factory.mktemp(task)
         subprocess.run([sys.executable, str(TASKS / task / "build.py"), "--out", str(folder), "--scale", "0.05"],
                        check=True, capture_output=True)
@@ -101,6 +116,7 @@ MALFORMED = {
                  ("image_id,class_id,confidence\nnope,1,0.5\n", "unknown image ids"),
                  ("image_id,class_id,confidence\nte000000,1,inf\n", "finite"),
                  ("image_id,class_id,confidence\nte000000,1,0.5\nte000000,2,0.4\n", "more than one prediction")],
+    "playlist": [("{", "not JSON"), ("[1, 2]", "expected a JSON list"), ("[]", "expected one entry for each")],
 }
 
 
@@ -145,3 +161,40 @@ def test_face_age_parameter_cap_check(cli, state_root, tmp_path):
     assert over.returncode == 1 and "OVER" in over.stdout
     manifest = (state_root / ".harness" / "datasets" / "face-age" / "task.toml").read_text()
     assert "max_params = 12000000" in manifest
+
+
+def test_playlist_evaluator_names_bad_song_lists_and_scores_ndcg(built, tmp_path):
+    import json
+    dataset = built["playlist"]
+    hidden = json.loads((dataset / "test" / "test_label").read_text())
+    n_songs = len(json.loads((dataset / "test" / "test_data" / "song_meta.json").read_text()))
+
+    def answer(fix):
+        rows = []
+        for h in hidden:
+            rest = [s for s in range(n_songs) if s not in h["songs"]]
+            rows.append({"id": h["id"], "songs": fix(h["songs"], rest)})
+        pred = tmp_path / "pred.json"
+        pred.write_text(json.dumps(rows))
+        return evaluate(TASKS / "playlist" / "evaluation.py", pred, dataset / "test" / "test_label", 60)
+    perfect = answer(lambda h, rest: (h + rest)[:100])
+    assert perfect.ok and perfect.score == pytest.approx(1.0)
+    assert answer(lambda h, rest: rest[:100]).score == 0.0
+    for fix, fragment in ((lambda h, rest: rest[:99], "expected 100 songs"),
+                          (lambda h, rest: [rest[0]] * 100, "duplicate songs"),
+                          (lambda h, rest: rest[:99] + [10 ** 9], "unknown song ids")):
+        bad = answer(fix)
+        assert bad.reason.value == "invalid_prediction" and fragment in bad.message
+
+
+def test_playlist_popularity_runs_submits_ranks_below_the_others(cli, state_root):
+    cli("dataset", "prepare", "playlist", "--scale", "0.2")
+    scores = {}
+    for baseline, args in (("playlist_popularity", ""), ("playlist_item_knn", "")):
+        user = baseline.replace("_", "-")
+        name = cli("run", "-d", "playlist", "-a", args, REPO / "submissions" / baseline, user=user).stdout.split()[1]
+        cli("logs", "-f", name, user=user)
+        scores[baseline] = cli.json("submit", name, "0", user=user)["score"]
+    board = cli.json("board", "playlist")
+    assert [r["user"] for r in board] == ["playlist-item-knn", "playlist-popularity"]
+    assert scores["playlist_popularity"] > 0.0
