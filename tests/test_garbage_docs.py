@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import REPO, run_session
 
 BUILD = REPO / "tasks" / "garbage-docs" / "build.py"
 
@@ -115,3 +115,39 @@ def test_baselines_run_submit_rank(cli, baseline, args):
     if baseline == "garbage_docs_majority":
         assert result["score"] == 0.5  # the balanced test set
     assert cli.json("board", "garbage-docs")[0]["session"] == name
+
+
+def test_electra_then_electra_cnn_two_sessions(cli):
+    """The seed's second and third tries: fine-tune ELECTRA in one session, then in another session load its
+    checkpoint across sessions, freeze the encoder and train a CNN head — then submit and rank."""
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.1")
+    tiny = "--epochs 1 --hidden 32 --layers 1 --heads 2 --max_len 32 --vocab_size 500"
+    electra = run_session(cli, REPO / "submissions" / "garbage_docs_electra", "-a", tiny, task="garbage-docs")
+    assert [c["checkpoint"] for c in cli.json("model", "ls", electra)] == ["0"]
+    cnn = run_session(cli, REPO / "submissions" / "garbage_docs_electra_cnn", "-a",
+                      f"--epochs 1 --max_len 32 --load_session {electra} --load_checkpoint 0", task="garbage-docs")
+    ckpt = cli.json("model", "ls", cnn)[0]
+    assert "valid/balanced_acc" in ckpt["summary"]
+    result = cli.json("submit", cnn, "0")
+    assert result["status"] == "succeeded" and 0.0 <= result["score"] <= 1.0
+    assert cli.json("board", "garbage-docs")[0]["session"] == cnn
+    missing = run_session(cli, REPO / "submissions" / "garbage_docs_electra_cnn", "-a",
+                          "--epochs 1 --load_session alice/garbage-docs/99 --load_checkpoint 0", task="garbage-docs",
+                          code=1)
+    assert "no checkpoint '0' of session alice/garbage-docs/99" in cli("logs", missing).stdout
+
+
+def test_electra_pretrained_path_loads_a_local_model(cli, tmp_path):
+    """The code path of users with weights (e.g. a koELECTRA copy): -a "--pretrained PATH", no hub access."""
+    from transformers import BertTokenizerFast, ElectraConfig, ElectraForSequenceClassification
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"가나다라마바사아자차카타파하"]))
+    local = tmp_path / "my-electra"
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(local)
+    cfg = ElectraConfig(vocab_size=19, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=40)
+    ElectraForSequenceClassification(cfg).save_pretrained(local)
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.05")
+    name = run_session(cli, REPO / "submissions" / "garbage_docs_electra", "-a",
+                       f"--pretrained {local} --epochs 1 --max_len 32", task="garbage-docs")
+    assert cli.json("submit", "-t", name, "0")["status"] == "succeeded"
