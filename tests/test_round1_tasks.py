@@ -131,12 +131,17 @@ def test_malformed_predictions_are_named(built, tmp_path, task):
         assert fragment in result.message, (fragment, result.message)
 
 
+def _evaluation_module(task):
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"evaluation_{task.replace('-', '_')}",
+                                                  TASKS / task / "evaluation.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_gap_rewards_confident_right_answers_first(tmp_path):
-    sys.path.insert(0, str(TASKS / "landmark"))
-    try:
-        from evaluation import gap
-    finally:
-        sys.path.pop(0)
+    gap = _evaluation_module("landmark").gap
     labels = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "class_id": [1, 2, 3, -1]})
     perfect = pd.DataFrame({"image_id": ["a", "b", "c"], "class_id": [1, 2, 3], "confidence": [0.9, 0.8, 0.7]})
     assert gap(labels, perfect) == 1.0
@@ -198,3 +203,14 @@ def test_playlist_popularity_runs_submits_ranks_below_the_others(cli, state_root
     board = cli.json("board", "playlist")
     assert [r["user"] for r in board] == ["playlist-item-knn", "playlist-popularity"]
     assert scores["playlist_popularity"] > 0.0
+
+
+def test_playlist_ndcg_matches_the_textbook_definition():
+    evaluation = _evaluation_module("playlist")
+    rng = np.random.default_rng(0)
+    hidden = [set(rng.choice(500, size=int(rng.integers(1, 30)), replace=False).tolist()) for _ in range(50)]
+    pred = np.array([rng.choice(500, size=100, replace=False) for _ in range(50)])
+    disc = 1 / np.log2(np.arange(2, 102))
+    ref = np.mean([sum(disc[i] for i, s in enumerate(row) if s in h) / disc[:min(len(h), 100)].sum()
+                   for row, h in zip(pred, hidden)])
+    assert evaluation.ndcg(pred, hidden) == pytest.approx(ref)

@@ -21,11 +21,16 @@ def invalid(message):
 
 
 def ndcg(predicted: np.ndarray, hidden: list[set]) -> float:
-    """predicted: (n, K) song ids; hidden: the true songs per playlist. Vectorised over playlists."""
+    """predicted: (n, K) song ids; hidden: the true songs per playlist. Vectorised over playlists and ranks."""
+    n = len(hidden)
+    width = int(max(predicted.max(initial=0), max((max(h) for h in hidden if h), default=0))) + 1
+    truth = np.zeros((n, width), dtype=bool)
+    rows = np.repeat(np.arange(n), [len(h) for h in hidden])
+    truth[rows, np.fromiter((s for h in hidden for s in h), dtype=int, count=len(rows))] = True
+    rel = truth[np.arange(n)[:, None], predicted]  # (n, K): is the song at each rank a hidden one
     discounts = 1.0 / np.log2(np.arange(2, K + 2))
-    rel = np.array([[s in h for s in row] for row, h in zip(predicted, hidden)], dtype=float)
-    ideal = np.array([discounts[:min(len(h), K)].sum() for h in hidden])
-    return float(np.mean((rel * discounts).sum(axis=1) / np.where(ideal > 0, ideal, 1.0)))
+    ideal = np.cumsum(discounts)[np.minimum(truth.sum(axis=1), K) - 1]
+    return float(np.mean(np.where(truth.any(axis=1), (rel * discounts).sum(axis=1) / ideal, 0.0)))
 
 
 def main():
