@@ -12,8 +12,6 @@ finds their heartbeats older than the lease (a hung scheduler, which it then kil
 from __future__ import annotations
 
 import logging
-import os
-import signal
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -27,13 +25,6 @@ from .settings import Settings
 
 log = logging.getLogger("harness.recovery")
 PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING = "launching", "running", "scoring"
-
-
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
@@ -58,9 +49,7 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
                 continue
             if run.runtime not in runtimes:
                 runtimes[run.runtime] = get_runtime(run.runtime, settings)
-            started = bool(run.pid) or runtimes[run.runtime].cleanup(run)
-            if run.pid:
-                _kill_group(run.pid)
+            started = runtimes[run.runtime].cleanup(run) or bool(run.pid)  # the runtime reaps what is left
             if started:
                 sess = db.scalar(select(Session).where(Session.run_id == run.id))
                 if sess is not None:

@@ -142,10 +142,15 @@ class ProcessHandle:
 
     def _reap_group(self) -> None:
         """The entry has exited: nothing it started may outlive the run."""
-        try:
-            os.killpg(self.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(self.pid)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a whole process group; one that is already gone is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 class ProcessRuntime:
@@ -173,8 +178,5 @@ class ProcessRuntime:
             pid = int(pidfile.read_text())
         except (OSError, ValueError):
             return False
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        kill_group(pid)
         return True
