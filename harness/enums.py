@@ -48,3 +48,19 @@ class Direction(str, enum.Enum):
 
     def better(self, a: float, b: float) -> bool:
         return a > b if self is Direction.HIGHER else a < b
+
+
+class RoundStatus(str, enum.Enum):
+    """Where a contest round stands (derived from its times and whether it was opened or closed)."""
+
+    PENDING = "pending"  # not opened yet: an earlier round is still running, or its start time is ahead
+    OPEN = "open"
+    ENDED = "ended"  # past its end time, not closed yet: no more submits, boards not revealed
+    CLOSED = "closed"  # frozen, private board revealed, qualifiers entered into the next round
+
+
+class GpuPolicy(str, enum.Enum):
+    """What happens to a session that would take its team over the round's GPU quota."""
+
+    WAIT = "wait"  # it queues until the team's other runs free their GPUs
+    REFUSE = "refuse"  # `run` refuses it at once

@@ -3,9 +3,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from . import clock
 from .context import Harness
-from .db.models import Submission
-from .enums import Direction, RunStatus
+from .contest import status
+from .db.models import Round, Submission
+from .enums import Direction, RoundStatus, RunStatus
 
 
 def board(h: Harness, task_name: str) -> list[dict]:
@@ -46,6 +48,15 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
         me = h.user(db, user)
         subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.user_id == me.id)
                           .order_by(Submission.id.desc()))
-        return [{"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
-                 "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
-                 "message": s.message, "created": s.created_at.isoformat(timespec="seconds")} for s in subs]
+        now = clock.now(h.settings)
+        rows = []
+        for s in subs:
+            row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
+                   "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
+                   "message": s.message, "created": s.created_at.isoformat(timespec="seconds"),
+                   "selected": s.selected}
+            rnd = db.get(Round, s.round_id) if s.round_id else None
+            if rnd is not None and (h.settings.is_organizer or status(rnd, now) is RoundStatus.CLOSED):
+                row["private_score"] = s.private_score
+            rows.append(row)
+        return rows

@@ -20,19 +20,17 @@ from pathlib import Path
 
 from sqlalchemy import func, select, update
 
-from . import gpus
+from . import gpus, provenance
 from .db import Store, open_store
-from .db.models import Checkpoint, Run, Session, Submission, utcnow
+from .db.models import Checkpoint, Round, Run, Session, Submission, utcnow
+from .grading import apply, grade, prediction_path
 from .enums import FailureReason, RunKind, RunStatus
 from .ingest import ingest_events
 from .launch import spec_for
 from .lease import FileLock, has_pending_work
 from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
 from .runtime import Handle, Outcome, get_runtime
-from .scoring import evaluate
 from .settings import SETTINGS_FILE, Settings, load_settings
-from .taskpack import Manifest
-from .workspace import label_path
 
 log = logging.getLogger("harness.scheduler")
 HEARTBEAT_EVERY = 1.0
@@ -127,6 +125,8 @@ class Scheduler:
             self.gpu_busy.pop(run.id, None)
             if sess is not None:
                 ingest_events(db, run, sess)
+            if getattr(handle, "environment", None):
+                run.spec = {**(run.spec or {}), "environment": handle.environment}
             if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
                 run.exit_code, run.phase = outcome.exit_code, PHASE_SCORING
                 to_score.append(run.id)
@@ -139,6 +139,7 @@ class Scheduler:
         chosen = []
         with self.store.tx() as db:
             busy = {g for ids in self.gpu_busy.values() for g in ids}
+            team_held = self._team_gpus(db)
             gpu_blocked = False
             for run in db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all():
                 if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
@@ -153,6 +154,9 @@ class Scheduler:
                                                   f"{run.gpus} GPU(s) requested, the inventory has "
                                                   f"{len(gpus.inventory(self.settings))}"))
                     continue
+                if run.gpus and run.team_id is not None and run.team_gpu_quota is not None \
+                        and team_held.get(run.team_id, 0) + run.gpus > run.team_gpu_quota:
+                    continue  # over its team's GPU quota: it waits for the team's own runs, blocking no one else
                 if run.gpus:
                     if gpu_blocked:
                         continue  # FIFO among GPU runs: nobody overtakes the first one that waits
@@ -162,6 +166,8 @@ class Scheduler:
                         continue
                     ids = got
                 busy.update(ids)
+                if run.team_id is not None:
+                    team_held[run.team_id] = team_held.get(run.team_id, 0) + len(ids)
                 run.status, run.phase, run.gpu_ids = RunStatus.RUNNING, PHASE_LAUNCHING, ids
                 run.started_at = run.heartbeat_at = utcnow()
                 run.attempts += 1
@@ -174,6 +180,16 @@ class Scheduler:
             if self.settings.fault == "after_mark_running":
                 os._exit(9)  # fault injection: the scheduler dies between marking a run and starting it
             self._launch(run_id)
+
+    def _team_gpus(self, db) -> dict[int, int]:
+        """GPUs each team's runs hold now (runs whose inference ended have given theirs back)."""
+        held: dict[int, int] = {}
+        ids = [rid for rid, g in self.gpu_busy.items() if g]
+        if ids:
+            for team_id, n in db.execute(select(Run.team_id, Run.gpus).where(Run.id.in_(ids),
+                                                                              Run.team_id.is_not(None))):
+                held[team_id] = held.get(team_id, 0) + n
+        return held
 
     def _launch(self, run_id: int) -> None:
         with self.store.tx() as db:
@@ -195,23 +211,27 @@ class Scheduler:
         run.exit_code = outcome.exit_code
 
     def _score(self, run_id: int) -> None:
-        """Worker thread: score a finished submit run with the task's evaluator (idempotent)."""
+        """Worker thread: grade a finished submit run with the task's evaluator (idempotent)."""
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
-            dataset = Path(sub.task.path)
-            manifest = Manifest.read(dataset)
-            limit = manifest.scorer_seconds or self.settings.scorer_time_limit
-            prediction = Path(run.run_dir) / "output" / "prediction"
-            labels = label_path(dataset, sub.dry_run)
+            dataset, dry_run, run_dir = Path(sub.task.path), sub.dry_run, run.run_dir
+            rnd = db.get(Round, sub.round_id) if sub.round_id else None
+            if rnd is not None:
+                db.expunge(rnd)
+            sess = db.get(Session, sub.session_id) if sub.session_id else None
+            code_dir = Path(sess.code_dir) if sess else None
+            environment, runtime = (run.spec or {}).get("environment"), run.runtime
         if self.settings.fault == "die_while_scoring":
             os._exit(9)  # fault injection: the scheduler dies after inference, before the score is stored
-        result = evaluate(dataset / "evaluation.py", prediction, labels, limit, self.settings.scorer_memory_bytes)
+        result = grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd)
+        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+            sub.provenance = {**(sub.provenance or {}), **origin}
             if result.ok:
-                sub.score, sub.scored_at, sub.status = result.score, utcnow(), RunStatus.SUCCEEDED
+                apply(sub, result)
                 self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
             else:
                 self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import gpus
+from . import contest, gpus
 from .context import Harness
 from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
@@ -86,6 +86,10 @@ def _session_limit(h: Harness, task) -> float:
 def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
                     code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
     user = h.user(db)
+    admitted = contest.gate(h, db, user, task.name, "a session")
+    contest.check_gpu_request(db, admitted, run.gpus)
+    if admitted is not None:
+        run.team_id, run.team_gpu_quota = admitted.team.id, admitted.round.gpu_quota
     check_queue_limit(h, db, user.id)
     base = h.settings.sessions_dir / user.name / task.name
     on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []

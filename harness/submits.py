@@ -6,26 +6,30 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from . import clock, contest
 from .context import Harness
-from .db.models import Checkpoint, Submission, utcnow
-from .enums import RunKind, RunStatus
+from .db.models import Checkpoint, Round, Submission, utcnow
+from .enums import RoundStatus, RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
 from .lease import ensure_running
 from .sessions import RunOptions, _new_run, check_queue_limit, wait_run
 
 
-def check_quota(db, user_id: int, task, quota: int, period: float, now=None) -> None:
-    """At most `quota` counted submits per `period` seconds per user and task (quota <= 0: unlimited)."""
+def check_quota(db, user_id: int, task, quota: int, period: float, now=None, team=None) -> None:
+    """At most `quota` counted submits per `period` seconds per user (in a contest round: per team) and task
+    (quota <= 0: unlimited). `now` is the contest clock's time (simulated in `contest simulate`)."""
     if quota <= 0:
         return
     now = now or utcnow()
     since = now - timedelta(seconds=period)
+    who = Submission.team_id == team.id if team is not None else Submission.user_id == user_id
     recent = [s for s in db.scalars(select(Submission).where(
-        Submission.user_id == user_id, Submission.task_id == task.id, Submission.dry_run.is_(False),
-        Submission.created_at > since).order_by(Submission.created_at)) if s.counted]
+        who, Submission.task_id == task.id, Submission.dry_run.is_(False),
+        Submission.created_at > since, Submission.created_at <= now).order_by(Submission.created_at)) if s.counted]
     if len(recent) >= quota:
         nxt = recent[len(recent) - quota].created_at + timedelta(seconds=period)
-        raise QuotaExceeded(f"submit quota reached for {task.name}: {quota} per {period:g} s; "
+        holder = f" for team {team.name}" if team is not None else ""
+        raise QuotaExceeded(f"submit quota reached for {task.name}: {quota} per {period:g} s{holder}; "
                             f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
 
 
@@ -54,19 +58,30 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         manifest = h.manifest(task)
         if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
             raise UserError(f"-t: task {task.name} has no test_submit split")
-        if not dry_run:
-            check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period)
+        admitted = contest.gate(h, db, me, task.name, "a submit")
+        now = clock.now(h.settings)
+        if not dry_run and admitted is not None:
+            check_quota(db, me.id, task, admitted.round.submit_quota, admitted.round.submit_period, now,
+                        admitted.team)
+        elif not dry_run:
+            check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period, now)
+        contest.check_gpu_request(db, admitted, sess.run.gpus)
         check_queue_limit(h, db, me.id)
         limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
         run = _new_run(h, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)
         run.memory = sess.run.memory
         run.shm_size = sess.run.shm_size
+        if admitted is not None:
+            run.team_id, run.team_gpu_quota = admitted.team.id, admitted.round.gpu_quota
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))
         sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
-                         checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED)
+                         checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED,
+                         created_at=now, provenance={},
+                         team_id=admitted.team.id if admitted else None,
+                         round_id=admitted.round.id if admitted and not dry_run else None)
         db.add(sub)
         db.flush()
         ids = sub.id, run.id
@@ -85,8 +100,15 @@ def submission_info(h: Harness, sub_id: int) -> dict:
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
                 "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
                 "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds")}
+        if sub.round_id is not None:
+            rnd = db.get(Round, sub.round_id)
+            revealed = contest.status(rnd, clock.now(h.settings)) is RoundStatus.CLOSED
+            info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
+            if revealed or h.settings.is_organizer:
+                info["private_score"] = sub.private_score
         if h.settings.is_organizer:
             info["log"] = sub.run.log_path
+            info["provenance"] = sub.provenance
         return info
 
 

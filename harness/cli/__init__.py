@@ -70,4 +70,4 @@ class _LazyHarness:
 
 pass_harness = click.make_pass_decorator(_LazyHarness)
 
-from . import dataset_cmds, image_cmds, model_cmds, session_cmds, submit_cmds  # noqa: E402,F401
+from . import contest_cmds, dataset_cmds, image_cmds, model_cmds, session_cmds, submit_cmds  # noqa: E402,F401

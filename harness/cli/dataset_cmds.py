@@ -6,9 +6,10 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from .. import leaderboard, taskpack
+from .. import leaderboard, rounds, taskpack
 from ..db.models import Submission, Task
 from . import main, pass_harness
+from .contest_cmds import show_round_board
 from .output import table
 
 
@@ -78,8 +79,14 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
 def dataset_board(lazy, task, as_json):
-    """The leaderboard of TASK: each user's best score."""
+    """The leaderboard of TASK: each user's best score (a contest round's task: each team's, see 'contest board')."""
     h = lazy.get()
+    with h.tx() as db:
+        h.task(db, task)
+        in_round = rounds.round_for_task(db, task) is not None
+    if in_round:
+        show_round_board(h, task, None, False, as_json)
+        return
     rows = leaderboard.board(h, task)
     with h.tx() as db:
         t = h.task(db, task)
@@ -98,5 +105,6 @@ def history_cmd(lazy, task, as_json):
     """Your own submissions to TASK, failed and dry runs included."""
     rows = leaderboard.history(lazy.get(), task)
     table(rows, [("id", "#"), ("created", "Time"), ("session", "Session"), ("checkpoint", "Checkpoint"),
-                 ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score")],
+                 ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score"),
+                 ("selected", "Selected"), ("private_score", "Private")],
           as_json=as_json, empty="no submissions")

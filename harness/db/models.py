@@ -11,7 +11,7 @@ from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, Foreig
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ..enums import Direction, FailureReason, RunKind, RunStatus
+from ..enums import Direction, FailureReason, GpuPolicy, RunKind, RunStatus
 
 
 def utcnow() -> datetime:
@@ -67,6 +67,8 @@ class Run(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
+    team_gpu_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)  # the round's, when queued
     run_dir: Mapped[str] = mapped_column(Text, default="")
     events_offset: Mapped[int] = mapped_column(BigInteger, default=0)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
@@ -152,13 +154,19 @@ class Submission(Base):
     reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "submission_reason"),
                                                          nullable=True)
     message: Mapped[str | None] = mapped_column(Text, nullable=True)
-    score: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score: Mapped[float | None] = mapped_column(Float, nullable=True)  # in a contest round: the public score
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
+    round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True, index=True)
+    private_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # organizers only until close
+    selected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    provenance: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
     user: Mapped[User] = relationship()
     task: Mapped[Task] = relationship()
     run: Mapped[Run] = relationship()
+    team: Mapped["Team | None"] = relationship()
 
     @property
     def counted(self) -> bool:
@@ -166,3 +174,84 @@ class Submission(Base):
         if self.dry_run:
             return False
         return not (self.reason is not None and self.reason.harness_fault)
+
+
+class Contest(Base):
+    """A contest defined by a contest.toml: its rounds and teams."""
+
+    __tablename__ = "contests"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True)
+    source: Mapped[str] = mapped_column(Text, default="")
+    spec: Mapped[dict] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+    rounds: Mapped[list["Round"]] = relationship(back_populates="contest", order_by="Round.number")
+    teams: Mapped[list["Team"]] = relationship(back_populates="contest", order_by="Team.name")
+
+
+class Round(Base):
+    __tablename__ = "rounds"
+    __table_args__ = (UniqueConstraint("contest_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contest_id: Mapped[int] = mapped_column(ForeignKey("contests.id"))
+    number: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str] = mapped_column(String(128))
+    tasks: Mapped[list] = mapped_column(JSON, default=list)
+    starts_at: Mapped[datetime] = mapped_column(DateTime)
+    ends_at: Mapped[datetime] = mapped_column(DateTime)
+    submit_quota: Mapped[int] = mapped_column(Integer, default=1)
+    submit_period: Mapped[float] = mapped_column(Float, default=3600.0)
+    gpu_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_policy: Mapped[GpuPolicy] = mapped_column(_enum(GpuPolicy, "gpu_policy"), default=GpuPolicy.WAIT)
+    public_fraction: Mapped[float] = mapped_column(Float, default=0.3)
+    split_seed: Mapped[int] = mapped_column(Integer, default=0)
+    selection_limit: Mapped[int] = mapped_column(Integer, default=2)
+    qualify: Mapped[dict] = mapped_column(JSON, default=dict)  # {"top": K} or {"threshold": X} or {}
+    entry: Mapped[str] = mapped_column(String(16), default="all")  # all | qualified
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    results: Mapped[dict] = mapped_column(JSON, default=dict)  # written at close: boards and qualifiers
+
+    contest: Mapped[Contest] = relationship(back_populates="rounds")
+
+    @property
+    def label(self) -> str:
+        return f"{self.contest.name}/{self.name}"
+
+
+class Team(Base):
+    __tablename__ = "teams"
+    __table_args__ = (UniqueConstraint("contest_id", "name"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contest_id: Mapped[int] = mapped_column(ForeignKey("contests.id"))
+    name: Mapped[str] = mapped_column(String(128))
+
+    contest: Mapped[Contest] = relationship(back_populates="teams")
+    members: Mapped[list["TeamMember"]] = relationship(cascade="all, delete-orphan")
+
+
+class TeamMember(Base):
+    """A user is in at most one team per contest."""
+
+    __tablename__ = "team_members"
+    __table_args__ = (UniqueConstraint("contest_id", "user_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contest_id: Mapped[int] = mapped_column(ForeignKey("contests.id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
+
+    user: Mapped[User] = relationship()
+
+
+class RoundEntry(Base):
+    """A team admitted to a round: registered (first round) or qualified (by the previous round's close)."""
+
+    __tablename__ = "round_entries"
+    __table_args__ = (UniqueConstraint("round_id", "team_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id"))
+    team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"))
+    reason: Mapped[str] = mapped_column(Text, default="registered")
+
+    team: Mapped[Team] = relationship()

@@ -58,6 +58,7 @@ class Outcome:
 
 class Handle(Protocol):
     pid: int | None
+    environment: str | None  # what ran the code (interpreter, or image and digest), once known
 
     def poll(self) -> Outcome | None:
         """Enforce limits; return the outcome once the run has ended, else None."""

@@ -118,6 +118,7 @@ class DockerHandle:
         self.runtime = runtime
         self.spec = spec
         self.pid = None
+        self.environment: str | None = None
         self.container = None
         self.started: float | None = None
         self._prep_error: str | None = None
@@ -135,6 +136,7 @@ class DockerHandle:
         try:
             api = self.runtime.client()
             image = session_image(api, self.spec.workdir, self.spec.image, self.runtime.settings.docker_image)
+            self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return
             self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))

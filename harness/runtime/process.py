@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from ..enums import FailureReason, RunStatus
+from ..provenance import process_environment
 from ..settings import inherited_environment
 from .base import Outcome, RunSpec, truncate_log, wait_by_polling
 
@@ -48,6 +49,7 @@ class ProcessHandle:
         self.spec = spec
         self.proc = proc
         self.pid = proc.pid
+        self.environment = process_environment()
         self.started = time.monotonic()
         self._cancel: tuple[FailureReason, str] | None = None
         self._outcome: Outcome | None = None

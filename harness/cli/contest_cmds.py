@@ -1,0 +1,210 @@
+"""contest create / ls / teams / team add / board / close / clock / simulate, and rescore.
+
+Organizer commands (create, team add, close, clock, rescore) say so in their help and check the organizer
+identity of harness.toml's `organizers`.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from .. import clock, contest, rounds, taskpack
+from ..errors import UserError
+from . import main, pass_harness
+from .output import emit_json, fmt, table
+
+
+@main.group("contest")
+def contest_group():
+    """Contest rounds: teams, quotas, public/private boards, qualifiers; and the contest simulator."""
+
+
+@contest_group.command("create")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--prepare", is_flag=True, help="Prepare built-in tasks that are not prepared yet.")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="With --prepare: data size multiplier.")
+@pass_harness
+def contest_create(lazy, file, prepare, scale):
+    """[organizer] Register the contest of FILE (contest.toml); its first round opens at its start time."""
+    h = lazy.get()
+    contest.require_organizer(h, "contest create")
+    spec = contest.parse_spec(Path(file))
+    if prepare:
+        with h.tx() as db:
+            from sqlalchemy import select
+            from ..db.models import Task
+            have = set(db.scalars(select(Task.name)))
+        for task in {t for r in spec["rounds"] for t in r["tasks"]} - have:
+            manifest, path = taskpack.prepare(h.settings, task, scale=scale)
+            with h.tx() as db:
+                h.register_task(db, manifest, path)
+            click.echo(f"Task {task} is prepared")
+    name = contest.create(h, Path(file), spec)
+    click.echo(f"Contest {name} is created: {len(spec['rounds'])} round(s), {len(spec['teams'])} team(s)")
+
+
+@contest_group.command("ls")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def contest_ls(lazy, as_json):
+    """Contests and their rounds, with each round's status and rules."""
+    table(contest.list_contests(lazy.get()),
+          [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"), ("start", "Start"),
+           ("end", "End"), ("teams", "Teams"), ("quota", "Submits"), ("gpu_quota", "GPUs/team"),
+           ("qualify", "Qualify")], as_json=as_json, empty="no contests")
+
+
+@contest_group.command("teams")
+@click.argument("contest_name", metavar="CONTEST")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def contest_teams(lazy, contest_name, as_json):
+    """Teams of CONTEST, their members and the rounds they entered."""
+    table(contest.show_teams(lazy.get(), contest_name),
+          [("team", "Team"), ("members", "Members"), ("rounds", "Rounds")], as_json=as_json, empty="no teams")
+
+
+@contest_group.group("team")
+def team_group():
+    """Manage teams."""
+
+
+@team_group.command("add")
+@click.argument("contest_name", metavar="CONTEST")
+@click.argument("team")
+@click.argument("users", nargs=-1, required=True)
+@pass_harness
+def team_add(lazy, contest_name, team, users):
+    """[organizer] Add TEAM (or add USERS to it) in CONTEST."""
+    h = lazy.get()
+    contest.require_organizer(h, "contest team add")
+    with h.tx() as db:
+        contest.add_team(h, db, contest.get_contest(db, contest_name), team, list(users))
+    click.echo(f"Team {team}: {', '.join(users)}")
+
+
+@contest_group.command("board")
+@click.argument("task")
+@click.option("--round", "round_ref", default=None, help="CONTEST/ROUND (default: the task's latest opened round).")
+@click.option("--private", is_flag=True, help="Show private scores (organizers before close; everyone after).")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def contest_board(lazy, task, round_ref, private, as_json):
+    """Team board of TASK: public ranks; after the round closes, private ranks and the shake-up."""
+    show_round_board(lazy.get(), task, round_ref, private, as_json)
+
+
+def show_round_board(h, task, round_ref, private, as_json) -> None:
+    result = rounds.board(h, task, round_ref, private)
+    if as_json:
+        emit_json(result)
+        return
+    cols = [("public_rank", "Public rank"), ("team", "Team"), ("public", "Public")]
+    if result["private_shown"]:
+        cols = [("private_rank", "Private rank"), ("team", "Team"), ("private", "Private"),
+                ("public_rank", "Public rank"), ("public", "Public"), ("shakeup", "Shake-up"),
+                ("final_submission", "Final #")]
+    cols += [("submits", "Submits"), ("last_submit", "Last submit")]
+    rows = [{**r, "shakeup": _arrow(r.get("shakeup"))} for r in result["rows"]]
+    title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
+             f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
+    table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet")
+
+
+def _arrow(delta) -> str:
+    if delta is None:
+        return ""
+    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
+
+
+@contest_group.command("close")
+@click.argument("round_ref", metavar="ROUND")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def contest_close(lazy, round_ref, as_json):
+    """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
+    result = rounds.close_round(lazy.get(), round_ref)
+    if as_json:
+        emit_json(result)
+        return
+    click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC")
+    for task, rows in result["boards"].items():
+        click.echo(f"{task}: " + ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, "
+                                            f"{_arrow(r['shakeup'])})" for r in rows if r["private_rank"])
+                   if rows else f"{task}: no scored submissions")
+    chosen = result["qualifiers"]
+    click.echo(f"Qualified ({len(chosen)}): {', '.join(sorted(chosen)) or 'none'}"
+               + (f" → {result['next_round']}" if result["next_round"] else ""))
+
+
+@contest_group.command("clock")
+@click.argument("when", required=False)
+@click.option("--real", is_flag=True, help="Go back to real time.")
+@pass_harness
+def contest_clock(lazy, when, real):
+    """[organizer] Show the contest clock, or set a simulated time WHEN (ISO, UTC)."""
+    h = lazy.get()
+    if when or real:
+        contest.require_organizer(h, "contest clock")
+        try:
+            clock.set_clock(h.settings, None if real else datetime.fromisoformat(when))
+        except ValueError:
+            raise UserError(f"WHEN: not an ISO date and time: {when!r}") from None
+    kind = "simulated" if clock.is_simulated(h.settings) else "real"
+    click.echo(f"{clock.now(h.settings).isoformat(timespec='seconds')} UTC ({kind})")
+
+
+@contest_group.command("simulate")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--teams", type=click.IntRange(2, 200), default=15, show_default=True)
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.option("--scale", type=float, default=0.3, show_default=True, help="Task data size multiplier.")
+@click.option("--out", type=click.Path(file_okay=False), default="contest-sim", show_default=True,
+              help="Folder for the simulation's state root and its report.")
+@click.option("--gpus", type=int, default=8, show_default=True, help="Simulated GPU inventory.")
+@click.option("--workers", type=int, default=2, show_default=True, help="Runs at once (real processes).")
+def contest_simulate(file, teams, seed, scale, out, gpus, workers):
+    """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs)."""
+    from ..simulate import SimConfig, simulate
+
+    report = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
+                                gpus=gpus, workers=workers), echo=click.echo)
+    click.echo(f"Report: {report}")
+
+
+@main.command("rescore")
+@click.argument("task")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def rescore_cmd(lazy, task, dry_run, as_json):
+    """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""
+    from ..grading import rescore
+
+    h = lazy.get()
+    contest.require_organizer(h, "rescore")
+    with h.tx() as db:
+        t = h.task(db, task)
+        rows = rescore(h.settings, db, t, write=not dry_run)
+        if dry_run:
+            db.rollback()
+    if as_json:
+        emit_json(rows)
+        return
+    changed = [r for r in rows if r["changed"]]
+    shown = [{"id": r["id"], "who": r["who"], "before": _grade(r["before"]), "after": _grade(r["after"]),
+              "note": r["note"]} for r in changed]
+    table(shown, [("id", "#"), ("who", "Team/user"), ("before", "Before"), ("after", "After"), ("note", "Note")],
+          title=f"rescore {task}: {len(changed)} of {len(rows)} changed" + (" (dry run)" if dry_run else ""),
+          empty=f"rescore {task}: {len(rows)} graded again, nothing changed")
+
+
+def _grade(g) -> str:
+    if g is None:
+        return ""
+    state, public, private = g
+    if state != "succeeded":
+        return state
+    return fmt(public) + (f" / private {fmt(private)}" if private is not None else "")

@@ -1,0 +1,94 @@
+"""Grading a submission's stored prediction: the whole test set, or a round's public and private halves; and
+`rescore`, which grades every stored prediction of a task again (after an evaluator fix, say)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from .db.models import Round, Submission, utcnow
+from .enums import FailureReason, RunStatus
+from .provenance import tree_hash
+from .scoring import evaluate
+from .settings import Settings
+from .splits import SplitFormat, SplitScores, evaluate_split
+from .taskpack import MANIFEST, Manifest
+from .workspace import label_path
+
+
+@dataclass
+class Grade:
+    score: float | None  # the whole set; in a round, the public half
+    private_score: float | None = None
+    reason: FailureReason | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def prediction_path(run_dir: str) -> Path:
+    return Path(run_dir) / "output" / "prediction"
+
+
+def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None) -> Grade:
+    manifest = Manifest.read(dataset)
+    limit = manifest.scorer_seconds or settings.scorer_time_limit
+    labels = label_path(dataset, dry_run)
+    evaluator = dataset / "evaluation.py"
+    if rnd is None or dry_run:
+        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes)
+        return Grade(result.score, None, result.reason, result.message)
+    fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
+    result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
+                            limit, settings.scorer_memory_bytes)
+    if isinstance(result, SplitScores):
+        return Grade(result.public.score, result.private.score)
+    return Grade(None, None, result.reason, result.message)
+
+
+def apply(sub: Submission, g: Grade) -> None:
+    sub.score, sub.private_score = g.score, g.private_score
+    if g.ok:
+        sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
+    else:
+        sub.status, sub.reason, sub.message = RunStatus.FAILED, g.reason, g.message
+
+
+RESCORABLE = (FailureReason.INVALID_PREDICTION, FailureReason.SCORER_ERROR)
+
+
+def rescore(settings: Settings, db, task, write: bool = True) -> list[dict]:
+    """Grade every stored prediction of TASK again; returns one row per submission with what changed."""
+    dataset = Path(task.path)
+    evaluator_hash = tree_hash(dataset / "evaluation.py")
+    rows = []
+    subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
+    for sub in subs:
+        if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
+            continue  # the inference never produced a prediction worth grading
+        pred = prediction_path(sub.run.run_dir)
+        before = (sub.status.value, sub.score, sub.private_score)
+        if not pred.exists():
+            rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": None, "changed": False,
+                         "note": "prediction file is gone"})
+            continue
+        rnd = db.get(Round, sub.round_id) if sub.round_id else None
+        g = grade(settings, dataset, pred, sub.dry_run, rnd)
+        after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
+        changed = after != before
+        rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,
+                     "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
+        if write and changed:
+            apply(sub, g)
+        if write:
+            sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
+                              "data": tree_hash(dataset / ("test_submit" if sub.dry_run else "test")),
+                              "rescored_at": utcnow().isoformat(timespec="seconds")}
+    return rows
+
+
+def _who(sub: Submission) -> str:
+    return sub.team.name if sub.team is not None else sub.user.name

@@ -1,0 +1,196 @@
+"""A round's boards (public, and private once revealed), final selection, and closing a round.
+
+The public board ranks each team by its best public score.  The private board ranks each team by the best
+private score among its *final* submissions: the ones it selected (`submit select`, up to the round's limit),
+or, if it selected none, its best public submission.  Private scores stay hidden from participants until the
+round is closed; then both boards are shown side by side with each team's rank change (the shake-up).
+"""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from . import clock
+from .context import Harness
+from .contest import get_round, require_organizer, status, team_of
+from .db.models import Round, RoundEntry, Submission, Task, Team
+from .enums import Direction, RoundStatus, RunStatus
+from .errors import NotFound, UserError
+from .sessions import wait_run
+
+
+def _ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
+    """(rank, item) ordered best first; equal scores share a rank (the earlier submission listed first)."""
+    sign = -1.0 if direction is Direction.HIGHER else 1.0
+    ordered = sorted(items, key=lambda it: (sign * score_of(it), it.created_at, it.id))
+    out: list[tuple[int, object]] = []
+    for i, it in enumerate(ordered):
+        rank = out[-1][0] if out and score_of(out[-1][1]) == score_of(it) else i + 1
+        out.append((rank, it))
+    return out
+
+
+def compute_board(db, rnd: Round, task: Task) -> list[dict]:
+    """Every team's public and private standing on TASK in RND (private fields included: callers filter)."""
+    subs = db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task.id,
+                                               Submission.dry_run.is_(False))
+                      .order_by(Submission.created_at, Submission.id)).all()
+    direction = task.direction
+    by_team: dict[int, list[Submission]] = {}
+    counts: dict[int, int] = {}
+    last: dict[int, Submission] = {}
+    for s in subs:
+        if s.counted:
+            counts[s.team_id] = counts.get(s.team_id, 0) + 1
+            last[s.team_id] = s
+        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
+            by_team.setdefault(s.team_id, []).append(s)
+    best_public, final = {}, {}
+    for team_id, scored in by_team.items():
+        best_public[team_id] = _ranked(scored, lambda s: s.score, direction)[0][1]
+        picks = [s for s in scored if s.selected] or [best_public[team_id]]
+        picks = [s for s in picks if s.private_score is not None and s.private_score == s.private_score]
+        if picks:
+            final[team_id] = _ranked(picks, lambda s: s.private_score, direction)[0][1]
+    public_rank = {s.team_id: r for r, s in _ranked(list(best_public.values()), lambda s: s.score, direction)}
+    private_rank = {s.team_id: r for r, s in _ranked(list(final.values()), lambda s: s.private_score, direction)}
+    rows = []
+    for team_id, s in best_public.items():
+        f = final.get(team_id)
+        rows.append({"team": s.team.name, "public_rank": public_rank[team_id], "public": s.score,
+                     "public_submission": s.id, "private_rank": private_rank.get(team_id),
+                     "private": f.private_score if f else None, "final_submission": f.id if f else None,
+                     "selected": sum(1 for x in by_team[team_id] if x.selected),
+                     "shakeup": public_rank[team_id] - private_rank[team_id] if team_id in private_rank else None,
+                     "submits": counts.get(team_id, 0),
+                     "last_submit": last[team_id].created_at.isoformat(timespec="seconds") if team_id in last else None})
+    return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
+
+
+PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup")
+
+
+def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:
+    """The round a task's board belongs to: the one named, else the latest round (by number) holding the task
+    that has been opened."""
+    if round_ref:
+        rnd = get_round(db, round_ref)
+        if task_name not in rnd.tasks:
+            raise UserError(f"TASK: {task_name!r} is not a task of round {rnd.label} ({', '.join(rnd.tasks)})")
+        return rnd
+    rounds = [r for r in db.scalars(select(Round).order_by(Round.number.desc())) if task_name in r.tasks]
+    opened = [r for r in rounds if r.opened_at is not None]
+    return (opened or rounds or [None])[0]
+
+
+def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False) -> dict:
+    """A round's board for TASK. Private columns: after close for everyone, before close for organizers only."""
+    with h.tx() as db:
+        task = h.task(db, task_name)
+        rnd = round_for_task(db, task_name, round_ref)
+        if rnd is None:
+            raise NotFound(f"TASK: {task_name!r} is in no contest round (see 'board {task_name}')")
+        state = status(rnd, clock.now(h.settings))
+        revealed = state is RoundStatus.CLOSED
+        if private and not revealed and not h.settings.is_organizer:
+            raise UserError(f"--private: the private board of {rnd.label} is hidden until the round is closed")
+        show_private = revealed or private
+        rows = compute_board(db, rnd, task)
+        if show_private:
+            rows.sort(key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0, r["public_rank"]))
+        else:
+            rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
+        return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
+                "status": state.value, "private_shown": show_private, "rows": rows}
+
+
+def select_submissions(h: Harness, ids: list[int]) -> dict:
+    """`submit select ID...`: the team's final submissions for the private board (replaces an earlier choice)."""
+    if not ids:
+        raise UserError("ID: give one or more submission ids (see 'history TASK')")
+    with h.tx() as db:
+        me = h.user(db)
+        subs = []
+        for i in dict.fromkeys(ids):
+            s = db.get(Submission, i)
+            if s is None:
+                raise NotFound(f"ID: no submission {i}")
+            subs.append(s)
+        rounds = {s.round_id for s in subs}
+        tasks = {s.task_id for s in subs}
+        if None in rounds:
+            bad = next(s for s in subs if s.round_id is None)
+            raise UserError(f"ID: submission {bad.id} is not a contest round submission (dry runs never are)")
+        if len(rounds) > 1 or len(tasks) > 1:
+            raise UserError("ID: all selected submissions must be of the same round and task")
+        rnd = db.get(Round, rounds.pop())
+        team = team_of(db, rnd.contest, me)
+        if team is None or any(s.team_id != team.id for s in subs):
+            raise UserError(f"ID: you may select only your own team's submissions")
+        if status(rnd, clock.now(h.settings)) is RoundStatus.CLOSED:
+            raise UserError(f"ID: round {rnd.label} is closed; its selection is final")
+        failed = [s.id for s in subs if s.status is not RunStatus.SUCCEEDED]
+        if failed:
+            raise UserError(f"ID: submission {failed[0]} has no score; only scored submissions can be selected")
+        if len(subs) > rnd.selection_limit:
+            raise UserError(f"ID: {len(subs)} selected, round {rnd.label} allows {rnd.selection_limit}")
+        task_id = subs[0].task_id
+        for s in db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task_id,
+                                                     Submission.team_id == team.id)):
+            s.selected = s.id in {x.id for x in subs}
+        return {"round": rnd.label, "team": team.name, "selected": [s.id for s in subs]}
+
+
+def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], direction_of: dict) -> dict[str, str]:
+    """Team → why it qualifies: top K (by private rank) or a threshold on the private score, on any task;
+    a round with no rule sends every entered team on."""
+    rule = rnd.qualify or {}
+    out: dict[str, str] = {}
+    if not rule:
+        return {t: "entered the round before" for t in entered}
+    for task, rows in boards.items():
+        for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9):
+            if r["private_rank"] is None or r["team"] in out:
+                continue
+            if "top" in rule and r["private_rank"] <= rule["top"]:
+                out[r["team"]] = f"{task}: private rank {r['private_rank']} (top {rule['top']})"
+            elif "threshold" in rule:
+                d = direction_of[task]
+                if r["private"] == rule["threshold"] or d.better(r["private"], rule["threshold"]):
+                    out[r["team"]] = f"{task}: private {r['private']:.6g} (threshold {rule['threshold']:g})"
+    return out
+
+
+def close_round(h: Harness, round_ref: str) -> dict:
+    """Freeze the round (after its queued submits are scored), reveal the private board, compute the
+    qualifiers and open the next round to them."""
+    require_organizer(h, "contest close")
+    with h.tx() as db:
+        rnd = get_round(db, round_ref)
+        if rnd.closed_at is not None:
+            raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')}")
+        pending = list(db.scalars(select(Submission.run_id).where(
+            Submission.round_id == rnd.id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
+        rnd_id = rnd.id
+    for run_id in pending:  # submitted in time: they are scored before the round freezes
+        wait_run(h, run_id)
+    with h.tx() as db:
+        rnd = db.get(Round, rnd_id)
+        now = clock.now(h.settings)
+        rnd.closed_at = max(now, rnd.opened_at or now)
+        tasks = {name: h.task(db, name) for name in rnd.tasks}
+        boards = {name: compute_board(db, rnd, t) for name, t in tasks.items()}
+        entered = [db.get(Team, e.team_id).name
+                   for e in db.scalars(select(RoundEntry).where(RoundEntry.round_id == rnd.id))]
+        chosen = qualifiers(rnd, boards, entered, {n: t.direction for n, t in tasks.items()})
+        nxt = db.scalar(select(Round).where(Round.contest_id == rnd.contest_id, Round.number == rnd.number + 1))
+        if nxt is not None:
+            teams = {t.name: t for t in rnd.contest.teams}
+            admitted = chosen if nxt.entry == "qualified" else {t: "registered" for t in teams}
+            for name, why in admitted.items():
+                if db.scalar(select(RoundEntry.id).where(RoundEntry.round_id == nxt.id,
+                                                         RoundEntry.team_id == teams[name].id)) is None:
+                    db.add(RoundEntry(round_id=nxt.id, team_id=teams[name].id, reason=why))
+            nxt.opened_at = now
+        rnd.results = {"closed_at": rnd.closed_at.isoformat(timespec="seconds"), "boards": boards,
+                       "qualifiers": chosen, "next_round": nxt.label if nxt else None}
+        return {"round": rnd.label, **rnd.results}

@@ -1,0 +1,262 @@
+"""Contest rounds: contest.toml, team quotas on simulated time, team GPU quota, public/private split, final
+selection, close with qualifiers, rescore and provenance — through the CLI, with real sessions and submits."""
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_task, participant, NSML_MAIN, run_session
+from harness import splits
+
+TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (15 numbers; label = number > 50)
+
+CONTEST = """
+name = "rush"
+[teams]
+"red" = ["alice", "bob"]
+"blue" = ["carol"]
+"green" = ["dave"]
+
+[[rounds]]
+name = "r1"
+tasks = ["tiny"]
+start = 2026-07-01T00:00:00
+end = 2026-07-02T00:00:00
+submit = {{ quota = 1, period_seconds = 3600 }}
+gpu_quota = {gpu_quota}
+gpu_policy = "{policy}"
+public_fraction = 0.4
+split_seed = 11
+select = 2
+qualify = {{ top = 1 }}
+
+[[rounds]]
+name = "r2"
+tasks = ["tiny2"]
+start = 2026-07-03T00:00:00
+end = 2026-07-04T00:00:00
+"""
+
+
+def _split_tiny(folder: Path, name: str) -> Path:
+    make_tiny_task(folder, name=name)
+    with open(folder / "task.toml", "a") as fh:
+        fh.write('\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    return folder
+
+
+@pytest.fixture
+def contest(tmp_path, cli, state_root):
+    """Two tasks with a [split], an organizer, a GPU inventory, the contest created, the clock in round 1."""
+    def make(gpu_quota=2, policy="wait"):
+        (state_root / "harness.toml").write_text('organizers = ["org"]\ngpus = 4\n')
+        for name in ("tiny", "tiny2"):
+            cli("dataset", "add", _split_tiny(tmp_path / name, name))
+        spec = tmp_path / "contest.toml"
+        spec.write_text(CONTEST.format(gpu_quota=gpu_quota, policy=policy))
+        cli("contest", "clock", "2026-07-01T01:00:00", user="org")
+        cli("contest", "create", spec, user="org")
+        return spec
+    return make
+
+
+def _session(cli, tmp_path, user, threshold, *extra, task="tiny", wait=True):
+    folder = tmp_path / f"code-{user}-{threshold}-{len(extra)}"
+    if not folder.exists():
+        participant(folder, NSML_MAIN)
+    out = cli("run", "-d", task, "-e", "main.py", "-a", f"--epochs 1 --threshold {threshold}", *extra, folder,
+              user=user).stdout
+    name = out.split()[1]
+    if wait:
+        cli("logs", "-f", name, user=user)
+    return name
+
+
+def _clock(cli, when):
+    cli("contest", "clock", when, user="org")
+
+
+def _expected(threshold, idx):
+    labels = [int(x > 50) for x in TEST_NUMBERS]
+    preds = [int(x > threshold) for x in TEST_NUMBERS]
+    return float(np.mean([labels[i] == preds[i] for i in idx]))
+
+
+def test_contest_file_errors_name_the_field(cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    bad = tmp_path / "bad.toml"
+    cases = {
+        'name = "x"\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-02T00:00:00\nend = 2026-01-01T00:00:00\n':
+            "rounds[1].end: must be after start",
+        'name = "x"\n[[rounds]]\ntasks = []\nstart = 2026-01-01T00:00:00\nend = 2026-01-02T00:00:00\n':
+            "rounds[1].tasks",
+        'name = "x"\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\nend = 2026-01-02T00:00:00\n'
+        'qualify = { best = 3 }\n': "rounds[1].qualify",
+        'name = "x"\n[teams]\nt1 = ["u"]\nt2 = ["u"]\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\n'
+        'end = 2026-01-02T00:00:00\n': "teams.t2: user 'u' is already in team 't1'",
+        'name = "x"\nround = 1\n': "unknown field 'round'",
+    }
+    for text, expected in cases.items():
+        bad.write_text(text)
+        r = cli("contest", "create", bad, user="org", code=2)
+        assert r.stderr.count("\n") == 1 and str(bad) in r.stderr and expected in r.stderr, r.stderr
+    good = tmp_path / "good.toml"
+    good.write_text('name = "x"\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\nend = 2026-01-02T00:00:00\n')
+    assert "is an organizer command" in cli("contest", "create", good, user="alice", code=2).stderr
+    assert "task 'a' is not prepared" in cli("contest", "create", good, user="org", code=2).stderr or \
+        "unknown task 'a'" in cli("contest", "create", good, user="org", code=2).stderr
+
+
+def test_split_is_fixed_by_seed_disjoint_and_complete():
+    pub, priv = splits.halves(1000, 0.3, seed=7, task="garbage-docs")
+    assert len(pub) == 300 and len(priv) == 700
+    assert not set(pub) & set(priv) and set(pub) | set(priv) == set(range(1000))
+    again, _ = splits.halves(1000, 0.3, seed=7, task="garbage-docs")
+    assert np.array_equal(pub, again)  # the same draw in every process
+    assert not np.array_equal(pub, splits.halves(1000, 0.3, seed=8, task="garbage-docs")[0])
+    assert not np.array_equal(pub, splits.halves(1000, 0.3, seed=7, task="bus-eta")[0])
+    assert len(splits.halves(3, 0.01, 0, "t")[0]) == 1 and len(splits.halves(3, 0.99, 0, "t")[1]) == 1
+
+
+def test_team_quota_on_simulated_time(cli, tmp_path, contest):
+    contest()
+    a = _session(cli, tmp_path, "alice", 50)
+    b = _session(cli, tmp_path, "bob", 40)
+    c = _session(cli, tmp_path, "alice", 45)
+    first = cli.json("submit", a, "0", user="alice")
+    assert first["team"] == "red" and first["round"] == "rush/r1" and "private_score" not in first
+    r = cli("submit", b, "0", user="bob", code=2)  # bob's team already used this hour's submit
+    assert "quota reached for tiny: 1 per 3600 s for team red; next submit allowed at 2026-07-01T02:00:00" \
+        in r.stderr
+    _clock(cli, "2026-07-01T01:59:59")
+    cli("submit", b, "0", user="bob", code=2)
+    _clock(cli, "2026-07-01T02:00:01")
+    assert cli.json("submit", b, "0", user="bob")["status"] == "succeeded"
+    _clock(cli, "2026-07-02T00:00:00")  # the round has ended: no more sessions or submits
+    assert "ended at 2026-07-02T00:00:00" in cli("submit", c, "0", user="alice", code=2).stderr
+    assert "ended at" in cli("run", "-d", "tiny", tmp_path / "code-alice-50-0", user="alice", code=2).stderr
+
+
+def test_outsiders_and_unqualified_are_refused(cli, tmp_path, contest):
+    contest()
+    r = cli("run", "-d", "tiny", participant(tmp_path / "eve", NSML_MAIN), user="eve", code=2)
+    assert "user 'eve' is in no team of contest rush" in r.stderr
+    r = cli("run", "-d", "tiny2", tmp_path / "eve", user="alice", code=2)
+    assert "round rush/r2, which has not opened yet" in r.stderr
+
+
+def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, state_root):
+    contest(gpu_quota=2)
+    assert "over team red's quota of 2" in cli("run", "-d", "tiny", "-g", "3",
+                                               participant(tmp_path / "x", NSML_MAIN), user="alice", code=2).stderr
+    # alice holds both of red's GPUs with a slow session; bob's (red) waits, carol's (blue) starts
+    slow = tmp_path / "slow"
+    participant(slow, NSML_MAIN)
+    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 6", slow, user="alice").stdout.split()[1]
+    import time
+    time.sleep(1.5)
+    waiting = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", slow, user="bob").stdout.split()[1]
+    other = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1", slow, user="carol").stdout.split()[1]
+    cli("logs", "-f", other, user="carol")
+    status = {r["name"]: r["status"] for r in cli.json("ps", "-a", user="bob")}
+    assert status[waiting] == "queued"  # still over red's quota while alice's session runs
+    assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "running"
+    cli("logs", "-f", waiting, user="bob")  # starts once alice's session ends
+    rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
+    assert rows[waiting]["status"] == "succeeded"
+
+
+def test_gpu_policy_refuse(cli, tmp_path, contest):
+    contest(gpu_quota=2, policy="refuse")
+    slow = participant(tmp_path / "slow", NSML_MAIN)
+    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 3", slow, user="alice").stdout.split()[1]
+    r = cli("run", "-d", "tiny", "-g", "1", slow, user="bob", code=2)
+    assert "team red already holds 2 of its 2 GPU(s)" in r.stderr and "gpu_policy = refuse" in r.stderr
+    cli("logs", "-f", hold, user="alice")
+    cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", slow, user="bob")
+
+
+def test_private_board_selection_close_and_qualifiers(cli, tmp_path, contest, state_root):
+    contest()
+    pub, priv = splits.halves(len(TEST_NUMBERS), 0.4, 11, "tiny")
+    red = _session(cli, tmp_path, "alice", 50)   # perfect
+    red2 = _session(cli, tmp_path, "alice", 35)  # worse
+    blue = _session(cli, tmp_path, "carol", 20)
+    unsent = _session(cli, tmp_path, "bob", 45)
+    s_red = cli.json("submit", red, "0", user="alice")
+    assert s_red["score"] == pytest.approx(_expected(50, pub))
+    _clock(cli, "2026-07-01T03:00:00")
+    s_red2 = cli.json("submit", red2, "0", user="alice")
+    s_blue = cli.json("submit", blue, "0", user="carol")
+    assert s_blue["score"] == pytest.approx(_expected(20, pub))
+
+    board = cli.json("board", "tiny", user="carol")
+    assert board["private_shown"] is False and all("private" not in r for r in board["rows"])
+    assert "hidden until the round is closed" in cli("contest", "board", "tiny", "--private", user="carol",
+                                                     code=2).stderr
+    hist = cli.json("history", "tiny", user="alice")
+    assert all("private_score" not in h for h in hist)
+    org = cli.json("contest", "board", "tiny", "--private", user="org")
+    assert org["private_shown"] and {r["team"] for r in org["rows"]} == {"red", "blue"}
+
+    # red selects its worse submission: the private board must use it, not the best public one
+    assert "own team's" in cli("submit", "select", str(s_blue["id"]), user="alice", code=2).stderr
+    assert "no submission 999" in cli("submit", "select", "999", user="alice", code=2).stderr
+    cli("submit", "select", str(s_red2["id"]), user="alice")
+
+    assert "organizer command" in cli("contest", "close", "rush/r1", user="alice", code=2).stderr
+    closed = cli.json("contest", "close", "r1", user="org")
+    rows = {r["team"]: r for r in closed["boards"]["tiny"]}
+    assert rows["red"]["private"] == pytest.approx(_expected(35, priv))  # the selected one
+    assert rows["red"]["final_submission"] == s_red2["id"]
+    assert rows["blue"]["private"] == pytest.approx(_expected(20, priv))
+    top = max(rows.values(), key=lambda r: r["private"])["team"]
+    assert set(closed["qualifiers"]) == {top} and closed["next_round"] == "rush/r2"
+    for r in rows.values():
+        assert r["shakeup"] == r["public_rank"] - r["private_rank"]
+
+    after = cli.json("board", "tiny", user="carol")  # revealed to everyone now
+    assert after["status"] == "closed" and after["private_shown"] and after["rows"][0]["team"] == top
+    assert "private_score" in cli.json("history", "tiny", user="alice")[0]
+    assert "is closed" in cli("submit", unsent, "0", user="bob", code=2).stderr
+    assert "closed at" in cli("contest", "close", "rush/r1", user="org", code=2).stderr
+
+    _clock(cli, "2026-07-03T01:00:00")
+    loser = ({"red", "blue"} - {top}).pop()
+    loser_user, winner_user = ("carol", "alice") if loser == "blue" else ("alice", "carol")
+    r = cli("run", "-d", "tiny2", tmp_path / "code-alice-50-0", user=loser_user, code=2)
+    assert f"team '{loser}' did not qualify" in r.stderr
+    name = _session(cli, tmp_path, winner_user, 50, task="tiny2")
+    assert cli.json("submit", name, "0", user=winner_user)["round"] == "rush/r2"
+
+
+def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, state_root):
+    contest()
+    name = _session(cli, tmp_path, "alice", 30)
+    sub = cli.json("submit", name, "0", user="alice")
+    from harness.context import Harness
+    from harness.db.models import Submission
+    h = Harness()
+    with h.tx() as db:
+        prov = db.get(Submission, sub["id"]).provenance
+    assert prov["code"].startswith("sha256:") and prov["data"].startswith("sha256:")
+    assert prov["runtime"] == "process" and prov["environment"].startswith("python 3")
+    old_evaluator = prov["evaluator"]
+
+    # the organizer "fixes" the evaluator (here: it now reports the error rate); nothing changes until rescore
+    evaluation = tmp_path / "tiny" / "evaluation.py"
+    evaluation.write_text(evaluation.read_text().replace(
+        "print(sum(p == l for p, l in zip(preds, labels)) / len(labels))",
+        "print(1 - sum(p == l for p, l in zip(preds, labels)) / len(labels))"))
+    assert "organizer command" in cli("rescore", "tiny", user="alice", code=2).stderr
+    dry = cli.json("rescore", "tiny", "--dry-run", user="org")
+    assert dry[0]["changed"] and dry[0]["after"][1] == pytest.approx(1 - sub["score"])
+    with h.tx() as db:
+        assert db.get(Submission, sub["id"]).score == pytest.approx(sub["score"])  # dry run wrote nothing
+    out = cli("rescore", "tiny", user="org").stdout
+    assert "1 of 1 changed" in out
+    with h.tx() as db:
+        s = db.get(Submission, sub["id"])
+        assert s.score == pytest.approx(1 - sub["score"]) and s.provenance["evaluator"] != old_evaluator
+    assert "nothing changed" in cli("rescore", "tiny", user="org").stdout
