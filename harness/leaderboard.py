@@ -42,7 +42,8 @@ def board(h: Harness, task_name: str) -> list[dict]:
 
 
 def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
-    """A user's own submissions to a task, newest first (failed and dry runs included)."""
+    """A user's own submissions to a task, newest first (failed and dry runs included); organizers also see
+    each one's provenance (code, environment, data and evaluator hashes)."""
     with h.tx() as db:
         task = h.task(db, task_name)
         me = h.user(db, user)
@@ -58,5 +59,7 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
             rnd = db.get(Round, s.round_id) if s.round_id else None
             if rnd is not None and (h.settings.is_organizer or status(rnd, now) is RoundStatus.CLOSED):
                 row["private_score"] = s.private_score
+            if h.settings.is_organizer:
+                row["provenance"] = s.provenance
             rows.append(row)
         return rows

@@ -140,13 +140,14 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
         return {"round": rnd.label, "team": team.name, "selected": [s.id for s in subs]}
 
 
-def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], direction_of: dict) -> dict[str, str]:
+def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], direction_of: dict,
+               last: bool = False) -> dict[str, str]:
     """Team → why it qualifies: top K (by private rank) or a threshold on the private score, on any task;
-    a round with no rule sends every entered team on."""
+    a round with no rule sends every entered team on (the last round, without a rule, qualifies nobody)."""
     rule = rnd.qualify or {}
     out: dict[str, str] = {}
     if not rule:
-        return {t: "entered the round before" for t in entered}
+        return {} if last else {t: f"entered {rnd.name}" for t in entered}
     for task, rows in boards.items():
         for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9):
             if r["private_rank"] is None or r["team"] in out:
@@ -181,8 +182,8 @@ def close_round(h: Harness, round_ref: str) -> dict:
         boards = {name: compute_board(db, rnd, t) for name, t in tasks.items()}
         entered = [db.get(Team, e.team_id).name
                    for e in db.scalars(select(RoundEntry).where(RoundEntry.round_id == rnd.id))]
-        chosen = qualifiers(rnd, boards, entered, {n: t.direction for n, t in tasks.items()})
         nxt = db.scalar(select(Round).where(Round.contest_id == rnd.contest_id, Round.number == rnd.number + 1))
+        chosen = qualifiers(rnd, boards, entered, {n: t.direction for n, t in tasks.items()}, last=nxt is None)
         if nxt is not None:
             teams = {t.name: t for t in rnd.contest.teams}
             admitted = chosen if nxt.entry == "qualified" else {t: "registered" for t in teams}

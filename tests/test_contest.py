@@ -260,3 +260,54 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
         s = db.get(Submission, sub["id"])
         assert s.score == pytest.approx(1 - sub["score"]) and s.provenance["evaluator"] != old_evaluator
     assert "nothing changed" in cli("rescore", "tiny", user="org").stdout
+
+
+MINI = """
+name = "mini"
+[[rounds]]
+name = "r1"
+tasks = ["garbage-docs"]
+start = 2026-07-01T00:00:00
+end = 2026-07-01T03:00:00
+gpu_quota = 2
+qualify = { top = 2 }
+[[rounds]]
+name = "r2"
+tasks = ["bus-eta"]
+start = 2026-07-02T00:00:00
+end = 2026-07-02T02:00:00
+gpu_quota = 2
+"""
+
+
+def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
+    spec = tmp_path / "mini.toml"
+    spec.write_text(MINI)
+    out = tmp_path / "sim"
+    r = cli("contest", "simulate", spec, "--teams", "4", "--seed", "3", "--scale", "0.2", "--out", out)
+    assert "r1 closed: 2 qualified for mini/r2" in r.stdout and "r2 closed: final boards revealed" in r.stdout
+    report = (out / "report.md").read_text()
+    assert "### garbage-docs — final board" in report and "### bus-eta — final board" in report
+    assert "**Qualified (2)** for mini/r2" in report
+    for png in ("scores_r1_garbage-docs", "shakeup_r1_garbage-docs", "scores_r2_bus-eta", "shakeup_r2_bus-eta"):
+        assert (out / "plots" / f"{png}.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<table>" in (out / "report.html").read_text()
+
+    # the simulation's store holds real, scored submissions: the boards come from them, not from shortcuts
+    from harness.context import Harness
+    from harness.db.models import Round, Submission
+    from harness.settings import load_settings
+    h = Harness(load_settings(root=out / "state", user="organizer"))
+    with h.tx() as db:
+        subs = db.query(Submission).all()
+        assert subs and all(s.team_id for s in subs)
+        scored = [s for s in subs if s.status.value == "succeeded"]
+        assert scored and all(s.private_score is not None and s.provenance.get("code") for s in scored)
+        r1 = db.query(Round).filter_by(name="r1").one()
+        assert r1.closed_at is not None and len(r1.results["qualifiers"]) == 2
+    h.store.close()
+    # the same command again replaces its own folder, but never someone else's
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "keep.txt").write_text("x")
+    r = cli("contest", "simulate", spec, "--out", tmp_path / "other", code=2)
+    assert "is not a contest simulation folder" in r.stderr and (tmp_path / "other" / "keep.txt").exists()
