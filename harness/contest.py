@@ -34,7 +34,7 @@ from .context import Harness
 from .db.models import Contest, Round, RoundEntry, Team, TeamMember, User
 from .enums import GpuPolicy, RoundStatus
 from .errors import NotFound, UserError
-from .settings import tomllib
+from .settings import read_toml
 
 ROUND_KEYS = {"name", "tasks", "start", "end", "submit", "gpu_quota", "gpu_policy", "public_fraction", "split_seed",
               "select", "qualify", "entry"}
@@ -76,12 +76,9 @@ def _number(value, where: str, kind=int, low=0.0, high=None):
 def parse_spec(path: Path) -> dict:
     """Read and check a contest.toml; every error names the file and the field."""
     try:
-        with open(path, "rb") as fh:
-            data = tomllib.load(fh)
+        data = read_toml(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: invalid TOML: {exc}") from None
     unknown = set(data) - TOP_KEYS
     if unknown:
         raise UserError(f"{path}: unknown field {sorted(unknown)[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")

@@ -10,6 +10,17 @@ from .db.models import Round, Submission
 from .enums import Direction, RoundStatus, RunStatus
 
 
+def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
+    """(rank, item) best first; equal scores share a rank, the earlier submission listed first."""
+    sign = -1.0 if direction is Direction.HIGHER else 1.0
+    ordered = sorted(items, key=lambda it: (sign * score_of(it), it.created_at, it.id))
+    out: list[tuple[int, object]] = []
+    for i, it in enumerate(ordered):
+        rank = out[-1][0] if out and score_of(out[-1][1]) == score_of(it) else i + 1
+        out.append((rank, it))
+    return out
+
+
 def board(h: Harness, task_name: str) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
     with h.tx() as db:
@@ -17,23 +28,18 @@ def board(h: Harness, task_name: str) -> list[dict]:
         direction = task.direction
         subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.dry_run.is_(False))
                           .order_by(Submission.created_at, Submission.id)).all()
-        best: dict[int, Submission] = {}
         counts: dict[int, int] = {}
         last: dict[int, Submission] = {}
+        scored: dict[int, list[Submission]] = {}
         for s in subs:
             if s.counted:
                 counts[s.user_id] = counts.get(s.user_id, 0) + 1
                 last[s.user_id] = s
-            if s.status is not RunStatus.SUCCEEDED or s.score is None or s.score != s.score:
-                continue
-            cur = best.get(s.user_id)
-            if cur is None or direction.better(s.score, cur.score):
-                best[s.user_id] = s
-        sign = -1.0 if direction is Direction.HIGHER else 1.0
-        ordered = sorted(best.values(), key=lambda s: (sign * s.score, s.created_at, s.id))
+            if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
+                scored.setdefault(s.user_id, []).append(s)
+        best = [ranked(mine, lambda s: s.score, direction)[0][1] for mine in scored.values()]
         rows = []
-        for i, s in enumerate(ordered):
-            rank = rows[-1]["rank"] if rows and rows[-1]["score"] == s.score else i + 1
+        for rank, s in ranked(best, lambda s: s.score, direction):
             rows.append({"rank": rank, "user": s.user.name, "score": s.score, "session": s.session_name,
                          "checkpoint": s.checkpoint, "submits": counts.get(s.user_id, 0),
                          "last_submit": last[s.user_id].created_at.isoformat(timespec="seconds")

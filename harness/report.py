@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from .context import Harness
 from .contest import get_contest
-from .db.models import Run, Session, Submission, Team
+from .db.models import Run, Session, Submission
 from .enums import Direction, RunStatus
 
 
@@ -168,7 +168,7 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
         quota = max((r.gpu_quota or 0) for r in c.rounds)
         md += ["## Quotas", "",
                f"- Submits the quota refused (a team's second try within one period): {log.quota_refusals}",
-               f"- Faults planted in sessions: " + (", ".join(f"{k}: {v}" for k, v in sorted(log.faults.items()))
+               "- Faults planted in sessions: " + (", ".join(f"{k}: {v}" for k, v in sorted(log.faults.items()))
                                                     or "none"),
                f"- Peak GPUs any team held at once: {max(peaks.values(), default=0)} (quota {quota}); per team: "
                + ", ".join(f"{teams[t]} {p}" for t, p in sorted(peaks.items())), ""]

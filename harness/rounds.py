@@ -13,20 +13,10 @@ from . import clock
 from .context import Harness
 from .contest import get_round, require_organizer, status, team_of
 from .db.models import Round, RoundEntry, Submission, Task, Team
-from .enums import Direction, RoundStatus, RunStatus
+from .enums import RoundStatus, RunStatus
 from .errors import NotFound, UserError
+from .leaderboard import ranked
 from .sessions import wait_run
-
-
-def _ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
-    """(rank, item) ordered best first; equal scores share a rank (the earlier submission listed first)."""
-    sign = -1.0 if direction is Direction.HIGHER else 1.0
-    ordered = sorted(items, key=lambda it: (sign * score_of(it), it.created_at, it.id))
-    out: list[tuple[int, object]] = []
-    for i, it in enumerate(ordered):
-        rank = out[-1][0] if out and score_of(out[-1][1]) == score_of(it) else i + 1
-        out.append((rank, it))
-    return out
 
 
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
@@ -46,13 +36,13 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
             by_team.setdefault(s.team_id, []).append(s)
     best_public, final = {}, {}
     for team_id, scored in by_team.items():
-        best_public[team_id] = _ranked(scored, lambda s: s.score, direction)[0][1]
+        best_public[team_id] = ranked(scored, lambda s: s.score, direction)[0][1]
         picks = [s for s in scored if s.selected] or [best_public[team_id]]
         picks = [s for s in picks if s.private_score is not None and s.private_score == s.private_score]
         if picks:
-            final[team_id] = _ranked(picks, lambda s: s.private_score, direction)[0][1]
-    public_rank = {s.team_id: r for r, s in _ranked(list(best_public.values()), lambda s: s.score, direction)}
-    private_rank = {s.team_id: r for r, s in _ranked(list(final.values()), lambda s: s.private_score, direction)}
+            final[team_id] = ranked(picks, lambda s: s.private_score, direction)[0][1]
+    public_rank = {s.team_id: r for r, s in ranked(list(best_public.values()), lambda s: s.score, direction)}
+    private_rank = {s.team_id: r for r, s in ranked(list(final.values()), lambda s: s.private_score, direction)}
     rows = []
     for team_id, s in best_public.items():
         f = final.get(team_id)
@@ -125,7 +115,7 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
         rnd = db.get(Round, rounds.pop())
         team = team_of(db, rnd.contest, me)
         if team is None or any(s.team_id != team.id for s in subs):
-            raise UserError(f"ID: you may select only your own team's submissions")
+            raise UserError("ID: you may select only your own team's submissions")
         if status(rnd, clock.now(h.settings)) is RoundStatus.CLOSED:
             raise UserError(f"ID: round {rnd.label} is closed; its selection is final")
         failed = [s.id for s in subs if s.status is not RunStatus.SUCCEEDED]

@@ -156,7 +156,12 @@ class Scheduler:
                     continue
                 if run.gpus and run.team_id is not None and run.team_gpu_quota is not None \
                         and team_held.get(run.team_id, 0) + run.gpus > run.team_gpu_quota:
-                    continue  # over its team's GPU quota: it waits for the team's own runs, blocking no one else
+                    # over its team's GPU quota: it waits for the team's own runs, blocking no one else
+                    note = (f"waiting for the team's GPU quota: {team_held.get(run.team_id, 0)} of "
+                            f"{run.team_gpu_quota} held, {run.gpus} asked")
+                    if run.message != note:
+                        run.message = note
+                    continue
                 if run.gpus:
                     if gpu_blocked:
                         continue  # FIFO among GPU runs: nobody overtakes the first one that waits
@@ -168,7 +173,7 @@ class Scheduler:
                 busy.update(ids)
                 if run.team_id is not None:
                     team_held[run.team_id] = team_held.get(run.team_id, 0) + len(ids)
-                run.status, run.phase, run.gpu_ids = RunStatus.RUNNING, PHASE_LAUNCHING, ids
+                run.status, run.phase, run.gpu_ids, run.message = RunStatus.RUNNING, PHASE_LAUNCHING, ids, None
                 run.started_at = run.heartbeat_at = utcnow()
                 run.attempts += 1
                 sub = db.scalar(select(Submission).where(Submission.run_id == run.id))

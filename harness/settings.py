@@ -97,15 +97,19 @@ class Settings:
             d.mkdir(parents=True, exist_ok=True)
 
 
-def _read_file(root: Path) -> dict:
-    path = root / SETTINGS_FILE
-    if not path.exists():
-        return {}
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; a syntax error is a one-line UserError naming the file (a missing file raises
+    FileNotFoundError for the caller to word)."""
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
         raise UserError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _read_file(root: Path) -> dict:
+    path = root / SETTINGS_FILE
+    return read_toml(path) if path.exists() else {}
 
 
 def _int(value, name: str) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .enums import Direction
 from .errors import NotFound, UserError
-from .settings import Settings, tomllib
+from .settings import Settings, read_toml
 
 MANIFEST = "task.toml"
 BUILTIN_TASKS = Path(__file__).resolve().parent.parent / "tasks"
@@ -46,12 +46,9 @@ class Manifest:
     def read(cls, folder: Path) -> "Manifest":
         path = folder / MANIFEST
         try:
-            with open(path, "rb") as fh:
-                data = tomllib.load(fh)
+            data = read_toml(path)
         except FileNotFoundError:
             raise NotFound(f"{path}: no task manifest") from None
-        except tomllib.TOMLDecodeError as exc:
-            raise UserError(f"{path}: invalid TOML: {exc}") from None
         name = data.get("name") or folder.name
         direction = str(data.get("direction", "higher")).lower()
         if direction not in ("higher", "lower"):

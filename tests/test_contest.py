@@ -1,12 +1,11 @@
 """Contest rounds: contest.toml, team quotas on simulated time, team GPU quota, public/private split, final
 selection, close with qualifiers, rescore and provenance — through the CLI, with real sessions and submits."""
-import textwrap
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from conftest import make_tiny_task, participant, NSML_MAIN, run_session
+from conftest import make_tiny_task, participant, NSML_MAIN
 from harness import splits
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (15 numbers; label = number > 50)
@@ -159,8 +158,9 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
     waiting = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", slow, user="bob").stdout.split()[1]
     other = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1", slow, user="carol").stdout.split()[1]
     cli("logs", "-f", other, user="carol")
-    status = {r["name"]: r["status"] for r in cli.json("ps", "-a", user="bob")}
-    assert status[waiting] == "queued"  # still over red's quota while alice's session runs
+    row = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}[waiting]
+    assert row["status"] == "queued"  # still over red's quota while alice's session runs
+    assert row["message"] == "waiting for the team's GPU quota: 2 of 2 held, 1 asked"
     assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "running"
     cli("logs", "-f", waiting, user="bob")  # starts once alice's session ends
     rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
@@ -222,6 +222,10 @@ def test_private_board_selection_close_and_qualifiers(cli, tmp_path, contest, st
     assert "is closed" in cli("submit", unsent, "0", user="bob", code=2).stderr
     assert "closed at" in cli("contest", "close", "rush/r1", user="org", code=2).stderr
 
+    listing = {r["round"]: r for r in cli.json("contest", "ls")}
+    assert listing["r1"]["status"] == "closed" and listing["r2"]["teams"] == 1
+    teams = {r["team"]: r for r in cli.json("contest", "teams", "rush")}
+    assert teams[top]["rounds"] == "r1, r2" and teams["red"]["members"] == "alice, bob"
     _clock(cli, "2026-07-03T01:00:00")
     loser = ({"red", "blue"} - {top}).pop()
     loser_user, winner_user = ("carol", "alice") if loser == "blue" else ("alice", "carol")

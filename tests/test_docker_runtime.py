@@ -57,6 +57,14 @@ def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, 
         result = cli.json("submit", name, "0", user=user)
         assert result["status"] == "succeeded", result
         names[user] = (name, result["score"])
+        from harness.context import Harness
+        from harness.db.models import Submission
+        h = Harness()
+        with h.tx() as db:  # provenance names the image the code ran in, by id
+            prov = db.get(Submission, result["id"]).provenance
+        h.store.close()
+        assert prov["runtime"] == "docker" and "(sha256:" in prov["environment"], prov
+        assert prov["code"].startswith("sha256:") and prov["evaluator"].startswith("sha256:")
     assert names["maj"][1] == 0.5
     board = cli.json("board", "garbage-docs")
     assert {r["user"] for r in board} == {"maj", "lstm"}
