@@ -152,7 +152,7 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
     # alice holds both of red's GPUs with a slow session; bob's (red) waits, carol's (blue) starts
     slow = tmp_path / "slow"
     participant(slow, NSML_MAIN)
-    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 6", slow, user="alice").stdout.split()[1]
+    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 15", slow, user="alice").stdout.split()[1]
     import time
     time.sleep(1.5)
     waiting = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", slow, user="bob").stdout.split()[1]
@@ -170,7 +170,7 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
 def test_gpu_policy_refuse(cli, tmp_path, contest):
     contest(gpu_quota=2, policy="refuse")
     slow = participant(tmp_path / "slow", NSML_MAIN)
-    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 3", slow, user="alice").stdout.split()[1]
+    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 8", slow, user="alice").stdout.split()[1]
     r = cli("run", "-d", "tiny", "-g", "1", slow, user="bob", code=2)
     assert "team red already holds 2 of its 2 GPU(s)" in r.stderr and "gpu_policy = refuse" in r.stderr
     cli("logs", "-f", hold, user="alice")
