@@ -113,7 +113,7 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
     plots = out / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     md = [f"# Contest simulation: {contest_name}", "",
-          f"`harness contest simulate {cfg.contest_file.name} --teams {cfg.teams} --seed {cfg.seed} "
+          f"`harness contest simulate {cfg.contest_file} --teams {cfg.teams} --seed {cfg.seed} "
           f"--scale {cfg.scale}` — {log.steps} simulated steps; every session and submit ran for real through the "
           f"scheduler (process runtime, {cfg.workers} at once, {cfg.gpus} simulated GPUs).", ""]
     with h.tx() as db:
