@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A demo contest round on the embedded default (process runtime + SQLite), in ./demo-state:
 # prepare garbage-docs, train the LSTM baseline (alice) and the majority baseline (bob), submit each one's best
-# checkpoint, print the leaderboard.
+# checkpoint, print the leaderboard. Then a two-round contest on simulated time with synthetic teams
+# (contests/demo.toml), whose report lands in demo-state/contest-sim/report.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HARNESS_HOME="$PWD/demo-state"
@@ -24,3 +25,5 @@ nsml --user alice submit -t "$lstm" "$(best_checkpoint "$lstm")"
 nsml --user alice submit "$lstm" "$(best_checkpoint "$lstm")"
 nsml --user bob submit "$majority" "$(best_checkpoint "$majority")"
 nsml dataset board garbage-docs
+nsml contest simulate contests/demo.toml --teams 5 --seed 7 --scale 0.3 --out demo-state/contest-sim
+nsml --root demo-state/contest-sim/state contest board garbage-docs
