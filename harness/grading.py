@@ -60,8 +60,35 @@ def apply(sub: Submission, g: Grade) -> None:
 RESCORABLE = (FailureReason.INVALID_PREDICTION, FailureReason.SCORER_ERROR)
 
 
-def rescore(settings: Settings, db, task, write: bool = True) -> list[dict]:
-    """Grade every stored prediction of TASK again; returns one row per submission with what changed."""
+def standings(db, task) -> dict[tuple[str, str], int]:
+    """(board, team or user) → rank, on every board the task is on: each round's public and private boards,
+    and the per-user board of submissions outside rounds."""
+    from .leaderboard import user_board
+    from .rounds import compute_board
+
+    out = {}
+    for rnd in db.scalars(select(Round).order_by(Round.id)):
+        if task.name in rnd.tasks:
+            for r in compute_board(db, rnd, task):
+                out[(f"{rnd.name} public", r["team"])] = r["public_rank"]
+                if r["private_rank"] is not None:
+                    out[(f"{rnd.name} private", r["team"])] = r["private_rank"]
+    for r in user_board(db, task):
+        out[("users", r["user"])] = r["rank"]
+    return out
+
+
+def rank_changes(before: dict, after: dict) -> list[dict]:
+    keys = sorted(set(before) | set(after))
+    return [{"board": b, "who": who, "before": before.get((b, who)), "after": after.get((b, who))}
+            for b, who in keys if before.get((b, who)) != after.get((b, who))]
+
+
+def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
+    """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run).
+    Returns one row per graded submission with what changed, and the rank changes on the task's boards.
+    Qualifiers a closed round already admitted stay admitted."""
+    ranks_before = standings(db, task)
     dataset = Path(task.path)
     evaluator_hash = tree_hash(dataset / "evaluation.py")
     rows = []
@@ -81,13 +108,13 @@ def rescore(settings: Settings, db, task, write: bool = True) -> list[dict]:
         changed = after != before
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,
                      "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
-        if write and changed:
+        if changed:
             apply(sub, g)
-        if write:
-            sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
-                              "data": tree_hash(dataset / ("test_submit" if sub.dry_run else "test")),
-                              "rescored_at": utcnow().isoformat(timespec="seconds")}
-    return rows
+        sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
+                          "data": tree_hash(dataset / ("test_submit" if sub.dry_run else "test")),
+                          "rescored_at": utcnow().isoformat(timespec="seconds")}
+    db.flush()
+    return rows, rank_changes(ranks_before, standings(db, task))
 
 
 def _who(sub: Submission) -> str:

@@ -24,27 +24,32 @@ def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, objec
 def board(h: Harness, task_name: str) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
     with h.tx() as db:
-        task = h.task(db, task_name)
-        direction = task.direction
-        subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.dry_run.is_(False))
-                          .order_by(Submission.created_at, Submission.id)).all()
-        counts: dict[int, int] = {}
-        last: dict[int, Submission] = {}
-        scored: dict[int, list[Submission]] = {}
-        for s in subs:
-            if s.counted:
-                counts[s.user_id] = counts.get(s.user_id, 0) + 1
-                last[s.user_id] = s
-            if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
-                scored.setdefault(s.user_id, []).append(s)
-        best = [ranked(mine, lambda s: s.score, direction)[0][1] for mine in scored.values()]
-        rows = []
-        for rank, s in ranked(best, lambda s: s.score, direction):
-            rows.append({"rank": rank, "user": s.user.name, "score": s.score, "session": s.session_name,
-                         "checkpoint": s.checkpoint, "submits": counts.get(s.user_id, 0),
-                         "last_submit": last[s.user_id].created_at.isoformat(timespec="seconds")
-                         if s.user_id in last else None})
-        return rows
+        return user_board(db, h.task(db, task_name))
+
+
+def user_board(db, task) -> list[dict]:
+    """The per-user board of a task: its submissions made outside contest rounds."""
+    direction = task.direction
+    subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.dry_run.is_(False),
+                                               Submission.round_id.is_(None))  # rounds rank teams, elsewhere
+                      .order_by(Submission.created_at, Submission.id)).all()
+    counts: dict[int, int] = {}
+    last: dict[int, Submission] = {}
+    scored: dict[int, list[Submission]] = {}
+    for s in subs:
+        if s.counted:
+            counts[s.user_id] = counts.get(s.user_id, 0) + 1
+            last[s.user_id] = s
+        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
+            scored.setdefault(s.user_id, []).append(s)
+    best = [ranked(mine, lambda s: s.score, direction)[0][1] for mine in scored.values()]
+    rows = []
+    for rank, s in ranked(best, lambda s: s.score, direction):
+        rows.append({"rank": rank, "user": s.user.name, "score": s.score, "session": s.session_name,
+                     "checkpoint": s.checkpoint, "submits": counts.get(s.user_id, 0),
+                     "last_submit": last[s.user_id].created_at.isoformat(timespec="seconds")
+                     if s.user_id in last else None})
+    return rows
 
 
 def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:

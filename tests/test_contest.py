@@ -239,6 +239,8 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
     contest()
     name = _session(cli, tmp_path, "alice", 30)
     sub = cli.json("submit", name, "0", user="alice")
+    perfect = cli.json("submit", _session(cli, tmp_path, "carol", 50), "0", user="carol")
+    assert perfect["score"] == 1.0 and sub["score"] < 1.0  # blue leads red on the public board
     from harness.context import Harness
     from harness.db.models import Submission
     h = Harness()
@@ -255,11 +257,15 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
         "print(1 - sum(p == l for p, l in zip(preds, labels)) / len(labels))"))
     assert "organizer command" in cli("rescore", "tiny", user="alice", code=2).stderr
     dry = cli.json("rescore", "tiny", "--dry-run", user="org")
-    assert dry[0]["changed"] and dry[0]["after"][1] == pytest.approx(1 - sub["score"])
+    mine = [r for r in dry["submissions"] if r["id"] == sub["id"]][0]
+    assert mine["changed"] and mine["after"][1] == pytest.approx(1 - sub["score"])
+    moves = {(m["board"], m["who"]): (m["before"], m["after"]) for m in dry["rank_changes"]}
+    assert moves == {("r1 public", "red"): (2, 1), ("r1 public", "blue"): (1, 2),
+                     ("r1 private", "red"): (2, 1), ("r1 private", "blue"): (1, 2)}
     with h.tx() as db:
         assert db.get(Submission, sub["id"]).score == pytest.approx(sub["score"])  # dry run wrote nothing
     out = cli("rescore", "tiny", user="org").stdout
-    assert "1 of 1 changed" in out
+    assert "2 of 2 changed" in out and "rank changes" in out
     with h.tx() as db:
         s = db.get(Submission, sub["id"])
         assert s.score == pytest.approx(1 - sub["score"]) and s.provenance["evaluator"] != old_evaluator

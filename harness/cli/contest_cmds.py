@@ -187,11 +187,11 @@ def rescore_cmd(lazy, task, dry_run, as_json):
     contest.require_organizer(h, "rescore")
     with h.tx() as db:
         t = h.task(db, task)
-        rows = rescore(h.settings, db, t, write=not dry_run)
+        rows, moves = rescore(h.settings, db, t)
         if dry_run:
-            db.rollback()
+            db.rollback()  # nothing of it is kept
     if as_json:
-        emit_json(rows)
+        emit_json({"submissions": rows, "rank_changes": moves, "dry_run": dry_run})
         return
     changed = [r for r in rows if r["changed"]]
     shown = [{"id": r["id"], "who": r["who"], "before": _grade(r["before"]), "after": _grade(r["after"]),
@@ -199,6 +199,11 @@ def rescore_cmd(lazy, task, dry_run, as_json):
     table(shown, [("id", "#"), ("who", "Team/user"), ("before", "Before"), ("after", "After"), ("note", "Note")],
           title=f"rescore {task}: {len(changed)} of {len(rows)} changed" + (" (dry run)" if dry_run else ""),
           empty=f"rescore {task}: {len(rows)} graded again, nothing changed")
+    if moves:
+        table([{**m, "move": _arrow((m["before"] or 0) - (m["after"] or 0)) if m["before"] and m["after"] else ""}
+               for m in moves],
+              [("board", "Board"), ("who", "Team/user"), ("before", "Rank before"), ("after", "Rank after"),
+               ("move", "Move")], title="rank changes")
 
 
 def _grade(g) -> str:
