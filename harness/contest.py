@@ -12,6 +12,7 @@ start = 2026-07-01T00:00:00   # UTC
 end = 2026-07-08T00:00:00
 submit = { quota = 1, period_seconds = 3600 }   # counted submits per team and task
 gpu_quota = 3                 # GPUs a team's runs may hold at once (absent: no team limit)
+gpu_quota_teams = { "team-a" = 6 }   # teams with a quota of their own
 gpu_policy = "wait"           # wait | refuse: a session over the quota queues, or is refused
 public_fraction = 0.3         # share of the test set on the public board (the rest: private)
 split_seed = 7
@@ -36,8 +37,8 @@ from .enums import GpuPolicy, RoundStatus
 from .errors import NotFound, UserError
 from .settings import read_toml
 
-ROUND_KEYS = {"name", "tasks", "start", "end", "submit", "gpu_quota", "gpu_policy", "public_fraction", "split_seed",
-              "select", "qualify", "entry"}
+ROUND_KEYS = {"name", "tasks", "start", "end", "submit", "gpu_quota", "gpu_quota_teams", "gpu_policy",
+              "public_fraction", "split_seed", "select", "qualify", "entry"}
 TOP_KEYS = {"name", "teams", "rounds", "title"}
 
 
@@ -48,6 +49,11 @@ class Gate:
     contest: Contest
     round: Round
     team: Team
+
+    @property
+    def gpu_quota(self) -> int | None:
+        """The team's GPU quota in this round: its own, else the round's (None: no limit)."""
+        return (self.round.gpu_quota_teams or {}).get(self.team.name, self.round.gpu_quota)
 
 
 def _time(value, where: str) -> datetime:
@@ -71,6 +77,16 @@ def _number(value, where: str, kind=int, low=0.0, high=None):
         bounds = f"from {low:g} to {high:g}" if high is not None else f">= {low:g}"
         raise UserError(f"{where}: must be {bounds}, got {value!r}")
     return kind(value)
+
+
+def _team_quotas(value, teams: dict, where: str) -> dict[str, int]:
+    if not isinstance(value, dict):
+        raise UserError(f"{where}: expected a table of team = GPUs")
+    for team, n in value.items():
+        if team not in teams:
+            raise UserError(f"{where}.{team}: no such team in [teams]")
+        _number(n, f"{where}.{team}", int)
+    return {team: int(n) for team, n in value.items()}
 
 
 def parse_spec(path: Path) -> dict:
@@ -139,6 +155,7 @@ def parse_spec(path: Path) -> dict:
             "submit_quota": _number(submit.get("quota", 1), f"{where}.submit.quota", int, 0),
             "submit_period": _number(submit.get("period_seconds", 3600), f"{where}.submit.period_seconds", float, 1),
             "gpu_quota": None if r.get("gpu_quota") is None else _number(r["gpu_quota"], f"{where}.gpu_quota", int),
+            "gpu_quota_teams": _team_quotas(r.get("gpu_quota_teams", {}), teams, f"{where}.gpu_quota_teams"),
             "gpu_policy": GpuPolicy(policy),
             "public_fraction": _number(r.get("public_fraction", 0.3), f"{where}.public_fraction", float, 0.01, 0.99),
             "split_seed": _number(r.get("split_seed", 0), f"{where}.split_seed", int),
@@ -165,7 +182,8 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
         for number, r in enumerate(spec["rounds"], start=1):
             db.add(Round(contest_id=contest.id, number=number, name=r["name"], tasks=r["tasks"],
                          starts_at=r["start"], ends_at=r["end"], submit_quota=r["submit_quota"],
-                         submit_period=r["submit_period"], gpu_quota=r["gpu_quota"], gpu_policy=r["gpu_policy"],
+                         submit_period=r["submit_period"], gpu_quota=r["gpu_quota"],
+                         gpu_quota_teams=r["gpu_quota_teams"], gpu_policy=r["gpu_policy"],
                          public_fraction=r["public_fraction"], split_seed=r["split_seed"],
                          selection_limit=r["selection_limit"], qualify=r["qualify"], entry=r["entry"],
                          opened_at=clock.now(h.settings) if number == 1 else None, results={}))
@@ -291,9 +309,9 @@ def team_gpus_held(db, team_id: int) -> int:
 
 def check_gpu_request(db, g: Gate | None, gpus: int) -> None:
     """A request the team's quota can never hold is refused; with gpu_policy = refuse, so is one over it now."""
-    if g is None or g.round.gpu_quota is None or gpus == 0:
+    if g is None or g.gpu_quota is None or gpus == 0:
         return
-    quota = g.round.gpu_quota
+    quota = g.gpu_quota
     if gpus > quota:
         raise UserError(f"-g/--gpus: {gpus} GPU(s) requested, over team {g.team.name}'s quota of {quota} "
                         f"in round {g.round.label}")
@@ -315,7 +333,9 @@ def list_contests(h: Harness) -> list[dict]:
                              "status": status(r, now).value, "start": r.starts_at.isoformat(timespec="minutes"),
                              "end": r.ends_at.isoformat(timespec="minutes"), "teams": len(entries),
                              "quota": f"{r.submit_quota}/{r.submit_period:g}s",
-                             "gpu_quota": r.gpu_quota, "qualify": r.qualify})
+                             "gpu_quota": r.gpu_quota if not r.gpu_quota_teams else
+                             f"{r.gpu_quota} ({', '.join(f'{t}: {n}' for t, n in r.gpu_quota_teams.items())})",
+                             "qualify": r.qualify})
         return rows
 
 

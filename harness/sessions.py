@@ -89,7 +89,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
     admitted = contest.gate(h, db, user, task.name, "a session")
     contest.check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
-        run.team_id, run.team_gpu_quota = admitted.team.id, admitted.round.gpu_quota
+        run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
     check_queue_limit(h, db, user.id)
     base = h.settings.sessions_dir / user.name / task.name
     on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []

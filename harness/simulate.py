@@ -170,6 +170,8 @@ class Simulation:
         spec = contest.parse_spec(self.cfg.contest_file)
         teams = _make_teams(self.cfg, self.rng)
         spec["teams"] = {t.name: t.members for t in teams}
+        for r in spec["rounds"]:
+            r["gpu_quota_teams"] = {}  # the file's teams are replaced, and their own quotas with them
         org = self.as_user(ORGANIZER)
         for task in dict.fromkeys(t for r in spec["rounds"] for t in r["tasks"]):
             if task not in CATALOG:

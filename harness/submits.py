@@ -73,7 +73,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         run.memory = sess.run.memory
         run.shm_size = sess.run.shm_size
         if admitted is not None:
-            run.team_id, run.team_gpu_quota = admitted.team.id, admitted.round.gpu_quota
+            run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))

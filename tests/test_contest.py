@@ -24,6 +24,7 @@ start = 2026-07-01T00:00:00
 end = 2026-07-02T00:00:00
 submit = {{ quota = 1, period_seconds = 3600 }}
 gpu_quota = {gpu_quota}
+gpu_quota_teams = {{ "green" = 3 }}
 gpu_policy = "{policy}"
 public_fraction = 0.4
 split_seed = 11
@@ -149,6 +150,8 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
     contest(gpu_quota=2)
     assert "over team red's quota of 2" in cli("run", "-d", "tiny", "-g", "3",
                                                participant(tmp_path / "x", NSML_MAIN), user="alice", code=2).stderr
+    big = cli("run", "-d", "tiny", "-g", "3", "-a", "--epochs 1", tmp_path / "x", user="dave").stdout.split()[1]
+    cli("logs", "-f", big, user="dave")  # green has a quota of its own: 3
     # alice holds both of red's GPUs with a slow session; bob's (red) waits, carol's (blue) starts
     slow = tmp_path / "slow"
     participant(slow, NSML_MAIN)

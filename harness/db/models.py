@@ -203,6 +203,7 @@ class Round(Base):
     submit_quota: Mapped[int] = mapped_column(Integer, default=1)
     submit_period: Mapped[float] = mapped_column(Float, default=3600.0)
     gpu_quota: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    gpu_quota_teams: Mapped[dict] = mapped_column(JSON, default=dict)  # team name → its own quota
     gpu_policy: Mapped[GpuPolicy] = mapped_column(_enum(GpuPolicy, "gpu_policy"), default=GpuPolicy.WAIT)
     public_fraction: Mapped[float] = mapped_column(Float, default=0.3)
     split_seed: Mapped[int] = mapped_column(Integer, default=0)

@@ -35,6 +35,7 @@ def upgrade() -> None:
     sa.Column('submit_quota', sa.Integer(), nullable=False),
     sa.Column('submit_period', sa.Float(), nullable=False),
     sa.Column('gpu_quota', sa.Integer(), nullable=True),
+    sa.Column('gpu_quota_teams', sa.JSON(), nullable=False),
     sa.Column('gpu_policy', sa.Enum('wait', 'refuse', name='gpu_policy', native_enum=False, length=32), nullable=False),
     sa.Column('public_fraction', sa.Float(), nullable=False),
     sa.Column('split_seed', sa.Integer(), nullable=False),
