@@ -324,3 +324,27 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
     (tmp_path / "other" / "keep.txt").write_text("x")
     r = cli("contest", "simulate", spec, "--out", tmp_path / "other", code=2)
     assert "is not a contest simulation folder" in r.stderr and (tmp_path / "other" / "keep.txt").exists()
+
+
+def test_qualifier_rules_top_k_with_ties_threshold_and_direction():
+    from types import SimpleNamespace
+    from harness.enums import Direction
+    from harness.rounds import qualifiers
+
+    def row(team, rank, score):
+        return {"team": team, "private_rank": rank, "private": score}
+    boards = {"a": [row("t1", 1, 0.9), row("t2", 2, 0.8), row("t3", 2, 0.8), row("t4", 4, 0.5), row("t5", None, None)],
+              "b": [row("t4", 1, 10.0), row("t6", 2, 30.0)]}
+    directions = {"a": Direction.HIGHER, "b": Direction.LOWER}
+    entered = ["t1", "t2", "t3", "t4", "t5", "t6", "t7"]
+    top2 = qualifiers(SimpleNamespace(qualify={"top": 2}, name="r1"), boards, entered, directions)
+    assert set(top2) == {"t1", "t2", "t3", "t4", "t6"}  # ties at K go on; any task counts
+    assert top2["t4"] == "b: private rank 1 (top 2)"
+    th = qualifiers(SimpleNamespace(qualify={"threshold": 0.8}, name="r1"), {"a": boards["a"]}, entered, directions)
+    assert set(th) == {"t1", "t2", "t3"}  # at least as good as the threshold
+    low = qualifiers(SimpleNamespace(qualify={"threshold": 20.0}, name="r1"), {"b": boards["b"]}, entered,
+                     directions)
+    assert set(low) == {"t4"}  # lower is better on b
+    free = qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions)
+    assert set(free) == set(entered)
+    assert qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions, last=True) == {}
