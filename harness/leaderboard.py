@@ -21,6 +21,21 @@ def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, objec
     return out
 
 
+def tally(subs: list[Submission], key) -> tuple[dict, dict, dict]:
+    """Per competitor (key(s): a user or a team id): counted submits, the last counted one, and the scored ones
+    (a valid score; NaN never ranks). `subs` in time order."""
+    counts: dict[int, int] = {}
+    last: dict[int, Submission] = {}
+    scored: dict[int, list[Submission]] = {}
+    for s in subs:
+        if s.counted:
+            counts[key(s)] = counts.get(key(s), 0) + 1
+            last[key(s)] = s
+        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
+            scored.setdefault(key(s), []).append(s)
+    return counts, last, scored
+
+
 def board(h: Harness, task_name: str) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
     with h.tx() as db:
@@ -33,15 +48,7 @@ def user_board(db, task) -> list[dict]:
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.dry_run.is_(False),
                                                Submission.round_id.is_(None))  # rounds rank teams, elsewhere
                       .order_by(Submission.created_at, Submission.id)).all()
-    counts: dict[int, int] = {}
-    last: dict[int, Submission] = {}
-    scored: dict[int, list[Submission]] = {}
-    for s in subs:
-        if s.counted:
-            counts[s.user_id] = counts.get(s.user_id, 0) + 1
-            last[s.user_id] = s
-        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
-            scored.setdefault(s.user_id, []).append(s)
+    counts, last, scored = tally(subs, lambda s: s.user_id)
     best = [ranked(mine, lambda s: s.score, direction)[0][1] for mine in scored.values()]
     rows = []
     for rank, s in ranked(best, lambda s: s.score, direction):

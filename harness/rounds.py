@@ -15,7 +15,7 @@ from .contest import get_round, require_organizer, status, team_of
 from .db.models import Round, RoundEntry, Submission, Task, Team
 from .enums import RoundStatus, RunStatus
 from .errors import NotFound, UserError
-from .leaderboard import ranked
+from .leaderboard import ranked, tally
 from .sessions import wait_run
 
 
@@ -25,15 +25,7 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
                                                Submission.dry_run.is_(False))
                       .order_by(Submission.created_at, Submission.id)).all()
     direction = task.direction
-    by_team: dict[int, list[Submission]] = {}
-    counts: dict[int, int] = {}
-    last: dict[int, Submission] = {}
-    for s in subs:
-        if s.counted:
-            counts[s.team_id] = counts.get(s.team_id, 0) + 1
-            last[s.team_id] = s
-        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
-            by_team.setdefault(s.team_id, []).append(s)
+    counts, last, by_team = tally(subs, lambda s: s.team_id)
     best_public, final = {}, {}
     for team_id, scored in by_team.items():
         best_public[team_id] = ranked(scored, lambda s: s.score, direction)[0][1]
