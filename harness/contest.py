@@ -32,8 +32,8 @@ from sqlalchemy import select
 
 from . import clock
 from .context import Harness
-from .db.models import Contest, Round, RoundEntry, Team, TeamMember, User
-from .enums import GpuPolicy, RoundStatus
+from .db.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
+from .enums import GpuPolicy, RoundStatus, RunStatus
 from .errors import NotFound, UserError
 from .settings import read_toml
 
@@ -173,9 +173,9 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
         for r in spec["rounds"]:
             for t in r["tasks"]:
                 h.task(db, t)  # each task must be prepared: NotFound says how
-                clash = _round_of_task(db, t)
-                if clash is not None:
-                    raise UserError(f"{path}: rounds.{r['name']}.tasks: {t!r} is already in round {clash.label}")
+                clash = rounds_of_task(db, t)
+                if clash:
+                    raise UserError(f"{path}: rounds.{r['name']}.tasks: {t!r} is already in round {clash[0].label}")
         contest = Contest(name=spec["name"], source=str(path), spec=_jsonable(spec))
         db.add(contest)
         db.flush()
@@ -199,11 +199,9 @@ def _jsonable(spec: dict) -> dict:
     return {**spec, "rounds": rounds}
 
 
-def _round_of_task(db, task: str) -> Round | None:
-    for r in db.scalars(select(Round).order_by(Round.id)):
-        if task in r.tasks:
-            return r
-    return None
+def rounds_of_task(db, task: str) -> list[Round]:
+    """The rounds that hold a task, by contest and round number."""
+    return [r for r in db.scalars(select(Round).order_by(Round.contest_id, Round.number)) if task in r.tasks]
 
 
 def add_team(h: Harness, db, contest: Contest, name: str, members: list[str]) -> Team:
@@ -258,7 +256,7 @@ def get_round(db, ref: str) -> Round:
 
 
 def status(rnd: Round, now: datetime) -> RoundStatus:
-    if rnd.closed_at is not None:
+    if rnd.closed:
         return RoundStatus.CLOSED
     if rnd.opened_at is None or now < rnd.starts_at:
         return RoundStatus.PENDING
@@ -274,7 +272,7 @@ def team_of(db, contest: Contest, user: User) -> Team | None:
 
 def gate(h: Harness, db, user: User, task_name: str, action: str) -> Gate | None:
     """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round."""
-    rounds = [r for r in db.scalars(select(Round).order_by(Round.number)) if task_name in r.tasks]
+    rounds = rounds_of_task(db, task_name)
     if not rounds:
         return None
     now = clock.now(h.settings)
@@ -301,8 +299,6 @@ def gate(h: Harness, db, user: User, task_name: str, action: str) -> Gate | None
 
 def team_gpus_held(db, team_id: int) -> int:
     """GPUs the team's queued and running runs ask for (what `gpu_policy = refuse` checks against)."""
-    from .db.models import Run
-    from .enums import RunStatus
     return sum(db.scalars(select(Run.gpus).where(Run.team_id == team_id,
                                                  Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
 

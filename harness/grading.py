@@ -63,16 +63,16 @@ RESCORABLE = (FailureReason.INVALID_PREDICTION, FailureReason.SCORER_ERROR)
 def standings(db, task) -> dict[tuple[str, str], int]:
     """(board, team or user) → rank, on every board the task is on: each round's public and private boards,
     and the per-user board of submissions outside rounds."""
+    from .contest import rounds_of_task
     from .leaderboard import user_board
     from .rounds import compute_board
 
     out = {}
-    for rnd in db.scalars(select(Round).order_by(Round.id)):
-        if task.name in rnd.tasks:
-            for r in compute_board(db, rnd, task):
-                out[(f"{rnd.name} public", r["team"])] = r["public_rank"]
-                if r["private_rank"] is not None:
-                    out[(f"{rnd.name} private", r["team"])] = r["private_rank"]
+    for rnd in rounds_of_task(db, task.name):
+        for r in compute_board(db, rnd, task):
+            out[(f"{rnd.name} public", r["team"])] = r["public_rank"]
+            if r["private_rank"] is not None:
+                out[(f"{rnd.name} private", r["team"])] = r["private_rank"]
     for r in user_board(db, task):
         out[("users", r["user"])] = r["rank"]
     return out
@@ -91,6 +91,8 @@ def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
     ranks_before = standings(db, task)
     dataset = Path(task.path)
     evaluator_hash = tree_hash(dataset / "evaluation.py")
+    data_hash = {dry: tree_hash(dataset / ("test_submit" if dry else "test")) for dry in (False, True)
+                 if (dataset / ("test_submit" if dry else "test")).exists()}
     rows = []
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
     for sub in subs:
@@ -111,7 +113,7 @@ def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
         if changed:
             apply(sub, g)
         sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
-                          "data": tree_hash(dataset / ("test_submit" if sub.dry_run else "test")),
+                          "data": data_hash[sub.dry_run],
                           "rescored_at": utcnow().isoformat(timespec="seconds")}
     db.flush()
     return rows, rank_changes(ranks_before, standings(db, task))

@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from . import clock
 from .context import Harness
-from .contest import status
 from .db.models import Round, Submission
-from .enums import Direction, RoundStatus, RunStatus
+from .enums import Direction, RunStatus
 
 
 def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
@@ -67,7 +65,6 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
         me = h.user(db, user)
         subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.user_id == me.id)
                           .order_by(Submission.id.desc()))
-        now = clock.now(h.settings)
         rows = []
         for s in subs:
             row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
@@ -75,7 +72,7 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
                    "message": s.message, "created": s.created_at.isoformat(timespec="seconds"),
                    "selected": s.selected}
             rnd = db.get(Round, s.round_id) if s.round_id else None
-            if rnd is not None and (h.settings.is_organizer or status(rnd, now) is RoundStatus.CLOSED):
+            if rnd is not None and (h.settings.is_organizer or rnd.closed):
                 row["private_score"] = s.private_score
             if h.settings.is_organizer:
                 row["provenance"] = s.provenance

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from . import clock
 from .context import Harness
-from .contest import get_round, require_organizer, status, team_of
+from .contest import get_round, require_organizer, rounds_of_task, status, team_of
 from .db.models import Round, RoundEntry, Submission, Task, Team
-from .enums import RoundStatus, RunStatus
+from .enums import RunStatus
 from .errors import NotFound, UserError
 from .leaderboard import ranked, tally
 from .sessions import wait_run
@@ -52,16 +52,16 @@ PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup")
 
 
 def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:
-    """The round a task's board belongs to: the one named, else the latest round (by number) holding the task
-    that has been opened."""
+    """The round a task's board belongs to: the one named, else the latest round holding the task that has been
+    opened (else the latest one holding it)."""
     if round_ref:
         rnd = get_round(db, round_ref)
         if task_name not in rnd.tasks:
             raise UserError(f"TASK: {task_name!r} is not a task of round {rnd.label} ({', '.join(rnd.tasks)})")
         return rnd
-    rounds = [r for r in db.scalars(select(Round).order_by(Round.number.desc())) if task_name in r.tasks]
-    opened = [r for r in rounds if r.opened_at is not None]
-    return (opened or rounds or [None])[0]
+    latest_first = rounds_of_task(db, task_name)[::-1]
+    opened = [r for r in latest_first if r.opened_at is not None]
+    return (opened or latest_first or [None])[0]
 
 
 def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False) -> dict:
@@ -72,7 +72,7 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
         if rnd is None:
             raise NotFound(f"TASK: {task_name!r} is in no contest round (see 'board {task_name}')")
         state = status(rnd, clock.now(h.settings))
-        revealed = state is RoundStatus.CLOSED
+        revealed = rnd.closed
         if private and not revealed and not h.settings.is_organizer:
             raise UserError(f"--private: the private board of {rnd.label} is hidden until the round is closed")
         show_private = revealed or private
@@ -108,7 +108,7 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
         team = team_of(db, rnd.contest, me)
         if team is None or any(s.team_id != team.id for s in subs):
             raise UserError("ID: you may select only your own team's submissions")
-        if status(rnd, clock.now(h.settings)) is RoundStatus.CLOSED:
+        if rnd.closed:
             raise UserError(f"ID: round {rnd.label} is closed; its selection is final")
         failed = [s.id for s in subs if s.status is not RunStatus.SUCCEEDED]
         if failed:
@@ -149,7 +149,7 @@ def close_round(h: Harness, round_ref: str) -> dict:
     require_organizer(h, "contest close")
     with h.tx() as db:
         rnd = get_round(db, round_ref)
-        if rnd.closed_at is not None:
+        if rnd.closed:
             raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')}")
         pending = list(db.scalars(select(Submission.run_id).where(
             Submission.round_id == rnd.id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))

@@ -126,7 +126,8 @@ def halves(n: int, fraction: float, seed: int, task: str) -> tuple[np.ndarray, n
 
 
 # -- scoring -----------------------------------------------------------------------------------------------------
-def _cut(dst: Path, label: Path, prediction: Path, fmt: SplitFormat, labels: list, header, idx: np.ndarray) -> tuple[Path, Path]:
+def _cut(dst: Path, label: Path, prediction: Path, fmt: SplitFormat, labels: list, header, preds: list,
+         pred_header, idx: np.ndarray) -> tuple[Path, Path]:
     """Write the label and prediction files of one half under dst; the label's neighbours are linked in."""
     label_dir = dst / "labels"
     label_dir.mkdir(parents=True)
@@ -135,7 +136,6 @@ def _cut(dst: Path, label: Path, prediction: Path, fmt: SplitFormat, labels: lis
             (label_dir / sibling.name).symlink_to(sibling.resolve())
     chosen = [labels[i] for i in idx]
     write_records(label_dir / label.name, fmt.label, chosen, header)
-    preds, pred_header = read_records(prediction, fmt.prediction)
     if fmt.key is None:  # by position: the prediction's i-th record answers the label's i-th
         if len(preds) != len(labels):
             raise ValueError(f"expected {len(labels)} records (one per test item), got {len(preds)}")
@@ -150,6 +150,11 @@ def _cut(dst: Path, label: Path, prediction: Path, fmt: SplitFormat, labels: lis
     return label_dir / label.name, pred_path
 
 
+def _unsplittable(exc: Exception) -> ScoreResult:
+    return ScoreResult(None, FailureReason.INVALID_PREDICTION,
+                       f"invalid prediction: cannot split it into public/private halves: {exc}")
+
+
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None) -> SplitScores | ScoreResult:
     """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
@@ -160,13 +165,18 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
     labels, header = read_records(label, fmt.label)
     public, private = halves(len(labels), fraction, seed, task)
     results = []
+    unsplittable = (ValueError, UnicodeDecodeError, json.JSONDecodeError, IndexError, AttributeError)
+    try:
+        preds, pred_header = read_records(prediction, fmt.prediction)  # read once, cut twice
+    except unsplittable as exc:
+        return _unsplittable(exc)
     with tempfile.TemporaryDirectory(prefix="harness-split-") as tmp:
         for name, idx in (("public", public), ("private", private)):
             try:
-                cut_label, cut_pred = _cut(Path(tmp) / name, label, prediction, fmt, labels, header, idx)
-            except (ValueError, UnicodeDecodeError, json.JSONDecodeError, IndexError, AttributeError) as exc:
-                return ScoreResult(None, FailureReason.INVALID_PREDICTION,
-                                   f"invalid prediction: cannot split it into public/private halves: {exc}")
+                cut_label, cut_pred = _cut(Path(tmp) / name, label, prediction, fmt, labels, header, preds,
+                                           pred_header, idx)
+            except unsplittable as exc:
+                return _unsplittable(exc)
             result = evaluate(evaluation_py, cut_pred, cut_label, time_limit, memory)
             if not result.ok:
                 result.message = f"{name} half: {result.message}"

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from . import clock, contest
 from .context import Harness
 from .db.models import Checkpoint, Round, Submission, utcnow
-from .enums import RoundStatus, RunKind, RunStatus
+from .enums import RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
 from .lease import ensure_running
 from .sessions import RunOptions, _new_run, check_queue_limit, wait_run
@@ -60,11 +60,10 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             raise UserError(f"-t: task {task.name} has no test_submit split")
         admitted = contest.gate(h, db, me, task.name, "a submit")
         now = clock.now(h.settings)
-        if not dry_run and admitted is not None:
-            check_quota(db, me.id, task, admitted.round.submit_quota, admitted.round.submit_period, now,
-                        admitted.team)
-        elif not dry_run:
-            check_quota(db, me.id, task, manifest.submit_quota, manifest.submit_period, now)
+        if not dry_run:  # a contest round's quota is its team's; elsewhere the task's, per user
+            rule = admitted.round if admitted else None
+            check_quota(db, me.id, task, rule.submit_quota if rule else manifest.submit_quota,
+                        rule.submit_period if rule else manifest.submit_period, now, admitted and admitted.team)
         contest.check_gpu_request(db, admitted, sess.run.gpus)
         check_queue_limit(h, db, me.id)
         limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
@@ -102,9 +101,8 @@ def submission_info(h: Harness, sub_id: int) -> dict:
                 "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds")}
         if sub.round_id is not None:
             rnd = db.get(Round, sub.round_id)
-            revealed = contest.status(rnd, clock.now(h.settings)) is RoundStatus.CLOSED
             info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
-            if revealed or h.settings.is_organizer:
+            if rnd.closed or h.settings.is_organizer:
                 info["private_score"] = sub.private_score
         if h.settings.is_organizer:
             info["log"] = sub.run.log_path

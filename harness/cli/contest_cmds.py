@@ -9,8 +9,10 @@ from datetime import datetime
 from pathlib import Path
 
 import click
+from sqlalchemy import select
 
 from .. import clock, contest, rounds, taskpack
+from ..db.models import Task
 from ..errors import UserError
 from . import main, pass_harness
 from .output import emit_json, fmt, table
@@ -33,8 +35,6 @@ def contest_create(lazy, file, prepare, scale):
     spec = contest.parse_spec(Path(file))
     if prepare:
         with h.tx() as db:
-            from sqlalchemy import select
-            from ..db.models import Task
             have = set(db.scalars(select(Task.name)))
         for task in {t for r in spec["rounds"] for t in r["tasks"]} - have:
             manifest, path = taskpack.prepare(h.settings, task, scale=scale)

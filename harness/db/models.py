@@ -220,6 +220,11 @@ class Round(Base):
     def label(self) -> str:
         return f"{self.contest.name}/{self.name}"
 
+    @property
+    def closed(self) -> bool:
+        """Frozen, with its private board revealed to everyone."""
+        return self.closed_at is not None
+
 
 class Team(Base):
     __tablename__ = "teams"
