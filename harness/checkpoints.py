@@ -1,4 +1,8 @@
-"""`nsml model ls / rm / pull`: the checkpoints a session saved."""
+"""`nsml model ls / rm / pull`: the checkpoints a session saved.
+
+A checkpoint is a real folder named by one safe path component under its session's checkpoint folder; the
+folder was written by participant code, so nothing here follows a link out of it.
+"""
 from __future__ import annotations
 
 import fnmatch
@@ -10,11 +14,12 @@ from sqlalchemy import select
 from .context import Harness
 from .db.models import Checkpoint
 from .errors import NotFound, UserError
+from .safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir
 
 
 def list_checkpoints(h: Harness, session: str) -> list[dict]:
     with h.tx() as db:
-        sess = h.session(db, session)
+        sess = h.own_session(db, session)
         rows = db.scalars(select(Checkpoint).where(Checkpoint.session_id == sess.id)
                           .order_by(Checkpoint.modified_at, Checkpoint.id))
         return [{"checkpoint": c.name, "last_modified": c.modified_at.isoformat(timespec="seconds"),
@@ -23,12 +28,13 @@ def list_checkpoints(h: Harness, session: str) -> list[dict]:
 
 
 def checkpoint_folder(h: Harness, session: str, checkpoint: str) -> Path:
+    checkpoint = str(checkpoint)
     with h.tx() as db:
-        sess = h.session(db, session)
-        folder = Path(sess.checkpoint_dir) / str(checkpoint)
+        sess = h.own_session(db, session)
         known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
-                                                      Checkpoint.name == str(checkpoint)))
-        if known is None or not folder.is_dir():
+                                                      Checkpoint.name == checkpoint))
+        folder = Path(sess.checkpoint_dir) / checkpoint
+        if known is None or checkpoint_name_problem(checkpoint) or not is_real_dir(folder):
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r}")
         return folder
 
@@ -36,23 +42,25 @@ def checkpoint_folder(h: Harness, session: str, checkpoint: str) -> Path:
 def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
     """Remove checkpoints by name; `*` (and other wildcards) match several."""
     with h.tx() as db:
-        sess = h.session(db, session)
+        sess = h.own_session(db, session)
         rows = db.scalars(select(Checkpoint).where(Checkpoint.session_id == sess.id)).all()
         chosen = [c for c in rows if fnmatch.fnmatchcase(c.name, str(pattern))]
         if not chosen:
             raise NotFound(f"session {session} has no checkpoint matching {pattern!r}")
         for c in chosen:
-            shutil.rmtree(Path(sess.checkpoint_dir) / c.name, ignore_errors=True)
+            folder = Path(sess.checkpoint_dir) / c.name
+            if checkpoint_name_problem(c.name) is None and is_real_dir(folder):
+                shutil.rmtree(folder, ignore_errors=True)  # rmtree unlinks links, it never follows them
             db.delete(c)
         return [c.name for c in chosen]
 
 
-def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> Path:
+def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tuple[Path, list[str]]:
+    """Copy a checkpoint's folders and regular files to DEST; links and special files are left out (returned)."""
     folder = checkpoint_folder(h, session, checkpoint)
     target = Path(dest).expanduser().resolve()
     if target.is_dir():  # like `cp -r`: into an existing folder
         target = target / f"{session.replace('/', '_')}_{checkpoint}"
     if target.exists():
         raise UserError(f"PATH: {target} already exists")
-    shutil.copytree(folder, target)
-    return target
+    return target, copy_tree_safely(folder, target)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock
+from . import clock, permissions
 from .context import Harness
 from .db.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
 from .enums import GpuPolicy, RoundStatus, RunStatus
@@ -206,6 +206,9 @@ def rounds_of_task(db, task: str) -> list[Round]:
 
 def add_team(h: Harness, db, contest: Contest, name: str, members: list[str]) -> Team:
     """Add a team (or members to it); the team enters the contest's first round if that admits everyone."""
+    permissions.check_name(name, f"team {name!r}")
+    for m in members:
+        permissions.check_name(m, f"team {name!r}: member")
     team = db.scalar(select(Team).where(Team.contest_id == contest.id, Team.name == name))
     if team is None:
         team = Team(contest_id=contest.id, name=name)
@@ -348,6 +351,4 @@ def show_teams(h: Harness, contest_name: str) -> list[dict]:
 
 
 def require_organizer(h: Harness, command: str) -> None:
-    if not h.settings.is_organizer:
-        raise UserError(f"{command} is an organizer command: user {h.settings.user!r} is not in 'organizers' "
-                        f"of harness.toml")
+    permissions.require_organizer(h.settings, command)

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from . import taskpack
+from . import permissions, taskpack
 from .db import Store, open_store
 from .db.models import Session, Task, User, utcnow
 from .errors import NotFound, UserError
@@ -32,8 +32,8 @@ class Harness:
         recover_if_orphaned(self.settings, store)  # no run stays "running" after its scheduler died
         return store
 
-    def tx(self):
-        return self.store.tx()
+    def tx(self, serialize: str | None = None):
+        return self.store.tx(serialize)
 
     # -- users ---------------------------------------------------------------------------------------------
     def user(self, db: OrmSession, name: str | None = None) -> User:
@@ -83,12 +83,21 @@ class Harness:
             raise NotFound(f"unknown session {name!r}.{hint}")
         return sess
 
+    def own_session(self, db: OrmSession, name: str) -> Session:
+        """A session the current user may act on: their own, or anyone's for an organizer."""
+        sess = self.session(db, name)
+        permissions.require_owner(self.settings, sess.user.name, f"session {sess.name}")
+        return sess
+
     def sessions_matching(self, db: OrmSession, pattern: str) -> list[Session]:
-        """Sessions whose name matches a pattern with NSML's wildcards (* and ?)."""
+        """Sessions whose name matches a pattern with NSML's wildcards (* and ?), among those the user may act on
+        (their own; an organizer's patterns reach everyone's)."""
         if not any(c in pattern for c in "*?["):
-            return [self.session(db, pattern)]
-        names = db.scalars(select(Session.name)).all()
-        chosen = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+            return [self.own_session(db, pattern)]
+        query = select(Session.name)
+        if not permissions.is_organizer(self.settings):
+            query = query.join(User, Session.user_id == User.id).where(User.name == self.settings.user)
+        chosen = [n for n in db.scalars(query).all() if fnmatch.fnmatchcase(n, pattern)]
         if not chosen:
-            raise NotFound(f"no session matches {pattern!r}")
+            raise NotFound(f"no session of yours matches {pattern!r}")
         return list(db.scalars(select(Session).where(Session.name.in_(chosen)).order_by(Session.id)))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from .db.models import Round, Submission, utcnow
 from .enums import FailureReason, RunStatus
 from .provenance import tree_hash
+from .safefs import UnsafeFile, copy_out
 from .scoring import evaluate
 from .settings import Settings
 from .splits import SplitFormat, SplitScores, evaluate_split
@@ -30,7 +31,23 @@ class Grade:
 
 
 def prediction_path(run_dir: str) -> Path:
-    return Path(run_dir) / "output" / "prediction"
+    """The harness's own copy of a submit run's prediction: the only file evaluators ever read."""
+    return Path(run_dir) / "graded" / "prediction"
+
+
+def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
+    """Copy the prediction the run wrote (output/prediction: a regular file it created, no link of any kind,
+    at most limits.prediction_bytes) into harness-owned storage. A Grade when it cannot be taken."""
+    try:
+        size = copy_out(Path(run_dir), "output/prediction", prediction_path(run_dir), settings.prediction_bytes)
+    except FileNotFoundError:
+        return Grade(None, None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
+    except UnsafeFile as exc:
+        return Grade(None, None, FailureReason.INVALID_PREDICTION,
+                     f"invalid prediction: only a regular file the run wrote itself is scored: {exc}")
+    if size == 0:
+        return Grade(None, None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
+    return None
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None) -> Grade:
@@ -100,6 +117,8 @@ def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
             continue  # the inference never produced a prediction worth grading
         pred = prediction_path(sub.run.run_dir)
         before = (sub.status.value, sub.score, sub.private_score)
+        if not pred.exists():  # graded before predictions were copied out: take it now, by the same rules
+            take_prediction(settings, sub.run.run_dir)
         if not pred.exists():
             rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": None, "changed": False,
                          "note": "prediction file is gone"})

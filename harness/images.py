@@ -6,7 +6,10 @@
    (apt packages) are installed into a derived image tagged by a hash of the base image's id and those files,
    so a second session with the same requirements starts without installing anything.
 
-Builds use the host's network (and its CA bundle); participant code never does.  Nothing is pulled: a missing
+Requirement lines are package names with version specifiers only (no URL, VCS, path, index or pip option) and
+install as wheels only unless the task manifest sets ``source_builds = true``: no participant-written code runs
+at build time.  Session builds use Docker's bridge network (the registry, with the host's CA bundle), never the
+host's network namespace; participant code itself runs with no network.  Nothing is pulled: a missing
 base image is an error that names it and says how to provide it.
 """
 from __future__ import annotations
@@ -14,10 +17,13 @@ from __future__ import annotations
 import ast
 import hashlib
 import io
+import re
 import shutil
 import tarfile
 import threading
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from .errors import UserError
 
@@ -63,21 +69,63 @@ def install_requires(setup_py: Path) -> list[str]:
     return []
 
 
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+
+
+def requirement_line(text: str, where: str) -> str | None:
+    """One requirement as a package name with version specifiers (extras and markers allowed), normalised; None
+    for a blank or comment line. Anything that fetches from a URL, a VCS, a path or another index, or passes
+    pip an option, is refused: such lines make the build run code that is not a wheel from the registry."""
+    line = text.split(" #", 1)[0].strip() if not text.lstrip().startswith("#") else ""
+    if not line:
+        return None
+    refuse = f"{where}: {line[:80]!r}: only package names with version specifiers are allowed"
+    if line.startswith("-"):
+        raise ImageError(f"{refuse} (no pip options such as -e, -r, --index-url, --find-links)")
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        raise ImageError(f"{refuse} (not a requirement, or a URL or path)") from None
+    if req.url or any(c in req.name for c in "/\\:") or req.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ImageError(f"{refuse} (no URLs, VCS links, local paths or archives)")
+    return str(req)
+
+
+def _clean(lines: list[str], where: str) -> str:
+    kept = [r for i, text in enumerate(lines, 1) if (r := requirement_line(text, f"{where}:{i}")) is not None]
+    return "".join(f"{r}\n" for r in kept)
+
+
+def apt_packages(text: str, where: str) -> str:
+    """nsml_package.txt: Debian package names (optionally =version), nothing else."""
+    names = []
+    for i, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0]
+        for token in line.split():
+            if not APT_NAME.match(token):
+                raise ImageError(f"{where}:{i}: {token[:60]!r} is not a Debian package name")
+            names.append(token)
+    return "".join(f"{n}\n" for n in names)
+
+
 def requirements(code: Path) -> dict[str, str]:
-    """The files that define a session's environment, as build-context file name → content."""
+    """The files that define a session's environment, checked and normalised, as build-context name → content."""
     files = {}
     req = code / "requirements.txt"
     if req.is_file():
-        files["requirements.txt"] = req.read_text(encoding="utf-8", errors="replace")
+        files["requirements.txt"] = _clean(req.read_text(encoding="utf-8", errors="replace").splitlines(),
+                                           "requirements.txt")
     setup = code / "setup.py"
     if setup.is_file():
         reqs = install_requires(setup)
         if reqs:
-            files["setup-requirements.txt"] = "\n".join(reqs) + "\n"
+            files["setup-requirements.txt"] = _clean(reqs, "setup.py: install_requires")
     apt = code / "nsml_package.txt"
     if apt.is_file():
-        files["nsml_package.txt"] = apt.read_text(encoding="utf-8", errors="replace")
-    return files
+        files["nsml_package.txt"] = apt_packages(apt.read_text(encoding="utf-8", errors="replace"),
+                                                 "nsml_package.txt")
+    return {name: content for name, content in files.items() if content}
 
 
 DERIVED_DOCKERFILE = """\
@@ -91,7 +139,7 @@ RUN set -e; cd /tmp/nsml-env; \\
         grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
         rm -rf /var/lib/apt/lists/*; fi; \\
     for f in requirements.txt setup-requirements.txt; do \\
-        if [ -f $f ]; then python3 -m pip install -r $f; fi; done; \\
+        if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi; done; \\
     rm -rf /tmp/nsml-env
 """
 
@@ -132,8 +180,10 @@ def base_image(client, name: str):
                          f"{name}' where a registry is reachable") from None
 
 
-def session_image(client, code: Path, manifest_image: str | None, default_image: str) -> str:
-    """The image a session runs in: its base, plus its requirements (built once per distinct hash)."""
+def session_image(client, code: Path, manifest_image: str | None, default_image: str,
+                  source_builds: bool = False) -> str:
+    """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
+    unless the task allows source builds; the build runs on Docker's bridge network, never the host's."""
     import docker.errors
 
     base_name = nsml_image_line(code) or manifest_image or default_image
@@ -141,7 +191,8 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
     files = requirements(code)
     if not files:
         return base_name
-    digest = hashlib.sha256(base.id.encode())
+    binary = "" if source_builds else "--only-binary :all:"
+    digest = hashlib.sha256(base.id.encode() + binary.encode())
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
     tag = f"{ENV_REPO}:{digest.hexdigest()[:16]}"
@@ -151,12 +202,12 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
             return tag  # cached: same base, same requirements
         except docker.errors.ImageNotFound:
             pass
-        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id))
+        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id, binary=binary))
         if CA_BUNDLE.is_file():
             context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
         try:
             client.images.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True,
-                                forcerm=True, network_mode="host", labels={"nsml-harness.base": base_name})
+                                forcerm=True, network_mode="bridge", labels={"nsml-harness.base": base_name})
         except (docker.errors.BuildError, docker.errors.APIError) as exc:
             raise ImageError(f"installing the session's requirements into {base_name} failed: "
                              f"{_build_error(exc)}") from None

@@ -1,8 +1,16 @@
-"""Read a run's events file (written by the in-session `nsml` module) into checkpoints and metrics rows."""
+"""A run's events file (written by the in-session `nsml` module) → checkpoint and metric rows, in two steps:
+
+``collect`` reads the file and measures each saved checkpoint folder — outside any database transaction, never
+following a link, bounded in bytes, entries and time; ``record`` writes what was collected in the caller's
+transaction.  Everything in the file is participant-controlled: a checkpoint whose name is not one safe path
+component, or whose folder is a link or too large to measure, is refused with a note in the run's log, and the
+run goes on.
+"""
 from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -10,9 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from .db.models import Checkpoint, Metric, Run, Session
-from .workspace import tree_size
+from .safefs import UnsafeFile, append_note, checkpoint_name_problem, is_real_dir, read_from, usage
 
 MAX_EVENTS_PER_PASS = 10_000
+MAX_EVENT_BYTES_PER_PASS = 4 << 20
+MAX_CHECKPOINT_ENTRIES = 100_000
+CHECKPOINT_SCAN_SECONDS = 10.0
+EVENTS_REL = "nsml/events.jsonl"
 
 
 def _as_float(value):
@@ -32,7 +44,7 @@ def _ts(event) -> datetime:
 
 def events_path(run: Run) -> Path:
     """Where the in-session module appends its events (a folder of its own, so a container can mount it)."""
-    return Path(run.run_dir) / "nsml" / "events.jsonl"
+    return Path(run.run_dir) / EVENTS_REL
 
 
 def latest_summary(db: OrmSession, session_id: int) -> dict:
@@ -41,56 +53,101 @@ def latest_summary(db: OrmSession, session_id: int) -> dict:
     return {key: raw for key, raw in rows}
 
 
-def _record_checkpoint(db: OrmSession, sess: Session, event: dict) -> None:
-    name = str(event.get("name", ""))
-    folder = Path(sess.checkpoint_dir) / name
-    if not name or not folder.is_dir():
-        return
-    ckpt = db.scalar(select(Checkpoint).where(Checkpoint.session_id == sess.id, Checkpoint.name == name))
-    if ckpt is None:
-        ckpt = Checkpoint(session_id=sess.id, name=name)
-        db.add(ckpt)
-    ckpt.size = tree_size(folder)
-    ckpt.elapsed = float(event.get("elapsed") or 0.0)
-    ckpt.modified_at = _ts(event)
-    db.flush()
-    ckpt.summary = latest_summary(db, sess.id)
+@dataclass
+class Collected:
+    """New events of a run, read at [offset, end); checkpoint events carry their measured size."""
+
+    events: list[dict] = field(default_factory=list)
+    end: int = 0
+    notes: list[str] = field(default_factory=list)
 
 
-def _record_report(db: OrmSession, sess: Session, event: dict) -> None:
-    metrics = event.get("metrics") or {}
-    step = event.get("step")
-    step = step if isinstance(step, int) and not isinstance(step, bool) else None
-    for key, value in metrics.items():
-        db.add(Metric(session_id=sess.id, key=str(key)[:256], value=_as_float(value), raw=value, step=step,
-                      scope=event.get("scope"), summary=bool(event.get("summary")), created_at=_ts(event)))
+def _checkpoint(event: dict, checkpoint_dir: Path, notes: list[str]) -> dict | None:
+    name = event.get("name")
+    problem = checkpoint_name_problem(name)
+    if problem is None and not is_real_dir(checkpoint_dir / name):
+        problem = f"checkpoint {name!r} is not a folder in the session's checkpoint folder (links are refused)"
+    if problem is None:
+        used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, CHECKPOINT_SCAN_SECONDS)
+        if not used.complete:
+            problem = f"checkpoint {name!r} has over {MAX_CHECKPOINT_ENTRIES} entries"
+        else:
+            return {**event, "name": name, "_size": used.size}
+    notes.append(f"checkpoint refused: {problem}")
+    return None
 
 
-def ingest_events(db: OrmSession, run: Run, sess: Session) -> int:
-    """Read new complete lines of the run's events file; returns how many events were recorded."""
-    path = events_path(run)
+def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None) -> Collected:
+    """Read complete new lines of the events file from OFFSET (no links, no FIFOs, bounded per pass)."""
+    out = Collected(end=offset)
     try:
-        with open(path, "rb") as fh:
-            fh.seek(run.events_offset)
-            data = fh.read()
+        data = read_from(Path(run_dir), EVENTS_REL, offset, MAX_EVENT_BYTES_PER_PASS)
     except FileNotFoundError:
-        return 0
-    end = data.rfind(b"\n")
-    if end < 0:
-        return 0
-    count = 0
-    for line in data[: end + 1].splitlines()[:MAX_EVENTS_PER_PASS]:
-        run.events_offset += len(line) + 1
+        return out
+    except UnsafeFile as exc:
+        out.notes.append(f"events file ignored: {exc}")
+        return out
+    cut = data.rfind(b"\n")
+    if cut < 0:
+        if len(data) >= MAX_EVENT_BYTES_PER_PASS:  # one line longer than a pass: skip it
+            out.end = offset + len(data)
+            out.notes.append(f"an event line over {MAX_EVENT_BYTES_PER_PASS} bytes was skipped")
+        return out
+    for line in data[: cut + 1].splitlines()[:MAX_EVENTS_PER_PASS]:
+        out.end += len(line) + 1
         try:
             event = json.loads(line)
         except ValueError:
             continue
         if not isinstance(event, dict):
             continue
+        if event.get("type") == "checkpoint":
+            event = _checkpoint(event, checkpoint_dir, out.notes) if checkpoint_dir else None
+            if event is None:
+                continue
+        out.events.append(event)
+    return out
+
+
+def _record_checkpoint(db: OrmSession, sess: Session, event: dict) -> None:
+    name = event["name"]
+    ckpt = db.scalar(select(Checkpoint).where(Checkpoint.session_id == sess.id, Checkpoint.name == name))
+    if ckpt is None:
+        ckpt = Checkpoint(session_id=sess.id, name=name)
+        db.add(ckpt)
+    ckpt.size = int(event["_size"])
+    ckpt.elapsed = _as_float(event.get("elapsed")) or 0.0
+    ckpt.modified_at = _ts(event)
+    db.flush()
+    ckpt.summary = latest_summary(db, sess.id)
+
+
+def _record_report(db: OrmSession, sess: Session, event: dict) -> None:
+    metrics = event.get("metrics")
+    if not isinstance(metrics, dict):
+        return
+    step = event.get("step")
+    step = step if isinstance(step, int) and not isinstance(step, bool) and abs(step) < 2 ** 31 else None
+    scope = event.get("scope") if isinstance(event.get("scope"), str) else None
+    for key, value in list(metrics.items())[:1000]:
+        db.add(Metric(session_id=sess.id, key=str(key)[:256], value=_as_float(value), raw=value, step=step,
+                      scope=scope and scope[:128], summary=bool(event.get("summary")), created_at=_ts(event)))
+
+
+def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
+    """Write collected events in the caller's transaction; returns how many were recorded."""
+    for event in got.events:
         if event.get("type") == "report":
             _record_report(db, sess, event)
         elif event.get("type") == "checkpoint":
             db.flush()
             _record_checkpoint(db, sess, event)
-        count += 1
-    return count
+    run.events_offset = max(run.events_offset or 0, got.end)
+    for note in got.notes:
+        append_note(Path(run.log_path), note)
+    return len(got.events)
+
+
+def ingest_events(db: OrmSession, run: Run, sess: Session) -> int:
+    """collect + record in one go, for callers with no scheduler loop (recovery)."""
+    return record(db, run, sess, collect(Path(run.run_dir), run.events_offset or 0, Path(sess.checkpoint_dir)))

@@ -13,67 +13,94 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from .db.models import Run, Session, Submission
+from .disk_limits import DiskLimit
 from .enums import RunKind
 from .ingest import events_path
 from .runtime.base import Mount, RunSpec
+from .safefs import is_real_dir
 from .settings import Settings
 from .taskpack import Manifest
-from .workspace import copy_tree, submit_view, train_view
+from .workspace import copy_tree, submit_data
 
 
-def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env: dict, view: Path,
-               writable_checkpoints: bool) -> RunSpec:
+def _data_mounts(view: Path, target: str, items: list[tuple[Path, str]]) -> list[Mount]:
+    """DATASET_PATH: an empty view folder at /data/TASK holding a mount point for each of the task's own folders
+    or files given to the run, bound read-only there (never a hard link or a writable copy of them)."""
+    view.mkdir(parents=True, exist_ok=True)
+    mounts = [Mount(view, target)]
+    for src, rel in items:
+        point = view / rel
+        point.parent.mkdir(parents=True, exist_ok=True)
+        point.mkdir() if src.is_dir() else point.touch()
+        mounts.append(Mount(src, f"{target}/{rel}"))
+    return mounts
+
+
+def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env: dict,
+               data: list[tuple[Path, str]], writable_checkpoints: bool) -> RunSpec:
     """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
     run_dir = Path(run.run_dir)
     workdir = run_dir / "app"
     copy_tree(Path(sess.code_dir), workdir)
     events = events_path(run)
     events.parent.mkdir(parents=True, exist_ok=True)
-    own_sessions = settings.sessions_dir / sess.user.name
-    task = sess.task.name
+    (run_dir / "tmp").mkdir(exist_ok=True)
+    user, task = sess.user.name, sess.task.name
+    checkpoints = Path(sess.checkpoint_dir)
+    if not is_real_dir(checkpoints) or not is_real_dir(settings.sessions_dir / user):
+        raise RuntimeError(f"{checkpoints} is not a folder of the harness (replaced by a link?)")
+    own = run_dir / "sessions" / user  # nsml.load(session=...) reaches this user's sessions only
+    own.parent.mkdir(parents=True, exist_ok=True)
+    if not own.is_symlink():
+        own.symlink_to(settings.sessions_dir / user, target_is_directory=True)
+    view = run_dir / "data" / task
     paths = {"app": workdir, "run": run_dir, "log": run_dir / "log.txt", "events": events, "data": view,
-             "checkpoints": Path(sess.checkpoint_dir), "sessions": settings.sessions_dir}
-    mounts = [Mount(workdir, "/app", read_only=False), Mount(view, f"/data/{task}"),
-              Mount(events.parent, "/nsml/run", read_only=False),
-              Mount(own_sessions, f"/nsml/sessions/{sess.user.name}"),
-              Mount(Path(sess.checkpoint_dir), "/nsml/checkpoints", read_only=not writable_checkpoints)]
+             "checkpoints": checkpoints, "sessions": own.parent}
+    mounts = [Mount(workdir, "/app", read_only=False), *_data_mounts(view, f"/data/{task}", data),
+              Mount(events.parent, "/nsml/run", read_only=False), Mount(own, f"/nsml/sessions/{user}"),
+              Mount(checkpoints, "/nsml/checkpoints", read_only=not writable_checkpoints)]
     env = {
         "NSML_SESSION": sess.name,
         "NSML_DATASET_NAME": task,
         "NSML_DATASET_PATH": str(view),
         "NSML_GPU_NUM": str(len(run.gpu_ids)),
         "NSML_EVENTS": str(events),
-        "NSML_CHECKPOINT_DIR": str(paths["checkpoints"]),
-        "NSML_SESSIONS_ROOT": str(settings.sessions_dir),
+        "NSML_CHECKPOINT_DIR": str(checkpoints),
+        "NSML_SESSIONS_ROOT": str(own.parent),
         **env,
     }
     if settings.hf_cache is not None:  # a local Hugging Face cache, read-only, offline
         mounts.append(Mount(settings.hf_cache, "/opt/hf-cache"))
         env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    scratch = [workdir, run_dir / "tmp", events.parent]
+    limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
+    if writable_checkpoints:
+        limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))
     manifest = Manifest.read(Path(sess.task.path))
     return RunSpec(run_id=run.id, name=sess.name, argv=argv, workdir=workdir, paths=paths, env=env,
                    gpu_ids=list(run.gpu_ids), cpus=run.cpus, memory=run.memory, shm_size=run.shm_size,
                    time_limit=run.time_limit, max_log_bytes=settings.max_log_bytes, kill_grace=settings.kill_grace,
                    mounts=mounts, image=manifest.image, network=manifest.network,
+                   source_builds=manifest.source_builds,
                    labels={"nsml-harness.session": sess.name, "nsml-harness.run": str(run.id),
-                           "nsml-harness.kind": run.kind.value})
+                           "nsml-harness.kind": run.kind.value},
+                   data_view=view, data_target=f"/data/{task}", disk_limits=limits)
 
 
 def training_spec(settings: Settings, run: Run, sess: Session) -> RunSpec:
-    run_dir = Path(run.run_dir)
-    view = train_view(Path(sess.task.path), run_dir / "data" / sess.task.name)
     argv = [sess.entry, "--mode", "train"]
     env = {"NSML_MODE": "train"}
     if sess.forked_from:
         argv += ["--pause", "1", "--iteration", sess.fork_checkpoint]
         env.update(NSML_MODE="fork", NSML_ITERATION=sess.fork_checkpoint, NSML_LOAD_SESSION=sess.forked_from)
-    return _base_spec(settings, run, sess, argv + list(sess.args), env, view, writable_checkpoints=True)
+    data = [(Path(sess.task.path) / "train", "train")]
+    return _base_spec(settings, run, sess, argv + list(sess.args), env, data, writable_checkpoints=True)
 
 
 def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) -> RunSpec:
     run_dir = Path(run.run_dir)
     dataset = Path(sess.task.path)
-    view = submit_view(dataset, run_dir / "data" / sess.task.name, dry_run=sub.dry_run)
+    source = submit_data(dataset, dry_run=sub.dry_run)
     loader_dir = run_dir / "loader"
     loader_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(dataset / "data_loader.py", loader_dir / "data_loader.py")
@@ -82,9 +109,10 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
     argv = [sess.entry, *sess.args, "--mode", "test", "--pause", "1", "--iteration", sub.checkpoint]
     env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
            "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
-    spec = _base_spec(settings, run, sess, argv, env, view, writable_checkpoints=False)
+    spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)
     spec.paths.update(output=output, loader=loader_dir)
     spec.mounts += [Mount(output, "/nsml/output", read_only=False), Mount(loader_dir, "/nsml/loader")]
+    spec.disk_limits[-1].paths.append(output)
     return spec
 
 

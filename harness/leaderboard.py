@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from . import permissions
 from .context import Harness
 from .db.models import Round, Submission
-from .enums import Direction, RunStatus
+from .enums import Direction, FailureReason, RunStatus
 
 
 def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
@@ -62,6 +63,8 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
     each one's provenance (code, environment, data and evaluator hashes)."""
     with h.tx() as db:
         task = h.task(db, task_name)
+        if user is not None:
+            permissions.require_owner(h.settings, user, f"the history of {user}")
         me = h.user(db, user)
         subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.user_id == me.id)
                           .order_by(Submission.id.desc()))
@@ -76,5 +79,7 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
                 row["private_score"] = s.private_score
             if h.settings.is_organizer:
                 row["provenance"] = s.provenance
+            elif s.reason is FailureReason.SCORER_ERROR and not s.dry_run:
+                row["message"] = "the task's evaluator failed (not counted; organizers see why)"
             rows.append(row)
         return rows

@@ -18,14 +18,15 @@ import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 
 from . import gpus, provenance
 from .db import Store, open_store
-from .db.models import Checkpoint, Round, Run, Session, Submission, utcnow
-from .grading import apply, grade, prediction_path
+from .db.models import Round, Run, Session, Submission, utcnow
+from .grading import apply, grade, prediction_path, take_prediction
 from .enums import FailureReason, RunKind, RunStatus
-from .ingest import ingest_events
+from .disk_limits import DiskWatch, over_limit
+from .ingest import collect, record
 from .launch import spec_for
 from .lease import FileLock, has_pending_work
 from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
@@ -47,6 +48,8 @@ class Scheduler:
         self.runtimes: dict[str, object] = {}
         self._last_heartbeat = 0.0
         self._settings_mtime: float | None = None
+        self.checkpoint_dirs: dict[int, Path] = {}  # training runs: where their checkpoints are saved
+        self.disk = DiskWatch()
 
     def runtime(self, name: str):
         if name not in self.runtimes:
@@ -77,8 +80,7 @@ class Scheduler:
     def tick(self) -> bool:
         """One pass over running and queued runs. Returns False when there is nothing left to do."""
         self._reload_settings()
-        with self.store.tx() as db:
-            to_score = self._watch(db)
+        to_score = self._watch()
         for run_id in to_score:  # after the commit: a crash from here on finds the run in its scoring phase
             self.scoring[run_id] = self.pool.submit(self._score, run_id)
         self._start_queued()
@@ -98,40 +100,51 @@ class Scheduler:
             with self.store.tx() as db:
                 db.execute(update(Run).where(Run.id.in_(ids)).values(heartbeat_at=utcnow()))
 
-    def _over_disk_quota(self, db, sess: Session) -> int | None:
-        used = db.scalar(select(func.coalesce(func.sum(Checkpoint.size), 0)).where(Checkpoint.session_id == sess.id))
-        return used if used > self.settings.checkpoint_bytes else None
-
-    def _watch(self, db) -> list[int]:
-        """Poll every watched run; returns the submit runs whose inference ended well, to be scored."""
-        to_score = []
-        for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
-            handle = self.handles.get(run.id)
-            if handle is None:
-                continue  # being launched or scored
-            sess = db.scalar(select(Session).where(Session.run_id == run.id)) if run.kind is RunKind.TRAIN else None
-            if sess is not None:
-                ingest_events(db, run, sess)
-                used = self._over_disk_quota(db, sess)
-                if used is not None:
-                    handle.cancel(FailureReason.DISK_QUOTA, f"checkpoints use {used} bytes, over the per-session "
-                                  f"limit of {self.settings.checkpoint_bytes} (limits.checkpoint_bytes)")
-            if run.stop_requested:
+    def _watch(self) -> list[int]:
+        """Poll every watched run, then record what happened in one transaction. Limits, stop requests and the
+        events file are handled outside any transaction (files a run wrote are read with bounds, see ingest).
+        Returns the submit runs whose inference ended well, to be scored."""
+        if not self.handles:
+            return []
+        with self.store.tx() as db:
+            watched = {rid: (stop, offset) for rid, stop, offset in db.execute(
+                select(Run.id, Run.stop_requested, Run.events_offset).where(Run.id.in_(list(self.handles))))}
+        ended: dict[int, Outcome] = {}
+        collected = {}
+        for run_id, (stop, offset) in watched.items():
+            handle = self.handles[run_id]
+            over = self.disk.verdict(run_id)
+            if over:
+                handle.cancel(FailureReason.DISK_QUOTA, over)
+            if stop:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
-            if outcome is None:
-                continue
-            del self.handles[run.id]
-            self.gpu_busy.pop(run.id, None)
-            if sess is not None:
-                ingest_events(db, run, sess)
-            if getattr(handle, "environment", None):
-                run.spec = {**(run.spec or {}), "environment": handle.environment}
-            if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
-                run.exit_code, run.phase = outcome.exit_code, PHASE_SCORING
-                to_score.append(run.id)
-            else:
-                self._finish(db, run, outcome)
+            if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
+                over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
+                if over:
+                    outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
+            checkpoints = self.checkpoint_dirs.get(run_id)
+            if checkpoints is not None:
+                collected[run_id] = collect(handle.spec.paths["run"], offset or 0, checkpoints)
+            if outcome is not None:
+                ended[run_id] = outcome
+        to_score = []
+        with self.store.tx() as db:
+            for run_id, got in collected.items():
+                run = db.get(Run, run_id)
+                record(db, run, db.scalar(select(Session).where(Session.run_id == run_id)), got)
+            for run_id, outcome in ended.items():
+                run, handle = db.get(Run, run_id), self.handles.pop(run_id)
+                self.gpu_busy.pop(run_id, None)
+                self.checkpoint_dirs.pop(run_id, None)
+                self.disk.forget(run_id)
+                run.spec = {**(run.spec or {}), "isolation": handle.isolation,
+                            **({"environment": handle.environment} if handle.environment else {})}
+                if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
+                    run.exit_code, run.phase = outcome.exit_code, PHASE_SCORING
+                    to_score.append(run.id)
+                else:
+                    self._finish(db, run, outcome)
         return to_score
 
     def _start_queued(self) -> None:
@@ -209,6 +222,9 @@ class Scheduler:
                 return
             run.pid, run.phase = handle.pid, PHASE_RUNNING
             self.handles[run.id] = handle
+            if run.kind is RunKind.TRAIN:
+                self.checkpoint_dirs[run.id] = handle.spec.paths["checkpoints"]
+            self.disk.watch(run.id, handle.spec.disk_limits)
 
     # -- outcomes ------------------------------------------------------------------------------------------
     def _finish(self, db, run: Run, outcome: Outcome) -> None:
@@ -229,7 +245,8 @@ class Scheduler:
             environment, runtime = (run.spec or {}).get("environment"), run.runtime
         if self.settings.fault == "die_while_scoring":
             os._exit(9)  # fault injection: the scheduler dies after inference, before the score is stored
-        result = grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd)
+        result = take_prediction(self.settings, run_dir) or \
+            grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
         with self.store.tx() as db:
             run = db.get(Run, run_id)
@@ -256,6 +273,7 @@ class Scheduler:
     def shutdown(self) -> None:
         for handle in self.handles.values():
             handle.cancel(FailureReason.HARNESS_ERROR, "the scheduler was shut down")
+        self.disk.close()
         self.pool.shutdown(wait=True)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import contest, gpus
+from . import contest, gpus, permissions
 from .context import Harness
 from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
@@ -101,7 +101,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
     try:
         (sess_dir / "checkpoints").mkdir()
         if forked_from is None:
-            snapshot_code(code_from, sess_dir / "code")
+            snapshot_code(code_from, sess_dir / "code", h.settings.code_bytes)
         else:
             shutil.copytree(code_from, sess_dir / "code")
         db.add(run)
@@ -157,7 +157,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     new_args = parse_args(args) if args is not None else None
 
     def create(db):
-        src = h.session(db, parent)
+        src = h.own_session(db, parent)
         if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
         run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, src.task))
@@ -203,7 +203,7 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
     for name, run_id in targets:
         wait_run(h, run_id, timeout=60)
         with h.tx() as db:
-            sess = h.session(db, name)
+            sess = h.own_session(db, name)
             for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):
                 sub.session_id = None
             shutil.rmtree(sess.dir, ignore_errors=True)
@@ -214,7 +214,7 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
 
 def set_memo(h: Harness, name: str, text: str) -> None:
     with h.tx() as db:
-        h.session(db, name).memo = text
+        h.own_session(db, name).memo = text
 
 
 def _row(db, sess: Session) -> dict:
@@ -226,13 +226,15 @@ def _row(db, sess: Session) -> dict:
             "started": run.started_at.isoformat(timespec="seconds") if run.started_at else None,
             "ended": run.ended_at.isoformat(timespec="seconds") if run.ended_at else None,
             "entry": sess.entry, "args": sess.args, "memo": sess.memo, "forked_from": sess.forked_from,
-            "summary": summary}
+            "isolation": (run.spec or {}).get("isolation"), "summary": summary}
 
 
 def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,
                   user: str | None = None) -> list[dict]:
     """`nsml ps`: the user's sessions, newest first; without -a only queued and running ones."""
     with h.tx() as db:
+        if user is not None:
+            permissions.require_owner(h.settings, user, f"the sessions of {user}")
         me = h.user(db, user)
         query = select(Session).join(Run).where(Session.user_id == me.id).order_by(Session.id.desc())
         if task:
@@ -246,7 +248,7 @@ def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task:
 
 def session_info(h: Harness, name: str) -> dict:
     with h.tx() as db:
-        sess = h.session(db, name)
+        sess = h.own_session(db, name)
         info = _row(db, sess)
         info["run_id"] = sess.run_id
         info["log"] = sess.run.log_path

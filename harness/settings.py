@@ -17,6 +17,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from .errors import UserError
+from .permissions import check_name
 
 ENV_HOME = "HARNESS_HOME"
 ENV_DB = "HARNESS_DB"
@@ -28,6 +29,7 @@ ENV_FAULT = "HARNESS_FAULT"
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
+SANDBOXES = ("auto", "bwrap", "none")
 
 
 @dataclass
@@ -46,7 +48,7 @@ class Settings:
     max_log_bytes: int = 256 * 1024 * 1024
     extra_task_paths: list[Path] = field(default_factory=list)
     runtime: str = "process"  # process | docker | auto
-    organizers: list[str] = field(default_factory=list)  # users who may read infer logs of submit runs
+    organizers: list[str] = field(default_factory=list)  # see harness.permissions (absent: the OS account)
     docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
     docker_user: str = "65534:65534"  # participant code never runs as root in a container
     docker_pids_limit: int = 512
@@ -54,7 +56,11 @@ class Settings:
     hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
     lease_seconds: float = 60.0  # a running run's heartbeat older than this: its scheduler is hung or gone
     max_queued_per_user: int = 50  # queued runs (sessions and submits) one user may have waiting
-    checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use
+    checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use (measured, see disk_limits)
+    scratch_bytes: int = 20 << 30  # disk a run may write besides checkpoints: code copy, /tmp, output, events
+    code_bytes: int = 1 << 30  # largest code snapshot `run` takes
+    prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
+    process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
     fault: str = ""  # fault-injection point for the reliability tests (HARNESS_FAULT); empty in real use
 
@@ -66,7 +72,7 @@ class Settings:
 
     @property
     def is_organizer(self) -> bool:
-        return self.user in self.organizers
+        return self.user in self.organizers  # harness.permissions is where rights are checked
 
     @property
     def state_dir(self) -> Path:
@@ -128,9 +134,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     root_path = Path(root or env.get(ENV_HOME) or os.getcwd()).expanduser().resolve()
     cfg = _read_file(root_path)
     db_url = db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}"
-    name = user or env.get(ENV_USER) or cfg.get("user") or getpass.getuser()
-    if not name or "/" in name or name.strip() != name:
-        raise UserError(f"--user: invalid user name {name!r}")
+    given = user if user is not None else env.get(ENV_USER)
+    name = check_name(str(given if given is not None else cfg.get("user") or getpass.getuser()), "--user")
     gpus = env.get(ENV_GPUS)
     if gpus is not None:
         declared = _int(gpus, ENV_GPUS)
@@ -141,6 +146,10 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     sched = cfg.get("scheduler", {})
     limits = cfg.get("limits", {})
     docker = cfg.get("docker", {})
+    process = cfg.get("process", {})
+    sandbox = str(process.get("sandbox", "auto"))
+    if sandbox not in SANDBOXES:
+        raise UserError(f"{SETTINGS_FILE}: process.sandbox: expected one of {', '.join(SANDBOXES)}, got {sandbox!r}")
     runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
     hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
     return Settings(
@@ -155,7 +164,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         max_log_bytes=_int(limits.get("log_bytes", 256 * 1024 * 1024), "limits.log_bytes"),
         extra_task_paths=[Path(p) for p in cfg.get("task_paths", [])],
         runtime=str(runtime),
-        organizers=[str(u) for u in cfg.get("organizers", [])],
+        organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
         docker_image=str(docker.get("image", "nsml-harness/session:latest")),
         docker_user=str(docker.get("user", "65534:65534")),
         docker_pids_limit=_int(docker.get("pids_limit", 512), "docker.pids_limit"),
@@ -164,6 +173,10 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         lease_seconds=float(sched.get("lease_seconds", 60)),
         max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
+        scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),
+        code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
+        prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
+        process_sandbox=sandbox,
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
         fault=env.get(ENV_FAULT, ""),
     )

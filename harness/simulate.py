@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from . import clock, contest, rounds, sessions, submits, taskpack
+from . import clock, contest, rounds, sessions, submits, task_admin
 from .context import Harness
 from .db import open_store
 from .db.models import RoundEntry, Submission, Team
@@ -175,9 +175,7 @@ class Simulation:
                 raise UserError(f"{self.cfg.contest_file}: task {task!r} has no simulated baseline "
                                 f"(the simulator knows {', '.join(sorted(CATALOG))})")
             self.echo(f"preparing {task} (scale {self.cfg.scale})")
-            manifest, path = taskpack.prepare(org.settings, task, scale=self.cfg.scale, seed=self.cfg.seed)
-            with org.tx() as db:
-                org.register_task(db, manifest, path)
+            task_admin.prepare_builtin(org, task, scale=self.cfg.scale, seed=self.cfg.seed)
         clock.set_clock(org.settings, spec["rounds"][0]["start"])
         contest.create(org, self.cfg.contest_file, spec)
         return spec, teams

@@ -6,12 +6,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, contest
+from . import clock, contest, permissions
 from .context import Harness
 from .db.models import Checkpoint, Round, Submission, utcnow
-from .enums import RunKind, RunStatus
+from .enums import FailureReason, RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
 from .lease import ensure_running
+from .permissions import PermissionDenied
+from .safefs import is_real_dir
 from .sessions import RunOptions, _new_run, check_queue_limit, wait_run
 
 
@@ -37,14 +39,16 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                  time_limit: float | None = None, runtime: str | None = None) -> tuple[int, int]:
     """Queue a submit; returns (submission id, run id)."""
     checkpoint = str(checkpoint)
-    with h.tx() as db:
+    task_of = session.strip().split("/")[1] if session.count("/") == 2 else session
+    # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
+    with h.tx(serialize=f"submit:{task_of}") as db:
         sess = h.session(db, session)
         me = h.user(db)
-        if sess.user_id != me.id:
-            raise UserError(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
+        if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
+            raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
         known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
                                                       Checkpoint.name == checkpoint))
-        if known is None or not (Path(sess.checkpoint_dir) / checkpoint).is_dir():
+        if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
         task = sess.task
         # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
@@ -95,10 +99,12 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         sub = db.get(Submission, sub_id)
         if sub is None:
             raise NotFound(f"--submission: no submission {sub_id}")
+        permissions.require_owner(h.settings, sub.user.name, f"submission {sub_id}")
         info = {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
                 "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
-                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds")}
+                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
+                "isolation": (sub.run.spec or {}).get("isolation")}
         if sub.round_id is not None:
             rnd = db.get(Round, sub.round_id)
             info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
@@ -107,6 +113,9 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         if h.settings.is_organizer:
             info["log"] = sub.run.log_path
             info["provenance"] = sub.provenance
+        elif sub.reason is FailureReason.SCORER_ERROR and not sub.dry_run:
+            # an evaluator's error text may quote the hidden labels: organizers only
+            info["message"] = "the task's evaluator failed (not counted; organizers see why)"
         return info
 
 

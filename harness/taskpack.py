@@ -40,6 +40,7 @@ class Manifest:
     submit_period: float = 3600.0
     image: str | None = None  # default container image for this task's sessions
     network: bool = False  # whether participant code may use the network (container runtimes)
+    source_builds: bool = False  # whether session requirements may build from source (default: wheels only)
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -62,7 +63,8 @@ class Manifest:
                        scorer_seconds=_opt_float(limits.get("scorer_seconds")),
                        submit_quota=int(submit.get("quota", 1)),
                        submit_period=float(submit.get("period_seconds", 3600)),
-                       image=data.get("image"), network=bool(data.get("network", False)), extra=data)
+                       image=data.get("image"), network=bool(data.get("network", False)),
+                       source_builds=bool(data.get("source_builds", False)), extra=data)
         except (TypeError, ValueError) as exc:
             raise UserError(f"{path}: invalid value: {exc}") from None
 

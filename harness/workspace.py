@@ -1,13 +1,16 @@
-"""Files a run is given: the code snapshot (after .nsmlignore) and the views of a task's data.
+"""Files a run is given: the code snapshot (after .nsmlignore), and which of the task's files a run may see.
 
-A training view holds ``train/`` only.  A submit view holds ``test/test_data`` only (for a dry run, the
-``test_submit/test_data`` split, placed at the same path so that the task's loader works unchanged) plus the
-task's ``data_loader.py``.  Test labels are never copied or linked into any view.
+A snapshot is hostile input: symbolic links that stay inside the folder are kept as links; a link out of it, a
+FIFO, a socket or a device is refused with one line naming it; its total size is capped (``limits.code_bytes``)
+while it is copied; a failed snapshot leaves nothing behind.  A training run sees the task's ``train/``; a
+submit run sees ``test/test_data`` (``test_submit/test_data`` for a dry run, at the same path). Test labels are
+never given to a run.
 """
 from __future__ import annotations
 
 import os
 import shutil
+import stat
 from pathlib import Path
 
 import pathspec
@@ -17,89 +20,101 @@ from .errors import UserError
 IGNORE_FILE = ".nsmlignore"
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness"]
 MAX_CODE_FILES = 20_000
+_CHUNK = 1 << 20
 
 
 def _ignore_spec(src: Path) -> pathspec.PathSpec:
     lines = list(ALWAYS_IGNORED)
     ignore = src / IGNORE_FILE
-    if ignore.exists():
+    if ignore.is_file() and not ignore.is_symlink():
         lines += ignore.read_text(encoding="utf-8", errors="replace").splitlines()
     return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
-def snapshot_code(src: Path, dest: Path) -> int:
-    """Copy a participant folder, leaving out what .nsmlignore names. Returns the number of files copied."""
+def _inside(root: Path, link: Path) -> bool:
+    """Does the symbolic link LINK resolve to a place inside ROOT (and exist)?"""
+    target = os.path.realpath(link)
+    return (target == str(root) or target.startswith(str(root) + os.sep)) and os.path.exists(target)
+
+
+def _copy_file(src: Path, dest: Path, budget: list[int], limit: int, shown: str) -> None:
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{shown}: not a regular file")
+        with open(dest, "wb") as out:
+            while True:
+                block = os.read(fd, _CHUNK)
+                if not block:
+                    break
+                budget[0] += len(block)
+                if budget[0] > limit:
+                    raise UserError(f"FOLDER: the code is over {limit} bytes (limits.code_bytes) at {shown}; "
+                                    f"list data folders in {IGNORE_FILE}")
+                out.write(block)
+        shutil.copymode(src, dest)
+    finally:
+        os.close(fd)
+
+
+def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
+    """Copy a participant folder, leaving out what .nsmlignore names. Returns the number of files copied.
+    On any refusal DEST is removed and a UserError names the path."""
     if not src.is_dir():
         raise UserError(f"{src}: no such folder")
+    root = src.resolve()
     spec = _ignore_spec(src)
-    count = 0
-    for dirpath, dirnames, filenames in os.walk(src):
-        rel_dir = Path(dirpath).relative_to(src)
-        dirnames[:] = [d for d in dirnames if not spec.match_file(f"{(rel_dir / d).as_posix()}/")]
-        for name in filenames:
-            rel = (rel_dir / name).as_posix()
-            if spec.match_file(rel):
-                continue
-            target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(Path(dirpath) / name, target, follow_symlinks=True)
-            count += 1
-            if count > MAX_CODE_FILES:
-                raise UserError(f"{src}: more than {MAX_CODE_FILES} files; list data folders in {IGNORE_FILE}")
-    dest.mkdir(parents=True, exist_ok=True)
+    count, budget = 0, [0]
+    dest.mkdir(parents=True, exist_ok=False)
+    try:
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel_dir = Path(dirpath).relative_to(src)
+            dirnames[:] = [d for d in dirnames if not spec.match_file(f"{(rel_dir / d).as_posix()}/")]
+            entries = [(d, True) for d in dirnames] + [(f, False) for f in filenames]
+            for name, _is_dir in entries:
+                rel = (rel_dir / name).as_posix()
+                path = Path(dirpath) / name
+                if not _is_dir and spec.match_file(rel):
+                    continue
+                shown = f"{src}/{rel}"
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    if not _inside(root, path):
+                        raise UserError(f"{shown}: a symbolic link out of the folder (or dangling); copy the "
+                                        f"file in, or list it in {IGNORE_FILE}")
+                    os.symlink(os.readlink(path), dest / rel)
+                    if _is_dir:
+                        dirnames.remove(name)  # kept as a link; what it points to is copied where it lives
+                elif _is_dir:
+                    (dest / rel).mkdir()
+                    continue
+                elif stat.S_ISREG(st.st_mode):
+                    _copy_file(path, dest / rel, budget, max_bytes, shown)
+                else:
+                    raise UserError(f"{shown}: a FIFO, socket or device cannot be part of the code; list it in "
+                                    f"{IGNORE_FILE}")
+                count += 1
+                if count > MAX_CODE_FILES:
+                    raise UserError(f"{src}: more than {MAX_CODE_FILES} files; list data folders in {IGNORE_FILE}")
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
     return count
 
 
 def copy_tree(src: Path, dest: Path) -> None:
-    """Copy a folder (code snapshot → run folder)."""
-    shutil.copytree(src, dest, symlinks=False, dirs_exist_ok=True)
+    """Copy a folder the harness owns (code snapshot → run folder); its links stay links."""
+    shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)
 
 
-def _link_or_copy(src: Path, dest: Path) -> None:
-    """Place ``src`` at ``dest`` by hard links (cheap, and no path back to the source), copying as a fallback."""
-    if src.is_dir():
-        shutil.copytree(src, dest, copy_function=_link_file)
-    else:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        _link_file(src, dest)
-
-
-def _link_file(src, dst):
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
-    return dst
-
-
-def train_view(dataset: Path, dest: Path) -> Path:
-    """DATASET_PATH of a training session: the task's train/ only."""
-    dest.mkdir(parents=True, exist_ok=True)
-    _link_or_copy(dataset / "train", dest / "train")
-    return dest
-
-
-def submit_view(dataset: Path, dest: Path, dry_run: bool) -> Path:
-    """DATASET_PATH of a submit run: test inputs only (test_submit's for a dry run), and the task's loader."""
+def submit_data(dataset: Path, dry_run: bool) -> Path:
+    """The test inputs a submit run sees: test_submit's for a dry run."""
     split = "test_submit" if dry_run else "test"
     source = dataset / split / "test_data"
     if not source.exists():
         raise UserError(f"{dataset}: task has no {split}/test_data" + (" (needed by submit -t)" if dry_run else ""))
-    dest.mkdir(parents=True, exist_ok=True)
-    _link_or_copy(source, dest / "test" / "test_data")
-    return dest
+    return source
 
 
 def label_path(dataset: Path, dry_run: bool) -> Path:
     return dataset / ("test_submit" if dry_run else "test") / "test_label"
-
-
-def tree_size(path: Path) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for name in files:
-            try:
-                total += os.lstat(os.path.join(dirpath, name)).st_size
-            except OSError:
-                pass
-    return total

@@ -1,3 +1,4 @@
+import getpass
 import json
 import sys
 import textwrap
@@ -9,6 +10,7 @@ from click.testing import CliRunner
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
+ORGANIZER = getpass.getuser()  # with no 'organizers' in harness.toml, the OS account is the organizer
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
 
 
@@ -21,6 +23,7 @@ def state_root(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_USER", "alice")
     monkeypatch.delenv("HARNESS_DB", raising=False)
     monkeypatch.delenv("HARNESS_GPUS", raising=False)
+    monkeypatch.delenv("HARNESS_RUNTIME", raising=False)
     monkeypatch.chdir(tmp_path)
     return root
 
@@ -151,7 +154,7 @@ if __name__ == "__main__":
 @pytest.fixture
 def tiny_task(tmp_path, cli):
     folder = make_tiny_task(tmp_path / "tiny-task")
-    cli("dataset", "add", folder)
+    cli("dataset", "add", folder, user=ORGANIZER)
     return folder
 
 

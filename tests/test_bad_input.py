@@ -1,7 +1,7 @@
 """User mistakes: one line on stderr naming the file, field or flag; exit code 2; no traceback."""
 import pytest
 
-from conftest import run_session
+from conftest import ORGANIZER, run_session
 
 
 def _one_line(r, *fragments):
@@ -39,7 +39,7 @@ def test_bad_args_and_sizes(cli, tiny_task, nsml_folder):
     (("model", "ls", "bob/tiny/1"), ("unknown session",)),
     (("submit", "alice/tiny/99", "1"), ("unknown session",)),
     (("board", "nope"), ("unknown task 'nope'",)),
-    (("stop", "alice/*/77"), ("no session matches",)),
+    (("stop", "alice/*/77"), ("no session of yours matches",)),
 ])
 def test_unknown_names(cli, tiny_task, args, fragments):
     _one_line(cli(*args, code=2), *fragments)
@@ -64,7 +64,7 @@ def test_bad_settings_file_and_db_url(cli, state_root):
 def test_task_pack_not_in_layout(cli, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "task.toml").write_text('name = "broken"\n')
-    _one_line(cli("dataset", "add", tmp_path / "broken", code=2), "not a task pack", "missing train")
+    _one_line(cli("dataset", "add", tmp_path / "broken", code=2, user=ORGANIZER), "not a task pack", "missing train")
 
 
 def test_unknown_runtime(cli, tiny_task, nsml_folder):

@@ -52,7 +52,7 @@ def contest(tmp_path, cli, state_root):
     def make(gpu_quota=2, policy="wait"):
         (state_root / "harness.toml").write_text('organizers = ["org"]\ngpus = 4\n')
         for name in ("tiny", "tiny2"):
-            cli("dataset", "add", _split_tiny(tmp_path / name, name))
+            cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
         spec = tmp_path / "contest.toml"
         spec.write_text(CONTEST.format(gpu_quota=gpu_quota, policy=policy))
         cli("contest", "clock", "2026-07-01T01:00:00", user="org")

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import REPO, participant, run_session
+from conftest import ORGANIZER, REPO, participant, run_session
 
 pytestmark = pytest.mark.docker
 
@@ -46,7 +46,7 @@ def _ps(cli, name):
 
 
 def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, docker_client):
-    cli("dataset", "prepare", "garbage-docs", "--scale", "0.2")
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.2", user=ORGANIZER)
     names = {}
     for user, baseline, args in (("maj", "garbage_docs_majority", ""),
                                  ("lstm", "garbage_docs_lstm", "--epochs 1 --hidden_dim 16 --max_words 50")):

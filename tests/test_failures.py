@@ -64,6 +64,7 @@ def _wait_for(predicate, timeout=20):
 
 
 def test_stop_kills_the_process_group_and_keeps_logs(cli, tiny_task, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')  # its pids are the host's
     name = run_session(cli, _folder(tmp_path), "-a", "--fault sleep", wait=False)
     assert _wait_for(lambda: "child" in cli("logs", name).stdout)
     child_pid = int(cli("logs", name).stdout.split("child")[1].split()[0])

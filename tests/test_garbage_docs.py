@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO, run_session
+from conftest import ORGANIZER, REPO, run_session
 
 BUILD = REPO / "tasks" / "garbage-docs" / "build.py"
 
@@ -77,14 +77,14 @@ def test_prepare_with_own_corpus_and_scale(cli, tmp_path, state_root):
     base = Path(list(importlib.util.find_spec("konlpy").submodule_search_locations)[0]) / "data" / "corpus"
     corpus = base / "kolaw" / "constitution.txt"
     assert src.exists()
-    out = cli("dataset", "prepare", "garbage-docs", "--scale", "0.1", "--corpus", corpus).stdout
+    out = cli("dataset", "prepare", "garbage-docs", "--scale", "0.1", "--corpus", corpus, user=ORGANIZER).stdout
     assert "is prepared" in out
     ds = state_root / ".harness" / "datasets" / "garbage-docs"
     assert len(_rows(ds / "test" / "test_data")) == 60
     assert (ds / "data_loader.py").exists() and (ds / "evaluation.py").exists()
     empty = tmp_path / "empty.txt"
     empty.write_text("짧다.")
-    r = cli("dataset", "prepare", "garbage-docs", "--corpus", empty, code=2)
+    r = cli("dataset", "prepare", "garbage-docs", "--corpus", empty, code=2, user=ORGANIZER)
     assert "no usable text" in r.stderr
 
 
@@ -106,7 +106,7 @@ def test_evaluator_rejects_malformed_predictions(built, tmp_path):
                                           ("garbage_docs_lstm", "--epochs 1 --hidden_dim 16 --max_words 50")])
 def test_baselines_run_submit_rank(cli, baseline, args):
     from conftest import run_session
-    cli("dataset", "prepare", "garbage-docs", "--scale", "0.2")
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.2", user=ORGANIZER)
     name = run_session(cli, REPO / "submissions" / baseline, "-a", args, task="garbage-docs")
     assert cli.json("model", "ls", name)
     assert "valid/acc" in cli.json("ps", "-a")[0]["summary"]
@@ -120,7 +120,7 @@ def test_baselines_run_submit_rank(cli, baseline, args):
 def test_electra_then_electra_cnn_two_sessions(cli):
     """The seed's second and third tries: fine-tune ELECTRA in one session, then in another session load its
     checkpoint across sessions, freeze the encoder and train a CNN head — then submit and rank."""
-    cli("dataset", "prepare", "garbage-docs", "--scale", "0.1")
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.1", user=ORGANIZER)
     tiny = "--epochs 1 --hidden 32 --layers 1 --heads 2 --max_len 32 --vocab_size 500"
     electra = run_session(cli, REPO / "submissions" / "garbage_docs_electra", "-a", tiny, task="garbage-docs")
     assert [c["checkpoint"] for c in cli.json("model", "ls", electra)] == ["0"]
@@ -147,7 +147,7 @@ def test_electra_pretrained_path_loads_a_local_model(cli, tmp_path):
     cfg = ElectraConfig(vocab_size=19, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=40)
     ElectraForSequenceClassification(cfg).save_pretrained(local)
-    cli("dataset", "prepare", "garbage-docs", "--scale", "0.05")
+    cli("dataset", "prepare", "garbage-docs", "--scale", "0.05", user=ORGANIZER)
     name = run_session(cli, REPO / "submissions" / "garbage_docs_electra", "-a",
                        f"--pretrained {local} --epochs 1 --max_len 32", task="garbage-docs")
     assert cli.json("submit", "-t", name, "0")["status"] == "succeeded"

@@ -124,20 +124,26 @@ def test_file_path_style_save_is_kept_and_loaded(session_env):
 
 
 def test_load_from_another_session_int_or_str(session_env, tmp_path):
-    other = Path(session_env["NSML_SESSIONS_ROOT"]) / "bob" / "t" / "14" / "checkpoints" / "0" / "model"
+    other = Path(session_env["NSML_SESSIONS_ROOT"]) / "alice" / "t" / "14" / "checkpoints" / "0" / "model"
     other.mkdir(parents=True)
-    (other / "w.txt").write_text("from bob")
+    (other / "w.txt").write_text("from session 14")
     out = run_py("""
         import nsml, os
         nsml.bind(load=lambda d: print(open(os.path.join(d, "w.txt")).read()))
-        nsml.load(checkpoint=0, session="bob/t/14")
-        nsml.load(checkpoint="0", session="bob/t/14")
+        nsml.load(checkpoint=0, session="alice/t/14")
+        nsml.load(checkpoint="0", session="alice/t/14")
         try:
-            nsml.load(checkpoint="9", session="bob/t/14")
+            nsml.load(checkpoint="9", session="alice/t/14")
         except FileNotFoundError as e:
             print("missing:", e)
+        for bad in ("bob/t/14", "../t/14"):
+            try:
+                nsml.load(checkpoint="0", session=bad)
+            except (PermissionError, ValueError) as e:
+                print("refused:", e)
     """, session_env).stdout
-    assert out.count("from bob") == 2 and "missing: nsml.load: no checkpoint '9' of session bob/t/14" in out
+    assert out.count("from session 14") == 2 and "missing: nsml.load: no checkpoint '9' of session alice/t/14" in out
+    assert "refused: nsml.load: session bob/t/14 is not yours" in out and "refused: nsml.load: invalid session" in out
 
 
 def test_report_checks_json_and_records_summary_scope_step(session_env):

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import make_tiny_task, participant, run_session
+from conftest import ORGANIZER, make_tiny_task, participant, run_session
 
 SLEEPER = '''
 import argparse, os, time
@@ -178,7 +178,7 @@ def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state
     from harness.submits import submit
     from conftest import NSML_MAIN
     folder = make_tiny_task(tmp_path / "t50", quota=0)
-    cli("dataset", "add", folder)
+    cli("dataset", "add", folder, user=ORGANIZER)
     code = tmp_path / "code"
     code.mkdir()
     (code / "main.py").write_text(NSML_MAIN)
@@ -262,7 +262,7 @@ def small_disk(tmp_path, monkeypatch):
 def test_disk_full_is_a_clear_error_and_the_db_survives(cli, small_disk, sleeper, tmp_path):
     mnt, root = small_disk
     task = make_tiny_task(tmp_path / "task-outside")
-    cli("dataset", "add", task)
+    cli("dataset", "add", task, user=ORGANIZER)
     first = run_session(cli, sleeper, "-a", "--sleep 0")
     free = os.statvfs(mnt).f_bavail * os.statvfs(mnt).f_frsize
     (mnt / "filler").write_bytes(b"\0" * max(0, free - 200_000))
@@ -296,7 +296,7 @@ def bindable_root(tmp_path, monkeypatch):
 def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp_path):
     root = bindable_root
     task = make_tiny_task(tmp_path / "task-outside")
-    cli("dataset", "add", task)
+    cli("dataset", "add", task, user=ORGANIZER)
     first = run_session(cli, sleeper, "-a", "--sleep 0")
     _wait(lambda: not _processes_of(root))  # the idle scheduler has exited
     subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
@@ -318,7 +318,7 @@ def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state
     from harness.submits import start_submit
     (state_root / "harness.toml").write_text("gpus = 4\n[limits]\nqueued_per_user = 1000\n")
     folder = make_tiny_task(tmp_path / "soak-task", quota=0)
-    cli("dataset", "add", folder)
+    cli("dataset", "add", folder, user=ORGANIZER)
     code = tmp_path / "soak-code"
     code.mkdir()
     (code / "main.py").write_text(

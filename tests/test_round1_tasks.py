@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO, run_session
+from conftest import ORGANIZER, REPO, run_session
 from harness.scoring import evaluate
 
 TASKS = REPO / "tasks"
@@ -53,7 +53,7 @@ def trivial_prediction(task: str, dataset: Path, out: Path) -> Path:
 @pytest.mark.parametrize("task,baseline,args,scale,direction,margin", CASES)
 def test_baseline_runs_submits_ranks_and_beats_trivial(cli, state_root, tmp_path, task, baseline, args, scale,
                                                        direction, margin):
-    cli("dataset", "prepare", task, "--scale", scale)
+    cli("dataset", "prepare", task, "--scale", scale, user=ORGANIZER)
     dataset = state_root / ".harness" / "datasets" / task
     name = run_session(cli, REPO / "submissions" / baseline, "-a", args, task=task)
     last = cli.json("model", "ls", name)[-1]["checkpoint"]
@@ -154,7 +154,7 @@ def test_gap_rewards_confident_right_answers_first(tmp_path):
 
 
 def test_face_age_parameter_cap_check(cli, state_root, tmp_path):
-    cli("dataset", "prepare", "face-age", "--scale", "0.05")
+    cli("dataset", "prepare", "face-age", "--scale", "0.05", user=ORGANIZER)
     name = run_session(cli, REPO / "submissions" / "face_age_cnn", "-a", "--epochs 1", task="face-age")
     cli("model", "pull", name, "0", tmp_path / "ckpt")
     check = [sys.executable, str(TASKS / "face-age" / "check_params.py"), str(tmp_path / "ckpt")]
@@ -193,7 +193,7 @@ def test_playlist_evaluator_names_bad_song_lists_and_scores_ndcg(built, tmp_path
 
 
 def test_playlist_popularity_runs_submits_ranks_below_the_others(cli, state_root):
-    cli("dataset", "prepare", "playlist", "--scale", "0.2")
+    cli("dataset", "prepare", "playlist", "--scale", "0.2", user=ORGANIZER)
     scores = {}
     for baseline, args in (("playlist_popularity", ""), ("playlist_item_knn", "")):
         user = baseline.replace("_", "-")

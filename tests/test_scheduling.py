@@ -23,9 +23,11 @@ with open(cfg.out, "a") as fh:
 
 
 @pytest.fixture
-def gpu_folder(tmp_path, monkeypatch):
-    """A declared 4-GPU inventory and an entry that records its devices and when it held them."""
+def gpu_folder(tmp_path, monkeypatch, state_root):
+    """A declared 4-GPU inventory and an entry that records its devices and when it held them (in a file of the
+    test's, so these runs go unsandboxed: the sandbox would rightly keep them from writing there)."""
     monkeypatch.setenv("HARNESS_GPUS", "4")
+    (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')
     return participant(tmp_path / "gpu", GPU_MAIN)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import errno
 
 import click
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
 from ..context import Harness
 from ..errors import UserError
@@ -35,6 +35,18 @@ class HarnessGroup(click.Group):
             click.echo(f"Error: --db: {str(exc.orig).splitlines()[0]} (nothing was recorded for this command)",
                        err=True)
             ctx.exit(3)
+        except DatabaseError as exc:  # not an operational hiccup: the file is damaged or is no database
+            where = _db_where(ctx)
+            click.echo(f"Error: --db: {where} is corrupt or not a database ({str(exc.orig).splitlines()[0]}); "
+                       f"nothing was recorded for this command", err=True)
+            ctx.exit(3)
+
+
+def _db_where(ctx) -> str:
+    lazy = ctx.obj
+    h = getattr(lazy, "_h", None)
+    url = h.settings.db_url if h is not None else "the store"
+    return url.removeprefix("sqlite:///")
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from .. import clock, contest, rounds, taskpack
+from .. import clock, contest, rounds, task_admin
 from ..db.models import Task
 from ..errors import UserError
 from . import main, pass_harness
@@ -37,9 +37,7 @@ def contest_create(lazy, file, prepare, scale):
         with h.tx() as db:
             have = set(db.scalars(select(Task.name)))
         for task in {t for r in spec["rounds"] for t in r["tasks"]} - have:
-            manifest, path = taskpack.prepare(h.settings, task, scale=scale)
-            with h.tx() as db:
-                h.register_task(db, manifest, path)
+            task_admin.prepare_builtin(h, task, scale=scale)
             click.echo(f"Task {task} is prepared")
     name = contest.create(h, Path(file), spec)
     click.echo(f"Contest {name} is created: {len(spec['rounds'])} round(s), {len(spec['teams'])} team(s)")

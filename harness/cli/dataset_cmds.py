@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 from sqlalchemy import func, select
 
-from .. import leaderboard, rounds, taskpack
+from .. import leaderboard, rounds, task_admin, taskpack
 from ..db.models import Submission, Task
 from . import main, pass_harness
 from .contest_cmds import show_round_board
@@ -46,28 +46,46 @@ def dataset_ls(lazy, as_json):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--corpus", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Build from your own text files instead of the built-in corpus (repeatable).")
+@click.option("--replace", is_flag=True, help="Rebuild a task that is already registered (recorded).")
 @pass_harness
-def dataset_prepare(lazy, task, scale, seed, corpus):
-    """Build a built-in task's data (offline, deterministic) and register it."""
-    h = lazy.get()
+def dataset_prepare(lazy, task, scale, seed, corpus, replace):
+    """[organizer] Build a built-in task's data (offline, deterministic) and register it."""
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
-    manifest, path = taskpack.prepare(h.settings, task, scale=scale, seed=seed, corpus=list(corpus))
-    with h.tx() as db:
-        h.register_task(db, manifest, path)
+    manifest, path = task_admin.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
+                                                replace=replace)
     click.echo(f"Task {manifest.name} is prepared at {path}")
 
 
 @dataset_group.command("add")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option("--replace", is_flag=True, help="Replace a registered task of the same name (recorded).")
 @pass_harness
-def dataset_add(lazy, folder):
-    """Register a task pack that is already in NSML layout (with task.toml), where it is."""
-    h = lazy.get()
-    manifest = taskpack.add_existing(Path(folder))
-    with h.tx() as db:
-        h.register_task(db, manifest, Path(folder).resolve())
+def dataset_add(lazy, folder, replace):
+    """[organizer] Register a task pack that is already in NSML layout (with task.toml), where it is."""
+    manifest = task_admin.add_pack(lazy.get(), Path(folder), replace=replace)
     click.echo(f"Task {manifest.name} is registered")
+
+
+@dataset_group.command("rm")
+@click.argument("task")
+@pass_harness
+def dataset_rm(lazy, task):
+    """[organizer] Unregister a task that has no sessions or submissions (its files stay where they are)."""
+    task_admin.remove(lazy.get(), task)
+    click.echo(f"Task {task} is removed")
+
+
+@dataset_group.command("changes")
+@click.argument("task")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def dataset_changes(lazy, task, as_json):
+    """[organizer] Who registered, replaced or removed TASK, with evaluator and test-data hashes."""
+    table(task_admin.changes(lazy.get(), task),
+          [("time", "Time"), ("action", "Action"), ("user", "User"), ("old_evaluator", "Evaluator before"),
+           ("new_evaluator", "Evaluator after"), ("old_data", "Test data before"), ("new_data", "Test data after")],
+          as_json=as_json, empty=f"no recorded changes of {task}")
 
 
 BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("session", "Session"),

@@ -42,5 +42,7 @@ def model_rm(lazy, session, checkpoint):
 @pass_harness
 def model_pull(lazy, session, checkpoint, path):
     """Copy a checkpoint's folder to PATH."""
-    target = checkpoints.pull_checkpoint(lazy.get(), session, checkpoint, path)
+    target, skipped = checkpoints.pull_checkpoint(lazy.get(), session, checkpoint, path)
+    for rel in skipped:
+        click.echo(f"Warning: {rel} left out: not a regular file or folder (links are never followed)", err=True)
     click.echo(f"Checkpoint {checkpoint} of {session} is pulled to {target}")

@@ -85,8 +85,9 @@ def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
     rows = sessions.list_sessions(lazy.get(), all_=all_, last=last, task=task)
-    if not as_json:  # a queued session says what it waits for (a team's GPU quota, say)
-        rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None)} for r in rows]
+    if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
+        rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
+                 "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
     table(rows, [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
                  ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")], as_json=as_json,
           empty="no sessions" + ("" if all_ else " running (use -a for all)"))

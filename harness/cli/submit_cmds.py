@@ -40,6 +40,9 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, runtime, as_json)
     chosen = pick_runtime(h, runtime) if runtime else None  # default: the session's own runtime
     result = submits.submit(h, session, checkpoint, dry_run=dry_run, time_limit=time_limit, runtime=chosen)
     ok = result["status"] == "succeeded"
+    if result.get("isolation") == "none":
+        click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "
+                   "any file of the harness's account and use the network", err=True)
     if as_json:
         emit_json(result)
     elif ok:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import zlib
 from pathlib import Path
 from typing import Iterator
 
@@ -78,11 +79,26 @@ class Store:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def tx(self) -> Iterator[OrmSession]:
-        """One transaction: commit on success, roll back on error."""
+    def tx(self, serialize: str | None = None) -> Iterator[OrmSession]:
+        """One transaction: commit on success, roll back on error.
+
+        ``serialize=KEY``: transactions with the same key run one after another, so that a check and the insert
+        it guards cannot interleave across processes (SQLite: BEGIN IMMEDIATE takes the database's write lock
+        first; PostgreSQL: a transaction-scoped advisory lock on the key)."""
         with self._factory() as db:
             with db.begin():
+                if serialize is not None:
+                    self._serialize(db, serialize)
                 yield db
+
+    def _serialize(self, db: OrmSession, key: str) -> None:
+        backend = self.engine.url.get_backend_name()
+        if backend == "sqlite":
+            db.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        elif backend == "postgresql":
+            db.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(key.encode()),))
+        else:  # pragma: no cover - other databases: a row lock would be needed
+            raise UserError(f"--db: serialized transactions are not implemented for {backend}")
 
     def close(self) -> None:
         self.engine.dispose()

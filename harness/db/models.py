@@ -261,3 +261,19 @@ class RoundEntry(Base):
     reason: Mapped[str] = mapped_column(Text, default="registered")
 
     team: Mapped[Team] = relationship()
+
+
+class TaskChange(Base):
+    """A task registered, replaced (its evaluator or test data changed under existing scores) or removed."""
+
+    __tablename__ = "task_changes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    task: Mapped[str] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # add | prepare | replace | remove
+    user: Mapped[str] = mapped_column(String(128))
+    path: Mapped[str] = mapped_column(Text, default="")
+    old_evaluator: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    new_evaluator: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    old_data: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    new_data: Mapped[str | None] = mapped_column(String(80), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

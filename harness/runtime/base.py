@@ -4,9 +4,10 @@ The scheduler only talks to this interface; it never asks which runtime it has.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Protocol
 
 from ..enums import FailureReason, RunStatus
@@ -40,12 +41,38 @@ class RunSpec:
     kill_grace: float = 3.0
     mounts: list[Mount] = field(default_factory=list)  # what a container sees; the process runtime ignores it
     image: str | None = None  # the task manifest's default image (container runtimes)
-    network: bool = False  # the task allows participant code on the network (container runtimes)
+    network: bool = False  # the task allows participant code on the network
+    source_builds: bool = False  # the task lets session requirements build from source (docker images)
     labels: dict[str, str] = field(default_factory=dict)
+    data_view: Path | None = None  # host folder behind DATASET_PATH: mount points only, filled by data mounts
+    data_target: str = ""  # where a sandbox or container sees it (/data/TASK, as on NSML)
+    disk_limits: list = field(default_factory=list)  # harness.disk_limits.DiskLimit groups, measured while it runs
 
     @property
     def log_path(self) -> Path:
         return self.paths["log"]
+
+    def data_mounts(self) -> list[Mount]:
+        """The organizer's folders and files placed under the data view (read-only binds of the task itself)."""
+        return [m for m in self.mounts if self.data_target and m.target.startswith(self.data_target + "/")]
+
+
+def target_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
+    """The spec's environment with host paths replaced by where a sandbox or container sees them."""
+    pairs = []
+    for m in mounts:
+        pairs.append((str(m.host), m.target))
+        if m.host.name == PurePosixPath(m.target).name:  # a mount keeps its folder name: its parent maps too
+            pairs.append((str(m.host.parent), str(PurePosixPath(m.target).parent)))
+    pairs.sort(key=lambda p: len(p[0]), reverse=True)
+    env = {}
+    for key, value in spec.env.items():
+        for host, target in pairs:
+            if value == host or value.startswith(host + "/"):
+                value = target + value[len(host):]
+                break
+        env[key] = value
+    return env
 
 
 @dataclass
@@ -59,6 +86,8 @@ class Outcome:
 class Handle(Protocol):
     pid: int | None
     environment: str | None  # what ran the code (interpreter, or image and digest), once known
+    isolation: str  # how the code was confined: "docker", "bwrap", or "none" (not isolated)
+    spec: RunSpec  # what it was started with
 
     def poll(self) -> Outcome | None:
         """Enforce limits; return the outcome once the run has ended, else None."""
@@ -99,7 +128,12 @@ def truncate_log(path: Path, limit: int | None) -> None:
         return
     marker = f"\n[harness] log truncated: over {limit} bytes\n".encode()
     if size > limit + len(marker):
-        with open(path, "r+b") as fh:
-            fh.truncate(limit)
-            fh.seek(limit)
-            fh.write(marker)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)  # never through a link
+        except OSError:
+            return
+        try:
+            os.ftruncate(fd, limit)
+            os.pwrite(fd, marker, limit)
+        finally:
+            os.close(fd)

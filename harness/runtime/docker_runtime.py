@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import threading
 import time
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from ..enums import FailureReason, RunStatus
 from ..images import ImageError, session_image
 from ..settings import Settings
-from .base import Mount, Outcome, RunSpec, wait_by_polling
+from .base import Mount, Outcome, RunSpec, target_env, wait_by_polling
 
 SDK = Path(__file__).resolve().parent.parent / "session_sdk"
 SDK_TARGET = "/opt/nsml-sdk"
@@ -36,24 +36,6 @@ def engine_answers() -> bool:
         return bool(client(timeout=3).ping())
     except Exception:  # noqa: BLE001 - no engine, no socket, no permission: not available
         return False
-
-
-def container_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
-    """The spec's environment with host paths replaced by where the container sees them."""
-    pairs = []
-    for m in mounts:
-        pairs.append((str(m.host), m.target))
-        if m.host.name == PurePosixPath(m.target).name:  # a mount keeps its folder name: its parent maps too
-            pairs.append((str(m.host.parent), str(PurePosixPath(m.target).parent)))
-    pairs.sort(key=lambda p: len(p[0]), reverse=True)
-    env = {}
-    for key, value in spec.env.items():
-        for host, target in pairs:
-            if value == host or value.startswith(host + "/"):
-                value = target + value[len(host):]
-                break
-        env[key] = value
-    return env
 
 
 def _owner(settings: Settings) -> tuple[str, int | None, int | None]:
@@ -83,7 +65,7 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
     for m in mounts:
         if not m.read_only:
             _hand_over(m.host, uid, gid)
-    env = container_env(spec, mounts)
+    env = target_env(spec, mounts)
     env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
                CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(len(spec.gpu_ids))))
     if spec.cpus:
@@ -93,7 +75,7 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
     config = dict(
         image=image, command=["python3", *spec.argv], working_dir="/app", user=user, environment=env,
         labels={LABEL_INSTANCE: settings.instance, **spec.labels},
-        volumes={str(m.host): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
+        volumes={str(m.host.resolve()): {"bind": m.target, "mode": "ro" if m.read_only else "rw"} for m in mounts},
         network_mode="bridge" if spec.network else "none",
         cap_drop=["ALL"], security_opt=["no-new-privileges"], pids_limit=settings.docker_pids_limit,
         read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=1g,mode=1777"},
@@ -119,6 +101,7 @@ class DockerHandle:
         self.spec = spec
         self.pid = None
         self.environment: str | None = None
+        self.isolation = "docker"
         self.container = None
         self.started: float | None = None
         self._prep_error: str | None = None
@@ -135,7 +118,8 @@ class DockerHandle:
 
         try:
             api = self.runtime.client()
-            image = session_image(api, self.spec.workdir, self.spec.image, self.runtime.settings.docker_image)
+            image = session_image(api, self.spec.workdir, self.spec.image, self.runtime.settings.docker_image,
+                                  self.spec.source_builds)
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return

@@ -1,10 +1,13 @@
-"""The process runtime: participant code as a local process group.  Embedded default; NOT a sandbox.
+"""The process runtime: participant code as a local process group — inside bubblewrap where it is installed.
 
 The run gets its own copy of the code, a data view without test labels, and its own process group; the
 harness enforces the wall-clock limit and the memory limit (resident memory of the whole process tree, via
-psutil) and cancelling kills the whole group and any child that left it.  It does not stop the code from
-reading other files of the user that runs the harness or from using the network: use the docker runtime for
-untrusted code.
+psutil) and cancelling kills the whole group and any child that left it.
+
+Sandboxed (``process.sandbox = "auto"`` with bwrap installed, or ``"bwrap"``): see harness.runtime.sandbox —
+no network, its own mounts only, read-only binds of the task, as nobody.  Not sandboxed (no bwrap, or
+``"none"``): the data view is a read-only copy of the task's folders, but the code can read any file of the
+account that runs the harness and use the network; such runs are marked ``isolation: none`` in ps and submit.
 """
 from __future__ import annotations
 
@@ -18,9 +21,11 @@ from pathlib import Path
 import psutil
 
 from ..enums import FailureReason, RunStatus
+from ..errors import UserError
 from ..provenance import process_environment
 from ..settings import inherited_environment
-from .base import Outcome, RunSpec, truncate_log, wait_by_polling
+from . import sandbox
+from .base import Outcome, RunSpec, target_env, truncate_log, wait_by_polling
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
@@ -44,11 +49,56 @@ def build_env(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
     return env
 
 
+KEPT_IN_SANDBOX = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM")
+
+
+def sandbox_env(spec: RunSpec, base: dict[str, str], tmp: Path) -> dict[str, str]:
+    """A small environment: locale and PATH from the harness's, NSML's variables at the sandbox's paths."""
+    env = {k: base[k] for k in KEPT_IN_SANDBOX if k in base}
+    env.update(target_env(spec, sandbox.all_mounts(spec, tmp, SDK_PATH)))
+    env.update(_thread_env(spec.cpus))
+    env.update(CUDA_VISIBLE_DEVICES=",".join(str(i) for i in spec.gpu_ids), PYTHONPATH=sandbox.SDK_TARGET,
+               PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp", TMPDIR="/tmp", USER="nobody")
+    return env
+
+
+def materialize_data_view(spec: RunSpec) -> None:
+    """Without a sandbox: the task's folders are copied (reflinks where the filesystem has them) into the data
+    view and made read-only, so that nothing the run does reaches the organizer's files."""
+    for m in spec.data_mounts():
+        dest = spec.data_view / m.target[len(spec.data_target) + 1:]
+        if dest.is_dir() and not dest.is_symlink():
+            dest.rmdir()  # the empty mount point
+        else:
+            dest.unlink(missing_ok=True)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(["cp", "-R", "--reflink=auto", "--no-preserve=ownership", str(m.host), str(dest)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise OSError(f"copying {m.host} into the data view failed: {proc.stderr.strip()[:300]}")
+        for dirpath, _dirs, files in os.walk(dest):
+            for name in files:
+                os.chmod(os.path.join(dirpath, name), 0o444)
+
+
+def resolve_sandbox(setting: str) -> bool:
+    """Whether runs go into bwrap: `auto` when it works here, `bwrap` demands it, `none` never."""
+    if setting == "none":
+        return False
+    if sandbox.works():
+        return True
+    if setting == "bwrap":
+        raise UserError("process.sandbox = 'bwrap': bubblewrap is not installed or cannot create namespaces here "
+                        "(apt-get install bubblewrap)")
+    return False
+
+
 class ProcessHandle:
-    def __init__(self, spec: RunSpec, proc: subprocess.Popen):
+    def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str):
         self.spec = spec
         self.proc = proc
         self.pid = proc.pid
+        self.isolation = isolation
         self.environment = process_environment()
         self.started = time.monotonic()
         self._cancel: tuple[FailureReason, str] | None = None
@@ -162,16 +212,25 @@ class ProcessRuntime:
         self.settings = settings
 
     def start(self, spec: RunSpec) -> ProcessHandle:
+        sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto")
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = open(spec.log_path, "ab", buffering=0)
+        argv, cwd = [sys.executable, *spec.argv], spec.workdir
+        if sandboxed:
+            tmp = spec.paths["run"] / "tmp"
+            tmp.mkdir(exist_ok=True)
+            env = sandbox_env(spec, inherited_environment(), tmp)
+            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv), spec.paths["run"]
+        else:
+            materialize_data_view(spec)
+            env = build_env(spec, inherited_environment())
+        log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
-            proc = subprocess.Popen([sys.executable, *spec.argv], cwd=spec.workdir,
-                                    env=build_env(spec, inherited_environment()), stdin=subprocess.DEVNULL,
-                                    stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                    stderr=subprocess.STDOUT, start_new_session=True)
         finally:
-            log.close()
+            os.close(log)
         (spec.paths["run"] / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
-        return ProcessHandle(spec, proc)
+        return ProcessHandle(spec, proc, "bwrap" if sandboxed else "none")
 
     def cleanup(self, run) -> bool:
         """After a scheduler died: kill what the run left. True when its participant code had started."""

@@ -21,21 +21,21 @@ def main():
     parser.add_argument("--prediction", required=True)
     parser.add_argument("--test_label_path", required=True)
     args = parser.parse_args()
-    labels = pd.read_csv(args.test_label_path)
-    try:
-        pred = pd.read_csv(args.prediction, dtype={"file_name": str})
+    labels = pd.read_csv(args.test_label_path, dtype={"file_name": str}, keep_default_na=False)
+    try:  # file names as text (never "NaN"), classes parsed once below
+        pred = pd.read_csv(args.prediction, dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         invalid(f"not a CSV: {str(exc).splitlines()[0][:200]}")
     if list(pred.columns) != ["file_name", "age_class"]:
         invalid(f"expected columns file_name,age_class, got {','.join(map(str, pred.columns))[:200]}")
-    classes = pd.to_numeric(pred["age_class"], errors="coerce")
-    if classes.isna().any() or not classes.isin([0, 1, 2, 3, 4]).all():
+    class_text = pred["age_class"].str.strip()
+    if not class_text.isin(["0", "1", "2", "3", "4"]).all():
         invalid("age_class must be an integer from 0 to 4")
     if pred["file_name"].duplicated().any():
         invalid(f"duplicate file_name {pred['file_name'][pred['file_name'].duplicated()].iloc[0]!r}")
     if set(pred["file_name"]) != set(labels["file_name"]):
         invalid(f"expected one row for each of the {len(labels)} test images, got {len(pred)}")
-    merged = labels.merge(pred.assign(pred=classes.astype(int)), on="file_name")
+    merged = labels.merge(pred.assign(pred=class_text.astype(int)), on="file_name")
     from sklearn.metrics import accuracy_score
 
     print(float(accuracy_score(merged["age_class_x"], merged["pred"])))

@@ -36,16 +36,16 @@ def main():
     parser.add_argument("--prediction", required=True)
     parser.add_argument("--test_label_path", required=True)
     args = parser.parse_args()
-    labels = pd.read_csv(args.test_label_path, dtype={"image_id": str})
-    try:
-        pred = pd.read_csv(args.prediction, dtype={"image_id": str})
+    labels = pd.read_csv(args.test_label_path, dtype={"image_id": str}, keep_default_na=False)
+    try:  # every field as text, parsed once below
+        pred = pd.read_csv(args.prediction, dtype=str, keep_default_na=False)
     except (ValueError, UnicodeDecodeError, pd.errors.ParserError) as exc:
         invalid(f"not a CSV: {str(exc).splitlines()[0][:200]}")
     if list(pred.columns) != ["image_id", "class_id", "confidence"]:
         invalid(f"expected columns image_id,class_id,confidence, got {','.join(map(str, pred.columns))[:200]}")
-    classes = pd.to_numeric(pred["class_id"], errors="coerce")
-    conf = pd.to_numeric(pred["confidence"], errors="coerce")
-    if classes.isna().any() or not classes.isin(range(CLASSES)).all():
+    class_text = pred["class_id"].str.strip()
+    conf = pd.to_numeric(pred["confidence"].str.strip(), errors="coerce")
+    if not class_text.isin([str(c) for c in range(CLASSES)]).all():
         invalid(f"class_id must be an integer from 0 to {CLASSES - 1}")
     if conf.isna().any() or not np.isfinite(conf).all():
         invalid("confidence must be a finite number")
@@ -54,7 +54,7 @@ def main():
     unknown = set(pred["image_id"]) - set(labels["image_id"])
     if unknown:
         invalid(f"{len(unknown)} unknown image ids, e.g. {sorted(unknown)[0]!r}")
-    print(gap(labels, pd.DataFrame({"image_id": pred["image_id"], "class_id": classes.astype(int),
+    print(gap(labels, pd.DataFrame({"image_id": pred["image_id"], "class_id": class_text.astype(int),
                                     "confidence": conf})))
 
 

@@ -51,7 +51,9 @@ def main():
     if not isinstance(pred, list) or not all(isinstance(p, dict) and {"id", "songs"} <= set(p) for p in pred):
         invalid('expected a JSON list of {"id": ..., "songs": [...]}')
     ids = [p["id"] for p in pred]
-    if len(set(map(str, ids))) != len(ids):
+    if not all(type(i) is int for i in ids):  # parsed once, as the integers the test data uses
+        invalid("playlist ids must be integers as in the test data (not text, decimals or lists)")
+    if len(set(ids)) != len(ids):
         invalid("a playlist id appears more than once")
     if set(ids) != set(labels):
         invalid(f"expected one entry for each of the {len(labels)} test playlists, got {len(ids)}")

@@ -116,8 +116,10 @@ def _checkpoint_folder(checkpoint, session) -> str:
     name = _checkpoint_name(checkpoint)
     if session:
         parts = str(session).strip("/").split("/")
-        if len(parts) != 3 or not constants._SESSIONS_ROOT:
+        if len(parts) != 3 or not constants._SESSIONS_ROOT or any(p in ("", ".", "..") for p in parts):
             raise ValueError(f"nsml.load: invalid session {session!r} (expected USER/TASK/N)")
+        if SESSION_NAME and parts[0] != SESSION_NAME.split("/")[0]:
+            raise PermissionError(f"nsml.load: session {session} is not yours (only your own sessions load)")
         folder = os.path.join(constants._SESSIONS_ROOT, *parts, "checkpoints", name)
     else:
         folder = os.path.join(constants._CHECKPOINT_DIR, name)

@@ -1,0 +1,81 @@
+"""Bubblewrap (Debian's `bubblewrap`, /usr/bin/bwrap) around a process-runtime run.
+
+The run gets a new mount, pid, IPC, UTS and network namespace (no network unless the task allows it) and runs
+as `nobody` in a user namespace.  Its filesystem is built from nothing: the system (/usr and friends), the
+interpreter's prefixes and a minimal /etc, read-only; then only its own mounts at NSML's paths: /app (its code
+copy), /data/TASK (read-only binds of the task's own folders), /nsml/... (events, checkpoints, its user's own
+sessions, output, loader) and a private /tmp that is a folder of the run (so its size is measured).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from functools import lru_cache
+from pathlib import Path
+
+from .base import Mount, RunSpec
+
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
+ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "host.conf", "localtime", "ld.so.cache", "ld.so.conf",
+             "ld.so.conf.d", "ssl", "ca-certificates", "ca-certificates.conf", "alternatives", "mime.types")
+SDK_TARGET = "/opt/nsml-sdk"
+NOBODY = "65534"
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+@lru_cache(maxsize=None)
+def works() -> bool:
+    """bwrap is installed and can make the namespaces we ask for on this machine (cached per process)."""
+    path = bwrap_path()
+    if not path:
+        return False
+    try:
+        proc = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--unshare-user", "--uid", NOBODY,
+                               "--gid", NOBODY, "--die-with-parent", "true"], capture_output=True, timeout=20)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return proc.returncode == 0
+
+
+def _python_roots() -> list[str]:
+    """Folders the interpreter needs, outside the system folders (a venv, a pyenv or /opt install)."""
+    roots = {sys.prefix, sys.base_prefix, sys.exec_prefix,
+             str(Path(os.path.realpath(sys.executable)).parent.parent)}
+    return sorted(r for r in roots if r and not any(r == d or r.startswith(d + "/") for d in SYSTEM_DIRS))
+
+
+def gpu_devices() -> list[str]:
+    return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
+
+
+def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str]) -> list[str]:
+    """The bwrap command line that runs ARGV for SPEC."""
+    cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY,
+           "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
+    if spec.network:
+        cmd.append("--share-net")
+    for d in SYSTEM_DIRS:
+        cmd += ["--ro-bind-try", d, d]
+    for name in ETC_FILES + (("resolv.conf",) if spec.network else ()):
+        cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+    for root in _python_roots():
+        cmd += ["--ro-bind", root, root]
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    if spec.gpu_ids:
+        for dev in gpu_devices():
+            cmd += ["--dev-bind-try", dev, dev]
+    cmd += ["--bind", str(tmp), "/tmp", "--ro-bind", str(sdk), SDK_TARGET]
+    for m in sorted(spec.mounts, key=lambda m: m.target.count("/")):  # parents before what is placed inside
+        cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]
+    cmd += ["--chdir", "/app", "--"]
+    return cmd + argv
+
+
+def all_mounts(spec: RunSpec, tmp: Path, sdk: Path) -> list[Mount]:
+    """Every host folder the sandbox maps, for translating environment paths."""
+    return [*spec.mounts, Mount(tmp, "/tmp", read_only=False), Mount(sdk, SDK_TARGET)]

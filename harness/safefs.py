@@ -1,0 +1,232 @@
+"""Reading what participant code controls, without being fooled by it.
+
+Everything a run can write (its output folder, events file, checkpoints, its copy of the code, its /tmp) is
+hostile: a name may be a symbolic link out of the folder, a hard link to an organizer's file, a FIFO that blocks
+a reader forever, a device, or a file that grows without end.  The helpers here open such files component by
+component with ``O_NOFOLLOW`` below a folder the harness owns, accept regular files only (with one link), copy at
+most a given number of bytes, and measure folders without following links and within a bound on entries.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import re
+import stat
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+CHUNK = 1 << 20
+CHECKPOINT_NAME_MAX = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class UnsafeFile(Exception):
+    """A file a run left that the harness refuses to read (the message says why, in one line)."""
+
+
+def _kind(mode: int) -> str:
+    for test, name in ((stat.S_ISLNK, "a symbolic link"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def open_beneath(root: Path, rel: str | Path, directory: bool = False) -> int:
+    """An fd for ROOT/REL, opened one component at a time without following any link (ROOT itself is the
+    harness's). Raises UnsafeFile for a link, FileNotFoundError when a component is missing."""
+    parts = [p for p in Path(rel).parts if p not in ("", ".")]
+    if any(p == ".." or "/" in p for p in parts):
+        raise UnsafeFile(f"{rel}: '..' is not allowed")
+    fd = os.open(root, _DIR_FLAGS)
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            flags = _DIR_FLAGS if (not last or directory) else _FILE_FLAGS
+            try:
+                nxt = os.open(part, flags, dir_fd=fd)
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    st = os.lstat(part, dir_fd=fd)
+                    raise UnsafeFile(f"{'/'.join(parts[:i + 1])} is {_kind(st.st_mode)}") from None
+                raise
+            os.close(fd)
+            fd = nxt
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _check_regular(fd: int, name: str, max_bytes: int | None) -> os.stat_result:
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        raise UnsafeFile(f"{name} is {_kind(st.st_mode)}, not a regular file")
+    if st.st_nlink != 1:
+        raise UnsafeFile(f"{name} has {st.st_nlink} hard links; only a file the run created itself is read")
+    if max_bytes is not None and st.st_size > max_bytes:
+        raise UnsafeFile(f"{name} is {st.st_size} bytes, over the {max_bytes}-byte limit")
+    return st
+
+
+def copy_out(root: Path, rel: str, dest: Path, max_bytes: int) -> int:
+    """Copy the regular file ROOT/REL (no link anywhere on the way, one hard link) to DEST, at most MAX_BYTES.
+    Returns the size. DEST is written fresh (any previous file there is replaced, never followed)."""
+    fd = open_beneath(root, rel)
+    try:
+        _check_regular(fd, rel, max_bytes)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+        total = 0
+        out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        try:
+            while True:
+                block = os.read(fd, CHUNK)
+                if not block:
+                    break
+                total += len(block)
+                if total > max_bytes:  # it grew while we copied
+                    raise UnsafeFile(f"{rel} is over the {max_bytes}-byte limit")
+                os.write(out, block)
+        except BaseException:
+            os.close(out)
+            tmp.unlink(missing_ok=True)
+            raise
+        os.close(out)
+        os.replace(tmp, dest)
+        return total
+    finally:
+        os.close(fd)
+
+
+def read_from(root: Path, rel: str, offset: int, max_bytes: int) -> bytes:
+    """Up to MAX_BYTES of the regular file ROOT/REL from OFFSET (no links, no FIFOs: a reader never blocks)."""
+    fd = open_beneath(root, rel)
+    try:
+        _check_regular(fd, rel, None)
+        os.lseek(fd, offset, os.SEEK_SET)
+        chunks, left = [], max_bytes
+        while left > 0:
+            block = os.read(fd, min(CHUNK, left))
+            if not block:
+                break
+            chunks.append(block)
+            left -= len(block)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def append_note(path: Path, text: str) -> None:
+    """Append a harness line to a run's log, never through a link."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError:
+        return
+    try:
+        os.write(fd, f"[harness] {text}\n".encode())
+    finally:
+        os.close(fd)
+
+
+def checkpoint_name_problem(name: object) -> str | None:
+    """Why NAME cannot be a checkpoint (one safe path component), or None when it can."""
+    if not isinstance(name, str) or not name:
+        return "a checkpoint name must be a non-empty string"
+    if name in (".", "..") or name.startswith("."):
+        return f"checkpoint name {name[:40]!r} starts with a dot"
+    if "/" in name or "\\" in name:
+        return f"checkpoint name {name[:40]!r} has a path separator"
+    if _CONTROL.search(name):
+        return f"checkpoint name {name[:40]!r} has a control character"
+    if len(name) > CHECKPOINT_NAME_MAX:
+        return f"checkpoint name is {len(name)} characters, over {CHECKPOINT_NAME_MAX}"
+    return None
+
+
+@dataclass
+class Usage:
+    """What a folder holds, measured without following links: apparent bytes, allocated bytes, entries."""
+
+    size: int = 0
+    allocated: int = 0
+    entries: int = 0
+    complete: bool = True  # False: the entry or time bound was reached first
+
+
+def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage:
+    """Sizes under PATH (a real folder, not a link to one). Hard-linked files count once; links are not followed."""
+    out = Usage()
+    deadline = time.monotonic() + seconds
+    seen: set[tuple[int, int]] = set()
+    stack = [str(path)]
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return out
+    if not stat.S_ISDIR(st.st_mode):
+        out.size, out.allocated, out.entries = st.st_size, st.st_blocks * 512, 1
+        return out
+    while stack:
+        try:
+            it = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with it:
+            for entry in it:
+                out.entries += 1
+                if out.entries > max_entries or time.monotonic() > deadline:
+                    out.complete = False
+                    return out
+                try:
+                    est = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if stat.S_ISDIR(est.st_mode):
+                    stack.append(entry.path)
+                    continue
+                key = (est.st_dev, est.st_ino)
+                if est.st_nlink > 1:
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                out.size += est.st_size
+                out.allocated += est.st_blocks * 512
+    return out
+
+
+def is_real_dir(path: Path) -> bool:
+    """A folder, and not a link to one."""
+    try:
+        return stat.S_ISDIR(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None) -> list[str]:
+    """Copy folders and regular files of SRC to DEST; links and special files are left out (their paths are
+    returned). Used for folders participant code wrote (checkpoints being pulled)."""
+    skipped: list[str] = []
+    total = 0
+    dest.mkdir(parents=True, exist_ok=False)
+    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+        rel_dir = Path(dirpath).relative_to(src)
+        for d in list(dirnames):
+            if os.path.islink(os.path.join(dirpath, d)):
+                dirnames.remove(d)
+                skipped.append(str(rel_dir / d))
+            else:
+                (dest / rel_dir / d).mkdir()
+        for name in filenames:
+            rel = rel_dir / name
+            try:
+                size = copy_out(src, str(rel), dest / rel, (max_bytes - total) if max_bytes else 1 << 62)
+            except UnsafeFile:
+                skipped.append(str(rel))
+                continue
+            total += size
+    return skipped

