@@ -11,6 +11,7 @@ $(STAMP): setup.cfg pyproject.toml
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test,baselines]'
 	$(BIN)/pip install -q --no-deps konlpy==0.6.0   # only its Korean text corpus is used (no Java needed)
+	bash scripts/setup-sandbox.sh                    # bubblewrap: the process runtime's sandbox
 	touch $(STAMP)
 
 setup: $(STAMP)

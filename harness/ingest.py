@@ -147,7 +147,3 @@ def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
         append_note(Path(run.log_path), note)
     return len(got.events)
 
-
-def ingest_events(db: OrmSession, run: Run, sess: Session) -> int:
-    """collect + record in one go, for callers with no scheduler loop (recovery)."""
-    return record(db, run, sess, collect(Path(run.run_dir), run.events_offset or 0, Path(sess.checkpoint_dir)))

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
 from .db import Store
 from .db.models import Run, Session, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
-from .ingest import ingest_events
+from .ingest import collect, record
 from .runtime import get_runtime, reap_orphans
 from .settings import Settings
 
@@ -42,6 +43,11 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
     """Call with the scheduler lock held. Returns the submit runs to score again."""
     rescore = []
     runtimes = {}
+    with store.tx() as db:  # what the lost runs saved, read outside the transaction that records it
+        pending = db.execute(select(Run.id, Run.run_dir, Run.events_offset, Session.dir)
+                             .join(Session, Session.run_id == Run.id).where(Run.status == RunStatus.RUNNING)).all()
+    collected = {rid: collect(Path(run_dir), offset or 0, Path(sess_dir) / "checkpoints")
+                 for rid, run_dir, offset, sess_dir in pending}
     with store.tx() as db:
         for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
             if run.phase == PHASE_SCORING:
@@ -52,8 +58,8 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
             started = runtimes[run.runtime].cleanup(run) or bool(run.pid)  # the runtime reaps what is left
             if started:
                 sess = db.scalar(select(Session).where(Session.run_id == run.id))
-                if sess is not None:
-                    ingest_events(db, run, sess)  # checkpoints it saved before the crash are kept
+                if sess is not None and run.id in collected:
+                    record(db, run, sess, collected[run.id])  # checkpoints it saved before the crash are kept
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place

@@ -103,7 +103,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
         if forked_from is None:
             snapshot_code(code_from, sess_dir / "code", h.settings.code_bytes)
         else:
-            shutil.copytree(code_from, sess_dir / "code")
+            shutil.copytree(code_from, sess_dir / "code", symlinks=True)
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))

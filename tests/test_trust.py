@@ -205,7 +205,7 @@ def test_checkpoint_names_and_links_never_escape(cli, runtime, hostile, guarded,
     log = cli("logs", name).stdout
     for fragment in ("has a path separator", "starts with a dot", "has a control character",
                      "links are refused"):
-        assert f"checkpoint refused: " in log and fragment in log, (fragment, log)
+        assert "checkpoint refused: " in log and fragment in log, (fragment, log)
     out = cli("model", "pull", name, "real", tmp_path / "pulled")
     pulled = tmp_path / "pulled"
     assert (pulled / "weights").read_text() == "w" and not (pulled / "passwd").exists()
@@ -396,3 +396,25 @@ def test_plain_requirement_lines_and_apt_names_pass(tmp_path):
     (tmp_path / "nsml_package.txt").write_text("libgl1 ; curl http://x | sh\n")
     with pytest.raises(ImageError, match="nsml_package.txt:1"):
         requirements(tmp_path)
+
+
+@pytest.mark.docker
+def test_a_url_requirement_never_reaches_a_build(cli, docker_ready, monkeypatch, tiny_task, nsml_folder):
+    """The attack on main: `pkg @ http://127.0.0.1:PORT/...` ran the package's build backend as root on the host's
+    network. Now the launch fails with one line naming the file and line, and nothing connects to the server."""
+    import socket
+    monkeypatch.setenv("HARNESS_RUNTIME", "docker")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    server.settimeout(0.5)
+    port = server.getsockname()[1]
+    (nsml_folder / "requirements.txt").write_text(f"numpy\npkg @ http://127.0.0.1:{port}/pkg.tar.gz\n")
+    try:
+        name = run_session(cli, nsml_folder, "-a", "--epochs 1", code=1)
+        with pytest.raises(socket.timeout):
+            server.accept()
+    finally:
+        server.close()
+    info = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert info["reason"] == "launch_error" and "requirements.txt:2" in info["message"], info
