@@ -84,7 +84,7 @@ def test_prepare_with_own_corpus_and_scale(cli, tmp_path, state_root):
     assert (ds / "data_loader.py").exists() and (ds / "evaluation.py").exists()
     empty = tmp_path / "empty.txt"
     empty.write_text("짧다.")
-    r = cli("dataset", "prepare", "garbage-docs", "--corpus", empty, code=2, user=ORGANIZER)
+    r = cli("dataset", "prepare", "garbage-docs", "--corpus", empty, "--replace", code=2, user=ORGANIZER)
     assert "no usable text" in r.stderr
 
 
@@ -138,16 +138,19 @@ def test_electra_then_electra_cnn_two_sessions(cli):
 
 
 def test_electra_pretrained_path_loads_a_local_model(cli, tmp_path):
-    """The code path of users with weights (e.g. a koELECTRA copy): -a "--pretrained PATH", no hub access."""
+    """The code path of users with weights (e.g. a koELECTRA copy): -a "--pretrained PATH", no hub access. The
+    weights travel with the code (a sandboxed run sees no host path but its own)."""
+    import shutil
     from transformers import BertTokenizerFast, ElectraConfig, ElectraForSequenceClassification
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"가나다라마바사아자차카타파하"]))
-    local = tmp_path / "my-electra"
+    code = tmp_path / "electra-code"
+    shutil.copytree(REPO / "submissions" / "garbage_docs_electra", code)
+    local = code / "my-electra"
     BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(local)
     cfg = ElectraConfig(vocab_size=19, embedding_size=16, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                         intermediate_size=32, max_position_embeddings=40)
     ElectraForSequenceClassification(cfg).save_pretrained(local)
     cli("dataset", "prepare", "garbage-docs", "--scale", "0.05", user=ORGANIZER)
-    name = run_session(cli, REPO / "submissions" / "garbage_docs_electra", "-a",
-                       f"--pretrained {local} --epochs 1 --max_len 32", task="garbage-docs")
+    name = run_session(cli, code, "-a", "--pretrained my-electra --epochs 1 --max_len 32", task="garbage-docs")
     assert cli.json("submit", "-t", name, "0")["status"] == "succeeded"
