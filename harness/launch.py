@@ -2,7 +2,10 @@
 
 This is where the NSML contract's reserved flags and environment are put together:
 training  ``ENTRY --mode train [ARGS]``; fork ``ENTRY --mode train --pause 1 --iteration CKPT [ARGS]``;
-submit    ``ENTRY [ARGS] --mode test --pause 1 --iteration CKPT`` (the reserved flags last, so they win).
+submit    ``ENTRY [ARGS] --mode test --pause 1 --iteration CKPT`` (the reserved flags last, so they win) —
+each reserved flag only where the entry declares it (harness.entry_flags; ``--checkpoint`` where an entry uses
+that older name), while the environment always carries the mode and checkpoint for ``nsml.paused()``.  What was
+passed is recorded on the run (``reserved_flags``, shown by ``ps -j`` and ``history -j``).
 """
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
+from . import entry_flags
 from .db.models import Run, Session, Submission
 from .disk_limits import DiskLimit
 from .enums import RunKind
@@ -87,11 +91,17 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                    data_view=view, data_target=f"/data/{task}", disk_limits=limits)
 
 
+def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None) -> list[str]:
+    flags = entry_flags.scan(Path(sess.code_dir), sess.entry)
+    reserved = flags.reserved(mode, pause=checkpoint is not None, checkpoint=checkpoint)
+    run.spec = {**(run.spec or {}), "reserved_flags": reserved, "parser": flags.style}
+    return reserved
+
+
 def training_spec(settings: Settings, run: Run, sess: Session) -> RunSpec:
-    argv = [sess.entry, "--mode", "train"]
+    argv = [sess.entry, *_reserved(run, sess, "train", sess.fork_checkpoint if sess.forked_from else None)]
     env = {"NSML_MODE": "train"}
     if sess.forked_from:
-        argv += ["--pause", "1", "--iteration", sess.fork_checkpoint]
         env.update(NSML_MODE="fork", NSML_ITERATION=sess.fork_checkpoint, NSML_LOAD_SESSION=sess.forked_from)
     data = [(Path(sess.task.path) / "train", "train")]
     return _base_spec(settings, run, sess, argv + list(sess.args), env, data, writable_checkpoints=True)
@@ -106,7 +116,7 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
     shutil.copy2(dataset / "data_loader.py", loader_dir / "data_loader.py")
     output = run_dir / "output"
     output.mkdir(parents=True, exist_ok=True)
-    argv = [sess.entry, *sess.args, "--mode", "test", "--pause", "1", "--iteration", sub.checkpoint]
+    argv = [sess.entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint)]
     env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
            "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
     spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)

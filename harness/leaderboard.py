@@ -73,7 +73,7 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
             row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
                    "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
                    "message": s.message, "created": s.created_at.isoformat(timespec="seconds"),
-                   "selected": s.selected}
+                   "selected": s.selected, "reserved_flags": (s.run.spec or {}).get("reserved_flags")}
             rnd = db.get(Round, s.round_id) if s.round_id else None
             if rnd is not None and (h.settings.is_organizer or rnd.closed):
                 row["private_score"] = s.private_score

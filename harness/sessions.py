@@ -226,7 +226,8 @@ def _row(db, sess: Session) -> dict:
             "started": run.started_at.isoformat(timespec="seconds") if run.started_at else None,
             "ended": run.ended_at.isoformat(timespec="seconds") if run.ended_at else None,
             "entry": sess.entry, "args": sess.args, "memo": sess.memo, "forked_from": sess.forked_from,
-            "isolation": (run.spec or {}).get("isolation"), "summary": summary}
+            "isolation": (run.spec or {}).get("isolation"),
+            "reserved_flags": (run.spec or {}).get("reserved_flags"), "summary": summary}
 
 
 def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,

@@ -44,6 +44,23 @@ class Cli:
 
 
 @pytest.fixture
+def docker_ready():
+    """A Docker engine and the session image: CI provides both (scripts/setup-docker.sh); elsewhere, skip."""
+    import os
+    from harness.runtime.docker_runtime import client, engine_answers
+    if not engine_answers():
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide a Docker engine (scripts/setup-docker.sh)")
+        pytest.skip("no Docker engine answers (scripts/setup-docker.sh starts one)")
+    try:
+        client().images.get("nsml-harness/session:latest")
+    except Exception:  # noqa: BLE001
+        if os.environ.get("CI"):
+            pytest.fail("CI must build nsml-harness/session:latest (scripts/setup-docker.sh)")
+        pytest.skip("no nsml-harness/session:latest image (scripts/setup-docker.sh builds it)")
+
+
+@pytest.fixture
 def cli():
     return Cli()
 

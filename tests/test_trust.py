@@ -135,16 +135,6 @@ def runtime(request, monkeypatch):
 
 
 @pytest.fixture
-def docker_ready():
-    from harness.runtime.docker_runtime import client, engine_answers
-    if not engine_answers():
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide a Docker engine (scripts/setup-docker.sh)")
-        pytest.skip("no Docker engine answers (scripts/setup-docker.sh starts one)")
-    client().images.get("nsml-harness/session:latest")
-
-
-@pytest.fixture
 def hostile(tmp_path):
     folder = participant(tmp_path / "hostile", HOSTILE_MAIN)
     (folder / "attacks.py").write_text(ATTACKS)

@@ -63,13 +63,14 @@ def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str]) -> list[str]:
         cmd += ["--ro-bind-try", d, d]
     for name in ETC_FILES + (("resolv.conf",) if spec.network else ()):
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
-    for root in _python_roots():
-        cmd += ["--ro-bind", root, root]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
     if spec.gpu_ids:
         for dev in gpu_devices():
             cmd += ["--dev-bind-try", dev, dev]
-    cmd += ["--bind", str(tmp), "/tmp", "--ro-bind", str(sdk), SDK_TARGET]
+    cmd += ["--bind", str(tmp), "/tmp"]  # before the interpreter: a venv under /tmp must not be hidden by it
+    for root in _python_roots():
+        cmd += ["--ro-bind", root, root]
+    cmd += ["--ro-bind", str(sdk), SDK_TARGET]
     for m in sorted(spec.mounts, key=lambda m: m.target.count("/")):  # parents before what is placed inside
         cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]
     cmd += ["--chdir", "/app", "--"]
