@@ -35,11 +35,13 @@ class FailureReason(str, enum.Enum):
     DISK_QUOTA = "disk_quota"
     HARNESS_ERROR = "harness_error"
     LOST = "lost"
+    LOADER_ERROR = "loader_error"  # the task's data_loader.py failed outside the participant's infer
 
     @property
     def harness_fault(self) -> bool:
         """Failures that are not the participant's fault never count against a quota."""
-        return self in (FailureReason.HARNESS_ERROR, FailureReason.LOST, FailureReason.SCORER_ERROR)
+        return self in (FailureReason.HARNESS_ERROR, FailureReason.LOST, FailureReason.SCORER_ERROR,
+                        FailureReason.LOADER_ERROR)
 
 
 class Direction(str, enum.Enum):

@@ -147,3 +147,13 @@ def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
         append_note(Path(run.log_path), note)
     return len(got.events)
 
+
+
+LOADER_ERROR_EXIT = 86  # the in-session module's exit code when the task's loader failed (nsml.LOADER_ERROR_EXIT)
+
+
+def loader_error(run_dir: Path) -> str | None:
+    """The message of a loader_error event a submit run left, if any."""
+    got = collect(Path(run_dir), 0, None)
+    found = [e for e in got.events if e.get("type") == "loader_error"]
+    return str(found[-1].get("message", ""))[:500] if found else None

@@ -91,8 +91,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                    data_view=view, data_target=f"/data/{task}", disk_limits=limits)
 
 
-def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None) -> list[str]:
-    flags = entry_flags.scan(Path(sess.code_dir), sess.entry)
+def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None, entry: str | None = None) -> list[str]:
+    flags = entry_flags.scan(Path(sess.code_dir), entry or sess.entry)
     reserved = flags.reserved(mode, pause=checkpoint is not None, checkpoint=checkpoint)
     run.spec = {**(run.spec or {}), "reserved_flags": reserved, "parser": flags.style}
     return reserved
@@ -116,7 +116,8 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
     shutil.copy2(dataset / "data_loader.py", loader_dir / "data_loader.py")
     output = run_dir / "output"
     output.mkdir(parents=True, exist_ok=True)
-    argv = [sess.entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint)]
+    entry = (run.spec or {}).get("entry") or sess.entry  # submit -e: another entry of the same code
+    argv = [entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint, entry)]
     env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
            "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
     spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)

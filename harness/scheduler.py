@@ -26,7 +26,7 @@ from .db.models import Round, Run, Session, Submission, utcnow
 from .grading import apply, grade, prediction_path, take_prediction
 from .enums import FailureReason, RunKind, RunStatus
 from .disk_limits import DiskWatch, over_limit
-from .ingest import collect, record
+from .ingest import LOADER_ERROR_EXIT, collect, loader_error, record
 from .launch import spec_for
 from .lease import FileLock, has_pending_work
 from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
@@ -119,6 +119,12 @@ class Scheduler:
             if stop:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
+            if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
+                    and outcome.exit_code == LOADER_ERROR_EXIT and handle.spec.paths.get("output") is not None:
+                blamed = loader_error(handle.spec.paths["run"])
+                if blamed is not None:
+                    outcome = Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
+                                      f"the task's data_loader.py failed (not counted): {blamed}")
             if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
                 over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
                 if over:
@@ -178,7 +184,7 @@ class Scheduler:
                 if run.gpus:
                     if gpu_blocked:
                         continue  # FIFO among GPU runs: nobody overtakes the first one that waits
-                    got = gpus.allocate(self.settings, busy, run.gpus)
+                    got = gpus.allocate(self.settings, busy, run.gpus, (run.spec or {}).get("gpu_model"))
                     if got is None:
                         gpu_blocked = True
                         continue

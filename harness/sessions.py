@@ -55,6 +55,8 @@ class RunOptions:
     shm_size: str | None = None
     time_limit: float | None = None
     runtime: str = "process"
+    gpu_model: str | None = None  # allocate only devices of this model (NSML's --gpu-model)
+    esm: str | None = None  # the participant's registration number (AI Rush's --esm), recorded
 
 
 def check_queue_limit(h: Harness, db, user_id: int) -> None:
@@ -69,14 +71,15 @@ def check_queue_limit(h: Harness, db, user_id: int) -> None:
 
 
 def _new_run(h: Harness, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
-    gpus.check_request(h.settings, opts.gpus)
+    gpus.check_request(h.settings, opts.gpus, opts.gpu_model)
     if opts.cpus is not None and opts.cpus <= 0:
         raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
     if opts.time_limit is not None and opts.time_limit <= 0:
         raise UserError(f"--time-limit: must be positive, got {opts.time_limit}")
     return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
                memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
-               time_limit=opts.time_limit or default_limit, status=RunStatus.QUEUED, gpu_ids=[], spec={})
+               time_limit=opts.time_limit or default_limit, status=RunStatus.QUEUED, gpu_ids=[],
+               spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})
 
 
 def _session_limit(h: Harness, task) -> float:
@@ -180,6 +183,11 @@ def stop_sessions(h: Harness, pattern: str) -> list[str]:
     return stopped
 
 
+def run_status(h: Harness, run_id: int) -> RunStatus:
+    with h.tx() as db:
+        return db.get(Run, run_id).status
+
+
 def wait_run(h: Harness, run_id: int, timeout: float | None = None, interval: float = 0.1) -> Run:
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -227,7 +235,8 @@ def _row(db, sess: Session) -> dict:
             "ended": run.ended_at.isoformat(timespec="seconds") if run.ended_at else None,
             "entry": sess.entry, "args": sess.args, "memo": sess.memo, "forked_from": sess.forked_from,
             "isolation": (run.spec or {}).get("isolation"),
-            "reserved_flags": (run.spec or {}).get("reserved_flags"), "summary": summary}
+            "reserved_flags": (run.spec or {}).get("reserved_flags"), "esm": (run.spec or {}).get("esm"),
+            "gpu_model": (run.spec or {}).get("gpu_model"), "summary": summary}
 
 
 def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,

@@ -38,6 +38,7 @@ class Settings:
     db_url: str
     user: str
     declared_gpus: int | None = None  # None: ask the driver (nvidia-ml-py)
+    declared_gpu_models: list[str] = field(default_factory=list)  # by device index, when declared by model
     max_concurrent_runs: int = 8
     scheduler_tick: float = 0.1
     scheduler_idle_exit: float = 1.0
@@ -128,6 +129,17 @@ def _int(value, name: str) -> int:
     return number
 
 
+def _gpu_models(items) -> list[str]:
+    """gpus = [{model = "V100", count = 4}, ...] → one model name per device index."""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{SETTINGS_FILE}: gpus[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str) or set(item) - {"model", "count"}:
+            raise UserError(f"{where}: expected {{model = \"NAME\", count = N}}, got {item!r}")
+        out += [item["model"]] * _int(item.get("count", 1), f"{where}.count")
+    return out
+
+
 def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
                   user: str | None = None) -> Settings:
     env = os.environ
@@ -137,8 +149,12 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     given = user if user is not None else env.get(ENV_USER)
     name = check_name(str(given if given is not None else cfg.get("user") or getpass.getuser()), "--user")
     gpus = env.get(ENV_GPUS)
+    gpu_models: list[str] = []
     if gpus is not None:
         declared = _int(gpus, ENV_GPUS)
+    elif isinstance(cfg.get("gpus"), list):
+        gpu_models = _gpu_models(cfg["gpus"])
+        declared = len(gpu_models)
     elif "gpus" in cfg:
         declared = _int(cfg["gpus"], f"{SETTINGS_FILE}: gpus")
     else:
@@ -157,6 +173,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         db_url=db_url,
         user=name,
         declared_gpus=declared,
+        declared_gpu_models=gpu_models,
         max_concurrent_runs=_int(sched.get("max_concurrent_runs", 8), "scheduler.max_concurrent_runs") or 1,
         default_session_time_limit=float(limits.get("session_seconds", 6 * 3600)),
         default_submit_time_limit=float(limits.get("submit_seconds", 3600)),

@@ -11,6 +11,7 @@ from .context import Harness
 from .db.models import Checkpoint, Round, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
+from .grading import prediction_path
 from .lease import ensure_running
 from .permissions import PermissionDenied
 from .safefs import is_real_dir
@@ -35,9 +36,22 @@ def check_quota(db, user_id: int, task, quota: int, period: float, now=None, tea
                             f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
 
 
+def _check_entry(code_dir: Path, entry: str) -> str:
+    """`submit -e ENTRY`: another entry file of the session's own code (a relative path inside it)."""
+    rel = Path(entry)
+    if rel.is_absolute() or ".." in rel.parts or not entry.strip():
+        raise UserError(f"-e/--entry: {entry!r} must be a file of the session's code (a relative path)")
+    target = code_dir / rel
+    if not target.is_file() or target.is_symlink():
+        raise UserError(f"-e/--entry: {entry!r} is not a file of the session's code")
+    return rel.as_posix()
+
+
 def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
-                 time_limit: float | None = None, runtime: str | None = None) -> tuple[int, int]:
-    """Queue a submit; returns (submission id, run id)."""
+                 time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
+                 esm: str | None = None) -> tuple[int, int]:
+    """Queue a submit; returns (submission id, run id). ENTRY: infer with another entry file of the same code
+    (NSML's `submit -e`); ESM: the participant's registration number, recorded."""
     checkpoint = str(checkpoint)
     task_of = session.strip().split("/")[1] if session.count("/") == 2 else session
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
@@ -51,13 +65,14 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
         task = sess.task
+        entry = _check_entry(Path(sess.code_dir), entry) if entry else None
         # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
         # already has; it never makes a second row. (A failed one may be submitted again.)
         same = [RunStatus.QUEUED, RunStatus.RUNNING] + ([] if dry_run else [RunStatus.SUCCEEDED])
         earlier = db.scalar(select(Submission).where(
             Submission.session_id == sess.id, Submission.checkpoint == checkpoint, Submission.dry_run == dry_run,
             Submission.status.in_(same)).order_by(Submission.id.desc()).limit(1))
-        if earlier is not None:
+        if earlier is not None and (earlier.run.spec or {}).get("entry") == entry:
             return earlier.id, earlier.run_id
         manifest = h.manifest(task)
         if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
@@ -75,6 +90,8 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)
         run.memory = sess.run.memory
         run.shm_size = sess.run.shm_size
+        run.spec = {k: v for k, v in (("entry", entry), ("esm", esm),
+                                      ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}
         if admitted is not None:
             run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
         db.add(run)
@@ -104,7 +121,8 @@ def submission_info(h: Harness, sub_id: int) -> dict:
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
                 "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
                 "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
-                "isolation": (sub.run.spec or {}).get("isolation")}
+                "isolation": (sub.run.spec or {}).get("isolation"), "esm": (sub.run.spec or {}).get("esm"),
+                "entry": (sub.run.spec or {}).get("entry")}
         if sub.round_id is not None:
             rnd = db.get(Round, sub.round_id)
             info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
@@ -116,20 +134,57 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         elif sub.reason is FailureReason.SCORER_ERROR and not sub.dry_run:
             # an evaluator's error text may quote the hidden labels: organizers only
             info["message"] = "the task's evaluator failed (not counted; organizers see why)"
+        if sub.dry_run and sub.status.terminal:  # test_submit is not secret: NSML's -t was for debugging
+            info["predictions_head"] = _head(prediction_path(sub.run.run_dir), PREDICTIONS_SHOWN)
+            if sub.status is not RunStatus.SUCCEEDED:
+                info["log_tail"] = _tail(Path(sub.run.log_path), LOG_TAIL_LINES)
         return info
 
 
-def submission_log(h: Harness, sub_id: int) -> tuple[dict, str | None]:
-    """The infer log of a submit run: organizers only; others get the status and failure reason."""
+PREDICTIONS_SHOWN, LOG_TAIL_LINES = 10, 20
+
+
+def _head(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n")[:300] for _, line in zip(range(n), fh)]
+    except OSError:
+        return []
+
+
+def _tail(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64 * 1024))
+            return fh.read().decode("utf-8", errors="replace").splitlines()[-n:]
+    except OSError:
+        return []
+
+
+def may_read_log(h: Harness, info: dict) -> bool:
+    """Infer logs: organizers always; a participant only their own dry runs (real submits see hidden inputs)."""
+    return h.settings.is_organizer or (info["dry_run"] and info["user"] == h.settings.user)
+
+
+def log_path(h: Harness, sub_id: int) -> tuple[dict, Path | None]:
     info = submission_info(h, sub_id)
-    if not h.settings.is_organizer:
+    if not may_read_log(h, info):
         return info, None
-    path = Path(info["log"])
+    with h.tx() as db:
+        return info, Path(db.get(Submission, sub_id).run.log_path)
+
+
+def submission_log(h: Harness, sub_id: int) -> tuple[dict, str | None]:
+    """The infer log of a submit run (see may_read_log); others get the status and failure reason."""
+    info, path = log_path(h, sub_id)
+    if path is None:
+        return info, None
     return info, path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
 def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
-           time_limit: float | None = None, runtime: str | None = None) -> dict:
-    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit, runtime)
+           time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
+           esm: str | None = None) -> dict:
+    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit, runtime, entry, esm)
     wait_run(h, run_id)
     return submission_info(h, sub_id)

@@ -46,10 +46,11 @@ def _register(h: Harness, manifest: taskpack.Manifest, path: Path, action: str,
                           old_evaluator=old[0], new_evaluator=new[0], old_data=old[1], new_data=new[1]))
 
 
-def add_pack(h: Harness, folder: Path, replace: bool = False) -> taskpack.Manifest:
+def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None = None, metric: str | None = None,
+             direction: str | None = None) -> taskpack.Manifest:
     """`dataset add`: register a pack already in NSML layout, where it is."""
     permissions.require_organizer(h.settings, "dataset add")
-    manifest = taskpack.add_existing(folder)
+    manifest = taskpack.add_existing(folder, name, metric, direction)
     existing = _registered(h, manifest.name)
     _refuse_silent_replace(existing, manifest.name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)

@@ -7,7 +7,10 @@ add theirs through the ``harness.tasks`` entry point group (a callable returning
 """
 from __future__ import annotations
 
+import ast
 import difflib
+import json
+import re
 import shutil
 import subprocess
 import sys
@@ -159,10 +162,49 @@ def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
     return manifest, dest
 
 
-def add_existing(folder: Path) -> Manifest:
-    """Check a folder already in NSML layout so that it can be registered as-is."""
+def check_loader(folder: Path) -> None:
+    """data_loader.py must define feed_infer(output_file, infer_func): older published loaders (only a
+    test_data_loader) cannot run a submit, and their failures would be blamed on participants."""
+    path = folder / "data_loader.py"
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError as exc:
+        raise UserError(f"{path}:{exc.lineno}: does not parse: {exc.msg}") from None
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "feed_infer":
+            if len(node.args.args) < 2 and node.args.vararg is None:
+                raise UserError(f"{path}:{node.lineno}: feed_infer must take (output_file, infer_func)")
+            return
+    others = sorted(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
+    raise UserError(f"{path}: no feed_infer(output_file, infer_func) (it defines: {', '.join(others) or 'nothing'}); "
+                    f"an older loader must be given one before the pack can score submissions")
+
+
+def write_manifest(folder: Path, name: str, metric: str, direction: str) -> None:
+    """`dataset add PACK --name --metric --direction`: the manifest of a plain NSML pack."""
+    if direction not in ("higher", "lower"):
+        raise UserError(f"--direction: expected 'higher' or 'lower', got {direction!r}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+        raise UserError(f"--name: {name!r} is not a task name (letters, digits, '_', '.', '-')")
+    (folder / MANIFEST).write_text(f'name = "{name}"\nmetric = {json.dumps(metric)}\ndirection = "{direction}"\n',
+                                   encoding="utf-8")
+
+
+def add_existing(folder: Path, name: str | None = None, metric: str | None = None,
+                 direction: str | None = None) -> Manifest:
+    """Check a folder already in NSML layout so that it can be registered as-is (writing its manifest first
+    when it has none and --name/--metric/--direction say what to write)."""
     folder = folder.resolve()
     if not folder.is_dir():
         raise NotFound(f"{folder}: no such folder")
+    given = any(v is not None for v in (name, metric, direction))
+    if (folder / MANIFEST).exists() and given:
+        raise UserError(f"{folder / MANIFEST} exists: edit it rather than pass --name/--metric/--direction")
     check_layout(folder)
+    check_loader(folder)
+    if not (folder / MANIFEST).exists():
+        if not given:
+            raise UserError(f"{folder}: no {MANIFEST}; pass --name, --metric and --direction higher|lower to "
+                            f"write one")
+        write_manifest(folder, name or folder.name, metric or "score", direction or "higher")
     return Manifest.read(folder)

@@ -294,8 +294,9 @@ def test_image_resolution_missing_base_and_cached_requirements(cli, docker_root,
     assert row["reason"] == "launch_error"
     assert "nowhere/missing-image:1.0" in row["message"] and "harness image build" in row["message"]
 
-    marker = f"# cache check {time.time()}\n"  # a fresh hash: the first session builds, the second reuses
-    (nsml_folder / "requirements.txt").write_text(marker + "numpy\n")
+    # a fresh hash (comments are stripped before hashing; an exclusion that excludes nothing is not): the first
+    # session builds, the second reuses
+    (nsml_folder / "requirements.txt").write_text(f"# cache check\nnumpy!=0.{int(time.time() * 1000)}\n")
     before = {i.id for i in docker_client.images.list(name="nsml-harness/env")}
     t0 = time.time()
     run_session(cli, nsml_folder)

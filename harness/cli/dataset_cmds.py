@@ -26,7 +26,9 @@ def dataset_ls(lazy, as_json):
     h = lazy.get()
     rows = {}
     for name, src in taskpack.known_sources(h.settings).items():
-        rows[name] = {"name": name, "prepared": False, "metric": None, "direction": None, "submissions": 0,
+        manifest = taskpack.Manifest.read(src) if isinstance(src, Path) else None  # built-ins: read, not prepared
+        rows[name] = {"name": name, "prepared": False, "metric": manifest and manifest.metric,
+                      "direction": manifest and manifest.direction.value, "submissions": 0,
                       "source": str(src) if isinstance(src, Path) else f"entry point {src.value}"}
     with h.tx() as db:
         for task in db.scalars(select(Task)):
@@ -60,10 +62,15 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
 @dataset_group.command("add")
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
 @click.option("--replace", is_flag=True, help="Replace a registered task of the same name (recorded).")
+@click.option("--name", default=None, help="A plain NSML pack without task.toml: the task's name (writes one).")
+@click.option("--metric", default=None, help="... its metric's name (e.g. accuracy).")
+@click.option("--direction", type=click.Choice(["higher", "lower"]), default=None, help="... which is better.")
 @pass_harness
-def dataset_add(lazy, folder, replace):
-    """[organizer] Register a task pack that is already in NSML layout (with task.toml), where it is."""
-    manifest = task_admin.add_pack(lazy.get(), Path(folder), replace=replace)
+def dataset_add(lazy, folder, replace, name, metric, direction):
+    """[organizer] Register a task pack in NSML layout, where it is (a plain pack: with --name, --metric,
+    --direction, which write its task.toml)."""
+    manifest = task_admin.add_pack(lazy.get(), Path(folder), replace=replace, name=name, metric=metric,
+                                   direction=direction)
     click.echo(f"Task {manifest.name} is registered")
 
 

@@ -22,7 +22,13 @@ def run_options(f, cpu_flags=("-c", "--cpus")):
     f = click.option("--time-limit", type=float, default=None,
                      help="Wall-clock limit in seconds (default: the task's).")(f)
     f = runtime_option(f)
+    f = click.option("--gpu-model", default=None, help="Allocate only GPUs of this model (e.g. V100).")(f)
+    f = esm_option(f)
     return f
+
+
+def esm_option(f):
+    return click.option("--esm", default=None, help="Your registration number (AI Rush), recorded.")(f)
 
 
 def runtime_option(f):
@@ -38,9 +44,9 @@ def pick_runtime(h, name: str | None) -> str:
     return chosen
 
 
-def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name) -> sessions.RunOptions:
+def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name, gpu_model, esm) -> sessions.RunOptions:
     return sessions.RunOptions(gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, time_limit=time_limit,
-                               runtime=pick_runtime(h, runtime_name))
+                               runtime=pick_runtime(h, runtime_name), gpu_model=gpu_model, esm=esm)
 
 
 @main.command("run")
@@ -52,11 +58,12 @@ def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name) -> sessions
 @click.option("-j", "--json", "as_json", is_flag=True, help="JSON output.")
 @click.argument("folder", default=".", type=click.Path())
 @pass_harness
-def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, as_json, folder):
+def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm,
+            as_json, folder):
     """Start a training session from FOLDER (returns at once; it runs in the background)."""
     h = lazy.get()
     name = sessions.start_session(h, task, folder, entry, args, memo,
-                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime))
+                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm))
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
@@ -68,11 +75,12 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
 @(lambda f: run_options(f, cpu_flags=("--cpus",)))
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
-def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, as_json):
+def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model,
+             esm, as_json):
     """Start a new session from SESSION's code and checkpoint; training continues after paused()."""
     h = lazy.get()
     name = sessions.fork_session(h, session, checkpoint, args, memo,
-                                 _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime))
+                                 _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm))
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
@@ -93,8 +101,8 @@ def ps_cmd(lazy, all_, last, task, as_json):
           empty="no sessions" + ("" if all_ else " running (use -a for all)"))
 
 
-def _follow(h, info: dict) -> int:
-    path = Path(info["log"])
+def follow_file(path: Path, ended, tick=lambda: None, every: float = 0.1) -> None:
+    """Print PATH as it grows until ended() (what was written before the end is printed too)."""
     offset = 0
     while True:
         if path.exists():
@@ -105,13 +113,18 @@ def _follow(h, info: dict) -> int:
                 offset += len(chunk)
                 sys.stdout.write(chunk.decode("utf-8", errors="replace"))
                 sys.stdout.flush()
-        status = RunStatus(sessions.session_info(h, info["name"])["status"])
-        if status.terminal:
+        if ended():
             if path.exists() and path.stat().st_size > offset:
-                continue  # print what was written before the end
-            break
-        sessions.ensure_running(h.settings)
-        time.sleep(0.1)
+                continue
+            return
+        tick()
+        time.sleep(every)
+
+
+def _follow(h, info: dict) -> int:
+    follow_file(Path(info["log"]),
+                lambda: RunStatus(sessions.session_info(h, info["name"])["status"]).terminal,
+                lambda: sessions.ensure_running(h.settings))
     final = sessions.session_info(h, info["name"])
     if final["status"] != RunStatus.SUCCEEDED.value:
         reason = f" ({final['reason']}: {final['message']})" if final["reason"] else ""
@@ -123,7 +136,7 @@ def _follow(h, info: dict) -> int:
 @main.command("logs")
 @click.option("-f", "--follow", is_flag=True, help="Follow until the session ends (exit 0 only on success).")
 @click.option("-s", "--submission", type=int, default=None,
-              help="A submit run's infer log instead (organizers only; others see its status).")
+              help="A submit run's infer log instead (your dry runs; organizers: every submit).")
 @click.argument("session", required=False)
 @pass_harness
 def logs_cmd(lazy, follow, submission, session):
@@ -135,7 +148,8 @@ def logs_cmd(lazy, follow, submission, session):
             sys.stdout.write(text)
         reason = f": {info['reason']}: {info['message']}" if info["reason"] else ""
         click.echo(f"[harness] submission {submission} {info['status']}{reason}"
-                   + ("" if text is not None else " (infer logs are shown to organizers only)"), err=True)
+                   + ("" if text is not None else " (infer logs of real submits are shown to organizers only)"),
+                   err=True)
         return
     if not session:
         raise UserError("SESSION: missing (or use --submission ID)")

@@ -5,11 +5,11 @@ import sys
 
 import click
 
-from .. import rounds, submits
+from .. import rounds, sessions, submits
 from ..errors import UserError
 from . import main, pass_harness
 from .output import emit_json
-from .session_cmds import pick_runtime, runtime_option
+from .session_cmds import esm_option, follow_file, pick_runtime, runtime_option
 
 
 @main.command("submit")
@@ -18,10 +18,14 @@ from .session_cmds import pick_runtime, runtime_option
 @click.option("-t", "--test", "dry_run", is_flag=True,
               help="Contract dry run on the test_submit split: scored, not ranked, not counted.")
 @click.option("--time-limit", type=float, default=None, help="Wall-clock limit of the inference run (s).")
+@click.option("-v", "--verbose", is_flag=True,
+              help="Stream the infer log (your dry runs; organizers: every submit).")
+@click.option("-e", "--entry", default=None, help="Infer with another entry file of the session's code.")
+@esm_option
 @runtime_option
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
-def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, runtime, as_json):
+def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, esm, runtime, as_json):
     """Run the bound infer of SESSION's CHECKPOINT on the hidden test set and score it.
 
     `submit select ID [ID...]` picks your team's final submissions for a round's private board."""
@@ -38,7 +42,14 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, runtime, as_json)
         raise UserError(f"CHECKPOINT: expected one checkpoint, got {len(checkpoint)}: {' '.join(checkpoint)}")
     checkpoint = checkpoint[0]
     chosen = pick_runtime(h, runtime) if runtime else None  # default: the session's own runtime
-    result = submits.submit(h, session, checkpoint, dry_run=dry_run, time_limit=time_limit, runtime=chosen)
+    if verbose and not dry_run and not h.settings.is_organizer:
+        raise UserError("-v/--verbose: the infer log of a real submit saw the hidden test inputs and is shown to "
+                        "organizers only; use -t -v to debug on test_submit")
+    sub_id, run_id = submits.start_submit(h, session, checkpoint, dry_run, time_limit, chosen, entry, esm)
+    if verbose:
+        _stream(h, sub_id, run_id)
+    sessions.wait_run(h, run_id)
+    result = submits.submission_info(h, sub_id)
     ok = result["status"] == "succeeded"
     if result.get("isolation") == "none":
         click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "
@@ -46,12 +57,32 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, runtime, as_json)
     if as_json:
         emit_json(result)
     elif ok:
+        _show_dry_run(result)
         kind = f" (public board of {result['round']})" if result.get("round") else ""
         click.echo(f"Score: {result['score']}{kind}")
         click.echo("Done")
     else:
+        _show_dry_run(result)
         click.echo(f"Error: submission failed: {result['reason']}: {result['message']}", err=True)
     sys.exit(0 if ok else 1)
+
+
+def _show_dry_run(result: dict) -> None:
+    """`submit -t` is for debugging: the first predictions, and on failure the end of the log."""
+    if result.get("log_tail"):
+        click.echo("[harness] end of the infer log:", err=True)
+        for line in result["log_tail"]:
+            click.echo(f"  {line}", err=True)
+    if result.get("predictions_head"):
+        click.echo(f"[harness] first predictions ({len(result['predictions_head'])}):", err=True)
+        for line in result["predictions_head"]:
+            click.echo(f"  {line}", err=True)
+
+
+def _stream(h, sub_id: int, run_id: int) -> None:
+    """Print the infer log as it grows, until the run ends."""
+    _info, path = submits.log_path(h, sub_id)
+    follow_file(path, lambda: sessions.run_status(h, run_id).terminal, lambda: sessions.ensure_running(h.settings))
 
 
 def _submission_id(text: str) -> int:

@@ -176,8 +176,36 @@ def paused(scope=None, **_ignored):
         return None
     if _bound["infer"] is None:
         raise RuntimeError("nsml.paused: no infer function; call nsml.bind(infer=...) before paused()")
-    loader = _import_data_loader()
-    loader.feed_infer(constants._OUTPUT_FILE, _bound["infer"])
+    _run_loader(_bound["infer"])
     sys.stdout.flush()
     sys.stderr.flush()
     sys.exit(0)
+
+
+LOADER_ERROR_EXIT = 86  # the task's own data_loader.py failed outside the participant's infer
+
+
+def _run_loader(infer) -> None:
+    """Run the task's feed_infer with the bound infer. An exception raised in the loader's own frames (importing
+    it, or after infer returned) is the organizer's: reported as a loader error, never blamed on the entry."""
+    inside = {"raised": False}
+
+    def tracked(*args, **kwargs):
+        try:
+            return infer(*args, **kwargs)
+        except BaseException:
+            inside["raised"] = True
+            raise
+
+    try:
+        loader = _import_data_loader()
+        loader.feed_infer(constants._OUTPUT_FILE, tracked)
+    except Exception as exc:  # noqa: BLE001
+        if inside["raised"]:
+            raise
+        import traceback
+        traceback.print_exc()
+        _emit({"type": "loader_error", "message": f"{type(exc).__name__}: {exc}"[:500]})
+        sys.stdout.flush()
+        sys.stderr.flush()
+        sys.exit(LOADER_ERROR_EXIT)

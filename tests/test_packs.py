@@ -1,0 +1,69 @@
+"""Organizer packs as NSML published them: a plain pack without task.toml, and a loader too old to submit with."""
+from conftest import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+
+OLD_LOADER = '''
+import os
+from nsml import DATASET_PATH
+
+def test_data_loader(root_path):
+    return open(os.path.join(root_path, "test", "test_data")).read().split()
+'''
+
+
+def test_a_plain_pack_gets_its_manifest_from_flags(cli, tmp_path, nsml_folder):
+    pack = make_tiny_task(tmp_path / "plain", name="plain")
+    (pack / "task.toml").unlink()
+    r = cli("dataset", "add", pack, user=ORGANIZER, code=2)
+    assert "no task.toml" in r.stderr and "--name" in r.stderr
+    cli("dataset", "add", pack, "--name", "plain", "--metric", "accuracy", "--direction", "higher", user=ORGANIZER)
+    assert 'name = "plain"' in (pack / "task.toml").read_text()
+    row = [t for t in cli.json("dataset", "ls") if t["name"] == "plain"][0]
+    assert row["metric"] == "accuracy" and row["direction"] == "higher"
+    r = cli("dataset", "add", pack, "--replace", "--name", "other", user=ORGANIZER, code=2)
+    assert "task.toml exists" in r.stderr
+    name = run_session(cli, nsml_folder, task="plain")
+    assert cli.json("submit", name, "1")["status"] == "succeeded"
+
+
+def test_a_loader_without_feed_infer_is_refused_at_add_not_blamed_on_entries(cli, tmp_path):
+    pack = make_tiny_task(tmp_path / "old", name="old")
+    (pack / "data_loader.py").write_text(OLD_LOADER)
+    r = cli("dataset", "add", pack, user=ORGANIZER, code=2)
+    assert "no feed_infer(output_file, infer_func)" in r.stderr and "test_data_loader" in r.stderr
+    assert all(t["name"] != "old" for t in cli.json("dataset", "ls"))
+
+
+def test_builtin_tasks_show_metric_and_direction_before_they_are_prepared(cli):
+    rows = {t["name"]: t for t in cli.json("dataset", "ls")}
+    assert rows["bus-eta"]["prepared"] is False and rows["bus-eta"]["metric"] == "rmse"
+    assert rows["bus-eta"]["direction"] == "lower" and rows["garbage-docs"]["direction"] == "higher"
+
+
+BROKEN_LOADER = '''
+import os
+from nsml import DATASET_PATH
+
+def feed_infer(output_file, infer_func):
+    preds = infer_func(os.path.join(DATASET_PATH, "test", "test_data"))
+    columns = {"prediction": preds}
+    with open(output_file, "w") as fh:
+        fh.write("\\\\n".join(str(p) for p in columns["predictions"]))  # the organizer's typo: KeyError
+'''
+
+
+def test_a_crash_in_the_loaders_own_frames_is_loader_error_and_not_counted(cli, tmp_path, nsml_folder):
+    pack = make_tiny_task(tmp_path / "buggy", name="buggy")
+    (pack / "data_loader.py").write_text(BROKEN_LOADER)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="buggy")
+    for _ in range(2):  # quota 1 per hour: a loader error is never counted
+        result = cli.json("submit", name, "1", code=1)
+        assert result["reason"] == "loader_error" and "KeyError" in result["message"], result
+        assert result["counted"] is False
+    # an infer that raises inside the same loader is still the participant's failure
+    broken = participant(tmp_path / "broken-infer", NSML_MAIN.replace(
+        '        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]',
+        '        raise ValueError("my infer is broken")'))
+    other = run_session(cli, broken, task="buggy")
+    result = cli.json("submit", "-t", other, "1", code=1)
+    assert result["reason"] == "exit_code" and any("my infer is broken" in ln for ln in result["log_tail"])
