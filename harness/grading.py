@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from . import evaluator_call
 from .db.models import Round, Submission, utcnow
 from .enums import FailureReason, RunStatus
 from .provenance import tree_hash
@@ -55,12 +56,13 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     limit = manifest.scorer_seconds or settings.scorer_time_limit
     labels = label_path(dataset, dry_run)
     evaluator = dataset / "evaluation.py"
+    call = evaluator_call.detect(dataset, manifest)
     if rnd is None or dry_run:
-        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes)
+        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
         return Grade(result.score, None, result.reason, result.message)
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
-                            limit, settings.scorer_memory_bytes)
+                            limit, settings.scorer_memory_bytes, call)
     if isinstance(result, SplitScores):
         return Grade(result.public.score, result.private.score)
     return Grade(None, None, result.reason, result.message)

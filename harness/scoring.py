@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .enums import FailureReason
+from .evaluator_call import EvaluatorCall, command
+from .runtime import sandbox
 
 INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
@@ -72,12 +74,17 @@ def _limit_memory(nbytes: int | None):
 
 
 def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float,
-             memory: int | None = None) -> ScoreResult:
+             memory: int | None = None, call: EvaluatorCall | None = None) -> ScoreResult:
+    """Run the evaluator on a prediction; CALL says how (harness.evaluator_call; default: the 2021-22 flags)."""
     bad = check_prediction(prediction)
     if bad is not None:
         return bad
-    cmd = [sys.executable, str(evaluation_py), "--prediction", str(prediction), "--test_label_path", str(label)]
+    call = call or EvaluatorCall("", ["--prediction", "{prediction}", "--test_label_path", "{label}"], "label-path")
+    if call.fixed_label_path and not sandbox.works():
+        return ScoreResult(None, FailureReason.SCORER_ERROR,
+                           "evaluation.py reads /data/TASK/test/test_label: bubblewrap is needed to run it")
     with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
+        cmd = command(call, sys.executable, evaluation_py, prediction, label, Path(cwd))
         try:
             proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=time_limit,
                                   stdin=subprocess.DEVNULL, preexec_fn=_limit_memory(memory))

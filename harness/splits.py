@@ -156,10 +156,11 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 
 
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
-                   task: str, time_limit: float, memory: int | None = None) -> SplitScores | ScoreResult:
+                   task: str, time_limit: float, memory: int | None = None,
+                   call=None) -> SplitScores | ScoreResult:
     """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
     one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one)."""
-    whole = evaluate(evaluation_py, prediction, label, time_limit, memory)
+    whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call)
     if not whole.ok:
         return whole
     labels, header = read_records(label, fmt.label)
@@ -177,7 +178,7 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
                                            pred_header, idx)
             except unsplittable as exc:
                 return _unsplittable(exc)
-            result = evaluate(evaluation_py, cut_pred, cut_label, time_limit, memory)
+            result = evaluate(evaluation_py, cut_pred, cut_label, time_limit, memory, call)
             if not result.ok:
                 result.message = f"{name} half: {result.message}"
                 return result

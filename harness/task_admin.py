@@ -10,7 +10,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from . import permissions, taskpack
+from . import evaluator_call, permissions, taskpack
 from .context import Harness
 from .db.models import Session, Submission, Task, TaskChange
 from .errors import NotFound, UserError
@@ -51,6 +51,7 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     """`dataset add`: register a pack already in NSML layout, where it is."""
     permissions.require_organizer(h.settings, "dataset add")
     manifest = taskpack.add_existing(folder, name, metric, direction)
+    evaluator_call.check_runnable(evaluator_call.detect(folder.resolve(), manifest), str(folder / "evaluation.py"))
     existing = _registered(h, manifest.name)
     _refuse_silent_replace(existing, manifest.name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)
@@ -96,3 +97,62 @@ def changes(h: Harness, name: str) -> list[dict]:
         return [{"time": c.created_at.isoformat(timespec="seconds"), "action": c.action, "user": c.user,
                  "path": c.path, "old_evaluator": c.old_evaluator, "new_evaluator": c.new_evaluator,
                  "old_data": c.old_data, "new_data": c.new_data} for c in rows]
+
+
+def check_pack(h: Harness, ref: str) -> list[dict]:
+    """`dataset check TASK|FOLDER`: each check of a pack as a row (check, ok, detail). The evaluator is run on
+    test_submit with its own labels as the prediction where [split] says labels and predictions share a format."""
+    folder = Path(ref)
+    if not folder.is_dir():
+        with h.tx() as db:
+            folder = Path(h.task(db, ref).path)
+    rows = []
+
+    def step(name, fn):
+        try:
+            detail = fn()
+            rows.append({"check": name, "ok": True, "detail": detail or ""})
+            return True
+        except (UserError, NotFound) as exc:
+            rows.append({"check": name, "ok": False, "detail": str(exc)})
+            return False
+
+    if not step("layout", lambda: taskpack.check_layout(folder)):
+        return rows
+    step("loader", lambda: taskpack.check_loader(folder) or "feed_infer(output_file, infer_func) is defined")
+    manifest = None
+
+    def read_manifest():
+        nonlocal manifest
+        manifest = taskpack.Manifest.read(folder)
+        return f"{manifest.name}: {manifest.metric}, {manifest.direction.value} is better"
+    if not step("manifest", read_manifest):
+        return rows
+    call = None
+
+    def convention():
+        nonlocal call
+        call = evaluator_call.detect(folder, manifest)
+        evaluator_call.check_runnable(call, str(folder / "evaluation.py"))
+        return f"{call.convention}: evaluation.py {' '.join(call.args)}"
+    step("evaluator convention", convention)
+    def test_submit():
+        if not ((folder / "test_submit" / "test_data").exists() and (folder / "test_submit" / "test_label").exists()):
+            raise UserError("no test_submit/test_data and test_label: `submit -t` cannot run")
+    step("test_submit", test_submit)
+    split = manifest.extra.get("split") if isinstance(manifest.extra, dict) else None
+    label = folder / "test_submit" / "test_label"
+    if call is not None and label.is_file() and isinstance(split, dict) \
+            and split.get("label") == split.get("prediction", split.get("label")):
+        def reference():
+            from .scoring import evaluate
+            result = evaluate(folder / "evaluation.py", label, label, h.settings.scorer_time_limit,
+                              h.settings.scorer_memory_bytes, call)
+            if result.ok:
+                return f"scores test_submit's own labels as a prediction: {result.score:g}"
+            raise UserError(f"on test_submit's own labels as a prediction: {result.reason.value}: {result.message}")
+        step("evaluator on test_submit", reference)
+    else:
+        rows.append({"check": "evaluator on test_submit", "ok": True,
+                     "detail": "skipped: [split] does not say labels and predictions share a format"})
+    return rows

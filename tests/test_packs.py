@@ -1,4 +1,6 @@
 """Organizer packs as NSML published them: a plain pack without task.toml, and a loader too old to submit with."""
+import pytest
+
 from conftest import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
 OLD_LOADER = '''
@@ -67,3 +69,64 @@ def test_a_crash_in_the_loaders_own_frames_is_loader_error_and_not_counted(cli, 
     other = run_session(cli, broken, task="buggy")
     result = cli.json("submit", "-t", other, "1", code=1)
     assert result["reason"] == "exit_code" and any("my infer is broken" in ln for ln in result["log_tail"])
+
+
+STARTHON_2019_EVAL = '''
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--prediction", type=str)
+args = p.parse_args()
+labels = open("/data/starthon/test/test_label").read().split()   # the fixed path every 2019 evaluator used
+preds = open(args.prediction).read().split()
+print(sum(a == b for a, b in zip(preds, labels)) / len(labels))
+'''
+
+CUSTOM_EVAL = '''
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--pred"); p.add_argument("--gt")
+args = p.parse_args()
+labels, preds = open(args.gt).read().split(), open(args.pred).read().split()
+print(sum(a == b for a, b in zip(preds, labels)) / len(labels))
+'''
+
+
+
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_a_2019_evaluator_reads_labels_from_the_fixed_path(cli, tmp_path, nsml_folder, runtime, request,
+                                                           monkeypatch):
+    if runtime == "docker":
+        request.getfixturevalue("docker_ready")
+    monkeypatch.setenv("HARNESS_RUNTIME", runtime)
+    pack = make_tiny_task(tmp_path / "starthon", name="starthon")
+    (pack / "evaluation.py").write_text(STARTHON_2019_EVAL)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="starthon")
+    assert cli.json("submit", "-t", name, "1")["score"] == 1.0  # test_submit's labels at the fixed path
+    scored = cli.json("submit", name, "1")
+    assert scored["status"] == "succeeded" and 0.5 < scored["score"] <= 1.0, scored
+    assert cli.json("board", "starthon")[0]["score"] == scored["score"]
+
+
+def test_evaluator_args_from_the_manifest(cli, tmp_path, nsml_folder):
+    pack = make_tiny_task(tmp_path / "custom", name="custom")
+    (pack / "evaluation.py").write_text(CUSTOM_EVAL)
+    with open(pack / "task.toml", "a") as fh:
+        fh.write('[evaluator]\nargs = ["--pred", "{prediction}", "--gt", "{label}"]\n')
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="custom")
+    assert cli.json("submit", "-t", name, "1")["score"] == 1.0
+    (pack / "task.toml").write_text((pack / "task.toml").read_text().replace('"{label}"', '"{labels}"'))
+    r = cli("dataset", "add", pack, "--replace", user=ORGANIZER, code=2)
+    assert "evaluator.args" in r.stderr and "unknown placeholder" in r.stderr
+
+
+def test_dataset_check_reports_each_step(cli, tmp_path, tiny_task):
+    ok = cli.json("dataset", "check", "tiny")
+    assert [r["check"] for r in ok] == ["layout", "loader", "manifest", "evaluator convention", "test_submit",
+                                        "evaluator on test_submit"]
+    assert all(r["ok"] for r in ok)
+    broken = make_tiny_task(tmp_path / "old", name="old")
+    (broken / "data_loader.py").write_text(OLD_LOADER)
+    r = cli("dataset", "check", broken, "-j", code=1)
+    assert "no feed_infer" in r.stdout

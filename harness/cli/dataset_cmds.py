@@ -74,6 +74,20 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
     click.echo(f"Task {manifest.name} is registered")
 
 
+@dataset_group.command("check")
+@click.argument("task")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def dataset_check(lazy, task, as_json):
+    """Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
+    Exit 0 only when every check passes."""
+    rows = task_admin.check_pack(lazy.get(), task)
+    table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows] if not as_json else rows,
+          [("check", "Check"), ("ok", "Result"), ("detail", "Detail")], as_json=as_json)
+    if not all(r["ok"] for r in rows):
+        raise SystemExit(1)
+
+
 @dataset_group.command("rm")
 @click.argument("task")
 @pass_harness

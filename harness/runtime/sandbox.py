@@ -53,23 +53,29 @@ def gpu_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
 
 
-def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str]) -> list[str]:
-    """The bwrap command line that runs ARGV for SPEC."""
+def base_command(network: bool, tmp: Path, gpus: bool = False) -> list[str]:
+    """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after."""
     cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY,
            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
-    if spec.network:
+    if network:
         cmd.append("--share-net")
     for d in SYSTEM_DIRS:
         cmd += ["--ro-bind-try", d, d]
-    for name in ETC_FILES + (("resolv.conf",) if spec.network else ()):
+    for name in ETC_FILES + (("resolv.conf",) if network else ()):
         cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    if spec.gpu_ids:
+    if gpus:
         for dev in gpu_devices():
             cmd += ["--dev-bind-try", dev, dev]
     cmd += ["--bind", str(tmp), "/tmp"]  # before the interpreter: a venv under /tmp must not be hidden by it
     for root in _python_roots():
         cmd += ["--ro-bind", root, root]
+    return cmd
+
+
+def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str]) -> list[str]:
+    """The bwrap command line that runs ARGV for SPEC."""
+    cmd = base_command(spec.network, tmp, gpus=bool(spec.gpu_ids))
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]
     for m in sorted(spec.mounts, key=lambda m: m.target.count("/")):  # parents before what is placed inside
         cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]

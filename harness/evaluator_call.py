@@ -1,0 +1,78 @@
+"""How a task's evaluation.py is called: the conventions organizers' packs use, detected from its parser.
+
+- 2021-22 (AI Rush): ``evaluation.py --prediction FILE --test_label_path FILE``.
+- 2019 (AI Starthon): ``evaluation.py --prediction FILE`` alone; the labels are read from the fixed path
+  ``/data/<task>/test/test_label``.  Such an evaluator runs under bubblewrap with the task folder at
+  ``/data/<task>`` and the label file being scored (the hidden test's, test_submit's for a dry run, or a
+  public/private half) bound at ``test/test_label``: it gets its own mount namespace, never the host's ``/``.
+- task.toml ``[evaluator] args = ["--pred", "{prediction}", "--gt", "{label}"]`` overrides the detection;
+  ``{prediction}``, ``{label}`` and ``{task}`` are filled in; args without ``{label}`` mean the fixed path.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import entry_flags
+from .errors import UserError
+from .runtime import sandbox
+
+PREDICTION_TARGET = "/nsml/prediction"
+
+
+@dataclass
+class EvaluatorCall:
+    task: str
+    args: list[str]  # with {prediction}, {label}, {task} placeholders
+    convention: str  # "label-path" | "fixed-path" | "custom"
+
+    @property
+    def fixed_label_path(self) -> bool:
+        return not any("{label}" in a for a in self.args)
+
+    def argv(self, prediction: str, label: str) -> list[str]:
+        return [a.format(prediction=prediction, label=label, task=self.task) for a in self.args]
+
+
+def detect(dataset: Path, manifest) -> EvaluatorCall:
+    """The call for this pack: task.toml's [evaluator] args, else what evaluation.py's parser declares."""
+    where = f"{dataset / 'task.toml'}: evaluator.args"
+    custom = (manifest.extra.get("evaluator") or {}).get("args") if isinstance(manifest.extra, dict) else None
+    if custom is not None:
+        if not isinstance(custom, list) or not all(isinstance(a, str) for a in custom):
+            raise UserError(f"{where}: expected a list of strings")
+        if not any("{prediction}" in a for a in custom):
+            raise UserError(f"{where}: no {{prediction}} placeholder")
+        try:
+            [a.format(prediction="", label="", task="") for a in custom]
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UserError(f"{where}: unknown placeholder {exc} (use {{prediction}}, {{label}}, {{task}})") from None
+        return EvaluatorCall(manifest.name, list(custom), "custom")
+    flags = entry_flags.scan(dataset, "evaluation.py")
+    if flags.declared is not None and "--prediction" in flags.declared and "--test_label_path" not in flags.declared:
+        return EvaluatorCall(manifest.name, ["--prediction", "{prediction}"], "fixed-path")
+    return EvaluatorCall(manifest.name, ["--prediction", "{prediction}", "--test_label_path", "{label}"],
+                         "label-path")
+
+
+def check_runnable(call: EvaluatorCall, where: str) -> None:
+    """A fixed-path evaluator needs bubblewrap (its own /data); say so at `dataset add`, not at the first submit."""
+    if call.fixed_label_path and not sandbox.works():
+        raise UserError(f"{where}: evaluation.py reads its labels from /data/{call.task}/test/test_label "
+                        f"(the 2019 convention), which needs bubblewrap to give it that path "
+                        f"(scripts/setup-sandbox.sh, or declare [evaluator] args with {{label}})")
+
+
+def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: Path, label: Path,
+            workdir: Path) -> list[str]:
+    """The command line: plain, or under bubblewrap for the fixed-path convention."""
+    if not call.fixed_label_path:
+        return [python, str(evaluation_py), *call.argv(str(prediction), str(label))]
+    dataset = evaluation_py.parent
+    target = f"/data/{call.task}"
+    cmd = sandbox.base_command(network=False, tmp=workdir)
+    cmd += ["--ro-bind", str(dataset.resolve()), target]
+    if (dataset / "test" / "test_label").exists():
+        cmd += ["--ro-bind", str(label.resolve()), f"{target}/test/test_label"]
+    cmd += ["--ro-bind", str(prediction.resolve()), PREDICTION_TARGET, "--chdir", "/tmp", "--"]
+    return cmd + [python, f"{target}/evaluation.py", *call.argv(PREDICTION_TARGET, f"{target}/test/test_label")]
