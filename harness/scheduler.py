@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from . import gpus, provenance
+from . import gpus, provenance, session_env
 from .db import Store, open_store
 from .db.models import Round, Run, Session, Submission, utcnow
 from .grading import apply, grade, prediction_path, take_prediction
@@ -57,7 +57,8 @@ class Scheduler:
         return self.runtimes[name]
 
     def recover(self) -> None:
-        """We hold the lock: nothing marked running is watched by anyone else."""
+        """We hold the lock: nothing marked running is watched by anyone else. Old session environments go."""
+        session_env.collect_garbage(self.settings.state_dir / "envs")
         for run_id in recover_runs(self.settings, self.store):
             log.warning("run %s: scoring again after a restart", run_id)
             self.scoring[run_id] = self.pool.submit(self._score, run_id)

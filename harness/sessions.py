@@ -1,6 +1,7 @@
 """Training sessions: run, fork, stop, rm, memo, ps and logs."""
 from __future__ import annotations
 
+import logging
 import shlex
 import shutil
 import time
@@ -10,7 +11,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import contest, gpus, permissions
+from . import contest, gpus, permissions, session_env
 from .context import Harness
 from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
@@ -19,6 +20,7 @@ from .ingest import latest_summary
 from .lease import ensure_running
 from .workspace import snapshot_code
 
+log = logging.getLogger("harness.sessions")
 SIZE_RE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
 
 
@@ -122,7 +124,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
 
 
 def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
-                  memo: str = "", opts: RunOptions | None = None) -> str:
+                  memo: str = "", opts: RunOptions | None = None, notify=None) -> str:
     """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name."""
     opts = opts or RunOptions()
     src = Path(folder).expanduser().resolve()
@@ -131,6 +133,12 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     if not (src / entry).is_file():
         raise UserError(f"-e/--entry: {entry!r} not found in {src}")
     argv = parse_args(args)
+    if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
+        with h.tx() as db:
+            source_builds = h.manifest(h.task(db, task_name)).source_builds
+        for note in session_env.notices(src):
+            (notify or log.warning)(note)
+        session_env.ensure(h.settings.state_dir / "envs", src, source_builds)
 
     def create(db):
         task = h.task(db, task_name)

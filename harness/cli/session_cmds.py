@@ -63,7 +63,8 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
     """Start a training session from FOLDER (returns at once; it runs in the background)."""
     h = lazy.get()
     name = sessions.start_session(h, task, folder, entry, args, memo,
-                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm))
+                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm),
+                                  notify=lambda note: click.echo(f"Note: {note}", err=True))
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 

@@ -24,6 +24,7 @@ from ..enums import FailureReason, RunStatus
 from ..errors import UserError
 from ..provenance import process_environment
 from ..settings import inherited_environment
+from .. import session_env
 from . import sandbox
 from .base import Outcome, RunSpec, target_env, truncate_log, wait_by_polling
 
@@ -211,15 +212,28 @@ class ProcessRuntime:
     def __init__(self, settings=None):
         self.settings = settings
 
+    def _python(self, spec: RunSpec) -> tuple[str, str | None, Path | None]:
+        """The interpreter for this run: a session environment when its code has requirements (built once per
+        hash, see harness.session_env), else the harness's own."""
+        if self.settings is None:
+            return sys.executable, None, None
+        found = session_env.ensure(self.settings.state_dir / "envs", spec.workdir, spec.source_builds)
+        if found is None:
+            return sys.executable, None, None
+        env_dir, key = found
+        return str(env_dir / "bin" / "python"), key, env_dir
+
     def start(self, spec: RunSpec) -> ProcessHandle:
         sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto")
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        argv, cwd = [sys.executable, *spec.argv], spec.workdir
+        python, env_key, env_dir = self._python(spec)
+        argv, cwd = [python, *spec.argv], spec.workdir
         if sandboxed:
             tmp = spec.paths["run"] / "tmp"
             tmp.mkdir(exist_ok=True)
             env = sandbox_env(spec, inherited_environment(), tmp)
-            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv), spec.paths["run"]
+            extra = [env_dir] if env_dir is not None else []
+            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, extra), spec.paths["run"]
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
@@ -230,7 +244,10 @@ class ProcessRuntime:
         finally:
             os.close(log)
         (spec.paths["run"] / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
-        return ProcessHandle(spec, proc, "bwrap" if sandboxed else "none")
+        handle = ProcessHandle(spec, proc, "bwrap" if sandboxed else "none")
+        if env_key:
+            handle.environment += f" + session environment {env_key}"
+        return handle
 
     def cleanup(self, run) -> bool:
         """After a scheduler died: kill what the run left. True when its participant code had started."""

@@ -73,9 +73,12 @@ def base_command(network: bool, tmp: Path, gpus: bool = False) -> list[str]:
     return cmd
 
 
-def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str]) -> list[str]:
-    """The bwrap command line that runs ARGV for SPEC."""
+def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list[Path] = ()) -> list[str]:
+    """The bwrap command line that runs ARGV for SPEC (EXTRA_RO: more host folders, read-only at their paths —
+    a session's own Python environment)."""
     cmd = base_command(spec.network, tmp, gpus=bool(spec.gpu_ids))
+    for path in extra_ro:
+        cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]
     for m in sorted(spec.mounts, key=lambda m: m.target.count("/")):  # parents before what is placed inside
         cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]
