@@ -196,3 +196,26 @@ def memo_cmd(lazy, session, text):
     """Set a session's memo."""
     sessions.set_memo(lazy.get(), session, text)
     click.echo(f"Memo of {session} is set")
+
+
+@main.command("check")
+@click.argument("folder", default=".", type=click.Path())
+@click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
+@click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
+@click.option("-a", "--args", default=None, help="Arguments for the entry's smoke training run.")
+@click.option("--time-limit", type=float, default=300.0, show_default=True,
+              help="Seconds the smoke training run may take to reach its first nsml.save.")
+@click.option("-j", "--json", "as_json", is_flag=True, help="JSON output (for CI).")
+@pass_harness
+def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
+    """Would FOLDER be scored on TASK? Static contract checks (file:line), then a smoke run: train until the
+    first nsml.save, submit -t that checkpoint. Exit 0 only if every step passes."""
+    from .. import contract_check
+
+    rows = contract_check.check(lazy.get(), folder, task, entry, args, time_limit)
+    if as_json:
+        emit_json(rows)
+    else:
+        table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows],
+              [("step", "Step"), ("ok", "Result"), ("evidence", "Evidence"), ("fix", "Fix")])
+    sys.exit(0 if all(r["ok"] for r in rows) else 1)
