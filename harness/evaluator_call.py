@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +26,8 @@ class EvaluatorCall:
     task: str
     args: list[str]  # with {prediction}, {label}, {task} placeholders
     convention: str  # "label-path" | "fixed-path" | "custom"
+    python: str = sys.executable  # the task's own environment when it declares [evaluator] requirements
+    env_dir: Path | None = None
 
     @property
     def fixed_label_path(self) -> bool:
@@ -55,6 +58,33 @@ def detect(dataset: Path, manifest) -> EvaluatorCall:
                          "label-path")
 
 
+def requirement_files(dataset: Path, manifest) -> dict[str, str]:
+    """task.toml `[evaluator] requirements = ["nltk==3.8.1", ...]`, checked like a session's requirements."""
+    from .images import ImageError, _clean
+
+    reqs = (manifest.extra.get("evaluator") or {}).get("requirements") if isinstance(manifest.extra, dict) else None
+    if not reqs:
+        return {}
+    where = f"{dataset / 'task.toml'}: evaluator.requirements"
+    if not isinstance(reqs, list) or not all(isinstance(r, str) for r in reqs):
+        raise UserError(f"{where}: expected a list of strings")
+    try:
+        return {"evaluator-requirements.txt": _clean(reqs, where)}
+    except ImageError as exc:
+        raise UserError(str(exc)) from None
+
+
+def with_environment(call: EvaluatorCall, dataset: Path, manifest, envs_dir: Path) -> EvaluatorCall:
+    """Install the task's evaluator requirements once (cached per hash, shared by every scoring and rescore)."""
+    from . import session_env
+
+    found = session_env.ensure_files(envs_dir, requirement_files(dataset, manifest))
+    if found is not None:
+        call.env_dir = found[0]
+        call.python = str(found[0] / "bin" / "python")
+    return call
+
+
 def check_runnable(call: EvaluatorCall, where: str) -> None:
     """A fixed-path evaluator needs bubblewrap (its own /data); say so at `dataset add`, not at the first submit."""
     if call.fixed_label_path and not sandbox.works():
@@ -71,6 +101,8 @@ def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: P
     dataset = evaluation_py.parent
     target = f"/data/{call.task}"
     cmd = sandbox.base_command(network=False, tmp=workdir)
+    if call.env_dir is not None:
+        cmd += ["--ro-bind", str(call.env_dir), str(call.env_dir)]
     cmd += ["--ro-bind", str(dataset.resolve()), target]
     if (dataset / "test" / "test_label").exists():
         cmd += ["--ro-bind", str(label.resolve()), f"{target}/test/test_label"]

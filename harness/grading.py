@@ -56,7 +56,8 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     limit = manifest.scorer_seconds or settings.scorer_time_limit
     labels = label_path(dataset, dry_run)
     evaluator = dataset / "evaluation.py"
-    call = evaluator_call.detect(dataset, manifest)
+    call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
+                                           settings.state_dir / "envs")
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
         return Grade(result.score, None, result.reason, result.message)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,7 +83,7 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
         return ScoreResult(None, FailureReason.SCORER_ERROR,
                            "evaluation.py reads /data/TASK/test/test_label: bubblewrap is needed to run it")
     with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
-        cmd = command(call, sys.executable, evaluation_py, prediction, label, Path(cwd))
+        cmd = command(call, call.python, evaluation_py, prediction, label, Path(cwd))
         try:
             proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=time_limit,
                                   stdin=subprocess.DEVNULL, preexec_fn=_limit_memory(memory))

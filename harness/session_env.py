@@ -79,7 +79,12 @@ def env_hash(files: dict[str, str], source_builds: bool) -> str:
 
 def ensure(envs_dir: Path, code: Path, source_builds: bool = False, log=None) -> tuple[Path, str] | None:
     """The environment for CODE's requirements (built when missing), and its hash; None when it has none."""
-    files = wanted(code)
+    return ensure_files(envs_dir, wanted(code), source_builds, log)
+
+
+def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False,
+                 log=None) -> tuple[Path, str] | None:
+    """The environment for these (checked) requirement files, built when missing; None when there are none."""
     if not files:
         return None
     key = env_hash(files, source_builds)

@@ -51,7 +51,9 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     """`dataset add`: register a pack already in NSML layout, where it is."""
     permissions.require_organizer(h.settings, "dataset add")
     manifest = taskpack.add_existing(folder, name, metric, direction)
-    evaluator_call.check_runnable(evaluator_call.detect(folder.resolve(), manifest), str(folder / "evaluation.py"))
+    call = evaluator_call.detect(folder.resolve(), manifest)
+    evaluator_call.check_runnable(call, str(folder / "evaluation.py"))
+    evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
     existing = _registered(h, manifest.name)
     _refuse_silent_replace(existing, manifest.name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)

@@ -130,3 +130,22 @@ def test_dataset_check_reports_each_step(cli, tmp_path, tiny_task):
     (broken / "data_loader.py").write_text(OLD_LOADER)
     r = cli("dataset", "check", broken, "-j", code=1)
     assert "no feed_infer" in r.stdout
+
+
+NEEDS_SIX_EVAL = CUSTOM_EVAL.replace("import argparse", "import argparse\nimport six  # not in the harness's env")
+
+
+def test_evaluator_requirements_are_installed_once_for_the_task(cli, tmp_path, nsml_folder, state_root):
+    pack = make_tiny_task(tmp_path / "needs-six", name="needs-six")
+    (pack / "evaluation.py").write_text(NEEDS_SIX_EVAL)
+    with open(pack / "task.toml", "a") as fh:
+        fh.write('[evaluator]\nargs = ["--pred", "{prediction}", "--gt", "{label}"]\nrequirements = ["six==1.16.0"]\n')
+    cli("dataset", "add", pack, user=ORGANIZER)
+    envs = list((state_root / ".harness" / "envs").glob("*/.ready"))
+    assert len(envs) == 1  # built at dataset add
+    name = run_session(cli, nsml_folder, task="needs-six")
+    assert cli.json("submit", "-t", name, "1")["score"] == 1.0
+    assert list((state_root / ".harness" / "envs").glob("*/.ready")) == envs
+    (pack / "task.toml").write_text((pack / "task.toml").read_text().replace('"six==1.16.0"', '"six @ http://x/y"'))
+    r = cli("dataset", "add", pack, "--replace", user=ORGANIZER, code=2)
+    assert "evaluator.requirements:1" in r.stderr
