@@ -1,0 +1,187 @@
+"""A compatibility corpus: NSML-style entries and packs written here, one per convention real submissions use,
+each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker."""
+import textwrap
+
+import pytest
+
+from conftest import ORGANIZER, make_tiny_task, participant, run_session
+
+# 2018: the save/load callbacks treat their argument as a file path (torch.save(model, path) style)
+ENTRY_2018 = '''
+import argparse, os, pickle
+import nsml
+from nsml import DATASET_PATH
+
+def bind_model(model):
+    def save(filename, *args):
+        with open(filename, "wb") as fh:
+            pickle.dump(model, fh)
+    def load(filename, *args):
+        with open(filename, "rb") as fh:
+            model.update(pickle.load(fh))
+    def infer(path, **kwargs):
+        return [int(int(x) > model["t"]) for x in open(path).read().split()]
+    nsml.bind(save=save, load=load, infer=infer)
+
+if __name__ == "__main__":
+    args = argparse.ArgumentParser()
+    args.add_argument("--mode", type=str, default="train")
+    args.add_argument("--iteration", type=str, default="0")
+    args.add_argument("--pause", type=int, default=0)
+    config = args.parse_args()
+    model = {"t": 50}
+    bind_model(model)
+    if config.pause:
+        nsml.paused(scope=locals())
+    if config.mode == "train":
+        nsml.save(0)
+'''
+
+# 2021: feed_infer hands the entry DATASET_PATH itself and expects (id, label) pairs back
+LOADER_2021 = '''
+import os
+from nsml import DATASET_PATH
+
+def feed_infer(output_file, infer_func):
+    pairs = infer_func(DATASET_PATH)
+    with open(output_file, "w") as fh:
+        for _id, label in pairs:
+            fh.write(f"{label}\\n")
+'''
+
+ENTRY_2021 = '''
+import argparse, json, os
+import nsml
+from nsml import DATASET_PATH
+
+def bind_model(state):
+    def save(dir_name, *args, **kwargs):
+        os.makedirs(dir_name, exist_ok=True)
+        json.dump(state, open(os.path.join(dir_name, "state.json"), "w"))
+    def load(dir_name, *args, **kwargs):
+        state.update(json.load(open(os.path.join(dir_name, "state.json"))))
+    def infer(root, **kwargs):
+        numbers = open(os.path.join(root, "test", "test_data")).read().split()
+        return [(i, int(int(x) > state["t"])) for i, x in enumerate(numbers)]
+    nsml.bind(save=save, load=load, infer=infer)
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="train")
+    p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--iteration", default="0")
+    a = p.parse_args()
+    state = {"t": 50}
+    bind_model(state)
+    if a.pause:
+        nsml.paused(scope=locals())
+    nsml.save("best")
+'''
+
+# load → save → exit: a documented NSML idiom to copy a model from another session of one's own
+COPY_ENTRY = '''
+import argparse, json, os
+import nsml
+
+state = {"t": 0}
+def save(d, **k):
+    os.makedirs(d, exist_ok=True); json.dump(state, open(os.path.join(d, "s.json"), "w"))
+def load(d, **k):
+    state.update(json.load(open(os.path.join(d, "s.json"))))
+def infer(path, **k):
+    return [int(int(x) > state["t"]) for x in open(path).read().split()]
+nsml.bind(save, load, infer)
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--iteration", default="0"); p.add_argument("--source", default="")
+    a = p.parse_args()
+    if a.pause:
+        nsml.paused(scope=locals())
+    if a.source:
+        nsml.load(checkpoint="best", session=a.source)
+        nsml.save("saved")
+        raise SystemExit(0)
+    state["t"] = 50
+    nsml.save("best")
+'''
+
+# Fire: the entry's flags are its function's parameters; only --mode and --pause are declared
+FIRE_ENTRY = '''
+import json, os
+import fire
+import nsml
+
+state = {"t": 50}
+def _save(d, **k):
+    os.makedirs(d, exist_ok=True); json.dump(state, open(os.path.join(d, "s.json"), "w"))
+def _load(d, **k):
+    state.update(json.load(open(os.path.join(d, "s.json"))))
+def _infer(path, **k):
+    return [int(int(x) > state["t"]) for x in open(path).read().split()]
+
+def main(mode="train", pause=0, threshold=50):
+    state["t"] = threshold
+    nsml.bind(save=_save, load=_load, infer=_infer)
+    if pause:
+        nsml.paused(scope=locals())
+    nsml.save(1)
+
+if __name__ == "__main__":
+    fire.Fire(main)
+'''
+
+
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def runtime(request, monkeypatch):
+    if request.param == "docker":
+        request.getfixturevalue("docker_ready")
+    monkeypatch.setenv("HARNESS_RUNTIME", request.param)
+    return request.param
+
+
+def _scored(cli, name, ckpt, task="tiny"):
+    assert cli.json("submit", "-t", name, ckpt)["status"] == "succeeded"
+    result = cli.json("submit", name, ckpt)
+    assert result["status"] == "succeeded" and result["score"] > 0.5, result
+    assert any(r["session"] == name for r in cli.json("board", task))
+    return result
+
+
+def test_2018_file_path_callbacks(cli, tiny_task, tmp_path, runtime):
+    name = run_session(cli, participant(tmp_path / "y2018", ENTRY_2018))
+    _scored(cli, name, "0")
+
+
+def test_2021_loader_passes_dataset_path_and_expects_pairs(cli, tmp_path, runtime):
+    pack = make_tiny_task(tmp_path / "pairs", name="pairs")
+    (pack / "data_loader.py").write_text(LOADER_2021)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, participant(tmp_path / "y2021", ENTRY_2021), task="pairs")
+    _scored(cli, name, "best", task="pairs")
+
+
+def test_load_save_exit_copies_a_model_between_own_sessions(cli, tiny_task, tmp_path, runtime):
+    folder = participant(tmp_path / "copy", COPY_ENTRY)
+    source = run_session(cli, folder)
+    copy = run_session(cli, folder, "-a", f"--source {source}")
+    assert [c["checkpoint"] for c in cli.json("model", "ls", copy)] == ["saved"]
+    _scored(cli, copy, "saved")
+
+
+def test_fire_entry_with_its_own_requirements(cli, tmp_path, runtime):
+    """fire publishes no wheel: wheels-only refuses it in one line, and a task that allows source builds runs it."""
+    folder = participant(tmp_path / "fire", FIRE_ENTRY)
+    (folder / "requirements.txt").write_text("fire==0.7.0\n")
+    strict = make_tiny_task(tmp_path / "strict", name="strict")
+    cli("dataset", "add", strict, user=ORGANIZER)
+    if runtime == "process":
+        r = cli("run", "-d", "strict", folder, code=2)
+        assert "requirements.txt" in r.stderr and "no usable wheels" in r.stderr
+    pack = make_tiny_task(tmp_path / "firetask", name="firetask")
+    (pack / "task.toml").write_text("source_builds = true\n" + (pack / "task.toml").read_text())
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, folder, task="firetask")
+    _scored(cli, name, "1", task="firetask")
+    assert cli.json("history", "firetask")[0]["reserved_flags"] == ["--mode", "test", "--pause", "1"]
