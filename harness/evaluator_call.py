@@ -2,9 +2,10 @@
 
 - 2021-22 (AI Rush): ``evaluation.py --prediction FILE --test_label_path FILE``.
 - 2019 (AI Starthon): ``evaluation.py --prediction FILE`` alone; the labels are read from the fixed path
-  ``/data/<task>/test/test_label``.  Such an evaluator runs under bubblewrap with the task folder at
-  ``/data/<task>`` and the label file being scored (the hidden test's, test_submit's for a dry run, or a
-  public/private half) bound at ``test/test_label``: it gets its own mount namespace, never the host's ``/``.
+  ``/data/<task>/test/test_label``.  Such an evaluator gets its own mount namespace, never the host's ``/``: the
+  task folder at ``/data/<task>`` and the label file being scored (the hidden test's, test_submit's for a dry
+  run, or a public/private half) bound at ``test/test_label`` — under bubblewrap where it is installed, else in
+  a container of the session image (no network, read-only, nobody) where a Docker engine answers.
 - task.toml ``[evaluator] args = ["--pred", "{prediction}", "--gt", "{label}"]`` overrides the detection;
   ``{prediction}``, ``{label}`` and ``{task}`` are filled in; args without ``{label}`` mean the fixed path.
 """
@@ -28,6 +29,8 @@ class EvaluatorCall:
     convention: str  # "label-path" | "fixed-path" | "custom"
     python: str = sys.executable  # the task's own environment when it declares [evaluator] requirements
     env_dir: Path | None = None
+    image: str = "nsml-harness/session:latest"  # for a fixed-path evaluator on a machine without bubblewrap
+    prefer: str | None = None  # "bwrap" or "docker" when both could run a fixed-path evaluator (settings)
 
     @property
     def fixed_label_path(self) -> bool:
@@ -85,21 +88,48 @@ def with_environment(call: EvaluatorCall, dataset: Path, manifest, envs_dir: Pat
     return call
 
 
+def isolation(call: EvaluatorCall, prefer: str | None = None) -> str | None:
+    """Where a fixed-path evaluator can run here: "bwrap", "docker", or None (nowhere). PREFER picks one of
+    them when both are available (tests)."""
+    from .runtime.docker_runtime import engine_answers
+
+    have = [name for name, ok in (("bwrap", sandbox.works), ("docker", engine_answers)) if ok()]
+    if prefer in have:
+        return prefer
+    return have[0] if have else None
+
+
 def check_runnable(call: EvaluatorCall, where: str) -> None:
-    """A fixed-path evaluator needs bubblewrap (its own /data); say so at `dataset add`, not at the first submit."""
-    if call.fixed_label_path and not sandbox.works():
+    """A fixed-path evaluator needs its own /data: say so at `dataset add`, not at the first submit."""
+    if call.fixed_label_path and isolation(call) is None:
         raise UserError(f"{where}: evaluation.py reads its labels from /data/{call.task}/test/test_label "
-                        f"(the 2019 convention), which needs bubblewrap to give it that path "
+                        f"(the 2019 convention), which needs bubblewrap or a Docker engine to give it that path "
                         f"(scripts/setup-sandbox.sh, or declare [evaluator] args with {{label}})")
 
 
+def container_name(workdir: Path) -> str:
+    return f"nsml-harness-eval-{workdir.name}"
+
+
 def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: Path, label: Path,
-            workdir: Path) -> list[str]:
-    """The command line: plain, or under bubblewrap for the fixed-path convention."""
+            workdir: Path, time_limit: float = 300, memory: int | None = None, where: str = "bwrap") -> list[str]:
+    """The command line: plain, or for the fixed-path convention under bubblewrap or in a container."""
     if not call.fixed_label_path:
         return [python, str(evaluation_py), *call.argv(str(prediction), str(label))]
     dataset = evaluation_py.parent
     target = f"/data/{call.task}"
+    args = call.argv(PREDICTION_TARGET, f"{target}/test/test_label")
+    if where == "docker":
+        cmd = ["docker", "run", "--rm", "--name", container_name(workdir), "--network", "none", "--read-only",
+               "--user", "65534:65534", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+               "--tmpfs", "/tmp:rw,size=256m", "-w", "/tmp", "-v", f"{dataset.resolve()}:{target}:ro"]
+        if (dataset / "test" / "test_label").exists():
+            cmd += ["-v", f"{label.resolve()}:{target}/test/test_label:ro"]
+        cmd += ["-v", f"{prediction.resolve()}:{PREDICTION_TARGET}:ro"]
+        if memory:
+            cmd += ["--memory", str(memory), "--memory-swap", str(memory)]
+        return cmd + [call.image, "timeout", "-s", "KILL", str(max(1, int(time_limit))), "python3",
+                      f"{target}/evaluation.py", *args]
     cmd = sandbox.base_command(network=False, tmp=workdir)
     if call.env_dir is not None:
         cmd += ["--ro-bind", str(call.env_dir), str(call.env_dir)]
@@ -107,4 +137,4 @@ def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: P
     if (dataset / "test" / "test_label").exists():
         cmd += ["--ro-bind", str(label.resolve()), f"{target}/test/test_label"]
     cmd += ["--ro-bind", str(prediction.resolve()), PREDICTION_TARGET, "--chdir", "/tmp", "--"]
-    return cmd + [python, f"{target}/evaluation.py", *call.argv(PREDICTION_TARGET, f"{target}/test/test_label")]
+    return cmd + [python, f"{target}/evaluation.py", *args]

@@ -58,6 +58,7 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     evaluator = dataset / "evaluation.py"
     call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
                                            settings.state_dir / "envs")
+    call.image, call.prefer = settings.docker_image, settings.evaluator_isolation
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
         return Grade(result.score, None, result.reason, result.message)

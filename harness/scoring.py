@@ -14,8 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .enums import FailureReason
-from .evaluator_call import EvaluatorCall, command
-from .runtime import sandbox
+from .evaluator_call import EvaluatorCall, command, container_name, isolation
 
 INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
@@ -79,16 +78,24 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
     if bad is not None:
         return bad
     call = call or EvaluatorCall("", ["--prediction", "{prediction}", "--test_label_path", "{label}"], "label-path")
-    if call.fixed_label_path and not sandbox.works():
-        return ScoreResult(None, FailureReason.SCORER_ERROR,
-                           "evaluation.py reads /data/TASK/test/test_label: bubblewrap is needed to run it")
+    where = isolation(call, prefer=call.prefer) if call.fixed_label_path else "host"
+    if where is None:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, "evaluation.py reads /data/TASK/test/test_label: "
+                           "bubblewrap or a Docker engine is needed to run it")
     with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
-        cmd = command(call, call.python, evaluation_py, prediction, label, Path(cwd))
+        cmd = command(call, call.python, evaluation_py, prediction, label, Path(cwd), time_limit, memory, where)
+        in_docker = where == "docker"
         try:
-            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=time_limit,
-                                  stdin=subprocess.DEVNULL, preexec_fn=_limit_memory(memory))
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                                  timeout=time_limit + (30 if in_docker else 0), stdin=subprocess.DEVNULL,
+                                  preexec_fn=None if in_docker else _limit_memory(memory))
         except subprocess.TimeoutExpired:
+            if in_docker:
+                subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True)
             return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+    if in_docker and proc.returncode == 137:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s or out of "
+                           f"its memory (killed in its container)")
     if proc.returncode != 0 and "MemoryError" in proc.stderr:
         return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran out of its {memory}-byte memory")
     if proc.returncode != 0:

@@ -62,6 +62,8 @@ class Settings:
     code_bytes: int = 1 << 30  # largest code snapshot `run` takes
     prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
     process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
+    evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
+    #                                         when installed, else docker)
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
     fault: str = ""  # fault-injection point for the reliability tests (HARNESS_FAULT); empty in real use
 
@@ -129,6 +131,14 @@ def _int(value, name: str) -> int:
     return number
 
 
+def _choice(value, allowed: tuple[str, ...], key: str) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
 def _gpu_models(items) -> list[str]:
     """gpus = [{model = "V100", count = 4}, ...] → one model name per device index."""
     out = []
@@ -194,6 +204,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
         prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
         process_sandbox=sandbox,
+        evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
         fault=env.get(ENV_FAULT, ""),
     )

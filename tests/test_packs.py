@@ -149,3 +149,18 @@ def test_evaluator_requirements_are_installed_once_for_the_task(cli, tmp_path, n
     (pack / "task.toml").write_text((pack / "task.toml").read_text().replace('"six==1.16.0"', '"six @ http://x/y"'))
     r = cli("dataset", "add", pack, "--replace", user=ORGANIZER, code=2)
     assert "evaluator.requirements:1" in r.stderr
+
+
+@pytest.mark.docker
+def test_a_2019_evaluator_in_a_container_where_bubblewrap_is_not_used(cli, tmp_path, nsml_folder, state_root,
+                                                                      docker_ready):
+    """On a machine with a Docker engine but no bubblewrap, the fixed-path evaluator runs in a container of the
+    session image (forced here with evaluator_isolation = "docker")."""
+    (state_root / "harness.toml").write_text('evaluator_isolation = "docker"\n')
+    pack = make_tiny_task(tmp_path / "starthon", name="starthon")
+    (pack / "evaluation.py").write_text(STARTHON_2019_EVAL)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="starthon")
+    assert cli.json("submit", "-t", name, "1")["score"] == 1.0
+    scored = cli.json("submit", name, "1")
+    assert scored["status"] == "succeeded" and 0.5 < scored["score"] <= 1.0, scored
