@@ -54,6 +54,9 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     call = evaluator_call.detect(folder.resolve(), manifest)
     evaluator_call.check_runnable(call, str(folder / "evaluation.py"))
     evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
+    failed = [r for r in pack_checks(h, folder.resolve()) if not r["ok"]]
+    if failed:  # the same checks as `dataset check`: a pack that cannot score is refused, not blamed on entries
+        raise UserError(f"{folder}: " + "; ".join(f"{r['check']}: {r['detail']}" for r in failed))
     existing = _registered(h, manifest.name)
     _refuse_silent_replace(existing, manifest.name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)
@@ -102,12 +105,17 @@ def changes(h: Harness, name: str) -> list[dict]:
 
 
 def check_pack(h: Harness, ref: str) -> list[dict]:
-    """`dataset check TASK|FOLDER`: each check of a pack as a row (check, ok, detail). The evaluator is run on
-    test_submit with its own labels as the prediction where [split] says labels and predictions share a format."""
+    """`dataset check TASK|FOLDER`: each check of a pack as a row (check, ok, detail)."""
     folder = Path(ref)
     if not folder.is_dir():
         with h.tx() as db:
             folder = Path(h.task(db, ref).path)
+    return pack_checks(h, folder)
+
+
+def pack_checks(h: Harness, folder: Path) -> list[dict]:
+    """Layout, loader, manifest, evaluator convention, test_submit; and the evaluator run on test_submit with its
+    own labels as the prediction where [split] says labels and predictions share a format."""
     rows = []
 
     def step(name, fn):

@@ -164,3 +164,18 @@ def test_a_2019_evaluator_in_a_container_where_bubblewrap_is_not_used(cli, tmp_p
     assert cli.json("submit", "-t", name, "1")["score"] == 1.0
     scored = cli.json("submit", name, "1")
     assert scored["status"] == "succeeded" and 0.5 < scored["score"] <= 1.0, scored
+
+
+def test_dataset_add_refuses_a_pack_that_cannot_score(cli, tmp_path):
+    no_dry = make_tiny_task(tmp_path / "nodry", name="nodry")
+    import shutil
+    shutil.rmtree(no_dry / "test_submit")
+    r = cli("dataset", "add", no_dry, user=ORGANIZER, code=2)
+    assert "test_submit" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    crashing = make_tiny_task(tmp_path / "crashing", name="crashing")
+    (crashing / "evaluation.py").write_text("raise SystemExit('evaluator bug: no such column')\n")
+    with open(crashing / "task.toml", "a") as fh:
+        fh.write('[split]\nlabel = "lines"\nprediction = "lines"\n')
+    r = cli("dataset", "add", crashing, user=ORGANIZER, code=2)
+    assert "evaluator on test_submit" in r.stderr and "evaluator bug" in r.stderr
+    assert all(t["name"] not in ("nodry", "crashing") for t in cli.json("dataset", "ls"))
