@@ -4,8 +4,9 @@
 - 2019 (AI Starthon): ``evaluation.py --prediction FILE`` alone; the labels are read from the fixed path
   ``/data/<task>/test/test_label``.  Such an evaluator gets its own mount namespace, never the host's ``/``: the
   task folder at ``/data/<task>`` and the label file being scored (the hidden test's, test_submit's for a dry
-  run, or a public/private half) bound at ``test/test_label`` — under bubblewrap where it is installed, else in
-  a container of the session image (no network, read-only, nobody) where a Docker engine answers.
+  run, or a public/private half) bound at ``test/test_label`` — in a container of the session image (no network,
+  read-only, nobody) for a docker-runtime submission, under bubblewrap for a process-runtime one; where only one
+  of the two exists here, that one.
 - task.toml ``[evaluator] args = ["--pred", "{prediction}", "--gt", "{label}"]`` overrides the detection;
   ``{prediction}``, ``{label}`` and ``{task}`` are filled in; args without ``{label}`` mean the fixed path.
 """

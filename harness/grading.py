@@ -51,14 +51,18 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     return None
 
 
-def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None) -> Grade:
+def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
+          runtime: str | None = None) -> Grade:
+    """RUNTIME: the submit run's; a 2019 fixed-path evaluator of a docker run is scored in a container, of a
+    process run under bubblewrap (harness.evaluator_call; `evaluator_isolation` in settings overrides)."""
     manifest = Manifest.read(dataset)
     limit = manifest.scorer_seconds or settings.scorer_time_limit
     labels = label_path(dataset, dry_run)
     evaluator = dataset / "evaluation.py"
     call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
                                            settings.state_dir / "envs")
-    call.image, call.prefer = settings.docker_image, settings.evaluator_isolation
+    call.image = settings.docker_image
+    call.prefer = settings.evaluator_isolation or ("docker" if runtime == "docker" else "bwrap")
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
         return Grade(result.score, None, result.reason, result.message)
@@ -128,7 +132,7 @@ def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
                          "note": "prediction file is gone"})
             continue
         rnd = db.get(Round, sub.round_id) if sub.round_id else None
-        g = grade(settings, dataset, pred, sub.dry_run, rnd)
+        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime)
         after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
         changed = after != before
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,

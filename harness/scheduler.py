@@ -253,7 +253,7 @@ class Scheduler:
         if self.settings.fault == "die_while_scoring":
             os._exit(9)  # fault injection: the scheduler dies after inference, before the score is stored
         result = take_prediction(self.settings, run_dir) or \
-            grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd)
+            grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd, runtime)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
         with self.store.tx() as db:
             run = db.get(Run, run_id)
