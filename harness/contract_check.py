@@ -34,19 +34,10 @@ class Step:
 
 
 def _modules(code: Path, entry: str) -> list[tuple[Path, ast.Module]]:
-    out, queue, seen = [], [code / entry], set()
-    while queue and len(seen) < entry_flags.MAX_MODULES:
-        path = queue.pop(0)
-        if path in seen or not path.is_file():
-            continue
-        seen.add(path)
-        try:
-            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
-        except SyntaxError as exc:
-            raise UserError(f"{path.relative_to(code)}:{exc.lineno}: does not parse: {exc.msg}") from None
-        out.append((path, tree))
-        queue += entry_flags._local_imports(tree, code)
-    return out
+    try:
+        return entry_flags.modules(code, entry, strict=True)
+    except SyntaxError as exc:
+        raise UserError(f"{exc.filename or entry}:{exc.lineno}: does not parse: {exc.msg}") from None
 
 
 def _calls(trees, name: str):

@@ -77,22 +77,32 @@ def _functions(tree: ast.Module) -> dict[str, ast.FunctionDef]:
     return {n.name: n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
-def scan(code: Path, entry: str) -> EntryFlags:
-    """Read ENTRY (and the code folder's modules it imports) for the options it declares."""
-    out = EntryFlags(declared=set())
-    dynamic = False
-    parsers = 0
-    queue, seen = [code / entry], set()
+def modules(code: Path, entry: str, strict: bool = False) -> list[tuple[Path, ast.Module]]:
+    """ENTRY and the code folder's modules it imports (transitively, at most MAX_MODULES), parsed. STRICT: a file
+    that does not parse raises SyntaxError; otherwise it is skipped."""
+    out, queue, seen = [], [code / entry], set()
     while queue and len(seen) < MAX_MODULES:
         path = queue.pop(0)
         if path in seen or not path.is_file():
             continue
         seen.add(path)
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"), filename=str(path.relative_to(code)))
         except (SyntaxError, ValueError):
+            if strict:
+                raise
             continue
+        out.append((path, tree))
         queue += _local_imports(tree, code)
+    return out
+
+
+def scan(code: Path, entry: str) -> EntryFlags:
+    """Read ENTRY (and the code folder's modules it imports) for the options it declares."""
+    out = EntryFlags(declared=set())
+    dynamic = False
+    parsers = 0
+    for path, tree in modules(code, entry):
         functions = _functions(tree)
         for node in ast.walk(tree):
             if not isinstance(node, ast.Call):
