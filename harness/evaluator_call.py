@@ -100,8 +100,12 @@ def isolation(call: EvaluatorCall, prefer: str | None = None) -> str | None:
     return have[0] if have else None
 
 
-def check_runnable(call: EvaluatorCall, where: str) -> None:
-    """A fixed-path evaluator needs its own /data: say so at `dataset add`, not at the first submit."""
+def check_runnable(call: EvaluatorCall, where: str, has_requirements: bool = False) -> None:
+    """A fixed-path evaluator needs its own /data: say so at `dataset add`, not at the first submit. With its own
+    requirements it needs bubblewrap (they are installed in a host environment)."""
+    if call.fixed_label_path and has_requirements and not sandbox.works():
+        raise UserError(f"{where}: evaluation.py reads /data/{call.task}/test/test_label and has [evaluator] "
+                        f"requirements: that needs bubblewrap (scripts/setup-sandbox.sh)")
     if call.fixed_label_path and isolation(call) is None:
         raise UserError(f"{where}: evaluation.py reads its labels from /data/{call.task}/test/test_label "
                         f"(the 2019 convention), which needs bubblewrap or a Docker engine to give it that path "

@@ -63,6 +63,8 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
                                            settings.state_dir / "envs")
     call.image = settings.docker_image
     call.prefer = settings.evaluator_isolation or ("docker" if runtime == "docker" else "bwrap")
+    if call.env_dir is not None:
+        call.prefer = "bwrap"  # its own requirements live in a host environment, which a container does not have
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
         return Grade(result.score, None, result.reason, result.message)

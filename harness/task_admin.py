@@ -52,7 +52,8 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     permissions.require_organizer(h.settings, "dataset add")
     manifest = taskpack.add_existing(folder, name, metric, direction)
     call = evaluator_call.detect(folder.resolve(), manifest)
-    evaluator_call.check_runnable(call, str(folder / "evaluation.py"))
+    evaluator_call.check_runnable(call, str(folder / "evaluation.py"),
+                                  bool(evaluator_call.requirement_files(folder.resolve(), manifest)))
     evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
     failed = [r for r in pack_checks(h, folder.resolve()) if not r["ok"]]
     if failed:  # the same checks as `dataset check`: a pack that cannot score is refused, not blamed on entries

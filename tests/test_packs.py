@@ -179,3 +179,17 @@ def test_dataset_add_refuses_a_pack_that_cannot_score(cli, tmp_path):
     r = cli("dataset", "add", crashing, user=ORGANIZER, code=2)
     assert "evaluator on test_submit" in r.stderr and "evaluator bug" in r.stderr
     assert all(t["name"] not in ("nodry", "crashing") for t in cli.json("dataset", "ls"))
+
+
+@pytest.mark.docker
+def test_a_2019_evaluator_with_requirements_scores_a_docker_run(cli, tmp_path, nsml_folder, monkeypatch,
+                                                               docker_ready):
+    """Its requirements live in a host environment: it is scored under bubblewrap even for a docker run."""
+    monkeypatch.setenv("HARNESS_RUNTIME", "docker")
+    pack = make_tiny_task(tmp_path / "starthon", name="starthon")
+    (pack / "evaluation.py").write_text("import six\n" + STARTHON_2019_EVAL)
+    with open(pack / "task.toml", "a") as fh:
+        fh.write('[evaluator]\nrequirements = ["six==1.16.0"]\n')
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="starthon")
+    assert cli.json("submit", "-t", name, "1")["score"] == 1.0
