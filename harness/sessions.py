@@ -72,8 +72,16 @@ def check_queue_limit(h: Harness, db, user_id: int) -> None:
                         f"(limits.queued_per_user = {h.settings.max_queued_per_user}); wait or stop some")
 
 
+def check_esm(esm: str | None) -> str | None:
+    """--esm: a registration number, recorded as given (bounded: it is stored and shown)."""
+    if esm is not None and (len(esm) > 64 or not esm.isprintable() or not esm.strip()):
+        raise UserError(f"--esm: {esm[:20]!r}... is not a registration number (1-64 printable characters)")
+    return esm
+
+
 def _new_run(h: Harness, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
     gpus.check_request(h.settings, opts.gpus, opts.gpu_model)
+    check_esm(opts.esm)
     if opts.cpus is not None and opts.cpus <= 0:
         raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
     if opts.time_limit is not None and opts.time_limit <= 0:

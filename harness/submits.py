@@ -15,7 +15,7 @@ from .grading import prediction_path
 from .lease import ensure_running
 from .permissions import PermissionDenied
 from .safefs import is_real_dir
-from .sessions import RunOptions, _new_run, check_queue_limit, wait_run
+from .sessions import RunOptions, _new_run, check_esm, check_queue_limit, wait_run
 
 
 def check_quota(db, user_id: int, task, quota: int, period: float, now=None, team=None) -> None:
@@ -66,6 +66,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
         task = sess.task
         entry = _check_entry(Path(sess.code_dir), entry) if entry else None
+        check_esm(esm)
         # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
         # already has; it never makes a second row. (A failed one may be submitted again.)
         same = [RunStatus.QUEUED, RunStatus.RUNNING] + ([] if dry_run else [RunStatus.SUCCEEDED])

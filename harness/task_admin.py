@@ -106,7 +106,9 @@ def changes(h: Harness, name: str) -> list[dict]:
 
 
 def check_pack(h: Harness, ref: str) -> list[dict]:
-    """`dataset check TASK|FOLDER`: each check of a pack as a row (check, ok, detail)."""
+    """`dataset check TASK|FOLDER`: each check of a pack as a row (check, ok, detail). An organizer command: it
+    runs the pack's evaluator on this machine."""
+    permissions.require_organizer(h.settings, "dataset check")
     folder = Path(ref)
     if not folder.is_dir():
         with h.tx() as db:

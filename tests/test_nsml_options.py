@@ -41,6 +41,8 @@ def test_esm_and_another_entry_are_recorded(cli, tiny_task, nsml_folder):
     other = cli.json("submit", "-t", name, "1", "-e", "infer_only.py", "--esm", "ESM1234")
     assert other["status"] == "succeeded" and other["entry"] == "infer_only.py" and other["esm"] == "ESM1234"
     assert other["score"] == 0.5  # threshold 1000: everything 0; test_submit has one of each
+    r = cli("submit", "-t", name, "1", "--esm", "x" * 65, code=2)
+    assert "--esm" in r.stderr
     for bad in ("../main.py", "/etc/passwd", "nope.py"):
         r = cli("submit", "-t", name, "1", "-e", bad, code=2)
         assert "-e/--entry" in r.stderr

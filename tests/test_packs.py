@@ -122,13 +122,15 @@ def test_evaluator_args_from_the_manifest(cli, tmp_path, nsml_folder):
 
 
 def test_dataset_check_reports_each_step(cli, tmp_path, tiny_task):
-    ok = cli.json("dataset", "check", "tiny")
+    r = cli("dataset", "check", "tiny", code=2)  # it runs the pack's evaluator here: organizers only
+    assert "organizer command" in r.stderr
+    ok = cli.json("dataset", "check", "tiny", user=ORGANIZER)
     assert [r["check"] for r in ok] == ["layout", "loader", "manifest", "evaluator convention", "test_submit",
                                         "evaluator on test_submit"]
     assert all(r["ok"] for r in ok)
     broken = make_tiny_task(tmp_path / "old", name="old")
     (broken / "data_loader.py").write_text(OLD_LOADER)
-    r = cli("dataset", "check", broken, "-j", code=1)
+    r = cli("dataset", "check", broken, "-j", code=1, user=ORGANIZER)
     assert "no feed_infer" in r.stdout
 
 

@@ -79,7 +79,7 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
 def dataset_check(lazy, task, as_json):
-    """Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
+    """[organizer] Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
     Exit 0 only when every check passes."""
     rows = task_admin.check_pack(lazy.get(), task)
     table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows] if not as_json else rows,
