@@ -101,8 +101,12 @@ def test_kill_9_during_training_is_lost_and_reaped(cli, tiny_task, sleeper, stat
     pid = _runs(state_root)[0][6]
     _kill_scheduler(state_root)
     assert psutil.pid_exists(pid)  # the participant outlived its scheduler ...
-    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]  # ... until any CLI call
-    assert (row["status"], row["reason"]) == ("failed", "lost")
+
+    def status():  # ... until a CLI call (or a scheduler another call started meanwhile) recovers it
+        row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+        return (row["status"], row["reason"])
+    _wait(lambda: status() != ("running", None), timeout=30)
+    assert status() == ("failed", "lost")
     _wait(lambda: not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE)
     assert [c["checkpoint"] for c in cli.json("model", "ls", name)] == ["0", "1"]  # nothing saved is lost
     _integrity(state_root)
@@ -299,7 +303,8 @@ def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp
     cli("dataset", "add", task, user=ORGANIZER)
     first = run_session(cli, sleeper, "-a", "--sleep 0")
     _wait(lambda: not _processes_of(root))  # the idle scheduler has exited
-    subprocess.run(["mount", "-o", "remount,bind,ro", str(root)], check=True)
+    remount = ["mount", "-o", "remount,bind,ro", str(root)]  # busy while an exiting run's files close
+    assert _wait(lambda: subprocess.run(remount, capture_output=True).returncode == 0), "remount stayed busy"
     try:
         r = cli("run", "-d", "tiny", sleeper, code=None)
         assert r.exit_code in (2, 3) and len(r.stderr.strip().splitlines()) == 1, r.output
