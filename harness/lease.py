@@ -1,8 +1,11 @@
 """The scheduler's lease on a state root: a file lock, the hand-off protocol, and recovery on any CLI call.
 
-Hand-off without a lost run: whoever adds work commits it, then checks the lock and starts a scheduler if the
-lock is free; the scheduler, after releasing the lock on its way out, checks once more for work and takes the
-lock back if there is some.  Either side always sees the other's work.
+Hand-off without a lost run: whoever adds work commits it, rings the doorbell (harness.notify), then checks the
+lock and starts a scheduler if the lock is free; the scheduler, after releasing the lock on its way out, checks
+once more for work and takes the lock back if there is some.  Either side always sees the other's work.
+
+Exactly one scheduler: the process that starts one takes the lock first and hands it to the child (the child
+inherits the locked file), so no second scheduler can start while the first is still importing.
 """
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from . import notify
 from .db import Store
 from .db.models import Run
 from .enums import RunStatus
@@ -41,10 +45,22 @@ class FileLock:
         except BlockingIOError:
             os.close(fd)
             return False
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
         self.fd = fd
+        self.write_holder(os.getpid())
         return True
+
+    @classmethod
+    def adopt(cls, path: Path, fd: int) -> "FileLock":
+        """The lock as handed over by the process that started us (it holds the flock already)."""
+        lock = cls(path)
+        lock.fd = fd
+        os.set_inheritable(fd, False)
+        lock.write_holder(os.getpid())
+        return lock
+
+    def write_holder(self, pid: int) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(pid).encode(), 0)
 
     def release(self) -> None:
         if self.fd is not None:
@@ -71,18 +87,32 @@ def has_pending_work(store: Store) -> bool:
             is not None
 
 
-def ensure_running(settings: Settings) -> None:
-    """Start a background scheduler for this state root unless one holds the lock."""
+def ensure_running(settings: Settings) -> bool:
+    """Start a background scheduler for this state root unless one holds the lock. True when one was started."""
     settings.ensure_dirs()
-    if not FileLock(settings.lock_path).is_free():
-        return
-    log_file = open(settings.scheduler_log, "ab")
-    src_root = str(Path(__file__).resolve().parent.parent)  # this harness, installed or not
-    boot = f"import sys; sys.path.insert(0, {src_root!r}); from harness.scheduler import main; main()"
-    cmd = [sys.executable, "-c", boot, "--root", str(settings.root), "--db", settings.db_url]
-    subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                     start_new_session=True, close_fds=True)
-    log_file.close()
+    lock = FileLock(settings.lock_path)
+    if not lock.acquire():
+        return False
+    try:
+        log_file = open(settings.scheduler_log, "ab")
+        src_root = str(Path(__file__).resolve().parent.parent)  # this harness, installed or not
+        boot = f"import sys; sys.path.insert(0, {src_root!r}); from harness.scheduler import main; main()"
+        cmd = [sys.executable, "-c", boot, "--root", str(settings.root), "--db", settings.db_url,
+               "--lock-fd", str(lock.fd)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,))
+        log_file.close()
+        lock.write_holder(proc.pid)
+    finally:
+        os.close(lock.fd)  # the child holds the lock now (the same open file); a failed start frees it
+        lock.fd = None
+    return True
+
+
+def wake(settings: Settings) -> None:
+    """After committing new work or a stop request: wake the scheduler, or start one."""
+    notify.ring(settings.state_dir)
+    ensure_running(settings)
 
 
 def recover_if_orphaned(settings: Settings, store: Store) -> None:

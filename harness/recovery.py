@@ -11,13 +11,16 @@ finds their heartbeats older than the lease (a hung scheduler, which it then kil
 """
 from __future__ import annotations
 
+import functools
 import logging
 from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy import select
 
+from . import notify
 from .db import Store
+from .db.engine import after_commit
 from .db.models import Run, Session, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
 from .ingest import collect, record
@@ -33,6 +36,8 @@ def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message:
     run.status, run.reason, run.message = status, reason, message or None
     run.ended_at = utcnow()
     run.phase = None
+    if run.run_dir:
+        after_commit(db, functools.partial(notify.mark_ended, run.run_dir))  # waiters wake once it is committed
     if run.kind is RunKind.SUBMIT:
         sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
         if sub is not None and not sub.status.terminal:
@@ -69,7 +74,9 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
                 if sub is not None:
                     sub.status = RunStatus.QUEUED
                 log.warning("run %s: requeued (it had not started)", run.id)
-    reap_orphans(settings)  # what is left belongs to no running run
+    with store.tx() as db:  # only runtimes this root has used can have left something (no engine ping otherwise)
+        used = set(db.scalars(select(Run.runtime).distinct()))
+    reap_orphans(settings, used)  # what is left belongs to no running run
     return rescore
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from . import gpus, provenance, session_env
+from . import gpus, notify, provenance, session_env
 from .db import Store, open_store
 from .db.models import Round, Run, Session, Submission, utcnow
 from .grading import apply, grade, prediction_path, take_prediction
@@ -35,6 +35,7 @@ from .settings import SETTINGS_FILE, Settings, load_settings
 
 log = logging.getLogger("harness.scheduler")
 HEARTBEAT_EVERY = 1.0
+IDLE_RECHECK = 1.0  # an idle scheduler looks at the database this often even without a ring
 
 
 class Scheduler:
@@ -50,6 +51,30 @@ class Scheduler:
         self._settings_mtime: float | None = None
         self.checkpoint_dirs: dict[int, Path] = {}  # training runs: where their checkpoints are saved
         self.disk = DiskWatch()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # scoring threads ring it when done
+
+    def wait_for_events(self, doorbell: notify.Doorbell, timeout: float) -> None:
+        """Sleep until a run ends, a score is ready, somebody rings, or TIMEOUT (limits and heartbeats)."""
+        fds = [doorbell.fd, self._wake_r] + [fd for h in self.handles.values() if (fd := h.exit_fd()) is not None]
+        ready = notify.wait_readable(fds, timeout)
+        if doorbell.fd in ready:
+            doorbell.drain()
+        if self._wake_r in ready:
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
+
+    def _ring(self, _future=None) -> None:
+        try:
+            os.write(self._wake_w, b".")
+        except OSError:  # full (a wake is pending) or closed at shutdown
+            pass
+
+    def _submit_scoring(self, run_id: int) -> None:
+        fut = self.pool.submit(self._score, run_id)
+        fut.add_done_callback(self._ring)
+        self.scoring[run_id] = fut
 
     def runtime(self, name: str):
         if name not in self.runtimes:
@@ -61,7 +86,7 @@ class Scheduler:
         session_env.collect_garbage(self.settings.state_dir / "envs")
         for run_id in recover_runs(self.settings, self.store):
             log.warning("run %s: scoring again after a restart", run_id)
-            self.scoring[run_id] = self.pool.submit(self._score, run_id)
+            self._submit_scoring(run_id)
 
     # -- one pass ------------------------------------------------------------------------------------------
     def _reload_settings(self) -> None:
@@ -83,7 +108,7 @@ class Scheduler:
         self._reload_settings()
         to_score = self._watch()
         for run_id in to_score:  # after the commit: a crash from here on finds the run in its scoring phase
-            self.scoring[run_id] = self.pool.submit(self._score, run_id)
+            self._submit_scoring(run_id)
         self._start_queued()
         self._collect_scores()
         self._heartbeat()
@@ -135,13 +160,14 @@ class Scheduler:
                 collected[run_id] = collect(handle.spec.paths["run"], offset or 0, checkpoints)
             if outcome is not None:
                 ended[run_id] = outcome
-        to_score = []
+        to_score, done = [], []
         with self.store.tx() as db:
             for run_id, got in collected.items():
                 run = db.get(Run, run_id)
                 record(db, run, db.scalar(select(Session).where(Session.run_id == run_id)), got)
             for run_id, outcome in ended.items():
                 run, handle = db.get(Run, run_id), self.handles.pop(run_id)
+                done.append(handle)
                 self.gpu_busy.pop(run_id, None)
                 self.checkpoint_dirs.pop(run_id, None)
                 self.disk.forget(run_id)
@@ -152,6 +178,8 @@ class Scheduler:
                     to_score.append(run.id)
                 else:
                     self._finish(db, run, outcome)
+        for handle in done:  # its outcome is recorded: now its resources go (a container, say)
+            handle.close()
         return to_score
 
     def _start_queued(self) -> None:
@@ -280,15 +308,18 @@ class Scheduler:
     def shutdown(self) -> None:
         for handle in self.handles.values():
             handle.cancel(FailureReason.HARNESS_ERROR, "the scheduler was shut down")
+            handle.close()
         self.disk.close()
         self.pool.shutdown(wait=True)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
 
 
-def serve(settings: Settings) -> None:
-    """Work until idle, then hand the lock back (see harness.lease for the hand-off)."""
-    lock = FileLock(settings.lock_path)
+def serve(settings: Settings, lock: FileLock) -> None:
+    """Work until idle, then hand the lock back (see harness.lease for the hand-off). LOCK is held on entry."""
     store = open_store(settings.db_url)
-    while lock.acquire():
+    while True:
+        doorbell = notify.Doorbell(settings.state_dir)  # opened before the first pass: no ring is missed
         sched = Scheduler(settings, store)
         try:
             sched.recover()
@@ -299,17 +330,21 @@ def serve(settings: Settings) -> None:
                 except Exception:  # noqa: BLE001 - a bad pass (a locked DB, say) must not strand running runs
                     log.error("scheduler pass failed: %s", traceback.format_exc())
                     busy = True
+                now = time.monotonic()
                 if busy:
                     idle_since = None
                 elif idle_since is None:
-                    idle_since = time.monotonic()
-                elif time.monotonic() - idle_since >= settings.scheduler_idle_exit:
+                    idle_since = now
+                elif now - idle_since >= settings.scheduler_idle_exit:
                     break
-                time.sleep(settings.scheduler_tick)
+                timeout = settings.scheduler_tick if busy else \
+                    min(IDLE_RECHECK, settings.scheduler_idle_exit - (now - (idle_since or now)))
+                sched.wait_for_events(doorbell, timeout)
         finally:
             sched.shutdown()
+            doorbell.close()
             lock.release()
-        if not has_pending_work(store):
+        if not has_pending_work(store) or not lock.acquire():
             break
     store.close()
 
@@ -318,10 +353,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="harness-scheduler")
     parser.add_argument("--root", required=True)
     parser.add_argument("--db", required=True)
+    parser.add_argument("--lock-fd", type=int, default=None, help="the lease, already taken by whoever started us")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    serve(load_settings(root=args.root, db=args.db, user="scheduler"))
+    settings = load_settings(root=args.root, db=args.db, user="scheduler")
+    if args.lock_fd is not None:
+        lock = FileLock.adopt(settings.lock_path, args.lock_fd)
+    else:
+        lock = FileLock(settings.lock_path)
+        if not lock.acquire():
+            return  # another scheduler serves this root
+    serve(settings, lock)
 
 
 if __name__ == "__main__":

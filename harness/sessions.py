@@ -11,13 +11,13 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import contest, gpus, permissions, session_env
+from . import contest, gpus, notify, permissions, session_env
 from .context import Harness
 from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
 from .errors import UserError
 from .ingest import latest_summary
-from .lease import ensure_running
+from .lease import ensure_running, wake
 from .workspace import snapshot_code
 
 log = logging.getLogger("harness.sessions")
@@ -120,6 +120,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))
+        notify.prepare_run_dir(run.run_dir)
         sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
                        args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
                        fork_checkpoint=fork_ckpt)
@@ -153,7 +154,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         run = _new_run(h, RunKind.TRAIN, opts, _session_limit(h, task))
         return _create_session(h, db, task, entry, argv, memo, run, src).name
     name = _with_retry(h, create)
-    ensure_running(h.settings)
+    wake(h.settings)
     return name
 
 
@@ -183,7 +184,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)
-    ensure_running(h.settings)
+    wake(h.settings)
     return name
 
 
@@ -195,7 +196,7 @@ def stop_sessions(h: Harness, pattern: str) -> list[str]:
                 sess.run.stop_requested = True
                 stopped.append(sess.name)
     if stopped:
-        ensure_running(h.settings)
+        wake(h.settings)
     return stopped
 
 
@@ -204,17 +205,31 @@ def run_status(h: Harness, run_id: int) -> RunStatus:
         return db.get(Run, run_id).status
 
 
-def wait_run(h: Harness, run_id: int, timeout: float | None = None, interval: float = 0.1) -> Run:
+def wait_run(h: Harness, run_id: int, timeout: float | None = None, recheck: float = 1.0) -> Run:
+    """Until the run has ended (or TIMEOUT): woken by its end marker (harness.notify), confirmed in the
+    database, and looked at every RECHECK seconds anyway (a scheduler that died is replaced meanwhile)."""
     deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        with h.tx() as db:
-            run = db.get(Run, run_id)
-            if run.status.terminal:
+    with h.tx() as db:
+        run_dir = Path(db.get(Run, run_id).run_dir)
+    watch = notify.FileWatch(run_dir, names={notify.ENDED}) if run_dir.is_dir() else None
+    try:
+        while True:
+            with h.tx() as db:
+                run = db.get(Run, run_id)
+                if run.status.terminal:
+                    return run
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return run
-        if deadline is not None and time.monotonic() > deadline:
-            return run
-        ensure_running(h.settings)
-        time.sleep(interval)
+            ensure_running(h.settings)  # cheap while a scheduler holds the lease
+            pause = recheck if left is None else min(recheck, left)
+            if watch is not None:
+                watch.wait(pause)
+            else:
+                time.sleep(min(pause, 0.1))
+    finally:
+        if watch is not None:
+            watch.close()
 
 
 def remove_sessions(h: Harness, pattern: str) -> list[str]:

@@ -40,8 +40,8 @@ class Settings:
     declared_gpus: int | None = None  # None: ask the driver (nvidia-ml-py)
     declared_gpu_models: list[str] = field(default_factory=list)  # by device index, when declared by model
     max_concurrent_runs: int = 8
-    scheduler_tick: float = 0.1
-    scheduler_idle_exit: float = 1.0
+    scheduler_tick: float = 0.5  # limits, heartbeats and events are looked at this often; ends and new work wake it
+    scheduler_idle_exit: float = 10.0  # an idle scheduler stays this long (the next command finds it warm)
     default_session_time_limit: float = 6 * 3600
     default_submit_time_limit: float = 3600
     scorer_time_limit: float = 300
@@ -150,6 +150,12 @@ def _gpu_models(items) -> list[str]:
     return out
 
 
+def _seconds(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
+    return float(value)
+
+
 def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
                   user: str | None = None) -> Settings:
     env = os.environ
@@ -198,6 +204,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         docker_file_bytes=_int(docker.get("file_bytes", 4 << 30), "docker.file_bytes"),
         hf_cache=Path(hf_cache).expanduser().resolve() if hf_cache else None,
         lease_seconds=float(sched.get("lease_seconds", 60)),
+        scheduler_tick=_seconds(sched.get("tick_seconds", 0.5), "scheduler.tick_seconds"),
+        scheduler_idle_exit=_seconds(sched.get("idle_exit_seconds", 10), "scheduler.idle_exit_seconds"),
         max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
         scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),

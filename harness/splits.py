@@ -22,11 +22,13 @@ import json
 import tempfile
 import zlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
-import numpy as np
-
 from .enums import FailureReason
+
+if TYPE_CHECKING:
+    import numpy as np
 from .errors import UserError
 from .scoring import ScoreResult, evaluate
 
@@ -115,12 +117,16 @@ def public_indices(n: int, fraction: float, seed: int, task: str) -> np.ndarray:
     if n < 2:
         raise UserError(f"{task}: the test set has {n} record(s); a public/private split needs two or more")
     k = min(max(int(round(n * fraction)), 1), n - 1)
+    import numpy as np  # only when a split is drawn (keeps CLI start-up light)
+
     rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
     return np.sort(rng.permutation(n)[:k])
 
 
 def halves(n: int, fraction: float, seed: int, task: str) -> tuple[np.ndarray, np.ndarray]:
     public = public_indices(n, fraction, seed, task)
+    import numpy as np
+
     private = np.setdiff1d(np.arange(n), public)
     return public, private
 

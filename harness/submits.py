@@ -6,13 +6,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, contest, permissions
+from . import clock, contest, notify, permissions
 from .context import Harness
 from .db.models import Checkpoint, Round, Submission, utcnow
 from .enums import FailureReason, RunKind, RunStatus
 from .errors import NotFound, QuotaExceeded, UserError
 from .grading import prediction_path
-from .lease import ensure_running
+from .lease import wake
 from .permissions import PermissionDenied
 from .safefs import is_real_dir
 from .sessions import RunOptions, _new_run, check_esm, check_queue_limit, wait_run
@@ -98,6 +98,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))
+        notify.prepare_run_dir(run.run_dir)
         sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
                          checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED,
                          created_at=now, provenance={},
@@ -106,7 +107,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         db.add(sub)
         db.flush()
         ids = sub.id, run.id
-    ensure_running(h.settings)
+    wake(h.settings)
     return ids
 
 

@@ -90,6 +90,15 @@ def _kill_scheduler(state_root):
     sched.wait(10)
 
 
+def _fault(monkeypatch, state_root, point):
+    """Inject a fault into the next scheduler: the warm, idle one (started without it) is ended first."""
+    sched = _scheduler(state_root)
+    if sched is not None:
+        sched.terminate()
+        sched.wait(10)
+    monkeypatch.setenv("HARNESS_FAULT", point)
+
+
 def _integrity(state_root):
     with _db(state_root) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
@@ -138,7 +147,7 @@ def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper
     from harness.context import Harness
     from harness.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 0")
-    monkeypatch.setenv("HARNESS_FAULT", "die_while_scoring")
+    _fault(monkeypatch, state_root, "die_while_scoring")
     sub_id, run_id = start_submit(Harness(), name, "1")
     _wait(lambda: [r for r in _runs(state_root) if r[0] == run_id and r[4] == "scoring"])
     _wait(lambda: _scheduler(state_root) is None)  # it died after inference, before storing the score
@@ -153,7 +162,7 @@ def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper
 
 
 def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_root, monkeypatch):
-    monkeypatch.setenv("HARNESS_FAULT", "after_mark_running")
+    _fault(monkeypatch, state_root, "after_mark_running")
     name = run_session(cli, sleeper, "-a", "--sleep 0", wait=False)
     _wait(lambda: _runs(state_root)[0][4] == "launching")
     _wait(lambda: _scheduler(state_root) is None)
@@ -165,7 +174,7 @@ def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_r
 
 def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper, state_root, monkeypatch):
     (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 2\n")
-    monkeypatch.setenv("HARNESS_FAULT", "hang")
+    _fault(monkeypatch, state_root, "hang")
     name = run_session(cli, sleeper, wait=False)
     hung = _wait(lambda: _scheduler(state_root))
     _wait(lambda: _runs(state_root)[0][4] == "running")

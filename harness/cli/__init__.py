@@ -2,6 +2,10 @@
 from __future__ import annotations
 
 import errno
+import importlib
+import logging
+import os
+import sys
 
 import click
 from sqlalchemy.exc import DatabaseError, OperationalError
@@ -15,8 +19,24 @@ STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file sy
                   errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
 
 
+# Each command's module, imported only when that command runs (or when --help lists them all).
+COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "session_cmds", "logs": "session_cmds",
+            "stop": "session_cmds", "rm": "session_cmds", "memo": "session_cmds", "check": "session_cmds",
+            "submit": "submit_cmds", "board": "dataset_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
+            "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds"}
+
+
 class HarnessGroup(click.Group):
-    """Turns user mistakes and storage trouble into one line on stderr, without a traceback."""
+    """Loads command modules lazily; turns user mistakes and storage trouble into one line on stderr, without a
+    traceback."""
+
+    def list_commands(self, ctx):
+        return sorted(set(COMMANDS) | set(self.commands))
+
+    def get_command(self, ctx, name):
+        if name not in self.commands and name in COMMANDS:
+            importlib.import_module(f"{__name__}.{COMMANDS[name]}")  # its decorators register it on `main`
+        return self.commands.get(name)
 
     def invoke(self, ctx):
         try:
@@ -82,4 +102,28 @@ class _LazyHarness:
 
 pass_harness = click.make_pass_decorator(_LazyHarness)
 
-from . import contest_cmds, dataset_cmds, image_cmds, model_cmds, session_cmds, submit_cmds  # noqa: E402,F401
+
+def all_commands() -> None:
+    """Import every command module (for tools that walk the whole command tree)."""
+    for module in sorted(set(COMMANDS.values())):
+        importlib.import_module(f"{__name__}.{module}")
+
+
+def entry() -> None:
+    """The console entry point: the CLI, then an exit without the interpreter's teardown of every loaded module
+    (~0.15 s with SQLAlchemy loaded). Output is flushed and the store closed (ctx.call_on_close) before."""
+    try:
+        main()
+        code = 0
+    except SystemExit as exc:
+        code = exc.code
+    if code is not None and not isinstance(code, int):
+        print(code, file=sys.stderr)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (`nsml ps | head`): nothing more to say
+            code = code or 1
+    logging.shutdown()
+    os._exit(code or 0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from .. import runtime, sessions, submits
+from .. import notify, runtime, sessions, submits
 from ..errors import UserError
 from ..enums import RunStatus
 from . import main, pass_harness
@@ -102,24 +102,36 @@ def ps_cmd(lazy, all_, last, task, as_json):
           empty="no sessions" + ("" if all_ else " running (use -a for all)"))
 
 
-def follow_file(path: Path, ended, tick=lambda: None, every: float = 0.1) -> None:
-    """Print PATH as it grows until ended() (what was written before the end is printed too)."""
-    offset = 0
-    while True:
-        if path.exists():
-            with open(path, "rb") as fh:
-                fh.seek(offset)
-                chunk = fh.read()
-            if chunk:
-                offset += len(chunk)
-                sys.stdout.write(chunk.decode("utf-8", errors="replace"))
-                sys.stdout.flush()
-        if ended():
-            if path.exists() and path.stat().st_size > offset:
-                continue
-            return
-        tick()
-        time.sleep(every)
+def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> None:
+    """Print PATH as it grows until ended() (what was written before the end is printed too). Wakes on the
+    file's growth and on the run's end marker (harness.notify); asks ended() when the marker is there, and
+    every RECHECK seconds anyway."""
+    offset, last_check = 0, float("-inf")
+    marker = path.parent / notify.ENDED
+    with notify.FileWatch(path.parent) as watch:
+        while True:
+            offset = _print_from(path, offset)
+            now = time.monotonic()
+            if marker.exists() or now - last_check >= recheck:
+                last_check = now
+                if ended():
+                    _print_from(path, offset)  # what came between the last read and the end
+                    return
+                tick()
+            watch.wait(recheck)
+
+
+def _print_from(path: Path, offset: int) -> int:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            chunk = fh.read()
+    except FileNotFoundError:
+        return offset
+    if chunk:
+        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+        sys.stdout.flush()
+    return offset + len(chunk)
 
 
 def _follow(h, info: dict) -> int:

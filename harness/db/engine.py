@@ -9,7 +9,7 @@ from typing import Iterator
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
 from ..errors import UserError
@@ -47,17 +47,26 @@ def _alembic_config(engine: Engine):
     return cfg
 
 
+def code_head() -> str:
+    """The newest revision this code knows (migration files are named after their revision: 0004_....py)."""
+    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The schema's revision by one query (None: a new database). Alembic is imported only to migrate."""
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except (OperationalError, ProgrammingError) as exc:
+            if "alembic_version" not in str(exc.orig) and "no such table" not in str(exc.orig):
+                raise
+            return None
+
+
 def migrate(engine: Engine) -> None:
     """Bring the schema to the newest revision (no-op when it is already there)."""
-    from alembic import command
-    from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
-
-    cfg = _alembic_config(engine)
-    head = ScriptDirectory.from_config(cfg).get_current_head()
     try:
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
+        current = _current_revision(engine)
     except OperationalError as exc:
         hint = ""
         if engine.url.get_backend_name() == "sqlite" and engine.url.database:
@@ -65,8 +74,15 @@ def migrate(engine: Engine) -> None:
             if not os.access(folder, os.W_OK):
                 hint = f" ({folder} is not writable: a read-only file system or missing permission)"
         raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}{hint}") from None
-    if current != head:
-        command.upgrade(cfg, "head")
+    if current != code_head():
+        from alembic import command
+
+        command.upgrade(_alembic_config(engine), "head")
+
+
+def after_commit(db: OrmSession, hook) -> None:
+    """Run HOOK once the transaction DB belongs to has committed (never after a rollback)."""
+    db.info.setdefault("after_commit", []).append(hook)
 
 
 class Store:
@@ -90,6 +106,8 @@ class Store:
                 if serialize is not None:
                     self._serialize(db, serialize)
                 yield db
+            for hook in db.info.pop("after_commit", []):
+                hook()
 
     def _serialize(self, db: OrmSession, key: str) -> None:
         backend = self.engine.url.get_backend_name()

@@ -41,10 +41,12 @@ def get_runtime(name: str, settings) -> Runtime:
     return getattr(importlib.import_module(module), attr)(settings)
 
 
-def reap_orphans(settings) -> list[str]:
-    """Ask every runtime to remove what a dead scheduler of this instance left behind."""
+def reap_orphans(settings, names=None) -> list[str]:
+    """Ask every runtime (or those NAMES) to remove what a dead scheduler of this instance left behind."""
     reaped = []
     for name in BUILTIN:
+        if names is not None and name not in names:
+            continue
         try:
             runtime = get_runtime(name, settings)
             reaped += getattr(runtime, "reap_orphans", lambda: [])()

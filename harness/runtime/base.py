@@ -100,6 +100,13 @@ class Handle(Protocol):
 
     def logs(self) -> Path: ...
 
+    def exit_fd(self) -> int | None:
+        """A file descriptor that becomes readable once the run has ended (so the scheduler sleeps in select
+        instead of polling); None: the scheduler polls this handle on its tick."""
+
+    def close(self) -> None:
+        """Called once the outcome is recorded: release what the run held (a container, a descriptor)."""
+
 
 class Runtime(Protocol):
     name: str

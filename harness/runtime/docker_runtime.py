@@ -22,7 +22,6 @@ from .base import Mount, Outcome, RunSpec, target_env, wait_by_polling
 SDK = Path(__file__).resolve().parent.parent / "session_sdk"
 SDK_TARGET = "/opt/nsml-sdk"
 LABEL_INSTANCE = "nsml-harness.instance"
-_POLL_EVERY = 0.25
 
 
 def client(timeout: int = 60):
@@ -96,6 +95,10 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
 
 
 class DockerHandle:
+    """One container. A thread builds or finds the image, starts the container and blocks in container.wait();
+    when the container has exited it writes to a pipe (exit_fd) so the scheduler wakes at once. The container
+    is removed only after the scheduler has recorded the outcome (close)."""
+
     def __init__(self, runtime: "DockerRuntime", spec: RunSpec):
         self.runtime = runtime
         self.spec = spec
@@ -107,13 +110,27 @@ class DockerHandle:
         self._prep_error: str | None = None
         self._cancel: tuple[FailureReason, str] | None = None
         self._outcome: Outcome | None = None
-        self._last_check = 0.0
+        self._state: dict = {}  # the container's State once it has exited
         self._log_thread: threading.Thread | None = None
-        self._prep = threading.Thread(target=self._prepare, name=f"docker-prep-{spec.run_id}", daemon=True)
-        self._prep.start()
+        self._exit_r, self._exit_w = os.pipe2(os.O_CLOEXEC)
+        self._done = threading.Event()
+        self._life = threading.Thread(target=self._lifecycle, name=f"docker-run-{spec.run_id}", daemon=True)
+        self._life.start()
 
-    # -- start: image, container, log streaming (in a thread, so that a build does not hold the scheduler) ---
-    def _prepare(self) -> None:
+    # -- in the thread: image, container, log streaming, the wait for its exit ------------------------------
+    def _lifecycle(self) -> None:
+        try:
+            if self._prepare():
+                self._await_exit()
+        finally:  # this thread owns the write end: it never writes to a closed (or reused) descriptor
+            self._done.set()
+            try:
+                os.write(self._exit_w, b"x")
+            except OSError:
+                pass
+            os.close(self._exit_w)
+
+    def _prepare(self) -> bool:
         import docker.errors
 
         try:
@@ -122,19 +139,41 @@ class DockerHandle:
                                   self.spec.source_builds)
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
-                return
+                return False
             self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
             self.container.start()
             self.started = time.monotonic()
             self._log_thread = threading.Thread(target=self._stream_logs, daemon=True,
                                                 name=f"docker-logs-{self.spec.run_id}")
             self._log_thread.start()
+            return True
         except ImageError as exc:
             self._prep_error = str(exc)
         except docker.errors.APIError as exc:
             self._prep_error = f"docker: {exc.explanation or exc}"
         except Exception as exc:  # noqa: BLE001 - reported as a launch error
             self._prep_error = f"{type(exc).__name__}: {exc}"
+        return False
+
+    def _await_exit(self) -> None:
+        import requests
+
+        while True:
+            try:
+                self.container.wait(timeout=24 * 3600)
+                break
+            except requests.exceptions.ReadTimeout:
+                continue  # still running after a day: wait on
+            except Exception as exc:  # noqa: BLE001 - the engine went away
+                self._state = {"lost": f"container lost: {exc}"}
+                return
+        if self._log_thread is not None:
+            self._log_thread.join(timeout=30)  # the log is complete before the run is reported ended
+        try:
+            self.container.reload()
+            self._state = self.container.attrs.get("State", {})
+        except Exception as exc:  # noqa: BLE001
+            self._state = {"lost": f"container lost: {exc}"}
 
     def _stream_logs(self) -> None:
         """Copy the container's output to the log file as it comes; past the limit, note the cut and drop."""
@@ -161,31 +200,27 @@ class DockerHandle:
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING
 
+    def exit_fd(self) -> int | None:
+        return self._exit_r if self._outcome is None else None  # set once: an ended run is not waited on
+
     def poll(self) -> Outcome | None:
         if self._outcome is not None:
             return self._outcome
-        if self._prep.is_alive():
+        if not self._done.is_set():
+            if self.started is not None and self.spec.time_limit is not None \
+                    and time.monotonic() - self.started > self.spec.time_limit:
+                self.cancel(FailureReason.TIMEOUT, f"wall-clock limit of {self.spec.time_limit:g} s reached")
             return None
         if self._prep_error is not None:
-            return self._finish(Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None, self._prep_error))
+            return self._end(Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None, self._prep_error))
         if self.container is None:  # cancelled before the container existed
             reason, message = self._cancel or (FailureReason.HARNESS_ERROR, "no container")
-            return self._finish(Outcome(_status_for(reason), reason, None, message))
-        now = time.monotonic()
-        if self.spec.time_limit is not None and now - self.started > self.spec.time_limit:
-            self.cancel(FailureReason.TIMEOUT, f"wall-clock limit of {self.spec.time_limit:g} s reached")
-        elif now - self._last_check < _POLL_EVERY and self._cancel is None:
-            return None
-        self._last_check = now
-        try:
-            self.container.reload()
-        except Exception as exc:  # noqa: BLE001
-            return self._finish(Outcome(RunStatus.FAILED, FailureReason.HARNESS_ERROR, None, f"container lost: {exc}"))
-        state = self.container.attrs.get("State", {})
-        if state.get("Status") not in ("exited", "dead"):
-            return None
+            return self._end(Outcome(_status_for(reason), reason, None, message))
+        state = self._state
         code = state.get("ExitCode")
-        if self._cancel is not None:
+        if "lost" in state:
+            outcome = Outcome(RunStatus.FAILED, FailureReason.HARNESS_ERROR, None, state["lost"])
+        elif self._cancel is not None:
             reason, message = self._cancel
             outcome = Outcome(_status_for(reason), reason, code, message)
         elif state.get("OOMKilled"):
@@ -195,16 +230,9 @@ class DockerHandle:
             outcome = Outcome(RunStatus.SUCCEEDED, None, 0, "")
         else:
             outcome = Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, code, f"process exited with code {code}")
-        return self._finish(outcome)
+        return self._end(outcome)
 
-    def _finish(self, outcome: Outcome) -> Outcome:
-        if self._log_thread is not None:
-            self._log_thread.join(timeout=30)
-        if self.container is not None:
-            try:
-                self.container.remove(force=True)
-            except Exception:  # noqa: BLE001 - already gone
-                pass
+    def _end(self, outcome: Outcome) -> Outcome:
         self._outcome = outcome
         return outcome
 
@@ -221,6 +249,23 @@ class DockerHandle:
                 self.container.kill()
             except Exception:  # noqa: BLE001 - it has already exited
                 pass
+
+    def close(self) -> None:
+        """The outcome is recorded: remove the container (in the background; a leftover is reaped later)."""
+        if self._exit_r is not None:
+            os.close(self._exit_r)
+            self._exit_r = None
+        if self.container is not None:
+            container, self.container = self.container, None
+            threading.Thread(target=_remove, args=(container,), daemon=True,
+                             name=f"docker-rm-{self.spec.run_id}").start()
+
+
+def _remove(container) -> None:
+    try:
+        container.remove(force=True)
+    except Exception:  # noqa: BLE001 - already gone
+        pass
 
 
 def _status_for(reason: FailureReason) -> RunStatus:

@@ -105,9 +105,21 @@ class ProcessHandle:
         self._cancel: tuple[FailureReason, str] | None = None
         self._outcome: Outcome | None = None
         self._last_check = 0.0
+        try:
+            self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
+        except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
+            self._pidfd = None
 
     def logs(self) -> Path:
         return self.spec.log_path
+
+    def exit_fd(self) -> int | None:
+        return self._pidfd
+
+    def close(self) -> None:
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
 
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING
