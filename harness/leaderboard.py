@@ -1,38 +1,44 @@
 """Per-task leaderboard: each user's best valid score, ordered by the task's direction."""
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from . import permissions
 from .context import Harness
-from .db.models import Round, Submission
+from .db.models import Round, Run, Submission, User
 from .enums import Direction, FailureReason, RunStatus
+from .errors import UserError
 
 
-def ranked(items: list, score_of, direction: Direction) -> list[tuple[int, object]]:
-    """(rank, item) best first; equal scores share a rank, the earlier submission listed first."""
-    sign = -1.0 if direction is Direction.HIGHER else 1.0
-    ordered = sorted(items, key=lambda it: (sign * score_of(it), it.created_at, it.id))
-    out: list[tuple[int, object]] = []
-    for i, it in enumerate(ordered):
-        rank = out[-1][0] if out and score_of(out[-1][1]) == score_of(it) else i + 1
-        out.append((rank, it))
-    return out
+def valid_score(column, db):
+    """A real score: not NULL and, on PostgreSQL, not NaN (SQLite stores NaN as NULL). NaN never ranks."""
+    cond = column.is_not(None)
+    if db.get_bind().dialect.name == "postgresql":
+        cond = cond & (column != float("nan"))
+    return cond
 
 
-def tally(subs: list[Submission], key) -> tuple[dict, dict, dict]:
-    """Per competitor (key(s): a user or a team id): counted submits, the last counted one, and the scored ones
-    (a valid score; NaN never ranks). `subs` in time order."""
-    counts: dict[int, int] = {}
-    last: dict[int, Submission] = {}
-    scored: dict[int, list[Submission]] = {}
-    for s in subs:
-        if s.counted:
-            counts[key(s)] = counts.get(key(s), 0) + 1
-            last[key(s)] = s
-        if s.status is RunStatus.SUCCEEDED and s.score is not None and s.score == s.score:
-            scored.setdefault(key(s), []).append(s)
-    return counts, last, scored
+def best_first(column, direction: Direction):
+    return column.desc() if direction is Direction.HIGHER else column.asc()
+
+
+def counted_clause():
+    """Counts against the quota and on boards: not a dry run, not failed through the harness's fault."""
+    faults = [r for r in FailureReason if r.harness_fault]
+    return Submission.dry_run.is_(False) & (Submission.reason.is_(None) | Submission.reason.not_in(faults))
+
+
+def tally(where, key):
+    """Per competitor (KEY: the user or team column) among the submissions WHERE selects: counted submits and
+    the time of the last counted one, by one GROUP BY."""
+    return (select(key.label("who"), func.count().label("submits"), func.max(Submission.created_at).label("last"))
+            .where(where, counted_clause()).group_by(key).subquery())
+
+
+def rank_rows(rows: list[dict], field: str) -> None:
+    """Set row["rank"] on rows already in board order: equal scores share a rank."""
+    for i, row in enumerate(rows):
+        row["rank"] = rows[i - 1]["rank"] if i and rows[i - 1][field] == row[field] else i + 1
 
 
 def board(h: Harness, task_name: str) -> list[dict]:
@@ -42,40 +48,56 @@ def board(h: Harness, task_name: str) -> list[dict]:
 
 
 def user_board(db, task) -> list[dict]:
-    """The per-user board of a task: its submissions made outside contest rounds."""
-    direction = task.direction
-    subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.dry_run.is_(False),
-                                               Submission.round_id.is_(None))  # rounds rank teams, elsewhere
-                      .order_by(Submission.created_at, Submission.id)).all()
-    counts, last, scored = tally(subs, lambda s: s.user_id)
-    best = [ranked(mine, lambda s: s.score, direction)[0][1] for mine in scored.values()]
-    rows = []
-    for rank, s in ranked(best, lambda s: s.score, direction):
-        rows.append({"rank": rank, "user": s.user.name, "score": s.score, "session": s.session_name,
-                     "checkpoint": s.checkpoint, "submits": counts.get(s.user_id, 0),
-                     "last_submit": last[s.user_id].created_at.isoformat(timespec="seconds")
-                     if s.user_id in last else None})
+    """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams), in SQL:
+    each user's best scored submission by a window function, their counts by a GROUP BY, one query."""
+    S = Submission
+    where = (S.task_id == task.id) & S.dry_run.is_(False) & S.round_id.is_(None)
+    counts = tally(where, S.user_id)
+    best = (select(S.id, S.user_id, S.score, S.session_name, S.checkpoint, S.created_at,
+                   func.row_number().over(partition_by=S.user_id,
+                                          order_by=(best_first(S.score, task.direction), S.created_at, S.id)).label("rn"))
+            .where(where, S.status == RunStatus.SUCCEEDED, valid_score(S.score, db)).subquery())
+    query = (select(User.name, best.c.score, best.c.session_name, best.c.checkpoint, counts.c.submits, counts.c.last)
+             .join(User, User.id == best.c.user_id).outerjoin(counts, counts.c.who == best.c.user_id)
+             .where(best.c.rn == 1)
+             .order_by(best_first(best.c.score, task.direction), best.c.created_at, best.c.id))
+    rows = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
+             "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None}
+            for name, score, session, ckpt, n, last in db.execute(query)]
+    rank_rows(rows, "score")
     return rows
 
 
-def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
-    """A user's own submissions to a task, newest first (failed and dry runs included); organizers also see
-    each one's provenance (code, environment, data and evaluator hashes)."""
+HISTORY_PAGE = 50
+
+
+def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
+            per_page: int | None = None) -> list[dict]:
+    """A user's own submissions to a task, newest first (failed and dry runs included), a page at a time
+    (PER_PAGE None: all); organizers also see each one's provenance (code, environment, data and evaluator
+    hashes). One query: the run's spec and the round's state are joined in."""
+    if page < 1:
+        raise UserError(f"--page: must be 1 or more, got {page}")
+    if per_page is not None and per_page < 1:
+        raise UserError(f"--per-page: must be 1 or more, got {per_page}")
     with h.tx() as db:
         task = h.task(db, task_name)
         if user is not None:
             permissions.require_owner(h.settings, user, f"the history of {user}")
         me = h.user(db, user)
-        subs = db.scalars(select(Submission).where(Submission.task_id == task.id, Submission.user_id == me.id)
-                          .order_by(Submission.id.desc()))
+        query = (select(Submission, Run.spec, Round.closed_at, Round.id)
+                 .join(Run, Run.id == Submission.run_id).outerjoin(Round, Round.id == Submission.round_id)
+                 .where(Submission.task_id == task.id, Submission.user_id == me.id)
+                 .order_by(Submission.id.desc()))
+        if per_page is not None:
+            query = query.limit(per_page).offset((page - 1) * per_page)
         rows = []
-        for s in subs:
+        for s, spec, closed_at, round_id in db.execute(query):
             row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
                    "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
                    "message": s.message, "created": s.created_at.isoformat(timespec="seconds"),
-                   "selected": s.selected, "reserved_flags": (s.run.spec or {}).get("reserved_flags")}
-            rnd = db.get(Round, s.round_id) if s.round_id else None
-            if rnd is not None and (h.settings.is_organizer or rnd.closed):
+                   "selected": s.selected, "reserved_flags": (spec or {}).get("reserved_flags")}
+            if round_id is not None and (h.settings.is_organizer or closed_at is not None):
                 row["private_score"] = s.private_score
             if h.settings.is_organizer:
                 row["provenance"] = s.provenance
@@ -83,3 +105,10 @@ def history(h: Harness, task_name: str, user: str | None = None) -> list[dict]:
                 row["message"] = "the task's evaluator failed (not counted; organizers see why)"
             rows.append(row)
         return rows
+
+
+def history_count(h: Harness, task_name: str) -> int:
+    with h.tx() as db:
+        task, me = h.task(db, task_name), h.user(db)
+        return db.scalar(select(func.count()).select_from(Submission)
+                         .where(Submission.task_id == task.id, Submission.user_id == me.id))

@@ -7,44 +7,62 @@ round is closed; then both boards are shown side by side with each team's rank c
 """
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 
 from . import clock
 from .context import Harness
 from .contest import get_round, require_organizer, rounds_of_task, status, team_of
 from .db.models import Round, RoundEntry, Submission, Task, Team
-from .enums import RunStatus
+from .enums import Direction, RunStatus
 from .errors import NotFound, UserError
-from .leaderboard import ranked, tally
+from .leaderboard import best_first, valid_score, rank_rows, tally
 from .sessions import wait_run
 
 
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
-    """Every team's public and private standing on TASK in RND (private fields included: callers filter)."""
-    subs = db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task.id,
-                                               Submission.dry_run.is_(False))
-                      .order_by(Submission.created_at, Submission.id)).all()
-    direction = task.direction
-    counts, last, by_team = tally(subs, lambda s: s.team_id)
-    best_public, final = {}, {}
-    for team_id, scored in by_team.items():
-        best_public[team_id] = ranked(scored, lambda s: s.score, direction)[0][1]
-        picks = [s for s in scored if s.selected] or [best_public[team_id]]
-        picks = [s for s in picks if s.private_score is not None and s.private_score == s.private_score]
-        if picks:
-            final[team_id] = ranked(picks, lambda s: s.private_score, direction)[0][1]
-    public_rank = {s.team_id: r for r, s in ranked(list(best_public.values()), lambda s: s.score, direction)}
-    private_rank = {s.team_id: r for r, s in ranked(list(final.values()), lambda s: s.private_score, direction)}
-    rows = []
-    for team_id, s in best_public.items():
-        f = final.get(team_id)
-        rows.append({"team": s.team.name, "public_rank": public_rank[team_id], "public": s.score,
-                     "public_submission": s.id, "private_rank": private_rank.get(team_id),
-                     "private": f.private_score if f else None, "final_submission": f.id if f else None,
-                     "selected": sum(1 for x in by_team[team_id] if x.selected),
-                     "shakeup": public_rank[team_id] - private_rank[team_id] if team_id in private_rank else None,
-                     "submits": counts.get(team_id, 0),
-                     "last_submit": last[team_id].created_at.isoformat(timespec="seconds") if team_id in last else None})
+    """Every team's public and private standing on TASK in RND (private fields included: callers filter), in
+    SQL: per team its best public submission, its final one (the best private score among those it selected,
+    or its best public one when it selected none), its selection count and its submit tally."""
+    S, d = Submission, task.direction
+    where = (S.round_id == rnd.id) & (S.task_id == task.id) & S.dry_run.is_(False)
+    counts = tally(where, S.team_id)
+    scored = (select(S.id, S.team_id, S.score, S.private_score, S.selected, S.created_at,
+                     func.row_number().over(partition_by=S.team_id,
+                                            order_by=(best_first(S.score, d), S.created_at, S.id)).label("rn"),
+                     func.sum(case((S.selected.is_(True), 1), else_=0)).over(partition_by=S.team_id).label("nsel"))
+              .where(where, S.status == RunStatus.SUCCEEDED, valid_score(S.score, db)).subquery())
+    picks = (select(scored.c.team_id, scored.c.id, scored.c.private_score, scored.c.created_at,
+                    func.row_number().over(partition_by=scored.c.team_id,
+                                           order_by=(best_first(scored.c.private_score, d), scored.c.created_at,
+                                                     scored.c.id)).label("rn"))
+             .where(valid_score(scored.c.private_score, db),
+                    ((scored.c.nsel > 0) & scored.c.selected.is_(True)) | ((scored.c.nsel == 0) & (scored.c.rn == 1)))
+             .subquery())
+    final = (select(picks.c.team_id, picks.c.id, picks.c.private_score, picks.c.created_at)
+             .where(picks.c.rn == 1).subquery())
+    query = (select(Team.name, scored.c.id, scored.c.score, scored.c.nsel, final.c.id, final.c.private_score,
+                    final.c.created_at, counts.c.submits, counts.c.last)
+             .join(Team, Team.id == scored.c.team_id)
+             .outerjoin(final, final.c.team_id == scored.c.team_id)
+             .outerjoin(counts, counts.c.who == scored.c.team_id)
+             .where(scored.c.rn == 1)
+             .order_by(best_first(scored.c.score, d), scored.c.created_at, scored.c.id))
+    rows = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
+             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
+             "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None,
+             "_final_at": final_at}
+            for team, pub_id, public, nsel, final_id, private, final_at, n, last in db.execute(query)]
+    rank_rows(rows, "public")
+    for r in rows:
+        r["public_rank"] = r.pop("rank")
+    private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
+                     key=lambda r: (-r["private"] if d is Direction.HIGHER else r["private"], r["_final_at"],
+                                    r["final_submission"]))
+    for i, r in enumerate(private):
+        r["private_rank"] = private[i - 1]["private_rank"] if i and private[i - 1]["private"] == r["private"] else i + 1
+        r["shakeup"] = r["public_rank"] - r["private_rank"]
+    for r in rows:
+        del r["_final_at"]
     return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
 
 

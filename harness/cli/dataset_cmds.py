@@ -139,10 +139,19 @@ main.add_command(dataset_board, "board")
 @main.command("history")
 @click.argument("task")
 @click.option("-j", "--json", "as_json", is_flag=True)
+@click.option("--page", type=int, default=1, show_default=True, help="Which page, newest first.")
+@click.option("--per-page", type=int, default=leaderboard.HISTORY_PAGE, show_default=True,
+              help="Submissions a page.")
 @pass_harness
-def history_cmd(lazy, task, as_json):
-    """Your own submissions to TASK, failed and dry runs included."""
-    rows = leaderboard.history(lazy.get(), task)
+def history_cmd(lazy, task, as_json, page, per_page):
+    """Your own submissions to TASK, failed and dry runs included, newest first."""
+    h = lazy.get()
+    rows = leaderboard.history(h, task, page=page, per_page=per_page)
+    if len(rows) == per_page or page > 1:
+        total = leaderboard.history_count(h, task)
+        pages = max(1, -(-total // per_page))
+        if pages > 1:
+            click.echo(f"page {page} of {pages} ({total} submissions; --page N for more)", err=True)
     table(rows, [("id", "#"), ("created", "Time"), ("session", "Session"), ("checkpoint", "Checkpoint"),
                  ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score"),
                  ("selected", "Selected"), ("private_score", "Private")],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,6 +142,12 @@ class Metric(Base):
 
 class Submission(Base):
     __tablename__ = "submissions"
+    __table_args__ = (  # the boards, history and quota windows read by these (migration 0005)
+        Index("ix_submissions_board_user", "task_id", "round_id", "user_id", "score"),
+        Index("ix_submissions_board_team", "round_id", "task_id", "team_id", "score"),
+        Index("ix_submissions_user_task", "user_id", "task_id", "created_at"),
+        Index("ix_submissions_team_task", "team_id", "task_id", "created_at"),
+    )
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"), index=True)
