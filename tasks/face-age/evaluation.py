@@ -36,9 +36,7 @@ def main():
     if set(pred["file_name"]) != set(labels["file_name"]):
         invalid(f"expected one row for each of the {len(labels)} test images, got {len(pred)}")
     merged = labels.merge(pred.assign(pred=class_text.astype(int)), on="file_name")
-    from sklearn.metrics import accuracy_score
-
-    print(float(accuracy_score(merged["age_class_x"], merged["pred"])))
+    print(float((merged["age_class_x"].to_numpy() == merged["pred"].to_numpy()).mean()))
 
 
 if __name__ == "__main__":

@@ -23,9 +23,9 @@ def invalid(message):
 
 
 def gap(labels: pd.DataFrame, pred: pd.DataFrame) -> float:
-    truth = dict(zip(labels.image_id, labels.class_id))
+    truth = labels.set_index("image_id")["class_id"]
     pred = pred.sort_values("confidence", ascending=False, kind="stable")
-    rel = np.array([truth[i] == c for i, c in zip(pred.image_id, pred.class_id)], dtype=float)
+    rel = (pred["image_id"].map(truth).to_numpy() == pred["class_id"].to_numpy()).astype(float)
     precision = np.cumsum(rel) / np.arange(1, len(rel) + 1)
     m = int((labels.class_id >= 0).sum())
     return float((precision * rel).sum() / m) if m else 0.0
