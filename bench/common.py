@@ -1,6 +1,7 @@
 """Helpers shared by the benchmark scripts: the harness CLI as a user runs it, and a timer."""
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
 import sys
@@ -54,6 +55,6 @@ def run_and_follow(root: Path, code: Path, *flags: str) -> str:
 
 
 def prepare_without_quota(root: Path) -> None:
-    cli(root, "dataset", "prepare", "garbage-docs", "--scale", "0.1")
+    cli(root, "dataset", "prepare", "garbage-docs", "--scale", "0.1", user=getpass.getuser())  # the organizer
     manifest = root / ".harness" / "datasets" / "garbage-docs" / "task.toml"
     manifest.write_text(manifest.read_text().replace("quota = 1 ", "quota = 0 "))  # organizer: no quota

@@ -49,18 +49,22 @@ def board(h: Harness, task_name: str) -> list[dict]:
 
 def user_board(db, task) -> list[dict]:
     """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams), in SQL:
-    each user's best scored submission by a window function, their counts by a GROUP BY, one query."""
-    S = Submission
-    where = (S.task_id == task.id) & S.dry_run.is_(False) & S.round_id.is_(None)
+    each user's best score by a GROUP BY, the earliest submission with it by a window over those few rows, the
+    counts by a GROUP BY; the covering index ix_submissions_board_user serves all three."""
+    S, d = Submission, task.direction
+    where = (S.task_id == task.id) & S.round_id.is_(None) & S.dry_run.is_(False)
+    scored = where & (S.status == RunStatus.SUCCEEDED) & valid_score(S.score, db)
     counts = tally(where, S.user_id)
-    best = (select(S.id, S.user_id, S.score, S.session_name, S.checkpoint, S.created_at,
-                   func.row_number().over(partition_by=S.user_id,
-                                          order_by=(best_first(S.score, task.direction), S.created_at, S.id)).label("rn"))
-            .where(where, S.status == RunStatus.SUCCEEDED, valid_score(S.score, db)).subquery())
-    query = (select(User.name, best.c.score, best.c.session_name, best.c.checkpoint, counts.c.submits, counts.c.last)
-             .join(User, User.id == best.c.user_id).outerjoin(counts, counts.c.who == best.c.user_id)
-             .where(best.c.rn == 1)
-             .order_by(best_first(best.c.score, task.direction), best.c.created_at, best.c.id))
+    top = (func.max if d is Direction.HIGHER else func.min)(S.score)
+    best = select(S.user_id, top.label("best")).where(scored).group_by(S.user_id).subquery()
+    firsts = (select(S.id, S.user_id, S.score, S.session_name, S.checkpoint, S.created_at,
+                     func.row_number().over(partition_by=S.user_id, order_by=(S.created_at, S.id)).label("rn"))
+              .join(best, (best.c.user_id == S.user_id) & (best.c.best == S.score)).where(scored).subquery())
+    query = (select(User.name, firsts.c.score, firsts.c.session_name, firsts.c.checkpoint, counts.c.submits,
+                    counts.c.last)
+             .join(User, User.id == firsts.c.user_id).outerjoin(counts, counts.c.who == firsts.c.user_id)
+             .where(firsts.c.rn == 1)
+             .order_by(best_first(firsts.c.score, d), firsts.c.created_at, firsts.c.id))
     rows = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
              "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None}
             for name, score, session, ckpt, n, last in db.execute(query)]

@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from .. import leaderboard, rounds, task_admin, taskpack
 from ..db.models import Submission, Task
+from ..errors import UserError
 from . import main, pass_harness
 from .contest_cmds import show_round_board
 from .output import table
@@ -115,22 +116,30 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 
 @dataset_group.command("board")
 @click.argument("task")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@click.option("-j", "--json", "as_json", is_flag=True, help="Every row, as JSON.")
+@click.option("--top", type=int, default=100, show_default=True,
+              help="Rows shown in the table (your own row is always shown); 0 for all.")
 @pass_harness
-def dataset_board(lazy, task, as_json):
+def dataset_board(lazy, task, as_json, top):
     """The leaderboard of TASK: each user's best score (a contest round's task: each team's, see 'contest board')."""
+    if top < 0:
+        raise UserError(f"--top: must be 0 (all) or more, got {top}")
     h = lazy.get()
     with h.tx() as db:
-        h.task(db, task)
+        t = h.task(db, task)
         in_round = rounds.round_for_task(db, task) is not None
+        title = f"{t.name} — {t.metric} ({t.direction.value} is better)"
     if in_round:
         show_round_board(h, task, None, False, as_json)
         return
     rows = leaderboard.board(h, task)
-    with h.tx() as db:
-        t = h.task(db, task)
-        title = f"{t.name} — {t.metric} ({t.direction.value} is better)"
+    hidden = 0
+    if not as_json and top and len(rows) > top:
+        shown = rows[:top] + [r for r in rows[top:] if r["user"] == h.settings.user]
+        hidden, rows = len(rows) - len(shown), shown
     table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet")
+    if hidden:
+        click.echo(f"{hidden} more rows (--top 0 for all, -j for JSON)", err=True)
 
 
 main.add_command(dataset_board, "board")

@@ -1,4 +1,4 @@
-"""board indexes: composite indexes for per-user and team boards, history and quota windows
+"""board indexes: covering indexes for per-user and team boards, history and quota windows
 
 Revision ID: 0005
 Revises: 0004
@@ -13,8 +13,10 @@ branch_labels = None
 depends_on = None
 
 INDEXES = {
-    "ix_submissions_board_user": ["task_id", "round_id", "user_id", "score"],
-    "ix_submissions_board_team": ["round_id", "task_id", "team_id", "score"],
+    "ix_submissions_board_user": ["task_id", "round_id", "user_id", "dry_run", "status", "score", "created_at",
+                                  "reason"],
+    "ix_submissions_board_team": ["round_id", "task_id", "team_id", "dry_run", "status", "score", "created_at",
+                                  "reason"],
     "ix_submissions_user_task": ["user_id", "task_id", "created_at"],
     "ix_submissions_team_task": ["team_id", "task_id", "created_at"],
 }

@@ -1,0 +1,126 @@
+"""What the benchmark suite measures on: participant folders, a big board, evaluator inputs, a queue of runs."""
+from __future__ import annotations
+
+import random
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+# Training saves checkpoints 0..N-1 (each submit of the suite uses a new one); infer is a no-op.
+MANY_CHECKPOINTS = '''
+import argparse
+import nsml
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0"); p.add_argument("--checkpoints", type=int, default=10)
+cfg = p.parse_args()
+nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
+          infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
+if cfg.pause:
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    for i in range(cfg.checkpoints):
+        nsml.save(i)
+'''
+
+# A session that sleeps one second.
+SLEEP_ONE = '''
+import time
+time.sleep(1.0)
+'''
+
+
+def entry_folder(folder: Path, code: str) -> Path:
+    folder.mkdir(parents=True)
+    (folder / "main.py").write_text(code)
+    return folder
+
+
+def big_board(root: Path, n_subs: int, n_users: int, seed: int = 1) -> None:
+    """A task "big" (higher is better) with N_SUBS submissions from N_USERS users: scores with ties, failures,
+    dry runs and harness faults mixed in, as a long contest leaves them."""
+    from sqlalchemy import insert
+
+    from harness.context import Harness
+    from harness.db.models import Run, Submission, Task, User
+    from harness.enums import Direction, FailureReason, RunKind, RunStatus
+    from harness.settings import load_settings
+
+    rng = random.Random(seed)
+    h = Harness(load_settings(root=root, user="bench"))
+    with h.tx() as db:
+        task = Task(name="big", path=str(root / "nowhere"), metric="accuracy", direction=Direction.HIGHER)
+        users = [User(name=f"user{i:04d}") for i in range(n_users)]
+        run = Run(kind=RunKind.SUBMIT, runtime="process", status=RunStatus.SUCCEEDED, gpu_ids=[])
+        db.add_all([task, run, *users])
+        db.flush()
+        task_id, run_id, user_ids = task.id, run.id, [u.id for u in users]
+    t0 = datetime(2026, 1, 1)
+    reasons = [None] * 8 + [FailureReason.EXIT_CODE, FailureReason.INVALID_PREDICTION, FailureReason.LOST]
+    rows = []
+    for _ in range(n_subs):
+        reason = rng.choice(reasons)
+        ok = reason is None
+        rows.append(dict(user_id=rng.choice(user_ids), task_id=task_id, run_id=run_id, session_name="u/big/1",
+                         checkpoint=str(rng.randrange(50)), dry_run=rng.random() < 0.05,
+                         status=RunStatus.SUCCEEDED if ok else RunStatus.FAILED, reason=reason,
+                         score=round(rng.random(), 3) if ok else None, selected=False, provenance={},
+                         created_at=t0 + timedelta(seconds=rng.randrange(10 ** 7))))
+    with h.tx() as db:
+        db.execute(insert(Submission), rows)
+    h.store.close()
+
+
+def accuracy_files(folder: Path, n: int, seed: int = 3) -> tuple[Path, Path]:
+    """garbage-docs' test_label (a CSV with a label column) and a prediction of N lines."""
+    import numpy as np
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(seed)
+    labels, pred = folder / "test_label", folder / "prediction"
+    labels.write_text("label\n" + "\n".join(map(str, rng.integers(0, 2, n))) + "\n")
+    pred.write_text("\n".join(map(str, rng.integers(0, 2, n))) + "\n")
+    return labels, pred
+
+
+def makespan(root: Path, code: Path, n: int) -> tuple[float, int]:
+    """Queue N one-GPU sessions while holding the scheduler's lease (so none starts early), hand it over, and
+    wait. Returns the makespan (first start to last end, from the store) and how many runs shared a GPU."""
+    from sqlalchemy import select
+
+    from harness.context import Harness
+    from harness.db.models import Run
+    from harness.lease import FileLock, ensure_running
+    from harness.sessions import RunOptions, start_session
+    from harness.settings import load_settings
+
+    settings = load_settings(root=root, user="bench")
+    h = Harness(settings)
+    lock = FileLock(settings.lock_path)
+    if not lock.acquire():
+        raise SystemExit("a scheduler is already running on the schedule root")
+    try:
+        ids = [start_session(h, "garbage-docs", str(code), opts=RunOptions(gpus=1)) for _ in range(n)]
+    finally:
+        lock.release()
+    ensure_running(settings)
+    while True:
+        with h.tx() as db:
+            runs = db.execute(select(Run.started_at, Run.ended_at, Run.gpu_ids, Run.status)).all()
+        if len(runs) >= len(ids) and all(r.status.terminal for r in runs):
+            break
+        time.sleep(0.5)
+    h.store.close()
+    bad = [r for r in runs if r.status.value != "succeeded"]
+    if bad:
+        raise SystemExit(f"{len(bad)} of the {n} sessions did not succeed")
+    span = (max(r.ended_at for r in runs) - min(r.started_at for r in runs)).total_seconds()
+    shared = 0
+    by_gpu: dict[int, list] = {}
+    for r in runs:
+        for g in r.gpu_ids:
+            by_gpu.setdefault(g, []).append((r.started_at, r.ended_at))
+    for spans in by_gpu.values():
+        spans.sort()
+        shared += sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
+    return span, shared

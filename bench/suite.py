@@ -1,0 +1,279 @@
+"""The benchmark suite: every performance goal of the harness, each measured beside its bare equivalent in the
+same run (samples alternate), as medians. Writes bench/results/latest.json and bench/results/latest.md, and
+with --readme puts the table into README.md between its bench markers.
+
+    python bench/suite.py [--repeat 5] [--only ps,session,...] [--readme]
+
+Rows: ps, session, docker, submit, board, evaluator, schedule (docker is skipped, and says so, without an
+engine). Not timed tests: nothing here fails a build; the table says which rows miss their goal.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ENTRY, REPO, SDK, cli, prepare_without_quota, run_and_follow, timed  # noqa: E402
+import fixtures  # noqa: E402
+
+RESULTS = REPO / "bench" / "results"
+IMAGE = "nsml-harness/session:latest"
+PY = sys.executable
+
+
+def harness_cmd() -> list[str]:
+    """The command a user types: the installed console script when there is one."""
+    script = Path(PY).with_name("nsml")
+    return [str(script)] if script.exists() else [PY, "-m", "harness"]
+
+
+def run_env(root: Path, user: str = "bench") -> dict:
+    return dict(os.environ, HARNESS_HOME=str(root), HARNESS_USER=user)
+
+
+def timed_cmd(cmd: list[str], env: dict | None = None, cwd: Path | None = None) -> tuple[float, int]:
+    """Wall seconds and peak resident KiB of one command (its own rusage, via wait4)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.read().decode()[-2000:]}")
+    return wall, usage.ru_maxrss
+
+
+def stop_scheduler(root: Path) -> None:
+    """End the root's idle scheduler (for the cold samples) and wait until its lock is free."""
+    from harness.lease import FileLock
+    lock = FileLock(root / ".harness" / "scheduler.lock")
+    for _ in range(200):
+        if lock.is_free():
+            return
+        pid = lock.holder()
+        try:
+            if pid:
+                os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit("the scheduler did not stop")
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def row(key, measure, goal_text, value, goal, unit, bare=None, harness=None, extra=None, samples=None):
+    return {"key": key, "measure": measure, "goal": goal_text, "value": round(value, 3), "goal_value": goal,
+            "unit": unit, "met": value <= goal, "bare_s": None if bare is None else round(bare, 3),
+            "harness_s": None if harness is None else round(harness, 3), "extra": extra or {},
+            "samples": {k: [round(x, 3) for x in v] for k, v in (samples or {}).items()}}
+
+
+# -- rows ---------------------------------------------------------------------------------------------------
+def bench_ps(tmp: Path, repeat: int) -> dict:
+    root = tmp / "ps"
+    root.mkdir()
+    prepare_without_quota(root)
+    code = fixtures.entry_folder(tmp / "ps-code", ENTRY)
+    for _ in range(3):
+        run_and_follow(root, code, "--runtime", "process", "-a", "--work 0")
+    stop_scheduler(root)
+    env, bare, ps = run_env(root), [], []
+    for _ in range(repeat * 2):
+        bare.append(timed_cmd([PY, "-c", "pass"])[0])
+        ps.append(timed_cmd(harness_cmd() + ["ps", "-a"], env)[0])
+    return row("ps", "`nsml ps -a` whole process (small state root)", "≤ 0.3 s", med(ps), 0.3, "s",
+               bare=med(bare), harness=med(ps), samples={"bare": bare, "harness": ps})
+
+
+def bench_session(tmp: Path, repeat: int, work: float = 2.0) -> dict:
+    root = tmp / "session"
+    root.mkdir()
+    prepare_without_quota(root)
+    code = fixtures.entry_folder(tmp / "session-code", ENTRY)
+    env = dict(os.environ, PYTHONPATH=str(SDK))
+    bare, warm = [], []
+    cold = timed(lambda: run_and_follow(root, code, "--runtime", "process", "-a", f"--work {work}"))
+    for _ in range(repeat):
+        bare.append(timed_cmd([PY, "main.py", "--work", str(work)], env, cwd=code)[0])
+        warm.append(timed(lambda: run_and_follow(root, code, "--runtime", "process", "-a", f"--work {work}")))
+    b, h = med(bare), med(warm)
+    return row("session", f"{work:g}-s CPU session, process runtime: `run` + `logs -f` / bare `python main.py`",
+               "≤ 1.15", h / b, 1.15, "×", bare=b, harness=h,
+               extra={"overhead_s": round(h - b, 3), "cold_scheduler_s": round(cold, 3)},
+               samples={"bare": bare, "harness": warm})
+
+
+def bench_docker(tmp: Path, repeat: int, work: float = 2.0) -> dict:
+    from harness.runtime.docker_runtime import engine_answers
+    if not engine_answers():
+        return {"key": "docker", "measure": "docker runtime", "skipped": "no Docker engine answered"}
+    root = tmp / "docker"
+    root.mkdir()
+    prepare_without_quota(root)
+    code = fixtures.entry_folder(tmp / "docker-code", ENTRY)
+    os.chmod(code, 0o755)
+    bare_cmd = ["docker", "run", "--rm", "--network", "none", "-v", f"{code}:/app:ro", "-v",
+                f"{SDK}:/opt/nsml-sdk:ro", "-w", "/app", "-e", "PYTHONPATH=/opt/nsml-sdk", IMAGE,
+                "python3", "main.py", "--work", str(work)]
+    run_and_follow(root, code, "--runtime", "docker", "-a", "--work 0")  # the scheduler up, the image found
+    bare, harness = [], []
+    for _ in range(repeat):
+        bare.append(timed_cmd(bare_cmd)[0])
+        harness.append(timed(lambda: run_and_follow(root, code, "--runtime", "docker", "-a", f"--work {work}")))
+    b, h = med(bare), med(harness)
+    return row("docker", f"{work:g}-s CPU session, docker: / bare `docker run --rm --network none`", "≤ 1.10",
+               h / b, 1.10, "×", bare=b, harness=h, extra={"overhead_s": round(h - b, 3)},
+               samples={"bare": bare, "harness": harness})
+
+
+def bench_submit(tmp: Path, repeat: int) -> dict:
+    root = tmp / "submit"
+    root.mkdir()
+    prepare_without_quota(root)
+    code = fixtures.entry_folder(tmp / "submit-code", fixtures.MANY_CHECKPOINTS)
+    name = run_and_follow(root, code, "--runtime", "process", "-a", f"--checkpoints {4 * repeat}")
+    env = run_env(root)
+    cold, warm, bare = [], [], []
+    checkpoints = iter(range(4 * repeat))
+    for _ in range(repeat):  # a new checkpoint each time: never the stored reply of an earlier submit
+        bare.append(timed_cmd([PY, "-c", "pass"])[0])
+        stop_scheduler(root)
+        cold.append(timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0])
+        warm.append(timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0])
+    board = json.loads(cli(root, "board", "garbage-docs", "-j"))
+    assert board and board[0]["submits"] == 2 * repeat, board  # every submit was a new, scored one
+    return row("submit", "`submit` of a no-op infer, a new checkpoint each time, no scheduler running", "≤ 2 s",
+               med(cold), 2.0, "s", harness=med(cold),
+               extra={"warm_scheduler_s": round(med(warm), 3), "python_start_s": round(med(bare), 3)},
+               samples={"cold": cold, "warm": warm, "bare": bare})
+
+
+def bench_board(tmp: Path, repeat: int) -> dict:
+    root = tmp / "board"
+    root.mkdir()
+    fixtures.big_board(root, n_subs=100_000, n_users=1000)
+    env, bare, table, as_json, rss = run_env(root), [], [], [], []
+    for _ in range(repeat):
+        bare.append(timed_cmd([PY, "-c", "pass"])[0])
+        t, _ = timed_cmd(harness_cmd() + ["board", "big"], env)
+        table.append(t)
+        t, kib = timed_cmd(harness_cmd() + ["board", "big", "-j"], env)
+        as_json.append(t)
+        rss.append(kib)
+    worst = max(med(table), med(as_json))
+    return row("board", "`board` / `board -j` with 100,000 submissions from 1,000 users", "≤ 0.3 s", worst, 0.3,
+               "s", bare=med(bare), harness=worst,
+               extra={"board_s": round(med(table), 3), "board_json_s": round(med(as_json), 3),
+                      "peak_rss_mib": round(max(rss) / 1024, 1)},
+               samples={"bare": bare, "board": table, "board_json": as_json})
+
+
+def bench_evaluator(tmp: Path, repeat: int, n: int = 1_000_000) -> dict:
+    labels, pred = fixtures.accuracy_files(tmp / "eval", n)
+    evaluator = REPO / "tasks" / "garbage-docs" / "evaluation.py"
+    bare_code = ("import numpy as np, sys; p = np.array(open(sys.argv[1]).read().split(), dtype=np.int8); "
+                 "t = np.array(open(sys.argv[2]).read().split()[1:], dtype=np.int8); print((p == t).mean())")
+    bare, ours = [], []
+    for _ in range(repeat):
+        bare.append(timed_cmd([PY, "-c", bare_code, str(pred), str(labels)])[0])
+        ours.append(timed_cmd([PY, str(evaluator), "--prediction", str(pred), "--test_label_path", str(labels)])[0])
+    b, h = med(bare), med(ours)
+    return row("evaluator", f"garbage-docs `evaluation.py` on {n:,} rows / bare numpy accuracy", "≤ 1.2", h / b,
+               1.2, "×", bare=b, harness=h, samples={"bare": bare, "harness": ours})
+
+
+def bench_schedule(tmp: Path, repeat: int, n: int = 200, gpus: int = 8) -> dict:
+    root = tmp / "schedule"
+    root.mkdir()
+    (root / "harness.toml").write_text(f"gpus = {gpus}\n[scheduler]\nmax_concurrent_runs = {gpus}\n"
+                                       f"[limits]\nqueued_per_user = {n}\n")
+    prepare_without_quota(root)
+    code = fixtures.entry_folder(tmp / "schedule-code", fixtures.SLEEP_ONE)
+    span, oversubscribed = fixtures.makespan(root, code, n)
+    ideal = n / gpus * 1.0
+    return row("schedule", f"{n} queued 1-s sessions on {gpus} declared GPUs: makespan / ideal {ideal:g} s",
+               "≤ 1.10", span / ideal, 1.10, "×", harness=span,
+               extra={"makespan_s": round(span, 3), "ideal_s": ideal, "oversubscribed": oversubscribed})
+
+
+ROWS = {"ps": bench_ps, "session": bench_session, "docker": bench_docker, "submit": bench_submit,
+        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule}
+
+
+# -- output -------------------------------------------------------------------------------------------------
+def markdown(rows: list[dict], command: str, machine: str) -> str:
+    out = [f"Measured by `{command}` on {machine}; medians, the bare equivalent timed in the same run.", "",
+           "| measure | goal | measured | bare equivalent | met |", "|---|---|---|---|---|"]
+    for r in rows:
+        if "skipped" in r:
+            out.append(f"| {r['measure']} | | skipped: {r['skipped']} | | |")
+            continue
+        value = f"{r['value']:.2f}{' s' if r['unit'] == 's' else '×'}"
+        if r["unit"] == "×":
+            value += f" ({r['harness_s']:.2f} s)"
+        notes = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in r["extra"].items())
+        bare = f"{r['bare_s']:.3f} s" if r["bare_s"] is not None else ""
+        out.append(f"| {r['measure']} | {r['goal']} | {value}{f'; {notes}' if notes else ''} | {bare} | "
+                   f"{'yes' if r['met'] else '**no**'} |")
+    return "\n".join(out) + "\n"
+
+
+def into_readme(table: str) -> None:
+    readme = REPO / "README.md"
+    text = readme.read_text()
+    start, end = "<!-- bench:start -->", "<!-- bench:end -->"
+    if start not in text or end not in text:
+        raise SystemExit(f"README.md: no {start} ... {end} markers to put the table between")
+    head, rest = text.split(start, 1)
+    readme.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--only", default=",".join(ROWS), help="comma-separated rows: " + ", ".join(ROWS))
+    parser.add_argument("--readme", action="store_true", help="put the table into README.md")
+    args = parser.parse_args()
+    chosen = [k.strip() for k in args.only.split(",") if k.strip()]
+    unknown = [k for k in chosen if k not in ROWS]
+    if unknown:
+        raise SystemExit(f"--only: unknown row(s) {', '.join(unknown)} (known: {', '.join(ROWS)})")
+    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+    command = f"python bench/suite.py --repeat {args.repeat}" + (f" --only {args.only}" if args.only != ",".join(ROWS)
+                                                                 else "")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="harness-bench-") as tmp:
+        for key in chosen:
+            print(f"[bench] {key} ...", file=sys.stderr, flush=True)
+            started = time.monotonic()
+            rows.append(ROWS[key](Path(tmp), args.repeat))
+            print(f"[bench] {key}: {rows[-1].get('value', rows[-1].get('skipped'))} "
+                  f"({time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
+        for sub in Path(tmp).iterdir():
+            if (sub / ".harness").is_dir():
+                stop_scheduler(sub)
+    table = markdown(rows, command, machine)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps({"command": command, "machine": machine,
+                                                     "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2)
+                                         + "\n")
+    (RESULTS / "latest.md").write_text(table)
+    if args.readme:
+        into_readme(table)
+    print(table)
+
+
+if __name__ == "__main__":
+    main()
