@@ -3,6 +3,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -223,6 +224,54 @@ def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state
     for i, r in enumerate(board):  # competition ranking: 1 + the number of strictly better users
         assert r["rank"] == 1 + sum(s > r["score"] for s in scores)
     _integrity(state_root)
+
+
+def _schedulers(root):
+    """Scheduler processes of ROOT (a child it has forked but not yet exec'd shows its cmdline too: left out)."""
+    found = {}
+    for p in psutil.process_iter(["cmdline", "status", "ppid"]):
+        cmd = " ".join(p.info["cmdline"] or [])
+        if p.info["status"] != psutil.STATUS_ZOMBIE and "harness.scheduler" in cmd and f"--root {root}" in cmd:
+            found[p.pid] = p.info["ppid"]
+    return {pid for pid, parent in found.items() if parent not in found}
+
+
+def test_twenty_concurrent_submits_start_exactly_one_scheduler(cli, tmp_path, state_root):
+    """No scheduler storm: twenty `submit` processes at once, none running before, start one scheduler."""
+    from conftest import NSML_MAIN
+    folder = make_tiny_task(tmp_path / "t20", quota=0)
+    cli("dataset", "add", folder, user=ORGANIZER)
+    code = participant(tmp_path / "code", NSML_MAIN)
+    users = [f"u{i}" for i in range(4)]
+    names = {u: cli("run", "-d", "tiny", "-a", "--epochs 5", code, user=u).stdout.split()[1] for u in users}
+    for u, n in names.items():
+        cli("logs", "-f", n, user=u)
+    sched = _scheduler(state_root)
+    if sched is not None:  # the warm one from training: end it, so the submits find none
+        sched.terminate()
+        sched.wait(10)
+    seen, most, stop = set(), [0], threading.Event()
+
+    def sample():
+        while not stop.is_set():
+            now = _schedulers(state_root)
+            seen.update(now)
+            most[0] = max(most[0], len(now))
+            time.sleep(0.01)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    env = dict(os.environ, HARNESS_HOME=str(state_root))
+    procs = [subprocess.Popen([sys.executable, "-m", "harness", "--user", u, "submit", names[u], str(c)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for u in users for c in range(5)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    stop.set()
+    sampler.join()
+    assert all(p.returncode == 0 for p in procs), [o for o, p in zip(outs, procs) if p.returncode]
+    assert all(o[0].startswith("Score:") for o in outs)
+    assert len(seen) == 1 and most[0] == 1, (seen, most)
+    board = cli.json("board", "tiny")
+    assert len(board) == 4 and all(r["submits"] == 5 for r in board)
 
 
 def test_queue_limit_and_checkpoint_disk_limit(cli, tiny_task, sleeper, state_root):
