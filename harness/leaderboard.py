@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from . import permissions
+from . import listing, permissions
 from .context import Harness
-from .db.models import Round, Run, Submission, User
+from .db.quick import sa_rows
+from .db.models import Round, Run, Submission
 from .enums import Direction, FailureReason, RunStatus
 from .errors import UserError
 
@@ -35,12 +36,6 @@ def tally(where, key):
             .where(where, counted_clause()).group_by(key).subquery())
 
 
-def rank_rows(rows: list[dict], field: str) -> None:
-    """Set row["rank"] on rows already in board order: equal scores share a rank."""
-    for i, row in enumerate(rows):
-        row["rank"] = rows[i - 1]["rank"] if i and rows[i - 1][field] == row[field] else i + 1
-
-
 def board(h: Harness, task_name: str) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
     with h.tx() as db:
@@ -48,28 +43,8 @@ def board(h: Harness, task_name: str) -> list[dict]:
 
 
 def user_board(db, task) -> list[dict]:
-    """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams), in SQL:
-    each user's best score by a GROUP BY, the earliest submission with it by a window over those few rows, the
-    counts by a GROUP BY; the covering index ix_submissions_board_user serves all three."""
-    S, d = Submission, task.direction
-    where = (S.task_id == task.id) & S.round_id.is_(None) & S.dry_run.is_(False)
-    scored = where & (S.status == RunStatus.SUCCEEDED) & valid_score(S.score, db)
-    counts = tally(where, S.user_id)
-    top = (func.max if d is Direction.HIGHER else func.min)(S.score)
-    best = select(S.user_id, top.label("best")).where(scored).group_by(S.user_id).subquery()
-    firsts = (select(S.id, S.user_id, S.score, S.session_name, S.checkpoint, S.created_at,
-                     func.row_number().over(partition_by=S.user_id, order_by=(S.created_at, S.id)).label("rn"))
-              .join(best, (best.c.user_id == S.user_id) & (best.c.best == S.score)).where(scored).subquery())
-    query = (select(User.name, firsts.c.score, firsts.c.session_name, firsts.c.checkpoint, counts.c.submits,
-                    counts.c.last)
-             .join(User, User.id == firsts.c.user_id).outerjoin(counts, counts.c.who == firsts.c.user_id)
-             .where(firsts.c.rn == 1)
-             .order_by(best_first(firsts.c.score, d), firsts.c.created_at, firsts.c.id))
-    rows = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
-             "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None}
-            for name, score, session, ckpt, n, last in db.execute(query)]
-    rank_rows(rows, "score")
-    return rows
+    """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams)."""
+    return listing.board_rows(sa_rows(db), task.id, task.direction)
 
 
 HISTORY_PAGE = 50

@@ -15,7 +15,8 @@ from .contest import get_round, require_organizer, rounds_of_task, status, team_
 from .db.models import Round, RoundEntry, Submission, Task, Team
 from .enums import Direction, RunStatus
 from .errors import NotFound, UserError
-from .leaderboard import best_first, valid_score, rank_rows, tally
+from .leaderboard import best_first, tally, valid_score
+from .listing import rank_rows
 from .sessions import wait_run
 
 

@@ -11,12 +11,12 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-from . import contest, gpus, notify, permissions, session_env
+from . import contest, gpus, listing, notify, permissions, session_env
 from .context import Harness
+from .db.quick import sa_rows
 from .db.models import Run, Session, Submission
 from .enums import RunKind, RunStatus
 from .errors import UserError
-from .ingest import latest_summary
 from .lease import ensure_running, wake
 from .workspace import snapshot_code
 
@@ -256,20 +256,6 @@ def set_memo(h: Harness, name: str, text: str) -> None:
         h.own_session(db, name).memo = text
 
 
-def _row(db, sess: Session) -> dict:
-    run = sess.run
-    summary = {k.replace("__", "/"): v for k, v in latest_summary(db, sess.id).items()}
-    return {"name": sess.name, "status": run.status.value, "reason": run.reason.value if run.reason else None,
-            "message": run.message, "exit_code": run.exit_code, "gpus": run.gpus, "gpu_ids": run.gpu_ids,
-            "created": sess.created_at.isoformat(timespec="seconds"),
-            "started": run.started_at.isoformat(timespec="seconds") if run.started_at else None,
-            "ended": run.ended_at.isoformat(timespec="seconds") if run.ended_at else None,
-            "entry": sess.entry, "args": sess.args, "memo": sess.memo, "forked_from": sess.forked_from,
-            "isolation": (run.spec or {}).get("isolation"),
-            "reserved_flags": (run.spec or {}).get("reserved_flags"), "esm": (run.spec or {}).get("esm"),
-            "gpu_model": (run.spec or {}).get("gpu_model"), "summary": summary}
-
-
 def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,
                   user: str | None = None) -> list[dict]:
     """`nsml ps`: the user's sessions, newest first; without -a only queued and running ones."""
@@ -277,20 +263,14 @@ def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task:
         if user is not None:
             permissions.require_owner(h.settings, user, f"the sessions of {user}")
         me = h.user(db, user)
-        query = select(Session).join(Run).where(Session.user_id == me.id).order_by(Session.id.desc())
-        if task:
-            query = query.where(Session.task_id == h.task(db, task).id)
-        if not all_:
-            query = query.where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
-        if last:
-            query = query.limit(last)
-        return [_row(db, s) for s in db.scalars(query)]
+        task_id = h.task(db, task).id if task else None
+        return listing.session_rows(sa_rows(db), me.id, task_id, all_, last)
 
 
 def session_info(h: Harness, name: str) -> dict:
     with h.tx() as db:
         sess = h.own_session(db, name)
-        info = _row(db, sess)
+        info = listing.session_rows(sa_rows(db), session_id=sess.id, all_=True)[0]
         info["run_id"] = sess.run_id
         info["log"] = sess.run.log_path
         return info

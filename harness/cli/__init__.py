@@ -8,11 +8,9 @@ import os
 import sys
 
 import click
-from sqlalchemy.exc import DatabaseError, OperationalError
 
-from ..context import Harness
 from ..errors import UserError
-from ..settings import load_settings
+from ..settings import Settings, load_settings
 
 
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
@@ -20,9 +18,9 @@ STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file sy
 
 
 # Each command's module, imported only when that command runs (or when --help lists them all).
-COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "session_cmds", "logs": "session_cmds",
+COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "listing_cmds", "logs": "session_cmds",
             "stop": "session_cmds", "rm": "session_cmds", "memo": "session_cmds", "check": "session_cmds",
-            "submit": "submit_cmds", "board": "dataset_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
+            "submit": "submit_cmds", "board": "listing_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
             "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds"}
 
 
@@ -51,21 +49,32 @@ class HarnessGroup(click.Group):
             click.echo(f"Error: {where}: {STORAGE_ERRNOS[exc.errno]} (nothing was recorded for this command)",
                        err=True)
             ctx.exit(3)
-        except OperationalError as exc:
-            click.echo(f"Error: --db: {str(exc.orig).splitlines()[0]} (nothing was recorded for this command)",
-                       err=True)
+        except Exception as exc:  # noqa: BLE001 - only database errors are answered here
+            message = _database_error(ctx, exc)
+            if message is None:
+                raise
+            click.echo(message, err=True)
             ctx.exit(3)
-        except DatabaseError as exc:  # not an operational hiccup: the file is damaged or is no database
-            where = _db_where(ctx)
-            click.echo(f"Error: --db: {where} is corrupt or not a database ({str(exc.orig).splitlines()[0]}); "
-                       f"nothing was recorded for this command", err=True)
-            ctx.exit(3)
+
+
+def _database_error(ctx, exc: Exception) -> str | None:
+    """One line for a store that cannot be used (SQLAlchemy's errors, or sqlite3's on the quick read path)."""
+    import sqlite3
+
+    sa = sys.modules.get("sqlalchemy.exc")  # loaded only if the command used the library
+    if sa is not None and isinstance(exc, sa.OperationalError) or isinstance(exc, sqlite3.OperationalError):
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        return f"Error: --db: {detail} (nothing was recorded for this command)"
+    if sa is not None and isinstance(exc, sa.DatabaseError) or isinstance(exc, sqlite3.DatabaseError):
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # the file is damaged or is no database
+        return (f"Error: --db: {_db_where(ctx)} is corrupt or not a database ({detail}); "
+                f"nothing was recorded for this command")
+    return None
 
 
 def _db_where(ctx) -> str:
-    lazy = ctx.obj
-    h = getattr(lazy, "_h", None)
-    url = h.settings.db_url if h is not None else "the store"
+    settings = getattr(ctx.obj, "_settings", None)
+    url = settings.db_url if settings is not None else "the store"
     return url.removeprefix("sqlite:///")
 
 
@@ -87,12 +96,20 @@ class _LazyHarness:
 
     def __init__(self, root, db, user):
         self._args = (root, db, user)
+        self._settings: Settings | None = None
         self._h = None
 
-    def get(self) -> Harness:
-        if self._h is None:
+    def settings(self) -> Settings:
+        if self._settings is None:
             root, db, user = self._args
-            self._h = Harness(load_settings(root=root, db=db, user=user))
+            self._settings = load_settings(root=root, db=db, user=user)
+        return self._settings
+
+    def get(self):
+        """The library's entry (harness.context.Harness): SQLAlchemy and the store are loaded here."""
+        if self._h is None:
+            from ..context import Harness
+            self._h = Harness(self.settings())
         return self._h
 
     def close(self) -> None:

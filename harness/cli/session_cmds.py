@@ -85,23 +85,6 @@ def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
-@main.command("ps")
-@click.option("-a", "--all", "all_", is_flag=True, help="Include ended sessions.")
-@click.option("-n", "--last", type=int, default=None, help="Only the last N.")
-@click.option("-d", "--dataset", "task", default=None, help="Only this task.")
-@click.option("-j", "--json", "as_json", is_flag=True)
-@pass_harness
-def ps_cmd(lazy, all_, last, task, as_json):
-    """List your sessions (running and queued; -a for all)."""
-    rows = sessions.list_sessions(lazy.get(), all_=all_, last=last, task=task)
-    if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
-        rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
-                 "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
-    table(rows, [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
-                 ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")], as_json=as_json,
-          empty="no sessions" + ("" if all_ else " running (use -a for all)"))
-
-
 def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> None:
     """Print PATH as it grows until ended() (what was written before the end is printed too). Wakes on the
     file's growth and on the run's end marker (harness.notify); asks ended() when the marker is there, and

@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
 from ..errors import UserError
+from .quick import code_head
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
@@ -45,11 +46,6 @@ def _alembic_config(engine: Engine):
     cfg.set_main_option("script_location", str(MIGRATIONS))
     cfg.attributes["engine"] = engine
     return cfg
-
-
-def code_head() -> str:
-    """The newest revision this code knows (migration files are named after their revision: 0004_....py)."""
-    return max(p.name.split("_", 1)[0] for p in (MIGRATIONS / "versions").glob("[0-9]*_*.py"))
 
 
 def _current_revision(engine: Engine) -> str | None:

@@ -3,11 +3,11 @@
 A *run* is one execution of participant code (a training session, or the inference half of a submit); the
 scheduler only knows runs.  Sessions and submissions each point at the run that executes them.
 """
-from __future__ import annotations
+
 
 from datetime import datetime, timezone
 
-from sqlalchemy import (JSON, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, text, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -142,11 +142,13 @@ class Metric(Base):
 
 class Submission(Base):
     __tablename__ = "submissions"
-    __table_args__ = (  # the boards (covering: no table reads), history and quota windows use these (0005)
+    __table_args__ = (  # the boards (covering: no table reads; the team one only holds round submissions),
+        #                  history and quota windows use these (migration 0005)
         Index("ix_submissions_board_user", "task_id", "round_id", "user_id", "dry_run", "status", "score",
               "created_at", "reason"),
         Index("ix_submissions_board_team", "round_id", "task_id", "team_id", "dry_run", "status", "score",
-              "created_at", "reason"),
+              "created_at", "reason", sqlite_where=text("round_id IS NOT NULL"),
+              postgresql_where=text("round_id IS NOT NULL")),
         Index("ix_submissions_user_task", "user_id", "task_id", "created_at"),
         Index("ix_submissions_team_task", "team_id", "task_id", "created_at"),
     )

@@ -4,6 +4,7 @@ Revision ID: 0005
 Revises: 0004
 Create Date: 2026-11-25 10:00:00
 """
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -12,19 +13,20 @@ down_revision = '0004'
 branch_labels = None
 depends_on = None
 
-INDEXES = {
-    "ix_submissions_board_user": ["task_id", "round_id", "user_id", "dry_run", "status", "score", "created_at",
-                                  "reason"],
-    "ix_submissions_board_team": ["round_id", "task_id", "team_id", "dry_run", "status", "score", "created_at",
-                                  "reason"],
-    "ix_submissions_user_task": ["user_id", "task_id", "created_at"],
-    "ix_submissions_team_task": ["team_id", "task_id", "created_at"],
+INDEXES = {  # name: (columns, the rows it holds)
+    "ix_submissions_board_user": (["task_id", "round_id", "user_id", "dry_run", "status", "score", "created_at",
+                                   "reason"], None),
+    "ix_submissions_board_team": (["round_id", "task_id", "team_id", "dry_run", "status", "score", "created_at",
+                                   "reason"], "round_id IS NOT NULL"),
+    "ix_submissions_user_task": (["user_id", "task_id", "created_at"], None),
+    "ix_submissions_team_task": (["team_id", "task_id", "created_at"], None),
 }
 
 
 def upgrade() -> None:
-    for name, columns in INDEXES.items():
-        op.create_index(name, "submissions", columns, unique=False)
+    for name, (columns, where) in INDEXES.items():
+        partial = {} if where is None else {"sqlite_where": sa.text(where), "postgresql_where": sa.text(where)}
+        op.create_index(name, "submissions", columns, unique=False, **partial)
 
 
 def downgrade() -> None:
