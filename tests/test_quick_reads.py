@@ -1,5 +1,6 @@
 """`ps` and `board` read through stdlib sqlite3 when they safely can, and answer exactly as the library does."""
 import sqlite3
+import time
 import subprocess
 import sys
 
@@ -41,12 +42,16 @@ def _played(cli, tiny_task, tmp_path):
     names = [run_session(cli, code, "-a", f"--epochs 3 --threshold {t}") for t in (40, 60)]
     for name in names:
         cli("submit", name, "1")
-    cli("run", "-d", "tiny", "-m", "a memo", code)  # queued or running: ps without -a shows it
-    return names
+    live = cli("run", "-d", "tiny", "-m", "a memo", "-a", "--epochs 1 --sleep 60", code).stdout.split()[1]
+    for _ in range(600):  # its code has started (and sleeps a minute): ps without -a shows it, and it holds still
+        if "train files" in cli("logs", live).stdout:
+            break
+        time.sleep(0.05)
+    return names, live
 
 
 def test_quick_listings_equal_the_library(cli, tiny_task, tmp_path):
-    _played(cli, tiny_task, tmp_path)
+    _, live = _played(cli, tiny_task, tmp_path)
     h = Harness()
     reader = _reader()
     assert reader is not None
@@ -58,20 +63,25 @@ def test_quick_listings_equal_the_library(cli, tiny_task, tmp_path):
     quick = listing.board_rows(reader.rows, task.id, task.direction)
     assert quick == board(h, "tiny") and len(quick) == 1 and quick[0]["submits"] == 2
     assert cli.json("ps", "-a") == list_sessions(h, all_=True)
+    assert [r["name"] for r in list_sessions(h)] == [live]
+    cli("stop", live)
 
 
 def test_the_quick_path_loads_no_sqlalchemy(cli, tiny_task, tmp_path):
-    _played(cli, tiny_task, tmp_path)
+    _, live = _played(cli, tiny_task, tmp_path)
     probe = ("import sys; from click.testing import CliRunner; from harness.cli import main; "
              "r = CliRunner().invoke(main, sys.argv[1:]); assert r.exit_code == 0, r.output; "
              "print('sqlalchemy' in sys.modules)")
     for args in (["ps", "-a"], ["board", "tiny"], ["board", "tiny", "-j"]):
         out = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, text=True, check=True)
         assert out.stdout.strip().splitlines()[-1] == "False", (args, out.stdout, out.stderr)
+    cli("stop", live)
 
 
 def test_the_full_path_answers_when_it_must(cli, tiny_task, tmp_path, state_root):
-    names = _played(cli, tiny_task, tmp_path)
+    names, live = _played(cli, tiny_task, tmp_path)
+    cli("stop", live)
+    cli("logs", "-f", live, code=1)
     assert _reader() is not None
     db = state_root / "leaderboard.db"
     with sqlite3.connect(db) as c:  # a schema of another revision: the library (which migrates) must answer
