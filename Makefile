@@ -23,7 +23,7 @@ test: setup
 	$(BIN)/python -m pytest -q
 
 bench: setup
-	$(BIN)/python bench/overhead.py
+	$(BIN)/python bench/suite.py --repeat 5 --readme
 	$(BIN)/python bench/baselines.py
 
 clean:
