@@ -11,13 +11,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 SDK = REPO / "harness" / "session_sdk"
 
-# An NSML entry whose training does WORK seconds of CPU work, and whose infer is a no-op.
+# An NSML entry whose training does WORK seconds of CPU work and saves CHECKPOINTS checkpoints (0, 1, ...), and
+# whose infer is a no-op.
 ENTRY = '''
 import argparse, time
 import nsml
 p = argparse.ArgumentParser()
 p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
 p.add_argument("--iteration", default="0"); p.add_argument("--work", type=float, default=2.0)
+p.add_argument("--checkpoints", type=int, default=1)
 cfg = p.parse_args()
 nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
           infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
@@ -29,7 +31,8 @@ if cfg.mode == "train":
     while time.process_time() < end:
         x += 1
     nsml.report(summary=True, step=0, iterations=x)
-    nsml.save(0)
+    for i in range(cfg.checkpoints):
+        nsml.save(i)
 '''
 
 

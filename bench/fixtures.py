@@ -6,23 +6,6 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# Training saves checkpoints 0..N-1 (each submit of the suite uses a new one); infer is a no-op.
-MANY_CHECKPOINTS = '''
-import argparse
-import nsml
-p = argparse.ArgumentParser()
-p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
-p.add_argument("--iteration", default="0"); p.add_argument("--checkpoints", type=int, default=10)
-cfg = p.parse_args()
-nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
-          infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
-if cfg.pause:
-    nsml.paused(scope=locals())
-if cfg.mode == "train":
-    for i in range(cfg.checkpoints):
-        nsml.save(i)
-'''
-
 # A session that sleeps one second.
 SLEEP_ONE = '''
 import time

@@ -103,16 +103,19 @@ def bench_session(tmp: Path, repeat: int, work: float = 2.0) -> dict:
     prepare_without_quota(root)
     code = fixtures.entry_folder(tmp / "session-code", ENTRY)
     env = dict(os.environ, PYTHONPATH=str(SDK))
-    bare, warm = [], []
+    bare, warm, run_cli, imports = [], [], [], []
     cold = timed(lambda: run_and_follow(root, code, "--runtime", "process", "-a", f"--work {work}"))
     for _ in range(repeat):
         bare.append(timed_cmd([PY, "main.py", "--work", str(work)], env, cwd=code)[0])
         warm.append(timed(lambda: run_and_follow(root, code, "--runtime", "process", "-a", f"--work {work}")))
+        run_cli.append(timed(lambda: cli(root, "run", "-d", "garbage-docs", "-a", "--work 0", str(code))))
+        imports.append(timed_cmd([PY, "-c", "import harness.cli.session_cmds"])[0] - timed_cmd([PY, "-c", "pass"])[0])
     b, h = med(bare), med(warm)
     return row("session", f"{work:g}-s CPU session, process runtime: `run` + `logs -f` / bare `python main.py`",
                "≤ 1.15", h / b, 1.15, "×", bare=b, harness=h,
-               extra={"overhead_s": round(h - b, 3), "cold_scheduler_s": round(cold, 3)},
-               samples={"bare": bare, "harness": warm})
+               extra={"overhead_s": round(h - b, 3), "cold_scheduler_s": round(cold, 3),
+                      "run_command_s": round(med(run_cli), 3), "of_which_imports_s": round(med(imports), 3)},
+               samples={"bare": bare, "harness": warm, "run_command": run_cli, "imports": imports})
 
 
 def bench_docker(tmp: Path, repeat: int, work: float = 2.0) -> dict:
@@ -142,8 +145,8 @@ def bench_submit(tmp: Path, repeat: int) -> dict:
     root = tmp / "submit"
     root.mkdir()
     prepare_without_quota(root)
-    code = fixtures.entry_folder(tmp / "submit-code", fixtures.MANY_CHECKPOINTS)
-    name = run_and_follow(root, code, "--runtime", "process", "-a", f"--checkpoints {4 * repeat}")
+    code = fixtures.entry_folder(tmp / "submit-code", ENTRY)
+    name = run_and_follow(root, code, "--runtime", "process", "-a", f"--work 0 --checkpoints {4 * repeat}")
     env = run_env(root)
     cold, warm, bare = [], [], []
     checkpoints = iter(range(4 * repeat))
