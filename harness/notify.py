@@ -11,8 +11,6 @@
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import errno
 import os
 import select
@@ -113,6 +111,9 @@ _libc = None
 def _inotify():
     global _libc
     if _libc is None:
+        import ctypes  # here, not at the top: only waiters need it
+        import ctypes.util
+
         try:
             lib = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
             lib.inotify_init1, lib.inotify_add_watch  # noqa: B018 - present on Linux only
