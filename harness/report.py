@@ -181,33 +181,11 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
 
 
 def markdown_to_html(text: str, title: str) -> str:
-    """Just enough Markdown for the report: headings, tables, images, lists, paragraphs."""
-    body, table = [], []
+    """The report as one HTML page (CommonMark with tables, by markdown-it-py; raw HTML in the text is escaped)."""
+    from markdown_it import MarkdownIt
 
-    def flush():
-        if table:
-            head, *rest = [[html.escape(c.strip()) for c in ln.strip().strip("|").split("|")] for ln in table
-                           if not set(ln.replace("|", "").strip()) <= {"-"}]
-            body.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"
-                        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rest) + "</table>")
-            table.clear()
-    for line in text.splitlines():
-        if line.startswith("|"):
-            table.append(line)
-            continue
-        flush()
-        if line.startswith("#"):
-            level = len(line) - len(line.lstrip("#"))
-            body.append(f"<h{level}>{html.escape(line[level:].strip())}</h{level}>")
-        elif line.startswith("![") and "](" in line:
-            alt, src = line[2:].split("](", 1)
-            body.append(f'<p><img src="{html.escape(src.rstrip(")"))}" alt="{html.escape(alt)}"></p>')
-        elif line.startswith("- "):
-            body.append(f"<li>{html.escape(line[2:])}</li>")
-        elif line.strip():
-            body.append(f"<p>{html.escape(line)}</p>")
-    flush()
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
     style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:2px 8px}img{max-width:100%}")
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+            f"<style>{style}</style></head><body>{body}</body></html>\n")
