@@ -19,10 +19,22 @@ if ! docker version >/dev/null 2>&1; then
 fi
 docker version --format 'docker engine {{.Server.Version}}'
 
+debian_mirror() {  # the Debian mirror this machine's apt uses (deb822 .sources first, then one-line lists)
+  local uri
+  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -E '/debian/?$' | head -1 || true)
+  if [ -z "$uri" ]; then
+    uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | sed 's/\[[^]]*\]//' \
+          | awk '{print $2}' | grep -E '/debian/?$' | head -1 || true)
+  fi
+  echo "${uri:-http://deb.debian.org/debian}"
+}
+
 if ! docker image inspect local/bookworm-py >/dev/null 2>&1; then
   rootfs=$(mktemp -d /tmp/rootfs.XXXXXX)
+  mirror=$(debian_mirror)
+  echo "debootstrap from $mirror"
   debootstrap --variant=minbase --include=python3,python3-pip,python3-venv,ca-certificates bookworm "$rootfs" \
-    http://deb.debian.org/debian >/tmp/debootstrap.log 2>&1 || { tail -20 /tmp/debootstrap.log; exit 1; }
+    "$mirror" >/tmp/debootstrap.log 2>&1 || { tail -20 /tmp/debootstrap.log; exit 1; }
   tar -C "$rootfs" -c . | docker import - local/bookworm-py:latest >/dev/null
   rm -rf "$rootfs"
 fi
