@@ -16,6 +16,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+from . import schema
 from .errors import UserError
 from .permissions import check_name
 
@@ -118,7 +119,11 @@ def read_toml(path: Path) -> dict:
 
 def _read_file(root: Path) -> dict:
     path = root / SETTINGS_FILE
-    return read_toml(path) if path.exists() else {}
+    if not path.exists():
+        return {}
+    data = read_toml(path)
+    schema.check(data, schema.SETTINGS, str(path))  # unknown keys and wrong types: one line naming the key
+    return data
 
 
 def _int(value, name: str) -> int:

@@ -57,6 +57,15 @@ def test_bad_settings_file_and_db_url(cli, state_root):
     _one_line(cli("ps", code=2), "harness.toml", "invalid TOML")
     (state_root / "harness.toml").write_text("gpus = 'four'")
     _one_line(cli("ps", code=2), "harness.toml: gpus", "expected an integer")
+    for text, fragments in (
+            ('[scheduler]\nruntime = "docker"\n', ("[scheduler] runtime", "belongs at the top level")),
+            ('[scheduler]\nmax_concurent_runs = 3\n', ("max_concurent_runs", "did you mean 'max_concurrent_runs'")),
+            ('organisers = ["a"]\n', ("organisers", "did you mean 'organizers'")),
+            ('[limits]\nlog_bytes = "big"\n', ("[limits] log_bytes", "expected an integer", "'big'")),
+            ('[scheduler]\nlease_seconds = true\n', ("[scheduler] lease_seconds", "expected a number")),
+            ('scheduler = 3\n', ("[scheduler] must be a table",))):
+        (state_root / "harness.toml").write_text(text)  # unknown keys and wrong types are never silently ignored
+        _one_line(cli("ps", code=2), "harness.toml", *fragments)
     (state_root / "harness.toml").unlink()
     _one_line(cli("--db", "nosuchdb://x", "ps", code=2), "--db")
 

@@ -1,0 +1,73 @@
+"""One small schema for the TOML files people write (harness.toml for now): every key, its table and its type.
+
+`check(data, schema, where)` refuses an unknown key or a value of the wrong type with one line that names the
+file, the table and the key, and says the closest valid key — or the table where that key belongs, for the
+common slip of putting a key under the wrong [table].
+"""
+from __future__ import annotations
+
+import difflib
+
+from .errors import UserError
+
+TOP = ""  # the top level of the file, above any [table]
+NUMBER = (int, float)
+TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", list: "a list",
+              dict: "a table"}
+
+
+def _names(types) -> str:
+    if types == NUMBER:
+        return "a number"
+    return " or ".join(TYPE_NAMES.get(t, t.__name__) for t in (types if isinstance(types, tuple) else (types,)))
+
+
+def _label(table: str, key: str) -> str:
+    return f"[{table}] {key}" if table else key
+
+
+def check(data: dict, schema: dict[str, dict[str, object]], where: str) -> None:
+    """SCHEMA: table name (TOP for the top level) → key → the type(s) its value may have."""
+    tables = [t for t in schema if t != TOP]
+    for key, value in data.items():
+        if key in tables:
+            if not isinstance(value, dict):
+                raise UserError(f"{where}: [{key}] must be a table, got {value!r}")
+            _check_table(value, key, schema, where)
+        else:
+            _check_key(key, value, TOP, schema, where)
+
+
+def _check_table(values: dict, table: str, schema: dict, where: str) -> None:
+    for key, value in values.items():
+        _check_key(key, value, table, schema, where)
+
+
+def _check_key(key: str, value, table: str, schema: dict, where: str) -> None:
+    keys = schema.get(table, {})
+    if key not in keys:
+        home = [t for t, ks in schema.items() if key in ks]
+        if home:
+            place = "at the top level" if home[0] == TOP else f"under [{home[0]}]"
+            raise UserError(f"{where}: {_label(table, key)}: this key belongs {place}")
+        close = difflib.get_close_matches(key, list(keys) + [t for t in schema if t != TOP and not table], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"{where}: {_label(table, key)}: unknown key{hint} (known: {', '.join(sorted(keys))})")
+    types = keys[key]
+    if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
+        raise UserError(f"{where}: {_label(table, key)}: expected {_names(types)}, got {value!r}")
+    if not isinstance(value, types):
+        raise UserError(f"{where}: {_label(table, key)}: expected {_names(types)}, got {value!r}")
+
+
+SETTINGS = {
+    TOP: {"gpus": (int, list), "user": str, "db": str, "task_paths": list, "runtime": str, "organizers": list,
+          "evaluator_isolation": str},
+    "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
+                  "idle_exit_seconds": NUMBER},
+    "process": {"sandbox": str},
+    "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
+    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
+               "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
+               "prediction_bytes": int, "scorer_memory_bytes": int},
+}
