@@ -49,7 +49,7 @@ def reap_orphans(settings, names=None) -> list[str]:
             continue
         try:
             runtime = get_runtime(name, settings)
-            reaped += getattr(runtime, "reap_orphans", lambda: [])()
+            reaped += runtime.reap_orphans()
         except Exception:  # noqa: BLE001 - an unavailable runtime has nothing to reap
             continue
     return reaped

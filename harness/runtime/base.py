@@ -4,11 +4,11 @@ The scheduler only talks to this interface; it never asks which runtime it has.
 """
 from __future__ import annotations
 
+import abc
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Protocol
 
 from ..enums import FailureReason, RunStatus
 
@@ -83,35 +83,61 @@ class Outcome:
     message: str = ""
 
 
-class Handle(Protocol):
-    pid: int | None
+class Handle(abc.ABC):
+    """One run as its runtime started it. The scheduler uses exactly what is declared here."""
+
+    pid: int | None  # the process (group) id when the runtime has one, for recovery
     environment: str | None  # what ran the code (interpreter, or image and digest), once known
     isolation: str  # how the code was confined: "docker", "bwrap", or "none" (not isolated)
     spec: RunSpec  # what it was started with
 
+    @abc.abstractmethod
     def poll(self) -> Outcome | None:
         """Enforce limits; return the outcome once the run has ended, else None."""
 
-    def wait(self, timeout: float | None = None) -> Outcome | None: ...
+    @abc.abstractmethod
+    def wait(self, timeout: float | None = None) -> Outcome | None:
+        """Block until the outcome (or TIMEOUT); None on timeout."""
 
+    @abc.abstractmethod
     def status(self) -> RunStatus: ...
 
-    def cancel(self, reason: FailureReason = FailureReason.STOPPED, message: str = "") -> None: ...
+    @abc.abstractmethod
+    def cancel(self, reason: FailureReason = FailureReason.STOPPED, message: str = "") -> None:
+        """End the run (its whole process group or container); poll() then reports REASON."""
 
-    def logs(self) -> Path: ...
+    def logs(self) -> Path:
+        return self.spec.log_path
 
+    @abc.abstractmethod
     def exit_fd(self) -> int | None:
         """A file descriptor that becomes readable once the run has ended (so the scheduler sleeps in select
         instead of polling); None: the scheduler polls this handle on its tick."""
 
+    @abc.abstractmethod
     def close(self) -> None:
         """Called once the outcome is recorded: release what the run held (a container, a descriptor)."""
 
 
-class Runtime(Protocol):
+class Runtime(abc.ABC):
+    """Where participant code runs. Built-ins and plugins (harness.runtime.BUILTIN) implement all of this."""
+
     name: str
 
-    def start(self, spec: RunSpec) -> Handle: ...
+    def __init__(self, settings=None):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def start(self, spec: RunSpec) -> Handle:
+        """Start the run (or begin to: an image may be built first); never blocks on the participant's code."""
+
+    @abc.abstractmethod
+    def cleanup(self, run) -> bool:
+        """After a scheduler died: remove what RUN left behind. True when its participant code had started."""
+
+    def reap_orphans(self) -> list[str]:
+        """Remove what a dead scheduler of this state root left with no run to own it; the names removed."""
+        return []
 
 
 def wait_by_polling(handle: Handle, timeout: float | None, interval: float = 0.05) -> Outcome | None:

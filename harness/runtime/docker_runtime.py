@@ -17,7 +17,7 @@ from pathlib import Path
 from ..enums import FailureReason, RunStatus
 from ..images import ImageError, session_image
 from ..settings import Settings
-from .base import Mount, Outcome, RunSpec, target_env, wait_by_polling
+from .base import Handle, Mount, Outcome, Runtime, RunSpec, target_env, wait_by_polling
 
 SDK = Path(__file__).resolve().parent.parent / "session_sdk"
 SDK_TARGET = "/opt/nsml-sdk"
@@ -94,7 +94,7 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
     return config
 
 
-class DockerHandle:
+class DockerHandle(Handle):
     """One container. A thread builds or finds the image, starts the container and blocks in container.wait();
     when the container has exited it writes to a pipe (exit_fd) so the scheduler wakes at once. The container
     is removed only after the scheduler has recorded the outcome (close)."""
@@ -194,9 +194,6 @@ class DockerHandle:
                 pass
 
     # -- the handle interface --------------------------------------------------------------------------------
-    def logs(self) -> Path:
-        return self.spec.log_path
-
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING
 
@@ -272,11 +269,11 @@ def _status_for(reason: FailureReason) -> RunStatus:
     return RunStatus.STOPPED if reason is FailureReason.STOPPED else RunStatus.FAILED
 
 
-class DockerRuntime:
+class DockerRuntime(Runtime):
     name = "docker"
 
     def __init__(self, settings: Settings):
-        self.settings = settings
+        super().__init__(settings)
         self._client = None
 
     def client(self):

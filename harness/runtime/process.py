@@ -26,7 +26,7 @@ from ..provenance import process_environment
 from ..settings import inherited_environment
 from .. import session_env
 from . import sandbox
-from .base import Outcome, RunSpec, target_env, truncate_log, wait_by_polling
+from .base import Handle, Outcome, Runtime, RunSpec, target_env, truncate_log, wait_by_polling
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
@@ -94,7 +94,7 @@ def resolve_sandbox(setting: str) -> bool:
     return False
 
 
-class ProcessHandle:
+class ProcessHandle(Handle):
     def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str):
         self.spec = spec
         self.proc = proc
@@ -109,9 +109,6 @@ class ProcessHandle:
             self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
         except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
             self._pidfd = None
-
-    def logs(self) -> Path:
-        return self.spec.log_path
 
     def exit_fd(self) -> int | None:
         return self._pidfd
@@ -218,11 +215,8 @@ def kill_group(pid: int) -> None:
         pass
 
 
-class ProcessRuntime:
+class ProcessRuntime(Runtime):
     name = "process"
-
-    def __init__(self, settings=None):
-        self.settings = settings
 
     def _python(self, spec: RunSpec) -> tuple[str, str | None, Path | None]:
         """The interpreter for this run: a session environment when its code has requirements (built once per
