@@ -1,46 +1,26 @@
-import getpass
-import json
+"""Fixtures. Shared helpers live in helpers.py (import them from there, not from this file)."""
+import os
 import sys
-import textwrap
-from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from harness.cli import main
+from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, make_tiny_task, participant
 
-REPO = Path(__file__).resolve().parent.parent
-ORGANIZER = getpass.getuser()  # with no 'organizers' in harness.toml, the OS account is the organizer
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
 
 
 @pytest.fixture(autouse=True)
 def state_root(tmp_path, monkeypatch):
-    """Every test gets its own state root and user; no test touches ./leaderboard.db."""
+    """Every test gets its own state root and user, and no HARNESS_* setting from outside; no test touches
+    ./leaderboard.db."""
     root = tmp_path / "state"
     root.mkdir()
+    for key in [k for k in os.environ if k.startswith("HARNESS_")]:
+        monkeypatch.delenv(key)
     monkeypatch.setenv("HARNESS_HOME", str(root))
     monkeypatch.setenv("HARNESS_USER", "alice")
-    monkeypatch.delenv("HARNESS_DB", raising=False)
-    monkeypatch.delenv("HARNESS_GPUS", raising=False)
-    monkeypatch.delenv("HARNESS_RUNTIME", raising=False)
     monkeypatch.chdir(tmp_path)
     return root
-
-
-class Cli:
-    def __init__(self):
-        self.runner = CliRunner()
-
-    def __call__(self, *args, code=0, user=None):
-        argv = (["--user", user] if user else []) + [str(a) for a in args]
-        result = self.runner.invoke(main, argv, catch_exceptions=False)
-        if code is not None:
-            assert result.exit_code == code, f"{argv} -> {result.exit_code}\n{result.output}"
-        return result
-
-    def json(self, *args, **kw):
-        return json.loads(self(*args, "-j", **kw).stdout)
 
 
 @pytest.fixture
@@ -65,109 +45,6 @@ def cli():
     return Cli()
 
 
-TINY_LOADER = '''
-import os
-from nsml import DATASET_PATH
-
-def feed_infer(output_file, infer_func):
-    preds = infer_func(os.path.join(DATASET_PATH, "test", "test_data"))
-    with open(output_file, "w") as fh:
-        fh.write("\\n".join(str(p) for p in preds) + "\\n")
-'''
-
-TINY_EVAL = '''
-import argparse, math, sys
-p = argparse.ArgumentParser()
-p.add_argument("--prediction"); p.add_argument("--test_label_path")
-a = p.parse_args()
-labels = open(a.test_label_path).read().split()
-preds = open(a.prediction).read().split()
-if len(preds) != len(labels):
-    print(f"invalid prediction: expected {len(labels)} values, got {len(preds)}", file=sys.stderr); sys.exit(2)
-if preds and preds[0] == "nan":
-    print(float("nan")); sys.exit(0)
-if preds and preds[0] == "crash":
-    raise RuntimeError("evaluator bug")
-print(sum(p == l for p, l in zip(preds, labels)) / len(labels))
-'''
-
-
-def make_tiny_task(folder: Path, name="tiny", direction="higher", quota=1) -> Path:
-    """A task pack in NSML layout: label = 1 when the number is > 50."""
-    (folder / "train" / "train_data").mkdir(parents=True)
-    (folder / "test").mkdir()
-    (folder / "test_submit").mkdir()
-    train = list(range(0, 100, 3))
-    test = list(range(1, 100, 7))
-    (folder / "train" / "train_data" / "numbers").write_text("\n".join(map(str, train)))
-    (folder / "train" / "train_label").write_text("\n".join(str(int(x > 50)) for x in train))
-    (folder / "test" / "test_data").write_text("\n".join(map(str, test)))
-    (folder / "test" / "test_label").write_text("\n".join(str(int(x > 50)) for x in test))
-    (folder / "test_submit" / "test_data").write_text("10\n90\n")
-    (folder / "test_submit" / "test_label").write_text("0\n1\n")
-    (folder / "data_loader.py").write_text(TINY_LOADER)
-    (folder / "evaluation.py").write_text(TINY_EVAL)
-    (folder / "task.toml").write_text(textwrap.dedent(f"""
-        name = "{name}"
-        metric = "accuracy"
-        direction = "{direction}"
-        [submit]
-        quota = {quota}
-        period_seconds = 3600
-    """))
-    return folder
-
-
-# An NSML participant folder as real submissions write it (not one of ours): reserved flags, positional bind,
-# save(epoch), report, paused.
-NSML_MAIN = '''
-import argparse, json, os, sys
-import nsml
-from nsml import DATASET_PATH
-
-def bind_model(state, cfg):
-    def save(dir_name, *args, **kwargs):
-        os.makedirs(dir_name, exist_ok=True)
-        with open(os.path.join(dir_name, "model.json"), "w") as f:
-            json.dump(state, f)
-    def load(dir_name, *args, **kwargs):
-        with open(os.path.join(dir_name, "model.json")) as f:
-            state.update(json.load(f))
-        print("loaded", dir_name, state)
-    def infer(path, **kwargs):
-        if cfg.peek:
-            leak = os.path.exists(os.path.join(DATASET_PATH, "test", "test_label"))
-            print("label visible:", leak)
-        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]
-    nsml.bind(save, load, infer)
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser()
-    p.add_argument("--mode", default="train")
-    p.add_argument("--pause", type=int, default=0)
-    p.add_argument("--iteration", default="0")
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--threshold", type=int, default=50)
-    p.add_argument("--sleep", type=float, default=0)
-    p.add_argument("--peek", type=int, default=0)
-    cfg = p.parse_args()
-    state = {"threshold": cfg.threshold, "epochs_done": 0}
-    bind_model(state, cfg)
-    if cfg.pause:
-        nsml.paused(scope=locals())
-    if cfg.mode == "train":
-        print("train files:", sorted(os.listdir(DATASET_PATH)), "gpus:", nsml.GPU_NUM,
-              "cuda:", os.environ.get("CUDA_VISIBLE_DEVICES"))
-        import time
-        for epoch in range(cfg.epochs):
-            state["epochs_done"] += 1
-            time.sleep(cfg.sleep)
-            nsml.report(summary=True, scope=locals(), step=epoch, epoch=epoch, train__loss=1.0 / (epoch + 1))
-            nsml.save(epoch)
-        print("done training", state)
-'''
-
-
 @pytest.fixture
 def tiny_task(tmp_path, cli):
     folder = make_tiny_task(tmp_path / "tiny-task")
@@ -175,22 +52,6 @@ def tiny_task(tmp_path, cli):
     return folder
 
 
-def participant(folder: Path, main_py: str) -> Path:
-    """A participant folder holding one entry file, main.py."""
-    folder.mkdir(parents=True)
-    (folder / "main.py").write_text(main_py)
-    return folder
-
-
 @pytest.fixture
 def nsml_folder(tmp_path):
     return participant(tmp_path / "participant", NSML_MAIN)
-
-
-def run_session(cli, folder, *extra, task="tiny", wait=True, code=0):
-    out = cli("run", "-d", task, "-e", "main.py", *extra, folder).stdout
-    assert out.startswith("Session ") and out.strip().endswith(" is started"), out
-    name = out.split()[1]
-    if wait:
-        cli("logs", "-f", name, code=code)
-    return name

@@ -1,7 +1,7 @@
 """User mistakes: one line on stderr naming the file, field or flag; exit code 2; no traceback."""
 import pytest
 
-from conftest import ORGANIZER, run_session
+from helpers import ORGANIZER, run_session
 
 
 def _one_line(r, *fragments):

@@ -12,7 +12,7 @@ from harness.settings import load_settings
 from harness.submits import check_quota
 from harness.taskpack import Manifest
 
-from conftest import make_tiny_task
+from helpers import make_tiny_task
 
 
 def _harness(tmp_path, direction):
@@ -98,7 +98,7 @@ def test_harness_faults_and_dry_runs_do_not_count(tmp_path):
 
 
 def test_quota_through_the_cli(cli, tiny_task, nsml_folder):
-    from conftest import run_session
+    from helpers import run_session
     name = run_session(cli, nsml_folder)
     cli("submit", name, "1")
     r = cli("submit", name, "0", code=2)

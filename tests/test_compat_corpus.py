@@ -4,7 +4,7 @@ import textwrap
 
 import pytest
 
-from conftest import ORGANIZER, make_tiny_task, participant, run_session
+from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 # 2018: the save/load callbacks treat their argument as a file path (torch.save(model, path) style)
 ENTRY_2018 = '''

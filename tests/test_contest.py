@@ -5,7 +5,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import make_tiny_task, participant, NSML_MAIN
+from helpers import make_tiny_task, participant, NSML_MAIN
 from harness import splits
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (15 numbers; label = number > 50)

@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import NSML_MAIN, ORGANIZER, REPO, participant
+from helpers import NSML_MAIN, ORGANIZER, REPO, participant
 
 BASELINES = sorted(p.name for p in (REPO / "submissions").iterdir() if (p / "main.py").exists())
 

@@ -1,5 +1,5 @@
 """The core loop through the CLI: an NSML-style folder runs unchanged → model ls → submit → ranked."""
-from conftest import run_session
+from helpers import run_session
 
 
 def test_nsml_folder_runs_unchanged(cli, tiny_task, nsml_folder, state_root):

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import ORGANIZER, REPO, participant, run_session
+from helpers import ORGANIZER, REPO, participant, run_session
 
 pytestmark = pytest.mark.docker
 

@@ -3,7 +3,7 @@ import textwrap
 
 import pytest
 
-from conftest import NSML_MAIN, participant, run_session
+from helpers import NSML_MAIN, participant, run_session
 from harness.entry_flags import scan
 
 

@@ -3,7 +3,7 @@ import time
 
 import psutil
 
-from conftest import participant, run_session
+from helpers import participant, run_session
 
 FAULTY = '''
 import argparse, os, subprocess, sys, time

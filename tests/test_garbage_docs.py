@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ORGANIZER, REPO, run_session
+from helpers import ORGANIZER, REPO, run_session
 
 BUILD = REPO / "tasks" / "garbage-docs" / "build.py"
 
@@ -105,7 +105,7 @@ def test_evaluator_rejects_malformed_predictions(built, tmp_path):
 @pytest.mark.parametrize("baseline,args", [("garbage_docs_majority", ""),
                                           ("garbage_docs_lstm", "--epochs 1 --hidden_dim 16 --max_words 50")])
 def test_baselines_run_submit_rank(cli, baseline, args):
-    from conftest import run_session
+    from helpers import run_session
     cli("dataset", "prepare", "garbage-docs", "--scale", "0.2", user=ORGANIZER)
     name = run_session(cli, REPO / "submissions" / baseline, "-a", args, task="garbage-docs")
     assert cli.json("model", "ls", name)

@@ -1,5 +1,5 @@
 """Options real NSML scripts pass (submit -v/-e/--esm, run --esm/--gpu-model) and `submit -t` for debugging."""
-from conftest import NSML_MAIN, participant, run_session
+from helpers import NSML_MAIN, participant, run_session
 
 BROKEN_INFER = NSML_MAIN.replace('''        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]''',
                                  '''        print("about to fail on", path)

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from conftest import ORGANIZER, NSML_MAIN, make_tiny_task, participant, run_session
+from helpers import ORGANIZER, NSML_MAIN, make_tiny_task, participant, run_session
 
 from harness import listing
 from harness.context import Harness

@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from conftest import ORGANIZER, make_tiny_task, participant, run_session
+from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 SLEEPER = '''
 import argparse, os, time
@@ -190,7 +190,7 @@ def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state
     from harness.context import Harness
     from harness.settings import load_settings
     from harness.submits import submit
-    from conftest import NSML_MAIN
+    from helpers import NSML_MAIN
     folder = make_tiny_task(tmp_path / "t50", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
     code = tmp_path / "code"
@@ -238,7 +238,7 @@ def _schedulers(root):
 
 def test_twenty_concurrent_submits_start_exactly_one_scheduler(cli, tmp_path, state_root):
     """No scheduler storm: twenty `submit` processes at once, none running before, start one scheduler."""
-    from conftest import NSML_MAIN
+    from helpers import NSML_MAIN
     folder = make_tiny_task(tmp_path / "t20", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
     code = participant(tmp_path / "code", NSML_MAIN)

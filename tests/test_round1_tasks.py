@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import ORGANIZER, REPO, run_session
+from helpers import ORGANIZER, REPO, run_session
 from harness.scoring import evaluate
 
 TASKS = REPO / "tasks"

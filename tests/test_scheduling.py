@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from conftest import participant, run_session
+from helpers import participant, run_session
 
 GPU_MAIN = '''
 import argparse, json, os, time

@@ -2,7 +2,7 @@
 requirements hash (uv), layered over the harness's environment, cached and reused."""
 import pytest
 
-from conftest import participant, run_session
+from helpers import participant, run_session
 
 MAIN = '''
 import argparse, os

@@ -78,7 +78,7 @@ def test_concurrent_runs_get_distinct_session_numbers(tiny_task, nsml_folder):
 
 
 def test_cpu_flag_sets_thread_counts(cli, tiny_task, tmp_path):
-    from conftest import run_session
+    from helpers import run_session
     folder = tmp_path / "omp"
     folder.mkdir()
     (folder / "main.py").write_text("import os\nprint('omp', os.environ.get('OMP_NUM_THREADS'))\n")
