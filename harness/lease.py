@@ -95,9 +95,7 @@ def ensure_running(settings: Settings) -> bool:
         return False
     try:
         log_file = open(settings.scheduler_log, "ab")
-        src_root = str(Path(__file__).resolve().parent.parent)  # this harness, installed or not
-        boot = f"import sys; sys.path.insert(0, {src_root!r}); from harness.scheduler import main; main()"
-        cmd = [sys.executable, "-c", boot, "--root", str(settings.root), "--db", settings.db_url,
+        cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url,
                "--lock-fd", str(lock.fd)]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
                                 start_new_session=True, close_fds=True, pass_fds=(lock.fd,))

@@ -325,6 +325,9 @@ def serve(settings: Settings, lock: FileLock) -> None:
             sched.recover()
             idle_since = None
             while True:
+                if not settings.state_dir.is_dir():
+                    log.error("%s is gone: this state root was removed; stopping", settings.state_dir)
+                    return  # (finally: runs cancelled, lock released)
                 try:
                     busy = sched.tick()
                 except Exception:  # noqa: BLE001 - a bad pass (a locked DB, say) must not strand running runs

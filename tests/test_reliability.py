@@ -1,5 +1,6 @@
 """Fault injection with real processes: no run stuck, nothing lost or doubled, every failure named."""
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -272,6 +273,15 @@ def test_twenty_concurrent_submits_start_exactly_one_scheduler(cli, tmp_path, st
     assert len(seen) == 1 and most[0] == 1, (seen, most)
     board = cli.json("board", "tiny")
     assert len(board) == 4 and all(r["submits"] == 5 for r in board)
+
+
+def test_a_removed_state_root_stops_its_scheduler(cli, tiny_task, sleeper, state_root):
+    """A state root deleted under a working scheduler (a test's tmp folder, say): it stops, it does not spin."""
+    name = run_session(cli, sleeper, wait=False)
+    _wait(lambda: "saved" in cli("logs", name).stdout)
+    sched = _scheduler(state_root)
+    shutil.rmtree(state_root, ignore_errors=True)
+    sched.wait(30)  # psutil raises TimeoutExpired if it lives on
 
 
 def test_queue_limit_and_checkpoint_disk_limit(cli, tiny_task, sleeper, state_root):
