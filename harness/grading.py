@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from . import evaluator_call
 from .db.models import Round, Submission, utcnow
+from .progress import Progress, silent
 from .enums import FailureReason, RunStatus
 from .provenance import tree_hash
 from .safefs import UnsafeFile, copy_out
@@ -111,7 +112,7 @@ def rank_changes(before: dict, after: dict) -> list[dict]:
             for b, who in keys if before.get((b, who)) != after.get((b, who))]
 
 
-def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
+def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[list[dict], list[dict]]:
     """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run).
     Returns one row per graded submission with what changed, and the rank changes on the task's boards.
     Qualifiers a closed round already admitted stay admitted."""
@@ -122,7 +123,8 @@ def rescore(settings: Settings, db, task) -> tuple[list[dict], list[dict]]:
                  if (dataset / ("test_submit" if dry else "test")).exists()}
     rows = []
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
-    for sub in subs:
+    for i, sub in enumerate(subs):
+        progress(i, len(subs), f"submission {sub.id}")
         if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
             continue  # the inference never produced a prediction worth grading
         pred = prediction_path(sub.run.run_dir)

@@ -9,6 +9,7 @@ At each round's end some teams select final submissions, the organizer closes th
 """
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from .db import open_store
 from .db.models import RoundEntry, Submission, Team
 from .enums import RunStatus
 from .errors import QuotaExceeded, UserError
+from .progress import Progress, silent
 from .settings import SETTINGS_FILE, load_settings
 
 SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
@@ -135,7 +137,8 @@ def _code_folder(cfg: SimConfig, task: str, team: SimTeam, rng, log: SimLog) -> 
 
 
 class Simulation:
-    def __init__(self, cfg: SimConfig, echo=print):
+    def __init__(self, cfg: SimConfig, echo=print, progress: Progress = silent):
+        self.progress = progress
         self.cfg, self.echo = cfg, echo
         self.rng = np.random.default_rng(cfg.seed)
         self.log = SimLog()
@@ -245,7 +248,10 @@ class Simulation:
             for team in teams:  # a new round, new tasks: last round's sessions are not submitted here
                 team.sessions, team.submitted = [], set()
             self.echo(f"{r['name']}: {len(entered)} teams, tasks {', '.join(tasks)}")
+            steps, step = max(1, math.ceil((r["end"] - now) / period)), 0
             while now < r["end"]:
+                self.progress(step, steps, f"{r['name']} {now.isoformat(timespec='minutes')}")
+                step += 1
                 clock.set_clock(org.settings, now)
                 pending: list[int] = []
                 for name in self.rng.permutation(sorted(entered)):
@@ -265,8 +271,8 @@ class Simulation:
         return write_report(org, spec["name"], self.cfg, self.log)
 
 
-def simulate(cfg: SimConfig, echo=print) -> Path:
-    sim = Simulation(cfg, echo)
+def simulate(cfg: SimConfig, echo=print, progress: Progress = silent) -> Path:
+    sim = Simulation(cfg, echo, progress)
     try:
         return sim.run()
     finally:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from .. import clock, contest, rounds, task_admin
 from ..db.models import Task
 from ..errors import UserError
-from . import main, pass_harness
+from . import main, pass_harness, progress
 from .output import emit_json, fmt, table
 
 
@@ -167,9 +167,10 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
     """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs)."""
     from ..simulate import SimConfig, simulate
 
-    report = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
-                                gpus=gpus, workers=workers), echo=click.echo)
-    click.echo(f"Report: {report}")
+    with progress.shown("simulate") as report:
+        written = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
+                                     gpus=gpus, workers=workers), echo=click.echo, progress=report)
+    click.echo(f"Report: {written}")
 
 
 @main.command("rescore")
@@ -183,9 +184,9 @@ def rescore_cmd(lazy, task, dry_run, as_json):
 
     h = lazy.get()
     contest.require_organizer(h, "rescore")
-    with h.tx() as db:
+    with h.tx() as db, progress.shown(f"rescore {task}") as report:
         t = h.task(db, task)
-        rows, moves = rescore(h.settings, db, t)
+        rows, moves = rescore(h.settings, db, t, report)
         if dry_run:
             db.rollback()  # nothing of it is kept
     if as_json:

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from .. import leaderboard, task_admin, taskpack
 from ..db.models import Submission, Task
 from ..errors import UserError
-from . import main, pass_harness
+from . import main, pass_harness, progress
 from .output import table
 
 
@@ -54,8 +54,9 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
     """[organizer] Build a built-in task's data (offline, deterministic) and register it."""
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
-    manifest, path = task_admin.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
-                                                replace=replace)
+    with progress.shown(f"building {task}"):  # a spinner and the time on a terminal
+        manifest, path = task_admin.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
+                                                    replace=replace)
     click.echo(f"Task {manifest.name} is prepared at {path}")
 
 
