@@ -44,6 +44,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                data: list[tuple[Path, str]], writable_checkpoints: bool) -> RunSpec:
     """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
     run_dir = Path(run.run_dir)
+    for prepared in ("app", "data", "tmp", "sessions"):  # a requeued run (its scheduler died before the code
+        shutil.rmtree(run_dir / prepared, ignore_errors=True)  # started): what that attempt prepared goes
     workdir = run_dir / "app"
     copy_tree(Path(sess.code_dir), workdir)
     events = events_path(run)

@@ -112,8 +112,6 @@ class Scheduler:
         self._start_queued()
         self._collect_scores()
         self._heartbeat()
-        if self.settings.fault == "hang" and self.handles:
-            time.sleep(10 ** 6)  # fault injection: a scheduler that stops renewing its lease
         return bool(self.handles or self.scoring) or has_pending_work(self.store)
 
     def _heartbeat(self) -> None:
@@ -230,8 +228,6 @@ class Scheduler:
                 self.gpu_busy[run.id] = ids
                 chosen.append(run.id)
         for run_id in chosen:
-            if self.settings.fault == "after_mark_running":
-                os._exit(9)  # fault injection: the scheduler dies between marking a run and starting it
             self._launch(run_id)
 
     def _team_gpus(self, db) -> dict[int, int]:
@@ -278,8 +274,6 @@ class Scheduler:
             sess = db.get(Session, sub.session_id) if sub.session_id else None
             code_dir = Path(sess.code_dir) if sess else None
             environment, runtime = (run.spec or {}).get("environment"), run.runtime
-        if self.settings.fault == "die_while_scoring":
-            os._exit(9)  # fault injection: the scheduler dies after inference, before the score is stored
         result = take_prediction(self.settings, run_dir) or \
             grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd, runtime)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}

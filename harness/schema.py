@@ -12,6 +12,7 @@ from .errors import UserError
 
 TOP = ""  # the top level of the file, above any [table]
 NUMBER = (int, float)
+ANY = "*"  # in a table's schema: any key name, values of this type
 TYPE_NAMES = {str: "text", int: "an integer", float: "a number", bool: "true or false", list: "a list",
               dict: "a table"}
 
@@ -45,6 +46,8 @@ def _check_table(values: dict, table: str, schema: dict, where: str) -> None:
 
 def _check_key(key: str, value, table: str, schema: dict, where: str) -> None:
     keys = schema.get(table, {})
+    if key not in keys and ANY in keys:  # a table of free names (e.g. [runtimes])
+        keys = {key: keys[ANY]}
     if key not in keys:
         home = [t for t, ks in schema.items() if key in ks]
         if home:
@@ -66,6 +69,7 @@ SETTINGS = {
     "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
                   "idle_exit_seconds": NUMBER},
     "process": {"sandbox": str},
+    "runtimes": {ANY: str},
     "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,

@@ -26,7 +26,6 @@ ENV_USER = "HARNESS_USER"
 ENV_GPUS = "HARNESS_GPUS"
 ENV_RUNTIME = "HARNESS_RUNTIME"
 ENV_HF_CACHE = "HARNESS_HF_CACHE"
-ENV_FAULT = "HARNESS_FAULT"
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
@@ -66,7 +65,7 @@ class Settings:
     evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
     #                                         when installed, else docker)
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
-    fault: str = ""  # fault-injection point for the reliability tests (HARNESS_FAULT); empty in real use
+    runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
 
     @property
     def instance(self) -> str:
@@ -155,6 +154,14 @@ def _gpu_models(items) -> list[str]:
     return out
 
 
+def _plugins(table: dict) -> dict[str, str]:
+    for name, target in table.items():
+        module, _, attr = target.partition(":")
+        if not module or not attr.isidentifier():
+            raise UserError(f"{SETTINGS_FILE}: [runtimes] {name}: expected \"module:Class\", got {target!r}")
+    return dict(table)
+
+
 def _seconds(value, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
         raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
@@ -219,7 +226,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         process_sandbox=sandbox,
         evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
-        fault=env.get(ENV_FAULT, ""),
+        runtime_plugins=_plugins(cfg.get("runtimes", {})),
     )
 
 

@@ -92,13 +92,15 @@ def _kill_scheduler(state_root):
     sched.wait(10)
 
 
-def _fault(monkeypatch, state_root, point):
-    """Inject a fault into the next scheduler: the warm, idle one (started without it) is ended first."""
+def _fault(monkeypatch, state_root, fake, extra=""):
+    """Register the fake runtime tests/faults.py:FAKE as `--runtime fault` for the next scheduler (the warm,
+    idle one, started without this folder on its path, is ended first)."""
     sched = _scheduler(state_root)
     if sched is not None:
         sched.terminate()
         sched.wait(10)
-    monkeypatch.setenv("HARNESS_FAULT", point)
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    (state_root / "harness.toml").write_text(f'{extra}[runtimes]\nfault = "faults:{fake}"\n')
 
 
 def _integrity(state_root):
@@ -149,11 +151,10 @@ def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper
     from harness.context import Harness
     from harness.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 0")
-    _fault(monkeypatch, state_root, "die_while_scoring")
-    sub_id, run_id = start_submit(Harness(), name, "1")
+    _fault(monkeypatch, state_root, "DieWhileScoring")
+    sub_id, run_id = start_submit(Harness(), name, "1", runtime="fault")
     _wait(lambda: [r for r in _runs(state_root) if r[0] == run_id and r[4] == "scoring"])
     _wait(lambda: _scheduler(state_root) is None)  # it died after inference, before storing the score
-    monkeypatch.delenv("HARNESS_FAULT")
     result = cli.json("submit", name, "1")  # the user retries: it attaches to the submission under way
     assert result["id"] == sub_id and result["status"] == "succeeded"
     assert result["score"] == pytest.approx(8 / 15)  # all-zero predictions on the 15 tiny test rows
@@ -164,23 +165,20 @@ def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper
 
 
 def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_root, monkeypatch):
-    _fault(monkeypatch, state_root, "after_mark_running")
-    name = run_session(cli, sleeper, "-a", "--sleep 0", wait=False)
+    _fault(monkeypatch, state_root, "DieBeforeStart")
+    name = run_session(cli, sleeper, "-a", "--sleep 0", "--runtime", "fault", wait=False)
     _wait(lambda: _runs(state_root)[0][4] == "launching")
     _wait(lambda: _scheduler(state_root) is None)
-    monkeypatch.delenv("HARNESS_FAULT")
     cli("logs", "-f", name)  # recovered, requeued in its place, then run for real
     (run_id, _kind, status, reason, _phase, attempts, _pid), = _runs(state_root)
     assert (status, reason, attempts) == ("succeeded", None, 2)
 
 
 def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper, state_root, monkeypatch):
-    (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 2\n")
-    _fault(monkeypatch, state_root, "hang")
-    name = run_session(cli, sleeper, wait=False)
+    _fault(monkeypatch, state_root, "Hang", extra="[scheduler]\nlease_seconds = 2\n")
+    name = run_session(cli, sleeper, "--runtime", "fault", wait=False)
     hung = _wait(lambda: _scheduler(state_root))
     _wait(lambda: _runs(state_root)[0][4] == "running")
-    monkeypatch.delenv("HARNESS_FAULT")
     time.sleep(3.5)  # longer than the lease: no heartbeat was renewed
     row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
     assert (row["status"], row["reason"]) == ("failed", "lost")

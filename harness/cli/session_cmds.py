@@ -38,7 +38,7 @@ def runtime_option(f):
 
 def pick_runtime(h, name: str | None) -> str:
     """Resolve --runtime (auto: docker when an engine answers) and say what auto chose."""
-    chosen, note = runtime.resolve(name or h.settings.runtime)
+    chosen, note = runtime.resolve(name or h.settings.runtime, h.settings)
     if note:
         click.echo(note, err=True)
     return chosen

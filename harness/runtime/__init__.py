@@ -1,27 +1,42 @@
-"""Runtimes by name: a dict of built-ins, imported lazily, plus `auto`."""
+"""Runtimes by name: a dict of built-ins, plus the `harness.runtimes` entry point group, plus `[runtimes]` in
+harness.toml (NAME = "module:Class"), all imported lazily; `auto` picks docker when an engine answers. Unknown
+names get a "did you mean".
+"""
 from __future__ import annotations
 
 import difflib
 import importlib
+from importlib.metadata import entry_points
 
 from ..errors import UserError
 from .base import Handle, Mount, Outcome, Runtime, RunSpec  # noqa: F401
 
 BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",
            "docker": "harness.runtime.docker_runtime:DockerRuntime"}
-CHOICES = [*BUILTIN, "auto"]
+ENTRY_POINT_GROUP = "harness.runtimes"
 
 
-def check_name(name: str) -> None:
-    if name not in CHOICES:
-        close = difflib.get_close_matches(name, CHOICES, n=1)
+def registry(settings=None) -> dict[str, str]:
+    """Every runtime by name → "module:Class": built-ins, then entry points, then the settings' own."""
+    found = dict(BUILTIN)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, ep.value)
+    if settings is not None:
+        found.update(settings.runtime_plugins)
+    return found
+
+
+def check_name(name: str, settings=None) -> None:
+    choices = [*registry(settings), "auto"]
+    if name not in choices:
+        close = difflib.get_close_matches(name, choices, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UserError(f"--runtime: unknown runtime {name!r}.{hint} (known: {', '.join(CHOICES)})")
+        raise UserError(f"--runtime: unknown runtime {name!r}.{hint} (known: {', '.join(choices)})")
 
 
-def resolve(name: str) -> tuple[str, str]:
+def resolve(name: str, settings=None) -> tuple[str, str]:
     """The runtime a run will use, and a note saying why when `auto` chose it."""
-    check_name(name)
+    check_name(name, settings)
     if name != "auto":
         if name == "docker":
             from .docker_runtime import engine_answers
@@ -36,20 +51,25 @@ def resolve(name: str) -> tuple[str, str]:
 
 
 def get_runtime(name: str, settings) -> Runtime:
-    check_name(name)
-    module, _, attr = BUILTIN[name].partition(":")
-    return getattr(importlib.import_module(module), attr)(settings)
+    check_name(name, settings)
+    module, _, attr = registry(settings)[name].partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise UserError(f"runtime {name!r}: cannot load {registry(settings)[name]!r}: {exc}") from None
+    if not (isinstance(cls, type) and issubclass(cls, Runtime)):
+        raise UserError(f"runtime {name!r}: {registry(settings)[name]!r} is not a harness.runtime.Runtime")
+    return cls(settings)
 
 
 def reap_orphans(settings, names=None) -> list[str]:
     """Ask every runtime (or those NAMES) to remove what a dead scheduler of this instance left behind."""
     reaped = []
-    for name in BUILTIN:
+    for name in registry(settings):
         if names is not None and name not in names:
             continue
         try:
-            runtime = get_runtime(name, settings)
-            reaped += runtime.reap_orphans()
+            reaped += get_runtime(name, settings).reap_orphans()
         except Exception:  # noqa: BLE001 - an unavailable runtime has nothing to reap
             continue
     return reaped
