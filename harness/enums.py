@@ -21,6 +21,15 @@ class RunStatus(str, enum.Enum):
         return self in (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.STOPPED)
 
 
+class RunPhase(str, enum.Enum):
+    """Where a running run is, recorded before it happens (see harness.scheduler): what recovery does after a
+    crash depends on it."""
+
+    LAUNCHING = "launching"  # marked, its code not started yet: a crash requeues it
+    RUNNING = "running"  # its code started: a crash fails it as lost
+    SCORING = "scoring"  # a submit whose inference ended: a crash scores it again
+
+
 class FailureReason(str, enum.Enum):
     """Why a run or a submission did not succeed."""
 

@@ -22,13 +22,24 @@ from . import notify
 from .db import Store
 from .db.engine import after_commit
 from .db.models import Run, Session, Submission, utcnow
-from .enums import FailureReason, RunKind, RunStatus
+from .enums import FailureReason, RunKind, RunPhase, RunStatus
 from .ingest import collect, record
 from .runtime import get_runtime, reap_orphans
 from .settings import Settings
 
 log = logging.getLogger("harness.recovery")
-PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING = "launching", "running", "scoring"
+
+
+def sync_submission(db, run: Run) -> None:
+    """A submit run's submission follows its run's status, the one place that copies it (once the submission
+    has ended it keeps its own outcome: a score stays a score)."""
+    if run.kind is not RunKind.SUBMIT:
+        return
+    sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+    if sub is not None and not sub.status.terminal:
+        sub.status = run.status
+        if run.status.terminal:
+            sub.reason, sub.message = run.reason, run.message
 
 
 def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
@@ -38,10 +49,7 @@ def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message:
     run.phase = None
     if run.run_dir:
         after_commit(db, functools.partial(notify.mark_ended, run.run_dir))  # waiters wake once it is committed
-    if run.kind is RunKind.SUBMIT:
-        sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
-        if sub is not None and not sub.status.terminal:
-            sub.status, sub.reason, sub.message = status, reason, message or None
+    sync_submission(db, run)
 
 
 def recover_runs(settings: Settings, store: Store) -> list[int]:
@@ -55,7 +63,7 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
                  for rid, run_dir, offset, sess_dir in pending}
     with store.tx() as db:
         for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
-            if run.phase == PHASE_SCORING:
+            if run.phase is RunPhase.SCORING:
                 rescore.append(run.id)
                 continue
             if run.runtime not in runtimes:
@@ -70,9 +78,7 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
             else:  # participant code never ran: back to the queue, in its old place
                 run.status, run.phase, run.started_at, run.gpu_ids, run.heartbeat_at = (
                     RunStatus.QUEUED, None, None, [], None)
-                sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
-                if sub is not None:
-                    sub.status = RunStatus.QUEUED
+                sync_submission(db, run)
                 log.warning("run %s: requeued (it had not started)", run.id)
     with store.tx() as db:  # only runtimes this root has used can have left something (no engine ping otherwise)
         used = set(db.scalars(select(Run.runtime).distinct()))

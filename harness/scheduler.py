@@ -24,12 +24,12 @@ from . import gpus, notify, provenance, session_env
 from .db import Store, open_store
 from .db.models import Round, Run, Session, Submission, utcnow
 from .grading import apply, grade, prediction_path, take_prediction
-from .enums import FailureReason, RunKind, RunStatus
+from .enums import FailureReason, RunKind, RunPhase, RunStatus
 from .disk_limits import DiskWatch, over_limit
 from .ingest import LOADER_ERROR_EXIT, collect, loader_error, record
 from .launch import spec_for
 from .lease import FileLock, has_pending_work
-from .recovery import PHASE_LAUNCHING, PHASE_RUNNING, PHASE_SCORING, mark, recover_runs
+from .recovery import mark, recover_runs, sync_submission
 from .runtime import Handle, Outcome, get_runtime
 from .settings import SETTINGS_FILE, Settings, load_settings
 
@@ -172,7 +172,7 @@ class Scheduler:
                 run.spec = {**(run.spec or {}), "isolation": handle.isolation,
                             **({"environment": handle.environment} if handle.environment else {})}
                 if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
-                    run.exit_code, run.phase = outcome.exit_code, PHASE_SCORING
+                    run.exit_code, run.phase = outcome.exit_code, RunPhase.SCORING
                     to_score.append(run.id)
                 else:
                     self._finish(db, run, outcome)
@@ -219,12 +219,10 @@ class Scheduler:
                 busy.update(ids)
                 if run.team_id is not None:
                     team_held[run.team_id] = team_held.get(run.team_id, 0) + len(ids)
-                run.status, run.phase, run.gpu_ids, run.message = RunStatus.RUNNING, PHASE_LAUNCHING, ids, None
+                run.status, run.phase, run.gpu_ids, run.message = RunStatus.RUNNING, RunPhase.LAUNCHING, ids, None
                 run.started_at = run.heartbeat_at = utcnow()
                 run.attempts += 1
-                sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
-                if sub is not None:
-                    sub.status = RunStatus.RUNNING
+                sync_submission(db, run)
                 self.gpu_busy[run.id] = ids
                 chosen.append(run.id)
         for run_id in chosen:
@@ -251,7 +249,7 @@ class Scheduler:
                 self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
                                               f"could not start: {exc}"))
                 return
-            run.pid, run.phase = handle.pid, PHASE_RUNNING
+            run.pid, run.phase = handle.pid, RunPhase.RUNNING
             self.handles[run.id] = handle
             if run.kind is RunKind.TRAIN:
                 self.checkpoint_dirs[run.id] = handle.spec.paths["checkpoints"]

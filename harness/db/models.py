@@ -11,15 +11,15 @@ from sqlalchemy import (JSON, text, BigInteger, Boolean, DateTime, Enum, Float, 
                         UniqueConstraint)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from ..enums import Direction, FailureReason, GpuPolicy, RunKind, RunStatus
+from ..enums import Direction, FailureReason, GpuPolicy, RunKind, RunPhase, RunStatus
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def _enum(cls, name):
-    return Enum(cls, name=name, native_enum=False, length=32,
+def _enum(cls, name, length=32):
+    return Enum(cls, name=name, native_enum=False, length=length,
                 values_callable=lambda e: [m.value for m in e], validate_strings=True)
 
 
@@ -63,7 +63,7 @@ class Run(Base):
     shm_size: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     time_limit: Mapped[float | None] = mapped_column(Float, nullable=True)
     pid: Mapped[int | None] = mapped_column(Integer, nullable=True)
-    phase: Mapped[str | None] = mapped_column(String(16), nullable=True)  # launching | running | scoring
+    phase: Mapped[RunPhase | None] = mapped_column(_enum(RunPhase, "run_phase", length=16), nullable=True)
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     stop_requested: Mapped[bool] = mapped_column(Boolean, default=False)
