@@ -30,16 +30,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from . import clock, permissions
+from . import clock, permissions, schema
 from .context import Harness
 from .db.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
 from .enums import GpuPolicy, RoundStatus, RunStatus
 from .errors import NotFound, UserError
 from .settings import read_toml
 
-ROUND_KEYS = {"name", "tasks", "start", "end", "submit", "gpu_quota", "gpu_quota_teams", "gpu_policy",
-              "public_fraction", "split_seed", "select", "qualify", "entry"}
-TOP_KEYS = {"name", "teams", "rounds", "title"}
 
 
 @dataclass
@@ -95,9 +92,7 @@ def parse_spec(path: Path) -> dict:
         data = read_toml(path)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    unknown = set(data) - TOP_KEYS
-    if unknown:
-        raise UserError(f"{path}: unknown field {sorted(unknown)[0]!r} (known: {', '.join(sorted(TOP_KEYS))})")
+    schema.check(data, schema.CONTEST, str(path))
     name = data.get("name")
     if not isinstance(name, str) or not name or "/" in name or name.strip() != name:
         raise UserError(f"{path}: name: expected a contest name without '/', got {name!r}")
@@ -118,9 +113,9 @@ def parse_spec(path: Path) -> dict:
     parsed, names, previous_end = [], set(), None
     for i, r in enumerate(rounds, start=1):
         where = f"{path}: rounds[{i}]"
-        unknown = set(r) - ROUND_KEYS
-        if unknown:
-            raise UserError(f"{where}: unknown field {sorted(unknown)[0]!r} (known: {', '.join(sorted(ROUND_KEYS))})")
+        if not isinstance(r, dict):
+            raise UserError(f"{where}: expected a [[rounds]] table, got {r!r}")
+        schema.check(r, schema.ROUND, where)
         rname = r.get("name", f"round{i}")
         if not isinstance(rname, str) or "/" in rname or rname in names:
             raise UserError(f"{where}.name: expected a unique round name without '/', got {rname!r}")

@@ -1,4 +1,5 @@
-"""One small schema for the TOML files people write (harness.toml for now): every key, its table and its type.
+"""One small schema for the TOML files people write (harness.toml, task.toml, contest.toml): every key, its table
+and its type.
 
 `check(data, schema, where)` refuses an unknown key or a value of the wrong type with one line that names the
 file, the table and the key, and says the closest valid key — or the table where that key belongs, for the
@@ -6,6 +7,7 @@ common slip of putting a key under the wrong [table].
 """
 from __future__ import annotations
 
+import datetime
 import difflib
 
 from .errors import UserError
@@ -53,9 +55,10 @@ def _check_key(key: str, value, table: str, schema: dict, where: str) -> None:
         if home:
             place = "at the top level" if home[0] == TOP else f"under [{home[0]}]"
             raise UserError(f"{where}: {_label(table, key)}: this key belongs {place}")
-        close = difflib.get_close_matches(key, list(keys) + [t for t in schema if t != TOP and not table], n=1)
+        known = sorted(set(keys) | ({t for t in schema if t != TOP} if table == TOP else set()))
+        close = difflib.get_close_matches(key, known, n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UserError(f"{where}: {_label(table, key)}: unknown key{hint} (known: {', '.join(sorted(keys))})")
+        raise UserError(f"{where}: {_label(table, key)}: unknown key{hint} (known: {', '.join(known)})")
     types = keys[key]
     if isinstance(value, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise UserError(f"{where}: {_label(table, key)}: expected {_names(types)}, got {value!r}")
@@ -74,4 +77,28 @@ SETTINGS = {
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
                "prediction_bytes": int, "scorer_memory_bytes": int},
+}
+
+ANY_VALUE = (str, int, float, bool, list, dict)
+
+TASK = {  # task.toml (harness.taskpack); [rules] is the organizers' own (e.g. a model-size cap their scripts read)
+    TOP: {"name": str, "title": str, "metric": str, "direction": str, "builder": str, "image": str,
+          "network": bool, "source_builds": bool},
+    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER},
+    "submit": {"quota": int, "period_seconds": NUMBER},
+    "split": {"label": str, "prediction": str, "key": str},
+    "evaluator": {"args": list, "requirements": list},
+    "rules": {ANY: ANY_VALUE},
+}
+
+WHEN = (datetime.datetime, datetime.date, str)  # a TOML date-time, or text parsed by the contest module
+
+CONTEST = {  # contest.toml (harness.contest checks the meaning: times, tasks, teams, rules)
+    TOP: {"name": str, "title": str, "rounds": list},
+    "teams": {ANY: list},
+}
+ROUND = {  # each [[rounds]] table of a contest.toml
+    TOP: {"name": str, "tasks": list, "start": WHEN, "end": WHEN, "submit": dict, "gpu_quota": int,
+          "gpu_quota_teams": dict, "gpu_policy": str, "public_fraction": NUMBER, "split_seed": int, "select": int,
+          "qualify": dict, "entry": str},
 }

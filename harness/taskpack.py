@@ -20,6 +20,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .enums import Direction
+from . import schema
 from .errors import NotFound, UserError
 from .settings import Settings, read_toml
 
@@ -53,6 +54,7 @@ class Manifest:
             data = read_toml(path)
         except FileNotFoundError:
             raise NotFound(f"{path}: no task manifest") from None
+        schema.check(data, schema.TASK, str(path))
         name = data.get("name") or folder.name
         direction = str(data.get("direction", "higher")).lower()
         if direction not in ("higher", "lower"):

@@ -95,7 +95,11 @@ def test_contest_file_errors_name_the_field(cli, tmp_path, state_root):
         'qualify = { best = 3 }\n': "rounds[1].qualify",
         'name = "x"\n[teams]\nt1 = ["u"]\nt2 = ["u"]\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\n'
         'end = 2026-01-02T00:00:00\n': "teams.t2: user 'u' is already in team 't1'",
-        'name = "x"\nround = 1\n': "unknown field 'round'",
+        'name = "x"\nround = 1\n': "round: unknown key; did you mean 'rounds'?",
+        'name = "x"\n[[rounds]]\ntask = ["a"]\nstart = 2026-01-01T00:00:00\nend = 2026-01-02T00:00:00\n':
+            "rounds[1]: task: unknown key; did you mean 'tasks'?",
+        'name = "x"\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\nend = 2026-01-02T00:00:00\n'
+        'public_fraction = "half"\n': "public_fraction: expected a number, got 'half'",
     }
     for text, expected in cases.items():
         bad.write_text(text)

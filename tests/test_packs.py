@@ -195,3 +195,22 @@ def test_a_2019_evaluator_with_requirements_scores_a_docker_run(cli, tmp_path, n
     cli("dataset", "add", pack, user=ORGANIZER)
     name = run_session(cli, nsml_folder, task="starthon")
     assert cli.json("submit", "-t", name, "1")["score"] == 1.0
+
+
+def test_task_toml_keys_are_checked_with_the_closest_valid_one(cli, tmp_path):
+    from helpers import ORGANIZER, make_tiny_task
+    folder = make_tiny_task(tmp_path / "typo")
+    manifest = folder / "task.toml"
+    good = manifest.read_text()
+    for extra, expected in (('metrik = "x"\n', "metrik: unknown key; did you mean 'metric'?"),
+                            ('[submit]\nquta = 2\n', "[submit] quta: unknown key; did you mean 'quota'?"),
+                            ('network = "yes"\n', "network: expected true or false, got 'yes'"),
+                            ('[limits]\nquota = 2\n', "[limits] quota: this key belongs under [submit]")):
+        text = extra + good if not extra.startswith("[") else good + "\n" + extra
+        if extra.startswith("[submit]") and "[submit]" in good:
+            text = good.replace("[submit]\n", "[submit]\nquta = 2\n")
+        manifest.write_text(text)
+        out = cli("dataset", "add", folder, user=ORGANIZER, code=2)
+        assert expected in out.stderr and str(manifest) in out.stderr and out.stderr.count("\n") == 1, out.stderr
+    manifest.write_text(good + '\n[rules]\nmax_params = 12000000\n')  # the organizers' own table is theirs
+    cli("dataset", "add", folder, user=ORGANIZER)
