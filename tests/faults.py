@@ -38,10 +38,7 @@ class _DieOnClose(ProcessHandle):
 class DieWhileScoring(ProcessRuntime):
     """The scheduler dies after a submit's inference has ended, before its score is stored."""
 
-    def start(self, spec):
-        handle = super().start(spec)
-        handle.__class__ = _DieOnClose
-        return handle
+    handle_class = _DieOnClose
 
 
 class _Hang(ProcessHandle):
@@ -52,7 +49,4 @@ class _Hang(ProcessHandle):
 class Hang(ProcessRuntime):
     """The scheduler hangs while watching a run (it stops renewing heartbeats)."""
 
-    def start(self, spec):
-        handle = super().start(spec)
-        handle.__class__ = _Hang
-        return handle
+    handle_class = _Hang

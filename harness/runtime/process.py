@@ -217,6 +217,7 @@ def kill_group(pid: int) -> None:
 
 class ProcessRuntime(Runtime):
     name = "process"
+    handle_class = ProcessHandle  # what start() returns (a subclass may watch its runs differently)
 
     def _python(self, spec: RunSpec) -> tuple[str, str | None, Path | None]:
         """The interpreter for this run: a session environment when its code has requirements (built once per
@@ -250,7 +251,7 @@ class ProcessRuntime(Runtime):
         finally:
             os.close(log)
         (spec.paths["run"] / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
-        handle = ProcessHandle(spec, proc, "bwrap" if sandboxed else "none")
+        handle = self.handle_class(spec, proc, "bwrap" if sandboxed else "none")
         if env_key:
             handle.environment += f" + session environment {env_key}"
         return handle
