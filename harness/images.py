@@ -25,9 +25,9 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from . import resources
 from .errors import UserError
 
-REPO = Path(__file__).resolve().parent.parent
 SDK = Path(__file__).resolve().parent / "session_sdk"
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ENV_REPO = "nsml-harness/env"
@@ -216,7 +216,7 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
 
 def dockerfile_digest() -> str:
     """Labels the default image, so that setup can tell an image built from an older Dockerfile."""
-    return hashlib.sha256((REPO / "Dockerfile").read_bytes()).hexdigest()[:16]
+    return hashlib.sha256(resources.DOCKERFILE.read_bytes()).hexdigest()[:16]
 
 
 def build_default_image(client, tag: str, base: str | None, wheels: list[Path], log=print) -> str:
@@ -226,7 +226,7 @@ def build_default_image(client, tag: str, base: str | None, wheels: list[Path], 
 
     with tempfile.TemporaryDirectory(prefix="harness-image-") as tmp:
         ctx = Path(tmp)
-        shutil.copy2(REPO / "Dockerfile", ctx / "Dockerfile")
+        shutil.copy2(resources.DOCKERFILE, ctx / "Dockerfile")
         shutil.copytree(SDK, ctx / "harness" / "session_sdk", ignore=shutil.ignore_patterns("__pycache__"))
         (ctx / "docker" / "wheels").mkdir(parents=True)
         for wheel in wheels:

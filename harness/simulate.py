@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from . import clock, contest, rounds, sessions, submits, task_admin
+from . import clock, contest, resources, rounds, sessions, submits, task_admin
 from .context import Harness
 from .db import open_store
 from .db.models import RoundEntry, Submission, Team
@@ -28,7 +28,7 @@ from .errors import QuotaExceeded, UserError
 from .progress import Progress, silent
 from .settings import SETTINGS_FILE, load_settings
 
-SUBMISSIONS = Path(__file__).resolve().parent.parent / "submissions"
+SUBMISSIONS = resources.SUBMISSIONS
 ORGANIZER = "organizer"
 MARKER = ".contest-sim"
 
@@ -250,8 +250,6 @@ class Simulation:
             self.echo(f"{r['name']}: {len(entered)} teams, tasks {', '.join(tasks)}")
             steps, step = max(1, math.ceil((r["end"] - now) / period)), 0
             while now < r["end"]:
-                self.progress(step, steps, f"{r['name']} {now.isoformat(timespec='minutes')}")
-                step += 1
                 clock.set_clock(org.settings, now)
                 pending: list[int] = []
                 for name in self.rng.permutation(sorted(entered)):
@@ -259,6 +257,8 @@ class Simulation:
                 for run_id in pending:  # the step's runs finish for real before simulated time moves on
                     sessions.wait_run(org, run_id)
                 self.log.steps += 1
+                step += 1
+                self.progress(step, steps, f"{r['name']} {now.isoformat(timespec='minutes')}")
                 self.echo(f"  {now.isoformat(timespec='minutes')}: {len(pending)} runs")
                 now += period
             clock.set_clock(org.settings, r["end"] - timedelta(seconds=1))

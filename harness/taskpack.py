@@ -20,12 +20,12 @@ from functools import lru_cache
 from pathlib import Path
 
 from .enums import Direction
-from . import schema
+from . import resources, schema
 from .errors import NotFound, UserError
 from .settings import Settings, read_toml
 
 MANIFEST = "task.toml"
-BUILTIN_TASKS = Path(__file__).resolve().parent.parent / "tasks"
+BUILTIN_TASKS = resources.TASKS
 ENTRY_POINT_GROUP = "harness.tasks"
 REQUIRED = ("train", "test/test_data", "test/test_label", "data_loader.py", "evaluation.py")
 

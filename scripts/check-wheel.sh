@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The wheel works alone: build it, install it into a fresh venv outside the checkout, and there prepare
+# garbage-docs, train and submit a session, and simulate a 2-team contest. Nothing of the checkout is on the
+# path: built-in tasks, baselines and the Dockerfile come from the wheel's package data.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+checkout=$PWD
+work=$(mktemp -d /tmp/wheel-check.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+PY=${PY:-.venv/bin/python}
+
+"$PY" -m pip wheel -q --no-deps --no-build-isolation -w "$work/dist" .
+python3 -m venv "$work/venv"
+"$work/venv/bin/pip" install -q "$work"/dist/nsml_harness-*.whl
+"$work/venv/bin/pip" install -q --no-deps konlpy==0.6.0  # garbage-docs' Korean corpus, as the README says
+cd "$work"  # outside the checkout: the harness below is the wheel's
+nsml="$work/venv/bin/nsml"
+"$work/venv/bin/python" -c 'import harness, sys; assert "/venv/" in harness.__file__, harness.__file__; print("harness from", harness.__file__)'
+export HARNESS_HOME="$work/state" HARNESS_USER=wheel
+mkdir -p "$HARNESS_HOME" code
+HARNESS_USER=$(id -un) "$nsml" dataset prepare garbage-docs --scale 0.1
+cat > code/main.py <<'PY'
+import argparse
+import nsml
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+cfg = p.parse_args()
+nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
+          infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
+if cfg.pause:
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    nsml.save(0)
+PY
+name=$("$nsml" run -d garbage-docs code | awk '{print $2}')
+"$nsml" logs -f "$name"
+"$nsml" submit "$name" 0 | tee "$work/submit.txt"
+grep -q '^Score:' "$work/submit.txt"
+"$nsml" board garbage-docs -j | "$work/venv/bin/python" -c 'import json, sys; b = json.load(sys.stdin); assert len(b) == 1 and b[0]["user"] == "wheel", b'
+HARNESS_USER=$(id -un) "$nsml" contest simulate "$checkout/contests/demo.toml" --teams 2 --seed 1 --scale 0.1 \
+  --out "$work/sim" | tail -3
+test -s "$work/sim/report.md" && test -s "$work/sim/report.html"
+echo "wheel check: ok"
