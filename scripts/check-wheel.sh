@@ -19,21 +19,9 @@ nsml="$work/venv/bin/nsml"
 export HARNESS_HOME="$work/state" HARNESS_USER=wheel
 mkdir -p "$HARNESS_HOME" code
 HARNESS_USER=$(id -un) "$nsml" dataset prepare garbage-docs --scale 0.1
-cat > code/main.py <<'PY'
-import argparse
-import nsml
-p = argparse.ArgumentParser()
-p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
-p.add_argument("--iteration", default="0")
-cfg = p.parse_args()
-nsml.bind(save=lambda d: open(d + "/w", "w").write("1"), load=lambda d: None,
-          infer=lambda path: [0] * (sum(1 for _ in open(path, encoding="utf-8")) - 1))
-if cfg.pause:
-    nsml.paused(scope=locals())
-if cfg.mode == "train":
-    nsml.save(0)
-PY
-name=$("$nsml" run -d garbage-docs code | awk '{print $2}')
+python3 -c "import sys; sys.path.insert(0, '$checkout/bench'); from common import ENTRY; print(ENTRY)" \
+  > code/main.py  # the benchmarks' NSML entry: saves checkpoint 0, infers zeros
+name=$("$nsml" run -d garbage-docs -a "--work 0" code | awk '{print $2}')
 "$nsml" logs -f "$name"
 "$nsml" submit "$name" 0 | tee "$work/submit.txt"
 grep -q '^Score:' "$work/submit.txt"
