@@ -20,7 +20,7 @@ from .db.models import Run, Session, Submission
 from .disk_limits import DiskLimit
 from .enums import RunKind
 from .ingest import events_path
-from .runtime.base import Mount, RunSpec
+from .runtime.base import Mount, RunPaths, RunSpec
 from .safefs import is_real_dir
 from .settings import Settings
 from .taskpack import Manifest
@@ -60,8 +60,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     if not own.is_symlink():
         own.symlink_to(settings.sessions_dir / user, target_is_directory=True)
     view = run_dir / "data" / task
-    paths = {"app": workdir, "run": run_dir, "log": run_dir / "log.txt", "events": events, "data": view,
-             "checkpoints": checkpoints, "sessions": own.parent}
+    paths = RunPaths(run=run_dir, log=run_dir / "log.txt", app=workdir, events=events, data=view,
+                     checkpoints=checkpoints, sessions=own.parent)
     mounts = [Mount(workdir, "/app", read_only=False), *_data_mounts(view, f"/data/{task}", data),
               Mount(events.parent, "/nsml/run", read_only=False), Mount(own, f"/nsml/sessions/{user}"),
               Mount(checkpoints, "/nsml/checkpoints", read_only=not writable_checkpoints)]
@@ -123,7 +123,7 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
     env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
            "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
     spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)
-    spec.paths.update(output=output, loader=loader_dir)
+    spec.paths.output, spec.paths.loader = output, loader_dir
     spec.mounts += [Mount(output, "/nsml/output", read_only=False), Mount(loader_dir, "/nsml/loader")]
     spec.disk_limits[-1].paths.append(output)
     return spec

@@ -144,8 +144,8 @@ class Scheduler:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
             if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
-                    and outcome.exit_code == LOADER_ERROR_EXIT and handle.spec.paths.get("output") is not None:
-                blamed = loader_error(handle.spec.paths["run"])
+                    and outcome.exit_code == LOADER_ERROR_EXIT and handle.spec.paths.output is not None:
+                blamed = loader_error(handle.spec.paths.run)
                 if blamed is not None:
                     outcome = Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
                                       f"the task's data_loader.py failed (not counted): {blamed}")
@@ -155,7 +155,7 @@ class Scheduler:
                     outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
             checkpoints = self.checkpoint_dirs.get(run_id)
             if checkpoints is not None:
-                collected[run_id] = collect(handle.spec.paths["run"], offset or 0, checkpoints)
+                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints)
             if outcome is not None:
                 ended[run_id] = outcome
         to_score, done = [], []
@@ -252,7 +252,7 @@ class Scheduler:
             run.pid, run.phase = handle.pid, RunPhase.RUNNING
             self.handles[run.id] = handle
             if run.kind is RunKind.TRAIN:
-                self.checkpoint_dirs[run.id] = handle.spec.paths["checkpoints"]
+                self.checkpoint_dirs[run.id] = handle.spec.paths.checkpoints
             self.disk.watch(run.id, handle.spec.disk_limits)
 
     # -- outcomes ------------------------------------------------------------------------------------------

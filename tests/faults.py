@@ -12,7 +12,7 @@ from harness.runtime.process import ProcessHandle, ProcessRuntime
 
 
 def _first_time(spec, what: str) -> bool:
-    marker = spec.paths["run"] / f"fault-{what}"
+    marker = spec.paths.run / f"fault-{what}"
     if marker.exists():
         return False
     marker.write_text("fired")

@@ -68,8 +68,18 @@ def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, 
     assert names["maj"][1] == 0.5
     board = cli.json("board", "garbage-docs")
     assert {r["user"] for r in board} == {"maj", "lstm"}
-    leftover = docker_client.containers.list(all=True, filters={"label": "nsml-harness.instance"})
-    assert not [c for c in leftover if c.labels.get("nsml-harness.session", "").startswith(("maj/", "lstm/"))]
+    assert _no_containers(docker_client, lambda c: c.labels.get("nsml-harness.session", "").startswith(
+        ("maj/", "lstm/")), {"label": "nsml-harness.instance"})
+
+
+def _no_containers(docker_client, which, filters, timeout=30.0) -> bool:
+    """No container left (a run's container is removed just after its outcome is recorded: wait for that)."""
+    deadline = time.time() + timeout
+    while [c for c in docker_client.containers.list(all=True, filters=filters) if which(c)]:
+        if time.time() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 HOSTILE = r'''
@@ -236,7 +246,7 @@ def test_hostile_ten_gigabyte_prediction_is_limited(cli, docker_root, hostile, s
 def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, tmp_path, monkeypatch):
     """With a declared inventory, allocations differ and are pinned in device_requests (the container's config)."""
     from harness import gpus
-    from harness.runtime.base import Mount, RunSpec
+    from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
     from harness.settings import load_settings
     monkeypatch.setenv("HARNESS_GPUS", "4")
@@ -250,7 +260,7 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
             app = tmp_path / f"app{run_id}"
             app.mkdir()
             spec = RunSpec(run_id=run_id, name=f"alice/t/{run_id}", argv=["main.py"], workdir=app,
-                           paths={"log": tmp_path / "log"}, gpu_ids=ids, mounts=[Mount(app, "/app", False)])
+                           paths=RunPaths(run=tmp_path, log=tmp_path / "log"), gpu_ids=ids, mounts=[Mount(app, "/app", False)])
             created.append(docker_client.containers.create(**container_config(settings, spec,
                                                                                "nsml-harness/session:latest")))
         requests = [c.attrs["HostConfig"]["DeviceRequests"] for c in created]
@@ -265,12 +275,12 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
 
 
 def test_container_is_locked_down(docker_root, docker_client, tmp_path):
-    from harness.runtime.base import Mount, RunSpec
+    from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
     from harness.settings import load_settings
     app = tmp_path / "app"
     app.mkdir()
-    spec = RunSpec(run_id=1, name="alice/t/1", argv=["main.py"], workdir=app, paths={"log": tmp_path / "log"},
+    spec = RunSpec(run_id=1, name="alice/t/1", argv=["main.py"], workdir=app, paths=RunPaths(run=tmp_path, log=tmp_path / "log"),
                    memory=256 << 20, cpus=1.5, shm_size=64 << 20, mounts=[Mount(app, "/app", False)])
     c = docker_client.containers.create(**container_config(load_settings(), spec, "nsml-harness/session:latest"))
     try:
@@ -350,7 +360,7 @@ def test_orphaned_containers_are_reaped_and_sessions_marked(cli, docker_root, ho
     cli("logs", "-f", name, code=1)  # any CLI call starts a new scheduler, which recovers
     row = _ps(cli, name)
     assert (row["status"], row["reason"]) == ("failed", "lost")
-    assert not docker_client.containers.list(all=True, filters={"label": f"nsml-harness.session={name}"})
+    assert _no_containers(docker_client, lambda c: True, {"label": f"nsml-harness.session={name}"})
 
 
 def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_root, docker_client, hostile):
@@ -365,4 +375,4 @@ def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_r
     cli("stop", name)
     cli("logs", "-f", name, code=1)
     assert _ps(cli, name)["status"] == "stopped"
-    assert not docker_client.containers.list(all=True, filters=label)
+    assert _no_containers(docker_client, lambda c: True, label)

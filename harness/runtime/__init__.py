@@ -9,7 +9,7 @@ import importlib
 from importlib.metadata import entry_points
 
 from ..errors import UserError
-from .base import Handle, Mount, Outcome, Runtime, RunSpec  # noqa: F401
+from .base import Handle, Mount, Outcome, Runtime, RunPaths, RunSpec  # noqa: F401
 
 BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",
            "docker": "harness.runtime.docker_runtime:DockerRuntime"}

@@ -23,6 +23,21 @@ class Mount:
 
 
 @dataclass
+class RunPaths:
+    """The host folders and files a run is given (harness.launch makes them; a runtime maps them in)."""
+
+    run: Path  # the run's own folder, runs/ID: its pid file, and the parents of what follows
+    log: Path  # what the code prints, runs/ID/log.txt
+    app: Path | None = None  # the run's copy of the code (its working directory)
+    events: Path | None = None  # the events file nsml.report / nsml.save append to
+    data: Path | None = None  # the data view behind DATASET_PATH (never the test labels)
+    checkpoints: Path | None = None  # the session's checkpoint folder
+    sessions: Path | None = None  # the user's own sessions, for nsml.load(session=...)
+    output: Path | None = None  # a submit's prediction folder
+    loader: Path | None = None  # a submit's copy of the task's data_loader.py
+
+
+@dataclass
 class RunSpec:
     """Everything a runtime needs to execute one run of participant code."""
 
@@ -30,7 +45,7 @@ class RunSpec:
     name: str  # the session name, for labels and messages
     argv: list[str]  # the entry file and its arguments (the interpreter is the runtime's)
     workdir: Path  # the run's copy of the code: the working directory
-    paths: dict[str, Path]  # named host folders/files the run is given (dataset view, checkpoints, ...)
+    paths: RunPaths  # the host folders and files the run is given
     env: dict[str, str] = field(default_factory=dict)  # NSML_* variables, paths as host paths
     gpu_ids: list[int] = field(default_factory=list)
     cpus: float | None = None
@@ -50,7 +65,7 @@ class RunSpec:
 
     @property
     def log_path(self) -> Path:
-        return self.paths["log"]
+        return self.paths.log
 
     def data_mounts(self) -> list[Mount]:
         """The organizer's folders and files placed under the data view (read-only binds of the task itself)."""

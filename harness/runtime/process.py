@@ -236,11 +236,11 @@ class ProcessRuntime(Runtime):
         python, env_key, env_dir = self._python(spec)
         argv, cwd = [python, *spec.argv], spec.workdir
         if sandboxed:
-            tmp = spec.paths["run"] / "tmp"
+            tmp = spec.paths.run / "tmp"
             tmp.mkdir(exist_ok=True)
             env = sandbox_env(spec, inherited_environment(), tmp)
             extra = [env_dir] if env_dir is not None else []
-            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, extra), spec.paths["run"]
+            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, extra), spec.paths.run
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
@@ -250,7 +250,7 @@ class ProcessRuntime(Runtime):
                                     stderr=subprocess.STDOUT, start_new_session=True)
         finally:
             os.close(log)
-        (spec.paths["run"] / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
+        (spec.paths.run / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
         handle = self.handle_class(spec, proc, "bwrap" if sandboxed else "none")
         if env_key:
             handle.environment += f" + session environment {env_key}"
