@@ -95,7 +95,8 @@ def wait_readable(fds: list[int], timeout: float) -> list[int]:
 def mark_ended(run_dir: str | Path) -> None:
     """Tell waiters that run's end is committed (best effort: they re-check the database anyway)."""
     try:
-        fd = os.open(Path(run_dir) / ENDED, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        fd = os.open(Path(run_dir) / ENDED,  # never through a link, never blocking on a planted FIFO
+                     os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
         os.close(fd)
     except OSError:
         pass

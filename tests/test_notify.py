@@ -55,3 +55,18 @@ def test_a_new_run_folder_drops_an_old_marker(tmp_path):
     notify.mark_ended(run_dir)
     notify.prepare_run_dir(run_dir)
     assert run_dir.is_dir() and not (run_dir / notify.ENDED).exists()
+
+
+def test_a_planted_end_marker_never_blocks_the_scheduler(tmp_path):
+    """Unconfined participant code could plant a FIFO or a link where the end marker goes: writing the marker
+    neither blocks on the FIFO nor follows the link."""
+    fifo_run, link_run = tmp_path / "1", tmp_path / "2"
+    fifo_run.mkdir()
+    link_run.mkdir()
+    os.mkfifo(fifo_run / notify.ENDED)
+    (link_run / notify.ENDED).symlink_to(tmp_path / "victim")
+    start = time.monotonic()
+    notify.mark_ended(fifo_run)
+    notify.mark_ended(link_run)
+    assert time.monotonic() - start < 1
+    assert not (tmp_path / "victim").exists()
