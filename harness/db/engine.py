@@ -13,9 +13,8 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session as OrmSession, sessionmaker
 
 from ..errors import UserError
-from .quick import code_head
+from .quick import MIGRATIONS, code_head
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 30_000
 
 
