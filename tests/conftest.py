@@ -55,3 +55,12 @@ def tiny_task(tmp_path, cli):
 @pytest.fixture
 def nsml_folder(tmp_path):
     return participant(tmp_path / "participant", NSML_MAIN)
+
+
+@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
+def runtime(request, monkeypatch):
+    """Run the test once per runtime (docker only where an engine and the image are there; CI has both)."""
+    if request.param == "docker":
+        request.getfixturevalue("docker_ready")
+    monkeypatch.setenv("HARNESS_RUNTIME", request.param)
+    return request.param

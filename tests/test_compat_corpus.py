@@ -2,7 +2,6 @@
 each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker."""
 import textwrap
 
-import pytest
 
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
@@ -131,14 +130,6 @@ def main(mode="train", pause=0, threshold=50):
 if __name__ == "__main__":
     fire.Fire(main)
 '''
-
-
-@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
-def runtime(request, monkeypatch):
-    if request.param == "docker":
-        request.getfixturevalue("docker_ready")
-    monkeypatch.setenv("HARNESS_RUNTIME", request.param)
-    return request.param
 
 
 def _scored(cli, name, ckpt, task="tiny"):

@@ -1,7 +1,6 @@
 """Reserved flags as the entry declares them (issue: AI Rush 2022 entries declare only --mode and --pause)."""
 import textwrap
 
-import pytest
 
 from helpers import NSML_MAIN, participant, run_session
 from harness.entry_flags import scan
@@ -75,12 +74,7 @@ def test_click_fire_and_unknown_parsers(tmp_path):
 AIRUSH_2022 = NSML_MAIN.replace('''    p.add_argument("--iteration", default="0")\n''', "")
 
 
-@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
-def test_an_entry_without_iteration_is_trained_forked_and_submitted(cli, tiny_task, tmp_path, runtime, request,
-                                                                    monkeypatch):
-    if runtime == "docker":
-        request.getfixturevalue("docker_ready")
-    monkeypatch.setenv("HARNESS_RUNTIME", runtime)
+def test_an_entry_without_iteration_is_trained_forked_and_submitted(cli, tiny_task, tmp_path, runtime):
     assert '"--iteration"' not in AIRUSH_2022
     folder = participant(tmp_path / "airush2022", AIRUSH_2022)
     name = run_session(cli, folder, "-a", "--epochs 2")

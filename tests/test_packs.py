@@ -92,12 +92,7 @@ print(sum(a == b for a, b in zip(preds, labels)) / len(labels))
 
 
 
-@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
-def test_a_2019_evaluator_reads_labels_from_the_fixed_path(cli, tmp_path, nsml_folder, runtime, request,
-                                                           monkeypatch):
-    if runtime == "docker":
-        request.getfixturevalue("docker_ready")
-    monkeypatch.setenv("HARNESS_RUNTIME", runtime)
+def test_a_2019_evaluator_reads_labels_from_the_fixed_path(cli, tmp_path, nsml_folder, runtime):
     pack = make_tiny_task(tmp_path / "starthon", name="starthon")
     (pack / "evaluation.py").write_text(STARTHON_2019_EVAL)
     cli("dataset", "add", pack, user=ORGANIZER)
