@@ -1,10 +1,10 @@
 """Per-session environments (process runtime): the first build of a requirements hash vs a cached start.
 
-    .venv/bin/python bench/session_env.py [--requirement transformers==4.46.3]
+    .venv/bin/python bench/environments.py [--requirement transformers==4.46.3]
 
 Cold: an empty uv download cache (UV_CACHE_DIR in a temp folder) and a new hash. Warm: the wheels are cached,
 a new hash. Cached: the same hash again (what every later session with these requirements pays).
-Writes bench/results/session_env.json.
+Writes bench/results/environments.json.
 """
 import argparse
 import json
@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness import session_env  # noqa: E402
+from harness.runtime import environments  # noqa: E402
 
 
 def timed(fn):
@@ -35,14 +35,14 @@ def main():
         code = tmp / "code"
         code.mkdir()
         (code / "requirements.txt").write_text(f"{args.requirement}\n")
-        cold = timed(lambda: session_env.ensure(envs, code))
-        cached = min(timed(lambda: session_env.ensure(envs, code)) for _ in range(5))
+        cold = timed(lambda: environments.ensure(envs, code))
+        cached = min(timed(lambda: environments.ensure(envs, code)) for _ in range(5))
         (code / "requirements.txt").write_text(f"{args.requirement}\nsix\n")  # a new hash, wheels cached
-        warm = timed(lambda: session_env.ensure(envs, code))
+        warm = timed(lambda: environments.ensure(envs, code))
     row = {"requirement": args.requirement, "cold_build_s": round(cold, 2), "warm_build_s": round(warm, 2),
            "cached_start_s": round(cached, 4)}
     print(json.dumps(row))
-    out = Path(__file__).resolve().parent / "results" / "session_env.json"
+    out = Path(__file__).resolve().parent / "results" / "environments.json"
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(row, indent=2) + "\n")
 

@@ -68,7 +68,7 @@ def peak_rss_mib(cmd: list[str], env: dict | None = None) -> float:
 
 def stop_scheduler(root: Path) -> None:
     """End the root's idle scheduler (for the cold samples) and wait until its lock is free."""
-    from harness.lease import FileLock
+    from harness.scheduler.lease import FileLock
     lock = FileLock(root / ".harness" / "scheduler.lock")
     for _ in range(200):
         if lock.is_free():

@@ -39,7 +39,7 @@ if ! docker image inspect local/bookworm-py >/dev/null 2>&1; then
   rm -rf "$rootfs"
 fi
 
-want=$("$PY" -c 'from harness.images import dockerfile_digest; print(dockerfile_digest())')
+want=$("$PY" -c 'from harness.runtime.images import dockerfile_digest; print(dockerfile_digest())')
 have=$(docker image inspect nsml-harness/session:latest \
        --format '{{ index .Config.Labels "nsml-harness.dockerfile" }}' 2>/dev/null || true)
 if [ "$have" != "$want" ]; then  # missing, or built from an older Dockerfile

@@ -3,14 +3,15 @@ from datetime import timedelta
 
 import pytest
 
-from harness import leaderboard
+from harness.service import boards
 from harness.context import Harness
-from harness.db.models import Run, Submission, utcnow
-from harness.enums import FailureReason, RunKind, RunStatus
-from harness.errors import QuotaExceeded
-from harness.settings import load_settings
-from harness.submits import check_quota
-from harness.taskpack import Manifest
+from harness.store.models import Run, Submission
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunKind, RunStatus
+from harness.core.errors import QuotaExceeded
+from harness.core.settings import load_settings
+from harness.service.submits import check_quota
+from harness.taskpacks.registry import Manifest
 
 from helpers import make_tiny_task
 
@@ -41,7 +42,7 @@ def test_each_users_best_in_the_tasks_direction(tmp_path, direction):
     _add(h, task, "alice", 0.9, 40)
     _add(h, task, "bob", 0.7, 30)
     _add(h, task, "carol", 0.1, 20, dry_run=True)  # dry runs are never ranked
-    rows = leaderboard.board(h, task)
+    rows = boards.board(h, task)
     if direction == "higher":
         assert [(r["user"], r["score"]) for r in rows] == [("alice", 0.9), ("bob", 0.7)]
     else:
@@ -56,7 +57,7 @@ def test_ties_share_a_rank_and_the_earlier_submission_comes_first(tmp_path):
     _add(h, task, "early", 0.8, 60)
     _add(h, task, "top", 0.95, 1)
     _add(h, task, "last", 0.2, 2)
-    rows = leaderboard.board(h, task)
+    rows = boards.board(h, task)
     assert [(r["rank"], r["user"]) for r in rows] == [(1, "top"), (2, "early"), (2, "late"), (4, "last")]
 
 
@@ -65,7 +66,7 @@ def test_failed_and_nan_scores_are_never_ranked(tmp_path):
     _add(h, task, "nan", float("nan"), 10)
     _add(h, task, "crash", None, 9, status=RunStatus.FAILED, reason=FailureReason.EXIT_CODE)
     _add(h, task, "ok", 0.3, 8)
-    assert [r["user"] for r in leaderboard.board(h, task)] == ["ok"]
+    assert [r["user"] for r in boards.board(h, task)] == ["ok"]
 
 
 def test_quota_counts_submits_in_the_period_with_simulated_time(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from helpers import make_tiny_task, participant, NSML_MAIN
-from harness import splits
+from harness.scoring import splits
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (15 numbers; label = number > 50)
 
@@ -249,7 +249,7 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
     perfect = cli.json("submit", _session(cli, tmp_path, "carol", 50), "0", user="carol")
     assert perfect["score"] == 1.0 and sub["score"] < 1.0  # blue leads red on the public board
     from harness.context import Harness
-    from harness.db.models import Submission
+    from harness.store.models import Submission
     h = Harness()
     with h.tx() as db:
         prov = db.get(Submission, sub["id"]).provenance
@@ -312,8 +312,8 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
 
     # the simulation's store holds real, scored submissions: the boards come from them, not from shortcuts
     from harness.context import Harness
-    from harness.db.models import Round, Submission
-    from harness.settings import load_settings
+    from harness.store.models import Round, Submission
+    from harness.core.settings import load_settings
     h = Harness(load_settings(root=out / "state", user="organizer"))
     with h.tx() as db:
         subs = db.query(Submission).all()
@@ -332,8 +332,8 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
 
 def test_qualifier_rules_top_k_with_ties_threshold_and_direction():
     from types import SimpleNamespace
-    from harness.enums import Direction
-    from harness.rounds import qualifiers
+    from harness.core.enums import Direction
+    from harness.contest.rounds import qualifiers
 
     def row(team, rank, score):
         return {"team": team, "private_rank": rank, "private": score}

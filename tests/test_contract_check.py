@@ -49,7 +49,7 @@ def test_a_good_entry_passes_every_step(cli, tiny_task, nsml_folder):
 
 @pytest.mark.parametrize("baseline", BASELINES)
 def test_every_baseline_passes_the_static_checks(baseline):
-    from harness.contract_check import static_checks
+    from harness.service.check import static_checks
     steps = static_checks(REPO / "submissions" / baseline, "main.py")
     assert all(s.ok for s in steps), [s for s in steps if not s.ok]
 

@@ -58,7 +58,7 @@ def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, 
         assert result["status"] == "succeeded", result
         names[user] = (name, result["score"])
         from harness.context import Harness
-        from harness.db.models import Submission
+        from harness.store.models import Submission
         h = Harness()
         with h.tx() as db:  # provenance names the image the code ran in, by id
             prov = db.get(Submission, result["id"]).provenance
@@ -245,10 +245,10 @@ def test_hostile_ten_gigabyte_prediction_is_limited(cli, docker_root, hostile, s
 
 def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, tmp_path, monkeypatch):
     """With a declared inventory, allocations differ and are pinned in device_requests (the container's config)."""
-    from harness import gpus
+    from harness.runtime import gpus
     from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
-    from harness.settings import load_settings
+    from harness.core.settings import load_settings
     monkeypatch.setenv("HARNESS_GPUS", "4")
     settings = load_settings()
     busy: set[int] = set()
@@ -277,7 +277,7 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
 def test_container_is_locked_down(docker_root, docker_client, tmp_path):
     from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
-    from harness.settings import load_settings
+    from harness.core.settings import load_settings
     app = tmp_path / "app"
     app.mkdir()
     spec = RunSpec(run_id=1, name="alice/t/1", argv=["main.py"], workdir=app, paths=RunPaths(run=tmp_path, log=tmp_path / "log"),

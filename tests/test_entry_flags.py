@@ -3,7 +3,7 @@ import textwrap
 
 
 from helpers import NSML_MAIN, participant, run_session
-from harness.entry_flags import scan
+from harness.runtime.entry_flags import scan
 
 
 def _entry(tmp_path, source, extra=None):

@@ -6,9 +6,9 @@ import sys
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from harness.enums import FailureReason
-from harness.scoring import evaluate
-from harness.taskpack import BUILTIN_TASKS
+from harness.core.enums import FailureReason
+from harness.scoring.evaluator import evaluate
+from harness.taskpacks.registry import BUILTIN_TASKS
 
 OK_REASONS = {FailureReason.INVALID_PREDICTION, FailureReason.MISSING_OUTPUT}
 

@@ -89,7 +89,7 @@ def test_prepare_with_own_corpus_and_scale(cli, tmp_path, state_root):
 
 
 def test_evaluator_rejects_malformed_predictions(built, tmp_path):
-    from harness.scoring import evaluate
+    from harness.scoring.evaluator import evaluate
     evaluation = REPO / "tasks" / "garbage-docs" / "evaluation.py"
     label = built / "test" / "test_label"
     pred = tmp_path / "pred"

@@ -3,7 +3,7 @@ import os
 import threading
 import time
 
-from harness import notify
+from harness.core import notify
 
 
 def test_ring_without_a_scheduler_is_harmless(tmp_path):

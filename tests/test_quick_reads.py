@@ -8,12 +8,12 @@ import pytest
 
 from helpers import ORGANIZER, NSML_MAIN, make_tiny_task, participant, run_session
 
-from harness import listing
+from harness.store import listing
 from harness.context import Harness
-from harness.db.quick import QuickReader
-from harness.leaderboard import board
-from harness.sessions import list_sessions
-from harness.settings import load_settings
+from harness.store.quick import QuickReader
+from harness.service.boards import board
+from harness.service.sessions import list_sessions
+from harness.core.settings import load_settings
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def tiny_task(tmp_path, cli):
 
 def _end_scheduler(state_root):
     import psutil
-    from harness.lease import FileLock
+    from harness.scheduler.lease import FileLock
     lock = FileLock(state_root / ".harness" / "scheduler.lock")
     if not lock.is_free():
         proc = psutil.Process(lock.holder())

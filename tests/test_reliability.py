@@ -54,7 +54,7 @@ def _runs(state_root):
 
 def _scheduler(state_root):
     """The live scheduler of this state root: the process that holds its lock (its pid is in the lock file)."""
-    from harness.lease import FileLock
+    from harness.scheduler.lease import FileLock
     lock = FileLock(state_root / ".harness" / "scheduler.lock")
     if lock.is_free():
         return None
@@ -127,7 +127,7 @@ def test_kill_9_during_training_is_lost_and_reaped(cli, tiny_task, sleeper, stat
 
 def test_kill_9_during_submit_is_lost_and_does_not_count(cli, tiny_task, sleeper, state_root):
     from harness.context import Harness
-    from harness.submits import start_submit
+    from harness.service.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 30", wait=False)
     _wait(lambda: "saved" in cli("logs", name).stdout)
     cli("stop", name)
@@ -149,7 +149,7 @@ def test_kill_9_during_submit_is_lost_and_does_not_count(cli, tiny_task, sleeper
 
 def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper, state_root, monkeypatch):
     from harness.context import Harness
-    from harness.submits import start_submit
+    from harness.service.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 0")
     _fault(monkeypatch, state_root, "DieWhileScoring")
     sub_id, run_id = start_submit(Harness(), name, "1", runtime="fault")
@@ -187,8 +187,8 @@ def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper
 
 def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state_root):
     from harness.context import Harness
-    from harness.settings import load_settings
-    from harness.submits import submit
+    from harness.core.settings import load_settings
+    from harness.service.submits import submit
     from helpers import NSML_MAIN
     folder = make_tiny_task(tmp_path / "t50", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
@@ -299,7 +299,7 @@ def test_queue_limit_and_checkpoint_disk_limit(cli, tiny_task, sleeper, state_ro
 
 
 def test_evaluator_memory_is_bounded(tmp_path):
-    from harness.scoring import evaluate
+    from harness.scoring.evaluator import evaluate
     evaluation = tmp_path / "evaluation.py"
     evaluation.write_text("x = bytearray(2 << 30)\nprint(1.0)\n")
     pred = tmp_path / "p"
@@ -384,9 +384,11 @@ def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp
 def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state_root):
     """Bounded in time; afterwards: integrity, no orphan processes, every run terminal, every submit scored."""
     from harness.context import Harness
-    from harness.sessions import RunOptions, start_session, wait_run
-    from harness.settings import load_settings
-    from harness.submits import start_submit
+    from harness.runs.create import RunOptions
+    from harness.service.sessions import start_session
+    from harness.scheduler.waiting import wait_run
+    from harness.core.settings import load_settings
+    from harness.service.submits import start_submit
     (state_root / "harness.toml").write_text("gpus = 4\n[limits]\nqueued_per_user = 1000\n")
     folder = make_tiny_task(tmp_path / "soak-task", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)

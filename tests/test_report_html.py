@@ -1,5 +1,5 @@
 """The contest report's HTML is real Markdown rendering (markdown-it-py), with raw HTML escaped."""
-from harness.report import markdown_to_html
+from harness.sim.report import markdown_to_html
 
 
 def test_report_html_renders_markdown_and_escapes_html():

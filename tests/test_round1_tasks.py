@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from helpers import ORGANIZER, REPO, run_session
-from harness.scoring import evaluate
+from harness.scoring.evaluator import evaluate
 
 TASKS = REPO / "tasks"
 # task, baseline folder, its arguments for a quick run, scale, direction, minimal margin over the trivial answer

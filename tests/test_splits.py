@@ -8,9 +8,9 @@ import sys
 import numpy as np
 import pytest
 
-from harness.enums import FailureReason
-from harness.splits import SplitFormat, SplitScores, evaluate_split, halves
-from harness.taskpack import BUILTIN_TASKS, Manifest
+from harness.core.enums import FailureReason
+from harness.scoring.splits import SplitFormat, SplitScores, evaluate_split, halves
+from harness.taskpacks.registry import BUILTIN_TASKS, Manifest
 
 
 def _rows(path):

@@ -4,9 +4,9 @@ import threading
 from sqlalchemy import text
 
 from harness.context import Harness
-from harness.db.engine import _alembic_config, open_store
-from harness.settings import load_settings
-from harness.workspace import snapshot_code
+from harness.store.engine import _alembic_config, open_store
+from harness.core.settings import load_settings
+from harness.runs.snapshot import snapshot_code
 
 
 def test_sqlite_store_is_wal_and_migrated_to_head(state_root):
@@ -25,7 +25,7 @@ def test_models_and_migrations_agree(state_root):
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
-    from harness.db.models import Base
+    from harness.store.models import Base
     store = open_store(f"sqlite:///{state_root / 'y.db'}")
     with store.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
@@ -60,7 +60,7 @@ def test_nsmlignore_is_honoured(tmp_path):
 
 
 def test_concurrent_runs_get_distinct_session_numbers(tiny_task, nsml_folder):
-    from harness.sessions import start_session
+    from harness.service.sessions import start_session
     names, errors = [], []
 
     def go():

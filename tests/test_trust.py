@@ -364,7 +364,7 @@ def test_corrupt_database_is_named_in_one_line(cli, state_root):
                                   "/abs/path.whl", "pkg.whl", "--extra-index-url=http://x", "-r other.txt",
                                   "file:///tmp/x.tar.gz", "numpy>=1 --install-option=--x"])
 def test_requirement_lines_that_fetch_or_run_code_are_refused(line, tmp_path):
-    from harness.images import ImageError, requirements
+    from harness.runtime.images import ImageError, requirements
     (tmp_path / "requirements.txt").write_text(f"numpy==1.26.4\n{line}\n")
     with pytest.raises(ImageError) as exc:
         requirements(tmp_path)
@@ -372,7 +372,7 @@ def test_requirement_lines_that_fetch_or_run_code_are_refused(line, tmp_path):
 
 
 def test_plain_requirement_lines_and_apt_names_pass(tmp_path):
-    from harness.images import ImageError, requirements
+    from harness.runtime.images import ImageError, requirements
     (tmp_path / "requirements.txt").write_text(textwrap.dedent("""\
         #nsml: local/bookworm-py
         numpy==1.26.4  # pinned

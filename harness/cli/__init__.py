@@ -1,4 +1,7 @@
-"""The `harness` command line (also installed as `nsml`): a thin click layer over the library."""
+"""Floor 10 — cli: the `harness` command line (also installed as `nsml`), a thin click layer over the service.
+One module per command group, loaded lazily (COMMANDS); no SQL and no transactions here (the import contracts
+forbid the store, runs, scoring, the scheduler and contest rules): output only, through rich tables or JSON.
+May import: sim, service, context, runtime (image build, --runtime), core."""
 from __future__ import annotations
 
 import errno
@@ -9,8 +12,8 @@ import sys
 
 import click
 
-from ..errors import UserError
-from ..settings import Settings, load_settings
+from harness.core.errors import UserError
+from harness.core.settings import Settings, load_settings
 
 
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
@@ -108,7 +111,7 @@ class _LazyHarness:
     def get(self):
         """The library's entry (harness.context.Harness): SQLAlchemy and the store are loaded here."""
         if self._h is None:
-            from ..context import Harness
+            from harness.context import Harness
             self._h = Harness(self.settings())
         return self._h
 

@@ -5,15 +5,12 @@ identity of harness.toml's `organizers`.
 """
 from __future__ import annotations
 
-from datetime import datetime
 from pathlib import Path
 
 import click
-from sqlalchemy import select
 
-from .. import clock, contest, rounds, task_admin
-from ..db.models import Task
-from ..errors import UserError
+from harness.service import contests
+
 from . import main, pass_harness, progress
 from .output import emit_json, fmt, table
 
@@ -30,16 +27,7 @@ def contest_group():
 @pass_harness
 def contest_create(lazy, file, prepare, scale):
     """[organizer] Register the contest of FILE (contest.toml); its first round opens at its start time."""
-    h = lazy.get()
-    contest.require_organizer(h, "contest create")
-    spec = contest.parse_spec(Path(file))
-    if prepare:
-        with h.tx() as db:
-            have = set(db.scalars(select(Task.name)))
-        for task in {t for r in spec["rounds"] for t in r["tasks"]} - have:
-            task_admin.prepare_builtin(h, task, scale=scale)
-            click.echo(f"Task {task} is prepared")
-    name = contest.create(h, Path(file), spec)
+    name, spec = contests.create(lazy.get(), Path(file), prepare=prepare, scale=scale, echo=click.echo)
     click.echo(f"Contest {name} is created: {len(spec['rounds'])} round(s), {len(spec['teams'])} team(s)")
 
 
@@ -48,7 +36,7 @@ def contest_create(lazy, file, prepare, scale):
 @pass_harness
 def contest_ls(lazy, as_json):
     """Contests and their rounds, with each round's status and rules."""
-    table(contest.list_contests(lazy.get()),
+    table(contests.list_contests(lazy.get()),
           [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"), ("start", "Start"),
            ("end", "End"), ("teams", "Teams"), ("quota", "Submits"), ("gpu_quota", "GPUs/team"),
            ("qualify", "Qualify")], as_json=as_json, empty="no contests")
@@ -60,7 +48,7 @@ def contest_ls(lazy, as_json):
 @pass_harness
 def contest_teams(lazy, contest_name, as_json):
     """Teams of CONTEST, their members and the rounds they entered."""
-    table(contest.show_teams(lazy.get(), contest_name),
+    table(contests.show_teams(lazy.get(), contest_name),
           [("team", "Team"), ("members", "Members"), ("rounds", "Rounds")], as_json=as_json, empty="no teams")
 
 
@@ -76,10 +64,7 @@ def team_group():
 @pass_harness
 def team_add(lazy, contest_name, team, users):
     """[organizer] Add TEAM (or add USERS to it) in CONTEST."""
-    h = lazy.get()
-    contest.require_organizer(h, "contest team add")
-    with h.tx() as db:
-        contest.add_team(h, db, contest.get_contest(db, contest_name), team, list(users))
+    contests.add_team(lazy.get(), contest_name, team, list(users))
     click.echo(f"Team {team}: {', '.join(users)}")
 
 
@@ -95,7 +80,7 @@ def contest_board(lazy, task, round_ref, private, as_json):
 
 
 def show_round_board(h, task, round_ref, private, as_json) -> None:
-    result = rounds.board(h, task, round_ref, private)
+    result = contests.board(h, task, round_ref, private)
     if as_json:
         emit_json(result)
         return
@@ -123,7 +108,7 @@ def _arrow(delta) -> str:
 @pass_harness
 def contest_close(lazy, round_ref, as_json):
     """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
-    result = rounds.close_round(lazy.get(), round_ref)
+    result = contests.close(lazy.get(), round_ref)
     if as_json:
         emit_json(result)
         return
@@ -145,13 +130,9 @@ def contest_clock(lazy, when, real):
     """[organizer] Show the contest clock, or set a simulated time WHEN (ISO, UTC)."""
     h = lazy.get()
     if when or real:
-        contest.require_organizer(h, "contest clock")
-        try:
-            clock.set_clock(h.settings, None if real else datetime.fromisoformat(when))
-        except ValueError:
-            raise UserError(f"WHEN: not an ISO date and time: {when!r}") from None
-    kind = "simulated" if clock.is_simulated(h.settings) else "real"
-    click.echo(f"{clock.now(h.settings).isoformat(timespec='seconds')} UTC ({kind})")
+        contests.set_clock(h, None if real else when)
+    now, simulated = contests.clock_now(h)
+    click.echo(f"{now.isoformat(timespec='seconds')} UTC ({'simulated' if simulated else 'real'})")
 
 
 @contest_group.command("simulate")
@@ -165,7 +146,7 @@ def contest_clock(lazy, when, real):
 @click.option("--workers", type=int, default=2, show_default=True, help="Runs at once (real processes).")
 def contest_simulate(file, teams, seed, scale, out, gpus, workers):
     """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs)."""
-    from ..simulate import SimConfig, simulate
+    from harness.sim.simulate import SimConfig, simulate
 
     with progress.shown("simulate") as report:
         written = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
@@ -180,15 +161,8 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
 @pass_harness
 def rescore_cmd(lazy, task, dry_run, as_json):
     """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""
-    from ..grading import rescore
-
-    h = lazy.get()
-    contest.require_organizer(h, "rescore")
-    with h.tx() as db, progress.shown(f"rescore {task}") as report:
-        t = h.task(db, task)
-        rows, moves = rescore(h.settings, db, t, report)
-        if dry_run:
-            db.rollback()  # nothing of it is kept
+    with progress.shown(f"rescore {task}") as report:
+        rows, moves = contests.rescore(lazy.get(), task, dry_run, report)
     if as_json:
         emit_json({"submissions": rows, "rank_changes": moves, "dry_run": dry_run})
         return

@@ -4,11 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import func, select
 
-from .. import leaderboard, task_admin, taskpack
-from ..db.models import Submission, Task
-from ..errors import UserError
+from harness.service import boards, tasks
+
 from . import main, pass_harness, progress
 from .output import table
 
@@ -23,21 +21,7 @@ def dataset_group():
 @pass_harness
 def dataset_ls(lazy, as_json):
     """Known tasks: prepared ones and built-ins that can be prepared."""
-    h = lazy.get()
-    rows = {}
-    for name, src in taskpack.known_sources(h.settings).items():
-        manifest = taskpack.Manifest.read(src) if isinstance(src, Path) else None  # built-ins: read, not prepared
-        rows[name] = {"name": name, "prepared": False, "metric": manifest and manifest.metric,
-                      "direction": manifest and manifest.direction.value, "submissions": 0,
-                      "source": str(src) if isinstance(src, Path) else f"entry point {src.value}"}
-    with h.tx() as db:
-        for task in db.scalars(select(Task)):
-            n = db.scalar(select(func.count(Submission.id)).where(Submission.task_id == task.id,
-                                                                  Submission.dry_run.is_(False)))
-            rows[task.name] = {**rows.get(task.name, {"source": task.path}), "name": task.name, "prepared": True,
-                               "metric": task.metric, "direction": task.direction.value, "submissions": n,
-                               "path": task.path}
-    table(sorted(rows.values(), key=lambda r: r["name"]),
+    table(tasks.list_tasks(lazy.get()),
           [("name", "Task"), ("prepared", "Prepared"), ("metric", "Metric"), ("direction", "Better"),
            ("submissions", "Submissions")], as_json=as_json, empty="no tasks")
 
@@ -55,7 +39,7 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
     with progress.shown(f"building {task}"):  # a spinner and the time on a terminal
-        manifest, path = task_admin.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
+        manifest, path = tasks.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
                                                     replace=replace)
     click.echo(f"Task {manifest.name} is prepared at {path}")
 
@@ -70,7 +54,7 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
 def dataset_add(lazy, folder, replace, name, metric, direction):
     """[organizer] Register a task pack in NSML layout, where it is (a plain pack: with --name, --metric,
     --direction, which write its task.toml)."""
-    manifest = task_admin.add_pack(lazy.get(), Path(folder), replace=replace, name=name, metric=metric,
+    manifest = tasks.add_pack(lazy.get(), Path(folder), replace=replace, name=name, metric=metric,
                                    direction=direction)
     click.echo(f"Task {manifest.name} is registered")
 
@@ -82,7 +66,7 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
 def dataset_check(lazy, task, as_json):
     """[organizer] Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
     Exit 0 only when every check passes."""
-    rows = task_admin.check_pack(lazy.get(), task)
+    rows = tasks.check_pack(lazy.get(), task)
     table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows] if not as_json else rows,
           [("check", "Check"), ("ok", "Result"), ("detail", "Detail")], as_json=as_json)
     if not all(r["ok"] for r in rows):
@@ -94,7 +78,7 @@ def dataset_check(lazy, task, as_json):
 @pass_harness
 def dataset_rm(lazy, task):
     """[organizer] Unregister a task that has no sessions or submissions (its files stay where they are)."""
-    task_admin.remove(lazy.get(), task)
+    tasks.remove(lazy.get(), task)
     click.echo(f"Task {task} is removed")
 
 
@@ -104,7 +88,7 @@ def dataset_rm(lazy, task):
 @pass_harness
 def dataset_changes(lazy, task, as_json):
     """[organizer] Who registered, replaced or removed TASK, with evaluator and test-data hashes."""
-    table(task_admin.changes(lazy.get(), task),
+    table(tasks.changes(lazy.get(), task),
           [("time", "Time"), ("action", "Action"), ("user", "User"), ("old_evaluator", "Evaluator before"),
            ("new_evaluator", "Evaluator after"), ("old_data", "Test data before"), ("new_data", "Test data after")],
           as_json=as_json, empty=f"no recorded changes of {task}")
@@ -114,15 +98,15 @@ def dataset_changes(lazy, task, as_json):
 @click.argument("task")
 @click.option("-j", "--json", "as_json", is_flag=True)
 @click.option("--page", type=int, default=1, show_default=True, help="Which page, newest first.")
-@click.option("--per-page", type=int, default=leaderboard.HISTORY_PAGE, show_default=True,
+@click.option("--per-page", type=int, default=boards.HISTORY_PAGE, show_default=True,
               help="Submissions a page.")
 @pass_harness
 def history_cmd(lazy, task, as_json, page, per_page):
     """Your own submissions to TASK, failed and dry runs included, newest first."""
     h = lazy.get()
-    rows = leaderboard.history(h, task, page=page, per_page=per_page)
+    rows = boards.history(h, task, page=page, per_page=per_page)
     if len(rows) == per_page or page > 1:
-        total = leaderboard.history_count(h, task)
+        total = boards.history_count(h, task)
         pages = max(1, -(-total // per_page))
         if pages > 1:
             click.echo(f"page {page} of {pages} ({total} submissions; --page N for more)", err=True)

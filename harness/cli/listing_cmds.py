@@ -1,16 +1,16 @@
 """`ps` and `board` (also `dataset board`): the listings people run most, kept light.
 
 On an SQLite store whose schema is current and where nothing needs recovering they read through
-harness.db.quick (stdlib sqlite3, no SQLAlchemy: ~0.25 s less per call); otherwise, and for every error message,
-through the library, which migrates and recovers first. Both paths build rows with harness.listing.
+harness.service.listings (stdlib sqlite3, no SQLAlchemy: ~0.25 s less per call); otherwise, and for every error
+message, through the library, which migrates and recovers first. Both paths build rows with harness.store.listing.
 """
 from __future__ import annotations
 
 import click
 
-from .. import listing
-from ..db.quick import QuickReader
-from ..errors import UserError
+from harness.core.errors import UserError
+from harness.service import listings
+
 from . import main, pass_harness
 from .output import table
 
@@ -18,24 +18,6 @@ PS_COLUMNS = [("name", "Name"), ("created", "Created"), ("status", "Status"), ("
               ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")]
 BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("session", "Session"),
                  ("checkpoint", "Checkpoint"), ("submits", "Submits"), ("last_submit", "Last submit")]
-
-
-def _quick_sessions(settings, all_, last, task):
-    """The sessions by the quick path, or None where the library must answer (recovery, an unknown task)."""
-    reader = QuickReader.open(settings)
-    if reader is None:
-        return None
-    try:
-        task_id = None
-        if task:
-            found = listing.task_of(reader.rows, task)
-            if found is None:
-                return None  # the library says why ("not prepared yet", "did you mean")
-            task_id = found[0]
-        uid = listing.user_id(reader.rows, settings.user)
-        return [] if uid is None else listing.session_rows(reader.rows, uid, task_id, all_, last)
-    finally:
-        reader.close()
 
 
 @main.command("ps")
@@ -46,48 +28,14 @@ def _quick_sessions(settings, all_, last, task):
 @pass_harness
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
-    rows = _quick_sessions(lazy.settings(), all_, last, task)
+    rows = listings.quick_sessions(lazy.settings(), all_, last, task)
     if rows is None:
-        from .. import sessions
+        from harness.service import sessions
         rows = sessions.list_sessions(lazy.get(), all_=all_, last=last, task=task)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
-
-
-def _quick_board(settings, task):
-    """(title, rows) by the quick path, or None where the library must answer (a round's task, errors)."""
-    reader = QuickReader.open(settings)
-    if reader is None:
-        return None
-    try:
-        found = listing.task_of(reader.rows, task)
-        if found is None or listing.in_a_round(reader.rows, task):
-            return None
-        task_id, metric, direction = found
-        return _title(task, metric, direction.value), listing.board_rows(reader.rows, task_id, direction)
-    finally:
-        reader.close()
-
-
-def _title(task, metric, direction):
-    return f"{task} — {metric} ({direction} is better)"
-
-
-def _full_board(lazy, task, as_json):
-    """The library's answer: a round's team board, or the task's own board."""
-    from .. import leaderboard, rounds
-    h = lazy.get()
-    with h.tx() as db:
-        t = h.task(db, task)
-        in_round = rounds.round_for_task(db, task) is not None
-        title = _title(t.name, t.metric, t.direction.value)
-    if in_round:
-        from .contest_cmds import show_round_board
-        show_round_board(h, task, None, False, as_json)
-        return None
-    return title, leaderboard.board(h, task)
 
 
 @click.command("board")
@@ -101,9 +49,16 @@ def dataset_board(lazy, task, as_json, top):
     if top < 0:
         raise UserError(f"--top: must be 0 (all) or more, got {top}")
     settings = lazy.settings()
-    got = _quick_board(settings, task) or _full_board(lazy, task, as_json)
+    got = listings.quick_board(settings, task)
     if got is None:
-        return  # a round's board, shown
+        from harness.service import contests
+        h = lazy.get()
+        if contests.in_a_round(h, task):  # a round's task: its team board
+            from .contest_cmds import show_round_board
+            show_round_board(h, task, None, False, as_json)
+            return
+        from harness.service import boards
+        got = boards.board_with_title(h, task)
     title, rows = got
     hidden = 0
     if not as_json and top and len(rows) > top:

@@ -12,7 +12,7 @@ from typing import Iterator
 
 import click
 
-from ..progress import Progress
+from harness.core.progress import Progress
 
 PLAIN_AFTER = 2.0
 PLAIN_EVERY = 10.0

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import click
 
-from .. import notify, runtime, sessions, submits
-from ..errors import UserError
-from ..enums import RunStatus
+from harness.core import notify
+from harness import runtime
+from harness.service import sessions, submits
+from harness.core.errors import UserError
+from harness.core.enums import RunStatus
 from . import main, pass_harness
 from .output import emit_json, table
 
@@ -87,7 +89,7 @@ def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size
 
 def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> None:
     """Print PATH as it grows until ended() (what was written before the end is printed too). Wakes on the
-    file's growth and on the run's end marker (harness.notify); asks ended() when the marker is there, and
+    file's growth and on the run's end marker (harness.core.notify); asks ended() when the marker is there, and
     every RECHECK seconds anyway."""
     offset, last_check = 0, float("-inf")
     marker = path.parent / notify.ENDED
@@ -205,9 +207,9 @@ def memo_cmd(lazy, session, text):
 def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
     """Would FOLDER be scored on TASK? Static contract checks (file:line), then a smoke run: train until the
     first nsml.save, submit -t that checkpoint. Exit 0 only if every step passes."""
-    from .. import contract_check
+    from harness.service import check
 
-    rows = contract_check.check(lazy.get(), folder, task, entry, args, time_limit)
+    rows = check.check(lazy.get(), folder, task, entry, args, time_limit)
     if as_json:
         emit_json(rows)
     else:

@@ -5,8 +5,9 @@ import sys
 
 import click
 
-from .. import rounds, sessions, submits
-from ..errors import UserError
+from harness.service import contests
+from harness.service import sessions, submits
+from harness.core.errors import UserError
 from . import main, pass_harness
 from .output import emit_json
 from .session_cmds import esm_option, follow_file, pick_runtime, runtime_option
@@ -31,7 +32,7 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     `submit select ID [ID...]` picks your team's final submissions for a round's private board."""
     h = lazy.get()
     if session == "select":  # session names have slashes: "select" is never one
-        result = rounds.select_submissions(h, [_submission_id(i) for i in checkpoint])
+        result = contests.select_submissions(h, [_submission_id(i) for i in checkpoint])
         if as_json:
             emit_json(result)
         else:

@@ -1,4 +1,11 @@
-"""Runtimes by name: a dict of built-ins, plus the `harness.runtimes` entry point group, plus `[runtimes]` in
+"""Floor 2 — runtime: where a run's process lives. base (the contract: `Runtime` start/cleanup/reap_orphans/
+environment and the `Handle` poll/wait/status/cancel/logs/exit_fd/close it returns; `RunSpec`), process (a
+process group, in a bubblewrap sandbox via sandbox), docker_runtime (a container), images (the session image),
+environments (per-session virtualenvs from requirements.txt), gpus (inventory and allocation), disk_limits,
+entry_flags (which of NSML's flags an entry accepts).
+May import: core.
+
+Runtimes by name: a dict of built-ins, plus the `harness.runtimes` entry point group, plus `[runtimes]` in
 harness.toml (NAME = "module:Class"), all imported lazily; `auto` picks docker when an engine answers. Unknown
 names get a "did you mean".
 """
@@ -8,7 +15,7 @@ import difflib
 import importlib
 from importlib.metadata import entry_points
 
-from ..errors import UserError
+from harness.core.errors import UserError
 from .base import Handle, Mount, Outcome, Runtime, RunPaths, RunSpec  # noqa: F401
 
 BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",

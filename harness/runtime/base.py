@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..enums import FailureReason, RunStatus
+from harness.core.enums import FailureReason, RunStatus
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Mount:
 
 @dataclass
 class RunPaths:
-    """The host folders and files a run is given (harness.launch makes them; a runtime maps them in)."""
+    """The host folders and files a run is given (harness.runs.spec makes them; a runtime maps them in)."""
 
     run: Path  # the run's own folder, runs/ID: its pid file, and the parents of what follows
     log: Path  # what the code prints, runs/ID/log.txt
@@ -61,7 +61,7 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     data_view: Path | None = None  # host folder behind DATASET_PATH: mount points only, filled by data mounts
     data_target: str = ""  # where a sandbox or container sees it (/data/TASK, as on NSML)
-    disk_limits: list = field(default_factory=list)  # harness.disk_limits.DiskLimit groups, measured while it runs
+    disk_limits: list = field(default_factory=list)  # harness.runtime.disk_limits.DiskLimit groups, measured while it runs
 
     @property
     def log_path(self) -> Path:

@@ -14,9 +14,9 @@ import threading
 import time
 from pathlib import Path
 
-from ..enums import FailureReason, RunStatus
-from ..images import ImageError, session_image
-from ..settings import Settings
+from harness.core.enums import FailureReason, RunStatus
+from .images import ImageError, session_image
+from harness.core.settings import Settings
 from .base import Handle, Mount, Outcome, Runtime, RunSpec, target_env, wait_by_polling
 
 SDK = Path(__file__).resolve().parent.parent / "session_sdk"

@@ -12,6 +12,7 @@ account that runs the harness and use the network; such runs are marked ``isolat
 from __future__ import annotations
 
 import os
+import platform
 import signal
 import subprocess
 import sys
@@ -20,12 +21,10 @@ from pathlib import Path
 
 import psutil
 
-from ..enums import FailureReason, RunStatus
-from ..errors import UserError
-from ..provenance import process_environment
-from ..settings import inherited_environment
-from .. import session_env
-from . import sandbox
+from harness.core.enums import FailureReason, RunStatus
+from harness.core.errors import UserError
+from harness.core.settings import inherited_environment
+from . import environments, sandbox
 from .base import Handle, Outcome, Runtime, RunSpec, target_env, truncate_log, wait_by_polling
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
@@ -93,6 +92,10 @@ def resolve_sandbox(setting: str) -> bool:
                         "(apt-get install bubblewrap)")
     return False
 
+
+def process_environment() -> str:
+    """What the process runtime runs participant code with."""
+    return f"python {platform.python_version()} ({sys.executable})"
 
 class ProcessHandle(Handle):
     def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str):
@@ -221,10 +224,10 @@ class ProcessRuntime(Runtime):
 
     def _python(self, spec: RunSpec) -> tuple[str, str | None, Path | None]:
         """The interpreter for this run: a session environment when its code has requirements (built once per
-        hash, see harness.session_env), else the harness's own."""
+        hash, see harness.runtime.environments), else the harness's own."""
         if self.settings is None:
             return sys.executable, None, None
-        found = session_env.ensure(self.settings.state_dir / "envs", spec.workdir, spec.source_builds)
+        found = environments.ensure(self.settings.state_dir / "envs", spec.workdir, spec.source_builds)
         if found is None:
             return sys.executable, None, None
         env_dir, key = found

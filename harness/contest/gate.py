@@ -1,0 +1,126 @@
+"""The gate every session and submit of a round's task passes: the round is open, the user is in a team that
+entered it, and the team's GPU quota holds. Also the look-ups of contests and rounds by name."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.core import clock
+from harness.core.enums import GpuPolicy, RoundStatus, RunStatus
+from harness.core.errors import NotFound, UserError
+from harness.store.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
+
+
+@dataclass
+class Gate:
+    """What a session or submit of a round task runs under."""
+
+    contest: Contest
+    round: Round
+    team: Team
+
+    @property
+    def gpu_quota(self) -> int | None:
+        """The team's GPU quota in this round: its own, else the round's (None: no limit)."""
+        return (self.round.gpu_quota_teams or {}).get(self.team.name, self.round.gpu_quota)
+
+
+def rounds_of_task(db, task: str) -> list[Round]:
+    """The rounds that hold a task, by contest and round number."""
+    return [r for r in db.scalars(select(Round).order_by(Round.contest_id, Round.number)) if task in r.tasks]
+
+
+def entered(db, rnd: Round, team: Team) -> bool:
+    return db.scalar(select(RoundEntry.id).where(RoundEntry.round_id == rnd.id, RoundEntry.team_id == team.id)) \
+        is not None
+
+
+def get_contest(db, name: str) -> Contest:
+    contest = db.scalar(select(Contest).where(Contest.name == name))
+    if contest is None:
+        names = db.scalars(select(Contest.name)).all()
+        raise NotFound(f"unknown contest {name!r} (known: {', '.join(names) or 'none'})")
+    return contest
+
+
+def get_round(db, ref: str) -> Round:
+    """CONTEST/ROUND, or ROUND alone when only one contest has a round of that name."""
+    if "/" in ref:
+        cname, rname = ref.split("/", 1)
+        contest = get_contest(db, cname)
+        rnd = db.scalar(select(Round).where(Round.contest_id == contest.id, Round.name == rname))
+        found = [rnd] if rnd else []
+    else:
+        found = list(db.scalars(select(Round).where(Round.name == ref)))
+    if len(found) == 1:
+        return found[0]
+    known = [r.label for r in db.scalars(select(Round).order_by(Round.id))]
+    if not found:
+        raise NotFound(f"ROUND: unknown round {ref!r} (known: {', '.join(known) or 'none'})")
+    raise UserError(f"ROUND: {ref!r} is ambiguous, say CONTEST/ROUND (one of {', '.join(r.label for r in found)})")
+
+
+def status(rnd: Round, now: datetime) -> RoundStatus:
+    if rnd.closed:
+        return RoundStatus.CLOSED
+    if rnd.opened_at is None or now < rnd.starts_at:
+        return RoundStatus.PENDING
+    if now >= rnd.ends_at:
+        return RoundStatus.ENDED
+    return RoundStatus.OPEN
+
+
+def team_of(db, contest: Contest, user: User) -> Team | None:
+    member = db.scalar(select(TeamMember).where(TeamMember.contest_id == contest.id, TeamMember.user_id == user.id))
+    return db.get(Team, member.team_id) if member else None
+
+
+def gate(h: Harness, db, user: User, task_name: str, action: str) -> Gate | None:
+    """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round."""
+    rounds = rounds_of_task(db, task_name)
+    if not rounds:
+        return None
+    now = clock.now(h.settings)
+    live = [r for r in rounds if status(r, now) is RoundStatus.OPEN]
+    rnd = live[0] if live else rounds[-1]
+    state = status(rnd, now)
+    where = f"{task_name} is in round {rnd.label}"
+    if state is RoundStatus.PENDING:
+        when = rnd.starts_at.isoformat(timespec="seconds") if rnd.opened_at else "when the round before it closes"
+        raise UserError(f"{where}, which has not opened yet (opens {when}); {action} is not possible yet")
+    if state is RoundStatus.ENDED:
+        raise UserError(f"{where}, which ended at {rnd.ends_at.isoformat(timespec='seconds')} UTC; "
+                        f"{action} is no longer possible")
+    if state is RoundStatus.CLOSED:
+        raise UserError(f"{where}, which is closed; {action} is no longer possible")
+    team = team_of(db, rnd.contest, user)
+    if team is None:
+        raise UserError(f"{where}: user {user.name!r} is in no team of contest {rnd.contest.name} "
+                        f"(organizers add teams in contest.toml or with 'contest team add')")
+    if not entered(db, rnd, team):
+        raise UserError(f"{where}: team {team.name!r} did not qualify for it")
+    return Gate(rnd.contest, rnd, team)
+
+
+def team_gpus_held(db, team_id: int) -> int:
+    """GPUs the team's queued and running runs ask for (what `gpu_policy = refuse` checks against)."""
+    return sum(db.scalars(select(Run.gpus).where(Run.team_id == team_id,
+                                                 Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
+
+
+def check_gpu_request(db, g: Gate | None, gpus: int) -> None:
+    """A request the team's quota can never hold is refused; with gpu_policy = refuse, so is one over it now."""
+    if g is None or g.gpu_quota is None or gpus == 0:
+        return
+    quota = g.gpu_quota
+    if gpus > quota:
+        raise UserError(f"-g/--gpus: {gpus} GPU(s) requested, over team {g.team.name}'s quota of {quota} "
+                        f"in round {g.round.label}")
+    if g.round.gpu_policy is GpuPolicy.REFUSE:
+        held = team_gpus_held(db, g.team.id)
+        if held + gpus > quota:
+            raise UserError(f"-g/--gpus: team {g.team.name} already holds {held} of its {quota} GPU(s) in round "
+                            f"{g.round.label}; {gpus} more would go over (gpu_policy = refuse)")

@@ -1,0 +1,84 @@
+"""`rescore`: grade every stored prediction of a task again (after an evaluator fix, say) and report what
+changed, on each submission and on every board the task is on."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunStatus
+from harness.core.progress import Progress, silent
+from harness.core.settings import Settings
+from harness.scoring.boards import user_board
+from harness.scoring.grade import apply, grade, prediction_path, take_prediction
+from harness.scoring.provenance import tree_hash
+from harness.store.models import Round, Submission
+
+from .gate import rounds_of_task
+from .rounds import compute_board
+
+
+RESCORABLE = (FailureReason.INVALID_PREDICTION, FailureReason.SCORER_ERROR)
+
+
+def standings(db, task) -> dict[tuple[str, str], int]:
+    """(board, team or user) → rank, on every board the task is on: each round's public and private boards,
+    and the per-user board of submissions outside rounds."""
+    out = {}
+    for rnd in rounds_of_task(db, task.name):
+        for r in compute_board(db, rnd, task):
+            out[(f"{rnd.name} public", r["team"])] = r["public_rank"]
+            if r["private_rank"] is not None:
+                out[(f"{rnd.name} private", r["team"])] = r["private_rank"]
+    for r in user_board(db, task):
+        out[("users", r["user"])] = r["rank"]
+    return out
+
+
+def rank_changes(before: dict, after: dict) -> list[dict]:
+    keys = sorted(set(before) | set(after))
+    return [{"board": b, "who": who, "before": before.get((b, who)), "after": after.get((b, who))}
+            for b, who in keys if before.get((b, who)) != after.get((b, who))]
+
+
+def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[list[dict], list[dict]]:
+    """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run).
+    Returns one row per graded submission with what changed, and the rank changes on the task's boards.
+    Qualifiers a closed round already admitted stay admitted."""
+    ranks_before = standings(db, task)
+    dataset = Path(task.path)
+    evaluator_hash = tree_hash(dataset / "evaluation.py")
+    data_hash = {dry: tree_hash(dataset / ("test_submit" if dry else "test")) for dry in (False, True)
+                 if (dataset / ("test_submit" if dry else "test")).exists()}
+    rows = []
+    subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
+    for i, sub in enumerate(subs):
+        progress(i, len(subs), f"submission {sub.id}")
+        if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
+            continue  # the inference never produced a prediction worth grading
+        pred = prediction_path(sub.run.run_dir)
+        before = (sub.status.value, sub.score, sub.private_score)
+        if not pred.exists():  # graded before predictions were copied out: take it now, by the same rules
+            take_prediction(settings, sub.run.run_dir)
+        if not pred.exists():
+            rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": None, "changed": False,
+                         "note": "prediction file is gone"})
+            continue
+        rnd = db.get(Round, sub.round_id) if sub.round_id else None
+        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime)
+        after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
+        changed = after != before
+        rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,
+                     "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
+        if changed:
+            apply(sub, g)
+        sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
+                          "data": data_hash[sub.dry_run],
+                          "rescored_at": utcnow().isoformat(timespec="seconds")}
+    db.flush()
+    return rows, rank_changes(ranks_before, standings(db, task))
+
+
+def _who(sub: Submission) -> str:
+    return sub.team.name if sub.team is not None else sub.user.name

@@ -1,0 +1,199 @@
+"""A round's boards (public, and private once revealed), final selection, and closing a round.
+
+The public board ranks each team by its best public score.  The private board ranks each team by the best
+private score among its *final* submissions: the ones it selected (`submit select`, up to the round's limit),
+or, if it selected none, its best public submission.  Private scores stay hidden from participants until the
+round is closed; then both boards are shown side by side with each team's rank change (the shake-up).
+"""
+from __future__ import annotations
+
+from sqlalchemy import case, func, select
+
+from harness.core import clock
+from harness.context import Harness
+from .gate import get_round, rounds_of_task, status, team_of
+from harness.store.models import Round, RoundEntry, Submission, Task, Team
+from harness.core.enums import Direction, RunStatus
+from harness.core.errors import NotFound, UserError
+from harness.scoring.boards import best_first, tally, valid_score
+from harness.store.listing import rank_rows
+from harness.scheduler.waiting import wait_run
+
+
+def compute_board(db, rnd: Round, task: Task) -> list[dict]:
+    """Every team's public and private standing on TASK in RND (private fields included: callers filter), in
+    SQL: per team its best public submission, its final one (the best private score among those it selected,
+    or its best public one when it selected none), its selection count and its submit tally."""
+    S, d = Submission, task.direction
+    where = (S.round_id == rnd.id) & (S.task_id == task.id) & S.dry_run.is_(False)
+    counts = tally(where, S.team_id)
+    scored = (select(S.id, S.team_id, S.score, S.private_score, S.selected, S.created_at,
+                     func.row_number().over(partition_by=S.team_id,
+                                            order_by=(best_first(S.score, d), S.created_at, S.id)).label("rn"),
+                     func.sum(case((S.selected.is_(True), 1), else_=0)).over(partition_by=S.team_id).label("nsel"))
+              .where(where, S.status == RunStatus.SUCCEEDED, valid_score(S.score, db)).subquery())
+    picks = (select(scored.c.team_id, scored.c.id, scored.c.private_score, scored.c.created_at,
+                    func.row_number().over(partition_by=scored.c.team_id,
+                                           order_by=(best_first(scored.c.private_score, d), scored.c.created_at,
+                                                     scored.c.id)).label("rn"))
+             .where(valid_score(scored.c.private_score, db),
+                    ((scored.c.nsel > 0) & scored.c.selected.is_(True)) | ((scored.c.nsel == 0) & (scored.c.rn == 1)))
+             .subquery())
+    final = (select(picks.c.team_id, picks.c.id, picks.c.private_score, picks.c.created_at)
+             .where(picks.c.rn == 1).subquery())
+    query = (select(Team.name, scored.c.id, scored.c.score, scored.c.nsel, final.c.id, final.c.private_score,
+                    final.c.created_at, counts.c.submits, counts.c.last)
+             .join(Team, Team.id == scored.c.team_id)
+             .outerjoin(final, final.c.team_id == scored.c.team_id)
+             .outerjoin(counts, counts.c.who == scored.c.team_id)
+             .where(scored.c.rn == 1)
+             .order_by(best_first(scored.c.score, d), scored.c.created_at, scored.c.id))
+    rows = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
+             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
+             "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None,
+             "_final_at": final_at}
+            for team, pub_id, public, nsel, final_id, private, final_at, n, last in db.execute(query)]
+    rank_rows(rows, "public")
+    for r in rows:
+        r["public_rank"] = r.pop("rank")
+    private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
+                     key=lambda r: (-r["private"] if d is Direction.HIGHER else r["private"], r["_final_at"],
+                                    r["final_submission"]))
+    for i, r in enumerate(private):
+        r["private_rank"] = private[i - 1]["private_rank"] if i and private[i - 1]["private"] == r["private"] else i + 1
+        r["shakeup"] = r["public_rank"] - r["private_rank"]
+    for r in rows:
+        del r["_final_at"]
+    return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
+
+
+PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup")
+
+
+def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:
+    """The round a task's board belongs to: the one named, else the latest round holding the task that has been
+    opened (else the latest one holding it)."""
+    if round_ref:
+        rnd = get_round(db, round_ref)
+        if task_name not in rnd.tasks:
+            raise UserError(f"TASK: {task_name!r} is not a task of round {rnd.label} ({', '.join(rnd.tasks)})")
+        return rnd
+    latest_first = rounds_of_task(db, task_name)[::-1]
+    opened = [r for r in latest_first if r.opened_at is not None]
+    return (opened or latest_first or [None])[0]
+
+
+def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False,
+          organizer: bool = False) -> dict:
+    """A round's board for TASK. Private columns: after close for everyone, before close for organizers only
+    (ORGANIZER: the caller's right, which the service checked)."""
+    with h.tx() as db:
+        task = h.task(db, task_name)
+        rnd = round_for_task(db, task_name, round_ref)
+        if rnd is None:
+            raise NotFound(f"TASK: {task_name!r} is in no contest round (see 'board {task_name}')")
+        state = status(rnd, clock.now(h.settings))
+        revealed = rnd.closed
+        if private and not revealed and not organizer:
+            raise UserError(f"--private: the private board of {rnd.label} is hidden until the round is closed")
+        show_private = revealed or private
+        rows = compute_board(db, rnd, task)
+        if show_private:
+            rows.sort(key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0, r["public_rank"]))
+        else:
+            rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
+        return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
+                "status": state.value, "private_shown": show_private, "rows": rows}
+
+
+def select_submissions(h: Harness, ids: list[int]) -> dict:
+    """`submit select ID...`: the team's final submissions for the private board (replaces an earlier choice)."""
+    if not ids:
+        raise UserError("ID: give one or more submission ids (see 'history TASK')")
+    with h.tx() as db:
+        me = h.user(db)
+        subs = []
+        for i in dict.fromkeys(ids):
+            s = db.get(Submission, i)
+            if s is None:
+                raise NotFound(f"ID: no submission {i}")
+            subs.append(s)
+        rounds = {s.round_id for s in subs}
+        tasks = {s.task_id for s in subs}
+        if None in rounds:
+            bad = next(s for s in subs if s.round_id is None)
+            raise UserError(f"ID: submission {bad.id} is not a contest round submission (dry runs never are)")
+        if len(rounds) > 1 or len(tasks) > 1:
+            raise UserError("ID: all selected submissions must be of the same round and task")
+        rnd = db.get(Round, rounds.pop())
+        team = team_of(db, rnd.contest, me)
+        if team is None or any(s.team_id != team.id for s in subs):
+            raise UserError("ID: you may select only your own team's submissions")
+        if rnd.closed:
+            raise UserError(f"ID: round {rnd.label} is closed; its selection is final")
+        failed = [s.id for s in subs if s.status is not RunStatus.SUCCEEDED]
+        if failed:
+            raise UserError(f"ID: submission {failed[0]} has no score; only scored submissions can be selected")
+        if len(subs) > rnd.selection_limit:
+            raise UserError(f"ID: {len(subs)} selected, round {rnd.label} allows {rnd.selection_limit}")
+        task_id = subs[0].task_id
+        for s in db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task_id,
+                                                     Submission.team_id == team.id)):
+            s.selected = s.id in {x.id for x in subs}
+        return {"round": rnd.label, "team": team.name, "selected": [s.id for s in subs]}
+
+
+def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], direction_of: dict,
+               last: bool = False) -> dict[str, str]:
+    """Team → why it qualifies: top K (by private rank) or a threshold on the private score, on any task;
+    a round with no rule sends every entered team on (the last round, without a rule, qualifies nobody)."""
+    rule = rnd.qualify or {}
+    out: dict[str, str] = {}
+    if not rule:
+        return {} if last else {t: f"entered {rnd.name}" for t in entered}
+    for task, rows in boards.items():
+        for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9):
+            if r["private_rank"] is None or r["team"] in out:
+                continue
+            if "top" in rule and r["private_rank"] <= rule["top"]:
+                out[r["team"]] = f"{task}: private rank {r['private_rank']} (top {rule['top']})"
+            elif "threshold" in rule:
+                d = direction_of[task]
+                if r["private"] == rule["threshold"] or d.better(r["private"], rule["threshold"]):
+                    out[r["team"]] = f"{task}: private {r['private']:.6g} (threshold {rule['threshold']:g})"
+    return out
+
+
+def close_round(h: Harness, round_ref: str) -> dict:
+    """Freeze the round (after its queued submits are scored), reveal the private board, compute the
+    qualifiers and open the next round to them. (An organizer command: the service checks the right.)"""
+    with h.tx() as db:
+        rnd = get_round(db, round_ref)
+        if rnd.closed:
+            raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')}")
+        pending = list(db.scalars(select(Submission.run_id).where(
+            Submission.round_id == rnd.id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
+        rnd_id = rnd.id
+    for run_id in pending:  # submitted in time: they are scored before the round freezes
+        wait_run(h, run_id)
+    with h.tx() as db:
+        rnd = db.get(Round, rnd_id)
+        now = clock.now(h.settings)
+        rnd.closed_at = max(now, rnd.opened_at or now)
+        tasks = {name: h.task(db, name) for name in rnd.tasks}
+        boards = {name: compute_board(db, rnd, t) for name, t in tasks.items()}
+        entered = [db.get(Team, e.team_id).name
+                   for e in db.scalars(select(RoundEntry).where(RoundEntry.round_id == rnd.id))]
+        nxt = db.scalar(select(Round).where(Round.contest_id == rnd.contest_id, Round.number == rnd.number + 1))
+        chosen = qualifiers(rnd, boards, entered, {n: t.direction for n, t in tasks.items()}, last=nxt is None)
+        if nxt is not None:
+            teams = {t.name: t for t in rnd.contest.teams}
+            admitted = chosen if nxt.entry == "qualified" else {t: "registered" for t in teams}
+            for name, why in admitted.items():
+                if db.scalar(select(RoundEntry.id).where(RoundEntry.round_id == nxt.id,
+                                                         RoundEntry.team_id == teams[name].id)) is None:
+                    db.add(RoundEntry(round_id=nxt.id, team_id=teams[name].id, reason=why))
+            nxt.opened_at = now
+        rnd.results = {"closed_at": rnd.closed_at.isoformat(timespec="seconds"), "boards": boards,
+                       "qualifiers": chosen, "next_round": nxt.label if nxt else None}
+        return {"round": rnd.label, **rnd.results}

@@ -1,0 +1,84 @@
+"""`Harness`: settings, the store (recovered on open), and look-ups of users, tasks and sessions by name."""
+from __future__ import annotations
+
+import difflib
+import re
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
+
+from harness.taskpacks import registry
+from harness.store import Store, open_store
+from harness.store.models import Session, Task, User
+from harness.core.clock import utcnow
+from harness.core.errors import NotFound, UserError
+from harness.core.settings import Settings, load_settings
+
+SESSION_RE = re.compile(r"^(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d+)$")
+
+
+class Harness:
+    def __init__(self, settings: Settings | None = None):
+        self.settings = settings or load_settings()
+
+    @cached_property
+    def store(self) -> Store:
+        from harness.scheduler.lease import recover_if_orphaned
+
+        self.settings.ensure_dirs()
+        store = open_store(self.settings.db_url)
+        recover_if_orphaned(self.settings, store)  # no run stays "running" after its scheduler died
+        return store
+
+    def tx(self, serialize: str | None = None):
+        return self.store.tx(serialize)
+
+    # -- users ---------------------------------------------------------------------------------------------
+    def user(self, db: OrmSession, name: str | None = None) -> User:
+        name = name or self.settings.user
+        user = db.scalar(select(User).where(User.name == name))
+        if user is None:
+            user = User(name=name)
+            db.add(user)
+            db.flush()
+        return user
+
+    # -- tasks ---------------------------------------------------------------------------------------------
+    def register_task(self, db: OrmSession, manifest: registry.Manifest, path: Path) -> Task:
+        task = db.scalar(select(Task).where(Task.name == manifest.name))
+        if task is None:
+            task = Task(name=manifest.name, path=str(path))
+            db.add(task)
+        task.path = str(path)
+        task.metric = manifest.metric
+        task.direction = manifest.direction
+        task.prepared_at = utcnow()
+        db.flush()
+        return task
+
+    def task(self, db: OrmSession, name: str) -> Task:
+        task = db.scalar(select(Task).where(Task.name == name))
+        if task is not None:
+            return task
+        known = set(registry.known_sources(self.settings)) | set(db.scalars(select(Task.name)))
+        if name in known:
+            raise NotFound(f"task {name!r} is not prepared yet: run 'harness dataset prepare {name}'")
+        raise NotFound(registry.unknown_task_message(name, known))
+
+    def manifest(self, task: Task) -> registry.Manifest:
+        return registry.Manifest.read(Path(task.path))
+
+    # -- sessions ------------------------------------------------------------------------------------------
+    def session(self, db: OrmSession, name: str) -> Session:
+        name = name.strip()
+        if not SESSION_RE.match(name):
+            raise UserError(f"SESSION: {name!r} is not a session name (USER/TASK/N)")
+        sess = db.scalar(select(Session).where(Session.name == name))
+        if sess is None:
+            names = db.scalars(select(Session.name)).all()
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise NotFound(f"unknown session {name!r}.{hint}")
+        return sess

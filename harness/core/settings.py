@@ -1,0 +1,235 @@
+"""Every setting the harness reads, from one place.
+
+Order of precedence: explicit arguments (CLI flags) > environment variables > ``harness.toml`` in the state
+root > defaults.  No other module reads ``os.environ`` for configuration.
+"""
+from __future__ import annotations
+
+import getpass
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from . import schema
+from .errors import UserError
+from .names import check_name
+
+ENV_HOME = "HARNESS_HOME"
+ENV_DB = "HARNESS_DB"
+ENV_USER = "HARNESS_USER"
+ENV_GPUS = "HARNESS_GPUS"
+ENV_RUNTIME = "HARNESS_RUNTIME"
+ENV_HF_CACHE = "HARNESS_HF_CACHE"
+SETTINGS_FILE = "harness.toml"
+STATE_DIR = ".harness"
+DEFAULT_DB_FILE = "leaderboard.db"
+SANDBOXES = ("auto", "bwrap", "none")
+
+
+@dataclass
+class Settings:
+    root: Path
+    db_url: str
+    user: str
+    declared_gpus: int | None = None  # None: ask the driver (nvidia-ml-py)
+    declared_gpu_models: list[str] = field(default_factory=list)  # by device index, when declared by model
+    max_concurrent_runs: int = 8
+    scheduler_tick: float = 0.5  # limits, heartbeats and events are looked at this often; ends and new work wake it
+    scheduler_idle_exit: float = 10.0  # an idle scheduler stays this long (the next command finds it warm)
+    default_session_time_limit: float = 6 * 3600
+    default_submit_time_limit: float = 3600
+    scorer_time_limit: float = 300
+    kill_grace: float = 3.0
+    max_log_bytes: int = 256 * 1024 * 1024
+    extra_task_paths: list[Path] = field(default_factory=list)
+    runtime: str = "process"  # process | docker | auto
+    organizers: list[str] = field(default_factory=list)  # see harness.service.permissions (absent: the OS account)
+    docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
+    docker_user: str = "65534:65534"  # participant code never runs as root in a container
+    docker_pids_limit: int = 512
+    docker_file_bytes: int = 4 << 30  # largest file a container may write (RLIMIT_FSIZE)
+    hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
+    lease_seconds: float = 60.0  # a running run's heartbeat older than this: its scheduler is hung or gone
+    max_queued_per_user: int = 50  # queued runs (sessions and submits) one user may have waiting
+    checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use (measured, see disk_limits)
+    scratch_bytes: int = 20 << 30  # disk a run may write besides checkpoints: code copy, /tmp, output, events
+    code_bytes: int = 1 << 30  # largest code snapshot `run` takes
+    prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
+    process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
+    evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
+    #                                         when installed, else docker)
+    scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
+    runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
+
+    @property
+    def instance(self) -> str:
+        """Labels this harness's containers (one state root = one instance)."""
+        import hashlib
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
+    @property
+    def is_organizer(self) -> bool:
+        return self.user in self.organizers  # harness.service.permissions is where rights are checked
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.state_dir / "sessions"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.state_dir / "runs"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.state_dir / "datasets"
+
+    @property
+    def lock_path(self) -> Path:
+        return self.state_dir / "scheduler.lock"
+
+    @property
+    def scheduler_log(self) -> Path:
+        return self.state_dir / "scheduler.log"
+
+    def ensure_dirs(self) -> None:
+        for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
+            d.mkdir(parents=True, exist_ok=True)
+
+
+def read_toml(path: Path) -> dict:
+    """A TOML file as a dict; a syntax error is a one-line UserError naming the file (a missing file raises
+    FileNotFoundError for the caller to word)."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _read_file(root: Path) -> dict:
+    path = root / SETTINGS_FILE
+    if not path.exists():
+        return {}
+    data = read_toml(path)
+    schema.check(data, schema.SETTINGS, str(path))  # unknown keys and wrong types: one line naming the key
+    return data
+
+
+def _int(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: expected an integer, got {value!r}") from None
+    if number < 0:
+        raise UserError(f"{name}: must be >= 0, got {number}")
+    return number
+
+
+def _choice(value, allowed: tuple[str, ...], key: str) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}")
+    return str(value)
+
+
+def _gpu_models(items) -> list[str]:
+    """gpus = [{model = "V100", count = 4}, ...] → one model name per device index."""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{SETTINGS_FILE}: gpus[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str) or set(item) - {"model", "count"}:
+            raise UserError(f"{where}: expected {{model = \"NAME\", count = N}}, got {item!r}")
+        out += [item["model"]] * _int(item.get("count", 1), f"{where}.count")
+    return out
+
+
+def _plugins(table: dict) -> dict[str, str]:
+    for name, target in table.items():
+        module, _, attr = target.partition(":")
+        if not module or not attr.isidentifier():
+            raise UserError(f"{SETTINGS_FILE}: [runtimes] {name}: expected \"module:Class\", got {target!r}")
+    return dict(table)
+
+
+def _seconds(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
+    return float(value)
+
+
+def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
+                  user: str | None = None) -> Settings:
+    env = os.environ
+    root_path = Path(root or env.get(ENV_HOME) or os.getcwd()).expanduser().resolve()
+    cfg = _read_file(root_path)
+    db_url = db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}"
+    given = user if user is not None else env.get(ENV_USER)
+    name = check_name(str(given if given is not None else cfg.get("user") or getpass.getuser()), "--user")
+    gpus = env.get(ENV_GPUS)
+    gpu_models: list[str] = []
+    if gpus is not None:
+        declared = _int(gpus, ENV_GPUS)
+    elif isinstance(cfg.get("gpus"), list):
+        gpu_models = _gpu_models(cfg["gpus"])
+        declared = len(gpu_models)
+    elif "gpus" in cfg:
+        declared = _int(cfg["gpus"], f"{SETTINGS_FILE}: gpus")
+    else:
+        declared = None
+    sched = cfg.get("scheduler", {})
+    limits = cfg.get("limits", {})
+    docker = cfg.get("docker", {})
+    process = cfg.get("process", {})
+    sandbox = str(process.get("sandbox", "auto"))
+    if sandbox not in SANDBOXES:
+        raise UserError(f"{SETTINGS_FILE}: process.sandbox: expected one of {', '.join(SANDBOXES)}, got {sandbox!r}")
+    runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
+    hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
+    return Settings(
+        root=root_path,
+        db_url=db_url,
+        user=name,
+        declared_gpus=declared,
+        declared_gpu_models=gpu_models,
+        max_concurrent_runs=_int(sched.get("max_concurrent_runs", 8), "scheduler.max_concurrent_runs") or 1,
+        default_session_time_limit=float(limits.get("session_seconds", 6 * 3600)),
+        default_submit_time_limit=float(limits.get("submit_seconds", 3600)),
+        scorer_time_limit=float(limits.get("scorer_seconds", 300)),
+        max_log_bytes=_int(limits.get("log_bytes", 256 * 1024 * 1024), "limits.log_bytes"),
+        extra_task_paths=[Path(p) for p in cfg.get("task_paths", [])],
+        runtime=str(runtime),
+        organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
+        docker_image=str(docker.get("image", "nsml-harness/session:latest")),
+        docker_user=str(docker.get("user", "65534:65534")),
+        docker_pids_limit=_int(docker.get("pids_limit", 512), "docker.pids_limit"),
+        docker_file_bytes=_int(docker.get("file_bytes", 4 << 30), "docker.file_bytes"),
+        hf_cache=Path(hf_cache).expanduser().resolve() if hf_cache else None,
+        lease_seconds=float(sched.get("lease_seconds", 60)),
+        scheduler_tick=_seconds(sched.get("tick_seconds", 0.5), "scheduler.tick_seconds"),
+        scheduler_idle_exit=_seconds(sched.get("idle_exit_seconds", 10), "scheduler.idle_exit_seconds"),
+        max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
+        checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
+        scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),
+        code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
+        prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
+        process_sandbox=sandbox,
+        evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),
+        scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
+        runtime_plugins=_plugins(cfg.get("runtimes", {})),
+    )
+
+
+def inherited_environment() -> dict[str, str]:
+    """The environment processes started by the harness inherit (the runtimes filter it further)."""
+    return dict(os.environ)

@@ -1,0 +1,74 @@
+"""A new Run: the options of `run`/`fork`/`submit` (-g, -c, --memory, --shm-size, --time-limit, --runtime,
+--gpu-model, --esm) checked and turned into a queued Run, and the per-user queue limit."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+
+from harness.core.enums import RunKind, RunStatus
+from harness.core.errors import UserError
+from harness.core.settings import Settings
+from harness.runtime import gpus
+from harness.store.models import Run, Session, Submission
+
+SIZE_RE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | None, flag: str) -> int | None:
+    """'24G', '512M', '1g', '1048576' → bytes."""
+    if text is None or text == "":
+        return None
+    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
+    unit = s[-1] if s and s[-1] in SIZE_RE_UNITS else ""
+    number = s[:-1] if unit else s
+    try:
+        value = float(number)
+    except ValueError:
+        raise UserError(f"{flag}: invalid size {text!r} (use e.g. 512M, 24G)") from None
+    if value <= 0:
+        raise UserError(f"{flag}: size must be positive, got {text!r}")
+    return int(value * SIZE_RE_UNITS[unit])
+
+
+@dataclass
+class RunOptions:
+    gpus: int = 0
+    cpus: float | None = None
+    memory: str | None = None
+    shm_size: str | None = None
+    time_limit: float | None = None
+    runtime: str = "process"
+    gpu_model: str | None = None  # allocate only devices of this model (NSML's --gpu-model)
+    esm: str | None = None  # the participant's registration number (AI Rush's --esm), recorded
+
+
+def check_queue_limit(settings: Settings, db, user_id: int) -> None:
+    """A user may have at most `limits.queued_per_user` runs (sessions and submits) waiting."""
+    queued = (db.scalar(select(func.count(Run.id)).join(Session, Session.run_id == Run.id)
+                        .where(Run.status == RunStatus.QUEUED, Session.user_id == user_id))
+              + db.scalar(select(func.count(Run.id)).join(Submission, Submission.run_id == Run.id)
+                          .where(Run.status == RunStatus.QUEUED, Submission.user_id == user_id)))
+    if queued >= settings.max_queued_per_user:
+        raise UserError(f"queue limit reached: {queued} of your runs are waiting "
+                        f"(limits.queued_per_user = {settings.max_queued_per_user}); wait or stop some")
+
+
+def check_esm(esm: str | None) -> str | None:
+    """--esm: a registration number, recorded as given (bounded: it is stored and shown)."""
+    if esm is not None and (len(esm) > 64 or not esm.isprintable() or not esm.strip()):
+        raise UserError(f"--esm: {esm[:20]!r}... is not a registration number (1-64 printable characters)")
+    return esm
+
+
+def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
+    gpus.check_request(settings, opts.gpus, opts.gpu_model)
+    check_esm(opts.esm)
+    if opts.cpus is not None and opts.cpus <= 0:
+        raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
+    if opts.time_limit is not None and opts.time_limit <= 0:
+        raise UserError(f"--time-limit: must be positive, got {opts.time_limit}")
+    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
+               memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
+               time_limit=opts.time_limit or default_limit, status=RunStatus.QUEUED, gpu_ids=[],
+               spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})

@@ -1,0 +1,35 @@
+"""How every run ends: `mark` records its status, failure reason and message, syncs the submission it serves,
+and (after the commit) writes the run folder's end marker that waiters watch."""
+from __future__ import annotations
+
+import functools
+
+from sqlalchemy import select
+
+from harness.core import notify
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunKind, RunStatus
+from harness.store.engine import after_commit
+from harness.store.models import Run, Submission
+
+
+def sync_submission(db, run: Run) -> None:
+    """A submit run's submission follows its run's status, the one place that copies it (once the submission
+    has ended it keeps its own outcome: a score stays a score)."""
+    if run.kind is not RunKind.SUBMIT:
+        return
+    sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+    if sub is not None and not sub.status.terminal:
+        sub.status = run.status
+        if run.status.terminal:
+            sub.reason, sub.message = run.reason, run.message
+
+
+def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
+    """Record a run's end (and its submission's, unless that already ended)."""
+    run.status, run.reason, run.message = status, reason, message or None
+    run.ended_at = utcnow()
+    run.phase = None
+    if run.run_dir:
+        after_commit(db, functools.partial(notify.mark_ended, run.run_dir))  # waiters wake once it is committed
+    sync_submission(db, run)

@@ -1,0 +1,105 @@
+"""The code a run is given: a snapshot of the participant's folder (after .nsmlignore).
+
+A snapshot is hostile input: symbolic links that stay inside the folder are kept as links; a link out of it, a
+FIFO, a socket or a device is refused with one line naming it; its total size is capped (``limits.code_bytes``)
+while it is copied; a failed snapshot leaves nothing behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from pathlib import Path
+
+import pathspec
+
+from harness.core.errors import UserError
+
+IGNORE_FILE = ".nsmlignore"
+ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness"]
+MAX_CODE_FILES = 20_000
+_CHUNK = 1 << 20
+
+
+def _ignore_spec(src: Path) -> pathspec.PathSpec:
+    lines = list(ALWAYS_IGNORED)
+    ignore = src / IGNORE_FILE
+    if ignore.is_file() and not ignore.is_symlink():
+        lines += ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+    return pathspec.PathSpec.from_lines("gitignore", lines)
+
+
+def _inside(root: Path, link: Path) -> bool:
+    """Does the symbolic link LINK resolve to a place inside ROOT (and exist)?"""
+    target = os.path.realpath(link)
+    return (target == str(root) or target.startswith(str(root) + os.sep)) and os.path.exists(target)
+
+
+def _copy_file(src: Path, dest: Path, budget: list[int], limit: int, shown: str) -> None:
+    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise UserError(f"{shown}: not a regular file")
+        with open(dest, "wb") as out:
+            while True:
+                block = os.read(fd, _CHUNK)
+                if not block:
+                    break
+                budget[0] += len(block)
+                if budget[0] > limit:
+                    raise UserError(f"FOLDER: the code is over {limit} bytes (limits.code_bytes) at {shown}; "
+                                    f"list data folders in {IGNORE_FILE}")
+                out.write(block)
+        shutil.copymode(src, dest)
+    finally:
+        os.close(fd)
+
+
+def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
+    """Copy a participant folder, leaving out what .nsmlignore names. Returns the number of files copied.
+    On any refusal DEST is removed and a UserError names the path."""
+    if not src.is_dir():
+        raise UserError(f"{src}: no such folder")
+    root = src.resolve()
+    spec = _ignore_spec(src)
+    count, budget = 0, [0]
+    dest.mkdir(parents=True, exist_ok=False)
+    try:
+        for dirpath, dirnames, filenames in os.walk(src):
+            rel_dir = Path(dirpath).relative_to(src)
+            dirnames[:] = [d for d in dirnames if not spec.match_file(f"{(rel_dir / d).as_posix()}/")]
+            entries = [(d, True) for d in dirnames] + [(f, False) for f in filenames]
+            for name, _is_dir in entries:
+                rel = (rel_dir / name).as_posix()
+                path = Path(dirpath) / name
+                if not _is_dir and spec.match_file(rel):
+                    continue
+                shown = f"{src}/{rel}"
+                st = os.lstat(path)
+                if stat.S_ISLNK(st.st_mode):
+                    if not _inside(root, path):
+                        raise UserError(f"{shown}: a symbolic link out of the folder (or dangling); copy the "
+                                        f"file in, or list it in {IGNORE_FILE}")
+                    os.symlink(os.readlink(path), dest / rel)
+                    if _is_dir:
+                        dirnames.remove(name)  # kept as a link; what it points to is copied where it lives
+                elif _is_dir:
+                    (dest / rel).mkdir()
+                    continue
+                elif stat.S_ISREG(st.st_mode):
+                    _copy_file(path, dest / rel, budget, max_bytes, shown)
+                else:
+                    raise UserError(f"{shown}: a FIFO, socket or device cannot be part of the code; list it in "
+                                    f"{IGNORE_FILE}")
+                count += 1
+                if count > MAX_CODE_FILES:
+                    raise UserError(f"{src}: more than {MAX_CODE_FILES} files; list data folders in {IGNORE_FILE}")
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        raise
+    return count
+
+
+def copy_tree(src: Path, dest: Path) -> None:
+    """Copy a folder the harness owns (code snapshot → run folder); its links stay links."""
+    shutil.copytree(src, dest, symlinks=True, dirs_exist_ok=True)

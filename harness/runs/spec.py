@@ -1,0 +1,139 @@
+"""Turn a queued run (a training session or the inference half of a submit) into a RunSpec.
+
+This is where the NSML contract's reserved flags and environment are put together:
+training  ``ENTRY --mode train [ARGS]``; fork ``ENTRY --mode train --pause 1 --iteration CKPT [ARGS]``;
+submit    ``ENTRY [ARGS] --mode test --pause 1 --iteration CKPT`` (the reserved flags last, so they win) —
+each reserved flag only where the entry declares it (harness.runtime.entry_flags; ``--checkpoint`` where an entry uses
+that older name), while the environment always carries the mode and checkpoint for ``nsml.paused()``.  What was
+passed is recorded on the run (``reserved_flags``, shown by ``ps -j`` and ``history -j``).
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
+
+from harness.runtime import entry_flags
+from harness.store.models import Run, Session, Submission
+from harness.runtime.disk_limits import DiskLimit
+from harness.core.enums import RunKind
+from .events import events_path
+from harness.runtime.base import Mount, RunPaths, RunSpec
+from harness.core.safefs import is_real_dir
+from harness.core.settings import Settings
+from harness.taskpacks.registry import Manifest
+from .snapshot import copy_tree
+from harness.taskpacks.views import submit_data
+
+
+def _data_mounts(view: Path, target: str, items: list[tuple[Path, str]]) -> list[Mount]:
+    """DATASET_PATH: an empty view folder at /data/TASK holding a mount point for each of the task's own folders
+    or files given to the run, bound read-only there (never a hard link or a writable copy of them)."""
+    view.mkdir(parents=True, exist_ok=True)
+    mounts = [Mount(view, target)]
+    for src, rel in items:
+        point = view / rel
+        point.parent.mkdir(parents=True, exist_ok=True)
+        point.mkdir() if src.is_dir() else point.touch()
+        mounts.append(Mount(src, f"{target}/{rel}"))
+    return mounts
+
+
+def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env: dict,
+               data: list[tuple[Path, str]], writable_checkpoints: bool) -> RunSpec:
+    """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
+    run_dir = Path(run.run_dir)
+    for prepared in ("app", "data", "tmp", "sessions"):  # a requeued run (its scheduler died before the code
+        shutil.rmtree(run_dir / prepared, ignore_errors=True)  # started): what that attempt prepared goes
+    workdir = run_dir / "app"
+    copy_tree(Path(sess.code_dir), workdir)
+    events = events_path(run)
+    events.parent.mkdir(parents=True, exist_ok=True)
+    (run_dir / "tmp").mkdir(exist_ok=True)
+    user, task = sess.user.name, sess.task.name
+    checkpoints = Path(sess.checkpoint_dir)
+    if not is_real_dir(checkpoints) or not is_real_dir(settings.sessions_dir / user):
+        raise RuntimeError(f"{checkpoints} is not a folder of the harness (replaced by a link?)")
+    own = run_dir / "sessions" / user  # nsml.load(session=...) reaches this user's sessions only
+    own.parent.mkdir(parents=True, exist_ok=True)
+    if not own.is_symlink():
+        own.symlink_to(settings.sessions_dir / user, target_is_directory=True)
+    view = run_dir / "data" / task
+    paths = RunPaths(run=run_dir, log=run_dir / "log.txt", app=workdir, events=events, data=view,
+                     checkpoints=checkpoints, sessions=own.parent)
+    mounts = [Mount(workdir, "/app", read_only=False), *_data_mounts(view, f"/data/{task}", data),
+              Mount(events.parent, "/nsml/run", read_only=False), Mount(own, f"/nsml/sessions/{user}"),
+              Mount(checkpoints, "/nsml/checkpoints", read_only=not writable_checkpoints)]
+    env = {
+        "NSML_SESSION": sess.name,
+        "NSML_DATASET_NAME": task,
+        "NSML_DATASET_PATH": str(view),
+        "NSML_GPU_NUM": str(len(run.gpu_ids)),
+        "NSML_EVENTS": str(events),
+        "NSML_CHECKPOINT_DIR": str(checkpoints),
+        "NSML_SESSIONS_ROOT": str(own.parent),
+        **env,
+    }
+    if settings.hf_cache is not None:  # a local Hugging Face cache, read-only, offline
+        mounts.append(Mount(settings.hf_cache, "/opt/hf-cache"))
+        env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    scratch = [workdir, run_dir / "tmp", events.parent]
+    limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
+    if writable_checkpoints:
+        limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))
+    manifest = Manifest.read(Path(sess.task.path))
+    return RunSpec(run_id=run.id, name=sess.name, argv=argv, workdir=workdir, paths=paths, env=env,
+                   gpu_ids=list(run.gpu_ids), cpus=run.cpus, memory=run.memory, shm_size=run.shm_size,
+                   time_limit=run.time_limit, max_log_bytes=settings.max_log_bytes, kill_grace=settings.kill_grace,
+                   mounts=mounts, image=manifest.image, network=manifest.network,
+                   source_builds=manifest.source_builds,
+                   labels={"nsml-harness.session": sess.name, "nsml-harness.run": str(run.id),
+                           "nsml-harness.kind": run.kind.value},
+                   data_view=view, data_target=f"/data/{task}", disk_limits=limits)
+
+
+def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None, entry: str | None = None) -> list[str]:
+    flags = entry_flags.scan(Path(sess.code_dir), entry or sess.entry)
+    reserved = flags.reserved(mode, pause=checkpoint is not None, checkpoint=checkpoint)
+    run.spec = {**(run.spec or {}), "reserved_flags": reserved, "parser": flags.style}
+    return reserved
+
+
+def training_spec(settings: Settings, run: Run, sess: Session) -> RunSpec:
+    argv = [sess.entry, *_reserved(run, sess, "train", sess.fork_checkpoint if sess.forked_from else None)]
+    env = {"NSML_MODE": "train"}
+    if sess.forked_from:
+        env.update(NSML_MODE="fork", NSML_ITERATION=sess.fork_checkpoint, NSML_LOAD_SESSION=sess.forked_from)
+    data = [(Path(sess.task.path) / "train", "train")]
+    return _base_spec(settings, run, sess, argv + list(sess.args), env, data, writable_checkpoints=True)
+
+
+def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) -> RunSpec:
+    run_dir = Path(run.run_dir)
+    dataset = Path(sess.task.path)
+    source = submit_data(dataset, dry_run=sub.dry_run)
+    loader_dir = run_dir / "loader"
+    loader_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(dataset / "data_loader.py", loader_dir / "data_loader.py")
+    output = run_dir / "output"
+    output.mkdir(parents=True, exist_ok=True)
+    entry = (run.spec or {}).get("entry") or sess.entry  # submit -e: another entry of the same code
+    argv = [entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint, entry)]
+    env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
+           "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
+    spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)
+    spec.paths.output, spec.paths.loader = output, loader_dir
+    spec.mounts += [Mount(output, "/nsml/output", read_only=False), Mount(loader_dir, "/nsml/loader")]
+    spec.disk_limits[-1].paths.append(output)
+    return spec
+
+
+def spec_for(settings: Settings, db: OrmSession, run: Run) -> RunSpec:
+    if run.kind is RunKind.TRAIN:
+        sess = db.scalar(select(Session).where(Session.run_id == run.id))
+        return training_spec(settings, run, sess)
+    sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
+    sess = db.get(Session, sub.session_id)
+    return submit_spec(settings, run, sess, sub)

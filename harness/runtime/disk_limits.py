@@ -1,0 +1,90 @@
+"""Disk is measured, not trusted: a thread of the scheduler that scans each running run's writable space.
+
+A run's spec lists its writable folders in groups, each with a limit (the session's checkpoints:
+``limits.checkpoint_bytes``; the code copy, private /tmp, output and events: ``limits.scratch_bytes``).  Every
+few seconds each group is measured as allocated bytes, without following links and within a bound on entries;
+a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``.
+Scans never run inside a database transaction and never hold up the scheduler's loop.
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.core.safefs import usage
+
+SCAN_EVERY = 2.0
+MAX_ENTRIES = 200_000
+SCAN_SECONDS = 10.0
+
+
+@dataclass
+class DiskLimit:
+    """Folders measured together against one limit (`setting` names where the limit comes from)."""
+
+    paths: list[Path]
+    limit: int
+    setting: str
+
+
+def over_limit(limits: list[DiskLimit]) -> str | None:
+    """Measure each group once; the first one over its limit, as a message, or None."""
+    for group in limits:
+        total = entries = 0
+        for path in group.paths:
+            used = usage(path, MAX_ENTRIES - entries, SCAN_SECONDS)
+            if not used.complete:
+                return (f"{', '.join(p.name for p in group.paths)} hold over {MAX_ENTRIES} files and folders "
+                        f"({group.setting} cannot be checked)")
+            total += used.allocated
+            entries += used.entries
+        if total > group.limit:
+            return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
+                    f"{group.limit} ({group.setting})")
+    return None
+
+
+class DiskWatch:
+    """Scans registered runs in the background; `verdict(run_id)` is the latest over-limit message, if any."""
+
+    def __init__(self, every: float = SCAN_EVERY):
+        self.every = every
+        self._runs: dict[int, list[DiskLimit]] = {}
+        self._verdicts: dict[int, str] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def watch(self, run_id: int, limits: list[DiskLimit]) -> None:
+        if not limits:
+            return
+        with self._lock:
+            self._runs[run_id] = limits
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
+            self._thread.start()
+
+    def forget(self, run_id: int) -> None:
+        with self._lock:
+            self._runs.pop(run_id, None)
+            self._verdicts.pop(run_id, None)
+
+    def verdict(self, run_id: int) -> str | None:
+        with self._lock:
+            return self._verdicts.get(run_id)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                runs = list(self._runs.items())
+            for run_id, limits in runs:
+                message = over_limit(limits)
+                if message:
+                    with self._lock:
+                        if run_id in self._runs:
+                            self._verdicts[run_id] = message
+
+    def close(self) -> None:
+        self._stop.set()
+

@@ -1,0 +1,251 @@
+"""Container images, resolved the way NSML did it, and built with the docker SDK.
+
+1. The base image: the first line ``#nsml: IMAGE`` of ``setup.py`` or ``requirements.txt``; else the task
+   manifest's ``image``; else the project's default session image (``harness image build``, from ./Dockerfile).
+2. The session's environment: ``requirements.txt``, ``setup.py``'s ``install_requires`` and ``nsml_package.txt``
+   (apt packages) are installed into a derived image tagged by a hash of the base image's id and those files,
+   so a second session with the same requirements starts without installing anything.
+
+Requirement lines are package names with version specifiers only (no URL, VCS, path, index or pip option) and
+install as wheels only unless the task manifest sets ``source_builds = true``: no participant-written code runs
+at build time.  Session builds use Docker's bridge network (the registry, with the host's CA bundle), never the
+host's network namespace; participant code itself runs with no network.  Nothing is pulled: a missing
+base image is an error that names it and says how to provide it.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import io
+import re
+import shutil
+import tarfile
+import threading
+from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from harness import resources
+from harness.core.errors import UserError
+
+SDK = Path(__file__).resolve().parent / "session_sdk"
+CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
+ENV_REPO = "nsml-harness/env"
+_build_locks: dict[str, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class ImageError(Exception):
+    """The session's image cannot be had (missing base, failed build): the run fails to launch."""
+
+
+def nsml_image_line(code: Path) -> str | None:
+    """`#nsml: IMAGE` on the first line of setup.py or requirements.txt."""
+    for name in ("setup.py", "requirements.txt"):
+        path = code / name
+        if path.is_file():
+            first = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
+            if first and first[0].strip().lower().startswith("#nsml:"):
+                image = first[0].split(":", 1)[1].strip()
+                if image:
+                    return image
+    return None
+
+
+def install_requires(setup_py: Path) -> list[str]:
+    """The literal ``install_requires=[...]`` of a setup.py, read without running it."""
+    try:
+        tree = ast.parse(setup_py.read_text(encoding="utf-8", errors="replace"))
+    except SyntaxError as exc:
+        raise ImageError(f"{setup_py.name}: cannot parse: {exc}") from None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "setup":
+            for kw in node.keywords:
+                if kw.arg == "install_requires":
+                    try:
+                        return [str(r) for r in ast.literal_eval(kw.value)]
+                    except ValueError:
+                        raise ImageError(f"{setup_py.name}: install_requires must be a literal list") from None
+    return []
+
+
+ARCHIVE_SUFFIXES = (".whl", ".zip", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz", ".tar")
+APT_NAME = re.compile(r"^[a-z0-9][a-z0-9+.-]+(=[A-Za-z0-9.+~:-]+)?$")
+
+
+def requirement_line(text: str, where: str) -> str | None:
+    """One requirement as a package name with version specifiers (extras and markers allowed), normalised; None
+    for a blank or comment line. Anything that fetches from a URL, a VCS, a path or another index, or passes
+    pip an option, is refused: such lines make the build run code that is not a wheel from the registry."""
+    line = text.split(" #", 1)[0].strip() if not text.lstrip().startswith("#") else ""
+    if not line:
+        return None
+    refuse = f"{where}: {line[:80]!r}: only package names with version specifiers are allowed"
+    if line.startswith("-"):
+        raise ImageError(f"{refuse} (no pip options such as -e, -r, --index-url, --find-links)")
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        raise ImageError(f"{refuse} (not a requirement, or a URL or path)") from None
+    if req.url or any(c in req.name for c in "/\\:") or req.name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise ImageError(f"{refuse} (no URLs, VCS links, local paths or archives)")
+    return str(req)
+
+
+def _clean(lines: list[str], where: str) -> str:
+    kept = [r for i, text in enumerate(lines, 1) if (r := requirement_line(text, f"{where}:{i}")) is not None]
+    return "".join(f"{r}\n" for r in kept)
+
+
+def apt_packages(text: str, where: str) -> str:
+    """nsml_package.txt: Debian package names (optionally =version), nothing else."""
+    names = []
+    for i, raw in enumerate(text.splitlines(), 1):
+        line = raw.split("#", 1)[0]
+        for token in line.split():
+            if not APT_NAME.match(token):
+                raise ImageError(f"{where}:{i}: {token[:60]!r} is not a Debian package name")
+            names.append(token)
+    return "".join(f"{n}\n" for n in names)
+
+
+def requirements(code: Path) -> dict[str, str]:
+    """The files that define a session's environment, checked and normalised, as build-context name → content."""
+    files = {}
+    req = code / "requirements.txt"
+    if req.is_file():
+        files["requirements.txt"] = _clean(req.read_text(encoding="utf-8", errors="replace").splitlines(),
+                                           "requirements.txt")
+    setup = code / "setup.py"
+    if setup.is_file():
+        reqs = install_requires(setup)
+        if reqs:
+            files["setup-requirements.txt"] = _clean(reqs, "setup.py: install_requires")
+    apt = code / "nsml_package.txt"
+    if apt.is_file():
+        files["nsml_package.txt"] = apt_packages(apt.read_text(encoding="utf-8", errors="replace"),
+                                                 "nsml_package.txt")
+    return {name: content for name, content in files.items() if content}
+
+
+DERIVED_DOCKERFILE = """\
+FROM {base}
+USER root
+ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
+COPY . /tmp/nsml-env/
+RUN set -e; cd /tmp/nsml-env; \\
+    if [ -f ca-certificates.crt ]; then export PIP_CERT=/tmp/nsml-env/ca-certificates.crt; fi; \\
+    if [ -f nsml_package.txt ]; then apt-get update && \\
+        grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
+        rm -rf /var/lib/apt/lists/*; fi; \\
+    for f in requirements.txt setup-requirements.txt; do \\
+        if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi; done; \\
+    rm -rf /tmp/nsml-env
+"""
+
+
+def _context_tar(files: dict[str, bytes | str]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    return buf
+
+
+def _lock(key: str) -> threading.Lock:
+    with _locks_guard:
+        return _build_locks.setdefault(key, threading.Lock())
+
+
+def _build_error(exc) -> str:
+    log = getattr(exc, "build_log", None) or []
+    lines = [str(chunk.get("stream") or chunk.get("error") or "").strip() for chunk in log if isinstance(chunk, dict)]
+    lines = [ln for ln in lines if ln]
+    return (lines[-1] if lines else str(exc))[:500]
+
+
+def base_image(client, name: str):
+    import docker.errors
+
+    try:
+        return client.images.get(name)
+    except docker.errors.ImageNotFound:
+        raise ImageError(f"image {name!r} is not on this machine and is never pulled: build it with "
+                         f"'harness image build' (the default session image), or 'docker load' / 'docker pull "
+                         f"{name}' where a registry is reachable") from None
+
+
+def session_image(client, code: Path, manifest_image: str | None, default_image: str,
+                  source_builds: bool = False) -> str:
+    """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
+    unless the task allows source builds; the build runs on Docker's bridge network, never the host's."""
+    import docker.errors
+
+    base_name = nsml_image_line(code) or manifest_image or default_image
+    base = base_image(client, base_name)
+    files = requirements(code)
+    if not files:
+        return base_name
+    binary = "" if source_builds else "--only-binary :all:"
+    digest = hashlib.sha256(base.id.encode() + binary.encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    tag = f"{ENV_REPO}:{digest.hexdigest()[:16]}"
+    with _lock(tag):
+        try:
+            client.images.get(tag)
+            return tag  # cached: same base, same requirements
+        except docker.errors.ImageNotFound:
+            pass
+        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id, binary=binary))
+        if CA_BUNDLE.is_file():
+            context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
+        try:
+            client.images.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True,
+                                forcerm=True, network_mode="bridge", labels={"nsml-harness.base": base_name})
+        except (docker.errors.BuildError, docker.errors.APIError) as exc:
+            raise ImageError(f"installing the session's requirements into {base_name} failed: "
+                             f"{_build_error(exc)}") from None
+    return tag
+
+
+def dockerfile_digest() -> str:
+    """Labels the default image, so that setup can tell an image built from an older Dockerfile."""
+    return hashlib.sha256(resources.DOCKERFILE.read_bytes()).hexdigest()[:16]
+
+
+def build_default_image(client, tag: str, base: str | None, wheels: list[Path], log=print) -> str:
+    """`harness image build`: the top-level Dockerfile, with local wheels and the host's CA bundle."""
+    import docker.errors
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="harness-image-") as tmp:
+        ctx = Path(tmp)
+        shutil.copy2(resources.DOCKERFILE, ctx / "Dockerfile")
+        shutil.copytree(SDK, ctx / "harness" / "session_sdk", ignore=shutil.ignore_patterns("__pycache__"))
+        (ctx / "docker" / "wheels").mkdir(parents=True)
+        for wheel in wheels:
+            if not wheel.is_file():
+                raise UserError(f"--wheel: {wheel} is not a file")
+            shutil.copy2(wheel, ctx / "docker" / "wheels" / wheel.name)
+        if CA_BUNDLE.is_file():
+            shutil.copy2(CA_BUNDLE, ctx / "docker" / "ca-certificates.crt")
+        buildargs = {"BASE_IMAGE": base} if base else {}
+        try:
+            _image, chunks = client.images.build(path=str(ctx), tag=tag, buildargs=buildargs, rm=True,
+                                                 forcerm=True, network_mode="host",
+                                                 labels={"nsml-harness.dockerfile": dockerfile_digest()})
+            for chunk in chunks:
+                text = str(chunk.get("stream", "")).rstrip()
+                if text:
+                    log(text)
+        except docker.errors.BuildError as exc:
+            raise UserError(f"Dockerfile: build failed: {_build_error(exc)}") from None
+        except docker.errors.APIError as exc:
+            raise UserError(f"Dockerfile: build failed: {exc.explanation or exc}") from None
+    return tag

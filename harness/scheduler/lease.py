@@ -1,0 +1,141 @@
+"""The scheduler's lease on a state root: a file lock, the hand-off protocol, and recovery on any CLI call.
+
+Hand-off without a lost run: whoever adds work commits it, rings the doorbell (harness.core.notify), then checks the
+lock and starts a scheduler if the lock is free; the scheduler, after releasing the lock on its way out, checks
+once more for work and takes the lock back if there is some.  Either side always sees the other's work.
+
+Exactly one scheduler: the process that starts one takes the lock first and hands it to the child (the child
+inherits the locked file), so no second scheduler can start while the first is still importing.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.core import notify
+from harness.store import Store
+from harness.store.models import Run
+from harness.core.enums import RunStatus
+from .recovery import recover_runs, running_exists, stale_runs
+from harness.core.settings import Settings
+
+log = logging.getLogger("harness.scheduler.lease")
+
+
+class FileLock:
+    """An exclusive, non-blocking flock; the holder writes its pid into the file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fd: int | None = None
+
+    def acquire(self) -> bool:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self.fd = fd
+        self.write_holder(os.getpid())
+        return True
+
+    @classmethod
+    def adopt(cls, path: Path, fd: int) -> "FileLock":
+        """The lock as handed over by the process that started us (it holds the flock already)."""
+        lock = cls(path)
+        lock.fd = fd
+        os.set_inheritable(fd, False)
+        lock.write_holder(os.getpid())
+        return lock
+
+    def write_holder(self, pid: int) -> None:
+        os.ftruncate(self.fd, 0)
+        os.pwrite(self.fd, str(pid).encode(), 0)
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def is_free(self) -> bool:
+        if self.acquire():
+            self.release()
+            return True
+        return False
+
+    def holder(self) -> int | None:
+        try:
+            return int(self.path.read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+
+def has_pending_work(store: Store) -> bool:
+    with store.tx() as db:
+        return db.scalar(select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).limit(1)) \
+            is not None
+
+
+def ensure_running(settings: Settings) -> bool:
+    """Start a background scheduler for this state root unless one holds the lock. True when one was started."""
+    settings.ensure_dirs()
+    lock = FileLock(settings.lock_path)
+    if not lock.acquire():
+        return False
+    try:
+        log_file = open(settings.scheduler_log, "ab")
+        cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url,
+               "--lock-fd", str(lock.fd)]
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,))
+        log_file.close()
+        lock.write_holder(proc.pid)
+    finally:
+        os.close(lock.fd)  # the child holds the lock now (the same open file); a failed start frees it
+        lock.fd = None
+    return True
+
+
+def wake(settings: Settings) -> None:
+    """After committing new work or a stop request: wake the scheduler, or start one."""
+    notify.ring(settings.state_dir)
+    ensure_running(settings)
+
+
+def recover_if_orphaned(settings: Settings, store: Store) -> None:
+    """Run on every CLI call: runs marked running with no live scheduler are requeued or failed as lost."""
+    lock = FileLock(settings.lock_path)
+    if not lock.acquire():
+        if not stale_runs(store, settings.lease_seconds):
+            return  # a live scheduler renews its runs' heartbeats
+        pid = lock.holder()  # it holds the lock but renews nothing: hung. End it and take over.
+        if pid and pid != os.getpid():
+            log.warning("scheduler %s renewed no heartbeat for %s s: killing it", pid, settings.lease_seconds)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        for _ in range(50):
+            if lock.acquire():
+                break
+            time.sleep(0.1)
+        else:
+            return
+    try:
+        if running_exists(store):
+            recover_runs(settings, store)  # runs being scored stay: the next scheduler scores them again
+    finally:
+        lock.release()
+    if has_pending_work(store):
+        ensure_running(settings)

@@ -1,0 +1,367 @@
+"""The background scheduler: one per state root, holding its lease (harness.scheduler.lease) while it works.
+
+It starts queued runs in FIFO order when their GPUs are free, watches running ones (limits, stop requests,
+events, the session's disk use), renews their heartbeats, records outcomes, and scores finished submit runs in
+worker threads.  The CLI starts it on demand and it exits by itself when there is nothing left to do.
+
+Every state change is one transaction, written before the thing it describes happens: a run is marked
+``launching`` before its code starts (so a crash then requeues it), ``running`` with its pid once started, and
+``scoring`` once its inference has ended (so a crash then scores it again rather than losing it).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+from sqlalchemy import select, update
+
+from harness.runtime import gpus, environments
+from harness.core import notify
+from harness.scoring import provenance
+from harness.store import Store, open_store
+from harness.store.models import Round, Run, Session, Submission
+from harness.core.clock import utcnow
+from harness.scoring.grade import apply, grade, prediction_path, take_prediction
+from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
+from harness.runtime.disk_limits import DiskWatch, over_limit
+from harness.runs.events import LOADER_ERROR_EXIT, collect, loader_error, record
+from harness.runs.spec import spec_for
+from .lease import FileLock, has_pending_work
+from harness.runs.ending import mark, sync_submission
+from .recovery import recover_runs
+from harness.runtime import Handle, Outcome, get_runtime
+from harness.core.settings import SETTINGS_FILE, Settings, load_settings
+
+log = logging.getLogger("harness.scheduler")
+HEARTBEAT_EVERY = 1.0
+IDLE_RECHECK = 1.0  # an idle scheduler looks at the database this often even without a ring
+
+
+class Scheduler:
+    def __init__(self, settings: Settings, store: Store):
+        self.settings = settings
+        self.store = store
+        self.handles: dict[int, Handle] = {}
+        self.gpu_busy: dict[int, list[int]] = {}
+        self.scoring: dict[int, Future] = {}
+        self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
+        self.runtimes: dict[str, object] = {}
+        self._last_heartbeat = 0.0
+        self._settings_mtime: float | None = None
+        self.checkpoint_dirs: dict[int, Path] = {}  # training runs: where their checkpoints are saved
+        self.disk = DiskWatch()
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # scoring threads ring it when done
+
+    def wait_for_events(self, doorbell: notify.Doorbell, timeout: float) -> None:
+        """Sleep until a run ends, a score is ready, somebody rings, or TIMEOUT (limits and heartbeats)."""
+        fds = [doorbell.fd, self._wake_r] + [fd for h in self.handles.values() if (fd := h.exit_fd()) is not None]
+        ready = notify.wait_readable(fds, timeout)
+        if doorbell.fd in ready:
+            doorbell.drain()
+        if self._wake_r in ready:
+            try:
+                os.read(self._wake_r, 4096)
+            except BlockingIOError:
+                pass
+
+    def _ring(self, _future=None) -> None:
+        try:
+            os.write(self._wake_w, b".")
+        except OSError:  # full (a wake is pending) or closed at shutdown
+            pass
+
+    def _submit_scoring(self, run_id: int) -> None:
+        fut = self.pool.submit(self._score, run_id)
+        fut.add_done_callback(self._ring)
+        self.scoring[run_id] = fut
+
+    def runtime(self, name: str):
+        if name not in self.runtimes:
+            self.runtimes[name] = get_runtime(name, self.settings)
+        return self.runtimes[name]
+
+    def recover(self) -> None:
+        """We hold the lock: nothing marked running is watched by anyone else. Old session environments go."""
+        environments.collect_garbage(self.settings.state_dir / "envs")
+        for run_id in recover_runs(self.settings, self.store):
+            log.warning("run %s: scoring again after a restart", run_id)
+            self._submit_scoring(run_id)
+
+    # -- one pass ------------------------------------------------------------------------------------------
+    def _reload_settings(self) -> None:
+        """Pick up edits of harness.toml (GPU inventory, limits) without a restart."""
+        path = self.settings.root / SETTINGS_FILE
+        mtime = path.stat().st_mtime if path.exists() else None
+        if mtime != self._settings_mtime:
+            self._settings_mtime = mtime
+            try:
+                fresh = load_settings(root=self.settings.root, db=self.settings.db_url, user=self.settings.user)
+            except Exception as exc:  # noqa: BLE001 - a broken file: keep the last good settings
+                log.error("harness.toml not reloaded: %s", exc)
+                return
+            self.settings = fresh
+            self.runtimes.clear()
+
+    def tick(self) -> bool:
+        """One pass over running and queued runs. Returns False when there is nothing left to do."""
+        self._reload_settings()
+        to_score = self._watch()
+        for run_id in to_score:  # after the commit: a crash from here on finds the run in its scoring phase
+            self._submit_scoring(run_id)
+        self._start_queued()
+        self._collect_scores()
+        self._heartbeat()
+        return bool(self.handles or self.scoring) or has_pending_work(self.store)
+
+    def _heartbeat(self) -> None:
+        now = time.monotonic()
+        if now - self._last_heartbeat < HEARTBEAT_EVERY:
+            return
+        self._last_heartbeat = now
+        ids = list(self.handles) + list(self.scoring)
+        if ids:
+            with self.store.tx() as db:
+                db.execute(update(Run).where(Run.id.in_(ids)).values(heartbeat_at=utcnow()))
+
+    def _watch(self) -> list[int]:
+        """Poll every watched run, then record what happened in one transaction. Limits, stop requests and the
+        events file are handled outside any transaction (files a run wrote are read with bounds, see ingest).
+        Returns the submit runs whose inference ended well, to be scored."""
+        if not self.handles:
+            return []
+        with self.store.tx() as db:
+            watched = {rid: (stop, offset) for rid, stop, offset in db.execute(
+                select(Run.id, Run.stop_requested, Run.events_offset).where(Run.id.in_(list(self.handles))))}
+        ended: dict[int, Outcome] = {}
+        collected = {}
+        for run_id, (stop, offset) in watched.items():
+            handle = self.handles[run_id]
+            over = self.disk.verdict(run_id)
+            if over:
+                handle.cancel(FailureReason.DISK_QUOTA, over)
+            if stop:
+                handle.cancel(FailureReason.STOPPED, "stopped by the user")
+            outcome = handle.poll()
+            if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
+                    and outcome.exit_code == LOADER_ERROR_EXIT and handle.spec.paths.output is not None:
+                blamed = loader_error(handle.spec.paths.run)
+                if blamed is not None:
+                    outcome = Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
+                                      f"the task's data_loader.py failed (not counted): {blamed}")
+            if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
+                over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
+                if over:
+                    outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
+            checkpoints = self.checkpoint_dirs.get(run_id)
+            if checkpoints is not None:
+                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints)
+            if outcome is not None:
+                ended[run_id] = outcome
+        to_score, done = [], []
+        with self.store.tx() as db:
+            for run_id, got in collected.items():
+                run = db.get(Run, run_id)
+                record(db, run, db.scalar(select(Session).where(Session.run_id == run_id)), got)
+            for run_id, outcome in ended.items():
+                run, handle = db.get(Run, run_id), self.handles.pop(run_id)
+                done.append(handle)
+                self.gpu_busy.pop(run_id, None)
+                self.checkpoint_dirs.pop(run_id, None)
+                self.disk.forget(run_id)
+                run.spec = {**(run.spec or {}), "isolation": handle.isolation,
+                            **({"environment": handle.environment} if handle.environment else {})}
+                if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
+                    run.exit_code, run.phase = outcome.exit_code, RunPhase.SCORING
+                    to_score.append(run.id)
+                else:
+                    self._finish(db, run, outcome)
+        for handle in done:  # its outcome is recorded: now its resources go (a container, say)
+            handle.close()
+        return to_score
+
+    def _start_queued(self) -> None:
+        """Mark the runs that fit as launching (one transaction), then start each one."""
+        chosen = []
+        with self.store.tx() as db:
+            busy = {g for ids in self.gpu_busy.values() for g in ids}
+            team_held = self._team_gpus(db)
+            gpu_blocked = False
+            for run in db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all():
+                if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
+                    break
+                if run.stop_requested:
+                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
+                                                  "stopped before it started"))
+                    continue
+                ids: list[int] = []
+                if run.gpus > len(gpus.inventory(self.settings)):  # it would wait forever: say so instead
+                    self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
+                                                  f"{run.gpus} GPU(s) requested, the inventory has "
+                                                  f"{len(gpus.inventory(self.settings))}"))
+                    continue
+                if run.gpus and run.team_id is not None and run.team_gpu_quota is not None \
+                        and team_held.get(run.team_id, 0) + run.gpus > run.team_gpu_quota:
+                    # over its team's GPU quota: it waits for the team's own runs, blocking no one else
+                    note = (f"waiting for the team's GPU quota: {team_held.get(run.team_id, 0)} of "
+                            f"{run.team_gpu_quota} held, {run.gpus} asked")
+                    if run.message != note:
+                        run.message = note
+                    continue
+                if run.gpus:
+                    if gpu_blocked:
+                        continue  # FIFO among GPU runs: nobody overtakes the first one that waits
+                    got = gpus.allocate(self.settings, busy, run.gpus, (run.spec or {}).get("gpu_model"))
+                    if got is None:
+                        gpu_blocked = True
+                        continue
+                    ids = got
+                busy.update(ids)
+                if run.team_id is not None:
+                    team_held[run.team_id] = team_held.get(run.team_id, 0) + len(ids)
+                run.status, run.phase, run.gpu_ids, run.message = RunStatus.RUNNING, RunPhase.LAUNCHING, ids, None
+                run.started_at = run.heartbeat_at = utcnow()
+                run.attempts += 1
+                sync_submission(db, run)
+                self.gpu_busy[run.id] = ids
+                chosen.append(run.id)
+        for run_id in chosen:
+            self._launch(run_id)
+
+    def _team_gpus(self, db) -> dict[int, int]:
+        """GPUs each team's runs hold now (runs whose inference ended have given theirs back)."""
+        held: dict[int, int] = {}
+        ids = [rid for rid, g in self.gpu_busy.items() if g]
+        if ids:
+            for team_id, n in db.execute(select(Run.team_id, Run.gpus).where(Run.id.in_(ids),
+                                                                              Run.team_id.is_not(None))):
+                held[team_id] = held.get(team_id, 0) + n
+        return held
+
+    def _launch(self, run_id: int) -> None:
+        with self.store.tx() as db:
+            run = db.get(Run, run_id)
+            try:
+                handle = self.runtime(run.runtime).start(spec_for(self.settings, db, run))
+            except Exception as exc:  # noqa: BLE001 - the run fails with a named reason, the scheduler goes on
+                log.error("run %s failed to start: %s", run.id, traceback.format_exc())
+                self.gpu_busy.pop(run_id, None)
+                self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
+                                              f"could not start: {exc}"))
+                return
+            run.pid, run.phase = handle.pid, RunPhase.RUNNING
+            self.handles[run.id] = handle
+            if run.kind is RunKind.TRAIN:
+                self.checkpoint_dirs[run.id] = handle.spec.paths.checkpoints
+            self.disk.watch(run.id, handle.spec.disk_limits)
+
+    # -- outcomes ------------------------------------------------------------------------------------------
+    def _finish(self, db, run: Run, outcome: Outcome) -> None:
+        mark(db, run, outcome.status, outcome.reason, outcome.message)
+        run.exit_code = outcome.exit_code
+
+    def _score(self, run_id: int) -> None:
+        """Worker thread: grade a finished submit run with the task's evaluator (idempotent)."""
+        with self.store.tx() as db:
+            run = db.get(Run, run_id)
+            sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+            dataset, dry_run, run_dir = Path(sub.task.path), sub.dry_run, run.run_dir
+            rnd = db.get(Round, sub.round_id) if sub.round_id else None
+            if rnd is not None:
+                db.expunge(rnd)
+            sess = db.get(Session, sub.session_id) if sub.session_id else None
+            code_dir = Path(sess.code_dir) if sess else None
+            environment, runtime = (run.spec or {}).get("environment"), run.runtime
+        result = take_prediction(self.settings, run_dir) or \
+            grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd, runtime)
+        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
+        with self.store.tx() as db:
+            run = db.get(Run, run_id)
+            sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+            sub.provenance = {**(sub.provenance or {}), **origin}
+            if result.ok:
+                apply(sub, result)
+                self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
+            else:
+                self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))
+
+    def _collect_scores(self) -> None:
+        for run_id, fut in list(self.scoring.items()):
+            if not fut.done():
+                continue
+            del self.scoring[run_id]
+            exc = fut.exception()
+            if exc is not None:
+                log.error("scoring run %s crashed: %r", run_id, exc)
+                with self.store.tx() as db:
+                    self._finish(db, db.get(Run, run_id), Outcome(RunStatus.FAILED, FailureReason.HARNESS_ERROR,
+                                                                  None, f"scoring crashed: {exc}"))
+
+    def shutdown(self) -> None:
+        for handle in self.handles.values():
+            handle.cancel(FailureReason.HARNESS_ERROR, "the scheduler was shut down")
+            handle.close()
+        self.disk.close()
+        self.pool.shutdown(wait=True)
+        os.close(self._wake_r)
+        os.close(self._wake_w)
+
+
+def serve(settings: Settings, lock: FileLock) -> None:
+    """Work until idle, then hand the lock back (see harness.scheduler.lease for the hand-off). LOCK is held on entry."""
+    store = open_store(settings.db_url)
+    while True:
+        doorbell = notify.Doorbell(settings.state_dir)  # opened before the first pass: no ring is missed
+        sched = Scheduler(settings, store)
+        try:
+            sched.recover()
+            idle_since = None
+            while True:
+                if not settings.state_dir.is_dir():
+                    log.error("%s is gone: this state root was removed; stopping", settings.state_dir)
+                    return  # (finally: runs cancelled, lock released)
+                try:
+                    busy = sched.tick()
+                except Exception:  # noqa: BLE001 - a bad pass (a locked DB, say) must not strand running runs
+                    log.error("scheduler pass failed: %s", traceback.format_exc())
+                    busy = True
+                now = time.monotonic()
+                if busy:
+                    idle_since = None
+                elif idle_since is None:
+                    idle_since = now
+                elif now - idle_since >= settings.scheduler_idle_exit:
+                    break
+                timeout = settings.scheduler_tick if busy else \
+                    min(IDLE_RECHECK, settings.scheduler_idle_exit - (now - (idle_since or now)))
+                sched.wait_for_events(doorbell, timeout)
+        finally:
+            sched.shutdown()
+            doorbell.close()
+            lock.release()
+        if not has_pending_work(store) or not lock.acquire():
+            break
+    store.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="harness-scheduler")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--lock-fd", type=int, default=None, help="the lease, already taken by whoever started us")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = load_settings(root=args.root, db=args.db, user="scheduler")
+    if args.lock_fd is not None:
+        lock = FileLock.adopt(settings.lock_path, args.lock_fd)
+    else:
+        lock = FileLock(settings.lock_path)
+        if not lock.acquire():
+            return  # another scheduler serves this root
+    serve(settings, lock)
+

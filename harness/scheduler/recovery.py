@@ -1,0 +1,75 @@
+"""Nothing is left "running" when nobody watches it.
+
+The scheduler holds the state root's lock (a lease the OS ends when the process dies) and renews a heartbeat on
+each run it watches.  Any harness start or CLI call that finds the lock free while runs are marked running, or
+finds their heartbeats older than the lease (a hung scheduler, which it then kills), recovers them:
+
+- a run whose participant code never started (its scheduler died while launching) goes back to the queue;
+- a run whose code started is failed with the reason ``lost`` and its processes and containers are reaped;
+- a submit whose inference had finished and was being scored stays for the next scheduler, which scores it
+  again (scoring is idempotent: one submission row, one score).
+"""
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.store import Store
+from harness.store.models import Run, Session
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunPhase, RunStatus
+from harness.runs.ending import mark, sync_submission
+from harness.runs.events import collect, record
+from harness.runtime import get_runtime, reap_orphans
+from harness.core.settings import Settings
+
+log = logging.getLogger("harness.scheduler.recovery")
+
+
+def recover_runs(settings: Settings, store: Store) -> list[int]:
+    """Call with the scheduler lock held. Returns the submit runs to score again."""
+    rescore = []
+    runtimes = {}
+    with store.tx() as db:  # what the lost runs saved, read outside the transaction that records it
+        pending = db.execute(select(Run.id, Run.run_dir, Run.events_offset, Session.dir)
+                             .join(Session, Session.run_id == Run.id).where(Run.status == RunStatus.RUNNING)).all()
+    collected = {rid: collect(Path(run_dir), offset or 0, Path(sess_dir) / "checkpoints")
+                 for rid, run_dir, offset, sess_dir in pending}
+    with store.tx() as db:
+        for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
+            if run.phase is RunPhase.SCORING:
+                rescore.append(run.id)
+                continue
+            if run.runtime not in runtimes:
+                runtimes[run.runtime] = get_runtime(run.runtime, settings)
+            started = runtimes[run.runtime].cleanup(run) or bool(run.pid)  # the runtime reaps what is left
+            if started:
+                sess = db.scalar(select(Session).where(Session.run_id == run.id))
+                if sess is not None and run.id in collected:
+                    record(db, run, sess, collected[run.id])  # checkpoints it saved before the crash are kept
+                mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
+                log.warning("run %s: lost", run.id)
+            else:  # participant code never ran: back to the queue, in its old place
+                run.status, run.phase, run.started_at, run.gpu_ids, run.heartbeat_at = (
+                    RunStatus.QUEUED, None, None, [], None)
+                sync_submission(db, run)
+                log.warning("run %s: requeued (it had not started)", run.id)
+    with store.tx() as db:  # only runtimes this root has used can have left something (no engine ping otherwise)
+        used = set(db.scalars(select(Run.runtime).distinct()))
+    reap_orphans(settings, used)  # what is left belongs to no running run
+    return rescore
+
+
+def stale_runs(store: Store, lease_seconds: float) -> bool:
+    limit = utcnow() - timedelta(seconds=lease_seconds)
+    with store.tx() as db:
+        return db.scalar(select(Run.id).where(Run.status == RunStatus.RUNNING, Run.heartbeat_at < limit)
+                         .limit(1)) is not None
+
+
+def running_exists(store: Store) -> bool:
+    with store.tx() as db:
+        return db.scalar(select(Run.id).where(Run.status == RunStatus.RUNNING).limit(1)) is not None

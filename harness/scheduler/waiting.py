@@ -1,0 +1,47 @@
+"""Waiting for a run to end: woken by its end marker, confirmed in the database, and a scheduler started when
+none serves the state root (so a wait never hangs on a scheduler that died).
+
+H is the caller's `harness.context.Harness` (anything with `.settings` and `.tx()`): this floor sits below it.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from harness.core import notify
+from harness.core.enums import RunStatus
+from harness.store.models import Run
+
+from .lease import ensure_running
+
+
+def run_status(h, run_id: int) -> RunStatus:
+    with h.tx() as db:
+        return db.get(Run, run_id).status
+
+
+def wait_run(h, run_id: int, timeout: float | None = None, recheck: float = 1.0) -> Run:
+    """Until the run has ended (or TIMEOUT): woken by its end marker (harness.core.notify), confirmed in the
+    database, and looked at every RECHECK seconds anyway (a scheduler that died is replaced meanwhile)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with h.tx() as db:
+        run_dir = Path(db.get(Run, run_id).run_dir)
+    watch = notify.FileWatch(run_dir, names={notify.ENDED}) if run_dir.is_dir() else None
+    try:
+        while True:
+            with h.tx() as db:
+                run = db.get(Run, run_id)
+                if run.status.terminal:
+                    return run
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                return run
+            ensure_running(h.settings)  # cheap while a scheduler holds the lease
+            pause = recheck if left is None else min(recheck, left)
+            if watch is not None:
+                watch.wait(pause)
+            else:
+                time.sleep(min(pause, 0.1))
+    finally:
+        if watch is not None:
+            watch.close()

@@ -1,0 +1,113 @@
+"""Score a prediction file with the task's own ``evaluation.py``, in a separate process with a time limit.
+
+The evaluator is called as NSML called it: ``python evaluation.py --prediction FILE --test_label_path FILE``
+and must print one float (the last line of its output that parses as a number is taken).  An evaluator that
+rejects the predictions says so with a line starting ``invalid prediction`` on stderr and a non-zero exit:
+that is the participant's failure (``invalid_prediction``); any other crash is ``scorer_error``.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.core.enums import FailureReason
+from .evaluator_call import EvaluatorCall, command, container_name, isolation
+
+INVALID_MARKER = "invalid prediction"
+MAX_PREDICTION_BYTES = 1 << 30
+
+
+@dataclass
+class ScoreResult:
+    score: float | None
+    reason: FailureReason | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def _last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1][:500] if lines else ""
+
+
+def _parse_score(stdout: str) -> float | None:
+    for line in reversed([ln.strip() for ln in stdout.splitlines() if ln.strip()]):
+        token = line.split()[-1]
+        try:
+            return float(token)
+        except ValueError:
+            continue
+    return None
+
+
+def check_prediction(prediction: Path) -> ScoreResult | None:
+    """The participant's output must exist, be non-empty and be of a sane size."""
+    if not prediction.exists():
+        return ScoreResult(None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
+    size = prediction.stat().st_size if prediction.is_file() else 0
+    if prediction.is_dir():
+        size = sum(p.stat().st_size for p in prediction.rglob("*") if p.is_file())
+    if size == 0:
+        return ScoreResult(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
+    if size > MAX_PREDICTION_BYTES:
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION,
+                           f"the prediction is {size} bytes, over the {MAX_PREDICTION_BYTES}-byte limit")
+    return None
+
+
+def _limit_memory(nbytes: int | None):
+    if not nbytes:
+        return None
+
+    def apply():
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+    return apply
+
+
+def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float,
+             memory: int | None = None, call: EvaluatorCall | None = None) -> ScoreResult:
+    """Run the evaluator on a prediction; CALL says how (harness.scoring.evaluator_call; default: the 2021-22 flags)."""
+    bad = check_prediction(prediction)
+    if bad is not None:
+        return bad
+    call = call or EvaluatorCall("", ["--prediction", "{prediction}", "--test_label_path", "{label}"], "label-path")
+    where = isolation(call, prefer=call.prefer) if call.fixed_label_path else "host"
+    if where is None:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, "evaluation.py reads /data/TASK/test/test_label: "
+                           "bubblewrap or a Docker engine is needed to run it")
+    with tempfile.TemporaryDirectory(prefix="harness-score-") as cwd:
+        cmd = command(call, call.python, evaluation_py, prediction, label, Path(cwd), time_limit, memory, where)
+        in_docker = where == "docker"
+        try:
+            proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
+                                  timeout=time_limit + (30 if in_docker else 0), stdin=subprocess.DEVNULL,
+                                  preexec_fn=None if in_docker else _limit_memory(memory))
+        except subprocess.TimeoutExpired:
+            if in_docker:
+                subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True)
+            return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+    if in_docker and proc.returncode == 137:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s or out of "
+                           f"its memory (killed in its container)")
+    if proc.returncode != 0 and "MemoryError" in proc.stderr:
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran out of its {memory}-byte memory")
+    if proc.returncode != 0:
+        err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
+        if INVALID_MARKER in proc.stderr.lower():
+            lines = [ln for ln in proc.stderr.splitlines() if INVALID_MARKER in ln.lower()]
+            return ScoreResult(None, FailureReason.INVALID_PREDICTION, lines[-1].strip()[:500])
+        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py failed: {err}")
+    score = _parse_score(proc.stdout)
+    if score is None:
+        return ScoreResult(None, FailureReason.SCORER_ERROR,
+                           f"evaluation.py printed no number (last line: {_last_line(proc.stdout)!r})")
+    if not math.isfinite(score):
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION, f"the score is {score}, not a finite number")
+    return ScoreResult(score)

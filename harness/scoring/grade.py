@@ -1,0 +1,81 @@
+"""Grading a submit run's stored prediction: the whole test set, or a round's public and private halves."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import evaluator_call
+from harness.store.models import Round, Submission
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunStatus
+from harness.core.safefs import UnsafeFile, copy_out
+from .evaluator import evaluate
+from harness.core.settings import Settings
+from .splits import SplitFormat, SplitScores, evaluate_split
+from harness.taskpacks.registry import MANIFEST, Manifest
+from harness.taskpacks.views import label_path
+
+
+@dataclass
+class Grade:
+    score: float | None  # the whole set; in a round, the public half
+    private_score: float | None = None
+    reason: FailureReason | None = None
+    message: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.reason is None
+
+
+def prediction_path(run_dir: str) -> Path:
+    """The harness's own copy of a submit run's prediction: the only file evaluators ever read."""
+    return Path(run_dir) / "graded" / "prediction"
+
+
+def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
+    """Copy the prediction the run wrote (output/prediction: a regular file it created, no link of any kind,
+    at most limits.prediction_bytes) into harness-owned storage. A Grade when it cannot be taken."""
+    try:
+        size = copy_out(Path(run_dir), "output/prediction", prediction_path(run_dir), settings.prediction_bytes)
+    except FileNotFoundError:
+        return Grade(None, None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
+    except UnsafeFile as exc:
+        return Grade(None, None, FailureReason.INVALID_PREDICTION,
+                     f"invalid prediction: only a regular file the run wrote itself is scored: {exc}")
+    if size == 0:
+        return Grade(None, None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
+    return None
+
+
+def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
+          runtime: str | None = None) -> Grade:
+    """RUNTIME: the submit run's; a 2019 fixed-path evaluator of a docker run is scored in a container, of a
+    process run under bubblewrap (harness.scoring.evaluator_call; `evaluator_isolation` in settings overrides)."""
+    manifest = Manifest.read(dataset)
+    limit = manifest.scorer_seconds or settings.scorer_time_limit
+    labels = label_path(dataset, dry_run)
+    evaluator = dataset / "evaluation.py"
+    call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
+                                           settings.state_dir / "envs")
+    call.image = settings.docker_image
+    call.prefer = settings.evaluator_isolation or ("docker" if runtime == "docker" else "bwrap")
+    if call.env_dir is not None:
+        call.prefer = "bwrap"  # its own requirements live in a host environment, which a container does not have
+    if rnd is None or dry_run:
+        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
+        return Grade(result.score, None, result.reason, result.message)
+    fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
+    result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
+                            limit, settings.scorer_memory_bytes, call)
+    if isinstance(result, SplitScores):
+        return Grade(result.public.score, result.private.score)
+    return Grade(None, None, result.reason, result.message)
+
+
+def apply(sub: Submission, g: Grade) -> None:
+    sub.score, sub.private_score = g.score, g.private_score
+    if g.ok:
+        sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
+    else:
+        sub.status, sub.reason, sub.message = RunStatus.FAILED, g.reason, g.message

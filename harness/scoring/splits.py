@@ -1,0 +1,192 @@
+"""Public/private scoring: the task's own evaluator, run on a fixed, seeded subset of the test set and on the rest.
+
+A task pack says how its label and prediction files are laid out, in task.toml:
+
+```toml
+[split]
+label = "csv"        # csv | json (a list of records) | lines
+prediction = "csv"   # csv | json | lines
+key = "id"           # the field that ties a prediction to a label; absent: the record's position
+```
+
+The subset is drawn from the label file's records with the round's seed and the task's name, so every
+submission of a round is split the same way, and the two halves are disjoint and cover the test set.  Each half
+is scored by calling ``evaluation.py`` unchanged on a label file and a prediction file cut to that half; files
+next to the label (metadata an evaluator reads) stay reachable beside the cut label file.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import tempfile
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+from pathlib import Path
+
+from harness.core.enums import FailureReason
+
+if TYPE_CHECKING:
+    import numpy as np
+from harness.core.errors import UserError
+from .evaluator import ScoreResult, evaluate
+
+FORMATS = ("csv", "json", "lines")
+
+
+@dataclass
+class SplitFormat:
+    label: str
+    prediction: str
+    key: str | None = None
+
+    @classmethod
+    def from_manifest(cls, extra: dict, where: str) -> "SplitFormat":
+        split = extra.get("split")
+        if not isinstance(split, dict):
+            raise UserError(f"{where}: no [split] table: the task cannot have a public/private board "
+                            f"(declare label, prediction and key formats)")
+        label, pred, key = split.get("label"), split.get("prediction", split.get("label")), split.get("key")
+        for field, value in (("label", label), ("prediction", pred)):
+            if value not in FORMATS:
+                raise UserError(f"{where}: split.{field}: expected one of {', '.join(FORMATS)}, got {value!r}")
+        if key is None and "lines" not in (label, pred) and label != pred:
+            raise UserError(f"{where}: split.key: needed to match {pred} predictions to {label} labels")
+        return cls(label, pred, key)
+
+
+@dataclass
+class SplitScores:
+    public: ScoreResult
+    private: ScoreResult
+
+    @property
+    def ok(self) -> bool:
+        return self.public.ok and self.private.ok
+
+
+# -- records -----------------------------------------------------------------------------------------------------
+def read_records(path: Path, fmt: str) -> tuple[list, object]:
+    """(records, header): csv rows as lists of strings (header apart), json list items, or text lines."""
+    text = path.read_text(encoding="utf-8")
+    if fmt == "csv":
+        rows = list(csv.reader(io.StringIO(text)))
+        return rows[1:], rows[0] if rows else []
+    if fmt == "json":
+        data = json.loads(text)
+        if not isinstance(data, list):
+            raise ValueError("expected a JSON list")
+        return data, None
+    return [ln for ln in text.splitlines() if ln.strip()], None
+
+
+def write_records(path: Path, fmt: str, records: list, header) -> None:
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(records)
+        path.write_text(buf.getvalue(), encoding="utf-8")
+    elif fmt == "json":
+        path.write_text(json.dumps(records, ensure_ascii=False), encoding="utf-8")
+    else:
+        path.write_text("".join(f"{r}\n" for r in records), encoding="utf-8")
+
+
+def _norm(value) -> str:
+    """Keys compare as text, with 12, 12.0 and "12" the same key."""
+    text = str(value).strip()
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return str(int(number)) if number.is_integer() else text
+
+
+def _key_of(record, fmt: str, header, key: str):
+    if fmt == "csv":
+        return _norm(record[header.index(key)]) if key in header and len(record) > header.index(key) else None
+    if fmt == "json":
+        return _norm(record.get(key)) if isinstance(record, dict) else None
+    return None
+
+
+def public_indices(n: int, fraction: float, seed: int, task: str) -> np.ndarray:
+    """The label records on the public board: a fixed draw from (seed, task name); at least one each side."""
+    if n < 2:
+        raise UserError(f"{task}: the test set has {n} record(s); a public/private split needs two or more")
+    k = min(max(int(round(n * fraction)), 1), n - 1)
+    import numpy as np  # only when a split is drawn (keeps CLI start-up light)
+
+    rng = np.random.default_rng([seed, zlib.crc32(task.encode())])
+    return np.sort(rng.permutation(n)[:k])
+
+
+def halves(n: int, fraction: float, seed: int, task: str) -> tuple[np.ndarray, np.ndarray]:
+    public = public_indices(n, fraction, seed, task)
+    import numpy as np
+
+    private = np.setdiff1d(np.arange(n), public)
+    return public, private
+
+
+# -- scoring -----------------------------------------------------------------------------------------------------
+def _cut(dst: Path, label: Path, prediction: Path, fmt: SplitFormat, labels: list, header, preds: list,
+         pred_header, idx: np.ndarray) -> tuple[Path, Path]:
+    """Write the label and prediction files of one half under dst; the label's neighbours are linked in."""
+    label_dir = dst / "labels"
+    label_dir.mkdir(parents=True)
+    for sibling in label.parent.iterdir():
+        if sibling.name != label.name:
+            (label_dir / sibling.name).symlink_to(sibling.resolve())
+    chosen = [labels[i] for i in idx]
+    write_records(label_dir / label.name, fmt.label, chosen, header)
+    if fmt.key is None:  # by position: the prediction's i-th record answers the label's i-th
+        if len(preds) != len(labels):
+            raise ValueError(f"expected {len(labels)} records (one per test item), got {len(preds)}")
+        cut = [preds[i] for i in idx]
+    else:
+        if fmt.prediction == "csv" and fmt.key not in (pred_header or []):
+            raise ValueError(f"no {fmt.key!r} column")
+        wanted = {_key_of(r, fmt.label, header, fmt.key) for r in chosen}
+        cut = [r for r in preds if _key_of(r, fmt.prediction, pred_header, fmt.key) in wanted]
+    pred_path = dst / prediction.name
+    write_records(pred_path, fmt.prediction, cut, pred_header)
+    return label_dir / label.name, pred_path
+
+
+def _unsplittable(exc: Exception) -> ScoreResult:
+    return ScoreResult(None, FailureReason.INVALID_PREDICTION,
+                       f"invalid prediction: cannot split it into public/private halves: {exc}")
+
+
+def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
+                   task: str, time_limit: float, memory: int | None = None,
+                   call=None) -> SplitScores | ScoreResult:
+    """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
+    one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one)."""
+    whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call)
+    if not whole.ok:
+        return whole
+    labels, header = read_records(label, fmt.label)
+    public, private = halves(len(labels), fraction, seed, task)
+    results = []
+    unsplittable = (ValueError, UnicodeDecodeError, json.JSONDecodeError, IndexError, AttributeError)
+    try:
+        preds, pred_header = read_records(prediction, fmt.prediction)  # read once, cut twice
+    except unsplittable as exc:
+        return _unsplittable(exc)
+    with tempfile.TemporaryDirectory(prefix="harness-split-") as tmp:
+        for name, idx in (("public", public), ("private", private)):
+            try:
+                cut_label, cut_pred = _cut(Path(tmp) / name, label, prediction, fmt, labels, header, preds,
+                                           pred_header, idx)
+            except unsplittable as exc:
+                return _unsplittable(exc)
+            result = evaluate(evaluation_py, cut_pred, cut_label, time_limit, memory, call)
+            if not result.ok:
+                result.message = f"{name} half: {result.message}"
+                return result
+            results.append(result)
+    return SplitScores(*results)

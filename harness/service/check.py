@@ -1,0 +1,194 @@
+"""`nsml check FOLDER -d TASK`: would this submission be scored? Static checks with file:line, then a smoke run.
+
+Static (the code is read, never run): the reserved flags the entry declares and how they will be passed,
+`nsml.bind(...)` reached, `nsml.paused(...)` called before the entry reads data at top level, the bound infer's
+signature, absolute data paths that bypass DATASET_PATH, and requirement lines the harness accepts.
+Smoke run: a training session under the time limit until its first `nsml.save`, stopped there, then `submit -t`
+of that checkpoint.  Each step is a row: ok, evidence, fix.  The submission would be scored only if every row
+passes.
+"""
+from __future__ import annotations
+
+import ast
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.runtime import entry_flags, environments
+from . import sessions, submits
+from harness.context import Harness
+from harness.store.models import Checkpoint
+from harness.core.enums import RunStatus
+from harness.core.errors import UserError
+
+DATA_PREFIXES = ("/data/", "/app/data")
+
+
+@dataclass
+class Step:
+    step: str
+    ok: bool
+    evidence: str = ""
+    fix: str = ""
+
+
+def _modules(code: Path, entry: str) -> list[tuple[Path, ast.Module]]:
+    try:
+        return entry_flags.modules(code, entry, strict=True)
+    except SyntaxError as exc:
+        raise UserError(f"{exc.filename or entry}:{exc.lineno}: does not parse: {exc.msg}") from None
+
+
+def _calls(trees, name: str):
+    for path, tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and entry_flags._name(node.func) == name:
+                yield path, node
+
+
+def _where(code: Path, path: Path, node) -> str:
+    return f"{path.relative_to(code)}:{node.lineno}"
+
+
+def _top_level_lines(tree: ast.Module) -> list[ast.AST]:
+    """Statements that run when the entry starts: module level and its `if __name__ == "__main__":` block."""
+    out = []
+    for stmt in tree.body:
+        if isinstance(stmt, ast.If) and "__main__" in ast.dump(stmt.test):
+            out += stmt.body
+        elif not isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)):
+            out.append(stmt)
+    return out
+
+
+def static_checks(code: Path, entry: str) -> list[Step]:
+    steps = []
+    if not (code / entry).is_file():
+        return [Step("entry", False, f"{entry} is not in {code}", "pass the entry file with -e")]
+    trees = _modules(code, entry)
+    flags = entry_flags.scan(code, entry)
+    submit_argv = flags.reserved("test", True, "CKPT")
+    where = ", ".join(f"{k} at {v}" for k, v in sorted(flags.evidence.items()) if k in entry_flags.RESERVED)
+    steps.append(Step("reserved flags", True, f"{flags.style} parser; submit passes {' '.join(submit_argv) or 'none'}"
+                      + (f" ({where})" if where else ""), ""))
+    binds = list(_calls(trees, "bind"))
+    if not binds:
+        steps.append(Step("nsml.bind", False, "no nsml.bind(...) call in the entry or its modules",
+                          "call nsml.bind(save=..., load=..., infer=...) before nsml.paused()"))
+    else:
+        path, node = binds[0]
+        steps.append(Step("nsml.bind", True, f"called at {_where(code, path, node)}"))
+        infer = node.args[2] if len(node.args) > 2 else next((k.value for k in node.keywords if k.arg == "infer"),
+                                                            None)
+        steps.append(_infer_step(code, trees, infer))
+    steps.append(_paused_step(code, trees, entry))
+    hard = [(p, n) for p, tree in trees for n in ast.walk(tree) if isinstance(n, ast.Constant)
+            and isinstance(n.value, str) and n.value.startswith(DATA_PREFIXES)]
+    steps.append(Step("data paths", not hard, ", ".join(f"{n.value!r} at {_where(code, p, n)}" for p, n in hard[:3])
+                      or "data is reached through DATASET_PATH",
+                      "" if not hard else "build paths from nsml.DATASET_PATH; the task's folder name may differ"))
+    try:
+        wanted = environments.wanted(code)
+        steps.append(Step("requirements", True, ", ".join(sorted(wanted)) + " accepted" if wanted
+                          else "none (the harness's environment)"))
+    except UserError as exc:
+        steps.append(Step("requirements", False, str(exc), "list package names with version specifiers only"))
+    return steps
+
+
+def _infer_step(code: Path, trees, infer) -> Step:
+    if infer is None:
+        return Step("infer", False, "nsml.bind(...) is given no infer", "pass infer=your_infer_function")
+    name = entry_flags._name(infer)
+    defs = [(p, n) for p, tree in trees for n in ast.walk(tree)
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
+    if not defs:
+        return Step("infer", True, f"infer={name or 'an expression'} (its definition was not found to check)")
+    path, fn = defs[0]
+    positional = len(fn.args.args) - (1 if fn.args.args and fn.args.args[0].arg == "self" else 0)
+    if positional < 1 and fn.args.vararg is None:
+        return Step("infer", False, f"{name} at {_where(code, path, fn)} takes no argument",
+                    "infer receives the test data (a path or what the task's feed_infer passes)")
+    return Step("infer", True, f"{name}({', '.join(a.arg for a in fn.args.args)}) at {_where(code, path, fn)}")
+
+
+PATH_ONLY = {"join", "abspath", "dirname", "basename", "Path", "str", "print", "format", "getenv", "get"}
+
+
+def _reads_data(stmt: ast.AST) -> bool:
+    """A top-level statement that uses DATASET_PATH in a call other than path arithmetic (a read, a listing)."""
+    if "DATASET_PATH" not in ast.dump(stmt):
+        return False
+    return any(isinstance(n, ast.Call) and entry_flags._name(n.func) not in PATH_ONLY and "DATASET_PATH" in ast.dump(n)
+               for n in ast.walk(stmt))
+
+
+def _paused_step(code: Path, trees, entry: str) -> Step:
+    paused = list(_calls(trees, "paused"))
+    if not paused:
+        return Step("nsml.paused", False, "no nsml.paused(...) call: a submit run would train instead of infer",
+                    "if args.pause: nsml.paused(scope=locals())")
+    path, node = paused[0]
+    main_tree = next(tree for p, tree in trees if p == code / entry)
+    first_read = None
+    for stmt in _top_level_lines(main_tree):
+        if stmt.lineno >= node.lineno:
+            break
+        if _reads_data(stmt):
+            first_read = stmt
+            break
+    if first_read is not None:
+        return Step("nsml.paused", False, f"data is read at {entry}:{first_read.lineno}, before nsml.paused() at "
+                    f"{_where(code, path, node)}: a submit run sees no training data",
+                    "call nsml.paused() before reading any data")
+    return Step("nsml.paused", True, f"called at {_where(code, path, node)}, before any data is read")
+
+
+def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float) -> list[Step]:
+    steps = []
+    opts = sessions.RunOptions(time_limit=time_limit, runtime=h.settings.runtime
+                               if h.settings.runtime != "auto" else "process")
+    name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts)
+    deadline = time.monotonic() + time_limit + 30
+    first = None
+    while time.monotonic() < deadline:
+        with h.tx() as db:
+            sess = h.session(db, name)
+            first = db.scalar(select(Checkpoint.name).where(Checkpoint.session_id == sess.id)
+                              .order_by(Checkpoint.id).limit(1))
+            status = sess.run.status
+        if first is not None or status.terminal:
+            break
+        time.sleep(0.5)
+    info = sessions.session_info(h, name)
+    if first is None:
+        fix = "call nsml.save(...) early in training (the check stops at the first save)"
+        why = f"{info['status']}" + (f" ({info['reason']}: {info['message']})" if info["reason"] else "")
+        steps.append(Step("training saves a checkpoint", False, f"{name}: no nsml.save before it ended: {why}", fix))
+        return steps
+    if not RunStatus(info["status"]).terminal:
+        sessions.stop_sessions(h, name)
+    steps.append(Step("training saves a checkpoint", True, f"{name} saved {first!r}"))
+    result = submits.submit(h, name, first, dry_run=True)
+    ok = result["status"] == "succeeded"
+    evidence = (f"submit -t {name} {first}: score {result['score']}" if ok else
+                f"submit -t {name} {first}: {result['reason']}: {result['message']}")
+    tail = " | ".join((result.get("log_tail") or [])[-3:])
+    steps.append(Step("submit -t is scored", ok, evidence + (f" — log: {tail}" if tail and not ok else ""),
+                      "" if ok else "see `nsml logs --submission " + str(result["id"]) + "`"))
+    return steps
+
+
+def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str | None = None,
+          time_limit: float = 300.0) -> list[dict]:
+    code = Path(folder).expanduser().resolve()
+    if not code.is_dir():
+        raise UserError(f"FOLDER: {folder!r} is not a folder")
+    with h.tx() as db:
+        h.task(db, task)  # an unknown task is one line, before anything runs
+    steps = static_checks(code, entry)
+    if all(s.ok for s in steps):
+        steps += smoke_run(h, task, code, entry, args, time_limit)
+    return [asdict(s) for s in steps]

@@ -1,0 +1,68 @@
+"""`nsml model ls / rm / pull`: the checkpoints a session saved.
+
+A checkpoint is a real folder named by one safe path component under its session's checkpoint folder; the
+folder was written by participant code, so nothing here follows a link out of it.
+"""
+from __future__ import annotations
+
+import fnmatch
+import shutil
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.store.models import Checkpoint
+
+from . import permissions
+from harness.core.errors import NotFound, UserError
+from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir
+
+
+def list_checkpoints(h: Harness, session: str) -> list[dict]:
+    with h.tx() as db:
+        sess = permissions.own_session(h, db, session)
+        rows = db.scalars(select(Checkpoint).where(Checkpoint.session_id == sess.id)
+                          .order_by(Checkpoint.modified_at, Checkpoint.id))
+        return [{"checkpoint": c.name, "last_modified": c.modified_at.isoformat(timespec="seconds"),
+                 "elapsed": round(c.elapsed, 1), "summary": {k.replace("__", "/"): v for k, v in c.summary.items()},
+                 "size": c.size} for c in rows]
+
+
+def checkpoint_folder(h: Harness, session: str, checkpoint: str) -> Path:
+    checkpoint = str(checkpoint)
+    with h.tx() as db:
+        sess = permissions.own_session(h, db, session)
+        known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
+                                                      Checkpoint.name == checkpoint))
+        folder = Path(sess.checkpoint_dir) / checkpoint
+        if known is None or checkpoint_name_problem(checkpoint) or not is_real_dir(folder):
+            raise NotFound(f"session {session} has no checkpoint {checkpoint!r}")
+        return folder
+
+
+def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
+    """Remove checkpoints by name; `*` (and other wildcards) match several."""
+    with h.tx() as db:
+        sess = permissions.own_session(h, db, session)
+        rows = db.scalars(select(Checkpoint).where(Checkpoint.session_id == sess.id)).all()
+        chosen = [c for c in rows if fnmatch.fnmatchcase(c.name, str(pattern))]
+        if not chosen:
+            raise NotFound(f"session {session} has no checkpoint matching {pattern!r}")
+        for c in chosen:
+            folder = Path(sess.checkpoint_dir) / c.name
+            if checkpoint_name_problem(c.name) is None and is_real_dir(folder):
+                shutil.rmtree(folder, ignore_errors=True)  # rmtree unlinks links, it never follows them
+            db.delete(c)
+        return [c.name for c in chosen]
+
+
+def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tuple[Path, list[str]]:
+    """Copy a checkpoint's folders and regular files to DEST; links and special files are left out (returned)."""
+    folder = checkpoint_folder(h, session, checkpoint)
+    target = Path(dest).expanduser().resolve()
+    if target.is_dir():  # like `cp -r`: into an existing folder
+        target = target / f"{session.replace('/', '_')}_{checkpoint}"
+    if target.exists():
+        raise UserError(f"PATH: {target} already exists")
+    return target, copy_tree_safely(folder, target)

@@ -1,0 +1,99 @@
+"""Contest commands as the CLI and the server call them: the organizer checks here, the rules in harness.contest.
+
+Organizer commands: create, team add, close, clock (setting it), rescore. Participants: ls, teams, a round's
+board (private scores only once the round is closed; organizers any time), select.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.contest import rounds, spec
+from harness.contest.gate import get_contest
+from harness.contest.rescore import rescore as rescore_task
+from harness.core import clock
+from harness.core.errors import UserError
+from harness.core.progress import Progress, silent
+from harness.store.models import Task
+
+from . import permissions
+from .tasks import prepare_builtin
+
+
+def parse(path: Path) -> dict:
+    return spec.parse_spec(path)
+
+
+def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, echo=None) -> tuple[str, dict]:
+    """[organizer] Register a contest from its file; with PREPARE, prepare its built-in tasks first."""
+    permissions.require_organizer(h.settings, "contest create")
+    parsed = spec.parse_spec(path)
+    if prepare:
+        with h.tx() as db:
+            have = set(db.scalars(select(Task.name)))
+        for task in sorted({t for r in parsed["rounds"] for t in r["tasks"]} - have):
+            prepare_builtin(h, task, scale=scale)
+            if echo:
+                echo(f"Task {task} is prepared")
+    return spec.create(h, path, parsed), parsed
+
+
+def add_team(h: Harness, contest_name: str, team: str, members: list[str]) -> None:
+    permissions.require_organizer(h.settings, "contest team add")
+    with h.tx() as db:
+        spec.add_team(h, db, get_contest(db, contest_name), team, members)
+
+
+def list_contests(h: Harness) -> list[dict]:
+    return spec.list_contests(h)
+
+
+def show_teams(h: Harness, contest_name: str) -> list[dict]:
+    return spec.show_teams(h, contest_name)
+
+
+def board(h: Harness, task: str, round_ref: str | None = None, private: bool = False) -> dict:
+    return rounds.board(h, task, round_ref, private, organizer=permissions.is_organizer(h.settings))
+
+
+def in_a_round(h: Harness, task: str) -> bool:
+    with h.tx() as db:
+        h.task(db, task)  # NotFound says why
+        return rounds.round_for_task(db, task) is not None
+
+
+def select_submissions(h: Harness, ids: list[int]) -> dict:
+    return rounds.select_submissions(h, ids)
+
+
+def close(h: Harness, round_ref: str) -> dict:
+    permissions.require_organizer(h.settings, "contest close")
+    return rounds.close_round(h, round_ref)
+
+
+def clock_now(h: Harness) -> tuple[datetime, bool]:
+    """The contest clock's time, and whether it is simulated."""
+    return clock.now(h.settings), clock.is_simulated(h.settings)
+
+
+def set_clock(h: Harness, when: str | None) -> None:
+    """[organizer] Set a simulated time (ISO, UTC), or None: back to real time."""
+    permissions.require_organizer(h.settings, "contest clock")
+    try:
+        moment = None if when is None else datetime.fromisoformat(when)
+    except ValueError:
+        raise UserError(f"WHEN: not an ISO date and time: {when!r}") from None
+    clock.set_clock(h.settings, moment)
+
+
+def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -> tuple[list[dict], list[dict]]:
+    """[organizer] Grade every stored prediction of TASK again; with DRY_RUN nothing is kept."""
+    permissions.require_organizer(h.settings, "rescore")
+    with h.tx() as db:
+        rows, moves = rescore_task(h.settings, db, h.task(db, task), progress)
+        if dry_run:
+            db.rollback()
+    return rows, moves

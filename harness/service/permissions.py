@@ -1,0 +1,58 @@
+"""Who may do what: the one place identity and rights are checked (the CLI and the coming HTTP API both call it).
+
+Rules:
+- A participant acts only on their own sessions, checkpoints and submissions; wildcards expand among their own.
+- Organizers (``organizers`` in harness.toml; when the list is absent, the OS account that runs the harness) may
+  act on anyone's, and alone may add, prepare, replace or remove tasks, and run the contest's organizer commands.
+- Every check is here; the floors below trust their callers (the service) to have made it.
+"""
+from __future__ import annotations
+
+import fnmatch
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.core.errors import NotFound, PermissionDenied
+from harness.store.models import Session, User
+
+
+def is_organizer(settings) -> bool:
+    return settings.user in settings.organizers
+
+
+def require_organizer(settings, command: str) -> None:
+    if not is_organizer(settings):
+        raise PermissionDenied(f"{command} is an organizer command: user {settings.user!r} is not in 'organizers' "
+                               f"of {settings.root / 'harness.toml'}")
+
+
+def may_act_on(settings, owner: str) -> bool:
+    return owner == settings.user or is_organizer(settings)
+
+
+def require_owner(settings, owner: str, what: str) -> None:
+    """WHAT (e.g. 'session alice/tiny/1') belongs to OWNER: only they or an organizer may act on it."""
+    if not may_act_on(settings, owner):
+        raise PermissionDenied(f"{what} belongs to {owner}; user {settings.user!r} may act only on their own")
+
+
+def own_session(h: Harness, db, name: str) -> Session:
+    """A session the current user may act on: their own, or anyone's for an organizer."""
+    sess = h.session(db, name)
+    require_owner(h.settings, sess.user.name, f"session {sess.name}")
+    return sess
+
+
+def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:
+    """Sessions whose name matches a pattern with NSML's wildcards (* and ?), among those the user may act on
+    (their own; an organizer's patterns reach everyone's)."""
+    if not any(c in pattern for c in "*?["):
+        return [own_session(h, db, pattern)]
+    query = select(Session.name)
+    if not is_organizer(h.settings):
+        query = query.join(User, Session.user_id == User.id).where(User.name == h.settings.user)
+    chosen = [n for n in db.scalars(query).all() if fnmatch.fnmatchcase(n, pattern)]
+    if not chosen:
+        raise NotFound(f"no session of yours matches {pattern!r}")
+    return list(db.scalars(select(Session).where(Session.name.in_(chosen)).order_by(Session.id)))

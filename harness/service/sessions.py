@@ -1,0 +1,190 @@
+"""Training sessions: run, fork, stop, rm, memo, ps and logs."""
+from __future__ import annotations
+
+import logging
+import shlex
+import shutil
+import time
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from harness.contest.gate import check_gpu_request, gate
+from harness.context import Harness
+from harness.core import notify
+from harness.core.enums import RunKind
+from harness.core.errors import UserError
+from harness.runs.create import RunOptions, check_queue_limit, new_run
+from harness.runs.snapshot import snapshot_code
+from harness.runtime import environments
+from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
+from harness.scheduler.waiting import run_status, wait_run  # noqa: F401 - part of the API
+from harness.store import listing
+from harness.store.models import Run, Session, Submission
+from harness.store.quick import sa_rows
+
+from . import permissions
+
+log = logging.getLogger("harness.service.sessions")
+
+
+def parse_args(text: str | None) -> list[str]:
+    if not text:
+        return []
+    try:
+        return shlex.split(text)
+    except ValueError as exc:
+        raise UserError(f"-a/--args: cannot parse {text!r}: {exc}") from None
+
+
+def _session_limit(h: Harness, task) -> float:
+    return h.manifest(task).session_seconds or h.settings.default_session_time_limit
+
+
+def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
+                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
+    user = h.user(db)
+    admitted = gate(h, db, user, task.name, "a session")
+    check_gpu_request(db, admitted, run.gpus)
+    if admitted is not None:
+        run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
+    check_queue_limit(h.settings, db, user.id)
+    base = h.settings.sessions_dir / user.name / task.name
+    on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
+    last = db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id, Session.task_id == task.id))
+    number = max([last or 0, *on_disk]) + 1
+    name = f"{user.name}/{task.name}/{number}"
+    sess_dir = base / str(number)
+    sess_dir.mkdir(parents=True)  # FileExistsError: a concurrent `run` took this number; the caller retries
+    try:
+        (sess_dir / "checkpoints").mkdir()
+        if forked_from is None:
+            snapshot_code(code_from, sess_dir / "code", h.settings.code_bytes)
+        else:
+            shutil.copytree(code_from, sess_dir / "code", symlinks=True)
+        db.add(run)
+        db.flush()
+        run.run_dir = str(h.settings.runs_dir / str(run.id))
+        notify.prepare_run_dir(run.run_dir)
+        sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
+                       args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
+                       fork_checkpoint=fork_ckpt)
+        db.add(sess)
+        db.flush()
+    except BaseException:
+        shutil.rmtree(sess_dir, ignore_errors=True)
+        raise
+    return sess
+
+
+def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
+                  memo: str = "", opts: RunOptions | None = None, notify=None) -> str:
+    """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name."""
+    opts = opts or RunOptions()
+    src = Path(folder).expanduser().resolve()
+    if not src.is_dir():
+        raise UserError(f"FOLDER: {folder!r} is not a folder")
+    if not (src / entry).is_file():
+        raise UserError(f"-e/--entry: {entry!r} not found in {src}")
+    argv = parse_args(args)
+    if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
+        with h.tx() as db:
+            source_builds = h.manifest(h.task(db, task_name)).source_builds
+        for note in environments.notices(src):
+            (notify or log.warning)(note)
+        environments.ensure(h.settings.state_dir / "envs", src, source_builds)
+
+    def create(db):
+        task = h.task(db, task_name)
+        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task))
+        return _create_session(h, db, task, entry, argv, memo, run, src).name
+    name = _with_retry(h, create)
+    wake(h.settings)
+    return name
+
+
+def _with_retry(h: Harness, fn, attempts: int = 5):
+    """Two concurrent `run`s may pick the same session number: the loser retries with the next one."""
+    for attempt in range(attempts):
+        try:
+            with h.tx() as db:
+                return fn(db)
+        except (IntegrityError, FileExistsError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = None, memo: str = "",
+                 opts: RunOptions | None = None) -> str:
+    """`nsml fork`: a new session from another's code and checkpoint; training goes on after paused()."""
+    opts = opts or RunOptions()
+    new_args = parse_args(args) if args is not None else None
+
+    def create(db):
+        src = permissions.own_session(h, db, parent)
+        if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
+            raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
+        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, src.task))
+        return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
+                               run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
+    name = _with_retry(h, create)
+    wake(h.settings)
+    return name
+
+
+def stop_sessions(h: Harness, pattern: str) -> list[str]:
+    with h.tx() as db:
+        stopped = []
+        for sess in permissions.sessions_matching(h, db, pattern):
+            if not sess.run.status.terminal:
+                sess.run.stop_requested = True
+                stopped.append(sess.name)
+    if stopped:
+        wake(h.settings)
+    return stopped
+
+
+def remove_sessions(h: Harness, pattern: str) -> list[str]:
+    """`nsml rm`: stop if needed, then delete the session, its checkpoints and metrics (submissions stay)."""
+    with h.tx() as db:
+        targets = [(s.name, s.run_id) for s in permissions.sessions_matching(h, db, pattern)]
+    for name, _ in targets:
+        stop_sessions(h, name)
+    removed = []
+    for name, run_id in targets:
+        wait_run(h, run_id, timeout=60)
+        with h.tx() as db:
+            sess = permissions.own_session(h, db, name)
+            for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):
+                sub.session_id = None
+            shutil.rmtree(sess.dir, ignore_errors=True)
+            db.delete(sess)
+            removed.append(name)
+    return removed
+
+
+def set_memo(h: Harness, name: str, text: str) -> None:
+    with h.tx() as db:
+        permissions.own_session(h, db, name).memo = text
+
+
+def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task: str | None = None,
+                  user: str | None = None) -> list[dict]:
+    """`nsml ps`: the user's sessions, newest first; without -a only queued and running ones."""
+    with h.tx() as db:
+        if user is not None:
+            permissions.require_owner(h.settings, user, f"the sessions of {user}")
+        me = h.user(db, user)
+        task_id = h.task(db, task).id if task else None
+        return listing.session_rows(sa_rows(db), me.id, task_id, all_, last)
+
+
+def session_info(h: Harness, name: str) -> dict:
+    with h.tx() as db:
+        sess = permissions.own_session(h, db, name)
+        info = listing.session_rows(sa_rows(db), session_id=sess.id, all_=True)[0]
+        info["run_id"] = sess.run_id
+        info["log"] = sess.run.log_path
+        return info

@@ -1,0 +1,197 @@
+"""`nsml submit`: quota check, queue the inference run, wait for its score."""
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.contest.gate import check_gpu_request, gate
+from harness.context import Harness
+from harness.core import clock, notify
+from harness.core.clock import utcnow
+from harness.core.enums import FailureReason, RunKind, RunStatus
+from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.core.safefs import is_real_dir
+from harness.runs.create import RunOptions, check_esm, check_queue_limit, new_run
+from harness.scheduler.lease import wake
+from harness.scheduler.waiting import wait_run
+from harness.scoring.boards import counted_clause
+from harness.scoring.grade import prediction_path
+from harness.store.models import Checkpoint, Round, Submission
+
+from . import permissions
+
+
+def check_quota(db, user_id: int, task, quota: int, period: float, now=None, team=None) -> None:
+    """At most `quota` counted submits per `period` seconds per user (in a contest round: per team) and task
+    (quota <= 0: unlimited). `now` is the contest clock's time (simulated in `contest simulate`)."""
+    if quota <= 0:
+        return
+    now = now or utcnow()
+    since = now - timedelta(seconds=period)
+    who = Submission.team_id == team.id if team is not None else Submission.user_id == user_id
+    recent = db.scalars(select(Submission).where(
+        who, Submission.task_id == task.id, counted_clause(),
+        Submission.created_at > since, Submission.created_at <= now).order_by(Submission.created_at)).all()
+    if len(recent) >= quota:
+        nxt = recent[len(recent) - quota].created_at + timedelta(seconds=period)
+        holder = f" for team {team.name}" if team is not None else ""
+        raise QuotaExceeded(f"submit quota reached for {task.name}: {quota} per {period:g} s{holder}; "
+                            f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
+
+
+def _check_entry(code_dir: Path, entry: str) -> str:
+    """`submit -e ENTRY`: another entry file of the session's own code (a relative path inside it)."""
+    rel = Path(entry)
+    if rel.is_absolute() or ".." in rel.parts or not entry.strip():
+        raise UserError(f"-e/--entry: {entry!r} must be a file of the session's code (a relative path)")
+    target = code_dir / rel
+    if not target.is_file() or target.is_symlink():
+        raise UserError(f"-e/--entry: {entry!r} is not a file of the session's code")
+    return rel.as_posix()
+
+
+def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
+                 time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
+                 esm: str | None = None) -> tuple[int, int]:
+    """Queue a submit; returns (submission id, run id). ENTRY: infer with another entry file of the same code
+    (NSML's `submit -e`); ESM: the participant's registration number, recorded."""
+    checkpoint = str(checkpoint)
+    task_of = session.strip().split("/")[1] if session.count("/") == 2 else session
+    # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
+    with h.tx(serialize=f"submit:{task_of}") as db:
+        sess = h.session(db, session)
+        me = h.user(db)
+        if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
+            raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
+        known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
+                                                      Checkpoint.name == checkpoint))
+        if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
+            raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
+        task = sess.task
+        entry = _check_entry(Path(sess.code_dir), entry) if entry else None
+        check_esm(esm)
+        # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
+        # already has; it never makes a second row. (A failed one may be submitted again.)
+        same = [RunStatus.QUEUED, RunStatus.RUNNING] + ([] if dry_run else [RunStatus.SUCCEEDED])
+        earlier = db.scalar(select(Submission).where(
+            Submission.session_id == sess.id, Submission.checkpoint == checkpoint, Submission.dry_run == dry_run,
+            Submission.status.in_(same)).order_by(Submission.id.desc()).limit(1))
+        if earlier is not None and (earlier.run.spec or {}).get("entry") == entry:
+            return earlier.id, earlier.run_id
+        manifest = h.manifest(task)
+        if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
+            raise UserError(f"-t: task {task.name} has no test_submit split")
+        admitted = gate(h, db, me, task.name, "a submit")
+        now = clock.now(h.settings)
+        if not dry_run:  # a contest round's quota is its team's; elsewhere the task's, per user
+            rule = admitted.round if admitted else None
+            check_quota(db, me.id, task, rule.submit_quota if rule else manifest.submit_quota,
+                        rule.submit_period if rule else manifest.submit_period, now, admitted and admitted.team)
+        check_gpu_request(db, admitted, sess.run.gpus)
+        check_queue_limit(h.settings, db, me.id)
+        limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
+        run = new_run(h.settings, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
+                                                     memory=None, runtime=runtime or sess.run.runtime), limit)
+        run.memory = sess.run.memory
+        run.shm_size = sess.run.shm_size
+        run.spec = {k: v for k, v in (("entry", entry), ("esm", esm),
+                                      ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}
+        if admitted is not None:
+            run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
+        db.add(run)
+        db.flush()
+        run.run_dir = str(h.settings.runs_dir / str(run.id))
+        notify.prepare_run_dir(run.run_dir)
+        sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
+                         checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED,
+                         created_at=now, provenance={},
+                         team_id=admitted.team.id if admitted else None,
+                         round_id=admitted.round.id if admitted and not dry_run else None)
+        db.add(sub)
+        db.flush()
+        ids = sub.id, run.id
+    wake(h.settings)
+    return ids
+
+
+def submission_info(h: Harness, sub_id: int) -> dict:
+    """A submission as its owner may see it. The infer log path only for organizers: participant code in a
+    submit run sees the test inputs and could print them."""
+    with h.tx() as db:
+        sub = db.get(Submission, sub_id)
+        if sub is None:
+            raise NotFound(f"--submission: no submission {sub_id}")
+        permissions.require_owner(h.settings, sub.user.name, f"submission {sub_id}")
+        info = {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
+                "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
+                "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
+                "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
+                "isolation": (sub.run.spec or {}).get("isolation"), "esm": (sub.run.spec or {}).get("esm"),
+                "entry": (sub.run.spec or {}).get("entry")}
+        if sub.round_id is not None:
+            rnd = db.get(Round, sub.round_id)
+            info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
+            if rnd.closed or h.settings.is_organizer:
+                info["private_score"] = sub.private_score
+        if h.settings.is_organizer:
+            info["log"] = sub.run.log_path
+            info["provenance"] = sub.provenance
+        elif sub.reason is FailureReason.SCORER_ERROR and not sub.dry_run:
+            # an evaluator's error text may quote the hidden labels: organizers only
+            info["message"] = "the task's evaluator failed (not counted; organizers see why)"
+        if sub.dry_run and sub.status.terminal:  # test_submit is not secret: NSML's -t was for debugging
+            info["predictions_head"] = _head(prediction_path(sub.run.run_dir), PREDICTIONS_SHOWN)
+            if sub.status is not RunStatus.SUCCEEDED:
+                info["log_tail"] = _tail(Path(sub.run.log_path), LOG_TAIL_LINES)
+        return info
+
+
+PREDICTIONS_SHOWN, LOG_TAIL_LINES = 10, 20
+
+
+def _head(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            return [line.rstrip("\n")[:300] for _, line in zip(range(n), fh)]
+    except OSError:
+        return []
+
+
+def _tail(path: Path, n: int) -> list[str]:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(max(0, path.stat().st_size - 64 * 1024))
+            return fh.read().decode("utf-8", errors="replace").splitlines()[-n:]
+    except OSError:
+        return []
+
+
+def may_read_log(h: Harness, info: dict) -> bool:
+    """Infer logs: organizers always; a participant only their own dry runs (real submits see hidden inputs)."""
+    return h.settings.is_organizer or (info["dry_run"] and info["user"] == h.settings.user)
+
+
+def log_path(h: Harness, sub_id: int) -> tuple[dict, Path | None]:
+    info = submission_info(h, sub_id)
+    if not may_read_log(h, info):
+        return info, None
+    with h.tx() as db:
+        return info, Path(db.get(Submission, sub_id).run.log_path)
+
+
+def submission_log(h: Harness, sub_id: int) -> tuple[dict, str | None]:
+    """The infer log of a submit run (see may_read_log); others get the status and failure reason."""
+    info, path = log_path(h, sub_id)
+    if path is None:
+        return info, None
+    return info, path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+
+
+def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
+           time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
+           esm: str | None = None) -> dict:
+    sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit, runtime, entry, esm)
+    wait_run(h, run_id)
+    return submission_info(h, sub_id)

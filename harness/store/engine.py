@@ -1,0 +1,123 @@
+"""Engine creation (SQLite: WAL + busy timeout) and schema migration with Alembic."""
+from __future__ import annotations
+
+import contextlib
+import os
+import zlib
+from pathlib import Path
+from typing import Iterator
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
+from sqlalchemy.orm import Session as OrmSession, sessionmaker
+
+from harness.core.errors import UserError
+from .quick import MIGRATIONS, code_head
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+def _sqlite_pragmas(dbapi_conn, _record) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def make_engine(url: str) -> Engine:
+    try:
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True)
+    except (ArgumentError, ModuleNotFoundError) as exc:
+        raise UserError(f"--db: cannot use {url!r}: {exc}") from None
+    return engine
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def _current_revision(engine: Engine) -> str | None:
+    """The schema's revision by one query (None: a new database). Alembic is imported only to migrate."""
+    with engine.connect() as conn:
+        try:
+            return conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        except (OperationalError, ProgrammingError) as exc:
+            if "alembic_version" not in str(exc.orig) and "no such table" not in str(exc.orig):
+                raise
+            return None
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision (no-op when it is already there)."""
+    try:
+        current = _current_revision(engine)
+    except OperationalError as exc:
+        hint = ""
+        if engine.url.get_backend_name() == "sqlite" and engine.url.database:
+            folder = Path(engine.url.database).parent
+            if not os.access(folder, os.W_OK):
+                hint = f" ({folder} is not writable: a read-only file system or missing permission)"
+        raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}{hint}") from None
+    if current != code_head():
+        from alembic import command
+
+        command.upgrade(_alembic_config(engine), "head")
+
+
+def after_commit(db: OrmSession, hook) -> None:
+    """Run HOOK once the transaction DB belongs to has committed (never after a rollback)."""
+    db.info.setdefault("after_commit", []).append(hook)
+
+
+class Store:
+    """The database: a session factory plus a transaction helper."""
+
+    def __init__(self, url: str):
+        self.url = url
+        self.engine = make_engine(url)
+        migrate(self.engine)
+        self._factory = sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.contextmanager
+    def tx(self, serialize: str | None = None) -> Iterator[OrmSession]:
+        """One transaction: commit on success, roll back on error.
+
+        ``serialize=KEY``: transactions with the same key run one after another, so that a check and the insert
+        it guards cannot interleave across processes (SQLite: BEGIN IMMEDIATE takes the database's write lock
+        first; PostgreSQL: a transaction-scoped advisory lock on the key)."""
+        with self._factory() as db:
+            with db.begin():
+                if serialize is not None:
+                    self._serialize(db, serialize)
+                yield db
+            for hook in db.info.pop("after_commit", []):
+                hook()
+
+    def _serialize(self, db: OrmSession, key: str) -> None:
+        backend = self.engine.url.get_backend_name()
+        if backend == "sqlite":
+            db.connection().exec_driver_sql("BEGIN IMMEDIATE")
+        elif backend == "postgresql":
+            db.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(key.encode()),))
+        else:  # pragma: no cover - other databases: a row lock would be needed
+            raise UserError(f"--db: serialized transactions are not implemented for {backend}")
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_store(url: str) -> Store:
+    if url.startswith("sqlite:///"):
+        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return Store(url)

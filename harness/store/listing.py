@@ -1,0 +1,109 @@
+"""The listings `ps` and `board` show, as SQL text with one row builder each.
+
+They run through `rows(sql, **params)` (harness.store.quick): stdlib sqlite3 for a fast CLI, or an open SQLAlchemy
+session in the library — one query, one way of turning its rows into what is printed. Nothing here imports
+SQLAlchemy or the models.
+"""
+from __future__ import annotations
+
+from .quick import as_json, as_time
+from harness.core.enums import Direction, FailureReason, RunStatus
+
+FAULTS = [r.value for r in FailureReason if r.harness_fault]  # never counted (see Submission.counted)
+
+# Each user's best submission on a task's own board (submissions outside contest rounds), earliest first among
+# equal scores; counts and the last counted submit per user. NaN never ranks (SQLite stores it as NULL; on
+# PostgreSQL `score <> 'NaN'` leaves it out). ix_submissions_board_user covers every filter here.
+SCORED = ("task_id = :task AND round_id IS NULL AND dry_run = :no AND status = :succeeded AND score IS NOT NULL "
+          "AND score <> 'NaN'")
+BOARD_SQL = f"""
+WITH best AS (SELECT user_id, {{best}}(score) AS best FROM submissions WHERE {SCORED} GROUP BY user_id),
+firsts AS (
+    SELECT s.id, s.user_id, s.score, s.session_name, s.checkpoint, s.created_at,
+           row_number() OVER (PARTITION BY s.user_id ORDER BY s.created_at, s.id) AS rn
+    FROM submissions s JOIN best b ON b.user_id = s.user_id AND b.best = s.score
+    WHERE s.{SCORED.replace(" AND ", " AND s.")}),
+counts AS (
+    SELECT user_id, count(*) AS submits, max(created_at) AS last FROM submissions
+    WHERE task_id = :task AND round_id IS NULL AND dry_run = :no AND (reason IS NULL OR reason NOT IN (:faults))
+    GROUP BY user_id)
+SELECT u.name, f.score, f.session_name, f.checkpoint, c.submits, c.last
+FROM firsts f JOIN users u ON u.id = f.user_id LEFT JOIN counts c ON c.user_id = f.user_id
+WHERE f.rn = 1
+ORDER BY f.score {{order}}, f.created_at, f.id
+"""
+
+
+def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
+    """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
+    higher = direction is Direction.HIGHER
+    sql = BOARD_SQL.format(best="max" if higher else "min", order="DESC" if higher else "ASC")
+    out = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
+            "submits": n or 0, "last_submit": _stamp(last)}
+           for name, score, session, ckpt, n, last in rows(sql, task=task_id, no=False,
+                                                           succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
+    rank_rows(out, "score")
+    return out
+
+
+def rank_rows(rows: list[dict], field: str) -> None:
+    """Set row["rank"] on rows already in board order: equal scores share a rank."""
+    for i, row in enumerate(rows):
+        row["rank"] = rows[i - 1]["rank"] if i and rows[i - 1][field] == row[field] else i + 1
+
+
+SESSIONS_SQL = """
+SELECT s.id, s.name, r.status, r.reason, r.message, r.exit_code, r.gpus, r.gpu_ids, s.created_at, r.started_at,
+       r.ended_at, s.entry, s.args, s.memo, s.forked_from, r.spec
+FROM sessions s JOIN runs r ON r.id = s.run_id
+WHERE {who} {task} {live}
+ORDER BY s.id DESC {last}
+"""
+SUMMARY_SQL = "SELECT session_id, key, raw FROM metrics WHERE session_id IN (:ids) AND summary = :yes ORDER BY id"
+
+
+def session_rows(rows, user_id: int | None = None, task_id: int | None = None, all_: bool = False,
+                 last: int | None = None, session_id: int | None = None) -> list[dict]:
+    """`nsml ps`: a user's sessions, newest first; without ALL_ only queued and running ones (or the one
+    session SESSION_ID, for `session_info`)."""
+    sql = SESSIONS_SQL.format(who="s.user_id = :user" if session_id is None else "s.id = :session",
+                              task="AND s.task_id = :task" if task_id is not None else "",
+                              live="" if all_ else "AND r.status IN (:live)", last="LIMIT :last" if last else "")
+    found = rows(sql, user=user_id, session=session_id, task=task_id, live=[RunStatus.QUEUED.value, RunStatus.RUNNING.value],
+                 last=last)
+    summaries: dict[int, dict] = {}
+    if found:
+        for sid, key, raw in rows(SUMMARY_SQL, ids=[r[0] for r in found], yes=True):
+            summaries.setdefault(sid, {})[key.replace("__", "/")] = as_json(raw)
+    out = []
+    for (sid, name, status, reason, message, exit_code, gpus, gpu_ids, created, started, ended, entry, args, memo,
+         forked_from, spec) in found:
+        spec = as_json(spec) or {}
+        out.append({"name": name, "status": status, "reason": reason, "message": message, "exit_code": exit_code,
+                    "gpus": gpus, "gpu_ids": as_json(gpu_ids), "created": _stamp(created),
+                    "started": _stamp(started), "ended": _stamp(ended), "entry": entry, "args": as_json(args),
+                    "memo": memo, "forked_from": forked_from, "isolation": spec.get("isolation"),
+                    "reserved_flags": spec.get("reserved_flags"), "esm": spec.get("esm"),
+                    "gpu_model": spec.get("gpu_model"), "summary": summaries.get(sid, {})})
+    return out
+
+
+def user_id(rows, name: str) -> int | None:
+    found = rows("SELECT id FROM users WHERE name = :name", name=name)
+    return found[0][0] if found else None
+
+
+def task_of(rows, name: str) -> tuple[int, str, Direction] | None:
+    found = rows("SELECT id, metric, direction FROM tasks WHERE name = :name", name=name)
+    return (found[0][0], found[0][1], Direction(found[0][2])) if found else None
+
+
+def in_a_round(rows, task: str) -> bool:
+    """Whether any contest round holds TASK (its board is then a team board: the full path shows it)."""
+    return any(task in (as_json(t) or []) for (t,) in rows("SELECT tasks FROM rounds"))
+
+
+def _stamp(value) -> str | None:
+    value = as_time(value)
+    return value.isoformat(timespec="seconds") if value is not None else None
+
