@@ -39,6 +39,7 @@ def trivial_score(task: str, dataset: Path, tmp: Path) -> float | None:
         return None  # their majority / popularity baselines are the trivial answer, run through the harness
     sys.path.insert(0, str(REPO / "tests"))
     from test_round1_tasks import trivial_prediction  # the same trivial answers the tests compare against
+
     from harness.scoring.evaluator import evaluate
     pred = trivial_prediction(task, dataset, tmp / f"trivial-{task}.csv")
     return evaluate(dataset / "evaluation.py", pred, dataset / "test" / "test_label", 120).score

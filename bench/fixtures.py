@@ -25,9 +25,9 @@ def big_board(root: Path, n_subs: int, n_users: int, seed: int = 1) -> None:
     from sqlalchemy import insert
 
     from harness.context import Harness
-    from harness.store.models import Run, Submission, Task, User
     from harness.core.enums import Direction, FailureReason, RunKind, RunStatus
     from harness.core.settings import load_settings
+    from harness.store.models import Run, Submission, Task, User
 
     rng = random.Random(seed)
     h = Harness(load_settings(root=root, user="bench"))
@@ -72,11 +72,11 @@ def makespan(root: Path, code: Path, n: int) -> tuple[float, int]:
     from sqlalchemy import select
 
     from harness.context import Harness
-    from harness.store.models import Run
-    from harness.scheduler.lease import FileLock, ensure_running
-    from harness.runs.create import RunOptions
-    from harness.service.sessions import start_session
     from harness.core.settings import load_settings
+    from harness.runs.create import RunOptions
+    from harness.scheduler.lease import FileLock, ensure_running
+    from harness.service.sessions import start_session
+    from harness.store.models import Run
 
     settings = load_settings(root=root, user="bench")
     h = Harness(settings)

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ENTRY, REPO, SDK, cli, prepare_without_quota, run_and_follow, timed  # noqa: E402
 import fixtures  # noqa: E402
+from common import ENTRY, REPO, SDK, cli, prepare_without_quota, run_and_follow, timed  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 IMAGE = "nsml-harness/session:latest"

@@ -3,7 +3,6 @@ import os
 import sys
 
 import pytest
-
 from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, make_tiny_task, participant
 
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
@@ -27,6 +26,7 @@ def state_root(tmp_path, monkeypatch):
 def docker_ready():
     """A Docker engine and the session image: CI provides both (scripts/setup-docker.sh); elsewhere, skip."""
     import os
+
     from harness.runtime.docker_runtime import client, engine_answers
     if not engine_answers():
         if os.environ.get("CI"):

@@ -8,7 +8,6 @@ from click.testing import CliRunner
 
 from harness.cli import main
 
-
 REPO = Path(__file__).resolve().parent.parent
 ORGANIZER = getpass.getuser()  # with no 'organizers' in harness.toml, the OS account is the organizer
 

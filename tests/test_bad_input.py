@@ -1,6 +1,5 @@
 """User mistakes: one line on stderr naming the file, field or flag; exit code 2; no traceback."""
 import pytest
-
 from helpers import ORGANIZER, run_session
 
 

@@ -2,7 +2,6 @@
 each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker."""
 import textwrap
 
-
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 # 2018: the save/load callbacks treat their argument as a file path (torch.save(model, path) style)

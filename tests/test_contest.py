@@ -4,8 +4,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import NSML_MAIN, make_tiny_task, participant
 
-from helpers import make_tiny_task, participant, NSML_MAIN
 from harness.scoring import splits
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (15 numbers; label = number > 50)
@@ -312,8 +312,8 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
 
     # the simulation's store holds real, scored submissions: the boards come from them, not from shortcuts
     from harness.context import Harness
-    from harness.store.models import Round, Submission
     from harness.core.settings import load_settings
+    from harness.store.models import Round, Submission
     h = Harness(load_settings(root=out / "state", user="organizer"))
     with h.tx() as db:
         subs = db.query(Submission).all()
@@ -332,8 +332,9 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
 
 def test_qualifier_rules_top_k_with_ties_threshold_and_direction():
     from types import SimpleNamespace
-    from harness.core.enums import Direction
+
     from harness.contest.rounds import qualifiers
+    from harness.core.enums import Direction
 
     def row(team, rank, score):
         return {"team": team, "private_rank": rank, "private": score}

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-
 from helpers import NSML_MAIN, ORGANIZER, REPO, participant
 
 BASELINES = sorted(p.name for p in (REPO / "submissions").iterdir() if (p / "main.py").exists())

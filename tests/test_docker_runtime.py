@@ -7,7 +7,6 @@ import os
 import time
 
 import pytest
-
 from helpers import ORGANIZER, REPO, participant, run_session
 
 pytestmark = pytest.mark.docker
@@ -245,10 +244,10 @@ def test_hostile_ten_gigabyte_prediction_is_limited(cli, docker_root, hostile, s
 
 def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, tmp_path, monkeypatch):
     """With a declared inventory, allocations differ and are pinned in device_requests (the container's config)."""
+    from harness.core.settings import load_settings
     from harness.runtime import gpus
     from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
-    from harness.core.settings import load_settings
     monkeypatch.setenv("HARNESS_GPUS", "4")
     settings = load_settings()
     busy: set[int] = set()
@@ -275,9 +274,9 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
 
 
 def test_container_is_locked_down(docker_root, docker_client, tmp_path):
+    from harness.core.settings import load_settings
     from harness.runtime.base import Mount, RunPaths, RunSpec
     from harness.runtime.docker_runtime import container_config
-    from harness.core.settings import load_settings
     app = tmp_path / "app"
     app.mkdir()
     spec = RunSpec(run_id=1, name="alice/t/1", argv=["main.py"], workdir=app, paths=RunPaths(run=tmp_path, log=tmp_path / "log"),
@@ -344,6 +343,7 @@ def test_hf_cache_is_mounted_read_only_and_offline(cli, docker_root, tiny_task, 
 
 def test_orphaned_containers_are_reaped_and_sessions_marked(cli, docker_root, hostile, docker_client, state_root):
     import signal
+
     import psutil
     name = run_session(cli, hostile, "-a", "--attack sleep", wait=False)
     deadline = time.time() + 60

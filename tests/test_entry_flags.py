@@ -1,8 +1,8 @@
 """Reserved flags as the entry declares them (issue: AI Rush 2022 entries declare only --mode and --pause)."""
 import textwrap
 
-
 from helpers import NSML_MAIN, participant, run_session
+
 from harness.runtime.entry_flags import scan
 
 

@@ -2,7 +2,6 @@
 import time
 
 import psutil
-
 from helpers import participant, run_session
 
 FAULTY = '''

@@ -4,7 +4,8 @@ import math
 import subprocess
 import sys
 
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from harness.core.enums import FailureReason
 from harness.scoring.evaluator import evaluate

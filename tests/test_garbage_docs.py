@@ -4,7 +4,6 @@ import hashlib
 from pathlib import Path
 
 import pytest
-
 from helpers import ORGANIZER, REPO, run_session
 
 BUILD = REPO / "tasks" / "garbage-docs" / "build.py"
@@ -141,6 +140,7 @@ def test_electra_pretrained_path_loads_a_local_model(cli, tmp_path):
     """The code path of users with weights (e.g. a koELECTRA copy): -a "--pretrained PATH", no hub access. The
     weights travel with the code (a sandboxed run sees no host path but its own)."""
     import shutil
+
     from transformers import BertTokenizerFast, ElectraConfig, ElectraForSequenceClassification
     vocab = tmp_path / "vocab.txt"
     vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"가나다라마바사아자차카타파하"]))

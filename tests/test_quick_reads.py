@@ -1,19 +1,18 @@
 """`ps` and `board` read through stdlib sqlite3 when they safely can, and answer exactly as the library does."""
 import sqlite3
-import time
 import subprocess
 import sys
+import time
 
 import pytest
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
-from helpers import ORGANIZER, NSML_MAIN, make_tiny_task, participant, run_session
-
-from harness.store import listing
 from harness.context import Harness
-from harness.store.quick import QuickReader
+from harness.core.settings import load_settings
 from harness.service.boards import board
 from harness.service.sessions import list_sessions
-from harness.core.settings import load_settings
+from harness.store import listing
+from harness.store.quick import QuickReader
 
 
 @pytest.fixture
@@ -25,6 +24,7 @@ def tiny_task(tmp_path, cli):
 
 def _end_scheduler(state_root):
     import psutil
+
     from harness.scheduler.lease import FileLock
     lock = FileLock(state_root / ".harness" / "scheduler.lock")
     if not lock.is_free():

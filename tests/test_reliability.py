@@ -11,7 +11,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 SLEEPER = '''
@@ -186,10 +185,11 @@ def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper
 
 
 def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state_root):
+    from helpers import NSML_MAIN
+
     from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.service.submits import submit
-    from helpers import NSML_MAIN
     folder = make_tiny_task(tmp_path / "t50", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
     code = tmp_path / "code"
@@ -384,10 +384,10 @@ def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp
 def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state_root):
     """Bounded in time; afterwards: integrity, no orphan processes, every run terminal, every submit scored."""
     from harness.context import Harness
-    from harness.runs.create import RunOptions
-    from harness.service.sessions import start_session
-    from harness.scheduler.waiting import wait_run
     from harness.core.settings import load_settings
+    from harness.runs.create import RunOptions
+    from harness.scheduler.waiting import wait_run
+    from harness.service.sessions import start_session
     from harness.service.submits import start_submit
     (state_root / "harness.toml").write_text("gpus = 4\n[limits]\nqueued_per_user = 1000\n")
     folder = make_tiny_task(tmp_path / "soak-task", quota=0)

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-
 from helpers import ORGANIZER, REPO, run_session
+
 from harness.scoring.evaluator import evaluate
 
 TASKS = REPO / "tasks"

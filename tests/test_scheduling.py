@@ -3,7 +3,6 @@ import json
 import time
 
 import pytest
-
 from helpers import participant, run_session
 
 GPU_MAIN = '''

@@ -1,7 +1,6 @@
 """Per-session Python environments in the process runtime: requirements.txt / install_requires → a venv per
 requirements hash (uv), layered over the harness's environment, cached and reused."""
 import pytest
-
 from helpers import participant, run_session
 
 MAIN = '''

@@ -4,9 +4,9 @@ import threading
 from sqlalchemy import text
 
 from harness.context import Harness
-from harness.store.engine import _alembic_config, open_store
 from harness.core.settings import load_settings
 from harness.runs.snapshot import snapshot_code
+from harness.store.engine import _alembic_config, open_store
 
 
 def test_sqlite_store_is_wal_and_migrated_to_head(state_root):

@@ -13,8 +13,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+
 from harness.runtime import sandbox
 
 HOSTILE_MAIN = NSML_MAIN.replace('''    p.add_argument("--peek", type=int, default=0)''', '''    p.add_argument("--peek", type=int, default=0)

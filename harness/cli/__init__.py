@@ -15,7 +15,6 @@ import click
 from harness.core.errors import UserError
 from harness.core.settings import Settings, load_settings
 
-
 STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
                   errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
 

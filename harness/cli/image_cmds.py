@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from harness.core.errors import UserError
+
 from . import main, pass_harness
 
 
@@ -24,8 +25,8 @@ def image_group():
 @pass_harness
 def image_build(lazy, base_image, tag, wheels, quiet):
     """Build the default session image from the top-level Dockerfile."""
-    from harness.runtime.images import build_default_image
     from harness.runtime.docker_runtime import client, engine_answers
+    from harness.runtime.images import build_default_image
 
     h = lazy.get()
     if not engine_answers():

@@ -4,6 +4,7 @@ from __future__ import annotations
 import click
 
 from harness.service import checkpoints
+
 from . import main, pass_harness
 from .output import human_size, table
 

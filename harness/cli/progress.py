@@ -28,8 +28,8 @@ def shown(description: str, total: int | None = None) -> Iterator[Progress]:
 @contextlib.contextmanager
 def _bar(description: str, total: int | None):
     from rich.console import Console
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress as Bar, SpinnerColumn, TextColumn,
-                               TimeElapsedColumn)
+    from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
 
     with Bar(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
              TimeElapsedColumn(), TextColumn("{task.fields[note]}"), console=Console(stderr=True),

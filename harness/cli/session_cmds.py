@@ -7,11 +7,12 @@ from pathlib import Path
 
 import click
 
-from harness.core import notify
 from harness import runtime
-from harness.service import sessions, submits
-from harness.core.errors import UserError
+from harness.core import notify
 from harness.core.enums import RunStatus
+from harness.core.errors import UserError
+from harness.service import sessions, submits
+
 from . import main, pass_harness
 from .output import emit_json, table
 

@@ -5,9 +5,9 @@ import sys
 
 import click
 
-from harness.service import contests
-from harness.service import sessions, submits
 from harness.core.errors import UserError
+from harness.service import contests, sessions, submits
+
 from . import main, pass_harness
 from .output import emit_json
 from .session_cmds import esm_option, follow_file, pick_runtime, runtime_option

@@ -18,7 +18,6 @@ from harness.store.models import Round, Submission
 from .gate import rounds_of_task
 from .rounds import compute_board
 
-
 RESCORABLE = (FailureReason.INVALID_PREDICTION, FailureReason.SCORER_ERROR)
 
 

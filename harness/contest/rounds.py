@@ -9,15 +9,16 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, select
 
-from harness.core import clock
 from harness.context import Harness
-from .gate import get_round, rounds_of_task, status, team_of
-from harness.store.models import Round, RoundEntry, Submission, Task, Team
+from harness.core import clock
 from harness.core.enums import Direction, RunStatus
 from harness.core.errors import NotFound, UserError
+from harness.scheduler.waiting import wait_run
 from harness.scoring.boards import best_first, tally, valid_score
 from harness.store.listing import rank_rows
-from harness.scheduler.waiting import wait_run
+from harness.store.models import Round, RoundEntry, Submission, Task, Team
+
+from .gate import get_round, rounds_of_task, status, team_of
 
 
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:

@@ -39,6 +39,7 @@ from harness.store.models import Contest, Round, RoundEntry, Team, TeamMember
 
 from .gate import entered, get_contest, rounds_of_task, status
 
+
 def _time(value, where: str) -> datetime:
     if isinstance(value, datetime):
         return value.replace(tzinfo=None) if value.tzinfo is None else \

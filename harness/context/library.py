@@ -9,12 +9,12 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from harness.taskpacks import registry
-from harness.store import Store, open_store
-from harness.store.models import Session, Task, User
 from harness.core.clock import utcnow
 from harness.core.errors import NotFound, UserError
 from harness.core.settings import Settings, load_settings
+from harness.store import Store, open_store
+from harness.store.models import Session, Task, User
+from harness.taskpacks import registry
 
 SESSION_RE = re.compile(r"^(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d+)$")
 

@@ -17,8 +17,8 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from harness.store.models import Checkpoint, Metric, Run, Session
 from harness.core.safefs import UnsafeFile, append_note, checkpoint_name_problem, is_real_dir, read_from, usage
+from harness.store.models import Checkpoint, Metric, Run, Session
 
 MAX_EVENTS_PER_PASS = 10_000
 MAX_EVENT_BYTES_PER_PASS = 4 << 20

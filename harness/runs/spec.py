@@ -15,17 +15,18 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
-from harness.runtime import entry_flags
-from harness.store.models import Run, Session, Submission
-from harness.runtime.disk_limits import DiskLimit
 from harness.core.enums import RunKind
-from .events import events_path
-from harness.runtime.base import Mount, RunPaths, RunSpec
 from harness.core.safefs import is_real_dir
 from harness.core.settings import Settings
+from harness.runtime import entry_flags
+from harness.runtime.base import Mount, RunPaths, RunSpec
+from harness.runtime.disk_limits import DiskLimit
+from harness.store.models import Run, Session, Submission
 from harness.taskpacks.registry import Manifest
-from .snapshot import copy_tree
 from harness.taskpacks.views import submit_data
+
+from .events import events_path
+from .snapshot import copy_tree
 
 
 def _data_mounts(view: Path, target: str, items: list[tuple[Path, str]]) -> list[Mount]:

@@ -16,7 +16,8 @@ import importlib
 from importlib.metadata import entry_points
 
 from harness.core.errors import UserError
-from .base import Handle, Mount, Outcome, Runtime, RunPaths, RunSpec  # noqa: F401
+
+from .base import Handle, Mount, Outcome, RunPaths, RunSpec, Runtime  # noqa: F401
 
 BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",
            "docker": "harness.runtime.docker_runtime:DockerRuntime"}

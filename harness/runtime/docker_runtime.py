@@ -15,9 +15,10 @@ import time
 from pathlib import Path
 
 from harness.core.enums import FailureReason, RunStatus
-from .images import ImageError, session_image
 from harness.core.settings import Settings
-from .base import Handle, Mount, Outcome, Runtime, RunSpec, target_env, wait_by_polling
+
+from .base import Handle, Mount, Outcome, RunSpec, Runtime, target_env, wait_by_polling
+from .images import ImageError, session_image
 
 SDK = Path(__file__).resolve().parent.parent / "session_sdk"
 SDK_TARGET = "/opt/nsml-sdk"

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from harness.core.errors import UserError
+
 from .images import ImageError, nsml_image_line, requirements
 
 ENV_MAX_AGE_DAYS = 14

@@ -221,8 +221,9 @@ def dockerfile_digest() -> str:
 
 def build_default_image(client, tag: str, base: str | None, wheels: list[Path], log=print) -> str:
     """`harness image build`: the top-level Dockerfile, with local wheels and the host's CA bundle."""
-    import docker.errors
     import tempfile
+
+    import docker.errors
 
     with tempfile.TemporaryDirectory(prefix="harness-image-") as tmp:
         ctx = Path(tmp)

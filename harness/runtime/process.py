@@ -24,8 +24,9 @@ import psutil
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
+
 from . import environments, sandbox
-from .base import Handle, Outcome, Runtime, RunSpec, target_env, truncate_log, wait_by_polling
+from .base import Handle, Outcome, RunSpec, Runtime, target_env, truncate_log, wait_by_polling
 
 SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
 _CHECK_EVERY = 0.25  # seconds between memory/log checks

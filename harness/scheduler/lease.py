@@ -21,11 +21,12 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.core import notify
+from harness.core.enums import RunStatus
+from harness.core.settings import Settings
 from harness.store import Store
 from harness.store.models import Run
-from harness.core.enums import RunStatus
+
 from .recovery import recover_runs, running_exists, stale_runs
-from harness.core.settings import Settings
 
 log = logging.getLogger("harness.scheduler.lease")
 

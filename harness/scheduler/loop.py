@@ -20,22 +20,22 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from harness.runtime import gpus, environments
 from harness.core import notify
-from harness.scoring import provenance
-from harness.store import Store, open_store
-from harness.store.models import Round, Run, Session, Submission
 from harness.core.clock import utcnow
-from harness.scoring.grade import apply, grade, prediction_path, take_prediction
 from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
-from harness.runtime.disk_limits import DiskWatch, over_limit
+from harness.core.settings import SETTINGS_FILE, Settings, load_settings
+from harness.runs.ending import mark, sync_submission
 from harness.runs.events import LOADER_ERROR_EXIT, collect, loader_error, record
 from harness.runs.spec import spec_for
+from harness.runtime import Handle, Outcome, environments, get_runtime, gpus
+from harness.runtime.disk_limits import DiskWatch, over_limit
+from harness.scoring import provenance
+from harness.scoring.grade import apply, grade, prediction_path, take_prediction
+from harness.store import Store, open_store
+from harness.store.models import Round, Run, Session, Submission
+
 from .lease import FileLock, has_pending_work
-from harness.runs.ending import mark, sync_submission
 from .recovery import recover_runs
-from harness.runtime import Handle, Outcome, get_runtime
-from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 
 log = logging.getLogger("harness.scheduler")
 HEARTBEAT_EVERY = 1.0

@@ -17,14 +17,14 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.store import Store
-from harness.store.models import Run, Session
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunPhase, RunStatus
+from harness.core.settings import Settings
 from harness.runs.ending import mark, sync_submission
 from harness.runs.events import collect, record
 from harness.runtime import get_runtime, reap_orphans
-from harness.core.settings import Settings
+from harness.store import Store
+from harness.store.models import Run, Session
 
 log = logging.getLogger("harness.scheduler.recovery")
 

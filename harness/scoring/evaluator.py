@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.enums import FailureReason
+
 from .evaluator_call import EvaluatorCall, command, container_name, isolation
 
 INVALID_MARKER = "invalid prediction"

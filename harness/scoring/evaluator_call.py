@@ -16,9 +16,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.runtime import entry_flags
 from harness.core.errors import UserError
-from harness.runtime import sandbox
+from harness.runtime import entry_flags, sandbox
 
 PREDICTION_TARGET = "/nsml/prediction"
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import evaluator_call
-from harness.store.models import Round, Submission
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.safefs import UnsafeFile, copy_out
-from .evaluator import evaluate
 from harness.core.settings import Settings
-from .splits import SplitFormat, SplitScores, evaluate_split
+from harness.store.models import Round, Submission
 from harness.taskpacks.registry import MANIFEST, Manifest
 from harness.taskpacks.views import label_path
+
+from . import evaluator_call
+from .evaluator import evaluate
+from .splits import SplitFormat, SplitScores, evaluate_split
 
 
 @dataclass

@@ -22,14 +22,15 @@ import json
 import tempfile
 import zlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.core.enums import FailureReason
 
 if TYPE_CHECKING:
     import numpy as np
 from harness.core.errors import UserError
+
 from .evaluator import ScoreResult, evaluate
 
 FORMATS = ("csv", "json", "lines")

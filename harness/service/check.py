@@ -16,12 +16,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.runtime import entry_flags, environments
-from . import sessions, submits
 from harness.context import Harness
-from harness.store.models import Checkpoint
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
+from harness.runtime import entry_flags, environments
+from harness.store.models import Checkpoint
+
+from . import sessions, submits
 
 DATA_PREFIXES = ("/data/", "/app/data")
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.contest import rounds, spec
 from harness.contest.gate import get_contest
 from harness.contest.rescore import rescore as rescore_task
+from harness.context import Harness
 from harness.core import clock
 from harness.core.errors import UserError
 from harness.core.progress import Progress, silent

@@ -11,13 +11,14 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from harness.scoring import evaluator_call
-from . import permissions
-from harness.taskpacks import registry
 from harness.context import Harness
-from harness.store.models import Session, Submission, Task, TaskChange
 from harness.core.errors import NotFound, UserError
+from harness.scoring import evaluator_call
 from harness.scoring.provenance import tree_hash
+from harness.store.models import Session, Submission, Task, TaskChange
+from harness.taskpacks import registry
+
+from . import permissions
 
 
 def list_tasks(h: Harness) -> list[dict]:

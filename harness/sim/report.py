@@ -8,10 +8,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.contest.spec import get_contest
-from harness.store.models import Run, Session, Submission
+from harness.context import Harness
 from harness.core.enums import Direction, RunStatus
+from harness.store.models import Run, Session, Submission
 
 
 def _plots():

@@ -10,9 +10,11 @@ from typing import Iterator
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
-from sqlalchemy.orm import Session as OrmSession, sessionmaker
+from sqlalchemy.orm import Session as OrmSession
+from sqlalchemy.orm import sessionmaker
 
 from harness.core.errors import UserError
+
 from .quick import MIGRATIONS, code_head
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000

@@ -6,8 +6,9 @@ SQLAlchemy or the models.
 """
 from __future__ import annotations
 
-from .quick import as_json, as_time
 from harness.core.enums import Direction, FailureReason, RunStatus
+
+from .quick import as_json, as_time
 
 FAULTS = [r.value for r in FailureReason if r.harness_fault]  # never counted (see Submission.counted)
 

@@ -7,8 +7,21 @@ scheduler only knows runs.  Sessions and submissions each point at the run that 
 
 from datetime import datetime
 
-from sqlalchemy import (JSON, text, BigInteger, Boolean, DateTime, Enum, Float, ForeignKey, Index, Integer, String, Text,
-                        UniqueConstraint)
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from harness.core.clock import utcnow

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
 
-from harness.core.enums import Direction
 from harness import resources
 from harness.core import schema
+from harness.core.enums import Direction
 from harness.core.errors import NotFound, UserError
 from harness.core.settings import Settings, read_toml
 

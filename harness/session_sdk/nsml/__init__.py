@@ -17,8 +17,7 @@ import tempfile
 import time
 
 from . import constants
-from .constants import (DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_DATASET, IS_ON_NSML,  # noqa: F401
-                        SESSION_NAME)
+from .constants import DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_DATASET, IS_ON_NSML, SESSION_NAME  # noqa: F401
 
 __all__ = ["bind", "save", "load", "report", "paused", "infer", "DATASET_PATH", "DATASET_NAME", "HAS_DATASET",
            "IS_DATASET", "IS_ON_NSML", "GPU_NUM"]
