@@ -3,7 +3,7 @@ import os
 import sys
 
 import pytest
-from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, make_tiny_task, participant
+from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, RemoteCli, Served, make_tiny_task, participant
 
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
 
@@ -43,6 +43,26 @@ def docker_ready():
 @pytest.fixture
 def cli():
     return Cli()
+
+
+@pytest.fixture
+def served(state_root):
+    """A real `harness serve` of this test's state root on a free loopback port."""
+    server = Served(state_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def remote_cli(served):
+    """The CLI logged in to `served`: same commands, same outputs, identity by token."""
+    return RemoteCli(served.url)
+
+
+@pytest.fixture(params=["local", "remote"])
+def either_cli(request):
+    """The end-to-end tests run twice: against the state root, and through a real server (harness serve)."""
+    return Cli() if request.param == "local" else request.getfixturevalue("remote_cli")
 
 
 @pytest.fixture

@@ -147,3 +147,75 @@ def run_session(cli, folder, *extra, task="tiny", wait=True, code=0):
     if wait:
         cli("logs", "-f", name, code=code)
     return name
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Served:
+    """A real `harness serve` of STATE_ROOT on a free loopback port, in its own process."""
+
+    def __init__(self, state_root: Path):
+        import os
+        import subprocess
+        import sys
+        import time
+
+        import httpx
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**os.environ, "HARNESS_HOME": str(state_root)}
+        env.pop("HARNESS_SERVER", None)
+        self.log = open(state_root.parent / f"serve-{self.port}.log", "wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--port", str(self.port),
+                                      "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/api/v1/openapi.json", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("harness serve did not start: "
+                                   + (state_root.parent / f"serve-{self.port}.log").read_text()[-2000:])
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except Exception:  # noqa: BLE001
+            self.proc.kill()
+        self.log.close()
+
+
+class RemoteCli(Cli):
+    """The same CLI, logged in to a server: `user=NAME` becomes NAME's token (accounts made on first use by the
+    organizer, locally on the server's state root), the default user is HARNESS_USER's."""
+
+    def __init__(self, url: str):
+        super().__init__()
+        self.url = url
+        self.local = Cli()
+        self.tokens: dict[str, str] = {}
+
+    def token(self, name: str) -> str:
+        if name not in self.tokens:
+            args = ["user", "add", name, "-j"] + (["--organizer"] if name == ORGANIZER else [])
+            self.tokens[name] = json.loads(self.local(*args, user=ORGANIZER).stdout)["token"]
+        return self.tokens[name]
+
+    def __call__(self, *args, code=0, user=None):
+        import os
+        name = user or os.environ.get("HARNESS_USER") or ORGANIZER
+        argv = [str(a) for a in args]
+        result = self.runner.invoke(main, argv, catch_exceptions=False,
+                                    env={"HARNESS_SERVER": self.url, "HARNESS_TOKEN": self.token(name)})
+        if code is not None:
+            assert result.exit_code == code, f"remote {argv} as {name} -> {result.exit_code}\n{result.output}"
+        return result

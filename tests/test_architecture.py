@@ -13,7 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "harness"
 FLOORS = ["core", "store", "taskpacks", "runtime", "scoring", "runs", "scheduler", "context", "contest", "service",
-          "sim", "cli"]
+          "sim", "server", "client", "cli"]
 MAX_LINES = 400
 
 

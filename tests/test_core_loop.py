@@ -1,5 +1,12 @@
 """The core loop through the CLI: an NSML-style folder runs unchanged → model ls → submit → ranked."""
+import pytest
 from helpers import run_session
+
+
+@pytest.fixture
+def cli(either_cli):
+    """Every test here runs locally and through `harness serve` (same assertions, same outputs)."""
+    return either_cli
 
 
 def test_nsml_folder_runs_unchanged(cli, tiny_task, nsml_folder, state_root):

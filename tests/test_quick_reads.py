@@ -12,7 +12,7 @@ from harness.core.settings import load_settings
 from harness.service.boards import board
 from harness.service.sessions import list_sessions
 from harness.store import listing
-from harness.store.quick import QuickReader
+from harness.store.quick import QuickReader, code_head
 
 
 @pytest.fixture
@@ -88,7 +88,7 @@ def test_the_full_path_answers_when_it_must(cli, tiny_task, tmp_path, state_root
         c.execute("UPDATE alembic_version SET version_num = '0004'")
     assert _reader() is None
     with sqlite3.connect(db) as c:
-        c.execute("UPDATE alembic_version SET version_num = '0005'")
+        c.execute("UPDATE alembic_version SET version_num = ?", (code_head(),))
     assert _reader() is not None
     _end_scheduler(state_root)
     with sqlite3.connect(db) as c:  # marked running, no scheduler alive: recovery is due

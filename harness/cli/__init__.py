@@ -23,7 +23,9 @@ STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file sy
 COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "listing_cmds", "logs": "session_cmds",
             "stop": "session_cmds", "rm": "session_cmds", "memo": "session_cmds", "check": "session_cmds",
             "submit": "submit_cmds", "board": "listing_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
-            "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds"}
+            "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds",
+            "serve": "server_cmds", "user": "server_cmds", "login": "login_cmds", "logout": "login_cmds",
+            "whoami": "login_cmds"}
 
 
 class HarnessGroup(click.Group):
@@ -100,6 +102,31 @@ class _LazyHarness:
         self._args = (root, db, user)
         self._settings: Settings | None = None
         self._h = None
+        self._api = None
+        self._login = False  # not looked up yet
+
+    def login(self):
+        """The server this CLI talks to (`nsml login`), or None: local mode. --root or --db mean local."""
+        if self._login is False:
+            from harness.core.settings import current_login
+            root, db, _user = self._args
+            self._login = None if (root or db) else current_login()
+        return self._login
+
+    def api(self):
+        """Every command's way in (harness.service.api.Api): over HTTP while logged in, else this library."""
+        if self._api is None:
+            login = self.login()
+            if login is not None:
+                if self._args[2] is not None:
+                    raise UserError("--user: while logged in, you are your token's account (nsml whoami; "
+                                    "nsml logout for local mode)")
+                from harness.client import RemoteApi
+                self._api = RemoteApi(login.url, login.token)
+            else:
+                from harness.service.local import LocalApi
+                self._api = LocalApi(self.get())
+        return self._api
 
     def settings(self) -> Settings:
         if self._settings is None:
@@ -117,6 +144,8 @@ class _LazyHarness:
     def close(self) -> None:
         if self._h is not None and "store" in self._h.__dict__:
             self._h.store.close()  # no connection outlives the command
+        if self._api is not None and self._api.remote:
+            self._api.close()
 
 
 pass_harness = click.make_pass_decorator(_LazyHarness)

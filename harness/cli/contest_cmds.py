@@ -9,8 +9,6 @@ from pathlib import Path
 
 import click
 
-from harness.service import contests
-
 from . import main, pass_harness, progress
 from .output import emit_json, fmt, table
 
@@ -27,8 +25,8 @@ def contest_group():
 @pass_harness
 def contest_create(lazy, file, prepare, scale):
     """[organizer] Register the contest of FILE (contest.toml); its first round opens at its start time."""
-    name, spec = contests.create(lazy.get(), Path(file), prepare=prepare, scale=scale, echo=click.echo)
-    click.echo(f"Contest {name} is created: {len(spec['rounds'])} round(s), {len(spec['teams'])} team(s)")
+    got = lazy.api().create_contest(file, prepare, scale, click.echo)
+    click.echo(f"Contest {got['name']} is created: {got['rounds']} round(s), {got['teams']} team(s)")
 
 
 @contest_group.command("ls")
@@ -36,7 +34,7 @@ def contest_create(lazy, file, prepare, scale):
 @pass_harness
 def contest_ls(lazy, as_json):
     """Contests and their rounds, with each round's status and rules."""
-    table(contests.list_contests(lazy.get()),
+    table(lazy.api().list_contests(),
           [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"), ("start", "Start"),
            ("end", "End"), ("teams", "Teams"), ("quota", "Submits"), ("gpu_quota", "GPUs/team"),
            ("qualify", "Qualify")], as_json=as_json, empty="no contests")
@@ -48,7 +46,7 @@ def contest_ls(lazy, as_json):
 @pass_harness
 def contest_teams(lazy, contest_name, as_json):
     """Teams of CONTEST, their members and the rounds they entered."""
-    table(contests.show_teams(lazy.get(), contest_name),
+    table(lazy.api().show_teams(contest_name),
           [("team", "Team"), ("members", "Members"), ("rounds", "Rounds")], as_json=as_json, empty="no teams")
 
 
@@ -64,7 +62,7 @@ def team_group():
 @pass_harness
 def team_add(lazy, contest_name, team, users):
     """[organizer] Add TEAM (or add USERS to it) in CONTEST."""
-    contests.add_team(lazy.get(), contest_name, team, list(users))
+    lazy.api().add_team(contest_name, team, list(users))
     click.echo(f"Team {team}: {', '.join(users)}")
 
 
@@ -76,11 +74,10 @@ def team_add(lazy, contest_name, team, users):
 @pass_harness
 def contest_board(lazy, task, round_ref, private, as_json):
     """Team board of TASK: public ranks; after the round closes, private ranks and the shake-up."""
-    show_round_board(lazy.get(), task, round_ref, private, as_json)
+    show_round_board(lazy.api().round_board(task, round_ref, private), as_json)
 
 
-def show_round_board(h, task, round_ref, private, as_json) -> None:
-    result = contests.board(h, task, round_ref, private)
+def show_round_board(result: dict, as_json: bool) -> None:
     if as_json:
         emit_json(result)
         return
@@ -108,7 +105,7 @@ def _arrow(delta) -> str:
 @pass_harness
 def contest_close(lazy, round_ref, as_json):
     """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
-    result = contests.close(lazy.get(), round_ref)
+    result = lazy.api().close_round(round_ref)
     if as_json:
         emit_json(result)
         return
@@ -128,11 +125,8 @@ def contest_close(lazy, round_ref, as_json):
 @pass_harness
 def contest_clock(lazy, when, real):
     """[organizer] Show the contest clock, or set a simulated time WHEN (ISO, UTC)."""
-    h = lazy.get()
-    if when or real:
-        contests.set_clock(h, None if real else when)
-    now, simulated = contests.clock_now(h)
-    click.echo(f"{now.isoformat(timespec='seconds')} UTC ({'simulated' if simulated else 'real'})")
+    got = lazy.api().clock(when, real)
+    click.echo(f"{got['now']} UTC ({'simulated' if got['simulated'] else 'real'})")
 
 
 @contest_group.command("simulate")
@@ -161,11 +155,14 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
 @pass_harness
 def rescore_cmd(lazy, task, dry_run, as_json):
     """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""
+    api = lazy.api()
     with progress.shown(f"rescore {task}") as report:
-        rows, moves = contests.rescore(lazy.get(), task, dry_run, report)
+        api.progress = report
+        got = api.rescore(task, dry_run)
     if as_json:
-        emit_json({"submissions": rows, "rank_changes": moves, "dry_run": dry_run})
+        emit_json(got)
         return
+    rows, moves = got["submissions"], got["rank_changes"]
     changed = [r for r in rows if r["changed"]]
     shown = [{"id": r["id"], "who": r["who"], "before": _grade(r["before"]), "after": _grade(r["after"]),
               "note": r["note"]} for r in changed]

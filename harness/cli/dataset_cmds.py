@@ -1,13 +1,15 @@
 """dataset ls / prepare / add / check / rm / changes, and `history` (`dataset board`: listing_cmds)."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 
-from harness.service import boards, tasks
+
+from harness.core.errors import UserError
 
 from . import main, pass_harness, progress
+
+HISTORY_PAGE = 50
 from .output import table
 
 
@@ -21,7 +23,7 @@ def dataset_group():
 @pass_harness
 def dataset_ls(lazy, as_json):
     """Known tasks: prepared ones and built-ins that can be prepared."""
-    table(tasks.list_tasks(lazy.get()),
+    table(lazy.api().list_tasks(),
           [("name", "Task"), ("prepared", "Prepared"), ("metric", "Metric"), ("direction", "Better"),
            ("submissions", "Submissions")], as_json=as_json, empty="no tasks")
 
@@ -39,9 +41,8 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
     with progress.shown(f"building {task}"):  # a spinner and the time on a terminal
-        manifest, path = tasks.prepare_builtin(lazy.get(), task, scale=scale, seed=seed, corpus=list(corpus),
-                                                    replace=replace)
-    click.echo(f"Task {manifest.name} is prepared at {path}")
+        got = lazy.api().prepare_task(task, scale, seed, list(corpus), replace)
+    click.echo(f"Task {got['name']} is prepared at {got['path']}")
 
 
 @dataset_group.command("add")
@@ -54,9 +55,8 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
 def dataset_add(lazy, folder, replace, name, metric, direction):
     """[organizer] Register a task pack in NSML layout, where it is (a plain pack: with --name, --metric,
     --direction, which write its task.toml)."""
-    manifest = tasks.add_pack(lazy.get(), Path(folder), replace=replace, name=name, metric=metric,
-                                   direction=direction)
-    click.echo(f"Task {manifest.name} is registered")
+    added = lazy.api().add_task(folder, replace, name, metric, direction)
+    click.echo(f"Task {added} is registered")
 
 
 @dataset_group.command("check")
@@ -66,7 +66,7 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
 def dataset_check(lazy, task, as_json):
     """[organizer] Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
     Exit 0 only when every check passes."""
-    rows = tasks.check_pack(lazy.get(), task)
+    rows = lazy.api().check_task(task)
     table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows] if not as_json else rows,
           [("check", "Check"), ("ok", "Result"), ("detail", "Detail")], as_json=as_json)
     if not all(r["ok"] for r in rows):
@@ -78,7 +78,7 @@ def dataset_check(lazy, task, as_json):
 @pass_harness
 def dataset_rm(lazy, task):
     """[organizer] Unregister a task that has no sessions or submissions (its files stay where they are)."""
-    tasks.remove(lazy.get(), task)
+    lazy.api().remove_task(task)
     click.echo(f"Task {task} is removed")
 
 
@@ -88,7 +88,7 @@ def dataset_rm(lazy, task):
 @pass_harness
 def dataset_changes(lazy, task, as_json):
     """[organizer] Who registered, replaced or removed TASK, with evaluator and test-data hashes."""
-    table(tasks.changes(lazy.get(), task),
+    table(lazy.api().task_changes(task),
           [("time", "Time"), ("action", "Action"), ("user", "User"), ("old_evaluator", "Evaluator before"),
            ("new_evaluator", "Evaluator after"), ("old_data", "Test data before"), ("new_data", "Test data after")],
           as_json=as_json, empty=f"no recorded changes of {task}")
@@ -98,15 +98,17 @@ def dataset_changes(lazy, task, as_json):
 @click.argument("task")
 @click.option("-j", "--json", "as_json", is_flag=True)
 @click.option("--page", type=int, default=1, show_default=True, help="Which page, newest first.")
-@click.option("--per-page", type=int, default=boards.HISTORY_PAGE, show_default=True,
+@click.option("--per-page", type=int, default=HISTORY_PAGE, show_default=True,
               help="Submissions a page.")
 @pass_harness
 def history_cmd(lazy, task, as_json, page, per_page):
     """Your own submissions to TASK, failed and dry runs included, newest first."""
-    h = lazy.get()
-    rows = boards.history(h, task, page=page, per_page=per_page)
+    if page < 1:
+        raise UserError(f"--page: must be 1 or more, got {page}")
+    if per_page < 1:
+        raise UserError(f"--per-page: must be 1 or more, got {per_page}")
+    rows, total = lazy.api().history(task, page, per_page)
     if len(rows) == per_page or page > 1:
-        total = boards.history_count(h, task)
         pages = max(1, -(-total // per_page))
         if pages > 1:
             click.echo(f"page {page} of {pages} ({total} submissions; --page N for more)", err=True)

@@ -28,10 +28,9 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 @pass_harness
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
-    rows = listings.quick_sessions(lazy.settings(), all_, last, task)
+    rows = None if lazy.login() else listings.quick_sessions(lazy.settings(), all_, last, task)
     if rows is None:
-        from harness.service import sessions
-        rows = sessions.list_sessions(lazy.get(), all_=all_, last=last, task=task)
+        rows = lazy.api().list_sessions(all_, last, task)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
@@ -48,21 +47,20 @@ def dataset_board(lazy, task, as_json, top):
     """The leaderboard of TASK: each user's best score (a contest round's task: each team's, see 'contest board')."""
     if top < 0:
         raise UserError(f"--top: must be 0 (all) or more, got {top}")
-    settings = lazy.settings()
-    got = listings.quick_board(settings, task)
+    remote = lazy.login()
+    got = None if remote else listings.quick_board(lazy.settings(), task)
     if got is None:
-        from harness.service import contests
-        h = lazy.get()
-        if contests.in_a_round(h, task):  # a round's task: its team board
+        result = lazy.api().board(task)
+        if result["kind"] == "round":  # a round's task: its team board
             from .contest_cmds import show_round_board
-            show_round_board(h, task, None, False, as_json)
+            show_round_board(result, as_json)
             return
-        from harness.service import boards
-        got = boards.board_with_title(h, task)
+        got = result["title"], result["rows"]
     title, rows = got
+    me = lazy.api().whoami()["user"] if remote else lazy.settings().user
     hidden = 0
     if not as_json and top and len(rows) > top:
-        shown = rows[:top] + [r for r in rows[top:] if r["user"] == settings.user]
+        shown = rows[:top] + [r for r in rows[top:] if r["user"] == me]
         hidden, rows = len(rows) - len(shown), shown
     table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet")
     if hidden:

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import click
 
-from harness.service import checkpoints
-
 from . import main, pass_harness
 from .output import human_size, table
 
@@ -19,7 +17,7 @@ def model_group():
 @click.option("-j", "--json", "as_json", is_flag=True)
 @pass_harness
 def model_ls(lazy, session, as_json):
-    rows = checkpoints.list_checkpoints(lazy.get(), session)
+    rows = lazy.api().list_checkpoints(session)
     if not as_json:
         rows = [dict(r, size=human_size(r["size"]), elapsed=f"{r['elapsed']:.1f}s") for r in rows]
     table(rows, [("checkpoint", "Checkpoint"), ("last_modified", "Last Modified"), ("elapsed", "Elapsed"),
@@ -32,7 +30,7 @@ def model_ls(lazy, session, as_json):
 @pass_harness
 def model_rm(lazy, session, checkpoint):
     """Remove a checkpoint ('*' for all)."""
-    for name in checkpoints.remove_checkpoints(lazy.get(), session, checkpoint):
+    for name in lazy.api().remove_checkpoints(session, checkpoint):
         click.echo(f"Checkpoint {name} of {session} is removed")
 
 
@@ -43,7 +41,7 @@ def model_rm(lazy, session, checkpoint):
 @pass_harness
 def model_pull(lazy, session, checkpoint, path):
     """Copy a checkpoint's folder to PATH."""
-    target, skipped = checkpoints.pull_checkpoint(lazy.get(), session, checkpoint, path)
+    target, skipped = lazy.api().pull_checkpoint(session, checkpoint, path)
     for rel in skipped:
         click.echo(f"Warning: {rel} left out: not a regular file or folder (links are never followed)", err=True)
     click.echo(f"Checkpoint {checkpoint} of {session} is pulled to {target}")

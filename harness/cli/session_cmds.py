@@ -2,16 +2,11 @@
 from __future__ import annotations
 
 import sys
-import time
-from pathlib import Path
 
 import click
 
-from harness import runtime
-from harness.core import notify
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
-from harness.service import sessions, submits
 
 from . import main, pass_harness
 from .output import emit_json, table
@@ -39,17 +34,14 @@ def runtime_option(f):
                         help="process | docker | auto (default: settings' runtime, else process).")(f)
 
 
-def pick_runtime(h, name: str | None) -> str:
-    """Resolve --runtime (auto: docker when an engine answers) and say what auto chose."""
-    chosen, note = runtime.resolve(name or h.settings.runtime, h.settings)
-    if note:
-        click.echo(note, err=True)
-    return chosen
+def _opts(gpus, cpus, memory, shm_size, time_limit, runtime_name, gpu_model, esm) -> dict:
+    """The run options as the API takes them (harness.runs.create.RunOptions' fields; runtime resolved there)."""
+    return {"gpus": gpus, "cpus": cpus, "memory": memory, "shm_size": shm_size, "time_limit": time_limit,
+            "runtime": runtime_name, "gpu_model": gpu_model, "esm": esm}
 
 
-def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name, gpu_model, esm) -> sessions.RunOptions:
-    return sessions.RunOptions(gpus=gpus, cpus=cpus, memory=memory, shm_size=shm_size, time_limit=time_limit,
-                               runtime=pick_runtime(h, runtime_name), gpu_model=gpu_model, esm=esm)
+def note(line: str) -> None:
+    click.echo(line, err=True)
 
 
 @main.command("run")
@@ -64,10 +56,8 @@ def _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime_name, gpu_model, 
 def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm,
             as_json, folder):
     """Start a training session from FOLDER (returns at once; it runs in the background)."""
-    h = lazy.get()
-    name = sessions.start_session(h, task, folder, entry, args, memo,
-                                  _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm),
-                                  notify=lambda note: click.echo(f"Note: {note}", err=True))
+    name = lazy.api().start_session(task, folder, entry, args, memo,
+                                    _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm), note)
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
@@ -82,49 +72,21 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
 def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model,
              esm, as_json):
     """Start a new session from SESSION's code and checkpoint; training continues after paused()."""
-    h = lazy.get()
-    name = sessions.fork_session(h, session, checkpoint, args, memo,
-                                 _opts(h, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm))
+    name = lazy.api().fork_session(session, checkpoint, args, memo,
+                                   _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm), note)
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
-def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> None:
-    """Print PATH as it grows until ended() (what was written before the end is printed too). Wakes on the
-    file's growth and on the run's end marker (harness.core.notify); asks ended() when the marker is there, and
-    every RECHECK seconds anyway."""
-    offset, last_check = 0, float("-inf")
-    marker = path.parent / notify.ENDED
-    with notify.FileWatch(path.parent) as watch:
-        while True:
-            offset = _print_from(path, offset)
-            now = time.monotonic()
-            if marker.exists() or now - last_check >= recheck:
-                last_check = now
-                if ended():
-                    _print_from(path, offset)  # what came between the last read and the end
-                    return
-                tick()
-            watch.wait(recheck)
-
-
-def _print_from(path: Path, offset: int) -> int:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            chunk = fh.read()
-    except FileNotFoundError:
-        return offset
-    if chunk:
-        sys.stdout.write(chunk.decode("utf-8", errors="replace"))
+def write_out(chunks) -> None:
+    """Copy log bytes to stdout as they come."""
+    for chunk in chunks:
+        sys.stdout.write(chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else chunk)
         sys.stdout.flush()
-    return offset + len(chunk)
 
 
-def _follow(h, info: dict) -> int:
-    follow_file(Path(info["log"]),
-                lambda: RunStatus(sessions.session_info(h, info["name"])["status"]).terminal,
-                lambda: sessions.ensure_running(h.settings))
-    final = sessions.session_info(h, info["name"])
+def _follow(api, name: str) -> int:
+    write_out(api.session_log(name, follow=True))
+    final = api.session_info(name)
     if final["status"] != RunStatus.SUCCEEDED.value:
         reason = f" ({final['reason']}: {final['message']})" if final["reason"] else ""
         click.echo(f"Session {final['name']} {final['status']}{reason}", err=True)
@@ -140,24 +102,22 @@ def _follow(h, info: dict) -> int:
 @pass_harness
 def logs_cmd(lazy, follow, submission, session):
     """Print a session's output."""
-    h = lazy.get()
+    api = lazy.api()
     if submission is not None:
-        info, text = submits.submission_log(h, submission)
-        if text is not None:
-            sys.stdout.write(text)
+        info, chunks = api.infer_log(submission, follow=False)
+        if chunks is not None:
+            write_out(chunks)
         reason = f": {info['reason']}: {info['message']}" if info["reason"] else ""
         click.echo(f"[harness] submission {submission} {info['status']}{reason}"
-                   + ("" if text is not None else " (infer logs of real submits are shown to organizers only)"),
+                   + ("" if chunks is not None else " (infer logs of real submits are shown to organizers only)"),
                    err=True)
         return
     if not session:
         raise UserError("SESSION: missing (or use --submission ID)")
-    info = sessions.session_info(h, session)
+    info = api.session_info(session)
     if follow:
-        sys.exit(_follow(h, info))
-    path = Path(info["log"])
-    if path.exists():
-        sys.stdout.write(path.read_text(encoding="utf-8", errors="replace"))
+        sys.exit(_follow(api, info["name"]))
+    write_out(api.session_log(info["name"], follow=False))
     if info["reason"]:
         click.echo(f"[harness] {info['status']}: {info['reason']}: {info['message']}", err=True)
 
@@ -167,7 +127,7 @@ def logs_cmd(lazy, follow, submission, session):
 @pass_harness
 def stop_cmd(lazy, session):
     """Stop a session (wildcards * and ? allowed)."""
-    stopped = sessions.stop_sessions(lazy.get(), session)
+    stopped = lazy.api().stop_sessions(session)
     for name in stopped:
         click.echo(f"Session {name} is stopping")
     if not stopped:
@@ -182,7 +142,7 @@ def rm_cmd(lazy, session, yes):
     """Remove sessions and their checkpoints (wildcards * and ? allowed). Submissions stay ranked."""
     if not yes and sys.stdin.isatty():
         click.confirm(f"Remove {session} and its checkpoints?", abort=True)
-    for name in sessions.remove_sessions(lazy.get(), session):
+    for name in lazy.api().remove_sessions(session):
         click.echo(f"Session {name} is removed")
 
 
@@ -192,7 +152,7 @@ def rm_cmd(lazy, session, yes):
 @pass_harness
 def memo_cmd(lazy, session, text):
     """Set a session's memo."""
-    sessions.set_memo(lazy.get(), session, text)
+    lazy.api().set_memo(session, text)
     click.echo(f"Memo of {session} is set")
 
 
@@ -208,6 +168,9 @@ def memo_cmd(lazy, session, text):
 def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
     """Would FOLDER be scored on TASK? Static contract checks (file:line), then a smoke run: train until the
     first nsml.save, submit -t that checkpoint. Exit 0 only if every step passes."""
+    if lazy.login() is not None:
+        raise UserError("check: runs against a local state root (its task data and a local scheduler); "
+                        "use --root DIR, or nsml logout")
     from harness.service import check
 
     rows = check.check(lazy.get(), folder, task, entry, args, time_limit)

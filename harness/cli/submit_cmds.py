@@ -6,11 +6,10 @@ import sys
 import click
 
 from harness.core.errors import UserError
-from harness.service import contests, sessions, submits
 
 from . import main, pass_harness
 from .output import emit_json
-from .session_cmds import esm_option, follow_file, pick_runtime, runtime_option
+from .session_cmds import esm_option, note, runtime_option, write_out
 
 
 @main.command("submit")
@@ -30,9 +29,9 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     """Run the bound infer of SESSION's CHECKPOINT on the hidden test set and score it.
 
     `submit select ID [ID...]` picks your team's final submissions for a round's private board."""
-    h = lazy.get()
+    api = lazy.api()
     if session == "select":  # session names have slashes: "select" is never one
-        result = contests.select_submissions(h, [_submission_id(i) for i in checkpoint])
+        result = api.select_submissions([_submission_id(i) for i in checkpoint])
         if as_json:
             emit_json(result)
         else:
@@ -42,15 +41,12 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     if len(checkpoint) != 1:
         raise UserError(f"CHECKPOINT: expected one checkpoint, got {len(checkpoint)}: {' '.join(checkpoint)}")
     checkpoint = checkpoint[0]
-    chosen = pick_runtime(h, runtime) if runtime else None  # default: the session's own runtime
-    if verbose and not dry_run and not h.settings.is_organizer:
-        raise UserError("-v/--verbose: the infer log of a real submit saw the hidden test inputs and is shown to "
-                        "organizers only; use -t -v to debug on test_submit")
-    sub_id, run_id = submits.start_submit(h, session, checkpoint, dry_run, time_limit, chosen, entry, esm)
+    sub_id = api.start_submit(session, checkpoint, dry_run, time_limit, runtime, entry, esm, verbose, note)
     if verbose:
-        _stream(h, sub_id, run_id)
-    sessions.wait_run(h, run_id)
-    result = submits.submission_info(h, sub_id)
+        _info, chunks = api.infer_log(sub_id, follow=True)
+        if chunks is not None:
+            write_out(chunks)
+    result = api.wait_submission(sub_id)
     ok = result["status"] == "succeeded"
     if result.get("isolation") == "none":
         click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "
@@ -78,12 +74,6 @@ def _show_dry_run(result: dict) -> None:
         click.echo(f"[harness] first predictions ({len(result['predictions_head'])}):", err=True)
         for line in result["predictions_head"]:
             click.echo(f"  {line}", err=True)
-
-
-def _stream(h, sub_id: int, run_id: int) -> None:
-    """Print the infer log as it grows, until the run ends."""
-    _info, path = submits.log_path(h, sub_id)
-    follow_file(path, lambda: sessions.run_status(h, run_id).terminal, lambda: sessions.ensure_running(h.settings))
 
 
 def _submission_id(text: str) -> int:

@@ -20,8 +20,10 @@ SESSION_RE = re.compile(r"^(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d+)$"
 
 
 class Harness:
-    def __init__(self, settings: Settings | None = None):
+    def __init__(self, settings: Settings | None = None, store: Store | None = None):
         self.settings = settings or load_settings()
+        if store is not None:  # shared (the server: one store, a Harness per request's identity)
+            self.__dict__["store"] = store
 
     @cached_property
     def store(self) -> Store:

@@ -233,3 +233,64 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
 def inherited_environment() -> dict[str, str]:
     """The environment processes started by the harness inherit (the runtimes filter it further)."""
     return dict(os.environ)
+
+
+ENV_SERVER, ENV_TOKEN, ENV_CONFIG = "HARNESS_SERVER", "HARNESS_TOKEN", "HARNESS_CONFIG_DIR"
+CREDENTIALS_FILE = "credentials.json"
+
+
+@dataclass
+class Login:
+    """Where the CLI sends commands while logged in (`nsml login URL`), and with which token."""
+
+    url: str
+    token: str
+
+
+def config_dir() -> Path:
+    """The user's config folder for the CLI's logins (HARNESS_CONFIG_DIR, else $XDG_CONFIG_HOME/nsml-harness)."""
+    env = os.environ
+    if env.get(ENV_CONFIG):
+        return Path(env[ENV_CONFIG]).expanduser()
+    return Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config").expanduser() / "nsml-harness"
+
+
+def read_logins() -> dict:
+    """{"current": URL or None, "servers": {URL: token}}; a damaged file is a one-line error naming it."""
+    import json
+    path = config_dir() / CREDENTIALS_FILE
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {"current": None, "servers": {}}
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: cannot read the saved logins ({exc}); remove it and log in again") from None
+    if not isinstance(data, dict) or not isinstance(data.get("servers"), dict):
+        raise UserError(f"{path}: not a logins file; remove it and log in again")
+    return data
+
+
+def write_logins(data: dict) -> Path:
+    """Written atomically with mode 0600 (it holds tokens) in a 0700 folder."""
+    import json
+    folder = config_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = folder / CREDENTIALS_FILE
+    tmp = folder / f".{CREDENTIALS_FILE}.{os.getpid()}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(data, fh, indent=1)
+    os.replace(tmp, path)
+    return path
+
+
+def current_login() -> Login | None:
+    """The server the CLI talks to: HARNESS_SERVER + HARNESS_TOKEN, else the saved current login; None: local."""
+    env = os.environ
+    if env.get(ENV_SERVER):
+        return Login(env[ENV_SERVER].rstrip("/"), env.get(ENV_TOKEN, ""))
+    data = read_logins()
+    url = data.get("current")
+    if url and url in data["servers"]:
+        return Login(url, data["servers"][url])
+    return None

@@ -195,3 +195,10 @@ def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
     sub_id, run_id = start_submit(h, session, checkpoint, dry_run, time_limit, runtime, entry, esm)
     wait_run(h, run_id)
     return submission_info(h, sub_id)
+
+
+def run_id_of(h: Harness, sub_id: int) -> int:
+    """The run serving a submission its caller may see."""
+    submission_info(h, sub_id)  # NotFound, or PermissionDenied for another's
+    with h.tx() as db:
+        return db.get(Submission, sub_id).run_id

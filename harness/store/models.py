@@ -44,6 +44,22 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class Account(Base):
+    """A server login (harness serve): the user's rights and hashed API token. Local mode needs none."""
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), unique=True)
+    organizer: Mapped[bool] = mapped_column(Boolean, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    token_id: Mapped[str | None] = mapped_column(String(32), unique=True, nullable=True)
+    token_hash: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    token_salt: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    token_set_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    created_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    user: Mapped[User] = relationship()
+
+
 class Task(Base):
     __tablename__ = "tasks"
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -1,0 +1,88 @@
+"""serve (the HTTP API of a state root) and user add / ls / disable / token reset (accounts of a server)."""
+from __future__ import annotations
+
+import click
+
+from . import main, pass_harness
+from .output import emit_json, table
+
+
+@main.command("serve")
+@click.option("--root", "serve_root", type=click.Path(file_okay=False), default=None,
+              help="State root to serve (default: the global --root, env HARNESS_HOME, or the current folder).")
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to bind (loopback unless you say otherwise; put TLS in front, see the README).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
+@click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info")
+@pass_harness
+def serve_cmd(lazy, serve_root, host, port, log_level):
+    """Serve this state root over HTTP (/api/v1, OpenAPI at /api/v1/openapi.json) with its scheduler."""
+    import uvicorn
+
+    from harness.core.settings import load_settings
+    from harness.server.app import create_app
+
+    root, db, user = lazy._args
+    settings = load_settings(root=serve_root or root, db=db, user=user)
+    app = create_app(settings)
+    click.echo(f"Serving {settings.root} on http://{host}:{port} (API /api/v1)", err=True)
+    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
+                timeout_graceful_shutdown=5)
+
+
+@main.group("user")
+def user_group():
+    """[organizer] Accounts of a shared server: who may log in, with which token."""
+
+
+@user_group.command("add")
+@click.argument("name")
+@click.option("--organizer", is_flag=True, help="May run organizer commands and act on everyone's work.")
+@click.option("--team", default=None, help="Join team CONTEST/TEAM (TEAM alone: of the only contest).")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def user_add(lazy, name, organizer, team, as_json):
+    """Add an account; its token is shown once (give it to NAME for 'nsml login')."""
+    token = lazy.api().add_user(name, organizer, team)
+    if as_json:
+        emit_json({"user": name, "token": token})
+        return
+    click.echo(f"User {name} is added" + (" (organizer)" if organizer else ""))
+    click.echo(f"Token (shown once): {token}")
+
+
+@user_group.command("ls")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def user_ls(lazy, as_json):
+    table(lazy.api().list_users(),
+          [("user", "User"), ("organizer", "Organizer"), ("disabled", "Disabled"), ("token_set", "Token set"),
+           ("created_by", "Added by")], as_json=as_json, empty="no accounts")
+
+
+@user_group.command("disable")
+@click.argument("name")
+@pass_harness
+def user_disable(lazy, name):
+    """Stop NAME's token at once (sessions and submissions stay; 'user token reset' enables again)."""
+    lazy.api().disable_user(name)
+    click.echo(f"User {name} is disabled")
+
+
+@user_group.group("token")
+def token_group():
+    """Tokens."""
+
+
+@token_group.command("reset")
+@click.argument("name")
+@click.option("-j", "--json", "as_json", is_flag=True)
+@pass_harness
+def token_reset(lazy, name, as_json):
+    """A new token for NAME (the old one stops working); shown once."""
+    token = lazy.api().reset_token(name)
+    if as_json:
+        emit_json({"user": name, "token": token})
+        return
+    click.echo(f"Token of {name} is reset")
+    click.echo(f"Token (shown once): {token}")

@@ -1,0 +1,132 @@
+"""The ASGI app of `harness serve`: it owns one state root, authenticates every request by its bearer token, and
+hands the request to a `LocalApi` acting as the token's account (so the service layer's permission checks are
+the only ones). Errors are one-line JSON, with the CLI's wording: 400 bad input, 401 no valid token, 403 not
+yours / organizers only, 404 unknown, 413 too large, 429 over a quota, 422 malformed request.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from harness.context import Harness
+from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.core.settings import SETTINGS_FILE, Settings, load_settings
+from harness.scheduler.lease import ensure_running
+from harness.service import accounts
+from harness.service.local import LocalApi
+
+log = logging.getLogger("harness.server")
+API = "/api/v1"
+MAX_JSON_BYTES = 1 << 20  # request bodies other than uploads
+
+
+class TooLarge(UserError):
+    """A request body over its cap (HTTP 413)."""
+
+
+def status_of(exc: UserError) -> int:
+    for cls, code in ((accounts.Unauthorized, 401), (PermissionDenied, 403), (NotFound, 404), (TooLarge, 413),
+                      (QuotaExceeded, 429)):
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+def error(code: int, message: str, kind: str = "error") -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind}, status_code=code)
+
+
+class Server:
+    """The state the routes share: the settings, one store, and the organizer's Harness that opens it."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.base = Harness(settings)
+        self.base.store  # opened, migrated and recovered once, before the first request
+        self._lock = threading.Lock()
+        self._stamp = self._settings_stamp()
+
+    def _settings_stamp(self):
+        try:
+            st = (self.settings.root / SETTINGS_FILE).stat()
+            return st.st_mtime_ns, st.st_size
+        except FileNotFoundError:
+            return None
+
+    def current(self) -> Harness:
+        """The organizer's Harness, with harness.toml read again when it changed (organizers, limits)."""
+        stamp = self._settings_stamp()
+        if stamp != self._stamp:
+            with self._lock:
+                fresh = load_settings(root=self.settings.root, db=self.settings.db_url, user=self.settings.user)
+                self.base, self._stamp = Harness(fresh, store=self.base.store), stamp
+        return self.base
+
+    def api_for(self, token: str | None) -> LocalApi:
+        base = self.current()
+        who = accounts.authenticate(base, token)
+        return LocalApi(accounts.for_identity(base, who))
+
+
+def create_app(settings: Settings) -> FastAPI:
+    server = Server(settings)
+    app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs",
+                  redoc_url=None)
+    app.state.server = server
+
+    @app.on_event("startup")
+    def start_scheduler() -> None:
+        ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
+
+    @app.middleware("http")
+    async def cap_bodies(request: Request, call_next):
+        length = request.headers.get("content-length")
+        upload = request.headers.get("content-type", "").startswith("application/x-tar")
+        cap = settings.code_bytes if upload else MAX_JSON_BYTES
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return error(400, "Content-Length: not a number")
+            if size > cap:
+                return error(413, f"request body of {size} bytes is over the limit of {cap}", "TooLarge")
+        return await call_next(request)
+
+    @app.exception_handler(UserError)
+    async def user_error(_request, exc: UserError):
+        return error(status_of(exc), str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(_request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        return error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request, exc: StarletteHTTPException):
+        return error(exc.status_code, str(exc.detail), "HTTPException")
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request, exc: Exception):
+        log.exception("unexpected error")
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal")
+
+    from . import routes, routes_contest
+    app.include_router(routes.router, prefix=API)
+    app.include_router(routes_contest.router, prefix=API)
+    return app
+
+
+def current_api(request: Request) -> LocalApi:
+    """The dependency every route takes: the caller's LocalApi, from `Authorization: Bearer TOKEN`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None)
+
+
+Caller = Depends(current_api)

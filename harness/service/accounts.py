@@ -1,0 +1,147 @@
+"""Accounts of a shared server (`harness serve`): who may log in, with which rights, by which token.
+
+A token is `nsml_<id>_<secret>`: the id finds the account (indexed), the secret is kept only as an scrypt hash
+with its own salt and compared in constant time. A token is shown once, when made (`user add`, `user token
+reset`); nothing can show it again. Organizers are the accounts marked so, plus harness.toml's `organizers`.
+Local mode (no server) needs no account: identity is the OS user or --user, as before.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.core.clock import utcnow
+from harness.core.errors import NotFound, UserError
+from harness.core.names import check_name
+from harness.store.models import Account, User
+
+from . import permissions
+
+PREFIX = "nsml_"
+SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "dklen": 32}
+_VERIFIED: dict[str, bytes] = {}  # token id → sha256 of the secret last verified for it (skips scrypt next time)
+_LOCK = threading.Lock()
+
+
+class Unauthorized(UserError):
+    """No token, an unknown or malformed one, or a disabled account (HTTP 401)."""
+
+
+@dataclass(frozen=True)
+class Identity:
+    user: str
+    organizer: bool
+
+
+def _hash(secret: str, salt: str) -> str:
+    return hashlib.scrypt(secret.encode(), salt=bytes.fromhex(salt), **SCRYPT).hex()
+
+
+def _new_token(account: Account) -> str:
+    token_id, secret, salt = secrets.token_hex(8), secrets.token_urlsafe(32), secrets.token_hex(16)
+    account.token_id, account.token_salt, account.token_hash = token_id, salt, _hash(secret, salt)
+    account.token_set_at = utcnow()
+    return f"{PREFIX}{token_id}_{secret}"
+
+
+def _account(db, name: str) -> Account:
+    account = db.scalar(select(Account).join(User, Account.user_id == User.id).where(User.name == name))
+    if account is None:
+        known = db.scalars(select(User.name).join(Account, Account.user_id == User.id)).all()
+        raise NotFound(f"NAME: no account {name!r} (known: {', '.join(sorted(known)) or 'none'})")
+    return account
+
+
+def add_user(h: Harness, name: str, organizer: bool = False, team: str | None = None) -> str:
+    """[organizer] A new account; returns its token (shown once). TEAM: CONTEST/TEAM, or TEAM of the only
+    contest."""
+    permissions.require_organizer(h.settings, "user add")
+    check_name(name, "NAME")
+    with h.tx() as db:
+        user = h.user(db, name)
+        if db.scalar(select(Account.id).where(Account.user_id == user.id)) is not None:
+            raise UserError(f"NAME: account {name!r} exists (user token reset {name} makes a new token)")
+        account = Account(user_id=user.id, organizer=organizer, created_by=h.settings.user)
+        db.add(account)
+        token = _new_token(account)
+    if team:
+        _join_team(h, name, team)
+    return token
+
+
+def _join_team(h: Harness, name: str, team: str) -> None:
+    from . import contests
+    if "/" in team:
+        contest, team = team.split("/", 1)
+    else:
+        names = [c["contest"] for c in contests.list_contests(h)]
+        if len(set(names)) != 1:
+            raise UserError(f"--team: say CONTEST/TEAM ({len(set(names))} contests: "
+                            f"{', '.join(sorted(set(names))) or 'none yet'})")
+        contest = names[0]
+    contests.add_team(h, contest, team, [name])
+
+
+def list_users(h: Harness) -> list[dict]:
+    permissions.require_organizer(h.settings, "user ls")
+    with h.tx() as db:
+        rows = db.execute(select(User.name, Account).join(Account, Account.user_id == User.id).order_by(User.name))
+        return [{"user": name, "organizer": a.organizer or name in h.settings.organizers, "disabled": a.disabled,
+                 "token_set": a.token_set_at.isoformat(timespec="seconds") if a.token_set_at else None,
+                 "created_by": a.created_by} for name, a in rows]
+
+
+def disable_user(h: Harness, name: str) -> None:
+    """[organizer] The account's token stops working at once; its sessions and submissions stay."""
+    permissions.require_organizer(h.settings, "user disable")
+    with h.tx() as db:
+        _account(db, name).disabled = True
+
+
+def reset_token(h: Harness, name: str) -> str:
+    """[organizer] A new token for NAME (the old one stops working); shown once. Also enables the account."""
+    permissions.require_organizer(h.settings, "user token reset")
+    with h.tx() as db:
+        account = _account(db, name)
+        account.disabled = False
+        return _new_token(account)
+
+
+def authenticate(h: Harness, token: str | None) -> Identity:
+    """The account a token belongs to, or Unauthorized (one message for every bad token: nothing to probe)."""
+    if not token or not token.startswith(PREFIX) or len(token) > 200:
+        raise Unauthorized("no valid token (log in: nsml login URL)")
+    token_id, _, secret = token[len(PREFIX):].partition("_")
+    with h.tx() as db:
+        row = db.execute(select(Account, User.name).join(User, Account.user_id == User.id)
+                         .where(Account.token_id == token_id)).first()
+        if row is None or row[0].token_hash is None:
+            raise Unauthorized("no valid token (log in: nsml login URL)")
+        account, name = row
+        stored, salt, disabled, organizer = account.token_hash, account.token_salt, account.disabled, account.organizer
+    digest = hashlib.sha256(f"{stored}:{secret}".encode()).digest()
+    with _LOCK:
+        known = _VERIFIED.get(token_id)
+    if known is None or not hmac.compare_digest(known, digest):
+        if not hmac.compare_digest(_hash(secret, salt), stored):
+            raise Unauthorized("no valid token (log in: nsml login URL)")
+        with _LOCK:
+            _VERIFIED[token_id] = digest
+    if disabled:
+        raise Unauthorized(f"account {name!r} is disabled")
+    return Identity(name, organizer or name in h.settings.organizers)
+
+
+def for_identity(h: Harness, who: Identity) -> Harness:
+    """A Harness acting as WHO, sharing H's store: the service's permission checks see that identity."""
+    from dataclasses import replace
+    others = [o for o in h.settings.organizers if o != who.user]
+    organizers = others + [who.user] if who.organizer else others
+    return Harness(replace(h.settings, user=who.user, organizers=organizers), store=h.store)
+

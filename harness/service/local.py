@@ -1,0 +1,213 @@
+"""`LocalApi`: every operation of `service.api.Api` done here, by this process's library and state root, for the
+identity in its Harness's settings (the CLI's own user, or a server request's account)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Iterator
+
+from harness.context import Harness
+from harness.core import notify
+from harness.core.enums import RunStatus
+from harness.core.errors import UserError
+from harness.runs.create import RunOptions
+
+from . import accounts, boards, checkpoints, contests, sessions, submits, tasks
+from .api import Api
+
+
+class LocalApi(Api):
+    """The API done here, by this process's library, for the identity of H's settings."""
+
+    def __init__(self, h: Harness):
+        self.h = h
+
+    def _report(self):
+        from harness.core.progress import silent
+        return self.progress or silent
+
+    def whoami(self) -> dict:
+        from .permissions import is_organizer
+        return {"user": self.h.settings.user, "organizer": is_organizer(self.h.settings), "server": None}
+
+    def add_user(self, name, organizer=False, team=None):
+        return accounts.add_user(self.h, name, organizer, team)
+
+    def list_users(self):
+        return accounts.list_users(self.h)
+
+    def disable_user(self, name):
+        accounts.disable_user(self.h, name)
+
+    def reset_token(self, name):
+        return accounts.reset_token(self.h, name)
+
+    def _options(self, opts: dict, note) -> RunOptions:
+        from harness import runtime
+        name = opts.get("runtime") or self.h.settings.runtime
+        chosen, why = runtime.resolve(name, self.h.settings)
+        if why:
+            note(why)
+        return RunOptions(**{**opts, "runtime": chosen})
+
+    def start_session(self, task, folder, entry, args, memo, opts, note):
+        return sessions.start_session(self.h, task, folder, entry, args, memo, self._options(opts, note),
+                                      notify=lambda line: note(f"Note: {line}"))
+
+    def fork_session(self, session, checkpoint, args, memo, opts, note):
+        return sessions.fork_session(self.h, session, checkpoint, args, memo, self._options(opts, note))
+
+    def list_sessions(self, all_, last, task):
+        return sessions.list_sessions(self.h, all_=all_, last=last, task=task)
+
+    def session_info(self, name):
+        info = sessions.session_info(self.h, name)
+        return {k: v for k, v in info.items() if k not in ("log", "run_id")}
+
+    def session_log(self, name, follow):
+        info = sessions.session_info(self.h, name)
+        path = Path(info["log"])
+        if not follow:
+            return iter([path.read_bytes()] if path.exists() else [])
+        return follow_file(path, lambda: RunStatus(sessions.session_info(self.h, name)["status"]).terminal,
+                           lambda: sessions.ensure_running(self.h.settings))
+
+    def stop_sessions(self, pattern):
+        return sessions.stop_sessions(self.h, pattern)
+
+    def remove_sessions(self, pattern):
+        return sessions.remove_sessions(self.h, pattern)
+
+    def set_memo(self, name, text):
+        sessions.set_memo(self.h, name, text)
+
+    def list_checkpoints(self, session):
+        return checkpoints.list_checkpoints(self.h, session)
+
+    def remove_checkpoints(self, session, pattern):
+        return checkpoints.remove_checkpoints(self.h, session, pattern)
+
+    def pull_checkpoint(self, session, checkpoint, dest):
+        target, skipped = checkpoints.pull_checkpoint(self.h, session, checkpoint, dest)
+        return str(target), skipped
+
+    def start_submit(self, session, checkpoint, dry_run, time_limit, runtime, entry, esm, verbose, note):
+        from .permissions import is_organizer
+        if verbose and not dry_run and not is_organizer(self.h.settings):
+            raise UserError("-v/--verbose: the infer log of a real submit saw the hidden test inputs and is shown to "
+                            "organizers only; use -t -v to debug on test_submit")
+        chosen = self._options({"runtime": runtime}, note).runtime if runtime else None
+        sub_id, _run = submits.start_submit(self.h, session, checkpoint, dry_run, time_limit, chosen, entry, esm)
+        return sub_id
+
+    def infer_log(self, sub_id, follow):
+        if not follow:
+            info, text = submits.submission_log(self.h, sub_id)
+            return info, (None if text is None else iter([text.encode()]))
+        info, path = submits.log_path(self.h, sub_id)
+        if path is None:
+            return info, None
+        run_id = submits.run_id_of(self.h, sub_id)
+        return info, follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
+                                 lambda: sessions.ensure_running(self.h.settings))
+
+    def wait_submission(self, sub_id, timeout=None):
+        sessions.wait_run(self.h, submits.run_id_of(self.h, sub_id), timeout=timeout)
+        return submits.submission_info(self.h, sub_id)
+
+    def select_submissions(self, ids):
+        return contests.select_submissions(self.h, ids)
+
+    def history(self, task, page, per_page):
+        rows = boards.history(self.h, task, page=page, per_page=per_page)
+        total = boards.history_count(self.h, task) if len(rows) == per_page or page > 1 else len(rows)
+        return rows, total
+
+    def board(self, task):
+        if contests.in_a_round(self.h, task):
+            return {"kind": "round", **contests.board(self.h, task)}
+        title, rows = boards.board_with_title(self.h, task)
+        return {"kind": "users", "title": title, "rows": rows}
+
+    def round_board(self, task, round_ref, private):
+        return contests.board(self.h, task, round_ref, private)
+
+    def list_tasks(self):
+        return tasks.list_tasks(self.h)
+
+    def prepare_task(self, task, scale, seed, corpus, replace):
+        manifest, path = tasks.prepare_builtin(self.h, task, scale=scale, seed=seed, corpus=list(corpus),
+                                               replace=replace)
+        return {"name": manifest.name, "path": str(path)}
+
+    def add_task(self, folder, replace, name, metric, direction):
+        return tasks.add_pack(self.h, Path(folder), replace=replace, name=name, metric=metric,
+                              direction=direction).name
+
+    def check_task(self, task):
+        return tasks.check_pack(self.h, task)
+
+    def remove_task(self, task):
+        tasks.remove(self.h, task)
+
+    def task_changes(self, task):
+        return tasks.changes(self.h, task)
+
+    def create_contest(self, file, prepare, scale, note):
+        name, spec = contests.create(self.h, Path(file), prepare=prepare, scale=scale, echo=note)
+        return {"name": name, "rounds": len(spec["rounds"]), "teams": len(spec["teams"])}
+
+    def list_contests(self):
+        return contests.list_contests(self.h)
+
+    def show_teams(self, contest):
+        return contests.show_teams(self.h, contest)
+
+    def add_team(self, contest, team, users):
+        contests.add_team(self.h, contest, team, list(users))
+
+    def close_round(self, round_ref):
+        return contests.close(self.h, round_ref)
+
+    def clock(self, when=None, real=False):
+        if when or real:
+            contests.set_clock(self.h, None if real else when)
+        now, simulated = contests.clock_now(self.h)
+        return {"now": now.isoformat(timespec="seconds"), "simulated": simulated}
+
+    def rescore(self, task, dry_run):
+        rows, moves = contests.rescore(self.h, task, dry_run, self._report())
+        return {"submissions": rows, "rank_changes": moves, "dry_run": dry_run}
+
+
+def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> Iterator[bytes]:
+    """PATH's bytes as it grows, until ended() (what was written before the end comes too). Wakes on the file's
+    growth and on the run's end marker (harness.core.notify); asks ended() when the marker is there, and every
+    RECHECK seconds anyway."""
+    offset, last_check = 0, float("-inf")
+    marker = path.parent / notify.ENDED
+    with notify.FileWatch(path.parent) as watch:
+        while True:
+            chunk = _read_from(path, offset)
+            offset += len(chunk)
+            if chunk:
+                yield chunk
+            now = time.monotonic()
+            if marker.exists() or now - last_check >= recheck:
+                last_check = now
+                if ended():
+                    rest = _read_from(path, offset)  # what came between the last read and the end
+                    if rest:
+                        yield rest
+                    return
+                tick()
+            watch.wait(recheck)
+
+
+def _read_from(path: Path, offset: int) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(offset)
+            return fh.read()
+    except FileNotFoundError:
+        return b""
