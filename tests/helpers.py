@@ -159,14 +159,15 @@ def free_port() -> int:
 class Served:
     """A real `harness serve` of STATE_ROOT on a free loopback port, in its own process."""
 
-    def __init__(self, state_root: Path):
+    def __init__(self, state_root: Path, port: int | None = None):
         import os
         import subprocess
         import sys
         import time
 
         import httpx
-        self.port = free_port()
+        self.state_root = state_root
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "HARNESS_HOME": str(state_root)}
         env.pop("HARNESS_SERVER", None)

@@ -44,10 +44,9 @@ def spool(chunks: Iterator[bytes], dest: Path, max_bytes: int, what: str) -> Pat
     return dest
 
 
-def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str,
-           max_members: int = MAX_MEMBERS) -> list[str]:
-    """Extract a tar into DEST (created, must not exist) under the rules above. Returns what was left out:
-    nothing, since anything refused refuses the whole archive (one line naming the member)."""
+def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str, max_members: int = MAX_MEMBERS) -> None:
+    """Extract a tar into DEST (created, must not exist) under the rules above; anything refused refuses the
+    whole archive (one line naming the member) and leaves nothing."""
     dest = Path(dest)
     dest.mkdir(parents=True)
     try:
@@ -62,6 +61,9 @@ def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str,
                 total += max(member.size, 0)
                 if total > max_bytes:
                     raise UserError(f"{what}: more than {max_bytes} bytes unpacked")
+                parts = member.name.replace("\\", "/").split("/")
+                if member.name.startswith("/") or ".." in parts:
+                    raise UserError(f"{what}: {member.name!r} refused: a path out of the folder")
                 try:
                     tar.extract(member, dest, filter="data")
                 except tarfile.FilterError as exc:
@@ -72,4 +74,3 @@ def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str,
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    return []

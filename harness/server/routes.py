@@ -81,7 +81,7 @@ class RunOpts(BaseModel):
     esm: Optional[Annotated[str, Field(max_length=64)]] = None
 
 
-@router.post("/sessions", openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": {
+@router.post("/sessions", operation_id="upload_session", openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": {
     "type": "string", "format": "binary"}}}, "required": True}})
 async def start_session(request: Request, task: Annotated[str, Query(max_length=200)],
                         entry: Annotated[str, Query(max_length=255)] = "main.py",

@@ -100,7 +100,7 @@ def prepare(task: str, body: Prepare, api: LocalApi = Caller) -> dict:
     return api.prepare_task(task, body.scale, body.seed, [], body.replace)
 
 
-@router.post("/tasks", openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": {
+@router.post("/tasks", operation_id="upload_task", openapi_extra={"requestBody": {"content": {"application/x-tar": {"schema": {
     "type": "string", "format": "binary"}}}, "required": True}})
 async def add_task(request: Request, replace: bool = False, name: Optional[Annotated[str, Query(max_length=64)]] = None,
                    metric: Optional[Annotated[str, Query(max_length=64)]] = None,

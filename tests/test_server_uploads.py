@@ -1,0 +1,132 @@
+"""Uploads to a real `harness serve` are hostile until checked: every bad archive or body gets its named 4xx,
+nothing lands outside the upload's own folder, and no session is created from it. Also: the server dies with
+kill -9 and a new one on the same root goes on (nothing lost or stuck), and a waiting submit rides it out."""
+import io
+import json
+import os
+import signal
+import tarfile
+import threading
+import time
+
+import httpx
+import pytest
+from helpers import NSML_MAIN, ORGANIZER, Served, make_tiny_task, participant
+
+
+def _tar(*members) -> bytes:
+    """MEMBERS: (TarInfo, bytes or None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for info, data in members:
+            tar.addfile(info, io.BytesIO(data) if data is not None else None)
+    return buf.getvalue()
+
+
+def _file(name, data=b"print('hi')\n"):
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    return info, data
+
+
+def _link(name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    return info, None
+
+
+def _special(name, kind):
+    info = tarfile.TarInfo(name)
+    info.type = kind
+    return info, None
+
+
+ATTACKS = {
+    "dotdot": (_tar(_file("main.py"), _file("../escaped.py")), 400, "refused"),
+    "absolute": (_tar(_file("main.py"), _file("/tmp/abs-escape.py")), 400, "refused"),
+    "symlink-out": (_tar(_file("main.py"), _link("data", "/etc/passwd")), 400, "refused"),
+    "symlink-dotdot": (_tar(_file("main.py"), _link("up", "../../..")), 400, "refused"),
+    "hardlink-out": (_tar(_file("main.py"), _link("h", "/etc/passwd", tarfile.LNKTYPE)), 400, "refused"),
+    "fifo": (_tar(_file("main.py"), _special("pipe", tarfile.FIFOTYPE)), 400, "refused"),
+    "device": (_tar(_file("main.py"), _special("dev", tarfile.CHRTYPE)), 400, "refused"),
+    "not-a-tar": (b"this is not an archive at all" * 50, 400, "not a tar archive"),
+    "no-entry": (_tar(_file("other.py")), 400, "-e/--entry"),
+}
+
+
+@pytest.fixture
+def alice(cli, served, remote_cli, tmp_path):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    return httpx.Client(base_url=served.url + "/api/v1", timeout=60,
+                        headers={"Authorization": f"Bearer {remote_cli.token('alice')}"})
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_a_hostile_code_upload_is_refused_with_its_reason(alice, attack, state_root, tmp_path):
+    body, status, words = ATTACKS[attack]
+    r = alice.post("/sessions", params={"task": "tiny"}, content=body,
+                   headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == status, r.text
+    assert words in r.json()["error"] and "\n" not in r.json()["error"]
+    assert alice.get("/sessions", params={"all": True}).json() == []  # no session from it
+    assert not (tmp_path / "escaped.py").exists() and not os.path.exists("/tmp/abs-escape.py")
+    assert not list((state_root / ".harness").rglob("escaped.py"))
+
+
+def test_uploads_and_bodies_over_their_caps_are_413(alice, state_root):
+    (state_root / "harness.toml").write_text("[limits]\ncode_bytes = 20000\n")
+    big = _tar(_file("main.py"), _file("weights.bin", b"\0" * 50_000))
+    r = alice.post("/sessions", params={"task": "tiny"}, content=big, headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 413 and "over" in r.json()["error"]
+
+    def chunks():  # no Content-Length: the cap is checked while reading
+        yield big
+    r = alice.post("/sessions", params={"task": "tiny"}, content=chunks(),
+                   headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 413, r.text
+    r = alice.put("/sessions/alice/tiny/1/memo", content=b'{"text": "' + b"x" * (2 << 20) + b'"}',
+                  headers={"Content-Type": "application/json"})
+    assert r.status_code == 413
+    r = alice.post("/sessions", params={"task": "tiny"}, content=b"x", headers={"Content-Type": "text/plain"})
+    assert r.status_code == 400 and "application/x-tar" in r.json()["error"]
+
+
+def test_a_remote_run_uploads_after_the_snapshot_rules(remote_cli, served, cli, tmp_path):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    (folder / ".nsmlignore").write_text("secret.txt\n")
+    (folder / "secret.txt").write_text("not for the server")
+    (folder / "outside").symlink_to("/etc")
+    r = remote_cli("run", "-d", "tiny", folder, code=2)
+    assert "outside" in r.stderr and "Traceback" not in r.output  # refused here, before any upload
+    (folder / "outside").unlink()
+    name = remote_cli("run", "-d", "tiny", folder).stdout.split()[1]
+    remote_cli("logs", "-f", name)
+    code = served.state_root / ".harness" / "sessions" / "alice" / "tiny" / "1" / "code"
+    assert (code / "main.py").is_file() and not (code / "secret.txt").exists()
+
+
+def test_the_server_dies_with_kill_9_and_a_new_one_goes_on(cli, tmp_path, state_root):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    token = json.loads(cli("user", "add", "alice", "-j", user=ORGANIZER).stdout)["token"]
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    name = cli("run", "-d", "tiny", folder).stdout.split()[1]
+    cli("logs", "-f", name)
+    first = Served(state_root)
+    from harness.client import RemoteApi
+    api = RemoteApi(first.url, token)
+    sub_id = api.start_submit(name, "1", False, None, None, None, None, False, lambda _: None)
+    got = {}
+    waiter = threading.Thread(target=lambda: got.update(api.wait_submission(sub_id)))
+    waiter.start()
+    time.sleep(0.3)
+    os.kill(first.proc.pid, signal.SIGKILL)  # no shutdown of any kind
+    first.proc.wait(10)
+    second = Served(state_root, port=first.port)  # a new server on the same root and port
+    try:
+        waiter.join(120)
+        assert not waiter.is_alive(), "the waiting submit did not ride out the restart"
+        assert got["status"] == "succeeded" and got["score"] == 1.0
+        assert RemoteApi(second.url, token).list_sessions(True, None, None)[0]["status"] == "succeeded"
+    finally:
+        second.stop()
