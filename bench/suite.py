@@ -4,7 +4,7 @@ with --readme puts the table into README.md between its bench markers.
 
     python bench/suite.py [--repeat 5] [--only ps,session,...] [--readme]
 
-Rows: ps, session, docker, submit, board, evaluator, schedule (docker is skipped, and says so, without an
+Rows: ps, session, docker, submit, board, evaluator, schedule, remote (docker is skipped, and says so, without an
 engine). Not timed tests: nothing here fails a build; the table says which rows miss their goal.
 """
 from __future__ import annotations
@@ -227,8 +227,13 @@ def bench_schedule(tmp: Path, repeat: int, n: int = 200, gpus: int = 8) -> dict:
                extra={"makespan_s": round(span, 3), "ideal_s": ideal, "oversubscribed": oversubscribed})
 
 
+def bench_remote(tmp: Path, repeat: int) -> dict:
+    import remote
+    return remote.bench_remote(tmp, repeat, harness_cmd, timed_cmd, row, med)
+
+
 ROWS = {"ps": bench_ps, "session": bench_session, "docker": bench_docker, "submit": bench_submit,
-        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule}
+        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule, "remote": bench_remote}
 
 
 # -- output -------------------------------------------------------------------------------------------------
@@ -285,11 +290,12 @@ def main() -> None:
                 stop_scheduler(sub)
     table = markdown(rows, command, machine)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "latest.json").write_text(json.dumps({"command": command, "machine": machine,
+    stem = "latest" if chosen == list(ROWS) else "only-" + "-".join(chosen)  # a partial run keeps latest whole
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"command": command, "machine": machine,
                                                      "date": time.strftime("%Y-%m-%d"), "rows": rows}, indent=2)
                                          + "\n")
-    (RESULTS / "latest.md").write_text(table)
-    if args.readme:
+    (RESULTS / f"{stem}.md").write_text(table)
+    if args.readme and stem == "latest":
         into_readme(table)
     print(table)
 

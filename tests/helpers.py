@@ -13,6 +13,8 @@ ORGANIZER = getpass.getuser()  # with no 'organizers' in harness.toml, the OS ac
 
 
 class Cli:
+    url = None  # a RemoteCli's server
+
     def __init__(self):
         self.runner = CliRunner()
 
@@ -206,9 +208,19 @@ class RemoteCli(Cli):
         self.tokens: dict[str, str] = {}
 
     def token(self, name: str) -> str:
+        """NAME's token, its account made on first use as the server host's organizer would (`user add`)."""
         if name not in self.tokens:
-            args = ["user", "add", name, "-j"] + (["--organizer"] if name == ORGANIZER else [])
-            self.tokens[name] = json.loads(self.local(*args, user=ORGANIZER).stdout)["token"]
+            from dataclasses import replace
+
+            from harness.context import Harness
+            from harness.core.settings import load_settings
+            from harness.service import accounts
+            settings = load_settings(user=ORGANIZER)
+            h = Harness(replace(settings, organizers=[*settings.organizers, ORGANIZER]))
+            try:
+                self.tokens[name] = accounts.add_user(h, name, organizer=name == ORGANIZER)
+            finally:
+                h.store.close()
         return self.tokens[name]
 
     def __call__(self, *args, code=0, user=None):

@@ -46,7 +46,13 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
         _info, chunks = api.infer_log(sub_id, follow=True)
         if chunks is not None:
             write_out(chunks)
-    result = api.wait_submission(sub_id)
+    if api.remote and sys.stderr.isatty():  # a spinner while the server runs it (and while it reconnects)
+        from . import progress
+        with progress.shown(f"submission {sub_id}") as report:
+            api.progress = report
+            result = api.wait_submission(sub_id)
+    else:
+        result = api.wait_submission(sub_id)
     ok = result["status"] == "succeeded"
     if result.get("isolation") == "none":
         click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "

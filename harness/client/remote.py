@@ -38,8 +38,10 @@ class RemoteApi(Api):
 
     def __init__(self, url: str, token: str, timeout: float = 60.0):
         self.url = url.rstrip("/")
+        plain = self.url.startswith("http://")  # no TLS to verify: skip loading the CA bundle (~30 ms a command)
         self.http = httpx.Client(base_url=self.url + API, timeout=httpx.Timeout(timeout, connect=10.0),
-                                 headers={"Authorization": f"Bearer {token}"}, follow_redirects=False)
+                                 headers={"Authorization": f"Bearer {token}"}, follow_redirects=False,
+                                 verify=False if plain else True)
 
     def close(self) -> None:
         self.http.close()
@@ -271,7 +273,7 @@ class RemoteApi(Api):
             text = Path(file).read_text()
         except OSError as exc:
             raise UserError(f"FILE: {file}: {exc.strerror}") from None
-        got = self._json("POST", "/contests", json={"toml": text, "prepare": prepare, "scale": scale}, timeout=None)
+        got = self._json("POST", "/contests", json={"toml": text, "filename": str(file), "prepare": prepare, "scale": scale}, timeout=None)
         for line in got.pop("notes"):
             note(line)
         return got

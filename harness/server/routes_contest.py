@@ -143,6 +143,7 @@ def rescore(task: str, body: Rescore, api: LocalApi = Caller) -> dict:
 
 class NewContest(BaseModel):
     toml: Annotated[str, Field(min_length=1, max_length=200_000)]
+    filename: Annotated[str, Field(max_length=1000)] = "contest.toml"  # as the caller named it, for errors
     prepare: bool = False
     scale: float = Field(1.0, gt=0, le=100)
 
@@ -158,7 +159,12 @@ def create_contest(body: NewContest, api: LocalApi = Caller) -> dict:
     with open(fd, "w") as fh:
         fh.write(body.toml)
     notes: list[str] = []
-    return {**api.create_contest(path, body.prepare, body.scale, notes.append), "notes": notes}
+    try:
+        return {**api.create_contest(path, body.prepare, body.scale, notes.append), "notes": notes}
+    except UserError as exc:  # errors name the caller's file, not the server's copy
+        Path(path).unlink(missing_ok=True)
+        exc.args = (str(exc).replace(path, body.filename),)
+        raise
 
 
 @router.get("/contests")
