@@ -1,0 +1,59 @@
+"""nsml login / whoami / logout against a real server, the saved token's file mode, and remote `model pull`."""
+import os
+import stat
+
+from click.testing import CliRunner
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+
+from harness.cli import main
+
+
+def _nsml(*args, input=None, env=None):
+    return CliRunner().invoke(main, [str(a) for a in args], input=input, env=env or {}, catch_exceptions=False)
+
+
+def test_login_whoami_logout(served, remote_cli, tmp_path, monkeypatch, state_root):
+    config = tmp_path / "config"
+    monkeypatch.setenv("HARNESS_CONFIG_DIR", str(config))
+    token = remote_cli.token("alice")
+    bad = _nsml("login", served.url, "--token-stdin", input="nsml_00_wrong\n")
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "no valid token" in bad.stderr
+    assert not (config / "credentials.json").exists()  # nothing saved for a refused token
+
+    r = _nsml("login", served.url, "--token-stdin", input=token + "\n")
+    assert r.exit_code == 0 and f"Logged in to {served.url} as alice" in r.stdout, r.output
+    saved = config / "credentials.json"
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600 and stat.S_IMODE(config.stat().st_mode) == 0o700
+    assert token in saved.read_text() and token not in r.output  # the token is never echoed
+    assert _nsml("whoami").stdout.strip() == f"alice on {served.url}"
+    assert _nsml("ps", "-a", "-j").stdout.strip() == "[]"  # through the server
+    refused = _nsml("--user", "bob", "ps")
+    assert refused.exit_code == 2 and "while logged in" in refused.stderr
+
+    assert "Logged out" in _nsml("logout").stdout
+    assert _nsml("whoami").stdout.startswith(f"alice (local, {state_root}")  # HARNESS_USER, locally
+
+
+def test_login_refuses_a_url_that_is_not_http(tmp_path, monkeypatch):
+    monkeypatch.setenv("HARNESS_CONFIG_DIR", str(tmp_path / "config"))
+    r = _nsml("login", "ftp://example.invalid", "--token-stdin", input="x\n")
+    assert r.exit_code == 2 and "not an http(s) URL" in r.stderr
+
+
+def test_an_unreachable_server_is_one_line(tmp_path, monkeypatch):
+    from helpers import free_port
+    r = _nsml("ps", env={"HARNESS_SERVER": f"http://127.0.0.1:{free_port()}", "HARNESS_TOKEN": "nsml_a_b"})
+    assert r.exit_code == 2 and "cannot reach it" in r.stderr and r.stderr.count("\n") == 1
+
+
+def test_remote_model_pull_downloads_files_and_leaves_links_out(cli, remote_cli, tmp_path, state_root):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    name = run_session(cli, participant(tmp_path / "code", NSML_MAIN))
+    ckpt = state_root / ".harness" / "sessions" / "alice" / "tiny" / "1" / "checkpoints" / "1"
+    os.symlink("/etc/passwd", ckpt / "passwd")  # a link planted in the checkpoint
+    r = remote_cli("model", "pull", name, "1", tmp_path / "pulled")
+    files = sorted(p.name for p in (tmp_path / "pulled").rglob("*"))
+    assert files and "passwd" not in files and "passwd left out" in r.stderr
+    assert f"Checkpoint 1 of {name} is pulled to {tmp_path / 'pulled'}" in r.stdout
+    other = remote_cli("model", "pull", name, "1", tmp_path / "stolen", user="bob", code=2)
+    assert "belongs to alice" in other.stderr and not (tmp_path / "stolen").exists()
