@@ -19,6 +19,7 @@ MATRIX = [
     ("GET", S, None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("GET", S + "/log", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("PUT", S + "/memo", {"text": "m"}, {OTHER: 403, OWN: 200, ORG: 200}),
+    ("GET", S + "/metrics", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("GET", S + "/checkpoints", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("GET", S + "/checkpoints/0/archive", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("POST", S + "/fork", {"checkpoint": "0"}, {OTHER: 403, OWN: 200, ORG: 200}),

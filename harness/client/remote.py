@@ -130,6 +130,9 @@ class RemoteApi(Api):
     def session_log(self, name, follow):
         return self._stream(_session_path(name) + "/log", {"follow": follow})
 
+    def session_metrics(self, name, x="step", keys=None):
+        return self._json("GET", _session_path(name) + "/metrics", params={"x": x, "keys": keys or []})
+
     def stop_sessions(self, pattern):
         return self._json("POST", "/sessions/stop", json={"pattern": pattern})
 

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.context import Harness
@@ -98,8 +100,19 @@ def create_app(settings: Settings) -> FastAPI:
         return await call_next(request)
 
     @app.exception_handler(UserError)
-    async def user_error(_request, exc: UserError):
+    async def user_error(request: Request, exc: UserError):
+        if not request.url.path.startswith(API):  # a dashboard page: the message in the page
+            from harness.web.pages import render_error
+            return render_error(request, None, exc, status_of(exc))
         return error(status_of(exc), str(exc), type(exc).__name__)
+
+    from harness.web.pages import LoginNeeded
+
+    @app.exception_handler(LoginNeeded)
+    async def login_needed(request: Request, _exc):
+        if request.headers.get("hx-request"):  # a fragment: tell htmx to go to the login page
+            return JSONResponse({}, status_code=401, headers={"HX-Redirect": "/login"})
+        return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request, exc: RequestValidationError):
@@ -116,9 +129,14 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unexpected error")
         return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal")
 
+    from harness.web import pages, session_pages
+
     from . import routes, routes_contest
     app.include_router(routes.router, prefix=API)
     app.include_router(routes_contest.router, prefix=API)
+    app.include_router(pages.router)
+    app.include_router(session_pages.router)
+    app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
     return app
 
 

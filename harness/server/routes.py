@@ -155,6 +155,13 @@ def session_log(user: str, task: str, number: int, follow: bool = False, api: Lo
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
+@router.get("/sessions/{user}/{task}/{number}/metrics")
+def session_metrics(user: str, task: str, number: int, x: Annotated[str, Query(pattern="^(step|time)$")] = "step",
+                    keys: Annotated[list[str], Query(max_length=100)] = [], api: LocalApi = Caller) -> dict:
+    """What nsml.report recorded, one series per metric, downsampled to at most 1,000 points each."""
+    return api.session_metrics(session_name(user, task, number), x, keys or None)
+
+
 class Pattern(BaseModel):
     pattern: Annotated[str, Field(min_length=1, max_length=300)]
 

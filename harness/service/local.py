@@ -12,7 +12,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.runs.create import RunOptions
 
-from . import accounts, boards, checkpoints, contests, sessions, submits, tasks
+from . import accounts, boards, checkpoints, contests, metrics, sessions, submits, tasks
 from .api import Api
 
 
@@ -71,6 +71,9 @@ class LocalApi(Api):
             return iter([path.read_bytes()] if path.exists() else [])
         return follow_file(path, lambda: RunStatus(sessions.session_info(self.h, name)["status"]).terminal,
                            lambda: sessions.ensure_running(self.h.settings))
+
+    def session_metrics(self, name, x="step", keys=None):
+        return metrics.series(self.h, name, x, keys)
 
     def stop_sessions(self, pattern):
         return sessions.stop_sessions(self.h, pattern)

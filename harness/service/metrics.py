@@ -1,0 +1,61 @@
+"""What `nsml.report` recorded for a session, as chart series: one per metric key, x by step or by wall time
+(seconds since the session started), downsampled on the server to at most MAX_POINTS points (NSML's limit):
+each bucket keeps its first point's x and the mean of its values, and the last point is always kept."""
+from __future__ import annotations
+
+from sqlalchemy import select
+
+from harness.context import Harness
+from harness.core.errors import UserError
+from harness.store.models import Metric
+
+from . import permissions
+
+MAX_POINTS = 1000
+XS = ("step", "time")
+
+
+def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
+    n = len(xs)
+    if n <= limit:
+        return xs, ys
+    size = n / (limit - 1)
+    out_x, out_y = [], []
+    for b in range(limit - 1):
+        lo, hi = int(b * size), max(int((b + 1) * size), int(b * size) + 1)
+        chunk = ys[lo:hi]
+        out_x.append(xs[lo])
+        out_y.append(sum(chunk) / len(chunk))
+    out_x.append(xs[-1])
+    out_y.append(ys[-1])
+    return out_x, out_y
+
+
+def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None,
+           limit: int = MAX_POINTS) -> dict:
+    """{"session", "x", "series": {key: {"x": [...], "y": [...], "points": n before downsampling}}}."""
+    if x not in XS:
+        raise UserError(f"x: one of {', '.join(XS)}, got {x!r}")
+    if not 2 <= limit <= MAX_POINTS:
+        raise UserError(f"points: between 2 and {MAX_POINTS}, got {limit}")
+    with h.tx() as db:
+        sess = permissions.own_session(h, db, name)
+        start = sess.run.started_at or sess.created_at
+        query = select(Metric.key, Metric.step, Metric.created_at, Metric.value).where(
+            Metric.session_id == sess.id, Metric.value.is_not(None)).order_by(Metric.id)
+        if keys:
+            query = query.where(Metric.key.in_(keys))
+        raw: dict[str, tuple[list, list]] = {}
+        for key, step, at, value in db.execute(query):
+            xv = (step if step is not None else len(raw.get(key, ([],))[0])) if x == "step" else \
+                (at - start).total_seconds()
+            xs, ys = raw.setdefault(key.replace("__", "/"), ([], []))
+            xs.append(xv)
+            ys.append(value)
+        out = {}
+        for key, (xs, ys) in sorted(raw.items()):
+            order = sorted(range(len(xs)), key=xs.__getitem__)  # by x; reports may come out of order
+            dx, dy = downsample([xs[i] for i in order], [ys[i] for i in order], limit)
+            out[key] = {"x": dx, "y": dy, "points": len(xs)}
+        return {"session": sess.name, "args": list(sess.args or []), "status": sess.run.status.value, "x": x,
+                "series": out}

@@ -1,0 +1,173 @@
+"""Dashboard pages: log in/out, tasks, a task's board (CSV too), submissions, contests. Each page calls the same
+`LocalApi` the HTTP API does, made for the cookie's account, so every permission rule is the service's."""
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Optional
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from harness.core.errors import UserError
+from harness.service.local import LocalApi
+
+HERE = Path(__file__).resolve().parent
+COOKIE = "nsml_token"
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+router = APIRouter(include_in_schema=False)
+
+
+def fmt(value) -> str:
+    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def arrow(delta) -> str:
+    if delta is None:
+        return ""
+    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
+
+
+templates.env.globals.update(fmt=fmt, arrow=arrow)
+
+
+class LoginNeeded(Exception):
+    """No cookie, or one the server no longer accepts: the page sends the browser to /login."""
+
+
+def web_api(request: Request) -> LocalApi:
+    token = request.cookies.get(COOKIE)
+    if not token:
+        raise LoginNeeded()
+    try:
+        return request.app.state.server.api_for(token)
+    except UserError:
+        raise LoginNeeded() from None
+
+
+def page(request: Request, name: str, api: LocalApi | None, status_code: int = 200, **context) -> HTMLResponse:
+    who = api.whoami() if api is not None else None
+    return templates.TemplateResponse(request, name, {"who": who, **context}, status_code=status_code)
+
+
+def render_error(request: Request, api: LocalApi | None, exc: UserError, code: int) -> HTMLResponse:
+    return page(request, "message.html", api, status_code=code, error=str(exc))
+
+
+@router.get("/")
+def home() -> RedirectResponse:
+    return RedirectResponse("/tasks", status_code=303)
+
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/tasks") -> HTMLResponse:
+    return page(request, "login.html", None, next=_safe_next(next))
+
+
+def _safe_next(target: str) -> str:
+    """Only a path of this site (no scheme, no //host): an open redirect is refused."""
+    return target if target.startswith("/") and not target.startswith("//") and "\\" not in target else "/tasks"
+
+
+@router.post("/login")
+def login(request: Request, token: str = Form(..., max_length=300), next: str = Form("/tasks")) -> Response:
+    try:
+        request.app.state.server.api_for(token.strip())
+    except UserError as exc:
+        return page(request, "login.html", None, status_code=401, error=str(exc), next=_safe_next(next))
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    response.set_cookie(COOKIE, token.strip(), httponly=True, samesite="strict", path="/",
+                        secure=request.url.scheme == "https", max_age=30 * 24 * 3600)
+    return response
+
+
+@router.post("/logout")
+def logout() -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+@router.get("/tasks")
+def tasks_page(request: Request) -> HTMLResponse:
+    api = web_api(request)
+    return page(request, "tasks.html", api, tasks=api.list_tasks())
+
+
+def _board(api: LocalApi, task: str, tab: str | None) -> dict:
+    board = api.board(task)
+    if board["kind"] == "round" and tab == "private":
+        try:
+            board = {"kind": "round", **api.round_board(task, None, True)}
+        except UserError as exc:
+            board["hidden_reason"] = str(exc)
+    return board
+
+
+@router.get("/tasks/{task}")
+def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
+    api = web_api(request)
+    board = _board(api, task, tab)
+    info = next((t for t in api.list_tasks() if t["name"] == task), {})
+    readme = _readme(Path(info["path"])) if info.get("path") else ""
+    title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
+    return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme)
+
+
+@router.get("/tasks/{task}/board")
+def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
+    api = web_api(request)
+    return templates.TemplateResponse(request, "board.html", {"who": api.whoami(), "task": task, "tab": tab,
+                                                              "board": _board(api, task, tab)})
+
+
+@router.get("/tasks/{task}/board.csv")
+def board_csv(request: Request, task: str) -> Response:
+    """The board as CSV: the columns and values of `board -j`."""
+    api = web_api(request)
+    board = api.board(task)
+    rows = board["rows"]
+    out = io.StringIO()
+    if rows:
+        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return Response(out.getvalue(), media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{task}-board.csv"'})
+
+
+def _readme(folder: Path) -> str:
+    from markdown_it import MarkdownIt
+    path = folder / "README.md"
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")[:200_000]
+    except OSError:
+        return ""
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)  # raw HTML stays text
+
+
+@router.get("/submissions")
+def submissions_page(request: Request, task: Optional[str] = None, page_: int = 1) -> HTMLResponse:
+    api = web_api(request)
+    tasks = [t["name"] for t in api.list_tasks() if t["prepared"]]
+    chosen = task or (tasks[0] if tasks else None)
+    rows, total = api.history(chosen, max(page_, 1), 50) if chosen else ([], 0)
+    return page(request, "submissions.html", api, tasks=tasks, task=chosen, rows=rows, total=total)
+
+
+@router.get("/submissions/{sub_id}")
+def submission_page(request: Request, sub_id: int) -> HTMLResponse:
+    api = web_api(request)
+    info, chunks = api.infer_log(sub_id, follow=False)
+    log = b"".join(chunks).decode("utf-8", errors="replace")[-200_000:] if chunks is not None else None
+    return page(request, "submission.html", api, sub=info, log=log)
+
+
+@router.get("/contests")
+def contests_page(request: Request) -> HTMLResponse:
+    api = web_api(request)
+    contests = api.list_contests()
+    teams = {c: api.show_teams(c) for c in dict.fromkeys(r["contest"] for r in contests)}
+    return page(request, "contests.html", api, rounds=contests, teams=teams)

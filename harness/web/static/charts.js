@@ -1,0 +1,75 @@
+// The graphs of nsml.report: one uPlot chart per metric, every chosen session a line; x by step or wall time;
+// exponential smoothing; refreshed every 3 s while a session runs. Series come downsampled (<= 1000 points).
+(function () {
+  const box = document.getElementById("charts");
+  if (!box) return;
+  const names = box.dataset.sessions.split(",").filter(Boolean);
+  const colors = ["#0a7d44", "#1f6feb", "#d4380d", "#8250df", "#bf8700", "#0e7490", "#be185d", "#4d7c0f"];
+  const xSel = document.getElementById("x"), smooth = document.getElementById("smooth");
+  const charts = {};
+  let timer = null;
+
+  function smoothed(ys, a) {
+    let acc = null;
+    return ys.map(y => (acc = acc === null ? y : a * acc + (1 - a) * y));
+  }
+
+  async function fetchAll() {
+    const x = xSel.value;
+    const got = await Promise.all(names.map(n => fetch(`/sessions/${n}/metrics.json?x=${x}`).then(r => r.json())));
+    return got;
+  }
+
+  function render(all) {
+    const a = parseFloat(smooth.value);
+    const keys = [...new Set(all.flatMap(s => Object.keys(s.series || {})))].sort();
+    for (const key of keys) {
+      const xs = [...new Set(all.flatMap(s => (s.series[key] || {x: []}).x))].sort((p, q) => p - q);
+      const data = [xs];
+      for (const s of all) {
+        const line = s.series[key] || {x: [], y: []};
+        const at = new Map(line.x.map((v, i) => [v, i]));
+        const ys = smoothed(line.y, a);
+        data.push(xs.map(v => at.has(v) ? ys[at.get(v)] : null));
+      }
+      const points = all.reduce((n, s) => n + ((s.series[key] || {x: []}).x.length), 0);
+      let c = charts[key];
+      if (c && c.u.series.length === all.length + 1) {
+        c.u.setData(data);
+        c.el.dataset.points = points;
+        continue;
+      }
+      if (c) { c.u.destroy(); c.el.remove(); }
+      const el = document.createElement("div");
+      el.className = "chart";
+      el.dataset.metric = key;
+      el.dataset.points = points;
+      el.innerHTML = `<h3>${key}</h3>`;
+      box.appendChild(el);
+      const opts = {width: 520, height: 240, scales: {x: {time: false}},
+                    axes: [{label: xSel.value === "step" ? "step" : "seconds"}, {}],
+                    series: [{}, ...all.map((s, i) => ({label: s.session, stroke: colors[i % colors.length],
+                                                        spanGaps: true, width: 1.5}))]};
+      charts[key] = {u: new uPlot(opts, data, el), el};
+    }
+  }
+
+  async function refresh() {
+    const all = await fetchAll();
+    render(all);
+    const live = box.dataset.live === "yes" && all.some(s => !["succeeded", "failed", "stopped", "lost"].includes(s.status));
+    clearTimeout(timer);
+    if (live) timer = setTimeout(refresh, 3000);
+  }
+
+  xSel.addEventListener("change", () => { for (const k in charts) { charts[k].u.destroy(); charts[k].el.remove(); delete charts[k]; } refresh(); });
+  smooth.addEventListener("input", refresh);
+  refresh();
+
+  const log = document.getElementById("log");
+  if (log && log.dataset.stream) {
+    const es = new EventSource(log.dataset.stream);
+    es.onmessage = e => { log.textContent += JSON.parse(e.data); log.scrollTop = log.scrollHeight; };
+    es.addEventListener("end", () => es.close());
+  }
+})();

@@ -1,0 +1,140 @@
+"""The web dashboard in a real headless Chromium (Debian's /usr/bin/chromium driven by Playwright; no browser is
+downloaded) against a real `harness serve` on loopback. With WEB_SCREENSHOTS=DIR the pages are also saved
+there as PNGs (docs/screenshots is made that way)."""
+import csv
+import io
+import os
+import time
+from pathlib import Path
+
+import pytest
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--no-first-run"]
+
+
+@pytest.fixture
+def browser():
+    if not Path(CHROMIUM).exists():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install chromium (scripts/setup-browser.sh)")
+        pytest.skip("no /usr/bin/chromium (scripts/setup-browser.sh installs it)")
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def site(cli, served, remote_cli, tmp_path):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    return served, remote_cli, folder
+
+
+def _login(browser, url, token):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(f"{url}/tasks")
+    assert "/login" in page.url  # not logged in: sent to the login form
+    page.fill("#token", token)
+    page.click("#login")
+    page.wait_for_url(f"{url}/tasks")
+    return page
+
+
+def _shot(page, name):
+    folder = os.environ.get("WEB_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"), full_page=True)
+
+
+def test_login_board_updates_after_a_submit_and_csv_matches(browser, site, cli):
+    served, remote, folder = site
+    bad = browser.new_page()
+    bad.goto(f"{served.url}/login")
+    bad.fill("#token", "nsml_00_wrong")
+    bad.click("#login")
+    assert "no valid token" in bad.inner_text("main")
+    page = _login(browser, served.url, remote.token("alice"))
+    assert page.inner_text("#whoami") == "alice"
+    page.goto(f"{served.url}/tasks/tiny")
+    assert "no scored submissions yet" in page.inner_text("#board")
+    name = run_session(cli, folder)
+    cli("submit", name, "1")
+    page.wait_for_function("document.querySelector('#board').innerText.includes('alice/tiny/1')", timeout=15000)
+    _shot(page, "board")
+    csv_text = page.request.get(f"{served.url}/tasks/tiny/board.csv").text()
+    rows = list(csv.DictReader(io.StringIO(csv_text)))
+    as_json = cli.json("board", "tiny")
+    assert [list(r) for r in rows] == [list(map(str, r)) for r in as_json]  # same columns
+    assert [{k: str(v) for k, v in r.items()} for r in as_json] == rows  # same values
+    page.click("text=Log out")
+    page.wait_for_url(f"{served.url}/login")
+    page.goto(f"{served.url}/sessions")
+    assert "/login" in page.url
+
+
+def test_a_running_session_shows_its_log_growing_and_its_graph_gaining_points(browser, site, cli):
+    served, remote, folder = site
+    page = _login(browser, served.url, remote.token("alice"))
+    out = cli("run", "-d", "tiny", "-a", "--epochs 12 --sleep 0.7", folder).stdout
+    name = out.split()[1]
+    page.goto(f"{served.url}/sessions/{name}")
+    page.wait_for_function("document.querySelector('#log').textContent.includes('train files')", timeout=30000)
+    page.wait_for_selector(".chart[data-metric='train/loss']", timeout=30000)
+    first = int(page.get_attribute(".chart[data-metric='train/loss']", "data-points"))
+    page.wait_for_function(
+        f"+document.querySelector(\".chart[data-metric='train/loss']\").dataset.points > {first}", timeout=30000)
+    page.wait_for_function("document.querySelector('#log').textContent.includes('done training')", timeout=60000)
+    page.wait_for_function("document.querySelector('#session-status').innerText.startsWith('succeeded')",
+                           timeout=30000)
+    assert int(page.get_attribute(".chart[data-metric='train/loss']", "data-points")) == 12
+    _shot(page, "session")
+
+
+def test_two_sessions_graphs_overlaid_and_another_users_session_refused(browser, site, cli):
+    served, remote, folder = site
+    a = run_session(cli, folder, "-a", "--epochs 3")
+    b = run_session(cli, folder, "-a", "--epochs 5")
+    page = _login(browser, served.url, remote.token("alice"))
+    page.goto(f"{served.url}/sessions")
+    page.check(f"input[value='{a}']")
+    page.check(f"input[value='{b}']")
+    page.click("#compare")
+    page.wait_for_selector(".chart[data-metric='train/loss']")
+    legend = page.inner_text(".chart[data-metric='train/loss']")
+    assert a in legend and b in legend
+    assert page.get_attribute(".chart[data-metric='train/loss']", "data-points") == "8"  # 3 + 5 points
+    cli("run", "-d", "tiny", folder, user="bob")
+    response = page.goto(f"{served.url}/sessions/bob/tiny/1")
+    assert response.status == 403 and "belongs to bob" in page.inner_text("main")
+    response = page.goto(f"{served.url}/sessions/bob/tiny/1/metrics.json")
+    assert response.status == 403
+
+
+def test_a_submission_page_shows_its_phases_and_reason(browser, site, cli):
+    served, remote, folder = site
+    name = run_session(cli, folder)
+    dry = cli.json("submit", "-t", name, "1")
+    page = _login(browser, served.url, remote.token("alice"))
+    page.goto(f"{served.url}/submissions/{dry['id']}")
+    assert page.inner_text("#status").startswith("succeeded") and "dry run" in page.inner_text("#status")
+    assert "loaded /nsml/checkpoints/1" in page.inner_text("#infer-log")  # own dry run: its log is shown
+    _shot(page, "submission")
+    real = cli.json("submit", name, "1")
+    page.goto(f"{served.url}/submissions/{real['id']}")
+    assert "organizers only" in page.inner_text("main")  # a real submit's infer log is not the participant's
+    page.goto(f"{served.url}/sessions/{name}")
+    page.fill("input[name=checkpoint]", "0")
+    page.click("#submit")  # a dry run from the page
+    page.wait_for_url(f"{served.url}/submissions/*")
+    for _ in range(60):
+        if not page.inner_text("#status").startswith(("queued", "running")):
+            break
+        time.sleep(0.5)
+        page.reload()
+    assert page.inner_text("#status").startswith("succeeded")
