@@ -27,8 +27,11 @@ def _counted(s):
     return not s["dry_run"] and not (s["reason"] is not None and s["reason"].harness_fault)
 
 
+BASELINES = {"u0003", "u0500", "team007"}
+
+
 def _scored(s):
-    return s["status"] is RunStatus.SUCCEEDED and s["score"] is not None
+    return s["status"] is RunStatus.SUCCEEDED and s["score"] is not None and not s["hidden"]  # hidden never ranks
 
 
 def reference_user_board(subs, users, direction):
@@ -43,7 +46,8 @@ def reference_user_board(subs, users, direction):
     best = [_ranked(v, lambda s: s["score"], direction)[0][1] for v in scored.values()]
     return [{"rank": r, "user": users[s["user_id"]], "score": s["score"], "session": s["session_name"],
              "checkpoint": s["checkpoint"], "submits": counts.get(s["user_id"], 0),
-             "last_submit": last[s["user_id"]].isoformat(timespec="seconds")}
+             "last_submit": last[s["user_id"]].isoformat(timespec="seconds"), "submission": s["id"],
+             "baseline": users[s["user_id"]] in BASELINES}
             for r, s in _ranked(best, lambda s: s["score"], direction)]
 
 
@@ -73,7 +77,8 @@ def reference_team_board(subs, teams, round_id, direction):
                      "private": f["private_score"] if f else None, "final_submission": f["id"] if f else None,
                      "selected": sum(1 for x in by_team[team] if x["selected"]),
                      "shakeup": pub[team] - priv[team] if team in priv else None,
-                     "submits": counts.get(team, 0), "last_submit": last[team].isoformat(timespec="seconds")})
+                     "submits": counts.get(team, 0), "last_submit": last[team].isoformat(timespec="seconds"),
+                     "baseline": teams[team] in BASELINES})
     return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
 
 
@@ -87,8 +92,9 @@ def _populate(h, n_subs, n_users, n_teams, seed):
         db.flush()
         rnd = Round(contest_id=contest.id, number=1, name="r1", tasks=["big"], starts_at=t0, ends_at=t0)
         db.add(rnd)
-        users = [User(name=f"u{i:04d}") for i in range(n_users)]
-        teams = [Team(contest_id=contest.id, name=f"team{i:03d}") for i in range(n_teams)]
+        users = [User(name=f"u{i:04d}", baseline=f"u{i:04d}" in BASELINES) for i in range(n_users)]
+        teams = [Team(contest_id=contest.id, name=f"team{i:03d}", baseline=f"team{i:03d}" in BASELINES)
+                 for i in range(n_teams)]
         db.add_all(users + teams)
         db.flush()
         run = Run(kind=RunKind.SUBMIT, runtime="process", status=RunStatus.SUCCEEDED, gpu_ids=[])
@@ -113,6 +119,7 @@ def _populate(h, n_subs, n_users, n_teams, seed):
                          team_id=rng.choice(ids["teams"]) if in_round else None,
                          round_id=ids["round"] if in_round else None,
                          selected=in_round and scored and rng.random() < 0.01,
+                         hidden=rng.random() < 0.02,  # moderated: never ranks, still counts as a submit
                          created_at=t0 + timedelta(seconds=rng.randrange(10 ** 6)), provenance={}))
     with h.tx() as db:
         db.execute(insert(Submission), rows)

@@ -25,7 +25,7 @@ def test_nsml_folder_runs_unchanged(cli, tiny_task, nsml_folder, state_root):
     assert out == ["Score: 1.0", "Done"]
     board = cli.json("dataset", "board", "tiny")
     assert board == [{"rank": 1, "user": "alice", "score": 1.0, "session": name, "checkpoint": "2",
-                      "submits": 1, "last_submit": board[0]["last_submit"]}]
+                      "submits": 1, "last_submit": board[0]["last_submit"], "submission": 1, "baseline": False}]
     assert cli.json("board", "tiny") == board  # alias
 
 

@@ -32,6 +32,7 @@ MATRIX = [
     ("DELETE", S + "/checkpoints/{ck}", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("GET", "/tasks", None, {OWN: 200, OTHER: 200, ORG: 200}),
     ("GET", "/tasks/tiny/board", None, {OWN: 200, OTHER: 200, ORG: 200}),
+    ("GET", "/tasks/tiny/score-history", None, {OWN: 200, OTHER: 200, ORG: 200}),
     ("GET", "/tasks/tiny/round-board", None, {OWN: 404, OTHER: 404, ORG: 404}),
     ("GET", "/tasks/tiny/history", None, {OWN: 200, OTHER: 200, ORG: 200}),  # each sees their own
     ("GET", "/tasks/tiny/check", None, {OTHER: 403, OWN: 403, ORG: 200}),
@@ -44,6 +45,10 @@ MATRIX = [
     ("GET", "/users", None, {OTHER: 403, OWN: 403, ORG: 200}),
     ("POST", "/users/carol/token", None, {OTHER: 403, OWN: 403, ORG: 200}),
     ("POST", "/users/carol/disable", None, {OTHER: 403, OWN: 403, ORG: 200}),
+    ("POST", "/baselines", {"name": "bob"}, {OTHER: 403, OWN: 403, ORG: 200}),
+    ("POST", "/submissions/1/hide", {"hidden": True}, {OTHER: 403, OWN: 403, ORG: 200}),
+    ("GET", "/tasks/tiny/hidden", None, {OTHER: 403, OWN: 403, ORG: 200}),
+    ("GET", "/audit", None, {OTHER: 403, OWN: 403, ORG: 200}),
     ("GET", "/clock", None, {OWN: 200, OTHER: 200, ORG: 200}),
     ("PUT", "/clock", {"real": True}, {OTHER: 403, OWN: 403, ORG: 200}),
     ("POST", "/contests", "CONTEST", {OTHER: 403, OWN: 403, ORG: 200}),

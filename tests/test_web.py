@@ -138,3 +138,50 @@ def test_a_submission_page_shows_its_phases_and_reason(browser, site, cli):
         time.sleep(0.5)
         page.reload()
     assert page.inner_text("#status").startswith("succeeded")
+
+
+def test_an_organizer_hides_an_entry_marks_a_baseline_and_rescores_after_a_dry_run(browser, site, cli):
+    served, remote, folder = site
+    name = run_session(cli, folder)
+    cli("submit", name, "1")
+    bob = cli("run", "-d", "tiny", participant(Path(folder).parent / "bob", NSML_MAIN), user="bob").stdout.split()[1]
+    cli("logs", "-f", bob, user="bob")
+    cli("submit", bob, "1", user="bob")
+    alice = _login(browser, served.url, remote.token("alice"))
+    alice.goto(f"{served.url}/tasks/tiny")
+    assert alice.locator("#board tr[data-user]").count() == 2
+    assert alice.locator("button.hide").count() == 0 and alice.locator("#hidden").count() == 0  # not hers to do
+
+    org = _login(browser, served.url, remote.token(ORGANIZER))
+    org.goto(f"{served.url}/tasks/tiny")
+    org.click("tr[data-user='bob'] button.hide")
+    org.wait_for_url(f"{served.url}/tasks/tiny")
+    assert org.locator("#board tr[data-user='bob']").count() == 0  # dropped from the board ...
+    assert "bob" in org.inner_text("#hidden")  # ... kept, and shown to organizers with who hid it
+    alice.reload()
+    assert alice.locator("#board tr[data-user]").count() == 1 and "bob" not in alice.inner_text("main")
+    assert [r["user"] for r in cli.json("board", "tiny")] == ["alice"]  # the same board everywhere
+
+    org.click("tr[data-user='alice'] button.mark")
+    org.wait_for_url(f"{served.url}/tasks/tiny")
+    assert "baseline" in org.inner_text("#board tr[data-user='alice']")
+    assert cli.json("board", "tiny")[0]["baseline"] is True
+
+    org.click("#rescore")
+    assert "would change" in org.inner_text("#rescore-summary")  # a dry run first
+    org.click("#do-rescore")
+    assert "type the task's name" in org.inner_text("main")  # not confirmed: nothing done
+    org.fill("#confirm", "tiny")
+    org.click("#do-rescore")
+    assert "changed" in org.inner_text("#rescore-summary") and "would" not in org.inner_text("#rescore-summary")
+    org.goto(f"{served.url}/audit")
+    actions = org.inner_text("#audit")
+    for action in ("hide", "baseline", "rescore"):
+        assert action in actions
+    assert ORGANIZER in actions
+    org.goto(f"{served.url}/tasks/tiny")
+    org.click("#hidden button.unhide")
+    org.wait_for_url(f"{served.url}/tasks/tiny")
+    assert org.locator("#board tr[data-user='bob']").count() == 1
+    response = alice.goto(f"{served.url}/audit")
+    assert response.status == 403

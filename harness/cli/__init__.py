@@ -25,7 +25,8 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "listing_cmds",
             "submit": "submit_cmds", "board": "listing_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
             "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds",
             "serve": "server_cmds", "user": "server_cmds", "login": "login_cmds", "logout": "login_cmds",
-            "whoami": "login_cmds", "plot": "plot_cmds"}
+            "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
+            "baseline": "moderation_cmds", "audit": "moderation_cmds"}
 
 
 class HarnessGroup(click.Group):

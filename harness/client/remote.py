@@ -240,6 +240,9 @@ class RemoteApi(Api):
         params = {"private": private, **({"round": round_ref} if round_ref else {})}
         return self._json("GET", f"/tasks/{quote(task, safe='')}/round-board", params=params)
 
+    def score_history(self, task, top=10):
+        return self._json("GET", f"/tasks/{quote(task, safe='')}/score-history", params={"top": top})
+
     def list_tasks(self):
         return self._json("GET", "/tasks")
 
@@ -269,6 +272,19 @@ class RemoteApi(Api):
 
     def task_changes(self, task):
         return self._json("GET", f"/tasks/{quote(task, safe='')}/changes")
+
+    # -- moderation -----------------------------------------------------------------------------------------
+    def hide_submission(self, sub_id, hidden=True):
+        return self._json("POST", f"/submissions/{sub_id}/hide", json={"hidden": hidden})
+
+    def mark_baseline(self, name, team=False, on=True):
+        return self._json("POST", "/baselines", json={"name": name, "team": team, "baseline": on})
+
+    def hidden_entries(self, task):
+        return self._json("GET", f"/tasks/{quote(task, safe='')}/hidden")
+
+    def audit(self, limit=200):
+        return self._json("GET", "/audit", params={"limit": limit})
 
     # -- contests -------------------------------------------------------------------------------------------
     def create_contest(self, file, prepare, scale, note):

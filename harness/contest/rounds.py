@@ -32,7 +32,8 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
                      func.row_number().over(partition_by=S.team_id,
                                             order_by=(best_first(S.score, d), S.created_at, S.id)).label("rn"),
                      func.sum(case((S.selected.is_(True), 1), else_=0)).over(partition_by=S.team_id).label("nsel"))
-              .where(where, S.status == RunStatus.SUCCEEDED, valid_score(S.score, db)).subquery())
+              .where(where, S.status == RunStatus.SUCCEEDED, S.hidden.is_(False), valid_score(S.score, db))
+              .subquery())
     picks = (select(scored.c.team_id, scored.c.id, scored.c.private_score, scored.c.created_at,
                     func.row_number().over(partition_by=scored.c.team_id,
                                            order_by=(best_first(scored.c.private_score, d), scored.c.created_at,
@@ -43,7 +44,7 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     final = (select(picks.c.team_id, picks.c.id, picks.c.private_score, picks.c.created_at)
              .where(picks.c.rn == 1).subquery())
     query = (select(Team.name, scored.c.id, scored.c.score, scored.c.nsel, final.c.id, final.c.private_score,
-                    final.c.created_at, counts.c.submits, counts.c.last)
+                    final.c.created_at, counts.c.submits, counts.c.last, Team.baseline)
              .join(Team, Team.id == scored.c.team_id)
              .outerjoin(final, final.c.team_id == scored.c.team_id)
              .outerjoin(counts, counts.c.who == scored.c.team_id)
@@ -52,8 +53,8 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     rows = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
              "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
              "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None,
-             "_final_at": final_at}
-            for team, pub_id, public, nsel, final_id, private, final_at, n, last in db.execute(query)]
+             "_final_at": final_at, "baseline": bool(baseline)}
+            for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline in db.execute(query)]
     rank_rows(rows, "public")
     for r in rows:
         r["public_rank"] = r.pop("rank")

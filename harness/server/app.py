@@ -129,13 +129,14 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unexpected error")
         return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal")
 
-    from harness.web import pages, session_pages
+    from harness.web import organizer_pages, pages, session_pages
 
     from . import routes, routes_contest
     app.include_router(routes.router, prefix=API)
     app.include_router(routes_contest.router, prefix=API)
     app.include_router(pages.router)
     app.include_router(session_pages.router)
+    app.include_router(organizer_pages.router)
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
     return app
 

@@ -56,6 +56,37 @@ def infer_log(sub_id: int, follow: bool = False, api: LocalApi = Caller):
     return StreamingResponse(chunks, media_type="text/plain; charset=utf-8")
 
 
+class Hide(BaseModel):
+    hidden: bool = True
+
+
+@router.post("/submissions/{sub_id}/hide")
+def hide_submission(sub_id: int, body: Hide, api: LocalApi = Caller) -> dict:
+    """[organizer] Hide (or show again) a submission: it keeps its row and history, and never ranks while hidden."""
+    return api.hide_submission(sub_id, body.hidden)
+
+
+class Baseline(BaseModel):
+    name: Name
+    team: bool = False
+    baseline: bool = True
+
+
+@router.post("/baselines")
+def mark_baseline(body: Baseline, api: LocalApi = Caller) -> dict:
+    return api.mark_baseline(body.name, body.team, body.baseline)
+
+
+@router.get("/tasks/{task}/hidden")
+def hidden_entries(task: str, api: LocalApi = Caller) -> list:
+    return api.hidden_entries(task)
+
+
+@router.get("/audit")
+def audit(api: LocalApi = Caller, limit: Limit = 200) -> list:
+    return api.audit(limit)
+
+
 class Select(BaseModel):
     ids: Annotated[list[int], Field(min_length=1, max_length=100)]
 
@@ -82,6 +113,12 @@ def board(task: str, api: LocalApi = Caller, limit: Limit = 1000, offset: Offset
 def round_board(task: str, round: Optional[Annotated[str, Query(max_length=200)]] = None, private: bool = False,
                 api: LocalApi = Caller) -> dict:
     return api.round_board(task, round, private)
+
+
+@router.get("/tasks/{task}/score-history")
+def score_history(task: str, top: Annotated[int, Query(ge=1, le=50)] = 10, api: LocalApi = Caller) -> dict:
+    """The board's current top TOP: best score so far over time (Unix seconds), at most 1,000 points each."""
+    return api.score_history(task, top)
 
 
 @router.get("/tasks")

@@ -4,10 +4,10 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from harness.context import Harness
-from harness.core.enums import FailureReason
+from harness.core.enums import Direction, FailureReason, RunStatus
 from harness.core.errors import UserError
-from harness.scoring.boards import user_board
-from harness.store.models import Round, Run, Submission
+from harness.scoring.boards import counted_clause, user_board
+from harness.store.models import Round, Run, Submission, Team, User
 
 from . import permissions
 from .listings import title
@@ -70,3 +70,32 @@ def history_count(h: Harness, task_name: str) -> int:
         task, me = h.task(db, task_name), h.user(db)
         return db.scalar(select(func.count()).select_from(Submission)
                          .where(Submission.task_id == task.id, Submission.user_id == me.id))
+
+
+def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
+    """Best score so far over time of the board's current top TOP (users, or teams on a round's task): the
+    scored, counted, shown submissions, in submit order; times as Unix seconds, each line at most 1,000 points."""
+    from .metrics import downsample
+    with h.tx() as db:
+        task = h.task(db, task_name)
+        higher = task.direction is Direction.HIGHER
+        rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
+                          .where(Submission.task_id == task.id, Submission.status == RunStatus.SUCCEEDED,
+                                 Submission.score.is_not(None), Submission.hidden.is_(False), counted_clause())
+                          .order_by(Submission.created_at, Submission.id)).all()
+        by_team = any(r.team_id is not None for r in rows)
+        names = dict(db.execute(select(Team.id, Team.name) if by_team else select(User.id, User.name)).all())
+    best: dict[str, float] = {}
+    lines: dict[str, tuple[list, list]] = {}
+    for user_id, team_id, score, at in rows:
+        who = names.get(team_id if by_team else user_id)
+        if who is None or score != score:
+            continue
+        if who not in best or (score > best[who] if higher else score < best[who]):
+            best[who] = score
+            xs, ys = lines.setdefault(who, ([], []))
+            xs.append(at.timestamp())
+            ys.append(score)
+    leaders = sorted(best, key=lambda w: -best[w] if higher else best[w])[:max(1, min(top, 50))]
+    return {"task": task_name, "direction": task.direction.value,
+            "series": {w: dict(zip(("x", "y"), downsample(*lines[w]))) for w in leaders}}

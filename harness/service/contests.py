@@ -71,7 +71,11 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
 
 def close(h: Harness, round_ref: str) -> dict:
     permissions.require_organizer(h.settings, "contest close")
-    return rounds.close_round(h, round_ref)
+    result = rounds.close_round(h, round_ref)
+    with h.tx() as db:
+        from .moderation import record
+        record(h, db, "close", f"round {result['round']}", {"qualifiers": sorted(result["qualifiers"])})
+    return result
 
 
 def clock_now(h: Harness) -> tuple[datetime, bool]:
@@ -96,4 +100,8 @@ def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -
         rows, moves = rescore_task(h.settings, db, h.task(db, task), progress)
         if dry_run:
             db.rollback()
+        else:
+            from .moderation import record
+            record(h, db, "rescore", f"task {task}", {"changed": sum(1 for r in rows if r["changed"]),
+                                                      "graded": len(rows), "rank_changes": len(moves)})
     return rows, moves

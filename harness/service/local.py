@@ -12,7 +12,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.runs.create import RunOptions
 
-from . import accounts, boards, checkpoints, contests, metrics, sessions, submits, tasks
+from . import accounts, boards, checkpoints, contests, metrics, moderation, sessions, submits, tasks
 from .api import Api
 
 
@@ -135,6 +135,9 @@ class LocalApi(Api):
     def round_board(self, task, round_ref, private):
         return contests.board(self.h, task, round_ref, private)
 
+    def score_history(self, task, top=10):
+        return boards.score_history(self.h, task, top)
+
     def list_tasks(self):
         return tasks.list_tasks(self.h)
 
@@ -155,6 +158,18 @@ class LocalApi(Api):
 
     def task_changes(self, task):
         return tasks.changes(self.h, task)
+
+    def hide_submission(self, sub_id, hidden=True):
+        return moderation.hide_submission(self.h, sub_id, hidden)
+
+    def mark_baseline(self, name, team=False, on=True):
+        return moderation.mark_baseline(self.h, name, team, on)
+
+    def hidden_entries(self, task):
+        return moderation.hidden_entries(self.h, task)
+
+    def audit(self, limit=200):
+        return moderation.audit(self.h, limit)
 
     def create_contest(self, file, prepare, scale, note):
         name, spec = contests.create(self.h, Path(file), prepare=prepare, scale=scale, echo=note)

@@ -16,7 +16,7 @@ FAULTS = [r.value for r in FailureReason if r.harness_fault]  # never counted (s
 # equal scores; counts and the last counted submit per user. NaN never ranks (SQLite stores it as NULL; on
 # PostgreSQL `score <> 'NaN'` leaves it out). ix_submissions_board_user covers every filter here.
 SCORED = ("task_id = :task AND round_id IS NULL AND dry_run = :no AND status = :succeeded AND score IS NOT NULL "
-          "AND score <> 'NaN'")
+          "AND score <> 'NaN' AND hidden = :no")  # a hidden submission never ranks (moderation)
 BOARD_SQL = f"""
 WITH best AS (SELECT user_id, {{best}}(score) AS best FROM submissions WHERE {SCORED} GROUP BY user_id),
 firsts AS (
@@ -28,7 +28,7 @@ counts AS (
     SELECT user_id, count(*) AS submits, max(created_at) AS last FROM submissions
     WHERE task_id = :task AND round_id IS NULL AND dry_run = :no AND (reason IS NULL OR reason NOT IN (:faults))
     GROUP BY user_id)
-SELECT u.name, f.score, f.session_name, f.checkpoint, c.submits, c.last
+SELECT u.name, f.score, f.session_name, f.checkpoint, c.submits, c.last, f.id, u.baseline
 FROM firsts f JOIN users u ON u.id = f.user_id LEFT JOIN counts c ON c.user_id = f.user_id
 WHERE f.rn = 1
 ORDER BY f.score {{order}}, f.created_at, f.id
@@ -36,13 +36,14 @@ ORDER BY f.score {{order}}, f.created_at, f.id
 
 
 def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
-    """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
+    """Rank, user, score, session, checkpoint, submits, last submit, the ranked submission, whether the user is a
+    baseline. Ties share a rank; earlier first."""
     higher = direction is Direction.HIGHER
     sql = BOARD_SQL.format(best="max" if higher else "min", order="DESC" if higher else "ASC")
     out = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
-            "submits": n or 0, "last_submit": _stamp(last)}
-           for name, score, session, ckpt, n, last in rows(sql, task=task_id, no=False,
-                                                           succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
+            "submits": n or 0, "last_submit": _stamp(last), "submission": sub_id, "baseline": bool(baseline)}
+           for name, score, session, ckpt, n, last, sub_id, baseline in rows(
+               sql, task=task_id, no=False, succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
     rank_rows(out, "score")
     return out
 

@@ -41,6 +41,7 @@ class User(Base):
     __tablename__ = "users"
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # marked on boards
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
@@ -171,9 +172,9 @@ class Submission(Base):
     __table_args__ = (  # the boards (covering: no table reads; the team one only holds round submissions),
         #                  history and quota windows use these (migration 0005)
         Index("ix_submissions_board_user", "task_id", "round_id", "user_id", "dry_run", "status", "score",
-              "created_at", "reason"),
+              "created_at", "reason", "hidden"),
         Index("ix_submissions_board_team", "round_id", "task_id", "team_id", "dry_run", "status", "score",
-              "created_at", "reason", sqlite_where=text("round_id IS NOT NULL"),
+              "created_at", "reason", "hidden", sqlite_where=text("round_id IS NOT NULL"),
               postgresql_where=text("round_id IS NOT NULL")),
         Index("ix_submissions_user_task", "user_id", "task_id", "created_at"),
         Index("ix_submissions_team_task", "team_id", "task_id", "created_at"),
@@ -195,6 +196,9 @@ class Submission(Base):
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True, index=True)
     private_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # organizers only until close
     selected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # never ranks (moderation)
+    hidden_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
     provenance: Mapped[dict | None] = mapped_column(JSON, nullable=True, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
     scored_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -268,6 +272,7 @@ class Team(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     contest_id: Mapped[int] = mapped_column(ForeignKey("contests.id"))
     name: Mapped[str] = mapped_column(String(128))
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # marked on boards
 
     contest: Mapped[Contest] = relationship(back_populates="teams")
     members: Mapped[list["TeamMember"]] = relationship(cascade="all, delete-orphan")
@@ -313,3 +318,14 @@ class TaskChange(Base):
     old_data: Mapped[str | None] = mapped_column(String(80), nullable=True)
     new_data: Mapped[str | None] = mapped_column(String(80), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class AuditEvent(Base):
+    """An organizer's action on the contest (hide, unhide, baseline, rescore, close): who, when, what."""
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    action: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(256))
+    detail: Mapped[object] = mapped_column(JSON, nullable=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Optional
 
 from fastapi import APIRouter, Form, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from harness.core.errors import UserError
@@ -113,7 +113,14 @@ def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLRes
     info = next((t for t in api.list_tasks() if t["name"] == task), {})
     readme = _readme(Path(info["path"])) if info.get("path") else ""
     title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
-    return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme)
+    hidden = api.hidden_entries(task) if api.whoami()["organizer"] else []
+    return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme,
+                hidden=hidden)
+
+
+@router.get("/tasks/{task}/score-history.json")
+def score_history(request: Request, task: str) -> JSONResponse:
+    return JSONResponse(web_api(request).score_history(task))
 
 
 @router.get("/tasks/{task}/board")
