@@ -4,7 +4,7 @@ with --readme puts the table into README.md between its bench markers.
 
     python bench/suite.py [--repeat 5] [--only ps,session,...] [--readme]
 
-Rows: ps, session, docker, submit, board, evaluator, schedule, remote (docker is skipped, and says so, without an
+Rows: ps, session, docker, submit, board, evaluator, schedule, remote, web (docker is skipped, and says so, without an
 engine). Not timed tests: nothing here fails a build; the table says which rows miss their goal.
 """
 from __future__ import annotations
@@ -232,8 +232,14 @@ def bench_remote(tmp: Path, repeat: int) -> dict:
     return remote.bench_remote(tmp, repeat, harness_cmd, timed_cmd, row, med)
 
 
+def bench_web(tmp: Path, repeat: int) -> dict:
+    import web
+    return web.bench_web(tmp, repeat, harness_cmd, timed_cmd, row, med)
+
+
 ROWS = {"ps": bench_ps, "session": bench_session, "docker": bench_docker, "submit": bench_submit,
-        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule, "remote": bench_remote}
+        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule, "remote": bench_remote,
+        "web": bench_web}
 
 
 # -- output -------------------------------------------------------------------------------------------------

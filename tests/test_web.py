@@ -65,7 +65,7 @@ def test_login_board_updates_after_a_submit_and_csv_matches(browser, site, cli):
     assert "no scored submissions yet" in page.inner_text("#board")
     name = run_session(cli, folder)
     cli("submit", name, "1")
-    page.wait_for_function("document.querySelector('#board').innerText.includes('alice/tiny/1')", timeout=15000)
+    page.wait_for_function("document.querySelector('#board').innerText.includes('alice/tiny/1')", timeout=30000)
     _shot(page, "board")
     csv_text = page.request.get(f"{served.url}/tasks/tiny/board.csv").text()
     rows = list(csv.DictReader(io.StringIO(csv_text)))
@@ -81,14 +81,14 @@ def test_login_board_updates_after_a_submit_and_csv_matches(browser, site, cli):
 def test_a_running_session_shows_its_log_growing_and_its_graph_gaining_points(browser, site, cli):
     served, remote, folder = site
     page = _login(browser, served.url, remote.token("alice"))
-    out = cli("run", "-d", "tiny", "-a", "--epochs 12 --sleep 0.7", folder).stdout
+    out = cli("run", "-d", "tiny", "-a", "--epochs 12 --sleep 1", folder).stdout
     name = out.split()[1]
     page.goto(f"{served.url}/sessions/{name}")
-    page.wait_for_function("document.querySelector('#log').textContent.includes('train files')", timeout=30000)
-    page.wait_for_selector(".chart[data-metric='train/loss']", timeout=30000)
+    page.wait_for_function("document.querySelector('#log').textContent.includes('train files')", timeout=60000)
+    page.wait_for_selector(".chart[data-metric='train/loss']", timeout=60000)
     first = int(page.get_attribute(".chart[data-metric='train/loss']", "data-points"))
     page.wait_for_function(
-        f"+document.querySelector(\".chart[data-metric='train/loss']\").dataset.points > {first}", timeout=30000)
+        f"+document.querySelector(\".chart[data-metric='train/loss']\").dataset.points > {first}", timeout=60000)
     page.wait_for_function("document.querySelector('#log').textContent.includes('done training')", timeout=60000)
     page.wait_for_function("document.querySelector('#session-status').innerText.startsWith('succeeded')",
                            timeout=30000)
@@ -185,3 +185,47 @@ def test_an_organizer_hides_an_entry_marks_a_baseline_and_rescores_after_a_dry_r
     assert org.locator("#board tr[data-user='bob']").count() == 1
     response = alice.goto(f"{served.url}/audit")
     assert response.status == 403
+
+
+CONTEST = """
+name = "cup"
+[teams]
+red = ["alice"]
+blue = ["bob"]
+[[rounds]]
+name = "r1"
+tasks = ["tiny"]
+start = 2026-07-01T00:00:00
+end = 2026-07-02T00:00:00
+public_fraction = 0.5
+qualify = {{ top = 1 }}
+"""
+
+
+def test_round_boards_private_tab_only_after_close_and_contest_page_shows_qualifiers(browser, site, cli, tmp_path):
+    served, remote, folder = site
+    with open(tmp_path / "tiny" / "task.toml", "a") as fh:  # a round's task splits its test set
+        fh.write('\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    spec = tmp_path / "cup.toml"
+    spec.write_text(CONTEST.replace("{{", "{").replace("}}", "}"))
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", spec, user=ORGANIZER)
+    name = run_session(cli, folder)
+    cli("submit", name, "1")
+    alice = _login(browser, served.url, remote.token("alice"))
+    alice.goto(f"{served.url}/tasks/tiny")
+    assert "red" in alice.inner_text("#board") and "Private rank" not in alice.inner_text("#board")
+    alice.goto(f"{served.url}/tasks/tiny?tab=private")
+    assert "hidden until the round is closed" in alice.inner_text("main") and "Private rank" not in \
+        alice.inner_text("#board")
+    org = _login(browser, served.url, remote.token(ORGANIZER))
+    org.goto(f"{served.url}/tasks/tiny?tab=private")
+    assert "Private rank" in org.inner_text("#board")  # organizers see it before close
+    org.goto(f"{served.url}/contests")
+    org.click("a.close")
+    org.click("#do-close")
+    assert "is closed" in org.inner_text("#closed")
+    alice.goto(f"{served.url}/tasks/tiny?tab=private")
+    assert "Private rank" in alice.inner_text("#board")  # revealed to everyone after close
+    alice.goto(f"{served.url}/contests")
+    assert alice.inner_text("td.qualifiers") == "red" and alice.locator("a.close").count() == 0

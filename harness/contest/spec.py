@@ -218,7 +218,8 @@ def list_contests(h: Harness) -> list[dict]:
                              "quota": f"{r.submit_quota}/{r.submit_period:g}s",
                              "gpu_quota": r.gpu_quota if not r.gpu_quota_teams else
                              f"{r.gpu_quota} ({', '.join(f'{t}: {n}' for t, n in r.gpu_quota_teams.items())})",
-                             "qualify": r.qualify})
+                             "qualify": r.qualify,
+                             "qualifiers": sorted((r.results or {}).get("qualifiers", {})) if r.closed else None})
         return rows
 
 

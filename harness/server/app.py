@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from urllib.parse import quote
 
 from fastapi import Depends, FastAPI, Request
@@ -84,6 +85,14 @@ def create_app(settings: Settings) -> FastAPI:
     @app.on_event("startup")
     def start_scheduler() -> None:
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
+
+    @app.middleware("http")
+    async def server_timing(request: Request, call_next):
+        """Server-Timing: app;dur=MS on every answer (what the dashboard benchmark reads)."""
+        start = time.perf_counter()
+        response = await call_next(request)
+        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+        return response
 
     @app.middleware("http")
     async def cap_bodies(request: Request, call_next):

@@ -43,8 +43,8 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
         start = sess.run.started_at or sess.created_at
         query = select(Metric.key, Metric.step, Metric.created_at, Metric.value).where(
             Metric.session_id == sess.id, Metric.value.is_not(None)).order_by(Metric.id)
-        if keys:
-            query = query.where(Metric.key.in_(keys))
+        if keys:  # as shown ("train/loss") or as recorded ("train__loss")
+            query = query.where(Metric.key.in_(set(keys) | {k.replace("/", "__") for k in keys}))
         raw: dict[str, tuple[list, list]] = {}
         for key, step, at, value in db.execute(query):
             xv = (step if step is not None else len(raw.get(key, ([],))[0])) if x == "step" else \

@@ -1,0 +1,48 @@
+"""The graphs' data: every reported metric as a series, downsampled on the server to at most 1,000 points
+(NSML's limit), x by step or wall time; `nsml plot` writes them as a PNG; another user's metrics are refused."""
+from datetime import timedelta
+
+import pytest
+from helpers import ORGANIZER, run_session
+
+from harness.context import Harness
+from harness.service.metrics import MAX_POINTS, downsample
+from harness.store.models import Metric, Session
+
+
+def test_downsample_keeps_the_ends_and_at_most_the_limit():
+    xs = list(range(5000))
+    ys = [float(x % 7) for x in xs]
+    dx, dy = downsample(xs, ys)
+    assert len(dx) == len(dy) == MAX_POINTS and dx[0] == 0 and dx[-1] == 4999 and dy[-1] == ys[-1]
+    assert dx == sorted(dx) and min(ys) <= min(dy) <= max(dy) <= max(ys)
+    assert downsample([1, 2], [3.0, 4.0]) == ([1, 2], [3.0, 4.0])
+
+
+def test_a_long_run_is_served_downsampled_by_step_and_by_time(cli, tiny_task, nsml_folder):
+    name = run_session(cli, nsml_folder)
+    h = Harness()
+    with h.tx() as db:
+        sess = db.query(Session).filter_by(name=name).one()
+        t0 = sess.run.started_at
+        db.add_all(Metric(session_id=sess.id, key="valid__acc", value=i / 3000, raw=i / 3000, step=i,
+                          created_at=t0 + timedelta(seconds=i)) for i in range(3000))
+    from harness.service.local import LocalApi
+    got = LocalApi(h).session_metrics(name, "step")
+    acc = got["series"]["valid/acc"]
+    assert acc["points"] == 3000 and len(acc["x"]) == MAX_POINTS and acc["x"][-1] == 2999
+    assert set(got["series"]) == {"valid/acc", "epoch", "train/loss"}
+    by_time = LocalApi(h).session_metrics(name, "time", ["valid__acc"])["series"]["valid/acc"]
+    assert len(by_time["x"]) == MAX_POINTS and by_time["x"][-1] == pytest.approx(2999, abs=1)
+
+
+def test_nsml_plot_writes_a_png_and_refuses_what_is_not_there(cli, tiny_task, nsml_folder, tmp_path):
+    name = run_session(cli, nsml_folder, "-a", "--epochs 4")
+    out = cli("plot", name, "train/loss", "-o", tmp_path / "loss.png", "--smooth", "0.5").stdout
+    assert "1 metric(s)" in out and (tmp_path / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "2 metric(s)" in cli("plot", name, "-o", tmp_path / "all.png").stdout
+    r = cli("plot", name, "nosuch", code=2)
+    assert "no reported metrics named nosuch" in r.stderr and "Traceback" not in r.output
+    other = cli("plot", name, user="bob", code=2)
+    assert "belongs to alice" in other.stderr
+    assert "2 metric(s)" in cli("plot", name, "-o", tmp_path / "org.png", user=ORGANIZER).stdout
