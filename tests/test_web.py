@@ -92,7 +92,8 @@ def test_a_running_session_shows_its_log_growing_and_its_graph_gaining_points(br
     page.wait_for_function("document.querySelector('#log').textContent.includes('done training')", timeout=60000)
     page.wait_for_function("document.querySelector('#session-status').innerText.startsWith('succeeded')",
                            timeout=30000)
-    assert int(page.get_attribute(".chart[data-metric='train/loss']", "data-points")) == 12
+    page.wait_for_function(  # the chart's next refresh after the end has every point, then it stops
+        "document.querySelector(\".chart[data-metric='train/loss']\").dataset.points === '12'", timeout=30000)
     _shot(page, "session")
 
 
