@@ -57,3 +57,11 @@ def test_remote_model_pull_downloads_files_and_leaves_links_out(cli, remote_cli,
     assert f"Checkpoint 1 of {name} is pulled to {tmp_path / 'pulled'}" in r.stdout
     other = remote_cli("model", "pull", name, "1", tmp_path / "stolen", user="bob", code=2)
     assert "belongs to alice" in other.stderr and not (tmp_path / "stolen").exists()
+
+
+def test_did_you_mean_never_names_another_users_session(cli, tiny_task, nsml_folder):
+    run_session(cli, nsml_folder)  # alice/tiny/1
+    r = cli("logs", "alice/tiny/2", user="bob", code=2)
+    assert "unknown session" in r.stderr and "alice/tiny/1" not in r.stderr  # bob gets no hint at alice's
+    assert "Did you mean 'alice/tiny/1'" in cli("logs", "alice/tiny/2", code=2).stderr  # alice gets hers
+    assert "alice/tiny/1" not in cli("submit", "alice/tiny/9", "0", user="bob", code=2).stderr

@@ -73,13 +73,18 @@ class Harness:
         return registry.Manifest.read(Path(task.path))
 
     # -- sessions ------------------------------------------------------------------------------------------
-    def session(self, db: OrmSession, name: str) -> Session:
+    def session(self, db: OrmSession, name: str, owner: str | None = None) -> Session:
+        """The session NAME; "did you mean" suggests only among OWNER's sessions (None: among all — the
+        caller may see every one)."""
         name = name.strip()
         if not SESSION_RE.match(name):
             raise UserError(f"SESSION: {name!r} is not a session name (USER/TASK/N)")
         sess = db.scalar(select(Session).where(Session.name == name))
         if sess is None:
-            names = db.scalars(select(Session.name)).all()
+            query = select(Session.name)
+            if owner is not None:
+                query = query.join(User, Session.user_id == User.id).where(User.name == owner)
+            names = db.scalars(query).all()
             close = difflib.get_close_matches(name, names, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise NotFound(f"unknown session {name!r}.{hint}")

@@ -39,7 +39,7 @@ def require_owner(settings, owner: str, what: str) -> None:
 
 def own_session(h: Harness, db, name: str) -> Session:
     """A session the current user may act on: their own, or anyone's for an organizer."""
-    sess = h.session(db, name)
+    sess = h.session(db, name, owner=None if is_organizer(h.settings) else h.settings.user)  # hints: own only
     require_owner(h.settings, sess.user.name, f"session {sess.name}")
     return sess
 

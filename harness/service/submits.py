@@ -61,8 +61,8 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     task_of = session.strip().split("/")[1] if session.count("/") == 2 else session
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
-        sess = h.session(db, session)
         me = h.user(db)
+        sess = h.session(db, session, owner=me.name)
         if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
             raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
         known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
