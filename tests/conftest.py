@@ -6,6 +6,8 @@ import pytest
 from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, RemoteCli, Served, make_tiny_task, participant
 
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
+PG = os.environ.get("HARNESS_TEST_PG")  # a PostgreSQL server for the tests (scripts/setup-postgres.sh); read
+#                                         before the autouse fixture clears every HARNESS_* variable
 
 
 @pytest.fixture(autouse=True)
@@ -59,10 +61,34 @@ def remote_cli(served):
     return RemoteCli(served.url)
 
 
-@pytest.fixture(params=["local", "remote"])
+@pytest.fixture
+def postgres(monkeypatch):
+    """A fresh PostgreSQL database for this test as the store (HARNESS_DB), dropped afterwards."""
+    if not PG:
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide PostgreSQL (scripts/setup-postgres.sh sets HARNESS_TEST_PG)")
+        pytest.skip("no PostgreSQL (eval \"$(bash scripts/setup-postgres.sh)\" starts one)")
+    import uuid
+
+    import psycopg
+    base = PG.replace("postgresql+psycopg://", "postgresql://")
+    name = f"harness_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = PG.rsplit("/", 1)[0] + "/" + name
+    monkeypatch.setenv("HARNESS_DB", url)
+    yield url
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["local", "remote", "local-postgresql"])
 def either_cli(request):
-    """The end-to-end tests run twice: against the state root, and through a real server (harness serve)."""
-    return Cli() if request.param == "local" else request.getfixturevalue("remote_cli")
+    """The end-to-end tests run three ways: against the state root's SQLite store, through a real server
+    (harness serve), and on a PostgreSQL store."""
+    if request.param == "local-postgresql":
+        request.getfixturevalue("postgres")
+    return Cli() if request.param.startswith("local") else request.getfixturevalue("remote_cli")
 
 
 @pytest.fixture
