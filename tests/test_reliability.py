@@ -282,6 +282,19 @@ def test_a_removed_state_root_stops_its_scheduler(cli, tiny_task, sleeper, state
     sched.wait(30)  # psutil raises TimeoutExpired if it lives on
 
 
+def test_a_scheduler_whose_store_is_gone_stops(cli, tiny_task, sleeper, state_root):
+    """Every pass failing for a lease's length (the database dropped or destroyed under it): it stops rather
+    than spin forever; its runs are recovered by the next scheduler, as after a crash."""
+    (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 3\n")
+    name = run_session(cli, sleeper, wait=False)
+    _wait(lambda: "saved" in cli("logs", name).stdout)
+    sched = _scheduler(state_root)
+    (state_root / "leaderboard.db").write_bytes(b"not a database any more" * 64)  # the same file, destroyed
+    sched.wait(30)  # psutil raises TimeoutExpired if it lives on
+    log = (state_root / ".harness" / "scheduler.log").read_text()
+    assert "every pass failed" in log and "stopping" in log
+
+
 def test_queue_limit_and_checkpoint_disk_limit(cli, tiny_task, sleeper, state_root):
     (state_root / "harness.toml").write_text("[limits]\nqueued_per_user = 2\ncheckpoint_bytes = 3000000\n")
     name = run_session(cli, sleeper, "-a", "--sleep 5 --ckpt_mb 2", code=1)

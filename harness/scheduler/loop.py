@@ -319,17 +319,23 @@ def serve(settings: Settings, lock: FileLock) -> None:
         sched = Scheduler(settings, store)
         try:
             sched.recover()
-            idle_since = None
+            idle_since = failing_since = None
             while True:
                 if not settings.state_dir.is_dir():
                     log.error("%s is gone: this state root was removed; stopping", settings.state_dir)
                     return  # (finally: runs cancelled, lock released)
+                now = time.monotonic()
                 try:
                     busy = sched.tick()
+                    failing_since = None
                 except Exception:  # noqa: BLE001 - a bad pass (a locked DB, say) must not strand running runs
                     log.error("scheduler pass failed: %s", traceback.format_exc())
-                    busy = True
-                now = time.monotonic()
+                    busy, failing_since = True, failing_since or now
+                    if now - failing_since > settings.lease_seconds:
+                        # as long as a lease: its heartbeats are stale by now, so the next CLI call would end it
+                        log.error("every pass failed for %.0f s (the store is gone?): stopping; the next "
+                                  "scheduler recovers this root's runs", now - failing_since)
+                        return  # (finally: runs cancelled, lock released)
                 if busy:
                     idle_since = None
                 elif idle_since is None:

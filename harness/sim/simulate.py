@@ -160,7 +160,8 @@ class Simulation:
         (root / SETTINGS_FILE).write_text(
             f'organizers = ["{ORGANIZER}"]\ngpus = {cfg.gpus}\n[scheduler]\nmax_concurrent_runs = {cfg.workers}\n')
         self.root = root
-        self.store = open_store(load_settings(root=root, user=ORGANIZER).db_url)
+        self.db_url = f"sqlite:///{root / 'leaderboard.db'}"  # its own store, whatever HARNESS_DB says
+        self.store = open_store(load_settings(root=root, db=self.db_url, user=ORGANIZER).db_url)
         self.harnesses: dict[str, Harness] = {}
         # each run gets its share of the cores: thread pools (OpenMP, BLAS) sized to the machine, times the
         # runs at once, spin and thrash (seen: a 2 s GBM fit taking minutes beside another one on 2 cores)
@@ -168,8 +169,7 @@ class Simulation:
 
     def as_user(self, user: str) -> Harness:
         if user not in self.harnesses:
-            h = Harness(load_settings(root=self.root, user=user))
-            h.__dict__["store"] = self.store  # one connection pool for every simulated user
+            h = Harness(load_settings(root=self.root, db=self.db_url, user=user), store=self.store)  # one pool
             self.harnesses[user] = h
         return self.harnesses[user]
 
