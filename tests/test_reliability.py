@@ -42,13 +42,35 @@ def sleeper(tmp_path):
     return participant(tmp_path / "sleeper", SLEEPER)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request):
+    """The reliability rules hold on both stores: SQLite in the state root, and a PostgreSQL database."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres")
+    return request.param
+
+
 def _db(state_root):
     return sqlite3.connect(state_root / "leaderboard.db")
 
 
+def _query(state_root, sql):
+    """Rows of SQL on the test's store: its PostgreSQL database (HARNESS_DB), else the state root's SQLite."""
+    url = os.environ.get("HARNESS_DB")
+    if not url:
+        with _db(state_root) as c:
+            return c.execute(sql).fetchall()
+    from sqlalchemy import create_engine, text
+    engine = create_engine(url)
+    try:
+        with engine.connect() as c:
+            return [tuple(r) for r in c.execute(text(sql))]
+    finally:
+        engine.dispose()
+
+
 def _runs(state_root):
-    with _db(state_root) as c:
-        return c.execute("SELECT id, kind, status, reason, phase, attempts, pid FROM runs ORDER BY id").fetchall()
+    return _query(state_root, "SELECT id, kind, status, reason, phase, attempts, pid FROM runs ORDER BY id")
 
 
 def _scheduler(state_root):
@@ -103,11 +125,13 @@ def _fault(monkeypatch, state_root, fake, extra=""):
 
 
 def _integrity(state_root):
+    if os.environ.get("HARNESS_DB"):
+        return  # PostgreSQL keeps its own consistency; the SQLite file is the one a crash could damage
     with _db(state_root) as c:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_kill_9_during_training_is_lost_and_reaped(cli, tiny_task, sleeper, state_root):
+def test_kill_9_during_training_is_lost_and_reaped(store, cli, tiny_task, sleeper, state_root):
     name = run_session(cli, sleeper, wait=False)
     _wait(lambda: "saved" in cli("logs", name).stdout)
     pid = _runs(state_root)[0][6]
@@ -124,7 +148,7 @@ def test_kill_9_during_training_is_lost_and_reaped(cli, tiny_task, sleeper, stat
     _integrity(state_root)
 
 
-def test_kill_9_during_submit_is_lost_and_does_not_count(cli, tiny_task, sleeper, state_root):
+def test_kill_9_during_submit_is_lost_and_does_not_count(store, cli, tiny_task, sleeper, state_root):
     from harness.context import Harness
     from harness.service.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 30", wait=False)
@@ -146,7 +170,7 @@ def test_kill_9_during_submit_is_lost_and_does_not_count(cli, tiny_task, sleeper
     _integrity(state_root)
 
 
-def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper, state_root, monkeypatch):
+def test_kill_9_during_scoring_scores_again_exactly_once(store, cli, tiny_task, sleeper, state_root, monkeypatch):
     from harness.context import Harness
     from harness.service.submits import start_submit
     name = run_session(cli, sleeper, "-a", "--sleep 0")
@@ -163,7 +187,7 @@ def test_kill_9_during_scoring_scores_again_exactly_once(cli, tiny_task, sleeper
     _integrity(state_root)
 
 
-def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_root, monkeypatch):
+def test_crash_before_the_code_started_requeues(store, cli, tiny_task, sleeper, state_root, monkeypatch):
     _fault(monkeypatch, state_root, "DieBeforeStart")
     name = run_session(cli, sleeper, "-a", "--sleep 0", "--runtime", "fault", wait=False)
     _wait(lambda: _runs(state_root)[0][4] == "launching")
@@ -173,7 +197,7 @@ def test_crash_before_the_code_started_requeues(cli, tiny_task, sleeper, state_r
     assert (status, reason, attempts) == ("succeeded", None, 2)
 
 
-def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper, state_root, monkeypatch):
+def test_hung_scheduler_is_killed_and_its_runs_recovered(store, cli, tiny_task, sleeper, state_root, monkeypatch):
     _fault(monkeypatch, state_root, "Hang", extra="[scheduler]\nlease_seconds = 2\n")
     name = run_session(cli, sleeper, "--runtime", "fault", wait=False)
     hung = _wait(lambda: _scheduler(state_root))
@@ -184,7 +208,7 @@ def test_hung_scheduler_is_killed_and_its_runs_recovered(cli, tiny_task, sleeper
     _wait(lambda: not hung.is_running() or hung.status() == psutil.STATUS_ZOMBIE)
 
 
-def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state_root):
+def test_fifty_concurrent_submits_are_recorded_exactly_once(store, cli, tmp_path, state_root):
     from helpers import NSML_MAIN
 
     from harness.context import Harness
@@ -214,8 +238,7 @@ def test_fifty_concurrent_submits_are_recorded_exactly_once(cli, tmp_path, state
         t.join(300)
     assert not errors and len(results) == 50
     assert len({r["id"] for r in results}) == 50 and all(r["status"] == "succeeded" for r in results)
-    with _db(state_root) as c:
-        assert c.execute("SELECT count(*) FROM submissions").fetchone()[0] == 50
+    assert _query(state_root, "SELECT count(*) FROM submissions")[0][0] == 50
     board = cli.json("board", "tiny")
     assert len(board) == 10 and all(r["submits"] == 5 for r in board)
     scores = [r["score"] for r in board]
