@@ -458,3 +458,25 @@ def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state
     assert scored == 200
     _integrity(state_root)
     _wait(lambda: not _processes_of(state_root), timeout=30)  # the scheduler exits when idle, leaving nothing
+
+
+def test_two_roots_sharing_one_postgres_database_have_one_scheduler(postgres, cli, tiny_task, sleeper, state_root,
+                                                                   tmp_path, monkeypatch):
+    """Two state roots (two machines, say) on one PostgreSQL database: the database's lease (an advisory lock)
+    lets one scheduler serve it; the other root's scheduler steps aside, and the other root's CLI calls never
+    take the live scheduler's running runs for orphans."""
+    a_run = run_session(cli, sleeper, "-a", "--sleep 30", wait=False)
+    _wait(lambda: "saved" in cli("logs", a_run).stdout)
+    other = tmp_path / "machine-b"
+    other.mkdir()
+    monkeypatch.setenv("HARNESS_HOME", str(other))
+    rows = cli.json("ps", "-a")  # B's CLI: its own root has no scheduler, A's runs are running and alive
+    assert [(r["name"], r["status"]) for r in rows] == [(a_run, "running")]
+    fast = participant(tmp_path / "fast", SLEEPER.replace("time.sleep(cfg.sleep)\n", "pass\n"))
+    b_run = cli("run", "-d", "tiny", fast).stdout.split()[1]
+    cli("logs", "-f", b_run)  # served by A's scheduler, the database's one
+    log = (other / ".harness" / "scheduler.log").read_text()
+    assert "another scheduler holds this database's lease" in log
+    monkeypatch.setenv("HARNESS_HOME", str(state_root))
+    assert [r["status"] for r in cli.json("ps", "-a") if r["name"] == a_run] == ["running"]
+    cli("stop", a_run)

@@ -135,6 +135,8 @@ def recover_if_orphaned(settings: Settings, store: Store) -> None:
             return
     try:
         if running_exists(store):
+            if store.lease().held_elsewhere() and not stale_runs(store, settings.lease_seconds):
+                return  # a scheduler on another machine (or root) sharing this database serves them, alive
             recover_runs(settings, store)  # runs being scored stay: the next scheduler scores them again
     finally:
         lock.release()

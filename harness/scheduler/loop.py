@@ -312,8 +312,23 @@ class Scheduler:
 
 
 def serve(settings: Settings, lock: FileLock) -> None:
-    """Work until idle, then hand the lock back (see harness.scheduler.lease for the hand-off). LOCK is held on entry."""
+    """Work until idle, then hand the lock back (see harness.scheduler.lease for the hand-off). LOCK is held on entry.
+    On a database several machines share (PostgreSQL) the database's lease is taken too: one scheduler serves it."""
     store = open_store(settings.db_url)
+    dblease = store.lease()
+    if not dblease.acquire():
+        log.info("another scheduler holds this database's lease: it serves these runs; stopping")
+        lock.release()
+        store.close()
+        return
+    try:
+        _serve(settings, lock, store)
+    finally:
+        dblease.release()
+        store.close()
+
+
+def _serve(settings: Settings, lock: FileLock, store) -> None:
     while True:
         doorbell = notify.Doorbell(settings.state_dir)  # opened before the first pass: no ring is missed
         sched = Scheduler(settings, store)
@@ -351,7 +366,6 @@ def serve(settings: Settings, lock: FileLock) -> None:
             lock.release()
         if not has_pending_work(store) or not lock.acquire():
             break
-    store.close()
 
 
 def main(argv: list[str] | None = None) -> None:

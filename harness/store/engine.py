@@ -118,6 +118,49 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def lease(self) -> "DatabaseLease":
+        return DatabaseLease(self)
+
+
+SCHEDULER_KEY = zlib.crc32(b"harness-scheduler")
+
+
+class DatabaseLease:
+    """The one-scheduler-per-database lease. On PostgreSQL (a database several machines may share) it is a
+    session-level advisory lock held on a connection of its own for the holder's life — the server ends it when
+    that process or its machine dies; on SQLite the state root's lock file is the lease, so this always holds."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.conn = None
+
+    @property
+    def shared(self) -> bool:
+        return self.store.engine.url.get_backend_name() == "postgresql"
+
+    def acquire(self) -> bool:
+        if not self.shared:
+            return True
+        conn = self.store.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        if not conn.exec_driver_sql("SELECT pg_try_advisory_lock(%s)", (SCHEDULER_KEY,)).scalar():
+            conn.close()
+            return False
+        self.conn = conn
+        return True
+
+    def release(self) -> None:
+        if self.conn is not None:
+            self.conn.exec_driver_sql("SELECT pg_advisory_unlock(%s)", (SCHEDULER_KEY,))
+            self.conn.close()
+            self.conn = None
+
+    def held_elsewhere(self) -> bool:
+        """Whether another process holds it now (a scheduler on this or another machine serves the database)."""
+        if not self.acquire():
+            return True
+        self.release()
+        return False
+
 
 def open_store(url: str) -> Store:
     if url.startswith("sqlite:///"):
