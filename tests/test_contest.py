@@ -324,7 +324,8 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
     from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.store.models import Round, Submission
-    h = Harness(load_settings(root=out / "state", user="organizer"))
+    state = out / "state"  # its own SQLite store, whatever HARNESS_DB says
+    h = Harness(load_settings(root=state, db=f"sqlite:///{state / 'leaderboard.db'}", user="organizer"))
     with h.tx() as db:
         subs = db.query(Submission).all()
         assert subs and all(s.team_id for s in subs)
