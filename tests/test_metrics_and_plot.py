@@ -46,3 +46,14 @@ def test_nsml_plot_writes_a_png_and_refuses_what_is_not_there(cli, tiny_task, ns
     other = cli("plot", name, user="bob", code=2)
     assert "belongs to alice" in other.stderr
     assert "2 metric(s)" in cli("plot", name, "-o", tmp_path / "org.png", user=ORGANIZER).stdout
+
+
+def test_reports_without_a_step_are_numbered_in_order(cli, tiny_task, nsml_folder):
+    name = run_session(cli, nsml_folder)
+    h = Harness()
+    with h.tx() as db:
+        sess = db.query(Session).filter_by(name=name).one()
+        db.add_all(Metric(session_id=sess.id, key="valid__f1", value=v, raw=v, step=None) for v in (0.1, 0.2, 0.3))
+    from harness.service.local import LocalApi
+    f1 = LocalApi(h).session_metrics(name, "step", ["valid/f1"])["series"]["valid/f1"]
+    assert f1["x"] == [0, 1, 2] and f1["y"] == [0.1, 0.2, 0.3]

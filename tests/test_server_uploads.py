@@ -130,3 +130,48 @@ def test_the_server_dies_with_kill_9_and_a_new_one_goes_on(cli, tmp_path, state_
         assert RemoteApi(second.url, token).list_sessions(True, None, None)[0]["status"] == "succeeded"
     finally:
         second.stop()
+
+
+def test_a_refused_pack_upload_leaves_nothing_and_checkpoint_names_cannot_climb(cli, served, remote_cli, tmp_path,
+                                                                                state_root):
+    org = httpx.Client(base_url=served.url + "/api/v1", timeout=60,
+                       headers={"Authorization": f"Bearer {remote_cli.token(ORGANIZER)}"})
+    r = org.post("/tasks", content=_tar(_file("task.toml", b"name = 'x'\n")),
+                 headers={"Content-Type": "application/x-tar"})
+    assert r.status_code in (400, 404) and "\n" not in r.json()["error"]  # not a pack in NSML layout
+    assert not any((state_root / ".harness" / "uploads").iterdir())  # its upload folder is gone
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    name = cli("run", "-d", "tiny", participant(tmp_path / "code", NSML_MAIN)).stdout.split()[1]
+    cli("logs", "-f", name)
+    alice = httpx.Client(base_url=served.url + "/api/v1", headers={"Authorization":
+                                                                  f"Bearer {remote_cli.token('alice')}"})
+    for hostile in ("..", "%2e%2e", "...", ".hidden"):
+        r = alice.get(f"/sessions/alice/tiny/1/checkpoints/{hostile}/archive")
+        assert 400 <= r.status_code < 500, (hostile, r.status_code)
+
+
+def test_the_same_account_added_twice_at_once_is_one_account(cli, state_root):
+    from dataclasses import replace
+
+    from harness.context import Harness
+    from harness.core.errors import UserError
+    from harness.core.settings import load_settings
+    from harness.service import accounts
+    cli("ps")  # the store exists
+    got, refused = [], []
+
+    def add():
+        settings = load_settings(user=ORGANIZER)
+        h = Harness(replace(settings, organizers=[ORGANIZER]))
+        try:
+            got.append(accounts.add_user(h, "twin"))
+        except UserError as exc:
+            refused.append(str(exc))
+        finally:
+            h.store.close()
+    threads = [threading.Thread(target=add) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(got) == 1 and len(refused) == 5 and all("exists" in m for m in refused)

@@ -199,7 +199,7 @@ tasks = ["tiny"]
 start = 2026-07-01T00:00:00
 end = 2026-07-02T00:00:00
 public_fraction = 0.5
-qualify = {{ top = 1 }}
+qualify = { top = 1 }
 """
 
 
@@ -208,7 +208,7 @@ def test_round_boards_private_tab_only_after_close_and_contest_page_shows_qualif
     with open(tmp_path / "tiny" / "task.toml", "a") as fh:  # a round's task splits its test set
         fh.write('\n[split]\nlabel = "lines"\nprediction = "lines"\n')
     spec = tmp_path / "cup.toml"
-    spec.write_text(CONTEST.replace("{{", "{").replace("}}", "}"))
+    spec.write_text(CONTEST)
     cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
     cli("contest", "create", spec, user=ORGANIZER)
     name = run_session(cli, folder)
@@ -230,3 +230,13 @@ def test_round_boards_private_tab_only_after_close_and_contest_page_shows_qualif
     assert "Private rank" in alice.inner_text("#board")  # revealed to everyone after close
     alice.goto(f"{served.url}/contests")
     assert alice.inner_text("td.qualifiers") == "red" and alice.locator("a.close").count() == 0
+
+
+def test_login_never_redirects_off_site(browser, site):
+    served, remote, _folder = site
+    page = browser.new_page()
+    for target in ("//evil.example/x", "https://evil.example/", "/\\evil.example"):
+        page.goto(f"{served.url}/login?next={target}")
+        page.fill("#token", remote.token("alice"))
+        page.click("#login")
+        page.wait_for_url(f"{served.url}/tasks")

@@ -17,6 +17,7 @@ from urllib.parse import quote, unquote
 import httpx
 
 from harness.core import archives
+from harness.core.enums import RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
 from harness.service.api import Api
 
@@ -212,7 +213,7 @@ class RemoteApi(Api):
                 continue
             self._raise_for(response)
             info, broke = response.json(), None
-            if info["status"] in ("succeeded", "failed", "stopped", "lost"):
+            if RunStatus(info["status"]).terminal:
                 return info
             if self.progress:
                 self.progress(0, None, info["status"])

@@ -6,11 +6,10 @@ size are capped while reading, and a refused archive leaves nothing behind.
 """
 from __future__ import annotations
 
-import io
 import shutil
 import tarfile
 from pathlib import Path
-from typing import BinaryIO, Iterator
+from typing import BinaryIO
 
 from .errors import UserError
 
@@ -24,24 +23,6 @@ def pack(folder: Path, out: BinaryIO) -> None:
     with tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar:
         for path in sorted(folder.rglob("*")):
             tar.add(path, arcname=str(path.relative_to(folder)), recursive=False)
-
-
-def pack_bytes(folder: Path) -> bytes:
-    buf = io.BytesIO()
-    pack(folder, buf)
-    return buf.getvalue()
-
-
-def spool(chunks: Iterator[bytes], dest: Path, max_bytes: int, what: str) -> Path:
-    """Write a streamed upload to DEST, refusing it once it passes MAX_BYTES."""
-    total = 0
-    with open(dest, "wb") as fh:
-        for chunk in chunks:
-            total += len(chunk)
-            if total > max_bytes:
-                raise UserError(f"{what}: the upload is over {max_bytes} bytes")
-            fh.write(chunk)
-    return dest
 
 
 def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str, max_members: int = MAX_MEMBERS) -> None:

@@ -2,6 +2,7 @@
 service: a participant gets 403)."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Annotated, Optional
@@ -12,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from harness.core.errors import PermissionDenied, UserError
 from harness.service.local import LocalApi
+from harness.service.permissions import require_organizer
 
 from .app import Caller
 from .routes import Limit, Name, Offset, _in_thread, page, receive_folder
@@ -144,13 +146,16 @@ async def add_task(request: Request, replace: bool = False, name: Optional[Annot
                    direction: Optional[Annotated[str, Query(pattern="^(higher|lower)$")]] = None,
                    api: LocalApi = Caller) -> dict:
     """`dataset add`: the pack arrives as a tar; it is kept under the state root (uploads/), then registered."""
-    if not api.whoami()["organizer"]:
-        raise PermissionDenied("dataset add is an organizer command")
+    require_organizer(api.h.settings, "dataset add")  # before the upload is read
     keep = api.h.settings.state_dir / "uploads"
     keep.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="pack-", dir=keep))
-    folder = await receive_folder(request, tmp, api.h.settings.code_bytes * 8, "FOLDER")
-    return {"task": await _in_thread(api.add_task, str(folder), replace, name, metric, direction)}
+    try:
+        folder = await receive_folder(request, tmp, api.h.settings.code_bytes * 8, "FOLDER")
+        return {"task": await _in_thread(api.add_task, str(folder), replace, name, metric, direction)}
+    except BaseException:  # a refused pack leaves nothing behind (a registered one stays: it is the task)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 @router.get("/tasks/{task}/check")
@@ -188,8 +193,7 @@ class NewContest(BaseModel):
 @router.post("/contests")
 def create_contest(body: NewContest, api: LocalApi = Caller) -> dict:
     """`contest create`: contest.toml's text; kept under the state root (contests/) as its source."""
-    if not api.whoami()["organizer"]:
-        raise PermissionDenied("contest create is an organizer command")
+    require_organizer(api.h.settings, "contest create")
     folder = api.h.settings.state_dir / "contests"
     folder.mkdir(parents=True, exist_ok=True)
     fd, path = tempfile.mkstemp(prefix="contest-", suffix=".toml", dir=folder)

@@ -14,6 +14,7 @@ import threading
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from harness.context import Harness
 from harness.core.clock import utcnow
@@ -63,13 +64,17 @@ def add_user(h: Harness, name: str, organizer: bool = False, team: str | None = 
     contest."""
     permissions.require_organizer(h.settings, "user add")
     check_name(name, "NAME")
-    with h.tx() as db:
-        user = h.user(db, name)
-        if db.scalar(select(Account.id).where(Account.user_id == user.id)) is not None:
-            raise UserError(f"NAME: account {name!r} exists (user token reset {name} makes a new token)")
-        account = Account(user_id=user.id, organizer=organizer, created_by=h.settings.user)
-        db.add(account)
-        token = _new_token(account)
+    exists = UserError(f"NAME: account {name!r} exists (user token reset {name} makes a new token)")
+    try:
+        with h.tx() as db:
+            user = h.user(db, name)
+            if db.scalar(select(Account.id).where(Account.user_id == user.id)) is not None:
+                raise exists
+            account = Account(user_id=user.id, organizer=organizer, created_by=h.settings.user)
+            db.add(account)
+            token = _new_token(account)
+    except IntegrityError:  # the same name added at the same moment elsewhere: one account, the other refused
+        raise exists from None
     if team:
         _join_team(h, name, team)
     return token

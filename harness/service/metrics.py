@@ -47,9 +47,8 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
             query = query.where(Metric.key.in_(set(keys) | {k.replace("/", "__") for k in keys}))
         raw: dict[str, tuple[list, list]] = {}
         for key, step, at, value in db.execute(query):
-            xv = (step if step is not None else len(raw.get(key, ([],))[0])) if x == "step" else \
-                (at - start).total_seconds()
             xs, ys = raw.setdefault(key.replace("__", "/"), ([], []))
+            xv = (step if step is not None else len(xs)) if x == "step" else (at - start).total_seconds()
             xs.append(xv)
             ys.append(value)
         out = {}

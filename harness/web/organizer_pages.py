@@ -6,6 +6,8 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from harness.service.permissions import require_organizer
+
 from .pages import page, web_api
 
 router = APIRouter(include_in_schema=False)
@@ -44,9 +46,7 @@ def rescore(request: Request, task: str, confirm: str = Form("")) -> HTMLRespons
 @router.get("/rounds/{contest}/{round_name}/close")
 def close_preview(request: Request, contest: str, round_name: str) -> HTMLResponse:
     api = web_api(request)
-    if not api.whoami()["organizer"]:
-        from harness.core.errors import PermissionDenied
-        raise PermissionDenied("contest close is an organizer command")
+    require_organizer(api.h.settings, "contest close")
     return page(request, "close.html", api, round=f"{contest}/{round_name}", result=None)
 
 

@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
 
+from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from .pages import fmt, page, templates, web_api
 
 router = APIRouter(include_in_schema=False)
-TERMINAL = ("succeeded", "failed", "stopped", "lost")
 MAX_COMPARED = 12
 
 
@@ -43,7 +43,7 @@ def sessions_page(request: Request) -> HTMLResponse:
 def session_page(request: Request, user: str, task: str, number: int) -> HTMLResponse:
     api = web_api(request)
     info = api.session_info(_name(user, task, number))
-    return page(request, "session.html", api, s=info, terminal=info["status"] in TERMINAL,
+    return page(request, "session.html", api, s=info, terminal=RunStatus(info["status"]).terminal,
                 checkpoints=api.list_checkpoints(info["name"]))
 
 
