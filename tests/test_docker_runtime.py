@@ -74,7 +74,7 @@ def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, 
 def _no_containers(docker_client, which, filters, timeout=30.0) -> bool:
     """No container left (a run's container is removed just after its outcome is recorded: wait for that)."""
     deadline = time.time() + timeout
-    while [c for c in docker_client.containers.list(all=True, filters=filters) if which(c)]:
+    while [c for c in docker_client.containers.list(all=True, ignore_removed=True, filters=filters) if which(c)]:
         if time.time() > deadline:
             return False
         time.sleep(0.2)
@@ -347,10 +347,10 @@ def test_orphaned_containers_are_reaped_and_sessions_marked(cli, docker_root, ho
     import psutil
     name = run_session(cli, hostile, "-a", "--attack sleep", wait=False)
     deadline = time.time() + 60
-    while time.time() < deadline and not docker_client.containers.list(
+    while time.time() < deadline and not docker_client.containers.list(ignore_removed=True,
             filters={"label": f"nsml-harness.session={name}"}):
         time.sleep(0.2)
-    assert docker_client.containers.list(filters={"label": f"nsml-harness.session={name}"})
+    assert docker_client.containers.list(ignore_removed=True, filters={"label": f"nsml-harness.session={name}"})
     schedulers = [p for p in psutil.process_iter(["cmdline"])
                   if "harness.scheduler" in " ".join(p.info["cmdline"] or []) and str(state_root) in
                   " ".join(p.info["cmdline"] or [])]
@@ -369,9 +369,9 @@ def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_r
     name = r.stdout.split()[1]
     label = {"label": f"nsml-harness.session={name}"}
     deadline = time.time() + 60
-    while time.time() < deadline and not docker_client.containers.list(filters=label):
+    while time.time() < deadline and not docker_client.containers.list(ignore_removed=True, filters=label):
         time.sleep(0.2)
-    assert docker_client.containers.list(filters=label)
+    assert docker_client.containers.list(ignore_removed=True, filters=label)
     cli("stop", name)
     cli("logs", "-f", name, code=1)
     assert _ps(cli, name)["status"] == "stopped"

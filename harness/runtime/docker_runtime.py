@@ -289,7 +289,7 @@ class DockerRuntime(Runtime):
         """After a scheduler died: remove the run's container. True when one had been created."""
         if not engine_answers():
             return False
-        found = self.client().containers.list(all=True, filters={"label": [
+        found = self.client().containers.list(all=True, ignore_removed=True, filters={"label": [
             f"{LABEL_INSTANCE}={self.settings.instance}", f"nsml-harness.run={run.id}"]})
         for c in found:
             try:
@@ -303,7 +303,8 @@ class DockerRuntime(Runtime):
         if not engine_answers():
             return []
         reaped = []
-        for c in self.client().containers.list(all=True, filters={"label": f"{LABEL_INSTANCE}={self.settings.instance}"}):
+        mine = {"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
+        for c in self.client().containers.list(all=True, ignore_removed=True, filters=mine):
             try:
                 c.remove(force=True)
                 reaped.append(c.labels.get("nsml-harness.session", c.name))
