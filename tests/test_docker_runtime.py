@@ -254,7 +254,7 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
     created = []
     try:
         for run_id in (1, 2):
-            ids = gpus.allocate(settings, busy, 1)
+            ids = gpus.allocate(gpus.models(settings), busy, 1)
             busy.update(ids)
             app = tmp_path / f"app{run_id}"
             app.mkdir()

@@ -17,3 +17,7 @@ class QuotaExceeded(UserError):
 
 class PermissionDenied(UserError):
     """Acting on what is not yours, or an organizer command by a participant (raised by service.permissions)."""
+
+
+class ClusterUnavailable(Exception):
+    """The cluster that places runs ([cluster] executor = "ray") did not answer: runs wait, none is failed for it."""

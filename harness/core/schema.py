@@ -72,6 +72,7 @@ SETTINGS = {
     "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
                   "idle_exit_seconds": NUMBER},
     "process": {"sandbox": str},
+    "cluster": {"executor": str, "address": str},
     "runtimes": {ANY: str},
     "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,

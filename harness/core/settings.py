@@ -30,6 +30,7 @@ SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
 SANDBOXES = ("auto", "bwrap", "none")
+EXECUTORS = ("local", "ray")  # where runs are placed: this machine, or a Ray cluster (harness.runtime.ray_executor)
 
 
 @dataclass
@@ -66,6 +67,8 @@ class Settings:
     #                                         when installed, else docker)
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
     runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
+    executor: str = "local"  # [cluster] executor: "local" (this machine) or "ray" (a Ray cluster places runs)
+    cluster_address: str = "auto"  # [cluster] address: "auto", "HOST:6379" or "ray://HOST:10001"
 
     @property
     def instance(self) -> str:
@@ -92,6 +95,11 @@ class Settings:
     @property
     def datasets_dir(self) -> Path:
         return self.state_dir / "datasets"
+
+    @property
+    def cluster_file(self) -> Path:
+        """The cluster's inventory as its scheduler last saw it (harness.runtime.gpus reads it for the CLI)."""
+        return self.state_dir / "cluster.json"
 
     @property
     def lock_path(self) -> Path:
@@ -139,7 +147,10 @@ def _choice(value, allowed: tuple[str, ...], key: str) -> str | None:
     if value is None:
         return None
     if value not in allowed:
-        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}")
+        import difflib
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}{hint}")
     return str(value)
 
 
@@ -195,6 +206,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     if sandbox not in SANDBOXES:
         raise UserError(f"{SETTINGS_FILE}: process.sandbox: expected one of {', '.join(SANDBOXES)}, got {sandbox!r}")
     runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
+    cluster = cfg.get("cluster", {})
+    executor = _choice(cluster.get("executor", "local"), EXECUTORS, "cluster.executor")
     hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
     return Settings(
         root=root_path,
@@ -227,6 +240,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
         runtime_plugins=_plugins(cfg.get("runtimes", {})),
+        executor=executor,
+        cluster_address=str(cluster.get("address", "auto")),
     )
 
 

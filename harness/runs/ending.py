@@ -33,3 +33,13 @@ def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message:
     if run.run_dir:
         after_commit(db, functools.partial(notify.mark_ended, run.run_dir))  # waiters wake once it is committed
     sync_submission(db, run)
+
+
+def requeue(db, run: Run, message: str | None = None) -> None:
+    """Put a run whose participant code never started back in the queue, in its old place (its id)."""
+    run.status, run.phase, run.started_at, run.gpu_ids, run.heartbeat_at, run.pid = (
+        RunStatus.QUEUED, None, None, [], None, None)
+    run.message = message or None
+    if run.spec and "node" in run.spec:
+        run.spec = {k: v for k, v in run.spec.items() if k != "node"}
+    sync_submission(db, run)

@@ -91,6 +91,20 @@ def target_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
 
 
 @dataclass
+class Placement:
+    """Where a run landed: the node (a cluster's node id and address; None on this machine), the GPU ids it was
+    given there, and its process id on that node."""
+
+    node_id: str | None
+    node: str | None
+    gpu_ids: list[int]
+    pid: int | None = None
+
+    def record(self) -> dict:
+        return {"id": self.node_id, "address": self.node, "gpu_ids": list(self.gpu_ids)}
+
+
+@dataclass
 class Outcome:
     status: RunStatus
     reason: FailureReason | None = None
@@ -133,6 +147,11 @@ class Handle(abc.ABC):
     def close(self) -> None:
         """Called once the outcome is recorded: release what the run held (a container, a descriptor)."""
 
+    def placement(self) -> Placement | None:
+        """Where the run landed, once a cluster has placed it (the scheduler records it with the run's GPU ids).
+        None: on this machine, with the GPU ids of its spec."""
+        return None
+
 
 class Runtime(abc.ABC):
     """Where participant code runs. Built-ins and plugins (harness.runtime.BUILTIN) implement all of this."""
@@ -153,6 +172,35 @@ class Runtime(abc.ABC):
     def reap_orphans(self) -> list[str]:
         """Remove what a dead scheduler of this state root left with no run to own it; the names removed."""
         return []
+
+
+class Executor(abc.ABC):
+    """Where runs are placed: this machine (harness.runtime.executors.LocalExecutor) or a cluster
+    (harness.runtime.ray_executor). The scheduler admits runs against its GPU inventory, starts them with its
+    runtimes, and never asks which executor it has."""
+
+    def __init__(self, settings):
+        self.settings = settings
+
+    @abc.abstractmethod
+    def runtime(self, name: str) -> Runtime:
+        """The runtime NAME as this executor runs it (on a node a cluster picks, for a cluster)."""
+
+    @abc.abstractmethod
+    def gpu_models(self) -> list[str]:
+        """One entry per GPU the scheduler may hand out: its model name ("" when unknown). Raises
+        harness.core.errors.ClusterUnavailable when the cluster does not answer."""
+
+    @abc.abstractmethod
+    def reap_orphans(self, names) -> list[str]:
+        """Remove what a dead scheduler left behind in the runtimes NAMES; the names of what was removed."""
+
+    def reload(self, settings) -> None:
+        """harness.toml changed: runs started from now on use SETTINGS."""
+        self.settings = settings
+
+    def close(self) -> None:
+        """The scheduler is done with it."""
 
 
 def wait_by_polling(handle: Handle, timeout: float | None, interval: float = 0.05) -> Outcome | None:

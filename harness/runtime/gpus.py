@@ -2,9 +2,15 @@
 
 A declared inventory is a count (``gpus = 4``) or a list by model (``gpus = [{model = "V100", count = 4}]``);
 ``run --gpu-model NAME`` allocates only devices whose model name contains NAME (case-insensitive), as NSML's
-``--gpu-model V100`` did."""
+``--gpu-model V100`` did.
+
+With a cluster executor the inventory is the cluster's: its scheduler publishes the nodes it sees in
+``.harness/cluster.json`` (`publish`), and the CLI checks requests against that (`models`)."""
 from __future__ import annotations
 
+import json
+import os
+import time
 from functools import lru_cache
 
 from harness.core.errors import UserError
@@ -35,41 +41,73 @@ def _driver_models() -> tuple[str, ...]:
             pass
 
 
-def models(settings: Settings) -> list[str]:
-    """The model of each device the harness may hand out, by index ("" when only a count is declared)."""
+def local_models(settings: Settings) -> list[str]:
+    """The model of each device of this machine the harness may hand out, by index ("" when only a count is
+    declared)."""
     if settings.declared_gpus is not None:
         return list(settings.declared_gpu_models) or [""] * settings.declared_gpus
     return list(_driver_models())
 
 
-def inventory(settings: Settings) -> list[int]:
-    """Device indices the harness may hand out."""
-    return list(range(len(models(settings))))
+def models(settings: Settings) -> list[str] | None:
+    """The GPUs runs of this state root may get: this machine's, or (with a cluster executor) the cluster's as
+    its scheduler last published them — None when it has not yet."""
+    if settings.executor == "local":
+        return local_models(settings)
+    nodes = published(settings)
+    return None if nodes is None else node_models(nodes)
 
 
-def _matching(settings: Settings, model: str | None) -> list[int]:
-    names = models(settings)
+def node_models(nodes: list[dict]) -> list[str]:
+    """A cluster's GPUs, node by node (alive nodes only): one model name per GPU."""
+    return [node.get("model") or "" for node in nodes if node.get("alive") for _ in range(int(node.get("gpus", 0)))]
+
+
+def publish(settings: Settings, nodes: list[dict]) -> None:
+    """Write the cluster's nodes for the CLI (atomically: a reader sees the old file or the new one)."""
+    tmp = settings.cluster_file.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"executor": settings.executor, "address": settings.cluster_address,
+                               "seen": time.time(), "nodes": nodes}, indent=1))
+    os.replace(tmp, settings.cluster_file)
+
+
+def published(settings: Settings) -> list[dict] | None:
+    try:
+        data = json.loads(settings.cluster_file.read_text())
+    except (OSError, ValueError):
+        return None
+    if data.get("executor") != settings.executor or data.get("address") != settings.cluster_address:
+        return None  # another cluster's
+    return [n for n in data.get("nodes", []) if isinstance(n, dict)]
+
+
+def _matching(names: list[str], model: str | None) -> list[int]:
     return [i for i, name in enumerate(names) if not model or model.lower() in name.lower()]
 
 
 def check_request(settings: Settings, gpus: int, model: str | None = None) -> None:
-    total = len(inventory(settings))
     if gpus < 0:
         raise UserError(f"-g/--gpus: must be >= 0, got {gpus}")
-    if gpus > total:
-        raise UserError(f"-g/--gpus: {gpus} GPU(s) requested but this machine's inventory has {total} "
-                        f"(declare one with 'gpus = N' in harness.toml or HARNESS_GPUS)")
+    names = models(settings)
+    if names is None:  # a cluster not seen yet: its scheduler checks once it has
+        return
+    where = "this machine's inventory" if settings.executor == "local" else "the cluster's inventory"
+    if gpus > len(names):
+        hint = "declare one with 'gpus = N' in harness.toml or HARNESS_GPUS" if settings.executor == "local" \
+            else f"as last seen by the scheduler, {settings.cluster_file}"
+        raise UserError(f"-g/--gpus: {gpus} GPU(s) requested but {where} has {len(names)} ({hint})")
     if model:
-        fit = len(_matching(settings, model))
+        fit = len(_matching(names, model))
         if fit < max(gpus, 1):
-            known = sorted({m for m in models(settings) if m}) or ["no model names (a bare count is declared)"]
+            known = sorted({m for m in names if m}) or ["no model names (a bare count is declared)"]
             raise UserError(f"--gpu-model: {fit} device(s) of model {model!r} for {max(gpus, 1)} requested "
-                            f"(this inventory has: {', '.join(known)})")
+                            f"({where} has: {', '.join(known)})")
 
 
-def allocate(settings: Settings, busy: set[int], count: int, model: str | None = None) -> list[int] | None:
-    """The lowest free device indices (of MODEL, when given), or None when the request does not fit now."""
-    free = [i for i in _matching(settings, model) if i not in busy]
+def allocate(names: list[str], busy: set[int], count: int, model: str | None = None) -> list[int] | None:
+    """The lowest free device indices among NAMES (of MODEL, when given), or None when the request does not fit
+    now."""
+    free = [i for i in _matching(names, model) if i not in busy]
     if len(free) < count:
         return None
     return free[:count]

@@ -23,11 +23,13 @@ from sqlalchemy import select, update
 from harness.core import notify
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
+from harness.core.errors import ClusterUnavailable
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
-from harness.runs.ending import mark, sync_submission
+from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import LOADER_ERROR_EXIT, collect, loader_error, record
 from harness.runs.spec import spec_for
-from harness.runtime import Handle, Outcome, environments, get_runtime, gpus
+from harness.runtime import Handle, Outcome, environments, gpus
+from harness.runtime.executors import get_executor
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.scoring import provenance
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
@@ -47,10 +49,11 @@ class Scheduler:
         self.settings = settings
         self.store = store
         self.handles: dict[int, Handle] = {}
-        self.gpu_busy: dict[int, list[int]] = {}
+        self.gpu_busy: dict[int, list[int]] = {}  # GPUs admitted per run (indices into the executor's inventory)
+        self.placed: dict[int, object] = {}  # runs a cluster has placed (their node is recorded)
         self.scoring: dict[int, Future] = {}
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
-        self.runtimes: dict[str, object] = {}
+        self.executor = get_executor(settings)
         self._last_heartbeat = 0.0
         self._settings_mtime: float | None = None
         self.checkpoint_dirs: dict[int, Path] = {}  # training runs: where their checkpoints are saved
@@ -81,14 +84,12 @@ class Scheduler:
         self.scoring[run_id] = fut
 
     def runtime(self, name: str):
-        if name not in self.runtimes:
-            self.runtimes[name] = get_runtime(name, self.settings)
-        return self.runtimes[name]
+        return self.executor.runtime(name)
 
     def recover(self) -> None:
         """We hold the lock: nothing marked running is watched by anyone else. Old session environments go."""
         environments.collect_garbage(self.settings.state_dir / "envs")
-        for run_id in recover_runs(self.settings, self.store):
+        for run_id in recover_runs(self.settings, self.store, self.executor):
             log.warning("run %s: scoring again after a restart", run_id)
             self._submit_scoring(run_id)
 
@@ -104,8 +105,11 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - a broken file: keep the last good settings
                 log.error("harness.toml not reloaded: %s", exc)
                 return
+            if (fresh.executor, fresh.cluster_address) != (self.settings.executor, self.settings.cluster_address):
+                log.warning("[cluster] changed: it applies to the next scheduler (runs in flight stay where they are)")
+                fresh.executor, fresh.cluster_address = self.settings.executor, self.settings.cluster_address
             self.settings = fresh
-            self.runtimes.clear()
+            self.executor.reload(fresh)
 
     def tick(self) -> bool:
         """One pass over running and queued runs. Returns False when there is nothing left to do."""
@@ -138,9 +142,12 @@ class Scheduler:
             watched = {rid: (stop, offset) for rid, stop, offset in db.execute(
                 select(Run.id, Run.stop_requested, Run.events_offset).where(Run.id.in_(list(self.handles))))}
         ended: dict[int, Outcome] = {}
-        collected = {}
+        collected, placed = {}, {}
         for run_id, (stop, offset) in watched.items():
             handle = self.handles[run_id]
+            where = handle.placement()
+            if where is not None and run_id not in self.placed:
+                placed[run_id] = self.placed[run_id] = where
             over = self.disk.verdict(run_id)
             if over:
                 handle.cancel(FailureReason.DISK_QUOTA, over)
@@ -164,6 +171,10 @@ class Scheduler:
                 ended[run_id] = outcome
         to_score, done = [], []
         with self.store.tx() as db:
+            for run_id, where in placed.items():  # a cluster placed it: the node and the GPU ids it gave
+                run = db.get(Run, run_id)
+                run.gpu_ids, run.pid = list(where.gpu_ids), where.pid
+                run.spec = {**(run.spec or {}), "node": where.record()}
             for run_id, got in collected.items():
                 run = db.get(Run, run_id)
                 record(db, run, db.scalar(select(Session).where(Session.run_id == run_id)), got)
@@ -171,8 +182,12 @@ class Scheduler:
                 run, handle = db.get(Run, run_id), self.handles.pop(run_id)
                 done.append(handle)
                 self.gpu_busy.pop(run_id, None)
+                self.placed.pop(run_id, None)
                 self.checkpoint_dirs.pop(run_id, None)
                 self.disk.forget(run_id)
+                if outcome.status is RunStatus.QUEUED:  # its node went away before its code started
+                    requeue(db, run, outcome.message)
+                    continue
                 run.spec = {**(run.spec or {}), "isolation": handle.isolation,
                             **({"environment": handle.environment} if handle.environment else {})}
                 if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
@@ -188,10 +203,24 @@ class Scheduler:
         """Mark the runs that fit as launching (one transaction), then start each one."""
         chosen = []
         with self.store.tx() as db:
+            queued = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all()
+            if not queued:
+                return
+            try:
+                inventory = self.executor.gpu_models()
+            except ClusterUnavailable as exc:  # the runs wait (nothing is failed for the cluster's absence)
+                note = f"waiting for the cluster: {exc}"
+                for run in queued:
+                    if run.stop_requested:
+                        self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
+                                                      "stopped before it started"))
+                    elif run.message != note:
+                        run.message = note
+                return
             busy = {g for ids in self.gpu_busy.values() for g in ids}
             team_held = self._team_gpus(db)
             gpu_blocked = False
-            for run in db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all():
+            for run in queued:
                 if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
                     break
                 if run.stop_requested:
@@ -199,10 +228,10 @@ class Scheduler:
                                                   "stopped before it started"))
                     continue
                 ids: list[int] = []
-                if run.gpus > len(gpus.inventory(self.settings)):  # it would wait forever: say so instead
+                if run.gpus > len(inventory):  # it would wait forever: say so instead
                     self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
                                                   f"{run.gpus} GPU(s) requested, the inventory has "
-                                                  f"{len(gpus.inventory(self.settings))}"))
+                                                  f"{len(inventory)}"))
                     continue
                 if run.gpus and run.team_id is not None and run.team_gpu_quota is not None \
                         and team_held.get(run.team_id, 0) + run.gpus > run.team_gpu_quota:
@@ -215,7 +244,7 @@ class Scheduler:
                 if run.gpus:
                     if gpu_blocked:
                         continue  # FIFO among GPU runs: nobody overtakes the first one that waits
-                    got = gpus.allocate(self.settings, busy, run.gpus, (run.spec or {}).get("gpu_model"))
+                    got = gpus.allocate(inventory, busy, run.gpus, (run.spec or {}).get("gpu_model"))
                     if got is None:
                         gpu_blocked = True
                         continue
@@ -307,6 +336,7 @@ class Scheduler:
             handle.close()
         self.disk.close()
         self.pool.shutdown(wait=True)
+        self.executor.close()
         os.close(self._wake_r)
         os.close(self._wake_w)
 

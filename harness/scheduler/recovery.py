@@ -20,19 +20,20 @@ from sqlalchemy import select
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunPhase, RunStatus
 from harness.core.settings import Settings
-from harness.runs.ending import mark, sync_submission
+from harness.runs.ending import mark, requeue
 from harness.runs.events import collect, record
-from harness.runtime import get_runtime, reap_orphans
+from harness.runtime.base import Executor
+from harness.runtime.executors import get_executor
 from harness.store import Store
 from harness.store.models import Run, Session
 
 log = logging.getLogger("harness.scheduler.recovery")
 
 
-def recover_runs(settings: Settings, store: Store) -> list[int]:
+def recover_runs(settings: Settings, store: Store, executor: Executor | None = None) -> list[int]:
     """Call with the scheduler lock held. Returns the submit runs to score again."""
     rescore = []
-    runtimes = {}
+    executor = executor or get_executor(settings)
     with store.tx() as db:  # what the lost runs saved, read outside the transaction that records it
         pending = db.execute(select(Run.id, Run.run_dir, Run.events_offset, Session.dir)
                              .join(Session, Session.run_id == Run.id).where(Run.status == RunStatus.RUNNING)).all()
@@ -43,9 +44,7 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
             if run.phase is RunPhase.SCORING:
                 rescore.append(run.id)
                 continue
-            if run.runtime not in runtimes:
-                runtimes[run.runtime] = get_runtime(run.runtime, settings)
-            started = runtimes[run.runtime].cleanup(run) or bool(run.pid)  # the runtime reaps what is left
+            started = executor.runtime(run.runtime).cleanup(run) or bool(run.pid)  # the runtime reaps what is left
             if started:
                 sess = db.scalar(select(Session).where(Session.run_id == run.id))
                 if sess is not None and run.id in collected:
@@ -53,13 +52,11 @@ def recover_runs(settings: Settings, store: Store) -> list[int]:
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place
-                run.status, run.phase, run.started_at, run.gpu_ids, run.heartbeat_at = (
-                    RunStatus.QUEUED, None, None, [], None)
-                sync_submission(db, run)
+                requeue(db, run, run.message)
                 log.warning("run %s: requeued (it had not started)", run.id)
     with store.tx() as db:  # only runtimes this root has used can have left something (no engine ping otherwise)
         used = set(db.scalars(select(Run.runtime).distinct()))
-    reap_orphans(settings, used)  # what is left belongs to no running run
+    executor.reap_orphans(used)  # what is left belongs to no running run
     return rescore
 
 
