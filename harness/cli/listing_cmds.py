@@ -33,6 +33,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
         rows = lazy.api().list_sessions(all_, last, task)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
+                 "gpu_ids": ",".join(map(str, r["gpu_ids"] or [])) + (f" @ node {r['node']['id'][:8]}" if r.get("node") else ""),
                  "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
 

@@ -86,7 +86,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
         limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))
     manifest = Manifest.read(Path(sess.task.path))
     return RunSpec(run_id=run.id, name=sess.name, argv=argv, workdir=workdir, paths=paths, env=env,
-                   gpu_ids=list(run.gpu_ids), cpus=run.cpus, memory=run.memory, shm_size=run.shm_size,
+                   gpu_ids=list(run.gpu_ids),
+                   gpu_model=(run.spec or {}).get("gpu_model"), cpus=run.cpus, memory=run.memory, shm_size=run.shm_size,
                    time_limit=run.time_limit, max_log_bytes=settings.max_log_bytes, kill_grace=settings.kill_grace,
                    mounts=mounts, image=manifest.image, network=manifest.network,
                    source_builds=manifest.source_builds,

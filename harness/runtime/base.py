@@ -48,6 +48,7 @@ class RunSpec:
     paths: RunPaths  # the host folders and files the run is given
     env: dict[str, str] = field(default_factory=dict)  # NSML_* variables, paths as host paths
     gpu_ids: list[int] = field(default_factory=list)
+    gpu_model: str | None = None  # --gpu-model: a cluster places the run on a node with GPUs of this model
     cpus: float | None = None
     memory: int | None = None
     shm_size: int | None = None

@@ -40,7 +40,7 @@ def _thread_env(cpus: float | None) -> dict[str, str]:
 
 
 def build_env(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
-    env = {k: v for k, v in base.items() if not k.startswith(("NSML_", "HARNESS_"))}
+    env = {k: v for k, v in base.items() if not k.startswith(("NSML_", "HARNESS_", "RAY_"))}
     env.update(spec.env)
     env.update(_thread_env(spec.cpus))
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
