@@ -29,17 +29,22 @@ def test_import_contracts_hold():
     assert "0 broken" in r.stdout
 
 
-def test_a_broken_contract_is_caught(tmp_path):
-    """The contracts are live: a floor importing one above it breaks them (checked on a copy)."""
+@pytest.mark.parametrize("module, line, named", [
+    ("runs/create.py", "from harness.service import sessions  # upward", "harness.runs.create -> harness.service"),
+    ("runtime/gpus.py", "import ray  # only the Ray executor may", "harness.runtime.gpus -> ray"),
+])
+def test_a_broken_contract_is_caught(tmp_path, module, line, named):
+    """The contracts are live: a floor importing one above it, or Ray imported outside the Ray executor, breaks
+    them (checked on a copy)."""
     import shutil
     copy = tmp_path / "src"
     shutil.copytree(PACKAGE, copy / "harness", ignore=shutil.ignore_patterns("resources", "__pycache__"))
-    with open(copy / "harness" / "runs" / "create.py", "a") as fh:
-        fh.write("\nfrom harness.service import sessions  # upward\n")
+    with open(copy / "harness" / module, "a") as fh:
+        fh.write(f"\n{line}\n")
     lint = Path(sys.executable).with_name("lint-imports")
     r = subprocess.run([str(lint), "--config", str(ROOT / ".importlinter"), "--no-cache"], cwd=copy,
                        capture_output=True, text=True, env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"})
-    assert r.returncode != 0 and "BROKEN" in r.stdout and "harness.runs.create -> harness.service" in r.stdout
+    assert r.returncode != 0 and "BROKEN" in r.stdout and named in r.stdout, r.stdout[-2000:]
 
 
 @pytest.mark.parametrize("floor", FLOORS)

@@ -1,4 +1,4 @@
-from .loop import main
+from .daemon import main
 
 if __name__ == "__main__":
     main()
