@@ -7,3 +7,4 @@ HERE = Path(__file__).resolve().parent
 TASKS = HERE / "tasks"
 SUBMISSIONS = HERE / "submissions"
 DOCKERFILE = HERE / "Dockerfile"
+SESSION_SDK = HERE.parent / "session_sdk"  # the in-session `nsml` module, put on every session's path

@@ -14,13 +14,14 @@ import threading
 import time
 from pathlib import Path
 
+from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, target_env, wait_by_polling
 from .images import ImageError, session_image
 
-SDK = Path(__file__).resolve().parent.parent / "session_sdk"
+SDK = resources.SESSION_SDK
 SDK_TARGET = "/opt/nsml-sdk"
 LABEL_INSTANCE = "nsml-harness.instance"
 

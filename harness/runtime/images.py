@@ -28,7 +28,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 from harness import resources
 from harness.core.errors import UserError
 
-SDK = Path(__file__).resolve().parent / "session_sdk"
+SDK = resources.SESSION_SDK
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ENV_REPO = "nsml-harness/env"
 _build_locks: dict[str, threading.Lock] = {}

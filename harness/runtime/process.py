@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
@@ -28,7 +29,7 @@ from harness.core.settings import inherited_environment
 from . import environments, sandbox
 from .base import Handle, Outcome, RunSpec, Runtime, target_env, truncate_log, wait_by_polling
 
-SDK_PATH = Path(__file__).resolve().parent.parent / "session_sdk"
+SDK_PATH = resources.SESSION_SDK
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
 
 
