@@ -78,3 +78,22 @@ def test_request_beyond_the_inventory_is_a_clear_error(cli, tiny_task, nsml_fold
     r = cli("run", "-d", "tiny", "-g", "5", nsml_folder, code=2)
     assert r.stderr.strip() == ("Error: -g/--gpus: 5 GPU(s) requested but this machine's inventory has 4 "
                                 "(declare one with 'gpus = N' in harness.toml or HARNESS_GPUS)")
+
+
+@pytest.mark.parametrize("mode", ["local", "remote"])
+def test_ps_ends_with_the_gpus_in_use(cli, tiny_task, tmp_path, gpu_folder, mode, request):
+    """`ps` says how many of the inventory's GPUs running runs hold (everyone's, as a count); -j stays the rows."""
+    if mode == "remote":
+        cli = request.getfixturevalue("remote_cli")  # after gpu_folder: the server sees the declared inventory
+    out = tmp_path / "gpu.jsonl"
+    assert cli("ps").stderr.strip() == "GPUs: 0 of 4 in use"
+    held = _launch(cli, gpu_folder, 3, 30.0, out)
+    deadline = time.time() + 30
+    while time.time() < deadline and cli.json("ps")[0]["status"] != "running":
+        time.sleep(0.2)
+    assert cli("ps").stderr.strip() == "GPUs: 3 of 4 in use"
+    assert cli("ps", user="bob").stderr.strip() == "GPUs: 3 of 4 in use"  # another user: the count, no names
+    assert "GPUs" not in cli("ps", "-j").stderr
+    cli("stop", held)
+    cli("logs", "-f", held, code=1)
+    assert cli("ps").stderr.strip() == "GPUs: 0 of 4 in use"

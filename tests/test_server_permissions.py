@@ -16,6 +16,7 @@ S = "/sessions/alice/tiny/1"
 MATRIX = [
     ("GET", "/whoami", None, {OWN: 200, OTHER: 200, ORG: 200}),
     ("GET", "/sessions", None, {OWN: 200, OTHER: 200, ORG: 200}),
+    ("GET", "/inventory", None, {OWN: 200, OTHER: 200, ORG: 200}),  # counts only: nobody's names
     ("GET", S, None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("GET", S + "/log", None, {OTHER: 403, OWN: 200, ORG: 200}),
     ("PUT", S + "/memo", {"text": "m"}, {OTHER: 403, OWN: 200, ORG: 200}),

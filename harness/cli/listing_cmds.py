@@ -36,6 +36,11 @@ def ps_cmd(lazy, all_, last, task, as_json):
                  "gpu_ids": ",".join(map(str, r["gpu_ids"] or [])) + (f" @ node {r['node']['id'][:8]}" if r.get("node") else ""),
                  "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
+    if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
+        inv = None if lazy.login() else listings.quick_inventory(lazy.settings())
+        line = listings.describe(inv if inv is not None else lazy.api().inventory())
+        if line:
+            click.echo(line, err=True)
 
 
 @click.command("board")

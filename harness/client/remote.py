@@ -125,6 +125,9 @@ class RemoteApi(Api):
         params = {"all": all_, **({"last": last} if last else {}), **({"task": task} if task else {})}
         return self._json("GET", "/sessions", params=params)
 
+    def inventory(self):
+        return self._json("GET", "/inventory")
+
     def session_info(self, name):
         return self._json("GET", _session_path(name))
 

@@ -143,6 +143,12 @@ def list_sessions(api: LocalApi = Caller, all: bool = False, last: Annotated[Opt
     return page(api.list_sessions(all, last, task), limit, offset)
 
 
+@router.get("/inventory")
+def inventory(api: LocalApi = Caller) -> dict:
+    """The GPUs runs may get (a cluster's node by node) and how many are in use: counts only."""
+    return api.inventory()
+
+
 @router.get("/sessions/{user}/{task}/{number}")
 def session_info(user: str, task: str, number: int, api: LocalApi = Caller) -> dict:
     return api.session_info(session_name(user, task, number))

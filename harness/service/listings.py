@@ -4,6 +4,7 @@ must answer instead (a run to recover, an old schema, an unknown task, a round's
 either way (store.listing builds both). Only the caller's own sessions are read; boards are public."""
 from __future__ import annotations
 
+from harness.runtime import gpus
 from harness.store import listing
 from harness.store.quick import QuickReader
 
@@ -43,3 +44,46 @@ def quick_board(settings, task):
         return title(task, metric, direction.value), listing.board_rows(reader.rows, task_id, direction)
     finally:
         reader.close()
+
+
+def inventory(settings, rows) -> dict:
+    """The GPUs runs of this root may get and how many are in use: this machine's, or a cluster's node by node (as
+    its scheduler last saw them). Counts only: whose runs hold them is not said."""
+    held = listing.gpus_in_use(rows)
+    if settings.executor == "local":
+        models = gpus.local_models(settings)
+        nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
+                  "in_use": sum(held.values())}]
+    else:
+        seen = gpus.published(settings)
+        nodes = [{"id": n.get("id", ""), "node": n.get("address", ""), "gpus": int(n.get("gpus", 0)),
+                  "models": [n["model"]] if n.get("model") else [], "in_use": held.get(n.get("id", ""), 0)}
+                 for n in seen or [] if n.get("alive")]
+        if held.get(""):  # admitted, not placed yet
+            nodes.append({"id": "", "node": "being placed", "gpus": 0, "models": [], "in_use": held[""]})
+    return {"executor": settings.executor, "gpus": sum(n["gpus"] for n in nodes),
+            "in_use": sum(n["in_use"] for n in nodes), "nodes": nodes}
+
+
+def quick_inventory(settings) -> dict | None:
+    """The inventory by the quick path, or None where the library must answer."""
+    reader = QuickReader.open(settings)
+    if reader is None:
+        return None
+    try:
+        return inventory(settings, reader.rows)
+    finally:
+        reader.close()
+
+
+def describe(inv: dict) -> str | None:
+    """One line for `ps`: "GPUs: 3 of 8 in use" and, on a cluster, each node's share; None when there are no
+    GPUs to speak of."""
+    if not inv["gpus"] and not inv["in_use"]:
+        return None
+    line = f"GPUs: {inv['in_use']} of {inv['gpus']} in use"
+    if inv["executor"] != "local":
+        parts = [f"node {n['id'][:8]} ({n['node']}) {n['in_use']}/{n['gpus']}" if n["id"] else
+                 f"{n['node']} {n['in_use']}" for n in inv["nodes"]]
+        line += f" on {inv['executor']}: " + ", ".join(parts) if parts else f" ({inv['executor']}: no node seen yet)"
+    return line

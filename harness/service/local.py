@@ -12,7 +12,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.runs.create import RunOptions
 
-from . import accounts, boards, checkpoints, contests, metrics, moderation, sessions, submits, tasks
+from . import accounts, boards, checkpoints, contests, listings, metrics, moderation, sessions, submits, tasks
 from .api import Api
 
 
@@ -59,6 +59,11 @@ class LocalApi(Api):
 
     def list_sessions(self, all_, last, task):
         return sessions.list_sessions(self.h, all_=all_, last=last, task=task)
+
+    def inventory(self):
+        from harness.store.quick import sa_rows
+        with self.h.tx() as db:
+            return listings.inventory(self.h.settings, sa_rows(db))
 
     def session_info(self, name):
         info = sessions.session_info(self.h, name)

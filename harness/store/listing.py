@@ -91,6 +91,18 @@ def session_rows(rows, user_id: int | None = None, task_id: int | None = None, a
     return out
 
 
+def gpus_in_use(rows) -> dict[str, int]:
+    """How many GPUs running runs (sessions and submits, everyone's) hold, by the id of the node a cluster placed
+    them on ("" for this machine, and for a run a cluster has not placed yet)."""
+    held: dict[str, int] = {}
+    for gpu_ids, spec in rows("SELECT gpu_ids, spec FROM runs WHERE status = :running",
+                              running=RunStatus.RUNNING.value):
+        node = (as_json(spec) or {}).get("node") or {}
+        ids = node.get("gpu_ids") if node else as_json(gpu_ids)
+        held[node.get("id", "")] = held.get(node.get("id", ""), 0) + len(ids or [])
+    return held
+
+
 def user_id(rows, name: str) -> int | None:
     found = rows("SELECT id FROM users WHERE name = :name", name=name)
     return found[0][0] if found else None

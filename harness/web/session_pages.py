@@ -36,7 +36,8 @@ def _name(user: str, task: str, number: int) -> str:
 @router.get("/sessions")
 def sessions_page(request: Request) -> HTMLResponse:
     api = web_api(request)
-    return page(request, "sessions.html", api, sessions=api.list_sessions(True, None, None))
+    return page(request, "sessions.html", api, sessions=api.list_sessions(True, None, None),
+                inventory=api.inventory())
 
 
 @router.get("/sessions/{user}/{task}/{number}")
