@@ -6,10 +6,12 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# A session that sleeps one second.
+# A session that sleeps one second, saying when it held which GPUs (so sharing is judged from what the code saw).
 SLEEP_ONE = '''
-import time
+import os, time
+print("start", time.time(), os.environ.get("CUDA_VISIBLE_DEVICES", ""), flush=True)
 time.sleep(1.0)
+print("end", time.time(), flush=True)
 '''
 
 
@@ -66,9 +68,11 @@ def accuracy_files(folder: Path, n: int, seed: int = 3) -> tuple[Path, Path]:
     return labels, pred
 
 
-def makespan(root: Path, code: Path, n: int) -> tuple[float, int]:
+def makespan(root: Path, code: Path, n: int) -> tuple[float, int, dict]:
     """Queue N one-GPU sessions while holding the scheduler's lease (so none starts early), hand it over, and
-    wait. Returns the makespan (first start to last end, from the store) and how many runs shared a GPU."""
+    wait. Returns the makespan (first admission to last recorded end, from the store), how many runs' code held a
+    GPU another run's code held at the same time (a GPU is a node and an id: on a cluster, the node Ray chose and
+    the id it gave; times and ids as each run's code saw them), and how many runs each node ran."""
     from sqlalchemy import select
 
     from harness.context import Harness
@@ -90,21 +94,34 @@ def makespan(root: Path, code: Path, n: int) -> tuple[float, int]:
     ensure_running(settings)
     while True:
         with h.tx() as db:
-            runs = db.execute(select(Run.started_at, Run.ended_at, Run.gpu_ids, Run.status)).all()
+            runs = db.execute(select(Run.id, Run.started_at, Run.ended_at, Run.status, Run.spec, Run.message,
+                                     Run.run_dir)).all()
         if len(runs) >= len(ids) and all(r.status.terminal for r in runs):
             break
         time.sleep(0.5)
     h.store.close()
     bad = [r for r in runs if r.status.value != "succeeded"]
     if bad:
-        raise SystemExit(f"{len(bad)} of the {n} sessions did not succeed")
+        raise SystemExit(f"{len(bad)} of the {n} sessions did not succeed; the first: {bad[0].message}")
     span = (max(r.ended_at for r in runs) - min(r.started_at for r in runs)).total_seconds()
-    shared = 0
-    by_gpu: dict[int, list] = {}
+    by_gpu: dict[tuple, list] = {}
+    per_node: dict[str, int] = {}
     for r in runs:
-        for g in r.gpu_ids:
-            by_gpu.setdefault(g, []).append((r.started_at, r.ended_at))
+        where = ((r.spec or {}).get("node") or {}).get("id", "local")[:12]
+        per_node[where] = per_node.get(where, 0) + 1
+        start, end, gpus = _code_span(Path(r.run_dir) / "log.txt")
+        for g in gpus:
+            by_gpu.setdefault((where, g), []).append((start, end))
+    shared = 0
     for spans in by_gpu.values():
         spans.sort()
         shared += sum(1 for a, b in zip(spans, spans[1:]) if b[0] < a[1])
-    return span, shared
+    return span, shared, per_node
+
+
+def _code_span(log: Path) -> tuple[float, float, list[str]]:
+    """When SLEEP_ONE's code started and ended, and the GPU ids it was given, from its own log."""
+    lines = [line.split() for line in log.read_text().splitlines()]
+    start = next(parts for parts in lines if parts[:1] == ["start"])
+    end = next(parts for parts in lines if parts[:1] == ["end"])
+    return float(start[1]), float(end[1]), start[2].split(",") if len(start) > 2 else []

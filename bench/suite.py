@@ -4,8 +4,8 @@ with --readme puts the table into README.md between its bench markers.
 
     python bench/suite.py [--repeat 5] [--only ps,session,...] [--readme]
 
-Rows: ps, session, docker, submit, board, evaluator, schedule, remote, web (docker is skipped, and says so, without an
-engine). Not timed tests: nothing here fails a build; the table says which rows miss their goal.
+Rows: ps, session, docker, submit, board, evaluator, schedule, schedule_ray, remote, web (docker is skipped, and says
+so, without an engine; schedule_ray without ray). Not timed tests: nothing here fails a build; the table says which rows miss their goal.
 """
 from __future__ import annotations
 
@@ -220,11 +220,68 @@ def bench_schedule(tmp: Path, repeat: int, n: int = 200, gpus: int = 8) -> dict:
                                        f"[limits]\nqueued_per_user = {n}\n")
     prepare_without_quota(root)
     code = fixtures.entry_folder(tmp / "schedule-code", fixtures.SLEEP_ONE)
-    span, oversubscribed = fixtures.makespan(root, code, n)
+    span, oversubscribed, _ = fixtures.makespan(root, code, n)
     ideal = n / gpus * 1.0
     return row("schedule", f"{n} queued 1-s sessions on {gpus} declared GPUs: makespan / ideal {ideal:g} s",
                "≤ 1.10", span / ideal, 1.10, "×", harness=span,
                extra={"makespan_s": round(span, 3), "ideal_s": ideal, "oversubscribed": oversubscribed})
+
+
+def bench_schedule_ray(tmp: Path, repeat: int, n: int = int(os.environ.get("BENCH_RAY_N", "200")), workers: int = 2, gpus_each: int = 4) -> dict:
+    """The schedule row on the Ray executor: a real local cluster on 127.0.0.1 (a head without GPUs and WORKERS
+    workers with GPUS_EACH declared GPUs), the harness's scheduler as its driver."""
+    try:
+        from ray.cluster_utils import Cluster
+    except ImportError:
+        return {"key": "schedule_ray", "measure": "the schedule row on a Ray cluster",
+                "skipped": "ray is not installed (pip install 'nsml-harness[cluster]')"}
+    gpus = workers * gpus_each
+    # loopback only; Ray would otherwise rewrite the scheduler's 127.0.0.1 address to the host's outward one
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False,
+                                                           "node_ip_address": "127.0.0.1"})
+    try:
+        for _ in range(workers):
+            cluster.add_node(num_cpus=gpus_each, num_gpus=gpus_each, node_ip_address="127.0.0.1")
+        cluster.wait_for_nodes()
+        root = tmp / "schedule-ray"
+        root.mkdir()
+        (root / "harness.toml").write_text(f"[scheduler]\nmax_concurrent_runs = {gpus}\n"
+                                           f"[limits]\nqueued_per_user = {n}\n"
+                                           f"[cluster]\nexecutor = \"ray\"\naddress = \"{cluster.address}\"\n")
+        prepare_without_quota(root)
+        code = fixtures.entry_folder(tmp / "schedule-ray-code", fixtures.SLEEP_ONE)
+        span, oversubscribed, per_node = fixtures.makespan(root, code, n)
+        stop_scheduler(root)
+        bare = bare_ray_makespan(cluster.address, code / "main.py", n)
+    finally:
+        cluster.shutdown()
+    ideal = n / gpus * 1.0
+    return row("schedule_ray", f"{n} queued 1-s sessions on {gpus} declared GPUs across {workers} Ray workers: "
+               f"makespan / ideal {ideal:g} s", "≤ 1.10", span / ideal, 1.10, "×", bare=bare, harness=span,
+               extra={"makespan_s": round(span, 3), "ideal_s": ideal, "oversubscribed": oversubscribed,
+                      "runs_per_node": "/".join(str(v) for v in sorted(per_node.values())),
+                      "bare_ray_ratio": round(bare / ideal, 3)})
+
+
+BARE_RAY = """
+import subprocess, sys, time
+import ray
+address, entry, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+ray.init(address=address, log_to_driver=False, logging_level="WARNING")
+@ray.remote(num_gpus=1, num_cpus=1, max_calls=0, max_retries=0)
+def one(entry):
+    subprocess.run([sys.executable, entry], check=True, capture_output=True)
+start = time.perf_counter()
+ray.get([one.remote(entry) for _ in range(n)])
+print(time.perf_counter() - start)
+"""
+
+
+def bare_ray_makespan(address: str, entry: Path, n: int) -> float:
+    """The bare equivalent on the same cluster: a fresh driver hands Ray N tasks at once, each running the same
+    entry as a plain process on the GPU Ray gave it (no harness: no admission, sandbox, snapshot or store)."""
+    return float(timed_cmd([PY, "-c", BARE_RAY, address, str(entry), str(n)])[1].split()[-1])
 
 
 def bench_remote(tmp: Path, repeat: int) -> dict:
@@ -238,7 +295,8 @@ def bench_web(tmp: Path, repeat: int) -> dict:
 
 
 ROWS = {"ps": bench_ps, "session": bench_session, "docker": bench_docker, "submit": bench_submit,
-        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule, "remote": bench_remote,
+        "board": bench_board, "evaluator": bench_evaluator, "schedule": bench_schedule,
+        "schedule_ray": bench_schedule_ray, "remote": bench_remote,
         "web": bench_web}
 
 

@@ -12,6 +12,23 @@ from test_contest import CONTEST, _split_tiny
 ray = pytest.importorskip("ray") if not os.environ.get("CI") else __import__("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
+LOOPBACK = "127.0.0.1"  # every node of a test cluster listens on loopback only
+# ...and every driver (the harness's scheduler) joins it there: Ray otherwise rewrites a 127.0.0.1 address to
+# the host's outward one (services.resolve_ip_for_localhost), where a loopback-only cluster does not answer.
+SINGLE_MACHINE = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+
+
+def loopback_cluster(workers: int, gpus_each: int) -> Cluster:
+    """A head without GPUs and WORKERS workers with GPUS_EACH declared GPUs, on 127.0.0.1 only."""
+    os.environ.update(SINGLE_MACHINE)  # read by this process and by the schedulers it starts
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False,
+                                                     "node_ip_address": LOOPBACK})
+    c.workers = [c.add_node(num_cpus=gpus_each, num_gpus=gpus_each, node_ip_address=LOOPBACK)
+                 for _ in range(workers)]
+    c.wait_for_nodes()
+    assert c.address.startswith(LOOPBACK + ":"), c.address
+    return c
+
 # Prints when it started and ended (wall clock) and the GPUs it was given, so overlaps are checked from what
 # the code itself saw.
 PROBE = '''
@@ -27,10 +44,7 @@ print("end", time.time(), flush=True)
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, "num_gpus": 0, "include_dashboard": False})
-    workers = [c.add_node(num_cpus=4, num_gpus=4) for _ in range(2)]
-    c.wait_for_nodes()
-    c.workers = workers
+    c = loopback_cluster(workers=2, gpus_each=4)
     yield c
     c.shutdown()
 
@@ -117,7 +131,7 @@ def test_team_gpu_quota_holds_across_nodes(cli, ray_root, cluster, tmp_path):
     assert nodes <= {w.node_id for w in cluster.workers}
 
 
-def test_stop_cancels_the_ray_actor_and_reaps_its_processes(cli, ray_root, tmp_path, tiny_task):
+def test_stop_cancels_the_ray_task_and_reaps_its_processes(cli, ray_root, tmp_path, tiny_task):
     import psutil
     probe = participant(tmp_path / "probe", PROBE)
     name = _start(cli, probe, "-g", "4", "-a", "--sleep 120")
@@ -179,6 +193,9 @@ def test_a_worker_killed_mid_run_loses_its_run_and_names_the_node(cli, ray_root,
     victim_name, survivor_name = names
     victim_node = rows[victim_name]["node"]["id"]
     assert rows[survivor_name]["node"]["id"] != victim_node
+    inventory = cli("ps").stderr  # the cluster's GPUs, node by node, as the scheduler sees them
+    assert inventory.startswith("GPUs: 8 of 8 in use on ray: "), inventory
+    assert f"node {victim_node[:8]} " in inventory and inventory.count(" 4/4") == 2, inventory
     cluster.remove_node(next(w for w in cluster.workers if w.node_id == victim_node), allow_graceful=False)
     for n in names:
         cli("logs", "-f", n, code=None)

@@ -1,11 +1,11 @@
-"""The Ray executor (``[cluster] executor = "ray"``; the `cluster` extra): each admitted run becomes one Ray actor
+"""The Ray executor (``[cluster] executor = "ray"``; the `cluster` extra): each admitted run becomes one Ray task
 that asks for the run's GPUs, CPUs and memory (and, for ``--gpu-model``, the node's accelerator type), and runs
 the node-local runtime on the node Ray chose (harness.runtime.ray_node) with the GPU ids Ray assigned.
 
 The harness's scheduler stays the source of truth for admission (FIFO, team GPU quotas, submit quotas, its
 lease): it admits runs against the cluster's GPU count (`gpu_models`, published for the CLI in
 ``.harness/cluster.json``), and Ray only places and runs them. The scheduler process is the Ray driver: when it
-dies, Ray ends its actors, and the next scheduler recovers their runs (cleaning up on their nodes).
+dies, Ray ends its tasks, and the next scheduler recovers their runs (cleaning up on their nodes).
 
 Nothing outside this module and ray_node imports ray (an import-linter contract says so)."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
+from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from harness.core.enums import FailureReason, RunStatus
@@ -79,7 +79,9 @@ class RayExecutor(Executor):
         self._runtimes: dict[str, RayRuntime] = {}
         self._nodes: list[dict] = []
         self._seen = 0.0
-        self.actor_class = ray.remote(ray_node.RunActor)
+        # one task per run, in reused workers (max_calls=0: the worker itself never holds a CUDA context), never
+        # retried by Ray (a lost run is the scheduler's to name or requeue)
+        self.run_task = ray.remote(max_calls=0)(ray_node.run)
 
     def runtime(self, name: str) -> Runtime:
         from . import check_name
@@ -143,18 +145,19 @@ class RayRuntime(Runtime):
 
     def start(self, spec: RunSpec) -> RayHandle:
         connect(self.executor.settings)
-        options = {"num_gpus": len(spec.gpu_ids), "num_cpus": spec.cpus or 1, "max_concurrency": 4,
-                   "max_restarts": 0, "name": f"run-{self.executor.settings.instance}-{spec.run_id}"}
+        options = {"num_gpus": len(spec.gpu_ids), "num_cpus": spec.cpus or 1, "max_retries": 0,
+                   "retry_exceptions": False, "num_returns": "streaming",
+                   "name": f"run-{self.executor.settings.instance}-{spec.run_id}"}
         if spec.memory:
             options["memory"] = spec.memory
         accelerator = self.accelerator(spec.gpu_model)
         if accelerator:
             options["accelerator_type"] = accelerator
-        actor = self.executor.actor_class.options(**options).remote(self.executor.settings, self.name)
-        return RayHandle(actor, spec)
+        items = self.executor.run_task.options(**options).remote(self.executor.settings, self.name, spec)
+        return RayHandle(items, spec)
 
     def cleanup(self, run) -> bool:
-        """A dead scheduler's run: clean up on its node (its actor died with the scheduler, but a process group
+        """A dead scheduler's run: clean up on its node (its task died with the scheduler, but a process group
         or container may be left there). True when its code had started."""
         node = (run.spec or {}).get("node") or {}
         started = bool(node) or (Path(run.run_dir) / "pid").exists()
@@ -173,12 +176,13 @@ def _short(node_id: str | None) -> str:
 
 
 class RayHandle(Handle):
-    """A run as a Ray actor: a watcher thread waits on the actor and rings `exit_fd` once the outcome is known."""
+    """A run as a Ray task (ray_node.run): a watcher thread takes its two items (where it landed, how it ended)
+    and rings `exit_fd` once the outcome is known."""
 
     isolation = "ray"
 
-    def __init__(self, actor, spec: RunSpec):
-        self.actor, self.spec = actor, spec
+    def __init__(self, items, spec: RunSpec):
+        self.items, self.spec = items, spec
         self.pid = None
         self.environment = None
         self._placement: Placement | None = None
@@ -187,8 +191,6 @@ class RayHandle(Handle):
         self._kill_at: float | None = None
         self._done = threading.Event()
         self._read, self._write = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        self._start_ref = actor.start.remote(spec)
-        self._wait_ref = actor.wait.remote()
         threading.Thread(target=self._watch, name=f"ray-run-{spec.run_id}", daemon=True).start()
 
     # -- the watcher thread ---------------------------------------------------------------------------------
@@ -196,7 +198,7 @@ class RayHandle(Handle):
         return self._placement is not None or (self.spec.paths.run / "pid").exists()
 
     def _lost(self, what: str) -> Outcome:
-        """The actor or its node is gone: LOST once the code had started, else back to the queue."""
+        """The task or its node is gone: LOST once the code had started, else back to the queue."""
         where = f"node {_short(self._placement.node_id)} ({self._placement.node})" if self._placement else "its node"
         if self._code_started():
             return Outcome(RunStatus.FAILED, FailureReason.LOST, None, f"Ray lost {where} while it ran: {what}")
@@ -215,34 +217,39 @@ class RayHandle(Handle):
 
     def _follow(self) -> Outcome:
         try:
-            started = self._get(self._start_ref)
-        except RayTaskError as exc:
+            started = self._next()
+        except TaskCancelledError:
+            return self._cancelled()
+        except RayTaskError as exc:  # the runtime could not start the code on the node
             return Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
                            f"could not start: {_first_line(exc.cause if exc.cause else exc)}")
-        except RayActorError as exc:
+        except RayError as exc:  # its worker or node died
             return self._lost(_first_line(exc))
-        if started is None:  # killed while Ray was still placing it
+        if started is None:  # stopped while Ray was still placing it
             return self._cancelled()
         self._placement = started["placement"]
         self.pid, self.isolation, self.environment = self._placement.pid, started["isolation"], started["environment"]
         try:
-            ended = self._get(self._wait_ref)
-        except RayActorError as exc:
+            ended = self._next()
+        except TaskCancelledError:
+            return self._cancelled()
+        except RayError as exc:
             return self._lost(_first_line(exc))
         if ended is None:
             return self._cancelled()
         self.isolation, self.environment = ended["isolation"], ended["environment"]
         return ended["outcome"]
 
-    def _get(self, ref):
-        """RAY.get(REF), killing the actor if a stop was not honoured within the grace period (None then)."""
+    def _next(self):
+        """The task's next item, cancelling the task if a stop was not honoured within the grace period (None
+        then)."""
         while True:
-            try:
-                return ray.get(ref, timeout=0.5)
-            except GetTimeoutError:
-                if self._kill_at is not None and time.monotonic() > self._kill_at:
-                    ray.kill(self.actor, no_restart=True)
-                    return None
+            ready, _ = ray.wait([self.items], timeout=0.5)
+            if ready:
+                return ray.get(next(self.items))
+            if self._kill_at is not None and time.monotonic() > self._kill_at:
+                ray.cancel(self.items, force=self._code_started())
+                return None
 
     def _cancelled(self) -> Outcome:
         reason, message = self._cancel or (FailureReason.STOPPED, "stopped")
@@ -268,23 +275,20 @@ class RayHandle(Handle):
         if self._done.is_set() or self._cancel is not None:
             return
         self._cancel = (reason, message or reason.value)
-        # the actor stops the code (SIGTERM, then SIGKILL after the grace period); past that, or at once when
-        # Ray has not placed it yet, the actor itself is killed
-        grace = self.spec.kill_grace + 10.0 if self._code_started() else 0.0
-        self._kill_at = time.monotonic() + grace
-        try:
-            self.actor.cancel.remote(reason, message)
-        except Exception:  # noqa: BLE001 - the watcher sees the actor gone
-            pass
+        # the task stops the code (SIGTERM, then SIGKILL after the grace period); past that, or at once when
+        # Ray has not placed it yet, the task itself is cancelled
+        started = self._code_started()
+        if started:
+            try:
+                ray_node.request_cancel(self.spec, reason, message or reason.value)
+            except OSError:
+                started = False  # the run folder is gone: nothing left to ask politely
+        self._kill_at = time.monotonic() + (self.spec.kill_grace + 10.0 if started else 0.0)
 
     def exit_fd(self) -> int | None:
         return self._read
 
     def close(self) -> None:
-        try:
-            ray.kill(self.actor, no_restart=True)  # its outcome is recorded: its resources go back to Ray
-        except Exception:  # noqa: BLE001
-            pass
         for fd in (self._read, self._write):
             try:
                 os.close(fd)

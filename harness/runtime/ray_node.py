@@ -1,23 +1,33 @@
-"""What runs on a Ray node for the Ray executor (harness.runtime.ray_executor): one `RunActor` per run, which
-starts the node-local runtime (the sandboxed process, or docker) with the GPU ids Ray assigned, watches it
-(its limits, a stop) and returns its outcome; and the clean-up a recovering scheduler asks of a node.
+"""What runs on a Ray node for the Ray executor (harness.runtime.ray_executor): `run`, one Ray task per run, which
+starts the node-local runtime (the sandboxed process, or docker) with the GPU ids Ray assigned, says where the
+code landed, watches it (its limits, a stop) and returns its outcome; and the clean-up a recovering scheduler
+asks of a node.
+
+`run` is a generator task: its first item is the placement, its second the outcome. Ray reuses the worker
+processes that run it (`max_calls=0`: the worker never touches a GPU itself, the participant's code runs in a
+process of its own), so a run costs a task, not a new Python process. A stop travels through the run folder on
+the shared state root (`cancel.json`, written by the scheduler), which the task looks at while it waits.
 
 The node needs the harness installed (``pip install 'nsml-harness[cluster]'``) and the state root mounted at
 the same path as on the head: code copies, checkpoints, logs and predictions are written there."""
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import socket
-import threading
 from types import SimpleNamespace
 
 import ray
 
 from harness.core import notify
+from harness.core.enums import FailureReason
 
-from .base import Handle, Placement, RunSpec
+from .base import Placement, RunSpec, Runtime
 
-WATCH_EVERY = 0.25  # seconds between the node-local handle's polls (limits); its end wakes the watcher at once
+WATCH_EVERY = 0.25  # seconds between the node-local handle's polls (limits, a stop); its end wakes it at once
+CANCEL_FILE = "cancel.json"  # in the run folder: {"reason": ..., "message": ...}, written by the scheduler
+_runtimes: dict[tuple, Runtime] = {}  # per worker process: a reused worker keeps its runtimes
 
 
 def node_settings(settings):
@@ -30,54 +40,60 @@ def here() -> tuple[str, str]:
     return ray.get_runtime_context().get_node_id(), f"{socket.gethostname()} {ray.util.get_node_ip_address()}"
 
 
-class RunActor:
-    """One run on the node Ray placed it on. Its methods run on threads of their own (max_concurrency): `start`
-    once, then `wait` until the outcome while `cancel` may come at any time; only `wait`'s thread touches the
-    node-local handle."""
+def runtime_for(settings, name: str) -> Runtime:
+    from . import get_runtime
+    key = (str(settings.state_dir), settings.db_url, name)
+    if key not in _runtimes:
+        _runtimes[key] = get_runtime(name, node_settings(settings))
+    return _runtimes[key]
 
-    def __init__(self, settings, runtime_name: str):
-        from . import get_runtime
-        self.runtime = get_runtime(runtime_name, node_settings(settings))
-        self.handle: Handle | None = None
-        self.started = threading.Event()
-        self.cancel_request: tuple | None = None
 
-    def start(self, spec: RunSpec) -> dict:
-        """Start the code with the GPUs Ray gave this actor; where it landed."""
-        try:
-            spec.gpu_ids = [int(g) for g in ray.get_gpu_ids()]
-            self.handle = self.runtime.start(spec)
-        finally:
-            self.started.set()
+def request_cancel(spec: RunSpec, reason: FailureReason, message: str) -> None:
+    """The scheduler's side: ask the run's task to stop its code (atomically: the task reads all or nothing)."""
+    path = spec.paths.run / CANCEL_FILE
+    tmp = path.with_name(f".{CANCEL_FILE}.{os.getpid()}")
+    tmp.write_text(json.dumps({"reason": reason.value, "message": message}))
+    os.replace(tmp, path)
+
+
+def _cancel_request(spec: RunSpec) -> tuple[FailureReason, str] | None:
+    try:
+        data = json.loads((spec.paths.run / CANCEL_FILE).read_text())
+        return FailureReason(data["reason"]), str(data.get("message", ""))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def run(settings, runtime_name: str, spec: RunSpec):
+    """Start the code with the GPUs Ray gave this task; yield where it landed, then (once it ended) its outcome
+    with what the runtime learnt while it ran (a container's image digest, say)."""
+    spec.gpu_ids = [int(g) for g in ray.get_gpu_ids()]
+    handle = runtime_for(settings, runtime_name).start(spec)
+    try:
         node_id, address = here()
-        return {"placement": Placement(node_id, address, list(spec.gpu_ids), self.handle.pid),
-                "isolation": self.handle.isolation, "environment": self.handle.environment}
-
-    def wait(self) -> dict | None:
-        """The run's outcome, with what the runtime learnt while it ran (a container's image digest, say); None
-        when it never started."""
-        self.started.wait()
-        handle = self.handle
-        if handle is None:
-            return None
-        try:
-            while True:
-                if self.cancel_request is not None:
-                    request, self.cancel_request = self.cancel_request, None
-                    handle.cancel(*request)
-                outcome = handle.poll()
-                if outcome is not None:
-                    return {"outcome": outcome, "isolation": handle.isolation, "environment": handle.environment}
-                fd = handle.exit_fd()
-                if fd is not None:
-                    notify.wait_readable([fd], WATCH_EVERY)
-                else:
-                    handle.wait(WATCH_EVERY)
-        finally:
-            handle.close()
-
-    def cancel(self, reason, message: str = "") -> None:
-        self.cancel_request = (reason, message)
+        yield {"placement": Placement(node_id, address, list(spec.gpu_ids), handle.pid),
+               "isolation": handle.isolation, "environment": handle.environment}
+        asked = None
+        while True:
+            if asked is None:
+                asked = _cancel_request(spec)
+                if asked is not None:
+                    handle.cancel(*asked)
+            outcome = handle.poll()
+            if outcome is not None:
+                yield {"outcome": outcome, "isolation": handle.isolation, "environment": handle.environment}
+                return
+            fd = handle.exit_fd()
+            if fd is not None:
+                notify.wait_readable([fd], WATCH_EVERY)
+            else:
+                handle.wait(WATCH_EVERY)
+    except KeyboardInterrupt:  # ray.cancel: the scheduler gave up waiting for a stop; end the code now
+        handle.cancel(FailureReason.STOPPED, "cancelled")
+        handle.wait(spec.kill_grace + 5.0)
+        raise
+    finally:
+        handle.close()
 
 
 def cleanup(settings, runtime_name: str, run: dict) -> bool:
