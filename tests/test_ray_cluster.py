@@ -203,3 +203,26 @@ def test_a_worker_killed_mid_run_loses_its_run_and_names_the_node(cli, ray_root,
     assert rows[victim_name]["status"] == "failed" and rows[victim_name]["reason"] == "lost", rows[victim_name]
     assert f"node {victim_node[:12]}" in rows[victim_name]["message"]
     assert rows[survivor_name]["status"] == "succeeded", rows[survivor_name]  # the other worker's run went on
+
+
+def test_a_planted_cancel_file_never_blocks_nor_is_followed(tmp_path):
+    """An unconfined run could plant a FIFO or a link where the scheduler's stop request goes: the node's task
+    reads neither (it would hang on the FIFO, or read another file), and the scheduler's write replaces them."""
+    from harness.core.enums import FailureReason
+    from harness.runtime import ray_node
+    from harness.runtime.base import RunPaths, RunSpec
+    run = tmp_path / "run"
+    run.mkdir()
+    spec = RunSpec(run_id=1, name="alice/tiny/1", argv=["main.py"], workdir=run,
+                   paths=RunPaths(run=run, log=run / "log.txt"))
+    os.mkfifo(run / ray_node.CANCEL_FILE)
+    assert ray_node._cancel_request(spec) is None  # returns at once: a FIFO is refused, not opened for reading
+    (run / ray_node.CANCEL_FILE).unlink()
+    secret = tmp_path / "secret.json"
+    secret.write_text('{"reason": "timeout", "message": "forged"}')
+    (run / ray_node.CANCEL_FILE).symlink_to(secret)
+    assert ray_node._cancel_request(spec) is None  # a link is not followed
+    os.symlink(secret, run / f".{ray_node.CANCEL_FILE}.{os.getpid()}")  # a planted link at the temporary name
+    ray_node.request_cancel(spec, FailureReason.STOPPED, "stopped by the user")
+    assert secret.read_text() == '{"reason": "timeout", "message": "forged"}'  # not written through
+    assert ray_node._cancel_request(spec) == (FailureReason.STOPPED, "stopped by the user")

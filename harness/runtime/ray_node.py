@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import ray
 
-from harness.core import notify
+from harness.core import notify, safefs
 from harness.core.enums import FailureReason
 
 from .base import Placement, RunSpec, Runtime
@@ -52,15 +52,20 @@ def request_cancel(spec: RunSpec, reason: FailureReason, message: str) -> None:
     """The scheduler's side: ask the run's task to stop its code (atomically: the task reads all or nothing)."""
     path = spec.paths.run / CANCEL_FILE
     tmp = path.with_name(f".{CANCEL_FILE}.{os.getpid()}")
-    tmp.write_text(json.dumps({"reason": reason.value, "message": message}))
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # never through a planted link
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps({"reason": reason.value, "message": message}))
     os.replace(tmp, path)
 
 
 def _cancel_request(spec: RunSpec) -> tuple[FailureReason, str] | None:
+    """The scheduler's request, if there is one (read without following a link or blocking on a FIFO, at most
+    4 KiB: an unconfined run could plant something there)."""
     try:
-        data = json.loads((spec.paths.run / CANCEL_FILE).read_text())
-        return FailureReason(data["reason"]), str(data.get("message", ""))
-    except (OSError, ValueError, KeyError, TypeError):
+        data = json.loads(safefs.read_from(spec.paths.run, CANCEL_FILE, 0, 4096))
+        return FailureReason(data["reason"]), str(data.get("message", ""))[:500]
+    except (OSError, safefs.UnsafeFile, ValueError, KeyError, TypeError):
         return None
 
 
