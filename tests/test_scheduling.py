@@ -93,6 +93,12 @@ def test_ps_ends_with_the_gpus_in_use(cli, tiny_task, tmp_path, gpu_folder, mode
         time.sleep(0.2)
     assert cli("ps").stderr.strip() == "GPUs: 3 of 4 in use"
     assert cli("ps", user="bob").stderr.strip() == "GPUs: 3 of 4 in use"  # another user: the count, no names
+    if mode == "remote":  # the dashboard's sessions page has the same inventory
+        import httpx
+        with httpx.Client(base_url=cli.url, follow_redirects=True) as web:
+            web.post("/login", data={"token": cli.token("bob"), "next": "/sessions"}).raise_for_status()
+            html = web.get("/sessions").text
+        assert 'id="inventory"' in html and "<td>3</td><td>4</td>" in html and "3 of 4 in use" in html
     assert "GPUs" not in cli("ps", "-j").stderr
     cli("stop", held)
     cli("logs", "-f", held, code=1)
