@@ -9,7 +9,6 @@ from helpers import NSML_MAIN, make_tiny_task, participant
 from harness.scoring import splits
 
 
-
 @pytest.fixture
 def cli(either_cli):
     """Every CLI test here runs locally and through `harness serve` (same assertions, same outputs)."""

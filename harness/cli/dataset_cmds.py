@@ -1,9 +1,7 @@
 """dataset ls / prepare / add / check / rm / changes, and `history` (`dataset board`: listing_cmds)."""
 from __future__ import annotations
 
-
 import click
-
 
 from harness.core.errors import UserError
 

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import shutil
 import tempfile
-from urllib.parse import quote
 from pathlib import Path
 from typing import Annotated, Optional
+from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, StreamingResponse
-from starlette.background import BackgroundTask
 from pydantic import BaseModel, Field
+from starlette.background import BackgroundTask
 
 from harness.core import archives
 from harness.core.errors import UserError

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.contest.gate import get_contest
+from harness.context import Harness
 from harness.core.clock import utcnow
 from harness.core.errors import NotFound, UserError
 from harness.store.models import AuditEvent, Submission, Team, User
