@@ -103,3 +103,34 @@ def test_ps_ends_with_the_gpus_in_use(cli, tiny_task, tmp_path, gpu_folder, mode
     cli("stop", held)
     cli("logs", "-f", held, code=1)
     assert cli("ps").stderr.strip() == "GPUs: 0 of 4 in use"
+
+
+def test_a_clusters_inventory_names_hosts_to_organizers_only(cli, state_root):
+    """On a cluster, `ps` reads the nodes its scheduler last published: node by node with the GPUs in use; a
+    participant gets the node ids and counts, an organizer also each node's host."""
+    from helpers import ORGANIZER
+
+    from harness.context import Harness
+    from harness.core.settings import load_settings
+    from harness.runtime import gpus
+    from harness.service import listings
+    from harness.service.local import LocalApi
+    (state_root / "harness.toml").write_text(f'organizers = ["{ORGANIZER}"]\n'
+                                             '[cluster]\nexecutor = "ray"\naddress = "10.0.0.1:6379"\n')
+    nodes = [{"id": "a" * 40, "address": "gpu-01 10.0.0.7", "alive": True, "gpus": 4, "model": "H200"},
+             {"id": "b" * 40, "address": "gpu-02 10.0.0.8", "alive": True, "gpus": 4, "model": "H200"},
+             {"id": "c" * 40, "address": "gpu-03 10.0.0.9", "alive": False, "gpus": 4, "model": "H200"}]
+    settings = load_settings(user=ORGANIZER)
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    gpus.publish(settings, nodes)
+    seen = {}
+    for who in ("alice", ORGANIZER):
+        h = Harness(load_settings(user=who))
+        try:
+            seen[who] = listings.describe(LocalApi(h).inventory())
+        finally:
+            h.store.close()
+    assert seen["alice"] == "GPUs: 0 of 8 in use on ray: node aaaaaaaa 0/4, node bbbbbbbb 0/4"  # the dead node: none
+    assert seen[ORGANIZER] == ("GPUs: 0 of 8 in use on ray: node aaaaaaaa (gpu-01 10.0.0.7) 0/4, "
+                               "node bbbbbbbb (gpu-02 10.0.0.8) 0/4")
+    assert cli("ps", user=ORGANIZER).stderr.strip() == seen[ORGANIZER]  # local mode: the state root's own view

@@ -83,7 +83,7 @@ def describe(inv: dict) -> str | None:
         return None
     line = f"GPUs: {inv['in_use']} of {inv['gpus']} in use"
     if inv["executor"] != "local":
-        parts = [f"node {n['id'][:8]} ({n['node']}) {n['in_use']}/{n['gpus']}" if n["id"] else
-                 f"{n['node']} {n['in_use']}" for n in inv["nodes"]]
+        parts = [(f"node {n['id'][:8]}" + (f" ({n['node']})" if n["node"] else "") + f" {n['in_use']}/{n['gpus']}")
+                 if n["id"] else f"{n['node']} {n['in_use']}" for n in inv["nodes"]]
         line += f" on {inv['executor']}: " + ", ".join(parts) if parts else f" ({inv['executor']}: no node seen yet)"
     return line
