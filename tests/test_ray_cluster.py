@@ -180,6 +180,8 @@ def test_cluster_settings_are_checked(cli, state_root):
     assert "harness.toml: cluster.executor: expected one of local, ray, got 'rya'; did you mean 'ray'?" in r.stderr
     (state_root / "harness.toml").write_text('[cluster]\nexecuter = "ray"\n')
     assert "did you mean 'executor'?" in cli("ps", code=2).stderr
+    (state_root / "harness.toml").write_text('[cluster]\nexecutor = "ray"\naddress = "ray://head:10001"\n')
+    assert "cluster.address: Ray Client addresses (ray://) are not supported" in cli("ps", code=2).stderr
 
 
 def test_a_worker_killed_mid_run_loses_its_run_and_names_the_node(cli, ray_root, cluster, tmp_path, tiny_task):

@@ -68,7 +68,7 @@ class Settings:
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
     runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
     executor: str = "local"  # [cluster] executor: "local" (this machine) or "ray" (a Ray cluster places runs)
-    cluster_address: str = "auto"  # [cluster] address: "auto", "HOST:6379" or "ray://HOST:10001"
+    cluster_address: str = "auto"  # [cluster] address: "auto" (the cluster `ray start` made here) or "HOST:6379"
 
     @property
     def instance(self) -> str:
@@ -208,6 +208,11 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
     cluster = cfg.get("cluster", {})
     executor = _choice(cluster.get("executor", "local"), EXECUTORS, "cluster.executor")
+    address = str(cluster.get("address", "auto"))
+    if address.startswith("ray://"):  # Ray Client: the scheduler must be a driver on the cluster itself
+        raise UserError(f"{SETTINGS_FILE}: cluster.address: Ray Client addresses (ray://) are not supported: the "
+                        "scheduler joins the cluster as a driver; give the head's GCS address HOST:6379, or \"auto\" "
+                        "on a machine that is a node of the cluster")
     hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
     return Settings(
         root=root_path,
@@ -241,7 +246,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
         runtime_plugins=_plugins(cfg.get("runtimes", {})),
         executor=executor,
-        cluster_address=str(cluster.get("address", "auto")),
+        cluster_address=address,
     )
 
 

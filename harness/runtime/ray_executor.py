@@ -41,7 +41,7 @@ def resolve_address(address: str) -> str:
         except OSError:
             raise ClusterUnavailable("no Ray cluster runs on this machine ([cluster] address = \"auto\"; start one "
                                      "with `ray start --head`, or give its address)") from None
-    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host, _, port = address.rpartition(":")
     try:
         with socket.create_connection((host or "127.0.0.1", int(port)), timeout=2.0):
             pass
