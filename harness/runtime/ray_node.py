@@ -27,7 +27,7 @@ from .base import Placement, RunSpec, Runtime
 
 WATCH_EVERY = 0.25  # seconds between the node-local handle's polls (limits, a stop); its end wakes it at once
 CANCEL_FILE = "cancel.json"  # in the run folder: {"reason": ..., "message": ...}, written by the scheduler
-_runtimes: dict[tuple, Runtime] = {}  # per worker process: a reused worker keeps its runtimes
+_runtimes: dict[str, tuple] = {}  # per worker process, by name: (the settings it was made with, the runtime)
 
 
 def node_settings(settings):
@@ -41,11 +41,15 @@ def here() -> tuple[str, str]:
 
 
 def runtime_for(settings, name: str) -> Runtime:
+    """The runtime NAME for these settings: a reused worker keeps it while the scheduler's settings stay the same
+    (a changed harness.toml — limits, sandbox — gets a new one)."""
     from . import get_runtime
-    key = (str(settings.state_dir), settings.db_url, name)
-    if key not in _runtimes:
-        _runtimes[key] = get_runtime(name, node_settings(settings))
-    return _runtimes[key]
+    settings = node_settings(settings)
+    made_with, runtime = _runtimes.get(name, (None, None))
+    if made_with != settings:
+        runtime = get_runtime(name, settings)
+        _runtimes[name] = (settings, runtime)
+    return runtime
 
 
 def request_cancel(spec: RunSpec, reason: FailureReason, message: str) -> None:
