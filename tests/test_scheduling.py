@@ -133,4 +133,26 @@ def test_a_clusters_inventory_names_hosts_to_organizers_only(cli, state_root):
     assert seen["alice"] == "GPUs: 0 of 8 in use on ray: node aaaaaaaa 0/4, node bbbbbbbb 0/4"  # the dead node: none
     assert seen[ORGANIZER] == ("GPUs: 0 of 8 in use on ray: node aaaaaaaa (gpu-01 10.0.0.7) 0/4, "
                                "node bbbbbbbb (gpu-02 10.0.0.8) 0/4")
-    assert cli("ps", user=ORGANIZER).stderr.strip() == seen[ORGANIZER]  # local mode: the state root's own view
+    assert cli("ps", user=ORGANIZER).stderr.strip() == seen[ORGANIZER]  # the quick path says the same
+    assert cli("ps", user="alice").stderr.strip() == seen["alice"]
+
+
+def test_the_driver_is_asked_only_where_one_is_loaded(tmp_path, monkeypatch):
+    """No NVIDIA driver (no /dev/nvidiactl, no /proc/driver/nvidia): no NVML call, an empty inventory. With one,
+    the models NVML reports (a stand-in NVML here)."""
+    import sys
+    import types
+
+    from harness.runtime import gpus
+    calls = []
+    fake = types.SimpleNamespace(nvmlInit=lambda: calls.append("init"), nvmlShutdown=lambda: None,
+                                 nvmlDeviceGetCount=lambda: 2, nvmlDeviceGetHandleByIndex=lambda i: i,
+                                 nvmlDeviceGetName=lambda h: b"NVIDIA H200")
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    monkeypatch.setattr(gpus, "DRIVER_PATHS", (str(tmp_path / "nvidiactl"),))
+    gpus._driver_models.cache_clear()
+    assert gpus._driver_models() == () and calls == []
+    (tmp_path / "nvidiactl").touch()
+    gpus._driver_models.cache_clear()
+    assert gpus._driver_models() == ("NVIDIA H200", "NVIDIA H200") and calls == ["init"]
+    gpus._driver_models.cache_clear()

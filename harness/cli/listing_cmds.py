@@ -28,17 +28,15 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 @pass_harness
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
-    rows = None if lazy.login() else listings.quick_sessions(lazy.settings(), all_, last, task)
-    if rows is None:
-        rows = lazy.api().list_sessions(all_, last, task)
+    got = None if lazy.login() else listings.quick_ps(lazy.settings(), all_, last, task, with_inventory=not as_json)
+    rows, inventory = got if got is not None else (lazy.api().list_sessions(all_, last, task), None)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "gpu_ids": ",".join(map(str, r["gpu_ids"] or [])) + (f" @ node {r['node']['id'][:8]}" if r.get("node") else ""),
                  "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
-        inv = None if lazy.login() else listings.quick_inventory(lazy.settings())
-        line = listings.describe(inv if inv is not None else lazy.api().inventory())
+        line = listings.describe(inventory if inventory is not None else lazy.api().inventory())
         if line:
             click.echo(line, err=True)
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import difflib
 import importlib
-from importlib.metadata import entry_points
 
 from harness.core.errors import UserError
 
@@ -26,6 +25,7 @@ ENTRY_POINT_GROUP = "harness.runtimes"
 
 def registry(settings=None) -> dict[str, str]:
     """Every runtime by name → "module:Class": built-ins, then entry points, then the settings' own."""
+    from importlib.metadata import entry_points  # only when a name is looked up: `ps` and `board` never do
     found = dict(BUILTIN)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, ep.value)

@@ -16,10 +16,14 @@ from functools import lru_cache
 from harness.core.errors import UserError
 from harness.core.settings import Settings
 
+DRIVER_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia")  # present whenever the NVIDIA kernel driver is loaded
+
 
 @lru_cache(maxsize=1)
 def _driver_models() -> tuple[str, ...]:
     """The model name of each device the driver reports (none without a driver)."""
+    if not any(os.path.exists(p) for p in DRIVER_PATHS):
+        return ()  # no NVIDIA driver loaded: nothing to ask (and no NVML import on every `ps`)
     try:
         import pynvml
     except ImportError:

@@ -91,4 +91,3 @@ def main(argv: list[str] | None = None) -> None:
         if not lock.acquire():
             return  # another scheduler serves this root
     serve(settings, lock)
-

@@ -4,7 +4,6 @@ must answer instead (a run to recover, an old schema, an unknown task, a round's
 either way (store.listing builds both). Only the caller's own sessions are read; boards are public."""
 from __future__ import annotations
 
-from harness.runtime import gpus
 from harness.store import listing
 from harness.store.quick import QuickReader
 
@@ -13,8 +12,9 @@ def title(task: str, metric: str, direction: str) -> str:
     return f"{task} — {metric} ({direction} is better)"
 
 
-def quick_sessions(settings, all_, last, task):
-    """The sessions by the quick path, or None where the library must answer (recovery, an unknown task)."""
+def quick_ps(settings, all_, last, task, with_inventory: bool):
+    """`ps` by the quick path, through one reader: (the sessions, the GPU inventory when asked for), or None where
+    the library must answer (recovery, an unknown task)."""
     reader = QuickReader.open(settings)
     if reader is None:
         return None
@@ -26,7 +26,8 @@ def quick_sessions(settings, all_, last, task):
                 return None  # the library says why ("not prepared yet", "did you mean")
             task_id = found[0]
         uid = listing.user_id(reader.rows, settings.user)
-        return [] if uid is None else listing.session_rows(reader.rows, uid, task_id, all_, last)
+        rows = [] if uid is None else listing.session_rows(reader.rows, uid, task_id, all_, last)
+        return rows, inventory(settings, reader.rows) if with_inventory else None
     finally:
         reader.close()
 
@@ -48,32 +49,24 @@ def quick_board(settings, task):
 
 def inventory(settings, rows) -> dict:
     """The GPUs runs of this root may get and how many are in use: this machine's, or a cluster's node by node (as
-    its scheduler last saw them). Counts only: whose runs hold them is not said."""
+    its scheduler last saw them). Counts only: whose runs hold them is not said; nor, but to organizers, the
+    cluster's host names and addresses."""
+    from harness.runtime import gpus  # here: `board` and `ps -j` need none of it
+
     held = listing.gpus_in_use(rows)
     if settings.executor == "local":
         models = gpus.local_models(settings)
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
                   "in_use": sum(held.values())}]
     else:
-        seen = gpus.published(settings)
-        nodes = [{"id": n.get("id", ""), "node": n.get("address", ""), "gpus": int(n.get("gpus", 0)),
+        hosts = settings.is_organizer  # (the same rule as service.permissions.is_organizer, without its imports)
+        nodes = [{"id": n.get("id", ""), "node": n.get("address", "") if hosts else "", "gpus": int(n.get("gpus", 0)),
                   "models": [n["model"]] if n.get("model") else [], "in_use": held.get(n.get("id", ""), 0)}
-                 for n in seen or [] if n.get("alive")]
+                 for n in gpus.published(settings) or [] if n.get("alive")]
         if held.get(""):  # admitted, not placed yet
             nodes.append({"id": "", "node": "being placed", "gpus": 0, "models": [], "in_use": held[""]})
     return {"executor": settings.executor, "gpus": sum(n["gpus"] for n in nodes),
             "in_use": sum(n["in_use"] for n in nodes), "nodes": nodes}
-
-
-def quick_inventory(settings) -> dict | None:
-    """The inventory by the quick path, or None where the library must answer."""
-    reader = QuickReader.open(settings)
-    if reader is None:
-        return None
-    try:
-        return inventory(settings, reader.rows)
-    finally:
-        reader.close()
 
 
 def describe(inv: dict) -> str | None:
@@ -83,7 +76,13 @@ def describe(inv: dict) -> str | None:
         return None
     line = f"GPUs: {inv['in_use']} of {inv['gpus']} in use"
     if inv["executor"] != "local":
-        parts = [(f"node {n['id'][:8]}" + (f" ({n['node']})" if n["node"] else "") + f" {n['in_use']}/{n['gpus']}")
-                 if n["id"] else f"{n['node']} {n['in_use']}" for n in inv["nodes"]]
-        line += f" on {inv['executor']}: " + ", ".join(parts) if parts else f" ({inv['executor']}: no node seen yet)"
+        parts = [_node_share(n) for n in inv["nodes"]]
+        line += f" on {inv['executor']}: {', '.join(parts)}" if parts else f" ({inv['executor']}: no node seen yet)"
     return line
+
+
+def _node_share(node: dict) -> str:
+    if not node["id"]:  # runs admitted but not placed yet
+        return f"{node['node']} {node['in_use']}"
+    host = f" ({node['node']})" if node["node"] else ""
+    return f"node {node['id'][:8]}{host} {node['in_use']}/{node['gpus']}"

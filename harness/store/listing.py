@@ -98,8 +98,8 @@ def gpus_in_use(rows) -> dict[str, int]:
     for gpu_ids, spec in rows("SELECT gpu_ids, spec FROM runs WHERE status = :running",
                               running=RunStatus.RUNNING.value):
         node = (as_json(spec) or {}).get("node") or {}
-        ids = node.get("gpu_ids") if node else as_json(gpu_ids)
-        held[node.get("id", "")] = held.get(node.get("id", ""), 0) + len(ids or [])
+        where = node.get("id", "")
+        held[where] = held.get(where, 0) + len((node.get("gpu_ids") if node else as_json(gpu_ids)) or [])
     return held
 
 
