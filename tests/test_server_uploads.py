@@ -41,7 +41,32 @@ def _special(name, kind):
     return info, None
 
 
+def _link_chain() -> bytes:
+    """The shape of the long-symlink chain that walks out past tarfile's `data` filter on Python 3.11.7: folders
+    with near-maximal names, one-letter links to them, a last link climbing back out, then members through it."""
+    comp, steps, members, path = "d" * 247, "abcdefghijklmnop", [], ""
+    for step in steps:
+        folder = f"{path}/{comp}" if path else comp
+        info = tarfile.TarInfo(folder)
+        info.type = tarfile.DIRTYPE
+        members += [(info, None), _link(f"{path}/{step}" if path else step, comp)]
+        path = folder
+    deep = "/".join(steps) + "/" + "l" * 254
+    members += [_link(deep, "../" * len(steps)), _link("escape", deep + "/../../../../../../../.."),
+                _file("escape/tmp/escaped.py")]
+    return _tar(_file("main.py"), *members)
+
+
 ATTACKS = {
+    "link-chain": (_link_chain(), 400, "refused"),
+    "file-then-folder": (_tar(_file("main.py"), _file("lib"), _file("lib/x.py")), 400, "refused"),
+    "folder-then-file": (_tar(_file("main.py"), _file("lib/x.py"), _file("lib")), 400, "refused"),
+    "twice": (_tar(_file("main.py"), _file("main.py", b"print('again')")), 400, "twice"),
+    "long-name": (_tar(_file("main.py"), _file("x" * 5000)), 400, "refused"),
+    "deep": (_tar(_file("main.py"), _file("/".join(["d"] * 70) + "/f.py")), 400, "deep"),
+    "control-name": (_tar(_file("main.py"), _file("evil\x1b[2J.py")), 400, "control character"),
+    "link-then-through": (_tar(_file("main.py"), _link("sub", "inner"), _file("sub/x.py")), 400, "refused"),
+    "hardlink-in": (_tar(_file("main.py"), _link("h", "main.py", tarfile.LNKTYPE)), 400, "hard link"),
     "dotdot": (_tar(_file("main.py"), _file("../escaped.py")), 400, "refused"),
     "absolute": (_tar(_file("main.py"), _file("/tmp/abs-escape.py")), 400, "refused"),
     "symlink-out": (_tar(_file("main.py"), _link("data", "/etc/passwd")), 400, "refused"),
