@@ -1,4 +1,5 @@
 """Organizer packs as NSML published them: a plain pack without task.toml, and a loader too old to submit with."""
+import sqlite3
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
@@ -45,29 +46,49 @@ import os
 from nsml import DATASET_PATH
 
 def feed_infer(output_file, infer_func):
+    index = open(os.path.join(DATASET_PATH, "test", "test_index.csv")).read()  # the organizer forgot the file
     preds = infer_func(os.path.join(DATASET_PATH, "test", "test_data"))
-    columns = {"prediction": preds}
     with open(output_file, "w") as fh:
-        fh.write("\\\\n".join(str(p) for p in columns["predictions"]))  # the organizer's typo: KeyError
+        fh.write("\\n".join(str(p) for p in preds))
 '''
 
+LATE_BROKEN_LOADER = BROKEN_LOADER.replace(
+    '    index = open(os.path.join(DATASET_PATH, "test", "test_index.csv")).read()  # the organizer forgot the file\n', '')\
+    .replace('fh.write(', 'fh.write({"a": 1}["b"] + ')  # fails after infer returned: cannot be told from infer's doing
 
-def test_a_crash_in_the_loaders_own_frames_is_loader_error_and_not_counted(cli, tmp_path, nsml_folder):
+
+def test_a_loader_that_fails_before_infer_is_loader_error_not_counted_and_not_echoed(cli, tmp_path, nsml_folder,
+                                                                                     state_root):
+    """The harness's own probe of the loader (no participant code) fails too: the organizer's fault, never
+    counted; the participant reads the harness's words, organizers the loader's traceback."""
     pack = make_tiny_task(tmp_path / "buggy", name="buggy")
     (pack / "data_loader.py").write_text(BROKEN_LOADER)
     cli("dataset", "add", pack, user=ORGANIZER)
     name = run_session(cli, nsml_folder, task="buggy")
     for _ in range(2):  # quota 1 per hour: a loader error is never counted
         result = cli.json("submit", name, "1", code=1)
-        assert result["reason"] == "loader_error" and "KeyError" in result["message"], result
-        assert result["counted"] is False
+        assert result["reason"] == "loader_error" and result["counted"] is False, result
+        assert "test_index.csv" not in result["message"] and "organizers see why" in result["message"]
+    with sqlite3.connect(state_root / "leaderboard.db") as db:  # what organizers read: the loader's own words
+        kept = db.execute("SELECT message FROM submissions WHERE id = ?", (result["id"],)).fetchone()[0]
+    assert "test_index.csv" in kept and "before infer was called" in kept
     # an infer that raises inside the same loader is still the participant's failure
     broken = participant(tmp_path / "broken-infer", NSML_MAIN.replace(
         '        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]',
         '        raise ValueError("my infer is broken")'))
     other = run_session(cli, broken, task="buggy")
     result = cli.json("submit", "-t", other, "1", code=1)
-    assert result["reason"] == "exit_code" and any("my infer is broken" in ln for ln in result["log_tail"])
+    assert result["reason"] == "loader_error"  # the probe fails before infer whatever infer does
+
+
+def test_a_loader_failing_after_infer_returned_is_the_participants_failure(cli, tmp_path, nsml_folder):
+    pack = make_tiny_task(tmp_path / "late", name="late")
+    (pack / "data_loader.py").write_text(LATE_BROKEN_LOADER)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="late")
+    result = cli.json("submit", name, "1", code=1)
+    assert result["reason"] == "exit_code" and result["counted"] is True, result
+    assert "reached infer" not in result["message"]  # the participant reads the harness's words only
 
 
 STARTHON_2019_EVAL = '''

@@ -298,7 +298,7 @@ def test_unsandboxed_process_runtime_copies_the_data_and_says_it_is_not_isolated
                                                                                     state_root):
     (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')
     name = _attack(cli, hostile, "write_data")  # may write its own copy; the guard checks the organizer's
-    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] == "none"
+    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] in ("none", "none+cgroup")
     r = cli("submit", "-t", name, "0")
     assert "not isolated" in r.stderr
 
@@ -317,7 +317,7 @@ def test_sandboxed_runs_have_no_network(cli, hostile, guarded):
         server.close()
     log = cli("logs", name).stdout
     assert "NETWORK REACHED" not in log and "network refused" in log
-    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] == "bwrap"
+    assert [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"] in ("bwrap", "bwrap+cgroup")
 
 
 # -- 10. snapshots ------------------------------------------------------------------------------------------------

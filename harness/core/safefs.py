@@ -20,7 +20,10 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
 CHECKPOINT_NAME_MAX = 128
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# A checkpoint name: one path component that is also safe as a CSV cell, in HTML and in a terminal (the
+# in-session module checks the same pattern, nsml._CHECKPOINT_NAME, so a bad name fails at save time).
+CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]*")
 
 
 class UnsafeFile(Exception):
@@ -145,6 +148,9 @@ def checkpoint_name_problem(name: object) -> str | None:
         return f"checkpoint name {name[:40]!r} has a control character"
     if len(name) > CHECKPOINT_NAME_MAX:
         return f"checkpoint name is {len(name)} characters, over {CHECKPOINT_NAME_MAX}"
+    if not CHECKPOINT_NAME.fullmatch(name):
+        return (f"checkpoint name {name[:40]!r} is not letters, digits, spaces and _ . - "
+                f"(starting with a letter, digit or _)")
     return None
 
 

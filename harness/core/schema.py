@@ -77,7 +77,7 @@ SETTINGS = {
     "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
-               "prediction_bytes": int, "scorer_memory_bytes": int},
+               "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int},
 }
 
 ANY_VALUE = (str, int, float, bool, list, dict)

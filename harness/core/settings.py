@@ -54,6 +54,7 @@ class Settings:
     docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
     docker_user: str = "65534:65534"  # participant code never runs as root in a container
     docker_pids_limit: int = 512
+    pids_limit: int = 512  # limits.pids: processes and threads of one run (process runtime; docker's default)
     docker_file_bytes: int = 4 << 30  # largest file a container may write (RLIMIT_FSIZE)
     hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
     lease_seconds: float = 60.0  # a running run's heartbeat older than this: its scheduler is hung or gone
@@ -230,7 +231,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
         docker_image=str(docker.get("image", "nsml-harness/session:latest")),
         docker_user=str(docker.get("user", "65534:65534")),
-        docker_pids_limit=_int(docker.get("pids_limit", 512), "docker.pids_limit"),
+        docker_pids_limit=_int(docker.get("pids_limit", limits.get("pids", 512)), "docker.pids_limit"),
+        pids_limit=_int(limits.get("pids", 512), "limits.pids"),
         docker_file_bytes=_int(docker.get("file_bytes", 4 << 30), "docker.file_bytes"),
         hf_cache=Path(hf_cache).expanduser().resolve() if hf_cache else None,
         lease_seconds=float(sched.get("lease_seconds", 60)),

@@ -61,14 +61,25 @@ def check_esm(esm: str | None) -> str | None:
     return esm
 
 
+def time_limit(asked: float | None, allowed: float | None) -> float | None:
+    """The run's wall-clock limit: the task's (or the harness's default), which a participant may lower with
+    --time-limit but never raise."""
+    if asked is None:
+        return allowed
+    if not asked > 0 or asked != asked:
+        raise UserError(f"--time-limit: must be a positive number of seconds, got {asked}")
+    if allowed is not None and asked > allowed:
+        raise UserError(f"--time-limit: {asked:g} s is over this task's limit of {allowed:g} s "
+                        f"(a run may lower its limit, never raise it)")
+    return asked
+
+
 def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
     gpus.check_request(settings, opts.gpus, opts.gpu_model)
     check_esm(opts.esm)
     if opts.cpus is not None and opts.cpus <= 0:
         raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
-    if opts.time_limit is not None and opts.time_limit <= 0:
-        raise UserError(f"--time-limit: must be positive, got {opts.time_limit}")
     return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
                memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
-               time_limit=opts.time_limit or default_limit, status=RunStatus.QUEUED, gpu_ids=[],
+               time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
                spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})

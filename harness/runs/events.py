@@ -1,45 +1,34 @@
 """A run's events file (written by the in-session `nsml` module) → checkpoint and metric rows, in two steps:
 
 ``collect`` reads the file and measures each saved checkpoint folder — outside any database transaction, never
-following a link, bounded in bytes, entries and time; ``record`` writes what was collected in the caller's
-transaction.  Everything in the file is participant-controlled: a checkpoint whose name is not one safe path
-component, or whose folder is a link or too large to measure, is refused with a note in the run's log, and the
-run goes on.
+following a link, bounded in bytes, lines and time — passing every line through the one gate
+(``runs.event_gate``: typed, bounded reports and checkpoints, nothing else); ``record`` writes what was
+collected in the caller's transaction, inside a savepoint, so one run's data can never fail a scheduler pass.
+Everything in the file is participant-controlled: a refused line is a note in the run's log (at most
+MAX_NOTES_PER_PASS a pass), and the run goes on. A session holds at most MAX_METRIC_ROWS metric values.
 """
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, insert, select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session as OrmSession
 
-from harness.core.safefs import UnsafeFile, append_note, checkpoint_name_problem, is_real_dir, read_from, usage
+from harness.core.safefs import UnsafeFile, append_note, is_real_dir, read_from, usage
 from harness.store.models import Checkpoint, Metric, Run, Session
 
-MAX_EVENTS_PER_PASS = 10_000
+from . import event_gate
+
+MAX_EVENTS_PER_PASS = 2_000  # per run and scheduler pass: one run's flood never holds a pass for long
+MAX_EVENTS_AT_END = 20_000  # the last read, after the run ended
 MAX_EVENT_BYTES_PER_PASS = 4 << 20
+MAX_METRIC_ROWS = 100_000  # per session: reports past it are refused (one note)
+MAX_NOTES_PER_PASS = 10
 MAX_CHECKPOINT_ENTRIES = 100_000
 CHECKPOINT_SCAN_SECONDS = 10.0
 EVENTS_REL = "nsml/events.jsonl"
-
-
-def _as_float(value):
-    if isinstance(value, bool):
-        return float(value)
-    if isinstance(value, (int, float)):
-        return float(value) if math.isfinite(float(value)) else None
-    return None
-
-
-def _ts(event) -> datetime:
-    try:
-        return datetime.fromtimestamp(float(event["time"]), tz=timezone.utc).replace(tzinfo=None)
-    except (KeyError, TypeError, ValueError, OverflowError, OSError):
-        return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
 def events_path(run: Run) -> Path:
@@ -48,36 +37,40 @@ def events_path(run: Run) -> Path:
 
 
 def latest_summary(db: OrmSession, session_id: int) -> dict:
-    rows = db.execute(select(Metric.key, Metric.raw).where(Metric.session_id == session_id, Metric.summary)
+    rows = db.execute(select(Metric.key, Metric.value).where(Metric.session_id == session_id, Metric.summary)
                       .order_by(Metric.id)).all()
-    return {key: raw for key, raw in rows}
+    return {key: value for key, value in rows}
 
 
 @dataclass
 class Collected:
-    """New events of a run, read at [offset, end); checkpoint events carry their measured size."""
+    """New events of a run, read at [offset, end); a checkpoint comes with its measured size."""
 
-    events: list[dict] = field(default_factory=list)
+    events: list = field(default_factory=list)  # event_gate.Report | (event_gate.Checkpoint, size)
     end: int = 0
     notes: list[str] = field(default_factory=list)
+    refused: int = 0
+
+    def refuse(self, why: str) -> None:
+        self.refused += 1
+        if self.refused <= MAX_NOTES_PER_PASS:
+            self.notes.append(why)
 
 
-def _checkpoint(event: dict, checkpoint_dir: Path, notes: list[str]) -> dict | None:
-    name = event.get("name")
-    problem = checkpoint_name_problem(name)
-    if problem is None and not is_real_dir(checkpoint_dir / name):
-        problem = f"checkpoint {name!r} is not a folder in the session's checkpoint folder (links are refused)"
-    if problem is None:
-        used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, CHECKPOINT_SCAN_SECONDS)
-        if not used.complete:
-            problem = f"checkpoint {name!r} has over {MAX_CHECKPOINT_ENTRIES} entries"
-        else:
-            return {**event, "name": name, "_size": used.size}
-    notes.append(f"checkpoint refused: {problem}")
-    return None
+def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected) -> None:
+    name = ckpt.name
+    if not is_real_dir(checkpoint_dir / name):
+        out.refuse(f"checkpoint refused: {name!r} is not a folder of the session (links are refused)")
+        return
+    used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, CHECKPOINT_SCAN_SECONDS)
+    if not used.complete:
+        out.refuse(f"checkpoint refused: {name!r} has over {MAX_CHECKPOINT_ENTRIES} entries")
+        return
+    out.events.append((ckpt, used.size))
 
 
-def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None) -> Collected:
+def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events: int = MAX_EVENTS_PER_PASS) \
+        -> Collected:
     """Read complete new lines of the events file from OFFSET (no links, no FIFOs, bounded per pass)."""
     out = Collected(end=offset)
     try:
@@ -91,69 +84,76 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None) -> Collecte
     if cut < 0:
         if len(data) >= MAX_EVENT_BYTES_PER_PASS:  # one line longer than a pass: skip it
             out.end = offset + len(data)
-            out.notes.append(f"an event line over {MAX_EVENT_BYTES_PER_PASS} bytes was skipped")
+            out.refuse(f"event refused: a line over {MAX_EVENT_BYTES_PER_PASS} bytes")
         return out
-    for line in data[: cut + 1].splitlines()[:MAX_EVENTS_PER_PASS]:
+    for line in data[:cut].split(b"\n")[:max_events]:
         out.end += len(line) + 1
+        if not line.strip():
+            continue
         try:
-            event = json.loads(line)
-        except ValueError:
+            event = event_gate.parse(line)
+        except event_gate.Refused as exc:
+            out.refuse(str(exc))
             continue
-        if not isinstance(event, dict):
+        if isinstance(event, event_gate.Checkpoint):
+            if checkpoint_dir is not None:
+                _measure(event, checkpoint_dir, out)
             continue
-        if event.get("type") == "checkpoint":
-            event = _checkpoint(event, checkpoint_dir, out.notes) if checkpoint_dir else None
-            if event is None:
-                continue
         out.events.append(event)
+    if out.refused > MAX_NOTES_PER_PASS:
+        out.notes.append(f"... and {out.refused - MAX_NOTES_PER_PASS} more events refused in this pass")
     return out
 
 
-def _record_checkpoint(db: OrmSession, sess: Session, event: dict) -> None:
-    name = event["name"]
-    ckpt = db.scalar(select(Checkpoint).where(Checkpoint.session_id == sess.id, Checkpoint.name == name))
-    if ckpt is None:
-        ckpt = Checkpoint(session_id=sess.id, name=name)
-        db.add(ckpt)
-    ckpt.size = int(event["_size"])
-    ckpt.elapsed = _as_float(event.get("elapsed")) or 0.0
-    ckpt.modified_at = _ts(event)
+def _record_checkpoint(db: OrmSession, sess: Session, ckpt: event_gate.Checkpoint, size: int) -> None:
+    row = db.scalar(select(Checkpoint).where(Checkpoint.session_id == sess.id, Checkpoint.name == ckpt.name))
+    if row is None:
+        row = Checkpoint(session_id=sess.id, name=ckpt.name)
+        db.add(row)
+    row.size, row.elapsed, row.modified_at = size, ckpt.elapsed, ckpt.at
     db.flush()
-    ckpt.summary = latest_summary(db, sess.id)
+    row.summary = latest_summary(db, sess.id)
 
 
-def _record_report(db: OrmSession, sess: Session, event: dict) -> None:
-    metrics = event.get("metrics")
-    if not isinstance(metrics, dict):
+def _record_reports(db: OrmSession, sess: Session, reports: list, notes: list[str]) -> None:
+    if not reports:
         return
-    step = event.get("step")
-    step = step if isinstance(step, int) and not isinstance(step, bool) and abs(step) < 2 ** 31 else None
-    scope = event.get("scope") if isinstance(event.get("scope"), str) else None
-    for key, value in list(metrics.items())[:1000]:
-        db.add(Metric(session_id=sess.id, key=str(key)[:256], value=_as_float(value), raw=value, step=step,
-                      scope=scope and scope[:128], summary=bool(event.get("summary")), created_at=_ts(event)))
+    have = db.scalar(select(func.count()).select_from(Metric).where(Metric.session_id == sess.id)) or 0
+    room, rows = MAX_METRIC_ROWS - have, []
+    for report in reports:
+        if len(report.metrics) > room:
+            notes.append(f"reports refused: the session holds {MAX_METRIC_ROWS} metric values, its limit")
+            break
+        room -= len(report.metrics)
+        rows += [{"session_id": sess.id, "key": key, "value": value, "raw": value, "step": report.step,
+                  "scope": report.scope, "summary": report.summary, "created_at": report.at}
+                 for key, value in report.metrics.items()]
+    if rows:
+        db.execute(insert(Metric), rows)
 
 
 def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
-    """Write collected events in the caller's transaction; returns how many were recorded."""
-    for event in got.events:
-        if event.get("type") == "report":
-            _record_report(db, sess, event)
-        elif event.get("type") == "checkpoint":
+    """Write collected events in the caller's transaction, inside a savepoint: events the store refuses anyway
+    are dropped with a note and never fail the caller's pass. Returns how many were recorded."""
+    notes = list(got.notes)
+    try:
+        with db.begin_nested():
+            pending: list = []
+            for event in got.events:
+                if isinstance(event, event_gate.Report):
+                    pending.append(event)
+                    continue
+                _record_reports(db, sess, pending, notes)
+                pending = []
+                db.flush()
+                _record_checkpoint(db, sess, *event)
+            _record_reports(db, sess, pending, notes)
             db.flush()
-            _record_checkpoint(db, sess, event)
+        recorded = len(got.events)
+    except SQLAlchemyError as exc:
+        notes.append(f"events of this pass were not recorded: the store refused them ({type(exc).__name__})")
+        recorded = 0
     run.events_offset = max(run.events_offset or 0, got.end)
-    for note in got.notes:
+    for note in notes:
         append_note(Path(run.log_path), note)
-    return len(got.events)
-
-
-
-LOADER_ERROR_EXIT = 86  # the in-session module's exit code when the task's loader failed (nsml.LOADER_ERROR_EXIT)
-
-
-def loader_error(run_dir: Path) -> str | None:
-    """The message of a loader_error event a submit run left, if any."""
-    got = collect(Path(run_dir), 0, None)
-    found = [e for e in got.events if e.get("type") == "loader_error"]
-    return str(found[-1].get("message", ""))[:500] if found else None
+    return recorded

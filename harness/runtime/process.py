@@ -2,7 +2,9 @@
 
 The run gets its own copy of the code, a data view without test labels, and its own process group; the
 harness enforces the wall-clock limit and the memory limit (resident memory of the whole process tree, via
-psutil) and cancelling kills the whole group and any child that left it.
+psutil) and cancelling kills the whole group and any child that left it. Where the machine lets the harness make
+control groups (runtime.cgroups), the kernel enforces more: a pids limit (limits.pids), the memory limit counting
+tmpfs, shm and memfd (an OOM kill is named `oom`), and a CPU quota of `-c` CPUs; isolation then reads `+cgroup`.
 
 Sandboxed (``process.sandbox = "auto"`` with bwrap installed, or ``"bwrap"``): see harness.runtime.sandbox —
 no network, its own mounts only, read-only binds of the task, as nobody.  Not sandboxed (no bwrap, or
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import signal
 import subprocess
 import sys
@@ -26,7 +29,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import environments, sandbox
+from . import cgroups, environments, sandbox
 from .base import Handle, Outcome, RunSpec, Runtime, target_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
@@ -99,9 +102,23 @@ def process_environment() -> str:
     """What the process runtime runs participant code with."""
     return f"python {platform.python_version()} ({sys.executable})"
 
+PIDS_LIMIT = 512  # limits.pids, when there are no settings
+
+
+def _nproc_limit(pids: int):
+    """Without a cgroup: RLIMIT_NPROC in the child (counted per real uid, and not enforced for root)."""
+    if os.geteuid() == 0:
+        return None
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
+    return apply
+
+
 class ProcessHandle(Handle):
-    def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str):
+    def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str, group: cgroups.RunGroup | None = None):
         self.spec = spec
+        self.group = group
         self.proc = proc
         self.pid = proc.pid
         self.isolation = isolation
@@ -163,16 +180,23 @@ class ProcessHandle(Handle):
         if code is None:
             self._enforce_limits()
             return None
+        oom = self.group is not None and self.group.oom_killed()
+        forks_refused = self.group is not None and self.group.pids_refused()
         self._reap_group()
         truncate_log(self.spec.log_path, self.spec.max_log_bytes)
         if self._cancel is not None:
             reason, message = self._cancel
             status = RunStatus.STOPPED if reason is FailureReason.STOPPED else RunStatus.FAILED
             self._outcome = Outcome(status, reason, code, message)
+        elif oom:
+            self._outcome = Outcome(RunStatus.FAILED, FailureReason.OOM, code,
+                                    f"memory limit of {self.spec.memory} bytes exceeded (counting tmpfs, shm and memfd)")
         elif code == 0:
             self._outcome = Outcome(RunStatus.SUCCEEDED, None, 0, "")
         else:
             how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
+            if forks_refused:
+                how += f" (it reached its limit of {self.pids_limit} processes and threads)"
             self._outcome = Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, code, f"process {how}")
         return self._outcome
 
@@ -207,9 +231,13 @@ class ProcessHandle(Handle):
         except subprocess.TimeoutExpired:
             pass
 
+    pids_limit = 0
+
     def _reap_group(self) -> None:
-        """The entry has exited: nothing it started may outlive the run."""
+        """The entry has exited: nothing it started may outlive the run (in its process group or its cgroup)."""
         kill_group(self.pid)
+        if self.group is not None:
+            self.group.remove()
 
 
 def kill_group(pid: int) -> None:
@@ -249,14 +277,25 @@ class ProcessRuntime(Runtime):
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
+        pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
+        group = cgroups.create(spec.run_id, spec.memory, pids, spec.cpus)
+        if group is not None:
+            argv = group.trampoline(argv)
         log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True)
+                                    stderr=subprocess.STDOUT, start_new_session=True,
+                                    preexec_fn=None if group is not None else _nproc_limit(pids))
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         finally:
             os.close(log)
         (spec.paths.run / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
-        handle = self.handle_class(spec, proc, "bwrap" if sandboxed else "none")
+        isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
+        handle = self.handle_class(spec, proc, isolation, group)
+        handle.pids_limit = pids
         if env_key:
             handle.environment += f" + session environment {env_key}"
         return handle
@@ -269,4 +308,7 @@ class ProcessRuntime(Runtime):
         except (OSError, ValueError):
             return False
         kill_group(pid)
+        group = cgroups.leftover(run.id)
+        if group is not None:
+            group.remove()
         return True

@@ -25,15 +25,16 @@ from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
 from harness.core.errors import ClusterUnavailable
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
-from harness.runs.events import LOADER_ERROR_EXIT, collect, loader_error, record
+from harness.runs.events import MAX_EVENTS_AT_END, MAX_EVENTS_PER_PASS, collect, record
 from harness.runs.spec import spec_for
 from harness.runtime import Handle, Outcome, environments, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
-from harness.scoring import provenance
+from harness.scoring import loader_probe, provenance
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
 from harness.store import Store
-from harness.store.models import Round, Run, Session, Submission
+from harness.store.models import Round, Run, Session, Submission, Task
+from harness.taskpacks.views import submit_data
 
 from .lease import has_pending_work
 from .recovery import recover_runs
@@ -153,18 +154,16 @@ class Scheduler:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
             if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
-                    and outcome.exit_code == LOADER_ERROR_EXIT and handle.spec.paths.output is not None:
-                blamed = loader_error(handle.spec.paths.run)
-                if blamed is not None:
-                    outcome = Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
-                                      f"the task's data_loader.py failed (not counted): {blamed}")
+                    and outcome.exit_code == loader_probe.CLAIM_EXIT and handle.spec.paths.output is not None:
+                outcome = self._loader_claim(run_id, outcome)
             if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
                 over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
                 if over:
                     outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
             checkpoints = self.checkpoint_dirs.get(run_id)
             if checkpoints is not None:
-                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints)
+                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints,
+                                            MAX_EVENTS_PER_PASS if outcome is None else MAX_EVENTS_AT_END)
             if outcome is not None:
                 ended[run_id] = outcome
         to_score, done = [], []
@@ -196,6 +195,26 @@ class Scheduler:
         for handle in done:  # its outcome is recorded: now its resources go (a container, say)
             handle.close()
         return to_score
+
+    def _loader_claim(self, run_id: int, outcome: Outcome) -> Outcome:
+        """The run says the task's loader failed: believed only when the harness's own probe of the loader, with
+        no participant code, fails too (scoring.loader_probe); then the loader's output is kept for organizers."""
+        with self.store.tx() as db:
+            task_path, task_name, dry_run = db.execute(
+                select(Task.path, Task.name, Submission.dry_run).join(Submission, Submission.task_id == Task.id)
+                .where(Submission.run_id == run_id)).one()
+        try:
+            verdict = loader_probe.probe(Path(task_path) / "data_loader.py", submit_data(Path(task_path), dry_run),
+                                         task_name)
+        except Exception as exc:  # noqa: BLE001 - an unreadable pack: the run's failure stands as it is
+            log.warning("loader probe of run %s failed: %s", run_id, exc)
+            return outcome
+        if not verdict.confirmed:
+            return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
+                           f"exit code {outcome.exit_code}: the run blamed the task's loader, but the harness's own "
+                           f"run of data_loader.py reached infer")
+        return Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
+                       f"the task's data_loader.py failed before infer was called (not counted): {verdict.detail}")
 
     def _start_queued(self) -> None:
         """Mark the runs that fit as launching (one transaction), then start each one."""

@@ -16,6 +16,8 @@ from . import evaluator_call
 from .evaluator import evaluate
 from .splits import SplitFormat, SplitScores, evaluate_split
 
+UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
+
 
 @dataclass
 class Grade:
@@ -43,7 +45,7 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
         return Grade(None, None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
     except UnsafeFile as exc:
         return Grade(None, None, FailureReason.INVALID_PREDICTION,
-                     f"invalid prediction: only a regular file the run wrote itself is scored: {exc}")
+                     f"{UNSAFE_PREDICTION}: {exc}")
     if size == 0:
         return Grade(None, None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
     return None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from harness.context import Harness
-from harness.core.enums import Direction, FailureReason, RunStatus
+from harness.core.enums import Direction, RunStatus
 from harness.core.errors import UserError
 from harness.scoring.boards import counted_clause, user_board
 from harness.store.models import Round, Run, Submission, Team, User
@@ -53,14 +53,13 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
         for s, spec, closed_at, round_id in db.execute(query):
             row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
                    "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
-                   "message": s.message, "created": s.created_at.isoformat(timespec="seconds"),
+                   "message": permissions.submission_message(h.settings, s.dry_run, s.reason, s.message),
+                   "created": s.created_at.isoformat(timespec="seconds"),
                    "selected": s.selected, "reserved_flags": (spec or {}).get("reserved_flags")}
             if round_id is not None and (h.settings.is_organizer or closed_at is not None):
                 row["private_score"] = s.private_score
             if h.settings.is_organizer:
                 row["provenance"] = s.provenance
-            elif s.reason is FailureReason.SCORER_ERROR and not s.dry_run:
-                row["message"] = "the task's evaluator failed (not counted; organizers see why)"
             rows.append(row)
         return rows
 

@@ -13,7 +13,9 @@ import fnmatch
 from sqlalchemy import select
 
 from harness.context import Harness
+from harness.core.enums import FailureReason
 from harness.core.errors import NotFound, PermissionDenied
+from harness.scoring.grade import UNSAFE_PREDICTION
 from harness.store.models import Session, User
 
 
@@ -56,3 +58,24 @@ def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:
     if not chosen:
         raise NotFound(f"no session of yours matches {pattern!r}")
     return list(db.scalars(select(Session).where(Session.name.in_(chosen)).order_by(Session.id)))
+
+
+# What a participant reads about their own real submit that failed: never text that the evaluator or the loader
+# wrote (it may quote the hidden labels or test inputs — and participant code in a submit run sees the inputs, so
+# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). The
+# harness's own messages (time, memory, exit code, disk, a missing or unsafe prediction file) are kept.
+HIDDEN_FROM_PARTICIPANTS = {
+    FailureReason.INVALID_PREDICTION: "the prediction is not valid for this task (submit -t shows why on test_submit)",
+    FailureReason.SCORER_ERROR: "the task's evaluator failed (not counted; organizers see why)",
+    FailureReason.LOADER_ERROR: "the task's data loader failed before your infer was called (not counted; "
+                                "organizers see why)",
+}
+
+
+def submission_message(settings, dry_run: bool, reason: FailureReason | None, message: str | None) -> str | None:
+    """The failure message of a submission as the current user may read it (the one home of this rule)."""
+    if dry_run or is_organizer(settings) or reason not in HIDDEN_FROM_PARTICIPANTS or message is None:
+        return message
+    if reason is FailureReason.INVALID_PREDICTION and message.startswith(UNSAFE_PREDICTION):
+        return message  # the harness's own words about the file (a link, a FIFO, too large)
+    return HIDDEN_FROM_PARTICIPANTS[reason]

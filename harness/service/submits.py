@@ -10,10 +10,11 @@ from harness.contest.gate import check_gpu_request, gate
 from harness.context import Harness
 from harness.core import clock, notify
 from harness.core.clock import utcnow
-from harness.core.enums import FailureReason, RunKind, RunStatus
+from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
 from harness.core.safefs import is_real_dir
 from harness.runs.create import RunOptions, check_esm, check_queue_limit, new_run
+from harness.runs.create import time_limit as runs_time_limit
 from harness.scheduler.lease import wake
 from harness.scheduler.waiting import wait_run
 from harness.scoring.boards import counted_clause
@@ -91,7 +92,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                         rule.submit_period if rule else manifest.submit_period, now, admitted and admitted.team)
         check_gpu_request(db, admitted, sess.run.gpus)
         check_queue_limit(h.settings, db, me.id)
-        limit = time_limit or manifest.submit_seconds or h.settings.default_submit_time_limit
+        limit = runs_time_limit(time_limit, manifest.submit_seconds or h.settings.default_submit_time_limit)
         run = new_run(h.settings, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)
         run.memory = sess.run.memory
@@ -126,7 +127,8 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         permissions.require_owner(h.settings, sub.user.name, f"submission {sub_id}")
         info = {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
-                "reason": sub.reason.value if sub.reason else None, "message": sub.message, "score": sub.score,
+                "reason": sub.reason.value if sub.reason else None, "score": sub.score,
+                "message": permissions.submission_message(h.settings, sub.dry_run, sub.reason, sub.message),
                 "counted": sub.counted, "created": sub.created_at.isoformat(timespec="seconds"),
                 "isolation": (sub.run.spec or {}).get("isolation"), "esm": (sub.run.spec or {}).get("esm"),
                 "entry": (sub.run.spec or {}).get("entry")}
@@ -138,9 +140,6 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         if h.settings.is_organizer:
             info["log"] = sub.run.log_path
             info["provenance"] = sub.provenance
-        elif sub.reason is FailureReason.SCORER_ERROR and not sub.dry_run:
-            # an evaluator's error text may quote the hidden labels: organizers only
-            info["message"] = "the task's evaluator failed (not counted; organizers see why)"
         if sub.dry_run and sub.status.terminal:  # test_submit is not secret: NSML's -t was for debugging
             info["predictions_head"] = _head(prediction_path(sub.run.run_dir), PREDICTIONS_SHOWN)
             if sub.status is not RunStatus.SUCCEEDED:

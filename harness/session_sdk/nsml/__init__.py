@@ -11,6 +11,7 @@ import importlib.util
 import inspect
 import json
 import os
+import re
 import shutil
 import sys
 import tempfile
@@ -60,12 +61,18 @@ def _emit(event: dict) -> None:
         fh.flush()
 
 
+# The harness's rule for a checkpoint name (harness.core.safefs.CHECKPOINT_NAME), checked here so that a bad
+# name fails at save time rather than being refused by the harness afterwards.
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]*")
+
+
 def _checkpoint_name(checkpoint) -> str:
     if checkpoint is None:
         return time.strftime("%Y%m%d-%H%M%S")
     name = str(checkpoint)
-    if not name or "/" in name or "\\" in name or name in (".", "..") or name.startswith("."):
-        raise ValueError(f"nsml.save: invalid checkpoint name {checkpoint!r}")
+    if len(name) > 128 or not _CHECKPOINT_NAME.fullmatch(name):
+        raise ValueError(f"nsml.save: invalid checkpoint name {checkpoint!r} (letters, digits, spaces and _ . -, "
+                         f"starting with a letter, digit or _; at most 128 characters)")
     return name
 
 
@@ -199,12 +206,11 @@ def _run_loader(infer) -> None:
     try:
         loader = _import_data_loader()
         loader.feed_infer(constants._OUTPUT_FILE, tracked)
-    except Exception as exc:  # noqa: BLE001
+    except Exception:  # noqa: BLE001
         if inside["raised"]:
             raise
         import traceback
-        traceback.print_exc()
-        _emit({"type": "loader_error", "message": f"{type(exc).__name__}: {exc}"[:500]})
+        traceback.print_exc()  # the harness checks this claim with its own run of the loader: no verdict here
         sys.stdout.flush()
         sys.stderr.flush()
         sys.exit(LOADER_ERROR_EXIT)

@@ -1,0 +1,185 @@
+"""Kernel limits for a process-runtime run: a control group of its own with a pids limit, a memory limit that
+counts everything the run's processes charge (resident memory, tmpfs — the sandbox's own `/` and `/tmp` — shm
+and memfd, page tables), and a CPU quota of its `-c` CPUs.
+
+cgroup v2 (the unified hierarchy at /sys/fs/cgroup, with the pids, memory and cpu controllers delegated to the
+harness's folder) is used where it is; otherwise the v1 hierarchies of those controllers (pids, memory, cpu).
+Each run gets `nsml-harness/run-<id>` in each; the run's first process puts itself there before it execs
+anything (a `sh` trampoline), so nothing it starts is ever outside. Where no hierarchy can be written (an
+ordinary user without delegation), runs go without it and say so in their isolation
+(`runtime.process` then limits processes with RLIMIT_NPROC — effective only for a non-root harness).
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path("/sys/fs/cgroup")
+PARENT = "nsml-harness"
+CFS_PERIOD = 100_000
+
+
+def _write(path: Path, value: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    try:
+        os.write(fd, value.encode())
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
+
+
+def _own_v2_base() -> Path | None:
+    if not (ROOT / "cgroup.controllers").exists():
+        return None
+    line = next((ln for ln in _read(Path("/proc/self/cgroup")).splitlines() if ln.startswith("0::")), "0::/")
+    return ROOT / line[3:].lstrip("/")
+
+
+def _v1_base(controller: str) -> Path | None:
+    base = ROOT / controller
+    return base if (base / "cgroup.procs").exists() else None
+
+
+@dataclass
+class RunGroup:
+    """The run's control groups (one folder in v2; one per controller in v1)."""
+
+    version: int
+    folders: dict[str, Path] = field(default_factory=dict)  # controller → folder ("all" in v2)
+
+    @property
+    def procs_files(self) -> list[Path]:
+        return sorted({f / "cgroup.procs" for f in self.folders.values()})
+
+    def trampoline(self, argv: list[str]) -> list[str]:
+        """ARGV started so that its first process joins the groups before anything else runs."""
+        joins = " && ".join(f"echo $$ > '{p}'" for p in self.procs_files)
+        return ["/bin/sh", "-c", f'{joins} && exec "$@"', "nsml-run", *argv]
+
+    def memory_used(self) -> int | None:
+        folder = self.folders.get("all") or self.folders.get("memory")
+        if folder is None:
+            return None
+        text = _read(folder / ("memory.current" if self.version == 2 else "memory.usage_in_bytes")).strip()
+        return int(text) if text.isdigit() else None
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel killed a process of the run for going over its memory limit."""
+        folder = self.folders.get("all") or self.folders.get("memory")
+        if folder is None:
+            return False
+        text = _read(folder / ("memory.events" if self.version == 2 else "memory.oom_control"))
+        for line in text.splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit() and int(value) > 0:
+                return True
+        return False
+
+    def pids_refused(self) -> bool:
+        """Whether a fork was refused for the pids limit."""
+        folder = self.folders.get("all") or self.folders.get("pids")
+        text = _read(folder / "pids.events") if folder else ""
+        return any(ln.startswith("max ") and ln.split()[1] != "0" for ln in text.splitlines())
+
+    def remove(self, timeout: float = 5.0) -> None:
+        """Kill whatever is left in the groups and remove them (a run's folders never outlive it)."""
+        deadline = time.monotonic() + timeout
+        for folder in self.folders.values():
+            while folder.exists():
+                for pid in _read(folder / "cgroup.procs").split():
+                    try:
+                        os.kill(int(pid), 9)
+                    except (ProcessLookupError, PermissionError, ValueError):
+                        pass
+                try:
+                    folder.rmdir()
+                except FileNotFoundError:
+                    break
+                except OSError:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(0.05)
+
+    def describe(self) -> str:
+        return f"cgroup v{self.version}"
+
+
+def _prepare_v2(name: str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
+    base = _own_v2_base()
+    if base is None:
+        return None
+    wanted = {"pids", "memory", "cpu"}
+    try:
+        available = set(_read(base / "cgroup.controllers").split())
+        if not {"pids", "memory"} <= available:
+            return None
+        parent = base / PARENT
+        parent.mkdir(exist_ok=True)
+        _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted & available)))
+        _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted & available)))
+        folder = parent / name
+        folder.mkdir(exist_ok=True)
+        _write(folder / "pids.max", str(pids))
+        if memory:
+            _write(folder / "memory.max", str(memory))
+            if (folder / "memory.swap.max").exists():
+                _write(folder / "memory.swap.max", "0")
+        if cpus and "cpu" in available:
+            _write(folder / "cpu.max", f"{int(cpus * CFS_PERIOD)} {CFS_PERIOD}")
+    except OSError:
+        return None
+    return RunGroup(2, {"all": folder})
+
+
+def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
+    group = RunGroup(1)
+    try:
+        for controller in ("pids", "memory", "cpu"):
+            base = _v1_base(controller)
+            if base is None:
+                if controller == "cpu":
+                    continue
+                return None
+            folder = base / PARENT / name
+            folder.mkdir(parents=True, exist_ok=True)
+            group.folders[controller] = folder
+        _write(group.folders["pids"] / "pids.max", str(pids))
+        if memory:
+            _write(group.folders["memory"] / "memory.limit_in_bytes", str(memory))
+            if (group.folders["memory"] / "memory.memsw.limit_in_bytes").exists():
+                try:
+                    _write(group.folders["memory"] / "memory.memsw.limit_in_bytes", str(memory))
+                except OSError:
+                    pass
+        if cpus and "cpu" in group.folders:
+            _write(group.folders["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD))
+            _write(group.folders["cpu"] / "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD)))
+    except OSError:
+        group.remove()
+        return None
+    return group
+
+
+def create(run_id: int | str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
+    """The run's control groups with its limits, or None where this machine lets the harness make none."""
+    name = f"run-{run_id}"
+    return _prepare_v2(name, memory, pids, cpus) or _prepare_v1(name, memory, pids, cpus)
+
+
+def leftover(run_id: int | str) -> RunGroup | None:
+    """The groups of a run whose scheduler died (for cleanup), if any are there."""
+    name = f"run-{run_id}"
+    base = _own_v2_base()
+    if base is not None and (base / PARENT / name).is_dir():
+        return RunGroup(2, {"all": base / PARENT / name})
+    folders = {c: b / PARENT / name for c in ("pids", "memory", "cpu")
+               if (b := _v1_base(c)) is not None and (b / PARENT / name).is_dir()}
+    return RunGroup(1, folders) if folders else None

@@ -1,0 +1,94 @@
+"""Whose fault a submit's loader failure is — decided by the harness, never by the run.
+
+A submit run that says "the task's data_loader.py failed" (the in-session module exits with LOADER_ERROR_EXIT)
+is participant code talking: it could say so of any failure to make a real submit uncounted. So the harness
+checks the claim itself. It runs the task's own data_loader.py in a process of its own, with the run's test
+inputs and no participant code, giving `feed_infer` a probe `infer` that stops the loader the moment it is
+called. If the loader fails *before* it calls infer (importing it, finding or reading its data), the failure is
+the organizer's: confirmed, not counted, and the loader's traceback is kept for organizers. If the loader
+reaches infer, nothing the organizer wrote failed on its own, and the run's failure is the participant's (a
+crash after infer returned cannot be told from one caused by what infer returned, which the participant
+controls). Results are cached per loader file and test-input folder for the life of the process.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.resources import SESSION_SDK
+
+CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
+REACHED_EXIT = 0  # the loader called infer: it works as far as the harness can tell
+FAILED_EXIT = 3  # the loader raised before it called infer
+PROBE_SECONDS = 120
+MAX_DETAIL = 2000
+
+_PROBE = r'''
+import importlib.util, sys, traceback
+class _Reached(BaseException):
+    pass
+def _infer(*args, **kwargs):
+    raise _Reached()
+try:
+    spec = importlib.util.spec_from_file_location("data_loader", sys.argv[1])
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["data_loader"] = module
+    spec.loader.exec_module(module)
+    module.feed_infer(sys.argv[2], _infer)
+except _Reached:
+    sys.exit(0)
+except BaseException:
+    traceback.print_exc()
+    sys.exit(3)
+sys.exit(0)
+'''
+
+
+@dataclass(frozen=True)
+class Verdict:
+    confirmed: bool  # the loader fails with no participant code: the organizer's fault
+    detail: str  # the loader's own output (organizers only: it may quote the hidden test inputs)
+
+
+_cache: dict[tuple[str, str], Verdict] = {}
+
+
+def _digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def probe(loader: Path, test_data: Path, task: str) -> Verdict:
+    """Run LOADER (the task's data_loader.py) on TEST_DATA with the probe infer; see the module's text."""
+    key = (_digest(loader), str(test_data.resolve()))
+    if key in _cache:
+        return _cache[key]
+    work = Path(tempfile.mkdtemp(prefix="nsml-loader-probe-"))
+    try:
+        view = work / "data" / task / "test"
+        view.mkdir(parents=True)
+        (view / "test_data").symlink_to(test_data.resolve(), target_is_directory=test_data.is_dir())
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(SESSION_SDK),
+               "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1",  # nothing written beside the task's loader
+               "NSML_SESSION": f"harness/{task}/probe", "NSML_DATASET_NAME": task,
+               "NSML_DATASET_PATH": str(work / "data" / task), "NSML_MODE": "submit",
+               "NSML_OUTPUT_FILE": str(work / "prediction"), "NSML_DATA_LOADER": str(loader)}
+        try:
+            proc = subprocess.run([sys.executable, "-c", _PROBE, str(loader), str(work / "prediction")], cwd=work,
+                                  env=env, capture_output=True, timeout=PROBE_SECONDS, start_new_session=True)
+            code, out = proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
+        except subprocess.TimeoutExpired:
+            code, out = -1, f"the loader did not reach infer within {PROBE_SECONDS} s"
+        verdict = Verdict(code == FAILED_EXIT, out.strip()[-MAX_DETAIL:])  # a timeout is not confirmed
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    _cache[key] = verdict
+    return verdict
