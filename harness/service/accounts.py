@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import secrets
 import threading
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -18,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from harness.context import Harness
 from harness.core.clock import utcnow
-from harness.core.errors import NotFound, UserError
+from harness.core.errors import NotFound, QuotaExceeded, UserError
 from harness.core.names import check_name
 from harness.store.models import Account, User
 
@@ -32,6 +33,50 @@ _LOCK = threading.Lock()
 
 class Unauthorized(UserError):
     """No token, an unknown or malformed one, or a disabled account (HTTP 401)."""
+
+
+class Throttled(QuotaExceeded):
+    """Too many failed token checks from one address or under one token id (HTTP 429)."""
+
+
+class FailedChecks:
+    """Failed token checks per key (a token id, a client address) in a sliding window. Over the limit, a key's
+    next checks are refused before the expensive hash until the window has passed; a token that was verified
+    before (its cheap digest is cached) still passes, so a flood under someone's token id does not lock them
+    out."""
+
+    def __init__(self, limit: int, window: float = 60.0):
+        self.limit, self.window = limit, window
+        self._fails: dict[str, list[float]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, key: str, now: float) -> list[float]:
+        kept = [t for t in self._fails.get(key, ()) if now - t < self.window]
+        if kept:
+            self._fails[key] = kept
+        else:
+            self._fails.pop(key, None)
+        return kept
+
+    def over(self, key: str | None) -> bool:
+        if key is None:
+            return False
+        with self._lock:
+            return len(self._recent(key, time.monotonic())) >= self.limit
+
+    def fail(self, key: str | None) -> None:
+        if key is None:
+            return
+        with self._lock:
+            now = time.monotonic()
+            self._fails[key] = self._recent(key, now) + [now]
+            if len(self._fails) > 100_000:  # bounded: the oldest keys go first
+                for old in list(self._fails)[:10_000]:
+                    self._fails.pop(old, None)
+
+
+PER_TOKEN_ID = FailedChecks(limit=10)  # failed checks a minute under one token id
+PER_ADDRESS = FailedChecks(limit=30)  # failed checks a minute from one client address
 
 
 @dataclass(frozen=True)
@@ -118,24 +163,33 @@ def reset_token(h: Harness, name: str) -> str:
         return _new_token(account)
 
 
-def authenticate(h: Harness, token: str | None) -> Identity:
-    """The account a token belongs to, or Unauthorized (one message for every bad token: nothing to probe)."""
+def authenticate(h: Harness, token: str | None, address: str | None = None) -> Identity:
+    """The account a token belongs to, or Unauthorized (one message for every bad token: nothing to probe).
+    Cheap checks first (shape, the token id's row, a cached digest); failed checks are counted per token id and
+    per ADDRESS, and over their limit (FailedChecks) a check is refused before the scrypt hash."""
+    bad = "no valid token (log in: nsml login URL)"
     if not token or not token.startswith(PREFIX) or len(token) > 200:
-        raise Unauthorized("no valid token (log in: nsml login URL)")
+        PER_ADDRESS.fail(address)
+        raise Unauthorized(bad)
     token_id, _, secret = token[len(PREFIX):].partition("_")
     with h.tx() as db:
         row = db.execute(select(Account, User.name).join(User, Account.user_id == User.id)
                          .where(Account.token_id == token_id)).first()
         if row is None or row[0].token_hash is None:
-            raise Unauthorized("no valid token (log in: nsml login URL)")
+            PER_ADDRESS.fail(address)
+            raise Unauthorized(bad)
         account, name = row
         stored, salt, disabled, organizer = account.token_hash, account.token_salt, account.disabled, account.organizer
     digest = hashlib.sha256(f"{stored}:{secret}".encode()).digest()
     with _LOCK:
         known = _VERIFIED.get(token_id)
     if known is None or not hmac.compare_digest(known, digest):
+        if PER_ADDRESS.over(address) or PER_TOKEN_ID.over(token_id):
+            raise Throttled("too many failed token checks: wait a minute and try again")
         if not hmac.compare_digest(_hash(secret, salt), stored):
-            raise Unauthorized("no valid token (log in: nsml login URL)")
+            PER_ADDRESS.fail(address)
+            PER_TOKEN_ID.fail(token_id)
+            raise Unauthorized(bad)
         with _LOCK:
             _VERIFIED[token_id] = digest
     if disabled:

@@ -1,0 +1,95 @@
+"""The events-file gate fuzzed: whatever a line holds, it becomes a typed report or checkpoint within bounds, or a
+one-line refusal — never another exception. End to end, a session that writes a few hundred hostile lines gets
+exactly the lines the gate accepts recorded (nothing lost, nothing inflated) while another user is served."""
+import json
+import math
+import random
+
+from helpers import ORGANIZER, make_tiny_task, participant
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from harness.runs import event_gate
+
+SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10 ** 500), max_value=10 ** 500),
+                    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
+VALUES = st.recursive(SCALARS, lambda inner: st.one_of(st.lists(inner, max_size=3),
+                                                       st.dictionaries(st.text(max_size=10), inner, max_size=3)),
+                      max_leaves=8)
+KEYS = st.one_of(st.text(max_size=80), st.sampled_from(["loss", "val/acc@1", "<script>", "=SUM(A1)", "a" * 65, ""]))
+EVENTS = st.fixed_dictionaries({"type": st.sampled_from(["report", "checkpoint", "loader_error", "score", None])},
+                               optional={"metrics": st.one_of(VALUES, st.dictionaries(KEYS, VALUES, max_size=5)),
+                                         "name": st.one_of(VALUES, KEYS), "step": VALUES, "scope": VALUES,
+                                         "summary": VALUES, "time": VALUES, "elapsed": VALUES})
+
+
+def _line(event) -> bytes:
+    return json.dumps(event, allow_nan=True, default=str).encode()
+
+
+def _holds_bounds(got) -> None:
+    if isinstance(got, event_gate.Report):
+        assert 1 <= len(got.metrics) <= event_gate.MAX_KEYS
+        for key, value in got.metrics.items():
+            assert event_gate.KEY_ALPHABET.fullmatch(key)
+            assert isinstance(value, float) and math.isfinite(value) and abs(value) <= event_gate.MAX_ABS
+        assert got.step is None or (isinstance(got.step, int) and abs(got.step) < 2 ** 31)
+        assert isinstance(got.summary, bool)
+    else:
+        assert isinstance(got, event_gate.Checkpoint) and math.isfinite(got.elapsed) and got.elapsed >= 0
+        assert event_gate.checkpoint_name_problem(got.name) is None
+
+
+@settings(max_examples=1500, deadline=None)
+@given(st.one_of(EVENTS.map(_line), st.binary(max_size=200)))
+def test_every_line_is_an_event_within_bounds_or_a_one_line_refusal(line):
+    try:
+        got = event_gate.parse(line)
+    except event_gate.Refused as exc:
+        assert "\n" not in str(exc) and len(str(exc)) < 400
+        return
+    _holds_bounds(got)
+
+
+def _hostile_lines(n: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    pieces = ['{"type": "report", "metrics": {"%s": %s}}', '{"type": "report", "step": %s, "metrics": {"k": %s}}',
+              '{"type": "checkpoint", "name": "%s"}', '{"type": "%s", "v": %s}', '%s %s']
+    words = ["loss", "acc", "<b>x</b>", "=1+1", "..", "1e400", "NaN", "-Infinity", "1" + "0" * 400, "0.25", "3",
+             '"str"', "[1, 2]", "null", "true", "\\u001b[2J", "a" * 70, "-7", "1e30", "1.5e30"]
+    out = []
+    for _ in range(n):
+        piece = rng.choice(pieces)
+        out.append(piece % tuple(rng.choice(words) for _ in range(piece.count("%s"))))
+    return out
+
+
+def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp_path, nsml_folder):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    lines = _hostile_lines(400, seed=22)
+    accepted = []
+    for line in lines:
+        try:
+            got = event_gate.parse(line.encode())
+        except event_gate.Refused:
+            continue
+        if isinstance(got, event_gate.Report):
+            accepted += list(got.metrics.items())
+    assert 5 < len(accepted) < 200  # the corpus holds both kinds
+    folder = participant(tmp_path / "flood", "import os, json\nlines = json.load(open('lines.json'))\n"
+                         "open(os.environ['NSML_EVENTS'], 'a').write('\\n'.join(lines) + '\\n')\n")
+    (folder / "lines.json").write_text(json.dumps(lines))
+    name = cli("run", "-d", "tiny", "-e", "main.py", folder).stdout.split()[1]
+    other = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", nsml_folder, user="carol").stdout.split()[1]
+    cli("logs", "-f", name)
+    cli("logs", "-f", other, user="carol")
+    assert cli.json("submit", other, "0", user="carol")["status"] == "succeeded"
+    from harness.context import Harness
+    from harness.core.settings import load_settings
+    from harness.store.models import Metric, Session
+    h = Harness(load_settings())
+    with h.tx() as db:
+        sess = db.query(Session).filter(Session.name == name).one()
+        stored = [(m.key, m.value) for m in db.query(Metric).filter(Metric.session_id == sess.id).order_by(Metric.id)]
+    assert stored == accepted
+    assert "more events refused in this pass" in cli("logs", name).stdout
