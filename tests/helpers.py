@@ -197,6 +197,22 @@ class Served:
         self.log.close()
 
 
+def csrf_of(html: str) -> str:
+    """The CSRF token of a dashboard page's forms (each form's hidden `csrf` input)."""
+    import re
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no csrf field in the page"
+    return found.group(1)
+
+
+def web_login(web, token: str, next: str = "/tasks"):
+    """Log an httpx.Client in to the dashboard as a browser does: the login form (it sets the pre-login cookie
+    its CSRF token is tied to), then the post; the client then holds the login cookie."""
+    r = web.post("/login", data={"token": token, "next": next, "csrf": csrf_of(web.get("/login").text)})
+    assert not r.is_error, f"login: {r.status_code} {r.text[-300:]}"
+    return r
+
+
 class RemoteCli(Cli):
     """The same CLI, logged in to a server: `user=NAME` becomes NAME's token (accounts made on first use by the
     organizer, locally on the server's state root), the default user is HARNESS_USER's."""

@@ -3,7 +3,7 @@ import json
 import time
 
 import pytest
-from helpers import participant, run_session
+from helpers import participant, run_session, web_login
 
 GPU_MAIN = '''
 import argparse, json, os, time
@@ -96,7 +96,7 @@ def test_ps_ends_with_the_gpus_in_use(cli, tiny_task, tmp_path, gpu_folder, mode
     if mode == "remote":  # the dashboard's sessions page has the same inventory
         import httpx
         with httpx.Client(base_url=cli.url, follow_redirects=True) as web:
-            web.post("/login", data={"token": cli.token("bob"), "next": "/sessions"}).raise_for_status()
+            web_login(web, cli.token("bob"), "/sessions")
             html = web.get("/sessions").text
         assert 'id="inventory"' in html and "<td>3</td><td>4</td>" in html and "3 of 4 in use" in html
     assert "GPUs" not in cli("ps", "-j").stderr

@@ -65,3 +65,30 @@ def test_did_you_mean_never_names_another_users_session(cli, tiny_task, nsml_fol
     assert "unknown session" in r.stderr and "alice/tiny/1" not in r.stderr  # bob gets no hint at alice's
     assert "Did you mean 'alice/tiny/1'" in cli("logs", "alice/tiny/2", code=2).stderr  # alice gets hers
     assert "alice/tiny/1" not in cli("submit", "alice/tiny/9", "0", user="bob", code=2).stderr
+
+
+def test_a_flood_of_bad_secrets_is_refused_before_the_hash_and_others_are_served(served, remote_cli):
+    """600 wrong secrets under alice's token id, from one address: after 10 the checks are refused (429) before
+    the scrypt hash; alice's own token (verified before) and bob's keep being served throughout."""
+    import concurrent.futures
+
+    import httpx
+    alice, bob = remote_cli.token("alice"), remote_cli.token("bob")
+    api = served.url + "/api/v1/whoami"
+    with httpx.Client(timeout=30) as web:
+        for token in (alice, bob):  # verified once: the cheap digest is cached
+            assert web.get(api, headers={"Authorization": f"Bearer {token}"}).status_code == 200
+        token_id = alice.split("_")[1]
+
+        def attempt(i):
+            return web.get(api, headers={"Authorization": f"Bearer nsml_{token_id}_wrong{i}"}).status_code
+
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            flood = pool.map(attempt, range(600))
+            served_meanwhile = [web.get(api, headers={"Authorization": f"Bearer {t}"}).status_code
+                                for t in (alice, bob) * 10]
+            codes = list(flood)
+    assert set(served_meanwhile) == {200}
+    assert set(codes) <= {401, 429} and codes.count(429) >= 580, (codes.count(401), codes.count(429))
+    one = httpx.get(api, headers={"Authorization": f"Bearer nsml_{token_id}_wrongagain"}, timeout=30)
+    assert one.status_code == 429 and "too many failed token checks" in one.json()["error"]

@@ -10,6 +10,10 @@ from pathlib import Path
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
+from harness.core.escape import csv_cell
+
+# Waits are written `page.wait_for_function("() => ...")`: Playwright compiles a bare expression with eval in the
+# page, which the dashboard's Content-Security-Policy (no 'unsafe-eval') refuses; a function it does not.
 CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run"]
@@ -65,13 +69,14 @@ def test_login_board_updates_after_a_submit_and_csv_matches(browser, site, cli):
     assert "no scored submissions yet" in page.inner_text("#board")
     name = run_session(cli, folder)
     cli("submit", name, "1")
-    page.wait_for_function("document.querySelector('#board').innerText.includes('alice/tiny/1')", timeout=30000)
+    page.wait_for_function("() => document.querySelector('#board').innerText.includes('alice/tiny/1')", timeout=30000)
     _shot(page, "board")
     csv_text = page.request.get(f"{served.url}/tasks/tiny/board.csv").text()
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     as_json = cli.json("board", "tiny")
     assert [list(r) for r in rows] == [list(map(str, r)) for r in as_json]  # same columns
-    assert [{k: str(v) for k, v in r.items()} for r in as_json] == rows  # same values
+    assert [{k: str(csv_cell(v)) for k, v in r.items()} for r in as_json] == rows  # same values (text that a
+    #                                                                               spreadsheet would run: 'text)
     page.click("text=Log out")
     page.wait_for_url(f"{served.url}/login")
     page.goto(f"{served.url}/sessions")
@@ -84,16 +89,16 @@ def test_a_running_session_shows_its_log_growing_and_its_graph_gaining_points(br
     out = cli("run", "-d", "tiny", "-a", "--epochs 12 --sleep 1", folder).stdout
     name = out.split()[1]
     page.goto(f"{served.url}/sessions/{name}")
-    page.wait_for_function("document.querySelector('#log').textContent.includes('train files')", timeout=60000)
+    page.wait_for_function("() => document.querySelector('#log').textContent.includes('train files')", timeout=60000)
     page.wait_for_selector(".chart[data-metric='train/loss']", timeout=60000)
     first = int(page.get_attribute(".chart[data-metric='train/loss']", "data-points"))
     page.wait_for_function(
-        f"+document.querySelector(\".chart[data-metric='train/loss']\").dataset.points > {first}", timeout=60000)
-    page.wait_for_function("document.querySelector('#log').textContent.includes('done training')", timeout=60000)
-    page.wait_for_function("document.querySelector('#session-status').innerText.startsWith('succeeded')",
+        f"() => +document.querySelector(\".chart[data-metric='train/loss']\").dataset.points > {first}", timeout=60000)
+    page.wait_for_function("() => document.querySelector('#log').textContent.includes('done training')", timeout=60000)
+    page.wait_for_function("() => document.querySelector('#session-status').innerText.startsWith('succeeded')",
                            timeout=30000)
     page.wait_for_function(  # the chart's next refresh after the end has every point, then it stops
-        "document.querySelector(\".chart[data-metric='train/loss']\").dataset.points === '12'", timeout=30000)
+        "() => document.querySelector(\".chart[data-metric='train/loss']\").dataset.points === '12'", timeout=30000)
     _shot(page, "session")
 
 

@@ -13,7 +13,6 @@ controls). Results are cached per loader file and test-input folder for the life
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import subprocess
 import sys
@@ -21,6 +20,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.settings import inherited_environment
 from harness.resources import SESSION_SDK
 
 CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
@@ -76,7 +76,7 @@ def probe(loader: Path, test_data: Path, task: str) -> Verdict:
         view = work / "data" / task / "test"
         view.mkdir(parents=True)
         (view / "test_data").symlink_to(test_data.resolve(), target_is_directory=test_data.is_dir())
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(SESSION_SDK),
+        env = {"PATH": inherited_environment().get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(SESSION_SDK),
                "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1",  # nothing written beside the task's loader
                "NSML_SESSION": f"harness/{task}/probe", "NSML_DATASET_NAME": task,
                "NSML_DATASET_PATH": str(work / "data" / task), "NSML_MODE": "submit",

@@ -70,9 +70,10 @@ class Server:
                 self.base, self._stamp = Harness(fresh, store=self.base.store), stamp
         return self.base
 
-    def api_for(self, token: str | None) -> LocalApi:
+    def api_for(self, token: str | None, address: str | None = None) -> LocalApi:
+        """The caller's LocalApi; failed token checks are counted per token id and per ADDRESS (accounts)."""
         base = self.current()
-        who = accounts.authenticate(base, token)
+        who = accounts.authenticate(base, token, address)
         return LocalApi(accounts.for_identity(base, who))
 
 
@@ -93,6 +94,10 @@ def create_app(settings: Settings) -> FastAPI:
         response = await call_next(request)
         response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
         return response
+
+    from harness.web import pages, security
+    security.install(app, API, pages.refused)  # CSP and friends on every answer, CSRF on dashboard forms; inside
+    #                                            cap_bodies, so an oversized body is refused before it is read
 
     @app.middleware("http")
     async def cap_bodies(request: Request, call_next):
@@ -138,7 +143,7 @@ def create_app(settings: Settings) -> FastAPI:
         log.exception("unexpected error")
         return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal")
 
-    from harness.web import organizer_pages, pages, session_pages
+    from harness.web import organizer_pages, session_pages
 
     from . import routes, routes_contest
     app.include_router(routes.router, prefix=API)
@@ -154,7 +159,8 @@ def current_api(request: Request) -> LocalApi:
     """The dependency every route takes: the caller's LocalApi, from `Authorization: Bearer TOKEN`."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
-    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None)
+    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None,
+                                            request.client.host if request.client else None)
 
 
 Caller = Depends(current_api)

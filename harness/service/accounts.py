@@ -165,18 +165,16 @@ def reset_token(h: Harness, name: str) -> str:
 
 def authenticate(h: Harness, token: str | None, address: str | None = None) -> Identity:
     """The account a token belongs to, or Unauthorized (one message for every bad token: nothing to probe).
-    Cheap checks first (shape, the token id's row, a cached digest); failed checks are counted per token id and
-    per ADDRESS, and over their limit (FailedChecks) a check is refused before the scrypt hash."""
+    Cheap checks first (shape, the token id's row, a cached digest); checks that fail at the scrypt hash are
+    counted per token id and per ADDRESS, and over their limit (FailedChecks) a check is refused before it."""
     bad = "no valid token (log in: nsml login URL)"
     if not token or not token.startswith(PREFIX) or len(token) > 200:
-        PER_ADDRESS.fail(address)
         raise Unauthorized(bad)
     token_id, _, secret = token[len(PREFIX):].partition("_")
     with h.tx() as db:
         row = db.execute(select(Account, User.name).join(User, Account.user_id == User.id)
                          .where(Account.token_id == token_id)).first()
         if row is None or row[0].token_hash is None:
-            PER_ADDRESS.fail(address)
             raise Unauthorized(bad)
         account, name = row
         stored, salt, disabled, organizer = account.token_hash, account.token_salt, account.disabled, account.organizer

@@ -12,10 +12,12 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from harness.core.errors import UserError
+from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
+from .security import COOKIE, LOGIN_COOKIE, csrf_field, start_login
+
 HERE = Path(__file__).resolve().parent
-COOKIE = "nsml_token"
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 
@@ -30,11 +32,15 @@ def arrow(delta) -> str:
     return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
 
 
-templates.env.globals.update(fmt=fmt, arrow=arrow)
+templates.env.globals.update(fmt=fmt, arrow=arrow, csrf_field=csrf_field)
 
 
 class LoginNeeded(Exception):
     """No cookie, or one the server no longer accepts: the page sends the browser to /login."""
+
+
+def client_address(request: Request) -> str | None:
+    return request.client.host if request.client else None
 
 
 def web_api(request: Request) -> LocalApi:
@@ -42,7 +48,7 @@ def web_api(request: Request) -> LocalApi:
     if not token:
         raise LoginNeeded()
     try:
-        return request.app.state.server.api_for(token)
+        return request.app.state.server.api_for(token, client_address(request))
     except UserError:
         raise LoginNeeded() from None
 
@@ -56,6 +62,11 @@ def render_error(request: Request, api: LocalApi | None, exc: UserError, code: i
     return page(request, "message.html", api, status_code=code, error=str(exc))
 
 
+def refused(request: Request, message: str) -> HTMLResponse:
+    """The 403 page of a form that failed the CSRF check (security.install calls it)."""
+    return page(request, "message.html", None, status_code=403, error=message)
+
+
 @router.get("/")
 def home() -> RedirectResponse:
     return RedirectResponse("/tasks", status_code=303)
@@ -63,7 +74,11 @@ def home() -> RedirectResponse:
 
 @router.get("/login")
 def login_form(request: Request, next: str = "/tasks") -> HTMLResponse:
-    return page(request, "login.html", None, next=_safe_next(next))
+    nonce = start_login(request)  # the pre-login cookie the form's CSRF token is tied to
+    response = page(request, "login.html", None, next=_safe_next(next))
+    response.set_cookie(LOGIN_COOKIE, nonce, httponly=True, samesite="strict", path="/login",
+                        secure=request.url.scheme == "https")
+    return response
 
 
 def _safe_next(target: str) -> str:
@@ -74,7 +89,7 @@ def _safe_next(target: str) -> str:
 @router.post("/login")
 def login(request: Request, token: str = Form(..., max_length=300), next: str = Form("/tasks")) -> Response:
     try:
-        request.app.state.server.api_for(token.strip())
+        request.app.state.server.api_for(token.strip(), client_address(request))
     except UserError as exc:
         return page(request, "login.html", None, status_code=401, error=str(exc), next=_safe_next(next))
     response = RedirectResponse(_safe_next(next), status_code=303)
@@ -132,10 +147,11 @@ def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HT
 
 @router.get("/tasks/{task}/board.csv")
 def board_csv(request: Request, task: str) -> Response:
-    """The board as CSV: the columns and values of `board -j`."""
+    """The board as CSV: the columns and values of `board -j`, each text cell that a spreadsheet would read as a
+    formula (=, +, -, @ ... and not a number) prefixed with ' (core.escape.csv_cell)."""
     api = web_api(request)
     board = api.board(task)
-    rows = board["rows"]
+    rows = [{k: csv_cell(v) for k, v in r.items()} for r in board["rows"]]
     out = io.StringIO()
     if rows:
         writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")

@@ -1,10 +1,11 @@
 // A board's best score over time: the current leaders, one line each (time axis; at most 1,000 points a line).
+// The leaders' names are series labels, which uPlot writes into its legend as textContent.
 (function () {
   const box = document.getElementById("history-chart");
   if (!box) return;
   const colors = ["#0a7d44", "#1f6feb", "#d4380d", "#8250df", "#bf8700", "#0e7490", "#be185d", "#4d7c0f",
                   "#9a3412", "#334155"];
-  fetch(`/tasks/${box.dataset.task}/score-history.json`).then(r => r.json()).then(got => {
+  fetch(`/tasks/${encodeURIComponent(box.dataset.task)}/score-history.json`).then(r => r.json()).then(got => {
     const names = Object.keys(got.series);
     box.dataset.lines = names.length;
     if (!names.length) { box.textContent = "no scored submissions yet"; return; }

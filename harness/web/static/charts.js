@@ -1,13 +1,24 @@
 // The graphs of nsml.report: one uPlot chart per metric, every chosen session a line; x by step or wall time;
 // exponential smoothing; refreshed every 3 s while a session runs. Series come downsampled (<= 1000 points).
+// Participant text (metric keys, session names, the log) goes in as textContent, never as HTML.
 (function () {
   const box = document.getElementById("charts");
   if (!box) return;
   const names = box.dataset.sessions.split(",").filter(Boolean);
   const colors = ["#0a7d44", "#1f6feb", "#d4380d", "#8250df", "#bf8700", "#0e7490", "#be185d", "#4d7c0f"];
   const xSel = document.getElementById("x"), smooth = document.getElementById("smooth");
-  const charts = {};
+  const charts = Object.create(null);  // by metric key: a key named "__proto__" is just a key
   let timer = null;
+
+  // USER/TASK/N as a URL path: each part percent-encoded, the slashes kept
+  function pathOf(name) {
+    return name.split("/").map(encodeURIComponent).join("/");
+  }
+
+  // SESSION's series of KEY (its own property only: "constructor" is a metric key like any other)
+  function lineOf(s, key) {
+    return s.series && Object.hasOwn(s.series, key) ? s.series[key] : {x: [], y: []};
+  }
 
   function smoothed(ys, a) {
     let acc = null;
@@ -16,7 +27,8 @@
 
   async function fetchAll() {
     const x = xSel.value;
-    const got = await Promise.all(names.map(n => fetch(`/sessions/${n}/metrics.json?x=${x}`).then(r => r.json())));
+    const got = await Promise.all(names.map(n => fetch(`/sessions/${pathOf(n)}/metrics.json?x=${encodeURIComponent(x)}`)
+      .then(r => r.json())));
     return got;
   }
 
@@ -24,15 +36,15 @@
     const a = parseFloat(smooth.value);
     const keys = [...new Set(all.flatMap(s => Object.keys(s.series || {})))].sort();
     for (const key of keys) {
-      const xs = [...new Set(all.flatMap(s => (s.series[key] || {x: []}).x))].sort((p, q) => p - q);
+      const xs = [...new Set(all.flatMap(s => lineOf(s, key).x))].sort((p, q) => p - q);
       const data = [xs];
       for (const s of all) {
-        const line = s.series[key] || {x: [], y: []};
+        const line = lineOf(s, key);
         const at = new Map(line.x.map((v, i) => [v, i]));
         const ys = smoothed(line.y, a);
         data.push(xs.map(v => at.has(v) ? ys[at.get(v)] : null));
       }
-      const points = all.reduce((n, s) => n + ((s.series[key] || {x: []}).x.length), 0);
+      const points = all.reduce((n, s) => n + lineOf(s, key).x.length, 0);
       let c = charts[key];
       if (c && c.u.series.length === all.length + 1) {
         c.u.setData(data);
@@ -44,7 +56,9 @@
       el.className = "chart";
       el.dataset.metric = key;
       el.dataset.points = points;
-      el.innerHTML = `<h3>${key}</h3>`;
+      const title = document.createElement("h3");
+      title.textContent = key;  // a metric key is the participant's text: never parsed as HTML
+      el.appendChild(title);
       box.appendChild(el);
       const opts = {width: 520, height: 240, scales: {x: {time: false}},
                     axes: [{label: xSel.value === "step" ? "step" : "seconds"}, {}],

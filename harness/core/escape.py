@@ -1,0 +1,36 @@
+"""Participant text made safe for where it goes: a spreadsheet cell (`csv_cell`) and a terminal (`terminal`).
+HTML is Jinja's autoescaping and the dashboard's `textContent`; these two are the other outputs participant
+strings (metric keys, memos, checkpoint names, log lines, names) reach."""
+from __future__ import annotations
+
+import re
+
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # what makes a spreadsheet read a cell as a formula (OWASP)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+# ESC sequences (7-bit) and their C1 (8-bit) forms: control strings (OSC, DCS, SOS, PM, APC) up to their
+# terminator, CSI with its parameters, then any other ESC with its intermediates and final byte.
+_ESCAPES = re.compile(
+    r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # control strings, terminated
+    r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase, ...
+    r"|\x1b[ -/]*[0-~]")  # two-byte and nF escapes: charset switches, RIS (reset), ...
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # + bidi overrides/isolates
+
+
+def is_number(text: str) -> bool:
+    """A plain decimal number (`-0.5`, `+3`, `1e-4`): a spreadsheet reads it as a value, never a formula."""
+    return _NUMBER.fullmatch(text) is not None
+
+
+def csv_cell(value):
+    """VALUE as a CSV cell no spreadsheet runs: a string that starts with = + - @ tab or CR and is not a plain
+    number gets a leading `'`; numbers (also negative ones), None and other values pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_START) and not is_number(value):
+        return "'" + value
+    return value
+
+
+def terminal(text: str) -> str:
+    """TEXT for a terminal: ANSI/ESC sequences removed whole, then every other C0 and C1 control character and DEL
+    (newline and tab are kept), and the bidirectional overrides that make a line read other than it is."""
+    return _CONTROLS.sub("", _ESCAPES.sub("", text))
