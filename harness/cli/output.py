@@ -1,4 +1,6 @@
-"""Rich tables for people, JSON for programs (-j)."""
+"""Rich tables for people, JSON for programs (-j). Text that participants control (memos, metric keys, checkpoint
+names, messages, log lines) reaches a terminal only through `escape.terminal` (no escape sequences, no control
+characters) and into rich only as `Text` (never parsed as rich markup)."""
 from __future__ import annotations
 
 import json
@@ -6,6 +8,9 @@ import json
 import click
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
+
+from harness.core.escape import terminal
 
 
 def emit_json(data) -> None:
@@ -37,7 +42,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = 
     for _key, header in columns:
         t.add_column(header, overflow="fold")
     for row in rows:
-        t.add_row(*(fmt(row.get(key)) for key, _ in columns))
+        t.add_row(*(Text(terminal(fmt(row.get(key)))) for key, _ in columns))
     Console(width=max(100, Console().width)).print(t)
 
 
@@ -50,3 +55,14 @@ def human_size(n: int | None) -> str:
             return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
         size /= 1024
     return str(n)
+
+
+def log_text(text: str) -> str:
+    """A log chunk for a terminal: escape sequences and control characters removed, carriage returns kept (the
+    progress bars of training code redraw their line with them)."""
+    return "\r".join(terminal(part) for part in text.split("\r"))
+
+
+def say(text: str, err: bool = False) -> None:
+    """One line that may hold participant text (a message, a name), made safe for a terminal."""
+    click.echo(terminal(text), err=err)

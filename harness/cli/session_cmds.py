@@ -9,7 +9,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json, table
+from .output import emit_json, log_text, say, table
 
 
 def run_options(f, cpu_flags=("-c", "--cpus")):
@@ -80,7 +80,7 @@ def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size
 def write_out(chunks) -> None:
     """Copy log bytes to stdout as they come."""
     for chunk in chunks:
-        sys.stdout.write(chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else chunk)
+        sys.stdout.write(log_text(chunk.decode("utf-8", errors="replace") if isinstance(chunk, bytes) else chunk))
         sys.stdout.flush()
 
 
@@ -89,7 +89,7 @@ def _follow(api, name: str) -> int:
     final = api.session_info(name)
     if final["status"] != RunStatus.SUCCEEDED.value:
         reason = f" ({final['reason']}: {final['message']})" if final["reason"] else ""
-        click.echo(f"Session {final['name']} {final['status']}{reason}", err=True)
+        say(f"Session {final['name']} {final['status']}{reason}", err=True)
         return 1
     return 0
 
@@ -108,9 +108,8 @@ def logs_cmd(lazy, follow, submission, session):
         if chunks is not None:
             write_out(chunks)
         reason = f": {info['reason']}: {info['message']}" if info["reason"] else ""
-        click.echo(f"[harness] submission {submission} {info['status']}{reason}"
-                   + ("" if chunks is not None else " (infer logs of real submits are shown to organizers only)"),
-                   err=True)
+        say(f"[harness] submission {submission} {info['status']}{reason}"
+            + ("" if chunks is not None else " (infer logs of real submits are shown to organizers only)"), err=True)
         return
     if not session:
         raise UserError("SESSION: missing (or use --submission ID)")
@@ -119,7 +118,7 @@ def logs_cmd(lazy, follow, submission, session):
         sys.exit(_follow(api, info["name"]))
     write_out(api.session_log(info["name"], follow=False))
     if info["reason"]:
-        click.echo(f"[harness] {info['status']}: {info['reason']}: {info['message']}", err=True)
+        say(f"[harness] {info['status']}: {info['reason']}: {info['message']}", err=True)
 
 
 @main.command("stop")

@@ -8,7 +8,7 @@ import click
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json
+from .output import emit_json, say
 from .session_cmds import esm_option, note, runtime_option, write_out
 
 
@@ -66,7 +66,7 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
         click.echo("Done")
     else:
         _show_dry_run(result)
-        click.echo(f"Error: submission failed: {result['reason']}: {result['message']}", err=True)
+        say(f"Error: submission failed: {result['reason']}: {result['message']}", err=True)
     sys.exit(0 if ok else 1)
 
 
@@ -75,11 +75,11 @@ def _show_dry_run(result: dict) -> None:
     if result.get("log_tail"):
         click.echo("[harness] end of the infer log:", err=True)
         for line in result["log_tail"]:
-            click.echo(f"  {line}", err=True)
+            say(f"  {line}", err=True)
     if result.get("predictions_head"):
         click.echo(f"[harness] first predictions ({len(result['predictions_head'])}):", err=True)
         for line in result["predictions_head"]:
-            click.echo(f"  {line}", err=True)
+            say(f"  {line}", err=True)
 
 
 def _submission_id(text: str) -> int:

@@ -1,4 +1,5 @@
-"""User and team names: they become folder names and parts of session names (USER/TASK/N)."""
+"""User and team names (they become folder names and parts of session names, USER/TASK/N), and the bounds of
+free text a participant sets (a session memo)."""
 from __future__ import annotations
 
 import re
@@ -14,3 +15,19 @@ def check_name(name: str, what: str = "--user") -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise UserError(f"{what}: invalid name {name!r} ({NAME_RULE})")
     return name
+
+
+MEMO_MAX = 1000
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_memo(text: object, what: str = "memo") -> str:
+    """A memo: at most MEMO_MAX characters on one line, with no control characters (it is shown in ps, the web
+    and CSV; each of those escapes it too)."""
+    if not isinstance(text, str):
+        raise UserError(f"{what}: must be text")
+    if len(text) > MEMO_MAX:
+        raise UserError(f"{what}: {len(text)} characters, over {MEMO_MAX}")
+    if _CONTROL_RE.search(text):
+        raise UserError(f"{what}: control characters (newlines, escapes) are not allowed")
+    return text

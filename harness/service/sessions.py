@@ -15,6 +15,7 @@ from harness.context import Harness
 from harness.core import notify
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
+from harness.core.names import check_memo
 from harness.runs.create import RunOptions, check_queue_limit, new_run
 from harness.runs.snapshot import snapshot_code
 from harness.runtime import environments
@@ -81,6 +82,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
 def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
                   memo: str = "", opts: RunOptions | None = None, notify=None) -> str:
     """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name."""
+    check_memo(memo or "", "-m/--memo")
     opts = opts or RunOptions()
     src = Path(folder).expanduser().resolve()
     if not src.is_dir():
@@ -119,6 +121,7 @@ def _with_retry(h: Harness, fn, attempts: int = 5):
 def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = None, memo: str = "",
                  opts: RunOptions | None = None) -> str:
     """`nsml fork`: a new session from another's code and checkpoint; training goes on after paused()."""
+    check_memo(memo or "", "-m/--memo")
     opts = opts or RunOptions()
     new_args = parse_args(args) if args is not None else None
 
@@ -166,6 +169,7 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
 
 
 def set_memo(h: Harness, name: str, text: str) -> None:
+    check_memo(text, "MEMO")
     with h.tx() as db:
         permissions.own_session(h, db, name).memo = text
 
