@@ -200,3 +200,42 @@ def test_the_same_account_added_twice_at_once_is_one_account(cli, state_root):
     for t in threads:
         t.join(60)
     assert len(got) == 1 and len(refused) == 5 and all("exists" in m for m in refused)
+
+
+def test_fuzzed_uploads_never_land_outside_and_others_keep_being_served(alice, remote_cli, served, state_root,
+                                                                        tmp_path):
+    """60 archives drawn by Hypothesis (the upload gate's strategy) posted to a real server: each is a session or
+    a one-line 4xx, never a 5xx; meanwhile bob's session, submit, ps and board succeed; the task's files and
+    bob's session are unchanged, and nothing appears outside the server's upload folders."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from test_archive_gate import MEMBER, _archive
+    from test_trust import _tree_digest
+    task_dir = state_root / ".harness" / "datasets" / "tiny"
+    assert (task_dir / "evaluation.py").is_file()
+    bob_code = participant(tmp_path / "bob", NSML_MAIN)
+    bob = remote_cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", bob_code, user="bob").stdout.split()[1]
+    remote_cli("logs", "-f", bob, user="bob")
+    bob_dir = state_root / ".harness" / "sessions" / "bob"
+    before = (_tree_digest(task_dir), _tree_digest(bob_dir), sorted(os.listdir(tmp_path)))
+    codes = []
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(st.lists(MEMBER, min_size=1, max_size=6))
+    def post(members):
+        body = _archive([("file", "main.py", "")] + members)
+        r = alice.post("/sessions", params={"task": "tiny", "entry": "main.py"}, content=body,
+                       headers={"Content-Type": "application/x-tar"})
+        codes.append(r.status_code)
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            assert "\n" not in r.json()["error"]
+
+    post()
+    assert codes.count(200) and codes.count(400), codes  # both kinds were drawn
+    assert remote_cli.json("submit", bob, "0", user="bob")["status"] == "succeeded"
+    assert any(r["name"] == bob for r in remote_cli.json("ps", "-a", user="bob"))
+    assert any(r["user"] == "bob" for r in remote_cli.json("board", "tiny", user="bob"))
+    assert (_tree_digest(task_dir), _tree_digest(bob_dir), sorted(os.listdir(tmp_path))) == before
+    assert not list(state_root.rglob("escaped*"))
