@@ -211,7 +211,7 @@ def test_fuzzed_uploads_never_land_outside_and_others_keep_being_served(alice, r
     from hypothesis import strategies as st
     from test_archive_gate import MEMBER, _archive
     from test_trust import _tree_digest
-    task_dir = state_root / ".harness" / "datasets" / "tiny"
+    task_dir = tmp_path / "tiny"  # the pack alice's fixture added (registered where it is)
     assert (task_dir / "evaluation.py").is_file()
     bob_code = participant(tmp_path / "bob", NSML_MAIN)
     bob = remote_cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", bob_code, user="bob").stdout.split()[1]
