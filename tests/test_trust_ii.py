@@ -10,13 +10,13 @@ before and after (nothing an attack does may change it or the task's files) and 
 6. limits above the task's, CSV formulas, token floods, long names — here and in the files named there.
 """
 import json
-import os
 
 import pytest
+import test_trust
 from helpers import NSML_MAIN, participant, run_session
-from test_trust import _tree_digest
 
-from harness.runtime import sandbox
+runtime = test_trust.runtime  # the sandboxed process runtime, and docker
+bob = test_trust.guarded  # another user's trained session; the task and bob's files checksummed before and after
 
 MAIN = NSML_MAIN.replace('''    p.add_argument("--peek", type=int, default=0)''', '''    p.add_argument("--peek", type=int, default=0)
     p.add_argument("--attack", default="")''').replace('''    cfg = p.parse_args()''', '''    cfg = p.parse_args()
@@ -92,18 +92,6 @@ def _run(cli, folder, *extra, user=None, code=0):
     return name
 
 
-@pytest.fixture(params=["process", pytest.param("docker", marks=pytest.mark.docker)])
-def runtime(request, monkeypatch):
-    if request.param == "docker":
-        request.getfixturevalue("docker_ready")
-    elif not sandbox.works():
-        if os.environ.get("CI"):
-            pytest.fail("CI must install bubblewrap (scripts/setup-sandbox.sh)")
-        pytest.skip("bubblewrap is not installed (scripts/setup-sandbox.sh)")
-    monkeypatch.setenv("HARNESS_RUNTIME", request.param)
-    return request.param
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store(request):
     if request.param == "postgresql":
@@ -116,16 +104,6 @@ def hostile(tmp_path):
     folder = participant(tmp_path / "hostile", MAIN)
     (folder / "attacks.py").write_text(ATTACKS)
     return folder
-
-
-@pytest.fixture
-def bob(tiny_task, state_root, cli, nsml_folder):
-    """Another user's trained session, and the task, checksummed before the attack and compared after."""
-    name = _run(cli, nsml_folder, "-a", "--epochs 1", user="bob")
-    bob_dir = state_root / ".harness" / "sessions" / "bob"
-    before = (_tree_digest(tiny_task), _tree_digest(bob_dir))
-    yield name
-    assert (_tree_digest(tiny_task), _tree_digest(bob_dir)) == before, "the task or bob's files changed"
 
 
 def others_still_served(cli, nsml_folder, bob):

@@ -13,7 +13,6 @@ archive leaves nothing behind.
 """
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 import stat
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from .errors import UserError
+from .safefs import UnsafeFile, descend
 
 MAX_MEMBERS = 50_000
 MAX_PATH_BYTES = 1024  # a member's whole name
@@ -88,28 +88,10 @@ def link_target_problem(target: str) -> str | None:
 
 def _parent_fd(root_fd: int, parts: list[str], member: str, what: str) -> int:
     """An fd for the folder that will hold PARTS[-1], creating missing folders; no link is ever followed."""
-    fd = os.dup(root_fd)
     try:
-        for part in parts[:-1]:
-            try:
-                os.mkdir(part, 0o755, dir_fd=fd)
-            except FileExistsError:
-                pass
-            try:
-                nxt = os.open(part, _DIR, dir_fd=fd)
-            except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                    st = os.lstat(part, dir_fd=fd)
-                    kind = "a link" if stat.S_ISLNK(st.st_mode) else "a file"
-                    raise _Refused(f"{what}: {member!r} refused: {part!r} on its path is {kind}, not a folder") \
-                        from None
-                raise
-            os.close(fd)
-            fd = nxt
-        return fd
-    except BaseException:
-        os.close(fd)
-        raise
+        return descend(root_fd, parts[:-1], make=True)
+    except UnsafeFile as exc:
+        raise _Refused(f"{what}: {member!r} refused: {exc}, not a folder on its path") from None
 
 
 def _write_member(tar: tarfile.TarFile, member: tarfile.TarInfo, root_fd: int, parts: list[str], what: str) -> None:

@@ -39,19 +39,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
-def open_beneath(root: Path, rel: str | Path, directory: bool = False) -> int:
-    """An fd for ROOT/REL, opened one component at a time without following any link (ROOT itself is the
-    harness's). Raises UnsafeFile for a link, FileNotFoundError when a component is missing."""
-    parts = [p for p in Path(rel).parts if p not in ("", ".")]
-    if any(p == ".." or "/" in p for p in parts):
-        raise UnsafeFile(f"{rel}: '..' is not allowed")
-    fd = os.open(root, _DIR_FLAGS)
+def descend(fd: int, parts: list[str], flags_last: int = _DIR_FLAGS, make: bool = False) -> int:
+    """A new fd for FD/PARTS, opened one component at a time without following any link (folders, then the last
+    component with FLAGS_LAST); with MAKE, missing folders are created (the last too, when it is opened as one). FD stays open. Raises
+    UnsafeFile naming the component that is a link or not a folder, FileNotFoundError when one is missing."""
+    fd = os.dup(fd)
     try:
         for i, part in enumerate(parts):
             last = i == len(parts) - 1
-            flags = _DIR_FLAGS if (not last or directory) else _FILE_FLAGS
+            if make and (not last or flags_last == _DIR_FLAGS):
+                try:
+                    os.mkdir(part, 0o755, dir_fd=fd)
+                except FileExistsError:
+                    pass
             try:
-                nxt = os.open(part, flags, dir_fd=fd)
+                nxt = os.open(part, flags_last if last else _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                     st = os.lstat(part, dir_fd=fd)
@@ -63,6 +65,19 @@ def open_beneath(root: Path, rel: str | Path, directory: bool = False) -> int:
     except BaseException:
         os.close(fd)
         raise
+
+
+def open_beneath(root: Path, rel: str | Path, directory: bool = False) -> int:
+    """An fd for ROOT/REL, opened one component at a time without following any link (ROOT itself is the
+    harness's). Raises UnsafeFile for a link, FileNotFoundError when a component is missing."""
+    parts = [p for p in Path(rel).parts if p not in ("", ".")]
+    if any(p == ".." or "/" in p for p in parts):
+        raise UnsafeFile(f"{rel}: '..' is not allowed")
+    root_fd = os.open(root, _DIR_FLAGS)
+    try:
+        return descend(root_fd, parts, _DIR_FLAGS if directory else _FILE_FLAGS)
+    finally:
+        os.close(root_fd)
 
 
 def _check_regular(fd: int, name: str, max_bytes: int | None) -> os.stat_result:
