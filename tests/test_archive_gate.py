@@ -81,3 +81,37 @@ def test_links_that_stay_inside_are_kept_and_bounds_hold(tmp_path):
     with pytest.raises(UserError, match="bytes unpacked"):
         archives.unpack(io.BytesIO(many), tmp_path / "big", max_bytes=100, what="upload")
     assert not (tmp_path / "many").exists() and not (tmp_path / "big").exists()
+
+
+def _raw_pax(records: bytes, data: bytes = b"x") -> bytes:
+    """A hand-made PAX extended header (RECORDS as given, however malformed) and one regular member."""
+    def header(name: str, size: int, kind: bytes) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size, info.type = size, kind
+        return info.tobuf(format=tarfile.USTAR_FORMAT)
+    out = header("././@PaxHeader", len(records), tarfile.XHDTYPE) + records + bytes(-len(records) % 512)
+    return out + header("f", len(data), tarfile.REGTYPE) + data + bytes(-len(data) % 512) + bytes(1024)
+
+
+def _record(key: bytes, value: bytes) -> bytes:
+    body = b" " + key + b"=" + value + b"\n"
+    n = len(body) + 1
+    while len(str(n).encode()) + len(body) != n:
+        n = len(str(n).encode()) + len(body)
+    return str(n).encode() + body
+
+
+@pytest.mark.parametrize("records, words", [
+    (b"1" * 16000, "digits"),  # this Python's PAX parser is quadratic in a digit run, holding the GIL
+    (b"1" * 100_000, "extended header of"),
+    (b"2 " * 8000 + b"=\n", "malformed"),  # every record's keyword the rest of the buffer: memory quadratic
+    (_record(b"GNU.sparse.size", b"abc"), "sparse"),  # ValueError inside tarfile: was a 500
+    (_record(b"GNU.sparse.map", b"1,x"), "sparse"),
+    (_record(b"hdrcharset", b"\xff\xfe"), "charset"),
+    (_record(b"size", b"-5"), "negative size"),
+    (_record(b"path", b"\xff\xfe"), "not UTF-8"),
+])
+def test_extended_headers_that_hang_or_crash_tarfile_are_refused_before_it_parses_them(tmp_path, records, words):
+    with pytest.raises(UserError, match=words) as refused:
+        archives.unpack(io.BytesIO(_raw_pax(records)), tmp_path / "out", max_bytes=1 << 20, what="upload")
+    assert "\n" not in str(refused.value) and not (tmp_path / "out").exists()

@@ -93,3 +93,29 @@ def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp
         stored = [(m.key, m.value) for m in db.query(Metric).filter(Metric.session_id == sess.id).order_by(Metric.id)]
     assert stored == accepted
     assert "more events refused in this pass" in cli("logs", name).stdout
+
+
+def test_checkpoint_lines_are_measured_once_a_name_and_a_bounded_number_a_read(tmp_path):
+    """A run naming the same big checkpoint 2,000 times, then 40 others, costs one measurement of it; at most
+    MAX_CHECKPOINTS_PER_PASS names are measured in one read and the rest wait for the next (nothing lost)."""
+    from harness.runs import events
+    run, ckpts = tmp_path / "run", tmp_path / "checkpoints"
+    (run / "nsml").mkdir(parents=True)
+    (ckpts / "big").mkdir(parents=True)
+    for i in range(2000):
+        (ckpts / "big" / f"f{i}").touch()
+    names = ["big"] * 2000 + [f"c{i}" for i in range(40)]
+    for name in names[2000:]:
+        (ckpts / name).mkdir()
+    (run / events.EVENTS_REL).write_text("".join(json.dumps({"type": "checkpoint", "name": n}) + "\n" for n in names))
+    seen, offset, reads = [], 0, 0
+    while True:
+        got = events.collect(run, offset, ckpts)
+        if got.end == offset:
+            break
+        reads += 1
+        batch = [c.name for c, _size in got.events]
+        assert len(batch) == len(set(batch)) <= events.MAX_CHECKPOINTS_PER_PASS
+        seen += batch
+        offset = got.end
+    assert sorted(set(seen)) == sorted(set(names)) and seen.count("big") == 1 and reads >= 3

@@ -45,7 +45,8 @@ class HarnessGroup(click.Group):
         try:
             return super().invoke(ctx)
         except UserError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            from harness.core.escape import terminal  # a message may quote participant text
+            click.echo(f"Error: {terminal(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
         except OSError as exc:
             if exc.errno not in STORAGE_ERRNOS:

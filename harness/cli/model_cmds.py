@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import human_size, table
+from .output import human_size, say, table
 
 
 @main.group("model")
@@ -43,5 +43,5 @@ def model_pull(lazy, session, checkpoint, path):
     """Copy a checkpoint's folder to PATH."""
     target, skipped = lazy.api().pull_checkpoint(session, checkpoint, path)
     for rel in skipped:
-        click.echo(f"Warning: {rel} left out: not a regular file or folder (links are never followed)", err=True)
+        say(f"Warning: {rel} left out: not a regular file or folder (links are never followed)", err=True)
     click.echo(f"Checkpoint {checkpoint} of {session} is pulled to {target}")

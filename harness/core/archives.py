@@ -13,10 +13,13 @@ archive leaves nothing behind.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
 import stat
 import tarfile
+import tempfile
 from pathlib import Path
 from typing import BinaryIO
 
@@ -53,7 +56,11 @@ def member_parts(name: object, what: str) -> list[str]:
 
     if not isinstance(name, str) or not name:
         raise no("an empty name")
-    if len(name.encode("utf-8", "surrogateescape")) > MAX_PATH_BYTES:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise no("a name that is not UTF-8") from None
+    if len(name.encode("utf-8")) > MAX_PATH_BYTES:
         raise no(f"a name over {MAX_PATH_BYTES} bytes")
     if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
         raise no("a control character in the name")
@@ -145,31 +152,100 @@ def _check_kind(member: tarfile.TarInfo, what: str) -> None:
         raise _Refused(f"{what}: {member.name!r} refused: {kind}")
 
 
+MAX_EXTENDED_HEADER = 16 << 10  # a PAX or GNU long-name header's payload
+MAX_DIGIT_RUN = 32
+_DIGITS = re.compile(rb"[0-9]{%d,}" % (MAX_DIGIT_RUN + 1))
+_RECORD = re.compile(rb"([1-9][0-9]{0,5}) ")
+
+
+def _header_size(block: bytes) -> int:
+    field = block[124:136]
+    if field[:1] in (b"\x80", b"\xff"):  # base-256
+        return int.from_bytes(field[1:], "big", signed=field[:1] == b"\xff")
+    text = field.split(b"\0", 1)[0].strip() or b"0"
+    if not text.isdigit() or any(c > ord("7") for c in text):
+        raise UserError("a header with a size that is not a number")
+    return int(text, 8)
+
+
+def _pax_records(payload: bytes, what: str) -> None:
+    """A PAX header's records, checked strictly: 'LEN KEY=VALUE\n' with LEN the record's length; no sparse or
+    charset keys (tarfile's parsing of those is where this Python is slow or crashes)."""
+    pos = 0
+    while pos < len(payload):
+        if payload[pos:].strip(b"\0") == b"":
+            return
+        found = _RECORD.match(payload, pos)
+        length = int(found.group(1)) if found else 0
+        record = payload[pos:pos + length]
+        if not found or length < 5 or len(record) != length or not record.endswith(b"\n") or b"=" not in record:
+            raise UserError(f"{what}: refused: a malformed extended (PAX) header")
+        key = record[found.end() - pos:].split(b"=", 1)[0]
+        if key.startswith(b"GNU.sparse") or key == b"hdrcharset":
+            raise UserError(f"{what}: refused: sparse files and header charsets are not accepted")
+        pos += length
+
+
+def check_headers(fh: BinaryIO, what: str, max_members: int = MAX_MEMBERS) -> None:
+    """Walk the raw 512-byte headers of a plain tar before `tarfile` parses them (FH is seekable; it is rewound):
+    extended headers (PAX, GNU long names) at most MAX_EXTENDED_HEADER bytes, with no run of more than
+    MAX_DIGIT_RUN digits (this Python's PAX parser is quadratic in one, holding the GIL), PAX records well formed,
+    no sparse members. Anything else is left to `unpack`."""
+    start = fh.tell()
+    try:
+        for _ in range(4 * max_members + 4):
+            block = fh.read(512)
+            if len(block) < 512 or block == bytes(512):
+                return
+            kind = block[156:157]
+            size = _header_size(block)
+            if size < 0:
+                raise UserError(f"{what}: refused: a member with a negative size")
+            if kind == b"S":
+                raise UserError(f"{what}: refused: sparse files are not accepted")
+            if kind in (b"x", b"g", b"L", b"K"):
+                if size > MAX_EXTENDED_HEADER:
+                    raise UserError(f"{what}: refused: an extended header of {size} bytes "
+                                    f"(at most {MAX_EXTENDED_HEADER})")
+                payload = fh.read(size)
+                if _DIGITS.search(payload):
+                    raise UserError(f"{what}: refused: an extended header with a run of over {MAX_DIGIT_RUN} digits")
+                if kind in (b"x", b"g"):
+                    _pax_records(payload, what)
+                fh.seek((-size) % 512, os.SEEK_CUR)
+            else:
+                fh.seek(size + (-size) % 512, os.SEEK_CUR)
+        raise UserError(f"{what}: more than {max_members} entries")
+    except UserError as exc:
+        if not str(exc).startswith(what):
+            raise UserError(f"{what}: refused: {exc}") from None
+        raise
+    finally:
+        fh.seek(start)
+
+
 def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str, max_members: int = MAX_MEMBERS) -> None:
     """Extract a tar into DEST (created, must not exist) under the rules above; anything refused refuses the
-    whole archive (one line naming the member) and leaves nothing."""
+    whole archive (one line naming the member) and leaves nothing. ARCHIVE is a file (a Path, or a seekable file
+    object); a stream that cannot seek is spooled to a temporary file first, so its headers can be checked."""
+    if not isinstance(archive, Path) and not (hasattr(archive, "seekable") and archive.seekable()):
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(archive, spool)
+            spool.seek(0)
+            return unpack(spool, dest, max_bytes, what, max_members)
     dest = Path(dest)
     dest.mkdir(parents=True)
     root_fd = os.open(dest, _DIR)
     try:
-        opened = tarfile.open(archive, mode="r:") if isinstance(archive, Path) else \
-            tarfile.open(fileobj=archive, mode="r|")
-        with opened as tar:
-            total = count = 0
-            for member in tar:
-                count += 1
-                if count > max_members:
-                    raise UserError(f"{what}: more than {max_members} entries")
-                total += max(member.size, 0)
-                if total > max_bytes:
-                    raise UserError(f"{what}: more than {max_bytes} bytes unpacked")
-                parts = member_parts(member.name, what)
-                _check_kind(member, what)
-                if parts:
-                    _write_member(tar, member, root_fd, parts, what)
-    except tarfile.TarError as exc:
+        with open(archive, "rb") if isinstance(archive, Path) else contextlib.nullcontext(archive) as fh:
+            check_headers(fh, what, max_members)
+            with tarfile.open(fileobj=fh, mode="r:") as tar:
+                _extract(tar, root_fd, max_bytes, what, max_members)
+    except (tarfile.TarError, ValueError, OverflowError, RecursionError, UnicodeError) as exc:
         shutil.rmtree(dest, ignore_errors=True)
-        raise UserError(f"{what}: not a tar archive ({str(exc)[:200]})") from None
+        if isinstance(exc, UserError):
+            raise
+        raise UserError(f"{what}: not a tar archive ({type(exc).__name__}: {str(exc)[:200]})") from None
     except OSError as exc:
         shutil.rmtree(dest, ignore_errors=True)
         raise UserError(f"{what}: could not be unpacked ({exc.strerror or type(exc).__name__})") from None
@@ -178,3 +254,20 @@ def unpack(archive: Path | BinaryIO, dest: Path, max_bytes: int, what: str, max_
         raise
     finally:
         os.close(root_fd)
+
+
+def _extract(tar: tarfile.TarFile, root_fd: int, max_bytes: int, what: str, max_members: int) -> None:
+    total = count = 0
+    for member in tar:
+        count += 1
+        if count > max_members:
+            raise UserError(f"{what}: more than {max_members} entries")
+        if member.size < 0:
+            raise UserError(f"{what}: {member.name!r} refused: a negative size")
+        total += member.size
+        if total > max_bytes:
+            raise UserError(f"{what}: more than {max_bytes} bytes unpacked")
+        parts = member_parts(member.name, what)
+        _check_kind(member, what)
+        if parts:
+            _write_member(tar, member, root_fd, parts, what)

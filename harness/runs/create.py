@@ -2,6 +2,7 @@
 --gpu-model, --esm) checked and turned into a queued Run, and the per-user queue limit."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -25,9 +26,9 @@ def parse_size(text: str | None, flag: str) -> int | None:
     try:
         value = float(number)
     except ValueError:
-        raise UserError(f"{flag}: invalid size {text!r} (use e.g. 512M, 24G)") from None
-    if value <= 0:
-        raise UserError(f"{flag}: size must be positive, got {text!r}")
+        raise UserError(f"{flag}: invalid size {str(text)[:40]!r} (use e.g. 512M, 24G)") from None
+    if not math.isfinite(value) or value * SIZE_RE_UNITS[unit] < 1 << 20 or value * SIZE_RE_UNITS[unit] > 1 << 50:
+        raise UserError(f"{flag}: size {str(text)[:40]!r} is not between 1M and 1P")
     return int(value * SIZE_RE_UNITS[unit])
 
 
@@ -77,8 +78,8 @@ def time_limit(asked: float | None, allowed: float | None) -> float | None:
 def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
     gpus.check_request(settings, opts.gpus, opts.gpu_model)
     check_esm(opts.esm)
-    if opts.cpus is not None and opts.cpus <= 0:
-        raise UserError(f"-c/--cpus: must be positive, got {opts.cpus}")
+    if opts.cpus is not None and not (0.01 <= opts.cpus <= 4096):
+        raise UserError(f"-c/--cpus: must be between 0.01 and 4096, got {opts.cpus}")
     return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
                memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],

@@ -9,6 +9,7 @@ MAX_NOTES_PER_PASS a pass), and the run goes on. A session holds at most MAX_MET
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,8 @@ MAX_METRIC_ROWS = 100_000  # per session: reports past it are refused (one note)
 MAX_NOTES_PER_PASS = 10
 MAX_CHECKPOINT_ENTRIES = 100_000
 CHECKPOINT_SCAN_SECONDS = 10.0
+MAX_CHECKPOINTS_PER_PASS = 20  # distinct checkpoints measured in one read; the rest wait for the next pass
+SCAN_BUDGET_SECONDS = 0.5  # measuring checkpoints of one run in one read; past it the rest wait
 EVENTS_REL = "nsml/events.jsonl"
 
 
@@ -86,6 +89,8 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             out.end = offset + len(data)
             out.refuse(f"event refused: a line over {MAX_EVENT_BYTES_PER_PASS} bytes")
         return out
+    measured: set[str] = set()  # a name saved again in the same read is measured once
+    started = time.monotonic()
     for line in data[:cut].split(b"\n")[:max_events]:
         out.end += len(line) + 1
         if not line.strip():
@@ -96,7 +101,11 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             out.refuse(str(exc))
             continue
         if isinstance(event, event_gate.Checkpoint):
-            if checkpoint_dir is not None:
+            if checkpoint_dir is not None and event.name not in measured:
+                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or time.monotonic() - started > SCAN_BUDGET_SECONDS:
+                    out.end -= len(line) + 1  # this line and the rest wait for the next pass
+                    break
+                measured.add(event.name)
                 _measure(event, checkpoint_dir, out)
             continue
         out.events.append(event)

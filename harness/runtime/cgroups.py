@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "nsml-harness"
 CFS_PERIOD = 100_000
+MIN_QUOTA = 1_000
 
 
 def _write(path: Path, value: str) -> None:
@@ -112,11 +113,16 @@ class RunGroup:
         return f"cgroup v{self.version}"
 
 
+def _quota(cpus: float) -> int:
+    """The CPU quota a period for CPUS, never under the kernel's 1 ms minimum (a smaller one is refused)."""
+    return max(MIN_QUOTA, int(cpus * CFS_PERIOD))
+
+
 def _prepare_v2(name: str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
     base = _own_v2_base()
     if base is None:
         return None
-    wanted = {"pids", "memory", "cpu"}
+    wanted, folder = {"pids", "memory", "cpu"}, None
     try:
         available = set(_read(base / "cgroup.controllers").split())
         if not {"pids", "memory"} <= available:
@@ -133,8 +139,10 @@ def _prepare_v2(name: str, memory: int | None, pids: int, cpus: float | None) ->
             if (folder / "memory.swap.max").exists():
                 _write(folder / "memory.swap.max", "0")
         if cpus and "cpu" in available:
-            _write(folder / "cpu.max", f"{int(cpus * CFS_PERIOD)} {CFS_PERIOD}")
+            _write(folder / "cpu.max", f"{_quota(cpus)} {CFS_PERIOD}")
     except OSError:
+        if folder is not None:
+            RunGroup(2, {"all": folder}).remove()
         return None
     return RunGroup(2, {"all": folder})
 
@@ -161,7 +169,7 @@ def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) ->
                     pass
         if cpus and "cpu" in group.folders:
             _write(group.folders["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD))
-            _write(group.folders["cpu"] / "cpu.cfs_quota_us", str(int(cpus * CFS_PERIOD)))
+            _write(group.folders["cpu"] / "cpu.cfs_quota_us", str(_quota(cpus)))
     except OSError:
         group.remove()
         return None

@@ -205,7 +205,7 @@ class Scheduler:
                 .where(Submission.run_id == run_id)).one()
         try:
             verdict = loader_probe.probe(Path(task_path) / "data_loader.py", submit_data(Path(task_path), dry_run),
-                                         task_name)
+                                         task_name, self.settings.state_dir / "loader-probes")
         except Exception as exc:  # noqa: BLE001 - an unreadable pack: the run's failure stands as it is
             log.warning("loader probe of run %s failed: %s", run_id, exc)
             return outcome

@@ -8,11 +8,13 @@ called. If the loader fails *before* it calls infer (importing it, finding or re
 the organizer's: confirmed, not counted, and the loader's traceback is kept for organizers. If the loader
 reaches infer, nothing the organizer wrote failed on its own, and the run's failure is the participant's (a
 crash after infer returned cannot be told from one caused by what infer returned, which the participant
-controls). Results are cached per loader file and test-input folder for the life of the process.
+controls). Results are kept per loader file and test inputs (in memory, and in CACHE_DIR when one is given, so
+a scheduler that restarts does not probe again).
 """
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import subprocess
 import sys
@@ -26,7 +28,7 @@ from harness.resources import SESSION_SDK
 CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
 REACHED_EXIT = 0  # the loader called infer: it works as far as the harness can tell
 FAILED_EXIT = 3  # the loader raised before it called infer
-PROBE_SECONDS = 120
+PROBE_SECONDS = 60
 MAX_DETAIL = 2000
 
 _PROBE = r'''
@@ -66,11 +68,24 @@ def _digest(path: Path) -> str:
         return "missing"
 
 
-def probe(loader: Path, test_data: Path, task: str) -> Verdict:
+def _key(loader: Path, test_data: Path) -> tuple[str, str]:
+    st = test_data.stat()
+    return _digest(loader), f"{test_data.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+
+
+def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = None) -> Verdict:
     """Run LOADER (the task's data_loader.py) on TEST_DATA with the probe infer; see the module's text."""
-    key = (_digest(loader), str(test_data.resolve()))
+    key = _key(loader, test_data)
     if key in _cache:
         return _cache[key]
+    stored = cache_dir / (hashlib.sha256("\0".join(key).encode()).hexdigest() + ".json") if cache_dir else None
+    if stored is not None and stored.is_file():
+        try:
+            data = json.loads(stored.read_text())
+            _cache[key] = Verdict(bool(data["confirmed"]), str(data["detail"]))
+            return _cache[key]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
     work = Path(tempfile.mkdtemp(prefix="nsml-loader-probe-"))
     try:
         view = work / "data" / task / "test"
@@ -91,4 +106,9 @@ def probe(loader: Path, test_data: Path, task: str) -> Verdict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     _cache[key] = verdict
+    if stored is not None:
+        stored.parent.mkdir(parents=True, exist_ok=True)
+        tmp = stored.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}))
+        tmp.replace(stored)
     return verdict
