@@ -8,6 +8,7 @@ import random
 from helpers import ORGANIZER, make_tiny_task, participant
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_trust import _tree_digest
 
 from harness.runs import event_gate
 
@@ -66,6 +67,7 @@ def _hostile_lines(n: int, seed: int) -> list[str]:
 
 def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp_path, nsml_folder):
     cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    task_before = _tree_digest(tmp_path / "tiny")
     lines = _hostile_lines(400, seed=22)
     accepted = []
     for line in lines:
@@ -93,6 +95,9 @@ def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp
         stored = [(m.key, m.value) for m in db.query(Metric).filter(Metric.session_id == sess.id).order_by(Metric.id)]
     assert stored == accepted
     assert "more events refused in this pass" in cli("logs", name).stdout
+    assert any(r["name"] == other for r in cli.json("ps", "-a", user="carol"))
+    assert any(r["user"] == "carol" for r in cli.json("board", "tiny", user="carol"))
+    assert _tree_digest(tmp_path / "tiny") == task_before
 
 
 def test_checkpoint_lines_are_measured_once_a_name_and_a_bounded_number_a_read(tmp_path):

@@ -7,13 +7,17 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ORGANIZER, make_tiny_task
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
 
 
 @pytest.mark.parametrize("who", ["alice", ORGANIZER])
 def test_schemathesis_finds_no_server_error(cli, served, remote_cli, tmp_path, who):
+    """As a participant, the fuzz also leaves the service serving others: bob's session, submit, ps and board
+    succeed afterwards and the task's files are unchanged (an organizer's fuzz may change tasks: it is theirs)."""
     cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
     token = remote_cli.token(who)
+    from test_trust import _tree_digest
+    before = _tree_digest(tmp_path / "tiny")
     st = Path(sys.executable).with_name("st")
     cmd = [str(st), "run", f"{served.url}/api/v1/openapi.json", "--checks", "not_a_server_error",
            "--max-examples", "6", "--seed", "1", "-H", f"Authorization: Bearer {token}", "--request-timeout", "40",
@@ -27,6 +31,15 @@ def test_schemathesis_finds_no_server_error(cli, served, remote_cli, tmp_path, w
     assert "Fuzzing" in out and re.search(r"\b[1-9]\d* passed", out) and not re.search(r"\b0 passed", out), \
         out[-3000:]
     print(out[-1500:])
+    if who == ORGANIZER:
+        return
+    bob = remote_cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", participant(tmp_path / "bob", NSML_MAIN),
+                     user="bob").stdout.split()[1]
+    remote_cli("logs", "-f", bob, user="bob")
+    assert remote_cli.json("submit", bob, "0", user="bob")["status"] == "succeeded"
+    assert any(r["name"] == bob for r in remote_cli.json("ps", "-a", user="bob"))
+    assert any(r["user"] == "bob" for r in remote_cli.json("board", "tiny", user="bob"))
+    assert _tree_digest(tmp_path / "tiny") == before
 
 
 def test_log_endpoints_answer_garbage_without_a_server_error(cli, served, remote_cli):
