@@ -4,13 +4,14 @@ and memfd, page tables), and a CPU quota of its `-c` CPUs.
 
 cgroup v2 (the unified hierarchy at /sys/fs/cgroup, with the pids, memory and cpu controllers delegated to the
 harness's folder) is used where it is; otherwise the v1 hierarchies of those controllers (pids, memory, cpu).
-Each run gets `nsml-harness/run-<id>` in each; the run's first process puts itself there before it execs
-anything (a `sh` trampoline), so nothing it starts is ever outside. Where no hierarchy can be written (an
-ordinary user without delegation), runs go without it and say so in their isolation
-(`runtime.process` then limits processes with RLIMIT_NPROC — effective only for a non-root harness).
+Each run gets `nsml-harness/run-<hash of its run folder>` in each (run ids repeat across state roots); the run's
+first process puts itself there before it execs anything (a `sh` trampoline), so nothing it starts is outside.
+Where no hierarchy can be written (an ordinary user without delegation), runs go without one and say so in their
+isolation (`runtime.process` then limits processes with RLIMIT_NPROC — effective only for a non-root harness).
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -176,15 +177,20 @@ def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) ->
     return group
 
 
-def create(run_id: int | str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
+def group_name(run_dir: Path) -> str:
+    """The groups' name for the run in RUN_DIR: unique across state roots on one machine (run ids are not)."""
+    return "run-" + hashlib.sha256(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
+
+
+def create(run_dir: Path, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
     """The run's control groups with its limits, or None where this machine lets the harness make none."""
-    name = f"run-{run_id}"
+    name = group_name(run_dir)
     return _prepare_v2(name, memory, pids, cpus) or _prepare_v1(name, memory, pids, cpus)
 
 
-def leftover(run_id: int | str) -> RunGroup | None:
+def leftover(run_dir: Path) -> RunGroup | None:
     """The groups of a run whose scheduler died (for cleanup), if any are there."""
-    name = f"run-{run_id}"
+    name = group_name(run_dir)
     base = _own_v2_base()
     if base is not None and (base / PARENT / name).is_dir():
         return RunGroup(2, {"all": base / PARENT / name})

@@ -278,7 +278,7 @@ class ProcessRuntime(Runtime):
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
         pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
-        group = cgroups.create(spec.run_id, spec.memory, pids, spec.cpus)
+        group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
         if group is not None:
             argv = group.trampoline(argv)
         log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
@@ -308,7 +308,7 @@ class ProcessRuntime(Runtime):
         except (OSError, ValueError):
             return False
         kill_group(pid)
-        group = cgroups.leftover(run.id)
+        group = cgroups.leftover(Path(run.run_dir))
         if group is not None:
             group.remove()
         return True
