@@ -12,7 +12,7 @@ from harness.core.errors import UserError
 from harness.service import listings
 
 from . import main, pass_harness
-from .output import table
+from .output import table, unconfined
 
 PS_COLUMNS = [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
               ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")]
@@ -33,7 +33,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "gpu_ids": ",".join(map(str, r["gpu_ids"] or [])) + (f" @ node {r['node']['id'][:8]}" if r.get("node") else ""),
-                 "memo": ("[not isolated] " if r["isolation"] == "none" else "") + r["memo"]} for r in rows]
+                 "memo": ("[not isolated] " if unconfined(r["isolation"]) else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
         line = listings.describe(inventory if inventory is not None else lazy.api().inventory())

@@ -66,3 +66,8 @@ def log_text(text: str) -> str:
 def say(text: str, err: bool = False) -> None:
     """One line that may hold participant text (a message, a name), made safe for a terminal."""
     click.echo(terminal(text), err=err)
+
+
+def unconfined(isolation: str | None) -> bool:
+    """`none` or `none+cgroup`: a process-runtime run without bubblewrap (limits, but no confinement)."""
+    return (isolation or "").split("+")[0] == "none"

@@ -8,7 +8,7 @@ import click
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json, say
+from .output import emit_json, say, unconfined
 from .session_cmds import esm_option, note, runtime_option, write_out
 
 
@@ -54,7 +54,7 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     else:
         result = api.wait_submission(sub_id)
     ok = result["status"] == "succeeded"
-    if result.get("isolation") == "none":
+    if unconfined(result.get("isolation")):
         click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "
                    "any file of the harness's account and use the network", err=True)
     if as_json:

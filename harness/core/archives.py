@@ -164,7 +164,7 @@ def _header_size(block: bytes) -> int:
         return int.from_bytes(field[1:], "big", signed=field[:1] == b"\xff")
     text = field.split(b"\0", 1)[0].strip() or b"0"
     if not text.isdigit() or any(c > ord("7") for c in text):
-        raise UserError("a header with a size that is not a number")
+        raise UserError("not a tar archive (a header's size is not a number)")
     return int(text, 8)
 
 
