@@ -124,3 +124,19 @@ def test_checkpoint_lines_are_measured_once_a_name_and_a_bounded_number_a_read(t
         seen += batch
         offset = got.end
     assert sorted(set(seen)) == sorted(set(names)) and seen.count("big") == 1 and reads >= 3
+
+
+def test_huge_times_are_the_harness_clock_and_an_ended_run_is_read_to_its_end(tmp_path):
+    from harness.runs import events
+    for line in (b'{"type": "report", "metrics": {"a": 1}, "time": 1' + b"0" * 400 + b"}",
+                 b'{"type": "checkpoint", "name": "a", "time": -1e400, "elapsed": 1' + b"0" * 400 + b"}"):
+        event_gate.parse(line)  # found by the fuzz test: math.isfinite(10**400) raised OverflowError
+    run = tmp_path / "run"
+    (run / "nsml").mkdir(parents=True)
+    (tmp_path / "ck" / "last").mkdir(parents=True)
+    report = json.dumps({"type": "report", "metrics": {"loss": 0.5}}) + "\n"
+    (run / events.EVENTS_REL).write_text(report * 50_000 + json.dumps({"type": "checkpoint", "name": "last"}) + "\n")
+    one = events.collect(run, 0, tmp_path / "ck")
+    assert len(one.events) == events.MAX_EVENTS_PER_PASS  # a pass reads a bounded slice
+    everything = events.collect_all(run, 0, tmp_path / "ck")
+    assert len(everything.events) == 50_001 and everything.events[-1][0].name == "last"

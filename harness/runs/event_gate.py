@@ -72,8 +72,7 @@ def _number(value: object, what: str) -> float:
 
 def _time(event: dict) -> datetime:
     value = event.get("time")
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
-            and 0 < value < _LATEST_TIME:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < _LATEST_TIME:  # NaN fails
         return datetime.fromtimestamp(float(value), tz=timezone.utc).replace(tzinfo=None)
     return datetime.now(timezone.utc).replace(tzinfo=None)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from harness.core.safefs import UnsafeFile, append_note, is_real_dir, read_from, usage
@@ -90,7 +90,7 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             out.refuse(f"event refused: a line over {MAX_EVENT_BYTES_PER_PASS} bytes")
         return out
     measured: set[str] = set()  # a name saved again in the same read is measured once
-    started = time.monotonic()
+    started = time.monotonic()  # the budget of measuring: the first checkpoint of a read is always measured
     for line in data[:cut].split(b"\n")[:max_events]:
         out.end += len(line) + 1
         if not line.strip():
@@ -102,7 +102,8 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             continue
         if isinstance(event, event_gate.Checkpoint):
             if checkpoint_dir is not None and event.name not in measured:
-                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or time.monotonic() - started > SCAN_BUDGET_SECONDS:
+                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or (
+                        measured and time.monotonic() - started > SCAN_BUDGET_SECONDS):
                     out.end -= len(line) + 1  # this line and the rest wait for the next pass
                     break
                 measured.add(event.name)
@@ -111,6 +112,22 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
         out.events.append(event)
     if out.refused > MAX_NOTES_PER_PASS:
         out.notes.append(f"... and {out.refused - MAX_NOTES_PER_PASS} more events refused in this pass")
+    return out
+
+
+def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_reads: int = 50) -> Collected:
+    """Everything left in the events file of a run that has ended, read after read (each bounded as above), so
+    that nothing it reported last is lost; MAX_READS bounds a file that a flood filled."""
+    out = collect(run_dir, offset, checkpoint_dir, MAX_EVENTS_AT_END)
+    for _ in range(max_reads - 1):
+        more = collect(run_dir, out.end, checkpoint_dir, MAX_EVENTS_AT_END)
+        if more.end == out.end:
+            out.notes += [n for n in more.notes if n not in out.notes]
+            break
+        out.events += more.events
+        out.notes += more.notes
+        out.refused += more.refused
+        out.end = more.end
     return out
 
 
@@ -159,7 +176,7 @@ def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
             _record_reports(db, sess, pending, notes)
             db.flush()
         recorded = len(got.events)
-    except SQLAlchemyError as exc:
+    except (DataError, IntegrityError) as exc:  # the data itself; a locked or lost database fails the pass (retried)
         notes.append(f"events of this pass were not recorded: the store refused them ({type(exc).__name__})")
         recorded = 0
     run.events_offset = max(run.events_offset or 0, got.end)

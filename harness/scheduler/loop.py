@@ -25,7 +25,7 @@ from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
 from harness.core.errors import ClusterUnavailable
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
-from harness.runs.events import MAX_EVENTS_AT_END, MAX_EVENTS_PER_PASS, collect, record
+from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
 from harness.runtime import Handle, Outcome, environments, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
@@ -162,8 +162,8 @@ class Scheduler:
                     outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
             checkpoints = self.checkpoint_dirs.get(run_id)
             if checkpoints is not None:
-                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints,
-                                            MAX_EVENTS_PER_PASS if outcome is None else MAX_EVENTS_AT_END)
+                collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints) if outcome is None \
+                    else collect_all(handle.spec.paths.run, offset or 0, checkpoints)
             if outcome is not None:
                 ended[run_id] = outcome
         to_score, done = [], []

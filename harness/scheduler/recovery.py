@@ -21,7 +21,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunPhase, RunStatus
 from harness.core.settings import Settings
 from harness.runs.ending import mark, requeue
-from harness.runs.events import MAX_EVENTS_AT_END, collect, record
+from harness.runs.events import collect_all, record
 from harness.runtime.base import Executor
 from harness.runtime.executors import get_executor
 from harness.store import Store
@@ -37,7 +37,7 @@ def recover_runs(settings: Settings, store: Store, executor: Executor | None = N
     with store.tx() as db:  # what the lost runs saved, read outside the transaction that records it
         pending = db.execute(select(Run.id, Run.run_dir, Run.events_offset, Session.dir)
                              .join(Session, Session.run_id == Run.id).where(Run.status == RunStatus.RUNNING)).all()
-    collected = {rid: collect(Path(run_dir), offset or 0, Path(sess_dir) / "checkpoints", MAX_EVENTS_AT_END)
+    collected = {rid: collect_all(Path(run_dir), offset or 0, Path(sess_dir) / "checkpoints")
                  for rid, run_dir, offset, sess_dir in pending}
     with store.tx() as db:
         for run in db.scalars(select(Run).where(Run.status == RunStatus.RUNNING)):
