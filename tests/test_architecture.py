@@ -12,8 +12,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "harness"
-FLOORS = ["core", "store", "taskpacks", "runtime", "scoring", "runs", "scheduler", "context", "contest", "service",
-          "sim", "server", "client", "cli"]
+FLOORS = ["core", "api", "store", "taskpacks", "runtime", "scoring", "runs", "scheduler", "context", "contest", "service",
+          "sim", "web", "server", "client", "cli"]
 MAX_LINES = 400
 
 

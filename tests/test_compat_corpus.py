@@ -1,6 +1,5 @@
 """A compatibility corpus: NSML-style entries and packs written here, one per convention real submissions use,
 each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker."""
-import textwrap
 
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 

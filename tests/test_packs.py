@@ -1,5 +1,6 @@
 """Organizer packs as NSML published them: a plain pack without task.toml, and a loader too old to submit with."""
 import sqlite3
+
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 

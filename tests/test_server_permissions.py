@@ -1,6 +1,7 @@
-"""Every endpoint of a real `harness serve`, called as the resource's owner, another participant, an organizer,
-with no token and with a bad (or disabled) token: each with its expected status code. The matrix must name
-every operation of the OpenAPI document, so a new endpoint cannot ship without its row."""
+"""Every operation of a real `harness serve`, called as the resource's owner, another participant, an organizer,
+with no token and with a bad (or disabled) token: each with its expected status code. The matrix is made from the
+declarations (harness.api.operations): each operation's path and verb are its own, the statuses follow its
+declared right (with the exceptions written here), and an operation without a row fails the test."""
 import io
 import json
 import tarfile
@@ -9,56 +10,63 @@ import httpx
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
-OWN, OTHER, ORG = "own", "other", "org"
-S = "/sessions/alice/tiny/1"
+from harness.api import OPERATIONS, Right
+from harness.client.remote import request_of
 
-# (method, path, body or None, {actor: expected status}); actors run in the order other, own, org.
+OWN, OTHER, ORG = "own", "other", "org"
+S = "alice/tiny/1"
+BY_RIGHT = {Right.ANYONE: {OWN: 200, OTHER: 200, ORG: 200}, Right.OWNER: {OTHER: 403, OWN: 200, ORG: 200},
+            Right.OWNER_ONLY: {OTHER: 403, OWN: 200, ORG: 403},  # a submit is its owner's act alone
+            Right.ORGANIZER: {OTHER: 403, OWN: 403, ORG: 200}}
+
+# (operation, its arguments, {actor: status} where it differs from its right); run in this order, each as
+# other, own, org. "CODE", "PACK", "CONTEST" stand for an upload; "{ck}" for the actor's own checkpoint.
 MATRIX = [
-    ("GET", "/whoami", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/sessions", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/inventory", None, {OWN: 200, OTHER: 200, ORG: 200}),  # counts only: nobody's names
-    ("GET", S, None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", S + "/log", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("PUT", S + "/memo", {"text": "m"}, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", S + "/metrics", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", S + "/checkpoints", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", S + "/checkpoints/0/archive", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("POST", S + "/fork", {"checkpoint": "0"}, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("POST", "/sessions/stop", {"pattern": "alice/tiny/1"}, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("POST", "/submissions", {"session": "alice/tiny/1", "checkpoint": "0", "dry_run": True},
-     {OTHER: 403, OWN: 200, ORG: 403}),  # a submit is its owner's act: nobody submits another's session
-    ("GET", "/submissions/1", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", "/submissions/1/log", None, {OTHER: 403, OWN: 403, ORG: 200}),  # a real submit's log: organizers
-    ("POST", "/submissions/select", {"ids": [1]}, {OTHER: 400, OWN: 400, ORG: 400}),  # in no round
-    ("DELETE", S + "/checkpoints/{ck}", None, {OTHER: 403, OWN: 200, ORG: 200}),
-    ("GET", "/tasks", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/tasks/tiny/board", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/tasks/tiny/score-history", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/tasks/tiny/round-board", None, {OWN: 404, OTHER: 404, ORG: 404}),
-    ("GET", "/tasks/tiny/history", None, {OWN: 200, OTHER: 200, ORG: 200}),  # each sees their own
-    ("GET", "/tasks/tiny/check", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/tasks/tiny/changes", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/tasks/tiny/rescore", {"dry_run": True}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/tasks/nosuch/prepare", {"scale": 0.1}, {OTHER: 403, OWN: 403, ORG: 404}),
-    ("POST", "/tasks", "PACK", {OTHER: 403, OWN: 403, ORG: 200}),
-    ("DELETE", "/tasks/tiny2", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/users", {"name": "{newuser}"}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/users", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/users/carol/token", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/users/carol/disable", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/baselines", {"name": "bob"}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/submissions/1/hide", {"hidden": True}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/tasks/tiny/hidden", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/audit", None, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/clock", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("PUT", "/clock", {"real": True}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/contests", "CONTEST", {OTHER: 403, OWN: 403, ORG: 200}),
-    ("GET", "/contests", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("GET", "/contests/c1/teams", None, {OWN: 200, OTHER: 200, ORG: 200}),
-    ("POST", "/contests/c1/teams", {"team": "t2", "users": ["bob"]}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/rounds/close", {"round": "c1/r1"}, {OTHER: 403, OWN: 403, ORG: 200}),
-    ("POST", "/sessions/remove", {"pattern": "alice/tiny/1"}, {OTHER: 403, OWN: 200, ORG: 404}),  # own removes
-    ("POST", "/sessions", "CODE", {OWN: 200, OTHER: 200, ORG: 200}),  # anyone may start their own session
+    ("whoami", {}, {}),
+    ("list_sessions", {}, {}),
+    ("inventory", {}, {}),  # counts only: nobody's names
+    ("session_info", {"session": S}, {}),
+    ("session_log", {"session": S}, {}),
+    ("set_memo", {"session": S, "text": "m"}, {}),
+    ("session_metrics", {"session": S}, {}),
+    ("list_checkpoints", {"session": S}, {}),
+    ("pull_checkpoint", {"session": S, "checkpoint": "0", "dest": "-"}, {}),
+    ("fork_session", {"session": S, "checkpoint": "0"}, {}),
+    ("stop_sessions", {"pattern": S}, {}),
+    ("start_submit", {"session": S, "checkpoint": "0", "dry_run": True}, {}),
+    ("submission_info", {"sub_id": 1}, {}),
+    ("wait_submission", {"sub_id": 1, "timeout": 0}, {}),
+    ("infer_log", {"sub_id": 1}, {OWN: 403}),  # a real submit's log: organizers only
+    ("select_submissions", {"ids": [1]}, {OTHER: 400, OWN: 400, ORG: 400}),  # in no round
+    ("remove_checkpoints", {"session": S, "pattern": "{ck}"}, {}),
+    ("list_tasks", {}, {}),
+    ("board", {"task": "tiny"}, {}),
+    ("score_history", {"task": "tiny"}, {}),
+    ("round_board", {"task": "tiny"}, {OWN: 404, OTHER: 404, ORG: 404}),
+    ("history", {"task": "tiny"}, {}),  # each sees their own
+    ("check_task", {"task": "tiny"}, {}),
+    ("task_changes", {"task": "tiny"}, {}),
+    ("rescore", {"task": "tiny", "dry_run": True}, {}),
+    ("prepare_task", {"task": "nosuch", "scale": 0.1}, {ORG: 404}),
+    ("add_task", "PACK", {}),
+    ("remove_task", {"task": "tiny2"}, {}),
+    ("add_user", {"name": "{newuser}"}, {}),
+    ("list_users", {}, {}),
+    ("reset_token", {"name": "carol"}, {}),
+    ("disable_user", {"name": "carol"}, {}),
+    ("mark_baseline", {"name": "bob"}, {}),
+    ("hide_submission", {"sub_id": 1, "hidden": True}, {}),
+    ("hidden_entries", {"task": "tiny"}, {}),
+    ("audit", {}, {}),
+    ("clock", {}, {}),
+    ("set_clock", {"real": True}, {}),
+    ("create_contest", "CONTEST", {}),
+    ("list_contests", {}, {}),
+    ("show_teams", {"contest": "c1"}, {}),
+    ("add_team", {"contest": "c1", "team": "t2", "users": ["bob"]}, {}),
+    ("close_round", {"round_ref": "c1/r1"}, {}),
+    ("remove_sessions", {"pattern": S}, {ORG: 404}),  # the owner removes; the organizer's pattern finds none
+    ("start_session", "CODE", {}),  # anyone may start their own session
 ]
 
 CONTEST = """
@@ -97,51 +105,38 @@ def world(cli, served, tmp_path, remote_cli):
     return tokens, packs
 
 
-def _request(client, method, path, body, token, packs, actor, n):
+def _request(client, name, values, token, packs, actor, n):
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    path = path.replace("{ck}", {OWN: "1", ORG: "0"}.get(actor, "0"))
-    params = {}
-    if isinstance(body, str) and body in packs:
+    op = OPERATIONS[name]
+    if isinstance(values, str) and values in packs:
         headers["Content-Type"] = "application/x-tar"
-        if body == "CODE":
-            params = {"task": "tiny"}
-        return client.request(method, "/api/v1" + path, content=packs[body], headers=headers, params=params)
-    if body == "CONTEST":
-        body = {"toml": CONTEST}
-    if isinstance(body, dict) and body.get("name") == "{newuser}":
-        body = {"name": f"new{n}"}
-    return client.request(method, "/api/v1" + path, json=body, headers=headers)
+        params = {"task": "tiny"} if values == "CODE" else {}
+        return client.request(op.verb, "/api/v1" + op.path, content=packs[values], headers=headers, params=params)
+    if values == "CONTEST":
+        return client.request(op.verb, "/api/v1" + op.path, json={"toml": CONTEST}, headers=headers)
+    values = {k: (f"new{n}" if v == "{newuser}" else {OWN: "1", ORG: "0"}.get(actor, "0") if v == "{ck}" else v)
+              for k, v in values.items()}
+    path, query, body = request_of(op, op.bind((), values))
+    return client.request(op.verb, "/api/v1" + path, params=query, json=body, headers=headers)
 
 
 def test_every_endpoint_answers_each_caller_with_its_status(world, served):
     tokens, packs = world
-    spec = httpx.get(f"{served.url}/api/v1/openapi.json").json()
-    operations = {(m.upper(), p.removeprefix("/api/v1")) for p, ops in spec["paths"].items() for m in ops}
-    covered = {(m, p.replace("alice/tiny/1", "{user}/{task}/{number}")) for m, p, _, _ in MATRIX}
-    normalise = {"/checkpoints/0/archive": "/checkpoints/{checkpoint}/archive", "/checkpoints/{ck}":
-                 "/checkpoints/{pattern}", "/submissions/1": "/submissions/{sub_id}", "/tasks/tiny/": "/tasks/{task}/",
-                 "/tasks/nosuch/": "/tasks/{task}/", "/tasks/tiny2": "/tasks/{task}", "/users/carol/": "/users/{name}/",
-                 "/contests/c1/": "/contests/{contest}/"}
-    shown = set()
-    for m, p in covered:
-        for a, b in normalise.items():
-            p = p.replace(a, b)
-        shown.add((m, p))
-    assert operations - shown == set(), "endpoints without a row in the permission matrix"
+    assert [name for name, _, _ in MATRIX if name not in OPERATIONS] == []
+    assert set(OPERATIONS) - {name for name, _, _ in MATRIX} == set(), "operations without a row in the matrix"
 
     failures = []
     with httpx.Client(base_url=served.url, timeout=60) as client:
-        for n, (method, path, body, expected) in enumerate(MATRIX):
+        for n, (name, values, exceptions) in enumerate(MATRIX):
+            expected = {**BY_RIGHT[OPERATIONS[name].right], **exceptions}
             for actor, token in (("none", None), ("bad", "nsml_0000_not-a-token")):
-                got = _request(client, method, path, body, token, packs, actor, n).status_code
+                got = _request(client, name, values, token, packs, actor, n).status_code
                 if got != 401:
-                    failures.append(f"{method} {path} as {actor}: {got}, expected 401")
+                    failures.append(f"{name} as {actor}: {got}, expected 401")
             for actor in (OTHER, OWN, ORG):
-                if actor not in expected:
-                    continue
-                r = _request(client, method, path, body, tokens[actor], packs, actor, n)
+                r = _request(client, name, values, tokens[actor], packs, actor, n)
                 if r.status_code != expected[actor]:
-                    failures.append(f"{method} {path} as {actor}: {r.status_code}, expected {expected[actor]}: "
+                    failures.append(f"{name} as {actor}: {r.status_code}, expected {expected[actor]}: "
                                     f"{r.text[:200]}")
                 elif r.status_code >= 400:
                     assert set(r.json()) == {"error", "kind"} and "\n" not in r.json()["error"]

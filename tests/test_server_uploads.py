@@ -142,7 +142,7 @@ def test_the_server_dies_with_kill_9_and_a_new_one_goes_on(cli, tmp_path, state_
     api = RemoteApi(first.url, token)
     sub_id = api.start_submit(name, "1", False, None, None, None, None, False, lambda _: None)
     got = {}
-    waiter = threading.Thread(target=lambda: got.update(api.wait_submission(sub_id)))
+    waiter = threading.Thread(target=lambda: got.update(api.wait_submission(sub_id, timeout=120)))
     waiter.start()
     time.sleep(0.3)
     os.kill(first.proc.pid, signal.SIGKILL)  # no shutdown of any kind

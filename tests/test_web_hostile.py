@@ -191,7 +191,7 @@ def test_every_dashboard_post_route_checks_the_csrf_token(state_root):
 
     from harness.context import Harness
     from harness.core.settings import load_settings
-    from harness.server import routes, routes_contest
+    from harness.server import derived, transfers
     from harness.server.app import API, create_app
     from harness.service import accounts
     from harness.web import organizer_pages, pages, session_pages
@@ -213,7 +213,7 @@ def test_every_dashboard_post_route_checks_the_csrf_token(state_root):
         for method in route.methods & unsafe:
             r = client.request(method, path, data={"text": "x", "submission": "1", "name": "x", "checkpoint": "1"})
             assert r.status_code == 403 and security.REFUSED in r.text, (method, path, r.status_code)
-    for route in [r for m in (routes, routes_contest) for r in m.router.routes if unsafe & r.methods]:
+    for route in [r for m in (derived, transfers) for r in m.router.routes if unsafe & r.methods]:
         path = API + route.path.format(**{**params, "name": "x", "sub_id": "1", "pattern": "x"})
         for method in route.methods & unsafe:  # the cookie alone is no credential: 401 (or a 422 before that)
             assert client.request(method, path, json={}).status_code in (401, 422), (method, path)

@@ -1,4 +1,4 @@
-"""Floor 10 — cli: the `harness` command line (also installed as `nsml`), a thin click layer over the service.
+"""cli: the `harness` command line (also installed as `nsml`), a thin click layer over the service.
 One module per command group, loaded lazily (COMMANDS); no SQL and no transactions here (the import contracts
 forbid the store, runs, scoring, the scheduler and contest rules): output only, through rich tables or JSON.
 May import: sim, service, context, runtime (image build, --runtime), core."""
@@ -116,7 +116,7 @@ class _LazyHarness:
         return self._login
 
     def api(self):
-        """Every command's way in (harness.service.api.Api): over HTTP while logged in, else this library."""
+        """Every command's way in (harness.api.Api): over HTTP while logged in, else this library."""
         if self._api is None:
             login = self.login()
             if login is not None:

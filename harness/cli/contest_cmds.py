@@ -125,7 +125,7 @@ def contest_close(lazy, round_ref, as_json):
 @pass_harness
 def contest_clock(lazy, when, real):
     """[organizer] Show the contest clock, or set a simulated time WHEN (ISO, UTC)."""
-    got = lazy.api().clock(when, real)
+    got = lazy.api().set_clock(when, real) if when or real else lazy.api().clock()
     click.echo(f"{got['now']} UTC ({'simulated' if got['simulated'] else 'real'})")
 
 

@@ -6,7 +6,7 @@ import sys
 import click
 
 from harness.core.enums import RunStatus
-from harness.core.errors import UserError
+from harness.core.errors import PermissionDenied, UserError
 
 from . import main, pass_harness
 from .output import emit_json, log_text, say, table
@@ -104,12 +104,14 @@ def logs_cmd(lazy, follow, submission, session):
     """Print a session's output."""
     api = lazy.api()
     if submission is not None:
-        info, chunks = api.infer_log(submission, follow=False)
-        if chunks is not None:
-            write_out(chunks)
+        info = api.submission_info(submission)
+        try:
+            write_out(api.infer_log(submission, follow=False))
+            shown = ""
+        except PermissionDenied:
+            shown = " (infer logs of real submits are shown to organizers only)"
         reason = f": {info['reason']}: {info['message']}" if info["reason"] else ""
-        say(f"[harness] submission {submission} {info['status']}{reason}"
-            + ("" if chunks is not None else " (infer logs of real submits are shown to organizers only)"), err=True)
+        say(f"[harness] submission {submission} {info['status']}{reason}{shown}", err=True)
         return
     if not session:
         raise UserError("SESSION: missing (or use --submission ID)")

@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from . import main, pass_harness
@@ -43,16 +44,14 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     checkpoint = checkpoint[0]
     sub_id = api.start_submit(session, checkpoint, dry_run, time_limit, runtime, entry, esm, verbose, note)
     if verbose:
-        _info, chunks = api.infer_log(sub_id, follow=True)
-        if chunks is not None:
-            write_out(chunks)
+        write_out(api.infer_log(sub_id, follow=True))
     if api.remote and sys.stderr.isatty():  # a spinner while the server runs it (and while it reconnects)
         from . import progress
         with progress.shown(f"submission {sub_id}") as report:
             api.progress = report
-            result = api.wait_submission(sub_id)
+            result = _until_ended(api, sub_id)
     else:
-        result = api.wait_submission(sub_id)
+        result = _until_ended(api, sub_id)
     ok = result["status"] == "succeeded"
     if unconfined(result.get("isolation")):
         click.echo("Note: this run was not isolated (process runtime without bubblewrap): its code could read "
@@ -87,3 +86,10 @@ def _submission_id(text: str) -> int:
         return int(text.lstrip("#"))
     except ValueError:
         raise UserError(f"ID: {text!r} is not a submission id (see 'history TASK')") from None
+
+
+def _until_ended(api, sub_id: int) -> dict:
+    while True:  # each wait_submission returns within 30 s
+        info = api.wait_submission(sub_id)
+        if RunStatus(info["status"]).terminal:
+            return info

@@ -1,9 +1,11 @@
-"""`RemoteApi`: every operation of `service.api.Api` done by a `harness serve` over HTTP (httpx), for the
+"""`RemoteApi`: every operation declared in harness.api, done by a `harness serve` over HTTP (httpx) for the
 account whose token the CLI logged in with. The CLI prints its results exactly as it prints local ones.
 
-Folders go up as tar streams after the snapshot rules are applied here (.nsmlignore, no links out, no special
-files, the size cap); the server checks everything again. Server errors come back as the same one-line
-UserError (exit code 2) the local library raises; an unreachable server is one line too.
+Each CALL and STREAM operation's method is made from its declaration (verb, path, where each argument goes,
+paging); only the CUSTOM ones are written here: folders go up as tar streams after the snapshot rules are applied
+here (.nsmlignore, no links out, no special files, the size cap; the server checks everything again), a
+checkpoint comes down as one, and a waiting submit asks again across a server restart. Server errors come back
+as the same one-line UserError (exit code 2) the local library raises; an unreachable server is one line too.
 """
 from __future__ import annotations
 
@@ -16,22 +18,46 @@ from urllib.parse import quote, unquote
 
 import httpx
 
+from harness.api import OPERATIONS, Api, Kind, Operation, Paging
+from harness.api.contract import derived
 from harness.core import archives
 from harness.core.enums import RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
-from harness.service.api import Api
+from harness.core.names import parse_session_name
 
 API = "/api/v1"
 ERRORS = {401: UserError, 403: PermissionDenied, 404: NotFound, 429: QuotaExceeded}
 RECONNECT_SECONDS = 300.0  # how long a waiting submit keeps trying to reach a restarting server
 WAIT_SLICE = 25.0
+PAGE = 1000  # rows a page, for paged operations
 
 
 def _session_path(name: str) -> str:
-    parts = name.strip().split("/")
-    if len(parts) != 3 or not all(parts) or not parts[2].isdigit():
-        raise UserError(f"SESSION: {name!r} is not a session name (USER/TASK/N)")
-    return "/sessions/" + "/".join(quote(p, safe="") for p in parts)
+    user, task, number = parse_session_name(name, "SESSION")
+    return "/" + "/".join(quote(str(p), safe="") for p in (user, task, number))
+
+
+def request_of(op: Operation, values: dict) -> tuple[str, dict, dict | None]:
+    """OP's path, query and JSON body for the call's VALUES (by Python name): path arguments fill the path
+    (a session as /USER/TASK/N), the rest go in the query (GET, DELETE) or the body; local-only ones stay."""
+    path = op.path
+    for name in op.path_args():
+        value = values[name]
+        path = path.replace("{" + name + "}", _session_path(value) if name == "session" else quote(str(value), safe=""))
+    rest = {}
+    for arg in op.args:
+        if arg.name in op.path_args():
+            continue
+        value = values[arg.name]
+        if arg.local_only:
+            if value not in (arg.default, None, [], ()):
+                raise UserError(arg.local_only)
+            continue
+        if value is not None:
+            rest[arg.wire] = value
+    if op.verb in ("GET", "DELETE"):
+        return path, rest, None
+    return path, {}, rest
 
 
 class RemoteApi(Api):
@@ -68,34 +94,59 @@ class RemoteApi(Api):
     def _json(self, method: str, path: str, **kw):
         return self._send(method, path, **kw).json()
 
+    def _call(self, op: Operation, values: dict):
+        """One CALL operation: its request, every page of a paged result, its notes replayed to `note`."""
+        path, query, body = request_of(op, values)
+        kw = {"timeout": None} if op.verb != "GET" else {}
+        if op.paging is Paging.NONE:
+            got = self._json(op.verb, path, params=query, json=body, **kw)
+        else:
+            got = self._pages(op, path, query)
+        if op.notes:
+            for line in got["notes"]:
+                if values.get("note"):
+                    values["note"](line)
+            got = got["result"]
+        return got
+
+    def _pages(self, op: Operation, path: str, query: dict):
+        rows, offset = [], 0
+        while True:  # every row, a page at a time
+            got = self._json("GET", path, params={**query, "limit": PAGE, "offset": offset})
+            page = got if op.paging is Paging.LIST else got["rows"]
+            rows += page
+            offset += len(page)
+            total = None if op.paging is Paging.LIST else got["total"]
+            if len(page) < PAGE if total is None else (not page or offset >= total):
+                break
+        return rows if op.paging is Paging.LIST else {**{k: v for k, v in got.items() if k != "total"}, "rows": rows}
+
     def _stream(self, path: str, params: dict) -> Iterator[bytes]:
+        """The response's bytes as they come; an error status is raised here, before the first byte."""
+        request = self.http.build_request("GET", path, params=params, timeout=httpx.Timeout(None, connect=10.0))
         try:
-            with self.http.stream("GET", path, params=params, timeout=httpx.Timeout(None, connect=10.0)) as r:
-                if r.status_code >= 400:
-                    r.read()
-                    self._raise_for(r)
-                yield from r.iter_raw()
+            response = self.http.send(request, stream=True)
+        except httpx.TransportError as exc:
+            raise UserError(f"server {self.url}: cannot reach it ({type(exc).__name__}: {exc})") from None
+        if response.status_code >= 400:
+            response.read()
+            response.close()
+            self._raise_for(response)
+        return self._chunks(response)
+
+    def _chunks(self, response: httpx.Response) -> Iterator[bytes]:
+        try:
+            yield from response.iter_raw()
         except httpx.TransportError as exc:
             raise UserError(f"server {self.url}: the stream broke ({type(exc).__name__}: {exc})") from None
+        finally:
+            response.close()
 
-    # -- identity and accounts ------------------------------------------------------------------------------
+    # -- written by hand: what is not one JSON request ------------------------------------------------------
     def whoami(self):
-        return {**self._json("GET", "/whoami"), "server": self.url}
+        return {**self._call(OPERATIONS["whoami"], {}), "server": self.url}
 
-    def add_user(self, name, organizer=False, team=None):
-        return self._json("POST", "/users", json={"name": name, "organizer": organizer, "team": team})["token"]
-
-    def list_users(self):
-        return self._json("GET", "/users", params={"limit": 1000})
-
-    def disable_user(self, name):
-        self._send("POST", f"/users/{quote(name, safe='')}/disable")
-
-    def reset_token(self, name):
-        return self._json("POST", f"/users/{quote(name, safe='')}/token")["token"]
-
-    # -- sessions -------------------------------------------------------------------------------------------
-    def start_session(self, task, folder, entry, args, memo, opts, note):
+    def start_session(self, task, folder, entry="main.py", args=None, memo="", opts={}, note=None):
         src = Path(folder).expanduser().resolve()
         if not src.is_dir():
             raise UserError(f"FOLDER: {folder!r} is not a folder")
@@ -111,53 +162,15 @@ class RemoteApi(Api):
                                  params={"task": task, "entry": entry, "memo": memo, "options": json.dumps(opts),
                                          **({"args": args} if args is not None else {})})
         for line in got["notes"]:
-            note(line)
-        return got["session"]
-
-    def fork_session(self, session, checkpoint, args, memo, opts, note):
-        got = self._json("POST", _session_path(session) + "/fork",
-                         json={"checkpoint": checkpoint, "args": args, "memo": memo, "options": opts})
-        for line in got["notes"]:
-            note(line)
-        return got["session"]
-
-    def list_sessions(self, all_, last, task):
-        params = {"all": all_, **({"last": last} if last else {}), **({"task": task} if task else {})}
-        return self._json("GET", "/sessions", params=params)
-
-    def inventory(self):
-        return self._json("GET", "/inventory")
-
-    def session_info(self, name):
-        return self._json("GET", _session_path(name))
-
-    def session_log(self, name, follow):
-        return self._stream(_session_path(name) + "/log", {"follow": follow})
-
-    def session_metrics(self, name, x="step", keys=None):
-        return self._json("GET", _session_path(name) + "/metrics", params={"x": x, "keys": keys or []})
-
-    def stop_sessions(self, pattern):
-        return self._json("POST", "/sessions/stop", json={"pattern": pattern})
-
-    def remove_sessions(self, pattern):
-        return self._json("POST", "/sessions/remove", json={"pattern": pattern})
-
-    def set_memo(self, name, text):
-        self._send("PUT", _session_path(name) + "/memo", json={"text": text})
-
-    # -- checkpoints ----------------------------------------------------------------------------------------
-    def list_checkpoints(self, session):
-        return self._json("GET", _session_path(session) + "/checkpoints")
-
-    def remove_checkpoints(self, session, pattern):
-        return self._json("DELETE", _session_path(session) + f"/checkpoints/{quote(pattern, safe='')}")
+            if note:
+                note(line)
+        return got["result"]
 
     def pull_checkpoint(self, session, checkpoint, dest):
         target = Path(dest).expanduser()
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
             raise UserError(f"PATH: {dest} exists and is not an empty folder")
-        path = _session_path(session) + f"/checkpoints/{quote(checkpoint, safe='')}/archive"
+        path = f"/sessions{_session_path(session)}/checkpoints/{quote(checkpoint, safe='')}/archive"
         with tempfile.TemporaryDirectory(prefix="nsml-pull-") as tmp:
             spooled = Path(tmp) / "c.tar"
             try:
@@ -176,31 +189,15 @@ class RemoteApi(Api):
             archives.unpack(spooled, target, max_bytes=1 << 40, what="checkpoint")
         return str(target), skipped
 
-    # -- submissions ----------------------------------------------------------------------------------------
-    def start_submit(self, session, checkpoint, dry_run, time_limit, runtime, entry, esm, verbose, note):
-        got = self._json("POST", "/submissions", json={
-            "session": session, "checkpoint": checkpoint, "dry_run": dry_run, "time_limit": time_limit,
-            "runtime": runtime, "entry": entry, "esm": esm, "verbose": verbose})
-        for line in got["notes"]:
-            note(line)
-        return got["id"]
-
-    def infer_log(self, sub_id, follow):
-        info = self._json("GET", f"/submissions/{sub_id}")
-        try:
-            if follow:
-                return info, self._stream(f"/submissions/{sub_id}/log", {"follow": True})
-            return info, iter([self._send("GET", f"/submissions/{sub_id}/log").content])
-        except PermissionDenied:
-            return info, None
-
-    def wait_submission(self, sub_id):
-        """Until the submission has ended; a server that restarts meanwhile is asked again (RECONNECT_SECONDS)."""
-        broke = None
+    def wait_submission(self, sub_id, timeout=30.0):
+        """Until the submission has ended or TIMEOUT seconds have passed; a server that restarts meanwhile is
+        asked again (RECONNECT_SECONDS)."""
+        broke, deadline = None, time.monotonic() + timeout
         while True:
+            left = max(0.0, min(WAIT_SLICE, deadline - time.monotonic()))
             try:
-                response = self.http.get(f"/submissions/{sub_id}", params={"wait": WAIT_SLICE},
-                                         timeout=httpx.Timeout(WAIT_SLICE + 30, connect=10.0))
+                response = self.http.get(f"/submissions/{int(sub_id)}/wait", params={"timeout": left},
+                                         timeout=httpx.Timeout(left + 30, connect=10.0))
             except httpx.TransportError as exc:
                 broke = broke or time.monotonic()
                 if time.monotonic() - broke > RECONNECT_SECONDS:
@@ -216,48 +213,12 @@ class RemoteApi(Api):
                 continue
             self._raise_for(response)
             info, broke = response.json(), None
-            if RunStatus(info["status"]).terminal:
+            if RunStatus(info["status"]).terminal or time.monotonic() >= deadline:
                 return info
             if self.progress:
                 self.progress(0, None, info["status"])
 
-    def select_submissions(self, ids):
-        return self._json("POST", "/submissions/select", json={"ids": ids})
-
-    def history(self, task, page, per_page):
-        got = self._json("GET", f"/tasks/{quote(task, safe='')}/history", params={"page": page, "per_page": per_page})
-        return got["rows"], got["total"]
-
-    # -- boards and tasks -----------------------------------------------------------------------------------
-    def board(self, task):
-        rows, offset = [], 0
-        while True:  # every row, a page at a time
-            got = self._json("GET", f"/tasks/{quote(task, safe='')}/board", params={"limit": 1000, "offset": offset})
-            if got["kind"] == "round":
-                return got
-            rows += got["rows"]
-            offset += len(got["rows"])
-            if not got["rows"] or offset >= got["total"]:
-                return {"kind": "users", "title": got["title"], "rows": rows}
-
-    def round_board(self, task, round_ref, private):
-        params = {"private": private, **({"round": round_ref} if round_ref else {})}
-        return self._json("GET", f"/tasks/{quote(task, safe='')}/round-board", params=params)
-
-    def score_history(self, task, top=10):
-        return self._json("GET", f"/tasks/{quote(task, safe='')}/score-history", params={"top": top})
-
-    def list_tasks(self):
-        return self._json("GET", "/tasks")
-
-    def prepare_task(self, task, scale, seed, corpus, replace):
-        if corpus:
-            raise UserError("--corpus: a path on this machine; on a server, prepare with its own corpus "
-                            "(run 'dataset prepare' on the server host)")
-        return self._json("POST", f"/tasks/{quote(task, safe='')}/prepare",
-                          json={"scale": scale, "seed": seed, "replace": replace}, timeout=None)
-
-    def add_task(self, folder, replace, name, metric, direction):
+    def add_task(self, folder, replace=False, name=None, metric=None, direction=None):
         src = Path(folder)
         with tempfile.TemporaryDirectory(prefix="nsml-pack-") as tmp:
             with open(Path(tmp) / "pack.tar", "wb") as fh:
@@ -266,58 +227,33 @@ class RemoteApi(Api):
                 params = {"replace": replace, **{k: v for k, v in (("name", name), ("metric", metric),
                                                                     ("direction", direction)) if v}}
                 return self._json("POST", "/tasks", content=fh, params=params, timeout=None,
-                                  headers={"Content-Type": "application/x-tar"})["task"]
+                                  headers={"Content-Type": "application/x-tar"})
 
-    def check_task(self, task):
-        return self._json("GET", f"/tasks/{quote(task, safe='')}/check", timeout=None)
-
-    def remove_task(self, task):
-        self._send("DELETE", f"/tasks/{quote(task, safe='')}")
-
-    def task_changes(self, task):
-        return self._json("GET", f"/tasks/{quote(task, safe='')}/changes")
-
-    # -- moderation -----------------------------------------------------------------------------------------
-    def hide_submission(self, sub_id, hidden=True):
-        return self._json("POST", f"/submissions/{sub_id}/hide", json={"hidden": hidden})
-
-    def mark_baseline(self, name, team=False, on=True):
-        return self._json("POST", "/baselines", json={"name": name, "team": team, "baseline": on})
-
-    def hidden_entries(self, task):
-        return self._json("GET", f"/tasks/{quote(task, safe='')}/hidden")
-
-    def audit(self, limit=200):
-        return self._json("GET", "/audit", params={"limit": limit})
-
-    # -- contests -------------------------------------------------------------------------------------------
-    def create_contest(self, file, prepare, scale, note):
+    def create_contest(self, file, prepare=False, scale=1.0, note=None):
         try:
             text = Path(file).read_text()
         except OSError as exc:
             raise UserError(f"FILE: {file}: {exc.strerror}") from None
-        got = self._json("POST", "/contests", json={"toml": text, "filename": str(file), "prepare": prepare, "scale": scale}, timeout=None)
-        for line in got.pop("notes"):
-            note(line)
-        return got
+        got = self._json("POST", "/contests", json={"toml": text, "filename": str(file), "prepare": prepare,
+                                                    "scale": scale}, timeout=None)
+        for line in got["notes"]:
+            if note:
+                note(line)
+        return got["result"]
 
-    def list_contests(self):
-        return self._json("GET", "/contests")
 
-    def show_teams(self, contest):
-        return self._json("GET", f"/contests/{quote(contest, safe='')}/teams")
+def _made(op: Operation):
+    """The client method of a declared CALL or STREAM operation (CUSTOM ones are written above)."""
+    if op.kind is Kind.CALL:
+        def call(self, *args, **kwargs):
+            return self._call(op, op.bind(args, kwargs))
+        return call
+    if op.kind is Kind.STREAM:
+        def stream(self, *args, **kwargs):
+            path, query, _body = request_of(op, op.bind(args, kwargs))
+            return self._stream(path, query)
+        return stream
+    return None
 
-    def add_team(self, contest, team, users):
-        self._send("POST", f"/contests/{quote(contest, safe='')}/teams", json={"team": team, "users": users})
 
-    def close_round(self, round_ref):
-        return self._json("POST", "/rounds/close", json={"round": round_ref}, timeout=None)
-
-    def clock(self, when=None, real=False):
-        if when or real:
-            return self._json("PUT", "/clock", json={"when": when, "real": real})
-        return self._json("GET", "/clock")
-
-    def rescore(self, task, dry_run):
-        return self._json("POST", f"/tasks/{quote(task, safe='')}/rescore", json={"dry_run": dry_run}, timeout=None)
-
+derived(RemoteApi, _made)

@@ -1,4 +1,4 @@
-"""Floor 6 — context: `Harness`, the library's handle: settings, the store (opened, migrated, and runs of a dead
+"""context: `Harness`, the library's handle: settings, the store (opened, migrated, and runs of a dead
 scheduler recovered), and look-ups of users, tasks and sessions by name ("did you mean" included). No rights
 are checked here: that is the service's job.
 May import: scheduler and every floor below.

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import difflib
-import re
 from functools import cached_property
 from pathlib import Path
 
@@ -10,13 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from harness.core.clock import utcnow
-from harness.core.errors import NotFound, UserError
+from harness.core.errors import NotFound
+from harness.core.names import parse_session_name, session_name
 from harness.core.settings import Settings, load_settings
 from harness.store import Store, open_store
 from harness.store.models import Session, Task, User
 from harness.taskpacks import registry
-
-SESSION_RE = re.compile(r"^(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d+)$")
 
 
 class Harness:
@@ -76,9 +74,7 @@ class Harness:
     def session(self, db: OrmSession, name: str, owner: str | None = None) -> Session:
         """The session NAME; "did you mean" suggests only among OWNER's sessions (None: among all — the
         caller may see every one)."""
-        name = name.strip()
-        if not SESSION_RE.match(name):
-            raise UserError(f"SESSION: {name!r} is not a session name (USER/TASK/N)")
+        name = session_name(*parse_session_name(name))
         sess = db.scalar(select(Session).where(Session.name == name))
         if sess is None:
             query = select(Session.name)

@@ -1,4 +1,4 @@
-"""Floor 0 — core: what every other floor may use, and which imports nothing of the harness above it.
+"""core: what every other floor may use, and which imports nothing of the harness above it.
 
 settings (harness.toml, validated by schema), enums (statuses, failure reasons, phases), errors, names (user and
 team name rules), clock (the contest clock and utcnow), safefs (file operations that never follow a link out),

@@ -11,6 +11,21 @@ _NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
 
 
+SESSION_RE = re.compile(r"(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d{1,18})")
+
+
+def parse_session_name(name: str, what: str = "SESSION") -> tuple[str, str, int]:
+    """USER/TASK/N, the one grammar of a session's name (the CLI, the client, the server's paths, the library)."""
+    match = SESSION_RE.fullmatch(name.strip()) if isinstance(name, str) else None
+    if match is None:
+        raise UserError(f"{what}: {name!r} is not a session name (USER/TASK/N)")
+    return match["user"], match["task"], int(match["number"])
+
+
+def session_name(user: str, task: str, number: int) -> str:
+    return f"{user}/{task}/{number}"
+
+
 def check_name(name: str, what: str = "--user") -> str:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise UserError(f"{what}: invalid name {name!r} ({NAME_RULE})")

@@ -1,4 +1,4 @@
-"""Floor 2 — runtime: where a run's process lives. base (the contract: `Runtime` start/cleanup/reap_orphans/
+"""runtime: where a run's process lives. base (the contract: `Runtime` start/cleanup/reap_orphans/
 environment and the `Handle` poll/wait/status/cancel/logs/exit_fd/close it returns; `RunSpec`), process (a
 process group, in a bubblewrap sandbox via sandbox), docker_runtime (a container), images (the session image),
 environments (per-session virtualenvs from requirements.txt), gpus (inventory and allocation), disk_limits,

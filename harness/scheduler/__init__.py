@@ -1,4 +1,4 @@
-"""Floor 5 — scheduler: exactly one per state root. loop (admission, GPUs, starting and watching runs, scoring),
+"""scheduler: exactly one per state root. loop (admission, GPUs, starting and watching runs, scoring),
 daemon (the process: lock, passes until idle, hand-off), lease (the lock that makes it one, starting it, waking
 it), recovery (runs whose scheduler died), waiting (waiting for a run to end, starting a scheduler when none
 serves it). Started as `python -m harness.scheduler`.

@@ -1,5 +1,7 @@
-"""Floor 11 (beside cli) — server: `harness serve`, the HTTP API (/api/v1, FastAPI on uvicorn) of one state root.
-app (the app, authentication by bearer token, one-line JSON errors, body caps), routes and routes_contest (one
-route per CLI command, each a call of the token account's `service.local.LocalApi`).
-May import: service, context, scheduler (to start it), core.
+"""server: `harness serve`, the HTTP API (/api/v1, FastAPI on uvicorn) and dashboard of one state root.
+app (the app: authentication by bearer token, one-line JSON errors, body caps), deps (what every route shares:
+the caller's `LocalApi`, error statuses, tar uploads), derived (a route for each declared CALL and STREAM
+operation of harness.api, made from its declaration), transfers (the CUSTOM operations' routes: uploads, the
+checkpoint download, a contest's text).
+May import: web, service, context, scheduler (to start it), api, core.
 """

@@ -10,38 +10,22 @@ import threading
 import time
 from urllib.parse import quote
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from harness.context import Harness
-from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.core.errors import UserError
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.scheduler.lease import ensure_running
 from harness.service import accounts
 from harness.service.local import LocalApi
 
+from .deps import API, MAX_JSON_BYTES, error, status_of
+
 log = logging.getLogger("harness.server")
-API = "/api/v1"
-MAX_JSON_BYTES = 1 << 20  # request bodies other than uploads
-
-
-class TooLarge(UserError):
-    """A request body over its cap (HTTP 413)."""
-
-
-def status_of(exc: UserError) -> int:
-    for cls, code in ((accounts.Unauthorized, 401), (PermissionDenied, 403), (NotFound, 404), (TooLarge, 413),
-                      (QuotaExceeded, 429)):
-        if isinstance(exc, cls):
-            return code
-    return 400
-
-
-def error(code: int, message: str, kind: str = "error") -> JSONResponse:
-    return JSONResponse({"error": message, "kind": kind}, status_code=code)
 
 
 class Server:
@@ -145,22 +129,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     from harness.web import organizer_pages, session_pages
 
-    from . import routes, routes_contest
-    app.include_router(routes.router, prefix=API)
-    app.include_router(routes_contest.router, prefix=API)
+    from . import derived, transfers
+    app.include_router(derived.router, prefix=API)
+    app.include_router(transfers.router, prefix=API)
     app.include_router(pages.router)
     app.include_router(session_pages.router)
     app.include_router(organizer_pages.router)
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
     return app
-
-
-def current_api(request: Request) -> LocalApi:
-    """The dependency every route takes: the caller's LocalApi, from `Authorization: Bearer TOKEN`."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None,
-                                            request.client.host if request.client else None)
-
-
-Caller = Depends(current_api)

@@ -1,4 +1,4 @@
-"""Floor 8 — service: the public library API, which the CLI (and the HTTP server) call. sessions, submits,
+"""service: the public library API, which the CLI (and the HTTP server) call. sessions, submits,
 checkpoints (models), boards (boards and history), tasks (dataset admin), contests (organizer commands),
 listings (the fast `ps`/`board` reads), check (`nsml check`) — and permissions, the one place identity and
 rights are checked.

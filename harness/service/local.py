@@ -1,4 +1,4 @@
-"""`LocalApi`: every operation of `service.api.Api` done here, by this process's library and state root, for the
+"""`LocalApi`: every operation declared in harness.api done here, by this process's library and state root, for the
 identity in its Harness's settings (the CLI's own user, or a server request's account)."""
 from __future__ import annotations
 
@@ -6,14 +6,14 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from harness.api import Api
 from harness.context import Harness
 from harness.core import notify
 from harness.core.enums import RunStatus
-from harness.core.errors import UserError
+from harness.core.errors import PermissionDenied, UserError
 from harness.runs.create import RunOptions
 
 from . import accounts, boards, checkpoints, contests, listings, metrics, moderation, sessions, submits, tasks
-from .api import Api
 
 
 class LocalApi(Api):
@@ -42,17 +42,17 @@ class LocalApi(Api):
     def reset_token(self, name):
         return accounts.reset_token(self.h, name)
 
-    def _options(self, opts: dict, note) -> RunOptions:
+    def _options(self, opts: dict, note=None) -> RunOptions:
         from harness import runtime
         name = opts.get("runtime") or self.h.settings.runtime
         chosen, why = runtime.resolve(name, self.h.settings)
-        if why:
+        if why and note:
             note(why)
         return RunOptions(**{**opts, "runtime": chosen})
 
     def start_session(self, task, folder, entry, args, memo, opts, note):
         return sessions.start_session(self.h, task, folder, entry, args, memo, self._options(opts, note),
-                                      notify=lambda line: note(f"Note: {line}"))
+                                      notify=lambda line: note and note(f"Note: {line}"))
 
     def fork_session(self, session, checkpoint, args, memo, opts, note):
         return sessions.fork_session(self.h, session, checkpoint, args, memo, self._options(opts, note))
@@ -65,20 +65,20 @@ class LocalApi(Api):
         with self.h.tx() as db:
             return listings.inventory(self.h.settings, sa_rows(db))
 
-    def session_info(self, name):
-        info = sessions.session_info(self.h, name)
+    def session_info(self, session):
+        info = sessions.session_info(self.h, session)
         return {k: v for k, v in info.items() if k not in ("log", "run_id")}
 
-    def session_log(self, name, follow):
-        info = sessions.session_info(self.h, name)
+    def session_log(self, session, follow=False):
+        info = sessions.session_info(self.h, session)
         path = Path(info["log"])
         if not follow:
             return iter([path.read_bytes()] if path.exists() else [])
-        return follow_file(path, lambda: RunStatus(sessions.session_info(self.h, name)["status"]).terminal,
+        return follow_file(path, lambda: RunStatus(sessions.session_info(self.h, session)["status"]).terminal,
                            lambda: sessions.ensure_running(self.h.settings))
 
-    def session_metrics(self, name, x="step", keys=None):
-        return metrics.series(self.h, name, x, keys)
+    def session_metrics(self, session, x="step", keys=None):
+        return metrics.series(self.h, session, x, keys)
 
     def stop_sessions(self, pattern):
         return sessions.stop_sessions(self.h, pattern)
@@ -86,8 +86,8 @@ class LocalApi(Api):
     def remove_sessions(self, pattern):
         return sessions.remove_sessions(self.h, pattern)
 
-    def set_memo(self, name, text):
-        sessions.set_memo(self.h, name, text)
+    def set_memo(self, session, text):
+        sessions.set_memo(self.h, session, text)
 
     def list_checkpoints(self, session):
         return checkpoints.list_checkpoints(self.h, session)
@@ -108,18 +108,20 @@ class LocalApi(Api):
         sub_id, _run = submits.start_submit(self.h, session, checkpoint, dry_run, time_limit, chosen, entry, esm)
         return sub_id
 
-    def infer_log(self, sub_id, follow):
-        if not follow:
-            info, text = submits.submission_log(self.h, sub_id)
-            return info, (None if text is None else iter([text.encode()]))
-        info, path = submits.log_path(self.h, sub_id)
-        if path is None:
-            return info, None
-        run_id = submits.run_id_of(self.h, sub_id)
-        return info, follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
-                                 lambda: sessions.ensure_running(self.h.settings))
+    def submission_info(self, sub_id):
+        return submits.submission_info(self.h, sub_id)
 
-    def wait_submission(self, sub_id, timeout=None):
+    def infer_log(self, sub_id, follow=False):
+        _info, path = submits.log_path(self.h, sub_id)
+        if path is None:
+            raise PermissionDenied(f"submission {sub_id}: infer logs of real submits are shown to organizers only")
+        if not follow:
+            return iter([path.read_bytes()] if path.exists() else [])
+        run_id = submits.run_id_of(self.h, sub_id)
+        return follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
+                           lambda: sessions.ensure_running(self.h.settings))
+
+    def wait_submission(self, sub_id, timeout=30.0):
         sessions.wait_run(self.h, submits.run_id_of(self.h, sub_id), timeout=timeout)
         return submits.submission_info(self.h, sub_id)
 
@@ -176,7 +178,7 @@ class LocalApi(Api):
     def audit(self, limit=200):
         return moderation.audit(self.h, limit)
 
-    def create_contest(self, file, prepare, scale, note):
+    def create_contest(self, file, prepare=False, scale=1.0, note=None):
         name, spec = contests.create(self.h, Path(file), prepare=prepare, scale=scale, echo=note)
         return {"name": name, "rounds": len(spec["rounds"]), "teams": len(spec["teams"])}
 
@@ -192,9 +194,14 @@ class LocalApi(Api):
     def close_round(self, round_ref):
         return contests.close(self.h, round_ref)
 
-    def clock(self, when=None, real=False):
-        if when or real:
-            contests.set_clock(self.h, None if real else when)
+    def clock(self):
+        now, simulated = contests.clock_now(self.h)
+        return {"now": now.isoformat(timespec="seconds"), "simulated": simulated}
+
+    def set_clock(self, when=None, real=False):
+        if not when and not real:
+            raise UserError("when: give a time (ISO, UTC) or real = true")
+        contests.set_clock(self.h, None if real else when)
         now, simulated = contests.clock_now(self.h)
         return {"now": now.isoformat(timespec="seconds"), "simulated": simulated}
 

@@ -12,6 +12,7 @@ from harness.core import clock, notify
 from harness.core.clock import utcnow
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.core.names import parse_session_name
 from harness.core.safefs import is_real_dir
 from harness.runs.create import RunOptions, check_esm, check_queue_limit, new_run
 from harness.runs.create import time_limit as runs_time_limit
@@ -59,7 +60,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     """Queue a submit; returns (submission id, run id). ENTRY: infer with another entry file of the same code
     (NSML's `submit -e`); ESM: the participant's registration number, recorded."""
     checkpoint = str(checkpoint)
-    task_of = session.strip().split("/")[1] if session.count("/") == 2 else session
+    _user, task_of, _n = parse_session_name(session)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
         me = h.user(db)
@@ -178,14 +179,6 @@ def log_path(h: Harness, sub_id: int) -> tuple[dict, Path | None]:
         return info, None
     with h.tx() as db:
         return info, Path(db.get(Submission, sub_id).run.log_path)
-
-
-def submission_log(h: Harness, sub_id: int) -> tuple[dict, str | None]:
-    """The infer log of a submit run (see may_read_log); others get the status and failure reason."""
-    info, path = log_path(h, sub_id)
-    if path is None:
-        return info, None
-    return info, path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
 
 
 def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,

@@ -1,3 +1,3 @@
-"""Floor 9 — sim: `contest simulate` (a whole contest with baseline teams on simulated time) and its report.
+"""sim: `contest simulate` (a whole contest with baseline teams on simulated time) and its report.
 May import: service and every floor below.
 """

@@ -27,6 +27,7 @@ from harness.context import Harness
 from harness.core import clock
 from harness.core.enums import RunStatus
 from harness.core.errors import QuotaExceeded, UserError
+from harness.core.names import parse_session_name
 from harness.core.progress import Progress, silent
 from harness.core.settings import SETTINGS_FILE, load_settings
 from harness.runs.create import RunOptions
@@ -212,7 +213,7 @@ class Simulation:
         ready = [s for s in reversed(team.sessions) if s not in team.submitted and self._trained(s)]
         extra = len(ready) >= 2 and rng.random() < 0.2  # now and then a second submit in the same period
         for name in ready[:2 if extra else 1]:
-            h = self.as_user(name.split("/")[0])  # a session's owner submits it
+            h = self.as_user(parse_session_name(name)[0])  # a session's owner submits it
             try:
                 _, run_id = submits.start_submit(h, name, "0", time_limit=self.cfg.submit_time_limit)
             except QuotaExceeded:

@@ -1,4 +1,4 @@
-"""Floor 1 — store: the database. models (SQLAlchemy tables), engine (`Store`, transactions, after-commit
+"""store: the database. models (SQLAlchemy tables), engine (`Store`, transactions, after-commit
 hooks, Alembic migrations under migrations/), quick (read-only stdlib sqlite3 reads for the fast listings) and
 listing (the SQL of `ps` and `board`, run by either path).
 

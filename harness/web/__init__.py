@@ -1,4 +1,4 @@
-"""Floor 10 (beside server's routes) — web: the dashboard `harness serve` also serves at /. Server-rendered pages
+"""web: the dashboard `harness serve` also serves at /. Server-rendered pages
 (Jinja2; htmx for the parts that refresh; boards readable without JavaScript): log in with a token (an http-only,
 same-site cookie), tasks and their boards (CSV too), your submissions and sessions, a session's live log (SSE)
 and the graphs of `nsml.report` (uPlot, vendored under static/vendor, see scripts/refresh-vendor.sh).

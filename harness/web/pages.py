@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from harness.core.errors import UserError
+from harness.core.errors import PermissionDenied, UserError
 from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
@@ -183,8 +183,11 @@ def submissions_page(request: Request, task: Optional[str] = None, page_: int = 
 @router.get("/submissions/{sub_id}")
 def submission_page(request: Request, sub_id: int) -> HTMLResponse:
     api = web_api(request)
-    info, chunks = api.infer_log(sub_id, follow=False)
-    log = b"".join(chunks).decode("utf-8", errors="replace")[-200_000:] if chunks is not None else None
+    info = api.submission_info(sub_id)
+    try:
+        log = b"".join(api.infer_log(sub_id)).decode("utf-8", errors="replace")[-200_000:]
+    except PermissionDenied:
+        log = None  # a real submit's log: organizers only
     return page(request, "submission.html", api, sub=info, log=log)
 
 

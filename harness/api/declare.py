@@ -1,0 +1,112 @@
+"""What an operation declaration is: its name, its typed arguments (with the bounds the HTTP gate enforces), the
+right it needs, its HTTP verb and path, and how its result travels. Plain dataclasses and typing only: the CLI
+imports this on every command, so no pydantic here (the server builds its models from these, harness.server).
+"""
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from harness.core.errors import UserError
+
+REQUIRED = inspect.Parameter.empty
+
+
+class Right(str, Enum):
+    """Who may call an operation (the service layer checks it; this is what the docs, tests and matrix read)."""
+    ANYONE = "anyone"          # any account; it sees and acts on its own things
+    OWNER = "owner"            # the session's or submission's owner, or an organizer
+    OWNER_ONLY = "owner-only"  # the owner alone: nobody submits another's session, organizers included
+    ORGANIZER = "organizer"    # organizers only
+
+
+class Kind(str, Enum):
+    """How an operation travels over HTTP."""
+    CALL = "call"          # arguments in, one JSON result out: route and client are derived
+    STREAM = "stream"      # arguments in, a byte stream out (chunked): route and client are derived
+    CUSTOM = "custom"      # a folder or file travels (tar upload/download, a file's text) or a client-side loop:
+    #                        the route (operation_id = name) and the client method are written by hand
+
+
+class Paging(str, Enum):
+    """How the server pages a large result (limit, offset); the derived client reads every page."""
+    NONE = "none"
+    LIST = "list"  # the result is a list
+    ROWS = "rows"  # the result is a dict whose "rows" are paged; "total" is added
+
+
+@dataclass(frozen=True)
+class Arg:
+    """One argument: its Python name and type, its default, its bounds at the HTTP gate, and its HTTP name."""
+    name: str
+    type: Any
+    default: Any = REQUIRED
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    min_length: int | None = None
+    max_length: int | None = None
+    pattern: str | None = None
+    alias: str | None = None     # its name over HTTP, where the Python name is a keyword (`all_`, `round_ref`)
+    local_only: str | None = None  # never sent: why, for a remote caller that gave it (a path on this machine)
+
+    @property
+    def wire(self) -> str:
+        return self.alias or self.name
+
+    def bounds(self) -> dict:
+        return {k: v for k in ("ge", "gt", "le", "min_length", "max_length", "pattern")
+                if (v := getattr(self, k)) is not None}
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One operation of the API: declared once, in harness.api.operations."""
+    name: str
+    verb: str                       # GET, POST, PUT, DELETE
+    path: str                       # under /api/v1; {session} stands for /USER/TASK/N, {x} for an argument
+    args: tuple[Arg, ...] = ()
+    result: Any = None              # the result's type (a TypedDict, a list of one, str, int or None)
+    right: Right = Right.ANYONE
+    kind: Kind = Kind.CALL
+    paging: Paging = Paging.NONE
+    notes: bool = False             # takes a `note` callable; over HTTP its lines come back as "notes"
+    cli: tuple[str, ...] = ()       # the CLI commands that call it ("session run", "board")
+    doc: str = ""
+
+    def path_args(self) -> list[str]:
+        import string
+        return [f for _, f, _, _ in string.Formatter().parse(self.path) if f]
+
+    def signature(self) -> inspect.Signature:
+        """The Python signature every implementation has: (self, *args, [note])."""
+        params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
+        params += [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=a.default,
+                                     annotation=a.type) for a in self.args]
+        if self.notes:
+            params.append(inspect.Parameter("note", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        return inspect.Signature(params)
+
+    def bind(self, args: tuple, kwargs: dict) -> dict:
+        """The call's arguments by name, defaults applied (a wrong call is the caller's bug: TypeError)."""
+        bound = self.signature().bind(None, *args, **kwargs)
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        values.pop("self")
+        return values
+
+
+class Registry(dict):
+    """The declared operations by name; a wrong name gets a 'did you mean'."""
+
+    def add(self, op: Operation) -> Operation:
+        assert op.name not in self, f"operation {op.name} declared twice"
+        self[op.name] = op
+        return op
+
+    def __missing__(self, name: str):
+        import difflib
+        near = difflib.get_close_matches(name, list(self), n=1)
+        raise UserError(f"operation {name!r} is not declared" + (f"; did you mean {near[0]!r}?" if near else ""))

@@ -1,0 +1,65 @@
+"""What every route of the server shares: the caller's `LocalApi` (from the bearer token), the error statuses,
+and receiving a tar upload under its cap."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import Depends, Request
+from fastapi.responses import JSONResponse
+
+from harness.core import archives
+from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.service import accounts
+from harness.service.local import LocalApi
+
+API = "/api/v1"
+MAX_JSON_BYTES = 1 << 20  # request bodies other than uploads
+
+
+class TooLarge(UserError):
+    """A request body over its cap (HTTP 413)."""
+
+
+def status_of(exc: UserError) -> int:
+    for cls, code in ((accounts.Unauthorized, 401), (PermissionDenied, 403), (NotFound, 404), (TooLarge, 413),
+                      (QuotaExceeded, 429)):
+        if isinstance(exc, cls):
+            return code
+    return 400
+
+
+def error(code: int, message: str, kind: str = "error") -> JSONResponse:
+    return JSONResponse({"error": message, "kind": kind}, status_code=code)
+
+
+def current_api(request: Request) -> LocalApi:
+    """The dependency every route takes: the caller's LocalApi, from `Authorization: Bearer TOKEN`."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None,
+                                            request.client.host if request.client else None)
+
+
+Caller = Depends(current_api)
+
+
+async def in_thread(fn, *args):
+    from starlette.concurrency import run_in_threadpool
+    return await run_in_threadpool(fn, *args)
+
+
+async def receive_folder(request: Request, tmp: Path, cap: int, what: str) -> Path:
+    """The request's tar stream, spooled under CAP bytes and unpacked by the upload gate (core.archives)."""
+    if not request.headers.get("content-type", "").startswith("application/x-tar"):
+        raise UserError(f"{what}: send the folder as application/x-tar")
+    spooled = tmp / "upload.tar"
+    total = 0
+    with open(spooled, "wb") as fh:
+        async for chunk in request.stream():
+            total += len(chunk)
+            if total > cap:
+                raise TooLarge(f"{what}: the upload is over {cap} bytes")
+            fh.write(chunk)
+    folder = tmp / "folder"
+    await in_thread(archives.unpack, spooled, folder, cap, what)
+    return folder

@@ -1,0 +1,129 @@
+"""Every operation is declared once (harness.api.operations): the server's routes, the HTTP client's methods, the
+local implementation and the CLI's commands are checked against the declarations, and each check is shown to
+catch what it is for (an undeclared route, method or command)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import click
+import pytest
+from fastapi.routing import APIRoute
+
+from harness.api import LOCAL_COMMANDS, OPERATIONS, Api, Kind
+from harness.api.contract import implements
+
+API = "/api/v1"
+
+
+def app_routes(app, prefix: str = ""):
+    """(full path, route) of every route, through included routers (FastAPI keeps them nested)."""
+    for route in app.routes if hasattr(app, "routes") else app.original_router.routes:
+        inner = getattr(route, "original_router", None)
+        if inner is not None:
+            yield from app_routes(route, prefix + route.include_context.prefix)
+        else:
+            yield prefix + getattr(route, "path", ""), route
+
+
+def route_problems(app) -> list[str]:
+    """Routes under /api/v1 without a declaration (or unlike it), and declarations without exactly one route."""
+    from harness.server.derived import route_path
+    problems, seen = [], {}
+    for path, route in app_routes(app):
+        if not isinstance(route, APIRoute) or not path.startswith(API):
+            continue
+        op = OPERATIONS.get(route.operation_id or "")
+        if op is None:
+            problems.append(f"{sorted(route.methods)} {path}: no declaration")
+            continue
+        if route.methods != {op.verb} or path != API + route_path(op):
+            problems.append(f"{op.name}: routed as {sorted(route.methods)} {path}, declared {op.verb} {op.path}")
+        seen[op.name] = seen.get(op.name, 0) + 1
+    problems += [f"{name}: {seen.get(name, 0)} routes" for name in OPERATIONS if seen.get(name, 0) != 1]
+    return problems
+
+
+def command_problems(group: click.Group) -> list[str]:
+    """CLI commands no declaration (nor LOCAL_COMMANDS) names, and names that are no command."""
+    commands = set()
+
+    def walk(cmd, path=()):
+        if isinstance(cmd, click.Group):
+            for name in cmd.list_commands(None):
+                walk(cmd.get_command(None, name), path + (name,))
+        else:
+            commands.add(" ".join(path))
+    walk(group)
+    named = {c for op in OPERATIONS.values() for c in op.cli} | set(LOCAL_COMMANDS)
+    return [f"command '{c}': no declaration names it" for c in sorted(commands - named)] + \
+           [f"'{c}' is named by a declaration but is no command" for c in sorted(named - commands)]
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    from harness.core.settings import load_settings
+    from harness.server.app import create_app
+    app = create_app(load_settings(root=tmp_path_factory.mktemp("root")))
+    yield app
+    app.state.server.base.store.close()
+
+
+def test_every_route_is_a_declared_operation_and_every_operation_has_its_route(app):
+    assert route_problems(app) == []
+    spec = app.openapi()
+    ids = {o["operationId"] for p, ops in spec["paths"].items() if p.startswith(API) for o in ops.values()}
+    assert ids == set(OPERATIONS)  # the OpenAPI document is the declarations
+
+
+def test_an_undeclared_route_is_caught(app):
+    app.router.add_api_route(API + "/extra", lambda: {}, methods=["GET"], operation_id="extra")
+    try:
+        assert route_problems(app) == ["['GET'] /api/v1/extra: no declaration"]
+    finally:
+        app.router.routes.pop()
+
+
+def test_both_implementations_are_exactly_the_declarations():
+    from harness.client import RemoteApi
+    from harness.service.local import LocalApi
+    assert implements(LocalApi) == [] and implements(RemoteApi) == []
+    assert not LocalApi.__abstractmethods__ and not RemoteApi.__abstractmethods__
+    assert set(Api.__abstractmethods__) == set(OPERATIONS)
+    written = {n for n, f in vars(RemoteApi).items() if n in OPERATIONS and not hasattr(f, "derived_from")}  # hand-written client methods: CUSTOM ones, plus
+    assert {n for n, op in OPERATIONS.items() if op.kind is Kind.CUSTOM} <= written  # a few that loop or add
+    assert written <= {n for n, op in OPERATIONS.items() if op.kind is Kind.CUSTOM} | {"whoami", "wait_submission"}
+
+
+def test_an_undeclared_or_misdeclared_method_is_caught():
+    from harness.service.local import LocalApi
+
+    class Drifted(LocalApi):
+        def purge_everything(self):
+            pass
+
+        def set_memo(self, name, text):  # the declaration says (session, text)
+            pass
+    assert implements(Drifted) == ["Drifted.purge_everything: no declaration",
+                                   "Drifted.set_memo('self', 'name', 'text'): declared as ('self', 'session', 'text')"]
+
+
+def test_every_cli_command_is_declared():
+    from harness.cli import all_commands, main
+    all_commands()
+    assert command_problems(main) == []
+    extra = click.Group("x", commands={"run": click.Command("run"), "teleport": click.Command("teleport")})
+    assert "command 'teleport': no declaration names it" in command_problems(extra)
+
+
+def test_the_declarations_load_no_heavy_library():
+    code = ("import sys, harness.api, harness.client; "
+            "print(sorted(m for m in ('pydantic', 'fastapi', 'sqlalchemy') if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
+
+
+def test_a_wrong_operation_name_suggests_the_near_one():
+    from harness.core.errors import UserError
+    with pytest.raises(UserError, match="did you mean 'set_memo'"):
+        OPERATIONS["set_meme"]
