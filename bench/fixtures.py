@@ -26,9 +26,9 @@ def big_board(root: Path, n_subs: int, n_users: int, seed: int = 1) -> None:
     dry runs and harness faults mixed in, as a long contest leaves them."""
     from sqlalchemy import insert
 
-    from harness.context import Harness
     from harness.core.enums import Direction, FailureReason, RunKind, RunStatus
     from harness.core.settings import load_settings
+    from harness.state import Harness
     from harness.store.models import Run, Submission, Task, User
 
     rng = random.Random(seed)
@@ -75,11 +75,11 @@ def makespan(root: Path, code: Path, n: int) -> tuple[float, int, dict]:
     the id it gave; times and ids as each run's code saw them), and how many runs each node ran."""
     from sqlalchemy import select
 
-    from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.runs.create import RunOptions
     from harness.scheduler.lease import FileLock, ensure_running
     from harness.service.sessions import start_session
+    from harness.state import Harness
     from harness.store.models import Run
 
     settings = load_settings(root=root, user="bench")

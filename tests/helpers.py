@@ -228,9 +228,9 @@ class RemoteCli(Cli):
         if name not in self.tokens:
             from dataclasses import replace
 
-            from harness.context import Harness
             from harness.core.settings import load_settings
             from harness.service import accounts
+            from harness.state import Harness
             settings = load_settings(user=ORGANIZER)
             h = Harness(replace(settings, organizers=[*settings.organizers, ORGANIZER]))
             try:

@@ -12,7 +12,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "harness"
-FLOORS = ["core", "api", "store", "taskpacks", "runtime", "scoring", "runs", "scheduler", "context", "contest", "service",
+FLOORS = ["core", "api", "store", "taskpacks", "runtime", "scoring", "runs", "scheduler", "state", "contest", "service",
           "sim", "web", "server", "client", "cli"]
 MAX_LINES = 400
 

@@ -4,13 +4,13 @@ from datetime import timedelta
 import pytest
 from helpers import make_tiny_task
 
-from harness.context import Harness
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunStatus
 from harness.core.errors import QuotaExceeded
 from harness.core.settings import load_settings
 from harness.service import boards
 from harness.service.submits import check_quota
+from harness.state import Harness
 from harness.store.models import Run, Submission
 from harness.taskpacks.registry import Manifest
 

@@ -5,9 +5,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import insert, select
 
 from harness.contest.rounds import compute_board
-from harness.context import Harness
 from harness.core.enums import Direction, FailureReason, RunKind, RunStatus
-from harness.scoring.boards import user_board
+from harness.scoring.board_rules import user_board
+from harness.state import Harness
 from harness.store.models import Contest, Round, Run, Submission, Task, Team, User
 
 REASONS = [None] * 6 + [FailureReason.EXIT_CODE, FailureReason.SCORER_ERROR, FailureReason.LOST,

@@ -255,7 +255,7 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
     sub = cli.json("submit", name, "0", user="alice")
     perfect = cli.json("submit", _session(cli, tmp_path, "carol", 50), "0", user="carol")
     assert perfect["score"] == 1.0 and sub["score"] < 1.0  # blue leads red on the public board
-    from harness.context import Harness
+    from harness.state import Harness
     from harness.store.models import Submission
     h = Harness()
     with h.tx() as db:
@@ -320,8 +320,8 @@ def test_contest_simulate_runs_real_rounds_and_writes_a_report(cli, tmp_path):
     assert "<table>" in (out / "report.html").read_text()
 
     # the simulation's store holds real, scored submissions: the boards come from them, not from shortcuts
-    from harness.context import Harness
     from harness.core.settings import load_settings
+    from harness.state import Harness
     from harness.store.models import Round, Submission
     state = out / "state"  # its own SQLite store, whatever HARNESS_DB says
     h = Harness(load_settings(root=state, db=f"sqlite:///{state / 'leaderboard.db'}", user="organizer"))

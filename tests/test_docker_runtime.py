@@ -56,7 +56,7 @@ def test_garbage_docs_baselines_run_submit_rank_in_containers(cli, docker_root, 
         result = cli.json("submit", name, "0", user=user)
         assert result["status"] == "succeeded", result
         names[user] = (name, result["score"])
-        from harness.context import Harness
+        from harness.state import Harness
         from harness.store.models import Submission
         h = Harness()
         with h.tx() as db:  # provenance names the image the code ran in, by id

@@ -86,8 +86,8 @@ def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp
     cli("logs", "-f", name)
     cli("logs", "-f", other, user="carol")
     assert cli.json("submit", other, "0", user="carol")["status"] == "succeeded"
-    from harness.context import Harness
     from harness.core.settings import load_settings
+    from harness.state import Harness
     from harness.store.models import Metric, Session
     h = Harness(load_settings())
     with h.tx() as db:

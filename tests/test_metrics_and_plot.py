@@ -5,8 +5,8 @@ from datetime import timedelta
 import pytest
 from helpers import ORGANIZER, run_session
 
-from harness.context import Harness
 from harness.service.metrics import MAX_POINTS, downsample
+from harness.state import Harness
 from harness.store.models import Metric, Session
 
 

@@ -7,11 +7,11 @@ import time
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
-from harness.context import Harness
 from harness.core.settings import load_settings
 from harness.service.boards import board
 from harness.service.sessions import list_sessions
-from harness.store import listing
+from harness.state import Harness
+from harness.store import read_sql
 from harness.store.quick import QuickReader, code_head
 
 
@@ -59,8 +59,8 @@ def test_quick_listings_equal_the_library(cli, tiny_task, tmp_path):
         task = h.task(db, "tiny")
         uid = h.user(db).id
     for all_, last in ((True, None), (False, None), (True, 1)):
-        assert listing.session_rows(reader.rows, uid, None, all_, last) == list_sessions(h, all_=all_, last=last)
-    quick = listing.board_rows(reader.rows, task.id, task.direction)
+        assert read_sql.session_rows(reader.rows, uid, None, all_, last) == list_sessions(h, all_=all_, last=last)
+    quick = read_sql.board_rows(reader.rows, task.id, task.direction)
     assert quick == board(h, "tiny") and len(quick) == 1 and quick[0]["submits"] == 2
     assert cli.json("ps", "-a") == list_sessions(h, all_=True)
     assert [r["name"] for r in list_sessions(h)] == [live]

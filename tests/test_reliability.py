@@ -149,8 +149,8 @@ def test_kill_9_during_training_is_lost_and_reaped(store, cli, tiny_task, sleepe
 
 
 def test_kill_9_during_submit_is_lost_and_does_not_count(store, cli, tiny_task, sleeper, state_root):
-    from harness.context import Harness
     from harness.service.submits import start_submit
+    from harness.state import Harness
     name = run_session(cli, sleeper, "-a", "--sleep 30", wait=False)
     _wait(lambda: "saved" in cli("logs", name).stdout)
     cli("stop", name)
@@ -171,8 +171,8 @@ def test_kill_9_during_submit_is_lost_and_does_not_count(store, cli, tiny_task, 
 
 
 def test_kill_9_during_scoring_scores_again_exactly_once(store, cli, tiny_task, sleeper, state_root, monkeypatch):
-    from harness.context import Harness
     from harness.service.submits import start_submit
+    from harness.state import Harness
     name = run_session(cli, sleeper, "-a", "--sleep 0")
     _fault(monkeypatch, state_root, "DieWhileScoring")
     sub_id, run_id = start_submit(Harness(), name, "1", runtime="fault")
@@ -211,9 +211,9 @@ def test_hung_scheduler_is_killed_and_its_runs_recovered(store, cli, tiny_task, 
 def test_fifty_concurrent_submits_are_recorded_exactly_once(store, cli, tmp_path, state_root):
     from helpers import NSML_MAIN
 
-    from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.service.submits import submit
+    from harness.state import Harness
     folder = make_tiny_task(tmp_path / "t50", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
     code = tmp_path / "code"
@@ -419,12 +419,12 @@ def test_unwritable_state_root_is_a_clear_error(cli, bindable_root, sleeper, tmp
 
 def test_soak_two_hundred_sessions_and_submits_on_four_gpus(cli, tmp_path, state_root):
     """Bounded in time; afterwards: integrity, no orphan processes, every run terminal, every submit scored."""
-    from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.runs.create import RunOptions
     from harness.scheduler.waiting import wait_run
     from harness.service.sessions import start_session
     from harness.service.submits import start_submit
+    from harness.state import Harness
     (state_root / "harness.toml").write_text("gpus = 4\n[limits]\nqueued_per_user = 1000\n")
     folder = make_tiny_task(tmp_path / "soak-task", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)

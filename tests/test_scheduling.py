@@ -110,11 +110,11 @@ def test_a_clusters_inventory_names_hosts_to_organizers_only(cli, state_root):
     participant gets the node ids and counts, an organizer also each node's host."""
     from helpers import ORGANIZER
 
-    from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.runtime import gpus
-    from harness.service import listings
+    from harness.service import quick_reads
     from harness.service.local import LocalApi
+    from harness.state import Harness
     (state_root / "harness.toml").write_text(f'organizers = ["{ORGANIZER}"]\n'
                                              '[cluster]\nexecutor = "ray"\naddress = "10.0.0.1:6379"\n')
     nodes = [{"id": "a" * 40, "address": "gpu-01 10.0.0.7", "alive": True, "gpus": 4, "model": "H200"},
@@ -127,7 +127,7 @@ def test_a_clusters_inventory_names_hosts_to_organizers_only(cli, state_root):
     for who in ("alice", ORGANIZER):
         h = Harness(load_settings(user=who))
         try:
-            seen[who] = listings.describe(LocalApi(h).inventory())
+            seen[who] = quick_reads.describe(LocalApi(h).inventory())
         finally:
             h.store.close()
     assert seen["alice"] == "GPUs: 0 of 8 in use on ray: node aaaaaaaa 0/4, node bbbbbbbb 0/4"  # the dead node: none

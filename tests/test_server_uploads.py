@@ -178,10 +178,10 @@ def test_a_refused_pack_upload_leaves_nothing_and_checkpoint_names_cannot_climb(
 def test_the_same_account_added_twice_at_once_is_one_account(cli, state_root):
     from dataclasses import replace
 
-    from harness.context import Harness
     from harness.core.errors import UserError
     from harness.core.settings import load_settings
     from harness.service import accounts
+    from harness.state import Harness
     cli("ps")  # the store exists
     got, refused = [], []
 

@@ -3,9 +3,9 @@ import threading
 
 from sqlalchemy import text
 
-from harness.context import Harness
 from harness.core.settings import load_settings
 from harness.runs.snapshot import snapshot_code
+from harness.state import Harness
 from harness.store.engine import _alembic_config, open_store
 
 

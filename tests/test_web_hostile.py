@@ -51,8 +51,8 @@ def plant(name: str, submission: int) -> None:
     negative."""
     from sqlalchemy import select
 
-    from harness.context import Harness
     from harness.core.settings import load_settings
+    from harness.state import Harness
     from harness.store.models import Checkpoint, Metric, Session, Submission
     h = Harness(load_settings(user=ORGANIZER))
     try:
@@ -189,11 +189,11 @@ def test_every_dashboard_post_route_checks_the_csrf_token(state_root):
     from fastapi.routing import APIRoute
     from starlette.testclient import TestClient
 
-    from harness.context import Harness
     from harness.core.settings import load_settings
     from harness.server import derived, transfers
     from harness.server.app import API, create_app
     from harness.service import accounts
+    from harness.state import Harness
     from harness.web import organizer_pages, pages, session_pages
     h = Harness(load_settings(user=ORGANIZER))
     try:

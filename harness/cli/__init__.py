@@ -20,9 +20,9 @@ STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file sy
 
 
 # Each command's module, imported only when that command runs (or when --help lists them all).
-COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "listing_cmds", "logs": "session_cmds",
+COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "logs": "session_cmds",
             "stop": "session_cmds", "rm": "session_cmds", "memo": "session_cmds", "check": "session_cmds",
-            "submit": "submit_cmds", "board": "listing_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
+            "submit": "submit_cmds", "board": "read_cmds", "history": "dataset_cmds", "dataset": "dataset_cmds",
             "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds",
             "serve": "server_cmds", "user": "server_cmds", "login": "login_cmds", "logout": "login_cmds",
             "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
@@ -137,9 +137,9 @@ class _LazyHarness:
         return self._settings
 
     def get(self):
-        """The library's entry (harness.context.Harness): SQLAlchemy and the store are loaded here."""
+        """The library's entry (harness.state.Harness): SQLAlchemy and the store are loaded here."""
         if self._h is None:
-            from harness.context import Harness
+            from harness.state import Harness
             self._h = Harness(self.settings())
         return self._h
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from . import main, pass_harness, progress
+from . import main, pass_harness, spinner
 from .output import emit_json, fmt, table
 
 
@@ -142,7 +142,7 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
     """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs)."""
     from harness.sim.simulate import SimConfig, simulate
 
-    with progress.shown("simulate") as report:
+    with spinner.shown("simulate") as report:
         written = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
                                      gpus=gpus, workers=workers), echo=click.echo, progress=report)
     click.echo(f"Report: {written}")
@@ -156,7 +156,7 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
 def rescore_cmd(lazy, task, dry_run, as_json):
     """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""
     api = lazy.api()
-    with progress.shown(f"rescore {task}") as report:
+    with spinner.shown(f"rescore {task}") as report:
         api.progress = report
         got = api.rescore(task, dry_run)
     if as_json:

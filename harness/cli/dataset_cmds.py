@@ -5,7 +5,7 @@ import click
 
 from harness.core.errors import UserError
 
-from . import main, pass_harness, progress
+from . import main, pass_harness, spinner
 
 HISTORY_PAGE = 50
 from .output import table
@@ -38,7 +38,7 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
     """[organizer] Build a built-in task's data (offline, deterministic) and register it."""
     if scale <= 0:
         raise click.BadParameter("must be positive", param_hint="--scale")
-    with progress.shown(f"building {task}"):  # a spinner and the time on a terminal
+    with spinner.shown(f"building {task}"):  # a spinner and the time on a terminal
         got = lazy.api().prepare_task(task, scale, seed, list(corpus), replace)
     click.echo(f"Task {got['name']} is prepared at {got['path']}")
 
@@ -116,6 +116,6 @@ def history_cmd(lazy, task, as_json, page, per_page):
           as_json=as_json, empty="no submissions")
 
 
-from .listing_cmds import dataset_board  # noqa: E402 - the light module holds it; `dataset board` is the same command
+from .read_cmds import dataset_board  # noqa: E402 - the light module holds it; `dataset board` is the same command
 
 dataset_group.add_command(dataset_board, "board")

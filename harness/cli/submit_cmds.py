@@ -46,8 +46,8 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     if verbose:
         write_out(api.infer_log(sub_id, follow=True))
     if api.remote and sys.stderr.isatty():  # a spinner while the server runs it (and while it reconnects)
-        from . import progress
-        with progress.shown(f"submission {sub_id}") as report:
+        from . import spinner
+        with spinner.shown(f"submission {sub_id}") as report:
             api.progress = report
             result = _until_ended(api, sub_id)
     else:

@@ -7,10 +7,10 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core import clock
 from harness.core.enums import GpuPolicy, RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
+from harness.state import Harness
 from harness.store.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
 
 

@@ -10,7 +10,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
-from harness.scoring.boards import user_board
+from harness.scoring.board_rules import user_board
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
 from harness.scoring.provenance import tree_hash
 from harness.store.models import Round, Submission

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from sqlalchemy import case, func, select
 
-from harness.context import Harness
 from harness.core import clock
 from harness.core.enums import Direction, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
-from harness.scoring.boards import best_first, tally, valid_score
-from harness.store.listing import rank_rows
+from harness.scoring.board_rules import best_first, tally, valid_score
+from harness.state import Harness
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
+from harness.store.read_sql import rank_rows
 
 from .gate import get_round, rounds_of_task, status, team_of
 

@@ -6,7 +6,7 @@ import functools
 
 from sqlalchemy import select
 
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunStatus
 from harness.store.engine import after_commit
@@ -31,7 +31,7 @@ def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message:
     run.ended_at = utcnow()
     run.phase = None
     if run.run_dir:
-        after_commit(db, functools.partial(notify.mark_ended, run.run_dir))  # waiters wake once it is committed
+        after_commit(db, functools.partial(doorbell.mark_ended, run.run_dir))  # waiters wake once it is committed
     sync_submission(db, run)
 
 

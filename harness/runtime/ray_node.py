@@ -20,7 +20,7 @@ from types import SimpleNamespace
 
 import ray
 
-from harness.core import notify, safefs
+from harness.core import doorbell, safefs
 from harness.core.enums import FailureReason
 
 from .base import Placement, RunSpec, Runtime
@@ -94,7 +94,7 @@ def run(settings, runtime_name: str, spec: RunSpec):
                 return
             fd = handle.exit_fd()
             if fd is not None:
-                notify.wait_readable([fd], WATCH_EVERY)
+                doorbell.wait_readable([fd], WATCH_EVERY)
             else:
                 handle.wait(WATCH_EVERY)
     except KeyboardInterrupt:  # ray.cancel: the scheduler gave up waiting for a stop; end the code now

@@ -7,7 +7,7 @@ import logging
 import time
 import traceback
 
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.settings import Settings, load_settings
 from harness.store import open_store
 
@@ -37,7 +37,7 @@ def serve(settings: Settings, lock: FileLock) -> None:
 
 def _serve(settings: Settings, lock: FileLock, store) -> None:
     while True:
-        doorbell = notify.Doorbell(settings.state_dir)  # opened before the first pass: no ring is missed
+        bell = doorbell.Doorbell(settings.state_dir)  # opened before the first pass: no ring is missed
         sched = Scheduler(settings, store)
         try:
             sched.recover()
@@ -66,10 +66,10 @@ def _serve(settings: Settings, lock: FileLock, store) -> None:
                     break
                 timeout = settings.scheduler_tick if busy else \
                     min(IDLE_RECHECK, settings.scheduler_idle_exit - (now - (idle_since or now)))
-                sched.wait_for_events(doorbell, timeout)
+                sched.wait_for_events(bell, timeout)
         finally:
             sched.shutdown()
-            doorbell.close()
+            bell.close()
             lock.release()
         if not has_pending_work(store) or not lock.acquire():
             break

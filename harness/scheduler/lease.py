@@ -1,6 +1,6 @@
 """The scheduler's lease on a state root: a file lock, the hand-off protocol, and recovery on any CLI call.
 
-Hand-off without a lost run: whoever adds work commits it, rings the doorbell (harness.core.notify), then checks the
+Hand-off without a lost run: whoever adds work commits it, rings the doorbell (harness.core.doorbell), then checks the
 lock and starts a scheduler if the lock is free; the scheduler, after releasing the lock on its way out, checks
 once more for work and takes the lock back if there is some.  Either side always sees the other's work.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.core.settings import Settings
 from harness.store import Store
@@ -110,7 +110,7 @@ def ensure_running(settings: Settings) -> bool:
 
 def wake(settings: Settings) -> None:
     """After committing new work or a stop request: wake the scheduler, or start one."""
-    notify.ring(settings.state_dir)
+    doorbell.ring(settings.state_dir)
     ensure_running(settings)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from sqlalchemy import select, update
 
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
 from harness.core.errors import ClusterUnavailable
@@ -59,12 +59,12 @@ class Scheduler:
         self.disk = DiskWatch()
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # scoring threads ring it when done
 
-    def wait_for_events(self, doorbell: notify.Doorbell, timeout: float) -> None:
+    def wait_for_events(self, bell: doorbell.Doorbell, timeout: float) -> None:
         """Sleep until a run ends, a score is ready, somebody rings, or TIMEOUT (limits and heartbeats)."""
-        fds = [doorbell.fd, self._wake_r] + [fd for h in self.handles.values() if (fd := h.exit_fd()) is not None]
-        ready = notify.wait_readable(fds, timeout)
-        if doorbell.fd in ready:
-            doorbell.drain()
+        fds = [bell.fd, self._wake_r] + [fd for h in self.handles.values() if (fd := h.exit_fd()) is not None]
+        ready = doorbell.wait_readable(fds, timeout)
+        if bell.fd in ready:
+            bell.drain()
         if self._wake_r in ready:
             try:
                 os.read(self._wake_r, 4096)

@@ -1,14 +1,14 @@
 """Waiting for a run to end: woken by its end marker, confirmed in the database, and a scheduler started when
 none serves the state root (so a wait never hangs on a scheduler that died).
 
-H is the caller's `harness.context.Harness` (anything with `.settings` and `.tx()`): this floor sits below it.
+H is the caller's `harness.state.Harness` (anything with `.settings` and `.tx()`): this floor sits below it.
 """
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.store.models import Run
 
@@ -21,12 +21,12 @@ def run_status(h, run_id: int) -> RunStatus:
 
 
 def wait_run(h, run_id: int, timeout: float | None = None, recheck: float = 1.0) -> Run:
-    """Until the run has ended (or TIMEOUT): woken by its end marker (harness.core.notify), confirmed in the
+    """Until the run has ended (or TIMEOUT): woken by its end marker (harness.core.doorbell), confirmed in the
     database, and looked at every RECHECK seconds anyway (a scheduler that died is replaced meanwhile)."""
     deadline = None if timeout is None else time.monotonic() + timeout
     with h.tx() as db:
         run_dir = Path(db.get(Run, run_id).run_dir)
-    watch = notify.FileWatch(run_dir, names={notify.ENDED}) if run_dir.is_dir() else None
+    watch = doorbell.FileWatch(run_dir, names={doorbell.ENDED}) if run_dir.is_dir() else None
     try:
         while True:
             with h.tx() as db:

@@ -16,12 +16,12 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from harness.context import Harness
 from harness.core.errors import UserError
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.scheduler.lease import ensure_running
 from harness.service import accounts
 from harness.service.local import LocalApi
+from harness.state import Harness
 
 from .deps import API, MAX_JSON_BYTES, error, status_of
 

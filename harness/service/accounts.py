@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from harness.context import Harness
 from harness.core.clock import utcnow
 from harness.core.errors import NotFound, QuotaExceeded, UserError
 from harness.core.names import check_name
+from harness.state import Harness
 from harness.store.models import Account, User
 
 from . import permissions

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from harness.context import Harness
 from harness.core.enums import Direction, RunStatus
 from harness.core.errors import UserError
-from harness.scoring.boards import counted_clause, user_board
+from harness.scoring.board_rules import counted_clause, user_board
+from harness.state import Harness
 from harness.store.models import Round, Run, Submission, Team, User
 
 from . import permissions
-from .listings import title
+from .quick_reads import title
 
 
 def board_with_title(h: Harness, task_name: str) -> tuple[str, list[dict]]:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.runtime import entry_flags, environments
+from harness.state import Harness
 from harness.store.models import Checkpoint
 
 from . import sessions, submits

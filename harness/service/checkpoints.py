@@ -11,9 +11,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core.errors import NotFound, UserError
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir
+from harness.state import Harness
 from harness.store.models import Checkpoint
 
 from . import permissions

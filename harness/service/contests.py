@@ -10,13 +10,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.contest import rounds, spec
+from harness.contest import definition, rounds
 from harness.contest.gate import get_contest
 from harness.contest.rescore import rescore as rescore_task
-from harness.context import Harness
 from harness.core import clock
 from harness.core.errors import UserError
 from harness.core.progress import Progress, silent
+from harness.state import Harness
 from harness.store.models import Task
 
 from . import permissions
@@ -24,13 +24,13 @@ from .tasks import prepare_builtin
 
 
 def parse(path: Path) -> dict:
-    return spec.parse_spec(path)
+    return definition.parse_spec(path)
 
 
 def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, echo=None) -> tuple[str, dict]:
     """[organizer] Register a contest from its file; with PREPARE, prepare its built-in tasks first."""
     permissions.require_organizer(h.settings, "contest create")
-    parsed = spec.parse_spec(path)
+    parsed = definition.parse_spec(path)
     if prepare:
         with h.tx() as db:
             have = set(db.scalars(select(Task.name)))
@@ -38,21 +38,21 @@ def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, ec
             prepare_builtin(h, task, scale=scale)
             if echo:
                 echo(f"Task {task} is prepared")
-    return spec.create(h, path, parsed), parsed
+    return definition.create(h, path, parsed), parsed
 
 
 def add_team(h: Harness, contest_name: str, team: str, members: list[str]) -> None:
     permissions.require_organizer(h.settings, "contest team add")
     with h.tx() as db:
-        spec.add_team(h, db, get_contest(db, contest_name), team, members)
+        definition.add_team(h, db, get_contest(db, contest_name), team, members)
 
 
 def list_contests(h: Harness) -> list[dict]:
-    return spec.list_contests(h)
+    return definition.list_contests(h)
 
 
 def show_teams(h: Harness, contest_name: str) -> list[dict]:
-    return spec.show_teams(h, contest_name)
+    return definition.show_teams(h, contest_name)
 
 
 def board(h: Harness, task: str, round_ref: str | None = None, private: bool = False) -> dict:

@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Iterator
 
 from harness.api import Api
-from harness.context import Harness
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.core.errors import PermissionDenied, UserError
 from harness.runs.create import RunOptions
+from harness.state import Harness
 
-from . import accounts, boards, checkpoints, contests, listings, metrics, moderation, sessions, submits, tasks
+from . import accounts, boards, checkpoints, contests, metrics, moderation, quick_reads, sessions, submits, tasks
 
 
 class LocalApi(Api):
@@ -63,7 +63,7 @@ class LocalApi(Api):
     def inventory(self):
         from harness.store.quick import sa_rows
         with self.h.tx() as db:
-            return listings.inventory(self.h.settings, sa_rows(db))
+            return quick_reads.inventory(self.h.settings, sa_rows(db))
 
     def session_info(self, session):
         info = sessions.session_info(self.h, session)
@@ -212,11 +212,11 @@ class LocalApi(Api):
 
 def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> Iterator[bytes]:
     """PATH's bytes as it grows, until ended() (what was written before the end comes too). Wakes on the file's
-    growth and on the run's end marker (harness.core.notify); asks ended() when the marker is there, and every
+    growth and on the run's end marker (harness.core.doorbell); asks ended() when the marker is there, and every
     RECHECK seconds anyway."""
     offset, last_check = 0, float("-inf")
-    marker = path.parent / notify.ENDED
-    with notify.FileWatch(path.parent) as watch:
+    marker = path.parent / doorbell.ENDED
+    with doorbell.FileWatch(path.parent) as watch:
         while True:
             chunk = _read_from(path, offset)
             offset += len(chunk)

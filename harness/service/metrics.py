@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core.errors import UserError
+from harness.state import Harness
 from harness.store.models import Metric
 
 from . import permissions

@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from harness.contest.gate import get_contest
-from harness.context import Harness
 from harness.core.clock import utcnow
 from harness.core.errors import NotFound, UserError
+from harness.state import Harness
 from harness.store.models import AuditEvent, Submission, Team, User
 
 from . import permissions

@@ -12,10 +12,10 @@ import fnmatch
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core.enums import FailureReason
 from harness.core.errors import NotFound, PermissionDenied
 from harness.scoring.grade import UNSAFE_PREDICTION
+from harness.state import Harness
 from harness.store.models import Session, User
 
 

@@ -11,8 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from harness.contest.gate import check_gpu_request, gate
-from harness.context import Harness
-from harness.core import notify
+from harness.core import doorbell
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo
@@ -21,7 +20,8 @@ from harness.runs.snapshot import snapshot_code
 from harness.runtime import environments
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
 from harness.scheduler.waiting import run_status, wait_run  # noqa: F401 - part of the API
-from harness.store import listing
+from harness.state import Harness
+from harness.store import read_sql
 from harness.store.models import Run, Session, Submission
 from harness.store.quick import sa_rows
 
@@ -67,7 +67,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))
-        notify.prepare_run_dir(run.run_dir)
+        doorbell.prepare_run_dir(run.run_dir)
         sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
                        args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
                        fork_checkpoint=fork_ckpt)
@@ -182,13 +182,13 @@ def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task:
             permissions.require_owner(h.settings, user, f"the sessions of {user}")
         me = h.user(db, user)
         task_id = h.task(db, task).id if task else None
-        return listing.session_rows(sa_rows(db), me.id, task_id, all_, last)
+        return read_sql.session_rows(sa_rows(db), me.id, task_id, all_, last)
 
 
 def session_info(h: Harness, name: str) -> dict:
     with h.tx() as db:
         sess = permissions.own_session(h, db, name)
-        info = listing.session_rows(sa_rows(db), session_id=sess.id, all_=True)[0]
+        info = read_sql.session_rows(sa_rows(db), session_id=sess.id, all_=True)[0]
         info["run_id"] = sess.run_id
         info["log"] = sess.run.log_path
         return info

@@ -7,8 +7,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.contest.gate import check_gpu_request, gate
-from harness.context import Harness
-from harness.core import clock, notify
+from harness.core import clock, doorbell
 from harness.core.clock import utcnow
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
@@ -18,8 +17,9 @@ from harness.runs.create import RunOptions, check_esm, check_queue_limit, new_ru
 from harness.runs.create import time_limit as runs_time_limit
 from harness.scheduler.lease import wake
 from harness.scheduler.waiting import wait_run
-from harness.scoring.boards import counted_clause
+from harness.scoring.board_rules import counted_clause
 from harness.scoring.grade import prediction_path
+from harness.state import Harness
 from harness.store.models import Checkpoint, Round, Submission
 
 from . import permissions
@@ -105,7 +105,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         db.add(run)
         db.flush()
         run.run_dir = str(h.settings.runs_dir / str(run.id))
-        notify.prepare_run_dir(run.run_dir)
+        doorbell.prepare_run_dir(run.run_dir)
         sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
                          checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED,
                          created_at=now, provenance={},

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
-from harness.context import Harness
 from harness.core.errors import NotFound, UserError
 from harness.scoring import evaluator_call
 from harness.scoring.provenance import tree_hash
+from harness.state import Harness
 from harness.store.models import Session, Submission, Task, TaskChange
 from harness.taskpacks import registry
 

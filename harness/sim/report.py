@@ -8,9 +8,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.contest.spec import get_contest
-from harness.context import Harness
+from harness.contest.definition import get_contest
 from harness.core.enums import Direction, RunStatus
+from harness.state import Harness
 from harness.store.models import Run, Session, Submission
 
 

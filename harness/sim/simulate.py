@@ -20,10 +20,9 @@ import numpy as np
 from sqlalchemy import select
 
 from harness import resources
+from harness.contest.definition import create as create_contest
+from harness.contest.definition import parse_spec
 from harness.contest.gate import get_round
-from harness.contest.spec import create as create_contest
-from harness.contest.spec import parse_spec
-from harness.context import Harness
 from harness.core import clock
 from harness.core.enums import RunStatus
 from harness.core.errors import QuotaExceeded, UserError
@@ -34,6 +33,7 @@ from harness.runs.create import RunOptions
 from harness.scheduler.waiting import wait_run
 from harness.service import contests, sessions, submits
 from harness.service.tasks import prepare_builtin
+from harness.state import Harness
 from harness.store import open_store
 from harness.store.models import RoundEntry, Submission, Team
 

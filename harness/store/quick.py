@@ -1,7 +1,7 @@
 """Read-only SQL without SQLAlchemy: the CLI's listing commands (`ps`, `board`) on an SQLite store.
 
 Importing SQLAlchemy and the models costs a CLI process ~0.25 s; a listing needs one or two queries. So the
-queries behind those listings (harness.store.listing) are plain SQL text, run through one small interface:
+queries behind those listings (harness.store.read_sql) are plain SQL text, run through one small interface:
 
 - ``QuickReader`` (stdlib sqlite3, read-only) when the store is SQLite, its schema is current and nothing needs
   recovering — else ``QuickReader.open`` answers None and the command takes the full path (which migrates and

@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from harness.core.enums import Direction, FailureReason
-from harness.store import listing
+from harness.store import read_sql
 from harness.store.models import Submission
 from harness.store.quick import sa_rows
 
@@ -38,4 +38,4 @@ def tally(where, key):
 
 def user_board(db, task) -> list[dict]:
     """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams)."""
-    return listing.board_rows(sa_rows(db), task.id, task.direction)
+    return read_sql.board_rows(sa_rows(db), task.id, task.direction)

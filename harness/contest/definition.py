@@ -29,12 +29,12 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.context import Harness
 from harness.core import clock, schema
 from harness.core.enums import GpuPolicy
 from harness.core.errors import UserError
 from harness.core.names import check_name
 from harness.core.settings import read_toml
+from harness.state import Harness
 from harness.store.models import Contest, Round, RoundEntry, Team, TeamMember
 
 from .gate import entered, get_contest, rounds_of_task, status

@@ -1,15 +1,15 @@
 """`ps` and `board` (also `dataset board`): the listings people run most, kept light.
 
 On an SQLite store whose schema is current and where nothing needs recovering they read through
-harness.service.listings (stdlib sqlite3, no SQLAlchemy: ~0.25 s less per call); otherwise, and for every error
-message, through the library, which migrates and recovers first. Both paths build rows with harness.store.listing.
+harness.service.quick_reads (stdlib sqlite3, no SQLAlchemy: ~0.25 s less per call); otherwise, and for every error
+message, through the library, which migrates and recovers first. Both paths build rows with harness.store.read_sql.
 """
 from __future__ import annotations
 
 import click
 
 from harness.core.errors import UserError
-from harness.service import listings
+from harness.service import quick_reads
 
 from . import main, pass_harness
 from .output import table, unconfined
@@ -28,7 +28,7 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 @pass_harness
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
-    got = None if lazy.login() else listings.quick_ps(lazy.settings(), all_, last, task, with_inventory=not as_json)
+    got = None if lazy.login() else quick_reads.quick_ps(lazy.settings(), all_, last, task, with_inventory=not as_json)
     rows, inventory = got if got is not None else (lazy.api().list_sessions(all_, last, task), None)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
@@ -36,7 +36,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
                  "memo": ("[not isolated] " if unconfined(r["isolation"]) else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
-        line = listings.describe(inventory if inventory is not None else lazy.api().inventory())
+        line = quick_reads.describe(inventory if inventory is not None else lazy.api().inventory())
         if line:
             click.echo(line, err=True)
 
@@ -52,7 +52,7 @@ def dataset_board(lazy, task, as_json, top):
     if top < 0:
         raise UserError(f"--top: must be 0 (all) or more, got {top}")
     remote = lazy.login()
-    got = None if remote else listings.quick_board(lazy.settings(), task)
+    got = None if remote else quick_reads.quick_board(lazy.settings(), task)
     if got is None:
         result = lazy.api().board(task)
         if result["kind"] == "round":  # a round's task: its team board

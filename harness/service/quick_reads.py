@@ -4,7 +4,7 @@ must answer instead (a run to recover, an old schema, an unknown task, a round's
 either way (store.listing builds both). Only the caller's own sessions are read; boards are public."""
 from __future__ import annotations
 
-from harness.store import listing
+from harness.store import read_sql
 from harness.store.quick import QuickReader
 
 
@@ -21,12 +21,12 @@ def quick_ps(settings, all_, last, task, with_inventory: bool):
     try:
         task_id = None
         if task:
-            found = listing.task_of(reader.rows, task)
+            found = read_sql.task_of(reader.rows, task)
             if found is None:
                 return None  # the library says why ("not prepared yet", "did you mean")
             task_id = found[0]
-        uid = listing.user_id(reader.rows, settings.user)
-        rows = [] if uid is None else listing.session_rows(reader.rows, uid, task_id, all_, last)
+        uid = read_sql.user_id(reader.rows, settings.user)
+        rows = [] if uid is None else read_sql.session_rows(reader.rows, uid, task_id, all_, last)
         return rows, inventory(settings, reader.rows) if with_inventory else None
     finally:
         reader.close()
@@ -38,11 +38,11 @@ def quick_board(settings, task):
     if reader is None:
         return None
     try:
-        found = listing.task_of(reader.rows, task)
-        if found is None or listing.in_a_round(reader.rows, task):
+        found = read_sql.task_of(reader.rows, task)
+        if found is None or read_sql.in_a_round(reader.rows, task):
             return None
         task_id, metric, direction = found
-        return title(task, metric, direction.value), listing.board_rows(reader.rows, task_id, direction)
+        return title(task, metric, direction.value), read_sql.board_rows(reader.rows, task_id, direction)
     finally:
         reader.close()
 
@@ -53,7 +53,7 @@ def inventory(settings, rows) -> dict:
     cluster's host names and addresses."""
     from harness.runtime import gpus  # here: `board` and `ps -j` need none of it
 
-    held = listing.gpus_in_use(rows)
+    held = read_sql.gpus_in_use(rows)
     if settings.executor == "local":
         models = gpus.local_models(settings)
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
