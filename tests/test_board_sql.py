@@ -148,3 +148,41 @@ def _compare(h, subs, users, teams, ids, direction):
     want_teams = reference_team_board(subs, teams, ids["round"], direction)
     assert any(r["selected"] for r in want_teams) and any(r["shakeup"] for r in want_teams)
     assert got_teams == want_teams
+
+
+def test_the_counted_rule_has_one_meaning_in_python_and_in_both_sql_forms(tmp_path):
+    """core.enums.counted is the rule; store.read_sql.COUNTED (the quick path's SQL text) and
+    scoring.board_rules.counted_clause (the library's) say the same for every dry-run flag and reason."""
+    import sqlite3
+
+    from harness.core.enums import counted
+    from harness.scoring.board_rules import counted_clause
+    from harness.store import read_sql
+    cases = [(dry, reason) for dry in (False, True) for reason in [None, *FailureReason]]
+    con = sqlite3.connect(":memory:")
+    con.execute("CREATE TABLE submissions (id INTEGER, dry_run BOOLEAN, reason TEXT)")
+    con.executemany("INSERT INTO submissions VALUES (?, ?, ?)",
+                    [(i, dry, reason.value if reason else None) for i, (dry, reason) in enumerate(cases)])
+    sql = read_sql.COUNTED.replace("(:faults)", "(" + ",".join("?" * len(read_sql.FAULTS)) + ")")
+    by_text = {i for (i,) in con.execute(f"SELECT id FROM submissions WHERE {sql.replace(':no', '?', 1)}",
+                                         [False, *read_sql.FAULTS])}
+    assert by_text == {i for i, (dry, reason) in enumerate(cases) if counted(dry, reason)}
+    h = Harness()
+    try:
+        with h.tx() as db:
+            user = User(name="rule")
+            task = Task(name="rule", path=str(tmp_path), metric="m")
+            db.add_all([user, task])
+            db.flush()
+            for dry, reason in cases:
+                run = Run(kind=RunKind.SUBMIT, runtime="process", status=RunStatus.FAILED, gpu_ids=[])
+                db.add(run)
+                db.flush()
+                db.add(Submission(user_id=user.id, task_id=task.id, checkpoint="0", run_id=run.id, dry_run=dry,
+                                  reason=reason, status=RunStatus.FAILED, session_name="rule/rule/1"))
+            db.flush()
+            subs = db.scalars(select(Submission).where(Submission.task_id == task.id)).all()
+            chosen = set(db.scalars(select(Submission.id).where(Submission.task_id == task.id, counted_clause())))
+            assert chosen == {s.id for s in subs if s.counted} and len(chosen) == sum(counted(*c) for c in cases)
+    finally:
+        h.store.close()

@@ -10,9 +10,9 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
+from harness.scoring import provenance
 from harness.scoring.board_rules import user_board
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
-from harness.scoring.provenance import tree_hash
 from harness.store.models import Round, Submission
 
 from .gate import rounds_of_task
@@ -47,9 +47,6 @@ def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[
     Qualifiers a closed round already admitted stay admitted."""
     ranks_before = standings(db, task)
     dataset = Path(task.path)
-    evaluator_hash = tree_hash(dataset / "evaluation.py")
-    data_hash = {dry: tree_hash(dataset / ("test_submit" if dry else "test")) for dry in (False, True)
-                 if (dataset / ("test_submit" if dry else "test")).exists()}
     rows = []
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
     for i, sub in enumerate(subs):
@@ -72,8 +69,7 @@ def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[
                      "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
         if changed:
             apply(sub, g)
-        sub.provenance = {**(sub.provenance or {}), "evaluator": evaluator_hash,
-                          "data": data_hash[sub.dry_run],
+        sub.provenance = {**(sub.provenance or {}), **provenance.grading(dataset, sub.dry_run),
                           "rescored_at": utcnow().isoformat(timespec="seconds")}
     db.flush()
     return rows, rank_changes(ranks_before, standings(db, task))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import case, func, select
 
 from harness.core import clock
-from harness.core.enums import Direction, RunStatus
+from harness.core.enums import RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import best_first, tally, valid_score
@@ -59,8 +59,7 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     for r in rows:
         r["public_rank"] = r.pop("rank")
     private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
-                     key=lambda r: (-r["private"] if d is Direction.HIGHER else r["private"], r["_final_at"],
-                                    r["final_submission"]))
+                     key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
     for i, r in enumerate(private):
         r["private_rank"] = private[i - 1]["private_rank"] if i and private[i - 1]["private"] == r["private"] else i + 1
         r["shakeup"] = r["public_rank"] - r["private_rank"]

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import enum
 
+from .errors import UserError
+
 
 class RunKind(str, enum.Enum):
     TRAIN = "train"
@@ -49,16 +51,49 @@ class FailureReason(str, enum.Enum):
     @property
     def harness_fault(self) -> bool:
         """Failures that are not the participant's fault never count against a quota."""
-        return self in (FailureReason.HARNESS_ERROR, FailureReason.LOST, FailureReason.SCORER_ERROR,
-                        FailureReason.LOADER_ERROR)
+        return self in HARNESS_FAULTS
+
+
+HARNESS_FAULTS = frozenset({FailureReason.HARNESS_ERROR, FailureReason.LOST, FailureReason.SCORER_ERROR,
+                            FailureReason.LOADER_ERROR})
+
+
+def counted(dry_run: bool, reason: FailureReason | None) -> bool:
+    """The one rule of what counts (against a quota, on a board's submit counts): not a dry run, and not failed
+    through the harness's fault. Its SQL forms (store.read_sql COUNTED, scoring.board_rules.counted_clause) are
+    built from HARNESS_FAULTS and checked against this by tests/test_board_sql.py."""
+    return not dry_run and (reason is None or reason not in HARNESS_FAULTS)
 
 
 class Direction(str, enum.Enum):
+    """Which way a task's metric is better: the one home of "better" (Python, and the SQL words for it)."""
     HIGHER = "higher"
     LOWER = "lower"
 
+    @classmethod
+    def parse(cls, text: object, what: str) -> "Direction":
+        """A direction from a manifest or a flag; WHAT names where it came from in the one-line error."""
+        try:
+            return cls(str(text).lower())
+        except ValueError:
+            raise UserError(f"{what}: direction must be 'higher' or 'lower', got {text!r}") from None
+
     def better(self, a: float, b: float) -> bool:
         return a > b if self is Direction.HIGHER else a < b
+
+    def sort_key(self, score: float) -> float:
+        """Sorts best first (ascending)."""
+        return -score if self is Direction.HIGHER else score
+
+    @property
+    def sql_best(self) -> str:
+        """The SQL aggregate of the best score."""
+        return "max" if self is Direction.HIGHER else "min"
+
+    @property
+    def sql_order(self) -> str:
+        """The SQL order that puts the best score first."""
+        return "DESC" if self is Direction.HIGHER else "ASC"
 
 
 class RoundStatus(str, enum.Enum):

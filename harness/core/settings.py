@@ -79,7 +79,8 @@ class Settings:
 
     @property
     def is_organizer(self) -> bool:
-        return self.user in self.organizers  # harness.service.permissions is where rights are checked
+        """The one spelling of the rule (service.permissions checks rights with it; light for the quick reads)."""
+        return self.user in self.organizers
 
     @property
     def state_dir(self) -> Path:

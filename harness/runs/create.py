@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
+from harness.core import doorbell
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import Settings
@@ -53,6 +54,18 @@ def check_queue_limit(settings: Settings, db, user_id: int) -> None:
     if queued >= settings.max_queued_per_user:
         raise UserError(f"queue limit reached: {queued} of your runs are waiting "
                         f"(limits.queued_per_user = {settings.max_queued_per_user}); wait or stop some")
+
+
+def queue_run(settings: Settings, db, user_id: int, run: Run) -> Run:
+    """The one way a run is queued (a session's or a submit's): the user's queue limit, the row, and its run
+    folder ready for waiters. The caller wakes the scheduler once its transaction has committed
+    (scheduler.lease.wake)."""
+    check_queue_limit(settings, db, user_id)
+    db.add(run)
+    db.flush()
+    run.run_dir = str(settings.runs_dir / str(run.id))
+    doorbell.prepare_run_dir(run.run_dir)
+    return run
 
 
 def check_esm(esm: str | None) -> str | None:

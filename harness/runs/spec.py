@@ -22,8 +22,8 @@ from harness.runtime import entry_flags
 from harness.runtime.base import Mount, RunPaths, RunSpec
 from harness.runtime.disk_limits import DiskLimit
 from harness.store.models import Run, Session, Submission
+from harness.taskpacks import layout
 from harness.taskpacks.registry import Manifest
-from harness.taskpacks.views import submit_data
 
 from .events import events_path
 from .snapshot import copy_tree
@@ -115,16 +115,16 @@ def training_spec(settings: Settings, run: Run, sess: Session) -> RunSpec:
 def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) -> RunSpec:
     run_dir = Path(run.run_dir)
     dataset = Path(sess.task.path)
-    source = submit_data(dataset, dry_run=sub.dry_run)
+    source = layout.submit_data(dataset, dry_run=sub.dry_run)
     loader_dir = run_dir / "loader"
     loader_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(dataset / "data_loader.py", loader_dir / "data_loader.py")
+    shutil.copy2(layout.loader(dataset), loader_dir / layout.LOADER)
     output = run_dir / "output"
     output.mkdir(parents=True, exist_ok=True)
     entry = (run.spec or {}).get("entry") or sess.entry  # submit -e: another entry of the same code
     argv = [entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint, entry)]
     env = {"NSML_MODE": "submit", "NSML_ITERATION": sub.checkpoint,
-           "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / "data_loader.py")}
+           "NSML_OUTPUT_FILE": str(output / "prediction"), "NSML_DATA_LOADER": str(loader_dir / layout.LOADER)}
     spec = _base_spec(settings, run, sess, argv, env, [(source, "test/test_data")], writable_checkpoints=False)
     spec.paths.output, spec.paths.loader = output, loader_dir
     spec.mounts += [Mount(output, "/nsml/output", read_only=False), Mount(loader_dir, "/nsml/loader")]

@@ -34,7 +34,7 @@ from harness.scoring import loader_probe, provenance
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
 from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission, Task
-from harness.taskpacks.views import submit_data
+from harness.taskpacks import layout
 
 from .lease import has_pending_work
 from .recovery import recover_runs
@@ -204,7 +204,7 @@ class Scheduler:
                 select(Task.path, Task.name, Submission.dry_run).join(Submission, Submission.task_id == Task.id)
                 .where(Submission.run_id == run_id)).one()
         try:
-            verdict = loader_probe.probe(Path(task_path) / "data_loader.py", submit_data(Path(task_path), dry_run),
+            verdict = loader_probe.probe(layout.loader(task_path), layout.submit_data(Path(task_path), dry_run),
                                          task_name, self.settings.state_dir / "loader-probes")
         except Exception as exc:  # noqa: BLE001 - an unreadable pack: the run's failure stands as it is
             log.warning("loader probe of run %s failed: %s", run_id, exc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from harness.core.enums import Direction, FailureReason
+from harness.core.enums import HARNESS_FAULTS, Direction
 from harness.store import read_sql
 from harness.store.models import Submission
 from harness.store.quick import sa_rows
@@ -20,13 +20,12 @@ def valid_score(column, db):
 
 
 def best_first(column, direction: Direction):
-    return column.desc() if direction is Direction.HIGHER else column.asc()
+    return column.desc() if direction.sql_order == "DESC" else column.asc()
 
 
 def counted_clause():
     """Counts against the quota and on boards: not a dry run, not failed through the harness's fault."""
-    faults = [r for r in FailureReason if r.harness_fault]
-    return Submission.dry_run.is_(False) & (Submission.reason.is_(None) | Submission.reason.not_in(faults))
+    return Submission.dry_run.is_(False) & (Submission.reason.is_(None) | Submission.reason.not_in(HARNESS_FAULTS))
 
 
 def tally(where, key):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from harness.core.errors import UserError
 from harness.runtime import entry_flags, sandbox
+from harness.taskpacks import layout
 
 PREDICTION_TARGET = "/nsml/prediction"
 
@@ -54,7 +55,7 @@ def detect(dataset: Path, manifest) -> EvaluatorCall:
         except (KeyError, IndexError, ValueError) as exc:
             raise UserError(f"{where}: unknown placeholder {exc} (use {{prediction}}, {{label}}, {{task}})") from None
         return EvaluatorCall(manifest.name, list(custom), "custom")
-    flags = entry_flags.scan(dataset, "evaluation.py")
+    flags = entry_flags.scan(dataset, layout.EVALUATOR)
     if flags.declared is not None and "--prediction" in flags.declared and "--test_label_path" not in flags.declared:
         return EvaluatorCall(manifest.name, ["--prediction", "{prediction}"], "fixed-path")
     return EvaluatorCall(manifest.name, ["--prediction", "{prediction}", "--test_label_path", "{label}"],
@@ -127,8 +128,8 @@ def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: P
         cmd = ["docker", "run", "--rm", "--name", container_name(workdir), "--network", "none", "--read-only",
                "--user", "65534:65534", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
                "--tmpfs", "/tmp:rw,size=256m", "-w", "/tmp", "-v", f"{dataset.resolve()}:{target}:ro"]
-        if (dataset / "test" / "test_label").exists():
-            cmd += ["-v", f"{label.resolve()}:{target}/test/test_label:ro"]
+        if layout.label_path(dataset, dry_run=False).exists():
+            cmd += ["-v", f"{label.resolve()}:{target}/test/{layout.TEST_LABEL}:ro"]
         cmd += ["-v", f"{prediction.resolve()}:{PREDICTION_TARGET}:ro"]
         if memory:
             cmd += ["--memory", str(memory), "--memory-swap", str(memory)]
@@ -138,7 +139,7 @@ def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: P
     if call.env_dir is not None:
         cmd += ["--ro-bind", str(call.env_dir), str(call.env_dir)]
     cmd += ["--ro-bind", str(dataset.resolve()), target]
-    if (dataset / "test" / "test_label").exists():
-        cmd += ["--ro-bind", str(label.resolve()), f"{target}/test/test_label"]
+    if layout.label_path(dataset, dry_run=False).exists():
+        cmd += ["--ro-bind", str(label.resolve()), f"{target}/test/{layout.TEST_LABEL}"]
     cmd += ["--ro-bind", str(prediction.resolve()), PREDICTION_TARGET, "--chdir", "/tmp", "--"]
     return cmd + [python, f"{target}/evaluation.py", *args]

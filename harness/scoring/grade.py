@@ -9,8 +9,8 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.safefs import UnsafeFile, copy_out
 from harness.core.settings import Settings
 from harness.store.models import Round, Submission
+from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
-from harness.taskpacks.views import label_path
 
 from . import evaluator_call
 from .evaluator import evaluate
@@ -57,8 +57,8 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     process run under bubblewrap (harness.scoring.evaluator_call; `evaluator_isolation` in settings overrides)."""
     manifest = Manifest.read(dataset)
     limit = manifest.scorer_seconds or settings.scorer_time_limit
-    labels = label_path(dataset, dry_run)
-    evaluator = dataset / "evaluation.py"
+    labels = layout.label_path(dataset, dry_run)
+    evaluator = layout.evaluator(dataset)
     call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
                                            settings.state_dir / "envs")
     call.image = settings.docker_image

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from harness.core.settings import inherited_environment
 from harness.resources import SESSION_SDK
+from harness.taskpacks import layout
 
 CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
 REACHED_EXIT = 0  # the loader called infer: it works as far as the harness can tell
@@ -90,7 +91,7 @@ def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = Non
     try:
         view = work / "data" / task / "test"
         view.mkdir(parents=True)
-        (view / "test_data").symlink_to(test_data.resolve(), target_is_directory=test_data.is_dir())
+        (view / layout.TEST_DATA).symlink_to(test_data.resolve(), target_is_directory=test_data.is_dir())
         env = {"PATH": inherited_environment().get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(SESSION_SDK),
                "HOME": str(work), "PYTHONDONTWRITEBYTECODE": "1",  # nothing written beside the task's loader
                "NSML_SESSION": f"harness/{task}/probe", "NSML_DATASET_NAME": task,

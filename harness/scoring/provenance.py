@@ -5,6 +5,8 @@ import hashlib
 import threading
 from pathlib import Path
 
+from harness.taskpacks import layout
+
 _CACHE: dict[tuple, str] = {}
 _LOCK = threading.Lock()
 
@@ -30,8 +32,12 @@ def tree_hash(folder: Path) -> str:
     return value
 
 
+def grading(dataset: Path, dry_run: bool) -> dict:
+    """What graded a prediction: the split's test data and the evaluator (a rescore records these again)."""
+    return {"data": tree_hash(layout.split_dir(dataset, dry_run)), "evaluator": tree_hash(layout.evaluator(dataset))}
+
+
 def record(code_dir: Path, dataset: Path, dry_run: bool, environment: str | None, runtime: str) -> dict:
     """Everything that determined a score, except the prediction itself (kept in the run folder)."""
-    test = dataset / ("test_submit" if dry_run else "test")
     return {"code": tree_hash(code_dir), "runtime": runtime, "environment": environment,
-            "data": tree_hash(test), "evaluator": tree_hash(dataset / "evaluation.py")}
+            **grading(dataset, dry_run)}

@@ -139,11 +139,16 @@ def _join_team(h: Harness, name: str, team: str) -> None:
     contests.add_team(h, contest, team, [name])
 
 
+def account_organizer(h: Harness, name: str, flagged: bool) -> bool:
+    """An account is an organizer's when it was made one (`user add --organizer`) or harness.toml names it."""
+    return flagged or name in h.settings.organizers
+
+
 def list_users(h: Harness) -> list[dict]:
     permissions.require_organizer(h.settings, "user ls")
     with h.tx() as db:
         rows = db.execute(select(User.name, Account).join(Account, Account.user_id == User.id).order_by(User.name))
-        return [{"user": name, "organizer": a.organizer or name in h.settings.organizers, "disabled": a.disabled,
+        return [{"user": name, "organizer": account_organizer(h, name, a.organizer), "disabled": a.disabled,
                  "token_set": a.token_set_at.isoformat(timespec="seconds") if a.token_set_at else None,
                  "created_by": a.created_by} for name, a in rows]
 
@@ -193,7 +198,7 @@ def authenticate(h: Harness, token: str | None, address: str | None = None) -> I
             _VERIFIED[token_id] = digest
     if disabled:
         raise Unauthorized(f"account {name!r} is disabled")
-    return Identity(name, organizer or name in h.settings.organizers)
+    return Identity(name, account_organizer(h, name, organizer))
 
 
 def for_identity(h: Harness, who: Identity) -> Harness:

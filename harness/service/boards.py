@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from sqlalchemy import func, select
 
-from harness.core.enums import Direction, RunStatus
+from harness.core.enums import RunStatus
 from harness.core.errors import UserError
-from harness.scoring.board_rules import counted_clause, user_board
+from harness.scoring.board_rules import counted_clause, user_board, valid_score
 from harness.state import Harness
 from harness.store.models import Round, Run, Submission, Team, User
 
@@ -56,9 +56,9 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
                    "message": permissions.submission_message(h.settings, s.dry_run, s.reason, s.message),
                    "created": s.created_at.isoformat(timespec="seconds"),
                    "selected": s.selected, "reserved_flags": (spec or {}).get("reserved_flags")}
-            if round_id is not None and (h.settings.is_organizer or closed_at is not None):
+            if round_id is not None and (permissions.is_organizer(h.settings) or closed_at is not None):
                 row["private_score"] = s.private_score
-            if h.settings.is_organizer:
+            if permissions.is_organizer(h.settings):
                 row["provenance"] = s.provenance
             rows.append(row)
         return rows
@@ -77,10 +77,10 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
     from .metrics import downsample
     with h.tx() as db:
         task = h.task(db, task_name)
-        higher = task.direction is Direction.HIGHER
+        direction = task.direction
         rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
                           .where(Submission.task_id == task.id, Submission.status == RunStatus.SUCCEEDED,
-                                 Submission.score.is_not(None), Submission.hidden.is_(False), counted_clause())
+                                 valid_score(Submission.score, db), Submission.hidden.is_(False), counted_clause())
                           .order_by(Submission.created_at, Submission.id)).all()
         by_team = any(r.team_id is not None for r in rows)
         names = dict(db.execute(select(Team.id, Team.name) if by_team else select(User.id, User.name)).all())
@@ -88,13 +88,13 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
     lines: dict[str, tuple[list, list]] = {}
     for user_id, team_id, score, at in rows:
         who = names.get(team_id if by_team else user_id)
-        if who is None or score != score:
+        if who is None:
             continue
-        if who not in best or (score > best[who] if higher else score < best[who]):
+        if who not in best or direction.better(score, best[who]):
             best[who] = score
             xs, ys = lines.setdefault(who, ([], []))
             xs.append(at.timestamp())
             ys.append(score)
-    leaders = sorted(best, key=lambda w: -best[w] if higher else best[w])[:max(1, min(top, 50))]
+    leaders = sorted(best, key=lambda w: direction.sort_key(best[w]))[:max(1, min(top, 50))]
     return {"task": task_name, "direction": task.direction.value,
             "series": {w: dict(zip(("x", "y"), downsample(*lines[w]))) for w in leaders}}

@@ -20,7 +20,7 @@ from harness.store.models import Session, User
 
 
 def is_organizer(settings) -> bool:
-    return settings.user in settings.organizers
+    return settings.is_organizer
 
 
 def require_organizer(settings, command: str) -> None:

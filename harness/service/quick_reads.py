@@ -59,7 +59,7 @@ def inventory(settings, rows) -> dict:
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
                   "in_use": sum(held.values())}]
     else:
-        hosts = settings.is_organizer  # (the same rule as service.permissions.is_organizer, without its imports)
+        hosts = settings.is_organizer
         nodes = [{"id": n.get("id", ""), "node": n.get("address", "") if hosts else "", "gpus": int(n.get("gpus", 0)),
                   "models": [n["model"]] if n.get("model") else [], "in_use": held.get(n.get("id", ""), 0)}
                  for n in gpus.published(settings) or [] if n.get("alive")]

@@ -11,11 +11,10 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from harness.contest.gate import check_gpu_request, gate
-from harness.core import doorbell
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo
-from harness.runs.create import RunOptions, check_queue_limit, new_run
+from harness.runs.create import RunOptions, new_run, queue_run
 from harness.runs.snapshot import snapshot_code
 from harness.runtime import environments
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
@@ -50,7 +49,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
-    check_queue_limit(h.settings, db, user.id)
+    queue_run(h.settings, db, user.id, run)
     base = h.settings.sessions_dir / user.name / task.name
     on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
     last = db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id, Session.task_id == task.id))
@@ -64,10 +63,6 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
             snapshot_code(code_from, sess_dir / "code", h.settings.code_bytes)
         else:
             shutil.copytree(code_from, sess_dir / "code", symlinks=True)
-        db.add(run)
-        db.flush()
-        run.run_dir = str(h.settings.runs_dir / str(run.id))
-        doorbell.prepare_run_dir(run.run_dir)
         sess = Session(name=name, number=number, user_id=user.id, task_id=task.id, run_id=run.id, entry=entry,
                        args=args, memo=memo or "", dir=str(sess_dir), forked_from=forked_from,
                        fork_checkpoint=fork_ckpt)

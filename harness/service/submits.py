@@ -7,13 +7,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.contest.gate import check_gpu_request, gate
-from harness.core import clock, doorbell
+from harness.core import clock
 from harness.core.clock import utcnow
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
 from harness.core.names import parse_session_name
 from harness.core.safefs import is_real_dir
-from harness.runs.create import RunOptions, check_esm, check_queue_limit, new_run
+from harness.runs.create import RunOptions, check_esm, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
 from harness.scheduler.lease import wake
 from harness.scheduler.waiting import wait_run
@@ -21,6 +21,7 @@ from harness.scoring.board_rules import counted_clause
 from harness.scoring.grade import prediction_path
 from harness.state import Harness
 from harness.store.models import Checkpoint, Round, Submission
+from harness.taskpacks import layout
 
 from . import permissions
 
@@ -83,7 +84,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         if earlier is not None and (earlier.run.spec or {}).get("entry") == entry:
             return earlier.id, earlier.run_id
         manifest = h.manifest(task)
-        if dry_run and not (Path(task.path) / "test_submit" / "test_data").exists():
+        if dry_run and not layout.has_split(Path(task.path), dry_run=True):
             raise UserError(f"-t: task {task.name} has no test_submit split")
         admitted = gate(h, db, me, task.name, "a submit")
         now = clock.now(h.settings)
@@ -92,7 +93,6 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             check_quota(db, me.id, task, rule.submit_quota if rule else manifest.submit_quota,
                         rule.submit_period if rule else manifest.submit_period, now, admitted and admitted.team)
         check_gpu_request(db, admitted, sess.run.gpus)
-        check_queue_limit(h.settings, db, me.id)
         limit = runs_time_limit(time_limit, manifest.submit_seconds or h.settings.default_submit_time_limit)
         run = new_run(h.settings, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)
@@ -102,10 +102,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                                       ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}
         if admitted is not None:
             run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
-        db.add(run)
-        db.flush()
-        run.run_dir = str(h.settings.runs_dir / str(run.id))
-        doorbell.prepare_run_dir(run.run_dir)
+        queue_run(h.settings, db, me.id, run)
         sub = Submission(user_id=me.id, task_id=task.id, session_id=sess.id, session_name=sess.name,
                          checkpoint=checkpoint, run_id=run.id, dry_run=dry_run, status=RunStatus.QUEUED,
                          created_at=now, provenance={},
@@ -136,9 +133,9 @@ def submission_info(h: Harness, sub_id: int) -> dict:
         if sub.round_id is not None:
             rnd = db.get(Round, sub.round_id)
             info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
-            if rnd.closed or h.settings.is_organizer:
+            if rnd.closed or permissions.is_organizer(h.settings):
                 info["private_score"] = sub.private_score
-        if h.settings.is_organizer:
+        if permissions.is_organizer(h.settings):
             info["log"] = sub.run.log_path
             info["provenance"] = sub.provenance
         if sub.dry_run and sub.status.terminal:  # test_submit is not secret: NSML's -t was for debugging
@@ -170,7 +167,7 @@ def _tail(path: Path, n: int) -> list[str]:
 
 def may_read_log(h: Harness, info: dict) -> bool:
     """Infer logs: organizers always; a participant only their own dry runs (real submits see hidden inputs)."""
-    return h.settings.is_organizer or (info["dry_run"] and info["user"] == h.settings.user)
+    return permissions.is_organizer(h.settings) or (info["dry_run"] and info["user"] == h.settings.user)
 
 
 def log_path(h: Harness, sub_id: int) -> tuple[dict, Path | None]:

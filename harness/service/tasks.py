@@ -16,7 +16,7 @@ from harness.scoring import evaluator_call
 from harness.scoring.provenance import tree_hash
 from harness.state import Harness
 from harness.store.models import Session, Submission, Task, TaskChange
-from harness.taskpacks import registry
+from harness.taskpacks import layout, registry
 
 from . import permissions
 
@@ -40,7 +40,7 @@ def list_tasks(h: Harness) -> list[dict]:
 
 
 def _hashes(folder: Path) -> tuple[str | None, str | None]:
-    evaluator, test = folder / "evaluation.py", folder / "test"
+    evaluator, test = layout.evaluator(folder), layout.split_dir(folder, dry_run=False)
     return (tree_hash(evaluator) if evaluator.is_file() else None,
             tree_hash(test) if test.exists() else None)
 
@@ -74,7 +74,7 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     permissions.require_organizer(h.settings, "dataset add")
     manifest = registry.add_existing(folder, name, metric, direction)
     call = evaluator_call.detect(folder.resolve(), manifest)
-    evaluator_call.check_runnable(call, str(folder / "evaluation.py"),
+    evaluator_call.check_runnable(call, str(layout.evaluator(folder)),
                                   bool(evaluator_call.requirement_files(folder.resolve(), manifest)))
     evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
     failed = [r for r in pack_checks(h, folder.resolve()) if not r["ok"]]
@@ -168,20 +168,20 @@ def pack_checks(h: Harness, folder: Path) -> list[dict]:
     def convention():
         nonlocal call
         call = evaluator_call.detect(folder, manifest)
-        evaluator_call.check_runnable(call, str(folder / "evaluation.py"))
-        return f"{call.convention}: evaluation.py {' '.join(call.args)}"
+        evaluator_call.check_runnable(call, str(layout.evaluator(folder)))
+        return f"{call.convention}: {layout.EVALUATOR} {' '.join(call.args)}"
     step("evaluator convention", convention)
     def test_submit():
-        if not ((folder / "test_submit" / "test_data").exists() and (folder / "test_submit" / "test_label").exists()):
+        if not (layout.has_split(folder, dry_run=True) and layout.label_path(folder, dry_run=True).exists()):
             raise UserError("no test_submit/test_data and test_label: `submit -t` cannot run")
     step("test_submit", test_submit)
     split = manifest.extra.get("split") if isinstance(manifest.extra, dict) else None
-    label = folder / "test_submit" / "test_label"
+    label = layout.label_path(folder, dry_run=True)
     if call is not None and label.is_file() and isinstance(split, dict) \
             and split.get("label") == split.get("prediction", split.get("label")):
         def reference():
             from harness.scoring.evaluator import evaluate
-            result = evaluate(folder / "evaluation.py", label, label, h.settings.scorer_time_limit,
+            result = evaluate(layout.evaluator(folder), label, label, h.settings.scorer_time_limit,
                               h.settings.scorer_memory_bytes, call)
             if result.ok:
                 return f"scores test_submit's own labels as a prediction: {result.score:g}"

@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from harness.core.clock import utcnow
-from harness.core.enums import Direction, FailureReason, GpuPolicy, RunKind, RunPhase, RunStatus
+from harness.core.enums import Direction, FailureReason, GpuPolicy, RunKind, RunPhase, RunStatus, counted
 
 
 def _enum(cls, name, length=32):
@@ -211,9 +211,7 @@ class Submission(Base):
     @property
     def counted(self) -> bool:
         """Counts against the quota: not a dry run, and not failed through the harness's fault."""
-        if self.dry_run:
-            return False
-        return not (self.reason is not None and self.reason.harness_fault)
+        return counted(self.dry_run, self.reason)
 
 
 class Contest(Base):

@@ -6,11 +6,12 @@ SQLAlchemy or the models.
 """
 from __future__ import annotations
 
-from harness.core.enums import Direction, FailureReason, RunStatus
+from harness.core.enums import HARNESS_FAULTS, Direction, RunStatus
 
 from .quick import as_json, as_time
 
-FAULTS = [r.value for r in FailureReason if r.harness_fault]  # never counted (see Submission.counted)
+FAULTS = sorted(r.value for r in HARNESS_FAULTS)  # never counted (core.enums.counted)
+COUNTED = "dry_run = :no AND (reason IS NULL OR reason NOT IN (:faults))"  # core.enums.counted, in SQL
 
 # Each user's best submission on a task's own board (submissions outside contest rounds), earliest first among
 # equal scores; counts and the last counted submit per user. NaN never ranks (SQLite stores it as NULL; on
@@ -26,7 +27,7 @@ firsts AS (
     WHERE s.{SCORED.replace(" AND ", " AND s.")}),
 counts AS (
     SELECT user_id, count(*) AS submits, max(created_at) AS last FROM submissions
-    WHERE task_id = :task AND round_id IS NULL AND dry_run = :no AND (reason IS NULL OR reason NOT IN (:faults))
+    WHERE task_id = :task AND round_id IS NULL AND {COUNTED}
     GROUP BY user_id)
 SELECT u.name, f.score, f.session_name, f.checkpoint, c.submits, c.last, f.id, u.baseline
 FROM firsts f JOIN users u ON u.id = f.user_id LEFT JOIN counts c ON c.user_id = f.user_id
@@ -38,8 +39,7 @@ ORDER BY f.score {{order}}, f.created_at, f.id
 def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit, the ranked submission, whether the user is a
     baseline. Ties share a rank; earlier first."""
-    higher = direction is Direction.HIGHER
-    sql = BOARD_SQL.format(best="max" if higher else "min", order="DESC" if higher else "ASC")
+    sql = BOARD_SQL.format(best=direction.sql_best, order=direction.sql_order)
     out = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
             "submits": n or 0, "last_submit": _stamp(last), "submission": sub_id, "baseline": bool(baseline)}
            for name, score, session, ckpt, n, last, sub_id, baseline in rows(

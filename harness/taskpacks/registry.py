@@ -25,11 +25,13 @@ from harness.core.enums import Direction
 from harness.core.errors import NotFound, UserError
 from harness.core.settings import Settings, read_toml
 
+from . import layout
+
 MANIFEST = "task.toml"
 BUILTIN_TASKS = resources.TASKS
 ENTRY_POINT_GROUP = "harness.tasks"
 _READ: dict[Path, tuple[tuple, "Manifest"]] = {}
-REQUIRED = ("train", "test/test_data", "test/test_label", "data_loader.py", "evaluation.py")
+REQUIRED = layout.REQUIRED
 
 
 @dataclass
@@ -74,13 +76,11 @@ class Manifest:
             raise NotFound(f"{path}: no task manifest") from None
         schema.check(data, schema.TASK, str(path))
         name = data.get("name") or folder.name
-        direction = str(data.get("direction", "higher")).lower()
-        if direction not in ("higher", "lower"):
-            raise UserError(f"{path}: direction must be 'higher' or 'lower', got {direction!r}")
+        direction = Direction.parse(data.get("direction", "higher"), str(path))
         limits, submit = data.get("limits", {}), data.get("submit", {})
         try:
             return cls(name=name, title=data.get("title", ""), metric=data.get("metric", "score"),
-                       direction=Direction(direction), builder=data.get("builder"),
+                       direction=direction, builder=data.get("builder"),
                        session_seconds=_opt_float(limits.get("session_seconds")),
                        submit_seconds=_opt_float(limits.get("submit_seconds")),
                        scorer_seconds=_opt_float(limits.get("scorer_seconds")),
@@ -170,7 +170,7 @@ def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
             for child in src.iterdir():
                 if child.is_dir():
                     shutil.copytree(child, staging / child.name)
-        for f in (MANIFEST, "data_loader.py", "evaluation.py", "README.md"):
+        for f in (MANIFEST, layout.LOADER, layout.EVALUATOR, "README.md"):
             if (src / f).exists():
                 shutil.copy2(src / f, staging / f)
         check_layout(staging)
@@ -185,7 +185,7 @@ def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
 def check_loader(folder: Path) -> None:
     """data_loader.py must define feed_infer(output_file, infer_func): older published loaders (only a
     test_data_loader) cannot run a submit, and their failures would be blamed on participants."""
-    path = folder / "data_loader.py"
+    path = layout.loader(folder)
     try:
         tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
     except SyntaxError as exc:
@@ -202,8 +202,7 @@ def check_loader(folder: Path) -> None:
 
 def write_manifest(folder: Path, name: str, metric: str, direction: str) -> None:
     """`dataset add PACK --name --metric --direction`: the manifest of a plain NSML pack."""
-    if direction not in ("higher", "lower"):
-        raise UserError(f"--direction: expected 'higher' or 'lower', got {direction!r}")
+    direction = Direction.parse(direction, "--direction").value
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
         raise UserError(f"--name: {name!r} is not a task name (letters, digits, '_', '.', '-')")
     (folder / MANIFEST).write_text(f'name = "{name}"\nmetric = {json.dumps(metric)}\ndirection = "{direction}"\n',
