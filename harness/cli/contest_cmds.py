@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from . import main, pass_harness, spinner
-from .output import emit_json, fmt, table
+from .output import emit_json, fmt, json_flag, table
 
 
 @main.group("contest")
@@ -30,7 +30,7 @@ def contest_create(lazy, file, prepare, scale):
 
 
 @contest_group.command("ls")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def contest_ls(lazy, as_json):
     """Contests and their rounds, with each round's status and rules."""
@@ -42,7 +42,7 @@ def contest_ls(lazy, as_json):
 
 @contest_group.command("teams")
 @click.argument("contest_name", metavar="CONTEST")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def contest_teams(lazy, contest_name, as_json):
     """Teams of CONTEST, their members and the rounds they entered."""
@@ -70,7 +70,7 @@ def team_add(lazy, contest_name, team, users):
 @click.argument("task")
 @click.option("--round", "round_ref", default=None, help="CONTEST/ROUND (default: the task's latest opened round).")
 @click.option("--private", is_flag=True, help="Show private scores (organizers before close; everyone after).")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def contest_board(lazy, task, round_ref, private, as_json):
     """Team board of TASK: public ranks; after the round closes, private ranks and the shake-up."""
@@ -101,7 +101,7 @@ def _arrow(delta) -> str:
 
 @contest_group.command("close")
 @click.argument("round_ref", metavar="ROUND")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def contest_close(lazy, round_ref, as_json):
     """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
@@ -151,7 +151,7 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
 @main.command("rescore")
 @click.argument("task")
 @click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def rescore_cmd(lazy, task, dry_run, as_json):
     """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""

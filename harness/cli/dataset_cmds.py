@@ -8,7 +8,7 @@ from harness.core.errors import UserError
 from . import main, pass_harness, spinner
 
 HISTORY_PAGE = 50
-from .output import table
+from .output import json_flag, table
 
 
 @main.group("dataset")
@@ -17,7 +17,7 @@ def dataset_group():
 
 
 @dataset_group.command("ls")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def dataset_ls(lazy, as_json):
     """Known tasks: prepared ones and built-ins that can be prepared."""
@@ -59,7 +59,7 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
 
 @dataset_group.command("check")
 @click.argument("task")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def dataset_check(lazy, task, as_json):
     """[organizer] Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
@@ -82,7 +82,7 @@ def dataset_rm(lazy, task):
 
 @dataset_group.command("changes")
 @click.argument("task")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def dataset_changes(lazy, task, as_json):
     """[organizer] Who registered, replaced or removed TASK, with evaluator and test-data hashes."""
@@ -94,7 +94,7 @@ def dataset_changes(lazy, task, as_json):
 
 @main.command("history")
 @click.argument("task")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @click.option("--page", type=int, default=1, show_default=True, help="Which page, newest first.")
 @click.option("--per-page", type=int, default=HISTORY_PAGE, show_default=True,
               help="Submissions a page.")

@@ -8,7 +8,7 @@ import click
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json
+from .output import emit_json, json_flag
 
 
 @main.command("login")
@@ -54,7 +54,7 @@ def logout_cmd(all_):
 
 
 @main.command("whoami")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def whoami_cmd(lazy, as_json):
     """Who you are: your account on the server you are logged in to, or the local user."""

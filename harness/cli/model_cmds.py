@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import human_size, say, table
+from .output import human_size, json_flag, say, table
 
 
 @main.group("model")
@@ -14,7 +14,7 @@ def model_group():
 
 @model_group.command("ls")
 @click.argument("session")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def model_ls(lazy, session, as_json):
     rows = lazy.api().list_checkpoints(session)

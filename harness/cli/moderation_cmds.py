@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import emit_json, table
+from .output import emit_json, json_flag, table
 
 
 def _id(text: str) -> int:
@@ -15,22 +15,19 @@ def _id(text: str) -> int:
         raise UserError(f"ID: {text!r} is not a submission id") from None
 
 
-@main.command("hide")
-@click.argument("sub_id", metavar="ID")
-@pass_harness
-def hide_cmd(lazy, sub_id):
-    """[organizer] Hide submission ID from its board (it keeps its row and history; it never ranks)."""
-    got = lazy.api().hide_submission(_id(sub_id), True)
-    click.echo(f"Submission {got['id']} of {got['user']} on {got['task']} is hidden")
+def _visibility(name: str, hidden: bool, doc: str, done: str) -> None:
+    """`hide` and `unhide`: one operation (hide_submission), two commands."""
+    @main.command(name, help=doc)
+    @click.argument("sub_id", metavar="ID")
+    @pass_harness
+    def command(lazy, sub_id):
+        got = lazy.api().hide_submission(_id(sub_id), hidden)
+        click.echo(f"Submission {got['id']} of {got['user']} on {got['task']} is {done}")
 
 
-@main.command("unhide")
-@click.argument("sub_id", metavar="ID")
-@pass_harness
-def unhide_cmd(lazy, sub_id):
-    """[organizer] Show a hidden submission on its board again."""
-    got = lazy.api().hide_submission(_id(sub_id), False)
-    click.echo(f"Submission {got['id']} of {got['user']} on {got['task']} is shown again")
+_visibility("hide", True, "[organizer] Hide submission ID from its board (it keeps its row and history; it never "
+            "ranks).", "hidden")
+_visibility("unhide", False, "[organizer] Show a hidden submission on its board again.", "shown again")
 
 
 @main.command("baseline")
@@ -46,7 +43,7 @@ def baseline_cmd(lazy, name, team, off):
 
 @main.command("audit")
 @click.option("-n", "--last", type=click.IntRange(1, 10_000), default=50, show_default=True)
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def audit_cmd(lazy, last, as_json):
     """[organizer] Organizers' actions (hide, baseline, rescore, close), newest first: who, when, what."""

@@ -12,6 +12,8 @@ from rich.text import Text
 
 from harness.core.escape import terminal
 
+json_flag = click.option("-j", "--json", "as_json", is_flag=True, help="JSON output (the API's result as it is).")
+
 
 def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))

@@ -12,7 +12,7 @@ from harness.core.errors import UserError
 from harness.service import quick_reads
 
 from . import main, pass_harness
-from .output import table, unconfined
+from .output import json_flag, table, unconfined
 
 PS_COLUMNS = [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
               ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")]
@@ -24,7 +24,7 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
 @click.option("-a", "--all", "all_", is_flag=True, help="Include ended sessions.")
 @click.option("-n", "--last", type=int, default=None, help="Only the last N.")
 @click.option("-d", "--dataset", "task", default=None, help="Only this task.")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def ps_cmd(lazy, all_, last, task, as_json):
     """List your sessions (running and queued; -a for all)."""
@@ -43,7 +43,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
 
 @click.command("board")
 @click.argument("task")
-@click.option("-j", "--json", "as_json", is_flag=True, help="Every row, as JSON.")
+@json_flag
 @click.option("--top", type=int, default=100, show_default=True,
               help="Rows shown in the table (your own row is always shown); 0 for all.")
 @pass_harness

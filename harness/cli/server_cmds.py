@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import emit_json, table
+from .output import emit_json, json_flag, table
 
 
 @main.command("serve")
@@ -39,7 +39,7 @@ def user_group():
 @click.argument("name")
 @click.option("--organizer", is_flag=True, help="May run organizer commands and act on everyone's work.")
 @click.option("--team", default=None, help="Join team CONTEST/TEAM (TEAM alone: of the only contest).")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def user_add(lazy, name, organizer, team, as_json):
     """Add an account; its token is shown once (give it to NAME for 'nsml login')."""
@@ -52,7 +52,7 @@ def user_add(lazy, name, organizer, team, as_json):
 
 
 @user_group.command("ls")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def user_ls(lazy, as_json):
     table(lazy.api().list_users(),
@@ -76,7 +76,7 @@ def token_group():
 
 @token_group.command("reset")
 @click.argument("name")
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def token_reset(lazy, name, as_json):
     """A new token for NAME (the old one stops working); shown once."""

@@ -9,7 +9,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import PermissionDenied, UserError
 
 from . import main, pass_harness
-from .output import emit_json, log_text, say, table
+from .output import emit_json, json_flag, log_text, say, table
 
 
 def run_options(f, cpu_flags=("-c", "--cpus")):
@@ -50,7 +50,7 @@ def note(line: str) -> None:
 @click.option("-a", "--args", default=None, help='Arguments for the entry, e.g. "--epochs 2".')
 @click.option("-m", "--memo", default="", help="A note shown in ps.")
 @run_options
-@click.option("-j", "--json", "as_json", is_flag=True, help="JSON output.")
+@json_flag
 @click.argument("folder", default=".", type=click.Path())
 @pass_harness
 def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm,
@@ -67,7 +67,7 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
 @click.option("-a", "--args", default=None, help="Arguments (default: the parent session's).")
 @click.option("-m", "--memo", default="")
 @(lambda f: run_options(f, cpu_flags=("--cpus",)))
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def fork_cmd(lazy, session, checkpoint, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model,
              esm, as_json):
@@ -164,7 +164,7 @@ def memo_cmd(lazy, session, text):
 @click.option("-a", "--args", default=None, help="Arguments for the entry's smoke training run.")
 @click.option("--time-limit", type=float, default=300.0, show_default=True,
               help="Seconds the smoke training run may take to reach its first nsml.save.")
-@click.option("-j", "--json", "as_json", is_flag=True, help="JSON output (for CI).")
+@json_flag
 @pass_harness
 def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
     """Would FOLDER be scored on TASK? Static contract checks (file:line), then a smoke run: train until the

@@ -9,7 +9,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json, say, unconfined
+from .output import emit_json, json_flag, say, unconfined
 from .session_cmds import esm_option, note, runtime_option, write_out
 
 
@@ -24,7 +24,7 @@ from .session_cmds import esm_option, note, runtime_option, write_out
 @click.option("-e", "--entry", default=None, help="Infer with another entry file of the session's code.")
 @esm_option
 @runtime_option
-@click.option("-j", "--json", "as_json", is_flag=True)
+@json_flag
 @pass_harness
 def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, esm, runtime, as_json):
     """Run the bound infer of SESSION's CHECKPOINT on the hidden test set and score it.

@@ -71,11 +71,7 @@ class Doorbell:
             pass
 
     def close(self) -> None:
-        for fd in (self.fd, self._keep):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        close_fds(self.fd, self._keep)
 
 
 def wait_readable(fds: list[int], timeout: float) -> list[int]:
@@ -122,6 +118,15 @@ def _inotify():
         except (OSError, AttributeError):
             _libc = False
     return _libc or None
+
+
+def close_fds(*fds: int) -> None:
+    """Close each fd; one already closed is no error (a close runs on every way out)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def prepare_run_dir(run_dir: str | Path) -> None:

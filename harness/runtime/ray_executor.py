@@ -20,6 +20,7 @@ import ray
 from ray.exceptions import RayError, RayTaskError, TaskCancelledError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from harness.core import doorbell
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import ClusterUnavailable
 
@@ -289,11 +290,7 @@ class RayHandle(Handle):
         return self._read
 
     def close(self) -> None:
-        for fd in (self._read, self._write):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
+        doorbell.close_fds(self._read, self._write)
 
 
 def _first_line(exc) -> str:

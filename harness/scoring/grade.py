@@ -1,7 +1,7 @@
 """Grading a submit run's stored prediction: the whole test set, or a round's public and private halves."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.clock import utcnow
@@ -13,22 +13,16 @@ from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
 
 from . import evaluator_call
-from .evaluator import evaluate
+from .evaluator import ScoreResult, evaluate
 from .splits import SplitFormat, SplitScores, evaluate_split
 
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
 
 
 @dataclass
-class Grade:
-    score: float | None  # the whole set; in a round, the public half
-    private_score: float | None = None
-    reason: FailureReason | None = None
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return self.reason is None
+class Grade(ScoreResult):
+    """A ScoreResult whose score is the whole set's, or in a round the public half's, with the private half's."""
+    private_score: float | None = field(default=None, kw_only=True)
 
 
 def prediction_path(run_dir: str) -> Path:
@@ -42,12 +36,12 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     try:
         size = copy_out(Path(run_dir), "output/prediction", prediction_path(run_dir), settings.prediction_bytes)
     except FileNotFoundError:
-        return Grade(None, None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
+        return Grade(None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
     except UnsafeFile as exc:
-        return Grade(None, None, FailureReason.INVALID_PREDICTION,
+        return Grade(None, FailureReason.INVALID_PREDICTION,
                      f"{UNSAFE_PREDICTION}: {exc}")
     if size == 0:
-        return Grade(None, None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
+        return Grade(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
     return None
 
 
@@ -67,13 +61,13 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
         call.prefer = "bwrap"  # its own requirements live in a host environment, which a container does not have
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
-        return Grade(result.score, None, result.reason, result.message)
+        return Grade(result.score, result.reason, result.message)
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
                             limit, settings.scorer_memory_bytes, call)
     if isinstance(result, SplitScores):
-        return Grade(result.public.score, result.private.score)
-    return Grade(None, None, result.reason, result.message)
+        return Grade(result.public.score, private_score=result.private.score)
+    return Grade(None, result.reason, result.message)
 
 
 def apply(sub: Submission, g: Grade) -> None:
