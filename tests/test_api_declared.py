@@ -127,3 +127,14 @@ def test_a_wrong_operation_name_suggests_the_near_one():
     from harness.core.errors import UserError
     with pytest.raises(UserError, match="did you mean 'set_memo'"):
         OPERATIONS["set_meme"]
+
+
+def test_the_reference_is_written_from_the_declarations():
+    """docs/api.md is what `python -m harness.api.reference` writes (regenerate it after changing a declaration)."""
+    from pathlib import Path
+
+    from harness.api.reference import render
+    doc = Path(__file__).resolve().parent.parent / "docs" / "api.md"
+    assert doc.read_text() == render(), "docs/api.md is stale: python -m harness.api.reference > docs/api.md"
+    for name in OPERATIONS:
+        assert f"### `{name}`" in doc.read_text()
