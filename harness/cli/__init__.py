@@ -1,12 +1,11 @@
 """cli: the `harness` command line (also installed as `nsml`), a thin click layer over the service.
 One module per command group, loaded lazily (COMMANDS); no SQL and no transactions here (the import contracts
-forbid the store, runs, scoring, the scheduler and contest rules): output only, through rich tables or JSON.
+forbid the store, runs, scoring, the scheduler and contest rules): output only, through tables (cli.output) or JSON.
 May import: sim, service, context, runtime (image build, --runtime), core."""
 from __future__ import annotations
 
 import errno
 import importlib
-import logging
 import os
 import sys
 
@@ -175,5 +174,6 @@ def entry() -> None:
             stream.flush()
         except (OSError, ValueError):  # a closed pipe (`nsml ps | head`): nothing more to say
             code = code or 1
-    logging.shutdown()
+    if "logging" in sys.modules:  # (imported only by commands that log)
+        sys.modules["logging"].shutdown()
     os._exit(code or 0)

@@ -1,14 +1,18 @@
-"""Rich tables for people, JSON for programs (-j). Text that participants control (memos, metric keys, checkpoint
+"""Tables for people, JSON for programs (-j). Text that participants control (memos, metric keys, checkpoint
 names, messages, log lines) reaches a terminal only through `escape.terminal` (no escape sequences, no control
-characters) and into rich only as `Text` (never parsed as rich markup)."""
+characters), and a table cell is only ever measured and padded, never interpreted.
+
+Tables are drawn here, without rich (whose import is most of a quick command's cost): a heavy-headed box, columns
+as wide as their widest cell, the widest folded first when the table is wider than the terminal (100 columns at
+least); East Asian wide characters count two columns.
+"""
 from __future__ import annotations
 
 import json
+import shutil
+import unicodedata
 
 import click
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
 
 from harness.core.escape import terminal
 
@@ -40,12 +44,74 @@ def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = 
     if not rows:
         click.echo(empty)
         return
-    t = Table(title=title, show_lines=False)
-    for _key, header in columns:
-        t.add_column(header, overflow="fold")
-    for row in rows:
-        t.add_row(*(Text(terminal(fmt(row.get(key)))) for key, _ in columns))
-    Console(width=max(100, Console().width)).print(t)
+    width = max(100, shutil.get_terminal_size((80, 24)).columns)
+    cells = [[terminal(fmt(row.get(key))) for key, _ in columns] for row in rows]
+    click.echo(draw([h for _, h in columns], cells, width, title))
+
+
+def cell_width(text: str) -> int:
+    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1
+               for c in text)
+
+
+def _fold(text: str, width: int) -> list[str]:
+    """TEXT in lines of at most WIDTH columns: at spaces where it can, inside a word where it must."""
+    lines: list[str] = []
+    for paragraph in text.split("\n") or [""]:
+        line = ""
+        for word in paragraph.split(" "):
+            candidate = f"{line} {word}" if line else word
+            if cell_width(candidate) <= width:
+                line = candidate
+                continue
+            if line:
+                lines.append(line)
+            line = ""
+            for c in word:
+                if cell_width(line + c) > width:
+                    lines.append(line)
+                    line = ""
+                line += c
+        lines.append(line)
+    return lines
+
+
+def _widths(natural: list[int], room: int) -> list[int]:
+    """Column widths within ROOM: the widest column gives up a column at a time (none below 3, or its header)."""
+    widths = list(natural)
+    while sum(widths) > room:
+        widest = max(range(len(widths)), key=lambda i: widths[i])
+        if widths[widest] <= 3:
+            break
+        widths[widest] -= 1
+    return widths
+
+
+def draw(headers: list[str], rows: list[list[str]], width: int, title: str | None = None) -> str:
+    """A heavy-headed box table of ROWS under HEADERS, at most WIDTH columns wide where the cells allow."""
+    natural = [max([cell_width(h), *(cell_width(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    widths = _widths(natural, width - 3 * len(headers) - 1)
+
+    def line(left, fill, mid, right):
+        return left + mid.join(fill * (w + 2) for w in widths) + right
+
+    def body(cells, bar):
+        folded = [_fold(c, w) for c, w in zip(cells, widths)]
+        height = max(len(f) for f in folded)
+        return [bar + bar.join(f" {(f[i] if i < len(f) else '')}{' ' * (w - cell_width(f[i] if i < len(f) else ''))} "
+                               for f, w in zip(folded, widths)) + bar for i in range(height)]
+
+    out = []
+    if title:
+        total = sum(widths) + 3 * len(widths) + 1
+        out.append(title.center(total).rstrip())
+    out.append(line("┏", "━", "┳", "┓"))
+    out += body(headers, "┃")
+    out.append(line("┡", "━", "╇", "┩"))
+    for r in rows:
+        out += body(r, "│")
+    out.append(line("└", "─", "┴", "┘"))
+    return "\n".join(out)
 
 
 def human_size(n: int | None) -> str:

@@ -13,10 +13,22 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import TYPE_CHECKING
 
 from harness.core.errors import UserError
 
-from .base import Handle, Mount, Outcome, RunPaths, RunSpec, Runtime  # noqa: F401
+if TYPE_CHECKING:
+    from .base import Runtime
+
+_CONTRACT = ("Handle", "Mount", "Outcome", "RunPaths", "RunSpec", "Runtime")  # from .base, when first asked for
+
+
+def __getattr__(name: str):
+    """The contract's names, imported on first use (`ps` reads the GPU inventory and never needs them)."""
+    if name in _CONTRACT:
+        from . import base
+        return getattr(base, name)
+    raise AttributeError(f"module 'harness.runtime' has no attribute {name!r}")
 
 BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",
            "docker": "harness.runtime.docker_runtime:DockerRuntime"}
@@ -59,6 +71,7 @@ def resolve(name: str, settings=None) -> tuple[str, str]:
 
 
 def get_runtime(name: str, settings) -> Runtime:
+    from .base import Runtime
     check_name(name, settings)
     module, _, attr = registry(settings)[name].partition(":")
     try:

@@ -178,6 +178,8 @@ class Submission(Base):
               postgresql_where=text("round_id IS NOT NULL")),
         Index("ix_submissions_user_task", "user_id", "task_id", "created_at"),
         Index("ix_submissions_team_task", "team_id", "task_id", "created_at"),
+        Index("ix_submissions_board_first", "task_id", "round_id", "user_id", "dry_run", "status", "hidden", "score",
+              "created_at"),  # each user's earliest best by one seek (migration 0008)
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)

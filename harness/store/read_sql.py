@@ -15,24 +15,25 @@ COUNTED = "dry_run = :no AND (reason IS NULL OR reason NOT IN (:faults))"  # cor
 
 # Each user's best submission on a task's own board (submissions outside contest rounds), earliest first among
 # equal scores; counts and the last counted submit per user. NaN never ranks (SQLite stores it as NULL; on
-# PostgreSQL `score <> 'NaN'` leaves it out). ix_submissions_board_user covers every filter here.
-SCORED = ("task_id = :task AND round_id IS NULL AND dry_run = :no AND status = :succeeded AND score IS NOT NULL "
-          "AND score <> 'NaN' AND hidden = :no")  # a hidden submission never ranks (moderation)
+# PostgreSQL `score <> 'NaN'` leaves it out); a hidden submission never ranks (moderation). Two steps: one pass
+# over the task's rows (covered by ix_submissions_board_user) gives each user's best score, submit count and last
+# submit; then one seek per user (ix_submissions_board_first) finds the earliest submission with that score.
+RANKED = "dry_run = :no AND status = :succeeded AND score IS NOT NULL AND score <> 'NaN' AND hidden = :no"
 BOARD_SQL = f"""
-WITH best AS (SELECT user_id, {{best}}(score) AS best FROM submissions WHERE {SCORED} GROUP BY user_id),
+WITH per AS (
+    SELECT user_id, {{best}}(CASE WHEN {RANKED} THEN score END) AS best,
+           sum(CASE WHEN {COUNTED} THEN 1 ELSE 0 END) AS submits, max(CASE WHEN {COUNTED} THEN created_at END) AS last
+    FROM submissions WHERE task_id = :task AND round_id IS NULL GROUP BY user_id),
 firsts AS (
-    SELECT s.id, s.user_id, s.score, s.session_name, s.checkpoint, s.created_at,
-           row_number() OVER (PARTITION BY s.user_id ORDER BY s.created_at, s.id) AS rn
-    FROM submissions s JOIN best b ON b.user_id = s.user_id AND b.best = s.score
-    WHERE s.{SCORED.replace(" AND ", " AND s.")}),
-counts AS (
-    SELECT user_id, count(*) AS submits, max(created_at) AS last FROM submissions
-    WHERE task_id = :task AND round_id IS NULL AND {COUNTED}
-    GROUP BY user_id)
-SELECT u.name, f.score, f.session_name, f.checkpoint, c.submits, c.last, f.id, u.baseline
-FROM firsts f JOIN users u ON u.id = f.user_id LEFT JOIN counts c ON c.user_id = f.user_id
-WHERE f.rn = 1
-ORDER BY f.score {{order}}, f.created_at, f.id
+    SELECT p.user_id, p.submits, p.last,
+           (SELECT s.id FROM submissions s
+            WHERE s.task_id = :task AND s.round_id IS NULL AND s.user_id = p.user_id AND s.dry_run = :no
+              AND s.status = :succeeded AND s.hidden = :no AND s.score = p.best
+            ORDER BY s.created_at, s.id LIMIT 1) AS id
+    FROM per p WHERE p.best IS NOT NULL)
+SELECT u.name, s.score, s.session_name, s.checkpoint, f.submits, f.last, s.id, u.baseline
+FROM firsts f JOIN submissions s ON s.id = f.id JOIN users u ON u.id = f.user_id
+ORDER BY s.score {{order}}, s.created_at, s.id
 """
 
 
