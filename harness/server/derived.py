@@ -44,6 +44,37 @@ class RunOpts(BaseModel):
 WIRE_TYPES = {"opts": RunOpts}  # arguments whose declared type is a plain dict, checked field by field here
 
 
+def wire_type(kind, exact: bool = False):
+    """A declared result type as pydantic takes it: the api's typing.TypedDicts become typing_extensions ones
+    (pydantic's requirement before Python 3.12), inside lists, tuples, dicts and Optionals too. EXACT: a key the
+    type does not declare is an error (the results test)."""
+    import typing
+
+    import typing_extensions
+    if kind is None or kind is type(None):
+        return type(None)
+    if typing.is_typeddict(kind):
+        hints = typing.get_type_hints(kind, include_extras=True)
+        fields = {}
+        for name, hint in hints.items():
+            if typing.get_origin(hint) is typing.NotRequired:
+                fields[name] = typing_extensions.NotRequired[wire_type(typing.get_args(hint)[0], exact)]
+            else:
+                fields[name] = wire_type(hint, exact)
+        made = typing_extensions.TypedDict(kind.__name__, fields)
+        made.__doc__ = kind.__doc__
+        if exact:
+            made.__pydantic_config__ = {"extra": "forbid"}
+        return made
+    origin, args = typing.get_origin(kind), typing.get_args(kind)
+    if origin is None or not args:
+        return kind
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType")):
+        return typing.Union[tuple(wire_type(a, exact) for a in args)]
+    made = tuple(wire_type(a, exact) for a in args)
+    return origin[made] if len(made) > 1 else origin[made[0]]
+
+
 def route_path(op: Operation) -> str:
     """OP's path as the server routes it: a session is three path parameters."""
     return op.path.replace("{session}", "/{user}/{task}/{number}")
@@ -63,6 +94,19 @@ def _body_model(op: Operation, args) -> type[BaseModel]:
         else:
             fields[a.name] = (kind, Field(default, alias=a.alias, **a.bounds()))
     return create_model("".join(w.title() for w in op.name.split("_")), **fields)
+
+
+def documented(op: Operation) -> dict:
+    """The OpenAPI description of OP's answer: its declared result type (notes beside it where it takes them;
+    paged rows with their total). Documented, not enforced here: tests/test_api_results.py holds real results to
+    the declared types."""
+    if op.kind is Kind.STREAM or op.result is None:
+        return {}
+    kind = wire_type(op.result)
+    if op.notes:
+        import typing_extensions
+        kind = typing_extensions.TypedDict(f"{op.name}_answer", {"result": kind, "notes": list[str]})
+    return {200: {"model": kind}}
 
 
 def endpoint_for(op: Operation):
@@ -120,4 +164,4 @@ def endpoint_for(op: Operation):
 for _op in OPERATIONS.values():
     if _op.kind is not Kind.CUSTOM:
         router.add_api_route(route_path(_op), endpoint_for(_op), methods=[_op.verb], operation_id=_op.name,
-                             response_model=None, summary=_op.name)
+                             response_model=None, summary=_op.name, responses=documented(_op))

@@ -1,0 +1,273 @@
+"""What the operations return, as types (TypedDicts: typing only, nothing to import at run time). Every front end
+gets the same JSON-able data: the CLI prints it (-j as it is), the server sends it, the dashboard renders it.
+The server documents each result's schema in the OpenAPI document, and tests/test_api_results.py checks real
+results against these types, so a field cannot appear or change type without its declaration saying so."""
+from __future__ import annotations
+
+from typing import Any, NotRequired, Optional, TypedDict
+
+
+class Whoami(TypedDict):
+    user: str
+    organizer: bool
+    server: Optional[str]
+
+
+class SessionRow(TypedDict):
+    name: str
+    status: str
+    reason: Optional[str]
+    message: Optional[str]
+    exit_code: Optional[int]
+    gpus: int
+    gpu_ids: list[Any]
+    created: Optional[str]
+    started: Optional[str]
+    ended: Optional[str]
+    entry: str
+    args: list[str]
+    memo: str
+    forked_from: Optional[str]
+    isolation: Optional[str]
+    reserved_flags: Optional[list[str]]
+    esm: Optional[str]
+    gpu_model: Optional[str]
+    node: Optional[dict]
+    summary: dict[str, Any]
+
+
+class Inventory(TypedDict):
+    executor: str
+    gpus: int
+    in_use: int
+    nodes: list[dict]
+
+
+class Series(TypedDict):
+    x: list[float]
+    y: list[float]
+    points: NotRequired[int]  # how many were recorded (x and y are downsampled to at most 1,000)
+
+
+class SessionMetrics(TypedDict):
+    session: str
+    args: list[str]
+    status: str
+    x: str
+    series: dict[str, Series]
+
+
+class CheckpointRow(TypedDict):
+    checkpoint: str
+    last_modified: Optional[str]
+    elapsed: Optional[float]
+    summary: dict[str, Any]
+    size: Optional[int]
+
+
+class Submission(TypedDict):
+    id: int
+    user: str
+    task: str
+    session: Optional[str]
+    checkpoint: str
+    dry_run: bool
+    status: str
+    reason: Optional[str]
+    score: Optional[float]
+    message: Optional[str]
+    counted: bool
+    created: str
+    isolation: Optional[str]
+    esm: Optional[str]
+    entry: Optional[str]
+    round: NotRequired[str]
+    team: NotRequired[str]
+    score_kind: NotRequired[str]
+    selected: NotRequired[bool]
+    private_score: NotRequired[Optional[float]]
+    provenance: NotRequired[Optional[dict]]
+    reserved_flags: NotRequired[Optional[list[str]]]
+    log_head: NotRequired[list[str]]
+    log_tail: NotRequired[list[str]]
+
+
+class HistoryRow(TypedDict):
+    id: int
+    session: Optional[str]
+    checkpoint: str
+    dry_run: bool
+    status: str
+    reason: Optional[str]
+    score: Optional[float]
+    message: Optional[str]
+    created: str
+    selected: bool
+    reserved_flags: Optional[list[str]]
+    private_score: NotRequired[Optional[float]]
+    provenance: NotRequired[Optional[dict]]
+
+
+class BoardRow(TypedDict):
+    rank: int
+    user: str
+    score: float
+    session: Optional[str]
+    checkpoint: str
+    submits: int
+    last_submit: Optional[str]
+    submission: int
+    baseline: bool
+
+
+class Board(TypedDict):
+    """A task's board: "users" (rows: BoardRow, and a title) outside rounds; "round" (a round's public team
+    board, with RoundBoard's fields) inside one."""
+    kind: str
+    rows: list[dict]
+    title: NotRequired[str]
+    round: NotRequired[str]
+    task: NotRequired[str]
+    metric: NotRequired[Optional[str]]
+    direction: NotRequired[str]
+    status: NotRequired[str]
+    private_shown: NotRequired[bool]
+
+
+class ScoreHistory(TypedDict):
+    task: str
+    direction: str
+    series: dict[str, Series]
+
+
+class TaskRow(TypedDict):
+    name: str
+    prepared: bool
+    metric: Optional[str]
+    direction: Optional[str]
+    submissions: int
+    source: str
+    path: NotRequired[str]
+
+
+class CheckRow(TypedDict):
+    check: str
+    ok: bool
+    detail: str
+
+
+class TaskChange(TypedDict):
+    time: str
+    action: str
+    user: Optional[str]
+    path: Optional[str]
+    old_evaluator: Optional[str]
+    new_evaluator: Optional[str]
+    old_data: Optional[str]
+    new_data: Optional[str]
+
+
+class Prepared(TypedDict):
+    name: str
+    path: str
+
+
+class UserRow(TypedDict):
+    user: str
+    organizer: bool
+    disabled: bool
+    token_set: Optional[str]
+    created_by: Optional[str]
+
+
+class Hidden(TypedDict):
+    id: int
+    hidden: bool
+    task: str
+    user: str
+
+
+class Baseline(TypedDict):
+    name: str
+    team: bool
+    baseline: bool
+
+
+class HiddenEntry(TypedDict):
+    id: int
+    user: str
+    team: Optional[str]
+    score: Optional[float]
+    session: Optional[str]
+    checkpoint: str
+    hidden_by: Optional[str]
+    hidden_at: Optional[str]
+
+
+class AuditRow(TypedDict):
+    time: str
+    actor: str
+    action: str
+    target: str
+    detail: dict[str, Any]
+
+
+class Clock(TypedDict):
+    now: str
+    simulated: bool
+
+
+class Rescored(TypedDict):
+    submissions: list[dict]
+    rank_changes: list[dict]
+    dry_run: bool
+
+
+class ContestMade(TypedDict):
+    name: str
+    rounds: int
+    teams: int
+
+
+class Selected(TypedDict):
+    round: str
+    team: str
+    selected: list[int]
+
+
+class ContestRound(TypedDict):
+    contest: str
+    round: str
+    tasks: str
+    status: str
+    start: str
+    end: str
+    teams: int
+    quota: str
+    gpu_quota: Any  # a number, or "N (team: n, ...)" where some teams have their own
+    qualify: Any
+    qualifiers: Optional[list[str]]
+
+
+class TeamRow(TypedDict):
+    team: str
+    members: str
+    rounds: str
+
+
+class RoundBoard(TypedDict):
+    round: str
+    task: str
+    metric: Optional[str]
+    direction: str
+    status: str
+    private_shown: bool
+    rows: list[dict]
+
+
+class Closed(TypedDict):
+    round: str
+    closed_at: str
+    boards: dict[str, list[dict]]
+    qualifiers: dict[str, str]
+    next_round: Optional[str]
