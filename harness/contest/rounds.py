@@ -7,57 +7,25 @@ round is closed; then both boards are shown side by side with each team's rank c
 """
 from __future__ import annotations
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from harness.core import clock
 from harness.core.enums import RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
-from harness.scoring.board_rules import best_first, tally, valid_score
 from harness.state import Harness
+from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
-from harness.store.read_sql import rank_rows
+from harness.store.quick import sa_rows
 
 from .gate import get_round, rounds_of_task, status, team_of
 
 
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
-    """Every team's public and private standing on TASK in RND (private fields included: callers filter), in
-    SQL: per team its best public submission, its final one (the best private score among those it selected,
-    or its best public one when it selected none), its selection count and its submit tally."""
-    S, d = Submission, task.direction
-    where = (S.round_id == rnd.id) & (S.task_id == task.id) & S.dry_run.is_(False)
-    counts = tally(where, S.team_id)
-    scored = (select(S.id, S.team_id, S.score, S.private_score, S.selected, S.created_at,
-                     func.row_number().over(partition_by=S.team_id,
-                                            order_by=(best_first(S.score, d), S.created_at, S.id)).label("rn"),
-                     func.sum(case((S.selected.is_(True), 1), else_=0)).over(partition_by=S.team_id).label("nsel"))
-              .where(where, S.status == RunStatus.SUCCEEDED, S.hidden.is_(False), valid_score(S.score, db))
-              .subquery())
-    picks = (select(scored.c.team_id, scored.c.id, scored.c.private_score, scored.c.created_at,
-                    func.row_number().over(partition_by=scored.c.team_id,
-                                           order_by=(best_first(scored.c.private_score, d), scored.c.created_at,
-                                                     scored.c.id)).label("rn"))
-             .where(valid_score(scored.c.private_score, db),
-                    ((scored.c.nsel > 0) & scored.c.selected.is_(True)) | ((scored.c.nsel == 0) & (scored.c.rn == 1)))
-             .subquery())
-    final = (select(picks.c.team_id, picks.c.id, picks.c.private_score, picks.c.created_at)
-             .where(picks.c.rn == 1).subquery())
-    query = (select(Team.name, scored.c.id, scored.c.score, scored.c.nsel, final.c.id, final.c.private_score,
-                    final.c.created_at, counts.c.submits, counts.c.last, Team.baseline)
-             .join(Team, Team.id == scored.c.team_id)
-             .outerjoin(final, final.c.team_id == scored.c.team_id)
-             .outerjoin(counts, counts.c.who == scored.c.team_id)
-             .where(scored.c.rn == 1)
-             .order_by(best_first(scored.c.score, d), scored.c.created_at, scored.c.id))
-    rows = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
-             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
-             "submits": n or 0, "last_submit": last.isoformat(timespec="seconds") if last else None,
-             "_final_at": final_at, "baseline": bool(baseline)}
-            for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline in db.execute(query)]
-    rank_rows(rows, "public")
-    for r in rows:
-        r["public_rank"] = r.pop("rank")
+    """Every team's public and private standing on TASK in RND (private fields included: callers filter): the
+    SQL of store.read_sql (the same style as the per-user board), ranked here."""
+    rows = read_sql.team_board_rows(sa_rows(db), rnd.id, task.id, task.direction)
+    d = task.direction
     private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
                      key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
     for i, r in enumerate(private):

@@ -1,11 +1,9 @@
-"""What counts on a board, in SQL: a valid score, the best first by the task's direction, counted submits
-(not a dry run, not failed through the harness's fault), and the per-user board of a task (its SQL text in
-store.listing, shared with the quick reads)."""
+"""The board rules in SQLAlchemy terms, for the library's own queries (history, score history, quotas): a valid
+score, counted submits (core.enums.counted), and the per-user board of a task. The boards themselves are SQL
+text in store.read_sql, shared by the quick reads and the library."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
-
-from harness.core.enums import HARNESS_FAULTS, Direction
+from harness.core.enums import HARNESS_FAULTS
 from harness.store import read_sql
 from harness.store.models import Submission
 from harness.store.quick import sa_rows
@@ -19,20 +17,9 @@ def valid_score(column, db):
     return cond
 
 
-def best_first(column, direction: Direction):
-    return column.desc() if direction.sql_order == "DESC" else column.asc()
-
-
 def counted_clause():
     """Counts against the quota and on boards: not a dry run, not failed through the harness's fault."""
     return Submission.dry_run.is_(False) & (Submission.reason.is_(None) | Submission.reason.not_in(HARNESS_FAULTS))
-
-
-def tally(where, key):
-    """Per competitor (KEY: the user or team column) among the submissions WHERE selects: counted submits and
-    the time of the last counted one, by one GROUP BY."""
-    return (select(key.label("who"), func.count().label("submits"), func.max(Submission.created_at).label("last"))
-            .where(where, counted_clause()).group_by(key).subquery())
 
 
 def user_board(db, task) -> list[dict]:

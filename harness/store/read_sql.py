@@ -37,6 +37,48 @@ ORDER BY s.score {{order}}, s.created_at, s.id
 """
 
 
+# A round's team board on one task: per team its best public submission (earliest among equal scores), its final
+# one (the best private score among those it selected, or its best public one when it selected none), how many it
+# selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows.
+TEAM_BOARD_SQL = f"""
+WITH scored AS (
+    SELECT id, team_id, score, private_score, selected, created_at,
+           row_number() OVER (PARTITION BY team_id ORDER BY score {{order}}, created_at, id) AS rn,
+           sum(CASE WHEN selected THEN 1 ELSE 0 END) OVER (PARTITION BY team_id) AS nsel
+    FROM submissions WHERE round_id = :round AND task_id = :task AND {RANKED}),
+picks AS (
+    SELECT team_id, id, private_score, created_at,
+           row_number() OVER (PARTITION BY team_id ORDER BY private_score {{order}}, created_at, id) AS rn
+    FROM scored
+    WHERE private_score IS NOT NULL AND private_score <> 'NaN'
+      AND ((nsel > 0 AND selected) OR (nsel = 0 AND rn = 1))),
+final AS (SELECT team_id, id, private_score, created_at FROM picks WHERE rn = 1),
+counts AS (
+    SELECT team_id AS who, count(*) AS submits, max(created_at) AS last FROM submissions
+    WHERE round_id = :round AND task_id = :task AND {COUNTED} GROUP BY team_id)
+SELECT t.name, s.id, s.score, s.nsel, f.id, f.private_score, f.created_at, c.submits, c.last, t.baseline
+FROM scored s JOIN teams t ON t.id = s.team_id
+LEFT JOIN final f ON f.team_id = s.team_id LEFT JOIN counts c ON c.who = s.team_id
+WHERE s.rn = 1
+ORDER BY s.score {{order}}, s.created_at, s.id
+"""
+
+
+def team_board_rows(rows, round_id: int, task_id: int, direction: Direction) -> list[dict]:
+    """A round's team rows in public order, public ranks set (ties share one); the private fields are the final
+    submission's, for the caller to rank (`_final_at`: when it was made, the private tie-break)."""
+    sql = TEAM_BOARD_SQL.format(order=direction.sql_order)
+    out = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
+            "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
+            "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline)}
+           for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline in rows(
+               sql, round=round_id, task=task_id, no=False, succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
+    rank_rows(out, "public")
+    for r in out:
+        r["public_rank"] = r.pop("rank")
+    return out
+
+
 def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit, the ranked submission, whether the user is a
     baseline. Ties share a rank; earlier first."""
