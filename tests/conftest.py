@@ -20,6 +20,7 @@ def state_root(tmp_path, monkeypatch):
         monkeypatch.delenv(key)
     monkeypatch.setenv("HARNESS_HOME", str(root))
     monkeypatch.setenv("HARNESS_USER", "alice")
+    monkeypatch.setenv("HARNESS_SERVICE", "inprocess")  # the state root's service: tests/test_local_service.py
     monkeypatch.chdir(tmp_path)
     return root
 
@@ -83,11 +84,16 @@ def postgres(monkeypatch):
 
 
 @pytest.fixture(params=["local", "remote", "local-postgresql"])
-def either_cli(request):
-    """The end-to-end tests run three ways: against the state root's SQLite store, through a real server
-    (harness serve), and on a PostgreSQL store."""
+def either_cli(request, monkeypatch, state_root):
+    """The end-to-end tests run three ways: as a user's local command runs them (the CLI a client of the state
+    root's service over its Unix socket; SQLite), through a real server (harness serve), and in-process on a
+    PostgreSQL store."""
     if request.param == "local-postgresql":
         request.getfixturevalue("postgres")
+    if request.param == "local":
+        from harness.client.service import stop_services
+        monkeypatch.setenv("HARNESS_SERVICE", "socket")
+        request.addfinalizer(lambda: stop_services(state_root / ".harness"))
     return Cli() if request.param.startswith("local") else request.getfixturevalue("remote_cli")
 
 

@@ -95,6 +95,12 @@ def test_both_implementations_are_exactly_the_declarations():
     assert written <= {n for n, op in OPERATIONS.items() if op.kind is Kind.CUSTOM} | {"whoami", "wait_submission"}
 
 
+def test_the_local_service_client_is_made_from_the_declarations_alone():
+    from harness.client import ServiceApi
+    assert implements(ServiceApi) == [] and not ServiceApi.__abstractmethods__
+    assert all(hasattr(vars(ServiceApi)[name], "derived_from") for name in OPERATIONS)  # none written by hand
+
+
 def test_an_undeclared_or_misdeclared_method_is_caught():
     from harness.service.local import LocalApi
 

@@ -51,6 +51,7 @@ class Arg:
     pattern: str | None = None
     alias: str | None = None     # its name over HTTP, where the Python name is a keyword (`all_`, `round_ref`)
     local_only: str | None = None  # never sent: why, for a remote caller that gave it (a path on this machine)
+    path: bool = False  # a path on the caller's machine (or a list of them): made absolute before it leaves
 
     @property
     def wire(self) -> str:

@@ -37,7 +37,7 @@ op(Operation("reset_token", "POST", "/users/{name}/token", (NAMED,), result=str,
              cli=("user token reset",), doc="A new token for the account; the old one stops working."))
 
 # -- sessions -------------------------------------------------------------------------------------------------
-op(Operation("start_session", "POST", "/sessions", (TASK, Arg("folder", str, max_length=4096),
+op(Operation("start_session", "POST", "/sessions", (TASK, Arg("folder", str, max_length=4096, path=True),
              Arg("entry", str, default="main.py", max_length=255), ARGS, MEMO, RUN_OPTS), result=str,
              kind=Kind.CUSTOM, notes=True, cli=("run",),
              doc="`nsml run`: the folder (a tar stream over HTTP) becomes a new session; its name."))
@@ -72,7 +72,7 @@ op(Operation("remove_checkpoints", "DELETE", "/sessions{session}/checkpoints/{pa
              Arg("pattern", str, min_length=1, max_length=300)), result=list[str], right=Right.OWNER,
              cli=("model rm",), doc="Remove the checkpoints PATTERN names."))
 op(Operation("pull_checkpoint", "GET", "/sessions{session}/checkpoints/{checkpoint}/archive", (SESSION,
-             Arg("checkpoint", str, **NAME), Arg("dest", str, max_length=4096)), result=tuple[str, list[str]],
+             Arg("checkpoint", str, **NAME), Arg("dest", str, max_length=4096, path=True)), result=tuple[str, list[str]],
              right=Right.OWNER, kind=Kind.CUSTOM, cli=("model pull",),
              doc="The checkpoint folder into DEST (a tar stream over HTTP); what was skipped."))
 
@@ -114,11 +114,11 @@ op(Operation("score_history", "GET", "/tasks/{task}/score-history", (TASK, Arg("
 op(Operation("list_tasks", "GET", "/tasks", result=list[R.TaskRow], paging=Paging.LIST, cli=("dataset ls",),
              doc="The registered tasks."))
 op(Operation("prepare_task", "POST", "/tasks/{task}/prepare", (TASK, Arg("scale", float, default=1.0, gt=0,
-             le=100), Arg("seed", int, default=0, ge=0, le=2 ** 31), Arg("corpus", list[str], default=(),
+             le=100), Arg("seed", int, default=0, ge=0, le=2 ** 31), Arg("corpus", list[str], default=(), path=True,
              local_only="--corpus: a path on this machine; on a server, prepare with its own corpus (run 'dataset "
                         "prepare' on the server host)"), Arg("replace", bool, default=False)), result=R.Prepared,
              right=Right.ORGANIZER, cli=("dataset prepare",), doc="Build a built-in task's data and register it."))
-op(Operation("add_task", "POST", "/tasks", (Arg("folder", str, max_length=4096), Arg("replace", bool, default=False),
+op(Operation("add_task", "POST", "/tasks", (Arg("folder", str, max_length=4096, path=True), Arg("replace", bool, default=False),
              Arg("name", str | None, default=None, max_length=64), Arg("metric", str | None, default=None,
              max_length=64), Arg("direction", str | None, default=None, pattern="^(higher|lower)$")), result=str,
              right=Right.ORGANIZER, kind=Kind.CUSTOM, cli=("dataset add",),
@@ -144,7 +144,7 @@ op(Operation("audit", "GET", "/audit", (Arg("limit", int, default=200, ge=1, le=
              right=Right.ORGANIZER, cli=("audit",), doc="The organizers' acts, newest first."))
 
 # -- contests -------------------------------------------------------------------------------------------------
-op(Operation("create_contest", "POST", "/contests", (Arg("file", str, max_length=4096),
+op(Operation("create_contest", "POST", "/contests", (Arg("file", str, max_length=4096, path=True),
              Arg("prepare", bool, default=False), Arg("scale", float, default=1.0, gt=0, le=100)), result=R.ContestMade,
              right=Right.ORGANIZER, kind=Kind.CUSTOM, notes=True, cli=("contest create",),
              doc="A contest from contest.toml (its text over HTTP): name, rounds, teams."))

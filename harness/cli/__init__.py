@@ -4,19 +4,14 @@ forbid the store, runs, scoring, the scheduler and contest rules): output only, 
 May import: sim, service, context, runtime (image build, --runtime), core."""
 from __future__ import annotations
 
-import errno
 import importlib
 import os
 import sys
 
 import click
 
-from harness.core.errors import UserError
+from harness.core.errors import UserError, storage_error
 from harness.core.settings import Settings, load_settings
-
-STORAGE_ERRNOS = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
-                  errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
-
 
 # Each command's module, imported only when that command runs (or when --help lists them all).
 COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "logs": "session_cmds",
@@ -43,38 +38,14 @@ class HarnessGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except UserError as exc:
+        except Exception as exc:  # noqa: BLE001 - user mistakes and storage trouble are answered here
+            if not isinstance(exc, UserError):
+                exc = storage_error(exc, lambda: _db_where(ctx))
+                if exc is None:
+                    raise
             from harness.core.escape import terminal  # a message may quote participant text
             click.echo(f"Error: {terminal(str(exc))}", err=True)
             ctx.exit(exc.exit_code)
-        except OSError as exc:
-            if exc.errno not in STORAGE_ERRNOS:
-                raise
-            where = exc.filename or "the state root"
-            click.echo(f"Error: {where}: {STORAGE_ERRNOS[exc.errno]} (nothing was recorded for this command)",
-                       err=True)
-            ctx.exit(3)
-        except Exception as exc:  # noqa: BLE001 - only database errors are answered here
-            message = _database_error(ctx, exc)
-            if message is None:
-                raise
-            click.echo(message, err=True)
-            ctx.exit(3)
-
-
-def _database_error(ctx, exc: Exception) -> str | None:
-    """One line for a store that cannot be used (SQLAlchemy's errors, or sqlite3's on the quick read path)."""
-    import sqlite3
-
-    sa = sys.modules.get("sqlalchemy.exc")  # loaded only if the command used the library
-    if sa is not None and isinstance(exc, sa.OperationalError) or isinstance(exc, sqlite3.OperationalError):
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        return f"Error: --db: {detail} (nothing was recorded for this command)"
-    if sa is not None and isinstance(exc, sa.DatabaseError) or isinstance(exc, sqlite3.DatabaseError):
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]  # the file is damaged or is no database
-        return (f"Error: --db: {_db_where(ctx)} is corrupt or not a database ({detail}); "
-                f"nothing was recorded for this command")
-    return None
 
 
 def _db_where(ctx) -> str:
@@ -115,7 +86,9 @@ class _LazyHarness:
         return self._login
 
     def api(self):
-        """Every command's way in (harness.api.Api): over HTTP while logged in, else this library."""
+        """Every command's way in (harness.api.Api): over HTTP while logged in; else the state root's service over
+        its Unix socket (harness.client.service; started on demand); or this process's library (HARNESS_SERVICE=
+        inprocess)."""
         if self._api is None:
             login = self.login()
             if login is not None:
@@ -124,6 +97,9 @@ class _LazyHarness:
                                     "nsml logout for local mode)")
                 from harness.client import RemoteApi
                 self._api = RemoteApi(login.url, login.token)
+            elif self.settings().service == "socket":
+                from harness.client.service import ServiceApi  # no SQLAlchemy in this process
+                self._api = ServiceApi(self.settings())
             else:
                 from harness.service.local import LocalApi
                 self._api = LocalApi(self.get())

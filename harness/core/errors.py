@@ -21,3 +21,32 @@ class PermissionDenied(UserError):
 
 class ClusterUnavailable(Exception):
     """The cluster that places runs ([cluster] executor = "ray") did not answer: runs wait, none is failed for it."""
+
+
+class StorageError(UserError):
+    """The state root or the store cannot be used (a full disk, a damaged database): one line, exit code 3."""
+
+    exit_code = 3
+
+
+def storage_error(exc: BaseException, db_where) -> StorageError | None:
+    """EXC worded as a StorageError when it is storage trouble (an OSError for a full, read-only or forbidden
+    disk; SQLAlchemy's or sqlite3's error for a store that cannot be used), else None. DB_WHERE() names the
+    store. The CLI and the local service word it here, once."""
+    import errno
+    import sqlite3
+    import sys
+
+    reasons = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
+               errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
+    if isinstance(exc, OSError) and exc.errno in reasons:
+        where = exc.filename or "the state root"
+        return StorageError(f"{where}: {reasons[exc.errno]} (nothing was recorded for this command)")
+    sa = sys.modules.get("sqlalchemy.exc")  # loaded only if the command used the library
+    detail = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if sa is not None and isinstance(exc, sa.OperationalError) or isinstance(exc, sqlite3.OperationalError):
+        return StorageError(f"--db: {detail} (nothing was recorded for this command)")
+    if sa is not None and isinstance(exc, sa.DatabaseError) or isinstance(exc, sqlite3.DatabaseError):
+        return StorageError(f"--db: {db_where()} is corrupt or not a database ({detail}); "
+                            "nothing was recorded for this command")
+    return None

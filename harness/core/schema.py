@@ -70,7 +70,7 @@ SETTINGS = {
     TOP: {"gpus": (int, list), "user": str, "db": str, "task_paths": list, "runtime": str, "organizers": list,
           "evaluator_isolation": str},
     "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
-                  "idle_exit_seconds": NUMBER},
+                  "idle_exit_seconds": NUMBER, "service_idle_exit_seconds": NUMBER},
     "process": {"sandbox": str},
     "cluster": {"executor": str, "address": str},
     "runtimes": {ANY: str},

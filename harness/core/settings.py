@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import os
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 if sys.version_info >= (3, 11):
@@ -26,6 +26,8 @@ ENV_USER = "HARNESS_USER"
 ENV_GPUS = "HARNESS_GPUS"
 ENV_RUNTIME = "HARNESS_RUNTIME"
 ENV_HF_CACHE = "HARNESS_HF_CACHE"
+ENV_SERVICE = "HARNESS_SERVICE"
+SERVICE_MODES = ("socket", "inprocess")  # how local commands reach the library: the state root's service, or here
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
@@ -70,6 +72,31 @@ class Settings:
     runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
     executor: str = "local"  # [cluster] executor: "local" (this machine) or "ray" (a Ray cluster places runs)
     cluster_address: str = "auto"  # [cluster] address: "auto" (the cluster `ray start` made here) or "HOST:6379"
+    service: str = "socket"  # HARNESS_SERVICE: "socket" (the state root's service, harness.server.local_service)
+    #                          or "inprocess" (this process loads the library: tests, debugging)
+    service_idle_exit: float = 300.0  # an idle local service stays this long ([scheduler] service_idle_exit_seconds)
+
+    def to_wire(self) -> dict:
+        """These settings as JSON (what the CLI sends its state root's service with each request)."""
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data.update(root=str(self.root), hf_cache=None if self.hf_cache is None else str(self.hf_cache),
+                    extra_task_paths=[str(p) for p in self.extra_task_paths])
+        return data
+
+    @classmethod
+    def from_wire(cls, data) -> "Settings":
+        """The settings `to_wire` wrote; anything else is a UserError."""
+        names = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) != names:
+            raise UserError("settings: expected exactly the fields of Settings")
+        try:
+            settings = cls(**data)
+            settings.root = Path(data["root"])
+            settings.hf_cache = None if data["hf_cache"] is None else Path(data["hf_cache"])
+            settings.extra_task_paths = [Path(p) for p in data["extra_task_paths"]]
+        except TypeError as exc:
+            raise UserError(f"settings: {exc}") from None
+        return settings
 
     @property
     def instance(self) -> str:
@@ -143,6 +170,14 @@ def _int(value, name: str) -> int:
     if number < 0:
         raise UserError(f"{name}: must be >= 0, got {number}")
     return number
+
+
+def _service_mode(value: str | None) -> str:
+    if value in (None, ""):
+        return "socket"
+    if value not in SERVICE_MODES:
+        raise UserError(f"{ENV_SERVICE}: expected one of {', '.join(SERVICE_MODES)}, got {value!r}")
+    return value
 
 
 def _choice(value, allowed: tuple[str, ...], key: str) -> str | None:
@@ -250,6 +285,9 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         runtime_plugins=_plugins(cfg.get("runtimes", {})),
         executor=executor,
         cluster_address=address,
+        service=_service_mode(env.get(ENV_SERVICE)),
+        service_idle_exit=_seconds(sched.get("service_idle_exit_seconds", 300),
+                                   "scheduler.service_idle_exit_seconds"),
     )
 
 

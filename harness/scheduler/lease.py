@@ -17,16 +17,17 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-
-from sqlalchemy import select
+from typing import TYPE_CHECKING
 
 from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.core.settings import Settings
-from harness.store import Store
-from harness.store.models import Run
 
-from .recovery import recover_runs, running_exists, stale_runs
+if TYPE_CHECKING:
+    from harness.store import Store
+
+# The lock and the start need no database library (harness.server.local_service starts a scheduler before it
+# loads one); the checks that read the store import it when called.
 
 log = logging.getLogger("harness.scheduler.lease")
 
@@ -83,6 +84,9 @@ class FileLock:
 
 
 def has_pending_work(store: Store) -> bool:
+    from sqlalchemy import select
+
+    from harness.store.models import Run
     with store.tx() as db:
         return db.scalar(select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).limit(1)) \
             is not None
@@ -116,6 +120,7 @@ def wake(settings: Settings) -> None:
 
 def recover_if_orphaned(settings: Settings, store: Store) -> None:
     """Run on every CLI call: runs marked running with no live scheduler are requeued or failed as lost."""
+    from .recovery import recover_runs, running_exists, stale_runs
     lock = FileLock(settings.lock_path)
     if not lock.acquire():
         if not stale_runs(store, settings.lease_seconds):

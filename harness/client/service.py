@@ -1,0 +1,166 @@
+"""`ServiceApi`: every operation declared in harness.api, done by the state root's service (harness.server.
+local_service) over a Unix socket, which this starts on demand as `run` starts the scheduler. The CLI process
+then loads neither SQLAlchemy nor the models: a local command costs a Python start, click and one round trip.
+
+Every method is made from its declaration (harness.api.local_wire has the framing): arguments go by name, paths
+made absolute first, a `note` callable gets the service's notes once the call returns, a STREAM operation's bytes
+come as they are written.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Iterator
+
+from harness.api import Api, Kind, Operation
+from harness.api import local_wire as wire
+from harness.api.contract import derived
+from harness.core.errors import UserError
+
+START_SECONDS = 60.0  # how long a cold service may take to answer (it loads the library and opens the store)
+LOG_NAME = "service.log"
+
+
+class ServiceApi(Api):
+    def __init__(self, settings):
+        self.settings = settings
+        self.folder = settings.state_dir
+        self.name = wire.socket_name(settings.db_url, wire.code_stamp())
+        self._settings = settings.to_wire()
+
+    # -- plumbing -------------------------------------------------------------------------------------------
+    def _connect(self) -> socket.socket:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        fd, address = wire.short_address(self.folder, self.name)
+        proc, deadline = None, None
+        try:
+            while True:
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                try:
+                    sock.connect(address)
+                except (FileNotFoundError, ConnectionRefusedError):
+                    sock.close()
+                else:
+                    if wire.peer_uid(sock) != os.getuid():
+                        sock.close()
+                        raise UserError(f"{self.folder / self.name}: answered by another account's process; "
+                                        "remove the file (your service starts again)")
+                    return sock
+                if proc is None:
+                    proc, deadline = self._start(), time.monotonic() + START_SECONDS
+                elif proc.poll() not in (None, 0) or time.monotonic() > deadline:
+                    raise UserError(f"the state root's service did not start: {self._log_tail()}")
+                time.sleep(0.005)
+        finally:
+            os.close(fd)
+
+    def _start(self):
+        import subprocess
+        import sys
+        with open(self.folder / LOG_NAME, "ab") as log:
+            return subprocess.Popen(
+                [sys.executable, "-m", "harness.server.local_service", "--root", str(self.settings.root),
+                 "--db", self.settings.db_url, "--socket", self.name],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                close_fds=True)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = (self.folder / LOG_NAME).read_text(errors="replace").strip().splitlines()
+        except OSError:
+            lines = []
+        return lines[-1] if lines else f"see {self.folder / LOG_NAME}"
+
+    def _request(self, op: Operation, values: dict):
+        """Send OP's call; the connection and its reader, the reply line read and its error raised."""
+        sock = self._connect()
+        try:
+            wire.send_line(sock, {"op": op.name, "args": values, "settings": self._settings})
+            reader = sock.makefile("rb")
+            line = reader.readline()
+            if not line:
+                raise UserError(f"the state root's service closed the connection: {self._log_tail()}")
+            reply = json.loads(line)
+            wire.raise_reply(reply)
+        except BaseException:
+            sock.close()
+            raise
+        return sock, reader, reply
+
+    def _call(self, op: Operation, values: dict):
+        note = values.pop("note", None)
+        sock, _reader, reply = self._request(op, values)
+        sock.close()
+        for line in reply.get("notes", ()):
+            if note:
+                note(line)
+        return reply["result"]
+
+    def _stream(self, op: Operation, values: dict) -> Iterator[bytes]:
+        sock, reader, _reply = self._request(op, values)  # an error is raised here, before the first byte
+        return _chunks(sock, reader)
+
+
+def _chunks(sock: socket.socket, reader) -> Iterator[bytes]:
+    try:
+        while chunk := reader.read1(1 << 16):
+            yield chunk
+    finally:
+        sock.close()
+
+
+def _absolute(value):
+    if value is None:
+        return None
+    if isinstance(value, (list, tuple)):
+        return [_absolute(v) for v in value]
+    return str(Path(value).expanduser().absolute())
+
+
+def _made(op: Operation):
+    paths = [a.name for a in op.args if a.path]
+
+    def method(self, *args, **kwargs):
+        values = op.bind(args, kwargs)
+        for name in paths:
+            values[name] = _absolute(values[name])
+        return (self._stream if op.kind is Kind.STREAM else self._call)(op, values)
+    return method
+
+
+derived(ServiceApi, _made)
+
+
+def stop_services(state_dir: Path, wait: float = 10.0) -> int:
+    """End every local service of the state root STATE_DIR (its .harness folder) and wait until each has let go
+    of its lock; how many were running. For benchmarks' cold samples and tests; a service also leaves by itself."""
+    import fcntl
+    import signal
+    stopped = 0
+    for lock_path in Path(state_dir).glob("service-*.sock.lock"):
+        with open(lock_path, "a+") as lock:
+            deadline, signalled = time.monotonic() + wait, False
+            while True:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    fcntl.flock(lock, fcntl.LOCK_UN)
+                    break  # nobody holds it
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise UserError(f"{lock_path}: its service did not stop") from None
+                lock.seek(0)
+                text = lock.read().strip()
+                pid = int(text) if text.isdigit() else 0
+                if pid > 1 and pid != os.getpid():  # never 0 (that would signal our own process group)
+                    try:
+                        os.kill(pid, signal.SIGTERM)
+                    except ProcessLookupError:
+                        pass
+                    else:
+                        signalled = True
+                time.sleep(0.05)
+            stopped += signalled
+    return stopped

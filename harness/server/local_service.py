@@ -1,0 +1,210 @@
+"""The state root's service: the library loaded once, answering the CLI's operations over a Unix socket
+(harness.api.local_wire), so that a local command does not pay for SQLAlchemy, the models and a fresh store on
+every call. `python -m harness.server.local_service --root R --db URL --socket NAME`; harness.client.service
+starts it on demand, as `run` starts the scheduler.
+
+One process a (state root, store, code): a file lock beside the socket keeps a second one out. Each connection is
+one request, served on its own thread by a `LocalApi` for the caller's settings on the shared store; the caller
+must be a process of this service's own OS account (SO_PEERCRED), and must name this root and store. The service
+leaves after `service_idle_exit` seconds without a request, when its state root is removed, or when its socket is
+taken away. Nothing here decides anything the in-process library would not: it is the same LocalApi.
+"""
+from __future__ import annotations
+
+import argparse
+import fcntl
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+
+from harness.api import OPERATIONS, Kind
+from harness.api import local_wire as wire
+from harness.core.errors import PermissionDenied, UserError, storage_error
+from harness.core.settings import Settings, load_settings
+
+# The library (SQLAlchemy, the models, the service) is imported in Service(), after main() has started the
+# scheduler: on two cores both load at once, and a cold `run` or `submit` waits for one start, not two in a row.
+
+log = logging.getLogger("harness.service")
+POLL = 1.0  # seconds between looks at idleness, the state root and the socket
+REQUEST_SECONDS = 10.0  # a caller sends its request line within this, or is hung up on
+
+
+class Service:
+    def __init__(self, settings: Settings, name: str):
+        from harness.store import open_store
+        self.settings, self.name = settings, name
+        self.store = open_store(settings.db_url)
+        self.uid = os.getuid()
+        self.busy, self.last = 0, time.monotonic()
+        self.guard = threading.Lock()
+
+    # -- one connection -------------------------------------------------------------------------------------
+    def handle(self, conn: socket.socket) -> None:
+        with self.guard:
+            self.busy += 1
+        try:
+            conn.settimeout(REQUEST_SECONDS)
+            self._handle(conn)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass  # the caller left (Ctrl-C on `logs -f`), or never asked
+        except Exception:  # noqa: BLE001 - one bad request must not stop the service for the next
+            log.error("request failed: %s", traceback.format_exc())
+        finally:
+            conn.close()
+            with self.guard:
+                self.busy -= 1
+                self.last = time.monotonic()
+
+    def _handle(self, conn: socket.socket) -> None:
+        if wire.peer_uid(conn) != self.uid:
+            wire.send_line(conn, wire.error_reply(PermissionDenied("this service answers its own account only")))
+            return
+        try:
+            line = wire.read_line(conn.makefile("rb"), wire.MAX_REQUEST)  # (TimeoutError: the caller never asked)
+        except UserError as exc:
+            wire.send_line(conn, wire.error_reply(exc))
+            return
+        conn.settimeout(None)  # the answer may take long (a waiting submit, `logs -f`)
+        notes: list[str] = []
+        try:
+            op, api, values = self._parse(line)
+            if op.notes:
+                values["note"] = notes.append
+            got = getattr(api, op.name)(**values)
+        except Exception as exc:  # noqa: BLE001 - answered as the in-process CLI would word it
+            wire.send_line(conn, wire.error_reply(self._worded(exc)))
+            return
+        if op.kind is not Kind.STREAM:
+            conn.sendall(wire.encode({"result": got, "notes": notes}))
+            return
+        conn.sendall(wire.encode({"stream": True}))
+        try:
+            for chunk in got:
+                conn.sendall(chunk)
+        finally:
+            close = getattr(got, "close", None)
+            if close is not None:
+                close()
+
+    def _parse(self, line: bytes):
+        try:
+            request = json.loads(line)
+        except ValueError:
+            raise UserError("request: not one JSON line") from None
+        if not isinstance(request, dict) or not isinstance(request.get("op"), str) \
+                or not isinstance(request.get("args"), dict):
+            raise UserError("request: expected {\"op\": NAME, \"args\": {...}, \"settings\": {...}}")
+        op = OPERATIONS[request["op"]]  # an unknown name: UserError with a "did you mean"
+        settings = Settings.from_wire(request.get("settings"))
+        if settings.root != self.settings.root or settings.db_url != self.settings.db_url:
+            raise UserError(f"request: this service serves {self.settings.root} ({self.settings.db_url}) only")
+        args = request["args"]
+        if "note" in args or not set(args) <= {a.name for a in op.args}:
+            raise UserError(f"{op.name}: unknown arguments {sorted(set(args) - {a.name for a in op.args})}")
+        try:
+            values = op.bind((), args)
+        except TypeError as exc:
+            raise UserError(f"{op.name}: {exc}") from None
+        values.pop("note", None)
+        from harness.scheduler.lease import recover_if_orphaned
+        from harness.service.local import LocalApi
+        from harness.state import Harness
+        recover_if_orphaned(settings, self.store)  # as every in-process command does on opening the store
+        return op, LocalApi(Harness(settings, store=self.store)), values
+
+    def _worded(self, exc: Exception) -> UserError:
+        if isinstance(exc, UserError):
+            return exc
+        worded = storage_error(exc, lambda: self.settings.db_url.removeprefix("sqlite:///"))
+        if worded is not None:
+            return worded
+        log.error("operation failed: %s", traceback.format_exc())
+        return UserError(f"the service failed on this request ({type(exc).__name__}); its log: "
+                         f"{self.settings.state_dir / 'service.log'}")
+
+    # -- the process ----------------------------------------------------------------------------------------
+    def serve(self, listener: socket.socket, path: str, inode: int) -> None:
+        listener.settimeout(POLL)
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                conn = None
+            if conn is not None:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+                continue
+            if self._should_leave(path, inode):
+                return
+
+    def _should_leave(self, path: str, inode: int) -> bool:
+        try:
+            if os.stat(path).st_ino != inode:
+                log.info("socket replaced: leaving")
+                return True
+        except FileNotFoundError:
+            log.info("socket or state root removed: leaving")
+            return True
+        with self.guard:
+            idle = self.busy == 0 and time.monotonic() - self.last >= self.settings.service_idle_exit
+        if idle:
+            log.info("idle for %.0f s: leaving", self.settings.service_idle_exit)
+        return idle
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="harness-service")
+    parser.add_argument("--root", required=True)
+    parser.add_argument("--db", required=True)
+    parser.add_argument("--socket", required=True, help="the socket's file name in ROOT/.harness")
+    args = parser.parse_args(argv)
+    if "/" in args.socket or not args.socket.endswith(".sock"):
+        parser.error("--socket: a file name ending in .sock")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    settings = load_settings(root=args.root, db=args.db, user="service")
+    settings.ensure_dirs()
+    folder = os.open(settings.state_dir, os.O_RDONLY | os.O_DIRECTORY)
+    lock = open(settings.state_dir / (args.socket + ".lock"), "a")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return  # another service answers this socket
+    lock.truncate(0)
+    lock.write(f"{os.getpid()}\n")  # who serves it (harness.client.service.stop_service reads it)
+    lock.flush()
+    path = f"/proc/self/fd/{folder}/{args.socket}"
+    from harness.scheduler.lease import ensure_running
+    ensure_running(settings)  # the next command likely queues a run; an idle scheduler leaves by itself
+    service = Service(settings, args.socket)  # the library and the store, loaded before the first caller waits
+    try:
+        os.unlink(path)  # a dead service's socket (we hold the lock: no live one answers it)
+    except FileNotFoundError:
+        pass
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    old = os.umask(0o177)  # the socket: its owner only
+    try:
+        listener.bind(path)
+    finally:
+        os.umask(old)
+    listener.listen(64)
+    inode = os.stat(path).st_ino
+    log.info("serving %s on %s", settings.root, args.socket)
+    try:
+        service.serve(listener, path, inode)
+    finally:
+        listener.close()
+        try:
+            if os.stat(path).st_ino == inode:  # ours still (not a newer service's)
+                os.unlink(path)
+        except FileNotFoundError:
+            pass
+        service.store.close()
+
+
+if __name__ == "__main__":
+    main()
