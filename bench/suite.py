@@ -66,6 +66,11 @@ def peak_rss_mib(cmd: list[str], env: dict | None = None) -> float:
     return peak / 2 ** 20
 
 
+def stop_services(state_dir: Path) -> None:
+    from harness.client.service import stop_services as stop
+    stop(state_dir)
+
+
 def stop_scheduler(root: Path) -> None:
     """End the root's idle scheduler (for the cold samples) and wait until its lock is free."""
     from harness.scheduler.lease import FileLock
@@ -166,19 +171,24 @@ def bench_submit(tmp: Path, repeat: int) -> dict:
     code = fixtures.entry_folder(tmp / "submit-code", ENTRY)
     name = run_and_follow(root, code, "--runtime", "process", "-a", f"--work 0 --checkpoints {4 * repeat}")
     env = run_env(root)
-    cold, warm, bare = [], [], []
-    checkpoints = iter(range(4 * repeat))
+    cold, service_only, warm, bare = [], [], [], []
+    checkpoints = iter(range(6 * repeat))
+    submit = lambda: timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0]  # noqa: E731
     for _ in range(repeat):  # a new checkpoint each time: never the stored reply of an earlier submit
         bare.append(timed_cmd([PY, "-c", "pass"])[0])
         stop_scheduler(root)
-        cold.append(timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0])
-        warm.append(timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0])
+        stop_services(root / ".harness")
+        cold.append(submit())  # nothing of the harness running: the service and the scheduler start
+        stop_scheduler(root)
+        service_only.append(submit())  # the service warm, the scheduler started
+        warm.append(submit())
     board = json.loads(cli(root, "board", "garbage-docs", "-j"))
-    assert board and board[0]["submits"] == 2 * repeat, board  # every submit was a new, scored one
-    return row("submit", "`submit` of a no-op infer, a new checkpoint each time, no scheduler running / bare "
+    assert board and board[0]["submits"] == 3 * repeat, board  # every submit was a new, scored one
+    return row("submit", "`submit` of a no-op infer, a new checkpoint each time, no harness process running / bare "
                "`python -c pass`", "≤ 15", med(cold) / med(bare), 15.0, "×", bare=med(bare), harness=med(cold),
-               extra={"warm_scheduler_s": round(med(warm), 3), "python_start_s": round(med(bare), 3)},
-               samples={"cold": cold, "warm": warm, "bare": bare})
+               extra={"service_warm_scheduler_cold_s": round(med(service_only), 3),
+                      "both_warm_s": round(med(warm), 3), "python_start_s": round(med(bare), 3)},
+               samples={"cold": cold, "service_warm": service_only, "warm": warm, "bare": bare})
 
 
 def bench_board(tmp: Path, repeat: int) -> dict:

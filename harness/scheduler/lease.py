@@ -92,12 +92,26 @@ def has_pending_work(store: Store) -> bool:
             is not None
 
 
+_host = None  # a process that runs the scheduler on a thread of its own (harness.server.local_service)
+
+
+def host_schedulers(start) -> None:
+    """From now on, ensure_running in this process hands the lock it took to START(lock) (which runs
+    harness.scheduler.daemon.serve on a thread and owns the lock) instead of starting `python -m harness.scheduler`:
+    the local executor only (a Ray driver keeps its own process)."""
+    global _host
+    _host = start
+
+
 def ensure_running(settings: Settings) -> bool:
     """Start a background scheduler for this state root unless one holds the lock. True when one was started."""
     settings.ensure_dirs()
     lock = FileLock(settings.lock_path)
     if not lock.acquire():
         return False
+    if _host is not None and settings.executor == "local":
+        _host(lock)
+        return True
     try:
         log_file = open(settings.scheduler_log, "ab")
         cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url,

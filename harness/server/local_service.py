@@ -3,7 +3,9 @@
 every call. `python -m harness.server.local_service --root R --db URL --socket NAME`; harness.client.service
 starts it on demand, as `run` starts the scheduler.
 
-One process a (state root, store, code): a file lock beside the socket keeps a second one out. Each connection is
+One process a (state root, store, code): a file lock beside the socket keeps a second one out. The scheduler
+runs on a thread of this process when one is needed (the local executor), under its usual lock, so a warm
+service starts it at no cost. Each connection is
 one request, served on its own thread by a `LocalApi` for the caller's settings on the shared store; the caller
 must be a process of this service's own OS account (SO_PEERCRED), and must name this root and store. The service
 leaves after `service_idle_exit` seconds without a request, when its state root is removed, or when its socket is
@@ -25,9 +27,11 @@ from harness.api import OPERATIONS, Kind
 from harness.api import local_wire as wire
 from harness.core.errors import PermissionDenied, UserError, storage_error
 from harness.core.settings import Settings, load_settings
-
-# The library (SQLAlchemy, the models, the service) is imported in Service(), after main() has started the
-# scheduler: on two cores both load at once, and a cold `run` or `submit` waits for one start, not two in a row.
+from harness.scheduler.daemon import serve
+from harness.scheduler.lease import ensure_running, host_schedulers, recover_if_orphaned
+from harness.service.local import LocalApi
+from harness.state import Harness
+from harness.store import open_store
 
 log = logging.getLogger("harness.service")
 POLL = 1.0  # seconds between looks at idleness, the state root and the socket
@@ -36,12 +40,30 @@ REQUEST_SECONDS = 10.0  # a caller sends its request line within this, or is hun
 
 class Service:
     def __init__(self, settings: Settings, name: str):
-        from harness.store import open_store
         self.settings, self.name = settings, name
         self.store = open_store(settings.db_url)
         self.uid = os.getuid()
-        self.busy, self.last = 0, time.monotonic()
+        self.busy, self.schedulers, self.last = 0, 0, time.monotonic()
         self.guard = threading.Lock()
+
+    # -- the scheduler, on a thread of this process ---------------------------------------------------------
+    def host_scheduler(self, lock) -> None:
+        """Serve this root's runs on a thread (harness.scheduler.lease.host_schedulers): a warm service starts a
+        scheduler at no cost, where a new `python -m harness.scheduler` loads the library again."""
+        with self.guard:
+            self.schedulers += 1
+        threading.Thread(target=self._scheduler, args=(lock,), name="scheduler", daemon=True).start()
+
+    def _scheduler(self, lock) -> None:
+        try:
+            serve(load_settings(root=self.settings.root, db=self.settings.db_url, user="scheduler"), lock)
+        except Exception:  # noqa: BLE001 - the next command starts another; the service stays
+            log.error("scheduler failed: %s", traceback.format_exc())
+        finally:
+            lock.release()  # (a no-op when serve handed it back)
+            with self.guard:
+                self.schedulers -= 1
+                self.last = time.monotonic()
 
     # -- one connection -------------------------------------------------------------------------------------
     def handle(self, conn: socket.socket) -> None:
@@ -111,9 +133,6 @@ class Service:
         except TypeError as exc:
             raise UserError(f"{op.name}: {exc}") from None
         values.pop("note", None)
-        from harness.scheduler.lease import recover_if_orphaned
-        from harness.service.local import LocalApi
-        from harness.state import Harness
         recover_if_orphaned(settings, self.store)  # as every in-process command does on opening the store
         return op, LocalApi(Harness(settings, store=self.store)), values
 
@@ -150,7 +169,8 @@ class Service:
             log.info("socket or state root removed: leaving")
             return True
         with self.guard:
-            idle = self.busy == 0 and time.monotonic() - self.last >= self.settings.service_idle_exit
+            idle = self.busy == 0 and self.schedulers == 0 and \
+                time.monotonic() - self.last >= self.settings.service_idle_exit
         if idle:
             log.info("idle for %.0f s: leaving", self.settings.service_idle_exit)
         return idle
@@ -178,9 +198,9 @@ def main(argv: list[str] | None = None) -> None:
     lock.write(f"{os.getpid()}\n")  # who serves it (harness.client.service.stop_service reads it)
     lock.flush()
     path = f"/proc/self/fd/{folder}/{args.socket}"
-    from harness.scheduler.lease import ensure_running
-    ensure_running(settings)  # the next command likely queues a run; an idle scheduler leaves by itself
     service = Service(settings, args.socket)  # the library and the store, loaded before the first caller waits
+    host_schedulers(service.host_scheduler)
+    ensure_running(settings)  # recovers the root's runs; the next command likely queues one (idle, it leaves)
     try:
         os.unlink(path)  # a dead service's socket (we hold the lock: no live one answers it)
     except FileNotFoundError:
