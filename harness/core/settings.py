@@ -7,16 +7,9 @@ from __future__ import annotations
 
 import getpass
 import os
-import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
-from . import schema
 from .errors import UserError
 from .names import check_name
 
@@ -146,6 +139,7 @@ class Settings:
 def read_toml(path: Path) -> dict:
     """A TOML file as a dict; a syntax error is a one-line UserError naming the file (a missing file raises
     FileNotFoundError for the caller to word)."""
+    import tomllib  # (only where a file is read: a command in a root without one skips ~5 ms)
     try:
         with open(path, "rb") as fh:
             return tomllib.load(fh)
@@ -158,6 +152,7 @@ def _read_file(root: Path) -> dict:
     if not path.exists():
         return {}
     data = read_toml(path)
+    from . import schema
     schema.check(data, schema.SETTINGS, str(path))  # unknown keys and wrong types: one line naming the key
     return data
 
