@@ -9,12 +9,12 @@ least); East Asian wide characters count two columns.
 from __future__ import annotations
 
 import json
-import os
 import unicodedata
 
 import click
 
 from harness.core.escape import terminal
+from harness.core.settings import terminal_columns
 
 json_flag = click.option("-j", "--json", "as_json", is_flag=True, help="JSON output (the API's result as it is).")
 
@@ -44,7 +44,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = 
     if not rows:
         click.echo(empty)
         return
-    width = max(100, _columns())
+    width = max(100, terminal_columns())
     cells = [[terminal(fmt(row.get(key))) for key, _ in columns] for row in rows]
     click.echo(draw([h for _, h in columns], cells, width, title))
 
@@ -139,15 +139,3 @@ def say(text: str, err: bool = False) -> None:
 def unconfined(isolation: str | None) -> bool:
     """`none` or `none+cgroup`: a process-runtime run without bubblewrap (limits, but no confinement)."""
     return (isolation or "").split("+")[0] == "none"
-
-
-def _columns() -> int:
-    """The terminal's width (shutil's rule: $COLUMNS, then the terminal, then 80) without importing shutil."""
-    try:
-        return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
-    try:
-        return os.get_terminal_size(1).columns or 80
-    except OSError:
-        return 80

@@ -286,6 +286,18 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     )
 
 
+def terminal_columns() -> int:
+    """The terminal's width for tables (shutil's rule: $COLUMNS, then the terminal, then 80), without shutil."""
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(1).columns or 80
+    except OSError:
+        return 80
+
+
 def inherited_environment() -> dict[str, str]:
     """The environment processes started by the harness inherit (the runtimes filter it further)."""
     return dict(os.environ)
