@@ -91,7 +91,7 @@ def test_errors_keep_their_class_wording_and_exit_code(scored):
     with pytest.raises(PermissionDenied, match="organizers only"):
         api().infer_log(1)  # a real submit's infer log saw the hidden inputs
     with pytest.raises(UserError, match="-v/--verbose"):
-        api().start_submit(scored, "1", False, None, None, None, False, True)
+        api().start_submit(scored, "1", False, None, None, None, None, True)
     out = Cli()("logs", "alice/tiny/9", code=2)
     assert out.stderr.strip().splitlines() == ["Error: unknown session 'alice/tiny/9'. Did you mean 'alice/tiny/1'?"]
 
@@ -128,6 +128,12 @@ def test_hostile_requests_are_refused_and_others_keep_being_served(scored, state
                line({"op": "board", "args": {"task": "tiny", "note": "x"}, "settings": settings}),
                line({"op": "board", "args": {"task": ["tiny"]}, "settings": settings}),
                line({"op": "session_info", "args": {"session": "../../etc/passwd"}, "settings": settings}),
+               line({"op": "history", "args": {"task": "tiny", "page": True}, "settings": settings}),
+               line({"op": "history", "args": {"task": "tiny", "per_page": 10 ** 9}, "settings": settings}),
+               line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, organizers="alice")}),
+               line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, user="../../x")}),
+               line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, max_concurrent_runs="8")}),
+               b"[" * 100_000 + b"\n",
                b"x" * (wire.MAX_REQUEST + 10) + b"\n"]
     rng = random.Random(7)
     hostile += [bytes(rng.randrange(256) for _ in range(rng.randrange(1, 400))) + b"\n" for _ in range(40)]
@@ -199,3 +205,82 @@ def test_a_dead_service_is_replaced(scored, state_root):
         time.sleep(0.1)
     assert api().board("tiny")["rows"][0]["user"] == "alice"
     assert len(service_pids(state_root)) == 1
+
+
+def test_a_sandboxed_run_is_never_a_caller(scored, state_root, tmp_path):
+    """bubblewrap maps a run's nobody to our uid, so the uid check alone would let a run in wherever a mount
+    shows it the socket: the service refuses a peer in other namespaces. Here the state folder is mounted into
+    the sandbox on purpose."""
+    from harness.runtime import sandbox
+    if not sandbox.works():
+        pytest.skip("no bubblewrap") if not os.environ.get("CI") else pytest.fail("CI must provide bubblewrap")
+    client = api()
+    client.whoami()
+    script = (f"import json, os, socket\n"
+              f"fd = os.open({str(client.folder)!r}, os.O_RDONLY)\n"
+              f"s = socket.socket(socket.AF_UNIX); s.connect(f'/proc/self/fd/{{fd}}/{client.name}')\n"
+              f"s.sendall(json.dumps({{'op': 'whoami', 'args': {{}}, 'settings': {client._settings!r}}})"
+              f".encode() + b'\\n')\n"
+              f"print(s.recv(65536).decode())\n")
+    (tmp_path / "box-tmp").mkdir()
+    cmd = sandbox.base_command(network=False, tmp=tmp_path / "box-tmp") + [
+        "--ro-bind", str(client.folder), str(client.folder), "--", sys.executable, "-c", script]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    reply = json.loads(out.stdout)
+    assert "result" not in reply and "not a sandboxed run" in reply["error"], reply  # (whoami alone would answer)
+
+
+def test_the_service_imports_nothing_from_the_callers_folder(service, tmp_path):
+    """A `difflib.py` where a user typed a command must not run in the service (nor the scheduler)."""
+    here = tmp_path / "somewhere"
+    here.mkdir()
+    marker = tmp_path / "imported"
+    for name in ("difflib", "pynvml", "psutil", "tarfile", "shlex"):
+        (here / f"{name}.py").write_text(f"open({str(marker)!r}, 'a').write('{name} ')\n")
+    nsml = os.path.join(os.path.dirname(sys.executable), "nsml")
+    for argv in (["dataset", "ls"], ["logs", "alice/tiny/1"], ["run", "-d", "nope", "."]):
+        subprocess.run([nsml, *argv], cwd=here, capture_output=True, timeout=120)
+    assert not marker.exists(), marker.read_text()
+
+
+def test_a_command_waits_out_a_service_that_is_leaving(service, state_root):
+    """The old service still holds its lock while it leaves: the new command starts one again once it is free."""
+    import fcntl
+    client = api()
+    client.folder.mkdir(parents=True, exist_ok=True)
+    with open(client.folder / (client.name + ".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        threading.Timer(2.0, lambda: fcntl.flock(held, fcntl.LOCK_UN)).start()
+        started = time.monotonic()
+        assert client.whoami()["user"] == "alice"
+    assert 1.5 < time.monotonic() - started < 30
+
+
+def test_a_crowd_of_idle_connections_is_told_to_wait_and_others_are_served_after(scored):
+    from harness.server.local_service import MAX_CALLERS
+    client = api()
+    client.whoami()
+    fd, address = wire.short_address(client.folder, client.name)
+    crowd = []
+    try:
+        for _ in range(MAX_CALLERS + 8):
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.connect(address)
+            crowd.append(sock)
+        time.sleep(0.5)
+        last = crowd[-1]
+        last.settimeout(10)
+        assert json.loads(last.recv(65536).splitlines()[0])["error"].endswith("busy; try again")
+    finally:
+        for sock in crowd:
+            sock.close()
+        os.close(fd)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            assert api().whoami()["user"] == "alice"
+            break
+        except UserError:
+            assert time.monotonic() < deadline, "still busy"
+            time.sleep(0.2)

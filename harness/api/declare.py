@@ -57,9 +57,48 @@ class Arg:
     def wire(self) -> str:
         return self.alias or self.name
 
+    def check(self, value, where: str) -> None:
+        """VALUE (decoded JSON) against this argument's type and bounds: the local service's gate (the HTTP one
+        is pydantic's, built from the same declaration in harness.server.derived)."""
+        import typing
+        options = typing.get_args(self.type) if type(self.type).__name__ == "UnionType" else (self.type,)
+        if value is None and type(None) in options:
+            return
+        if not any(_is(value, t) for t in options if t is not type(None)):
+            raise UserError(f"{where}: {self.name}: expected {getattr(self.type, '__name__', self.type)}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            for name, fails in (("ge", value < (self.ge if self.ge is not None else value)),
+                                ("gt", self.gt is not None and value <= self.gt),
+                                ("le", value > (self.le if self.le is not None else value))):
+                if fails:
+                    raise UserError(f"{where}: {self.name}: out of bounds ({name} {getattr(self, name)})")
+        if isinstance(value, (str, list)):
+            if self.min_length is not None and len(value) < self.min_length or \
+                    self.max_length is not None and len(value) > self.max_length:
+                raise UserError(f"{where}: {self.name}: length out of bounds")
+        if isinstance(value, str) and self.pattern is not None:
+            import re
+            if not re.fullmatch(self.pattern, value):
+                raise UserError(f"{where}: {self.name}: does not match {self.pattern}")
+
     def bounds(self) -> dict:
         return {k: v for k in ("ge", "gt", "le", "min_length", "max_length", "pattern")
                 if (v := getattr(self, k)) is not None}
+
+
+def _is(value, t) -> bool:
+    """Whether decoded JSON VALUE is of declared type T (bool is not a number; an int is a float)."""
+    import typing
+    if typing.get_origin(t) is list:
+        (item,) = typing.get_args(t)
+        return isinstance(value, list) and all(_is(v, item) for v in value)
+    if t is bool:
+        return isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, t) if isinstance(t, type) else False
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,13 @@ def code_stamp() -> str:
     return f"{sys.executable}|{package}|{newest}"
 
 
-def socket_name(db_url: str, stamp: str) -> str:
-    """The socket's file name in the state root's .harness folder, for this store and this code."""
-    return "service-" + hashlib.sha256(f"{db_url}\n{stamp}".encode()).hexdigest()[:16] + ".sock"
+def socket_name(settings, stamp: str) -> str:
+    """The socket's file name in the state root's .harness folder, for this store, this code, and the settings
+    its scheduler takes from the environment of the command that starts it (GPUs, runtime, model cache): a
+    command with other ones is served by another service (one scheduler still holds the root's lock)."""
+    key = "\n".join(map(str, (settings.db_url, stamp, settings.declared_gpus, settings.declared_gpu_models,
+                               settings.runtime, settings.hf_cache)))
+    return "service-" + hashlib.sha256(key.encode()).hexdigest()[:16] + ".sock"
 
 
 def short_address(folder: Path, name: str) -> tuple[int, str]:
@@ -52,8 +56,47 @@ def short_address(folder: Path, name: str) -> tuple[int, str]:
     return fd, f"/proc/self/fd/{fd}/{name}"
 
 
+def peer(sock: socket.socket) -> tuple[int, int]:
+    """The pid and uid of the process at the other end (as the kernel saw it connect)."""
+    pid, uid, _gid = _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))
+    return pid, uid
+
+
 def peer_uid(sock: socket.socket) -> int:
-    return _CRED.unpack(sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, _CRED.size))[1]
+    return peer(sock)[1]
+
+
+def same_namespaces(pid: int) -> bool:
+    """Whether process PID shares this process's user and mount namespaces. A sandbox (bubblewrap maps its
+    nobody to our uid, so SO_PEERCRED shows our uid) has its own: a run's code is never a caller, even where a
+    mount makes the socket visible to it. Unreadable is "no"."""
+    if pid <= 0:
+        return False
+    try:
+        return all(os.readlink(f"/proc/{pid}/ns/{ns}") == os.readlink(f"/proc/self/ns/{ns}") for ns in ("user", "mnt"))
+    except OSError:
+        return False
+
+
+def read_request(sock: socket.socket, limit: int, seconds: float) -> bytes:
+    """One request line from SOCK: at most LIMIT bytes, all of it within SECONDS (TimeoutError otherwise)."""
+    import time
+    deadline, data = time.monotonic() + seconds, b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("no request line in time")
+        sock.settimeout(left)
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+        if len(data) > limit and b"\n" not in data[:limit + 1]:
+            raise UserError(f"request longer than {limit} bytes")
+    line = data.split(b"\n", 1)[0]
+    if len(line) > limit:
+        raise UserError(f"request longer than {limit} bytes")
+    return line
 
 
 def _plain(value):
@@ -76,14 +119,6 @@ def encode(obj) -> bytes:
 
 def send_line(sock: socket.socket, obj) -> None:
     sock.sendall(encode(obj))
-
-
-def read_line(reader, limit: int) -> bytes:
-    """One line from READER (a binary file), at most LIMIT bytes; a longer one is refused."""
-    line = reader.readline(limit + 1)
-    if len(line) > limit:
-        raise UserError(f"request longer than {limit} bytes")
-    return line
 
 
 def error_reply(exc: UserError) -> dict:

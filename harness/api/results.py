@@ -65,10 +65,9 @@ class CheckpointRow(TypedDict):
     size: Optional[int]
 
 
-class Submission(TypedDict):
+class _Outcome(TypedDict):
+    """What every view of a submission shows (its history row; its whole record, Submission)."""
     id: int
-    user: str
-    task: str
     session: Optional[str]
     checkpoint: str
     dry_run: bool
@@ -76,8 +75,15 @@ class Submission(TypedDict):
     reason: Optional[str]
     score: Optional[float]
     message: Optional[str]
-    counted: bool
     created: str
+    private_score: NotRequired[Optional[float]]
+    provenance: NotRequired[Optional[dict]]
+
+
+class Submission(_Outcome):
+    user: str
+    task: str
+    counted: bool
     isolation: Optional[str]
     esm: Optional[str]
     entry: Optional[str]
@@ -85,27 +91,14 @@ class Submission(TypedDict):
     team: NotRequired[str]
     score_kind: NotRequired[str]
     selected: NotRequired[bool]
-    private_score: NotRequired[Optional[float]]
-    provenance: NotRequired[Optional[dict]]
     reserved_flags: NotRequired[Optional[list[str]]]
     log_head: NotRequired[list[str]]
     log_tail: NotRequired[list[str]]
 
 
-class HistoryRow(TypedDict):
-    id: int
-    session: Optional[str]
-    checkpoint: str
-    dry_run: bool
-    status: str
-    reason: Optional[str]
-    score: Optional[float]
-    message: Optional[str]
-    created: str
+class HistoryRow(_Outcome):
     selected: bool
     reserved_flags: Optional[list[str]]
-    private_score: NotRequired[Optional[float]]
-    provenance: NotRequired[Optional[dict]]
 
 
 class BoardRow(TypedDict):

@@ -128,6 +128,29 @@ class _LazyHarness:
 pass_harness = click.make_pass_decorator(_LazyHarness)
 
 
+def action_command(group, name: str, arg: str, call, said: str, doc: str):
+    """A command NAME of GROUP taking one argument ARG: CALL(api, value), then SAID (with {} for the value)."""
+    @group.command(name, help=doc)
+    @click.argument(arg)
+    @pass_harness
+    def command(lazy, **given):
+        call(lazy.api(), given[arg])
+        click.echo(said.format(given[arg]))
+    return command
+
+
+def table_command(group, name: str, call, columns: list[tuple[str, str]], empty: str, doc: str):
+    """A command NAME of GROUP that shows CALL(api)'s rows as a table with COLUMNS (or JSON with -j)."""
+    from .output import json_flag, table
+
+    @group.command(name, help=doc)
+    @json_flag
+    @pass_harness
+    def command(lazy, as_json):
+        table(call(lazy.api()), columns, as_json=as_json, empty=empty)
+    return command
+
+
 def all_commands() -> None:
     """Import every command module (for tools that walk the whole command tree)."""
     for module in sorted(set(COMMANDS.values())):

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import click
 
-from . import main, pass_harness, spinner
-from .output import emit_json, fmt, json_flag, table
+from . import main, pass_harness, spinner, table_command
+from .output import answer, emit_json, fmt, json_flag, table
 
 
 @main.group("contest")
@@ -29,15 +29,11 @@ def contest_create(lazy, file, prepare, scale):
     click.echo(f"Contest {got['name']} is created: {got['rounds']} round(s), {got['teams']} team(s)")
 
 
-@contest_group.command("ls")
-@json_flag
-@pass_harness
-def contest_ls(lazy, as_json):
-    """Contests and their rounds, with each round's status and rules."""
-    table(lazy.api().list_contests(),
-          [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"), ("start", "Start"),
-           ("end", "End"), ("teams", "Teams"), ("quota", "Submits"), ("gpu_quota", "GPUs/team"),
-           ("qualify", "Qualify")], as_json=as_json, empty="no contests")
+table_command(contest_group, "ls", lambda api: api.list_contests(),
+              [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"),
+               ("start", "Start"), ("end", "End"), ("teams", "Teams"), ("quota", "Submits"),
+               ("gpu_quota", "GPUs/team"), ("qualify", "Qualify")], "no contests",
+              "Contests and their rounds, with each round's status and rules.")
 
 
 @contest_group.command("teams")
@@ -105,10 +101,10 @@ def _arrow(delta) -> str:
 @pass_harness
 def contest_close(lazy, round_ref, as_json):
     """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
-    result = lazy.api().close_round(round_ref)
-    if as_json:
-        emit_json(result)
-        return
+    answer(lazy.api().close_round(round_ref), as_json, _show_closed)
+
+
+def _show_closed(result: dict) -> None:
     click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC")
     for task, rows in result["boards"].items():
         click.echo(f"{task}: " + ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, "

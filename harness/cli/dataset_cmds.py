@@ -5,7 +5,7 @@ import click
 
 from harness.core.errors import UserError
 
-from . import main, pass_harness, spinner
+from . import action_command, main, pass_harness, spinner, table_command
 
 HISTORY_PAGE = 50
 from .output import json_flag, table
@@ -16,14 +16,9 @@ def dataset_group():
     """Tasks (datasets) and their leaderboards."""
 
 
-@dataset_group.command("ls")
-@json_flag
-@pass_harness
-def dataset_ls(lazy, as_json):
-    """Known tasks: prepared ones and built-ins that can be prepared."""
-    table(lazy.api().list_tasks(),
-          [("name", "Task"), ("prepared", "Prepared"), ("metric", "Metric"), ("direction", "Better"),
-           ("submissions", "Submissions")], as_json=as_json, empty="no tasks")
+table_command(dataset_group, "ls", lambda api: api.list_tasks(),
+              [("name", "Task"), ("prepared", "Prepared"), ("metric", "Metric"), ("direction", "Better"),
+               ("submissions", "Submissions")], "no tasks", "Known tasks: prepared ones and built-ins that can be prepared.")
 
 
 @dataset_group.command("prepare")
@@ -71,13 +66,8 @@ def dataset_check(lazy, task, as_json):
         raise SystemExit(1)
 
 
-@dataset_group.command("rm")
-@click.argument("task")
-@pass_harness
-def dataset_rm(lazy, task):
-    """[organizer] Unregister a task that has no sessions or submissions (its files stay where they are)."""
-    lazy.api().remove_task(task)
-    click.echo(f"Task {task} is removed")
+action_command(dataset_group, "rm", "task", lambda api, task: api.remove_task(task), "Task {} is removed",
+               "[organizer] Unregister a task that has no sessions or submissions (its files stay where they are).")
 
 
 @dataset_group.command("changes")

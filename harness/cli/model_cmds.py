@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import human_size, json_flag, say, table
+from .output import answer, human_size, json_flag, say, table
 
 
 @main.group("model")
@@ -17,11 +17,10 @@ def model_group():
 @json_flag
 @pass_harness
 def model_ls(lazy, session, as_json):
-    rows = lazy.api().list_checkpoints(session)
-    if not as_json:
-        rows = [dict(r, size=human_size(r["size"]), elapsed=f"{r['elapsed']:.1f}s") for r in rows]
-    table(rows, [("checkpoint", "Checkpoint"), ("last_modified", "Last Modified"), ("elapsed", "Elapsed"),
-                 ("summary", "Summary"), ("size", "Size")], as_json=as_json, empty=f"{session} has no checkpoints")
+    answer(lazy.api().list_checkpoints(session), as_json, lambda rows: table(
+        [dict(r, size=human_size(r["size"]), elapsed=f"{r['elapsed']:.1f}s") for r in rows],
+        [("checkpoint", "Checkpoint"), ("last_modified", "Last Modified"), ("elapsed", "Elapsed"),
+         ("summary", "Summary"), ("size", "Size")], empty=f"{session} has no checkpoints"))
 
 
 @model_group.command("rm")

@@ -4,7 +4,7 @@ from __future__ import annotations
 import click
 
 from . import main, pass_harness
-from .output import emit_json, json_flag, table
+from .output import answer, json_flag, table
 
 
 def _id(text: str) -> int:
@@ -47,10 +47,7 @@ def baseline_cmd(lazy, name, team, off):
 @pass_harness
 def audit_cmd(lazy, last, as_json):
     """[organizer] Organizers' actions (hide, baseline, rescore, close), newest first: who, when, what."""
-    rows = lazy.api().audit(last)
-    if as_json:
-        emit_json(rows)
-        return
-    table([{**r, "detail": ", ".join(f"{k}={v}" for k, v in r["detail"].items())} for r in rows],
-          [("time", "Time"), ("actor", "Who"), ("action", "Action"), ("target", "Target"), ("detail", "Detail")],
-          empty="no organizer actions recorded")
+    answer(lazy.api().audit(last), as_json, lambda rows: table(
+        [{**r, "detail": ", ".join(f"{k}={v}" for k, v in r["detail"].items())} for r in rows],
+        [("time", "Time"), ("actor", "Who"), ("action", "Action"), ("target", "Target"), ("detail", "Detail")],
+        empty="no organizer actions recorded"))

@@ -23,6 +23,14 @@ def emit_json(data) -> None:
     click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
 
 
+def answer(result, as_json: bool, show) -> None:
+    """A command's RESULT: as JSON with -j, else SHOW(result) prints it for a person."""
+    if as_json:
+        emit_json(result)
+    else:
+        show(result)
+
+
 def fmt(value) -> str:
     if value is None:
         return ""

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import click
 
-from . import main, pass_harness
-from .output import emit_json, json_flag, table
+from . import action_command, main, pass_harness, table_command
+from .output import answer, json_flag
 
 
 @main.command("serve")
@@ -44,29 +44,17 @@ def user_group():
 def user_add(lazy, name, organizer, team, as_json):
     """Add an account; its token is shown once (give it to NAME for 'nsml login')."""
     token = lazy.api().add_user(name, organizer, team)
-    if as_json:
-        emit_json({"user": name, "token": token})
-        return
-    click.echo(f"User {name} is added" + (" (organizer)" if organizer else ""))
-    click.echo(f"Token (shown once): {token}")
+    answer({"user": name, "token": token}, as_json, lambda got: click.echo(
+        f"User {name} is added" + (" (organizer)" if organizer else "") + f"\nToken (shown once): {token}"))
 
 
-@user_group.command("ls")
-@json_flag
-@pass_harness
-def user_ls(lazy, as_json):
-    table(lazy.api().list_users(),
-          [("user", "User"), ("organizer", "Organizer"), ("disabled", "Disabled"), ("token_set", "Token set"),
-           ("created_by", "Added by")], as_json=as_json, empty="no accounts")
+table_command(user_group, "ls", lambda api: api.list_users(),
+              [("user", "User"), ("organizer", "Organizer"), ("disabled", "Disabled"), ("token_set", "Token set"),
+               ("created_by", "Added by")], "no accounts", "Accounts of this server, and whether each may log in.")
 
 
-@user_group.command("disable")
-@click.argument("name")
-@pass_harness
-def user_disable(lazy, name):
-    """Stop NAME's token at once (sessions and submissions stay; 'user token reset' enables again)."""
-    lazy.api().disable_user(name)
-    click.echo(f"User {name} is disabled")
+action_command(user_group, "disable", "name", lambda api, name: api.disable_user(name), "User {} is disabled",
+               "Stop NAME's token at once (sessions and submissions stay; 'user token reset' enables again).")
 
 
 @user_group.group("token")
@@ -81,8 +69,5 @@ def token_group():
 def token_reset(lazy, name, as_json):
     """A new token for NAME (the old one stops working); shown once."""
     token = lazy.api().reset_token(name)
-    if as_json:
-        emit_json({"user": name, "token": token})
-        return
-    click.echo(f"Token of {name} is reset")
-    click.echo(f"Token (shown once): {token}")
+    answer({"user": name, "token": token}, as_json,
+           lambda got: click.echo(f"Token of {name} is reset\nToken (shown once): {token}"))

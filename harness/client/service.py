@@ -28,14 +28,14 @@ class ServiceApi(Api):
     def __init__(self, settings):
         self.settings = settings
         self.folder = settings.state_dir
-        self.name = wire.socket_name(settings.db_url, wire.code_stamp())
+        self.name = wire.socket_name(settings, wire.code_stamp())
         self._settings = settings.to_wire()
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _connect(self) -> socket.socket:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, address = wire.short_address(self.folder, self.name)
-        proc, deadline = None, None
+        proc, deadline, started = None, None, 0.0
         try:
             while True:
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -49,23 +49,29 @@ class ServiceApi(Api):
                         raise UserError(f"{self.folder / self.name}: answered by another account's process; "
                                         "remove the file (your service starts again)")
                     return sock
-                if proc is None:
-                    proc, deadline = self._start(), time.monotonic() + START_SECONDS
-                elif proc.poll() not in (None, 0) or time.monotonic() > deadline:
+                if deadline is None:
+                    deadline = time.monotonic() + START_SECONDS
+                elif time.monotonic() > deadline or (proc is not None and proc.poll() not in (None, 0)):
                     raise UserError(f"the state root's service did not start: {self._log_tail()}")
-                time.sleep(0.005)
+                if proc is None or proc.poll() == 0 and time.monotonic() - started > 0.25:
+                    proc, started = self._start(), time.monotonic()  # none yet, or ours found the lock taken
+                time.sleep(0.005)                                    # (an old service still leaving): again
         finally:
             os.close(fd)
 
     def _start(self):
         import subprocess
-        import sys
-        with open(self.folder / LOG_NAME, "ab") as log:
+
+        from harness.core.settings import python_module
+        log = os.open(self.folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:  # (-P and cwd: nothing from the folder the user typed the command in is importable there)
             return subprocess.Popen(
-                [sys.executable, "-m", "harness.server.local_service", "--root", str(self.settings.root),
+                [*python_module("harness.server.local_service"), "--root", str(self.settings.root),
                  "--db", self.settings.db_url, "--socket", self.name],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                close_fds=True)
+                close_fds=True, cwd=self.folder)
+        finally:
+            os.close(log)
 
     def _log_tail(self) -> str:
         try:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -26,6 +27,11 @@ STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
 SANDBOXES = ("auto", "bwrap", "none")
 EXECUTORS = ("local", "ray")  # where runs are placed: this machine, or a Ray cluster (harness.runtime.ray_executor)
+
+
+def _in_state(name: str, doc: str | None = None) -> property:
+    """A path NAME in the state root's .harness folder, as a read-only property of Settings."""
+    return property(lambda self: self.state_dir / name, doc=doc or f"ROOT/{STATE_DIR}/{name}")
 
 
 @dataclass
@@ -77,18 +83,23 @@ class Settings:
         return data
 
     @classmethod
-    def from_wire(cls, data) -> "Settings":
-        """The settings `to_wire` wrote; anything else is a UserError."""
-        names = {f.name for f in fields(cls)}
-        if not isinstance(data, dict) or set(data) != names:
+    def from_wire(cls, data, like: "Settings") -> "Settings":
+        """The settings `to_wire` wrote, each field of the type LIKE's has (the receiver's own settings), the user
+        and organizers valid names; anything else is a UserError (harness.server.local_service's gate)."""
+        names = [f.name for f in fields(cls)]
+        if not isinstance(data, dict) or set(data) != set(names):
             raise UserError("settings: expected exactly the fields of Settings")
-        try:
-            settings = cls(**data)
-            settings.root = Path(data["root"])
-            settings.hf_cache = None if data["hf_cache"] is None else Path(data["hf_cache"])
-            settings.extra_task_paths = [Path(p) for p in data["extra_task_paths"]]
-        except TypeError as exc:
-            raise UserError(f"settings: {exc}") from None
+        ref = like.to_wire()
+        for name in names:
+            if not _same_shape(data[name], ref[name], name in _OPTIONAL, _OPTIONAL.get(name)):
+                raise UserError(f"settings: {name}: not of its type")
+        check_name(data["user"], "settings: user")
+        for organizer in data["organizers"]:
+            check_name(organizer, "settings: organizers")
+        settings = cls(**data)
+        settings.root = Path(data["root"])
+        settings.hf_cache = None if data["hf_cache"] is None else Path(data["hf_cache"])
+        settings.extra_task_paths = [Path(p) for p in data["extra_task_paths"]]
         return settings
 
     @property
@@ -106,30 +117,14 @@ class Settings:
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
 
-    @property
-    def sessions_dir(self) -> Path:
-        return self.state_dir / "sessions"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.state_dir / "runs"
-
-    @property
-    def datasets_dir(self) -> Path:
-        return self.state_dir / "datasets"
-
-    @property
-    def cluster_file(self) -> Path:
-        """The cluster's inventory as its scheduler last saw it (harness.runtime.gpus reads it for the CLI)."""
-        return self.state_dir / "cluster.json"
-
-    @property
-    def lock_path(self) -> Path:
-        return self.state_dir / "scheduler.lock"
-
-    @property
-    def scheduler_log(self) -> Path:
-        return self.state_dir / "scheduler.log"
+    # Places in the state folder, each spelled here once.
+    sessions_dir = _in_state("sessions")
+    runs_dir = _in_state("runs")
+    datasets_dir = _in_state("datasets")
+    cluster_file = _in_state("cluster.json", "The cluster's inventory as its scheduler last saw it "
+                                            "(harness.runtime.gpus reads it for the CLI).")
+    lock_path = _in_state("scheduler.lock")
+    scheduler_log = _in_state("scheduler.log")
 
     def ensure_dirs(self) -> None:
         for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
@@ -165,6 +160,26 @@ def _int(value, name: str) -> int:
     if number < 0:
         raise UserError(f"{name}: must be >= 0, got {number}")
     return number
+
+
+_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str}  # fields that may be None
+
+
+def _same_shape(value, ref, optional: bool, kind: type | None) -> bool:
+    """Whether decoded JSON VALUE has the shape of REF (the same field of a real Settings, as JSON)."""
+    if value is None:
+        return optional
+    if ref is None:
+        return isinstance(value, kind) and not isinstance(value, bool)
+    if isinstance(ref, bool) or isinstance(value, bool):
+        return type(value) is type(ref)
+    if isinstance(ref, float):
+        return isinstance(value, (int, float))
+    if isinstance(ref, list):
+        return isinstance(value, list) and all(isinstance(v, str) for v in value)
+    if isinstance(ref, dict):
+        return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    return type(value) is type(ref)
 
 
 def _service_mode(value: str | None) -> str:
@@ -257,7 +272,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         default_submit_time_limit=float(limits.get("submit_seconds", 3600)),
         scorer_time_limit=float(limits.get("scorer_seconds", 300)),
         max_log_bytes=_int(limits.get("log_bytes", 256 * 1024 * 1024), "limits.log_bytes"),
-        extra_task_paths=[Path(p) for p in cfg.get("task_paths", [])],
+        extra_task_paths=[root_path / Path(p).expanduser() for p in cfg.get("task_paths", [])],  # relative: to root
         runtime=str(runtime),
         organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
         docker_image=str(docker.get("image", "nsml-harness/session:latest")),
@@ -296,6 +311,13 @@ def terminal_columns() -> int:
         return os.get_terminal_size(1).columns or 80
     except OSError:
         return 80
+
+
+def python_module(module: str) -> list[str]:
+    """The command that starts one of the harness's own processes (`python -m MODULE`) without the caller's
+    working folder on its import path (-P): a `difflib.py` where the user ran a command must not be imported by
+    the service or the scheduler. Start it with cwd= the state folder too."""
+    return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module]
 
 
 def inherited_environment() -> dict[str, str]:

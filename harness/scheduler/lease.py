@@ -14,14 +14,13 @@ import logging
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.core import doorbell
 from harness.core.enums import RunStatus
-from harness.core.settings import Settings
+from harness.core.settings import Settings, python_module
 
 if TYPE_CHECKING:
     from harness.store import Store
@@ -114,10 +113,10 @@ def ensure_running(settings: Settings) -> bool:
         return True
     try:
         log_file = open(settings.scheduler_log, "ab")
-        cmd = [sys.executable, "-m", "harness.scheduler", "--root", str(settings.root), "--db", settings.db_url,
+        cmd = [*python_module("harness.scheduler"), "--root", str(settings.root), "--db", settings.db_url,
                "--lock-fd", str(lock.fd)]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,))
+                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,), cwd=settings.state_dir)
         log_file.close()
         lock.write_holder(proc.pid)
     finally:
@@ -140,7 +139,10 @@ def recover_if_orphaned(settings: Settings, store: Store) -> None:
         if not stale_runs(store, settings.lease_seconds):
             return  # a live scheduler renews its runs' heartbeats
         pid = lock.holder()  # it holds the lock but renews nothing: hung. End it and take over.
-        if pid and pid != os.getpid():
+        if pid == os.getpid():
+            log.warning("this process's scheduler thread renewed no heartbeat for %s s", settings.lease_seconds)
+            return  # (a service's own thread: ending it would end the service; its runs' limits still hold)
+        if pid:
             log.warning("scheduler %s renewed no heartbeat for %s s: killing it", pid, settings.lease_seconds)
             try:
                 os.kill(pid, signal.SIGKILL)

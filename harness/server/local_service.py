@@ -3,13 +3,18 @@
 every call. `python -m harness.server.local_service --root R --db URL --socket NAME`; harness.client.service
 starts it on demand, as `run` starts the scheduler.
 
-One process a (state root, store, code): a file lock beside the socket keeps a second one out. The scheduler
-runs on a thread of this process when one is needed (the local executor), under its usual lock, so a warm
-service starts it at no cost. Each connection is
-one request, served on its own thread by a `LocalApi` for the caller's settings on the shared store; the caller
-must be a process of this service's own OS account (SO_PEERCRED), and must name this root and store. The service
-leaves after `service_idle_exit` seconds without a request, when its state root is removed, or when its socket is
-taken away. Nothing here decides anything the in-process library would not: it is the same LocalApi.
+One process a (state root, store, code, scheduler environment): a file lock beside the socket keeps a second one
+out, taken before the library loads. The scheduler runs on a thread of this process when one is needed (the local
+executor), under its usual lock, so a warm service starts it at no cost. Each connection is one request, served
+on its own thread (at most MAX_CALLERS at once) by a `LocalApi` for the caller's settings on the shared store.
+
+The gate, in order: the caller is a process of this service's OS account in this service's user and mount
+namespaces (so never a sandboxed run, whose nobody maps to our uid); its request line is at most MAX_REQUEST
+bytes and arrives within REQUEST_SECONDS; the operation is declared, the arguments are exactly declared ones of
+their declared types and bounds, and the settings are a Settings of the right shapes, naming this root and store.
+The service leaves after `service_idle_exit` seconds without a request or a scheduler, or when its state root or
+socket goes (after its scheduler has finished). Nothing here decides anything the in-process library would not:
+it is the same LocalApi.
 """
 from __future__ import annotations
 
@@ -27,24 +32,22 @@ from harness.api import OPERATIONS, Kind
 from harness.api import local_wire as wire
 from harness.core.errors import PermissionDenied, UserError, storage_error
 from harness.core.settings import Settings, load_settings
-from harness.scheduler.daemon import serve
-from harness.scheduler.lease import ensure_running, host_schedulers, recover_if_orphaned
-from harness.service.local import LocalApi
-from harness.state import Harness
-from harness.store import open_store
 
 log = logging.getLogger("harness.service")
 POLL = 1.0  # seconds between looks at idleness, the state root and the socket
-REQUEST_SECONDS = 10.0  # a caller sends its request line within this, or is hung up on
+REQUEST_SECONDS = 10.0  # a caller sends its whole request line within this, or is hung up on
+MAX_CALLERS = 256  # requests served at once; more are told to try again
 
 
 class Service:
     def __init__(self, settings: Settings, name: str):
+        from harness.store import open_store  # the library: loaded here, after main() took the lock
         self.settings, self.name = settings, name
         self.store = open_store(settings.db_url)
         self.uid = os.getuid()
         self.busy, self.schedulers, self.last = 0, 0, time.monotonic()
         self.guard = threading.Lock()
+        self.callers = threading.BoundedSemaphore(MAX_CALLERS)
 
     # -- the scheduler, on a thread of this process ---------------------------------------------------------
     def host_scheduler(self, lock) -> None:
@@ -55,6 +58,7 @@ class Service:
         threading.Thread(target=self._scheduler, args=(lock,), name="scheduler", daemon=True).start()
 
     def _scheduler(self, lock) -> None:
+        from harness.scheduler.daemon import serve
         try:
             serve(load_settings(root=self.settings.root, db=self.settings.db_url, user="scheduler"), lock)
         except Exception:  # noqa: BLE001 - the next command starts another; the service stays
@@ -67,10 +71,7 @@ class Service:
 
     # -- one connection -------------------------------------------------------------------------------------
     def handle(self, conn: socket.socket) -> None:
-        with self.guard:
-            self.busy += 1
         try:
-            conn.settimeout(REQUEST_SECONDS)
             self._handle(conn)
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             pass  # the caller left (Ctrl-C on `logs -f`), or never asked
@@ -78,16 +79,19 @@ class Service:
             log.error("request failed: %s", traceback.format_exc())
         finally:
             conn.close()
+            self.callers.release()
             with self.guard:
                 self.busy -= 1
                 self.last = time.monotonic()
 
     def _handle(self, conn: socket.socket) -> None:
-        if wire.peer_uid(conn) != self.uid:
-            wire.send_line(conn, wire.error_reply(PermissionDenied("this service answers its own account only")))
+        pid, uid = wire.peer(conn)
+        if uid != self.uid or not wire.same_namespaces(pid):
+            wire.send_line(conn, wire.error_reply(PermissionDenied("this service answers its own account's "
+                                                                   "commands only (not a sandboxed run)")))
             return
         try:
-            line = wire.read_line(conn.makefile("rb"), wire.MAX_REQUEST)  # (TimeoutError: the caller never asked)
+            line = wire.read_request(conn, wire.MAX_REQUEST, REQUEST_SECONDS)
         except UserError as exc:
             wire.send_line(conn, wire.error_reply(exc))
             return
@@ -116,23 +120,26 @@ class Service:
     def _parse(self, line: bytes):
         try:
             request = json.loads(line)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UserError("request: not one JSON line") from None
         if not isinstance(request, dict) or not isinstance(request.get("op"), str) \
                 or not isinstance(request.get("args"), dict):
             raise UserError("request: expected {\"op\": NAME, \"args\": {...}, \"settings\": {...}}")
         op = OPERATIONS[request["op"]]  # an unknown name: UserError with a "did you mean"
-        settings = Settings.from_wire(request.get("settings"))
+        settings = Settings.from_wire(request.get("settings"), like=self.settings)
         if settings.root != self.settings.root or settings.db_url != self.settings.db_url:
             raise UserError(f"request: this service serves {self.settings.root} ({self.settings.db_url}) only")
-        args = request["args"]
-        if "note" in args or not set(args) <= {a.name for a in op.args}:
-            raise UserError(f"{op.name}: unknown arguments {sorted(set(args) - {a.name for a in op.args})}")
-        try:
-            values = op.bind((), args)
-        except TypeError as exc:
-            raise UserError(f"{op.name}: {exc}") from None
+        args, declared = request["args"], {a.name: a for a in op.args}
+        unknown = sorted(set(args) - set(declared))
+        if unknown:
+            raise UserError(f"{op.name}: unknown arguments {unknown}")
+        for name, value in args.items():
+            declared[name].check(value, op.name)
+        values = op.bind((), args)
         values.pop("note", None)
+        from harness.scheduler.lease import recover_if_orphaned
+        from harness.service.local import LocalApi
+        from harness.state import Harness
         recover_if_orphaned(settings, self.store)  # as every in-process command does on opening the store
         return op, LocalApi(Harness(settings, store=self.store)), values
 
@@ -149,24 +156,42 @@ class Service:
     # -- the process ----------------------------------------------------------------------------------------
     def serve(self, listener: socket.socket, path: str, inode: int) -> None:
         listener.settimeout(POLL)
-        while True:
+        while not self._should_leave(path, inode):
             try:
                 conn, _ = listener.accept()
             except TimeoutError:
-                conn = None
-            if conn is not None:
-                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
                 continue
-            if self._should_leave(path, inode):
-                return
+            except OSError as exc:  # out of descriptors, say: wait, and serve the ones already in
+                log.warning("accept failed: %s", exc)
+                time.sleep(POLL)
+                continue
+            if not self.callers.acquire(blocking=False):
+                try:
+                    wire.send_line(conn, wire.error_reply(UserError("the state root's service is busy; try again")))
+                except OSError:
+                    pass
+                conn.close()
+                continue
+            with self.guard:
+                self.busy += 1
+            try:
+                threading.Thread(target=self.handle, args=(conn,), daemon=True).start()
+            except RuntimeError:  # no thread to be had
+                self.handle(conn)
+        listener.close()  # no new caller; wait for the scheduler's runs and the callers already in
+        while True:
+            with self.guard:
+                if self.busy == 0 and self.schedulers == 0:
+                    return
+            time.sleep(POLL)
 
     def _should_leave(self, path: str, inode: int) -> bool:
         try:
             if os.stat(path).st_ino != inode:
-                log.info("socket replaced: leaving")
+                log.info("socket replaced: leaving once the scheduler is done")
                 return True
         except FileNotFoundError:
-            log.info("socket or state root removed: leaving")
+            log.info("socket or state root removed: leaving once the scheduler is done")
             return True
         with self.guard:
             idle = self.busy == 0 and self.schedulers == 0 and \
@@ -189,24 +214,21 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings(root=args.root, db=args.db, user="service")
     settings.ensure_dirs()
     folder = os.open(settings.state_dir, os.O_RDONLY | os.O_DIRECTORY)
-    lock = open(settings.state_dir / (args.socket + ".lock"), "a")
+    lock_fd = os.open(f"/proc/self/fd/{folder}/{args.socket}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
     try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return  # another service answers this socket
-    lock.truncate(0)
-    lock.write(f"{os.getpid()}\n")  # who serves it (harness.client.service.stop_service reads it)
-    lock.flush()
+        return  # another service answers this socket (its client starts one again if that one was leaving)
+    os.ftruncate(lock_fd, 0)
+    os.pwrite(lock_fd, f"{os.getpid()}\n".encode(), 0)  # who serves it (harness.client.service.stop_services)
     path = f"/proc/self/fd/{folder}/{args.socket}"
     service = Service(settings, args.socket)  # the library and the store, loaded before the first caller waits
-    host_schedulers(service.host_scheduler)
-    ensure_running(settings)  # recovers the root's runs; the next command likely queues one (idle, it leaves)
     try:
         os.unlink(path)  # a dead service's socket (we hold the lock: no live one answers it)
     except FileNotFoundError:
         pass
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    old = os.umask(0o177)  # the socket: its owner only
+    old = os.umask(0o177)  # the socket: its owner only (before any other thread exists: umask is per process)
     try:
         listener.bind(path)
     finally:
@@ -214,6 +236,9 @@ def main(argv: list[str] | None = None) -> None:
     listener.listen(64)
     inode = os.stat(path).st_ino
     log.info("serving %s on %s", settings.root, args.socket)
+    from harness.scheduler.lease import ensure_running, host_schedulers
+    host_schedulers(service.host_scheduler)
+    ensure_running(settings)  # recovers the root's runs; the next command likely queues one (idle, it leaves)
     try:
         service.serve(listener, path, inode)
     finally:
