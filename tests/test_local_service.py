@@ -284,3 +284,12 @@ def test_a_crowd_of_idle_connections_is_told_to_wait_and_others_are_served_after
         except UserError:
             assert time.monotonic() < deadline, "still busy"
             time.sleep(0.2)
+
+
+def test_a_long_operation_reports_its_progress_through_the_service(scored):
+    """`progress` is a declared keyword of the long operations, not state on the Api: the service sends each
+    report as it happens."""
+    seen = []
+    got = api(ORGANIZER).rescore("tiny", True, progress=lambda done, total=None, note="": seen.append((done, total)))
+    assert got["dry_run"] is True and len(got["submissions"]) == 1
+    assert seen == [(0, 1)], seen  # (before each submission: 0 of 1)

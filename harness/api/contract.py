@@ -16,7 +16,6 @@ class Api(abc.ABC):
     account. Results are plain JSON-able data (harness.api.wire), so every front end prints the same."""
 
     remote = False
-    progress = None  # a harness.core.progress reporter a caller may set for long operations (waits, rescore)
 
     def close(self) -> None:
         """Release what the implementation holds (an HTTP connection pool); a no-op locally."""

@@ -113,6 +113,8 @@ class Operation:
     kind: Kind = Kind.CALL
     paging: Paging = Paging.NONE
     notes: bool = False             # takes a `note` callable; over HTTP its lines come back as "notes"
+    progress: bool = False          # takes a `progress(step, total, text)` callable for a long wait (keyword only;
+    #                                 the local service sends its calls as they happen; HTTP keeps them)
     cli: tuple[str, ...] = ()       # the CLI commands that call it ("session run", "board")
     doc: str = ""
 
@@ -121,12 +123,14 @@ class Operation:
         return [f for _, f, _, _ in string.Formatter().parse(self.path) if f]
 
     def signature(self) -> inspect.Signature:
-        """The Python signature every implementation has: (self, *args, [note])."""
+        """The Python signature every implementation has: (self, *args, [note], [*, progress])."""
         params = [inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)]
         params += [inspect.Parameter(a.name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=a.default,
                                      annotation=a.type) for a in self.args]
         if self.notes:
             params.append(inspect.Parameter("note", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=None))
+        if self.progress:
+            params.append(inspect.Parameter("progress", inspect.Parameter.KEYWORD_ONLY, default=None))
         return inspect.Signature(params)
 
     def bind(self, args: tuple, kwargs: dict) -> dict:

@@ -87,6 +87,7 @@ op(Operation("submission_info", "GET", "/submissions/{sub_id}", (SUB,), result=R
              cli=("logs",), doc="One submission: status, score, reason."))
 op(Operation("wait_submission", "GET", "/submissions/{sub_id}/wait", (SUB,
              Arg("timeout", float, default=30.0, ge=0, le=30)), result=R.Submission, right=Right.OWNER, cli=("submit",),
+             progress=True,
              doc="The submission once it has ended, or as it is after TIMEOUT seconds (callers ask again; the "
                  "HTTP client across a server restart too)."))
 op(Operation("infer_log", "GET", "/submissions/{sub_id}/log", (SUB, Arg("follow", bool, default=False)),
@@ -163,7 +164,7 @@ op(Operation("set_clock", "PUT", "/clock", (Arg("when", str | None, default=None
              Arg("real", bool, default=False)), result=R.Clock, right=Right.ORGANIZER, cli=("contest clock",),
              doc="Set the simulated clock to WHEN (ISO, UTC), or back to the real one."))
 op(Operation("rescore", "POST", "/tasks/{task}/rescore", (TASK, Arg("dry_run", bool, default=False)), result=R.Rescored,
-             right=Right.ORGANIZER, cli=("rescore",),
+             right=Right.ORGANIZER, cli=("rescore",), progress=True,
              doc="Grade every scored submission again with the task's current files; rank changes."))
 
 # The CLI commands that are not operations of a state root, and why (the declaration test reads this).

@@ -151,10 +151,8 @@ def contest_simulate(file, teams, seed, scale, out, gpus, workers):
 @pass_harness
 def rescore_cmd(lazy, task, dry_run, as_json):
     """[organizer] Grade every stored prediction of TASK again (e.g. after an evaluator fix); show changes."""
-    api = lazy.api()
     with spinner.shown(f"rescore {task}") as report:
-        api.progress = report
-        got = api.rescore(task, dry_run)
+        got = lazy.api().rescore(task, dry_run, progress=report)
     if as_json:
         emit_json(got)
         return

@@ -48,8 +48,7 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     if api.remote and sys.stderr.isatty():  # a spinner while the server runs it (and while it reconnects)
         from . import spinner
         with spinner.shown(f"submission {sub_id}") as report:
-            api.progress = report
-            result = _until_ended(api, sub_id)
+            result = _until_ended(api, sub_id, report)
     else:
         result = _until_ended(api, sub_id)
     ok = result["status"] == "succeeded"
@@ -88,8 +87,8 @@ def _submission_id(text: str) -> int:
         raise UserError(f"ID: {text!r} is not a submission id (see 'history TASK')") from None
 
 
-def _until_ended(api, sub_id: int) -> dict:
+def _until_ended(api, sub_id: int, progress=None) -> dict:
     while True:  # each wait_submission returns within 30 s
-        info = api.wait_submission(sub_id)
+        info = api.wait_submission(sub_id, progress=progress)
         if RunStatus(info["status"]).terminal:
             return info

@@ -95,7 +95,9 @@ class RemoteApi(Api):
         return self._send(method, path, **kw).json()
 
     def _call(self, op: Operation, values: dict):
-        """One CALL operation: its request, every page of a paged result, its notes replayed to `note`."""
+        """One CALL operation: its request, every page of a paged result, its notes replayed to `note` (a long
+        operation's progress is not carried over HTTP: `progress` waits for the answer)."""
+        values.pop("progress", None)
         path, query, body = request_of(op, values)
         kw = {"timeout": None} if op.verb != "GET" else {}
         if op.paging is Paging.NONE:
@@ -189,7 +191,7 @@ class RemoteApi(Api):
             archives.unpack(spooled, target, max_bytes=1 << 40, what="checkpoint")
         return str(target), skipped
 
-    def wait_submission(self, sub_id, timeout=30.0):
+    def wait_submission(self, sub_id, timeout=30.0, *, progress=None):
         """Until the submission has ended or TIMEOUT seconds have passed; a server that restarts meanwhile is
         asked again (RECONNECT_SECONDS)."""
         broke, deadline = None, time.monotonic() + timeout
@@ -203,8 +205,8 @@ class RemoteApi(Api):
                 if time.monotonic() - broke > RECONNECT_SECONDS:
                     raise UserError(f"server {self.url}: lost for {RECONNECT_SECONDS:.0f} s while waiting for "
                                     f"submission {sub_id} ({exc}); see 'history' for its result") from None
-                if self.progress:
-                    self.progress(0, None, "reconnecting")
+                if progress:
+                    progress(0, None, "reconnecting")
                 time.sleep(1.0)
                 continue
             if response.status_code >= 500:
@@ -215,8 +217,8 @@ class RemoteApi(Api):
             info, broke = response.json(), None
             if RunStatus(info["status"]).terminal or time.monotonic() >= deadline:
                 return info
-            if self.progress:
-                self.progress(0, None, info["status"])
+            if progress:
+                progress(0, None, info["status"])
 
     def add_task(self, folder, replace=False, name=None, metric=None, direction=None):
         src = Path(folder)

@@ -80,16 +80,22 @@ class ServiceApi(Api):
             lines = []
         return lines[-1] if lines else f"see {self.folder / LOG_NAME}"
 
-    def _request(self, op: Operation, values: dict):
-        """Send OP's call; the connection and its reader, the reply line read and its error raised."""
+    def _request(self, op: Operation, values: dict, progress=None):
+        """Send OP's call; the connection and its reader, the reply line read (progress lines before it handed
+        to PROGRESS) and its error raised."""
         sock = self._connect()
         try:
             wire.send_line(sock, {"op": op.name, "args": values, "settings": self._settings})
             reader = sock.makefile("rb")
-            line = reader.readline()
-            if not line:
-                raise UserError(f"the state root's service closed the connection: {self._log_tail()}")
-            reply = json.loads(line)
+            while True:
+                line = reader.readline()
+                if not line:
+                    raise UserError(f"the state root's service closed the connection: {self._log_tail()}")
+                reply = json.loads(line)
+                if "progress" not in reply:
+                    break
+                if progress:
+                    progress(*reply["progress"])
             wire.raise_reply(reply)
         except BaseException:
             sock.close()
@@ -97,8 +103,8 @@ class ServiceApi(Api):
         return sock, reader, reply
 
     def _call(self, op: Operation, values: dict):
-        note = values.pop("note", None)
-        sock, _reader, reply = self._request(op, values)
+        note, progress = values.pop("note", None), values.pop("progress", None)
+        sock, _reader, reply = self._request(op, values, progress)
         sock.close()
         for line in reply.get("notes", ()):
             if note:

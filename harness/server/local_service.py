@@ -101,6 +101,8 @@ class Service:
             op, api, values = self._parse(line)
             if op.notes:
                 values["note"] = notes.append
+            if op.progress:
+                values["progress"] = _progress_to(conn)
             got = getattr(api, op.name)(**values)
         except Exception as exc:  # noqa: BLE001 - answered as the in-process CLI would word it
             wire.send_line(conn, wire.error_reply(self._worded(exc)))
@@ -137,6 +139,7 @@ class Service:
             declared[name].check(value, op.name)
         values = op.bind((), args)
         values.pop("note", None)
+        values.pop("progress", None)
         from harness.scheduler.lease import recover_if_orphaned
         from harness.service.local import LocalApi
         from harness.state import Harness
@@ -199,6 +202,17 @@ class Service:
         if idle:
             log.info("idle for %.0f s: leaving", self.settings.service_idle_exit)
         return idle
+
+
+def _progress_to(conn: socket.socket):
+    """A progress reporter (harness.core.progress) that sends each call to the caller as a line before the
+    answer; a caller that has gone does not stop the operation."""
+    def report(done: int, total: int | None = None, note: str = "") -> None:
+        try:
+            conn.sendall(wire.encode({"progress": [int(done), None if total is None else int(total), str(note)]}))
+        except OSError:
+            pass
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:

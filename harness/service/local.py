@@ -22,10 +22,6 @@ class LocalApi(Api):
     def __init__(self, h: Harness):
         self.h = h
 
-    def _report(self):
-        from harness.core.progress import silent
-        return self.progress or silent
-
     def whoami(self) -> dict:
         from .permissions import is_organizer
         return {"user": self.h.settings.user, "organizer": is_organizer(self.h.settings), "server": None}
@@ -121,7 +117,7 @@ class LocalApi(Api):
         return follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
                            lambda: sessions.ensure_running(self.h.settings))
 
-    def wait_submission(self, sub_id, timeout=30.0):
+    def wait_submission(self, sub_id, timeout=30.0, *, progress=None):
         sessions.wait_run(self.h, submits.run_id_of(self.h, sub_id), timeout=timeout)
         return submits.submission_info(self.h, sub_id)
 
@@ -205,8 +201,9 @@ class LocalApi(Api):
         now, simulated = contests.clock_now(self.h)
         return {"now": now.isoformat(timespec="seconds"), "simulated": simulated}
 
-    def rescore(self, task, dry_run):
-        rows, moves = contests.rescore(self.h, task, dry_run, self._report())
+    def rescore(self, task, dry_run, *, progress=None):
+        from harness.core.progress import silent
+        rows, moves = contests.rescore(self.h, task, dry_run, progress or silent)
         return {"submissions": rows, "rank_changes": moves, "dry_run": dry_run}
 
 
