@@ -3,22 +3,13 @@ key the declaration does not name — locally and through `harness serve`. A fie
 one front end only."""
 from __future__ import annotations
 
-from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, one_round_contest, participant, run_session
 from pydantic import TypeAdapter
 
 from harness.api import OPERATIONS, Kind
 from harness.server.derived import wire_type
 
-CONTEST = """
-name = "cup"
-[teams]
-red = ["bob"]
-[[rounds]]
-name = "r1"
-tasks = ["tiny3"]
-start = 2026-01-01T00:00:00
-end = 2030-01-01T00:00:00
-"""
+CONTEST = one_round_contest("cup", {"red": ["bob"]}, "tiny3")
 
 # operation -> (who calls it, its arguments); run in this order. Streams and file transfers are checked elsewhere.
 CALLS = [

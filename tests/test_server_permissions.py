@@ -8,7 +8,7 @@ import tarfile
 
 import httpx
 import pytest
-from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, one_round_contest, participant, run_session
 
 from harness.api import OPERATIONS, Right
 from harness.client.remote import request_of
@@ -69,16 +69,7 @@ MATRIX = [
     ("start_session", "CODE", {}),  # anyone may start their own session
 ]
 
-CONTEST = """
-name = "c1"
-[teams]
-t1 = ["alice"]
-[[rounds]]
-name = "r1"
-tasks = ["tiny3"]
-start = 2026-01-01T00:00:00
-end = 2030-01-01T00:00:00
-"""
+CONTEST = one_round_contest("c1", {"t1": ["alice"]}, "tiny3")
 
 
 def _tar(folder) -> bytes:
