@@ -85,7 +85,7 @@ class Settings:
     @classmethod
     def from_wire(cls, data, like: "Settings") -> "Settings":
         """The settings `to_wire` wrote, each field of the type LIKE's has (the receiver's own settings), the user
-        and organizers valid names; anything else is a UserError (harness.server.local_service's gate)."""
+        a valid name; anything else is a UserError (harness.server.local_service's gate)."""
         names = [f.name for f in fields(cls)]
         if not isinstance(data, dict) or set(data) != set(names):
             raise UserError("settings: expected exactly the fields of Settings")
@@ -93,9 +93,7 @@ class Settings:
         for name in names:
             if not _same_shape(data[name], ref[name], name in _OPTIONAL, _OPTIONAL.get(name)):
                 raise UserError(f"settings: {name}: not of its type")
-        check_name(data["user"], "settings: user")
-        for organizer in data["organizers"]:
-            check_name(organizer, "settings: organizers")
+        check_name(data["user"], "settings: user")  # (as load_settings checks it; organizers are matched, not made)
         settings = cls(**data)
         settings.root = Path(data["root"])
         settings.hf_cache = None if data["hf_cache"] is None else Path(data["hf_cache"])
