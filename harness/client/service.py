@@ -82,7 +82,18 @@ class ServiceApi(Api):
 
     def _request(self, op: Operation, values: dict, progress=None):
         """Send OP's call; the connection and its reader, the reply line read (progress lines before it handed
-        to PROGRESS) and its error raised."""
+        to PROGRESS) and its error raised. A service that dies before it answers: a read (GET) is asked again of
+        the next one; anything else is one line (it may or may not have been done)."""
+        for attempt in (1, 2):
+            try:
+                return self._ask(op, values, progress)
+            except (ConnectionResetError, BrokenPipeError) as exc:
+                if attempt == 1 and op.verb == "GET":
+                    continue
+                raise UserError(f"the state root's service closed the connection ({exc.strerror}) before it "
+                                f"answered {op.name}: {self._log_tail()}") from None
+
+    def _ask(self, op: Operation, values: dict, progress):
         sock = self._connect()
         try:
             wire.send_line(sock, {"op": op.name, "args": values, "settings": self._settings})
