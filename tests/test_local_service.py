@@ -133,6 +133,8 @@ def test_hostile_requests_are_refused_and_others_keep_being_served(scored, state
                line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, organizers="alice")}),
                line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, user="../../x")}),
                line({"op": "board", "args": {"task": "tiny"}, "settings": dict(settings, max_concurrent_runs="8")}),
+               b'{"op": "wait_submission", "args": {"sub_id": 1, "timeout": NaN}, "settings": '
+               + json.dumps(settings).encode() + b"}\n",
                b"[" * 100_000 + b"\n",
                b"x" * (wire.MAX_REQUEST + 10) + b"\n"]
     rng = random.Random(7)

@@ -66,6 +66,8 @@ class Arg:
             return
         if not any(_is(value, t) for t in options if t is not type(None)):
             raise UserError(f"{where}: {self.name}: expected {getattr(self.type, '__name__', self.type)}")
+        if isinstance(value, float) and value != value or value in (float("inf"), float("-inf")):
+            raise UserError(f"{where}: {self.name}: not a finite number")  # (NaN passes every comparison)
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             for name, fails in (("ge", value < (self.ge if self.ge is not None else value)),
                                 ("gt", self.gt is not None and value <= self.gt),
