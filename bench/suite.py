@@ -183,11 +183,13 @@ def bench_submit(tmp: Path, repeat: int) -> dict:
     code = fixtures.entry_folder(tmp / "submit-code", ENTRY)
     name = run_and_follow(root, code, "--runtime", "process", "-a", f"--work 0 --checkpoints {4 * repeat}")
     env = run_env(root)
-    cold, service_only, warm, bare = [], [], [], []
+    cold, service_only, warm, bare, floor = [], [], [], [], []
     checkpoints = iter(range(6 * repeat))
     submit = lambda: timed_cmd(harness_cmd() + ["submit", name, str(next(checkpoints))], env)[0]  # noqa: E731
     for _ in range(repeat):  # a new checkpoint each time: never the stored reply of an earlier submit
         bare.append(timed_cmd([PY, "-c", "pass"])[0])
+        # what a cold submit cannot avoid: one process loading the store's library (SQLAlchemy and the models)
+        floor.append(timed_cmd([PY, "-c", "import harness.store.models, harness.store.engine"])[0])
         stop_scheduler(root)
         stop_services(root / ".harness")
         cold.append(submit())  # nothing of the harness running: the service and the scheduler start
@@ -199,6 +201,7 @@ def bench_submit(tmp: Path, repeat: int) -> dict:
     return row("submit", "`submit` of a no-op infer, a new checkpoint each time, no harness process running / bare "
                "`python -c pass`", "≤ 15", med(cold) / med(bare), 15.0, "×", bare=med(bare), harness=med(cold),
                extra={"service_warm_scheduler_cold_s": round(med(service_only), 3),
+                      "store_library_import_x": round(med(floor) / med(bare), 2),
                       "both_warm_s": round(med(warm), 3), "python_start_s": round(med(bare), 3)},
                samples={"cold": cold, "service_warm": service_only, "warm": warm, "bare": bare})
 
