@@ -1,4 +1,4 @@
-"""Organizer packs as NSML published them: a plain pack without task.toml, and a loader too old to submit with."""
+"""Organizer packs as NSML published them: a plain pack without task.toml, and loaders of each era."""
 import sqlite3
 
 import pytest
@@ -18,22 +18,65 @@ def test_a_plain_pack_gets_its_manifest_from_flags(cli, tmp_path, nsml_folder):
     (pack / "task.toml").unlink()
     r = cli("dataset", "add", pack, user=ORGANIZER, code=2)
     assert "no task.toml" in r.stderr and "--name" in r.stderr
-    cli("dataset", "add", pack, "--name", "plain", "--metric", "accuracy", "--direction", "higher", user=ORGANIZER)
-    assert 'name = "plain"' in (pack / "task.toml").read_text()
+    r = cli("dataset", "add", pack, "--name", "plain", "--metric", "accuracy", "--direction", "higher",
+            user=ORGANIZER)
+    assert 'name = "plain"' in (pack / "task.toml").read_text() and f"wrote {pack / 'task.toml'}" in r.stdout
     row = [t for t in cli.json("dataset", "ls") if t["name"] == "plain"][0]
     assert row["metric"] == "accuracy" and row["direction"] == "higher"
     r = cli("dataset", "add", pack, "--replace", "--name", "other", user=ORGANIZER, code=2)
-    assert "task.toml exists" in r.stderr
+    assert "--name: 'other'" in r.stderr and "task.toml says 'plain'" in r.stderr
+    # the same flags again (the organizer's script run twice) agree with the file written the first time
+    r = cli("dataset", "add", pack, "--replace", "--name", "plain", "--metric", "accuracy", user=ORGANIZER)
+    assert "Task plain is registered" in r.stdout and "wrote" not in r.stdout
     name = run_session(cli, nsml_folder, task="plain")
     assert cli.json("submit", name, "1")["status"] == "succeeded"
 
 
-def test_a_loader_without_feed_infer_is_refused_at_add_not_blamed_on_entries(cli, tmp_path):
+# infer as entries of 2018-2019 wrote it: it gets what test_data_loader returned (here: the numbers), and
+# returns (confidence, label) pairs or plain labels
+PAIRS_INFER = "        return [(0.9, int(int(x) > state['threshold'])) for x in path]"
+PLAIN_INFER = "        return [int(int(x) > state['threshold']) for x in path]"
+NSML_INFER = '        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]'
+
+
+@pytest.mark.parametrize("infer", [PAIRS_INFER, PLAIN_INFER], ids=["conf-label-pairs", "plain-labels"])
+def test_an_older_loader_gets_nsmls_default_feed(cli, tmp_path, infer):
+    """A pack with only test_data_loader (AI Starthon 2019, hackathon 2018): NSML called
+    infer(test_data_loader(DATASET_PATH)) and wrote one prediction per line, the label of a pair."""
     pack = make_tiny_task(tmp_path / "old", name="old")
     (pack / "data_loader.py").write_text(OLD_LOADER)
+    r = cli("dataset", "add", pack, user=ORGANIZER)
+    assert "NSML's default" in r.stdout and "test_data_loader" in r.stdout  # announced, once, at add
+    check = {row["check"]: row for row in cli.json("dataset", "check", "old", user=ORGANIZER)}
+    assert check["loader"]["ok"] and "NSML's default" in check["loader"]["detail"]
+    assert NSML_INFER in NSML_MAIN
+    entry = participant(tmp_path / "entry", NSML_MAIN.replace(NSML_INFER, infer))
+    name = run_session(cli, entry, task="old")
+    dry = cli.json("submit", "-t", name, "1")
+    assert dry["score"] == 1.0, dry
+    scored = cli.json("submit", name, "1")
+    assert scored["status"] == "succeeded" and scored["score"] == 1.0, scored
+    assert cli.json("board", "old")[0]["score"] == 1.0
+
+
+def test_a_loader_with_neither_convention_is_refused_at_add(cli, tmp_path):
+    pack = make_tiny_task(tmp_path / "none", name="none")
+    (pack / "data_loader.py").write_text("def load_everything(path):\n    return path\n")
     r = cli("dataset", "add", pack, user=ORGANIZER, code=2)
-    assert "no feed_infer(output_file, infer_func)" in r.stderr and "test_data_loader" in r.stderr
-    assert all(t["name"] != "old" for t in cli.json("dataset", "ls"))
+    assert "neither feed_infer(output_file, infer_func) nor test_data_loader(root)" in r.stderr
+    assert "load_everything" in r.stderr and "Traceback" not in r.stderr
+    assert all(t["name"] != "none" for t in cli.json("dataset", "ls"))
+
+
+def test_an_older_loader_failing_before_infer_is_the_organizers(cli, tmp_path, nsml_folder):
+    """The loader probe runs an older loader the way a submit does: a test_data_loader that cannot read its
+    data is a loader_error, not counted."""
+    pack = make_tiny_task(tmp_path / "old-broken", name="old-broken")
+    (pack / "data_loader.py").write_text(OLD_LOADER.replace('"test_data"', '"test_data.csv"'))
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="old-broken")
+    result = cli.json("submit", name, "1", code=1)
+    assert result["reason"] == "loader_error" and result["counted"] is False, result
 
 
 def test_builtin_tasks_show_metric_and_direction_before_they_are_prepared(cli):
@@ -145,9 +188,9 @@ def test_dataset_check_reports_each_step(cli, tmp_path, tiny_task):
                                         "evaluator on test_submit"]
     assert all(r["ok"] for r in ok)
     broken = make_tiny_task(tmp_path / "old", name="old")
-    (broken / "data_loader.py").write_text(OLD_LOADER)
+    (broken / "data_loader.py").write_text("def feed_infer(output_file):\n    pass\n")
     r = cli("dataset", "check", broken, "-j", code=1, user=ORGANIZER)
-    assert "no feed_infer" in r.stdout
+    assert "feed_infer must take (output_file, infer_func)" in r.stdout
 
 
 NEEDS_SIX_EVAL = CUSTOM_EVAL.replace("import argparse", "import argparse\nimport six  # not in the harness's env")
@@ -230,3 +273,14 @@ def test_task_toml_keys_are_checked_with_the_closest_valid_one(cli, tmp_path):
         assert expected in out.stderr and str(manifest) in out.stderr and out.stderr.count("\n") == 1, out.stderr
     manifest.write_text(good + '\n[rules]\nmax_params = 12000000\n')  # the organizers' own table is theirs
     cli("dataset", "add", folder, user=ORGANIZER)
+
+
+def test_dataset_add_notes_come_back_over_http(remote_cli, tmp_path):
+    """The same notes through a server (the pack arrives as a tar and is kept in the server's state root)."""
+    pack = make_tiny_task(tmp_path / "old", name="old")
+    (pack / "data_loader.py").write_text(OLD_LOADER)
+    (pack / "task.toml").unlink()
+    r = remote_cli("dataset", "add", pack, "--name", "old", "--metric", "accuracy", "--direction", "higher",
+                   user=ORGANIZER)
+    assert "Task old is registered" in r.stdout and "NSML's default" in r.stdout and "wrote" in r.stdout
+    assert not (pack / "task.toml").exists()  # written in the server's copy, never in the organizer's folder

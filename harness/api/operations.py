@@ -122,7 +122,7 @@ op(Operation("prepare_task", "POST", "/tasks/{task}/prepare", (TASK, Arg("scale"
 op(Operation("add_task", "POST", "/tasks", (Arg("folder", str, max_length=4096, path=True), Arg("replace", bool, default=False),
              Arg("name", str | None, default=None, max_length=64), Arg("metric", str | None, default=None,
              max_length=64), Arg("direction", str | None, default=None, pattern="^(higher|lower)$")), result=str,
-             right=Right.ORGANIZER, kind=Kind.CUSTOM, cli=("dataset add",),
+             right=Right.ORGANIZER, kind=Kind.CUSTOM, notes=True, cli=("dataset add",),
              doc="Register a task pack (a tar stream over HTTP); the task's name."))
 op(Operation("check_task", "GET", "/tasks/{task}/check", (TASK,), result=list[R.CheckRow], right=Right.ORGANIZER,
              cli=("dataset check",), doc="Check a pack against the contract: one row per check."))

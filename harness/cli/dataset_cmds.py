@@ -48,7 +48,7 @@ def dataset_prepare(lazy, task, scale, seed, corpus, replace):
 def dataset_add(lazy, folder, replace, name, metric, direction):
     """[organizer] Register a task pack in NSML layout, where it is (a plain pack: with --name, --metric,
     --direction, which write its task.toml)."""
-    added = lazy.api().add_task(folder, replace, name, metric, direction)
+    added = lazy.api().add_task(folder, replace, name, metric, direction, click.echo)
     click.echo(f"Task {added} is registered")
 
 

@@ -220,7 +220,7 @@ class RemoteApi(Api):
             if progress:
                 progress(0, None, info["status"])
 
-    def add_task(self, folder, replace=False, name=None, metric=None, direction=None):
+    def add_task(self, folder, replace=False, name=None, metric=None, direction=None, note=None):
         src = Path(folder)
         with tempfile.TemporaryDirectory(prefix="nsml-pack-") as tmp:
             with open(Path(tmp) / "pack.tar", "wb") as fh:
@@ -228,8 +228,12 @@ class RemoteApi(Api):
             with open(Path(tmp) / "pack.tar", "rb") as fh:
                 params = {"replace": replace, **{k: v for k, v in (("name", name), ("metric", metric),
                                                                     ("direction", direction)) if v}}
-                return self._json("POST", "/tasks", content=fh, params=params, timeout=None,
-                                  headers={"Content-Type": "application/x-tar"})
+                got = self._json("POST", "/tasks", content=fh, params=params, timeout=None,
+                                 headers={"Content-Type": "application/x-tar"})
+        for line in got["notes"]:
+            if note:
+                note(line)
+        return got["result"]
 
     def create_contest(self, file, prepare=False, scale=1.0, note=None):
         try:

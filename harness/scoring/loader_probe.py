@@ -3,8 +3,8 @@
 A submit run that says "the task's data_loader.py failed" (the in-session module exits with LOADER_ERROR_EXIT)
 is participant code talking: it could say so of any failure to make a real submit uncounted. So the harness
 checks the claim itself. It runs the task's own data_loader.py in a process of its own, with the run's test
-inputs and no participant code, giving `feed_infer` a probe `infer` that stops the loader the moment it is
-called. If the loader fails *before* it calls infer (importing it, finding or reading its data), the failure is
+inputs and no participant code, the way a submit runs it (nsml.legacy: its feed_infer, or NSML's default over
+its test_data_loader), with a probe `infer` that stops the loader the moment it is called. If the loader fails *before* it calls infer (importing it, finding or reading its data), the failure is
 the organizer's: confirmed, not counted, and the loader's traceback is kept for organizers. If the loader
 reaches infer, nothing the organizer wrote failed on its own, and the run's failure is the participant's (a
 crash after infer returned cannot be told from one caused by what infer returned, which the participant
@@ -43,7 +43,8 @@ try:
     module = importlib.util.module_from_spec(spec)
     sys.modules["data_loader"] = module
     spec.loader.exec_module(module)
-    module.feed_infer(sys.argv[2], _infer)
+    from nsml import legacy
+    legacy.feed(module, sys.argv[2], _infer, sys.argv[3])
 except _Reached:
     sys.exit(0)
 except BaseException:
@@ -98,7 +99,8 @@ def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = Non
                "NSML_DATASET_PATH": str(work / "data" / task), "NSML_MODE": "submit",
                "NSML_OUTPUT_FILE": str(work / "prediction"), "NSML_DATA_LOADER": str(loader)}
         try:
-            proc = subprocess.run([sys.executable, "-c", _PROBE, str(loader), str(work / "prediction")], cwd=work,
+            proc = subprocess.run([sys.executable, "-c", _PROBE, str(loader), str(work / "prediction"),
+                                   str(work / "data" / task)], cwd=work,
                                   env=env, capture_output=True, timeout=PROBE_SECONDS, start_new_session=True)
             code, out = proc.returncode, (proc.stdout + proc.stderr).decode("utf-8", "replace")
         except subprocess.TimeoutExpired:

@@ -76,7 +76,7 @@ def pull_checkpoint(user: SessionUser, task: SessionTask, number: SessionNumber,
 async def add_task(request: Request, replace: bool = False, name: Optional[Annotated[str, Query(max_length=64)]] = None,
                    metric: Optional[Annotated[str, Query(max_length=64)]] = None,
                    direction: Optional[Annotated[str, Query(pattern="^(higher|lower)$")]] = None,
-                   api: LocalApi = Caller) -> str:
+                   api: LocalApi = Caller) -> dict:
     """`dataset add`: the pack arrives as a tar; it is kept under the state root (uploads/), then registered."""
     require_organizer(api.h.settings, "dataset add")  # before the upload is read
     keep = api.h.settings.state_dir / "uploads"
@@ -84,7 +84,9 @@ async def add_task(request: Request, replace: bool = False, name: Optional[Annot
     tmp = Path(tempfile.mkdtemp(prefix="pack-", dir=keep))
     try:
         folder = await receive_folder(request, tmp, api.h.settings.code_bytes * 8, "FOLDER")
-        return await in_thread(api.add_task, str(folder), replace, name, metric, direction)
+        notes: list[str] = []
+        added = await in_thread(api.add_task, str(folder), replace, name, metric, direction, notes.append)
+        return {"result": added, "notes": notes}
     except BaseException:  # a refused pack leaves nothing behind (a registered one stays: it is the task)
         shutil.rmtree(tmp, ignore_errors=True)
         raise

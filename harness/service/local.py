@@ -149,9 +149,9 @@ class LocalApi(Api):
                                                replace=replace)
         return {"name": manifest.name, "path": str(path)}
 
-    def add_task(self, folder, replace, name, metric, direction):
+    def add_task(self, folder, replace, name, metric, direction, note=None):
         return tasks.add_pack(self.h, Path(folder), replace=replace, name=name, metric=metric,
-                              direction=direction).name
+                              direction=direction, echo=note).name
 
     def check_task(self, task):
         return tasks.check_pack(self.h, task)

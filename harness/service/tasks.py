@@ -69,9 +69,11 @@ def _register(h: Harness, manifest: registry.Manifest, path: Path, action: str,
 
 
 def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None = None, metric: str | None = None,
-             direction: str | None = None) -> registry.Manifest:
-    """`dataset add`: register a pack already in NSML layout, where it is."""
+             direction: str | None = None, echo=None) -> registry.Manifest:
+    """`dataset add`: register a pack already in NSML layout, where it is. ECHO gets what the organizer should
+    know of it (a task.toml written, an older loader fed by NSML's default)."""
     permissions.require_organizer(h.settings, "dataset add")
+    had_manifest = (folder / registry.MANIFEST).exists()
     manifest = registry.add_existing(folder, name, metric, direction)
     call = evaluator_call.detect(folder.resolve(), manifest)
     evaluator_call.check_runnable(call, str(layout.evaluator(folder)),
@@ -84,6 +86,12 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     _refuse_silent_replace(existing, manifest.name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)
     _register(h, manifest, folder.resolve(), "replace" if existing else "add", old)
+    if echo:
+        if not had_manifest:
+            echo(f"Note: wrote {folder.resolve() / registry.MANIFEST} (from --name, --metric, --direction)")
+        loader = registry.check_loader(folder.resolve())
+        if loader.startswith(registry.LEGACY_LOADER):
+            echo(f"Note: {layout.LOADER} is {loader}")
     return manifest
 
 
@@ -154,7 +162,7 @@ def pack_checks(h: Harness, folder: Path) -> list[dict]:
 
     if not step("layout", lambda: registry.check_layout(folder)):
         return rows
-    step("loader", lambda: registry.check_loader(folder) or "feed_infer(output_file, infer_func) is defined")
+    step("loader", lambda: registry.check_loader(folder))
     manifest = None
 
     def read_manifest():

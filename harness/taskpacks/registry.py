@@ -182,22 +182,35 @@ def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
     return manifest, dest
 
 
-def check_loader(folder: Path) -> None:
-    """data_loader.py must define feed_infer(output_file, infer_func): older published loaders (only a
-    test_data_loader) cannot run a submit, and their failures would be blamed on participants."""
+def check_loader(folder: Path) -> str:
+    """data_loader.py defines feed_infer(output_file, infer_func), or — an older published loader — only
+    test_data_loader(root), which submits feed through NSML's default (nsml.legacy). Returns which, in words."""
     path = layout.loader(folder)
     try:
         tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
     except SyntaxError as exc:
         raise UserError(f"{path}:{exc.lineno}: does not parse: {exc.msg}") from None
-    for node in tree.body:
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == "feed_infer":
-            if len(node.args.args) < 2 and node.args.vararg is None:
-                raise UserError(f"{path}:{node.lineno}: feed_infer must take (output_file, infer_func)")
-            return
-    others = sorted(n.name for n in tree.body if isinstance(n, ast.FunctionDef))
-    raise UserError(f"{path}: no feed_infer(output_file, infer_func) (it defines: {', '.join(others) or 'nothing'}); "
-                    f"an older loader must be given one before the pack can score submissions")
+    functions = {n.name: n for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+
+    def takes(node, n):
+        return len(node.args.args) >= n or node.args.vararg is not None
+
+    if "feed_infer" in functions:
+        node = functions["feed_infer"]
+        if not takes(node, 2):
+            raise UserError(f"{path}:{node.lineno}: feed_infer must take (output_file, infer_func)")
+        return "feed_infer(output_file, infer_func) is defined"
+    if "test_data_loader" in functions:
+        node = functions["test_data_loader"]
+        if not takes(node, 1):
+            raise UserError(f"{path}:{node.lineno}: test_data_loader must take (root)")
+        return (f"{LEGACY_LOADER}: no feed_infer, so submits get NSML's default: infer(test_data_loader("
+                f"DATASET_PATH)), one prediction per line (the label of a (confidence, label) pair)")
+    raise UserError(f"{path}: neither feed_infer(output_file, infer_func) nor test_data_loader(root) (it defines: "
+                    f"{', '.join(sorted(functions)) or 'nothing'})")
+
+
+LEGACY_LOADER = "an older loader"
 
 
 def write_manifest(folder: Path, name: str, metric: str, direction: str) -> None:
@@ -217,8 +230,13 @@ def add_existing(folder: Path, name: str | None = None, metric: str | None = Non
     if not folder.is_dir():
         raise NotFound(f"{folder}: no such folder")
     given = any(v is not None for v in (name, metric, direction))
-    if (folder / MANIFEST).exists() and given:
-        raise UserError(f"{folder / MANIFEST} exists: edit it rather than pass --name/--metric/--direction")
+    if (folder / MANIFEST).exists() and given:  # the same flags again (a second add of a plain pack) agree
+        have = Manifest.read(folder)
+        for flag, want, got in (("--name", name, have.name), ("--metric", metric, have.metric),
+                                ("--direction", direction, have.direction.value)):
+            if want is not None and want != got:
+                raise UserError(f"{flag}: {want!r}, but {folder / MANIFEST} says {got!r}: edit the file rather "
+                                f"than pass --name/--metric/--direction")
     check_layout(folder)
     check_loader(folder)
     if not (folder / MANIFEST).exists():

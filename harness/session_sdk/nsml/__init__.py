@@ -174,7 +174,8 @@ def infer(data, **kwargs):
 
 
 def paused(scope=None, **_ignored):
-    """Entry launched with --pause 1: submit runs the task's feed_infer then ends; fork loads and returns."""
+    """Entry launched with --pause 1: submit feeds infer through the task's loader then ends; fork loads and
+    returns."""
     if not IS_ON_NSML or not constants._ITERATION:
         return None
     load(constants._ITERATION, session=constants._LOAD_SESSION or None)
@@ -192,8 +193,9 @@ LOADER_ERROR_EXIT = 86  # the task's own data_loader.py failed outside the parti
 
 
 def _run_loader(infer) -> None:
-    """Run the task's feed_infer with the bound infer. An exception raised in the loader's own frames (importing
-    it, or after infer returned) is the organizer's: reported as a loader error, never blamed on the entry."""
+    """Run the task's loader with the bound infer (its feed_infer, or NSML's default for an older loader:
+    nsml.legacy). An exception raised outside infer (importing the loader, reading data, or after infer
+    returned) is reported as a claim of a loader error, which the harness checks itself (scoring.loader_probe)."""
     inside = {"raised": False}
 
     def tracked(*args, **kwargs):
@@ -204,8 +206,8 @@ def _run_loader(infer) -> None:
             raise
 
     try:
-        loader = _import_data_loader()
-        loader.feed_infer(constants._OUTPUT_FILE, tracked)
+        from . import legacy
+        legacy.feed(_import_data_loader(), constants._OUTPUT_FILE, tracked, constants.DATASET_PATH)
     except Exception:  # noqa: BLE001
         if inside["raised"]:
             raise
