@@ -178,6 +178,5 @@ def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
     if as_json:
         emit_json(rows)
     else:
-        table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows],
-              [("step", "Step"), ("ok", "Result"), ("evidence", "Evidence"), ("fix", "Fix")])
+        table(rows, [("step", "Step"), ("level", "Result"), ("evidence", "Evidence"), ("fix", "Fix")])
     sys.exit(0 if all(r["ok"] for r in rows) else 1)

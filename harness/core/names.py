@@ -11,19 +11,33 @@ _NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
 
 
-SESSION_RE = re.compile(r"(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<number>\d{1,18})")
+SESSION_RE = re.compile(r"(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<check>check-)?(?P<number>\d{1,18})")
+CHECK_PREFIX = "check-"  # `nsml check`'s own sessions: USER/TASK/check-K, stored as number -K
 
 
 def parse_session_name(name: str, what: str = "SESSION") -> tuple[str, str, int]:
-    """USER/TASK/N, the one grammar of a session's name (the CLI, the client, the server's paths, the library)."""
+    """USER/TASK/N, the one grammar of a session's name (the CLI, the client, the server's paths, the library).
+    `nsml check` runs its sessions as USER/TASK/check-K: hidden from ps, they take no number of the participant's
+    own sequence (code loads `session=USER/TASK/14` by number), and are stored as the number -K."""
     match = SESSION_RE.fullmatch(name.strip()) if isinstance(name, str) else None
     if match is None:
         raise UserError(f"{what}: {name!r} is not a session name (USER/TASK/N)")
-    return match["user"], match["task"], int(match["number"])
+    number = int(match["number"])
+    return match["user"], match["task"], -number if match["check"] else number
 
 
 def session_name(user: str, task: str, number: int) -> str:
-    return f"{user}/{task}/{number}"
+    return f"{user}/{task}/{CHECK_PREFIX}{-number}" if is_check(number) else f"{user}/{task}/{number}"
+
+
+def is_check(number: int) -> bool:
+    """A session `nsml check` ran (a negative number; see parse_session_name)."""
+    return number < 0
+
+
+def session_folder(number: int) -> str:
+    """The session's folder name under sessions/USER/TASK (a number, or check-K)."""
+    return f"{CHECK_PREFIX}{-number}" if is_check(number) else str(number)
 
 
 def check_name(name: str, what: str = "--user") -> str:

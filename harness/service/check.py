@@ -4,12 +4,18 @@ Static (the code is read, never run): the reserved flags the entry declares and 
 `nsml.bind(...)` reached, `nsml.paused(...)` called before the entry reads data at top level, the bound infer's
 signature, absolute data paths that bypass DATASET_PATH, and requirement lines the harness accepts.
 Smoke run: a training session under the time limit until its first `nsml.save`, stopped there, then `submit -t`
-of that checkpoint.  Each step is a row: ok, evidence, fix.  The submission would be scored only if every row
-passes.
+of that checkpoint — what `run` and `submit` would do, so its outcome is the verdict.
+
+Each step is a row: level (pass, warn, FAIL), evidence, fix. A static finding is a warning: reading code cannot
+tell whether a line runs (a path in an imported module's `__main__` block never does), and the smoke run shows
+what does. Only a finding that makes the smoke run pointless fails without it: no entry file, requirements the
+harness refuses. The check passes when no row fails. Its sessions are USER/TASK/check-K: hidden from `ps`, they
+take no number of the participant's own sequence.
 """
 from __future__ import annotations
 
 import ast
+import enum
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -27,12 +33,27 @@ from . import sessions, submits
 DATA_PREFIXES = ("/data/", "/app/data")
 
 
+class Level(str, enum.Enum):
+    PASS = "pass"
+    WARN = "warn"
+    FAIL = "FAIL"
+
+
 @dataclass
 class Step:
     step: str
-    ok: bool
+    level: Level
     evidence: str = ""
     fix: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.level is not Level.FAIL
+
+
+def _finding(name: str, found: bool, evidence: str, fix: str) -> Step:
+    """A static finding: a warning (the smoke run decides), or a pass."""
+    return Step(name, Level.WARN if found else Level.PASS, evidence, fix if found else "")
 
 
 def _modules(code: Path, entry: str) -> list[tuple[Path, ast.Module]]:
@@ -64,55 +85,83 @@ def _top_level_lines(tree: ast.Module) -> list[ast.AST]:
     return out
 
 
-def static_checks(code: Path, entry: str) -> list[Step]:
+def _main_block_nodes(tree: ast.Module) -> set[int]:
+    """Nodes inside the module's `if __name__ == "__main__":` blocks (they never run when it is imported)."""
+    return {id(n) for stmt in tree.body if isinstance(stmt, ast.If) and "__main__" in ast.dump(stmt.test)
+            for part in stmt.body for n in ast.walk(part)}
+
+
+def _data_paths(code: Path, entry: str, trees, task: str) -> Step:
+    own = f"/data/{task}"
+    bypass, idle, mounted = [], [], []
+    for path, tree in trees:
+        never = _main_block_nodes(tree) if path != code / entry else set()
+        for n in ast.walk(tree):
+            if not (isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith(DATA_PREFIXES)):
+                continue
+            where = f"{n.value!r} at {_where(code, path, n)}"
+            if id(n) in never:
+                idle.append(where)
+            elif n.value == own or n.value.startswith(own + "/"):
+                mounted.append(where)
+            else:
+                bypass.append(where)
+    notes = []
+    if bypass:
+        notes.append(", ".join(bypass[:3]) + " bypass DATASET_PATH")
+    if idle:
+        notes.append(", ".join(idle[:3]) + " only run when that file is itself the entry (its __main__ block)")
+    if mounted:
+        notes.append(", ".join(mounted[:3]) + f" name the task's own mount ({own}), as on NSML")
+    return _finding("data paths", bool(bypass), "; ".join(notes) or "data is reached through DATASET_PATH",
+                    "build paths from nsml.DATASET_PATH; the task's folder name may differ")
+
+
+def static_checks(code: Path, entry: str, task: str) -> list[Step]:
     steps = []
     if not (code / entry).is_file():
-        return [Step("entry", False, f"{entry} is not in {code}", "pass the entry file with -e")]
+        return [Step("entry", Level.FAIL, f"{entry} is not in {code}", "pass the entry file with -e")]
     trees = _modules(code, entry)
     flags = entry_flags.scan(code, entry)
     submit_argv = flags.reserved("test", True, "CKPT")
     where = ", ".join(f"{k} at {v}" for k, v in sorted(flags.evidence.items()) if k in entry_flags.RESERVED)
-    steps.append(Step("reserved flags", True, f"{flags.style} parser; submit passes {' '.join(submit_argv) or 'none'}"
-                      + (f" ({where})" if where else ""), ""))
+    steps.append(Step("reserved flags", Level.PASS, f"{flags.style} parser; submit passes "
+                      f"{' '.join(submit_argv) or 'none'}" + (f" ({where})" if where else "")))
     binds = list(_calls(trees, "bind"))
     if not binds:
-        steps.append(Step("nsml.bind", False, "no nsml.bind(...) call in the entry or its modules",
-                          "call nsml.bind(save=..., load=..., infer=...) before nsml.paused()"))
+        steps.append(_finding("nsml.bind", True, "no nsml.bind(...) call in the entry or its modules",
+                              "call nsml.bind(save=..., load=..., infer=...) before nsml.paused()"))
     else:
         path, node = binds[0]
-        steps.append(Step("nsml.bind", True, f"called at {_where(code, path, node)}"))
+        steps.append(Step("nsml.bind", Level.PASS, f"called at {_where(code, path, node)}"))
         infer = node.args[2] if len(node.args) > 2 else next((k.value for k in node.keywords if k.arg == "infer"),
                                                             None)
         steps.append(_infer_step(code, trees, infer))
     steps.append(_paused_step(code, trees, entry))
-    hard = [(p, n) for p, tree in trees for n in ast.walk(tree) if isinstance(n, ast.Constant)
-            and isinstance(n.value, str) and n.value.startswith(DATA_PREFIXES)]
-    steps.append(Step("data paths", not hard, ", ".join(f"{n.value!r} at {_where(code, p, n)}" for p, n in hard[:3])
-                      or "data is reached through DATASET_PATH",
-                      "" if not hard else "build paths from nsml.DATASET_PATH; the task's folder name may differ"))
+    steps.append(_data_paths(code, entry, trees, task))
     try:
         wanted = environments.wanted(code)
-        steps.append(Step("requirements", True, ", ".join(sorted(wanted)) + " accepted" if wanted
+        steps.append(Step("requirements", Level.PASS, ", ".join(sorted(wanted)) + " accepted" if wanted
                           else "none (the harness's environment)"))
-    except UserError as exc:
-        steps.append(Step("requirements", False, str(exc), "list package names with version specifiers only"))
+    except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
+        steps.append(Step("requirements", Level.FAIL, str(exc), "list package names with version specifiers only"))
     return steps
 
 
 def _infer_step(code: Path, trees, infer) -> Step:
     if infer is None:
-        return Step("infer", False, "nsml.bind(...) is given no infer", "pass infer=your_infer_function")
+        return _finding("infer", True, "nsml.bind(...) is given no infer", "pass infer=your_infer_function")
     name = entry_flags._name(infer)
     defs = [(p, n) for p, tree in trees for n in ast.walk(tree)
             if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name == name]
     if not defs:
-        return Step("infer", True, f"infer={name or 'an expression'} (its definition was not found to check)")
+        return Step("infer", Level.PASS, f"infer={name or 'an expression'} (its definition was not found to check)")
     path, fn = defs[0]
     positional = len(fn.args.args) - (1 if fn.args.args and fn.args.args[0].arg == "self" else 0)
     if positional < 1 and fn.args.vararg is None:
-        return Step("infer", False, f"{name} at {_where(code, path, fn)} takes no argument",
-                    "infer receives the test data (a path or what the task's feed_infer passes)")
-    return Step("infer", True, f"{name}({', '.join(a.arg for a in fn.args.args)}) at {_where(code, path, fn)}")
+        return _finding("infer", True, f"{name} at {_where(code, path, fn)} takes no argument",
+                        "infer receives the test data (a path or what the task's loader passes)")
+    return Step("infer", Level.PASS, f"{name}({', '.join(a.arg for a in fn.args.args)}) at {_where(code, path, fn)}")
 
 
 PATH_ONLY = {"join", "abspath", "dirname", "basename", "Path", "str", "print", "format", "getenv", "get"}
@@ -129,8 +178,8 @@ def _reads_data(stmt: ast.AST) -> bool:
 def _paused_step(code: Path, trees, entry: str) -> Step:
     paused = list(_calls(trees, "paused"))
     if not paused:
-        return Step("nsml.paused", False, "no nsml.paused(...) call: a submit run would train instead of infer",
-                    "if args.pause: nsml.paused(scope=locals())")
+        return _finding("nsml.paused", True, "no nsml.paused(...) call: a submit run would train instead of infer",
+                        "if args.pause: nsml.paused(scope=locals())")
     path, node = paused[0]
     main_tree = next(tree for p, tree in trees if p == code / entry)
     first_read = None
@@ -141,17 +190,26 @@ def _paused_step(code: Path, trees, entry: str) -> Step:
             first_read = stmt
             break
     if first_read is not None:
-        return Step("nsml.paused", False, f"data is read at {entry}:{first_read.lineno}, before nsml.paused() at "
-                    f"{_where(code, path, node)}: a submit run sees no training data",
-                    "call nsml.paused() before reading any data")
-    return Step("nsml.paused", True, f"called at {_where(code, path, node)}, before any data is read")
+        return _finding("nsml.paused", True, f"data is read at {entry}:{first_read.lineno}, before nsml.paused() "
+                        f"at {_where(code, path, node)}: a submit run sees no training data",
+                        "call nsml.paused() before reading any data")
+    return Step("nsml.paused", Level.PASS, f"called at {_where(code, path, node)}, before any data is read")
+
+
+LOG_LINES = 5  # the evidence of a failed step: the log's last lines
+
+
+def _log_tail(h: Harness, name: str) -> str:
+    with h.tx() as db:
+        log = Path(h.session(db, name).run.log_path)
+    return " | ".join(line.strip() for line in submits._tail(log, LOG_LINES) if line.strip())
 
 
 def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float) -> list[Step]:
     steps = []
     opts = sessions.RunOptions(time_limit=time_limit, runtime=h.settings.runtime
                                if h.settings.runtime != "auto" else "process")
-    name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts)
+    name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts, check=True)
     deadline = time.monotonic() + time_limit + 30
     first = None
     while time.monotonic() < deadline:
@@ -164,20 +222,28 @@ def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None,
             break
         time.sleep(0.5)
     info = sessions.session_info(h, name)
-    if first is None:
-        fix = "call nsml.save(...) early in training (the check stops at the first save)"
-        why = f"{info['status']}" + (f" ({info['reason']}: {info['message']})" if info["reason"] else "")
-        steps.append(Step("training saves a checkpoint", False, f"{name}: no nsml.save before it ended: {why}", fix))
-        return steps
     if not RunStatus(info["status"]).terminal:
-        sessions.stop_sessions(h, name)
-    steps.append(Step("training saves a checkpoint", True, f"{name} saved {first!r}"))
+        sessions.stop_sessions(h, name)  # saved (the check goes on to submit it), or out of time
+    if first is None:
+        why = info["status"] + (f" ({info['reason']}: {info['message']})" if info["reason"] else "")
+        tail = _log_tail(h, name)
+        if info["reason"] in ("exit_code", "out_of_memory", "launch_error"):
+            fix = f"the error in its log (nsml logs {name})"
+        elif info["reason"] == "timeout" or not RunStatus(info["status"]).terminal:
+            fix = "call nsml.save(...) earlier in training, or give the check more time (--time-limit)"
+        else:
+            fix = "call nsml.save(...) during training (the check stops at the first save)"
+        steps.append(Step("training saves a checkpoint", Level.FAIL,
+                          f"{name}: no nsml.save before it ended: {why}" + (f" — log: {tail}" if tail else ""), fix))
+        return steps
+    steps.append(Step("training saves a checkpoint", Level.PASS, f"{name} saved {first!r}"))
     result = submits.submit(h, name, first, dry_run=True)
     ok = result["status"] == "succeeded"
     evidence = (f"submit -t {name} {first}: score {result['score']}" if ok else
                 f"submit -t {name} {first}: {result['reason']}: {result['message']}")
-    tail = " | ".join((result.get("log_tail") or [])[-3:])
-    steps.append(Step("submit -t is scored", ok, evidence + (f" — log: {tail}" if tail and not ok else ""),
+    tail = " | ".join(line.strip() for line in (result.get("log_tail") or [])[-LOG_LINES:] if line.strip())
+    steps.append(Step("submit -t is scored", Level.PASS if ok else Level.FAIL,
+                      evidence + (f" — log: {tail}" if tail and not ok else ""),
                       "" if ok else "see `nsml logs --submission " + str(result["id"]) + "`"))
     return steps
 
@@ -189,7 +255,7 @@ def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str 
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     with h.tx() as db:
         h.task(db, task)  # an unknown task is one line, before anything runs
-    steps = static_checks(code, entry)
-    if all(s.ok for s in steps):
+    steps = static_checks(code, entry, task)
+    if all(s.ok for s in steps):  # only a failed finding makes the smoke run pointless
         steps += smoke_run(h, task, code, entry, args, time_limit)
-    return [asdict(s) for s in steps]
+    return [{**asdict(s), "level": s.level.value, "ok": s.ok} for s in steps]

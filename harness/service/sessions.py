@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from harness.contest.gate import check_gpu_request, gate
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
-from harness.core.names import check_memo
+from harness.core.names import check_memo, session_folder, session_name
 from harness.runs.create import RunOptions, new_run, queue_run
 from harness.runs.snapshot import snapshot_code
 from harness.runtime import environments
@@ -43,7 +43,8 @@ def _session_limit(h: Harness, task) -> float:
 
 
 def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
-                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None) -> Session:
+                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None,
+                    check: bool = False) -> Session:
     user = h.user(db)
     admitted = gate(h, db, user, task.name, "a session")
     check_gpu_request(db, admitted, run.gpus)
@@ -51,11 +52,17 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
     queue_run(h.settings, db, user.id, run)
     base = h.settings.sessions_dir / user.name / task.name
-    on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
-    last = db.scalar(select(func.max(Session.number)).where(Session.user_id == user.id, Session.task_id == task.id))
-    number = max([last or 0, *on_disk]) + 1
-    name = f"{user.name}/{task.name}/{number}"
-    sess_dir = base / str(number)
+    mine = (Session.user_id == user.id, Session.task_id == task.id)
+    if check:  # nsml check's own: -1, -2, ... (USER/TASK/check-K), never a number of the participant's sequence
+        number = min(0, db.scalar(select(func.min(Session.number)).where(*mine)) or 0) - 1
+        while (base / session_folder(number)).exists():  # left by a check whose record is gone
+            number -= 1
+    else:
+        on_disk = [int(p.name) for p in base.iterdir() if p.name.isdigit()] if base.exists() else []
+        last = db.scalar(select(func.max(Session.number)).where(*mine))
+        number = max([0, last or 0, *on_disk]) + 1  # (check sessions are negative)
+    name = session_name(user.name, task.name, number)
+    sess_dir = base / session_folder(number)
     sess_dir.mkdir(parents=True)  # FileExistsError: a concurrent `run` took this number; the caller retries
     try:
         (sess_dir / "checkpoints").mkdir()
@@ -75,8 +82,9 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
 
 
 def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
-                  memo: str = "", opts: RunOptions | None = None, notify=None) -> str:
-    """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name."""
+                  memo: str = "", opts: RunOptions | None = None, notify=None, check: bool = False) -> str:
+    """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name. CHECK:
+    a session of `nsml check` (USER/TASK/check-K, hidden from ps: core.names.parse_session_name)."""
     check_memo(memo or "", "-m/--memo")
     opts = opts or RunOptions()
     src = Path(folder).expanduser().resolve()
@@ -95,7 +103,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     def create(db):
         task = h.task(db, task_name)
         run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task))
-        return _create_session(h, db, task, entry, argv, memo, run, src).name
+        return _create_session(h, db, task, entry, argv, memo, run, src, check=check).name
     name = _with_retry(h, create)
     wake(h.settings)
     return name

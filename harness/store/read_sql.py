@@ -101,7 +101,7 @@ SESSIONS_SQL = """
 SELECT s.id, s.name, r.status, r.reason, r.message, r.exit_code, r.gpus, r.gpu_ids, s.created_at, r.started_at,
        r.ended_at, s.entry, s.args, s.memo, s.forked_from, r.spec
 FROM sessions s JOIN runs r ON r.id = s.run_id
-WHERE {who} {task} {live}
+WHERE {who} {task} {live} {checks}
 ORDER BY s.id DESC {last}
 """
 SUMMARY_SQL = "SELECT session_id, key, raw FROM metrics WHERE session_id IN (:ids) AND summary = :yes ORDER BY id"
@@ -109,11 +109,12 @@ SUMMARY_SQL = "SELECT session_id, key, raw FROM metrics WHERE session_id IN (:id
 
 def session_rows(rows, user_id: int | None = None, task_id: int | None = None, all_: bool = False,
                  last: int | None = None, session_id: int | None = None) -> list[dict]:
-    """`nsml ps`: a user's sessions, newest first; without ALL_ only queued and running ones (or the one
-    session SESSION_ID, for `session_info`)."""
+    """`nsml ps`: a user's sessions, newest first, without `nsml check`'s own; without ALL_ only queued and
+    running ones (or the one session SESSION_ID, for `session_info`)."""
     sql = SESSIONS_SQL.format(who="s.user_id = :user" if session_id is None else "s.id = :session",
                               task="AND s.task_id = :task" if task_id is not None else "",
-                              live="" if all_ else "AND r.status IN (:live)", last="LIMIT :last" if last else "")
+                              live="" if all_ else "AND r.status IN (:live)", last="LIMIT :last" if last else "",
+                              checks="AND s.number >= 0" if session_id is None else "")  # core.names.is_check
     found = rows(sql, user=user_id, session=session_id, task=task_id, live=[RunStatus.QUEUED.value, RunStatus.RUNNING.value],
                  last=last)
     summaries: dict[int, dict] = {}
