@@ -173,6 +173,7 @@ LOCAL_COMMANDS = {
     "logout": "forgets them",
     "serve": "starts the server of this state root",
     "contest simulate": "runs a whole simulated contest here, on a state root of its own",
-    "image build": "builds a Docker image with this machine's engine",
+    "image build": "builds a Docker image with this machine's engine, or an era environment on this machine",
+    "image eras": "lists the era environments of this machine's catalogue (a file read here)",
     "check": "dry-runs a folder on this machine against a task's contract (local mode only)",
 }

@@ -74,6 +74,7 @@ SETTINGS = {
     "process": {"sandbox": str},
     "cluster": {"executor": str, "address": str},
     "runtimes": {ANY: str},
+    "eras": {ANY: dict},  # [eras.NAME] tables: harness.runtime.eras checks their keys (ERA)
     "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
@@ -81,6 +82,11 @@ SETTINGS = {
 }
 
 ANY_VALUE = (str, int, float, bool, list, dict)
+
+ERA = {  # one [eras.NAME] table (harness.runtime.eras.toml, or an organizer's harness.toml)
+    TOP: {"description": str, "base": str, "python": str, "packages": list, "images": list, "torch": str,
+          "tensorflow": str, "python_tags": str, "on_demand": bool},
+}
 
 TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' own (e.g. a model-size cap their scripts read)
     TOP: {"name": str, "title": str, "metric": str, "direction": str, "builder": str, "image": str,

@@ -21,6 +21,7 @@ ENV_GPUS = "HARNESS_GPUS"
 ENV_RUNTIME = "HARNESS_RUNTIME"
 ENV_HF_CACHE = "HARNESS_HF_CACHE"
 ENV_SERVICE = "HARNESS_SERVICE"
+ENV_ERA_DIR = "HARNESS_ERA_DIR"  # where era environments are built (shared by every state root of the machine)
 SERVICE_MODES = ("socket", "inprocess")  # how local commands reach the library: the state root's service, or here
 SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
@@ -297,6 +298,13 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         service_idle_exit=_seconds(sched.get("service_idle_exit_seconds", 300),
                                    "scheduler.service_idle_exit_seconds"),
     )
+
+
+def era_dir() -> Path:
+    """Where era environments (harness.runtime.eras) are built and kept: $HARNESS_ERA_DIR, else a cache folder of
+    the machine's user, shared by every state root (an era takes minutes to build and does not change)."""
+    given = os.environ.get(ENV_ERA_DIR)
+    return Path(given).expanduser().resolve() if given else Path.home() / ".cache" / "nsml-harness" / "eras"
 
 
 def terminal_columns() -> int:

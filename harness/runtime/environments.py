@@ -2,12 +2,19 @@
 
 A session whose code has ``requirements.txt`` or a literal ``install_requires`` in ``setup.py`` runs with its own
 interpreter environment, layered over the harness's: a venv made by ``uv venv`` from the harness's interpreter,
-with a ``.pth`` file that puts the harness environment's site-packages after its own (its packages win; torch and
-the rest still come from the harness).  Requirement lines follow the same rules as the docker runtime's (names
-with version specifiers, wheels only unless the task allows source builds), and every install is constrained to
-the harness's torch so that no requirement pulls another build of it.  Environments are built once per hash
-(under a file lock: two sessions with the same requirements share one), reused, and removed when unused for
-``ENV_MAX_AGE_DAYS``.  ``nsml_package.txt`` (apt) and ``#nsml: IMAGE`` apply to the docker runtime only.
+with a ``.pth`` file that puts the harness environment's site-packages after its own (its packages win).
+
+The resolver sees what the harness has: each harness distribution's metadata is copied into the new venv (a
+``.dist-info`` with METADATA and a RECORD that names only its own three files), so a requirement the harness
+already satisfies (``torch>=1.11``, the torch a ``torchvision`` or ``timm`` needs) is not installed again and its
+code comes from the harness; a requirement that wants another version (``numpy<2``) replaces only that copy and
+installs its own, which wins on the path. The harness's torch is pinned (``PINNED``): a requirement it cannot
+satisfy (``torch==1.5.0``) is one line naming the file, the line and the era environments that have one.
+
+Requirement lines follow the same rules as the docker runtime's (names with version specifiers, wheels only
+unless the task allows source builds). Environments are built once per hash (under a file lock: two sessions
+with the same requirements share one), reused, and removed when unused for ``ENV_MAX_AGE_DAYS``.
+``nsml_package.txt`` (apt) and ``#nsml: IMAGE`` apply to the docker runtime only.
 """
 from __future__ import annotations
 
@@ -19,23 +26,32 @@ import site
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+from packaging.requirements import InvalidRequirement, Requirement
 
 from harness.core.errors import UserError
 
-from .images import ImageError, nsml_image_line, requirements
+from .images import ERA_REQUIREMENTS, SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements
 
 ENV_MAX_AGE_DAYS = 14
 READY = ".ready"
-PINNED = ("torch",)  # packages a session may use but never reinstall: the harness's build is kept
+PINNED = ("torch", "tensorflow", "tensorflow-cpu")  # frameworks a session uses but never reinstalls: its
+#                                                      environment's build (the harness's, or its era's) is kept
 
 
-def uv_path() -> str:
+def uv_path(what: str = "requirements.txt") -> str:
     here = Path(sys.executable).parent / "uv"
     found = str(here) if here.exists() else shutil.which("uv")
     if not found:
-        raise UserError("requirements.txt: installing a session's requirements needs uv (pip install uv)")
+        raise UserError(f"{what}: installing a session's requirements needs uv (pip install uv)")
     return found
+
+
+def shown(files) -> str:
+    """The files requirements came from, as their author knows them (setup.py, not our build-context name)."""
+    return ", ".join("setup.py (install_requires)" if name == SETUP_REQUIREMENTS else name for name in sorted(files))
 
 
 def _pins() -> str:
@@ -50,22 +66,72 @@ def _pins() -> str:
     return "".join(f"{ln}\n" for ln in lines)
 
 
-def wanted(code: Path) -> dict[str, str]:
-    """The pip requirement files of a session's code (checked and normalised), without the apt list."""
+def wanted(code: Path, era=None) -> dict[str, str]:
+    """The pip requirement files of a session's code (checked and normalised), without the apt list. A pin that
+    the environment's own build cannot satisfy (PINNED: the harness's, or ERA's) is refused here, naming its file
+    and line."""
     try:
         files = requirements(code)
     except ImageError as exc:
         raise UserError(str(exc)) from None
+    pins = pins_of(era)
+    for where, line in _source_lines(code):
+        _check_pinned(where, line, pins, era)
     return {k: v for k, v in files.items() if k != "nsml_package.txt"}
 
 
-def notices(code: Path) -> list[str]:
-    """What the process runtime does not apply, said once at `run`."""
+def pins_of(era) -> dict[str, str]:
+    """PINNED packages → the version a run's environment has: ERA's (a root filesystem), else the harness's."""
+    if era is not None and era.has_rootfs:
+        return {k: v for k, v in era.pins().items() if k in PINNED}
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in PINNED:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _source_lines(code: Path):
+    """(FILE:LINE, requirement text) of requirements.txt and setup.py's install_requires, as written."""
+    req = code / "requirements.txt"
+    if req.is_file():
+        for i, text in enumerate(req.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            yield f"requirements.txt:{i}", text.split(" #", 1)[0].strip()
+    setup = code / "setup.py"
+    if setup.is_file():
+        lines = setup.read_text(encoding="utf-8", errors="replace").splitlines()
+        for item in install_requires(setup):
+            at = next((i for i, text in enumerate(lines, 1) if item in text), None)
+            yield f"setup.py:{at}" if at else "setup.py: install_requires", item
+
+
+def _check_pinned(where: str, text: str, pins: dict[str, str], era) -> None:
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        return  # not a requirement line (blank, comment): the gate in images has said what it must
+    name = req.name.lower()
+    if name not in pins or (req.marker is not None and not req.marker.evaluate()):
+        return
+    have = pins[name]
+    if req.specifier and not req.specifier.contains(have, prereleases=True):
+        from .eras import suggest  # the catalogue: which era has such a build
+        own = f"era {era.name}'s" if era is not None and era.has_rootfs else "the harness's"
+        raise UserError(f"{where}: {text}: the environment's {name} is {own} {have}, never reinstalled; "
+                        f"{suggest(name, req)}")
+
+
+def notices(code: Path, root: Path | None = None) -> list[str]:
+    """What `run` says of the process runtime's environment for CODE: the era it chose and why, and what it
+    does not apply."""
     out = []
-    image = nsml_image_line(code)
-    if image:
-        out.append(f"#nsml: {image} applies in the docker runtime only (the process runtime uses this machine's "
-                   f"Python)")
+    if nsml_image_line(code):
+        choice = choose_era(code, root)
+        out.append(f"environment: era {choice.era.name}: {choice.why}")
     if (code / "nsml_package.txt").is_file():
         out.append("nsml_package.txt (apt packages) applies in the docker runtime only")
     return out
@@ -78,9 +144,93 @@ def env_hash(files: dict[str, str], source_builds: bool) -> str:
     return digest.hexdigest()[:16]
 
 
-def ensure(envs_dir: Path, code: Path, source_builds: bool = False, log=None) -> tuple[Path, str] | None:
-    """The environment for CODE's requirements (built when missing), and its hash; None when it has none."""
-    return ensure_files(envs_dir, wanted(code), source_builds, log)
+@dataclass(frozen=True)
+class RunEnvironment:
+    """What a process-runtime run of some code starts in (see `for_code`)."""
+    python: str  # the interpreter (inside ROOTFS when there is one)
+    key: str | None  # the session environment's hash (None: none was needed)
+    folders: tuple[Path, ...] = ()  # host folders the run needs, read-only at their own paths
+    path: tuple[str, ...] = ()  # more PYTHONPATH entries, after the SDK
+    rootfs: Path | None = None  # an era's root filesystem: the run's system
+    era: str = ""
+    why: str = ""
+
+
+def choose_era(code: Path, root: Path | None):
+    """The era CODE's `#nsml:` line resolves to for the process runtime (harness.runtime.eras)."""
+    from . import eras
+    return eras.resolve(nsml_image_line(code), eras.catalogue(root))
+
+
+def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool = False,
+             log=None) -> RunEnvironment:
+    """The environment a process-runtime run of CODE gets: its era (by its `#nsml:` line), with the code's own
+    requirements over it (built when missing)."""
+    from . import eras
+    choice = choose_era(code, root)
+    era = choice.era
+    files = wanted(code, era)
+    if era.has_rootfs:
+        rootfs = eras.require_built(era)
+        python = eras.python_of(era)
+        if not files:
+            return RunEnvironment(python, None, rootfs=rootfs, era=era.name, why=choice.why)
+        site, key = ensure_era_site(envs_dir, files, era, source_builds, log)
+        return RunEnvironment(python, key, (site,), (str(site),), rootfs, era.name, choice.why)
+    if era.packages:  # an era on the harness's own environment: its packages first, the code's over them
+        files = {ERA_REQUIREMENTS: "".join(f"{line}\n" for line in era.packages), **files}
+    found = ensure_files(envs_dir, files, source_builds, log)
+    if found is None:
+        return RunEnvironment(sys.executable, None, era=era.name, why=choice.why)
+    env_dir, key = found
+    return RunEnvironment(str(env_dir / "bin" / "python"), key, (env_dir,), era=era.name, why=choice.why)
+
+
+def ensure(envs_dir: Path, code: Path, source_builds: bool = False, log=None, root: Path | None = None
+           ) -> RunEnvironment:
+    """The environment for CODE (see for_code), checked and built at `run` so that a bad line is one error there."""
+    return for_code(envs_dir, code, root, source_builds, log)
+
+
+def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: bool = False,
+                    log=None) -> tuple[Path, str]:
+    """A session's requirements over an era's root filesystem: a folder of packages for the era's Python and
+    glibc (uv pip install --target), put on PYTHONPATH before the era's own. The era's packages are shown to
+    the resolver as installed (their metadata), so only what the era lacks is installed."""
+    from . import eras
+    digest = hashlib.sha256(f"{era.key}\0{source_builds}".encode())
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
+    key = "era-" + digest.hexdigest()[:16]
+    env = envs_dir / key
+    envs_dir.mkdir(parents=True, exist_ok=True)
+    with open(envs_dir / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (env / READY).exists():
+            os.utime(env / READY)
+            return env / "site", key
+        shutil.rmtree(env, ignore_errors=True)
+        site = env / "site"
+        site.mkdir(parents=True)
+        try:
+            _show_harness_packages(site, [str(era.rootfs / eras.SITE.lstrip("/"))])
+            (env / "constraints.txt").write_text("".join(f"{k}=={v}\n" for k, v in pins_of(era).items()))
+            args = [uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
+                    era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
+                    "-c", str(env / "constraints.txt")]
+            if not source_builds:
+                args += ["--only-binary", ":all:"]
+            for name, content in files.items():
+                (env / name).write_text(content)
+                args += ["-r", str(env / name)]
+            if log:
+                log(f"installing {shown(files)} over era {era.name} (once per requirements)")
+            _run(args, f"installing the session's requirements over era {era.name}", files)
+        except BaseException:
+            shutil.rmtree(env, ignore_errors=True)
+            raise
+        (env / READY).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
+    return env / "site", key
 
 
 def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False,
@@ -103,17 +253,18 @@ def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = Fa
 
 
 def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
-    uv = uv_path()
+    uv = uv_path(shown(files))
     staging = env.with_name(env.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _run([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment")
+        _run([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment", files)
         purelib = subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
                                   "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
         below = [p for p in site.getsitepackages() if Path(p).is_dir()]  # the harness's, after its own
         Path(purelib, "_harness_base.pth").write_text("".join(f"import site; site.addsitedir({p!r})\n"
                                                               for p in below))
+        _show_harness_packages(Path(purelib), below)
         (staging / "constraints.txt").write_text(_pins())
         args = [uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
                 "-c", str(staging / "constraints.txt")]
@@ -124,7 +275,7 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
             args += ["-r", str(staging / name)]
         if log:
             log(f"installing {', '.join(sorted(files))} into a session environment (once per requirements)")
-        _run(args, "installing the session's requirements")
+        _run(args, "installing the session's requirements", files)
     except BaseException:
         shutil.rmtree(env, ignore_errors=True)
         raise
@@ -132,11 +283,30 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _run(cmd: list[str], what: str) -> None:
+SHIM_INSTALLER = "nsml-harness (metadata only: the code is the harness's)\n"
+
+
+def _show_harness_packages(purelib: Path, harness_dirs: list[str]) -> None:
+    """A copy of each harness distribution's metadata in the new venv, for the resolver (see the module's text).
+    Its RECORD names only these files, so replacing it never touches the harness's own files."""
+    from importlib.metadata import distributions
+
+    for dist in distributions(path=harness_dirs):
+        src = Path(getattr(dist, "_path", ""))
+        target = purelib / src.name
+        if not src.name.endswith(".dist-info") or not (src / "METADATA").is_file() or target.exists():
+            continue
+        target.mkdir()
+        (target / "METADATA").write_bytes((src / "METADATA").read_bytes())
+        (target / "INSTALLER").write_text(SHIM_INSTALLER)
+        (target / "RECORD").write_text("".join(f"{src.name}/{f},,\n" for f in ("METADATA", "INSTALLER", "RECORD")))
+
+
+def _run(cmd: list[str], what: str, files=("requirements.txt",)) -> None:
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise UserError(f"requirements.txt: {what} failed: {' '.join(lines[-3:])[:400]}")
+        raise UserError(f"{shown(files)}: {what} failed: {' '.join(lines[-3:])[:400]}")
 
 
 def collect_garbage(envs_dir: Path, max_age_days: float = ENV_MAX_AGE_DAYS) -> list[str]:

@@ -31,6 +31,8 @@ from harness.core.errors import UserError
 SDK = resources.SESSION_SDK
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 ENV_REPO = "nsml-harness/env"
+SETUP_REQUIREMENTS = "setup-requirements.txt"  # setup.py's install_requires, as a file of the build context
+ERA_REQUIREMENTS = "era-requirements.txt"  # an era's packages over the default image (harness.runtime.eras)
 _build_locks: dict[str, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -120,7 +122,7 @@ def requirements(code: Path) -> dict[str, str]:
     if setup.is_file():
         reqs = install_requires(setup)
         if reqs:
-            files["setup-requirements.txt"] = _clean(reqs, "setup.py: install_requires")
+            files[SETUP_REQUIREMENTS] = _clean(reqs, "setup.py: install_requires")
     apt = code / "nsml_package.txt"
     if apt.is_file():
         files["nsml_package.txt"] = apt_packages(apt.read_text(encoding="utf-8", errors="replace"),
@@ -138,7 +140,7 @@ RUN set -e; cd /tmp/nsml-env; \\
     if [ -f nsml_package.txt ]; then apt-get update && \\
         grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
         rm -rf /var/lib/apt/lists/*; fi; \\
-    for f in requirements.txt setup-requirements.txt; do \\
+    for f in era-requirements.txt requirements.txt setup-requirements.txt; do \\
         if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi; done; \\
     rm -rf /tmp/nsml-env
 """
@@ -180,15 +182,44 @@ def base_image(client, name: str):
                          f"{name}' where a registry is reachable") from None
 
 
+def _present(client, name: str) -> bool:
+    import docker.errors
+    try:
+        client.images.get(name)
+        return True
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        return False
+
+
+def resolve_base(client, code: Path, manifest_image: str | None, default_image: str,
+                 root: Path | None = None) -> tuple[str, tuple[str, ...]]:
+    """The base image of CODE's sessions and the packages an era adds to it: an `#nsml:` image on this machine
+    as it is; one that is not resolves to an era (harness.runtime.eras), its own image or the default one plus
+    its packages."""
+    line = nsml_image_line(code)
+    if not line or _present(client, line):
+        return line or manifest_image or default_image, ()
+    from . import eras
+    era = eras.resolve(line, eras.catalogue(root), lambda _image: False).era
+    if era.has_rootfs:
+        try:
+            return eras.docker_image(era, client), ()
+        except UserError as exc:
+            raise ImageError(str(exc)) from None
+    return manifest_image or default_image, era.packages
+
+
 def session_image(client, code: Path, manifest_image: str | None, default_image: str,
-                  source_builds: bool = False) -> str:
+                  source_builds: bool = False, root: Path | None = None) -> str:
     """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
     unless the task allows source builds; the build runs on Docker's bridge network, never the host's."""
     import docker.errors
 
-    base_name = nsml_image_line(code) or manifest_image or default_image
+    base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root)
     base = base_image(client, base_name)
     files = requirements(code)
+    if era_packages:
+        files = {ERA_REQUIREMENTS: "".join(f"{line}\n" for line in era_packages), **files}
     if not files:
         return base_name
     binary = "" if source_builds else "--only-binary :all:"

@@ -252,31 +252,32 @@ class ProcessRuntime(Runtime):
     name = "process"
     handle_class = ProcessHandle  # what start() returns (a subclass may watch its runs differently)
 
-    def _python(self, spec: RunSpec) -> tuple[str, str | None, Path | None]:
-        """The interpreter for this run: a session environment when its code has requirements (built once per
-        hash, see harness.runtime.environments), else the harness's own."""
+    def _environment(self, spec: RunSpec) -> environments.RunEnvironment:
+        """The interpreter and folders for this run: its era (by the code's `#nsml:` line) with the code's own
+        requirements over it (built once per hash, see harness.runtime.environments), else the harness's own."""
         if self.settings is None:
-            return sys.executable, None, None
-        found = environments.ensure(self.settings.state_dir / "envs", spec.workdir, spec.source_builds)
-        if found is None:
-            return sys.executable, None, None
-        env_dir, key = found
-        return str(env_dir / "bin" / "python"), key, env_dir
+            return environments.RunEnvironment(sys.executable, None)
+        return environments.for_code(self.settings.state_dir / "envs", spec.workdir, self.settings.root,
+                                     spec.source_builds)
 
     def start(self, spec: RunSpec) -> ProcessHandle:
         sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto")
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        python, env_key, env_dir = self._python(spec)
-        argv, cwd = [python, *spec.argv], spec.workdir
+        found = self._environment(spec)
+        argv, cwd = [found.python, *spec.argv], spec.workdir
+        if found.rootfs is not None and not sandboxed:
+            raise UserError(f"era {found.era} runs under bubblewrap only (its root filesystem is the run's "
+                            f"system): install bubblewrap, or set [process] sandbox = \"auto\"")
         if sandboxed:
             tmp = spec.paths.run / "tmp"
             tmp.mkdir(exist_ok=True)
             env = sandbox_env(spec, inherited_environment(), tmp)
-            extra = [env_dir] if env_dir is not None else []
-            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, extra), spec.paths.run
+            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs), spec.paths.run
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
+        if found.path:
+            env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", ""), *found.path]).strip(os.pathsep)
         pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
         group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
         if group is not None:
@@ -296,8 +297,10 @@ class ProcessRuntime(Runtime):
         isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
         handle = self.handle_class(spec, proc, isolation, group)
         handle.pids_limit = pids
-        if env_key:
-            handle.environment += f" + session environment {env_key}"
+        if found.rootfs is not None:
+            handle.environment += f" + era {found.era}"
+        if found.key:
+            handle.environment += f" + session environment {found.key}"
         return handle
 
     def cleanup(self, run) -> bool:

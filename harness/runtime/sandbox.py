@@ -53,30 +53,39 @@ def gpu_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
 
 
-def base_command(network: bool, tmp: Path, gpus: bool = False) -> list[str]:
-    """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after."""
+def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None = None) -> list[str]:
+    """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. ROOT:
+    an era's root filesystem (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this
+    machine's system and interpreter."""
     cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY,
            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
     if network:
         cmd.append("--share-net")
+    system = str(root) if root is not None else ""
     for d in SYSTEM_DIRS:
-        cmd += ["--ro-bind-try", d, d]
+        cmd += ["--ro-bind-try", system + d, d]
     for name in ETC_FILES + (("resolv.conf",) if network else ()):
-        cmd += ["--ro-bind-try", f"/etc/{name}", f"/etc/{name}"]
+        cmd += ["--ro-bind-try", f"{system}/etc/{name}", f"/etc/{name}"]
+    if root is not None and network:
+        cmd += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]  # this machine's resolver
     cmd += ["--proc", "/proc", "--dev", "/dev"]
     if gpus:
         for dev in gpu_devices():
             cmd += ["--dev-bind-try", dev, dev]
     cmd += ["--bind", str(tmp), "/tmp"]  # before the interpreter: a venv under /tmp must not be hidden by it
-    for root in _python_roots():
-        cmd += ["--ro-bind", root, root]
+    if root is not None:
+        cmd += ["--ro-bind-try", f"{system}/opt/era", "/opt/era"]
+    else:
+        for prefix in _python_roots():
+            cmd += ["--ro-bind", prefix, prefix]
     return cmd
 
 
-def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list[Path] = ()) -> list[str]:
+def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list[Path] = (),
+            root: Path | None = None) -> list[str]:
     """The bwrap command line that runs ARGV for SPEC (EXTRA_RO: more host folders, read-only at their paths —
-    a session's own Python environment)."""
-    cmd = base_command(spec.network, tmp, gpus=bool(spec.gpu_ids))
+    a session's own Python environment; ROOT: an era's root filesystem as the system)."""
+    cmd = base_command(spec.network, tmp, gpus=bool(spec.gpu_ids), root=root)
     for path in extra_ro:
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]

@@ -117,7 +117,7 @@ def _data_paths(code: Path, entry: str, trees, task: str) -> Step:
                     "build paths from nsml.DATASET_PATH; the task's folder name may differ")
 
 
-def static_checks(code: Path, entry: str, task: str) -> list[Step]:
+def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -> list[Step]:
     steps = []
     if not (code / entry).is_file():
         return [Step("entry", Level.FAIL, f"{entry} is not in {code}", "pass the entry file with -e")]
@@ -140,7 +140,7 @@ def static_checks(code: Path, entry: str, task: str) -> list[Step]:
     steps.append(_paused_step(code, trees, entry))
     steps.append(_data_paths(code, entry, trees, task))
     try:
-        wanted = environments.wanted(code)
+        wanted = environments.wanted(code, environments.choose_era(code, root).era)
         steps.append(Step("requirements", Level.PASS, ", ".join(sorted(wanted)) + " accepted" if wanted
                           else "none (the harness's environment)"))
     except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
@@ -255,7 +255,7 @@ def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str 
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     with h.tx() as db:
         h.task(db, task)  # an unknown task is one line, before anything runs
-    steps = static_checks(code, entry, task)
+    steps = static_checks(code, entry, task, h.settings.root)
     if all(s.ok for s in steps):  # only a failed finding makes the smoke run pointless
         steps += smoke_run(h, task, code, entry, args, time_limit)
     return [{**asdict(s), "level": s.level.value, "ok": s.ok} for s in steps]

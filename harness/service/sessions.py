@@ -96,9 +96,9 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         with h.tx() as db:
             source_builds = h.manifest(h.task(db, task_name)).source_builds
-        for note in environments.notices(src):
+        for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
-        environments.ensure(h.settings.state_dir / "envs", src, source_builds)
+        environments.ensure(h.settings.state_dir / "envs", src, source_builds, root=h.settings.root)
 
     def create(db):
         task = h.task(db, task_name)

@@ -1,0 +1,231 @@
+"""The corpus, continued: NSML entries of each era and environment convention, written here (never copied), each
+taken through run → submit -t → submit → ranked, and `nsml check` agreeing with what run and submit did.
+
+With test_compat_corpus.py (2018 file-path save, 2021 loader pairs, load → save → exit across sessions, Fire)
+and test_packs.py (test_data_loader-only packs with (confidence, label) and plain infers), it covers every
+convention seen in public NSML code. Eras: the light one (py39: bullseye, Python 3.9, numpy/pandas before 2.0)
+is built here (once per machine, `harness image build --era py39`) and run in both runtimes; the heavy ones
+(torch1, tf2: GPU builds of 1-2 GB) are built on demand only, so here their image lines are resolved and a run
+says how to build them.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+from helpers import run_session
+
+# The body every entry shares: NSML's reserved flags, a threshold model saved as JSON, infer over the test file.
+BODY = '''
+def bind_model(state):
+    def save(d, **k):
+        os.makedirs(d, exist_ok=True); json.dump(state, open(os.path.join(d, "m.json"), "w"))
+    def load(d, **k):
+        state.update(json.load(open(os.path.join(d, "m.json"))))
+    def infer(path, **k):
+        return [int(int(x) > state["t"]) for x in open(path).read().split()]
+    nsml.bind(save=save, load=load, infer=infer)
+'''
+
+ENTRIES = {
+    # 2019-2020 data-science code on an image of its time: np.float and DataFrame.append are gone from numpy 2 /
+    # pandas 2, and the image (python 3.6) cannot be had: the py39 era runs it
+    "py36 image, pandas 1 and numpy 1 APIs": ({
+        "requirements.txt": "#nsml: nsml/ml:py3.6-sklearn\nnumpy==1.21.6\n",
+        "main.py": '''
+import argparse, json, os, sys
+import numpy as np, pandas as pd
+import nsml
+''' + BODY + '''
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--iteration", default="0")
+    a = p.parse_args()
+    state = {"t": 50}
+    bind_model(state)
+    if a.pause:
+        nsml.paused(scope=locals())
+    frame = pd.DataFrame({"x": [1.0]}).append({"x": float(np.float(2))}, ignore_index=True)
+    print("python", sys.version_info[:2], "numpy", np.__version__, "pandas", pd.__version__, len(frame))
+    nsml.save(0)
+'''}, "python (3, 9) numpy 1.21.6 pandas 1.3.5 2", "era py39"),
+    # pins only in setup.py (AI Rush 2020 style), no requirements.txt
+    "setup.py-only pins": ({
+        "setup.py": '''#nsml: pytorch/pytorch:2.1.0-cuda12.1-cudnn8-runtime
+from distutils.core import setup
+setup(name="entry", version="1.0", install_requires=["six==1.16.0"])
+''',
+        "main.py": '''
+import argparse, json, os
+import six
+import nsml
+''' + BODY + '''
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+a = p.parse_args()
+state = {"t": 50}
+bind_model(state)
+if a.pause:
+    nsml.paused(scope=locals())
+print("six", six.__version__)
+nsml.save("best")
+'''}, "six 1.16.0", "era harness"),
+    # a requirement on torch (and one that depends on it): the harness's torch satisfies them, nothing is copied
+    "torch-dependent requirements": ({
+        "requirements.txt": "torch>=1.11\ntorchmetrics==1.9.0\n",
+        "main.py": '''
+import argparse, json, os
+import torch, torchmetrics
+import nsml
+''' + BODY + '''
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+a = p.parse_args()
+state = {"t": 50}
+bind_model(state)
+if a.pause:
+    nsml.paused(scope=locals())
+acc = torchmetrics.Accuracy(task="binary")(torch.tensor([1, 0]), torch.tensor([1, 0]))
+print("torchmetrics", torchmetrics.__version__, "torch", torch.__version__, "from", torch.__file__, float(acc))
+nsml.save(0)
+'''}, "torchmetrics 1.9.0 torch 2.13.0", None),
+    # the parser lives in an imported module (config.py), and declares only --mode and --pause (AI Rush 2022)
+    "parser in an imported module": ({
+        "config.py": '''
+import argparse
+def get_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", type=str, default="train")
+    p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--threshold", type=int, default=50)
+    return p.parse_args()
+''',
+        "main.py": '''
+import json, os
+import nsml
+from config import get_args
+''' + BODY + '''
+if __name__ == "__main__":
+    a = get_args()
+    state = {"t": a.threshold}
+    bind_model(state)
+    if a.pause:
+        nsml.paused(scope=locals())
+    print("trained with", a.threshold)
+    nsml.save("last")
+'''}, "trained with 50", None),
+    # transformers 4.x idioms (AdamW from transformers) on an image named for them: the transformers4 era
+    "transformers 4 image": ({
+        "requirements.txt": "#nsml: nsml/huggingface-transformers4:pytorch1.9\n",
+        "main.py": '''
+import argparse, json, os
+from transformers import AdamW, __version__ as hf
+import nsml
+''' + BODY + '''
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+a = p.parse_args()
+state = {"t": 50}
+bind_model(state)
+if a.pause:
+    nsml.paused(scope=locals())
+print("transformers", hf, AdamW.__name__)
+nsml.save(0)
+'''}, "transformers 4.46.3 AdamW", "era transformers4"),
+}
+
+
+def _folder(tmp_path, name, files):
+    folder = tmp_path / name.replace(" ", "-")
+    folder.mkdir(parents=True)
+    for rel, text in files.items():
+        (folder / rel).write_text(text)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def py39_era():
+    """The light era, built once per machine (CI builds it here; minutes the first time, then a lookup)."""
+    proc = subprocess.run([sys.executable, "-m", "harness", "image", "build", "--era", "py39", "-q"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return "py39"
+
+
+@pytest.mark.parametrize("entry", sorted(ENTRIES))
+def test_each_entry_is_trained_submitted_ranked_and_checked(cli, tiny_task, tmp_path, runtime, entry, request):
+    files, in_log, note = ENTRIES[entry]
+    if "era py39" == note:
+        request.getfixturevalue("py39_era")
+    folder = _folder(tmp_path, entry, files)
+    out = cli("run", "-d", "tiny", "-e", "main.py", folder)
+    if note and runtime == "process":
+        assert f"environment: {note}:" in out.stderr, out.stderr  # which era, and why, said at run
+    name = out.stdout.split()[1]
+    cli("logs", "-f", name)
+    log = cli("logs", name).stdout
+    assert in_log in log, log
+    ckpt = cli.json("model", "ls", name)[0]["checkpoint"]
+    assert cli.json("submit", "-t", name, ckpt)["status"] == "succeeded"
+    scored = cli.json("submit", name, ckpt)
+    assert scored["status"] == "succeeded" and scored["score"] == 1.0, scored
+    assert any(r["session"] == name for r in cli.json("board", "tiny"))
+    # nsml check says what run and submit did: it passes, with no step failed
+    rows = json.loads(cli("check", folder, "-d", "tiny", "-j").stdout)
+    assert all(r["ok"] for r in rows) and rows[-1]["step"] == "submit -t is scored", rows
+
+
+def test_the_torch_entry_used_the_harness_torch_without_a_copy(cli, tiny_task, tmp_path, state_root):
+    files, _log, _note = ENTRIES["torch-dependent requirements"]
+    name = run_session(cli, _folder(tmp_path, "torch", files))
+    log = cli("logs", name).stdout
+    assert "/.venv/" in log.split(" from ", 1)[1] or "site-packages/torch" in log
+    env = next((state_root / ".harness" / "envs").glob("*/.ready")).parent
+    assert not list(env.rglob("torch/__init__.py"))  # torch itself was not installed again
+    assert (env / "bin" / "python").exists()
+
+
+@pytest.mark.parametrize("pin,file", [("torch==1.5.0", "requirements.txt"), ("torch==1.5.0", "setup.py")])
+def test_a_pin_the_harness_cannot_satisfy_is_one_line_naming_file_line_and_era(cli, tiny_task, tmp_path, pin,
+                                                                                file):
+    if file == "setup.py":
+        files = {"setup.py": f'from setuptools import setup\nsetup(name="x",\n      install_requires=["{pin}"])\n'}
+        where = "setup.py:3"
+    else:
+        files = {"requirements.txt": f"six==1.16.0\n{pin}\n"}
+        where = "requirements.txt:2"
+    folder = _folder(tmp_path, "pinned", {**files, "main.py": "print('never runs')\n"})
+    r = cli("run", "-d", "tiny", folder, code=2)
+    line = r.stderr.strip()
+    assert "\n" not in line and "Traceback" not in r.output, r.output
+    assert line.startswith(f"Error: {where}: {pin}:") and "the harness's 2.13.0" in line, line
+    assert "era torch1 has torch 1.13.1" in line, line
+
+
+@pytest.mark.parametrize("image,era", [("nsml/default_ml:cuda9_torch1.0", "torch1"),
+                                       ("registry.navercorp.com/nsml/airush2020:pytorch1.5", "torch1"),
+                                       ("floydhub/pytorch:0.3.0-gpu.cuda8cudnn6-py3.17", "torch1"),
+                                       ("tensorflow/tensorflow:1.15.0-gpu-py3", "tf2")])
+def test_a_heavy_era_is_chosen_and_run_says_how_to_build_it(cli, tiny_task, tmp_path, image, era, monkeypatch):
+    monkeypatch.setenv("HARNESS_ERA_DIR", str(tmp_path / "no-eras-built"))
+    folder = _folder(tmp_path, "old", {"requirements.txt": f"#nsml: {image}\n", "main.py": "print(1)\n"})
+    r = cli("run", "-d", "tiny", folder, code=2)
+    assert f"environment: era {era}:" in r.stderr and image in r.stderr
+    assert f"era {era} (" in r.stderr and f"harness image build --era {era}" in r.stderr
+    assert "Traceback" not in r.output
+
+
+def test_organizers_add_an_era_in_harness_toml(cli, state_root):
+    (state_root / "harness.toml").write_text('[eras.old-six]\ndescription = "six 1.15"\nbase = "harness"\n'
+                                             'packages = ["six==1.15.0"]\nimages = ["acme/legacy:*"]\n')
+    rows = {r["era"]: r for r in cli.json("image", "eras")}
+    assert list(rows)[0] == "old-six" and rows["old-six"]["from"].endswith("harness.toml")
+    (state_root / "harness.toml").write_text('[eras.bad]\nbase = "buster"\n')
+    r = cli("image", "eras", code=2)
+    assert "[eras.bad] base: expected 'harness' or a Debian suite" in r.stderr
+    (state_root / "harness.toml").write_text('[eras.bad]\npackages = ["six>=1"]\n')
+    assert "pin it with ==" in cli("image", "eras", code=2).stderr
