@@ -1,5 +1,6 @@
 """A compatibility corpus: NSML-style entries and packs written here, one per convention real submissions use,
-each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker."""
+each taken through run → submit -t → submit → ranked, in the sandboxed process runtime and in docker; `nsml check` agrees with what run and submit did on each."""
+import json
 
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
@@ -130,25 +131,30 @@ if __name__ == "__main__":
 '''
 
 
-def _scored(cli, name, ckpt, task="tiny"):
+def _scored(cli, name, ckpt, task="tiny", folder=None, args=None):
     assert cli.json("submit", "-t", name, ckpt)["status"] == "succeeded"
     result = cli.json("submit", name, ckpt)
     assert result["status"] == "succeeded" and result["score"] > 0.5, result
     assert any(r["session"] == name for r in cli.json("board", task))
+    if folder is not None:  # nsml check agrees: it passes, with no step failed
+        rows = json.loads(cli("check", folder, "-d", task, "-j", *(["-a", args] if args else [])).stdout)
+        assert all(r["ok"] for r in rows) and rows[-1]["step"] == "submit -t is scored", rows
     return result
 
 
 def test_2018_file_path_callbacks(cli, tiny_task, tmp_path, runtime):
-    name = run_session(cli, participant(tmp_path / "y2018", ENTRY_2018))
-    _scored(cli, name, "0")
+    folder = participant(tmp_path / "y2018", ENTRY_2018)
+    name = run_session(cli, folder)
+    _scored(cli, name, "0", folder=folder)
 
 
 def test_2021_loader_passes_dataset_path_and_expects_pairs(cli, tmp_path, runtime):
     pack = make_tiny_task(tmp_path / "pairs", name="pairs")
     (pack / "data_loader.py").write_text(LOADER_2021)
     cli("dataset", "add", pack, user=ORGANIZER)
-    name = run_session(cli, participant(tmp_path / "y2021", ENTRY_2021), task="pairs")
-    _scored(cli, name, "best", task="pairs")
+    folder = participant(tmp_path / "y2021", ENTRY_2021)
+    name = run_session(cli, folder, task="pairs")
+    _scored(cli, name, "best", task="pairs", folder=folder)
 
 
 def test_load_save_exit_copies_a_model_between_own_sessions(cli, tiny_task, tmp_path, runtime):
@@ -156,7 +162,7 @@ def test_load_save_exit_copies_a_model_between_own_sessions(cli, tiny_task, tmp_
     source = run_session(cli, folder)
     copy = run_session(cli, folder, "-a", f"--source {source}")
     assert [c["checkpoint"] for c in cli.json("model", "ls", copy)] == ["saved"]
-    _scored(cli, copy, "saved")
+    _scored(cli, copy, "saved", folder=folder, args=f"--source {source}")
 
 
 def test_fire_entry_with_its_own_requirements(cli, tmp_path, runtime):
@@ -168,9 +174,11 @@ def test_fire_entry_with_its_own_requirements(cli, tmp_path, runtime):
     if runtime == "process":
         r = cli("run", "-d", "strict", folder, code=2)
         assert "requirements.txt" in r.stderr and "no usable wheels" in r.stderr
+        r = cli("check", folder, "-d", "strict", code=2)  # check refuses it as run does, in the same words
+        assert "requirements.txt" in r.stderr and "no usable wheels" in r.stderr
     pack = make_tiny_task(tmp_path / "firetask", name="firetask")
     (pack / "task.toml").write_text("source_builds = true\n" + (pack / "task.toml").read_text())
     cli("dataset", "add", pack, user=ORGANIZER)
     name = run_session(cli, folder, task="firetask")
-    _scored(cli, name, "1", task="firetask")
+    _scored(cli, name, "1", task="firetask", folder=folder)
     assert cli.json("history", "firetask")[0]["reserved_flags"] == ["--mode", "test", "--pause", "1"]

@@ -179,6 +179,45 @@ def test_each_entry_is_trained_submitted_ranked_and_checked(cli, tiny_task, tmp_
     assert all(r["ok"] for r in rows) and rows[-1]["step"] == "submit -t is scored", rows
 
 
+# 2019: a session loads another of the user's sessions by its number (`session=USER/TASK/N`), as NSML's docs
+# showed, then saves it as its own: numbers are the participant's, never taken by `nsml check`
+BY_NUMBER = '''
+import argparse, json, os
+import nsml
+''' + BODY + '''
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0"); p.add_argument("--from_number", type=int, default=0)
+a = p.parse_args()
+state = {"t": 0}
+bind_model(state)
+if a.pause:
+    nsml.paused(scope=locals())
+if a.from_number:
+    owner_task = nsml.SESSION_NAME.rsplit("/", 1)[0]
+    nsml.load(checkpoint=0, session=f"{owner_task}/{a.from_number}")
+    print("loaded t =", state["t"], "from number", a.from_number)
+else:
+    state["t"] = 50
+nsml.save(0)
+'''
+
+
+def test_a_session_loads_another_by_number_and_check_takes_no_number(cli, tiny_task, tmp_path):
+    folder = _folder(tmp_path, "by-number", {"main.py": BY_NUMBER})
+    first = run_session(cli, folder)
+    rows = json.loads(cli("check", folder, "-d", "tiny", "-j").stdout)  # before the second session: no number
+    assert all(r["ok"] for r in rows), rows
+    second = run_session(cli, folder, "-a", "--from_number 1")
+    assert (first, second) == ("alice/tiny/1", "alice/tiny/2")
+    assert "loaded t = 50 from number 1" in cli("logs", second).stdout
+    scored = cli.json("submit", second, "0")
+    assert scored["status"] == "succeeded" and scored["score"] == 1.0, scored
+    assert any(r["session"] == second for r in cli.json("board", "tiny"))
+    rows = json.loads(cli("check", folder, "-d", "tiny", "-j", "-a", "--from_number 1").stdout)
+    assert all(r["ok"] for r in rows), rows
+
+
 def test_the_torch_entry_used_the_harness_torch_without_a_copy(cli, tiny_task, tmp_path, state_root):
     files, _log, _note = ENTRIES["torch-dependent requirements"]
     name = run_session(cli, _folder(tmp_path, "torch", files))

@@ -297,11 +297,16 @@ def test_container_is_locked_down(docker_root, docker_client, tmp_path):
 
 def test_image_resolution_missing_base_and_cached_requirements(cli, docker_root, tiny_task, nsml_folder,
                                                                docker_client):
+    # an image that is not here and matches no era: the harness's own environment (the default image)
     (nsml_folder / "requirements.txt").write_text("#nsml: nowhere/missing-image:1.0\nnumpy\n")
+    name = run_session(cli, nsml_folder)
+    assert _ps(cli, name)["status"] == "succeeded"
+    # one that resolves to an era not built on this machine (torch1 is built on demand, never in CI)
+    (nsml_folder / "requirements.txt").write_text("#nsml: nsml/default_ml:cuda9_torch1.0\n")
     name = run_session(cli, nsml_folder, code=1)
     row = _ps(cli, name)
     assert row["reason"] == "launch_error"
-    assert "nowhere/missing-image:1.0" in row["message"] and "harness image build" in row["message"]
+    assert "era torch1" in row["message"] and "harness image build --era torch1" in row["message"], row
 
     # a fresh hash (comments are stripped before hashing; an exclusion that excludes nothing is not): the first
     # session builds, the second reuses

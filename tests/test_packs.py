@@ -1,4 +1,5 @@
 """Organizer packs as NSML published them: a plain pack without task.toml, and loaders of each era."""
+import json
 import sqlite3
 
 import pytest
@@ -57,6 +58,8 @@ def test_an_older_loader_gets_nsmls_default_feed(cli, tmp_path, infer):
     scored = cli.json("submit", name, "1")
     assert scored["status"] == "succeeded" and scored["score"] == 1.0, scored
     assert cli.json("board", "old")[0]["score"] == 1.0
+    rows = json.loads(cli("check", entry, "-d", "old", "-j").stdout)  # nsml check agrees
+    assert all(r["ok"] for r in rows) and rows[-1]["step"] == "submit -t is scored", rows
 
 
 def test_a_loader_with_neither_convention_is_refused_at_add(cli, tmp_path):
@@ -284,3 +287,39 @@ def test_dataset_add_notes_come_back_over_http(remote_cli, tmp_path):
                    user=ORGANIZER)
     assert "Task old is registered" in r.stdout and "NSML's default" in r.stdout and "wrote" in r.stdout
     assert not (pack / "task.toml").exists()  # written in the server's copy, never in the organizer's folder
+
+
+NPY_LOADER = '''
+import os
+import numpy as np
+from nsml import DATASET_PATH
+
+def feed_infer(output_file, infer_func):
+    preds = infer_func(os.path.join(DATASET_PATH, "test", "test_data"))
+    with open(output_file, "wb") as fh:
+        np.save(fh, np.array(preds, dtype=np.int64))
+'''
+
+NPY_EVAL = '''
+import argparse
+import numpy as np
+p = argparse.ArgumentParser()
+p.add_argument("--prediction"); p.add_argument("--test_label_path")
+a = p.parse_args()
+labels = np.array([int(x) for x in open(a.test_label_path).read().split()])
+preds = np.load(a.prediction)
+print(float((preds == labels).mean()))
+'''
+
+
+def test_submit_t_describes_a_binary_prediction_instead_of_printing_it(cli, tmp_path, nsml_folder):
+    """Loaders of AI Rush 2021 wrote predictions with np.save: `submit -t` describes such a file in one line."""
+    pack = make_tiny_task(tmp_path / "npy", name="npy")
+    (pack / "data_loader.py").write_text(NPY_LOADER)
+    (pack / "evaluation.py").write_text(NPY_EVAL)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, nsml_folder, task="npy")
+    r = cli("submit", "-t", name, "1")
+    assert "Score: 1.0" in r.stdout
+    assert "numpy .npy array" in r.stderr and "shape (2,)" in r.stderr and "dtype <i8" in r.stderr, r.stderr
+    assert "NUMPY" not in r.stderr and "\ufffd" not in r.stderr

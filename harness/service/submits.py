@@ -1,6 +1,8 @@
 """`nsml submit`: quota check, queue the inference run, wait for its score."""
 from __future__ import annotations
 
+import ast
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -148,12 +150,39 @@ def submission_info(h: Harness, sub_id: int) -> dict:
 PREDICTIONS_SHOWN, LOG_TAIL_LINES = 10, 20
 
 
+NPY_MAGIC = b"\x93NUMPY"
+
+
 def _head(path: Path, n: int) -> list[str]:
+    """The first N lines of a prediction file, or one line describing it when it is not text (`np.save` output,
+    pickles): its raw bytes would only garble the terminal."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as fh:
-            return [line.rstrip("\n")[:300] for _, line in zip(range(n), fh)]
+        with open(path, "rb") as fh:
+            start = fh.read(4096)
+            size = os.fstat(fh.fileno()).st_size
     except OSError:
         return []
+    if start.startswith(NPY_MAGIC) or b"\0" in start:
+        return [_binary(start, size)]
+    try:
+        start.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(start) - 4:  # not merely a character cut at the 4 KiB boundary
+            return [_binary(start, size)]
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return [line.rstrip("\n")[:300] for _, line in zip(range(n), fh)]
+
+
+def _binary(start: bytes, size: int) -> str:
+    if start.startswith(NPY_MAGIC) and len(start) > 10:
+        header_len = int.from_bytes(start[8:10], "little")
+        try:
+            header = ast.literal_eval(start[10:10 + min(header_len, 1024)].decode("latin-1").strip())
+            return (f"(a numpy .npy array of {size} bytes: shape {tuple(header['shape'])}, dtype "
+                    f"{header['descr']}; the evaluator reads it, the terminal cannot)")
+        except (ValueError, SyntaxError, KeyError, TypeError, MemoryError, RecursionError):
+            pass
+    return f"(a binary file of {size} bytes, not text: the evaluator reads it, the terminal cannot)"
 
 
 def _tail(path: Path, n: int) -> list[str]:
