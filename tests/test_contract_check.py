@@ -112,3 +112,14 @@ def test_baselines_pass_the_smoke_run(cli, baseline, args):
     cli("dataset", "prepare", "garbage-docs", "--scale", "0.05", user=ORGANIZER)
     r = cli("check", REPO / "submissions" / baseline, "-d", "garbage-docs", "-j", "-a", args)
     assert all(row["ok"] for row in json.loads(r.stdout))
+
+
+def test_check_session_names_round_trip_in_one_grammar():
+    from harness.core.errors import UserError
+    from harness.core.names import is_check, parse_session_name, session_folder, session_name
+    assert parse_session_name("alice/tiny/check-3") == ("alice", "tiny", -3)
+    assert session_name("alice", "tiny", -3) == "alice/tiny/check-3" and session_folder(-3) == "check-3"
+    assert parse_session_name("alice/tiny/14") == ("alice", "tiny", 14) and not is_check(14) and is_check(-1)
+    for bad in ("alice/tiny/check-0", "alice/tiny/check-", "alice/tiny/-3", "alice/tiny/check-x"):
+        with pytest.raises(UserError):
+            parse_session_name(bad)

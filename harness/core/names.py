@@ -23,6 +23,8 @@ def parse_session_name(name: str, what: str = "SESSION") -> tuple[str, str, int]
     if match is None:
         raise UserError(f"{what}: {name!r} is not a session name (USER/TASK/N)")
     number = int(match["number"])
+    if match["check"] and number == 0:  # check sessions count from 1 (-0 would name session 0)
+        raise UserError(f"{what}: {name!r} is not a session name (USER/TASK/N, or USER/TASK/check-K from 1)")
     return match["user"], match["task"], -number if match["check"] else number
 
 

@@ -215,17 +215,10 @@ def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: b
         try:
             _show_harness_packages(site, [str(era.rootfs / eras.SITE.lstrip("/"))])
             (env / "constraints.txt").write_text("".join(f"{k}=={v}\n" for k, v in pins_of(era).items()))
-            args = [uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
-                    era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
-                    "-c", str(env / "constraints.txt")]
-            if not source_builds:
-                args += ["--only-binary", ":all:"]
-            for name, content in files.items():
-                (env / name).write_text(content)
-                args += ["-r", str(env / name)]
-            if log:
-                log(f"installing {shown(files)} over era {era.name} (once per requirements)")
-            _run(args, f"installing the session's requirements over era {era.name}", files)
+            _install([uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
+                      era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
+                      "-c", str(env / "constraints.txt")], files, env, source_builds,
+                     f"over era {era.name}", log)
         except BaseException:
             shutil.rmtree(env, ignore_errors=True)
             raise
@@ -266,21 +259,26 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
                                                               for p in below))
         _show_harness_packages(Path(purelib), below)
         (staging / "constraints.txt").write_text(_pins())
-        args = [uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
-                "-c", str(staging / "constraints.txt")]
-        if not source_builds:
-            args += ["--only-binary", ":all:"]
-        for name, content in files.items():
-            (staging / name).write_text(content)
-            args += ["-r", str(staging / name)]
-        if log:
-            log(f"installing {', '.join(sorted(files))} into a session environment (once per requirements)")
-        _run(args, "installing the session's requirements", files)
+        _install([uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
+                  "-c", str(staging / "constraints.txt")], files, staging, source_builds,
+                 "into a session environment", log)
     except BaseException:
         shutil.rmtree(env, ignore_errors=True)
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(args: list[str], files: dict[str, str], folder: Path, source_builds: bool, where: str, log) -> None:
+    """uv ARGS with the requirement FILES (written into FOLDER), wheels only unless the task allows builds."""
+    if not source_builds:
+        args = [*args, "--only-binary", ":all:"]
+    for name, content in files.items():
+        (folder / name).write_text(content)
+        args += ["-r", str(folder / name)]
+    if log:
+        log(f"installing {shown(files)} {where} (once per requirements)")
+    _run(args, f"installing the session's requirements {where}", files)
 
 
 SHIM_INSTALLER = "nsml-harness (metadata only: the code is the harness's)\n"

@@ -209,6 +209,18 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     return manifest_image or default_image, era.packages
 
 
+def describe_base(code: Path, root: Path | None = None) -> str | None:
+    """What `run` says of a docker session's `#nsml:` line: the image as it is, or the era it resolves to."""
+    line = nsml_image_line(code)
+    if not line:
+        return None
+    from . import eras
+    from .docker_runtime import client, engine_answers
+    here = engine_answers() and _present(client(), line)
+    choice = eras.resolve(line, eras.catalogue(root), lambda _image: here)
+    return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
+
+
 def session_image(client, code: Path, manifest_image: str | None, default_image: str,
                   source_builds: bool = False, root: Path | None = None) -> str:
     """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only

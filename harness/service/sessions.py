@@ -99,6 +99,11 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
         environments.ensure(h.settings.state_dir / "envs", src, source_builds, root=h.settings.root)
+    elif opts.runtime == "docker":  # which image, and why (built at launch, in the scheduler)
+        from harness.runtime.images import describe_base
+        note = describe_base(src, h.settings.root)
+        if note:
+            (notify or log.warning)(note)
 
     def create(db):
         task = h.task(db, task_name)
