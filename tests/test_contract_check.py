@@ -123,3 +123,11 @@ def test_check_session_names_round_trip_in_one_grammar():
     for bad in ("alice/tiny/check-0", "alice/tiny/check-", "alice/tiny/-3", "alice/tiny/check-x"):
         with pytest.raises(UserError):
             parse_session_name(bad)
+
+
+def test_a_check_session_is_for_dry_runs_only(cli, tiny_task, nsml_folder):
+    json.loads(cli("check", nsml_folder, "-d", "tiny", "-j").stdout)
+    ckpt = cli.json("model", "ls", "alice/tiny/check-1")[0]["checkpoint"]
+    r = cli("submit", "alice/tiny/check-1", ckpt, code=2)
+    assert "is a session of `nsml check`" in r.stderr and "nsml run" in r.stderr
+    assert cli.json("board", "tiny") == []

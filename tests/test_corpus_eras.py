@@ -218,3 +218,37 @@ def test_organizers_add_an_era_in_harness_toml(cli, state_root):
     assert "[eras.bad] base: expected 'harness' or a Debian suite" in r.stderr
     (state_root / "harness.toml").write_text('[eras.bad]\npackages = ["six>=1"]\n')
     assert "pin it with ==" in cli("image", "eras", code=2).stderr
+
+
+def test_hostile_environment_files_are_one_line_each_and_cheap(cli, tiny_task, tmp_path):
+    """A huge install_requires, a huge requirements.txt, an image line that is not an image name, a long version:
+    each is one line at run, never a scan that would hold the scheduler (the hostile review's attacks)."""
+    items = ", ".join(f"'pkg{i}; python_version<\"0\"'" for i in range(20_000))
+    cases = {
+        "setup.py": ("\n" * 1000 + f"from setuptools import setup\nsetup(install_requires=[{items}])\n",
+                     "over 256 KiB"),
+        "requirements.txt": ("".join(f"pkg{i}==1.0\n" for i in range(600)), "over 500 requirements"),
+    }
+    for name, (text, expected) in cases.items():
+        folder = _folder(tmp_path, name, {name: text, "main.py": "print(1)\n"})
+        r = cli("run", "-d", "tiny", folder, code=2)
+        assert expected in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.output, r.stderr
+    for line, expected in (("#nsml: " + "a" * 5000, "is not an image name"),
+                           ("#nsml: evil;rm -rf /", "is not an image name"),
+                           ("#nsml: x/tf" + "9" * 300 + ".1", "is not an image name"),
+                           ("#nsml: x/tf999999.1-py3.6", None)):
+        folder = _folder(tmp_path, f"img{len(line)}{line[-3:]}", {"requirements.txt": line + "\n",
+                                                                  "main.py": "print(1)\n"})
+        if expected:
+            r = cli("run", "-d", "tiny", folder, code=2)
+            assert "requirements.txt:1: #nsml:" in r.stderr and expected in r.stderr and "Traceback" not in r.output
+        else:  # a long version in a valid name: no tag read from it, the python tag still is
+            from harness.runtime import eras
+            assert eras.tags(line[7:]) == {"python": "3.6"}
+            assert eras.tags("x/tf" + "9" * 200 + ".1") == {}  # (packaging refuses versions of 4,300+ digits)
+
+
+def test_an_era_name_must_be_a_name(cli, state_root):
+    (state_root / "harness.toml").write_text('[eras."../../../tmp/victim"]\nbase = "harness"\n')
+    r = cli("image", "eras", code=2)
+    assert "an era's name is" in r.stderr and "Traceback" not in r.output

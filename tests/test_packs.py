@@ -128,6 +128,30 @@ def test_a_loader_that_fails_before_infer_is_loader_error_not_counted_and_not_ec
     assert result["reason"] == "loader_error"  # the probe fails before infer whatever infer does
 
 
+def test_a_loader_claim_from_an_environment_of_its_own_is_never_believed(cli, tmp_path, nsml_folder):
+    """The probe runs in the harness's own environment: a run in an environment the participant chose (here
+    its own requirements) could fail the loader for reasons of that environment, so its claim is not believed,
+    however the probe ends (the hostile review: `os._exit(86)` from a requirements venv was a free submit)."""
+    pack = make_tiny_task(tmp_path / "buggy2", name="buggy2")
+    (pack / "data_loader.py").write_text(BROKEN_LOADER)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    (nsml_folder / "requirements.txt").write_text("six==1.16.0\n")
+    name = run_session(cli, nsml_folder, task="buggy2")
+    result = cli.json("submit", name, "1", code=1)
+    assert result["reason"] == "exit_code" and result["counted"] is True, result
+    assert "environment of its own" in result["message"] and "test_index" not in result["message"]
+
+
+def test_probe_verdicts_are_kept_per_version_of_the_probe(monkeypatch, tmp_path):
+    from harness.scoring import loader_probe
+    loader, data = tmp_path / "data_loader.py", tmp_path / "test_data"
+    loader.write_text("def test_data_loader(root):\n    return root\n")
+    data.write_text("1\n")
+    before = loader_probe._key(loader, data)
+    monkeypatch.setattr(loader_probe, "_PROBE", loader_probe._PROBE + "\n# changed\n")
+    assert loader_probe._key(loader, data) != before  # an older probe's verdict is never reused
+
+
 def test_a_loader_failing_after_infer_returned_is_the_participants_failure(cli, tmp_path, nsml_folder):
     pack = make_tiny_task(tmp_path / "late", name="late")
     (pack / "data_loader.py").write_text(LATE_BROKEN_LOADER)

@@ -230,7 +230,9 @@ class RemoteApi(Api):
                                                                     ("direction", direction)) if v}}
                 got = self._json("POST", "/tasks", content=fh, params=params, timeout=None,
                                  headers={"Content-Type": "application/x-tar"})
-        for line in got["notes"]:
+        if not isinstance(got, dict):  # a server older than the notes: its answer is the name
+            return got
+        for line in got.get("notes", ()):
             if note:
                 note(line)
         return got["result"]

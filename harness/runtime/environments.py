@@ -21,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import site
 import subprocess
@@ -97,16 +98,20 @@ def pins_of(era) -> dict[str, str]:
 
 def _source_lines(code: Path):
     """(FILE:LINE, requirement text) of requirements.txt and setup.py's install_requires, as written."""
-    req = code / "requirements.txt"
+    req = code / "requirements.txt"  # (both read after images.requirements checked their size and count)
     if req.is_file():
         for i, text in enumerate(req.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
             yield f"requirements.txt:{i}", text.split(" #", 1)[0].strip()
     setup = code / "setup.py"
     if setup.is_file():
-        lines = setup.read_text(encoding="utf-8", errors="replace").splitlines()
-        for item in install_requires(setup):
-            at = next((i for i, text in enumerate(lines, 1) if item in text), None)
-            yield f"setup.py:{at}" if at else "setup.py: install_requires", item
+        items = install_requires(setup)
+        wanted_at = {item: None for item in items}
+        for i, text in enumerate(setup.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+            for quoted in re.findall(r"""["']([^"']*)["']""", text):  # each literal once: linear in the file
+                if quoted in wanted_at and wanted_at[quoted] is None:
+                    wanted_at[quoted] = i
+        for item in items:
+            yield f"setup.py:{wanted_at[item]}" if wanted_at[item] else "setup.py: install_requires", item
 
 
 def _check_pinned(where: str, text: str, pins: dict[str, str], era) -> None:

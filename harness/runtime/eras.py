@@ -38,6 +38,7 @@ CATALOGUE = Path(__file__).with_name("eras.toml")
 HARNESS = "harness"  # the era that is the harness's own environment
 SUITES = {"bullseye": ("3.9", "2_31"), "bookworm": ("3.11", "2_36")}  # Debian suite: its Python, its glibc
 READY = ".ready"
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
 SITE = "/opt/era/site"  # where an era's packages are, inside its root filesystem
 PTH = "usr/lib/python3/dist-packages/nsml_era.pth"  # puts SITE on the suite's Python's path
 ROOTFS_PACKAGES = "python3,python3-pip,ca-certificates"
@@ -94,6 +95,8 @@ class Era:
 
 
 def _parse(name: str, table: dict, where: str) -> Era:
+    if not NAME.fullmatch(name):  # it names a folder and an image tag
+        raise UserError(f"{where}: [eras.{name[:40]}]: an era's name is 1-40 letters, digits, '_', '.', '-'")
     schema.check(table, schema.ERA, f"{where}: [eras.{name}]")
     base = str(table.get("base", HARNESS))
     if base != HARNESS and base not in SUITES:
@@ -154,8 +157,8 @@ class Choice:
     why: str
 
 
-TAGS = (("torch", re.compile(r"torch[:/_-]?v?(\d+)\.(\d+)")),
-        ("tensorflow", re.compile(r"(?:tensorflow|tf)[:/_-]?v?(\d+)\.(\d+)")),
+TAGS = (("torch", re.compile(r"torch[:/_-]?v?(\d{1,3})\.(\d{1,3})(?!\d)")),
+        ("tensorflow", re.compile(r"(?:tensorflow|tf)[:/_-]?v?(\d{1,3})\.(\d{1,3})(?!\d)")),
         ("python", re.compile(r"(?:python|py)[:/_-]?(\d)\.?(\d)(?!\d)")))
 
 

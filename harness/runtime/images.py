@@ -41,23 +41,40 @@ class ImageError(Exception):
     """The session's image cannot be had (missing base, failed build): the run fails to launch."""
 
 
+IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/:@+-]{0,255}")  # registry/name:tag@digest, bounded
+MAX_REQUIREMENT_BYTES = 256 * 1024  # requirements.txt, or setup.py read for install_requires
+MAX_REQUIREMENTS = 500
+
+
 def nsml_image_line(code: Path) -> str | None:
-    """`#nsml: IMAGE` on the first line of setup.py or requirements.txt."""
+    """`#nsml: IMAGE` on the first line of setup.py or requirements.txt (only that line is read, and at most 1 KiB
+    of it: the rest of a hostile file is never scanned here). A name that is not an image name is one line."""
     for name in ("setup.py", "requirements.txt"):
         path = code / name
         if path.is_file():
-            first = path.read_text(encoding="utf-8", errors="replace").splitlines()[:1]
-            if first and first[0].strip().lower().startswith("#nsml:"):
-                image = first[0].split(":", 1)[1].strip()
+            with open(path, "rb") as fh:
+                first = fh.readline(1024).decode("utf-8", errors="replace").strip()
+            if first.lower().startswith("#nsml:"):
+                image = first.split(":", 1)[1].strip()
+                if image and not IMAGE_NAME.fullmatch(image):
+                    raise UserError(f"{name}:1: #nsml: {image[:60]!r} is not an image name "
+                                    f"(letters, digits and ._/:@+-, at most 256)")
                 if image:
                     return image
     return None
 
 
+def _read_bounded(path: Path) -> str:
+    if path.stat().st_size > MAX_REQUIREMENT_BYTES:
+        raise ImageError(f"{path.name}: over {MAX_REQUIREMENT_BYTES // 1024} KiB: not a requirements file the harness "
+                         f"reads")
+    return path.read_text(encoding="utf-8", errors="replace")
+
+
 def install_requires(setup_py: Path) -> list[str]:
     """The literal ``install_requires=[...]`` of a setup.py, read without running it."""
     try:
-        tree = ast.parse(setup_py.read_text(encoding="utf-8", errors="replace"))
+        tree = ast.parse(_read_bounded(setup_py))
     except SyntaxError as exc:
         raise ImageError(f"{setup_py.name}: cannot parse: {exc}") from None
     for node in ast.walk(tree):
@@ -65,9 +82,12 @@ def install_requires(setup_py: Path) -> list[str]:
             for kw in node.keywords:
                 if kw.arg == "install_requires":
                     try:
-                        return [str(r) for r in ast.literal_eval(kw.value)]
+                        items = [str(r) for r in ast.literal_eval(kw.value)]
                     except ValueError:
                         raise ImageError(f"{setup_py.name}: install_requires must be a literal list") from None
+                    if len(items) > MAX_REQUIREMENTS:
+                        raise ImageError(f"{setup_py.name}: install_requires: over {MAX_REQUIREMENTS} requirements")
+                    return items
     return []
 
 
@@ -96,6 +116,8 @@ def requirement_line(text: str, where: str) -> str | None:
 
 def _clean(lines: list[str], where: str) -> str:
     kept = [r for i, text in enumerate(lines, 1) if (r := requirement_line(text, f"{where}:{i}")) is not None]
+    if len(kept) > MAX_REQUIREMENTS:
+        raise ImageError(f"{where}: over {MAX_REQUIREMENTS} requirements")
     return "".join(f"{r}\n" for r in kept)
 
 
@@ -116,8 +138,7 @@ def requirements(code: Path) -> dict[str, str]:
     files = {}
     req = code / "requirements.txt"
     if req.is_file():
-        files["requirements.txt"] = _clean(req.read_text(encoding="utf-8", errors="replace").splitlines(),
-                                           "requirements.txt")
+        files["requirements.txt"] = _clean(_read_bounded(req).splitlines(), "requirements.txt")
     setup = code / "setup.py"
     if setup.is_file():
         reqs = install_requires(setup)

@@ -155,7 +155,7 @@ class Scheduler:
             outcome = handle.poll()
             if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
                     and outcome.exit_code == loader_probe.CLAIM_EXIT and handle.spec.paths.output is not None:
-                outcome = self._loader_claim(run_id, outcome)
+                outcome = self._loader_claim(run_id, outcome, handle)
             if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
                 over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
                 if over:
@@ -196,13 +196,20 @@ class Scheduler:
             handle.close()
         return to_score
 
-    def _loader_claim(self, run_id: int, outcome: Outcome) -> Outcome:
+    def _loader_claim(self, run_id: int, outcome: Outcome, handle: Handle) -> Outcome:
         """The run says the task's loader failed: believed only when the harness's own probe of the loader, with
-        no participant code, fails too (scoring.loader_probe); then the loader's output is kept for organizers."""
+        no participant code, fails too — in the environment the run had (scoring.loader_probe); then the loader's
+        output is kept for organizers."""
         with self.store.tx() as db:
-            task_path, task_name, dry_run = db.execute(
-                select(Task.path, Task.name, Submission.dry_run).join(Submission, Submission.task_id == Task.id)
+            task_path, task_name, dry_run, runtime = db.execute(
+                select(Task.path, Task.name, Submission.dry_run, Run.runtime)
+                .join(Submission, Submission.task_id == Task.id).join(Run, Run.id == Submission.run_id)
                 .where(Submission.run_id == run_id)).one()
+        if not loader_probe.probe_environment(self.settings, runtime, handle.environment):
+            return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
+                           f"exit code {outcome.exit_code}: the run blamed the task's loader, but it ran in an "
+                           f"environment of its own (an era or its requirements), where the harness cannot tell "
+                           f"the loader's failure from the entry's")
         try:
             verdict = loader_probe.probe(layout.loader(task_path), layout.submit_data(Path(task_path), dry_run),
                                          task_name, self.settings.state_dir / "loader-probes")

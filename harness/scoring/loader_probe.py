@@ -63,6 +63,27 @@ class Verdict:
 _cache: dict[tuple[str, str], Verdict] = {}
 
 
+def probe_environment(settings, runtime: str, environment: str | None) -> bool:
+    """Whether the probe's environment (the harness's own Python) is the run's, so that its verdict speaks for
+    the run: a process run with neither an era nor requirements of its own, or a docker run in the default
+    session image (built from the harness's Dockerfile) as it is. In any other environment a loader can fail for
+    reasons of that environment (an era's numpy, a participant's pins) that the probe cannot see, and a claim
+    the harness cannot check is never believed (the participant chose that environment)."""
+    environment = environment or ""
+    if runtime == "process":
+        return " + era " not in environment and " + session environment " not in environment
+    if runtime == "docker":
+        return environment.startswith(f"{settings.docker_image} (")
+    return False
+
+
+def _probe_version() -> str:
+    """The probe's own code, in its cache key: a verdict of an older probe (or feed) is never reused."""
+    from harness.resources import SESSION_SDK as sdk
+    text = _PROBE + (Path(sdk) / "nsml" / "legacy.py").read_text()
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _digest(path: Path) -> str:
     try:
         return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -72,7 +93,7 @@ def _digest(path: Path) -> str:
 
 def _key(loader: Path, test_data: Path) -> tuple[str, str]:
     st = test_data.stat()
-    return _digest(loader), f"{test_data.resolve()}:{st.st_mtime_ns}:{st.st_size}"
+    return f"{_digest(loader)}:{_probe_version()}", f"{test_data.resolve()}:{st.st_mtime_ns}:{st.st_size}"
 
 
 def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = None) -> Verdict:

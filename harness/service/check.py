@@ -206,10 +206,18 @@ def _log_tail(h: Harness, name: str) -> str:
 
 
 def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float) -> list[Step]:
-    steps = []
     opts = sessions.RunOptions(time_limit=time_limit, runtime=h.settings.runtime
                                if h.settings.runtime != "auto" else "process")
     name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts, check=True)
+    try:
+        return _smoke(h, name, time_limit)
+    finally:  # an interrupted check leaves no hidden session running
+        if not RunStatus(sessions.session_info(h, name)["status"]).terminal:
+            sessions.stop_sessions(h, name)
+
+
+def _smoke(h: Harness, name: str, time_limit: float) -> list[Step]:
+    steps = []
     deadline = time.monotonic() + time_limit + 30
     first = None
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ from harness.core import clock
 from harness.core.clock import utcnow
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
-from harness.core.names import parse_session_name
+from harness.core.names import is_check, parse_session_name
 from harness.core.safefs import is_real_dir
 from harness.runs.create import RunOptions, check_esm, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
@@ -63,7 +63,10 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     """Queue a submit; returns (submission id, run id). ENTRY: infer with another entry file of the same code
     (NSML's `submit -e`); ESM: the participant's registration number, recorded."""
     checkpoint = str(checkpoint)
-    _user, task_of, _n = parse_session_name(session)
+    _user, task_of, number = parse_session_name(session)
+    if is_check(number) and not dry_run:
+        raise UserError(f"SESSION: {session} is a session of `nsml check` (its dry runs only); run the code with "
+                        f"`nsml run` to submit it")
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
         me = h.user(db)
