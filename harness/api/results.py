@@ -19,6 +19,7 @@ class SessionRow(TypedDict):
     reason: Optional[str]
     message: Optional[str]
     exit_code: Optional[int]
+    cpus: Optional[float]
     gpus: int
     gpu_ids: list[Any]
     created: Optional[str]

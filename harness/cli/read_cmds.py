@@ -15,9 +15,16 @@ from . import main, pass_harness
 from .output import json_flag, table, unconfined
 
 PS_COLUMNS = [("name", "Name"), ("created", "Created"), ("status", "Status"), ("reason", "Reason"),
-              ("gpu_ids", "GPUs"), ("summary", "Summary"), ("memo", "Memo")]
+              ("gpu_ids", "CPUs/GPUs"), ("summary", "Summary"), ("memo", "Memo")]
 BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("session", "Session"),
                  ("checkpoint", "Checkpoint"), ("submits", "Submits"), ("last_submit", "Last submit")]
+
+
+def _resources(row: dict) -> str:
+    """`ps`'s CPUs/GPUs cell: the CPU cores the run was given (its thread counts), then its GPUs and node."""
+    cpus = f"{row['cpus']:g}" if row.get("cpus") else "-"
+    gpus = ",".join(map(str, row["gpu_ids"] or []))
+    return cpus + (f" / gpu {gpus}" if gpus else "") + (f" @ node {row['node']['id'][:8]}" if row.get("node") else "")
 
 
 @main.command("ps")
@@ -32,7 +39,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
     rows, inventory = got if got is not None else (lazy.api().list_sessions(all_, last, task), None)
     if not as_json:  # a queued session says what it waits for (a team's GPU quota, say); an unconfined one says so
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
-                 "gpu_ids": ",".join(map(str, r["gpu_ids"] or [])) + (f" @ node {r['node']['id'][:8]}" if r.get("node") else ""),
+                 "gpu_ids": _resources(r),
                  "memo": ("[not isolated] " if unconfined(r["isolation"]) else "") + r["memo"]} for r in rows]
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)

@@ -91,7 +91,7 @@ ERA = {  # one [eras.NAME] table (harness.runtime.eras.toml, or an organizer's h
 TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' own (e.g. a model-size cap their scripts read)
     TOP: {"name": str, "title": str, "metric": str, "direction": str, "builder": str, "image": str,
           "network": bool, "source_builds": bool},
-    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER},
+    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "cpus": NUMBER},
     "submit": {"quota": int, "period_seconds": NUMBER},
     "split": {"label": str, "prediction": str, "key": str},
     "evaluator": {"args": list, "requirements": list},

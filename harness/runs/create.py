@@ -88,12 +88,20 @@ def time_limit(asked: float | None, allowed: float | None) -> float | None:
     return asked
 
 
-def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None) -> Run:
+DEFAULT_CPUS = 1.0  # a run's CPU cores when neither -c nor the task's [limits] cpus says
+
+
+def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None,
+            default_cpus: float | None = None) -> Run:
+    """A queued run's row. Its CPU cores: -c, else the task's, else DEFAULT_CPUS — every run has a number, which
+    sets its libraries' thread counts and its CPU share (runtime.base.thread_env, cgroups, docker's nano_cpus),
+    as a container with a CPU quota would."""
     gpus.check_request(settings, opts.gpus, opts.gpu_model)
     check_esm(opts.esm)
-    if opts.cpus is not None and not (0.01 <= opts.cpus <= 4096):
-        raise UserError(f"-c/--cpus: must be between 0.01 and 4096, got {opts.cpus}")
-    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=opts.cpus,
+    cpus = opts.cpus if opts.cpus is not None else (default_cpus or DEFAULT_CPUS)
+    if not (0.01 <= cpus <= 4096):  # (NaN fails too)
+        raise UserError(f"-c/--cpus: must be between 0.01 and 4096, got {cpus}")
+    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=cpus,
                memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
                spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})

@@ -73,6 +73,22 @@ class RunSpec:
         return [m for m in self.mounts if self.data_target and m.target.startswith(self.data_target + "/")]
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",
+                    "NUMEXPR_MAX_THREADS", "VECLIB_MAXIMUM_THREADS", "BLIS_NUM_THREADS", "RAYON_NUM_THREADS",
+                    "RAYON_RS_NUM_CPUS", "TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
+
+
+def thread_env(cpus: float | None) -> dict[str, str]:
+    """The thread counts of every common library (OpenMP and torch, MKL, OpenBLAS, numexpr, Accelerate, BLIS,
+    Rust's rayon under tokenizers and polars, TensorFlow) for a run given CPUS cores: a run sees as many threads
+    as it was given, as in a container with a CPU quota (one thread per core of a busy machine is what made
+    runs crawl)."""
+    if not cpus:
+        return {}
+    n = str(max(1, int(cpus)))
+    return {name: n for name in THREAD_VARIABLES}
+
+
 def target_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
     """The spec's environment with host paths replaced by where a sandbox or container sees them."""
     pairs = []

@@ -18,7 +18,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from .base import Handle, Mount, Outcome, RunSpec, Runtime, target_env, wait_by_polling
+from .base import Handle, Mount, Outcome, RunSpec, Runtime, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
 SDK = resources.SESSION_SDK
@@ -69,9 +69,7 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
     env = target_env(spec, mounts)
     env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
                CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(len(spec.gpu_ids))))
-    if spec.cpus:
-        n = str(max(1, int(spec.cpus)))
-        env.update(OMP_NUM_THREADS=n, MKL_NUM_THREADS=n, OPENBLAS_NUM_THREADS=n)
+    env.update(thread_env(spec.cpus))
     log_bytes = max(1 << 20, (spec.max_log_bytes or (64 << 20)) * 2)
     config = dict(
         image=image, command=["python3", *spec.argv], working_dir="/app", user=user, environment=env,

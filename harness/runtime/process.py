@@ -30,23 +30,16 @@ from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
 from . import cgroups, environments, sandbox
-from .base import Handle, Outcome, RunSpec, Runtime, target_env, truncate_log, wait_by_polling
+from .base import Handle, Outcome, RunSpec, Runtime, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
 
 
-def _thread_env(cpus: float | None) -> dict[str, str]:
-    if not cpus:
-        return {}
-    n = str(max(1, int(cpus)))
-    return {k: n for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")}
-
-
 def build_env(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith(("NSML_", "HARNESS_", "RAY_"))}
     env.update(spec.env)
-    env.update(_thread_env(spec.cpus))
+    env.update(thread_env(spec.cpus))
     env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
     env["PYTHONPATH"] = os.pathsep.join([str(SDK_PATH)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["PYTHONUNBUFFERED"] = "1"
@@ -61,7 +54,7 @@ def sandbox_env(spec: RunSpec, base: dict[str, str], tmp: Path) -> dict[str, str
     """A small environment: locale and PATH from the harness's, NSML's variables at the sandbox's paths."""
     env = {k: base[k] for k in KEPT_IN_SANDBOX if k in base}
     env.update(target_env(spec, sandbox.all_mounts(spec, tmp, SDK_PATH)))
-    env.update(_thread_env(spec.cpus))
+    env.update(thread_env(spec.cpus))
     env.update(CUDA_VISIBLE_DEVICES=",".join(str(i) for i in spec.gpu_ids), PYTHONPATH=sandbox.SDK_TARGET,
                PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp", TMPDIR="/tmp", USER="nobody")
     return env

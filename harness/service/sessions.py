@@ -107,7 +107,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
 
     def create(db):
         task = h.task(db, task_name)
-        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task))
+        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task), h.manifest(task).cpus)
         return _create_session(h, db, task, entry, argv, memo, run, src, check=check).name
     name = _with_retry(h, create)
     wake(h.settings)
@@ -137,7 +137,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
         src = permissions.own_session(h, db, parent)
         if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
-        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, src.task))
+        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, src.task), h.manifest(src.task).cpus)
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)

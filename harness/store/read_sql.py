@@ -99,7 +99,7 @@ def rank_rows(rows: list[dict], field: str) -> None:
 
 SESSIONS_SQL = """
 SELECT s.id, s.name, r.status, r.reason, r.message, r.exit_code, r.gpus, r.gpu_ids, s.created_at, r.started_at,
-       r.ended_at, s.entry, s.args, s.memo, s.forked_from, r.spec
+       r.ended_at, s.entry, s.args, s.memo, s.forked_from, r.spec, r.cpus
 FROM sessions s JOIN runs r ON r.id = s.run_id
 WHERE {who} {task} {live} {checks}
 ORDER BY s.id DESC {last}
@@ -123,10 +123,10 @@ def session_rows(rows, user_id: int | None = None, task_id: int | None = None, a
             summaries.setdefault(sid, {})[key.replace("__", "/")] = as_json(raw)
     out = []
     for (sid, name, status, reason, message, exit_code, gpus, gpu_ids, created, started, ended, entry, args, memo,
-         forked_from, spec) in found:
+         forked_from, spec, cpus) in found:
         spec = as_json(spec) or {}
         out.append({"name": name, "status": status, "reason": reason, "message": message, "exit_code": exit_code,
-                    "gpus": gpus, "gpu_ids": as_json(gpu_ids), "created": _stamp(created),
+                    "cpus": cpus, "gpus": gpus, "gpu_ids": as_json(gpu_ids), "created": _stamp(created),
                     "started": _stamp(started), "ended": _stamp(ended), "entry": entry, "args": as_json(args),
                     "memo": memo, "forked_from": forked_from, "isolation": spec.get("isolation"),
                     "reserved_flags": spec.get("reserved_flags"), "esm": spec.get("esm"),

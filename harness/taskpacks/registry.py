@@ -44,6 +44,7 @@ class Manifest:
     session_seconds: float | None = None
     submit_seconds: float | None = None
     scorer_seconds: float | None = None
+    cpus: float | None = None  # [limits] cpus: a run's CPU cores when `-c` does not say (else 1)
     submit_quota: int = 1
     submit_period: float = 3600.0
     image: str | None = None  # default container image for this task's sessions
@@ -84,6 +85,7 @@ class Manifest:
                        session_seconds=_opt_float(limits.get("session_seconds")),
                        submit_seconds=_opt_float(limits.get("submit_seconds")),
                        scorer_seconds=_opt_float(limits.get("scorer_seconds")),
+                       cpus=_opt_float(limits.get("cpus")),
                        submit_quota=int(submit.get("quota", 1)),
                        submit_period=float(submit.get("period_seconds", 3600)),
                        image=data.get("image"), network=bool(data.get("network", False)),

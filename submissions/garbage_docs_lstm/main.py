@@ -142,7 +142,7 @@ if __name__ == "__main__":
             start = time.time()
             model.train()
             epoch_df = undersample(train, rng)
-            total = 0.0
+            total, seen, said = 0.0, 0, time.time()
             for ids, lengths, y in batches(vocab, epoch_df["contents"].tolist(), epoch_df["label"].tolist(),
                                            config.batch_size, config.max_words, device):
                 optimizer.zero_grad()
@@ -151,6 +151,11 @@ if __name__ == "__main__":
                 nn.utils.clip_grad_norm_(model.parameters(), 1.0)
                 optimizer.step()
                 total += loss.item() * len(y)
+                seen += len(y)
+                if time.time() - said > 10:  # where it is inside a long epoch, every 10 s
+                    said = time.time()
+                    print(f"epoch {epoch}: {seen}/{len(epoch_df)} documents, loss {total / seen:.4f} "
+                          f"({said - start:.0f}s, {torch.get_num_threads()} thread(s))", flush=True)
             train_loss = total / len(epoch_df)
             valid_pred = (predict(model, vocab, valid["contents"].tolist(), config, device) > 0.5).astype(int)
             truth = valid["label"].values

@@ -1,0 +1,42 @@
+"""A run given N CPU cores sees N threads in every common library, as a container with a CPU quota would: `-c`,
+else the task's `[limits] cpus`, else 1 (issue 25's finding 1: a torch run on a busy 2-core machine crawled with
+one thread per core)."""
+from helpers import ORGANIZER, make_tiny_task, participant, run_session
+
+from harness.runtime.base import THREAD_VARIABLES
+
+THREADS = '''
+import argparse, os
+import torch
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+print("threads", {k: os.environ.get(k) for k in %r}, "torch", torch.get_num_threads())
+''' % (THREAD_VARIABLES,)
+
+
+def _seen(cli, name):
+    log = cli("logs", name).stdout
+    line = next(ln for ln in log.splitlines() if ln.startswith("threads"))
+    return line
+
+
+def test_cpus_set_every_librarys_threads_and_show_in_ps(cli, tiny_task, tmp_path, runtime):
+    folder = participant(tmp_path / "threads", THREADS)
+    default = run_session(cli, folder)
+    seen = _seen(cli, default)
+    assert all(f"'{k}': '1'" in seen for k in THREAD_VARIABLES) and seen.endswith("torch 1"), seen
+    two = run_session(cli, folder, "-c", "2")
+    seen = _seen(cli, two)
+    assert all(f"'{k}': '2'" in seen for k in THREAD_VARIABLES) and seen.endswith("torch 2"), seen
+    rows = {r["name"]: r for r in cli.json("ps", "-a")}
+    assert rows[default]["cpus"] == 1.0 and rows[two]["cpus"] == 2.0
+    table = cli("ps", "-a").stdout
+    assert "CPUs/GPUs" in table
+
+
+def test_a_tasks_cpus_is_the_default(cli, tmp_path):
+    pack = make_tiny_task(tmp_path / "wide", name="wide")
+    (pack / "task.toml").write_text((pack / "task.toml").read_text() + "[limits]\ncpus = 2\n")
+    cli("dataset", "add", pack, user=ORGANIZER)
+    name = run_session(cli, participant(tmp_path / "t", THREADS), task="wide")
+    assert _seen(cli, name).endswith("torch 2")
+    assert cli.json("ps", "-a")[0]["cpus"] == 2.0
