@@ -252,3 +252,20 @@ def test_an_era_name_must_be_a_name(cli, state_root):
     (state_root / "harness.toml").write_text('[eras."../../../tmp/victim"]\nbase = "harness"\n')
     r = cli("image", "eras", code=2)
     assert "an era's name is" in r.stderr and "Traceback" not in r.output
+
+
+def test_a_gpu_run_in_an_era_gets_this_machines_driver(tmp_path, monkeypatch):
+    """The CUDA flavour: an era's framework is its package's own (CUDA) build; the driver is the machine's, bound
+    into the era's system for GPU runs only (no GPU here: the command line is what can be checked)."""
+    from harness.runtime import sandbox
+    lib = tmp_path / "libcuda.so.1"
+    lib.write_text("")
+    monkeypatch.setattr(sandbox, "driver_libraries", lambda: [lib])
+    monkeypatch.setattr(sandbox, "gpu_devices", lambda: ["/dev/nvidia0"])
+    era_root = tmp_path / "rootfs"
+    cmd = sandbox.base_command(False, tmp_path / "tmp", gpus=True, root=era_root)
+    assert ["--ro-bind-try", str(lib), f"{sandbox.DRIVER_TARGET}/libcuda.so.1"] == cmd[cmd.index(str(lib)) - 1:][:3]
+    assert ["--dev-bind-try", "/dev/nvidia0", "/dev/nvidia0"] == cmd[cmd.index("/dev/nvidia0") - 1:][:3]
+    assert ["--ro-bind-try", f"{era_root}/usr", "/usr"] == cmd[cmd.index(f"{era_root}/usr") - 1:][:3]
+    cpu_only = sandbox.base_command(False, tmp_path / "tmp", gpus=False, root=era_root)
+    assert str(lib) not in cpu_only and "/dev/nvidia0" not in cpu_only

@@ -271,6 +271,8 @@ class ProcessRuntime(Runtime):
             env = build_env(spec, inherited_environment())
         if found.path:
             env["PYTHONPATH"] = os.pathsep.join([env.get("PYTHONPATH", ""), *found.path]).strip(os.pathsep)
+        if found.rootfs is not None and spec.gpu_ids:
+            env["LD_LIBRARY_PATH"] = sandbox.DRIVER_TARGET  # this machine's driver, inside the era's system
         pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
         group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
         if group is not None:

@@ -53,6 +53,23 @@ def gpu_devices() -> list[str]:
     return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
 
 
+DRIVER_TARGET = "/opt/nvidia-driver"  # where an era's run finds this machine's NVIDIA driver libraries
+DRIVER_GLOBS = ("libcuda.so*", "libnvidia-*.so*", "libcudadebugger.so*")
+DRIVER_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib")
+
+
+def driver_libraries() -> list[Path]:
+    """This machine's NVIDIA user-space driver (libcuda and friends): an era's root filesystem has its own
+    system, not the host's driver, so a GPU run binds these in (the CUDA flavour of an era's framework is the
+    package's own build; only the driver must match the kernel's)."""
+    found = {}
+    for folder in DRIVER_DIRS:
+        for pattern in DRIVER_GLOBS:
+            for path in sorted(Path(folder).glob(pattern)):
+                found.setdefault(path.name, path)
+    return list(found.values())
+
+
 def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None = None) -> list[str]:
     """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. ROOT:
     an era's root filesystem (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this
@@ -72,6 +89,9 @@ def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None
     if gpus:
         for dev in gpu_devices():
             cmd += ["--dev-bind-try", dev, dev]
+        if root is not None:
+            for lib in driver_libraries():
+                cmd += ["--ro-bind-try", str(lib), f"{DRIVER_TARGET}/{lib.name}"]
     cmd += ["--bind", str(tmp), "/tmp"]  # before the interpreter: a venv under /tmp must not be hidden by it
     if root is not None:
         cmd += ["--ro-bind-try", f"{system}/opt/era", "/opt/era"]
