@@ -84,3 +84,13 @@ def test_cpu_flag_sets_thread_counts(cli, tiny_task, tmp_path):
     (folder / "main.py").write_text("import os\nprint('omp', os.environ.get('OMP_NUM_THREADS'))\n")
     name = run_session(cli, folder, "-c", "2")
     assert "omp 2" in cli("logs", name).stdout
+
+
+def test_a_relative_sqlite_url_names_the_same_file_from_any_folder(tmp_path, monkeypatch):
+    """The service and the scheduler run in the state folder: a relative SQLite path given elsewhere (contest
+    simulate --out demo-state/sim made one) must name the same file there, not a new empty store."""
+    from harness.core.settings import load_settings
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(root=tmp_path / "root", db="sqlite:///rel/store.db", user="alice")
+    assert settings.db_url == f"sqlite:///{tmp_path / 'rel' / 'store.db'}"
+    assert load_settings(root=tmp_path, db="sqlite:///:memory:", user="alice").db_url == "sqlite:///:memory:"

@@ -230,7 +230,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     env = os.environ
     root_path = Path(root or env.get(ENV_HOME) or os.getcwd()).expanduser().resolve()
     cfg = _read_file(root_path)
-    db_url = db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}"
+    db_url = _absolute_sqlite(db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}")
     given = user if user is not None else env.get(ENV_USER)
     name = check_name(str(given if given is not None else cfg.get("user") or getpass.getuser()), "--user")
     gpus = env.get(ENV_GPUS)
@@ -298,6 +298,16 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         service_idle_exit=_seconds(sched.get("service_idle_exit_seconds", 300),
                                    "scheduler.service_idle_exit_seconds"),
     )
+
+
+def _absolute_sqlite(url: str) -> str:
+    """A SQLite URL with a relative path, made absolute against the folder it was given in: the harness's own
+    processes (service, scheduler) run in the state folder, where the same relative path names another file."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] not in ("", ":memory:") \
+            and not url[len(prefix):].startswith(":"):
+        return prefix + str(Path(url[len(prefix):]).resolve())
+    return url
 
 
 def era_dir() -> Path:
