@@ -301,18 +301,13 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
 
 
 def _absolute_sqlite(url: str) -> str:
-    """A SQLite URL with a relative path, made absolute against the folder it was given in: the harness's own
-    processes (service, scheduler) run in the state folder, where the same relative path names another file."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and url[len(prefix):] not in ("", ":memory:") \
-            and not url[len(prefix):].startswith(":"):
-        return prefix + str(Path(url[len(prefix):]).resolve())
-    return url
+    """A relative SQLite path made absolute where it was given (the service and scheduler run in the state folder)."""
+    path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else "/"
+    return url if path.startswith(("/", ":")) or not path else "sqlite:///" + str(Path(path).resolve())
 
 
 def era_dir() -> Path:
-    """Where era environments (harness.runtime.eras) are built and kept: $HARNESS_ERA_DIR, else a cache folder of
-    the machine's user, shared by every state root (an era takes minutes to build and does not change)."""
+    """Where era environments are built and kept (harness.runtime.eras): $HARNESS_ERA_DIR, else the user's cache."""
     given = os.environ.get(ENV_ERA_DIR)
     return Path(given).expanduser().resolve() if given else Path.home() / ".cache" / "nsml-harness" / "eras"
 
