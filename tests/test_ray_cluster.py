@@ -105,7 +105,7 @@ def test_sessions_land_on_both_workers_and_no_gpu_is_held_twice(cli, ray_root, c
     r = cli("run", "-d", "tiny", "-g", "9", probe, code=2)
     assert "9 GPU(s) requested but the cluster's inventory has 8" in r.stderr
     # the session page and ps name the node
-    assert "@ node " + rows[names[0]]["node"]["id"][:8] in cli("ps", "-a").stdout.replace("\n", "")
+    assert "@node:" + rows[names[0]]["node"]["id"][:8] in cli("ps", "-a").stdout  # one token: never wrapped
 
 
 def test_team_gpu_quota_holds_across_nodes(cli, ray_root, cluster, tmp_path):

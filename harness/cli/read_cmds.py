@@ -24,7 +24,7 @@ def _resources(row: dict) -> str:
     """`ps`'s CPUs/GPUs cell: the CPU cores the run was given (its thread counts), then its GPUs and node."""
     cpus = f"{row['cpus']:g}" if row.get("cpus") else "-"
     gpus = ",".join(map(str, row["gpu_ids"] or []))
-    return cpus + (f" / gpu {gpus}" if gpus else "") + (f" @ node {row['node']['id'][:8]}" if row.get("node") else "")
+    return cpus + (f" / gpu {gpus}" if gpus else "") + (f" @node:{row['node']['id'][:8]}" if row.get("node") else "")
 
 
 @main.command("ps")
