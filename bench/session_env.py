@@ -35,10 +35,10 @@ def main():
         code = tmp / "code"
         code.mkdir()
         (code / "requirements.txt").write_text(f"{args.requirement}\n")
-        cold = timed(lambda: environments.ensure(envs, code))
-        cached = min(timed(lambda: environments.ensure(envs, code)) for _ in range(5))
+        cold = timed(lambda: environments.for_code(envs, code, None))
+        cached = min(timed(lambda: environments.for_code(envs, code, None)) for _ in range(5))
         (code / "requirements.txt").write_text(f"{args.requirement}\nsix\n")  # a new hash, wheels cached
-        warm = timed(lambda: environments.ensure(envs, code))
+        warm = timed(lambda: environments.for_code(envs, code, None))
     row = {"requirement": args.requirement, "cold_build_s": round(cold, 2), "warm_build_s": round(warm, 2),
            "cached_start_s": round(cached, 4)}
     print(json.dumps(row))

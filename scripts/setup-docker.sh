@@ -19,14 +19,8 @@ if ! docker version >/dev/null 2>&1; then
 fi
 docker version --format 'docker engine {{.Server.Version}}'
 
-debian_mirror() {  # the Debian mirror this machine's apt uses (deb822 .sources first, then one-line lists)
-  local uri
-  uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -E '/debian/?$' | head -1 || true)
-  if [ -z "$uri" ]; then
-    uri=$(grep -hs '^deb ' /etc/apt/sources.list /etc/apt/sources.list.d/*.list | sed 's/\[[^]]*\]//' \
-          | awk '{print $2}' | grep -E '/debian/?$' | head -1 || true)
-  fi
-  echo "${uri:-http://deb.debian.org/debian}"
+debian_mirror() {  # the Debian mirror this machine's apt uses: the harness's one rule (harness.runtime.eras)
+  "$PY" -c 'from harness.runtime.eras import debian_mirror; print(debian_mirror())'
 }
 
 if ! docker image inspect local/bookworm-py >/dev/null 2>&1; then

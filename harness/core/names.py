@@ -29,7 +29,7 @@ def parse_session_name(name: str, what: str = "SESSION") -> tuple[str, str, int]
 
 
 def session_name(user: str, task: str, number: int) -> str:
-    return f"{user}/{task}/{CHECK_PREFIX}{-number}" if is_check(number) else f"{user}/{task}/{number}"
+    return f"{user}/{task}/{session_folder(number)}"
 
 
 def is_check(number: int) -> bool:
@@ -38,7 +38,7 @@ def is_check(number: int) -> bool:
 
 
 def session_folder(number: int) -> str:
-    """The session's folder name under sessions/USER/TASK (a number, or check-K)."""
+    """The last part of a session's name, and its folder under sessions/USER/TASK: N, or check-K."""
     return f"{CHECK_PREFIX}{-number}" if is_check(number) else str(number)
 
 

@@ -34,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from harness.core.errors import UserError
 
-from .images import ERA_REQUIREMENTS, SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements
+from .images import SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements, with_era_packages
 
 ENV_MAX_AGE_DAYS = 14
 READY = ".ready"
@@ -55,16 +55,9 @@ def shown(files) -> str:
     return ", ".join("setup.py (install_requires)" if name == SETUP_REQUIREMENTS else name for name in sorted(files))
 
 
-def _pins() -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    lines = []
-    for name in PINNED:
-        try:
-            lines.append(f"{name}=={version(name)}")
-        except PackageNotFoundError:
-            continue
-    return "".join(f"{ln}\n" for ln in lines)
+def _pins(era=None) -> str:
+    """The constraints file that keeps the environment's PINNED builds (pins_of)."""
+    return "".join(f"{name}=={version}\n" for name, version in pins_of(era).items())
 
 
 def wanted(code: Path, era=None) -> dict[str, str]:
@@ -182,19 +175,11 @@ def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool 
             return RunEnvironment(python, None, rootfs=rootfs, era=era.name, why=choice.why)
         site, key = ensure_era_site(envs_dir, files, era, source_builds, log)
         return RunEnvironment(python, key, (site,), (str(site),), rootfs, era.name, choice.why)
-    if era.packages:  # an era on the harness's own environment: its packages first, the code's over them
-        files = {ERA_REQUIREMENTS: "".join(f"{line}\n" for line in era.packages), **files}
-    found = ensure_files(envs_dir, files, source_builds, log)
+    found = ensure_files(envs_dir, with_era_packages(files, era.packages), source_builds, log)
     if found is None:
         return RunEnvironment(sys.executable, None, era=era.name, why=choice.why)
     env_dir, key = found
     return RunEnvironment(str(env_dir / "bin" / "python"), key, (env_dir,), era=era.name, why=choice.why)
-
-
-def ensure(envs_dir: Path, code: Path, source_builds: bool = False, log=None, root: Path | None = None
-           ) -> RunEnvironment:
-    """The environment for CODE (see for_code), checked and built at `run` so that a bad line is one error there."""
-    return for_code(envs_dir, code, root, source_builds, log)
 
 
 def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: bool = False,
@@ -207,28 +192,37 @@ def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: b
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].encode() + b"\0")
     key = "era-" + digest.hexdigest()[:16]
+
+    def build(env: Path) -> None:
+        site = env / "site"
+        site.mkdir(parents=True)
+        _show_harness_packages(site, [str(era.rootfs / eras.SITE.lstrip("/"))])
+        (env / "constraints.txt").write_text(_pins(era))
+        _install([uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
+                  era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
+                  "-c", str(env / "constraints.txt")], files, env, source_builds, f"over era {era.name}", log)
+    return _built_once(envs_dir, key, build) / "site", key
+
+
+def _built_once(envs_dir: Path, key: str, build) -> Path:
+    """ENVS_DIR/KEY, made by BUILD(folder) once: under a file lock (two sessions with the same requirements
+    share one build; the others wait and reuse it), again where a build died half-way, touched on every use
+    (collect_garbage reads the stamp)."""
     env = envs_dir / key
     envs_dir.mkdir(parents=True, exist_ok=True)
     with open(envs_dir / f"{key}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (env / READY).exists():
             os.utime(env / READY)
-            return env / "site", key
-        shutil.rmtree(env, ignore_errors=True)
-        site = env / "site"
-        site.mkdir(parents=True)
+            return env
+        shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
         try:
-            _show_harness_packages(site, [str(era.rootfs / eras.SITE.lstrip("/"))])
-            (env / "constraints.txt").write_text("".join(f"{k}=={v}\n" for k, v in pins_of(era).items()))
-            _install([uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
-                      era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
-                      "-c", str(env / "constraints.txt")], files, env, source_builds,
-                     f"over era {era.name}", log)
+            build(env)
         except BaseException:
             shutil.rmtree(env, ignore_errors=True)
             raise
         (env / READY).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return env / "site", key
+    return env
 
 
 def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False,
@@ -237,17 +231,7 @@ def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = Fa
     if not files:
         return None
     key = env_hash(files, source_builds)
-    env = envs_dir / key
-    envs_dir.mkdir(parents=True, exist_ok=True)
-    with open(envs_dir / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # one build per hash; the others wait and reuse it
-        if (env / READY).exists():
-            os.utime(env / READY)
-            return env, key
-        shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
-        _build(env, files, source_builds, log)
-        (env / READY).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return env, key
+    return _built_once(envs_dir, key, lambda env: _build(env, files, source_builds, log)), key
 
 
 def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
@@ -267,10 +251,7 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
         _install([uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
                   "-c", str(staging / "constraints.txt")], files, staging, source_builds,
                  "into a session environment", log)
-    except BaseException:
-        shutil.rmtree(env, ignore_errors=True)
-        raise
-    finally:
+    finally:  # (a failed build's folder is removed by _built_once)
         shutil.rmtree(staging, ignore_errors=True)
 
 
@@ -306,10 +287,15 @@ def _show_harness_packages(purelib: Path, harness_dirs: list[str]) -> None:
 
 
 def _run(cmd: list[str], what: str, files=("requirements.txt",)) -> None:
+    run_step(cmd, what, shown(files))
+
+
+def run_step(cmd: list[str], what: str, label: str, limit: int = 400) -> None:
+    """Run one build step; its failure is one line: LABEL, WHAT, and the last lines the tool printed."""
     proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise UserError(f"{shown(files)}: {what} failed: {' '.join(lines[-3:])[:400]}")
+        raise UserError(f"{label}: {what} failed: {' '.join(lines[-3:])[:limit]}")
 
 
 def collect_garbage(envs_dir: Path, max_age_days: float = ENV_MAX_AGE_DAYS) -> list[str]:

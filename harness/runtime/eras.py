@@ -21,7 +21,6 @@ import hashlib
 import json
 import re
 import shutil
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -229,10 +228,8 @@ def debian_mirror() -> str:
 
 
 def _step(cmd: list[str], what: str, era: Era) -> None:
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise UserError(f"era {era.name}: {what} failed: {' '.join(lines[-3:])[:500]}")
+    from .environments import run_step
+    run_step(cmd, what, f"era {era.name}", limit=500)
 
 
 def build(era: Era, log=print) -> Path | None:

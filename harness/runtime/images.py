@@ -203,6 +203,12 @@ def base_image(client, name: str):
                          f"{name}' where a registry is reachable") from None
 
 
+def with_era_packages(files: dict[str, str], packages) -> dict[str, str]:
+    """The requirement files of a session on an era of the harness's own environment: the era's packages first
+    (ERA_REQUIREMENTS), the code's own over them; FILES as they are when there are none."""
+    return {ERA_REQUIREMENTS: "".join(f"{line}\n" for line in packages), **files} if packages else files
+
+
 def _present(client, name: str) -> bool:
     import docker.errors
     try:
@@ -218,16 +224,23 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     as it is; one that is not resolves to an era (harness.runtime.eras), its own image or the default one plus
     its packages."""
     line = nsml_image_line(code)
-    if not line or _present(client, line):
+    choice = _choice(client, line, root) if line else None
+    if choice is None or choice.era is None:
         return line or manifest_image or default_image, ()
-    from . import eras
-    era = eras.resolve(line, eras.catalogue(root), lambda _image: False).era
+    era = choice.era
     if era.has_rootfs:
+        from .eras import docker_image
         try:
-            return eras.docker_image(era, client), ()
+            return docker_image(era, client), ()
         except UserError as exc:
             raise ImageError(str(exc)) from None
     return manifest_image or default_image, era.packages
+
+
+def _choice(client, line: str, root: Path | None):
+    """What LINE resolves to for the docker runtime (CLIENT None: no engine answers, so no image is here)."""
+    from . import eras
+    return eras.resolve(line, eras.catalogue(root), lambda image: client is not None and _present(client, image))
 
 
 def describe_base(code: Path, root: Path | None = None) -> str | None:
@@ -235,10 +248,8 @@ def describe_base(code: Path, root: Path | None = None) -> str | None:
     line = nsml_image_line(code)
     if not line:
         return None
-    from . import eras
     from .docker_runtime import client, engine_answers
-    here = engine_answers() and _present(client(), line)
-    choice = eras.resolve(line, eras.catalogue(root), lambda _image: here)
+    choice = _choice(client() if engine_answers() else None, line, root)
     return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
 
 
@@ -250,9 +261,7 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
 
     base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root)
     base = base_image(client, base_name)
-    files = requirements(code)
-    if era_packages:
-        files = {ERA_REQUIREMENTS: "".join(f"{line}\n" for line in era_packages), **files}
+    files = with_era_packages(requirements(code), era_packages)
     if not files:
         return base_name
     binary = "" if source_builds else "--only-binary :all:"

@@ -33,6 +33,8 @@ from . import cgroups, environments, sandbox
 from .base import Handle, Outcome, RunSpec, Runtime, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
+# A run's environment in words (Handle.environment) names what is its own: scoring.loader_probe reads these marks
+ERA_MARK, SESSION_ENV_MARK = " + era ", " + session environment "
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
 
 
@@ -293,9 +295,9 @@ class ProcessRuntime(Runtime):
         handle = self.handle_class(spec, proc, isolation, group)
         handle.pids_limit = pids
         if found.rootfs is not None:
-            handle.environment += f" + era {found.era}"
+            handle.environment += f"{ERA_MARK}{found.era}"
         if found.key:
-            handle.environment += f" + session environment {found.key}"
+            handle.environment += f"{SESSION_ENV_MARK}{found.key}"
         return handle
 
     def cleanup(self, run) -> bool:

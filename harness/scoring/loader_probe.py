@@ -69,9 +69,10 @@ def probe_environment(settings, runtime: str, environment: str | None) -> bool:
     session image (built from the harness's Dockerfile) as it is. In any other environment a loader can fail for
     reasons of that environment (an era's numpy, a participant's pins) that the probe cannot see, and a claim
     the harness cannot check is never believed (the participant chose that environment)."""
+    from harness.runtime.process import ERA_MARK, SESSION_ENV_MARK
     environment = environment or ""
     if runtime == "process":
-        return " + era " not in environment and " + session environment " not in environment
+        return ERA_MARK not in environment and SESSION_ENV_MARK not in environment
     if runtime == "docker":
         return environment.startswith(f"{settings.docker_image} (")
     return False

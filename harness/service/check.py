@@ -199,10 +199,15 @@ def _paused_step(code: Path, trees, entry: str) -> Step:
 LOG_LINES = 5  # the evidence of a failed step: the log's last lines
 
 
+def _joined(lines) -> str:
+    """Log lines as one line of evidence (the last LOG_LINES that say something)."""
+    return " | ".join(line.strip() for line in list(lines)[-LOG_LINES:] if line.strip())
+
+
 def _log_tail(h: Harness, name: str) -> str:
     with h.tx() as db:
         log = Path(h.session(db, name).run.log_path)
-    return " | ".join(line.strip() for line in submits._tail(log, LOG_LINES) if line.strip())
+    return _joined(submits._tail(log, LOG_LINES))
 
 
 def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float) -> list[Step]:
@@ -249,7 +254,7 @@ def _smoke(h: Harness, name: str, time_limit: float) -> list[Step]:
     ok = result["status"] == "succeeded"
     evidence = (f"submit -t {name} {first}: score {result['score']}" if ok else
                 f"submit -t {name} {first}: {result['reason']}: {result['message']}")
-    tail = " | ".join(line.strip() for line in (result.get("log_tail") or [])[-LOG_LINES:] if line.strip())
+    tail = _joined(result.get("log_tail") or [])
     steps.append(Step("submit -t is scored", Level.PASS if ok else Level.FAIL,
                       evidence + (f" — log: {tail}" if tail and not ok else ""),
                       "" if ok else "see `nsml logs --submission " + str(result["id"]) + "`"))

@@ -98,7 +98,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
             source_builds = h.manifest(h.task(db, task_name)).source_builds
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
-        environments.ensure(h.settings.state_dir / "envs", src, source_builds, root=h.settings.root)
+        environments.for_code(h.settings.state_dir / "envs", src, h.settings.root, source_builds)
     elif opts.runtime == "docker":  # which image, and why (built at launch, in the scheduler)
         from harness.runtime.images import describe_base
         note = describe_base(src, h.settings.root)

@@ -79,7 +79,8 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     evaluator_call.check_runnable(call, str(layout.evaluator(folder)),
                                   bool(evaluator_call.requirement_files(folder.resolve(), manifest)))
     evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
-    failed = [r for r in pack_checks(h, folder.resolve()) if not r["ok"]]
+    checks = pack_checks(h, folder.resolve())
+    failed = [r for r in checks if not r["ok"]]
     if failed:  # the same checks as `dataset check`: a pack that cannot score is refused, not blamed on entries
         raise UserError(f"{folder}: " + "; ".join(f"{r['check']}: {r['detail']}" for r in failed))
     existing = _registered(h, manifest.name)
@@ -89,9 +90,8 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     if echo:
         if not had_manifest:
             echo(f"Note: wrote {folder.resolve() / registry.MANIFEST} (from --name, --metric, --direction)")
-        loader = registry.check_loader(folder.resolve())
-        if loader.startswith(registry.LEGACY_LOADER):
-            echo(f"Note: {layout.LOADER} is {loader}")
+        if any(r["check"] == "loader" and r["detail"] == registry.LEGACY_FEED for r in checks):
+            echo(f"Note: {layout.LOADER} is {registry.LEGACY_FEED}")
     return manifest
 
 

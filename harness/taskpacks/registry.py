@@ -206,13 +206,13 @@ def check_loader(folder: Path) -> str:
         node = functions["test_data_loader"]
         if not takes(node, 1):
             raise UserError(f"{path}:{node.lineno}: test_data_loader must take (root)")
-        return (f"{LEGACY_LOADER}: no feed_infer, so submits get NSML's default: infer(test_data_loader("
-                f"DATASET_PATH)), one prediction per line (the label of a (confidence, label) pair)")
+        return LEGACY_FEED
     raise UserError(f"{path}: neither feed_infer(output_file, infer_func) nor test_data_loader(root) (it defines: "
                     f"{', '.join(sorted(functions)) or 'nothing'})")
 
 
-LEGACY_LOADER = "an older loader"
+LEGACY_FEED = ("an older loader: no feed_infer, so submits get NSML's default: infer(test_data_loader("
+               "DATASET_PATH)), one prediction per line (the label of a (confidence, label) pair)")
 
 
 def write_manifest(folder: Path, name: str, metric: str, direction: str) -> None:
