@@ -246,6 +246,12 @@ def test_hostile_environment_files_are_one_line_each_and_cheap(cli, tiny_task, t
             from harness.runtime import eras
             assert eras.tags(line[7:]) == {"python": "3.6"}
             assert eras.tags("x/tf" + "9" * 200 + ".1") == {}  # (packaging refuses versions of 4,300+ digits)
+    # another user is served all along: a session of bob's runs and is listed
+    good = _folder(tmp_path, "bob", {"main.py": _entry("", 'print("bob trained")')})
+    name = cli("run", "-d", "tiny", "-e", "main.py", good, user="bob").stdout.split()[1]
+    cli("logs", "-f", name, user="bob")
+    assert "bob trained" in cli("logs", name, user="bob").stdout
+    assert [r["name"] for r in cli.json("ps", "-a", user="bob")] == [name]
 
 
 def test_an_era_name_must_be_a_name(cli, state_root):

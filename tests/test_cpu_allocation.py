@@ -40,3 +40,11 @@ def test_a_tasks_cpus_is_the_default(cli, tmp_path):
     name = run_session(cli, participant(tmp_path / "t", THREADS), task="wide")
     assert _seen(cli, name).endswith("torch 2")
     assert cli.json("ps", "-a")[0]["cpus"] == 2.0
+
+
+def test_a_cpu_count_that_is_not_a_number_is_one_line(cli, tiny_task, tmp_path):
+    folder = participant(tmp_path / "t", THREADS)
+    for bad in ("nan", "inf", "1e400", "0", "-2", "5000"):
+        r = cli("run", "-d", "tiny", "-c", bad, folder, code=2)
+        assert "-c/--cpus: must be between 0.01 and 4096" in r.stderr and "Traceback" not in r.output, r.output
+    assert cli.json("ps", "-a") == []

@@ -347,3 +347,20 @@ def test_submit_t_describes_a_binary_prediction_instead_of_printing_it(cli, tmp_
     assert "Score: 1.0" in r.stdout
     assert "numpy .npy array" in r.stderr and "shape (2,)" in r.stderr and "dtype <i8" in r.stderr, r.stderr
     assert "NUMPY" not in r.stderr and "\ufffd" not in r.stderr
+
+
+def test_hostile_npy_headers_are_described_in_one_line(tmp_path):
+    """The prediction file is written by participant code: a hostile .npy header (deep nesting, 10**400, NaN,
+    markup, a lying length, truncation) is one plain line, never an exception or a hang."""
+    from harness.service.submits import _head
+    headers = ["(" * 500 + ")" * 500, "{'descr': '<i8', 'shape': (10**400,)}", "{'descr': nan, 'shape': ()}",
+               "{'descr': '<script>alert(1)</script>', 'shape': (1,)}", "{'shape': [[[[]]]], 'descr': 1}", "{" * 900]
+    for i, header in enumerate(headers):
+        body = header.encode()
+        for length in (len(body), 65535, 0):
+            path = tmp_path / f"p{i}-{length}"
+            path.write_bytes(b"\x93NUMPY\x01\x00" + length.to_bytes(2, "little") + body + b"\x00" * 64)
+            got = _head(path, 10)
+            assert len(got) == 1 and "\n" not in got[0] and got[0].startswith("(a "), got
+    (tmp_path / "short").write_bytes(b"\x93NUMPY")
+    assert _head(tmp_path / "short", 10)[0].startswith("(a binary file of 6 bytes")
