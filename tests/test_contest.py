@@ -119,6 +119,23 @@ def test_contest_file_errors_name_the_field(cli, tmp_path, state_root):
         "unknown task 'a'" in cli("contest", "create", good, user="org", code=2).stderr
 
 
+def test_create_warns_of_rounds_already_over_and_close_says_when_by_which_clock(cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+    spec = tmp_path / "contest.toml"
+    spec.write_text(CONTEST.format(gpu_quota=1, policy="wait"))
+    cli("contest", "clock", "2026-07-02T06:00:00", user="org")  # r1 ended six hours ago, r2 is to come
+    out = cli("contest", "create", spec, user="org").stdout
+    assert "rounds.r1 ended at 2026-07-02 00:00 UTC, before the contest clock's now (2026-07-02 06:00 UTC" in out
+    assert "rounds.r2" not in out
+    closed = cli("contest", "close", "rush/r1", user="org").stdout  # over: no --force needed
+    assert "Cut short" not in closed
+    assert "closed at 2026-07-02T06:00:00 UTC (simulated contest clock)" in closed
+    assert ("tiny: no scored submissions; unscored: blue (no submission), green (no submission), red (no submission)"
+            in closed)
+
+
 def test_split_is_fixed_by_seed_disjoint_and_complete():
     pub, priv = splits.halves(1000, 0.3, seed=7, task="garbage-docs")
     assert len(pub) == 300 and len(priv) == 700
@@ -212,7 +229,9 @@ def test_private_board_selection_close_and_qualifiers(cli, tmp_path, contest, st
     hist = cli.json("history", "tiny", user="alice")
     assert all("private_score" not in h for h in hist)
     org = cli.json("contest", "board", "tiny", "--private", user="org")
-    assert org["private_shown"] and {r["team"] for r in org["rows"]} == {"red", "blue"}
+    assert org["private_shown"] and [r["team"] for r in org["rows"]][:2] in (["red", "blue"], ["blue", "red"])
+    green = org["rows"][2]  # entered, never submitted: listed below the ranked teams, with why
+    assert (green["team"], green["public_rank"], green["reason"]) == ("green", None, "no submission")
 
     # red selects its worse submission: the private board must use it, not the best public one
     assert "own team's" in cli("submit", "select", str(s_blue["id"]), user="alice", code=2).stderr
@@ -220,8 +239,14 @@ def test_private_board_selection_close_and_qualifiers(cli, tmp_path, contest, st
     cli("submit", "select", str(s_red2["id"]), user="alice")
 
     assert "organizer command" in cli("contest", "close", "rush/r1", user="alice", code=2).stderr
-    closed = cli.json("contest", "close", "r1", user="org")
-    rows = {r["team"]: r for r in closed["boards"]["tiny"]}
+    early = cli("contest", "close", "r1", user="org", code=2).stderr  # open until tomorrow: needs --force
+    assert "is not over: it is open for 21h more (until 2026-07-02 00:00 UTC)" in early and "--force" in early
+    assert cli.json("contest", "ls")[0]["status"] == "open"  # nothing was closed
+    closed = cli.json("contest", "close", "r1", "--force", user="org")
+    assert closed["cut_short"].startswith("it is open for 21h more") and closed["closed_at"] == "2026-07-01T03:00:00"
+    unscored = [r for r in closed["boards"]["tiny"] if r["public_rank"] is None]
+    assert [(r["team"], r["reason"]) for r in unscored] == [("green", "no submission")]
+    rows = {r["team"]: r for r in closed["boards"]["tiny"] if r["public_rank"] is not None}
     assert rows["red"]["private"] == pytest.approx(_expected(35, priv))  # the selected one
     assert rows["red"]["final_submission"] == s_red2["id"]
     assert rows["blue"]["private"] == pytest.approx(_expected(20, priv))

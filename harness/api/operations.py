@@ -156,8 +156,9 @@ op(Operation("show_teams", "GET", "/contests/{contest}/teams", (Arg("contest", s
 op(Operation("add_team", "POST", "/contests/{contest}/teams", (Arg("contest", str, **NAME), Arg("team", str, **NAME),
              Arg("users", list[str], min_length=1, max_length=100)), right=Right.ORGANIZER,
              cli=("contest team add",), doc="A team, or members added to it."))
-op(Operation("close_round", "POST", "/rounds/close", (Arg("round_ref", str, alias="round", **NAME),), result=R.Closed,
-             right=Right.ORGANIZER, cli=("contest close",), doc="Close a round: its private board is final."))
+op(Operation("close_round", "POST", "/rounds/close", (Arg("round_ref", str, alias="round", **NAME),
+             Arg("force", bool, default=False)), result=R.Closed, right=Right.ORGANIZER, cli=("contest close",),
+             doc="Close a round: its private board is final (one not yet over only with force; cut_short says what)."))
 op(Operation("clock", "GET", "/clock", result=R.Clock, cli=("contest clock",),
              doc="The contest clock: now, and whether it is simulated."))
 op(Operation("set_clock", "PUT", "/clock", (Arg("when", str | None, default=None, max_length=40),

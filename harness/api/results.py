@@ -265,3 +265,5 @@ class Closed(TypedDict):
     boards: dict[str, list[dict]]
     qualifiers: dict[str, str]
     next_round: Optional[str]
+    cut_short: Optional[str]
+    clock_simulated: bool

@@ -83,6 +83,8 @@ def show_round_board(result: dict, as_json: bool) -> None:
                 ("public_rank", "Public rank"), ("public", "Public"), ("shakeup", "Shake-up"),
                 ("final_submission", "Final #")]
     cols += [("submits", "Submits"), ("last_submit", "Last submit")]
+    if any(r.get("reason") for r in result["rows"]):
+        cols.append(("reason", "Unscored because"))
     rows = [{**r, "shakeup": _arrow(r.get("shakeup"))} for r in result["rows"]]
     title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
              f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
@@ -97,19 +99,24 @@ def _arrow(delta) -> str:
 
 @contest_group.command("close")
 @click.argument("round_ref", metavar="ROUND")
+@click.option("--force", is_flag=True, help="Close a round that is not over yet (it says what it cuts short).")
 @json_flag
 @pass_harness
-def contest_close(lazy, round_ref, as_json):
+def contest_close(lazy, round_ref, force, as_json):
     """[organizer] Close ROUND (CONTEST/ROUND): freeze it, reveal private ranks, enter qualifiers in the next."""
-    answer(lazy.api().close_round(round_ref), as_json, _show_closed)
+    answer(lazy.api().close_round(round_ref, force), as_json, _show_closed)
 
 
 def _show_closed(result: dict) -> None:
-    click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC")
+    if result.get("cut_short"):
+        click.echo(f"Cut short: {result['cut_short']}")
+    clock_kind = "simulated contest clock" if result.get("clock_simulated") else "contest clock"
+    click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC ({clock_kind})")
     for task, rows in result["boards"].items():
-        click.echo(f"{task}: " + ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, "
-                                            f"{_arrow(r['shakeup'])})" for r in rows if r["private_rank"])
-                   if rows else f"{task}: no scored submissions")
+        ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {_arrow(r['shakeup'])})"
+                           for r in rows if r["private_rank"])
+        unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason"))
+        click.echo(f"{task}: {ranked or 'no scored submissions'}" + (f"; unscored: {unscored}" if unscored else ""))
     chosen = result["qualifiers"]
     click.echo(f"Qualified ({len(chosen)}): {', '.join(sorted(chosen)) or 'none'}"
                + (f" → {result['next_round']}" if result["next_round"] else ""))

@@ -7,10 +7,13 @@ round is closed; then both boards are shown side by side with each team's rank c
 """
 from __future__ import annotations
 
+from collections import Counter
+from datetime import datetime
+
 from sqlalchemy import select
 
 from harness.core import clock
-from harness.core.enums import RunStatus
+from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.state import Harness
@@ -33,7 +36,30 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
         r["shakeup"] = r["public_rank"] - r["private_rank"]
     for r in rows:
         del r["_final_at"]
-    return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
+        r["reason"] = None
+    return sorted(rows, key=lambda r: (r["public_rank"], r["team"])) + unscored_rows(db, rnd, task, rows)
+
+
+def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
+    """Every team entered in RND with no scored submission on TASK: below the ranked ones, with the reason (no
+    submission, or how its submissions failed), so no entered team vanishes from a board."""
+    have = {r["team"] for r in ranked}
+    out = []
+    for entry in db.scalars(select(RoundEntry).where(RoundEntry.round_id == rnd.id)):
+        team = db.get(Team, entry.team_id)
+        if team.name in have:
+            continue
+        subs = list(db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task.id,
+                                                        Submission.team_id == team.id, Submission.dry_run.is_(False))))
+        ended = Counter((s.reason.value if s.reason else s.status.value) for s in subs)
+        reason = ("no submission" if not subs else
+                  "no valid submission (" + ", ".join(f"{n} {why}" for why, n in sorted(ended.items())) + ")")
+        last = max((s.created_at for s in subs), default=None)
+        out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,
+                    "private_rank": None, "private": None, "final_submission": None, "selected": 0, "shakeup": None,
+                    "submits": len(subs), "last_submit": last.isoformat(sep=" ", timespec="seconds") if last else None,
+                    "baseline": False, "reason": reason})
+    return sorted(out, key=lambda r: r["team"])
 
 
 PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup")
@@ -68,7 +94,8 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
         show_private = revealed or private
         rows = compute_board(db, rnd, task)
         if show_private:
-            rows.sort(key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0, r["public_rank"]))
+            rows.sort(key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0, r["public_rank"] is None,
+                                     r["public_rank"] or 0, r["team"]))
         else:
             rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
         return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
@@ -133,15 +160,38 @@ def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], di
     return out
 
 
-def close_round(h: Harness, round_ref: str) -> dict:
+def _left(delta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, hours, mins = minutes // 1440, minutes // 60 % 24, minutes % 60
+    return " ".join(f"{n}{unit}" for n, unit in ((days, "d"), (hours, "h"), (mins, "min")) if n) or "under 1min"
+
+
+def cut_short(rnd: Round, now: datetime, pending: int) -> str | None:
+    """What closing RND at NOW cuts short, in words (None: the round is over, nothing is)."""
+    state = status(rnd, now)
+    if state is RoundStatus.ENDED:
+        return None
+    when = rnd.ends_at.isoformat(sep=" ", timespec="minutes")
+    if state is RoundStatus.PENDING:
+        what = f"it has not started (starts {rnd.starts_at.isoformat(sep=' ', timespec='minutes')} UTC)"
+    else:
+        what = f"it is open for {_left(rnd.ends_at - now)} more (until {when} UTC)"
+    return what + (f"; {pending} submit(s) queued or running are scored first" if pending else "")
+
+
+def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
     """Freeze the round (after its queued submits are scored), reveal the private board, compute the
-    qualifiers and open the next round to them. (An organizer command: the service checks the right.)"""
+    qualifiers and open the next round to them. A round not yet over closes only with FORCE (the result says
+    what was cut short). (An organizer command: the service checks the right.)"""
     with h.tx() as db:
         rnd = get_round(db, round_ref)
         if rnd.closed:
-            raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')}")
+            raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')} UTC")
         pending = list(db.scalars(select(Submission.run_id).where(
             Submission.round_id == rnd.id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
+        early = cut_short(rnd, clock.now(h.settings), len(pending))
+        if early and not force:
+            raise UserError(f"ROUND: {rnd.label} is not over: {early}; closing now cuts it short (add --force)")
         rnd_id = rnd.id
     for run_id in pending:  # submitted in time: they are scored before the round freezes
         wait_run(h, run_id)
@@ -164,5 +214,6 @@ def close_round(h: Harness, round_ref: str) -> dict:
                     db.add(RoundEntry(round_id=nxt.id, team_id=teams[name].id, reason=why))
             nxt.opened_at = now
         rnd.results = {"closed_at": rnd.closed_at.isoformat(timespec="seconds"), "boards": boards,
-                       "qualifiers": chosen, "next_round": nxt.label if nxt else None}
+                       "qualifiers": chosen, "next_round": nxt.label if nxt else None,
+                       "cut_short": early, "clock_simulated": clock.is_simulated(h.settings)}
         return {"round": rnd.label, **rnd.results}

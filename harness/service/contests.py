@@ -38,7 +38,14 @@ def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, ec
             prepare_builtin(h, task, scale=scale)
             if echo:
                 echo(f"Task {task} is prepared")
-    return definition.create(h, path, parsed), parsed
+    name = definition.create(h, path, parsed)
+    now = clock.now(h.settings)
+    for r in parsed["rounds"]:
+        if r["end"] <= now and echo:
+            echo(f"Warning: {path}: rounds.{r['name']} ended at {r['end'].isoformat(sep=' ', timespec='minutes')} "
+                 f"UTC, before the contest clock's now ({now.isoformat(sep=' ', timespec='minutes')} UTC"
+                 f"{', simulated' if clock.is_simulated(h.settings) else ''}): its submits are refused")
+    return name, parsed
 
 
 def add_team(h: Harness, contest_name: str, team: str, members: list[str]) -> None:
@@ -69,9 +76,9 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
     return rounds.select_submissions(h, ids)
 
 
-def close(h: Harness, round_ref: str) -> dict:
+def close(h: Harness, round_ref: str, force: bool = False) -> dict:
     permissions.require_organizer(h.settings, "contest close")
-    result = rounds.close_round(h, round_ref)
+    result = rounds.close_round(h, round_ref, force)
     with h.tx() as db:
         from .moderation import record
         record(h, db, "close", f"round {result['round']}", {"qualifiers": sorted(result["qualifiers"])})

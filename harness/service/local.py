@@ -187,8 +187,8 @@ class LocalApi(Api):
     def add_team(self, contest, team, users):
         contests.add_team(self.h, contest, team, list(users))
 
-    def close_round(self, round_ref):
-        return contests.close(self.h, round_ref)
+    def close_round(self, round_ref, force=False):
+        return contests.close(self.h, round_ref, force)
 
     def clock(self):
         now, simulated = contests.clock_now(self.h)
