@@ -136,18 +136,40 @@ def contest_clock(lazy, when, real):
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--teams", type=click.IntRange(2, 200), default=15, show_default=True)
 @click.option("--seed", type=int, default=7, show_default=True)
-@click.option("--scale", type=float, default=0.3, show_default=True, help="Task data size multiplier.")
+@click.option("--scale", type=click.FloatRange(0.01, 100), default=0.3, show_default=True,
+              help="Data size multiplier of the tasks built here (built-in ones).")
 @click.option("--out", type=click.Path(file_okay=False), default="contest-sim", show_default=True,
               help="Folder for the simulation's state root and its report.")
-@click.option("--gpus", type=int, default=8, show_default=True, help="Simulated GPU inventory.")
-@click.option("--workers", type=int, default=2, show_default=True, help="Runs at once (real processes).")
-def contest_simulate(file, teams, seed, scale, out, gpus, workers):
-    """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs)."""
+@click.option("--gpus", type=click.IntRange(0, 10_000), default=8, show_default=True, help="Simulated GPU inventory.")
+@click.option("--workers", type=click.IntRange(1, 64), default=2, show_default=True,
+              help="Runs at once (real processes).")
+@click.option("--baseline", "baselines", multiple=True, metavar="TASK=FOLDER",
+              help="A baseline folder for TASK's synthetic teams (repeat; the strongest first). Default: the "
+                   "task's [simulate] baselines, or the built-in tasks' own.")
+@click.option("--submit-time-limit", type=click.FloatRange(1, 7 * 86400), default=None,
+              help="Seconds a submit may take (default: the task's [limits] submit_seconds).")
+@pass_harness
+def contest_simulate(lazy, file, teams, seed, scale, out, gpus, workers, baselines, submit_time_limit):
+    """Run a whole contest on simulated time with synthetic teams and write a report (Markdown, HTML, PNGs).
+
+    Its tasks: built-in ones are built at --scale; others must be registered in this state root
+    (`nsml dataset add FOLDER`). Exits non-zero when most honest submits failed.
+
+    \b
+    Example:
+      nsml contest simulate contest.toml --teams 6 --baseline mytask=baselines/knn --baseline mytask=baselines/mean
+    """
+    from harness.sim.baselines import parse_cli
     from harness.sim.simulate import SimConfig, simulate
 
+    def registered() -> dict:
+        return {r["name"]: r["path"] for r in lazy.api().list_tasks() if r.get("path")}
+
+    cfg = SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out), gpus=gpus,
+                    workers=workers, submit_time_limit=submit_time_limit, baselines=parse_cli(baselines),
+                    registered=registered)
     with spinner.shown("simulate") as report:
-        written = simulate(SimConfig(contest_file=Path(file), teams=teams, seed=seed, scale=scale, out=Path(out),
-                                     gpus=gpus, workers=workers), echo=click.echo, progress=report)
+        written = simulate(cfg, echo=click.echo, progress=report)
     click.echo(f"Report: {written}")
 
 

@@ -95,6 +95,7 @@ TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' o
     "submit": {"quota": int, "period_seconds": NUMBER},
     "split": {"label": str, "prediction": str, "key": str},
     "evaluator": {"args": list, "requirements": list},
+    "simulate": {"baselines": list},  # contest simulate's synthetic teams (harness.sim.baselines checks the entries)
     "rules": {ANY: ANY_VALUE},
 }
 

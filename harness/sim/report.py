@@ -37,7 +37,10 @@ def score_curves(path: Path, title: str, series: dict[str, list[tuple]], directi
     ax.set_xlabel("simulated time (UTC)")
     ax.set_ylabel(f"best public {metric} so far")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="best")
+    if series:
+        ax.legend(fontsize=7, ncol=2, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no scored submissions", ha="center", va="center", transform=ax.transAxes)
     fig.autofmt_xdate()
     fig.tight_layout()
     fig.savefig(path, dpi=90)
@@ -59,7 +62,7 @@ def shakeup_chart(path: Path, title: str, rows: list[dict]) -> None:
         ax.text(-0.04, y0, f"{r['public_rank']}. {r['team']}", ha="right", va="center", fontsize=8)
         ax.text(1.04, y1, f"{r['private_rank']}. {r['team']} ({r['shakeup']:+d})", ha="left", va="center", fontsize=8)
     ax.set_xlim(-0.7, 1.7)
-    ax.set_ylim(len(ranked) - 0.5, -0.5)
+    ax.set_ylim(max(len(ranked), 1) - 0.5, -0.5)
     ax.set_xticks([0, 1], ["public board", "private board"])
     ax.set_yticks([])
     ax.set_title(title)
@@ -105,7 +108,27 @@ def _md_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
 
 
 BOARD_COLS = [("private_rank", "Private rank"), ("team", "Team"), ("private", "Private"), ("public_rank", "Public rank"),
-              ("public", "Public"), ("shakeup_txt", "Shake-up"), ("submits", "Submits"), ("selected", "Selected")]
+              ("public", "Public"), ("shakeup_txt", "Shake-up"), ("submits", "Submits"), ("selected", "Selected"),
+              ("reason", "Unscored because")]
+
+
+def _shakeup_lines(rows: list[dict]) -> list[str]:
+    """The shake-up in words: how many teams moved, the biggest rise and fall, and whether the winner held."""
+    ranked = [r for r in rows if r["private_rank"] is not None and r["shakeup"] is not None]
+    if not ranked:
+        return ["No team has a private rank: no shake-up to show."]
+    moved = [r for r in ranked if r["shakeup"]]
+    rise, fall = max(ranked, key=lambda r: r["shakeup"]), min(ranked, key=lambda r: r["shakeup"])
+    public_top = min(ranked, key=lambda r: (r["public_rank"], r["team"]))["team"]
+    private_top = min(ranked, key=lambda r: (r["private_rank"], r["team"]))["team"]
+    lines = [f"- {len(moved)} of {len(ranked)} ranked teams changed place from the public to the private board"]
+    if rise["shakeup"] > 0:
+        lines.append(f"- biggest rise: {rise['team']}, {rise['public_rank']} → {rise['private_rank']}")
+    if fall["shakeup"] < 0:
+        lines.append(f"- biggest fall: {fall['team']}, {fall['public_rank']} → {fall['private_rank']}")
+    lines.append(f"- the public leader ({public_top}) " + ("won the private board too" if public_top == private_top
+                                                             else f"lost first place to {private_top}"))
+    return lines
 
 
 def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
@@ -144,7 +167,8 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
                              task.direction, task.metric)
                 shake = f"shakeup_{rnd.name}_{task_name}.png"
                 shakeup_chart(plots / shake, f"{rnd.name} · {task_name}: public → private rank", rows)
-                md += [f"![score over time](plots/{curve})", "", f"![shake-up](plots/{shake})", ""]
+                md += [f"![score over time](plots/{curve})", "", f"#### Shake-up: {task_name} in {rnd.name}", "",
+                       *_shakeup_lines(rows), "", f"![shake-up](plots/{shake})", ""]
             quals = res.get("qualifiers") or {}
             if res.get("next_round") or quals:
                 md += [f"**Qualified ({len(quals)})** for {res.get('next_round') or 'no further round'}:", ""]
@@ -166,6 +190,11 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
                    ""]
         peaks = peak_team_gpus(db, list(teams))
         quota = max((r.gpu_quota or 0) for r in c.rounds)
+        honest = log.honest_outcomes
+        md += ["## Teams and honest submits", "",
+               "- Behaviours: " + ", ".join(f"{t.name} {t.behaviour.value}" for t in log.teams), "",
+               f"- Submits of code without a planted fault: {sum(honest.values())}; "
+               + (", ".join(f"{k}: {v}" for k, v in sorted(honest.items())) or "none"), ""]
         md += ["## Quotas", "",
                f"- Submits the quota refused (a team's second try within one period): {log.quota_refusals}",
                "- Faults planted in sessions: " + (", ".join(f"{k}: {v}" for k, v in sorted(log.faults.items()))

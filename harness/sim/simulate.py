@@ -1,17 +1,21 @@
 """`contest simulate`: a whole contest on simulated time, with synthetic teams, through the normal code path.
 
-Every team is a few users running real baseline code (`submissions/`) with hyperparameters and seeds drawn from
-the simulation's seed; some sessions carry a fault (training crashes, infer crashes, infer hangs past its
-limit, infer returns too few predictions).  Time advances one submit period per step: in each step every team
-may start sessions (GPU requests against its team quota) and submit its newest trained checkpoint (and now and
-then try a second submit the quota must refuse); all runs of a step finish, for real, before the clock moves on.
-At each round's end some teams select final submissions, the organizer closes the round, qualifiers go on.
+Every team is a few users running real baseline code (the task's baselines: harness.sim.baselines) with
+arguments drawn from the simulation's seed, and a behaviour (steady, improving, overfitting the public board,
+crashing, timing out) that decides which baseline it runs, how often it submits, which faults its code carries
+and how it picks its finals.  Time advances one submit period per step: in each step every team may start
+sessions (GPU requests against its team quota) and submit its newest trained checkpoint (and now and then try
+a second submit the quota must refuse); all runs of a step finish, for real, before the clock moves on.  At
+each round's end some teams select final submissions, the organizer closes the round, qualifiers go on.
+Honest submits (code without a planted fault) get the task's submit time limit; when most of them fail, the
+simulation says why, counted, and fails (SimulationFailed) after writing its report.
 """
 from __future__ import annotations
 
 import math
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +23,6 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import select
 
-from harness import resources
 from harness.contest.definition import create as create_contest
 from harness.contest.definition import parse_spec
 from harness.contest.gate import get_round
@@ -32,60 +35,33 @@ from harness.core.settings import SETTINGS_FILE, load_settings
 from harness.runs.create import RunOptions
 from harness.scheduler.waiting import wait_run
 from harness.service import contests, sessions, submits
-from harness.service.tasks import prepare_builtin
+from harness.service.tasks import add_pack, prepare_builtin
 from harness.state import Harness
 from harness.store import open_store
-from harness.store.models import RoundEntry, Submission, Team
+from harness.store.models import Checkpoint, RoundEntry, Session, Submission, Team
+from harness.taskpacks import registry
 
-SUBMISSIONS = resources.SUBMISSIONS
+from .baselines import (
+    BASE_FAULT_RATE,
+    BEHAVIOUR_WEIGHTS,
+    FAULT_RATE,
+    FAULTS,
+    FAULTS_OF,
+    Baseline,
+    Behaviour,
+    code_folder,
+    draw_args,
+    for_task,
+)
+
 ORGANIZER = "organizer"
 MARKER = ".contest-sim"
+PLANTED_TIMEOUT_LIMIT = 10.0  # seconds: a planted hang times out this fast, whatever the task's limit
+HONEST_FAILURE_SHARE = 0.5  # more honest submits failed than this: the simulation fails
 
 
-def _ngram(r) -> str:
-    lo = int(r.integers(1, 3))
-    return (f"--ngram_min {lo} --ngram_max {lo + int(r.integers(1, 4))} --C {10 ** r.uniform(-1.5, 1.5):.3g} "
-            f"--train_fraction {r.uniform(0.2, 1.0):.2f} --hash_bits {int(r.integers(14, 19))} "
-            f"--seed {int(r.integers(1000))}")
-
-
-def _gbm(r) -> str:
-    return f"--max_iter {int(r.integers(10, 150))} --lr {r.uniform(0.02, 0.3):.3f} --seed {int(r.integers(1000))}"
-
-
-# task → [(baseline folder, weight, argument sampler)]
-CATALOG = {
-    "garbage-docs": [("garbage_docs_ngram", 0.9, _ngram), ("garbage_docs_majority", 0.1, lambda r: "")],
-    "bus-eta": [("bus_eta_gbm", 0.8, _gbm), ("bus_eta_segment_mean", 0.2, lambda r: "")],
-    "playlist": [("playlist_item_knn", 0.7, lambda r: ""), ("playlist_popularity", 0.3, lambda r: "")],
-}
-FAULTS = ("train_crash", "infer_crash", "infer_timeout", "infer_invalid")
-
-FAULT_WRAPPER = '''"""A simulated participant fault ({fault}) around a baseline's main.py (written by contest simulate)."""
-import runpy
-import sys
-import time
-
-import nsml
-
-FAULT = "{fault}"
-testing = "--mode" in sys.argv and sys.argv[sys.argv.index("--mode") + 1] == "test"
-if FAULT == "train_crash" and not testing:
-    raise RuntimeError("simulated bug in the training code")
-if testing and FAULT == "infer_crash":
-    raise RuntimeError("simulated bug in infer")
-if testing and FAULT == "infer_timeout":
-    time.sleep(10 ** 6)
-if testing and FAULT == "infer_invalid":
-    real_bind = nsml.bind
-
-    def bind(save=None, load=None, infer=None, **kwargs):
-        def short(*args, **kw):
-            return list(infer(*args, **kw))[:1]  # one prediction for the whole test set
-        return real_bind(save=save, load=load, infer=short, **kwargs)
-    nsml.bind = bind
-runpy.run_path("participant_main.py", run_name="__main__")
-'''
+class SimulationFailed(UserError):
+    """Most honest submits failed: the report is written, the reasons are counted, the exit is not zero."""
 
 
 @dataclass
@@ -97,18 +73,21 @@ class SimConfig:
     out: Path = Path("contest-sim")
     gpus: int = 8
     workers: int = 2
-    submit_time_limit: float = 15.0
+    submit_time_limit: float | None = None  # None: the task's [limits] submit_seconds (else the settings')
+    baselines: dict = field(default_factory=dict)  # task → [Baseline] from --baseline TASK=FOLDER
+    registered: Callable[[], dict] = dict  # () → {task: folder} of the packs registered in the caller's state root
 
 
 @dataclass
 class SimTeam:
     name: str
     members: list[str]
-    fault_rate: float
+    behaviour: Behaviour
     ambition: float  # chance to start another session in a step
     gpus: int
     sessions: list[str] = field(default_factory=list)
     submitted: set = field(default_factory=set)
+    planted: set = field(default_factory=set)  # its sessions whose code carries a fault
 
 
 @dataclass
@@ -117,32 +96,34 @@ class SimLog:
     refused: list[str] = field(default_factory=list)  # other refusals (GPU quota, round closed), one line each
     faults: dict = field(default_factory=dict)
     steps: int = 0
+    honest_runs: list = field(default_factory=list)  # run ids of submits of code without a planted fault
+    honest_outcomes: dict = field(default_factory=dict)  # filled at the end: "succeeded" or a failure reason → n
+    teams: list = field(default_factory=list)  # the SimTeams, for the report
 
 
 def _make_teams(cfg: SimConfig, rng) -> list[SimTeam]:
+    kinds, weights = list(BEHAVIOUR_WEIGHTS), np.array(list(BEHAVIOUR_WEIGHTS.values()))
     teams = []
     for i in range(cfg.teams):
         name = f"team-{i + 1:02d}"
         members = [f"{name}-{c}" for c in "ab"[: int(rng.integers(1, 3))]]
-        flaky = rng.random() < 0.25
-        teams.append(SimTeam(name, members, fault_rate=0.45 if flaky else 0.05, ambition=float(rng.uniform(0.2, 0.7)),
+        behaviour = kinds[int(rng.choice(len(kinds), p=weights / weights.sum()))]
+        teams.append(SimTeam(name, members, behaviour, ambition=float(rng.uniform(0.2, 0.7)),
                              gpus=int(rng.choice([1, 2]))))
     return teams
 
 
-def _code_folder(cfg: SimConfig, task: str, team: SimTeam, rng, log: SimLog) -> tuple[Path, str]:
-    options = CATALOG[task]  # setup() checked every task of the contest against the catalog
-    weights = np.array([w for _, w, _ in options])
-    folder_name, _, sampler = options[int(rng.choice(len(options), p=weights / weights.sum()))]
-    args = sampler(rng)
-    fault = str(rng.choice(FAULTS)) if rng.random() < team.fault_rate else None
-    dest = cfg.out / "code" / f"{team.name}-{len(team.sessions) + 1}"
-    shutil.copytree(SUBMISSIONS / folder_name, dest, dirs_exist_ok=True)
-    if fault:
-        (dest / "main.py").rename(dest / "participant_main.py")
-        (dest / "main.py").write_text(FAULT_WRAPPER.format(fault=fault))
-        log.faults[fault] = log.faults.get(fault, 0) + 1
-    return dest, args
+def _pick(options: list[Baseline], team: SimTeam, rng) -> Baseline:
+    if team.behaviour is Behaviour.IMPROVING:  # from the last listed (weakest) up to the first (strongest)
+        return options[max(0, len(options) - 1 - len(team.sessions))]
+    weights = np.array([b.weight for b in options])
+    return options[int(rng.choice(len(options), p=weights / weights.sum()))]
+
+
+def _fault(team: SimTeam, rng) -> str | None:
+    if rng.random() >= FAULT_RATE.get(team.behaviour, BASE_FAULT_RATE):
+        return None
+    return str(rng.choice(FAULTS_OF.get(team.behaviour, FAULTS)))
 
 
 class Simulation:
@@ -178,19 +159,47 @@ class Simulation:
     def setup(self) -> tuple[dict, list[SimTeam]]:
         spec = parse_spec(self.cfg.contest_file)
         teams = _make_teams(self.cfg, self.rng)
+        self.log.teams = teams
         spec["teams"] = {t.name: t.members for t in teams}
         for r in spec["rounds"]:
             r["gpu_quota_teams"] = {}  # the file's teams are replaced, and their own quotas with them
         org = self.as_user(ORGANIZER)
+        self.baselines: dict[str, list[Baseline]] = {}
         for task in dict.fromkeys(t for r in spec["rounds"] for t in r["tasks"]):
-            if task not in CATALOG:
-                raise UserError(f"{self.cfg.contest_file}: task {task!r} has no simulated baseline "
-                                f"(the simulator knows {', '.join(sorted(CATALOG))})")
-            self.echo(f"preparing {task} (scale {self.cfg.scale})")
-            prepare_builtin(org, task, scale=self.cfg.scale, seed=self.cfg.seed)
+            self.baselines[task] = self.prepare(org, task)
         clock.set_clock(org.settings, spec["rounds"][0]["start"])
         create_contest(org, self.cfg.contest_file, spec)
         return spec, teams
+
+    def prepare(self, org: Harness, task: str) -> list[Baseline]:
+        """TASK in the simulation's root: a built-in or installed task is built at --scale; a pack registered in
+        the caller's state root is registered here too, where it is. Returns its baselines."""
+        where = str(self.cfg.contest_file)
+        sources = registry.known_sources(org.settings)
+        if task in sources:
+            self.echo(f"preparing {task} (scale {self.cfg.scale})")
+            prepare_builtin(org, task, scale=self.cfg.scale, seed=self.cfg.seed)
+            folder = registry.source_folder(org.settings, task)
+        elif task in (registered := self.cfg.registered()):
+            folder = Path(registered[task])
+            if not folder.is_dir():
+                raise UserError(f"{where}: task {task!r} is registered at {folder}, which is not a folder here")
+            self.echo(f"registering {task} ({folder})")
+            add_pack(org, folder)
+        else:
+            raise UserError(f"{where}: task {task!r} is neither built in nor registered in this state root "
+                            f"('nsml dataset add FOLDER' registers a pack)")
+        manifest = registry.Manifest.read(folder)
+        return for_task(task, self.cfg.baselines, manifest.extra, folder, str(folder / registry.MANIFEST))
+
+    def _code(self, task: str, team: SimTeam) -> tuple[Path, str, str | None]:
+        baseline = _pick(self.baselines[task], team, self.rng)
+        args = draw_args(baseline.args, self.rng, f"{baseline.folder}: args")
+        fault = _fault(team, self.rng)
+        if fault:
+            self.log.faults[fault] = self.log.faults.get(fault, 0) + 1
+        dest = self.cfg.out / "code" / f"{team.name}-{len(team.sessions) + 1}"
+        return code_folder(baseline, dest, fault), args, fault
 
     # -- one step of simulated time ----------------------------------------------------------------------------
     def step(self, tasks: list[str], team: SimTeam, pending: list[int]) -> None:
@@ -200,7 +209,7 @@ class Simulation:
         starts = 1 if not team.sessions else int(rng.random() < team.ambition) + int(rng.random() < 0.15)
         for _ in range(starts):
             task = str(rng.choice(tasks))
-            folder, args = _code_folder(self.cfg, task, team, rng, self.log)
+            folder, args, fault = self._code(task, team)
             try:
                 name = sessions.start_session(h, task, str(folder), args=args,
                                               opts=RunOptions(gpus=team.gpus, cpus=self.cpus))
@@ -208,14 +217,20 @@ class Simulation:
                 self.log.refused.append(f"{team.name}: {exc}")
                 continue
             team.sessions.append(name)
+            if fault:
+                team.planted.add(name)
             with h.tx() as db:
                 pending.append(h.session(db, name).run_id)
         ready = [s for s in reversed(team.sessions) if s not in team.submitted and self._trained(s)]
-        extra = len(ready) >= 2 and rng.random() < 0.2  # now and then a second submit in the same period
+        eager = team.behaviour is Behaviour.OVERFITTING  # it submits all it may, every period
+        extra = len(ready) >= 2 and (eager or rng.random() < 0.2)  # now and then a second submit in one period
         for name in ready[:2 if extra else 1]:
             h = self.as_user(parse_session_name(name)[0])  # a session's owner submits it
+            honest = name not in team.planted
+            limit = self.cfg.submit_time_limit if honest else min(self.cfg.submit_time_limit or PLANTED_TIMEOUT_LIMIT,
+                                                                  PLANTED_TIMEOUT_LIMIT)
             try:
-                _, run_id = submits.start_submit(h, name, "0", time_limit=self.cfg.submit_time_limit)
+                _, run_id = submits.start_submit(h, name, self._newest_checkpoint(name), time_limit=limit)
             except QuotaExceeded:
                 self.log.quota_refusals += 1
                 continue
@@ -224,24 +239,43 @@ class Simulation:
                 continue
             team.submitted.add(name)
             pending.append(run_id)
+            if honest:
+                self.log.honest_runs.append(run_id)
+
+    def _newest_checkpoint(self, name: str) -> str:
+        h = self.as_user(ORGANIZER)
+        with h.tx() as db:
+            newest = db.scalar(select(Checkpoint.name).join(Session, Checkpoint.session_id == Session.id)
+                               .where(Session.name == name).order_by(Checkpoint.id.desc()).limit(1))
+        return newest or "0"
 
     def _trained(self, name: str) -> bool:
         info = sessions.session_info(self.as_user(ORGANIZER), name)
         return info["status"] == RunStatus.SUCCEEDED.value
 
     def select_finals(self, rnd_id: int, teams: list[SimTeam]) -> None:
-        """Some teams pick final submissions by hand (not always their best public one)."""
+        """Some teams pick final submissions by hand (not always their best public one); teams overfitting the
+        public board pick their best public ones."""
         for team in teams:
-            if self.rng.random() >= 0.35:
+            eager = team.behaviour is Behaviour.OVERFITTING
+            if not eager and self.rng.random() >= 0.35:
                 continue
             h = self.as_user(team.members[0])
+            by_task: dict = {}
             with h.tx() as db:
-                ids = list(db.scalars(select(Submission.id).join(Team, Submission.team_id == Team.id).where(
-                    Submission.round_id == rnd_id, Team.name == team.name,
-                    Submission.status == RunStatus.SUCCEEDED)))
-            if len(ids) >= 2:
-                picks = sorted(self.rng.choice(ids, size=min(2, len(ids) - 1), replace=False).tolist())
-                contests.select_submissions(h, [int(i) for i in picks])
+                for sub in db.scalars(select(Submission).join(Team, Submission.team_id == Team.id).where(
+                        Submission.round_id == rnd_id, Team.name == team.name,
+                        Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)):
+                    by_task.setdefault(sub.task_id, (sub.task.direction, []))[1].append((sub.id, sub.score))
+            for direction, rows in by_task.values():
+                if eager:
+                    picks = [i for i, _ in sorted(rows, key=lambda r: direction.sort_key(r[1]))[:2]]
+                elif len(rows) >= 2:
+                    ids = [i for i, _ in rows]
+                    picks = self.rng.choice(ids, size=min(2, len(ids) - 1), replace=False).tolist()
+                else:
+                    continue
+                contests.select_submissions(h, sorted(int(i) for i in picks))
 
     def run(self) -> Path:
         spec, teams = self.setup()
@@ -276,8 +310,26 @@ class Simulation:
             result = contests.close(org, f"{spec['name']}/{r['name']}")
             self.echo(f"{r['name']} closed: " + (f"{len(result['qualifiers'])} qualified for {result['next_round']}"
                                                  if result["next_round"] else "final boards revealed"))
+        self.log.honest_outcomes = self._honest_outcomes(org)
         from .report import write_report
-        return write_report(org, spec["name"], self.cfg, self.log)
+        written = write_report(org, spec["name"], self.cfg, self.log)
+        outcomes = self.log.honest_outcomes
+        total, failed = sum(outcomes.values()), sum(n for k, n in outcomes.items() if k != "succeeded")
+        if not total or failed > HONEST_FAILURE_SHARE * total:
+            reasons = ", ".join(f"{why}: {n}" for why, n in sorted(outcomes.items()) if why != "succeeded")
+            raise SimulationFailed(f"{failed} of {total} honest submits failed ({reasons or 'none were made'}); "
+                                   f"the boards say little (report: {written})")
+        return written
+
+    def _honest_outcomes(self, org: Harness) -> dict[str, int]:
+        """How the submits of code without a planted fault ended: "succeeded", or their failure reason → count."""
+        counts: dict[str, int] = {}
+        with org.tx() as db:
+            for sub in db.scalars(select(Submission).where(Submission.run_id.in_(self.log.honest_runs))):
+                key = "succeeded" if sub.status is RunStatus.SUCCEEDED else (
+                    sub.reason.value if sub.reason else sub.status.value)
+                counts[key] = counts.get(key, 0) + 1
+        return counts
 
 
 def simulate(cfg: SimConfig, echo=print, progress: Progress = silent) -> Path:
