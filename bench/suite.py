@@ -1,6 +1,6 @@
 """The benchmark suite: every performance goal of the harness, each measured beside its bare equivalent in the
 same run (samples alternate), as medians. Writes bench/results/latest.json and bench/results/latest.md, and
-with --readme puts the table into README.md between its bench markers.
+with --readme puts the table into docs/benchmarks.md (the docs site's Benchmarks page) between its bench markers.
 
     python bench/suite.py [--repeat 5] [--only ps,session,...] [--readme]
 
@@ -344,11 +344,11 @@ def markdown(rows: list[dict], command: str, machine: str) -> str:
 
 
 def into_readme(table: str) -> None:
-    readme = REPO / "README.md"
+    readme = REPO / "docs" / "benchmarks.md"  # the Performance section moved there from README.md
     text = readme.read_text()
     start, end = "<!-- bench:start -->", "<!-- bench:end -->"
     if start not in text or end not in text:
-        raise SystemExit(f"README.md: no {start} ... {end} markers to put the table between")
+        raise SystemExit(f"docs/benchmarks.md: no {start} ... {end} markers to put the table between")
     head, rest = text.split(start, 1)
     readme.write_text(head + start + "\n" + table + end + rest.split(end, 1)[1])
 
@@ -357,7 +357,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", default=",".join(ROWS), help="comma-separated rows: " + ", ".join(ROWS))
-    parser.add_argument("--readme", action="store_true", help="put the table into README.md")
+    parser.add_argument("--readme", action="store_true", help="put the table into docs/benchmarks.md")
     args = parser.parse_args()
     chosen = [k.strip() for k in args.only.split(",") if k.strip()]
     unknown = [k for k in chosen if k not in ROWS]

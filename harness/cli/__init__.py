@@ -176,3 +176,6 @@ def entry() -> None:
     if "logging" in sys.modules:  # (imported only by commands that log)
         sys.modules["logging"].shutdown()
     os._exit(code or 0)
+
+
+from . import init_cmds  # noqa: E402,F401 - registers `init` and `dataset init` (harness/cli/init_cmds.py)
