@@ -44,7 +44,7 @@ CALLS = [
     ("board", "bob", {"task": "tiny3"}),
     ("submission_info", "bob", {"sub_id": 2}),
     ("select_submissions", "bob", {"ids": [2]}),
-    ("close_round", ORGANIZER, {"round_ref": "cup/r1"}),
+    ("close_round", ORGANIZER, {"round_ref": "cup/r1", "force": True}),
     ("round_board", "bob", {"task": "tiny3", "private": True}),
     ("list_contests", "alice", {}),
     ("stop_sessions", "alice", {"pattern": "alice/tiny/*"}),

@@ -64,7 +64,7 @@ MATRIX = [
     ("list_contests", {}, {}),
     ("show_teams", {"contest": "c1"}, {}),
     ("add_team", {"contest": "c1", "team": "t2", "users": ["bob"]}, {}),
-    ("close_round", {"round_ref": "c1/r1"}, {}),
+    ("close_round", {"round_ref": "c1/r1", "force": True}, {}),
     ("remove_sessions", {"pattern": S}, {ORG: 404}),  # the owner removes; the organizer's pattern finds none
     ("start_session", "CODE", {}),  # anyone may start their own session
 ]

@@ -177,4 +177,6 @@ LOCAL_COMMANDS = {
     "image build": "builds a Docker image with this machine's engine, or an era environment on this machine",
     "image eras": "lists the era environments of this machine's catalogue (a file read here)",
     "check": "dry-runs a folder on this machine against a task's contract (local mode only)",
+    "init": "writes a participant entry into a folder on this machine",
+    "dataset init": "writes a task pack into a folder on this machine",
 }

@@ -99,6 +99,7 @@ class Submission(_Outcome):
 
 class HistoryRow(_Outcome):
     selected: bool
+    in_round: bool  # a contest round's submission (it has a private score and can be selected)
     reserved_flags: Optional[list[str]]
 
 

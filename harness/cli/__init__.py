@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 import sys
 
 import click
@@ -23,12 +24,52 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "l
             "baseline": "moderation_cmds", "audit": "moderation_cmds"}
 
 
+# `--help` lists the commands by who runs them (a command not listed here shows under "Other commands").
+SECTIONS = {
+    "Participant": ["init", "run", "ps", "logs", "stop", "fork", "memo", "rm", "model", "plot", "check", "submit",
+                    "history", "board", "login", "logout", "whoami"],
+    "Organizer": ["dataset", "contest", "rescore", "hide", "unhide", "baseline", "audit", "user"],
+    "Operator": ["serve", "image"],
+}
+EXAMPLES = """\b
+Examples:
+  nsml run -d garbage-docs -e main.py -a "--epochs 3" .   train a session from this folder
+  nsml logs -f alice/garbage-docs/1                        follow its log until it ends
+  nsml submit alice/garbage-docs/1 2                       submit its checkpoint 2 and wait for the score
+  nsml board garbage-docs                                  the leaderboard
+  nsml contest simulate contest.toml --teams 6             simulate a whole contest round (organizers)
+"""
+
+
+class CommandGroup(click.Group):
+    """A command group (`dataset`, `contest`, …) whose listing shows each command's first sentence in full."""
+
+    def format_commands(self, ctx, formatter):
+        rows = [(n, _first_sentence(c)) for n in self.list_commands(ctx)
+                if (c := self.get_command(ctx, n)) is not None and not c.hidden]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+
 class HarnessGroup(click.Group):
     """Loads command modules lazily; turns user mistakes and storage trouble into one line on stderr, without a
-    traceback."""
+    traceback; `--help` groups the commands by who runs them, each with its first sentence in full."""
+    group_class = CommandGroup
 
     def list_commands(self, ctx):
         return sorted(set(COMMANDS) | set(self.commands))
+
+    def format_commands(self, ctx, formatter):
+        named = {n: self.get_command(ctx, n) for n in self.list_commands(ctx)}
+        named = {n: c for n, c in named.items() if c is not None and not c.hidden}
+        placed = {n for names in SECTIONS.values() for n in names}
+        sections = [*SECTIONS.items(), ("Other", sorted(set(named) - placed))]
+        for title, names in sections:
+            rows = [(n, _first_sentence(named[n])) for n in names if n in named]
+            if rows:
+                with formatter.section(f"{title} commands"):
+                    formatter.write_dl(rows)
 
     def get_command(self, ctx, name):
         if name not in self.commands and name in COMMANDS:
@@ -48,13 +89,20 @@ class HarnessGroup(click.Group):
             ctx.exit(exc.exit_code)
 
 
+def _first_sentence(command) -> str:
+    """A command's help up to its first full stop, never cut with an ellipsis (the formatter wraps it)."""
+    text = " ".join((command.short_help or command.help or "").split())
+    end = re.search(r"\.\s(?=[A-Z\[`])", text)  # "e.g. the" goes on; ". Then" ends it
+    return text if end is None else text[:end.start() + 1]
+
+
 def _db_where(ctx) -> str:
     settings = getattr(ctx.obj, "_settings", None)
     url = settings.db_url if settings is not None else "the store"
     return url.removeprefix("sqlite:///")
 
 
-@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.option("--root", type=click.Path(file_okay=False), default=None,
               help="State root (default: current directory; env HARNESS_HOME).")
 @click.option("--db", default=None, help="SQLAlchemy URL of the store (default: sqlite:///ROOT/leaderboard.db).")
@@ -139,15 +187,19 @@ def action_command(group, name: str, arg: str, call, said: str, doc: str):
     return command
 
 
-def table_command(group, name: str, call, columns: list[tuple[str, str]], empty: str, doc: str):
-    """A command NAME of GROUP that shows CALL(api)'s rows as a table with COLUMNS (or JSON with -j)."""
+def table_command(group, name: str, call, columns: list[tuple[str, str]], empty: str, doc: str,
+                  optional: tuple[str, ...] = (), shown=None):
+    """A command NAME of GROUP that shows CALL(api)'s rows as a table with COLUMNS (or JSON with -j, as they
+    are); SHOWN(row) words a row for the table; OPTIONAL: the columns a narrow terminal may leave out."""
     from .output import json_flag, table
 
     @group.command(name, help=doc)
     @json_flag
     @pass_harness
     def command(lazy, as_json):
-        table(call(lazy.api()), columns, as_json=as_json, empty=empty)
+        rows = call(lazy.api())
+        table(rows if as_json or shown is None else [shown(r) for r in rows], columns, as_json=as_json, empty=empty,
+              optional=optional)
     return command
 
 

@@ -29,11 +29,17 @@ def contest_create(lazy, file, prepare, scale):
     click.echo(f"Contest {got['name']} is created: {got['rounds']} round(s), {got['teams']} team(s)")
 
 
+def _contest_row(r: dict) -> dict:
+    from harness.core.display import rule_text
+    return {**r, "qualify": rule_text(r["qualify"]) if r["qualify"] else ""}
+
+
 table_command(contest_group, "ls", lambda api: api.list_contests(),
               [("contest", "Contest"), ("round", "Round"), ("tasks", "Tasks"), ("status", "Status"),
                ("start", "Start"), ("end", "End"), ("teams", "Teams"), ("quota", "Submits"),
                ("gpu_quota", "GPUs/team"), ("qualify", "Qualify")], "no contests",
-              "Contests and their rounds, with each round's status and rules.")
+              "Contests and their rounds, with each round's status and rules.", optional=("gpu_quota", "quota"),
+              shown=_contest_row)
 
 
 @contest_group.command("teams")

@@ -100,10 +100,11 @@ def history_cmd(lazy, task, as_json, page, per_page):
         pages = max(1, -(-total // per_page))
         if pages > 1:
             click.echo(f"page {page} of {pages} ({total} submissions; --page N for more)", err=True)
-    table(rows, [("id", "#"), ("created", "Time"), ("session", "Session"), ("checkpoint", "Checkpoint"),
-                 ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score"),
-                 ("selected", "Selected"), ("private_score", "Private")],
-          as_json=as_json, empty="no submissions")
+    columns = [("id", "#"), ("created", "Time"), ("session", "Session"), ("checkpoint", "Checkpoint"),
+               ("dry_run", "Dry run"), ("status", "Status"), ("reason", "Reason"), ("score", "Score")]
+    if any(r.get("in_round") for r in rows):  # a contest round's task: its private board and final selection
+        columns += [("selected", "Selected"), ("private_score", "Private")]
+    table(rows, columns, as_json=as_json, empty="no submissions", optional=("checkpoint", "dry_run"))
 
 
 from .read_cmds import dataset_board  # noqa: E402 - the light module holds it; `dataset board` is the same command

@@ -22,7 +22,10 @@ def login_cmd(url, token_stdin):
     url = url.rstrip("/")
     if not url.startswith(("http://", "https://")):
         raise UserError(f"URL: {url!r} is not an http(s) URL")
-    token = sys.stdin.readline().strip() if token_stdin else click.prompt("Token", hide_input=True).strip()
+    piped = token_stdin or not sys.stdin.isatty()  # a piped token is read as it is: no prompt, no getpass warning
+    token = sys.stdin.readline().strip() if piped else click.prompt("Token", hide_input=True).strip()
+    if not token:
+        raise UserError("token: none given (type it at the prompt, or pipe it with --token-stdin)")
     api = RemoteApi(url, token)
     try:
         who = api.whoami()

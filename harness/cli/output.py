@@ -3,16 +3,18 @@ names, messages, log lines) reaches a terminal only through `escape.terminal` (n
 characters), and a table cell is only ever measured and padded, never interpreted.
 
 Tables are drawn here, without rich (whose import is most of a quick command's cost): a heavy-headed box, columns
-as wide as their widest cell, the widest folded first when the table is wider than the terminal (100 columns at
-least); East Asian wide characters count two columns.
+as wide as their widest cell; a table wider than the terminal (100 columns in a pipe) shortens its times, leaves
+out its optional columns, and only then folds the widest cells; East Asian wide characters count two columns.
 """
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import click
 
+from harness.core.display import score_text
 from harness.core.escape import terminal
 from harness.core.settings import terminal_columns
 
@@ -32,10 +34,11 @@ def answer(result, as_json: bool, show) -> None:
 
 
 def fmt(value) -> str:
+    """A cell: scores in the one score format, booleans as yes/no (core.display)."""
     if value is None:
         return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
+    if isinstance(value, (bool, float)):
+        return score_text(value)
     if isinstance(value, dict):
         return " ".join(f"{k}={fmt(v)}" for k, v in value.items())
     if isinstance(value, (list, tuple)):
@@ -44,17 +47,45 @@ def fmt(value) -> str:
 
 
 def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = None,
-          as_json: bool = False, empty: str = "nothing to show") -> None:
-    """columns: (key, header) pairs."""
+          as_json: bool = False, empty: str = "nothing to show", optional: tuple[str, ...] = ()) -> None:
+    """COLUMNS: (key, header) pairs. A table wider than the terminal (at least 60 columns) first shows its times
+    shorter (MM-DD HH:MM), then leaves out the OPTIONAL columns (keys, the first to go first; a note on stderr
+    names them), and only then folds cells."""
     if as_json:
         emit_json(rows)
         return
     if not rows:
         click.echo(empty)
         return
-    width = max(100, terminal_columns())
+    width = max(60, terminal_columns())
     cells = [[terminal(fmt(row.get(key))) for key, _ in columns] for row in rows]
-    click.echo(draw([h for _, h in columns], cells, width, title))
+    headers = [h for _, h in columns]
+    if _natural(headers, cells) > width:
+        cells = [[_short_time(c) for c in r] for r in cells]
+    left_out = []
+    for key in optional:
+        if _natural(headers, cells) <= width:
+            break
+        i = [k for k, _ in columns].index(key)
+        left_out.append(headers.pop(i))
+        columns = columns[:i] + columns[i + 1:]
+        cells = [r[:i] + r[i + 1:] for r in cells]
+    click.echo(draw(headers, cells, width, title))
+    if left_out:
+        click.echo(f"(left out to fit {width} columns: {', '.join(left_out)}; -j shows every field)", err=True)
+
+
+_TIME = re.compile(r"^\d{4}-(\d\d-\d\d)[ T](\d\d:\d\d)(:\d\d(\.\d+)?)?( UTC)?$")
+
+
+def _short_time(cell: str) -> str:
+    m = _TIME.match(cell)
+    return f"{m.group(1)} {m.group(2)}" if m else cell
+
+
+def _natural(headers: list[str], cells: list[list[str]]) -> int:
+    """The width of a table of these cells, none folded."""
+    return sum(max([cell_width(h), *(cell_width(r[i]) for r in cells)]) + 3 for i, h in enumerate(headers)) + 1
 
 
 def cell_width(text: str) -> int:

@@ -41,7 +41,8 @@ def ps_cmd(lazy, all_, last, task, as_json):
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "gpu_ids": _resources(r),
                  "memo": ("[not isolated] " if unconfined(r["isolation"]) else "") + r["memo"]} for r in rows]
-    table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"))
+    table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"),
+          optional=("memo", "created"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
         line = quick_reads.describe(inventory if inventory is not None else lazy.api().inventory())
         if line:
@@ -73,7 +74,8 @@ def dataset_board(lazy, task, as_json, top):
     if not as_json and top and len(rows) > top:
         shown = rows[:top] + [r for r in rows[top:] if r["user"] == me]
         hidden, rows = len(rows) - len(shown), shown
-    table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet")
+    table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet",
+          optional=("checkpoint", "last_submit", "session"))
     if hidden:
         click.echo(f"{hidden} more rows (--top 0 for all, -j for JSON)", err=True)
 

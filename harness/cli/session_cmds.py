@@ -91,6 +91,7 @@ def _follow(api, name: str) -> int:
         reason = f" ({final['reason']}: {final['message']})" if final["reason"] else ""
         say(f"Session {final['name']} {final['status']}{reason}", err=True)
         return 1
+    say(f"Session {final['name']} succeeded", err=True)
     return 0
 
 

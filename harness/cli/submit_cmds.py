@@ -9,7 +9,7 @@ from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from . import main, pass_harness
-from .output import emit_json, json_flag, say, unconfined
+from .output import emit_json, fmt, json_flag, say, unconfined
 from .session_cmds import esm_option, note, runtime_option, write_out
 
 
@@ -60,7 +60,7 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     elif ok:
         _show_dry_run(result)
         kind = f" (public board of {result['round']})" if result.get("round") else ""
-        click.echo(f"Score: {result['score']}{kind}")
+        click.echo(f"Score: {fmt(result['score'])}{kind}")
         click.echo("Done")
     else:
         _show_dry_run(result)
@@ -75,7 +75,7 @@ def _show_dry_run(result: dict) -> None:
         for line in result["log_tail"]:
             say(f"  {line}", err=True)
     if result.get("predictions_head"):
-        click.echo(f"[harness] first predictions ({len(result['predictions_head'])}):", err=True)
+        click.echo(f"[harness] the prediction file's first {len(result['predictions_head'])} line(s):", err=True)
         for line in result["predictions_head"]:
             say(f"  {line}", err=True)
 

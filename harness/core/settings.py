@@ -313,15 +313,15 @@ def era_dir() -> Path:
 
 
 def terminal_columns() -> int:
-    """The terminal's width for tables (shutil's rule: $COLUMNS, then the terminal, then 80), without shutil."""
+    """The width tables are drawn to: $COLUMNS, else the terminal's, else (a pipe, a file) 100."""
     try:
         return int(os.environ["COLUMNS"])
     except (KeyError, ValueError):
         pass
     try:
-        return os.get_terminal_size(1).columns or 80
+        return os.get_terminal_size(1).columns or 100
     except OSError:
-        return 80
+        return 100
 
 
 def python_module(module: str) -> list[str]:

@@ -55,7 +55,7 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
                    "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
                    "message": permissions.submission_message(h.settings, s.dry_run, s.reason, s.message),
                    "created": s.created_at.isoformat(timespec="seconds"),
-                   "selected": s.selected, "reserved_flags": (spec or {}).get("reserved_flags")}
+                   "selected": s.selected, "in_round": round_id is not None, "reserved_flags": (spec or {}).get("reserved_flags")}
             if round_id is not None and (permissions.is_organizer(h.settings) or closed_at is not None):
                 row["private_score"] = s.private_score
             if permissions.is_organizer(h.settings):

@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.contest.definition import get_contest
+from harness.core.display import rule_text, score_text
 from harness.core.enums import Direction, RunStatus
 from harness.state import Harness
 from harness.store.models import Run, Session, Submission
@@ -87,18 +88,8 @@ def peak_team_gpus(db, team_ids: list[int]) -> dict[int, int]:
     return peaks
 
 
-def _rule(rule: dict) -> str:
-    if "top" in rule:
-        return f"top {rule['top']} per task (private board)"
-    if "threshold" in rule:
-        return f"private score at least as good as {rule['threshold']:g}"
-    return "no rule (every team goes on)"
-
-
 def _fmt(v) -> str:
-    if v is None:
-        return ""
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
+    return score_text(v)
 
 
 def _md_table(rows: list[dict], cols: list[tuple[str, str]]) -> str:
@@ -148,7 +139,7 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
                    f"{rnd.starts_at:%Y-%m-%d %H:%M} → {rnd.ends_at:%Y-%m-%d %H:%M} UTC; submits: {rnd.submit_quota} per "
                    f"{rnd.submit_period:g} s per team; GPU quota: {rnd.gpu_quota} per team ({rnd.gpu_policy.value}); "
                    f"public board: {rnd.public_fraction:.0%} of the test set (seed {rnd.split_seed}); "
-                   f"qualify: {_rule(rnd.qualify)}.", ""]
+                   f"qualify: {rule_text(rnd.qualify)}.", ""]
             for task_name, rows in (res.get("boards") or {}).items():
                 task = h.task(db, task_name)
                 rows = sorted(rows, key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0))

@@ -1,0 +1,46 @@
+"""How values read for people, the same in the terminal, on the dashboard and in reports: scores, yes/no,
+times (always with their zone), a round's qualifying rule."""
+from __future__ import annotations
+
+from datetime import datetime
+
+SCORE_DIGITS = 6  # significant digits of a score: enough to tell apart the metrics of every task shipped
+
+
+def score_text(value) -> str:
+    """A score (or any metric value) as people read it everywhere: SCORE_DIGITS significant digits."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return yes_no(value)
+    if isinstance(value, float):
+        text = f"{value:.{SCORE_DIGITS}g}"
+        return text + ".0" if text.lstrip("-").isdigit() else text  # a float reads as one: 1.0, not 1
+    return str(value)
+
+
+def yes_no(value) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
+def time_text(value, seconds: bool = False) -> str:
+    """A stored (naive UTC) time, or its ISO text, as 'YYYY-MM-DD HH:MM UTC'."""
+    if value in (None, ""):
+        return ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "").replace("T", " "))
+        except ValueError:
+            return value
+    return value.isoformat(sep=" ", timespec="seconds" if seconds else "minutes") + " UTC"
+
+
+def rule_text(rule: dict | None) -> str:
+    """A round's qualifying rule in words ({'top': 2} → 'top 2 per task')."""
+    if not rule:
+        return "no rule (every team goes on)"
+    if "top" in rule:
+        return f"top {rule['top']} per task (private board)"
+    if "threshold" in rule:
+        return f"private score at least as good as {rule['threshold']:g}"
+    return ", ".join(f"{k} {v}" for k, v in rule.items())
