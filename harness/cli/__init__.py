@@ -21,7 +21,7 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "l
             "contest": "contest_cmds", "rescore": "contest_cmds", "model": "model_cmds", "image": "image_cmds",
             "serve": "server_cmds", "user": "server_cmds", "login": "login_cmds", "logout": "login_cmds",
             "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
-            "baseline": "moderation_cmds", "audit": "moderation_cmds"}
+            "baseline": "moderation_cmds", "audit": "moderation_cmds", "init": "init_cmds"}
 
 
 # `--help` lists the commands by who runs them (a command not listed here shows under "Other commands").
@@ -229,5 +229,3 @@ def entry() -> None:
         sys.modules["logging"].shutdown()
     os._exit(code or 0)
 
-
-from . import init_cmds  # noqa: E402,F401 - registers `init` and `dataset init` (harness/cli/init_cmds.py)

@@ -59,6 +59,9 @@ def dataset_add(lazy, folder, replace, name, metric, direction):
 def dataset_check(lazy, task, as_json):
     """[organizer] Check a task pack (a registered TASK or a FOLDER): layout, loader, manifest, evaluator, test_submit.
     Exit 0 only when every check passes."""
+    from pathlib import Path
+    if not lazy.login() and Path(task).is_dir():  # a folder here: the state root's service may run elsewhere
+        task = str(Path(task).resolve())
     rows = lazy.api().check_task(task)
     table([{**r, "ok": "pass" if r["ok"] else "FAIL"} for r in rows] if not as_json else rows,
           [("check", "Check"), ("ok", "Result"), ("detail", "Detail")], as_json=as_json)
@@ -110,3 +113,7 @@ def history_cmd(lazy, task, as_json, page, per_page):
 from .read_cmds import dataset_board  # noqa: E402 - the light module holds it; `dataset board` is the same command
 
 dataset_group.add_command(dataset_board, "board")
+
+from .init_cmds import dataset_init  # noqa: E402 - `dataset init` (init_cmds holds both scaffold commands)
+
+dataset_group.add_command(dataset_init, "init")

@@ -1,9 +1,7 @@
 """`nsml init [FOLDER]` (a participant entry) and `nsml dataset init NAME [FOLDER]` (a task pack): scaffolds
 written by harness.service.scaffold. Both only write files here: no state root, no store, no server.
 
-This module is imported with the CLI (it costs click only). `dataset init` joins the `dataset` group when that
-group's module registers it, which the CLI does only for a `dataset` command (command modules load lazily):
-importing the group here would load dataset_cmds and read_cmds into every command, `ps` and `submit` included."""
+Loaded lazily like every command module (cli.COMMANDS); dataset_cmds adds `dataset init` to its group from here."""
 from __future__ import annotations
 
 import click
@@ -36,17 +34,3 @@ def dataset_init(name, folder):
     click.echo(f"Task pack {name} written at {path} ({len(written)} files; its README.md says what to replace)")
     click.echo(f"Next: nsml dataset check {path} (each check), nsml dataset add {folder or name} (checks and "
                f"registers it), nsml init my-entry && nsml check my-entry -d {name}")
-
-
-def _joining_dataset(add_command):
-    """MAIN's add_command, which also gives the `dataset` group its `init` when the group is registered."""
-    def add(command, name=None):
-        add_command(command, name)
-        if (name or command.name) == "dataset":
-            command.add_command(dataset_init)
-    return add
-
-
-if "dataset" in main.commands:  # (its module was loaded first)
-    main.commands["dataset"].add_command(dataset_init)
-main.add_command = _joining_dataset(main.add_command)

@@ -143,7 +143,7 @@ def check_pack(h: Harness, ref: str) -> list[dict]:
     if not folder.is_dir():
         with h.tx() as db:
             folder = Path(h.task(db, ref).path)
-    return pack_checks(h, folder)
+    return pack_checks(h, folder.resolve())
 
 
 def pack_checks(h: Harness, folder: Path) -> list[dict]:
