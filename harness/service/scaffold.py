@@ -4,7 +4,7 @@ first entry pass `nsml dataset check` and `nsml check` before anything is replac
 
 The pack's task: each row has two numbers x, y in [0, 1); the label is 1 when x + y > 1, else 0. Inputs are CSV
 (`id,x,y`), labels and predictions CSV (`id,label`), the metric accuracy. The entry learns it with a small
-perceptron in plain Python, so both run with nothing installed beyond the harness.
+search for a cut on x + y in plain Python, so both run with nothing installed beyond the harness.
 May import: taskpacks, core.
 """
 from __future__ import annotations
@@ -152,8 +152,8 @@ harness is one.
 '''
 
 ENTRY_MAIN = '''\
-"""A participant entry, written by `nsml init`: a perceptron over the CSV's number columns. Keep the reserved
-flags, nsml.bind, nsml.paused, nsml.report and nsml.save; replace the model with yours."""
+"""A participant entry, written by `nsml init`. Keep the reserved flags, nsml.bind, nsml.paused, nsml.report and
+nsml.save; replace the model (a cut on the sum of a row's numbers) with yours."""
 import argparse
 import csv
 import json
@@ -163,59 +163,50 @@ import nsml
 from nsml import DATASET_PATH
 
 
-def read_csv(path):  # rows as (id, the row's numbers and a bias 1.0)
+def read(path):  # {id: the row's numbers}
     with open(path, newline="", encoding="utf-8") as fh:
-        return [(row.pop("id"), [float(v) for v in row.values()] + [1.0]) for row in csv.DictReader(fh)]
-
-
-def predict(model, x):  # the label whose weights score x highest
-    return max(model, key=lambda label: sum(w * v for w, v in zip(model[label], x)))
+        return {row.pop("id"): [float(v) for v in row.values()] for row in csv.DictReader(fh)}
 
 
 def bind_model(model):
-    def save(dir_name, **kwargs):  # dir_name: a folder made for this checkpoint
+    def save(dir_name, **kwargs):  # dir_name: a new folder for this checkpoint
         with open(os.path.join(dir_name, "model.json"), "w") as fh:
             json.dump(model, fh)
 
     def load(dir_name, **kwargs):
         with open(os.path.join(dir_name, "model.json")) as fh:
             model.update(json.load(fh))
-        print(f"loaded {dir_name}: {len(model)} labels")  # a dry run's log (nsml submit -t) shows it
 
-    def infer(test_data, **kwargs):  # what the task's data_loader.feed_infer passes: the test CSV's path
-        return [predict(model, x) for _, x in read_csv(test_data)]
+    def infer(test_data, **kwargs):  # the test CSV's path (the task's feed_infer): one label per row, in order
+        return [int(sum(x) > model["cut"]) for x in read(test_data).values()]
 
     nsml.bind(save=save, load=load, infer=infer)
 
 
 def train(model, epochs):
-    rows = read_csv(os.path.join(DATASET_PATH, "train", "train_data", "train.csv"))
-    with open(os.path.join(DATASET_PATH, "train", "train_label"), newline="", encoding="utf-8") as fh:
-        labels = {row["id"]: row["label"] for row in csv.DictReader(fh)}
-    model.update({label: [0.0] * len(rows[0][1]) for label in sorted(set(labels.values()))})
-    for epoch in range(epochs):
-        right = 0
-        for row_id, x in rows:
-            guess, label = predict(model, x), labels[row_id]
-            right += guess == label
-            if guess != label:  # a mistake: towards the right label's weights, away from the guess's
-                model[label] = [w + v for w, v in zip(model[label], x)]
-                model[guess] = [w - v for w, v in zip(model[guess], x)]
-        print(f"epoch {epoch}: train accuracy {right / len(rows):.3f}")  # nsml logs SESSION
-        nsml.report(summary=True, step=epoch, epoch=epoch, train__acc=right / len(rows))  # ps, model ls, graphs
+    x = read(os.path.join(DATASET_PATH, "train", "train_data", "train.csv"))
+    y = read(os.path.join(DATASET_PATH, "train", "train_label"))
+
+    def accuracy(cut):
+        return sum((sum(v) > cut) == (y[i][0] == 1) for i, v in x.items()) / len(x)
+
+    for epoch in range(epochs):  # a coarse-to-fine search for the best cut
+        model["cut"] = max((model["cut"] + d / 2 ** (epoch + 1) for d in (-1, 0, 1)), key=accuracy)
+        print(f"epoch {epoch}: cut {model['cut']:.3f}, train accuracy {accuracy(model['cut']):.3f}")
+        nsml.report(summary=True, step=epoch, epoch=epoch, train__acc=accuracy(model["cut"]))
         nsml.save(epoch)  # checkpoint EPOCH: nsml submit SESSION EPOCH
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser()
-    parser.add_argument("--mode", default="train")  # reserved: "test" when submitted
+    parser.add_argument("--mode", default="train")  # reserved: "test" in a submit
     parser.add_argument("--pause", type=int, default=0)  # reserved: 1 when a checkpoint is to be loaded
     parser.add_argument("--iteration", default="0")  # reserved: which checkpoint
     parser.add_argument("--epochs", type=int, default=5)
     config = parser.parse_args()
-    model = {}
+    model = {"cut": 0.0}
     bind_model(model)
-    if config.pause:  # a submit: load the checkpoint, run the task's loader with infer, end the process
+    if config.pause:  # a submit: the checkpoint is loaded and infer runs through the task's loader
         nsml.paused(scope=locals())
     if config.mode == "train":
         train(model, config.epochs)
