@@ -229,8 +229,12 @@ def test_round_boards_private_tab_only_after_close_and_contest_page_shows_qualif
     assert "Private rank" in org.inner_text("#board")  # organizers see it before close
     org.goto(f"{served.url}/contests")
     org.click("a.close")
+    assert "2026-07-02 00:00:00 UTC" in org.inner_text("#round-state")  # the round is open until then
+    org.click("#do-close")  # the round is not over: not without ticking "close it now"
+    assert org.locator("#closed").count() == 0 and "/close" in org.url
+    org.check("#force")
     org.click("#do-close")
-    assert "is closed" in org.inner_text("#closed")
+    assert "is closed" in org.inner_text("#closed") and "open for 23h" in org.inner_text("#cut-short")
     alice.goto(f"{served.url}/tasks/tiny?tab=private")
     assert "Private rank" in alice.inner_text("#board")  # revealed to everyone after close
     alice.goto(f"{served.url}/contests")

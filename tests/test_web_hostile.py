@@ -69,6 +69,22 @@ def plant(name: str, submission: int) -> None:
         h.store.close()
 
 
+def rename_teams(names: dict[str, str]) -> None:
+    """Teams renamed straight in the database (OLD -> NEW), past the contest file's name rule."""
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store.models import Team
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        with h.tx() as db:
+            for team in db.scalars(select(Team).where(Team.name.in_(list(names)))):
+                team.name = names[team.name]
+    finally:
+        h.store.close()
+
+
 def assert_inert(page, dialogs):
     """Nothing ran, nothing was injected, and the CSP had nothing to block (so the page shows the text as text,
     not as HTML the CSP then stopped)."""
@@ -263,3 +279,37 @@ def test_dashboard_scripts_never_parse_data_as_html(script):
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function",
                  "setAttribute(\"on", "setTimeout(\"", "setInterval(\""):
         assert sink not in text, f"{script}: {sink}"
+
+
+def test_hostile_team_names_on_a_round_board_and_its_chart_are_text(browser, hostile_site, cli, tmp_path):  # noqa: F811
+    """Teams named with markup (the contest file refuses such names: put straight into the database, as plant()
+    does): on both tabs of a closed round's board (one ranked, one unscored below with its reason), in the chart's
+    legend and on the contests page, they are text and nothing runs."""
+    served, remote, folder = hostile_site
+    with open(tmp_path / "tiny" / "task.toml", "a") as fh:  # a round's task splits its test set
+        fh.write('\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    spec = tmp_path / "cup.toml"
+    spec.write_text('name = "cup"\n[teams]\nt1 = ["alice"]\nt2 = ["bob"]\n'
+                    '[[rounds]]\nname = "r1"\ntasks = ["tiny"]\nstart = 2026-07-01T00:00:00\n'
+                    'end = 2026-07-02T00:00:00\npublic_fraction = 0.5\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", spec, user=ORGANIZER)
+    cli("submit", run_session(cli, folder), "1")
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    cli("contest", "close", "cup/r1", user=ORGANIZER)
+    rename_teams({"t1": IMG + SCRIPT, "t2": ALERT})
+    page = _login(browser, served.url, remote.token("bob"))
+    dialogs = []
+    page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    page.add_init_script(CSP_WATCH)
+    for tab in ("public", "private"):
+        page.goto(f"{served.url}/tasks/tiny?tab={tab}")
+        page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '1'", timeout=30000)
+        assert page.locator("#board tbody tr[data-team]").evaluate_all("rs => rs.map(r => r.dataset.team)") == \
+            [IMG + SCRIPT, ALERT]  # the ranked team, then the unscored one
+        assert "no submission" in page.inner_text(f"#board tr[data-team='{ALERT}']")
+        assert page.locator("#history-chart .u-legend .u-label").all_inner_texts()[1] == IMG + SCRIPT
+        assert_inert(page, dialogs)
+    page.goto(f"{served.url}/contests")
+    assert IMG + SCRIPT in page.inner_text("main") and ALERT in page.inner_text("main")
+    assert_inert(page, dialogs)

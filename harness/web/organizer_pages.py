@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 
+from harness.core.errors import UserError
 from harness.service.permissions import require_organizer
 
 from .pages import page, web_api
@@ -43,17 +44,29 @@ def rescore(request: Request, task: str, confirm: str = Form("")) -> HTMLRespons
     return page(request, "rescore.html", api, task=task, got=api.rescore(task, dry_run=False), done=True)
 
 
+def _round_row(api, contest: str, round_name: str) -> dict:
+    """The round as the contests page lists it (its status and end), or {} when there is none of that name."""
+    return next((r for r in api.list_contests() if r["contest"] == contest and r["round"] == round_name), {})
+
+
 @router.get("/rounds/{contest}/{round_name}/close")
 def close_preview(request: Request, contest: str, round_name: str) -> HTMLResponse:
     api = web_api(request)
     require_organizer(api.h.settings, "contest close")
-    return page(request, "close.html", api, round=f"{contest}/{round_name}", result=None)
+    return page(request, "close.html", api, round=f"{contest}/{round_name}", info=_round_row(api, contest, round_name),
+                result=None)
 
 
 @router.post("/rounds/{contest}/{round_name}/close")
-def close(request: Request, contest: str, round_name: str) -> HTMLResponse:
+def close(request: Request, contest: str, round_name: str, force: str = Form("")) -> HTMLResponse:
+    """Close the round; one not yet over only when the form's "close it now" box is ticked (the service's
+    --force), else the page again with the service's reason."""
     api = web_api(request)
-    result = api.close_round(f"{contest}/{round_name}")
+    try:
+        result = api.close_round(f"{contest}/{round_name}", force == "1")
+    except UserError as exc:
+        return page(request, "close.html", api, status_code=400, round=f"{contest}/{round_name}",
+                    info=_round_row(api, contest, round_name), result=None, error=str(exc))
     return page(request, "close.html", api, round=result["round"], result=result)
 
 

@@ -16,23 +16,12 @@ from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
 from .security import COOKIE, LOGIN_COOKIE, csrf_field, start_login
+from .views import DASH, arrow, chart_names, fmt, round_tab, tab_of, utc
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-
-
-def fmt(value) -> str:
-    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-
-
-def arrow(delta) -> str:
-    if delta is None:
-        return ""
-    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
-
-
-templates.env.globals.update(fmt=fmt, arrow=arrow, csrf_field=csrf_field)
+templates.env.globals.update(fmt=fmt, arrow=arrow, utc=utc, dash=DASH, csrf_field=csrf_field)
 
 
 class LoginNeeded(Exception):
@@ -111,19 +100,24 @@ def tasks_page(request: Request) -> HTMLResponse:
     return page(request, "tasks.html", api, tasks=api.list_tasks())
 
 
-def _board(api: LocalApi, task: str, tab: str | None) -> dict:
+def _board(api: LocalApi, task: str, tab: str) -> dict:
+    """The board TAB shows: a round's Public tab ranked by public scores, its Private tab (after close, or for
+    organizers) by private ones; before close a participant's Private tab says why it is hidden."""
     board = api.board(task)
-    if board["kind"] == "round" and tab == "private":
+    if board["kind"] != "round":
+        return board
+    if tab == "private" and not board.get("private_shown"):
         try:
             board = {"kind": "round", **api.round_board(task, None, True)}
         except UserError as exc:
             board["hidden_reason"] = str(exc)
-    return board
+    return round_tab(board, tab)
 
 
 @router.get("/tasks/{task}")
 def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
     api = web_api(request)
+    tab = tab_of(tab)
     board = _board(api, task, tab)
     info = next((t for t in api.list_tasks() if t["name"] == task), {})
     readme = _readme(Path(info["path"])) if info.get("path") else ""
@@ -135,12 +129,19 @@ def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLRes
 
 @router.get("/tasks/{task}/score-history.json")
 def score_history(request: Request, task: str) -> JSONResponse:
-    return JSONResponse(web_api(request).score_history(task))
+    """The chart beside the board: the best score over time of the entries the board ranks (its top ten, in
+    board order), so the chart never draws another board's entries nor misses one the board shows."""
+    api = web_api(request)
+    got = api.score_history(task, 50)
+    series = got["series"]
+    got["series"] = {n: series[n] for n in chart_names(api.board(task)) if n in series}
+    return JSONResponse(got)
 
 
 @router.get("/tasks/{task}/board")
 def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
     api = web_api(request)
+    tab = tab_of(tab)
     return templates.TemplateResponse(request, "board.html", {"who": api.whoami(), "task": task, "tab": tab,
                                                               "board": _board(api, task, tab)})
 
@@ -153,8 +154,9 @@ def board_csv(request: Request, task: str) -> Response:
     board = api.board(task)
     rows = [{k: csv_cell(v) for k, v in r.items()} for r in board["rows"]]
     out = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    if rows:  # every row's columns (an unscored entry's row may carry one the first lacks)
+        columns = list(dict.fromkeys(k for r in rows for k in r))
+        writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
     return Response(out.getvalue(), media_type="text/csv; charset=utf-8",

@@ -16,6 +16,7 @@ from .pages import fmt, page, templates, web_api
 
 router = APIRouter(include_in_schema=False)
 MAX_COMPARED = 12
+RECENT_CHECKPOINTS = 20  # a session page lists its newest checkpoints; older ones are folded away
 
 
 def human_size(n) -> str:
@@ -45,7 +46,7 @@ def session_page(request: Request, user: str, task: str, number: int) -> HTMLRes
     api = web_api(request)
     info = api.session_info(_name(user, task, number))
     return page(request, "session.html", api, s=info, terminal=RunStatus(info["status"]).terminal,
-                checkpoints=api.list_checkpoints(info["name"]))
+                checkpoints=api.list_checkpoints(info["name"]), recent=RECENT_CHECKPOINTS)
 
 
 @router.get("/sessions/{user}/{task}/{number}/facts")

@@ -1,6 +1,7 @@
 // The graphs of nsml.report: one uPlot chart per metric, every chosen session a line; x by step or wall time;
 // exponential smoothing; refreshed every 3 s while a session runs. Series come downsampled (<= 1000 points).
-// Participant text (metric keys, session names, the log) goes in as textContent, never as HTML.
+// Participant text (metric keys, session names, the log) goes in as textContent, never as HTML. The legends show
+// each line's latest value without a hover (the point under the cursor while hovering).
 (function () {
   const box = document.getElementById("charts");
   if (!box) return;
@@ -18,6 +19,20 @@
   // SESSION's series of KEY (its own property only: "constructor" is a metric key like any other)
   function lineOf(s, key) {
     return s.series && Object.hasOwn(s.series, key) ? s.series[key] : {x: [], y: []};
+  }
+
+  function number(v) {
+    return v == null ? "" : String(Number(v.toPrecision(6)));
+  }
+
+  function lastOf(ys) {
+    for (let i = ys.length - 1; i >= 0; i--) if (ys[i] != null) return ys[i];
+    return null;
+  }
+
+  // no cursor on the chart (none yet, or it left): the legend shows every line's latest value
+  function showLatest(u) {
+    if (u.cursor.idx == null) u.setLegend({idx: null});
   }
 
   function smoothed(ys, a) {
@@ -48,6 +63,7 @@
       let c = charts[key];
       if (c && c.u.series.length === all.length + 1) {
         c.u.setData(data);
+        showLatest(c.u);
         c.el.dataset.points = points;
         continue;
       }
@@ -60,11 +76,16 @@
       title.textContent = key;  // a metric key is the participant's text: never parsed as HTML
       el.appendChild(title);
       box.appendChild(el);
+      const xName = xSel.value === "step" ? "step" : "seconds";
       const opts = {width: 520, height: 240, scales: {x: {time: false}},
-                    axes: [{label: xSel.value === "step" ? "step" : "seconds"}, {}],
-                    series: [{}, ...all.map((s, i) => ({label: s.session, stroke: colors[i % colors.length],
-                                                        spanGaps: true, width: 1.5}))]};
-      charts[key] = {u: new uPlot(opts, data, el), el};
+                    axes: [{label: xName}, {}],
+                    series: [{label: xName, value: (u, v) => v == null ? "latest" : number(v)},
+                             ...all.map((s, i) => ({label: s.session, stroke: colors[i % colors.length],
+                                                    spanGaps: true, width: 1.5,
+                                                    value: (u, v, si) => number(v == null ? lastOf(u.data[si]) : v)}))]};
+      const u = new uPlot(opts, data, el);
+      showLatest(u);
+      charts[key] = {u, el};
     }
   }
 

@@ -1,0 +1,75 @@
+"""What the templates show, shaped in one place: numbers (`fmt`), rank moves (`arrow`), times (`utc`: every time
+the dashboard shows is UTC and says so), a round board's Public and Private tabs (each ranked by its own scores,
+unscored entries below), and the entries a board's chart draws. Plain values only: the templates escape them."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+DASH = "—"  # an unscored entry's rank and score
+
+
+def fmt(value) -> str:
+    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
+
+
+def arrow(delta) -> str:
+    if delta is None:
+        return ""
+    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
+
+
+def as_utc(value) -> datetime | None:
+    """VALUE (a datetime, an ISO text such as the service gives, or Unix seconds) as an aware UTC datetime; a naive
+    one is UTC already (the store keeps UTC). None when it is none of these."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value, timezone.utc)
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    if not isinstance(value, datetime):
+        return None
+    return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def utc(value) -> str:
+    """A time as the dashboard shows every time: '2026-07-01 01:00:00 UTC' ('' for none; text that is no time
+    is shown as it is)."""
+    if value is None or value == "":
+        return ""
+    moment = as_utc(value)
+    return str(value) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def tab_of(tab: str | None) -> str:
+    """The board tab asked for: 'private', else 'public' (anything else in the query is the public tab)."""
+    return "private" if tab == "private" else "public"
+
+
+def _public_order(r: dict):
+    return (r.get("public_rank") is None, r.get("public_rank") or 0, str(r.get("team")))
+
+
+def _private_order(r: dict):
+    return (r.get("private_rank") is None, r.get("private_rank") or 0, *_public_order(r))
+
+
+def round_tab(board: dict, tab: str) -> dict:
+    """A round's board as TAB shows it: the Public tab ranks by public rank (the public columns only), the Private
+    tab (when the private board is shown) by private rank, each with the entries its own score does not rank
+    (no submission, none valid, no private score) below the ranked ones."""
+    private = tab == "private" and bool(board.get("private_shown"))
+    rows = sorted(board.get("rows") or [], key=_private_order if private else _public_order)
+    return {**board, "view": "private" if private else "public", "rows": rows}
+
+
+def chart_names(board: dict, limit: int = 10) -> list[str]:
+    """The entries a board's chart draws: its ranked users or teams, best first, at most LIMIT."""
+    if board.get("kind") == "round":
+        rows = [r for r in board.get("rows") or [] if r.get("public_rank") is not None]
+        rows.sort(key=_public_order)
+        return [r["team"] for r in rows][:limit]
+    rows = [r for r in board.get("rows") or [] if r.get("rank") is not None]
+    rows.sort(key=lambda r: r["rank"])
+    return [r["user"] for r in rows][:limit]
