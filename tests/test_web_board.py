@@ -74,7 +74,7 @@ def test_a_closed_rounds_public_and_private_tabs_rank_by_their_own_scores(browse
     headers = page.locator("#board thead th").all_inner_texts()
     assert headers[:3] == ["Rank", "Team", "Public"] and "Private" not in headers
     assert _teams(page) == PUBLIC_ORDER
-    assert _column(page, 1) == ["1", "2", "—"] and _column(page, 3) == ["1", "0.875", "—"]
+    assert _column(page, 1) == ["1", "2", "—"] and _column(page, 3) == ["1.0", "0.875", "—"]
     assert "no submission" in page.inner_text("#board tr[data-team='green']")  # entered, never submitted
     _shot(page, "round-board-public")
 
@@ -83,7 +83,7 @@ def test_a_closed_rounds_public_and_private_tabs_rank_by_their_own_scores(browse
     headers = page.locator("#board thead th").all_inner_texts()
     assert headers[:3] == ["Private rank", "Team", "Private"] and "Shake-up" in headers
     assert _teams(page) == PRIVATE_ORDER
-    assert _column(page, 1) == ["1", "2", "—"] and _column(page, 3) == ["1", "0.714286", "—"]
+    assert _column(page, 1) == ["1", "2", "—"] and _column(page, 3) == ["1.0", "0.714286", "—"]
     assert _column(page, 4) == ["2", "1", "—"] and _column(page, 6)[:2] == ["▲1", "▼1"]
     page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '2'", timeout=30000)
     _shot(page, "round-board-private")
@@ -104,7 +104,7 @@ def test_the_board_chart_draws_the_boards_entries_with_values_in_its_legend_with
     page.goto(f"{served.url}/tasks/tiny?tab=private")
     page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '2'", timeout=30000)
     values = page.locator("#history-chart .u-legend .u-value").all_inner_texts()
-    assert values == ["latest", "1", "0.875"]  # each team's best public score, no cursor on the chart
+    assert values == ["latest", "1.0", "0.875"]  # each team's best public score, no cursor on the chart
     labels = page.locator("#history-chart .u-legend .u-label").all_inner_texts()
     assert labels == ["Time (UTC)", "red", "blue"]  # the board's ranked teams, best public first; green has none
 
@@ -118,14 +118,14 @@ def test_the_chart_follows_the_board_and_session_legends_show_values(browser, si
     cli("submit", name, "2")
     page.wait_for_function("() => document.querySelector('#board').innerText.includes('alice')", timeout=30000)
     page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '1'", timeout=30000)
-    assert page.locator("#history-chart .u-legend .u-value").all_inner_texts() == ["latest", "1"]
+    assert page.locator("#history-chart .u-legend .u-value").all_inner_texts() == ["latest", "1.0"]
 
     page.goto(f"{served.url}/sessions/{name}")
     page.wait_for_selector(".chart[data-metric='train/loss'] .u-legend")
     values = page.locator(".chart[data-metric='train/loss'] .u-legend .u-value").all_inner_texts()
     assert values == ["latest", "0.333333"]  # the last report of train/loss (1/3), without a hover
     page.hover(".chart[data-metric='train/loss'] .u-over", position={"x": 2, "y": 2})
-    assert page.locator(".chart[data-metric='train/loss'] .u-legend .u-value").all_inner_texts() == ["0", "1"]
+    assert page.locator(".chart[data-metric='train/loss'] .u-legend .u-value").all_inner_texts() == ["0", "1.0"]
     page.mouse.move(0, 0)  # the cursor left: the latest values again, not "--"
     assert page.locator(".chart[data-metric='train/loss'] .u-legend .u-value").all_inner_texts() == values
 

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import click
 
+from harness.core.display import arrow
+
 from . import main, pass_harness, spinner, table_command
 from .output import answer, emit_json, fmt, json_flag, table
 
@@ -91,16 +93,10 @@ def show_round_board(result: dict, as_json: bool) -> None:
     cols += [("submits", "Submits"), ("last_submit", "Last submit")]
     if any(r.get("reason") for r in result["rows"]):
         cols.append(("reason", "Unscored because"))
-    rows = [{**r, "shakeup": _arrow(r.get("shakeup"))} for r in result["rows"]]
+    rows = [{**r, "shakeup": arrow(r.get("shakeup"))} for r in result["rows"]]
     title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
              f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
     table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet")
-
-
-def _arrow(delta) -> str:
-    if delta is None:
-        return ""
-    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
 
 
 @contest_group.command("close")
@@ -119,7 +115,7 @@ def _show_closed(result: dict) -> None:
     clock_kind = "simulated contest clock" if result.get("clock_simulated") else "contest clock"
     click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC ({clock_kind})")
     for task, rows in result["boards"].items():
-        ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {_arrow(r['shakeup'])})"
+        ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {arrow(r['shakeup'])})"
                            for r in rows if r["private_rank"])
         unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason"))
         click.echo(f"{task}: {ranked or 'no scored submissions'}" + (f"; unscored: {unscored}" if unscored else ""))
@@ -199,7 +195,7 @@ def rescore_cmd(lazy, task, dry_run, as_json):
           title=f"rescore {task}: {len(changed)} of {len(rows)} changed" + (" (dry run)" if dry_run else ""),
           empty=f"rescore {task}: {len(rows)} graded again, nothing changed")
     if moves:
-        table([{**m, "move": _arrow((m["before"] or 0) - (m["after"] or 0)) if m["before"] and m["after"] else ""}
+        table([{**m, "move": arrow((m["before"] or 0) - (m["after"] or 0)) if m["before"] and m["after"] else ""}
                for m in moves],
               [("board", "Board"), ("who", "Team/user"), ("before", "Rank before"), ("after", "Rank after"),
                ("move", "Move")], title="rank changes")

@@ -57,7 +57,7 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
         last = max((s.created_at for s in subs), default=None)
         out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,
                     "private_rank": None, "private": None, "final_submission": None, "selected": 0, "shakeup": None,
-                    "submits": len(subs), "last_submit": last.isoformat(sep=" ", timespec="seconds") if last else None,
+                    "submits": len(subs), "last_submit": last.isoformat(timespec="seconds") if last else None,
                     "baseline": False, "reason": reason})
     return sorted(out, key=lambda r: r["team"])
 

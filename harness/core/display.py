@@ -1,5 +1,5 @@
 """How values read for people, the same in the terminal, on the dashboard and in reports: scores, yes/no,
-times (always with their zone), a round's qualifying rule."""
+times (always with their zone), rank moves, a round's qualifying rule."""
 from __future__ import annotations
 
 from datetime import datetime
@@ -33,6 +33,13 @@ def time_text(value, seconds: bool = False) -> str:
         except ValueError:
             return value
     return value.isoformat(sep=" ", timespec="seconds" if seconds else "minutes") + " UTC"
+
+
+def arrow(delta) -> str:
+    """A rank move from the public to the private board: ▲2 (up two places), ▼1, = (held)."""
+    if delta is None:
+        return ""
+    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
 
 
 def rule_text(rule: dict | None) -> str:

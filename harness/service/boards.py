@@ -1,8 +1,11 @@
 """A task's board (each user's best valid score, by the task's direction) and a user's submission history."""
 from __future__ import annotations
 
+from datetime import timezone
+
 from sqlalchemy import func, select
 
+from harness.contest.rounds import round_for_task
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.scoring.board_rules import counted_clause, user_board, valid_score
@@ -78,11 +81,13 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
     with h.tx() as db:
         task = h.task(db, task_name)
         direction = task.direction
+        rnd = round_for_task(db, task_name)  # the board's own submissions: its round's (teams), or outside rounds
+        board = Submission.round_id == rnd.id if rnd is not None else Submission.round_id.is_(None)
         rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
-                          .where(Submission.task_id == task.id, Submission.status == RunStatus.SUCCEEDED,
+                          .where(Submission.task_id == task.id, board, Submission.status == RunStatus.SUCCEEDED,
                                  valid_score(Submission.score, db), Submission.hidden.is_(False), counted_clause())
                           .order_by(Submission.created_at, Submission.id)).all()
-        by_team = any(r.team_id is not None for r in rows)
+        by_team = rnd is not None
         names = dict(db.execute(select(Team.id, Team.name) if by_team else select(User.id, User.name)).all())
     best: dict[str, float] = {}
     lines: dict[str, tuple[list, list]] = {}
@@ -93,7 +98,7 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
         if who not in best or direction.better(score, best[who]):
             best[who] = score
             xs, ys = lines.setdefault(who, ([], []))
-            xs.append(at.timestamp())
+            xs.append(at.replace(tzinfo=timezone.utc).timestamp())  # stored naive UTC
             ys.append(score)
     leaders = sorted(best, key=lambda w: direction.sort_key(best[w]))[:max(1, min(top, 50))]
     return {"task": task_name, "direction": task.direction.value,

@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.contest.definition import get_contest
-from harness.core.display import rule_text, score_text
+from harness.core.display import arrow, rule_text, score_text
 from harness.core.enums import Direction, RunStatus
 from harness.state import Harness
 from harness.store.models import Run, Session, Submission
@@ -144,8 +144,7 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
                 task = h.task(db, task_name)
                 rows = sorted(rows, key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0))
                 for r in rows:
-                    s = r.get("shakeup")
-                    r["shakeup_txt"] = "" if s is None else (f"▲{s}" if s > 0 else (f"▼{-s}" if s < 0 else "="))
+                    r["shakeup_txt"] = arrow(r.get("shakeup"))
                 md += [f"### {task_name} — final board ({task.metric}, {task.direction.value} is better)", "",
                        _md_table(rows, BOARD_COLS), ""]
                 series: dict[str, list] = {}

@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
+from harness.core.display import arrow, score_text, time_text  # noqa: F401 - arrow: the templates take it from here
+
 DASH = "—"  # an unscored entry's rank and score
 
 
-def fmt(value) -> str:
-    return "" if value is None else (f"{value:.6g}" if isinstance(value, float) else str(value))
-
-
-def arrow(delta) -> str:
-    if delta is None:
-        return ""
-    return f"▲{delta}" if delta > 0 else (f"▼{-delta}" if delta < 0 else "=")
+fmt = score_text  # one score format everywhere (core.display); arrow too
 
 
 def as_utc(value) -> datetime | None:
@@ -39,7 +34,7 @@ def utc(value) -> str:
     if value is None or value == "":
         return ""
     moment = as_utc(value)
-    return str(value) if moment is None else moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return str(value) if moment is None else time_text(moment.replace(tzinfo=None), seconds=True)
 
 
 def tab_of(tab: str | None) -> str:

@@ -11,8 +11,10 @@
   const EVERY_MS = 5000;
   let shown = null, chart = null;
 
-  function number(v) {
-    return v == null ? "" : String(Number(v.toPrecision(6)));
+  function number(v) {  // the one score format (harness.core.display.score_text): 6 significant digits, 1.0 not 1
+    if (v == null) return "";
+    const text = String(Number(v.toPrecision(6)));
+    return /^-?[0-9]+$/.test(text) ? text + ".0" : text;
   }
 
   function utcText(seconds) {  // as the dashboard writes every time: 2026-07-01 01:00:00 UTC

@@ -21,8 +21,10 @@
     return s.series && Object.hasOwn(s.series, key) ? s.series[key] : {x: [], y: []};
   }
 
-  function number(v) {
-    return v == null ? "" : String(Number(v.toPrecision(6)));
+  function number(v) {  // the one score format (harness.core.display.score_text): 6 significant digits, 1.0 not 1
+    if (v == null) return "";
+    const text = String(Number(v.toPrecision(6)));
+    return /^-?[0-9]+$/.test(text) ? text + ".0" : text;
   }
 
   function lastOf(ys) {
@@ -79,7 +81,7 @@
       const xName = xSel.value === "step" ? "step" : "seconds";
       const opts = {width: 520, height: 240, scales: {x: {time: false}},
                     axes: [{label: xName}, {}],
-                    series: [{label: xName, value: (u, v) => v == null ? "latest" : number(v)},
+                    series: [{label: xName, value: (u, v) => v == null ? "latest" : String(v)},
                              ...all.map((s, i) => ({label: s.session, stroke: colors[i % colors.length],
                                                     spanGaps: true, width: 1.5,
                                                     value: (u, v, si) => number(v == null ? lastOf(u.data[si]) : v)}))]};
