@@ -15,8 +15,13 @@ best_checkpoint() {  # the checkpoint with the best validation accuracy
 
 set -x
 harness dataset prepare garbage-docs
-lstm=$(nsml --user alice run -d garbage-docs -e main.py -a "--epochs 3" submissions/garbage_docs_lstm | tee /dev/stderr | awk '{print $2}')
-majority=$(nsml --user bob run -d garbage-docs -e main.py submissions/garbage_docs_majority | tee /dev/stderr | awk '{print $2}')
+# (each run's line is echoed from a variable: a tee to the stderr device would reopen, and truncate, a redirected log)
+started=$(nsml --user alice run -d garbage-docs -e main.py -a "--epochs 2 --max_words 100" submissions/garbage_docs_lstm)
+echo "$started"
+lstm=$(echo "$started" | awk '{print $2}')
+started=$(nsml --user bob run -d garbage-docs -e main.py submissions/garbage_docs_majority)
+echo "$started"
+majority=$(echo "$started" | awk '{print $2}')
 nsml --user alice ps
 nsml --user alice logs -f "$lstm"
 nsml --user bob logs -f "$majority"
