@@ -136,6 +136,14 @@ def test_create_warns_of_rounds_already_over_and_close_says_when_by_which_clock(
             in closed)
 
 
+def test_an_unscored_teams_reason_counts_only_what_its_board_counts(cli, tmp_path, contest):
+    contest()
+    sub = cli.json("submit", _session(cli, tmp_path, "carol", 50), "0", user="carol")
+    cli("hide", str(sub["id"]), user="org")  # moderated: off the board, and not to be told of there
+    rows = {r["team"]: r for r in cli.json("contest", "board", "tiny", user="alice")["rows"]}
+    assert (rows["blue"]["public_rank"], rows["blue"]["reason"], rows["blue"]["submits"]) == (None, "no submission", 0)
+
+
 def test_split_is_fixed_by_seed_disjoint_and_complete():
     pub, priv = splits.halves(1000, 0.3, seed=7, task="garbage-docs")
     assert len(pub) == 300 and len(priv) == 700

@@ -70,3 +70,18 @@ def test_readme_shows_what_the_scaffolds_write():
     assert scaffold.ENTRY_MAIN in blocks, "README.md: the main.py block is not what `nsml init` writes"
     assert scaffold.pack_files("mytask")["task.toml"] in blocks, \
         "README.md: the task.toml block is not what `nsml dataset init mytask` writes"
+
+
+def test_an_empty_folder_of_another_account_is_refused(tmp_path, monkeypatch):
+    """An empty folder planted by another account (in a shared /tmp, say) is not written into."""
+    import os
+
+    import pytest
+
+    from harness.core.errors import UserError
+    planted = tmp_path / "planted"
+    planted.mkdir()
+    monkeypatch.setattr(scaffold.os, "getuid", lambda: os.stat(planted).st_uid + 1)  # as if it were another's
+    with pytest.raises(UserError, match="belongs to another account"):
+        scaffold.init_entry(planted)
+    assert list(planted.iterdir()) == []

@@ -224,6 +224,11 @@ def test_round_boards_private_tab_only_after_close_and_contest_page_shows_qualif
     alice.goto(f"{served.url}/tasks/tiny?tab=private")
     assert "hidden until the round is closed" in alice.inner_text("main") and "Private rank" not in \
         alice.inner_text("#board")
+    alice.goto(f"{served.url}/sessions/{name}")  # a page with a form: alice's own CSRF token
+    token = alice.locator("input[name=csrf]").first.get_attribute("value")
+    forged = alice.request.post(f"{served.url}/rounds/cup/r1/close", form={"csrf": token, "force": "1"})
+    assert forged.status == 403 and "organizer command" in forged.text() and "close it now" not in forged.text()
+    assert str(tmp_path) not in forged.text()  # no path of the server's machine
     org = _login(browser, served.url, remote.token(ORGANIZER))
     org.goto(f"{served.url}/tasks/tiny?tab=private")
     assert "Private rank" in org.inner_text("#board")  # organizers see it before close

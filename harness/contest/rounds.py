@@ -16,6 +16,7 @@ from harness.core import clock
 from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
+from harness.scoring.board_rules import counted_clause
 from harness.state import Harness
 from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
@@ -49,11 +50,12 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
         team = db.get(Team, entry.team_id)
         if team.name in have:
             continue
-        subs = list(db.scalars(select(Submission).where(Submission.round_id == rnd.id, Submission.task_id == task.id,
-                                                        Submission.team_id == team.id, Submission.dry_run.is_(False))))
-        ended = Counter((s.reason.value if s.reason else s.status.value) for s in subs)
-        reason = ("no submission" if not subs else
-                  "no valid submission (" + ", ".join(f"{n} {why}" for why, n in sorted(ended.items())) + ")")
+        subs = list(db.scalars(select(Submission).where(  # what the board counts: shown, counted submissions
+            Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team.id,
+            Submission.hidden.is_(False), counted_clause())))
+        failed = Counter(s.reason.value for s in subs if s.status is RunStatus.FAILED and s.reason)
+        reason = ("no submission" if not subs else "no scored submission yet" if not failed else
+                  "no valid submission (" + ", ".join(f"{n} {why}" for why, n in sorted(failed.items())) + ")")
         last = max((s.created_at for s in subs), default=None)
         out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,
                     "private_rank": None, "private": None, "final_submission": None, "selected": 0, "shakeup": None,

@@ -26,7 +26,7 @@ def is_organizer(settings) -> bool:
 def require_organizer(settings, command: str) -> None:
     if not is_organizer(settings):
         raise PermissionDenied(f"{command} is an organizer command: user {settings.user!r} is not in 'organizers' "
-                               f"of {settings.root / 'harness.toml'}")
+                               f"of the state root's harness.toml")  # (no path: a server's caller learns none)
 
 
 def may_act_on(settings, owner: str) -> bool:

@@ -9,6 +9,7 @@ May import: taskpacks, core.
 """
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
@@ -233,6 +234,8 @@ def _fresh_folder(folder: Path, what: str) -> bool:
     if folder.is_dir():
         if any(folder.iterdir()):
             raise UserError(f"{what}: {folder} is not empty; nothing was written (choose a new or empty folder)")
+        if folder.stat().st_uid != os.getuid():  # an empty folder another account planted (in /tmp, say)
+            raise UserError(f"{what}: {folder} belongs to another account; choose a folder of your own")
         return True
     return False
 
@@ -241,10 +244,17 @@ def _write(folder: Path, files: dict[str, str], what: str) -> list[str]:
     """Write FILES (relative path → text) into FOLDER, new or empty; on any failure leave nothing behind."""
     existed = _fresh_folder(folder, what)
     try:
+        folder.mkdir(parents=True, exist_ok=True)
         for rel, text in files.items():
             path = folder / rel
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
+            for parent in reversed(path.relative_to(folder).parents[:-1]):
+                (folder / parent).mkdir(exist_ok=True)
+                if (folder / parent).is_symlink():
+                    raise UserError(f"{what}: {folder / parent} became a link while it was written; nothing kept")
+            # a new file, never through a link: a name planted meanwhile fails rather than writes elsewhere
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
     except BaseException:
         if existed:
             for child in folder.iterdir():

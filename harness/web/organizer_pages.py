@@ -62,6 +62,7 @@ def close(request: Request, contest: str, round_name: str, force: str = Form("")
     """Close the round; one not yet over only when the form's "close it now" box is ticked (the service's
     --force), else the page again with the service's reason."""
     api = web_api(request)
+    require_organizer(api.h.settings, "contest close")  # a participant's POST is refused (403), not shown the form
     try:
         result = api.close_round(f"{contest}/{round_name}", force == "1")
     except UserError as exc:
