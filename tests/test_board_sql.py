@@ -47,8 +47,13 @@ def reference_user_board(subs, users, direction):
     return [{"rank": r, "user": users[s["user_id"]], "score": s["score"], "session": s["session_name"],
              "checkpoint": s["checkpoint"], "submits": counts.get(s["user_id"], 0),
              "last_submit": last[s["user_id"]].isoformat(timespec="seconds"), "submission": s["id"],
-             "baseline": users[s["user_id"]] in BASELINES}
+             "baseline": users[s["user_id"]] in BASELINES, "interval": _pair(s, "score"),
+             "interval_note": s.get("interval_note")}
             for r, s in _ranked(best, lambda s: s["score"], direction)]
+
+
+def _pair(s, prefix):
+    return None if s is None or s.get(f"{prefix}_low") is None else [s[f"{prefix}_low"], s[f"{prefix}_high"]]
 
 
 def reference_team_board(subs, teams, round_id, direction):
@@ -78,7 +83,9 @@ def reference_team_board(subs, teams, round_id, direction):
                      "selected": sum(1 for x in by_team[team] if x["selected"]),
                      "shakeup": pub[team] - priv[team] if team in priv else None,
                      "submits": counts.get(team, 0), "last_submit": last[team].isoformat(timespec="seconds"),
-                     "baseline": teams[team] in BASELINES})
+                     "baseline": teams[team] in BASELINES, "public_interval": _pair(s, "score"),
+                     "interval_note": s.get("interval_note"), "private_interval": _pair(f, "private"),
+                     "reason": None})
     return sorted(rows, key=lambda r: (r["public_rank"], r["team"]))
 
 
@@ -110,7 +117,11 @@ def _populate(h, n_subs, n_users, n_teams, seed):
         if reason is None and status is RunStatus.FAILED:
             reason = FailureReason.TIMEOUT
         scored = status is RunStatus.SUCCEEDED
-        rows.append(dict(user_id=rng.choice(ids["users"]), task_id=ids["task"], run_id=ids["run"],
+        spans = scored and rng.random() < 0.8  # most scored ones have their intervals, some say why not
+        rows.append(dict(score_low=rng.random() / 2 if spans else None, score_high=0.5 + rng.random() / 2 if spans
+                         else None, private_low=0.1 if spans and in_round else None,
+                         private_high=0.9 if spans and in_round else None,
+                         interval_note=None if spans or not scored else "no interval: opaque", user_id=rng.choice(ids["users"]), task_id=ids["task"], run_id=ids["run"],
                          session_name="x/big/1", checkpoint=str(rng.randrange(5)), dry_run=rng.random() < 0.05,
                          status=status, reason=reason,
                          score=round(rng.random(), 2) if scored else None,  # few distinct values: many ties

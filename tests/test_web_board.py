@@ -84,7 +84,7 @@ def test_a_closed_rounds_public_and_private_tabs_rank_by_their_own_scores(browse
     assert headers[:3] == ["Private rank", "Team", "Private"] and "Shake-up" in headers
     assert _teams(page) == PRIVATE_ORDER
     assert _column(page, 1) == ["1", "2", "—"] and _column(page, 3) == ["1.0", "0.714286", "—"]
-    assert _column(page, 4) == ["2", "1", "—"] and _column(page, 6)[:2] == ["▲1", "▼1"]
+    assert _column(page, 5) == ["2", "1", "—"] and _column(page, 8)[:2] == ["▲1", "▼1"]
     page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '2'", timeout=30000)
     _shot(page, "round-board-private")
     with page.expect_response(lambda r: "/tasks/tiny/board?tab=private" in r.url, timeout=15000):

@@ -113,6 +113,8 @@ class BoardRow(TypedDict):
     last_submit: Optional[str]
     submission: int
     baseline: bool
+    interval: Optional[list[float]]  # the score's 95% bootstrap interval [low, high] (harness.scoring.score_interval)
+    interval_note: Optional[str]  # why it has none
 
 
 class Board(TypedDict):

@@ -94,9 +94,16 @@ def show_round_board(result: dict, as_json: bool) -> None:
     if any(r.get("reason") for r in result["rows"]):
         cols.append(("reason", "Unscored because"))
     rows = [{**r, "shakeup": arrow(r.get("shakeup"))} for r in result["rows"]]
+    from .read_cmds import interval_note, with_intervals
+    cols, rows = with_intervals(cols, rows, "public", "public_interval",
+                                "Public 95%" if result["private_shown"] else "95% interval")
+    if result["private_shown"]:
+        cols, rows = with_intervals(cols, rows, "private", "private_interval", "Private 95%")
     title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
              f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
-    table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet")
+    table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet",
+          optional=("last_submit", "final_submission", "submits"))
+    interval_note(rows, "public_interval")
 
 
 @contest_group.command("close")

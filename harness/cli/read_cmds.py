@@ -20,6 +20,25 @@ BOARD_COLUMNS = [("rank", "Rank"), ("user", "User"), ("score", "Score"), ("sessi
                  ("checkpoint", "Checkpoint"), ("submits", "Submits"), ("last_submit", "Last submit")]
 
 
+def with_intervals(columns: list, rows: list[dict], after: str, key: str,
+                   header: str = "95% interval") -> tuple[list, list[dict]]:
+    """COLUMNS with a HEADER column after AFTER's when any row has an interval (the rows' KEY, worded)."""
+    if not any(r.get(key) for r in rows):
+        return columns, rows
+    from harness.core.display import interval_text
+    at = [k for k, _ in columns].index(after) + 1
+    return (columns[:at] + [(f"_{key}", header)] + columns[at:],
+            [{**r, f"_{key}": interval_text(r.get(key))} for r in rows])
+
+
+def interval_note(rows: list[dict], key: str) -> None:
+    """Why a board shows no intervals (an opaque evaluator, say): one line on stderr."""
+    if rows and not any(r.get(key) for r in rows):
+        note = next((r["interval_note"] for r in rows if r.get("interval_note")), None)
+        if note:
+            click.echo(f"({note})", err=True)
+
+
 def _resources(row: dict) -> str:
     """`ps`'s CPUs/GPUs cell: the CPU cores the run was given (its thread counts), then its GPUs and node."""
     cpus = f"{row['cpus']:g}" if row.get("cpus") else "-"
@@ -74,8 +93,13 @@ def dataset_board(lazy, task, as_json, top):
     if not as_json and top and len(rows) > top:
         shown = rows[:top] + [r for r in rows[top:] if r["user"] == me]
         hidden, rows = len(rows) - len(shown), shown
-    table(rows, BOARD_COLUMNS, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet",
+    columns = BOARD_COLUMNS
+    if not as_json:
+        columns, rows = with_intervals(columns, rows, "score", "interval")
+    table(rows, columns, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet",
           optional=("checkpoint", "last_submit", "session"))
+    if not as_json:
+        interval_note(rows, "interval")
     if hidden:
         click.echo(f"{hidden} more rows (--top 0 for all, -j for JSON)", err=True)
 

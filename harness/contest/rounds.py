@@ -60,11 +60,12 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
         out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,
                     "private_rank": None, "private": None, "final_submission": None, "selected": 0, "shakeup": None,
                     "submits": len(subs), "last_submit": last.isoformat(timespec="seconds") if last else None,
-                    "baseline": False, "reason": reason})
+                    "baseline": False, "public_interval": None, "interval_note": None, "private_interval": None,
+                    "reason": reason})
     return sorted(out, key=lambda r: r["team"])
 
 
-PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup")
+PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup", "private_interval")
 
 
 def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:

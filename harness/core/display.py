@@ -19,6 +19,14 @@ def score_text(value) -> str:
     return str(value)
 
 
+def interval_text(pair) -> str:
+    """A score's 95% interval as people read it: '0.912–0.951' ('' for none), each end in the score format."""
+    if not pair:
+        return ""
+    low, high = pair
+    return f"{score_text(float(low))}–{score_text(float(high))}"
+
+
 def yes_no(value) -> str:
     return "" if value is None else ("yes" if value else "no")
 

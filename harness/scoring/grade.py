@@ -12,7 +12,7 @@ from harness.store.models import Round, Submission
 from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
 
-from . import evaluator_call
+from . import evaluator_call, score_interval
 from .evaluator import ScoreResult, evaluate
 from .splits import SplitFormat, SplitScores, evaluate_split
 
@@ -23,6 +23,7 @@ UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itsel
 class Grade(ScoreResult):
     """A ScoreResult whose score is the whole set's, or in a round the public half's, with the private half's."""
     private_score: float | None = field(default=None, kw_only=True)
+    intervals: score_interval.Intervals | None = field(default=None, kw_only=True)
 
 
 def prediction_path(run_dir: str) -> Path:
@@ -61,17 +62,26 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
         call.prefer = "bwrap"  # its own requirements live in a host environment, which a container does not have
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
-        return Grade(result.score, result.reason, result.message)
+        got = Grade(result.score, result.reason, result.message)
+        if got.ok and not dry_run:  # a dry run is a check: its score never ranks, it needs no interval
+            got.intervals = score_interval.intervals(dataset, labels, prediction, got.score)
+        return got
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
                             limit, settings.scorer_memory_bytes, call)
     if isinstance(result, SplitScores):
-        return Grade(result.public.score, private_score=result.private.score)
+        got = Grade(result.public.score, private_score=result.private.score)
+        got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
+                                                 (rnd.public_fraction, rnd.split_seed, manifest.name))
+        return got
     return Grade(None, result.reason, result.message)
 
 
 def apply(sub: Submission, g: Grade) -> None:
     sub.score, sub.private_score = g.score, g.private_score
+    i = g.intervals or score_interval.Intervals()
+    sub.score_low, sub.score_high, sub.private_low, sub.private_high = i.low, i.high, i.private_low, i.private_high
+    sub.interval_note = i.note
     if g.ok:
         sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
     else:

@@ -197,6 +197,12 @@ class Submission(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True, index=True)
     private_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # organizers only until close
+    # the score's 95% bootstrap interval (harness.scoring.score_interval), the private one's, or why none (0009)
+    score_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    score_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    private_low: Mapped[float | None] = mapped_column(Float, nullable=True)
+    private_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    interval_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
     selected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # never ranks (moderation)
     hidden_by: Mapped[str | None] = mapped_column(String(128), nullable=True)

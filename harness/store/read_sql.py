@@ -31,7 +31,8 @@ firsts AS (
               AND s.status = :succeeded AND s.hidden = :no AND s.score = p.best
             ORDER BY s.created_at, s.id LIMIT 1) AS id
     FROM per p WHERE p.best IS NOT NULL)
-SELECT u.name, s.score, s.session_name, s.checkpoint, f.submits, f.last, s.id, u.baseline
+SELECT u.name, s.score, s.session_name, s.checkpoint, f.submits, f.last, s.id, u.baseline, s.score_low,
+       s.score_high, s.interval_note
 FROM firsts f JOIN submissions s ON s.id = f.id JOIN users u ON u.id = f.user_id
 ORDER BY s.score {{order}}, s.created_at, s.id
 """
@@ -42,21 +43,22 @@ ORDER BY s.score {{order}}, s.created_at, s.id
 # selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows.
 TEAM_BOARD_SQL = f"""
 WITH scored AS (
-    SELECT id, team_id, score, private_score, selected, created_at,
-           row_number() OVER (PARTITION BY team_id ORDER BY score {{order}}, created_at, id) AS rn,
+    SELECT id, team_id, score, private_score, selected, created_at, score_low, score_high, private_low, private_high,
+           interval_note, row_number() OVER (PARTITION BY team_id ORDER BY score {{order}}, created_at, id) AS rn,
            sum(CASE WHEN selected THEN 1 ELSE 0 END) OVER (PARTITION BY team_id) AS nsel
     FROM submissions WHERE round_id = :round AND task_id = :task AND {RANKED}),
 picks AS (
-    SELECT team_id, id, private_score, created_at,
+    SELECT team_id, id, private_score, created_at, private_low, private_high,
            row_number() OVER (PARTITION BY team_id ORDER BY private_score {{order}}, created_at, id) AS rn
     FROM scored
     WHERE private_score IS NOT NULL AND private_score <> 'NaN'
       AND ((nsel > 0 AND selected) OR (nsel = 0 AND rn = 1))),
-final AS (SELECT team_id, id, private_score, created_at FROM picks WHERE rn = 1),
+final AS (SELECT team_id, id, private_score, created_at, private_low, private_high FROM picks WHERE rn = 1),
 counts AS (
     SELECT team_id AS who, count(*) AS submits, max(created_at) AS last FROM submissions
     WHERE round_id = :round AND task_id = :task AND {COUNTED} GROUP BY team_id)
-SELECT t.name, s.id, s.score, s.nsel, f.id, f.private_score, f.created_at, c.submits, c.last, t.baseline
+SELECT t.name, s.id, s.score, s.nsel, f.id, f.private_score, f.created_at, c.submits, c.last, t.baseline,
+       s.score_low, s.score_high, s.interval_note, f.private_low, f.private_high
 FROM scored s JOIN teams t ON t.id = s.team_id
 LEFT JOIN final f ON f.team_id = s.team_id LEFT JOIN counts c ON c.who = s.team_id
 WHERE s.rn = 1
@@ -70,8 +72,10 @@ def team_board_rows(rows, round_id: int, task_id: int, direction: Direction) -> 
     sql = TEAM_BOARD_SQL.format(order=direction.sql_order)
     out = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
-            "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline)}
-           for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline in rows(
+            "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline),
+            "public_interval": _pair(low, high), "interval_note": note, "private_interval": _pair(plow, phigh)}
+           for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline, low, high, note, plow, phigh
+           in rows(
                sql, round=round_id, task=task_id, no=False, succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
     rank_rows(out, "public")
     for r in out:
@@ -84,11 +88,17 @@ def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
     baseline. Ties share a rank; earlier first."""
     sql = BOARD_SQL.format(best=direction.sql_best, order=direction.sql_order)
     out = [{"rank": 0, "user": name, "score": score, "session": session, "checkpoint": ckpt,
-            "submits": n or 0, "last_submit": _stamp(last), "submission": sub_id, "baseline": bool(baseline)}
-           for name, score, session, ckpt, n, last, sub_id, baseline in rows(
+            "submits": n or 0, "last_submit": _stamp(last), "submission": sub_id, "baseline": bool(baseline),
+            "interval": _pair(low, high), "interval_note": note}
+           for name, score, session, ckpt, n, last, sub_id, baseline, low, high, note in rows(
                sql, task=task_id, no=False, succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
     rank_rows(out, "score")
     return out
+
+
+def _pair(low, high) -> list[float] | None:
+    """A score's interval as [low, high], or None when it has none."""
+    return None if low is None or high is None else [low, high]
 
 
 def rank_rows(rows: list[dict], field: str) -> None:

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from harness.core.display import interval_text
 from harness.core.errors import PermissionDenied, UserError
 from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
@@ -21,7 +22,7 @@ from .views import DASH, arrow, chart_names, fmt, round_tab, tab_of, utc
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-templates.env.globals.update(fmt=fmt, arrow=arrow, utc=utc, dash=DASH, csrf_field=csrf_field)
+templates.env.globals.update(fmt=fmt, arrow=arrow, utc=utc, dash=DASH, csrf_field=csrf_field, span=interval_text)
 
 
 class LoginNeeded(Exception):
@@ -146,13 +147,25 @@ def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HT
                                                               "board": _board(api, task, tab)})
 
 
+def _flat(row: dict) -> dict:
+    """A board row for a spreadsheet: an interval [low, high] as two columns, KEY_low and KEY_high."""
+    out = {}
+    for key, value in row.items():
+        if key.endswith("interval"):
+            low, high = value if isinstance(value, list) and len(value) == 2 else (None, None)
+            out[f"{key}_low"], out[f"{key}_high"] = low, high
+        else:
+            out[key] = value
+    return out
+
+
 @router.get("/tasks/{task}/board.csv")
 def board_csv(request: Request, task: str) -> Response:
     """The board as CSV: the columns and values of `board -j`, each text cell that a spreadsheet would read as a
     formula (=, +, -, @ ... and not a number) prefixed with ' (core.escape.csv_cell)."""
     api = web_api(request)
     board = api.board(task)
-    rows = [{k: csv_cell(v) for k, v in r.items()} for r in board["rows"]]
+    rows = [{k: csv_cell(v) for k, v in _flat(r).items()} for r in board["rows"]]
     out = io.StringIO()
     if rows:  # every row's columns (an unscored entry's row may carry one the first lacks)
         columns = list(dict.fromkeys(k for r in rows for k in r))

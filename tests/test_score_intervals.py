@@ -1,0 +1,77 @@
+"""Every scored submission carries its score's 95% bootstrap interval, computed once when it is graded and shown on
+the boards (CLI, -j/API, CSV, web); a round's public interval is the public half's and the private one stays
+hidden with the private score; a task whose metric is its own evaluator's shows none and says why."""
+import json
+
+import numpy as np
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
+
+from harness.scoring.metric_library import Records, metric
+from harness.scoring.uncertainty import interval
+from harness.web.pages import _flat, templates
+
+TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (label: number > 50)
+
+
+def _tiny(tmp_path, cli, metric_name="accuracy"):
+    task = make_tiny_task(tmp_path / "tiny")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', f'metric = "{metric_name}"')
+    (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    cli("dataset", "add", task, user=ORGANIZER)
+    return task
+
+
+def _submit(cli, tmp_path, user, threshold):
+    folder = participant(tmp_path / f"code-{user}-{threshold}", NSML_MAIN)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", f"--epochs 1 --threshold {threshold}", folder,
+               user=user).stdout.split()[1]
+    cli("logs", "-f", name, user=user)
+    return cli.json("submit", name, "0", user=user)
+
+
+def test_a_scored_submission_has_its_interval_on_every_board_surface(cli, tmp_path):
+    _tiny(tmp_path, cli)
+    _submit(cli, tmp_path, "alice", 35)
+    [row] = cli.json("board", "tiny")
+    labels = [int(x > 50) for x in TEST_NUMBERS]
+    preds = [int(x > 35) for x in TEST_NUMBERS]
+    expected = interval(metric("accuracy"), Records(labels=np.array(labels),
+                                                    predictions=np.array(preds)), 0.95, 1000, 0)
+    assert row["interval"] == [expected.low, expected.high]  # the graded files' own bootstrap, seeded
+    assert row["interval"][0] <= row["score"] <= row["interval"][1] and row["interval"][0] < row["interval"][1]
+    out = cli("board", "tiny").stdout
+    assert "95% interval" in out and f"{expected.low:.6g}–{expected.high:.6g}" in out
+    flat = _flat(row)
+    assert (flat["interval_low"], flat["interval_high"]) == (expected.low, expected.high) and "interval" not in flat
+    html = templates.get_template("board.html").render(board={"kind": "users", "rows": [row]}, task="tiny",
+                                                       tab="public", who={"user": "alice", "organizer": False})
+    assert "95% interval" in html and f"{expected.low:.6g}–{expected.high:.6g}" in html
+
+
+def test_an_opaque_metric_shows_no_interval_and_says_why(cli, tmp_path):
+    _tiny(tmp_path, cli, metric_name="house-score")
+    _submit(cli, tmp_path, "alice", 35)
+    [row] = cli.json("board", "tiny")
+    assert row["interval"] is None and "'house-score' is its own evaluator's" in row["interval_note"]
+    r = cli("board", "tiny")
+    assert "95% interval" not in r.stdout and "no interval: the task's metric 'house-score'" in r.stderr
+
+
+def test_a_rounds_public_interval_is_the_public_halfs_and_the_private_one_waits_for_close(cli, tmp_path):
+    _tiny(tmp_path, cli)
+    (tmp_path / "cup.toml").write_text(
+        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    _submit(cli, tmp_path, "alice", 35)
+    [row] = cli.json("board", "tiny", user="alice")["rows"]
+    assert "private_interval" not in row and row["public_interval"][0] <= row["public"] <= row["public_interval"][1]
+    assert "Private 95%" not in cli("contest", "board", "tiny", user="alice").stdout
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    cli("contest", "close", "cup/r1", user=ORGANIZER)
+    [row] = cli.json("board", "tiny", user="alice")["rows"]
+    low, high = row["private_interval"]
+    assert low <= row["private"] <= high and row["private_interval"] != row["public_interval"]
+    assert "Private 95%" in cli("contest", "board", "tiny", user="alice").stdout
+    assert json.dumps(row)  # plain values all the way
