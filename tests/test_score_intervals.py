@@ -75,3 +75,15 @@ def test_a_rounds_public_interval_is_the_public_halfs_and_the_private_one_waits_
     assert low <= row["private"] <= high and row["private_interval"] != row["public_interval"]
     assert "Private 95%" in cli("contest", "board", "tiny", user="alice").stdout
     assert json.dumps(row)  # plain values all the way
+
+
+def test_a_hostile_prediction_never_breaks_grading_it_only_has_no_interval(tmp_path):
+    from harness.scoring.score_interval import intervals
+    task = make_tiny_task(tmp_path / "tiny")
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '\n[split]\nlabel = "json"\nprediction = "json"\n')
+    (task / "test" / "test_label").write_text(json.dumps([0, 1]))
+    for text in ("[" * 100000 + "]" * 100000, "1e999999", "\x00\xff garbage", '{"a": NaN}', "[" + "1," * 10 ** 5 + "1]"):
+        prediction = tmp_path / "prediction"
+        prediction.write_text(text, errors="surrogateescape")
+        got = intervals(task, task / "test" / "test_label", prediction, 0.5)
+        assert got.low is None and got.note.startswith("no interval"), text[:20]
