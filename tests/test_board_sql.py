@@ -48,7 +48,7 @@ def reference_user_board(subs, users, direction):
              "checkpoint": s["checkpoint"], "submits": counts.get(s["user_id"], 0),
              "last_submit": last[s["user_id"]].isoformat(timespec="seconds"), "submission": s["id"],
              "baseline": users[s["user_id"]] in BASELINES, "interval": _pair(s, "score"),
-             "interval_note": s.get("interval_note")}
+             "interval_note": s.get("interval_note"), "tie": None, "beats_next": None}  # no kept values here
             for r, s in _ranked(best, lambda s: s["score"], direction)]
 
 

@@ -8,6 +8,7 @@ import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
 from harness.core.settings import load_settings
+from harness.scoring.board_ties import mark_board
 from harness.service.boards import board
 from harness.service.sessions import list_sessions
 from harness.state import Harness
@@ -61,6 +62,7 @@ def test_quick_listings_equal_the_library(cli, tiny_task, tmp_path):
     for all_, last in ((True, None), (False, None), (True, 1)):
         assert read_sql.session_rows(reader.rows, uid, None, all_, last) == list_sessions(h, all_=all_, last=last)
     quick = read_sql.board_rows(reader.rows, task.id, task.direction)
+    mark_board(quick, reader.rows, task.direction, "rank", "submission")  # as quick_reads.quick_board does
     assert quick == board(h, "tiny") and len(quick) == 1 and quick[0]["submits"] == 2
     assert cli.json("ps", "-a") == list_sessions(h, all_=True)
     assert [r["name"] for r in list_sessions(h)] == [live]

@@ -67,6 +67,7 @@ def test_a_rounds_public_interval_is_the_public_halfs_and_the_private_one_waits_
     _submit(cli, tmp_path, "alice", 35)
     [row] = cli.json("board", "tiny", user="alice")["rows"]
     assert "private_interval" not in row and row["public_interval"][0] <= row["public"] <= row["public_interval"][1]
+    assert "tie" in row and "private_tie" not in row and "private_beats_next" not in row  # hidden until close
     assert "Private 95%" not in cli("contest", "board", "tiny", user="alice").stdout
     cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
     cli("contest", "close", "cup/r1", user=ORGANIZER)
@@ -87,3 +88,28 @@ def test_a_hostile_prediction_never_breaks_grading_it_only_has_no_interval(tmp_p
         prediction.write_text(text, errors="surrogateescape")
         got = intervals(task, task / "test" / "test_label", prediction, 0.5)
         assert got.low is None and got.note.startswith("no interval"), text[:20]
+
+
+def test_neighbours_the_test_set_cannot_tell_apart_are_marked_as_a_tie(cli, tmp_path, state_root):
+    _tiny(tmp_path, cli)
+    for user, threshold in (("alice", 50), ("bob", 45), ("carol", 5)):  # 15/15, 14/15, 8/15
+        _submit(cli, tmp_path, user, threshold)
+    rows = cli.json("board", "tiny")  # the CLI's quick path
+    assert [r["user"] for r in rows] == ["alice", "bob", "carol"]
+    assert [r["tie"] for r in rows] == ["1–2", "1–2", None]
+    # alice beats bob on a resample unless their one differing example is never drawn (then half):
+    # 1 - 0.5 * (14/15)**15 = 0.822 < 0.9; bob beats carol on 7 examples all his way: about 1
+    assert abs(rows[0]["beats_next"] - (1 - 0.5 * (14 / 15) ** 15)) < 0.04 and rows[1]["beats_next"] > 0.99
+    from harness.core.settings import load_settings
+    from harness.service import boards
+    from harness.state import Harness
+    h = Harness(load_settings(user="alice"))
+    try:
+        assert boards.board(h, "tiny") == rows  # the library's path gives the same marks
+    finally:
+        h.store.close()
+    out = cli("board", "tiny").stdout
+    assert "Tied" in out and out.count("1–2") == 2
+    html = templates.get_template("board.html").render(board={"kind": "users", "rows": rows}, task="tiny",
+                                                       tab="public", who={"user": "alice", "organizer": False})
+    assert html.count('<td class="tie">1–2</td>') == 2 and ">Tied<" in html

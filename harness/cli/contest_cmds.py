@@ -94,11 +94,13 @@ def show_round_board(result: dict, as_json: bool) -> None:
     if any(r.get("reason") for r in result["rows"]):
         cols.append(("reason", "Unscored because"))
     rows = [{**r, "shakeup": arrow(r.get("shakeup"))} for r in result["rows"]]
-    from .read_cmds import interval_note, with_intervals
+    from .read_cmds import interval_note, with_intervals, with_ties
     cols, rows = with_intervals(cols, rows, "public", "public_interval",
                                 "Public 95%" if result["private_shown"] else "95% interval")
     if result["private_shown"]:
         cols, rows = with_intervals(cols, rows, "private", "private_interval", "Private 95%")
+        cols = with_ties(cols, rows, "private_tie", "Tied (private)")
+    cols = with_ties(cols, rows, "tie", "Tied (public)" if result["private_shown"] else "Tied")
     title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
              f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
     table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet",

@@ -31,6 +31,11 @@ def with_intervals(columns: list, rows: list[dict], after: str, key: str,
             [{**r, f"_{key}": interval_text(r.get(key))} for r in rows])
 
 
+def with_ties(columns: list, rows: list[dict], key: str, header: str = "Tied") -> list:
+    """COLUMNS with a HEADER column (the rank span of each entry's statistical tie group) when any row has one."""
+    return columns + [(key, header)] if any(r.get(key) for r in rows) else columns
+
+
 def interval_note(rows: list[dict], key: str) -> None:
     """Why a board shows no intervals (an opaque evaluator, say): one line on stderr."""
     if rows and not any(r.get(key) for r in rows):
@@ -96,6 +101,7 @@ def dataset_board(lazy, task, as_json, top):
     columns = BOARD_COLUMNS
     if not as_json:
         columns, rows = with_intervals(columns, rows, "score", "interval")
+        columns = with_ties(columns, rows, "tie")
     table(rows, columns, title=title, as_json=as_json, empty=f"no scored submissions for {task} yet",
           optional=("checkpoint", "last_submit", "session"))
     if not as_json:

@@ -17,6 +17,7 @@ from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
+from harness.scoring.board_ties import mark_board
 from harness.state import Harness
 from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
@@ -65,7 +66,8 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
     return sorted(out, key=lambda r: r["team"])
 
 
-PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup", "private_interval")
+PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup", "private_interval", "private_tie",
+                  "private_beats_next")
 
 
 def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:
@@ -96,7 +98,15 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
             raise UserError(f"--private: the private board of {rnd.label} is hidden until the round is closed")
         show_private = revealed or private
         rows = compute_board(db, rnd, task)
-        if show_private:
+        split = (rnd.public_fraction, rnd.split_seed, task.name)
+        mark_board(rows, sa_rows(db), task.direction, "public_rank", "public_submission", (*split, "public"))
+        if show_private:  # the private board's own marks, over the private half, on its own keys
+            private = sorted(({**r, "tie": None, "beats_next": None} for r in rows),
+                             key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0))
+            mark_board(private, sa_rows(db), task.direction, "private_rank", "final_submission", (*split, "private"))
+            marks = {p["team"]: p for p in private}
+            for r in rows:
+                r["private_tie"], r["private_beats_next"] = marks[r["team"]]["tie"], marks[r["team"]]["beats_next"]
             rows.sort(key=lambda r: (r["private_rank"] is None, r["private_rank"] or 0, r["public_rank"] is None,
                                      r["public_rank"] or 0, r["team"]))
         else:

@@ -24,4 +24,8 @@ def counted_clause():
 
 def user_board(db, task) -> list[dict]:
     """The per-user board of a task (its submissions made outside contest rounds: rounds rank teams)."""
-    return read_sql.board_rows(sa_rows(db), task.id, task.direction)
+    rows_fn = sa_rows(db)
+    rows = read_sql.board_rows(rows_fn, task.id, task.direction)
+    from .board_ties import mark_board
+    mark_board(rows, rows_fn, task.direction, "rank", "submission")
+    return rows

@@ -19,6 +19,15 @@ from harness.taskpacks.registry import Manifest
 LEVEL = 0.95
 RESAMPLES = 1000
 SEED = 0
+PER_EXAMPLE = "per_example.npy"  # beside graded/prediction: the metric's per-example values (harness.scoring.board_ties)
+
+
+def _keep_values(path: Path, values) -> None:
+    import numpy as np
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.save(fh, np.asarray(values, dtype=np.float64), allow_pickle=False)
+    tmp.replace(path)
 
 
 @dataclass
@@ -65,5 +74,7 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     if any(w is None or not _same(float(w), float(s)) for w, s in zip(wanted, scores)):
         return Intervals(note=f"no interval: the task's evaluator scores otherwise than the library's {m.name}")
     found = [interval(m, part, LEVEL, RESAMPLES, SEED) for part in parts]
+    if m.per_example:  # per-example values kept beside the graded prediction: boards compare neighbours with them
+        _keep_values(prediction.parent / PER_EXAMPLE, m.values(records))
     public, private = found[0], (found[1] if len(found) > 1 else None)
     return Intervals(public.low, public.high, private and private.low, private and private.high)

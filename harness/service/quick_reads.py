@@ -42,7 +42,10 @@ def quick_board(settings, task):
         if found is None or read_sql.in_a_round(reader.rows, task):
             return None
         task_id, metric, direction = found
-        return title(task, metric, direction.value), read_sql.board_rows(reader.rows, task_id, direction)
+        rows = read_sql.board_rows(reader.rows, task_id, direction)
+        from harness.scoring.board_ties import mark_board  # numpy only when the board has intervals
+        mark_board(rows, reader.rows, direction, "rank", "submission")
+        return title(task, metric, direction.value), rows
     finally:
         reader.close()
 

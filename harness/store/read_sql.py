@@ -96,6 +96,14 @@ def board_rows(rows, task_id: int, direction: Direction) -> list[dict]:
     return out
 
 
+def run_dirs(rows, submission_ids: list[int]) -> dict[int, str]:
+    """Submission id → its run's folder (where its graded files are), for the ids given."""
+    if not submission_ids:
+        return {}
+    sql = "SELECT s.id, r.run_dir FROM submissions s JOIN runs r ON r.id = s.run_id WHERE s.id IN (:ids)"
+    return {sub_id: run_dir for sub_id, run_dir in rows(sql, ids=list(submission_ids))}
+
+
 def _pair(low, high) -> list[float] | None:
     """A score's interval as [low, high], or None when it has none."""
     return None if low is None or high is None else [low, high]

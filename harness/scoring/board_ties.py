@@ -1,0 +1,99 @@
+"""Statistical tie marks on a board: neighbours whose order the test set cannot tell apart.
+
+For the board's top TOP entries, ranked best first, the paired-bootstrap probability that each entry beats the
+next is computed from the per-example values kept when each was graded (harness.scoring.score_interval, mean
+metrics: accuracy, rmse, mae, map@k, ndcg@k): the same resampled test examples for both, the sign of the mean
+of their differences (the metric's finish is monotone). Where that probability is below THRESHOLD the next entry
+joins the entry's tie group (harness.scoring.uncertainty.groups_from_probabilities). Ranks stay the board's rule;
+a group is information. Results are cached by the entries' graded files, so a board read again costs nothing.
+"""
+from __future__ import annotations
+
+from harness.core.enums import Direction
+
+TOP = 50
+THRESHOLD = 0.9
+RESAMPLES = 1000
+SEED = 0
+_CACHE: dict[tuple, list] = {}
+_CACHE_SIZE = 128
+
+
+def _values(run_dir: str):
+    import numpy as np
+
+    from .grade import prediction_path
+    from .score_interval import PER_EXAMPLE
+    path = prediction_path(run_dir).parent / PER_EXAMPLE
+    try:
+        with open(path, "rb") as fh:
+            values = np.load(fh, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return values if values.ndim == 1 and values.dtype == np.float64 else None
+
+
+def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list[float] | None:
+    """The probability that each entry beats the next (len - 1 of them), or None when some entry has no kept
+    per-example values or they differ in length. SPLIT: (fraction, seed, task, "public" or "private") of a round:
+    the examples of that half."""
+    key = (tuple(run_dirs), direction.value, split)
+    if key in _CACHE:
+        return _CACHE[key]
+    import numpy as np
+
+    from .resampling import mean_resamples, rng_of
+    from .splits import halves
+    vectors = [_values(d) for d in run_dirs]
+    if len(vectors) < 2 or any(v is None for v in vectors) or len({len(v) for v in vectors}) > 1:
+        return None
+    if split is not None:
+        public, private = halves(len(vectors[0]), *split[:3])
+        vectors = [v[public if split[3] == "public" else private] for v in vectors]
+    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    out = []
+    for a, b in zip(vectors, vectors[1:]):
+        means, _ = mean_resamples(a - b, RESAMPLES, rng_of(SEED))
+        s = np.sign(sign * means)
+        out.append(float(((s > 0).sum() + 0.5 * (s == 0).sum()) / RESAMPLES))
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = out
+    return out
+
+
+def mark(rows: list[dict], run_dirs: dict, direction: Direction, rank_key: str, id_key: str,
+         split: tuple | None = None) -> None:
+    """Set each ranked row's `tie` (the rank span of its tie group, '2–4', or None when it stands alone) and
+    `beats_next` (the probability it beats the next entry) for the board's first TOP ranked rows."""
+    from .uncertainty import groups_from_probabilities
+    ranked = [r for r in rows if r.get(rank_key) is not None and r.get(id_key) in run_dirs][:TOP]
+    for r in rows:
+        r.setdefault("tie", None)
+        r.setdefault("beats_next", None)
+    probs = beats_next([run_dirs[r[id_key]] for r in ranked], direction, split) if len(ranked) > 1 else None
+    if probs is None:
+        return
+    groups = groups_from_probabilities(probs, THRESHOLD)
+    for r, p in zip(ranked, probs):
+        r["beats_next"] = round(p, 4)
+    for g in set(groups):
+        members = [r for r, gg in zip(ranked, groups) if gg == g]
+        if len(members) > 1:
+            span = f"{members[0][rank_key]}–{members[-1][rank_key]}"
+            for r in members:
+                r["tie"] = span
+
+
+def mark_board(rows: list[dict], rows_fn, direction: Direction, rank_key: str, id_key: str,
+               split: tuple | None = None) -> None:
+    """mark() for a board read through ROWS_FN (harness.store.quick): the run folders of its ranked
+    submissions in one query; nothing (not even numpy) when no row has an interval."""
+    from harness.store import read_sql
+    if not any(r.get("interval") or r.get("public_interval") or r.get("private_interval") for r in rows):
+        for r in rows:
+            r.setdefault("tie", None)
+            r.setdefault("beats_next", None)
+        return
+    ids = [r[id_key] for r in rows if r.get(rank_key) is not None and r.get(id_key) is not None][:TOP]
+    mark(rows, read_sql.run_dirs(rows_fn, ids), direction, rank_key, id_key, split)
