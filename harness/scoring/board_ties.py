@@ -9,6 +9,8 @@ a group is information. Results are cached by the entries' graded files, so a bo
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 from harness.core.enums import Direction
 
 TOP = 50
@@ -19,14 +21,24 @@ _CACHE: dict[tuple, list] = {}
 _CACHE_SIZE = 128
 
 
-def _values(run_dir: str):
-    import numpy as np
-
+def _kept(run_dir: str) -> Path:
     from .grade import prediction_path
     from .score_interval import PER_EXAMPLE
-    path = prediction_path(run_dir).parent / PER_EXAMPLE
+    return prediction_path(run_dir).parent / PER_EXAMPLE
+
+
+def _stamp(run_dir: str) -> tuple | None:
     try:
-        with open(path, "rb") as fh:
+        st = _kept(run_dir).stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _values(run_dir: str):
+    import numpy as np
+    try:
+        with open(_kept(run_dir), "rb") as fh:
             values = np.load(fh, allow_pickle=False)
     except (OSError, ValueError):
         return None
@@ -37,7 +49,7 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
     """The probability that each entry beats the next (len - 1 of them), or None when some entry has no kept
     per-example values or they differ in length. SPLIT: (fraction, seed, task, "public" or "private") of a round:
     the examples of that half."""
-    key = (tuple(run_dirs), direction.value, split)
+    key = (tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)  # a rescore rewrites them
     if key in _CACHE:
         return _CACHE[key]
     import numpy as np

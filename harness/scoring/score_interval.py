@@ -53,6 +53,7 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     from .splits import halves
     from .uncertainty import interval
 
+    (prediction.parent / PER_EXAMPLE).unlink(missing_ok=True)  # an earlier grade's (a rescore) never outlives it
     manifest = Manifest.read(dataset)
     try:
         metric(manifest.metric)
