@@ -60,22 +60,31 @@ def test_an_opaque_metric_shows_no_interval_and_says_why(cli, tmp_path):
 def test_a_rounds_public_interval_is_the_public_halfs_and_the_private_one_waits_for_close(cli, tmp_path):
     _tiny(tmp_path, cli)
     (tmp_path / "cup.toml").write_text(
-        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        'name = "cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
         'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
     cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
     cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
     _submit(cli, tmp_path, "alice", 35)
-    [row] = cli.json("board", "tiny", user="alice")["rows"]
+    _submit(cli, tmp_path, "bob", 60)
+    board = cli.json("board", "tiny", user="alice")
+    row = board["rows"][0]
     assert "private_interval" not in row and row["public_interval"][0] <= row["public"] <= row["public_interval"][1]
     assert "tie" in row and "private_tie" not in row and "private_beats_next" not in row  # hidden until close
+    assert board["shakeup"] is None  # it reads the private half: not for participants before close
     assert "Private 95%" not in cli("contest", "board", "tiny", user="alice").stdout
+    early = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["shakeup"]
+    assert set(early["hold"]) == {"red", "blue"} and all(0 <= p <= 1 for p in early["hold"].values())
+    assert early["teams"] == 2 and 0 <= early["expected_moved"] <= 2 and 0 <= early["p_value"] <= 1
     cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
     cli("contest", "close", "cup/r1", user=ORGANIZER)
-    [row] = cli.json("board", "tiny", user="alice")["rows"]
+    board = cli.json("board", "tiny", user="alice")
+    row = {r["team"]: r for r in board["rows"]}["red"]
     low, high = row["private_interval"]
     assert low <= row["private"] <= high and row["private_interval"] != row["public_interval"]
-    assert "Private 95%" in cli("contest", "board", "tiny", user="alice").stdout
-    assert json.dumps(row)  # plain values all the way
+    assert board["shakeup"] == early  # the same numbers, now for everyone
+    out = cli("contest", "board", "tiny", user="alice").stdout
+    assert "Private 95%" in out and "Expected shake-up from noise alone" in out and "Observed:" in out
+    assert json.dumps(board)  # plain values all the way
 
 
 def test_a_hostile_prediction_never_breaks_grading_it_only_has_no_interval(tmp_path):
@@ -113,3 +122,17 @@ def test_neighbours_the_test_set_cannot_tell_apart_are_marked_as_a_tie(cli, tmp_
     html = templates.get_template("board.html").render(board={"kind": "users", "rows": rows}, task="tiny",
                                                        tab="public", who={"user": "alice", "organizer": False})
     assert html.count('<td class="tie">1–2</td>') == 2 and ">Tied<" in html
+
+
+def test_the_private_tab_says_the_expected_shake_up_in_words():
+    shakeup = {"hold": {"red": 0.56, "blue": 0.76}, "teams": 2, "moved": 1, "expected_moved": 0.68, "p_value": 0.54}
+    board = {"kind": "round", "round": "cup/r1", "status": "closed", "private_shown": True, "view": "private",
+             "shakeup": shakeup, "rows": [{"team": "red", "public_rank": 1, "public": 1.0, "private_rank": 1,
+                                           "private": 0.5, "shakeup": 0, "submits": 1, "last_submit": None,
+                                           "baseline": False}]}
+    html = templates.get_template("board.html").render(board=board, task="tiny", tab="private",
+                                                       who={"user": "alice", "organizer": False})
+    assert "0.68 of 2 teams change place" in html and "red 56%" in html and "within what noise explains" in html
+    public = templates.get_template("board.html").render(board={**board, "view": "public"}, task="tiny",
+                                                         tab="public", who={"user": "alice", "organizer": False})
+    assert "shake-up from noise" not in public

@@ -260,6 +260,7 @@ class RoundBoard(TypedDict):
     status: str
     private_shown: bool
     rows: list[dict]
+    shakeup: NotRequired[Optional[dict]]  # with the private board: expected shake-up (harness.scoring.board_ties)
 
 
 class Closed(TypedDict):

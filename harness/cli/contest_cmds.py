@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harness.core.display import arrow
+from harness.core.display import arrow, shakeup_text
 
 from . import main, pass_harness, spinner, table_command
 from .output import answer, emit_json, fmt, json_flag, table
@@ -99,13 +99,15 @@ def show_round_board(result: dict, as_json: bool) -> None:
                                 "Public 95%" if result["private_shown"] else "95% interval")
     if result["private_shown"]:
         cols, rows = with_intervals(cols, rows, "private", "private_interval", "Private 95%")
-        cols = with_ties(cols, rows, "private_tie", "Tied (private)")
+        cols = with_ties(cols, rows, "private_tie", "Tied")
     cols = with_ties(cols, rows, "tie", "Tied (public)" if result["private_shown"] else "Tied")
     title = (f"{result['task']} in {result['round']} ({result['status']}) — {result['metric']}, "
              f"{result['direction']} is better" + ("" if result["private_shown"] else "; public board"))
     table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet",
-          optional=("last_submit", "final_submission", "submits"))
+          optional=("last_submit", "final_submission", "submits", "_public_interval", "tie"))
     interval_note(rows, "public_interval")
+    if result.get("shakeup"):
+        click.echo(shakeup_text(result["shakeup"], result["status"] == "closed"))
 
 
 @contest_group.command("close")

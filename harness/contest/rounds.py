@@ -17,7 +17,7 @@ from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
-from harness.scoring.board_ties import mark_board
+from harness.scoring.board_ties import expected_shakeup, mark_board
 from harness.state import Harness
 from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
@@ -111,8 +111,9 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
                                      r["public_rank"] or 0, r["team"]))
         else:
             rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
+        shakeup = expected_shakeup(rows, sa_rows(db), task.direction, split) if show_private else None
         return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
-                "status": state.value, "private_shown": show_private, "rows": rows}
+                "status": state.value, "private_shown": show_private, "rows": rows, "shakeup": shakeup}
 
 
 def select_submissions(h: Harness, ids: list[int]) -> dict:

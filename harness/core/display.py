@@ -59,3 +59,13 @@ def rule_text(rule: dict | None) -> str:
     if "threshold" in rule:
         return f"private score at least as good as {rule['threshold']:g}"
     return ", ".join(f"{k} {v}" for k, v in rule.items())
+
+
+def shakeup_text(shakeup: dict, closed: bool) -> str:
+    """A round's expected shake-up in words (harness.scoring.board_ties.expected_shakeup)."""
+    holds = ", ".join(f"{team} {p:.0%}" for team, p in shakeup["hold"].items())
+    text = (f"Expected shake-up from noise alone: {shakeup['expected_moved']:g} of {shakeup['teams']} teams change "
+            f"place; each team's rank holds with: {holds}.")
+    verdict = "more than noise explains" if shakeup["p_value"] < 0.05 else "within what noise explains"
+    return text + (f" {'Observed' if closed else 'On the halves now'}: {shakeup['moved']} moved "
+                   f"(p = {shakeup['p_value']:.2g}, {verdict}).")

@@ -92,7 +92,8 @@ def mark(rows: list[dict], run_dirs: dict, direction: Direction, rank_key: str, 
     for g in set(groups):
         members = [r for r, gg in zip(ranked, groups) if gg == g]
         if len(members) > 1:
-            span = f"{members[0][rank_key]}–{members[-1][rank_key]}"
+            first, last = members[0][rank_key], members[-1][rank_key]
+            span = f"{first}–{last}" if first != last else f"{first} (all)"  # equal ranks, tied by the test too
             for r in members:
                 r["tie"] = span
 
@@ -109,3 +110,36 @@ def mark_board(rows: list[dict], rows_fn, direction: Direction, rank_key: str, i
         return
     ids = [r[id_key] for r in rows if r.get(rank_key) is not None and r.get(id_key) is not None][:TOP]
     mark(rows, read_sql.run_dirs(rows_fn, ids), direction, rank_key, id_key, split)
+
+
+SHAKEUP_RESAMPLES = 400
+
+
+def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tuple) -> dict | None:
+    """A round's expected shake-up from its teams' final submissions (the private board's entries): per team the
+    probability that its rank on a public board holds on a private board when both are drawn from the whole
+    test set (noise alone), how many teams noise moves on average, and how many moved on the actual halves with
+    the share of draws moving at least as many (small: more shake-up than noise explains). None without kept
+    values. It reads the private half: organizers only before close (the caller's rule)."""
+    if not any(r.get("public_interval") for r in rows):
+        return None
+    from harness.store import read_sql
+    entries = [r for r in rows if r.get("final_submission") is not None][:TOP]
+    dirs = read_sql.run_dirs(rows_fn, [r["final_submission"] for r in entries])
+    run_dirs = [dirs.get(r["final_submission"], "") for r in entries]
+    key = ("shakeup", tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)
+    if key in _CACHE:
+        return _CACHE[key]
+    vectors = {r["team"]: _values(d) for r, d in zip(entries, run_dirs)}
+    if len(vectors) < 2 or any(v is None for v in vectors.values()) or len({len(v) for v in vectors.values()}) > 1:
+        return None
+    from .splits import halves
+    from .uncertainty import shake_up_of_values
+    public, private = halves(len(next(iter(vectors.values()))), *split[:3])
+    got = shake_up_of_values(vectors, direction, public, private, "whole", SHAKEUP_RESAMPLES, SEED)
+    out = {"hold": {t: round(p, 3) for t, p in got.hold.items()}, "teams": len(vectors), "moved": got.moved,
+           "expected_moved": round(got.expected_moved, 2), "p_value": round(got.p_value, 3)}
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.pop(next(iter(_CACHE)))
+    _CACHE[key] = out
+    return out

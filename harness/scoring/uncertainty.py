@@ -190,15 +190,37 @@ def rank_hold_probability(metric: Metric, teams: Mapping[str, Records], public: 
     if pool not in ("whole", "halves"):
         raise UserError(f"pool must be 'whole' or 'halves', got {pool!r}")
     samples = [metric.sample(teams[t]) for t in names]
-    observed_pub = ranks(np.array([metric.score(teams[t].take(public)) for t in names]), metric.direction)
-    observed_priv = ranks(np.array([metric.score(teams[t].take(private)) for t in names]), metric.direction)
+    observed = [np.array([metric.score(teams[t].take(half)) for t in names]) for half in (public, private)]
+    return _shake_up(names, samples, observed, metric.direction, n, public, private, pool, resamples, seed)
+
+
+def shake_up_of_values(values: Mapping[str, np.ndarray], direction: Direction, public: np.ndarray,
+                       private: np.ndarray, pool: str = "whole", resamples: int = 1000, seed=0) -> ShakeUp:
+    """rank_hold_probability for a mean metric from each team's per-example values (as grading keeps them): its
+    finish is monotone, so the ranks of the means are the ranks of the scores."""
+    names = list(values)
+    if not names or len({len(v) for v in values.values()}) > 1:
+        raise UserError("every team's values must cover the same test examples")
+    n = len(values[names[0]])
+    public, private = np.asarray(public, dtype=np.int64), np.asarray(private, dtype=np.int64)
+    samples = [MeanSample(np.asarray(values[t], dtype=np.float64), _identity) for t in names]
+    observed = [np.array([float(np.mean(values[t][half])) for t in names]) for half in (public, private)]
+    return _shake_up(names, samples, observed, direction, n, public, private, pool, resamples, seed)
+
+
+def _identity(x):
+    return x
+
+
+def _shake_up(names, samples, observed, direction, n, public, private, pool, resamples, seed) -> ShakeUp:
+    observed_pub, observed_priv = ranks(observed[0], direction), ranks(observed[1], direction)
     moved = int((observed_pub != observed_priv).sum())
     rng = rng_of(seed)
     everything = np.arange(n)
     boards = []
     for half in (public, private):
         boards.append(_board_scores(samples, n, everything if pool == "whole" else half, len(half), resamples, rng))
-    pub_ranks, priv_ranks = ranks(boards[0], metric.direction), ranks(boards[1], metric.direction)
+    pub_ranks, priv_ranks = ranks(boards[0], direction), ranks(boards[1], direction)
     same = pub_ranks == priv_ranks
     moved_sim = (~same).sum(axis=1)
     return ShakeUp(hold={t: float(same[:, i].mean()) for i, t in enumerate(names)},
