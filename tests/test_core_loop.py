@@ -25,7 +25,9 @@ def test_nsml_folder_runs_unchanged(cli, tiny_task, nsml_folder, state_root):
     assert out == ["Score: 1.0", "Done"]
     board = cli.json("dataset", "board", "tiny")
     assert board == [{"rank": 1, "user": "alice", "score": 1.0, "session": name, "checkpoint": "2",
-                      "submits": 1, "last_submit": board[0]["last_submit"], "submission": 1, "baseline": False}]
+                      "submits": 1, "last_submit": board[0]["last_submit"], "submission": 1, "baseline": False,
+                      "interval": None, "tie": None, "beats_next": None,  # its task.toml has no [split] to read by
+                      "interval_note": "no interval: the task's task.toml has no [split] to read its files by"}]
     assert cli.json("board", "tiny") == board  # alias
 
 

@@ -165,7 +165,8 @@ def test_a_participant_may_lower_but_never_raise_the_tasks_time_limit(cli, tiny_
     assert cli.json("submit", "--time-limit", "60", name, "0")["status"] == "succeeded"
 
 
-def test_terminal_output_carries_no_escape_sequences_or_rich_markup(cli, tiny_task, tmp_path):
+def test_terminal_output_carries_no_escape_sequences_or_rich_markup(cli, tiny_task, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # wide enough that ps keeps its Memo column
     folder = participant(tmp_path / "ansi", "print('before \\x1b]52;c;cHduZWQ=\\x07 \\x1b[2J\\x1b[31mred\\x1b[0m after')\n"
                          "print('progress 1\\rprogress 2')\n")
     name = run_session(cli, folder, "-m", "[link=https://evil.example]click[/link] [red]x[/red]")
