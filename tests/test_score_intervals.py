@@ -8,7 +8,7 @@ from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
 
 from harness.scoring.metric_library import Records, metric
 from harness.scoring.uncertainty import interval
-from harness.web.pages import _flat, templates
+from harness.web.pages import flat_row, templates
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (label: number > 50)
 
@@ -41,7 +41,7 @@ def test_a_scored_submission_has_its_interval_on_every_board_surface(cli, tmp_pa
     assert row["interval"][0] <= row["score"] <= row["interval"][1] and row["interval"][0] < row["interval"][1]
     out = cli("board", "tiny").stdout
     assert "95% interval" in out and f"{expected.low:.6g}–{expected.high:.6g}" in out
-    flat = _flat(row)
+    flat = flat_row(row)
     assert (flat["interval_low"], flat["interval_high"]) == (expected.low, expected.high) and "interval" not in flat
     html = templates.get_template("board.html").render(board={"kind": "users", "rows": [row]}, task="tiny",
                                                        tab="public", who={"user": "alice", "organizer": False})

@@ -16,6 +16,7 @@ from test_web import _login, browser  # noqa: F401 (a fixture)
 
 from harness.core.escape import csv_cell
 from harness.web import security
+from harness.web.pages import flat_row
 
 WEB = Path(__file__).resolve().parent.parent / "harness" / "web"
 IMG = '<img src=x onerror="window.__pwned=1">'
@@ -144,7 +145,8 @@ def test_hostile_text_is_shown_as_text_and_never_runs(browser, hostile_site, cli
 
     rows = list(csv.DictReader(io.StringIO(page.request.get(f"{served.url}/tasks/tiny/board.csv").text())))
     assert rows[0]["checkpoint"] == "'" + FORMULA and rows[0]["score"] == "-0.5"  # text neutralised, numbers not
-    assert rows == [{k: str(csv_cell(v)) for k, v in r.items()} for r in cli.json("board", "tiny")]
+    assert rows == [{k: "" if v is None else str(csv_cell(v)) for k, v in flat_row(r).items()}
+                    for r in cli.json("board", "tiny")]
 
 
 def test_every_dashboard_answer_has_the_csp_and_forms_need_their_csrf_token(cli, served, remote_cli, tiny_task,

@@ -129,6 +129,7 @@ class Board(TypedDict):
     direction: NotRequired[str]
     status: NotRequired[str]
     private_shown: NotRequired[bool]
+    shakeup: NotRequired[Optional[dict]]
 
 
 class ScoreHistory(TypedDict):

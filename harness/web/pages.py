@@ -148,7 +148,7 @@ def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HT
                                                               "board": _board(api, task, tab)})
 
 
-def _flat(row: dict) -> dict:
+def flat_row(row: dict) -> dict:
     """A board row for a spreadsheet: an interval [low, high] as two columns, KEY_low and KEY_high."""
     out = {}
     for key, value in row.items():
@@ -166,7 +166,7 @@ def board_csv(request: Request, task: str) -> Response:
     formula (=, +, -, @ ... and not a number) prefixed with ' (core.escape.csv_cell)."""
     api = web_api(request)
     board = api.board(task)
-    rows = [{k: csv_cell(v) for k, v in _flat(r).items()} for r in board["rows"]]
+    rows = [{k: csv_cell(v) for k, v in flat_row(r).items()} for r in board["rows"]]
     out = io.StringIO()
     if rows:  # every row's columns (an unscored entry's row may carry one the first lacks)
         columns = list(dict.fromkeys(k for r in rows for k in r))
