@@ -136,3 +136,66 @@ def test_the_private_tab_says_the_expected_shake_up_in_words():
     public = templates.get_template("board.html").render(board={**board, "view": "public"}, task="tiny",
                                                          tab="public", who={"user": "alice", "organizer": False})
     assert "shake-up from noise" not in public
+
+
+def _lines_task(tmp_path, labels, metric_name="accuracy"):
+    task = make_tiny_task(tmp_path / "t")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', f'metric = "{metric_name}"')
+    (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    (task / "test" / "test_label").write_text("\n".join(map(str, labels)) + "\n")
+    return task
+
+
+def test_the_public_interval_depends_on_the_public_half_alone(tmp_path):
+    """A private score the library computes otherwise (say, an evaluator comparing text) drops only the private
+    interval: whether participants see a public interval before close must say nothing of the private half."""
+    from harness.scoring import score_interval
+    labels = [i % 2 for i in range(40)]
+    task = _lines_task(tmp_path, labels)
+    prediction = tmp_path / "prediction"
+    prediction.write_text("\n".join(str(v) for v in labels) + "\n")
+    got = score_interval.intervals(task, task / "test" / "test_label", prediction, 1.0, 0.25, (0.5, 1, "tiny"))
+    assert got.low is not None and got.note is None and got.private_low is None  # private mismatch: private only
+    agreed = score_interval.intervals(task, task / "test" / "test_label", prediction, 1.0, 1.0, (0.5, 1, "tiny"))
+    assert agreed.private_low is not None
+
+
+def test_a_prediction_crafted_to_cost_memory_costs_a_capped_child_not_the_scheduler(tmp_path):
+    import resource
+    import time
+
+    from harness.scoring import score_interval
+    n = 3000  # a class per example: f1's confusion cells grow as classes squared
+    task = _lines_task(tmp_path, [f"c{i}" for i in range(n)], metric_name="f1")
+    prediction = tmp_path / "prediction"
+    prediction.write_text("\n".join(f"p{i}" for i in range(n)) + "\n")
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    start = time.monotonic()
+    got = score_interval.intervals(task, task / "test" / "test_label", prediction, 0.0)
+    assert time.monotonic() - start < score_interval.WALL_SECONDS + 10
+    assert got.low is None and got.note.startswith("no interval")  # capped: a note, never a crash
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 200_000  # KiB: this process untouched
+
+
+def test_kept_values_follow_the_committed_grade_and_one_missing_entry_leaves_the_other_pairs_marked(tmp_path):
+    from harness.core.enums import Direction
+    from harness.scoring import board_ties, score_interval
+    from harness.scoring.grade import prediction_path
+    dirs = []
+    for i, p in enumerate((0.9, 0.89, 0.5, 0.49)):
+        run_dir = tmp_path / f"run{i}"
+        graded = prediction_path(str(run_dir)).parent
+        graded.mkdir(parents=True)
+        if i != 1:  # entry 1 has no kept values (its prediction had none)
+            with open(graded / score_interval.STAGED, "wb") as fh:  # (np.save on a path would add .npy)
+                np.save(fh, (np.arange(200) < p * 200).astype(np.float64))
+            score_interval.keep_values(prediction_path(str(run_dir)), keep=True)
+        dirs.append(str(run_dir))
+    probs = board_ties.beats_next(dirs, Direction.HIGHER)
+    assert probs[0] is None and probs[1] is None and probs[2] is not None  # the pair 2-3 is still compared
+    kept = prediction_path(dirs[0]).parent / score_interval.PER_EXAMPLE
+    before = kept.read_bytes()
+    with open(prediction_path(dirs[0]).parent / score_interval.STAGED, "wb") as fh:
+        np.save(fh, np.zeros(200))
+    score_interval.keep_values(prediction_path(dirs[0]), keep=False)  # a dry-run rescore: nothing changes
+    assert kept.read_bytes() == before and not (kept.parent / score_interval.STAGED).exists()

@@ -12,7 +12,7 @@ from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
 from harness.scoring import provenance
 from harness.scoring.board_rules import user_board
-from harness.scoring.grade import apply, grade, prediction_path, take_prediction
+from harness.scoring.grade import apply, apply_intervals, grade, prediction_path, take_prediction
 from harness.store.models import Round, Submission
 
 from .gate import rounds_of_task
@@ -41,8 +41,10 @@ def rank_changes(before: dict, after: dict) -> list[dict]:
             for b, who in keys if before.get((b, who)) != after.get((b, who))]
 
 
-def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[list[dict], list[dict]]:
-    """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run).
+def rescore(settings: Settings, db, task, progress: Progress = silent,
+            keep_files: bool = True) -> tuple[list[dict], list[dict]]:
+    """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run, and
+    pass KEEP_FILES False: the graded folders keep their committed per-example values).
     Returns one row per graded submission with what changed, and the rank changes on the task's boards.
     Qualifiers a closed round already admitted stay admitted."""
     ranks_before = standings(db, task)
@@ -68,7 +70,9 @@ def rescore(settings: Settings, db, task, progress: Progress = silent) -> tuple[
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,
                      "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
         if changed:
-            apply(sub, g)
+            apply(sub, g, keep=keep_files)
+        else:  # the same scores: the intervals (and kept values) are this grade's all the same
+            apply_intervals(sub, g, keep=keep_files)
         sub.provenance = {**(sub.provenance or {}), **provenance.grading(dataset, sub.dry_run),
                           "rescored_at": utcnow().isoformat(timespec="seconds")}
     db.flush()

@@ -45,9 +45,9 @@ def _values(run_dir: str):
     return values if values.ndim == 1 and values.dtype == np.float64 else None
 
 
-def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list[float] | None:
-    """The probability that each entry beats the next (len - 1 of them), or None when some entry has no kept
-    per-example values or they differ in length. SPLIT: (fraction, seed, task, "public" or "private") of a round:
+def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list | None:
+    """The probability that each entry beats the next (len - 1 of them; None for a pair where either has no kept
+    per-example values), or None when no entry has any or their lengths differ. SPLIT: (fraction, seed, task, "public" or "private") of a round:
     the examples of that half."""
     key = (tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)  # a rescore rewrites them
     if key in _CACHE:
@@ -57,21 +57,33 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
     from .resampling import mean_resamples, rng_of
     from .splits import halves
     vectors = [_values(d) for d in run_dirs]
-    if len(vectors) < 2 or any(v is None for v in vectors) or len({len(v) for v in vectors}) > 1:
+    sizes = {len(v) for v in vectors if v is not None}
+    if len(vectors) < 2 or len(sizes) != 1:
         return None
     if split is not None:
-        public, private = halves(len(vectors[0]), *split[:3])
-        vectors = [v[public if split[3] == "public" else private] for v in vectors]
+        public, private = halves(sizes.pop(), *split[:3])
+        vectors = [None if v is None else v[public if split[3] == "public" else private] for v in vectors]
     sign = 1.0 if direction is Direction.HIGHER else -1.0
-    out = []
-    for a, b in zip(vectors, vectors[1:]):
+    out: list = []
+    for a, b in zip(vectors, vectors[1:]):  # a pair without kept values is no tie and no mark; the others are
+        if a is None or b is None:
+            out.append(None)
+            continue
         means, _ = mean_resamples(a - b, RESAMPLES, rng_of(SEED))
         s = np.sign(sign * means)
         out.append(float(((s > 0).sum() + 0.5 * (s == 0).sum()) / RESAMPLES))
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = out
+    _remember(key, out)
     return out
+
+
+def _remember(key, value) -> None:
+    """Keep VALUE under KEY, dropping the oldest entry past _CACHE_SIZE (threads may race here: pop tolerates it)."""
+    if len(_CACHE) >= _CACHE_SIZE:
+        try:
+            _CACHE.pop(next(iter(_CACHE)), None)
+        except (StopIteration, RuntimeError):
+            pass
+    _CACHE[key] = value
 
 
 def mark(rows: list[dict], run_dirs: dict, direction: Direction, rank_key: str, id_key: str,
@@ -86,9 +98,9 @@ def mark(rows: list[dict], run_dirs: dict, direction: Direction, rank_key: str, 
     probs = beats_next([run_dirs[r[id_key]] for r in ranked], direction, split) if len(ranked) > 1 else None
     if probs is None:
         return
-    groups = groups_from_probabilities(probs, THRESHOLD)
+    groups = groups_from_probabilities([1.0 if p is None else p for p in probs], THRESHOLD)  # unknown: apart
     for r, p in zip(ranked, probs):
-        r["beats_next"] = round(p, 4)
+        r["beats_next"] = None if p is None else round(p, 4)
     for g in set(groups):
         members = [r for r, gg in zip(ranked, groups) if gg == g]
         if len(members) > 1:
@@ -139,7 +151,5 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     got = shake_up_of_values(vectors, direction, public, private, "whole", SHAKEUP_RESAMPLES, SEED)
     out = {"hold": {t: round(p, 3) for t, p in got.hold.items()}, "teams": len(vectors), "moved": got.moved,
            "expected_moved": round(got.expected_moved, 2), "p_value": round(got.p_value, 3)}
-    if len(_CACHE) >= _CACHE_SIZE:
-        _CACHE.pop(next(iter(_CACHE)))
-    _CACHE[key] = out
+    _remember(key, out)
     return out

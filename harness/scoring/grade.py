@@ -77,12 +77,18 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     return Grade(None, result.reason, result.message)
 
 
-def apply(sub: Submission, g: Grade) -> None:
+def apply(sub: Submission, g: Grade, keep: bool = True) -> None:
     sub.score, sub.private_score = g.score, g.private_score
-    i = g.intervals or score_interval.Intervals()
-    sub.score_low, sub.score_high, sub.private_low, sub.private_high = i.low, i.high, i.private_low, i.private_high
-    sub.interval_note = i.note
+    apply_intervals(sub, g, keep)
     if g.ok:
         sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
     else:
         sub.status, sub.reason, sub.message = RunStatus.FAILED, g.reason, g.message
+
+
+def apply_intervals(sub: Submission, g: Grade, keep: bool = True) -> None:
+    """G's intervals on SUB, and its staged per-example values kept (KEEP) or dropped (a dry-run rescore)."""
+    i = g.intervals or score_interval.Intervals()
+    sub.score_low, sub.score_high, sub.private_low, sub.private_high = i.low, i.high, i.private_low, i.private_high
+    sub.interval_note = i.note
+    score_interval.keep_values(prediction_path(sub.run.run_dir), keep)

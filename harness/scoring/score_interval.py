@@ -5,12 +5,21 @@ The task's metric must be one of the library's (harness.scoring.metric_library) 
 give the same interval), of the whole test set, or in a round of the public half (and of the private half, kept
 hidden with the private score). The library's score must equal what the task's `evaluation.py` printed, else
 the interval would be about another number: then, as for an opaque evaluator, there is none and the note says
-why, in words a participant reads on the board.
+why, in words a participant reads on the board. Whether the public interval exists depends on the public half
+alone (a private mismatch only drops the private interval, which nobody sees before close).
+
+The prediction is a participant's file: it is parsed and resampled in a child process with a memory and a CPU
+cap (a crafted file with thousands of classes or huge ranked lists costs that process, never the scheduler);
+any failure there is "no interval". The mean metrics' per-example values are staged beside the graded prediction
+and kept only when the grade is committed (`keep_values`; a dry-run rescore keeps nothing).
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import dataclass
+import subprocess
+import sys
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.core.errors import UserError
@@ -20,14 +29,10 @@ LEVEL = 0.95
 RESAMPLES = 1000
 SEED = 0
 PER_EXAMPLE = "per_example.npy"  # beside graded/prediction: the metric's per-example values (harness.scoring.board_ties)
-
-
-def _keep_values(path: Path, values) -> None:
-    import numpy as np
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(values, dtype=np.float64), allow_pickle=False)
-    tmp.replace(path)
+STAGED = PER_EXAMPLE + ".new"  # this grade's values until it is committed
+MEMORY_BYTES = 2 << 30
+CPU_SECONDS = 60
+WALL_SECONDS = 120
 
 
 @dataclass
@@ -47,20 +52,39 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
               split: tuple[float, int, str] | None = None) -> Intervals:
     """The intervals of a graded prediction (SPLIT: a round's public fraction, seed and task name, cut as
     harness.scoring.splits cuts it), or an Intervals whose note says why there are none. Never raises for a
-    participant's file."""
-    from .metric_library import metric
-    from .metric_records import task_records
-    from .splits import halves
-    from .uncertainty import interval
-
-    (prediction.parent / PER_EXAMPLE).unlink(missing_ok=True)  # an earlier grade's (a rescore) never outlives it
+    participant's file: the work happens in a capped child process."""
+    (prediction.parent / STAGED).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
+    from .metric_library import metric
     try:
         metric(manifest.metric)
     except UserError:
         return Intervals(note=f"no interval: the task's metric {manifest.metric[:40]!r} is its own evaluator's")
     if "split" not in manifest.extra:
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
+    job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
+           "private_score": private_score, "split": list(split) if split else None}
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
+                              text=True, timeout=WALL_SECONDS, env=env, preexec_fn=_limits)
+        got = Intervals(**json.loads(proc.stdout.strip().splitlines()[-1])) if proc.returncode == 0 else None
+    except (subprocess.TimeoutExpired, OSError, ValueError, TypeError, IndexError):
+        got = None
+    return got or Intervals(note="no interval: computing it took too long or too much memory")
+
+
+def _limits() -> None:  # in the child, before it runs
+    import resource
+    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
+    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
+
+
+def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split) -> Intervals:
+    """The child's work: parse, check against the evaluator's scores, resample; stage the per-example values."""
+    from .metric_records import task_records
+    from .splits import halves
+    from .uncertainty import interval
     try:
         m, records = task_records(dataset, labels, prediction)
         if split is None:
@@ -71,11 +95,40 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         scores = [m.score(part) for part in parts]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
-    wanted = [score] if split is None else [score, private_score]
-    if any(w is None or not _same(float(w), float(s)) for w, s in zip(wanted, scores)):
+    if score is None or not _same(float(score), float(scores[0])):  # the public (or whole) half decides alone
         return Intervals(note=f"no interval: the task's evaluator scores otherwise than the library's {m.name}")
-    found = [interval(m, part, LEVEL, RESAMPLES, SEED) for part in parts]
-    if m.per_example:  # per-example values kept beside the graded prediction: boards compare neighbours with them
-        _keep_values(prediction.parent / PER_EXAMPLE, m.values(records))
-    public, private = found[0], (found[1] if len(found) > 1 else None)
-    return Intervals(public.low, public.high, private and private.low, private and private.high)
+    public = interval(m, parts[0], LEVEL, RESAMPLES, SEED)
+    got = Intervals(public.low, public.high)
+    if split is not None and private_score is not None and _same(float(private_score), float(scores[1])):
+        private = interval(m, parts[1], LEVEL, RESAMPLES, SEED)
+        got.private_low, got.private_high = private.low, private.high
+    if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
+        import numpy as np
+        with open(prediction.parent / STAGED, "wb") as fh:
+            np.save(fh, np.asarray(m.values(records), dtype=np.float64), allow_pickle=False)
+    return got
+
+
+def keep_values(prediction: Path, keep: bool) -> None:
+    """Commit (KEEP) or drop this grade's staged per-example values; an earlier grade's never outlive it."""
+    staged, kept = prediction.parent / STAGED, prediction.parent / PER_EXAMPLE
+    if keep and staged.exists():
+        staged.replace(kept)
+        return
+    staged.unlink(missing_ok=True)
+    if keep:
+        kept.unlink(missing_ok=True)
+
+
+def main(argv: list[str]) -> None:
+    job = json.loads(argv[0])
+    try:
+        got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
+                      job["private_score"], tuple(job["split"]) if job["split"] else None)
+    except MemoryError:
+        raise SystemExit(3) from None
+    print(json.dumps(asdict(got)))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

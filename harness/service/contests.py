@@ -104,7 +104,7 @@ def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -
     """[organizer] Grade every stored prediction of TASK again; with DRY_RUN nothing is kept."""
     permissions.require_organizer(h.settings, "rescore")
     with h.tx() as db:
-        rows, moves = rescore_task(h.settings, db, h.task(db, task), progress)
+        rows, moves = rescore_task(h.settings, db, h.task(db, task), progress, keep_files=not dry_run)
         if dry_run:
             db.rollback()
         else:
