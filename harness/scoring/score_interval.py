@@ -67,14 +67,15 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     try:
         proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
-                              text=True, timeout=WALL_SECONDS, env=env, preexec_fn=_limits)
+                              text=True, timeout=WALL_SECONDS, env=env)  # the child caps itself (no preexec_fn:
+        #                                                              the scheduler and the server are threaded)
         got = Intervals(**json.loads(proc.stdout.strip().splitlines()[-1])) if proc.returncode == 0 else None
     except (subprocess.TimeoutExpired, OSError, ValueError, TypeError, IndexError):
         got = None
     return got or Intervals(note="no interval: computing it took too long or too much memory")
 
 
-def _limits() -> None:  # in the child, before it runs
+def _limits() -> None:  # the child's first act
     import resource
     resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
@@ -121,6 +122,7 @@ def keep_values(prediction: Path, keep: bool) -> None:
 
 
 def main(argv: list[str]) -> None:
+    _limits()
     job = json.loads(argv[0])
     try:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
