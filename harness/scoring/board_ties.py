@@ -47,15 +47,13 @@ def _values(run_dir: str):
 
 def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list | None:
     """The probability that each entry beats the next (len - 1 of them; None for a pair where either has no kept
-    per-example values), or None when no entry has any or their lengths differ. SPLIT: (fraction, seed, task, "public" or "private") of a round:
-    the examples of that half."""
+    per-example values), or None when no entry has any or their lengths differ. SPLIT: (fraction, seed, task,
+    "public" or "private") of a round: the examples of that half."""
     key = (tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)  # a rescore rewrites them
     if key in _CACHE:
         return _CACHE[key]
-    import numpy as np
-
-    from .resampling import mean_resamples, rng_of
     from .splits import halves
+    from .uncertainty import beats_probability_of_values
     vectors = [_values(d) for d in run_dirs]
     sizes = {len(v) for v in vectors if v is not None}
     if len(vectors) < 2 or len(sizes) != 1:
@@ -63,15 +61,9 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
     if split is not None:
         public, private = halves(sizes.pop(), *split[:3])
         vectors = [None if v is None else v[public if split[3] == "public" else private] for v in vectors]
-    sign = 1.0 if direction is Direction.HIGHER else -1.0
-    out: list = []
-    for a, b in zip(vectors, vectors[1:]):  # a pair without kept values is no tie and no mark; the others are
-        if a is None or b is None:
-            out.append(None)
-            continue
-        means, _ = mean_resamples(a - b, RESAMPLES, rng_of(SEED))
-        s = np.sign(sign * means)
-        out.append(float(((s > 0).sum() + 0.5 * (s == 0).sum()) / RESAMPLES))
+    # a pair without kept values is no tie and no mark; the others are compared
+    out = [None if a is None or b is None else beats_probability_of_values(a, b, direction, RESAMPLES, SEED)
+           for a, b in zip(vectors, vectors[1:])]
     _remember(key, out)
     return out
 

@@ -73,11 +73,19 @@ def _paired(metric: Metric, a: Records, b: Records, resamples: int, seed, exact:
     rng = rng_of(seed)
     sign = 1.0 if metric.direction is Direction.HIGHER else -1.0
     if isinstance(sa, MeanSample) and isinstance(sb, MeanSample):
-        # finish is monotone increasing: A's score is higher exactly when the mean of (a - b) is positive
-        means, _ = mean_resamples(sa.values - sb.values, resamples, rng, exact)
-        return np.sign(sign * means)
+        return _paired_means(sa.values, sb.values, sign, resamples, rng, exact)
     scores = resampled_scores([sa, sb], resamples, rng)[0]
     return np.sign(sign * (scores[0] - scores[1]))
+
+
+def _paired_means(a: np.ndarray, b: np.ndarray, sign: float, resamples: int, rng, exact: bool | None) -> np.ndarray:
+    # finish is monotone increasing: A's score is higher exactly when the mean of (a - b) is positive
+    means, _ = mean_resamples(a - b, resamples, rng, exact)
+    return np.sign(sign * means)
+
+
+def _share_better(signs: np.ndarray) -> float:
+    return float(((signs > 0).sum() + 0.5 * (signs == 0).sum()) / len(signs))
 
 
 def beats_probability(metric: Metric, records_a: Records, records_b: Records, resamples: int = 1000, seed=0,
@@ -85,8 +93,14 @@ def beats_probability(metric: Metric, records_a: Records, records_b: Records, re
     """The paired-bootstrap probability that A's score is better than B's (by the metric's direction): the share
     of resamples (the same resampled examples for both) on which A is better, counting a resample where they are
     equal as half. beats_probability(a, b) + beats_probability(b, a) == 1."""
-    signs = _paired(metric, records_a, records_b, resamples, seed, exact)
-    return float(((signs > 0).sum() + 0.5 * (signs == 0).sum()) / len(signs))
+    return _share_better(_paired(metric, records_a, records_b, resamples, seed, exact))
+
+
+def beats_probability_of_values(a: np.ndarray, b: np.ndarray, direction: Direction, resamples: int = 1000,
+                                seed=0, exact: bool | None = None) -> float:
+    """beats_probability for a mean metric from the two entries' per-example values (as grading keeps them)."""
+    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    return _share_better(_paired_means(a, b, sign, resamples, rng_of(seed), exact))
 
 
 def neighbour_probabilities(metric: Metric, ranked: Sequence[Records], resamples: int = 1000, seed=0,
