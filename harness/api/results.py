@@ -79,6 +79,7 @@ class _Outcome(TypedDict):
     created: str
     private_score: NotRequired[Optional[float]]
     provenance: NotRequired[Optional[dict]]
+    ladder: NotRequired[Optional[str]]  # a Ladder round's word on it (harness.scoring.ladder_board)
 
 
 class Submission(_Outcome):
@@ -92,6 +93,7 @@ class Submission(_Outcome):
     team: NotRequired[str]
     score_kind: NotRequired[str]
     selected: NotRequired[bool]
+    public_board: NotRequired[str]  # a round's: plain or ladder
     reserved_flags: NotRequired[Optional[list[str]]]
     log_head: NotRequired[list[str]]
     log_tail: NotRequired[list[str]]
@@ -130,6 +132,7 @@ class Board(TypedDict):
     status: NotRequired[str]
     private_shown: NotRequired[bool]
     shakeup: NotRequired[Optional[dict]]
+    public_board: NotRequired[str]
 
 
 class ScoreHistory(TypedDict):
@@ -259,6 +262,7 @@ class RoundBoard(TypedDict):
     metric: Optional[str]
     direction: str
     status: str
+    public_board: str  # plain, or ladder (harness.scoring.ladder_board)
     private_shown: bool
     rows: list[dict]
     shakeup: NotRequired[Optional[dict]]  # with the private board: expected shake-up (harness.scoring.board_ties)

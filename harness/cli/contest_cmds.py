@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from harness.core.display import arrow, shakeup_text
+from harness.core.display import LADDER_NOTE, arrow, shakeup_text
 
 from . import main, pass_harness, spinner, table_command
 from .output import answer, emit_json, fmt, json_flag, table
@@ -106,6 +106,8 @@ def show_round_board(result: dict, as_json: bool) -> None:
     table(rows, cols, title=title, empty=f"no scored submissions in {result['round']} yet",
           optional=("last_submit", "final_submission", "submits", "_public_interval", "tie"))
     interval_note(rows, "public_interval")
+    if result.get("public_board") == "ladder":
+        click.echo(LADDER_NOTE)
     if result.get("shakeup"):
         click.echo(shakeup_text(result["shakeup"], result["status"] == "closed"))
 

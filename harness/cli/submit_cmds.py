@@ -60,7 +60,11 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
     elif ok:
         _show_dry_run(result)
         kind = f" (public board of {result['round']})" if result.get("round") else ""
-        click.echo(f"Score: {fmt(result['score'])}{kind}")
+        shown = "hidden until the round closes" if result["score"] is None and result.get("ladder") else \
+            fmt(result["score"])
+        click.echo(f"Score: {shown}{kind}")
+        if result.get("ladder"):
+            click.echo(f"Ladder: {result['ladder']}")
         click.echo("Done")
     else:
         _show_dry_run(result)

@@ -15,6 +15,7 @@ gpu_quota = 3                 # GPUs a team's runs may hold at once (absent: no 
 gpu_quota_teams = { "team-a" = 6 }   # teams with a quota of their own
 gpu_policy = "wait"           # wait | refuse: a session over the quota queues, or is refused
 public_fraction = 0.3         # share of the test set on the public board (the rest: private)
+public_board = "plain"        # or "ladder": a shown score moves only when a submit beats it beyond noise
 split_seed = 7
 select = 2                    # submissions a team may select for the private board
 qualify = { top = 10 }        # per task; or { threshold = 0.6 } on the private score
@@ -30,12 +31,13 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.core import clock, schema
-from harness.core.enums import GpuPolicy
+from harness.core.enums import GpuPolicy, PublicBoard
 from harness.core.errors import UserError
 from harness.core.names import check_name
 from harness.core.settings import read_toml
 from harness.state import Harness
 from harness.store.models import Contest, Round, RoundEntry, Team, TeamMember
+from harness.taskpacks.registry import Manifest
 
 from .gate import entered, get_contest, rounds_of_task, status
 
@@ -132,6 +134,9 @@ def parse_spec(path: Path) -> dict:
         entry = r.get("entry", "all" if i == 1 else "qualified")
         if entry not in ("all", "qualified") or (i == 1 and entry == "qualified"):
             raise UserError(f"{where}.entry: expected 'all'{'' if i == 1 else ' or qualified'}, got {entry!r}")
+        board = r.get("public_board", "plain")
+        if board not in {b.value for b in PublicBoard}:
+            raise UserError(f"{where}.public_board: expected 'plain' or 'ladder', got {board!r}")
         parsed.append({
             "name": rname, "tasks": list(tasks), "start": start, "end": end,
             "submit_quota": _number(submit.get("quota", 1), f"{where}.submit.quota", int, 0),
@@ -142,7 +147,7 @@ def parse_spec(path: Path) -> dict:
             "public_fraction": _number(r.get("public_fraction", 0.3), f"{where}.public_fraction", float, 0.01, 0.99),
             "split_seed": _number(r.get("split_seed", 0), f"{where}.split_seed", int),
             "selection_limit": _number(r.get("select", 2), f"{where}.select", int, 1),
-            "qualify": qualify, "entry": entry})
+            "qualify": qualify, "entry": entry, "public_board": PublicBoard(board)})
     return {"name": name, "title": data.get("title", ""), "teams": teams, "rounds": parsed}
 
 
@@ -154,7 +159,9 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
             raise UserError(f"{path}: name: contest {spec['name']!r} already exists")
         for r in spec["rounds"]:
             for t in r["tasks"]:
-                h.task(db, t)  # each task must be prepared: NotFound says how
+                task = h.task(db, t)  # each task must be prepared: NotFound says how
+                if r["public_board"] is PublicBoard.LADDER:
+                    _check_ladder(path, r["name"], task)
                 clash = rounds_of_task(db, t)
                 if clash:
                     raise UserError(f"{path}: rounds.{r['name']}.tasks: {t!r} is already in round {clash[0].label}")
@@ -168,6 +175,7 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
                          gpu_quota_teams=r["gpu_quota_teams"], gpu_policy=r["gpu_policy"],
                          public_fraction=r["public_fraction"], split_seed=r["split_seed"],
                          selection_limit=r["selection_limit"], qualify=r["qualify"], entry=r["entry"],
+                         public_board=r["public_board"],
                          opened_at=clock.now(h.settings) if number == 1 else None, results={}))
         db.flush()
         for team, members in spec["teams"].items():
@@ -175,8 +183,26 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
         return contest.name
 
 
+def _check_ladder(path: Path, round_name: str, task) -> None:
+    """The Ladder compares per-example losses: the task's metric must be a mean of per-example values from the
+    metric library, and its task.toml must say how to read its files ([split])."""
+    from harness.scoring.metric_library import metric
+    where = f"{path}: rounds.{round_name}.public_board"
+    try:
+        m = metric(task.metric)
+    except UserError:
+        raise UserError(f"{where}: 'ladder' needs a metric from the library; task {task.name!r} scores "
+                        f"{task.metric!r} with its own evaluator") from None
+    if not m.per_example:
+        raise UserError(f"{where}: 'ladder' needs per-example losses; task {task.name!r} scores {m.name}, "
+                        "which needs the whole sample")
+    if "split" not in Manifest.read(Path(task.path)).extra:
+        raise UserError(f"{where}: 'ladder' needs task {task.name!r}'s task.toml to have a [split] table")
+
+
 def _jsonable(spec: dict) -> dict:
-    rounds = [{**r, "start": r["start"].isoformat(), "end": r["end"].isoformat(), "gpu_policy": r["gpu_policy"].value}
+    rounds = [{**r, "start": r["start"].isoformat(), "end": r["end"].isoformat(), "gpu_policy": r["gpu_policy"].value,
+               "public_board": r["public_board"].value}
               for r in spec["rounds"]]
     return {**spec, "rounds": rounds}
 

@@ -10,7 +10,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
-from harness.scoring import provenance
+from harness.scoring import ladder_board, provenance
 from harness.scoring.board_rules import user_board
 from harness.scoring.grade import apply, apply_intervals, grade, prediction_path, take_prediction
 from harness.store.models import Round, Submission
@@ -76,6 +76,7 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
         sub.provenance = {**(sub.provenance or {}), **provenance.grading(dataset, sub.dry_run),
                           "rescored_at": utcnow().isoformat(timespec="seconds")}
     db.flush()
+    ladder_board.replay_task(db, task)  # a Ladder board's decisions follow the new grades, in submit order
     return rows, rank_changes(ranks_before, standings(db, task))
 
 

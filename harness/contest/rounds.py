@@ -18,6 +18,7 @@ from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
 from harness.scoring.board_ties import expected_shakeup, mark_board
+from harness.scoring.ladder_board import is_ladder
 from harness.state import Harness
 from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
@@ -29,7 +30,7 @@ from .gate import get_round, rounds_of_task, status, team_of
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     """Every team's public and private standing on TASK in RND (private fields included: callers filter): the
     SQL of store.read_sql (the same style as the per-user board), ranked here."""
-    rows = read_sql.team_board_rows(sa_rows(db), rnd.id, task.id, task.direction)
+    rows = read_sql.team_board_rows(sa_rows(db), rnd.id, task.id, task.direction, is_ladder(rnd))
     d = task.direction
     private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
                      key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
@@ -55,7 +56,9 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
             Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team.id,
             Submission.hidden.is_(False), counted_clause())))
         failed = Counter(s.reason.value for s in subs if s.status is RunStatus.FAILED and s.reason)
-        reason = ("no submission" if not subs else "no scored submission yet" if not failed else
+        scored = any(s.status is RunStatus.SUCCEEDED for s in subs)  # none the Ladder could show
+        reason = ("no submission" if not subs else "no submission the Ladder could compare" if scored else
+                  "no scored submission yet" if not failed else
                   "no valid submission (" + ", ".join(f"{n} {why}" for why, n in sorted(failed.items())) + ")")
         last = max((s.created_at for s in subs), default=None)
         out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,
@@ -113,7 +116,7 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
             rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
         shakeup = expected_shakeup(rows, sa_rows(db), task.direction, split) if show_private else None
         return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
-                "status": state.value, "private_shown": show_private, "rows": rows, "shakeup": shakeup}
+                "public_board": rnd.public_board.value, "status": state.value, "private_shown": show_private, "rows": rows, "shakeup": shakeup}
 
 
 def select_submissions(h: Harness, ids: list[int]) -> dict:

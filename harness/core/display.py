@@ -69,3 +69,7 @@ def shakeup_text(shakeup: dict, closed: bool) -> str:
     verdict = "more than noise explains" if shakeup["p_value"] < 0.05 else "within what noise explains"
     return text + (f" {'Observed' if closed else 'On the halves now'}: {shakeup['moved']} moved "
                    f"(p = {shakeup['p_value']:.2g}, {verdict}).")
+
+
+LADDER_NOTE = ("Ladder public board: a team's public score moves only when a submission beats it by more than the "
+               "noise (a paired test over the public half); other submits show no public score until the round closes")

@@ -105,6 +105,13 @@ class RoundStatus(str, enum.Enum):
     CLOSED = "closed"  # frozen, private board revealed, qualifiers entered into the next round
 
 
+class PublicBoard(str, enum.Enum):
+    """What a round's public board shows of a team (harness.scoring.ladder_board)."""
+
+    PLAIN = "plain"  # its best public score, as every submit reports it
+    LADDER = "ladder"  # the Ladder (Blum & Hardt 2015): a score shown only when it beats the shown one beyond noise
+
+
 class GpuPolicy(str, enum.Enum):
     """What happens to a session that would take its team over the round's GPU quota."""
 

@@ -30,7 +30,7 @@ from harness.runs.spec import spec_for
 from harness.runtime import Handle, Outcome, environments, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
-from harness.scoring import loader_probe, provenance
+from harness.scoring import ladder_board, loader_probe, provenance
 from harness.scoring.grade import apply, grade, prediction_path, take_prediction
 from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission, Task
@@ -338,6 +338,8 @@ class Scheduler:
             sub.provenance = {**(sub.provenance or {}), **origin}
             if result.ok:
                 apply(sub, result)
+                if sub.round_id is not None and sub.team_id is not None:  # a Ladder board decides in submit order
+                    ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
                 self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
             else:
                 self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))

@@ -21,7 +21,7 @@ _CACHE: dict[tuple, list] = {}
 _CACHE_SIZE = 128
 
 
-def _kept(run_dir: str) -> Path:
+def kept_path(run_dir: str) -> Path:
     from .grade import prediction_path
     from .score_interval import PER_EXAMPLE
     return prediction_path(run_dir).parent / PER_EXAMPLE
@@ -29,16 +29,16 @@ def _kept(run_dir: str) -> Path:
 
 def _stamp(run_dir: str) -> tuple | None:
     try:
-        st = _kept(run_dir).stat()
+        st = kept_path(run_dir).stat()
     except OSError:
         return None
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
-def _values(run_dir: str):
+def kept_values(run_dir: str):
     import numpy as np
     try:
-        with open(_kept(run_dir), "rb") as fh:
+        with open(kept_path(run_dir), "rb") as fh:
             values = np.load(fh, allow_pickle=False)
     except (OSError, ValueError):
         return None
@@ -54,7 +54,7 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
         return _CACHE[key]
     from .splits import halves
     from .uncertainty import beats_probability_of_values
-    vectors = [_values(d) for d in run_dirs]
+    vectors = [kept_values(d) for d in run_dirs]
     sizes = {len(v) for v in vectors if v is not None}
     if len(vectors) < 2 or len(sizes) != 1:
         return None
@@ -134,7 +134,7 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     key = ("shakeup", tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)
     if key in _CACHE:
         return _CACHE[key]
-    vectors = {r["team"]: _values(d) for r, d in zip(entries, run_dirs)}
+    vectors = {r["team"]: kept_values(d) for r, d in zip(entries, run_dirs)}
     if len(vectors) < 2 or any(v is None for v in vectors.values()) or len({len(v) for v in vectors.values()}) > 1:
         return None
     from .splits import halves

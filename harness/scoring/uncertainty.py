@@ -282,7 +282,22 @@ def ladder_accepts(metric: Metric, new: Records, best: Records | None) -> tuple[
         return True, 0.0
     if len(new) != len(best):
         raise UserError(f"the Ladder compares on the same examples: {len(new)} and {len(best)} records")
-    d = metric.losses(new) - metric.losses(best)
+    return _ladder_rule(metric.losses(new) - metric.losses(best))
+
+
+def ladder_accepts_values(new: np.ndarray, best: np.ndarray | None, direction: Direction) -> tuple[bool, float]:
+    """ladder_accepts for a mean metric from the two submissions' per-example values (as grading keeps them): a
+    loss is the value (LOWER) or a constant minus it (HIGHER), so the loss differences are +-(new - best)."""
+    if best is None:
+        return True, 0.0
+    if len(new) != len(best):
+        raise UserError(f"the Ladder compares on the same examples: {len(new)} and {len(best)} values")
+    d = np.asarray(new, dtype=np.float64) - np.asarray(best, dtype=np.float64)
+    return _ladder_rule(d if direction is Direction.LOWER else -d)
+
+
+def _ladder_rule(d: np.ndarray) -> tuple[bool, float]:
+    """Accept when the mean paired loss difference D is below minus one standard error of D."""
     if len(d) < 2:
         raise UserError("the Ladder needs at least two test examples")
     margin = float(d.std(ddof=1) / np.sqrt(len(d)))

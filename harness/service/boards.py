@@ -9,6 +9,7 @@ from harness.contest.rounds import round_for_task
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.scoring.board_rules import counted_clause, user_board, valid_score
+from harness.scoring.ladder_board import visible_score
 from harness.state import Harness
 from harness.store.models import Round, Run, Submission, Team, User
 
@@ -46,20 +47,24 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
         if user is not None:
             permissions.require_owner(h.settings, user, f"the history of {user}")
         me = h.user(db, user)
-        query = (select(Submission, Run.spec, Round.closed_at, Round.id)
+        query = (select(Submission, Run.spec, Round)
                  .join(Run, Run.id == Submission.run_id).outerjoin(Round, Round.id == Submission.round_id)
                  .where(Submission.task_id == task.id, Submission.user_id == me.id)
                  .order_by(Submission.id.desc()))
         if per_page is not None:
             query = query.limit(per_page).offset((page - 1) * per_page)
         rows = []
-        for s, spec, closed_at, round_id in db.execute(query):
+        organizer = permissions.is_organizer(h.settings)
+        for s, spec, rnd in db.execute(query):
+            score, ladder = visible_score(s, rnd, organizer)
             row = {"id": s.id, "session": s.session_name, "checkpoint": s.checkpoint, "dry_run": s.dry_run,
-                   "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": s.score,
+                   "status": s.status.value, "reason": s.reason.value if s.reason else None, "score": score,
                    "message": permissions.submission_message(h.settings, s.dry_run, s.reason, s.message),
-                   "created": s.created_at.isoformat(timespec="seconds"),
-                   "selected": s.selected, "in_round": round_id is not None, "reserved_flags": (spec or {}).get("reserved_flags")}
-            if round_id is not None and (permissions.is_organizer(h.settings) or closed_at is not None):
+                   "created": s.created_at.isoformat(timespec="seconds"), "selected": s.selected,
+                   "in_round": rnd is not None, "reserved_flags": (spec or {}).get("reserved_flags")}
+            if ladder:
+                row["ladder"] = ladder
+            if rnd is not None and (organizer or rnd.closed):
                 row["private_score"] = s.private_score
             if permissions.is_organizer(h.settings):
                 row["provenance"] = s.provenance
@@ -85,7 +90,8 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
         board = Submission.round_id == rnd.id if rnd is not None else Submission.round_id.is_(None)
         rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
                           .where(Submission.task_id == task.id, board, Submission.status == RunStatus.SUCCEEDED,
-                                 valid_score(Submission.score, db), Submission.hidden.is_(False), counted_clause())
+                                 valid_score(Submission.score, db), Submission.hidden.is_(False), counted_clause(),
+                                 Submission.ladder_accepted.is_not(False))  # a Ladder board's shown scores only
                           .order_by(Submission.created_at, Submission.id)).all()
         by_team = rnd is not None
         names = dict(db.execute(select(Team.id, Team.name) if by_team else select(User.id, User.name)).all())

@@ -21,6 +21,7 @@ from harness.scheduler.lease import wake
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
 from harness.scoring.grade import prediction_path
+from harness.scoring.ladder_board import visible_score
 from harness.state import Harness
 from harness.store.models import Checkpoint, Round, Submission
 from harness.taskpacks import layout
@@ -137,7 +138,9 @@ def submission_info(h: Harness, sub_id: int) -> dict:
                 "entry": (sub.run.spec or {}).get("entry")}
         if sub.round_id is not None:
             rnd = db.get(Round, sub.round_id)
-            info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected)
+            info["score"], ladder = visible_score(sub, rnd, permissions.is_organizer(h.settings))
+            info.update(round=rnd.label, team=sub.team.name, score_kind="public", selected=sub.selected,
+                        public_board=rnd.public_board.value, ladder=ladder)
             if rnd.closed or permissions.is_organizer(h.settings):
                 info["private_score"] = sub.private_score
         if permissions.is_organizer(h.settings):

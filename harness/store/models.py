@@ -25,7 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from harness.core.clock import utcnow
-from harness.core.enums import Direction, FailureReason, GpuPolicy, RunKind, RunPhase, RunStatus, counted
+from harness.core.enums import Direction, FailureReason, GpuPolicy, PublicBoard, RunKind, RunPhase, RunStatus, counted
 
 
 def _enum(cls, name, length=32):
@@ -204,6 +204,8 @@ class Submission(Base):
     private_high: Mapped[float | None] = mapped_column(Float, nullable=True)
     interval_note: Mapped[str | None] = mapped_column(String(200), nullable=True)
     selected: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    # a Ladder round's submission: whether it became its team's shown public score (None elsewhere, or unscored)
+    ladder_accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
     hidden: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")  # never ranks (moderation)
     hidden_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     hidden_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
@@ -252,6 +254,8 @@ class Round(Base):
     gpu_quota_teams: Mapped[dict] = mapped_column(JSON, default=dict)  # team name → its own quota
     gpu_policy: Mapped[GpuPolicy] = mapped_column(_enum(GpuPolicy, "gpu_policy"), default=GpuPolicy.WAIT)
     public_fraction: Mapped[float] = mapped_column(Float, default=0.3)
+    public_board: Mapped[PublicBoard] = mapped_column(_enum(PublicBoard, "public_board", 16),
+                                                      default=PublicBoard.PLAIN, server_default="plain")
     split_seed: Mapped[int] = mapped_column(Integer, default=0)
     selection_limit: Mapped[int] = mapped_column(Integer, default=2)
     qualify: Mapped[dict] = mapped_column(JSON, default=dict)  # {"top": K} or {"threshold": X} or {}

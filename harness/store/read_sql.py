@@ -40,11 +40,15 @@ ORDER BY s.score {{order}}, s.created_at, s.id
 
 # A round's team board on one task: per team its best public submission (earliest among equal scores), its final
 # one (the best private score among those it selected, or its best public one when it selected none), how many it
-# selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows.
+# selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows. On a
+# Ladder board ({{shown}}) only the submissions the Ladder accepted are public scores (harness.scoring.ladder_board);
+# a team may still select any of its scored submissions for the private board.
 TEAM_BOARD_SQL = f"""
 WITH scored AS (
     SELECT id, team_id, score, private_score, selected, created_at, score_low, score_high, private_low, private_high,
-           interval_note, row_number() OVER (PARTITION BY team_id ORDER BY score {{order}}, created_at, id) AS rn,
+           interval_note, CASE WHEN {{shown}} THEN 1 ELSE 0 END AS shown,
+           row_number() OVER (PARTITION BY team_id
+                              ORDER BY CASE WHEN {{shown}} THEN 0 ELSE 1 END, score {{order}}, created_at, id) AS rn,
            sum(CASE WHEN selected THEN 1 ELSE 0 END) OVER (PARTITION BY team_id) AS nsel
     FROM submissions WHERE round_id = :round AND task_id = :task AND {RANKED}),
 picks AS (
@@ -61,22 +65,25 @@ SELECT t.name, s.id, s.score, s.nsel, f.id, f.private_score, f.created_at, c.sub
        s.score_low, s.score_high, s.interval_note, f.private_low, f.private_high
 FROM scored s JOIN teams t ON t.id = s.team_id
 LEFT JOIN final f ON f.team_id = s.team_id LEFT JOIN counts c ON c.who = s.team_id
-WHERE s.rn = 1
+WHERE s.rn = 1 AND s.shown = 1
 ORDER BY s.score {{order}}, s.created_at, s.id
 """
+LADDER_SHOWN = "ladder_accepted = :yes"
 
 
-def team_board_rows(rows, round_id: int, task_id: int, direction: Direction) -> list[dict]:
+def team_board_rows(rows, round_id: int, task_id: int, direction: Direction, ladder: bool = False) -> list[dict]:
     """A round's team rows in public order, public ranks set (ties share one); the private fields are the final
-    submission's, for the caller to rank (`_final_at`: when it was made, the private tie-break)."""
-    sql = TEAM_BOARD_SQL.format(order=direction.sql_order)
+    submission's, for the caller to rank (`_final_at`: when it was made, the private tie-break). LADDER: the
+    round's public board is the Ladder (only accepted submissions are public scores)."""
+    sql = TEAM_BOARD_SQL.format(order=direction.sql_order, shown=LADDER_SHOWN if ladder else "1 = 1")
     out = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
             "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline),
             "public_interval": _pair(low, high), "interval_note": note, "private_interval": _pair(plow, phigh)}
            for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline, low, high, note, plow, phigh
            in rows(
-               sql, round=round_id, task=task_id, no=False, succeeded=RunStatus.SUCCEEDED.value, faults=FAULTS)]
+               sql, round=round_id, task=task_id, no=False, yes=True, succeeded=RunStatus.SUCCEEDED.value,
+               faults=FAULTS)]
     rank_rows(out, "public")
     for r in out:
         r["public_rank"] = r.pop("rank")

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from harness.core.display import interval_text, shakeup_text
+from harness.core.display import LADDER_NOTE, interval_text, shakeup_text
 from harness.core.errors import PermissionDenied, UserError
 from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
 templates.env.globals.update(fmt=fmt, arrow=arrow, utc=utc, dash=DASH, csrf_field=csrf_field, span=interval_text,
-                             shakeup_text=shakeup_text)
+                             shakeup_text=shakeup_text, ladder_note=LADDER_NOTE)
 
 
 class LoginNeeded(Exception):

@@ -1,0 +1,117 @@
+"""A contest round's Ladder public board (`public_board = "ladder"`): a team's shown public score moves only when a
+submission beats it by more than the noise over the public half; a submission the Ladder did not show keeps its
+public score from the team until the round closes (on every channel: submit, history, submission, score history,
+board); rescoring and moderation replay the decisions in submit order; a task the Ladder cannot compare is refused
+at `contest create` naming the field."""
+from contextlib import contextmanager
+
+import pytest
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
+
+from harness.scoring.splits import halves
+from harness.service import boards
+
+TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (label: number > 50)
+CUP = ('name = "cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+       'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.6\nsplit_seed = 0\n'
+       'submit = {{ quota = 20, period_seconds = 60 }}\npublic_board = "{board}"\n')
+
+
+def _round(cli, tmp_path, board="ladder", metric_name="accuracy", split=True):
+    task = make_tiny_task(tmp_path / "tiny")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', f'metric = "{metric_name}"')
+    (task / "task.toml").write_text(text + ('\n[split]\nlabel = "lines"\nprediction = "lines"\n' if split else ""))
+    cli("dataset", "add", task, user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(CUP.format(board=board))
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    return tmp_path / "cup.toml"
+
+
+@contextmanager
+def _organizer():
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        yield h
+    finally:
+        h.store.close()
+
+
+def _submit(cli, tmp_path, user, threshold):
+    folder = participant(tmp_path / f"code-{user}-{threshold}", NSML_MAIN)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", f"--epochs 1 --threshold {threshold}", folder,
+               user=user).stdout.split()[1]
+    cli("logs", "-f", name, user=user)
+    return name
+
+
+def test_the_split_this_file_relies_on():
+    public, _ = halves(15, 0.6, 0, "tiny")
+    shown = sorted(TEST_NUMBERS[i] for i in public)
+    # threshold 20 errs on 29, 36, 43, 50 of these; threshold 45 only on 50; threshold 50 on none
+    assert [x for x in shown if 20 < x <= 50] == [29, 36, 43, 50] and [x for x in shown if 45 < x <= 50] == [50]
+
+
+def test_a_ladder_round_shows_a_score_only_when_it_beats_the_shown_one_beyond_noise(cli, tmp_path):
+    cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
+    sessions = {t: _submit(cli, tmp_path, "alice", t) for t in (20, 45, 50)}
+    first = cli.json("submit", sessions[20], "0", user="alice")
+    assert first["score"] == pytest.approx(5 / 9) and first["public_board"] == "ladder"
+    assert first["ladder"].startswith("shown")  # a team's first scored submission is always shown
+    better = cli.json("submit", sessions[45], "0", user="alice")  # 3 of 9 more right: beyond the noise
+    assert better["score"] == pytest.approx(8 / 9) and better["ladder"].startswith("shown")
+    r = cli("submit", sessions[50], "0", user="alice")  # one more example right: within the noise
+    assert "Score: hidden until the round closes (public board of cup/r1)" in r.stdout and "Ladder: not shown: it did not beat the team's shown public score" in r.stdout
+    twin = _submit(cli, tmp_path / "twin", "alice", 45)
+    again = cli.json("submit", twin, "0", user="alice")  # the same predictions again: never shown
+    assert again["score"] is None and again["ladder"].startswith("not shown")
+
+    row = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]
+    assert row["public"] == pytest.approx(8 / 9) and row["public_rank"] == 1  # the shown score, not 1.0
+    assert "Ladder public board" in cli("contest", "board", "tiny", user="bob").stdout
+    history = {h["id"]: h for h in cli.json("history", "tiny", user="alice")}
+    hidden = [h for h in history.values() if h.get("ladder", "").startswith("not shown")]
+    assert len(hidden) == 2 and all(h["score"] is None for h in hidden)
+    with _organizer() as h:  # organizers see every score all along
+        rows = boards.history(h, "tiny", "alice")
+    assert sorted(r["score"] for r in rows if r["id"] in {h["id"] for h in hidden}) == pytest.approx([8 / 9, 1.0])
+    with _organizer() as h:
+        series = boards.score_history(h, "tiny")["series"]
+    assert max(series["red"]["y"]) == pytest.approx(8 / 9)  # the board's history is the shown scores'
+
+    cli("hide", str(better["id"]), user=ORGANIZER)  # moderation replays the Ladder without it: 1.0 now beats 5/9
+    row = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]
+    assert row["public"] == 1.0
+    cli("unhide", str(better["id"]), user=ORGANIZER)
+    with _organizer() as h, h.tx() as db:  # a rescore replays the decisions from the grades, in submit order
+        from harness.contest.rescore import rescore
+        from harness.store.models import Submission
+        for sub in db.query(Submission):
+            sub.ladder_accepted = True
+        rescore(h.settings, db, h.task(db, "tiny"))
+        assert [s.ladder_accepted for s in db.query(Submission).order_by(Submission.id)] == [True, True, False, False]
+    assert {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]["public"] == pytest.approx(8 / 9)
+
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    cli("contest", "close", "cup/r1", user=ORGANIZER)
+    after = [h for h in cli.json("history", "tiny", user="alice") if h.get("ladder", "").startswith("not shown")]
+    assert sorted(h["score"] for h in after) == pytest.approx([8 / 9, 1.0])  # revealed with the private board
+
+
+def test_an_honest_team_still_moves_up_and_a_plain_round_shows_every_score(cli, tmp_path):
+    cli("contest", "create", _round(cli, tmp_path, board="plain"), user=ORGANIZER)
+    s45, s50 = _submit(cli, tmp_path, "bob", 45), _submit(cli, tmp_path, "bob", 50)
+    assert cli.json("submit", s45, "0", user="bob").get("ladder") is None
+    plain = cli.json("submit", s50, "0", user="bob")
+    assert plain["score"] == 1.0 and plain["public_board"] == "plain"
+    assert cli.json("board", "tiny", user="alice")["rows"][0]["public"] == 1.0
+
+
+def test_a_task_the_ladder_cannot_compare_is_refused_at_create(cli, tmp_path):
+    path = _round(cli, tmp_path, metric_name="f1")
+    r = cli("contest", "create", path, user=ORGANIZER, code=2)
+    assert "rounds.r1.public_board: 'ladder' needs per-example losses; task 'tiny' scores f1" in r.stderr
+    (tmp_path / "cup.toml").write_text(CUP.format(board="stairs"))
+    r = cli("contest", "create", path, user=ORGANIZER, code=2)
+    assert "rounds[1].public_board: expected 'plain' or 'ladder', got 'stairs'" in r.stderr
