@@ -47,7 +47,7 @@ def test_simulating_an_own_pack_with_baselines_from_its_task_toml(organizer, tmp
                      "baselines/majority"]
     """))
     organizer("dataset", "add", tmp_path / "mine")
-    (tmp_path / "own.toml").write_text(CONTEST)
+    (tmp_path / "own.toml").write_text(CONTEST + 'public_board = "ladder"\n')
     r = organizer("contest", "simulate", "own.toml", "--teams", "5", "--seed", "4", "--out", "sim", "--workers", "1")
     assert "registering mine" in r.stdout and "r1 closed: final boards revealed" in r.stdout
     report = (tmp_path / "sim" / "report.md").read_text()
@@ -57,6 +57,13 @@ def test_simulating_an_own_pack_with_baselines_from_its_task_toml(organizer, tmp
     assert "#### Shake-up: mine in r1" in report and "ranked teams changed place" in report
     assert (tmp_path / "sim" / "plots" / "shakeup_r1_mine.png").read_bytes()[:4] == b"\x89PNG"
     assert "- Behaviours: team-01 " in report and "Submits of code without a planted fault" in report
+    study = report.split("#### Public board: plain vs Ladder — mine in r1")[1].split("\n## ")[0]
+    assert "This round's board is **ladder**" in study, study
+    assert "| plain |" in study and "| ladder |" in study  # both rules replayed on the round's submissions
+    attacks = [line for line in study.splitlines() if line.startswith("| boosting attack") or
+               line.startswith("| hill-climber")]
+    assert len(attacks) == 6 and all(" → " in line for line in attacks), study
+    assert "**Recommended for this task**" in study and "public fraction **" in study
 
     from harness.core.settings import load_settings
     from harness.state import Harness

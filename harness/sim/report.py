@@ -14,6 +14,8 @@ from harness.core.enums import Direction, RunStatus
 from harness.state import Harness
 from harness.store.models import Run, Session, Submission
 
+from . import board_study
+
 
 def _plots():
     import matplotlib
@@ -159,6 +161,7 @@ def write_report(h: Harness, contest_name: str, cfg, log) -> Path:
                 shakeup_chart(plots / shake, f"{rnd.name} · {task_name}: public → private rank", rows)
                 md += [f"![score over time](plots/{curve})", "", f"#### Shake-up: {task_name} in {rnd.name}", "",
                        *_shakeup_lines(rows), "", f"![shake-up](plots/{shake})", ""]
+                md += board_study.section(db, rnd, task, rows)
             quals = res.get("qualifiers") or {}
             if res.get("next_round") or quals:
                 md += [f"**Qualified ({len(quals)})** for {res.get('next_round') or 'no further round'}:", ""]

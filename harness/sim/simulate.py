@@ -265,7 +265,8 @@ class Simulation:
             with h.tx() as db:
                 for sub in db.scalars(select(Submission).join(Team, Submission.team_id == Team.id).where(
                         Submission.round_id == rnd_id, Team.name == team.name,
-                        Submission.status == RunStatus.SUCCEEDED).order_by(Submission.id)):
+                        Submission.status == RunStatus.SUCCEEDED,  # what its board showed it (a Ladder hides some)
+                        Submission.ladder_accepted.is_not(False)).order_by(Submission.id)):
                     by_task.setdefault(sub.task_id, (sub.task.direction, []))[1].append((sub.id, sub.score))
             for direction, rows in by_task.values():
                 if eager:
