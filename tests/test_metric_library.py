@@ -220,3 +220,22 @@ def test_records_that_cannot_line_up_are_user_errors(tmp_path):
     write_csv(tmp_path / "pred", ["id", "guess", "y"], [(2, 9, 3.5), (1, 9, 2.5)])
     records = read_aligned(metric("rmse"), tmp_path / "label", tmp_path / "pred", fmt, Fields(prediction="y"))
     assert records.predictions.tolist() == [2.5, 3.5]
+
+
+def test_a_pack_with_extra_fields_names_its_prediction_field_in_its_split_table(tmp_path):
+    """A prediction file with a column before the prediction (here `model`): without a declared field the library
+    would read that column; `prediction_field` in [split] names the right one, as do label and confidence."""
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "task.toml").write_text('name = "extra"\nmetric = "rmse"\ndirection = "lower"\n[split]\nlabel = "csv"\n'
+                                    'prediction = "csv"\nkey = "id"\nlabel_field = "eta"\n'
+                                    'prediction_field = "eta"\n')
+    write_csv(tmp_path / "label", ["id", "route", "eta"], [(1, 7, 2.0), (2, 8, 3.0)])
+    write_csv(tmp_path / "pred", ["id", "model", "eta"], [(2, 99, 3.5), (1, 99, 2.5)])
+    m, records = task_records(pack, tmp_path / "label", tmp_path / "pred")
+    assert records.labels.tolist() == [2.0, 3.0] and records.predictions.tolist() == [2.5, 3.5]
+    assert m.score(records) == pytest.approx(0.5)
+    (pack / "task.toml").write_text((pack / "task.toml").read_text().replace('prediction_field = "eta"',
+                                                                           'prediction_field = "guess"'))
+    with pytest.raises(UserError, match="predictions: no 'guess' field"):
+        task_records(pack, tmp_path / "label", tmp_path / "pred")

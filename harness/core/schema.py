@@ -93,7 +93,8 @@ TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' o
           "network": bool, "source_builds": bool},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "cpus": NUMBER},
     "submit": {"quota": int, "period_seconds": NUMBER},
-    "split": {"label": str, "prediction": str, "key": str},
+    "split": {"label": str, "prediction": str, "key": str, "label_field": str, "prediction_field": str,
+              "confidence_field": str},
     "evaluator": {"args": list, "requirements": list},
     "simulate": {"baselines": list},  # contest simulate's synthetic teams (harness.sim.baselines checks the entries)
     "rules": {ANY: ANY_VALUE},

@@ -5,7 +5,9 @@ that ties a prediction to a label; no key: by position), the same reader that cu
 field holds the value:
 
 * csv: the label's one column besides the key (or ``Fields.label``); the prediction's first column besides the key
-  and ``confidence`` (or ``Fields.prediction``); GAP's confidence is the ``confidence`` column.
+  and ``confidence`` (or ``Fields.prediction``); GAP's confidence is the ``confidence`` column. A pack whose files
+  carry other fields names them in its ``[split]`` table: ``label_field``, ``prediction_field``,
+  ``confidence_field``.
 * json: the same rule over each record's fields (a list of records, each an object).
 * lines: the stripped line.
 
@@ -36,6 +38,11 @@ class Fields:
     label: str | None = None
     prediction: str | None = None
     confidence: str = CONFIDENCE
+
+    @classmethod
+    def declared(cls, split: dict) -> "Fields":
+        """The fields a task's [split] table names (label_field, prediction_field, confidence_field)."""
+        return cls(split.get("label_field"), split.get("prediction_field"), split.get("confidence_field", CONFIDENCE))
 
 
 def _field_names(records: list, fmt: str, header) -> list[str]:
@@ -193,4 +200,4 @@ def task_records(task_folder: Path, label_path: Path, prediction_path: Path,
         raise UserError(f"{manifest.name}: {m.name} is {m.direction.value}-is-better, the manifest says "
                         f"{manifest.direction.value}")
     fmt = SplitFormat.from_manifest(manifest.extra, f"{manifest.name}/task.toml")
-    return m, read_aligned(m, label_path, prediction_path, fmt, fields)
+    return m, read_aligned(m, label_path, prediction_path, fmt, fields or Fields.declared(manifest.extra["split"]))
