@@ -199,3 +199,75 @@ def test_kept_values_follow_the_committed_grade_and_one_missing_entry_leaves_the
         np.save(fh, np.zeros(200))
     score_interval.keep_values(prediction_path(dirs[0]), keep=False)  # a dry-run rescore: nothing changes
     assert kept.read_bytes() == before and not (kept.parent / score_interval.STAGED).exists()
+
+
+VALUES_EVAL = '''
+labels = open(a.test_label_path).read().split()
+right = [1.0 if p == l else 0.0 for p, l in zip(open(a.prediction).read().split(), labels)]
+open("per_example.txt", "w").write("\\n".join(map(str, WRITE)))
+print(repr(sum(right) / len(right)))
+'''
+
+
+def _opaque_with_values(tmp_path, cli, write="right", extra=""):
+    """The tiny task with an evaluator of its own (metric 'house-score') that writes per_example.txt."""
+    task = make_tiny_task(tmp_path / "tiny")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', 'metric = "house-score"')
+    (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n' + extra)
+    head = "import argparse\np = argparse.ArgumentParser()\np.add_argument('--prediction'); " \
+           "p.add_argument('--test_label_path')\na = p.parse_args()\n"
+    (task / "evaluation.py").write_text(head + VALUES_EVAL.replace("WRITE", write))
+    cli("dataset", "add", task, user=ORGANIZER)
+    return task
+
+
+def test_an_opaque_evaluator_that_writes_per_example_values_gets_intervals_and_ties(cli, tmp_path):
+    _opaque_with_values(tmp_path, cli)
+    _submit(cli, tmp_path, "alice", 36)
+    _submit(cli, tmp_path, "bob", 37)  # the same predictions on this test set: a tie
+    rows = cli.json("board", "tiny")
+    preds = [int(x > 36) for x in TEST_NUMBERS]
+    values = np.array([float(p == int(x > 50)) for p, x in zip(preds, TEST_NUMBERS)])
+    from harness.scoring.uncertainty import interval_of_values
+    expected = interval_of_values(values, lambda m: m, 0.95, 1000, 0)
+    assert rows[0]["interval"] == [expected.low, expected.high] and rows[0]["interval_note"] is None, [r["interval_note"] for r in rows]
+    assert rows[0]["tie"] == rows[1]["tie"] == "1 (all)"
+
+
+def test_per_example_values_that_do_not_make_the_score_give_no_interval_and_say_why(cli, tmp_path):
+    _opaque_with_values(tmp_path, cli, write="[0.5] * len(right)")
+    _submit(cli, tmp_path, "alice", 35)
+    [row] = cli.json("board", "tiny")
+    assert row["interval"] is None and "per-example values make 0.5 (mean), not its score" in row["interval_note"]
+
+
+def test_values_with_a_declared_finish_and_garbage_values(cli, tmp_path):
+    _opaque_with_values(tmp_path, cli, write="['nan'] * len(right)", extra='[evaluator]\nper_example = "median"\n')
+    _submit(cli, tmp_path, "alice", 35)
+    [row] = cli.json("board", "tiny")
+    assert "per_example must be one of mean, sqrt-mean, got 'median'" in row["interval_note"]
+    from harness.scoring.score_interval import compute_from_values
+    prediction = tmp_path / "graded" / "prediction"
+    prediction.parent.mkdir()
+    (prediction.parent / "evaluator_per_example.txt").write_text("nan\n1\n")
+    got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction, 0.5, None,
+                              None, "mean")
+    assert got.low is None and "not one finite number per line" in got.note
+    (prediction.parent / "evaluator_per_example.txt").write_text("1\n9\n")  # squared errors: RMSE sqrt(5)
+    got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction, 5 ** 0.5,
+                              None, None, "sqrt-mean")
+    assert got.note is None and 1 <= got.low <= got.high <= 3
+
+
+def test_an_opaque_evaluators_values_serve_a_rounds_public_and_private_halves(cli, tmp_path):
+    _opaque_with_values(tmp_path, cli)
+    (tmp_path / "cup.toml").write_text(
+        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    _submit(cli, tmp_path, "alice", 35)
+    board = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)
+    [row] = board["rows"]
+    assert row["public_interval"][0] <= row["public"] <= row["public_interval"][1]
+    assert row["private_interval"][0] <= row["private"] <= row["private_interval"][1]

@@ -95,7 +95,7 @@ TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' o
     "submit": {"quota": int, "period_seconds": NUMBER},
     "split": {"label": str, "prediction": str, "key": str, "label_field": str, "prediction_field": str,
               "confidence_field": str},
-    "evaluator": {"args": list, "requirements": list},
+    "evaluator": {"args": list, "requirements": list, "per_example": str},
     "simulate": {"baselines": list},  # contest simulate's synthetic teams (harness.sim.baselines checks the entries)
     "rules": {ANY: ANY_VALUE},
 }

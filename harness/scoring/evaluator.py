@@ -4,6 +4,12 @@ The evaluator is called as NSML called it: ``python evaluation.py --prediction F
 and must print one float (the last line of its output that parses as a number is taken).  An evaluator that
 rejects the predictions says so with a line starting ``invalid prediction`` on stderr and a non-zero exit:
 that is the participant's failure (``invalid_prediction``); any other crash is ``scorer_error``.
+
+Optional output: an evaluator may also write the per-example values behind its score to ``per_example.txt`` in
+its working directory (one number per test example, in the label file's order; the score is their mean, or with
+task.toml ``[evaluator] per_example = "sqrt-mean"`` the square root of their mean). The harness takes the file
+(a regular file, at most PER_EXAMPLE_BYTES) for intervals, tie marks and the Ladder (harness.scoring.score_interval
+checks it); an evaluator run in a container writes into a throwaway /tmp and has none.
 """
 from __future__ import annotations
 
@@ -19,6 +25,8 @@ from .evaluator_call import EvaluatorCall, command, container_name, isolation
 
 INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
+PER_EXAMPLE_FILE = "per_example.txt"
+PER_EXAMPLE_BYTES = 64 << 20
 
 
 @dataclass
@@ -62,6 +70,14 @@ def check_prediction(prediction: Path) -> ScoreResult | None:
     return None
 
 
+def _take_values(workdir: Path, dest: Path) -> None:
+    from harness.core.safefs import UnsafeFile, copy_out
+    try:
+        copy_out(workdir, PER_EXAMPLE_FILE, dest, PER_EXAMPLE_BYTES)
+    except (FileNotFoundError, UnsafeFile, OSError):
+        dest.unlink(missing_ok=True)
+
+
 def _limit_memory(nbytes: int | None):
     if not nbytes:
         return None
@@ -73,8 +89,11 @@ def _limit_memory(nbytes: int | None):
 
 
 def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: float,
-             memory: int | None = None, call: EvaluatorCall | None = None) -> ScoreResult:
-    """Run the evaluator on a prediction; CALL says how (harness.scoring.evaluator_call; default: the 2021-22 flags)."""
+             memory: int | None = None, call: EvaluatorCall | None = None, values_to: Path | None = None) -> ScoreResult:
+    """Run the evaluator on a prediction; CALL says how (harness.scoring.evaluator_call; default: the 2021-22 flags).
+    VALUES_TO: where to keep the evaluator's per_example.txt, when it wrote one (else nothing is there)."""
+    if values_to is not None:
+        values_to.unlink(missing_ok=True)
     bad = check_prediction(prediction)
     if bad is not None:
         return bad
@@ -94,6 +113,8 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
             if in_docker:
                 subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True)
             return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+        if values_to is not None and proc.returncode == 0:
+            _take_values(Path(cwd), values_to)
     if in_docker and proc.returncode == 137:
         return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s or out of "
                            f"its memory (killed in its container)")

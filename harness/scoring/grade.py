@@ -31,6 +31,11 @@ def prediction_path(run_dir: str) -> Path:
     return Path(run_dir) / "graded" / "prediction"
 
 
+def evaluator_values(prediction: Path) -> Path:
+    """Where a grade keeps the evaluator's per_example.txt (harness.scoring.evaluator), beside the prediction."""
+    return prediction.parent / score_interval.EVALUATOR_VALUES
+
+
 def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     """Copy the prediction the run wrote (output/prediction: a regular file it created, no link of any kind,
     at most limits.prediction_bytes) into harness-owned storage. A Grade when it cannot be taken."""
@@ -60,15 +65,17 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     call.prefer = settings.evaluator_isolation or ("docker" if runtime == "docker" else "bwrap")
     if call.env_dir is not None:
         call.prefer = "bwrap"  # its own requirements live in a host environment, which a container does not have
+    values = evaluator_values(prediction)  # the evaluator's own per-example output, when it writes one
     if rnd is None or dry_run:
-        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call)
+        result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call,
+                          None if dry_run else values)
         got = Grade(result.score, result.reason, result.message)
         if got.ok and not dry_run:  # a dry run is a check: its score never ranks, it needs no interval
             got.intervals = score_interval.intervals(dataset, labels, prediction, got.score)
         return got
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
-                            limit, settings.scorer_memory_bytes, call)
+                            limit, settings.scorer_memory_bytes, call, values)
     if isinstance(result, SplitScores):
         got = Grade(result.public.score, private_score=result.private.score)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,

@@ -30,6 +30,9 @@ RESAMPLES = 1000
 SEED = 0
 PER_EXAMPLE = "per_example.npy"  # beside graded/prediction: the metric's per-example values (harness.scoring.board_ties)
 STAGED = PER_EXAMPLE + ".new"  # this grade's values until it is committed
+EVALUATOR_VALUES = "evaluator_per_example.txt"  # an opaque evaluator's own per_example.txt (harness.scoring.evaluator)
+FINISHES = ("mean", "sqrt-mean")  # how those values make the evaluator's score
+MAX_VALUES = 10_000_000
 MEMORY_BYTES = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
@@ -56,14 +59,21 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     (prediction.parent / STAGED).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
     from .metric_library import metric
+    finish = None  # the library's metric; else how the evaluator's own per-example values make its score
     try:
         metric(manifest.metric)
     except UserError:
-        return Intervals(note=f"no interval: the task's metric {manifest.metric[:40]!r} is its own evaluator's")
-    if "split" not in manifest.extra:
+        finish = (manifest.extra.get("evaluator") or {}).get("per_example", "mean")
+        if finish not in FINISHES:
+            return Intervals(note=f"no interval: task.toml [evaluator] per_example must be one of "
+                                  f"{', '.join(FINISHES)}, got {str(finish)[:40]!r}")
+        if not (prediction.parent / EVALUATOR_VALUES).is_file():
+            return Intervals(note=f"no interval: the task's metric {manifest.metric[:40]!r} is its own "
+                                  f"evaluator's, which wrote no per-example values")
+    if "split" not in manifest.extra and (finish is None or split is not None):
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
-           "private_score": private_score, "split": list(split) if split else None}
+           "private_score": private_score, "split": list(split) if split else None, "finish": finish}
     env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     try:
         proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
@@ -81,8 +91,11 @@ def _limits() -> None:  # the child's first act
     resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
-def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split) -> Intervals:
+def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
+            finish: str | None = None) -> Intervals:
     """The child's work: parse, check against the evaluator's scores, resample; stage the per-example values."""
+    if finish is not None:
+        return compute_from_values(dataset, labels, prediction, score, private_score, split, finish)
     from .metric_records import task_records
     from .splits import halves
     from .uncertainty import interval
@@ -110,6 +123,59 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     return got
 
 
+def _finisher(name: str):
+    import numpy as np
+    return np.sqrt if name == "sqrt-mean" else (lambda x: x)
+
+
+def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
+                        finish: str) -> Intervals:
+    """compute() for an opaque evaluator that wrote its per-example values: one finite number per line, as many
+    as the label file's records (in a round), whose mean (FINISH: or its square root) is the printed score of the
+    whole set or each half. Anything else: no interval, and the note says which."""
+    import numpy as np
+
+    from .splits import SplitFormat, halves, read_records
+    from .uncertainty import interval_of_values
+    path = prediction.parent / EVALUATOR_VALUES
+    try:
+        lines = path.read_text(encoding="utf-8").split()
+        if not 2 <= len(lines) <= MAX_VALUES:
+            raise ValueError(len(lines))
+        values = np.array([float(x) for x in lines], dtype=np.float64)
+        if not np.isfinite(values).all():
+            raise ValueError("not finite")
+    except (OSError, ValueError, UnicodeDecodeError):
+        return Intervals(note="no interval: the evaluator's per_example.txt is not one finite number per line")
+    fn = _finisher(finish)
+    if finish == "sqrt-mean" and (values < 0).any():
+        return Intervals(note="no interval: the evaluator's per_example.txt has negative values under sqrt-mean")
+    parts = [values]
+    if split is not None:
+        try:
+            fmt = SplitFormat.from_manifest(Manifest.read(dataset).extra, "task.toml")
+            n = len(read_records(labels, fmt.label)[0])
+        except (UserError, OSError, ValueError, UnicodeDecodeError):
+            return Intervals(note="no interval: the label file could not be counted")
+        if n != len(values):
+            return Intervals(note=f"no interval: the evaluator wrote {len(values)} per-example values for {n} "
+                                  "test examples")
+        public, private = halves(n, *split)
+        parts = [values[public], values[private]]
+    scores = [float(fn(part.mean())) for part in parts]
+    if score is None or not _same(float(score), scores[0]):
+        return Intervals(note=f"no interval: the evaluator's per-example values make {scores[0]:.6g} "
+                              f"({finish}), not its score")
+    public_interval = interval_of_values(parts[0], fn, LEVEL, RESAMPLES, SEED)
+    got = Intervals(public_interval.low, public_interval.high)
+    if split is not None and private_score is not None and _same(float(private_score), scores[1]):
+        private_interval = interval_of_values(parts[1], fn, LEVEL, RESAMPLES, SEED)
+        got.private_low, got.private_high = private_interval.low, private_interval.high
+    with open(prediction.parent / STAGED, "wb") as fh:
+        np.save(fh, values, allow_pickle=False)
+    return got
+
+
 def keep_values(prediction: Path, keep: bool) -> None:
     """Commit (KEEP) or drop this grade's staged per-example values; an earlier grade's never outlive it."""
     staged, kept = prediction.parent / STAGED, prediction.parent / PER_EXAMPLE
@@ -126,7 +192,7 @@ def main(argv: list[str]) -> None:
     job = json.loads(argv[0])
     try:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
-                      job["private_score"], tuple(job["split"]) if job["split"] else None)
+                      job["private_score"], tuple(job["split"]) if job["split"] else None, job.get("finish"))
     except MemoryError:
         raise SystemExit(3) from None
     print(json.dumps(asdict(got)))

@@ -164,10 +164,11 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None,
-                   call=None) -> SplitScores | ScoreResult:
+                   call=None, values_to: Path | None = None) -> SplitScores | ScoreResult:
     """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
-    one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one)."""
-    whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call)
+    one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one).
+    VALUES_TO: where the whole set's per-example values go when the evaluator writes them (evaluate)."""
+    whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call, values_to)
     if not whole.ok:
         return whole
     labels, header = read_records(label, fmt.label)

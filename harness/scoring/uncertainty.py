@@ -63,6 +63,18 @@ def interval(metric: Metric, records: Records, level: float = 0.95, resamples: i
     return Interval(float(low), float(high))
 
 
+def interval_of_values(values: np.ndarray, finish, level: float = 0.95, resamples: int = 1000, seed=0,
+                       exact: bool | None = None) -> Interval:
+    """interval() for a score that is FINISH(mean of VALUES): an evaluator's own per-example output."""
+    _check_level(level, resamples)
+    values = np.asarray(values, dtype=np.float64)
+    if len(values) == 0:
+        raise UserError("no test examples to resample")
+    means, _ = mean_resamples(values, resamples, rng_of(seed), exact)
+    low, high = np.quantile(np.asarray(finish(means)), [(1 - level) / 2, (1 + level) / 2])
+    return Interval(float(low), float(high))
+
+
 def _paired(metric: Metric, a: Records, b: Records, resamples: int, seed, exact: bool | None) -> np.ndarray:
     """Per resample: +1 when A scores better than B on it, -1 when worse, 0 when equal (same examples for both)."""
     if len(a) != len(b):
