@@ -8,7 +8,8 @@ Rows:
   (1,000 resamples) against computing the metric once on the same records, and against the task's own
   evaluation.py scoring files of that size (face-age's for accuracy, bus-eta's for rmse: what the harness already
   pays per scored submission); rmse also with exact index resampling, the way the strata replace past 20 million
-  drawn indices; the paired beats-probability of two submissions; the Ladder's acceptance test.
+  drawn indices; the paired beats-probability of two submissions; the Ladder's acceptance test. f1 (a whole-sample
+  metric): its interval plus its scores on the common draws that its tie marks compare (both paid at grade).
 * a board of USERS entries at BOARD_N test examples: ranking the users by their score (the bare board: scores
   computed, sorted) against the same plus an interval per entry and a tie mark per neighbour pair
   (board_uncertainty: one set of resamples for the whole board). A served board would read intervals stored
@@ -32,7 +33,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from harness.scoring.metric_library import Records, metric  # noqa: E402
-from harness.scoring.resampling import within_share  # noqa: E402
+from harness.scoring.resampling import common_draw_scores, within_share  # noqa: E402
 from harness.scoring.uncertainty import beats_probability, board_uncertainty, interval, ladder_accepts  # noqa: E402
 
 OUT = REPO / "bench" / "results" / "intervals.json"
@@ -97,6 +98,11 @@ def per_submission(n, repeat):
                 row["interval_exact_indices"] = list(interval(m, a, exact=True))
                 row["within_stratum_variance_share"] = within_share(m.values(a))
             rows[name] = row
+        m, a = metric("f1"), classification(rng, n)  # a whole-sample metric: its grade also keeps common draws
+        once, iv = median_time(lambda: m.score(a), repeat), median_time(lambda: interval(m, a), repeat)
+        draws = median_time(lambda: common_draw_scores(m.sample(a), 1000, 0), repeat)
+        rows["f1"] = {"metric_once_s": round(once, 5), "interval_s": round(iv, 4), "common_draws_s": round(draws, 4),
+                      "at_grade_s": round(iv + draws, 4), "interval": list(interval(m, a)), "score": m.score(a)}
     return rows
 
 

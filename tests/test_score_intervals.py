@@ -271,3 +271,51 @@ def test_an_opaque_evaluators_values_serve_a_rounds_public_and_private_halves(cl
     [row] = board["rows"]
     assert row["public_interval"][0] <= row["public"] <= row["public_interval"][1]
     assert row["private_interval"][0] <= row["private"] <= row["private_interval"][1]
+
+
+F1_EVAL = """
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--prediction"); p.add_argument("--test_label_path")
+a = p.parse_args()
+y, f = open(a.test_label_path).read().split(), open(a.prediction).read().split()
+scores = []
+for c in sorted(set(y) | set(f)):
+    tp = sum(1 for t, g in zip(y, f) if t == c and g == c)
+    fp, fn = sum(1 for t, g in zip(y, f) if t != c and g == c), sum(1 for t, g in zip(y, f) if t == c and g != c)
+    scores.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+print(repr(sum(scores) / len(scores)))
+"""
+
+
+def test_whole_sample_metrics_get_tie_marks_from_common_draws(cli, tmp_path):
+    """f1 needs the whole sample: each graded submission keeps its scores on resamples drawn from the seed and
+    the number of examples alone, so two submissions' rows are paired; identical predictions tie."""
+    task = make_tiny_task(tmp_path / "tiny")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', 'metric = "f1"')
+    (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    (task / "evaluation.py").write_text(F1_EVAL)
+    cli("dataset", "add", task, user=ORGANIZER)
+    for user, threshold in (("alice", 36), ("bob", 37), ("carol", 10)):
+        _submit(cli, tmp_path, user, threshold)
+    rows = {r["user"]: r for r in cli.json("board", "tiny")}
+    assert rows["alice"]["interval"] and rows["alice"]["score"] == rows["bob"]["score"], rows["alice"]["interval_note"]
+    assert rows["alice"]["tie"] == rows["bob"]["tie"] == "1 (all)" and rows["alice"]["beats_next"] is not None
+    assert "Tied" in cli("board", "tiny").stdout
+
+
+def test_common_draws_pair_like_a_joint_resample():
+    from harness.scoring.resampling import common_draw_scores
+    from harness.scoring.uncertainty import beats_probability, share_better
+    rng = np.random.default_rng(12)
+    labels = rng.integers(0, 3, 3000)
+    def guess(p):
+        return np.where(rng.random(3000) < p, labels, rng.integers(0, 3, 3000))
+    f1 = metric("f1")
+    a, b = Records(labels, guess(0.62)), Records(labels, guess(0.60))
+    rows = [common_draw_scores(f1.sample(r), 1000, 0) for r in (a, b)]
+    assert rows[0][0] != rows[1][0] and np.array_equal(rows[0], common_draw_scores(f1.sample(a), 1000, 0))
+    ours = share_better(np.sign(rows[0] - rows[1]))
+    joint = beats_probability(f1, a, b, 1000, 5)  # one joint resample of both (another draw of the same law)
+    assert abs(ours - joint) < 0.05, (ours, joint)
+    assert share_better(np.sign(rows[0] - common_draw_scores(f1.sample(a), 1000, 0))) == 0.5

@@ -21,49 +21,80 @@ _CACHE: dict[tuple, list] = {}
 _CACHE_SIZE = 128
 
 
-def kept_path(run_dir: str) -> Path:
+def kept_path(run_dir: str, name: str | None = None) -> Path:
     from .grade import prediction_path
     from .score_interval import PER_EXAMPLE
-    return prediction_path(run_dir).parent / PER_EXAMPLE
+    return prediction_path(run_dir).parent / (name or PER_EXAMPLE)
 
 
-def _stamp(run_dir: str) -> tuple | None:
+def _stamp(run_dir: str) -> tuple:
+    from .score_interval import DRAWS
+    out = []
+    for name in (None, DRAWS):
+        try:
+            st = kept_path(run_dir, name).stat()
+            out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def _load(path: Path, ndim: int):
+    import numpy as np
     try:
-        st = kept_path(run_dir).stat()
-    except OSError:
+        with open(path, "rb") as fh:
+            array = np.load(fh, allow_pickle=False)
+    except (OSError, ValueError):
         return None
-    return st.st_mtime_ns, st.st_size, st.st_ino
+    return array if array.ndim == ndim and array.dtype == np.float64 else None
 
 
 def kept_values(run_dir: str):
-    import numpy as np
-    try:
-        with open(kept_path(run_dir), "rb") as fh:
-            values = np.load(fh, allow_pickle=False)
-    except (OSError, ValueError):
-        return None
-    return values if values.ndim == 1 and values.dtype == np.float64 else None
+    """The per-example values kept when the submission was graded (mean metrics), or None."""
+    return _load(kept_path(run_dir), 1)
+
+
+def kept_draws(run_dir: str):
+    """A whole-sample metric's scores on the common resamples (one row per half), kept at grading, or None."""
+    from .score_interval import DRAWS
+    return _load(kept_path(run_dir, DRAWS), 2)
 
 
 def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list | None:
-    """The probability that each entry beats the next (len - 1 of them; None for a pair where either has no kept
-    per-example values), or None when no entry has any or their lengths differ. SPLIT: (fraction, seed, task,
-    "public" or "private") of a round: the examples of that half."""
+    """The probability that each entry beats the next (len - 1 of them; None for a pair that cannot be compared:
+    either has nothing kept, or they were kept on different test sets), or None for fewer than two entries.
+    SPLIT: (fraction, seed, task, "public" or "private") of a round: the examples of that half. Mean metrics
+    compare their per-example values; whole-sample metrics (f1, balanced accuracy, GAP) their scores on the
+    common resamples, which are paired by construction (harness.scoring.resampling.common_draw_scores)."""
     key = (tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)  # a rescore rewrites them
     if key in _CACHE:
         return _CACHE[key]
-    from .splits import halves
-    from .uncertainty import beats_probability_of_values
-    vectors = [kept_values(d) for d in run_dirs]
-    sizes = {len(v) for v in vectors if v is not None}
-    if len(vectors) < 2 or len(sizes) != 1:
+    if len(run_dirs) < 2:
         return None
-    if split is not None:
-        public, private = halves(sizes.pop(), *split[:3])
-        vectors = [None if v is None else v[public if split[3] == "public" else private] for v in vectors]
-    # a pair without kept values is no tie and no mark; the others are compared
-    out = [None if a is None or b is None else beats_probability_of_values(a, b, direction, RESAMPLES, SEED)
-           for a, b in zip(vectors, vectors[1:])]
+    import numpy as np
+
+    from .splits import halves
+    from .uncertainty import beats_probability_of_values, share_better
+    vectors = [kept_values(d) for d in run_dirs]
+    if split is not None:  # each vector's own half (a vector of another length pairs with nothing)
+        cut = {n: halves(n, *split[:3])[0 if split[3] == "public" else 1] for n in {len(v) for v in vectors
+                                                                                   if v is not None}}
+        vectors = [None if v is None else v[cut[len(v)]] for v in vectors]
+    row = 1 if split is not None and split[3] == "private" else 0
+    draws = [None if v is not None or (d := kept_draws(r)) is None or d.shape[0] <= row else d[row]
+             for v, r in zip(vectors, run_dirs)]
+    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    out = []
+    for a, b, da, db in zip(vectors, vectors[1:], draws, draws[1:]):
+        if a is not None and b is not None and len(a) == len(b):
+            out.append(beats_probability_of_values(a, b, direction, RESAMPLES, SEED))
+        elif da is not None and db is not None and len(da) == len(db) and np.isfinite(da).all() \
+                and np.isfinite(db).all():
+            out.append(share_better(np.sign(sign * (da - db))))
+        else:
+            out.append(None)
+    if all(p is None for p in out):
+        out = None
     _remember(key, out)
     return out
 

@@ -193,3 +193,16 @@ def weights_scores(samples: Sequence[Sample], w: np.ndarray, stacked: np.ndarray
         if not isinstance(s, MeanSample):
             out[:, i] = s.on_weights(w)
     return out
+
+
+def common_draw_scores(sample: Sample, resamples: int, seed) -> np.ndarray:
+    """The sample's score on RESAMPLES index resamples drawn from SEED and its number of examples alone (never
+    from its values, unlike the cells and strata ways): two submissions scored on the same examples and stored
+    apart are paired by construction, so comparing their rows is a paired bootstrap (harness.scoring.board_ties)."""
+    rng, n = rng_of(seed), sample.n
+    out = np.empty(resamples)
+    step = _chunk_rows(n)
+    for start in range(0, resamples, step):
+        rows = min(step, resamples - start)
+        out[start:start + rows] = sample.on_weights(index_weights(rng, n, rows))
+    return out

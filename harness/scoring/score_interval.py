@@ -30,6 +30,8 @@ RESAMPLES = 1000
 SEED = 0
 PER_EXAMPLE = "per_example.npy"  # beside graded/prediction: the metric's per-example values (harness.scoring.board_ties)
 STAGED = PER_EXAMPLE + ".new"  # this grade's values until it is committed
+DRAWS = "common_draws.npy"  # a whole-sample metric's scores on the common resamples, one row per half (ties)
+STAGED_DRAWS = DRAWS + ".new"
 EVALUATOR_VALUES = "evaluator_per_example.txt"  # an opaque evaluator's own per_example.txt (harness.scoring.evaluator)
 FINISHES = ("mean", "sqrt-mean")  # how those values make the evaluator's score
 MAX_VALUES = 10_000_000
@@ -57,6 +59,7 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     harness.scoring.splits cuts it), or an Intervals whose note says why there are none. Never raises for a
     participant's file: the work happens in a capped child process."""
     (prediction.parent / STAGED).unlink(missing_ok=True)
+    (prediction.parent / STAGED_DRAWS).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
     from .metric_library import metric
     finish = None  # the library's metric; else how the evaluator's own per-example values make its score
@@ -116,10 +119,19 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     if split is not None and private_score is not None and _same(float(private_score), float(scores[1])):
         private = interval(m, parts[1], LEVEL, RESAMPLES, SEED)
         got.private_low, got.private_high = private.low, private.high
+    import numpy as np
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
-        import numpy as np
         with open(prediction.parent / STAGED, "wb") as fh:
             np.save(fh, np.asarray(m.values(records), dtype=np.float64), allow_pickle=False)
+        return got
+    from .resampling import common_draw_scores  # a whole-sample metric: its scores on the common draws (ties)
+    try:
+        rows = [common_draw_scores(m.sample(part), RESAMPLES, SEED) if i == 0 or got.private_low is not None
+                else np.full(RESAMPLES, np.nan) for i, part in enumerate(parts)]
+    except MemoryError:  # a crafted prediction (thousands of classes): its interval stands, it gets no tie mark
+        return got
+    with open(prediction.parent / STAGED_DRAWS, "wb") as fh:
+        np.save(fh, np.stack(rows), allow_pickle=False)
     return got
 
 
@@ -177,14 +189,16 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
 
 
 def keep_values(prediction: Path, keep: bool) -> None:
-    """Commit (KEEP) or drop this grade's staged per-example values; an earlier grade's never outlive it."""
-    staged, kept = prediction.parent / STAGED, prediction.parent / PER_EXAMPLE
-    if keep and staged.exists():
-        staged.replace(kept)
-        return
-    staged.unlink(missing_ok=True)
-    if keep:
-        kept.unlink(missing_ok=True)
+    """Commit (KEEP) or drop this grade's staged per-example values (or common-draw scores); an earlier grade's
+    never outlive it."""
+    for name in (PER_EXAMPLE, DRAWS):
+        staged, kept = prediction.parent / (name + ".new"), prediction.parent / name
+        if keep and staged.exists():
+            staged.replace(kept)
+            continue
+        staged.unlink(missing_ok=True)
+        if keep:
+            kept.unlink(missing_ok=True)
 
 
 def main(argv: list[str]) -> None:

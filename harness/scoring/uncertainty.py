@@ -96,7 +96,7 @@ def _paired_means(a: np.ndarray, b: np.ndarray, sign: float, resamples: int, rng
     return np.sign(sign * means)
 
 
-def _share_better(signs: np.ndarray) -> float:
+def share_better(signs: np.ndarray) -> float:
     return float(((signs > 0).sum() + 0.5 * (signs == 0).sum()) / len(signs))
 
 
@@ -105,14 +105,14 @@ def beats_probability(metric: Metric, records_a: Records, records_b: Records, re
     """The paired-bootstrap probability that A's score is better than B's (by the metric's direction): the share
     of resamples (the same resampled examples for both) on which A is better, counting a resample where they are
     equal as half. beats_probability(a, b) + beats_probability(b, a) == 1."""
-    return _share_better(_paired(metric, records_a, records_b, resamples, seed, exact))
+    return share_better(_paired(metric, records_a, records_b, resamples, seed, exact))
 
 
 def beats_probability_of_values(a: np.ndarray, b: np.ndarray, direction: Direction, resamples: int = 1000,
                                 seed=0, exact: bool | None = None) -> float:
     """beats_probability for a mean metric from the two entries' per-example values (as grading keeps them)."""
     sign = 1.0 if direction is Direction.HIGHER else -1.0
-    return _share_better(_paired_means(a, b, sign, resamples, rng_of(seed), exact))
+    return share_better(_paired_means(a, b, sign, resamples, rng_of(seed), exact))
 
 
 def neighbour_probabilities(metric: Metric, ranked: Sequence[Records], resamples: int = 1000, seed=0,
