@@ -1,11 +1,13 @@
-"""Regenerate the dashboard screenshots of the docs (docs/screenshots/board.png, session.png, submission.png).
+"""Regenerate the dashboard screenshots of the docs (docs/screenshots/board.png, round-board.png, session.png,
+submission.png).
 
     python scripts/screenshots.py [--out DIR] [--chromium PATH]
 
 A fresh state root in a temporary folder: a task from `nsml dataset init`, an entry from `nsml init`, two
 participants (alice: 12 epochs, bob: 3) who train and submit; a real `harness serve` on 127.0.0.1; then Debian's
 headless Chromium (`bash scripts/setup-browser.sh` installs it; Playwright drives it, no browser is downloaded)
-logs in as alice and saves the board, her session with its graphs, and her dry run's submission page. Nothing
+logs in as alice and saves the board, a Ladder round's team board (intervals, a tie), her session with its
+graphs, and her dry run's submission page. Nothing
 outside the temporary folder and DIR is touched.
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TASK = "demo-task"
+ROUND_TASK = "demo-round"
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--no-first-run"]
 
@@ -79,7 +82,29 @@ def populate(root: Path, work: Path) -> tuple[str, int]:
     dry = json.loads(nsml(root, "submit", "-t", sessions["alice"], "11", "-j", user="alice"))
     nsml(root, "submit", sessions["alice"], "11", user="alice")
     nsml(root, "submit", sessions["bob"], "2", user="bob")
+    contest_round(root, work)
     return sessions["alice"], dry["id"]
+
+
+def contest_round(root: Path, work: Path) -> None:
+    """A second task in an open Ladder round: red (alice) and green (carol) train alike (a statistical tie), blue
+    (bob) less; each team submits twice, so the Ladder shows some submits and not others."""
+    from datetime import datetime, timedelta, timezone
+    nsml(root, "dataset", "init", ROUND_TASK, cwd=work)
+    nsml(root, "dataset", "add", str(work / ROUND_TASK))
+    now = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+    (work / "cup.toml").write_text(
+        f'name = "demo-cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\ngreen = ["carol"]\n[[rounds]]\n'
+        f'name = "round1"\ntasks = ["{ROUND_TASK}"]\nstart = {(now - timedelta(hours=1)).isoformat()}\n'
+        f'end = {(now + timedelta(days=1)).isoformat()}\nsubmit = {{ quota = 5, period_seconds = 3600 }}\n'
+        f'public_fraction = 0.5\npublic_board = "ladder"\n')
+    nsml(root, "contest", "create", str(work / "cup.toml"))
+    for user, runs in (("alice", (4, 12)), ("carol", (12, 12)), ("bob", (1, 2))):
+        for epochs in runs:
+            name = nsml(root, "run", "-d", ROUND_TASK, "-a", f"--epochs {epochs}", str(work / "entry"),
+                        user=user).split()[1]
+            nsml(root, "logs", "-f", name, user=user)
+            nsml(root, "submit", name, str(epochs - 1), user=user)
 
 
 def shoot(url: str, token: str, session: str, submission: int, out: Path, chromium: str) -> list[Path]:
@@ -98,6 +123,9 @@ def shoot(url: str, token: str, session: str, submission: int, out: Path, chromi
         page.goto(f"{url}/tasks/{TASK}")
         page.wait_for_function("() => document.querySelector('#board').innerText.includes('bob')", timeout=30000)
         shots.append(_shot(page, out / "board.png"))
+        page.goto(f"{url}/tasks/{ROUND_TASK}")
+        page.wait_for_function("() => document.querySelector('#board').innerText.includes('green')", timeout=30000)
+        shots.append(_shot(page, out / "round-board.png"))
         page.goto(f"{url}/sessions/{session}")
         page.wait_for_function(
             "() => (document.querySelector(\".chart[data-metric='train/acc']\") || {dataset: {}}).dataset.points"

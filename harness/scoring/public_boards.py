@@ -179,8 +179,9 @@ class Recommendation:
 
 def recommend(finals: Sequence[np.ndarray], direction: Direction, periods: int) -> Recommendation | None:
     """From the teams' final submissions' per-example values on the whole test set (ranked by any rule: they are
-    sorted here by their whole-set mean): the typical neighbour gap g (the median of |mean difference|) and its
-    paired per-example spread s (the median standard deviation of the differences); the private half needs
+    sorted here by their whole-set mean): the typical neighbour gap g (the mean |mean difference| of neighbours:
+    the board's range over its steps) and their paired per-example spread s (the median standard deviation of the
+    differences); the private half needs
     n = (1.96 s / g)^2 examples; a single submission's public score wobbles by sigma = (median per-example
     standard deviation) / sqrt(public examples), and the best of k submits is about sigma * sqrt(2 ln k) lucky,
     so k = exp((g / (2 sigma))^2 / 2) keeps that luck under g / 2. None for fewer than two finals."""
@@ -190,11 +191,11 @@ def recommend(finals: Sequence[np.ndarray], direction: Direction, periods: int) 
     n = len(finals[0])
     order = sorted(finals, key=lambda v: -float(np.mean(v)) if direction is Direction.HIGHER else float(np.mean(v)))
     pairs = [(float(abs(np.mean(x - y))), float(np.std(x - y, ddof=1))) for x, y in zip(order, order[1:])]
-    pairs = [(g, s) for g, s in pairs if g > 0]
-    if not pairs:
+    gap = float(np.mean([g for g, _ in pairs]))  # the board's range over its steps: stable when many entries tie
+    if gap <= 0:
         return Recommendation(0.1, 1, 1, None, "every final scores the same: nothing to separate; the smallest "
                               "public board and one submit per team lose nothing")
-    gap, spread = float(np.median([g for g, _ in pairs])), float(np.median([s for _, s in pairs]))
+    spread = float(np.median([s for _, s in pairs]))
     needed = math.ceil((1.96 * spread / gap) ** 2)
     top = 1 - needed / n
     fraction = min(0.5, max(0.1, math.floor(top * 20) / 20))
