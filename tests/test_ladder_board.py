@@ -115,3 +115,72 @@ def test_a_task_the_ladder_cannot_compare_is_refused_at_create(cli, tmp_path):
     (tmp_path / "cup.toml").write_text(CUP.format(board="stairs"))
     r = cli("contest", "create", path, user=ORGANIZER, code=2)
     assert "rounds[1].public_board: expected 'plain' or 'ladder', got 'stairs'" in r.stderr
+
+
+SLOW = NSML_MAIN.replace("    def infer(path, **kwargs):\n",
+                         "    def infer(path, **kwargs):\n        import time; time.sleep(cfg.isleep)\n").replace(
+    'p.add_argument("--peek"', 'p.add_argument("--isleep", type=float, default=0)\n    p.add_argument("--peek"')
+
+
+def test_the_ladder_decides_in_submit_order_whatever_order_grades_finish_in(cli, tmp_path):
+    """Found by an attacker review: a fast probe submitted after a slow submission was graded first and compared
+    with a stale best, so its score was read and later withdrawn. Now it waits for the earlier one."""
+    assert SLOW != NSML_MAIN
+    cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
+
+    def session(threshold, isleep):
+        folder = participant(tmp_path / f"slow-{threshold}-{isleep}", SLOW)
+        name = cli("run", "-d", "tiny", "-e", "main.py", "-a", f"--epochs 1 --threshold {threshold} "
+                   f"--isleep {isleep}", folder, user="alice").stdout.split()[1]
+        cli("logs", "-f", name, user="alice")
+        return name
+    s0, p1, p2 = session(20, 0), session(45, 8), session(50, 0)
+    assert cli.json("submit", s0, "0", user="alice")["ladder"].startswith("shown")
+    from harness.core.settings import load_settings
+    from harness.scheduler.waiting import wait_run
+    from harness.service import submits
+    from harness.state import Harness
+    h = Harness(load_settings(user="alice"))
+    try:
+        id1, run1 = submits.start_submit(h, p1, "0")
+        id2, run2 = submits.start_submit(h, p2, "0")
+        wait_run(h, run2)
+        early = submits.submission_info(h, id2)
+        assert submits.submission_info(h, id1)["status"] in ("queued", "running")  # still inferring
+        assert early["score"] is None and early["ladder"].startswith("not shown yet"), early
+        row = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]
+        assert row["public"] == pytest.approx(5 / 9)  # the board still shows the first submission
+        wait_run(h, run1)
+        assert submits.submission_info(h, id1)["ladder"].startswith("shown")  # 8/9: beyond the noise
+        late = submits.submission_info(h, id2)
+        assert late["score"] is None and late["ladder"].startswith("not shown: it did not beat"), late
+    finally:
+        h.store.close()
+
+
+def test_a_team_the_ladder_never_showed_still_has_its_private_rank(cli, tmp_path):
+    """Found by an attacker review: a team whose only scored submission kept no per-example values vanished from
+    the private board at close. Private scoring ignores the Ladder."""
+    cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
+    red = cli.json("submit", _submit(cli, tmp_path, "alice", 45), "0", user="alice")
+    cli.json("submit", _submit(cli, tmp_path, "bob", 20), "0", user="bob")
+    from harness.scoring.board_ties import kept_path
+    from harness.store.models import Submission
+    with _organizer() as h, h.tx() as db:
+        kept_path(db.get(Submission, red["id"]).run.run_dir).unlink()  # as when the interval child gave up
+    cli("hide", str(red["id"]), user=ORGANIZER)
+    cli("unhide", str(red["id"]), user=ORGANIZER)  # replayed: nothing to compare, so nothing shown
+    rows = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}
+    assert rows["red"]["public"] is None and rows["red"]["reason"] == "no submission the Ladder could show"
+    assert rows["blue"]["public_rank"] == 1
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    cli("contest", "close", "cup/r1", user=ORGANIZER)
+    rows = {r["team"]: r for r in cli.json("contest", "board", "tiny", user="bob")["rows"]}
+    assert rows["red"]["private_rank"] == 1 and rows["red"]["private"] == 1.0  # its final: its best, unshown
+
+
+def test_a_public_half_too_small_for_the_ladder_is_refused_at_create(cli, tmp_path):
+    path = _round(cli, tmp_path)
+    path.write_text(path.read_text().replace("public_fraction = 0.6", "public_fraction = 0.01"))
+    r = cli("contest", "create", path, user=ORGANIZER, code=2)
+    assert "'ladder' needs at least 2 public test examples; public_fraction 0.01 of 'tiny''s 15 gives 1" in r.stderr

@@ -253,10 +253,14 @@ def test_values_with_a_declared_finish_and_garbage_values(cli, tmp_path):
     got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction, 0.5, None,
                               None, "mean")
     assert got.low is None and "not one finite number per line" in got.note
-    (prediction.parent / "evaluator_per_example.txt").write_text("1\n9\n")  # squared errors: RMSE sqrt(5)
+    (prediction.parent / "evaluator_per_example.txt").write_text("1\n9\n")
     got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction, 5 ** 0.5,
-                              None, None, "sqrt-mean")
-    assert got.note is None and 1 <= got.low <= got.high <= 3
+                              None, None, "sqrt-mean")  # one value per prediction line, not per test example
+    assert got.low is None and "wrote 2 per-example values for 15 test examples" in got.note
+    (prediction.parent / "evaluator_per_example.txt").write_text("1\n" * 7 + "9\n" * 8)  # squared errors
+    got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction,
+                              (79 / 15) ** 0.5, None, None, "sqrt-mean")
+    assert got.note is None and 1 <= got.low <= (79 / 15) ** 0.5 <= got.high <= 3
 
 
 def test_an_opaque_evaluators_values_serve_a_rounds_public_and_private_halves(cli, tmp_path):

@@ -161,7 +161,7 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
             for t in r["tasks"]:
                 task = h.task(db, t)  # each task must be prepared: NotFound says how
                 if r["public_board"] is PublicBoard.LADDER:
-                    _check_ladder(path, r["name"], task)
+                    _check_ladder(path, r, task)
                 clash = rounds_of_task(db, t)
                 if clash:
                     raise UserError(f"{path}: rounds.{r['name']}.tasks: {t!r} is already in round {clash[0].label}")
@@ -183,11 +183,14 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
         return contest.name
 
 
-def _check_ladder(path: Path, round_name: str, task) -> None:
+def _check_ladder(path: Path, r: dict, task) -> None:
     """The Ladder compares per-example losses: the task's metric must be a mean of per-example values from the
-    metric library, and its task.toml must say how to read its files ([split])."""
+    metric library, its task.toml must say how to read its files ([split]), and the public half must hold at
+    least two test examples."""
     from harness.scoring.metric_library import metric
-    where = f"{path}: rounds.{round_name}.public_board"
+    from harness.scoring.splits import SplitFormat, public_indices, read_records
+    from harness.taskpacks import layout
+    where = f"{path}: rounds.{r['name']}.public_board"
     try:
         m = metric(task.metric)
     except UserError:
@@ -196,8 +199,18 @@ def _check_ladder(path: Path, round_name: str, task) -> None:
     if not m.per_example:
         raise UserError(f"{where}: 'ladder' needs per-example losses; task {task.name!r} scores {m.name}, "
                         "which needs the whole sample")
-    if "split" not in Manifest.read(Path(task.path)).extra:
+    extra = Manifest.read(Path(task.path)).extra
+    if "split" not in extra:
         raise UserError(f"{where}: 'ladder' needs task {task.name!r}'s task.toml to have a [split] table")
+    fmt = SplitFormat.from_manifest(extra, f"{task.name}/task.toml")
+    try:
+        n = len(read_records(layout.label_path(Path(task.path), dry_run=False), fmt.label)[0])
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise UserError(f"{where}: task {task.name!r}'s test labels cannot be read by its [split]: {exc}") from None
+    public = len(public_indices(n, r["public_fraction"], r["split_seed"], task.name)) if n >= 2 else n
+    if public < 2:
+        raise UserError(f"{where}: 'ladder' needs at least 2 public test examples; public_fraction "
+                        f"{r['public_fraction']:g} of {task.name!r}'s {n} gives {public}")
 
 
 def _jsonable(spec: dict) -> dict:

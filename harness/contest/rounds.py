@@ -36,11 +36,12 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
                      key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
     for i, r in enumerate(private):
         r["private_rank"] = private[i - 1]["private_rank"] if i and private[i - 1]["private"] == r["private"] else i + 1
-        r["shakeup"] = r["public_rank"] - r["private_rank"]
+        r["shakeup"] = None if r["public_rank"] is None else r["public_rank"] - r["private_rank"]
     for r in rows:
         del r["_final_at"]
-        r["reason"] = None
-    return sorted(rows, key=lambda r: (r["public_rank"], r["team"])) + unscored_rows(db, rnd, task, rows)
+        r["reason"] = None if r["public_rank"] is not None else read_sql.NOTHING_SHOWN
+    return sorted(rows, key=lambda r: (r["public_rank"] is None, r["public_rank"] or 0, r["team"])) + \
+        unscored_rows(db, rnd, task, rows)
 
 
 def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
@@ -56,9 +57,7 @@ def unscored_rows(db, rnd: Round, task: Task, ranked: list[dict]) -> list[dict]:
             Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team.id,
             Submission.hidden.is_(False), counted_clause())))
         failed = Counter(s.reason.value for s in subs if s.status is RunStatus.FAILED and s.reason)
-        scored = any(s.status is RunStatus.SUCCEEDED for s in subs)  # none the Ladder could show
-        reason = ("no submission" if not subs else "no submission the Ladder could compare" if scored else
-                  "no scored submission yet" if not failed else
+        reason = ("no submission" if not subs else "no scored submission yet" if not failed else
                   "no valid submission (" + ", ".join(f"{n} {why}" for why, n in sorted(failed.items())) + ")")
         last = max((s.created_at for s in subs), default=None)
         out.append({"team": team.name, "public_rank": None, "public": None, "public_submission": None,

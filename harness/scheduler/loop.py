@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -51,6 +52,8 @@ class Scheduler:
         self.gpu_busy: dict[int, list[int]] = {}  # GPUs admitted per run (indices into the executor's inventory)
         self.placed: dict[int, object] = {}  # runs a cluster has placed (their node is recorded)
         self.scoring: dict[int, Future] = {}
+        self._ended_submits: list[int] = []  # submit runs ended since the last tick (their teams' Ladders)
+        self._ended_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
         self.executor = get_executor(settings)
         self._last_heartbeat = 0.0
@@ -118,6 +121,7 @@ class Scheduler:
             self._submit_scoring(run_id)
         self._start_queued()
         self._collect_scores()
+        self._replay_ladders()
         self._heartbeat()
         return bool(self.handles or self.scoring) or has_pending_work(self.store)
 
@@ -316,6 +320,16 @@ class Scheduler:
     def _finish(self, db, run: Run, outcome: Outcome) -> None:
         mark(db, run, outcome.status, outcome.reason, outcome.message)
         run.exit_code = outcome.exit_code
+        if run.kind is RunKind.SUBMIT:  # its team's Ladder (if any) decides the next ones once this commits
+            with self._ended_lock:
+                self._ended_submits.append(run.id)
+
+    def _replay_ladders(self) -> None:
+        """Replay the Ladder of every team whose submit ended since the last tick (after those commits)."""
+        with self._ended_lock:
+            ended, self._ended_submits = self._ended_submits, []
+        if ended:
+            ladder_board.replay_after_end(self.store, ended)
 
     def _score(self, run_id: int) -> None:
         """Worker thread: grade a finished submit run with the task's evaluator (idempotent)."""
@@ -324,6 +338,7 @@ class Scheduler:
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
             dataset, dry_run, run_dir = Path(sub.task.path), sub.dry_run, run.run_dir
             rnd = db.get(Round, sub.round_id) if sub.round_id else None
+            ladder = ladder_board.key(sub) if ladder_board.is_ladder(rnd) and sub.team_id is not None else None
             if rnd is not None:
                 db.expunge(rnd)
             sess = db.get(Session, sub.session_id) if sub.session_id else None
@@ -332,17 +347,17 @@ class Scheduler:
         result = take_prediction(self.settings, run_dir) or \
             grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd, runtime)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
-        with self.store.tx() as db:
+        with self.store.tx(serialize=ladder) as db:  # a Ladder round: one team's grades one after another
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
             sub.provenance = {**(sub.provenance or {}), **origin}
             if result.ok:
                 apply(sub, result)
-                if sub.round_id is not None and sub.team_id is not None:  # a Ladder board decides in submit order
-                    ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
                 self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
             else:
                 self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))
+            if ladder is not None:  # decided before anyone is told the submission ended (submit order)
+                ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
 
     def _collect_scores(self) -> None:
         for run_id, fut in list(self.scoring.items()):

@@ -6,83 +6,139 @@ beats its shown best by more than the noise, a paired test on per-example losses
 by how much" from a submit, never the fresh public score of each attempt: an attack that reads small public-score
 differences (the paper's boosting attack) gets nothing to read. Private scoring is unchanged.
 
-`replay` walks a team's scored submissions in submit order and sets each one's `ladder_accepted`; it runs after
-every grade, rescore and moderation change of the team's submissions, so the decisions never depend on the order
-in which the scheduler happened to grade them. A submission without kept per-example values (its interval could
-not be computed) is never accepted: nothing can be compared. What a participant reads of a submission that was
-not accepted is `visible_score` (the one home of that rule).
+Decisions are made strictly in submit order: `replay` walks a team's submissions to a task in a round, keeps the
+decisions already made, decides the next scored ones, and stops at the first submission that has not ended (the
+ones after it wait: a participant must not read a submission's score because an earlier, slower one was not
+graded yet). It runs after every terminal transition of a team's submit (grade, failure, stop, loss: the
+scheduler, in a transaction serialized per team), and again from the start after a rescore or a hide/unhide.
+A submission without kept per-example values (its interval could not be computed) is never accepted: nothing
+can be compared. What a participant reads of a submission is `visible_score` (the one home of that rule): in an
+open Ladder round, a score only when the Ladder showed it.
 """
 from __future__ import annotations
 
+import math
+
 from sqlalchemy import select
 
-from harness.core.enums import PublicBoard, RunStatus
-from harness.store.models import Round, Submission
+from harness.core.enums import HARNESS_FAULTS, PublicBoard, RunStatus
+from harness.store.models import Round, Run, Submission, Task
 
-from .board_rules import counted_clause, valid_score
 from .board_ties import kept_path, kept_values
 from .splits import halves
 from .uncertainty import ladder_accepts_values
 
 NOT_ACCEPTED = "not shown: it did not beat the team's shown public score by more than the noise (Ladder board)"
 NO_VALUES = "not shown: it has no per-example values to compare (Ladder board)"
+WAITING = "not shown yet: the Ladder decides in submit order and an earlier submission of the team is not scored yet"
+SHOWN = "shown: it became the team's public score (Ladder board)"
+HIDDEN = "not shown: an organizer hid it"
 
 
 def is_ladder(rnd: Round | None) -> bool:
     return rnd is not None and rnd.public_board is PublicBoard.LADDER
 
 
-def replay(db, rnd: Round, task, team_id: int) -> None:
-    """Set `ladder_accepted` on the team's submissions to TASK in RND (None on those the board does not count)."""
+def key(sub: Submission) -> str:
+    """The serialization key of a team's Ladder on a task (store.tx(serialize=...))."""
+    return f"ladder:{sub.round_id}:{sub.task_id}:{sub.team_id}"
+
+
+def _ranked(sub: Submission) -> bool:
+    """What the board counts: scored (a real number), shown (not hidden), counted (not a dry run or the harness's
+    fault); harness.scoring.board_rules in Python."""
+    return (sub.status is RunStatus.SUCCEEDED and sub.score is not None and not math.isnan(sub.score)
+            and not sub.hidden and not sub.dry_run and sub.reason not in HARNESS_FAULTS)
+
+
+def replay(db, rnd: Round, task, team_id: int, from_start: bool = False) -> None:
+    """Decide the team's undecided submissions to TASK in RND in submit order, up to the first one that has not
+    ended (FROM_START: decide every one again, after a rescore or a moderation change)."""
     if not is_ladder(rnd):
         return
-    subs = db.scalars(select(Submission).where(
+    rows = db.execute(select(Submission, Run.run_dir).join(Run, Run.id == Submission.run_id).where(
         Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team_id)
         .order_by(Submission.created_at, Submission.id)).all()
-    ranked = set(db.scalars(select(Submission.id).where(
-        Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team_id,
-        Submission.status == RunStatus.SUCCEEDED, valid_score(Submission.score, db), Submission.hidden.is_(False),
-        counted_clause())))
-    best = None
-    for sub in subs:
-        if sub.id not in ranked:
-            sub.ladder_accepted = None
+    decided: dict[int, bool | None] = {}
+    cut: dict[int, object] = {}  # public indices by test-set size: drawn once per replay
+
+    def public_values(run_dir: str):
+        values = kept_values(run_dir)
+        if values is None:
+            return None
+        if len(values) not in cut:
+            cut[len(values)] = halves(len(values), rnd.public_fraction, rnd.split_seed, task.name)[0]
+        values = values[cut[len(values)]]
+        return values if len(values) >= 2 else None
+
+    keep, waiting, best, best_dir = not from_start, False, None, None
+    for sub, run_dir in rows:
+        if waiting or not sub.status.terminal:
+            waiting = True  # this one, and every later one, waits
+            decided[sub.id] = None
             continue
-        values = _public_values(sub, rnd, task.name)
-        if values is None or (best is not None and len(values) != len(best)):
-            sub.ladder_accepted = False
+        if not _ranked(sub):
+            decided[sub.id] = None
             continue
-        accepted, _ = ladder_accepts_values(values, best, task.direction)
-        sub.ladder_accepted = accepted
+        if keep and sub.ladder_accepted is not None:  # decided before, and everything before it too
+            decided[sub.id] = sub.ladder_accepted
+            if sub.ladder_accepted:
+                best, best_dir = None, run_dir
+            continue
+        keep = False  # from the first undecided one on, every later decision is made again
+        if best is None and best_dir is not None:
+            best = public_values(best_dir)
+        values = public_values(run_dir)
+        if values is None or (best_dir is not None and (best is None or len(values) != len(best))):
+            decided[sub.id] = False
+            continue
+        accepted = ladder_accepts_values(values, best, task.direction)[0]
+        decided[sub.id] = accepted
         if accepted:
-            best = values
+            best, best_dir = values, run_dir
+    for sub, _ in rows:  # written last: the reads above take no write lock
+        if sub.ladder_accepted is not decided[sub.id]:
+            sub.ladder_accepted = decided[sub.id]
     db.flush()
 
 
 def replay_task(db, task) -> None:
-    """replay() for every team with submissions to TASK in every Ladder round holding it (after a rescore)."""
+    """replay() from the start for every team with submissions to TASK in every Ladder round holding it."""
     pairs = db.execute(select(Submission.round_id, Submission.team_id).where(
         Submission.task_id == task.id, Submission.round_id.is_not(None), Submission.team_id.is_not(None))
         .distinct()).all()
     for round_id, team_id in pairs:
-        replay(db, db.get(Round, round_id), task, team_id)
+        replay(db, db.get(Round, round_id), task, team_id, from_start=True)
 
 
-def _public_values(sub: Submission, rnd: Round, task_name: str):
-    values = kept_values(sub.run.run_dir)
-    if values is None or len(values) < 2:
-        return None
-    public, _ = halves(len(values), rnd.public_fraction, rnd.split_seed, task_name)
-    return values[public]
+def replay_after_end(store, run_ids: list[int]) -> None:
+    """After the transactions that ended these submit runs committed: replay each one's team in a Ladder round,
+    one transaction per team serialized on its key (a replay sees what the one before it wrote, and waits for a
+    grade of the same team in flight, on SQLite and PostgreSQL alike)."""
+    teams = {}
+    with store.tx() as db:
+        for sub in db.scalars(select(Submission).where(Submission.run_id.in_(run_ids))):
+            if sub.round_id is not None and sub.team_id is not None:
+                teams[key(sub)] = (sub.round_id, sub.task_id, sub.team_id)
+    for name, (round_id, task_id, team_id) in teams.items():
+        with store.tx(serialize=name) as db:
+            rnd = db.get(Round, round_id)
+            if is_ladder(rnd):
+                replay(db, rnd, db.get(Task, task_id), team_id)
 
 
 def visible_score(sub: Submission, rnd: Round | None, organizer: bool) -> tuple[float | None, str | None]:
-    """A round submission's public score as its team may read it, and the Ladder's word on it: a submission the
-    Ladder did not show keeps its score hidden from participants until the round closes (its score is exactly
-    the feedback the Ladder withholds)."""
-    if not is_ladder(rnd) or sub.ladder_accepted is None:
+    """A round submission's public score as its team may read it, and the Ladder's word on it. In an open Ladder
+    round a participant reads a score only when the Ladder showed it (a submission's score is exactly the
+    feedback the Ladder withholds); organizers always, everyone after close."""
+    if not is_ladder(rnd) or sub.dry_run or sub.status is not RunStatus.SUCCEEDED:
         return sub.score, None
     if sub.ladder_accepted:
-        return sub.score, "shown: it became the team's public score (Ladder board)"
-    why = NOT_ACCEPTED if kept_path(sub.run.run_dir).exists() else NO_VALUES
-    return (sub.score if organizer or rnd.closed else None), why
+        why = SHOWN
+    elif sub.hidden:
+        why = HIDDEN
+    elif sub.ladder_accepted is None:
+        why = WAITING
+    else:
+        why = NOT_ACCEPTED if kept_path(sub.run.run_dir).exists() else NO_VALUES
+    return (sub.score if sub.ladder_accepted or organizer or rnd.closed else None), why

@@ -208,5 +208,5 @@ def recommend(finals: Sequence[np.ndarray], direction: Direction, periods: int) 
     if top < 0.1:
         enough += "; the test set is too small for that: neighbours stay within noise whatever the split"
     why = (f"{enough}; at {fraction:.0%} public a submission's public score wobbles by {sigma:.3g}, so about {k} "
-           f"submits per team keep the luck of the best one under half that gap")
+           f"submit{'s' * (k != 1)} per team keep{'s' * (k == 1)} the luck of the best one under half that gap")
     return Recommendation(fraction, k, max(1, k // max(1, periods)), needed, why)

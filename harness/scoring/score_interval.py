@@ -73,7 +73,7 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         if not (prediction.parent / EVALUATOR_VALUES).is_file():
             return Intervals(note=f"no interval: the task's metric {manifest.metric[:40]!r} is its own "
                                   f"evaluator's, which wrote no per-example values")
-    if "split" not in manifest.extra and (finish is None or split is not None):
+    if "split" not in manifest.extra:  # (an evaluator's own values too: the labels say how many there must be)
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
            "private_score": private_score, "split": list(split) if split else None, "finish": finish}
@@ -143,7 +143,7 @@ def _finisher(name: str):
 def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
                         finish: str) -> Intervals:
     """compute() for an opaque evaluator that wrote its per-example values: one finite number per line, as many
-    as the label file's records (in a round), whose mean (FINISH: or its square root) is the printed score of the
+    as the label file's records (read by the task's [split]), whose mean (FINISH: or its square root) is the printed score of the
     whole set or each half. Anything else: no interval, and the note says which."""
     import numpy as np
 
@@ -162,16 +162,16 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     fn = _finisher(finish)
     if finish == "sqrt-mean" and (values < 0).any():
         return Intervals(note="no interval: the evaluator's per_example.txt has negative values under sqrt-mean")
+    try:
+        fmt = SplitFormat.from_manifest(Manifest.read(dataset).extra, "task.toml")
+        n = len(read_records(labels, fmt.label)[0])
+    except (UserError, OSError, ValueError, UnicodeDecodeError):
+        return Intervals(note="no interval: the label file could not be counted")
+    if n != len(values):
+        return Intervals(note=f"no interval: the evaluator wrote {len(values)} per-example values for {n} "
+                              "test examples")
     parts = [values]
     if split is not None:
-        try:
-            fmt = SplitFormat.from_manifest(Manifest.read(dataset).extra, "task.toml")
-            n = len(read_records(labels, fmt.label)[0])
-        except (UserError, OSError, ValueError, UnicodeDecodeError):
-            return Intervals(note="no interval: the label file could not be counted")
-        if n != len(values):
-            return Intervals(note=f"no interval: the evaluator wrote {len(values)} per-example values for {n} "
-                                  "test examples")
         public, private = halves(n, *split)
         parts = [values[public], values[private]]
     scores = [float(fn(part.mean())) for part in parts]

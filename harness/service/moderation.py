@@ -33,7 +33,7 @@ def hide_submission(h: Harness, sub_id: int, hidden: bool = True) -> dict:
         sub.hidden, sub.hidden_by, sub.hidden_at = hidden, h.settings.user if hidden else None, \
             utcnow() if hidden else None
         if sub.round_id is not None and sub.team_id is not None:  # a Ladder board's shown scores follow
-            ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
+            ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id, from_start=True)
         record(h, db, "hide" if hidden else "unhide", f"submission {sub_id}",
                {"task": sub.task.name, "user": sub.user.name, "score": sub.score})
         return {"id": sub_id, "hidden": hidden, "task": sub.task.name, "user": sub.user.name}

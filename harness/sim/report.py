@@ -54,7 +54,7 @@ def shakeup_chart(path: Path, title: str, rows: list[dict]) -> None:
     """Slope chart: each team from its place on the public board (left) to its place on the private one (right).
     Teams are placed one per line in board order (so tied ranks do not overlap); labels carry the ranks."""
     plt = _plots()
-    ranked = [r for r in rows if r["private_rank"] is not None]
+    ranked = [r for r in rows if r["private_rank"] is not None and r["public_rank"] is not None]
     left = {r["team"]: i for i, r in enumerate(sorted(ranked, key=lambda r: (r["public_rank"], r["team"])))}
     right = {r["team"]: i for i, r in enumerate(sorted(ranked, key=lambda r: (r["private_rank"], r["public_rank"])))}
     fig, ax = plt.subplots(figsize=(7, max(3.0, 0.32 * len(ranked) + 1.5)))

@@ -62,12 +62,13 @@ counts AS (
     SELECT team_id AS who, count(*) AS submits, max(created_at) AS last FROM submissions
     WHERE round_id = :round AND task_id = :task AND {COUNTED} GROUP BY team_id)
 SELECT t.name, s.id, s.score, s.nsel, f.id, f.private_score, f.created_at, c.submits, c.last, t.baseline,
-       s.score_low, s.score_high, s.interval_note, f.private_low, f.private_high
+       s.score_low, s.score_high, s.interval_note, f.private_low, f.private_high, s.shown
 FROM scored s JOIN teams t ON t.id = s.team_id
 LEFT JOIN final f ON f.team_id = s.team_id LEFT JOIN counts c ON c.who = s.team_id
-WHERE s.rn = 1 AND s.shown = 1
-ORDER BY s.score {{order}}, s.created_at, s.id
+WHERE s.rn = 1
+ORDER BY s.shown DESC, s.score {{order}}, s.created_at, s.id
 """
+NOTHING_SHOWN = "no submission the Ladder could show"  # scored, yet none shown: a public row without a public score
 LADDER_SHOWN = "ladder_accepted = :yes"
 
 
@@ -79,14 +80,17 @@ def team_board_rows(rows, round_id: int, task_id: int, direction: Direction, lad
     out = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
             "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline),
-            "public_interval": _pair(low, high), "interval_note": note, "private_interval": _pair(plow, phigh)}
-           for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline, low, high, note, plow, phigh
-           in rows(
-               sql, round=round_id, task=task_id, no=False, yes=True, succeeded=RunStatus.SUCCEEDED.value,
-               faults=FAULTS)]
-    rank_rows(out, "public")
+            "public_interval": _pair(low, high), "interval_note": note, "private_interval": _pair(plow, phigh),
+            "_shown": bool(shown)}
+           for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline, low, high, note, plow, phigh,
+           shown in rows(sql, round=round_id, task=task_id, no=False, yes=True, succeeded=RunStatus.SUCCEEDED.value,
+                         faults=FAULTS)]
+    shown = [r for r in out if r["_shown"]]
+    rank_rows(shown, "public")
     for r in out:
-        r["public_rank"] = r.pop("rank")
+        r["public_rank"] = r.pop("rank", None)
+        if not r.pop("_shown"):  # on the private board all the same: private scoring ignores the Ladder
+            r.update(public=None, public_submission=None, public_interval=None, interval_note=None)
     return out
 
 
