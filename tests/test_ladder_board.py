@@ -27,6 +27,14 @@ def _round(cli, tmp_path, board="ladder", metric_name="accuracy", split=True):
     return tmp_path / "cup.toml"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_kind(request):
+    """The Ladder's SQL and its serialized replays on both stores."""
+    if request.param == "postgresql":
+        request.getfixturevalue("postgres")
+    return request.param
+
+
 @contextmanager
 def _organizer():
     from harness.core.settings import load_settings
@@ -53,7 +61,7 @@ def test_the_split_this_file_relies_on():
     assert [x for x in shown if 20 < x <= 50] == [29, 36, 43, 50] and [x for x in shown if 45 < x <= 50] == [50]
 
 
-def test_a_ladder_round_shows_a_score_only_when_it_beats_the_shown_one_beyond_noise(cli, tmp_path):
+def test_a_ladder_round_shows_a_score_only_when_it_beats_the_shown_one_beyond_noise(cli, tmp_path, store_kind):
     cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
     sessions = {t: _submit(cli, tmp_path, "alice", t) for t in (20, 45, 50)}
     first = cli.json("submit", sessions[20], "0", user="alice")
@@ -122,7 +130,7 @@ SLOW = NSML_MAIN.replace("    def infer(path, **kwargs):\n",
     'p.add_argument("--peek"', 'p.add_argument("--isleep", type=float, default=0)\n    p.add_argument("--peek"')
 
 
-def test_the_ladder_decides_in_submit_order_whatever_order_grades_finish_in(cli, tmp_path):
+def test_the_ladder_decides_in_submit_order_whatever_order_grades_finish_in(cli, tmp_path, store_kind):
     """Found by an attacker review: a fast probe submitted after a slow submission was graded first and compared
     with a stale best, so its score was read and later withdrawn. Now it waits for the earlier one."""
     assert SLOW != NSML_MAIN
@@ -158,7 +166,7 @@ def test_the_ladder_decides_in_submit_order_whatever_order_grades_finish_in(cli,
         h.store.close()
 
 
-def test_a_team_the_ladder_never_showed_still_has_its_private_rank(cli, tmp_path):
+def test_a_team_the_ladder_never_showed_still_has_its_private_rank(cli, tmp_path, store_kind):
     """Found by an attacker review: a team whose only scored submission kept no per-example values vanished from
     the private board at close. Private scoring ignores the Ladder."""
     cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)

@@ -308,6 +308,26 @@ def test_whole_sample_metrics_get_tie_marks_from_common_draws(cli, tmp_path):
     assert "Tied" in cli("board", "tiny").stdout
 
 
+def test_a_whole_sample_metrics_round_has_its_expected_shake_up_from_common_draws(cli, tmp_path):
+    task = make_tiny_task(tmp_path / "tiny")
+    text = (task / "task.toml").read_text().replace('metric = "accuracy"', 'metric = "f1"')
+    (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n')
+    (task / "evaluation.py").write_text(F1_EVAL)
+    cli("dataset", "add", task, user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(
+        'name = "cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\ngreen = ["carol"]\n[[rounds]]\nname = "r1"\n'
+        'tasks = ["tiny"]\nstart = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.5\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    for user, threshold in (("alice", 36), ("bob", 60), ("carol", 10)):
+        _submit(cli, tmp_path, user, threshold)
+    shake = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["shakeup"]
+    assert shake["pool"] == "halves" and shake["p_value"] is None and set(shake["hold"]) == {"red", "blue", "green"}
+    assert all(0 <= p <= 1 for p in shake["hold"].values()) and 0 <= shake["expected_moved"] <= 3
+    out = cli("contest", "board", "tiny", "--private", user=ORGANIZER).stdout
+    assert "Expected shake-up, resampling each half" in out
+
+
 def test_common_draws_pair_like_a_joint_resample():
     from harness.scoring.resampling import common_draw_scores
     from harness.scoring.uncertainty import beats_probability, share_better

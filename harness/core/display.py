@@ -64,6 +64,10 @@ def rule_text(rule: dict | None) -> str:
 def shakeup_text(shakeup: dict, closed: bool) -> str:
     """A round's expected shake-up in words (harness.scoring.board_ties.expected_shakeup)."""
     holds = ", ".join(f"{team} {p:.0%}" for team, p in shakeup["hold"].items())
+    if shakeup.get("p_value") is None:  # a whole-sample metric: resampled within each half
+        return (f"Expected shake-up, resampling each half: {shakeup['expected_moved']:g} of {shakeup['teams']} teams "
+                f"change place; each team's rank holds with: {holds}. {'Observed' if closed else 'On the halves now'}"
+                f": {shakeup['moved']} moved.")
     text = (f"Expected shake-up from noise alone: {shakeup['expected_moved']:g} of {shakeup['teams']} teams change "
             f"place; each team's rank holds with: {holds}.")
     verdict = "more than noise explains" if shakeup["p_value"] < 0.05 else "within what noise explains"

@@ -167,12 +167,38 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
         return _CACHE[key]
     vectors = {r["team"]: kept_values(d) for r, d in zip(entries, run_dirs)}
     if len(vectors) < 2 or any(v is None for v in vectors.values()) or len({len(v) for v in vectors.values()}) > 1:
-        return None
+        out = _shakeup_from_draws(entries, run_dirs, rows_fn, direction)
+        _remember(key, out)
+        return out
     from .splits import halves
     from .uncertainty import shake_up_of_values
     public, private = halves(len(next(iter(vectors.values()))), *split[:3])
     got = shake_up_of_values(vectors, direction, public, private, "whole", SHAKEUP_RESAMPLES, SEED)
     out = {"hold": {t: round(p, 3) for t, p in got.hold.items()}, "teams": len(vectors), "moved": got.moved,
-           "expected_moved": round(got.expected_moved, 2), "p_value": round(got.p_value, 3)}
+           "expected_moved": round(got.expected_moved, 2), "p_value": round(got.p_value, 3), "pool": "whole"}
     _remember(key, out)
     return out
+
+
+def _shakeup_from_draws(entries: list[dict], run_dirs: list[str], rows_fn, direction: Direction) -> dict | None:
+    """The expected shake-up of a whole-sample metric (f1, balanced accuracy, GAP) from its finals' common draws:
+    each draw's public board from the public half's row and private board from the private half's (the same
+    resampled examples for every team), so a rank's hold includes the split's own luck; the observed moves are
+    the finals' own public and private ranks. No p-value: the draws are of these very halves."""
+    import numpy as np
+
+    from .uncertainty import ranks
+    draws = [kept_draws(d) for d in run_dirs]
+    if len(draws) < 2 or any(d is None or d.shape[0] < 2 or not np.isfinite(d[:2]).all() for d in draws) or \
+            len({d.shape[1] for d in draws}) > 1:
+        return None
+    ids = [r["final_submission"] for r in entries]
+    public_of = dict(rows_fn("SELECT id, score FROM submissions WHERE id IN (:ids)", ids=ids))
+    observed_pub = ranks(np.array([float(public_of[i]) for i in ids]), direction)
+    observed_priv = ranks(np.array([float(r["private"]) for r in entries]), direction)
+    pub = ranks(np.stack([d[0] for d in draws], axis=1), direction)  # (resamples, teams)
+    priv = ranks(np.stack([d[1] for d in draws], axis=1), direction)
+    same = pub == priv
+    return {"hold": {r["team"]: round(float(same[:, i].mean()), 3) for i, r in enumerate(entries)},
+            "teams": len(entries), "moved": int((observed_pub != observed_priv).sum()),
+            "expected_moved": round(float((~same).sum(axis=1).mean()), 2), "p_value": None, "pool": "halves"}
