@@ -9,7 +9,8 @@ Rows:
   evaluation.py scoring files of that size (face-age's for accuracy, bus-eta's for rmse: what the harness already
   pays per scored submission); rmse also with exact index resampling, the way the strata replace past 20 million
   drawn indices; the paired beats-probability of two submissions; the Ladder's acceptance test. f1 (a whole-sample
-  metric): its interval plus its scores on the common draws that its tie marks compare (both paid at grade).
+  metric): its interval plus its scores on the common draws that its tie marks compare (both paid at grade);
+  gap the same, by the subsampled bootstrap past 2 million drawn indices, and once by exact indices.
 * a board of USERS entries at BOARD_N test examples: ranking the users by their score (the bare board: scores
   computed, sorted) against the same plus an interval per entry and a tie mark per neighbour pair
   (board_uncertainty: one set of resamples for the whole board). A served board would read intervals stored
@@ -34,7 +35,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from harness.scoring.metric_library import Records, metric  # noqa: E402
 from harness.scoring.resampling import common_draw_scores, within_share  # noqa: E402
-from harness.scoring.uncertainty import beats_probability, board_uncertainty, interval, ladder_accepts  # noqa: E402
+from harness.scoring.uncertainty import (  # noqa: E402
+    beats_probability,
+    board_uncertainty,
+    common_draws,  # noqa: E402
+    interval,
+    ladder_accepts,
+)
 
 OUT = REPO / "bench" / "results" / "intervals.json"
 
@@ -100,9 +107,21 @@ def per_submission(n, repeat):
             rows[name] = row
         m, a = metric("f1"), classification(rng, n)  # a whole-sample metric: its grade also keeps common draws
         once, iv = median_time(lambda: m.score(a), repeat), median_time(lambda: interval(m, a), repeat)
-        draws = median_time(lambda: common_draw_scores(m.sample(a), 1000, 0), repeat)
+        draws = median_time(lambda: common_draws(m, a, 1000, 0), repeat)
+        exact_draws = median_time(lambda: common_draw_scores(m.sample(a), 1000, 0), 1)
         rows["f1"] = {"metric_once_s": round(once, 5), "interval_s": round(iv, 4), "common_draws_s": round(draws, 4),
-                      "at_grade_s": round(iv + draws, 4), "interval": list(interval(m, a)), "score": m.score(a)}
+                      "at_grade_s": round(iv + draws, 4), "interval": list(interval(m, a)), "score": m.score(a),
+                      "common_draws_exact_indices_s": round(exact_draws, 3)}
+        m = metric("gap")  # past SUBSAMPLE_LIMIT: the subsampled bootstrap; exact indices once, for comparison
+        labels = rng.integers(0, 1000, n)
+        a = Records(labels, np.where(rng.random(n) < 0.6, labels, rng.integers(0, 1000, n)), rng.random(n),
+                    np.arange(n))
+        once, iv = median_time(lambda: m.score(a), repeat), median_time(lambda: interval(m, a), repeat)
+        draws = median_time(lambda: common_draws(m, a, 1000, 0), repeat)
+        rows["gap"] = {"metric_once_s": round(once, 5), "interval_s": round(iv, 4), "common_draws_s": round(draws, 4),
+                       "at_grade_s": round(iv + draws, 4), "interval": list(interval(m, a)), "score": m.score(a),
+                       "interval_exact_indices_s": round(median_time(lambda: interval(m, a, exact=True), 1), 2),
+                       "interval_exact_indices": list(interval(m, a, exact=True))}
     return rows
 
 

@@ -202,7 +202,14 @@ def common_draw_scores(sample: Sample, resamples: int, seed) -> np.ndarray:
     rng, n = rng_of(seed), sample.n
     out = np.empty(resamples)
     step = _chunk_rows(n)
+    cells = isinstance(sample, CellSample) and sample.ncells * step < 2**31
     for start in range(0, resamples, step):
         rows = min(step, resamples - start)
-        out[start:start + rows] = sample.on_weights(index_weights(rng, n, rows))
+        if cells:  # the drawn examples' cells counted straight from the indices: no weights matrix
+            idx = rng.integers(0, n, size=(rows, n), dtype=np.int32 if n < 2**31 else np.int64)
+            flat = sample.cell[idx] + (np.arange(rows, dtype=np.int64) * sample.ncells)[:, None]
+            counts = np.bincount(flat.ravel(), minlength=rows * sample.ncells).reshape(rows, sample.ncells)
+            out[start:start + rows] = sample.stat(counts.astype(np.float64))
+        else:
+            out[start:start + rows] = sample.on_weights(index_weights(rng, n, rows))
     return out

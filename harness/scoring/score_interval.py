@@ -124,9 +124,9 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         with open(prediction.parent / STAGED, "wb") as fh:
             np.save(fh, np.asarray(m.values(records), dtype=np.float64), allow_pickle=False)
         return got
-    from .resampling import common_draw_scores  # a whole-sample metric: its scores on the common draws (ties)
+    from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
     try:
-        rows = [common_draw_scores(m.sample(part), RESAMPLES, SEED) if i == 0 or got.private_low is not None
+        rows = [common_draws(m, part, RESAMPLES, SEED) if i == 0 or got.private_low is not None
                 else np.full(RESAMPLES, np.nan) for i, part in enumerate(parts)]
     except MemoryError:  # a crafted prediction (thousands of classes): its interval stands, it gets no tie mark
         return got

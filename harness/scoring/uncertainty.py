@@ -52,13 +52,46 @@ def resampled(metric: Metric, records: Records, resamples: int = 1000, seed=0,
     return resampled_scores([sample], resamples, rng)[0][0]
 
 
+SUBSAMPLE_LIMIT = 2_000_000  # drawn indices past which GAP resamples a seeded subsample (see subsampled)
+
+
+def subsampled(metric: Metric, records: Records, resamples: int, seed, exact: bool | None,
+               names: tuple = ("gap",)) -> np.ndarray | None:
+    """GAP (or the metrics NAMES) past SUBSAMPLE_LIMIT (n x resamples; exact None), whose exact bootstrap costs O(n)
+    per resample: its
+    resampled scores as the m-out-of-n bootstrap gives them, on a subsample of m = SUBSAMPLE_LIMIT / resamples
+    examples drawn from SEED and n alone (the same for every submission: still paired), each resample's deviation
+    from the subsample's score shrunk by sqrt(m / n) around the whole set's score (GAP is a smooth statistic of
+    the ranked list: its spread falls as 1 / sqrt(n)). None: resample exactly."""
+    n = len(records)
+    if exact is True or metric.name not in names or (exact is None and n * resamples <= SUBSAMPLE_LIMIT):
+        return None
+    from .resampling import common_draw_scores
+    m = min(n, max(2, SUBSAMPLE_LIMIT // resamples))
+    part = records.take(np.sort(rng_of(seed).choice(n, m, replace=False)))
+    scores = common_draw_scores(metric.sample(part), resamples, [seed, m])  # index draws: paired by construction
+    return metric.score(records) + (scores - metric.score(part)) * np.sqrt(m / n)
+
+
+def common_draws(metric: Metric, records: Records, resamples: int = 1000, seed=0) -> np.ndarray:
+    """A whole-sample metric's scores on resamples drawn from SEED and the number of examples alone (past
+    SUBSAMPLE_LIMIT: subsampled, whatever the metric: the cells shortcut cannot pair draws stored apart), so two
+    submissions stored apart compare as a paired bootstrap."""
+    from .resampling import common_draw_scores
+    got = subsampled(metric, records, resamples, seed, None, (metric.name,))
+    return got if got is not None else common_draw_scores(metric.sample(records), resamples, seed)
+
+
 def interval(metric: Metric, records: Records, level: float = 0.95, resamples: int = 1000, seed=0,
              exact: bool | None = None) -> Interval:
     """(low, high): the percentile bootstrap interval of the metric over test examples at LEVEL: the
     (1-level)/2 and (1+level)/2 quantiles (numpy's linear interpolation) of the resampled scores.
-    exact: see harness.scoring.resampling.mean_resamples (None: exact up to 20 million drawn indices)."""
+    exact: see harness.scoring.resampling.mean_resamples (None: exact up to 20 million drawn indices) and
+    subsampled (GAP)."""
     _check_level(level, resamples)
-    scores = resampled(metric, records, resamples, seed, exact)
+    scores = subsampled(metric, records, resamples, seed, exact)
+    if scores is None:
+        scores = resampled(metric, records, resamples, seed, exact)
     low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])
     return Interval(float(low), float(high))
 
