@@ -29,6 +29,16 @@ def _submit(cli, tmp_path, user, threshold):
     return cli.json("submit", name, "0", user=user)
 
 
+def _cup(cli, tmp_path, teams, fraction=0.4):
+    """A contest round on the tiny task, open on the contest clock: TEAMS maps a team to its one user."""
+    members = "".join(f'{team} = ["{user}"]\n' for team, user in teams.items())
+    (tmp_path / "cup.toml").write_text(
+        f'name = "cup"\n[teams]\n{members}[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        f'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = {fraction}\nsplit_seed = 3\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+
+
 def test_a_scored_submission_has_its_interval_on_every_board_surface(cli, tmp_path):
     _tiny(tmp_path, cli)
     _submit(cli, tmp_path, "alice", 35)
@@ -59,11 +69,7 @@ def test_an_opaque_metric_shows_no_interval_and_says_why(cli, tmp_path):
 
 def test_a_rounds_public_interval_is_the_public_halfs_and_the_private_one_waits_for_close(cli, tmp_path):
     _tiny(tmp_path, cli)
-    (tmp_path / "cup.toml").write_text(
-        'name = "cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
-        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
-    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
-    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    _cup(cli, tmp_path, {"red": "alice", "blue": "bob"})
     _submit(cli, tmp_path, "alice", 35)
     _submit(cli, tmp_path, "bob", 60)
     board = cli.json("board", "tiny", user="alice")
@@ -265,11 +271,7 @@ def test_values_with_a_declared_finish_and_garbage_values(cli, tmp_path):
 
 def test_an_opaque_evaluators_values_serve_a_rounds_public_and_private_halves(cli, tmp_path):
     _opaque_with_values(tmp_path, cli)
-    (tmp_path / "cup.toml").write_text(
-        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
-        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
-    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
-    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    _cup(cli, tmp_path, {"red": "alice"})
     _submit(cli, tmp_path, "alice", 35)
     board = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)
     [row] = board["rows"]
@@ -314,11 +316,7 @@ def test_a_whole_sample_metrics_round_has_its_expected_shake_up_from_common_draw
     (task / "task.toml").write_text(text + '\n[split]\nlabel = "lines"\nprediction = "lines"\n')
     (task / "evaluation.py").write_text(F1_EVAL)
     cli("dataset", "add", task, user=ORGANIZER)
-    (tmp_path / "cup.toml").write_text(
-        'name = "cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\ngreen = ["carol"]\n[[rounds]]\nname = "r1"\n'
-        'tasks = ["tiny"]\nstart = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.5\n')
-    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
-    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    _cup(cli, tmp_path, {"red": "alice", "blue": "bob", "green": "carol"}, fraction=0.5)
     for user, threshold in (("alice", 36), ("bob", 60), ("carol", 10)):
         _submit(cli, tmp_path, user, threshold)
     shake = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["shakeup"]
