@@ -156,6 +156,8 @@ def test_the_ladder_decides_in_submit_order_whatever_order_grades_finish_in(cli,
         early = submits.submission_info(h, id2)
         assert submits.submission_info(h, id1)["status"] in ("queued", "running")  # still inferring
         assert early["score"] is None and early["ladder"].startswith("not shown yet"), early
+        series = boards.score_history(h, "tiny")["series"]["red"]["y"]
+        assert max(series) == pytest.approx(5 / 9)  # the chart shows what the board shows: no waiting score
         row = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]
         assert row["public"] == pytest.approx(5 / 9)  # the board still shows the first submission
         wait_run(h, run1)
@@ -179,7 +181,7 @@ def test_a_team_the_ladder_never_showed_still_has_its_private_rank(cli, tmp_path
     cli("hide", str(red["id"]), user=ORGANIZER)
     cli("unhide", str(red["id"]), user=ORGANIZER)  # replayed: nothing to compare, so nothing shown
     rows = {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}
-    assert rows["red"]["public"] is None and rows["red"]["reason"] == "no submission the Ladder could show"
+    assert rows["red"]["public"] is None and rows["red"]["reason"] == "nothing shown by the Ladder (yet)"
     assert rows["blue"]["public_rank"] == 1
     cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
     cli("contest", "close", "cup/r1", user=ORGANIZER)
@@ -192,3 +194,35 @@ def test_a_public_half_too_small_for_the_ladder_is_refused_at_create(cli, tmp_pa
     path.write_text(path.read_text().replace("public_fraction = 0.6", "public_fraction = 0.01"))
     r = cli("contest", "create", path, user=ORGANIZER, code=2)
     assert "'ladder' needs at least 2 public test examples; public_fraction 0.01 of 'tiny''s 15 gives 1" in r.stderr
+
+
+def test_a_lost_replay_is_swept_up_at_scheduler_start_and_before_close_and_order_is_by_id(cli, tmp_path):
+    """Found by a second review: a replay lost to a crash or a locked database left a team's submissions waiting;
+    a clock set back reordered submissions by time. The scheduler's start (recovery) and `contest close` sweep
+    them; decisions follow the submissions' ids."""
+    cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
+    ids = [cli.json("submit", _submit(cli, tmp_path, "alice", t), "0", user="alice")["id"] for t in (20, 45)]
+    from datetime import datetime
+
+    from harness.scoring.ladder_board import replay_teams, sweep
+    from harness.store.models import Submission
+    with _organizer() as h:
+        with h.tx() as db:
+            for sub in db.query(Submission):
+                sub.ladder_accepted = None  # as if both replays were lost
+            db.get(Submission, ids[1]).created_at = datetime(2026, 6, 1)  # a clock set back before the first
+        assert {r["team"]: r for r in cli.json("board", "tiny", user="bob")["rows"]}["red"]["public"] is None
+        sweep(h.store)
+        with h.tx() as db:
+            assert [db.get(Submission, i).ladder_accepted for i in ids] == [True, True]  # 5/9, then 8/9
+            sub = db.get(Submission, ids[1])
+            sub.ladder_accepted, key = None, {f"ladder:{sub.round_id}:{sub.task_id}:{sub.team_id}":
+                                              (sub.round_id, sub.task_id, sub.team_id)}
+        replay_teams(h.store, key, from_start=True)
+        with h.tx() as db:
+            assert db.get(Submission, ids[1]).ladder_accepted is True
+            db.get(Submission, ids[1]).ladder_accepted = None  # lost again: the close sweeps it
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    cli("contest", "close", "cup/r1", user=ORGANIZER)
+    row = {r["team"]: r for r in cli.json("contest", "board", "tiny", user="bob")["rows"]}["red"]
+    assert row["public"] == pytest.approx(8 / 9)

@@ -130,7 +130,7 @@ def _show_closed(result: dict) -> None:
     for task, rows in result["boards"].items():
         ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {arrow(r['shakeup'])})"
                            for r in rows if r["private_rank"])
-        unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason"))
+        unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason") and not r["private_rank"])
         click.echo(f"{task}: {ranked or 'no scored submissions'}" + (f"; unscored: {unscored}" if unscored else ""))
     chosen = result["qualifiers"]
     click.echo(f"Qualified ({len(chosen)}): {', '.join(sorted(chosen)) or 'none'}"

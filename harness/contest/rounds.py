@@ -16,6 +16,7 @@ from harness.core import clock
 from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
+from harness.scoring import ladder_board
 from harness.scoring.board_rules import counted_clause
 from harness.scoring.board_ties import expected_shakeup, mark_board
 from harness.scoring.ladder_board import is_ladder
@@ -211,6 +212,7 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
         rnd_id = rnd.id
     for run_id in pending:  # submitted in time: they are scored before the round freezes
         wait_run(h, run_id)
+    ladder_board.sweep(h.store, rnd_id)  # a Ladder's last decisions before its boards are frozen
     with h.tx() as db:
         rnd = db.get(Round, rnd_id)
         now = clock.now(h.settings)

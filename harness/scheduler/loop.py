@@ -328,8 +328,14 @@ class Scheduler:
         """Replay the Ladder of every team whose submit ended since the last tick (after those commits)."""
         with self._ended_lock:
             ended, self._ended_submits = self._ended_submits, []
-        if ended:
+        if not ended:
+            return
+        try:
             ladder_board.replay_after_end(self.store, ended)
+        except Exception:  # noqa: BLE001 - a locked database, say: tried again next tick, never lost
+            log.error("Ladder replay failed, retried next tick: %s", traceback.format_exc())
+            with self._ended_lock:
+                self._ended_submits = ended + self._ended_submits
 
     def _score(self, run_id: int) -> None:
         """Worker thread: grade a finished submit run with the task's evaluator (idempotent)."""

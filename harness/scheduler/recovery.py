@@ -32,7 +32,7 @@ log = logging.getLogger("harness.scheduler.recovery")
 
 def recover_runs(settings: Settings, store: Store, executor: Executor | None = None) -> list[int]:
     """Call with the scheduler lock held. Returns the submit runs to score again."""
-    rescore, lost = [], []
+    rescore = []
     executor = executor or get_executor(settings)
     with store.tx() as db:  # what the lost runs saved, read outside the transaction that records it
         pending = db.execute(select(Run.id, Run.run_dir, Run.events_offset, Session.dir)
@@ -50,14 +50,12 @@ def recover_runs(settings: Settings, store: Store, executor: Executor | None = N
                 if sess is not None and run.id in collected:
                     record(db, run, sess, collected[run.id])  # checkpoints it saved before the crash are kept
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
-                lost.append(run.id)
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place
                 requeue(db, run, run.message)
                 log.warning("run %s: requeued (it had not started)", run.id)
-    if lost:  # their teams' Ladders go on past them
-        from harness.scoring.ladder_board import replay_after_end
-        replay_after_end(store, lost)
+    from harness.scoring.ladder_board import sweep
+    sweep(store)  # Ladder decisions a crash or a failed replay left waiting (the lost runs' teams among them)
     with store.tx() as db:  # only runtimes this root has used can have left something (no engine ping otherwise)
         used = set(db.scalars(select(Run.runtime).distinct()))
     executor.reap_orphans(used)  # what is left belongs to no running run

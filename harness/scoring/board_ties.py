@@ -155,7 +155,8 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     probability that its rank on a public board holds on a private board when both are drawn from the whole
     test set (noise alone), how many teams noise moves on average, and how many moved on the actual halves with
     the share of draws moving at least as many (small: more shake-up than noise explains). None without kept
-    values. It reads the private half: organizers only before close (the caller's rule)."""
+    values (a team without them sits out; fewer than two left: None). It reads the private half: organizers only
+    before close (the caller's rule)."""
     if not any(r.get("public_interval") for r in rows):
         return None
     from harness.store import read_sql
@@ -165,8 +166,10 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     key = ("shakeup", tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)
     if key in _CACHE:
         return _CACHE[key]
-    vectors = {r["team"]: kept_values(d) for r, d in zip(entries, run_dirs)}
-    if len(vectors) < 2 or any(v is None for v in vectors.values()) or len({len(v) for v in vectors.values()}) > 1:
+    vectors = {r["team"]: v for r, d in zip(entries, run_dirs) if (v := kept_values(d)) is not None}
+    sizes = [len(v) for v in vectors.values()]  # a team without kept values (or of another test set) sits out
+    vectors = {t: v for t, v in vectors.items() if sizes and len(v) == max(set(sizes), key=sizes.count)}
+    if len(vectors) < 2:
         out = _shakeup_from_draws(entries, run_dirs, rows_fn, direction)
         _remember(key, out)
         return out
@@ -188,10 +191,13 @@ def _shakeup_from_draws(entries: list[dict], run_dirs: list[str], rows_fn, direc
     import numpy as np
 
     from .uncertainty import ranks
-    draws = [kept_draws(d) for d in run_dirs]
-    if len(draws) < 2 or any(d is None or d.shape[0] < 2 or not np.isfinite(d[:2]).all() for d in draws) or \
-            len({d.shape[1] for d in draws}) > 1:
+    usable = [(r, d) for r, run_dir in zip(entries, run_dirs) if (d := kept_draws(run_dir)) is not None
+              and d.shape[0] >= 2 and np.isfinite(d[:2]).all()]  # a team without them sits out
+    widths = [d.shape[1] for _, d in usable]
+    usable = [(r, d) for r, d in usable if d.shape[1] == max(set(widths), key=widths.count)] if widths else []
+    if len(usable) < 2:
         return None
+    entries, draws = [r for r, _ in usable], [d for _, d in usable]
     ids = [r["final_submission"] for r in entries]
     public_of = dict(rows_fn("SELECT id, score FROM submissions WHERE id IN (:ids)", ids=ids))
     observed_pub = ranks(np.array([float(public_of[i]) for i in ids]), direction)

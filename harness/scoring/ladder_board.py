@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import select
+from sqlalchemy import select, true
 
 from harness.core.enums import HARNESS_FAULTS, PublicBoard, RunStatus
 from harness.store.models import Round, Run, Submission, Task
@@ -51,14 +51,21 @@ def _ranked(sub: Submission) -> bool:
             and not sub.hidden and not sub.dry_run and sub.reason not in HARNESS_FAULTS)
 
 
+def shown_clause(rnd: Round | None):
+    """SQL: a submission a round's public board shows (a Ladder board: the ones it accepted; others: all)."""
+    return Submission.ladder_accepted.is_(True) if is_ladder(rnd) else true()
+
+
 def replay(db, rnd: Round, task, team_id: int, from_start: bool = False) -> None:
-    """Decide the team's undecided submissions to TASK in RND in submit order, up to the first one that has not
-    ended (FROM_START: decide every one again, after a rescore or a moderation change)."""
-    if not is_ladder(rnd):
+    """Decide the team's undecided submissions to TASK in RND in submit order (their ids: inserts are serialized
+    per task; a clock may be set back), up to the first one that has not ended (FROM_START: decide every one
+    again, after a rescore or a moderation change). A closed round's decisions stay as its close froze them,
+    but for FROM_START (an organizer's rescore or moderation)."""
+    if not is_ladder(rnd) or (rnd.closed and not from_start):
         return
     rows = db.execute(select(Submission, Run.run_dir).join(Run, Run.id == Submission.run_id).where(
         Submission.round_id == rnd.id, Submission.task_id == task.id, Submission.team_id == team_id)
-        .order_by(Submission.created_at, Submission.id)).all()
+        .order_by(Submission.id)).all()
     decided: dict[int, bool | None] = {}
     cut: dict[int, object] = {}  # public indices by test-set size: drawn once per replay
 
@@ -111,20 +118,41 @@ def replay_task(db, task) -> None:
         replay(db, db.get(Round, round_id), task, team_id, from_start=True)
 
 
-def replay_after_end(store, run_ids: list[int]) -> None:
-    """After the transactions that ended these submit runs committed: replay each one's team in a Ladder round,
-    one transaction per team serialized on its key (a replay sees what the one before it wrote, and waits for a
-    grade of the same team in flight, on SQLite and PostgreSQL alike)."""
-    teams = {}
-    with store.tx() as db:
-        for sub in db.scalars(select(Submission).where(Submission.run_id.in_(run_ids))):
-            if sub.round_id is not None and sub.team_id is not None:
-                teams[key(sub)] = (sub.round_id, sub.task_id, sub.team_id)
-    for name, (round_id, task_id, team_id) in teams.items():
+def replay_teams(store, keys: dict, from_start: bool = False) -> None:
+    """replay() each (round id, task id, team id) of KEYS (key(): ids), one transaction per team serialized on
+    its key: a replay sees what the one before it wrote and waits for a grade of the same team in flight, on
+    SQLite and PostgreSQL alike."""
+    for name, (round_id, task_id, team_id) in keys.items():
         with store.tx(serialize=name) as db:
-            rnd = db.get(Round, round_id)
-            if is_ladder(rnd):
-                replay(db, rnd, db.get(Task, task_id), team_id)
+            replay(db, db.get(Round, round_id), db.get(Task, task_id), team_id, from_start)
+
+
+def _ladder_keys(db, where) -> dict:
+    rows = db.execute(select(Submission.round_id, Submission.task_id, Submission.team_id)
+                      .join(Round, Round.id == Submission.round_id)
+                      .where(Round.public_board == PublicBoard.LADDER, Submission.team_id.is_not(None), where)
+                      .distinct()).all()
+    return {f"ladder:{r}:{t}:{m}": (r, t, m) for r, t, m in rows}
+
+
+def replay_after_end(store, run_ids: list[int]) -> None:
+    """After the transactions that ended these submit runs committed: replay their teams in Ladder rounds."""
+    with store.tx() as db:
+        keys = _ladder_keys(db, Submission.run_id.in_(run_ids))
+    replay_teams(store, keys)
+
+
+def sweep(store, round_id: int | None = None) -> None:
+    """Replay every team of an open Ladder round (ROUND_ID: of that one) that has an ended, scored submission
+    still undecided: what a lost replay (a crash, a locked database) left waiting. At scheduler start and before
+    a round closes."""
+    where = Submission.ladder_accepted.is_(None) & (Submission.status == RunStatus.SUCCEEDED) & \
+        Round.closed_at.is_(None)
+    if round_id is not None:
+        where = where & (Round.id == round_id)
+    with store.tx() as db:
+        keys = _ladder_keys(db, where)
+    replay_teams(store, keys)
 
 
 def visible_score(sub: Submission, rnd: Round | None, organizer: bool) -> tuple[float | None, str | None]:

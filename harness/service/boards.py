@@ -9,7 +9,7 @@ from harness.contest.rounds import round_for_task
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.scoring.board_rules import counted_clause, user_board, valid_score
-from harness.scoring.ladder_board import visible_score
+from harness.scoring.ladder_board import shown_clause, visible_score
 from harness.state import Harness
 from harness.store.models import Round, Run, Submission, Team, User
 
@@ -91,7 +91,7 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
         rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
                           .where(Submission.task_id == task.id, board, Submission.status == RunStatus.SUCCEEDED,
                                  valid_score(Submission.score, db), Submission.hidden.is_(False), counted_clause(),
-                                 Submission.ladder_accepted.is_not(False))  # a Ladder board's shown scores only
+                                 shown_clause(rnd))
                           .order_by(Submission.created_at, Submission.id)).all()
         by_team = rnd is not None
         names = dict(db.execute(select(Team.id, Team.name) if by_team else select(User.id, User.name)).all())

@@ -10,7 +10,7 @@ from harness.core.clock import utcnow
 from harness.core.errors import NotFound, UserError
 from harness.scoring import ladder_board
 from harness.state import Harness
-from harness.store.models import AuditEvent, Round, Submission, Team, User
+from harness.store.models import AuditEvent, Submission, Team, User
 
 from . import permissions
 
@@ -32,11 +32,12 @@ def hide_submission(h: Harness, sub_id: int, hidden: bool = True) -> dict:
             raise UserError(f"ID: submission {sub_id} is already {'hidden' if hidden else 'shown'}")
         sub.hidden, sub.hidden_by, sub.hidden_at = hidden, h.settings.user if hidden else None, \
             utcnow() if hidden else None
-        if sub.round_id is not None and sub.team_id is not None:  # a Ladder board's shown scores follow
-            ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id, from_start=True)
         record(h, db, "hide" if hidden else "unhide", f"submission {sub_id}",
                {"task": sub.task.name, "user": sub.user.name, "score": sub.score})
-        return {"id": sub_id, "hidden": hidden, "task": sub.task.name, "user": sub.user.name}
+        team = {ladder_board.key(sub): (sub.round_id, sub.task_id, sub.team_id)} if sub.team_id else {}
+        out = {"id": sub_id, "hidden": hidden, "task": sub.task.name, "user": sub.user.name}
+    ladder_board.replay_teams(h.store, team, from_start=True)  # a Ladder board's shown scores follow, serialized
+    return out
 
 
 def mark_baseline(h: Harness, name: str, team: bool = False, on: bool = True) -> dict:

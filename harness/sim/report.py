@@ -113,7 +113,8 @@ def _shakeup_lines(rows: list[dict]) -> list[str]:
     moved = [r for r in ranked if r["shakeup"]]
     rise, fall = max(ranked, key=lambda r: r["shakeup"]), min(ranked, key=lambda r: r["shakeup"])
     public_top = min(ranked, key=lambda r: (r["public_rank"], r["team"]))["team"]
-    private_top = min(ranked, key=lambda r: (r["private_rank"], r["team"]))["team"]
+    private_top = min((r for r in rows if r["private_rank"] is not None),  # a team the Ladder never showed too
+                      key=lambda r: (r["private_rank"], r["team"]))["team"]
     lines = [f"- {len(moved)} of {len(ranked)} ranked teams changed place from the public to the private board"]
     if rise["shakeup"] > 0:
         lines.append(f"- biggest rise: {rise['team']}, {rise['public_rank']} → {rise['private_rank']}")

@@ -34,11 +34,12 @@ from harness.core.progress import Progress, silent
 from harness.core.settings import SETTINGS_FILE, load_settings
 from harness.runs.create import RunOptions
 from harness.scheduler.waiting import wait_run
+from harness.scoring.ladder_board import shown_clause
 from harness.service import contests, sessions, submits
 from harness.service.tasks import add_pack, prepare_builtin
 from harness.state import Harness
 from harness.store import open_store
-from harness.store.models import Checkpoint, RoundEntry, Session, Submission, Team
+from harness.store.models import Checkpoint, Round, RoundEntry, Session, Submission, Team
 from harness.taskpacks import registry
 
 from .baselines import (
@@ -266,7 +267,7 @@ class Simulation:
                 for sub in db.scalars(select(Submission).join(Team, Submission.team_id == Team.id).where(
                         Submission.round_id == rnd_id, Team.name == team.name,
                         Submission.status == RunStatus.SUCCEEDED,  # what its board showed it (a Ladder hides some)
-                        Submission.ladder_accepted.is_not(False)).order_by(Submission.id)):
+                        shown_clause(db.get(Round, rnd_id))).order_by(Submission.id)):
                     by_task.setdefault(sub.task_id, (sub.task.direction, []))[1].append((sub.id, sub.score))
             for direction, rows in by_task.values():
                 if eager:

@@ -68,7 +68,7 @@ LEFT JOIN final f ON f.team_id = s.team_id LEFT JOIN counts c ON c.who = s.team_
 WHERE s.rn = 1
 ORDER BY s.shown DESC, s.score {{order}}, s.created_at, s.id
 """
-NOTHING_SHOWN = "no submission the Ladder could show"  # scored, yet none shown: a public row without a public score
+NOTHING_SHOWN = "nothing shown by the Ladder (yet)"  # scored, yet none shown: a public row without a public score
 LADDER_SHOWN = "ladder_accepted = :yes"
 
 
