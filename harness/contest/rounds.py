@@ -19,7 +19,6 @@ from harness.scheduler.waiting import wait_run
 from harness.scoring import ladder_board
 from harness.scoring.board_rules import counted_clause
 from harness.scoring.board_ties import expected_shakeup, mark_board
-from harness.scoring.ladder_board import is_ladder
 from harness.state import Harness
 from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
@@ -31,7 +30,7 @@ from .gate import get_round, rounds_of_task, status, team_of
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     """Every team's public and private standing on TASK in RND (private fields included: callers filter): the
     SQL of store.read_sql (the same style as the per-user board), ranked here."""
-    rows = read_sql.team_board_rows(sa_rows(db), rnd.id, task.id, task.direction, is_ladder(rnd))
+    rows = read_sql.team_board_rows(sa_rows(db), rnd.id, task.id, task.direction, ladder_board.is_ladder(rnd))
     d = task.direction
     private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
                      key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
@@ -116,7 +115,8 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
             rows = [{k: v for k, v in r.items() if k not in PRIVATE_FIELDS} for r in rows]
         shakeup = expected_shakeup(rows, sa_rows(db), task.direction, split) if show_private else None
         return {"round": rnd.label, "task": task.name, "metric": task.metric, "direction": task.direction.value,
-                "public_board": rnd.public_board.value, "status": state.value, "private_shown": show_private, "rows": rows, "shakeup": shakeup}
+                "public_board": rnd.public_board.value, "status": state.value, "private_shown": show_private,
+                "rows": rows, "shakeup": shakeup}
 
 
 def select_submissions(h: Harness, ids: list[int]) -> dict:

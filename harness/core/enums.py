@@ -86,6 +86,11 @@ class Direction(str, enum.Enum):
         return -score if self is Direction.HIGHER else score
 
     @property
+    def sign(self) -> float:
+        """+1 or -1: a difference times it is positive when the first score is the better one."""
+        return 1.0 if self is Direction.HIGHER else -1.0
+
+    @property
     def sql_best(self) -> str:
         """The SQL aggregate of the best score."""
         return "max" if self is Direction.HIGHER else "min"

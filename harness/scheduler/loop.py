@@ -317,10 +317,12 @@ class Scheduler:
             self.disk.watch(run.id, handle.spec.disk_limits)
 
     # -- outcomes ------------------------------------------------------------------------------------------
-    def _finish(self, db, run: Run, outcome: Outcome) -> None:
+    def _finish(self, db, run: Run, outcome: Outcome, replayed: bool = False) -> None:
+        """Record a run's end. A submit's team Ladder (if any) decides the next ones once this commits, unless
+        the caller REPLAYED it in this very transaction (a grade)."""
         mark(db, run, outcome.status, outcome.reason, outcome.message)
         run.exit_code = outcome.exit_code
-        if run.kind is RunKind.SUBMIT:  # its team's Ladder (if any) decides the next ones once this commits
+        if run.kind is RunKind.SUBMIT and not replayed:
             with self._ended_lock:
                 self._ended_submits.append(run.id)
 
@@ -359,9 +361,10 @@ class Scheduler:
             sub.provenance = {**(sub.provenance or {}), **origin}
             if result.ok:
                 apply(sub, result)
-                self._finish(db, run, Outcome(RunStatus.SUCCEEDED, None, run.exit_code, ""))
+                outcome = Outcome(RunStatus.SUCCEEDED, None, run.exit_code, "")
             else:
-                self._finish(db, run, Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message))
+                outcome = Outcome(RunStatus.FAILED, result.reason, run.exit_code, result.message)
+            self._finish(db, run, outcome, replayed=ladder is not None)
             if ladder is not None:  # decided before anyone is told the submission ended (submit order)
                 ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
 

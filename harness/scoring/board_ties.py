@@ -83,7 +83,7 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
     row = 1 if split is not None and split[3] == "private" else 0
     draws = [None if v is not None or (d := kept_draws(r)) is None or d.shape[0] <= row else d[row]
              for v, r in zip(vectors, run_dirs)]
-    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    sign = direction.sign
     out = []
     for a, b, da, db in zip(vectors, vectors[1:], draws, draws[1:]):
         if a is not None and b is not None and len(a) == len(b):
@@ -167,8 +167,8 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     if key in _CACHE:
         return _CACHE[key]
     vectors = {r["team"]: v for r, d in zip(entries, run_dirs) if (v := kept_values(d)) is not None}
-    sizes = [len(v) for v in vectors.values()]  # a team without kept values (or of another test set) sits out
-    vectors = {t: v for t, v in vectors.items() if sizes and len(v) == max(set(sizes), key=sizes.count)}
+    size = _most_common([len(v) for v in vectors.values()])  # a team without kept values (or of another test
+    vectors = {t: v for t, v in vectors.items() if len(v) == size}  # set) sits out
     if len(vectors) < 2:
         out = _shakeup_from_draws(entries, run_dirs, rows_fn, direction)
         _remember(key, out)
@@ -183,6 +183,11 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     return out
 
 
+def _most_common(sizes: list[int]) -> int | None:
+    """The size most entries share (None for none): entries of another size sit out of a shake-up."""
+    return max(set(sizes), key=sizes.count) if sizes else None
+
+
 def _shakeup_from_draws(entries: list[dict], run_dirs: list[str], rows_fn, direction: Direction) -> dict | None:
     """The expected shake-up of a whole-sample metric (f1, balanced accuracy, GAP) from its finals' common draws:
     each draw's public board from the public half's row and private board from the private half's (the same
@@ -193,8 +198,8 @@ def _shakeup_from_draws(entries: list[dict], run_dirs: list[str], rows_fn, direc
     from .uncertainty import ranks
     usable = [(r, d) for r, run_dir in zip(entries, run_dirs) if (d := kept_draws(run_dir)) is not None
               and d.shape[0] >= 2 and np.isfinite(d[:2]).all()]  # a team without them sits out
-    widths = [d.shape[1] for _, d in usable]
-    usable = [(r, d) for r, d in usable if d.shape[1] == max(set(widths), key=widths.count)] if widths else []
+    width = _most_common([d.shape[1] for _, d in usable])
+    usable = [(r, d) for r, d in usable if d.shape[1] == width]
     if len(usable) < 2:
         return None
     entries, draws = [r for r, _ in usable], [d for _, d in usable]

@@ -25,10 +25,6 @@ from .uncertainty import ladder_accepts_values
 Finish = Callable[[np.ndarray], np.ndarray]
 
 
-def _better(direction: Direction, a: float, b: float) -> bool:
-    return a > b if direction is Direction.HIGHER else a < b
-
-
 def score_of(values: np.ndarray, finish: Finish) -> float:
     return float(np.asarray(finish(np.asarray(float(np.mean(values))))))
 
@@ -39,7 +35,7 @@ def shown_index(public_values: Sequence[np.ndarray], direction: Direction, board
     shown, best = None, None
     for i, v in enumerate(public_values):
         if board is PublicBoard.PLAIN:
-            if best is None or _better(direction, float(np.mean(v)), best):
+            if best is None or direction.better(float(np.mean(v)), best):
                 shown, best = i, float(np.mean(v))
         elif ladder_accepts_values(v, None if shown is None else public_values[shown], direction)[0]:
             shown = i
@@ -75,7 +71,7 @@ def replay_board(teams: dict[str, list[np.ndarray]], public: np.ndarray, private
         if i is not None:
             pub[team], priv[team] = score_of(subs[i][public], finish), score_of(subs[i][private], finish)
     names = sorted(pub)
-    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    sign = direction.sign
     optimism = float(np.mean([sign * (pub[t] - priv[t]) for t in names])) if names else 0.0
     return BoardReplay(board, pub, priv, spearman([pub[t] for t in names], [priv[t] for t in names]), optimism)
 
@@ -112,7 +108,7 @@ class _Board:
     def submit(self, public_values: np.ndarray) -> bool:
         """Whether the shown score moved to this submission."""
         if self.board is PublicBoard.PLAIN:
-            moved = _better(self.direction, float(np.mean(public_values)), float(np.mean(self.shown)))
+            moved = self.direction.better(float(np.mean(public_values)), float(np.mean(self.shown)))
         else:
             moved = ladder_accepts_values(public_values, self.shown, self.direction)[0]
         if moved:
@@ -137,7 +133,7 @@ def boosting_attack(a: np.ndarray, b: np.ndarray, public: np.ndarray, private: n
         mask = rng.integers(0, 2, len(a)).astype(np.float64)
         values = a + mask * diff
         moved = shown.submit(values[public])
-        if moved if board is PublicBoard.LADDER else _better(direction, float(np.mean(values[public])), chance):
+        if moved if board is PublicBoard.LADDER else direction.better(float(np.mean(values[public])), chance):
             votes += mask
             kept += 1
     final = a + (votes > kept / 2) * diff if kept else a
@@ -189,7 +185,7 @@ def recommend(finals: Sequence[np.ndarray], direction: Direction, periods: int) 
     if len(finals) < 2:
         return None
     n = len(finals[0])
-    order = sorted(finals, key=lambda v: -float(np.mean(v)) if direction is Direction.HIGHER else float(np.mean(v)))
+    order = sorted(finals, key=lambda v: direction.sort_key(float(np.mean(v))))
     pairs = [(float(abs(np.mean(x - y))), float(np.std(x - y, ddof=1))) for x, y in zip(order, order[1:])]
     gap = float(np.mean([g for g, _ in pairs]))  # the board's range over its steps: stable when many entries tie
     if gap <= 0:

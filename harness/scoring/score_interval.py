@@ -114,11 +114,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
     if score is None or not _same(float(score), float(scores[0])):  # the public (or whole) half decides alone
         return Intervals(note=f"no interval: the task's evaluator scores otherwise than the library's {m.name}")
-    public = interval(m, parts[0], LEVEL, RESAMPLES, SEED)
-    got = Intervals(public.low, public.high)
-    if split is not None and private_score is not None and _same(float(private_score), float(scores[1])):
-        private = interval(m, parts[1], LEVEL, RESAMPLES, SEED)
-        got.private_low, got.private_high = private.low, private.high
+    got = _of_parts(parts, scores, private_score, lambda part: interval(m, part, LEVEL, RESAMPLES, SEED))
     import numpy as np
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
         with open(prediction.parent / STAGED, "wb") as fh:
@@ -135,6 +131,17 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     return got
 
 
+def _of_parts(parts: list, scores: list[float], private_score, interval_of) -> Intervals:
+    """The public (or whole-set) interval of PARTS[0]; with a second part (a round's private half) whose score
+    matches PRIVATE_SCORE, its interval too (a mismatch only drops the private one)."""
+    public = interval_of(parts[0])
+    got = Intervals(public.low, public.high)
+    if len(parts) > 1 and private_score is not None and _same(float(private_score), float(scores[1])):
+        private = interval_of(parts[1])
+        got.private_low, got.private_high = private.low, private.high
+    return got
+
+
 def _finisher(name: str):
     import numpy as np
     return np.sqrt if name == "sqrt-mean" else (lambda x: x)
@@ -143,8 +150,8 @@ def _finisher(name: str):
 def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
                         finish: str) -> Intervals:
     """compute() for an opaque evaluator that wrote its per-example values: one finite number per line, as many
-    as the label file's records (read by the task's [split]), whose mean (FINISH: or its square root) is the printed score of the
-    whole set or each half. Anything else: no interval, and the note says which."""
+    as the label file's records (read by the task's [split]), whose mean (FINISH: or its square root) is the
+    printed score of the whole set or each half. Anything else: no interval, and the note says which."""
     import numpy as np
 
     from .splits import SplitFormat, halves, read_records
@@ -178,11 +185,7 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     if score is None or not _same(float(score), scores[0]):
         return Intervals(note=f"no interval: the evaluator's per-example values make {scores[0]:.6g} "
                               f"({finish}), not its score")
-    public_interval = interval_of_values(parts[0], fn, LEVEL, RESAMPLES, SEED)
-    got = Intervals(public_interval.low, public_interval.high)
-    if split is not None and private_score is not None and _same(float(private_score), scores[1]):
-        private_interval = interval_of_values(parts[1], fn, LEVEL, RESAMPLES, SEED)
-        got.private_low, got.private_high = private_interval.low, private_interval.high
+    got = _of_parts(parts, scores, private_score, lambda part: interval_of_values(part, fn, LEVEL, RESAMPLES, SEED))
     with open(prediction.parent / STAGED, "wb") as fh:
         np.save(fh, values, allow_pickle=False)
     return got

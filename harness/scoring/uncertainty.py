@@ -58,11 +58,11 @@ SUBSAMPLE_LIMIT = 2_000_000  # drawn indices past which GAP resamples a seeded s
 def subsampled(metric: Metric, records: Records, resamples: int, seed, exact: bool | None,
                names: tuple = ("gap",)) -> np.ndarray | None:
     """GAP (or the metrics NAMES) past SUBSAMPLE_LIMIT (n x resamples; exact None), whose exact bootstrap costs O(n)
-    per resample: its
-    resampled scores as the m-out-of-n bootstrap gives them, on a subsample of m = SUBSAMPLE_LIMIT / resamples
-    examples drawn from SEED and n alone (the same for every submission: still paired), each resample's deviation
-    from the subsample's score shrunk by sqrt(m / n) around the whole set's score (GAP is a smooth statistic of
-    the ranked list: its spread falls as 1 / sqrt(n)). None: resample exactly."""
+    per resample: its resampled scores as the m-out-of-n bootstrap gives them, on a subsample of
+    m = SUBSAMPLE_LIMIT / resamples examples drawn from SEED and n alone (the same for every submission: still
+    paired), each resample's deviation from the subsample's score shrunk by sqrt(m / n) around the whole set's
+    score (GAP is a smooth statistic of the ranked list: its spread falls as 1 / sqrt(n)). None: resample
+    exactly."""
     n = len(records)
     if exact is True or metric.name not in names or (exact is None and n * resamples <= SUBSAMPLE_LIMIT):
         return None
@@ -90,8 +90,11 @@ def interval(metric: Metric, records: Records, level: float = 0.95, resamples: i
     subsampled (GAP)."""
     _check_level(level, resamples)
     scores = subsampled(metric, records, resamples, seed, exact)
-    if scores is None:
-        scores = resampled(metric, records, resamples, seed, exact)
+    return _percentile(resampled(metric, records, resamples, seed, exact) if scores is None else scores, level)
+
+
+def _percentile(scores: np.ndarray, level: float) -> Interval:
+    """The (1-level)/2 and (1+level)/2 quantiles of resampled SCORES (numpy's linear interpolation)."""
     low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])
     return Interval(float(low), float(high))
 
@@ -104,8 +107,7 @@ def interval_of_values(values: np.ndarray, finish, level: float = 0.95, resample
     if len(values) == 0:
         raise UserError("no test examples to resample")
     means, _ = mean_resamples(values, resamples, rng_of(seed), exact)
-    low, high = np.quantile(np.asarray(finish(means)), [(1 - level) / 2, (1 + level) / 2])
-    return Interval(float(low), float(high))
+    return _percentile(np.asarray(finish(means)), level)
 
 
 def _paired(metric: Metric, a: Records, b: Records, resamples: int, seed, exact: bool | None) -> np.ndarray:
@@ -116,7 +118,7 @@ def _paired(metric: Metric, a: Records, b: Records, resamples: int, seed, exact:
     if sa.n == 0:
         raise UserError("no test examples to resample")
     rng = rng_of(seed)
-    sign = 1.0 if metric.direction is Direction.HIGHER else -1.0
+    sign = metric.direction.sign
     if isinstance(sa, MeanSample) and isinstance(sb, MeanSample):
         return _paired_means(sa.values, sb.values, sign, resamples, rng, exact)
     scores = resampled_scores([sa, sb], resamples, rng)[0]
@@ -144,7 +146,7 @@ def beats_probability(metric: Metric, records_a: Records, records_b: Records, re
 def beats_probability_of_values(a: np.ndarray, b: np.ndarray, direction: Direction, resamples: int = 1000,
                                 seed=0, exact: bool | None = None) -> float:
     """beats_probability for a mean metric from the two entries' per-example values (as grading keeps them)."""
-    sign = 1.0 if direction is Direction.HIGHER else -1.0
+    sign = direction.sign
     return share_better(_paired_means(a, b, sign, resamples, rng_of(seed), exact))
 
 
@@ -198,7 +200,7 @@ def board_uncertainty(metric: Metric, ranked: Sequence[Records], level: float = 
         raise UserError("every entry of a board must be scored on the same test examples")
     scores, _ = resampled_scores([metric.sample(r) for r in ranked], resamples, rng_of(seed))
     bounds = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2], axis=1)
-    sign = 1.0 if metric.direction is Direction.HIGHER else -1.0
+    sign = metric.direction.sign
     diff = np.sign(sign * (scores[:-1] - scores[1:]))
     beats = (((diff > 0).sum(axis=1) + 0.5 * (diff == 0).sum(axis=1)) / resamples).tolist()
     return BoardUncertainty([Interval(float(lo), float(hi)) for lo, hi in bounds.T], beats,
@@ -208,7 +210,7 @@ def board_uncertainty(metric: Metric, ranked: Sequence[Records], level: float = 
 # -- expected shake-up -------------------------------------------------------------------------------------------
 def ranks(scores: np.ndarray, direction: Direction) -> np.ndarray:
     """Competition ranks (1 = best; equal scores share the better rank) along the last axis."""
-    key = -np.asarray(scores, dtype=np.float64) if direction is Direction.HIGHER else np.asarray(scores, float)
+    key = -direction.sign * np.asarray(scores, dtype=np.float64)
     key = np.atleast_2d(key)
     ordered = np.sort(key, axis=1)
     out = np.stack([np.searchsorted(o, k, side="left") for o, k in zip(ordered, key)]) + 1

@@ -66,7 +66,7 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
                 row["ladder"] = ladder
             if rnd is not None and (organizer or rnd.closed):
                 row["private_score"] = s.private_score
-            if permissions.is_organizer(h.settings):
+            if organizer:
                 row["provenance"] = s.provenance
             rows.append(row)
         return rows
