@@ -37,11 +37,20 @@ class SessionRow(TypedDict):
     summary: dict[str, Any]
 
 
+class GpuReading(TypedDict):
+    index: int
+    model: str
+    memory_used: int  # bytes
+    memory_total: int  # bytes
+    utilization: int  # percent
+
+
 class Inventory(TypedDict):
     executor: str
     gpus: int
     in_use: int
     nodes: list[dict]
+    devices: list[GpuReading]  # NVML's readings of this machine's devices now (none without a driver)
 
 
 class Series(TypedDict):

@@ -45,6 +45,42 @@ def _driver_models() -> tuple[str, ...]:
             pass
 
 
+def readings(count: int) -> list[dict]:
+    """What NVML reads now of this machine's first COUNT devices: model, memory used and total (bytes) and
+    utilisation (percent of the last sample period) — none without a driver, or where NVML cannot answer."""
+    if count <= 0 or not any(os.path.exists(p) for p in DRIVER_PATHS):
+        return []
+    try:
+        import pynvml
+        pynvml.nvmlInit()
+    except Exception:  # noqa: BLE001 - no NVML, no readings
+        return []
+    try:
+        found = []
+        for i in range(min(count, int(pynvml.nvmlDeviceGetCount()))):
+            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+            name = pynvml.nvmlDeviceGetName(handle)
+            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+            found.append({"index": i, "model": name.decode() if isinstance(name, bytes) else str(name),
+                          "memory_used": int(memory.used), "memory_total": int(memory.total),
+                          "utilization": int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)})
+        return found
+    except Exception:  # noqa: BLE001 - a device NVML cannot read: no readings rather than a failed `ps`
+        return []
+    finally:
+        try:
+            pynvml.nvmlShutdown()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def describe_reading(device: dict) -> str:
+    """One device's readings in words: "gpu 0 NVIDIA H200: 87% busy, 12.3 of 139.8 GiB"."""
+    gib = 1024 ** 3
+    return (f"gpu {device['index']} {device['model']}: {device['utilization']}% busy, "
+            f"{device['memory_used'] / gib:.1f} of {device['memory_total'] / gib:.1f} GiB")
+
+
 def local_models(settings: Settings) -> list[str]:
     """The model of each device of this machine the harness may hand out, by index ("" when only a count is
     declared)."""

@@ -61,6 +61,7 @@ def inventory(settings, rows) -> dict:
         models = gpus.local_models(settings)
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
                   "in_use": sum(held.values())}]
+        devices = gpus.readings(len(models))
     else:
         hosts = settings.is_organizer
         nodes = [{"id": n.get("id", ""), "node": n.get("address", "") if hosts else "", "gpus": int(n.get("gpus", 0)),
@@ -68,20 +69,22 @@ def inventory(settings, rows) -> dict:
                  for n in gpus.published(settings) or [] if n.get("alive")]
         if held.get(""):  # admitted, not placed yet
             nodes.append({"id": "", "node": "being placed", "gpus": 0, "models": [], "in_use": held[""]})
+        devices = []  # a cluster's nodes publish no readings
     return {"executor": settings.executor, "gpus": sum(n["gpus"] for n in nodes),
-            "in_use": sum(n["in_use"] for n in nodes), "nodes": nodes}
+            "in_use": sum(n["in_use"] for n in nodes), "nodes": nodes, "devices": devices}
 
 
 def describe(inv: dict) -> str | None:
-    """One line for `ps`: "GPUs: 3 of 8 in use" and, on a cluster, each node's share; None when there are no
-    GPUs to speak of."""
+    """`ps`'s lines: "GPUs: 3 of 8 in use" and, on a cluster, each node's share; then NVML's readings of each
+    device of this machine (model, utilisation, memory); None when there are no GPUs to speak of."""
     if not inv["gpus"] and not inv["in_use"]:
         return None
     line = f"GPUs: {inv['in_use']} of {inv['gpus']} in use"
     if inv["executor"] != "local":
         parts = [_node_share(n) for n in inv["nodes"]]
         line += f" on {inv['executor']}: {', '.join(parts)}" if parts else f" ({inv['executor']}: no node seen yet)"
-    return line
+    from harness.runtime.gpus import describe_reading
+    return "\n".join([line] + [f"  {describe_reading(d)}" for d in inv.get("devices") or []])
 
 
 def _node_share(node: dict) -> str:
