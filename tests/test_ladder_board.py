@@ -4,6 +4,7 @@ public score from the team until the round closes (on every channel: submit, his
 board); rescoring and moderation replay the decisions in submit order; a task the Ladder cannot compare is refused
 at `contest create` naming the field."""
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
@@ -120,7 +121,16 @@ def test_a_task_the_ladder_cannot_compare_is_refused_at_create(cli, tmp_path):
     path = _round(cli, tmp_path, metric_name="f1")
     r = cli("contest", "create", path, user=ORGANIZER, code=2)
     assert "rounds.r1.public_board: 'ladder' needs per-example losses; task 'tiny' scores f1" in r.stderr
-    (tmp_path / "cup.toml").write_text(CUP.format(board="stairs"))
+    task = tmp_path / "tiny"  # an evaluator of its own: only when it declares the per-example values it writes
+    (task / "task.toml").write_text((task / "task.toml").read_text().replace('metric = "f1"', 'metric = "points"'))
+    cli("dataset", "add", task, "--replace", user=ORGANIZER)
+    r = cli("contest", "create", path, user=ORGANIZER, code=2)
+    assert "'ladder' needs per-example values; task 'tiny' scores 'points' with its own evaluator, whose " \
+        "task.toml does not declare [evaluator] per_example" in r.stderr
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '[evaluator]\nper_example = "mean"\n')
+    cli("dataset", "add", task, "--replace", user=ORGANIZER)
+    cli("contest", "create", path, user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(CUP.format(board="stairs").replace('"cup"', '"cup2"'))
     r = cli("contest", "create", path, user=ORGANIZER, code=2)
     assert "rounds[1].public_board: expected 'plain' or 'ladder', got 'stairs'" in r.stderr
 
@@ -194,6 +204,46 @@ def test_a_public_half_too_small_for_the_ladder_is_refused_at_create(cli, tmp_pa
     path.write_text(path.read_text().replace("public_fraction = 0.6", "public_fraction = 0.01"))
     r = cli("contest", "create", path, user=ORGANIZER, code=2)
     assert "'ladder' needs at least 2 public test examples; public_fraction 0.01 of 'tiny''s 15 gives 1" in r.stderr
+
+
+def test_replacing_a_ladder_rounds_task_with_a_pack_it_cannot_compare_is_refused(cli, tmp_path):
+    """`dataset add --replace` checks the new pack against every Ladder round holding the task, as `contest
+    create` checked the old one: refused naming the round, the registered pack kept."""
+    cli("contest", "create", _round(cli, tmp_path), user=ORGANIZER)
+    task = tmp_path / "tiny"
+    (task / "task.toml").write_text((task / "task.toml").read_text().split("\n[split]")[0])  # no [split] now
+    r = cli("dataset", "add", task, "--replace", user=ORGANIZER, code=2)
+    assert r.stderr.strip() == (f"Error: {task.resolve()}: round cup/r1 has a Ladder public board: 'ladder' needs "
+                                "task 'tiny''s task.toml to have a [split] table")
+    assert cli.json("dataset", "changes", "tiny", user=ORGANIZER)[-1]["action"] == "add"  # nothing replaced
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '\n[split]\nlabel = "lines"\n'
+                                    'prediction = "lines"\n')
+    cli("dataset", "add", task, "--replace", user=ORGANIZER)  # what the Ladder needs: replaced
+    assert cli.json("dataset", "changes", "tiny", user=ORGANIZER)[-1]["action"] == "replace"
+
+
+def test_a_rebuilt_builtin_task_the_ladder_cannot_compare_is_refused_before_it_replaces_anything(
+        cli, tmp_path, monkeypatch):
+    """`dataset prepare --replace` checks the freshly built pack (here: one whose metric became F1, as a newer
+    version of the pack might) before it is swapped in: refused, the registered data untouched."""
+    from dataclasses import replace
+
+    from harness.taskpacks import registry
+    cli("dataset", "prepare", "face-age", "--scale", "0.02", user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(CUP.format(board="ladder").replace('"tiny"', '"face-age"'))
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    read = registry.Manifest.read
+    monkeypatch.setattr(registry.Manifest, "read", staticmethod(
+        lambda folder: replace(read(folder), metric="f1") if Path(folder).name.startswith(".face-age.")
+        else read(folder)))
+    r = cli("dataset", "prepare", "face-age", "--scale", "0.03", "--replace", user=ORGANIZER, code=2)
+    assert r.stderr.strip() == ("Error: dataset prepare face-age: round cup/r1 has a Ladder public board: 'ladder' "
+                                "needs per-example losses; task 'face-age' scores f1, which needs the whole sample")
+    assert len(cli.json("dataset", "changes", "face-age", user=ORGANIZER)) == 1
+    with _organizer() as h:
+        train = (h.settings.datasets_dir / "face-age" / "train" / "train_label").read_text().splitlines()
+        assert len(train) == 1 + 60  # scale 0.02's 60 training faces: the new build (90) was not swapped in
+        assert not [p for p in h.settings.datasets_dir.iterdir() if p.name.startswith(".")]  # nor left behind
 
 
 def test_a_lost_replay_is_swept_up_at_scheduler_start_and_before_close_and_order_is_by_id(cli, tmp_path):

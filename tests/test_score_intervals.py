@@ -308,6 +308,20 @@ def test_whole_sample_metrics_get_tie_marks_from_common_draws(cli, tmp_path):
     assert rows["alice"]["interval"] and rows["alice"]["score"] == rows["bob"]["score"], rows["alice"]["interval_note"]
     assert rows["alice"]["tie"] == rows["bob"]["tie"] == "1 (all)" and rows["alice"]["beats_next"] is not None
     assert "Tied" in cli("board", "tiny").stdout
+    from harness.core.settings import load_settings
+    from harness.scoring import board_ties
+    from harness.scoring.score_interval import DRAWS, DRAWS_VERSION
+    from harness.state import Harness
+    from harness.store.models import Submission
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        with h.tx() as db:
+            kept = board_ties.kept_path(db.get(Submission, rows["alice"]["submission"]).run.run_dir, DRAWS)
+    finally:
+        h.store.close()
+    kept.rename(kept.with_name(f"common_draws.v{DRAWS_VERSION - 1}.npy"))  # draws of another version: not paired
+    rows = {r["user"]: r for r in cli.json("board", "tiny")}
+    assert rows["alice"]["tie"] is None and rows["alice"]["beats_next"] is None, rows["alice"]
 
 
 def test_a_whole_sample_metrics_round_has_its_expected_shake_up_from_common_draws(cli, tmp_path):

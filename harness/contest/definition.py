@@ -161,7 +161,8 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
             for t in r["tasks"]:
                 task = h.task(db, t)  # each task must be prepared: NotFound says how
                 if r["public_board"] is PublicBoard.LADDER:
-                    _check_ladder(path, r, task)
+                    check_ladder(f"{path}: rounds.{r['name']}.public_board", r["public_fraction"],
+                                 r["split_seed"], task.name, task.metric, Path(task.path))
                 clash = rounds_of_task(db, t)
                 if clash:
                     raise UserError(f"{path}: rounds.{r['name']}.tasks: {t!r} is already in round {clash[0].label}")
@@ -183,34 +184,47 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
         return contest.name
 
 
-def _check_ladder(path: Path, r: dict, task) -> None:
+def check_ladder(where: str, public_fraction: float, split_seed, name: str, metric_name: str, path: Path) -> None:
     """The Ladder compares per-example losses: the task's metric must be a mean of per-example values from the
-    metric library, its task.toml must say how to read its files ([split]), and the public half must hold at
-    least two test examples."""
+    metric library, its task.toml (in PATH) must say how to read its files ([split]), and the public half must
+    hold at least two test examples. At `contest create`, and when a Ladder round's task pack is replaced."""
     from harness.scoring.metric_library import metric
     from harness.scoring.splits import SplitFormat, public_indices, read_records
     from harness.taskpacks import layout
-    where = f"{path}: rounds.{r['name']}.public_board"
+    extra = Manifest.read(path).extra
     try:
-        m = metric(task.metric)
-    except UserError:
-        raise UserError(f"{where}: 'ladder' needs a metric from the library; task {task.name!r} scores "
-                        f"{task.metric!r} with its own evaluator") from None
-    if not m.per_example:
-        raise UserError(f"{where}: 'ladder' needs per-example losses; task {task.name!r} scores {m.name}, "
+        m = metric(metric_name)
+    except UserError:  # an evaluator of its own: the Ladder reads the per_example.txt it promises to write
+        if "per_example" not in (extra.get("evaluator") or {}):
+            raise UserError(f"{where}: 'ladder' needs per-example values; task {name!r} scores {metric_name!r} "
+                            "with its own evaluator, whose task.toml does not declare [evaluator] per_example "
+                            "(\"mean\" once its evaluation.py writes per_example.txt)") from None
+        m = None
+    if m is not None and not m.per_example:
+        raise UserError(f"{where}: 'ladder' needs per-example losses; task {name!r} scores {m.name}, "
                         "which needs the whole sample")
-    extra = Manifest.read(Path(task.path)).extra
     if "split" not in extra:
-        raise UserError(f"{where}: 'ladder' needs task {task.name!r}'s task.toml to have a [split] table")
-    fmt = SplitFormat.from_manifest(extra, f"{task.name}/task.toml")
+        raise UserError(f"{where}: 'ladder' needs task {name!r}'s task.toml to have a [split] table")
+    fmt = SplitFormat.from_manifest(extra, f"{name}/task.toml")
     try:
-        n = len(read_records(layout.label_path(Path(task.path), dry_run=False), fmt.label)[0])
+        n = len(read_records(layout.label_path(path, dry_run=False), fmt.label)[0])
     except (OSError, ValueError, UnicodeDecodeError) as exc:
-        raise UserError(f"{where}: task {task.name!r}'s test labels cannot be read by its [split]: {exc}") from None
-    public = len(public_indices(n, r["public_fraction"], r["split_seed"], task.name)) if n >= 2 else n
+        raise UserError(f"{where}: task {name!r}'s test labels cannot be read by its [split]: {exc}") from None
+    public = len(public_indices(n, public_fraction, split_seed, name)) if n >= 2 else n
     if public < 2:
         raise UserError(f"{where}: 'ladder' needs at least 2 public test examples; public_fraction "
-                        f"{r['public_fraction']:g} of {task.name!r}'s {n} gives {public}")
+                        f"{public_fraction:g} of {name!r}'s {n} gives {public}")
+
+
+def check_ladder_rounds(h: Harness, name: str, metric_name: str, path: Path, where: str | None = None) -> None:
+    """A pack (in PATH; WHERE names it, default PATH) about to replace task NAME: every Ladder round holding the
+    task (open or closed: a rescore replays it) must still find what the Ladder needs in it."""
+    with h.tx() as db:
+        ladders = [(r.label, r.public_fraction, r.split_seed) for r in rounds_of_task(db, name)
+                   if r.public_board is PublicBoard.LADDER]
+    for label, fraction, seed in ladders:
+        check_ladder(f"{where or path}: round {label} has a Ladder public board", fraction, seed, name,
+                     metric_name, path)
 
 
 def _jsonable(spec: dict) -> dict:

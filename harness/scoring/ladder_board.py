@@ -127,6 +127,11 @@ def replay_teams(store, keys: dict, from_start: bool = False) -> None:
             replay(db, db.get(Round, round_id), db.get(Task, task_id), team_id, from_start)
 
 
+def task_keys(db, task) -> dict:
+    """key(): ids of every team with submissions to TASK in a Ladder round (for replay_teams)."""
+    return _ladder_keys(db, Submission.task_id == task.id)
+
+
 def _ladder_keys(db, where) -> dict:
     rows = db.execute(select(Submission.round_id, Submission.task_id, Submission.team_id)
                       .join(Round, Round.id == Submission.round_id)

@@ -30,7 +30,11 @@ RESAMPLES = 1000
 SEED = 0
 PER_EXAMPLE = "per_example.npy"  # beside graded/prediction: the metric's per-example values (harness.scoring.board_ties)
 STAGED = PER_EXAMPLE + ".new"  # this grade's values until it is committed
-DRAWS = "common_draws.npy"  # a whole-sample metric's scores on the common resamples, one row per half (ties)
+# A whole-sample metric's scores on the common resamples, one row per half (ties). Two submissions' draws pair
+# only when both were drawn alike: the version names how (bump it whenever RESAMPLES, SEED or
+# uncertainty.common_draws draw otherwise), so that draws kept by another version are never compared.
+DRAWS_VERSION = 1
+DRAWS = f"common_draws.v{DRAWS_VERSION}.npy"
 STAGED_DRAWS = DRAWS + ".new"
 EVALUATOR_VALUES = "evaluator_per_example.txt"  # an opaque evaluator's own per_example.txt (harness.scoring.evaluator)
 FINISHES = ("mean", "sqrt-mean")  # how those values make the evaluator's score

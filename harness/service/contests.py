@@ -16,6 +16,7 @@ from harness.contest.rescore import rescore as rescore_task
 from harness.core import clock
 from harness.core.errors import UserError
 from harness.core.progress import Progress, silent
+from harness.scoring import ladder_board
 from harness.state import Harness
 from harness.store.models import Task
 
@@ -107,8 +108,12 @@ def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -
         rows, moves = rescore_task(h.settings, db, h.task(db, task), progress, keep_files=not dry_run)
         if dry_run:
             db.rollback()
-        else:
-            from .moderation import record
-            record(h, db, "rescore", f"task {task}", {"changed": sum(1 for r in rows if r["changed"]),
-                                                      "graded": len(rows), "rank_changes": len(moves)})
+            return rows, moves
+        from .moderation import record
+        record(h, db, "rescore", f"task {task}", {"changed": sum(1 for r in rows if r["changed"]),
+                                                  "graded": len(rows), "rank_changes": len(moves)})
+        teams = ladder_board.task_keys(db, h.task(db, task))
+    # the rescore's own replay (in its transaction) made the report; this one, after the commit and serialized per
+    # team like every grade's, makes the decisions final whatever a grade of the same team did meanwhile
+    ladder_board.replay_teams(h.store, teams, from_start=True)
     return rows, moves

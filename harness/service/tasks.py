@@ -11,6 +11,7 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from harness.contest.definition import check_ladder_rounds
 from harness.core.errors import NotFound, UserError
 from harness.scoring import evaluator_call
 from harness.scoring.provenance import tree_hash
@@ -85,6 +86,8 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
         raise UserError(f"{folder}: " + "; ".join(f"{r['check']}: {r['detail']}" for r in failed))
     existing = _registered(h, manifest.name)
     _refuse_silent_replace(existing, manifest.name, replace)
+    if existing:
+        check_ladder_rounds(h, manifest.name, manifest.metric, folder.resolve())
     old = _hashes(Path(existing.path)) if existing else (None, None)
     _register(h, manifest, folder.resolve(), "replace" if existing else "add", old)
     if echo:
@@ -102,7 +105,9 @@ def prepare_builtin(h: Harness, name: str, scale: float = 1.0, seed: int = 0, co
     existing = _registered(h, name)
     _refuse_silent_replace(existing, name, replace)
     old = _hashes(Path(existing.path)) if existing else (None, None)
-    manifest, path = registry.prepare(h.settings, name, scale=scale, seed=seed, corpus=corpus)
+    check = (lambda built: check_ladder_rounds(h, name, registry.Manifest.read(built).metric, built,
+                                               f"dataset prepare {name}")) if existing else None
+    manifest, path = registry.prepare(h.settings, name, scale=scale, seed=seed, corpus=corpus, check=check)
     _register(h, manifest, path, "replace" if existing else "prepare", old)
     return manifest, path
 

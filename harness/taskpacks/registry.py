@@ -149,8 +149,9 @@ def check_layout(folder: Path) -> None:
 
 
 def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
-            corpus: list[str] | None = None) -> tuple[Manifest, Path]:
-    """Build a built-in task's data into the state root, deterministically. Returns the prepared folder."""
+            corpus: list[str] | None = None, check=None) -> tuple[Manifest, Path]:
+    """Build a built-in task's data into the state root, deterministically. Returns the prepared folder. CHECK
+    (the built folder → None, or a UserError) runs before the build replaces anything."""
     src = source_folder(settings, name)
     manifest = Manifest.read(src)
     dest = settings.datasets_dir / manifest.name
@@ -176,6 +177,8 @@ def prepare(settings: Settings, name: str, scale: float = 1.0, seed: int = 0,
             if (src / f).exists():
                 shutil.copy2(src / f, staging / f)
         check_layout(staging)
+        if check is not None:
+            check(staging)
         if dest.exists():
             shutil.rmtree(dest)
         staging.rename(dest)
