@@ -268,6 +268,7 @@ def test_two_gpu_sessions_get_different_device_ids(docker_root, docker_client, t
         assert all(r[0]["Capabilities"] == [["gpu"]] for r in requests)
         env = [dict(e.split("=", 1) for e in c.attrs["Config"]["Env"]) for c in created]
         assert [e["CUDA_VISIBLE_DEVICES"] for e in env] == ["0", "0"]  # each sees its one device as cuda:0
+        assert {e["CUDA_DEVICE_ORDER"] for e in env} == {"PCI_BUS_ID"}
     finally:
         for c in created:
             c.remove(force=True)

@@ -1,6 +1,7 @@
 """NVML's readings (model, utilisation, memory) of this machine's GPUs in `ps` and the dashboard's GPU table — a
 stand-in NVML here (no GPU on the CI machine); scripts/gpu-check.sh reads the real one on a GPU machine."""
 import sys
+import time
 import types
 
 import pytest
@@ -44,32 +45,70 @@ def test_a_failing_nvml_gives_no_readings_not_a_failed_ps(fake_nvml, monkeypatch
     assert gpus.readings(2) == []
 
 
-def test_ps_and_the_dashboard_show_the_readings(fake_nvml, cli, state_root):
-    err = cli("ps").stderr
+def test_readings_go_to_organizers_and_to_a_participant_for_their_own_devices(fake_nvml, cli, state_root,
+                                                                               tmp_path, monkeypatch):
+    """A device's memory and utilisation show what the run on it does: an organizer reads every device, a
+    participant only those their own running runs hold (everyone still reads the counts); the dashboard follows."""
+    from helpers import ORGANIZER, make_tiny_task, participant
+    from test_scheduling import GPU_MAIN
+    monkeypatch.setenv("HARNESS_GPUS", "2")  # the scheduler (its own process) allocates from a declared inventory
+    (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')
+    err = cli("ps", user=ORGANIZER).stderr
     assert err.splitlines() == ["GPUs: 0 of 2 in use", "  gpu 0 NVIDIA H200: 87% busy, 12.5 of 140.0 GiB",
                                 "  gpu 1 NVIDIA H200: 0% busy, 0.5 of 140.0 GiB"], err
-    from harness.core.settings import load_settings
-    from harness.service.local import LocalApi
-    from harness.state import Harness
-    h = Harness(load_settings())
+    assert cli("ps").stderr.splitlines() == ["GPUs: 0 of 2 in use"]  # alice holds nothing
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    folder = participant(tmp_path / "gpu", GPU_MAIN)
+    name = cli("run", "-d", "tiny", "-g", "1", "-a", f"--hold 60 --out {tmp_path / 'gpu.jsonl'}",
+               folder).stdout.split()[1]
+    deadline = time.time() + 60
+    while time.time() < deadline and cli.json("ps")[0]["status"] != "running":
+        time.sleep(0.2)
     try:
-        inventory = LocalApi(h).inventory()
+        assert cli("ps").stderr.splitlines() == ["GPUs: 1 of 2 in use",
+                                                 "  gpu 0 NVIDIA H200: 87% busy, 12.5 of 140.0 GiB"]
+        assert cli("ps", user="bob").stderr.splitlines() == ["GPUs: 1 of 2 in use"]
+        from harness.core.settings import load_settings
+        from harness.service.local import LocalApi
+        from harness.state import Harness
+        h = Harness(load_settings())
+        try:
+            inventory = LocalApi(h).inventory()
+        finally:
+            h.store.close()
+        assert [d["index"] for d in inventory["devices"]] == [0]
+        assert quick_reads.describe(inventory) == "\n".join(cli("ps").stderr.splitlines())
+        assert 'id="gpu-readings"' not in _sessions_page("bob")
+        html = _sessions_page("alice")  # the sessions page renders the same readings as a table
+        assert 'id="gpu-readings"' in html and "<td>87%</td><td>12.5 GiB</td><td>140.0 GiB</td>" in html
+        assert "<td>0%</td>" not in html
     finally:
-        h.store.close()
-    assert [d["utilization"] for d in inventory["devices"]] == [87, 0]
-    assert quick_reads.describe(inventory) == err.strip("\n")
+        cli("stop", name)
+
+
+def test_a_hostile_model_name_reaches_no_terminal_or_page_as_markup(fake_nvml, cli, monkeypatch):
+    from helpers import ORGANIZER
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetName", lambda h: b"\x1b]0;pwned\x07<script>x</script>\xff\x1b[2J")
+    err = cli("ps", user=ORGANIZER).stderr
+    assert "\x1b" not in err and "\x07" not in err and "<script>x</script>\ufffd" in err, repr(err)
+    assert "&lt;script&gt;x&lt;/script&gt;" in _sessions_page(ORGANIZER)
+
+
+def _sessions_page(user: str) -> str:
     from dataclasses import replace
 
-    from starlette.testclient import TestClient  # the sessions page renders the same readings as a table
+    from helpers import ORGANIZER
+    from starlette.testclient import TestClient
 
+    from harness.core.settings import load_settings
     from harness.server.app import create_app
     from harness.service import accounts
+    from harness.state import Harness
     from harness.web import security
-    h = Harness(replace(load_settings(), organizers=["alice"]))  # as the host's organizer makes accounts
+    h = Harness(replace(load_settings(user=ORGANIZER), organizers=[ORGANIZER]))  # the host's organizer makes it
     try:
-        token = accounts.add_user(h, "alice")
+        token = accounts.add_user(h, user, organizer=user == ORGANIZER)
     finally:
         h.store.close()
-    client = TestClient(create_app(load_settings()), cookies={security.COOKIE: token})
-    html = client.get("/sessions").text
-    assert 'id="gpu-readings"' in html and "<td>87%</td><td>12.5 GiB</td><td>140.0 GiB</td>" in html, html[-2000:]
+    client = TestClient(create_app(load_settings(user=user)), cookies={security.COOKIE: token})
+    return client.get("/sessions").text

@@ -17,7 +17,8 @@ start = time.time()
 time.sleep(cfg.hold)
 with open(cfg.out, "a") as fh:
     fh.write(json.dumps({"session": nsml.SESSION_NAME, "cuda": os.environ["CUDA_VISIBLE_DEVICES"],
-                         "gpu_num": nsml.GPU_NUM, "start": start, "end": time.time()}) + "\\n")
+                         "order": os.environ.get("CUDA_DEVICE_ORDER"), "gpu_num": nsml.GPU_NUM, "start": start,
+                         "end": time.time()}) + "\\n")
 '''
 
 
@@ -45,6 +46,7 @@ def test_concurrent_sessions_never_share_a_gpu(cli, tiny_task, tmp_path, gpu_fol
     for r in rows:
         ids = [int(i) for i in r["cuda"].split(",")]
         assert len(ids) == r["gpu_num"] and len(set(ids)) == len(ids) and all(0 <= i < 4 for i in ids)
+        assert r["order"] == "PCI_BUS_ID"  # CUDA numbers devices as NVML (the inventory) does
         r["ids"] = set(ids)
     for a in rows:
         for b in rows:

@@ -355,3 +355,27 @@ def test_common_draws_pair_like_a_joint_resample():
     joint = beats_probability(f1, a, b, 1000, 5)  # one joint resample of both (another draw of the same law)
     assert abs(ours - joint) < 0.05, (ours, joint)
     assert share_better(np.sign(rows[0] - common_draw_scores(f1.sample(a), 1000, 0))) == 0.5
+
+
+def test_the_interval_child_finds_this_harness_wherever_it_is_installed(tmp_path, monkeypatch):
+    """Its environment is small (no PYTHONPATH of the caller's), yet it must import the harness that started it
+    — on a GPU machine that is a folder on PYTHONPATH, not site-packages; and a child that fails says so."""
+    import subprocess
+    from pathlib import Path
+
+    import harness
+    from harness.scoring import score_interval
+    seen = {}
+
+    def fake_run(argv, **kw):
+        seen.update(kw["env"])
+        return subprocess.CompletedProcess(argv, 1, "", "ModuleNotFoundError: No module named 'numpy'\n")
+    monkeypatch.setattr(score_interval.subprocess, "run", fake_run)
+    task = make_tiny_task(tmp_path / "tiny")
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '\n[split]\nlabel = "lines"\n'
+                                    'prediction = "lines"\n')
+    (tmp_path / "pred").write_text("1\n")
+    got = score_interval.intervals(task, task / "test" / "test_label", tmp_path / "pred", 0.5)
+    assert Path(seen["PYTHONPATH"]) / "harness" == Path(harness.__file__).resolve().parent
+    assert set(seen) == {"PATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH"}
+    assert got.note == "no interval: computing it failed (exit 1)"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from harness.core.errors import UserError
+from harness.core.escape import terminal
 from harness.service import quick_reads
 
 from . import main, pass_harness
@@ -69,8 +70,8 @@ def ps_cmd(lazy, all_, last, task, as_json):
           optional=("memo", "created"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)
         line = quick_reads.describe(inventory if inventory is not None else lazy.api().inventory())
-        if line:
-            click.echo(line, err=True)
+        if line:  # a model name is the driver's text: no terminal escape of it reaches the terminal
+            click.echo(terminal(line), err=True)
 
 
 @click.command("board")

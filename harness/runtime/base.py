@@ -89,6 +89,13 @@ def thread_env(cpus: float | None) -> dict[str, str]:
     return {name: n for name in THREAD_VARIABLES}
 
 
+def gpu_env(ids) -> dict[str, str]:
+    """A run's devices: CUDA_VISIBLE_DEVICES with IDS, numbered in PCI bus order — the order of NVML's indices,
+    which the inventory allocates by (CUDA's own default puts the fastest device first, which on a machine of
+    mixed GPUs would hand a run another device than the one it was given)."""
+    return {"CUDA_VISIBLE_DEVICES": ",".join(str(i) for i in ids), "CUDA_DEVICE_ORDER": "PCI_BUS_ID"}
+
+
 def target_env(spec: RunSpec, mounts: list[Mount]) -> dict[str, str]:
     """The spec's environment with host paths replaced by where a sandbox or container sees them."""
     pairs = []

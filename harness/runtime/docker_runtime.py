@@ -18,7 +18,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from .base import Handle, Mount, Outcome, RunSpec, Runtime, target_env, thread_env, wait_by_polling
+from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
 SDK = resources.SESSION_SDK
@@ -67,8 +67,8 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
         if not m.read_only:
             _hand_over(m.host, uid, gid)
     env = target_env(spec, mounts)
-    env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
-               CUDA_VISIBLE_DEVICES=",".join(str(i) for i in range(len(spec.gpu_ids))))
+    env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
+    env.update(gpu_env(range(len(spec.gpu_ids))))  # the container sees its devices only, numbered from 0
     env.update(thread_env(spec.cpus))
     log_bytes = max(1 << 20, (spec.max_log_bytes or (64 << 20)) * 2)
     config = dict(

@@ -36,7 +36,7 @@ def _driver_models() -> tuple[str, ...]:
         names = []
         for i in range(int(pynvml.nvmlDeviceGetCount())):
             name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(name.decode() if isinstance(name, bytes) else str(name))
+            names.append((name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name))[:80])
         return tuple(names)
     finally:
         try:
@@ -47,7 +47,8 @@ def _driver_models() -> tuple[str, ...]:
 
 def readings(count: int) -> list[dict]:
     """What NVML reads now of this machine's first COUNT devices: model, memory used and total (bytes) and
-    utilisation (percent of the last sample period) — none without a driver, or where NVML cannot answer."""
+    utilisation (percent of the last sample period) — none without a driver; a device NVML cannot read is left
+    out. Values are bounded as read (a driver is not trusted to stay in range)."""
     if count <= 0 or not any(os.path.exists(p) for p in DRIVER_PATHS):
         return []
     try:
@@ -55,23 +56,32 @@ def readings(count: int) -> list[dict]:
         pynvml.nvmlInit()
     except Exception:  # noqa: BLE001 - no NVML, no readings
         return []
+    found = []
     try:
-        found = []
         for i in range(min(count, int(pynvml.nvmlDeviceGetCount()))):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-            name = pynvml.nvmlDeviceGetName(handle)
-            memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            found.append({"index": i, "model": name.decode() if isinstance(name, bytes) else str(name),
-                          "memory_used": int(memory.used), "memory_total": int(memory.total),
-                          "utilization": int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)})
-        return found
-    except Exception:  # noqa: BLE001 - a device NVML cannot read: no readings rather than a failed `ps`
+            try:
+                found.append(_reading(pynvml, i))
+            except Exception:  # noqa: BLE001 - this device cannot be read now: the others still can
+                continue
+    except Exception:  # noqa: BLE001
         return []
     finally:
         try:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
+    return found
+
+
+def _reading(pynvml, i: int) -> dict:
+    handle = pynvml.nvmlDeviceGetHandleByIndex(i)
+    name = pynvml.nvmlDeviceGetName(handle)
+    name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+    total = min(max(int(memory.total), 0), 1 << 60)
+    return {"index": i, "model": name[:80], "memory_used": min(max(int(memory.used), 0), total),
+            "memory_total": total,
+            "utilization": min(max(int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu), 0), 100)}
 
 
 def describe_reading(device: dict) -> str:

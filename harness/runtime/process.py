@@ -30,7 +30,7 @@ from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
 from . import cgroups, environments, sandbox
-from .base import Handle, Outcome, RunSpec, Runtime, target_env, thread_env, truncate_log, wait_by_polling
+from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
 # A run's environment in words (Handle.environment) names what is its own: scoring.loader_probe reads these marks
@@ -42,7 +42,7 @@ def build_env(spec: RunSpec, base: dict[str, str]) -> dict[str, str]:
     env = {k: v for k, v in base.items() if not k.startswith(("NSML_", "HARNESS_", "RAY_"))}
     env.update(spec.env)
     env.update(thread_env(spec.cpus))
-    env["CUDA_VISIBLE_DEVICES"] = ",".join(str(i) for i in spec.gpu_ids)
+    env.update(gpu_env(spec.gpu_ids))
     env["PYTHONPATH"] = os.pathsep.join([str(SDK_PATH)] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
     env["PYTHONUNBUFFERED"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
@@ -57,8 +57,9 @@ def sandbox_env(spec: RunSpec, base: dict[str, str], tmp: Path) -> dict[str, str
     env = {k: base[k] for k in KEPT_IN_SANDBOX if k in base}
     env.update(target_env(spec, sandbox.all_mounts(spec, tmp, SDK_PATH)))
     env.update(thread_env(spec.cpus))
-    env.update(CUDA_VISIBLE_DEVICES=",".join(str(i) for i in spec.gpu_ids), PYTHONPATH=sandbox.SDK_TARGET,
-               PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp", TMPDIR="/tmp", USER="nobody")
+    env.update(gpu_env(spec.gpu_ids))
+    env.update(PYTHONPATH=sandbox.SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
+               TMPDIR="/tmp", USER="nobody")
     return env
 
 

@@ -81,15 +81,23 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
            "private_score": private_score, "split": list(split) if split else None, "finish": finish}
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    import harness  # the child imports this harness, wherever it is installed (a folder on PYTHONPATH, say)
+    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+           "PYTHONPATH": str(Path(harness.__file__).resolve().parents[1])}
+    why = "took too long"
     try:
         proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
                               text=True, timeout=WALL_SECONDS, env=env)  # the child caps itself (no preexec_fn:
         #                                                              the scheduler and the server are threaded)
-        got = Intervals(**json.loads(proc.stdout.strip().splitlines()[-1])) if proc.returncode == 0 else None
+        if proc.returncode == 0:
+            return Intervals(**json.loads(proc.stdout.strip().splitlines()[-1]))
+        if "MemoryError" in proc.stderr:
+            why = "took too much memory"
+        elif proc.returncode > 0:  # (a signal: the CPU limit)
+            why = f"failed (exit {proc.returncode})"
     except (subprocess.TimeoutExpired, OSError, ValueError, TypeError, IndexError):
-        got = None
-    return got or Intervals(note="no interval: computing it took too long or too much memory")
+        pass
+    return Intervals(note=f"no interval: computing it {why}")
 
 
 def _limits() -> None:  # the child's first act

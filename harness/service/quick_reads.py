@@ -53,7 +53,8 @@ def quick_board(settings, task):
 def inventory(settings, rows) -> dict:
     """The GPUs runs of this root may get and how many are in use: this machine's, or a cluster's node by node (as
     its scheduler last saw them). Counts only: whose runs hold them is not said; nor, but to organizers, the
-    cluster's host names and addresses."""
+    cluster's host names and addresses. NVML's readings of a device (its memory and utilisation show what the
+    run on it does) go to organizers, and to a participant only for the devices their own running runs hold."""
     from harness.runtime import gpus  # here: `board` and `ps -j` need none of it
 
     held = read_sql.gpus_in_use(rows)
@@ -62,6 +63,10 @@ def inventory(settings, rows) -> dict:
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
                   "in_use": sum(held.values())}]
         devices = gpus.readings(len(models))
+        if not settings.is_organizer:
+            uid = read_sql.user_id(rows, settings.user)
+            mine = set() if uid is None else read_sql.gpus_held_by(rows, uid)
+            devices = [d for d in devices if d["index"] in mine]
     else:
         hosts = settings.is_organizer
         nodes = [{"id": n.get("id", ""), "node": n.get("address", "") if hosts else "", "gpus": int(n.get("gpus", 0)),

@@ -176,6 +176,17 @@ def gpus_in_use(rows) -> dict[str, int]:
     return held
 
 
+def gpus_held_by(rows, uid: int) -> set[int]:
+    """This machine's device indices that the running runs of user UID (sessions and submits) hold."""
+    held: set[int] = set()
+    for table in ("sessions", "submissions"):
+        for (gpu_ids,) in rows(f"SELECT r.gpu_ids FROM runs r JOIN {table} t ON t.run_id = r.id "
+                               "WHERE r.status = :running AND t.user_id = :uid", running=RunStatus.RUNNING.value,
+                               uid=uid):
+            held.update(i for i in as_json(gpu_ids) or [] if isinstance(i, int))
+    return held
+
+
 def user_id(rows, name: str) -> int | None:
     found = rows("SELECT id FROM users WHERE name = :name", name=name)
     return found[0][0] if found else None
