@@ -27,6 +27,7 @@ from packaging.utils import canonicalize_name, parse_wheel_filename
 from packaging.version import Version
 
 HARNESS = "nsml-harness"
+SOURCE_STAMP = "harness-source.sha256"  # beside the wheels: what the harness wheel was built from
 # On the GPU machine already (its image's package list); large, so never carried. Their own needs are theirs.
 PROVIDED = {"numpy", "pandas", "scikit-learn", "matplotlib", "pillow", "torch"}
 TARGET_PYTHON = (3, 12)
@@ -71,18 +72,21 @@ def needed(req: Requirement, markers: dict) -> bool:
 
 
 def resolve(folder: Path, tags: set[Tag], markers: dict, has) -> list[Path]:
-    """The folder's wheels to install: the harness and, walking requirements, each package HAS(name, specifier)
-    says the target lacks. Raises Incomplete naming the first one the folder cannot give."""
+    """The folder's wheels to install: the harness and, walking requirements (extras included), each package
+    HAS(name, specifier) says the target lacks. Every requirement met by a chosen wheel is checked against its
+    version, whoever asks. Raises Incomplete naming the first one the folder cannot meet."""
     wheels = folder_wheels(folder, tags)
     root = canonicalize_name(HARNESS)
     if root not in wheels:
-        raise Incomplete(f"{folder}: no {HARNESS} wheel (build the folder with: python bench/gpu_wheels.py build)")
+        raise Incomplete(f"{folder}: no {HARNESS} wheel (build the folder with: bash scripts/gpu-wheels.sh)")
+    check_source(folder)
     chosen: dict[str, Path] = {}
+    extras_done: dict[str, set[str]] = {}
     todo: list[tuple[Requirement, str]] = [(Requirement(HARNESS), "the check")]
     while todo:
         req, wanted_by = todo.pop()
         name = canonicalize_name(req.name)
-        if name in chosen or (name != root and has(name, req.specifier)):
+        if name not in chosen and name != root and has(name, req.specifier):
             continue
         if name not in wheels:
             raise Incomplete(f"{folder}: no wheel for {req} (required by {wanted_by}) that fits Python "
@@ -90,9 +94,41 @@ def resolve(folder: Path, tags: set[Tag], markers: dict, has) -> list[Path]:
         version, path = wheels[name]
         if not req.specifier.contains(version, prereleases=True):
             raise Incomplete(f"{folder}: {path.name} does not satisfy {req} (required by {wanted_by})")
+        new_extras = {canonicalize_name(e) for e in req.extras} - extras_done.get(name, set())
+        if name in chosen and not new_extras:
+            continue
+        first = name not in chosen
         chosen[name] = path
-        todo += [(r, name) for r in wheel_requires(path) if needed(r, markers)]
+        extras_done.setdefault(name, set()).update(new_extras)
+        for r in wheel_requires(path):
+            wanted = [e for e in ([""] if first else []) + sorted(new_extras) if needed(r, {**markers, "extra": e})]
+            if wanted:
+                todo.append((r, name + (f"[{wanted[-1]}]" if wanted[-1] else "")))
     return sorted(chosen.values())
+
+
+def source_hash() -> str:
+    """A hash of what the harness wheel is built from: setup.cfg and every file under harness/ (no caches)."""
+    import hashlib
+    root = Path(__file__).resolve().parents[1]
+    digest = hashlib.sha256()
+    files = [root / "setup.cfg"] + sorted(p for p in (root / "harness").rglob("*")
+                                          if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def check_source(folder: Path) -> None:
+    """The folder's harness wheel was built from this checkout's harness/ as it is now (else the check would
+    measure older code than bench/gpu.py and the docs describe)."""
+    try:
+        stamped = (folder / SOURCE_STAMP).read_text().strip()
+    except OSError:
+        stamped = None
+    if stamped != source_hash():
+        raise Incomplete(f"{folder}: its {HARNESS} wheel was built from another state of harness/ than this "
+                         "checkout's: rebuild it with: bash scripts/gpu-wheels.sh")
 
 
 def target_has(name: str, specifier) -> bool:
@@ -117,25 +153,25 @@ def build(folder: Path) -> None:
     """The harness wheel, then, level by level, the wheels its requirements need on the target, pinned to the
     versions this environment runs where it has them (pip download --no-deps, binary wheels only)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for old in folder.glob(f"{HARNESS.replace('-', '_')}-*.whl"):
+    for old in folder.glob("*.whl"):  # from scratch: no wheel of an older environment stays behind
         old.unlink()
+    (folder / SOURCE_STAMP).unlink(missing_ok=True)
     root = Path(__file__).resolve().parents[1]
+    stamp = source_hash()
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(folder), str(root)], check=True)
+    (folder / SOURCE_STAMP).write_text(stamp + "\n")
     tags = target_tags()
     for _round in range(20):
-        try:
-            resolve(folder, tags, TARGET_MARKERS, target_has)
-            return
-        except Incomplete:
-            pass
         missing = _missing(folder, tags)
+        if not missing:
+            break
         pins = [f"{name}=={md.version(name)}" if _installed(name) else str(req) for name, req in missing]
         platform_args = [a for p in TARGET_PLATFORMS[:-1] for a in ("--platform", p)]
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                         "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
                         "--abi", "none", *platform_args, "-d", str(folder), *pins], check=True)
-    resolve(folder, tags, TARGET_MARKERS, target_has)  # still incomplete: say which
+    resolve(folder, tags, TARGET_MARKERS, target_has)  # complete, or Incomplete saying what is not
 
 
 def _installed(name: str) -> bool:
@@ -147,18 +183,20 @@ def _installed(name: str) -> bool:
 
 
 def _missing(folder: Path, tags: set[Tag]) -> list[tuple[str, Requirement]]:
-    """Every requirement of the folder's chosen wheels that neither the folder nor the target has (one round)."""
+    """Every requirement (extras included) of the folder's wheels that neither the folder nor the target has."""
     wheels = folder_wheels(folder, tags)
     missing, seen = {}, set()
     todo = [Requirement(HARNESS)]
     while todo:
         req = todo.pop()
         name = canonicalize_name(req.name)
-        if name in seen or name in PROVIDED:
+        extras = frozenset(canonicalize_name(e) for e in req.extras)
+        if (name, extras) in seen or name in PROVIDED:
             continue
-        seen.add(name)
+        seen.add((name, extras))
         if name in wheels:
-            todo += [r for r in wheel_requires(wheels[name][1]) if needed(r, TARGET_MARKERS)]
+            todo += [r for r in wheel_requires(wheels[name][1])
+                     if any(needed(r, {**TARGET_MARKERS, "extra": e}) for e in ("", *extras))]
         else:
             missing[name] = req
     return sorted(missing.items())

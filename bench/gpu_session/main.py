@@ -8,14 +8,17 @@ same work in a session and bare:
     nsml run -d face-age -g 1 -a "--steps 300" .       # in a session: the same figures through nsml.report
 
 `--steps 0` only says which devices it sees (the check's `-g 0` session)."""
-import argparse
-import json
-import os
 import time
 
-import numpy as np
-import torch
-from torch import nn
+STARTED = time.time()  # before the imports: the check compares sessions' lifetimes (the second must follow the first)
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import os  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
 
 
 class Net(nn.Module):
@@ -102,7 +105,7 @@ def main():
         print(json.dumps({"steps_per_s": rate, "loss": loss, **seen}))
         return
     import nsml
-    print("gpu-check: sees", json.dumps(seen), flush=True)
+    print("gpu-check: sees", json.dumps({**seen, "started": STARTED}), flush=True)
 
     def save(dir_name, **kwargs):
         os.makedirs(dir_name, exist_ok=True)
@@ -128,6 +131,10 @@ def main():
     print(f"gpu-check: {rate:.2f} steps/s, loss {loss:.4f}", flush=True)
     nsml.report(summary=True, step=config.steps, steps_per_s=rate, train__loss=loss, visible_gpus=seen["devices"])
     nsml.save("final")
+    del x, y
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    print("gpu-check: done", json.dumps({"ended": time.time()}), flush=True)  # the GPU is let go when it exits
 
 
 if __name__ == "__main__":
