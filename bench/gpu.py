@@ -121,8 +121,12 @@ def wait_end(check: Check, name: str) -> dict:
 def run_check(out: Path, budget: float | None) -> int:
     driver, models = driver_models()
     if driver and not models:
-        print("gpu-check: an NVIDIA driver is loaded but NVML reads no device (nvidia-ml-py cannot talk to it): "
-              "not a GPU check, and not a machine without a GPU either", file=sys.stderr)
+        line = ("an NVIDIA driver is loaded but NVML reads no device (nvidia-ml-py cannot talk to it): not a GPU "
+                "check, and not a machine without a GPU either")
+        print(f"gpu-check: {line}", file=sys.stderr)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "gpu-check.json").write_text(json.dumps({"gpu": None, "checks": [
+            {"check": "step: read the GPUs", "ok": False, "detail": line}]}, indent=1) + "\n")
         return 1
     gpu = bool(models)
     size = SIZES[gpu]
@@ -132,8 +136,8 @@ def run_check(out: Path, budget: float | None) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env.update(HARNESS_HOME=str(root), PYTHONUNBUFFERED="1")
     check = Check(root, env, budget or BUDGET[gpu])
-    print(f"gpu-check: {'GPU: ' + ', '.join(models) if gpu else 'no GPU here: a stand-in (one declared GPU, CPU torch)'}"
-          f"; state root {root}; process runtime unconfined (no bubblewrap)", flush=True)
+    where = f"GPU: {', '.join(models)}" if gpu else "no GPU here: a stand-in (one declared GPU, CPU torch)"
+    print(f"gpu-check: {where}; state root {root}; process runtime unconfined (no bubblewrap)", flush=True)
     report = {"gpu": gpu, "models": models, "host": platform.node(), "python": platform.python_version(),
               "sizes": size, "goal": GOAL, "measured": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     try:
@@ -155,10 +159,11 @@ def measure(check: Check, gpu: bool, models: list[str], size: dict, report: dict
     if check.step("prepare face-age", check.cli, "dataset", "prepare", "face-age", "--scale", size["scale"]) is None:
         return
     train = check.root / ".harness" / "datasets" / "face-age" / "train"
-    me = check.json("whoami")["user"]
-    web = check.step("start harness serve", Web, check, me)
+    me = (check.step("whoami", check.json, "whoami") or {}).get("user")
+    web = check.step("start harness serve", Web, check, me) if me else None
+    names: list[str] = []
     try:
-        idle = readings_of(check.cli("ps").stderr)
+        idle = check.step("read ps before the sessions", lambda: readings_of(check.cli("ps").stderr)) or []
         bare_runs = [check.step("bare run 1", bare, check, train, size)]
         report["torch"] = (bare_runs[0] or {}).get("torch")
         first = check.step("run -g 1", start, check, size, 1)
@@ -167,7 +172,7 @@ def measure(check: Check, gpu: bool, models: list[str], size: dict, report: dict
         every = max(1, len(models))  # more than are free while the first runs
         second = check.step(f"run -g {every}", start, check, size, every)
         third = check.step("run -g 0", start, check, size, 0, 0)
-        names = [n for n in (first, second, third) if n]
+        names += [n for n in (first, second, third) if n]
         watched = check.step("watch the first session", watch, check, first, second, web) or {}
         rows = {n: check.step(f"wait for {n}", wait_end, check, n) or {} for n in names}
         bare_runs.append(check.step("bare run 2", bare, check, train, size))
@@ -176,6 +181,9 @@ def measure(check: Check, gpu: bool, models: list[str], size: dict, report: dict
     finally:
         if web is not None:
             web.close()
+        for name in names:  # whatever failed: no session keeps a GPU past the check
+            if time.monotonic() < check.until:
+                check.cli("stop", name, check=False)
     logs = {n: check.step(f"log of {n}", lambda n=n: check.cli("logs", n).stdout) or "" for n in names}
     report.update(isolation=rows.get(first, {}).get("isolation"), idle=idle, watched=watched,
                   bare_steps_per_s=[b["steps_per_s"] for b in bare_runs if b],
@@ -212,15 +220,16 @@ def judge(check, gpu, models, names, rows, logs, watched, idle, submit, board, r
                 infer.get("cuda_visible_devices") not in (None, "") and (infer.get("devices") == 1 if gpu else True),
                 f"score {submit.get('score')}, rank {ours[0].get('rank') if ours else None}; its infer saw "
                 f"CUDA_VISIBLE_DEVICES={infer.get('cuda_visible_devices')!r}, {infer.get('devices')} device(s)")
-    busy = watched.get("readings") or []
-    idle_used = min((d["used"] for d in idle), default=None)
+    device = (watched.get("first_gpu_ids") or [None])[0]  # the first session's device: idle against busy
+    busy = [d for d in watched.get("readings") or [] if d["index"] == device]
+    idle_used = next((d["used"] for d in idle if d["index"] == device), None)
     peak = max(busy, key=lambda d: (d["used"], d["util"]), default=None)
     check.judge("NVML readings in ps while it runs", (peak is not None and idle_used is not None and
                                                       peak["used"] > idle_used and
                                                       any(m in peak["model"] for m in models)) if gpu else None,
                 f"idle {idle_used} GiB used; while it ran {peak['line'] if peak else 'no readings'}"
                 if gpu else "none (no driver here)")
-    check.judge("the dashboard's GPU table", (watched.get("web_in_use") and watched.get("web_readings")) if gpu else
+    check.judge("the dashboard's GPU table", bool(watched.get("web_in_use") and watched.get("web_readings")) if gpu else
                 bool(watched.get("web_in_use")),
                 f"in use shown: {watched.get('web_in_use')}, NVML table shown: {watched.get('web_readings')}")
     for name in (first, second, third):

@@ -108,13 +108,17 @@ def resolve(folder: Path, tags: set[Tag], markers: dict, has) -> list[Path]:
 
 
 def source_hash() -> str:
-    """A hash of what the harness wheel is built from: setup.cfg and every file under harness/ (no caches)."""
+    """A hash of what the harness wheel is built from: setup.cfg, pyproject.toml and every file under harness/,
+    through its links (the task packs and baselines are links to tasks/ and submissions/), caches left out."""
     import hashlib
+    import os
     root = Path(__file__).resolve().parents[1]
     digest = hashlib.sha256()
-    files = [root / "setup.cfg"] + sorted(p for p in (root / "harness").rglob("*")
-                                          if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
-    for path in files:
+    found = []
+    for folder, dirs, names in os.walk(root / "harness", followlinks=True):
+        dirs[:] = [d for d in dirs if d != "__pycache__"]
+        found += [Path(folder) / n for n in names if not n.endswith(".pyc")]
+    for path in [root / "setup.cfg", root / "pyproject.toml"] + sorted(found):
         digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
@@ -158,6 +162,8 @@ def build(folder: Path) -> None:
     (folder / SOURCE_STAMP).unlink(missing_ok=True)
     root = Path(__file__).resolve().parents[1]
     stamp = source_hash()
+    import shutil
+    shutil.rmtree(root / "build", ignore_errors=True)  # setuptools' leftovers (a deleted module) stay out
     subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
                     str(folder), str(root)], check=True)
     (folder / SOURCE_STAMP).write_text(stamp + "\n")

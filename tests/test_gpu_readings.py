@@ -88,9 +88,10 @@ def test_readings_go_to_organizers_and_to_a_participant_for_their_own_devices(fa
 
 def test_a_hostile_model_name_reaches_no_terminal_or_page_as_markup(fake_nvml, cli, monkeypatch):
     from helpers import ORGANIZER
-    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetName", lambda h: b"\x1b]0;pwned\x07<script>x</script>\xff\x1b[2J")
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetName", lambda h: b"\x1b]0;pwned\x07<script>x</script>\xff\x1b[2J\ngpu 9 FAKE")
     err = cli("ps", user=ORGANIZER).stderr
     assert "\x1b" not in err and "\x07" not in err and "<script>x</script>\ufffd" in err, repr(err)
+    assert len(err.splitlines()) == 3 and not any(line.startswith("gpu 9") for line in err.splitlines())
     assert "&lt;script&gt;x&lt;/script&gt;" in _sessions_page(ORGANIZER)
 
 

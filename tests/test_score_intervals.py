@@ -379,3 +379,10 @@ def test_the_interval_child_finds_this_harness_wherever_it_is_installed(tmp_path
     assert Path(seen["PYTHONPATH"]) / "harness" == Path(harness.__file__).resolve().parent
     assert set(seen) == {"PATH", "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "PYTHONPATH"}
     assert got.note == "no interval: computing it failed (exit 1)"
+    import signal
+    for code, why in ((score_interval.OUT_OF_MEMORY, "took too much memory"), (-signal.SIGXCPU, "took too long"),
+                      (-signal.SIGSEGV, f"failed (signal {int(signal.SIGSEGV)})")):
+        monkeypatch.setattr(score_interval.subprocess, "run",
+                            lambda argv, code=code, **kw: subprocess.CompletedProcess(argv, code, "", ""))
+        got = score_interval.intervals(task, task / "test" / "test_label", tmp_path / "pred", 0.5)
+        assert got.note == f"no interval: computing it {why}", (code, got.note)

@@ -36,13 +36,19 @@ def _driver_models() -> tuple[str, ...]:
         names = []
         for i in range(int(pynvml.nvmlDeviceGetCount())):
             name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append((name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name))[:80])
+            names.append(model_name(name))
         return tuple(names)
     finally:
         try:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
+
+
+def model_name(raw) -> str:
+    """A device's name as the driver gives it, as one line of printable text (at most 80 characters)."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)
+    return "".join(c if c.isprintable() else " " for c in text)[:80]
 
 
 def readings(count: int) -> list[dict]:
@@ -76,10 +82,10 @@ def readings(count: int) -> list[dict]:
 def _reading(pynvml, i: int) -> dict:
     handle = pynvml.nvmlDeviceGetHandleByIndex(i)
     name = pynvml.nvmlDeviceGetName(handle)
-    name = name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)
+    name = model_name(name)
     memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
     total = min(max(int(memory.total), 0), 1 << 60)
-    return {"index": i, "model": name[:80], "memory_used": min(max(int(memory.used), 0), total),
+    return {"index": i, "model": name, "memory_used": min(max(int(memory.used), 0), total),
             "memory_total": total,
             "utilization": min(max(int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu), 0), 100)}
 

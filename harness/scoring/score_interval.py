@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
@@ -42,6 +43,7 @@ MAX_VALUES = 10_000_000
 MEMORY_BYTES = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
+OUT_OF_MEMORY = 3  # the child's exit status when its memory cap stopped it
 
 
 @dataclass
@@ -91,10 +93,12 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         #                                                              the scheduler and the server are threaded)
         if proc.returncode == 0:
             return Intervals(**json.loads(proc.stdout.strip().splitlines()[-1]))
-        if "MemoryError" in proc.stderr:
+        if proc.returncode == OUT_OF_MEMORY or "MemoryError" in proc.stderr:
             why = "took too much memory"
-        elif proc.returncode > 0:  # (a signal: the CPU limit)
+        elif proc.returncode > 0:
             why = f"failed (exit {proc.returncode})"
+        elif -proc.returncode not in (signal.SIGXCPU, signal.SIGKILL):  # those two: the CPU limit
+            why = f"failed (signal {-proc.returncode})"
     except (subprocess.TimeoutExpired, OSError, ValueError, TypeError, IndexError):
         pass
     return Intervals(note=f"no interval: computing it {why}")
@@ -223,7 +227,7 @@ def main(argv: list[str]) -> None:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
                       job["private_score"], tuple(job["split"]) if job["split"] else None, job.get("finish"))
     except MemoryError:
-        raise SystemExit(3) from None
+        raise SystemExit(OUT_OF_MEMORY) from None
     print(json.dumps(asdict(got)))
 
 

@@ -62,11 +62,12 @@ def inventory(settings, rows) -> dict:
         models = gpus.local_models(settings)
         nodes = [{"id": "", "node": "this machine", "gpus": len(models), "models": sorted({m for m in models if m}),
                   "in_use": sum(held.values())}]
-        devices = gpus.readings(len(models))
-        if not settings.is_organizer:
+        if settings.is_organizer:
+            devices = gpus.readings(len(models))
+        else:  # NVML is asked only when the participant holds a device
             uid = read_sql.user_id(rows, settings.user)
             mine = set() if uid is None else read_sql.gpus_held_by(rows, uid)
-            devices = [d for d in devices if d["index"] in mine]
+            devices = [d for d in gpus.readings(len(models)) if d["index"] in mine] if mine else []
     else:
         hosts = settings.is_organizer
         nodes = [{"id": n.get("id", ""), "node": n.get("address", "") if hosts else "", "gpus": int(n.get("gpus", 0)),
