@@ -101,7 +101,7 @@ def bare(check: Check, train: Path, size: dict) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def logged(check: Check, log: str, what: str) -> dict:
+def logged(log: str, what: str) -> dict:
     found = re.search(rf"gpu-check: {what} (\{{.*\}})", log)
     return json.loads(found.group(1)) if found else {}
 
@@ -194,7 +194,7 @@ def measure(check: Check, gpu: bool, models: list[str], size: dict, report: dict
 
 def judge(check, gpu, models, names, rows, logs, watched, idle, submit, board, report) -> None:
     first, second, third = names
-    one, none = logged(check, logs.get(first, ""), "sees"), logged(check, logs.get(third, ""), "sees")
+    one, none = logged(logs.get(first, ""), "sees"), logged(logs.get(third, ""), "sees")
     got = ",".join(map(str, watched.get("first_gpu_ids") or []))
     check.judge("session sees exactly its GPU", got != "" and one.get("cuda_visible_devices") == got and
                 (one.get("devices") == 1 if gpu else True),
@@ -202,8 +202,8 @@ def judge(check, gpu, models, names, rows, logs, watched, idle, submit, board, r
                 f"{one.get('devices')} device(s) {one.get('names') or ''}".strip())
     check.judge("ps and the inventory show it in use", bool(watched.get("in_use_line")),
                 watched.get("in_use_line") or "no 'GPUs: 1 of N in use' line while it ran")
-    ended = logged(check, logs.get(first, ""), "done").get("ended")
-    began = logged(check, logs.get(second, ""), "sees").get("started")
+    ended = logged(logs.get(first, ""), "done").get("ended")
+    began = logged(logs.get(second, ""), "sees").get("started")
     check.judge("a session asking for every GPU queues", bool(watched.get("second_queued_while_first_ran")) and
                 not watched.get("both_ran") and ended is not None and began is not None and began > ended,
                 f"queued while the first ran: {watched.get('second_queued_while_first_ran')}; both seen running: "
@@ -213,7 +213,7 @@ def judge(check, gpu, models, names, rows, logs, watched, idle, submit, board, r
                 f"CUDA_VISIBLE_DEVICES={none.get('cuda_visible_devices')!r}, {none.get('devices')} device(s)")
     ours = [r for r in board if r.get("session") == first]
     try:
-        infer = logged(check, Path(submit["log"]).read_text(errors="replace"), "sees")
+        infer = logged(Path(submit["log"]).read_text(errors="replace"), "sees")
     except (KeyError, OSError, TypeError):
         infer = {}
     check.judge("submit on the GPU: scored and ranked", submit.get("score") is not None and bool(ours) and

@@ -71,10 +71,11 @@ def needed(req: Requirement, markers: dict) -> bool:
     return req.marker is None or req.marker.evaluate(markers)
 
 
-def resolve(folder: Path, tags: set[Tag], markers: dict, has) -> list[Path]:
+def resolve(folder: Path, tags: set[Tag], markers: dict, has, missing: dict | None = None) -> list[Path]:
     """The folder's wheels to install: the harness and, walking requirements (extras included), each package
     HAS(name, specifier) says the target lacks. Every requirement met by a chosen wheel is checked against its
-    version, whoever asks. Raises Incomplete naming the first one the folder cannot meet."""
+    version, whoever asks. Raises Incomplete naming the first one the folder cannot meet — or, given MISSING,
+    collects there (name → requirement) each one the folder has no wheel for, and walks on (building)."""
     wheels = folder_wheels(folder, tags)
     root = canonicalize_name(HARNESS)
     if root not in wheels:
@@ -89,6 +90,9 @@ def resolve(folder: Path, tags: set[Tag], markers: dict, has) -> list[Path]:
         if name not in chosen and name != root and has(name, req.specifier):
             continue
         if name not in wheels:
+            if missing is not None:
+                missing.setdefault(name, req)
+                continue
             raise Incomplete(f"{folder}: no wheel for {req} (required by {wanted_by}) that fits Python "
                              f"{markers['python_version']} on {markers['platform_machine']}")
         version, path = wheels[name]
@@ -169,10 +173,12 @@ def build(folder: Path) -> None:
     (folder / SOURCE_STAMP).write_text(stamp + "\n")
     tags = target_tags()
     for _round in range(20):
-        missing = _missing(folder, tags)
+        missing: dict[str, Requirement] = {}
+        resolve(folder, tags, TARGET_MARKERS, target_has, missing)
         if not missing:
             break
-        pins = [f"{name}=={md.version(name)}" if _installed(name) else str(req) for name, req in missing]
+        pins = [f"{name}=={version}" if (version := _local_version(name)) else str(req)
+                for name, req in sorted(missing.items())]
         platform_args = [a for p in TARGET_PLATFORMS[:-1] for a in ("--platform", p)]
         subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:",
                         "--python-version", "3.12", "--implementation", "cp", "--abi", "cp312", "--abi", "abi3",
@@ -180,32 +186,12 @@ def build(folder: Path) -> None:
     resolve(folder, tags, TARGET_MARKERS, target_has)  # complete, or Incomplete saying what is not
 
 
-def _installed(name: str) -> bool:
+def _local_version(name: str) -> str | None:
+    """The version this environment runs of NAME (the tested one), or None."""
     try:
-        md.version(name)
-        return True
+        return md.version(name)
     except md.PackageNotFoundError:
-        return False
-
-
-def _missing(folder: Path, tags: set[Tag]) -> list[tuple[str, Requirement]]:
-    """Every requirement (extras included) of the folder's wheels that neither the folder nor the target has."""
-    wheels = folder_wheels(folder, tags)
-    missing, seen = {}, set()
-    todo = [Requirement(HARNESS)]
-    while todo:
-        req = todo.pop()
-        name = canonicalize_name(req.name)
-        extras = frozenset(canonicalize_name(e) for e in req.extras)
-        if (name, extras) in seen or name in PROVIDED:
-            continue
-        seen.add((name, extras))
-        if name in wheels:
-            todo += [r for r in wheel_requires(wheels[name][1])
-                     if any(needed(r, {**TARGET_MARKERS, "extra": e}) for e in ("", *extras))]
-        else:
-            missing[name] = req
-    return sorted(missing.items())
+        return None
 
 
 def main(argv=None) -> int:
