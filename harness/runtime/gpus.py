@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from contextlib import contextmanager
 from functools import lru_cache
 
 from harness.core.errors import UserError
@@ -19,30 +20,36 @@ from harness.core.settings import Settings
 DRIVER_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia")  # present whenever the NVIDIA kernel driver is loaded
 
 
-@lru_cache(maxsize=1)
-def _driver_models() -> tuple[str, ...]:
-    """The model name of each device the driver reports (none without a driver)."""
+@contextmanager
+def _nvml():
+    """pynvml, initialised for the block — or None where no driver is loaded (no NVML import on every `ps`) or
+    NVML cannot start; shut down after."""
     if not any(os.path.exists(p) for p in DRIVER_PATHS):
-        return ()  # no NVIDIA driver loaded: nothing to ask (and no NVML import on every `ps`)
+        yield None
+        return
     try:
         import pynvml
-    except ImportError:
-        return ()
-    try:
         pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no driver, no GPU
-        return ()
+    except Exception:  # noqa: BLE001 - no NVML, no GPU to ask
+        yield None
+        return
     try:
-        names = []
-        for i in range(int(pynvml.nvmlDeviceGetCount())):
-            name = pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i))
-            names.append(model_name(name))
-        return tuple(names)
+        yield pynvml
     finally:
         try:
             pynvml.nvmlShutdown()
         except Exception:  # noqa: BLE001
             pass
+
+
+@lru_cache(maxsize=1)
+def _driver_models() -> tuple[str, ...]:
+    """The model name of each device the driver reports (none without a driver)."""
+    with _nvml() as nvml:
+        if nvml is None:
+            return ()
+        return tuple(model_name(nvml.nvmlDeviceGetName(nvml.nvmlDeviceGetHandleByIndex(i)))
+                     for i in range(int(nvml.nvmlDeviceGetCount())))
 
 
 def model_name(raw) -> str:
@@ -55,39 +62,31 @@ def readings(count: int) -> list[dict]:
     """What NVML reads now of this machine's first COUNT devices: model, memory used and total (bytes) and
     utilisation (percent of the last sample period) — none without a driver; a device NVML cannot read is left
     out. Values are bounded as read (a driver is not trusted to stay in range)."""
-    if count <= 0 or not any(os.path.exists(p) for p in DRIVER_PATHS):
+    if count <= 0:
         return []
-    try:
-        import pynvml
-        pynvml.nvmlInit()
-    except Exception:  # noqa: BLE001 - no NVML, no readings
-        return []
-    found = []
-    try:
-        for i in range(min(count, int(pynvml.nvmlDeviceGetCount()))):
+    with _nvml() as nvml:
+        if nvml is None:
+            return []
+        try:
+            indices = range(min(count, int(nvml.nvmlDeviceGetCount())))
+        except Exception:  # noqa: BLE001
+            return []
+        found = []
+        for i in indices:
             try:
-                found.append(_reading(pynvml, i))
+                found.append(_reading(nvml, i))
             except Exception:  # noqa: BLE001 - this device cannot be read now: the others still can
                 continue
-    except Exception:  # noqa: BLE001
-        return []
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except Exception:  # noqa: BLE001
-            pass
-    return found
+        return found
 
 
-def _reading(pynvml, i: int) -> dict:
-    handle = pynvml.nvmlDeviceGetHandleByIndex(i)
-    name = pynvml.nvmlDeviceGetName(handle)
-    name = model_name(name)
-    memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
+def _reading(nvml, i: int) -> dict:
+    handle = nvml.nvmlDeviceGetHandleByIndex(i)
+    memory = nvml.nvmlDeviceGetMemoryInfo(handle)
     total = min(max(int(memory.total), 0), 1 << 60)
-    return {"index": i, "model": name, "memory_used": min(max(int(memory.used), 0), total),
-            "memory_total": total,
-            "utilization": min(max(int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu), 0), 100)}
+    return {"index": i, "model": model_name(nvml.nvmlDeviceGetName(handle)),
+            "memory_used": min(max(int(memory.used), 0), total), "memory_total": total,
+            "utilization": min(max(int(nvml.nvmlDeviceGetUtilizationRates(handle).gpu), 0), 100)}
 
 
 def describe_reading(device: dict) -> str:
