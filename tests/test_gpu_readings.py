@@ -24,6 +24,8 @@ def fake_nvml(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake)
     (tmp_path / "nvidiactl").touch()
     monkeypatch.setattr(gpus, "DRIVER_PATHS", (str(tmp_path / "nvidiactl"),))
+    monkeypatch.setattr(gpus, "READ_EVERY", 0.0)  # each call reads (the flood test sets the real reuse back)
+    monkeypatch.setattr(gpus, "_last_read", None)
     gpus._driver_models.cache_clear()
     yield fake
     gpus._driver_models.cache_clear()
@@ -113,3 +115,31 @@ def _sessions_page(user: str) -> str:
         h.store.close()
     client = TestClient(create_app(load_settings(user=user)), cookies={security.COOKIE: token})
     return client.get("/sessions").text
+
+
+def test_a_flood_of_inventory_reads_asks_nvml_once_a_second_and_hostile_values_are_bounded(fake_nvml, cli,
+                                                                                          monkeypatch):
+    """NVML can take a second to start without persistence mode: 300 dashboard/API reads of the inventory in a
+    burst ask it about once, and the service keeps answering others. A driver's NaN or 10**400 is bounded or
+    the device left out, never a failed page."""
+    from helpers import ORGANIZER
+
+    from harness.core.settings import load_settings
+    from harness.service.local import LocalApi
+    from harness.state import Harness
+    reads = []  # NVML's memory readings asked for (the model names are read once, and cached for good)
+    monkeypatch.setattr(gpus, "READ_EVERY", 1.0)
+    monkeypatch.setattr(fake_nvml, "nvmlDeviceGetMemoryInfo", lambda h: reads.append(h) or types.SimpleNamespace(
+        used=10 ** 400 if h == 0 else float("nan"), total=10 ** 400))
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        api = LocalApi(h)
+        start = time.monotonic()
+        seen = [api.inventory()["devices"] for _ in range(300)]
+        took = time.monotonic() - start
+    finally:
+        h.store.close()
+    assert len(reads) <= 2 * (1 + int(took / gpus.READ_EVERY))  # each device once, again only as seconds pass
+    assert seen[-1] == [{"index": 0, "model": "NVIDIA H200", "memory_used": 1 << 60, "memory_total": 1 << 60,
+                         "utilization": 87}]  # device 1's NaN: left out
+    assert cli("ps", user="bob").stderr.splitlines() == ["GPUs: 0 of 2 in use"]  # others still served

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 from contextlib import contextmanager
 from functools import lru_cache
@@ -58,12 +59,28 @@ def model_name(raw) -> str:
     return "".join(c if c.isprintable() else " " for c in text)[:80]
 
 
+READ_EVERY = 1.0  # seconds a reading is reused: a flood of `ps` or /inventory asks NVML once a second at most
+_last_read: tuple[float, int, list[dict]] | None = None
+_read_lock = threading.Lock()
+
+
 def readings(count: int) -> list[dict]:
-    """What NVML reads now of this machine's first COUNT devices: model, memory used and total (bytes) and
-    utilisation (percent of the last sample period) — none without a driver; a device NVML cannot read is left
-    out. Values are bounded as read (a driver is not trusted to stay in range)."""
+    """What NVML reads now (within READ_EVERY) of this machine's first COUNT devices: model, memory used and total
+    (bytes) and utilisation (percent of the last sample period) — none without a driver; a device NVML cannot
+    read is left out. Values are bounded as read (a driver is not trusted to stay in range)."""
+    global _last_read
     if count <= 0:
         return []
+    with _read_lock:  # one reader at a time; the others take its reading
+        now = time.monotonic()
+        if _last_read is not None and _last_read[1] == count and now - _last_read[0] < READ_EVERY:
+            return [dict(d) for d in _last_read[2]]
+        found = _read(count)
+        _last_read = (now, count, found)
+        return [dict(d) for d in found]
+
+
+def _read(count: int) -> list[dict]:
     with _nvml() as nvml:
         if nvml is None:
             return []
