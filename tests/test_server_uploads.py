@@ -157,6 +157,24 @@ def test_the_server_dies_with_kill_9_and_a_new_one_goes_on(cli, tmp_path, state_
         second.stop()
 
 
+@pytest.mark.filterwarnings("error::DeprecationWarning")  # FastAPI's on_event hooks are deprecated
+def test_the_app_starts_the_scheduler_when_it_starts_serving(state_root, monkeypatch):
+    """Queued work from before a restart goes on: the app's lifespan (not a deprecated startup hook) asks the
+    scheduler to run once, when serving starts, and not when the app is merely built."""
+    from starlette.testclient import TestClient
+
+    from harness.core.settings import load_settings
+    from harness.server import app as server_app
+    asked = []
+    monkeypatch.setattr(server_app, "ensure_running", lambda settings: asked.append(settings.root))
+    app = server_app.create_app(load_settings(user=ORGANIZER))
+    assert asked == []
+    with TestClient(app) as client:
+        assert asked == [state_root]
+        assert client.get("/api/v1/openapi.json").status_code == 200
+    assert asked == [state_root]
+
+
 def test_a_refused_pack_upload_leaves_nothing_and_checkpoint_names_cannot_climb(cli, served, remote_cli, tmp_path,
                                                                                 state_root):
     org = httpx.Client(base_url=served.url + "/api/v1", timeout=60,

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from contextlib import asynccontextmanager
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -63,13 +64,15 @@ class Server:
 
 def create_app(settings: Settings) -> FastAPI:
     server = Server(settings)
-    app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs",
-                  redoc_url=None)
-    app.state.server = server
 
-    @app.on_event("startup")
-    def start_scheduler() -> None:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
+        yield
+
+    app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs",
+                  redoc_url=None, lifespan=lifespan)
+    app.state.server = server
 
     @app.middleware("http")
     async def server_timing(request: Request, call_next):
