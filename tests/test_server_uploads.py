@@ -131,6 +131,19 @@ def test_a_remote_run_uploads_after_the_snapshot_rules(remote_cli, served, cli, 
     assert (code / "main.py").is_file() and not (code / "secret.txt").exists()
 
 
+@pytest.mark.parametrize("entry", ["/etc/passwd", "/no/such/file", "../../../../../etc/passwd", "lib/../main.py",
+                                   " ", "missing.py"])
+def test_an_entry_outside_the_uploaded_code_is_refused_alike_whether_or_not_it_exists(alice, entry):
+    """`run -e` over HTTP names a file of the uploaded code, never a host path: no oracle of which host files exist
+    (one answer for /etc/passwd and for a path that does not), and the scheduler never reads a host file to plan
+    the run."""
+    r = alice.post("/sessions", params={"task": "tiny", "entry": entry}, content=_tar(_file("main.py")),
+                   headers={"Content-Type": "application/x-tar"})
+    assert r.status_code == 400, r.text
+    assert r.json()["error"].startswith("-e/--entry: ") and "\n" not in r.json()["error"]
+    assert alice.get("/sessions", params={"all": True}).json() == []
+
+
 def test_the_server_dies_with_kill_9_and_a_new_one_goes_on(cli, tmp_path, state_root):
     cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
     token = json.loads(cli("user", "add", "alice", "-j", user=ORGANIZER).stdout)["token"]

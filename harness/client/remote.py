@@ -152,9 +152,8 @@ class RemoteApi(Api):
         src = Path(folder).expanduser().resolve()
         if not src.is_dir():
             raise UserError(f"FOLDER: {folder!r} is not a folder")
-        if not (src / entry).is_file():
-            raise UserError(f"-e/--entry: {entry!r} not found in {src}")
-        from harness.runs.snapshot import snapshot_code  # the same rules as a local run, applied before upload
+        from harness.runs.snapshot import check_entry, snapshot_code  # a local run's rules, before the upload
+        entry = check_entry(src, entry)
         with tempfile.TemporaryDirectory(prefix="nsml-upload-") as tmp:
             snapshot_code(src, Path(tmp) / "code")
             with open(Path(tmp) / "code.tar", "wb") as fh:

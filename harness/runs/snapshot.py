@@ -35,6 +35,18 @@ def _inside(root: Path, link: Path) -> bool:
     return (target == str(root) or target.startswith(str(root) + os.sep)) and os.path.exists(target)
 
 
+def check_entry(code_dir: Path, entry: str) -> str:
+    """The one rule for an entry file (`run -e`, `submit -e`): a relative path, never climbing, to a regular file
+    inside CODE_DIR (a link is followed only while it stays inside). Returns it in POSIX form."""
+    rel = Path(entry)
+    if not entry.strip() or rel.is_absolute() or ".." in rel.parts:
+        raise UserError(f"-e/--entry: {entry!r} must be a file of the code folder (a relative path inside it)")
+    target = code_dir / rel
+    if not target.is_file() or not _inside(code_dir.resolve(), target):
+        raise UserError(f"-e/--entry: {entry!r} not found in {code_dir} (a file of the code folder)")
+    return rel.as_posix()
+
+
 def _copy_file(src: Path, dest: Path, budget: list[int], limit: int, shown: str) -> None:
     fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     try:

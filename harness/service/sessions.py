@@ -15,7 +15,7 @@ from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo, session_folder, session_name
 from harness.runs.create import RunOptions, new_run, queue_run
-from harness.runs.snapshot import snapshot_code
+from harness.runs.snapshot import check_entry, snapshot_code
 from harness.runtime import environments
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
 from harness.scheduler.waiting import run_status, wait_run  # noqa: F401 - part of the API
@@ -90,8 +90,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     src = Path(folder).expanduser().resolve()
     if not src.is_dir():
         raise UserError(f"FOLDER: {folder!r} is not a folder")
-    if not (src / entry).is_file():
-        raise UserError(f"-e/--entry: {entry!r} not found in {src}")
+    entry = check_entry(src, entry)  # never absolute or climbing: the scheduler reads it to plan the run
     argv = parse_args(args)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         with h.tx() as db:

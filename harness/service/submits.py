@@ -17,6 +17,7 @@ from harness.core.names import is_check, parse_session_name
 from harness.core.safefs import is_real_dir
 from harness.runs.create import RunOptions, check_esm, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
+from harness.runs.snapshot import check_entry
 from harness.scheduler.lease import wake
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
@@ -47,17 +48,6 @@ def check_quota(db, user_id: int, task, quota: int, period: float, now=None, tea
                             f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
 
 
-def _check_entry(code_dir: Path, entry: str) -> str:
-    """`submit -e ENTRY`: another entry file of the session's own code (a relative path inside it)."""
-    rel = Path(entry)
-    if rel.is_absolute() or ".." in rel.parts or not entry.strip():
-        raise UserError(f"-e/--entry: {entry!r} must be a file of the session's code (a relative path)")
-    target = code_dir / rel
-    if not target.is_file() or target.is_symlink():
-        raise UserError(f"-e/--entry: {entry!r} is not a file of the session's code")
-    return rel.as_posix()
-
-
 def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
                  time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
                  esm: str | None = None) -> tuple[int, int]:
@@ -79,7 +69,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
         task = sess.task
-        entry = _check_entry(Path(sess.code_dir), entry) if entry else None
+        entry = check_entry(Path(sess.code_dir), entry) if entry else None
         check_esm(esm)
         # Idempotent: a retried submit of the same checkpoint waits for the one under way, or gets the score it
         # already has; it never makes a second row. (A failed one may be submitted again.)
