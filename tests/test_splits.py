@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from harness.core.enums import FailureReason
+from harness.core.enums import FailureReason, counted
 from harness.scoring.splits import SplitFormat, SplitScores, evaluate_split, halves
 from harness.taskpacks.registry import BUILTIN_TASKS, Manifest
 
@@ -96,3 +96,47 @@ def test_a_prediction_invalid_as_a_whole_is_not_split(tmp_path):
     result = evaluate_split(BUILTIN_TASKS / "garbage-docs" / "evaluation.py", pred, dataset / "test" / "test_label",
                             fmt, 0.3, 7, "garbage-docs", 60)
     assert result.reason is FailureReason.INVALID_PREDICTION and "expected" in result.message
+
+
+def _bus_eta(tmp_path):
+    dataset = tmp_path / "bus-eta"
+    subprocess.run([sys.executable, str(BUILTIN_TASKS / "bus-eta" / "build.py"), "--out", str(dataset), "--scale",
+                    "0.05"], check=True, capture_output=True)
+    return dataset, dataset / "test" / "test_label"
+
+
+def test_a_prediction_the_evaluator_accepts_but_the_split_cannot_parse_is_invalid_and_counted(tmp_path):
+    """bus-eta's evaluator reads a value padded with 200,000 spaces (pandas has no field limit); Python's csv module,
+    which cuts the halves, refuses a field over 128 KiB. That must be the prediction's fault (invalid, counted), not
+    a harness error (uncounted): otherwise a participant chooses, from inside a submit run, between a counted score
+    and an uncounted crash, as often as they like."""
+    dataset, label = _bus_eta(tmp_path)
+    rows = _rows(label)
+    pred = tmp_path / "prediction"
+    _write_csv(pred, ["id", "travel_s"], [[r["id"], (" " * 200_000 if i == 0 else "") + r["travel_s"]]
+                                          for i, r in enumerate(rows)])
+    fmt = SplitFormat.from_manifest(Manifest.read(BUILTIN_TASKS / "bus-eta").extra, "bus-eta")
+    result = evaluate_split(BUILTIN_TASKS / "bus-eta" / "evaluation.py", pred, label, fmt, 0.3, 7, "bus-eta", 60)
+    assert not isinstance(result, SplitScores)
+    assert result.reason is FailureReason.INVALID_PREDICTION and "cannot split" in result.message
+    assert counted(False, result.reason)
+
+
+@pytest.mark.parametrize("body", ["[" * 200_000, '{"a":' * 100_000])
+def test_json_nested_past_the_recursion_limit_is_an_invalid_prediction_for_the_split_and_for_playlist(tmp_path,
+                                                                                                     body):
+    from harness.scoring.evaluator import evaluate
+    pred = tmp_path / "prediction"
+    pred.write_text(body)
+    dataset = tmp_path / "playlist"
+    subprocess.run([sys.executable, str(BUILTIN_TASKS / "playlist" / "build.py"), "--out", str(dataset), "--scale",
+                    "0.05"], check=True, capture_output=True)
+    label = dataset / "test" / "test_label"
+    result = evaluate(BUILTIN_TASKS / "playlist" / "evaluation.py", pred, label, 60)
+    assert result.reason is FailureReason.INVALID_PREDICTION, result  # not a scorer error (uncounted)
+    lenient = tmp_path / "evaluation.py"  # an evaluator that accepts anything: the split's own parse must refuse
+    lenient.write_text("print(1.0)\n")
+    result = evaluate_split(lenient, pred, label, SplitFormat("json", "json", "id"), 0.3, 7, "playlist", 60)
+    assert not isinstance(result, SplitScores)
+    assert result.reason is FailureReason.INVALID_PREDICTION and "cannot split" in result.message
+    assert counted(False, result.reason)

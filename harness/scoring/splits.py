@@ -174,7 +174,9 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
     labels, header = read_records(label, fmt.label)
     public, private = halves(len(labels), fraction, seed, task)
     results = []
-    unsplittable = (ValueError, UnicodeDecodeError, json.JSONDecodeError, IndexError, AttributeError)
+    # whatever parsing the participant's bytes raises names the prediction invalid (counted), never a harness error
+    # (uncounted): csv's field limit, JSON nested past the recursion limit, records of the wrong type
+    unsplittable = (ValueError, csv.Error, RecursionError, LookupError, AttributeError, TypeError)
     try:
         preds, pred_header = read_records(prediction, fmt.prediction)  # read once, cut twice
     except unsplittable as exc:

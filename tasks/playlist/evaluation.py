@@ -46,7 +46,7 @@ def main():
     try:
         with open(args.prediction, encoding="utf-8") as fh:
             pred = json.load(fh)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # RecursionError: nested past Python's limit
         invalid(f"not JSON: {str(exc)[:200]}")
     if not isinstance(pred, list) or not all(isinstance(p, dict) and {"id", "songs"} <= set(p) for p in pred):
         invalid('expected a JSON list of {"id": ..., "songs": [...]}')
