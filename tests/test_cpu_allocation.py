@@ -37,9 +37,16 @@ def test_a_tasks_cpus_is_the_default(cli, tmp_path):
     pack = make_tiny_task(tmp_path / "wide", name="wide")
     (pack / "task.toml").write_text((pack / "task.toml").read_text() + "[limits]\ncpus = 2\n")
     cli("dataset", "add", pack, user=ORGANIZER)
-    name = run_session(cli, participant(tmp_path / "t", THREADS), task="wide")
+    folder = participant(tmp_path / "t", THREADS)
+    name = run_session(cli, folder, task="wide")
     assert _seen(cli, name).endswith("torch 2")
     assert cli.json("ps", "-a")[0]["cpus"] == 2.0
+    # the task's cores are also its limit: -c may lower it, never raise it
+    r = cli("run", "-d", "wide", "-c", "64", folder, code=2)
+    assert "-c/--cpus: 64 is over this task's limit of 2 cores" in r.stderr and "Traceback" not in r.output
+    assert len(cli.json("ps", "-a")) == 1
+    one = run_session(cli, folder, "-c", "1", task="wide")
+    assert _seen(cli, one).endswith("torch 1")
 
 
 def test_a_cpu_count_that_is_not_a_number_is_one_line(cli, tiny_task, tmp_path):

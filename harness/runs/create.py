@@ -93,14 +93,17 @@ DEFAULT_CPUS = 1.0  # a run's CPU cores when neither -c nor the task's [limits] 
 
 def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None,
             default_cpus: float | None = None) -> Run:
-    """A queued run's row. Its CPU cores: -c, else the task's, else DEFAULT_CPUS — every run has a number, which
-    sets its libraries' thread counts and its CPU share (runtime.base.thread_env, cgroups, docker's nano_cpus),
-    as a container with a CPU quota would."""
+    """A queued run's row. Its CPU cores: -c (never over the task's), else the task's, else DEFAULT_CPUS — every
+    run has a number, which sets its libraries' thread counts and its CPU share (runtime.base.thread_env, cgroups,
+    docker's nano_cpus), as a container with a CPU quota would."""
     gpus.check_request(settings, opts.gpus, opts.gpu_model)
     check_esm(opts.esm)
     cpus = opts.cpus if opts.cpus is not None else (default_cpus or DEFAULT_CPUS)
     if not (0.01 <= cpus <= 4096):  # (NaN fails too)
         raise UserError(f"-c/--cpus: must be between 0.01 and 4096, got {cpus}")
+    if default_cpus is not None and cpus > default_cpus:
+        raise UserError(f"-c/--cpus: {cpus:g} is over this task's limit of {default_cpus:g} cores ([limits] cpus; "
+                        f"a run may lower its limit, never raise it)")
     return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=cpus,
                memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],

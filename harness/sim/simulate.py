@@ -149,6 +149,7 @@ class Simulation:
         # each run gets its share of the cores: thread pools (OpenMP, BLAS) sized to the machine, times the
         # runs at once, spin and thrash (seen: a 2 s GBM fit taking minutes beside another one on 2 cores)
         self.cpus = float(max(1, (os.cpu_count() or 1) // max(1, cfg.workers)))
+        self._task_cpus: dict[str, float | None] = {}
 
     def as_user(self, user: str) -> Harness:
         if user not in self.harnesses:
@@ -202,6 +203,14 @@ class Simulation:
         dest = self.cfg.out / "code" / f"{team.name}-{len(team.sessions) + 1}"
         return code_folder(baseline, dest, fault), args, fault
 
+    def _cpus_for(self, h, task: str) -> float:
+        """The simulation's share of the cores, within the task's [limits] cpus when it declares one."""
+        if task not in self._task_cpus:
+            with h.tx() as db:
+                self._task_cpus[task] = h.manifest(h.task(db, task)).cpus
+        declared = self._task_cpus[task]
+        return min(self.cpus, declared) if declared else self.cpus
+
     # -- one step of simulated time ----------------------------------------------------------------------------
     def step(self, tasks: list[str], team: SimTeam, pending: list[int]) -> None:
         rng = self.rng
@@ -213,7 +222,7 @@ class Simulation:
             folder, args, fault = self._code(task, team)
             try:
                 name = sessions.start_session(h, task, str(folder), args=args,
-                                              opts=RunOptions(gpus=team.gpus, cpus=self.cpus))
+                                              opts=RunOptions(gpus=team.gpus, cpus=self._cpus_for(h, task)))
             except UserError as exc:
                 self.log.refused.append(f"{team.name}: {exc}")
                 continue
