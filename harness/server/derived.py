@@ -10,13 +10,13 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
-from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field, create_model
 
 from harness.api import OPERATIONS, Kind, Operation, Paging
 from harness.api.declare import REQUIRED
 from harness.core.names import NAME_PATTERN, session_name
 from harness.service.local import LocalApi
+from harness.web.streaming import ClosingStreamingResponse
 
 from .deps import Caller
 
@@ -148,7 +148,7 @@ def endpoint_for(op: Operation):
             values["note"] = notes.append
         result = getattr(api, op.name)(**values)
         if op.kind is Kind.STREAM:
-            return StreamingResponse(result, media_type="text/plain; charset=utf-8")
+            return ClosingStreamingResponse(result, media_type="text/plain; charset=utf-8")
         if op.paging is Paging.LIST:
             result = result[offset:offset + limit]
         elif op.paging is Paging.ROWS:

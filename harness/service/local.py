@@ -2,18 +2,16 @@
 identity in its Harness's settings (the CLI's own user, or a server request's account)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
-from typing import Iterator
 
 from harness.api import Api
-from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.core.errors import PermissionDenied, UserError
 from harness.runs.create import RunOptions
 from harness.state import Harness
 
 from . import accounts, boards, checkpoints, contests, metrics, moderation, quick_reads, sessions, submits, tasks
+from .log_streams import SLOTS, follow_file, read_chunks
 
 
 class LocalApi(Api):
@@ -69,9 +67,10 @@ class LocalApi(Api):
         info = sessions.session_info(self.h, session)
         path = Path(info["log"])
         if not follow:
-            return iter([path.read_bytes()] if path.exists() else [])
-        return follow_file(path, lambda: RunStatus(sessions.session_info(self.h, session)["status"]).terminal,
-                           lambda: sessions.ensure_running(self.h.settings))
+            return read_chunks(path)
+        return SLOTS.hold(self.h.settings.user, follow_file(
+            path, lambda: RunStatus(sessions.session_info(self.h, session)["status"]).terminal,
+            lambda: sessions.ensure_running(self.h.settings)))
 
     def session_metrics(self, session, x="step", keys=None):
         return metrics.series(self.h, session, x, keys)
@@ -112,10 +111,10 @@ class LocalApi(Api):
         if path is None:
             raise PermissionDenied(f"submission {sub_id}: infer logs of real submits are shown to organizers only")
         if not follow:
-            return iter([path.read_bytes()] if path.exists() else [])
+            return read_chunks(path)
         run_id = submits.run_id_of(self.h, sub_id)
-        return follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
-                           lambda: sessions.ensure_running(self.h.settings))
+        return SLOTS.hold(self.h.settings.user, follow_file(path, lambda: sessions.run_status(self.h, run_id).terminal,
+                                                            lambda: sessions.ensure_running(self.h.settings)))
 
     def wait_submission(self, sub_id, timeout=30.0, *, progress=None):
         sessions.wait_run(self.h, submits.run_id_of(self.h, sub_id), timeout=timeout)
@@ -205,36 +204,3 @@ class LocalApi(Api):
         from harness.core.progress import silent
         rows, moves = contests.rescore(self.h, task, dry_run, progress or silent)
         return {"submissions": rows, "rank_changes": moves, "dry_run": dry_run}
-
-
-def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> Iterator[bytes]:
-    """PATH's bytes as it grows, until ended() (what was written before the end comes too). Wakes on the file's
-    growth and on the run's end marker (harness.core.doorbell); asks ended() when the marker is there, and every
-    RECHECK seconds anyway."""
-    offset, last_check = 0, float("-inf")
-    marker = path.parent / doorbell.ENDED
-    with doorbell.FileWatch(path.parent) as watch:
-        while True:
-            chunk = _read_from(path, offset)
-            offset += len(chunk)
-            if chunk:
-                yield chunk
-            now = time.monotonic()
-            if marker.exists() or now - last_check >= recheck:
-                last_check = now
-                if ended():
-                    rest = _read_from(path, offset)  # what came between the last read and the end
-                    if rest:
-                        yield rest
-                    return
-                tick()
-            watch.wait(recheck)
-
-
-def _read_from(path: Path, offset: int) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(offset)
-            return fh.read()
-    except FileNotFoundError:
-        return b""

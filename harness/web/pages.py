@@ -196,12 +196,18 @@ def submissions_page(request: Request, task: Optional[str] = None, page_: int = 
     return page(request, "submissions.html", api, tasks=tasks, task=chosen, rows=rows, total=total)
 
 
+SHOWN_LOG_BYTES = 200_000  # the end of an infer log that a submission page shows
+
+
 @router.get("/submissions/{sub_id}")
 def submission_page(request: Request, sub_id: int) -> HTMLResponse:
     api = web_api(request)
     info = api.submission_info(sub_id)
     try:
-        log = b"".join(api.infer_log(sub_id)).decode("utf-8", errors="replace")[-200_000:]
+        tail = b""
+        for chunk in api.infer_log(sub_id):  # chunk by chunk: the page shows the end, memory holds about that
+            tail = (tail + chunk)[-SHOWN_LOG_BYTES:]
+        log = tail.decode("utf-8", errors="replace")
     except PermissionDenied:
         log = None  # a real submit's log: organizers only
     return page(request, "submission.html", api, sub=info, log=log)

@@ -7,12 +7,13 @@ import json
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, StreamingResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
 from .pages import fmt, page, templates, web_api
+from .streaming import ClosingStreamingResponse
 
 router = APIRouter(include_in_schema=False)
 MAX_COMPARED = 12
@@ -57,16 +58,20 @@ def session_facts(request: Request, user: str, task: str, number: int) -> HTMLRe
 
 
 @router.get("/sessions/{user}/{task}/{number}/log/stream")
-def log_stream(request: Request, user: str, task: str, number: int) -> StreamingResponse:
+def log_stream(request: Request, user: str, task: str, number: int) -> ClosingStreamingResponse:
     """Server-sent events: the log as it is written, one `data:` event per chunk of lines, then `event: end`."""
     api = web_api(request)
     chunks = api.session_log(_name(user, task, number), follow=True)
 
     def events():
-        for chunk in chunks:
-            yield "data: " + json.dumps(chunk.decode("utf-8", errors="replace")) + "\n\n"
-        yield "event: end\ndata: {}\n\n"
-    return StreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+        try:
+            for chunk in chunks:  # an empty chunk: the follow lives, nothing new (an SSE comment keeps it open)
+                text = chunk.decode("utf-8", errors="replace")
+                yield f"data: {json.dumps(text)}\n\n" if chunk else ": alive\n\n"
+            yield "event: end\ndata: {}\n\n"
+        finally:
+            chunks.close()
+    return ClosingStreamingResponse(events(), media_type="text/event-stream", headers={"Cache-Control": "no-store"})
 
 
 @router.get("/sessions/{user}/{task}/{number}/metrics.json")

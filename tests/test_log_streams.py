@@ -1,0 +1,109 @@
+"""Log streams are a hostile channel of resource use: a participant's run writes the log (up to limits.log_bytes),
+and a participant's requests open reads and follows of it. A read holds one chunk of it in memory, never the whole
+log; follows are capped per account and in all, so one participant holding follows open cannot take the server's
+worker threads from everybody else; a follow whose client left gives its slot back."""
+import gc
+import time
+
+import httpx
+import pytest
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
+
+from harness.core.errors import QuotaExceeded
+from harness.service import log_streams
+from harness.service.log_streams import FollowSlots, follow_file, read_chunks
+
+
+def test_a_log_is_read_a_chunk_at_a_time(tmp_path, monkeypatch):
+    monkeypatch.setattr(log_streams, "LOG_CHUNK", 1000)
+    log = tmp_path / "log"
+    log.write_bytes(bytes(range(256)) * 20)
+    chunks = list(read_chunks(log))
+    assert b"".join(chunks) == log.read_bytes() and max(map(len, chunks)) == 1000 and len(chunks) == 6
+    assert list(read_chunks(tmp_path / "none")) == []
+    ended = []
+    followed = follow_file(log, lambda: bool(ended), recheck=0.05)
+    got = [next(followed) for _ in range(6)]
+    assert b"".join(got) == log.read_bytes()  # what is there comes at once, a chunk at a time, before any wait
+    with open(log, "ab") as fh:
+        fh.write(b"more")
+    ended.append(True)
+    assert b"".join(followed).endswith(b"more")
+
+
+def test_an_idle_follow_comes_back_to_its_reader(tmp_path):
+    """Nothing new for RECHECK seconds: an empty chunk, so the server's thread returns and can see the client
+    gone, instead of waiting inside the stream until the run writes or ends (hours)."""
+    log = tmp_path / "log"
+    log.write_bytes(b"")
+    followed = follow_file(log, lambda: False, recheck=0.1)
+    start = time.monotonic()
+    assert next(followed) == b"" and time.monotonic() - start < 2
+    followed.close()
+
+
+def test_follow_slots_cap_an_account_and_everybody_and_come_back_however_a_stream_ends():
+    slots = FollowSlots(per_account=2, in_all=3)
+    a1 = slots.hold("alice", iter([b"x"]))
+    a2 = slots.hold("alice", iter([b"y"]))
+    with pytest.raises(QuotaExceeded, match="2 log follows of yours"):
+        slots.hold("alice", iter([]))
+    b1 = slots.hold("bob", iter([]))
+    with pytest.raises(QuotaExceeded, match="3 log follows open"):
+        slots.hold("carol", iter([]))
+    assert list(a1) == [b"x"] and slots.held("alice") == 1  # read to its end
+    next(a2)
+    a2.close()  # closed mid-stream
+    assert slots.held("alice") == 0
+    del b1  # dropped before it was ever read: no finally would run
+    gc.collect()
+    assert slots.held("bob") == 0
+    release = slots.take("carol")
+    release()
+    release()  # twice: released once
+    assert slots.held("carol") == 0 and [slots.hold("dave", iter([])) for _ in range(2)]
+
+
+@pytest.fixture
+def silent_session(cli, served, remote_cli, tmp_path):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    tokens = {u: remote_cli.token(u) for u in ("alice", "bob")}
+    quiet = NSML_MAIN.replace("import nsml", "import time\nimport nsml\ntime.sleep(90)", 1)
+    name = cli("run", "-d", "tiny", participant(tmp_path / "quiet", quiet)).stdout.split()[1]
+    return name, tokens
+
+
+def test_one_participants_follows_cannot_stop_other_users(served, silent_session):
+    """Alice opens log follows of her silent session one after another and keeps them open: past her share she gets
+    429 at once, and bob is served meanwhile; when her clients leave, her slots come back within seconds."""
+    name, tokens = silent_session
+    user, task, number = name.split("/")
+    path = f"{served.url}/api/v1/sessions/{user}/{task}/{number}/log"
+    alice = httpx.Client(headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=30)
+    bob = httpx.Client(headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=10)
+    opened, refused = [], 0
+    for _ in range(45):  # more than the server's 40 worker threads
+        r = alice.send(alice.build_request("GET", path, params={"follow": True}), stream=True)
+        if r.status_code == 429:
+            refused += 1
+            assert "log follows" in r.read().decode()
+            r.close()
+        else:
+            assert r.status_code == 200
+            opened.append(r)
+    assert len(opened) == log_streams.FOLLOWS_PER_ACCOUNT and refused == 45 - len(opened)
+    start = time.monotonic()
+    assert bob.get(f"{served.url}/api/v1/whoami").json()["user"] == "bob"
+    assert bob.get(f"{served.url}/api/v1/sessions", params={"all": True}).status_code == 200
+    assert time.monotonic() - start < 5
+    for r in opened:
+        r.close()
+    deadline = time.monotonic() + 20
+    while True:  # the server's streams notice the gone clients at their next idle beat (about a second)
+        r = alice.send(alice.build_request("GET", path, params={"follow": True}), stream=True)
+        status = r.status_code
+        r.close()
+        if status == 200:
+            break
+        assert time.monotonic() < deadline, "a follow whose client left kept its slot"
+        time.sleep(0.5)
