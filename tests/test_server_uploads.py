@@ -116,6 +116,30 @@ def test_uploads_and_bodies_over_their_caps_are_413(alice, state_root):
     assert r.status_code == 400 and "application/x-tar" in r.json()["error"]
 
 
+@pytest.mark.parametrize("path,headers", [
+    ("/api/v1/sessions/alice/tiny/1/memo", {"Content-Type": "application/json"}),
+    ("/api/v1/sessions/alice/tiny/1/memo", {"Content-Type": "application/x-tar"}),  # a tar body to a JSON route
+    ("/login", {"Content-Type": "application/x-www-form-urlencoded"}),  # a dashboard form (read for its CSRF field)
+])
+def test_a_chunked_body_without_a_token_is_cut_at_its_cap(served, path, headers):
+    """No Content-Length (chunked): the body is counted as it arrives and refused at MAX_JSON_BYTES, before any
+    route or token check reads it, instead of being read whole into the server's memory; others are served."""
+    sent = []
+
+    def chunks():
+        for _ in range(64):  # 64 MiB offered
+            sent.append(1)
+            yield b"x" * (1 << 20)
+    with httpx.Client(base_url=served.url, timeout=60) as anyone:
+        anyone.get("/login")  # its cookie: the CSRF check then reads the form (without one it refuses unread)
+        try:
+            r = anyone.request("PUT" if "memo" in path else "POST", path, content=chunks(), headers=headers)
+            assert r.status_code == 413, (r.status_code, r.text[-300:])
+        except httpx.TransportError:
+            pass  # the server answered 413 and closed while the body was still being sent
+        assert anyone.get("/api/v1/openapi.json").status_code == 200
+
+
 def test_a_remote_run_uploads_after_the_snapshot_rules(remote_cli, served, cli, tmp_path):
     cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
     folder = participant(tmp_path / "code", NSML_MAIN)

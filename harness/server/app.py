@@ -15,7 +15,9 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from harness.core.errors import UserError
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
@@ -62,6 +64,34 @@ class Server:
         return LocalApi(accounts.for_identity(base, who))
 
 
+class CapBodies:
+    """Every request body under its cap: a tar upload to one of UPLOADS under UPLOAD_CAP (each upload route checks its
+    own, smaller cap while it spools to disk), anything else under MAX_JSON_BYTES. By Content-Length at once (400 when it is no
+    number), and by counting what arrives (Starlette's body limit) when there is none: a chunked body of any size
+    from anyone, token or not, would otherwise be read into memory before a route looked at it."""
+
+    def __init__(self, app, upload_cap: int, uploads: frozenset[tuple[str, str]]):
+        self.app, self.upload_cap, self.uploads = app, upload_cap, uploads
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        upload = (scope["method"], scope["path"]) in self.uploads \
+            and headers.get("content-type", "").startswith("application/x-tar")
+        cap = self.upload_cap if upload else MAX_JSON_BYTES
+        length = headers.get("content-length")
+        if length is not None:
+            try:
+                size = int(length)
+            except ValueError:
+                return await error(400, "Content-Length: not a number")(scope, receive, send)
+            if size > cap:
+                return await error(413, f"request body of {size} bytes is over the limit of {cap}",
+                                   "TooLarge")(scope, receive, send)
+        await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send)
+
+
 def create_app(settings: Settings) -> FastAPI:
     server = Server(settings)
 
@@ -86,19 +116,9 @@ def create_app(settings: Settings) -> FastAPI:
     security.install(app, API, pages.refused)  # CSP and friends on every answer, CSRF on dashboard forms; inside
     #                                            cap_bodies, so an oversized body is refused before it is read
 
-    @app.middleware("http")
-    async def cap_bodies(request: Request, call_next):
-        length = request.headers.get("content-length")
-        upload = request.headers.get("content-type", "").startswith("application/x-tar")
-        cap = settings.code_bytes if upload else MAX_JSON_BYTES
-        if length is not None:
-            try:
-                size = int(length)
-            except ValueError:
-                return error(400, "Content-Length: not a number")
-            if size > cap:
-                return error(413, f"request body of {size} bytes is over the limit of {cap}", "TooLarge")
-        return await call_next(request)
+    from .transfers import UPLOADS
+    app.add_middleware(CapBodies, upload_cap=settings.code_bytes * 8, uploads=UPLOADS)  # outermost: before any
+    #                                                                                    layer reads a body
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):
