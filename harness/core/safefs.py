@@ -16,6 +16,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.errors import UserError
+
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
@@ -228,16 +230,29 @@ def is_real_dir(path: Path) -> bool:
         return False
 
 
-def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None) -> list[str]:
+MAX_COPY_ENTRIES = 200_000  # files and folders one copy of a participant's folder may hold
+
+
+def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
+                     max_entries: int = MAX_COPY_ENTRIES) -> list[str]:
     """Copy folders and regular files of SRC to DEST; links and special files are left out (their paths are
-    returned). Used for folders participant code wrote (checkpoints being pulled)."""
+    returned), and so is a file that would take the copy past MAX_BYTES. Used for folders participant code wrote
+    (checkpoints being pulled), which may change while they are copied: the walk holds each folder open (os.fwalk)
+    and lists that folder, never a path a link swapped in after it was listed; past MAX_ENTRIES it stops (UserError)."""
     skipped: list[str] = []
-    total = 0
+    total = entries = 0
     dest.mkdir(parents=True, exist_ok=False)
-    for dirpath, dirnames, filenames in os.walk(src, followlinks=False):
+    for dirpath, dirnames, filenames, dirfd in os.fwalk(src, follow_symlinks=False):
         rel_dir = Path(dirpath).relative_to(src)
+        entries += len(dirnames) + len(filenames)
+        if entries > max_entries:
+            raise UserError(f"{src.name}: more than {max_entries} files and folders; not copied whole")
         for d in list(dirnames):
-            if os.path.islink(os.path.join(dirpath, d)):
+            try:
+                real = stat.S_ISDIR(os.stat(d, dir_fd=dirfd, follow_symlinks=False).st_mode)
+            except OSError:
+                real = False
+            if not real:  # a link (fwalk lists links to folders as folders), or gone
                 dirnames.remove(d)
                 skipped.append(str(rel_dir / d))
             else:

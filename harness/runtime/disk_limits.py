@@ -2,7 +2,8 @@
 
 A run's spec lists its writable folders in groups, each with a limit (the session's checkpoints:
 ``limits.checkpoint_bytes``; the code copy, private /tmp, output and events: ``limits.scratch_bytes``).  Every
-few seconds each group is measured as allocated bytes, without following links and within a bound on entries;
+few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
+on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``.
 Scans never run inside a database transaction and never hold up the scheduler's loop.
 """
@@ -37,7 +38,7 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
             if not used.complete:
                 return (f"{', '.join(p.name for p in group.paths)} hold over {MAX_ENTRIES} files and folders "
                         f"({group.setting} cannot be checked)")
-            total += used.allocated
+            total += max(used.allocated, used.size)  # a sparse file counts at the size a copy of it writes
             entries += used.entries
         if total > group.limit:
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "

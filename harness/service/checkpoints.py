@@ -58,11 +58,13 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
 
 
 def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tuple[Path, list[str]]:
-    """Copy a checkpoint's folders and regular files to DEST; links and special files are left out (returned)."""
+    """Copy a checkpoint's folders and regular files to DEST, within limits.checkpoint_bytes; links, special files
+    and files past that limit are left out (returned)."""
     folder = checkpoint_folder(h, session, checkpoint)
     target = Path(dest).expanduser().resolve()
     if target.is_dir():  # like `cp -r`: into an existing folder
         target = target / f"{session.replace('/', '_')}_{checkpoint}"
     if target.exists():
         raise UserError(f"PATH: {target} already exists")
-    return target, copy_tree_safely(folder, target)
+    return target, copy_tree_safely(folder, target, h.settings.checkpoint_bytes)  # what a copy writes: a sparse
+    #                                                                             file counts at its full size
