@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_trust import _tree_digest
 
-from harness.runs import event_gate
+from harness.runs import event_gate, events
 
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(min_value=-(10 ** 500), max_value=10 ** 500),
                     st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=30))
@@ -103,7 +103,6 @@ def test_a_flood_of_hostile_lines_records_exactly_what_the_gate_accepts(cli, tmp
 def test_checkpoint_lines_are_measured_once_a_name_and_a_bounded_number_a_read(tmp_path):
     """A run naming the same big checkpoint 2,000 times, then 40 others, costs one measurement of it; at most
     MAX_CHECKPOINTS_PER_PASS names are measured in one read and the rest wait for the next (nothing lost)."""
-    from harness.runs import events
     run, ckpts = tmp_path / "run", tmp_path / "checkpoints"
     (run / "nsml").mkdir(parents=True)
     (ckpts / "big").mkdir(parents=True)
@@ -127,7 +126,6 @@ def test_checkpoint_lines_are_measured_once_a_name_and_a_bounded_number_a_read(t
 
 
 def test_huge_times_are_the_harness_clock_and_an_ended_run_is_read_to_its_end(tmp_path):
-    from harness.runs import events
     for line in (b'{"type": "report", "metrics": {"a": 1}, "time": 1' + b"0" * 400 + b"}",
                  b'{"type": "checkpoint", "name": "a", "time": -1e400, "elapsed": 1' + b"0" * 400 + b"}"):
         event_gate.parse(line)  # found by the fuzz test: math.isfinite(10**400) raised OverflowError
@@ -140,3 +138,43 @@ def test_huge_times_are_the_harness_clock_and_an_ended_run_is_read_to_its_end(tm
     assert len(one.events) == events.MAX_EVENTS_PER_PASS  # a pass reads a bounded slice
     everything = events.collect_all(run, 0, tmp_path / "ck")
     assert len(everything.events) == 50_001 and everything.events[-1][0].name == "last"
+
+
+def test_a_flood_of_checkpoints_after_many_summary_keys_keeps_each_copy_small_and_the_count_bounded(
+        cli, tmp_path, nsml_folder, monkeypatch):
+    """A run reports many distinct summary keys once, then saves checkpoint after checkpoint: each checkpoint keeps
+    the summary's last MAX_SUMMARY_KEYS values (read once a pass, then kept up to date), a session keeps at most
+    MAX_CHECKPOINTS (one note past it), and a run whose session was removed while it stopped records nothing and
+    fails nobody's pass."""
+    from datetime import datetime, timezone
+
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store.models import Checkpoint, Run, Session
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1", nsml_folder).stdout.split()[1]
+    cli("logs", "-f", name)
+    now = datetime.now(timezone.utc)
+    flood = [event_gate.Report({f"k{i}": float(i) for i in range(40)}, None, None, True, now)]
+    for i in range(30):
+        flood += [(event_gate.Checkpoint(f"c{i}", 1.0, now), 0),
+                  event_gate.Report({"loss": float(i)}, i, None, True, now)]
+    h = Harness(load_settings())
+    with h.tx() as db:
+        sess = db.query(Session).filter(Session.name == name).one()
+        before = db.query(Checkpoint).filter(Checkpoint.session_id == sess.id).count()
+        monkeypatch.setattr(events, "MAX_SUMMARY_KEYS", 3)
+        monkeypatch.setattr(events, "MAX_CHECKPOINTS", before + 10)
+        run = db.get(Run, sess.run_id)
+        got = events.Collected(events=flood, end=(run.events_offset or 0) + 10)
+        assert events.record(db, run, sess, got) == len(flood)
+        rows = {c.name: c.summary for c in db.query(Checkpoint).filter(Checkpoint.session_id == sess.id)
+                if c.name.startswith("c")}
+        assert sorted(rows) == sorted(f"c{i}" for i in range(10))
+        assert rows["c0"] == {"k37": 37.0, "k38": 38.0, "k39": 39.0}
+        assert rows["c9"] == {"k38": 38.0, "k39": 39.0, "loss": 8.0}
+        assert events.latest_summary(db, sess.id) == {"k38": 38.0, "k39": 39.0, "loss": 29.0}  # the same rule
+        offset = run.events_offset
+        assert events.record(db, run, None, events.Collected(events=flood, end=offset + 5)) == 0
+        assert run.events_offset == offset + 5
+    assert cli("logs", name).stdout.count(f"the session holds {before + 10} checkpoints, its limit") == 1

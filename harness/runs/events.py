@@ -5,7 +5,9 @@ following a link, bounded in bytes, lines and time — passing every line throug
 (``runs.event_gate``: typed, bounded reports and checkpoints, nothing else); ``record`` writes what was
 collected in the caller's transaction, inside a savepoint, so one run's data can never fail a scheduler pass.
 Everything in the file is participant-controlled: a refused line is a note in the run's log (at most
-MAX_NOTES_PER_PASS a pass), and the run goes on. A session holds at most MAX_METRIC_ROWS metric values.
+MAX_NOTES_PER_PASS a pass), and the run goes on. A session holds at most MAX_METRIC_ROWS metric values and
+MAX_CHECKPOINTS checkpoints, each keeping a copy of at most MAX_SUMMARY_KEYS summary values (the summary is read
+once per pass and kept up to date in memory, so a flood of checkpoints never re-reads 100,000 metric rows each).
 """
 from __future__ import annotations
 
@@ -28,6 +30,8 @@ MAX_EVENT_BYTES_PER_PASS = 4 << 20
 MAX_METRIC_ROWS = 100_000  # per session: reports past it are refused (one note)
 MAX_NOTES_PER_PASS = 10
 MAX_CHECKPOINT_ENTRIES = 100_000
+MAX_SUMMARY_KEYS = 200  # the summary kept with each checkpoint: the keys reported last
+MAX_CHECKPOINTS = 10_000  # per session: checkpoints past it are refused (one note)
 CHECKPOINT_SCAN_SECONDS = 10.0
 MAX_CHECKPOINTS_PER_PASS = 20  # distinct checkpoints measured in one read; the rest wait for the next pass
 SCAN_BUDGET_SECONDS = 0.5  # measuring checkpoints of one run in one read; past it the rest wait
@@ -40,9 +44,23 @@ def events_path(run: Run) -> Path:
 
 
 def latest_summary(db: OrmSession, session_id: int) -> dict:
-    rows = db.execute(select(Metric.key, Metric.value).where(Metric.session_id == session_id, Metric.summary)
-                      .order_by(Metric.id)).all()
-    return {key: value for key, value in rows}
+    """The session's summary now: each summary key's latest value, the MAX_SUMMARY_KEYS keys reported last."""
+    latest = select(func.max(Metric.id)).where(Metric.session_id == session_id, Metric.summary) \
+        .group_by(Metric.key).scalar_subquery()
+    rows = db.execute(select(Metric.key, Metric.value).where(Metric.id.in_(latest)).order_by(Metric.id.desc())
+                      .limit(MAX_SUMMARY_KEYS)).all()
+    return {key: value for key, value in reversed(rows)}
+
+
+def _fold(summary: dict, reports: list) -> None:
+    """SUMMARY as it stands after REPORTS (recorded ones), within MAX_SUMMARY_KEYS (the keys reported last)."""
+    for report in reports:
+        if report.summary:
+            for key, value in report.metrics.items():
+                summary.pop(key, None)
+                summary[key] = value
+    while len(summary) > MAX_SUMMARY_KEYS:
+        summary.pop(next(iter(summary)))
 
 
 @dataclass
@@ -131,48 +149,69 @@ def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_rea
     return out
 
 
-def _record_checkpoint(db: OrmSession, sess: Session, ckpt: event_gate.Checkpoint, size: int) -> None:
+def _record_checkpoint(db: OrmSession, sess: Session, ckpt: event_gate.Checkpoint, size: int, summary: dict,
+                       room: list[int], notes: list[str]) -> None:
+    """One checkpoint's row, with a copy of SUMMARY; a new name takes one of ROOM[0] (MAX_CHECKPOINTS)."""
     row = db.scalar(select(Checkpoint).where(Checkpoint.session_id == sess.id, Checkpoint.name == ckpt.name))
     if row is None:
+        if room[0] <= 0:
+            if room[0] == 0:
+                notes.append(f"checkpoint refused: the session holds {MAX_CHECKPOINTS} checkpoints, its limit")
+                room[0] -= 1
+            return
+        room[0] -= 1
         row = Checkpoint(session_id=sess.id, name=ckpt.name)
         db.add(row)
     row.size, row.elapsed, row.modified_at = size, ckpt.elapsed, ckpt.at
-    db.flush()
-    row.summary = latest_summary(db, sess.id)
+    row.summary = dict(summary)
 
 
-def _record_reports(db: OrmSession, sess: Session, reports: list, notes: list[str]) -> None:
+def _record_reports(db: OrmSession, sess: Session, reports: list, notes: list[str]) -> list:
+    """Record REPORTS within MAX_METRIC_ROWS; returns the ones recorded."""
     if not reports:
-        return
+        return []
     have = db.scalar(select(func.count()).select_from(Metric).where(Metric.session_id == sess.id)) or 0
-    room, rows = MAX_METRIC_ROWS - have, []
+    room, rows, taken = MAX_METRIC_ROWS - have, [], []
     for report in reports:
         if len(report.metrics) > room:
             notes.append(f"reports refused: the session holds {MAX_METRIC_ROWS} metric values, its limit")
             break
         room -= len(report.metrics)
+        taken.append(report)
         rows += [{"session_id": sess.id, "key": key, "value": value, "raw": value, "step": report.step,
                   "scope": report.scope, "summary": report.summary, "created_at": report.at}
                  for key, value in report.metrics.items()]
     if rows:
         db.execute(insert(Metric), rows)
+    return taken
 
 
-def record(db: OrmSession, run: Run, sess: Session, got: Collected) -> int:
+def record(db: OrmSession, run: Run, sess: Session | None, got: Collected) -> int:
     """Write collected events in the caller's transaction, inside a savepoint: events the store refuses anyway
     are dropped with a note and never fail the caller's pass. Returns how many were recorded."""
     notes = list(got.notes)
+    if sess is None:  # its session was removed (`rm`) while the run was still stopping: nothing to record into
+        run.events_offset = max(run.events_offset or 0, got.end)
+        return 0
     try:
         with db.begin_nested():
             pending: list = []
+            summary: dict | None = None  # read once, then kept up to date with the reports recorded after
+            room: list[int] = []
             for event in got.events:
                 if isinstance(event, event_gate.Report):
                     pending.append(event)
                     continue
-                _record_reports(db, sess, pending, notes)
+                taken = _record_reports(db, sess, pending, notes)
                 pending = []
-                db.flush()
-                _record_checkpoint(db, sess, *event)
+                if summary is None:
+                    db.flush()
+                    summary = latest_summary(db, sess.id)
+                    room.append(MAX_CHECKPOINTS - (db.scalar(select(func.count()).select_from(Checkpoint)
+                                                             .where(Checkpoint.session_id == sess.id)) or 0))
+                else:
+                    _fold(summary, taken)
+                _record_checkpoint(db, sess, *event, summary, room, notes)
             _record_reports(db, sess, pending, notes)
             db.flush()
         recorded = len(got.events)
