@@ -20,8 +20,8 @@ from harness.core import doorbell
 from harness.core.errors import QuotaExceeded
 
 LOG_CHUNK = 1 << 20           # bytes per read of a log: what one stream holds in memory at a time
-FOLLOWS_PER_ACCOUNT = 4       # log follows one account may hold open at once
-FOLLOWS_IN_ALL = 16           # and all accounts together (the server's worker pool has 40 threads)
+FOLLOWS_PER_ACCOUNT = 8       # log follows one account may hold open at once (terminals, dashboard tabs)
+FOLLOWS_IN_ALL = 24           # all accounts together: the server's worker pool has 40 threads, 16 stay for the rest
 
 
 def _read_from(path: Path, offset: int) -> bytes:
