@@ -140,6 +140,26 @@ def test_huge_times_are_the_harness_clock_and_an_ended_run_is_read_to_its_end(tm
     assert len(everything.events) == 50_001 and everything.events[-1][0].name == "last"
 
 
+def test_the_reads_after_a_run_ended_share_one_time_budget_and_beat_between_reads(tmp_path, monkeypatch):
+    """Checkpoints slow to measure (70,000 empty folders each, saved again and again) once made the end-of-run read
+    last minutes in one scheduler pass, so every other run's heartbeat went stale and the next command anyone ran
+    took the scheduler for hung and lost every run. The reads share END_SCAN_SECONDS and the scheduler beats
+    between them."""
+    run = tmp_path / "run"
+    (run / "nsml").mkdir(parents=True)
+    for name in ("a", "b"):
+        (tmp_path / "ck" / name).mkdir(parents=True)
+    line = "".join(json.dumps({"type": "checkpoint", "name": n}) + "\n" for n in ("a", "b"))
+    (run / events.EVENTS_REL).write_text(line * 10)
+    monkeypatch.setattr(events, "MAX_EVENTS_AT_END", 2)  # a read of two lines: ten reads
+    beats = []
+    everything = events.collect_all(run, 0, tmp_path / "ck", beat=lambda: beats.append(1))
+    assert len(everything.events) == 20 and len(beats) == 10  # a budget to spare: all of it, beating between
+    monkeypatch.setattr(events, "END_SCAN_SECONDS", 0.0)
+    cut = events.collect_all(run, 0, tmp_path / "ck", beat=lambda: beats.append(1))
+    assert len(cut.events) == 2 and any("took over 0 s" in n for n in cut.notes)
+
+
 def test_a_flood_of_checkpoints_after_many_summary_keys_keeps_each_copy_small_and_the_count_bounded(
         cli, tmp_path, nsml_folder, monkeypatch):
     """A run reports many distinct summary keys once, then saves checkpoint after checkpoint: each checkpoint keeps

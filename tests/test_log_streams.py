@@ -46,10 +46,10 @@ def test_follow_slots_cap_an_account_and_everybody_and_come_back_however_a_strea
     slots = FollowSlots(per_account=2, in_all=3)
     a1 = slots.hold("alice", iter([b"x"]))
     a2 = slots.hold("alice", iter([b"y"]))
-    with pytest.raises(QuotaExceeded, match="2 log follows of yours"):
+    with pytest.raises(QuotaExceeded, match="2 long waits of yours"):
         slots.hold("alice", iter([]))
     b1 = slots.hold("bob", iter([]))
-    with pytest.raises(QuotaExceeded, match="3 log follows open"):
+    with pytest.raises(QuotaExceeded, match="has 3 long waits open"):
         slots.hold("carol", iter([]))
     assert list(a1) == [b"x"] and slots.held("alice") == 1  # read to its end
     next(a2)
@@ -86,7 +86,7 @@ def test_one_participants_follows_cannot_stop_other_users(served, silent_session
         r = alice.send(alice.build_request("GET", path, params={"follow": True}), stream=True)
         if r.status_code == 429:
             refused += 1
-            assert "log follows" in r.read().decode()
+            assert "long waits of yours" in r.read().decode()
             r.close()
         else:
             assert r.status_code == 200
@@ -107,3 +107,25 @@ def test_one_participants_follows_cannot_stop_other_users(served, silent_session
             break
         assert time.monotonic() < deadline, "a follow whose client left kept its slot"
         time.sleep(0.5)
+
+
+def test_a_submission_wait_takes_one_of_the_same_slots(cli, tiny_task, tmp_path, monkeypatch):
+    """Forty waits on one's own submission held every worker thread as forty follows did: a wait takes a slot for
+    as long as it blocks, gives it back when it returns, and over the cap is refused at once (the remote client
+    then asks again a second later)."""
+    from helpers import run_session
+
+    from harness.core.settings import load_settings
+    from harness.service import local
+    from harness.state import Harness
+    name = run_session(cli, participant(tmp_path / "p", NSML_MAIN))
+    assert cli("submit", name, "1").stdout.splitlines() == ["Score: 1.0", "Done"]
+    slots = FollowSlots(per_account=1, in_all=5)
+    monkeypatch.setattr(local, "SLOTS", slots)
+    api = local.LocalApi(Harness(load_settings()))
+    assert api.wait_submission(1, timeout=1)["status"] == "succeeded" and slots.held("alice") == 0
+    release = slots.take("alice")
+    with pytest.raises(QuotaExceeded, match="long waits of yours"):
+        api.wait_submission(1, timeout=1)
+    release()
+    assert api.wait_submission(1, timeout=1)["score"] == 1.0

@@ -212,6 +212,9 @@ class RemoteApi(Api):
                 broke = broke or time.monotonic()
                 time.sleep(1.0)
                 continue
+            if response.status_code == 429 and time.monotonic() < deadline:  # the account's waits are all taken
+                time.sleep(1.0)
+                continue
             self._raise_for(response)
             info, broke = response.json(), None
             if RunStatus(info["status"]).terminal or time.monotonic() >= deadline:

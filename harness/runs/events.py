@@ -35,6 +35,7 @@ MAX_CHECKPOINTS = 10_000  # per session: checkpoints past it are refused (one no
 CHECKPOINT_SCAN_SECONDS = 10.0
 MAX_CHECKPOINTS_PER_PASS = 20  # distinct checkpoints measured in one read; the rest wait for the next pass
 SCAN_BUDGET_SECONDS = 0.5  # measuring checkpoints of one run in one read; past it the rest wait
+END_SCAN_SECONDS = 20.0  # all the reads after a run ended together (one scheduler pass; its lease is 60 s)
 EVENTS_REL = "nsml/events.jsonl"
 
 
@@ -133,11 +134,20 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
     return out
 
 
-def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_reads: int = 50) -> Collected:
+def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_reads: int = 50,
+                beat=lambda: None) -> Collected:
     """Everything left in the events file of a run that has ended, read after read (each bounded as above), so
-    that nothing it reported last is lost; MAX_READS bounds a file that a flood filled."""
+    that nothing it reported last is lost; MAX_READS and END_SCAN_SECONDS (all reads together) bound a file that
+    a flood filled or checkpoints that take long to measure: past them the rest is dropped with a note. BEAT is
+    called between reads (the scheduler renews its runs' heartbeats there)."""
+    deadline = time.monotonic() + END_SCAN_SECONDS
     out = collect(run_dir, offset, checkpoint_dir, MAX_EVENTS_AT_END)
     for _ in range(max_reads - 1):
+        beat()
+        if time.monotonic() > deadline:
+            out.notes.append(f"events after this point were not recorded: measuring the run's checkpoints took "
+                             f"over {END_SCAN_SECONDS:g} s")
+            break
         more = collect(run_dir, out.end, checkpoint_dir, MAX_EVENTS_AT_END)
         if more.end == out.end:
             out.notes += [n for n in more.notes if n not in out.notes]

@@ -117,7 +117,12 @@ class LocalApi(Api):
                                                             lambda: sessions.ensure_running(self.h.settings)))
 
     def wait_submission(self, sub_id, timeout=30.0, *, progress=None):
-        sessions.wait_run(self.h, submits.run_id_of(self.h, sub_id), timeout=timeout)
+        run_id = submits.run_id_of(self.h, sub_id)  # (rights first: a refused caller takes no slot)
+        release = SLOTS.take(self.h.settings.user)  # a wait holds a server thread, like a log follow
+        try:
+            sessions.wait_run(self.h, run_id, timeout=timeout)
+        finally:
+            release()
         return submits.submission_info(self.h, sub_id)
 
     def select_submissions(self, ids):

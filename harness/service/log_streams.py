@@ -1,5 +1,5 @@
 """Log streams: a run's log read in bounded chunks, followed as it grows, and the slots that bound how many
-follows are open at once.
+follows (and other long waits: a submission's) are open at once.
 
 A log may hold up to `limits.log_bytes` written by participant code; reading it whole per request lets a
 participant hold that much of the server's memory per request they open and do not read. A follow holds one
@@ -73,7 +73,8 @@ def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> I
 
 
 class FollowSlots:
-    """How many follows each account holds open, within FOLLOWS_PER_ACCOUNT and FOLLOWS_IN_ALL."""
+    """How many long waits (log follows, submission waits) each account holds open, within FOLLOWS_PER_ACCOUNT
+    and FOLLOWS_IN_ALL: each holds one of the server's worker threads while it waits."""
 
     def __init__(self, per_account: int = FOLLOWS_PER_ACCOUNT, in_all: int = FOLLOWS_IN_ALL):
         self.per_account, self.in_all = per_account, in_all
@@ -88,11 +89,11 @@ class FollowSlots:
         """A slot for ACCOUNT, or QuotaExceeded; returns its release (calling it twice releases once)."""
         with self._lock:
             if self._held[account] >= self.per_account:
-                raise QuotaExceeded(f"follow: {self.per_account} log follows of yours are open already; close one "
-                                    f"(or read the log without following)")
+                raise QuotaExceeded(f"{self.per_account} long waits of yours (log follows, submission waits) are "
+                                    f"open already; close one, or read the log without following")
             if sum(self._held.values()) >= self.in_all:
-                raise QuotaExceeded(f"follow: the server has {self.in_all} log follows open; try again shortly "
-                                    f"(or read the log without following)")
+                raise QuotaExceeded(f"the server has {self.in_all} long waits open (log follows, submission "
+                                    f"waits); try again shortly, or read the log without following")
             self._held[account] += 1
         done = []
 
