@@ -65,10 +65,10 @@ class Server:
 
 
 class CapBodies:
-    """Every request body under its cap: a tar upload to one of UPLOADS under UPLOAD_CAP (each upload route checks its
-    own, smaller cap while it spools to disk), anything else under MAX_JSON_BYTES. By Content-Length at once (400 when it is no
-    number), and by counting what arrives (Starlette's body limit) when there is none: a chunked body of any size
-    from anyone, token or not, would otherwise be read into memory before a route looked at it."""
+    """Every request body under its cap: a tar upload to one of UPLOADS under UPLOAD_CAP (each upload route checks
+    its own, smaller cap while it spools to disk), anything else under MAX_JSON_BYTES. By Content-Length at once
+    (400 when it is no number), and by counting what arrives (Starlette's body limit) when there is none: a chunked
+    body of any size from anyone, token or not, would otherwise be read into memory before a route looked at it."""
 
     def __init__(self, app, upload_cap: int, uploads: frozenset[tuple[str, str]]):
         self.app, self.upload_cap, self.uploads = app, upload_cap, uploads

@@ -27,8 +27,9 @@ from .deps import API, Caller, in_thread, receive_folder
 from .derived import RunOpts, SessionNumber, SessionTask, SessionUser, route_path
 
 router = APIRouter()
-UPLOADS = frozenset((OPERATIONS[name].verb, API + route_path(OPERATIONS[name])) for name in ("start_session", "add_task"))
-#         the routes that take a tar body (server.app.CapBodies gives them the upload cap; others a JSON body's)
+UPLOADS = frozenset((OPERATIONS[name].verb, API + route_path(OPERATIONS[name]))
+                    for name in ("start_session", "add_task"))  # the routes that take a tar body (server.app.CapBodies
+#                                                                 gives them the upload cap; others a JSON body's)
 TAR_BODY = {"requestBody": {"content": {"application/x-tar": {"schema": {"type": "string", "format": "binary"}}},
                             "required": True}}
 
