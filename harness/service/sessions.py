@@ -14,7 +14,7 @@ from harness.contest.gate import check_gpu_request, gate
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo, session_folder, session_name
-from harness.runs.create import RunOptions, new_run, queue_run
+from harness.runs.create import RunOptions, check_queue_limit, new_run, queue_run
 from harness.runs.snapshot import check_entry, snapshot_code
 from harness.runtime import environments
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
@@ -42,14 +42,23 @@ def _session_limit(h: Harness, task) -> float:
     return h.manifest(task).session_seconds or h.settings.default_session_time_limit
 
 
-def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
-                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None,
-                    check: bool = False) -> Session:
+def _admit(h: Harness, db, task, run: Run):
+    """May the caller queue RUN as a session of TASK now: its round's gate, the round's GPU rule and the user's
+    queue limit (the same checks, in the same order, before an environment is built and again as it queues).
+    Returns the user; sets the run's team."""
     user = h.user(db)
     admitted = gate(h, db, user, task.name, "a session")
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
+    check_queue_limit(h.settings, db, user.id)
+    return user
+
+
+def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str, run: Run,
+                    code_from: Path, forked_from: str | None = None, fork_ckpt: str | None = None,
+                    check: bool = False) -> Session:
+    user = _admit(h, db, task, run)
     queue_run(h.settings, db, user.id, run)
     base = h.settings.sessions_dir / user.name / task.name
     mine = (Session.user_id == user.id, Session.task_id == task.id)
@@ -92,9 +101,11 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     entry = check_entry(src, entry)  # never absolute or climbing: the scheduler reads it to plan the run
     argv = parse_args(args)
+    with h.tx() as db:  # refused before anything is built: the options, the round's gate, the queue limit
+        task = h.task(db, task_name)
+        _admit(h, db, task, new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task), h.manifest(task).cpus))
+        source_builds = h.manifest(task).source_builds
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
-        with h.tx() as db:
-            source_builds = h.manifest(h.task(db, task_name)).source_builds
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
         environments.for_code(h.settings.state_dir / "envs", src, h.settings.root, source_builds)
