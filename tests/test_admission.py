@@ -34,3 +34,40 @@ def test_a_refused_run_builds_no_environment(state_root, tiny_task, tmp_path, mo
     with pytest.raises(UserError, match="-c/--cpus: must be between"):
         start_session(h, "tiny", str(folder), opts=RunOptions(cpus=0))
     assert len(built) == 1
+
+
+QUICK = '''
+import argparse, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+time.sleep(0.5)
+'''
+
+
+def _harness_of(user, monkeypatch):
+    monkeypatch.setenv("HARNESS_USER", user)
+    return Harness(load_settings())
+
+
+def test_the_queue_is_served_round_robin_over_participants(state_root, tiny_task, tmp_path, monkeypatch):
+    """Alice queues three runs, then Bob one, while nothing runs and one run at a time may: Bob's starts second,
+    not fourth (first come first served held it behind all of Alice's)."""
+    from harness.scheduler import lease
+    from harness.scheduler.waiting import wait_run
+    from harness.service import sessions
+    from harness.store.models import Run, Session
+    (state_root / "harness.toml").write_text("[scheduler]\nmax_concurrent_runs = 1\n")
+    monkeypatch.setattr(sessions, "wake", lambda settings: None)  # everything queued before the scheduler starts
+    folder = participant(tmp_path / "code", QUICK)
+    alice = _harness_of("alice", monkeypatch)
+    names = [start_session(alice, "tiny", str(folder)) for _ in range(3)]
+    bob = _harness_of("bob", monkeypatch)
+    names.append(start_session(bob, "tiny", str(folder)))
+    lease.wake(bob.settings)
+    with bob.tx() as db:
+        run_ids = {s.name: s.run_id for s in db.query(Session)}
+    for run_id in run_ids.values():
+        assert wait_run(bob, run_id, timeout=120) is not None
+    with bob.tx() as db:
+        started = {name: db.get(Run, run_id).started_at for name, run_id in run_ids.items()}
+    order = sorted(started, key=started.get)
+    assert order == [names[0], names[3], names[1], names[2]], order

@@ -1,8 +1,9 @@
 """The background scheduler: one per state root, holding its lease (harness.scheduler.lease) while it works.
 
-It starts queued runs in FIFO order when their GPUs are free, watches running ones (limits, stop requests,
-events, the session's disk use), renews their heartbeats, records outcomes, and scores finished submit runs in
-worker threads.  The CLI starts it on demand and it exits by itself when there is nothing left to do.
+It starts queued runs when their GPUs are free (round robin over their owners: scheduler.fair_share), watches
+running ones (limits, stop requests, events, the session's disk use), renews their heartbeats, records outcomes,
+and scores finished submit runs in worker threads.  The CLI starts it on demand and it exits by itself when there
+is nothing left to do.
 
 Every state change is one transaction, written before the thing it describes happens: a run is marked
 ``launching`` before its code starts (so a crash then requeues it), ``running`` with its pid once started, and
@@ -37,6 +38,7 @@ from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission, Task
 from harness.taskpacks import layout
 
+from .fair_share import serve_order
 from .lease import has_pending_work
 from .recovery import recover_runs
 
@@ -232,7 +234,7 @@ class Scheduler:
         """Mark the runs that fit as launching (one transaction), then start each one."""
         chosen = []
         with self.store.tx() as db:
-            queued = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED).order_by(Run.id)).all()
+            queued = serve_order(db, db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all())
             if not queued:
                 return
             try:
@@ -272,7 +274,7 @@ class Scheduler:
                     continue
                 if run.gpus:
                     if gpu_blocked:
-                        continue  # FIFO among GPU runs: nobody overtakes the first one that waits
+                        continue  # among GPU runs nobody overtakes the first one (in serve order) that waits
                     got = gpus.allocate(inventory, busy, run.gpus, (run.spec or {}).get("gpu_model"))
                     if got is None:
                         gpu_blocked = True
