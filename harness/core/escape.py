@@ -14,7 +14,8 @@ _ESCAPES = re.compile(
     r"(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"  # control strings, terminated
     r"|(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase, ...
     r"|\x1b[ -/]*[0-~]")  # two-byte and nF escapes: charset switches, RIS (reset), ...
-_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # + bidi overrides/isolates
+_BIDI = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"  # bidi marks, embeddings, overrides, isolates
+_CONTROLS = re.compile(f"[\\x00-\\x08\\x0b-\\x1f\\x7f-\\x9f{_BIDI}]")
 
 
 def is_number(text: str) -> bool:
@@ -32,5 +33,6 @@ def csv_cell(value):
 
 def terminal(text: str) -> str:
     """TEXT for a terminal: ANSI/ESC sequences removed whole, then every other C0 and C1 control character and DEL
-    (newline and tab are kept), and the bidirectional overrides that make a line read other than it is."""
+    (newline and tab are kept), and the bidirectional controls (overrides, isolates, marks) that make a line read
+    other than it is (a name that shows as another participant's, digits that show in another order)."""
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
