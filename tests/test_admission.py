@@ -2,7 +2,7 @@
 environment is built for it), one participant's full queue does not hold the others' runs back, and every run
 has a memory limit."""
 import pytest
-from helpers import participant
+from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 from harness.core.errors import UserError
 from harness.core.settings import load_settings
@@ -71,3 +71,49 @@ def test_the_queue_is_served_round_robin_over_participants(state_root, tiny_task
         started = {name: db.get(Run, run_id).started_at for name, run_id in run_ids.items()}
     order = sorted(started, key=started.get)
     assert order == [names[0], names[3], names[1], names[2]], order
+
+
+HUNGRY = '''
+import argparse, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--mb", type=int)
+cfg = p.parse_args()
+blocks = [bytearray(1 << 20) for _ in range(cfg.mb)]
+print("held", cfg.mb, "MiB", flush=True)
+'''
+
+
+def _memory_of(name):
+    h = Harness(load_settings())
+    with h.tx() as db:
+        return h.session(db, name).run.memory
+
+
+def test_every_run_has_a_memory_limit(cli, tiny_task, tmp_path, state_root):
+    """No --memory and no task limit: the machine's memory shared by the runs one scheduler may hold at once (a
+    run of one participant cannot take the memory the others' runs live in); --memory may lower it only."""
+    from harness.core.sizes import machine_memory
+    folder = participant(tmp_path / "hungry", HUNGRY)
+    name = run_session(cli, folder, "-a", "--mb 10")
+    assert _memory_of(name) == max(1 << 30, machine_memory() // 8)
+    (state_root / "harness.toml").write_text("[scheduler]\nmax_concurrent_runs = 2\n[limits]\nrun_memory_bytes = "
+                                             f"{400 << 20}\n")
+    r = cli("run", "-d", "tiny", "--memory", "2G", folder, code=2)
+    assert r.stderr.count("\n") == 1 and "--memory: 2G is over this task's limit of 400 MiB" in r.stderr, r.stderr
+    eaten = run_session(cli, folder, "-a", "--mb 700", code=1)
+    row = [r for r in cli.json("ps", "-a") if r["name"] == eaten][0]
+    assert (row["status"], row["reason"]) == ("failed", "oom"), row
+    assert _memory_of(run_session(cli, folder, "--memory", "300M", "-a", "--mb 10")) == 300 << 20
+
+
+def test_a_tasks_memory_is_its_runs_limit(cli, tmp_path):
+    pack = make_tiny_task(tmp_path / "lean", name="lean")
+    (pack / "task.toml").write_text((pack / "task.toml").read_text() + '[limits]\nmemory = "256M"\n')
+    cli("dataset", "add", pack, user=ORGANIZER)
+    folder = participant(tmp_path / "hungry", HUNGRY)
+    assert _memory_of(run_session(cli, folder, "-a", "--mb 10", task="lean")) == 256 << 20
+    r = cli("run", "-d", "lean", "--memory", "1G", folder, code=2)
+    assert "--memory: 1G is over this task's limit of 256 MiB" in r.stderr and "Traceback" not in r.output
+    bad = make_tiny_task(tmp_path / "greedy", name="greedy")
+    (bad / "task.toml").write_text((bad / "task.toml").read_text() + '[limits]\nmemory = "lots"\n')
+    r = cli("dataset", "add", bad, user=ORGANIZER, code=2)
+    assert "task.toml: [limits] memory: invalid size 'lots'" in r.stderr and "Traceback" not in r.output, r.output

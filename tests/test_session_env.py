@@ -23,7 +23,7 @@ def pinned(tmp_path):
 
 def test_requirements_get_their_own_environment_built_once(cli, tiny_task, pinned, tmp_path, state_root):
     r = cli("run", "-d", "tiny", pinned)
-    assert "era harness: #nsml: some/image:1.0 is not on this machine" in r.stderr  # said, with the reason
+    assert "era harness: #nsml: some/image:1.0 is not an image this machine offers" in r.stderr  # said, with the reason
     name = r.stdout.split()[1]
     cli("logs", "-f", name)
     assert "six 1.16.0 numpy" in cli("logs", name).stdout

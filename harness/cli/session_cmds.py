@@ -15,7 +15,7 @@ from .output import emit_json, json_flag, log_text, say, table
 def run_options(f, cpu_flags=("-c", "--cpus")):
     f = click.option("-g", "--gpus", type=int, default=0, show_default=True, help="GPUs to allocate.")(f)
     f = click.option(*cpu_flags, "cpus", type=float, default=None, help="CPU cores (sets thread counts).")(f)
-    f = click.option("--memory", default=None, help="Memory limit, e.g. 24G.")(f)
+    f = click.option("--memory", default=None, help="Memory limit, e.g. 24G (default and most: the task's).")(f)
     f = click.option("--shm-size", default=None, help="Shared memory size, e.g. 1G.")(f)
     f = click.option("--time-limit", type=float, default=None,
                      help="Wall-clock limit in seconds (default: the task's).")(f)

@@ -75,10 +75,11 @@ SETTINGS = {
     "cluster": {"executor": str, "address": str},
     "runtimes": {ANY: str},
     "eras": {ANY: dict},  # [eras.NAME] tables: harness.runtime.eras checks their keys (ERA)
-    "docker": {"image": str, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
+    "docker": {"image": str, "images": list, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
-               "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int},
+               "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int,
+               "run_memory_bytes": int},
 }
 
 ANY_VALUE = (str, int, float, bool, list, dict)
@@ -91,7 +92,8 @@ ERA = {  # one [eras.NAME] table (harness.runtime.eras.toml, or an organizer's h
 TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' own (e.g. a model-size cap their scripts read)
     TOP: {"name": str, "title": str, "metric": str, "direction": str, "builder": str, "image": str,
           "network": bool, "source_builds": bool},
-    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "cpus": NUMBER},
+    "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "cpus": NUMBER,
+               "memory": (str, int)},
     "submit": {"quota": int, "period_seconds": NUMBER},
     "split": {"label": str, "prediction": str, "key": str, "label_field": str, "prediction_field": str,
               "confidence_field": str},

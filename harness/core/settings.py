@@ -54,6 +54,7 @@ class Settings:
     runtime: str = "process"  # process | docker | auto
     organizers: list[str] = field(default_factory=list)  # see harness.service.permissions (absent: the OS account)
     docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
+    docker_images: list[str] = field(default_factory=list)  # [docker] images: what `#nsml:` may name (runtime.images)
     docker_user: str = "65534:65534"  # participant code never runs as root in a container
     docker_pids_limit: int = 512
     pids_limit: int = 512  # limits.pids: processes and threads of one run (process runtime; docker's default)
@@ -69,6 +70,7 @@ class Settings:
     evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
     #                                         when installed, else docker)
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
+    run_memory_bytes: int | None = None  # a run's memory when its task does not say (None: runs.create.run_memory)
     runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
     executor: str = "local"  # [cluster] executor: "local" (this machine) or "ray" (a Ray cluster places runs)
     cluster_address: str = "auto"  # [cluster] address: "auto" (the cluster `ray start` made here) or "HOST:6379"
@@ -161,7 +163,7 @@ def _int(value, name: str) -> int:
     return number
 
 
-_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str}  # fields that may be None
+_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str, "run_memory_bytes": int}  # or None
 
 
 def _same_shape(value, ref, optional: bool, kind: type | None) -> bool:
@@ -248,9 +250,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     limits = cfg.get("limits", {})
     docker = cfg.get("docker", {})
     process = cfg.get("process", {})
-    sandbox = str(process.get("sandbox", "auto"))
-    if sandbox not in SANDBOXES:
-        raise UserError(f"{SETTINGS_FILE}: process.sandbox: expected one of {', '.join(SANDBOXES)}, got {sandbox!r}")
+    sandbox = _choice(str(process.get("sandbox", "auto")), SANDBOXES, "process.sandbox")
     runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
     cluster = cfg.get("cluster", {})
     executor = _choice(cluster.get("executor", "local"), EXECUTORS, "cluster.executor")
@@ -275,6 +275,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         runtime=str(runtime),
         organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
         docker_image=str(docker.get("image", "nsml-harness/session:latest")),
+        docker_images=[str(p) for p in docker.get("images", [])],
         docker_user=str(docker.get("user", "65534:65534")),
         docker_pids_limit=_int(docker.get("pids_limit", limits.get("pids", 512)), "docker.pids_limit"),
         pids_limit=_int(limits.get("pids", 512), "limits.pids"),
@@ -291,6 +292,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         process_sandbox=sandbox,
         evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),
         scorer_memory_bytes=_int(limits.get("scorer_memory_bytes", 4 << 30), "limits.scorer_memory_bytes"),
+        run_memory_bytes=_int(limits.get("run_memory_bytes", 0), "limits.run_memory_bytes") or None,
         runtime_plugins=_plugins(cfg.get("runtimes", {})),
         executor=executor,
         cluster_address=address,

@@ -2,7 +2,6 @@
 --gpu-model, --esm) checked and turned into a queued Run, and the per-user queue limit."""
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -11,26 +10,9 @@ from harness.core import doorbell
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import Settings
+from harness.core.sizes import machine_memory, parse_size
 from harness.runtime import gpus
 from harness.store.models import Run, Session, Submission
-
-SIZE_RE_UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-
-
-def parse_size(text: str | None, flag: str) -> int | None:
-    """'24G', '512M', '1g', '1048576' → bytes."""
-    if text is None or text == "":
-        return None
-    s = str(text).strip().upper().removesuffix("IB").removesuffix("B")
-    unit = s[-1] if s and s[-1] in SIZE_RE_UNITS else ""
-    number = s[:-1] if unit else s
-    try:
-        value = float(number)
-    except ValueError:
-        raise UserError(f"{flag}: invalid size {str(text)[:40]!r} (use e.g. 512M, 24G)") from None
-    if not math.isfinite(value) or value * SIZE_RE_UNITS[unit] < 1 << 20 or value * SIZE_RE_UNITS[unit] > 1 << 50:
-        raise UserError(f"{flag}: size {str(text)[:40]!r} is not between 1M and 1P")
-    return int(value * SIZE_RE_UNITS[unit])
 
 
 @dataclass
@@ -91,11 +73,26 @@ def time_limit(asked: float | None, allowed: float | None) -> float | None:
 DEFAULT_CPUS = 1.0  # a run's CPU cores when neither -c nor the task's [limits] cpus says
 
 
+def run_memory(settings: Settings, asked: str | None, allowed: int | None) -> int:
+    """A run's memory limit: ALLOWED (its task's `[limits] memory`), else `limits.run_memory_bytes`, else this
+    machine's memory shared by `scheduler.max_concurrent_runs` runs (at least 1 GiB) — so that the runs one
+    scheduler may hold at once cannot together take the machine's memory; `--memory` may lower it, never raise
+    it."""
+    allowed = allowed or settings.run_memory_bytes or max(1 << 30, machine_memory() // settings.max_concurrent_runs)
+    memory = parse_size(asked, "--memory")
+    if memory is None:
+        return allowed
+    if memory > allowed:
+        raise UserError(f"--memory: {asked} is over this task's limit of {allowed >> 20} MiB ([limits] memory, else "
+                        f"limits.run_memory_bytes; a run may lower its limit, never raise it)")
+    return memory
+
+
 def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: float | None,
-            default_cpus: float | None = None) -> Run:
+            default_cpus: float | None = None, default_memory: int | None = None) -> Run:
     """A queued run's row. Its CPU cores: -c (never over the task's), else the task's, else DEFAULT_CPUS — every
     run has a number, which sets its libraries' thread counts and its CPU share (runtime.base.thread_env, cgroups,
-    docker's nano_cpus), as a container with a CPU quota would."""
+    docker's nano_cpus), as a container with a CPU quota would. Its memory: `run_memory`."""
     gpus.check_request(settings, opts.gpus, opts.gpu_model)
     check_esm(opts.esm)
     cpus = opts.cpus if opts.cpus is not None else (default_cpus or DEFAULT_CPUS)
@@ -104,7 +101,8 @@ def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: 
     if default_cpus is not None and cpus > default_cpus:
         raise UserError(f"-c/--cpus: {cpus:g} is over this task's limit of {default_cpus:g} cores ([limits] cpus; "
                         f"a run may lower its limit, never raise it)")
-    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=cpus,
-               memory=parse_size(opts.memory, "--memory"), shm_size=parse_size(opts.shm_size, "--shm-size"),
+    memory = run_memory(settings, opts.memory, default_memory)
+    return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=cpus, memory=memory,
+               shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
                spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})

@@ -135,8 +135,9 @@ class DockerHandle(Handle):
 
         try:
             api = self.runtime.client()
-            image = session_image(api, self.spec.workdir, self.spec.image, self.runtime.settings.docker_image,
-                                  self.spec.source_builds, self.runtime.settings.root)
+            settings = self.runtime.settings
+            image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
+                                  self.spec.source_builds, settings.root, tuple(settings.docker_images))
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return False

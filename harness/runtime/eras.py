@@ -172,6 +172,9 @@ def tags(image: str) -> dict[str, str]:
     return out
 
 
+NOT_HERE = "is not an image this machine offers"  # (absent, or not in [docker] images: the same words either way)
+
+
 def resolve(image: str | None, eras: dict[str, Era], present=None) -> Choice:
     """What `#nsml: IMAGE` runs in (see the module's text). PRESENT(image) → bool: the docker runtime has it."""
     if not image:
@@ -181,7 +184,7 @@ def resolve(image: str | None, eras: dict[str, Era], present=None) -> Choice:
     for era in eras.values():
         for pattern in era.images:
             if fnmatch.fnmatchcase(image.lower(), pattern.lower()):
-                return Choice(era, image, f"#nsml: {image} is not on this machine; it matches {pattern!r} of era "
+                return Choice(era, image, f"#nsml: {image} {NOT_HERE}; it matches {pattern!r} of era "
                                           f"{era.name} ({era.description})")
     stated = tags(image)
     for kind in ("torch", "tensorflow", "python"):
@@ -190,10 +193,10 @@ def resolve(image: str | None, eras: dict[str, Era], present=None) -> Choice:
         for era in eras.values():
             spec = {"torch": era.torch, "tensorflow": era.tensorflow, "python": era.python_tags}[kind]
             if spec and SpecifierSet(spec).contains(stated[kind] + ".0", prereleases=True):
-                return Choice(era, image, f"#nsml: {image} is not on this machine; its tags name {kind} "
+                return Choice(era, image, f"#nsml: {image} {NOT_HERE}; its tags name {kind} "
                                           f"{stated[kind]}: the nearest era is {era.name} ({era.description})")
-    return Choice(eras[HARNESS], image, f"#nsml: {image} is not on this machine and neither its name nor its tags "
-                                        f"match an era: the harness's own environment")
+    return Choice(eras[HARNESS], image, f"#nsml: {image} {NOT_HERE} and neither its name nor its tags match an "
+                                        f"era: the harness's own environment")
 
 
 def suggest(name: str, req: Requirement, root: Path | None = None) -> str:

@@ -2,6 +2,11 @@
 
 1. The base image: the first line ``#nsml: IMAGE`` of ``setup.py`` or ``requirements.txt``; else the task
    manifest's ``image``; else the project's default session image (``harness image build``, from ./Dockerfile).
+   ``#nsml:`` runs an image as it is only when it is on this machine and the organizers allow it: it matches a
+   pattern of ``[docker] images`` in harness.toml, or is the task's or the default image (``usable``) — an image
+   an organizer keeps on the machine for something else (with data or weights in it) is not the participants'
+   to open. Any other name resolves to an era (harness.runtime.eras), in the same words whether the image is
+   here or not.
 2. The session's environment: ``requirements.txt``, ``setup.py``'s ``install_requires`` and ``nsml_package.txt``
    (apt packages) are installed into a derived image tagged by a hash of the base image's id and those files,
    so a second session with the same requirements starts without installing anything.
@@ -15,6 +20,7 @@ base image is an error that names it and says how to provide it.
 from __future__ import annotations
 
 import ast
+import fnmatch
 import hashlib
 import io
 import re
@@ -218,13 +224,22 @@ def _present(client, name: str) -> bool:
         return False
 
 
+def usable(image: str, allowed: tuple[str, ...]) -> bool:
+    """Whether `#nsml: IMAGE` may run as it is: it matches one of ALLOWED (`[docker] images` patterns, the task's
+    and the default image), compared as Docker compares names (case-sensitive, `name` meaning `name:latest`)."""
+    def full(name: str) -> str:
+        return name if ":" in name.rsplit("/", 1)[-1] or "@" in name else name + ":latest"
+    return any(fnmatch.fnmatchcase(full(image), full(pattern)) or fnmatch.fnmatchcase(image, pattern)
+               for pattern in allowed if pattern)
+
+
 def resolve_base(client, code: Path, manifest_image: str | None, default_image: str,
-                 root: Path | None = None) -> tuple[str, tuple[str, ...]]:
-    """The base image of CODE's sessions and the packages an era adds to it: an `#nsml:` image on this machine
-    as it is; one that is not resolves to an era (harness.runtime.eras), its own image or the default one plus
-    its packages."""
+                 root: Path | None = None, allowed: tuple[str, ...] = ()) -> tuple[str, tuple[str, ...]]:
+    """The base image of CODE's sessions and the packages an era adds to it: a usable `#nsml:` image on this
+    machine as it is; any other resolves to an era (harness.runtime.eras), its own image or the default one plus
+    its packages. ALLOWED: the `[docker] images` patterns."""
     line = nsml_image_line(code)
-    choice = _choice(client, line, root) if line else None
+    choice = _choice(client, line, root, (*allowed, manifest_image or "", default_image)) if line else None
     if choice is None or choice.era is None:
         return line or manifest_image or default_image, ()
     era = choice.era
@@ -237,29 +252,32 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     return manifest_image or default_image, era.packages
 
 
-def _choice(client, line: str, root: Path | None):
-    """What LINE resolves to for the docker runtime (CLIENT None: no engine answers, so no image is here)."""
+def _choice(client, line: str, root: Path | None, allowed: tuple[str, ...]):
+    """What LINE resolves to for the docker runtime (CLIENT None: no engine answers, so no image is here); an
+    image that is not usable is never looked up."""
     from . import eras
-    return eras.resolve(line, eras.catalogue(root), lambda image: client is not None and _present(client, image))
+    return eras.resolve(line, eras.catalogue(root),
+                        lambda image: client is not None and usable(image, allowed) and _present(client, image))
 
 
-def describe_base(code: Path, root: Path | None = None) -> str | None:
+def describe_base(code: Path, settings, manifest_image: str | None = None) -> str | None:
     """What `run` says of a docker session's `#nsml:` line: the image as it is, or the era it resolves to."""
     line = nsml_image_line(code)
     if not line:
         return None
     from .docker_runtime import client, engine_answers
-    choice = _choice(client() if engine_answers() else None, line, root)
+    allowed = (*settings.docker_images, manifest_image or "", settings.docker_image)
+    choice = _choice(client() if engine_answers() else None, line, settings.root, allowed)
     return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
 
 
 def session_image(client, code: Path, manifest_image: str | None, default_image: str,
-                  source_builds: bool = False, root: Path | None = None) -> str:
+                  source_builds: bool = False, root: Path | None = None, allowed: tuple[str, ...] = ()) -> str:
     """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
     unless the task allows source builds; the build runs on Docker's bridge network, never the host's."""
     import docker.errors
 
-    base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root)
+    base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root, allowed)
     base = base_image(client, base_name)
     files = with_era_packages(requirements(code), era_packages)
     if not files:

@@ -38,8 +38,11 @@ def parse_args(text: str | None) -> list[str]:
         raise UserError(f"-a/--args: cannot parse {text!r}: {exc}") from None
 
 
-def _session_limit(h: Harness, task) -> float:
-    return h.manifest(task).session_seconds or h.settings.default_session_time_limit
+def _new_run(h: Harness, task, opts: RunOptions) -> Run:
+    """A session's run of TASK: its time, CPU and memory limits the task's unless OPTS lower them."""
+    manifest = h.manifest(task)
+    return new_run(h.settings, RunKind.TRAIN, opts, manifest.session_seconds or h.settings.default_session_time_limit,
+                   manifest.cpus, manifest.memory)
 
 
 def _admit(h: Harness, db, task, run: Run):
@@ -103,22 +106,21 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     argv = parse_args(args)
     with h.tx() as db:  # refused before anything is built: the options, the round's gate, the queue limit
         task = h.task(db, task_name)
-        _admit(h, db, task, new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task), h.manifest(task).cpus))
-        source_builds = h.manifest(task).source_builds
+        _admit(h, db, task, _new_run(h, task, opts))
+        source_builds, task_image = h.manifest(task).source_builds, h.manifest(task).image
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
         environments.for_code(h.settings.state_dir / "envs", src, h.settings.root, source_builds)
     elif opts.runtime == "docker":  # which image, and why (built at launch, in the scheduler)
         from harness.runtime.images import describe_base
-        note = describe_base(src, h.settings.root)
+        note = describe_base(src, h.settings, task_image)
         if note:
             (notify or log.warning)(note)
 
     def create(db):
         task = h.task(db, task_name)
-        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, task), h.manifest(task).cpus)
-        return _create_session(h, db, task, entry, argv, memo, run, src, check=check).name
+        return _create_session(h, db, task, entry, argv, memo, _new_run(h, task, opts), src, check=check).name
     name = _with_retry(h, create)
     wake(h.settings)
     return name
@@ -147,7 +149,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
         src = permissions.own_session(h, db, parent)
         if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
-        run = new_run(h.settings, RunKind.TRAIN, opts, _session_limit(h, src.task), h.manifest(src.task).cpus)
+        run = _new_run(h, src.task, opts)
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)

@@ -92,7 +92,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         limit = runs_time_limit(time_limit, manifest.submit_seconds or h.settings.default_submit_time_limit)
         run = new_run(h.settings, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
                                                      memory=None, runtime=runtime or sess.run.runtime), limit)
-        run.memory = sess.run.memory
+        run.memory = sess.run.memory or run.memory  # (a session queued before every run had one: the default)
         run.shm_size = sess.run.shm_size
         run.spec = {k: v for k, v in (("entry", entry), ("esm", esm),
                                       ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}

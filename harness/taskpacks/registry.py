@@ -24,6 +24,7 @@ from harness.core import schema
 from harness.core.enums import Direction
 from harness.core.errors import NotFound, UserError
 from harness.core.settings import Settings, read_toml
+from harness.core.sizes import parse_size
 
 from . import layout
 
@@ -45,6 +46,7 @@ class Manifest:
     submit_seconds: float | None = None
     scorer_seconds: float | None = None
     cpus: float | None = None  # [limits] cpus: a run's CPU cores when `-c` does not say (else 1)
+    memory: int | None = None  # [limits] memory: a run's memory limit ("16G"), which --memory may lower
     submit_quota: int = 1
     submit_period: float = 3600.0
     image: str | None = None  # default container image for this task's sessions
@@ -86,6 +88,7 @@ class Manifest:
                        submit_seconds=_opt_float(limits.get("submit_seconds")),
                        scorer_seconds=_opt_float(limits.get("scorer_seconds")),
                        cpus=_opt_float(limits.get("cpus")),
+                       memory=parse_size(limits.get("memory"), f"{path}: [limits] memory"),
                        submit_quota=int(submit.get("quota", 1)),
                        submit_period=float(submit.get("period_seconds", 3600)),
                        image=data.get("image"), network=bool(data.get("network", False)),

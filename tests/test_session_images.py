@@ -1,0 +1,83 @@
+"""`#nsml: IMAGE` runs an image as it is only where the organizers allow it ([docker] images, the task's image, the
+default one): an image kept on the machine for something else is not the participants' to open, and whether an
+image is on the machine is not something a `run` can ask."""
+import os
+
+import pytest
+from helpers import participant
+
+from harness.core.settings import load_settings
+from harness.runtime.images import usable
+from harness.state import Harness
+
+SHOW = '''
+import argparse, os
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+print("secret file:", os.path.exists("/organizer-secret"))
+'''
+SECRET = "nsml-harness-test/organizer-secret:1"
+
+
+def test_usable_names():
+    allowed = ("nvcr.io/nvidia/pytorch:*", "pytorch/pytorch", "", "nsml-harness/session:latest")
+    assert usable("nvcr.io/nvidia/pytorch:23.10-py3", allowed)
+    assert usable("pytorch/pytorch", allowed) and usable("pytorch/pytorch:latest", allowed)
+    assert usable("nsml-harness/session", allowed)  # (a name means name:latest, as Docker reads it)
+    assert not usable("pytorch/pytorch:1.0", allowed)
+    assert not usable("postgres:16", allowed) and not usable("sha256:" + "0" * 64, allowed)
+    assert not usable("NVCR.IO/nvidia/pytorch:1", allowed)  # compared as Docker compares: case matters
+    assert not usable("anything", ("",))  # (a task without an image allows nothing)
+
+
+@pytest.fixture
+def secret_image():
+    from harness.runtime.docker_runtime import client, engine_answers
+    if not engine_answers():
+        if os.environ.get("CI"):
+            pytest.fail("CI must provide a Docker engine (scripts/setup-docker.sh)")
+        pytest.skip("no Docker engine answers (scripts/setup-docker.sh starts one)")
+    c = client()
+    base = c.images.get("nsml-harness/session:latest")
+    container = c.containers.create(base.id, command=["true"], user="0:0")
+    try:  # an organizer's image with something in it the participants must not read
+        import io
+        import tarfile
+        data = io.BytesIO()
+        with tarfile.open(fileobj=data, mode="w") as tar:
+            info = tarfile.TarInfo("organizer-secret")
+            info.size, info.mode = 6, 0o644
+            tar.addfile(info, io.BytesIO(b"labels"))
+        container.put_archive("/", data.getvalue())
+        container.commit(*SECRET.split(":"))
+    finally:
+        container.remove(force=True)
+    yield SECRET
+    c.images.remove(SECRET, force=True)
+
+
+@pytest.mark.docker
+def test_an_image_kept_on_the_machine_is_not_the_participants(cli, tiny_task, tmp_path, state_root, secret_image,
+                                                               monkeypatch):
+    monkeypatch.setenv("HARNESS_RUNTIME", "docker")
+    folder = participant(tmp_path / "code", SHOW)
+    (folder / "requirements.txt").write_text(f"#nsml: {secret_image}\n")
+    r = cli("run", "-d", "tiny", folder)
+    absent = participant(tmp_path / "absent", SHOW)
+    (absent / "requirements.txt").write_text("#nsml: nsml-harness-test/no-such-image:1\n")
+    r2 = cli("run", "-d", "tiny", absent)
+    # the same words whether the image is here or not (no oracle of what the machine holds)
+    assert f"#nsml: {secret_image} is not an image this machine offers" in r.stderr, r.stderr
+    assert r.stderr.replace(secret_image, "X") == r2.stderr.replace("nsml-harness-test/no-such-image:1", "X")
+    name = r.stdout.split()[1]
+    cli("logs", "-f", name)
+    assert "secret file: False" in cli("logs", name).stdout
+    # allowed by the organizers: used as it is
+    (state_root / "harness.toml").write_text('[docker]\nimages = ["nsml-harness-test/*"]\n')
+    r = cli("run", "-d", "tiny", folder)
+    assert f"image {secret_image}: #nsml: {secret_image} is on this machine: used as it is" in r.stderr, r.stderr
+    name = r.stdout.split()[1]
+    cli("logs", "-f", name)
+    assert "secret file: True" in cli("logs", name).stdout
+    h = Harness(load_settings())
+    with h.tx() as db:
+        assert h.session(db, name).run.spec["environment"].startswith(secret_image)
