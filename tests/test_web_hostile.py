@@ -315,3 +315,36 @@ def test_hostile_team_names_on_a_round_board_and_its_chart_are_text(browser, hos
     page.goto(f"{served.url}/contests")
     assert IMG + SCRIPT in page.inner_text("main") and ALERT in page.inner_text("main")
     assert_inert(page, dialogs)
+
+
+def test_a_flood_of_metric_keys_draws_a_bounded_page(browser, hostile_site, cli):  # noqa: F811
+    """A run may report 100 keys at a time and 100,000 points: one new key each would be 100,000 charts for
+    whoever opens its page. One answer holds the first MAX_SERIES metrics, and the page says how many it left."""
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.service.metrics import MAX_SERIES, series
+    from harness.state import Harness
+    from harness.store.models import Metric, Session
+    served, remote, folder = hostile_site
+    name = run_session(cli, folder)
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        with h.tx() as db:
+            sid = db.scalar(select(Session.id).where(Session.name == name))
+            db.add_all(Metric(session_id=sid, key=f"flood/{i:05d}", value=float(i), raw=float(i), step=0)
+                       for i in range(3000))
+    finally:
+        h.store.close()
+    h = Harness(load_settings(user="alice"))
+    try:
+        got = series(h, name)
+    finally:
+        h.store.close()
+    assert len(got["series"]) == MAX_SERIES and got["metrics"] == 3002  # (+ the run's own train/loss and epoch)
+    assert "train/loss" in got["series"]  # the first reported are kept
+    page = _login(browser, served.url, remote.token("alice"))
+    page.goto(f"{served.url}/sessions/{name}")
+    page.wait_for_function("() => document.getElementById('charts-cut') !== null", timeout=30000)
+    assert page.locator(".chart").count() == MAX_SERIES
+    assert page.inner_text("#charts-cut") == f"{name}: the first {MAX_SERIES} of 3002 metrics are drawn"

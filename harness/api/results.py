@@ -65,6 +65,7 @@ class SessionMetrics(TypedDict):
     status: str
     x: str
     series: dict[str, Series]
+    metrics: int  # how many metrics the session has: more than `series` holds past service.metrics.MAX_SERIES
 
 
 class CheckpointRow(TypedDict):

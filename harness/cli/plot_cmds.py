@@ -45,4 +45,5 @@ def plot_cmd(lazy, session, metrics, output, x, smooth):
     fig.tight_layout()
     fig.savefig(target, dpi=110)
     plt.close(fig)
-    click.echo(f"Plot of {len(series)} metric(s) of {got['session']} is written to {target}")
+    cut = f" (the first {len(series)} of its {got['metrics']})" if got.get("metrics", 0) > len(series) else ""
+    click.echo(f"Plot of {len(series)} metric(s){cut} of {got['session']} is written to {target}")

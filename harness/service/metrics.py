@@ -1,6 +1,8 @@
 """What `nsml.report` recorded for a session, as chart series: one per metric key, x by step or by wall time
 (seconds since the session started), downsampled on the server to at most MAX_POINTS points (NSML's limit):
-each bucket keeps its first point's x and the mean of its values, and the last point is always kept."""
+each bucket keeps its first point's x and the mean of its values, and the last point is always kept. At most
+MAX_SERIES metrics (the first reported, unless the caller names its keys): a run may report up to 100 keys at a
+time and 100,000 points, one new key each — a hundred thousand charts for whoever opens its page."""
 from __future__ import annotations
 
 from sqlalchemy import select
@@ -12,6 +14,7 @@ from harness.store.models import Metric
 from . import permissions
 
 MAX_POINTS = 1000
+MAX_SERIES = 100  # metrics one answer holds (the page draws a chart for each)
 XS = ("step", "time")
 
 
@@ -33,7 +36,9 @@ def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tup
 
 def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None,
            limit: int = MAX_POINTS) -> dict:
-    """{"session", "x", "series": {key: {"x": [...], "y": [...], "points": n before downsampling}}}."""
+    """{"session", "x", "series": {key: {"x": [...], "y": [...], "points": n before downsampling}},
+    "metrics": how many metrics the session has (more than in "series" past MAX_SERIES)}. KEYS: these only (at
+    most 100: api.operations declares the bound)."""
     if x not in XS:
         raise UserError(f"x: one of {', '.join(XS)}, got {x!r}")
     if not 2 <= limit <= MAX_POINTS:
@@ -46,8 +51,14 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
         if keys:  # as shown ("train/loss") or as recorded ("train__loss")
             query = query.where(Metric.key.in_(set(keys) | {k.replace("/", "__") for k in keys}))
         raw: dict[str, tuple[list, list]] = {}
+        seen: set[str] = set()
         for key, step, at, value in db.execute(query):
-            xs, ys = raw.setdefault(key.replace("__", "/"), ([], []))
+            key = key.replace("__", "/")
+            if key not in raw:
+                seen.add(key)
+                if len(raw) >= MAX_SERIES:
+                    continue
+            xs, ys = raw.setdefault(key, ([], []))
             xv = (step if step is not None else len(xs)) if x == "step" else (at - start).total_seconds()
             xs.append(xv)
             ys.append(value)
@@ -57,4 +68,4 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
             dx, dy = downsample([xs[i] for i in order], [ys[i] for i in order], limit)
             out[key] = {"x": dx, "y": dy, "points": len(xs)}
         return {"session": sess.name, "args": list(sess.args or []), "status": sess.run.status.value, "x": x,
-                "series": out}
+                "series": out, "metrics": len(seen)}

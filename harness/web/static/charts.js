@@ -49,7 +49,23 @@
     return got;
   }
 
+  // a session with more metrics than one answer holds (harness.service.metrics.MAX_SERIES) says so, in words
+  function noteCut(all) {
+    let note = document.getElementById("charts-cut");
+    const cut = all.filter(s => s.series && s.metrics > Object.keys(s.series).length);
+    if (!cut.length) { if (note) note.remove(); return; }
+    if (!note) {
+      note = document.createElement("p");
+      note.id = "charts-cut";
+      note.className = "note";
+      box.before(note);
+    }
+    note.textContent = cut.map(s => `${s.session}: the first ${Object.keys(s.series).length} of ${s.metrics} ` +
+                                    `metrics are drawn`).join("; ");
+  }
+
   function render(all) {
+    noteCut(all);
     const a = parseFloat(smooth.value);
     const keys = [...new Set(all.flatMap(s => Object.keys(s.series || {})))].sort();
     for (const key of keys) {
