@@ -117,3 +117,42 @@ def test_a_tasks_memory_is_its_runs_limit(cli, tmp_path):
     (bad / "task.toml").write_text((bad / "task.toml").read_text() + '[limits]\nmemory = "lots"\n')
     r = cli("dataset", "add", bad, user=ORGANIZER, code=2)
     assert "task.toml: [limits] memory: invalid size 'lots'" in r.stderr and "Traceback" not in r.output, r.output
+
+
+LONG = '''
+import argparse, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+time.sleep(60)
+'''
+
+
+def test_runs_per_user_cap_and_a_queued_stop_with_every_slot_taken(cli, tiny_task, tmp_path, state_root):
+    """limits.running_per_user: Alice's second run waits with a message that says why while a slot is free, and
+    Bob's starts; a queued run stopped while every slot is taken ends at once (it used to wait for a slot)."""
+    (state_root / "harness.toml").write_text("[scheduler]\nmax_concurrent_runs = 2\n[limits]\nrunning_per_user = 1\n")
+    folder = participant(tmp_path / "long", LONG)
+    first = cli("run", "-d", "tiny", folder).stdout.split()[1]
+    second = cli("run", "-d", "tiny", folder).stdout.split()[1]
+
+    def rows():
+        return {r["name"]: r for r in cli.json("ps", "-a", user="alice") + cli.json("ps", "-a", user="bob")}
+
+    _until(lambda: rows()[first]["status"] == "running" and "running_per_user" in (rows()[second]["message"] or ""))
+    assert rows()[second]["status"] == "queued"
+    assert "1 of this user's runs are running (limits.running_per_user = 1)" in rows()[second]["message"]
+    bobs = cli("run", "-d", "tiny", folder, user="bob").stdout.split()[1]
+    _until(lambda: rows()[bobs]["status"] == "running")  # the free slot is Bob's
+    third = cli("run", "-d", "tiny", folder, user="bob").stdout.split()[1]  # every slot taken: it queues
+    cli("stop", third, user="bob")
+    _until(lambda: rows()[third]["status"] == "stopped", timeout=10)
+    cli("stop", "alice/tiny/*")
+    cli("stop", "bob/tiny/*", user="bob")
+    _until(lambda: all(r["status"] == "stopped" for r in rows().values()))
+
+
+def _until(check, timeout=60):
+    import time
+    end = time.time() + timeout
+    while not check():
+        assert time.time() < end, "timed out"
+        time.sleep(0.3)

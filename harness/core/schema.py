@@ -77,8 +77,8 @@ SETTINGS = {
     "eras": {ANY: dict},  # [eras.NAME] tables: harness.runtime.eras checks their keys (ERA)
     "docker": {"image": str, "images": list, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
-               "queued_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int, "code_bytes": int,
-               "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int,
+               "queued_per_user": int, "running_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int,
+               "code_bytes": int, "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int,
                "run_memory_bytes": int},
 }
 

@@ -62,6 +62,7 @@ class Settings:
     hf_cache: Path | None = None  # a local Hugging Face cache, mounted read-only with offline mode set
     lease_seconds: float = 60.0  # a running run's heartbeat older than this: its scheduler is hung or gone
     max_queued_per_user: int = 50  # queued runs (sessions and submits) one user may have waiting
+    max_running_per_user: int | None = None  # runs one user may have running at once (None: no cap; fair_share)
     checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use (measured, see disk_limits)
     scratch_bytes: int = 20 << 30  # disk a run may write besides checkpoints: code copy, /tmp, output, events
     code_bytes: int = 1 << 30  # largest code snapshot `run` takes
@@ -122,8 +123,7 @@ class Settings:
     sessions_dir = _in_state("sessions")
     runs_dir = _in_state("runs")
     datasets_dir = _in_state("datasets")
-    cluster_file = _in_state("cluster.json", "The cluster's inventory as its scheduler last saw it "
-                                            "(harness.runtime.gpus reads it for the CLI).")
+    cluster_file = _in_state("cluster.json", "The cluster's inventory as its scheduler last saw it (runtime.gpus)")
     lock_path = _in_state("scheduler.lock")
     scheduler_log = _in_state("scheduler.log")
 
@@ -163,7 +163,8 @@ def _int(value, name: str) -> int:
     return number
 
 
-_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str, "run_memory_bytes": int}  # or None
+_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str, "run_memory_bytes": int,
+             "max_running_per_user": int}  # fields that may be None
 
 
 def _same_shape(value, ref, optional: bool, kind: type | None) -> bool:
@@ -246,10 +247,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         declared = _int(cfg["gpus"], f"{SETTINGS_FILE}: gpus")
     else:
         declared = None
-    sched = cfg.get("scheduler", {})
-    limits = cfg.get("limits", {})
-    docker = cfg.get("docker", {})
-    process = cfg.get("process", {})
+    sched, limits, docker, process = (cfg.get(table, {}) for table in ("scheduler", "limits", "docker", "process"))
     sandbox = _choice(str(process.get("sandbox", "auto")), SANDBOXES, "process.sandbox")
     runtime = env.get(ENV_RUNTIME) or cfg.get("runtime") or "process"
     cluster = cfg.get("cluster", {})
@@ -285,6 +283,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         scheduler_tick=_seconds(sched.get("tick_seconds", 0.5), "scheduler.tick_seconds"),
         scheduler_idle_exit=_seconds(sched.get("idle_exit_seconds", 10), "scheduler.idle_exit_seconds"),
         max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
+        max_running_per_user=_int(limits.get("running_per_user", 0), "limits.running_per_user") or None,
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
         scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),
         code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),

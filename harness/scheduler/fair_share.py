@@ -8,6 +8,9 @@ queued run is oldest). Each run offered counts as served for the rest of the ord
 stopped for a queued run (no preemption), and the loop may still pass a run over (its GPUs are not free, its team
 is at its GPU quota) without that changing whose turn is next.
 
+`limits.running_per_user` (no cap unless set) caps the runs one user may have running at once: the owner's runs
+past it wait, whatever the free slots, with a message that says why.
+
 The owner of a run is the user of its session or its submission; a run of neither (none today) is its own owner.
 """
 from __future__ import annotations
@@ -27,10 +30,11 @@ def _with_owner(query):
     return query.outerjoin(Session, Session.run_id == Run.id).outerjoin(Submission, Submission.run_id == Run.id)
 
 
-def serve_order(db, queued: list[Run]) -> list[Run]:
-    """QUEUED (any order) in the order the scheduler offers them slots."""
+def serve_order(db, queued: list[Run], cap: int | None = None) -> tuple[list[Run], list[tuple[Run, str]]]:
+    """QUEUED (any order) in the order the scheduler offers them slots, and the runs held back by CAP (runs per
+    user running at once) with why."""
     if not queued:
-        return []
+        return [], []
     owner_of = dict(db.execute(_with_owner(select(Run.id, _OWNER)).where(Run.id.in_([r.id for r in queued]))).all())
     waiting: dict[object, list[Run]] = defaultdict(list)
     for run in sorted(queued, key=lambda r: r.id):
@@ -49,10 +53,15 @@ def serve_order(db, queued: list[Run]) -> list[Run]:
         turns.append((n, last, runs[0].id, owner))  # (run ids are unique: owners are never compared)
     heapq.heapify(turns)
     order: list[Run] = []
+    held: list[tuple[Run, str]] = []
     while turns:
         n, _, _, owner = heapq.heappop(turns)
         runs = waiting[owner]
+        if cap is not None and n >= cap and not isinstance(owner, tuple):
+            held += [(run, f"waiting: {n} of this user's runs are running (limits.running_per_user = {cap})")
+                     for run in runs]
+            continue
         order.append(runs.pop(0))
         if runs:
             heapq.heappush(turns, (n + 1, (2, len(order)), runs[0].id, owner))
-    return order
+    return order, held

@@ -234,7 +234,16 @@ class Scheduler:
         """Mark the runs that fit as launching (one transaction), then start each one."""
         chosen = []
         with self.store.tx() as db:
-            queued = serve_order(db, db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all())
+            waiting = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all()
+            for run in waiting:  # (whether or not a slot is free)
+                if run.stop_requested:
+                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
+                                                  "stopped before it started"))
+            queued, held = serve_order(db, [r for r in waiting if not r.stop_requested],
+                                       self.settings.max_running_per_user)
+            for run, note in held:
+                if run.message != note:
+                    run.message = note
             if not queued:
                 return
             try:
@@ -242,10 +251,7 @@ class Scheduler:
             except ClusterUnavailable as exc:  # the runs wait (nothing is failed for the cluster's absence)
                 note = f"waiting for the cluster: {exc}"
                 for run in queued:
-                    if run.stop_requested:
-                        self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
-                                                      "stopped before it started"))
-                    elif run.message != note:
+                    if run.message != note:
                         run.message = note
                 return
             busy = {g for ids in self.gpu_busy.values() for g in ids}
@@ -254,10 +260,6 @@ class Scheduler:
             for run in queued:
                 if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
                     break
-                if run.stop_requested:
-                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
-                                                  "stopped before it started"))
-                    continue
                 ids: list[int] = []
                 if run.gpus > len(inventory):  # it would wait forever: say so instead
                     self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
