@@ -119,6 +119,14 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
                 "rows": rows, "shakeup": shakeup}
 
 
+def _yours(db, sub: Submission, me) -> bool:
+    """SUB is ME's, or ME's team's."""
+    if sub.user_id == me.id:
+        return True
+    team = db.get(Team, sub.team_id) if sub.team_id is not None else None
+    return team is not None and team_of(db, team.contest, me) is team
+
+
 def select_submissions(h: Harness, ids: list[int]) -> dict:
     """`submit select ID...`: the team's final submissions for the private board (replaces an earlier choice)."""
     if not ids:
@@ -128,8 +136,8 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
         subs = []
         for i in dict.fromkeys(ids):
             s = db.get(Submission, i)
-            if s is None:
-                raise NotFound(f"ID: no submission {i}")
+            if s is None or not _yours(db, s, me):  # (one answer: whether someone else's id exists is not told)
+                raise NotFound(f"ID: no submission {i} of yours or your team's")
             subs.append(s)
         rounds = {s.round_id for s in subs}
         tasks = {s.task_id for s in subs}
