@@ -6,62 +6,72 @@ Here the owners take turns: the next run offered is the oldest queued run of the
 running now and, among those, was served longest ago (never, before anyone served already; then whose oldest
 queued run is oldest). Each run offered counts as served for the rest of the order. Nothing running is ever
 stopped for a queued run (no preemption), and the loop may still pass a run over (its GPUs are not free, its team
-is at its GPU quota) without that changing whose turn is next.
+is at its GPU quota) without that changing whose turn is next. When each owner was last served is the
+scheduler's own memory (a new scheduler starts with everyone never served).
 
 `limits.running_per_user` (no cap unless set) caps the runs one user may have running at once: the owner's runs
-past it wait, whatever the free slots, with a message that says why.
+past it wait, whatever the free slots, with a message that says why; only the runs actually started count.
 
 The owner of a run is the user of its session or its submission; a run of neither (none today) is its own owner.
+Each pass reads the queued runs' owners and the running runs' owners by index, never the whole history.
 """
 from __future__ import annotations
 
 import heapq
-from collections import defaultdict
+import itertools
+from collections import Counter, defaultdict
 
-from sqlalchemy import case, func, select
+from sqlalchemy import select
 
 from harness.core.enums import RunStatus
 from harness.store.models import Run, Session, Submission
 
-_OWNER = func.coalesce(Session.user_id, Submission.user_id)
+_SERVED = itertools.count()  # when an owner was last served, in this process
+_LATER = 1 << 62  # after any of those: offered in this pass
 
 
-def _with_owner(query):
-    return query.outerjoin(Session, Session.run_id == Run.id).outerjoin(Submission, Submission.run_id == Run.id)
+def owners(db, run_ids: list[int]) -> dict[int, int]:
+    """The user each of RUN_IDS belongs to (its session's or its submission's), by the run_id indexes."""
+    found: dict[int, int] = {}
+    for i in range(0, len(run_ids), 500):
+        chunk = run_ids[i:i + 500]
+        for model in (Session, Submission):
+            found.update(db.execute(select(model.run_id, model.user_id).where(model.run_id.in_(chunk))).all())
+    return found
 
 
-def serve_order(db, queued: list[Run], cap: int | None = None) -> tuple[list[Run], list[tuple[Run, str]]]:
-    """QUEUED (any order) in the order the scheduler offers them slots, and the runs held back by CAP (runs per
-    user running at once) with why."""
-    if not queued:
-        return [], []
-    owner_of = dict(db.execute(_with_owner(select(Run.id, _OWNER)).where(Run.id.in_([r.id for r in queued]))).all())
-    waiting: dict[object, list[Run]] = defaultdict(list)
-    for run in sorted(queued, key=lambda r: r.id):
-        owner = owner_of.get(run.id)
-        waiting[owner if owner is not None else ("run", run.id)].append(run)
-    users = [o for o in waiting if not isinstance(o, tuple)]
-    served = {}
-    if users:
-        running = func.sum(case((Run.status == RunStatus.RUNNING, 1), else_=0))
-        rows = db.execute(_with_owner(select(_OWNER, running, func.max(Run.started_at)))
-                          .where(_OWNER.in_(users)).group_by(_OWNER)).all()
-        served = {owner: (int(n or 0), (1, last) if last is not None else (0,)) for owner, n, last in rows}
-    turns = []
-    for owner, runs in waiting.items():
-        n, last = served.get(owner, (0, (0,)))
-        turns.append((n, last, runs[0].id, owner))  # (run ids are unique: owners are never compared)
-    heapq.heapify(turns)
-    order: list[Run] = []
-    held: list[tuple[Run, str]] = []
-    while turns:
-        n, _, _, owner = heapq.heappop(turns)
-        runs = waiting[owner]
-        if cap is not None and n >= cap and not isinstance(owner, tuple):
-            held += [(run, f"waiting: {n} of this user's runs are running (limits.running_per_user = {cap})")
-                     for run in runs]
-            continue
-        order.append(runs.pop(0))
-        if runs:
-            heapq.heappush(turns, (n + 1, (2, len(order)), runs[0].id, owner))
-    return order, held
+class Turns:
+    """One pass of the scheduler over QUEUED: `order` to offer them in, `held(run)` to ask whether the cap holds a
+    run back, `started(run)` once a run is started. SERVED (owner → when last served) is the caller's, kept
+    between passes."""
+
+    def __init__(self, db, queued: list[Run], cap: int | None, served: dict):
+        self.cap, self.served = cap, served
+        self.owner_of = owners(db, [r.id for r in queued])
+        running = db.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)).all()
+        self.running = Counter(owners(db, list(running)).values())
+        waiting: dict[object, list[Run]] = defaultdict(list)
+        for run in sorted(queued, key=lambda r: r.id):
+            waiting[self.owner_of.get(run.id, ("run", run.id))].append(run)
+        turns = [(self.running[owner], served.get(owner, -1), runs[0].id, owner) for owner, runs in waiting.items()]
+        heapq.heapify(turns)  # (run ids are unique: owners are never compared)
+        self.order: list[Run] = []
+        while turns:
+            n, _, _, owner = heapq.heappop(turns)
+            runs = waiting[owner]
+            self.order.append(runs.pop(0))
+            if runs:
+                heapq.heappush(turns, (n + 1, _LATER + len(self.order), runs[0].id, owner))  # served just now
+
+    def held(self, run: Run) -> str | None:
+        """Why RUN waits for its owner's runs (None: it may start)."""
+        owner = self.owner_of.get(run.id)
+        if self.cap is None or owner is None or self.running[owner] < self.cap:
+            return None
+        return f"waiting: {self.running[owner]} of this user's runs are running (limits.running_per_user = {self.cap})"
+
+    def started(self, run: Run) -> None:
+        owner = self.owner_of.get(run.id)
+        if owner is not None:
+            self.running[owner] += 1
+            self.served[owner] = next(_SERVED)

@@ -38,7 +38,7 @@ from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission, Task
 from harness.taskpacks import layout
 
-from .fair_share import serve_order
+from .fair_share import Turns
 from .lease import has_pending_work
 from .recovery import recover_runs
 
@@ -62,6 +62,7 @@ class Scheduler:
         self._settings_mtime: float | None = None
         self.checkpoint_dirs: dict[int, Path] = {}  # training runs: where their checkpoints are saved
         self.disk = DiskWatch()
+        self.served: dict[int, int] = {}  # owner → when last served (scheduler.fair_share)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)  # scoring threads ring it when done
 
     def wait_for_events(self, bell: doorbell.Doorbell, timeout: float) -> None:
@@ -239,11 +240,9 @@ class Scheduler:
                 if run.stop_requested:
                     self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
                                                   "stopped before it started"))
-            queued, held = serve_order(db, [r for r in waiting if not r.stop_requested],
-                                       self.settings.max_running_per_user)
-            for run, note in held:
-                if run.message != note:
-                    run.message = note
+            turns = Turns(db, [r for r in waiting if not r.stop_requested], self.settings.max_running_per_user,
+                          self.served)
+            queued = turns.order
             if not queued:
                 return
             try:
@@ -260,6 +259,10 @@ class Scheduler:
             for run in queued:
                 if len(self.handles) + len(self.scoring) + len(chosen) >= self.settings.max_concurrent_runs:
                     break
+                note = turns.held(run)
+                if note is not None:  # its owner has limits.running_per_user runs running
+                    run.message = note
+                    continue
                 ids: list[int] = []
                 if run.gpus > len(inventory):  # it would wait forever: say so instead
                     self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
@@ -290,6 +293,7 @@ class Scheduler:
                 run.attempts += 1
                 sync_submission(db, run)
                 self.gpu_busy[run.id] = ids
+                turns.started(run)
                 chosen.append(run.id)
         for run_id in chosen:
             self._launch(run_id)

@@ -115,7 +115,7 @@ class Session(Base):
     number: Mapped[int] = mapped_column(Integer)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id"))
     task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id"))
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     entry: Mapped[str] = mapped_column(Text)
     args: Mapped[list] = mapped_column(JSON, default=list)
     memo: Mapped[str] = mapped_column(Text, default="")
@@ -187,7 +187,7 @@ class Submission(Base):
     session_id: Mapped[int | None] = mapped_column(ForeignKey("sessions.id"), nullable=True)
     session_name: Mapped[str] = mapped_column(String(300))
     checkpoint: Mapped[str] = mapped_column(String(128))
-    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"), index=True)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "submission_status"), default=RunStatus.QUEUED)
     reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "submission_reason"),
