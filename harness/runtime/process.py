@@ -1,10 +1,11 @@
 """The process runtime: participant code as a local process group — inside bubblewrap where it is installed.
 
 The run gets its own copy of the code, a data view without test labels, and its own process group; the
-harness enforces the wall-clock limit and the memory limit (resident memory of the whole process tree, via
-psutil) and cancelling kills the whole group and any child that left it. Where the machine lets the harness make
-control groups (runtime.cgroups), the kernel enforces more: a pids limit (limits.pids), the memory limit counting
-tmpfs, shm and memfd (an OOM kill is named `oom`), and a CPU quota of `-c` CPUs; isolation then reads `+cgroup`.
+harness enforces the wall-clock limit and cancelling kills the whole group and any child that left it. Where the
+machine lets the harness make control groups (runtime.cgroups), the kernel enforces more: a pids limit
+(limits.pids), the memory limit counting tmpfs, shm and memfd (an OOM kill is named `oom`), and a CPU quota of
+`-c` CPUs; isolation then reads `+cgroup`. Without one, the harness measures the memory limit itself
+(runtime.memory_use: the process tree's memory with its shared memory, tmpfs and memfds).
 
 Sandboxed (``process.sandbox = "auto"`` with bwrap installed, or ``"bwrap"``): see harness.runtime.sandbox —
 no network, its own mounts only, read-only binds of the task, as nobody.  Not sandboxed (no bwrap, or
@@ -29,7 +30,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import cgroups, environments, sandbox
+from . import cgroups, environments, memory_use, sandbox
 from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
@@ -146,14 +147,16 @@ class ProcessHandle(Handle):
         except psutil.Error:
             return []
 
-    def _rss(self) -> int:
-        total = 0
-        for p in self._tree():
+    def _memory_used(self) -> int:
+        """What the run holds (runtime.memory_use): shared memory, tmpfs and memfds included."""
+        tree = {p.pid: p for p in self._tree()}
+
+        def rss_of(pid):
             try:
-                total += p.memory_info().rss
+                return tree[pid].memory_info().rss
             except psutil.Error:
-                pass
-        return total
+                return 0
+        return memory_use.used(list(tree), rss_of)
 
     def _enforce_limits(self) -> None:
         spec = self.spec
@@ -164,8 +167,9 @@ class ProcessHandle(Handle):
         if now - self._last_check < _CHECK_EVERY:
             return
         self._last_check = now
-        if spec.memory and self._rss() > spec.memory:
-            self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded")
+        if spec.memory and self.group is None and self._memory_used() > spec.memory:  # (a cgroup: the kernel's)
+            self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory, "
+                                           f"tmpfs and memfd)")
             return
         truncate_log(spec.log_path, spec.max_log_bytes)
 
