@@ -156,3 +156,54 @@ def _until(check, timeout=60):
     while not check():
         assert time.time() < end, "timed out"
         time.sleep(0.3)
+
+
+def test_a_run_passed_over_for_its_gpus_does_not_count_against_the_cap(cli, tiny_task, tmp_path, state_root):
+    """Alice (cap 1, nothing running) queued a GPU run while Bob holds every GPU, then a CPU run: the GPU run is
+    passed over and her CPU run starts in the free slot (counting the run passed over held it back)."""
+    (state_root / "harness.toml").write_text("gpus = 1\n[scheduler]\nmax_concurrent_runs = 3\n"
+                                             "[limits]\nrunning_per_user = 1\n")
+    folder = participant(tmp_path / "long", LONG)
+    bobs = cli("run", "-d", "tiny", "-g", "1", folder, user="bob").stdout.split()[1]
+
+    def rows():
+        return {r["name"]: r for r in cli.json("ps", "-a", user="alice") + cli.json("ps", "-a", user="bob")}
+
+    _until(lambda: rows()[bobs]["status"] == "running")
+    gpu = cli("run", "-d", "tiny", "-g", "1", folder).stdout.split()[1]
+    cpu = cli("run", "-d", "tiny", folder).stdout.split()[1]
+    _until(lambda: rows()[cpu]["status"] == "running")
+    assert rows()[gpu]["status"] == "queued"
+    cli("stop", "alice/tiny/*")
+    cli("stop", "bob/tiny/*", user="bob")
+    _until(lambda: all(r["status"] == "stopped" for r in rows().values()))
+
+
+SHARED = '''
+import argparse, os, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--how"); cfg = p.parse_args()
+chunk = b"x" * (1 << 20)
+if cfg.how == "shm":  # written, closed: only the file system holds it
+    with open("/dev/shm/big", "wb") as f:
+        for _ in range(600): f.write(chunk)
+elif cfg.how == "memfd":
+    fd = os.memfd_create("big")
+    for _ in range(600): os.write(fd, chunk)
+print("holding", cfg.how, flush=True)
+time.sleep(20)
+print("survived", flush=True)
+'''
+
+
+@pytest.mark.parametrize("how", ["shm", "memfd"])
+def test_shared_memory_counts_without_a_control_group(cli, tiny_task, tmp_path, monkeypatch, how):
+    """Where the harness cannot make a control group, the memory limit is measured by the harness: /dev/shm files
+    and memfds count (resident memory alone let a run with --memory 300M hold 600 MiB of them)."""
+    from pathlib import Path
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_cgroups"))
+    name = run_session(cli, participant(tmp_path / "shared", SHARED), "--memory", "300M", "-a", f"--how {how}",
+                       code=1)
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert "cgroup" not in row["isolation"], row
+    assert (row["status"], row["reason"]) == ("failed", "oom") and "shared memory" in row["message"], row
+    assert "survived" not in cli("logs", name).stdout

@@ -64,3 +64,12 @@ def test_terminal_leaves_no_control_character(text):
     assert terminal(out) == out  # idempotent
     if not BAD.search(text) and not re.search("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]", text):
         assert out == text  # printable text (with newlines and tabs) passes unchanged
+
+
+@pytest.mark.parametrize("mark", ["\u202e", "\u2066", "\u200e", "\u200f", "\u061c", "\x1b", "\n"])
+def test_a_memo_with_a_bidi_or_control_character_is_refused(mark):
+    from harness.core.errors import UserError
+    from harness.core.names import check_memo
+    assert check_memo("lr=0.1 한국어 ✓") == "lr=0.1 한국어 ✓"
+    with pytest.raises(UserError, match="control characters"):
+        check_memo(f"score 0.9{mark}1")

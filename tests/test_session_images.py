@@ -21,12 +21,20 @@ SECRET = "nsml-harness-test/organizer-secret:1"
 def test_usable_names():
     allowed = ("nvcr.io/nvidia/pytorch:*", "pytorch/pytorch", "", "nsml-harness/session:latest")
     assert usable("nvcr.io/nvidia/pytorch:23.10-py3", allowed)
-    assert usable("pytorch/pytorch", allowed) and usable("pytorch/pytorch:latest", allowed)
+    assert usable("pytorch/pytorch", allowed) and usable("pytorch/pytorch:1.0", allowed)  # (every tag)
     assert usable("nsml-harness/session", allowed)  # (a name means name:latest, as Docker reads it)
-    assert not usable("pytorch/pytorch:1.0", allowed)
+    assert not usable("pytorch/pytorch:1.0", ("pytorch/pytorch:latest",))
     assert not usable("postgres:16", allowed) and not usable("sha256:" + "0" * 64, allowed)
     assert not usable("NVCR.IO/nvidia/pytorch:1", allowed)  # compared as Docker compares: case matters
     assert not usable("anything", ("",))  # (a task without an image allows nothing)
+    # a glob covers one part of a name: never another path segment, never the tag from the repository
+    assert not usable("python-secret:latest", ("python:*",)) and usable("python:3.11", ("python:*",))
+    assert not usable("myorg/public-x/private", ("myorg/public-*",)) and usable("myorg/public-x", ("myorg/public-*",))
+    assert usable("myorg/public-x:2", ("myorg/public-*",)) and not usable("myorg/public-x:2", ("myorg/public-*:1",))
+    assert usable("localhost:5000/team/img:1", ("localhost:5000/team/*:*",))
+    assert not usable("localhost:5000/team/img/deeper:1", ("localhost:5000/team/*:*",))
+    assert usable("pytorch/pytorch@sha256:" + "a" * 64, ("pytorch/pytorch:*",))
+    assert not usable("pytorch/pytorch@sha256:" + "a" * 64, ("pytorch/pytorch:2.1",))
 
 
 @pytest.fixture

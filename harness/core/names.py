@@ -49,7 +49,7 @@ def check_name(name: str, what: str = "--user") -> str:
 
 
 MEMO_MAX = 1000
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")  # + every bidi control
 
 
 def check_memo(text: object, what: str = "memo") -> str:

@@ -73,15 +73,18 @@ def time_limit(asked: float | None, allowed: float | None) -> float | None:
 DEFAULT_CPUS = 1.0  # a run's CPU cores when neither -c nor the task's [limits] cpus says
 
 
-def run_memory(settings: Settings, asked: str | None, allowed: int | None) -> int:
+def run_memory(settings: Settings, asked: str | None, allowed: int | None) -> int | None:
     """A run's memory limit: ALLOWED (its task's `[limits] memory`), else `limits.run_memory_bytes`, else this
     machine's memory shared by `scheduler.max_concurrent_runs` runs (at least 1 GiB) — so that the runs one
     scheduler may hold at once cannot together take the machine's memory; `--memory` may lower it, never raise
-    it."""
-    allowed = allowed or settings.run_memory_bytes or max(1 << 30, machine_memory() // settings.max_concurrent_runs)
+    it. On a Ray cluster the nodes are not this machine: no share of it is the default there (Ray's own memory
+    monitor guards each node; set `limits.run_memory_bytes` for a limit per run)."""
+    allowed = allowed or settings.run_memory_bytes
+    if allowed is None and settings.executor == "local":
+        allowed = max(1 << 30, machine_memory() // settings.max_concurrent_runs)
     memory = parse_size(asked, "--memory")
-    if memory is None:
-        return allowed
+    if memory is None or allowed is None:
+        return memory if memory is not None else allowed
     if memory > allowed:
         raise UserError(f"--memory: {asked} is over this task's limit of {allowed >> 20} MiB ([limits] memory, else "
                         f"limits.run_memory_bytes; a run may lower its limit, never raise it)")

@@ -224,13 +224,29 @@ def _present(client, name: str) -> bool:
         return False
 
 
+def _parts(name: str, untagged: str = "latest") -> tuple[list[str], str]:
+    """An image name as its repository's path segments and its tag (UNTAGGED when none; `@DIGEST` for a digest)."""
+    name, _, digest = name.partition("@")
+    head, _, last = name.rpartition("/")
+    repository, _, tag = last.partition(":")
+    return (head.split("/") if head else []) + [repository], "@" + digest if digest else tag or untagged
+
+
 def usable(image: str, allowed: tuple[str, ...]) -> bool:
     """Whether `#nsml: IMAGE` may run as it is: it matches one of ALLOWED (`[docker] images` patterns, the task's
-    and the default image), compared as Docker compares names (case-sensitive, `name` meaning `name:latest`)."""
-    def full(name: str) -> str:
-        return name if ":" in name.rsplit("/", 1)[-1] or "@" in name else name + ":latest"
-    return any(fnmatch.fnmatchcase(full(image), full(pattern)) or fnmatch.fnmatchcase(image, pattern)
-               for pattern in allowed if pattern)
+    and the default image). Shell globs per part, as Docker reads a name: each path segment of the repository
+    alone (`*` never crosses a `/`: `myorg/public-*` is not `myorg/public-x/private`), then the tag (an image
+    `name` is `name:latest`; a pattern without a tag allows every tag; a digest `name@sha256:...` is allowed by a
+    tag pattern `*` only). Case matters, as in Docker."""
+    segments, tag = _parts(image)
+    for pattern in allowed:
+        if not pattern:
+            continue
+        want, want_tag = _parts(pattern, untagged="*")
+        if len(want) == len(segments) and all(fnmatch.fnmatchcase(s, w) for s, w in zip(segments, want)) \
+                and fnmatch.fnmatchcase(tag, want_tag):
+            return True
+    return False
 
 
 def resolve_base(client, code: Path, manifest_image: str | None, default_image: str,

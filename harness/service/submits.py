@@ -91,8 +91,9 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         check_gpu_request(db, admitted, sess.run.gpus)
         limit = runs_time_limit(time_limit, manifest.submit_seconds or h.settings.default_submit_time_limit)
         run = new_run(h.settings, RunKind.SUBMIT, RunOptions(gpus=sess.run.gpus, cpus=sess.run.cpus,
-                                                     memory=None, runtime=runtime or sess.run.runtime), limit)
-        run.memory = sess.run.memory or run.memory  # (a session queued before every run had one: the default)
+                                                     memory=None, runtime=runtime or sess.run.runtime), limit,
+                      default_memory=manifest.memory)  # the task's limit now (or the default)
+        run.memory = min(filter(None, (sess.run.memory, run.memory)), default=None)  # and never over the session's
         run.shm_size = sess.run.shm_size
         run.spec = {k: v for k, v in (("entry", entry), ("esm", esm),
                                       ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}
