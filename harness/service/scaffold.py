@@ -32,6 +32,8 @@ direction = "higher"          # higher | lower: which score is better
 session_seconds = 600         # wall-clock limit of a training session
 submit_seconds = 300          # ... of a submit's inference
 scorer_seconds = 60           # ... of evaluation.py
+cpus = 1                      # a run's CPU cores (the most -c may ask)
+memory = "4G"                 # a run's memory limit (the most --memory may ask)
 
 [submit]
 quota = 1                     # counted submits per user (or team) per period
