@@ -1,6 +1,8 @@
 """Who may queue what, and in which order the queue is served: a refused `run` costs the service nothing (no
 environment is built for it), one participant's full queue does not hold the others' runs back, and every run
 has a memory limit."""
+import os
+
 import pytest
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
@@ -186,9 +188,18 @@ chunk = b"x" * (1 << 20)
 if cfg.how == "shm":  # written, closed: only the file system holds it
     with open("/dev/shm/big", "wb") as f:
         for _ in range(600): f.write(chunk)
-elif cfg.how == "memfd":
+elif cfg.how == "memfd":  # mapped (a memfd that is not mapped only a control group sees)
+    import mmap
     fd = os.memfd_create("big")
-    for _ in range(600): os.write(fd, chunk)
+    os.ftruncate(fd, 600 << 20)
+    view = mmap.mmap(fd, 600 << 20)
+    for i in range(600): view[i << 20:(i + 1) << 20] = chunk
+elif cfg.how == "root":  # the sandbox's own root is read-only: nothing to hide there
+    try:
+        open("/big", "wb").write(chunk)
+    except OSError as exc:
+        print("refused", exc.strerror, flush=True)
+        raise SystemExit(7)
 print("holding", cfg.how, flush=True)
 time.sleep(20)
 print("survived", flush=True)
@@ -198,7 +209,7 @@ print("survived", flush=True)
 @pytest.mark.parametrize("how", ["shm", "memfd"])
 def test_shared_memory_counts_without_a_control_group(cli, tiny_task, tmp_path, monkeypatch, how):
     """Where the harness cannot make a control group, the memory limit is measured by the harness: /dev/shm files
-    and memfds count (resident memory alone let a run with --memory 300M hold 600 MiB of them)."""
+    count (resident memory alone let a run with --memory 300M hold 600 MiB there), and mapped memfds."""
     from pathlib import Path
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_cgroups"))
     name = run_session(cli, participant(tmp_path / "shared", SHARED), "--memory", "300M", "-a", f"--how {how}",
@@ -207,3 +218,21 @@ def test_shared_memory_counts_without_a_control_group(cli, tiny_task, tmp_path, 
     assert "cgroup" not in row["isolation"], row
     assert (row["status"], row["reason"]) == ("failed", "oom") and "shared memory" in row["message"], row
     assert "survived" not in cli("logs", name).stdout
+
+
+def test_a_sandboxed_run_can_neither_write_its_root_nor_make_namespaces(cli, tiny_task, tmp_path):
+    """Places memory could hide from a harness without a control group: the sandbox's root (a tmpfs) is read-only,
+    and a nested user namespace (to mount a tmpfs of its own) is refused."""
+    from harness.runtime.sandbox import bwrap_path
+    if bwrap_path() is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install bubblewrap (scripts/setup-sandbox.sh)")
+        pytest.skip("no bubblewrap (scripts/setup-sandbox.sh installs it)")
+    name = run_session(cli, participant(tmp_path / "root", SHARED), "-a", "--how root", code=1)
+    assert "refused Read-only file system" in cli("logs", name).stdout
+    folder = participant(tmp_path / "ns", """
+import argparse, subprocess
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+print("unshare", subprocess.run(["unshare", "-Ur", "true"]).returncode, flush=True)
+""")
+    assert "unshare 1" in cli("logs", run_session(cli, folder)).stdout

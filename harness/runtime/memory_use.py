@@ -1,76 +1,93 @@
 """The memory a process-runtime run holds, measured from /proc where the kernel cannot count it for us (no control
-group of its own: a harness without cgroup delegation). Resident memory alone misses what a run keeps in
-shared memory: files in /dev/shm or in the sandbox's own tmpfs, and memfds (a run wrote 1 GiB into each with
-`--memory 300M` and succeeded). Here a run's memory is
+group of its own: a harness without cgroup delegation). Resident memory alone misses what a run keeps in a
+file system in memory (a run wrote 600 MiB into /dev/shm under `--memory 300M` and succeeded). Here a run's
+memory is
 
     Σ (Pss − Pss_Shmem) over its processes          (private and file pages, shared ones split between sharers)
-  + max(Σ Pss_Shmem, the shared-memory bytes it holds)
+  + max(Σ Pss_Shmem, the used bytes of its sandbox's own tmpfs)
 
-where those bytes are the blocks of every memfd and /dev/shm file one of its processes has open (each file once)
-plus the used blocks of each tmpfs its sandbox mounted for itself (bubblewrap's /dev with its /dev/shm, and any
-other tmpfs whose mount is the sandbox's own, never a folder bound in from this machine). Shared memory that is
-mapped is counted once (the larger of what the mappings show and what the files hold).
+where its sandbox's own tmpfs are the tmpfs file systems mounted in its mount namespace that this process's
+namespace does not have (bubblewrap's /dev with its /dev/shm; never a tmpfs of this machine bound in), each file
+system once, by its device number. Mapped shared memory is counted once (the larger of what the mappings show and
+what the file systems hold). The sandbox gives the run no way to mount more (bubblewrap's --disable-userns) and
+a read-only root (runtime.sandbox). What this cannot see without a cgroup — a memfd or SysV segment that is not
+mapped, an unsandboxed run's files in this machine's /dev/shm — is why contests should run where the harness can
+make control groups (docs/operator/runtimes.md).
+
+Everything read here is the run's to shape (mount points, file names): it is parsed as bytes, and any failure to
+read or parse counts as nothing read, never as an error of the scheduler that calls it.
 """
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
-_SHARED_PREFIXES = ("/memfd:", "/dev/shm/")
+
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(1 << 20)
+    except OSError:
+        return None
 
 
 def _pss(pid: int) -> tuple[int, int] | None:
     """(Pss, Pss_Shmem) in bytes, from smaps_rollup; None when it cannot be read."""
-    try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
-    except OSError:
+    text = _read(f"/proc/{pid}/smaps_rollup")
+    if text is None:
         return None
     values = {}
     for line in text.splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        if key in ("Pss", "Pss_Shmem", "Rss"):
-            values[key] = int(rest.split()[0]) * 1024
-    if "Pss" not in values:
+        key, _, rest = line.partition(b":")
+        if key in (b"Pss", b"Pss_Shmem"):
+            try:
+                values[key] = int(rest.split()[0]) * 1024
+            except (ValueError, IndexError):
+                return None
+    if b"Pss" not in values:
         return None
-    return values["Pss"], values.get("Pss_Shmem", 0)
+    return values[b"Pss"], values.get(b"Pss_Shmem", 0)
 
 
-def _namespace(pid: int) -> str | None:
+def _unescape(field: bytes) -> bytes:
+    """A mountinfo path: the kernel writes space, tab, newline and backslash as \\ooo."""
+    out, i = bytearray(), 0
+    while i < len(field):
+        if field[i:i + 1] == b"\\" and field[i + 1:i + 4].isdigit():
+            out.append(int(field[i + 1:i + 4], 8) & 0xFF)
+            i += 4
+        else:
+            out.append(field[i])
+            i += 1
+    return bytes(out)
+
+
+def tmpfs_mounts(pid: int | str) -> dict[bytes, bytes]:
+    """The tmpfs file systems PID's namespace has mounted: device number (major:minor) → a mount point."""
+    text = _read(f"/proc/{pid}/mountinfo") or b""
+    found: dict[bytes, bytes] = {}
+    for line in text.splitlines():
+        head, sep, tail = line.partition(b" - ")
+        parts = head.split()
+        if sep and len(parts) >= 5 and tail.split(b" ", 1)[0] == b"tmpfs":
+            found.setdefault(parts[2], _unescape(parts[4]))
+    return found
+
+
+def _used_bytes(pid: int, mount_point: bytes) -> int:
     try:
-        return os.readlink(f"/proc/{pid}/ns/mnt")
-    except OSError:
-        return None
-
-
-def _own_tmpfs_bytes(pid: int) -> int:
-    """Used bytes of the tmpfs mounts made inside PID's mount namespace (their root is the file system's own)."""
-    total = 0
-    try:
-        lines = Path(f"/proc/{pid}/mountinfo").read_text().splitlines()
-    except OSError:
+        st = os.statvfs(b"/proc/%d/root" % pid + mount_point)
+    except (OSError, ValueError):
         return 0
-    for line in lines:
-        fields = line.split(" - ", 1)
-        if len(fields) != 2 or not fields[1].startswith("tmpfs "):
-            continue
-        parts = fields[0].split()
-        if len(parts) < 5 or parts[3] != "/":  # a folder bound in (its root is a path below the file system's)
-            continue
-        try:
-            st = os.statvfs(f"/proc/{pid}/root{parts[4]}")
-        except OSError:
-            continue
-        total += (st.f_blocks - st.f_bfree) * st.f_frsize
-    return total
+    return max(0, (st.f_blocks - st.f_bfree) * st.f_frsize)
 
 
 def used(pids: list[int], rss_of) -> int:
     """The memory the processes PIDS hold together (see the module's text); RSS_OF(pid) for a process whose
     smaps cannot be read."""
-    host = _namespace(os.getpid())
+    here = set(tmpfs_mounts("self"))
     private = shmem_mapped = 0
-    files: dict[tuple[int, int], int] = {}
-    namespaces: dict[str, int] = {}
+    own: dict[bytes, tuple[int, bytes]] = {}  # a tmpfs of the run's own: device → (a pid that sees it, where)
+    namespaces = set()
     for pid in pids:
         pss = _pss(pid)
         if pss is None:
@@ -78,22 +95,15 @@ def used(pids: list[int], rss_of) -> int:
         else:
             private += pss[0] - pss[1]
             shmem_mapped += pss[1]
-        ns = _namespace(pid)
-        sandboxed = ns is not None and ns != host
-        if sandboxed:
-            namespaces.setdefault(ns, pid)
         try:
-            entries = list(os.scandir(f"/proc/{pid}/fd"))
+            namespace = os.readlink(f"/proc/{pid}/ns/mnt")
         except OSError:
             continue
-        for entry in entries:
-            try:
-                target = os.readlink(entry.path)
-                if not target.startswith(_SHARED_PREFIXES) or (sandboxed and target.startswith("/dev/shm/")):
-                    continue  # (a sandbox's /dev/shm is its own tmpfs, counted whole below)
-                st = os.stat(entry.path)
-            except OSError:
-                continue
-            files[(st.st_dev, st.st_ino)] = st.st_blocks * 512
-    shared = sum(files.values()) + sum(_own_tmpfs_bytes(pid) for pid in namespaces.values())
-    return private + max(shmem_mapped, shared)
+        if namespace in namespaces:
+            continue
+        namespaces.add(namespace)
+        for device, mount_point in tmpfs_mounts(pid).items():
+            if device not in here:
+                own.setdefault(device, (pid, mount_point))
+    held = sum(_used_bytes(pid, mount_point) for pid, mount_point in own.values())
+    return private + max(shmem_mapped, held)

@@ -14,6 +14,7 @@ account that runs the harness and use the network; such runs are marked ``isolat
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import resource
@@ -36,6 +37,7 @@ from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread
 SDK_PATH = resources.SESSION_SDK
 # A run's environment in words (Handle.environment) names what is its own: scoring.loader_probe reads these marks
 ERA_MARK, SESSION_ENV_MARK = " + era ", " + session environment "
+log = logging.getLogger("harness.runtime.process")
 _CHECK_EVERY = 0.25  # seconds between memory/log checks
 
 
@@ -148,7 +150,8 @@ class ProcessHandle(Handle):
             return []
 
     def _memory_used(self) -> int:
-        """What the run holds (runtime.memory_use): shared memory, tmpfs and memfds included."""
+        """What the run holds (runtime.memory_use: its shared memory and its sandbox's tmpfs included); resident
+        memory alone should that measurement fail in a way its own guards did not foresee."""
         tree = {p.pid: p for p in self._tree()}
 
         def rss_of(pid):
@@ -156,7 +159,11 @@ class ProcessHandle(Handle):
                 return tree[pid].memory_info().rss
             except psutil.Error:
                 return 0
-        return memory_use.used(list(tree), rss_of)
+        try:
+            return memory_use.used(list(tree), rss_of)
+        except Exception:  # noqa: BLE001 - the run's own shapes must never stop the scheduler that watches it
+            log.exception("measuring run %s's memory failed; counting resident memory", self.spec.run_id)
+            return sum(rss_of(pid) for pid in tree)
 
     def _enforce_limits(self) -> None:
         spec = self.spec
@@ -168,8 +175,8 @@ class ProcessHandle(Handle):
             return
         self._last_check = now
         if spec.memory and self.group is None and self._memory_used() > spec.memory:  # (a cgroup: the kernel's)
-            self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory, "
-                                           f"tmpfs and memfd)")
+            self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory and "
+                                           f"its tmpfs)")
             return
         truncate_log(spec.log_path, spec.max_log_bytes)
 

@@ -74,7 +74,7 @@ def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None
     """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. ROOT:
     an era's root filesystem (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this
     machine's system and interpreter."""
-    cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--uid", NOBODY, "--gid", NOBODY,
+    cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--uid", NOBODY, "--gid", NOBODY,
            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
     if network:
         cmd.append("--share-net")
@@ -111,7 +111,7 @@ def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]
     for m in sorted(spec.mounts, key=lambda m: m.target.count("/")):  # parents before what is placed inside
         cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]
-    cmd += ["--chdir", "/app", "--"]
+    cmd += ["--remount-ro", "/", "--chdir", "/app", "--"]  # (last: a root the run cannot fill, nothing to mount)
     return cmd + argv
 
 
