@@ -1,10 +1,9 @@
 """`#nsml: IMAGE` runs an image as it is only where the organizers allow it ([docker] images, the task's image, the
 default one): an image kept on the machine for something else is not the participants' to open, and whether an
 image is on the machine is not something a `run` can ask."""
-import os
-
 import pytest
 from helpers import participant
+from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.settings import load_settings
 from harness.runtime.images import usable
@@ -38,13 +37,8 @@ def test_usable_names():
 
 
 @pytest.fixture
-def secret_image():
-    from harness.runtime.docker_runtime import client, engine_answers
-    if not engine_answers():
-        if os.environ.get("CI"):
-            pytest.fail("CI must provide a Docker engine (scripts/setup-docker.sh)")
-        pytest.skip("no Docker engine answers (scripts/setup-docker.sh starts one)")
-    c = client()
+def secret_image(docker_client):  # noqa: F811
+    c = docker_client
     base = c.images.get("nsml-harness/session:latest")
     container = c.containers.create(base.id, command=["true"], user="0:0")
     try:  # an organizer's image with something in it the participants must not read
