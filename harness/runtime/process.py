@@ -204,7 +204,8 @@ class ProcessHandle(Handle):
             self._outcome = Outcome(status, reason, code, message)
         elif oom:
             self._outcome = Outcome(RunStatus.FAILED, FailureReason.OOM, code,
-                                    f"memory limit of {self.spec.memory} bytes exceeded (counting tmpfs, shm and memfd)")
+                                    f"memory limit of {self.spec.memory} bytes exceeded (counting tmpfs, shm and "
+                                    f"memfd)")
         elif code == 0:
             self._outcome = Outcome(RunStatus.SUCCEEDED, None, 0, "")
         else:

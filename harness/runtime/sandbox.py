@@ -42,6 +42,20 @@ def works() -> bool:
     return proc.returncode == 0
 
 
+@lru_cache(maxsize=None)
+def _no_nested_namespaces() -> list[str]:
+    """`--disable-userns` where this bwrap has it (0.8.0 and later): the run may make no user namespace of its own
+    (to mount a tmpfs the harness's memory measure would not find, runtime.memory_use). Older bwraps run without
+    it, and the threat model says what that leaves."""
+    path = bwrap_path()
+    try:
+        proc = subprocess.run([path, "--ro-bind", "/", "/", "--unshare-all", "--unshare-user", "--disable-userns",
+                               "--die-with-parent", "true"], capture_output=True, timeout=20)
+    except (OSError, TypeError, subprocess.TimeoutExpired):
+        return []
+    return ["--disable-userns"] if proc.returncode == 0 else []
+
+
 def _python_roots() -> list[str]:
     """Folders the interpreter needs, outside the system folders (a venv, a pyenv or /opt install)."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix,
@@ -74,7 +88,7 @@ def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None
     """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. ROOT:
     an era's root filesystem (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this
     machine's system and interpreter."""
-    cmd = [bwrap_path(), "--unshare-all", "--unshare-user", "--disable-userns", "--uid", NOBODY, "--gid", NOBODY,
+    cmd = [bwrap_path(), "--unshare-all", "--unshare-user", *_no_nested_namespaces(), "--uid", NOBODY, "--gid", NOBODY,
            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
     if network:
         cmd.append("--share-net")
