@@ -2,7 +2,7 @@
 environment and the `Handle` poll/wait/status/cancel/logs/exit_fd/close it returns; `RunSpec`), process (a
 process group, in a bubblewrap sandbox via sandbox), docker_runtime (a container), images (the session image),
 environments (per-session virtualenvs from requirements.txt), gpus (inventory and allocation), disk_limits,
-entry_flags (which of NSML's flags an entry accepts).
+memory_use (a run's memory where it has no control group), entry_flags (which of NSML's flags an entry accepts).
 May import: core.
 
 Runtimes by name: a dict of built-ins, plus the `harness.runtimes` entry point group, plus `[runtimes]` in
