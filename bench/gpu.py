@@ -132,7 +132,9 @@ def run_check(out: Path, budget: float | None) -> int:
     size = SIZES[gpu]
     root = Path(tempfile.mkdtemp(prefix="gpu-check."))
     (root / "harness.toml").write_text(("" if gpu else "gpus = 1  # the stand-in: a declared one-GPU inventory\n") +
-                                       '[process]\nsandbox = "none"  # as on a GPU machine here: no bubblewrap\n')
+                                       '[process]\nsandbox = "none"  # as on a GPU machine here: no bubblewrap\n'
+                                       f'[limits]\nrun_memory_bytes = {int(size["memory"][:-1]) << 30}  # what the '
+                                       f'session asks (--memory {size["memory"]}), whatever share of this machine\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith("HARNESS_")}
     env.update(HARNESS_HOME=str(root), PYTHONUNBUFFERED="1")
     check = Check(root, env, budget or BUDGET[gpu])
