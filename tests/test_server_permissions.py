@@ -37,7 +37,7 @@ MATRIX = [
     ("submission_info", {"sub_id": 1}, {}),
     ("wait_submission", {"sub_id": 1, "timeout": 0}, {}),
     ("infer_log", {"sub_id": 1}, {OWN: 403}),  # a real submit's log: organizers only
-    ("select_submissions", {"ids": [1]}, {OTHER: 400, OWN: 400, ORG: 400}),  # in no round
+    ("select_submissions", {"ids": [1]}, {OTHER: 404, OWN: 400, ORG: 404}),  # in no round; not yours: as if none
     ("remove_checkpoints", {"session": S, "pattern": "{ck}"}, {}),
     ("list_tasks", {}, {}),
     ("board", {"task": "tiny"}, {}),
