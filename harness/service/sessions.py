@@ -104,10 +104,11 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     entry = check_entry(src, entry)  # never absolute or climbing: the scheduler reads it to plan the run
     argv = parse_args(args)
-    with h.tx() as db:  # refused before anything is built: the options, the round's gate, the queue limit
+    def admit(db):  # refused before anything is built: the options, the round's gate, the queue limit
         task = h.task(db, task_name)
         _admit(h, db, task, _new_run(h, task, opts))
-        source_builds, task_image = h.manifest(task).source_builds, h.manifest(task).image
+        return h.manifest(task).source_builds, h.manifest(task).image
+    source_builds, task_image = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
