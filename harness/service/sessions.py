@@ -46,15 +46,13 @@ def _new_run(h: Harness, task, opts: RunOptions) -> Run:
 
 
 def _admit(h: Harness, db, task, run: Run):
-    """May the caller queue RUN as a session of TASK now: its round's gate, the round's GPU rule and the user's
-    queue limit (the same checks, in the same order, before an environment is built and again as it queues).
-    Returns the user; sets the run's team."""
+    """May the caller queue RUN as a session of TASK now: its round's gate and the round's GPU rule (checked before
+    an environment is built, with the queue limit, and again as it queues). Returns the user; sets the run's team."""
     user = h.user(db)
     admitted = gate(h, db, user, task.name, "a session")
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
-    check_queue_limit(h.settings, db, user.id)
     return user
 
 
@@ -106,7 +104,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     argv = parse_args(args)
     def admit(db):  # refused before anything is built: the options, the round's gate, the queue limit
         task = h.task(db, task_name)
-        _admit(h, db, task, _new_run(h, task, opts))
+        check_queue_limit(h.settings, db, _admit(h, db, task, _new_run(h, task, opts)).id)  # (queue_run's, later)
         return h.manifest(task).source_builds, h.manifest(task).image
     source_builds, task_image = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
