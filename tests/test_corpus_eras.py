@@ -267,11 +267,10 @@ def test_a_gpu_run_in_an_era_gets_this_machines_driver(tmp_path, monkeypatch):
     lib = tmp_path / "libcuda.so.1"
     lib.write_text("")
     monkeypatch.setattr(sandbox, "driver_libraries", lambda: [lib])
-    monkeypatch.setattr(sandbox, "gpu_devices", lambda: ["/dev/nvidia0"])
     era_root = tmp_path / "rootfs"
-    cmd = sandbox.base_command(False, tmp_path / "tmp", gpus=True, root=era_root)
+    cmd = sandbox.base_command(False, tmp_path / "tmp", gpu_ids=[0], root=era_root)
     assert ["--ro-bind-try", str(lib), f"{sandbox.DRIVER_TARGET}/libcuda.so.1"] == cmd[cmd.index(str(lib)) - 1:][:3]
     assert ["--dev-bind-try", "/dev/nvidia0", "/dev/nvidia0"] == cmd[cmd.index("/dev/nvidia0") - 1:][:3]
     assert ["--ro-bind-try", f"{era_root}/usr", "/usr"] == cmd[cmd.index(f"{era_root}/usr") - 1:][:3]
-    cpu_only = sandbox.base_command(False, tmp_path / "tmp", gpus=False, root=era_root)
+    cpu_only = sandbox.base_command(False, tmp_path / "tmp", gpu_ids=[], root=era_root)
     assert str(lib) not in cpu_only and "/dev/nvidia0" not in cpu_only

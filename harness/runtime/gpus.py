@@ -53,6 +53,26 @@ def _driver_models() -> tuple[str, ...]:
                      for i in range(int(nvml.nvmlDeviceGetCount())))
 
 
+@lru_cache(maxsize=1)
+def _driver_minors() -> tuple[int, ...]:
+    """Each device's minor number (its /dev/nvidiaN), by NVML index (none without a driver)."""
+    with _nvml() as nvml:
+        if nvml is None:
+            return ()
+        try:
+            return tuple(int(nvml.nvmlDeviceGetMinorNumber(nvml.nvmlDeviceGetHandleByIndex(i)))
+                         for i in range(int(nvml.nvmlDeviceGetCount())))
+        except Exception:  # noqa: BLE001 - no minors read: the index is the usual minor
+            return ()
+
+
+def device_minor(index: int) -> int:
+    """The minor number of the device the inventory calls INDEX: NVML's, or the index itself where NVML cannot
+    say (a declared count, no driver)."""
+    minors = _driver_minors()
+    return minors[index] if 0 <= index < len(minors) else index
+
+
 def model_name(raw) -> str:
     """A device's name as the driver gives it, as one line of printable text (at most 80 characters)."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else str(raw)

@@ -60,7 +60,7 @@ def sandbox_env(spec: RunSpec, base: dict[str, str], tmp: Path) -> dict[str, str
     env = {k: base[k] for k in KEPT_IN_SANDBOX if k in base}
     env.update(target_env(spec, sandbox.all_mounts(spec, tmp, SDK_PATH)))
     env.update(thread_env(spec.cpus))
-    env.update(gpu_env(spec.gpu_ids))
+    env.update(gpu_env(sandbox.visible_gpus(spec.gpu_ids)))
     env.update(PYTHONPATH=sandbox.SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp",
                TMPDIR="/tmp", USER="nobody")
     return env

@@ -12,9 +12,11 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from . import gpus
 from .base import Mount, RunSpec
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
@@ -63,8 +65,19 @@ def _python_roots() -> list[str]:
     return sorted(r for r in roots if r and not any(r == d or r.startswith(d + "/") for d in SYSTEM_DIRS))
 
 
-def gpu_devices() -> list[str]:
-    return sorted(str(p) for p in Path("/dev").glob("nvidia*"))
+HOST_DEV = Path("/dev")
+# The driver's shared nodes every CUDA process opens; /dev/nvidia-caps (MIG configuration) is never bound
+GPU_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+
+
+def gpu_devices(ids: Sequence[int]) -> list[tuple[str, str]]:
+    """(host path, path in the sandbox) of the device nodes a run given the GPUs IDS (inventory indices) may
+    open: the driver's shared nodes and /dev/nvidiaN of its own devices only — a run that ignores
+    CUDA_VISIBLE_DEVICES cannot reach another run's GPU. None for a run without GPUs."""
+    if not ids:
+        return []
+    names = [*GPU_CONTROL_NODES, *(f"nvidia{gpus.device_minor(i)}" for i in ids)]
+    return [(str(HOST_DEV / name), f"/dev/{name}") for name in names]
 
 
 DRIVER_TARGET = "/opt/nvidia-driver"  # where an era's run finds this machine's NVIDIA driver libraries
@@ -84,10 +97,11 @@ def driver_libraries() -> list[Path]:
     return list(found.values())
 
 
-def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None = None) -> list[str]:
-    """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. ROOT:
-    an era's root filesystem (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this
-    machine's system and interpreter."""
+def base_command(network: bool, tmp: Path, gpu_ids: Sequence[int] = (), root: Path | None = None) -> list[str]:
+    """bwrap with namespaces, the system and the interpreter read-only, and TMP as /tmp; mounts go after. GPU_IDS:
+    the run's devices (the sandbox numbers them from 0, see `visible_gpus`). ROOT: an era's root filesystem
+    (harness.runtime.eras) as the system, its /etc and its /opt/era, in place of this machine's system and
+    interpreter."""
     cmd = [bwrap_path(), "--unshare-all", "--unshare-user", *_no_nested_namespaces(), "--uid", NOBODY, "--gid", NOBODY,
            "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--hostname", "nsml"]
     if network:
@@ -100,9 +114,9 @@ def base_command(network: bool, tmp: Path, gpus: bool = False, root: Path | None
     if root is not None and network:
         cmd += ["--ro-bind-try", "/etc/resolv.conf", "/etc/resolv.conf"]  # this machine's resolver
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    if gpus:
-        for dev in gpu_devices():
-            cmd += ["--dev-bind-try", dev, dev]
+    if gpu_ids:
+        for host, target in gpu_devices(gpu_ids):
+            cmd += ["--dev-bind-try", host, target]
         if root is not None:
             for lib in driver_libraries():
                 cmd += ["--ro-bind-try", str(lib), f"{DRIVER_TARGET}/{lib.name}"]
@@ -119,7 +133,7 @@ def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list
             root: Path | None = None) -> list[str]:
     """The bwrap command line that runs ARGV for SPEC (EXTRA_RO: more host folders, read-only at their paths —
     a session's own Python environment; ROOT: an era's root filesystem as the system)."""
-    cmd = base_command(spec.network, tmp, gpus=bool(spec.gpu_ids), root=root)
+    cmd = base_command(spec.network, tmp, gpu_ids=spec.gpu_ids, root=root)
     for path in extra_ro:
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]
@@ -127,6 +141,12 @@ def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list
         cmd += ["--ro-bind" if m.read_only else "--bind", str(m.host.resolve()), m.target]
     cmd += ["--remount-ro", "/", "--chdir", "/app", "--"]  # (last: a root the run cannot fill, nothing to mount)
     return cmd + argv
+
+
+def visible_gpus(gpu_ids: Sequence[int]) -> range:
+    """The numbers a sandboxed run's CUDA gives its devices: only its own nodes are there, and CUDA numbers the
+    devices it can open from 0 (as in a container, or a Slurm job whose devices are constrained)."""
+    return range(len(gpu_ids))
 
 
 def all_mounts(spec: RunSpec, tmp: Path, sdk: Path) -> list[Mount]:
