@@ -178,15 +178,38 @@ class Usage:
     size: int = 0
     allocated: int = 0
     entries: int = 0
-    complete: bool = True  # False: the entry or time bound was reached first
+    complete: bool = True  # False: a bound was reached first (`why` says which)
+    why: str = ""
+    moved: bool = False  # an entry listed in a folder was gone by the time it was measured
+
+
+MAX_DEPTH = 100  # folders deep a measured tree may go (each level holds one descriptor while it is walked)
+WALKS_WHEN_MOVING = 3  # walks of a tree whose entries move under each one before it counts as unmeasurable
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage:
-    """Sizes under PATH (a real folder, not a link to one). Hard-linked files count once; links are not followed."""
-    out = Usage()
+    """Sizes under PATH (a real folder, not a link to one). Hard-linked files count once; links are not followed.
+
+    The tree may be written while it is measured, by a run that wants it measured small: a folder is opened
+    (relative to its parent's descriptor) the moment it is listed and walked before its siblings, so renaming
+    it later hides nothing; an entry that is gone between its listing and its measuring (renamed, or deleted)
+    makes the walk start over — up to WALKS_WHEN_MOVING walks, the largest kept — and a tree whose entries move
+    under every walk is not measured (`complete` False), as one past the entry bound."""
     deadline = time.monotonic() + seconds
-    seen: set[tuple[int, int]] = set()
-    stack = [str(path)]
+    best = Usage()
+    for _ in range(WALKS_WHEN_MOVING):
+        out = _walk(path, max_entries, deadline)
+        if not out.complete or not out.moved:
+            return out
+        if out.allocated + out.size > best.allocated + best.size:
+            best = out
+    best.complete, best.why = False, "files and folders moved while they were measured, every time"
+    return best
+
+
+def _walk(path: Path, max_entries: int, deadline: float) -> Usage:
+    out = Usage()
     try:
         st = os.lstat(path)
     except FileNotFoundError:
@@ -194,31 +217,60 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
     if not stat.S_ISDIR(st.st_mode):
         out.size, out.allocated, out.entries = st.st_size, st.st_blocks * 512, 1
         return out
-    while stack:
-        try:
-            it = os.scandir(stack.pop())
-        except OSError:
-            continue
-        with it:
-            for entry in it:
-                out.entries += 1
-                if out.entries > max_entries or time.monotonic() > deadline:
-                    out.complete = False
+    seen: set[tuple[int, int]] = set()
+    try:
+        top = os.open(path, _DIR_FLAGS)
+    except OSError:
+        out.moved = True
+        return out
+    stack = [(top, os.scandir(top))]
+    try:
+        while stack:
+            fd, listing = stack[-1]
+            entry = next(listing, None)
+            if entry is None:
+                stack.pop()
+                listing.close()
+                os.close(fd)
+                continue
+            out.entries += 1
+            if out.entries > max_entries:
+                out.complete, out.why = False, f"over {max_entries} files and folders"
+                return out
+            if time.monotonic() > deadline:
+                out.complete, out.why = False, "too slow to walk"
+                return out
+            try:
+                est = entry.stat(follow_symlinks=False)
+            except OSError:
+                out.moved = True
+                continue
+            if stat.S_ISDIR(est.st_mode):
+                if len(stack) >= MAX_DEPTH:
+                    out.complete, out.why = False, f"folders over {MAX_DEPTH} deep"
                     return out
                 try:
-                    est = entry.stat(follow_symlinks=False)
+                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
                 except OSError:
+                    out.moved = True
                     continue
-                if stat.S_ISDIR(est.st_mode):
-                    stack.append(entry.path)
+                try:
+                    stack.append((child, os.scandir(child)))
+                except OSError:
+                    os.close(child)
+                    out.moved = True
+                continue
+            if est.st_nlink > 1 or est.st_size >= 1 << 16:  # a hard link, or a file renamed across folders
+                key = (est.st_dev, est.st_ino)                 # during the walk: once (small ones may count twice)
+                if key in seen:
                     continue
-                key = (est.st_dev, est.st_ino)
-                if est.st_nlink > 1:
-                    if key in seen:
-                        continue
-                    seen.add(key)
-                out.size += est.st_size
-                out.allocated += est.st_blocks * 512
+                seen.add(key)
+            out.size += est.st_size
+            out.allocated += est.st_blocks * 512
+    finally:
+        for fd, listing in stack:
+            listing.close()
+            os.close(fd)
     return out
 
 

@@ -86,7 +86,7 @@ def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected) 
         return
     used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, CHECKPOINT_SCAN_SECONDS)
     if not used.complete:
-        out.refuse(f"checkpoint refused: {name!r} has over {MAX_CHECKPOINT_ENTRIES} entries")
+        out.refuse(f"checkpoint refused: {name!r} cannot be measured: {used.why}")
         return
     out.events.append((ckpt, used.size))
 

@@ -36,7 +36,7 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
         for path in group.paths:
             used = usage(path, MAX_ENTRIES - entries, SCAN_SECONDS)
             if not used.complete:
-                return (f"{', '.join(p.name for p in group.paths)} hold over {MAX_ENTRIES} files and folders "
+                return (f"{', '.join(p.name for p in group.paths)} cannot be measured: {used.why} "
                         f"({group.setting} cannot be checked)")
             total += max(used.allocated, used.size)  # a sparse file counts at the size a copy of it writes
             entries += used.entries

@@ -1,0 +1,102 @@
+"""Disk use is measured by walking a run's folders while the run may be writing them, to be measured small.
+
+The run's dodge: keep renaming a big folder (or file) to new names, so that a walk that lists a name and looks
+at it later finds it gone. The invariant: every measure of such a tree is at least what the tree holds, or says
+it cannot be measured (which cancels the run as `disk_quota`) — never a measure that leaves the bytes out."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from harness.core import safefs
+from harness.runtime.disk_limits import DiskLimit, over_limit
+
+BIG = 4 << 20
+
+RENAMER = """
+import os, sys, itertools
+folder, name = sys.argv[1], sys.argv[2]
+current = os.path.join(folder, name)
+open(os.path.join(folder, 'ready'), 'w').close()
+for i in itertools.count():
+    new = os.path.join(folder, f'{name}-{i}')
+    os.rename(current, new)
+    current = new
+"""
+
+
+@pytest.fixture
+def renaming(tmp_path):
+    procs = []
+
+    def start(folder, name):
+        proc = subprocess.Popen([sys.executable, "-c", RENAMER, str(folder), name])
+        procs.append(proc)
+        deadline = time.monotonic() + 30
+        while not (folder / "ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def big_file(path):
+    with open(path, "wb") as f:
+        f.write(os.urandom(BIG))
+
+
+@pytest.mark.parametrize("what", ["folder", "file"])
+def test_a_tree_renamed_under_the_walk_is_never_measured_small(tmp_path, renaming, what):
+    tree = tmp_path / "checkpoints"
+    (tree / "a" / "b").mkdir(parents=True)
+    for i in range(300):  # siblings to walk past while the renames go on
+        (tree / "a" / f"small{i}").write_text("x")
+    if what == "folder":
+        (tree / "a" / "b" / "moving" / "deep").mkdir(parents=True)
+        big_file(tree / "a" / "b" / "moving" / "deep" / "weights.bin")
+        renaming(tree / "a" / "b", "moving")
+    else:
+        big_file(tree / "a" / "b" / "weights.bin")
+        renaming(tree / "a" / "b", "weights.bin")
+    for _ in range(40):
+        used = safefs.usage(tree, seconds=5)
+        assert used.size >= BIG or (not used.complete and "moved" in used.why), used
+    limit = DiskLimit([tree], BIG // 2, "limits.checkpoint_bytes")
+    assert all(over_limit([limit]) for _ in range(10))  # over the limit, or not measurable: cancelled either way
+
+
+def test_a_still_tree_is_measured_exactly(tmp_path):
+    tree = tmp_path / "t"
+    (tree / "x" / "y").mkdir(parents=True)
+    big_file(tree / "x" / "y" / "w.bin")
+    os.link(tree / "x" / "y" / "w.bin", tree / "x" / "again.bin")  # a hard link counts once
+    (tree / "x" / "note").write_text("hello")
+    (tree / "link").symlink_to("/usr")  # not followed
+    used = safefs.usage(tree)
+    assert used.complete and not used.moved
+    assert used.size == BIG + 5 + len("/usr") and used.entries == 6
+
+
+def test_bounds_say_which_one_was_reached(tmp_path):
+    deep = tmp_path / "deep"
+    deep.mkdir()
+    fd = os.open(deep, os.O_RDONLY)
+    for _ in range(safefs.MAX_DEPTH + 5):  # made relative to each other: deeper than any path a run would name
+        os.mkdir("d", dir_fd=fd)
+        fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
+        os.close(old)
+    os.close(fd)
+    used = safefs.usage(deep)
+    assert not used.complete and f"over {safefs.MAX_DEPTH} deep" in used.why
+    wide = tmp_path / "wide"
+    wide.mkdir()
+    for i in range(50):
+        (wide / str(i)).write_text("")
+    used = safefs.usage(wide, max_entries=20)
+    assert not used.complete and "over 20 files and folders" in used.why
+    message = over_limit([DiskLimit([wide], 1 << 30, "limits.scratch_bytes")])
+    assert message is None  # (the default entry bound is far above 50)
