@@ -100,3 +100,22 @@ def test_bounds_say_which_one_was_reached(tmp_path):
     assert not used.complete and "over 20 files and folders" in used.why
     message = over_limit([DiskLimit([wide], 1 << 30, "limits.scratch_bytes")])
     assert message is None  # (the default entry bound is far above 50)
+
+
+def test_a_folder_made_unreadable_makes_the_tree_unmeasurable(tmp_path, monkeypatch):
+    """A harness that is not root cannot open a folder its run made `chmod 000` (root can: the open is refused
+    here as it would be there)."""
+    import errno
+    tree = tmp_path / "t"
+    (tree / "hidden").mkdir(parents=True)
+    big_file(tree / "hidden" / "w.bin")
+    real_open = os.open
+
+    def as_a_user(path, flags, *args, **kwargs):
+        if path == "hidden":
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(safefs.os, "open", as_a_user)
+    used = safefs.usage(tree)
+    assert not used.complete and "'hidden' cannot be read (Permission denied)" in used.why
+    assert "cannot be measured: 'hidden' cannot be read" in over_limit([DiskLimit([tree], 1 << 30, "x")])

@@ -208,6 +208,19 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
     return best
 
 
+MOVED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)  # gone, or replaced by a link or a file, since it was listed
+
+
+def _unreadable(error: OSError, name: str, out: Usage) -> bool:
+    """Note why an entry could not be measured: moved (the walk goes on, and is walked again), or unreadable —
+    a folder its writer made unreadable hides what it holds, so the tree cannot be measured (True)."""
+    if error.errno in MOVED:
+        out.moved = True
+        return False
+    out.complete, out.why = False, f"{name!r} cannot be read ({os.strerror(error.errno or 0)})"
+    return True
+
+
 def _walk(path: Path, max_entries: int, deadline: float) -> Usage:
     out = Usage()
     try:
@@ -242,8 +255,9 @@ def _walk(path: Path, max_entries: int, deadline: float) -> Usage:
                 return out
             try:
                 est = entry.stat(follow_symlinks=False)
-            except OSError:
-                out.moved = True
+            except OSError as e:
+                if _unreadable(e, entry.name, out):
+                    return out
                 continue
             if stat.S_ISDIR(est.st_mode):
                 if len(stack) >= MAX_DEPTH:
@@ -251,14 +265,16 @@ def _walk(path: Path, max_entries: int, deadline: float) -> Usage:
                     return out
                 try:
                     child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
-                except OSError:
-                    out.moved = True
+                except OSError as e:
+                    if _unreadable(e, entry.name, out):
+                        return out
                     continue
                 try:
                     stack.append((child, os.scandir(child)))
-                except OSError:
+                except OSError as e:
                     os.close(child)
-                    out.moved = True
+                    if _unreadable(e, entry.name, out):
+                        return out
                 continue
             if est.st_nlink > 1 or est.st_size >= 1 << 16:  # a hard link, or a file renamed across folders
                 key = (est.st_dev, est.st_ino)                 # during the walk: once (small ones may count twice)
