@@ -236,3 +236,36 @@ p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.pars
 print("unshare", subprocess.run(["unshare", "-Ur", "true"]).returncode, flush=True)
 """)
     assert "unshare 1" in cli("logs", run_session(cli, folder)).stdout
+
+
+def test_a_team_takes_turns_as_one_and_the_cap_counts_users(state_root):
+    """A contest's team of two (alice, carol) queue two runs each, bob (on his own) two: the turns go team, bob,
+    team, bob... — not alice, bob, carol, alice, ... (a team of k served k times as often); the per-user cap still
+    counts each member's own runs."""
+    from harness.core.enums import RunKind, RunStatus
+    from harness.scheduler.fair_share import Turns
+    from harness.store.models import Contest, Run, Session, Task, Team, User
+    h = Harness(load_settings())
+    with h.tx() as db:
+        task = Task(name="t", path="/nowhere")
+        contest = Contest(name="c")
+        users = {n: User(name=n) for n in ("alice", "carol", "bob")}
+        db.add_all([task, contest, *users.values()])
+        db.flush()
+        team = Team(contest_id=contest.id, name="ac")
+        db.add(team)
+        db.flush()
+        runs = []
+        for n, who in enumerate(["alice", "alice", "carol", "carol", "bob", "bob"]):
+            run = Run(kind=RunKind.TRAIN, status=RunStatus.QUEUED, team_id=team.id if who != "bob" else None)
+            db.add(run)
+            db.flush()
+            db.add(Session(name=f"{who}/t/{n}", number=n, user_id=users[who].id, task_id=task.id, run_id=run.id,
+                           entry="main.py", dir="/nowhere"))
+            runs.append(run)
+        db.flush()
+        turns = Turns(db, runs, cap=1, served={})
+        owner = {r.id: who for r, who in zip(runs, ["alice", "alice", "carol", "carol", "bob", "bob"])}
+        assert [owner[r.id] for r in turns.order] == ["alice", "bob", "alice", "bob", "carol", "carol"]
+        turns.started(runs[0])  # alice's first: alice is at her cap, carol (same team) is not
+        assert turns.held(runs[1]) and not turns.held(runs[2])

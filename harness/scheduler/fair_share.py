@@ -12,7 +12,9 @@ scheduler's own memory (a new scheduler starts with everyone never served).
 `limits.running_per_user` (no cap unless set) caps the runs one user may have running at once: the owner's runs
 past it wait, whatever the free slots, with a message that says why; only the runs actually started count.
 
-The owner of a run is the user of its session or its submission; a run of neither (none today) is its own owner.
+The turn is a team's where the run belongs to a contest's team (the unit that competes: a team of three takes
+turns as one, not three times as often as someone on their own), else its user's: the user of its session or its
+submission; a run of neither (none today) is its own owner. The cap counts a user's runs, in a team or not.
 Each pass reads the queued runs' owners and the running runs' owners by index, never the whole history.
 """
 from __future__ import annotations
@@ -40,20 +42,31 @@ def owners(db, run_ids: list[int]) -> dict[int, int]:
     return found
 
 
+def turn_of(run_id: int, team_id: int | None, user_of: dict[int, int]) -> object:
+    """Whose turn a run takes: its team's, else its user's, else its own."""
+    if team_id is not None:
+        return ("team", team_id)
+    user = user_of.get(run_id)
+    return ("user", user) if user is not None else ("run", run_id)
+
+
 class Turns:
     """One pass of the scheduler over QUEUED: `order` to offer them in, `held(run)` to ask whether the cap holds a
-    run back, `started(run)` once a run is started. SERVED (owner → when last served) is the caller's, kept
+    run back, `started(run)` once a run is started. SERVED (turn → when last served) is the caller's, kept
     between passes."""
 
     def __init__(self, db, queued: list[Run], cap: int | None, served: dict):
         self.cap, self.served = cap, served
         self.owner_of = owners(db, [r.id for r in queued])
-        running = db.scalars(select(Run.id).where(Run.status == RunStatus.RUNNING)).all()
-        self.running = Counter(owners(db, list(running)).values())
+        self.turn_of = {r.id: turn_of(r.id, r.team_id, self.owner_of) for r in queued}
+        running = db.execute(select(Run.id, Run.team_id).where(Run.status == RunStatus.RUNNING)).all()
+        running_users = owners(db, [run_id for run_id, _ in running])
+        self.running = Counter(running_users.values())  # by user, for the cap
+        self.turns_running = Counter(turn_of(run_id, team, running_users) for run_id, team in running)
         waiting: dict[object, list[Run]] = defaultdict(list)
         for run in sorted(queued, key=lambda r: r.id):
-            waiting[self.owner_of.get(run.id, ("run", run.id))].append(run)
-        turns = [(self.running[owner], served.get(owner, -1), runs[0].id, owner) for owner, runs in waiting.items()]
+            waiting[self.turn_of[run.id]].append(run)
+        turns = [(self.turns_running[turn], served.get(turn, -1), runs[0].id, turn) for turn, runs in waiting.items()]
         heapq.heapify(turns)  # (run ids are unique: owners are never compared)
         self.order: list[Run] = []
         while turns:
@@ -74,4 +87,6 @@ class Turns:
         owner = self.owner_of.get(run.id)
         if owner is not None:
             self.running[owner] += 1
-            self.served[owner] = next(_SERVED)
+        turn = self.turn_of.get(run.id, ("run", run.id))
+        self.turns_running[turn] += 1
+        self.served[turn] = next(_SERVED)
