@@ -1,6 +1,11 @@
 """User mistakes: one line on stderr naming the file, field or flag; exit code 2; no traceback."""
 import pytest
 from helpers import ORGANIZER, run_session
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from harness.core.errors import UserError
+from harness.core.sizes import parse_size
 
 
 def _one_line(r, *fragments):
@@ -78,3 +83,21 @@ def test_task_pack_not_in_layout(cli, tmp_path):
 def test_unknown_runtime(cli, tiny_task, nsml_folder):
     _one_line(cli("run", "-d", "tiny", "--runtime", "dockr", nsml_folder, code=2), "--runtime",
               "Did you mean 'docker'?")
+
+
+@given(st.one_of(st.text(max_size=60), st.from_regex(r"\s*[-+]?[0-9_.eE]{1,30}\s*[kKmMgGtTpP]?[iI]?[bB]?\s*")))
+@example("1e400G")
+@example("nan")
+@example("-1G")
+@example("0x10G")
+@example("١٢٣G")
+def test_a_size_is_in_bounds_or_one_line_naming_the_flag(text):
+    """`--memory`, `--shm-size` and `[limits] memory` go through one parser: a size between 1 MiB and 1 PiB, or
+    one short line naming the flag — never another exception, never a size outside the bounds."""
+    try:
+        value = parse_size(text, "--memory")
+    except UserError as e:
+        message = str(e)
+        assert message.startswith("--memory: ") and "\n" not in message and len(message) < 600
+        return
+    assert value is None if text == "" else (isinstance(value, int) and 1 << 20 <= value <= 1 << 50)

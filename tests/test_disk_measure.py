@@ -119,3 +119,4 @@ def test_a_folder_made_unreadable_makes_the_tree_unmeasurable(tmp_path, monkeypa
     used = safefs.usage(tree)
     assert not used.complete and "'hidden' cannot be read (Permission denied)" in used.why
     assert "cannot be measured: 'hidden' cannot be read" in over_limit([DiskLimit([tree], 1 << 30, "x")])
+
