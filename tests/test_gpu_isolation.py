@@ -60,3 +60,12 @@ def test_without_nvml_the_minor_number_is_the_index(monkeypatch):
     monkeypatch.setattr(gpus, "DRIVER_PATHS", ("/nonexistent/nvidiactl",))
     assert [gpus.device_minor(i) for i in range(3)] == [0, 1, 2]
     gpus._driver_minors.cache_clear()
+
+
+def test_a_driver_that_will_not_say_a_minor_number_gets_the_run_no_device_node(host_dev, tmp_path, monkeypatch):
+    """Guessing minor = index could hand the run another run's device; without NVML's word it gets none."""
+    monkeypatch.setattr(gpus, "_driver_minors", lambda: None)
+    assert seen(tmp_path, [1]) == {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}
+    monkeypatch.setattr(gpus, "_driver_minors", lambda: (3, 0))
+    assert gpus.device_minor(5) is None and gpus.device_minor(1) == 0
+

@@ -54,23 +54,29 @@ def _driver_models() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=1)
-def _driver_minors() -> tuple[int, ...]:
-    """Each device's minor number (its /dev/nvidiaN), by NVML index (none without a driver)."""
+def _driver_minors() -> tuple[int, ...] | None:
+    """Each device's minor number (its /dev/nvidiaN), by NVML index: () without a driver, None where a driver is
+    loaded but NVML would not say."""
+    if not any(os.path.exists(p) for p in DRIVER_PATHS):
+        return ()
     with _nvml() as nvml:
         if nvml is None:
-            return ()
+            return None
         try:
             return tuple(int(nvml.nvmlDeviceGetMinorNumber(nvml.nvmlDeviceGetHandleByIndex(i)))
                          for i in range(int(nvml.nvmlDeviceGetCount())))
-        except Exception:  # noqa: BLE001 - no minors read: the index is the usual minor
-            return ()
+        except Exception:  # noqa: BLE001
+            return None
 
 
-def device_minor(index: int) -> int:
-    """The minor number of the device the inventory calls INDEX: NVML's, or the index itself where NVML cannot
-    say (a declared count, no driver)."""
+def device_minor(index: int) -> int | None:
+    """The minor number of the device the inventory calls INDEX: NVML's; the index itself where there is no
+    driver (a declared count); None where a driver is loaded but its minor cannot be read — then the run gets no
+    device node rather than perhaps another run's (its CUDA finds no device: a failure that names itself)."""
     minors = _driver_minors()
-    return minors[index] if 0 <= index < len(minors) else index
+    if minors is None or (minors and not 0 <= index < len(minors)):
+        return None
+    return minors[index] if minors else index
 
 
 def model_name(raw) -> str:

@@ -76,7 +76,8 @@ def gpu_devices(ids: Sequence[int]) -> list[tuple[str, str]]:
     CUDA_VISIBLE_DEVICES cannot reach another run's GPU. None for a run without GPUs."""
     if not ids:
         return []
-    names = [*GPU_CONTROL_NODES, *(f"nvidia{gpus.device_minor(i)}" for i in ids)]
+    minors = [gpus.device_minor(i) for i in ids]
+    names = [*GPU_CONTROL_NODES, *(f"nvidia{minor}" for minor in minors if minor is not None)]
     return [(str(HOST_DEV / name), f"/dev/{name}") for name in names]
 
 
