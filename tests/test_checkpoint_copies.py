@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from harness.core import safefs
+from harness.core import safefs, tree_usage
 from harness.core.errors import UserError
 from harness.runtime.disk_limits import DiskLimit, over_limit
 
@@ -57,7 +57,7 @@ def test_a_sparse_checkpoint_counts_at_its_full_size_on_disk_and_in_a_pull(tmp_p
     ckpt.mkdir()
     _sparse(ckpt / "huge.bin", 1 << 30)  # 1 GiB that takes no disk
     (ckpt / "small.txt").write_text("kept")
-    assert safefs.usage(ckpt).allocated < 1 << 20
+    assert tree_usage.usage(ckpt).allocated < 1 << 20
     said = over_limit([DiskLimit([ckpt], 64 << 20, "limits.checkpoint_bytes")])
     assert said and "over the limit of 67108864 (limits.checkpoint_bytes)" in said
     skipped = safefs.copy_tree_safely(ckpt, tmp_path / "pulled", max_bytes=64 << 20)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness.core import safefs
+from harness.core import tree_usage
 from harness.runtime.disk_limits import DiskLimit, over_limit
 
 BIG = 4 << 20
@@ -63,7 +63,7 @@ def test_a_tree_renamed_under_the_walk_is_never_measured_small(tmp_path, renamin
         big_file(tree / "a" / "b" / "weights.bin")
         renaming(tree / "a" / "b", "weights.bin")
     for _ in range(40):
-        used = safefs.usage(tree, seconds=5)
+        used = tree_usage.usage(tree, seconds=5)
         assert used.size >= BIG or (not used.complete and "moved" in used.why), used
     limit = DiskLimit([tree], BIG // 2, "limits.checkpoint_bytes")
     assert all(over_limit([limit]) for _ in range(10))  # over the limit, or not measurable: cancelled either way
@@ -76,7 +76,7 @@ def test_a_still_tree_is_measured_exactly(tmp_path):
     os.link(tree / "x" / "y" / "w.bin", tree / "x" / "again.bin")  # a hard link counts once
     (tree / "x" / "note").write_text("hello")
     (tree / "link").symlink_to("/usr")  # not followed
-    used = safefs.usage(tree)
+    used = tree_usage.usage(tree)
     assert used.complete and not used.moved
     assert used.size == BIG + 5 + len("/usr") and used.entries == 6
 
@@ -85,18 +85,18 @@ def test_bounds_say_which_one_was_reached(tmp_path):
     deep = tmp_path / "deep"
     deep.mkdir()
     fd = os.open(deep, os.O_RDONLY)
-    for _ in range(safefs.MAX_DEPTH + 5):  # made relative to each other: deeper than any path a run would name
+    for _ in range(tree_usage.MAX_DEPTH + 5):  # made relative to each other: deeper than any path a run would name
         os.mkdir("d", dir_fd=fd)
         fd, old = os.open("d", os.O_RDONLY, dir_fd=fd), fd
         os.close(old)
     os.close(fd)
-    used = safefs.usage(deep)
-    assert not used.complete and f"over {safefs.MAX_DEPTH} deep" in used.why
+    used = tree_usage.usage(deep)
+    assert not used.complete and f"over {tree_usage.MAX_DEPTH} deep" in used.why
     wide = tmp_path / "wide"
     wide.mkdir()
     for i in range(50):
         (wide / str(i)).write_text("")
-    used = safefs.usage(wide, max_entries=20)
+    used = tree_usage.usage(wide, max_entries=20)
     assert not used.complete and "over 20 files and folders" in used.why
     message = over_limit([DiskLimit([wide], 1 << 30, "limits.scratch_bytes")])
     assert message is None  # (the default entry bound is far above 50)
@@ -115,8 +115,78 @@ def test_a_folder_made_unreadable_makes_the_tree_unmeasurable(tmp_path, monkeypa
         if path == "hidden":
             raise PermissionError(errno.EACCES, "Permission denied")
         return real_open(path, flags, *args, **kwargs)
-    monkeypatch.setattr(safefs.os, "open", as_a_user)
-    used = safefs.usage(tree)
+    monkeypatch.setattr(tree_usage.os, "open", as_a_user)
+    used = tree_usage.usage(tree)
     assert not used.complete and "'hidden' cannot be read (Permission denied)" in used.why
     assert "cannot be measured: 'hidden' cannot be read" in over_limit([DiskLimit([tree], 1 << 30, "x")])
 
+
+
+def test_the_walk_leaves_no_access_time_to_watch_it_by(tmp_path):
+    """Reading a folder sets its access time (relatime: when older than its change): a run polling that would
+    know when the walk passes each folder, and move its bytes behind it."""
+    tree = tmp_path / "t"
+    (tree / "a").mkdir(parents=True)
+    (tree / "a" / "f").write_text("x")
+    for folder in (tree, tree / "a"):
+        os.utime(folder, (1_000_000, time.time()))
+    assert tree_usage.usage(tree).size == 1
+    assert os.stat(tree).st_atime == os.stat(tree / "a").st_atime == 1_000_000
+
+
+def test_the_harnesss_own_trouble_is_no_verdict_and_never_ends_the_watch(tmp_path, monkeypatch):
+    """Out of file descriptors (a deep tree held open by several walks at once, or the harness's own load): no
+    verdict on the run, measured again at the next scan; an error escaping a measure never stops the thread
+    that watches every run."""
+    import errno
+
+    from harness.runtime import disk_limits
+    tree = tmp_path / "t"
+    (tree / "a").mkdir(parents=True)
+    big_file(tree / "a" / "w.bin")
+    real_open = os.open
+
+    def out_of_descriptors(path, flags, *args, **kwargs):
+        if path == "a":
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(tree_usage.os, "open", out_of_descriptors)
+    used = tree_usage.usage(tree)
+    assert used.retry and not used.complete
+    assert over_limit([DiskLimit([tree], BIG * 2, "x")]) is None  # no verdict: not the run's doing
+    monkeypatch.setattr(tree_usage.os, "open", real_open)
+
+    calls = []
+
+    def flaky(limits):
+        calls.append(limits)
+        if len(calls) == 1:
+            raise RuntimeError("a bug in measuring one run")
+        return "over"
+    monkeypatch.setattr(disk_limits, "over_limit", flaky)
+    watch = disk_limits.DiskWatch(every=0.05)
+    watch.watch(1, [DiskLimit([tree], 1, "x")])
+    deadline = time.monotonic() + 30
+    while watch.verdict(1) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.close()
+    assert watch.verdict(1) == "over" and len(calls) >= 2
+
+
+def test_a_folder_swapped_for_a_link_as_it_is_measured_is_unmeasurable(tmp_path, monkeypatch):
+    """A checkpoint folder checked to be a folder, then replaced by a link before the walk opens it: never
+    measured as the link's few bytes."""
+    tree = tmp_path / "ckpt"
+    tree.mkdir()
+    big_file(tree / "w.bin")
+    real_lstat = os.lstat
+
+    def swap_after_look(path, *args, **kwargs):
+        st = real_lstat(path, *args, **kwargs)
+        if str(path) == str(tree):
+            os.rename(tree, tmp_path / "elsewhere")
+            os.symlink("/usr", tree)
+        return st
+    monkeypatch.setattr(tree_usage.os, "lstat", swap_after_look)
+    used = tree_usage.usage(tree)
+    assert not used.complete and used.moved and "replaced" in used.why

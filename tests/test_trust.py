@@ -82,12 +82,12 @@ def run(cfg):
             for _ in range(int(cfg.target or 120)):
                 fh.write(block)
         sys.exit(0)
-    if a == "fill_code" and cfg.mode == "train":
+    if a in ("fill_code", "fill_code_fail") and cfg.mode == "train":
         block = os.urandom(1 << 20)
         with open("blob.bin", "wb") as fh:
             for _ in range(int(cfg.target or 80)):
                 fh.write(block)
-        sys.exit(0)
+        sys.exit(0 if a == "fill_code" else 3)  # (failing: the end of every run is measured, not only a success)
     if a == "load_other" and cfg.mode == "train":
         try:
             nsml.load(checkpoint="0", session=cfg.target)
@@ -276,7 +276,8 @@ def test_eight_processes_submitting_at_once_count_once(cli, tiny_task, nsml_fold
 
 
 # -- 7. disk is measured -----------------------------------------------------------------------------------------
-@pytest.mark.parametrize("attack,setting", [("fill_disk", "checkpoint_bytes"), ("fill_code", "scratch_bytes")])
+@pytest.mark.parametrize("attack,setting", [("fill_disk", "checkpoint_bytes"), ("fill_code", "scratch_bytes"),
+                                            ("fill_code_fail", "scratch_bytes")])
 def test_disk_written_behind_the_harness_is_counted(cli, runtime, hostile, guarded, state_root, attack,
                                                     setting):
     (state_root / "harness.toml").write_text(f"[limits]\n{setting} = 50000000\n")

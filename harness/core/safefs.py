@@ -12,8 +12,6 @@ import errno
 import os
 import re
 import stat
-import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.errors import UserError
@@ -169,125 +167,6 @@ def checkpoint_name_problem(name: object) -> str | None:
         return (f"checkpoint name {name[:40]!r} is not letters, digits, spaces and _ . - "
                 f"(starting with a letter, digit or _)")
     return None
-
-
-@dataclass
-class Usage:
-    """What a folder holds, measured without following links: apparent bytes, allocated bytes, entries."""
-
-    size: int = 0
-    allocated: int = 0
-    entries: int = 0
-    complete: bool = True  # False: a bound was reached first (`why` says which)
-    why: str = ""
-    moved: bool = False  # an entry listed in a folder was gone by the time it was measured
-
-
-MAX_DEPTH = 100  # folders deep a measured tree may go (each level holds one descriptor while it is walked)
-WALKS_WHEN_MOVING = 3  # walks of a tree whose entries move under each one before it counts as unmeasurable
-_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage:
-    """Sizes under PATH (a real folder, not a link to one). Hard-linked files count once; links are not followed.
-
-    The tree may be written while it is measured, by a run that wants it measured small: a folder is opened
-    (relative to its parent's descriptor) the moment it is listed and walked before its siblings, so renaming
-    it later hides nothing; an entry that is gone between its listing and its measuring (renamed, or deleted)
-    makes the walk start over — up to WALKS_WHEN_MOVING walks, the largest kept — and a tree whose entries move
-    under every walk is not measured (`complete` False), as one past the entry bound."""
-    deadline = time.monotonic() + seconds
-    best = Usage()
-    for _ in range(WALKS_WHEN_MOVING):
-        out = _walk(path, max_entries, deadline)
-        if not out.complete or not out.moved:
-            return out
-        if out.allocated + out.size > best.allocated + best.size:
-            best = out
-    best.complete, best.why = False, "files and folders moved while they were measured, every time"
-    return best
-
-
-MOVED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)  # gone, or replaced by a link or a file, since it was listed
-
-
-def _unreadable(error: OSError, name: str, out: Usage) -> bool:
-    """Note why an entry could not be measured: moved (the walk goes on, and is walked again), or unreadable —
-    a folder its writer made unreadable hides what it holds, so the tree cannot be measured (True)."""
-    if error.errno in MOVED:
-        out.moved = True
-        return False
-    out.complete, out.why = False, f"{name!r} cannot be read ({os.strerror(error.errno or 0)})"
-    return True
-
-
-def _walk(path: Path, max_entries: int, deadline: float) -> Usage:
-    out = Usage()
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return out
-    if not stat.S_ISDIR(st.st_mode):
-        out.size, out.allocated, out.entries = st.st_size, st.st_blocks * 512, 1
-        return out
-    seen: set[tuple[int, int]] = set()
-    try:
-        top = os.open(path, _DIR_FLAGS)
-    except OSError:
-        out.moved = True
-        return out
-    stack = [(top, os.scandir(top))]
-    try:
-        while stack:
-            fd, listing = stack[-1]
-            entry = next(listing, None)
-            if entry is None:
-                stack.pop()
-                listing.close()
-                os.close(fd)
-                continue
-            out.entries += 1
-            if out.entries > max_entries:
-                out.complete, out.why = False, f"over {max_entries} files and folders"
-                return out
-            if time.monotonic() > deadline:
-                out.complete, out.why = False, "too slow to walk"
-                return out
-            try:
-                est = entry.stat(follow_symlinks=False)
-            except OSError as e:
-                if _unreadable(e, entry.name, out):
-                    return out
-                continue
-            if stat.S_ISDIR(est.st_mode):
-                if len(stack) >= MAX_DEPTH:
-                    out.complete, out.why = False, f"folders over {MAX_DEPTH} deep"
-                    return out
-                try:
-                    child = os.open(entry.name, _DIR_FLAGS, dir_fd=fd)
-                except OSError as e:
-                    if _unreadable(e, entry.name, out):
-                        return out
-                    continue
-                try:
-                    stack.append((child, os.scandir(child)))
-                except OSError as e:
-                    os.close(child)
-                    if _unreadable(e, entry.name, out):
-                        return out
-                continue
-            if est.st_nlink > 1 or est.st_size >= 1 << 16:  # a hard link, or a file renamed across folders
-                key = (est.st_dev, est.st_ino)                 # during the walk: once (small ones may count twice)
-                if key in seen:
-                    continue
-                seen.add(key)
-            out.size += est.st_size
-            out.allocated += est.st_blocks * 512
-    finally:
-        for fd, listing in stack:
-            listing.close()
-            os.close(fd)
-    return out
 
 
 def is_real_dir(path: Path) -> bool:

@@ -19,7 +19,8 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
-from harness.core.safefs import UnsafeFile, append_note, is_real_dir, read_from, usage
+from harness.core.safefs import UnsafeFile, append_note, is_real_dir, read_from
+from harness.core.tree_usage import usage
 from harness.store.models import Checkpoint, Metric, Run, Session
 
 from . import event_gate

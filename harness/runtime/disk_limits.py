@@ -9,11 +9,15 @@ Scans never run inside a database transaction and never hold up the scheduler's 
 """
 from __future__ import annotations
 
+import logging
+import random
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.core.safefs import usage
+from harness.core.tree_usage import usage
+
+log = logging.getLogger("harness.runtime.disk_limits")
 
 SCAN_EVERY = 2.0
 MAX_ENTRIES = 200_000
@@ -35,6 +39,9 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
         total = entries = 0
         for path in group.paths:
             used = usage(path, MAX_ENTRIES - entries, SCAN_SECONDS)
+            if used.retry:  # the harness's own trouble (out of descriptors...): no verdict, measured again later
+                log.warning("disk of %s not measured now: %s", path, used.why)
+                break
             if not used.complete:
                 return (f"{', '.join(p.name for p in group.paths)} cannot be measured: {used.why} "
                         f"({group.setting} cannot be checked)")
@@ -76,11 +83,15 @@ class DiskWatch:
             return self._verdicts.get(run_id)
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every):
+        while not self._stop.wait(self.every * random.uniform(0.75, 1.25)):  # (no beat a run could time moves by)
             with self._lock:
                 runs = list(self._runs.items())
             for run_id, limits in runs:
-                message = over_limit(limits)
+                try:
+                    message = over_limit(limits)
+                except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
+                    log.exception("disk watch of run %s", run_id)
+                    continue
                 if message:
                     with self._lock:
                         if run_id in self._runs:

@@ -163,8 +163,8 @@ class Scheduler:
             if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
                     and outcome.exit_code == loader_probe.CLAIM_EXIT and handle.spec.paths.output is not None:
                 outcome = self._loader_claim(run_id, outcome, handle)
-            if outcome is not None and outcome.status is RunStatus.SUCCEEDED:
-                over = over_limit(handle.spec.disk_limits)  # what it wrote after the last scan counts too
+            if outcome is not None and outcome.reason is not FailureReason.DISK_QUOTA:  # at every end: what it
+                over = over_limit(handle.spec.disk_limits)  # wrote after the last scan (or hid from it) counts too
                 if over:
                     outcome = Outcome(RunStatus.FAILED, FailureReason.DISK_QUOTA, outcome.exit_code, over)
             checkpoints = self.checkpoint_dirs.get(run_id)
