@@ -22,7 +22,8 @@ def host_dev(tmp_path, monkeypatch):
     dev = tmp_path / "dev"
     (dev / "nvidia-caps").mkdir(parents=True)
     (dev / "nvidia-caps" / "nvidia-cap1").write_text("mig config")
-    for name in ("nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"):
+    for name in ("nvidia0", "nvidia1", "nvidia2", "nvidia3", "nvidiactl", "nvidia-uvm", "nvidia-uvm-tools",
+                 "nvidia-modeset"):
         (dev / name).write_text(name)
     monkeypatch.setattr(sandbox, "HOST_DEV", dev)
     monkeypatch.setattr(gpus, "_driver_minors", lambda: (3, 0, 2, 1))
@@ -39,7 +40,7 @@ def seen(tmp_path, gpu_ids) -> set[str]:
 
 
 def test_a_run_sees_only_its_own_devices_and_the_shared_nodes(host_dev, tmp_path):
-    shared = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}  # (nvidia-modeset is bound where the host has it)
+    shared = {"nvidiactl", "nvidia-uvm", "nvidia-uvm-tools"}
     assert seen(tmp_path, [1]) == shared | {"nvidia0"}  # index 1 is minor 0
     assert seen(tmp_path, [0, 2]) == shared | {"nvidia3", "nvidia2"}
     assert seen(tmp_path, []) == set()  # -g 0: no device node at all, not even the driver's control node
@@ -56,10 +57,9 @@ def test_the_sandbox_numbers_a_runs_devices_from_zero_as_a_container_does(tmp_pa
 
 
 def test_without_nvml_the_minor_number_is_the_index(monkeypatch):
-    gpus._driver_minors.cache_clear()
+    monkeypatch.setattr(gpus, "_minors", None)
     monkeypatch.setattr(gpus, "DRIVER_PATHS", ("/nonexistent/nvidiactl",))
     assert [gpus.device_minor(i) for i in range(3)] == [0, 1, 2]
-    gpus._driver_minors.cache_clear()
 
 
 def test_a_driver_that_will_not_say_a_minor_number_gets_the_run_no_device_node(host_dev, tmp_path, monkeypatch):
@@ -69,3 +69,26 @@ def test_a_driver_that_will_not_say_a_minor_number_gets_the_run_no_device_node(h
     monkeypatch.setattr(gpus, "_driver_minors", lambda: (3, 0))
     assert gpus.device_minor(5) is None and gpus.device_minor(1) == 0
 
+
+
+def test_a_passing_nvml_failure_is_asked_again(tmp_path, monkeypatch):
+    """A minor number NVML could not give once is asked again at the next run (not kept as "none" for the
+    scheduler's life, which would leave every later GPU run without its device)."""
+    import contextlib
+    import types
+    driver = tmp_path / "nvidiactl"
+    driver.write_text("")
+    monkeypatch.setattr(gpus, "DRIVER_PATHS", (str(driver),))
+    monkeypatch.setattr(gpus, "_minors", None)
+    answers = iter([RuntimeError("NVML busy"), 7])
+
+    def minor(handle):
+        answer = next(answers)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+    fake = types.SimpleNamespace(nvmlDeviceGetCount=lambda: 1, nvmlDeviceGetHandleByIndex=lambda i: i,
+                                 nvmlDeviceGetMinorNumber=minor)
+    monkeypatch.setattr(gpus, "_nvml", lambda: contextlib.nullcontext(fake))
+    assert gpus.device_minor(0) is None
+    assert gpus.device_minor(0) == 7 and gpus.device_minor(0) == 7  # (then kept)

@@ -53,20 +53,26 @@ def _driver_models() -> tuple[str, ...]:
                      for i in range(int(nvml.nvmlDeviceGetCount())))
 
 
-@lru_cache(maxsize=1)
+_minors: tuple[int, ...] | None = None  # once read (a failure is asked again next time)
+
+
 def _driver_minors() -> tuple[int, ...] | None:
     """Each device's minor number (its /dev/nvidiaN), by NVML index: () without a driver, None where a driver is
-    loaded but NVML would not say."""
+    loaded but NVML would not say (now)."""
+    global _minors
+    if _minors is not None:
+        return _minors
     if not any(os.path.exists(p) for p in DRIVER_PATHS):
         return ()
     with _nvml() as nvml:
         if nvml is None:
             return None
         try:
-            return tuple(int(nvml.nvmlDeviceGetMinorNumber(nvml.nvmlDeviceGetHandleByIndex(i)))
-                         for i in range(int(nvml.nvmlDeviceGetCount())))
+            _minors = tuple(int(nvml.nvmlDeviceGetMinorNumber(nvml.nvmlDeviceGetHandleByIndex(i)))
+                            for i in range(int(nvml.nvmlDeviceGetCount())))
         except Exception:  # noqa: BLE001
             return None
+    return _minors
 
 
 def device_minor(index: int) -> int | None:

@@ -66,8 +66,9 @@ def _python_roots() -> list[str]:
 
 
 HOST_DEV = Path("/dev")
-# The driver's shared nodes every CUDA process opens; /dev/nvidia-caps (MIG configuration) is never bound
-GPU_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools", "nvidia-modeset")
+# The driver's shared nodes a CUDA process opens; never nvidia-modeset (display: a kernel client of its own,
+# outside the per-device check) nor /dev/nvidia-caps (MIG configuration)
+GPU_CONTROL_NODES = ("nvidiactl", "nvidia-uvm", "nvidia-uvm-tools")
 
 
 def gpu_devices(ids: Sequence[int]) -> list[tuple[str, str]]:
