@@ -190,3 +190,23 @@ def test_a_folder_swapped_for_a_link_as_it_is_measured_is_unmeasurable(tmp_path,
     monkeypatch.setattr(tree_usage.os, "lstat", swap_after_look)
     used = tree_usage.usage(tree)
     assert not used.complete and used.moved and "replaced" in used.why
+
+
+def test_the_walk_order_is_drawn_anew_each_walk(tmp_path, monkeypatch):
+    """Two folders side by side are walked in either order (a run moving its bytes into the folder walked
+    already would have to guess which)."""
+    tree = tmp_path / "t"
+    for name in ("a", "b"):
+        (tree / name).mkdir(parents=True)
+    first = []
+    real = tree_usage._listed
+
+    def note(fd):
+        names = real(fd)
+        if sorted(names) == ["a", "b"]:
+            first.append(names[-1])  # (the walk takes names from the end)
+        return names
+    monkeypatch.setattr(tree_usage, "_listed", note)
+    for _ in range(64):
+        tree_usage.usage(tree)
+    assert set(first) == {"a", "b"}

@@ -5,7 +5,9 @@ folders unreadable, nest them deep or make millions of entries, and it may watch
 
 - each folder is opened relative to its parent's descriptor the moment it is listed and walked before its
   siblings (renaming it later hides nothing), listed at once by that descriptor, with O_NOATIME where the
-  harness may (reading a folder leaves no access time for the run to watch the walk by);
+  harness may (reading a folder leaves no access time for the run to watch the walk by), and its entries are
+  walked in an order drawn anew each walk (a run cannot know which of two folders is walked first, to keep its
+  bytes in the one walked already);
 - an entry gone between its listing and its measuring (renamed, deleted, replaced by a link) makes the walk
   start over — up to WALKS_WHEN_MOVING walks, the largest kept — and a tree whose entries move under every
   walk is not measured, like one past the entry, depth or time bound or with a folder made unreadable: the
@@ -16,7 +18,8 @@ folders unreadable, nest them deep or make millions of entries, and it may watch
   followed, and nothing raises out of `usage`.
 
 What no walk can see: a file held open after its last name is gone (O_TMPFILE, unlinked), and bytes moved
-between folders timed to the walk's order. Both end with the run (its folders are measured at every end); the
+between folders timed to the walk (a run that watches each folder being opened — inotify, where the sandbox
+lets it — can, half of the walks). Both end with the run (its folders are measured at every end); the
 threat model says so.
 """
 from __future__ import annotations
@@ -24,12 +27,14 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import random
 import stat
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 log = logging.getLogger("harness.core.tree_usage")
+_order = random.Random(os.urandom(16))  # (no seed a run could learn; it never sees a draw)
 
 MAX_DEPTH = 100  # folders deep a measured tree may go (each level holds one descriptor while it is walked)
 WALKS_WHEN_MOVING = 3  # walks of a tree whose entries move under each one before it counts as unmeasurable
@@ -113,13 +118,24 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
         os.close(top)
 
 
+def _listed(fd: int) -> list[str]:
+    """FD's entries, from a place and in a direction drawn anew (a rotation: cheap on a folder of 200,000)."""
+    names = os.listdir(fd)
+    if len(names) > 1:
+        k = _order.randrange(len(names))
+        names = names[k:] + names[:k]
+        if _order.random() < 0.5:
+            names.reverse()
+    return names
+
+
 def _walk(top: int, max_entries: int, deadline: float) -> Usage:
     """One walk from the descriptor TOP (kept open by the caller)."""
     out = Usage()
     seen: set[tuple[int, int]] = set()
     stack: list[tuple[int, list[str]]] = []  # a descriptor per level, and the names of it left to measure
     try:
-        stack.append((top, os.listdir(top)))
+        stack.append((top, _listed(top)))
         while stack:
             fd, names = stack[-1]
             if not names:
@@ -150,7 +166,7 @@ def _walk(top: int, max_entries: int, deadline: float) -> Usage:
                     _failed(e, name, out)
                     continue
                 try:
-                    listed = os.listdir(child)
+                    listed = _listed(child)
                 except OSError as e:
                     os.close(child)
                     _failed(e, name, out)
