@@ -31,7 +31,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import cgroups, environments, memory_use, sandbox
+from . import cgroups, environments, memory_use, sandbox, seccomp
 from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
@@ -283,11 +283,13 @@ class ProcessRuntime(Runtime):
         if found.rootfs is not None and not sandboxed:
             raise UserError(f"era {found.era} runs under bubblewrap only (its root filesystem is the run's "
                             f"system): install bubblewrap, or set [process] sandbox = \"auto\"")
+        seccomp_fd = seccomp.filter_fd() if sandboxed else None
         if sandboxed:
             tmp = spec.paths.run / "tmp"
             tmp.mkdir(exist_ok=True)
             env = sandbox_env(spec, inherited_environment(), tmp)
-            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs), spec.paths.run
+            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs,
+                                        seccomp_fd), spec.paths.run
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
@@ -303,6 +305,7 @@ class ProcessRuntime(Runtime):
         try:
             proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                     stderr=subprocess.STDOUT, start_new_session=True,
+                                    pass_fds=() if seccomp_fd is None else (seccomp_fd,),
                                     preexec_fn=None if group is not None else _nproc_limit(pids))
         except BaseException:
             if group is not None:
@@ -310,6 +313,8 @@ class ProcessRuntime(Runtime):
             raise
         finally:
             os.close(log)
+            if seccomp_fd is not None:
+                os.close(seccomp_fd)
         (spec.paths.run / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
         isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
         handle = self.handle_class(spec, proc, isolation, group)

@@ -132,10 +132,13 @@ def base_command(network: bool, tmp: Path, gpu_ids: Sequence[int] = (), root: Pa
 
 
 def command(spec: RunSpec, tmp: Path, sdk: Path, argv: list[str], extra_ro: list[Path] = (),
-            root: Path | None = None) -> list[str]:
+            root: Path | None = None, seccomp_fd: int | None = None) -> list[str]:
     """The bwrap command line that runs ARGV for SPEC (EXTRA_RO: more host folders, read-only at their paths —
-    a session's own Python environment; ROOT: an era's root filesystem as the system)."""
+    a session's own Python environment; ROOT: an era's root filesystem as the system; SECCOMP_FD: a descriptor
+    the filter of runtime.seccomp can be read from, passed to bwrap)."""
     cmd = base_command(spec.network, tmp, gpu_ids=spec.gpu_ids, root=root)
+    if seccomp_fd is not None:
+        cmd += ["--seccomp", str(seccomp_fd)]
     for path in extra_ro:
         cmd += ["--ro-bind", str(path), str(path)]
     cmd += ["--ro-bind", str(sdk), SDK_TARGET]
