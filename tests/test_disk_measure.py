@@ -3,6 +3,7 @@
 The run's dodge: keep renaming a big folder (or file) to new names, so that a walk that lists a name and looks
 at it later finds it gone. The invariant: every measure of such a tree is at least what the tree holds, or says
 it cannot be measured (which cancels the run as `disk_quota`) — never a measure that leaves the bytes out."""
+import errno
 import os
 import subprocess
 import sys
@@ -42,6 +43,21 @@ def renaming(tmp_path):
     for proc in procs:
         proc.kill()
         proc.wait()
+
+
+def tree_with_a_refused_folder(tmp_path, monkeypatch, name, code):
+    """A tree whose folder NAME (holding BIG bytes) cannot be opened: errno CODE."""
+    tree = tmp_path / "t"
+    (tree / name).mkdir(parents=True)
+    big_file(tree / name / "w.bin")
+    real_open = os.open
+
+    def refused(path, flags, *args, **kwargs):
+        if path == name:
+            raise OSError(code, os.strerror(code))
+        return real_open(path, flags, *args, **kwargs)
+    monkeypatch.setattr(tree_usage.os, "open", refused)
+    return tree
 
 
 def big_file(path):
@@ -105,21 +121,10 @@ def test_bounds_say_which_one_was_reached(tmp_path):
 def test_a_folder_made_unreadable_makes_the_tree_unmeasurable(tmp_path, monkeypatch):
     """A harness that is not root cannot open a folder its run made `chmod 000` (root can: the open is refused
     here as it would be there)."""
-    import errno
-    tree = tmp_path / "t"
-    (tree / "hidden").mkdir(parents=True)
-    big_file(tree / "hidden" / "w.bin")
-    real_open = os.open
-
-    def as_a_user(path, flags, *args, **kwargs):
-        if path == "hidden":
-            raise PermissionError(errno.EACCES, "Permission denied")
-        return real_open(path, flags, *args, **kwargs)
-    monkeypatch.setattr(tree_usage.os, "open", as_a_user)
+    tree = tree_with_a_refused_folder(tmp_path, monkeypatch, "hidden", errno.EACCES)
     used = tree_usage.usage(tree)
     assert not used.complete and "'hidden' cannot be read (Permission denied)" in used.why
     assert "cannot be measured: 'hidden' cannot be read" in over_limit([DiskLimit([tree], 1 << 30, "x")])
-
 
 
 def test_the_walk_leaves_no_access_time_to_watch_it_by(tmp_path):
@@ -138,19 +143,9 @@ def test_the_harnesss_own_trouble_is_no_verdict_and_never_ends_the_watch(tmp_pat
     """Out of file descriptors (a deep tree held open by several walks at once, or the harness's own load): no
     verdict on the run, measured again at the next scan; an error escaping a measure never stops the thread
     that watches every run."""
-    import errno
-
     from harness.runtime import disk_limits
-    tree = tmp_path / "t"
-    (tree / "a").mkdir(parents=True)
-    big_file(tree / "a" / "w.bin")
     real_open = os.open
-
-    def out_of_descriptors(path, flags, *args, **kwargs):
-        if path == "a":
-            raise OSError(errno.EMFILE, "Too many open files")
-        return real_open(path, flags, *args, **kwargs)
-    monkeypatch.setattr(tree_usage.os, "open", out_of_descriptors)
+    tree = tree_with_a_refused_folder(tmp_path, monkeypatch, "a", errno.EMFILE)
     used = tree_usage.usage(tree)
     assert used.retry and not used.complete
     assert over_limit([DiskLimit([tree], BIG * 2, "x")]) is None  # no verdict: not the run's doing
