@@ -1,10 +1,11 @@
 """A seccomp filter for sandboxed runs (bubblewrap's `--seccomp FD`): file-system watches refused.
 
-A run could otherwise watch the harness walk its folders (inotify reports each folder opened and closed; fanotify
-likewise) and move its bytes into a folder the walk has passed, to be measured small (core.tree_usage). Both
-calls answer ENOSYS, as on a kernel built without them: libraries that watch files (watchdog and the like) fall
-back to polling. Every other call is allowed; the filter is a classic BPF program built here, for x86_64 (and
-32-bit x86 programs on it) and aarch64 — on another machine the run goes without it.
+A run could otherwise watch the harness walk its folders (inotify reports each folder opened and closed,
+fanotify likewise, and dnotify — fcntl F_NOTIFY — signals when another process lists a folder) and move its bytes
+into a folder the walk has passed, to be measured small (core.tree_usage). inotify and fanotify answer ENOSYS,
+as on a kernel built without them, and F_NOTIFY EINVAL, as with dnotify turned off: libraries that watch files
+(watchdog and the like) fall back to polling. Every other call is allowed; the filter is a classic BPF program
+built here, for x86_64 (and 32-bit x86 programs on it) and aarch64 — on another machine the run goes without it.
 """
 from __future__ import annotations
 
@@ -12,41 +13,73 @@ import errno
 import os
 import platform
 import struct
+from dataclasses import dataclass
 
 _LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
 _X32_BIT = 0x40000000
-# audit arch → the numbers of inotify_init, inotify_init1 and fanotify_init there
-_REFUSED = {
-    0xC000003E: (253, 294, 300),  # x86_64 (and every x32 call: nr | 0x40000000)
-    0x40000003: (291, 332, 338),  # i386 programs on x86_64
-    0xC00000B7: (26, 262),  # aarch64 (no inotify_init)
-}
-_MACHINES = {"x86_64": (0xC000003E, 0x40000003), "amd64": (0xC000003E, 0x40000003), "aarch64": (0xC00000B7,),
-             "arm64": (0xC00000B7,)}
+_ARG1_LOW = 24  # offsetof(struct seccomp_data, args[1]), its low word (little-endian machines only)
+F_NOTIFY = 1026  # fcntl's dnotify: a signal when another process lists the folder
+
+
+@dataclass(frozen=True)
+class _Arch:
+    audit: int
+    watches: tuple[int, ...]  # inotify_init, inotify_init1, fanotify_init (those it has)
+    fcntls: tuple[int, ...]  # fcntl (and fcntl64)
+
+
+_X86_64 = _Arch(0xC000003E, (253, 294, 300), (72,))  # (and every x32 call: nr | 0x40000000)
+_I386 = _Arch(0x40000003, (291, 332, 338), (55, 221))  # 32-bit x86 programs on x86_64
+_AARCH64 = _Arch(0xC00000B7, (26, 262), (25,))
+_MACHINES = {"x86_64": (_X86_64, _I386), "amd64": (_X86_64, _I386), "aarch64": (_AARCH64,), "arm64": (_AARCH64,)}
 
 
 def program(machine: str | None = None) -> bytes | None:
-    """The filter as bytes of `struct sock_filter`, or None on a machine it has no numbers for."""
+    """The filter as bytes of `struct sock_filter`, or None on a machine it has no numbers for. A call of an
+    architecture the machine's table does not name (32-bit ARM on aarch64, say) is refused whole."""
     arches = _MACHINES.get((machine or platform.machine()).lower())
     if not arches:
         return None
-    code: list[tuple[int, int, int, int | str]] = [(_LD_W_ABS, 0, 0, 4)]  # the call's arch
-    for arch in arches:
-        block: list[tuple[int, int, int, int | str]] = [(_LD_W_ABS, 0, 0, 0)]  # the call's number
-        if arch == 0xC000003E:
-            block.append((_JGE_K, "deny", 0, _X32_BIT))
-        block += [(_JEQ_K, "deny", 0, nr) for nr in _REFUSED[arch]]
-        block.append((_RET_K, 0, 0, _ALLOW))
-        code.append((_JEQ_K, 0, len(block), arch))  # another arch: skip the block
-        code += block
-    code.append((_RET_K, 0, 0, _ALLOW))
-    deny = len(code)
+    code: list[tuple] = [(_LD_W_ABS, 0, 0, 4)]  # the call's arch
+    for n, arch in enumerate(arches):
+        code.append((_JEQ_K, 0, f"arch{n + 1}", arch.audit))  # another arch: on to the next block
+        code.append((_LD_W_ABS, 0, 0, 0))  # the call's number
+        if arch is _X86_64:
+            code.append((_JGE_K, "nosys", 0, _X32_BIT))
+        code += [(_JEQ_K, "nosys", 0, nr) for nr in arch.watches]
+        code += [(_JEQ_K, f"fcntl{n}", 0, nr) for nr in arch.fcntls]
+        code.append((_RET_K, 0, 0, _ALLOW))
+        code.append(f"fcntl{n}")
+        code.append((_LD_W_ABS, 0, 0, _ARG1_LOW))
+        code.append((_JEQ_K, "inval", 0, F_NOTIFY))
+        code.append((_RET_K, 0, 0, _ALLOW))
+        code.append(f"arch{n + 1}")
+    code.append("nosys")  # (also where an architecture not in the table falls through)
     code.append((_RET_K, 0, 0, _ERRNO | errno.ENOSYS))
-    out = b""
-    for i, (op, jt, jf, k) in enumerate(code):
-        jt = deny - i - 1 if jt == "deny" else jt
+    code.append("inval")  # as a kernel with dnotify turned off answers
+    code.append((_RET_K, 0, 0, _ERRNO | errno.EINVAL))
+    return _assemble(code)
+
+
+def _assemble(code: list) -> bytes:
+    """Instructions and label names → bytes, each jump to a label made relative."""
+    labels, at = {}, 0
+    for item in code:
+        if isinstance(item, str):
+            labels[item] = at
+        else:
+            at += 1
+    out, i = b"", 0
+    for item in code:
+        if isinstance(item, str):
+            continue
+        op, jt, jf, k = item
+        jt = labels[jt] - i - 1 if isinstance(jt, str) else jt
+        jf = labels[jf] - i - 1 if isinstance(jf, str) else jf
+        assert 0 <= jt < 256 and 0 <= jf < 256
         out += struct.pack("=HBBI", op, jt, jf, k)
+        i += 1
     return out
 
 
