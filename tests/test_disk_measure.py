@@ -12,7 +12,7 @@ import time
 import pytest
 
 from harness.core import tree_usage
-from harness.runtime.disk_limits import DiskLimit, over_limit
+from harness.runtime.disk_limits import DiskLimit, DiskWatch, measure, over_limit
 
 BIG = 4 << 20
 
@@ -80,9 +80,31 @@ def test_a_tree_renamed_under_the_walk_is_never_measured_small(tmp_path, renamin
         renaming(tree / "a" / "b", "weights.bin")
     for _ in range(40):
         used = tree_usage.usage(tree, seconds=5)
-        assert used.size >= BIG or (not used.complete and "moved" in used.why), used
-    limit = DiskLimit([tree], BIG // 2, "limits.checkpoint_bytes")
-    assert all(over_limit([limit]) for _ in range(10))  # over the limit, or not measurable: cancelled either way
+        assert used.size >= BIG or (used.moved and used.retry and "moved" in used.why), used
+    watch = DiskWatch(every=0.05)  # (2 s in the scheduler)
+    watch.watch(1, [DiskLimit([tree], BIG // 2, "limits.checkpoint_bytes")])
+    deadline = time.monotonic() + 60
+    while watch.verdict(1) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.close()
+    assert watch.verdict(1), "over the limit, or moving under every scan for seconds: cancelled either way"
+
+
+def test_an_honest_rm_rf_during_a_measure_is_no_verdict(tmp_path):
+    """Deleting a big tree (a dataset copy, a cache) makes entries vanish under every walk for a second or two:
+    measured by the largest walk, a lower bound, under the limit — no verdict."""
+    tree = tmp_path / "t"
+    (tree / "cache").mkdir(parents=True)
+    for i in range(100):
+        (tree / "cache" / str(i)).mkdir()
+        for j in range(100):
+            (tree / "cache" / str(i) / str(j)).write_text("x")
+    proc = subprocess.Popen(["rm", "-rf", str(tree / "cache")])
+    results = []
+    while proc.poll() is None:
+        results.append(measure([DiskLimit([tree], 1 << 30, "limits.scratch_bytes")]))
+    proc.wait()
+    assert results and all(message is None for message, _ in results), results
 
 
 def test_a_still_tree_is_measured_exactly(tmp_path):
@@ -157,8 +179,8 @@ def test_the_harnesss_own_trouble_is_no_verdict_and_never_ends_the_watch(tmp_pat
         calls.append(limits)
         if len(calls) == 1:
             raise RuntimeError("a bug in measuring one run")
-        return "over"
-    monkeypatch.setattr(disk_limits, "over_limit", flaky)
+        return "over", False
+    monkeypatch.setattr(disk_limits, "measure", flaky)
     watch = disk_limits.DiskWatch(every=0.05)
     watch.watch(1, [DiskLimit([tree], 1, "x")])
     deadline = time.monotonic() + 30

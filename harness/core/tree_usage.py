@@ -9,9 +9,11 @@ folders unreadable, nest them deep or make millions of entries, and it may watch
   walked in an order drawn anew each walk (a run cannot know which of two folders is walked first, to keep its
   bytes in the one walked already);
 - an entry gone between its listing and its measuring (renamed, deleted, replaced by a link) makes the walk
-  start over — up to WALKS_WHEN_MOVING walks, the largest kept — and a tree whose entries move under every
-  walk is not measured, like one past the entry, depth or time bound or with a folder made unreadable: the
-  caller cancels the run (`runtime.disk_limits`);
+  start over — up to WALKS_WHEN_MOVING walks; a tree whose entries move under every walk is measured by its
+  largest walk, a lower bound (`retry`: over the limit is over it, under it is measured again later; a tree
+  moving under every scan for seconds is cancelled by the caller);
+- a tree past the entry, depth or time bound, or with a folder made unreadable, is not measured: the caller
+  cancels the run (`runtime.disk_limits`);
 - a failure that is the harness's own (out of file descriptors, memory, an I/O error) is `retry`: no verdict
   now, the next scan measures again;
 - a file counts once however many names it has (hard links, a rename across folders mid-walk), links are never
@@ -109,7 +111,10 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
                 return out
             if out.allocated + out.size > best.allocated + best.size:
                 best = out
-        best.complete, best.why = False, "files and folders moved while they were measured, every time"
+        # moving under every walk (an honest `rm -rf` of 100,000 files does): the largest walk is a lower bound —
+        # over the limit is over it; under it, measured again at the next scan
+        best.complete, best.retry = False, True
+        best.why = "files and folders moved while they were measured, every time"
         return best
     except Exception as e:  # noqa: BLE001 - never an error of the caller (a scheduler's thread)
         log.exception("measuring %s", path)
@@ -167,8 +172,10 @@ def _walk(top: int, max_entries: int, deadline: float) -> Usage:
                     continue
                 try:
                     listed = _listed(child)
-                except OSError as e:
+                except BaseException as e:
                     os.close(child)
+                    if not isinstance(e, OSError):
+                        raise
                     _failed(e, name, out)
                     continue
                 stack.append((child, listed))

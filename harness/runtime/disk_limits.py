@@ -4,7 +4,8 @@ A run's spec lists its writable folders in groups, each with a limit (the sessio
 ``limits.checkpoint_bytes``; the code copy, private /tmp, output and events: ``limits.scratch_bytes``).  Every
 few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
 on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
-a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``.
+a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
+so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row.
 Scans never run inside a database transaction and never hold up the scheduler's loop.
 """
 from __future__ import annotations
@@ -22,6 +23,7 @@ log = logging.getLogger("harness.runtime.disk_limits")
 SCAN_EVERY = 2.0
 MAX_ENTRIES = 200_000
 SCAN_SECONDS = 10.0
+MOVING_SCANS = 5  # scans in a row with a tree moving under every walk before the run is cancelled
 
 
 @dataclass
@@ -35,22 +37,31 @@ class DiskLimit:
 
 def over_limit(limits: list[DiskLimit]) -> str | None:
     """Measure each group once; the first one over its limit, as a message, or None."""
+    return measure(limits)[0]
+
+
+def measure(limits: list[DiskLimit]) -> tuple[str | None, bool]:
+    """Measure each group once: the first one over its limit, as a message, or None; and whether a tree moved
+    under every walk of it (measured by a lower bound: over the limit is over it, else no verdict now)."""
+    moving = False
     for group in limits:
         total = entries = 0
         for path in group.paths:
             used = usage(path, MAX_ENTRIES - entries, SCAN_SECONDS)
-            if used.retry:  # the harness's own trouble (out of descriptors...): no verdict, measured again later
-                log.warning("disk of %s not measured now: %s", path, used.why)
+            if used.retry:  # the harness's own trouble, or a tree moving under every walk: no verdict on it now
+                log.info("disk of %s not measured whole now: %s", path, used.why)
+                moving = moving or used.moved
+                total += max(used.allocated, used.size)
                 break
             if not used.complete:
                 return (f"{', '.join(p.name for p in group.paths)} cannot be measured: {used.why} "
-                        f"({group.setting} cannot be checked)")
+                        f"({group.setting} cannot be checked)"), moving
             total += max(used.allocated, used.size)  # a sparse file counts at the size a copy of it writes
             entries += used.entries
         if total > group.limit:
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
-                    f"{group.limit} ({group.setting})")
-    return None
+                    f"{group.limit} ({group.setting})"), moving
+    return None, moving
 
 
 class DiskWatch:
@@ -60,6 +71,7 @@ class DiskWatch:
         self.every = every
         self._runs: dict[int, list[DiskLimit]] = {}
         self._verdicts: dict[int, str] = {}
+        self._moving: dict[int, int] = {}  # run → scans in a row in which a tree moved under every walk
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -77,6 +89,7 @@ class DiskWatch:
         with self._lock:
             self._runs.pop(run_id, None)
             self._verdicts.pop(run_id, None)
+            self._moving.pop(run_id, None)
 
     def verdict(self, run_id: int) -> str | None:
         with self._lock:
@@ -88,14 +101,19 @@ class DiskWatch:
                 runs = list(self._runs.items())
             for run_id, limits in runs:
                 try:
-                    message = over_limit(limits)
+                    message, moving = measure(limits)
                 except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
                     log.exception("disk watch of run %s", run_id)
                     continue
-                if message:
-                    with self._lock:
-                        if run_id in self._runs:
-                            self._verdicts[run_id] = message
+                with self._lock:
+                    if run_id not in self._runs:
+                        continue
+                    self._moving[run_id] = self._moving.get(run_id, 0) + 1 if moving else 0
+                    if self._moving[run_id] >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
+                        message = (f"files and folders moved under every measure of {MOVING_SCANS} scans in a "
+                                   f"row: the run's disk cannot be checked")
+                    if message:
+                        self._verdicts[run_id] = message
 
     def close(self) -> None:
         self._stop.set()
