@@ -227,3 +227,33 @@ def test_the_walk_order_is_drawn_anew_each_walk(tmp_path, monkeypatch):
     for _ in range(64):
         tree_usage.usage(tree)
     assert set(first) == {"a", "b"}
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="control groups need root or a delegated subtree (CI runs as root)")
+def test_a_run_in_control_groups_is_measured_frozen_so_nothing_moves_under_the_walk(tmp_path):
+    """The renaming run of the first test, in control groups of its own (as the process runtime makes them):
+    frozen while it is walked, every walk finds its bytes, whole, and nothing moves."""
+    from harness.runtime import cgroups
+    group = cgroups.create(tmp_path / "run", None, 64, None)
+    assert group is not None
+    tree = tmp_path / "checkpoints"
+    (tree / "a" / "b" / "moving").mkdir(parents=True)
+    big_file(tree / "a" / "b" / "moving" / "weights.bin")
+    proc = subprocess.Popen(group.trampoline([sys.executable, "-c", RENAMER, str(tree / "a" / "b"), "moving"]))
+    try:
+        deadline = time.monotonic() + 30
+        while not (tree / "a" / "b" / "ready").exists():
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+        for _ in range(20):
+            with group.still() as frozen:
+                assert frozen
+                used = tree_usage.usage(tree)
+            assert used.complete and not used.moved and used.size >= BIG, used
+        names = set(os.listdir(tree / "a" / "b"))
+        time.sleep(0.2)
+        assert names != set(os.listdir(tree / "a" / "b"))  # thawed after: it renames again
+    finally:
+        proc.kill()
+        proc.wait()
+        group.remove()

@@ -5,6 +5,7 @@ The scheduler only talks to this interface; it never asks which runtime it has.
 from __future__ import annotations
 
 import abc
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -175,6 +176,11 @@ class Handle(abc.ABC):
         """Where the run landed, once a cluster has placed it (the scheduler records it with the run's GPU ids).
         None: on this machine, with the GPU ids of its spec."""
         return None
+
+    def held_still(self) -> contextlib.AbstractContextManager:
+        """A block in which the run's processes are frozen, for measuring its folders (a run cannot move its bytes
+        behind the walk); a runtime that cannot freeze its runs holds nothing (the walk's own defences remain)."""
+        return contextlib.nullcontext(False)
 
 
 class Runtime(abc.ABC):

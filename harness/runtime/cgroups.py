@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -94,6 +95,7 @@ class RunGroup:
     def remove(self, timeout: float = 5.0) -> None:
         """Kill whatever is left in the groups and remove them (a run's folders never outlive it)."""
         deadline = time.monotonic() + timeout
+        self._freeze(False, timeout)  # (a process frozen by a v1 freezer would not die of its kill)
         for folder in self.folders.values():
             while folder.exists():
                 for pid in _read(folder / "cgroup.procs").split():
@@ -112,6 +114,36 @@ class RunGroup:
 
     def describe(self) -> str:
         return f"cgroup v{self.version}"
+
+    def _freeze(self, frozen: bool, timeout: float) -> bool:
+        """Freeze (or thaw) the run's processes; whether they are so within TIMEOUT seconds."""
+        if self.version == 2:
+            folder, state, want = self.folders.get("all"), "cgroup.freeze", "1" if frozen else "0"
+        else:
+            folder, state, want = self.folders.get("freezer"), "freezer.state", "FROZEN" if frozen else "THAWED"
+        if folder is None:
+            return False
+        try:
+            _write(folder / state, want)
+        except OSError:
+            return False
+        deadline = time.monotonic() + timeout
+        while True:
+            now = (f"frozen {want}" in _read(folder / "cgroup.events").splitlines()) if self.version == 2 \
+                else _read(folder / state).strip() == want
+            if now or not frozen:
+                return now
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.002)
+
+    @contextmanager
+    def still(self, timeout: float = 1.0):
+        """Hold the run's processes frozen for the block (yields whether they are); thawed after, always."""
+        try:
+            yield self._freeze(True, timeout)
+        finally:
+            self._freeze(False, timeout)
 
 
 def _quota(cpus: float) -> int:
@@ -151,10 +183,10 @@ def _prepare_v2(name: str, memory: int | None, pids: int, cpus: float | None) ->
 def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) -> RunGroup | None:
     group = RunGroup(1)
     try:
-        for controller in ("pids", "memory", "cpu"):
+        for controller in ("pids", "memory", "cpu", "freezer"):
             base = _v1_base(controller)
             if base is None:
-                if controller == "cpu":
+                if controller in ("cpu", "freezer"):
                     continue
                 return None
             folder = base / PARENT / name
@@ -194,6 +226,6 @@ def leftover(run_dir: Path) -> RunGroup | None:
     base = _own_v2_base()
     if base is not None and (base / PARENT / name).is_dir():
         return RunGroup(2, {"all": base / PARENT / name})
-    folders = {c: b / PARENT / name for c in ("pids", "memory", "cpu")
+    folders = {c: b / PARENT / name for c in ("pids", "memory", "cpu", "freezer")
                if (b := _v1_base(c)) is not None and (b / PARENT / name).is_dir()}
     return RunGroup(1, folders) if folders else None

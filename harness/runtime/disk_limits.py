@@ -5,14 +5,19 @@ A run's spec lists its writable folders in groups, each with a limit (the sessio
 few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
 on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
-so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row.
+so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row. Where the runtime
+can (a run in control groups of its own) the run's processes are frozen while its folders are walked, so
+nothing moves under the walk at all; a run is then measured at most a tenth of its time (a tree that takes 0.3 s
+to walk is measured every 3 s).
 Scans never run inside a database transaction and never hold up the scheduler's loop.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +28,7 @@ log = logging.getLogger("harness.runtime.disk_limits")
 SCAN_EVERY = 2.0
 MAX_ENTRIES = 200_000
 SCAN_SECONDS = 10.0
+FROZEN_SHARE = 10  # a run is measured (frozen) for at most a tenth of its time
 MOVING_SCANS = 5  # scans in a row with a tree moving under every walk before the run is cancelled
 
 
@@ -72,15 +78,20 @@ class DiskWatch:
         self._runs: dict[int, list[DiskLimit]] = {}
         self._verdicts: dict[int, str] = {}
         self._moving: dict[int, int] = {}  # run → scans in a row in which a tree moved under every walk
+        self._still: dict[int, object] = {}  # run → its Handle.held_still
+        self._next: dict[int, float] = {}  # run → when it may be measured again (frozen at most 1/FROZEN_SHARE)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, run_id: int, limits: list[DiskLimit]) -> None:
+    def watch(self, run_id: int, limits: list[DiskLimit], held_still=None) -> None:
+        """Measure LIMITS every few seconds until `forget`; HELD_STILL: a context manager factory in which the
+        run's processes are frozen (Handle.held_still), for a walk nothing moves under."""
         if not limits:
             return
         with self._lock:
             self._runs[run_id] = limits
+            self._still[run_id] = held_still or contextlib.nullcontext
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
             self._thread.start()
@@ -90,6 +101,8 @@ class DiskWatch:
             self._runs.pop(run_id, None)
             self._verdicts.pop(run_id, None)
             self._moving.pop(run_id, None)
+            self._still.pop(run_id, None)
+            self._next.pop(run_id, None)
 
     def verdict(self, run_id: int) -> str | None:
         with self._lock:
@@ -98,13 +111,19 @@ class DiskWatch:
     def _loop(self) -> None:
         while not self._stop.wait(self.every * random.uniform(0.75, 1.25)):  # (no beat a run could time moves by)
             with self._lock:
-                runs = list(self._runs.items())
-            for run_id, limits in runs:
+                runs = [(run_id, limits, self._still.get(run_id) or contextlib.nullcontext)
+                        for run_id, limits in self._runs.items()]
+            for run_id, limits, held_still in runs:
+                if time.monotonic() < self._next.get(run_id, 0.0):
+                    continue
+                started = time.monotonic()
                 try:
-                    message, moving = measure(limits)
+                    with held_still():
+                        message, moving = measure(limits)
                 except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
                     log.exception("disk watch of run %s", run_id)
                     continue
+                self._next[run_id] = started + FROZEN_SHARE * (time.monotonic() - started)
                 with self._lock:
                     if run_id not in self._runs:
                         continue

@@ -134,6 +134,9 @@ class ProcessHandle(Handle):
     def exit_fd(self) -> int | None:
         return self._pidfd
 
+    def held_still(self):
+        return self.group.still() if self.group is not None else super().held_still()
+
     def close(self) -> None:
         if self._pidfd is not None:
             os.close(self._pidfd)
