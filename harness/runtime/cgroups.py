@@ -138,8 +138,9 @@ class RunGroup:
             time.sleep(0.002)
 
     @contextmanager
-    def still(self, timeout: float = 1.0):
-        """Hold the run's processes frozen for the block (yields whether they are); thawed after, always."""
+    def still(self, timeout: float = 0.25):
+        """Hold the run's processes frozen for the block (yields whether they are: a process in a driver's call
+        may not freeze within TIMEOUT, and the block then goes on without); thawed after, always."""
         try:
             yield self._freeze(True, timeout)
         finally:
