@@ -286,13 +286,10 @@ class ProcessRuntime(Runtime):
         if found.rootfs is not None and not sandboxed:
             raise UserError(f"era {found.era} runs under bubblewrap only (its root filesystem is the run's "
                             f"system): install bubblewrap, or set [process] sandbox = \"auto\"")
-        seccomp_fd = seccomp.filter_fd() if sandboxed else None
         if sandboxed:
             tmp = spec.paths.run / "tmp"
             tmp.mkdir(exist_ok=True)
-            env = sandbox_env(spec, inherited_environment(), tmp)
-            argv, cwd = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs,
-                                        seccomp_fd), spec.paths.run
+            env, cwd = sandbox_env(spec, inherited_environment(), tmp), spec.paths.run
         else:
             materialize_data_view(spec)
             env = build_env(spec, inherited_environment())
@@ -301,21 +298,27 @@ class ProcessRuntime(Runtime):
         if found.rootfs is not None and spec.gpu_ids:
             env["LD_LIBRARY_PATH"] = sandbox.DRIVER_TARGET  # this machine's driver, inside the era's system
         pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
-        group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
-        if group is not None:
-            argv = group.trampoline(argv)
-        log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
-        try:
-            proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                    stderr=subprocess.STDOUT, start_new_session=True,
-                                    pass_fds=() if seccomp_fd is None else (seccomp_fd,),
-                                    preexec_fn=None if group is not None else _nproc_limit(pids))
-        except BaseException:
+        seccomp_fd = seccomp.filter_fd() if sandboxed else None
+        try:  # (the filter's descriptor is closed here whatever happens: bwrap has read it, or never will)
+            if sandboxed:
+                argv = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs, seccomp_fd)
+            group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
             if group is not None:
-                group.remove()
-            raise
+                argv = group.trampoline(argv)
+            log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                          0o644)
+            try:
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=subprocess.STDOUT, start_new_session=True,
+                                        pass_fds=() if seccomp_fd is None else (seccomp_fd,),
+                                        preexec_fn=None if group is not None else _nproc_limit(pids))
+            except BaseException:
+                if group is not None:
+                    group.remove()
+                raise
+            finally:
+                os.close(log)
         finally:
-            os.close(log)
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
         (spec.paths.run / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
