@@ -18,6 +18,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -70,16 +71,23 @@ def measure(limits: list[DiskLimit]) -> tuple[str | None, bool]:
     return None, moving
 
 
+@dataclass
+class _Watched:
+    """One run under watch: its limit groups, how to hold it still, and what the scans found so far."""
+
+    limits: list[DiskLimit]
+    held_still: Callable[[], contextlib.AbstractContextManager]
+    verdict: str | None = None
+    moving: int = 0  # scans in a row in which a tree moved under every walk
+    next_at: float = 0.0  # when it may be measured again (frozen at most 1/FROZEN_SHARE of its time)
+
+
 class DiskWatch:
     """Scans registered runs in the background; `verdict(run_id)` is the latest over-limit message, if any."""
 
     def __init__(self, every: float = SCAN_EVERY):
         self.every = every
-        self._runs: dict[int, list[DiskLimit]] = {}
-        self._verdicts: dict[int, str] = {}
-        self._moving: dict[int, int] = {}  # run → scans in a row in which a tree moved under every walk
-        self._still: dict[int, object] = {}  # run → its Handle.held_still
-        self._next: dict[int, float] = {}  # run → when it may be measured again (frozen at most 1/FROZEN_SHARE)
+        self._runs: dict[int, _Watched] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -90,8 +98,7 @@ class DiskWatch:
         if not limits:
             return
         with self._lock:
-            self._runs[run_id] = limits
-            self._still[run_id] = held_still or contextlib.nullcontext
+            self._runs[run_id] = _Watched(limits, held_still or contextlib.nullcontext)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
             self._thread.start()
@@ -99,40 +106,34 @@ class DiskWatch:
     def forget(self, run_id: int) -> None:
         with self._lock:
             self._runs.pop(run_id, None)
-            self._verdicts.pop(run_id, None)
-            self._moving.pop(run_id, None)
-            self._still.pop(run_id, None)
-            self._next.pop(run_id, None)
 
     def verdict(self, run_id: int) -> str | None:
         with self._lock:
-            return self._verdicts.get(run_id)
+            watched = self._runs.get(run_id)
+            return watched.verdict if watched else None
 
     def _loop(self) -> None:
         while not self._stop.wait(self.every * random.uniform(0.75, 1.25)):  # (no beat a run could time moves by)
             with self._lock:
-                runs = [(run_id, limits, self._still.get(run_id) or contextlib.nullcontext)
-                        for run_id, limits in self._runs.items()]
-            for run_id, limits, held_still in runs:
-                if time.monotonic() < self._next.get(run_id, 0.0):
+                runs = list(self._runs.items())
+            for run_id, watched in runs:  # (a run forgotten meanwhile: its record is simply dropped after)
+                if time.monotonic() < watched.next_at:
                     continue
                 started = time.monotonic()
                 try:
-                    with held_still():
-                        message, moving = measure(limits)
+                    with watched.held_still():
+                        message, moving = measure(watched.limits)
                 except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
                     log.exception("disk watch of run %s", run_id)
                     continue
-                self._next[run_id] = started + FROZEN_SHARE * (time.monotonic() - started)
                 with self._lock:
-                    if run_id not in self._runs:
-                        continue
-                    self._moving[run_id] = self._moving.get(run_id, 0) + 1 if moving else 0
-                    if self._moving[run_id] >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
+                    watched.next_at = started + FROZEN_SHARE * (time.monotonic() - started)
+                    watched.moving = watched.moving + 1 if moving else 0
+                    if watched.moving >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
                         message = (f"files and folders moved under every measure of {MOVING_SCANS} scans in a "
                                    f"row: the run's disk cannot be checked")
                     if message:
-                        self._verdicts[run_id] = message
+                        watched.verdict = message
 
     def close(self) -> None:
         self._stop.set()
