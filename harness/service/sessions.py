@@ -105,7 +105,8 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     def admit(db):  # refused before anything is built: the options, the round's gate, the queue limit
         task = h.task(db, task_name)
         check_queue_limit(h.settings, db, _admit(h, db, task, _new_run(h, task, opts)).id)  # (queue_run's, later)
-        return h.manifest(task).source_builds, h.manifest(task).image
+        manifest = h.manifest(task)
+        return manifest.source_builds, manifest.image
     source_builds, task_image = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
