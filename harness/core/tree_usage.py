@@ -26,6 +26,7 @@ threat model says so.
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -97,12 +98,10 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
     try:
         top = _open_dir(path)
     except OSError as e:  # swapped for a link or a file since it was looked at: it cannot be measured
-        out = Usage()
-        try:
-            _failed(e, path.name, out)
-        except _Stop:
-            return out
-        return Usage(complete=False, why="the folder was replaced while it was measured", moved=True)
+        out = Usage(complete=False, why="the folder was replaced while it was measured")
+        with contextlib.suppress(_Stop):
+            _failed(e, path.name, out)  # (unreadable, or the harness's own trouble: says so instead)
+        return out
     try:
         best = Usage()
         for _ in range(WALKS_WHEN_MOVING):
@@ -190,10 +189,8 @@ def _walk(top: int, max_entries: int, deadline: float) -> Usage:
     except _Stop:
         return out
     except OSError as e:  # listing the top itself
-        try:
+        with contextlib.suppress(_Stop):
             _failed(e, ".", out)
-        except _Stop:
-            pass
         return out
     finally:
         for fd, _ in stack:
