@@ -14,6 +14,7 @@ import os
 import platform
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 
 _LD_W_ABS, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
 _ALLOW, _ERRNO = 0x7FFF0000, 0x00050000
@@ -35,6 +36,7 @@ _AARCH64 = _Arch(0xC00000B7, (26, 262), (25,))
 _MACHINES = {"x86_64": (_X86_64, _I386), "amd64": (_X86_64, _I386), "aarch64": (_AARCH64,), "arm64": (_AARCH64,)}
 
 
+@lru_cache(maxsize=None)
 def program(machine: str | None = None) -> bytes | None:
     """The filter as bytes of `struct sock_filter`, or None on a machine it has no numbers for. A call of an
     architecture the machine's table does not name (32-bit ARM on aarch64, say) is refused whole."""
