@@ -188,7 +188,10 @@ chunk = b"x" * (1 << 20)
 if cfg.how == "shm":  # written, closed: only the file system holds it
     with open("/dev/shm/big", "wb") as f:
         for _ in range(600): f.write(chunk)
-elif cfg.how == "memfd":  # mapped (a memfd that is not mapped only a control group sees)
+elif cfg.how == "memfd_unmapped":  # written, never mapped: only its descriptor holds it
+    fd = os.memfd_create("big")
+    for _ in range(600): os.write(fd, chunk)
+elif cfg.how == "memfd":  # mapped
     import mmap
     fd = os.memfd_create("big")
     os.ftruncate(fd, 600 << 20)
@@ -206,10 +209,10 @@ print("survived", flush=True)
 '''
 
 
-@pytest.mark.parametrize("how", ["shm", "memfd"])
+@pytest.mark.parametrize("how", ["shm", "memfd", "memfd_unmapped"])
 def test_shared_memory_counts_without_a_control_group(cli, tiny_task, tmp_path, monkeypatch, how):
     """Where the harness cannot make a control group, the memory limit is measured by the harness: /dev/shm files
-    count (resident memory alone let a run with --memory 300M hold 600 MiB there), and mapped memfds."""
+    count (resident memory alone let a run with --memory 300M hold 600 MiB there), and memfds, mapped or not."""
     from pathlib import Path
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_cgroups"))
     name = run_session(cli, participant(tmp_path / "shared", SHARED), "--memory", "300M", "-a", f"--how {how}",

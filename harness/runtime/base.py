@@ -63,7 +63,7 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     data_view: Path | None = None  # host folder behind DATASET_PATH: mount points only, filled by data mounts
     data_target: str = ""  # where a sandbox or container sees it (/data/TASK, as on NSML)
-    disk_limits: list = field(default_factory=list)  # harness.runtime.disk_limits.DiskLimit groups, measured while it runs
+    disk_limits: list = field(default_factory=list)  # runtime.disk_limits.DiskLimit groups, measured while it runs
 
     @property
     def log_path(self) -> Path:
@@ -181,6 +181,11 @@ class Handle(abc.ABC):
         """A block in which the run's processes are frozen, for measuring its folders (a run cannot move its bytes
         behind the walk); a runtime that cannot freeze its runs holds nothing (the walk's own defences remain)."""
         return contextlib.nullcontext(False)
+
+    def pids(self) -> list[int]:
+        """This machine's ids of the run's processes, for counting what they hold open (runtime.open_files);
+        empty where the runtime cannot list them (the run is then measured by its folders alone)."""
+        return []
 
 
 class Runtime(abc.ABC):

@@ -62,6 +62,10 @@ class RunGroup:
     def procs_files(self) -> list[Path]:
         return sorted({f / "cgroup.procs" for f in self.folders.values()})
 
+    def pids(self) -> list[int]:
+        """The ids of every process in the run's groups."""
+        return sorted({int(p) for f in self.procs_files for p in _read(f).split() if p.isdigit()})
+
     def trampoline(self, argv: list[str]) -> list[str]:
         """ARGV started so that its first process joins the groups before anything else runs."""
         joins = " && ".join(f"echo $$ > '{p}'" for p in self.procs_files)

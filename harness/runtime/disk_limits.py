@@ -5,7 +5,9 @@ A run's spec lists its writable folders in groups, each with a limit (the sessio
 few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
 on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
-so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row. Where the runtime
+so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row, and a run whose
+processes hold open, in files with no name left (runtime.open_files), more than its folders leave of its whole
+allowance (the sum of its limits: such a file belongs to no folder, and is gone when the run ends). Where the runtime
 can (a run in control groups of its own) the run's processes are frozen while its folders are walked, so
 nothing moves under the walk at all; a run is then measured at most a fiftieth of its time (a tree that takes
 0.1 s to walk is measured every 5 s), so that training slows by 2% at most.
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.tree_usage import usage
+from harness.runtime import open_files
 
 log = logging.getLogger("harness.runtime.disk_limits")
 
@@ -47,10 +50,12 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
     return measure(limits)[0]
 
 
-def measure(limits: list[DiskLimit]) -> tuple[str | None, bool]:
+def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, bool]:
     """Measure each group once: the first one over its limit, as a message, or None; and whether a tree moved
-    under every walk of it (measured by a lower bound: over the limit is over it, else no verdict now)."""
+    under every walk of it (measured by a lower bound: over the limit is over it, else no verdict now). PIDS: the
+    run's processes, whose nameless open files count against the sum of the limits."""
     moving = False
+    measured = 0
     for group in limits:
         total = entries = 0
         for path in group.paths:
@@ -68,7 +73,25 @@ def measure(limits: list[DiskLimit]) -> tuple[str | None, bool]:
         if total > group.limit:
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
                     f"{group.limit} ({group.setting})"), moving
-    return None, moving
+        measured += total
+    return _nameless(limits, pids, measured), moving
+
+
+def _nameless(limits: list[DiskLimit], pids: list[int], measured: int) -> str | None:
+    """Whether what the run's processes hold in files with no name, with the MEASURED bytes of its folders, is
+    over its whole allowance (the sum of its limits), as a message."""
+    if not pids:
+        return None
+    devices = set()
+    for path in (p for group in limits for p in group.paths):
+        with contextlib.suppress(OSError):
+            devices.add(path.stat().st_dev)
+    held = open_files.held(pids, devices).disk
+    allowance = sum(group.limit for group in limits)
+    if measured + held <= allowance:
+        return None
+    return (f"the run holds {held} bytes in deleted files it keeps open; with the {measured} bytes in its folders "
+            f"that is over its disk allowance of {allowance} ({' + '.join(g.setting for g in limits)})")
 
 
 @dataclass
@@ -77,6 +100,7 @@ class _Watched:
 
     limits: list[DiskLimit]
     held_still: Callable[[], contextlib.AbstractContextManager]
+    pids: Callable[[], list[int]]
     verdict: str | None = None
     moving: int = 0  # scans in a row in which a tree moved under every walk
     next_at: float = 0.0  # when it may be measured again (frozen at most 1/FROZEN_SHARE of its time)
@@ -92,13 +116,15 @@ class DiskWatch:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def watch(self, run_id: int, limits: list[DiskLimit], held_still=None) -> None:
-        """Measure LIMITS every few seconds until `forget`; HELD_STILL: a context manager factory in which the
-        run's processes are frozen (Handle.held_still), for a walk nothing moves under."""
+    def watch(self, run_id: int, limits: list[DiskLimit], handle=None) -> None:
+        """Measure LIMITS every few seconds until `forget`. HANDLE (runtime.base.Handle), where given: its
+        processes are frozen for a walk nothing moves under (`held_still`), and what they hold open is counted
+        (`pids`)."""
         if not limits:
             return
         with self._lock:
-            self._runs[run_id] = _Watched(limits, held_still or contextlib.nullcontext)
+            self._runs[run_id] = _Watched(limits, handle.held_still if handle else contextlib.nullcontext,
+                                          handle.pids if handle else list)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
             self._thread.start()
@@ -122,7 +148,7 @@ class DiskWatch:
                 started = time.monotonic()
                 try:
                     with watched.held_still():
-                        message, moving = measure(watched.limits)
+                        message, moving = measure(watched.limits, watched.pids())
                 except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
                     log.exception("disk watch of run %s", run_id)
                     continue

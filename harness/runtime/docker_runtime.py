@@ -14,6 +14,8 @@ import threading
 import time
 from pathlib import Path
 
+import psutil
+
 from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
@@ -106,6 +108,7 @@ class DockerHandle(Handle):
         self.environment: str | None = None
         self.isolation = "docker"
         self.container = None
+        self._init: psutil.Process | None = None
         self.started: float | None = None
         self._prep_error: str | None = None
         self._cancel: tuple[FailureReason, str] | None = None
@@ -144,6 +147,7 @@ class DockerHandle(Handle):
             self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
             self.container.start()
             self.started = time.monotonic()
+            self._init = _first_process(self.container)
             self._log_thread = threading.Thread(target=self._stream_logs, daemon=True,
                                                 name=f"docker-logs-{self.spec.run_id}")
             self._log_thread.start()
@@ -195,6 +199,13 @@ class DockerHandle(Handle):
                 pass
 
     # -- the handle interface --------------------------------------------------------------------------------
+    def pids(self) -> list[int]:
+        try:  # (is_running: the container's first process, not one that took its id after it ended)
+            return [self._init.pid, *(p.pid for p in self._init.children(recursive=True))] \
+                if self._init is not None and self._init.is_running() else []
+        except psutil.Error:
+            return []
+
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING
 
@@ -257,6 +268,16 @@ class DockerHandle(Handle):
             container, self.container = self.container, None
             threading.Thread(target=_remove, args=(container,), daemon=True,
                              name=f"docker-rm-{self.spec.run_id}").start()
+
+
+def _first_process(container) -> psutil.Process | None:
+    """The container's first process as this machine sees it (its processes, for pids()); None once ended."""
+    try:
+        container.reload()
+        pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+        return psutil.Process(pid) if pid > 0 else None
+    except Exception:  # noqa: BLE001 - the container ended, or the engine did not say: its open files go unseen
+        return None
 
 
 def _remove(container) -> None:

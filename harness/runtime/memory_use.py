@@ -4,15 +4,16 @@ file system in memory (a run wrote 600 MiB into /dev/shm under `--memory 300M` a
 memory is
 
     Σ (Pss − Pss_Shmem) over its processes          (private and file pages, shared ones split between sharers)
-  + max(Σ Pss_Shmem, the used bytes of its sandbox's own tmpfs)
+  + max(Σ Pss_Shmem, the used bytes of its sandbox's own tmpfs + its memfds)
 
 where its sandbox's own tmpfs are the tmpfs file systems mounted in its mount namespace that this process's
 namespace does not have (bubblewrap's /dev with its /dev/shm; never a tmpfs of this machine bound in), each file
-system once, by its device number. Mapped shared memory is counted once (the larger of what the mappings show and
-what the file systems hold). The sandbox gives the run no way to mount more (bubblewrap's --disable-userns) and
-a read-only root (runtime.sandbox). What this cannot see without a cgroup — a memfd or SysV segment that is not
-mapped, an unsandboxed run's files in this machine's /dev/shm — is why contests should run where the harness can
-make control groups (docs/operator/runtimes.md).
+system once, by its device number, and its memfds are those its processes hold open or mapped (runtime.open_files:
+a memfd need not be mapped to hold memory). Mapped shared memory is counted once (the larger of what the mappings
+show and what the file systems and memfds hold). The sandbox gives the run no way to mount more (bubblewrap's
+--disable-userns) and a read-only root (runtime.sandbox). What this cannot see without a cgroup — a SysV segment
+that is not mapped, an unsandboxed run's files in this machine's /dev/shm — is why contests should run where the
+harness can make control groups (docs/operator/runtimes.md).
 
 Everything read here is the run's to shape (mount points, file names): it is parsed as bytes, and any failure to
 read or parse counts as nothing read, never as an error of the scheduler that calls it.
@@ -21,6 +22,8 @@ from __future__ import annotations
 
 import os
 import time
+
+from harness.runtime import open_files
 
 
 def _read(path: str) -> bytes | None:
@@ -109,4 +112,5 @@ def used(pids: list[int], rss_of, budget: float = 0.2) -> int:
             if device not in here:
                 own.setdefault(device, (pid, mount_point))
     held = sum(_used_bytes(pid, mount_point) for pid, mount_point in own.values())
-    return private + max(shmem_mapped, held)
+    memfds = open_files.held(pids, set(), budget=max(0.02, deadline - time.monotonic())).memory
+    return private + max(shmem_mapped, held + memfds)

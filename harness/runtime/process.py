@@ -137,6 +137,11 @@ class ProcessHandle(Handle):
     def held_still(self):
         return self.group.still() if self.group is not None else super().held_still()
 
+    def pids(self) -> list[int]:
+        if self.group is not None:  # (every process of the run, whichever parent it left)
+            return self.group.pids()
+        return [p.pid for p in self._tree()]
+
     def close(self) -> None:
         if self._pidfd is not None:
             os.close(self._pidfd)

@@ -323,7 +323,7 @@ class Scheduler:
             self.handles[run.id] = handle
             if run.kind is RunKind.TRAIN:
                 self.checkpoint_dirs[run.id] = handle.spec.paths.checkpoints
-            self.disk.watch(run.id, handle.spec.disk_limits, handle.held_still)  # (measured frozen)
+            self.disk.watch(run.id, handle.spec.disk_limits, handle)  # (measured frozen, with what it holds)
 
     # -- outcomes ------------------------------------------------------------------------------------------
     def _finish(self, db, run: Run, outcome: Outcome, replayed: bool = False) -> None:

@@ -1,0 +1,125 @@
+"""Bytes a run holds in files with no name left — deleted while open, mapped, made nameless (O_TMPFILE), memfds —
+are out of reach of any walk of its folders; the harness counts them from the run's own processes.
+
+Invariants: each such file is counted once, at its allocated bytes, however many processes and descriptors hold
+it; a named file is never counted twice (the walk has it); a bound cuts the count short but never inflates it, and
+descriptor order gives a run no place to hide; a session that holds more than its allowance that way is cancelled
+as `disk_quota`, and other users are served meanwhile."""
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import test_trust
+from helpers import participant, run_session
+from test_trust_ii import others_still_served
+
+from harness.runtime import open_files
+
+runtime = test_trust.runtime  # the sandboxed process runtime, and docker
+guarded = test_trust.guarded  # bob's session and the task, checksummed before and after
+
+MiB = 1 << 20
+
+HOLDER = r"""
+import mmap, os, sys, tempfile, time
+folder, elsewhere, decoys = sys.argv[1], sys.argv[2], int(sys.argv[3])
+for _ in range(decoys):  # low-numbered descriptors before the ones that matter
+    os.open(os.devnull, os.O_RDONLY)
+nameless = tempfile.TemporaryFile(dir=folder)  # O_TMPFILE: never had a name
+nameless.write(os.urandom(2 << 20)); nameless.flush()
+deleted = open(os.path.join(folder, "deleted"), "wb")
+deleted.write(os.urandom(3 << 20)); deleted.flush(); os.unlink(deleted.name)
+fd = os.open(os.path.join(folder, "mapped"), os.O_RDWR | os.O_CREAT)
+os.write(fd, os.urandom(4 << 20)); view = mmap.mmap(fd, 0); os.close(fd); os.unlink(os.path.join(folder, "mapped"))
+named = open(os.path.join(folder, "named"), "wb"); named.write(os.urandom(5 << 20)); named.flush()
+away = open(os.path.join(elsewhere, "away"), "wb"); away.write(os.urandom(6 << 20)); away.flush(); os.unlink(away.name)
+memfd = os.memfd_create("held"); os.write(memfd, os.urandom(7 << 20))  # never mapped
+if os.fork() == 0:  # a child holding the same files: each counts once
+    time.sleep(60); os._exit(0)
+print("ready", flush=True)
+time.sleep(60)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    procs = []
+
+    def start(decoys=0):
+        folder, elsewhere = tmp_path / "run", "/dev/shm" if os.path.isdir("/dev/shm") else tmp_path
+        folder.mkdir()
+        proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(folder), str(elsewhere), str(decoys)],
+                                stdout=subprocess.PIPE, text=True)
+        procs.append(proc)
+        assert proc.stdout.readline() == "ready\n"
+        import psutil
+        pids = [proc.pid] + [c.pid for c in psutil.Process(proc.pid).children()]
+        return pids, {folder.stat().st_dev}
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait()
+
+
+def test_nameless_files_count_once_each_at_their_allocated_bytes(holder):
+    pids, devices = holder()
+    assert len(pids) == 2
+    found = open_files.held(pids, devices)
+    assert found.complete
+    expected = (2 + 3 + (4 if os.geteuid() == 0 else 0)) * MiB  # (a closed mapping: map_files, root only)
+    assert expected <= found.disk < expected + MiB, found  # not the named file, not the one on another device
+    assert 7 * MiB <= found.memory < 8 * MiB, found  # the memfd, once for both processes
+    assert open_files.held(pids, set()).disk == 0  # on no file system of the run: not its disk
+
+
+def test_a_bound_cuts_the_count_short_and_says_so(holder):
+    pids, devices = holder()
+    cut = open_files.held(pids, devices, max_entries=2)
+    assert not cut.complete and cut.disk <= 9 * MiB
+    assert not open_files.held(pids, devices, budget=0).complete
+
+
+def test_descriptor_order_gives_no_place_to_hide(holder):
+    """Five hundred decoys before the big files, and a bound of a hundred entries: over repeated measures every
+    file is met (the order is drawn anew), where a walk in descriptor order would never reach one."""
+    pids, devices = holder(decoys=500)
+    seen = max(open_files.held(pids, devices, max_entries=100).disk for _ in range(60))
+    assert seen >= 2 * MiB
+
+
+def test_unreadable_processes_are_what_was_not_seen():
+    assert open_files.held([2 ** 22 + 7, -1], {0}) == open_files.Held()  # no such process: nothing, no error
+
+
+HOLD_DELETED = '''
+import argparse, os, tempfile, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); cfg = p.parse_args()
+ck = os.environ["NSML_CHECKPOINT_DIR"]
+held = [tempfile.TemporaryFile(dir=ck) for _ in range(2)]  # nameless from the start
+with open(os.path.join(ck, "gone"), "wb") as f:  # named while written: under each folder's own limit
+    held.append(open(f.name, "rb"))
+    for _ in range(25): f.write(os.urandom(1 << 20))
+os.unlink(os.path.join(ck, "gone"))
+for f in held[:2]:
+    for _ in range(25): f.write(os.urandom(1 << 20))
+    f.flush()
+print("holding", flush=True)
+time.sleep(60)
+print("survived", flush=True)
+'''
+
+
+def test_a_session_holding_deleted_files_over_its_allowance_is_cancelled(cli, runtime, guarded, state_root,
+                                                                        tmp_path, nsml_folder):
+    (state_root / "harness.toml").write_text("[limits]\ncheckpoint_bytes = 30000000\nscratch_bytes = 30000000\n")
+    started = time.monotonic()
+    name = run_session(cli, participant(tmp_path / "hold", HOLD_DELETED), code=1)
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert (row["status"], row["reason"]) == ("failed", "disk_quota"), row
+    assert "deleted files" in row["message"] and "limits.checkpoint_bytes + limits.scratch_bytes" in row["message"]
+    log = cli("logs", name).stdout
+    assert "holding" in log and "survived" not in log and time.monotonic() - started < 55, log
+    (state_root / "harness.toml").write_text("")
+    others_still_served(cli, nsml_folder, guarded)
