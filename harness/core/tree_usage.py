@@ -19,10 +19,11 @@ folders unreadable, nest them deep or make millions of entries, and it may watch
 - a file counts once however many names it has (hard links, a rename across folders mid-walk), links are never
   followed, and nothing raises out of `usage`.
 
-What no walk can see: a file held open after its last name is gone (O_TMPFILE, unlinked), and bytes moved
-between folders timed to the walk (a run that watches each folder being opened — inotify, where the sandbox
-lets it — can, half of the walks). Both end with the run (its folders are measured at every end); the
-threat model says so.
+What no walk can see: a file held open after its last name is gone (O_TMPFILE, unlinked: the caller counts those
+from the run's processes, runtime.open_files), and bytes moved between folders timed to the walk (a run that
+watches each folder being opened — inotify, where the sandbox lets it — can, half of the walks; a run in control
+groups is frozen while it is walked). Both end with the run (its folders are measured at every end); the threat
+model says so.
 """
 from __future__ import annotations
 
