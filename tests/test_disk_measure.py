@@ -257,3 +257,36 @@ def test_a_run_in_control_groups_is_measured_frozen_so_nothing_moves_under_the_w
         proc.kill()
         proc.wait()
         group.remove()
+
+
+def test_a_container_is_frozen_while_its_folders_are_measured(docker_ready, state_root, tmp_path):
+    """The docker runtime holds a container still as the process runtime holds its groups: through the group its
+    engine made for it (found once, by the container's id), never docker's own pause, which a kill would meet."""
+    from harness.core.settings import load_settings
+    from harness.runtime.base import Mount, RunPaths, RunSpec
+    from harness.runtime.docker_runtime import DockerRuntime
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("import itertools, os, time\nfor i in itertools.count():\n"
+                                 "    open('/app/n.tmp', 'w').write(str(i)); os.replace('/app/n.tmp', '/app/n')\n"
+                                 "    time.sleep(0.005)\n")
+    spec = RunSpec(run_id=1, name="alice/t/1", argv=["main.py"], workdir=app, time_limit=120,
+                   paths=RunPaths(run=tmp_path, log=tmp_path / "log"), mounts=[Mount(app, "/app", False)])
+    handle = DockerRuntime(load_settings()).start(spec)
+    try:
+        deadline = time.monotonic() + 120
+        while not (app / "n").exists():
+            assert handle.poll() is None and time.monotonic() < deadline, (tmp_path / "log").read_text()
+            time.sleep(0.05)
+        assert handle.pids()
+        with handle.held_still() as frozen:
+            assert frozen
+            before = (app / "n").read_text()
+            time.sleep(0.3)
+            assert (app / "n").read_text() == before
+        time.sleep(0.3)
+        assert (app / "n").read_text() != before  # thawed after
+    finally:
+        handle.cancel()
+        assert handle.wait(60) is not None  # a kill is never held up by the freeze
+        handle.close()

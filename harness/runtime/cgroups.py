@@ -225,6 +225,26 @@ def create(run_dir: Path, memory: int | None, pids: int, cpus: float | None) -> 
     return _prepare_v2(name, memory, pids, cpus) or _prepare_v1(name, memory, pids, cpus)
 
 
+def _place(pid: int | str) -> tuple[Path, int] | None:
+    """Where PID is for freezing: its cgroup v2 folder, or its v1 freezer folder (and which version)."""
+    for line in _read(Path(f"/proc/{pid}/cgroup")).splitlines():
+        _, controllers, rel = (line.split(":", 2) + ["", ""])[:3]
+        if controllers == "" and (ROOT / "cgroup.controllers").exists():
+            return ROOT / rel.lstrip("/"), 2
+        if "freezer" in controllers.split(",") and (base := _v1_base("freezer")) is not None:
+            return base / rel.lstrip("/"), 1
+    return None
+
+
+def holding(pid: int) -> RunGroup | None:
+    """The group an engine made for PID (a container's), for freezing it while its folders are measured; None
+    where there is none to freeze, or where it is a group this harness itself is in (never freeze oneself)."""
+    theirs, mine = _place(pid), _place("self")
+    if theirs is None or (mine is not None and mine[0].is_relative_to(theirs[0])):
+        return None
+    return RunGroup(2, {"all": theirs[0]}) if theirs[1] == 2 else RunGroup(1, {"freezer": theirs[0]})
+
+
 def leftover(run_dir: Path) -> RunGroup | None:
     """The groups of a run whose scheduler died (for cleanup), if any are there."""
     name = group_name(run_dir)

@@ -20,6 +20,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
+from . import cgroups
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
@@ -109,6 +110,7 @@ class DockerHandle(Handle):
         self.isolation = "docker"
         self.container = None
         self._init: psutil.Process | None = None
+        self._group: cgroups.RunGroup | None = None  # to freeze it while its folders are measured
         self.started: float | None = None
         self._prep_error: str | None = None
         self._cancel: tuple[FailureReason, str] | None = None
@@ -148,6 +150,9 @@ class DockerHandle(Handle):
             self.container.start()
             self.started = time.monotonic()
             self._init = _first_process(self.container)
+            # the container's own group (named by its id), found once: its folder goes with it, never another's after
+            group = cgroups.holding(self._init.pid) if self._init is not None else None
+            self._group = group if group and all(self.container.id in str(f) for f in group.folders.values()) else None
             self._log_thread = threading.Thread(target=self._stream_logs, daemon=True,
                                                 name=f"docker-logs-{self.spec.run_id}")
             self._log_thread.start()
@@ -199,6 +204,9 @@ class DockerHandle(Handle):
                 pass
 
     # -- the handle interface --------------------------------------------------------------------------------
+    def held_still(self):
+        return self._group.still() if self._group is not None else super().held_still()
+
     def pids(self) -> list[int]:
         try:  # (is_running: the container's first process, not one that took its id after it ended)
             return [self._init.pid, *(p.pid for p in self._init.children(recursive=True))] \
