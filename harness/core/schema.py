@@ -78,8 +78,8 @@ SETTINGS = {
     "docker": {"image": str, "images": list, "user": str, "pids_limit": int, "file_bytes": int, "hf_cache": str},
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "running_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int,
-               "code_bytes": int, "prediction_bytes": int, "scorer_memory_bytes": int, "pids": int,
-               "run_memory_bytes": int},
+               "user_storage_bytes": int, "code_bytes": int, "prediction_bytes": int, "scorer_memory_bytes": int,
+               "pids": int, "run_memory_bytes": int},
 }
 
 ANY_VALUE = (str, int, float, bool, list, dict)

@@ -1,5 +1,6 @@
 """A new Run: the options of `run`/`fork`/`submit` (-g, -c, --memory, --shm-size, --time-limit, --runtime,
---gpu-model, --esm) checked and turned into a queued Run, and the per-user queue limit."""
+--gpu-model, --esm) checked and turned into a queued Run, the per-user queue limit, and the per-user disk
+limit a new session must be under."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,9 @@ from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import Settings
 from harness.core.sizes import machine_memory, parse_size
+from harness.core.tree_usage import usage
 from harness.runtime import gpus
+from harness.runtime.disk_limits import MAX_ENTRIES, SCAN_SECONDS
 from harness.store.models import Run, Session, Submission
 
 
@@ -36,6 +39,19 @@ def check_queue_limit(settings: Settings, db, user_id: int) -> None:
     if queued >= settings.max_queued_per_user:
         raise UserError(f"queue limit reached: {queued} of your runs are waiting "
                         f"(limits.queued_per_user = {settings.max_queued_per_user}); wait or stop some")
+
+
+def check_storage(settings: Settings, user: str) -> None:
+    """A user whose sessions hold `limits.user_storage_bytes` on disk (code copies, checkpoints) starts no new
+    session until some are removed; measured as the disk watch measures (runtime.disk_limits), which holds the
+    user's running sessions to the same limit."""
+    used = usage(settings.sessions_dir / user, MAX_ENTRIES, SCAN_SECONDS)
+    held = max(used.size, used.allocated)
+    if held < settings.user_storage_bytes and (used.complete or used.retry):  # (retry: a lower bound, under it)
+        return
+    said = f"{held} bytes" if held >= settings.user_storage_bytes else f"more than can be measured ({used.why})"
+    raise UserError(f"your sessions hold {said} on disk, at or over limits.user_storage_bytes = "
+                    f"{settings.user_storage_bytes}: remove sessions (nsml rm) or checkpoints (nsml model rm) first")
 
 
 def queue_run(settings: Settings, db, user_id: int, run: Run) -> Run:

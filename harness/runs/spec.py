@@ -82,8 +82,10 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
         env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     scratch = [workdir, run_dir / "tmp", events.parent]
     limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
-    if writable_checkpoints:
+    if writable_checkpoints:  # (and all the user's sessions together: what they keep outlives every run)
         limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))
+        limits.append(DiskLimit([settings.sessions_dir / user], settings.user_storage_bytes,
+                                "limits.user_storage_bytes", shared_by=f"{user}'s sessions"))
     manifest = Manifest.read(Path(sess.task.path))
     return RunSpec(run_id=run.id, name=sess.name, argv=argv, workdir=workdir, paths=paths, env=env,
                    gpu_ids=list(run.gpu_ids),

@@ -1,7 +1,8 @@
 """Disk is measured, not trusted: a thread of the scheduler that scans each running run's writable space.
 
 A run's spec lists its writable folders in groups, each with a limit (the session's checkpoints:
-``limits.checkpoint_bytes``; the code copy, private /tmp, output and events: ``limits.scratch_bytes``).  Every
+``limits.checkpoint_bytes``; the code copy, private /tmp, output and events: ``limits.scratch_bytes``; for a
+training run, also all of its user's sessions together: ``limits.user_storage_bytes``, a group `shared_by`).  Every
 few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
 on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
@@ -43,11 +44,13 @@ class DiskLimit:
     paths: list[Path]
     limit: int
     setting: str
+    shared_by: str = ""  # a group of more than this run's folders (all of its user's sessions), named so
 
 
 def over_limit(limits: list[DiskLimit]) -> str | None:
-    """Measure each group once; the first one over its limit, as a message, or None."""
-    return measure(limits)[0]
+    """The measure at a run's end: each group of the run's own once; the first one over its limit, as a message,
+    or None. (A group shared with other sessions is left to the next admission, where its bytes still count.)"""
+    return measure([group for group in limits if not group.shared_by])[0]
 
 
 def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, bool]:
@@ -70,11 +73,14 @@ def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, 
                         f"({group.setting} cannot be checked)"), moving
             total += max(used.allocated, used.size)  # a sparse file counts at the size a copy of it writes
             entries += used.entries
+        if total > group.limit and group.shared_by:
+            return (f"{group.shared_by} hold {total} bytes, over the limit of {group.limit} ({group.setting}): "
+                    f"remove sessions (nsml rm) or checkpoints (nsml model rm)"), moving
         if total > group.limit:
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
                     f"{group.limit} ({group.setting})"), moving
-        measured += total
-    return _nameless(limits, pids, measured), moving
+        measured += 0 if group.shared_by else total
+    return _nameless([group for group in limits if not group.shared_by], pids, measured), moving
 
 
 def _nameless(limits: list[DiskLimit], pids: list[int], measured: int) -> str | None:

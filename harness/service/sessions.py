@@ -14,7 +14,7 @@ from harness.contest.gate import check_gpu_request, gate
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo, session_folder, session_name
-from harness.runs.create import RunOptions, check_queue_limit, new_run, queue_run
+from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run
 from harness.runs.snapshot import check_entry, snapshot_code
 from harness.runtime import environments
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
@@ -108,6 +108,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         manifest = h.manifest(task)
         return manifest.source_builds, manifest.image
     source_builds, task_image = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
+    check_storage(h.settings, h.settings.user)  # (measured outside any transaction: it walks the user's folder)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
@@ -144,6 +145,8 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     check_memo(memo or "", "-m/--memo")
     opts = opts or RunOptions()
     new_args = parse_args(args) if args is not None else None
+
+    check_storage(h.settings, h.settings.user)
 
     def create(db):
         src = permissions.own_session(h, db, parent)

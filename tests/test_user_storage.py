@@ -1,0 +1,55 @@
+"""Disk a user's sessions keep outlives every run: one session's checkpoint limit alone would let a participant
+fill the machine's disk session by session. `limits.user_storage_bytes` bounds all of a user's sessions together:
+a new session is refused once they hold it (one line, naming the setting and what to remove), a running one that
+takes them over it is cancelled as `disk_quota`, and removing sessions lets the user in again. Other users are
+served throughout."""
+import pytest
+from helpers import participant, run_session
+
+WRITER = '''
+import argparse, os, time
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--mb", type=int)
+p.add_argument("--hold", type=float, default=0); cfg = p.parse_args()
+folder = os.path.join(os.environ["NSML_CHECKPOINT_DIR"], "raw")
+os.makedirs(folder, exist_ok=True)
+with open(os.path.join(folder, "blob"), "wb") as fh:
+    for _ in range(cfg.mb): fh.write(os.urandom(1 << 20))
+print("wrote", cfg.mb, flush=True)
+time.sleep(cfg.hold)
+print("survived", flush=True)
+'''
+
+
+@pytest.fixture
+def writer(tmp_path, state_root):
+    (state_root / "harness.toml").write_text("[limits]\nuser_storage_bytes = 25000000\ncheckpoint_bytes = 50000000\n")
+    return participant(tmp_path / "writer", WRITER)
+
+
+def _row(cli, name, user="alice"):
+    return [r for r in cli.json("ps", "-a", user=user) if r["name"] == name][0]
+
+
+def test_a_users_sessions_together_stay_under_the_storage_limit(cli, tiny_task, writer):
+    first = run_session(cli, writer, "-a", "--mb 15")
+    assert _row(cli, first)["status"] == "succeeded"
+
+    second = run_session(cli, writer, "-a", "--mb 15 --hold 40", code=1)  # 30 MiB together, over 25 MB
+    row = _row(cli, second)
+    assert (row["status"], row["reason"]) == ("failed", "disk_quota"), row
+    assert "alice's sessions hold" in row["message"] and "limits.user_storage_bytes" in row["message"], row
+    assert "survived" not in cli("logs", second).stdout
+
+    refused = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--mb 1", writer, code=None)
+    assert refused.exit_code != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "limits.user_storage_bytes" in refused.stderr and "nsml rm" in refused.stderr, refused.stderr
+    refused = cli("fork", first, "-c", "0", code=None)  # (a fork is a new session too)
+    assert refused.exit_code != 0 and "limits.user_storage_bytes" in refused.stderr
+
+    bobs = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--mb 15", writer, user="bob").stdout.split()[1]
+    cli("logs", "-f", bobs, user="bob")  # another user's storage is his own
+    assert _row(cli, bobs, "bob")["status"] == "succeeded"
+
+    cli("rm", second)
+    third = run_session(cli, writer, "-a", "--mb 1")
+    assert _row(cli, third)["status"] == "succeeded"
