@@ -1,6 +1,9 @@
 """A run given N CPU cores sees N threads in every common library, as a container with a CPU quota would: `-c`,
 else the task's `[limits] cpus`, else 1 (issue 25's finding 1: a torch run on a busy 2-core machine crawled with
 one thread per core)."""
+import os
+
+import pytest
 from helpers import ORGANIZER, make_tiny_task, participant, run_session
 
 from harness.runtime.base import THREAD_VARIABLES
@@ -55,3 +58,28 @@ def test_a_cpu_count_that_is_not_a_number_is_one_line(cli, tiny_task, tmp_path):
         r = cli("run", "-d", "tiny", "-c", bad, folder, code=2)
         assert "-c/--cpus: must be between 0.01 and 4096" in r.stderr and "Traceback" not in r.output, r.output
     assert cli.json("ps", "-a") == []
+
+
+NICE = '''
+import argparse, os
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
+print("nice", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+try:
+    os.setpriority(os.PRIO_PROCESS, 0, 0)
+    print("raised back to", os.getpriority(os.PRIO_PROCESS, 0))
+except OSError as exc:
+    print("refused", exc.strerror)
+'''
+
+
+def test_a_run_yields_the_cpu_to_the_harness_and_cannot_take_it_back(cli, tiny_task, tmp_path):
+    """Every process-runtime run starts at nice 10, so the scheduler and the server stay responsive on a machine
+    its runs keep busy (with or without control groups); the sandbox gives no privilege to lower it again. (A
+    container's share is its CPU quota, docker's nano_cpus.)"""
+    from harness.runtime import sandbox
+    if not sandbox.works():
+        if os.environ.get("CI"):
+            pytest.fail("CI must install bubblewrap (scripts/setup-sandbox.sh)")
+        pytest.skip("no bubblewrap (scripts/setup-sandbox.sh installs it)")
+    log = cli("logs", run_session(cli, participant(tmp_path / "nice", NICE))).stdout
+    assert "nice 10" in log and "refused" in log and "raised back" not in log, log
