@@ -26,6 +26,7 @@ from harness.service import accounts
 from harness.service.local import LocalApi
 from harness.state import Harness
 
+from .caller_slots import CallerSlots
 from .deps import API, MAX_JSON_BYTES, error, status_of
 
 log = logging.getLogger("harness.server")
@@ -117,8 +118,9 @@ def create_app(settings: Settings) -> FastAPI:
     #                                            cap_bodies, so an oversized body is refused before it is read
 
     from .transfers import UPLOADS
-    app.add_middleware(CapBodies, upload_cap=settings.code_bytes * 8, uploads=UPLOADS)  # outermost: before any
-    #                                                                                    layer reads a body
+    app.add_middleware(CapBodies, upload_cap=settings.code_bytes * 8, uploads=UPLOADS)  # before any layer reads a
+    #                                                                                    body
+    app.add_middleware(CallerSlots)  # outermost: a caller past its share of requests in flight gets 429 at once
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):

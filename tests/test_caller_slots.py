@@ -1,0 +1,70 @@
+"""One caller's requests in flight are bounded before any work is done for them (server.caller_slots): a
+participant who opens uploads that trickle a byte at a time, far more than the server has threads, gets 429 past
+its share at once, other users are served meanwhile (by token, and from the same address), and the share comes
+back when the requests end."""
+import threading
+import time
+
+import httpx
+import pytest
+
+from harness.server import caller_slots
+
+
+def _trickle(url, token, gate, answers):
+    """A tar upload whose body waits at GATE after its first byte."""
+    def body():
+        yield b"\0"
+        gate.wait(60)
+    try:
+        r = httpx.post(url, params={"task": "tiny"}, content=body(), timeout=90,
+                       headers={"Authorization": f"Bearer {token}", "Content-Type": "application/x-tar"})
+        answers.append((r.status_code, r.text))
+    except httpx.HTTPError as exc:
+        answers.append((0, str(exc)))
+
+
+def test_one_callers_flood_is_refused_past_its_share_and_others_are_served(served, remote_cli, tiny_task):
+    tokens = {u: remote_cli.token(u) for u in ("alice", "bob")}
+    url = f"{served.url}/api/v1/sessions"
+    alice = httpx.Client(headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=10)
+    bob = httpx.Client(headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=10)
+    gate, answers = threading.Event(), []
+    held = [threading.Thread(target=_trickle, args=(url, tokens["alice"], gate, answers), daemon=True)
+            for _ in range(caller_slots.PER_CALLER + 4)]  # (those past her share wait to send, then hear 429)
+    try:
+        for t in held:
+            t.start()
+        time.sleep(3)  # (no request of hers meanwhile: each would hold a slot while the uploads arrive)
+        r = alice.get(f"{served.url}/api/v1/whoami")
+        assert r.status_code == 429 and "too many requests of yours" in r.json()["error"], r.text
+        for _ in range(50):  # every further request of hers, cheap or not, is refused at once
+            r = alice.post(url, params={"task": "tiny"}, content=b"\0" * 1024,
+                           headers={"Content-Type": "application/x-tar"})
+            assert r.status_code == 429 and "too many requests of yours" in r.json()["error"], r.text
+        start = time.monotonic()
+        assert bob.get(f"{served.url}/api/v1/whoami").json()["user"] == "bob"  # same address, his own share
+        assert bob.get(f"{served.url}/api/v1/sessions", params={"all": True}).status_code == 200
+        assert time.monotonic() - start < 5
+        assert all(code == 429 for code, _ in answers), answers  # hers are still held
+    finally:
+        gate.set()
+        for t in held:
+            t.join(90)
+    deadline = time.monotonic() + 30
+    while alice.get(f"{served.url}/api/v1/whoami").status_code != 200:  # her share comes back as they end
+        assert time.monotonic() < deadline, "alice's share did not come back"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("header,cookie,expected", [
+    ("Bearer nsml_abc123_secret", "", "token abc123"),
+    ("", "nsml_token=nsml_abc123_secret", "token abc123"),
+    ("Bearer nsml_" + "a" * 65 + "_s", "", "address 10.0.0.1"),  # over the id's bound: the address's
+    ("Bearer nsml_a/b_s", "", "address 10.0.0.1"),
+    ("Bearer nothing", "", "address 10.0.0.1"),
+    ("Basic nsml_abc123_secret", "", "address 10.0.0.1"),
+])
+def test_a_caller_is_its_tokens_id_or_its_address(header, cookie, expected):
+    headers = [(k.encode(), v.encode()) for k, v in (("authorization", header), ("cookie", cookie)) if v]
+    assert caller_slots.caller_of({"type": "http", "headers": headers, "client": ("10.0.0.1", 5)}) == expected
