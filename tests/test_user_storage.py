@@ -53,3 +53,28 @@ def test_a_users_sessions_together_stay_under_the_storage_limit(cli, tiny_task, 
     cli("rm", second)
     third = run_session(cli, writer, "-a", "--mb 1")
     assert _row(cli, third)["status"] == "succeeded"
+
+
+SCRATCH_WRITER = '''
+import argparse, os
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); cfg = p.parse_args()
+for folder in ("/tmp", "."):  # its private /tmp and its code copy
+    with open(os.path.join(folder, "scratch.bin"), "wb") as fh:
+        fh.write(os.urandom(8 << 20))
+print("wrote scratch", flush=True)
+'''
+
+
+def test_a_runs_scratch_goes_when_it_ends_and_its_log_stays(cli, tiny_task, tmp_path, state_root):
+    """A run's code copy, /tmp and data view are its own only while it runs: kept, they would pile up run after
+    run outside every limit (and outside `nsml rm`)."""
+    import time
+
+    from harness.core.settings import load_settings
+    name = run_session(cli, participant(tmp_path / "scratch", SCRATCH_WRITER))
+    [run_dir] = list(load_settings().runs_dir.iterdir())  # (the one run of this state root)
+    deadline = time.monotonic() + 30
+    while any((run_dir / part).exists() for part in ("app", "tmp", "data", "sessions")):
+        assert time.monotonic() < deadline, sorted(p.name for p in run_dir.iterdir())
+        time.sleep(0.1)
+    assert "wrote scratch" in cli("logs", name).stdout and (run_dir / "log.txt").is_file()

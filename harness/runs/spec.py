@@ -19,7 +19,7 @@ from harness.core.enums import RunKind
 from harness.core.safefs import is_real_dir
 from harness.core.settings import Settings
 from harness.runtime import entry_flags
-from harness.runtime.base import Mount, RunPaths, RunSpec
+from harness.runtime.base import RUN_SCRATCH, Mount, RunPaths, RunSpec
 from harness.runtime.disk_limits import DiskLimit
 from harness.store.models import Run, Session, Submission
 from harness.taskpacks import layout
@@ -46,8 +46,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                data: list[tuple[Path, str]], writable_checkpoints: bool) -> RunSpec:
     """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
     run_dir = Path(run.run_dir)
-    for prepared in ("app", "data", "tmp", "sessions"):  # a requeued run (its scheduler died before the code
-        shutil.rmtree(run_dir / prepared, ignore_errors=True)  # started): what that attempt prepared goes
+    for prepared in RUN_SCRATCH:  # a requeued run (its scheduler died before the code started): what that
+        shutil.rmtree(run_dir / prepared, ignore_errors=True)  # attempt prepared goes
     workdir = run_dir / "app"
     copy_tree(Path(sess.code_dir), workdir)
     events = events_path(run)

@@ -7,6 +7,8 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -170,7 +172,8 @@ class Handle(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None:
-        """Called once the outcome is recorded: release what the run held (a container, a descriptor)."""
+        """Called once the outcome is recorded: release what the run held (a container, a descriptor, its
+        folder's scratch: `remove_scratch`)."""
 
     def placement(self) -> Placement | None:
         """Where the run landed, once a cluster has placed it (the scheduler records it with the run's GPU ids).
@@ -236,6 +239,26 @@ class Executor(abc.ABC):
 
     def close(self) -> None:
         """The scheduler is done with it."""
+
+
+RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds only while it runs (runs.spec)
+
+
+def remove_scratch(run_dir: Path) -> threading.Thread:
+    """Remove, in the background, what RUN_DIR holds only while its run runs — its code copy, /tmp, data view (a
+    copy where it runs unsandboxed) and sessions link — once its outcome is recorded: kept, they would pile up on
+    the machine's disk run after run, under no limit. Its log, events and prediction stay. Never follows a link
+    (shutil.rmtree's descriptor-based walk)."""
+    def remove() -> None:
+        for name in RUN_SCRATCH:
+            path = Path(run_dir) / name
+            if path.is_symlink() or path.is_file():
+                path.unlink(missing_ok=True)
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+    worker = threading.Thread(target=remove, name=f"scratch-{Path(run_dir).name}", daemon=True)
+    worker.start()
+    return worker
 
 
 def wait_by_polling(handle: Handle, timeout: float | None, interval: float = 0.05) -> Outcome | None:

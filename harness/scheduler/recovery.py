@@ -22,7 +22,7 @@ from harness.core.enums import FailureReason, RunPhase, RunStatus
 from harness.core.settings import Settings
 from harness.runs.ending import mark, requeue
 from harness.runs.events import collect_all, record
-from harness.runtime.base import Executor
+from harness.runtime.base import Executor, remove_scratch
 from harness.runtime.executors import get_executor
 from harness.store import Store
 from harness.store.models import Run, Session
@@ -50,6 +50,8 @@ def recover_runs(settings: Settings, store: Store, executor: Executor | None = N
                 if sess is not None and run.id in collected:
                     record(db, run, sess, collected[run.id])  # checkpoints it saved before the crash are kept
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
+                if run.run_dir:
+                    remove_scratch(Path(run.run_dir))  # (the run folder's scratch, as at every end)
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place
                 requeue(db, run, run.message)
