@@ -290,3 +290,19 @@ def test_a_container_is_frozen_while_its_folders_are_measured(docker_ready, stat
         handle.cancel()
         assert handle.wait(60) is not None  # a kill is never held up by the freeze
         handle.close()
+
+
+def test_movement_in_a_users_shared_folder_is_never_held_against_the_run_measured(tmp_path, renaming):
+    """All of a user's sessions are measured together (limits.user_storage_bytes), with only the run being
+    measured frozen: a sibling session that keeps moving its own files must not get this run cancelled as a tree
+    moving under every walk (found by the attacker review)."""
+    tree = tmp_path / "alice"
+    (tree / "tiny" / "2" / "checkpoints").mkdir(parents=True)
+    for i in range(300):  # siblings to walk past while the renames go on
+        (tree / "tiny" / "2" / "checkpoints" / f"small{i}").write_text("x")
+    (tree / "tiny" / "2" / "checkpoints" / "moving").mkdir()
+    big_file(tree / "tiny" / "2" / "checkpoints" / "moving" / "w.bin")
+    renaming(tree / "tiny" / "2" / "checkpoints", "moving")
+    shared = DiskLimit([tree], BIG * 4, "limits.user_storage_bytes", shared_by="alice's sessions")
+    for _ in range(20):
+        assert measure([shared]) == (None, False)

@@ -65,7 +65,7 @@ def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, 
             used = usage(path, MAX_ENTRIES - entries, SCAN_SECONDS)
             if used.retry:  # the harness's own trouble, or a tree moving under every walk: no verdict on it now
                 log.info("disk of %s not measured whole now: %s", path, used.why)
-                moving = moving or used.moved
+                moving = moving or (used.moved and not group.shared_by)  # (the user's other runs are not frozen)
                 total += max(used.allocated, used.size)
                 break
             if not used.complete:
