@@ -1,5 +1,6 @@
 """A sandboxed run cannot watch the file system (inotify, fanotify): it would see the harness walk its folders and
-move its bytes behind the walk (core.tree_usage). Real bubblewrap, real filter."""
+move its bytes behind the walk (core.tree_usage); nor make an io_uring, where a registered file stays open out of
+the harness's sight (runtime.open_files). Real bubblewrap, real filter."""
 import subprocess
 import sys
 
@@ -15,6 +16,8 @@ libc = ctypes.CDLL(None, use_errno=True)
 for name, args in (("inotify_init1", (0,)), ("fanotify_init", (0, 0))):
     fd = getattr(libc, name)(*args)
     print(name, fd, errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()))
+ring = libc.syscall(425, 1, ctypes.create_string_buffer(120))  # io_uring_setup(1 entry, params)
+print("io_uring_setup", ring, errno.errorcode.get(ctypes.get_errno(), ctypes.get_errno()) if ring < 0 else "")
 import fcntl, signal
 signal.signal(signal.SIGIO, signal.SIG_IGN)
 folder = os.open("/tmp", os.O_RDONLY | os.O_DIRECTORY)
@@ -48,8 +51,10 @@ def test_a_sandboxed_run_cannot_watch_files_and_everything_else_works(tmp_path):
     assert seccomp.program() is not None  # (this machine is x86_64 or aarch64)
     unfiltered = run_probe(tmp_path, False)
     assert "inotify_init1 -1" not in unfiltered and "dnotify allowed" in unfiltered  # (the test can fail)
+    assert "io_uring_setup -1" not in unfiltered
     filtered = run_probe(tmp_path, True)
     assert "inotify_init1 -1 ENOSYS" in filtered and "fanotify_init -1 ENOSYS" in filtered
+    assert "io_uring_setup -1 ENOSYS" in filtered
     assert "dnotify EINVAL" in filtered and "fcntl True True" in filtered  # other fcntl commands work
     assert "listdir True pid True" in filtered
 
@@ -78,11 +83,12 @@ def test_the_filter_answers_each_machines_calls():
     prog = seccomp.program("x86_64")
     assert [verdict(prog, x86, nr) for nr in (253, 294, 300, 0x40000000 | 294)] == [nosys] * 4
     assert [verdict(prog, i386, nr) for nr in (291, 332, 338)] == [nosys] * 3
+    assert [verdict(prog, a, nr) for a in (x86, i386) for nr in (425, 426, 427)] == [nosys] * 6  # io_uring
     assert verdict(prog, x86, 72, seccomp.F_NOTIFY) == verdict(prog, i386, 221, seccomp.F_NOTIFY) == inval
     assert verdict(prog, x86, 72, 1) == verdict(prog, x86, 0) == verdict(prog, i386, 3) == allow  # F_GETFD, read
     assert verdict(prog, arm32, 3) == nosys  # an architecture the table does not name: refused whole
     prog = seccomp.program("aarch64")
-    assert verdict(prog, arm64, 26) == verdict(prog, arm64, 262) == nosys
+    assert verdict(prog, arm64, 26) == verdict(prog, arm64, 262) == verdict(prog, arm64, 425) == nosys
     assert verdict(prog, arm64, 25, seccomp.F_NOTIFY) == inval and verdict(prog, arm64, 63) == allow
     assert verdict(prog, arm32, 316) == nosys
     assert seccomp.program("riscv64") is None

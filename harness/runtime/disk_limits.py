@@ -92,7 +92,11 @@ def _nameless(limits: list[DiskLimit], pids: list[int], measured: int) -> str | 
     for path in (p for group in limits for p in group.paths):
         with contextlib.suppress(OSError):
             devices.add(path.stat().st_dev)
-    held = open_files.held(pids, devices).disk
+    found = open_files.held(pids, devices)
+    if found.bounded:
+        return (f"the run holds more than {open_files.MAX_ENTRIES} open files and mappings of deleted files: its "
+                f"disk cannot be checked ({' + '.join(g.setting for g in limits)})")
+    held = found.disk
     allowance = sum(group.limit for group in limits)
     if measured + held <= allowance:
         return None

@@ -6,18 +6,21 @@ lets go, and a walk of the run's folders never meets it: a run could fill the ma
 folder limit. The same goes for memory: a memfd (``memfd_create``) that is not mapped holds memory that neither
 the run's resident set nor its tmpfs shows. So the run's processes are looked at from the inside:
 
-- every descriptor (``/proc/PID/fd``) and every mapped file (``/proc/PID/map_files``, readable by a root harness
-  only: elsewhere mappings whose descriptor was closed go unseen) that is a regular file with no name left;
+- every descriptor (``/proc/PID/fd``), and every mapping of a deleted file (the lines of ``/proc/PID/maps`` that
+  say so, each looked at through ``/proc/PID/map_files``: readable by a root harness only, elsewhere a mapping
+  whose descriptor was closed goes unseen), that is a regular file with no name left;
 - each file once (by device and inode, however many processes and descriptors hold it), at its allocated bytes;
 - on the run's own file systems (the devices of its folders) it counts as disk held, on the kernel's internal
-  file system of anonymous shared memory (memfd) as memory held.
+  file system of anonymous shared memory (memfd, SysV) as memory held.
 
 A process's folder is opened once and everything of it is read through that one descriptor, so what is read
-belongs to one process even if its id is reused meanwhile. Descriptors are numbered by the run, so they are
-visited in a random order (a run cannot put its big file where a bound cuts the walk off), within a bound on
-entries and on time: what was not visited is not counted, and the result says so (`complete`), so that counting
-can only fall short, never inflate. Everything here is the run's to shape; no failure to read is an error of the
-caller: it is what was not seen.
+belongs to one process even if its id is reused meanwhile. Everything here is the run's to shape, so the work is
+bounded: past MAX_ENTRIES descriptors and mappings of deleted files in all, the run cannot be measured
+(`bounded`: its caller cancels it — a run that held its bytes behind a hundred thousand decoy descriptors would
+otherwise be counted short at every measure); past the time budget, what was seen is a lower bound and the
+caller measures again later (`complete` False). No failure to read is an error of the caller: it is what was not
+seen. What this cannot see: a descriptor in flight in a unix socket (sent, not yet received) — only a file-system
+quota per run bounds that (docs/threat-model.md).
 """
 from __future__ import annotations
 
@@ -29,8 +32,9 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MAX_ENTRIES = 100_000  # descriptors and mappings looked at in one measure, over all the run's processes
-BUDGET = 0.5  # seconds one measure may take
+MAX_ENTRIES = 100_000  # descriptors and mappings of deleted files looked at in one measure, over all processes
+BUDGET = 2.0  # seconds one measure may take
+MAPS_BYTES = 16 << 20  # of /proc/PID/maps read (65,530 mappings, the kernel's default most, take ~7 MiB)
 
 
 @dataclass
@@ -40,6 +44,7 @@ class Held:
     disk: int = 0
     memory: int = 0
     complete: bool = True  # every descriptor and mapping of every process was looked at
+    bounded: bool = False  # more than MAX_ENTRIES to look at: the run cannot be measured
 
 
 @functools.lru_cache(maxsize=1)
@@ -55,17 +60,39 @@ def anonymous_memory_device() -> int | None:
         os.close(fd)
 
 
-def _names(dirfd: int, folder: str) -> tuple[int | None, list[str]]:
-    """A descriptor of FOLDER under the process folder DIRFD, and its entries (None, [] when unreadable)."""
+def _open(name: str, dir_fd: int, directory: bool = True) -> int | None:
     try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dirfd)
+        return os.open(name, os.O_RDONLY | os.O_CLOEXEC | (os.O_DIRECTORY if directory else 0), dir_fd=dir_fd)
     except OSError:
-        return None, []
+        return None
+
+
+def _deleted_mappings(proc: int) -> list[str]:
+    """The address ranges (map_files names) of PROC's mappings of deleted files."""
+    fd = _open("maps", proc, directory=False)
+    if fd is None:
+        return []
     try:
-        return fd, os.listdir(fd)
+        text = b""
+        while len(text) < MAPS_BYTES and (chunk := os.read(fd, 1 << 20)):
+            text += chunk
     except OSError:
+        return []
+    finally:
         os.close(fd)
-        return None, []
+    return [line.split(b" ", 1)[0].decode("ascii", "replace") for line in text.splitlines()
+            if line.endswith(b" (deleted)")]
+
+
+def _candidates(proc: int) -> list[tuple[int | None, list[str]]]:
+    """PROC's descriptors and its mappings of deleted files: (a descriptor of the folder to stat them in, names)."""
+    fds = _open("fd", proc)
+    try:
+        names = os.listdir(fds) if fds is not None else []
+    except OSError:
+        names = []
+    mappings = _deleted_mappings(proc)
+    return [(fds, names), (_open("map_files", proc) if mappings else None, mappings)]
 
 
 def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES, budget: float = BUDGET) -> Held:
@@ -83,31 +110,35 @@ def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES,
             proc = os.open(f"/proc/{int(pid)}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (OSError, ValueError):
             continue  # (ended meanwhile: what it held is let go)
+        folders = []
         try:
-            for folder in ("fd", "map_files"):
-                fd, names = _names(proc, folder)
-                if fd is None:
+            folders = _candidates(proc)
+            for folder, names in folders:
+                left -= len(names)
+                if left < 0:
+                    found.complete, found.bounded = False, True
+                    return found
+                if folder is None:
                     continue
-                try:
-                    random.shuffle(names)
-                    for name in names:
-                        if left <= 0 or time.monotonic() > deadline:
-                            found.complete = False
-                            return found
-                        left -= 1
-                        try:
-                            st = os.stat(name, dir_fd=fd)  # (follows the link: the open file itself)
-                        except OSError:
-                            continue
-                        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 0 or (st.st_dev, st.st_ino) in seen:
-                            continue
-                        seen.add((st.st_dev, st.st_ino))
-                        if st.st_dev in devices:
-                            found.disk += st.st_blocks * 512
-                        elif st.st_dev == memfd_device:
-                            found.memory += st.st_blocks * 512
-                finally:
-                    os.close(fd)
+                random.shuffle(names)  # (within the time budget, a fair sample: no place for a run to keep last)
+                for name in names:
+                    if time.monotonic() > deadline:
+                        found.complete = False
+                        return found
+                    try:
+                        st = os.stat(name, dir_fd=folder)  # (follows the link: the open file itself)
+                    except OSError:
+                        continue
+                    if not stat.S_ISREG(st.st_mode) or st.st_nlink != 0 or (st.st_dev, st.st_ino) in seen:
+                        continue
+                    seen.add((st.st_dev, st.st_ino))
+                    if st.st_dev in devices:
+                        found.disk += st.st_blocks * 512
+                    elif st.st_dev == memfd_device:
+                        found.memory += st.st_blocks * 512
         finally:
+            for folder, _ in folders:
+                if folder is not None:
+                    os.close(folder)
             os.close(proc)
     return found

@@ -1,10 +1,13 @@
-"""A seccomp filter for sandboxed runs (bubblewrap's `--seccomp FD`): file-system watches refused.
+"""A seccomp filter for sandboxed runs (bubblewrap's `--seccomp FD`): file-system watches and io_uring refused.
 
 A run could otherwise watch the harness walk its folders (inotify reports each folder opened and closed,
 fanotify likewise, and dnotify — fcntl F_NOTIFY — signals when another process lists a folder) and move its bytes
 into a folder the walk has passed, to be measured small (core.tree_usage). inotify and fanotify answer ENOSYS,
 as on a kernel built without them, and F_NOTIFY EINVAL, as with dnotify turned off: libraries that watch files
-(watchdog and the like) fall back to polling. Every other call is allowed; the filter is a classic BPF program
+(watchdog and the like) fall back to polling. io_uring answers ENOSYS too, as on a kernel built without it: a
+file registered with a ring stays open where /proc does not show it, so a run could hold a deleted file's bytes
+out of the harness's sight (runtime.open_files); code that uses io_uring falls back to ordinary calls (as under
+docker's newer default profile). Every other call is allowed; the filter is a classic BPF program
 built here, for x86_64 (and 32-bit x86 programs on it) and aarch64 — on another machine the run goes without it.
 """
 from __future__ import annotations
@@ -26,13 +29,15 @@ F_NOTIFY = 1026  # fcntl's dnotify: a signal when another process lists the fold
 @dataclass(frozen=True)
 class _Arch:
     audit: int
-    watches: tuple[int, ...]  # inotify_init, inotify_init1, fanotify_init (those it has)
+    watches: tuple[int, ...]  # inotify_init, inotify_init1, fanotify_init (those it has), io_uring_setup, _enter,
+    #                           _register (425-427 on every architecture)
     fcntls: tuple[int, ...]  # fcntl (and fcntl64)
 
 
-_X86_64 = _Arch(0xC000003E, (253, 294, 300), (72,))  # (and every x32 call: nr | 0x40000000)
-_I386 = _Arch(0x40000003, (291, 332, 338), (55, 221))  # 32-bit x86 programs on x86_64
-_AARCH64 = _Arch(0xC00000B7, (26, 262), (25,))
+_IO_URING = (425, 426, 427)
+_X86_64 = _Arch(0xC000003E, (253, 294, 300, *_IO_URING), (72,))  # (and every x32 call: nr | 0x40000000)
+_I386 = _Arch(0x40000003, (291, 332, 338, *_IO_URING), (55, 221))  # 32-bit x86 programs on x86_64
+_AARCH64 = _Arch(0xC00000B7, (26, 262, *_IO_URING), (25,))
 _MACHINES = {"x86_64": (_X86_64, _I386), "amd64": (_X86_64, _I386), "aarch64": (_AARCH64,), "arm64": (_AARCH64,)}
 
 
