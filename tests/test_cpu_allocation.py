@@ -64,6 +64,24 @@ NICE = '''
 import argparse, os
 p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
 print("nice", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+import time
+def autogroup_nice(wait=10):  # the harness nices new sessions at its next check
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            nice = open("/proc/self/autogroup").read().split()[-1]
+        except OSError as exc:
+            return "unknown " + exc.strerror
+        if nice == "10" or time.monotonic() > deadline:
+            return nice
+        time.sleep(0.2)
+print("autogroup", autogroup_nice(), flush=True)
+r, w = os.pipe()
+if os.fork() == 0:  # a session of its own: a fresh autogroup, at nice 0 until the harness sees it
+    os.setsid()
+    os.write(w, autogroup_nice().encode()); os._exit(0)
+os.wait()
+print("new session's autogroup", os.read(r, 100).decode(), flush=True)
 try:
     os.setpriority(os.PRIO_PROCESS, 0, 0)
     print("raised back to", os.getpriority(os.PRIO_PROCESS, 0))
@@ -72,14 +90,34 @@ except OSError as exc:
 '''
 
 
-def test_a_run_yields_the_cpu_to_the_harness_and_cannot_take_it_back(cli, tiny_task, tmp_path):
-    """Every process-runtime run starts at nice 10, so the scheduler and the server stay responsive on a machine
-    its runs keep busy (with or without control groups); the sandbox gives no privilege to lower it again. (A
-    container's share is its CPU quota, docker's nano_cpus.)"""
-    from harness.runtime import sandbox
+@pytest.mark.parametrize("groups", ["cgroups", "no cgroups"])
+def test_runs_yield_the_cpu_to_the_harness(cli, tiny_task, tmp_path, monkeypatch, groups):
+    """On a machine its runs keep busy, the scheduler and the server keep the CPU they need: in control groups
+    all runs together weigh a quarter of the default (cgroups.RUNS_WEIGHT), which a run cannot change; without
+    them each run starts at nice 10, its session's autogroup too (cooperative: the sandbox gives no privilege to
+    lower a nice value, but a run that starts a session of its own starts a fresh autogroup). A container's share
+    is its CPU quota, docker's nano_cpus. (Attacker review: nice alone weighs nothing across groups.)"""
+    from pathlib import Path
+
+    from harness.runtime import cgroups, sandbox
     if not sandbox.works():
         if os.environ.get("CI"):
             pytest.fail("CI must install bubblewrap (scripts/setup-sandbox.sh)")
         pytest.skip("no bubblewrap (scripts/setup-sandbox.sh installs it)")
-    log = cli("logs", run_session(cli, participant(tmp_path / "nice", NICE))).stdout
+    if groups == "no cgroups":
+        monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_cgroups"))
+    name = run_session(cli, participant(tmp_path / "nice", NICE))
+    log = cli("logs", name).stdout
     assert "nice 10" in log and "refused" in log and "raised back" not in log, log
+    isolation = [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"]
+    if groups == "no cgroups":
+        assert "cgroup" not in isolation, isolation
+        assert ("autogroup 10" in log and "new session's autogroup 10" in log) or "autogroup unknown" in log, log
+        return
+    if "cgroup" not in isolation:
+        if os.environ.get("CI"):
+            pytest.fail("CI runs as root: runs get control groups")
+        pytest.skip("this machine gives the harness no control groups")
+    v2 = cgroups._own_v2_base()
+    weight = (v2 / cgroups.PARENT / "cpu.weight") if v2 else (cgroups.ROOT / "cpu" / cgroups.PARENT / "cpu.shares")
+    assert weight.read_text().strip() == str(cgroups.RUNS_WEIGHT * 100 // 1024 if v2 else cgroups.RUNS_WEIGHT)

@@ -4,7 +4,8 @@ and memfd, page tables), and a CPU quota of its `-c` CPUs.
 
 cgroup v2 (the unified hierarchy at /sys/fs/cgroup, with the pids, memory and cpu controllers delegated to the
 harness's folder) is used where it is; otherwise the v1 hierarchies of those controllers (pids, memory, cpu).
-Each run gets `nsml-harness/run-<hash of its run folder>` in each (run ids repeat across state roots); the run's
+Each run gets `nsml-harness/run-<hash of its run folder>` in each (run ids repeat across state roots), under a
+parent whose CPU weight is a quarter of the default (RUNS_WEIGHT: the runs yield to the harness itself); the run's
 first process puts itself there before it execs anything (a `sh` trampoline), so nothing it starts is outside.
 Where no hierarchy can be written (an ordinary user without delegation), runs go without one and say so in their
 isolation (`runtime.process` then limits processes with RLIMIT_NPROC — effective only for a non-root harness).
@@ -21,6 +22,8 @@ from pathlib import Path
 ROOT = Path("/sys/fs/cgroup")
 PARENT = "nsml-harness"
 CFS_PERIOD = 100_000
+RUNS_WEIGHT = 256  # the CPU weight of all runs together (v1 cpu.shares; the default, 1024, is the harness's): on a
+#                    machine the runs keep busy, the scheduler and the server get four parts of five when they want it
 MIN_QUOTA = 1_000
 
 
@@ -30,6 +33,14 @@ def _write(path: Path, value: str) -> None:
         os.write(fd, value.encode())
     finally:
         os.close(fd)
+
+
+def _try_write(path: Path, value: str) -> None:
+    """A setting the run's limits do not depend on: where it cannot be written, the groups go without it."""
+    try:
+        _write(path, value)
+    except OSError:
+        pass
 
 
 def _read(path: Path) -> str:
@@ -169,6 +180,8 @@ def _prepare_v2(name: str, memory: int | None, pids: int, cpus: float | None) ->
         parent.mkdir(exist_ok=True)
         _write(base / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted & available)))
         _write(parent / "cgroup.subtree_control", " ".join(f"+{c}" for c in sorted(wanted & available)))
+        if "cpu" in available:
+            _try_write(parent / "cpu.weight", str(RUNS_WEIGHT * 100 // 1024))  # (v2's default weight is 100)
         folder = parent / name
         folder.mkdir(exist_ok=True)
         _write(folder / "pids.max", str(pids))
@@ -197,6 +210,8 @@ def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) ->
             folder = base / PARENT / name
             folder.mkdir(parents=True, exist_ok=True)
             group.folders[controller] = folder
+            if controller == "cpu":
+                _try_write(base / PARENT / "cpu.shares", str(RUNS_WEIGHT))
         _write(group.folders["pids"] / "pids.max", str(pids))
         if memory:
             _write(group.folders["memory"] / "memory.limit_in_bytes", str(memory))

@@ -114,14 +114,28 @@ def process_environment() -> str:
     return f"python {platform.python_version()} ({sys.executable})"
 
 PIDS_LIMIT = 512  # limits.pids, when there are no settings
-RUN_NICE = 10  # runs yield the CPU to the harness itself (scheduler, server) when the machine is busy: a run
-#                cannot take it back (a nice value goes down only with a privilege the sandbox does not give)
+RUN_NICE = 10  # where a run has no control groups (whose CPU weight is cgroups.RUNS_WEIGHT), it yields the CPU
+#                to the harness itself by its nice value: its processes' and its session's (the kernel's autogroup).
+#                A session the run starts gets a fresh autogroup at nice 0: it is niced at the next check (2 s).
 
 
 def niced(argv: list[str]) -> list[str]:
     """ARGV started at nice RUN_NICE (where this machine has `nice`: coreutils)."""
     found = shutil.which("nice")
     return [found, "-n", str(RUN_NICE), *argv] if found else argv
+
+
+def _nice_sessions(pids) -> None:
+    """The autogroups of the sessions of PIDS at nice RUN_NICE (on a kernel that groups processes by session, a
+    process's own nice value weighs only within its session; a run's sandbox starts sessions of its own)."""
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/autogroup", "r+") as fh:
+                if fh.read().split()[-1:] != [str(RUN_NICE)]:
+                    fh.seek(0)
+                    fh.write(str(RUN_NICE))
+        except (OSError, ValueError):
+            pass
 
 
 def _nproc_limit(pids: int):
@@ -145,7 +159,7 @@ class ProcessHandle(Handle):
         self.started = time.monotonic()
         self._cancel: tuple[FailureReason, str] | None = None
         self._outcome: Outcome | None = None
-        self._last_check = self._next_measure = 0.0
+        self._last_check = self._next_measure = self._next_nice = 0.0
         try:
             self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
         except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
@@ -210,6 +224,9 @@ class ProcessHandle(Handle):
         if now - self._last_check < _CHECK_EVERY:
             return
         self._last_check = now
+        if self.group is None and now >= self._next_nice:  # (again and again: a run may start new sessions)
+            self._next_nice = now + 2.0
+            _nice_sessions(p.pid for p in self._tree())
         if spec.memory and self.group is None and now >= self._next_measure and self._over_memory(now):
             self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory and "
                                            f"its tmpfs)")
