@@ -65,7 +65,7 @@ class Settings:
     max_running_per_user: int | None = None  # runs one user may have running at once (None: no cap; fair_share)
     checkpoint_bytes: int = 20 << 30  # disk one session's checkpoints may use (measured, see disk_limits)
     scratch_bytes: int = 20 << 30  # disk a run may write besides checkpoints: code copy, /tmp, output, events
-    user_storage_bytes: int = 200 << 30  # disk all of one user's sessions may hold together (code, checkpoints)
+    user_storage_bytes: int | None = 200 << 30  # disk all of one user's sessions may hold together (0: no limit)
     code_bytes: int = 1 << 30  # largest code snapshot `run` takes
     prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
     process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
@@ -287,7 +287,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         max_running_per_user=_int(limits.get("running_per_user", 0), "limits.running_per_user") or None,
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),
         scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),
-        user_storage_bytes=_int(limits.get("user_storage_bytes", 200 << 30), "limits.user_storage_bytes"),
+        user_storage_bytes=_int(limits.get("user_storage_bytes", 200 << 30), "limits.user_storage_bytes") or None,
         code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
         prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
         process_sandbox=sandbox,

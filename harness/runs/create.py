@@ -3,6 +3,7 @@
 limit a new session must be under."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -41,17 +42,35 @@ def check_queue_limit(settings: Settings, db, user_id: int) -> None:
                         f"(limits.queued_per_user = {settings.max_queued_per_user}); wait or stop some")
 
 
+_REFUSED: dict[tuple[str, str], tuple[float, str]] = {}  # (sessions folder, user) → (until when, the refusal)
+REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes something (storage_freed)
+
+
 def check_storage(settings: Settings, user: str) -> None:
     """A user whose sessions hold `limits.user_storage_bytes` on disk (code copies, checkpoints) starts no new
     session until some are removed; measured as the disk watch measures (runtime.disk_limits), which holds the
-    user's running sessions to the same limit."""
+    user's running sessions to the same limit. A refusal is remembered for REFUSAL_SECONDS (a walk of 200,000
+    entries is a second of CPU: not one per request of a user who keeps asking), or until `storage_freed`."""
+    if settings.user_storage_bytes is None:
+        return
+    key = (str(settings.sessions_dir), user)
+    until, said = _REFUSED.get(key, (0.0, ""))
+    if time.monotonic() < until:
+        raise UserError(said)
     used = usage(settings.sessions_dir / user, MAX_ENTRIES, SCAN_SECONDS)
     held = max(used.size, used.allocated)
     if held < settings.user_storage_bytes and (used.complete or used.retry):  # (retry: a lower bound, under it)
         return
     said = f"{held} bytes" if held >= settings.user_storage_bytes else f"more than can be measured ({used.why})"
-    raise UserError(f"your sessions hold {said} on disk, at or over limits.user_storage_bytes = "
-                    f"{settings.user_storage_bytes}: remove sessions (nsml rm) or checkpoints (nsml model rm) first")
+    said = (f"your sessions hold {said} on disk, at or over limits.user_storage_bytes = "
+            f"{settings.user_storage_bytes}: remove sessions (nsml rm) or checkpoints (nsml model rm) first")
+    _REFUSED[key] = (time.monotonic() + REFUSAL_SECONDS, said)
+    raise UserError(said)
+
+
+def storage_freed(settings: Settings, user: str) -> None:
+    """USER removed sessions or checkpoints: a remembered refusal of theirs is measured again."""
+    _REFUSED.pop((str(settings.sessions_dir), user), None)
 
 
 def queue_run(settings: Settings, db, user_id: int, run: Run) -> Run:

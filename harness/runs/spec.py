@@ -82,8 +82,9 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
         env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     scratch = [workdir, run_dir / "tmp", events.parent]
     limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
-    if writable_checkpoints:  # (and all the user's sessions together: what they keep outlives every run)
+    if writable_checkpoints:
         limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))
+    if writable_checkpoints and settings.user_storage_bytes:  # all the user's sessions: they outlive every run
         limits.append(DiskLimit([settings.sessions_dir / user], settings.user_storage_bytes,
                                 "limits.user_storage_bytes", shared_by=f"{user}'s sessions"))
     manifest = Manifest.read(Path(sess.task.path))

@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from harness.core.errors import NotFound, UserError
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir
+from harness.runs.create import storage_freed
 from harness.state import Harness
 from harness.store.models import Checkpoint
 
@@ -54,6 +55,7 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
             if checkpoint_name_problem(c.name) is None and is_real_dir(folder):
                 shutil.rmtree(folder, ignore_errors=True)  # rmtree unlinks links, it never follows them
             db.delete(c)
+        storage_freed(h.settings, sess.user.name)
         return [c.name for c in chosen]
 
 
