@@ -175,7 +175,7 @@ def test_the_harnesss_own_trouble_is_no_verdict_and_never_ends_the_watch(tmp_pat
 
     calls = []
 
-    def flaky(limits, pids):
+    def flaky(limits, pids, places):
         calls.append(limits)
         if len(calls) == 1:
             raise RuntimeError("a bug in measuring one run")

@@ -129,8 +129,24 @@ def test_a_session_holding_deleted_files_over_its_allowance_is_cancelled(cli, ru
 
 def test_a_run_too_big_to_look_at_is_a_disk_verdict(tmp_path, monkeypatch):
     from harness.runtime import disk_limits
-    monkeypatch.setattr(open_files, "held", lambda pids, devices: open_files.Held(complete=False, bounded=True))
+    monkeypatch.setattr(open_files, "held", lambda pids, devices, places=None: open_files.Held(complete=False, bounded=True))
     limits = [disk_limits.DiskLimit([tmp_path], 1 << 30, "limits.scratch_bytes")]
     message, _ = disk_limits.measure(limits, [os.getpid()])
     assert message and "open files" in message and "cannot be checked (limits.scratch_bytes)" in message
     assert disk_limits.measure(limits, [])[0] is None  # (no processes to look at: its folders alone)
+
+
+def test_a_deleted_file_counts_only_where_the_run_could_have_made_it(holder, tmp_path):
+    """A library of the harness's (or an environment's) replaced while a run maps it is deleted, on the same file
+    system as the run's folders, and held by the run: never the run's bytes (every running run would be cancelled
+    by an upgrade). The places a run sees are matched by whole components, the longest first."""
+    pids, devices = holder()
+    folder = str(tmp_path / "run")
+    mine = open_files.held(pids, devices, places=[("/", False), (folder, True)])
+    assert mine.disk == open_files.held(pids, devices).disk > 0
+    assert open_files.held(pids, devices, places=[("/", False), (folder + "-other", True)]).disk == 0
+    assert open_files.held(pids, devices, places=[("/", True), (folder, False)]).disk == 0  # read-only inside
+    places = [("/", False), ("/tmp", True), ("/tmp/ci/.venv", False)]
+    assert open_files.writable("/tmp/x", places) and open_files.writable("/tmp/ci/.venvX/y", places)
+    assert not open_files.writable("/tmp/ci/.venv/lib/x.so", places) and not open_files.writable("/usr/x", places)
+    assert not open_files.writable("/tmpfoo", places) and not open_files.writable("", places)

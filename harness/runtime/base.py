@@ -190,6 +190,12 @@ class Handle(abc.ABC):
         empty where the runtime cannot list them (the run is then measured by its folders alone)."""
         return []
 
+    def places(self) -> list[tuple[str, bool]] | None:
+        """The paths the run sees its mounts at, each with whether the run may write there (a deleted file counts
+        against the run only where it could have made it: not a library of the harness's replaced while the run
+        mapped it); None: every deleted file on the run's file systems counts."""
+        return None
+
 
 class Runtime(abc.ABC):
     """Where participant code runs. Built-ins and plugins (harness.runtime.BUILTIN) implement all of this."""

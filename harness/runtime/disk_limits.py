@@ -53,10 +53,11 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
     return measure([group for group in limits if not group.shared_by])[0]
 
 
-def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, bool]:
+def measure(limits: list[DiskLimit], pids: list[int] = (), places=None) -> tuple[str | None, bool]:
     """Measure each group once: the first one over its limit, as a message, or None; and whether a tree moved
     under every walk of it (measured by a lower bound: over the limit is over it, else no verdict now). PIDS: the
-    run's processes, whose nameless open files count against the sum of the limits."""
+    run's processes, whose nameless open files count against the sum of the limits (only those it could have made:
+    PLACES, Handle.places)."""
     moving = False
     measured = 0
     for group in limits:
@@ -80,10 +81,10 @@ def measure(limits: list[DiskLimit], pids: list[int] = ()) -> tuple[str | None, 
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
                     f"{group.limit} ({group.setting})"), moving
         measured += 0 if group.shared_by else total
-    return _nameless([group for group in limits if not group.shared_by], pids, measured), moving
+    return _nameless([group for group in limits if not group.shared_by], pids, measured, places), moving
 
 
-def _nameless(limits: list[DiskLimit], pids: list[int], measured: int) -> str | None:
+def _nameless(limits: list[DiskLimit], pids: list[int], measured: int, places) -> str | None:
     """Whether what the run's processes hold in files with no name, with the MEASURED bytes of its folders, is
     over its whole allowance (the sum of its limits), as a message."""
     if not pids:
@@ -92,7 +93,7 @@ def _nameless(limits: list[DiskLimit], pids: list[int], measured: int) -> str | 
     for path in (p for group in limits for p in group.paths):
         with contextlib.suppress(OSError):
             devices.add(path.stat().st_dev)
-    found = open_files.held(pids, devices)
+    found = open_files.held(pids, devices, places=places)
     if found.bounded:
         return (f"the run holds more than {open_files.MAX_ENTRIES} open files and mappings of deleted files: its "
                 f"disk cannot be checked ({' + '.join(g.setting for g in limits)})")
@@ -111,6 +112,7 @@ class _Watched:
     limits: list[DiskLimit]
     held_still: Callable[[], contextlib.AbstractContextManager]
     pids: Callable[[], list[int]]
+    places: list[tuple[str, bool]] | None = None
     verdict: str | None = None
     moving: int = 0  # scans in a row in which a tree moved under every walk
     next_at: float = 0.0  # when it may be measured again (frozen at most 1/FROZEN_SHARE of its time)
@@ -134,7 +136,7 @@ class DiskWatch:
             return
         with self._lock:
             self._runs[run_id] = _Watched(limits, handle.held_still if handle else contextlib.nullcontext,
-                                          handle.pids if handle else list)
+                                          handle.pids if handle else list, handle.places() if handle else None)
         if self._thread is None:
             self._thread = threading.Thread(target=self._loop, name="disk-watch", daemon=True)
             self._thread.start()
@@ -158,7 +160,7 @@ class DiskWatch:
                 started = time.monotonic()
                 try:
                     with watched.held_still():
-                        message, moving = measure(watched.limits, watched.pids())
+                        message, moving = measure(watched.limits, watched.pids(), watched.places)
                 except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
                     log.exception("disk watch of run %s", run_id)
                     continue

@@ -67,8 +67,8 @@ def _open(name: str, dir_fd: int, directory: bool = True) -> int | None:
         return None
 
 
-def _deleted_mappings(proc: int) -> list[str]:
-    """The address ranges (map_files names) of PROC's mappings of deleted files."""
+def _deleted_mappings(proc: int) -> dict[str, str]:
+    """PROC's mappings of deleted files: address range (its map_files name) → the path it had."""
     fd = _open("maps", proc, directory=False)
     if fd is None:
         return []
@@ -80,24 +80,53 @@ def _deleted_mappings(proc: int) -> list[str]:
         return []
     finally:
         os.close(fd)
-    return [line.split(b" ", 1)[0].decode("ascii", "replace") for line in text.splitlines()
-            if line.endswith(b" (deleted)")]
+    found = {}
+    for line in text.splitlines():
+        if line.endswith(b" (deleted)"):
+            fields = line.split(maxsplit=5)
+            if len(fields) == 6:
+                found[fields[0].decode("ascii", "replace")] = os.fsdecode(fields[5][:-len(b" (deleted)")])
+    return found
 
 
-def _candidates(proc: int) -> list[tuple[int | None, list[str]]]:
-    """PROC's descriptors and its mappings of deleted files: (a descriptor of the folder to stat them in, names)."""
+def _where(name: str, folder: int, mappings: dict[str, str]) -> str:
+    """The path a descriptor's or a mapping's file had (the run's view of it)."""
+    if name in mappings:
+        return mappings[name]
+    try:
+        return os.readlink(name, dir_fd=folder).removesuffix(" (deleted)")
+    except OSError:
+        return ""
+
+
+def writable(path: str, places: list[tuple[str, bool]]) -> bool:
+    """Whether PATH lies in a place the run may write: the longest of PLACES that holds it, by whole components
+    (a read-only mount inside a writable one is read-only; a path in none is not the run's)."""
+    best, may = -1, False
+    for place, can in places:
+        base = place.rstrip("/")
+        if (path == place or path.startswith(base + "/")) and len(base) > best:
+            best, may = len(base), can
+    return may
+
+
+def _candidates(proc: int) -> tuple[list[tuple[int | None, list[str]]], dict[str, str]]:
+    """PROC's descriptors and its mappings of deleted files: (a descriptor of the folder to stat them in, names),
+    and the mappings' paths."""
     fds = _open("fd", proc)
     try:
         names = os.listdir(fds) if fds is not None else []
     except OSError:
         names = []
     mappings = _deleted_mappings(proc)
-    return [(fds, names), (_open("map_files", proc) if mappings else None, mappings)]
+    return [(fds, names), (_open("map_files", proc) if mappings else None, list(mappings))], mappings
 
 
-def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES, budget: float = BUDGET) -> Held:
-    """What the processes PIDS hold in nameless files: on DEVICES (the run's folders' file systems) as disk, in
-    memfds as memory; see the module's text."""
+def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES, budget: float = BUDGET,
+         places: list[tuple[str, bool]] | None = None) -> Held:
+    """What the processes PIDS hold in nameless files: on DEVICES (the run's folders' file systems) as disk — only
+    those whose path lies where the run may write, where PLACES says (Handle.places) — and in memfds as memory;
+    see the module's text."""
     found = Held()
     memfd_device = anonymous_memory_device()
     seen: set[tuple[int, int]] = set()
@@ -112,7 +141,7 @@ def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES,
             continue  # (ended meanwhile: what it held is let go)
         folders = []
         try:
-            folders = _candidates(proc)
+            folders, mappings = _candidates(proc)
             for folder, names in folders:
                 left -= len(names)
                 if left < 0:
@@ -133,7 +162,8 @@ def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES,
                         continue
                     seen.add((st.st_dev, st.st_ino))
                     if st.st_dev in devices:
-                        found.disk += st.st_blocks * 512
+                        if places is None or writable(_where(name, folder, mappings), places):
+                            found.disk += st.st_blocks * 512
                     elif st.st_dev == memfd_device:
                         found.memory += st.st_blocks * 512
         finally:

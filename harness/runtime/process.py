@@ -160,6 +160,7 @@ class ProcessHandle(Handle):
         self._cancel: tuple[FailureReason, str] | None = None
         self._outcome: Outcome | None = None
         self._last_check = self._next_measure = self._next_nice = 0.0
+        self._places: list[tuple[str, bool]] | None = None  # (set by the runtime that started it)
         try:
             self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
         except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
@@ -170,6 +171,9 @@ class ProcessHandle(Handle):
 
     def held_still(self):
         return self.group.still() if self.group is not None else super().held_still()
+
+    def places(self) -> list[tuple[str, bool]] | None:
+        return self._places
 
     def pids(self) -> list[int]:
         if self.group is not None:  # (every process of the run, whichever parent it left)
@@ -369,6 +373,10 @@ class ProcessRuntime(Runtime):
         isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
         handle = self.handle_class(spec, proc, isolation, group)
         handle.pids_limit = pids
+        seen = sandbox.all_mounts(spec, tmp, SDK_PATH) if sandboxed else []  # (where the run sees its mounts)
+        handle._places = ([("/", False), *((m.target, not m.read_only) for m in seen)] if sandboxed
+                          else [(str(spec.paths.run / "tmp"), True),
+                                *((str(m.host.resolve()), not m.read_only) for m in spec.mounts)])
         if found.rootfs is not None:
             handle.environment += f"{ERA_MARK}{found.era}"
         if found.key:
