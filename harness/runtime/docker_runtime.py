@@ -20,19 +20,8 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import cgroups
-from .base import (
-    Handle,
-    Mount,
-    Outcome,
-    RunSpec,
-    Runtime,
-    gpu_env,
-    remove_scratch,
-    target_env,
-    thread_env,
-    wait_by_polling,
-)
+from . import base, cgroups
+from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
 SDK = resources.SESSION_SDK
@@ -290,7 +279,7 @@ class DockerHandle(Handle):
             container, self.container = self.container, None
             threading.Thread(target=_remove, args=(container,), daemon=True,
                              name=f"docker-rm-{self.spec.run_id}").start()
-        remove_scratch(self.spec.paths.run)
+        base.remove_scratch(self.spec.paths.run)
 
 
 def _first_process(container) -> psutil.Process | None:

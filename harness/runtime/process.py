@@ -32,19 +32,8 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import cgroups, environments, memory_use, sandbox, seccomp
-from .base import (
-    Handle,
-    Outcome,
-    RunSpec,
-    Runtime,
-    gpu_env,
-    remove_scratch,
-    target_env,
-    thread_env,
-    truncate_log,
-    wait_by_polling,
-)
+from . import base, cgroups, environments, memory_use, sandbox, seccomp
+from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
 # A run's environment in words (Handle.environment) names what is its own: scoring.loader_probe reads these marks
@@ -184,7 +173,7 @@ class ProcessHandle(Handle):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
-        remove_scratch(self.spec.paths.run)
+        base.remove_scratch(self.spec.paths.run)
 
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING
