@@ -29,6 +29,8 @@ def test_one_callers_flood_is_refused_past_its_share_and_others_are_served(serve
     url = f"{served.url}/api/v1/sessions"
     alice = httpx.Client(headers={"Authorization": f"Bearer {tokens['alice']}"}, timeout=10)
     bob = httpx.Client(headers={"Authorization": f"Bearer {tokens['bob']}"}, timeout=10)
+    for client in (alice, bob):  # (their tokens verified: each counts as their account from now on)
+        assert client.get(f"{served.url}/api/v1/whoami").status_code == 200
     gate, answers = threading.Event(), []
     held = [threading.Thread(target=_trickle, args=(url, tokens["alice"], gate, answers), daemon=True)
             for _ in range(caller_slots.PER_CALLER + 4)]  # (those past her share wait to send, then hear 429)
@@ -42,6 +44,10 @@ def test_one_callers_flood_is_refused_past_its_share_and_others_are_served(serve
             r = alice.post(url, params={"task": "tiny"}, content=b"\0" * 1024,
                            headers={"Content-Type": "application/x-tar"})
             assert r.status_code == 429 and "too many requests of yours" in r.json()["error"], r.text
+        bobs_id = tokens["bob"].split("_")[1]
+        for _ in range(20):  # bob's token id with a wrong secret: refused, and never takes his share
+            r = httpx.get(f"{served.url}/api/v1/whoami", headers={"Authorization": f"Bearer nsml_{bobs_id}_x"})
+            assert r.status_code in (401, 429), r.text
         start = time.monotonic()
         assert bob.get(f"{served.url}/api/v1/whoami").json()["user"] == "bob"  # same address, his own share
         assert bob.get(f"{served.url}/api/v1/sessions", params={"all": True}).status_code == 200
@@ -60,11 +66,15 @@ def test_one_callers_flood_is_refused_past_its_share_and_others_are_served(serve
 @pytest.mark.parametrize("header,cookie,expected", [
     ("Bearer nsml_abc123_secret", "", "token abc123"),
     ("", "nsml_token=nsml_abc123_secret", "token abc123"),
-    ("Bearer nsml_" + "a" * 65 + "_s", "", "address 10.0.0.1"),  # over the id's bound: the address's
-    ("Bearer nsml_a/b_s", "", "address 10.0.0.1"),
+    ("Bearer nsml_abc123_wrong", "", "unverified abc123"),  # someone else's id, a wrong secret: never its share
+    ("Bearer nsml_" + "a" * 300, "", "address 10.0.0.1"),
     ("Bearer nothing", "", "address 10.0.0.1"),
     ("Basic nsml_abc123_secret", "", "address 10.0.0.1"),
 ])
-def test_a_caller_is_its_tokens_id_or_its_address(header, cookie, expected):
+def test_a_caller_is_its_verified_account_or_its_address(monkeypatch, header, cookie, expected):
+    import hashlib
+
+    from harness.service import accounts
+    monkeypatch.setitem(accounts._CALLERS, "abc123", hashlib.sha256(b"nsml_abc123_secret").digest())  # verified
     headers = [(k.encode(), v.encode()) for k, v in (("authorization", header), ("cookie", cookie)) if v]
     assert caller_slots.caller_of({"type": "http", "headers": headers, "client": ("10.0.0.1", 5)}) == expected

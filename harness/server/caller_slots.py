@@ -5,9 +5,10 @@ connection, a descriptor and, for an upload, a spool file. Without a bound, one 
 few hundred requests at once — uploads sent a byte a second, or calls that do real work (an upload unpacked, a
 session's environment built) — holds every thread or every descriptor, and every other user waits. So each caller
 may have PER_CALLER requests in flight; the next is answered 429 at once, before its body is read or its token
-is checked. A caller is its token's id (the part of the token before its secret — the bearer token's, or the
-dashboard's login cookie's: known without a hash, the same for every request of an account); a request without a
-well-formed token is its address's. Follows
+is checked. A caller is its account — by its token's id (the bearer token's, or the dashboard's login cookie's),
+once this server has verified that very token (one sha256 against the last good one: a request under another
+account's token id with a wrong secret never takes that account's share; a token not verified yet counts apart,
+and fails fast when it is bad: its request holds nothing) — else its address. Follows
 and submission waits have a tighter bound of their own (service.log_streams), inside this one.
 """
 from __future__ import annotations
@@ -17,26 +18,29 @@ from collections import Counter
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
-from harness.service.accounts import PREFIX
+from harness.service.accounts import PREFIX, verified_caller
 from harness.web.security import COOKIE
 
 from .deps import error
 
 PER_CALLER = 16  # requests of one caller in flight at once (a dashboard page fetches 6 at a time)
-_KEY_CHARS = 64
 
 
 def caller_of(scope) -> str:
-    """Whose request SCOPE is: its token's id (the bearer token, else the dashboard's login cookie), else its
-    address."""
+    """Whose request SCOPE is: its account, once its token (the bearer token, else the dashboard's login cookie)
+    is known good; a token not verified yet counts apart (its requests fail fast when it is bad, holding nothing);
+    no token: its address."""
     headers = Headers(scope=scope)
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         token = cookie_parser(headers.get("cookie", "")).get(COOKIE, "") if len(headers.get("cookie", "")) < 8192 \
             else ""
-    token_id, sep, _ = token.strip().removeprefix(PREFIX).partition("_")
-    if token.strip().startswith(PREFIX) and sep and 0 < len(token_id) <= _KEY_CHARS and token_id.isalnum():
+    token = token.strip()
+    token_id = verified_caller(token)
+    if token_id is not None:
         return f"token {token_id}"
+    if token.startswith(PREFIX) and 0 < len(token) <= 200:
+        return f"unverified {token[len(PREFIX):].partition('_')[0][:64]}"
     client = scope.get("client")
     return f"address {client[0] if client else '?'}"
 

@@ -28,6 +28,7 @@ from . import permissions
 PREFIX = "nsml_"
 SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "dklen": 32}
 _VERIFIED: dict[str, bytes] = {}  # token id → sha256 of the secret last verified for it (skips scrypt next time)
+_CALLERS: dict[str, bytes] = {}  # token id → sha256 of the whole token last verified (server.caller_slots)
 _LOCK = threading.Lock()
 
 
@@ -198,7 +199,20 @@ def authenticate(h: Harness, token: str | None, address: str | None = None) -> I
             _VERIFIED[token_id] = digest
     if disabled:
         raise Unauthorized(f"account {name!r} is disabled")
+    with _LOCK:
+        _CALLERS[token_id] = hashlib.sha256(token.encode()).digest()
     return Identity(name, account_organizer(h, name, organizer))
+
+
+def verified_caller(token: str) -> str | None:
+    """TOKEN's id, if this process has verified this very token before (one sha256, no database): a caller counts
+    as its account only once its token is known good, so that a request under someone else's token id with a
+    wrong secret never takes their share (server.caller_slots)."""
+    token_id = token[len(PREFIX):].partition("_")[0] if token.startswith(PREFIX) and len(token) <= 200 else ""
+    with _LOCK:
+        known = _CALLERS.get(token_id)
+    return token_id if known is not None and hmac.compare_digest(known, hashlib.sha256(token.encode()).digest()) \
+        else None
 
 
 def for_identity(h: Harness, who: Identity) -> Harness:
