@@ -61,20 +61,30 @@ p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); cfg = 
 for folder in ("/tmp", "."):  # its private /tmp and its code copy
     with open(os.path.join(folder, "scratch.bin"), "wb") as fh:
         fh.write(os.urandom(8 << 20))
+for top in ("/tmp", os.environ["NSML_CHECKPOINT_DIR"]):  # a chain too deep for a recursive removal, bytes below
+    os.chdir(top)
+    for _ in range(3000):
+        os.mkdir("d"); os.chdir("d")
+    open("below.bin", "wb").write(os.urandom(1 << 20))
 print("wrote scratch", flush=True)
 '''
 
 
 def test_a_runs_scratch_goes_when_it_ends_and_its_log_stays(cli, tiny_task, tmp_path, state_root):
     """A run's code copy, /tmp and data view are its own only while it runs: kept, they would pile up run after
-    run outside every limit (and outside `nsml rm`)."""
+    run outside every limit (and outside `nsml rm`); a chain of folders too deep for a recursive removal goes too
+    (attacker review)."""
     import time
 
     from harness.core.settings import load_settings
-    name = run_session(cli, participant(tmp_path / "scratch", SCRATCH_WRITER))
+    name = run_session(cli, participant(tmp_path / "scratch", SCRATCH_WRITER), code=1)  # (too deep to measure)
     [run_dir] = list(load_settings().runs_dir.iterdir())  # (the one run of this state root)
     deadline = time.monotonic() + 30
     while any((run_dir / part).exists() for part in ("app", "tmp", "data", "sessions")):
         assert time.monotonic() < deadline, sorted(p.name for p in run_dir.iterdir())
         time.sleep(0.1)
     assert "wrote scratch" in cli("logs", name).stdout and (run_dir / "log.txt").is_file()
+    row = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
+    assert row["reason"] == "disk_quota" and "deep" in row["message"], row
+    cli("rm", name)  # its checkpoints hold the chain too: removed whole, without a traceback
+    assert not list((state_root / ".harness" / "sessions").rglob("below.bin"))

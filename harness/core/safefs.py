@@ -11,7 +11,9 @@ from __future__ import annotations
 import errno
 import os
 import re
+import shutil
 import stat
+import subprocess
 from pathlib import Path
 
 from harness.core.errors import UserError
@@ -213,3 +215,13 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
                 continue
             total += size
     return skipped
+
+
+def remove_tree(path: Path | str) -> None:
+    """Remove PATH and everything under it, never following a link and however deep a run made it (shutil.rmtree
+    recurses once per level: a chain 3,000 folders deep raises RecursionError on this Python, and what lay below
+    would stay); what cannot be removed stays, and nothing is raised."""
+    try:
+        shutil.rmtree(path, ignore_errors=True)
+    except RecursionError:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from harness.core.enums import RunKind
-from harness.core.safefs import is_real_dir
+from harness.core.safefs import is_real_dir, remove_tree
 from harness.core.settings import Settings
 from harness.runtime import entry_flags
 from harness.runtime.base import RUN_SCRATCH, Mount, RunPaths, RunSpec
@@ -47,7 +47,7 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
     run_dir = Path(run.run_dir)
     for prepared in RUN_SCRATCH:  # a requeued run (its scheduler died before the code started): what that
-        shutil.rmtree(run_dir / prepared, ignore_errors=True)  # attempt prepared goes
+        remove_tree(run_dir / prepared)  # attempt prepared goes
     workdir = run_dir / "app"
     copy_tree(Path(sess.code_dir), workdir)
     events = events_path(run)

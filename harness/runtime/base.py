@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import logging
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harness.core.enums import FailureReason, RunStatus
+from harness.core.safefs import remove_tree
+
+log = logging.getLogger("harness.runtime.base")
 
 
 @dataclass
@@ -253,15 +256,18 @@ RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds on
 def remove_scratch(run_dir: Path) -> threading.Thread:
     """Remove, in the background, what RUN_DIR holds only while its run runs — its code copy, /tmp, data view (a
     copy where it runs unsandboxed) and sessions link — once its outcome is recorded: kept, they would pile up on
-    the machine's disk run after run, under no limit. Its log, events and prediction stay. Never follows a link
-    (shutil.rmtree's descriptor-based walk)."""
+    the machine's disk run after run, under no limit. Its log, events and prediction stay. Never follows a link,
+    whatever the depth (core.safefs.remove_tree)."""
     def remove() -> None:
         for name in RUN_SCRATCH:
             path = Path(run_dir) / name
-            if path.is_symlink() or path.is_file():
-                path.unlink(missing_ok=True)
-            else:
-                shutil.rmtree(path, ignore_errors=True)
+            try:
+                if path.is_symlink() or path.is_file():
+                    path.unlink(missing_ok=True)
+                else:
+                    remove_tree(path)
+            except Exception:  # noqa: BLE001 - one name's trouble never leaves the others behind
+                log.exception("removing %s", path)
     worker = threading.Thread(target=remove, name=f"scratch-{Path(run_dir).name}", daemon=True)
     worker.start()
     return worker

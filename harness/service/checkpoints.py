@@ -6,13 +6,12 @@ folder was written by participant code, so nothing here follows a link out of it
 from __future__ import annotations
 
 import fnmatch
-import shutil
 from pathlib import Path
 
 from sqlalchemy import select
 
 from harness.core.errors import NotFound, UserError
-from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir
+from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir, remove_tree
 from harness.runs.create import storage_freed
 from harness.state import Harness
 from harness.store.models import Checkpoint
@@ -53,7 +52,7 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
         for c in chosen:
             folder = Path(sess.checkpoint_dir) / c.name
             if checkpoint_name_problem(c.name) is None and is_real_dir(folder):
-                shutil.rmtree(folder, ignore_errors=True)  # rmtree unlinks links, it never follows them
+                remove_tree(folder)  # (it unlinks links, never follows them, however deep)
             db.delete(c)
         storage_freed(h.settings, sess.user.name)
         return [c.name for c in chosen]

@@ -14,6 +14,7 @@ from harness.contest.gate import check_gpu_request, gate
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo, session_folder, session_name
+from harness.core.safefs import remove_tree
 from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run, storage_freed
 from harness.runs.snapshot import check_entry, snapshot_code
 from harness.runtime import environments
@@ -185,7 +186,7 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
             sess = permissions.own_session(h, db, name)
             for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):
                 sub.session_id = None
-            shutil.rmtree(sess.dir, ignore_errors=True)
+            remove_tree(sess.dir)  # (however deep a run made it)
             storage_freed(h.settings, sess.user.name)
             db.delete(sess)
             removed.append(name)
