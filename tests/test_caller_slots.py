@@ -66,7 +66,7 @@ def test_one_callers_flood_is_refused_past_its_share_and_others_are_served(serve
 @pytest.mark.parametrize("header,cookie,expected", [
     ("Bearer nsml_abc123_secret", "", "token abc123"),
     ("", "nsml_token=nsml_abc123_secret", "token abc123"),
-    ("Bearer nsml_abc123_wrong", "", "unverified abc123"),  # someone else's id, a wrong secret: never its share
+    ("Bearer nsml_abc123_wrong", "", "address 10.0.0.1"),  # someone else's id, a wrong secret: never its share
     ("Bearer nsml_" + "a" * 300, "", "address 10.0.0.1"),
     ("Bearer nothing", "", "address 10.0.0.1"),
     ("Basic nsml_abc123_secret", "", "address 10.0.0.1"),

@@ -64,6 +64,8 @@ NICE = '''
 import argparse, os
 p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.parse_args()
 print("nice", os.getpriority(os.PRIO_PROCESS, 0), flush=True)
+import resource
+print("files", *resource.getrlimit(resource.RLIMIT_NOFILE), flush=True)
 import time
 def autogroup_nice(wait=10):  # the harness nices new sessions at its next check
     deadline = time.monotonic() + wait
@@ -109,6 +111,8 @@ def test_runs_yield_the_cpu_to_the_harness(cli, tiny_task, tmp_path, monkeypatch
     name = run_session(cli, participant(tmp_path / "nice", NICE))
     log = cli("logs", name).stdout
     assert "nice 10" in log and "refused" in log and "raised back" not in log, log
+    soft, hard = (int(n) for n in log.split("files ")[1].split()[:2])
+    assert soft == hard <= 65536, log  # (runtime.process.RUN_FILES: what open_files may have to look at)
     isolation = [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"]
     if groups == "no cgroups":
         assert "cgroup" not in isolation, isolation

@@ -150,3 +150,52 @@ def test_a_deleted_file_counts_only_where_the_run_could_have_made_it(holder, tmp
     assert open_files.writable("/tmp/x", places) and open_files.writable("/tmp/ci/.venvX/y", places)
     assert not open_files.writable("/tmp/ci/.venv/lib/x.so", places) and not open_files.writable("/usr/x", places)
     assert not open_files.writable("/tmpfoo", places) and not open_files.writable("", places)
+
+
+def test_names_and_programs_that_would_hide_a_deleted_file(tmp_path, monkeypatch):
+    """Second attacker review: a carriage return in a mapped file's name split /proc/PID/maps' line in two; a
+    program whose file was deleted is kept by the kernel with neither a descriptor nor a mapping of it."""
+    import shutil
+    folder = tmp_path / "run"
+    folder.mkdir()
+    program = folder / "held-program"
+    shutil.copy("/bin/sleep", program)
+    with open(program, "ab") as fh:
+        fh.write(b"\0" * (4 << 20))  # (an ELF file runs with bytes past its end)
+    proc = subprocess.Popen([str(program), "60"])
+    hider = subprocess.Popen([sys.executable, "-c", r"""
+import ctypes, os, sys, time
+path = os.path.join(sys.argv[1], "a\rk 0 0 0 0 x")
+fd = os.open(path, os.O_RDWR | os.O_CREAT); os.write(fd, os.urandom(3 << 20))
+libc = ctypes.CDLL(None, use_errno=True); libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+assert libc.mmap(None, 3 << 20, 3, 1, fd, 0) not in (None, ctypes.c_void_p(-1).value)  # shared, no descriptor kept
+os.close(fd); os.unlink(path)
+print("ready", flush=True); time.sleep(60)
+""", str(folder)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert hider.stdout.readline() == "ready\n"
+        time.sleep(0.2)
+        program.unlink()
+        devices = {folder.stat().st_dev}
+        if os.geteuid() == 0:  # (map_files: root only)
+            assert open_files.held([hider.pid], devices).disk >= 3 << 20
+        monkeypatch.setattr(open_files, "_deleted_mappings", lambda proc: {})  # (as a program that unmapped itself)
+        assert open_files.held([proc.pid], devices).disk >= 4 << 20  # by /proc/PID/exe
+    finally:
+        for p in (proc, hider):
+            p.kill()
+            p.wait()
+
+
+def test_a_read_only_view_of_the_runs_own_folders_is_writable():
+    """The user's sessions are mounted read-only and show the checkpoints being written: a file reopened through
+    that view, then deleted, is still one the run made (second attacker review)."""
+    from pathlib import Path
+
+    from harness.runtime.base import Mount, mount_places
+    sessions, task = Path("/state/sessions/alice"), Path("/state/tasks/tiny")
+    places = mount_places([Mount(sessions / "tiny" / "1" / "checkpoints", "/nsml/checkpoints", read_only=False),
+                           Mount(sessions, "/nsml/sessions/alice"), Mount(task, "/data/tiny")])
+    assert places == [("/nsml/checkpoints", True), ("/nsml/sessions/alice", True), ("/data/tiny", False)]
+    assert open_files.writable("/nsml/sessions/alice/tiny/1/checkpoints/w.bin", [("/", False), *places])

@@ -250,6 +250,19 @@ class Executor(abc.ABC):
         """The scheduler is done with it."""
 
 
+def mount_places(mounts: list[Mount], host_view: bool = False) -> list[tuple[str, bool]]:
+    """Where a run sees each of MOUNTS (its target; HOST_VIEW: its host path, for a run that is not confined) and
+    whether it may write there (Handle.places). A read-only mount that shows a folder a writable mount also shows
+    counts as writable: the user's sessions, read-only, show the checkpoints being written, and a file reopened
+    through that view is still one the run made."""
+    writable = [m.host.resolve() for m in mounts if not m.read_only]
+
+    def shows_writable(host: Path) -> bool:
+        return any(host == w or host in w.parents or w in host.parents for w in writable)
+    return [(str(m.host.resolve()) if host_view else m.target, not m.read_only or shows_writable(m.host.resolve()))
+            for m in mounts]
+
+
 RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds only while it runs (runs.spec)
 
 

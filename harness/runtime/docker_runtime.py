@@ -208,7 +208,7 @@ class DockerHandle(Handle):
         return self._group.still() if self._group is not None else super().held_still()
 
     def places(self) -> list[tuple[str, bool]] | None:
-        return [("/", False), *((m.target, not m.read_only) for m in [*self.spec.mounts, Mount(SDK, SDK_TARGET)])]
+        return [("/", False), *base.mount_places([*self.spec.mounts, Mount(SDK, SDK_TARGET)])]
 
     def pids(self) -> list[int]:
         try:  # (is_running: the container's first process, not one that took its id after it ended)

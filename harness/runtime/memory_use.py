@@ -85,6 +85,9 @@ def _used_bytes(pid: int, mount_point: bytes) -> int:
     return max(0, (st.f_blocks - st.f_bfree) * st.f_frsize)
 
 
+MEMFD_BUDGET = 0.5  # seconds of looking for memfds in one measure (in the scheduler's loop: a lower bound past it)
+
+
 def used(pids: list[int], rss_of, budget: float = 0.2) -> int:
     """The memory the processes PIDS hold together (see the module's text); RSS_OF(pid) for a process whose
     smaps cannot be read, or once BUDGET seconds are spent (smaps walks every mapping: 60,000 mappings in each of
@@ -112,5 +115,5 @@ def used(pids: list[int], rss_of, budget: float = 0.2) -> int:
             if device not in here:
                 own.setdefault(device, (pid, mount_point))
     held = sum(_used_bytes(pid, mount_point) for pid, mount_point in own.values())
-    memfds = open_files.held(pids, set()).memory  # (its own bounds; the caller paces measures by their time)
+    memfds = open_files.held(pids, set(), budget=MEMFD_BUDGET).memory  # (the caller paces measures by their time)
     return private + max(shmem_mapped, held + memfds)

@@ -16,7 +16,7 @@ the run's resident set nor its tmpfs shows. So the run's processes are looked at
 A process's folder is opened once and everything of it is read through that one descriptor, so what is read
 belongs to one process even if its id is reused meanwhile. Everything here is the run's to shape, so the work is
 bounded: past MAX_ENTRIES descriptors and mappings of deleted files in all, the run cannot be measured
-(`bounded`: its caller cancels it — a run that held its bytes behind a hundred thousand decoy descriptors would
+(`bounded`: its caller cancels it — a run that held its bytes behind a million decoy descriptors would
 otherwise be counted short at every measure); past the time budget, what was seen is a lower bound and the
 caller measures again later (`complete` False). No failure to read is an error of the caller: it is what was not
 seen. What this cannot see: a descriptor in flight in a unix socket (sent, not yet received) — only a file-system
@@ -27,13 +27,15 @@ from __future__ import annotations
 import functools
 import os
 import random
+import re
 import stat
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-MAX_ENTRIES = 100_000  # descriptors and mappings of deleted files looked at in one measure, over all processes
-BUDGET = 2.0  # seconds one measure may take
+MAX_ENTRIES = 1_000_000  # descriptors and mappings of deleted files to look at in one measure, over all processes
+BUDGET = 10.0  # seconds one measure may take (a million stats take about two)
+_RANGE = re.compile(rb"[0-9a-f]+-[0-9a-f]+")
 MAPS_BYTES = 16 << 20  # of /proc/PID/maps read (65,530 mappings, the kernel's default most, take ~7 MiB)
 
 
@@ -71,21 +73,21 @@ def _deleted_mappings(proc: int) -> dict[str, str]:
     """PROC's mappings of deleted files: address range (its map_files name) → the path it had."""
     fd = _open("maps", proc, directory=False)
     if fd is None:
-        return []
+        return {}
     try:
         text = b""
         while len(text) < MAPS_BYTES and (chunk := os.read(fd, 1 << 20)):
             text += chunk
     except OSError:
-        return []
+        return {}
     finally:
         os.close(fd)
     found = {}
-    for line in text.splitlines():
+    for line in text.split(b"\n"):  # (the kernel escapes a newline in a name, never a carriage return)
         if line.endswith(b" (deleted)"):
-            fields = line.split(maxsplit=5)
-            if len(fields) == 6:
-                found[fields[0].decode("ascii", "replace")] = os.fsdecode(fields[5][:-len(b" (deleted)")])
+            fields = line.split(b" ", 5)
+            if len(fields) == 6 and _RANGE.fullmatch(fields[0]):
+                found[fields[0].decode()] = os.fsdecode(fields[5].lstrip(b" ")[:-len(b" (deleted)")])
     return found
 
 
@@ -111,15 +113,16 @@ def writable(path: str, places: list[tuple[str, bool]]) -> bool:
 
 
 def _candidates(proc: int) -> tuple[list[tuple[int | None, list[str]]], dict[str, str]]:
-    """PROC's descriptors and its mappings of deleted files: (a descriptor of the folder to stat them in, names),
-    and the mappings' paths."""
+    """PROC's descriptors, its mappings of deleted files and its executable (a program the kernel keeps alive
+    with neither a descriptor nor a mapping): (a descriptor of the folder to stat them in, names) — each folder
+    but PROC's own the caller closes — and the mappings' paths."""
     fds = _open("fd", proc)
     try:
         names = os.listdir(fds) if fds is not None else []
     except OSError:
         names = []
     mappings = _deleted_mappings(proc)
-    return [(fds, names), (_open("map_files", proc) if mappings else None, list(mappings))], mappings
+    return [(fds, names), (_open("map_files", proc) if mappings else None, list(mappings)), (proc, ["exe"])], mappings
 
 
 def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES, budget: float = BUDGET,
@@ -135,6 +138,9 @@ def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES,
     order = list(pids)
     random.shuffle(order)
     for pid in order:
+        if time.monotonic() > deadline:  # (reading a process's maps costs before any of its entries is looked at)
+            found.complete = False
+            return found
         try:
             proc = os.open(f"/proc/{int(pid)}", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except (OSError, ValueError):
@@ -160,15 +166,16 @@ def held(pids: Iterable[int], devices: set[int], max_entries: int = MAX_ENTRIES,
                         continue
                     if not stat.S_ISREG(st.st_mode) or st.st_nlink != 0 or (st.st_dev, st.st_ino) in seen:
                         continue
-                    seen.add((st.st_dev, st.st_ino))
-                    if st.st_dev in devices:
+                    if st.st_dev in devices:  # (counted once it is seen where the run could have made it)
                         if places is None or writable(_where(name, folder, mappings), places):
+                            seen.add((st.st_dev, st.st_ino))
                             found.disk += st.st_blocks * 512
                     elif st.st_dev == memfd_device:
+                        seen.add((st.st_dev, st.st_ino))
                         found.memory += st.st_blocks * 512
         finally:
             for folder, _ in folders:
-                if folder is not None:
+                if folder is not None and folder != proc:
                     os.close(folder)
             os.close(proc)
     return found

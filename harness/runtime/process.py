@@ -105,13 +105,21 @@ def process_environment() -> str:
 PIDS_LIMIT = 512  # limits.pids, when there are no settings
 RUN_NICE = 10  # where a run has no control groups (whose CPU weight is cgroups.RUNS_WEIGHT), it yields the CPU
 #                to the harness itself by its nice value: its processes' and its session's (the kernel's autogroup).
-#                A session the run starts gets a fresh autogroup at nice 0: it is niced at the next check (2 s).
+#                A session the run starts gets a fresh autogroup at nice 0: it is niced at the next check (2 s). A
+#                courtesy, not a gate: a run may set its own autogroup's nice back to 0 (contests want cgroups).
+
+
+RUN_FILES = 65_536  # descriptors one process of a run may hold open (bounds what runtime.open_files looks at)
 
 
 def niced(argv: list[str]) -> list[str]:
-    """ARGV started at nice RUN_NICE (where this machine has `nice`: coreutils)."""
-    found = shutil.which("nice")
-    return [found, "-n", str(RUN_NICE), *argv] if found else argv
+    """ARGV started at nice RUN_NICE and with at most RUN_FILES open descriptors (or this harness's own hard limit,
+    if lower), where this machine has `nice` and `prlimit` (coreutils, util-linux)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    files = RUN_FILES if hard == resource.RLIM_INFINITY else min(RUN_FILES, hard)
+    limit = [found, f"--nofile={files}:{files}", "--"] if (found := shutil.which("prlimit")) else []
+    nice = [found, "-n", str(RUN_NICE)] if (found := shutil.which("nice")) else []
+    return [*limit, *nice, *argv]
 
 
 def _nice_sessions(pids) -> None:
@@ -362,10 +370,8 @@ class ProcessRuntime(Runtime):
         isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
         handle = self.handle_class(spec, proc, isolation, group)
         handle.pids_limit = pids
-        seen = sandbox.all_mounts(spec, tmp, SDK_PATH) if sandboxed else []  # (where the run sees its mounts)
-        handle._places = ([("/", False), *((m.target, not m.read_only) for m in seen)] if sandboxed
-                          else [(str(spec.paths.run / "tmp"), True),
-                                *((str(m.host.resolve()), not m.read_only) for m in spec.mounts)])
+        handle._places = sandbox.places(spec, tmp, SDK_PATH, list(found.folders)) if sandboxed \
+            else [(str(spec.paths.run / "tmp"), True), *base.mount_places(spec.mounts, host_view=True)]
         if found.rootfs is not None:
             handle.environment += f"{ERA_MARK}{found.era}"
         if found.key:

@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from . import gpus
-from .base import Mount, RunSpec
+from .base import Mount, RunSpec, mount_places
 
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32")
 ETC_FILES = ("passwd", "group", "hosts", "nsswitch.conf", "host.conf", "localtime", "ld.so.cache", "ld.so.conf",
@@ -157,3 +157,11 @@ def visible_gpus(gpu_ids: Sequence[int]) -> range:
 def all_mounts(spec: RunSpec, tmp: Path, sdk: Path) -> list[Mount]:
     """Every host folder the sandbox maps, for translating environment paths."""
     return [*spec.mounts, Mount(tmp, "/tmp", read_only=False), Mount(sdk, SDK_TARGET)]
+
+
+def places(spec: RunSpec, tmp: Path, sdk: Path, extra_ro: Sequence[Path] = ()) -> list[tuple[str, bool]]:
+    """Where the sandboxed run sees each place and whether it may write there (Handle.places): the system, the
+    interpreter and its environments are read-only, wherever they lie (a venv under the host's /tmp is bound at
+    its own path inside the run's writable /tmp); the mounts as `mount_places` says."""
+    fixed = [("/", False), *((str(p), False) for p in (*_python_roots(), *extra_ro))]
+    return fixed + mount_places(all_mounts(spec, tmp, sdk))

@@ -7,8 +7,8 @@ session's environment built) — holds every thread or every descriptor, and eve
 may have PER_CALLER requests in flight; the next is answered 429 at once, before its body is read or its token
 is checked. A caller is its account — by its token's id (the bearer token's, or the dashboard's login cookie's),
 once this server has verified that very token (one sha256 against the last good one: a request under another
-account's token id with a wrong secret never takes that account's share; a token not verified yet counts apart,
-and fails fast when it is bad: its request holds nothing) — else its address. Follows
+account's token id with a wrong secret never takes that account's share) — else its address: requests with a
+token not verified yet (its first, after a restart) or a made-up one share their address's. Follows
 and submission waits have a tighter bound of their own (service.log_streams), inside this one.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ from collections import Counter
 from starlette.datastructures import Headers
 from starlette.requests import cookie_parser
 
-from harness.service.accounts import PREFIX, verified_caller
+from harness.service.accounts import verified_caller
 from harness.web.security import COOKIE
 
 from .deps import error
@@ -28,8 +28,8 @@ PER_CALLER = 16  # requests of one caller in flight at once (a dashboard page fe
 
 def caller_of(scope) -> str:
     """Whose request SCOPE is: its account, once its token (the bearer token, else the dashboard's login cookie)
-    is known good; a token not verified yet counts apart (its requests fail fast when it is bad, holding nothing);
-    no token: its address."""
+    is known good; else its address (a token not verified yet, or made up, takes no account's share, and made-up
+    ones get no share of their own: a JSON body is read before its token is checked)."""
     headers = Headers(scope=scope)
     scheme, _, token = headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer":
@@ -39,8 +39,6 @@ def caller_of(scope) -> str:
     token_id = verified_caller(token)
     if token_id is not None:
         return f"token {token_id}"
-    if token.startswith(PREFIX) and 0 < len(token) <= 200:
-        return f"unverified {token[len(PREFIX):].partition('_')[0][:64]}"
     client = scope.get("client")
     return f"address {client[0] if client else '?'}"
 
