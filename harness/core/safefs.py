@@ -43,8 +43,9 @@ def _kind(mode: int) -> str:
 
 def descend(fd: int, parts: list[str], flags_last: int = _DIR_FLAGS, make: bool = False) -> int:
     """A new fd for FD/PARTS, opened one component at a time without following any link (folders, then the last
-    component with FLAGS_LAST); with MAKE, missing folders are created (the last too, when it is opened as one). FD stays open. Raises
-    UnsafeFile naming the component that is a link or not a folder, FileNotFoundError when one is missing."""
+    component with FLAGS_LAST); with MAKE, missing folders are created (the last too, when it is opened as one).
+    FD stays open. Raises UnsafeFile naming the component that is a link or not a folder, FileNotFoundError when
+    one is missing."""
     fd = os.dup(fd)
     try:
         for i, part in enumerate(parts):
