@@ -8,6 +8,7 @@ most a given number of bytes, and measure folders without following links and wi
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -219,9 +220,13 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
 
 
 def remove_tree(path: Path | str) -> None:
-    """Remove PATH and everything under it, never following a link and however deep a run made it (shutil.rmtree
-    recurses once per level: a chain 3,000 folders deep raises RecursionError on this Python, and what lay below
-    would stay); what cannot be removed stays, and nothing is raised."""
+    """Remove PATH — a link or a file itself, a folder with everything under it — never following a link and however
+    deep a run made it (shutil.rmtree recurses once per level: a chain 3,000 folders deep raises RecursionError on
+    this Python, and what lay below would stay); what cannot be removed stays, and nothing is raised."""
+    if not is_real_dir(Path(path)):
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+        return
     try:
         shutil.rmtree(path, ignore_errors=True)
     except RecursionError:

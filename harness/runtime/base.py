@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import abc
 import contextlib
-import logging
 import os
 import threading
 import time
@@ -15,8 +14,6 @@ from pathlib import Path, PurePosixPath
 
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.safefs import remove_tree
-
-log = logging.getLogger("harness.runtime.base")
 
 
 @dataclass
@@ -273,14 +270,7 @@ def remove_scratch(run_dir: Path) -> threading.Thread:
     whatever the depth (core.safefs.remove_tree)."""
     def remove() -> None:
         for name in RUN_SCRATCH:
-            path = Path(run_dir) / name
-            try:
-                if path.is_symlink() or path.is_file():
-                    path.unlink(missing_ok=True)
-                else:
-                    remove_tree(path)
-            except Exception:  # noqa: BLE001 - one name's trouble never leaves the others behind
-                log.exception("removing %s", path)
+            remove_tree(Path(run_dir) / name)  # (raises nothing: one name's trouble never leaves the others)
     worker = threading.Thread(target=remove, name=f"scratch-{Path(run_dir).name}", daemon=True)
     worker.start()
     return worker

@@ -216,10 +216,7 @@ def _prepare_v1(name: str, memory: int | None, pids: int, cpus: float | None) ->
         if memory:
             _write(group.folders["memory"] / "memory.limit_in_bytes", str(memory))
             if (group.folders["memory"] / "memory.memsw.limit_in_bytes").exists():
-                try:
-                    _write(group.folders["memory"] / "memory.memsw.limit_in_bytes", str(memory))
-                except OSError:
-                    pass
+                _try_write(group.folders["memory"] / "memory.memsw.limit_in_bytes", str(memory))
         if cpus and "cpu" in group.folders:
             _write(group.folders["cpu"] / "cpu.cfs_period_us", str(CFS_PERIOD))
             _write(group.folders["cpu"] / "cpu.cfs_quota_us", str(_quota(cpus)))

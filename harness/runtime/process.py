@@ -227,7 +227,7 @@ class ProcessHandle(Handle):
         self._last_check = now
         if self.group is None and now >= self._next_nice:  # (again and again: a run may start new sessions)
             self._next_nice = now + 2.0
-            _nice_sessions(p.pid for p in self._tree())
+            _nice_sessions(self.pids())
         if spec.memory and self.group is None and now >= self._next_measure and self._over_memory(now):
             self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory and "
                                            f"its tmpfs)")

@@ -21,7 +21,7 @@ from starlette.requests import cookie_parser
 from harness.service.accounts import verified_caller
 from harness.web.security import COOKIE
 
-from .deps import error
+from .deps import bearer, error
 
 PER_CALLER = 16  # requests of one caller in flight at once (a dashboard page fetches 6 at a time)
 
@@ -31,11 +31,10 @@ def caller_of(scope) -> str:
     is known good; else its address (a token not verified yet, or made up, takes no account's share, and made-up
     ones get no share of their own: a JSON body is read before its token is checked)."""
     headers = Headers(scope=scope)
-    scheme, _, token = headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer":
-        token = cookie_parser(headers.get("cookie", "")).get(COOKIE, "") if len(headers.get("cookie", "")) < 8192 \
-            else ""
-    token = token.strip()
+    token = bearer(headers)
+    if token is None:
+        cookies = headers.get("cookie", "")
+        token = cookie_parser(cookies).get(COOKIE, "").strip() if len(cookies) < 8192 else ""
     token_id = verified_caller(token)
     if token_id is not None:
         return f"token {token_id}"

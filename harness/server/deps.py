@@ -32,12 +32,15 @@ def error(code: int, message: str, kind: str = "error") -> JSONResponse:
     return JSONResponse({"error": message, "kind": kind}, status_code=code)
 
 
+def bearer(headers) -> str | None:
+    """The token of `Authorization: Bearer TOKEN` in HEADERS, or None."""
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
+
+
 def current_api(request: Request) -> LocalApi:
     """The dependency every route takes: the caller's LocalApi, from `Authorization: Bearer TOKEN`."""
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    return request.app.state.server.api_for(token.strip() if scheme.lower() == "bearer" else None,
-                                            request.client.host if request.client else None)
+    return request.app.state.server.api_for(bearer(request.headers), request.client.host if request.client else None)
 
 
 Caller = Depends(current_api)
