@@ -7,6 +7,8 @@ import time
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from harness.server import caller_slots
 
@@ -78,3 +80,15 @@ def test_a_caller_is_its_verified_account_or_its_address(monkeypatch, header, co
     monkeypatch.setitem(accounts._CALLERS, "abc123", hashlib.sha256(b"nsml_abc123_secret").digest())  # verified
     headers = [(k.encode(), v.encode()) for k, v in (("authorization", header), ("cookie", cookie)) if v]
     assert caller_slots.caller_of({"type": "http", "headers": headers, "client": ("10.0.0.1", 5)}) == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(authorization=st.text(max_size=400), cookie=st.text(max_size=9000),
+       address=st.one_of(st.none(), st.text(min_size=1, max_size=40)))
+def test_any_headers_name_one_caller_and_never_raise(authorization, cookie, address):
+    """Headers are anyone's to write: whatever they hold (made-up tokens, huge or broken cookies, no client), a
+    request is its address's unless its token is one this server verified — never an account it cannot prove."""
+    headers = [(k.encode(), v.encode("latin-1", "replace")) for k, v in
+               (("authorization", authorization), ("cookie", cookie)) if v]
+    scope = {"type": "http", "headers": headers, "client": (address, 1) if address else None}
+    assert caller_slots.caller_of(scope) == f"address {address or '?'}"

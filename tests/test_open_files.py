@@ -13,6 +13,8 @@ import time
 import pytest
 import test_trust
 from helpers import participant, run_session
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_trust_ii import others_still_served
 
 from harness.runtime import open_files
@@ -199,3 +201,20 @@ def test_a_read_only_view_of_the_runs_own_folders_is_writable():
                            Mount(sessions, "/nsml/sessions/alice"), Mount(task, "/data/tiny")])
     assert places == [("/nsml/checkpoints", True), ("/nsml/sessions/alice", True), ("/data/tiny", False)]
     assert open_files.writable("/nsml/sessions/alice/tiny/1/checkpoints/w.bin", [("/", False), *places])
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.binary(min_size=1, max_size=60).filter(lambda b: b"\n" not in b), max_size=8),
+       junk=st.binary(max_size=200))
+def test_any_maps_text_parses_to_real_ranges_and_never_raises(names, junk):
+    """/proc/PID/maps carries names the run chose (the kernel escapes only a newline): whatever they hold —
+    carriage returns, spaces, fake fields, " (deleted)" in the middle, bytes that are not UTF-8 — every key is a
+    real hex range, each deleted mapping is found under its own range, and garbage lines add nothing."""
+    lines = [b"%x-%x rw-s 00000000 fe:00 %d                    /tmp/%s (deleted)" % (0x1000 * (i + 1),
+             0x1000 * (i + 2), 100 + i, name) for i, name in enumerate(names)]
+    found = open_files.deleted_in_maps(b"\n".join([junk, *lines]))  # (a real range appears once)
+    import re
+    assert all(re.fullmatch(r"[0-9a-f]+-[0-9a-f]+", key) for key in found)
+    for i, name in enumerate(names):
+        key = "%x-%x" % (0x1000 * (i + 1), 0x1000 * (i + 2))
+        assert found[key] == os.fsdecode(b"/tmp/" + name)

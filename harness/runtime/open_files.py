@@ -82,8 +82,15 @@ def _deleted_mappings(proc: int) -> dict[str, str]:
         return {}
     finally:
         os.close(fd)
+    return deleted_in_maps(text)
+
+
+def deleted_in_maps(text: bytes) -> dict[str, str]:
+    """The mappings of deleted files in TEXT, a /proc/PID/maps (file names are the run's to choose): address range
+    → the path it had. Lines are split at newlines only (the kernel escapes a newline in a name, never a carriage
+    return), and a range is only ever hex-dash-hex."""
     found = {}
-    for line in text.split(b"\n"):  # (the kernel escapes a newline in a name, never a carriage return)
+    for line in text.split(b"\n"):
         if line.endswith(b" (deleted)"):
             fields = line.split(b" ", 5)
             if len(fields) == 6 and _RANGE.fullmatch(fields[0]):
