@@ -295,3 +295,18 @@ def test_a_long_operation_reports_its_progress_through_the_service(scored):
     got = api(ORGANIZER).rescore("tiny", True, progress=lambda done, total=None, note="": seen.append((done, total)))
     assert got["dry_run"] is True and len(got["submissions"]) == 1
     assert seen == [(0, 1)], seen  # (before each submission: 0 of 1)
+
+
+def test_settings_that_mean_none_cross_to_the_service(state_root):
+    """`limits.user_storage_bytes = 0` ("no limit") is None in Settings: every field that may be None crosses the
+    socket's settings gate as None (the gate reads which fields may be from Settings' own annotations), and a
+    wrong type is still refused."""
+    from harness.core.settings import Settings
+    (state_root / "harness.toml").write_text("[limits]\nuser_storage_bytes = 0\nenv_bytes = 0\n"
+                                             "running_per_user = 0\nrun_memory_bytes = 0\n")
+    mine = load_settings()
+    assert mine.user_storage_bytes is None and mine.env_bytes is None
+    back = Settings.from_wire(json.loads(json.dumps(mine.to_wire())), load_settings())
+    assert back == mine
+    with pytest.raises(UserError, match="user_storage_bytes: not of its type"):
+        Settings.from_wire(dict(mine.to_wire(), user_storage_bytes="0"), mine)

@@ -13,6 +13,12 @@ from pathlib import Path
 
 from .errors import UserError
 from .names import check_name
+from .setting_values import SETTINGS_FILE
+from .setting_values import choice as _choice
+from .setting_values import gpu_models as _gpu_models
+from .setting_values import integer as _int
+from .setting_values import plugins as _plugins
+from .setting_values import seconds as _seconds
 
 ENV_HOME = "HARNESS_HOME"
 ENV_DB = "HARNESS_DB"
@@ -23,7 +29,6 @@ ENV_HF_CACHE = "HARNESS_HF_CACHE"
 ENV_SERVICE = "HARNESS_SERVICE"
 ENV_ERA_DIR = "HARNESS_ERA_DIR"  # where era environments are built (shared by every state root of the machine)
 SERVICE_MODES = ("socket", "inprocess")  # how local commands reach the library: the state root's service, or here
-SETTINGS_FILE = "harness.toml"
 STATE_DIR = ".harness"
 DEFAULT_DB_FILE = "leaderboard.db"
 SANDBOXES = ("auto", "bwrap", "none")
@@ -67,6 +72,8 @@ class Settings:
     scratch_bytes: int = 20 << 30  # disk a run may write besides checkpoints: code copy, /tmp, output, events
     user_storage_bytes: int | None = 200 << 30  # disk all of one user's sessions may hold together (0: no limit)
     code_bytes: int = 1 << 30  # largest code snapshot `run` takes
+    env_bytes: int | None = 10 << 30  # disk one environment built for a session's requirements may take (0: none)
+    env_build_seconds: float = 1200.0  # longest such a build may take (runtime.env_store)
     prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
     process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
     evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
@@ -154,18 +161,9 @@ def _read_file(root: Path) -> dict:
     return data
 
 
-def _int(value, name: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"{name}: expected an integer, got {value!r}") from None
-    if number < 0:
-        raise UserError(f"{name}: must be >= 0, got {number}")
-    return number
-
-
-_OPTIONAL = {"declared_gpus": int, "hf_cache": str, "evaluator_isolation": str, "run_memory_bytes": int,
-             "max_running_per_user": int}  # fields that may be None
+_WIRE_KINDS = {"int": int, "str": str, "Path": str}  # what a field's type is as JSON
+_OPTIONAL = {f.name: _WIRE_KINDS[f.type.split(" | ")[0]] for f in fields(Settings)
+             if f.type.endswith(" | None")}  # fields that may be None, read from Settings' own annotations
 
 
 def _same_shape(value, ref, optional: bool, kind: type | None) -> bool:
@@ -193,40 +191,8 @@ def _service_mode(value: str | None) -> str:
     return value
 
 
-def _choice(value, allowed: tuple[str, ...], key: str) -> str | None:
-    if value is None:
-        return None
-    if value not in allowed:
-        import difflib
-        close = difflib.get_close_matches(str(value), allowed, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}{hint}")
-    return str(value)
 
 
-def _gpu_models(items) -> list[str]:
-    """gpus = [{model = "V100", count = 4}, ...] → one model name per device index."""
-    out = []
-    for i, item in enumerate(items):
-        where = f"{SETTINGS_FILE}: gpus[{i}]"
-        if not isinstance(item, dict) or not isinstance(item.get("model"), str) or set(item) - {"model", "count"}:
-            raise UserError(f"{where}: expected {{model = \"NAME\", count = N}}, got {item!r}")
-        out += [item["model"]] * _int(item.get("count", 1), f"{where}.count")
-    return out
-
-
-def _plugins(table: dict) -> dict[str, str]:
-    for name, target in table.items():
-        module, _, attr = target.partition(":")
-        if not module or not attr.isidentifier():
-            raise UserError(f"{SETTINGS_FILE}: [runtimes] {name}: expected \"module:Class\", got {target!r}")
-    return dict(table)
-
-
-def _seconds(value, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
-        raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
-    return float(value)
 
 
 def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
@@ -289,6 +255,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         scratch_bytes=_int(limits.get("scratch_bytes", 20 << 30), "limits.scratch_bytes"),
         user_storage_bytes=_int(limits.get("user_storage_bytes", 200 << 30), "limits.user_storage_bytes") or None,
         code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
+        env_bytes=_int(limits.get("env_bytes", 10 << 30), "limits.env_bytes") or None,
+        env_build_seconds=_seconds(limits.get("env_build_seconds", 1200), "limits.env_build_seconds"),
         prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
         process_sandbox=sandbox,
         evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),

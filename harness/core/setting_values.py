@@ -1,0 +1,57 @@
+"""How each kind of setting value is read from ``harness.toml`` (or the environment): integers, choices, seconds,
+GPU models, runtime plugins. Pure parsers: where the values come from is ``harness.core.settings``'s."""
+from __future__ import annotations
+
+from .errors import UserError
+
+SETTINGS_FILE = "harness.toml"
+
+
+def integer(value, name: str) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise UserError(f"{name}: expected an integer, got {value!r}") from None
+    if number < 0:
+        raise UserError(f"{name}: must be >= 0, got {number}")
+    return number
+
+
+
+def choice(value, allowed: tuple[str, ...], key: str) -> str | None:
+    if value is None:
+        return None
+    if value not in allowed:
+        import difflib
+        close = difflib.get_close_matches(str(value), allowed, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise UserError(f"{SETTINGS_FILE}: {key}: expected one of {', '.join(allowed)}, got {value!r}{hint}")
+    return str(value)
+
+
+
+def gpu_models(items) -> list[str]:
+    """gpus = [{model = "V100", count = 4}, ...] → one model name per device index."""
+    out = []
+    for i, item in enumerate(items):
+        where = f"{SETTINGS_FILE}: gpus[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("model"), str) or set(item) - {"model", "count"}:
+            raise UserError(f"{where}: expected {{model = \"NAME\", count = N}}, got {item!r}")
+        out += [item["model"]] * integer(item.get("count", 1), f"{where}.count")
+    return out
+
+
+
+def plugins(table: dict) -> dict[str, str]:
+    for name, target in table.items():
+        module, _, attr = target.partition(":")
+        if not module or not attr.isidentifier():
+            raise UserError(f"{SETTINGS_FILE}: [runtimes] {name}: expected \"module:Class\", got {target!r}")
+    return dict(table)
+
+
+
+def seconds(value, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
+        raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
+    return float(value)
