@@ -131,6 +131,7 @@ class Settings:
     sessions_dir = _in_state("sessions")
     runs_dir = _in_state("runs")
     datasets_dir = _in_state("datasets")
+    envs_dir = _in_state("envs", "Environments built for sessions' and evaluators' requirements (runtime.env_store)")
     cluster_file = _in_state("cluster.json", "The cluster's inventory as its scheduler last saw it (runtime.gpus)")
     lock_path = _in_state("scheduler.lock")
     scheduler_log = _in_state("scheduler.log")

@@ -14,7 +14,7 @@ from harness.core.errors import UserError
 from harness.core.settings import Settings
 from harness.core.sizes import machine_memory, parse_size
 from harness.core.tree_usage import usage
-from harness.runtime import gpus
+from harness.runtime import env_store, gpus
 from harness.runtime.disk_limits import MAX_ENTRIES, SCAN_SECONDS
 from harness.store.models import Run, Session, Submission
 
@@ -47,10 +47,12 @@ REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes som
 
 
 def check_storage(settings: Settings, user: str) -> None:
-    """A user whose sessions hold `limits.user_storage_bytes` on disk (code copies, checkpoints) starts no new
-    session until some are removed; measured as the disk watch measures (runtime.disk_limits), which holds the
-    user's running sessions to the same limit. A refusal is remembered for REFUSAL_SECONDS (a walk of 200,000
-    entries is a second of CPU: not one per request of a user who keeps asking), or until `storage_freed`."""
+    """A user whose sessions (code copies, checkpoints) and environments (built for their requirements:
+    runtime.env_store) hold `limits.user_storage_bytes` on disk starts no new session until some are removed;
+    their least recently used environments that no run uses go first, by themselves. Sessions are measured as
+    the disk watch measures (runtime.disk_limits), which holds the user's running sessions to the same limit. A
+    refusal is remembered for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one per
+    request of a user who keeps asking), or until `storage_freed`."""
     if settings.user_storage_bytes is None:
         return
     key = (str(settings.sessions_dir), user)
@@ -58,12 +60,16 @@ def check_storage(settings: Settings, user: str) -> None:
     if time.monotonic() < until:
         raise UserError(said)
     used = usage(settings.sessions_dir / user, MAX_ENTRIES, SCAN_SECONDS)
-    held = max(used.size, used.allocated)
-    if held < settings.user_storage_bytes and (used.complete or used.retry):  # (retry: a lower bound, under it)
+    held, limit = max(used.size, used.allocated), settings.user_storage_bytes
+    envs = sum(size for _, _, size in env_store.charged(settings.envs_dir, user))
+    if envs and held < limit <= held + envs:  # (not when the sessions alone are over it: that would free nothing)
+        envs -= env_store.evict(settings.envs_dir, user, held + envs - limit + 1)
+    if held + envs < limit and (used.complete or used.retry):  # (retry: a lower bound, under it)
         return
-    said = f"{held} bytes" if held >= settings.user_storage_bytes else f"more than can be measured ({used.why})"
-    said = (f"your sessions hold {said} on disk, at or over limits.user_storage_bytes = "
-            f"{settings.user_storage_bytes}: remove sessions (nsml rm) or checkpoints (nsml model rm) first")
+    said = f"{held} bytes" if held + envs >= limit else f"more than can be measured ({used.why})"
+    envs_said = f" and the environments built for your requirements that your runs use now {envs} bytes" * bool(envs)
+    said = (f"your sessions hold {said} on disk{envs_said}, at or over limits.user_storage_bytes = {limit}: remove "
+            f"sessions (nsml rm) or checkpoints (nsml model rm) first")
     _REFUSED[key] = (time.monotonic() + REFUSAL_SECONDS, said)
     raise UserError(said)
 

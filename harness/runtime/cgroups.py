@@ -266,3 +266,14 @@ def leftover(run_dir: Path) -> RunGroup | None:
     folders = {c: b / PARENT / name for c in ("pids", "memory", "cpu", "freezer")
                if (b := _v1_base(c)) is not None and (b / PARENT / name).is_dir()}
     return RunGroup(1, folders) if folders else None
+
+
+def nproc_limit(pids: int):
+    """Without a cgroup: RLIMIT_NPROC in the child (counted per real uid, and not enforced for root)."""
+    if os.geteuid() == 0:
+        return None
+
+    def apply() -> None:
+        import resource
+        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
+    return apply

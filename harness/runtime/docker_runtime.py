@@ -20,7 +20,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import base, cgroups
+from . import base, cgroups, env_store
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
@@ -142,7 +142,8 @@ class DockerHandle(Handle):
             api = self.runtime.client()
             settings = self.runtime.settings
             image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
-                                  self.spec.source_builds, settings.root, tuple(settings.docker_images))
+                                  self.spec.source_builds, settings.root, tuple(settings.docker_images),
+                                  env_store.Bounds.of(settings, self.spec.name.split("/")[0]))
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return False

@@ -13,7 +13,8 @@ satisfy (``torch==1.5.0``) is one line naming the file, the line and the era env
 
 Requirement lines follow the same rules as the docker runtime's (names with version specifiers, wheels only
 unless the task allows source builds). Environments are built once per hash (under a file lock: two sessions
-with the same requirements share one), reused, and removed when unused for ``ENV_MAX_AGE_DAYS``.
+with the same requirements share one), reused, and removed when unused for 14 days; each build is bounded in time
+and bytes and charged to the user whose run built it (``runtime.env_store``).
 ``nsml_package.txt`` (apt) and ``#nsml: IMAGE`` apply to the docker runtime only.
 """
 from __future__ import annotations
@@ -27,17 +28,17 @@ import site
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from harness.core.errors import UserError
 
+from . import env_store
 from .images import SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements, with_era_packages
 
-ENV_MAX_AGE_DAYS = 14
-READY = ".ready"
+READY = env_store.READY
 PINNED = ("torch", "tensorflow", "tensorflow-cpu")  # frameworks a session uses but never reinstalls: its
 #                                                      environment's build (the harness's, or its era's) is kept
 
@@ -152,6 +153,12 @@ class RunEnvironment:
     rootfs: Path | None = None  # an era's root filesystem: the run's system
     era: str = ""
     why: str = ""
+    held: object = field(default=None, compare=False)  # a run's hold on its environment (env_store.hold)
+
+    def release(self) -> None:
+        """The run that held this environment is over: it may be removed again (env_store.remove_unused)."""
+        if self.held is not None:
+            self.held.close()
 
 
 def choose_era(code: Path, root: Path | None):
@@ -160,10 +167,10 @@ def choose_era(code: Path, root: Path | None):
     return eras.resolve(nsml_image_line(code), eras.catalogue(root))
 
 
-def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool = False,
-             log=None) -> RunEnvironment:
+def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool = False, log=None,
+             bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False) -> RunEnvironment:
     """The environment a process-runtime run of CODE gets: its era (by its `#nsml:` line), with the code's own
-    requirements over it (built when missing)."""
+    requirements over it (built when missing, within BOUNDS). HOLD: for a run, which `release`s it at its end."""
     from . import eras
     choice = choose_era(code, root)
     era = choice.era
@@ -173,20 +180,20 @@ def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool 
         python = eras.python_of(era)
         if not files:
             return RunEnvironment(python, None, rootfs=rootfs, era=era.name, why=choice.why)
-        site, key = ensure_era_site(envs_dir, files, era, source_builds, log)
-        return RunEnvironment(python, key, (site,), (str(site),), rootfs, era.name, choice.why)
-    found = ensure_files(envs_dir, with_era_packages(files, era.packages), source_builds, log)
+        site, key, held = ensure_era_site(envs_dir, files, era, source_builds, log, bounds, hold)
+        return RunEnvironment(python, key, (site,), (str(site),), rootfs, era.name, choice.why, held)
+    found = ensure_files(envs_dir, with_era_packages(files, era.packages), source_builds, log, bounds, hold)
     if found is None:
         return RunEnvironment(sys.executable, None, era=era.name, why=choice.why)
-    env_dir, key = found
-    return RunEnvironment(str(env_dir / "bin" / "python"), key, (env_dir,), era=era.name, why=choice.why)
+    env_dir, key, held = found
+    return RunEnvironment(str(env_dir / "bin" / "python"), key, (env_dir,), era=era.name, why=choice.why, held=held)
 
 
-def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: bool = False,
-                    log=None) -> tuple[Path, str]:
+def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: bool = False, log=None,
+                    bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False):
     """A session's requirements over an era's root filesystem: a folder of packages for the era's Python and
     glibc (uv pip install --target), put on PYTHONPATH before the era's own. The era's packages are shown to
-    the resolver as installed (their metadata), so only what the era lacks is installed."""
+    the resolver as installed (their metadata), so only what the era lacks is installed. (folder, key, hold)"""
     from . import eras
     digest = hashlib.sha256(f"{era.key}\0{source_builds}".encode())
     for name in sorted(files):
@@ -200,47 +207,57 @@ def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: b
         (env / "constraints.txt").write_text(_pins(era))
         _install([uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
                   era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
-                  "-c", str(env / "constraints.txt")], files, env, source_builds, f"over era {era.name}", log)
-    return _built_once(envs_dir, key, build) / "site", key
+                  "-c", str(env / "constraints.txt")], files, env, env, source_builds, f"over era {era.name}", log,
+                 bounds)
+    env, held = _built_once(envs_dir, key, build, bounds, hold)
+    return env / "site", key, held
 
 
-def _built_once(envs_dir: Path, key: str, build) -> Path:
+def _built_once(envs_dir: Path, key: str, build, bounds: env_store.Bounds, hold: bool):
     """ENVS_DIR/KEY, made by BUILD(folder) once: under a file lock (two sessions with the same requirements
     share one build; the others wait and reuse it), again where a build died half-way, touched on every use
-    (collect_garbage reads the stamp)."""
+    (env_store.collect_garbage reads the stamp), charged to BOUNDS.owner when built. (folder, the run's hold or
+    None: taken under the lock, so the environment cannot be removed between its build and its run.)"""
     env = envs_dir / key
     envs_dir.mkdir(parents=True, exist_ok=True)
-    with open(envs_dir / f"{key}.lock", "w") as lock:
+    with open(envs_dir / f"{key}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (env / READY).exists():
             os.utime(env / READY)
-            return env
+            return env, env_store.hold(envs_dir, key) if hold else None
         shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
         try:
             build(env)
         except BaseException:
             shutil.rmtree(env, ignore_errors=True)
             raise
+        finally:
+            shutil.rmtree(env_store.cache_of(env), ignore_errors=True)
         (env / READY).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-    return env
+        env_store.charge(envs_dir, key, bounds)
+        return env, env_store.hold(envs_dir, key) if hold else None
 
 
-def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False,
-                 log=None) -> tuple[Path, str] | None:
-    """The environment for these (checked) requirement files, built when missing; None when there are none."""
+def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False, log=None,
+                 bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False, kind: str = ""):
+    """The environment for these (checked) requirement files, built when missing: (folder, key, the run's hold);
+    None when there are none. KIND: a prefix of the key for environments that are not sessions' (an evaluator's
+    is never one a participant built, charged and may evict)."""
     if not files:
         return None
-    key = env_hash(files, source_builds)
-    return _built_once(envs_dir, key, lambda env: _build(env, files, source_builds, log)), key
+    key = kind + env_hash(files, source_builds)
+    env, held = _built_once(envs_dir, key, lambda env: _build(env, files, source_builds, log, bounds), bounds, hold)
+    return env, key, held
 
 
-def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
+def _build(env: Path, files: dict[str, str], source_builds: bool, log, bounds: env_store.Bounds) -> None:
     uv = uv_path(shown(files))
     staging = env.with_name(env.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        _run([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment", files)
+        env_store.bounded_step([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment",
+                               shown(files), bounds, [env], env_store.cache_of(env))
         purelib = subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
                                   "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
         below = [p for p in site.getsitepackages() if Path(p).is_dir()]  # the harness's, after its own
@@ -249,14 +266,16 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log) -> None:
         _show_harness_packages(Path(purelib), below)
         (staging / "constraints.txt").write_text(_pins())
         _install([uv, "pip", "install", "-q", "--python", str(env / "bin" / "python"),
-                  "-c", str(staging / "constraints.txt")], files, staging, source_builds,
-                 "into a session environment", log)
+                  "-c", str(staging / "constraints.txt")], files, env, staging, source_builds,
+                 "into a session environment", log, bounds)
     finally:  # (a failed build's folder is removed by _built_once)
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _install(args: list[str], files: dict[str, str], folder: Path, source_builds: bool, where: str, log) -> None:
-    """uv ARGS with the requirement FILES (written into FOLDER), wheels only unless the task allows builds."""
+def _install(args: list[str], files: dict[str, str], env: Path, folder: Path, source_builds: bool, where: str, log,
+             bounds: env_store.Bounds) -> None:
+    """uv ARGS with the requirement FILES (written into FOLDER: ENV or beside it), wheels only unless the task
+    allows builds; within BOUNDS, ENV and FOLDER measured (env_store.bounded_step)."""
     if not source_builds:
         args = [*args, "--only-binary", ":all:"]
     for name, content in files.items():
@@ -264,7 +283,8 @@ def _install(args: list[str], files: dict[str, str], folder: Path, source_builds
         args += ["-r", str(folder / name)]
     if log:
         log(f"installing {shown(files)} {where} (once per requirements)")
-    _run(args, f"installing the session's requirements {where}", files)
+    env_store.bounded_step(args, f"installing the session's requirements {where}", shown(files), bounds,
+                           sorted({env, folder}), env_store.cache_of(env))
 
 
 SHIM_INSTALLER = "nsml-harness (metadata only: the code is the harness's)\n"
@@ -284,28 +304,3 @@ def _show_harness_packages(purelib: Path, harness_dirs: list[str]) -> None:
         (target / "METADATA").write_bytes((src / "METADATA").read_bytes())
         (target / "INSTALLER").write_text(SHIM_INSTALLER)
         (target / "RECORD").write_text("".join(f"{src.name}/{f},,\n" for f in ("METADATA", "INSTALLER", "RECORD")))
-
-
-def _run(cmd: list[str], what: str, files=("requirements.txt",)) -> None:
-    run_step(cmd, what, shown(files))
-
-
-def run_step(cmd: list[str], what: str, label: str, limit: int = 400) -> None:
-    """Run one build step; its failure is one line: LABEL, WHAT, and the last lines the tool printed."""
-    proc = subprocess.run(cmd, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
-        raise UserError(f"{label}: {what} failed: {' '.join(lines[-3:])[:limit]}")
-
-
-def collect_garbage(envs_dir: Path, max_age_days: float = ENV_MAX_AGE_DAYS) -> list[str]:
-    """Remove environments no session used for MAX_AGE_DAYS (their READY stamp is touched on every use)."""
-    removed = []
-    if not envs_dir.is_dir():
-        return removed
-    limit = time.time() - max_age_days * 86400
-    for ready in envs_dir.glob(f"*/{READY}"):
-        if ready.stat().st_mtime < limit:
-            shutil.rmtree(ready.parent, ignore_errors=True)
-            removed.append(ready.parent.name)
-    return removed

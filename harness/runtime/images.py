@@ -23,6 +23,7 @@ import ast
 import fnmatch
 import hashlib
 import io
+import math
 import re
 import shutil
 import tarfile
@@ -162,15 +163,18 @@ FROM {base}
 USER root
 ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
 COPY . /tmp/nsml-env/
-RUN set -e; cd /tmp/nsml-env; \\
-    if [ -f ca-certificates.crt ]; then export PIP_CERT=/tmp/nsml-env/ca-certificates.crt; fi; \\
-    if [ -f nsml_package.txt ]; then apt-get update && \\
-        grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
-        rm -rf /var/lib/apt/lists/*; fi; \\
-    for f in era-requirements.txt requirements.txt setup-requirements.txt; do \\
-        if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi; done; \\
-    rm -rf /tmp/nsml-env
+RUN cd /tmp/nsml-env && rc=0 && {{ {timeout}sh -e install.sh || rc=$?; }} && rm -rf /tmp/nsml-env && exit $rc
 """
+INSTALL_SCRIPT = """\
+if [ -f ca-certificates.crt ]; then export PIP_CERT=/tmp/nsml-env/ca-certificates.crt; fi
+if [ -f nsml_package.txt ]; then apt-get update && \\
+    grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
+    rm -rf /var/lib/apt/lists/*; fi
+for f in era-requirements.txt requirements.txt setup-requirements.txt; do
+    if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi
+done
+"""
+TIMED_OUT = "returned a non-zero code: 124"  # coreutils `timeout` stopped the install (limits.env_build_seconds)
 
 
 def _context_tar(files: dict[str, bytes | str]) -> io.BytesIO:
@@ -287,10 +291,12 @@ def describe_base(code: Path, settings, manifest_image: str | None = None) -> st
     return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
 
 
-def session_image(client, code: Path, manifest_image: str | None, default_image: str,
-                  source_builds: bool = False, root: Path | None = None, allowed: tuple[str, ...] = ()) -> str:
+def session_image(client, code: Path, manifest_image: str | None, default_image: str, source_builds: bool = False,
+                  root: Path | None = None, allowed: tuple[str, ...] = (), bounds=None) -> str:
     """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
-    unless the task allows source builds; the build runs on Docker's bridge network, never the host's."""
+    unless the task allows source builds; the build runs on Docker's bridge network, never the host's. BOUNDS
+    (runtime.env_store.Bounds): the install stopped past its seconds, an image that adds more than its bytes
+    removed; either is one line naming the setting."""
     import docker.errors
 
     base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root, allowed)
@@ -309,15 +315,27 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
             return tag  # cached: same base, same requirements
         except docker.errors.ImageNotFound:
             pass
-        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id, binary=binary))
+        seconds = getattr(bounds, "seconds", None)
+        timeout = f"timeout -k 10 {max(1, math.ceil(seconds))} " if seconds else ""  # (timeout 0: none)
+        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id, timeout=timeout),
+                       **{"install.sh": INSTALL_SCRIPT.format(binary=binary)})
         if CA_BUNDLE.is_file():
             context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
         try:
             client.images.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True,
                                 forcerm=True, network_mode="bridge", labels={"nsml-harness.base": base_name})
         except (docker.errors.BuildError, docker.errors.APIError) as exc:
+            if TIMED_OUT in str(exc):
+                raise ImageError(f"installing the session's requirements into {base_name} stopped: still running "
+                                 f"after limits.env_build_seconds = {seconds:g} s") from None
             raise ImageError(f"installing the session's requirements into {base_name} failed: "
                              f"{_build_error(exc)}") from None
+        added = client.images.get(tag).attrs.get("Size", 0) - base.attrs.get("Size", 0)
+        if getattr(bounds, "bytes", None) and added > bounds.bytes:
+            client.images.remove(tag, force=True)
+            raise ImageError(f"installing the session's requirements into {base_name} stopped: they add {added} "
+                             f"bytes to the image, over limits.env_bytes = {bounds.bytes}; ask for fewer or smaller "
+                             f"packages")
     return tag
 
 

@@ -32,7 +32,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import base, cgroups, environments, memory_use, sandbox, seccomp
+from . import base, cgroups, env_store, environments, memory_use, sandbox, seccomp
 from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
@@ -108,7 +108,6 @@ RUN_NICE = 10  # where a run has no control groups (whose CPU weight is cgroups.
 #                A session the run starts gets a fresh autogroup at nice 0: it is niced at the next check (2 s). A
 #                courtesy, not a gate: a run may set its own autogroup's nice back to 0 (contests want cgroups).
 
-
 RUN_FILES = 65_536  # descriptors one process of a run may hold open (bounds what runtime.open_files looks at)
 
 
@@ -135,16 +134,6 @@ def _nice_sessions(pids) -> None:
             pass
 
 
-def _nproc_limit(pids: int):
-    """Without a cgroup: RLIMIT_NPROC in the child (counted per real uid, and not enforced for root)."""
-    if os.geteuid() == 0:
-        return None
-
-    def apply() -> None:
-        resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
-    return apply
-
-
 class ProcessHandle(Handle):
     def __init__(self, spec: RunSpec, proc: subprocess.Popen, isolation: str, group: cgroups.RunGroup | None = None):
         self.spec = spec
@@ -158,6 +147,7 @@ class ProcessHandle(Handle):
         self._outcome: Outcome | None = None
         self._last_check = self._next_measure = self._next_nice = 0.0
         self._places: list[tuple[str, bool]] | None = None  # (set by the runtime that started it)
+        self.environment_held: environments.RunEnvironment | None = None  # (set by it too: released at close)
         try:
             self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
         except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
@@ -181,6 +171,8 @@ class ProcessHandle(Handle):
         if self._pidfd is not None:
             os.close(self._pidfd)
             self._pidfd = None
+        if self.environment_held is not None:
+            self.environment_held.release()
         base.remove_scratch(self.spec.paths.run)
 
     def status(self) -> RunStatus:
@@ -319,13 +311,22 @@ class ProcessRuntime(Runtime):
         requirements over it (built once per hash, see harness.runtime.environments), else the harness's own."""
         if self.settings is None:
             return environments.RunEnvironment(sys.executable, None)
-        return environments.for_code(self.settings.state_dir / "envs", spec.workdir, self.settings.root,
-                                     spec.source_builds)
+        return environments.for_code(self.settings.envs_dir, spec.workdir, self.settings.root, spec.source_builds,
+                                     bounds=env_store.Bounds.of(self.settings, spec.name.split("/")[0]), hold=True)
 
     def start(self, spec: RunSpec) -> ProcessHandle:
+        found = self._environment(spec)  # (held while the run lives: env_store.remove_unused leaves it alone)
+        try:
+            handle = self._start(spec, found)
+        except BaseException:
+            found.release()
+            raise
+        handle.environment_held = found
+        return handle
+
+    def _start(self, spec: RunSpec, found: environments.RunEnvironment) -> ProcessHandle:
         sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto")
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-        found = self._environment(spec)
         argv, cwd = [found.python, *spec.argv], spec.workdir
         if found.rootfs is not None and not sandboxed:
             raise UserError(f"era {found.era} runs under bubblewrap only (its root filesystem is the run's "
@@ -356,7 +357,7 @@ class ProcessRuntime(Runtime):
                 proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         pass_fds=() if seccomp_fd is None else (seccomp_fd,),
-                                        preexec_fn=None if group is not None else _nproc_limit(pids))
+                                        preexec_fn=None if group is not None else cgroups.nproc_limit(pids))
             except BaseException:
                 if group is not None:
                     group.remove()

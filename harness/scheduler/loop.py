@@ -29,7 +29,7 @@ from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
-from harness.runtime import Handle, Outcome, environments, gpus
+from harness.runtime import Handle, Outcome, env_store, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
@@ -93,7 +93,7 @@ class Scheduler:
 
     def recover(self) -> None:
         """We hold the lock: nothing marked running is watched by anyone else. Old session environments go."""
-        environments.collect_garbage(self.settings.state_dir / "envs")
+        env_store.collect_garbage(self.settings.envs_dir)
         for run_id in recover_runs(self.settings, self.store, self.executor):
             log.warning("run %s: scoring again after a restart", run_id)
             self._submit_scoring(run_id)

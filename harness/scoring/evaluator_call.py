@@ -82,7 +82,7 @@ def with_environment(call: EvaluatorCall, dataset: Path, manifest, envs_dir: Pat
     """Install the task's evaluator requirements once (cached per hash, shared by every scoring and rescore)."""
     from harness.runtime import environments
 
-    found = environments.ensure_files(envs_dir, requirement_files(dataset, manifest))
+    found = environments.ensure_files(envs_dir, requirement_files(dataset, manifest), kind="evaluator-")
     if found is not None:
         call.env_dir = found[0]
         call.python = str(found[0] / "bin" / "python")

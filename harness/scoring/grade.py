@@ -60,7 +60,7 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     labels = layout.label_path(dataset, dry_run)
     evaluator = layout.evaluator(dataset)
     call = evaluator_call.with_environment(evaluator_call.detect(dataset, manifest), dataset, manifest,
-                                           settings.state_dir / "envs")
+                                           settings.envs_dir)
     call.image = settings.docker_image
     call.prefer = settings.evaluator_isolation or ("docker" if runtime == "docker" else "bwrap")
     if call.env_dir is not None:

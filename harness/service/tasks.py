@@ -79,7 +79,7 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     call = evaluator_call.detect(folder.resolve(), manifest)
     evaluator_call.check_runnable(call, str(layout.evaluator(folder)),
                                   bool(evaluator_call.requirement_files(folder.resolve(), manifest)))
-    evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.state_dir / "envs")  # once, now
+    evaluator_call.with_environment(call, folder.resolve(), manifest, h.settings.envs_dir)  # once, now
     checks = pack_checks(h, folder.resolve())
     failed = [r for r in checks if not r["ok"]]
     if failed:  # the same checks as `dataset check`: a pack that cannot score is refused, not blamed on entries
