@@ -5,7 +5,7 @@
 Cold: a new hash (each build downloads with a cache of its own, removed when it ends: runtime.env_store, so a
 participant's downloads are never kept). New hash: the same packages plus one more, built again from nothing.
 Cached: the same hash again (what every later session with these requirements pays). The bounds the harness
-puts on a build (limits.env_bytes, measured every 3 s) are on, as in a real `run`.
+puts on a build (limits.env_bytes, measured every 3 s; bubblewrap) are on, as in a real `run`.
 Writes bench/results/session_env.json.
 """
 import argparse
@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from harness.runtime import env_store, environments  # noqa: E402
+from harness.runtime import env_builds, env_store, environments  # noqa: E402
 
-BOUNDS = env_store.Bounds(bytes=10 << 30, seconds=1200, owner="bench")
+USE = environments.Use(env_builds.Bounds(bytes=10 << 30, seconds=1200, owner="bench", confined=True))
 
 
 def timed(fn):
@@ -37,10 +37,10 @@ def main():
         code = tmp / "code"
         code.mkdir()
         (code / "requirements.txt").write_text(f"{args.requirement}\n")
-        cold = timed(lambda: environments.for_code(envs, code, None, bounds=BOUNDS))
-        cached = min(timed(lambda: environments.for_code(envs, code, None, bounds=BOUNDS)) for _ in range(5))
+        cold = timed(lambda: environments.for_code(envs, code, None, use=USE))
+        cached = min(timed(lambda: environments.for_code(envs, code, None, use=USE)) for _ in range(5))
         (code / "requirements.txt").write_text(f"{args.requirement}\nsix\n")  # a new hash
-        again = timed(lambda: environments.for_code(envs, code, None, bounds=BOUNDS))
+        again = timed(lambda: environments.for_code(envs, code, None, use=USE))
         charged = sum(size for _, _, size in env_store.charged(envs, "bench"))
     row = {"requirement": args.requirement, "cold_build_s": round(cold, 2), "new_hash_build_s": round(again, 2),
            "cached_start_s": round(cached, 4), "charged_bytes_both": charged}

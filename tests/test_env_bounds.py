@@ -12,8 +12,8 @@ from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
 from harness.core.settings import load_settings
-from harness.runs.create import check_storage
-from harness.runtime import env_store, environments
+from harness.runs.create import check_storage, storage_freed
+from harness.runtime import env_builds, env_store, environments
 
 MAIN = '''
 import argparse
@@ -46,8 +46,8 @@ def test_a_step_past_its_bytes_is_stopped_with_its_whole_group(tmp_path):
               f"    open(os.path.join({str(folder)!r}, str(i)), 'wb').write(os.urandom(1 << 20)); time.sleep(0.05)\n")
     started = time.monotonic()
     with pytest.raises(UserError) as refused:
-        env_store.bounded_step([sys.executable, "-c", writer], "installing", "requirements.txt",
-                               env_store.Bounds(bytes=20 << 20, seconds=60), [folder])
+        env_builds.bounded_step([sys.executable, "-c", writer], "installing", "requirements.txt",
+                               env_builds.Bounds(bytes=20 << 20, seconds=60), [folder])
     said = str(refused.value)
     assert said.startswith("requirements.txt: installing stopped:") and "limits.env_bytes = 20971520" in said
     assert "\n" not in said and time.monotonic() - started < 30
@@ -57,14 +57,14 @@ def test_a_step_past_its_bytes_is_stopped_with_its_whole_group(tmp_path):
 def test_a_step_past_its_time_is_stopped(tmp_path):
     started = time.monotonic()
     with pytest.raises(UserError, match=r"still running after limits.env_build_seconds = 1 s"):
-        env_store.bounded_step(["sleep", "60"], "installing", "requirements.txt", env_store.Bounds(seconds=1))
+        env_builds.bounded_step(["sleep", "60"], "installing", "requirements.txt", env_builds.Bounds(seconds=1))
     assert time.monotonic() - started < 10
 
 
 def test_a_failed_step_is_one_line_with_the_tools_last_words(tmp_path):
     with pytest.raises(UserError) as failed:
-        env_store.bounded_step([sys.executable, "-c", "import sys; print('no such package: x', file=sys.stderr); "
-                                "sys.exit(2)"], "installing", "requirements.txt", env_store.Bounds())
+        env_builds.bounded_step([sys.executable, "-c", "import sys; print('no such package: x', file=sys.stderr); "
+                                "sys.exit(2)"], "installing", "requirements.txt", env_builds.Bounds())
     assert str(failed.value) == "requirements.txt: installing failed: no such package: x"
 
 
@@ -73,44 +73,92 @@ def test_run_past_env_bytes_is_refused_and_leaves_nothing(cli, tiny_task, tmp_pa
     r = cli("run", "-d", "tiny", _code(tmp_path / "big"), code=2)
     assert "limits.env_bytes = 4096" in r.stderr and "requirements.txt" in r.stderr and "Traceback" not in r.output
     envs = state_root / ".harness" / "envs"
-    assert not [p.name for p in envs.iterdir() if not p.name.endswith((".lock", ".use"))]  # no folder, no cache
+    assert not [p.name for p in envs.iterdir() if not p.name.endswith((".lock", ".use", ".users"))]  # no folder,
+    assert not list((envs / ".users").glob("alice/*"))  # no cache, no charge
     assert not list((state_root / ".harness" / "sessions").rglob("code"))  # and no session
     (state_root / "harness.toml").write_text("")
     assert "numpy" in cli("logs", run_session(cli, _code(tmp_path / "fine"))).stdout  # the same code, allowed
 
 
-def test_environments_count_toward_their_builders_storage(tmp_path, state_root):
-    settings = load_settings()
-    settings.user_storage_bytes = 1 << 30
-    first = environments.for_code(settings.envs_dir, _code(tmp_path / "a"), None,
-                                  bounds=env_store.Bounds.of(settings, "alice"))
-    charged = env_store.charged(settings.envs_dir, "alice")
-    assert [key for _, key, _ in charged] == [first.key] and charged[0][2] > 100_000
-    assert env_store.charged(settings.envs_dir, "bob") == []
-    again = environments.for_code(settings.envs_dir, _code(tmp_path / "b"), None,
-                                  bounds=env_store.Bounds.of(settings, "bob"))  # bob reuses it: not charged twice
-    assert again.key == first.key and env_store.charged(settings.envs_dir, "bob") == []
+def _use(settings, user, **kw):
+    return environments.Use(env_builds.Bounds.of(settings, user), **kw)
 
-    settings.user_storage_bytes = charged[0][2]  # alice's environment alone fills her storage
-    held = environments.for_code(settings.envs_dir, _code(tmp_path / "c"), None, hold=True,
-                                 bounds=env_store.Bounds.of(settings, "alice"))  # a run of hers uses it
-    with pytest.raises(UserError, match="environments built for your requirements that your runs use now"):
-        check_storage(settings, "alice")
-    assert (settings.envs_dir / first.key / ".ready").exists()  # never removed from under a run
-    check_storage(settings, "bob")  # others are served
+
+def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_path, state_root):
+    settings = load_settings()
+    envs = settings.envs_dir
+    first = environments.for_code(envs, _code(tmp_path / "a"), None, use=_use(settings, "alice"))
+    charged = env_store.charged(envs, "alice")
+    assert [key for _, key, _ in charged] == [first.key] and charged[0][2] > 100_000
+    size = charged[0][2]
+    assert env_store.charged(envs, "bob") == []
+    again = environments.for_code(envs, _code(tmp_path / "b"), None, use=_use(settings, "bob"))
+    assert again.key == first.key and [c[1:] for c in env_store.charged(envs, "bob")] == [(first.key, size)]
+
+    settings.user_storage_bytes = size  # the environment alone fills a user's storage
+    check_storage(settings, "alice")  # alice's charge goes; bob still uses it, so it stays
+    assert env_store.charged(envs, "alice") == [] and (envs / first.key / ".ready").exists()
+    held = environments.for_code(envs, _code(tmp_path / "c"), None, use=_use(settings, "bob", hold=True))
+    with pytest.raises(UserError, match="environments of your requirements that runs use now"):
+        check_storage(settings, "bob")  # his run holds it: never removed from under a run
+    assert (envs / first.key / ".ready").exists()
+    check_storage(settings, "carol")  # others are served
     held.release()
-    from harness.runs.create import storage_freed
-    storage_freed(settings, "alice")
-    check_storage(settings, "alice")  # unused now: removed to make room, and she is let in
-    assert not (settings.envs_dir / first.key).exists() and env_store.charged(settings.envs_dir, "alice") == []
-    rebuilt = environments.for_code(settings.envs_dir, _code(tmp_path / "d"), None,
-                                    bounds=env_store.Bounds.of(settings, "bob"))  # used again: built again
-    assert rebuilt.key == first.key and (settings.envs_dir / first.key / ".ready").exists()
+    storage_freed(settings, "bob")
+    check_storage(settings, "bob")  # unused now and nobody else's: removed to make room, and he is let in
+    assert not (envs / first.key).exists() and env_store.charged(envs, "bob") == []
+    assert not list(envs.glob(f"{first.key}*"))  # its lock files too
+    rebuilt = environments.for_code(envs, _code(tmp_path / "d"), None, use=_use(settings, "bob"))
+    assert rebuilt.key == first.key and (envs / first.key / ".ready").exists()  # used again: built again
+
+
+def test_a_launch_never_builds_and_one_user_builds_one_at_a_time(tmp_path, state_root):
+    settings = load_settings()
+    envs = settings.envs_dir
+    with pytest.raises(UserError, match="requirements.txt: the environment for these requirements is not on this "
+                                        "machine now"):
+        environments.for_code(envs, _code(tmp_path / "a"), None, use=_use(settings, "alice", hold=True, build=False))
+    with env_store.building(envs, "alice", "x"):  # alice's first build is still going
+        with pytest.raises(UserError, match="requirements.txt: another environment of yours is being built now"):
+            environments.for_code(envs, _code(tmp_path / "b"), None, use=_use(settings, "alice"))
+        environments.for_code(envs, _code(tmp_path / "c"), None, use=_use(settings, "bob"))  # others build
+    found = environments.for_code(envs, _code(tmp_path / "d"), None, use=_use(settings, "alice", hold=True,
+                                                                               build=False))
+    assert found.held is not None and not env_store.remove_unused(envs, found.key)
+    found.release()
+
+
+def test_a_million_empty_files_are_not_free_and_output_is_measured(tmp_path):
+    env = tmp_path / "env"
+    many = f"import os\nfor i in range(60000): open(os.path.join({str(env)!r}, str(i)), 'w').close()\n"
+    with pytest.raises(UserError, match="limits.env_bytes = 500000000"):  # 60,000 entries at 16 KiB each
+        env_builds.bounded_step([sys.executable, "-c", many], "installing", "requirements.txt",
+                                env_builds.Bounds(bytes=500_000_000), [env], env)
+    loud = "import sys\nwhile True: sys.stdout.write('x' * 65536)\n"
+    with pytest.raises(UserError, match="limits.env_bytes = 20000000"):  # its output is its own disk
+        env_builds.bounded_step([sys.executable, "-c", loud], "installing", "requirements.txt",
+                                env_builds.Bounds(bytes=20_000_000, seconds=60), [tmp_path / "env2"],
+                                tmp_path / "env2")
+
+
+def test_forged_charges_are_ignored(tmp_path, state_root):
+    envs = load_settings().envs_dir
+    folder = envs / ".users" / "mallory"
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "0123456789abcdef")  # would block a reader
+    (envs / "0123456789abcdef").mkdir()
+    (envs / "0123456789abcdef" / ".ready").write_text("7")
+    (folder / "evaluator-0123456789abcdef").write_text("1")
+    (envs / "evaluator-0123456789abcdef").mkdir()
+    (envs / "evaluator-0123456789abcdef" / ".ready").write_text("1")
+    assert env_store.charged(envs, "mallory") == [(pytest.approx(time.time(), abs=60), "0123456789abcdef", 0)]
+    env_store.evict(envs, "mallory", 1 << 40)
+    assert (envs / "evaluator-0123456789abcdef" / ".ready").exists()  # an organizer's: never a user's to evict
 
 
 def test_collection_leaves_a_held_environment_and_takes_dead_builds(tmp_path, state_root):
     envs = load_settings().envs_dir
-    held = environments.for_code(envs, _code(tmp_path / "a"), None, hold=True)
+    held = environments.for_code(envs, _code(tmp_path / "a"), None, use=environments.Use(hold=True))
     old = time.time() - 30 * 86400
     os.utime(envs / held.key / ".ready", (old, old))
     (envs / "deadbeef00000000").mkdir()  # a build that died half-way, and its cache
@@ -156,7 +204,7 @@ def test_a_derived_image_past_its_time_is_stopped(slow_or_big):
     from harness.runtime.images import ImageError
     started = time.monotonic()
     with pytest.raises(ImageError, match=r"stopped: still running after limits.env_build_seconds = 2 s"):
-        slow_or_big("sleep 120 # {binary}\n", env_store.Bounds(seconds=2))
+        slow_or_big("sleep 120 # {binary}\n", env_builds.Bounds(seconds=2))
     assert time.monotonic() - started < 60
 
 
@@ -164,8 +212,37 @@ def test_a_derived_image_past_its_bytes_is_removed(slow_or_big, docker_client): 
     from harness.runtime.images import ImageError
     before = {i.id for i in docker_client.images.list(name="nsml-harness/env")}
     with pytest.raises(ImageError, match=r"they add \d+ bytes to the image, over limits.env_bytes = 10000000"):
-        slow_or_big("head -c 30000000 /dev/urandom > /big.bin # {binary}\n", env_store.Bounds(bytes=10_000_000))
+        slow_or_big("head -c 30000000 /dev/urandom > /big.bin # {binary}\n", env_builds.Bounds(bytes=10_000_000))
     assert {i.id for i in docker_client.images.list(name="nsml-harness/env")} == before  # not kept
-    tag = slow_or_big("true # {binary}\n", env_store.Bounds(bytes=10_000_000, seconds=60))  # within both: built
+    tag = slow_or_big("true # {binary}\n", env_builds.Bounds(bytes=10_000_000, seconds=60))  # within both: built
     assert tag.startswith("nsml-harness/env:")
     docker_client.images.remove(tag, force=True)
+
+
+def test_a_sessions_build_sees_nothing_of_the_harness(tmp_path):
+    """A source build runs a package's own code: confined, it reads no task labels, writes only its own folders,
+    and its /tmp is one of them (measured, removed with the build)."""
+    from harness.runtime import sandbox
+    if not sandbox.works():
+        pytest.skip("needs bubblewrap (CI installs it)")
+    labels = tmp_path / "state" / "datasets" / "tiny" / "test_label"
+    labels.parent.mkdir(parents=True)
+    labels.write_text("the answers\n")
+    env = tmp_path / "state" / "envs" / "k"
+    probe = (f"import os\n"
+             f"out = []\n"
+             f"for path in ({str(labels)!r}, '/root/.ssh/id_rsa'):\n"
+             f"    try: out.append(open(path).read())\n"
+             f"    except OSError as e: out.append(type(e).__name__)\n"
+             f"for path in ({str(tmp_path / 'outside')!r}, {str(env / 'inside')!r}, '/tmp/scratch'):\n"
+             f"    try: open(path, 'w').write('x'); out.append('wrote')\n"
+             f"    except OSError as e: out.append(type(e).__name__)\n"
+             f"open({str(env / 'report')!r}, 'w').write(repr(out))\n")
+    env_builds.bounded_step([sys.executable, "-c", probe], "building", "requirements.txt",
+                           env_builds.Bounds(bytes=1 << 30, confined=True), [env], env)
+    report = eval((env / "report").read_text())
+    assert report[0] in ("FileNotFoundError", "PermissionError") and report[1] in ("FileNotFoundError",
+                                                                                   "PermissionError")
+    assert report[3:] == ["wrote", "wrote"], report  # (a write elsewhere lands in its own /tmp, or fails)
+    assert not (tmp_path / "outside").exists() and (env_builds.tmp_of(env) / "scratch").exists()
+    assert (env / "inside").exists()

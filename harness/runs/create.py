@@ -47,12 +47,12 @@ REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes som
 
 
 def check_storage(settings: Settings, user: str) -> None:
-    """A user whose sessions (code copies, checkpoints) and environments (built for their requirements:
-    runtime.env_store) hold `limits.user_storage_bytes` on disk starts no new session until some are removed;
-    their least recently used environments that no run uses go first, by themselves. Sessions are measured as
-    the disk watch measures (runtime.disk_limits), which holds the user's running sessions to the same limit. A
-    refusal is remembered for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one per
-    request of a user who keeps asking), or until `storage_freed`."""
+    """A user whose sessions (code copies, checkpoints) and environments (of their requirements: runtime.env_store)
+    hold `limits.user_storage_bytes` on disk starts no new session until some are removed; their least recently
+    used environments go first, by themselves (env_store.evict). Sessions are measured as the disk watch measures
+    (runtime.disk_limits), which holds the user's running sessions to the same limit. A refusal is remembered
+    for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one per request of a user who keeps
+    asking), or until `storage_freed`."""
     if settings.user_storage_bytes is None:
         return
     key = (str(settings.sessions_dir), user)
@@ -67,7 +67,7 @@ def check_storage(settings: Settings, user: str) -> None:
     if held + envs < limit and (used.complete or used.retry):  # (retry: a lower bound, under it)
         return
     said = f"{held} bytes" if held + envs >= limit else f"more than can be measured ({used.why})"
-    envs_said = f" and the environments built for your requirements that your runs use now {envs} bytes" * bool(envs)
+    envs_said = f" and the environments of your requirements that runs use now {envs} bytes" * bool(envs)
     said = (f"your sessions hold {said} on disk{envs_said}, at or over limits.user_storage_bytes = {limit}: remove "
             f"sessions (nsml rm) or checkpoints (nsml model rm) first")
     _REFUSED[key] = (time.monotonic() + REFUSAL_SECONDS, said)

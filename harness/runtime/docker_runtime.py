@@ -20,7 +20,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import base, cgroups, env_store
+from . import base, cgroups, env_builds
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ImageError, session_image
 
@@ -143,7 +143,7 @@ class DockerHandle(Handle):
             settings = self.runtime.settings
             image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
                                   self.spec.source_builds, settings.root, tuple(settings.docker_images),
-                                  env_store.Bounds.of(settings, self.spec.name.split("/")[0]))
+                                  env_builds.Bounds.of(settings, self.spec.name.split("/")[0]))
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return False

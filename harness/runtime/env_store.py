@@ -1,193 +1,168 @@
-"""Environments built for sessions' requirements: each build bounded, each environment charged to a user.
+"""Environments built for sessions' requirements: who uses each, what it costs them, when it may go.
 
 The harness installs what a session's ``requirements.txt`` (or ``setup.py``) names on its own disk, in its own
-processes, before the run is queued (``runtime.environments``). The participant chooses the packages, so:
+processes (``runtime.environments``; each build step bounded by ``runtime.env_builds``). Participants choose
+the packages, so environments are a user's storage like their sessions:
 
-- **time**: a build step past ``limits.env_build_seconds`` is stopped (its whole process group) and removed;
-- **bytes**: the environment and the installer's download cache together, measured every ``MEASURE_EVERY``
-  seconds while it builds and once at its end, may not pass ``limits.env_bytes``; past it the build is stopped
-  and removed. The cache is the build's own (``UV_CACHE_DIR`` beside the environment, removed at its end): what
-  a participant's packages download is never kept on the machine after the build;
-- **per user**: what an environment holds once built is charged to the user whose run built it
-  (``ENVS/.users/USER/KEY`` holds its bytes) and counts toward ``limits.user_storage_bytes`` with that user's
-  sessions (``runs.create.check_storage``). A user over it first has their own least recently used environments
-  that no run is using removed (``evict``: built again when used again), and is refused only past that.
-  Another user's run reusing an environment (same requirements, same hash) is not charged again.
-
-In use: a run holds ``KEY.use`` shared for its whole life (``hold``, taken while ``KEY.lock`` is held by the
-build or reuse), and removal (``remove_unused``: eviction and the 14-day collection) takes ``KEY.lock`` and then
-``KEY.use`` exclusively without waiting: an environment is never removed from under a run, nor mid-build.
+- **charged to every user who uses one**: an environment a user's ``run`` builds or reuses is charged to them
+  (``ENVS/.users/USER/KEY`` holds its bytes, measured when it was built and kept in its READY stamp) and counts
+  toward ``limits.user_storage_bytes`` with their sessions (``runs.create.check_storage``). Another user's run
+  reusing it is charged too, so nobody pays for what others keep using;
+- **evicted to make room**: a user at the limit first has their own least recently used charges dropped
+  (``evict``); an environment nobody is charged for any more, and no run holds, is removed (built again if
+  used again);
+- **held while a run uses it**: a run holds ``KEY.use`` shared for its life (``hold``), and removal
+  (``remove_unused``: eviction and the 14-day collection) takes ``KEY.lock`` and then ``KEY.use`` exclusively
+  without waiting: an environment is never removed from under a run, nor mid-build. A lock file is removed with
+  its environment, and every lock taken here checks that its file is still the one at its path;
+- **one build per user at a time** (``building``): a user's second concurrent build is refused in one line, so
+  what one user has in flight is at most one ``limits.env_bytes``.
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
-import signal
-import subprocess
-import tempfile
+import re
+import stat
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.errors import UserError
-from harness.core.names import check_name
 from harness.core.safefs import remove_tree
-from harness.core.settings import inherited_environment
-from harness.core.tree_usage import usage
+
+from .env_builds import cache_of, tmp_of
 
 READY = ".ready"
 USERS = ".users"
-MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
-MEASURE_ENTRIES, MEASURE_SECONDS = 500_000, 5.0  # bounds of one measure (an environment past them: over the limit)
 MAX_AGE_DAYS = 14  # an environment no run used this long is removed by the scheduler (`collect_garbage`)
+KEY_RE = re.compile(r"(era-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
 
 
-@dataclass(frozen=True)
-class Bounds:
-    """What one build may take, and who is charged for what it leaves (None: no bound, nobody)."""
-
-    bytes: int | None = None
-    seconds: float | None = None
-    owner: str | None = None
-
-    @classmethod
-    def of(cls, settings, owner: str | None) -> "Bounds":
-        return cls(settings.env_bytes, settings.env_build_seconds, check_name(owner) if owner else None)
-
-
-def cache_of(env: Path) -> Path:
-    """The installer's download cache for the build of ENV (removed when the build ends)."""
-    return env.with_name(env.name + ".cache")
-
-
-def measured(folders) -> tuple[int, str]:
-    """Bytes the FOLDERS hold together, and why that is only a lower bound ("" when it is exact)."""
-    held, why = 0, ""
-    for folder in folders:
-        used = usage(Path(folder), MEASURE_ENTRIES, MEASURE_SECONDS)
-        held += max(used.size, used.allocated)
-        if not used.complete and not used.retry:
-            why = why or used.why
-    return held, why
-
-
-def _over(label: str, what: str, bounds: Bounds, held: int, why: str) -> UserError:
-    said = f"more than can be measured ({why})" if why else f"{held} bytes"
-    return UserError(f"{label}: {what} stopped: the environment and its downloads took {said}, over "
-                     f"limits.env_bytes = {bounds.bytes}; ask for fewer or smaller packages")
-
-
-def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=(), cache: Path | None = None,
-                 limit: int = 400) -> None:
-    """Run one build step in a process group of its own, stopped past BOUNDS (time; bytes of FOLDERS, measured
-    while it runs); the installer's cache is CACHE. A failure is one line: LABEL, WHAT, and the tool's last lines."""
-    env = inherited_environment()
-    if cache is not None:
-        env.update(UV_CACHE_DIR=str(cache), UV_LINK_MODE="copy")  # (copied, not linked: each counted once, as held)
-    deadline = time.monotonic() + bounds.seconds if bounds.seconds else None
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
-                                start_new_session=True)
+def locked(path: Path, operation: int):
+    """PATH (created if missing) open and flock-ed with OPERATION, checked to still be the file at PATH once
+    locked (a remover unlinks lock files while it holds them); BlockingIOError with LOCK_NB when taken."""
+    while True:
+        fh = open(path, "a")
         try:
-            next_measure = time.monotonic() + MEASURE_EVERY
-            while proc.poll() is None:
-                try:
-                    proc.wait(timeout=0.25)
-                    break
-                except subprocess.TimeoutExpired:
-                    pass
-                now = time.monotonic()
-                if deadline is not None and now > deadline:
-                    raise UserError(f"{label}: {what} stopped: still running after limits.env_build_seconds = "
-                                    f"{bounds.seconds:g} s")
-                if bounds.bytes and now >= next_measure:
-                    held, why = measured([*folders, *([cache] if cache else [])])
-                    if held > bounds.bytes or why:
-                        raise _over(label, what, bounds, held, why)
-                    next_measure = time.monotonic() + MEASURE_EVERY
-        finally:
-            _kill_group(proc)
-        if proc.returncode != 0:
-            text = b"".join(f.seek(0) or f.read() for f in (err, out)).decode(errors="replace")
-            lines = [ln for ln in text.splitlines() if ln.strip()]
-            raise UserError(f"{label}: {what} failed: {' '.join(lines[-3:])[:limit]}")
-    if bounds.bytes:
-        held, why = measured([*folders, *([cache] if cache else [])])
-        if held > bounds.bytes or why:
-            raise _over(label, what, bounds, held, why)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    """The step's whole process group (what a build backend left running too), then the step itself reaped."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    proc.wait()
-
-
-def charge(envs_dir: Path, key: str, bounds: Bounds) -> None:
-    """The environment KEY was just built for BOUNDS.owner: what it holds is theirs (see the module's text)."""
-    if bounds.owner is None:
-        return
-    held, _ = measured([envs_dir / key])
-    folder = envs_dir / USERS / bounds.owner
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / key).write_text(str(held))
-
-
-def charged(envs_dir: Path, user: str) -> list[tuple[float, str, int]]:
-    """(last used, key, bytes) of each environment charged to USER that is still there, least recently used first.
-    A charge whose environment is gone (collected, evicted) is forgotten."""
-    folder = envs_dir / USERS / user
-    out = []
-    for marker in (folder.iterdir() if folder.is_dir() else ()):
-        try:
-            out.append(((envs_dir / marker.name / READY).stat().st_mtime, marker.name, int(marker.read_text())))
+            fcntl.flock(fh, operation)
+            if os.fstat(fh.fileno()).st_ino == os.stat(path).st_ino:
+                return fh
         except FileNotFoundError:
-            marker.unlink(missing_ok=True)
-        except (OSError, ValueError):
-            continue
-    return sorted(out)
+            pass
+        except BaseException:
+            fh.close()
+            raise
+        fh.close()
 
 
 def hold(envs_dir: Path, key: str):
     """A run's hold on the environment KEY (a file whose close releases it): never removed while it is held.
-    Taken while KEY.lock is held (environments._built_once)."""
-    fh = open(envs_dir / f"{key}.use", "a")
-    fcntl.flock(fh, fcntl.LOCK_SH)
-    return fh
+    Taken while KEY.lock is held (environments._built_once), or before READY is looked at."""
+    return locked(envs_dir / f"{key}.use", fcntl.LOCK_SH)
 
 
-def remove_unused(envs_dir: Path, key: str) -> bool:
-    """Remove the environment KEY unless it is being built, reused or run: True when it was removed."""
-    with open(envs_dir / f"{key}.lock", "a") as lock, open(envs_dir / f"{key}.use", "a") as use:
+@contextlib.contextmanager
+def building(envs_dir: Path, user: str | None, label: str):
+    """USER's one build at a time: a second one, while the first runs, is refused in one line."""
+    if user is None:
+        yield
+        return
+    (envs_dir / USERS).mkdir(parents=True, exist_ok=True)
+    try:
+        fh = locked(envs_dir / USERS / f"{user}.building", fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise UserError(f"{label}: another environment of yours is being built now (one at a time): run again "
+                        f"when it is done") from None
+    with fh:
+        yield
+
+
+def stamp(env: Path, size: int) -> None:
+    """ENV is built: its READY stamp, holding what it takes (what each user using it is charged)."""
+    (env / READY).write_text(str(size))
+
+
+def charge(envs_dir: Path, key: str, user: str | None) -> None:
+    """USER's run uses the environment KEY (just built or reused): it is theirs to pay for, until evicted."""
+    if user is None or not KEY_RE.fullmatch(key):
+        return
+    size = _number(envs_dir / key / READY)
+    folder = envs_dir / USERS / user
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".{key}.{os.getpid()}"
+    tmp.write_text(str(size or 0))
+    os.replace(tmp, folder / key)
+
+
+def _number(path: Path) -> int | None:
+    """A small regular file's integer (a marker, a stamp), read without following links or blocking."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+            return None
+        text = fh.read(32)
+    return int(text) if text.isdigit() else None
+
+
+def charged(envs_dir: Path, user: str) -> list[tuple[float, str, int]]:
+    """(last used, key, bytes) of each environment USER is charged for, least recently used first. A charge
+    whose environment is gone (collected, evicted) is forgotten."""
+    folder = envs_dir / USERS / user
+    out = []
+    for marker in (folder.iterdir() if folder.is_dir() else ()):
+        if not KEY_RE.fullmatch(marker.name):
+            continue
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            fcntl.flock(use, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return False
-        remove_tree(envs_dir / key)
-        remove_tree(cache_of(envs_dir / key))
-        return True
+            used = (envs_dir / marker.name / READY).stat().st_mtime
+        except FileNotFoundError:
+            marker.unlink(missing_ok=True)
+            continue
+        out.append((used, marker.name, _number(marker) or 0))
+    return sorted(out)
+
+
+def remove_unused(envs_dir: Path, key: str, older_than: float | None = None) -> bool:
+    """Remove the environment KEY, its build's leftovers, every charge for it and its lock files, unless it is
+    being built, reused or run (or, with OLDER_THAN, was used since): True when it was removed."""
+    env = envs_dir / key
+    try:
+        with locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB), \
+                locked(envs_dir / f"{key}.use", fcntl.LOCK_EX | fcntl.LOCK_NB):
+            with contextlib.suppress(FileNotFoundError):
+                if older_than is not None and (env / READY).stat().st_mtime >= older_than:
+                    return False
+            for folder in (env, cache_of(env), tmp_of(env), env.with_name(key + ".building")):
+                remove_tree(folder)
+            for marker in (envs_dir / USERS).glob(f"*/{key}"):
+                marker.unlink(missing_ok=True)
+            for name in (f"{key}.use", f"{key}.lock"):  # (while held: `locked` sees the file change)
+                (envs_dir / name).unlink(missing_ok=True)
+            return True
+    except BlockingIOError:
+        return False
 
 
 def evict(envs_dir: Path, user: str, wanted: int) -> int:
-    """Remove USER's least recently used environments that no run holds until WANTED bytes are freed; the bytes
-    freed."""
+    """Drop USER's least recently used charges until WANTED bytes are freed; an environment nobody else is charged
+    for is removed with the charge, and one a run holds is left charged. The bytes freed."""
     freed = 0
-    for _, key, held in charged(envs_dir, user):
+    for _, key, size in charged(envs_dir, user):
         if freed >= wanted:
             break
-        if remove_unused(envs_dir, key):
+        others = [m for m in (envs_dir / USERS).glob(f"*/{key}") if m.parent.name != user]
+        if others or remove_unused(envs_dir, key):
             (envs_dir / USERS / user / key).unlink(missing_ok=True)
-            freed += held
+            freed += size
     return freed
 
 
 def collect_garbage(envs_dir: Path, max_age_days: float = MAX_AGE_DAYS) -> list[str]:
-    """Remove environments no run used for MAX_AGE_DAYS (their READY stamp is touched on every use), and the
-    leftovers of builds that died (a cache, a folder never made ready) once nobody builds them."""
+    """Remove environments no run used for MAX_AGE_DAYS (their READY stamp is touched on every use: looked at
+    again under the locks), and the leftovers of builds that died once nobody builds them."""
     removed: list[str] = []
     if not envs_dir.is_dir():
         return removed
@@ -197,8 +172,7 @@ def collect_garbage(envs_dir: Path, max_age_days: float = MAX_AGE_DAYS) -> list[
         try:
             stale = (envs_dir / key / READY).stat().st_mtime < limit
         except FileNotFoundError:
-            stale = (envs_dir / key).exists() or cache_of(envs_dir / key).exists()
-        if stale and remove_unused(envs_dir, key):
+            stale = True  # (a build that died, or only a lock file left)
+        if stale and remove_unused(envs_dir, key, older_than=limit):
             removed.append(key)
     return removed
-

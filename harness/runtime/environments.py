@@ -27,7 +27,6 @@ import shutil
 import site
 import subprocess
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from harness.core.errors import UserError
 
-from . import env_store
+from . import env_builds, env_store, sandbox
 from .images import SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements, with_era_packages
 
 READY = env_store.READY
@@ -167,10 +166,20 @@ def choose_era(code: Path, root: Path | None):
     return eras.resolve(nsml_image_line(code), eras.catalogue(root))
 
 
+@dataclass(frozen=True)
+class Use:
+    """Whom an environment is for and what its caller may do. BOUNDS: the build's limits and user (runtime.
+    env_builds.Bounds; the user is charged, runtime.env_store). HOLD: a run's, held until it `release`s. BUILD:
+    False for a launch in the scheduler's loop, which never waits on a build: a missing environment is one line."""
+    bounds: env_builds.Bounds = env_builds.Bounds()
+    hold: bool = False
+    build: bool = True
+
+
 def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool = False, log=None,
-             bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False) -> RunEnvironment:
+             use: Use = Use()) -> RunEnvironment:
     """The environment a process-runtime run of CODE gets: its era (by its `#nsml:` line), with the code's own
-    requirements over it (built when missing, within BOUNDS). HOLD: for a run, which `release`s it at its end."""
+    requirements over it (built when missing, as USE allows)."""
     from . import eras
     choice = choose_era(code, root)
     era = choice.era
@@ -180,9 +189,9 @@ def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool 
         python = eras.python_of(era)
         if not files:
             return RunEnvironment(python, None, rootfs=rootfs, era=era.name, why=choice.why)
-        site, key, held = ensure_era_site(envs_dir, files, era, source_builds, log, bounds, hold)
+        site, key, held = ensure_era_site(envs_dir, files, era, source_builds, log, use)
         return RunEnvironment(python, key, (site,), (str(site),), rootfs, era.name, choice.why, held)
-    found = ensure_files(envs_dir, with_era_packages(files, era.packages), source_builds, log, bounds, hold)
+    found = ensure_files(envs_dir, with_era_packages(files, era.packages), source_builds, log, use)
     if found is None:
         return RunEnvironment(sys.executable, None, era=era.name, why=choice.why)
     env_dir, key, held = found
@@ -190,7 +199,7 @@ def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool 
 
 
 def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: bool = False, log=None,
-                    bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False):
+                    use: Use = Use()):
     """A session's requirements over an era's root filesystem: a folder of packages for the era's Python and
     glibc (uv pip install --target), put on PYTHONPATH before the era's own. The era's packages are shown to
     the resolver as installed (their metadata), so only what the era lacks is installed. (folder, key, hold)"""
@@ -208,56 +217,69 @@ def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: b
         _install([uv_path(shown(files)), "pip", "install", "-q", "--target", str(site), "--python-version",
                   era.python, "--python-platform", f"x86_64-manylinux_{eras.SUITES[era.base][1]}",
                   "-c", str(env / "constraints.txt")], files, env, env, source_builds, f"over era {era.name}", log,
-                 bounds)
-    env, held = _built_once(envs_dir, key, build, bounds, hold)
+                 use.bounds)
+    env, held = _built_once(envs_dir, key, build, use, shown(files))
     return env / "site", key, held
 
 
-def _built_once(envs_dir: Path, key: str, build, bounds: env_store.Bounds, hold: bool):
+def _built_once(envs_dir: Path, key: str, build, use: Use, label: str):
     """ENVS_DIR/KEY, made by BUILD(folder) once: under a file lock (two sessions with the same requirements
     share one build; the others wait and reuse it), again where a build died half-way, touched on every use
-    (env_store.collect_garbage reads the stamp), charged to BOUNDS.owner when built. (folder, the run's hold or
-    None: taken under the lock, so the environment cannot be removed between its build and its run.)"""
+    (env_store.collect_garbage reads the stamp), charged to its user. (folder, the run's hold or None: taken
+    under the lock, so the environment cannot be removed between its build and its run.)"""
     env = envs_dir / key
     envs_dir.mkdir(parents=True, exist_ok=True)
-    with open(envs_dir / f"{key}.lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    if not use.build:  # (a launch: never waits on a build; its hold first, then whether it is there)
+        held = env_store.hold(envs_dir, key)
+        if not (env / READY).exists():
+            held.close()
+            raise UserError(f"{label}: the environment for these requirements is not on this machine now (removed "
+                            f"to make room, or being built again): run again")
+        os.utime(env / READY)
+        env_store.charge(envs_dir, key, use.bounds.owner)
+        if not use.hold:
+            held.close()
+        return env, held if use.hold else None
+    with env_store.locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX):
         if (env / READY).exists():
             os.utime(env / READY)
-            return env, env_store.hold(envs_dir, key) if hold else None
-        shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
-        try:
-            build(env)
-        except BaseException:
-            shutil.rmtree(env, ignore_errors=True)
-            raise
-        finally:
-            shutil.rmtree(env_store.cache_of(env), ignore_errors=True)
-        (env / READY).write_text(time.strftime("%Y-%m-%dT%H:%M:%S"))
-        env_store.charge(envs_dir, key, bounds)
-        return env, env_store.hold(envs_dir, key) if hold else None
+        else:
+            with env_store.building(envs_dir, use.bounds.owner, label):
+                shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
+                try:
+                    build(env)
+                except BaseException:
+                    shutil.rmtree(env, ignore_errors=True)
+                    raise
+                finally:
+                    shutil.rmtree(env_builds.cache_of(env), ignore_errors=True)
+                    shutil.rmtree(env_builds.tmp_of(env), ignore_errors=True)
+                env_store.stamp(env, env_builds.measured([env])[0])
+        env_store.charge(envs_dir, key, use.bounds.owner)
+        return env, env_store.hold(envs_dir, key) if use.hold else None
 
 
-def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False, log=None,
-                 bounds: env_store.Bounds = env_store.Bounds(), hold: bool = False, kind: str = ""):
+def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False, log=None, use: Use = Use(),
+                 kind: str = ""):
     """The environment for these (checked) requirement files, built when missing: (folder, key, the run's hold);
     None when there are none. KIND: a prefix of the key for environments that are not sessions' (an evaluator's
-    is never one a participant built, charged and may evict)."""
+    is never one a participant built, is charged for or may evict)."""
     if not files:
         return None
     key = kind + env_hash(files, source_builds)
-    env, held = _built_once(envs_dir, key, lambda env: _build(env, files, source_builds, log, bounds), bounds, hold)
+    env, held = _built_once(envs_dir, key, lambda env: _build(env, files, source_builds, log, use.bounds), use,
+                            shown(files))
     return env, key, held
 
 
-def _build(env: Path, files: dict[str, str], source_builds: bool, log, bounds: env_store.Bounds) -> None:
+def _build(env: Path, files: dict[str, str], source_builds: bool, log, bounds: env_builds.Bounds) -> None:
     uv = uv_path(shown(files))
     staging = env.with_name(env.name + ".building")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
-        env_store.bounded_step([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment",
-                               shown(files), bounds, [env], env_store.cache_of(env))
+        env_builds.bounded_step([uv, "venv", "-q", "--python", sys.executable, str(env)], "creating the environment",
+                               shown(files), bounds, [env], env)
         purelib = subprocess.run([str(env / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()"
                                   "['purelib'])"], capture_output=True, text=True, check=True).stdout.strip()
         below = [p for p in site.getsitepackages() if Path(p).is_dir()]  # the harness's, after its own
@@ -273,9 +295,9 @@ def _build(env: Path, files: dict[str, str], source_builds: bool, log, bounds: e
 
 
 def _install(args: list[str], files: dict[str, str], env: Path, folder: Path, source_builds: bool, where: str, log,
-             bounds: env_store.Bounds) -> None:
+             bounds: env_builds.Bounds) -> None:
     """uv ARGS with the requirement FILES (written into FOLDER: ENV or beside it), wheels only unless the task
-    allows builds; within BOUNDS, ENV and FOLDER measured (env_store.bounded_step)."""
+    allows builds; within BOUNDS, ENV and FOLDER measured (env_builds.bounded_step)."""
     if not source_builds:
         args = [*args, "--only-binary", ":all:"]
     for name, content in files.items():
@@ -283,8 +305,12 @@ def _install(args: list[str], files: dict[str, str], env: Path, folder: Path, so
         args += ["-r", str(folder / name)]
     if log:
         log(f"installing {shown(files)} {where} (once per requirements)")
-    env_store.bounded_step(args, f"installing the session's requirements {where}", shown(files), bounds,
-                           sorted({env, folder}), env_store.cache_of(env))
+    if source_builds and bounds.confined and not sandbox.works():
+        raise UserError(f"{shown(files)}: this task lets requirements build from source, which runs each package's "
+                        f"own code: on this machine that needs bubblewrap (apt-get install bubblewrap), or the "
+                        f"docker runtime")
+    env_builds.bounded_step(args, f"installing the session's requirements {where}", shown(files), bounds,
+                           sorted({env, folder}), env)
 
 
 SHIM_INSTALLER = "nsml-harness (metadata only: the code is the harness's)\n"

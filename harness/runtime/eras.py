@@ -231,7 +231,7 @@ def debian_mirror() -> str:
 
 
 def _step(cmd: list[str], what: str, era: Era) -> None:
-    from .env_store import Bounds, bounded_step
+    from .env_builds import Bounds, bounded_step
     bounded_step(cmd, what, f"era {era.name}", Bounds(), limit=500)  # (an organizer's build: no bounds)
 
 

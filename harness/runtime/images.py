@@ -20,6 +20,7 @@ base image is an error that names it and says how to provide it.
 from __future__ import annotations
 
 import ast
+import collections
 import fnmatch
 import hashlib
 import io
@@ -322,8 +323,7 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
         if CA_BUNDLE.is_file():
             context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
         try:
-            client.images.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True,
-                                forcerm=True, network_mode="bridge", labels={"nsml-harness.base": base_name})
+            _build(client, context, tag, base_name)
         except (docker.errors.BuildError, docker.errors.APIError) as exc:
             if TIMED_OUT in str(exc):
                 raise ImageError(f"installing the session's requirements into {base_name} stopped: still running "
@@ -337,6 +337,23 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
                              f"bytes to the image, over limits.env_bytes = {bounds.bytes}; ask for fewer or smaller "
                              f"packages")
     return tag
+
+
+def _build(client, context: dict, tag: str, base_name: str) -> None:
+    """docker build, its log read as it comes with only its last lines kept (a build's output may be endless: the
+    SDK's own `images.build` keeps all of it)."""
+    import docker.errors
+
+    last: collections.deque = collections.deque(maxlen=5)
+    for chunk in client.api.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True, forcerm=True,
+                                  network_mode="bridge", labels={"nsml-harness.base": base_name}, decode=True):
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error"):
+            raise docker.errors.BuildError(str(chunk["error"])[:2000], list(last))
+        text = str(chunk.get("stream") or "").strip()
+        if text:
+            last.append({"stream": text[-500:]})
 
 
 def dockerfile_digest() -> str:

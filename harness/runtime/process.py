@@ -32,7 +32,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import base, cgroups, env_store, environments, memory_use, sandbox, seccomp
+from . import base, cgroups, env_builds, environments, memory_use, sandbox, seccomp
 from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
@@ -305,14 +305,16 @@ def kill_group(pid: int) -> None:
 class ProcessRuntime(Runtime):
     name = "process"
     handle_class = ProcessHandle  # what start() returns (a subclass may watch its runs differently)
+    launch_builds = False  # the scheduler's loop never waits on an environment's build (a Ray node's task may)
 
     def _environment(self, spec: RunSpec) -> environments.RunEnvironment:
         """The interpreter and folders for this run: its era (by the code's `#nsml:` line) with the code's own
         requirements over it (built once per hash, see harness.runtime.environments), else the harness's own."""
         if self.settings is None:
             return environments.RunEnvironment(sys.executable, None)
+        use = environments.Use(env_builds.Bounds.of(self.settings, spec.name.split("/")[0]), True, self.launch_builds)
         return environments.for_code(self.settings.envs_dir, spec.workdir, self.settings.root, spec.source_builds,
-                                     bounds=env_store.Bounds.of(self.settings, spec.name.split("/")[0]), hold=True)
+                                     use=use)
 
     def start(self, spec: RunSpec) -> ProcessHandle:
         found = self._environment(spec)  # (held while the run lives: env_store.remove_unused leaves it alone)

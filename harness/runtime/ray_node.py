@@ -48,6 +48,7 @@ def runtime_for(settings, name: str) -> Runtime:
     made_with, runtime = _runtimes.get(name, (None, None))
     if made_with != settings:
         runtime = get_runtime(name, settings)
+        runtime.launch_builds = True  # (a node's own task: it may build an environment its interpreter needs)
         _runtimes[name] = (settings, runtime)
     return runtime
 

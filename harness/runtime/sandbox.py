@@ -58,7 +58,7 @@ def _no_nested_namespaces() -> list[str]:
     return ["--disable-userns"] if proc.returncode == 0 else []
 
 
-def _python_roots() -> list[str]:
+def python_roots() -> list[str]:
     """Folders the interpreter needs, outside the system folders (a venv, a pyenv or /opt install)."""
     roots = {sys.prefix, sys.base_prefix, sys.exec_prefix,
              str(Path(os.path.realpath(sys.executable)).parent.parent)}
@@ -126,7 +126,7 @@ def base_command(network: bool, tmp: Path, gpu_ids: Sequence[int] = (), root: Pa
     if root is not None:
         cmd += ["--ro-bind-try", f"{system}/opt/era", "/opt/era"]
     else:
-        for prefix in _python_roots():
+        for prefix in python_roots():
             cmd += ["--ro-bind", prefix, prefix]
     return cmd
 
@@ -163,5 +163,5 @@ def places(spec: RunSpec, tmp: Path, sdk: Path, extra_ro: Sequence[Path] = ()) -
     """Where the sandboxed run sees each place and whether it may write there (Handle.places): the system, the
     interpreter and its environments are read-only, wherever they lie (a venv under the host's /tmp is bound at
     its own path inside the run's writable /tmp); the mounts as `mount_places` says."""
-    fixed = [("/", False), *((str(p), False) for p in (*_python_roots(), *extra_ro))]
+    fixed = [("/", False), *((str(p), False) for p in (*python_roots(), *extra_ro))]
     return fixed + mount_places(all_mounts(spec, tmp, sdk))

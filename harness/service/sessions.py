@@ -17,7 +17,8 @@ from harness.core.names import check_memo, session_folder, session_name
 from harness.core.safefs import remove_tree
 from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run, storage_freed
 from harness.runs.snapshot import check_entry, snapshot_code
-from harness.runtime import env_store, environments
+from harness.runtime import environments
+from harness.runtime.env_builds import Bounds
 from harness.scheduler.lease import ensure_running, wake  # noqa: F401 - part of the API (logs -f)
 from harness.scheduler.waiting import run_status, wait_run  # noqa: F401 - part of the API
 from harness.state import Harness
@@ -114,7 +115,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
         environments.for_code(h.settings.envs_dir, src, h.settings.root, source_builds,
-                              bounds=env_store.Bounds.of(h.settings, h.settings.user))
+                              use=environments.Use(Bounds.of(h.settings, h.settings.user)))
     elif opts.runtime == "docker":  # which image, and why (built at launch, in the scheduler)
         from harness.runtime.images import describe_base
         note = describe_base(src, h.settings, task_image)

@@ -1,0 +1,164 @@
+"""One step of building an environment for a participant's requirements, bounded (see runtime.env_store).
+
+A step (``uv venv``, ``uv pip install``) runs in a process group of its own and is stopped, and its whole group
+killed, past its ``Bounds``:
+
+- **time**: ``limits.env_build_seconds``;
+- **bytes**: ``limits.env_bytes`` for the environment, the installer's download cache, the step's temporary
+  folder and its output together, measured every ``MEASURE_EVERY`` seconds while it runs and once at its end;
+  each file and folder counts at least ``ENTRY_BYTES`` (what the filesystem spends on an inode: a million empty
+  files are not free), and no file may pass the limit by itself (RLIMIT_FSIZE);
+- **confined**: a session's step runs under bubblewrap where it works here: the system and the interpreter
+  read-only, the network, and only the build's own folders writable (its temporary folder as /tmp), in a pid
+  namespace that dies with it, so a double-forked child cannot outlive the kill. A source build (task.toml
+  ``source_builds = true``) runs a package's own code: it never sees the task's labels or other users' sessions.
+
+The installer's cache is the build's own (``cache_of``), so a participant's downloads are never kept after it.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.core.errors import UserError
+from harness.core.names import check_name
+from harness.core.settings import inherited_environment
+from harness.core.tree_usage import usage
+
+from . import sandbox
+
+MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
+MEASURE_ENTRIES, MEASURE_SECONDS = 200_000, 5.0  # bounds of one measure (past them: over the limit)
+ENTRY_BYTES = 16 << 10  # what one file or folder costs at least (the usual bytes per inode of a filesystem)
+OUTPUT_TAIL = 64 << 10  # what is read back of a step's output (its last lines make the error)
+OUTPUT = "build-output.txt"
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """What one build may take, and who uses what it leaves (None: no bound, nobody)."""
+
+    bytes: int | None = None
+    seconds: float | None = None
+    owner: str | None = None
+    confined: bool = False  # run under bubblewrap (a session's build: see the module's text)
+
+    @classmethod
+    def of(cls, settings, owner: str | None) -> "Bounds":
+        return cls(settings.env_bytes, settings.env_build_seconds, check_name(owner) if owner else None, True)
+
+
+def cache_of(env: Path) -> Path:
+    """The installer's download cache for the build of ENV (removed when the build ends)."""
+    return env.with_name(env.name + ".cache")
+
+
+def tmp_of(env: Path) -> Path:
+    """The build of ENV's temporary folder (its /tmp, TMPDIR and output): measured with it, removed after it."""
+    return env.with_name(env.name + ".tmp")
+
+
+def measured(folders) -> tuple[int, str]:
+    """Bytes the FOLDERS hold together (each entry at least ENTRY_BYTES), and why that is only a lower bound
+    ("" when it is exact)."""
+    held, why = 0, ""
+    for folder in folders:
+        used = usage(Path(folder), MEASURE_ENTRIES, MEASURE_SECONDS)
+        held += max(used.size, used.allocated, used.entries * ENTRY_BYTES)
+        if not used.complete and not used.retry:
+            why = why or used.why
+    return held, why
+
+
+def _over(label: str, what: str, bounds: Bounds, held: int, why: str) -> UserError:
+    said = f"more than can be measured ({why})" if why else f"{held} bytes"
+    return UserError(f"{label}: {what} stopped: the environment and its downloads took {said}, over "
+                     f"limits.env_bytes = {bounds.bytes}; ask for fewer or smaller packages")
+
+
+def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=(), built: Path | None = None,
+                 limit: int = 400) -> None:
+    """Run one build step stopped past BOUNDS (time; bytes of FOLDERS, measured while it runs), confined where
+    they say so. BUILT: the environment being built, whose cache and temporary folder (`cache_of`, `tmp_of`:
+    the caller removes them) are measured with it and hold the step's output. A failure is one line: LABEL,
+    WHAT, and the tool's last lines."""
+    env = inherited_environment()
+    folders = list(folders)
+    if built is not None:
+        folders += [cache_of(built), tmp_of(built)]
+        for folder in folders:
+            Path(folder).mkdir(parents=True, exist_ok=True)
+        env.update(UV_CACHE_DIR=str(cache_of(built)), UV_LINK_MODE="copy",  # (copied: each counted once, as held)
+                   TMPDIR=str(tmp_of(built)))
+        if bounds.confined and sandbox.works():
+            cmd = confined(cmd, folders)
+            env.update(HOME="/tmp", TMPDIR="/tmp")
+    if bounds.bytes and (prlimit := shutil.which("prlimit")):
+        cmd = [prlimit, f"--fsize={bounds.bytes}", "--", *cmd]  # (no one file past the limit between measures)
+    if built is not None:
+        with open(tmp_of(built) / OUTPUT, "w+b") as out:
+            _bounded(cmd, env, what, label, bounds, folders, limit, out)
+    else:
+        with tempfile.TemporaryFile() as out:
+            _bounded(cmd, env, what, label, bounds, folders, limit, out)
+
+
+def confined(cmd: list[str], writable: list[Path]) -> list[str]:
+    """CMD under bubblewrap: the system and the interpreter read-only, the network, only the WRITABLE folders of
+    the host (each at its own path), the last of them as /tmp too."""
+    wrapped = sandbox.base_command(True, Path(writable[-1]))
+    for folder in writable:
+        wrapped += ["--bind", str(folder), str(folder)]
+    program = Path(cmd[0])
+    if program.is_absolute() and not any(program.is_relative_to(d) for d in (*sandbox.SYSTEM_DIRS,
+                                                                            *sandbox.python_roots())):
+        wrapped += ["--ro-bind", str(program), str(program)]  # (an installer outside the system and interpreter)
+    return [*wrapped, "--remount-ro", "/", "--", *cmd]
+
+
+def _bounded(cmd: list[str], env: dict, what: str, label: str, bounds: Bounds, folders, limit: int, out) -> None:
+    deadline = time.monotonic() + bounds.seconds if bounds.seconds else None
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                            start_new_session=True)
+    try:
+        next_measure = time.monotonic() + MEASURE_EVERY
+        while proc.poll() is None:
+            try:
+                proc.wait(timeout=0.25)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            now = time.monotonic()
+            if deadline is not None and now > deadline:
+                raise UserError(f"{label}: {what} stopped: still running after limits.env_build_seconds = "
+                                f"{bounds.seconds:g} s")
+            if bounds.bytes and now >= next_measure:
+                held, why = measured(folders)
+                if held > bounds.bytes or why:
+                    raise _over(label, what, bounds, held, why)
+                next_measure = time.monotonic() + MEASURE_EVERY
+    finally:
+        _kill_group(proc)
+    if bounds.bytes:
+        held, why = measured(folders)
+        if held > bounds.bytes or why:
+            raise _over(label, what, bounds, held, why)
+    if proc.returncode != 0:
+        out.seek(max(0, out.seek(0, os.SEEK_END) - OUTPUT_TAIL))
+        lines = [ln for ln in out.read().decode(errors="replace").splitlines() if ln.strip()]
+        raise UserError(f"{label}: {what} failed: {' '.join(lines[-3:])[:limit]}")
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """The step's whole process group (what a build backend left running too), then the step itself reaped."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
