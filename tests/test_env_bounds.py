@@ -2,6 +2,7 @@
 time and bytes (its process group stopped, its folders removed, one line naming the setting), and what a built
 environment holds is charged to the user whose run built it, within `limits.user_storage_bytes` — their own
 unused environments make room first, one that a run uses is never removed. Other users are served throughout."""
+import contextlib
 import os
 import sys
 import time
@@ -246,3 +247,14 @@ def test_a_sessions_build_sees_nothing_of_the_harness(tmp_path):
     assert report[3:] == ["wrote", "wrote"], report  # (a write elsewhere lands in its own /tmp, or fails)
     assert not (tmp_path / "outside").exists() and (env_builds.tmp_of(env) / "scratch").exists()
     assert (env / "inside").exists()
+
+
+def test_a_crowd_of_builders_holds_at_most_max_builds(tmp_path, state_root):
+    envs = load_settings().envs_dir
+    with contextlib.ExitStack() as stack:
+        for i in range(env_store.MAX_BUILDS):
+            stack.enter_context(env_store.building(envs, f"user{i}", "x"))
+        with pytest.raises(UserError, match=r"requirements.txt: 4 environments are being built now"):
+            environments.for_code(envs, _code(tmp_path / "a"), None,
+                                  use=environments.Use(env_builds.Bounds(owner="late")))
+    environments.for_code(envs, _code(tmp_path / "b"), None, use=environments.Use(env_builds.Bounds(owner="late")))

@@ -16,7 +16,8 @@ the packages, so environments are a user's storage like their sessions:
   without waiting: an environment is never removed from under a run, nor mid-build. A lock file is removed with
   its environment, and every lock taken here checks that its file is still the one at its path;
 - **one build per user at a time** (``building``): a user's second concurrent build is refused in one line, so
-  what one user has in flight is at most one ``limits.env_bytes``.
+  what one user has in flight is at most one ``limits.env_bytes``; and at most ``MAX_BUILDS`` users' builds at
+  once per process (a build holds the request's thread: a crowd of builders must not hold all of a server's).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import fcntl
 import os
 import re
 import stat
+import threading
 import time
 from pathlib import Path
 
@@ -37,6 +39,8 @@ READY = ".ready"
 USERS = ".users"
 MAX_AGE_DAYS = 14  # an environment no run used this long is removed by the scheduler (`collect_garbage`)
 KEY_RE = re.compile(r"(era-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
+MAX_BUILDS = 4  # users' builds at once in one process (the server's request threads are 40)
+_builds = threading.BoundedSemaphore(MAX_BUILDS)
 
 
 def locked(path: Path, operation: int):
@@ -75,7 +79,13 @@ def building(envs_dir: Path, user: str | None, label: str):
         raise UserError(f"{label}: another environment of yours is being built now (one at a time): run again "
                         f"when it is done") from None
     with fh:
-        yield
+        if not _builds.acquire(blocking=False):
+            raise UserError(f"{label}: {MAX_BUILDS} environments are being built now, the most at once: run again "
+                            f"in a minute")
+        try:
+            yield
+        finally:
+            _builds.release()
 
 
 def stamp(env: Path, size: int) -> None:
