@@ -258,3 +258,21 @@ def test_a_crowd_of_builders_holds_at_most_max_builds(tmp_path, state_root):
             environments.for_code(envs, _code(tmp_path / "a"), None,
                                   use=environments.Use(env_builds.Bounds(owner="late")))
     environments.for_code(envs, _code(tmp_path / "b"), None, use=environments.Use(env_builds.Bounds(owner="late")))
+
+
+def test_derived_images_are_charged_and_go_only_when_no_container_uses_them(cli, tiny_task, tmp_path, state_root,
+                                                                         docker_client, monkeypatch):  # noqa: F811
+    monkeypatch.setenv("HARNESS_RUNTIME", "docker")
+    run_session(cli, _code(tmp_path / "d", f"numpy!=0.{time.time_ns()}\n"))  # a new derived image
+    envs = load_settings().envs_dir
+    [(_, key, size)] = env_store.charged(envs, "alice")
+    tag = "nsml-harness/env:" + key.removeprefix("image-")
+    assert key.startswith("image-") and size >= 0 and docker_client.images.get(tag)
+    container = docker_client.containers.create(tag, command=["true"])  # something still uses it
+    try:
+        assert env_store.evict(envs, "alice", 1) == 0 and docker_client.images.get(tag)
+    finally:
+        container.remove(force=True)
+    assert env_store.evict(envs, "alice", 1) == size and env_store.charged(envs, "alice") == []
+    with pytest.raises(Exception, match="No such image|not found"):
+        docker_client.images.get(tag)

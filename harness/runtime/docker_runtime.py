@@ -20,9 +20,9 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import base, cgroups, env_builds
+from . import base, cgroups, env_builds, env_store
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
-from .images import ImageError, session_image
+from .images import ENV_REPO, ImageError, session_image
 
 SDK = resources.SESSION_SDK
 SDK_TARGET = "/opt/nsml-sdk"
@@ -141,13 +141,18 @@ class DockerHandle(Handle):
         try:
             api = self.runtime.client()
             settings = self.runtime.settings
+            bounds = env_builds.Bounds.of(settings, self.spec.name.split("/")[0])
             image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
-                                  self.spec.source_builds, settings.root, tuple(settings.docker_images),
-                                  env_builds.Bounds.of(settings, self.spec.name.split("/")[0]))
+                                  self.spec.source_builds, settings.root, tuple(settings.docker_images), bounds)
+            held = _charged(api, settings, image, bounds.owner)
             self.environment = f"{image} ({api.images.get(image).id})"
             if self._cancel is not None:
                 return False
-            self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
+            try:  # (held until its container exists: from then on Docker keeps the image for it)
+                self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
+            finally:
+                if held is not None:
+                    held.close()
             self.container.start()
             self.started = time.monotonic()
             self._init = _first_process(self.container)
@@ -291,6 +296,20 @@ def _first_process(container) -> psutil.Process | None:
         return psutil.Process(pid) if pid > 0 else None
     except Exception:  # noqa: BLE001 - the container ended, or the engine did not say: its open files go unseen
         return None
+
+
+def _charged(api, settings, image: str, user: str | None):
+    """A derived image's use by USER's run, charged (runtime.env_store.use_image, by what it adds to its base) and
+    held until the run's container exists; None for an image that is not derived."""
+    if not image.startswith(ENV_REPO + ":"):
+        return None
+    found = api.images.get(image)
+    base = api.images.get(found.labels.get("nsml-harness.base") or found.id)
+    key = env_store.use_image(settings.envs_dir, image, max(0, found.attrs.get("Size", 0) - base.attrs.get("Size", 0)),
+                              user)
+    held = env_store.hold(settings.envs_dir, key)
+    api.images.get(image)  # (still there once held: removed meanwhile to make room is ImageNotFound, a launch error)
+    return held
 
 
 def _remove(container) -> None:

@@ -15,6 +15,9 @@ the packages, so environments are a user's storage like their sessions:
   (``remove_unused``: eviction and the 14-day collection) takes ``KEY.lock`` and then ``KEY.use`` exclusively
   without waiting: an environment is never removed from under a run, nor mid-build. A lock file is removed with
   its environment, and every lock taken here checks that its file is still the one at its path;
+- **docker too**: a derived image (``runtime.images``) a user's run uses is charged the same way, by what it
+  adds to its base, under the key ``image-HASH`` (a stamp folder holds its size and last use); removing it
+  removes the image, which Docker refuses while a container uses it;
 - **one build per user at a time** (``building``): a user's second concurrent build is refused in one line, so
   what one user has in flight is at most one ``limits.env_bytes``; and at most ``MAX_BUILDS`` users' builds at
   once per process (a build holds the request's thread: a crowd of builders must not hold all of a server's).
@@ -38,7 +41,8 @@ from .env_builds import cache_of, tmp_of
 READY = ".ready"
 USERS = ".users"
 MAX_AGE_DAYS = 14  # an environment no run used this long is removed by the scheduler (`collect_garbage`)
-KEY_RE = re.compile(r"(era-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
+KEY_RE = re.compile(r"(era-|image-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
+IMAGE = "image-"  # the key of a docker runtime's derived image: IMAGE + its tag's hash
 MAX_BUILDS = 4  # users' builds at once in one process (the server's request threads are 40)
 _builds = threading.BoundedSemaphore(MAX_BUILDS)
 
@@ -105,6 +109,34 @@ def charge(envs_dir: Path, key: str, user: str | None) -> None:
     os.replace(tmp, folder / key)
 
 
+def use_image(envs_dir: Path, tag: str, size: int, user: str | None) -> str:
+    """USER's run uses the derived image TAG, which adds SIZE bytes to its base: stamped (last use) and charged.
+    Its key."""
+    key = IMAGE + tag.rpartition(":")[2]
+    if not KEY_RE.fullmatch(key):
+        raise ValueError(f"not a derived image: {tag}")
+    (envs_dir / key).mkdir(parents=True, exist_ok=True)
+    (envs_dir / f"{key}.lock").touch()  # (what collect_garbage looks for)
+    stamp(envs_dir / key, size)
+    charge(envs_dir, key, user)
+    return key
+
+
+def _remove_image(key: str) -> bool:
+    """The derived image of KEY gone (True), or kept because a container uses it (False)."""
+    import docker.errors
+
+    from .docker_runtime import client
+    from .images import ENV_REPO
+    try:
+        client().images.remove(f"{ENV_REPO}:{key[len(IMAGE):]}")
+    except docker.errors.ImageNotFound:
+        pass
+    except Exception:  # noqa: BLE001 - in use by a container, or no engine answers: kept for now
+        return False
+    return True
+
+
 def _number(path: Path) -> int | None:
     """A small regular file's integer (a marker, a stamp), read without following links or blocking."""
     try:
@@ -145,6 +177,8 @@ def remove_unused(envs_dir: Path, key: str, older_than: float | None = None) -> 
             with contextlib.suppress(FileNotFoundError):
                 if older_than is not None and (env / READY).stat().st_mtime >= older_than:
                     return False
+            if key.startswith(IMAGE) and not _remove_image(key):
+                return False
             for folder in (env, cache_of(env), tmp_of(env), env.with_name(key + ".building")):
                 remove_tree(folder)
             for marker in (envs_dir / USERS).glob(f"*/{key}"):
