@@ -173,7 +173,8 @@ def test_the_torch_entry_used_the_harness_torch_without_a_copy(cli, tiny_task, t
     name = run_session(cli, _folder(tmp_path, "torch", files))
     log = cli("logs", name).stdout
     assert "/.venv/" in log.split(" from ", 1)[1] or "site-packages/torch" in log
-    env = next((state_root / ".harness" / "envs").glob("*/.ready")).parent
+    envs = state_root / ".harness" / "envs"
+    env = envs / next(envs.glob("*.ready")).name.removesuffix(".ready")
     assert not list(env.rglob("torch/__init__.py"))  # torch itself was not installed again
     assert (env / "bin" / "python").exists()
 

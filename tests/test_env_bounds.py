@@ -3,12 +3,13 @@ time and bytes (its process group stopped, its folders removed, one line naming 
 environment holds is charged to the user whose run built it, within `limits.user_storage_bytes` — their own
 unused environments make room first, one that a run uses is never removed. Other users are served throughout."""
 import contextlib
+import fcntl
 import os
 import sys
 import time
 
 import pytest
-from helpers import participant, run_session
+from helpers import NSML_MAIN, participant, run_session
 from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
@@ -74,7 +75,7 @@ def test_run_past_env_bytes_is_refused_and_leaves_nothing(cli, tiny_task, tmp_pa
     r = cli("run", "-d", "tiny", _code(tmp_path / "big"), code=2)
     assert "limits.env_bytes = 4096" in r.stderr and "requirements.txt" in r.stderr and "Traceback" not in r.output
     envs = state_root / ".harness" / "envs"
-    assert not [p.name for p in envs.iterdir() if not p.name.endswith((".lock", ".use", ".users"))]  # no folder,
+    assert not [p.name for p in envs.iterdir() if not p.name.endswith((".lock", ".use", ".users", ".builders"))]  # no folder,
     assert not list((envs / ".users").glob("alice/*"))  # no cache, no charge
     assert not list((state_root / ".harness" / "sessions").rglob("code"))  # and no session
     (state_root / "harness.toml").write_text("")
@@ -98,11 +99,11 @@ def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_p
 
     settings.user_storage_bytes = size  # the environment alone fills a user's storage
     check_storage(settings, "alice")  # alice's charge goes; bob still uses it, so it stays
-    assert env_store.charged(envs, "alice") == [] and (envs / first.key / ".ready").exists()
+    assert env_store.charged(envs, "alice") == [] and (envs / f"{first.key}.ready").exists()
     held = environments.for_code(envs, _code(tmp_path / "c"), None, use=_use(settings, "bob", hold=True))
     with pytest.raises(UserError, match="environments of your requirements that runs use now"):
         check_storage(settings, "bob")  # his run holds it: never removed from under a run
-    assert (envs / first.key / ".ready").exists()
+    assert (envs / f"{first.key}.ready").exists()
     check_storage(settings, "carol")  # others are served
     held.release()
     storage_freed(settings, "bob")
@@ -110,7 +111,7 @@ def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_p
     assert not (envs / first.key).exists() and env_store.charged(envs, "bob") == []
     assert not list(envs.glob(f"{first.key}*"))  # its lock files too
     rebuilt = environments.for_code(envs, _code(tmp_path / "d"), None, use=_use(settings, "bob"))
-    assert rebuilt.key == first.key and (envs / first.key / ".ready").exists()  # used again: built again
+    assert rebuilt.key == first.key and (envs / f"{first.key}.ready").exists()  # used again: built again
 
 
 def test_a_launch_never_builds_and_one_user_builds_one_at_a_time(tmp_path, state_root):
@@ -148,25 +149,25 @@ def test_forged_charges_are_ignored(tmp_path, state_root):
     folder.mkdir(parents=True)
     os.mkfifo(folder / "0123456789abcdef")  # would block a reader
     (envs / "0123456789abcdef").mkdir()
-    (envs / "0123456789abcdef" / ".ready").write_text("7")
+    (envs / "0123456789abcdef.ready").write_text("7")
     (folder / "evaluator-0123456789abcdef").write_text("1")
     (envs / "evaluator-0123456789abcdef").mkdir()
-    (envs / "evaluator-0123456789abcdef" / ".ready").write_text("1")
+    (envs / "evaluator-0123456789abcdef.ready").write_text("1")
     assert env_store.charged(envs, "mallory") == [(pytest.approx(time.time(), abs=60), "0123456789abcdef", 0)]
     env_store.evict(envs, "mallory", 1 << 40)
-    assert (envs / "evaluator-0123456789abcdef" / ".ready").exists()  # an organizer's: never a user's to evict
+    assert (envs / "evaluator-0123456789abcdef.ready").exists()  # an organizer's: never a user's to evict
 
 
 def test_collection_leaves_a_held_environment_and_takes_dead_builds(tmp_path, state_root):
     envs = load_settings().envs_dir
     held = environments.for_code(envs, _code(tmp_path / "a"), None, use=environments.Use(hold=True))
     old = time.time() - 30 * 86400
-    os.utime(envs / held.key / ".ready", (old, old))
+    os.utime(envs / f"{held.key}.ready", (old, old))
     (envs / "deadbeef00000000").mkdir()  # a build that died half-way, and its cache
     (envs / "deadbeef00000000.cache").mkdir()
     (envs / "deadbeef00000000.lock").touch()
     assert env_store.collect_garbage(envs) == ["deadbeef00000000"]
-    assert (envs / held.key / ".ready").exists() and not (envs / "deadbeef00000000.cache").exists()
+    assert (envs / f"{held.key}.ready").exists() and not (envs / "deadbeef00000000.cache").exists()
     held.release()
     assert env_store.collect_garbage(envs) == [held.key] and not (envs / held.key).exists()
 
@@ -176,7 +177,7 @@ def test_a_run_holds_its_environment_until_it_ends(cli, tiny_task, tmp_path, sta
     (code / "requirements.txt").write_text("numpy\n")
     name = cli("run", "-d", "tiny", code).stdout.split()[1]
     envs = state_root / ".harness" / "envs"
-    key = next(envs.glob("*/.ready")).parent.name
+    key = next(envs.glob("*.ready")).name.removesuffix(".ready")
     deadline = time.monotonic() + 30
     while cli.json("ps", "-a")[0]["status"] != "running":
         assert time.monotonic() < deadline
@@ -230,8 +231,11 @@ def test_a_sessions_build_sees_nothing_of_the_harness(tmp_path):
     labels.parent.mkdir(parents=True)
     labels.write_text("the answers\n")
     env = tmp_path / "state" / "envs" / "k"
+    os.environ["HARNESS_DB"] = "postgresql://harness:secret@127.0.0.1/db"  # (the service's own: never a build's)
     probe = (f"import os\n"
-             f"out = []\n"
+             f"out = [sorted(k for k in os.environ if k.startswith(('HARNESS', 'AWS', 'RAY')))]\n"
+             f"try: open('/dev/planted', 'w'); out.append('wrote')\n"
+             f"except OSError as e: out.append(type(e).__name__)\n"
              f"for path in ({str(labels)!r}, '/root/.ssh/id_rsa'):\n"
              f"    try: out.append(open(path).read())\n"
              f"    except OSError as e: out.append(type(e).__name__)\n"
@@ -239,9 +243,13 @@ def test_a_sessions_build_sees_nothing_of_the_harness(tmp_path):
              f"    try: open(path, 'w').write('x'); out.append('wrote')\n"
              f"    except OSError as e: out.append(type(e).__name__)\n"
              f"open({str(env / 'report')!r}, 'w').write(repr(out))\n")
-    env_builds.bounded_step([sys.executable, "-c", probe], "building", "requirements.txt",
-                           env_builds.Bounds(bytes=1 << 30, confined=True), [env], env)
-    report = eval((env / "report").read_text())
+    try:
+        env_builds.bounded_step([sys.executable, "-c", probe], "building", "requirements.txt",
+                                env_builds.Bounds(bytes=1 << 30, confined=True), [env], env)
+    finally:
+        del os.environ["HARNESS_DB"]
+    seen, dev, *report = eval((env / "report").read_text())
+    assert seen == [] and dev != "wrote"  # no secret of the harness's; /dev read-only (unmeasured tmpfs)
     assert report[0] in ("FileNotFoundError", "PermissionError") and report[1] in ("FileNotFoundError",
                                                                                    "PermissionError")
     assert report[3:] == ["wrote", "wrote"], report  # (a write elsewhere lands in its own /tmp, or fails)
@@ -276,3 +284,45 @@ def test_derived_images_are_charged_and_go_only_when_no_container_uses_them(cli,
     assert env_store.evict(envs, "alice", 1) == size and env_store.charged(envs, "alice") == []
     with pytest.raises(Exception, match="No such image|not found"):
         docker_client.images.get(tag)
+
+
+def test_a_stamp_planted_by_the_build_is_never_followed(tmp_path, state_root):
+    envs = load_settings().envs_dir
+    victim = tmp_path / "victim"
+    victim.write_text("the harness's file\n")
+
+    def hostile(env):  # what a wheel's data files or a source build may leave in the folder it builds
+        env.mkdir(parents=True)
+        (env / ".ready").symlink_to(victim)
+        (env / "bin").mkdir()
+    env, _ = environments._built_once(envs, "00000000000000aa", hostile,
+                                      environments.Use(env_builds.Bounds(owner="mallory")), "requirements.txt")
+    assert victim.read_text() == "the harness's file\n"  # never written through
+    assert env_store.used_at(envs, "00000000000000aa") is not None and (envs / "00000000000000aa.ready").is_file()
+    assert env_store.charged(envs, "mallory")[0][2] > 0  # charged what it holds, not what a link says
+
+
+def test_another_build_of_the_same_environment_is_waited_on_briefly(tmp_path, state_root, monkeypatch):
+    monkeypatch.setattr(environments, "LOCK_WAIT", 0.5)
+    envs = load_settings().envs_dir
+    code = _code(tmp_path / "a")
+    key = environments.env_hash(environments.wanted(code), False)
+    envs.mkdir(parents=True)
+    with env_store.locked(envs / f"{key}.lock", fcntl.LOCK_EX):  # another request is building it
+        with pytest.raises(UserError, match="being built for another run now: run again when it is done"):
+            environments.for_code(envs, code, None, use=environments.Use(env_builds.Bounds(owner="bob")))
+    environments.for_code(envs, code, None, use=environments.Use(env_builds.Bounds(owner="bob")))
+
+
+def test_submit_and_fork_build_an_environment_that_went(cli, tiny_task, tmp_path, state_root):
+    code = participant(tmp_path / "p", NSML_MAIN)
+    (code / "requirements.txt").write_text("numpy\n")
+    name = run_session(cli, code)
+    envs = state_root / ".harness" / "envs"
+    [key] = [p.name.removesuffix(".ready") for p in envs.glob("*.ready")]
+    assert env_store.remove_unused(envs, key)  # evicted, or collected, after the session ended
+    assert cli("submit", name, "1").stdout.splitlines()[-1] == "Done"  # built again before the submit queued
+    assert env_store.remove_unused(envs, key)
+    forked = cli("fork", name, "-c", "1").stdout.split()[1]
+    cli("logs", "-f", forked)
+    assert [r for r in cli.json("ps", "-a") if r["name"] == forked][0]["status"] == "succeeded"

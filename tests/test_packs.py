@@ -229,11 +229,11 @@ def test_evaluator_requirements_are_installed_once_for_the_task(cli, tmp_path, n
     with open(pack / "task.toml", "a") as fh:
         fh.write('[evaluator]\nargs = ["--pred", "{prediction}", "--gt", "{label}"]\nrequirements = ["six==1.16.0"]\n')
     cli("dataset", "add", pack, user=ORGANIZER)
-    envs = list((state_root / ".harness" / "envs").glob("*/.ready"))
+    envs = list((state_root / ".harness" / "envs").glob("*.ready"))
     assert len(envs) == 1  # built at dataset add
     name = run_session(cli, nsml_folder, task="needs-six")
     assert cli.json("submit", "-t", name, "1")["score"] == 1.0
-    assert list((state_root / ".harness" / "envs").glob("*/.ready")) == envs
+    assert list((state_root / ".harness" / "envs").glob("*.ready")) == envs
     (pack / "task.toml").write_text((pack / "task.toml").read_text().replace('"six==1.16.0"', '"six @ http://x/y"'))
     r = cli("dataset", "add", pack, "--replace", user=ORGANIZER, code=2)
     assert "evaluator.requirements:1" in r.stderr

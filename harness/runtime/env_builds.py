@@ -9,9 +9,12 @@ killed, past its ``Bounds``:
   each file and folder counts at least ``ENTRY_BYTES`` (what the filesystem spends on an inode: a million empty
   files are not free), and no file may pass the limit by itself (RLIMIT_FSIZE);
 - **confined**: a session's step runs under bubblewrap where it works here: the system and the interpreter
-  read-only, the network, and only the build's own folders writable (its temporary folder as /tmp), in a pid
-  namespace that dies with it, so a double-forked child cannot outlive the kill. A source build (task.toml
-  ``source_builds = true``) runs a package's own code: it never sees the task's labels or other users' sessions.
+  read-only (/dev too), the network, and only the build's own folders writable (its temporary folder as /tmp),
+  in a pid namespace that dies with it, so a double-forked child cannot outlive the kill; in a control group
+  of ``BUILD_MEMORY`` and ``BUILD_PIDS`` where the harness may make one; with only the environment variables
+  an installer needs (``PASSED``: never the harness's database URL, tokens or cloud credentials). A source
+  build (task.toml ``source_builds = true``) runs a package's own code: it never sees the task's labels or
+  other users' sessions. It does share the machine's network namespace (its loopback services included).
 
 The installer's cache is the build's own (``cache_of``), so a participant's downloads are never kept after it.
 """
@@ -28,16 +31,21 @@ from pathlib import Path
 
 from harness.core.errors import UserError
 from harness.core.names import check_name
+from harness.core.safefs import remove_tree
 from harness.core.settings import inherited_environment
 from harness.core.tree_usage import usage
 
-from . import sandbox
+from . import cgroups, sandbox
 
 MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
 MEASURE_ENTRIES, MEASURE_SECONDS = 200_000, 5.0  # bounds of one measure (past them: over the limit)
 ENTRY_BYTES = 16 << 10  # what one file or folder costs at least (the usual bytes per inode of a filesystem)
 OUTPUT_TAIL = 64 << 10  # what is read back of a step's output (its last lines make the error)
 OUTPUT = "build-output.txt"
+BUILD_MEMORY, BUILD_PIDS = 4 << 30, 512  # a confined step's control group
+PASSED = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TERM", "SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE",
+          "HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")  # and UV_* (the index)
+UV_USER_CONFIG = Path.home() / ".config" / "uv"  # the operator's uv settings (an index, a mirror), read-only
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,8 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
     the caller removes them) are measured with it and hold the step's output. A failure is one line: LABEL,
     WHAT, and the tool's last lines."""
     env = inherited_environment()
+    if bounds.confined:
+        env = {k: v for k, v in env.items() if k in PASSED or k.startswith("UV_")}
     folders = list(folders)
     if built is not None:
         folders += [cache_of(built), tmp_of(built)]
@@ -99,14 +109,26 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
         if bounds.confined and sandbox.works():
             cmd = confined(cmd, folders)
             env.update(HOME="/tmp", TMPDIR="/tmp")
+            if UV_USER_CONFIG.is_dir():
+                env["XDG_CONFIG_HOME"] = str(UV_USER_CONFIG.parent)
     if bounds.bytes and (prlimit := shutil.which("prlimit")):
         cmd = [prlimit, f"--fsize={bounds.bytes}", "--", *cmd]  # (no one file past the limit between measures)
-    if built is not None:
-        with open(tmp_of(built) / OUTPUT, "w+b") as out:
-            _bounded(cmd, env, what, label, bounds, folders, limit, out)
-    else:
-        with tempfile.TemporaryFile() as out:
-            _bounded(cmd, env, what, label, bounds, folders, limit, out)
+    group = cgroups.create(built, BUILD_MEMORY, BUILD_PIDS, None) if built is not None and bounds.confined else None
+    if group is not None:
+        cmd = group.trampoline(cmd)
+    try:
+        if built is not None:
+            remove_tree(tmp_of(built) / OUTPUT)  # (the step before's, or whatever the build left there)
+            fd = os.open(tmp_of(built) / OUTPUT, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o600)
+            with os.fdopen(fd, "w+b") as out:
+                _bounded(cmd, env, what, label, bounds, folders, limit, out)
+        else:
+            with tempfile.TemporaryFile() as out:
+                _bounded(cmd, env, what, label, bounds, folders, limit, out)
+    finally:
+        if group is not None:
+            group.remove()
 
 
 def confined(cmd: list[str], writable: list[Path]) -> list[str]:
@@ -115,11 +137,11 @@ def confined(cmd: list[str], writable: list[Path]) -> list[str]:
     wrapped = sandbox.base_command(True, Path(writable[-1]))
     for folder in writable:
         wrapped += ["--bind", str(folder), str(folder)]
-    program = Path(cmd[0])
-    if program.is_absolute() and not any(program.is_relative_to(d) for d in (*sandbox.SYSTEM_DIRS,
-                                                                            *sandbox.python_roots())):
-        wrapped += ["--ro-bind", str(program), str(program)]  # (an installer outside the system and interpreter)
-    return [*wrapped, "--remount-ro", "/", "--", *cmd]
+    inside = (*sandbox.SYSTEM_DIRS, *sandbox.python_roots(), "/etc/ssl")
+    for path in (cmd[0], os.environ.get("SSL_CERT_FILE", ""), str(UV_USER_CONFIG), "/etc/uv"):
+        if os.path.isabs(path) and os.path.exists(path) and not any(Path(path).is_relative_to(d) for d in inside):
+            wrapped += ["--ro-bind", path, path]  # (an installer, a CA bundle, uv's settings, where they lie)
+    return [*wrapped, "--remount-ro", "/dev", "--remount-ro", "/", "--", *cmd]
 
 
 def _bounded(cmd: list[str], env: dict, what: str, label: str, bounds: Bounds, folders, limit: int, out) -> None:

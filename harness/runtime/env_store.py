@@ -5,7 +5,8 @@ processes (``runtime.environments``; each build step bounded by ``runtime.env_bu
 the packages, so environments are a user's storage like their sessions:
 
 - **charged to every user who uses one**: an environment a user's ``run`` builds or reuses is charged to them
-  (``ENVS/.users/USER/KEY`` holds its bytes, measured when it was built and kept in its READY stamp) and counts
+  (``ENVS/.users/USER/KEY`` holds its bytes, measured when it was built and kept in its stamp ``ENVS/KEY.ready``,
+  outside the folders a build may write) and counts
   toward ``limits.user_storage_bytes`` with their sessions (``runs.create.check_storage``). Another user's run
   reusing it is charged too, so nobody pays for what others keep using;
 - **evicted to make room**: a user at the limit first has their own least recently used charges dropped
@@ -29,6 +30,7 @@ import fcntl
 import os
 import re
 import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -38,8 +40,8 @@ from harness.core.safefs import remove_tree
 
 from .env_builds import cache_of, tmp_of
 
-READY = ".ready"
 USERS = ".users"
+BUILDERS = ".builders"  # ENVS/.builders/USER: the lock of USER's one build (apart from .users: any name is a user's)
 MAX_AGE_DAYS = 14  # an environment no run used this long is removed by the scheduler (`collect_garbage`)
 KEY_RE = re.compile(r"(era-|image-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
 IMAGE = "image-"  # the key of a docker runtime's derived image: IMAGE + its tag's hash
@@ -64,10 +66,11 @@ def locked(path: Path, operation: int):
         fh.close()
 
 
-def hold(envs_dir: Path, key: str):
+def hold(envs_dir: Path, key: str, nowait: bool = False):
     """A run's hold on the environment KEY (a file whose close releases it): never removed while it is held.
-    Taken while KEY.lock is held (environments._built_once), or before READY is looked at."""
-    return locked(envs_dir / f"{key}.use", fcntl.LOCK_SH)
+    Taken while KEY.lock is held (environments._built_once), or before `is_ready` is asked; NOWAIT (a launch):
+    BlockingIOError while it is being removed."""
+    return locked(envs_dir / f"{key}.use", fcntl.LOCK_SH | (fcntl.LOCK_NB if nowait else 0))
 
 
 @contextlib.contextmanager
@@ -76,9 +79,9 @@ def building(envs_dir: Path, user: str | None, label: str):
     if user is None:
         yield
         return
-    (envs_dir / USERS).mkdir(parents=True, exist_ok=True)
+    (envs_dir / BUILDERS).mkdir(parents=True, exist_ok=True)
     try:
-        fh = locked(envs_dir / USERS / f"{user}.building", fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fh = locked(envs_dir / BUILDERS / user, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         raise UserError(f"{label}: another environment of yours is being built now (one at a time): run again "
                         f"when it is done") from None
@@ -92,20 +95,44 @@ def building(envs_dir: Path, user: str | None, label: str):
             _builds.release()
 
 
-def stamp(env: Path, size: int) -> None:
-    """ENV is built: its READY stamp, holding what it takes (what each user using it is charged)."""
-    (env / READY).write_text(str(size))
+def ready_of(envs_dir: Path, key: str) -> Path:
+    """KEY's stamp: there once it is built, holding what it takes, touched on every use (outside ENVS/KEY, which
+    its build may write: a link or a folder planted there is never the harness's to follow)."""
+    return envs_dir / f"{key}.ready"
+
+
+def used_at(envs_dir: Path, key: str) -> float | None:
+    """When KEY was last used, if it is built (its stamp a regular file); None otherwise."""
+    try:
+        st = os.lstat(ready_of(envs_dir, key))
+    except FileNotFoundError:
+        return None
+    return st.st_mtime if stat.S_ISREG(st.st_mode) else None
+
+
+def touch(envs_dir: Path, key: str) -> None:
+    os.utime(ready_of(envs_dir, key), follow_symlinks=False)
+
+
+def stamp(envs_dir: Path, key: str, size: int) -> None:
+    """KEY is built and takes SIZE bytes (what each user using it is charged)."""
+    path = ready_of(envs_dir, key)
+    remove_tree(path)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(size))
 
 
 def charge(envs_dir: Path, key: str, user: str | None) -> None:
     """USER's run uses the environment KEY (just built or reused): it is theirs to pay for, until evicted."""
     if user is None or not KEY_RE.fullmatch(key):
         return
-    size = _number(envs_dir / key / READY)
+    size = _number(ready_of(envs_dir, key))
     folder = envs_dir / USERS / user
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / f".{key}.{os.getpid()}"
-    tmp.write_text(str(size or 0))
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(str(size or 0))
     os.replace(tmp, folder / key)
 
 
@@ -115,9 +142,9 @@ def use_image(envs_dir: Path, tag: str, size: int, user: str | None) -> str:
     key = IMAGE + tag.rpartition(":")[2]
     if not KEY_RE.fullmatch(key):
         raise ValueError(f"not a derived image: {tag}")
-    (envs_dir / key).mkdir(parents=True, exist_ok=True)
+    envs_dir.mkdir(parents=True, exist_ok=True)
     (envs_dir / f"{key}.lock").touch()  # (what collect_garbage looks for)
-    stamp(envs_dir / key, size)
+    stamp(envs_dir, key, size)
     charge(envs_dir, key, user)
     return key
 
@@ -143,9 +170,10 @@ def _number(path: Path) -> int | None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        return None
     with os.fdopen(fd, "rb") as fh:
-        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
-            return None
         text = fh.read(32)
     return int(text) if text.isdigit() else None
 
@@ -158,9 +186,8 @@ def charged(envs_dir: Path, user: str) -> list[tuple[float, str, int]]:
     for marker in (folder.iterdir() if folder.is_dir() else ()):
         if not KEY_RE.fullmatch(marker.name):
             continue
-        try:
-            used = (envs_dir / marker.name / READY).stat().st_mtime
-        except FileNotFoundError:
+        used = used_at(envs_dir, marker.name)
+        if used is None:
             marker.unlink(missing_ok=True)
             continue
         out.append((used, marker.name, _number(marker) or 0))
@@ -174,11 +201,11 @@ def remove_unused(envs_dir: Path, key: str, older_than: float | None = None) -> 
     try:
         with locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB), \
                 locked(envs_dir / f"{key}.use", fcntl.LOCK_EX | fcntl.LOCK_NB):
-            with contextlib.suppress(FileNotFoundError):
-                if older_than is not None and (env / READY).stat().st_mtime >= older_than:
-                    return False
+            if older_than is not None and (used_at(envs_dir, key) or 0) >= older_than:
+                return False
             if key.startswith(IMAGE) and not _remove_image(key):
                 return False
+            remove_tree(ready_of(envs_dir, key))  # (first: never a stamp without its environment)
             for folder in (env, cache_of(env), tmp_of(env), env.with_name(key + ".building")):
                 remove_tree(folder)
             for marker in (envs_dir / USERS).glob(f"*/{key}"):
@@ -211,12 +238,9 @@ def collect_garbage(envs_dir: Path, max_age_days: float = MAX_AGE_DAYS) -> list[
     if not envs_dir.is_dir():
         return removed
     limit = time.time() - max_age_days * 86400
-    for lock in envs_dir.glob("*.lock"):
-        key = lock.name[:-len(".lock")]
-        try:
-            stale = (envs_dir / key / READY).stat().st_mtime < limit
-        except FileNotFoundError:
-            stale = True  # (a build that died, or only a lock file left)
+    keys = {p.name.rpartition(".")[0] for pattern in ("*.lock", "*.use", "*.ready") for p in envs_dir.glob(pattern)}
+    for key in sorted(keys):
+        stale = (used_at(envs_dir, key) or 0) < limit  # (or a build that died, or only lock files left)
         if stale and remove_unused(envs_dir, key, older_than=limit):
             removed.append(key)
     return removed

@@ -19,25 +19,26 @@ and bytes and charged to the user whose run built it (``runtime.env_store``).
 """
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
-import os
 import re
 import shutil
 import site
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from harness.core.errors import UserError
+from harness.core.safefs import remove_tree
 
 from . import env_builds, env_store, sandbox
 from .images import SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements, with_era_packages
 
-READY = env_store.READY
 PINNED = ("torch", "tensorflow", "tensorflow-cpu")  # frameworks a session uses but never reinstalls: its
 #                                                      environment's build (the harness's, or its era's) is kept
 
@@ -224,39 +225,65 @@ def ensure_era_site(envs_dir: Path, files: dict[str, str], era, source_builds: b
 
 def _built_once(envs_dir: Path, key: str, build, use: Use, label: str):
     """ENVS_DIR/KEY, made by BUILD(folder) once: under a file lock (two sessions with the same requirements
-    share one build; the others wait and reuse it), again where a build died half-way, touched on every use
-    (env_store.collect_garbage reads the stamp), charged to its user. (folder, the run's hold or None: taken
-    under the lock, so the environment cannot be removed between its build and its run.)"""
+    share one build: another waits up to LOCK_WAIT, then is refused in one line), again where a build died
+    half-way, its stamp touched on every use (env_store.collect_garbage reads it), charged to its user. (folder,
+    the run's hold or None: taken under the lock, so it cannot be removed between its build and its run.)"""
     env = envs_dir / key
     envs_dir.mkdir(parents=True, exist_ok=True)
-    if not use.build:  # (a launch: never waits on a build; its hold first, then whether it is there)
-        held = env_store.hold(envs_dir, key)
-        if not (env / READY).exists():
-            held.close()
+    if not use.build:  # (a launch: never waits on a build nor on a removal; its hold first, then whether it is there)
+        try:
+            held = env_store.hold(envs_dir, key, nowait=True)
+        except BlockingIOError:
+            held = None
+        if held is None or env_store.used_at(envs_dir, key) is None:
+            if held is not None:
+                held.close()
             raise UserError(f"{label}: the environment for these requirements is not on this machine now (removed "
                             f"to make room, or being built again): run again")
-        os.utime(env / READY)
+        env_store.touch(envs_dir, key)
         env_store.charge(envs_dir, key, use.bounds.owner)
         if not use.hold:
             held.close()
         return env, held if use.hold else None
-    with env_store.locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX):
-        if (env / READY).exists():
-            os.utime(env / READY)
+    with _key_lock(envs_dir, key, label):
+        if env_store.used_at(envs_dir, key) is not None:
+            env_store.touch(envs_dir, key)
         else:
             with env_store.building(envs_dir, use.bounds.owner, label):
-                shutil.rmtree(env, ignore_errors=True)  # a build that died half-way
+                for folder in (env, env_builds.cache_of(env), env_builds.tmp_of(env)):  # (a build that died)
+                    remove_tree(folder)
                 try:
                     build(env)
                 except BaseException:
-                    shutil.rmtree(env, ignore_errors=True)
+                    remove_tree(env)
                     raise
                 finally:
-                    shutil.rmtree(env_builds.cache_of(env), ignore_errors=True)
-                    shutil.rmtree(env_builds.tmp_of(env), ignore_errors=True)
-                env_store.stamp(env, env_builds.measured([env])[0])
+                    remove_tree(env_builds.cache_of(env))
+                    remove_tree(env_builds.tmp_of(env))
+                env_store.stamp(envs_dir, key, env_builds.measured([env])[0])
         env_store.charge(envs_dir, key, use.bounds.owner)
         return env, env_store.hold(envs_dir, key) if use.hold else None
+
+
+LOCK_WAIT = 5.0  # seconds a request waits for another's build of the same environment before it is refused
+
+
+@contextlib.contextmanager
+def _key_lock(envs_dir: Path, key: str, label: str):
+    """KEY.lock, waited on for LOCK_WAIT at most: a build holds it for minutes, and a waiting request holds a
+    server thread."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fh = env_store.locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise UserError(f"{label}: the environment for these requirements is being built for another run "
+                                f"now: run again when it is done") from None
+            time.sleep(0.2)
+    with fh:
+        yield
 
 
 def ensure_files(envs_dir: Path, files: dict[str, str], source_builds: bool = False, log=None, use: Use = Use(),

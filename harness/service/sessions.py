@@ -114,8 +114,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
-        environments.for_code(h.settings.envs_dir, src, h.settings.root, source_builds,
-                              use=environments.Use(Bounds.of(h.settings, h.settings.user)))
+        prepare_environment(h, src, opts.runtime, source_builds)
     elif opts.runtime == "docker":  # which image, and why (built at launch, in the scheduler)
         from harness.runtime.images import describe_base
         note = describe_base(src, h.settings, task_image)
@@ -128,6 +127,14 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
     name = _with_retry(h, create)
     wake(h.settings)
     return name
+
+
+def prepare_environment(h: Harness, code: Path, runtime: str, source_builds: bool) -> None:
+    """A process-runtime run's environment, built (or reused, and charged to the user) before the run queues:
+    the scheduler's loop never builds one (runtime.environments.Use). `run`, `fork` and `submit` call it."""
+    if runtime == "process":
+        environments.for_code(h.settings.envs_dir, code, h.settings.root, source_builds,
+                              use=environments.Use(Bounds.of(h.settings, h.settings.user)))
 
 
 def _with_retry(h: Harness, fn, attempts: int = 5):
@@ -150,6 +157,10 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     new_args = parse_args(args) if args is not None else None
 
     check_storage(h.settings, h.settings.user)
+    with h.tx() as db:
+        src = permissions.own_session(h, db, parent)
+        code, source_builds = Path(src.code_dir), h.manifest(src.task).source_builds
+    prepare_environment(h, code, opts.runtime, source_builds)
 
     def create(db):
         src = permissions.own_session(h, db, parent)

@@ -28,6 +28,7 @@ from harness.store.models import Checkpoint, Round, Submission
 from harness.taskpacks import layout
 
 from . import permissions
+from .sessions import prepare_environment
 
 
 def check_quota(db, user_id: int, task, quota: int, period: float, now=None, team=None) -> None:
@@ -58,6 +59,12 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     if is_check(number) and not dry_run:
         raise UserError(f"SESSION: {session} is a session of `nsml check` (its dry runs only); run the code with "
                         f"`nsml run` to submit it")
+    with h.tx() as db:  # (its environment first, outside the serialised transaction: a build takes minutes)
+        sess = h.session(db, session, owner=h.settings.user)
+        mine, code = sess.user.name == h.settings.user, Path(sess.code_dir)
+        use = runtime or sess.run.runtime, h.manifest(sess.task).source_builds
+    if mine:
+        prepare_environment(h, code, *use)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
         me = h.user(db)
