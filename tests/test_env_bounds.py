@@ -10,6 +10,9 @@ import time
 
 import pytest
 from helpers import NSML_MAIN, participant, run_session
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
@@ -326,3 +329,39 @@ def test_submit_and_fork_build_an_environment_that_went(cli, tiny_task, tmp_path
     forked = cli("fork", name, "-c", "1").stdout.split()[1]
     cli("logs", "-f", forked)
     assert [r for r in cli.json("ps", "-a") if r["name"] == forked][0]["status"] == "succeeded"
+
+
+@hyp_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.sampled_from(["use", "hold", "release", "evict", "collect"]),
+                          st.sampled_from(["alice", "bob"]), st.integers(0, 2)), max_size=30))
+def test_no_sequence_of_uses_evictions_and_collections_removes_what_a_run_holds(tmp_path_factory, ops):
+    """Fuzzed over the store's operations by two users on three environments: an environment a run holds is
+    never removed, every charge names an environment that is there, and each user is charged at most once each."""
+    envs = tmp_path_factory.mktemp("envs")
+    keys = [f"{i:016x}" for i in range(3)]
+    held: list[tuple[str, object]] = []
+
+    def build(env):
+        env.mkdir(parents=True)
+        (env / "lib.so").write_bytes(b"x" * 5000)
+    for op, user, k in ops:
+        key = keys[k]
+        if op in ("use", "hold"):
+            _, fh = environments._built_once(envs, key, build, environments.Use(env_builds.Bounds(owner=user),
+                                                                               hold=op == "hold"), "requirements.txt")
+            if fh is not None:
+                held.append((key, fh))
+        elif op == "release" and held:
+            held.pop(0)[1].close()
+        elif op == "evict":
+            env_store.evict(envs, user, 1 << 40)
+        elif op == "collect":
+            env_store.collect_garbage(envs, max_age_days=0)  # (everything is old)
+        for key_held, _ in held:
+            assert (envs / key_held / "lib.so").exists() and env_store.used_at(envs, key_held) is not None
+        for name in ("alice", "bob"):
+            charges = env_store.charged(envs, name)
+            assert all(env_store.used_at(envs, c[1]) is not None for c in charges)
+            assert len({c[1] for c in charges}) == len(charges)
+    for _, fh in held:
+        fh.close()

@@ -68,7 +68,7 @@ def locked(path: Path, operation: int):
 
 def hold(envs_dir: Path, key: str, nowait: bool = False):
     """A run's hold on the environment KEY (a file whose close releases it): never removed while it is held.
-    Taken while KEY.lock is held (environments._built_once), or before `is_ready` is asked; NOWAIT (a launch):
+    Taken while KEY.lock is held (environments._built_once), or before `used_at` is asked; NOWAIT (a launch):
     BlockingIOError while it is being removed."""
     return locked(envs_dir / f"{key}.use", fcntl.LOCK_SH | (fcntl.LOCK_NB if nowait else 0))
 
