@@ -324,6 +324,13 @@ def test_submit_and_fork_build_an_environment_that_went(cli, tiny_task, tmp_path
     envs = state_root / ".harness" / "envs"
     [key] = [p.name.removesuffix(".ready") for p in envs.glob("*.ready")]
     assert env_store.remove_unused(envs, key)  # evicted, or collected, after the session ended
+    r = cli("submit", name, "nope", code=2)
+    assert "has no checkpoint 'nope'" in r.stderr and not list(envs.glob("*.ready"))  # checked before any build
+    (state_root / "harness.toml").write_text("[limits]\nuser_storage_bytes = 1000\n")
+    r = cli("submit", name, "1", code=2)  # a build needs room in the user's storage; a reuse would not
+    assert "limits.user_storage_bytes = 1000" in r.stderr and not list(envs.glob("*.ready"))
+    (state_root / "harness.toml").write_text("")
+    storage_freed(load_settings(), "alice")
     assert cli("submit", name, "1").stdout.splitlines()[-1] == "Done"  # built again before the submit queued
     assert env_store.remove_unused(envs, key)
     forked = cli("fork", name, "-c", "1").stdout.split()[1]
@@ -365,3 +372,13 @@ def test_no_sequence_of_uses_evictions_and_collections_removes_what_a_run_holds(
             assert len({c[1] for c in charges}) == len(charges)
     for _, fh in held:
         fh.close()
+
+
+def test_runs_launching_at_once_share_one_derived_image_stamp(tmp_path, state_root):
+    from concurrent.futures import ThreadPoolExecutor
+    envs = load_settings().envs_dir
+    tag = "nsml-harness/env:00000000000000bb"
+    with ThreadPoolExecutor(4) as pool:
+        keys = list(pool.map(lambda i: env_store.use_image(envs, tag, 1000, f"user{i % 4}"), range(200)))
+    assert set(keys) == {"image-00000000000000bb"}
+    assert [c[1:] for c in env_store.charged(envs, "user3")] == [("image-00000000000000bb", 1000)]

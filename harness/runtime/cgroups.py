@@ -79,8 +79,9 @@ class RunGroup:
 
     def trampoline(self, argv: list[str]) -> list[str]:
         """ARGV started so that its first process joins the groups before anything else runs."""
-        joins = " && ".join(f"echo $$ > '{p}'" for p in self.procs_files)
-        return ["/bin/sh", "-c", f'{joins} && exec "$@"', "nsml-run", *argv]
+        files = [str(p) for p in self.procs_files]  # (as arguments: never pasted into the script)
+        script = 'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || exit 126; shift; n=$((n-1)); done; exec "$@"'
+        return ["/bin/sh", "-c", script, "nsml-run", str(len(files)), *files, *argv]
 
     def memory_used(self) -> int | None:
         folder = self.folders.get("all") or self.folders.get("memory")

@@ -95,6 +95,19 @@ def building(envs_dir: Path, user: str | None, label: str):
             _builds.release()
 
 
+def builder_busy(envs_dir: Path, user: str | None) -> bool:
+    """Whether USER's one build is going on now."""
+    if user is None:
+        return False
+    try:
+        locked(envs_dir / BUILDERS / user, fcntl.LOCK_EX | fcntl.LOCK_NB).close()
+    except BlockingIOError:
+        return True
+    except FileNotFoundError:  # (no .builders folder yet: nobody has built)
+        return False
+    return False
+
+
 def ready_of(envs_dir: Path, key: str) -> Path:
     """KEY's stamp: there once it is built, holding what it takes, touched on every use (outside ENVS/KEY, which
     its build may write: a link or a folder planted there is never the harness's to follow)."""
@@ -116,11 +129,11 @@ def touch(envs_dir: Path, key: str) -> None:
 
 def stamp(envs_dir: Path, key: str, size: int) -> None:
     """KEY is built and takes SIZE bytes (what each user using it is charged)."""
-    path = ready_of(envs_dir, key)
-    remove_tree(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    fd, tmp = tempfile.mkstemp(dir=envs_dir, prefix=f".{key}.stamp.")  # (replaced whole: never half-there)
     with os.fdopen(fd, "w") as fh:
         fh.write(str(size))
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, ready_of(envs_dir, key))
 
 
 def charge(envs_dir: Path, key: str, user: str | None) -> None:
@@ -143,9 +156,12 @@ def use_image(envs_dir: Path, tag: str, size: int, user: str | None) -> str:
     if not KEY_RE.fullmatch(key):
         raise ValueError(f"not a derived image: {tag}")
     envs_dir.mkdir(parents=True, exist_ok=True)
-    (envs_dir / f"{key}.lock").touch()  # (what collect_garbage looks for)
-    stamp(envs_dir, key, size)
-    charge(envs_dir, key, user)
+    with locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX):  # (runs launching at once; a removal meanwhile)
+        if used_at(envs_dir, key) is None:
+            stamp(envs_dir, key, size)
+        else:
+            touch(envs_dir, key)
+        charge(envs_dir, key, user)
     return key
 
 

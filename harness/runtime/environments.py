@@ -28,6 +28,7 @@ import site
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -175,6 +176,7 @@ class Use:
     bounds: env_builds.Bounds = env_builds.Bounds()
     hold: bool = False
     build: bool = True
+    before_build: Callable[[], None] | None = None  # (a check of the caller's, right before a build: not a reuse)
 
 
 def for_code(envs_dir: Path, code: Path, root: Path | None, source_builds: bool = False, log=None,
@@ -245,10 +247,12 @@ def _built_once(envs_dir: Path, key: str, build, use: Use, label: str):
         if not use.hold:
             held.close()
         return env, held if use.hold else None
-    with _key_lock(envs_dir, key, label):
+    with _key_lock(envs_dir, key, label, use.bounds.owner):
         if env_store.used_at(envs_dir, key) is not None:
             env_store.touch(envs_dir, key)
         else:
+            if use.before_build is not None:
+                use.before_build()
             with env_store.building(envs_dir, use.bounds.owner, label):
                 for folder in (env, env_builds.cache_of(env), env_builds.tmp_of(env)):  # (a build that died)
                     remove_tree(folder)
@@ -269,7 +273,7 @@ LOCK_WAIT = 5.0  # seconds a request waits for another's build of the same envir
 
 
 @contextlib.contextmanager
-def _key_lock(envs_dir: Path, key: str, label: str):
+def _key_lock(envs_dir: Path, key: str, label: str, owner: str | None):
     """KEY.lock, waited on for LOCK_WAIT at most: a build holds it for minutes, and a waiting request holds a
     server thread."""
     deadline = time.monotonic() + LOCK_WAIT
@@ -278,7 +282,7 @@ def _key_lock(envs_dir: Path, key: str, label: str):
             fh = env_store.locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX | fcntl.LOCK_NB)
             break
         except BlockingIOError:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or env_store.builder_busy(envs_dir, owner):  # (likely theirs: at once)
                 raise UserError(f"{label}: the environment for these requirements is being built for another run "
                                 f"now: run again when it is done") from None
             time.sleep(0.2)

@@ -323,7 +323,8 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
         if CA_BUNDLE.is_file():
             context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
         try:
-            _build(client, context, tag, base_name)
+            _build(client, context, tag, base.id)  # (labelled with its base's id: what it adds is measured
+            #                                           against the very image it was built on)
         except (docker.errors.BuildError, docker.errors.APIError) as exc:
             if TIMED_OUT in str(exc):
                 raise ImageError(f"installing the session's requirements into {base_name} stopped: still running "
@@ -339,14 +340,14 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
     return tag
 
 
-def _build(client, context: dict, tag: str, base_name: str) -> None:
+def _build(client, context: dict, tag: str, base_id: str) -> None:
     """docker build, its log read as it comes with only its last lines kept (a build's output may be endless: the
     SDK's own `images.build` keeps all of it)."""
     import docker.errors
 
     last: collections.deque = collections.deque(maxlen=5)
     for chunk in client.api.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True, forcerm=True,
-                                  network_mode="bridge", labels={"nsml-harness.base": base_name}, decode=True):
+                                  network_mode="bridge", labels={"nsml-harness.base": base_id}, decode=True):
         if not isinstance(chunk, dict):
             continue
         if chunk.get("error"):

@@ -131,10 +131,11 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
 
 def prepare_environment(h: Harness, code: Path, runtime: str, source_builds: bool) -> None:
     """A process-runtime run's environment, built (or reused, and charged to the user) before the run queues:
-    the scheduler's loop never builds one (runtime.environments.Use). `run`, `fork` and `submit` call it."""
+    the scheduler's loop never builds one (runtime.environments.Use). `run`, `fork` and `submit` call it, after
+    their own checks; a build (not a reuse) waits for the user's storage to be under its limit."""
     if runtime == "process":
-        environments.for_code(h.settings.envs_dir, code, h.settings.root, source_builds,
-                              use=environments.Use(Bounds.of(h.settings, h.settings.user)))
+        environments.for_code(h.settings.envs_dir, code, h.settings.root, source_builds, use=environments.Use(
+            Bounds.of(h.settings, h.settings.user), before_build=lambda: check_storage(h.settings, h.settings.user)))
 
 
 def _with_retry(h: Harness, fn, attempts: int = 5):
@@ -156,16 +157,18 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     opts = opts or RunOptions()
     new_args = parse_args(args) if args is not None else None
 
-    check_storage(h.settings, h.settings.user)
-    with h.tx() as db:
+    def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
-        code, source_builds = Path(src.code_dir), h.manifest(src.task).source_builds
+        if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
+            raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
+        check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, opts)).id)
+        return Path(src.code_dir), h.manifest(src.task).source_builds
+    code, source_builds = _with_retry(h, admit)
+    check_storage(h.settings, h.settings.user)
     prepare_environment(h, code, opts.runtime, source_builds)
 
     def create(db):
         src = permissions.own_session(h, db, parent)
-        if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
-            raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
         run = _new_run(h, src.task, opts)
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name

@@ -49,6 +49,18 @@ def check_quota(db, user_id: int, task, quota: int, period: float, now=None, tea
                             f"next submit allowed at {nxt.isoformat(timespec='seconds')} UTC")
 
 
+def _own_checkpoint(h: Harness, db, session: str, checkpoint: str):
+    """(the caller, SESSION) when SESSION is the caller's and has CHECKPOINT; else the one refusal of each case."""
+    me = h.user(db)
+    sess = h.session(db, session, owner=me.name)
+    if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
+        raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
+    known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id, Checkpoint.name == checkpoint))
+    if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
+        raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
+    return me, sess
+
+
 def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
                  time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
                  esm: str | None = None) -> tuple[int, int]:
@@ -60,21 +72,12 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         raise UserError(f"SESSION: {session} is a session of `nsml check` (its dry runs only); run the code with "
                         f"`nsml run` to submit it")
     with h.tx() as db:  # (its environment first, outside the serialised transaction: a build takes minutes)
-        sess = h.session(db, session, owner=h.settings.user)
-        mine, code = sess.user.name == h.settings.user, Path(sess.code_dir)
-        use = runtime or sess.run.runtime, h.manifest(sess.task).source_builds
-    if mine:
-        prepare_environment(h, code, *use)
+        _, sess = _own_checkpoint(h, db, session, checkpoint)
+        code, use = Path(sess.code_dir), (runtime or sess.run.runtime, h.manifest(sess.task).source_builds)
+    prepare_environment(h, code, *use)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
-        me = h.user(db)
-        sess = h.session(db, session, owner=me.name)
-        if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
-            raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
-        known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
-                                                      Checkpoint.name == checkpoint))
-        if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
-            raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
+        me, sess = _own_checkpoint(h, db, session, checkpoint)
         task = sess.task
         entry = check_entry(Path(sess.code_dir), entry) if entry else None
         check_esm(esm)
