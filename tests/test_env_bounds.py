@@ -176,13 +176,14 @@ def test_collection_leaves_a_held_environment_and_takes_dead_builds(tmp_path, st
 
 
 def test_a_run_holds_its_environment_until_it_ends(cli, tiny_task, tmp_path, state_root):
-    code = participant(tmp_path / "slow", MAIN.replace('print("numpy"', 'import time; time.sleep(6); print("numpy"'))
+    code = participant(tmp_path / "slow", MAIN.replace('print("numpy"', 'import time; print("started", flush=True); '
+                                                                       'time.sleep(6); print("numpy"'))
     (code / "requirements.txt").write_text("numpy\n")
     name = cli("run", "-d", "tiny", code).stdout.split()[1]
     envs = state_root / ".harness" / "envs"
     key = next(envs.glob("*.ready")).name.removesuffix(".ready")
     deadline = time.monotonic() + 30
-    while cli.json("ps", "-a")[0]["status"] != "running":
+    while "started" not in cli("logs", name).stdout:  # (its code runs: launched, and holding its environment)
         assert time.monotonic() < deadline
         time.sleep(0.2)
     assert not env_store.remove_unused(envs, key)  # running: held

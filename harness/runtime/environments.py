@@ -274,8 +274,12 @@ LOCK_WAIT = 5.0  # seconds a request waits for another's build of the same envir
 
 @contextlib.contextmanager
 def _key_lock(envs_dir: Path, key: str, label: str, owner: str | None):
-    """KEY.lock, waited on for LOCK_WAIT at most: a build holds it for minutes, and a waiting request holds a
-    server thread."""
+    """KEY.lock, waited on for LOCK_WAIT at most by a user's request (a build holds it for minutes, and a waiting
+    request holds a server thread); as long as it takes by the harness's own (an evaluator's environment)."""
+    if owner is None:
+        with env_store.locked(envs_dir / f"{key}.lock", fcntl.LOCK_EX):
+            yield
+        return
     deadline = time.monotonic() + LOCK_WAIT
     while True:
         try:
