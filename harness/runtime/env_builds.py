@@ -107,7 +107,7 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
         env.update(UV_CACHE_DIR=str(cache_of(built)), UV_LINK_MODE="copy",  # (copied: each counted once, as held)
                    TMPDIR=str(tmp_of(built)))
         if bounds.confined and sandbox.works():
-            cmd = confined(cmd, folders)
+            cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""))
             env.update(HOME="/tmp", TMPDIR="/tmp")
             if UV_USER_CONFIG.is_dir():
                 env["XDG_CONFIG_HOME"] = str(UV_USER_CONFIG.parent)
@@ -131,14 +131,14 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
             group.remove()
 
 
-def confined(cmd: list[str], writable: list[Path]) -> list[str]:
+def confined(cmd: list[str], writable: list[Path], cert_file: str = "") -> list[str]:
     """CMD under bubblewrap: the system and the interpreter read-only, the network, only the WRITABLE folders of
-    the host (each at its own path), the last of them as /tmp too."""
+    the host (each at its own path), the last of them as /tmp too; CERT_FILE (the CA bundle) read-only."""
     wrapped = sandbox.base_command(True, Path(writable[-1]))
     for folder in writable:
         wrapped += ["--bind", str(folder), str(folder)]
     inside = (*sandbox.SYSTEM_DIRS, *sandbox.python_roots(), "/etc/ssl")
-    for path in (cmd[0], os.environ.get("SSL_CERT_FILE", ""), str(UV_USER_CONFIG), "/etc/uv"):
+    for path in (cmd[0], cert_file, str(UV_USER_CONFIG), "/etc/uv"):
         if os.path.isabs(path) and os.path.exists(path) and not any(Path(path).is_relative_to(d) for d in inside):
             wrapped += ["--ro-bind", path, path]  # (an installer, a CA bundle, uv's settings, where they lie)
     return [*wrapped, "--remount-ro", "/dev", "--remount-ro", "/", "--", *cmd]
