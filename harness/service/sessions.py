@@ -157,6 +157,8 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     opts = opts or RunOptions()
     new_args = parse_args(args) if args is not None else None
 
+    check_storage(h.settings, h.settings.user)
+
     def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
         if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
@@ -164,7 +166,6 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
         check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, opts)).id)
         return Path(src.code_dir), h.manifest(src.task).source_builds
     code, source_builds = _with_retry(h, admit)
-    check_storage(h.settings, h.settings.user)
     prepare_environment(h, code, opts.runtime, source_builds)
 
     def create(db):
