@@ -7,6 +7,7 @@ from __future__ import annotations
 import abc
 import contextlib
 import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -306,3 +307,11 @@ def truncate_log(path: Path, limit: int | None) -> None:
             os.pwrite(fd, marker, limit)
         finally:
             os.close(fd)
+
+
+def kill_group(pid: int) -> None:
+    """SIGKILL a whole process group; one that is already gone is fine."""
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -36,6 +35,7 @@ from harness.core.settings import inherited_environment
 from harness.core.tree_usage import usage
 
 from . import cgroups, sandbox
+from .base import kill_group
 
 MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
 MEASURE_ENTRIES, MEASURE_SECONDS = 200_000, 5.0  # bounds of one measure (past them: over the limit)
@@ -179,8 +179,5 @@ def _bounded(cmd: list[str], env: dict, what: str, label: str, bounds: Bounds, f
 
 def _kill_group(proc: subprocess.Popen) -> None:
     """The step's whole process group (what a build backend left running too), then the step itself reaped."""
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+    kill_group(proc.pid)
     proc.wait()

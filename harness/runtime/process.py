@@ -289,17 +289,9 @@ class ProcessHandle(Handle):
 
     def _reap_group(self) -> None:
         """The entry has exited: nothing it started may outlive the run (in its process group or its cgroup)."""
-        kill_group(self.pid)
+        base.kill_group(self.pid)
         if self.group is not None:
             self.group.remove()
-
-
-def kill_group(pid: int) -> None:
-    """SIGKILL a whole process group; one that is already gone is fine."""
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 class ProcessRuntime(Runtime):
@@ -388,7 +380,7 @@ class ProcessRuntime(Runtime):
             pid = int(pidfile.read_text())
         except (OSError, ValueError):
             return False
-        kill_group(pid)
+        base.kill_group(pid)
         group = cgroups.leftover(Path(run.run_dir))
         if group is not None:
             group.remove()
