@@ -79,7 +79,8 @@ SETTINGS = {
     "limits": {"session_seconds": NUMBER, "submit_seconds": NUMBER, "scorer_seconds": NUMBER, "log_bytes": int,
                "queued_per_user": int, "running_per_user": int, "checkpoint_bytes": int, "scratch_bytes": int,
                "user_storage_bytes": int, "code_bytes": int, "prediction_bytes": int, "scorer_memory_bytes": int,
-               "pids": int, "run_memory_bytes": int, "env_bytes": int, "env_build_seconds": NUMBER},
+               "pids": int, "run_memory_bytes": int, "env_bytes": int, "env_build_seconds": NUMBER,
+               "env_index_hosts": list},
 }
 
 ANY_VALUE = (str, int, float, bool, list, dict)

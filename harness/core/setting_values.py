@@ -2,6 +2,8 @@
 GPU models, runtime plugins. Pure parsers: where the values come from is ``harness.core.settings``'s."""
 from __future__ import annotations
 
+import re
+
 from .errors import UserError
 
 SETTINGS_FILE = "harness.toml"
@@ -55,3 +57,27 @@ def seconds(value, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= 3600:
         raise UserError(f"{SETTINGS_FILE}: {where}: expected seconds between 0 and 3600, got {value!r}")
     return float(value)
+
+
+HOST = r"(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]{2,45}\])"  # a name or a bracketed IPv6
+
+
+def host_port(word: str) -> tuple[str, int]:
+    """("host", port) of "host:port" or "host" (port 443); ValueError for anything else."""
+    host, _, port = word.rpartition(":") if re.search(r":[0-9]{1,5}$", word) else (word, "", "443")
+    if not re.fullmatch(HOST, host) or not 0 < int(port) < 65536:
+        raise ValueError(f"not a host or host:port: {word[:100]!r}")
+    return host.lower(), int(port)
+
+
+def hosts(value, where: str) -> list[str]:
+    """A list of "host" or "host:port" strings (the hosts an environment build may reach besides its index)."""
+    if not isinstance(value, list):
+        raise UserError(f"{SETTINGS_FILE}: {where}: expected a list of \"host:port\" strings, got {value!r:.100}")
+    for word in value:
+        try:
+            host_port(word if isinstance(word, str) else "")
+        except ValueError:
+            raise UserError(f"{SETTINGS_FILE}: {where}: expected \"host\" or \"host:port\", got {word!r:.100}") \
+                from None
+    return [str(w) for w in value]

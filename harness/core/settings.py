@@ -11,6 +11,7 @@ import sys
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from . import setting_values
 from .errors import UserError
 from .names import check_name
 from .setting_values import SETTINGS_FILE
@@ -74,6 +75,7 @@ class Settings:
     code_bytes: int = 1 << 30  # largest code snapshot `run` takes
     env_bytes: int | None = 10 << 30  # disk one environment built for a session's requirements may take (0: none)
     env_build_seconds: float = 1200.0  # longest such a build may take (runtime.env_store)
+    env_index_hosts: list[str] = field(default_factory=list)  # "host:port" a build may reach besides its index
     prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
     process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
     evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
@@ -258,6 +260,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         code_bytes=_int(limits.get("code_bytes", 1 << 30), "limits.code_bytes"),
         env_bytes=_int(limits.get("env_bytes", 10 << 30), "limits.env_bytes") or None,
         env_build_seconds=_seconds(limits.get("env_build_seconds", 1200), "limits.env_build_seconds"),
+        env_index_hosts=setting_values.hosts(limits.get("env_index_hosts", []), "limits.env_index_hosts"),
         prediction_bytes=_int(limits.get("prediction_bytes", 1 << 30), "limits.prediction_bytes"),
         process_sandbox=sandbox,
         evaluator_isolation=_choice(cfg.get("evaluator_isolation"), ("bwrap", "docker"), "evaluator_isolation"),

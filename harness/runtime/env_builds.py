@@ -14,15 +14,18 @@ killed, past its ``Bounds``:
   of ``BUILD_MEMORY`` and ``BUILD_PIDS`` where the harness may make one; with only the environment variables
   an installer needs (``PASSED``: never the harness's database URL, tokens or cloud credentials). A source
   build (task.toml ``source_builds = true``) runs a package's own code: it never sees the task's labels or
-  other users' sessions. It does share the machine's network namespace (its loopback services included).
+  other users' sessions. It has a network namespace of its own, with only its own loopback: it reaches the
+  package index through the harness's gate (runtime.egress), and nothing else of the machine or its networks.
 
 The installer's cache is the build's own (``cache_of``), so a participant's downloads are never kept after it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -34,7 +37,7 @@ from harness.core.safefs import remove_tree
 from harness.core.settings import inherited_environment
 from harness.core.tree_usage import usage
 
-from . import cgroups, sandbox
+from . import cgroups, egress, sandbox
 from .base import kill_group
 
 MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
@@ -56,10 +59,12 @@ class Bounds:
     seconds: float | None = None
     owner: str | None = None
     confined: bool = False  # run under bubblewrap (a session's build: see the module's text)
+    reach: tuple[str, ...] = ()  # "host:port" a confined build may reach besides its index (limits.env_index_hosts)
 
     @classmethod
     def of(cls, settings, owner: str | None) -> "Bounds":
-        return cls(settings.env_bytes, settings.env_build_seconds, check_name(owner) if owner else None, True)
+        return cls(settings.env_bytes, settings.env_build_seconds, check_name(owner) if owner else None, True,
+                   tuple(settings.env_index_hosts))
 
 
 def cache_of(env: Path) -> Path:
@@ -97,22 +102,38 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
     the caller removes them) are measured with it and hold the step's output. A failure is one line: LABEL,
     WHAT, and the tool's last lines."""
     env = inherited_environment()
-    if bounds.confined:
-        env = {k: v for k, v in env.items() if k in PASSED or k.startswith("UV_")}
     folders = list(folders)
-    if built is not None:
-        folders += [cache_of(built), tmp_of(built)]
-        for folder in folders:
-            Path(folder).mkdir(parents=True, exist_ok=True)
-        env.update(UV_CACHE_DIR=str(cache_of(built)), UV_LINK_MODE="copy",  # (copied: each counted once, as held)
-                   TMPDIR=str(tmp_of(built)))
-        if bounds.confined and sandbox.works():
-            cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""))
-            env.update(HOME="/tmp", TMPDIR="/tmp")
-            if UV_USER_CONFIG.is_dir():
-                env["XDG_CONFIG_HOME"] = str(UV_USER_CONFIG.parent)
-    if bounds.bytes and (prlimit := shutil.which("prlimit")):
-        cmd = [prlimit, f"--fsize={bounds.bytes}", "--", *cmd]  # (no one file past the limit between measures)
+    with contextlib.ExitStack() as stack:
+        gate = None
+        if built is not None:
+            folders += [cache_of(built), tmp_of(built)]
+            for folder in folders:
+                Path(folder).mkdir(parents=True, exist_ok=True)
+            env.update(UV_CACHE_DIR=str(cache_of(built)), UV_LINK_MODE="copy",  # (copied: each counted once, held)
+                       TMPDIR=str(tmp_of(built)))
+            if bounds.confined and sandbox.works():
+                gate = stack.enter_context(egress.Gate(egress.index_hosts(env, bounds.reach), env))
+                cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""), gate, egress.index_paths(env))
+                env = {k: v for k, v in env.items() if (k in PASSED or k.startswith("UV_")) and "PROXY" not in k.upper()}
+                env.update(HOME="/tmp", TMPDIR="/tmp", **egress.proxy_environment())
+                if UV_USER_CONFIG.is_dir():
+                    env["XDG_CONFIG_HOME"] = str(UV_USER_CONFIG.parent)
+        if bounds.confined and gate is None:
+            env = {k: v for k, v in env.items() if k in PASSED or k.startswith("UV_")}
+        if bounds.bytes and (prlimit := shutil.which("prlimit")):
+            cmd = [prlimit, f"--fsize={bounds.bytes}", "--", *cmd]  # (no one file past the limit between measures)
+        try:
+            _grouped(cmd, env, what, label, bounds, folders, built, limit)
+        except UserError as error:
+            if gate is None or not gate.refused:
+                raise
+            raise UserError(f"{error} (it tried to reach {', '.join(gate.refused)}: a build reaches only the package "
+                            "index and limits.env_index_hosts)") from None
+
+
+def _grouped(cmd: list[str], env: dict, what: str, label: str, bounds: Bounds, folders, built: Path | None,
+             limit: int) -> None:
+    """The step in a control group of its own where it is a confined build's, its output kept with the build."""
     group = cgroups.create(built, BUILD_MEMORY, BUILD_PIDS, None) if built is not None and bounds.confined else None
     if group is not None:
         cmd = group.trampoline(cmd)
@@ -131,16 +152,21 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
             group.remove()
 
 
-def confined(cmd: list[str], writable: list[Path], cert_file: str = "") -> list[str]:
-    """CMD under bubblewrap: the system and the interpreter read-only, the network, only the WRITABLE folders of
-    the host (each at its own path), the last of them as /tmp too; CERT_FILE (the CA bundle) read-only."""
-    wrapped = sandbox.base_command(True, Path(writable[-1]))
+def confined(cmd: list[str], writable: list[Path], cert_file: str = "", gate: egress.Gate | None = None,
+             readable: list[str] = ()) -> list[str]:
+    """CMD under bubblewrap: the system and the interpreter read-only, only the WRITABLE folders of the host (each
+    at its own path), the last of them as /tmp too; CERT_FILE (the CA bundle) and READABLE (local indexes)
+    read-only; no network but GATE's (CMD started by egress.RELAY, its proxy variables egress.proxy_environment)."""
+    wrapped = sandbox.base_command(False, Path(writable[-1]))
     for folder in writable:
         wrapped += ["--bind", str(folder), str(folder)]
     inside = (*sandbox.SYSTEM_DIRS, *sandbox.python_roots(), "/etc/ssl")
-    for path in (cmd[0], cert_file, str(UV_USER_CONFIG), "/etc/uv"):
+    for path in (cmd[0], cert_file, str(UV_USER_CONFIG), "/etc/uv", *readable):
         if os.path.isabs(path) and os.path.exists(path) and not any(Path(path).is_relative_to(d) for d in inside):
             wrapped += ["--ro-bind", path, path]  # (an installer, a CA bundle, uv's settings, where they lie)
+    if gate is not None:
+        wrapped += ["--bind", str(gate.folder), egress.INSIDE]
+        cmd = [sys.executable, "-I", "-S", "-c", egress.RELAY, gate.socket_inside(), str(egress.PORT), *cmd]
     return [*wrapped, "--remount-ro", "/dev", "--remount-ro", "/", "--", *cmd]
 
 

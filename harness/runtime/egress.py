@@ -1,0 +1,325 @@
+"""The package index, and nothing else, for a confined environment build (runtime.env_builds).
+
+A confined build runs in a network namespace of its own (bubblewrap without ``--share-net``): it has only its
+own loopback, so a package's build code reaches none of this machine's loopback services (the harness's API,
+its database, a Ray cluster), none of its networks and no cloud metadata address. The installer reaches the
+index through a proxy: ``RELAY``, a few lines of Python started inside the namespace before the installer,
+listens on its loopback at ``PORT`` and passes each connection over a unix socket to a ``Gate`` in the harness.
+The gate reads one request head (bounded), and opens a tunnel (HTTP CONNECT) or forwards a plain request only
+to the ``index_hosts``: the indexes the operator configured for uv (``UV_INDEX_URL`` and its kin, uv.toml),
+pypi.org and files.pythonhosted.org when none replaces them, and ``limits.env_index_hosts``. It goes through the
+operator's own proxy where one is set. Anything else gets a 403, and the build's error names what was tried.
+"""
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import tempfile
+import threading
+import tomllib
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from harness.core import setting_values
+
+PORT = 3128  # where the installer finds its proxy, on the build's own loopback
+INSIDE = "/run/nsml-egress"  # where the build sees the gate's socket folder
+HEAD_BYTES, HEAD_SECONDS = 16 << 10, 10.0  # one request head: its size and how long it may take to arrive
+CONNECT_SECONDS, IDLE_SECONDS = 30.0, 300.0  # reaching the index; a tunnel with nothing moving
+MAX_CONNECTIONS = 32  # at once, per build (more wait their turn)
+MAX_REFUSED = 5  # distinct refused destinations kept for the error
+PYPI = ("pypi.org", 443), ("files.pythonhosted.org", 443)
+INDEX_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_FIND_LINKS")
+REPLACES_PYPI = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "index-url", "default")
+UV_CONFIGS = (Path.home() / ".config" / "uv" / "uv.toml", Path("/etc/uv/uv.toml"))
+_HOST = setting_values.HOST
+_CONNECT = re.compile(rf"CONNECT ({_HOST}):([0-9]{{1,5}}) HTTP/1\.[01]")
+_PLAIN = re.compile(rf"[A-Z]{{3,8}} http://({_HOST})(?::([0-9]{{1,5}}))?(?:[/?][\x21-\x7e]*)? HTTP/1\.[01]")
+
+# Run inside the build's namespace as `python -I -S -c RELAY SOCKET PORT CMD...`: listen, start CMD, pass each
+# connection to the gate, end with CMD's status. (Anything in the build may use it: it reaches the gate only.)
+RELAY = r"""
+import socket, subprocess, sys, threading
+path, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+listener = socket.create_server(("127.0.0.1", port), backlog=64)
+def pipe(a, b, done):
+    try:
+        while data := a.recv(65536):
+            b.sendall(data)
+        b.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    with done[0]:
+        done[1] += 1
+        if done[1] == 2:
+            a.close(); b.close()
+def serve():
+    while True:
+        client, _ = listener.accept()
+        gate = socket.socket(socket.AF_UNIX)
+        try:
+            gate.connect(path)
+        except OSError:
+            client.close(); gate.close(); continue
+        done = [threading.Lock(), 0]
+        for a, b in ((client, gate), (gate, client)):
+            threading.Thread(target=pipe, args=(a, b, done), daemon=True).start()
+threading.Thread(target=serve, daemon=True).start()
+code = subprocess.call(cmd)
+sys.exit(code if code >= 0 else 128 - code)
+"""
+
+
+def proxy_environment() -> dict[str, str]:
+    """The variables that send a build's installer (and anything else in it) to the relay."""
+    url = f"http://127.0.0.1:{PORT}"
+    return {name: url for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                                   "all_proxy")}
+
+
+def _address(url: str) -> tuple[str, int] | None:
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
+    except ValueError:
+        return None
+    return (parts.hostname.lower(), port) if parts.hostname and port else None
+
+
+def _configured(environ: dict[str, str]) -> list[tuple[str, str]]:
+    """(where, url) of every index and find-links place the operator gave uv: its variables and uv.toml."""
+    found = []
+    for name in INDEX_VARS:
+        for word in re.split(r"[\s,]+", environ.get(name, "")):
+            if word:
+                found.append((name, word.split("=", 1)[1] if re.match(r"[\w.-]+=", word) else word))
+    for path in UV_CONFIGS:
+        try:
+            cfg = tomllib.loads(path.read_text())
+        except (OSError, ValueError, UnicodeDecodeError):
+            continue
+        for table in (cfg, cfg.get("pip") if isinstance(cfg.get("pip"), dict) else {}):
+            for key in ("index-url", "extra-index-url", "find-links"):
+                values = table.get(key, [])
+                found += [(key, v) for v in ([values] if isinstance(values, str) else values) if isinstance(v, str)]
+        for index in cfg.get("index", []) if isinstance(cfg.get("index"), list) else []:
+            if isinstance(index, dict) and isinstance(index.get("url"), str):
+                found.append(("default" if index.get("default") else "index", index["url"]))
+    return found
+
+
+def index_hosts(environ: dict[str, str], extra=()) -> frozenset[tuple[str, int]]:
+    """The (host, port) pairs a build may reach: the indexes uv is configured with, PyPI unless one replaces it,
+    and EXTRA ("host:port" or "host", port 443: limits.env_index_hosts)."""
+    configured = _configured(environ)
+    hosts = {a for _, url in configured if (a := _address(url))}
+    if not any(where in REPLACES_PYPI for where, _ in configured):
+        hosts.update(PYPI)
+    return frozenset(hosts | {setting_values.host_port(word) for word in extra})
+
+
+def index_paths(environ: dict[str, str]) -> list[str]:
+    """Local indexes and wheel folders the operator gave uv (file:// URLs, paths): bound read-only in a build."""
+    paths = []
+    for _, url in _configured(environ):
+        path = url[len("file://"):] if url.startswith("file://") else url
+        if path.startswith("/") and Path(path).exists():
+            paths.append(path)
+    return paths
+
+
+def _upstream(environ: dict[str, str], host: str, tls: bool) -> tuple[str, int] | None:
+    """The operator's proxy for HOST, if one is set and NO_PROXY does not exempt it."""
+    names = ("HTTPS_PROXY", "https_proxy") if tls else ("HTTP_PROXY", "http_proxy")
+    url = next((environ[n] for n in (*names, "ALL_PROXY", "all_proxy") if environ.get(n)), "")
+    exempt = [w.strip().lstrip(".").lower() for w in (environ.get("NO_PROXY") or environ.get("no_proxy") or
+                                                      "").split(",") if w.strip()]
+    if not url or "*" in exempt or any(host == w or host.endswith("." + w) for w in exempt):
+        return None
+    return _address(url if "://" in url else "http://" + url)
+
+
+class Refused(Exception):
+    """A request the gate does not pass: its status line's code and reason."""
+
+    def __init__(self, code: int, reason: str):
+        super().__init__(reason)
+        self.code, self.reason = code, reason
+
+
+def parse_head(head: bytes) -> tuple[str, int, bool]:
+    """(host, port, tunnel) of one request head's destination: a CONNECT, or a plain request to an absolute
+    http:// URL (what an installer sends a proxy). Anything else is Refused."""
+    line = head.split(b"\r\n", 1)[0]
+    try:
+        text = line.decode("ascii")
+    except UnicodeDecodeError:
+        raise Refused(400, "Bad Request") from None
+    if m := _CONNECT.fullmatch(text):
+        host, port, tunnel = m[1], int(m[2]), True
+    elif m := _PLAIN.fullmatch(text):
+        host, port, tunnel = m[1], int(m[2] or 80), False
+    else:
+        raise Refused(400, "Bad Request")
+    if not 0 < port < 65536:
+        raise Refused(400, "Bad Request")
+    return host.lower(), port, tunnel
+
+
+def _origin_form(head: bytes) -> bytes:
+    """HEAD (a plain request parse_head passed) with its absolute http:// URL cut to the path and query."""
+    line, _, rest = head.partition(b"\r\n")
+    method, url, version = line.split(b" ")
+    found = re.search(rb"[/?]", url[len(b"http://"):])
+    target = url[len(b"http://") + found.start():] if found else b"/"
+    return b" ".join((method, target if target.startswith(b"/") else b"/" + target, version)) + b"\r\n" + rest
+
+
+def _read_head(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if len(data) > HEAD_BYTES:
+            raise Refused(431, "Request Header Fields Too Large")
+        chunk = conn.recv(4096)
+        if not chunk:
+            raise Refused(400, "Bad Request")
+        data += chunk
+    return data
+
+
+class Gate:
+    """The harness's end of one build's proxy: a unix socket in a folder of its own (`folder`, bound at INSIDE in
+    the build), serving while the ``with`` block lasts. ``refused``: the destinations it did not pass."""
+
+    def __init__(self, allowed: frozenset[tuple[str, int]], environ: dict[str, str]):
+        self.allowed, self.environ = allowed, dict(environ)
+        self.refused: list[str] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._open: set[socket.socket] = set()
+        self._closed = False
+
+    def __enter__(self) -> "Gate":
+        self.folder = Path(tempfile.mkdtemp(prefix="nsml-egress-"))  # (short: a socket's path has 108 bytes)
+        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener.bind(str(self.folder / "s"))
+        self._listener.listen(64)
+        threading.Thread(target=self._accept, daemon=True, name="egress-gate").start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._closed = True
+            live = [self._listener, *self._open]
+        for conn in live:
+            _shut(conn)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def socket_inside(self) -> str:
+        return f"{INSIDE}/s"
+
+    def _accept(self) -> None:
+        while True:
+            self._slots.acquire()
+            try:
+                conn, _ = self._listener.accept()
+            except OSError:
+                self._slots.release()
+                return
+            if not self._track(conn):
+                return
+            threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _track(self, conn: socket.socket, forget: bool = False) -> bool:
+        with self._lock:
+            if forget:
+                self._open.discard(conn)
+            elif self._closed:
+                conn.close()
+                return False
+            else:
+                self._open.add(conn)
+        return True
+
+    def _serve(self, client: socket.socket) -> None:
+        upstream, answered = None, False
+        try:
+            client.settimeout(HEAD_SECONDS)
+            head = _read_head(client)
+            host, port, tunnel = parse_head(head)
+            if (host, port) not in self.allowed:
+                with self._lock:
+                    if len(self.refused) < MAX_REFUSED and f"{host}:{port}" not in self.refused:
+                        self.refused.append(f"{host}:{port}")
+                raise Refused(403, "Forbidden")
+            upstream, proxied = self._connect(host, port, tunnel)
+            if not self._track(upstream):
+                return
+            answered = True  # (from here on, the bytes are the index's: no status of the gate's)
+            if tunnel:
+                client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+                rest = head.split(b"\r\n\r\n", 1)[1]
+            else:  # (to the index itself: its path alone, as a server expects it; to a proxy: as it came)
+                rest = head if proxied else _origin_form(head)
+            if rest:
+                upstream.sendall(rest)
+            for conn in (client, upstream):
+                conn.settimeout(IDLE_SECONDS)
+            other = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
+            other.start()
+            _pipe(client, upstream)
+            other.join()
+        except Refused as refusal:
+            _answer(client, refusal.code, refusal.reason)
+        except OSError:
+            if not answered:
+                _answer(client, 502, "Bad Gateway")
+        finally:
+            for conn in (client, upstream):
+                if conn is not None:
+                    self._track(conn, forget=True)
+                    _shut(conn)
+            self._slots.release()
+
+    def _connect(self, host: str, port: int, tunnel: bool) -> tuple[socket.socket, bool]:
+        """A connection towards HOST:PORT, and whether it goes through the operator's proxy."""
+        proxy = _upstream(self.environ, host, tunnel)
+        conn = socket.create_connection(proxy or (host.strip("[]"), port), timeout=CONNECT_SECONDS)
+        if proxy and tunnel:
+            try:
+                conn.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+                answer = _read_head(conn)
+                if answer.split(b" ", 2)[1:2] != [b"200"]:
+                    raise OSError("the operator's proxy refused the tunnel")
+                if answer.split(b"\r\n\r\n", 1)[1]:
+                    raise OSError("the operator's proxy spoke first")
+            except (OSError, Refused):
+                conn.close()
+                raise OSError("the operator's proxy failed") from None
+        return conn, proxy is not None
+
+
+def _pipe(src: socket.socket, dst: socket.socket) -> None:
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+        dst.shutdown(socket.SHUT_WR)
+    except OSError:
+        _shut(src)
+        _shut(dst)
+
+
+def _answer(conn: socket.socket, code: int, reason: str) -> None:
+    try:
+        conn.sendall(f"HTTP/1.1 {code} {reason}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n".encode())
+    except OSError:
+        pass
+
+
+def _shut(conn: socket.socket) -> None:
+    try:
+        conn.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    conn.close()

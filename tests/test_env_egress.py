@@ -1,0 +1,253 @@
+"""A confined environment build reaches the package index and nothing else (runtime.egress): not the machine's
+loopback services (the harness's API, its database, a Ray cluster), not its networks, not a cloud's metadata
+address. The gate between the build and the index reads one bounded request head per connection; whatever a
+build sends it, the gate keeps serving and never opens a connection to a host it was not given."""
+import http.server
+import socket
+import socketserver
+import sys
+import tarfile
+import textwrap
+import threading
+import time
+
+import pytest
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
+
+from harness.core.errors import UserError
+from harness.core.settings import load_settings
+from harness.runtime import egress, env_builds, environments, sandbox
+
+
+class _Server:
+    """An HTTP server on the host's loopback that counts what reaches it (an index, or a service to protect)."""
+
+    def __init__(self, body: bytes = b"index"):
+        self.hits = []
+        hits = self.hits
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                hits.append(self.path)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        connections = self.connections = []
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+
+            def verify_request(self, request, address):
+                connections.append(address)  # (every connection, whether or not a request follows)
+                return True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def servers():
+    index, service = _Server(b"the index"), _Server(b"the harness's API")
+    yield index, service
+    index.close()
+    service.close()
+
+
+def _ask(gate: egress.Gate, head: bytes, timeout: float = 10.0) -> bytes:
+    """HEAD sent to GATE's socket as a build's relay would; what comes back until the gate closes."""
+    with socket.socket(socket.AF_UNIX) as conn:
+        conn.settimeout(timeout)
+        conn.connect(str(gate.folder / "s"))
+        conn.sendall(head)
+        data = b""
+        while chunk := conn.recv(65536):
+            data += chunk
+        return data
+
+
+def _get(port: int) -> bytes:
+    return f"GET http://127.0.0.1:{port}/simple/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+
+
+needs_bwrap = pytest.mark.skipif(not sandbox.works(), reason="needs bubblewrap (CI installs it)")
+
+
+@needs_bwrap
+def test_a_confined_build_reaches_its_index_and_nothing_else(tmp_path, servers, monkeypatch):
+    index, service = servers
+    monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{index.port}/simple")  # (replaces PyPI)
+    probe = textwrap.dedent(f"""
+        import socket, urllib.request
+        out = []
+        for address in (("127.0.0.1", {service.port}), ("169.254.169.254", 80), ("10.0.0.1", 5432)):
+            try:
+                socket.create_connection(address, timeout=3).sendall(b"GET / HTTP/1.0\\r\\n\\r\\n"); out.append("open")
+            except OSError as e:
+                out.append(type(e).__name__)
+        for url in ("http://127.0.0.1:{index.port}/simple/", "http://127.0.0.1:{service.port}/",
+                    "http://169.254.169.254/latest/meta-data/", "https://pypi.org/simple/six/"):
+            try:
+                out.append(urllib.request.urlopen(url, timeout=30).read().decode())
+            except Exception as e:
+                out.append(getattr(e, "code", type(e).__name__))
+        open("/tmp/report", "w").write(repr(out))
+        raise SystemExit(1)
+        """)
+    env = tmp_path / "envs" / "k"
+    with pytest.raises(UserError) as failed:
+        env_builds.bounded_step([sys.executable, "-c", probe], "building", "requirements.txt",
+                                env_builds.Bounds(bytes=1 << 30, seconds=120, confined=True), [env], env)
+    report = eval((env_builds.tmp_of(env) / "report").read_text())
+    assert report[:3] == ["ConnectionRefusedError", "OSError", "OSError"], report  # (its own loopback; no route)
+    assert report[3:] == ["the index", 403, 403, "URLError"], report  # the index only (https: a refused tunnel)
+    assert service.connections == [] and index.hits == ["/simple/"]
+    said = str(failed.value)
+    assert "\n" not in said and f"it tried to reach 127.0.0.1:{service.port}, 169.254.169.254:80, pypi.org:443" in said
+
+
+SETUP_PY = '''
+import socket
+from setuptools import setup
+try:
+    socket.create_connection(("127.0.0.1", {port}), timeout=3).sendall(b"GET /leak HTTP/1.0\\r\\n\\r\\n")
+    seen = "reached the service"
+except OSError as e:
+    seen = type(e).__name__
+open("probe_pkg.py", "w").write(f"SEEN = {{seen!r}}\\n")
+setup(name="probe-pkg", version="1.0", py_modules=["probe_pkg"])
+'''
+
+
+@needs_bwrap
+def test_a_source_build_runs_confined_and_gets_its_build_tools_through_the_gate(tmp_path, servers, monkeypatch):
+    """A real uv source build: a package whose setup.py tries the machine's loopback service while its build
+    backend (setuptools) comes from PyPI through the gate, and the package from a local folder uv was given."""
+    _, service = servers
+    sdists = tmp_path / "sdists"
+    (sdists / "probe_pkg-1.0").mkdir(parents=True)
+    (sdists / "probe_pkg-1.0" / "setup.py").write_text(SETUP_PY.format(port=service.port))
+    (sdists / "probe_pkg-1.0" / "PKG-INFO").write_text("Metadata-Version: 2.1\nName: probe-pkg\nVersion: 1.0\n")
+    with tarfile.open(sdists / "probe_pkg-1.0.tar.gz", "w:gz") as tar:
+        tar.add(sdists / "probe_pkg-1.0", "probe_pkg-1.0")
+    monkeypatch.setenv("UV_FIND_LINKS", str(sdists))  # (a local folder: bound read-only into the build)
+    use = environments.Use(bounds=env_builds.Bounds(bytes=2 << 30, seconds=600, owner="alice", confined=True))
+    env, _, _ = environments.ensure_files(tmp_path / "envs", {"requirements.txt": "probe-pkg==1.0\n"}, True, use=use)
+    built = list(env.glob("lib/python*/site-packages/probe_pkg.py"))
+    assert len(built) == 1 and built[0].read_text() == "SEEN = 'ConnectionRefusedError'\n"
+    assert service.connections == []
+
+
+def test_the_gate_passes_only_its_hosts_whatever_a_build_sends(servers):
+    index, service = servers
+    with egress.Gate(frozenset({("127.0.0.1", index.port)}), {}) as gate:
+        assert _ask(gate, _get(index.port)).endswith(b"the index")
+        assert _ask(gate, _get(service.port)).startswith(b"HTTP/1.1 403 ")
+        assert _ask(gate, f"CONNECT 127.0.0.1:{service.port} HTTP/1.1\r\n\r\n".encode()).startswith(b"HTTP/1.1 403")
+        assert _ask(gate, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").startswith(b"HTTP/1.1 400 ")  # (not a proxy's form)
+        assert _ask(gate, b"GET http://x/" + b"a" * (egress.HEAD_BYTES + 10)).startswith(b"HTTP/1.1 431 ")
+        tunnel = _ask(gate, f"CONNECT 127.0.0.1:{index.port} HTTP/1.1\r\n\r\n".encode() + _get(index.port))
+        assert tunnel.startswith(b"HTTP/1.1 200 Connection established\r\n\r\nHTTP/1.0 200")
+        assert gate.refused == [f"127.0.0.1:{service.port}"]
+    assert service.connections == [] and not gate.folder.exists()
+
+
+FIELDS = st.sampled_from(["CONNECT", "GET", "POST", "connect", "GET http://", "HTTP/1.1", "HTTP/1.0", " ", ":",
+                          "\r\n", "\r\n\r\n", "127.0.0.1", "localhost", "[::1]", "0x7f.1", "pypi.org", "@", "#",
+                          "%00", "\x00", "\xff", "99999", "0", "/", "http://127.0.0.1:{s}/", "127.0.0.1:{s}",
+                          "127.0.0.1:{i}", "Host: 127.0.0.1:{s}"])
+
+
+@hyp_settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(head=st.one_of(st.binary(max_size=400), st.lists(FIELDS, max_size=12).map("".join)))
+def test_fuzz_whatever_a_build_sends_the_gate_keeps_serving_and_reaches_only_the_index(servers, head):
+    index, service = servers
+    if isinstance(head, str):
+        head = head.format(s=service.port, i=index.port).encode("utf-8", "surrogateescape")
+    with egress.Gate(frozenset({("127.0.0.1", index.port)}), {}) as gate:
+        with socket.socket(socket.AF_UNIX) as hostile:
+            hostile.settimeout(10)
+            hostile.connect(str(gate.folder / "s"))
+            hostile.sendall(head)  # (left open, maybe mid-head: it must not stop the next one)
+            assert _ask(gate, _get(index.port)).endswith(b"the index")
+    assert service.connections == []
+
+
+def test_idle_connections_wait_their_turn_and_closing_cuts_every_tunnel(servers, monkeypatch):
+    index, _ = servers
+    monkeypatch.setattr(egress, "HEAD_SECONDS", 0.5)
+    with egress.Gate(frozenset({("127.0.0.1", index.port)}), {}) as gate:
+        idle = []
+        for _ in range(egress.MAX_CONNECTIONS + 8):  # (a build that holds every slot with silence)
+            conn = socket.socket(socket.AF_UNIX)
+            conn.connect(str(gate.folder / "s"))
+            idle.append(conn)
+        started = time.monotonic()
+        assert _ask(gate, _get(index.port), timeout=30).endswith(b"the index")
+        assert time.monotonic() - started < 20
+        tunnel = socket.socket(socket.AF_UNIX)
+        tunnel.settimeout(10)
+        tunnel.connect(str(gate.folder / "s"))
+        tunnel.sendall(f"CONNECT 127.0.0.1:{index.port} HTTP/1.1\r\n\r\n".encode())
+        assert tunnel.recv(100).startswith(b"HTTP/1.1 200")
+    assert tunnel.recv(100) == b""  # (the build ended: its tunnels with it)
+    for conn in (*idle, tunnel):
+        conn.close()
+
+
+def test_the_operators_proxy_carries_the_tunnel(servers):
+    """Where the harness itself goes out through a proxy, the gate's tunnels do too (CONNECT to that proxy)."""
+    index, _ = servers
+    asked = []
+    proxy = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = proxy.accept()
+        asked.append(conn.recv(4096))
+        conn.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+        conn.sendall(conn.recv(4096)[::-1])  # (an "index" behind the proxy: echoes reversed)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    environ = {"HTTPS_PROXY": f"http://127.0.0.1:{proxy.getsockname()[1]}", "NO_PROXY": "localhost"}
+    with egress.Gate(frozenset({("pypi.org", 443)}), environ) as gate:
+        answer = _ask(gate, b"CONNECT pypi.org:443 HTTP/1.1\r\n\r\nhello")
+    proxy.close()
+    assert asked and asked[0].startswith(b"CONNECT pypi.org:443 HTTP/1.1\r\n")
+    assert answer == b"HTTP/1.1 200 Connection established\r\n\r\nolleh"
+
+
+def test_the_index_hosts_are_what_uv_was_given(tmp_path, monkeypatch):
+    monkeypatch.setattr(egress, "UV_CONFIGS", (tmp_path / "uv.toml",))
+    assert egress.index_hosts({}) == {("pypi.org", 443), ("files.pythonhosted.org", 443)}
+    assert egress.index_hosts({"UV_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}) == {
+        ("pypi.org", 443), ("files.pythonhosted.org", 443), ("download.pytorch.org", 443)}
+    assert egress.index_hosts({"UV_INDEX_URL": "http://Mirror.local:8080/simple"}) == {("mirror.local", 8080)}
+    assert egress.index_hosts({"UV_DEFAULT_INDEX": "https://m/simple"}, ["cdn.m:8443", "files.m"]) == {
+        ("m", 443), ("cdn.m", 8443), ("files.m", 443)}
+    assert ("x.org", 443) in egress.index_hosts({"UV_INDEX": "inner=https://x.org/simple"})
+    (tmp_path / "uv.toml").write_text('[[index]]\nurl = "https://corp.example/simple"\ndefault = true\n')
+    assert egress.index_hosts({}) == {("corp.example", 443)}
+    (tmp_path / "uv.toml").write_text('index-url = [not toml')
+    assert ("pypi.org", 443) in egress.index_hosts({})  # (an unreadable uv.toml adds nothing)
+
+
+@pytest.mark.parametrize("value", ['["bad host!"]', '["pypi.org:99999"]', '"pypi.org"', "[3]"])
+def test_a_bad_index_host_setting_is_one_line_naming_it(tmp_path, value):
+    (tmp_path / "harness.toml").write_text(f"[limits]\nenv_index_hosts = {value}\n")
+    with pytest.raises(UserError, match=r"harness.toml: (limits.|\[limits\] )env_index_hosts: expected ") as bad:
+        load_settings(tmp_path)
+    assert "\n" not in str(bad.value)
+    (tmp_path / "harness.toml").write_text('[limits]\nenv_index_hosts = ["cdn.example:8443", "files.example"]\n')
+    assert env_builds.Bounds.of(load_settings(tmp_path), "alice").reach == ("cdn.example:8443", "files.example")
