@@ -12,19 +12,21 @@ import threading
 import time
 
 import pytest
+from helpers import participant
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
+from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
 from harness.core.settings import load_settings
-from harness.runtime import egress, env_builds, environments, sandbox
+from harness.runtime import egress, env_builds, environments, image_builds, images, sandbox
 
 
 class _Server:
     """An HTTP server on the host's loopback that counts what reaches it (an index, or a service to protect)."""
 
-    def __init__(self, body: bytes = b"index"):
+    def __init__(self, body: bytes = b"index", host: str = "127.0.0.1"):
         self.hits = []
         hits = self.hits
 
@@ -48,7 +50,7 @@ class _Server:
                 connections.append(address)  # (every connection, whether or not a request follows)
                 return True
 
-        self.server = Server(("127.0.0.1", 0), Handler)
+        self.server = Server((host, 0), Handler)
         self.port = self.server.server_address[1]
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
@@ -88,8 +90,9 @@ needs_bwrap = pytest.mark.skipif(not sandbox.works(), reason="needs bubblewrap (
 def test_a_confined_build_reaches_its_index_and_nothing_else(tmp_path, servers, monkeypatch):
     index, service = servers
     monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{index.port}/simple")  # (replaces PyPI)
+    monkeypatch.setenv("UV_PUBLISH_TOKEN", "pypi-secret")  # (the operator's: never a build's)
     probe = textwrap.dedent(f"""
-        import socket, urllib.request
+        import os, socket, urllib.request
         out = []
         for address in (("127.0.0.1", {service.port}), ("169.254.169.254", 80), ("10.0.0.1", 5432)):
             try:
@@ -102,6 +105,11 @@ def test_a_confined_build_reaches_its_index_and_nothing_else(tmp_path, servers, 
                 out.append(urllib.request.urlopen(url, timeout=30).read().decode())
             except Exception as e:
                 out.append(getattr(e, "code", type(e).__name__))
+        try:
+            open("{egress.INSIDE}/planted", "w").write("x" * 1000); out.append("wrote")
+        except OSError as e:
+            out.append(type(e).__name__)
+        out.append(sorted(k for k in os.environ if "TOKEN" in k or k.startswith("UV_")))
         open("/tmp/report", "w").write(repr(out))
         raise SystemExit(1)
         """)
@@ -111,7 +119,8 @@ def test_a_confined_build_reaches_its_index_and_nothing_else(tmp_path, servers, 
                                 env_builds.Bounds(bytes=1 << 30, seconds=120, confined=True), [env], env)
     report = eval((env_builds.tmp_of(env) / "report").read_text())
     assert report[:3] == ["ConnectionRefusedError", "OSError", "OSError"], report  # (its own loopback; no route)
-    assert report[3:] == ["the index", 403, 403, "URLError"], report  # the index only (https: a refused tunnel)
+    assert report[3:7] == ["the index", 403, 403, "URLError"], report  # the index only (https: a refused tunnel)
+    assert report[7] != "wrote" and report[8] == ["UV_CACHE_DIR", "UV_INDEX_URL", "UV_LINK_MODE"], report
     assert service.connections == [] and index.hits == ["/simple/"]
     said = str(failed.value)
     assert "\n" not in said and f"it tried to reach 127.0.0.1:{service.port}, 169.254.169.254:80, pypi.org:443" in said
@@ -251,3 +260,142 @@ def test_a_bad_index_host_setting_is_one_line_naming_it(tmp_path, value):
     assert "\n" not in str(bad.value)
     (tmp_path / "harness.toml").write_text('[limits]\nenv_index_hosts = ["cdn.example:8443", "files.example"]\n')
     assert env_builds.Bounds.of(load_settings(tmp_path), "alice").reach == ("cdn.example:8443", "files.example")
+
+
+DOCKER_PROBE = """python3 - <<'PROBE' # {binary}
+import socket, urllib.request
+out = []
+for address in (("172.17.0.1", %(service)d), ("169.254.169.254", 80), ("127.0.0.1", %(service)d)):
+    try:
+        socket.create_connection(address, timeout=3); out.append("open")
+    except OSError as e:
+        out.append(type(e).__name__)
+for url in ("http://127.0.0.1:%(index)d/simple/", "http://172.17.0.1:%(service)d/", "https://pypi.org/simple/"):
+    try:
+        out.append(urllib.request.urlopen(url, timeout=30).read().decode())
+    except Exception as e:
+        out.append(getattr(e, "code", type(e).__name__))
+open("/probe.txt", "w").write(repr(out))
+PROBE
+"""
+
+
+def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, docker_client, monkeypatch):  # noqa: F811
+    """The docker runtime's install: no network but the gate, not even Docker's bridge to this machine; the image
+    it makes keeps its base's entrypoint, command and environment (none of the install's proxies)."""
+    index = _Server(b"the index")
+    service = _Server(b"the harness's API", host="0.0.0.0")  # (reachable from Docker's bridge, were there one)
+    try:
+        monkeypatch.setenv("UV_INDEX_URL", f"http://127.0.0.1:{index.port}/simple")
+        monkeypatch.setattr(images, "INSTALL_SCRIPT", DOCKER_PROBE % {"service": service.port, "index": index.port})
+        code = participant(tmp_path / "code", "print('hi')\n")
+        (code / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")  # (a hash never built before)
+        tag = images.session_image(docker_client, code, None, "nsml-harness/session:latest",
+                                   bounds=env_builds.Bounds(bytes=1 << 30, seconds=120))
+        report = docker_client.containers.run(tag, ["cat", "/probe.txt"], network_mode="none", remove=True)
+        base, built = (docker_client.images.get(n).attrs["Config"] for n in ("nsml-harness/session:latest", tag))
+        docker_client.images.remove(tag, force=True)
+    finally:
+        index.close()
+        service.close()
+    report = eval(report.decode())
+    assert report[:3] == ["OSError", "OSError", "ConnectionRefusedError"], report  # (no route; its own loopback)
+    assert report[3:] == ["the index", 403, "URLError"], report
+    assert service.connections == [] and index.hits == ["/simple/"]
+    assert built["Entrypoint"] == base["Entrypoint"] and (built["Cmd"] or None) == base["Cmd"]
+    assert built["Env"] == base["Env"] and built["Labels"]["nsml-harness.base"].startswith("sha256:")
+
+
+def test_a_derived_images_install_past_its_bytes_is_stopped_while_it_runs(tmp_path, docker_client):  # noqa: F811
+    code = participant(tmp_path / "code", "print('hi')\n")
+    (code / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")
+    before = {i.id for i in docker_client.images.list(all=True)}
+    script = "head -c 30000000 /dev/urandom > /big.bin && sleep 120 # {binary}\n"
+    started = time.monotonic()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(images, "INSTALL_SCRIPT", script)
+        with pytest.raises(images.ImageError, match=r"stopped: it wrote \d+ bytes, over limits.env_bytes = 10000000"):
+            images.session_image(docker_client, code, None, "nsml-harness/session:latest",
+                                 bounds=env_builds.Bounds(bytes=10_000_000, seconds=100))
+    assert time.monotonic() - started < 60  # (measured while it ran, not at its end)
+    assert {i.id for i in docker_client.images.list(all=True)} == before  # (nothing kept)
+    assert not docker_client.containers.list(all=True, filters={"ancestor": "nsml-harness/session:latest",
+                                                                "status": "running"})
+
+
+def test_apt_sources_of_the_base_image_are_its_install_hosts(docker_client):  # noqa: F811
+    container = docker_client.containers.create("nsml-harness/session:latest", ["true"], network_mode="none")
+    try:
+        hosts = image_builds.apt_hosts(container)
+    finally:
+        container.remove(force=True)
+    assert hosts and all(port in (80, 443) for _, port in hosts)
+
+
+def test_a_plain_request_goes_alone_and_rebuilt_whatever_follows_it(servers):
+    """Behind the operator's proxy too: one request per connection, its line made of the checked host, port and
+    path; a second request pipelined after it, or sent later on the same connection, goes nowhere."""
+    index, _ = servers
+    seen = []
+    proxy = socket.create_server(("127.0.0.1", 0))
+
+    def serve():
+        conn, _ = proxy.accept()
+        conn.settimeout(5)
+        data = b""
+        try:
+            while chunk := conn.recv(65536):
+                data += chunk
+                if data.endswith(b"\r\n\r\n"):
+                    conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                    conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        seen.append(data)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    environ = {"http_proxy": f"http://op%40corp:pa%3Ass@127.0.0.1:{proxy.getsockname()[1]}"}
+    smuggled = b"GET http://169.254.169.254/latest/meta-data/ HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n"
+    with egress.Gate(frozenset({("pypi.org", 443)}), environ) as gate:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(10)
+            conn.connect(str(gate.folder / "s"))
+            conn.sendall(b"GET http://PyPI.org:443?@evil/x HTTP/1.1\r\nHost: evil\r\nConnection: keep-alive\r\n"
+                         b"Proxy-Authorization: Basic Zm9vOmJhcg==\r\n\r\n" + smuggled)
+            time.sleep(0.3)
+            try:
+                conn.sendall(smuggled)
+            except OSError:
+                pass
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+    proxy.close()
+    assert answer.endswith(b"ok")
+    login = "Basic b3BAY29ycDpwYTpzcw=="  # (op@corp:pa:ss, from the operator's proxy URL)
+    assert seen == [f"GET http://pypi.org:443/?@evil/x HTTP/1.1\r\nHost: evil\r\nProxy-Authorization: {login}"
+                    f"\r\nConnection: close\r\n\r\n".encode()]
+
+
+def test_a_head_that_comes_a_byte_at_a_time_is_cut_at_its_deadline(servers, monkeypatch):
+    monkeypatch.setattr(egress, "HEAD_SECONDS", 1.0)
+    with egress.Gate(frozenset(), {}) as gate:
+        with socket.socket(socket.AF_UNIX) as conn:
+            conn.settimeout(10)
+            conn.connect(str(gate.folder / "s"))
+            started, answer = time.monotonic(), b""
+            for byte in b"CONNECT pypi.org:443 HTTP/1.1":
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.2)
+            while chunk := conn.recv(100):
+                answer += chunk
+    assert answer.startswith(b"HTTP/1.1 408 ") and time.monotonic() - started < 8
+
+
+def test_an_ipv6_index_is_matched_in_one_form():
+    assert egress.index_hosts({"UV_INDEX_URL": "http://[FD00::5]:8080/simple"}) == {("[fd00::5]", 8080)}
+    assert egress.parse_head(b"CONNECT [fd00::5]:8080 HTTP/1.1\r\n\r\n") == ("[fd00::5]", 8080, True)

@@ -12,21 +12,23 @@ operator's own proxy where one is set. Anything else gets a 403, and the build's
 """
 from __future__ import annotations
 
+import base64
 import re
-import shutil
 import socket
 import tempfile
 import threading
+import time
 import tomllib
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from harness.core import setting_values
+from harness.core.safefs import remove_tree
 
 PORT = 3128  # where the installer finds its proxy, on the build's own loopback
 INSIDE = "/run/nsml-egress"  # where the build sees the gate's socket folder
 HEAD_BYTES, HEAD_SECONDS = 16 << 10, 10.0  # one request head: its size and how long it may take to arrive
-CONNECT_SECONDS, IDLE_SECONDS = 30.0, 300.0  # reaching the index; a tunnel with nothing moving
+CONNECT_SECONDS, IDLE_SECONDS = 10.0, 300.0  # reaching the index; a tunnel with nothing moving
 MAX_CONNECTIONS = 32  # at once, per build (more wait their turn)
 MAX_REFUSED = 5  # distinct refused destinations kept for the error
 PYPI = ("pypi.org", 443), ("files.pythonhosted.org", 443)
@@ -35,7 +37,7 @@ REPLACES_PYPI = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "index-url", "default")
 UV_CONFIGS = (Path.home() / ".config" / "uv" / "uv.toml", Path("/etc/uv/uv.toml"))
 _HOST = setting_values.HOST
 _CONNECT = re.compile(rf"CONNECT ({_HOST}):([0-9]{{1,5}}) HTTP/1\.[01]")
-_PLAIN = re.compile(rf"[A-Z]{{3,8}} http://({_HOST})(?::([0-9]{{1,5}}))?(?:[/?][\x21-\x7e]*)? HTTP/1\.[01]")
+_PLAIN = re.compile(rf"(?:GET|HEAD) http://({_HOST})(?::([0-9]{{1,5}}))?(?:[/?][\x21-\x7e]*)? HTTP/1\.[01]")
 
 # Run inside the build's namespace as `python -I -S -c RELAY SOCKET PORT CMD...`: listen, start CMD, pass each
 # connection to the gate, end with CMD's status. (Anything in the build may use it: it reaches the gate only.)
@@ -78,13 +80,14 @@ def proxy_environment() -> dict[str, str]:
                                    "all_proxy")}
 
 
-def _address(url: str) -> tuple[str, int] | None:
+def address(url: str) -> tuple[str, int] | None:
     try:
         parts = urlsplit(url.strip())
         port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
     except ValueError:
         return None
-    return (parts.hostname.lower(), port) if parts.hostname and port else None
+    host = parts.hostname.lower() if parts.hostname else ""
+    return (f"[{host}]" if ":" in host else host, port) if host and port else None
 
 
 def _configured(environ: dict[str, str]) -> list[tuple[str, str]]:
@@ -113,7 +116,7 @@ def index_hosts(environ: dict[str, str], extra=()) -> frozenset[tuple[str, int]]
     """The (host, port) pairs a build may reach: the indexes uv is configured with, PyPI unless one replaces it,
     and EXTRA ("host:port" or "host", port 443: limits.env_index_hosts)."""
     configured = _configured(environ)
-    hosts = {a for _, url in configured if (a := _address(url))}
+    hosts = {a for _, url in configured if (a := address(url))}
     if not any(where in REPLACES_PYPI for where, _ in configured):
         hosts.update(PYPI)
     return frozenset(hosts | {setting_values.host_port(word) for word in extra})
@@ -129,15 +132,23 @@ def index_paths(environ: dict[str, str]) -> list[str]:
     return paths
 
 
-def _upstream(environ: dict[str, str], host: str, tls: bool) -> tuple[str, int] | None:
-    """The operator's proxy for HOST, if one is set and NO_PROXY does not exempt it."""
+def _upstream(environ: dict[str, str], host: str, tls: bool) -> tuple[tuple[str, int], bytes] | None:
+    """The operator's proxy for HOST, if one is set and NO_PROXY does not exempt it: its address, and the
+    Proxy-Authorization header line its URL's user and password make (b"" without)."""
     names = ("HTTPS_PROXY", "https_proxy") if tls else ("HTTP_PROXY", "http_proxy")
     url = next((environ[n] for n in (*names, "ALL_PROXY", "all_proxy") if environ.get(n)), "")
     exempt = [w.strip().lstrip(".").lower() for w in (environ.get("NO_PROXY") or environ.get("no_proxy") or
                                                       "").split(",") if w.strip()]
     if not url or "*" in exempt or any(host == w or host.endswith("." + w) for w in exempt):
         return None
-    return _address(url if "://" in url else "http://" + url)
+    url = url if "://" in url else "http://" + url
+    found = address(url)
+    if found is None:
+        return None
+    parts = urlsplit(url)
+    login = f"{unquote(parts.username or '')}:{unquote(parts.password or '')}".encode()
+    auth = b"Proxy-Authorization: Basic " + base64.b64encode(login) + b"\r\n" if parts.username else b""
+    return (found[0].strip("[]"), found[1]), auth
 
 
 class Refused(Exception):
@@ -167,20 +178,33 @@ def parse_head(head: bytes) -> tuple[str, int, bool]:
     return host.lower(), port, tunnel
 
 
-def _origin_form(head: bytes) -> bytes:
-    """HEAD (a plain request parse_head passed) with its absolute http:// URL cut to the path and query."""
-    line, _, rest = head.partition(b"\r\n")
-    method, url, version = line.split(b" ")
+def _one_request(head: bytes, host: str, port: int, proxy: bytes | None) -> bytes:
+    """The plain request HEAD (one parse_head passed) rebuilt from its checked parts, alone: its target cut to its
+    path (absolute, host and port the gate's own, where it goes to the operator's proxy), its headers but those of
+    the connection (and the operator's PROXY login, where it goes there), and ``Connection: close`` — the gate
+    forwards no second request on the connection."""
+    line, _, rest = head.split(b"\r\n\r\n", 1)[0].partition(b"\r\n")
+    method, url, _version = line.split(b" ")
     found = re.search(rb"[/?]", url[len(b"http://"):])
-    target = url[len(b"http://") + found.start():] if found else b"/"
-    return b" ".join((method, target if target.startswith(b"/") else b"/" + target, version)) + b"\r\n" + rest
+    path = url[len(b"http://") + found.start():] if found else b"/"
+    path = path if path.startswith(b"/") else b"/" + path
+    target = path if proxy is None else f"http://{host}:{port}".encode() + path
+    kept = [h for h in rest.split(b"\r\n") if h and not re.match(rb"(?i)(connection|keep-alive|proxy-[\w-]*|te|"
+                                                                  rb"transfer-encoding|content-length|upgrade)\s*:", h)]
+    return b"\r\n".join([method + b" " + target + b" HTTP/1.1", *kept, *([proxy.rstrip()] if proxy else []),
+                         b"Connection: close", b"", b""])
 
 
-def _read_head(conn: socket.socket) -> bytes:
-    data = b""
+def _read_head(conn: socket.socket, seconds: float) -> bytes:
+    """One request (or answer) head, at most HEAD_BYTES, all of it within SECONDS."""
+    data, deadline = b"", time.monotonic() + seconds
     while b"\r\n\r\n" not in data:
         if len(data) > HEAD_BYTES:
             raise Refused(431, "Request Header Fields Too Large")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise Refused(408, "Request Timeout")
+        conn.settimeout(left)
         chunk = conn.recv(4096)
         if not chunk:
             raise Refused(400, "Bad Request")
@@ -203,8 +227,13 @@ class Gate:
     def __enter__(self) -> "Gate":
         self.folder = Path(tempfile.mkdtemp(prefix="nsml-egress-"))  # (short: a socket's path has 108 bytes)
         self._listener = socket.socket(socket.AF_UNIX)
-        self._listener.bind(str(self.folder / "s"))
-        self._listener.listen(64)
+        try:
+            self._listener.bind(str(self.folder / "s"))
+            self._listener.listen(64)
+        except OSError as exc:
+            self._listener.close()
+            remove_tree(self.folder)
+            raise OSError(f"the build's gate to the package index: {exc}") from None
         threading.Thread(target=self._accept, daemon=True, name="egress-gate").start()
         return self
 
@@ -214,7 +243,7 @@ class Gate:
             live = [self._listener, *self._open]
         for conn in live:
             _shut(conn)
-        shutil.rmtree(self.folder, ignore_errors=True)
+        remove_tree(self.folder)  # (bound read-only into the build: only the socket is there)
 
     def socket_inside(self) -> str:
         return f"{INSIDE}/s"
@@ -245,27 +274,27 @@ class Gate:
     def _serve(self, client: socket.socket) -> None:
         upstream, answered = None, False
         try:
-            client.settimeout(HEAD_SECONDS)
-            head = _read_head(client)
+            head = _read_head(client, HEAD_SECONDS)
             host, port, tunnel = parse_head(head)
             if (host, port) not in self.allowed:
                 with self._lock:
                     if len(self.refused) < MAX_REFUSED and f"{host}:{port}" not in self.refused:
                         self.refused.append(f"{host}:{port}")
                 raise Refused(403, "Forbidden")
-            upstream, proxied = self._connect(host, port, tunnel)
-            if not self._track(upstream):
-                return
+            upstream, proxy = self._connect(host, port, tunnel)
             answered = True  # (from here on, the bytes are the index's: no status of the gate's)
             if tunnel:
                 client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
                 rest = head.split(b"\r\n\r\n", 1)[1]
-            else:  # (to the index itself: its path alone, as a server expects it; to a proxy: as it came)
-                rest = head if proxied else _origin_form(head)
+            else:
+                rest = _one_request(head, host, port, proxy)
             if rest:
                 upstream.sendall(rest)
             for conn in (client, upstream):
                 conn.settimeout(IDLE_SECONDS)
+            if not tunnel:  # (one request: nothing more of the build's goes that way)
+                _pipe(upstream, client)
+                return
             other = threading.Thread(target=_pipe, args=(upstream, client), daemon=True)
             other.start()
             _pipe(client, upstream)
@@ -282,22 +311,29 @@ class Gate:
                     _shut(conn)
             self._slots.release()
 
-    def _connect(self, host: str, port: int, tunnel: bool) -> tuple[socket.socket, bool]:
-        """A connection towards HOST:PORT, and whether it goes through the operator's proxy."""
+    def _connect(self, host: str, port: int, tunnel: bool) -> tuple[socket.socket, bytes | None]:
+        """A connection towards HOST:PORT (tracked from before it connects: closing the gate cuts it), and the
+        Proxy-Authorization line of the operator's proxy it goes through (None: it goes directly)."""
         proxy = _upstream(self.environ, host, tunnel)
-        conn = socket.create_connection(proxy or (host.strip("[]"), port), timeout=CONNECT_SECONDS)
-        if proxy and tunnel:
-            try:
-                conn.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
-                answer = _read_head(conn)
-                if answer.split(b" ", 2)[1:2] != [b"200"]:
-                    raise OSError("the operator's proxy refused the tunnel")
-                if answer.split(b"\r\n\r\n", 1)[1]:
-                    raise OSError("the operator's proxy spoke first")
-            except (OSError, Refused):
-                conn.close()
-                raise OSError("the operator's proxy failed") from None
-        return conn, proxy is not None
+        family, kind, proto, _, where = socket.getaddrinfo(*(proxy[0] if proxy else (host.strip("[]"), port)),
+                                                           type=socket.SOCK_STREAM)[0]
+        conn = socket.socket(family, kind, proto)
+        if not self._track(conn):
+            raise OSError("the build ended")
+        try:
+            conn.settimeout(CONNECT_SECONDS)
+            conn.connect(where)
+            if proxy and tunnel:
+                conn.sendall(f"CONNECT {host}:{port} HTTP/1.1\r\nHost: {host}:{port}\r\n".encode() + proxy[1] +
+                             b"\r\n")
+                answer = _read_head(conn, CONNECT_SECONDS)
+                if answer.split(b" ", 2)[1:2] != [b"200"] or answer.split(b"\r\n\r\n", 1)[1]:
+                    raise OSError("the operator's proxy refused the tunnel (or spoke first)")
+        except (OSError, Refused) as exc:
+            self._track(conn, forget=True)
+            _shut(conn)
+            raise OSError(f"the connection failed: {exc}") from None
+        return conn, (proxy[1] if proxy else None)
 
 
 def _pipe(src: socket.socket, dst: socket.socket) -> None:

@@ -114,12 +114,12 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
             if bounds.confined and sandbox.works():
                 gate = stack.enter_context(egress.Gate(egress.index_hosts(env, bounds.reach), env))
                 cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""), gate, egress.index_paths(env))
-                env = {k: v for k, v in env.items() if (k in PASSED or k.startswith("UV_")) and "PROXY" not in k.upper()}
+                env = {k: v for k, v in env.items() if _passed(k) and "PROXY" not in k.upper()}
                 env.update(HOME="/tmp", TMPDIR="/tmp", **egress.proxy_environment())
                 if UV_USER_CONFIG.is_dir():
                     env["XDG_CONFIG_HOME"] = str(UV_USER_CONFIG.parent)
         if bounds.confined and gate is None:
-            env = {k: v for k, v in env.items() if k in PASSED or k.startswith("UV_")}
+            env = {k: v for k, v in env.items() if _passed(k)}
         if bounds.bytes and (prlimit := shutil.which("prlimit")):
             cmd = [prlimit, f"--fsize={bounds.bytes}", "--", *cmd]  # (no one file past the limit between measures)
         try:
@@ -129,6 +129,12 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
                 raise
             raise UserError(f"{error} (it tried to reach {', '.join(gate.refused)}: a build reaches only the package "
                             "index and limits.env_index_hosts)") from None
+
+
+def _passed(name: str) -> bool:
+    """Whether a confined step gets the harness's variable NAME: PASSED, and uv's own but those that publish
+    (an index's login does reach it: uv needs it, and a source build's code can read it too)."""
+    return name in PASSED or (name.startswith("UV_") and not name.startswith("UV_PUBLISH"))
 
 
 def _grouped(cmd: list[str], env: dict, what: str, label: str, bounds: Bounds, folders, built: Path | None,
@@ -165,7 +171,7 @@ def confined(cmd: list[str], writable: list[Path], cert_file: str = "", gate: eg
         if os.path.isabs(path) and os.path.exists(path) and not any(Path(path).is_relative_to(d) for d in inside):
             wrapped += ["--ro-bind", path, path]  # (an installer, a CA bundle, uv's settings, where they lie)
     if gate is not None:
-        wrapped += ["--bind", str(gate.folder), egress.INSIDE]
+        wrapped += ["--ro-bind", str(gate.folder), egress.INSIDE]  # (a socket connects read-only; no file is made)
         cmd = [sys.executable, "-I", "-S", "-c", egress.RELAY, gate.socket_inside(), str(egress.PORT), *cmd]
     return [*wrapped, "--remount-ro", "/dev", "--remount-ro", "/", "--", *cmd]
 

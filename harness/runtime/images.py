@@ -13,21 +13,17 @@
 
 Requirement lines are package names with version specifiers only (no URL, VCS, path, index or pip option) and
 install as wheels only unless the task manifest sets ``source_builds = true``: no participant-written code runs
-at build time.  Session builds use Docker's bridge network (the registry, with the host's CA bundle), never the
-host's network namespace; participant code itself runs with no network.  Nothing is pulled: a missing
-base image is an error that names it and says how to provide it.
+at build time.  A session's install runs in a container with no network but the harness's gate to the package
+index (runtime.image_builds), bounded in time, bytes, memory and processes; participant code itself runs with no
+network.  Nothing is pulled: a missing base image is an error that names it and says how to provide it.
 """
 from __future__ import annotations
 
 import ast
-import collections
 import fnmatch
 import hashlib
-import io
-import math
 import re
 import shutil
-import tarfile
 import threading
 from pathlib import Path
 
@@ -35,6 +31,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 
 from harness import resources
 from harness.core.errors import UserError
+
+from . import image_builds
 
 SDK = resources.SESSION_SDK
 CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
@@ -159,15 +157,8 @@ def requirements(code: Path) -> dict[str, str]:
     return {name: content for name, content in files.items() if content}
 
 
-DERIVED_DOCKERFILE = """\
-FROM {base}
-USER root
-ENV PIP_BREAK_SYSTEM_PACKAGES=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 DEBIAN_FRONTEND=noninteractive
-COPY . /tmp/nsml-env/
-RUN cd /tmp/nsml-env && rc=0 && {{ {timeout}sh -e install.sh || rc=$?; }} && rm -rf /tmp/nsml-env && exit $rc
-"""
 INSTALL_SCRIPT = """\
-if [ -f ca-certificates.crt ]; then export PIP_CERT=/tmp/nsml-env/ca-certificates.crt; fi
+if [ -f ca-certificates.crt ]; then export PIP_CERT="$PWD/ca-certificates.crt"; fi
 if [ -f nsml_package.txt ]; then apt-get update && \\
     grep -v '^#' nsml_package.txt | xargs -r apt-get install -y --no-install-recommends && \\
     rm -rf /var/lib/apt/lists/*; fi
@@ -175,20 +166,6 @@ for f in era-requirements.txt requirements.txt setup-requirements.txt; do
     if [ -f $f ]; then python3 -m pip install {binary} -r $f; fi
 done
 """
-TIMED_OUT = "returned a non-zero code: 124"  # coreutils `timeout` stopped the install (limits.env_build_seconds)
-
-
-def _context_tar(files: dict[str, bytes | str]) -> io.BytesIO:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, content in files.items():
-            data = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-    buf.seek(0)
-    return buf
 
 
 def _lock(key: str) -> threading.Lock:
@@ -295,9 +272,9 @@ def describe_base(code: Path, settings, manifest_image: str | None = None) -> st
 def session_image(client, code: Path, manifest_image: str | None, default_image: str, source_builds: bool = False,
                   root: Path | None = None, allowed: tuple[str, ...] = (), bounds=None) -> str:
     """The image a session runs in: its base, plus its requirements (built once per distinct hash). Wheels only
-    unless the task allows source builds; the build runs on Docker's bridge network, never the host's. BOUNDS
-    (runtime.env_store.Bounds): the install stopped past its seconds, an image that adds more than its bytes
-    removed; either is one line naming the setting."""
+    unless the task allows source builds; the install reaches the package index only (runtime.image_builds).
+    BOUNDS (runtime.env_builds.Bounds): the install stopped past its seconds or bytes, an image that adds more
+    than its bytes removed; either is one line naming the setting."""
     import docker.errors
 
     base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root, allowed)
@@ -316,21 +293,17 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
             return tag  # cached: same base, same requirements
         except docker.errors.ImageNotFound:
             pass
-        seconds = getattr(bounds, "seconds", None)
-        timeout = f"timeout -k 10 {max(1, math.ceil(seconds))} " if seconds else ""  # (timeout 0: none)
-        context = dict(files, Dockerfile=DERIVED_DOCKERFILE.format(base=base.id, timeout=timeout),
-                       **{"install.sh": INSTALL_SCRIPT.format(binary=binary)})
+        context = dict(files, **{"install.sh": INSTALL_SCRIPT.format(binary=binary)})
         if CA_BUNDLE.is_file():
             context["ca-certificates.crt"] = CA_BUNDLE.read_bytes()
         try:
-            _build(client, context, tag, base.id)  # (labelled with its base's id: what it adds is measured
-            #                                           against the very image it was built on)
-        except (docker.errors.BuildError, docker.errors.APIError) as exc:
-            if TIMED_OUT in str(exc):
-                raise ImageError(f"installing the session's requirements into {base_name} stopped: still running "
-                                 f"after limits.env_build_seconds = {seconds:g} s") from None
+            image_builds.build(client, base, context, tag, bounds)  # (labelled with its base's id: what it adds
+            #                                                          is measured against the image it was built on)
+        except image_builds.BuildFailed as exc:
+            raise ImageError(f"installing the session's requirements into {base_name} {exc}") from None
+        except docker.errors.DockerException as exc:
             raise ImageError(f"installing the session's requirements into {base_name} failed: "
-                             f"{_build_error(exc)}") from None
+                             f"{getattr(exc, 'explanation', None) or exc}"[:600]) from None
         added = client.images.get(tag).attrs.get("Size", 0) - base.attrs.get("Size", 0)
         if getattr(bounds, "bytes", None) and added > bounds.bytes:
             client.images.remove(tag, force=True)
@@ -338,23 +311,6 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
                              f"bytes to the image, over limits.env_bytes = {bounds.bytes}; ask for fewer or smaller "
                              f"packages")
     return tag
-
-
-def _build(client, context: dict, tag: str, base_id: str) -> None:
-    """docker build, its log read as it comes with only its last lines kept (a build's output may be endless: the
-    SDK's own `images.build` keeps all of it)."""
-    import docker.errors
-
-    last: collections.deque = collections.deque(maxlen=5)
-    for chunk in client.api.build(fileobj=_context_tar(context), custom_context=True, tag=tag, rm=True, forcerm=True,
-                                  network_mode="bridge", labels={"nsml-harness.base": base_id}, decode=True):
-        if not isinstance(chunk, dict):
-            continue
-        if chunk.get("error"):
-            raise docker.errors.BuildError(str(chunk["error"])[:2000], list(last))
-        text = str(chunk.get("stream") or "").strip()
-        if text:
-            last.append({"stream": text[-500:]})
 
 
 def dockerfile_digest() -> str:

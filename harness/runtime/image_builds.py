@@ -1,0 +1,168 @@
+"""A derived image (a session's requirements installed over its base image), built in a container the harness
+watches (runtime.images decides what goes in it and whether it is needed).
+
+The install runs as root in a container of the base image with no network (``network_mode="none"``) but the
+harness's gate (runtime.egress): the gate's socket folder is bound at ``egress.INSIDE``, and ``egress.RELAY``,
+run by the image's ``python3``, gives the installer a proxy on the container's own loopback. pip reaches the
+package index, apt the image's own sources (read from its /etc/apt); nothing else — not this machine, its
+networks or a cloud's metadata address, not even through Docker's bridge.
+
+The container is bounded: ``limits.env_build_seconds`` (killed past it), ``limits.env_bytes`` for what it writes
+(its writable layer, measured every ``MEASURE_EVERY`` seconds while it runs), ``env_builds.BUILD_MEMORY`` and
+``BUILD_PIDS``, its log capped. It is then committed, and a build of metadata only gives the result its base's
+entrypoint, command, working folder and user back (a commit keeps the install's) and labels it with its base's
+id. The container always goes; the committed layer goes with the image it is the parent of.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import time
+
+from harness.core.settings import inherited_environment
+
+from . import egress
+from .env_builds import BUILD_MEMORY, BUILD_PIDS
+
+MEASURE_EVERY = 3.0  # seconds between two measures of the container's writable layer
+APT_SOURCES_BYTES = 1 << 20  # of the base image's /etc/apt read for its sources
+LOG_TAIL = 5  # last lines of a failed install kept for its error
+WORK = "/tmp/nsml-env"  # where the build's files are put in the container (removed when the install ends)
+SETTINGS = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+            "DEBIAN_FRONTEND": "noninteractive"}  # the install's, never the image's
+_APT_URL = re.compile(r"^[ \t]*(?:deb(?:-src)?[ \t]+(?:\[[^\]\n]*\][ \t]+)?(\S+)|URIs:[ \t]*(.+)$)", re.M)
+
+
+class BuildFailed(Exception):
+    """The install failed or passed a bound: one line (runtime.images words it for the run)."""
+
+
+def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None:
+    """FILES (with install.sh) installed over BASE in a bounded, gated container, the result tagged TAG."""
+    from docker.types import LogConfig
+
+    environ = inherited_environment()
+    with egress.Gate(egress.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
+        proxies = [f"{k}={v}" for k, v in {**egress.proxy_environment(), **SETTINGS}.items()]
+        container = client.containers.create(
+            base.id, entrypoint=["python3", "-I", "-S", "-c", egress.RELAY],
+            command=[gate.socket_inside(), str(egress.PORT), "env", *proxies, "sh", "-c",
+                     f"cd {WORK} && sh -e install.sh; rc=$?; cd / && rm -rf {WORK}; exit $rc"],
+            user="root", network_mode="none", volumes={str(gate.folder): {"bind": egress.INSIDE, "mode": "ro"}},
+            pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY,
+            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}), detach=True)
+        try:
+            if "nsml_package.txt" in files:
+                gate.allowed = gate.allowed | apt_hosts(container)
+            container.put_archive("/tmp", _tar(files))
+            container.start()
+            _watch(client, container, bounds, gate)
+            layer = client.api.commit(container.id)["Id"]
+        finally:
+            container.remove(force=True)
+    _restore_config(client, base, layer, tag)
+
+
+def _watch(client, container, bounds, gate: egress.Gate) -> None:
+    import requests
+
+    seconds, limit = getattr(bounds, "seconds", None), getattr(bounds, "bytes", None)
+    deadline = time.monotonic() + seconds if seconds else None
+    while True:
+        try:
+            code = container.wait(timeout=MEASURE_EVERY).get("StatusCode", -1)
+            break
+        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            pass
+        if deadline is not None and time.monotonic() > deadline:
+            raise BuildFailed(f"stopped: still running after limits.env_build_seconds = {seconds:g} s")
+        if limit and (held := _written(client, container.id)) > limit:
+            raise BuildFailed(f"stopped: it wrote {held} bytes, over limits.env_bytes = {limit}; ask for fewer or "
+                              f"smaller packages")
+    if code != 0:
+        lines = [ln for ln in container.logs(tail=LOG_TAIL).decode(errors="replace").splitlines() if ln.strip()]
+        refused = f" (it tried to reach {', '.join(gate.refused)}: a build reaches only the package index and " \
+                  f"limits.env_index_hosts)" if gate.refused else ""
+        raise BuildFailed(f"failed (exit code {code}): {' '.join(lines[-3:])[-400:]}{refused}")
+
+
+def _written(client, container_id: str) -> int:
+    """Bytes the container's writable layer holds (Docker's own measure of it)."""
+    found = client.api.containers(all=True, filters={"id": container_id}, size=True)
+    return int(found[0].get("SizeRw") or 0) if found else 0
+
+
+def apt_hosts(container) -> frozenset[tuple[str, int]]:
+    """The hosts of the apt sources of the image CONTAINER was made from (/etc/apt: sources.list, *.list and
+    deb822 *.sources), its first APT_SOURCES_BYTES."""
+    import docker.errors
+
+    try:
+        stream, _ = container.get_archive("/etc/apt")
+    except docker.errors.NotFound:
+        return frozenset()
+    data = b""
+    for chunk in stream:
+        data += chunk
+        if len(data) > APT_SOURCES_BYTES:
+            break
+    hosts = set()
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data[:APT_SOURCES_BYTES]), mode="r|") as tar:
+            for member in tar:
+                if member.isfile() and member.name.endswith((".list", ".sources")) and member.size < (64 << 10):
+                    text = tar.extractfile(member).read().decode(errors="replace")
+                    for m in _APT_URL.finditer(text):
+                        hosts.update(a for url in (m[1] or m[2]).split() if (a := egress.address(url)))
+    except (tarfile.TarError, OSError):
+        pass  # (cut at the limit: the sources read so far)
+    return frozenset(hosts)
+
+
+def _tar(files: dict[str, bytes | str]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        folder = tarfile.TarInfo(WORK.rsplit("/", 1)[1])
+        folder.type, folder.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(folder)
+        for name, content in files.items():
+            data = content.encode() if isinstance(content, str) else content
+            info = tarfile.TarInfo(f"{folder.name}/{name}")
+            info.size, info.mode = len(data), 0o644
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _restore_config(client, base, layer: str, tag: str) -> None:
+    """LAYER (the committed install) tagged TAG with BASE's entrypoint, command, folder and user, and its id."""
+    import docker.errors
+
+    config = base.attrs.get("Config") or {}
+    dockerfile = "\n".join([
+        f"FROM {layer}",
+        f"ENTRYPOINT {json.dumps(config.get('Entrypoint') or [])}",
+        f"CMD {json.dumps(config.get('Cmd') or [])}",
+        f"WORKDIR {_plain(config.get('WorkingDir'), '/')}",
+        f"USER {_plain(config.get('User'), 'root')}",
+        f"LABEL nsml-harness.base={base.id}", ""]).encode()
+    context = io.BytesIO()
+    with tarfile.open(fileobj=context, mode="w") as tar:
+        info = tarfile.TarInfo("Dockerfile")
+        info.size = len(dockerfile)
+        tar.addfile(info, io.BytesIO(dockerfile))
+    context.seek(0)
+    try:
+        for chunk in client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
+                                      network_mode="none", decode=True):
+            if isinstance(chunk, dict) and chunk.get("error"):
+                raise docker.errors.BuildError(str(chunk["error"])[:500], [])
+    except docker.errors.DockerException:
+        client.images.remove(layer, force=True)  # (the install's layer, with no image to be the parent of)
+        raise
+
+
+def _plain(value, default: str) -> str:
+    """VALUE as one Dockerfile word (a folder, a user), DEFAULT where it is empty or not one."""
+    return value if isinstance(value, str) and re.fullmatch(r"[\x21-\x7e]{1,4096}", value) else default
