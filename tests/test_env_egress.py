@@ -323,6 +323,20 @@ def test_a_derived_images_install_past_its_bytes_is_stopped_while_it_runs(tmp_pa
                                                                 "status": "running"})
 
 
+def test_a_derived_images_apt_packages_come_through_the_gate(tmp_path, docker_client):  # noqa: F811
+    """nsml_package.txt: apt reaches the image's own sources through the gate (plain http, one request a
+    connection) and nothing else; the package is in the image."""
+    code = participant(tmp_path / "code", "print('hi')\n")
+    (code / "nsml_package.txt").write_text(f"tree\n# {time.time_ns()}\n")  # (a hash never built before)
+    tag = images.session_image(docker_client, code, None, "nsml-harness/session:latest",
+                               bounds=env_builds.Bounds(bytes=1 << 30, seconds=300))
+    try:
+        out = docker_client.containers.run(tag, ["tree", "--version"], network_mode="none", remove=True)
+    finally:
+        docker_client.images.remove(tag, force=True)
+    assert out.startswith(b"tree v")
+
+
 def test_apt_sources_of_the_base_image_are_its_install_hosts(docker_client):  # noqa: F811
     container = docker_client.containers.create("nsml-harness/session:latest", ["true"], network_mode="none")
     try:
