@@ -80,7 +80,8 @@ def _ask(gate: egress.Gate, head: bytes, timeout: float = 10.0) -> bytes:
 
 
 def _get(port: int) -> bytes:
-    return f"GET http://127.0.0.1:{port}/simple/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n".encode()
+    return (f"GET http://127.0.0.1:{port}/simple/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close"
+            f"\r\n\r\n").encode()
 
 
 needs_bwrap = pytest.mark.skipif(not sandbox.works(), reason="needs bubblewrap (CI installs it)")
@@ -280,7 +281,8 @@ PROBE
 """
 
 
-def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, docker_client, monkeypatch):  # noqa: F811
+def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, docker_client,  # noqa: F811
+                                                                     monkeypatch):
     """The docker runtime's install: no network but the gate, not even Docker's bridge to this machine; the image
     it makes keeps its base's entrypoint, command and environment (none of the install's proxies)."""
     index = _Server(b"the index")
