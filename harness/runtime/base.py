@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from harness.core.enums import FailureReason, RunStatus
+from harness.core.names import parse_session_name
 from harness.core.safefs import remove_tree
 
 
@@ -71,6 +72,11 @@ class RunSpec:
     @property
     def log_path(self) -> Path:
         return self.paths.log
+
+    @property
+    def owner(self) -> str:
+        """The user whose session this is (core.names: the one grammar of a session's name)."""
+        return parse_session_name(self.name)[0]
 
     def data_mounts(self) -> list[Mount]:
         """The organizer's folders and files placed under the data view (read-only binds of the task itself)."""

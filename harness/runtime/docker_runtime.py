@@ -141,7 +141,7 @@ class DockerHandle(Handle):
         try:
             api = self.runtime.client()
             settings = self.runtime.settings
-            bounds = env_builds.Bounds.of(settings, self.spec.name.split("/")[0])
+            bounds = env_builds.Bounds.of(settings, self.spec.owner)
             image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
                                   self.spec.source_builds, settings.root, tuple(settings.docker_images), bounds)
             held = _charged(api, settings, image, bounds.owner)

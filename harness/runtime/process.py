@@ -304,7 +304,7 @@ class ProcessRuntime(Runtime):
         requirements over it (built once per hash, see harness.runtime.environments), else the harness's own."""
         if self.settings is None:
             return environments.RunEnvironment(sys.executable, None)
-        use = environments.Use(env_builds.Bounds.of(self.settings, spec.name.split("/")[0]), True, self.launch_builds)
+        use = environments.Use(env_builds.Bounds.of(self.settings, spec.owner), True, self.launch_builds)
         return environments.for_code(self.settings.envs_dir, spec.workdir, self.settings.root, spec.source_builds,
                                      use=use)
 
