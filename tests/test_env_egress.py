@@ -306,17 +306,21 @@ def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, d
     assert service.connections == [] and index.hits == ["/simple/"]
     assert built["Entrypoint"] == base["Entrypoint"] and (built["Cmd"] or None) == base["Cmd"]
     assert built["Env"] == base["Env"] and built["Labels"]["nsml-harness.base"].startswith("sha256:")
+    assert built.get("Volumes") == base.get("Volumes") and built["Labels"][image_builds.BYTES_LABEL].isdigit()
 
 
-def test_a_derived_images_install_past_its_bytes_is_stopped_while_it_runs(tmp_path, docker_client):  # noqa: F811
+@pytest.mark.parametrize("script", [
+    "head -c 30000000 /dev/urandom > /big.bin && sleep 120 # {binary}\n",  # (caught while it runs)
+    "mkdir /many && cd /many && seq 1 2000 | xargs touch # {binary}\n"])  # (empty files: not free, caught at its end)
+def test_a_derived_images_install_past_its_bytes_is_stopped(tmp_path, docker_client, script):  # noqa: F811
     code = participant(tmp_path / "code", "print('hi')\n")
     (code / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")
     before = {i.id for i in docker_client.images.list(all=True)}
-    script = "head -c 30000000 /dev/urandom > /big.bin && sleep 120 # {binary}\n"
     started = time.monotonic()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(images, "INSTALL_SCRIPT", script)
-        with pytest.raises(images.ImageError, match=r"stopped: it wrote \d+ bytes, over limits.env_bytes = 10000000"):
+        with pytest.raises(images.ImageError, match=r"stopped: it wrote \d+ bytes \(each file or folder at least "
+                                                    r"16384\), over limits.env_bytes = 10000000"):
             images.session_image(docker_client, code, None, "nsml-harness/session:latest",
                                  bounds=env_builds.Bounds(bytes=10_000_000, seconds=100))
     assert time.monotonic() - started < 60  # (measured while it ran, not at its end)
@@ -390,8 +394,19 @@ def test_a_plain_request_goes_alone_and_rebuilt_whatever_follows_it(servers):
     proxy.close()
     assert answer.endswith(b"ok")
     login = "Basic b3BAY29ycDpwYTpzcw=="  # (op@corp:pa:ss, from the operator's proxy URL)
-    assert seen == [f"GET http://pypi.org:443/?@evil/x HTTP/1.1\r\nHost: evil\r\nProxy-Authorization: {login}"
-                    f"\r\nConnection: close\r\n\r\n".encode()]
+    assert seen == [f"GET http://pypi.org:443/?@evil/x HTTP/1.1\r\nHost: pypi.org:443\r\nProxy-Authorization: "
+                    f"{login}\r\nConnection: close\r\n\r\n".encode()]
+
+
+@pytest.mark.parametrize("head", [
+    b"GET http://pypi.org:443/ HTTP/1.1\r\nX-A: a\n\nGET http://169.254.169.254/ HTTP/1.1\nHost: x\r\n\r\n",
+    b"GET http://pypi.org:443/ HTTP/1.1\r\nX-A: a\r\n folded: b\r\n\r\n",
+    b"GET http://pypi.org:443/ HTTP/1.1\r\nX-A: a\rGET http://169.254.169.254/ HTTP/1.1\r\n\r\n",
+    b"CONNECT pypi.org:443 HTTP/1.1\r\nX-\x00: a\r\n\r\n"])
+def test_a_head_with_anything_but_plain_header_lines_is_refused(head):
+    with pytest.raises(egress.Refused) as refused:
+        egress.parse_head(head)
+    assert refused.value.code == 400
 
 
 def test_a_head_that_comes_a_byte_at_a_time_is_cut_at_its_deadline(servers, monkeypatch):

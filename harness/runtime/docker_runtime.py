@@ -20,7 +20,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import base, cgroups, env_builds, env_store
+from . import base, cgroups, env_builds, env_store, image_builds
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ENV_REPO, ImageError, session_image
 
@@ -305,8 +305,7 @@ def _charged(api, settings, image: str, user: str | None):
         return None
     found = api.images.get(image)
     base = api.images.get(found.labels.get("nsml-harness.base") or found.id)
-    key = env_store.use_image(settings.envs_dir, image, max(0, found.attrs.get("Size", 0) - base.attrs.get("Size", 0)),
-                              user)
+    key = env_store.use_image(settings.envs_dir, image, image_builds.added_bytes(found, base), user)
     held = env_store.hold(settings.envs_dir, key)
     api.images.get(image)  # (still there once held: removed meanwhile to make room is ImageNotFound, a launch error)
     return held
@@ -314,7 +313,7 @@ def _charged(api, settings, image: str, user: str | None):
 
 def _remove(container) -> None:
     try:
-        container.remove(force=True)
+        container.remove(force=True, v=True)  # (with the anonymous volumes an image's VOLUME made)
     except Exception:  # noqa: BLE001 - already gone
         pass
 
@@ -346,7 +345,7 @@ class DockerRuntime(Runtime):
             f"{LABEL_INSTANCE}={self.settings.instance}", f"nsml-harness.run={run.id}"]})
         for c in found:
             try:
-                c.remove(force=True)
+                c.remove(force=True, v=True)
             except Exception:  # noqa: BLE001
                 pass
         return bool(found)
@@ -359,7 +358,7 @@ class DockerRuntime(Runtime):
         mine = {"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
         for c in self.client().containers.list(all=True, ignore_removed=True, filters=mine):
             try:
-                c.remove(force=True)
+                c.remove(force=True, v=True)
                 reaped.append(c.labels.get("nsml-harness.session", c.name))
             except Exception:  # noqa: BLE001
                 pass

@@ -37,6 +37,7 @@ REPLACES_PYPI = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "index-url", "default")
 UV_CONFIGS = (Path.home() / ".config" / "uv" / "uv.toml", Path("/etc/uv/uv.toml"))
 _HOST = setting_values.HOST
 _CONNECT = re.compile(rf"CONNECT ({_HOST}):([0-9]{{1,5}}) HTTP/1\.[01]")
+_HEADER = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[\t\x20-\x7e]*")  # one header line, nothing else
 _PLAIN = re.compile(rf"(?:GET|HEAD) http://({_HOST})(?::([0-9]{{1,5}}))?(?:[/?][\x21-\x7e]*)? HTTP/1\.[01]")
 
 # Run inside the build's namespace as `python -I -S -c RELAY SOCKET PORT CMD...`: listen, start CMD, pass each
@@ -122,6 +123,20 @@ def index_hosts(environ: dict[str, str], extra=()) -> frozenset[tuple[str, int]]
     return frozenset(hosts | {setting_values.host_port(word) for word in extra})
 
 
+def pip_indexes(environ: dict[str, str]) -> dict[str, str]:
+    """The indexes uv is configured with, as pip's variables (a docker build's installer is the image's pip):
+    PIP_INDEX_URL where one replaces PyPI, PIP_EXTRA_INDEX_URL and PIP_FIND_LINKS (http and https ones: local
+    folders are not in the image)."""
+    found: dict[str, list[str]] = {}
+    for where, url in _configured(environ):
+        if not url.startswith(("http://", "https://")):
+            continue
+        name = ("PIP_FIND_LINKS" if "FIND_LINKS" in where.upper() else
+                "PIP_INDEX_URL" if where in REPLACES_PYPI and "PIP_INDEX_URL" not in found else "PIP_EXTRA_INDEX_URL")
+        found.setdefault(name, []).append(url)
+    return {name: " ".join(urls) for name, urls in found.items()}
+
+
 def index_paths(environ: dict[str, str]) -> list[str]:
     """Local indexes and wheel folders the operator gave uv (file:// URLs, paths): bound read-only in a build."""
     paths = []
@@ -173,8 +188,8 @@ def parse_head(head: bytes) -> tuple[str, int, bool]:
         host, port, tunnel = m[1], int(m[2] or 80), False
     else:
         raise Refused(400, "Bad Request")
-    if not 0 < port < 65536:
-        raise Refused(400, "Bad Request")
+    if not 0 < port < 65536 or not all(_HEADER.fullmatch(h) for h in head.split(b"\r\n\r\n", 1)[0].split(b"\r\n")[1:]):
+        raise Refused(400, "Bad Request")  # (a bare CR or LF, a folded line, a control byte: a second request)
     return host.lower(), port, tunnel
 
 
@@ -189,9 +204,10 @@ def _one_request(head: bytes, host: str, port: int, proxy: bytes | None) -> byte
     path = url[len(b"http://") + found.start():] if found else b"/"
     path = path if path.startswith(b"/") else b"/" + path
     target = path if proxy is None else f"http://{host}:{port}".encode() + path
-    kept = [h for h in rest.split(b"\r\n") if h and not re.match(rb"(?i)(connection|keep-alive|proxy-[\w-]*|te|"
+    kept = [h for h in rest.split(b"\r\n") if h and not re.match(rb"(?i)(host|connection|keep-alive|proxy-[\w-]*|te|"
                                                                   rb"transfer-encoding|content-length|upgrade)\s*:", h)]
-    return b"\r\n".join([method + b" " + target + b" HTTP/1.1", *kept, *([proxy.rstrip()] if proxy else []),
+    named = f"Host: {host}".encode() + (b"" if port == 80 else f":{port}".encode())
+    return b"\r\n".join([method + b" " + target + b" HTTP/1.1", named, *kept, *([proxy.rstrip()] if proxy else []),
                          b"Connection: close", b"", b""])
 
 
@@ -205,7 +221,10 @@ def _read_head(conn: socket.socket, seconds: float) -> bytes:
         if left <= 0:
             raise Refused(408, "Request Timeout")
         conn.settimeout(left)
-        chunk = conn.recv(4096)
+        try:
+            chunk = conn.recv(4096)
+        except TimeoutError:
+            raise Refused(408, "Request Timeout") from None
         if not chunk:
             raise Refused(400, "Bad Request")
         data += chunk

@@ -8,13 +8,15 @@ package index, apt the image's own sources (read from its /etc/apt); nothing els
 networks or a cloud's metadata address, not even through Docker's bridge.
 
 The container is bounded: ``limits.env_build_seconds`` (killed past it), ``limits.env_bytes`` for what it writes
-(its writable layer, measured every ``MEASURE_EVERY`` seconds while it runs), ``env_builds.BUILD_MEMORY`` and
-``BUILD_PIDS``, its log capped. It is then committed, and a build of metadata only gives the result its base's
+(its writable layer, measured every ``MEASURE_EVERY`` seconds while it runs, and once it ended with each file or
+folder at least ``ENTRY_BYTES``), ``env_builds.BUILD_MEMORY`` and ``BUILD_PIDS``, ``BUILD_CPUS``, its log capped,
+a few capabilities dropped. It is then committed, and a build of metadata only gives the result its base's
 entrypoint, command, working folder and user back (a commit keeps the install's) and labels it with its base's
 id. The container always goes; the committed layer goes with the image it is the parent of.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import re
@@ -24,11 +26,15 @@ import time
 from harness.core.settings import inherited_environment
 
 from . import egress
-from .env_builds import BUILD_MEMORY, BUILD_PIDS
+from .env_builds import BUILD_MEMORY, BUILD_PIDS, ENTRY_BYTES
 
 MEASURE_EVERY = 3.0  # seconds between two measures of the container's writable layer
 APT_SOURCES_BYTES = 1 << 20  # of the base image's /etc/apt read for its sources
 LOG_TAIL = 5  # last lines of a failed install kept for its error
+BUILD_CPUS = 2  # CPUs an install may use
+DROPPED = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT"]  # capabilities root needs not for pip or apt
+COMMIT_SECONDS = 3600  # a commit of a layer within limits.env_bytes
+BYTES_LABEL = "nsml-harness.bytes"  # what the build was measured to hold (added_bytes)
 WORK = "/tmp/nsml-env"  # where the build's files are put in the container (removed when the install ends)
 SETTINGS = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
             "DEBIAN_FRONTEND": "noninteractive"}  # the install's, never the image's
@@ -41,31 +47,34 @@ class BuildFailed(Exception):
 
 def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None:
     """FILES (with install.sh) installed over BASE in a bounded, gated container, the result tagged TAG."""
-    from docker.types import LogConfig
+    from docker.types import LogConfig, Mount
 
     environ = inherited_environment()
     with egress.Gate(egress.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
-        proxies = [f"{k}={v}" for k, v in {**egress.proxy_environment(), **SETTINGS}.items()]
+        settings = {**egress.proxy_environment(), **egress.pip_indexes(environ), **SETTINGS}
         container = client.containers.create(
             base.id, entrypoint=["python3", "-I", "-S", "-c", egress.RELAY],
-            command=[gate.socket_inside(), str(egress.PORT), "env", *proxies, "sh", "-c",
-                     f"cd {WORK} && sh -e install.sh; rc=$?; cd / && rm -rf {WORK}; exit $rc"],
-            user="root", network_mode="none", volumes={str(gate.folder): {"bind": egress.INSIDE, "mode": "ro"}},
-            pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY,
-            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}), detach=True)
+            command=[gate.socket_inside(), str(egress.PORT), "env", *(f"{k}={v}" for k, v in settings.items()),
+                     "sh", "-c", f"cd {WORK} && sh -e install.sh; rc=$?; cd / && rm -rf {WORK}; exit $rc"],
+            user="root", network_mode="none", detach=True,
+            mounts=[Mount(egress.INSIDE, str(gate.folder), type="bind", read_only=True)],  # (no VOLUME in the image)
+            pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY, nano_cpus=BUILD_CPUS * 10**9,
+            cap_drop=DROPPED, security_opt=["no-new-privileges"],
+            log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}))
         try:
             if "nsml_package.txt" in files:
                 gate.allowed = gate.allowed | apt_hosts(container)
             container.put_archive("/tmp", _tar(files))
             container.start()
-            _watch(client, container, bounds, gate)
-            layer = client.api.commit(container.id)["Id"]
+            held = _watch(client, container, bounds, gate)
+            layer = _commit(client, container, tag)
         finally:
-            container.remove(force=True)
-    _restore_config(client, base, layer, tag)
+            container.remove(force=True, v=True)
+    _restore_config(client, base, layer, tag, held)
 
 
-def _watch(client, container, bounds, gate: egress.Gate) -> None:
+def _watch(client, container, bounds, gate: egress.Gate) -> int:
+    """Wait for the install, stopped past BOUNDS; what its layer holds once it ended (BuildFailed past them)."""
     import requests
 
     seconds, limit = getattr(bounds, "seconds", None), getattr(bounds, "bytes", None)
@@ -79,19 +88,51 @@ def _watch(client, container, bounds, gate: egress.Gate) -> None:
         if deadline is not None and time.monotonic() > deadline:
             raise BuildFailed(f"stopped: still running after limits.env_build_seconds = {seconds:g} s")
         if limit and (held := _written(client, container.id)) > limit:
-            raise BuildFailed(f"stopped: it wrote {held} bytes, over limits.env_bytes = {limit}; ask for fewer or "
-                              f"smaller packages")
+            raise _over(held, limit)
     if code != 0:
         lines = [ln for ln in container.logs(tail=LOG_TAIL).decode(errors="replace").splitlines() if ln.strip()]
         refused = f" (it tried to reach {', '.join(gate.refused)}: a build reaches only the package index and " \
                   f"limits.env_index_hosts)" if gate.refused else ""
         raise BuildFailed(f"failed (exit code {code}): {' '.join(lines[-3:])[-400:]}{refused}")
+    held = max(_written(client, container.id), len(container.diff() or ()) * ENTRY_BYTES)  # (its last seconds too)
+    if limit and held > limit:
+        raise _over(held, limit)
+    return held
+
+
+def _over(held: int, limit: int) -> BuildFailed:
+    return BuildFailed(f"stopped: it wrote {held} bytes (each file or folder at least {ENTRY_BYTES}), over "
+                       f"limits.env_bytes = {limit}; ask for fewer or smaller packages")
 
 
 def _written(client, container_id: str) -> int:
     """Bytes the container's writable layer holds (Docker's own measure of it)."""
     found = client.api.containers(all=True, filters={"id": container_id}, size=True)
     return int(found[0].get("SizeRw") or 0) if found else 0
+
+
+def _commit(client, container, tag: str) -> str:
+    """The ended install's layer committed (its size is within the bounds by now: the commit is given its time,
+    and a commit that fails is removed by its own tag, never left nameless)."""
+    import docker
+
+    building = tag.rpartition(":")[2] + "-building"
+    api = docker.from_env(timeout=COMMIT_SECONDS)  # (as runtime.docker_runtime.client reaches the engine)
+    try:
+        return api.api.commit(container.id, repository=tag.rpartition(":")[0], tag=building)["Id"]
+    except Exception as exc:
+        with contextlib.suppress(Exception):
+            client.images.remove(f"{tag.rpartition(':')[0]}:{building}", force=True)
+        raise BuildFailed(f"failed: committing the install: {str(exc)[:300]}") from None
+    finally:
+        api.close()
+
+
+def added_bytes(image, base) -> int:
+    """What a derived IMAGE adds to its BASE: Docker's measure, and at least what its build was measured to hold
+    (its label; each file or folder ENTRY_BYTES)."""
+    label = (image.labels or {}).get(BYTES_LABEL, "")
+    return max(0, image.attrs.get("Size", 0) - base.attrs.get("Size", 0), int(label) if label.isdigit() else 0)
 
 
 def apt_hosts(container) -> frozenset[tuple[str, int]]:
@@ -135,8 +176,9 @@ def _tar(files: dict[str, bytes | str]) -> bytes:
     return buf.getvalue()
 
 
-def _restore_config(client, base, layer: str, tag: str) -> None:
-    """LAYER (the committed install) tagged TAG with BASE's entrypoint, command, folder and user, and its id."""
+def _restore_config(client, base, layer: str, tag: str, held: int) -> None:
+    """LAYER (the committed install) tagged TAG with BASE's entrypoint, command, folder and user, its id and the
+    bytes its build HELD (labels); the install's own tag on LAYER dropped."""
     import docker.errors
 
     config = base.attrs.get("Config") or {}
@@ -146,7 +188,7 @@ def _restore_config(client, base, layer: str, tag: str) -> None:
         f"CMD {json.dumps(config.get('Cmd') or [])}",
         f"WORKDIR {_plain(config.get('WorkingDir'), '/')}",
         f"USER {_plain(config.get('User'), 'root')}",
-        f"LABEL nsml-harness.base={base.id}", ""]).encode()
+        f"LABEL nsml-harness.base={base.id} {BYTES_LABEL}={held}", ""]).encode()
     context = io.BytesIO()
     with tarfile.open(fileobj=context, mode="w") as tar:
         info = tarfile.TarInfo("Dockerfile")
@@ -161,6 +203,9 @@ def _restore_config(client, base, layer: str, tag: str) -> None:
     except docker.errors.DockerException:
         client.images.remove(layer, force=True)  # (the install's layer, with no image to be the parent of)
         raise
+    finally:
+        with contextlib.suppress(docker.errors.DockerException):
+            client.images.remove(f"{tag.rpartition(':')[0]}:{tag.rpartition(':')[2]}-building")  # (a tag: untagged)
 
 
 def _plain(value, default: str) -> str:

@@ -276,6 +276,7 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
     BOUNDS (runtime.env_builds.Bounds): the install stopped past its seconds or bytes, an image that adds more
     than its bytes removed; either is one line naming the setting."""
     import docker.errors
+    import requests
 
     base_name, era_packages = resolve_base(client, code, manifest_image, default_image, root, allowed)
     base = base_image(client, base_name)
@@ -301,10 +302,10 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
             #                                                          is measured against the image it was built on)
         except image_builds.BuildFailed as exc:
             raise ImageError(f"installing the session's requirements into {base_name} {exc}") from None
-        except docker.errors.DockerException as exc:
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise ImageError(f"installing the session's requirements into {base_name} failed: "
                              f"{getattr(exc, 'explanation', None) or exc}"[:600]) from None
-        added = client.images.get(tag).attrs.get("Size", 0) - base.attrs.get("Size", 0)
+        added = image_builds.added_bytes(client.images.get(tag), base)
         if getattr(bounds, "bytes", None) and added > bounds.bytes:
             client.images.remove(tag, force=True)
             raise ImageError(f"installing the session's requirements into {base_name} stopped: they add {added} "
