@@ -249,6 +249,9 @@ def test_the_index_hosts_are_what_uv_was_given(tmp_path, monkeypatch):
     assert ("x.org", 443) in egress.index_hosts({"UV_INDEX": "inner=https://x.org/simple"})
     (tmp_path / "uv.toml").write_text('[[index]]\nurl = "https://corp.example/simple"\ndefault = true\n')
     assert egress.index_hosts({}) == {("corp.example", 443)}
+    assert egress.pip_indexes({"UV_EXTRA_INDEX_URL": "https://x/s", "UV_FIND_LINKS": "/opt/w https://f/l"}) == {
+        "PIP_INDEX_URL": "https://corp.example/simple", "PIP_EXTRA_INDEX_URL": "https://x/s",
+        "PIP_FIND_LINKS": "https://f/l"}  # (a docker build's pip: the same indexes; local folders are not there)
     (tmp_path / "uv.toml").write_text('index-url = [not toml')
     assert ("pypi.org", 443) in egress.index_hosts({})  # (an unreadable uv.toml adds nothing)
 
@@ -264,7 +267,7 @@ def test_a_bad_index_host_setting_is_one_line_naming_it(tmp_path, value):
 
 
 DOCKER_PROBE = """python3 - <<'PROBE' # {binary}
-import socket, urllib.request
+import os, socket, urllib.request
 out = []
 for address in (("172.17.0.1", %(service)d), ("169.254.169.254", 80), ("127.0.0.1", %(service)d)):
     try:
@@ -276,6 +279,7 @@ for url in ("http://127.0.0.1:%(index)d/simple/", "http://172.17.0.1:%(service)d
         out.append(urllib.request.urlopen(url, timeout=30).read().decode())
     except Exception as e:
         out.append(getattr(e, "code", type(e).__name__))
+out.append(os.environ.get("PIP_INDEX_URL"))
 open("/probe.txt", "w").write(repr(out))
 PROBE
 """
@@ -302,7 +306,7 @@ def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, d
         service.close()
     report = eval(report.decode())
     assert report[:3] == ["OSError", "OSError", "ConnectionRefusedError"], report  # (no route; its own loopback)
-    assert report[3:] == ["the index", 403, "URLError"], report
+    assert report[3:] == ["the index", 403, "URLError", f"http://127.0.0.1:{index.port}/simple"], report
     assert service.connections == [] and index.hits == ["/simple/"]
     assert built["Entrypoint"] == base["Entrypoint"] and (built["Cmd"] or None) == base["Cmd"]
     assert built["Env"] == base["Env"] and built["Labels"]["nsml-harness.base"].startswith("sha256:")
