@@ -383,3 +383,37 @@ def test_runs_launching_at_once_share_one_derived_image_stamp(tmp_path, state_ro
         keys = list(pool.map(lambda i: env_store.use_image(envs, tag, 1000, f"user{i % 4}"), range(200)))
     assert set(keys) == {"image-00000000000000bb"}
     assert [c[1:] for c in env_store.charged(envs, "user3")] == [("image-00000000000000bb", 1000)]
+
+
+def test_a_scheduler_that_never_stops_collects_old_environments_hourly(tmp_path, state_root, monkeypatch):
+    """At its first tick, then each env_store.COLLECT_EVERY seconds while it lasts (a busy contest's scheduler
+    may never be idle long enough to stop and start again)."""
+    from harness.scheduler.loop import Scheduler
+    from harness.store.engine import open_store
+    settings = load_settings()
+    envs = settings.envs_dir
+    for key in ("deadbeef00000001", "deadbeef00000002"):
+        (envs / key).mkdir(parents=True)  # (builds that died half-way: nothing holds them)
+        (envs / f"{key}.lock").touch()
+    monkeypatch.setitem(env_store._collected, envs, time.monotonic() - env_store.COLLECT_EVERY - 1)
+    scheduler = Scheduler(settings, open_store(settings.db_url))
+    try:
+        scheduler.recover()
+        scheduler.tick()
+        scheduler.pool.shutdown(wait=True)
+        assert not (envs / "deadbeef00000001").exists()
+        (envs / "deadbeef00000003").mkdir()
+        (envs / "deadbeef00000003.lock").touch()
+        scheduler.pool = type(scheduler.pool)(max_workers=1)
+        scheduler._last_heartbeat = 0.0
+        scheduler.tick()  # (within the hour: not yet)
+        scheduler.pool.shutdown(wait=True)
+        assert (envs / "deadbeef00000003").exists()
+        monkeypatch.setitem(env_store._collected, envs, time.monotonic() - env_store.COLLECT_EVERY - 1)
+        scheduler.pool = type(scheduler.pool)(max_workers=1)
+        scheduler._last_heartbeat = 0.0
+        scheduler.tick()
+        scheduler.pool.shutdown(wait=True)
+        assert not (envs / "deadbeef00000003").exists()
+    finally:
+        scheduler.pool.shutdown(wait=False)

@@ -43,6 +43,9 @@ from .env_builds import cache_of, tmp_of
 USERS = ".users"
 BUILDERS = ".builders"  # ENVS/.builders/USER: the lock of USER's one build (apart from .users: any name is a user's)
 MAX_AGE_DAYS = 14  # an environment no run used this long is removed by the scheduler (`collect_garbage`)
+COLLECT_EVERY = 3600.0  # seconds between two collections by a scheduler that never stops (`collection_due`)
+_collected: dict[Path, float] = {}
+_collected_lock = threading.Lock()
 KEY_RE = re.compile(r"(era-|image-)?[0-9a-f]{16}")  # a session's environment (an evaluator's is never charged)
 IMAGE = "image-"  # the key of a docker runtime's derived image: IMAGE + its tag's hash
 MAX_BUILDS = 4  # users' builds at once in one process (the server's request threads are 40)
@@ -245,6 +248,16 @@ def evict(envs_dir: Path, user: str, wanted: int) -> int:
             (envs_dir / USERS / user / key).unlink(missing_ok=True)
             freed += size
     return freed
+
+
+def collection_due(envs_dir: Path) -> bool:
+    """Whether this process last collected ENVS_DIR over COLLECT_EVERY seconds ago (then: now it has)."""
+    now = time.monotonic()
+    with _collected_lock:
+        if now - _collected.get(envs_dir, -COLLECT_EVERY) < COLLECT_EVERY:
+            return False
+        _collected[envs_dir] = now
+    return True
 
 
 def collect_garbage(envs_dir: Path, max_age_days: float = MAX_AGE_DAYS) -> list[str]:

@@ -2,12 +2,11 @@
 
 It starts queued runs when their GPUs are free (round robin over their owners: scheduler.fair_share), watches
 running ones (limits, stop requests, events, the session's disk use), renews their heartbeats, records outcomes,
-and scores finished submit runs in worker threads.  The CLI starts it on demand and it exits by itself when there
-is nothing left to do.
+and scores finished submit runs in worker threads.  The CLI starts it on demand; it exits when idle.
 
-Every state change is one transaction, written before the thing it describes happens: a run is marked
-``launching`` before its code starts (so a crash then requeues it), ``running`` with its pid once started, and
-``scoring`` once its inference has ended (so a crash then scores it again rather than losing it).
+Every state change is one transaction, written before the thing it describes happens: a run is ``launching``
+before its code starts (a crash then requeues it), ``running`` with its pid once started, and ``scoring`` once
+its inference has ended (a crash then scores it again rather than losing it).
 """
 from __future__ import annotations
 
@@ -92,8 +91,7 @@ class Scheduler:
         return self.executor.runtime(name)
 
     def recover(self) -> None:
-        """We hold the lock: nothing marked running is watched by anyone else. Old session environments go."""
-        env_store.collect_garbage(self.settings.envs_dir)
+        """We hold the lock: nothing marked running is watched by anyone else (old environments: `_heartbeat`)."""
         for run_id in recover_runs(self.settings, self.store, self.executor):
             log.warning("run %s: scoring again after a restart", run_id)
             self._submit_scoring(run_id)
@@ -133,6 +131,8 @@ class Scheduler:
         if now - self._last_heartbeat < HEARTBEAT_EVERY:
             return
         self._last_heartbeat = now
+        if env_store.collection_due(self.settings.envs_dir):  # (at its first tick, then hourly while it lasts)
+            self.pool.submit(env_store.collect_garbage, self.settings.envs_dir)
         ids = list(self.handles) + list(self.scoring)
         if ids:
             with self.store.tx() as db:
