@@ -311,11 +311,13 @@ def test_a_derived_images_install_reaches_its_index_and_nothing_else(tmp_path, d
     assert built["Entrypoint"] == base["Entrypoint"] and (built["Cmd"] or None) == base["Cmd"]
     assert built["Env"] == base["Env"] and built["Labels"]["nsml-harness.base"].startswith("sha256:")
     assert built.get("Volumes") == base.get("Volumes") and built["Labels"][image_builds.BYTES_LABEL].isdigit()
+    assert not [t for i in docker_client.images.list(name=images.ENV_REPO) for t in i.tags if "-building" in t]
 
 
 @pytest.mark.parametrize("script", [
     "head -c 30000000 /dev/urandom > /big.bin && sleep 120 # {binary}\n",  # (caught while it runs)
-    "mkdir /many && cd /many && seq 1 2000 | xargs touch # {binary}\n"])  # (empty files: not free, caught at its end)
+    "mkdir /many && cd /many && seq 1 2000 | xargs touch && sleep 120 # {binary}\n",  # (empty files are not free)
+    "mkdir /many && cd /many && seq 1 2000 | xargs touch # {binary}\n"])  # (and its last seconds are measured)
 def test_a_derived_images_install_past_its_bytes_is_stopped(tmp_path, docker_client, script):  # noqa: F811
     code = participant(tmp_path / "code", "print('hi')\n")
     (code / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")
@@ -434,3 +436,24 @@ def test_a_head_that_comes_a_byte_at_a_time_is_cut_at_its_deadline(servers, monk
 def test_an_ipv6_index_is_matched_in_one_form():
     assert egress.index_hosts({"UV_INDEX_URL": "http://[FD00::5]:8080/simple"}) == {("[fd00::5]", 8080)}
     assert egress.parse_head(b"CONNECT [fd00::5]:8080 HTTP/1.1\r\n\r\n") == ("[fd00::5]", 8080, True)
+
+
+def test_a_base_images_volume_is_no_unmeasured_disk_for_the_install(tmp_path, docker_client):  # noqa: F811
+    """A VOLUME of the base image would be a Docker volume, outside the measured layer: the install gets a small
+    tmpfs there (memory, within the build's), and no volume is left behind."""
+    import io
+    base = "nsml-harness/test-volume:1"
+    dockerfile = b"FROM nsml-harness/session:latest\nVOLUME /data\n"
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=base, rm=True)
+    volumes = {v.id for v in docker_client.volumes.list()}
+    code = participant(tmp_path / "code", "print('hi')\n")
+    (code / "requirements.txt").write_text(f"#nsml: {base}\nnumpy!=0.{time.time_ns()}\n")
+    try:
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(images, "INSTALL_SCRIPT", "head -c 100000000 /dev/zero > /data/big # {binary}\n")
+            with pytest.raises(images.ImageError, match=r"failed \(exit code 1\): .*No space left on device"):
+                images.session_image(docker_client, code, None, "nsml-harness/session:latest", allowed=(base,),
+                                     bounds=env_builds.Bounds(bytes=1 << 30, seconds=100))
+    finally:
+        docker_client.images.remove(base, force=True)
+    assert {v.id for v in docker_client.volumes.list()} == volumes

@@ -131,7 +131,7 @@ def pip_indexes(environ: dict[str, str]) -> dict[str, str]:
     for where, url in _configured(environ):
         if not url.startswith(("http://", "https://")):
             continue
-        name = ("PIP_FIND_LINKS" if "FIND_LINKS" in where.upper() else
+        name = ("PIP_FIND_LINKS" if "FIND_LINKS" in where.upper().replace("-", "_") else
                 "PIP_INDEX_URL" if where in REPLACES_PYPI and "PIP_INDEX_URL" not in found else "PIP_EXTRA_INDEX_URL")
         found.setdefault(name, []).append(url)
     return {name: " ".join(urls) for name, urls in found.items()}

@@ -22,6 +22,7 @@ import json
 import re
 import tarfile
 import time
+import uuid
 
 from harness.core.settings import inherited_environment
 
@@ -34,6 +35,8 @@ LOG_TAIL = 5  # last lines of a failed install kept for its error
 BUILD_CPUS = 2  # CPUs an install may use
 DROPPED = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT"]  # capabilities root needs not for pip or apt
 COMMIT_SECONDS = 3600  # a commit of a layer within limits.env_bytes
+CHANGES_SECONDS = 120  # the engine's list of what a container changed, read as it streams
+VOLUME_BYTES = 64 << 20  # a tmpfs over each VOLUME of the base image (a volume is outside the measured layer)
 BYTES_LABEL = "nsml-harness.bytes"  # what the build was measured to hold (added_bytes)
 WORK = "/tmp/nsml-env"  # where the build's files are put in the container (removed when the install ends)
 SETTINGS = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
@@ -50,15 +53,19 @@ def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None
     from docker.types import LogConfig, Mount
 
     environ = inherited_environment()
+    building = f"{tag}-building-{uuid.uuid4().hex[:12]}"  # (this build's own: another's never untags it)
+    volumes = [Mount(path, "", type="tmpfs", tmpfs_size=VOLUME_BYTES)  # (its base's VOLUMEs: measured as memory)
+               for path in sorted((base.attrs.get("Config") or {}).get("Volumes") or {}) if path != egress.INSIDE]
     with egress.Gate(egress.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
         settings = {**egress.proxy_environment(), **egress.pip_indexes(environ), **SETTINGS}
         container = client.containers.create(
             base.id, entrypoint=["python3", "-I", "-S", "-c", egress.RELAY],
             command=[gate.socket_inside(), str(egress.PORT), "env", *(f"{k}={v}" for k, v in settings.items()),
                      "sh", "-c", f"cd {WORK} && sh -e install.sh; rc=$?; cd / && rm -rf {WORK}; exit $rc"],
-            user="root", network_mode="none", detach=True,
-            mounts=[Mount(egress.INSIDE, str(gate.folder), type="bind", read_only=True)],  # (no VOLUME in the image)
-            pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY, nano_cpus=BUILD_CPUS * 10**9,
+            user="root", network_mode="none", detach=True, labels={"nsml-harness.building": building},
+            mounts=[Mount(egress.INSIDE, str(gate.folder), type="bind", read_only=True), *volumes],
+            pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY,
+            nano_cpus=min(BUILD_CPUS, int(client.info().get("NCPU") or 1)) * 10**9,
             cap_drop=DROPPED, security_opt=["no-new-privileges"],
             log_config=LogConfig(type="json-file", config={"max-size": "1m", "max-file": "1"}))
         try:
@@ -67,10 +74,19 @@ def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None
             container.put_archive("/tmp", _tar(files))
             container.start()
             held = _watch(client, container, bounds, gate)
-            layer = _commit(client, container, tag)
+            layer = _commit(client, container, building)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                client.images.remove(building, force=True)  # (a commit the engine finished after all)
+            raise
         finally:
-            container.remove(force=True, v=True)
-    _restore_config(client, base, layer, tag, held)
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+    try:
+        _restore_config(client, base, layer, tag, held)
+    finally:
+        with contextlib.suppress(Exception):
+            client.images.remove(building)  # (a tag of the final image's parent: only the name goes)
 
 
 def _watch(client, container, bounds, gate: egress.Gate) -> int:
@@ -87,14 +103,14 @@ def _watch(client, container, bounds, gate: egress.Gate) -> int:
             pass
         if deadline is not None and time.monotonic() > deadline:
             raise BuildFailed(f"stopped: still running after limits.env_build_seconds = {seconds:g} s")
-        if limit and (held := _written(client, container.id)) > limit:
+        if limit and (held := _held(client, container.id, limit)) > limit:
             raise _over(held, limit)
     if code != 0:
-        lines = [ln for ln in container.logs(tail=LOG_TAIL).decode(errors="replace").splitlines() if ln.strip()]
+        text = container.logs(tail=LOG_TAIL).decode(errors="replace")
         refused = f" (it tried to reach {', '.join(gate.refused)}: a build reaches only the package index and " \
                   f"limits.env_index_hosts)" if gate.refused else ""
-        raise BuildFailed(f"failed (exit code {code}): {' '.join(lines[-3:])[-400:]}{refused}")
-    held = max(_written(client, container.id), len(container.diff() or ()) * ENTRY_BYTES)  # (its last seconds too)
+        raise BuildFailed(f"failed (exit code {code}): {one_line(text)[-400:]}{refused}")
+    held = _held(client, container.id, limit)  # (its last seconds too)
     if limit and held > limit:
         raise _over(held, limit)
     return held
@@ -105,25 +121,40 @@ def _over(held: int, limit: int) -> BuildFailed:
                        f"limits.env_bytes = {limit}; ask for fewer or smaller packages")
 
 
-def _written(client, container_id: str) -> int:
-    """Bytes the container's writable layer holds (Docker's own measure of it)."""
+def _held(client, container_id: str, limit: int | None) -> int:
+    """What the container's writable layer holds: Docker's bytes, and each entry it changed at least ENTRY_BYTES
+    (counted as the engine streams the list, and no further than past LIMIT: a million entries are never held
+    here at once)."""
     found = client.api.containers(all=True, filters={"id": container_id}, size=True)
-    return int(found[0].get("SizeRw") or 0) if found else 0
+    written = int(found[0].get("SizeRw") or 0) if found else 0
+    url = f"{client.api.base_url}/v{client.api.api_version}/containers/{container_id}/changes"
+    entries, tail = 0, b""
+    with client.api.get(url, stream=True, timeout=CHANGES_SECONDS) as answer:
+        answer.raise_for_status()
+        for chunk in answer.iter_content(1 << 16):
+            entries += (tail + chunk).count(b'"Path":') - tail.count(b'"Path":')
+            tail = (tail + chunk)[-8:]
+            if limit and entries * ENTRY_BYTES > limit:
+                break
+    return max(written, entries * ENTRY_BYTES)
 
 
-def _commit(client, container, tag: str) -> str:
-    """The ended install's layer committed (its size is within the bounds by now: the commit is given its time,
-    and a commit that fails is removed by its own tag, never left nameless)."""
+def one_line(text: str) -> str:
+    """TEXT (a tool's last lines, an engine's words) as one line of printable characters."""
+    return " ".join("".join(c if c.isprintable() else " " for c in text).split())
+
+
+def _commit(client, container, building: str) -> str:
+    """The ended install's layer committed as BUILDING (its size is within the bounds by now: the commit is given
+    its time; the caller removes that tag, whatever happens)."""
     import docker
 
-    building = tag.rpartition(":")[2] + "-building"
     api = docker.from_env(timeout=COMMIT_SECONDS)  # (as runtime.docker_runtime.client reaches the engine)
     try:
-        return api.api.commit(container.id, repository=tag.rpartition(":")[0], tag=building)["Id"]
+        repository, _, name = building.rpartition(":")
+        return api.api.commit(container.id, repository=repository, tag=name)["Id"]
     except Exception as exc:
-        with contextlib.suppress(Exception):
-            client.images.remove(f"{tag.rpartition(':')[0]}:{building}", force=True)
-        raise BuildFailed(f"failed: committing the install: {str(exc)[:300]}") from None
+        raise BuildFailed(f"failed: committing the install: {one_line(str(exc))[:300]}") from None
     finally:
         api.close()
 
@@ -132,7 +163,8 @@ def added_bytes(image, base) -> int:
     """What a derived IMAGE adds to its BASE: Docker's measure, and at least what its build was measured to hold
     (its label; each file or folder ENTRY_BYTES)."""
     label = (image.labels or {}).get(BYTES_LABEL, "")
-    return max(0, image.attrs.get("Size", 0) - base.attrs.get("Size", 0), int(label) if label.isdigit() else 0)
+    counted = int(label) if label.isascii() and label.isdigit() else 0
+    return max(0, image.attrs.get("Size", 0) - base.attrs.get("Size", 0), counted)
 
 
 def apt_hosts(container) -> frozenset[tuple[str, int]]:
@@ -201,11 +233,9 @@ def _restore_config(client, base, layer: str, tag: str, held: int) -> None:
             if isinstance(chunk, dict) and chunk.get("error"):
                 raise docker.errors.BuildError(str(chunk["error"])[:500], [])
     except docker.errors.DockerException:
-        client.images.remove(layer, force=True)  # (the install's layer, with no image to be the parent of)
-        raise
-    finally:
         with contextlib.suppress(docker.errors.DockerException):
-            client.images.remove(f"{tag.rpartition(':')[0]}:{tag.rpartition(':')[2]}-building")  # (a tag: untagged)
+            client.images.remove(layer, force=True)  # (the install's layer, with no image to be the parent of)
+        raise
 
 
 def _plain(value, default: str) -> str:

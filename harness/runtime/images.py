@@ -304,7 +304,7 @@ def session_image(client, code: Path, manifest_image: str | None, default_image:
             raise ImageError(f"installing the session's requirements into {base_name} {exc}") from None
         except (docker.errors.DockerException, requests.exceptions.RequestException) as exc:
             raise ImageError(f"installing the session's requirements into {base_name} failed: "
-                             f"{getattr(exc, 'explanation', None) or exc}"[:600]) from None
+                             f"{image_builds.one_line(str(getattr(exc, 'explanation', None) or exc))}"[:600]) from None
         added = image_builds.added_bytes(client.images.get(tag), base)
         if getattr(bounds, "bytes", None) and added > bounds.bytes:
             client.images.remove(tag, force=True)
