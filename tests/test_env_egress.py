@@ -176,7 +176,8 @@ def test_the_gate_passes_only_its_hosts_whatever_a_build_sends(servers):
 FIELDS = st.sampled_from(["CONNECT", "GET", "POST", "connect", "GET http://", "HTTP/1.1", "HTTP/1.0", " ", ":",
                           "\r\n", "\r\n\r\n", "127.0.0.1", "localhost", "[::1]", "0x7f.1", "pypi.org", "@", "#",
                           "%00", "\x00", "\xff", "99999", "0", "/", "http://127.0.0.1:{s}/", "127.0.0.1:{s}",
-                          "127.0.0.1:{i}", "Host: 127.0.0.1:{s}"])
+                          "127.0.0.1:{i}", "Host: 127.0.0.1:{s}", "\n", "\r", "X-A: a", " folded", "\t",
+                          "GET http://127.0.0.1:{s}/ HTTP/1.1", "HEAD http://127.0.0.1:{i}/ HTTP/1.1"])
 
 
 @hyp_settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
