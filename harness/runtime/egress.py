@@ -267,6 +267,13 @@ class Gate:
     def socket_inside(self) -> str:
         return f"{INSIDE}/s"
 
+    def refusal_note(self) -> str:
+        """What a failed build's error adds about the hosts it was refused ("" when none)."""
+        if not self.refused:
+            return ""
+        return f" (it tried to reach {', '.join(self.refused)}: a build reaches only the package index and " \
+               f"limits.env_index_hosts)"
+
     def _accept(self) -> None:
         while True:
             self._slots.acquire()

@@ -127,8 +127,7 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
         except UserError as error:
             if gate is None or not gate.refused:
                 raise
-            raise UserError(f"{error} (it tried to reach {', '.join(gate.refused)}: a build reaches only the package "
-                            "index and limits.env_index_hosts)") from None
+            raise UserError(f"{error}{gate.refusal_note()}") from None
 
 
 def _passed(name: str) -> bool:

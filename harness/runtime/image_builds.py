@@ -107,9 +107,7 @@ def _watch(client, container, bounds, gate: egress.Gate) -> int:
             raise _over(held, limit)
     if code != 0:
         text = container.logs(tail=LOG_TAIL).decode(errors="replace")
-        refused = f" (it tried to reach {', '.join(gate.refused)}: a build reaches only the package index and " \
-                  f"limits.env_index_hosts)" if gate.refused else ""
-        raise BuildFailed(f"failed (exit code {code}): {one_line(text)[-400:]}{refused}")
+        raise BuildFailed(f"failed (exit code {code}): {one_line(text)[-400:]}{gate.refusal_note()}")
     held = _held(client, container.id, limit)  # (its last seconds too)
     if limit and held > limit:
         raise _over(held, limit)
