@@ -382,3 +382,62 @@ def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_r
     cli("logs", "-f", name, code=1)
     assert _ps(cli, name)["status"] == "stopped"
     assert _no_containers(docker_client, lambda c: True, label)
+
+
+VOLUME_PROBE = r'''
+import os
+print("shipped", open("/data2/shipped").read().strip())
+for path in ("/data2/more", "/data2/sub/more"):
+    try:
+        open(path, "w").write("x" * 1000)
+        print("write", path, "written")
+    except OSError as exc:
+        print("write", path, type(exc).__name__, exc.errno)
+'''
+
+
+def test_a_volume_of_an_allowed_image_is_read_only_and_removed_with_the_run(cli, docker_root, docker_client, tmp_path,
+                                                                          tiny_task):
+    """An allowed image that declares a VOLUME (writable for everyone): the run reads what the image ships there
+    but writes nothing outside its measured folders, and the run's volume goes with its container."""
+    import io
+    base = "nsml-harness/test-run-volume:1"
+    dockerfile = (b"FROM nsml-harness/session:latest\nUSER root\n"
+                  b"RUN mkdir -p /data2/sub && echo from-image > /data2/shipped && chmod -R 777 /data2\n"
+                  b"VOLUME /data2\nVOLUME /tmp\n")
+    docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=base, rm=True)
+    _settings(docker_root, images=[base])
+    mine = {"label": "nsml-harness.instance"}
+    before = {v.name for v in docker_client.volumes.list(filters=mine)}
+    folder = participant(tmp_path / "volume", VOLUME_PROBE)
+    (folder / "requirements.txt").write_text(f"#nsml: {base}\n")
+    try:
+        name = run_session(cli, folder)
+    finally:
+        docker_client.images.remove(base, force=True)
+    log = cli("logs", name).stdout
+    assert "shipped from-image" in log
+    assert "write /data2/more OSError 30" in log and "write /data2/sub/more OSError 30" in log, log  # EROFS
+    assert "written" not in log
+    deadline = time.time() + 30
+    while {v.name for v in docker_client.volumes.list(filters=mine)} - before and time.time() < deadline:
+        time.sleep(0.2)
+    assert not {v.name for v in docker_client.volumes.list(filters=mine)} - before
+
+
+def test_a_crashed_runs_volume_goes_with_the_reap(docker_root, docker_client, tmp_path):
+    from harness.core.settings import load_settings
+    from harness.runtime.base import Mount, RunPaths, RunSpec
+    from harness.runtime.docker_runtime import DockerRuntime, container_config
+    app = tmp_path / "app"
+    app.mkdir()
+    spec = RunSpec(run_id=7, name="alice/t/7", argv=["-c", "pass"], workdir=app,
+                   paths=RunPaths(run=tmp_path, log=tmp_path / "log"), mounts=[Mount(app, "/app", False)])
+    settings = load_settings()
+    config = container_config(settings, spec, "nsml-harness/session:latest", {"/data2": {}, "/app": {}, "/tmp/": {}})
+    assert [(m["Target"], m["ReadOnly"]) for m in config["mounts"]] == [("/data2", True)]  # the rest are mounted
+    docker_client.containers.create(**config)
+    mine = {"label": f"nsml-harness.run={spec.run_id}"}
+    assert len(docker_client.volumes.list(filters=mine)) == 1
+    DockerRuntime(settings).reap_orphans()  # as a scheduler does when it starts after one died
+    assert docker_client.volumes.list(filters=mine) == []

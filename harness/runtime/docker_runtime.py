@@ -10,6 +10,7 @@ a submit the prediction folder and the task's loader.  Test labels and the docke
 from __future__ import annotations
 
 import os
+import posixpath
 import threading
 import time
 from pathlib import Path
@@ -60,8 +61,21 @@ def _hand_over(path: Path, uid: int | None, gid: int | None) -> None:
                 os.chmod(name, 0o777 if os.path.isdir(name) else 0o666)
 
 
-def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
-    """Keyword arguments for containers.create(): everything that makes the container safe."""
+def volume_mounts(settings: Settings, spec: RunSpec, declared, taken) -> list:
+    """Each VOLUME the image declares, as a volume of this run's own, mounted read-only: Docker copies the image's
+    files there, and the run still writes only to its measured folders (an anonymous volume would be writable and
+    unmeasured, and Docker refuses to make one read-only). Paths the run's own mounts cover are left to them."""
+    from docker.types import Mount as VolumeMount
+
+    labels = {LABEL_INSTANCE: settings.instance, "nsml-harness.run": str(spec.run_id)}
+    targets = sorted({posixpath.normpath(t) for t in declared or () if t.startswith("/")} - set(taken))
+    return [VolumeMount(target, f"nsml-{settings.instance}-run{spec.run_id}-{i}", read_only=True, labels=labels)
+            for i, target in enumerate(targets)]
+
+
+def container_config(settings: Settings, spec: RunSpec, image: str, declared=()) -> dict:
+    """Keyword arguments for containers.create(): everything that makes the container safe. DECLARED: the
+    VOLUME paths of the image."""
     from docker.types import DeviceRequest, LogConfig, Ulimit
 
     user, uid, gid = _owner(settings)
@@ -84,6 +98,7 @@ def container_config(settings: Settings, spec: RunSpec, image: str) -> dict:
         ulimits=[Ulimit(name="fsize", soft=settings.docker_file_bytes, hard=settings.docker_file_bytes)],
         log_config=LogConfig(type="json-file", config={"max-size": str(log_bytes), "max-file": "1"}),
         detach=True, stdin_open=False, tty=False,
+        mounts=volume_mounts(settings, spec, declared, {"/tmp", *(posixpath.normpath(m.target) for m in mounts)}),
     )
     if spec.memory:
         config.update(mem_limit=spec.memory, memswap_limit=spec.memory)
@@ -145,11 +160,13 @@ class DockerHandle(Handle):
             image = session_image(api, self.spec.workdir, self.spec.image, settings.docker_image,
                                   self.spec.source_builds, settings.root, tuple(settings.docker_images), bounds)
             held = _charged(api, settings, image, bounds.owner)
-            self.environment = f"{image} ({api.images.get(image).id})"
+            found = api.images.get(image)
+            self.environment = f"{image} ({found.id})"
             if self._cancel is not None:
                 return False
             try:  # (held until its container exists: from then on Docker keeps the image for it)
-                self.container = api.containers.create(**container_config(self.runtime.settings, self.spec, image))
+                declared = (found.attrs.get("Config") or {}).get("Volumes")
+                self.container = api.containers.create(**container_config(settings, self.spec, image, declared))
             finally:
                 if held is not None:
                     held.close()
@@ -283,7 +300,8 @@ class DockerHandle(Handle):
             self._exit_r = None
         if self.container is not None:
             container, self.container = self.container, None
-            threading.Thread(target=_remove, args=(container,), daemon=True,
+            threading.Thread(target=_remove, args=(container, _of_run(self.runtime.settings, self.spec.run_id)),
+                             daemon=True,
                              name=f"docker-rm-{self.spec.run_id}").start()
         base.remove_scratch(self.spec.paths.run)
 
@@ -311,11 +329,30 @@ def _charged(api, settings, image: str, user: str | None):
     return held
 
 
-def _remove(container) -> None:
+def _of_run(settings: Settings, run_id) -> dict:
+    """The filter that finds a run's container and volumes."""
+    return {"label": [f"{LABEL_INSTANCE}={settings.instance}", f"nsml-harness.run={run_id}"]}
+
+
+def _remove(container, volumes: dict | None = None) -> None:
+    """Remove a container, then the volumes that VOLUMES (a volumes.list filter) finds."""
     try:
-        container.remove(force=True, v=True)  # (with the anonymous volumes an image's VOLUME made)
+        container.remove(force=True, v=True)
     except Exception:  # noqa: BLE001 - already gone
         pass
+    _remove_volumes(container.client, volumes)
+
+
+def _remove_volumes(api, volumes: dict | None) -> None:
+    try:
+        found = api.volumes.list(filters=volumes) if volumes else []
+    except Exception:  # noqa: BLE001 - no engine: a later reap removes them
+        found = []
+    for volume in found:
+        try:
+            volume.remove(force=True)
+        except Exception:  # noqa: BLE001 - gone, or still used by a container that a later reap removes
+            pass
 
 
 def _status_for(reason: FailureReason) -> RunStatus:
@@ -341,13 +378,10 @@ class DockerRuntime(Runtime):
         """After a scheduler died: remove the run's container. True when one had been created."""
         if not engine_answers():
             return False
-        found = self.client().containers.list(all=True, ignore_removed=True, filters={"label": [
-            f"{LABEL_INSTANCE}={self.settings.instance}", f"nsml-harness.run={run.id}"]})
+        found = self.client().containers.list(all=True, ignore_removed=True, filters=_of_run(self.settings, run.id))
         for c in found:
-            try:
-                c.remove(force=True, v=True)
-            except Exception:  # noqa: BLE001
-                pass
+            _remove(c)
+        _remove_volumes(self.client(), _of_run(self.settings, run.id))
         return bool(found)
 
     def reap_orphans(self) -> list[str]:
@@ -357,9 +391,7 @@ class DockerRuntime(Runtime):
         reaped = []
         mine = {"label": f"{LABEL_INSTANCE}={self.settings.instance}"}
         for c in self.client().containers.list(all=True, ignore_removed=True, filters=mine):
-            try:
-                c.remove(force=True, v=True)
-                reaped.append(c.labels.get("nsml-harness.session", c.name))
-            except Exception:  # noqa: BLE001
-                pass
+            _remove(c)
+            reaped.append(c.labels.get("nsml-harness.session", c.name))
+        _remove_volumes(self.client(), mine)
         return reaped
