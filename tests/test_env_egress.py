@@ -21,7 +21,7 @@ from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
 from harness.core.settings import load_settings
-from harness.runtime import egress, env_builds, environments, image_builds, images, sandbox
+from harness.runtime import egress, env_builds, environments, image_builds, images, package_indexes, sandbox
 
 
 class _Server:
@@ -241,21 +241,21 @@ def test_the_operators_proxy_carries_the_tunnel(servers):
 
 
 def test_the_index_hosts_are_what_uv_was_given(tmp_path, monkeypatch):
-    monkeypatch.setattr(egress, "UV_CONFIGS", (tmp_path / "uv.toml",))
-    assert egress.index_hosts({}) == {("pypi.org", 443), ("files.pythonhosted.org", 443)}
-    assert egress.index_hosts({"UV_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}) == {
+    monkeypatch.setattr(package_indexes, "UV_CONFIGS", (tmp_path / "uv.toml",))
+    assert package_indexes.index_hosts({}) == {("pypi.org", 443), ("files.pythonhosted.org", 443)}
+    assert package_indexes.index_hosts({"UV_EXTRA_INDEX_URL": "https://download.pytorch.org/whl/cpu"}) == {
         ("pypi.org", 443), ("files.pythonhosted.org", 443), ("download.pytorch.org", 443)}
-    assert egress.index_hosts({"UV_INDEX_URL": "http://Mirror.local:8080/simple"}) == {("mirror.local", 8080)}
-    assert egress.index_hosts({"UV_DEFAULT_INDEX": "https://m/simple"}, ["cdn.m:8443", "files.m"]) == {
+    assert package_indexes.index_hosts({"UV_INDEX_URL": "http://Mirror.local:8080/simple"}) == {("mirror.local", 8080)}
+    assert package_indexes.index_hosts({"UV_DEFAULT_INDEX": "https://m/simple"}, ["cdn.m:8443", "files.m"]) == {
         ("m", 443), ("cdn.m", 8443), ("files.m", 443)}
-    assert ("x.org", 443) in egress.index_hosts({"UV_INDEX": "inner=https://x.org/simple"})
+    assert ("x.org", 443) in package_indexes.index_hosts({"UV_INDEX": "inner=https://x.org/simple"})
     (tmp_path / "uv.toml").write_text('[[index]]\nurl = "https://corp.example/simple"\ndefault = true\n')
-    assert egress.index_hosts({}) == {("corp.example", 443)}
-    assert egress.pip_indexes({"UV_EXTRA_INDEX_URL": "https://x/s", "UV_FIND_LINKS": "/opt/w https://f/l"}) == {
+    assert package_indexes.index_hosts({}) == {("corp.example", 443)}
+    assert package_indexes.pip_indexes({"UV_EXTRA_INDEX_URL": "https://x/s", "UV_FIND_LINKS": "/opt/w https://f/l"}) == {
         "PIP_INDEX_URL": "https://corp.example/simple", "PIP_EXTRA_INDEX_URL": "https://x/s",
         "PIP_FIND_LINKS": "https://f/l"}  # (a docker build's pip: the same indexes; local folders are not there)
     (tmp_path / "uv.toml").write_text('index-url = [not toml')
-    assert ("pypi.org", 443) in egress.index_hosts({})  # (an unreadable uv.toml adds nothing)
+    assert ("pypi.org", 443) in package_indexes.index_hosts({})  # (an unreadable uv.toml adds nothing)
 
 
 @pytest.mark.parametrize("value", ['["bad host!"]', '["pypi.org:99999"]', '"pypi.org"', "[3]"])
@@ -446,7 +446,7 @@ def test_a_head_that_comes_a_byte_at_a_time_is_cut_at_its_deadline(servers, monk
 
 
 def test_an_ipv6_index_is_matched_in_one_form():
-    assert egress.index_hosts({"UV_INDEX_URL": "http://[FD00::5]:8080/simple"}) == {("[fd00::5]", 8080)}
+    assert package_indexes.index_hosts({"UV_INDEX_URL": "http://[FD00::5]:8080/simple"}) == {("[fd00::5]", 8080)}
     assert egress.parse_head(b"CONNECT [fd00::5]:8080 HTTP/1.1\r\n\r\n") == ("[fd00::5]", 8080, True)
 
 
@@ -469,3 +469,75 @@ def test_a_base_images_volume_is_no_unmeasured_disk_for_the_install(tmp_path, do
     finally:
         docker_client.images.remove(base, force=True)
     assert {v.id for v in docker_client.volumes.list()} == volumes
+
+
+BUILDER = r'''
+import sys
+from pathlib import Path
+from harness.runtime import env_builds, images
+from harness.runtime.docker_runtime import client
+images.INSTALL_SCRIPT = "sleep 600 # {binary}\n"
+images.session_image(client(), Path(sys.argv[1]), None, "nsml-harness/session:latest",
+                     bounds=env_builds.Bounds(bytes=1 << 30, seconds=900))
+'''
+
+
+def test_a_docker_build_ends_with_the_harness_that_watched_it_and_its_leftovers_are_swept(tmp_path,
+                                                                                         docker_client):  # noqa: F811
+    """The harness dies mid-install (SIGKILL: no `finally` runs): the relay's watch of the gate ends, so the
+    install ends at once instead of going on with no time, byte or network bound; the collection then sweeps
+    the container and an install's tag that nobody will finish."""
+    import subprocess
+    code = participant(tmp_path / "code", "print('hi')\n")
+    (code / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")
+    building = {"label": image_builds.BUILDING}
+    before = {c.id for c in docker_client.containers.list(all=True, filters=building)}
+    builder = subprocess.Popen([sys.executable, "-c", BUILDER, str(code)])
+    try:
+        deadline = time.time() + 120
+        while not (mine := [c for c in docker_client.containers.list(filters=building) if c.id not in before]):
+            assert time.time() < deadline and builder.poll() is None
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        builder.kill()
+        builder.wait()
+    container = mine[0]
+    deadline = time.time() + 20
+    while container.status == "running" and time.time() < deadline:
+        time.sleep(0.2)
+        container.reload()
+    assert container.status == "exited", container.status  # ended with its harness, not left installing
+    assert int(container.labels[image_builds.UNTIL]) > time.time() + 900  # (a live build's is never swept)
+    leftover = f"{images.ENV_REPO}:{'0' * 16}-building-{'a' * 12}"  # (a commit whose builder died before its end)
+    container.commit(*leftover.split(":"))
+    assert image_builds.sweep(docker_client, images.ENV_REPO) == []  # (neither is past its time yet)
+    swept = image_builds.sweep(docker_client, images.ENV_REPO, now=time.time() + 86400 * 2)
+    assert container.labels[image_builds.BUILDING] in swept and leftover in swept
+    assert not docker_client.containers.list(all=True, filters={"id": container.id})
+    assert not docker_client.images.list(name=leftover)
+
+
+def test_the_gate_holds_one_watch_and_ends_it_when_it_closes():
+    """The relay's watch is the first connection; a build that connects again is refused, so it cannot run the
+    harness out of descriptors that way."""
+    with egress.Gate(frozenset(), {}) as gate:
+        first = socket.socket(socket.AF_UNIX)
+        first.connect(str(gate.folder / "w"))
+        first.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            first.recv(1)  # (held)
+        deadline = time.monotonic() + 5
+        while True:
+            second = socket.socket(socket.AF_UNIX)
+            try:
+                second.connect(str(gate.folder / "w"))
+            except OSError:
+                break
+            finally:
+                second.close()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    first.settimeout(5)
+    assert first.recv(1) == b""  # the gate closed: the relay ends its build
+    first.close()

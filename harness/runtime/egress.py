@@ -6,8 +6,7 @@ its database, a Ray cluster), none of its networks and no cloud metadata address
 index through a proxy: ``RELAY``, a few lines of Python started inside the namespace before the installer,
 listens on its loopback at ``PORT`` and passes each connection over a unix socket to a ``Gate`` in the harness.
 The gate reads one request head (bounded), and opens a tunnel (HTTP CONNECT) or forwards a plain request only
-to the ``index_hosts``: the indexes the operator configured for uv (``UV_INDEX_URL`` and its kin, uv.toml),
-pypi.org and files.pythonhosted.org when none replaces them, and ``limits.env_index_hosts``. It goes through the
+to the hosts ``package_indexes.index_hosts`` names. It goes through the
 operator's own proxy where one is set. Anything else gets a 403, and the build's error names what was tried.
 """
 from __future__ import annotations
@@ -18,12 +17,13 @@ import socket
 import tempfile
 import threading
 import time
-import tomllib
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from harness.core import setting_values
 from harness.core.safefs import remove_tree
+
+from . import package_indexes
 
 PORT = 3128  # where the installer finds its proxy, on the build's own loopback
 INSIDE = "/run/nsml-egress"  # where the build sees the gate's socket folder
@@ -31,20 +31,31 @@ HEAD_BYTES, HEAD_SECONDS = 16 << 10, 10.0  # one request head: its size and how 
 CONNECT_SECONDS, IDLE_SECONDS = 10.0, 300.0  # reaching the index; a tunnel with nothing moving
 MAX_CONNECTIONS = 32  # at once, per build (more wait their turn)
 MAX_REFUSED = 5  # distinct refused destinations kept for the error
-PYPI = ("pypi.org", 443), ("files.pythonhosted.org", 443)
-INDEX_VARS = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "UV_EXTRA_INDEX_URL", "UV_INDEX", "UV_FIND_LINKS")
-REPLACES_PYPI = ("UV_INDEX_URL", "UV_DEFAULT_INDEX", "index-url", "default")
-UV_CONFIGS = (Path.home() / ".config" / "uv" / "uv.toml", Path("/etc/uv/uv.toml"))
 _HOST = setting_values.HOST
 _CONNECT = re.compile(rf"CONNECT ({_HOST}):([0-9]{{1,5}}) HTTP/1\.[01]")
 _HEADER = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]{1,256}:[\t\x20-\x7e]*")  # one header line, nothing else
 _PLAIN = re.compile(rf"(?:GET|HEAD) http://({_HOST})(?::([0-9]{{1,5}}))?(?:[/?][\x21-\x7e]*)? HTTP/1\.[01]")
 
-# Run inside the build's namespace as `python -I -S -c RELAY SOCKET PORT CMD...`: listen, start CMD, pass each
-# connection to the gate, end with CMD's status. (Anything in the build may use it: it reaches the gate only.)
+# Run inside the build's namespace as `python -I -S -c RELAY SOCKET PORT CMD...`: hold the gate's watch (and end
+# the build, leaving no part of it, when that ends: the harness closed the gate or died), listen, start CMD, pass
+# each connection to the gate, end with CMD's status. (Anything in the build may use it: it reaches the gate only.)
 RELAY = r"""
-import socket, subprocess, sys, threading
+import os, socket, subprocess, sys, threading
 path, port, cmd = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+try:
+    import ctypes
+    ctypes.CDLL(None).prctl(4, 0)  # PR_SET_DUMPABLE 0: the build it starts cannot trace it
+except Exception:
+    pass
+watch = socket.socket(socket.AF_UNIX)
+watch.connect(os.path.join(os.path.dirname(path), "w"))
+def unwatched():
+    try:
+        watch.recv(1)
+    except OSError:
+        pass
+    os._exit(125)
+threading.Thread(target=unwatched, daemon=True).start()
 listener = socket.create_server(("127.0.0.1", port), backlog=64)
 def pipe(a, b, done):
     try:
@@ -81,72 +92,6 @@ def proxy_environment() -> dict[str, str]:
                                    "all_proxy")}
 
 
-def address(url: str) -> tuple[str, int] | None:
-    try:
-        parts = urlsplit(url.strip())
-        port = parts.port or {"https": 443, "http": 80}.get(parts.scheme)
-    except ValueError:
-        return None
-    host = parts.hostname.lower() if parts.hostname else ""
-    return (f"[{host}]" if ":" in host else host, port) if host and port else None
-
-
-def _configured(environ: dict[str, str]) -> list[tuple[str, str]]:
-    """(where, url) of every index and find-links place the operator gave uv: its variables and uv.toml."""
-    found = []
-    for name in INDEX_VARS:
-        for word in re.split(r"[\s,]+", environ.get(name, "")):
-            if word:
-                found.append((name, word.split("=", 1)[1] if re.match(r"[\w.-]+=", word) else word))
-    for path in UV_CONFIGS:
-        try:
-            cfg = tomllib.loads(path.read_text())
-        except (OSError, ValueError, UnicodeDecodeError):
-            continue
-        for table in (cfg, cfg.get("pip") if isinstance(cfg.get("pip"), dict) else {}):
-            for key in ("index-url", "extra-index-url", "find-links"):
-                values = table.get(key, [])
-                found += [(key, v) for v in ([values] if isinstance(values, str) else values) if isinstance(v, str)]
-        for index in cfg.get("index", []) if isinstance(cfg.get("index"), list) else []:
-            if isinstance(index, dict) and isinstance(index.get("url"), str):
-                found.append(("default" if index.get("default") else "index", index["url"]))
-    return found
-
-
-def index_hosts(environ: dict[str, str], extra=()) -> frozenset[tuple[str, int]]:
-    """The (host, port) pairs a build may reach: the indexes uv is configured with, PyPI unless one replaces it,
-    and EXTRA ("host:port" or "host", port 443: limits.env_index_hosts)."""
-    configured = _configured(environ)
-    hosts = {a for _, url in configured if (a := address(url))}
-    if not any(where in REPLACES_PYPI for where, _ in configured):
-        hosts.update(PYPI)
-    return frozenset(hosts | {setting_values.host_port(word) for word in extra})
-
-
-def pip_indexes(environ: dict[str, str]) -> dict[str, str]:
-    """The indexes uv is configured with, as pip's variables (a docker build's installer is the image's pip):
-    PIP_INDEX_URL where one replaces PyPI, PIP_EXTRA_INDEX_URL and PIP_FIND_LINKS (http and https ones: local
-    folders are not in the image)."""
-    found: dict[str, list[str]] = {}
-    for where, url in _configured(environ):
-        if not url.startswith(("http://", "https://")):
-            continue
-        name = ("PIP_FIND_LINKS" if "FIND_LINKS" in where.upper().replace("-", "_") else
-                "PIP_INDEX_URL" if where in REPLACES_PYPI and "PIP_INDEX_URL" not in found else "PIP_EXTRA_INDEX_URL")
-        found.setdefault(name, []).append(url)
-    return {name: " ".join(urls) for name, urls in found.items()}
-
-
-def index_paths(environ: dict[str, str]) -> list[str]:
-    """Local indexes and wheel folders the operator gave uv (file:// URLs, paths): bound read-only in a build."""
-    paths = []
-    for _, url in _configured(environ):
-        path = url[len("file://"):] if url.startswith("file://") else url
-        if path.startswith("/") and Path(path).exists():
-            paths.append(path)
-    return paths
-
-
 def _upstream(environ: dict[str, str], host: str, tls: bool) -> tuple[tuple[str, int], bytes] | None:
     """The operator's proxy for HOST, if one is set and NO_PROXY does not exempt it: its address, and the
     Proxy-Authorization header line its URL's user and password make (b"" without)."""
@@ -157,7 +102,7 @@ def _upstream(environ: dict[str, str], host: str, tls: bool) -> tuple[tuple[str,
     if not url or "*" in exempt or any(host == w or host.endswith("." + w) for w in exempt):
         return None
     url = url if "://" in url else "http://" + url
-    found = address(url)
+    found = package_indexes.address(url)
     if found is None:
         return None
     parts = urlsplit(url)
@@ -245,21 +190,24 @@ class Gate:
 
     def __enter__(self) -> "Gate":
         self.folder = Path(tempfile.mkdtemp(prefix="nsml-egress-"))  # (short: a socket's path has 108 bytes)
-        self._listener = socket.socket(socket.AF_UNIX)
+        self._listener, self._watch = socket.socket(socket.AF_UNIX), socket.socket(socket.AF_UNIX)
         try:
-            self._listener.bind(str(self.folder / "s"))
-            self._listener.listen(64)
+            for listener, name in ((self._listener, "s"), (self._watch, "w")):
+                listener.bind(str(self.folder / name))
+                listener.listen(64)
         except OSError as exc:
-            self._listener.close()
+            for listener in (self._listener, self._watch):
+                listener.close()
             remove_tree(self.folder)
             raise OSError(f"the build's gate to the package index: {exc}") from None
         threading.Thread(target=self._accept, daemon=True, name="egress-gate").start()
+        threading.Thread(target=self._hold, daemon=True, name="egress-watch").start()
         return self
 
     def __exit__(self, *exc) -> None:
         with self._lock:
             self._closed = True
-            live = [self._listener, *self._open]
+            live = [self._listener, self._watch, *self._open]
         for conn in live:
             _shut(conn)
         remove_tree(self.folder)  # (bound read-only into the build: only the socket is there)
@@ -285,6 +233,17 @@ class Gate:
             if not self._track(conn):
                 return
             threading.Thread(target=self._serve, args=(conn,), daemon=True).start()
+
+    def _hold(self) -> None:
+        """Hold the relay's watch connection, the first (made before it starts the build), and take no other: it
+        ends when the gate closes or the harness dies, and with it the relay and the build it started."""
+        try:
+            conn, _ = self._watch.accept()
+        except OSError:
+            return
+        finally:
+            _shut(self._watch)
+        self._track(conn)
 
     def _track(self, conn: socket.socket, forget: bool = False) -> bool:
         with self._lock:

@@ -37,7 +37,7 @@ from harness.core.safefs import remove_tree
 from harness.core.settings import inherited_environment
 from harness.core.tree_usage import usage
 
-from . import cgroups, egress, sandbox
+from . import cgroups, egress, package_indexes, sandbox
 from .base import kill_group
 
 MEASURE_EVERY = 3.0  # seconds between two measures of a build's folders
@@ -112,8 +112,8 @@ def bounded_step(cmd: list[str], what: str, label: str, bounds: Bounds, folders=
             env.update(UV_CACHE_DIR=str(cache_of(built)), UV_LINK_MODE="copy",  # (copied: each counted once, held)
                        TMPDIR=str(tmp_of(built)))
             if bounds.confined and sandbox.works():
-                gate = stack.enter_context(egress.Gate(egress.index_hosts(env, bounds.reach), env))
-                cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""), gate, egress.index_paths(env))
+                gate = stack.enter_context(egress.Gate(package_indexes.index_hosts(env, bounds.reach), env))
+                cmd = confined(cmd, folders, env.get("SSL_CERT_FILE", ""), gate, package_indexes.index_paths(env))
                 env = {k: v for k, v in env.items() if _passed(k) and "PROXY" not in k.upper()}
                 env.update(HOME="/tmp", TMPDIR="/tmp", **egress.proxy_environment())
                 if UV_USER_CONFIG.is_dir():

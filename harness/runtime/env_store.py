@@ -183,6 +183,18 @@ def _remove_image(key: str) -> bool:
     return True
 
 
+def _sweep_builds() -> None:
+    """What docker builds left behind when their harness died (runtime.image_builds.sweep), where an engine answers."""
+    from .docker_runtime import client, engine_answers
+    from .image_builds import sweep
+    from .images import ENV_REPO
+    try:
+        if engine_answers():
+            sweep(client(), ENV_REPO)
+    except Exception:  # noqa: BLE001 - the engine went away: the next collection sweeps
+        pass
+
+
 def _number(path: Path) -> int | None:
     """A small regular file's integer (a marker, a stamp), read without following links or blocking."""
     try:
@@ -262,7 +274,8 @@ def collection_due(envs_dir: Path) -> bool:
 
 def collect_garbage(envs_dir: Path, max_age_days: float = MAX_AGE_DAYS) -> list[str]:
     """Remove environments no run used for MAX_AGE_DAYS (their READY stamp is touched on every use: looked at
-    again under the locks), and the leftovers of builds that died once nobody builds them."""
+    again under the locks), and the leftovers of builds that died once nobody builds them (docker's too)."""
+    _sweep_builds()
     removed: list[str] = []
     if not envs_dir.is_dir():
         return removed

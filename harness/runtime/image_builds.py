@@ -16,6 +16,7 @@ id. The container always goes; the committed layer goes with the image it is the
 """
 from __future__ import annotations
 
+import calendar
 import contextlib
 import io
 import json
@@ -26,7 +27,7 @@ import uuid
 
 from harness.core.settings import inherited_environment
 
-from . import egress
+from . import egress, package_indexes
 from .env_builds import BUILD_MEMORY, BUILD_PIDS, ENTRY_BYTES
 
 MEASURE_EVERY = 3.0  # seconds between two measures of the container's writable layer
@@ -37,6 +38,8 @@ DROPPED = ["NET_RAW", "MKNOD", "AUDIT_WRITE", "SYS_CHROOT"]  # capabilities root
 COMMIT_SECONDS = 3600  # a commit of a layer within limits.env_bytes
 CHANGES_SECONDS = 120  # the engine's list of what a container changed, read as it streams
 VOLUME_BYTES = 64 << 20  # a tmpfs over each VOLUME of the base image (a volume is outside the measured layer)
+BUILDING, UNTIL = "nsml-harness.building", "nsml-harness.until"  # a build container's labels: its tag, and when
+LEFTOVER_SECONDS = COMMIT_SECONDS + 600  # its builder would have removed it, past its build and its commit (sweep)
 BYTES_LABEL = "nsml-harness.bytes"  # what the build was measured to hold (added_bytes)
 WORK = "/tmp/nsml-env"  # where the build's files are put in the container (removed when the install ends)
 SETTINGS = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_NO_CACHE_DIR": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1",
@@ -56,13 +59,13 @@ def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None
     building = f"{tag}-building-{uuid.uuid4().hex[:12]}"  # (this build's own: another's never untags it)
     volumes = [Mount(path, "", type="tmpfs", tmpfs_size=VOLUME_BYTES)  # (its base's VOLUMEs: measured as memory)
                for path in sorted((base.attrs.get("Config") or {}).get("Volumes") or {}) if path != egress.INSIDE]
-    with egress.Gate(egress.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
-        settings = {**egress.proxy_environment(), **egress.pip_indexes(environ), **SETTINGS}
+    with egress.Gate(package_indexes.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
+        settings = {**egress.proxy_environment(), **package_indexes.pip_indexes(environ), **SETTINGS}
         container = client.containers.create(
             base.id, entrypoint=["python3", "-I", "-S", "-c", egress.RELAY],
             command=[gate.socket_inside(), str(egress.PORT), "env", *(f"{k}={v}" for k, v in settings.items()),
                      "sh", "-c", f"cd {WORK} && sh -e install.sh; rc=$?; cd / && rm -rf {WORK}; exit $rc"],
-            user="root", network_mode="none", detach=True, labels={"nsml-harness.building": building},
+            user="root", network_mode="none", detach=True, labels={BUILDING: building, UNTIL: _until(bounds)},
             mounts=[Mount(egress.INSIDE, str(gate.folder), type="bind", read_only=True), *volumes],
             pids_limit=BUILD_PIDS, mem_limit=BUILD_MEMORY, memswap_limit=BUILD_MEMORY,
             nano_cpus=min(BUILD_CPUS, int(client.info().get("NCPU") or 1)) * 10**9,
@@ -87,6 +90,35 @@ def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None
     finally:
         with contextlib.suppress(Exception):
             client.images.remove(building)  # (a tag of the final image's parent: only the name goes)
+
+
+def _until(bounds) -> str:
+    seconds = getattr(bounds, "seconds", None) or 86400
+    return str(int(time.time() + seconds + LEFTOVER_SECONDS))
+
+
+def sweep(client, repository: str, now: float | None = None) -> list[str]:
+    """What builds left behind when the harness that watched them died (the relay ended each install then): their
+    containers once past their UNTIL, and the install's tags in REPOSITORY made over LEFTOVER_SECONDS ago."""
+    now = time.time() if now is None else now
+    removed = []
+    for container in client.containers.list(all=True, ignore_removed=True, filters={"label": BUILDING}):
+        until = container.labels.get(UNTIL, "")
+        if not (until.isascii() and until.isdigit()) or int(until) < now:
+            with contextlib.suppress(Exception):
+                container.remove(force=True, v=True)
+                removed.append(container.labels.get(BUILDING, container.name))
+    for image in client.images.list(name=repository):
+        try:
+            made = calendar.timegm(time.strptime(str(image.attrs.get("Created"))[:19], "%Y-%m-%dT%H:%M:%S"))
+        except ValueError:
+            made = 0
+        for tag in image.tags:
+            if re.fullmatch(r".+:[0-9a-f]{16}-building-[0-9a-f]{12}", tag) and made < now - LEFTOVER_SECONDS:
+                with contextlib.suppress(Exception):
+                    client.images.remove(tag)
+                    removed.append(tag)
+    return removed
 
 
 def _watch(client, container, bounds, gate: egress.Gate) -> int:
@@ -186,7 +218,7 @@ def apt_hosts(container) -> frozenset[tuple[str, int]]:
                 if member.isfile() and member.name.endswith((".list", ".sources")) and member.size < (64 << 10):
                     text = tar.extractfile(member).read().decode(errors="replace")
                     for m in _APT_URL.finditer(text):
-                        hosts.update(a for url in (m[1] or m[2]).split() if (a := egress.address(url)))
+                        hosts.update(a for url in (m[1] or m[2]).split() if (a := package_indexes.address(url)))
     except (tarfile.TarError, OSError):
         pass  # (cut at the limit: the sources read so far)
     return frozenset(hosts)
