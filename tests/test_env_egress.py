@@ -251,7 +251,8 @@ def test_the_index_hosts_are_what_uv_was_given(tmp_path, monkeypatch):
     assert ("x.org", 443) in package_indexes.index_hosts({"UV_INDEX": "inner=https://x.org/simple"})
     (tmp_path / "uv.toml").write_text('[[index]]\nurl = "https://corp.example/simple"\ndefault = true\n')
     assert package_indexes.index_hosts({}) == {("corp.example", 443)}
-    assert package_indexes.pip_indexes({"UV_EXTRA_INDEX_URL": "https://x/s", "UV_FIND_LINKS": "/opt/w https://f/l"}) == {
+    given = {"UV_EXTRA_INDEX_URL": "https://x/s", "UV_FIND_LINKS": "/opt/w https://f/l"}
+    assert package_indexes.pip_indexes(given) == {
         "PIP_INDEX_URL": "https://corp.example/simple", "PIP_EXTRA_INDEX_URL": "https://x/s",
         "PIP_FIND_LINKS": "https://f/l"}  # (a docker build's pip: the same indexes; local folders are not there)
     (tmp_path / "uv.toml").write_text('index-url = [not toml')
