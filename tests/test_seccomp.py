@@ -102,3 +102,51 @@ def test_a_session_runs_under_the_filter(cli, tiny_task, tmp_path):
     name = run_session(cli, folder)
     log = cli("logs", name).stdout
     assert "inotify_init1 -1 ENOSYS" in log and "fanotify_init -1 ENOSYS" in log and "dnotify EINVAL" in log, log
+
+
+def test_without_a_control_group_the_filter_refuses_sysv_ipc():
+    import errno
+    allow, nosys = 0x7FFF0000, 0x50000 | errno.ENOSYS
+    x86, i386, arm64 = 0xC000003E, 0x40000003, 0xC00000B7
+    held = seccomp.program("x86_64", sysv=False)
+    assert [verdict(held, x86, nr) for nr in (29, 64, 68)] == [nosys] * 3  # shmget, semget, msgget
+    assert [verdict(held, i386, nr) for nr in (395, 393, 399, 117)] == [nosys] * 4  # (and ipc())
+    assert verdict(held, x86, 30) == verdict(held, x86, 31) == verdict(held, x86, 9) == allow  # shmat, shmctl, mmap
+    assert [verdict(seccomp.program("aarch64", sysv=False), arm64, nr) for nr in (194, 190, 186)] == [nosys] * 3
+    assert [verdict(seccomp.program("x86_64"), x86, nr) for nr in (29, 64, 68)] == [allow] * 3  # (a group counts)
+
+
+SYSV = """
+import argparse, ctypes, errno, os
+argparse.ArgumentParser().parse_known_args()
+libc = ctypes.CDLL(None, use_errno=True)
+segment = libc.shmget(0, 1 << 20, 0o1600)  # IPC_PRIVATE, IPC_CREAT
+print("shmget", "ok" if segment >= 0 else errno.errorcode.get(ctypes.get_errno()))
+if segment >= 0:
+    libc.shmctl(segment, 0, None)  # IPC_RMID
+with open("/dev/shm/posix", "wb") as fh:
+    fh.write(b"x" * 4096)
+print("posix shm ok")
+"""
+
+
+@pytest.mark.parametrize("groups", ["cgroups", "no cgroups"])
+def test_a_session_without_a_control_group_makes_no_sysv_ipc(cli, tiny_task, tmp_path, monkeypatch, groups):
+    """An unmapped SysV segment (or a queue, a semaphore array) is memory no process of the run shows: without a
+    control group to count it, the run cannot make one. POSIX shared memory, which the harness counts, stays."""
+    import os
+    from pathlib import Path
+
+    from helpers import participant, run_session
+    if groups == "no cgroups":
+        monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_cgroups"))
+    name = run_session(cli, participant(tmp_path / "sysv", SYSV))
+    log = cli("logs", name).stdout
+    isolation = [r for r in cli.json("ps", "-a") if r["name"] == name][0]["isolation"]
+    assert "posix shm ok" in log, log
+    assert groups == "cgroups" or "cgroup" not in isolation, isolation
+    if "cgroup" in isolation:
+        assert "shmget ok" in log, log
+    else:
+        assert groups == "no cgroups" or not os.environ.get("CI"), "CI runs as root: runs get control groups"
+        assert "shmget ENOSYS" in log, log

@@ -11,9 +11,10 @@ namespace does not have (bubblewrap's /dev with its /dev/shm; never a tmpfs of t
 system once, by its device number, and its memfds are those its processes hold open or mapped (runtime.open_files:
 a memfd need not be mapped to hold memory). Mapped shared memory is counted once (the larger of what the mappings
 show and what the file systems and memfds hold). The sandbox gives the run no way to mount more (bubblewrap's
---disable-userns) and a read-only root (runtime.sandbox). What this cannot see without a cgroup — a SysV segment
-that is not mapped, an unsandboxed run's files in this machine's /dev/shm — is why contests should run where the
-harness can make control groups (docs/operator/runtimes.md).
+--disable-userns) and a read-only root (runtime.sandbox), and no SysV IPC to make (runtime.seccomp: an unmapped
+segment would show in no process). What this cannot see without a cgroup — an unsandboxed run's files in this
+machine's /dev/shm — is why contests should run where the harness can make control groups
+(docs/operator/runtimes.md).
 
 Everything read here is the run's to shape (mount points, file names): it is parsed as bytes, and any failure to
 read or parse counts as nothing read, never as an error of the scheduler that calls it.

@@ -337,11 +337,11 @@ class ProcessRuntime(Runtime):
         if found.rootfs is not None and spec.gpu_ids:
             env["LD_LIBRARY_PATH"] = sandbox.DRIVER_TARGET  # this machine's driver, inside the era's system
         pids = self.settings.pids_limit if self.settings else PIDS_LIMIT
-        seccomp_fd = seccomp.filter_fd() if sandboxed else None
+        group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
+        seccomp_fd = seccomp.filter_fd(sysv=group is not None) if sandboxed else None  # (no group: no SysV IPC)
         try:  # (the filter's descriptor is closed here whatever happens: bwrap has read it, or never will)
             if sandboxed:
                 argv = sandbox.command(spec, tmp, SDK_PATH, argv, list(found.folders), found.rootfs, seccomp_fd)
-            group = cgroups.create(spec.paths.run, spec.memory, pids, spec.cpus)
             argv = niced(argv)
             if group is not None:
                 argv = group.trampoline(argv)
@@ -352,12 +352,12 @@ class ProcessRuntime(Runtime):
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         pass_fds=() if seccomp_fd is None else (seccomp_fd,),
                                         preexec_fn=None if group is not None else cgroups.nproc_limit(pids))
-            except BaseException:
-                if group is not None:
-                    group.remove()
-                raise
             finally:
                 os.close(log)
+        except BaseException:
+            if group is not None:
+                group.remove()
+            raise
         finally:
             if seccomp_fd is not None:
                 os.close(seccomp_fd)
