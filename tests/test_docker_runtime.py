@@ -370,6 +370,7 @@ def test_orphaned_containers_are_reaped_and_sessions_marked(cli, docker_root, ho
 
 
 def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_root, docker_client, hostile):
+    (state_root / "harness.toml").write_text('runtime_choices = ["auto"]\n')  # (alice may pick it)
     r = cli("run", "-d", "tiny", "-e", "main.py", "--runtime", "auto", "-a", "--attack sleep", hostile)
     assert "runtime: docker (auto: a Docker engine answered)" in r.stderr
     name = r.stdout.split()[1]

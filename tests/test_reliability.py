@@ -121,7 +121,7 @@ def _fault(monkeypatch, state_root, fake, extra=""):
         sched.terminate()
         sched.wait(10)
     monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
-    (state_root / "harness.toml").write_text(f'{extra}[runtimes]\nfault = "faults:{fake}"\n')
+    (state_root / "harness.toml").write_text(f'runtime_choices = ["fault"]\n{extra}[runtimes]\nfault = "faults:{fake}"\n')
 
 
 def _integrity(state_root):

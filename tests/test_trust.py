@@ -409,3 +409,66 @@ def test_a_url_requirement_never_reaches_a_build(cli, docker_ready, monkeypatch,
         server.close()
     info = [r for r in cli.json("ps", "-a") if r["name"] == name][0]
     assert info["reason"] == "launch_error" and "requirements.txt:2" in info["message"], info
+
+
+def test_a_participant_runs_where_the_organizer_said(cli, tiny_task, nsml_folder, state_root):
+    """Where participants' code runs is the organizer's choice: --runtime names only `runtime` or
+    `runtime_choices` (the service's one gate: the same for a flag here and `options` over HTTP, next test)."""
+    (state_root / "harness.toml").write_text(f'organizers = ["{ORGANIZER}"]\n[runtimes]\nother = "faults:FAKE"\n')
+    r = cli("run", "-d", "tiny", "-e", "main.py", "--runtime", "other", nsml_folder, code=None)
+    assert r.exit_code != 0 and r.stderr.count("\n") == 1, r.stderr
+    assert "--runtime other: participants' code runs under 'process' here" in r.stderr and "runtime_choices" in r.stderr
+    assert cli.json("ps", "-a") == []  # nothing queued
+    name = run_session(cli, nsml_folder, "--runtime", "process")  # the organizer's own choice, named
+    r = cli("submit", "-t", "--runtime", "other", name, "0", code=None)
+    assert r.exit_code != 0 and "--runtime other" in r.stderr, r.stderr
+
+
+@pytest.fixture
+def served_without_bwrap(state_root, monkeypatch):
+    from helpers import RemoteCli, Served
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent / "no_bwrap"))
+    server = Served(state_root)
+    yield RemoteCli(server.url)
+    server.stop()
+
+
+def test_over_http_a_run_that_cannot_be_confined_is_refused(served_without_bwrap, tiny_task, nsml_folder):
+    """A server whose machine cannot run bubblewrap (`[process] sandbox = "auto"`): a participant's run is refused,
+    not run unconfined where it could read the labels; the organizer's own goes (their choice, said so)."""
+    remote = served_without_bwrap
+    r = remote("run", "-d", "tiny", "-e", "main.py", nsml_folder, code=None)
+    assert r.exit_code != 0 and "cannot confine participants' code" in r.stderr, r.stderr
+    assert remote.json("ps", "-a") == []
+    r = remote("run", "-d", "tiny", "-e", "main.py", "--runtime", "docker", nsml_folder, code=None)
+    assert r.exit_code != 0 and "--runtime docker: participants' code runs under 'process'" in r.stderr, r.stderr
+    name = remote("run", "-d", "tiny", "-e", "main.py", nsml_folder, user=ORGANIZER).stdout.split()[1]
+    assert name.startswith(f"{ORGANIZER}/tiny/")
+
+
+def test_the_runtime_rule(monkeypatch):
+    from dataclasses import replace
+
+    from harness.core.errors import PermissionDenied
+    from harness.core.settings import load_settings
+    from harness.runtime import sandbox
+    from harness.service.permissions import check_confined, check_runtime
+    settings = replace(load_settings(), user="alice", organizers=["org"], runtime="process",
+                       runtime_choices=["docker"])
+    check_runtime(settings, None)
+    check_runtime(settings, "docker")
+    with pytest.raises(PermissionDenied, match="'process' or 'docker'"):
+        check_runtime(settings, "fault")
+    check_runtime(replace(settings, user="org"), "fault")
+    auto = replace(settings, runtime="auto", runtime_choices=[])
+    monkeypatch.setattr("harness.service.permissions._auto", lambda: "docker")
+    check_runtime(auto, "docker")  # what auto picks here may be named
+    with pytest.raises(PermissionDenied):
+        check_runtime(auto, "process")
+    monkeypatch.setattr(sandbox, "works", lambda: False)
+    check_confined(settings, "process")  # at this machine: `auto` runs it unconfined, and says so
+    with pytest.raises(PermissionDenied, match="cannot confine"):
+        check_confined(replace(settings, remote=True), "process")
+    check_confined(replace(settings, remote=True), "docker")
+    check_confined(replace(settings, remote=True, process_sandbox="none"), "process")  # the organizer's word
+    check_confined(replace(settings, remote=True, user="org"), "process")

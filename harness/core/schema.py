@@ -67,8 +67,8 @@ def _check_key(key: str, value, table: str, schema: dict, where: str) -> None:
 
 
 SETTINGS = {
-    TOP: {"gpus": (int, list), "user": str, "db": str, "task_paths": list, "runtime": str, "organizers": list,
-          "evaluator_isolation": str},
+    TOP: {"gpus": (int, list), "user": str, "db": str, "task_paths": list, "runtime": str, "runtime_choices": list,
+          "organizers": list, "evaluator_isolation": str},
     "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
                   "idle_exit_seconds": NUMBER, "service_idle_exit_seconds": NUMBER},
     "process": {"sandbox": str},

@@ -58,6 +58,8 @@ class Settings:
     max_log_bytes: int = 256 * 1024 * 1024
     extra_task_paths: list[Path] = field(default_factory=list)
     runtime: str = "process"  # process | docker | auto
+    runtime_choices: list[str] = field(default_factory=list)  # what a participant's --runtime may name besides it
+    remote: bool = False  # the caller reached the service over HTTP (`harness serve`: service.accounts.for_identity)
     organizers: list[str] = field(default_factory=list)  # see harness.service.permissions (absent: the OS account)
     docker_image: str = "nsml-harness/session:latest"  # the default session image (built from ./Dockerfile)
     docker_images: list[str] = field(default_factory=list)  # [docker] images: what `#nsml:` may name (runtime.images)
@@ -242,6 +244,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         extra_task_paths=[root_path / Path(p).expanduser() for p in cfg.get("task_paths", [])],  # relative: to root
         runtime=str(runtime),
         organizers=[str(u) for u in cfg.get("organizers", [getpass.getuser()])],
+        runtime_choices=[str(r) for r in cfg.get("runtime_choices", [])],
         docker_image=str(docker.get("image", "nsml-harness/session:latest")),
         docker_images=[str(p) for p in docker.get("images", [])],
         docker_user=str(docker.get("user", "65534:65534")),

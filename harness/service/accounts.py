@@ -220,5 +220,5 @@ def for_identity(h: Harness, who: Identity) -> Harness:
     from dataclasses import replace
     others = [o for o in h.settings.organizers if o != who.user]
     organizers = others + [who.user] if who.organizer else others
-    return Harness(replace(h.settings, user=who.user, organizers=organizers), store=h.store)
+    return Harness(replace(h.settings, user=who.user, organizers=organizers, remote=True), store=h.store)
 

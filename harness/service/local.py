@@ -38,8 +38,13 @@ class LocalApi(Api):
 
     def _options(self, opts: dict, note=None) -> RunOptions:
         from harness import runtime
+
+        from .permissions import check_confined, check_runtime
         name = opts.get("runtime") or self.h.settings.runtime
+        runtime.check_name(name, self.h.settings)
+        check_runtime(self.h.settings, opts.get("runtime"))
         chosen, why = runtime.resolve(name, self.h.settings)
+        check_confined(self.h.settings, chosen)
         if why and note:
             note(why)
         return RunOptions(**{**opts, "runtime": chosen})

@@ -29,6 +29,34 @@ def require_organizer(settings, command: str) -> None:
                                f"of the state root's harness.toml")  # (no path: a server's caller learns none)
 
 
+def check_runtime(settings, asked: str | None) -> None:
+    """Where a participant's code runs is the organizer's choice: their --runtime (ASKED) may name `runtime` or one
+    of `runtime_choices` (harness.toml), or what `auto` picks where that is allowed. An organizer may name any."""
+    allowed = [settings.runtime, *settings.runtime_choices]
+    if not asked or asked in allowed or is_organizer(settings) or ("auto" in allowed and _auto() == asked):
+        return
+    raise PermissionDenied(f"--runtime {asked}: participants' code runs under {' or '.join(map(repr, allowed))} "
+                           f"here (an organizer may allow more: runtime_choices in harness.toml)")
+
+
+def check_confined(settings, runtime: str) -> None:
+    """A run that a caller over HTTP asks for and the process runtime could not confine (no working bubblewrap
+    under `[process] sandbox = "auto"`) is refused, not run unconfined; at this machine `auto` runs it unconfined
+    and says so. An organizer's goes."""
+    if runtime == "process" and settings.process_sandbox == "auto" and settings.remote \
+            and not is_organizer(settings):
+        from harness.runtime import sandbox
+        if not sandbox.works():
+            raise PermissionDenied("this machine cannot confine participants' code (bubblewrap does not work here): "
+                                   "an organizer installs it, uses the docker runtime, or sets [process] sandbox = "
+                                   "\"none\" to run it unconfined")
+
+
+def _auto() -> str:
+    from harness import runtime
+    return runtime.resolve("auto")[0]
+
+
 def may_act_on(settings, owner: str) -> bool:
     return owner == settings.user or is_organizer(settings)
 
