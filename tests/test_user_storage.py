@@ -88,3 +88,55 @@ def test_a_runs_scratch_goes_when_it_ends_and_its_log_stays(cli, tiny_task, tmp_
     assert row["reason"] == "disk_quota" and "deep" in row["message"], row
     cli("rm", name)  # its checkpoints hold the chain too: removed whole, without a traceback
     assert not list((state_root / ".harness" / "sessions").rglob("below.bin"))
+
+
+LEFTOVERS = r'''
+import argparse, os
+import nsml
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0"); p.add_argument("--fail", type=int, default=0); cfg = p.parse_args()
+
+def blob(folder):
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "blob"), "wb") as fh:
+        fh.write(b"x" * (8 << 20))
+
+def infer(path, **kw):
+    blob(os.path.join(os.path.dirname(os.environ["NSML_OUTPUT_FILE"]), "keep"))
+    if cfg.fail:
+        raise SystemExit(3)
+    return [0] * len(open(path).read().split())
+
+nsml.bind(save=lambda d: open(os.path.join(d, "m"), "w").write("x"), load=lambda d: None, infer=infer)
+if cfg.pause:
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    nsml.save(0)
+    blob(os.path.join(os.path.dirname(os.environ["NSML_EVENTS"]), "keep"))
+'''
+
+
+def test_what_a_run_wrote_beside_its_events_and_prediction_goes_when_it_ends(cli, tiny_task, tmp_path, state_root):
+    """The events folder (/nsml/run) and a submit's output folder (/nsml/output) are the run's to write, up to
+    limits.scratch_bytes: kept after the run, under no user's limit, dry run after dry run would fill the disk
+    (attacker review). Once the events are read and the prediction taken, both go; the log and the harness's copy
+    of the prediction stay."""
+    import time
+
+    from harness.core.settings import load_settings
+    from harness.core.tree_usage import usage
+    folder = participant(tmp_path / "leftovers", LEFTOVERS)
+    name = run_session(cli, folder)
+    failing = run_session(cli, folder, "-a", "--fail 1")
+    assert cli.json("model", "ls", name)[0]["checkpoint"] == "0"  # (its events were read first)
+    scored = cli.json("submit", "-t", name, "0")
+    failed = cli.json("submit", "-t", failing, "0", code=1)
+    assert scored["status"] == "succeeded" and (failed["status"], failed["reason"]) == ("failed", "exit_code")
+    runs = sorted(load_settings().runs_dir.iterdir())
+    assert len(runs) == 4
+    deadline = time.monotonic() + 30
+    while any(usage(run).size > 1 << 20 for run in runs):  # (removed in the background)
+        assert time.monotonic() < deadline, {run.name: sorted(p.name for p in run.rglob("*")) for run in runs}
+        time.sleep(0.1)
+    assert all((run / "log.txt").is_file() for run in runs)
+    assert [r.name for r in runs if (r / "graded" / "prediction").is_file()] == [runs[2].name]

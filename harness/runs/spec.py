@@ -19,7 +19,7 @@ from harness.core.enums import RunKind
 from harness.core.safefs import is_real_dir, remove_tree
 from harness.core.settings import Settings
 from harness.runtime import entry_flags
-from harness.runtime.base import RUN_SCRATCH, Mount, RunPaths, RunSpec
+from harness.runtime.base import RUN_OUTPUT, RUN_SCRATCH, Mount, RunPaths, RunSpec
 from harness.runtime.disk_limits import DiskLimit
 from harness.store.models import Run, Session, Submission
 from harness.taskpacks import layout
@@ -122,7 +122,7 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
     loader_dir = run_dir / "loader"
     loader_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(layout.loader(dataset), loader_dir / layout.LOADER)
-    output = run_dir / "output"
+    output = run_dir / RUN_OUTPUT
     output.mkdir(parents=True, exist_ok=True)
     entry = (run.spec or {}).get("entry") or sess.entry  # submit -e: another entry of the same code
     argv = [entry, *sess.args, *_reserved(run, sess, "test", sub.checkpoint, entry)]

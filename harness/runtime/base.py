@@ -268,17 +268,25 @@ def mount_places(mounts: list[Mount], host_view: bool = False) -> list[tuple[str
 
 
 RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds only while it runs (runs.spec)
+RUN_OUTPUT = "output"  # a submit run's writable output folder: its prediction, taken by scoring.grade.take_prediction
 
 
-def remove_scratch(run_dir: Path) -> threading.Thread:
+def remove_scratch(run_dir: Path, outcome: "Outcome | None" = None) -> threading.Thread:
     """Remove, in the background, what RUN_DIR holds only while its run runs — its code copy, /tmp, data view (a
-    copy where it runs unsandboxed) and sessions link — once its outcome is recorded: kept, they would pile up on
-    the machine's disk run after run, under no limit. Its log, events and prediction stay. Never follows a link,
-    whatever the depth (core.safefs.remove_tree)."""
+    copy where it runs unsandboxed) and sessions link — once its OUTCOME is recorded: kept, they would pile up on
+    the machine's disk run after run, under no limit. A submit run's output folder goes too, unless it succeeded
+    (then scoring takes its prediction, and removes it). Its log and the harness's copy of its prediction stay;
+    its events folder goes once the scheduler has read it to its end (`remove_later`)."""
+    scored = outcome is not None and outcome.status is RunStatus.SUCCEEDED
+    return remove_later(*(Path(run_dir) / name for name in (RUN_SCRATCH if scored else (*RUN_SCRATCH, RUN_OUTPUT))))
+
+
+def remove_later(*paths: Path) -> threading.Thread:
+    """PATHS removed in the background, one by one; never follows a link, whatever the depth (core.safefs)."""
     def remove() -> None:
-        for name in RUN_SCRATCH:
-            remove_tree(Path(run_dir) / name)  # (raises nothing: one name's trouble never leaves the others)
-    worker = threading.Thread(target=remove, name=f"scratch-{Path(run_dir).name}", daemon=True)
+        for path in paths:
+            remove_tree(path)  # (raises nothing: one path's trouble never leaves the others)
+    worker = threading.Thread(target=remove, name=f"remove-{paths[0].parent.name if paths else ''}", daemon=True)
     worker.start()
     return worker
 

@@ -303,7 +303,7 @@ class DockerHandle(Handle):
             threading.Thread(target=_remove, args=(container, _of_run(self.runtime.settings, self.spec.run_id)),
                              daemon=True,
                              name=f"docker-rm-{self.spec.run_id}").start()
-        base.remove_scratch(self.spec.paths.run)
+        base.remove_scratch(self.spec.paths.run, self._outcome)
 
 
 def _first_process(container) -> psutil.Process | None:

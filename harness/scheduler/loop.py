@@ -4,9 +4,8 @@ It starts queued runs when their GPUs are free (round robin over their owners: s
 running ones (limits, stop requests, events, the session's disk use), renews their heartbeats, records outcomes,
 and scores finished submit runs in worker threads.  The CLI starts it on demand; it exits when idle.
 
-Every state change is one transaction, written before the thing it describes happens: a run is ``launching``
-before its code starts (a crash then requeues it), ``running`` with its pid once started, and ``scoring`` once
-its inference has ended (a crash then scores it again rather than losing it).
+Every state change is one transaction, written before what it describes: a run is ``launching`` before its code
+starts (a crash requeues it), ``running`` with its pid, ``scoring`` once its inference ended (a crash rescores it).
 """
 from __future__ import annotations
 
@@ -28,7 +27,7 @@ from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
-from harness.runtime import Handle, Outcome, env_store, gpus
+from harness.runtime import Handle, Outcome, base, env_store, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
@@ -200,8 +199,9 @@ class Scheduler:
                     to_score.append(run.id)
                 else:
                     self._finish(db, run, outcome)
-        for handle in done:  # its outcome is recorded: now its resources go (a container, say)
+        for handle in done:  # its outcome is recorded: now its resources go (a container, say), its events read
             handle.close()
+            base.remove_later(handle.spec.paths.events.parent)
         return to_score
 
     def _loader_claim(self, run_id: int, outcome: Outcome, handle: Handle) -> Outcome:

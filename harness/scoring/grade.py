@@ -6,8 +6,9 @@ from pathlib import Path
 
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
-from harness.core.safefs import UnsafeFile, copy_out
+from harness.core.safefs import UnsafeFile, copy_out, remove_tree
 from harness.core.settings import Settings
+from harness.runtime.base import RUN_OUTPUT
 from harness.store.models import Round, Submission
 from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
@@ -38,14 +39,17 @@ def evaluator_values(prediction: Path) -> Path:
 
 def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     """Copy the prediction the run wrote (output/prediction: a regular file it created, no link of any kind,
-    at most limits.prediction_bytes) into harness-owned storage. A Grade when it cannot be taken."""
+    at most limits.prediction_bytes) into harness-owned storage, then remove the run's output folder, whatever it
+    held. A Grade when it cannot be taken."""
     try:
-        size = copy_out(Path(run_dir), "output/prediction", prediction_path(run_dir), settings.prediction_bytes)
+        size = copy_out(Path(run_dir), f"{RUN_OUTPUT}/prediction", prediction_path(run_dir), settings.prediction_bytes)
     except FileNotFoundError:
         return Grade(None, FailureReason.MISSING_OUTPUT, "feed_infer wrote no prediction file")
     except UnsafeFile as exc:
         return Grade(None, FailureReason.INVALID_PREDICTION,
                      f"{UNSAFE_PREDICTION}: {exc}")
+    finally:
+        remove_tree(Path(run_dir) / RUN_OUTPUT)  # (the run's: it held up to limits.scratch_bytes)
     if size == 0:
         return Grade(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
     return None
