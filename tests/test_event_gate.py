@@ -4,6 +4,7 @@ exactly the lines the gate accepts recorded (nothing lost, nothing inflated) whi
 import json
 import math
 import random
+from datetime import datetime, timezone
 
 from helpers import ORGANIZER, make_tiny_task, participant
 from hypothesis import given, settings
@@ -39,6 +40,7 @@ def _holds_bounds(got) -> None:
     else:
         assert isinstance(got, event_gate.Checkpoint) and math.isfinite(got.elapsed) and got.elapsed >= 0
         assert event_gate.checkpoint_name_problem(got.name) is None
+    assert got.at <= datetime.now(timezone.utc).replace(tzinfo=None)  # never dated after it was read
 
 
 @settings(max_examples=1500, deadline=None)
@@ -198,3 +200,9 @@ def test_a_flood_of_checkpoints_after_many_summary_keys_keeps_each_copy_small_an
         assert events.record(db, run, None, events.Collected(events=flood, end=offset + 5)) == 0
         assert run.events_offset == offset + 5
     assert cli("logs", name).stdout.count(f"the session holds {before + 10} checkpoints, its limit") == 1
+
+
+def test_an_event_dated_in_the_future_is_dated_now():
+    """A checkpoint dated 2099 would stay `model ls`'s newest whatever came after it."""
+    got = event_gate.parse(b'{"type": "checkpoint", "name": "a", "time": 4070908800}')
+    assert got.at <= datetime.now(timezone.utc).replace(tzinfo=None) and got.at.year >= 2026

@@ -8,7 +8,7 @@ verdict, no failure reason, no score — is read from a run. The bounds:
   number (a bool counts as 0/1) that is finite and within ±MAX_ABS (NaN, infinities, 10**400, strings, lists
   are refused); `step` an integer within ±2**31 or absent; `scope` a short name or absent;
 - a checkpoint names one safe path component (`safefs.checkpoint_name_problem`);
-- `time` and `elapsed`, when given, finite and within range, else the harness's own clock.
+- `time` and `elapsed`, when given, finite and within range (`time` no later than now), else the harness's clock.
 
 A refused line is one short note for the session's log; the run goes on.
 """
@@ -71,10 +71,13 @@ def _number(value: object, what: str) -> float:
 
 
 def _time(event: dict) -> datetime:
+    """The event's own time, never later than the harness reads it (a run cannot date its checkpoint in the future
+    to keep it newest), else the harness's clock."""
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
     value = event.get("time")
     if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value < _LATEST_TIME:  # NaN fails
-        return datetime.fromtimestamp(float(value), tz=timezone.utc).replace(tzinfo=None)
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+        return min(datetime.fromtimestamp(float(value), tz=timezone.utc).replace(tzinfo=None), now)
+    return now
 
 
 def key_problem(key: object) -> str | None:
