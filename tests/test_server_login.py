@@ -92,3 +92,47 @@ def test_a_flood_of_bad_secrets_is_refused_before_the_hash_and_others_are_served
     assert set(codes) <= {401, 429} and codes.count(429) >= 580, (codes.count(401), codes.count(429))
     one = httpx.get(api, headers={"Authorization": f"Bearer nsml_{token_id}_wrongagain"}, timeout=30)
     assert one.status_code == 429 and "too many failed token checks" in one.json()["error"]
+
+
+BIG_SAVE = NSML_MAIN.replace('''        with open(os.path.join(dir_name, "model.json"), "w") as f:
+            json.dump(state, f)''', '''        with open(os.path.join(dir_name, "model.json"), "w") as f:
+            json.dump(state, f)
+        with open(os.path.join(dir_name, "weights.bin"), "wb") as f:
+            f.write(os.urandom(24 << 20))''')
+
+
+def test_a_pull_nobody_reads_holds_one_tar_and_one_slot_of_its_own(cli, tmp_path, state_root, monkeypatch):
+    """A client that asks for a checkpoint and stops reading holds one tar on the server's disk (its copy is gone
+    once packed) and its account's one pull; another user is served meanwhile, and the tar goes when the client
+    does (attacker review: 16 such pulls each held two copies, up to limits.checkpoint_bytes each)."""
+    import time
+
+    import httpx
+    from helpers import RemoteCli, Served
+    server_tmp = tmp_path / "server-tmp"
+    server_tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(server_tmp))
+    served = Served(state_root)
+    try:
+        remote = RemoteCli(served.url)
+        cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+        name = run_session(cli, participant(tmp_path / "code", BIG_SAVE), "-a", "--epochs 1")
+        url = f"{served.url}/api/v1/sessions/{name}/checkpoints/0/archive"
+        alice = {"Authorization": f"Bearer {remote.token('alice')}"}
+        with httpx.Client(timeout=30) as client:
+            with client.stream("GET", url, headers=alice) as stalled:
+                assert stalled.status_code == 200
+                held = [p for p in server_tmp.rglob("*") if p.is_file()]
+                assert [p.name for p in held] == ["c.tar"], held  # one tar, no copy beside it
+                again = client.get(url, headers=alice)
+                assert again.status_code == 429 and "checkpoint pulls" in again.text
+                organizer = client.get(url, headers={"Authorization": f"Bearer {remote.token(ORGANIZER)}"})
+                assert organizer.status_code == 200 and len(organizer.content) > 24 << 20  # another account: served
+        deadline = time.monotonic() + 20  # the client went away: its tar and its slot go
+        while list(server_tmp.rglob("c.tar")):
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        with httpx.Client(timeout=30) as client:
+            assert client.get(url, headers=alice).status_code == 200
+    finally:
+        served.stop()

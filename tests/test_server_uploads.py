@@ -294,3 +294,23 @@ def test_fuzzed_uploads_never_land_outside_and_others_keep_being_served(alice, r
     assert any(r["user"] == "bob" for r in remote_cli.json("board", "tiny", user="bob"))
     assert (_tree_digest(task_dir), _tree_digest(bob_dir), sorted(os.listdir(tmp_path))) == before
     assert not list(state_root.rglob("escaped*"))
+
+
+@pytest.mark.parametrize("query,words", [("task=nowhere", "unknown task"), ("task=tiny&memo=%07", "memo"),
+                                         ("task=tiny&options=%7B%22runtime%22%3A%22docker%22%7D", "--runtime")])
+def test_a_session_that_would_be_refused_is_refused_before_its_upload_is_read(alice, served, query, words):
+    """An unknown task, a bad memo, a runtime the organizer did not allow (and the round's gate, the queue limit,
+    the user's storage): answered at once, while the client has sent none of its (announced) megabyte; the server
+    spools and unpacks nothing for a refusal."""
+    import socket
+    port = int(served.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as conn:
+        conn.sendall(f"POST /api/v1/sessions?{query} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     f"Authorization: {alice.headers['Authorization']}\r\nContent-Type: application/x-tar\r\n"
+                     f"Content-Length: 1000000\r\n\r\n".encode())
+        answer = conn.recv(65536)
+        head, _, body = answer.partition(b"\r\n\r\n")
+        length = int(head.lower().split(b"content-length:")[1].split(b"\r\n")[0])
+        while len(body) < length:
+            body += conn.recv(65536)
+    assert head.startswith(b"HTTP/1.1 4") and words in body.decode(), answer

@@ -14,19 +14,20 @@ from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field
-from starlette.background import BackgroundTask
 
 from harness.api import OPERATIONS
 from harness.core import archives
 from harness.core.errors import UserError
 from harness.core.names import session_name
 from harness.service.local import LocalApi
+from harness.service.log_streams import FollowSlots
 from harness.service.permissions import require_organizer
 
 from .deps import API, Caller, in_thread, receive_folder
 from .derived import RunOpts, SessionNumber, SessionTask, SessionUser, route_path
 
 router = APIRouter()
+PULLS = FollowSlots(1, 4, "checkpoint pulls", "", "wait for the one being sent")  # (each holds a tar on the disk)
 UPLOADS = frozenset((OPERATIONS[name].verb, API + route_path(OPERATIONS[name]))
                     for name in ("start_session", "add_task"))  # the routes that take a tar body (server.app.CapBodies
 #                                                                 gives them the upload cap; others a JSON body's)
@@ -52,7 +53,8 @@ async def start_session(request: Request, task: Annotated[str, Query(max_length=
     except ValueError as exc:
         raise UserError(f"options: {str(exc).splitlines()[0]}") from None
     notes: list[str] = []
-    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:
+    await in_thread(api._admit_session, task, memo, opts)  # refused before the upload is read (it is at most
+    with tempfile.TemporaryDirectory(prefix="upload-") as tmp:  # limits.code_bytes, spooled then unpacked)
         folder = await receive_folder(request, Path(tmp), api.h.settings.code_bytes, "FOLDER")
         name = await in_thread(api.start_session, task, str(folder), entry, args, memo, opts, notes.append)
     return {"result": name, "notes": notes}
@@ -61,18 +63,38 @@ async def start_session(request: Request, task: Annotated[str, Query(max_length=
 @_route("pull_checkpoint")
 def pull_checkpoint(user: SessionUser, task: SessionTask, number: SessionNumber,
                     checkpoint: Annotated[str, PathParam(min_length=1, max_length=200)], api: LocalApi = Caller):
-    """The checkpoint folder as a tar stream (regular files and folders; links are never followed)."""
+    """The checkpoint folder as a tar stream (regular files and folders; links are never followed). Its copy is
+    packed and removed before the tar is sent; one pull per account at a time (a client that stops reading holds
+    one tar of its own, never the server's disk)."""
+    release = PULLS.take(api.h.settings.user)
     tmp = Path(tempfile.mkdtemp(prefix="pull-"))
     try:
         _target, skipped = api.pull_checkpoint(session_name(user, task, number), checkpoint, str(tmp / "c"))
         with open(tmp / "c.tar", "wb") as fh:
             archives.pack(tmp / "c", fh)
+        shutil.rmtree(tmp / "c", ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        release()
         raise
-    return FileResponse(tmp / "c.tar", media_type="application/x-tar",
-                        headers={"X-Skipped": quote("\n".join(skipped)[:4000])},
-                        background=BackgroundTask(shutil.rmtree, tmp, True))
+    return _Sent(tmp, release, tmp / "c.tar", media_type="application/x-tar",
+                 headers={"X-Skipped": quote("\n".join(skipped)[:4000])})
+
+
+class _Sent(FileResponse):
+    """A file response whose folder goes, and whose slot is released, once it is sent or its client went away
+    (a background task would run only after a whole send)."""
+
+    def __init__(self, tmp: Path, release, *args, **kw):
+        super().__init__(*args, **kw)
+        self.tmp, self.release = tmp, release
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.release()
 
 
 @_route("add_task", openapi_extra=TAR_BODY)

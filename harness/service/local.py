@@ -49,6 +49,10 @@ class LocalApi(Api):
             note(why)
         return RunOptions(**{**opts, "runtime": chosen})
 
+    def _admit_session(self, task, memo, opts) -> None:
+        """start_session's checks that need no code (the server makes them before it reads the upload)."""
+        sessions.admit_session(self.h, task, memo, self._options(opts))
+
     def start_session(self, task, folder, entry, args, memo, opts, note):
         return sessions.start_session(self.h, task, folder, entry, args, memo, self._options(opts, note),
                                       notify=lambda line: note and note(f"Note: {line}"))

@@ -76,8 +76,10 @@ class FollowSlots:
     """How many long waits (log follows, submission waits) each account holds open, within FOLLOWS_PER_ACCOUNT
     and FOLLOWS_IN_ALL: each holds one of the server's worker threads while it waits."""
 
-    def __init__(self, per_account: int = FOLLOWS_PER_ACCOUNT, in_all: int = FOLLOWS_IN_ALL):
-        self.per_account, self.in_all = per_account, in_all
+    def __init__(self, per_account: int = FOLLOWS_PER_ACCOUNT, in_all: int = FOLLOWS_IN_ALL,
+                 what: str = "long waits", kinds: str = " (log follows, submission waits)",
+                 instead: str = "read the log without following"):
+        self.per_account, self.in_all, self.what, self.kinds, self.instead = per_account, in_all, what, kinds, instead
         self._lock = threading.Lock()
         self._held: Counter[str] = Counter()
 
@@ -89,11 +91,11 @@ class FollowSlots:
         """A slot for ACCOUNT, or QuotaExceeded; returns its release (calling it twice releases once)."""
         with self._lock:
             if self._held[account] >= self.per_account:
-                raise QuotaExceeded(f"{self.per_account} long waits of yours (log follows, submission waits) are "
-                                    f"open already; close one, or read the log without following")
+                raise QuotaExceeded(f"{self.per_account} {self.what} of yours{self.kinds} are open already; close "
+                                    f"one, or {self.instead}")
             if sum(self._held.values()) >= self.in_all:
-                raise QuotaExceeded(f"the server has {self.in_all} long waits open (log follows, submission "
-                                    f"waits); try again shortly, or read the log without following")
+                raise QuotaExceeded(f"the server has {self.in_all} {self.what} open{self.kinds}; try again shortly, "
+                                    f"or {self.instead}")
             self._held[account] += 1
         done = []
 

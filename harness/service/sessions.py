@@ -93,24 +93,33 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
     return sess
 
 
+def admit_session(h: Harness, task_name: str, memo: str, opts: RunOptions) -> tuple[bool, str | None]:
+    """Whether the user may start a session of TASK_NAME now — the memo, the options, the round's gate, the queue
+    limit, their storage — refused before anything is built (and, over HTTP, before the code is read). The task's
+    source_builds and image."""
+    check_memo(memo or "", "-m/--memo")
+
+    def admit(db):
+        task = h.task(db, task_name)
+        check_queue_limit(h.settings, db, _admit(h, db, task, _new_run(h, task, opts)).id)  # (queue_run's, later)
+        manifest = h.manifest(task)
+        return manifest.source_builds, manifest.image
+    found = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
+    check_storage(h.settings, h.settings.user)  # (measured outside any transaction: it walks the user's folder)
+    return found
+
+
 def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py", args: str | None = None,
                   memo: str = "", opts: RunOptions | None = None, notify=None, check: bool = False) -> str:
     """`nsml run`: snapshot the folder, queue the session, make sure a scheduler runs. Returns its name. CHECK:
     a session of `nsml check` (USER/TASK/check-K, hidden from ps: core.names.parse_session_name)."""
-    check_memo(memo or "", "-m/--memo")
     opts = opts or RunOptions()
     src = Path(folder).expanduser().resolve()
     if not src.is_dir():
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     entry = check_entry(src, entry)  # never absolute or climbing: the scheduler reads it to plan the run
     argv = parse_args(args)
-    def admit(db):  # refused before anything is built: the options, the round's gate, the queue limit
-        task = h.task(db, task_name)
-        check_queue_limit(h.settings, db, _admit(h, db, task, _new_run(h, task, opts)).id)  # (queue_run's, later)
-        manifest = h.manifest(task)
-        return manifest.source_builds, manifest.image
-    source_builds, task_image = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
-    check_storage(h.settings, h.settings.user)  # (measured outside any transaction: it walks the user's folder)
+    source_builds, task_image = admit_session(h, task_name, memo, opts)
     if opts.runtime == "process":  # its requirements, installed before it queues (one line on a bad one)
         for note in environments.notices(src, h.settings.root):
             (notify or log.warning)(note)
