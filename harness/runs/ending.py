@@ -3,14 +3,18 @@ and (after the commit) writes the run folder's end marker that waiters watch."""
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 from sqlalchemy import select
 
 from harness.core import doorbell
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunStatus
+from harness.runtime.base import RUN_OUTPUT, remove_later
 from harness.store.engine import after_commit
 from harness.store.models import Run, Submission
+
+from .events import events_path
 
 
 def sync_submission(db, run: Run) -> None:
@@ -26,12 +30,15 @@ def sync_submission(db, run: Run) -> None:
 
 
 def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
-    """Record a run's end (and its submission's, unless that already ended)."""
+    """Record a run's end (and its submission's, unless that already ended). Once that is committed, what the run
+    wrote beside its log goes: its events folder (read to its end by then) and a submit's output folder (its
+    prediction taken, or never to be): each held up to limits.scratch_bytes, under no user's limit."""
     run.status, run.reason, run.message = status, reason, message or None
     run.ended_at = utcnow()
     run.phase = None
     if run.run_dir:
         after_commit(db, functools.partial(doorbell.mark_ended, run.run_dir))  # waiters wake once it is committed
+        after_commit(db, functools.partial(remove_later, events_path(run).parent, Path(run.run_dir) / RUN_OUTPUT))
     sync_submission(db, run)
 
 

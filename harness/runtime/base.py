@@ -271,14 +271,13 @@ RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds on
 RUN_OUTPUT = "output"  # a submit run's writable output folder: its prediction, taken by scoring.grade.take_prediction
 
 
-def remove_scratch(run_dir: Path, outcome: "Outcome | None" = None) -> threading.Thread:
+def remove_scratch(run_dir: Path) -> threading.Thread:
     """Remove, in the background, what RUN_DIR holds only while its run runs — its code copy, /tmp, data view (a
-    copy where it runs unsandboxed) and sessions link — once its OUTCOME is recorded: kept, they would pile up on
-    the machine's disk run after run, under no limit. A submit run's output folder goes too, unless it succeeded
-    (then scoring takes its prediction, and removes it). Its log and the harness's copy of its prediction stay;
-    its events folder goes once the scheduler has read it to its end (`remove_later`)."""
-    scored = outcome is not None and outcome.status is RunStatus.SUCCEEDED
-    return remove_later(*(Path(run_dir) / name for name in (RUN_SCRATCH if scored else (*RUN_SCRATCH, RUN_OUTPUT))))
+    copy where it runs unsandboxed) and sessions link — once its outcome is recorded: kept, they would pile up on
+    the machine's disk run after run, under no limit. Its events folder and a submit's output folder go when its
+    end is recorded (runs.ending.mark: the events read to their end, the prediction taken); its log and the
+    harness's copy of its prediction stay."""
+    return remove_later(*(Path(run_dir) / name for name in RUN_SCRATCH))
 
 
 def remove_later(*paths: Path) -> threading.Thread:

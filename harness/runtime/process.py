@@ -173,7 +173,7 @@ class ProcessHandle(Handle):
             self._pidfd = None
         if self.environment_held is not None:
             self.environment_held.release()
-        base.remove_scratch(self.spec.paths.run, self._outcome)
+        base.remove_scratch(self.spec.paths.run)
 
     def status(self) -> RunStatus:
         return self._outcome.status if self._outcome else RunStatus.RUNNING

@@ -27,7 +27,7 @@ from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
-from harness.runtime import Handle, Outcome, base, env_store, gpus
+from harness.runtime import Handle, Outcome, env_store, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
@@ -199,9 +199,8 @@ class Scheduler:
                     to_score.append(run.id)
                 else:
                     self._finish(db, run, outcome)
-        for handle in done:  # its outcome is recorded: now its resources go (a container, say), its events read
+        for handle in done:  # its outcome is recorded: now its resources go (a container, say)
             handle.close()
-            base.remove_later(handle.spec.paths.events.parent)
         return to_score
 
     def _loader_claim(self, run_id: int, outcome: Outcome, handle: Handle) -> Outcome:

@@ -21,8 +21,8 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunPhase, RunStatus
 from harness.core.settings import Settings
 from harness.runs.ending import mark, requeue
-from harness.runs.events import collect_all, events_path, record
-from harness.runtime.base import Executor, remove_later, remove_scratch
+from harness.runs.events import collect_all, record
+from harness.runtime.base import Executor, remove_scratch
 from harness.runtime.executors import get_executor
 from harness.store import Store
 from harness.store.models import Run, Session
@@ -52,7 +52,6 @@ def recover_runs(settings: Settings, store: Store, executor: Executor | None = N
                 mark(db, run, RunStatus.FAILED, FailureReason.LOST, "the scheduler watching this run stopped")
                 if run.run_dir:
                     remove_scratch(Path(run.run_dir))  # (the run folder's scratch, as at every end)
-                    remove_later(events_path(run).parent)  # (read to its end above)
                 log.warning("run %s: lost", run.id)
             else:  # participant code never ran: back to the queue, in its old place
                 requeue(db, run, run.message)

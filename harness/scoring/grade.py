@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
-from harness.core.safefs import UnsafeFile, copy_out, remove_tree
+from harness.core.safefs import UnsafeFile, copy_out
 from harness.core.settings import Settings
 from harness.runtime.base import RUN_OUTPUT
 from harness.store.models import Round, Submission
@@ -39,8 +39,8 @@ def evaluator_values(prediction: Path) -> Path:
 
 def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     """Copy the prediction the run wrote (output/prediction: a regular file it created, no link of any kind,
-    at most limits.prediction_bytes) into harness-owned storage, then remove the run's output folder, whatever it
-    held. A Grade when it cannot be taken."""
+    at most limits.prediction_bytes) into harness-owned storage (the output folder goes when the run's end is
+    recorded: runs.ending.mark). A Grade when it cannot be taken."""
     try:
         size = copy_out(Path(run_dir), f"{RUN_OUTPUT}/prediction", prediction_path(run_dir), settings.prediction_bytes)
     except FileNotFoundError:
@@ -48,8 +48,6 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     except UnsafeFile as exc:
         return Grade(None, FailureReason.INVALID_PREDICTION,
                      f"{UNSAFE_PREDICTION}: {exc}")
-    finally:
-        remove_tree(Path(run_dir) / RUN_OUTPUT)  # (the run's: it held up to limits.scratch_bytes)
     if size == 0:
         return Grade(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
     return None
