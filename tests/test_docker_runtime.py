@@ -389,8 +389,8 @@ def test_auto_picks_docker_and_says_so_and_stop_kills_the_container(cli, state_r
 
 VOLUME_PROBE = r'''
 import os
-print("shipped", open("/data2/shipped").read().strip())
-for path in ("/data2/more", "/data2/sub/more"):
+print("shipped", open("/data2/shipped").read().strip(), "task", sorted(os.listdir("/data/tiny")))
+for path in ("/data2/more", "/data2/sub/more", "/data/more"):
     try:
         open(path, "w").write("x" * 1000)
         print("write", path, "written")
@@ -407,7 +407,7 @@ def test_a_volume_of_an_allowed_image_is_read_only_and_removed_with_the_run(cli,
     base = "nsml-harness/test-run-volume:1"
     dockerfile = (b"FROM nsml-harness/session:latest\nUSER root\n"
                   b"RUN mkdir -p /data2/sub && echo from-image > /data2/shipped && chmod -R 777 /data2\n"
-                  b"VOLUME /data2\nVOLUME /tmp\n")
+                  b"VOLUME /data2\nVOLUME /tmp\nVOLUME /data\n")  # (/data holds the task's view: /data/tiny)
     docker_client.images.build(fileobj=io.BytesIO(dockerfile), tag=base, rm=True)
     _settings(docker_root, images=[base])
     mine = {"label": "nsml-harness.instance"}
@@ -421,6 +421,7 @@ def test_a_volume_of_an_allowed_image_is_read_only_and_removed_with_the_run(cli,
     log = cli("logs", name).stdout
     assert "shipped from-image" in log
     assert "write /data2/more OSError 30" in log and "write /data2/sub/more OSError 30" in log, log  # EROFS
+    assert "task ['train']" in log and "write /data/more" in log and "written" not in log  # (EACCES: root's)
     assert "written" not in log
     deadline = time.time() + 30
     while {v.name for v in docker_client.volumes.list(filters=mine)} - before and time.time() < deadline:
@@ -439,6 +440,8 @@ def test_a_crashed_runs_volume_goes_with_the_reap(docker_root, docker_client, tm
     settings = load_settings()
     config = container_config(settings, spec, "nsml-harness/session:latest", {"/data2": {}, "/app": {}, "/tmp/": {}})
     assert [(m["Target"], m["ReadOnly"]) for m in config["mounts"]] == [("/data2", True)]  # the rest are mounted
+    over = container_config(settings, spec, "nsml-harness/session:latest", {"/": {}, "/app/cache": {}, "/opt": {}})
+    assert [(m["Target"], m["Type"]) for m in over["mounts"]] == [("/app/cache", "volume"), ("/opt", "tmpfs")]
     docker_client.containers.create(**config)
     mine = {"label": f"nsml-harness.run={spec.run_id}"}
     assert len(docker_client.volumes.list(filters=mine)) == 1

@@ -64,12 +64,15 @@ def _hand_over(path: Path, uid: int | None, gid: int | None) -> None:
 def volume_mounts(settings: Settings, spec: RunSpec, declared, taken) -> list:
     """Each VOLUME the image declares, as a volume of this run's own, mounted read-only: Docker copies the image's
     files there, and the run still writes only to its measured folders (an anonymous volume would be writable and
-    unmeasured, and Docker refuses to make one read-only). Paths the run's own mounts cover are left to them."""
+    unmeasured, and Docker refuses to make one read-only). Paths the run's own mounts cover are left to them; one
+    that holds some (`/data` over `/data/TASK`) is a small tmpfs only root may write, its mount points made."""
     from docker.types import Mount as VolumeMount
 
     labels = {LABEL_INSTANCE: settings.instance, "nsml-harness.run": str(spec.run_id)}
-    targets = sorted({posixpath.normpath(t) for t in declared or () if t.startswith("/")} - set(taken))
-    return [VolumeMount(target, f"nsml-{settings.instance}-run{spec.run_id}-{i}", read_only=True, labels=labels)
+    targets = sorted({posixpath.normpath(t) for t in declared or () if t.startswith("/")} - set(taken) - {"/"})
+    return [VolumeMount(target, "", type="tmpfs", tmpfs_size=1 << 20, tmpfs_mode=0o755)
+            if any(t.startswith(target + "/") for t in taken) else
+            VolumeMount(target, f"nsml-{settings.instance}-run{spec.run_id}-{i}", read_only=True, labels=labels)
             for i, target in enumerate(targets)]
 
 
@@ -303,7 +306,7 @@ class DockerHandle(Handle):
             threading.Thread(target=_remove, args=(container, _of_run(self.runtime.settings, self.spec.run_id)),
                              daemon=True,
                              name=f"docker-rm-{self.spec.run_id}").start()
-        base.remove_scratch(self.spec.paths.run, self._outcome)
+        base.remove_scratch(self.spec.paths.run)
 
 
 def _first_process(container) -> psutil.Process | None:
