@@ -2,6 +2,7 @@
 import os
 import stat
 
+import pytest
 from click.testing import CliRunner
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 
@@ -136,3 +137,35 @@ def test_a_pull_nobody_reads_holds_one_tar_and_one_slot_of_its_own(cli, tmp_path
             assert client.get(url, headers=alice).status_code == 200
     finally:
         served.stop()
+
+
+@pytest.mark.parametrize("spec", ["2.3", "2.4"])  # (starlette watches for a disconnect below 2.4)
+def test_a_pull_whose_client_stops_reading_is_cut_and_its_tar_and_slot_go(tmp_path, monkeypatch, spec):
+    """A client that keeps its connection and reads nothing would hold its tar and its account's pull for good:
+    past SEND_SECONDS without taking a part of it, the send is cut."""
+    import anyio
+
+    from harness.server import transfers
+    monkeypatch.setattr(transfers, "SEND_SECONDS", 0.3)
+    folder = tmp_path / "pull-x"
+    folder.mkdir()
+    (folder / "c.tar").write_bytes(b"x" * (1 << 20))
+    response = transfers._Sent(folder, transfers.PULLS.take("mallory"), folder / "c.tar")
+    sent = []
+
+    async def stalled(message):
+        sent.append(message["type"])
+        if message["type"] == "http.response.body":
+            await anyio.sleep(3600)  # (a client that reads nothing: the send never completes)
+
+    async def receive():
+        await anyio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    async def serve():
+        with anyio.fail_after(10):
+            await response({"type": "http", "method": "GET", "headers": [], "asgi": {"spec_version": spec}},
+                           receive, stalled)
+    anyio.run(serve)
+    assert sent[:2] == ["http.response.start", "http.response.body"]
+    assert not folder.exists() and transfers.PULLS.held("mallory") == 0

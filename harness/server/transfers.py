@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 from urllib.parse import quote
 
+import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
@@ -27,7 +28,9 @@ from .deps import API, Caller, in_thread, receive_folder
 from .derived import RunOpts, SessionNumber, SessionTask, SessionUser, route_path
 
 router = APIRouter()
-PULLS = FollowSlots(1, 4, "checkpoint pulls", "", "wait for the one being sent")  # (each holds a tar on the disk)
+PULLS = FollowSlots(1, 10**6, "checkpoint pulls", "", "wait for the one being sent")  # (each holds a tar on the
+#   disk: one per account; no cap across accounts, where a few stalled ones would hold everyone's)
+SEND_SECONDS = 60.0  # a pull whose client takes no part of it for this long is cut (its tar and slot go)
 UPLOADS = frozenset((OPERATIONS[name].verb, API + route_path(OPERATIONS[name]))
                     for name in ("start_session", "add_task"))  # the routes that take a tar body (server.app.CapBodies
 #                                                                 gives them the upload cap; others a JSON body's)
@@ -90,8 +93,13 @@ class _Sent(FileResponse):
         self.tmp, self.release = tmp, release
 
     async def __call__(self, scope, receive, send) -> None:
+        async def in_time(message) -> None:
+            with anyio.fail_after(SEND_SECONDS):
+                await send(message)
         try:
-            await super().__call__(scope, receive, send)
+            await super().__call__(scope, receive, in_time)
+        except TimeoutError:
+            pass  # (the connection is cut: the client stopped reading)
         finally:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.release()

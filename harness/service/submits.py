@@ -74,6 +74,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     with h.tx() as db:  # (its environment first, outside the serialised transaction: a build takes minutes)
         _, sess = _own_checkpoint(h, db, session, checkpoint)
         code, use = Path(sess.code_dir), (runtime or sess.run.runtime, h.manifest(sess.task).source_builds)
+    permissions.check_confined(h.settings, use[0])  # (the session's runtime too: bwrap may have stopped working)
     prepare_environment(h, code, *use)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
