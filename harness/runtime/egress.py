@@ -6,8 +6,8 @@ its database, a Ray cluster), none of its networks and no cloud metadata address
 index through a proxy: ``RELAY``, a few lines of Python started inside the namespace before the installer,
 listens on its loopback at ``PORT`` and passes each connection over a unix socket to a ``Gate`` in the harness.
 The gate reads one request head (bounded), and opens a tunnel (HTTP CONNECT) or forwards a plain request only
-to the hosts ``package_indexes.index_hosts`` names. It goes through the
-operator's own proxy where one is set. Anything else gets a 403, and the build's error names what was tried.
+to the hosts ``package_indexes.index_hosts`` names. It goes through the operator's own proxy where one is set.
+Anything else gets a 403, and the build's error names what was tried.
 """
 from __future__ import annotations
 

@@ -74,7 +74,8 @@ def follow_file(path: Path, ended, tick=lambda: None, recheck: float = 1.0) -> I
 
 class FollowSlots:
     """How many long waits (log follows, submission waits) each account holds open, within FOLLOWS_PER_ACCOUNT
-    and FOLLOWS_IN_ALL: each holds one of the server's worker threads while it waits."""
+    and FOLLOWS_IN_ALL: each holds one of the server's worker threads while it waits. WHAT, KINDS and INSTEAD word
+    the refusal for another kind of slot (server.transfers.PULLS: checkpoint pulls, each holding a tar)."""
 
     def __init__(self, per_account: int = FOLLOWS_PER_ACCOUNT, in_all: int = FOLLOWS_IN_ALL,
                  what: str = "long waits", kinds: str = " (log follows, submission waits)",
