@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -472,3 +473,53 @@ def test_the_runtime_rule(monkeypatch):
     check_confined(replace(settings, remote=True), "docker")
     check_confined(replace(settings, remote=True, process_sandbox="none"), "process")  # the organizer's word
     check_confined(replace(settings, remote=True, user="org"), "process")
+
+
+def test_a_run_asked_for_over_http_starts_confined_or_not_at_all(state_root, tiny_task, nsml_folder, monkeypatch):
+    """The gate at the request (above) is the early answer; the runtime holds the rule itself at launch. A
+    participant's run queued over HTTP while bubblewrap worked, launched by a scheduler (or a Ray node) where it
+    no longer does, fails as the harness's fault (counted against no quota), never runs unconfined. The same run
+    asked for at this machine (an organizer's choice of `auto`) still runs unconfined."""
+    from dataclasses import replace
+
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.scheduler.loop import Scheduler
+    from harness.service import sessions, submits
+    from harness.service.local import LocalApi
+    from harness.state.root import Harness
+    from harness.store.models import Checkpoint, Run
+    monkeypatch.setattr(sessions, "wake", lambda settings: None)  # (this test's own scheduler starts them)
+    local = Harness(load_settings())
+    remote = Harness(replace(local.settings, remote=True), store=local.store)
+    asked = [api.start_session("tiny", nsml_folder, "main.py", "", None, {}, None)
+             for api in (LocalApi(remote), LocalApi(local))]
+    monkeypatch.setattr(sandbox, "works", lambda: False)
+    scheduler = Scheduler(local.settings, local.store)
+    try:
+        scheduler.recover()
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            scheduler.tick()
+            with local.tx() as db:
+                runs = {s: db.get(Run, local.session(db, s).run_id) for s in asked}
+                ended = {s: (r.status.value, r.reason and r.reason.value, r.message, r.spec) for s, r in runs.items()
+                         if r.status.value in ("succeeded", "failed")}
+            if len(ended) == 2:
+                break
+            time.sleep(0.2)
+    finally:
+        scheduler.shutdown()
+    status, reason, message, spec = ended[asked[0]]
+    assert (status, reason) == ("failed", "harness_error") and "cannot confine participants' code" in message
+    assert spec.get("confine") is True
+    status, reason, message, spec = ended[asked[1]]
+    assert status == "succeeded" and "confine" not in spec, (reason, message)
+    assert spec["isolation"].startswith("none")
+    monkeypatch.setattr(sandbox, "works", lambda: True)  # a submit over HTTP is marked the same way
+    with local.tx() as db:
+        checkpoint = db.scalar(select(Checkpoint.name).where(Checkpoint.session_id == local.session(db, asked[1]).id))
+    _, run_id = submits.start_submit(remote, asked[1], checkpoint, dry_run=True, entry="main.py")
+    with local.tx() as db:
+        assert db.get(Run, run_id).spec == {"confine": True, "entry": "main.py"}

@@ -128,6 +128,12 @@ class Settings:
         return self.user in self.organizers
 
     @property
+    def must_confine(self) -> bool:
+        """The runs this caller asks for run confined or not at all: a participant's over HTTP (runs.create
+        records it on each run; the process runtime refuses to start one it cannot confine)."""
+        return self.remote and not self.is_organizer
+
+    @property
     def state_dir(self) -> Path:
         return self.root / STATE_DIR
 

@@ -149,4 +149,5 @@ def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: 
     return Run(kind=kind, runtime=opts.runtime, gpus=opts.gpus, cpus=cpus, memory=memory,
                shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
-               spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm)) if v})
+               spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm),
+                                       ("confine", settings.must_confine)) if v})

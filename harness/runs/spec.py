@@ -96,7 +96,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                    source_builds=manifest.source_builds,
                    labels={"nsml-harness.session": sess.name, "nsml-harness.run": str(run.id),
                            "nsml-harness.kind": run.kind.value},
-                   data_view=view, data_target=f"/data/{task}", disk_limits=limits)
+                   data_view=view, data_target=f"/data/{task}", disk_limits=limits,
+                   confine=bool((run.spec or {}).get("confine")))
 
 
 def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None, entry: str | None = None) -> list[str]:

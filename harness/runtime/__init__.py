@@ -20,7 +20,8 @@ from harness.core.errors import UserError
 if TYPE_CHECKING:
     from .base import Runtime
 
-_CONTRACT = ("Handle", "Mount", "Outcome", "RunPaths", "RunSpec", "Runtime")  # from .base, when first asked for
+# from .base, when first asked for
+_CONTRACT = ("Handle", "LaunchRefused", "Mount", "Outcome", "RunPaths", "RunSpec", "Runtime")
 
 
 def __getattr__(name: str):

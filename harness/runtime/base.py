@@ -18,6 +18,13 @@ from harness.core.names import parse_session_name
 from harness.core.safefs import remove_tree
 
 
+class LaunchRefused(RuntimeError):
+    """A runtime will not start this run here, through no fault of its code (the run fails as REASON, which
+    counts against no quota)."""
+
+    reason = FailureReason.HARNESS_ERROR
+
+
 @dataclass
 class Mount:
     """A host folder the run is given, and where a container runtime places it."""
@@ -68,6 +75,7 @@ class RunSpec:
     data_view: Path | None = None  # host folder behind DATASET_PATH: mount points only, filled by data mounts
     data_target: str = ""  # where a sandbox or container sees it (/data/TASK, as on NSML)
     disk_limits: list = field(default_factory=list)  # runtime.disk_limits.DiskLimit groups, measured while it runs
+    confine: bool = False  # a participant asked for it over HTTP: it runs confined or not at all (process.start)
 
     @property
     def log_path(self) -> Path:

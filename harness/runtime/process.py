@@ -86,8 +86,9 @@ def materialize_data_view(spec: RunSpec) -> None:
                 os.chmod(os.path.join(dirpath, name), 0o444)
 
 
-def resolve_sandbox(setting: str) -> bool:
-    """Whether runs go into bwrap: `auto` when it works here, `bwrap` demands it, `none` never."""
+def resolve_sandbox(setting: str, confine: bool = False) -> bool:
+    """Whether runs go into bwrap: `auto` when it works here, `bwrap` demands it, `none` never. A run that must
+    be CONFINED (RunSpec.confine) is refused where `auto` would run it unconfined."""
     if setting == "none":
         return False
     if sandbox.works():
@@ -95,6 +96,10 @@ def resolve_sandbox(setting: str) -> bool:
     if setting == "bwrap":
         raise UserError("process.sandbox = 'bwrap': bubblewrap is not installed or cannot create namespaces here "
                         "(apt-get install bubblewrap)")
+    if confine:
+        raise base.LaunchRefused("this machine cannot confine participants' code (bubblewrap does not work here): "
+                                 "an organizer installs it, uses the docker runtime, or sets [process] sandbox = "
+                                 "\"none\" to run it unconfined")
     return False
 
 
@@ -319,7 +324,7 @@ class ProcessRuntime(Runtime):
         return handle
 
     def _start(self, spec: RunSpec, found: environments.RunEnvironment) -> ProcessHandle:
-        sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto")
+        sandboxed = resolve_sandbox(self.settings.process_sandbox if self.settings else "auto", spec.confine)
         spec.log_path.parent.mkdir(parents=True, exist_ok=True)
         argv, cwd = [found.python, *spec.argv], spec.workdir
         if found.rootfs is not None and not sandboxed:

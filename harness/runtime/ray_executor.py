@@ -25,7 +25,7 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import ClusterUnavailable
 
 from . import gpus, ray_node
-from .base import Executor, Handle, Outcome, Placement, RunSpec, Runtime
+from .base import Executor, Handle, LaunchRefused, Outcome, Placement, RunSpec, Runtime
 
 NAMESPACE = "nsml-harness"
 INVENTORY_EVERY = 2.0  # seconds a seen inventory is reused before asking the cluster again
@@ -222,8 +222,9 @@ class RayHandle(Handle):
         except TaskCancelledError:
             return self._cancelled()
         except RayTaskError as exc:  # the runtime could not start the code on the node
-            return Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
-                           f"could not start: {_first_line(exc.cause if exc.cause else exc)}")
+            cause = exc.cause or exc  # (LaunchRefused: not the code's fault, as at this machine)
+            return Outcome(RunStatus.FAILED, cause.reason if isinstance(cause, LaunchRefused) else
+                           FailureReason.LAUNCH_ERROR, None, f"could not start: {_first_line(cause)}")
         except RayError as exc:  # its worker or node died
             return self._lost(_first_line(exc))
         if started is None:  # stopped while Ray was still placing it

@@ -27,7 +27,7 @@ from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
-from harness.runtime import Handle, Outcome, env_store, gpus
+from harness.runtime import Handle, LaunchRefused, Outcome, env_store, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
@@ -315,8 +315,8 @@ class Scheduler:
             except Exception as exc:  # noqa: BLE001 - the run fails with a named reason, the scheduler goes on
                 log.error("run %s failed to start: %s", run.id, traceback.format_exc())
                 self.gpu_busy.pop(run_id, None)
-                self._finish(db, run, Outcome(RunStatus.FAILED, FailureReason.LAUNCH_ERROR, None,
-                                              f"could not start: {exc}"))
+                reason = exc.reason if isinstance(exc, LaunchRefused) else FailureReason.LAUNCH_ERROR
+                self._finish(db, run, Outcome(RunStatus.FAILED, reason, None, f"could not start: {exc}"))
                 return
             run.pid, run.phase = handle.pid, RunPhase.RUNNING
             self.handles[run.id] = handle

@@ -40,16 +40,16 @@ def check_runtime(settings, asked: str | None) -> None:
 
 
 def check_confined(settings, runtime: str) -> None:
-    """A run that a caller over HTTP asks for and the process runtime could not confine (no working bubblewrap
-    under `[process] sandbox = "auto"`) is refused, not run unconfined; at this machine `auto` runs it unconfined
-    and says so. An organizer's goes."""
-    if runtime == "process" and settings.process_sandbox == "auto" and settings.remote \
-            and not is_organizer(settings):
-        from harness.runtime import sandbox
-        if not sandbox.works():
-            raise PermissionDenied("this machine cannot confine participants' code (bubblewrap does not work here): "
-                                   "an organizer installs it, uses the docker runtime, or sets [process] sandbox = "
-                                   "\"none\" to run it unconfined")
+    """A run that a participant asks for over HTTP (Settings.must_confine) and the process runtime could not
+    confine (no working bubblewrap under `[process] sandbox = "auto"`) is refused now, not run unconfined: the
+    runtime's own rule (runtime.process.resolve_sandbox), which it applies again when it starts the run."""
+    if runtime == "process" and settings.must_confine:
+        from harness.runtime.base import LaunchRefused
+        from harness.runtime.process import resolve_sandbox
+        try:
+            resolve_sandbox(settings.process_sandbox, confine=True)
+        except LaunchRefused as exc:
+            raise PermissionDenied(str(exc)) from None
 
 
 def _auto() -> str:

@@ -106,8 +106,8 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                       default_memory=manifest.memory)  # the task's limit now (or the default)
         run.memory = min(filter(None, (sess.run.memory, run.memory)), default=None)  # and never over the session's
         run.shm_size = sess.run.shm_size
-        run.spec = {k: v for k, v in (("entry", entry), ("esm", esm),
-                                      ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}
+        run.spec = {**run.spec, **{k: v for k, v in (("entry", entry), ("esm", esm),
+                                                     ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}}
         if admitted is not None:
             run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
         queue_run(h.settings, db, me.id, run)
