@@ -510,7 +510,8 @@ def test_a_docker_build_ends_with_the_harness_that_watched_it_and_its_leftovers_
         container.reload()
     assert container.status == "exited", container.status  # ended with its harness, not left installing
     assert int(container.labels[image_builds.UNTIL]) > time.time() + 900  # (a live build's is never swept)
-    leftover = f"{images.ENV_REPO}:{'0' * 16}-building-{'a' * 12}"  # (a commit whose builder died before its end)
+    leftover = image_builds.building_tag(f"{images.ENV_REPO}:{'0' * 16}")  # (a commit whose builder died before
+    #                                                                           its end)
     container.commit(*leftover.split(":"))
     assert image_builds.sweep(docker_client, images.ENV_REPO) == []  # (neither is past its time yet)
     swept = image_builds.sweep(docker_client, images.ENV_REPO, now=time.time() + 86400 * 2)

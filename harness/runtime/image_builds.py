@@ -47,6 +47,15 @@ SETTINGS = {"PIP_BREAK_SYSTEM_PACKAGES": "1", "PIP_NO_CACHE_DIR": "1", "PIP_DISA
 _APT_URL = re.compile(r"^[ \t]*(?:deb(?:-src)?[ \t]+(?:\[[^\]\n]*\][ \t]+)?(\S+)|URIs:[ \t]*(.+)$)", re.M)
 
 
+def building_tag(tag: str) -> str:
+    """An install's own tag over TAG (an environment's, ``...:16 hex``) while it builds: another build of the same
+    environment never untags it, and `sweep` finds it by _BUILDING_TAG."""
+    return f"{tag}-building-{uuid.uuid4().hex[:12]}"
+
+
+_BUILDING_TAG = re.compile(r".+:[0-9a-f]{16}-building-[0-9a-f]{12}")  # (what building_tag makes)
+
+
 class BuildFailed(Exception):
     """The install failed or passed a bound: one line (runtime.images words it for the run)."""
 
@@ -56,7 +65,7 @@ def build(client, base, files: dict[str, bytes | str], tag: str, bounds) -> None
     from docker.types import LogConfig, Mount
 
     environ = inherited_environment()
-    building = f"{tag}-building-{uuid.uuid4().hex[:12]}"  # (this build's own: another's never untags it)
+    building = building_tag(tag)
     volumes = [Mount(path, "", type="tmpfs", tmpfs_size=VOLUME_BYTES)  # (its base's VOLUMEs: measured as memory)
                for path in sorted((base.attrs.get("Config") or {}).get("Volumes") or {}) if path != egress.INSIDE]
     with egress.Gate(package_indexes.index_hosts(environ, getattr(bounds, "reach", ())), environ) as gate:
@@ -114,7 +123,7 @@ def sweep(client, repository: str, now: float | None = None) -> list[str]:
         except ValueError:
             made = 0
         for tag in image.tags:
-            if re.fullmatch(r".+:[0-9a-f]{16}-building-[0-9a-f]{12}", tag) and made < now - LEFTOVER_SECONDS:
+            if _BUILDING_TAG.fullmatch(tag) and made < now - LEFTOVER_SECONDS:
                 with contextlib.suppress(Exception):
                     client.images.remove(tag)
                     removed.append(tag)
