@@ -19,6 +19,7 @@ from harness.core.errors import UserError
 from harness.core.settings import load_settings
 from harness.runs.create import check_storage, storage_freed
 from harness.runtime import env_builds, env_store, environments
+from harness.store.engine import open_store
 
 MAIN = '''
 import argparse
@@ -91,7 +92,7 @@ def _use(settings, user, **kw):
 
 def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_path, state_root):
     settings = load_settings()
-    envs = settings.envs_dir
+    envs, store = settings.envs_dir, open_store(settings.db_url)
     first = environments.for_code(envs, _code(tmp_path / "a"), None, use=_use(settings, "alice"))
     charged = env_store.charged(envs, "alice")
     assert [key for _, key, _ in charged] == [first.key] and charged[0][2] > 100_000
@@ -101,16 +102,16 @@ def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_p
     assert again.key == first.key and [c[1:] for c in env_store.charged(envs, "bob")] == [(first.key, size)]
 
     settings.user_storage_bytes = size  # the environment alone fills a user's storage
-    check_storage(settings, "alice")  # alice's charge goes; bob still uses it, so it stays
+    check_storage(settings, "alice", store)  # alice's charge goes; bob still uses it, so it stays
     assert env_store.charged(envs, "alice") == [] and (envs / f"{first.key}.ready").exists()
     held = environments.for_code(envs, _code(tmp_path / "c"), None, use=_use(settings, "bob", hold=True))
     with pytest.raises(UserError, match="environments of your requirements that runs use now"):
-        check_storage(settings, "bob")  # his run holds it: never removed from under a run
+        check_storage(settings, "bob", store)  # his run holds it: never removed from under a run
     assert (envs / f"{first.key}.ready").exists()
-    check_storage(settings, "carol")  # others are served
+    check_storage(settings, "carol", store)  # others are served
     held.release()
     storage_freed(settings, "bob")
-    check_storage(settings, "bob")  # unused now and nobody else's: removed to make room, and he is let in
+    check_storage(settings, "bob", store)  # unused now and nobody else's: removed to make room, and he is let in
     assert not (envs / first.key).exists() and env_store.charged(envs, "bob") == []
     assert not list(envs.glob(f"{first.key}*"))  # its lock files too
     rebuilt = environments.for_code(envs, _code(tmp_path / "d"), None, use=_use(settings, "bob"))

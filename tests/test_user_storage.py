@@ -140,3 +140,46 @@ def test_what_a_run_wrote_beside_its_events_and_prediction_goes_when_it_ends(cli
         time.sleep(0.1)
     assert all((run / "log.txt").is_file() for run in runs)
     assert [r.name for r in runs if (r / "graded" / "prediction").is_file()] == [runs[2].name]
+
+
+TALKER = r'''
+import argparse, sys
+import nsml
+p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0"); p.add_argument("--mb", type=int); cfg = p.parse_args()
+
+def talk():
+    for _ in range(cfg.mb * 1024): sys.stdout.write("x" * 1023 + "\n")
+
+def infer(path, **kw):
+    talk()
+    return [0] * len(open(path).read().split())
+
+nsml.bind(save=lambda d: open(d + "/m", "w").write("x"), load=lambda d: None, infer=infer)
+if cfg.pause:
+    nsml.paused(scope=locals())
+if cfg.mode == "train":
+    talk()
+    nsml.save(0)
+'''
+
+
+def test_what_runs_keep_after_they_end_counts_with_the_sessions_and_goes_with_them(cli, tiny_task, tmp_path,
+                                                                                      state_root):
+    """A run's log (up to limits.log_bytes) and a dry run's log and graded prediction stay after they end:
+    charged to no one, a participant who runs, dry-runs and removes sessions over and over would fill the disk
+    with them. They count within limits.user_storage_bytes, and `nsml rm` takes them with the session (attacker
+    review)."""
+    from harness.core.settings import load_settings
+    (state_root / "harness.toml").write_text("[limits]\nuser_storage_bytes = 25000000\n")
+    talker = participant(tmp_path / "talker", TALKER)
+    first = run_session(cli, talker, "-a", "--mb 10")  # 10 MiB of log, a tiny checkpoint
+    assert cli.json("submit", "-t", first, "0")["status"] == "succeeded"  # its infer says 10 MiB more
+    second = run_session(cli, talker, "-a", "--mb 6")
+    refused = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--mb 1", talker, code=None)
+    assert refused.exit_code != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
+    assert "runs' logs" in refused.stderr and "limits.user_storage_bytes" in refused.stderr, refused.stderr
+    runs = {p.name for p in load_settings().runs_dir.iterdir()}
+    cli("rm", first)
+    assert len(runs - {p.name for p in load_settings().runs_dir.iterdir()}) == 2  # its run's and its dry run's
+    assert run_session(cli, talker, "-a", "--mb 1") and "x" * 100 in cli("logs", second).stdout

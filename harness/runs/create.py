@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from sqlalchemy import func, select
 
@@ -15,8 +16,9 @@ from harness.core.settings import Settings
 from harness.core.sizes import machine_memory, parse_size
 from harness.core.tree_usage import usage
 from harness.runtime import env_store, gpus
+from harness.runtime.base import RUN_GRADED
 from harness.runtime.disk_limits import MAX_ENTRIES, SCAN_SECONDS
-from harness.store.models import Run, Session, Submission
+from harness.store.models import Run, Session, Submission, User
 
 
 @dataclass
@@ -46,21 +48,40 @@ _REFUSED: dict[tuple[str, str], tuple[float, str]] = {}  # (sessions folder, use
 REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes something (storage_freed)
 
 
-def check_storage(settings: Settings, user: str) -> None:
-    """A user whose sessions (code copies, checkpoints) and environments (of their requirements: runtime.env_store)
-    hold `limits.user_storage_bytes` on disk starts no new session until some are removed; their least recently
-    used environments go first, by themselves (env_store.evict). Sessions are measured as the disk watch measures
-    (runtime.disk_limits), which holds the user's running sessions to the same limit. A refusal is remembered
-    for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one per request of a user who keeps
-    asking), or until `storage_freed`."""
+def kept_bytes(db, user: str) -> int:
+    """Bytes the runs of USER's sessions keep after they end, until `nsml rm` removes the session: each one's log
+    (up to limits.log_bytes) and, for its dry-run submits, their graded prediction (up to
+    limits.prediction_bytes). Counted with the sessions: a user who runs, dry-runs and removes over and over
+    would otherwise fill the disk with files nobody is charged for. (A real submit's are bounded by its quota.)
+    A stat or two per run."""
+    training = select(Run).join(Session, Session.run_id == Run.id).join(User).where(User.name == user)
+    dry = (select(Run).join(Submission, Submission.run_id == Run.id).join(User)
+           .where(User.name == user, Submission.dry_run.is_(True), Submission.session_id.is_not(None)))
+    held = 0
+    for run in [*db.scalars(training), *db.scalars(dry)]:
+        for kept in (Path(run.log_path), Path(run.run_dir) / RUN_GRADED) if run.run_dir else ():
+            used = usage(kept, MAX_ENTRIES, SCAN_SECONDS)
+            held += max(used.size, used.allocated)
+    return held
+
+
+def check_storage(settings: Settings, user: str, store) -> None:
+    """A user whose sessions (code copies, checkpoints, what their runs keep: kept_bytes) and environments (of their
+    requirements: runtime.env_store) hold `limits.user_storage_bytes` on disk starts no new session until some are
+    removed; their least recently used environments go first, by themselves (env_store.evict). Sessions are
+    measured as the disk watch measures (runtime.disk_limits), which holds the user's running sessions to the
+    same limit. A refusal is remembered for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one
+    per request of a user who keeps asking), or until `storage_freed`."""
     if settings.user_storage_bytes is None:
         return
     key = (str(settings.sessions_dir), user)
     until, said = _REFUSED.get(key, (0.0, ""))
     if time.monotonic() < until:
         raise UserError(said)
+    with store.tx() as db:
+        logs = kept_bytes(db, user)
     used = usage(settings.sessions_dir / user, MAX_ENTRIES, SCAN_SECONDS)
-    held, limit = max(used.size, used.allocated), settings.user_storage_bytes
+    held, limit = max(used.size, used.allocated) + logs, settings.user_storage_bytes
     envs = sum(size for _, _, size in env_store.charged(settings.envs_dir, user))
     if envs and held < limit <= held + envs:  # (not when the sessions alone are over it: that would free nothing)
         envs -= env_store.evict(settings.envs_dir, user, held + envs - limit + 1)
@@ -68,7 +89,7 @@ def check_storage(settings: Settings, user: str) -> None:
         return
     said = f"{held} bytes" if held + envs >= limit else f"more than can be measured ({used.why})"
     envs_said = f" and the environments of your requirements that runs use now {envs} bytes" * bool(envs)
-    said = (f"your sessions hold {said} on disk{envs_said}, at or over limits.user_storage_bytes = {limit}: remove "
+    said = (f"your sessions (with their runs' logs) hold {said} on disk{envs_said}, at or over limits.user_storage_bytes = {limit}: remove "
             f"sessions (nsml rm) or checkpoints (nsml model rm) first")
     _REFUSED[key] = (time.monotonic() + REFUSAL_SECONDS, said)
     raise UserError(said)

@@ -62,7 +62,7 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     if not own.is_symlink():
         own.symlink_to(settings.sessions_dir / user, target_is_directory=True)
     view = run_dir / "data" / task
-    paths = RunPaths(run=run_dir, log=run_dir / "log.txt", app=workdir, events=events, data=view,
+    paths = RunPaths(run=run_dir, log=Path(run.log_path), app=workdir, events=events, data=view,
                      checkpoints=checkpoints, sessions=own.parent)
     mounts = [Mount(workdir, "/app", read_only=False), *_data_mounts(view, f"/data/{task}", data),
               Mount(events.parent, "/nsml/run", read_only=False), Mount(own, f"/nsml/sessions/{user}"),

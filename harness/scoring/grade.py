@@ -8,7 +8,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.safefs import UnsafeFile, copy_out
 from harness.core.settings import Settings
-from harness.runtime.base import RUN_OUTPUT
+from harness.runtime.base import RUN_GRADED, RUN_OUTPUT
 from harness.store.models import Round, Submission
 from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
@@ -29,7 +29,7 @@ class Grade(ScoreResult):
 
 def prediction_path(run_dir: str) -> Path:
     """The harness's own copy of a submit run's prediction: the only file evaluators ever read."""
-    return Path(run_dir) / "graded" / "prediction"
+    return Path(run_dir) / RUN_GRADED / "prediction"
 
 
 def evaluator_values(prediction: Path) -> Path:

@@ -105,7 +105,7 @@ def admit_session(h: Harness, task_name: str, memo: str, opts: RunOptions) -> tu
         manifest = h.manifest(task)
         return manifest.source_builds, manifest.image
     found = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
-    check_storage(h.settings, h.settings.user)  # (measured outside any transaction: it walks the user's folder)
+    check_storage(h.settings, h.settings.user, h.store)  # (measured outside any transaction: it walks the user's folder)
     return found
 
 
@@ -144,7 +144,7 @@ def prepare_environment(h: Harness, code: Path, runtime: str, source_builds: boo
     their own checks; a build (not a reuse) waits for the user's storage to be under its limit."""
     if runtime == "process":
         environments.for_code(h.settings.envs_dir, code, h.settings.root, source_builds, use=environments.Use(
-            Bounds.of(h.settings, h.settings.user), before_build=lambda: check_storage(h.settings, h.settings.user)))
+            Bounds.of(h.settings, h.settings.user), before_build=lambda: check_storage(h.settings, h.settings.user, h.store)))
 
 
 def _with_retry(h: Harness, fn, attempts: int = 5):
@@ -166,7 +166,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     opts = opts or RunOptions()
     new_args = parse_args(args) if args is not None else None
 
-    check_storage(h.settings, h.settings.user)
+    check_storage(h.settings, h.settings.user, h.store)
 
     def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
@@ -210,9 +210,14 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
         wait_run(h, run_id, timeout=60)
         with h.tx() as db:
             sess = permissions.own_session(h, db, name)
-            for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):
-                sub.session_id = None
+            gone = [sess.run]  # its run's folder (its log), and its dry runs' (log, graded prediction): what
+            for sub in db.scalars(select(Submission).where(Submission.session_id == sess.id)):  # runs.create.
+                sub.session_id = None  # kept_bytes counted (a real submit's stay: the board's evidence)
+                gone += [sub.run] if sub.dry_run else []
             remove_tree(sess.dir)  # (however deep a run made it)
+            for run in gone:
+                if run.status.terminal and run.run_dir:
+                    remove_tree(Path(run.run_dir))
             storage_freed(h.settings, sess.user.name)
             db.delete(sess)
             removed.append(name)
