@@ -62,6 +62,9 @@ def descend(fd: int, parts: list[str], flags_last: int = _DIR_FLAGS, make: bool 
                 if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                     st = os.lstat(part, dir_fd=fd)
                     raise UnsafeFile(f"{'/'.join(parts[:i + 1])} is {_kind(st.st_mode)}") from None
+                if exc.errno in (errno.EACCES, errno.EPERM):  # a run chmod-ed what it wrote (a harness that is
+                    raise UnsafeFile(f"{'/'.join(parts[:i + 1])} cannot be read: "  # not root: the run's doing)
+                                     f"its permissions forbid it") from None
                 raise
             os.close(fd)
             fd = nxt
@@ -222,7 +225,9 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
 def remove_tree(path: Path | str) -> None:
     """Remove PATH — a link or a file itself, a folder with everything under it — never following a link and however
     deep a run made it (shutil.rmtree recurses once per level: a chain 3,000 folders deep raises RecursionError on
-    this Python, and what lay below would stay); what cannot be removed stays, and nothing is raised."""
+    this Python, and what lay below would stay). A folder its run made unwritable or unreadable (chmod 0o500: a
+    harness that is not root could remove nothing below it) is made its owner's again first, by `chmod -R`, which
+    follows no link. What cannot be removed stays, and nothing is raised."""
     if not is_real_dir(Path(path)):
         with contextlib.suppress(OSError):
             os.unlink(path)
@@ -230,4 +235,7 @@ def remove_tree(path: Path | str) -> None:
     try:
         shutil.rmtree(path, ignore_errors=True)
     except RecursionError:
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
+    if is_real_dir(Path(path)):  # (still there)
+        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True, check=False)
         subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
