@@ -26,6 +26,8 @@ CALLS = [
     ("board", "alice", {"task": "tiny"}),
     ("score_history", "alice", {"task": "tiny"}),
     ("list_tasks", "alice", {}),
+    ("list_tasks", ORGANIZER, {}),
+    ("task_readme", "alice", {"task": "tiny"}),
     ("check_task", ORGANIZER, {"task": "tiny"}),
     ("task_changes", ORGANIZER, {"task": "tiny"}),
     ("list_users", ORGANIZER, {}),

@@ -344,6 +344,24 @@ def test_evaluator_memory_is_bounded(tmp_path):
     assert result.reason.value == "scorer_error" and "memory" in result.message
 
 
+def test_an_evaluator_that_a_swollen_prediction_runs_out_of_memory_counts_against_the_prediction(tmp_path):
+    """Out of memory (or time) on a prediction far larger than the labels it answers is the prediction's doing
+    (counted); on one of their size it stays the organizer's scorer_error (attacker review)."""
+    from harness.scoring.evaluator import evaluate
+    evaluation = tmp_path / "evaluation.py"
+    evaluation.write_text("import argparse\np = argparse.ArgumentParser(); p.add_argument('--prediction')\n"
+                          "p.add_argument('--test_label_path'); a = p.parse_args()\n"
+                          "x = bytearray(len(open(a.prediction, 'rb').read()) * 100)\nprint(1.0)\n")
+    labels, pred = tmp_path / "labels", tmp_path / "p"
+    labels.write_text("1\n" * 1000)
+    pred.write_bytes(b"1\n" * (6 << 20))
+    result = evaluate(evaluation, pred, labels, 60, memory=512 << 20)
+    assert result.reason.value == "invalid_prediction" and "the prediction's doing" in result.message, result
+    assert "memory" in result.message
+    pred.write_text("1\n" * 1000)
+    assert evaluate(evaluation, pred, labels, 60, memory=512 << 20).score == 1.0
+
+
 def _mount_tmpfs(path: Path, size: str) -> None:
     path.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True)

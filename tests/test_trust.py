@@ -523,3 +523,16 @@ def test_a_run_asked_for_over_http_starts_confined_or_not_at_all(state_root, tin
     _, run_id = submits.start_submit(remote, asked[1], checkpoint, dry_run=True, entry="main.py")
     with local.tx() as db:
         assert db.get(Run, run_id).spec == {"confine": True, "entry": "main.py"}
+
+
+def test_where_a_task_lies_on_the_servers_disk_is_for_organizers(cli, tiny_task):
+    """`dataset ls` (GET /tasks, the dashboard's task list) names the task's folder to organizers only; everyone
+    reads its README through task_readme (attacker review)."""
+    mine = {r["name"]: r for r in cli.json("dataset", "ls")}
+    assert "tiny" in mine and not any(k in row for row in mine.values() for k in ("path", "source")), mine
+    theirs = {r["name"]: r for r in cli.json("dataset", "ls", user=ORGANIZER)}
+    assert Path(theirs["tiny"]["path"]).is_dir() and theirs["tiny"]["source"]
+    from harness.service.local import LocalApi
+    from harness.state.root import Harness
+    (Path(theirs["tiny"]["path"]) / "README.md").write_text("# Tiny\n\nPredict the **labels**.\n")
+    assert "Predict the **labels**." in LocalApi(Harness()).task_readme("tiny")

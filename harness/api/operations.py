@@ -113,7 +113,9 @@ op(Operation("score_history", "GET", "/tasks/{task}/score-history", (TASK, Arg("
 
 # -- tasks ----------------------------------------------------------------------------------------------------
 op(Operation("list_tasks", "GET", "/tasks", result=list[R.TaskRow], paging=Paging.LIST, cli=("dataset ls",),
-             doc="The registered tasks."))
+             doc="The registered tasks (where each is on the server's disk: organizers only)."))
+op(Operation("task_readme", "GET", "/tasks/{task}/readme", (TASK,), result=str,
+             doc="A prepared task's README.md (Markdown as its organizer wrote it, at most 200,000 characters)."))
 op(Operation("prepare_task", "POST", "/tasks/{task}/prepare", (TASK, Arg("scale", float, default=1.0, gt=0,
              le=100), Arg("seed", int, default=0, ge=0, le=2 ** 31), Arg("corpus", list[str], default=(), path=True,
              local_only="--corpus: a path on this machine; on a server, prepare with its own corpus (run 'dataset "

@@ -157,7 +157,7 @@ class TaskRow(TypedDict):
     metric: Optional[str]
     direction: Optional[str]
     submissions: int
-    source: str
+    source: NotRequired[str]  # where it is on the server's disk, or which entry point: organizers only
     path: NotRequired[str]
 
 

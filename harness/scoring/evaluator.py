@@ -3,7 +3,8 @@
 The evaluator is called as NSML called it: ``python evaluation.py --prediction FILE --test_label_path FILE``
 and must print one float (the last line of its output that parses as a number is taken).  An evaluator that
 rejects the predictions says so with a line starting ``invalid prediction`` on stderr and a non-zero exit:
-that is the participant's failure (``invalid_prediction``); any other crash is ``scorer_error``.
+that is the participant's failure (``invalid_prediction``); any other crash is ``scorer_error`` (running out
+of time or memory too, unless the prediction is far larger than its labels: ``out_of_bounds``).
 
 Optional output: an evaluator may also write the per-example values behind its score to ``per_example.txt`` in
 its working directory (one number per test example, in the label file's order; the score is their mean, or with
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from harness.core.enums import FailureReason
+from harness.core.tree_usage import usage
 
 from .evaluator_call import EvaluatorCall, command, container_name, isolation
 
@@ -27,6 +29,7 @@ INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
 PER_EXAMPLE_FILE = "per_example.txt"
 PER_EXAMPLE_BYTES = 64 << 20
+BLAME_RATIO, BLAME_SLACK = 8, 1 << 20  # a prediction this much larger than its labels owns the evaluator's failure
 
 
 @dataclass
@@ -68,6 +71,19 @@ def check_prediction(prediction: Path) -> ScoreResult | None:
         return ScoreResult(None, FailureReason.INVALID_PREDICTION,
                            f"the prediction is {size} bytes, over the {MAX_PREDICTION_BYTES}-byte limit")
     return None
+
+
+def out_of_bounds(what: str, prediction: Path, label: Path) -> ScoreResult:
+    """The evaluator ran out of its time or memory (WHAT): the organizer's scorer_error, which counts against no
+    quota — unless the prediction is far larger than the test labels it answers (over BLAME_RATIO times their
+    size, past BLAME_SLACK bytes). Then it is the prediction's doing, counted: a run that could swell its
+    prediction until the evaluator fails would choose between a counted score and a free crash."""
+    pred, labels = usage(prediction).size, usage(label).size
+    if pred > BLAME_RATIO * labels + BLAME_SLACK:
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION,
+                           f"{what}, on a prediction of {pred} bytes: over {BLAME_RATIO} times the {labels} bytes "
+                           f"of the test labels it answers, it is the prediction's doing")
+    return ScoreResult(None, FailureReason.SCORER_ERROR, what)
 
 
 def _take_values(workdir: Path, dest: Path) -> None:
@@ -112,14 +128,14 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
         except subprocess.TimeoutExpired:
             if in_docker:
                 subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True)
-            return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s")
+            return out_of_bounds(f"evaluation.py ran past {time_limit:g} s", prediction, label)
         if values_to is not None and proc.returncode == 0:
             _take_values(Path(cwd), values_to)
     if in_docker and proc.returncode == 137:
-        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran past {time_limit:g} s or out of "
-                           f"its memory (killed in its container)")
+        return out_of_bounds(f"evaluation.py ran past {time_limit:g} s or out of its memory (killed in its "
+                             f"container)", prediction, label)
     if proc.returncode != 0 and "MemoryError" in proc.stderr:
-        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py ran out of its {memory}-byte memory")
+        return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
     if proc.returncode != 0:
         err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
         if INVALID_MARKER in proc.stderr.lower():

@@ -157,6 +157,9 @@ class LocalApi(Api):
     def list_tasks(self):
         return tasks.list_tasks(self.h)
 
+    def task_readme(self, task):
+        return tasks.task_readme(self.h, task)
+
     def prepare_task(self, task, scale, seed, corpus, replace):
         manifest, path = tasks.prepare_builtin(self.h, task, scale=scale, seed=seed, corpus=list(corpus),
                                                replace=replace)

@@ -37,7 +37,23 @@ def list_tasks(h: Harness) -> list[dict]:
             rows[task.name] = {**rows.get(task.name, {"source": task.path}), "name": task.name, "prepared": True,
                                "metric": task.metric, "direction": task.direction.value,
                                "submissions": counts.get(task.id, 0), "path": task.path}
+    if not permissions.is_organizer(h.settings):  # the server's own folders are nobody else's business
+        rows = {name: {k: v for k, v in row.items() if k not in ("source", "path")} for name, row in rows.items()}
     return sorted(rows.values(), key=lambda r: r["name"])
+
+
+README_CHARS = 200_000
+
+
+def task_readme(h: Harness, name: str) -> str:
+    """A prepared task's README.md, as text (at most README_CHARS; empty when it has none)."""
+    with h.tx() as db:
+        folder = Path(h.task(db, name).path)
+    try:
+        with open(folder / "README.md", encoding="utf-8", errors="replace") as fh:
+            return fh.read(README_CHARS)
+    except OSError:
+        return ""
 
 
 def _hashes(folder: Path) -> tuple[str | None, str | None]:

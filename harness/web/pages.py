@@ -121,8 +121,8 @@ def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLRes
     api = web_api(request)
     tab = tab_of(tab)
     board = _board(api, task, tab)
-    info = next((t for t in api.list_tasks() if t["name"] == task), {})
-    readme = _readme(Path(info["path"])) if info.get("path") else ""
+    readme = _readme(api.task_readme(task)) if any(t["name"] == task and t["prepared"] for t in api.list_tasks()) \
+        else ""
     title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
     hidden = api.hidden_entries(task) if api.whoami()["organizer"] else []
     return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme,
@@ -177,13 +177,8 @@ def board_csv(request: Request, task: str) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="{task}-board.csv"'})
 
 
-def _readme(folder: Path) -> str:
+def _readme(text: str) -> str:
     from markdown_it import MarkdownIt
-    path = folder / "README.md"
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")[:200_000]
-    except OSError:
-        return ""
     return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)  # raw HTML stays text
 
 
