@@ -162,6 +162,31 @@ def test_the_reads_after_a_run_ended_share_one_time_budget_and_beat_between_read
     assert len(cut.events) == 2 and any("took over 0 s" in n for n in cut.notes)
 
 
+def test_a_checkpoint_slow_to_walk_waits_while_its_run_runs_and_is_walked_once_at_its_end(tmp_path, monkeypatch):
+    """A run could make each of its checkpoints slow to walk (100,000 entries, renamed as they are walked) and save
+    it again every pass: measured on the scheduler's thread, that held every pass up for seconds, for everyone
+    (attacker review). While the run runs, a checkpoint that its read's budget cannot walk waits (with what
+    follows it) for the next pass; once it has ended, each name is walked once however often it was saved."""
+    run, ckpts = tmp_path / "run", tmp_path / "ck"
+    (run / "nsml").mkdir(parents=True)
+    (ckpts / "slow").mkdir(parents=True)
+    for i in range(50):
+        (ckpts / "slow" / f"f{i}").touch()
+    report = json.dumps({"type": "report", "metrics": {"loss": 0.5}}) + "\n"
+    save = json.dumps({"type": "checkpoint", "name": "slow"}) + "\n"
+    (run / events.EVENTS_REL).write_text(report + (save + report) * 30)
+    monkeypatch.setattr(events, "FIRST_SCAN_SECONDS", 0.0)  # (a walk no read's budget can finish)
+    got = events.collect(run, 0, ckpts)
+    assert got.end == len(report) and len(got.events) == 1 and not got.notes  # waits: no refusal, nothing lost
+    monkeypatch.setattr(events, "MAX_EVENTS_AT_END", 2)  # (a save and a report a read: thirty reads)
+    walks = []
+    real = events.usage
+    monkeypatch.setattr(events, "usage", lambda *a: walks.append(a[0]) or real(*a))
+    everything = events.collect_all(run, got.end, ckpts)
+    assert [e[0].name for e in everything.events if isinstance(e, tuple)] == ["slow"] * 30
+    assert len(walks) == 1 and len(everything.events) == 60
+
+
 def test_a_flood_of_checkpoints_after_many_summary_keys_keeps_each_copy_small_and_the_count_bounded(
         cli, tmp_path, nsml_folder, monkeypatch):
     """A run reports many distinct summary keys once, then saves checkpoint after checkpoint: each checkpoint keeps

@@ -45,6 +45,7 @@ WALKS_WHEN_MOVING = 3  # walks of a tree whose entries move under each one befor
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 MOVED = (errno.ENOENT, errno.ELOOP, errno.ENOTDIR)  # gone, or replaced by a link or a file, since it was listed
 ITS_OWN = (errno.EACCES, errno.EPERM)  # a folder its writer made unreadable
+TOO_SLOW = "too slow to walk"  # (Usage.why of a walk past its time)
 
 
 @dataclass
@@ -154,7 +155,7 @@ def _walk(top: int, max_entries: int, deadline: float) -> Usage:
                 out.complete, out.why = False, f"over {max_entries} files and folders"
                 return out
             if time.monotonic() > deadline:
-                out.complete, out.why = False, "too slow to walk"
+                out.complete, out.why = False, TOO_SLOW
                 return out
             try:
                 est = os.stat(name, dir_fd=fd, follow_symlinks=False)

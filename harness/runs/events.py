@@ -20,7 +20,7 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm import Session as OrmSession
 
 from harness.core.safefs import UnsafeFile, append_note, is_real_dir, read_from
-from harness.core.tree_usage import usage
+from harness.core.tree_usage import TOO_SLOW, usage
 from harness.store.models import Checkpoint, Metric, Run, Session
 
 from . import event_gate
@@ -36,6 +36,7 @@ MAX_CHECKPOINTS = 10_000  # per session: checkpoints past it are refused (one no
 CHECKPOINT_SCAN_SECONDS = 10.0
 MAX_CHECKPOINTS_PER_PASS = 20  # distinct checkpoints measured in one read; the rest wait for the next pass
 SCAN_BUDGET_SECONDS = 0.5  # measuring checkpoints of one run in one read; past it the rest wait
+FIRST_SCAN_SECONDS = 1.5  # the first of a read (100,000 entries walk in 0.35 s here): past it, it waits too
 END_SCAN_SECONDS = 20.0  # all the reads after a run ended together (one scheduler pass; its lease is 60 s)
 EVENTS_REL = "nsml/events.jsonl"
 
@@ -80,21 +81,33 @@ class Collected:
             self.notes.append(why)
 
 
-def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected) -> None:
+def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected, seconds: float,
+             sizes: dict[str, int | str]) -> bool:
+    """Record CKPT with its size, measured within SECONDS, or refuse it (SIZES: each name's size or refusal so
+    far, kept across the reads of a run that has ended: never walked twice). False when the walk ran out of time
+    while the run runs: it waits for the next pass (a run whose checkpoints take long to walk never holds a pass up
+    for everyone)."""
     name = ckpt.name
-    if not is_real_dir(checkpoint_dir / name):
-        out.refuse(f"checkpoint refused: {name!r} is not a folder of the session (links are refused)")
-        return
-    used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, CHECKPOINT_SCAN_SECONDS)
-    if not used.complete:
-        out.refuse(f"checkpoint refused: {name!r} cannot be measured: {used.why}")
-        return
-    out.events.append((ckpt, used.size))
+    if name not in sizes:
+        used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, seconds) \
+            if is_real_dir(checkpoint_dir / name) else None
+        if used is not None and not used.complete and used.why == TOO_SLOW and seconds < CHECKPOINT_SCAN_SECONDS:
+            return False
+        sizes[name] = f"{name!r} is not a folder of the session (links are refused)" if used is None else \
+            f"{name!r} cannot be measured: {used.why}" if not used.complete else used.size
+    if isinstance(sizes[name], str):
+        out.refuse(f"checkpoint refused: {sizes[name]}")
+    else:
+        out.events.append((ckpt, sizes[name]))
+    return True
 
 
-def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events: int = MAX_EVENTS_PER_PASS) \
-        -> Collected:
-    """Read complete new lines of the events file from OFFSET (no links, no FIFOs, bounded per pass)."""
+def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events: int = MAX_EVENTS_PER_PASS,
+            ended: dict[str, int | str] | None = None) -> Collected:
+    """Read complete new lines of the events file from OFFSET (no links, no FIFOs, bounded per pass). While the
+    run runs, its checkpoints are measured within SCAN_BUDGET_SECONDS a read (the first within FIRST_SCAN_SECONDS);
+    ENDED (what was measured so far, collect_all) when it has ended: each name within CHECKPOINT_SCAN_SECONDS,
+    once."""
     out = Collected(end=offset)
     try:
         data = read_from(Path(run_dir), EVENTS_REL, offset, MAX_EVENT_BYTES_PER_PASS)
@@ -110,7 +123,8 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             out.refuse(f"event refused: a line over {MAX_EVENT_BYTES_PER_PASS} bytes")
         return out
     measured: set[str] = set()  # a name saved again in the same read is measured once
-    started = time.monotonic()  # the budget of measuring: the first checkpoint of a read is always measured
+    sizes = {} if ended is None else ended
+    started = time.monotonic()
     for line in data[:cut].split(b"\n")[:max_events]:
         out.end += len(line) + 1
         if not line.strip():
@@ -122,12 +136,13 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             continue
         if isinstance(event, event_gate.Checkpoint):
             if checkpoint_dir is not None and event.name not in measured:
-                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or (
-                        measured and time.monotonic() - started > SCAN_BUDGET_SECONDS):
+                left = CHECKPOINT_SCAN_SECONDS if ended is not None else FIRST_SCAN_SECONDS if not measured \
+                    else SCAN_BUDGET_SECONDS - (time.monotonic() - started)
+                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or left <= 0 \
+                        or not _measure(event, checkpoint_dir, out, left, sizes):
                     out.end -= len(line) + 1  # this line and the rest wait for the next pass
                     break
                 measured.add(event.name)
-                _measure(event, checkpoint_dir, out)
             continue
         out.events.append(event)
     if out.refused > MAX_NOTES_PER_PASS:
@@ -142,14 +157,15 @@ def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_rea
     a flood filled or checkpoints that take long to measure: past them the rest is dropped with a note. BEAT is
     called between reads (the scheduler renews its runs' heartbeats there)."""
     deadline = time.monotonic() + END_SCAN_SECONDS
-    out = collect(run_dir, offset, checkpoint_dir, MAX_EVENTS_AT_END)
+    sizes: dict[str, int | str] = {}  # (the run has ended: a name is walked once, however often it was saved)
+    out = collect(run_dir, offset, checkpoint_dir, MAX_EVENTS_AT_END, sizes)
     for _ in range(max_reads - 1):
         beat()
         if time.monotonic() > deadline:
             out.notes.append(f"events after this point were not recorded: measuring the run's checkpoints took "
                              f"over {END_SCAN_SECONDS:g} s")
             break
-        more = collect(run_dir, out.end, checkpoint_dir, MAX_EVENTS_AT_END)
+        more = collect(run_dir, out.end, checkpoint_dir, MAX_EVENTS_AT_END, sizes)
         if more.end == out.end:
             out.notes += [n for n in more.notes if n not in out.notes]
             break
