@@ -3,6 +3,7 @@
 The run's dodge: keep renaming a big folder (or file) to new names, so that a walk that lists a name and looks
 at it later finds it gone. The invariant: every measure of such a tree is at least what the tree holds, or says
 it cannot be measured (which cancels the run as `disk_quota`) — never a measure that leaves the bytes out."""
+import contextlib
 import errno
 import os
 import subprocess
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from harness.core import tree_usage
+from harness.runtime import disk_limits
 from harness.runtime.disk_limits import DiskLimit, DiskWatch, measure, over_limit
 
 BIG = 4 << 20
@@ -165,7 +167,6 @@ def test_the_harnesss_own_trouble_is_no_verdict_and_never_ends_the_watch(tmp_pat
     """Out of file descriptors (a deep tree held open by several walks at once, or the harness's own load): no
     verdict on the run, measured again at the next scan; an error escaping a measure never stops the thread
     that watches every run."""
-    from harness.runtime import disk_limits
     real_open = os.open
     tree = tree_with_a_refused_folder(tmp_path, monkeypatch, "a", errno.EMFILE)
     used = tree_usage.usage(tree)
@@ -305,4 +306,43 @@ def test_movement_in_a_users_shared_folder_is_never_held_against_the_run_measure
     renaming(tree / "tiny" / "2" / "checkpoints", "moving")
     shared = DiskLimit([tree], BIG * 4, "limits.user_storage_bytes", shared_by="alice's sessions")
     for _ in range(20):
-        assert measure([shared]) == (None, False)
+        assert measure([shared]) == (None, "")
+
+
+def test_a_run_that_makes_its_measure_slow_is_still_measured_often_and_one_never_counted_is_cancelled(
+        tmp_path, monkeypatch):
+    """A run could make its own measure slow (tens of thousands of mappings in each of its processes: reading
+    their maps takes seconds), and the spacing meant to bound the time it spends frozen then put its next measure
+    minutes away, while it wrote freely (attacker review). The gap is capped at MAX_GAP; and a run whose open files
+    cannot be counted within the budget in MOVING_SCANS scans in a row is cancelled, as one moving its trees is."""
+    from harness.runtime import open_files
+    tree = tmp_path / "t"
+    tree.mkdir()
+    calls = []
+    real = disk_limits.measure
+
+    def slow(limits, pids, places):
+        calls.append(time.monotonic())
+        time.sleep(0.1)  # (a fiftieth of its time: the next in 5 s, but for the cap)
+        return None, ""
+    monkeypatch.setattr(disk_limits, "measure", slow)
+    monkeypatch.setattr(disk_limits, "MAX_GAP", 0.3)
+    watch = DiskWatch(every=0.05)
+    watch.watch(1, [DiskLimit([tree], BIG, "x")])
+    time.sleep(2.0)
+    watch.close()
+    assert len(calls) >= 4, calls
+
+    monkeypatch.setattr(disk_limits, "measure", real)
+    monkeypatch.setattr(open_files, "held", lambda *a, **k: open_files.Held(complete=False))
+    assert measure([DiskLimit([tree], BIG, "x")], [os.getpid()]) == (None, disk_limits.UNCOUNTED)
+    watch = DiskWatch(every=0.05)
+    watch.watch(2, [DiskLimit([tree], BIG, "x")], type("H", (), {"held_still": contextlib.nullcontext,
+                                                                "pids": lambda self: [os.getpid()],
+                                                                "places": lambda self: None})())
+    deadline = time.monotonic() + 30
+    while watch.verdict(2) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    watch.close()
+    assert watch.verdict(2) == f"{disk_limits.UNCOUNTED} of {disk_limits.MOVING_SCANS} scans in a row: the run's " \
+                               f"disk cannot be checked"

@@ -6,12 +6,13 @@ training run, also all of its user's sessions together: ``limits.user_storage_by
 few seconds each group is measured as allocated bytes, or apparent bytes where more (a sparse file costs nothing
 on disk, but a pull or copy of it writes it whole), without following links and within a bound on entries;
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
-so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row, and a run whose
-processes hold open, in files with no name left (runtime.open_files), more than its folders leave of its whole
+so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row, or processes whose
+open files cannot be counted within their budget in as many, and a run whose processes hold open, in files with no name left (runtime.open_files), more than its folders leave of its whole
 allowance (the sum of its limits: such a file belongs to no folder, and is gone when the run ends). Where the runtime
 can (a run in control groups of its own, a container) the run's processes are frozen while its folders are walked, so
 nothing moves under the walk at all; a run is then measured at most a fiftieth of its time (a tree that takes
-0.1 s to walk is measured every 5 s), so that training slows by 2% at most.
+0.1 s to walk is measured every 5 s), so that training slows by 2% at most — and at least every MAX_GAP seconds
+(a run that makes its own measure slow slows only itself).
 Scans never run inside a database transaction and never hold up the scheduler's loop.
 """
 from __future__ import annotations
@@ -34,7 +35,10 @@ SCAN_EVERY = 2.0
 MAX_ENTRIES = 200_000
 SCAN_SECONDS = 10.0
 FROZEN_SHARE = 50  # a run is measured (frozen) for at most a fiftieth of its time (2%)
-MOVING_SCANS = 5  # scans in a row with a tree moving under every walk before the run is cancelled
+MAX_GAP = 30.0  # but never measured less often than this (a run that makes its measure slow slows only itself)
+MOVING_SCANS = 5  # scans in a row that cannot measure it whole (MOVED, UNCOUNTED) before the run is cancelled
+MOVED = "files and folders moved under every measure"
+UNCOUNTED = f"its processes' open files could not be counted within {open_files.BUDGET:g} s in every measure"
 
 
 @dataclass
@@ -53,11 +57,11 @@ def over_limit(limits: list[DiskLimit]) -> str | None:
     return measure([group for group in limits if not group.shared_by])[0]
 
 
-def measure(limits: list[DiskLimit], pids: list[int] = (), places=None) -> tuple[str | None, bool]:
-    """Measure each group once: the first one over its limit, as a message, or None; and whether a tree moved
-    under every walk of it (measured by a lower bound: over the limit is over it, else no verdict now). PIDS: the
-    run's processes, whose nameless open files count against the sum of the limits (only those it could have made:
-    PLACES, Handle.places)."""
+def measure(limits: list[DiskLimit], pids: list[int] = (), places=None) -> tuple[str | None, str]:
+    """Measure each group once: the first one over its limit, as a message, or None; and why it could not be
+    measured whole, or "": MOVED (a tree moved under every walk of it: measured by a lower bound, over the limit
+    is over it, else no verdict now) or UNCOUNTED. PIDS: the run's processes, whose nameless open files count
+    against the sum of the limits (only those it could have made: PLACES, Handle.places)."""
     moving = False
     measured = 0
     for group in limits:
@@ -71,24 +75,25 @@ def measure(limits: list[DiskLimit], pids: list[int] = (), places=None) -> tuple
                 break
             if not used.complete:
                 return (f"{', '.join(p.name for p in group.paths)} cannot be measured: {used.why} "
-                        f"({group.setting} cannot be checked)"), moving
+                        f"({group.setting} cannot be checked)"), MOVED * moving
             total += max(used.allocated, used.size)  # a sparse file counts at the size a copy of it writes
             entries += used.entries
         if total > group.limit and group.shared_by:
             return (f"{group.shared_by} hold {total} bytes, over the limit of {group.limit} ({group.setting}): "
-                    f"remove sessions (nsml rm) or checkpoints (nsml model rm)"), moving
+                    f"remove sessions (nsml rm) or checkpoints (nsml model rm)"), MOVED * moving
         if total > group.limit:
             return (f"the run wrote {total} bytes to {', '.join(p.name for p in group.paths)}, over the limit of "
-                    f"{group.limit} ({group.setting})"), moving
+                    f"{group.limit} ({group.setting})"), MOVED * moving
         measured += 0 if group.shared_by else total
-    return _nameless([group for group in limits if not group.shared_by], pids, measured, places), moving
+    message, counted = _nameless([group for group in limits if not group.shared_by], pids, measured, places)
+    return message, MOVED if moving else "" if counted else UNCOUNTED
 
 
-def _nameless(limits: list[DiskLimit], pids: list[int], measured: int, places) -> str | None:
+def _nameless(limits: list[DiskLimit], pids: list[int], measured: int, places) -> tuple[str | None, bool]:
     """Whether what the run's processes hold in files with no name, with the MEASURED bytes of its folders, is
-    over its whole allowance (the sum of its limits), as a message."""
+    over its whole allowance (the sum of its limits), as a message; and whether they were all counted."""
     if not pids:
-        return None
+        return None, True
     devices = set()
     for path in (p for group in limits for p in group.paths):
         with contextlib.suppress(OSError):
@@ -96,13 +101,13 @@ def _nameless(limits: list[DiskLimit], pids: list[int], measured: int, places) -
     found = open_files.held(pids, devices, places=places)
     if found.bounded:
         return (f"the run holds more than {open_files.MAX_ENTRIES} open files and mappings of deleted files: its "
-                f"disk cannot be checked ({' + '.join(g.setting for g in limits)})")
-    held = found.disk
+                f"disk cannot be checked ({' + '.join(g.setting for g in limits)})"), True
+    held = found.disk  # (a lower bound where not all were counted: over the allowance is over it)
     allowance = sum(group.limit for group in limits)
     if measured + held <= allowance:
-        return None
+        return None, found.complete
     return (f"the run holds {held} bytes in deleted files it keeps open; with the {measured} bytes in its folders "
-            f"that is over its disk allowance of {allowance} ({' + '.join(g.setting for g in limits)})")
+            f"that is over its disk allowance of {allowance} ({' + '.join(g.setting for g in limits)})"), True
 
 
 @dataclass
@@ -165,11 +170,10 @@ class DiskWatch:
                     log.exception("disk watch of run %s", run_id)
                     continue
                 with self._lock:
-                    watched.next_at = started + FROZEN_SHARE * (time.monotonic() - started)
+                    watched.next_at = started + min(FROZEN_SHARE * (time.monotonic() - started), MAX_GAP)
                     watched.moving = watched.moving + 1 if moving else 0
                     if watched.moving >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
-                        message = (f"files and folders moved under every measure of {MOVING_SCANS} scans in a "
-                                   f"row: the run's disk cannot be checked")
+                        message = f"{moving} of {MOVING_SCANS} scans in a row: the run's disk cannot be checked"
                     if message:
                         watched.verdict = message
 
