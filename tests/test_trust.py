@@ -536,3 +536,49 @@ def test_where_a_task_lies_on_the_servers_disk_is_for_organizers(cli, tiny_task)
     from harness.state.root import Harness
     (Path(theirs["tiny"]["path"]) / "README.md").write_text("# Tiny\n\nPredict the **labels**.\n")
     assert "Predict the **labels**." in LocalApi(Harness()).task_readme("tiny")
+
+
+def test_cancelling_runs_that_ignore_sigterm_never_holds_the_scheduler(state_root, tmp_path):
+    """A participant who stops all their runs at once (or lets them all reach their time limit), each ignoring
+    SIGTERM, held the scheduler's thread for their kill grace each, while every user waited (attacker review).
+    A cancel signals and returns; what is left gets SIGKILL at the first poll past the grace."""
+    import signal
+    from dataclasses import replace
+
+    import psutil
+
+    from harness.core.settings import load_settings
+    from harness.runtime.base import Mount, RunPaths, RunSpec
+    from harness.runtime.process import ProcessRuntime
+    runtime, handles = ProcessRuntime(replace(load_settings(), process_sandbox="none")), []  # (bwrap would end
+    #                                                                       on SIGTERM, and take its children along)
+    for i in range(4):
+        app = tmp_path / f"app{i}"
+        app.mkdir()
+        (tmp_path / f"run{i}").mkdir()
+        (app / "main.py").write_text("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+                                     "print('ready', flush=True)\ntime.sleep(600)\n")
+        handles.append(runtime.start(RunSpec(run_id=i + 1, name=f"alice/t/{i + 1}", argv=["main.py"], workdir=app,
+                                             paths=RunPaths(run=tmp_path / f"run{i}", log=tmp_path / f"log{i}"),
+                                             time_limit=600, kill_grace=2.0, mounts=[Mount(app, "/app", False)])))
+    try:
+        deadline = time.monotonic() + 60
+        while not all("ready" in (tmp_path / f"log{i}").read_text() for i in range(4)
+                      if (tmp_path / f"log{i}").exists()) or len(list(tmp_path.glob("log*"))) < 4:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        trees = [h._tree() for h in handles]
+        started = time.monotonic()
+        for handle in handles:
+            handle.cancel()
+        assert time.monotonic() - started < 1.0  # (was 4 × the grace: 8 s and more)
+        assert all(p.is_running() for tree in trees for p in tree)  # signalled, ignoring it, still there
+        outcomes = [h.wait(30) for h in handles]
+        assert all(o is not None and o.status.value == "stopped" and o.exit_code == -signal.SIGKILL
+                   for o in outcomes), outcomes
+        assert not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for tree in trees for p in tree)
+    finally:
+        for handle in handles:
+            handle.cancel()
+            handle.wait(30)
+            handle.close()

@@ -14,6 +14,7 @@ account that runs the harness and use the network; such runs are marked ``isolat
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
@@ -149,6 +150,7 @@ class ProcessHandle(Handle):
         self.environment = process_environment()
         self.started = time.monotonic()
         self._cancel: tuple[FailureReason, str] | None = None
+        self._kill_at, self._doomed = None, []  # (a cancel: when what is left gets SIGKILL, and what it signalled)
         self._outcome: Outcome | None = None
         self._last_check = self._next_measure = self._next_nice = 0.0
         self._places: list[tuple[str, bool]] | None = None  # (set by the runtime that started it)
@@ -236,11 +238,17 @@ class ProcessHandle(Handle):
             return self._outcome
         code = self.proc.poll()
         if code is None:
-            self._enforce_limits()
+            if self._kill_at is None:
+                self._enforce_limits()
+            elif time.monotonic() >= self._kill_at:  # (cancelled, and its grace is over)
+                self._signal_all(self._doomed + self._tree(), signal.SIGKILL)
             return None
         oom = self.group is not None and self.group.oom_killed()
         forks_refused = self.group is not None and self.group.pids_refused()
         self._reap_group()
+        for p in self._doomed:  # (a cancelled run's children that left its group: psutil knows each by its start)
+            with contextlib.suppress(psutil.Error):
+                p.kill()
         truncate_log(self.spec.log_path, self.spec.max_log_bytes)
         if self._cancel is not None:
             reason, message = self._cancel
@@ -274,21 +282,13 @@ class ProcessHandle(Handle):
                 pass
 
     def cancel(self, reason: FailureReason = FailureReason.STOPPED, message: str = "") -> None:
-        """Terminate the whole process group (and children that left it): SIGTERM, then SIGKILL."""
-        if self._outcome is not None:
+        """SIGTERM to the whole process group (and children that left it) now; what is left gets SIGKILL at the
+        first poll past kill_grace. It never waits: the scheduler's thread may stop many runs at once."""
+        if self._outcome is not None or self._cancel is not None:
             return
-        if self._cancel is None:
-            self._cancel = (reason, message or reason.value)
-        procs = self._tree()
-        self._signal_all(procs, signal.SIGTERM)
-        gone, alive = psutil.wait_procs(procs, timeout=self.spec.kill_grace)
-        if alive:
-            self._signal_all(alive, signal.SIGKILL)
-            psutil.wait_procs(alive, timeout=5)
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            pass
+        self._cancel = (reason, message or reason.value)
+        self._kill_at, self._doomed = time.monotonic() + self.spec.kill_grace, self._tree()
+        self._signal_all(self._doomed, signal.SIGTERM)
 
     pids_limit = 0
 

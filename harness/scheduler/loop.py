@@ -46,8 +46,7 @@ HEARTBEAT_EVERY = 1.0
 
 class Scheduler:
     def __init__(self, settings: Settings, store: Store):
-        self.settings = settings
-        self.store = store
+        self.settings, self.store = settings, store
         self.handles: dict[int, Handle] = {}
         self.gpu_busy: dict[int, list[int]] = {}  # GPUs admitted per run (indices into the executor's inventory)
         self.placed: dict[int, object] = {}  # runs a cluster has placed (their node is recorded)
@@ -389,11 +388,13 @@ class Scheduler:
                                                                   None, f"scoring crashed: {exc}"))
 
     def shutdown(self) -> None:
-        for handle in self.handles.values():
+        for handle in self.handles.values():  # (each signalled at once, then each waited for: a cancel never waits)
             handle.cancel(FailureReason.HARNESS_ERROR, "the scheduler was shut down")
+        for handle in self.handles.values():
+            handle.wait(handle.spec.kill_grace + 5.0)
             handle.close()
         self.disk.close()
         self.pool.shutdown(wait=True)
         self.executor.close()
-        os.close(self._wake_r)
-        os.close(self._wake_w)
+        for fd in (self._wake_r, self._wake_w):
+            os.close(fd)
