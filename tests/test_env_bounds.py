@@ -17,7 +17,7 @@ from test_docker_runtime import docker_client  # noqa: F401 (a fixture)
 
 from harness.core.errors import UserError
 from harness.core.settings import load_settings
-from harness.runs.create import check_storage, storage_freed
+from harness.runs.create import check_storage, storage_changed
 from harness.runtime import env_builds, env_store, environments
 from harness.store.engine import open_store
 
@@ -110,7 +110,7 @@ def test_environments_count_toward_the_storage_of_every_user_who_uses_them(tmp_p
     assert (envs / f"{first.key}.ready").exists()
     check_storage(settings, "carol", store)  # others are served
     held.release()
-    storage_freed(settings, "bob")
+    storage_changed(settings, "bob")
     check_storage(settings, "bob", store)  # unused now and nobody else's: removed to make room, and he is let in
     assert not (envs / first.key).exists() and env_store.charged(envs, "bob") == []
     assert not list(envs.glob(f"{first.key}*"))  # its lock files too
@@ -332,7 +332,7 @@ def test_submit_and_fork_build_an_environment_that_went(cli, tiny_task, tmp_path
     r = cli("submit", name, "1", code=2)  # a build needs room in the user's storage; a reuse would not
     assert "limits.user_storage_bytes = 1000" in r.stderr and not list(envs.glob("*.ready"))
     (state_root / "harness.toml").write_text("")
-    storage_freed(load_settings(), "alice")
+    storage_changed(load_settings(), "alice")
     assert cli("submit", name, "1").stdout.splitlines()[-1] == "Done"  # built again before the submit queued
     assert env_store.remove_unused(envs, key)
     forked = cli("fork", name, "-c", "1").stdout.split()[1]

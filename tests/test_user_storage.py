@@ -183,3 +183,25 @@ def test_what_runs_keep_after_they_end_counts_with_the_sessions_and_goes_with_th
     cli("rm", first)
     assert len(runs - {p.name for p in load_settings().runs_dir.iterdir()}) == 2  # its run's and its dry run's
     assert run_session(cli, talker, "-a", "--mb 1") and "x" * 100 in cli("logs", second).stdout
+
+
+def test_an_admission_stands_a_moment_so_a_flood_of_requests_walks_the_users_folder_once(state_root, monkeypatch):
+    """Each `run` over HTTP is admitted before its body is read: a participant sending upload after upload that
+    will be refused once read had the server walk their whole sessions folder (200,000 entries: a second of CPU)
+    each time (attacker review). An admission stands ADMITTED_SECONDS, until the user makes a session."""
+    from harness.core.settings import load_settings
+    from harness.runs import create
+    from harness.store.engine import open_store
+    settings = load_settings()
+    (settings.sessions_dir / "alice").mkdir(parents=True)
+    store, walks = open_store(settings.db_url), []
+    real = create.usage
+    monkeypatch.setattr(create, "usage", lambda *a, **k: walks.append(a[0]) or real(*a, **k))
+    for _ in range(50):
+        create.check_storage(settings, "alice", store)
+    assert len(walks) == 1
+    create.storage_changed(settings, "alice")  # (a session made, or removed)
+    create.check_storage(settings, "alice", store)
+    assert len(walks) == 2
+    create.check_storage(settings, "bob", store)  # (each user's own)
+    assert len(walks) == 3

@@ -45,7 +45,9 @@ def check_queue_limit(settings: Settings, db, user_id: int) -> None:
 
 
 _REFUSED: dict[tuple[str, str], tuple[float, str]] = {}  # (sessions folder, user) → (until when, the refusal)
-REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes something (storage_freed)
+REFUSAL_SECONDS = 10.0  # a refusal stands this long unless the user removes something (storage_changed)
+_ADMITTED: dict[tuple[str, str], float] = {}  # (sessions folder, user) → until when a measure under the limit stands
+ADMITTED_SECONDS = 2.0  # (unless the user makes a session meanwhile: storage_changed)
 
 
 def kept_bytes(db, user: str) -> int:
@@ -71,13 +73,16 @@ def check_storage(settings: Settings, user: str, store) -> None:
     removed; their least recently used environments go first, by themselves (env_store.evict). Sessions are
     measured as the disk watch measures (runtime.disk_limits), which holds the user's running sessions to the
     same limit. A refusal is remembered for REFUSAL_SECONDS (a walk of 200,000 entries is a second of CPU: not one
-    per request of a user who keeps asking), or until `storage_freed`."""
+    per request of a user who keeps asking), an admission for ADMITTED_SECONDS (a flood of uploads that will be
+    refused once read, each admitted first, walks once), either until `storage_changed`."""
     if settings.user_storage_bytes is None:
         return
     key = (str(settings.sessions_dir), user)
     until, said = _REFUSED.get(key, (0.0, ""))
     if time.monotonic() < until:
         raise UserError(said)
+    if time.monotonic() < _ADMITTED.get(key, 0.0):
+        return
     with store.tx() as db:
         logs = kept_bytes(db, user)
     used = usage(settings.sessions_dir / user, MAX_ENTRIES, SCAN_SECONDS)
@@ -86,18 +91,20 @@ def check_storage(settings: Settings, user: str, store) -> None:
     if envs and held < limit <= held + envs:  # (not when the sessions alone are over it: that would free nothing)
         envs -= env_store.evict(settings.envs_dir, user, held + envs - limit + 1)
     if held + envs < limit and (used.complete or used.retry):  # (retry: a lower bound, under it)
+        _ADMITTED[key] = time.monotonic() + ADMITTED_SECONDS
         return
     said = f"{held} bytes" if held + envs >= limit else f"more than can be measured ({used.why})"
     envs_said = f" and the environments of your requirements that runs use now {envs} bytes" * bool(envs)
-    said = (f"your sessions (with their runs' logs) hold {said} on disk{envs_said}, at or over limits.user_storage_bytes = {limit}: remove "
-            f"sessions (nsml rm) or checkpoints (nsml model rm) first")
+    said = (f"your sessions (with their runs' logs) hold {said} on disk{envs_said}, at or over "
+            f"limits.user_storage_bytes = {limit}: remove sessions (nsml rm) or checkpoints (nsml model rm) first")
     _REFUSED[key] = (time.monotonic() + REFUSAL_SECONDS, said)
     raise UserError(said)
 
 
-def storage_freed(settings: Settings, user: str) -> None:
-    """USER removed sessions or checkpoints: a remembered refusal of theirs is measured again."""
+def storage_changed(settings: Settings, user: str) -> None:
+    """USER removed sessions or checkpoints, or made a session: what was remembered of theirs is measured again."""
     _REFUSED.pop((str(settings.sessions_dir), user), None)
+    _ADMITTED.pop((str(settings.sessions_dir), user), None)
 
 
 def queue_run(settings: Settings, db, user_id: int, run: Run) -> Run:

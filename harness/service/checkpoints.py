@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from harness.core.errors import NotFound, UserError
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir, remove_tree
-from harness.runs.create import storage_freed
+from harness.runs.create import storage_changed
 from harness.state import Harness
 from harness.store.models import Checkpoint
 
@@ -54,7 +54,7 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
             if checkpoint_name_problem(c.name) is None and is_real_dir(folder):
                 remove_tree(folder)  # (it unlinks links, never follows them, however deep)
             db.delete(c)
-        storage_freed(h.settings, sess.user.name)
+        storage_changed(h.settings, sess.user.name)
         return [c.name for c in chosen]
 
 

@@ -15,7 +15,7 @@ from harness.core.enums import RunKind
 from harness.core.errors import UserError
 from harness.core.names import check_memo, session_folder, session_name
 from harness.core.safefs import remove_tree
-from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run, storage_freed
+from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run, storage_changed
 from harness.runs.snapshot import check_entry, snapshot_code
 from harness.runtime import environments
 from harness.runtime.env_builds import Bounds
@@ -90,6 +90,7 @@ def _create_session(h: Harness, db, task, entry: str, args: list[str], memo: str
     except BaseException:
         shutil.rmtree(sess_dir, ignore_errors=True)
         raise
+    storage_changed(h.settings, user.name)  # (its code copy: the next admission measures again)
     return sess
 
 
@@ -105,7 +106,7 @@ def admit_session(h: Harness, task_name: str, memo: str, opts: RunOptions) -> tu
         manifest = h.manifest(task)
         return manifest.source_builds, manifest.image
     found = _with_retry(h, admit)  # (a new user's first runs at once: one makes the user row)
-    check_storage(h.settings, h.settings.user, h.store)  # (measured outside any transaction: it walks the user's folder)
+    check_storage(h.settings, h.settings.user, h.store)  # (outside any transaction: it walks the user's folder)
     return found
 
 
@@ -144,7 +145,8 @@ def prepare_environment(h: Harness, code: Path, runtime: str, source_builds: boo
     their own checks; a build (not a reuse) waits for the user's storage to be under its limit."""
     if runtime == "process":
         environments.for_code(h.settings.envs_dir, code, h.settings.root, source_builds, use=environments.Use(
-            Bounds.of(h.settings, h.settings.user), before_build=lambda: check_storage(h.settings, h.settings.user, h.store)))
+            Bounds.of(h.settings, h.settings.user),
+            before_build=lambda: check_storage(h.settings, h.settings.user, h.store)))
 
 
 def _with_retry(h: Harness, fn, attempts: int = 5):
@@ -218,7 +220,7 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
             for run in gone:
                 if run.status.terminal and run.run_dir:
                     remove_tree(Path(run.run_dir))
-            storage_freed(h.settings, sess.user.name)
+            storage_changed(h.settings, sess.user.name)
             db.delete(sess)
             removed.append(name)
     return removed
