@@ -25,11 +25,16 @@ def _unprivileged(code: str) -> str:
     return proc.stdout
 
 
+def _unreadable(run_dir, rel: str, text: str) -> None:
+    """A file the run wrote at RUN_DIR/REL, then made unreadable (chmod 0)."""
+    (run_dir / rel).parent.mkdir(parents=True)
+    (run_dir / rel).write_text(text)
+    os.chmod(run_dir / rel, 0)
+
+
 def test_an_unreadable_prediction_is_the_runs_invalid_prediction(tmp_path):
     run_dir = tmp_path / "run"
-    (run_dir / "output").mkdir(parents=True)
-    (run_dir / "output" / "prediction").write_text("0\n")
-    os.chmod(run_dir / "output" / "prediction", 0)
+    _unreadable(run_dir, "output/prediction", "0\n")
     out = _unprivileged(f"""
         from harness.core.settings import load_settings
         from harness.scoring.grade import take_prediction
@@ -46,9 +51,7 @@ def test_an_unreadable_prediction_is_the_runs_invalid_prediction(tmp_path):
 
 def test_an_unreadable_events_file_is_noted_and_the_pass_goes_on(tmp_path):
     run_dir = tmp_path / "run"
-    (run_dir / "nsml").mkdir(parents=True)
-    (run_dir / "nsml" / "events.jsonl").write_text('{"type": "metric", "step": 1, "values": {"loss": 1}}\n')
-    os.chmod(run_dir / "nsml" / "events.jsonl", 0)
+    _unreadable(run_dir, "nsml/events.jsonl", '{"type": "metric", "step": 1, "values": {"loss": 1}}\n')
     out = _unprivileged(f"""
         from harness.runs.events import collect
         got = collect({str(run_dir)!r}, 0, None)
