@@ -354,12 +354,30 @@ def test_an_evaluator_that_a_swollen_prediction_runs_out_of_memory_counts_agains
                           "x = bytearray(len(open(a.prediction, 'rb').read()) * 100)\nprint(1.0)\n")
     labels, pred = tmp_path / "labels", tmp_path / "p"
     labels.write_text("1\n" * 1000)
-    pred.write_bytes(b"1\n" * (6 << 20))
+    pred.write_bytes(b"1\n" * (12 << 20))  # 24 MiB: over 16 times the labels and 16 MiB
     result = evaluate(evaluation, pred, labels, 60, memory=512 << 20)
     assert result.reason.value == "invalid_prediction" and "the prediction's doing" in result.message, result
     assert "memory" in result.message
     pred.write_text("1\n" * 1000)
     assert evaluate(evaluation, pred, labels, 60, memory=512 << 20).score == 1.0
+    pred.write_bytes(b"1\n" * (4 << 20))  # 8 MiB, a pretty-printed ranking's size: the organizer's limit, not its
+    result = evaluate(evaluation, pred, labels, 60, memory=512 << 20)  # doing
+    assert result.reason.value == "scorer_error" and "memory" in result.message, result
+
+
+def test_a_prediction_that_quotes_memoryerror_is_still_the_predictions_invalid_prediction(tmp_path):
+    """An evaluator that quotes the prediction in its error: a line saying MemoryError is no free scorer_error."""
+    from harness.scoring.evaluator import evaluate
+    evaluation = tmp_path / "evaluation.py"
+    evaluation.write_text("import sys\nline = open(sys.argv[2]).read().split()[0]\n"
+                          "sys.exit(f'invalid prediction: got {line!r}') if line != '1' else print(1.0)\n")
+    pred = tmp_path / "p"
+    pred.write_text("MemoryError\n")
+    result = evaluate(evaluation, pred, pred, 60)
+    assert result.reason.value == "invalid_prediction", result
+    evaluation.write_text("import sys\nraise ValueError(open(sys.argv[2]).read())\n")  # (no marker: the
+    result = evaluate(evaluation, pred, pred, 60)  # organizer's crash, whatever it quoted)
+    assert result.reason.value == "scorer_error" and "ValueError" in result.message, result
 
 
 def _mount_tmpfs(path: Path, size: str) -> None:

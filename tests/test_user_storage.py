@@ -146,13 +146,16 @@ TALKER = r'''
 import argparse, sys
 import nsml
 p = argparse.ArgumentParser(); p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
-p.add_argument("--iteration", default="0"); p.add_argument("--mb", type=int); cfg = p.parse_args()
+p.add_argument("--iteration", default="0"); p.add_argument("--mb", type=int); p.add_argument("--sleep", type=float)
+cfg = p.parse_args()
 
 def talk():
     for _ in range(cfg.mb * 1024): sys.stdout.write("x" * 1023 + "\n")
 
 def infer(path, **kw):
     talk()
+    if cfg.sleep:
+        import time; time.sleep(cfg.sleep)
     return [0] * len(open(path).read().split())
 
 nsml.bind(save=lambda d: open(d + "/m", "w").write("x"), load=lambda d: None, infer=infer)
@@ -179,6 +182,8 @@ def test_what_runs_keep_after_they_end_counts_with_the_sessions_and_goes_with_th
     refused = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--mb 1", talker, code=None)
     assert refused.exit_code != 0 and len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     assert "runs' logs" in refused.stderr and "limits.user_storage_bytes" in refused.stderr, refused.stderr
+    refused = cli("submit", "-t", second, "0", code=None)  # a dry run keeps its log and prediction too
+    assert refused.exit_code != 0 and "limits.user_storage_bytes" in refused.stderr, refused.stderr
     runs = {p.name for p in load_settings().runs_dir.iterdir()}
     cli("rm", first)
     assert len(runs - {p.name for p in load_settings().runs_dir.iterdir()}) == 2  # its run's and its dry run's
@@ -205,3 +210,54 @@ def test_an_admission_stands_a_moment_so_a_flood_of_requests_walks_the_users_fol
     assert len(walks) == 2
     create.check_storage(settings, "bob", store)  # (each user's own)
     assert len(walks) == 3
+
+
+def _dry_run_under_way(cli, talker):
+    """A session and a dry run of it, running (its infer sleeps): (session name, the dry run's run folder, id)."""
+    import time
+
+    from harness.service import submits
+    from harness.state.root import Harness
+    from harness.store.models import Run
+    name = run_session(cli, talker, "-a", "--mb 1 --sleep 30")
+    h = Harness()
+    _, run_id = submits.start_submit(h, name, "0", dry_run=True)
+    deadline = time.monotonic() + 60
+    while True:
+        with h.tx() as db:
+            run = db.get(Run, run_id)
+            if run.status.value == "running" and run.started_at:
+                return name, run.run_dir, run_id
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+
+def test_a_dry_run_under_way_stops_with_its_session_and_keeps_nothing(cli, tiny_task, tmp_path, state_root):
+    """`nsml rm` stops the session's dry runs under way as it stops the session; and a dry run that ends after its
+    session is gone keeps nothing, since nobody's storage would count it (attacker review)."""
+    import time
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.scheduler.lease import wake
+    from harness.state.root import Harness
+    from harness.store.models import Run, Submission
+    talker = participant(tmp_path / "talker", TALKER)
+    name, run_dir, run_id = _dry_run_under_way(cli, talker)
+    started = time.monotonic()
+    cli("rm", name)
+    assert time.monotonic() - started < 25 and not Path(run_dir).exists()  # (stopped, not waited out: 30 s)
+    with Harness().tx() as db:
+        assert db.get(Run, run_id).status.value == "stopped"
+
+    name, run_dir, run_id = _dry_run_under_way(cli, talker)
+    with Harness().tx() as db:  # (as if its session were removed between `rm`'s stop and its end)
+        db.scalar(select(Submission).where(Submission.run_id == run_id)).session_id = None
+        db.get(Run, run_id).stop_requested = True
+    wake(load_settings())
+    deadline = time.monotonic() + 60
+    while Path(run_dir).exists():
+        assert time.monotonic() < deadline, sorted(p.name for p in Path(run_dir).iterdir())
+        time.sleep(0.1)

@@ -236,6 +236,13 @@ def remove_tree(path: Path | str) -> None:
         shutil.rmtree(path, ignore_errors=True)
     except RecursionError:
         subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
-    if is_real_dir(Path(path)):  # (still there)
-        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True, check=False)
-        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
+    try:  # (still there: through a descriptor of the folder itself, a link swapped in meanwhile is never followed)
+        fd = os.open(path, _DIR_FLAGS)
+    except OSError:
+        return
+    try:
+        subprocess.run(["chmod", "-R", "u+rwx", "--", f"/proc/self/fd/{fd}"], capture_output=True, check=False,
+                       pass_fds=(fd,))
+    finally:
+        os.close(fd)
+    subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)

@@ -17,16 +17,17 @@ from harness.store.models import Run, Submission
 from .events import events_path
 
 
-def sync_submission(db, run: Run) -> None:
+def sync_submission(db, run: Run) -> Submission | None:
     """A submit run's submission follows its run's status, the one place that copies it (once the submission
-    has ended it keeps its own outcome: a score stays a score)."""
+    has ended it keeps its own outcome: a score stays a score). Returns it."""
     if run.kind is not RunKind.SUBMIT:
-        return
+        return None
     sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
     if sub is not None and not sub.status.terminal:
         sub.status = run.status
         if run.status.terminal:
             sub.reason, sub.message = run.reason, run.message
+    return sub
 
 
 def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message: str | None) -> None:
@@ -36,10 +37,13 @@ def mark(db, run: Run, status: RunStatus, reason: FailureReason | None, message:
     run.status, run.reason, run.message = status, reason, message or None
     run.ended_at = utcnow()
     run.phase = None
+    sub = sync_submission(db, run)
     if run.run_dir:
         after_commit(db, functools.partial(doorbell.mark_ended, run.run_dir))  # waiters wake once it is committed
         after_commit(db, functools.partial(remove_later, events_path(run).parent, Path(run.run_dir) / RUN_OUTPUT))
-    sync_submission(db, run)
+        if sub is not None and sub.dry_run and sub.session_id is None:  # a dry run whose session was removed
+            after_commit(db, functools.partial(remove_later, Path(run.run_dir)))  # while it ran: nothing stays
+            #                                     (nobody's storage would count it: runs.create.kept_bytes)
 
 
 def requeue(db, run: Run, message: str | None = None) -> None:

@@ -15,6 +15,7 @@ checks it); an evaluator run in a container writes into a throwaway /tmp and has
 from __future__ import annotations
 
 import math
+import re
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -29,7 +30,9 @@ INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
 PER_EXAMPLE_FILE = "per_example.txt"
 PER_EXAMPLE_BYTES = 64 << 20
-BLAME_RATIO, BLAME_SLACK = 8, 1 << 20  # a prediction this much larger than its labels owns the evaluator's failure
+BLAME_RATIO, BLAME_SLACK = 16, 16 << 20  # a prediction this much larger than its labels owns the evaluator's
+#                                          failure (a ranking's 100 guesses a row, pretty-printed, stay under it)
+_OUT_OF_MEMORY = re.compile(r"(?:[\w.]+\.)?_?\w*MemoryError(?::|$)")  # a traceback's last line: MemoryError, numpy's
 
 
 @dataclass
@@ -134,13 +137,13 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
     if in_docker and proc.returncode == 137:
         return out_of_bounds(f"evaluation.py ran past {time_limit:g} s or out of its memory (killed in its "
                              f"container)", prediction, label)
-    if proc.returncode != 0 and "MemoryError" in proc.stderr:
-        return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
     if proc.returncode != 0:
         err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
         if INVALID_MARKER in proc.stderr.lower():
             lines = [ln for ln in proc.stderr.splitlines() if INVALID_MARKER in ln.lower()]
             return ScoreResult(None, FailureReason.INVALID_PREDICTION, lines[-1].strip()[:500])
+        if _OUT_OF_MEMORY.match(err):  # (the exception that ended it: never a word of the prediction it quoted)
+            return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
         return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py failed: {err}")
     score = _parse_score(proc.stdout)
     if score is None:

@@ -204,12 +204,21 @@ def stop_sessions(h: Harness, pattern: str) -> list[str]:
 def remove_sessions(h: Harness, pattern: str) -> list[str]:
     """`nsml rm`: stop if needed, then delete the session, its checkpoints and metrics (submissions stay)."""
     with h.tx() as db:
-        targets = [(s.name, s.run_id) for s in permissions.sessions_matching(h, db, pattern)]
+        chosen = permissions.sessions_matching(h, db, pattern)
+        targets = [(s.name, s.run_id) for s in chosen]
+        dry = [sub.run_id for sub in db.scalars(select(Submission).where(  # its dry runs under way stop too
+            Submission.session_id.in_([s.id for s in chosen]), Submission.dry_run.is_(True)))
+            if not sub.run.status.terminal]
+        for run_id in dry:
+            db.get(Run, run_id).stop_requested = True
+    if dry:
+        wake(h.settings)
     for name, _ in targets:
         stop_sessions(h, name)
     removed = []
-    for name, run_id in targets:
+    for run_id in dry + [run_id for _, run_id in targets]:
         wait_run(h, run_id, timeout=60)
+    for name, _ in targets:
         with h.tx() as db:
             sess = permissions.own_session(h, db, name)
             gone = [sess.run]  # its run's folder (its log), and its dry runs' (log, graded prediction): what

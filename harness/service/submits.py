@@ -15,7 +15,7 @@ from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
 from harness.core.names import is_check, parse_session_name
 from harness.core.safefs import is_real_dir
-from harness.runs.create import RunOptions, check_esm, new_run, queue_run
+from harness.runs.create import RunOptions, check_esm, check_storage, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
 from harness.runs.snapshot import check_entry
 from harness.scheduler.lease import wake
@@ -75,6 +75,8 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         _, sess = _own_checkpoint(h, db, session, checkpoint)
         code, use = Path(sess.code_dir), (runtime or sess.run.runtime, h.manifest(sess.task).source_builds)
     permissions.check_confined(h.settings, use[0])  # (the session's runtime too: bwrap may have stopped working)
+    if dry_run:  # what it keeps (its log, its graded prediction) counts with the user's sessions (runs.create)
+        check_storage(h.settings, h.settings.user, h.store)
     prepare_environment(h, code, *use)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
     with h.tx(serialize=f"submit:{task_of}") as db:
