@@ -36,7 +36,10 @@ MAX_CHECKPOINTS = 10_000  # per session: checkpoints past it are refused (one no
 CHECKPOINT_SCAN_SECONDS = 10.0
 MAX_CHECKPOINTS_PER_PASS = 20  # distinct checkpoints measured in one read; the rest wait for the next pass
 SCAN_BUDGET_SECONDS = 0.5  # measuring checkpoints of one run in one read; past it the rest wait
-FIRST_SCAN_SECONDS = 1.5  # the first of a read (100,000 entries walk in 0.35 s here): past it, it waits too
+FIRST_SCAN_SECONDS = 1.5  # the first of a read (100,000 entries walk in 0.35 s here; past it: _measure)
+SLOW_AGAIN_SECONDS = 30.0  # a checkpoint slow to walk, or moving, while its run runs: not walked again before
+MAX_SLOW = 10_000
+_SLOW: dict[tuple[str, str], tuple[float, int | str]] = {}  # (run folder, name) → (until when, what it found)
 END_SCAN_SECONDS = 20.0  # all the reads after a run ended together (one scheduler pass; its lease is 60 s)
 EVENTS_REL = "nsml/events.jsonl"
 
@@ -82,32 +85,39 @@ class Collected:
 
 
 def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected, seconds: float,
-             sizes: dict[str, int | str]) -> bool:
-    """Record CKPT with its size, measured within SECONDS, or refuse it (SIZES: each name's size or refusal so
-    far, kept across the reads of a run that has ended: never walked twice). False when the walk ran out of time
-    while the run runs: it waits for the next pass (a run whose checkpoints take long to walk never holds a pass up
-    for everyone)."""
+             sizes: dict[str, int | str], run_key: str | None) -> None:
+    """Record CKPT with its size, measured within SECONDS, or refuse it. SIZES: each name's size or refusal so
+    far (across the reads of a run that has ended: never walked twice). While the run runs (RUN_KEY: its folder),
+    a walk that ran out of time records the checkpoint at what it found (a lower bound), and a name slow to walk
+    or moving under the walk is not walked again for SLOW_AGAIN_SECONDS: what it found stands (a run saving such a
+    checkpoint pass after pass never holds the passes up for everyone, nor loses an honest event)."""
     name = ckpt.name
-    if name not in sizes:
+    until, found = _SLOW.get((run_key, name), (0.0, 0)) if run_key else (0.0, 0)
+    if name not in sizes and time.monotonic() < until:
+        sizes[name] = found
+    elif name not in sizes:
         used = usage(checkpoint_dir / name, MAX_CHECKPOINT_ENTRIES, seconds) \
             if is_real_dir(checkpoint_dir / name) else None
-        if used is not None and not used.complete and used.why == TOO_SLOW and seconds < CHECKPOINT_SCAN_SECONDS:
-            return False
+        slow = run_key is not None and used is not None and not used.complete and (used.why == TOO_SLOW or used.moved)
         sizes[name] = f"{name!r} is not a folder of the session (links are refused)" if used is None else \
-            f"{name!r} cannot be measured: {used.why}" if not used.complete else used.size
+            used.size if used.complete or (slow and used.why == TOO_SLOW) else \
+            f"{name!r} cannot be measured: {used.why}"
+        if slow:
+            if len(_SLOW) >= MAX_SLOW:
+                _SLOW.clear()
+            _SLOW[(run_key, name)] = (time.monotonic() + SLOW_AGAIN_SECONDS, sizes[name])
     if isinstance(sizes[name], str):
         out.refuse(f"checkpoint refused: {sizes[name]}")
     else:
         out.events.append((ckpt, sizes[name]))
-    return True
 
 
 def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events: int = MAX_EVENTS_PER_PASS,
             ended: dict[str, int | str] | None = None) -> Collected:
     """Read complete new lines of the events file from OFFSET (no links, no FIFOs, bounded per pass). While the
-    run runs, its checkpoints are measured within SCAN_BUDGET_SECONDS a read (the first within FIRST_SCAN_SECONDS);
-    ENDED (what was measured so far, collect_all) when it has ended: each name within CHECKPOINT_SCAN_SECONDS,
-    once."""
+    run runs, its checkpoints are measured within SCAN_BUDGET_SECONDS a read (the first within FIRST_SCAN_SECONDS:
+    _measure); ENDED (what was measured so far, collect_all) when it has ended: each name within
+    CHECKPOINT_SCAN_SECONDS, once."""
     out = Collected(end=offset)
     try:
         data = read_from(Path(run_dir), EVENTS_REL, offset, MAX_EVENT_BYTES_PER_PASS)
@@ -138,10 +148,10 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
             if checkpoint_dir is not None and event.name not in measured:
                 left = CHECKPOINT_SCAN_SECONDS if ended is not None else FIRST_SCAN_SECONDS if not measured \
                     else SCAN_BUDGET_SECONDS - (time.monotonic() - started)
-                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or left <= 0 \
-                        or not _measure(event, checkpoint_dir, out, left, sizes):
+                if len(measured) >= MAX_CHECKPOINTS_PER_PASS or left <= 0:
                     out.end -= len(line) + 1  # this line and the rest wait for the next pass
                     break
+                _measure(event, checkpoint_dir, out, left, sizes, None if ended is not None else str(run_dir))
                 measured.add(event.name)
             continue
         out.events.append(event)
@@ -158,6 +168,8 @@ def collect_all(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_rea
     called between reads (the scheduler renews its runs' heartbeats there)."""
     deadline = time.monotonic() + END_SCAN_SECONDS
     sizes: dict[str, int | str] = {}  # (the run has ended: a name is walked once, however often it was saved)
+    for key in [key for key in _SLOW if key[0] == str(run_dir)]:  # (what was slow while it ran: walked whole now)
+        _SLOW.pop(key, None)
     out = collect(run_dir, offset, checkpoint_dir, MAX_EVENTS_AT_END, sizes)
     for _ in range(max_reads - 1):
         beat()
