@@ -40,6 +40,7 @@ MATRIX = [
     ("select_submissions", {"ids": [1]}, {OTHER: 404, OWN: 400, ORG: 404}),  # in no round; not yours: as if none
     ("remove_checkpoints", {"session": S, "pattern": "{ck}"}, {}),
     ("list_tasks", {}, {}),
+    ("task_readme", {"task": "tiny"}, {}),
     ("board", {"task": "tiny"}, {}),
     ("score_history", {"task": "tiny"}, {}),
     ("round_board", {"task": "tiny"}, {OWN: 404, OTHER: 404, ORG: 404}),

@@ -8,7 +8,8 @@ on disk, but a pull or copy of it writes it whole), without following links and 
 a group over its limit, or with more entries than can be counted, gets the run cancelled as ``disk_quota``;
 so does a tree that moves under every walk (core.tree_usage) in MOVING_SCANS scans in a row, or processes whose
 open files cannot be counted within their budget in as many, and a run whose processes hold open, in files with no
-name left (runtime.open_files), more than its folders leave of its whole allowance (the sum of its limits: such a file belongs to no folder, and is gone when the run ends). Where the runtime
+name left (runtime.open_files), more than its folders leave of its whole allowance (the sum of its limits: such a
+file belongs to no folder, and is gone when the run ends). Where the runtime
 can (a run in control groups of its own, a container) the run's processes are frozen while its folders are walked, so
 nothing moves under the walk at all; a run is then measured at most a fiftieth of its time (a tree that takes
 0.1 s to walk is measured every 5 s), so that training slows by 2% at most — and at least every MAX_GAP seconds
