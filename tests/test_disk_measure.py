@@ -346,3 +346,27 @@ def test_a_run_that_makes_its_measure_slow_is_still_measured_often_and_one_never
     watch.close()
     assert watch.verdict(2) == f"{disk_limits.UNCOUNTED} of {disk_limits.MOVING_SCANS} scans in a row: the run's " \
                                f"disk cannot be checked"
+
+
+def test_a_run_whose_measure_is_slow_never_delays_the_other_runs_measures(tmp_path, monkeypatch):
+    """One thread measured every run in turn: a run that made its own measure take 10-15 s delayed every other run's
+    by as much, scan after scan (attacker review). WATCHERS runs are measured at once, and a run being measured is
+    never queued twice."""
+    slow, fast = tmp_path / "slow", tmp_path / "fast"
+    slow.mkdir()
+    fast.mkdir()
+    calls = {slow: [], fast: []}
+
+    def measured(limits, pids, places):
+        path = limits[0].paths[0]
+        calls[path].append(time.monotonic())
+        if path == slow:
+            time.sleep(3.0)
+        return None, ""
+    monkeypatch.setattr(disk_limits, "measure", measured)
+    watch = DiskWatch(every=0.05)
+    watch.watch(1, [DiskLimit([slow], BIG, "x")])
+    watch.watch(2, [DiskLimit([fast], BIG, "x")])
+    time.sleep(2.5)
+    watch.close()
+    assert len(calls[slow]) == 1 and len(calls[fast]) >= 5, {p.name: len(c) for p, c in calls.items()}

@@ -14,7 +14,8 @@ can (a run in control groups of its own, a container) the run's processes are fr
 nothing moves under the walk at all; a run is then measured at most a fiftieth of its time (a tree that takes
 0.1 s to walk is measured every 5 s), so that training slows by 2% at most — and at least every MAX_GAP seconds
 (a run that makes its own measure slow slows only itself).
-Scans never run inside a database transaction and never hold up the scheduler's loop.
+Scans never run inside a database transaction and never hold up the scheduler's loop; WATCHERS runs are measured
+at once, so one run that makes its own measure slow never delays every other run's.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +39,7 @@ MAX_ENTRIES = 200_000
 SCAN_SECONDS = 10.0
 FROZEN_SHARE = 50  # a run is measured (frozen) for at most a fiftieth of its time (2%)
 MAX_GAP = 30.0  # but never measured less often than this (a run that makes its measure slow slows only itself)
+WATCHERS = 4  # runs measured at once: a run that makes its own measure slow holds one, never every run's
 MOVING_SCANS = 5  # scans in a row that cannot measure it whole (MOVED, UNCOUNTED) before the run is cancelled
 MOVED = "files and folders moved under every measure"
 UNCOUNTED = f"its processes' open files could not be counted within {open_files.BUDGET:g} s in every measure"
@@ -122,6 +125,7 @@ class _Watched:
     verdict: str | None = None
     moving: int = 0  # scans in a row in which a tree moved under every walk
     next_at: float = 0.0  # when it may be measured again (frozen at most 1/FROZEN_SHARE of its time)
+    busy: bool = False  # being measured now
 
 
 class DiskWatch:
@@ -157,26 +161,36 @@ class DiskWatch:
             return watched.verdict if watched else None
 
     def _loop(self) -> None:
-        while not self._stop.wait(self.every * random.uniform(0.75, 1.25)):  # (no beat a run could time moves by)
+        with ThreadPoolExecutor(WATCHERS, thread_name_prefix="disk-watch") as pool:
+            while not self._stop.wait(self.every * random.uniform(0.75, 1.25)):  # (no beat to time moves by)
+                now = time.monotonic()
+                with self._lock:  # (the longest waiting first; a run being measured is never measured twice)
+                    due = sorted((w.next_at, run_id, w) for run_id, w in self._runs.items()
+                                 if not w.busy and now >= w.next_at)
+                    for _, _, watched in due:
+                        watched.busy = True
+                for _, run_id, watched in due:
+                    pool.submit(self._measure, run_id, watched)
+
+    def _measure(self, run_id: int, watched: _Watched) -> None:
+        """One measure of one run (a run forgotten meanwhile: its record is simply dropped after)."""
+        started = time.monotonic()
+        try:
+            with watched.held_still():
+                message, moving = measure(watched.limits, watched.pids(), watched.places)
+        except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
+            log.exception("disk watch of run %s", run_id)
             with self._lock:
-                runs = list(self._runs.items())
-            for run_id, watched in runs:  # (a run forgotten meanwhile: its record is simply dropped after)
-                if time.monotonic() < watched.next_at:
-                    continue
-                started = time.monotonic()
-                try:
-                    with watched.held_still():
-                        message, moving = measure(watched.limits, watched.pids(), watched.places)
-                except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
-                    log.exception("disk watch of run %s", run_id)
-                    continue
-                with self._lock:
-                    watched.next_at = started + min(FROZEN_SHARE * (time.monotonic() - started), MAX_GAP)
-                    watched.moving = watched.moving + 1 if moving else 0
-                    if watched.moving >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
-                        message = f"{moving} of {MOVING_SCANS} scans in a row: the run's disk cannot be checked"
-                    if message:
-                        watched.verdict = message
+                watched.busy = False
+            return
+        with self._lock:
+            watched.busy = False
+            watched.next_at = started + min(FROZEN_SHARE * (time.monotonic() - started), MAX_GAP)
+            watched.moving = watched.moving + 1 if moving else 0
+            if watched.moving >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
+                message = f"{moving} of {MOVING_SCANS} scans in a row: the run's disk cannot be checked"
+            if message:
+                watched.verdict = message
 
     def close(self) -> None:
         self._stop.set()
