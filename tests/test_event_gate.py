@@ -236,3 +236,20 @@ def test_an_event_dated_in_the_future_is_dated_now():
     """A checkpoint dated 2099 would stay `model ls`'s newest whatever came after it."""
     got = event_gate.parse(b'{"type": "checkpoint", "name": "a", "time": 4070908800}')
     assert got.at <= datetime.now(timezone.utc).replace(tzinfo=None) and got.at.year >= 2026
+
+
+def test_a_checkpoint_moving_under_the_walk_while_its_run_runs_is_recorded_at_what_was_found(tmp_path, monkeypatch):
+    """An honest run may still be writing beside a checkpoint it saved: its save is recorded at what the walk
+    found, never lost, and the name is not walked again for SLOW_AGAIN_SECONDS (a renamer costs one walk)."""
+    from harness.core.tree_usage import Usage
+    run, ckpts = tmp_path / "run", tmp_path / "ck"
+    (run / "nsml").mkdir(parents=True)
+    (ckpts / "best").mkdir(parents=True)
+    (run / events.EVENTS_REL).write_text(json.dumps({"type": "checkpoint", "name": "best"}) + "\n")
+    walks = []
+    moving = Usage(size=123, complete=False, moved=True, retry=True, why="files and folders moved")
+    monkeypatch.setattr(events, "usage", lambda *a: walks.append(a[0]) or moving)
+    for _ in range(3):
+        got = events.collect(run, 0, ckpts)
+        assert [(e[0].name, e[1]) for e in got.events] == [("best", 123)] and not got.notes
+    assert len(walks) == 1

@@ -365,6 +365,18 @@ def test_an_evaluator_that_a_swollen_prediction_runs_out_of_memory_counts_agains
     assert result.reason.value == "scorer_error" and "memory" in result.message, result
 
 
+def test_an_evaluator_that_hides_its_memoryerror_behind_another_is_still_out_of_memory(tmp_path):
+    from harness.scoring.evaluator import evaluate
+    evaluation = tmp_path / "evaluation.py"
+    evaluation.write_text("import sys\ntry:\n    x = bytearray(len(open(sys.argv[2], 'rb').read()) * 100)\n"
+                          "except MemoryError:\n    raise RuntimeError('scoring failed')\nprint(1.0)\n")
+    labels, pred = tmp_path / "labels", tmp_path / "p"
+    labels.write_text("1\n" * 1000)
+    pred.write_bytes(b"1\n" * (12 << 20))
+    result = evaluate(evaluation, pred, labels, 60, memory=512 << 20)
+    assert result.reason.value == "invalid_prediction" and "memory" in result.message, result
+
+
 def test_a_prediction_that_quotes_memoryerror_is_still_the_predictions_invalid_prediction(tmp_path):
     """An evaluator that quotes the prediction in its error: a line saying MemoryError is no free scorer_error."""
     from harness.scoring.evaluator import evaluate

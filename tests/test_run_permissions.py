@@ -60,8 +60,9 @@ def test_an_unreadable_events_file_is_noted_and_the_pass_goes_on(tmp_path):
     assert out.startswith("0 ") and "cannot be read" in out, out
 
 
-@pytest.mark.parametrize("mode", [0o500, 0o000, 0o100])
-def test_folders_a_run_made_unwritable_go_when_it_ends(tmp_path, mode):
+@pytest.mark.parametrize("mode", [0o500, 0o000, 0o100, 0o300])
+@pytest.mark.parametrize("top", [False, True])
+def test_folders_a_run_made_unwritable_go_when_it_ends(tmp_path, mode, top):
     run_dir = tmp_path / "run"
     folder = run_dir / "app" / "junk" / "deeper"
     folder.mkdir(parents=True)
@@ -71,6 +72,8 @@ def test_folders_a_run_made_unwritable_go_when_it_ends(tmp_path, mode):
     before = os.stat("/etc").st_mode
     os.chmod(folder, mode)
     os.chmod(run_dir / "app" / "junk", mode)
+    if top:  # (the folder removed itself: its /tmp, its output folder)
+        os.chmod(run_dir / "app", mode)
     _unprivileged(f"""
         from harness.core.safefs import remove_tree
         remove_tree({str(run_dir / "app")!r})

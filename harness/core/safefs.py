@@ -237,7 +237,7 @@ def remove_tree(path: Path | str) -> None:
     except RecursionError:
         subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True, check=False)
     try:  # (still there: through a descriptor of the folder itself, a link swapped in meanwhile is never followed)
-        fd = os.open(path, _DIR_FLAGS)
+        fd = os.open(path, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)  # (a folder mode 000 too)
     except OSError:
         return
     try:

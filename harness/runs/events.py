@@ -88,9 +88,9 @@ def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected, 
              sizes: dict[str, int | str], run_key: str | None) -> None:
     """Record CKPT with its size, measured within SECONDS, or refuse it. SIZES: each name's size or refusal so
     far (across the reads of a run that has ended: never walked twice). While the run runs (RUN_KEY: its folder),
-    a walk that ran out of time records the checkpoint at what it found (a lower bound), and a name slow to walk
-    or moving under the walk is not walked again for SLOW_AGAIN_SECONDS: what it found stands (a run saving such a
-    checkpoint pass after pass never holds the passes up for everyone, nor loses an honest event)."""
+    a walk that ran out of time, or that found it moving, records the checkpoint at what it found (a lower bound),
+    and that name is not walked again for SLOW_AGAIN_SECONDS: what it found stands (a run saving such a
+    checkpoint pass after pass never holds the passes up for everyone, and an honest save is never lost)."""
     name = ckpt.name
     until, found = _SLOW.get((run_key, name), (0.0, 0)) if run_key else (0.0, 0)
     if name not in sizes and time.monotonic() < until:
@@ -100,8 +100,7 @@ def _measure(ckpt: event_gate.Checkpoint, checkpoint_dir: Path, out: Collected, 
             if is_real_dir(checkpoint_dir / name) else None
         slow = run_key is not None and used is not None and not used.complete and (used.why == TOO_SLOW or used.moved)
         sizes[name] = f"{name!r} is not a folder of the session (links are refused)" if used is None else \
-            used.size if used.complete or (slow and used.why == TOO_SLOW) else \
-            f"{name!r} cannot be measured: {used.why}"
+            used.size if used.complete or slow else f"{name!r} cannot be measured: {used.why}"
         if slow:
             if len(_SLOW) >= MAX_SLOW:
                 _SLOW.clear()

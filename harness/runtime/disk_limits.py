@@ -173,7 +173,10 @@ class DiskWatch:
                     pool.submit(self._measure, run_id, watched)
 
     def _measure(self, run_id: int, watched: _Watched) -> None:
-        """One measure of one run (a run forgotten meanwhile: its record is simply dropped after)."""
+        """One measure of one run (a run forgotten meanwhile is left alone: its handle is going)."""
+        with self._lock:
+            if self._runs.get(run_id) is not watched:
+                return
         started = time.monotonic()
         try:
             with watched.held_still():

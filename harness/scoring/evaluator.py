@@ -32,7 +32,8 @@ PER_EXAMPLE_FILE = "per_example.txt"
 PER_EXAMPLE_BYTES = 64 << 20
 BLAME_RATIO, BLAME_SLACK = 16, 16 << 20  # a prediction this much larger than its labels owns the evaluator's
 #                                          failure (a ranking's 100 guesses a row, pretty-printed, stay under it)
-_OUT_OF_MEMORY = re.compile(r"(?:[\w.]+\.)?_?\w*MemoryError(?::|$)")  # a traceback's last line: MemoryError, numpy's
+_OUT_OF_MEMORY = re.compile(r"^(?:[\w.]+\.)?_?\w*MemoryError(?::|$)", re.M)  # MemoryError, numpy's, as a traceback
+#                                                                            names the exception it ended with
 
 
 @dataclass
@@ -142,7 +143,8 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
         if INVALID_MARKER in proc.stderr.lower():
             lines = [ln for ln in proc.stderr.splitlines() if INVALID_MARKER in ln.lower()]
             return ScoreResult(None, FailureReason.INVALID_PREDICTION, lines[-1].strip()[:500])
-        if _OUT_OF_MEMORY.match(err):  # (the exception that ended it: never a word of the prediction it quoted)
+        if _OUT_OF_MEMORY.search(proc.stderr):  # (a traceback's exception line: one that merely quotes the
+            #                                     prediction is not; and the worst it does is out_of_bounds' rule)
             return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
         return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py failed: {err}")
     score = _parse_score(proc.stdout)
