@@ -370,3 +370,21 @@ def test_a_run_whose_measure_is_slow_never_delays_the_other_runs_measures(tmp_pa
     time.sleep(2.5)
     watch.close()
     assert len(calls[slow]) == 1 and len(calls[fast]) >= 5, {p.name: len(c) for p, c in calls.items()}
+
+
+def test_a_folder_gone_between_its_look_and_its_walk_is_no_verdict(tmp_path, monkeypatch):
+    """The harness removes an ended run's folders while a watcher may be measuring it: a folder that is gone by
+    the time the walk opens it is measured again later (as one not there), never `cannot be measured`."""
+    tree = tmp_path / "tmp"
+    tree.mkdir()
+    real_lstat = os.lstat
+
+    def remove_after_look(path, *args, **kwargs):
+        st = real_lstat(path, *args, **kwargs)
+        if str(path) == str(tree):
+            tree.rmdir()
+        return st
+    monkeypatch.setattr(tree_usage.os, "lstat", remove_after_look)
+    used = tree_usage.usage(tree)
+    assert used.retry and not used.complete
+    assert measure([DiskLimit([tree], BIG, "limits.scratch_bytes")])[0] is None

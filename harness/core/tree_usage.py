@@ -99,6 +99,8 @@ def usage(path: Path, max_entries: int = 200_000, seconds: float = 5.0) -> Usage
         return Usage(size=st.st_size, allocated=st.st_blocks * 512, entries=1)
     try:
         top = _open_dir(path)
+    except FileNotFoundError:  # gone since it was looked at (the harness removing an ended run's folders): as if
+        return Usage(complete=False, why="the folder went while it was measured", retry=True)  # not there, now
     except OSError as e:  # swapped for a link or a file since it was looked at: it cannot be measured
         out = Usage(complete=False, why="the folder was replaced while it was measured")
         with contextlib.suppress(_Stop):
