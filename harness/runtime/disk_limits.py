@@ -177,18 +177,18 @@ class DiskWatch:
         with self._lock:
             if self._runs.get(run_id) is not watched:
                 return
-        started = time.monotonic()
+        started, failed = time.monotonic(), False
         try:
             with watched.held_still():
                 message, moving = measure(watched.limits, watched.pids(), watched.places)
         except Exception:  # noqa: BLE001 - one run's folders never end the watch of every run
             log.exception("disk watch of run %s", run_id)
-            with self._lock:
-                watched.busy = False
-            return
-        with self._lock:
+            failed = True
+        with self._lock:  # (free again and next due in one step: never picked twice in between)
             watched.busy = False
             watched.next_at = started + min(FROZEN_SHARE * (time.monotonic() - started), MAX_GAP)
+            if failed:
+                return
             watched.moving = watched.moving + 1 if moving else 0
             if watched.moving >= MOVING_SCANS:  # (an honest `rm -rf` is over in a scan or two)
                 message = f"{moving} of {MOVING_SCANS} scans in a row: the run's disk cannot be checked"
