@@ -53,6 +53,8 @@ def test_unknown_checkpoint_and_someone_elses_session(cli, tiny_task, nsml_folde
     name = run_session(cli, nsml_folder)
     _one_line(cli("submit", name, "7", code=2), "has no checkpoint '7'", "model ls")
     _one_line(cli("fork", name, "-c", "7", code=2), "-c/--checkpoint", "no checkpoint '7'")
+    for probe in ("/etc", "../" * 8, "../checkpoints/1", "1/"):  # folders that exist are no checkpoints: the
+        _one_line(cli("fork", name, "-c", probe, code=2), "-c/--checkpoint", "no checkpoint")  # same refusal
     _one_line(cli("submit", name, "1", user="bob", code=2), "belongs to alice")
 
 

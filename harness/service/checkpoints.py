@@ -29,16 +29,21 @@ def list_checkpoints(h: Harness, session: str) -> list[dict]:
                  "size": c.size} for c in rows]
 
 
+def has_checkpoint(db, sess, checkpoint: str) -> bool:
+    """Whether session SESS has CHECKPOINT: a name of one safe component, its row (what the session saved), and
+    its folder there, a folder (the one rule of submit, fork and pull: never a path's mere existence)."""
+    return checkpoint_name_problem(checkpoint) is None and db.scalar(select(Checkpoint.id).where(
+        Checkpoint.session_id == sess.id, Checkpoint.name == checkpoint)) is not None \
+        and is_real_dir(Path(sess.checkpoint_dir) / checkpoint)
+
+
 def checkpoint_folder(h: Harness, session: str, checkpoint: str) -> Path:
     checkpoint = str(checkpoint)
     with h.tx() as db:
         sess = permissions.own_session(h, db, session)
-        known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id,
-                                                      Checkpoint.name == checkpoint))
-        folder = Path(sess.checkpoint_dir) / checkpoint
-        if known is None or checkpoint_name_problem(checkpoint) or not is_real_dir(folder):
+        if not has_checkpoint(db, sess, checkpoint):
             raise NotFound(f"session {session} has no checkpoint {checkpoint!r}")
-        return folder
+        return Path(sess.checkpoint_dir) / checkpoint
 
 
 def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:

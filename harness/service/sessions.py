@@ -27,6 +27,7 @@ from harness.store.models import Run, Session, Submission
 from harness.store.quick import sa_rows
 
 from . import permissions
+from .checkpoints import has_checkpoint
 
 log = logging.getLogger("harness.service.sessions")
 
@@ -172,7 +173,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
 
     def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
-        if not (Path(src.checkpoint_dir) / str(checkpoint)).is_dir():
+        if not has_checkpoint(db, src, str(checkpoint)):
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
         check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, opts)).id)
         return Path(src.code_dir), h.manifest(src.task).source_builds

@@ -14,7 +14,6 @@ from harness.core.clock import utcnow
 from harness.core.enums import RunKind, RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
 from harness.core.names import is_check, parse_session_name
-from harness.core.safefs import is_real_dir
 from harness.runs.create import RunOptions, check_esm, check_storage, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
 from harness.runs.snapshot import check_entry
@@ -24,10 +23,11 @@ from harness.scoring.board_rules import counted_clause
 from harness.scoring.grade import prediction_path
 from harness.scoring.ladder_board import visible_score
 from harness.state import Harness
-from harness.store.models import Checkpoint, Round, Submission
+from harness.store.models import Round, Submission
 from harness.taskpacks import layout
 
 from . import permissions
+from .checkpoints import has_checkpoint
 from .sessions import prepare_environment
 
 
@@ -55,8 +55,7 @@ def _own_checkpoint(h: Harness, db, session: str, checkpoint: str):
     sess = h.session(db, session, owner=me.name)
     if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
         raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
-    known = db.scalar(select(Checkpoint.id).where(Checkpoint.session_id == sess.id, Checkpoint.name == checkpoint))
-    if known is None or not is_real_dir(Path(sess.checkpoint_dir) / checkpoint):
+    if not has_checkpoint(db, sess, checkpoint):
         raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
     return me, sess
 
