@@ -161,7 +161,7 @@ def free_port() -> int:
 class Served:
     """A real `harness serve` of STATE_ROOT on a free loopback port, in its own process."""
 
-    def __init__(self, state_root: Path, port: int | None = None):
+    def __init__(self, state_root: Path, port: int | None = None, extra: tuple[str, ...] = ()):
         import os
         import subprocess
         import sys
@@ -175,7 +175,7 @@ class Served:
         env.pop("HARNESS_SERVER", None)
         self.log = open(state_root.parent / f"serve-{self.port}.log", "wb")
         self.proc = subprocess.Popen([sys.executable, "-m", "harness", "serve", "--port", str(self.port),
-                                      "--log-level", "warning"], env=env, stdout=self.log, stderr=subprocess.STDOUT)
+                                      "--log-level", "warning", *extra], env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 30
         while True:
             try:

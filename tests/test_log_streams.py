@@ -42,6 +42,21 @@ def test_an_idle_follow_comes_back_to_its_reader(tmp_path):
     followed.close()
 
 
+def test_the_last_follows_are_kept_for_accounts_that_hold_none():
+    """A few colluding accounts fill the slots up to the kept quarter; past it, only an account that holds none
+    may open one, so every other user still can."""
+    slots = FollowSlots(per_account=4, in_all=8)  # the last 8 // 4 = 2 are kept
+    held = [slots.take(user) for user in ("alice", "bob", "carol") for _ in range(2)]  # 6 of 8
+    with pytest.raises(QuotaExceeded, match="has 6 long waits open"):
+        slots.take("alice")  # alice holds 2 already: the kept ones are not hers
+    held += [slots.take("dave"), slots.take("erin")]
+    with pytest.raises(QuotaExceeded, match="has 8 long waits open"):
+        slots.take("frank")  # all 8 taken: nobody
+    for release in held:
+        release()
+    assert slots.held("alice") == 0 and [slots.take("alice") for _ in range(4)]
+
+
 def test_follow_slots_cap_an_account_and_everybody_and_come_back_however_a_stream_ends():
     slots = FollowSlots(per_account=2, in_all=3)
     a1 = slots.hold("alice", iter([b"x"]))

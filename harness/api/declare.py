@@ -52,10 +52,20 @@ class Arg:
     alias: str | None = None     # its name over HTTP, where the Python name is a keyword (`all_`, `round_ref`)
     local_only: str | None = None  # never sent: why, for a remote caller that gave it (a path on this machine)
     path: bool = False  # a path on the caller's machine (or a list of them): made absolute before it leaves
+    items: tuple[tuple[str, Any], ...] = ()  # a list's bounds for each of its elements (each(ge=1, ...))
 
     @property
     def wire(self) -> str:
         return self.alias or self.name
+
+    def item_arg(self) -> "Arg | None":
+        """The declaration each element of a list argument is held to (None: its elements have no bounds)."""
+        if not self.items:
+            return None
+        import typing
+        options = typing.get_args(self.type) if type(self.type).__name__ == "UnionType" else (self.type,)
+        (listed,) = [t for t in options if typing.get_origin(t) is list]
+        return Arg(f"{self.name}[]", typing.get_args(listed)[0], **dict(self.items))
 
     def check(self, value, where: str) -> None:
         """VALUE (decoded JSON) against this argument's type and bounds: the local service's gate (the HTTP one
@@ -82,10 +92,18 @@ class Arg:
             import re
             if not re.fullmatch(self.pattern, value):
                 raise UserError(f"{where}: {self.name}: does not match {self.pattern}")
+        if isinstance(value, list) and (item := self.item_arg()) is not None:
+            for v in value:
+                item.check(v, where)
 
     def bounds(self) -> dict:
         return {k: v for k in ("ge", "gt", "le", "min_length", "max_length", "pattern")
                 if (v := getattr(self, k)) is not None}
+
+
+def each(**bounds) -> tuple[tuple[str, Any], ...]:
+    """Bounds for each element of a list argument: Arg("ids", list[int], items=each(ge=1))."""
+    return tuple(sorted(bounds.items()))
 
 
 def _is(value, t) -> bool:

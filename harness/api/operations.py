@@ -8,7 +8,7 @@ To add an operation: declare it here, write its method on LocalApi. Its route an
 from __future__ import annotations
 
 from . import results as R
-from .declare import Arg, Kind, Operation, Paging, Registry, Right
+from .declare import Arg, Kind, Operation, Paging, Registry, Right, each
 
 OPERATIONS = Registry()
 op = OPERATIONS.add
@@ -56,7 +56,8 @@ op(Operation("session_log", "GET", "/sessions{session}/log", (SESSION, Arg("foll
              doc="The session's log; with follow, streamed as it grows until the session ends."))
 op(Operation("session_metrics", "GET", "/sessions{session}/metrics", (SESSION,
              Arg("x", str, default="step", pattern="^(step|time)$"),
-             Arg("keys", list[str] | None, default=None, max_length=100)), result=R.SessionMetrics, right=Right.OWNER,
+             Arg("keys", list[str] | None, default=None, max_length=100, items=each(max_length=200))),
+             result=R.SessionMetrics, right=Right.OWNER,
              cli=("plot",), doc="What nsml.report recorded: one series per metric, at most 1,000 points each."))
 op(Operation("stop_sessions", "POST", "/sessions/stop", (Arg("pattern", str, min_length=1, max_length=300),),
              result=list[str], right=Right.OWNER, cli=("stop",), doc="Stop the sessions PATTERN names."))
@@ -94,7 +95,8 @@ op(Operation("infer_log", "GET", "/submissions/{sub_id}/log", (SUB, Arg("follow"
              right=Right.OWNER, kind=Kind.STREAM, cli=("submit", "logs"),
              doc="The infer log (your dry runs; organizers: every submit); with follow, streamed until the end."))
 op(Operation("select_submissions", "POST", "/submissions/select", (Arg("ids", list[int], min_length=1,
-             max_length=100),), result=R.Selected, cli=("submit",), doc="Choose the round's final submissions."))
+             max_length=100, items=each(ge=1, le=2 ** 62)),), result=R.Selected, cli=("submit",),
+             doc="Choose the round's final submissions."))
 op(Operation("history", "GET", "/tasks/{task}/history", (TASK, Arg("page", int, default=1, ge=1, le=10 ** 6),
              Arg("per_page", int, default=50, ge=1, le=1000)), result=tuple[list[R.HistoryRow], int], cli=("history",),
              doc="Your submissions to TASK (organizers: everyone's), a page at a time; and their count."))
@@ -156,7 +158,7 @@ op(Operation("list_contests", "GET", "/contests", result=list[R.ContestRound], c
 op(Operation("show_teams", "GET", "/contests/{contest}/teams", (Arg("contest", str, **NAME),), result=list[R.TeamRow],
              cli=("contest teams",), doc="A contest's teams and members."))
 op(Operation("add_team", "POST", "/contests/{contest}/teams", (Arg("contest", str, **NAME), Arg("team", str, **NAME),
-             Arg("users", list[str], min_length=1, max_length=100)), right=Right.ORGANIZER,
+             Arg("users", list[str], min_length=1, max_length=100, items=each(**NAME))), right=Right.ORGANIZER,
              cli=("contest team add",), doc="A team, or members added to it."))
 op(Operation("close_round", "POST", "/rounds/close", (Arg("round_ref", str, alias="round", **NAME),
              Arg("force", bool, default=False)), result=R.Closed, right=Right.ORGANIZER, cli=("contest close",),

@@ -18,6 +18,8 @@ def _bounds(arg: Arg) -> str:
     words = {"ge": "≥", "gt": ">", "le": "≤", "min_length": "length ≥", "max_length": "length ≤",
              "pattern": "matches"}
     parts = [f"{words[k]} `{v}`".replace("|", "\\|") for k, v in arg.bounds().items()]
+    if (item := arg.item_arg()) is not None:
+        parts.append("each " + " ".join(f"{words[k]} `{v}`".replace("|", "\\|") for k, v in item.bounds().items()))
     if arg.local_only:
         parts.append("this machine only")
     return ", ".join(parts)

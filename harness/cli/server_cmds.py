@@ -11,23 +11,24 @@ from .output import answer, json_flag
 @click.option("--root", "serve_root", type=click.Path(file_okay=False), default=None,
               help="State root to serve (default: the global --root, env HARNESS_HOME, or the current folder).")
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to bind (loopback unless you say otherwise; put TLS in front, see the README).")
+              help="Address to bind (loopback unless you say otherwise; put TLS in front: docs/operator/shared.md).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8000, show_default=True)
 @click.option("--log-level", type=click.Choice(["critical", "error", "warning", "info", "debug"]), default="info")
+@click.option("--forwarded-allow-ips", default="", metavar="IPS",
+              help="Proxies (comma-separated addresses) whose X-Forwarded-For names the client; they must overwrite "
+                   "it. Default: none, a client is its connection's address.")
 @pass_harness
-def serve_cmd(lazy, serve_root, host, port, log_level):
+def serve_cmd(lazy, serve_root, host, port, log_level, forwarded_allow_ips):
     """Serve this state root over HTTP (/api/v1, OpenAPI at /api/v1/openapi.json) with its scheduler."""
-    import uvicorn
-
     from harness.core.settings import load_settings
-    from harness.server.app import create_app
+    from harness.server.app import create_app, max_body
+    from harness.server.connections import serve
 
     root, db, user = lazy._args
     settings = load_settings(root=serve_root or root, db=db, user=user)
     app = create_app(settings)
     click.echo(f"Serving {settings.root} on http://{host}:{port} (API /api/v1)", err=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
-                timeout_graceful_shutdown=5)
+    serve(app, host, port, log_level, max_body(settings), forwarded_allow_ips)
 
 
 @main.group("user")

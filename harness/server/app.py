@@ -24,6 +24,7 @@ from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.scheduler.lease import ensure_running
 from harness.service import accounts
 from harness.service.local import LocalApi
+from harness.service.log_streams import WORKER_THREADS
 from harness.state import Harness
 
 from .caller_slots import CallerSlots
@@ -93,11 +94,18 @@ class CapBodies:
         await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send)
 
 
+def max_body(settings: Settings) -> int:
+    """The largest request body the server takes (a code or task upload's tar)."""
+    return settings.code_bytes * 8
+
+
 def create_app(settings: Settings) -> FastAPI:
     server = Server(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import anyio.to_thread
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS  # (follows hold one each)
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
         yield
 
@@ -118,9 +126,10 @@ def create_app(settings: Settings) -> FastAPI:
     #                                            cap_bodies, so an oversized body is refused before it is read
 
     from .transfers import UPLOADS
-    app.add_middleware(CapBodies, upload_cap=settings.code_bytes * 8, uploads=UPLOADS)  # before any layer reads a
+    app.add_middleware(CapBodies, upload_cap=max_body(settings), uploads=UPLOADS)  # before any layer reads a
     #                                                                                    body
-    app.add_middleware(CallerSlots)  # outermost: a caller past its share of requests in flight gets 429 at once
+    app.add_middleware(CallerSlots, verify=server.api_for)  # outermost: a caller past its share of requests in
+    #                                                         flight gets 429 at once
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):

@@ -6,13 +6,14 @@ checked against the declared bounds by pydantic before the caller's `LocalApi` m
 from __future__ import annotations
 
 import inspect
+import typing
 from typing import Annotated, Optional
 
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from pydantic import BaseModel, Field, create_model
 
-from harness.api import OPERATIONS, Kind, Operation, Paging
+from harness.api import OPERATIONS, Arg, Kind, Operation, Paging
 from harness.api.declare import REQUIRED
 from harness.core.names import NAME_PATTERN, session_name
 from harness.service.local import LocalApi
@@ -84,10 +85,19 @@ def _param(name: str, annotation, default=REQUIRED) -> inspect.Parameter:
     return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
 
 
+def _typed(a: Arg):
+    """A's type at the HTTP gate: a list's elements carry their declared bounds (Arg.items)."""
+    item = a.item_arg()
+    if item is None:
+        return a.type
+    listed = list[Annotated[item.type, Field(**item.bounds())]]
+    return Optional[listed] if type(None) in typing.get_args(a.type) else listed
+
+
 def _body_model(op: Operation, args) -> type[BaseModel]:
     fields = {}
     for a in args:
-        kind = WIRE_TYPES.get(a.name, a.type)
+        kind = WIRE_TYPES.get(a.name, _typed(a))
         default = ... if a.default is REQUIRED else a.default
         if a.name in WIRE_TYPES:
             fields[a.name] = (kind, Field(default_factory=kind, alias=a.alias))
@@ -119,10 +129,10 @@ def endpoint_for(op: Operation):
             params += [_param(n, t) for n, t in SESSION_PARAMS.items()]
         else:
             arg = next(a for a in op.args if a.name == name)
-            params.append(_param(name, Annotated[arg.type, PathParam(**arg.bounds())]))
+            params.append(_param(name, Annotated[_typed(arg), PathParam(**arg.bounds())]))
     model = None
     if op.verb in ("GET", "DELETE"):
-        params += [_param(a.name, Annotated[a.type, Query(alias=a.alias, **a.bounds())],
+        params += [_param(a.name, Annotated[_typed(a), Query(alias=a.alias, **a.bounds())],
                           ... if a.default is REQUIRED else a.default) for a in rest]
     elif rest:
         model = _body_model(op, rest)

@@ -5,7 +5,9 @@ A log may hold up to `limits.log_bytes` written by participant code; reading it 
 participant hold that much of the server's memory per request they open and do not read. A follow holds one
 worker thread of the server for as long as the run lasts; without a bound, a participant who opens one follow per
 thread stops every other user's requests. So: every read is at most LOG_CHUNK bytes (a slow reader holds one
-chunk), and follows are capped per account and in all (QuotaExceeded: HTTP 429), leaving threads for the rest.
+chunk), and follows are capped per account and in all (QuotaExceeded: HTTP 429), leaving threads for the rest;
+the last quarter of all is kept for accounts that hold none yet, so a few colluding accounts never take every
+follow from the others.
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ from harness.core import doorbell
 from harness.core.errors import QuotaExceeded
 
 LOG_CHUNK = 1 << 20           # bytes per read of a log: what one stream holds in memory at a time
+WORKER_THREADS = 200          # the server's pool of worker threads (harness.server.app sets it)
 FOLLOWS_PER_ACCOUNT = 8       # log follows one account may hold open at once (terminals, dashboard tabs)
-FOLLOWS_IN_ALL = 24           # all accounts together: the server's worker pool has 40 threads, 16 stay for the rest
+FOLLOWS_IN_ALL = 160          # all accounts together, 40 threads staying for the rest
+KEPT_FOR_NEW = 4              # 1/KEPT_FOR_NEW of all is only for an account that holds none yet
 
 
 def _read_from(path: Path, offset: int) -> bytes:
@@ -94,8 +98,9 @@ class FollowSlots:
             if self._held[account] >= self.per_account:
                 raise QuotaExceeded(f"{self.per_account} {self.what} of yours{self.kinds} are open already; close "
                                     f"one, or {self.instead}")
-            if sum(self._held.values()) >= self.in_all:
-                raise QuotaExceeded(f"the server has {self.in_all} {self.what} open{self.kinds}; try again shortly, "
+            total = sum(self._held.values())
+            if total >= self.in_all or (self._held[account] and total >= self.in_all - self.in_all // KEPT_FOR_NEW):
+                raise QuotaExceeded(f"the server has {total} {self.what} open{self.kinds}; try again shortly, "
                                     f"or {self.instead}")
             self._held[account] += 1
         done = []

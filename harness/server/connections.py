@@ -1,0 +1,126 @@
+"""The connections `harness serve` holds, bounded before any request reaches the app.
+
+Anyone who can reach the port can open connections; the app's own gates (harness.server.caller_slots, the
+bodies' caps) see a request only once its head has arrived. So, per connection (``GuardedH11``, uvicorn's h11
+protocol with a deadline):
+
+- **a request head** arrives whole within ``HEAD_SECONDS`` of the connection's start or of the previous
+  answer's end (a head sent a byte at a time, or never finished, is hung up on);
+- **a request body** arrives within ``BODY_GRACE`` seconds plus one second per ``BODY_RATE`` bytes its
+  Content-Length states (a chunked one: as for the largest upload), so a request whose body trickles in holds its
+  caller's slot and a worker for a bounded time;
+- **connections at once**: at most ``PER_ADDRESS`` from one address (a trusted proxy's excepted: it carries
+  everyone's), and at most ``CONNECTIONS_SHARE`` of the process's open-file limit in all (raised to its hard
+  limit at start), so the listener never runs out of descriptors and spins on its accept errors.
+
+The client's address is the connection's own: ``X-Forwarded-For`` is believed only from the proxies the operator
+names (``serve --forwarded-allow-ips``), which must overwrite that header, never pass on a client's.
+"""
+from __future__ import annotations
+
+import resource
+from collections import Counter
+
+import h11
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEAD_SECONDS = 10.0
+BODY_GRACE, BODY_RATE = 10.0, 16 << 10  # seconds, and bytes a second a body may be sent at, at the slowest
+PER_ADDRESS = 128  # connections of one address at once (a browser opens 6; a team behind one NAT, some dozens)
+CONNECTIONS_SHARE = 0.5  # of the open-file limit; the rest is for the store, the runs' logs, the spools
+MAX_CONNECTIONS = 16384
+
+
+def open_files_limit() -> int:
+    """The process's open-file limit, raised to its hard limit (what the operator's system allows)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
+
+
+def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_address: int = PER_ADDRESS,
+                     in_all: int | None = None) -> type[H11Protocol]:
+    """A uvicorn HTTP protocol class holding this module's bounds; MAX_BODY: the largest body a request may have
+    (its deadline when it states no length); TRUSTED: proxy addresses exempt from PER_ADDRESS."""
+    limit = in_all if in_all is not None else min(MAX_CONNECTIONS, int(open_files_limit() * CONNECTIONS_SHARE))
+
+    class GuardedH11(H11Protocol):
+        by_address: Counter[str] = Counter()  # (this class's own: one per server)
+        open = 0
+
+        def connection_made(self, transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._deadline, self._counted, self._phase = None, None, None
+            address = self.client[0] if self.client else "?"
+            cls = type(self)
+            if cls.open >= limit or (address not in trusted and "*" not in trusted and
+                                     cls.by_address[address] >= per_address):
+                transport.abort()  # (connection_lost follows, and finds nothing counted)
+                return
+            cls.open += 1
+            cls.by_address[address] += 1
+            self._counted = address
+            self._watch()
+
+        def connection_lost(self, exc) -> None:
+            self._stop_watch()
+            if self._counted is not None:
+                cls = type(self)
+                cls.open -= 1
+                cls.by_address[self._counted] -= 1
+                if cls.by_address[self._counted] <= 0:
+                    del cls.by_address[self._counted]
+                self._counted = None
+            super().connection_lost(exc)
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self._watch()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._watch()
+
+        def _watch(self) -> None:
+            """The deadline of what the client owes now: a body it began, else, while no answer is being made,
+            a request (a connection's first, or the next: uvicorn's keep-alive timeout ends an idle one sooner,
+            but any byte cancels that); while the app answers, nothing (a followed log may last hours)."""
+            working = self.cycle is not None and not self.cycle.response_complete
+            if self.conn.their_state is h11.SEND_BODY:
+                length = dict(self.headers).get(b"content-length", b"")
+                size = int(length) if length.isdigit() and len(length) < 16 else max_body
+                phase, seconds = "body", BODY_GRACE + size / BODY_RATE
+            elif working:
+                phase, seconds = None, 0.0
+            else:
+                phase, seconds = "head", HEAD_SECONDS
+            if phase != self._phase:
+                self._stop_watch()
+                self._phase = phase
+                if phase is not None and not self.transport.is_closing():
+                    self._deadline = self.loop.call_later(seconds, self._late)
+
+        def _stop_watch(self) -> None:
+            if self._deadline is not None:
+                self._deadline.cancel()
+            self._deadline, self._phase = None, None
+
+        def _late(self) -> None:
+            self._deadline = None
+            if not self.transport.is_closing():
+                self.transport.close()  # (the app, if it was reading the body, sees the client gone)
+
+    return GuardedH11
+
+
+def serve(app, host: str, port: int, log_level: str, max_body: int, forwarded_allow_ips: str = "") -> None:
+    """Run APP with uvicorn, its connections guarded (see the module's text)."""
+    import uvicorn
+
+    trusted = frozenset(w.strip() for w in forwarded_allow_ips.split(",") if w.strip())
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
+                            timeout_graceful_shutdown=5, http=guarded_protocol(max_body, trusted),
+                            proxy_headers=bool(trusted), forwarded_allow_ips=",".join(sorted(trusted)) or None)
+    uvicorn.Server(config).run()

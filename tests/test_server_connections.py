@@ -1,0 +1,171 @@
+"""A real `harness serve` against clients that never finish: heads sent a byte at a time or never ended, bodies
+that trickle, more connections than one address may hold, a made-up X-Forwarded-For. The invariant: other users
+keep being served (their first request after a restart too), and what the attacker holds is let go in bounded
+time (harness.server.connections, harness.server.caller_slots)."""
+import socket
+import threading
+import time
+
+import httpx
+
+from harness.server import caller_slots, connections
+
+HEAD = b"GET /api/v1/whoami HTTP/1.1\r\nHost: x\r\n"  # no blank line: the head never ends
+
+
+def _connect(served, source="127.0.0.1"):
+    sock = socket.socket()
+    sock.bind((source, 0))
+    sock.connect(("127.0.0.1", served.port))
+    return sock
+
+
+def _closed_within(sock, seconds) -> bool:
+    """Whether the server hangs up on SOCK within SECONDS (what it sent before, if anything, is read past)."""
+    sock.settimeout(seconds)
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            sock.settimeout(max(0.01, deadline - time.monotonic()))
+            if not sock.recv(65536):
+                return True
+    except (ConnectionResetError, BrokenPipeError):
+        return True
+    except TimeoutError:
+        return False
+    return False
+
+
+def _answers(socks) -> list[bytes]:
+    """What the server has answered on SOCKS so far (those it has not answered yet are left out)."""
+    answered = []
+    for sock in socks:
+        sock.settimeout(0.2)
+        try:
+            answered.append(sock.recv(4096))
+        except TimeoutError:
+            pass
+    return answered
+
+
+def _whoami(served, token):
+    return httpx.get(f"{served.url}/api/v1/whoami", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def test_heads_that_never_end_are_hung_up_and_one_address_holds_a_bounded_share(served, remote_cli):
+    bob = remote_cli.token("bob")
+    held = [_connect(served, "127.0.0.2") for _ in range(connections.PER_ADDRESS + 12)]
+    for sock in held:
+        sock.sendall(HEAD)
+    refused = [s for s in held if _closed_within(s, 0.05)]
+    assert len(refused) >= 12, len(refused)  # past its share, an address's connections are closed at once
+    assert _whoami(served, bob).status_code == 200  # another address: served, its first request included
+    dribble = _connect(served, "127.0.0.3")
+    start = time.monotonic()
+    closed = False
+    while time.monotonic() - start < connections.HEAD_SECONDS + 5:
+        try:
+            dribble.sendall(b"G" if time.monotonic() - start < 0.5 else b"x")
+        except OSError:
+            closed = True
+            break
+        if _closed_within(dribble, 1.0):
+            closed = True
+            break
+    waited = time.monotonic() - start
+    assert closed and connections.HEAD_SECONDS - 1 < waited < connections.HEAD_SECONDS + 4, waited
+    rest = [s for s in held if s not in refused]
+    assert all(_closed_within(s, 3.0) for s in rest)  # begun with the dribble's: their heads' time is up too
+    fresh = _connect(served, "127.0.0.2")  # the address's share is its own again
+    fresh.sendall(HEAD + b"\r\n")
+    assert b"401" in fresh.recv(4096).split(b"\r\n", 1)[0]
+    for sock in held + [dribble, fresh]:
+        sock.close()
+
+
+def test_slow_bodies_never_lock_out_users_of_the_same_address_and_are_cut(served, remote_cli):
+    bob = remote_cli.token("bob")  # bob's token: never verified by this server yet
+    slow = []
+    for i in range(caller_slots.PER_CALLER + 8):
+        sock = _connect(served)
+        sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Forwarded-For: 203.0.113.%d\r\nContent-Length: 100\r\n\r\n{" % i)
+        slow.append(sock)
+    time.sleep(0.5)
+    answered = _answers(slow)
+    # Made-up X-Forwarded-For headers are not believed: the address's share is full, and the rest hear 429.
+    assert len(answered) == 8 and all(b" 429 " in a.split(b"\r\n", 1)[0] for a in answered), answered
+    got = _whoami(served, bob)
+    assert got.status_code == 200 and got.json()["user"] == "bob"  # checked before any body: bob's own share
+    wrong = _whoami(served, bob[:-4] + "AAAA")
+    assert wrong.status_code == 401 and "no valid token" in wrong.json()["error"]
+    start = time.monotonic()
+    assert all(_closed_within(s, connections.BODY_GRACE + 5) for s in slow)
+    assert time.monotonic() - start < connections.BODY_GRACE + 5
+    assert _whoami(served, bob).status_code == 200
+    for sock in slow:
+        sock.close()
+
+
+def test_a_list_argument_holds_each_element_to_its_bounds(served, remote_cli):
+    token = remote_cli.token("alice")
+    got = httpx.post(f"{served.url}/api/v1/submissions/select", json={"ids": [10 ** 23]},
+                     headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert got.status_code == 422 and "ids" in got.json()["error"], got.text
+    got = httpx.get(f"{served.url}/api/v1/sessions/alice/tiny/1/metrics", params={"keys": ["k" * 201]},
+                    headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert got.status_code == 422, got.text
+    from harness.api import OPERATIONS
+    from harness.core.errors import UserError
+    (ids,) = OPERATIONS["select_submissions"].args
+    for bad in ([10 ** 23], [0], [1, -5]):
+        try:
+            ids.check(bad, "select_submissions")
+        except UserError as exc:
+            assert "out of bounds" in str(exc)
+        else:
+            raise AssertionError(bad)
+    ids.check([1, 2 ** 62], "select_submissions")
+
+
+def test_first_requests_of_many_users_are_served_while_their_address_is_held(served, remote_cli):
+    """Forty users behind one address (a venue's NAT), none verified by this server yet, ask at once while an
+    anonymous client of that address holds its whole share with bodies it never sends: every user is answered."""
+    tokens = [remote_cli.token(f"user{i}") for i in range(40)]
+    slow = []
+    for _ in range(caller_slots.PER_CALLER):
+        sock = _connect(served)
+        sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
+        slow.append(sock)
+    time.sleep(0.3)
+    assert httpx.get(f"{served.url}/api/v1/whoami", timeout=10).status_code == 429  # no token: the address's
+    results = []
+    threads = [threading.Thread(target=lambda t=t: results.append(_whoami(served, t).json().get("user")))
+               for t in tokens]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(results) == sorted(f"user{i}" for i in range(40)), results
+    for sock in slow:
+        sock.close()
+
+
+def test_behind_a_named_proxy_each_forwarded_client_has_its_own_share(state_root, remote_cli):
+    """With `serve --forwarded-allow-ips 127.0.0.1`, the proxy's X-Forwarded-For names the client: twenty clients
+    behind it each hold a slow body, none refused (without the option, 16 of one address: the test above)."""
+    from helpers import Served
+    served = Served(state_root, extra=("--forwarded-allow-ips", "127.0.0.1"))
+    try:
+        slow = []
+        for i in range(caller_slots.PER_CALLER + 4):
+            sock = _connect(served)
+            sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.%d\r\n"
+                         b"Content-Length: 100\r\n\r\n{" % i)
+            slow.append(sock)
+        time.sleep(0.5)
+        assert _answers(slow) == []  # none answered 429: each its own client
+        for sock in slow:
+            sock.close()
+    finally:
+        served.stop()
