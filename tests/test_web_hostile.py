@@ -170,6 +170,8 @@ def test_every_dashboard_answer_has_the_csp_and_forms_need_their_csrf_token(cli,
     assert "unsafe" not in security.CSP
     api = alice.get("/api/v1/whoami")  # the cookie is no credential to the API
     assert api.status_code == 401 and api.headers["x-content-type-options"] == "nosniff"
+    assert api.headers["content-security-policy"] == security.CSP  # the API's answers too
+    assert alice.get("/api/v1/docs").status_code == 404  # no Swagger page (its scripts come from a CDN)
 
     memo = f"/sessions/{name}/memo"
     token = csrf_of(alice.get(f"/sessions/{name}").text)

@@ -109,7 +109,7 @@ def create_app(settings: Settings) -> FastAPI:
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
         yield
 
-    app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=f"{API}/docs",
+    app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=None,
                   redoc_url=None, lifespan=lifespan)
     app.state.server = server
 

@@ -69,11 +69,13 @@ class CallerSlots:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         caller = caller_of(scope)
-        if caller.startswith("address ") and self.verify is not None and (token := token_of(scope)):
+        api = scope["path"].startswith(API + "/")
+        token = bearer(Headers(scope=scope)) if api else token_of(scope)  # (the API's credential is the bearer's)
+        if caller.startswith("address ") and self.verify is not None and token:
             try:
                 await anyio.to_thread.run_sync(self.verify, token, address_of(scope), limiter=self._verifying)
             except UserError as exc:
-                if scope["path"].startswith(API + "/"):
+                if api:
                     return await error(status_of(exc), str(exc), type(exc).__name__)(scope, receive, send)
             else:
                 caller = caller_of(scope)

@@ -82,8 +82,9 @@ async def csrf_problem(request: Request) -> str | None:
 
 
 def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], object]) -> None:
-    """The middleware of every answer: security headers (the CSP on everything but the HTTP API, whose /docs page
-    is FastAPI's own) and, for unsafe requests outside API_PREFIX, the CSRF check (REFUSE renders the 403)."""
+    """The middleware of every answer: security headers, the CSP included (the server has no page of FastAPI's
+    own: its Swagger page would load scripts from a CDN into this origin), and, for unsafe requests outside
+    API_PREFIX, the CSRF check (REFUSE renders the 403)."""
     app.state.csrf_secret = secrets.token_bytes(32)
 
     def is_api(path: str) -> bool:
@@ -94,5 +95,5 @@ def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], obje
         api = is_api(request.url.path)
         problem = None if api or request.method not in UNSAFE else await csrf_problem(request)
         response = refuse(request, problem) if problem else await call_next(request)
-        response.headers.update(HEADERS if api else {**HEADERS, **PAGE_HEADERS})
+        response.headers.update({**HEADERS, **PAGE_HEADERS})
         return response
