@@ -57,3 +57,26 @@ def test_reports_without_a_step_are_numbered_in_order(cli, tiny_task, nsml_folde
     from harness.service.local import LocalApi
     f1 = LocalApi(h).session_metrics(name, "step", ["valid/f1"])["series"]["valid/f1"]
     assert f1["x"] == [0, 1, 2] and f1["y"] == [0.1, 0.2, 0.3]
+
+
+def test_series_asked_again_are_kept_until_a_new_point_and_never_shared_with_a_caller(cli, tiny_task, nsml_folder,
+                                                                                        monkeypatch):
+    """A page polled in many tabs reads the session's points once: the answer is kept until the session records
+    another (then it has it), and what a caller does to its answer never reaches the next caller's."""
+    from harness.service import metrics
+    from harness.service.local import LocalApi
+    name = run_session(cli, nsml_folder)
+    api, reads = LocalApi(Harness()), []
+    real = metrics._series
+    monkeypatch.setattr(metrics, "_series", lambda *a: reads.append(a) or real(*a))
+    first = api.session_metrics(name, "step")
+    first["series"]["epoch"]["y"].append(99.0)  # a caller's own change
+    again = api.session_metrics(name, "step")
+    assert len(reads) == 1 and 99.0 not in again["series"]["epoch"]["y"] and again["status"] == "succeeded"
+    api.session_metrics(name, "time")  # another question: read
+    assert len(reads) == 2
+    with Harness().tx() as db:
+        sess = db.query(Session).filter_by(name=name).one()
+        db.add(Metric(session_id=sess.id, key="epoch", value=7.0, raw=7.0, step=1000))
+    fresh = api.session_metrics(name, "step")
+    assert len(reads) == 3 and fresh["series"]["epoch"]["y"][-1] == 7.0

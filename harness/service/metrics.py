@@ -2,10 +2,18 @@
 (seconds since the session started), downsampled on the server to at most MAX_POINTS points (NSML's limit):
 each bucket keeps its first point's x and the mean of its values, and the last point is always kept. At most
 MAX_SERIES metrics (the first reported, unless the caller names its keys): a run may report up to 100 keys at a
-time and 100,000 points, one new key each — a hundred thousand charts for whoever opens its page."""
+time and 100,000 points, one new key each — a hundred thousand charts for whoever opens its page.
+
+Reading 100,000 points takes a fraction of a second of the server's one interpreter; a page polled in many tabs,
+or a script asking again and again, would spend it on every request. So the series of a (session, question)
+are kept until the session records a new point (MEMO answers: one indexed look at its newest point decides)."""
 from __future__ import annotations
 
-from sqlalchemy import select
+import copy
+import threading
+from collections import OrderedDict
+
+from sqlalchemy import func, select
 
 from harness.core.errors import UserError
 from harness.state import Harness
@@ -16,6 +24,9 @@ from . import permissions
 MAX_POINTS = 1000
 MAX_SERIES = 100  # metrics one answer holds (the page draws a chart for each)
 XS = ("step", "time")
+MEMO = 64  # (session, question) answers kept, the least recently asked going first
+_MEMO: OrderedDict[tuple, tuple[dict, int]] = OrderedDict()
+_MEMO_LOCK = threading.Lock()
 
 
 def downsample(xs: list[float], ys: list[float], limit: int = MAX_POINTS) -> tuple[list[float], list[float]]:
@@ -46,26 +57,44 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
     with h.tx() as db:
         sess = permissions.own_session(h, db, name)
         start = sess.run.started_at or sess.created_at
-        query = select(Metric.key, Metric.step, Metric.created_at, Metric.value).where(
-            Metric.session_id == sess.id, Metric.value.is_not(None)).order_by(Metric.id)
-        if keys:  # as shown ("train/loss") or as recorded ("train__loss")
-            query = query.where(Metric.key.in_(set(keys) | {k.replace("/", "__") for k in keys}))
-        raw: dict[str, tuple[list, list]] = {}
-        seen: set[str] = set()
-        for key, step, at, value in db.execute(query):
-            key = key.replace("__", "/")
-            if key not in raw:
-                seen.add(key)
-                if len(raw) >= MAX_SERIES:
-                    continue
-            xs, ys = raw.setdefault(key, ([], []))
-            xv = (step if step is not None else len(xs)) if x == "step" else (at - start).total_seconds()
-            xs.append(xv)
-            ys.append(value)
-        out = {}
-        for key, (xs, ys) in sorted(raw.items()):
-            order = sorted(range(len(xs)), key=xs.__getitem__)  # by x; reports may come out of order
-            dx, dy = downsample([xs[i] for i in order], [ys[i] for i in order], limit)
-            out[key] = {"x": dx, "y": dy, "points": len(xs)}
+        newest = db.scalar(select(func.max(Metric.id)).where(Metric.session_id == sess.id))
+        asked = (h.settings.db_url, sess.id, sess.created_at, start, x, tuple(sorted(keys or ())), limit)
+        with _MEMO_LOCK:
+            kept = _MEMO.get(asked)
+            if kept is not None and kept[1] == newest:
+                _MEMO.move_to_end(asked)
+        if kept is None or kept[1] != newest:
+            kept = (_series(db, sess.id, start, x, keys, limit), newest)
+            with _MEMO_LOCK:
+                _MEMO[asked] = kept
+                while len(_MEMO) > MEMO:
+                    _MEMO.popitem(last=False)
+        out, seen = copy.deepcopy(kept[0])
         return {"session": sess.name, "args": list(sess.args or []), "status": sess.run.status.value, "x": x,
-                "series": out, "metrics": len(seen)}
+                "series": out, "metrics": seen}
+
+
+def _series(db, session_id: int, start, x: str, keys: list[str] | None, limit: int) -> tuple[dict, int]:
+    """(series by key, how many metrics) of one session (see series)."""
+    query = select(Metric.key, Metric.step, Metric.created_at, Metric.value).where(
+        Metric.session_id == session_id, Metric.value.is_not(None)).order_by(Metric.id)
+    if keys:  # as shown ("train/loss") or as recorded ("train__loss")
+        query = query.where(Metric.key.in_(set(keys) | {k.replace("/", "__") for k in keys}))
+    raw: dict[str, tuple[list, list]] = {}
+    seen: set[str] = set()
+    for key, step, at, value in db.execute(query):
+        key = key.replace("__", "/")
+        if key not in raw:
+            seen.add(key)
+            if len(raw) >= MAX_SERIES:
+                continue
+        xs, ys = raw.setdefault(key, ([], []))
+        xv = (step if step is not None else len(xs)) if x == "step" else (at - start).total_seconds()
+        xs.append(xv)
+        ys.append(value)
+    out = {}
+    for key, (xs, ys) in sorted(raw.items()):
+        order = sorted(range(len(xs)), key=xs.__getitem__)  # by x; reports may come out of order
+        dx, dy = downsample([xs[i] for i in order], [ys[i] for i in order], limit)
+        out[key] = {"x": dx, "y": dy, "points": len(xs)}
+    return out, len(seen)
