@@ -36,6 +36,19 @@ def _closed_within(sock, seconds) -> bool:
     return False
 
 
+def _slow_bodies(served, n: int) -> list[socket.socket]:
+    """N requests without a token, each saying it comes from another client (X-Forwarded-For) and sending one
+    byte of its 100-byte body; half a second later."""
+    slow = []
+    for i in range(n):
+        sock = _connect(served)
+        sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"X-Forwarded-For: 203.0.113.%d\r\nContent-Length: 100\r\n\r\n{" % i)
+        slow.append(sock)
+    time.sleep(0.5)
+    return slow
+
+
 def _answers(socks) -> list[bytes]:
     """What the server has answered on SOCKS so far (those it has not answered yet are left out)."""
     answered = []
@@ -85,13 +98,7 @@ def test_heads_that_never_end_are_hung_up_and_one_address_holds_a_bounded_share(
 
 def test_slow_bodies_never_lock_out_users_of_the_same_address_and_are_cut(served, remote_cli):
     bob = remote_cli.token("bob")  # bob's token: never verified by this server yet
-    slow = []
-    for i in range(caller_slots.PER_CALLER + 8):
-        sock = _connect(served)
-        sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     b"X-Forwarded-For: 203.0.113.%d\r\nContent-Length: 100\r\n\r\n{" % i)
-        slow.append(sock)
-    time.sleep(0.5)
+    slow = _slow_bodies(served, caller_slots.PER_CALLER + 8)
     answered = _answers(slow)
     # Made-up X-Forwarded-For headers are not believed: the address's share is full, and the rest hear 429.
     assert len(answered) == 8 and all(b" 429 " in a.split(b"\r\n", 1)[0] for a in answered), answered
@@ -132,12 +139,7 @@ def test_first_requests_of_many_users_are_served_while_their_address_is_held(ser
     """Forty users behind one address (a venue's NAT), none verified by this server yet, ask at once while an
     anonymous client of that address holds its whole share with bodies it never sends: every user is answered."""
     tokens = [remote_cli.token(f"user{i}") for i in range(40)]
-    slow = []
-    for _ in range(caller_slots.PER_CALLER):
-        sock = _connect(served)
-        sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{")
-        slow.append(sock)
-    time.sleep(0.3)
+    slow = _slow_bodies(served, caller_slots.PER_CALLER)
     assert httpx.get(f"{served.url}/api/v1/whoami", timeout=10).status_code == 429  # no token: the address's
     results = []
     threads = [threading.Thread(target=lambda t=t: results.append(_whoami(served, t).json().get("user")))
@@ -157,13 +159,7 @@ def test_behind_a_named_proxy_each_forwarded_client_has_its_own_share(state_root
     from helpers import Served
     served = Served(state_root, extra=("--forwarded-allow-ips", "127.0.0.1"))
     try:
-        slow = []
-        for i in range(caller_slots.PER_CALLER + 4):
-            sock = _connect(served)
-            sock.sendall(b"POST /api/v1/sessions/stop HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: 203.0.113.%d\r\n"
-                         b"Content-Length: 100\r\n\r\n{" % i)
-            slow.append(sock)
-        time.sleep(0.5)
+        slow = _slow_bodies(served, caller_slots.PER_CALLER + 4)
         assert _answers(slow) == []  # none answered 429: each its own client
         for sock in slow:
             sock.close()
