@@ -7,6 +7,7 @@ import threading
 import time
 
 import httpx
+import pytest
 
 from harness.server import caller_slots, connections
 
@@ -56,7 +57,7 @@ def _answers(socks) -> list[bytes]:
         sock.settimeout(0.2)
         try:
             answered.append(sock.recv(4096))
-        except TimeoutError:
+        except (TimeoutError, ConnectionResetError):  # (not answered: still waiting, or refused at once)
             pass
     return answered
 
@@ -165,3 +166,117 @@ def test_behind_a_named_proxy_each_forwarded_client_has_its_own_share(state_root
             sock.close()
     finally:
         served.stop()
+
+
+@pytest.fixture
+def guarded(monkeypatch):
+    """harness.server.connections' protocol in front of a small ASGI app in this process, its bounds made short:
+    /big streams 64 MiB, /echo reads its body (at most 4 KiB: the cap the protocol is given)."""
+    import uvicorn
+    from helpers import free_port
+    monkeypatch.setattr(connections, "WRITE_STALL_SECONDS", 1.5)
+    monkeypatch.setattr(connections, "BODY_GRACE", 1.0)
+    monkeypatch.setattr(connections, "BODY_RATE", 1024)
+
+    async def app(scope, receive, send):
+        if scope["path"] == "/big":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            for _ in range(64):
+                await send({"type": "http.response.body", "body": b"x" * (1 << 20), "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            size, more = size + len(message.get("body", b"")), message.get("more_body", False)
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": str(size).encode()})
+
+    protocol = connections.guarded_protocol(lambda method, path, content_type: 4096, in_all=1000)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol, ws="none",
+                                           lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield type("Guarded", (), {"port": port, "protocol": protocol})
+    server.should_exit = True
+    thread.join(10)
+
+
+def _raw(guarded, request: bytes, buffer: int | None = None) -> socket.socket:
+    sock = socket.socket()
+    if buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer)
+    sock.connect(("127.0.0.1", guarded.port))
+    sock.sendall(request)
+    return sock
+
+
+def test_a_body_is_timed_by_its_routes_cap_never_by_what_it_claims(guarded):
+    claims = [_raw(guarded, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 999999999999999\r\n\r\n{"),
+              _raw(guarded, b"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n{\r\n")]
+    start = time.monotonic()
+    assert all(_closed_within(s, 8) for s in claims)  # 1 s + 4 KiB at 1 KiB/s, never years
+    assert time.monotonic() - start < 8
+    honest = _raw(guarded, b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n")
+    time.sleep(0.5)
+    honest.sendall(b"abc")
+    honest.settimeout(5)
+    answer = b""
+    while not answer.endswith(b"0\r\n\r\n") and (data := honest.recv(4096)):
+        answer += data
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"\r\n1\r\n3\r\n0\r\n\r\n"), answer
+    for sock in claims + [honest]:
+        sock.close()
+
+
+def test_an_answer_nobody_reads_is_cut_and_one_read_slowly_is_not(guarded):
+    unread = [_raw(guarded, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n", buffer=4096) for _ in range(3)]
+    time.sleep(0.5)
+    assert guarded.protocol.open == 3
+    deadline = time.monotonic() + 15
+    while guarded.protocol.open and time.monotonic() < deadline:  # the server's own count of its connections
+        time.sleep(0.1)
+    assert guarded.protocol.open == 0
+    slow = _raw(guarded, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n", buffer=65536)
+    got, start = 0, time.monotonic()
+    while time.monotonic() - start < 4:  # 4 s at ~2.5 MiB/s: past the 1.5 s of a stall, never stalled that long
+        data = slow.recv(65536)
+        assert data, f"cut after {got} bytes"
+        got += len(data)
+        time.sleep(0.02)
+    assert got > 1 << 20
+    for sock in unread + [slow]:
+        sock.close()
+
+
+def test_connections_counted_come_back_to_nothing_upgrades_and_refusals_included(guarded):
+    socks = [_raw(guarded, b"GET /echo HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+                           b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+             for _ in range(connections.PER_ADDRESS + 5)]
+    answers = _answers(socks)
+    assert len(answers) >= connections.PER_ADDRESS and all(a.startswith(b"HTTP/1.1 200") for a in answers if a)
+    for sock in socks:
+        sock.close()
+    deadline = time.monotonic() + 10
+    while (guarded.protocol.open or guarded.protocol.by_address) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert guarded.protocol.open == 0 and not guarded.protocol.by_address
+
+
+def test_serve_runs_uvicorn_without_websockets_or_forwarded_headers_unless_named(monkeypatch):
+    """An upgrade would hand the connection to a WebSocket protocol, whose end the guarded one never hears of
+    (its counts would stay taken): the server has no WebSocket, and believes no X-Forwarded-For by default."""
+    import uvicorn
+    configs = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: configs.append(self.config))
+    monkeypatch.setattr(connections, "open_files_limit", lambda: 4096)
+    connections.serve(object(), "127.0.0.1", 0, "warning", lambda *a: 1)
+    connections.serve(object(), "127.0.0.1", 0, "warning", lambda *a: 1, "10.0.0.5, 10.0.0.6")
+    plain, proxied = configs
+    assert plain.ws == "none" and plain.proxy_headers is False and plain.http.__name__ == "GuardedH11"
+    assert proxied.proxy_headers is True and proxied.forwarded_allow_ips == "10.0.0.5,10.0.0.6"

@@ -63,15 +63,13 @@ class Arg:
         if not self.items:
             return None
         import typing
-        options = typing.get_args(self.type) if type(self.type).__name__ == "UnionType" else (self.type,)
-        (listed,) = [t for t in options if typing.get_origin(t) is list]
+        (listed,) = [t for t in _options(self.type) if typing.get_origin(t) is list]
         return Arg(f"{self.name}[]", typing.get_args(listed)[0], **dict(self.items))
 
     def check(self, value, where: str) -> None:
         """VALUE (decoded JSON) against this argument's type and bounds: the local service's gate (the HTTP one
         is pydantic's, built from the same declaration in harness.server.derived)."""
-        import typing
-        options = typing.get_args(self.type) if type(self.type).__name__ == "UnionType" else (self.type,)
+        options = _options(self.type)
         if value is None and type(None) in options:
             return
         if not any(_is(value, t) for t in options if t is not type(None)):
@@ -99,6 +97,13 @@ class Arg:
     def bounds(self) -> dict:
         return {k: v for k in ("ge", "gt", "le", "min_length", "max_length", "pattern")
                 if (v := getattr(self, k)) is not None}
+
+
+def _options(t) -> tuple:
+    """The types a declared type T allows: its members if it is a union (X | Y, Optional[X]), else T."""
+    import types
+    import typing
+    return typing.get_args(t) if typing.get_origin(t) in (typing.Union, types.UnionType) else (t,)
 
 
 def each(**bounds) -> tuple[tuple[str, Any], ...]:

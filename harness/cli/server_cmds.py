@@ -21,14 +21,14 @@ from .output import answer, json_flag
 def serve_cmd(lazy, serve_root, host, port, log_level, forwarded_allow_ips):
     """Serve this state root over HTTP (/api/v1, OpenAPI at /api/v1/openapi.json) with its scheduler."""
     from harness.core.settings import load_settings
-    from harness.server.app import create_app, max_body
+    from harness.server.app import body_cap, create_app
     from harness.server.connections import serve
 
     root, db, user = lazy._args
     settings = load_settings(root=serve_root or root, db=db, user=user)
     app = create_app(settings)
     click.echo(f"Serving {settings.root} on http://{host}:{port} (API /api/v1)", err=True)
-    serve(app, host, port, log_level, max_body(settings), forwarded_allow_ips)
+    serve(app, host, port, log_level, body_cap(settings), forwarded_allow_ips)
 
 
 @main.group("user")

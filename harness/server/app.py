@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from contextlib import asynccontextmanager
+from typing import Callable
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
@@ -67,21 +68,18 @@ class Server:
 
 
 class CapBodies:
-    """Every request body under its cap: a tar upload to one of UPLOADS under UPLOAD_CAP (each upload route checks
-    its own, smaller cap while it spools to disk), anything else under MAX_JSON_BYTES. By Content-Length at once
+    """Every request body under its cap (CAP_OF: body_cap). By Content-Length at once
     (400 when it is no number), and by counting what arrives (Starlette's body limit) when there is none: a chunked
     body of any size from anyone, token or not, would otherwise be read into memory before a route looked at it."""
 
-    def __init__(self, app, upload_cap: int, uploads: frozenset[tuple[str, str]]):
-        self.app, self.upload_cap, self.uploads = app, upload_cap, uploads
+    def __init__(self, app, cap_of: Callable[[str, str, str], int]):
+        self.app, self.cap_of = app, cap_of
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        upload = (scope["method"], scope["path"]) in self.uploads \
-            and headers.get("content-type", "").startswith("application/x-tar")
-        cap = self.upload_cap if upload else MAX_JSON_BYTES
+        cap = self.cap_of(scope["method"], scope["path"], headers.get("content-type", ""))
         length = headers.get("content-length")
         if length is not None:
             try:
@@ -94,9 +92,17 @@ class CapBodies:
         await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send)
 
 
-def max_body(settings: Settings) -> int:
-    """The largest request body the server takes (a code or task upload's tar)."""
-    return settings.code_bytes * 8
+def body_cap(settings: Settings) -> Callable[[str, str, str], int]:
+    """The cap of a request's body by its (method, path, content type): a tar upload to one of the upload routes
+    under 8 x limits.code_bytes (each route checks its own, smaller cap while it spools to disk), anything else
+    under MAX_JSON_BYTES (CapBodies holds it; harness.server.connections times a body by it)."""
+    from .transfers import UPLOADS
+    upload_cap = settings.code_bytes * 8
+
+    def cap_of(method: str, path: str, content_type: str) -> int:
+        upload = (method, path) in UPLOADS and content_type.startswith("application/x-tar")
+        return upload_cap if upload else MAX_JSON_BYTES
+    return cap_of
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -125,9 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
     security.install(app, API, pages.refused)  # CSP and friends on every answer, CSRF on dashboard forms; inside
     #                                            cap_bodies, so an oversized body is refused before it is read
 
-    from .transfers import UPLOADS
-    app.add_middleware(CapBodies, upload_cap=max_body(settings), uploads=UPLOADS)  # before any layer reads a
-    #                                                                                    body
+    app.add_middleware(CapBodies, cap_of=body_cap(settings))  # before any layer reads a body
     app.add_middleware(CallerSlots, verify=server.api_for)  # outermost: a caller past its share of requests in
     #                                                         flight gets 429 at once
 

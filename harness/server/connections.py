@@ -6,26 +6,32 @@ protocol with a deadline):
 
 - **a request head** arrives whole within ``HEAD_SECONDS`` of the connection's start or of the previous
   answer's end (a head sent a byte at a time, or never finished, is hung up on);
-- **a request body** arrives within ``BODY_GRACE`` seconds plus one second per ``BODY_RATE`` bytes its
-  Content-Length states (a chunked one: as for the largest upload), so a request whose body trickles in holds its
-  caller's slot and a worker for a bounded time;
+- **a request body** arrives within ``BODY_GRACE`` seconds plus one second per ``BODY_RATE`` bytes of its size
+  (what its Content-Length states, at most its route's cap: ``app.body_cap``; a chunked one: that cap), so a
+  request whose body trickles in holds its caller's slot and a worker for a bounded time; once the request is
+  answered (a refusal before its body was read: 401, 413, 429), what is left of it within ``BODY_GRACE``;
+- **an answer** the client does not read: the connection is cut once the server's buffer for it has stayed full
+  for ``WRITE_STALL_SECONDS`` (a `logs -f` read at any pace is never cut; one nobody reads gives its slot back);
 - **connections at once**: at most ``PER_ADDRESS`` from one address (a trusted proxy's excepted: it carries
   everyone's), and at most ``CONNECTIONS_SHARE`` of the process's open-file limit in all (raised to its hard
   limit at start), so the listener never runs out of descriptors and spins on its accept errors.
 
-The client's address is the connection's own: ``X-Forwarded-For`` is believed only from the proxies the operator
+No WebSocket (the app has none): an upgrade request is answered as a plain one. The client's address is the
+connection's own: ``X-Forwarded-For`` is believed only from the proxies the operator
 names (``serve --forwarded-allow-ips``), which must overwrite that header, never pass on a client's.
 """
 from __future__ import annotations
 
 import resource
 from collections import Counter
+from typing import Callable
 
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_SECONDS = 10.0
 BODY_GRACE, BODY_RATE = 10.0, 16 << 10  # seconds, and bytes a second a body may be sent at, at the slowest
+WRITE_STALL_SECONDS = 60.0  # an answer's buffer full this long, its client reading nothing: cut
 PER_ADDRESS = 128  # connections of one address at once (a browser opens 6; a team behind one NAT, some dozens)
 CONNECTIONS_SHARE = 0.5  # of the open-file limit; the rest is for the store, the runs' logs, the spools
 MAX_CONNECTIONS = 16384
@@ -40,10 +46,10 @@ def open_files_limit() -> int:
     return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
 
 
-def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_address: int = PER_ADDRESS,
-                     in_all: int | None = None) -> type[H11Protocol]:
-    """A uvicorn HTTP protocol class holding this module's bounds; MAX_BODY: the largest body a request may have
-    (its deadline when it states no length); TRUSTED: proxy addresses exempt from PER_ADDRESS."""
+def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[str] = frozenset(),
+                     per_address: int = PER_ADDRESS, in_all: int | None = None) -> type[H11Protocol]:
+    """A uvicorn HTTP protocol class holding this module's bounds; CAP_OF(method, path, content type): the
+    largest body a request may have; TRUSTED: proxy addresses exempt from PER_ADDRESS."""
     limit = in_all if in_all is not None else min(MAX_CONNECTIONS, int(open_files_limit() * CONNECTIONS_SHARE))
 
     class GuardedH11(H11Protocol):
@@ -52,7 +58,7 @@ def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_a
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._deadline, self._counted, self._phase = None, None, None
+            self._deadline, self._counted, self._phase, self._stalled = None, None, None, None
             address = self.client[0] if self.client else "?"
             cls = type(self)
             if cls.open >= limit or (address not in trusted and "*" not in trusted and
@@ -66,6 +72,17 @@ def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_a
 
         def connection_lost(self, exc) -> None:
             self._stop_watch()
+            if self._stalled is not None:
+                self._stalled.cancel()
+            self._uncount()
+            super().connection_lost(exc)
+
+        def handle_websocket_upgrade(self, event) -> None:  # (never, with ws="none": the transport would leave
+            self._stop_watch()                              # this protocol, and its end never reach it)
+            self._uncount()
+            super().handle_websocket_upgrade(event)
+
+        def _uncount(self) -> None:
             if self._counted is not None:
                 cls = type(self)
                 cls.open -= 1
@@ -73,7 +90,6 @@ def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_a
                 if cls.by_address[self._counted] <= 0:
                     del cls.by_address[self._counted]
                 self._counted = None
-            super().connection_lost(exc)
 
         def data_received(self, data: bytes) -> None:
             super().data_received(data)
@@ -83,14 +99,31 @@ def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_a
             super().on_response_complete()
             self._watch()
 
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            if self._stalled is None and not self.transport.is_closing():
+                self._stalled = self.loop.call_later(WRITE_STALL_SECONDS, self.transport.abort)
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            if self._stalled is not None:
+                self._stalled.cancel()
+                self._stalled = None
+
         def _watch(self) -> None:
-            """The deadline of what the client owes now: a body it began, else, while no answer is being made,
-            a request (a connection's first, or the next: uvicorn's keep-alive timeout ends an idle one sooner,
-            but any byte cancels that); while the app answers, nothing (a followed log may last hours)."""
+            """The deadline of what the client owes now: a body it began (what is left of it, once answered),
+            else, while no answer is being made, a request (a connection's first, or the next: uvicorn's
+            keep-alive timeout ends an idle one sooner, but any byte cancels that); while the app answers,
+            nothing (a followed log may last hours)."""
             working = self.cycle is not None and not self.cycle.response_complete
-            if self.conn.their_state is h11.SEND_BODY:
-                length = dict(self.headers).get(b"content-length", b"")
-                size = int(length) if length.isdigit() and len(length) < 16 else max_body
+            if self.conn.their_state is h11.SEND_BODY and not working and self.cycle is not None:
+                phase, seconds = "rest of an answered body", BODY_GRACE
+            elif self.conn.their_state is h11.SEND_BODY:
+                headers = dict(self.headers)
+                cap = cap_of(self.scope["method"], self.scope["path"],
+                             headers.get(b"content-type", b"").decode("latin-1"))
+                length = headers.get(b"content-length", b"")
+                size = min(int(length), cap) if length.isdigit() and len(length) < 16 else cap
                 phase, seconds = "body", BODY_GRACE + size / BODY_RATE
             elif working:
                 phase, seconds = None, 0.0
@@ -115,12 +148,13 @@ def guarded_protocol(max_body: int, trusted: frozenset[str] = frozenset(), per_a
     return GuardedH11
 
 
-def serve(app, host: str, port: int, log_level: str, max_body: int, forwarded_allow_ips: str = "") -> None:
+def serve(app, host: str, port: int, log_level: str, cap_of: Callable[[str, str, str], int],
+          forwarded_allow_ips: str = "") -> None:
     """Run APP with uvicorn, its connections guarded (see the module's text)."""
     import uvicorn
 
     trusted = frozenset(w.strip() for w in forwarded_allow_ips.split(",") if w.strip())
     config = uvicorn.Config(app, host=host, port=port, log_level=log_level, access_log=log_level in ("info", "debug"),
-                            timeout_graceful_shutdown=5, http=guarded_protocol(max_body, trusted),
+                            timeout_graceful_shutdown=5, http=guarded_protocol(cap_of, trusted), ws="none",
                             proxy_headers=bool(trusted), forwarded_allow_ips=",".join(sorted(trusted)) or None)
     uvicorn.Server(config).run()

@@ -9,7 +9,6 @@ or a script asking again and again, would spend it on every request. So the seri
 are kept until the session records a new point (MEMO answers: one indexed look at its newest point decides)."""
 from __future__ import annotations
 
-import copy
 import threading
 from collections import OrderedDict
 
@@ -24,7 +23,7 @@ from . import permissions
 MAX_POINTS = 1000
 MAX_SERIES = 100  # metrics one answer holds (the page draws a chart for each)
 XS = ("step", "time")
-MEMO = 64  # (session, question) answers kept, the least recently asked going first
+MEMO, MEMO_POINTS = 64, 1_000_000  # answers kept, and their points in all (the least recently asked go first)
 _MEMO: OrderedDict[tuple, tuple[dict, int]] = OrderedDict()
 _MEMO_LOCK = threading.Lock()
 
@@ -67,11 +66,16 @@ def series(h: Harness, name: str, x: str = "step", keys: list[str] | None = None
             kept = (_series(db, sess.id, start, x, keys, limit), newest)
             with _MEMO_LOCK:
                 _MEMO[asked] = kept
-                while len(_MEMO) > MEMO:
+                while len(_MEMO) > MEMO or sum(_points(k[0][0]) for k in _MEMO.values()) > MEMO_POINTS:
                     _MEMO.popitem(last=False)
-        out, seen = copy.deepcopy(kept[0])
+        out, seen = kept[0]
         return {"session": sess.name, "args": list(sess.args or []), "status": sess.run.status.value, "x": x,
-                "series": out, "metrics": seen}
+                "series": {k: {"x": list(v["x"]), "y": list(v["y"]), "points": v["points"]} for k, v in out.items()},
+                "metrics": seen}  # (the caller's own lists: the kept ones never change)
+
+
+def _points(series: dict) -> int:
+    return sum(len(v["x"]) for v in series.values())
 
 
 def _series(db, session_id: int, start, x: str, keys: list[str] | None, limit: int) -> tuple[dict, int]:
