@@ -171,14 +171,20 @@ def test_behind_a_named_proxy_each_forwarded_client_has_its_own_share(state_root
 @pytest.fixture
 def guarded(monkeypatch):
     """harness.server.connections' protocol in front of a small ASGI app in this process, its bounds made short:
-    /big streams 64 MiB, /echo reads its body (at most 4 KiB: the cap the protocol is given)."""
+    /big streams 64 MiB, /small answers 48 KiB and closes, any other path reads its body (at most 4 KiB: the cap
+    the protocol is given; /upload: 10 MiB)."""
     import uvicorn
     from helpers import free_port
     monkeypatch.setattr(connections, "WRITE_STALL_SECONDS", 1.5)
+    monkeypatch.setattr(connections, "CHECK_SECONDS", 0.25)
     monkeypatch.setattr(connections, "BODY_GRACE", 1.0)
     monkeypatch.setattr(connections, "BODY_RATE", 1024)
 
     async def app(scope, receive, send):
+        if scope["path"] == "/small":  # under the transport's high-water mark, then the server closes
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"connection", b"close")]})
+            await send({"type": "http.response.body", "body": b"x" * (48 << 10)})
+            return
         if scope["path"] == "/big":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             for _ in range(64):
@@ -194,7 +200,12 @@ def guarded(monkeypatch):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(size).encode()})
 
-    protocol = connections.guarded_protocol(lambda method, path, content_type: 4096, in_all=1000)
+    class Small(connections.guarded_protocol(lambda method, path, content_type: 4096 if path != "/upload" else
+                                             10 << 20, in_all=1000)):
+        def connection_made(self, transport):  # a small kernel send buffer: what waits, waits in the transport
+            transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+            super().connection_made(transport)
+    protocol = Small
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=protocol, ws="none",
                                            lifespan="off", log_level="warning"))
@@ -242,15 +253,23 @@ def test_an_answer_nobody_reads_is_cut_and_one_read_slowly_is_not(guarded):
     while guarded.protocol.open and time.monotonic() < deadline:  # the server's own count of its connections
         time.sleep(0.1)
     assert guarded.protocol.open == 0
-    slow = _raw(guarded, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n", buffer=65536)
+    slow = _raw(guarded, b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n", buffer=8192)
     got, start = 0, time.monotonic()
-    while time.monotonic() - start < 4:  # 4 s at ~2.5 MiB/s: past the 1.5 s of a stall, never stalled that long
-        data = slow.recv(65536)
+    while time.monotonic() - start < 5:  # ~80 KiB/s for 5 s: a 1 MiB chunk waits over the 1.5 s of a stall
+        data = slow.recv(4096)           # in the server's buffer, yet every byte taken counts
         assert data, f"cut after {got} bytes"
         got += len(data)
-        time.sleep(0.02)
-    assert got > 1 << 20
-    for sock in unread + [slow]:
+        time.sleep(0.05)
+    assert got > 200 << 10
+    leftover = _raw(guarded, b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n", buffer=4096)
+    time.sleep(0.5)  # answered, closed by the server, 40-odd KiB still to send to a client that takes none
+    assert guarded.protocol.open == 2  # (the slow reader's and this one)
+    slow.close()
+    deadline = time.monotonic() + 10
+    while guarded.protocol.open and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert guarded.protocol.open == 0  # aborted: a close waiting on a client that reads nothing would never end
+    for sock in unread + [leftover]:
         sock.close()
 
 
@@ -280,3 +299,27 @@ def test_serve_runs_uvicorn_without_websockets_or_forwarded_headers_unless_named
     plain, proxied = configs
     assert plain.ws == "none" and plain.proxy_headers is False and plain.http.__name__ == "GuardedH11"
     assert proxied.proxy_headers is True and proxied.forwarded_allow_ips == "10.0.0.5,10.0.0.6"
+
+
+def test_a_body_under_a_large_cap_must_keep_coming(guarded):
+    """An upload route's cap allows hours at the slowest rate; a body must still average that rate past its
+    grace: a trickle is cut in seconds, an honest sender never."""
+    trickle = _raw(guarded, b"POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    honest = _raw(guarded, b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 40960\r\n\r\n")
+    start, cut = time.monotonic(), None
+    for i in range(40):  # 4 s: the honest one sends 1 KiB each 0.1 s (10 KiB/s), the trickle a byte
+        honest.sendall(b"y" * 1024)
+        try:
+            trickle.sendall(b"1\r\nz\r\n")
+        except OSError:
+            cut = cut or time.monotonic() - start
+        time.sleep(0.1)
+    assert cut is not None or _closed_within(trickle, 1), "the trickle was never cut"
+    assert (cut or 4) < 5
+    honest.settimeout(5)
+    answer = b""
+    while not answer.endswith(b"0\r\n\r\n") and (data := honest.recv(4096)):
+        answer += data
+    assert answer.startswith(b"HTTP/1.1 200") and b"40960" in answer, answer
+    for sock in (trickle, honest):
+        sock.close()

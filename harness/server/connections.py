@@ -10,11 +10,15 @@ protocol with a deadline):
   (what its Content-Length states, at most its route's cap: ``app.body_cap``; a chunked one: that cap), so a
   request whose body trickles in holds its caller's slot and a worker for a bounded time; once the request is
   answered (a refusal before its body was read: 401, 413, 429), what is left of it within ``BODY_GRACE``;
-- **an answer** the client does not read: the connection is cut once the server's buffer for it has stayed full
-  for ``WRITE_STALL_SECONDS`` (a `logs -f` read at any pace is never cut; one nobody reads gives its slot back);
-- **connections at once**: at most ``PER_ADDRESS`` from one address (a trusted proxy's excepted: it carries
-  everyone's), and at most ``CONNECTIONS_SHARE`` of the process's open-file limit in all (raised to its hard
-  limit at start), so the listener never runs out of descriptors and spins on its accept errors.
+- **progress**, looked at every ``CHECK_SECONDS``: a body must keep coming at ``BODY_RATE`` on average past its
+  grace (time the server itself is not reading does not count), and an answer, or what is left of one after a
+  close, must be taken: when the client has acknowledged no new byte (TCP_INFO) for ``WRITE_STALL_SECONDS`` while
+  something waits to be sent, the connection is aborted. A reader at any pace is never cut; one that reads
+  nothing gives its connection, its slot and any follow back;
+- **connections at once**: at most ``PER_ADDRESS`` from one address (an IPv6 one: its /64; a trusted proxy's
+  excepted: it carries everyone's), and at most ``CONNECTIONS_SHARE`` of the process's open-file limit in all
+  (raised to its hard limit at start), so the listener never runs out of descriptors and spins on its accept
+  errors.
 
 No WebSocket (the app has none): an upgrade request is answered as a plain one. The client's address is the
 connection's own: ``X-Forwarded-For`` is believed only from the proxies the operator
@@ -22,7 +26,12 @@ names (``serve --forwarded-allow-ips``), which must overwrite that header, never
 """
 from __future__ import annotations
 
+import fcntl
+import ipaddress
 import resource
+import socket
+import sys
+import termios
 from collections import Counter
 from typing import Callable
 
@@ -31,7 +40,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 HEAD_SECONDS = 10.0
 BODY_GRACE, BODY_RATE = 10.0, 16 << 10  # seconds, and bytes a second a body may be sent at, at the slowest
-WRITE_STALL_SECONDS = 60.0  # an answer's buffer full this long, its client reading nothing: cut
+WRITE_STALL_SECONDS = 60.0  # something to send and no byte taken by the client for this long: cut
+CHECK_SECONDS = 5.0  # between two looks at a connection's progress
 PER_ADDRESS = 128  # connections of one address at once (a browser opens 6; a team behind one NAT, some dozens)
 CONNECTIONS_SHARE = 0.5  # of the open-file limit; the rest is for the store, the runs' logs, the spools
 MAX_CONNECTIONS = 16384
@@ -46,6 +56,34 @@ def open_files_limit() -> int:
     return MAX_CONNECTIONS * 4 if soft == resource.RLIM_INFINITY else soft
 
 
+def _sending(transport) -> tuple[int, int | None]:
+    """(bytes waiting to be sent or acknowledged: the transport's buffer and the kernel's send queue, bytes the
+    peer has acknowledged so far or None where TCP_INFO does not say) of TRANSPORT's socket."""
+    waiting, acked = transport.get_write_buffer_size(), None
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return waiting, None
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+        waiting += int.from_bytes(queued, sys.byteorder)
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
+        if len(info) >= 128:
+            acked = int.from_bytes(info[120:128], sys.byteorder)  # tcpi_bytes_acked (Linux 4.1+)
+    except (OSError, AttributeError):
+        pass
+    return waiting, acked
+
+
+def _address_key(address: str) -> str:
+    """Whose share a connection from ADDRESS takes: the address, an IPv6 one's /64 (one host's usual block)."""
+    if ":" not in address:
+        return address
+    try:
+        return str(ipaddress.ip_network(f"{address}/64", strict=False))
+    except ValueError:
+        return address
+
+
 def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[str] = frozenset(),
                      per_address: int = PER_ADDRESS, in_all: int | None = None) -> type[H11Protocol]:
     """A uvicorn HTTP protocol class holding this module's bounds; CAP_OF(method, path, content type): the
@@ -58,24 +96,46 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
 
         def connection_made(self, transport) -> None:  # type: ignore[override]
             super().connection_made(transport)
-            self._deadline, self._counted, self._phase, self._stalled = None, None, None, None
+            self._deadline, self._counted, self._phase, self._tick = None, None, None, None
             address = self.client[0] if self.client else "?"
-            cls = type(self)
+            cls, key = type(self), _address_key(address)
             if cls.open >= limit or (address not in trusted and "*" not in trusted and
-                                     cls.by_address[address] >= per_address):
+                                     cls.by_address[key] >= per_address):
                 transport.abort()  # (connection_lost follows, and finds nothing counted)
                 return
             cls.open += 1
-            cls.by_address[address] += 1
-            self._counted = address
+            cls.by_address[key] += 1
+            self._counted = key
+            self._acked, self._waiting, self._progress_at = None, 0, self.loop.time()
+            self._body_bytes, self._body_seconds = 0, 0.0
+            self._tick = self.loop.call_later(CHECK_SECONDS, self._check)
             self._watch()
 
         def connection_lost(self, exc) -> None:
             self._stop_watch()
-            if self._stalled is not None:
-                self._stalled.cancel()
+            if self._tick is not None:
+                self._tick.cancel()
+                self._tick = None
             self._uncount()
             super().connection_lost(exc)
+
+        def _check(self) -> None:
+            """Progress, every CHECK_SECONDS until the connection is gone (after a close too: one whose client
+            takes nothing more would otherwise never end)."""
+            now, (waiting, acked) = self.loop.time(), _sending(self.transport)
+            if waiting == 0 or (acked > self._acked if acked is not None and self._acked is not None
+                                else waiting < self._waiting):
+                self._progress_at = now
+            self._acked, self._waiting = acked, waiting
+            if now - self._progress_at > WRITE_STALL_SECONDS:
+                self.transport.abort()
+                return
+            if self._phase == "body" and not self.flow.read_paused:  # (paused: the server is not reading)
+                self._body_seconds += CHECK_SECONDS
+                if self._body_bytes < BODY_RATE * (self._body_seconds - BODY_GRACE):
+                    self.transport.abort()
+                    return
+            self._tick = self.loop.call_later(CHECK_SECONDS, self._check)
 
         def handle_websocket_upgrade(self, event) -> None:  # (never, with ws="none": the transport would leave
             self._stop_watch()                              # this protocol, and its end never reach it)
@@ -92,23 +152,15 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
                 self._counted = None
 
         def data_received(self, data: bytes) -> None:
+            body = self._phase == "body"
             super().data_received(data)
+            if body:
+                self._body_bytes += len(data)
             self._watch()
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
             self._watch()
-
-        def pause_writing(self) -> None:
-            super().pause_writing()
-            if self._stalled is None and not self.transport.is_closing():
-                self._stalled = self.loop.call_later(WRITE_STALL_SECONDS, self.transport.abort)
-
-        def resume_writing(self) -> None:
-            super().resume_writing()
-            if self._stalled is not None:
-                self._stalled.cancel()
-                self._stalled = None
 
         def _watch(self) -> None:
             """The deadline of what the client owes now: a body it began (what is left of it, once answered),
@@ -119,7 +171,9 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
             if self.conn.their_state is h11.SEND_BODY and not working and self.cycle is not None:
                 phase, seconds = "rest of an answered body", BODY_GRACE
             elif self.conn.their_state is h11.SEND_BODY:
-                headers = dict(self.headers)
+                headers = {}
+                for name, value in self.headers:  # (the first of each, as the app reads them)
+                    headers.setdefault(name, value)
                 cap = cap_of(self.scope["method"], self.scope["path"],
                              headers.get(b"content-type", b"").decode("latin-1"))
                 length = headers.get(b"content-length", b"")
@@ -132,6 +186,7 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
             if phase != self._phase:
                 self._stop_watch()
                 self._phase = phase
+                self._body_bytes, self._body_seconds = 0, 0.0
                 if phase is not None and not self.transport.is_closing():
                     self._deadline = self.loop.call_later(seconds, self._late)
 
