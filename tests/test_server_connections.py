@@ -2,6 +2,7 @@
 that trickle, more connections than one address may hold, a made-up X-Forwarded-For. The invariant: other users
 keep being served (their first request after a restart too), and what the attacker holds is let go in bounded
 time (harness.server.connections, harness.server.caller_slots)."""
+import asyncio
 import socket
 import threading
 import time
@@ -191,6 +192,8 @@ def guarded(monkeypatch):
                 await send({"type": "http.response.body", "body": b"x" * (1 << 20), "more_body": True})
             await send({"type": "http.response.body", "body": b""})
             return
+        if scope["path"] == "/upload-later":  # the app busy before it reads (a queued token check, a thread)
+            await asyncio.sleep(3)
         size, more = 0, True
         while more:
             message = await receive()
@@ -200,8 +203,8 @@ def guarded(monkeypatch):
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": str(size).encode()})
 
-    class Small(connections.guarded_protocol(lambda method, path, content_type: 4096 if path != "/upload" else
-                                             10 << 20, in_all=1000)):
+    class Small(connections.guarded_protocol(lambda method, path, content_type: 4096 if "/upload" not in path
+                                             else 10 << 20, in_all=1000)):
         def connection_made(self, transport):  # a small kernel send buffer: what waits, waits in the transport
             transport.get_extra_info("socket").setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
             super().connection_made(transport)
@@ -322,4 +325,24 @@ def test_a_body_under_a_large_cap_must_keep_coming(guarded):
         answer += data
     assert answer.startswith(b"HTTP/1.1 200") and b"40960" in answer, answer
     for sock in (trickle, honest):
+        sock.close()
+
+
+def test_a_body_is_owed_only_once_asked_for_and_counts_from_the_heads_own_read(guarded):
+    """A client that waits for `100 Continue` owes nothing until the app reads; a body sent with its head counts."""
+    waiting = _raw(guarded, b"POST /upload-later HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\n"
+                            b"Content-Length: 4096\r\n\r\n")
+    waiting.settimeout(10)
+    assert waiting.recv(4096).startswith(b"HTTP/1.1 100")  # after the app's 3 s, past the 1 s grace
+    waiting.sendall(b"w" * 4096)
+    eager = _raw(guarded, b"POST /upload-later HTTP/1.1\r\nHost: x\r\nContent-Length: 81920\r\n\r\n"
+                 + b"e" * 40960)  # 40 s of credit at 1 KiB/s, sent with the head
+    time.sleep(3.5)
+    eager.sendall(b"e" * 40960)
+    for sock, size in ((waiting, b"4096"), (eager, b"81920")):
+        sock.settimeout(10)
+        answer = b""
+        while not answer.endswith(b"0\r\n\r\n") and (data := sock.recv(4096)):
+            answer += data
+        assert answer.startswith(b"HTTP/1.1 200") and size in answer, answer
         sock.close()

@@ -69,7 +69,7 @@ def _sending(transport) -> tuple[int, int | None]:
         info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256)
         if len(info) >= 128:
             acked = int.from_bytes(info[120:128], sys.byteorder)  # tcpi_bytes_acked (Linux 4.1+)
-    except (OSError, AttributeError):
+    except (OSError, AttributeError, ValueError):  # (a socket closed meanwhile: fileno -1)
         pass
     return waiting, acked
 
@@ -107,6 +107,7 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
             cls.by_address[key] += 1
             self._counted = key
             self._acked, self._waiting, self._progress_at = None, 0, self.loop.time()
+            self._checked_at = self._progress_at
             self._body_bytes, self._body_seconds = 0, 0.0
             self._tick = self.loop.call_later(CHECK_SECONDS, self._check)
             self._watch()
@@ -122,23 +123,29 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
         def _check(self) -> None:
             """Progress, every CHECK_SECONDS until the connection is gone (after a close too: one whose client
             takes nothing more would otherwise never end)."""
-            now, (waiting, acked) = self.loop.time(), _sending(self.transport)
-            if waiting == 0 or (acked > self._acked if acked is not None and self._acked is not None
-                                else waiting < self._waiting):
+            now, since = self.loop.time(), self.loop.time() - self._checked_at
+            self._checked_at = now
+            self._tick = self.loop.call_later(CHECK_SECONDS, self._check)  # (first: nothing below ends the chain)
+            waiting, acked = _sending(self.transport)
+            if waiting == 0 or waiting < self._waiting or (acked is not None and self._acked is not None
+                                                           and acked > self._acked):
                 self._progress_at = now
             self._acked, self._waiting = acked, waiting
-            if now - self._progress_at > WRITE_STALL_SECONDS:
+            stalled = now - self._progress_at > WRITE_STALL_SECONDS
+            waited = self.cycle is not None and self.cycle.waiting_for_100_continue  # (the app has not asked)
+            if self._phase == "body" and not self.flow.read_paused and not waited:  # (nor is the server reading)
+                self._body_seconds += since
+                stalled = stalled or self._body_bytes < BODY_RATE * (self._body_seconds - BODY_GRACE)
+            if stalled:
+                self._tick.cancel()
+                self._tick = None
                 self.transport.abort()
-                return
-            if self._phase == "body" and not self.flow.read_paused:  # (paused: the server is not reading)
-                self._body_seconds += CHECK_SECONDS
-                if self._body_bytes < BODY_RATE * (self._body_seconds - BODY_GRACE):
-                    self.transport.abort()
-                    return
-            self._tick = self.loop.call_later(CHECK_SECONDS, self._check)
 
         def handle_websocket_upgrade(self, event) -> None:  # (never, with ws="none": the transport would leave
             self._stop_watch()                              # this protocol, and its end never reach it)
+            if self._tick is not None:
+                self._tick.cancel()
+                self._tick = None
             self._uncount()
             super().handle_websocket_upgrade(event)
 
@@ -152,11 +159,10 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
                 self._counted = None
 
         def data_received(self, data: bytes) -> None:
-            body = self._phase == "body"
             super().data_received(data)
-            if body:
-                self._body_bytes += len(data)
             self._watch()
+            if self._phase == "body":  # (a body begun in the head's read counts, give or take the head)
+                self._body_bytes += len(data)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
