@@ -113,11 +113,7 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
             self._watch()
 
         def connection_lost(self, exc) -> None:
-            self._stop_watch()
-            if self._tick is not None:
-                self._tick.cancel()
-                self._tick = None
-            self._uncount()
+            self._let_go()
             super().connection_lost(exc)
 
         def _check(self) -> None:
@@ -142,14 +138,15 @@ def guarded_protocol(cap_of: Callable[[str, str, str], int], trusted: frozenset[
                 self.transport.abort()
 
         def handle_websocket_upgrade(self, event) -> None:  # (never, with ws="none": the transport would leave
-            self._stop_watch()                              # this protocol, and its end never reach it)
+            self._let_go()                                  # this protocol, and its end never reach it)
+            super().handle_websocket_upgrade(event)
+
+        def _let_go(self) -> None:
+            """The connection is no longer this protocol's: its deadline, its looks and its counts go."""
+            self._stop_watch()
             if self._tick is not None:
                 self._tick.cancel()
                 self._tick = None
-            self._uncount()
-            super().handle_websocket_upgrade(event)
-
-        def _uncount(self) -> None:
             if self._counted is not None:
                 cls = type(self)
                 cls.open -= 1
