@@ -1,4 +1,6 @@
 """The core loop through the CLI: an NSML-style folder runs unchanged → model ls → submit → ranked."""
+import time
+
 import pytest
 from helpers import run_session
 
@@ -78,6 +80,24 @@ def test_memo_and_rm(cli, tiny_task, nsml_folder, state_root):
     assert cli.json("ps", "-a") == []
     assert not (state_root / ".harness" / "sessions" / "alice" / "tiny" / "1").exists()
     assert cli.json("board", "tiny")[0]["session"] == b  # a removed session's submission stays ranked
+
+
+def test_rm_waits_for_the_runs_it_stopped_once_in_all(cli, tiny_task, nsml_folder, monkeypatch):
+    """The runs `rm` stops end together: it waits STOP_WAIT in all for them, never STOP_WAIT for each in turn (a
+    request over HTTP would hold a worker that long)."""
+    from harness.service import sessions
+    from harness.state import Harness
+    names = [run_session(cli, nsml_folder) for _ in range(3)]
+    waits = []
+
+    def slow_wait(h, run_id, timeout):  # a run that does not end: its whole timeout passes
+        waits.append(timeout)
+        time.sleep(timeout)
+    monkeypatch.setattr(sessions, "STOP_WAIT", 0.6)
+    monkeypatch.setattr(sessions, "wait_run", slow_wait)
+    start = time.monotonic()
+    assert sorted(sessions.remove_sessions(Harness(), "alice/tiny/*")) == sorted(names)
+    assert len(waits) == 3 and sum(waits) <= 0.61 and time.monotonic() - start < 5
 
 
 def test_model_rm_and_pull(cli, tiny_task, nsml_folder, tmp_path):

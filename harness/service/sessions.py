@@ -30,6 +30,7 @@ from . import permissions
 from .checkpoints import has_checkpoint
 
 log = logging.getLogger("harness.service.sessions")
+STOP_WAIT = 60.0  # seconds `nsml rm` waits, in all, for the runs it stopped to end
 
 
 def parse_args(text: str | None) -> list[str]:
@@ -216,9 +217,9 @@ def remove_sessions(h: Harness, pattern: str) -> list[str]:
         wake(h.settings)
     for name, _ in targets:
         stop_sessions(h, name)
-    removed = []
-    for run_id in dry + [run_id for _, run_id in targets]:
-        wait_run(h, run_id, timeout=60)
+    removed, deadline = [], time.monotonic() + STOP_WAIT
+    for run_id in dry + [run_id for _, run_id in targets]:  # (they stop at once, together: one wait for all)
+        wait_run(h, run_id, timeout=max(0.0, deadline - time.monotonic()))
     for name, _ in targets:
         with h.tx() as db:
             sess = permissions.own_session(h, db, name)
