@@ -80,3 +80,16 @@ def test_series_asked_again_are_kept_until_a_new_point_and_never_shared_with_a_c
         db.add(Metric(session_id=sess.id, key="epoch", value=7.0, raw=7.0, step=1000))
     fresh = api.session_metrics(name, "step")
     assert len(reads) == 3 and fresh["series"]["epoch"]["y"][-1] == 7.0
+
+
+def test_the_series_memo_holds_a_bounded_number_of_points(cli, tiny_task, nsml_folder, monkeypatch):
+    from harness.service import metrics
+    from harness.service.local import LocalApi
+    name = run_session(cli, nsml_folder)
+    api, reads = LocalApi(Harness()), []
+    real = metrics._series
+    monkeypatch.setattr(metrics, "_series", lambda *a: reads.append(a) or real(*a))
+    monkeypatch.setattr(metrics, "MEMO_POINTS", 1)  # any answer is over it: nothing is kept
+    monkeypatch.setattr(metrics, "_MEMO", type(metrics._MEMO)())
+    assert api.session_metrics(name, "step") == api.session_metrics(name, "step")
+    assert len(reads) == 2 and not metrics._MEMO

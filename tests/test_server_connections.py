@@ -135,6 +135,18 @@ def test_a_list_argument_holds_each_element_to_its_bounds(served, remote_cli):
         else:
             raise AssertionError(bad)
     ids.check([1, 2 ** 62], "select_submissions")
+    from typing import Optional
+
+    from harness.api.declare import Arg, each
+    optional = Arg("xs", Optional[list[int]], items=each(ge=1))  # (typing's spelling of list[int] | None)
+    assert optional.item_arg().type is int
+    optional.check(None, "op")
+    try:
+        optional.check([0], "op")
+    except UserError as exc:
+        assert "out of bounds" in str(exc)
+    else:
+        raise AssertionError("[0] passed")
 
 
 def test_first_requests_of_many_users_are_served_while_their_address_is_held(served, remote_cli):
@@ -346,3 +358,9 @@ def test_a_body_is_owed_only_once_asked_for_and_counts_from_the_heads_own_read(g
             answer += data
         assert answer.startswith(b"HTTP/1.1 200") and size in answer, answer
         sock.close()
+
+
+def test_an_ipv6_clients_share_is_its_64():
+    key = connections._address_key
+    assert key("2001:db8:1:2::1") == key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64" != key("2001:db8:1:3::1")
+    assert key("192.0.2.7") == "192.0.2.7" and key("?") == "?"
