@@ -12,7 +12,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.templating import Jinja2Templates
 
 from harness.core.display import LADDER_NOTE, interval_text, shakeup_text
-from harness.core.errors import NotFound, PermissionDenied, UserError
+from harness.core.errors import PermissionDenied, UserError
 from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
@@ -120,11 +120,8 @@ def _board(api: LocalApi, task: str, tab: str) -> dict:
 def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
     api = web_api(request)
     tab = tab_of(tab)
-    board = _board(api, task, tab)
-    try:
-        readme = _readme(api.task_readme(task))
-    except NotFound:  # (a built-in task not prepared yet has a board of nothing and no README)
-        readme = ""
+    board = _board(api, task, tab)  # (a task not prepared: NotFound here, a 404 page, before its README is read)
+    readme = _readme(api.task_readme(task))
     title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
     hidden = api.hidden_entries(task) if api.whoami()["organizer"] else []
     return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme,
