@@ -23,6 +23,8 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "l
             "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
             "baseline": "moderation_cmds", "audit": "moderation_cmds", "init": "init_cmds"}
 
+FOUNDING = {"dataset add", "dataset prepare", "contest create", "contest simulate", "user add", "serve"}  # may
+#            make a state root of a folder that is none (every other command needs one: a typo'd folder stays clean)
 
 # `--help` lists the commands by who runs them (a command not listed here shows under "Other commands").
 SECTIONS = {
@@ -104,7 +106,7 @@ def _db_where(ctx) -> str:
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)
 @click.option("--root", type=click.Path(file_okay=False), default=None,
-              help="State root (default: current directory; env HARNESS_HOME).")
+              help="State root (default: env HARNESS_HOME, else the nearest state root here or above).")
 @click.option("--db", default=None, help="SQLAlchemy URL of the store (default: sqlite:///ROOT/leaderboard.db).")
 @click.option("--user", default=None, help="Who you are (env HARNESS_USER; default: the OS user).")
 @click.version_option(package_name="nsml-harness")
@@ -145,7 +147,7 @@ class _LazyHarness:
                                     "nsml logout for local mode)")
                 from harness.client import RemoteApi
                 self._api = RemoteApi(login.url, login.token)
-            elif self.settings().service == "socket":
+            elif self._founded().service == "socket":
                 from harness.client.service import ServiceApi  # no SQLAlchemy in this process
                 self._api = ServiceApi(self.settings())
             else:
@@ -159,11 +161,22 @@ class _LazyHarness:
             self._settings = load_settings(root=root, db=db, user=user)
         return self._settings
 
+    def _founded(self) -> Settings:
+        """The settings of a state root this command may work on: one given (--root, HARNESS_HOME, --db) or found
+        here or above; a folder that is none becomes one only through a command that starts one (FOUNDING)."""
+        settings = self.settings()
+        command = " ".join(click.get_current_context().command_path.split()[1:])
+        if not settings.root_found and command not in FOUNDING:
+            raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds a "
+                            f"leaderboard.db; cd to your state root, give --root DIR, or start one here with "
+                            f"nsml dataset add PACK (or dataset prepare TASK)")
+        return settings
+
     def get(self):
         """The library's entry (harness.state.Harness): SQLAlchemy and the store are loaded here."""
         if self._h is None:
             from harness.state import Harness
-            self._h = Harness(self.settings())
+            self._h = Harness(self._founded())
         return self._h
 
     def close(self) -> None:

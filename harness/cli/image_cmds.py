@@ -43,10 +43,9 @@ def image_build(lazy, era, base_image, tag, wheels, quiet):
             click.echo(f"Image {eras.docker_image(chosen, client(timeout=1800))} is built")
         click.echo(f"Era {era} is built in {folder}")
         return
-    h = lazy.get()
     if not engine_answers():
         raise UserError("image build: no Docker engine answers (start dockerd, or see scripts/setup-docker.sh)")
-    tag = tag or h.settings.docker_image
+    tag = tag or lazy.settings().docker_image
     build_default_image(client(timeout=1800), tag, base_image, [Path(w) for w in wheels], log=log)
     click.echo(f"Image {tag} is built")
 

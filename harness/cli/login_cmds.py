@@ -61,9 +61,14 @@ def logout_cmd(all_):
 @pass_harness
 def whoami_cmd(lazy, as_json):
     """Who you are: your account on the server you are logged in to, or the local user."""
-    who = lazy.api().whoami()
+    settings = None if lazy.login() else lazy.settings()
+    if settings is not None and not settings.root_found:  # who you are needs no store: none is made here
+        who = {"user": settings.user, "organizer": settings.is_organizer, "server": None}
+    else:
+        who = lazy.api().whoami()
     if as_json:
         emit_json(who)
         return
-    where = f"on {who['server']}" if who.get("server") else f"(local, {lazy.settings().root})"
+    where = f"on {who['server']}" if who.get("server") else f"(local, {lazy.settings().root}" + \
+        ("" if lazy.settings().root_found else ": no state root here yet") + ")"
     click.echo(f"{who['user']} {where}" + (" — organizer" if who["organizer"] else ""))

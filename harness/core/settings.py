@@ -90,6 +90,7 @@ class Settings:
     service: str = "socket"  # HARNESS_SERVICE: "socket" (the state root's service, harness.server.local_service)
     #                          or "inprocess" (this process loads the library: tests, debugging)
     service_idle_exit: float = 300.0  # an idle local service stays this long ([scheduler] service_idle_exit_seconds)
+    root_found: bool = True  # False: no --root or HARNESS_HOME, and no state root here or above (the CLI's gate)
 
     def to_wire(self) -> dict:
         """These settings as JSON (what the CLI sends its state root's service with each request)."""
@@ -206,10 +207,22 @@ def _service_mode(value: str | None) -> str:
 
 
 
+def is_state_root(path: Path) -> bool:
+    """Whether PATH holds a harness's state: its store, its state folder or its settings file."""
+    return any((path / name).exists() for name in (DEFAULT_DB_FILE, STATE_DIR, SETTINGS_FILE))
+
+
+def find_root(here: Path) -> Path:
+    """The state root a command in HERE works on when none is given: the nearest of HERE and the folders above it
+    that is one (as git finds its repository: `nsml run -d TASK .` from inside a code folder), else HERE."""
+    return next((p for p in (here, *here.parents) if is_state_root(p)), here)
+
+
 def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
                   user: str | None = None) -> Settings:
     env = os.environ
-    root_path = Path(root or env.get(ENV_HOME) or os.getcwd()).expanduser().resolve()
+    given_root = root or env.get(ENV_HOME)
+    root_path = Path(given_root).expanduser().resolve() if given_root else find_root(Path.cwd().resolve())
     cfg = _read_file(root_path)
     db_url = _absolute_sqlite(db or env.get(ENV_DB) or cfg.get("db") or f"sqlite:///{root_path / DEFAULT_DB_FILE}")
     given = user if user is not None else env.get(ENV_USER)
@@ -238,6 +251,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
     hf_cache = env.get(ENV_HF_CACHE) or docker.get("hf_cache")
     return Settings(
         root=root_path,
+        root_found=bool(given_root or db or env.get(ENV_DB)) or is_state_root(root_path),
         db_url=db_url,
         user=name,
         declared_gpus=declared,

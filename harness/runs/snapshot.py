@@ -14,9 +14,11 @@ from pathlib import Path
 import pathspec
 
 from harness.core.errors import UserError
+from harness.core.settings import DEFAULT_DB_FILE, STATE_DIR
 
 IGNORE_FILE = ".nsmlignore"
-ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness"]
+ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
+                  f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*"]  # a state root's files: not code
 MAX_CODE_FILES = 20_000
 _CHUNK = 1 << 20
 

@@ -1,0 +1,93 @@
+"""Which state root a command works on when none is given: the nearest of the current folder and the folders above
+it that is one (`nsml run -d TASK .` from inside a code folder, as NSML was used); a folder that is none stays as it
+was unless a command that starts a state root runs there; a state root's own files never travel as code."""
+import os
+import re
+import socket
+from pathlib import Path
+
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
+
+from harness.cli import FOUNDING
+from harness.runs.snapshot import snapshot_code
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _no_root_given(monkeypatch):
+    monkeypatch.delenv("HARNESS_HOME")
+
+
+def test_a_command_in_a_folder_that_is_no_state_root_refuses_and_leaves_it_as_it_was(cli, tmp_path, monkeypatch):
+    _no_root_given(monkeypatch)
+    stray = tmp_path / "stray"
+    stray.mkdir()
+    monkeypatch.chdir(stray)
+    for argv in (["ps", "-a"], ["board", "tiny"], ["run", "-d", "tiny", "."], ["logs", "alice/tiny/1"],
+                 ["history", "tiny"], ["dataset", "ls"]):
+        out = cli(*argv, code=2).output
+        assert "no state root here" in out and str(stray) in out, (argv, out)
+    assert str(stray) in cli("whoami").output and "no state root here yet" in cli("whoami").output
+    assert list(stray.iterdir()) == []  # no leaderboard.db, no .harness, no socket
+
+
+def test_a_command_in_a_code_folder_finds_the_state_root_above_it(cli, tmp_path, monkeypatch):
+    _no_root_given(monkeypatch)
+    org = tmp_path / "org"
+    org.mkdir()
+    make_tiny_task(tmp_path / "packs" / "tiny")
+    monkeypatch.chdir(org)
+    cli("dataset", "add", tmp_path / "packs" / "tiny", user=ORGANIZER)  # makes ./ a state root (FOUNDING)
+    assert (org / "leaderboard.db").exists()
+    entry = participant(org / "work" / "entry", NSML_MAIN)
+    monkeypatch.chdir(entry)
+    assert "Session alice/tiny/1 is started" in cli("run", "-d", "tiny", "-e", "main.py", ".").output
+    assert "alice/tiny/1" in cli("ps", "-a").output
+    assert sorted(p.name for p in entry.iterdir()) == ["main.py"]  # the code folder stays a code folder
+    cli("stop", "alice/tiny/1")
+
+
+def test_the_snapshot_never_takes_a_state_roots_own_files(tmp_path):
+    code = tmp_path / "code"
+    (code / ".harness" / "sessions").mkdir(parents=True)
+    (code / "main.py").write_text("print(1)\n")
+    for name in ("leaderboard.db", "leaderboard.db-wal", "leaderboard.db-shm"):
+        (code / name).write_bytes(b"SQLite format 3\0")
+    (code / ".harness" / "sessions" / "big").write_bytes(b"x" * 100)
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(code / ".harness" / "service.sock"))  # a live service's socket: a refusal if copied
+    try:
+        assert snapshot_code(code, tmp_path / "copy") == 1
+    finally:
+        listener.close()
+    assert sorted(os.listdir(tmp_path / "copy")) == ["main.py"]
+    (code / "sub").mkdir()  # only the top folder's: a code folder's own sub/leaderboard.db is code like any file
+    (code / "sub" / "leaderboard.db").write_text("mine")
+    os.unlink(code / ".harness" / "service.sock")
+    assert snapshot_code(code, tmp_path / "copy2") == 2
+
+
+def test_the_readme_and_settings_doc_name_the_commands_that_start_a_state_root():
+    for doc in (REPO / "README.md", REPO / "docs" / "operator" / "settings.md"):
+        text = " ".join(doc.read_text().split())
+        said = re.search(r"[Oo]nly (`[^.]*?`) make", text)
+        assert said, doc
+        named = set(re.findall(r"`([^`]+)`", said.group(1)))
+        assert named == FOUNDING, (doc, named ^ FOUNDING)
+
+
+def test_the_nearest_state_root_wins_and_a_given_root_is_always_taken(tmp_path, monkeypatch):
+    from harness.core.settings import load_settings
+    _no_root_given(monkeypatch)
+    deep = tmp_path / "outer" / "inner" / "code" / "sub"
+    deep.mkdir(parents=True)
+    (tmp_path / "outer" / "leaderboard.db").write_bytes(b"")
+    (tmp_path / "outer" / "inner" / "harness.toml").write_text("")
+    monkeypatch.chdir(deep)
+    found = load_settings()
+    assert found.root == (tmp_path / "outer" / "inner").resolve() and found.root_found
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().root == tmp_path.resolve() and not load_settings().root_found
+    assert load_settings(root=tmp_path / "new").root_found  # --root or HARNESS_HOME: the caller chose it
+    monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "new"))
+    assert load_settings().root_found and load_settings().root == (tmp_path / "new").resolve()
