@@ -2,7 +2,7 @@
 import json
 
 import pytest
-from helpers import NSML_MAIN, ORGANIZER, REPO, participant, run_session
+from helpers import NSML_MAIN, ORGANIZER, REPO, make_tiny_task, participant, run_session
 
 BASELINES = sorted(p.name for p in (REPO / "submissions").iterdir() if (p / "main.py").exists())
 
@@ -98,6 +98,16 @@ def test_a_bad_requirement_line_is_named(cli, tiny_task, nsml_folder):
 def test_a_good_entry_passes_every_step(cli, tiny_task, nsml_folder):
     r = cli("check", nsml_folder, "-d", "tiny")
     assert "FAIL" not in r.stdout and "warn" not in r.stdout and "submit -t is scored" in r.stdout
+
+
+def test_the_smoke_runs_default_time_keeps_within_a_short_tasks_limit(cli, tmp_path, nsml_folder):
+    pack = make_tiny_task(tmp_path / "packs" / "short", name="short")
+    with open(pack / "task.toml", "a") as fh:
+        fh.write("[limits]\nsession_seconds = 120\n")
+    cli("dataset", "add", pack, user=ORGANIZER)
+    assert "submit -t is scored" in cli("check", nsml_folder, "-d", "short").stdout  # 300 s would be over 120 s
+    refused = cli("check", nsml_folder, "-d", "short", "--time-limit", "200", code=2).output
+    assert "--time-limit: 200 s is over this task's limit of 120 s" in refused
 
 
 @pytest.mark.parametrize("baseline", BASELINES)

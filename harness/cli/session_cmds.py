@@ -163,8 +163,9 @@ def memo_cmd(lazy, session, text):
 @click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
 @click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
 @click.option("-a", "--args", default=None, help="Arguments for the entry's smoke training run.")
-@click.option("--time-limit", type=float, default=300.0, show_default=True,
-              help="Seconds the smoke training run may take to reach its first nsml.save.")
+@click.option("--time-limit", type=float, default=None,
+              help="Seconds the smoke training run may take to reach its first nsml.save (default: 300, or the "
+                   "task's session limit where that is less).")
 @json_flag
 @pass_harness
 def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):

@@ -261,13 +261,18 @@ def _smoke(h: Harness, name: str, time_limit: float) -> list[Step]:
     return steps
 
 
+SMOKE_SECONDS = 300.0  # the smoke run's time to its first nsml.save, unless --time-limit or the task says less
+
+
 def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str | None = None,
-          time_limit: float = 300.0) -> list[dict]:
+          time_limit: float | None = None) -> list[dict]:
     code = Path(folder).expanduser().resolve()
     if not code.is_dir():
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     with h.tx() as db:
-        h.task(db, task)  # an unknown task is one line, before anything runs
+        found = h.task(db, task)  # an unknown task is one line, before anything runs
+        if time_limit is None:
+            time_limit = min(SMOKE_SECONDS, sessions.session_seconds(h, found))
     steps = static_checks(code, entry, task, h.settings.root)
     if all(s.ok for s in steps):  # only a failed finding makes the smoke run pointless
         steps += smoke_run(h, task, code, entry, args, time_limit)

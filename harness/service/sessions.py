@@ -42,11 +42,15 @@ def parse_args(text: str | None) -> list[str]:
         raise UserError(f"-a/--args: cannot parse {text!r}: {exc}") from None
 
 
+def session_seconds(h: Harness, task) -> float:
+    """The longest a session of TASK may run: the task's [limits] session_seconds, else the harness's."""
+    return h.manifest(task).session_seconds or h.settings.default_session_time_limit
+
+
 def _new_run(h: Harness, task, opts: RunOptions) -> Run:
     """A session's run of TASK: its time, CPU and memory limits the task's unless OPTS lower them."""
     manifest = h.manifest(task)
-    return new_run(h.settings, RunKind.TRAIN, opts, manifest.session_seconds or h.settings.default_session_time_limit,
-                   manifest.cpus, manifest.memory)
+    return new_run(h.settings, RunKind.TRAIN, opts, session_seconds(h, task), manifest.cpus, manifest.memory)
 
 
 def _admit(h: Harness, db, task, run: Run):
