@@ -18,7 +18,7 @@ def test_login_whoami_logout(served, remote_cli, tmp_path, monkeypatch, state_ro
     monkeypatch.setenv("HARNESS_CONFIG_DIR", str(config))
     token = remote_cli.token("alice")
     bad = _nsml("login", served.url, "--token-stdin", input="nsml_00_wrong\n")
-    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and "no valid token" in bad.stderr
+    assert bad.exit_code == 2 and bad.stderr.count("\n") == 1 and f"{served.url} does not accept it" in bad.stderr
     assert not (config / "credentials.json").exists()  # nothing saved for a refused token
 
     r = _nsml("login", served.url, "--token-stdin", input=token + "\n")
@@ -30,9 +30,13 @@ def test_login_whoami_logout(served, remote_cli, tmp_path, monkeypatch, state_ro
     assert _nsml("ps", "-a", "-j").stdout.strip() == "[]"  # through the server
     refused = _nsml("--user", "bob", "ps")
     assert refused.exit_code == 2 and "while logged in" in refused.stderr
+    bob = {"HARNESS_TOKEN": remote_cli.token("bob")}  # a script's token overrides the saved one, same server
+    assert _nsml("whoami", env=bob).stdout.strip() == f"bob on {served.url}"
 
     assert "Logged out" in _nsml("logout").stdout
     assert _nsml("whoami").stdout.startswith(f"alice (local, {state_root}")  # HARNESS_USER, locally
+    alone = _nsml("ps", env=bob)  # no server to send it to: refused, never a silent local command
+    assert alone.exit_code == 2 and "HARNESS_TOKEN is set but no server is" in alone.stderr
 
 
 def test_login_refuses_a_url_that_is_not_http(tmp_path, monkeypatch):
@@ -169,3 +173,11 @@ def test_a_pull_whose_client_stops_reading_is_cut_and_its_tar_and_slot_go(tmp_pa
     anyio.run(serve)
     assert sent[:2] == ["http.response.start", "http.response.body"]
     assert not folder.exists() and transfers.PULLS.held("mallory") == 0
+
+
+def test_user_add_into_an_unknown_contest_leaves_no_account_behind(cli, tmp_path):
+    refused = cli("user", "add", "bob", "--team", "demo/red", user=ORGANIZER, code=2)
+    assert "unknown contest 'demo'" in refused.stderr and refused.stderr.count("\n") == 1
+    assert "bob" not in [u["user"] for u in cli.json("user", "ls", user=ORGANIZER)]
+    made = cli.json("user", "add", "bob", user=ORGANIZER)  # the retry is not refused as "exists"
+    assert made["token"].startswith("nsml_")

@@ -29,6 +29,11 @@ def login_cmd(url, token_stdin):
     api = RemoteApi(url, token)
     try:
         who = api.whoami()
+    except UserError as exc:
+        if "no valid token" not in str(exc):
+            raise
+        raise UserError(f"token: {url} does not accept it (a token is shown once, by `user add` or `user token "
+                        f"reset`: ask the server's organizer)") from None
     finally:
         api.close()
     data = read_logins()

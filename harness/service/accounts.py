@@ -14,7 +14,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
 from harness.core.clock import utcnow
@@ -123,7 +123,12 @@ def add_user(h: Harness, name: str, organizer: bool = False, team: str | None = 
     except IntegrityError:  # the same name added at the same moment elsewhere: one account, the other refused
         raise exists from None
     if team:
-        _join_team(h, name, team)
+        try:
+            _join_team(h, name, team)
+        except BaseException:  # no account is left behind whose token nobody was shown
+            with h.tx() as db:
+                db.execute(delete(Account).where(Account.id == account.id))
+            raise
     return token
 
 
