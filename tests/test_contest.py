@@ -399,3 +399,14 @@ def test_qualifier_rules_top_k_with_ties_threshold_and_direction():
     free = qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions)
     assert set(free) == set(entered)
     assert qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions, last=True) == {}
+
+
+def test_close_lists_each_board_by_private_rank(capsys):
+    from harness.cli.contest_cmds import _show_closed
+    rows = [{"team": "team-a", "private_rank": 2, "private": 1.04, "shakeup": -1, "reason": None},  # public order
+            {"team": "team-b", "private_rank": 1, "private": 1.03, "shakeup": 1, "reason": None},
+            {"team": "team-c", "private_rank": None, "private": None, "shakeup": None, "reason": "no submission"}]
+    _show_closed({"round": "c/r1", "closed_at": "2026-07-01T03:00:00", "clock_simulated": True,
+                  "boards": {"price": rows}, "qualifiers": [], "next_round": None})
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("price: "))
+    assert line.index("1. team-b") < line.index("2. team-a") and "unscored: team-c (no submission)" in line

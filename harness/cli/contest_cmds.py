@@ -129,7 +129,7 @@ def _show_closed(result: dict) -> None:
     click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC ({clock_kind})")
     for task, rows in result["boards"].items():
         ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {arrow(r['shakeup'])})"
-                           for r in rows if r["private_rank"])
+                           for r in sorted((r for r in rows if r["private_rank"]), key=lambda r: r["private_rank"]))
         unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason") and not r["private_rank"])
         click.echo(f"{task}: {ranked or 'no scored submissions'}" + (f"; unscored: {unscored}" if unscored else ""))
     chosen = result["qualifiers"]
