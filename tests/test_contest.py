@@ -410,3 +410,11 @@ def test_close_lists_each_board_by_private_rank(capsys):
                   "boards": {"price": rows}, "qualifiers": [], "next_round": None})
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("price: "))
     assert line.index("1. team-b") < line.index("2. team-a") and "unscored: team-c (no submission)" in line
+
+
+def test_a_clock_set_back_before_the_opening_is_said_at_the_close(cli, contest):
+    contest()  # created with the clock at 2026-07-01T01:00: r1 opened then
+    _clock(cli, "2026-07-01T00:30:00")
+    closed = cli("contest", "close", "rush/r1", "--force", user="org").stdout
+    assert ("closed at 2026-07-01T01:00:00 UTC (the time it opened: the simulated contest clock says "
+            "2026-07-01T00:30:00, earlier)") in closed

@@ -286,3 +286,4 @@ class Closed(TypedDict):
     next_round: Optional[str]
     cut_short: Optional[str]
     clock_simulated: bool
+    clock_now: str  # the contest clock's time at the close (closed_at is never before the round opened)

@@ -126,6 +126,8 @@ def _show_closed(result: dict) -> None:
     if result.get("cut_short"):
         click.echo(f"Cut short: {result['cut_short']}")
     clock_kind = "simulated contest clock" if result.get("clock_simulated") else "contest clock"
+    if result.get("clock_now", result["closed_at"]) != result["closed_at"]:  # a clock set back before the opening
+        clock_kind = f"the time it opened: the {clock_kind} says {result['clock_now']}, earlier"
     click.echo(f"Round {result['round']} is closed at {result['closed_at']} UTC ({clock_kind})")
     for task, rows in result["boards"].items():
         ranked = ", ".join(f"{r['private_rank']}. {r['team']} ({fmt(r['private'])}, {arrow(r['shakeup'])})"

@@ -241,5 +241,6 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
             nxt.opened_at = now
         rnd.results = {"closed_at": rnd.closed_at.isoformat(timespec="seconds"), "boards": boards,
                        "qualifiers": chosen, "next_round": nxt.label if nxt else None,
-                       "cut_short": early, "clock_simulated": clock.is_simulated(h.settings)}
+                       "cut_short": early, "clock_simulated": clock.is_simulated(h.settings),
+                       "clock_now": now.isoformat(timespec="seconds")}  # earlier than closed_at: the round opened later
         return {"round": rnd.label, **rnd.results}
