@@ -111,3 +111,14 @@ def test_baseline_flags_and_simulate_tables_are_checked_with_one_line(tmp_path):
     drawn = baselines.draw_args("--k {int:3:9} --lr {float:0.1:0.2} --opt {choice:sgd|adam} --seed {seed}", rng)
     k, lr, opt = drawn.split()[1], float(drawn.split()[3]), drawn.split()[5]
     assert 3 <= int(k) < 9 and 0.1 <= lr < 0.2 and opt in ("sgd", "adam") and "{" not in drawn
+
+
+def test_simulated_teams_ask_within_the_rounds_gpu_quota(organizer, tmp_path):
+    _pack(tmp_path)
+    organizer("dataset", "add", tmp_path / "mine")
+    (tmp_path / "own.toml").write_text(CONTEST.replace("03:00:00", "02:00:00") + "gpu_quota = 1\n")
+    organizer("contest", "simulate", "own.toml", "--teams", "3", "--seed", "1", "--out", "sim",
+              "--baseline", f"mine={tmp_path / 'mine' / 'baselines' / 'threshold'}")
+    report = (tmp_path / "sim" / "report.md").read_text()
+    assert "Peak GPUs any team held at once: 1 (quota 1)" in report  # sessions ran, each within the quota
+    assert "GPU(s) requested" not in report  # no session was refused for asking more than its quota

@@ -150,6 +150,7 @@ class Simulation:
         # runs at once, spin and thrash (seen: a 2 s GBM fit taking minutes beside another one on 2 cores)
         self.cpus = float(max(1, (os.cpu_count() or 1) // max(1, cfg.workers)))
         self._task_cpus: dict[str, float | None] = {}
+        self.gpu_cap = cfg.gpus  # the most GPUs a team's session asks for: the inventory, or the round's GPU quota
 
     def as_user(self, user: str) -> Harness:
         if user not in self.harnesses:
@@ -198,8 +199,6 @@ class Simulation:
         baseline = _pick(self.baselines[task], team, self.rng)
         args = draw_args(baseline.args, self.rng, f"{baseline.folder}: args")
         fault = _fault(team, self.rng)
-        if fault:
-            self.log.faults[fault] = self.log.faults.get(fault, 0) + 1
         dest = self.cfg.out / "code" / f"{team.name}-{len(team.sessions) + 1}"
         return code_folder(baseline, dest, fault), args, fault
 
@@ -222,13 +221,15 @@ class Simulation:
             folder, args, fault = self._code(task, team)
             try:
                 name = sessions.start_session(h, task, str(folder), args=args,
-                                              opts=RunOptions(gpus=team.gpus, cpus=self._cpus_for(h, task)))
+                                              opts=RunOptions(gpus=min(team.gpus, self.gpu_cap),
+                                                              cpus=self._cpus_for(h, task)))
             except UserError as exc:
                 self.log.refused.append(f"{team.name}: {exc}")
                 continue
             team.sessions.append(name)
-            if fault:
+            if fault:  # counted where it is planted: a refused session plants nothing
                 team.planted.add(name)
+                self.log.faults[fault] = self.log.faults.get(fault, 0) + 1
             with h.tx() as db:
                 pending.append(h.session(db, name).run_id)
         ready = [s for s in reversed(team.sessions) if s not in team.submitted and self._trained(s)]
@@ -292,17 +293,22 @@ class Simulation:
         spec, teams = self.setup()
         by_name = {t.name: t for t in teams}
         org = self.as_user(ORGANIZER)
+        with org.tx() as db:  # every round's steps, so that progress counts the whole simulation
+            periods = [timedelta(seconds=get_round(db, f"{spec['name']}/{r['name']}").submit_period)
+                       for r in spec["rounds"]]
+        steps, step = sum(max(1, math.ceil((r["end"] - r["start"]) / p)) for r, p in zip(spec["rounds"], periods)), 0
         for r in spec["rounds"]:
             with org.tx() as db:
                 rnd = get_round(db, f"{spec['name']}/{r['name']}")
                 rnd_id, period, tasks = rnd.id, timedelta(seconds=rnd.submit_period), list(rnd.tasks)
                 entered = [db.get(Team, e.team_id).name
                            for e in db.scalars(select(RoundEntry).where(RoundEntry.round_id == rnd.id))]
+                quota = self.cfg.gpus if rnd.gpu_quota is None else rnd.gpu_quota
+                self.gpu_cap = min(self.cfg.gpus, quota)  # what a team asks for stays within its quota
             now = r["start"]
             for team in teams:  # a new round, new tasks: last round's sessions are not submitted here
                 team.sessions, team.submitted = [], set()
             self.echo(f"{r['name']}: {len(entered)} teams, tasks {', '.join(tasks)}")
-            steps, step = max(1, math.ceil((r["end"] - now) / period)), 0
             while now < r["end"]:
                 clock.set_clock(org.settings, now)
                 pending: list[int] = []
@@ -328,6 +334,8 @@ class Simulation:
         total, failed = sum(outcomes.values()), sum(n for k, n in outcomes.items() if k != "succeeded")
         if not total or failed > HONEST_FAILURE_SHARE * total:
             reasons = ", ".join(f"{why}: {n}" for why, n in sorted(outcomes.items()) if why != "succeeded")
+            if not total and self.log.refused:  # nothing ran: the refusals say why (the first one, in full)
+                reasons = f"none were made; {len(self.log.refused)} refusals, e.g. {self.log.refused[0]}"
             raise SimulationFailed(f"{failed} of {total} honest submits failed ({reasons or 'none were made'}); "
                                    f"the boards say little (report: {written})")
         return written
