@@ -104,3 +104,16 @@ def test_quota_through_the_cli(cli, tiny_task, nsml_folder):
     r = cli("submit", name, "0", code=2)
     assert r.stderr.startswith("Error: submit quota reached for tiny: 1 per 3600 s; next submit allowed at")
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_submitting_a_checkpoint_again_says_it_is_the_earlier_submission(cli, tiny_task, nsml_folder):
+    from helpers import run_session
+    name = run_session(cli, nsml_folder)
+    first = cli("submit", name, "1")
+    assert "Score:" in first.stdout and "submitted already" not in first.stderr
+    again = cli("submit", name, "1")  # within the quota's hour: the same submission, never a second count
+    assert "Score:" in again.stdout
+    sub_id = cli.json("history", "tiny")[0]["id"]
+    assert f"checkpoint 1 of {name} was submitted already, as submission {sub_id}: its score (counted once)" \
+        in again.stderr
+    assert len(cli.json("history", "tiny")) == 1

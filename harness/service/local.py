@@ -109,7 +109,8 @@ class LocalApi(Api):
             raise UserError("-v/--verbose: the infer log of a real submit saw the hidden test inputs and is shown to "
                             "organizers only; use -t -v to debug on test_submit")
         chosen = self._options({"runtime": runtime}, note).runtime if runtime else None
-        sub_id, _run = submits.start_submit(self.h, session, checkpoint, dry_run, time_limit, chosen, entry, esm)
+        sub_id, _run = submits.start_submit(self.h, session, checkpoint, dry_run, time_limit, chosen, entry, esm,
+                                            note or (lambda _line: None))
         return sub_id
 
     def submission_info(self, sub_id):
