@@ -141,3 +141,32 @@ def test_a_check_session_is_for_dry_runs_only(cli, tiny_task, nsml_folder):
     r = cli("submit", "alice/tiny/check-1", ckpt, code=2)
     assert "is a session of `nsml check`" in r.stderr and "nsml run" in r.stderr
     assert cli.json("board", "tiny") == []
+
+
+READS = {  # entry source → the line of its first data read before nsml.paused() (None: none)
+    "literal": ("import json, nsml\nrows = json.load(open('/data/t/train/train_data/a.json'))\nnsml.paused()\n", 2),
+    "bound name": ("import os, nsml\nfrom nsml import DATASET_PATH\nTRAIN = os.path.join(DATASET_PATH, 'train')\n"
+                   "x = 1\nfiles = os.listdir(TRAIN)\nnsml.paused()\n", 5),
+    "module helper": ("import nsml\nfrom nsml import DATASET_PATH\ndef load():\n    return open(DATASET_PATH + '/a')\n"
+                      "data = load()\nnsml.paused()\n", 5),
+    "in main()": ("import nsml, pandas\nfrom nsml import DATASET_PATH\ndef main():\n    a = 1\n"
+                  "    df = pandas.read_csv(f'{DATASET_PATH}/train/train_data')\n    nsml.paused(scope=locals())\n"
+                  "main()\n", 5),
+    "nested infer": ("import nsml\nfrom nsml import DATASET_PATH\ndef bind_model(m):\n    def infer(p):\n"
+                     "        return open(DATASET_PATH).read()\n    nsml.bind(infer=infer)\nbind_model(1)\n"
+                     "nsml.paused()\nopen(DATASET_PATH)\n", None),
+    "paths only": ("import os, nsml\nfrom nsml import DATASET_PATH\nP = os.path.join(DATASET_PATH, 'x')\n"
+                   "print(P)\nnsml.paused()\n", None),
+}
+
+
+@pytest.mark.parametrize("case", sorted(READS))
+def test_a_data_read_before_paused_is_found_however_the_path_is_spelled(case):
+    import ast
+
+    from harness.service.check import _first_read
+    source, line = READS[case]
+    tree = ast.parse(source)
+    paused = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "paused")
+    found = _first_read(tree, paused)
+    assert (found.lineno if found is not None else None) == line

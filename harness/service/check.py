@@ -167,12 +167,53 @@ def _infer_step(code: Path, trees, infer) -> Step:
 PATH_ONLY = {"join", "abspath", "dirname", "basename", "Path", "str", "print", "format", "getenv", "get"}
 
 
-def _reads_data(stmt: ast.AST) -> bool:
-    """A top-level statement that uses DATASET_PATH in a call other than path arithmetic (a read, a listing)."""
-    if "DATASET_PATH" not in ast.dump(stmt):
-        return False
-    return any(isinstance(n, ast.Call) and entry_flags._name(n.func) not in PATH_ONLY and "DATASET_PATH" in ast.dump(n)
-               for n in ast.walk(stmt))
+def _own_nodes(node: ast.AST):
+    """NODE's nodes, leaving out functions, lambdas and classes defined in it (their bodies run later)."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+        return
+    yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _own_nodes(child)
+
+
+def _mentions(node: ast.AST, paths: set[str]) -> bool:
+    """Whether NODE names a data path: DATASET_PATH, a name bound to one (PATHS), or a literal "/data/..."."""
+    return any(isinstance(n, ast.Name) and n.id in paths or isinstance(n, ast.Attribute) and n.attr in paths or
+               isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value.startswith("/data/")
+               for n in ast.walk(node))
+
+
+def _data_read(stmt: ast.AST, paths: set[str], readers: set[str]) -> ast.AST | None:
+    """The first call in STMT that reads data: one that is not path arithmetic and is given a data path (a read, a
+    listing), or a call of a module function that does one (READERS)."""
+    for n in _own_nodes(stmt):
+        if isinstance(n, ast.Call):
+            name = entry_flags._name(n.func)
+            if name in readers or name not in PATH_ONLY and any(_mentions(a, paths) for a in (*n.args, *n.keywords)):
+                return n
+    return None
+
+
+def _first_read(tree: ast.Module, paused: ast.AST) -> ast.AST | None:
+    """The first data read before the PAUSED call, in the statements that run at the entry's start (or, where
+    paused() is called in a function such as main(), in that function): a call given DATASET_PATH, a literal /data/
+    path or a name bound to one above it, or a call of a module function that reads one itself (nested functions
+    are not followed: bind_model's infer reads when it is called, not when it is defined)."""
+    paths = {"DATASET_PATH"}
+    functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    readers = {f.name for f in tree.body if f in functions and any(_data_read(part, paths, set()) for part in f.body)}
+    around = [f for f in functions if any(n is paused for n in ast.walk(f))]
+    body = around[-1].body if around else _top_level_lines(tree)  # (ast.walk: the innermost function is last)
+    for stmt in body:
+        if stmt.lineno >= paused.lineno:
+            return None
+        found = _data_read(stmt, paths, readers)
+        if found is not None:
+            return found
+        if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and _mentions(stmt.value, paths):
+            targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
+            paths |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+    return None
 
 
 def _paused_step(code: Path, trees, entry: str) -> Step:
@@ -182,13 +223,7 @@ def _paused_step(code: Path, trees, entry: str) -> Step:
                         "if args.pause: nsml.paused(scope=locals())")
     path, node = paused[0]
     main_tree = next(tree for p, tree in trees if p == code / entry)
-    first_read = None
-    for stmt in _top_level_lines(main_tree):
-        if stmt.lineno >= node.lineno:
-            break
-        if _reads_data(stmt):
-            first_read = stmt
-            break
+    first_read = _first_read(main_tree, node) if path == code / entry else None
     if first_read is not None:
         return _finding("nsml.paused", True, f"data is read at {entry}:{first_read.lineno}, before nsml.paused() "
                         f"at {_where(code, path, node)}: a submit run sees no training data",
