@@ -103,3 +103,12 @@ def test_a_size_is_in_bounds_or_one_line_naming_the_flag(text):
         assert message.startswith("--memory: ") and "\n" not in message and len(message) < 600
         return
     assert value is None if text == "" else (isinstance(value, int) and 1 << 20 <= value <= 1 << 50)
+
+
+def test_an_entry_flag_given_to_run_says_how_to_pass_it(cli, tmp_path):
+    for argv in (["run", "-d", "tiny", ".", "--epochs", "3"], ["fork", "alice/tiny/1", "-c", "1", "--lr", "0.1"]):
+        out = cli(*argv, code=2).output
+        flag = argv[-2]
+        assert f'arguments for the entry go in one -a: -a "{flag} ..."' in out and "Did you mean" not in out, out
+    assert "Did you mean one of: '--entry', '--memo', '--memory'" in cli("run", "-d", "t", "--memroy", "3G",
+                                                                           code=2).output  # a near miss of ours

@@ -44,7 +44,24 @@ def note(line: str) -> None:
     click.echo(line, err=True)
 
 
-@main.command("run")
+class EntryCommand(click.Command):
+    """A command that passes arguments to the entry (-a): a flag it does not know is most likely the entry's, so
+    its error says how to pass it (NSML newcomers write `nsml run -d TASK . --epochs 3`)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.NoSuchOption as exc:
+            import difflib
+            near = difflib.get_close_matches(exc.option_name, exc.possibilities or [], n=1, cutoff=0.8)
+            if not near:  # "did you mean --esm" for --epochs misleads more than it helps
+                exc.possibilities = []
+                exc.message = (f"No such option: {exc.option_name} (arguments for the entry go in one -a: "
+                               f"-a \"{exc.option_name} ...\")")
+            raise
+
+
+@main.command("run", cls=EntryCommand)
 @click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
 @click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
 @click.option("-a", "--args", default=None, help='Arguments for the entry, e.g. "--epochs 2".')
@@ -61,7 +78,7 @@ def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_li
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
 
 
-@main.command("fork")
+@main.command("fork", cls=EntryCommand)
 @click.argument("session")
 @click.option("-c", "--checkpoint", required=True, help="Checkpoint to start from.")
 @click.option("-a", "--args", default=None, help="Arguments (default: the parent session's).")
