@@ -197,3 +197,18 @@ def test_bus_eta_float_id_attack_is_refused(tmp_path_factory, task, header, row)
     assert _check(task, dataset, _csv(header, honest), tmp_path_factory).ok
     result = _check(task, dataset, _csv(header, attack), tmp_path_factory)
     assert result.reason is FailureReason.INVALID_PREDICTION and "whole number" in result.message
+
+
+@pytest.mark.parametrize("source, line, said", [
+    ("import sys\n\nprint(1 +\n", 3, "SyntaxError"),
+    ("import sys\n\ndef score():\n    raise RuntimeError('boom')\nscore()\n", 4, "RuntimeError: boom"),
+])
+def test_an_evaluator_that_fails_names_its_own_line(tmp_path, source, line, said):
+    from harness.scoring.evaluator import evaluate
+    (tmp_path / "evaluation.py").write_text(source)
+    (tmp_path / "pred").write_text("1\n")
+    (tmp_path / "label").write_text("1\n")
+    got = evaluate(tmp_path / "evaluation.py", tmp_path / "pred", tmp_path / "label", 30)
+    assert got.reason.value == "scorer_error"
+    assert got.message.startswith(f"evaluation.py failed at evaluation.py:{line}: ")
+    assert said in got.message

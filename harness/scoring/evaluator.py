@@ -52,6 +52,14 @@ def _last_line(text: str) -> str:
     return lines[-1][:500] if lines else ""
 
 
+def _where_failed(stderr: str, evaluation_py: Path) -> str:
+    """The evaluator's own line a traceback (or a SyntaxError) ends in, as " at evaluation.py:N" (else "")."""
+    import re
+    lines = re.findall(r'^\s*File "([^"\n]*)", line (\d+)', stderr, flags=re.MULTILINE)
+    own = [n for f, n in lines if Path(f).name == evaluation_py.name]
+    return f" at {evaluation_py.name}:{own[-1]}" if own else ""
+
+
 def _parse_score(stdout: str) -> float | None:
     for line in reversed([ln.strip() for ln in stdout.splitlines() if ln.strip()]):
         token = line.split()[-1]
@@ -146,7 +154,8 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
         if _OUT_OF_MEMORY.search(proc.stderr):  # (a traceback's exception line: one that merely quotes the
             #                                     prediction is not; and the worst it does is out_of_bounds' rule)
             return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
-        return ScoreResult(None, FailureReason.SCORER_ERROR, f"evaluation.py failed: {err}")
+        return ScoreResult(None, FailureReason.SCORER_ERROR,
+                           f"evaluation.py failed{_where_failed(proc.stderr, evaluation_py)}: {err}")
     score = _parse_score(proc.stdout)
     if score is None:
         return ScoreResult(None, FailureReason.SCORER_ERROR,
