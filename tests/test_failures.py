@@ -1,4 +1,5 @@
 """Every failure has a name: stop, timeout, exit code, memory, and each way a submit can fail."""
+import re
 import time
 
 import psutil
@@ -113,4 +114,5 @@ def test_submit_failures_are_named_and_never_ranked(cli, tiny_task, tmp_path, st
     assert result["reason"] == "timeout"
     assert cli.json("board", "tiny") == []
     r = cli("submit", "alice/tiny/1", "0", code=1)
-    assert r.stderr.startswith("Error: submission failed: missing_output")
+    assert re.match(r"Error: submission \d+ failed: missing_output", r.stderr), r.stderr
+    assert "To see the infer log, run it on test_submit: nsml submit -t alice/tiny/1 0" in r.stderr

@@ -68,7 +68,10 @@ def submit_cmd(lazy, session, checkpoint, dry_run, time_limit, verbose, entry, e
         click.echo("Done")
     else:
         _show_dry_run(result)
-        say(f"Error: submission failed: {result['reason']}: {result['message']}", err=True)
+        say(f"Error: submission {sub_id} failed: {result['reason']}: {result['message']}", err=True)
+        if not dry_run and not result.get("log_tail"):  # a real submit's infer log saw hidden inputs: not shown
+            click.echo(f"To see the infer log, run it on test_submit: nsml submit -t {session} {checkpoint}",
+                       err=True)
     sys.exit(0 if ok else 1)
 
 
