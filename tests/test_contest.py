@@ -418,3 +418,15 @@ def test_a_clock_set_back_before_the_opening_is_said_at_the_close(cli, contest):
     closed = cli("contest", "close", "rush/r1", "--force", user="org").stdout
     assert ("closed at 2026-07-01T01:00:00 UTC (the time it opened: the simulated contest clock says "
             "2026-07-01T00:30:00, earlier)") in closed
+
+
+def test_after_the_close_anyone_may_practise_and_nothing_reaches_a_board(cli, tmp_path, contest):
+    contest()
+    _clock(cli, "2026-07-02T00:00:01")
+    cli("contest", "close", "rush/r1", user="org")
+    before = cli.json("contest", "board", "tiny", "--round", "rush/r1", user="org")
+    name = _session(cli, tmp_path, "erin", 50)  # in no team at all: practice is for anyone
+    assert cli.json("submit", "-t", name, "0", user="erin")["status"] == "succeeded"
+    refused = cli("submit", name, "0", user="erin", code=2).stderr
+    assert "which is closed; a submit is no longer possible (sessions and submit -t still are" in refused
+    assert cli.json("contest", "board", "tiny", "--round", "rush/r1", user="org") == before

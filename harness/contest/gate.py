@@ -78,8 +78,10 @@ def team_of(db, contest: Contest, user: User) -> Team | None:
     return db.get(Team, member.team_id) if member else None
 
 
-def gate(h: Harness, db, user: User, task_name: str, action: str) -> Gate | None:
-    """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round."""
+def gate(h: Harness, db, user: User, task_name: str, action: str, practice: bool = False) -> Gate | None:
+    """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round, and for
+    PRACTICE (a session, a dry run) on the task of a closed round: after the close anyone may go on practising,
+    on no team's quota, and nothing of it reaches a board."""
     rounds = rounds_of_task(db, task_name)
     if not rounds:
         return None
@@ -95,7 +97,10 @@ def gate(h: Harness, db, user: User, task_name: str, action: str) -> Gate | None
         raise UserError(f"{where}, which ended at {rnd.ends_at.isoformat(timespec='seconds')} UTC; "
                         f"{action} is no longer possible")
     if state is RoundStatus.CLOSED:
-        raise UserError(f"{where}, which is closed; {action} is no longer possible")
+        if practice:
+            return None
+        raise UserError(f"{where}, which is closed; {action} is no longer possible (sessions and submit -t still "
+                        f"are, for practice)")
     team = team_of(db, rnd.contest, user)
     if team is None:
         raise UserError(f"{where}: user {user.name!r} is in no team of contest {rnd.contest.name} "

@@ -57,7 +57,7 @@ def _admit(h: Harness, db, task, run: Run):
     """May the caller queue RUN as a session of TASK now: its round's gate and the round's GPU rule (checked before
     an environment is built, with the queue limit, and again as it queues). Returns the user; sets the run's team."""
     user = h.user(db)
-    admitted = gate(h, db, user, task.name, "a session")
+    admitted = gate(h, db, user, task.name, "a session", practice=True)
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota

@@ -98,7 +98,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         manifest = h.manifest(task)
         if dry_run and not layout.has_split(Path(task.path), dry_run=True):
             raise UserError(f"-t: task {task.name} has no test_submit split")
-        admitted = gate(h, db, me, task.name, "a submit")
+        admitted = gate(h, db, me, task.name, "a submit", practice=dry_run)
         now = clock.now(h.settings)
         if not dry_run:  # a contest round's quota is its team's; elsewhere the task's, per user
             rule = admitted.round if admitted else None
