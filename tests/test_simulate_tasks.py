@@ -122,3 +122,12 @@ def test_simulated_teams_ask_within_the_rounds_gpu_quota(organizer, tmp_path):
     report = (tmp_path / "sim" / "report.md").read_text()
     assert "Peak GPUs any team held at once: 1 (quota 1)" in report  # sessions ran, each within the quota
     assert "GPU(s) requested" not in report  # no session was refused for asking more than its quota
+
+
+def test_a_bad_simulate_table_is_refused_when_the_pack_is_added(organizer, tmp_path):
+    _pack(tmp_path, '[simulate]\nbaselines = [{folder = "baselines/threshold", args = "--seed {sed}"}]\n')
+    refused = organizer("dataset", "add", tmp_path / "mine", code=2).stderr
+    assert "simulate: task.toml: simulate.baselines[0].args: {sed} is not a placeholder" in refused, refused
+    assert refused.count("\n") == 1
+    checked = organizer("dataset", "check", tmp_path / "mine", "-j", code=None)
+    assert "{sed} is not a placeholder" in checked.stdout

@@ -17,7 +17,7 @@ from harness.scoring import evaluator_call
 from harness.scoring.provenance import tree_hash
 from harness.state import Harness
 from harness.store.models import Session, Submission, Task, TaskChange
-from harness.taskpacks import layout, registry
+from harness.taskpacks import layout, registry, simulate_table
 
 from . import permissions
 
@@ -204,6 +204,9 @@ def pack_checks(h: Harness, folder: Path) -> list[dict]:
         if not (layout.has_split(folder, dry_run=True) and layout.label_path(folder, dry_run=True).exists()):
             raise UserError("no test_submit/test_data and test_label: `submit -t` cannot run")
     step("test_submit", test_submit)
+    if isinstance(manifest.extra, dict) and manifest.extra.get("simulate"):
+        step("simulate", lambda: f"{len(simulate_table.from_manifest(manifest.extra, folder, registry.MANIFEST))} "
+                                 f"baseline(s) for contest simulate")
     split = manifest.extra.get("split") if isinstance(manifest.extra, dict) else None
     label = layout.label_path(folder, dry_run=True)
     if call is not None and label.is_file() and isinstance(split, dict) \
