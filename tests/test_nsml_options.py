@@ -1,4 +1,5 @@
 """Options real NSML scripts pass (submit -v/-e/--esm, run --esm/--gpu-model) and `submit -t` for debugging."""
+import pytest
 from helpers import NSML_MAIN, participant, run_session
 
 BROKEN_INFER = NSML_MAIN.replace('''        return [int(int(x) > state["threshold"]) for x in open(path).read().split()]''',
@@ -10,7 +11,7 @@ def test_dry_run_shows_its_own_log_first_predictions_and_the_failure(cli, tiny_t
     name = run_session(cli, nsml_folder)
     r = cli("submit", "-t", name, "1")
     assert r.stdout.splitlines() == ["Score: 1.0", "Done"]
-    assert "the prediction file's first 2 line(s)" in r.stderr and "  0\n  1" in r.stderr  # test_submit holds 10 and 90
+    assert "the prediction file's first 2 prediction(s)" in r.stderr and "  0\n  1" in r.stderr  # test_submit holds 10 and 90
     dry = cli.json("history", "tiny")[0]
     log = cli("logs", "--submission", str(dry["id"])).stdout
     assert "loaded" in log  # a participant reads their own dry-run log
@@ -57,3 +58,16 @@ def test_gpu_model_allocates_only_that_model(cli, tiny_task, nsml_folder, state_
     assert "--gpu-model" in r.stderr and "A100, V100" in r.stderr
     r = cli("run", "-d", "tiny", "-g", "1", "--gpu-model", "H100", nsml_folder, code=2)
     assert "0 device(s) of model 'H100'" in r.stderr
+
+
+@pytest.mark.parametrize("text, shown", [
+    ('[0, 1, {"id": 3, "y": [1, 2]}, "a"]\n', ['0', '1', '{"id": 3, "y": [1, 2]}', '"a"']),
+    ('{"u1": [5, 6], "u2": []}', ['"u1": [5, 6]', '"u2": []']),
+    ('{"id": 1}\n{"id": 2}\n', ['{"id": 1}', '{"id": 2}']),  # JSON lines: its lines
+    ("[" * 5000, ["[" * 300]),  # nested past the recursion limit: the line as it is
+    ('[1, 2, "' + "x" * 5000, ["1", "2"]),  # an element cut at the 4 KiB read ends the list early
+])
+def test_a_dry_runs_first_predictions_are_records_of_a_one_line_json_file(tmp_path, text, shown):
+    from harness.service.submits import _head
+    (tmp_path / "prediction").write_text(text)
+    assert _head(tmp_path / "prediction", 10) == shown

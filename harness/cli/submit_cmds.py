@@ -82,7 +82,8 @@ def _show_dry_run(result: dict) -> None:
         for line in result["log_tail"]:
             say(f"  {line}", err=True)
     if result.get("predictions_head"):
-        click.echo(f"[harness] the prediction file's first {len(result['predictions_head'])} line(s):", err=True)
+        click.echo(f"[harness] the prediction file's first {len(result['predictions_head'])} prediction(s) (lines, "
+                   f"or the elements of one line of JSON):", err=True)
         for line in result["predictions_head"]:
             say(f"  {line}", err=True)
 

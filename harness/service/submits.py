@@ -182,8 +182,39 @@ def _head(path: Path, n: int) -> list[str]:
     except UnicodeDecodeError as exc:
         if exc.start < len(start) - 4:  # not merely a character cut at the 4 KiB boundary
             return [_binary(start, size)]
+    text = start.decode("utf-8", errors="replace")
+    if "\n" not in text.rstrip("\n") and (items := _json_items(text, n)):  # one line of JSON: its first records
+        return items
     with open(path, encoding="utf-8", errors="replace") as fh:
         return [line.rstrip("\n")[:300] for _, line in zip(range(n), fh)]
+
+
+def _json_items(text: str, n: int) -> list[str]:
+    """The first N elements of a JSON list (or items of a JSON object) that TEXT, a file's first 4 KiB, begins;
+    [] where it begins none (an element cut at the 4 KiB ends the list early)."""
+    import json
+    body = text.lstrip()
+    if body[:1] not in ("[", "{"):
+        return []
+    decoder, out, i = json.JSONDecoder(), [], 1
+    try:
+        while len(out) < n:
+            while i < len(body) and body[i] in " \t\r\n,":
+                i += 1
+            if i >= len(body) or body[i] in "]}":
+                break
+            key = None
+            if body[0] == "{":
+                key, i = decoder.raw_decode(body, i)
+                i = body.index(":", i) + 1
+                while i < len(body) and body[i] in " \t\r\n":
+                    i += 1
+            value, i = decoder.raw_decode(body, i)
+            shown = json.dumps(value, ensure_ascii=False)
+            out.append((shown if key is None else f"{json.dumps(key, ensure_ascii=False)}: {shown}")[:300])
+    except (ValueError, RecursionError):
+        pass
+    return out
 
 
 def _binary(start: bytes, size: int) -> str:
