@@ -91,3 +91,14 @@ def test_the_demo_keeps_its_whole_log_when_redirected(tmp_path):
     snippet = 'echo first >&2; x=$(echo second | tee /dev/stderr); echo third'  # what demo.sh did
     subprocess.run(["bash", "-c", f"{{ {snippet}; }} > {log} 2>&1"], check=True)
     assert "first" not in log.read_text()  # the hazard is real on this system: the pattern stays out of the demo
+
+
+def test_every_link_of_a_docs_page_resolves_in_the_folder_too(site):
+    """Read in the folder (or on GitHub), a page's links work as they do on the site: the home page is
+    ../README.md there, which the site turns into its index."""
+    for doc in (REPO / "docs").rglob("*.md"):
+        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", doc.read_text(encoding="utf-8")):
+            if not re.match(r"[a-z]+:", target):
+                assert (doc.parent / target).exists(), f"{doc.relative_to(REPO)} links to {target}"
+    tasks = (site / "organizer" / "tasks" / "index.html").read_text(encoding="utf-8")
+    assert re.search(r'href="\.\./\.\./?">home page', tasks), re.findall(r'href="[^"]*">home', tasks)
