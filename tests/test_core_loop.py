@@ -105,6 +105,9 @@ def test_model_rm_and_pull(cli, tiny_task, nsml_folder, tmp_path):
     target = tmp_path / "pulled"
     cli("model", "pull", name, "1", target)
     assert (target / "model" / "model.json").exists()
+    cli("model", "pull", name, "1", target)  # into the folder that is there now, like `cp -r`
+    assert (target / f"{name.replace('/', '_')}_1" / "model" / "model.json").exists()
+    assert "already exists" in cli("model", "pull", name, "1", target, code=2).stderr
     cli("model", "rm", name, "0")
     assert [c["checkpoint"] for c in cli.json("model", "ls", name)] == ["1", "2"]
     cli("model", "rm", name, "*")

@@ -60,6 +60,9 @@ def test_remote_model_pull_downloads_files_and_leaves_links_out(cli, remote_cli,
     files = sorted(p.name for p in (tmp_path / "pulled").rglob("*"))
     assert files and "passwd" not in files and "passwd left out" in r.stderr
     assert f"Checkpoint 1 of {name} is pulled to {tmp_path / 'pulled'}" in r.stdout
+    again = remote_cli("model", "pull", name, "1", tmp_path / "pulled")  # where a local pull puts it: cp -r's rule
+    assert f"is pulled to {tmp_path / 'pulled' / 'alice_tiny_1_1'}" in again.stdout
+    assert (tmp_path / "pulled" / "alice_tiny_1_1" / "model").is_dir()
     other = remote_cli("model", "pull", name, "1", tmp_path / "stolen", user="bob", code=2)
     assert "belongs to alice" in other.stderr and not (tmp_path / "stolen").exists()
 

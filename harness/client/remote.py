@@ -23,7 +23,7 @@ from harness.api.contract import derived
 from harness.core import archives
 from harness.core.enums import RunStatus
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
-from harness.core.names import parse_session_name
+from harness.core.names import parse_session_name, pull_target
 
 API = "/api/v1"
 ERRORS = {401: UserError, 403: PermissionDenied, 404: NotFound, 429: QuotaExceeded}
@@ -168,9 +168,7 @@ class RemoteApi(Api):
         return got["result"]
 
     def pull_checkpoint(self, session, checkpoint, dest):
-        target = Path(dest).expanduser()
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise UserError(f"PATH: {dest} exists and is not an empty folder")
+        target = pull_target(dest, session, checkpoint)
         path = f"/sessions{_session_path(session)}/checkpoints/{quote(checkpoint, safe='')}/archive"
         with tempfile.TemporaryDirectory(prefix="nsml-pull-") as tmp:
             spooled = Path(tmp) / "c.tar"
@@ -185,8 +183,6 @@ class RemoteApi(Api):
                             fh.write(chunk)
             except httpx.TransportError as exc:
                 raise UserError(f"server {self.url}: the download broke ({exc})") from None
-            if target.exists():
-                target.rmdir()
             archives.unpack(spooled, target, max_bytes=1 << 40, what="checkpoint")
         return str(target), skipped
 

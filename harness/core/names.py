@@ -62,3 +62,18 @@ def check_memo(text: object, what: str = "memo") -> str:
     if _CONTROL_RE.search(text):
         raise UserError(f"{what}: control characters (newlines, escapes) are not allowed")
     return text
+
+
+def pull_target(dest, session: str, checkpoint: str):
+    """Where `model pull SESSION CHECKPOINT DEST` writes, locally and from a server alike: DEST itself, or, like
+    `cp -r`, a folder named after the checkpoint inside DEST when DEST is a folder already. A path that exists there
+    is refused (a pull never mixes into or replaces files)."""
+    from pathlib import Path
+
+    from .errors import UserError
+    target = Path(dest).expanduser().resolve()
+    if target.is_dir():
+        target = target / f"{session.replace('/', '_')}_{checkpoint}"
+    if target.exists():
+        raise UserError(f"PATH: {target} already exists")
+    return target

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from harness.core.errors import NotFound, UserError
+from harness.core.errors import NotFound
+from harness.core.names import pull_target
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir, remove_tree
 from harness.runs.create import storage_changed
 from harness.state import Harness
@@ -67,10 +68,6 @@ def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tup
     """Copy a checkpoint's folders and regular files to DEST, within limits.checkpoint_bytes; links, special files
     and files past that limit are left out (returned)."""
     folder = checkpoint_folder(h, session, checkpoint)
-    target = Path(dest).expanduser().resolve()
-    if target.is_dir():  # like `cp -r`: into an existing folder
-        target = target / f"{session.replace('/', '_')}_{checkpoint}"
-    if target.exists():
-        raise UserError(f"PATH: {target} already exists")
+    target = pull_target(dest, session, checkpoint)
     return target, copy_tree_safely(folder, target, h.settings.checkpoint_bytes)  # what a copy writes: a sparse
     #                                                                             file counts at its full size
