@@ -420,13 +420,16 @@ def test_a_clock_set_back_before_the_opening_is_said_at_the_close(cli, contest):
             "2026-07-01T00:30:00, earlier)") in closed
 
 
-def test_after_the_close_anyone_may_practise_and_nothing_reaches_a_board(cli, tmp_path, contest):
-    contest()
+def test_after_the_close_its_teams_may_practise_and_nothing_reaches_a_board(cli, tmp_path, contest):
+    contest(gpu_quota=1)
     _clock(cli, "2026-07-02T00:00:01")
     cli("contest", "close", "rush/r1", user="org")
     before = cli.json("contest", "board", "tiny", "--round", "rush/r1", user="org")
-    name = _session(cli, tmp_path, "erin", 50)  # in no team at all: practice is for anyone
-    assert cli.json("submit", "-t", name, "0", user="erin")["status"] == "succeeded"
-    refused = cli("submit", name, "0", user="erin", code=2).stderr
-    assert "which is closed; a submit is no longer possible (sessions and submit -t still are" in refused
+    name = _session(cli, tmp_path, "carol", 50)  # team blue's, after the close
+    assert cli.json("submit", "-t", name, "0", user="carol")["status"] == "succeeded"
+    refused = cli("submit", name, "0", user="carol", code=2).stderr
+    assert "which is closed; a submit is no longer possible (its teams may still practise" in refused
+    assert "in no team" in cli("run", "-d", "tiny", tmp_path / "code-carol-50-0", user="erin", code=2).stderr
+    over = cli("run", "-d", "tiny", "-g", "2", tmp_path / "code-carol-50-0", user="carol", code=2).stderr
+    assert "over team blue's quota of 1" in over  # the round's GPU quota still holds its teams
     assert cli.json("contest", "board", "tiny", "--round", "rush/r1", user="org") == before

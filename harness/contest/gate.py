@@ -79,9 +79,9 @@ def team_of(db, contest: Contest, user: User) -> Team | None:
 
 
 def gate(h: Harness, db, user: User, task_name: str, action: str, practice: bool = False) -> Gate | None:
-    """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round, and for
-    PRACTICE (a session, a dry run) on the task of a closed round: after the close anyone may go on practising,
-    on no team's quota, and nothing of it reaches a board."""
+    """Check that USER may start ACTION ('a session', 'a submit') on a task; None for tasks in no round. PRACTICE
+    (a session, a dry run) stays open on the task of a closed round to the teams that were in it, within their
+    GPU quota as before: nothing of it reaches a board (a dry run has no round; a real submit is refused)."""
     rounds = rounds_of_task(db, task_name)
     if not rounds:
         return None
@@ -96,11 +96,9 @@ def gate(h: Harness, db, user: User, task_name: str, action: str, practice: bool
     if state is RoundStatus.ENDED:
         raise UserError(f"{where}, which ended at {rnd.ends_at.isoformat(timespec='seconds')} UTC; "
                         f"{action} is no longer possible")
-    if state is RoundStatus.CLOSED:
-        if practice:
-            return None
-        raise UserError(f"{where}, which is closed; {action} is no longer possible (sessions and submit -t still "
-                        f"are, for practice)")
+    if state is RoundStatus.CLOSED and not practice:
+        raise UserError(f"{where}, which is closed; {action} is no longer possible (its teams may still practise: "
+                        f"sessions and submit -t)")
     team = team_of(db, rnd.contest, user)
     if team is None:
         raise UserError(f"{where}: user {user.name!r} is in no team of contest {rnd.contest.name} "
