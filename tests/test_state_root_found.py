@@ -91,3 +91,25 @@ def test_the_nearest_state_root_wins_and_a_given_root_is_always_taken(tmp_path, 
     assert load_settings(root=tmp_path / "new").root_found  # --root or HARNESS_HOME: the caller chose it
     monkeypatch.setenv("HARNESS_HOME", str(tmp_path / "new"))
     assert load_settings().root_found and load_settings().root == (tmp_path / "new").resolve()
+
+
+def test_a_state_root_above_that_belongs_to_another_account_is_refused(tmp_path, monkeypatch):
+    """As git refuses a repository of another owner: a harness.toml planted in a shared folder above (/tmp) must
+    not choose this account's store, runtime and organizers."""
+    import harness.core.state_root as state_root
+    from harness.core.errors import UserError
+    from harness.core.settings import load_settings
+    _no_root_given(monkeypatch)
+    (tmp_path / "harness.toml").write_text('organizers = ["mallory"]\n')
+    (tmp_path / "mine").mkdir()
+    monkeypatch.chdir(tmp_path / "mine")
+    assert load_settings().root == tmp_path.resolve()  # this account's own, above: found
+    other = os.geteuid() + 1
+    monkeypatch.setattr(state_root.os, "geteuid", lambda: other)  # the same files, another account's
+    try:
+        load_settings()
+        raise AssertionError("another account's state root was taken")
+    except UserError as exc:
+        assert "belongs to another account" in str(exc) and f"--root {tmp_path.resolve()}" in str(exc)
+    monkeypatch.chdir(tmp_path)
+    assert load_settings().root == tmp_path.resolve()  # the folder you are in is yours to choose, as before

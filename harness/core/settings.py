@@ -20,6 +20,7 @@ from .setting_values import gpu_models as _gpu_models
 from .setting_values import integer as _int
 from .setting_values import plugins as _plugins
 from .setting_values import seconds as _seconds
+from .state_root import DEFAULT_DB_FILE, STATE_DIR, find_root, is_state_root
 
 ENV_HOME = "HARNESS_HOME"
 ENV_DB = "HARNESS_DB"
@@ -30,8 +31,6 @@ ENV_HF_CACHE = "HARNESS_HF_CACHE"
 ENV_SERVICE = "HARNESS_SERVICE"
 ENV_ERA_DIR = "HARNESS_ERA_DIR"  # where era environments are built (shared by every state root of the machine)
 SERVICE_MODES = ("socket", "inprocess")  # how local commands reach the library: the state root's service, or here
-STATE_DIR = ".harness"
-DEFAULT_DB_FILE = "leaderboard.db"
 SANDBOXES = ("auto", "bwrap", "none")
 EXECUTORS = ("local", "ray")  # where runs are placed: this machine, or a Ray cluster (harness.runtime.ray_executor)
 
@@ -205,17 +204,6 @@ def _service_mode(value: str | None) -> str:
 
 
 
-
-
-def is_state_root(path: Path) -> bool:
-    """Whether PATH holds a harness's state: its store, its state folder or its settings file."""
-    return any((path / name).exists() for name in (DEFAULT_DB_FILE, STATE_DIR, SETTINGS_FILE))
-
-
-def find_root(here: Path) -> Path:
-    """The state root a command in HERE works on when none is given: the nearest of HERE and the folders above it
-    that is one (as git finds its repository: `nsml run -d TASK .` from inside a code folder), else HERE."""
-    return next((p for p in (here, *here.parents) if is_state_root(p)), here)
 
 
 def load_settings(root: str | os.PathLike | None = None, db: str | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pathspec
 
 from harness.core.errors import UserError
-from harness.core.settings import DEFAULT_DB_FILE, STATE_DIR
+from harness.core.state_root import DEFAULT_DB_FILE, STATE_DIR
 
 IGNORE_FILE = ".nsmlignore"
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
