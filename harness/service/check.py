@@ -168,12 +168,15 @@ PATH_ONLY = {"join", "abspath", "dirname", "basename", "Path", "str", "print", "
 
 
 def _own_nodes(node: ast.AST):
-    """NODE's nodes, leaving out functions, lambdas and classes defined in it (their bodies run later)."""
-    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
-        return
-    yield node
-    for child in ast.iter_child_nodes(node):
-        yield from _own_nodes(child)
+    """NODE's nodes, leaving out functions, lambdas and classes defined in it (their bodies run later); in source
+    order, without recursion (an entry's nesting is the participant's)."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)):
+            continue
+        yield n
+        stack.extend(reversed(list(ast.iter_child_nodes(n))))
 
 
 def _mentions(node: ast.AST, paths: set[str]) -> bool:
