@@ -184,3 +184,8 @@ def test_user_add_into_an_unknown_contest_leaves_no_account_behind(cli, tmp_path
     assert "bob" not in [u["user"] for u in cli.json("user", "ls", user=ORGANIZER)]
     made = cli.json("user", "add", "bob", user=ORGANIZER)  # the retry is not refused as "exists"
     assert made["token"].startswith("nsml_")
+
+
+def test_a_name_no_route_takes_is_named_in_the_error(remote_cli, served):
+    r = remote_cli("contest", "board", "rush/r1", code=2)
+    assert f"task='rush/r1': not found on {served.url}" in r.stderr and r.stderr.count("\n") == 1, r.stderr

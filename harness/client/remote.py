@@ -100,10 +100,17 @@ class RemoteApi(Api):
         values.pop("progress", None)
         path, query, body = request_of(op, values)
         kw = {"timeout": None} if op.verb != "GET" else {}
-        if op.paging is Paging.NONE:
-            got = self._json(op.verb, path, params=query, json=body, **kw)
-        else:
-            got = self._pages(op, path, query)
+        try:
+            if op.paging is Paging.NONE:
+                got = self._json(op.verb, path, params=query, json=body, **kw)
+            else:
+                got = self._pages(op, path, query)
+        except NotFound as exc:
+            if str(exc) != "Not Found":  # the router's own answer: no route took the path (a name with a "/")
+                raise
+            named = ", ".join(f"{a}={values[a]!r}" for a in op.path_args() if a in values)
+            raise NotFound(f"{named or op.name}: not found on {self.url} (a name with '/' in it names nothing; "
+                           f"or the server is of another version)") from None
         if op.notes:
             for line in got["notes"]:
                 if values.get("note"):
