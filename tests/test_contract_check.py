@@ -170,3 +170,13 @@ def test_a_data_read_before_paused_is_found_however_the_path_is_spelled(case):
     paused = next(n for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "attr", "") == "paused")
     found = _first_read(tree, paused)
     assert (found.lineno if found is not None else None) == line
+
+
+def test_an_entry_nested_past_the_parser_is_one_line(cli, tiny_task, tmp_path):
+    deep = participant(tmp_path / "deep", "from nsml import DATASET_PATH\nx = open(DATASET_PATH + "
+                       + "+".join(["'a'"] * 50_000) + ")\n")
+    r = cli("check", deep, "-d", "tiny", code=2)
+    assert r.stderr == "Error: main.py: does not parse: nested too deeply to read\n", r.output
+    (deep / "main.py").write_text("x = 1\0\n")
+    assert "main.py: does not parse: source code string cannot contain null bytes" in \
+        cli("check", deep, "-d", "tiny", code=2).stderr

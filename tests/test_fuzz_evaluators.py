@@ -212,3 +212,18 @@ def test_an_evaluator_that_fails_names_its_own_line(tmp_path, source, line, said
     assert got.reason.value == "scorer_error"
     assert got.message.startswith(f"evaluation.py failed at evaluation.py:{line}: ")
     assert said in got.message
+
+
+def test_the_failing_line_is_found_in_linear_time_whatever_the_stderr_quotes():
+    """An evaluator's error may quote a participant's prediction (here 1 MB of blank lines); the harness reads its
+    stderr after the evaluator's time limit, so the search must not backtrack across lines (it took 25 s for
+    200 KB when it did)."""
+    import time
+    from pathlib import Path
+
+    from harness.scoring.evaluator import _where_failed
+    start = time.monotonic()
+    found = _where_failed('  File "/t/evaluation.py", line 3\n' + " \n" * 500_000, Path("evaluation.py"))
+    assert time.monotonic() - start < 2 and found == ""  # (the frame line is past the last 64 KiB it reads)
+    assert _where_failed(" \n" * 500_000 + '  File "/t/evaluation.py", line 9\n', Path("evaluation.py")) \
+        == " at evaluation.py:9"

@@ -86,11 +86,14 @@ def modules(code: Path, entry: str, strict: bool = False) -> list[tuple[Path, as
         if path in seen or not path.is_file():
             continue
         seen.add(path)
+        name = str(path.relative_to(code))
         try:
-            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"), filename=str(path.relative_to(code)))
-        except (SyntaxError, ValueError):
-            if strict:
-                raise
+            tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"), filename=name)
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
+            if strict:  # (a file nested past the parser's depth is the participant's: one line, no traceback)
+                raise exc if isinstance(exc, SyntaxError) else SyntaxError(
+                    "nested too deeply to read" if isinstance(exc, (RecursionError, MemoryError)) else str(exc),
+                    (name, None, None, None)) from None
             continue
         out.append((path, tree))
         queue += _local_imports(tree, code)

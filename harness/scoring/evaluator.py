@@ -53,9 +53,11 @@ def _last_line(text: str) -> str:
 
 
 def _where_failed(stderr: str, evaluation_py: Path) -> str:
-    """The evaluator's own line a traceback (or a SyntaxError) ends in, as " at evaluation.py:N" (else "")."""
+    """The evaluator's own line a traceback (or a SyntaxError) ends in, as " at evaluation.py:N" (else ""). Read in
+    the last 64 KiB of its stderr only, with a pattern that cannot backtrack across lines: the stderr may quote a
+    participant's prediction, and this runs in the harness, past the evaluator's time limit."""
     import re
-    lines = re.findall(r'^\s*File "([^"\n]*)", line (\d+)', stderr, flags=re.MULTILINE)
+    lines = re.findall(r'^[ \t]*File "([^"\n]*)", line (\d+)', stderr[-(64 << 10):], flags=re.MULTILINE)
     own = [n for f, n in lines if Path(f).name == evaluation_py.name]
     return f" at {evaluation_py.name}:{own[-1]}" if own else ""
 

@@ -60,7 +60,8 @@ def _modules(code: Path, entry: str) -> list[tuple[Path, ast.Module]]:
     try:
         return entry_flags.modules(code, entry, strict=True)
     except SyntaxError as exc:
-        raise UserError(f"{exc.filename or entry}:{exc.lineno}: does not parse: {exc.msg}") from None
+        where = f"{exc.filename or entry}" + (f":{exc.lineno}" if exc.lineno else "")
+        raise UserError(f"{where}: does not parse: {exc.msg}") from None
 
 
 def _calls(trees, name: str):
