@@ -30,13 +30,15 @@ def test_login_whoami_logout(served, remote_cli, tmp_path, monkeypatch, state_ro
     assert _nsml("ps", "-a", "-j").stdout.strip() == "[]"  # through the server
     refused = _nsml("--user", "bob", "ps")
     assert refused.exit_code == 2 and "while logged in" in refused.stderr
-    bob = {"HARNESS_TOKEN": remote_cli.token("bob")}  # a script's token overrides the saved one, same server
-    assert _nsml("whoami", env=bob).stdout.strip() == f"bob on {served.url}"
+    bob = {"HARNESS_TOKEN": remote_cli.token("bob")}  # alone: refused, never sent to the saved server
+    alone = _nsml("whoami", env=bob)
+    assert alone.exit_code == 2 and "HARNESS_TOKEN is set without HARNESS_SERVER" in alone.stderr
+    assert _nsml("whoami", env={**bob, "HARNESS_SERVER": served.url}).stdout.strip() == f"bob on {served.url}"
 
     assert "Logged out" in _nsml("logout").stdout
     assert _nsml("whoami").stdout.startswith(f"alice (local, {state_root}")  # HARNESS_USER, locally
-    alone = _nsml("ps", env=bob)  # no server to send it to: refused, never a silent local command
-    assert alone.exit_code == 2 and "HARNESS_TOKEN is set but no server is" in alone.stderr
+    alone = _nsml("ps", env=bob)  # logged out: refused too, never a silent local command
+    assert alone.exit_code == 2 and "HARNESS_TOKEN is set without HARNESS_SERVER" in alone.stderr
 
 
 def test_login_refuses_a_url_that_is_not_http(tmp_path, monkeypatch):
@@ -182,8 +184,14 @@ def test_user_add_into_an_unknown_contest_leaves_no_account_behind(cli, tmp_path
     refused = cli("user", "add", "bob", "--team", "demo/red", user=ORGANIZER, code=2)
     assert "unknown contest 'demo'" in refused.stderr and refused.stderr.count("\n") == 1
     assert "bob" not in [u["user"] for u in cli.json("user", "ls", user=ORGANIZER)]
-    made = cli.json("user", "add", "bob", user=ORGANIZER)  # the retry is not refused as "exists"
+    (tmp_path / "demo.toml").write_text('name = "demo"\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+                                         'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\n')
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny"), user=ORGANIZER)
+    cli("contest", "create", tmp_path / "demo.toml", user=ORGANIZER)
+    made = cli.json("user", "add", "bob", "--team", "red", user=ORGANIZER)  # the retry is not refused as "exists"
     assert made["token"].startswith("nsml_")
+    assert [t["members"] for t in cli.json("contest", "teams", "demo", user=ORGANIZER) if t["team"] == "red"] \
+        == ["bob"]
 
 
 def test_a_name_no_route_takes_is_named_in_the_error(remote_cli, served):

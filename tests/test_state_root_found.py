@@ -113,3 +113,15 @@ def test_a_state_root_above_that_belongs_to_another_account_is_refused(tmp_path,
         assert "belongs to another account" in str(exc) and f"--root {tmp_path.resolve()}" in str(exc)
     monkeypatch.chdir(tmp_path)
     assert load_settings().root == tmp_path.resolve()  # the folder you are in is yours to choose, as before
+
+
+def test_a_command_that_starts_a_state_root_does_so_under_python_m_too(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+    pack = make_tiny_task(tmp_path / "packs" / "tiny")
+    (tmp_path / "org").mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("HARNESS_HOME", "HARNESS_USER")}
+    r = subprocess.run([sys.executable, "-m", "harness", "dataset", "add", str(pack)], cwd=tmp_path / "org",
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Task tiny is registered" in r.stdout, r.stderr
+    assert (tmp_path / "org" / "leaderboard.db").exists()

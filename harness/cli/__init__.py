@@ -165,7 +165,11 @@ class _LazyHarness:
         """The settings of a state root this command may work on: one given (--root, HARNESS_HOME, --db) or found
         here or above; a folder that is none becomes one only through a command that starts one (FOUNDING)."""
         settings = self.settings()
-        command = " ".join(click.get_current_context().command_path.split()[1:])
+        ctx, names = click.get_current_context(), []
+        while ctx.parent is not None:  # the command's own names, whatever the program was called (python -m ...)
+            names.append(ctx.info_name)
+            ctx = ctx.parent
+        command = " ".join(reversed(names))
         if not settings.root_found and command not in FOUNDING:
             raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds a "
                             f"leaderboard.db; cd to your state root, give --root DIR, or start one here with "

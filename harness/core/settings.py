@@ -372,15 +372,15 @@ def write_logins(data: dict) -> Path:
 
 
 def current_login() -> Login | None:
-    """The server the CLI talks to: HARNESS_SERVER + HARNESS_TOKEN, else the saved current login (its token
-    HARNESS_TOKEN where set); None: local."""
+    """The server the CLI talks to: HARNESS_SERVER + HARNESS_TOKEN, else the saved current login; None: local."""
     env = os.environ
     if env.get(ENV_SERVER):
         return Login(env[ENV_SERVER].rstrip("/"), env.get(ENV_TOKEN, ""))
+    if env.get(ENV_TOKEN):  # alone it names no server: neither sent to whichever is saved, nor silently ignored
+        raise UserError(f"{ENV_TOKEN} is set without {ENV_SERVER}: set both (the token goes only to the server "
+                        f"named with it), or unset it")
     data = read_logins()
-    url, token = data.get("current"), env.get(ENV_TOKEN)
+    url = data.get("current")
     if url and url in data["servers"]:
-        return Login(url, token or data["servers"][url])  # a script's token, for the saved server
-    if token:  # never a silent local run for a script that meant to act as its token's account
-        raise UserError(f"{ENV_TOKEN} is set but no server is: set {ENV_SERVER} too, or nsml login URL")
+        return Login(url, data["servers"][url])
     return None

@@ -14,14 +14,16 @@ import threading
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from harness.contest import definition
+from harness.contest.gate import get_contest
 from harness.core.clock import utcnow
 from harness.core.errors import NotFound, QuotaExceeded, UserError
 from harness.core.names import check_name
 from harness.state import Harness
-from harness.store.models import Account, User
+from harness.store.models import Account, Contest, User
 
 from . import permissions
 
@@ -113,36 +115,30 @@ def add_user(h: Harness, name: str, organizer: bool = False, team: str | None = 
     check_name(name, "NAME")
     exists = UserError(f"NAME: account {name!r} exists (user token reset {name} makes a new token)")
     try:
-        with h.tx() as db:
+        with h.tx() as db:  # the account and its team in one transaction: a refused team leaves no account
             user = h.user(db, name)
             if db.scalar(select(Account.id).where(Account.user_id == user.id)) is not None:
                 raise exists
             account = Account(user_id=user.id, organizer=organizer, created_by=h.settings.user)
             db.add(account)
             token = _new_token(account)
+            if team:
+                contest, team_name = _team_ref(db, team)
+                definition.add_team(h, db, contest, team_name, [name])
     except IntegrityError:  # the same name added at the same moment elsewhere: one account, the other refused
         raise exists from None
-    if team:
-        try:
-            _join_team(h, name, team)
-        except BaseException:  # no account is left behind whose token nobody was shown
-            with h.tx() as db:
-                db.execute(delete(Account).where(Account.id == account.id))
-            raise
     return token
 
 
-def _join_team(h: Harness, name: str, team: str) -> None:
-    from . import contests
+def _team_ref(db, team: str) -> tuple[Contest, str]:
+    """--team CONTEST/TEAM, or TEAM of the only contest: the contest and the team's name."""
     if "/" in team:
         contest, team = team.split("/", 1)
-    else:
-        names = [c["contest"] for c in contests.list_contests(h)]
-        if len(set(names)) != 1:
-            raise UserError(f"--team: say CONTEST/TEAM ({len(set(names))} contests: "
-                            f"{', '.join(sorted(set(names))) or 'none yet'})")
-        contest = names[0]
-    contests.add_team(h, contest, team, [name])
+        return get_contest(db, contest), team
+    names = db.scalars(select(Contest.name).order_by(Contest.name)).all()
+    if len(names) != 1:
+        raise UserError(f"--team: say CONTEST/TEAM ({len(names)} contests: {', '.join(names) or 'none yet'})")
+    return get_contest(db, names[0]), team
 
 
 def account_organizer(h: Harness, name: str, flagged: bool) -> bool:
