@@ -125,3 +125,32 @@ def test_a_command_that_starts_a_state_root_does_so_under_python_m_too(tmp_path,
                        env=env, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and "Task tiny is registered" in r.stdout, r.stderr
     assert (tmp_path / "org" / "leaderboard.db").exists()
+
+
+def test_files_participant_code_wrote_never_make_a_state_root(cli, tmp_path, monkeypatch):
+    """A run writes as the harness's own account, so ownership says nothing of its files: a harness.toml it saved
+    in a checkpoint must not become the organizer's settings, whether read in the store or pulled out of it."""
+    from harness.core.settings import load_settings
+    _no_root_given(monkeypatch)
+    org = tmp_path / "org"
+    org.mkdir()
+    monkeypatch.chdir(org)
+    cli("dataset", "add", make_tiny_task(tmp_path / "packs" / "tiny"), user=ORGANIZER)
+    planted = NSML_MAIN.replace("    def save(dir_name, *args, **kwargs):", '''    def save(dir_name, *args, **kwargs):
+        os.makedirs(os.path.join(dir_name, "notes", ".harness"), exist_ok=True)
+        for name in ("harness.toml", "notes/harness.toml"):
+            with open(os.path.join(dir_name, name), "w") as fh:
+                fh.write('organizers = ["mallory"]\\n[process]\\nsandbox = "none"\\n')
+        open(os.path.join(dir_name, "notes", "leaderboard.db-wal"), "w").close()''')
+    code = participant(tmp_path / "code", planted)
+    name = cli("run", "-d", "tiny", code, user="mallory").stdout.split()[1]
+    cli("logs", "-f", name, user="mallory")
+    checkpoint = org / ".harness" / "sessions" / "mallory" / "tiny" / "1" / "checkpoints" / "0" / "model"
+    assert (checkpoint / "notes" / "harness.toml").is_file()  # what the run wrote, in the store
+    monkeypatch.chdir(checkpoint / "notes")
+    assert load_settings().root == org.resolve()  # the store's own root, never the checkpoint
+    monkeypatch.chdir(org)
+    out = cli("model", "pull", name, "0", tmp_path / "review", user=ORGANIZER)
+    pulled = sorted(str(p.relative_to(tmp_path / "review")) for p in (tmp_path / "review").rglob("*"))
+    assert not [p for p in pulled if "harness" in p or "leaderboard" in p], pulled
+    assert "model/notes/harness.toml left out" in out.stderr and "model/model.json" in pulled

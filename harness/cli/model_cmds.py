@@ -42,5 +42,6 @@ def model_pull(lazy, session, checkpoint, path):
     """Copy a checkpoint's folder to PATH."""
     target, skipped = lazy.api().pull_checkpoint(session, checkpoint, path)
     for rel in skipped:
-        say(f"Warning: {rel} left out: not a regular file or folder (links are never followed)", err=True)
+        say(f"Warning: {rel} left out: not a regular file or folder (links are never followed), or a state root's "
+            f"file (harness.toml, leaderboard.db, .harness)", err=True)
     click.echo(f"Checkpoint {checkpoint} of {session} is pulled to {target}")

@@ -188,11 +188,13 @@ MAX_COPY_ENTRIES = 200_000  # files and folders one copy of a participant's fold
 
 
 def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
-                     max_entries: int = MAX_COPY_ENTRIES) -> list[str]:
+                     max_entries: int = MAX_COPY_ENTRIES, leave_out: tuple[str, ...] = ()) -> list[str]:
     """Copy folders and regular files of SRC to DEST; links and special files are left out (their paths are
-    returned), and so is a file that would take the copy past MAX_BYTES. Used for folders participant code wrote
-    (checkpoints being pulled), which may change while they are copied: the walk holds each folder open (os.fwalk)
-    and lists that folder, never a path a link swapped in after it was listed; past MAX_ENTRIES it stops (UserError)."""
+    returned), and so is a file that would take the copy past MAX_BYTES, and any file or folder whose name matches
+    a pattern of LEAVE_OUT. Used for folders participant code wrote (checkpoints being pulled), which may change
+    while they are copied: the walk holds each folder open (os.fwalk) and lists that folder, never a path a link
+    swapped in after it was listed; past MAX_ENTRIES it stops (UserError)."""
+    import fnmatch
     skipped: list[str] = []
     total = entries = 0
     dest.mkdir(parents=True, exist_ok=False)
@@ -206,13 +208,17 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
                 real = stat.S_ISDIR(os.stat(d, dir_fd=dirfd, follow_symlinks=False).st_mode)
             except OSError:
                 real = False
-            if not real:  # a link (fwalk lists links to folders as folders), or gone
+            if not real or any(fnmatch.fnmatchcase(d, p) for p in leave_out):  # a link (fwalk lists links to
+                #                                                                folders as folders), or gone
                 dirnames.remove(d)
                 skipped.append(str(rel_dir / d))
             else:
                 (dest / rel_dir / d).mkdir()
         for name in filenames:
             rel = rel_dir / name
+            if any(fnmatch.fnmatchcase(name, p) for p in leave_out):
+                skipped.append(str(rel))
+                continue
             try:
                 size = copy_out(src, str(rel), dest / rel, (max_bytes - total) if max_bytes else 1 << 62)
             except UnsafeFile:

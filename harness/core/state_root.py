@@ -20,10 +20,13 @@ def is_state_root(path: Path) -> bool:
 
 def find_root(here: Path) -> Path:
     """The state root a command in HERE works on when none is given: the nearest of HERE and the folders above it
-    that is one (as git finds its repository: `nsml run -d TASK .` from inside a code folder), else HERE. One found
+    that is one (as git finds its repository: `nsml run -d TASK .` from inside a code folder), else HERE; never a
+    folder inside a state folder (.harness: sessions, runs and checkpoints participant code wrote). One found
     above HERE must be this account's, as git asks of a repository: another account's harness.toml planted in a
     shared folder above (/tmp) would otherwise choose this account's store, runtime and organizers."""
     for p in (here, *here.parents):
+        if STATE_DIR in p.parts:  # inside a state folder: what runs wrote there (a checkpoint's harness.toml) is
+            continue  #              never a state root; the one that holds the folder is
         if is_state_root(p):
             if p != here:
                 owners = {path.lstat().st_uid for path in (p, *(p / n for n in STATE_MARKERS)) if path.exists()}

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from harness.core.errors import NotFound
 from harness.core.names import pull_target
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir, remove_tree
+from harness.core.state_root import DEFAULT_DB_FILE, STATE_MARKERS
 from harness.runs.create import storage_changed
 from harness.state import Harness
 from harness.store.models import Checkpoint
@@ -64,10 +65,15 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
         return [c.name for c in chosen]
 
 
+PULL_LEAVES_OUT = (*STATE_MARKERS, f"{DEFAULT_DB_FILE}-*")  # a state root's files, which participant code may have
+#   written into its checkpoint: pulled, they would make the organizer's folder a state root of the participant's
+#   choosing (harness.toml names the store, runtime, sandbox and organizers)
+
+
 def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tuple[Path, list[str]]:
-    """Copy a checkpoint's folders and regular files to DEST, within limits.checkpoint_bytes; links, special files
-    and files past that limit are left out (returned)."""
+    """Copy a checkpoint's folders and regular files to DEST, within limits.checkpoint_bytes (what a copy writes: a
+    sparse file counts at its full size); links, special files, files past that limit and a state root's files
+    (PULL_LEAVES_OUT) are left out (returned)."""
     folder = checkpoint_folder(h, session, checkpoint)
     target = pull_target(dest, session, checkpoint)
-    return target, copy_tree_safely(folder, target, h.settings.checkpoint_bytes)  # what a copy writes: a sparse
-    #                                                                             file counts at its full size
+    return target, copy_tree_safely(folder, target, h.settings.checkpoint_bytes, leave_out=PULL_LEAVES_OUT)
