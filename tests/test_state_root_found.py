@@ -51,7 +51,7 @@ def test_the_snapshot_never_takes_a_state_roots_own_files(tmp_path):
     code = tmp_path / "code"
     (code / ".harness" / "sessions").mkdir(parents=True)
     (code / "main.py").write_text("print(1)\n")
-    for name in ("leaderboard.db", "leaderboard.db-wal", "leaderboard.db-shm"):
+    for name in ("leaderboard.db", "leaderboard.db-wal", "leaderboard.db-shm", "harness.toml"):
         (code / name).write_bytes(b"SQLite format 3\0")
     (code / ".harness" / "sessions" / "big").write_bytes(b"x" * 100)
     listener = socket.socket(socket.AF_UNIX)

@@ -14,11 +14,13 @@ from pathlib import Path
 import pathspec
 
 from harness.core.errors import UserError
+from harness.core.setting_values import SETTINGS_FILE
 from harness.core.state_root import DEFAULT_DB_FILE, STATE_DIR
 
 IGNORE_FILE = ".nsmlignore"
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
-                  f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*"]  # a state root's files: not code
+                  f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*", f"/{SETTINGS_FILE}"]  # a state
+#                 root's own files (a code folder that is one, or in one): never code
 MAX_CODE_FILES = 20_000
 _CHUNK = 1 << 20
 
