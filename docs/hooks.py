@@ -1,8 +1,8 @@
 """MkDocs hook (mkdocs.yml `hooks:`), not a page of the site.
 
 README.md is the site's index page without a copy of it in docs/: on_files publishes it as `index.md`, with its
-links into `docs/` made relative to the site (README links only there), so README.md stays the one source (pages link to it as ../README.md, which reads on GitHub and in the
-folder, and becomes the index here). And
+links into `docs/` made relative to the site (README links only there), so README.md stays the one source (pages
+link to it as ../README.md, which reads on GitHub and in the folder, and becomes the index here). And
 before any page is rendered, every command module is imported, so the command reference (mkdocs-click walks the
 loaded click group) lists every command, not only those the CLI has loaded so far.
 """

@@ -11,7 +11,8 @@ def test_dry_run_shows_its_own_log_first_predictions_and_the_failure(cli, tiny_t
     name = run_session(cli, nsml_folder)
     r = cli("submit", "-t", name, "1")
     assert r.stdout.splitlines() == ["Score: 1.0", "Done"]
-    assert "the prediction file's first 2 prediction(s)" in r.stderr and "  0\n  1" in r.stderr  # test_submit holds 10 and 90
+    assert "the prediction file's first 2 prediction(s)" in r.stderr
+    assert "  0\n  1" in r.stderr  # test_submit holds 10 and 90
     dry = cli.json("history", "tiny")[0]
     log = cli("logs", "--submission", str(dry["id"])).stdout
     assert "loaded" in log  # a participant reads their own dry-run log
