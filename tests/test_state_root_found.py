@@ -112,7 +112,11 @@ def test_a_state_root_above_that_belongs_to_another_account_is_refused(tmp_path,
     except UserError as exc:
         assert "belongs to another account" in str(exc) and f"--root {tmp_path.resolve()}" in str(exc)
     monkeypatch.chdir(tmp_path)
-    assert load_settings().root == tmp_path.resolve()  # the folder you are in is yours to choose, as before
+    try:  # the folder you are in too, as git does
+        load_settings()
+        raise AssertionError("another account's state root was taken")
+    except UserError as exc:
+        assert "belongs to another account" in str(exc)
 
 
 def test_a_command_that_starts_a_state_root_does_so_under_python_m_too(tmp_path, monkeypatch):
@@ -141,16 +145,36 @@ def test_files_participant_code_wrote_never_make_a_state_root(cli, tmp_path, mon
         for name in ("harness.toml", "notes/harness.toml"):
             with open(os.path.join(dir_name, name), "w") as fh:
                 fh.write('organizers = ["mallory"]\\n[process]\\nsandbox = "none"\\n')
-        open(os.path.join(dir_name, "notes", "leaderboard.db-wal"), "w").close()''')
+        open(os.path.join(dir_name, "notes", "leaderboard.db-wal"), "w").close()
+        open(os.path.join(dir_name, "notes", "Harness.TOML"), "w").close()
+        os.makedirs(os.path.join(dir_name, ".git"), exist_ok=True)
+        with open(os.path.join(dir_name, ".git", "config"), "w") as fh:
+            fh.write("[core]\\n\\tfsmonitor = touch /tmp/pwned\\n")''')
     code = participant(tmp_path / "code", planted)
     name = cli("run", "-d", "tiny", code, user="mallory").stdout.split()[1]
     cli("logs", "-f", name, user="mallory")
     checkpoint = org / ".harness" / "sessions" / "mallory" / "tiny" / "1" / "checkpoints" / "0" / "model"
     assert (checkpoint / "notes" / "harness.toml").is_file()  # what the run wrote, in the store
-    monkeypatch.chdir(checkpoint / "notes")
-    assert load_settings().root == org.resolve()  # the store's own root, never the checkpoint
+    from harness.core.errors import UserError
+    for inside in (checkpoint / "notes", checkpoint / "notes" / ".harness"):
+        monkeypatch.chdir(inside)
+        try:  # never the checkpoint's own harness.toml
+            load_settings()
+            raise AssertionError(f"a state root was found inside the state folder: {load_settings().root}")
+        except UserError as exc:
+            assert "is inside a state folder, where runs write; give --root DIR" in str(exc)
+    moved = tmp_path / "bigdisk"  # the state folder on another disk, through a link: its path says nothing
+    (org / ".harness").rename(moved)
+    (org / ".harness").symlink_to(moved)
+    monkeypatch.chdir(org / ".harness" / "sessions" / "mallory" / "tiny" / "1" / "checkpoints" / "0" / "model")
+    assert ".harness" not in Path.cwd().parts
+    try:
+        load_settings()
+        raise AssertionError("a state root was found inside the linked state folder")
+    except UserError as exc:
+        assert "is inside a state folder" in str(exc)
     monkeypatch.chdir(org)
     out = cli("model", "pull", name, "0", tmp_path / "review", user=ORGANIZER)
     pulled = sorted(str(p.relative_to(tmp_path / "review")) for p in (tmp_path / "review").rglob("*"))
-    assert not [p for p in pulled if "harness" in p or "leaderboard" in p], pulled
+    assert not [p for p in pulled if "harness" in p.lower() or "leaderboard" in p or ".git" in p], pulled
     assert "model/notes/harness.toml left out" in out.stderr and "model/model.json" in pulled

@@ -187,6 +187,15 @@ def is_real_dir(path: Path) -> bool:
 MAX_COPY_ENTRIES = 200_000  # files and folders one copy of a participant's folder may hold
 
 
+def _named(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether NAME matches one of PATTERNS as a case-insensitive file system would see it (Harness.toml, and
+    harneſſ.toml, whose ſ folds to s, are harness.toml on APFS, vfat or a casefolded ext4)."""
+    import fnmatch
+    import unicodedata
+    folded = unicodedata.normalize("NFKC", name).casefold()
+    return any(fnmatch.fnmatchcase(folded, p.casefold()) for p in patterns)
+
+
 def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
                      max_entries: int = MAX_COPY_ENTRIES, leave_out: tuple[str, ...] = ()) -> list[str]:
     """Copy folders and regular files of SRC to DEST; links and special files are left out (their paths are
@@ -194,7 +203,6 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
     a pattern of LEAVE_OUT. Used for folders participant code wrote (checkpoints being pulled), which may change
     while they are copied: the walk holds each folder open (os.fwalk) and lists that folder, never a path a link
     swapped in after it was listed; past MAX_ENTRIES it stops (UserError)."""
-    import fnmatch
     skipped: list[str] = []
     total = entries = 0
     dest.mkdir(parents=True, exist_ok=False)
@@ -208,15 +216,14 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
                 real = stat.S_ISDIR(os.stat(d, dir_fd=dirfd, follow_symlinks=False).st_mode)
             except OSError:
                 real = False
-            if not real or any(fnmatch.fnmatchcase(d, p) for p in leave_out):  # a link (fwalk lists links to
-                #                                                                folders as folders), or gone
+            if not real or _named(d, leave_out):  # a link (fwalk lists links to folders as folders), or gone
                 dirnames.remove(d)
                 skipped.append(str(rel_dir / d))
             else:
                 (dest / rel_dir / d).mkdir()
         for name in filenames:
             rel = rel_dir / name
-            if any(fnmatch.fnmatchcase(name, p) for p in leave_out):
+            if _named(name, leave_out):
                 skipped.append(str(rel))
                 continue
             try:

@@ -20,7 +20,7 @@ from .setting_values import gpu_models as _gpu_models
 from .setting_values import integer as _int
 from .setting_values import plugins as _plugins
 from .setting_values import seconds as _seconds
-from .state_root import DEFAULT_DB_FILE, STATE_DIR, find_root, is_state_root
+from .state_root import DEFAULT_DB_FILE, STATE_DIR, find_root, is_state_root, mark_state_folder
 
 ENV_HOME = "HARNESS_HOME"
 ENV_DB = "HARNESS_DB"
@@ -149,6 +149,7 @@ class Settings:
     def ensure_dirs(self) -> None:
         for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
             d.mkdir(parents=True, exist_ok=True)
+        mark_state_folder(self.state_dir)
 
 
 def read_toml(path: Path) -> dict:

@@ -57,7 +57,7 @@ def _where_failed(stderr: str, evaluation_py: Path) -> str:
     the last 64 KiB of its stderr only, with a pattern that cannot backtrack across lines: the stderr may quote a
     participant's prediction, and this runs in the harness, past the evaluator's time limit."""
     import re
-    lines = re.findall(r'^[ \t]*File "([^"\n]*)", line (\d+)', stderr[-(64 << 10):], flags=re.MULTILINE)
+    lines = re.findall(r'^[ \t]*File "([^"\n]*)", line (\d{1,9})\b', stderr[-(64 << 10):], flags=re.MULTILINE)
     own = [n for f, n in lines if Path(f).name == evaluation_py.name]
     return f" at {evaluation_py.name}:{own[-1]}" if own else ""
 

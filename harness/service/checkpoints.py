@@ -13,7 +13,7 @@ from sqlalchemy import select
 from harness.core.errors import NotFound
 from harness.core.names import pull_target
 from harness.core.safefs import checkpoint_name_problem, copy_tree_safely, is_real_dir, remove_tree
-from harness.core.state_root import DEFAULT_DB_FILE, STATE_MARKERS
+from harness.core.state_root import DEFAULT_DB_FILE, STATE_FOLDER_MARK, STATE_MARKERS
 from harness.runs.create import storage_changed
 from harness.state import Harness
 from harness.store.models import Checkpoint
@@ -65,9 +65,11 @@ def remove_checkpoints(h: Harness, session: str, pattern: str) -> list[str]:
         return [c.name for c in chosen]
 
 
-PULL_LEAVES_OUT = (*STATE_MARKERS, f"{DEFAULT_DB_FILE}-*")  # a state root's files, which participant code may have
-#   written into its checkpoint: pulled, they would make the organizer's folder a state root of the participant's
-#   choosing (harness.toml names the store, runtime, sandbox and organizers)
+PULL_LEAVES_OUT = (*STATE_MARKERS, f"{DEFAULT_DB_FILE}-*", STATE_FOLDER_MARK,  # a state root's files, and
+                   ".git", ".hg", ".svn", ".bzr", ".jj")  # version control folders: participant code may have written
+#   any into its checkpoint; pulled, a harness.toml would make the organizer's folder a state root of its choosing
+#   (the store, runtime plugins, sandbox, organizers), and a .git/config run its commands at the organizer's next
+#   `git status` (core.fsmonitor) or shell prompt
 
 
 def pull_checkpoint(h: Harness, session: str, checkpoint: str, dest: str) -> tuple[Path, list[str]]:
