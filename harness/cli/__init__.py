@@ -23,7 +23,7 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "l
             "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
             "baseline": "moderation_cmds", "audit": "moderation_cmds", "init": "init_cmds"}
 
-FOUNDING = {"dataset add", "dataset prepare", "contest create", "user add", "serve"}  # may
+FOUNDING = {"dataset check", "dataset add", "dataset prepare", "contest create", "user add", "serve"}  # may
 #            make a state root of a folder that is none (every other command needs one: a typo'd folder stays clean)
 
 # `--help` lists the commands by who runs them (a command not listed here shows under "Other commands").
