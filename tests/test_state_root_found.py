@@ -178,3 +178,14 @@ def test_files_participant_code_wrote_never_make_a_state_root(cli, tmp_path, mon
     pulled = sorted(str(p.relative_to(tmp_path / "review")) for p in (tmp_path / "review").rglob("*"))
     assert not [p for p in pulled if "harness" in p.lower() or "leaderboard" in p or ".git" in p], pulled
     assert "model/notes/harness.toml left out" in out.stderr and "model/model.json" in pulled
+
+
+def test_an_organizers_first_steps_in_a_fresh_folder_are_not_refused(cli, tmp_path, monkeypatch):
+    """`dataset init` then its own suggested next step, `dataset check`, then `dataset add`: in a new folder."""
+    _no_root_given(monkeypatch)
+    fresh = tmp_path / "fresh"
+    fresh.mkdir()
+    monkeypatch.chdir(fresh)
+    assert "dataset check" in cli("dataset", "init", "mytask").stdout
+    assert "no state root" not in cli("dataset", "check", "mytask", user=ORGANIZER).output
+    assert "Task mytask is registered" in cli("dataset", "add", "mytask", user=ORGANIZER).stdout
