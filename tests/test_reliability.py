@@ -148,6 +148,27 @@ def test_kill_9_during_training_is_lost_and_reaped(store, cli, tiny_task, sleepe
     _integrity(state_root)
 
 
+def test_a_servers_callers_see_a_dead_schedulers_run_recovered(tiny_task, sleeper, state_root):
+    """Over HTTP nobody opens the store, as every local command does: the server itself looks, so a run whose
+    scheduler died is recovered within a lease and a look, and ps over HTTP says so."""
+    from helpers import RemoteCli, Served
+    (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 4\n")
+    served = Served(state_root)
+    try:
+        remote = RemoteCli(served.url)
+        name = run_session(remote, sleeper, wait=False)
+        _wait(lambda: "saved" in remote("logs", name).stdout)
+        _wait(lambda: _scheduler(state_root)).send_signal(signal.SIGKILL)  # (the server's child: it reaps it)
+
+        def status():
+            row = [r for r in remote.json("ps", "-a") if r["name"] == name][0]
+            return (row["status"], row["reason"])
+        _wait(lambda: status() != ("running", None), timeout=30)  # (4 s lease, a look every second)
+        assert status() == ("failed", "lost")
+    finally:
+        served.stop()
+
+
 def test_kill_9_during_submit_is_lost_and_does_not_count(store, cli, tiny_task, sleeper, state_root):
     from harness.service.submits import start_submit
     from harness.state import Harness

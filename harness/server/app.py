@@ -105,15 +105,35 @@ def body_cap(settings: Settings) -> Callable[[str, str, str], int]:
     return cap_of
 
 
+async def _watch_scheduler(settings: Settings, server: "Server") -> None:
+    """What every local command does when it opens the store, done for the server's callers, who open none: a run
+    whose scheduler died is recovered (requeued, or failed as lost) and pending work gets a scheduler again, at
+    most a lease and one look after the death (lease.recover_if_orphaned)."""
+    import anyio
+    import anyio.to_thread
+
+    from harness.scheduler.lease import recover_if_orphaned
+    while True:
+        await anyio.sleep(min(15.0, max(1.0, settings.lease_seconds / 4)))
+        try:
+            await anyio.to_thread.run_sync(recover_if_orphaned, settings, server.base.store)
+        except Exception:  # noqa: BLE001 - the next look tries again; the server serves meanwhile
+            log.exception("recovering runs of a stopped scheduler failed")
+
+
 def create_app(settings: Settings) -> FastAPI:
     server = Server(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        import asyncio
+
         import anyio.to_thread
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS  # (follows hold one each)
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
+        watch = asyncio.create_task(_watch_scheduler(settings, server))
         yield
+        watch.cancel()
 
     app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=None,
                   redoc_url=None, lifespan=lifespan)
