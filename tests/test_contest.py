@@ -433,3 +433,11 @@ def test_after_the_close_its_teams_may_practise_and_nothing_reaches_a_board(cli,
     over = cli("run", "-d", "tiny", "-g", "2", tmp_path / "code-carol-50-0", user="carol", code=2).stderr
     assert "over team blue's quota of 1" in over  # the round's GPU quota still holds its teams
     assert cli.json("contest", "board", "tiny", "--round", "rush/r1", user="org") == before
+
+
+def test_a_contest_of_a_built_in_task_not_prepared_names_prepare(cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    (tmp_path / "c.toml").write_text('name = "c"\n[[rounds]]\nname = "r1"\ntasks = ["bus-eta"]\n'
+                                     'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\n')
+    refused = cli("contest", "create", tmp_path / "c.toml", user="org", code=2).stderr
+    assert "task 'bus-eta' is not prepared yet" in refused and "contest create --prepare" in refused, refused

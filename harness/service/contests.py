@@ -14,7 +14,7 @@ from harness.contest import definition, rounds
 from harness.contest.gate import get_contest
 from harness.contest.rescore import rescore as rescore_task
 from harness.core import clock
-from harness.core.errors import UserError
+from harness.core.errors import NotFound, UserError
 from harness.core.progress import Progress, silent
 from harness.scoring import ladder_board
 from harness.state import Harness
@@ -39,7 +39,12 @@ def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, ec
             prepare_builtin(h, task, scale=scale)
             if echo:
                 echo(f"Task {task} is prepared")
-    name = definition.create(h, path, parsed)
+    try:
+        name = definition.create(h, path, parsed)
+    except NotFound as exc:
+        if "is not prepared yet" not in str(exc) or prepare:
+            raise
+        raise NotFound(f"{path}: {exc} (or contest create --prepare, which prepares its built-in tasks)") from None
     now = clock.now(h.settings)
     for r in parsed["rounds"]:
         if r["end"] <= now and echo:
