@@ -112,3 +112,12 @@ def test_an_entry_flag_given_to_run_says_how_to_pass_it(cli, tmp_path):
         assert f'arguments for the entry go in one -a: -a "{flag} ..."' in out and "Did you mean" not in out, out
     assert "Did you mean one of: '--entry', '--memo', '--memory'" in cli("run", "-d", "t", "--memroy", "3G",
                                                                            code=2).output  # a near miss of ours
+
+
+def test_a_runtime_typo_in_harness_toml_is_named_there(cli, tiny_task, nsml_folder, state_root):
+    (state_root / "harness.toml").write_text('runtime = "proces"\n')
+    out = cli("run", "-d", "tiny", nsml_folder, code=2).stderr
+    assert "harness.toml: runtime (or HARNESS_RUNTIME): unknown runtime 'proces'. Did you mean 'process'?" in out
+    (state_root / "harness.toml").write_text('runtime_choices = ["dockr"]\n')
+    out = cli("run", "-d", "tiny", nsml_folder, code=2).stderr
+    assert "harness.toml: runtime_choices[0]: unknown runtime 'dockr'. Did you mean 'docker'?" in out

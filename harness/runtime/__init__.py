@@ -12,6 +12,7 @@ names get a "did you mean".
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 from typing import TYPE_CHECKING
 
@@ -36,23 +37,38 @@ BUILTIN = {"process": "harness.runtime.process:ProcessRuntime",
 ENTRY_POINT_GROUP = "harness.runtimes"
 
 
+@functools.lru_cache(maxsize=1)
+def _entry_points() -> tuple[tuple[str, str], ...]:
+    from importlib.metadata import entry_points  # only when a name is looked up: `ps` and `board` never do
+    return tuple((ep.name, ep.value) for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
 def registry(settings=None) -> dict[str, str]:
     """Every runtime by name → "module:Class": built-ins, then entry points, then the settings' own."""
-    from importlib.metadata import entry_points  # only when a name is looked up: `ps` and `board` never do
     found = dict(BUILTIN)
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        found.setdefault(ep.name, ep.value)
+    for name, value in _entry_points():
+        found.setdefault(name, value)
     if settings is not None:
         found.update(settings.runtime_plugins)
     return found
 
 
-def check_name(name: str, settings=None) -> None:
+def check_name(name: str, settings=None, where: str = "--runtime") -> None:
+    """NAME is a runtime (or `auto`); WHERE says where it was given, for the one-line error."""
     choices = [*registry(settings), "auto"]
     if name not in choices:
         close = difflib.get_close_matches(name, choices, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise UserError(f"--runtime: unknown runtime {name!r}.{hint} (known: {', '.join(choices)})")
+        raise UserError(f"{where}: unknown runtime {name!r}.{hint} (known: {', '.join(choices)})")
+
+
+def check_settings(settings) -> None:
+    """The settings' own runtime and runtime_choices name runtimes (a typo in harness.toml is named there, not
+    blamed on a --runtime nobody gave)."""
+    from harness.core.settings import ENV_RUNTIME, SETTINGS_FILE
+    check_name(settings.runtime, settings, f"{SETTINGS_FILE}: runtime (or {ENV_RUNTIME})")
+    for i, choice in enumerate(settings.runtime_choices):
+        check_name(choice, settings, f"{SETTINGS_FILE}: runtime_choices[{i}]")
 
 
 def resolve(name: str, settings=None) -> tuple[str, str]:

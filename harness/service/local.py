@@ -40,6 +40,7 @@ class LocalApi(Api):
         from harness import runtime
 
         from .permissions import check_confined, check_runtime
+        runtime.check_settings(self.h.settings)
         name = opts.get("runtime") or self.h.settings.runtime
         runtime.check_name(name, self.h.settings)
         check_runtime(self.h.settings, opts.get("runtime"))
