@@ -121,3 +121,10 @@ def test_a_runtime_typo_in_harness_toml_is_named_there(cli, tiny_task, nsml_fold
     (state_root / "harness.toml").write_text('runtime_choices = ["dockr"]\n')
     out = cli("run", "-d", "tiny", nsml_folder, code=2).stderr
     assert "harness.toml: runtime_choices[0]: unknown runtime 'dockr'. Did you mean 'docker'?" in out
+
+
+def test_a_program_flag_after_the_command_says_where_it_goes(cli):
+    for argv, said in ((["ps", "--root", "/x"], "nsml --root VALUE ps"), (["run", "-d", "t", "--user", "bob", "."],
+                                                                         "nsml --user VALUE run")):
+        out = cli(*argv, code=2).output
+        assert f"it goes before the command: {said}" in out and "-a" not in out.split("Error:")[1], out

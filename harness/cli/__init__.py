@@ -23,6 +23,7 @@ COMMANDS = {"run": "session_cmds", "fork": "session_cmds", "ps": "read_cmds", "l
             "whoami": "login_cmds", "plot": "plot_cmds", "hide": "moderation_cmds", "unhide": "moderation_cmds",
             "baseline": "moderation_cmds", "audit": "moderation_cmds", "init": "init_cmds"}
 
+GLOBAL_FLAGS = ("--root", "--db", "--user")  # the program's own options, given before any command
 FOUNDING = {"dataset check", "dataset add", "dataset prepare", "contest create", "user add", "serve"}  # may
 #            make a state root of a folder that is none (every other command needs one: a typo'd folder stays clean)
 
@@ -81,6 +82,12 @@ class HarnessGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.NoSuchOption as exc:
+            if exc.option_name in GLOBAL_FLAGS:  # `nsml ps --root DIR`: the flag is the program's, before the command
+                exc.possibilities = []
+                exc.message = (f"No such option: {exc.option_name} (it goes before the command: "
+                               f"nsml {exc.option_name} VALUE {ctx.invoked_subcommand} ...)")
+            raise
         except Exception as exc:  # noqa: BLE001 - user mistakes and storage trouble are answered here
             if not isinstance(exc, UserError):
                 exc = storage_error(exc, lambda: _db_where(ctx))
@@ -171,9 +178,9 @@ class _LazyHarness:
             ctx = ctx.parent
         command = " ".join(reversed(names))
         if not settings.root_found and command not in FOUNDING:
-            raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds a "
-                            f"leaderboard.db; cd to your state root, give --root DIR, or start one here with "
-                            f"nsml dataset add PACK (or dataset prepare TASK)")
+            raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds "
+                            f"leaderboard.db, .harness/ or harness.toml; cd to your state root, give --root DIR, or "
+                            f"start one here with nsml dataset add PACK (or dataset prepare TASK)")
         return settings
 
     def get(self):

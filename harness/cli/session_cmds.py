@@ -8,7 +8,7 @@ import click
 from harness.core.enums import RunStatus
 from harness.core.errors import PermissionDenied, UserError
 
-from . import main, pass_harness
+from . import GLOBAL_FLAGS, main, pass_harness
 from .output import emit_json, json_flag, log_text, say, table
 
 
@@ -54,7 +54,7 @@ class EntryCommand(click.Command):
         except click.NoSuchOption as exc:
             import difflib
             near = difflib.get_close_matches(exc.option_name, exc.possibilities or [], n=1, cutoff=0.8)
-            if not near:  # "did you mean --esm" for --epochs misleads more than it helps
+            if not near and exc.option_name not in GLOBAL_FLAGS:  # (those the program's group words)  # "did you mean --esm" for --epochs misleads more than it helps
                 exc.possibilities = []
                 exc.message = (f"No such option: {exc.option_name} (arguments for the entry go in one -a: "
                                f"-a \"{exc.option_name} ...\")")
