@@ -305,6 +305,21 @@ def test_unsandboxed_process_runtime_copies_the_data_and_says_it_is_not_isolated
     assert "not isolated" in r.stderr
 
 
+def test_an_unconfined_session_says_so_while_it_runs_in_a_narrow_terminal(cli, tiny_task, tmp_path, state_root,
+                                                                          monkeypatch):
+    (state_root / "harness.toml").write_text('[process]\nsandbox = "none"\n')
+    code = participant(tmp_path / "idle", "import time\nprint('ready', flush=True)\ntime.sleep(60)\n")
+    name = run_session(cli, code, wait=False)
+    deadline = time.monotonic() + 30
+    while "ready" not in cli("logs", name).stdout and time.monotonic() < deadline:
+        time.sleep(0.1)
+    row = [r for r in cli.json("ps") if r["name"] == name][0]
+    assert row["status"] == "running" and row["isolation"] in ("none", "none+cgroup")  # from its start
+    monkeypatch.setenv("COLUMNS", "80")
+    assert "[not isolated]" in cli("ps").stdout  # the Memo column that says it is never left out
+    cli("stop", name)
+
+
 def test_sandboxed_runs_have_no_network(cli, hostile, guarded):
     if not sandbox.works():
         pytest.skip("bubblewrap is not installed")

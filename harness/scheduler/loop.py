@@ -1,8 +1,7 @@
 """The background scheduler: one per state root, holding its lease (harness.scheduler.lease) while it works.
 
-It starts queued runs when their GPUs are free (round robin over their owners: scheduler.fair_share), watches
-running ones (limits, stop requests, events, the session's disk use), renews their heartbeats, records outcomes,
-and scores finished submit runs in worker threads.  The CLI starts it on demand; it exits when idle.
+It starts queued runs when their GPUs are free (round robin over owners: fair_share), watches running ones (limits,
+stops, events, disk), renews heartbeats, records outcomes, scores submits in threads; the CLI starts it, idle ends it.
 
 Every state change is one transaction, written before what it describes: a run is ``launching`` before its code
 starts (a crash requeues it), ``running`` with its pid, ``scoring`` once its inference ended (a crash rescores it).
@@ -318,6 +317,7 @@ class Scheduler:
                 self._finish(db, run, Outcome(RunStatus.FAILED, reason, None, f"could not start: {exc}"))
                 return
             run.pid, run.phase = handle.pid, RunPhase.RUNNING
+            run.spec = {**(run.spec or {}), "isolation": handle.isolation}  # shown while it runs, not only after
             self.handles[run.id] = handle
             if run.kind is RunKind.TRAIN:
                 self.checkpoint_dirs[run.id] = handle.spec.paths.checkpoints
