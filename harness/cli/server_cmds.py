@@ -46,7 +46,8 @@ def user_add(lazy, name, organizer, team, as_json):
     """Add an account; its token is shown once (give it to NAME for 'nsml login')."""
     token = lazy.api().add_user(name, organizer, team)
     answer({"user": name, "token": token}, as_json, lambda got: click.echo(
-        f"User {name} is added" + (" (organizer)" if organizer else "") + f"\nToken (shown once): {token}"))
+        f"User {name} is added" + (" (organizer)" if organizer else "") + (f", in team {team}" if team else "")
+        + f"\nToken (shown once): {token}"))
 
 
 table_command(user_group, "ls", lambda api: api.list_users(),

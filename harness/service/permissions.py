@@ -26,7 +26,8 @@ def is_organizer(settings) -> bool:
 def require_organizer(settings, command: str) -> None:
     if not is_organizer(settings):
         raise PermissionDenied(f"{command} is an organizer command: user {settings.user!r} is not in 'organizers' "
-                               f"of the state root's harness.toml")  # (no path: a server's caller learns none)
+                               f"of the state root's harness.toml, nor an account made with `user add --organizer`")
+        #                        (no path: a server's caller learns none)
 
 
 def check_runtime(settings, asked: str | None) -> None:
