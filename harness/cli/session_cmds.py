@@ -54,8 +54,8 @@ class EntryCommand(click.Command):
         except click.NoSuchOption as exc:
             import difflib
             near = difflib.get_close_matches(exc.option_name, exc.possibilities or [], n=1, cutoff=0.8)
-            if not near and exc.option_name not in GLOBAL_FLAGS:  # (those the program's group words)  # "did you mean --esm" for --epochs misleads more than it helps
-                exc.possibilities = []
+            if not near and exc.option_name not in GLOBAL_FLAGS:  # (--root etc.: the group words those)
+                exc.possibilities = []  # "did you mean --esm" for --epochs misleads more than it helps
                 exc.message = (f"No such option: {exc.option_name} (arguments for the entry go in one -a: "
                                f"-a \"{exc.option_name} ...\")")
             raise
