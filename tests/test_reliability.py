@@ -549,3 +549,30 @@ def test_two_roots_sharing_one_postgres_database_have_one_scheduler(postgres, cl
     monkeypatch.setenv("HARNESS_HOME", str(state_root))
     assert [r["status"] for r in cli.json("ps", "-a") if r["name"] == a_run] == ["running"]
     cli("stop", a_run)
+
+
+def test_only_a_scheduler_is_ended_as_a_hung_lock_holder(tmp_path):
+    """A recoverer (a command, the server's watcher) holds the lock for moments with its own pid in the file: a
+    second recoverer that finds it stale ends only a process that hosts a scheduler, never a server or a command."""
+    import subprocess
+    import sys
+
+    from harness.core.settings import load_settings
+    from harness.scheduler.lease import FileLock, _end_hung_holder
+    lock = FileLock(tmp_path / "scheduler.lock")
+    settings = load_settings(root=tmp_path, user="alice")
+    sleep = "import time; time.sleep(60)"
+    server = subprocess.Popen([sys.executable, "-c", sleep, "harness", "serve"])
+    scheduler = subprocess.Popen([sys.executable, "-c", sleep, "harness.scheduler"])
+    try:
+        for proc, ended in ((server, False), (scheduler, True)):
+            (tmp_path / "scheduler.lock").write_text(str(proc.pid))
+            _end_hung_holder(lock, settings)
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+            assert (proc.poll() is not None) is ended, proc.args
+    finally:
+        server.kill()
+        scheduler.kill()

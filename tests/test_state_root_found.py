@@ -147,6 +147,10 @@ def test_files_participant_code_wrote_never_make_a_state_root(cli, tmp_path, mon
                 fh.write('organizers = ["mallory"]\\n[process]\\nsandbox = "none"\\n')
         open(os.path.join(dir_name, "notes", "leaderboard.db-wal"), "w").close()
         open(os.path.join(dir_name, "notes", "Harness.TOML"), "w").close()
+        for folder in ("bare/objects", "bare/refs", ".g\u200cit"):  # a bare repository; a name HFS+ reads as .git
+            os.makedirs(os.path.join(dir_name, folder), exist_ok=True)
+        for name in ("bare/HEAD", "bare/config", ".g\u200cit/config"):
+            open(os.path.join(dir_name, name), "w").close()
         os.makedirs(os.path.join(dir_name, ".git"), exist_ok=True)
         with open(os.path.join(dir_name, ".git", "config"), "w") as fh:
             fh.write("[core]\\n\\tfsmonitor = touch /tmp/pwned\\n")''')
@@ -176,7 +180,8 @@ def test_files_participant_code_wrote_never_make_a_state_root(cli, tmp_path, mon
     monkeypatch.chdir(org)
     out = cli("model", "pull", name, "0", tmp_path / "review", user=ORGANIZER)
     pulled = sorted(str(p.relative_to(tmp_path / "review")) for p in (tmp_path / "review").rglob("*"))
-    assert not [p for p in pulled if "harness" in p.lower() or "leaderboard" in p or ".git" in p], pulled
+    assert not [p for p in pulled if "harness" in p.lower() or "leaderboard" in p or ".git" in p or "it/" in p
+                or "bare/" in p], pulled
     assert "model/notes/harness.toml left out" in out.stderr and "model/model.json" in pulled
 
 

@@ -187,13 +187,23 @@ def is_real_dir(path: Path) -> bool:
 MAX_COPY_ENTRIES = 200_000  # files and folders one copy of a participant's folder may hold
 
 
+_IGNORED_IN_NAMES = {0x034F, *range(0x180B, 0x1810), *range(0xFE00, 0xFE10)}  # + every format character (Cf)
+
+
 def _named(name: str, patterns: tuple[str, ...]) -> bool:
-    """Whether NAME matches one of PATTERNS as a case-insensitive file system would see it (Harness.toml, and
-    harneſſ.toml, whose ſ folds to s, are harness.toml on APFS, vfat or a casefolded ext4)."""
+    """Whether NAME matches one of PATTERNS as a file system that folds names might see it: case and compatibility
+    forms folded (Harness.toml; harneſſ.toml, whose ſ folds to s), characters HFS+ ignores dropped (.g\u200cit),
+    and the trailing dots and spaces Windows drops (.git. on a shared drive)."""
     import fnmatch
     import unicodedata
-    folded = unicodedata.normalize("NFKC", name).casefold()
+    kept = "".join(c for c in name if ord(c) not in _IGNORED_IN_NAMES and unicodedata.category(c) != "Cf")
+    folded = unicodedata.normalize("NFKC", kept).casefold().rstrip(". ")
     return any(fnmatch.fnmatchcase(folded, p.casefold()) for p in patterns)
+
+
+def _bare_repository(dirnames: list[str], filenames: list[str]) -> bool:
+    """A folder git takes for a bare repository (HEAD, objects/, refs/): its config runs commands too."""
+    return "HEAD" in filenames and {"objects", "refs"} <= set(dirnames)
 
 
 def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
@@ -209,6 +219,10 @@ def copy_tree_safely(src: Path, dest: Path, max_bytes: int | None = None,
     for dirpath, dirnames, filenames, dirfd in os.fwalk(src, follow_symlinks=False):
         rel_dir = Path(dirpath).relative_to(src)
         entries += len(dirnames) + len(filenames)
+        if leave_out and _bare_repository(dirnames, filenames):  # left out whole (its folder stays, empty)
+            skipped.append(str(rel_dir))
+            dirnames.clear()
+            continue
         if entries > max_entries:
             raise UserError(f"{src.name}: more than {max_entries} files and folders; not copied whole")
         for d in list(dirnames):

@@ -28,7 +28,15 @@ def mark_state_folder(state_dir: Path) -> None:
 
 def _in_state_folder(p: Path) -> bool:
     """Whether P is a state folder or inside one: runs write there, so what they wrote is never a state root."""
-    return STATE_DIR in p.parts or any((q / STATE_FOLDER_MARK).exists() for q in (p, *p.parents))
+    return STATE_DIR in p.parts or any(_own_mark(q / STATE_FOLDER_MARK) for q in (p, *p.parents))
+
+
+def _own_mark(mark: Path) -> bool:
+    """A state folder's mark this account made (another account's mark in /tmp would refuse every command there)."""
+    try:
+        return mark.lstat().st_uid == os.geteuid()
+    except OSError:
+        return False
 
 
 def find_root(here: Path) -> Path:

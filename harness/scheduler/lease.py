@@ -131,6 +131,36 @@ def wake(settings: Settings) -> None:
     ensure_running(settings)
 
 
+SCHEDULER_HOSTS = (b"harness.scheduler", b"harness.server.local_service")  # what may hold the lock as a scheduler
+
+
+def _wait_for(lock: "FileLock", seconds: float = 5.0) -> bool:
+    for _ in range(int(seconds * 10)):
+        time.sleep(0.1)
+        if lock.acquire():
+            return True
+    return False
+
+
+def _end_hung_holder(lock: "FileLock", settings: Settings) -> None:
+    """The lock's holder renews no heartbeat: a hung scheduler (its own process, or a local service hosting its
+    thread). End it, and only such a process: a pid the lock file names may be a recoverer's (a command, a server)."""
+    pid = lock.holder()
+    if pid == os.getpid():
+        log.warning("this process's scheduler thread renewed no heartbeat for %s s", settings.lease_seconds)
+        return  # (a service's own thread: ending it would end the service; its runs' limits still hold)
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes() if pid else b""
+    except OSError:
+        return
+    if any(host in command for host in SCHEDULER_HOSTS):
+        log.warning("scheduler %s renewed no heartbeat for %s s: killing it", pid, settings.lease_seconds)
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+
 def recover_if_orphaned(settings: Settings, store: Store) -> None:
     """Run on every CLI call: runs marked running with no live scheduler are requeued or failed as lost."""
     from .recovery import recover_runs, running_exists, stale_runs
@@ -138,22 +168,10 @@ def recover_if_orphaned(settings: Settings, store: Store) -> None:
     if not lock.acquire():
         if not stale_runs(store, settings.lease_seconds):
             return  # a live scheduler renews its runs' heartbeats
-        pid = lock.holder()  # it holds the lock but renews nothing: hung. End it and take over.
-        if pid == os.getpid():
-            log.warning("this process's scheduler thread renewed no heartbeat for %s s", settings.lease_seconds)
-            return  # (a service's own thread: ending it would end the service; its runs' limits still hold)
-        if pid:
-            log.warning("scheduler %s renewed no heartbeat for %s s: killing it", pid, settings.lease_seconds)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-        for _ in range(50):
-            if lock.acquire():
-                break
-            time.sleep(0.1)
-        else:
-            return
+        if not _wait_for(lock):  # another recoverer (a command, the server's watcher) holds it a moment only
+            _end_hung_holder(lock, settings)
+            if not _wait_for(lock):
+                return
     try:
         if running_exists(store):
             if store.lease().held_elsewhere() and not stale_runs(store, settings.lease_seconds):

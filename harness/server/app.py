@@ -5,6 +5,7 @@ yours / organizers only, 404 unknown, 413 too large, 429 over a quota, 422 malfo
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -113,10 +114,13 @@ async def _watch_scheduler(settings: Settings, server: "Server") -> None:
     import anyio.to_thread
 
     from harness.scheduler.lease import recover_if_orphaned
+    store = server.base.store
     while True:
         await anyio.sleep(min(15.0, max(1.0, settings.lease_seconds / 4)))
         try:
-            await anyio.to_thread.run_sync(recover_if_orphaned, settings, server.base.store)
+            if await anyio.to_thread.run_sync(lambda: store.lease().held_elsewhere()):
+                continue  # a scheduler on another machine sharing the database serves it: alive while it holds
+            await anyio.to_thread.run_sync(recover_if_orphaned, settings, store)
         except Exception:  # noqa: BLE001 - the next look tries again; the server serves meanwhile
             log.exception("recovering runs of a stopped scheduler failed")
 
@@ -132,8 +136,12 @@ def create_app(settings: Settings) -> FastAPI:
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS  # (follows hold one each)
         ensure_running(settings)  # queued work from before a restart goes on (the scheduler owns the lease)
         watch = asyncio.create_task(_watch_scheduler(settings, server))
-        yield
-        watch.cancel()
+        try:
+            yield
+        finally:
+            watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watch
 
     app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=None,
                   redoc_url=None, lifespan=lifespan)
