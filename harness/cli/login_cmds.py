@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from harness.core.errors import UserError
+from harness.core.errors import Unauthorized, UserError
 
 from . import main, pass_harness
 from .output import emit_json, json_flag
@@ -29,9 +29,7 @@ def login_cmd(url, token_stdin):
     api = RemoteApi(url, token)
     try:
         who = api.whoami()
-    except UserError as exc:
-        if "no valid token" not in str(exc):
-            raise
+    except Unauthorized:
         raise UserError(f"token: {url} does not accept it (a token is shown once, by `user add` or `user token "
                         f"reset`: ask the server's organizer)") from None
     finally:

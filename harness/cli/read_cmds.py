@@ -66,7 +66,7 @@ def ps_cmd(lazy, all_, last, task, as_json):
         rows = [{**r, "reason": r["reason"] or (r["message"] if r["status"] == "queued" else None),
                  "gpu_ids": _resources(r),
                  "memo": ("[not isolated] " if unconfined(r["isolation"]) else "") + r["memo"]} for r in rows]
-    marked = not as_json and any(r["memo"].startswith("[not isolated]") for r in rows)  # then never left out
+    marked = not as_json and any(unconfined(r["isolation"]) for r in rows)  # its memo says so: never left out
     table(rows, PS_COLUMNS, as_json=as_json, empty="no sessions" + ("" if all_ else " running (use -a for all)"),
           optional=("created",) if marked else ("memo", "created"))
     if not as_json:  # the GPUs in use: this machine's, or the cluster's node by node (on stderr, like hints)

@@ -22,11 +22,11 @@ from harness.api import OPERATIONS, Api, Kind, Operation, Paging
 from harness.api.contract import derived
 from harness.core import archives
 from harness.core.enums import RunStatus
-from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
+from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, Unauthorized, UserError
 from harness.core.names import parse_session_name, pull_target
 
 API = "/api/v1"
-ERRORS = {401: UserError, 403: PermissionDenied, 404: NotFound, 429: QuotaExceeded}
+ERRORS = {401: Unauthorized, 403: PermissionDenied, 404: NotFound, 429: QuotaExceeded}
 RECONNECT_SECONDS = 300.0  # how long a waiting submit keeps trying to reach a restarting server
 WAIT_SLICE = 25.0
 PAGE = 1000  # rows a page, for paged operations

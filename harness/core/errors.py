@@ -15,6 +15,10 @@ class QuotaExceeded(UserError):
     """A counted submit over the task's quota."""
 
 
+class Unauthorized(UserError):
+    """No token, an unknown or malformed one, or a disabled account (HTTP 401)."""
+
+
 class PermissionDenied(UserError):
     """Acting on what is not yours, or an organizer command by a participant (raised by service.permissions)."""
 

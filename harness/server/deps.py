@@ -8,8 +8,7 @@ from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
 from harness.core import archives
-from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, UserError
-from harness.service import accounts
+from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, Unauthorized, UserError
 from harness.service.local import LocalApi
 
 API = "/api/v1"
@@ -21,7 +20,7 @@ class TooLarge(UserError):
 
 
 def status_of(exc: UserError) -> int:
-    for cls, code in ((accounts.Unauthorized, 401), (PermissionDenied, 403), (NotFound, 404), (TooLarge, 413),
+    for cls, code in ((Unauthorized, 401), (PermissionDenied, 403), (NotFound, 404), (TooLarge, 413),
                       (QuotaExceeded, 429)):
         if isinstance(exc, cls):
             return code

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from harness.contest import definition
 from harness.contest.gate import get_contest
 from harness.core.clock import utcnow
-from harness.core.errors import NotFound, QuotaExceeded, UserError
+from harness.core.errors import NotFound, QuotaExceeded, Unauthorized, UserError
 from harness.core.names import check_name
 from harness.state import Harness
 from harness.store.models import Account, Contest, User
@@ -32,10 +32,6 @@ SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "dklen": 32}
 _VERIFIED: dict[str, bytes] = {}  # token id → sha256 of the secret last verified for it (skips scrypt next time)
 _CALLERS: dict[str, bytes] = {}  # token id → sha256 of the whole token last verified (server.caller_slots)
 _LOCK = threading.Lock()
-
-
-class Unauthorized(UserError):
-    """No token, an unknown or malformed one, or a disabled account (HTTP 401)."""
 
 
 class Throttled(QuotaExceeded):
