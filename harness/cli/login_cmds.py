@@ -66,7 +66,7 @@ def whoami_cmd(lazy, as_json):
     """Who you are: your account on the server you are logged in to, or the local user."""
     settings = None if lazy.login() else lazy.settings()
     if settings is not None and not settings.root_found:  # who you are needs no store: none is made here
-        who = {"user": settings.user, "organizer": settings.is_organizer, "server": None}
+        who = settings.identity()
     else:
         who = lazy.api().whoami()
     if as_json:

@@ -11,6 +11,10 @@ class NotFound(UserError):
     """An unknown task, session, checkpoint or file."""
 
 
+class TaskNotPrepared(NotFound):
+    """A task the harness knows (built in or registered) whose data is not prepared yet."""
+
+
 class QuotaExceeded(UserError):
     """A counted submit over the task's quota."""
 

@@ -127,6 +127,10 @@ class Settings:
         """The one spelling of the rule (service.permissions checks rights with it; light for the quick reads)."""
         return self.user in self.organizers
 
+    def identity(self) -> dict:
+        """Who this caller is, as `whoami` answers for a local state root (the server answers for its accounts)."""
+        return {"user": self.user, "organizer": self.is_organizer, "server": None}
+
     @property
     def must_confine(self) -> bool:
         """The runs this caller asks for run confined or not at all: a participant's over HTTP (runs.create

@@ -14,7 +14,7 @@ from harness.contest import definition, rounds
 from harness.contest.gate import get_contest
 from harness.contest.rescore import rescore as rescore_task
 from harness.core import clock
-from harness.core.errors import NotFound, UserError
+from harness.core.errors import TaskNotPrepared, UserError
 from harness.core.progress import Progress, silent
 from harness.scoring import ladder_board
 from harness.state import Harness
@@ -41,10 +41,10 @@ def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, ec
                 echo(f"Task {task} is prepared")
     try:
         name = definition.create(h, path, parsed)
-    except NotFound as exc:
-        if "is not prepared yet" not in str(exc) or prepare:
+    except TaskNotPrepared as exc:
+        if prepare:
             raise
-        raise NotFound(f"{path}: {exc} (or contest create --prepare, which prepares its built-in tasks)") from None
+        raise TaskNotPrepared(f"{path}: {exc} (or contest create --prepare, which prepares its built-in tasks)") from None
     now = clock.now(h.settings)
     for r in parsed["rounds"]:
         if r["end"] <= now and echo:

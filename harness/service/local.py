@@ -21,8 +21,7 @@ class LocalApi(Api):
         self.h = h
 
     def whoami(self) -> dict:
-        from .permissions import is_organizer
-        return {"user": self.h.settings.user, "organizer": is_organizer(self.h.settings), "server": None}
+        return self.h.settings.identity()
 
     def add_user(self, name, organizer=False, team=None):
         return accounts.add_user(self.h, name, organizer, team)
@@ -111,7 +110,7 @@ class LocalApi(Api):
                             "organizers only; use -t -v to debug on test_submit")
         chosen = self._options({"runtime": runtime}, note).runtime if runtime else None
         sub_id, _run = submits.start_submit(self.h, session, checkpoint, dry_run, time_limit, chosen, entry, esm,
-                                            note or (lambda _line: None))
+                                            note)
         return sub_id
 
     def submission_info(self, sub_id):

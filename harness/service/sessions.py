@@ -42,15 +42,17 @@ def parse_args(text: str | None) -> list[str]:
         raise UserError(f"-a/--args: cannot parse {text!r}: {exc}") from None
 
 
-def session_seconds(h: Harness, task) -> float:
-    """The longest a session of TASK may run: the task's [limits] session_seconds, else the harness's."""
-    return h.manifest(task).session_seconds or h.settings.default_session_time_limit
+def session_seconds(h: Harness, task, manifest=None) -> float:
+    """The longest a session of TASK may run: the task's [limits] session_seconds, else the harness's. MANIFEST: the
+    task's, when the caller has read it already."""
+    return (manifest or h.manifest(task)).session_seconds or h.settings.default_session_time_limit
 
 
 def _new_run(h: Harness, task, opts: RunOptions) -> Run:
     """A session's run of TASK: its time, CPU and memory limits the task's unless OPTS lower them."""
     manifest = h.manifest(task)
-    return new_run(h.settings, RunKind.TRAIN, opts, session_seconds(h, task), manifest.cpus, manifest.memory)
+    limit = session_seconds(h, task, manifest)
+    return new_run(h.settings, RunKind.TRAIN, opts, limit, manifest.cpus, manifest.memory)
 
 
 def _admit(h: Harness, db, task, run: Run):

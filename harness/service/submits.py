@@ -62,7 +62,7 @@ def _own_checkpoint(h: Harness, db, session: str, checkpoint: str):
 
 def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
                  time_limit: float | None = None, runtime: str | None = None, entry: str | None = None,
-                 esm: str | None = None, note=lambda _line: None) -> tuple[int, int]:
+                 esm: str | None = None, note=None) -> tuple[int, int]:
     """Queue a submit; returns (submission id, run id). ENTRY: infer with another entry file of the same code
     (NSML's `submit -e`); ESM: the participant's registration number, recorded. NOTE: told when the checkpoint's
     earlier submission is the answer."""
@@ -92,8 +92,9 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
             Submission.status.in_(same)).order_by(Submission.id.desc()).limit(1))
         if earlier is not None and (earlier.run.spec or {}).get("entry") == entry:
             under_way = earlier.status is not RunStatus.SUCCEEDED
-            note(f"checkpoint {checkpoint} of {session} was {'being ' if under_way else ''}submitted already, as "
-                 f"submission {earlier.id}: {'waiting for it' if under_way else 'its score'} (counted once)")
+            if note:
+                note(f"checkpoint {checkpoint} of {session} was {'being ' if under_way else ''}submitted already, "
+                     f"as submission {earlier.id}: {'waiting for it' if under_way else 'its score'} (counted once)")
             return earlier.id, earlier.run_id
         manifest = h.manifest(task)
         if dry_run and not layout.has_split(Path(task.path), dry_run=True):

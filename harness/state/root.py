@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session as OrmSession
 
 from harness.core.clock import utcnow
-from harness.core.errors import NotFound
+from harness.core.errors import NotFound, TaskNotPrepared
 from harness.core.names import parse_session_name, session_name
 from harness.core.settings import Settings, load_settings
 from harness.store import Store, open_store
@@ -64,7 +64,7 @@ class Harness:
             return task
         known = set(registry.known_sources(self.settings)) | set(db.scalars(select(Task.name)))
         if name in known:
-            raise NotFound(f"task {name!r} is not prepared yet: run 'harness dataset prepare {name}'")
+            raise TaskNotPrepared(f"task {name!r} is not prepared yet: run 'harness dataset prepare {name}'")
         raise NotFound(registry.unknown_task_message(name, known))
 
     def manifest(self, task: Task) -> registry.Manifest:
