@@ -31,6 +31,8 @@ def test_a_wide_table_shortens_times_then_leaves_out_optional_columns_before_fol
     table(rows[:1], cols, optional=("memo", "created"))
     wide, err = capsys.readouterr()
     assert "a long memo that says" in wide and "2026-12-03 11:20:33" in wide and err == ""
+    table([{**rows[0], "created": "2026-12-03T11:20:33.480151"}], cols)  # an ISO time reads the same
+    assert "2026-12-03 11:20:33 " in capsys.readouterr().out
 
 
 def test_one_score_format_yes_no_times_with_zone_and_rules_in_words():

@@ -58,7 +58,7 @@ def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = 
         click.echo(empty)
         return
     width = max(60, terminal_columns())
-    cells = [[terminal(fmt(row.get(key))) for key, _ in columns] for row in rows]
+    cells = [[_long_time(terminal(fmt(row.get(key)))) for key, _ in columns] for row in rows]
     headers = [h for _, h in columns]
     if _natural(headers, cells) > width:
         cells = [[_short_time(c) for c in r] for r in cells]
@@ -75,12 +75,18 @@ def table(rows: list[dict], columns: list[tuple[str, str]], title: str | None = 
         click.echo(f"(left out to fit {width} columns: {', '.join(left_out)}; -j shows every field)", err=True)
 
 
-_TIME = re.compile(r"^\d{4}-(\d\d-\d\d)[ T](\d\d:\d\d)(:\d\d(\.\d+)?)?( UTC)?$")
+_TIME = re.compile(r"^(\d{4})-(\d\d-\d\d)[ T](\d\d:\d\d)(:\d\d)?(\.\d+)?( UTC)?$")
+
+
+def _long_time(cell: str) -> str:
+    """A time in one form, whichever path read it (ISO's T, a fraction of a second): YYYY-MM-DD HH:MM:SS."""
+    m = _TIME.match(cell)
+    return f"{m.group(1)}-{m.group(2)} {m.group(3)}{m.group(4) or ''}{m.group(6) or ''}" if m else cell
 
 
 def _short_time(cell: str) -> str:
     m = _TIME.match(cell)
-    return f"{m.group(1)} {m.group(2)}" if m else cell
+    return f"{m.group(2)} {m.group(3)}" if m else cell
 
 
 def _natural(headers: list[str], cells: list[list[str]]) -> int:
