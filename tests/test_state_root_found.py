@@ -47,6 +47,19 @@ def test_a_command_in_a_code_folder_finds_the_state_root_above_it(cli, tmp_path,
     cli("stop", "alice/tiny/1")
 
 
+def test_a_task_packs_own_folder_never_becomes_a_state_root(cli, tmp_path, monkeypatch):
+    _no_root_given(monkeypatch)
+    pack = make_tiny_task(tmp_path / "packs" / "tiny")
+    before = sorted(p.name for p in pack.rglob("*"))
+    monkeypatch.chdir(pack)
+    for argv in (["dataset", "check", "."], ["dataset", "add", "."]):
+        out = cli(*argv, user=ORGANIZER, code=2).output
+        assert "is a task pack" in out and "from the folder above it" in out, (argv, out)
+    assert sorted(p.name for p in pack.rglob("*")) == before  # no leaderboard.db, no .harness inside the pack
+    monkeypatch.chdir(pack.parent)
+    assert "pass" in cli("dataset", "check", "tiny", user=ORGANIZER).output  # from the folder above, as README says
+
+
 def test_the_snapshot_never_takes_a_state_roots_own_files(tmp_path):
     code = tmp_path / "code"
     (code / ".harness" / "sessions").mkdir(parents=True)

@@ -315,3 +315,12 @@ def init_entry(folder: str | Path = ".") -> tuple[Path, list[str]]:
     """`nsml init [FOLDER]`: a participant entry in FOLDER (default: here), which must be new or empty."""
     target = Path(folder)
     return target.resolve(), _write(target, entry_files(), "FOLDER")
+
+
+def refuse_root_in_pack(folder: Path, command: str) -> None:
+    """A state root is never started in a task pack's own folder (`cd mypack && nsml dataset check .`): its store and
+    socket would sit inside the pack, and in every copy of it."""
+    if layout.is_pack(folder):
+        raise UserError(f"{folder} is a task pack (it holds {layout.EVALUATOR} and {layout.LOADER}): no state root "
+                        f"is made inside it; run `{command}` from the folder above it (naming the pack), or give "
+                        f"--root DIR")

@@ -54,3 +54,8 @@ def submit_data(dataset: Path, dry_run: bool) -> Path:
         raise UserError(f"{dataset}: task has no {split(dry_run)}/{TEST_DATA}"
                         + (" (needed by submit -t)" if dry_run else ""))
     return source
+
+
+def is_pack(folder: Path) -> bool:
+    """Whether FOLDER is a task pack's own folder (its evaluator and loader are there)."""
+    return evaluator(folder).is_file() and loader(folder).is_file()
