@@ -107,6 +107,12 @@ def test_sessions_land_on_both_workers_and_no_gpu_is_held_twice(cli, ray_root, c
     assert "9 GPU(s) requested but the cluster's inventory has 8" in r.stderr
     # the session page and ps name the node
     assert "@node:" + rows[names[0]]["node"]["id"][:8] in cli("ps", "-a").stdout  # one token: never wrapped
+    name = _start(cli, probe, "-g", "1", "-a", "--sleep 6")  # while it runs, ps says how the node confined it
+    deadline = time.monotonic() + 60
+    while not (row := _rows(cli)[name]).get("node") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert row["status"] == "running" and row["isolation"] != "ray" and row["isolation"], row
+    cli("stop", name)
 
 
 def test_team_gpu_quota_holds_across_nodes(cli, ray_root, cluster, tmp_path):

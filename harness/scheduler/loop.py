@@ -176,7 +176,7 @@ class Scheduler:
             for run_id, where in placed.items():  # a cluster placed it: the node and the GPU ids it gave
                 run = db.get(Run, run_id)
                 run.gpu_ids, run.pid = list(where.gpu_ids), where.pid
-                run.spec = {**(run.spec or {}), "node": where.record()}
+                run.spec = {**(run.spec or {}), "node": where.record(), "isolation": self.handles[run_id].isolation}
             for run_id, got in collected.items():
                 run = db.get(Run, run_id)
                 record(db, run, db.scalar(select(Session).where(Session.run_id == run_id)), got)
