@@ -229,7 +229,8 @@ class RayHandle(Handle):
             return self._lost(_first_line(exc))
         if started is None:  # stopped while Ray was still placing it
             return self._cancelled()
-        self.pid, self.isolation, self.environment = started["placement"].pid, started["isolation"], started["environment"]
+        self.isolation, self.environment = started["isolation"], started["environment"]
+        self.pid = started["placement"].pid
         self._placement = started["placement"]  # last: the scheduler records the isolation with the placement
         try:
             ended = self._next()
