@@ -43,7 +43,15 @@ def service_pids(root) -> list[int]:
     """The live services of ROOT (their command lines name it)."""
     out = subprocess.run(["pgrep", "-f", f"harness.server.local_service --root {root} "], capture_output=True,
                          text=True).stdout
-    return [int(p) for p in out.split()]
+    pids = [int(p) for p in out.split()]
+    return [p for p in pids if _parent(p) not in pids]  # a service's child between its fork and exec is no other
+
+
+def _parent(pid: int) -> int | None:
+    try:
+        return int(open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def api(user="alice") -> ServiceApi:
