@@ -131,6 +131,50 @@ if __name__ == "__main__":
 '''
 
 
+# 2018/2019: nsml.cache runs the baseline's preprocessing into output_path files; AI Rush 2019 entries import
+# NSML_NFS_OUTPUT and SESSION_NAME beside DATASET_PATH (a missing name would fail the import)
+CACHE_ENTRY = '''
+import argparse, os, pickle
+import nsml
+from nsml import DATASET_PATH, DATASET_NAME, NSML_NFS_OUTPUT, SESSION_NAME
+
+def train_data_loader(data_path, output_path):
+    numbers = [int(x) for x in open(os.path.join(data_path, "numbers")).read().split()]
+    labels = [int(x) for x in open(os.path.join(os.path.dirname(data_path), "train_label")).read().split()]
+    for path, rows in zip(output_path, (numbers, labels)):
+        with open(path, "wb") as fh:
+            pickle.dump(rows, fh)
+    print("preprocessed", len(numbers), "rows")
+
+model = {"t": 0}
+def save(filename, *args):
+    pickle.dump(model, open(filename, "wb"))
+def load(filename, *args):
+    model.update(pickle.load(open(filename, "rb")))
+def infer(path, **kwargs):
+    return [int(int(x) > model["t"]) for x in open(path).read().split()]
+nsml.bind(save=save, load=load, infer=infer)
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--iteration", default="0")
+    a = p.parse_args()
+    if a.pause:
+        nsml.paused(scope=locals())
+    output_path = ["./numbers.pkl", "./labels.pkl"]
+    for _ in range(2):  # the second call finds its files and does not run the loader again
+        nsml.cache(train_data_loader, data_path=os.path.join(DATASET_PATH, "train", "train_data"),
+                   output_path=output_path)
+    numbers, labels = (pickle.load(open(path, "rb")) for path in output_path)
+    model["t"] = max(n for n, label in zip(numbers, labels) if label == 0)
+    with open(os.path.join(NSML_NFS_OUTPUT, "note.txt"), "w") as fh:
+        fh.write(f"{SESSION_NAME} {DATASET_NAME}")
+    print("nfs:", open(os.path.join(NSML_NFS_OUTPUT, "note.txt")).read())
+    nsml.save(0)
+'''
+
+
 def _scored(cli, name, ckpt, task="tiny", folder=None, args=None):
     assert cli.json("submit", "-t", name, ckpt)["status"] == "succeeded"
     result = cli.json("submit", name, ckpt)
@@ -182,3 +226,11 @@ def test_fire_entry_with_its_own_requirements(cli, tmp_path, runtime):
     name = run_session(cli, folder, task="firetask")
     _scored(cli, name, "1", task="firetask", folder=folder)
     assert cli.json("history", "firetask")[0]["reserved_flags"] == ["--mode", "test", "--pause", "1"]
+
+
+def test_2018_nsml_cache_and_the_2019_constants(cli, tiny_task, tmp_path, runtime):
+    folder = participant(tmp_path / "cache", CACHE_ENTRY)
+    name = run_session(cli, folder)
+    log = cli("logs", name).stdout
+    assert log.count("preprocessed 34 rows") == 1 and f"nfs: {name} tiny" in log, log
+    _scored(cli, name, "0", folder=folder)

@@ -53,6 +53,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     events = events_path(run)
     events.parent.mkdir(parents=True, exist_ok=True)
     (run_dir / "tmp").mkdir(exist_ok=True)
+    nfs = run_dir / "nfs"  # NSML_NFS_OUTPUT: NSML's shared output folder, here the run's own (scratch, counted)
+    nfs.mkdir(exist_ok=True)
     user, task = sess.user.name, sess.task.name
     checkpoints = Path(sess.checkpoint_dir)
     if not is_real_dir(checkpoints) or not is_real_dir(settings.sessions_dir / user):
@@ -65,7 +67,8 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     paths = RunPaths(run=run_dir, log=Path(run.log_path), app=workdir, events=events, data=view,
                      checkpoints=checkpoints, sessions=own.parent)
     mounts = [Mount(workdir, "/app", read_only=False), *_data_mounts(view, f"/data/{task}", data),
-              Mount(events.parent, "/nsml/run", read_only=False), Mount(own, f"/nsml/sessions/{user}"),
+              Mount(events.parent, "/nsml/run", read_only=False), Mount(nfs, "/nsml/nfs", read_only=False),
+              Mount(own, f"/nsml/sessions/{user}"),
               Mount(checkpoints, "/nsml/checkpoints", read_only=not writable_checkpoints)]
     env = {
         "NSML_SESSION": sess.name,
@@ -75,12 +78,13 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
         "NSML_EVENTS": str(events),
         "NSML_CHECKPOINT_DIR": str(checkpoints),
         "NSML_SESSIONS_ROOT": str(own.parent),
+        "NSML_NFS_OUTPUT": str(nfs),
         **env,
     }
     if settings.hf_cache is not None:  # a local Hugging Face cache, read-only, offline
         mounts.append(Mount(settings.hf_cache, "/opt/hf-cache"))
         env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
-    scratch = [workdir, run_dir / "tmp", events.parent]
+    scratch = [workdir, run_dir / "tmp", events.parent, nfs]
     limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
     if writable_checkpoints:
         limits.insert(0, DiskLimit([checkpoints], settings.checkpoint_bytes, "limits.checkpoint_bytes"))

@@ -275,7 +275,7 @@ def mount_places(mounts: list[Mount], host_view: bool = False) -> list[tuple[str
             for m in mounts]
 
 
-RUN_SCRATCH = ("app", "tmp", "data", "sessions")  # what a run's folder holds only while it runs (runs.spec)
+RUN_SCRATCH = ("app", "tmp", "nfs", "data", "sessions")  # what a run's folder holds only while it runs (runs.spec)
 RUN_OUTPUT = "output"  # a submit run's writable output folder: its prediction, taken by scoring.grade.take_prediction
 RUN_GRADED = "graded"  # the harness's copy of a submit run's prediction (scoring.grade.prediction_path), kept
 

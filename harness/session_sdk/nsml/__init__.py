@@ -18,10 +18,11 @@ import tempfile
 import time
 
 from . import constants
-from .constants import DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_DATASET, IS_ON_NSML, SESSION_NAME  # noqa: F401
+from .constants import (  # noqa: F401
+    DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_DATASET, IS_ON_NSML, NSML_NFS_OUTPUT, SESSION_NAME)
 
-__all__ = ["bind", "save", "load", "report", "paused", "infer", "DATASET_PATH", "DATASET_NAME", "HAS_DATASET",
-           "IS_DATASET", "IS_ON_NSML", "GPU_NUM"]
+__all__ = ["bind", "save", "load", "report", "paused", "infer", "cache", "DATASET_PATH", "DATASET_NAME",
+           "HAS_DATASET", "IS_DATASET", "IS_ON_NSML", "GPU_NUM", "SESSION_NAME", "NSML_NFS_OUTPUT"]
 
 # NSML flags that some code passes to bind(); accepted and never forwarded.
 _IGNORED_BIND_FLAGS = {"use_nsml_legacy"}
@@ -164,6 +165,18 @@ def _import_data_loader():
     sys.modules["data_loader"] = module
     spec.loader.exec_module(module)
     return module
+
+
+def cache(preprocess_fn=None, **kwargs):
+    """NSML's preprocessing cache (2018 hackathon baselines): PREPROCESS_FN(**KWARGS) writes the files named by
+    KWARGS' `output_path` (a path or a list of them; NSML's default ['./processed']) and the entry reads them after.
+    It runs once per session, when any of those files is missing (NSML also kept them across sessions; here each
+    session makes its own). Returns the output paths."""
+    output_path = kwargs.setdefault("output_path", ["./processed"])
+    paths = [output_path] if isinstance(output_path, (str, os.PathLike)) else list(output_path)
+    if preprocess_fn is not None and not all(os.path.exists(p) for p in paths):
+        preprocess_fn(**kwargs)
+    return output_path
 
 
 def infer(data, **kwargs):

@@ -11,6 +11,7 @@ SESSION_NAME = _env.get("NSML_SESSION", "")
 DATASET_PATH = _env.get("NSML_DATASET_PATH", "") if IS_ON_NSML else ""
 DATASET_NAME = _env.get("NSML_DATASET_NAME", "") if IS_ON_NSML else ""
 HAS_DATASET = bool(DATASET_PATH)
+NSML_NFS_OUTPUT = _env.get("NSML_NFS_OUTPUT", "") if IS_ON_NSML else ""  # a writable folder of the run's own
 IS_DATASET = HAS_DATASET  # older name
 try:
     GPU_NUM = int(_env.get("NSML_GPU_NUM", "0")) if IS_ON_NSML else 0
