@@ -19,7 +19,15 @@ import time
 
 from . import constants
 from .constants import (  # noqa: F401
-    DATASET_NAME, DATASET_PATH, GPU_NUM, HAS_DATASET, IS_DATASET, IS_ON_NSML, NSML_NFS_OUTPUT, SESSION_NAME)
+    DATASET_NAME,
+    DATASET_PATH,
+    GPU_NUM,
+    HAS_DATASET,
+    IS_DATASET,
+    IS_ON_NSML,
+    NSML_NFS_OUTPUT,
+    SESSION_NAME,
+)
 
 __all__ = ["bind", "save", "load", "report", "paused", "infer", "cache", "DATASET_PATH", "DATASET_NAME",
            "HAS_DATASET", "IS_DATASET", "IS_ON_NSML", "GPU_NUM", "SESSION_NAME", "NSML_NFS_OUTPUT"]
