@@ -155,6 +155,13 @@ READS = {  # entry source → the line of its first data read before nsml.paused
     "nested infer": ("import nsml\nfrom nsml import DATASET_PATH\ndef bind_model(m):\n    def infer(p):\n"
                      "        return open(DATASET_PATH).read()\n    nsml.bind(infer=infer)\nbind_model(1)\n"
                      "nsml.paused()\nopen(DATASET_PATH)\n", None),
+    "attribute set, object passed": ("import os, argparse, nsml\nfrom nsml import DATASET_PATH\n"
+                                     "args = argparse.ArgumentParser().parse_args()\n"
+                                     "args.train_path = os.path.join(DATASET_PATH, 'train')\nmodel = build(args)\n"
+                                     "model.to(args.device)\nnsml.paused()\n", None),  # (AI Rush 2022's template)
+    "attribute read": ("import os, pandas, nsml\nfrom nsml import DATASET_PATH\nargs = object()\n"
+                       "args.train_path = os.path.join(DATASET_PATH, 'train')\n"
+                       "df = pandas.read_csv(args.train_path)\nnsml.paused()\n", 5),
     "paths only": ("import os, nsml\nfrom nsml import DATASET_PATH\nP = os.path.join(DATASET_PATH, 'x')\n"
                    "print(P)\nnsml.paused()\n", None),
 }

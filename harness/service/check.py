@@ -216,8 +216,21 @@ def _first_read(tree: ast.Module, paused: ast.AST) -> ast.AST | None:
             return found
         if isinstance(stmt, (ast.Assign, ast.AnnAssign)) and stmt.value is not None and _mentions(stmt.value, paths):
             targets = stmt.targets if isinstance(stmt, ast.Assign) else [stmt.target]
-            paths |= {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}
+            paths |= {name for t in targets for name in _bound(t)}
     return None
+
+
+def _bound(target: ast.AST) -> set[str]:
+    """The names an assignment to TARGET binds to its value: `path` of `path = ...`, `train_path` of
+    `args.train_path = ...` (never `args`: the next call given args reads nothing because of it); an item
+    (`cfg["x"] = ...`) binds none that can be told."""
+    if isinstance(target, ast.Name):
+        return {target.id}
+    if isinstance(target, ast.Attribute):
+        return {target.attr}
+    if isinstance(target, (ast.Tuple, ast.List)):
+        return {name for t in target.elts for name in _bound(t)}
+    return _bound(target.value) if isinstance(target, ast.Starred) else set()
 
 
 def _paused_step(code: Path, trees, entry: str) -> Step:
