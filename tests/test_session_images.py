@@ -17,6 +17,21 @@ print("secret file:", os.path.exists("/organizer-secret"))
 SECRET = "nsml-harness-test/organizer-secret:1"
 
 
+@pytest.mark.parametrize("text,image", [
+    ("#nsml: a/b:1\nrequests\n", "a/b:1"),
+    ("# nsml: pytorch/pytorch:1.6.0\n", "pytorch/pytorch:1.6.0"),  # (written with a space, AI Rush 2020)
+    ("#//nsml: old/one:1\n#nsml: new/one:2\ntorch\n", "new/one:2"),  # an old line kept commented out above it
+    ("#!/usr/bin/env python\n\n#NSML: a/b:1\n", "a/b:1"),
+    ("requests\n#nsml: a/b:1\n", None),  # past the first line that is not a comment: not read
+    ("# " + "x" * 2000 + "\n#nsml: a/b:1\n", None),  # a line over 1 KiB ends the reading
+    ("\n".join(["# c"] * 10) + "\n#nsml: a/b:1\n", None),  # past the first 10 lines
+])
+def test_the_nsml_line_is_read_in_the_comments_that_open_the_file(tmp_path, text, image):
+    from harness.runtime.images import nsml_image_line
+    (tmp_path / "requirements.txt").write_text(text)
+    assert nsml_image_line(tmp_path) == image
+
+
 def test_usable_names():
     allowed = ("nvcr.io/nvidia/pytorch:*", "pytorch/pytorch", "", "nsml-harness/session:latest")
     assert usable("nvcr.io/nvidia/pytorch:23.10-py3", allowed)

@@ -1,6 +1,6 @@
 """Container images, resolved the way NSML did it, and built with the docker SDK.
 
-1. The base image: the first line ``#nsml: IMAGE`` of ``setup.py`` or ``requirements.txt``; else the task
+1. The base image: the line ``#nsml: IMAGE`` that opens ``setup.py`` or ``requirements.txt``; else the task
    manifest's ``image``; else the project's default session image (``harness image build``, from ./Dockerfile).
    ``#nsml:`` runs an image as it is only when it is on this machine and the organizers allow it: it matches a
    pattern of ``[docker] images`` in harness.toml, or is the task's or the default image (``usable``) — an image
@@ -52,21 +52,33 @@ MAX_REQUIREMENT_BYTES = 256 * 1024  # requirements.txt, or setup.py read for ins
 MAX_REQUIREMENTS = 500
 
 
+NSML_LINE = re.compile(r"#\s*nsml\s*:(.*)", re.IGNORECASE)  # `#nsml: IMAGE`, also written `# nsml: IMAGE`
+LEADING_LINES = 10  # the comment lines read at the top of a file for it
+
+
 def nsml_image_line(code: Path) -> str | None:
-    """`#nsml: IMAGE` on the first line of setup.py or requirements.txt (only that line is read, and at most 1 KiB
-    of it: the rest of a hostile file is never scanned here). A name that is not an image name is one line."""
+    """`#nsml: IMAGE` at the top of setup.py or requirements.txt: on its first line as NSML documented it, or on a
+    later line of the comments that open the file (an entry that kept an old line commented out above it). At most
+    LEADING_LINES lines of 1 KiB are read, and none past the first that is not a comment: the rest of a hostile file
+    is never scanned here. A name that is not an image name is one line."""
     for name in ("setup.py", "requirements.txt"):
         path = code / name
-        if path.is_file():
-            with open(path, "rb") as fh:
-                first = fh.readline(1024).decode("utf-8", errors="replace").strip()
-            if first.lower().startswith("#nsml:"):
-                image = first.split(":", 1)[1].strip()
-                if image and not IMAGE_NAME.fullmatch(image):
-                    raise UserError(f"{name}:1: #nsml: {image[:60]!r} is not an image name "
-                                    f"(letters, digits and ._/:@+-, at most 256)")
-                if image:
-                    return image
+        if not path.is_file():
+            continue
+        with open(path, "rb") as fh:
+            for number in range(1, LEADING_LINES + 1):
+                raw = fh.readline(1024)
+                line = raw.decode("utf-8", errors="replace").strip()
+                found = NSML_LINE.fullmatch(line)
+                if found:
+                    image = found.group(1).strip()
+                    if image and not IMAGE_NAME.fullmatch(image):
+                        raise UserError(f"{name}:{number}: #nsml: {image[:60]!r} is not an image name "
+                                        f"(letters, digits and ._/:@+-, at most 256)")
+                    if image:
+                        return image
+                if not raw.endswith(b"\n") or line and not line.startswith("#"):
+                    break  # the end of the file, a line over 1 KiB, or the first line that is not a comment
     return None
 
 
