@@ -34,6 +34,15 @@ def test_verbose_streams_dry_runs_and_refuses_real_submits_for_participants(cli,
     assert "organizers only" in r.stderr and "-t -v" in r.stderr
 
 
+def test_run_verbose_follows_the_session_and_a_driver_version_is_accepted(cli, tiny_task, nsml_folder):
+    """AI Rush 2020's run scripts: `nsml run -g 1 --gpu-driver-version 418.39 -v -e main.py -d TASK`."""
+    r = cli("run", "--gpu-driver-version", "418.39", "-v", "-e", "main.py", "-d", "tiny", "-a", "--epochs 2",
+            nsml_folder)
+    assert r.stdout.startswith("Session alice/tiny/1 is started\n") and "done training" in r.stdout, r.output
+    assert "--gpu-driver-version 418.39: not used here" in r.stderr and "Session alice/tiny/1 succeeded" in r.stderr
+    assert cli("run", "-v", "-j", "-d", "tiny", nsml_folder, code=2).stderr.startswith("Error: -v/--verbose: not")
+
+
 def test_esm_and_another_entry_are_recorded(cli, tiny_task, nsml_folder):
     (nsml_folder / "infer_only.py").write_text(NSML_MAIN.replace('state["threshold"]', '1000'))
     out = cli("run", "-d", "tiny", "--esm", "ESM1234", "-a", "--epochs 2", nsml_folder).stdout

@@ -66,16 +66,27 @@ class EntryCommand(click.Command):
 @click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
 @click.option("-a", "--args", default=None, help='Arguments for the entry, e.g. "--epochs 2".')
 @click.option("-m", "--memo", default="", help="A note shown in ps.")
+@click.option("-v", "--verbose", is_flag=True, help="Follow the session's output until it ends (as logs -f).")
+@click.option("--gpu-driver-version", default=None, metavar="VERSION",
+              help="NSML's choice of NVIDIA driver: accepted and not used (a session uses this machine's driver).")
 @run_options
 @json_flag
 @click.argument("folder", default=".", type=click.Path())
 @pass_harness
-def run_cmd(lazy, task, entry, args, memo, gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm,
-            as_json, folder):
-    """Start a training session from FOLDER (returns at once; it runs in the background)."""
-    name = lazy.api().start_session(task, folder, entry, args, memo,
-                                    _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm), note)
+def run_cmd(lazy, task, entry, args, memo, verbose, gpu_driver_version, gpus, cpus, memory, shm_size, time_limit,
+            runtime, gpu_model, esm, as_json, folder):
+    """Start a training session from FOLDER (returns at once, unless -v; it runs in the background)."""
+    if verbose and as_json:
+        raise UserError("-v/--verbose: not with -j (the JSON is one object; follow with `nsml logs -f SESSION`)")
+    if gpu_driver_version is not None:
+        note(f"Note: --gpu-driver-version {gpu_driver_version}: not used here; a session uses this machine's driver")
+    api = lazy.api()
+    name = api.start_session(task, folder, entry, args, memo,
+                             _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm), note)
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
+    if verbose:
+        sys.stdout.flush()
+        raise SystemExit(_follow(api, name))
 
 
 @main.command("fork", cls=EntryCommand)
