@@ -145,7 +145,8 @@ def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -
         steps.append(Step("requirements", Level.PASS, ", ".join(sorted(wanted)) + " accepted" if wanted
                           else "none (the harness's environment)"))
     except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
-        steps.append(Step("requirements", Level.FAIL, str(exc), "list package names with version specifiers only"))
+        steps.append(Step("requirements", Level.FAIL, str(exc), "edit the line it names (a torch or TensorFlow pin: "
+                          "the version the environment has, or an era's, chosen by #nsml: — docs/compatibility.md)"))
     return steps
 
 
