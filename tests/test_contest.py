@@ -155,6 +155,25 @@ def test_split_is_fixed_by_seed_disjoint_and_complete():
     assert len(splits.halves(3, 0.01, 0, "t")[0]) == 1 and len(splits.halves(3, 0.99, 0, "t")[1]) == 1
 
 
+def test_a_round_without_split_seed_gets_a_secret_draw(cli, tmp_path, state_root):
+    """The split is open source: a default seed (0) told anyone who reads the test inputs which items are public."""
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store.models import Round
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+        spec = tmp_path / f"{name}.toml"
+        spec.write_text(f'name = "c-{name}"\n[[rounds]]\nname = "r1"\ntasks = ["{name}"]\n'
+                        'start = 2026-07-01T00:00:00\nend = 2099-07-02T00:00:00\n')
+        cli("contest", "create", spec, user="org")
+    with Harness(load_settings(root=state_root)).tx() as db:
+        seeds = list(db.scalars(select(Round.split_seed)))
+    assert len(seeds) == 2 and seeds[0] != seeds[1] and 0 not in seeds, seeds
+
+
 def test_team_quota_on_simulated_time(cli, tmp_path, contest):
     contest()
     a = _session(cli, tmp_path, "alice", 50)

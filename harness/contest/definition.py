@@ -16,7 +16,7 @@ gpu_quota_teams = { "team-a" = 6 }   # teams with a quota of their own
 gpu_policy = "wait"           # wait | refuse: a session over the quota queues, or is refused
 public_fraction = 0.3         # share of the test set on the public board (the rest: private)
 public_board = "plain"        # or "ladder": a shown score moves only when a submit beats it beyond noise
-split_seed = 7
+split_seed = 7                # the public half's draw (absent: a secret random one, fixed at create)
 select = 2                    # submissions a team may select for the private board
 qualify = { top = 10 }        # per task; or { threshold = 0.6 } on the private score
 ```
@@ -25,6 +25,7 @@ A task in no round is outside every contest: sessions and submits go on per user
 """
 from __future__ import annotations
 
+import secrets
 from datetime import datetime
 from pathlib import Path
 
@@ -145,7 +146,7 @@ def parse_spec(path: Path) -> dict:
             "gpu_quota_teams": _team_quotas(r.get("gpu_quota_teams", {}), teams, f"{where}.gpu_quota_teams"),
             "gpu_policy": GpuPolicy(policy),
             "public_fraction": _number(r.get("public_fraction", 0.3), f"{where}.public_fraction", float, 0.01, 0.99),
-            "split_seed": _number(r.get("split_seed", 0), f"{where}.split_seed", int),
+            "split_seed": None if r.get("split_seed") is None else _number(r["split_seed"], f"{where}.split_seed", int),
             "selection_limit": _number(r.get("select", 2), f"{where}.select", int, 1),
             "qualify": qualify, "entry": entry, "public_board": PublicBoard(board)})
     return {"name": name, "title": data.get("title", ""), "teams": teams, "rounds": parsed}
@@ -154,6 +155,9 @@ def parse_spec(path: Path) -> dict:
 def create(h: Harness, path: Path, spec: dict | None = None) -> str:
     """Register a contest from its file: rounds, teams; the first round opens (at its start time)."""
     spec = spec or parse_spec(path)
+    for r in spec["rounds"]:  # no split_seed: a secret draw, so that nobody can tell which test items are public
+        if r["split_seed"] is None:
+            r["split_seed"] = secrets.randbelow(2 ** 31)
     with h.tx() as db:
         if db.scalar(select(Contest.id).where(Contest.name == spec["name"])) is not None:
             raise UserError(f"{path}: name: contest {spec['name']!r} already exists")

@@ -166,6 +166,8 @@ class Simulation:
         spec["teams"] = {t.name: t.members for t in teams}
         for r in spec["rounds"]:
             r["gpu_quota_teams"] = {}  # the file's teams are replaced, and their own quotas with them
+            if r["split_seed"] is None:  # a rehearsal is reproducible: its draw is fixed, not secret
+                r["split_seed"] = self.cfg.seed
         org = self.as_user(ORGANIZER)
         self.baselines: dict[str, list[Baseline]] = {}
         for task in dict.fromkeys(t for r in spec["rounds"] for t in r["tasks"]):
