@@ -4,6 +4,7 @@ hidden with the private score; a task whose metric is its own evaluator's shows 
 import json
 
 import numpy as np
+import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
 
 from harness.scoring.metric_library import Records, metric
@@ -164,6 +165,64 @@ def test_the_public_interval_depends_on_the_public_half_alone(tmp_path):
     assert got.low is not None and got.note is None and got.private_low is None  # private mismatch: private only
     agreed = score_interval.intervals(task, task / "test" / "test_label", prediction, 1.0, 1.0, (0.5, 1, "tiny"))
     assert agreed.private_low is not None
+
+
+def test_a_value_that_overflows_when_resampled_gives_no_interval_and_keeps_nothing(tmp_path):
+    """A finite 1.2e154 in an RMSE prediction: its square is finite, every resample that draws it twice is not.
+    The bounds (and the values ties and the Ladder read) would be inf or NaN: a JSON board answered 500 to everyone
+    and PostgreSQL refused the round's close. Now: no interval, nothing kept; in the private half, only the
+    private interval goes."""
+    import math
+
+    from harness.scoring import score_interval
+    from harness.scoring.splits import halves
+    labels = [float(i % 7) for i in range(40)]
+    task = _lines_task(tmp_path, labels, "rmse")
+    (task / "task.toml").write_text((task / "task.toml").read_text().replace('"higher"', '"lower"'))
+    prediction = tmp_path / "graded" / "prediction"
+    prediction.parent.mkdir()
+
+    def rmse(pred, idx):
+        return math.sqrt(sum((pred[i] - labels[i]) ** 2 for i in idx) / len(idx))
+    public, private = (list(h) for h in halves(40, 0.5, 1, "tiny"))
+    for where, split in (("whole", None), ("public", (0.5, 1, "tiny")), ("private", (0.5, 1, "tiny"))):
+        pred = list(labels)
+        pred[{"whole": 0, "public": public[0], "private": private[0]}[where]] = 1.2e154
+        prediction.write_text("\n".join(repr(v) for v in pred) + "\n")
+        score = rmse(pred, public if split else range(40))
+        got = score_interval.intervals(task, task / "test" / "test_label", prediction, score,
+                                       rmse(pred, private) if split else None, split)
+        staged = (prediction.parent / score_interval.STAGED).exists()
+        if where == "private":
+            assert got.low is not None and math.isfinite(got.high) and got.private_low is None, got
+        else:
+            assert got.low is None and got.note == score_interval.OVERFLOW, (where, got)
+        assert not staged, where
+    bad = score_interval.Intervals(1.0, math.inf, 2.0, math.nan, None).finite()  # where they are stored, too
+    assert (bad.low, bad.high, bad.note) == (None, None, score_interval.OVERFLOW)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_json_leaving_the_harness_holds_finite_numbers_only(kind, request, state_root):
+    """The gate where a non-finite number would leave: the API's answers and the store's JSON columns (PostgreSQL's
+    json type refuses NaN and Infinity: the round's close failed there)."""
+    import math
+
+    from sqlalchemy import select
+
+    from harness.core.settings import load_settings
+    from harness.server.deps import FiniteJSONResponse
+    from harness.state import Harness
+    from harness.store.models import Contest
+    if kind == "postgresql":
+        request.getfixturevalue("postgres")
+    body = json.loads(FiniteJSONResponse({"rows": [{"interval": [0.1, math.inf]}, {"p": math.nan}]}).body)
+    assert body == {"rows": [{"interval": [0.1, None]}, {"p": None}]}
+    h = Harness(load_settings())
+    with h.tx() as db:
+        db.add(Contest(name="c", source="x", spec={"x": math.inf, "y": [math.nan, 1.5]}))
+    with h.tx() as db:
+        assert db.scalar(select(Contest.spec).where(Contest.name == "c")) == {"x": None, "y": [None, 1.5]}
 
 
 def test_a_prediction_crafted_to_cost_memory_costs_a_capped_child_not_the_scheduler(tmp_path):

@@ -50,8 +50,11 @@ def _load(path: Path, ndim: int):
 
 
 def kept_values(run_dir: str):
-    """The per-example values kept when the submission was graded (mean metrics), or None."""
-    return _load(kept_path(run_dir), 1)
+    """The per-example values kept when the submission was graded (mean metrics), or None (also for values
+    that would overflow when resampled: uncertainty.summable)."""
+    from .uncertainty import summable
+    values = _load(kept_path(run_dir), 1)
+    return values if values is not None and summable(values) else None
 
 
 def kept_draws(run_dir: str):

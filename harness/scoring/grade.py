@@ -97,7 +97,7 @@ def apply(sub: Submission, g: Grade, keep: bool = True) -> None:
 
 def apply_intervals(sub: Submission, g: Grade, keep: bool = True) -> None:
     """G's intervals on SUB, and its staged per-example values kept (KEEP) or dropped (a dry-run rescore)."""
-    i = g.intervals or score_interval.Intervals()
+    i = (g.intervals or score_interval.Intervals()).finite()  # (the child's rule, held where they are stored too)
     sub.score_low, sub.score_high, sub.private_low, sub.private_high = i.low, i.high, i.private_low, i.private_high
     sub.interval_note = i.note
     score_interval.keep_values(prediction_path(sub.run.run_dir), keep)

@@ -44,6 +44,7 @@ MEMORY_BYTES = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
 OUT_OF_MEMORY = 3  # the child's exit status when its memory cap stopped it
+OVERFLOW = "no interval: the prediction's values overflow when resampled"
 
 
 @dataclass
@@ -53,6 +54,15 @@ class Intervals:
     private_low: float | None = None
     private_high: float | None = None
     note: str | None = None  # why there is none
+
+    def finite(self) -> Intervals:
+        """These intervals with a pair that is not finite dropped: the public one's with OVERFLOW as the note (a
+        crafted value that overflows when resampled; a store, a board and JSON hold finite bounds only)."""
+        if self.low is not None and not _finite(self.low, self.high):
+            return Intervals(note=OVERFLOW)
+        if self.private_low is not None and not _finite(self.private_low, self.private_high):
+            return Intervals(self.low, self.high, note=self.note)
+        return self
 
 
 def _same(a: float, b: float) -> bool:
@@ -125,16 +135,31 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         else:
             public, private = halves(len(records), *split)
             parts = [records.take(public), records.take(private)]
-        scores = [m.score(part) for part in parts]
+        scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
+    if len(parts) > 1:
+        try:  # the private half's failing drops its interval only: the public one depends on the public half alone
+            scores.append(m.score(parts[1]))
+        except Exception:  # noqa: BLE001
+            scores.append(math.nan)
     if score is None or not _same(float(score), float(scores[0])):  # the public (or whole) half decides alone
         return Intervals(note=f"no interval: the task's evaluator scores otherwise than the library's {m.name}")
     got = _of_parts(parts, scores, private_score, lambda part: interval(m, part, LEVEL, RESAMPLES, SEED))
+    if got.note:  # (overflow) nothing kept: no tie mark, no Ladder values
+        return got
     import numpy as np
+
+    from .uncertainty import summable
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
+        try:
+            values = np.asarray(m.values(records), dtype=np.float64)
+        except Exception:  # noqa: BLE001 - (a private half's odd records) the public interval stands, none kept
+            return got
+        if not summable(values):  # a private half's overflow: its public interval stands, nothing is kept
+            return got
         with open(prediction.parent / STAGED, "wb") as fh:
-            np.save(fh, np.asarray(m.values(records), dtype=np.float64), allow_pickle=False)
+            np.save(fh, values, allow_pickle=False)
         return got
     from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
     try:
@@ -142,20 +167,30 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
                 else np.full(RESAMPLES, np.nan) for i, part in enumerate(parts)]
     except MemoryError:  # a crafted prediction (thousands of classes): its interval stands, it gets no tie mark
         return got
+    if not np.isfinite(rows[0]).all():
+        return got
     with open(prediction.parent / STAGED_DRAWS, "wb") as fh:
         np.save(fh, np.stack(rows), allow_pickle=False)
     return got
 
 
+def _finite(*bounds) -> bool:
+    return all(b is not None and math.isfinite(b) for b in bounds)
+
+
 def _of_parts(parts: list, scores: list[float], private_score, interval_of) -> Intervals:
     """The public (or whole-set) interval of PARTS[0]; with a second part (a round's private half) whose score
-    matches PRIVATE_SCORE, its interval too (a mismatch only drops the private one)."""
+    matches PRIVATE_SCORE, its interval too; bounds that are not finite dropped (Intervals.finite). The private
+    half's failing or overflowing only drops the private one (never told apart from a mismatch)."""
     public = interval_of(parts[0])
     got = Intervals(public.low, public.high)
     if len(parts) > 1 and private_score is not None and _same(float(private_score), float(scores[1])):
-        private = interval_of(parts[1])
-        got.private_low, got.private_high = private.low, private.high
-    return got
+        try:
+            private = interval_of(parts[1])
+            got.private_low, got.private_high = private.low, private.high
+        except Exception:  # noqa: BLE001 - (a MemoryError too: the child's cap) its interval only is lost
+            pass
+    return got.finite()
 
 
 def _finisher(name: str):
@@ -182,6 +217,9 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
             raise ValueError("not finite")
     except (OSError, ValueError, UnicodeDecodeError):
         return Intervals(note="no interval: the evaluator's per_example.txt is not one finite number per line")
+    from .uncertainty import summable
+    if not summable(values):
+        return Intervals(note=OVERFLOW)
     fn = _finisher(finish)
     if finish == "sqrt-mean" and (values < 0).any():
         return Intervals(note="no interval: the evaluator's per_example.txt has negative values under sqrt-mean")
@@ -202,6 +240,8 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
         return Intervals(note=f"no interval: the evaluator's per-example values make {scores[0]:.6g} "
                               f"({finish}), not its score")
     got = _of_parts(parts, scores, private_score, lambda part: interval_of_values(part, fn, LEVEL, RESAMPLES, SEED))
+    if got.note:
+        return got
     with open(prediction.parent / STAGED, "wb") as fh:
         np.save(fh, values, allow_pickle=False)
     return got

@@ -93,6 +93,15 @@ def interval(metric: Metric, records: Records, level: float = 0.95, resamples: i
     return _percentile(resampled(metric, records, resamples, seed, exact) if scores is None else scores, level)
 
 
+def summable(values: np.ndarray) -> bool:
+    """Whether per-example VALUES can be resampled, summed and differenced without overflow: all finite, and
+    twice the count times the largest magnitude finite too (a crafted 1e154 is a finite loss whose square
+    overflows every resample that draws it twice)."""
+    values = np.asarray(values, dtype=np.float64)
+    return values.size > 0 and bool(np.isfinite(values).all()) and \
+        bool(np.isfinite(2.0 * values.size * float(np.abs(values).max())))
+
+
 def _percentile(scores: np.ndarray, level: float) -> Interval:
     """The (1-level)/2 and (1+level)/2 quantiles of resampled SCORES (numpy's linear interpolation)."""
     low, high = np.quantile(scores, [(1 - level) / 2, (1 + level) / 2])

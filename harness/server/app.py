@@ -30,7 +30,7 @@ from harness.service.log_streams import WORKER_THREADS
 from harness.state import Harness
 
 from .caller_slots import CallerSlots
-from .deps import API, MAX_JSON_BYTES, error, status_of
+from .deps import API, MAX_JSON_BYTES, FiniteJSONResponse, error, status_of
 
 log = logging.getLogger("harness.server")
 
@@ -144,7 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
                 await watch
 
     app = FastAPI(title="NSML harness", version="1", openapi_url=f"{API}/openapi.json", docs_url=None,
-                  redoc_url=None, lifespan=lifespan)
+                  redoc_url=None, lifespan=lifespan, default_response_class=FiniteJSONResponse)
     app.state.server = server
 
     @app.middleware("http")

@@ -7,12 +7,20 @@ from pathlib import Path
 from fastapi import Depends, Request
 from fastapi.responses import JSONResponse
 
-from harness.core import archives
+from harness.core import archives, finite_json
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, Unauthorized, UserError
 from harness.service.local import LocalApi
 
 API = "/api/v1"
 MAX_JSON_BYTES = 1 << 20  # request bodies other than uploads
+
+
+class FiniteJSONResponse(JSONResponse):
+    """Every API answer: JSON with NaN and ±inf as null (core.finite_json), never a 500 for everyone because one
+    number was not finite."""
+
+    def render(self, content) -> bytes:
+        return finite_json.dumps(content, ensure_ascii=False, indent=None, separators=(",", ":")).encode("utf-8")
 
 
 class TooLarge(UserError):

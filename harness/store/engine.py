@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session as OrmSession
 from sqlalchemy.orm import sessionmaker
 
+from harness.core import finite_json
 from harness.core.errors import UserError
 
 from .quick import MIGRATIONS, code_head
@@ -31,10 +32,11 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 def make_engine(url: str) -> Engine:
     try:
         if url.startswith("sqlite"):
-            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                                   json_serializer=finite_json.dumps)
             event.listen(engine, "connect", _sqlite_pragmas)
-        else:
-            engine = create_engine(url, pool_pre_ping=True)
+        else:  # (JSON columns hold finite numbers only: PostgreSQL's json type refuses NaN and Infinity)
+            engine = create_engine(url, pool_pre_ping=True, json_serializer=finite_json.dumps)
     except (ArgumentError, ModuleNotFoundError) as exc:
         raise UserError(f"--db: cannot use {url!r}: {exc}") from None
     return engine
