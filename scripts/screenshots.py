@@ -97,7 +97,7 @@ def contest_round(root: Path, work: Path) -> None:
         f'name = "demo-cup"\n[teams]\nred = ["alice"]\nblue = ["bob"]\ngreen = ["carol"]\n[[rounds]]\n'
         f'name = "round1"\ntasks = ["{ROUND_TASK}"]\nstart = {(now - timedelta(hours=1)).isoformat()}\n'
         f'end = {(now + timedelta(days=1)).isoformat()}\nsubmit = {{ quota = 5, period_seconds = 3600 }}\n'
-        f'public_fraction = 0.5\npublic_board = "ladder"\n')
+        f'public_fraction = 0.5\nsplit_seed = 0\npublic_board = "ladder"\n')
     nsml(root, "contest", "create", str(work / "cup.toml"))
     for user, runs in (("alice", (4, 12)), ("carol", (12, 12)), ("bob", (1, 2))):
         for epochs in runs:

@@ -254,5 +254,5 @@ def one_round_contest(name: str, teams: dict[str, list[str]], task: str) -> str:
     """A contest.toml of one round of TASK open from 2026 to 2030, with TEAMS."""
     lines = [f'name = "{name}"', "[teams]", *(f"{t} = {members!r}".replace("'", '"') for t, members in teams.items()),
              "[[rounds]]", 'name = "r1"', f'tasks = ["{task}"]', "start = 2026-01-01T00:00:00",
-             "end = 2030-01-01T00:00:00"]
+             "end = 2030-01-01T00:00:00", "split_seed = 0"]
     return "\n".join(lines) + "\n"

@@ -205,6 +205,7 @@ tasks = ["tiny"]
 start = 2026-07-01T00:00:00
 end = 2026-07-02T00:00:00
 public_fraction = 0.5
+split_seed = 0
 qualify = { top = 1 }
 """
 

@@ -25,6 +25,7 @@ tasks = ["tiny"]
 start = 2026-07-01T00:00:00
 end = 2026-07-02T00:00:00
 public_fraction = 0.5
+split_seed = 0
 """
 PUBLIC_ORDER, PRIVATE_ORDER = ["red", "blue", "green"], ["blue", "red", "green"]
 TIME = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?")

@@ -295,7 +295,7 @@ def test_hostile_team_names_on_a_round_board_and_its_chart_are_text(browser, hos
     spec = tmp_path / "cup.toml"
     spec.write_text('name = "cup"\n[teams]\nt1 = ["alice"]\nt2 = ["bob"]\n'
                     '[[rounds]]\nname = "r1"\ntasks = ["tiny"]\nstart = 2026-07-01T00:00:00\n'
-                    'end = 2026-07-02T00:00:00\npublic_fraction = 0.5\n')
+                    'end = 2026-07-02T00:00:00\npublic_fraction = 0.5\nsplit_seed = 0\n')
     cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
     cli("contest", "create", spec, user=ORGANIZER)
     cli("submit", run_session(cli, folder), "1")
