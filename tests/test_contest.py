@@ -418,6 +418,11 @@ def test_qualifier_rules_top_k_with_ties_threshold_and_direction():
     free = qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions)
     assert set(free) == set(entered)
     assert qualifiers(SimpleNamespace(qualify={}, name="r1"), boards, entered, directions, last=True) == {}
+    with_baseline = {"a": [{**row("base", 1, 0.95), "baseline": True}, *boards["a"]]}  # ranked first, 0.95
+    got = qualifiers(SimpleNamespace(qualify={"top": 1}, name="r1"), with_baseline, entered, directions)
+    assert got == {"t1": "a: private rank 1 (top 1)"}  # a baseline never qualifies nor takes a place
+    assert "base" not in qualifiers(SimpleNamespace(qualify={"threshold": 0.5}, name="r1"), with_baseline,
+                                    entered, directions)
 
 
 def test_close_lists_each_board_by_private_rank(capsys):

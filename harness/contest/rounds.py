@@ -166,18 +166,24 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
 
 def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], direction_of: dict,
                last: bool = False) -> dict[str, str]:
-    """Team → why it qualifies: top K (by private rank) or a threshold on the private score, on any task;
+    """Team → why it qualifies: top K (by private rank) or a threshold on the private score, on any task (a
+    baseline never does, nor takes a place: the rank counted is among the teams that may);
     a round with no rule sends every entered team on (the last round, without a rule, qualifies nobody)."""
     rule = rnd.qualify or {}
     out: dict[str, str] = {}
     if not rule:
         return {} if last else {t: f"entered {rnd.name}" for t in entered}
     for task, rows in boards.items():
-        for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9):
-            if r["private_rank"] is None or r["team"] in out:
+        ranked = [r for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9)
+                  if r["private_rank"] is not None and not r.get("baseline")]  # a baseline takes no place
+        for i, r in enumerate(ranked):  # the rank among the teams that may qualify (equal scores share one)
+            r["_rank"] = ranked[i - 1]["_rank"] if i and ranked[i - 1]["private"] == r["private"] else i + 1
+        for r in ranked:
+            rank = r.pop("_rank")
+            if r["team"] in out:
                 continue
-            if "top" in rule and r["private_rank"] <= rule["top"]:
-                out[r["team"]] = f"{task}: private rank {r['private_rank']} (top {rule['top']})"
+            if "top" in rule and rank <= rule["top"]:
+                out[r["team"]] = f"{task}: private rank {rank} (top {rule['top']})"
             elif "threshold" in rule:
                 d = direction_of[task]
                 if r["private"] == rule["threshold"] or d.better(r["private"], rule["threshold"]):
