@@ -155,6 +155,32 @@ def test_split_is_fixed_by_seed_disjoint_and_complete():
     assert len(splits.halves(3, 0.01, 0, "t")[0]) == 1 and len(splits.halves(3, 0.99, 0, "t")[1]) == 1
 
 
+def test_a_forced_close_ends_the_round_before_it_waits_for_its_queued_submits(cli, tmp_path, contest, monkeypatch):
+    """While a forced close waits for the submits queued in time, the round is over: a submit then (which would
+    be scored after the boards froze and move the live ones away from them) is refused."""
+    from harness.contest import rounds
+    from harness.core.errors import UserError
+    from harness.core.settings import load_settings
+    from harness.service import contests, submits
+    from harness.state import Harness
+    contest()
+    red, blue = _session(cli, tmp_path, "alice", 50), _session(cli, tmp_path, "carol", 20)
+    queued, _run = submits.start_submit(Harness(load_settings(user="alice")), red, "0")
+    refused, real_wait = [], rounds.wait_run
+
+    def wait_and_try(h, run_id):
+        try:
+            submits.start_submit(Harness(load_settings(user="carol")), blue, "0")
+        except UserError as exc:
+            refused.append(str(exc))
+        return real_wait(h, run_id)
+    monkeypatch.setattr(rounds, "wait_run", wait_and_try)
+    closed = contests.close(Harness(load_settings(user="org")), "r1", force=True)
+    assert refused and "ended at 2026-07-01T01:00:00" in refused[0], refused
+    assert [r["team"] for r in closed["boards"]["tiny"] if r["public_rank"] is not None] == ["red"]
+    assert cli.json("history", "tiny", user="alice")[0]["id"] == queued
+
+
 def test_a_round_without_split_seed_gets_a_secret_draw(cli, tmp_path, state_root):
     """The split is open source: a default seed (0) told anyone who reads the test inputs which items are public."""
     from sqlalchemy import select

@@ -210,6 +210,12 @@ def cut_short(rnd: Round, now: datetime, pending: int) -> str | None:
     return what + (f"; {pending} submit(s) queued or running are scored first" if pending else "")
 
 
+def _pending(db, round_id: int) -> list[int]:
+    """The runs of the round's submits still queued or running."""
+    return list(db.scalars(select(Submission.run_id).where(
+        Submission.round_id == round_id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
+
+
 def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
     """Freeze the round (after its queued submits are scored), reveal the private board, compute the
     qualifiers and open the next round to them. A round not yet over closes only with FORCE (the result says
@@ -218,14 +224,21 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
         rnd = get_round(db, round_ref)
         if rnd.closed:
             raise UserError(f"ROUND: {rnd.label} was closed at {rnd.closed_at.isoformat(timespec='seconds')} UTC")
-        pending = list(db.scalars(select(Submission.run_id).where(
-            Submission.round_id == rnd.id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
-        early = cut_short(rnd, clock.now(h.settings), len(pending))
+        pending = _pending(db, rnd.id)
+        now = clock.now(h.settings)
+        early = cut_short(rnd, now, len(pending))
         if early and not force:
             raise UserError(f"ROUND: {rnd.label} is not over: {early}; closing now cuts it short (add --force)")
+        if early and status(rnd, now) is RoundStatus.OPEN:  # it ends now: no submit or session starts while
+            rnd.ends_at = now  # its queued ones are scored (they would change the boards after they froze)
         rnd_id = rnd.id
-    for run_id in pending:  # submitted in time: they are scored before the round freezes
-        wait_run(h, run_id)
+    waited: set[int] = set()
+    while pending:  # submitted in time: they are scored before the round freezes (and any that raced the end)
+        for run_id in pending:
+            wait_run(h, run_id)
+        waited |= set(pending)
+        with h.tx() as db:
+            pending = [r for r in _pending(db, rnd_id) if r not in waited]
     ladder_board.sweep(h.store, rnd_id)  # a Ladder's last decisions before its boards are frozen
     with h.tx() as db:
         rnd = db.get(Round, rnd_id)
