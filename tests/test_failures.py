@@ -3,7 +3,7 @@ import re
 import time
 
 import psutil
-from helpers import participant, run_session
+from helpers import ORGANIZER, participant, run_session
 
 FAULTY = '''
 import argparse, os, subprocess, sys, time
@@ -110,6 +110,13 @@ def test_submit_failures_are_named_and_never_ranked(cli, tiny_task, tmp_path, st
         result = _submit_fault(cli, tmp_path / fault, fault)
         assert (result["status"], result["reason"]) == ("failed", reason), (fault, result)
         assert result["score"] is None
+        if reason == "exit_code":  # code that reads the test inputs chooses its exit code: not told of a real submit
+            assert "does not say which" in result["message"] and "code 1" not in result["message"], result
+            from harness.core.settings import load_settings
+            from harness.service.submits import submission_info
+            from harness.state import Harness
+            seen = submission_info(Harness(load_settings(user=ORGANIZER)), result["id"])["message"]
+            assert "exited with code 1" in seen, seen  # organizers read it
     result = _submit_fault(cli, tmp_path / "slow", "infer_sleep", "--time-limit", "2")
     assert result["reason"] == "timeout"
     assert cli.json("board", "tiny") == []

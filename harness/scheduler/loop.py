@@ -212,9 +212,8 @@ class Scheduler:
                 .where(Submission.run_id == run_id)).one()
         if not loader_probe.probe_environment(self.settings, runtime, handle.environment):
             return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
-                           f"exit code {outcome.exit_code}: the run blamed the task's loader, but it ran in an "
-                           f"environment of its own (an era or its requirements), where the harness cannot tell "
-                           f"the loader's failure from the entry's")
+                           f"{loader_probe.CLAIM_REFUSED} it ran in an environment of its own (an era or its "
+                           f"requirements), where the harness cannot tell the loader's failure from the entry's")
         try:
             verdict = loader_probe.probe(layout.loader(task_path), layout.submit_data(Path(task_path), dry_run),
                                          task_name, self.settings.state_dir / "loader-probes")
@@ -223,8 +222,7 @@ class Scheduler:
             return outcome
         if not verdict.confirmed:
             return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
-                           f"exit code {outcome.exit_code}: the run blamed the task's loader, but the harness's own "
-                           f"run of data_loader.py reached infer")
+                           f"{loader_probe.CLAIM_REFUSED} the harness's own run of data_loader.py reached infer")
         return Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
                        f"the task's data_loader.py failed before infer was called (not counted): {verdict.detail}")
 

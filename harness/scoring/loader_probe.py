@@ -27,6 +27,7 @@ from harness.resources import SESSION_SDK
 from harness.taskpacks import layout
 
 CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
+CLAIM_REFUSED = f"exit code {CLAIM_EXIT}: the run blamed the task's loader, but"  # the harness's words (shown)
 REACHED_EXIT = 0  # the loader called infer: it works as far as the harness can tell
 FAILED_EXIT = 3  # the loader raised before it called infer
 PROBE_SECONDS = 60

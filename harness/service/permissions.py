@@ -15,6 +15,7 @@ from sqlalchemy import select
 from harness.core.enums import FailureReason
 from harness.core.errors import NotFound, PermissionDenied
 from harness.scoring.grade import UNSAFE_PREDICTION
+from harness.scoring.loader_probe import CLAIM_REFUSED
 from harness.state import Harness
 from harness.store.models import Session, User
 
@@ -91,9 +92,12 @@ def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:
 
 # What a participant reads about their own real submit that failed: never text that the evaluator or the loader
 # wrote (it may quote the hidden labels or test inputs — and participant code in a submit run sees the inputs, so
-# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). The
-# harness's own messages (time, memory, exit code, disk, a missing or unsafe prediction file) are kept.
+# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). Nor the
+# exit code or signal of the infer: code that reads the test inputs chooses it (8 bits of them a submit). The
+# harness's own messages (time, memory, disk, a missing or unsafe prediction file) are kept.
 HIDDEN_FROM_PARTICIPANTS = {
+    FailureReason.EXIT_CODE: "your infer's process ended with an error (a real submit does not say which: its "
+                             "code could carry test data; submit -t shows the run and its log on test_submit)",
     FailureReason.INVALID_PREDICTION: "the prediction is not valid for this task (submit -t shows why on test_submit)",
     FailureReason.SCORER_ERROR: "the task's evaluator failed (not counted; organizers see why)",
     FailureReason.LOADER_ERROR: "the task's data loader failed before your infer was called (not counted; "
@@ -107,4 +111,6 @@ def submission_message(settings, dry_run: bool, reason: FailureReason | None, me
         return message
     if reason is FailureReason.INVALID_PREDICTION and message.startswith(UNSAFE_PREDICTION):
         return message  # the harness's own words about the file (a link, a FIFO, too large)
+    if reason is FailureReason.EXIT_CODE and message.startswith(CLAIM_REFUSED):
+        return message  # the harness's own words about a loader claim (its exit code is always the claim's)
     return HIDDEN_FROM_PARTICIPANTS[reason]
