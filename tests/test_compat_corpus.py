@@ -175,6 +175,34 @@ if __name__ == "__main__":
 '''
 
 
+# AI Rush 2020: `nsml run -d task-a,task-b` and DATASET_PATH[0], DATASET_PATH[1] (a submit sees its task's own)
+TWO_TASKS_ENTRY = '''
+import argparse, json, os
+import nsml
+
+state = {"t": 50}
+def save(d, **k):
+    os.makedirs(d, exist_ok=True); json.dump(state, open(os.path.join(d, "s.json"), "w"))
+def load(d, **k):
+    state.update(json.load(open(os.path.join(d, "s.json"))))
+def infer(path, **k):
+    return [int(int(x) > state["t"]) for x in open(path).read().split()]
+nsml.bind(save=save, load=load, infer=infer)
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser()
+    p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+    p.add_argument("--iteration", default="0")
+    a = p.parse_args()
+    roots = [os.path.join(nsml.DATASET_PATH[0], "train"), os.path.join(nsml.DATASET_PATH[1], "train")]
+    if a.pause:
+        nsml.paused(scope=locals())
+    numbers = [int(x) for r in roots for x in open(os.path.join(r, "train_data", "numbers")).read().split()]
+    print("tasks:", nsml.DATASET_NAME, [os.path.basename(p) for p in nsml.DATASET_PATH], "numbers:", len(numbers))
+    nsml.save(0)
+'''
+
+
 def _scored(cli, name, ckpt, task="tiny", folder=None, args=None):
     assert cli.json("submit", "-t", name, ckpt)["status"] == "succeeded"
     result = cli.json("submit", name, ckpt)
@@ -234,3 +262,28 @@ def test_2018_nsml_cache_and_the_2019_constants(cli, tiny_task, tmp_path, runtim
     log = cli("logs", name).stdout
     assert log.count("preprocessed 34 rows") == 1 and f"nfs: {name} tiny" in log, log
     _scored(cli, name, "0", folder=folder)
+
+
+def test_2020_a_session_of_two_tasks_reads_both_and_is_submitted_to_its_own(cli, tiny_task, tmp_path, runtime):
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny2", name="tiny2"), user=ORGANIZER)
+    folder = participant(tmp_path / "two", TWO_TASKS_ENTRY)
+    name = run_session(cli, folder, "-d", "tiny2")  # (run_session's -d tiny, then this: NSML's `-d tiny,tiny2`)
+    assert "tasks: tiny ['tiny', 'tiny2'] numbers: 68" in cli("logs", name).stdout
+    _scored(cli, name, "0")  # its infer reads tiny's test data: DATASET_PATH is tiny's own in a submit
+    fork = cli("fork", name, "-c", "0").stdout.split()[1]  # a fork reads what its parent read
+    cli("logs", "-f", fork)
+    assert "numbers: 68" in cli("logs", fork).stdout
+    rows = json.loads(cli("check", folder, "-d", "tiny,tiny2", "-j").stdout)
+    assert all(r["ok"] for r in rows) and rows[-1]["step"] == "submit -t is scored", rows
+    for bad, said in (("tiny,tiny", "named twice"), ("tiny,tiny3", "unknown task 'tiny3'"), ("tiny,", "a task name")):
+        assert said in cli("run", "-d", bad, folder, code=2).stderr, bad
+
+
+def test_a_session_of_two_tasks_over_http(remote_cli, tmp_path):
+    for name in ("tiny", "tiny2"):
+        remote_cli("dataset", "add", make_tiny_task(tmp_path / name, name=name), user=ORGANIZER)
+    folder = participant(tmp_path / "two", TWO_TASKS_ENTRY)
+    name = remote_cli("run", "-d", "tiny,tiny2", "-e", "main.py", folder).stdout.split()[1]
+    remote_cli("logs", "-f", name)
+    assert "tasks: tiny ['tiny', 'tiny2'] numbers: 68" in remote_cli("logs", name).stdout
+    assert [r["datasets"] for r in remote_cli.json("ps", "-a")] == [["tiny2"]]

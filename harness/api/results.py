@@ -33,6 +33,7 @@ class SessionRow(TypedDict):
     reserved_flags: Optional[list[str]]
     esm: Optional[str]
     gpu_model: Optional[str]
+    datasets: list[str]  # the tasks more than its own whose training data it reads (NSML's -d a,b)
     node: Optional[dict]
     summary: dict[str, Any]
 

@@ -61,8 +61,18 @@ class EntryCommand(click.Command):
             raise
 
 
+def tasks_of(given: tuple[str, ...]) -> tuple[str, list[str]]:
+    """-d as NSML took it: one task, or several (`-d a,b`, or -d repeated) whose training data the session reads
+    (DATASET_PATH becomes their list, its own first). The session's own task, and the others."""
+    names = [n.strip() for value in given for n in value.split(",")]
+    if not names or any(not n for n in names):
+        raise UserError(f"-d/--dataset: a task name, or names separated by commas (got {','.join(given)!r})")
+    return names[0], names[1:]
+
+
 @main.command("run", cls=EntryCommand)
-@click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
+@click.option("-d", "--dataset", "task", required=True, multiple=True,
+              help="Task (dataset) name; several (a,b) give the session each one's training data.")
 @click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
 @click.option("-a", "--args", default=None, help='Arguments for the entry, e.g. "--epochs 2".')
 @click.option("-m", "--memo", default="", help="A note shown in ps.")
@@ -80,9 +90,10 @@ def run_cmd(lazy, task, entry, args, memo, verbose, gpu_driver_version, gpus, cp
         raise UserError("-v/--verbose: not with -j (the JSON is one object; follow with `nsml logs -f SESSION`)")
     if gpu_driver_version is not None:
         note(f"Note: --gpu-driver-version {gpu_driver_version}: not used here; a session uses this machine's driver")
+    task, more = tasks_of(task)
+    opts = _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm)
     api = lazy.api()
-    name = api.start_session(task, folder, entry, args, memo,
-                             _opts(gpus, cpus, memory, shm_size, time_limit, runtime, gpu_model, esm), note)
+    name = api.start_session(task, folder, entry, args, memo, {**opts, "datasets": more} if more else opts, note)
     emit_json({"session": name}) if as_json else click.echo(f"Session {name} is started")
     if verbose:
         sys.stdout.flush()
@@ -188,7 +199,8 @@ def memo_cmd(lazy, session, text):
 
 @main.command("check")
 @click.argument("folder", default=".", type=click.Path())
-@click.option("-d", "--dataset", "task", required=True, help="Task (dataset) name.")
+@click.option("-d", "--dataset", "task", required=True, multiple=True,
+              help="Task (dataset) name; several (a,b) as `run` takes them.")
 @click.option("-e", "--entry", default="main.py", show_default=True, help="Entry file in the folder.")
 @click.option("-a", "--args", default=None, help="Arguments for the entry's smoke training run.")
 @click.option("--time-limit", type=float, default=None,
@@ -204,7 +216,8 @@ def check_cmd(lazy, folder, task, entry, args, time_limit, as_json):
                         "use --root DIR, or nsml logout")
     from harness.service import check
 
-    rows = check.check(lazy.get(), folder, task, entry, args, time_limit)
+    task, more = tasks_of(task)
+    rows = check.check(lazy.get(), folder, task, entry, args, time_limit, tuple(more))
     if as_json:
         emit_json(rows)
     else:

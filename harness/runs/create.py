@@ -31,6 +31,7 @@ class RunOptions:
     runtime: str = "process"
     gpu_model: str | None = None  # allocate only devices of this model (NSML's --gpu-model)
     esm: str | None = None  # the participant's registration number (AI Rush's --esm), recorded
+    datasets: tuple[str, ...] = ()  # more tasks whose training data the session sees (NSML's `-d a,b`)
 
 
 def check_queue_limit(settings: Settings, db, user_id: int) -> None:
@@ -178,4 +179,4 @@ def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: 
                shm_size=parse_size(opts.shm_size, "--shm-size"),
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
                spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm),
-                                       ("confine", settings.must_confine)) if v})
+                                       ("datasets", list(opts.datasets)), ("confine", settings.must_confine)) if v})

@@ -21,7 +21,7 @@ from harness.core.settings import Settings
 from harness.runtime import entry_flags
 from harness.runtime.base import RUN_OUTPUT, RUN_SCRATCH, Mount, RunPaths, RunSpec
 from harness.runtime.disk_limits import DiskLimit
-from harness.store.models import Run, Session, Submission
+from harness.store.models import Run, Session, Submission, Task
 from harness.taskpacks import layout
 from harness.taskpacks.registry import Manifest
 
@@ -43,7 +43,8 @@ def _data_mounts(view: Path, target: str, items: list[tuple[Path, str]]) -> list
 
 
 def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env: dict,
-               data: list[tuple[Path, str]], writable_checkpoints: bool) -> RunSpec:
+               data: list[tuple[Path, str]], writable_checkpoints: bool,
+               more: list[tuple[str, Path]] = ()) -> RunSpec:
     """Code copy, data view, checkpoints, the user's own sessions (for cross-session load) and the events file."""
     run_dir = Path(run.run_dir)
     for prepared in RUN_SCRATCH:  # a requeued run (its scheduler died before the code started): what that
@@ -84,6 +85,14 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
     if settings.hf_cache is not None:  # a local Hugging Face cache, read-only, offline
         mounts.append(Mount(settings.hf_cache, "/opt/hf-cache"))
         env.update(HF_HOME=str(settings.hf_cache), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    extra_views = []
+    for i, (name, train) in enumerate(more, start=1):  # NSML's `-d a,b`: each more task's training data
+        extra = run_dir / "data" / name
+        mounts += _data_mounts(extra, f"/data/{name}", [(train, "train")])
+        extra_views.append((extra, f"/data/{name}"))
+        env.update({f"NSML_DATASET_PATH_{i}": str(extra), f"NSML_DATASET_NAME_{i}": name})
+    if more:
+        env["NSML_DATASET_COUNT"] = str(len(more) + 1)
     scratch = [workdir, run_dir / "tmp", events.parent, nfs]
     limits = [DiskLimit(scratch, settings.scratch_bytes, "limits.scratch_bytes")]
     if writable_checkpoints:
@@ -100,7 +109,7 @@ def _base_spec(settings: Settings, run: Run, sess: Session, argv: list[str], env
                    source_builds=manifest.source_builds,
                    labels={"nsml-harness.session": sess.name, "nsml-harness.run": str(run.id),
                            "nsml-harness.kind": run.kind.value},
-                   data_view=view, data_target=f"/data/{task}", disk_limits=limits,
+                   data_view=view, data_target=f"/data/{task}", extra_views=extra_views, disk_limits=limits,
                    confine=bool((run.spec or {}).get("confine")))
 
 
@@ -111,13 +120,24 @@ def _reserved(run: Run, sess: Session, mode: str, checkpoint: str | None, entry:
     return reserved
 
 
-def training_spec(settings: Settings, run: Run, sess: Session) -> RunSpec:
+def more_tasks(db: OrmSession, run: Run) -> list[tuple[str, Path]]:
+    """The tasks more than its own whose training data a session's RUN reads (NSML's `-d a,b`): name and train/."""
+    out = []
+    for name in (run.spec or {}).get("datasets") or []:
+        task = db.scalar(select(Task).where(Task.name == name))
+        if task is None:
+            raise RuntimeError(f"-d/--dataset: task {name!r} is no longer registered")
+        out.append((task.name, Path(task.path) / layout.TRAIN))
+    return out
+
+
+def training_spec(settings: Settings, run: Run, sess: Session, more: list[tuple[str, Path]] = ()) -> RunSpec:
     argv = [sess.entry, *_reserved(run, sess, "train", sess.fork_checkpoint if sess.forked_from else None)]
     env = {"NSML_MODE": "train"}
     if sess.forked_from:
         env.update(NSML_MODE="fork", NSML_ITERATION=sess.fork_checkpoint, NSML_LOAD_SESSION=sess.forked_from)
-    data = [(Path(sess.task.path) / "train", "train")]
-    return _base_spec(settings, run, sess, argv + list(sess.args), env, data, writable_checkpoints=True)
+    data = [(Path(sess.task.path) / layout.TRAIN, layout.TRAIN)]
+    return _base_spec(settings, run, sess, argv + list(sess.args), env, data, writable_checkpoints=True, more=more)
 
 
 def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) -> RunSpec:
@@ -143,7 +163,7 @@ def submit_spec(settings: Settings, run: Run, sess: Session, sub: Submission) ->
 def spec_for(settings: Settings, db: OrmSession, run: Run) -> RunSpec:
     if run.kind is RunKind.TRAIN:
         sess = db.scalar(select(Session).where(Session.run_id == run.id))
-        return training_spec(settings, run, sess)
+        return training_spec(settings, run, sess, more_tasks(db, run))
     sub = db.scalar(select(Submission).where(Submission.run_id == run.id))
     sess = db.get(Session, sub.session_id)
     return submit_spec(settings, run, sess, sub)

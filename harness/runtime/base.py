@@ -74,6 +74,7 @@ class RunSpec:
     labels: dict[str, str] = field(default_factory=dict)
     data_view: Path | None = None  # host folder behind DATASET_PATH: mount points only, filled by data mounts
     data_target: str = ""  # where a sandbox or container sees it (/data/TASK, as on NSML)
+    extra_views: list = field(default_factory=list)  # (view, target) of each more task a session reads (-d a,b)
     disk_limits: list = field(default_factory=list)  # runtime.disk_limits.DiskLimit groups, measured while it runs
     confine: bool = False  # a participant asked for it over HTTP: it runs confined or not at all (process.start)
 
@@ -86,9 +87,16 @@ class RunSpec:
         """The user whose session this is (core.names: the one grammar of a session's name)."""
         return parse_session_name(self.name)[0]
 
-    def data_mounts(self) -> list[Mount]:
-        """The organizer's folders and files placed under the data view (read-only binds of the task itself)."""
-        return [m for m in self.mounts if self.data_target and m.target.startswith(self.data_target + "/")]
+    def data_views(self) -> list[tuple[Path, str]]:
+        """Each data view and where the run sees it: its task's, then each more task's (NSML's `-d a,b`)."""
+        return ([(self.data_view, self.data_target)] if self.data_view and self.data_target else []) + \
+            list(self.extra_views)
+
+    def data_mounts(self) -> list[tuple[Mount, Path, str]]:
+        """The organizer's folders and files placed under a data view (read-only binds of the tasks themselves),
+        each with its view and where that view is seen."""
+        return [(m, view, target) for view, target in self.data_views() for m in self.mounts
+                if m.target.startswith(target + "/")]
 
 
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS",

@@ -71,8 +71,8 @@ def sandbox_env(spec: RunSpec, base: dict[str, str], tmp: Path) -> dict[str, str
 def materialize_data_view(spec: RunSpec) -> None:
     """Without a sandbox: the task's folders are copied (reflinks where the filesystem has them) into the data
     view and made read-only, so that nothing the run does reaches the organizer's files."""
-    for m in spec.data_mounts():
-        dest = spec.data_view / m.target[len(spec.data_target) + 1:]
+    for m, view, target in spec.data_mounts():
+        dest = view / m.target[len(target) + 1:]
         if dest.is_dir() and not dest.is_symlink():
             dest.rmdir()  # the empty mount point
         else:

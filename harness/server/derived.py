@@ -40,6 +40,7 @@ class RunOpts(BaseModel):
     runtime: Optional[Annotated[str, Field(max_length=64)]] = None
     gpu_model: Optional[Annotated[str, Field(max_length=64)]] = None
     esm: Optional[Annotated[str, Field(max_length=64)]] = None
+    datasets: Optional[list[Annotated[str, Field(min_length=1, max_length=200)]]] = Field(None, max_length=8)
 
 
 WIRE_TYPES = {"opts": RunOpts}  # arguments whose declared type is a plain dict, checked field by field here

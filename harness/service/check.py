@@ -263,9 +263,10 @@ def _log_tail(h: Harness, name: str) -> str:
     return _joined(submits._tail(log, LOG_LINES))
 
 
-def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float) -> list[Step]:
+def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float,
+              more: tuple[str, ...] = ()) -> list[Step]:
     opts = sessions.RunOptions(time_limit=time_limit, runtime=h.settings.runtime
-                               if h.settings.runtime != "auto" else "process")
+                               if h.settings.runtime != "auto" else "process", datasets=tuple(more))
     name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts, check=True)
     try:
         return _smoke(h, name, time_limit)
@@ -318,7 +319,8 @@ SMOKE_SECONDS = 300.0  # the smoke run's time to its first nsml.save, unless --t
 
 
 def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str | None = None,
-          time_limit: float | None = None) -> list[dict]:
+          time_limit: float | None = None, more: tuple[str, ...] = ()) -> list[dict]:
+    """`nsml check`: the static checks, then the smoke run (MORE: tasks more whose training data it reads)."""
     code = Path(folder).expanduser().resolve()
     if not code.is_dir():
         raise UserError(f"FOLDER: {folder!r} is not a folder")
@@ -328,5 +330,5 @@ def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str 
             time_limit = min(SMOKE_SECONDS, sessions.session_seconds(h, found))
     steps = static_checks(code, entry, task, h.settings.root)
     if all(s.ok for s in steps):  # only a failed finding makes the smoke run pointless
-        steps += smoke_run(h, task, code, entry, args, time_limit)
+        steps += smoke_run(h, task, code, entry, args, time_limit, more)
     return [{**asdict(s), "level": s.level.value, "ok": s.ok} for s in steps]

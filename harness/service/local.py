@@ -47,7 +47,10 @@ class LocalApi(Api):
         check_confined(self.h.settings, chosen)
         if why and note:
             note(why)
-        return RunOptions(**{**opts, "runtime": chosen})
+        more = opts.get("datasets") or ()
+        if not isinstance(more, (list, tuple)):
+            raise UserError("-d/--dataset: the tasks more than the session's own must be a list of names")
+        return RunOptions(**{**opts, "runtime": chosen, "datasets": tuple(more)})
 
     def _admit_session(self, task, memo, opts) -> None:
         """start_session's checks that need no code (the server makes them before it reads the upload)."""

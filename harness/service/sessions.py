@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from harness.contest.gate import check_gpu_request, gate
 from harness.core.enums import RunKind
 from harness.core.errors import UserError
-from harness.core.names import check_memo, session_folder, session_name
+from harness.core.names import check_memo, check_name, session_folder, session_name
 from harness.core.safefs import remove_tree
 from harness.runs.create import RunOptions, check_queue_limit, check_storage, new_run, queue_run, storage_changed
 from harness.runs.snapshot import check_entry, snapshot_code
@@ -55,10 +55,22 @@ def _new_run(h: Harness, task, opts: RunOptions) -> Run:
     return new_run(h.settings, RunKind.TRAIN, opts, limit, manifest.cpus, manifest.memory)
 
 
+MAX_DATASETS = 8  # tasks one session may read (NSML's `-d a,b`): its own and 7 more
+
+
 def _admit(h: Harness, db, task, run: Run):
     """May the caller queue RUN as a session of TASK now: its round's gate and the round's GPU rule (checked before
-    an environment is built, with the queue limit, and again as it queues). Returns the user; sets the run's team."""
+    an environment is built, with the queue limit, and again as it queues); the same gate for each task more whose
+    training data it reads. Returns the user; sets the run's team."""
     user = h.user(db)
+    more = (run.spec or {}).get("datasets") or []
+    if len(more) + 1 > MAX_DATASETS:
+        raise UserError(f"-d/--dataset: at most {MAX_DATASETS} tasks in one session, got {len(more) + 1}")
+    for name in more:
+        check_name(name, "-d/--dataset")
+        if name == task.name or more.count(name) > 1:
+            raise UserError(f"-d/--dataset: task {name!r} is named twice")
+        gate(h, db, user, h.task(db, name).name, "a session", practice=True)
     admitted = gate(h, db, user, task.name, "a session", practice=True)
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
@@ -190,6 +202,9 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     def create(db):
         src = permissions.own_session(h, db, parent)
         run = _new_run(h, src.task, opts)
+        run.spec = {k: v for k, v in (run.spec or {}).items() if k != "datasets"}  # a fork reads what its parent
+        if (src.run.spec or {}).get("datasets"):  # read, whatever its options say
+            run.spec["datasets"] = list(src.run.spec["datasets"])
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)

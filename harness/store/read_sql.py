@@ -159,7 +159,8 @@ def session_rows(rows, user_id: int | None = None, task_id: int | None = None, a
                     "started": _stamp(started), "ended": _stamp(ended), "entry": entry, "args": as_json(args),
                     "memo": memo, "forked_from": forked_from, "isolation": spec.get("isolation"),
                     "reserved_flags": spec.get("reserved_flags"), "esm": spec.get("esm"),
-                    "gpu_model": spec.get("gpu_model"), "node": spec.get("node"),
+                    "gpu_model": spec.get("gpu_model"), "datasets": spec.get("datasets") or [],
+                    "node": spec.get("node"),
                     "summary": summaries.get(sid, {})})
     return out
 

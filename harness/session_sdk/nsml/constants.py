@@ -10,6 +10,12 @@ IS_ON_NSML = bool(_env.get("NSML_SESSION"))
 SESSION_NAME = _env.get("NSML_SESSION", "")
 DATASET_PATH = _env.get("NSML_DATASET_PATH", "") if IS_ON_NSML else ""
 DATASET_NAME = _env.get("NSML_DATASET_NAME", "") if IS_ON_NSML else ""
+try:  # a session of several tasks (NSML's `nsml run -d a,b`): DATASET_PATH lists their roots, its own first
+    _COUNT = int(_env.get("NSML_DATASET_COUNT", "1")) if IS_ON_NSML else 1
+except ValueError:
+    _COUNT = 1
+if _COUNT > 1:
+    DATASET_PATH = [DATASET_PATH] + [_env.get(f"NSML_DATASET_PATH_{i}", "") for i in range(1, _COUNT)]
 HAS_DATASET = bool(DATASET_PATH)
 NSML_NFS_OUTPUT = _env.get("NSML_NFS_OUTPUT", "") if IS_ON_NSML else ""  # a writable folder of the run's own
 IS_DATASET = HAS_DATASET  # older name
