@@ -141,7 +141,8 @@ op(Operation("hide_submission", "POST", "/submissions/{sub_id}/hide", (SUB, Arg(
              doc="Hide (or show again) a submission: it keeps its row, and never ranks while hidden."))
 op(Operation("mark_baseline", "POST", "/baselines", (NAMED, Arg("team", bool, default=False),
              Arg("on", bool, default=True, alias="baseline")), result=R.Baseline, right=Right.ORGANIZER,
-             cli=("baseline",), doc="Mark a user or team as a baseline: marked on boards in its place, never qualifying."))
+             cli=("baseline",),
+             doc="Mark a user or team as a baseline: marked on boards in its place, never qualifying."))
 op(Operation("hidden_entries", "GET", "/tasks/{task}/hidden", (TASK,), result=list[R.HiddenEntry],
              right=Right.ORGANIZER,
              cli=(), doc="The task's hidden submissions and baselines."))

@@ -44,7 +44,8 @@ def create(h: Harness, path: Path, prepare: bool = False, scale: float = 1.0, ec
     except TaskNotPrepared as exc:
         if prepare:
             raise
-        raise TaskNotPrepared(f"{path}: {exc} (or contest create --prepare, which prepares its built-in tasks)") from None
+        raise TaskNotPrepared(f"{path}: {exc} (or contest create --prepare, which prepares its built-in "
+                              "tasks)") from None
     now = clock.now(h.settings)
     for r in parsed["rounds"]:
         if r["end"] <= now and echo:
