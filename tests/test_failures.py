@@ -1,4 +1,5 @@
 """Every failure has a name: stop, timeout, exit code, memory, and each way a submit can fail."""
+import os
 import re
 import time
 
@@ -123,3 +124,55 @@ def test_submit_failures_are_named_and_never_ranked(cli, tiny_task, tmp_path, st
     r = cli("submit", "alice/tiny/1", "0", code=1)
     assert re.match(r"Error: submission \d+ failed: missing_output", r.stderr), r.stderr
     assert "To see the infer log, run it on test_submit: nsml submit -t alice/tiny/1 0" in r.stderr
+
+
+SPARSE_INFER = '''
+import argparse, os
+import nsml
+p = argparse.ArgumentParser()
+p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
+p.add_argument("--iteration", default="0")
+cfg = p.parse_args()
+
+def infer(path, **kw):
+    with open(os.path.join(os.environ["NSML_NFS_OUTPUT"], "x"), "wb") as fh:
+        fh.truncate(LIMIT + (12345 << 16))  # sparse: no disk, counted at its size: a figure the run chose
+    return [0] * len(open(path).read().split())
+
+nsml.bind(save=lambda d: open(os.path.join(d, "m"), "w").write("x"), load=lambda d: None, infer=infer)
+if cfg.pause:
+    nsml.paused(scope=locals())
+nsml.save(0)
+'''
+
+
+def test_a_real_submits_failure_carries_no_figure_the_run_chose(cli, tiny_task, tmp_path, state_root):
+    """The infer reads the test inputs: a size it writes, a link count, an exit code could each carry them."""
+    limit = 64 << 20
+    (state_root / "harness.toml").write_text(f"[limits]\nscratch_bytes = {limit}\n")
+    name = run_session(cli, participant(tmp_path / "sparse", SPARSE_INFER.replace("LIMIT", str(limit))))
+    result = cli.json("submit", name, "0", code=1)
+    assert result["reason"] == "disk_quota" and "does not say how much" in result["message"], result
+    assert not re.search(r"\d{5,}", result["message"]), result
+    dry = cli.json("submit", "-t", name, "0", code=1)  # test_submit is not secret: its figure is shown
+    assert re.search(r"wrote \d+ bytes", dry["message"]), dry
+
+    from harness.core.settings import load_settings
+    from harness.scoring.grade import take_prediction
+    from harness.service.permissions import submission_message
+    settings = load_settings(user="alice")
+    run = tmp_path / "run"
+    (run / "output").mkdir(parents=True)
+    with open(run / "output" / "prediction", "wb") as fh:
+        fh.truncate(settings.prediction_bytes + 0xABCDE)
+    shown = submission_message(settings, False, *_why(take_prediction(settings, str(run))))
+    assert "over the" in shown and str(settings.prediction_bytes + 0xABCDE) not in shown, shown
+    os.truncate(run / "output" / "prediction", 10)
+    for i in range(7):
+        os.link(run / "output" / "prediction", run / "output" / f"l{i}")
+    shown = submission_message(settings, False, *_why(take_prediction(settings, str(run))))
+    assert "more than one hard link" in shown and "8" not in shown, shown
+
+
+def _why(grade):
+    return grade.reason, grade.message

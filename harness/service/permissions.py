@@ -92,12 +92,15 @@ def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:
 
 # What a participant reads about their own real submit that failed: never text that the evaluator or the loader
 # wrote (it may quote the hidden labels or test inputs — and participant code in a submit run sees the inputs, so
-# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). Nor the
-# exit code or signal of the infer: code that reads the test inputs chooses it (8 bits of them a submit). The
-# harness's own messages (time, memory, disk, a missing or unsafe prediction file) are kept.
+# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). Nor a number
+# the infer chooses: its exit code or signal (8 bits of test data a submit), the bytes it wrote (a sparse file
+# sized to carry them); an unsafe prediction's message names no size or link count (core.safefs). The harness's
+# own messages (time, memory, a missing or unsafe prediction file) are kept; the reason itself stays, ~2.5 bits.
 HIDDEN_FROM_PARTICIPANTS = {
     FailureReason.EXIT_CODE: "your infer's process ended with an error (a real submit does not say which: its "
                              "code could carry test data; submit -t shows the run and its log on test_submit)",
+    FailureReason.DISK_QUOTA: "the run wrote more than its disk limit (limits.scratch_bytes; a real submit does not "
+                              "say how much: the run chooses that figure)",
     FailureReason.INVALID_PREDICTION: "the prediction is not valid for this task (submit -t shows why on test_submit)",
     FailureReason.SCORER_ERROR: "the task's evaluator failed (not counted; organizers see why)",
     FailureReason.LOADER_ERROR: "the task's data loader failed before your infer was called (not counted; "
