@@ -181,6 +181,19 @@ def test_a_forced_close_ends_the_round_before_it_waits_for_its_queued_submits(cl
     assert cli.json("history", "tiny", user="alice")[0]["id"] == queued
 
 
+def test_a_session_of_several_tasks_reads_tasks_of_one_round(cli, tmp_path, contest):
+    """`-d free,tiny` would read a round task's data under no team's GPU quota; `-d tiny,tiny2` spans two rounds."""
+    contest(gpu_quota=2, policy="refuse")
+    cli("dataset", "add", make_tiny_task(tmp_path / "free", name="free"), user="org")
+    code = participant(tmp_path / "code", NSML_MAIN)
+    for tasks, said in (("free,tiny", "'tiny' is in round rush/r1 and 'free' in no round"),
+                        ("tiny,free", "'free' is in no round and 'tiny' in round rush/r1"),
+                        ("tiny,tiny2", "rush/r2, which has not opened yet")):  # (each task passes its gate)
+        refused = cli("run", "-d", tasks, "-g", "1", code, user="alice", code=2).stderr
+        assert said in refused, (tasks, refused)
+    assert cli.json("ps", "-a", user="alice") == []
+
+
 def test_a_round_without_split_seed_gets_a_secret_draw(cli, tmp_path, state_root):
     """The split is open source: a default seed (0) told anyone who reads the test inputs which items are public."""
     from sqlalchemy import select

@@ -58,20 +58,28 @@ def _new_run(h: Harness, task, opts: RunOptions) -> Run:
 MAX_DATASETS = 8  # tasks one session may read (NSML's `-d a,b`): its own and 7 more
 
 
+def _in_round(admitted) -> str:
+    return f"in round {admitted.round.label}" if admitted is not None else "in no round"
+
+
 def _admit(h: Harness, db, task, run: Run):
     """May the caller queue RUN as a session of TASK now: its round's gate and the round's GPU rule (checked before
     an environment is built, with the queue limit, and again as it queues); the same gate for each task more whose
-    training data it reads. Returns the user; sets the run's team."""
+    training data it reads, which must be in the same round as TASK or, with TASK, in none (else a session of a
+    free task would read a round task's data under no team's GPU quota). Returns the user; sets the run's team."""
     user = h.user(db)
     more = (run.spec or {}).get("datasets") or []
     if len(more) + 1 > MAX_DATASETS:
         raise UserError(f"-d/--dataset: at most {MAX_DATASETS} tasks in one session, got {len(more) + 1}")
+    admitted = gate(h, db, user, task.name, "a session", practice=True)
     for name in more:
         check_name(name, "-d/--dataset")
         if name == task.name or more.count(name) > 1:
             raise UserError(f"-d/--dataset: task {name!r} is named twice")
-        gate(h, db, user, h.task(db, name).name, "a session", practice=True)
-    admitted = gate(h, db, user, task.name, "a session", practice=True)
+        other = gate(h, db, user, h.task(db, name).name, "a session", practice=True)
+        if (other and other.round.id) != (admitted and admitted.round.id):
+            raise UserError(f"-d/--dataset: task {name!r} is {_in_round(other)} and {task.name!r} "
+                            f"{_in_round(admitted)}: one session reads tasks of one round (or of none)")
     check_gpu_request(db, admitted, run.gpus)
     if admitted is not None:
         run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
