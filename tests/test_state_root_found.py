@@ -55,7 +55,13 @@ def test_a_task_packs_own_folder_never_becomes_a_state_root(cli, tmp_path, monke
     for argv in (["dataset", "check", "."], ["dataset", "add", "."]):
         out = cli(*argv, user=ORGANIZER, code=2).output
         assert "is a task pack" in out and "from the folder above it" in out, (argv, out)
+    monkeypatch.chdir(pack / "train")  # below it too: train/ is in every training run's view
+    out = cli("dataset", "add", "..", user=ORGANIZER, code=2).output
+    assert "is a task pack" in out and "below it" in out, out
     assert sorted(p.name for p in pack.rglob("*")) == before  # no leaderboard.db, no .harness inside the pack
+    inside = pack / "train" / "state"  # a state root made below a pack some other way: the pack is refused
+    out = cli("--root", inside, "dataset", "add", pack, user=ORGANIZER, code=2).output
+    assert "is inside this pack" in out, out
     monkeypatch.chdir(pack.parent)
     assert "pass" in cli("dataset", "check", "tiny", user=ORGANIZER).output  # from the folder above, as README says
 
