@@ -39,6 +39,8 @@ def test_a_command_in_a_code_folder_finds_the_state_root_above_it(cli, tmp_path,
     monkeypatch.chdir(org)
     cli("dataset", "add", tmp_path / "packs" / "tiny", user=ORGANIZER)  # makes ./ a state root (FOUNDING)
     assert (org / "leaderboard.db").exists()
+    modes = {p: (org / p).stat().st_mode & 0o777 for p in (".harness", "leaderboard.db")}
+    assert modes == {".harness": 0o700, "leaderboard.db": 0o600}, modes  # this account's only
     entry = participant(org / "work" / "entry", NSML_MAIN)
     monkeypatch.chdir(entry)
     assert "Session alice/tiny/1 is started" in cli("run", "-d", "tiny", "-e", "main.py", ".").output

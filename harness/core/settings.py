@@ -153,6 +153,9 @@ class Settings:
     def ensure_dirs(self) -> None:
         for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
             d.mkdir(parents=True, exist_ok=True)
+        st = self.state_dir.stat()  # the state folder: this account's only (every user's sessions and runs)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            self.state_dir.chmod(0o700)
         mark_state_folder(self.state_dir)
 
 

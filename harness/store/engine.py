@@ -165,6 +165,23 @@ class DatabaseLease:
 
 
 def open_store(url: str) -> Store:
-    if url.startswith("sqlite:///"):
-        Path(url[len("sqlite:///"):]).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
+        path = Path(url[len("sqlite:///"):]).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _own_only(path)
     return Store(url)
+
+
+def _own_only(path: Path) -> None:
+    """The SQLite store readable by its owner only (it holds every user's token hashes and private scores; its
+    -wal and -shm files take its mode): made so, or set so where this account owns it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    except OSError:
+        return  # (a link, a folder, no right: SQLite says so in its own words)
+    try:
+        st = os.fstat(fd)
+        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+            os.fchmod(fd, 0o600)
+    finally:
+        os.close(fd)
