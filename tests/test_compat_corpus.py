@@ -176,19 +176,7 @@ if __name__ == "__main__":
 
 
 # AI Rush 2020: `nsml run -d task-a,task-b` and DATASET_PATH[0], DATASET_PATH[1] (a submit sees its task's own)
-TWO_TASKS_ENTRY = '''
-import argparse, json, os
-import nsml
-
-state = {"t": 50}
-def save(d, **k):
-    os.makedirs(d, exist_ok=True); json.dump(state, open(os.path.join(d, "s.json"), "w"))
-def load(d, **k):
-    state.update(json.load(open(os.path.join(d, "s.json"))))
-def infer(path, **k):
-    return [int(int(x) > state["t"]) for x in open(path).read().split()]
-nsml.bind(save=save, load=load, infer=infer)
-
+TWO_TASKS_ENTRY = COPY_ENTRY.split("\nif __name__")[0].replace('{"t": 0}', '{"t": 50}') + '''
 if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--mode", default="train"); p.add_argument("--pause", type=int, default=0)
