@@ -50,6 +50,18 @@ def run(cfg):
     if a == "fifo_prediction" and cfg.mode == "test":
         os.mkfifo(os.environ["NSML_OUTPUT_FILE"])
         sys.exit(0)
+    if a == "socket_prediction" and cfg.mode == "test":  # (ENXIO when opened: it was an uncounted harness_error)
+        import socket
+        socket.socket(socket.AF_UNIX).bind(os.environ["NSML_OUTPUT_FILE"])
+        os._exit(0)
+    if a == "socket_events" and cfg.mode == "train":  # (ENXIO failed every scheduler pass: every run was lost)
+        import socket
+        ev = os.environ["NSML_EVENTS"]
+        os.unlink(ev) if os.path.exists(ev) else None
+        socket.socket(socket.AF_UNIX).bind(ev)
+        import time
+        time.sleep(3)  # polled while it runs, and read once more at its end
+        os._exit(0)
     if a == "escape_checkpoint" and cfg.mode == "train":
         ck = os.environ["NSML_CHECKPOINT_DIR"]
         os.makedirs(os.path.join(ck, "real"), exist_ok=True)
@@ -173,7 +185,8 @@ def test_symlinked_prediction_is_never_scored(cli, runtime, hostile, guarded, ti
     for flags in ((), ("-t",)):
         result = _submit(cli, name, "0", *flags)
         assert result["status"] == "failed" and result["reason"] == "invalid_prediction", result
-        assert result["score"] is None and "symbolic link" in result["message"], result
+        said = "symbolic link" if flags else "submit -t says what it found"  # (which: the run's choice)
+        assert result["score"] is None and said in result["message"], result
         first_line = Path(target if target.startswith("/") else label).read_text().splitlines()[0]
         assert first_line not in result["message"]
     assert cli.json("board", "tiny") == []
@@ -186,6 +199,10 @@ def test_hard_linked_or_fifo_prediction_is_refused(cli, runtime, hostile, guarde
     name = _attack(cli, hostile, "fifo_prediction")
     result = _submit(cli, name, "0", "-t")
     assert result["reason"] == "invalid_prediction" and "FIFO" in result["message"], result
+    name = _attack(cli, hostile, "socket_prediction")
+    result = _submit(cli, name, "0", "-t")
+    assert result["reason"] == "invalid_prediction" and "socket" in result["message"], result
+    assert result["counted"] is False  # (a dry run; a real one is counted as the participant's invalid prediction)
 
 
 # -- 3. checkpoint names and links stay inside the session ----------------------------------------------------
@@ -206,8 +223,9 @@ def test_checkpoint_names_and_links_never_escape(cli, runtime, hostile, guarded,
     cli("model", "pull", name, "rootlink", tmp_path / "x", code=2)
 
 
-def test_a_fifo_for_events_file_does_not_block_the_scheduler(cli, runtime, hostile, guarded, nsml_folder):
-    name = _attack(cli, hostile, "fifo_events")
+@pytest.mark.parametrize("attack", ["fifo_events", "socket_events"])
+def test_a_fifo_for_events_file_does_not_block_the_scheduler(cli, runtime, hostile, guarded, nsml_folder, attack):
+    name = _attack(cli, hostile, attack)
     assert "events file ignored" in cli("logs", name).stdout
     run_session(cli, nsml_folder, "-a", "--epochs 1")  # the scheduler is still there for everyone
 

@@ -29,6 +29,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\- ]*")
 
 
+# Errors of the harness's own (its descriptors, memory, disk): never blamed on what a run left
+HARNESS_ERRNOS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EIO, errno.EINTR, errno.ENOSPC})
+
+
 class UnsafeFile(Exception):
     """A file a run left that the harness refuses to read (the message says why, in one line)."""
 
@@ -59,13 +63,16 @@ def descend(fd: int, parts: list[str], flags_last: int = _DIR_FLAGS, make: bool 
             try:
                 nxt = os.open(part, flags_last if last else _DIR_FLAGS, dir_fd=fd)
             except OSError as exc:
-                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
-                    st = os.lstat(part, dir_fd=fd)
-                    raise UnsafeFile(f"{'/'.join(parts[:i + 1])} is {_kind(st.st_mode)}") from None
+                if exc.errno == errno.ENOENT or exc.errno in HARNESS_ERRNOS:
+                    raise
                 if exc.errno in (errno.EACCES, errno.EPERM):  # a run chmod-ed what it wrote (a harness that is
                     raise UnsafeFile(f"{'/'.join(parts[:i + 1])} cannot be read: "  # not root: the run's doing)
                                      f"its permissions forbid it") from None
-                raise
+                try:  # a link, a socket (ENXIO), a device, a folder where a file was asked: what the run put there
+                    what = _kind(os.lstat(part, dir_fd=fd).st_mode)
+                except OSError:
+                    what = "not a file the harness opens"
+                raise UnsafeFile(f"{'/'.join(parts[:i + 1])} is {what}") from None
             os.close(fd)
             fd = nxt
         return fd

@@ -125,6 +125,9 @@ def collect(run_dir: Path, offset: int, checkpoint_dir: Path | None, max_events:
     except UnsafeFile as exc:
         out.notes.append(f"events file ignored: {exc}")
         return out
+    except OSError as exc:  # whatever a run's file does, one run's events never fail the scheduler's pass
+        out.notes.append(f"events file not read now: {exc.strerror or type(exc).__name__}")
+        return out
     cut = data.rfind(b"\n")
     if cut < 0:
         if len(data) >= MAX_EVENT_BYTES_PER_PASS:  # one line longer than a pass: skip it
