@@ -88,6 +88,31 @@ def test_readings_go_to_organizers_and_to_a_participant_for_their_own_devices(fa
         cli("stop", name)
 
 
+def test_a_real_submits_device_is_never_read_by_its_participant(cli, tiny_task, state_root):
+    """A real submit's infer reads the hidden test inputs: its device's memory use, read every second, could carry
+    them. Its owner reads a dry run's device, never a real submit's (organizers read every device)."""
+    from harness.core.enums import RunKind, RunStatus
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store import read_sql
+    from harness.store.models import Run, Submission, Task
+    from harness.store.quick import sa_rows
+    h = Harness(load_settings(user="alice"))
+    try:
+        with h.tx() as db:
+            user, task = h.user(db), db.query(Task).one()
+            for gpu, dry in ((0, True), (1, False)):
+                run = Run(kind=RunKind.SUBMIT, runtime="process", gpus=1, gpu_ids=[gpu], status=RunStatus.RUNNING)
+                db.add(run)
+                db.flush()
+                db.add(Submission(user_id=user.id, task_id=task.id, session_name="alice/tiny/1", checkpoint="0",
+                                  run_id=run.id, dry_run=dry, status=RunStatus.RUNNING))
+            db.flush()
+            assert read_sql.gpus_held_by(sa_rows(db), user.id) == {0}
+    finally:
+        h.store.close()
+
+
 def test_a_hostile_model_name_reaches_no_terminal_or_page_as_markup(fake_nvml, cli, monkeypatch):
     from helpers import ORGANIZER
     monkeypatch.setattr(fake_nvml, "nvmlDeviceGetName", lambda h: b"\x1b]0;pwned\x07<script>x</script>\xff\x1b[2J\ngpu 9 FAKE")

@@ -178,12 +178,14 @@ def gpus_in_use(rows) -> dict[str, int]:
 
 
 def gpus_held_by(rows, uid: int) -> set[int]:
-    """This machine's device indices that the running runs of user UID (sessions and submits) hold."""
+    """This machine's device indices that the running runs of user UID hold: sessions and dry runs. Never a real
+    submit's: its infer reads the hidden test inputs and could set its device's memory use to carry them, read back
+    every second."""
     held: set[int] = set()
-    for table in ("sessions", "submissions"):
+    for table, only in (("sessions", ""), ("submissions", " AND t.dry_run = :dry")):
         for (gpu_ids,) in rows(f"SELECT r.gpu_ids FROM runs r JOIN {table} t ON t.run_id = r.id "
-                               "WHERE r.status = :running AND t.user_id = :uid", running=RunStatus.RUNNING.value,
-                               uid=uid):
+                               f"WHERE r.status = :running AND t.user_id = :uid{only}",
+                               running=RunStatus.RUNNING.value, uid=uid, dry=True):
             held.update(i for i in as_json(gpu_ids) or [] if isinstance(i, int))
     return held
 
