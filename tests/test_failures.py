@@ -165,13 +165,14 @@ def test_a_real_submits_failure_carries_no_figure_the_run_chose(cli, tiny_task, 
     (run / "output").mkdir(parents=True)
     with open(run / "output" / "prediction", "wb") as fh:
         fh.truncate(settings.prediction_bytes + 0xABCDE)
-    shown = submission_message(settings, False, *_why(take_prediction(settings, str(run))))
-    assert "over the" in shown and str(settings.prediction_bytes + 0xABCDE) not in shown, shown
+    why = _why(take_prediction(settings, str(run)))
+    assert "over the" in why[1] and str(settings.prediction_bytes + 0xABCDE) not in why[1], why  # (dry runs read it)
+    assert submission_message(settings, False, *why).endswith("(submit -t says what it found instead)")
     os.truncate(run / "output" / "prediction", 10)
     for i in range(7):
         os.link(run / "output" / "prediction", run / "output" / f"l{i}")
-    shown = submission_message(settings, False, *_why(take_prediction(settings, str(run))))
-    assert "more than one hard link" in shown and "8" not in shown, shown
+    why = _why(take_prediction(settings, str(run)))
+    assert "more than one hard link" in why[1] and "8" not in why[1], why
 
 
 def _why(grade):

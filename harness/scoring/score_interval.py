@@ -229,16 +229,15 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     except (UserError, OSError, ValueError, UnicodeDecodeError):
         return Intervals(note="no interval: the label file could not be counted")
     if n != len(values):
-        return Intervals(note=f"no interval: the evaluator wrote {len(values)} per-example values for {n} "
-                              "test examples")
+        return Intervals(note="no interval: the evaluator's per-example values are not one per test example")
+        #                     (their count follows the prediction: a figure the run chose, never shown)
     parts = [values]
     if split is not None:
         public, private = halves(n, *split)
         parts = [values[public], values[private]]
     scores = [float(fn(part.mean())) for part in parts]
     if score is None or not _same(float(score), scores[0]):
-        return Intervals(note=f"no interval: the evaluator's per-example values make {scores[0]:.6g} "
-                              f"({finish}), not its score")
+        return Intervals(note=f"no interval: the evaluator's per-example values do not make its score ({finish})")
     got = _of_parts(parts, scores, private_score, lambda part: interval_of_values(part, fn, LEVEL, RESAMPLES, SEED))
     if got.note:
         return got

@@ -92,15 +92,16 @@ def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:
 
 # What a participant reads about their own real submit that failed: never text that the evaluator or the loader
 # wrote (it may quote the hidden labels or test inputs — and participant code in a submit run sees the inputs, so
-# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). Nor a number
-# the infer chooses: its exit code or signal (8 bits of test data a submit), the bytes it wrote (a sparse file
-# sized to carry them); an unsafe prediction's message names no size or link count (core.safefs). The harness's
-# own messages (time, memory, a missing or unsafe prediction file) are kept; the reason itself stays, ~2.5 bits.
+# a prediction it wrote can hold them, and an evaluator's complaint about it would quote them back). Nor anything
+# the infer chooses among: its exit code or signal (8 bits of test data a submit), the bytes it wrote (a sparse
+# file sized to carry them), which unsafe file it left or whether its prediction was missing or empty. The
+# harness's own messages (time, memory) are kept; the reason itself stays (~3 bits), and the run's time.
 HIDDEN_FROM_PARTICIPANTS = {
     FailureReason.EXIT_CODE: "your infer's process ended with an error (a real submit does not say which: its "
                              "code could carry test data; submit -t shows the run and its log on test_submit)",
     FailureReason.DISK_QUOTA: "the run wrote more than its disk limit (limits.scratch_bytes; a real submit does not "
                               "say how much: the run chooses that figure)",
+    FailureReason.MISSING_OUTPUT: "feed_infer wrote no prediction, or an empty one (submit -t shows which)",
     FailureReason.INVALID_PREDICTION: "the prediction is not valid for this task (submit -t shows why on test_submit)",
     FailureReason.SCORER_ERROR: "the task's evaluator failed (not counted; organizers see why)",
     FailureReason.LOADER_ERROR: "the task's data loader failed before your infer was called (not counted; "
@@ -113,7 +114,8 @@ def submission_message(settings, dry_run: bool, reason: FailureReason | None, me
     if dry_run or is_organizer(settings) or reason not in HIDDEN_FROM_PARTICIPANTS or message is None:
         return message
     if reason is FailureReason.INVALID_PREDICTION and message.startswith(UNSAFE_PREDICTION):
-        return message  # the harness's own words about the file (a link, a FIFO, too large)
+        return f"{UNSAFE_PREDICTION} (submit -t says what it found instead)"  # (which of link, FIFO, socket, size:
+        #                                                                    the run's choice, not said)
     if reason is FailureReason.EXIT_CODE and message.startswith(CLAIM_REFUSED):
         return message  # the harness's own words about a loader claim (its exit code is always the claim's)
     return HIDDEN_FROM_PARTICIPANTS[reason]
