@@ -61,8 +61,14 @@ def test_a_task_packs_own_folder_never_becomes_a_state_root(cli, tmp_path, monke
     out = cli("dataset", "add", "..", user=ORGANIZER, code=2).output
     assert "is a task pack" in out and "below it" in out, out
     assert sorted(p.name for p in pack.rglob("*")) == before  # no leaderboard.db, no .harness inside the pack
-    inside = pack / "train" / "state"  # a state root made below a pack some other way: the pack is refused
-    out = cli("--root", inside, "dataset", "add", pack, user=ORGANIZER, code=2).output
+    out = cli("--root", pack / "train" / "state", "dataset", "add", pack, user=ORGANIZER, code=2).output
+    assert "is a task pack" in out and "below it" in out, out  # --root given: the same rule
+    assert sorted(p.name for p in pack.rglob("*")) == before
+    elsewhere = tmp_path / "elsewhere"  # train/ a link to a folder that holds the state root: the pack is refused
+    (elsewhere / "state").mkdir(parents=True)
+    (pack / "train").rename(tmp_path / "real-train")
+    (pack / "train").symlink_to(elsewhere)
+    out = cli("--root", elsewhere / "state", "dataset", "add", pack, user=ORGANIZER, code=2).output
     assert "is inside this pack" in out, out
     monkeypatch.chdir(pack.parent)
     assert "pass" in cli("dataset", "check", "tiny", user=ORGANIZER).output  # from the folder above, as README says

@@ -181,9 +181,8 @@ class _LazyHarness:
             raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds "
                             f"leaderboard.db, .harness/ or harness.toml; cd to your state root, give --root DIR, or "
                             f"start one here with nsml dataset add PACK (or dataset prepare TASK)")
-        if not settings.root_found:
-            from harness.service.scaffold import refuse_root_in_pack
-            refuse_root_in_pack(settings.root, command)
+        from harness.service.scaffold import refuse_root_in_pack
+        refuse_root_in_pack(settings.root, command)  # (a root given by --root too)
         return settings
 
     def get(self):

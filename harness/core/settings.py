@@ -151,11 +151,12 @@ class Settings:
     scheduler_log = _in_state("scheduler.log")
 
     def ensure_dirs(self) -> None:
-        for d in (self.state_dir, self.sessions_dir, self.runs_dir, self.datasets_dir):
-            d.mkdir(parents=True, exist_ok=True)
-        st = self.state_dir.stat()  # the state folder: this account's only (every user's sessions and runs)
+        self.state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # this account's only: every user's sessions,
+        st = self.state_dir.stat()  # runs and the service's socket (set so too where an older harness made it)
         if st.st_uid == os.geteuid() and st.st_mode & 0o077:
             self.state_dir.chmod(0o700)
+        for d in (self.sessions_dir, self.runs_dir, self.datasets_dir):
+            d.mkdir(parents=True, exist_ok=True)
         mark_state_folder(self.state_dir)
 
 

@@ -331,4 +331,4 @@ def refuse_root_in_pack(folder: Path, command: str) -> None:
     if pack is not None:
         raise UserError(f"{pack} is a task pack (it holds {layout.EVALUATOR} and {layout.LOADER}): no state root "
                         f"is made {'in' if pack == Path(folder).resolve() else 'below'} it; run `{command}` from "
-                        f"the folder above it (naming the pack), or give --root DIR")
+                        f"the folder above it (naming the pack), or give --root DIR outside it")

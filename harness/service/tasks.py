@@ -91,9 +91,10 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     know of it (a task.toml written, an older loader fed by NSML's default)."""
     permissions.require_organizer(h.settings, "dataset add")
     root = h.settings.root.resolve()
-    if folder.resolve() == root or folder.resolve() in root.parents:  # its data would show the store to runs
-        raise UserError(f"{folder}: the state root {root} is inside this pack: move one of them (a pack's folders "
-                        f"are bound into the runs, and the state root holds every user's sessions and tokens)")
+    shown = [folder.resolve(), *((folder / sub).resolve() for sub in (layout.TRAIN, "test", "test_submit"))]
+    if any(place == root or place in root.parents for place in shown):  # (by each folder's target: train/ may be
+        raise UserError(f"{folder}: the state root {root} is inside this pack: move one of them (a pack's "  # a link)
+                        f"folders are bound into the runs, and the state root holds every user's sessions and tokens)")
     had_manifest = (folder / registry.MANIFEST).exists()
     manifest = registry.add_existing(folder, name, metric, direction)
     call = evaluator_call.detect(folder.resolve(), manifest)

@@ -175,13 +175,15 @@ def open_store(url: str) -> Store:
 def _own_only(path: Path) -> None:
     """The SQLite store readable by its owner only (it holds every user's token hashes and private scores; its
     -wal and -shm files take its mode): made so, or set so where this account owns it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError:
-        return  # (a link, a folder, no right: SQLite says so in its own words)
-    try:
-        st = os.fstat(fd)
-        if st.st_uid == os.geteuid() and st.st_mode & 0o077:
-            os.fchmod(fd, 0o600)
-    finally:
-        os.close(fd)
+    for name, create in ((path, True), *((path.with_name(path.name + end), False)
+                                         for end in ("-wal", "-shm", "-journal"))):
+        try:
+            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
+        except OSError:
+            continue  # (absent, a link, a folder, no right: SQLite says so in its own words)
+        try:
+            st = os.fstat(fd)
+            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+        finally:
+            os.close(fd)
