@@ -140,3 +140,24 @@ def test_json_nested_past_the_recursion_limit_is_an_invalid_prediction_for_the_s
     assert not isinstance(result, SplitScores)
     assert result.reason is FailureReason.INVALID_PREDICTION and "cannot split" in result.message
     assert counted(False, result.reason)
+
+
+def test_a_prediction_that_swells_when_parsed_is_cut_in_a_capped_child_and_is_the_predictions_doing(tmp_path):
+    """A prediction the evaluator accepted may still parse into gigabytes: the halves are cut in a child with a
+    memory cap, never in the scheduler; past the cap, a prediction far larger than its labels is counted."""
+    from harness.scoring.splits import _cut_in_child
+    label = tmp_path / "test_label"
+    label.write_text("0\n1\n" * 10)
+    pred = tmp_path / "prediction"
+    with open(pred, "w") as fh:
+        for _ in range(100):
+            fh.write("1\n" * 200_000)  # 40 MB: over 16 times the labels' bytes past 16 MiB
+    import resource
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result = _cut_in_child(pred, label, SplitFormat("lines", "lines"), 0.5, 1, "t", tmp_path / "out",
+                           memory=400 << 20)
+    assert result.reason is FailureReason.INVALID_PREDICTION and "the prediction's doing" in result.message, result
+    assert counted(False, result.reason)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 50_000  # (KiB) none of it in this process
+    assert _cut_in_child(label, label, SplitFormat("lines", "lines"), 0.5, 1, "t", tmp_path / "ok") is None
+    assert all((tmp_path / "ok" / half / "test_label").exists() for half in ("public", "private"))

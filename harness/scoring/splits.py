@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import sys
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -167,30 +168,84 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
                    call=None, values_to: Path | None = None) -> SplitScores | ScoreResult:
     """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
     one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one).
-    VALUES_TO: where the whole set's per-example values go when the evaluator writes them (evaluate)."""
+    VALUES_TO: where the whole set's per-example values go when the evaluator writes them (evaluate). The halves
+    are cut in a child process with a memory and CPU cap (cut_halves): a prediction the evaluator accepted may
+    still be a gigabyte that parses into many more, which the scheduler never holds."""
     whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call, values_to)
     if not whole.ok:
         return whole
-    labels, header = read_records(label, fmt.label)
-    public, private = halves(len(labels), fraction, seed, task)
     results = []
-    # whatever parsing the participant's bytes raises names the prediction invalid (counted), never a harness error
-    # (uncounted): csv's field limit, JSON nested past the recursion limit, records of the wrong type
-    unsplittable = (ValueError, csv.Error, RecursionError, LookupError, AttributeError, TypeError)
-    try:
-        preds, pred_header = read_records(prediction, fmt.prediction)  # read once, cut twice
-    except unsplittable as exc:
-        return _unsplittable(exc)
     with tempfile.TemporaryDirectory(prefix="harness-split-") as tmp:
-        for name, idx in (("public", public), ("private", private)):
-            try:
-                cut_label, cut_pred = _cut(Path(tmp) / name, label, prediction, fmt, labels, header, preds,
-                                           pred_header, idx)
-            except unsplittable as exc:
-                return _unsplittable(exc)
-            result = evaluate(evaluation_py, cut_pred, cut_label, time_limit, memory, call)
+        refused = _cut_in_child(prediction, label, fmt, fraction, seed, task, Path(tmp))
+        if refused is not None:
+            return refused
+        for name in ("public", "private"):
+            cut = Path(tmp) / name
+            result = evaluate(evaluation_py, cut / prediction.name, cut / "labels" / label.name, time_limit, memory,
+                              call)
             if not result.ok:
                 result.message = f"{name} half: {result.message}"
                 return result
             results.append(result)
     return SplitScores(*results)
+
+
+# whatever parsing the participant's bytes raises names the prediction invalid (counted), never a harness error
+# (uncounted, and so a failure an infer could choose): csv's field limit, JSON nested past the recursion limit,
+# records of the wrong type, and anything else the cut raises
+UNSPLITTABLE, SPLIT_OUT_OF_MEMORY = 2, 3  # the child's exit statuses
+SPLIT_MEMORY, SPLIT_CPU_SECONDS, SPLIT_WALL_SECONDS = 2 << 30, 120, 300
+
+
+def cut_halves(label: Path, prediction: Path, fmt: SplitFormat, fraction: float, seed: int, task: str,
+               out: Path) -> None:
+    """The child's work: each half's label and prediction files under OUT/public and OUT/private."""
+    labels, header = read_records(label, fmt.label)
+    public, private = halves(len(labels), fraction, seed, task)
+    preds, pred_header = read_records(prediction, fmt.prediction)  # read once, cut twice
+    for name, idx in (("public", public), ("private", private)):
+        _cut(out / name, label, prediction, fmt, labels, header, preds, pred_header, idx)
+
+
+def _cut_in_child(prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int, task: str,
+                  out: Path, memory: int = SPLIT_MEMORY) -> ScoreResult | None:
+    """cut_halves in a capped child process: None when both halves are cut, else the prediction's failure (a
+    parse, or the caps: the prediction's doing when it is far larger than its labels, scoring.evaluator)."""
+    import subprocess
+    from dataclasses import asdict
+
+    import harness
+    job = {"label": str(label), "prediction": str(prediction), "fmt": asdict(fmt), "fraction": fraction,
+           "seed": seed, "task": task, "out": str(out), "memory": memory}
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(harness.__file__).resolve().parents[1])}
+    try:
+        proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
+                              text=True, timeout=SPLIT_WALL_SECONDS, env=env)
+    except subprocess.TimeoutExpired:
+        proc = None
+    if proc is not None and proc.returncode == 0:
+        return None
+    if proc is not None and proc.returncode == UNSPLITTABLE:
+        return ScoreResult(None, FailureReason.INVALID_PREDICTION, proc.stdout.strip().splitlines()[-1][:500]
+                           if proc.stdout.strip() else "invalid prediction: cannot split it into public/private halves")
+    from .evaluator import out_of_bounds
+    return out_of_bounds("cutting it into public/private halves ran out of its memory or time", prediction, label)
+
+
+def _child(argv: list[str]) -> None:
+    import resource
+    job = json.loads(argv[0])
+    resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
+    resource.setrlimit(resource.RLIMIT_CPU, (SPLIT_CPU_SECONDS, SPLIT_CPU_SECONDS))
+    try:
+        cut_halves(Path(job["label"]), Path(job["prediction"]), SplitFormat(**job["fmt"]), job["fraction"],
+                   job["seed"], job["task"], Path(job["out"]))
+    except MemoryError:
+        raise SystemExit(SPLIT_OUT_OF_MEMORY) from None
+    except Exception as exc:  # noqa: BLE001 - the participant's bytes: counted as theirs (see above)
+        print(_unsplittable(exc).message.replace("\n", " "))
+        raise SystemExit(UNSPLITTABLE) from None
+
+
+if __name__ == "__main__":
+    _child(sys.argv[1:])
