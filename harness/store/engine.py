@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -165,25 +166,24 @@ class DatabaseLease:
 
 
 def open_store(url: str) -> Store:
+    path = None
     if url.startswith("sqlite:///") and url[len("sqlite:///"):] not in ("", ":memory:"):
         path = Path(url[len("sqlite:///"):]).expanduser()
         path.parent.mkdir(parents=True, exist_ok=True)
+    store = Store(url)
+    if path is not None:
         _own_only(path)
-    return Store(url)
+    return store
 
 
 def _own_only(path: Path) -> None:
     """The SQLite store readable by its owner only (it holds every user's token hashes and private scores; its
-    -wal and -shm files take its mode): made so, or set so where this account owns it."""
-    for name, create in ((path, True), *((path.with_name(path.name + end), False)
-                                         for end in ("-wal", "-shm", "-journal"))):
+    -wal and -shm files take its mode): set so where this account owns it. By path, never by opening the file:
+    closing any descriptor of it would drop the locks this process's connections hold (SQLite's own warning)."""
+    for name in (path, *(path.with_name(path.name + end) for end in ("-wal", "-shm", "-journal"))):
         try:
-            fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o600)
+            st = os.lstat(name)
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.geteuid() and st.st_mode & 0o077:
+                os.chmod(name, 0o600)
         except OSError:
-            continue  # (absent, a link, a folder, no right: SQLite says so in its own words)
-        try:
-            st = os.fstat(fd)
-            if st.st_uid == os.geteuid() and st.st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-        finally:
-            os.close(fd)
+            continue  # (absent, gone meanwhile, no right: SQLite says what matters in its own words)
