@@ -181,7 +181,7 @@ class _LazyHarness:
             raise UserError(f"no state root here: neither {settings.root} nor a folder above it holds "
                             f"leaderboard.db, .harness/ or harness.toml; cd to your state root, give --root DIR, or "
                             f"start one here with nsml dataset add PACK (or dataset prepare TASK)")
-        from harness.service.scaffold import refuse_root_in_pack
+        from harness.service.pack_roots import refuse_root_in_pack
         refuse_root_in_pack(settings.root, command)  # (a root given by --root too)
         return settings
 

@@ -316,19 +316,3 @@ def init_entry(folder: str | Path = ".") -> tuple[Path, list[str]]:
     target = Path(folder)
     return target.resolve(), _write(target, entry_files(), "FOLDER")
 
-
-def pack_around(folder: Path) -> Path | None:
-    """The task pack FOLDER is, or is inside (its evaluator and loader there), or None."""
-    folder = Path(folder).resolve()
-    return next((p for p in (folder, *folder.parents) if layout.is_pack(p)), None)
-
-
-def refuse_root_in_pack(folder: Path, command: str) -> None:
-    """A state root is never started in a task pack's folder or below it (`cd mypack && nsml dataset check .`,
-    `cd mypack/train && nsml dataset add ..`): its store and socket would sit inside the pack, in every copy of it,
-    and below train/ in every training run's view."""
-    pack = pack_around(folder)
-    if pack is not None:
-        raise UserError(f"{pack} is a task pack (it holds {layout.EVALUATOR} and {layout.LOADER}): no state root "
-                        f"is made {'in' if pack == Path(folder).resolve() else 'below'} it; run `{command}` from "
-                        f"the folder above it (naming the pack), or give --root DIR outside it")

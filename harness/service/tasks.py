@@ -20,6 +20,7 @@ from harness.store.models import Session, Submission, Task, TaskChange
 from harness.taskpacks import layout, registry, simulate_table
 
 from . import permissions
+from .pack_roots import refuse_pack_holding
 
 
 def list_tasks(h: Harness) -> list[dict]:
@@ -90,11 +91,7 @@ def add_pack(h: Harness, folder: Path, replace: bool = False, name: str | None =
     """`dataset add`: register a pack already in NSML layout, where it is. ECHO gets what the organizer should
     know of it (a task.toml written, an older loader fed by NSML's default)."""
     permissions.require_organizer(h.settings, "dataset add")
-    root = h.settings.root.resolve()
-    shown = [folder.resolve(), *((folder / sub).resolve() for sub in (layout.TRAIN, "test", "test_submit"))]
-    if any(place == root or place in root.parents for place in shown):  # (by each folder's target: train/ may be
-        raise UserError(f"{folder}: the state root {root} is inside this pack: move one of them (a pack's "  # a link)
-                        f"folders are bound into the runs, and the state root holds every user's sessions and tokens)")
+    refuse_pack_holding(folder, h.settings.root)
     had_manifest = (folder / registry.MANIFEST).exists()
     manifest = registry.add_existing(folder, name, metric, direction)
     call = evaluator_call.detect(folder.resolve(), manifest)
