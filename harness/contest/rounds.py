@@ -174,16 +174,14 @@ def qualifiers(rnd: Round, boards: dict[str, list[dict]], entered: list[str], di
     if not rule:
         return {} if last else {t: f"entered {rnd.name}" for t in entered}
     for task, rows in boards.items():
-        ranked = [r for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9)
+        ranked = [dict(r) for r in sorted(rows, key=lambda r: r["private_rank"] or 10 ** 9)
                   if r["private_rank"] is not None and not r.get("baseline")]  # a baseline takes no place
-        for i, r in enumerate(ranked):  # the rank among the teams that may qualify (equal scores share one)
-            r["_rank"] = ranked[i - 1]["_rank"] if i and ranked[i - 1]["private"] == r["private"] else i + 1
+        read_sql.rank_rows(ranked, "private")  # the rank among the teams that may qualify (equal scores share one)
         for r in ranked:
-            rank = r.pop("_rank")
             if r["team"] in out:
                 continue
-            if "top" in rule and rank <= rule["top"]:
-                out[r["team"]] = f"{task}: private rank {rank} (top {rule['top']})"
+            if "top" in rule and r["rank"] <= rule["top"]:
+                out[r["team"]] = f"{task}: private rank {r['rank']} (top {rule['top']})"
             elif "threshold" in rule:
                 d = direction_of[task]
                 if r["private"] == rule["threshold"] or d.better(r["private"], rule["threshold"]):
