@@ -423,13 +423,13 @@ def test_the_interval_child_finds_this_harness_wherever_it_is_installed(tmp_path
     from pathlib import Path
 
     import harness
-    from harness.scoring import score_interval
+    from harness.scoring import capped_child, score_interval
     seen = {}
 
     def fake_run(argv, **kw):
         seen.update(kw["env"])
         return subprocess.CompletedProcess(argv, 1, "", "ModuleNotFoundError: No module named 'numpy'\n")
-    monkeypatch.setattr(score_interval.subprocess, "run", fake_run)
+    monkeypatch.setattr(capped_child.subprocess, "run", fake_run)
     task = make_tiny_task(tmp_path / "tiny")
     (task / "task.toml").write_text((task / "task.toml").read_text() + '\n[split]\nlabel = "lines"\n'
                                     'prediction = "lines"\n')
@@ -441,7 +441,7 @@ def test_the_interval_child_finds_this_harness_wherever_it_is_installed(tmp_path
     import signal
     for code, why in ((score_interval.OUT_OF_MEMORY, "took too much memory"), (-signal.SIGXCPU, "took too long"),
                       (-signal.SIGSEGV, f"failed (signal {int(signal.SIGSEGV)})")):
-        monkeypatch.setattr(score_interval.subprocess, "run",
+        monkeypatch.setattr(capped_child.subprocess, "run",
                             lambda argv, code=code, **kw: subprocess.CompletedProcess(argv, code, "", ""))
         got = score_interval.intervals(task, task / "test" / "test_label", tmp_path / "pred", 0.5)
         assert got.note == f"no interval: computing it {why}", (code, got.note)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import json
 import math
 import signal
-import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from harness.core.errors import UserError
 from harness.taskpacks.registry import Manifest
+
+from . import capped_child
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -93,31 +94,21 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
            "private_score": private_score, "split": list(split) if split else None, "finish": finish}
-    import harness  # the child imports this harness, wherever it is installed (a folder on PYTHONPATH, say)
-    env = {"PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
-           "PYTHONPATH": str(Path(harness.__file__).resolve().parents[1])}
     why = "took too long"
     try:
-        proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
-                              text=True, timeout=WALL_SECONDS, env=env)  # the child caps itself (no preexec_fn:
-        #                                                              the scheduler and the server are threaded)
-        if proc.returncode == 0:
+        proc = capped_child.run(__name__, job, WALL_SECONDS)  # (None: past its wall-clock limit)
+        code = None if proc is None else proc.returncode
+        if code == 0:
             return Intervals(**json.loads(proc.stdout.strip().splitlines()[-1]))
-        if proc.returncode == OUT_OF_MEMORY or "MemoryError" in proc.stderr:
+        if code == OUT_OF_MEMORY or code is not None and "MemoryError" in proc.stderr:
             why = "took too much memory"
-        elif proc.returncode > 0:
-            why = f"failed (exit {proc.returncode})"
-        elif -proc.returncode not in (signal.SIGXCPU, signal.SIGKILL):  # those two: the CPU limit
-            why = f"failed (signal {-proc.returncode})"
-    except (subprocess.TimeoutExpired, OSError, ValueError, TypeError, IndexError):
+        elif code is not None and code > 0:
+            why = f"failed (exit {code})"
+        elif code is not None and -code not in (signal.SIGXCPU, signal.SIGKILL):  # those two: the CPU limit
+            why = f"failed (signal {-code})"
+    except (OSError, ValueError, TypeError, IndexError):
         pass
     return Intervals(note=f"no interval: computing it {why}")
-
-
-def _limits() -> None:  # the child's first act
-    import resource
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-    resource.setrlimit(resource.RLIMIT_CPU, (CPU_SECONDS, CPU_SECONDS))
 
 
 def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
@@ -260,7 +251,7 @@ def keep_values(prediction: Path, keep: bool) -> None:
 
 
 def main(argv: list[str]) -> None:
-    _limits()
+    capped_child.cap(MEMORY_BYTES, CPU_SECONDS)
     job = json.loads(argv[0])
     try:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],

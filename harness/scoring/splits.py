@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     import numpy as np
 from harness.core.errors import UserError
 
+from . import capped_child
 from .evaluator import ScoreResult, evaluate
 
 FORMATS = ("csv", "json", "lines")
@@ -211,18 +212,10 @@ def _cut_in_child(prediction: Path, label: Path, fmt: SplitFormat, fraction: flo
                   out: Path, memory: int = SPLIT_MEMORY) -> ScoreResult | None:
     """cut_halves in a capped child process: None when both halves are cut, else the prediction's failure (a
     parse, or the caps: the prediction's doing when it is far larger than its labels, scoring.evaluator)."""
-    import subprocess
     from dataclasses import asdict
-
-    import harness
     job = {"label": str(label), "prediction": str(prediction), "fmt": asdict(fmt), "fraction": fraction,
            "seed": seed, "task": task, "out": str(out), "memory": memory}
-    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(harness.__file__).resolve().parents[1])}
-    try:
-        proc = subprocess.run([sys.executable, "-P", "-m", __name__, json.dumps(job)], capture_output=True,
-                              text=True, timeout=SPLIT_WALL_SECONDS, env=env)
-    except subprocess.TimeoutExpired:
-        proc = None
+    proc = capped_child.run(__name__, job, SPLIT_WALL_SECONDS)
     if proc is not None and proc.returncode == 0:
         return None
     if proc is not None and proc.returncode == UNSPLITTABLE:
@@ -233,10 +226,8 @@ def _cut_in_child(prediction: Path, label: Path, fmt: SplitFormat, fraction: flo
 
 
 def _child(argv: list[str]) -> None:
-    import resource
     job = json.loads(argv[0])
-    resource.setrlimit(resource.RLIMIT_AS, (job["memory"], job["memory"]))
-    resource.setrlimit(resource.RLIMIT_CPU, (SPLIT_CPU_SECONDS, SPLIT_CPU_SECONDS))
+    capped_child.cap(job["memory"], SPLIT_CPU_SECONDS)
     try:
         cut_halves(Path(job["label"]), Path(job["prediction"]), SplitFormat(**job["fmt"]), job["fraction"],
                    job["seed"], job["task"], Path(job["out"]))
