@@ -5,6 +5,7 @@ import logging
 import shlex
 import shutil
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -198,21 +199,21 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
 
     check_storage(h.settings, h.settings.user, h.store)
 
+    def own_options(src):  # a fork reads the tasks its parent read, whatever its options say
+        return replace(opts, datasets=tuple((src.run.spec or {}).get("datasets") or ()))
+
     def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
         if not has_checkpoint(db, src, str(checkpoint)):
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
-        check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, opts)).id)
+        check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, own_options(src))).id)
         return Path(src.code_dir), h.manifest(src.task).source_builds
     code, source_builds = _with_retry(h, admit)
     prepare_environment(h, code, opts.runtime, source_builds)
 
     def create(db):
         src = permissions.own_session(h, db, parent)
-        run = _new_run(h, src.task, opts)
-        run.spec = {k: v for k, v in (run.spec or {}).items() if k != "datasets"}  # a fork reads what its parent
-        if (src.run.spec or {}).get("datasets"):  # read, whatever its options say
-            run.spec["datasets"] = list(src.run.spec["datasets"])
+        run = _new_run(h, src.task, own_options(src))
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)
