@@ -504,3 +504,34 @@ def test_a_contest_of_a_built_in_task_not_prepared_names_prepare(cli, tmp_path, 
                                      'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\n')
     refused = cli("contest", "create", tmp_path / "c.toml", user="org", code=2).stderr
     assert "task 'bus-eta' is not prepared yet" in refused and "contest create --prepare" in refused, refused
+
+
+def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_the_rounds_rules(cli, tmp_path,
+                                                                                                 state_root):
+    """Queued while its task was in no round, a session had no team: started after `contest create` it would take
+    GPUs under no team's quota (and before the round opens). It is stopped with a named reason as it would launch;
+    a session already running goes on, and one of a task in no round still starts."""
+    (state_root / "harness.toml").write_text('organizers = ["org"]\ngpus = 4\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+    cli("dataset", "add", make_tiny_task(tmp_path / "free", name="free"), user="org")
+    code = participant(tmp_path / "code", NSML_MAIN)
+    hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 8", code, user="alice").stdout.split()[1]
+    early = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", code, user="bob").stdout.split()[1]
+    free = cli("run", "-d", "free", "-g", "1", "-a", "--epochs 1", code, user="bob").stdout.split()[1]
+    spec = tmp_path / "contest.toml"
+    spec.write_text(CONTEST.format(gpu_quota=1, policy="wait"))
+    cli("contest", "clock", "2026-07-01T01:00:00", user="org")
+    cli("contest", "create", spec, user="org")
+    rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
+    assert rows[early]["status"] == rows[free]["status"] == "queued", rows  # (alice's session holds every GPU)
+    for name, user in ((hold, "alice"), (early, "bob"), (free, "bob")):
+        cli("logs", "-f", name, user=user, code=None)
+    rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
+    assert rows[early]["status"] == "stopped", rows
+    assert rows[early]["message"] == ("not started: task tiny joined round rush/r1 after this session queued, so "
+                                      "the round's rules apply to it now; start it again")
+    assert rows[free]["status"] == "succeeded"
+    assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "succeeded"
+    again = cli("run", "-d", "tiny", "-g", "2", code, user="bob", code=2).stderr
+    assert "over team red's quota of 1" in again  # started again, it passes the round's gate

@@ -1,6 +1,6 @@
 """A new Run: the options of `run`/`fork`/`submit` (-g, -c, --memory, --shm-size, --time-limit, --runtime,
---gpu-model, --esm) checked and turned into a queued Run, the per-user queue limit, and the per-user disk
-limit a new session must be under."""
+--gpu-model, --esm) checked and turned into a queued Run, the per-user queue limit, the per-user disk
+limit a new session must be under, and the one check a queued run passes again as it launches."""
 from __future__ import annotations
 
 import time
@@ -18,7 +18,9 @@ from harness.core.tree_usage import usage
 from harness.runtime import env_store, gpus
 from harness.runtime.base import RUN_GRADED
 from harness.runtime.disk_limits import MAX_ENTRIES, SCAN_SECONDS
+from harness.store import read_sql
 from harness.store.models import Run, Session, Submission, User
+from harness.store.quick import sa_rows
 
 
 @dataclass
@@ -180,3 +182,24 @@ def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: 
                time_limit=time_limit(opts.time_limit, default_limit), status=RunStatus.QUEUED, gpu_ids=[],
                spec={k: v for k, v in (("gpu_model", opts.gpu_model), ("esm", opts.esm),
                                        ("datasets", list(opts.datasets)), ("confine", settings.must_confine)) if v})
+
+
+def rounds_held(db) -> dict[str, str]:
+    """The tasks that contest rounds hold, with their rounds' labels (what `refused_at_launch` reads)."""
+    return read_sql.round_of_tasks(sa_rows(db))
+
+
+def refused_at_launch(db, run: Run, held: dict[str, str]) -> str | None:
+    """Why a queued RUN may not start, or None. A run of no team was admitted while its tasks were in no contest
+    round (harness.contest.gate admits round tasks only with a team); if one of them has joined a round since
+    (HELD: rounds_held), it would start under none of the round's rules (its opening, its teams, their
+    GPU quota), so it does not start. Runs that started before keep running as they were admitted."""
+    if run.team_id is not None or not held:
+        return None
+    joined = [t for t in read_sql.run_tasks(sa_rows(db), run.id) + list((run.spec or {}).get("datasets") or [])
+              if t in held]
+    if not joined:
+        return None
+    what = "session" if run.kind is RunKind.TRAIN else "submit"
+    return (f"not started: task {joined[0]} joined round {held[joined[0]]} after this {what} queued, so the "
+            f"round's rules apply to it now; start it again")

@@ -23,6 +23,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
 from harness.core.errors import ClusterUnavailable
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
+from harness.runs.create import refused_at_launch, rounds_held
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
@@ -231,11 +232,12 @@ class Scheduler:
         chosen = []
         with self.store.tx() as db:
             waiting = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all()
+            held = rounds_held(db) if waiting else {}
             for run in waiting:  # (whether or not a slot is free)
-                if run.stop_requested:
-                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None,
-                                                  "stopped before it started"))
-            turns = Turns(db, [r for r in waiting if not r.stop_requested], self.settings.max_running_per_user,
+                why = "stopped before it started" if run.stop_requested else refused_at_launch(db, run, held)
+                if why:
+                    self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None, why))
+            turns = Turns(db, [r for r in waiting if r.status is RunStatus.QUEUED], self.settings.max_running_per_user,
                           self.served)
             queued = turns.order
             if not queued:

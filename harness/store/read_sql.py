@@ -200,9 +200,25 @@ def task_of(rows, name: str) -> tuple[int, str, Direction] | None:
     return (found[0][0], found[0][1], Direction(found[0][2])) if found else None
 
 
+def round_of_tasks(rows) -> dict[str, str]:
+    """Each task that a contest round holds, with that round's label (CONTEST/ROUND; the latest, where several)."""
+    held: dict[str, str] = {}
+    for contest, name, tasks in rows("SELECT c.name, r.name, r.tasks FROM rounds r JOIN contests c "
+                                     "ON c.id = r.contest_id ORDER BY r.contest_id, r.number"):
+        held.update(dict.fromkeys(as_json(tasks) or [], f"{contest}/{name}"))
+    return held
+
+
 def in_a_round(rows, task: str) -> bool:
     """Whether any contest round holds TASK (its board is then a team board: the full path shows it)."""
-    return any(task in (as_json(t) or []) for (t,) in rows("SELECT tasks FROM rounds"))
+    return task in round_of_tasks(rows)
+
+
+def run_tasks(rows, run_id: int) -> list[str]:
+    """The tasks a run reads: its session's or its submission's task (a session's own first)."""
+    return [name for (name,) in rows(
+        "SELECT t.name FROM sessions s JOIN tasks t ON t.id = s.task_id WHERE s.run_id = :run UNION ALL "
+        "SELECT t.name FROM submissions s JOIN tasks t ON t.id = s.task_id WHERE s.run_id = :run", run=run_id)]
 
 
 def _stamp(value) -> str | None:
