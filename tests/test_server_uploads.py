@@ -314,3 +314,52 @@ def test_a_session_that_would_be_refused_is_refused_before_its_upload_is_read(al
         while len(body) < length:
             body += conn.recv(65536)
     assert head.startswith(b"HTTP/1.1 4") and words in body.decode(), answer
+
+
+def test_fuzzed_dataset_lists_are_one_line_refusals_or_sessions_of_registered_tasks(alice, remote_cli, served, cli,
+                                                                                    tmp_path, state_root):
+    """`-d a,b` over HTTP (`options.datasets`), drawn by Hypothesis: lists of names real, unknown, climbing,
+    empty, over-long, with control characters, repeated or the session's own, too many, and values of other types.
+    Each answer is a session or a one-line 4xx, never a 5xx; every session created reads only registered tasks
+    other than its own; bob is served throughout and no task's files change."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+    from test_trust import _tree_digest
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny2", name="tiny2"), user=ORGANIZER)
+    before = {name: _tree_digest(tmp_path / name) for name in ("tiny", "tiny2")}
+    chosen = st.sampled_from(["tiny", "tiny2", "tiny2", "nowhere", "../tiny2", "tiny2/..", "/etc", ".", "",
+                              "tiny2\x00", "TINY2", "t" * 201, "tiny2 ", "%2e%2e"])
+    names = st.one_of(chosen, chosen, chosen, st.text(max_size=12))
+    others = st.one_of(st.none(), st.integers(), st.text(max_size=8), st.lists(st.integers(), max_size=2),
+                       st.dictionaries(st.text(max_size=3), st.integers(), max_size=2),
+                       st.lists(st.lists(names, max_size=2), min_size=1, max_size=2))
+    values = st.one_of(st.lists(names, max_size=10), st.lists(names, max_size=3), others)
+    body = _tar(_file("main.py", b""))
+    codes, said = [], []
+
+    @settings(max_examples=80, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+    @given(values)
+    def post(datasets):
+        r = alice.post("/sessions", params={"task": "tiny", "entry": "main.py",
+                                            "options": json.dumps({"datasets": datasets})},
+                       content=body, headers={"Content-Type": "application/x-tar"})
+        codes.append(r.status_code)
+        assert r.status_code < 500, r.text
+        if r.status_code >= 400:
+            assert "\n" not in r.json()["error"]
+            said.append(r.json()["error"])
+            return
+        read = remote_cli.json("ps", "-a", user="alice")[0]["datasets"]
+        assert read == (datasets or []) and set(read) <= {"tiny2"}, (datasets, read)
+
+    post()
+    assert codes.count(200) and len(codes) - codes.count(200), codes  # both kinds were drawn
+    print(sorted(codes), *sorted(set(said)), sep="\n")
+    for words in ("options.datasets: ", "-d/--dataset: invalid name", "named twice", "unknown task"):
+        assert any(words in m for m in said), (words, said)  # each kind of refusal was drawn, named in one line
+    bob = remote_cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1",
+                     participant(tmp_path / "bob", NSML_MAIN), user="bob").stdout.split()[1]
+    remote_cli("logs", "-f", bob, user="bob")
+    assert remote_cli.json("submit", bob, "0", user="bob")["status"] == "succeeded"
+    assert {name: _tree_digest(tmp_path / name) for name in ("tiny", "tiny2")} == before

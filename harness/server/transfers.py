@@ -14,7 +14,7 @@ import anyio
 from fastapi import APIRouter, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from harness.api import OPERATIONS
 from harness.core import archives
@@ -53,8 +53,10 @@ async def start_session(request: Request, task: Annotated[str, Query(max_length=
     """`nsml run`: the folder arrives as a tar stream, is unpacked under the upload rules, then snapshotted."""
     try:
         opts = RunOpts.model_validate_json(options).model_dump()
-    except ValueError as exc:
-        raise UserError(f"options: {str(exc).splitlines()[0]}") from None
+    except ValidationError as exc:  # (invalid JSON too) the first problem, named by its field: options.datasets.0
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(["options", *(str(p) for p in first.get("loc", ()))])
+        raise UserError(f"{where}: {first.get('msg', 'invalid')}") from None
     notes: list[str] = []
     await in_thread(api._admit_session, task, memo, opts)  # refused before the upload is read (it is at most
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:  # limits.code_bytes, spooled then unpacked)
