@@ -3,7 +3,7 @@ becomes a registry package name with version specifiers (extras and markers allo
 never a URL, a path, a pip option or anything with a line break that could reach a build."""
 import re
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from packaging.requirements import Requirement
 
@@ -19,6 +19,7 @@ LINES = st.one_of(st.lists(PIECES, max_size=6).map("".join), st.text(max_size=60
 
 @settings(max_examples=1500, deadline=None)
 @given(LINES)
+@example("numpy===https://evil.example/x.whl")  # (arbitrary equality: any string as its version; found by the fuzz)
 def test_a_requirement_line_is_a_plain_requirement_or_a_one_line_refusal(line):
     try:
         got = requirement_line(line, "requirements.txt:1")

@@ -129,6 +129,8 @@ def requirement_line(text: str, where: str) -> str | None:
         raise ImageError(f"{refuse} (not a requirement, or a URL or path)") from None
     if req.url or any(c in req.name for c in "/\\:") or req.name.lower().endswith(ARCHIVE_SUFFIXES):
         raise ImageError(f"{refuse} (no URLs, VCS links, local paths or archives)")
+    if any(spec.operator == "===" for spec in req.specifier):  # (its "version" is any string: a URL, a path)
+        raise ImageError(f"{refuse} (no arbitrary equality '===': pin a version with ==)")
     return str(req)
 
 
