@@ -93,6 +93,14 @@ if __name__ == "__main__":
         "requirements.txt": "#nsml: nsml/huggingface-transformers4:pytorch1.9\n",
         "main.py": _entry("from transformers import AdamW, __version__ as hf", 'print("transformers", hf, AdamW.__name__)'),
     }, "transformers 4.46.3 AdamW", "era transformers4"),
+    # AI Rush 2021 style: the same import with no image line and no pin (the contest's default image had
+    # transformers 4): the import chooses the era, which `run` names with the file and line
+    "transformers 4 import, no image line": ({
+        "model.py": "import torch\nfrom transformers import (\n    BertConfig,\n    AdamW,\n)\n",
+        "main.py": _entry("from model import AdamW\nimport transformers as hf_lib",
+                          'print("transformers", hf_lib.__version__, AdamW.__name__)'),
+    }, "transformers 4.46.3 AdamW", "era transformers4: no #nsml: image line; model.py:2 uses AdamW from transformers, "
+        "which the harness's environment does not have"),
 }
 
 
@@ -275,3 +283,67 @@ def test_a_gpu_run_in_an_era_gets_this_machines_driver(tmp_path, monkeypatch):
     assert ["--ro-bind-try", f"{era_root}/usr", "/usr"] == cmd[cmd.index(f"{era_root}/usr") - 1:][:3]
     cpu_only = sandbox.base_command(False, tmp_path / "tmp", gpu_ids=[], root=era_root)
     assert str(lib) not in cpu_only and "/dev/nvidia0" not in cpu_only
+
+
+def test_imports_choose_an_era_only_where_nothing_else_does(tmp_path, state_root):
+    """What era_imports reads: `from M import` lists (parenthesised, aliased), `M.NAME` outside comments, never a
+    longer name, never past its bounds; a pin of the package or an image line decides instead."""
+    from harness.runtime import era_imports, eras
+    from harness.runtime.environments import choose_era
+    catalogue = eras.catalogue()
+    cases = {
+        "from transformers import AdamW\n": "transformers4",
+        "from transformers import get_linear_schedule_with_warmup, AdamW as A\n": "transformers4",
+        "from transformers import (\n  BertModel,  # the encoder\n  AdamW,\n)\n": "transformers4",
+        "import transformers\nopt = transformers.AdamW(params)\n": "transformers4",
+        "from transformers.optimization import AdamW\n": "transformers4",
+        "x = transformers.is_torch_tpu_available()\n": "transformers4",
+        "from transformers import AdamWeightDecay\n": "harness",  # (a longer name: TensorFlow's optimizer)
+        "# from transformers import AdamW\n": "harness",
+        "x = 1  # transformers.AdamW was here\n": "harness",
+        "from torch.optim import AdamW\n": "harness",
+        "from mytransformers import AdamW\n": "harness",
+        "y = my.transformers.AdamW\n": "harness",
+    }
+    for i, (text, era) in enumerate(cases.items()):
+        folder = tmp_path / f"c{i}"
+        folder.mkdir()
+        (folder / "main.py").write_text(text)
+        assert choose_era(folder, None).era.name == era, text
+    folder = tmp_path / "c0"
+    assert "main.py:1 uses AdamW from transformers" in choose_era(folder, None).why
+    (folder / "requirements.txt").write_text("transformers==4.30.2\n")  # the pin decides
+    assert choose_era(folder, None).era.name == "harness"
+    (folder / "requirements.txt").write_text("#nsml: python:3.7\n")  # so does an image line
+    assert choose_era(folder, None).era.name == "py39"
+    # bounds: depth, hidden folders, virtualenvs, links, file count, bytes read
+    for rel in ("a/b/c/deep.py", ".hidden/x.py", "venv/x.py", "big.py"):
+        other = tmp_path / "bounded" / rel
+        other.parent.mkdir(parents=True, exist_ok=True)
+        other.write_text(("#" * era_imports.MAX_BYTES + "\n" if rel == "big.py" else "") +
+                         "from transformers import AdamW\n")
+    (tmp_path / "bounded" / "venv" / "pyvenv.cfg").write_text("home = /usr\n")
+    (tmp_path / "bounded" / "link.py").symlink_to(tmp_path / "c0" / "main.py")
+    assert era_imports.choose(tmp_path / "bounded", catalogue) is None
+    many = tmp_path / "many"
+    many.mkdir()
+    for i in range(era_imports.MAX_FILES):
+        (many / f"a{i:04d}.py").write_text("x = 1\n")
+    (many / "z.py").write_text("from transformers import AdamW\n")
+    assert era_imports.choose(many, catalogue) is None
+    (many / "a0000.py").write_text("from transformers import AdamW\n")
+    assert era_imports.choose(many, catalogue).era.name == "transformers4"
+    heavy = tmp_path / "heavy"
+    heavy.mkdir()
+    for i in range(era_imports.MAX_TOTAL // era_imports.MAX_BYTES):
+        (heavy / f"a{i}.py").write_text("#" * era_imports.MAX_BYTES)
+    (heavy / "z.py").write_text("from transformers import AdamW\n")
+    assert era_imports.choose(heavy, catalogue) is None
+
+
+def test_an_era_import_must_be_a_dotted_name(cli, state_root):
+    (state_root / "harness.toml").write_text('[eras.x]\nbase = "harness"\nimports = ["transformers"]\n')
+    r = cli("image", "eras", code=2)
+    assert "[eras.x] imports[0]: 'transformers': expected MODULE.NAME" in r.stderr and r.stderr.count("\n") == 1
+    (state_root / "harness.toml").write_text('[eras.x]\nbase = "harness"\nimports = ["a.b(.*)+"]\n')
+    assert "imports[0]" in cli("image", "eras", code=2).stderr

@@ -54,13 +54,14 @@ def image_build(lazy, era, base_image, tag, wheels, quiet):
 @click.option("-j", "--json", "as_json", is_flag=True, help="JSON output.")
 @pass_harness
 def image_eras(lazy, as_json):
-    """The era environments an `#nsml: IMAGE` line resolves to (eras.toml, with harness.toml's [eras] first)."""
+    """The era environments an `#nsml: IMAGE` line (or, with none, an import) resolves to (eras.toml, with
+    harness.toml's [eras] first)."""
     from harness.runtime import eras
 
     from .output import emit_json, table
 
     rows = [{"era": e.name, "base": e.base, "python": e.python, "packages": ", ".join(e.packages),
-             "images": ", ".join(e.images), "tags": ", ".join(f"{k} {v}" for k, v in (("torch", e.torch),
+             "images": ", ".join(e.images), "imports": ", ".join(e.imports), "tags": ", ".join(f"{k} {v}" for k, v in (("torch", e.torch),
                                                               ("tensorflow", e.tensorflow), ("python", e.python_tags)) if v),
              "built": e.built, "on_demand": e.on_demand, "description": e.description, "from": e.source}
             for e in eras.catalogue(lazy.settings().root).values()]

@@ -87,7 +87,7 @@ ANY_VALUE = (str, int, float, bool, list, dict)
 
 ERA = {  # one [eras.NAME] table (harness.runtime.eras.toml, or an organizer's harness.toml)
     TOP: {"description": str, "base": str, "python": str, "packages": list, "images": list, "torch": str,
-          "tensorflow": str, "python_tags": str, "on_demand": bool},
+          "tensorflow": str, "python_tags": str, "on_demand": bool, "imports": list},
 }
 
 TASK = {  # task.toml (harness.taskpacks.registry); [rules] is the organizers' own (e.g. a model-size cap their scripts read)

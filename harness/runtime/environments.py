@@ -128,9 +128,10 @@ def _check_pinned(where: str, text: str, pins: dict[str, str], era) -> None:
 def notices(code: Path, root: Path | None = None) -> list[str]:
     """What `run` says of the process runtime's environment for CODE: the era it chose and why, and what it
     does not apply."""
+    from . import eras
     out = []
-    if nsml_image_line(code):
-        choice = choose_era(code, root)
+    choice = choose_era(code, root)
+    if choice.image or choice.era.name != eras.HARNESS:  # (no line and no import that calls for an era: silent)
         out.append(f"environment: era {choice.era.name}: {choice.why}")
     if (code / "nsml_package.txt").is_file():
         out.append("nsml_package.txt (apt packages) applies in the docker runtime only")
@@ -163,9 +164,11 @@ class RunEnvironment:
 
 
 def choose_era(code: Path, root: Path | None):
-    """The era CODE's `#nsml:` line resolves to for the process runtime (harness.runtime.eras)."""
-    from . import eras
-    return eras.resolve(nsml_image_line(code), eras.catalogue(root))
+    """The era CODE's `#nsml:` line resolves to for the process runtime (harness.runtime.eras); with no line, the
+    era its imports call for (harness.runtime.era_imports), else the harness's own."""
+    from . import era_imports, eras
+    line, catalogue = nsml_image_line(code), eras.catalogue(root)
+    return (None if line else era_imports.choose(code, catalogue)) or eras.resolve(line, catalogue)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ HARNESS = "harness"  # the era that is the harness's own environment
 SUITES = {"bullseye": ("3.9", "2_31"), "bookworm": ("3.11", "2_36")}  # Debian suite: its Python, its glibc
 READY = ".ready"
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}")
+DOTTED = re.compile(r"[A-Za-z_]\w{0,63}(?:\.[A-Za-z_]\w{0,63}){1,8}", re.ASCII)  # one of an era's `imports`
 SITE = "/opt/era/site"  # where an era's packages are, inside its root filesystem
 PTH = "usr/lib/python3/dist-packages/nsml_era.pth"  # puts SITE on the suite's Python's path
 ROOTFS_PACKAGES = "python3,python3-pip,ca-certificates"
@@ -56,6 +57,7 @@ class Era:
     python_tags: str = ""
     on_demand: bool = False
     source: str = ""
+    imports: tuple[str, ...] = ()  # MODULE.NAME that choose it for code with no image line (runtime.era_imports)
 
     @property
     def has_rootfs(self) -> bool:
@@ -119,11 +121,16 @@ def _parse(name: str, table: dict, where: str) -> Era:
             SpecifierSet(str(table.get(key, "")))
         except InvalidSpecifier:
             raise UserError(f"{where}: [eras.{name}] {key}: {table[key]!r} is not a version range") from None
+    imports = [str(d) for d in table.get("imports", [])]
+    for i, dotted in enumerate(imports):
+        if not DOTTED.fullmatch(dotted):
+            raise UserError(f"{where}: [eras.{name}] imports[{i}]: {dotted[:80]!r}: expected MODULE.NAME, such as "
+                            f"'transformers.AdamW'")
     return Era(name=name, description=str(table.get("description", "")), base=base, python=python,
                packages=tuple(packages), images=tuple(str(p) for p in table.get("images", [])),
                torch=str(table.get("torch", "")), tensorflow=str(table.get("tensorflow", "")),
                python_tags=str(table.get("python_tags", "")), on_demand=bool(table.get("on_demand", False)),
-               source=where)
+               source=where, imports=tuple(imports))
 
 
 def catalogue(root: Path | None = None) -> dict[str, Era]:

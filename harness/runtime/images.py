@@ -250,10 +250,9 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     """The base image of CODE's sessions and the packages an era adds to it: a usable `#nsml:` image on this
     machine as it is; any other resolves to an era (harness.runtime.eras), its own image or the default one plus
     its packages. ALLOWED: the `[docker] images` patterns."""
-    line = nsml_image_line(code)
-    choice = _choice(client, line, root, (*allowed, manifest_image or "", default_image)) if line else None
+    choice = _choice(client, code, root, (*allowed, manifest_image or "", default_image))
     if choice is None or choice.era is None:
-        return line or manifest_image or default_image, ()
+        return nsml_image_line(code) or manifest_image or default_image, ()
     era = choice.era
     if era.has_rootfs:
         from .eras import docker_image
@@ -264,22 +263,29 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     return manifest_image or default_image, era.packages
 
 
-def _choice(client, line: str, root: Path | None, allowed: tuple[str, ...]):
-    """What LINE resolves to for the docker runtime (CLIENT None: no engine answers, so no image is here); an
-    image that is not usable is never looked up."""
-    from . import eras
+def _choice(client, code: Path, root: Path | None, allowed: tuple[str, ...]):
+    """What CODE's `#nsml:` line resolves to for the docker runtime (CLIENT None: no engine answers, so no image
+    is here; an image that is not usable is never looked up); with no line, the era its imports call for (None:
+    none does, so the task's or the default image as it is)."""
+    from . import era_imports, eras
+    line = nsml_image_line(code)
+    if not line:
+        return era_imports.choose(code, eras.catalogue(root))
     return eras.resolve(line, eras.catalogue(root),
                         lambda image: client is not None and usable(image, allowed) and _present(client, image))
 
 
 def describe_base(code: Path, settings, manifest_image: str | None = None) -> str | None:
-    """What `run` says of a docker session's `#nsml:` line: the image as it is, or the era it resolves to."""
-    line = nsml_image_line(code)
-    if not line:
-        return None
-    from .docker_runtime import client, engine_answers
+    """What `run` says of a docker session's `#nsml:` line (the image as it is, or the era it resolves to), or of
+    the era its imports call for; None: neither."""
+    line, engine = nsml_image_line(code), None
+    if line:  # (an image line is looked up on the engine; imports choose an era without it)
+        from .docker_runtime import client, engine_answers
+        engine = client() if engine_answers() else None
     allowed = (*settings.docker_images, manifest_image or "", settings.docker_image)
-    choice = _choice(client() if engine_answers() else None, line, settings.root, allowed)
+    choice = _choice(engine, code, settings.root, allowed)
+    if choice is None:
+        return None
     return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
 
 

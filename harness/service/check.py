@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
-from harness.runtime import entry_flags, environments
+from harness.runtime import entry_flags, environments, eras
 from harness.state import Harness
 from harness.store.models import Checkpoint
 
@@ -141,9 +141,11 @@ def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -
     steps.append(_paused_step(code, trees, entry))
     steps.append(_data_paths(code, entry, trees, task))
     try:
-        wanted = environments.wanted(code, environments.choose_era(code, root).era)
-        steps.append(Step("requirements", Level.PASS, ", ".join(sorted(wanted)) + " accepted" if wanted
-                          else "none (the harness's environment)"))
+        choice = environments.choose_era(code, root)
+        wanted = environments.wanted(code, choice.era)
+        era = "" if choice.era.name == eras.HARNESS and not choice.image else f"; era {choice.era.name}: {choice.why}"
+        steps.append(Step("requirements", Level.PASS, (", ".join(sorted(wanted)) + " accepted" if wanted
+                          else "none (the harness's environment)" if not era else "none") + era))
     except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
         steps.append(Step("requirements", Level.FAIL, str(exc), "edit the line it names (a torch or TensorFlow pin: "
                           "the version the environment has, or an era's, chosen by #nsml: — docs/compatibility.md)"))
