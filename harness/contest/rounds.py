@@ -34,8 +34,8 @@ def compute_board(db, rnd: Round, task: Task) -> list[dict]:
     d = task.direction
     private = sorted((r for r in rows if r["final_submission"] is not None),  # best first, earlier first
                      key=lambda r: (d.sort_key(r["private"]), r["_final_at"], r["final_submission"]))
-    for i, r in enumerate(private):
-        r["private_rank"] = private[i - 1]["private_rank"] if i and private[i - 1]["private"] == r["private"] else i + 1
+    read_sql.rank_rows(private, "private", "private_rank")
+    for r in private:
         r["shakeup"] = None if r["public_rank"] is None else r["public_rank"] - r["private_rank"]
     for r in rows:
         del r["_final_at"]

@@ -77,7 +77,7 @@ def team_board_rows(rows, round_id: int, task_id: int, direction: Direction, lad
     submission's, for the caller to rank (`_final_at`: when it was made, the private tie-break). LADDER: the
     round's public board is the Ladder (only accepted submissions are public scores)."""
     sql = TEAM_BOARD_SQL.format(order=direction.sql_order, shown=LADDER_SHOWN if ladder else "1 = 1")
-    out = [{"team": team, "public_rank": 0, "public": public, "public_submission": pub_id, "private_rank": None,
+    out = [{"team": team, "public_rank": None, "public": public, "public_submission": pub_id, "private_rank": None,
             "private": private, "final_submission": final_id, "selected": int(nsel or 0), "shakeup": None,
             "submits": n or 0, "last_submit": _stamp(last), "_final_at": as_time(final_at), "baseline": bool(baseline),
             "public_interval": _pair(low, high), "interval_note": note, "private_interval": _pair(plow, phigh),
@@ -85,10 +85,8 @@ def team_board_rows(rows, round_id: int, task_id: int, direction: Direction, lad
            for team, pub_id, public, nsel, final_id, private, final_at, n, last, baseline, low, high, note, plow, phigh,
            shown in rows(sql, round=round_id, task=task_id, no=False, yes=True, succeeded=RunStatus.SUCCEEDED.value,
                          faults=FAULTS)]
-    shown = [r for r in out if r["_shown"]]
-    rank_rows(shown, "public")
+    rank_rows([r for r in out if r["_shown"]], "public", "public_rank")
     for r in out:
-        r["public_rank"] = r.pop("rank", None)
         if not r.pop("_shown"):  # on the private board all the same: private scoring ignores the Ladder
             r.update(public=None, public_submission=None, public_interval=None, interval_note=None)
     return out
@@ -120,10 +118,10 @@ def _pair(low, high) -> list[float] | None:
     return None if low is None or high is None else [low, high]
 
 
-def rank_rows(rows: list[dict], field: str) -> None:
-    """Set row["rank"] on rows already in board order: equal scores share a rank."""
+def rank_rows(rows: list[dict], field: str, into: str = "rank") -> None:
+    """Set row[INTO] on rows already in board order: equal scores (FIELD) share a rank. Every board's rule."""
     for i, row in enumerate(rows):
-        row["rank"] = rows[i - 1]["rank"] if i and rows[i - 1][field] == row[field] else i + 1
+        row[into] = rows[i - 1][into] if i and rows[i - 1][field] == row[field] else i + 1
 
 
 SESSIONS_SQL = """
