@@ -221,3 +221,20 @@ def test_an_organizers_first_steps_in_a_fresh_folder_are_not_refused(cli, tmp_pa
     assert "dataset check" in cli("dataset", "init", "mytask").stdout
     assert "no state root" not in cli("dataset", "check", "mytask", user=ORGANIZER).output
     assert "Task mytask is registered" in cli("dataset", "add", "mytask", user=ORGANIZER).stdout
+
+
+def test_a_database_password_in_a_settings_file_others_can_read_is_refused(cli, state_root):
+    """Other accounts on the machine could read the URL and open the store (every score, every token's hash)."""
+    toml = state_root / "harness.toml"
+    toml.write_text('db = "postgresql+psycopg://nsml:s3cret@127.0.0.1:1/nsml"\n')
+    toml.chmod(0o644)
+    said = cli("ps", code=2).stderr
+    assert said.count("\n") == 1 and f"{toml}: db holds a password" in said and "(mode 0644)" in said, said
+    assert f"chmod 600 {toml}" in said and "HARNESS_DB" in said and "s3cret" not in said
+    toml.write_text('db = "postgresql+psycopg://nsml@127.0.0.1:1/nsml?password=s3cret"\n')
+    assert "db holds a password" in cli("ps", code=None).stderr
+    toml.chmod(0o600)  # its owner's alone: taken (here it then fails to connect, on its own words)
+    assert "db holds a password" not in cli("ps", code=None).output
+    toml.write_text('db = "postgresql+psycopg://nsml@127.0.0.1:1/nsml"\n')  # no password (.pgpass): any mode
+    toml.chmod(0o644)
+    assert "db holds a password" not in cli("ps", code=None).output

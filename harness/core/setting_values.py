@@ -1,5 +1,6 @@
 """How each kind of setting value is read from ``harness.toml`` (or the environment): integers, choices, seconds,
-GPU models, runtime plugins. Pure parsers: where the values come from is ``harness.core.settings``'s."""
+GPU models, runtime plugins (pure parsers: where the values come from is ``harness.core.settings``'s), and the one
+check of the file itself: a password in it is for its owner alone."""
 from __future__ import annotations
 
 import re
@@ -81,3 +82,16 @@ def hosts(value, where: str) -> list[str]:
             raise UserError(f"{SETTINGS_FILE}: {where}: expected \"host\" or \"host:port\", got {word!r:.100}") \
                 from None
     return [str(w) for w in value]
+
+
+def private_if_secret(path, url: str | None, env_name: str) -> None:
+    """A database URL with a password in a settings file other accounts may read would give them the store (every
+    score, every token's hash): refused, as libpq refuses such a .pgpass and ssh such a key."""
+    from urllib.parse import parse_qs, urlsplit
+    if not url or not isinstance(url, str):
+        return
+    parts = urlsplit(url)
+    mode = path.stat().st_mode & 0o777
+    if (parts.password or "password" in parse_qs(parts.query)) and mode & 0o077:
+        raise UserError(f"{path}: db holds a password and the file is readable by other accounts (mode "
+                        f"{mode:04o}): chmod 600 {path}, or give the URL in {env_name} or the password in ~/.pgpass")

@@ -178,7 +178,9 @@ def _read_file(root: Path) -> dict:
     data = read_toml(path)
     from . import schema
     schema.check(data, schema.SETTINGS, str(path))  # unknown keys and wrong types: one line naming the key
+    setting_values.private_if_secret(path, data.get("db"), ENV_DB)
     return data
+
 
 
 _WIRE_KINDS = {"int": int, "str": str, "Path": str}  # what a field's type is as JSON
