@@ -126,6 +126,21 @@ def test_submit_failures_are_named_and_never_ranked(cli, tiny_task, tmp_path, st
     assert "To see the infer log, run it on test_submit: nsml submit -t alice/tiny/1 0" in r.stderr
 
 
+
+def test_an_evaluator_crash_leaves_its_last_lines_in_the_submits_log_for_its_readers(cli, tiny_task, tmp_path):
+    """The message is one line (where the evaluator failed, and its last); its traceback goes to the end of the
+    submit's log: an organizer's to read for a real submit (it may quote labels), the participant's for a dry run."""
+    real = _submit_fault(cli, tmp_path / "real", "crash_scorer")
+    log = cli("logs", "--submission", str(real["id"]), user=ORGANIZER).stdout
+    assert "[harness] evaluation.py failed at evaluation.py:" in log and "the evaluator's last lines:" in log, log
+    assert "Traceback (most recent call last):" in log and "RuntimeError: evaluator bug" in log, log
+    theirs = cli("logs", "--submission", str(real["id"]))
+    assert "Traceback" not in theirs.output and "shown to organizers only" in theirs.stderr
+    dry = cli.json("submit", "-t", real["session"], "0", code=1)
+    assert dry["reason"] == "scorer_error"
+    assert "RuntimeError: evaluator bug" in cli("logs", "--submission", str(dry["id"])).stdout
+
+
 SPARSE_INFER = '''
 import argparse, os
 import nsml

@@ -31,7 +31,7 @@ from harness.runtime import Handle, LaunchRefused, Outcome, env_store, gpus
 from harness.runtime.disk_limits import DiskWatch, over_limit
 from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
-from harness.scoring.grade import apply, grade, prediction_path, take_prediction
+from harness.scoring.grade import apply, grade_run
 from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission, Task
 from harness.taskpacks import layout
@@ -351,7 +351,7 @@ class Scheduler:
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
-            dataset, dry_run, run_dir = Path(sub.task.path), sub.dry_run, run.run_dir
+            dataset, dry_run, run_dir, log_file = Path(sub.task.path), sub.dry_run, run.run_dir, Path(run.log_path)
             rnd = db.get(Round, sub.round_id) if sub.round_id else None
             ladder = ladder_board.key(sub) if ladder_board.is_ladder(rnd) and sub.team_id is not None else None
             if rnd is not None:
@@ -359,8 +359,7 @@ class Scheduler:
             sess = db.get(Session, sub.session_id) if sub.session_id else None
             code_dir = Path(sess.code_dir) if sess else None
             environment, runtime = (run.spec or {}).get("environment"), run.runtime
-        result = take_prediction(self.settings, run_dir) or \
-            grade(self.settings, dataset, prediction_path(run_dir), dry_run, rnd, runtime)
+        result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
         with self.store.tx(serialize=ladder) as db:  # a Ladder round: one team's grades one after another
             run = db.get(Run, run_id)

@@ -41,10 +41,19 @@ class ScoreResult:
     score: float | None
     reason: FailureReason | None = None
     message: str = ""
+    detail: str = ""  # a failed evaluator's last lines of output (TAIL_LINES), for the submit run's log (grade.apply)
 
     @property
     def ok(self) -> bool:
         return self.reason is None
+
+
+TAIL_LINES = 40
+
+
+def _tail(text: str) -> str:
+    """The last TAIL_LINES lines of TEXT, each cut at 500 characters: what a failed evaluator said, in its log."""
+    return "\n".join(ln[:500] for ln in text[-(64 << 10):].rstrip().splitlines()[-TAIL_LINES:])
 
 
 def _last_line(text: str) -> str:
@@ -148,6 +157,7 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
     if in_docker and proc.returncode == 137:
         return out_of_bounds(f"evaluation.py ran past {time_limit:g} s or out of its memory (killed in its "
                              f"container)", prediction, label)
+    said = _tail(proc.stderr) or _tail(proc.stdout)
     if proc.returncode != 0:
         err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
         if INVALID_MARKER in proc.stderr.lower():
@@ -157,11 +167,12 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
             #                                     prediction is not; and the worst it does is out_of_bounds' rule)
             return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
         return ScoreResult(None, FailureReason.SCORER_ERROR,
-                           f"evaluation.py failed{_where_failed(proc.stderr, evaluation_py)}: {err}")
+                           f"evaluation.py failed{_where_failed(proc.stderr, evaluation_py)}: {err}", said)
     score = _parse_score(proc.stdout)
     if score is None:
         return ScoreResult(None, FailureReason.SCORER_ERROR,
-                           f"evaluation.py printed no number (last line: {_last_line(proc.stdout)!r})")
+                           f"evaluation.py printed no number (last line: {_last_line(proc.stdout)!r})",
+                           _tail(proc.stdout) + ("\n" + _tail(proc.stderr) if proc.stderr.strip() else ""))
     if not math.isfinite(score):
         return ScoreResult(None, FailureReason.INVALID_PREDICTION, f"the score is {score}, not a finite number")
     return ScoreResult(score)

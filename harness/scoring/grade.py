@@ -6,7 +6,7 @@ from pathlib import Path
 
 from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
-from harness.core.safefs import UnsafeFile, copy_out
+from harness.core.safefs import UnsafeFile, append_note, copy_out
 from harness.core.settings import Settings
 from harness.runtime.base import RUN_GRADED, RUN_OUTPUT
 from harness.store.models import Round, Submission
@@ -71,7 +71,7 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     if rnd is None or dry_run:
         result = evaluate(evaluator, prediction, labels, limit, settings.scorer_memory_bytes, call,
                           None if dry_run else values)
-        got = Grade(result.score, result.reason, result.message)
+        got = Grade(result.score, result.reason, result.message, result.detail)
         if got.ok and not dry_run:  # a dry run is a check: its score never ranks, it needs no interval
             got.intervals = score_interval.intervals(dataset, labels, prediction, got.score)
         return got
@@ -83,16 +83,37 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
                                                  (rnd.public_fraction, rnd.split_seed, manifest.name))
         return got
-    return Grade(None, result.reason, result.message)
+    return Grade(None, result.reason, result.message, result.detail)
 
 
 def apply(sub: Submission, g: Grade, keep: bool = True) -> None:
+    """G on SUB (KEEP: for good; a dry-run rescore keeps nothing). A failed evaluator's last lines go to the end of
+    the submit run's log, where its readers alone see them (permissions: organizers; a participant their own dry
+    runs): they may quote the labels."""
     sub.score, sub.private_score = g.score, g.private_score
     apply_intervals(sub, g, keep)
     if g.ok:
         sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
     else:
         sub.status, sub.reason, sub.message = RunStatus.FAILED, g.reason, g.message
+        if keep and sub.run.run_dir:
+            note_failure(Path(sub.run.log_path), g)
+
+
+def note_failure(log: Path, g: Grade) -> None:
+    """A failed evaluator's last lines, at the end of the submit run's LOG."""
+    if g.detail:
+        append_note(log, f"{g.message}; the evaluator's last lines:\n{g.detail}")
+
+
+def grade_run(settings: Settings, run_dir: str, log: Path, dataset: Path, dry_run: bool, rnd: Round | None,
+              runtime: str | None) -> Grade:
+    """A finished submit run's grade: its prediction taken (take_prediction), then graded (grade); a failed
+    evaluator's last lines go to its LOG."""
+    g = take_prediction(settings, run_dir) or grade(settings, dataset, prediction_path(run_dir), dry_run, rnd,
+                                                    runtime)
+    note_failure(log, g)
+    return g
 
 
 def apply_intervals(sub: Submission, g: Grade, keep: bool = True) -> None:
