@@ -61,7 +61,8 @@ def image_eras(lazy, as_json):
     from .output import emit_json, table
 
     rows = [{"era": e.name, "base": e.base, "python": e.python, "packages": ", ".join(e.packages),
-             "images": ", ".join(e.images), "imports": ", ".join(e.imports), "tags": ", ".join(f"{k} {v}" for k, v in (("torch", e.torch),
+             "images": ", ".join(e.images), "imports": ", ".join(e.imports),
+             "tags": ", ".join(f"{k} {v}" for k, v in (("torch", e.torch),
                                                               ("tensorflow", e.tensorflow), ("python", e.python_tags)) if v),
              "built": e.built, "on_demand": e.on_demand, "description": e.description, "from": e.source}
             for e in eras.catalogue(lazy.settings().root).values()]
