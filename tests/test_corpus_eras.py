@@ -339,6 +339,36 @@ def test_imports_choose_an_era_only_where_nothing_else_does(tmp_path, state_root
         (heavy / f"a{i}.py").write_text("#" * era_imports.MAX_BYTES)
     (heavy / "z.py").write_text("from transformers import AdamW\n")
     assert era_imports.choose(heavy, catalogue) is None
+    # what .nsmlignore lists is not read (the snapshot will not have it): the run's scan and the launch's agree
+    decoys = tmp_path / "decoys"
+    decoys.mkdir()
+    for i in range(era_imports.MAX_FILES):
+        (decoys / f"a_gen{i:04d}.py").write_text("x = 1\n")
+    (decoys / "model.py").write_text("from transformers import AdamW\n")
+    (decoys / ".nsmlignore").write_text("a_gen*.py\n")
+    assert era_imports.choose(decoys, catalogue).era.name == "transformers4"
+    # the docker runtime: on the default image (the harness's environment) the era's packages are added; a task's
+    # own image is the organizer's choice and is used as it is
+    from harness.runtime.images import resolve_base
+    plain = tmp_path / "c1"  # (an import that calls for the era, no image line)
+    assert resolve_base(None, plain, None, "nsml-harness/session:latest") == \
+        ("nsml-harness/session:latest", catalogue["transformers4"].packages)
+    assert resolve_base(None, plain, "organizer/hf3:py37", "nsml-harness/session:latest") == ("organizer/hf3:py37", ())
+
+
+def test_the_import_scan_is_linear_in_what_it_reads(tmp_path):
+    """Hostile files (the review's): thousands of unclosed `from M import (`, long commented lines of the name.
+    Quadratic, eight such files held the scheduler's launch for over two minutes; here each is one bounded pass."""
+    import time
+
+    from harness.runtime import era_imports, eras
+    shapes = ["from transformers import ( # AdamW\n" * 19415, "from transformers import (\n" * 19415,
+              "# " + "transformers.AdamW " * 14000, ("y = transformers.AdamWx; " * 10000 + "\n") * 2]
+    for i, text in enumerate(shapes * 3):
+        (tmp_path / f"h{i:02d}.py").write_text(text)
+    start = time.monotonic()
+    assert era_imports.choose(tmp_path, eras.catalogue()) is None
+    assert time.monotonic() - start < 10  # (about 0.2 s here; the quadratic scan took minutes)
 
 
 def test_an_era_import_must_be_a_dotted_name(cli, state_root):

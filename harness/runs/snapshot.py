@@ -11,26 +11,11 @@ import shutil
 import stat
 from pathlib import Path
 
-import pathspec
-
+from harness.core.code_ignore import IGNORE_FILE, ignore_spec
 from harness.core.errors import UserError
-from harness.core.setting_values import SETTINGS_FILE
-from harness.core.state_root import DEFAULT_DB_FILE, STATE_DIR
 
-IGNORE_FILE = ".nsmlignore"
-ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
-                  f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*", f"/{SETTINGS_FILE}"]  # a state
-#                 root's own files (a code folder that is one, or in one): never code
 MAX_CODE_FILES = 20_000
 _CHUNK = 1 << 20
-
-
-def _ignore_spec(src: Path) -> pathspec.PathSpec:
-    lines = list(ALWAYS_IGNORED)
-    ignore = src / IGNORE_FILE
-    if ignore.is_file() and not ignore.is_symlink():
-        lines += ignore.read_text(encoding="utf-8", errors="replace").splitlines()
-    return pathspec.PathSpec.from_lines("gitignore", lines)
 
 
 def _inside(root: Path, link: Path) -> bool:
@@ -77,7 +62,7 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
     if not src.is_dir():
         raise UserError(f"{src}: no such folder")
     root = src.resolve()
-    spec = _ignore_spec(src)
+    spec = ignore_spec(src)
     count, budget = 0, [0]
     dest.mkdir(parents=True, exist_ok=False)
     try:

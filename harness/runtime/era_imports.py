@@ -8,10 +8,12 @@ requirements do not name its package, runs in that era, and `run` says which fil
 package in requirements.txt (or an image line) always decides instead.
 
 What is read, bounded and never run: the `.py` files of the folder up to MAX_DEPTH folders down (not hidden
-folders, `__pycache__` or a virtualenv's), at most MAX_FILES of them in name order, MAX_BYTES of each and
-MAX_TOTAL in all (it runs again as the scheduler launches the run: a cost bounded whatever the code). A name is
-used when a line starts `from MODULE import` with NAME among what it imports (parenthesised lists too), or when
-`MODULE.NAME` is written outside a comment.
+folders, `__pycache__` or a virtualenv's, nor what `.nsmlignore` lists: the files the run's snapshot will have,
+harness.core.code_ignore), at most MAX_FILES of them in name order, MAX_BYTES of each and MAX_TOTAL in all. It
+runs again as the scheduler launches the run, so every step is linear in what it reads (a parenthesised list is
+read up to MAX_LIST characters, and MAX_STATEMENTS statements of each module per file). A name is used when a line starts `from MODULE import` with NAME among what it
+imports (parenthesised lists too), or when `MODULE.NAME` is written outside a comment. (A string that spells
+such a line counts too: `run` names the file and line, and a pin of the package decides instead.)
 """
 from __future__ import annotations
 
@@ -21,38 +23,59 @@ from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
 
+from harness.core.code_ignore import ignore_spec
+
 MAX_DEPTH = 2
 MAX_FILES = 300
-MAX_BYTES = 512 << 10
-MAX_TOTAL = 4 << 20
+MAX_BYTES = 256 << 10
+MAX_TOTAL = 2 << 20
+MAX_LIST = 4096
+MAX_STATEMENTS = 64  # `from MODULE import` statements read per file and name
 SKIPPED = {"__pycache__", "site-packages", "node_modules"}
 
 
 def _sources(code: Path):
     """(relative path, text) of the folder's Python files that are read (see the module's text)."""
+    ignored = ignore_spec(code)
     count = total = 0
     for here, dirs, files in os.walk(code):  # (links are never followed into folders)
-        depth = len(Path(here).relative_to(code).parts)
-        dirs[:] = sorted(d for d in dirs if depth < MAX_DEPTH and not d.startswith(".") and d not in SKIPPED
+        rel = Path(here).relative_to(code)
+        dirs[:] = sorted(d for d in dirs if len(rel.parts) < MAX_DEPTH and not d.startswith(".") and d not in SKIPPED
+                         and not ignored.match_file(f"{(rel / d).as_posix()}/")
                          and not (Path(here, d) / "pyvenv.cfg").exists())
         for name in sorted(files):
             path = Path(here, name)
-            if not name.endswith(".py") or path.is_symlink() or not path.is_file():
+            if not name.endswith(".py") or ignored.match_file((rel / name).as_posix()) or path.is_symlink() \
+                    or not path.is_file():
                 continue
             if count == MAX_FILES or total >= MAX_TOTAL:
                 return
             count += 1
-            with open(path, "rb") as fh:
-                data = fh.read(min(MAX_BYTES, MAX_TOTAL - total))
+            try:  # (never blocks: a FIFO swapped in after the check opens and reads nothing)
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                continue
+            with os.fdopen(fd, "rb") as fh:
+                data = fh.read(min(MAX_BYTES, MAX_TOTAL - total)) or b""
             total += len(data)
-            yield str(path.relative_to(code)), data.decode("utf-8", errors="replace")
+            yield (rel / name).as_posix(), data.decode("utf-8", errors="replace")
 
 
 def _patterns(dotted: str) -> tuple[re.Pattern, re.Pattern, str]:
     module, _, name = dotted.rpartition(".")
-    start = re.compile(r"^[ \t]*from[ \t]+" + re.escape(module) + r"[ \t]+import[ \t]+(\([^)]*\)|[^\n#]*)", re.M)
+    start = re.compile(r"^[ \t]*from[ \t]+" + re.escape(module) + r"[ \t]+import[ \t]+(\(?)[^\n#]*", re.M)
     written = re.compile(r"(?<![\w.])" + re.escape(dotted) + r"(?!\w)")
     return start, written, name
+
+
+def _imported(text: str, found: re.Match) -> list[str]:
+    """The names a `from MODULE import` statement (FOUND) lists: its line, or its parenthesised list up to its `)`
+    within MAX_LIST characters (each statement's read is bounded: linear in the file)."""
+    if not found[1]:
+        return text[found.end(1):found.end()].split(",")
+    end = text.find(")", found.end(1), found.end(1) + MAX_LIST)
+    listed = text[found.end(1):end if end >= 0 else found.end(1) + MAX_LIST]
+    return re.sub(r"#[^\n]*", "", listed).split(",")  # (comments in a parenthesised list)
 
 
 def _used(text: str, dotted: str) -> int | None:
@@ -60,14 +83,14 @@ def _used(text: str, dotted: str) -> int | None:
     start, written, name = _patterns(dotted)
     if name not in text:  # (most files: one substring search)
         return None
-    for found in start.finditer(text):
-        names = re.sub(r"#[^\n]*", "", found[1]).strip("()").split(",")  # (comments in a parenthesised list)
-        if any(part.split()[:1] == [name] for part in names):
+    for count, found in enumerate(start.finditer(text)):
+        if count == MAX_STATEMENTS:  # (a file of a thousand such lines is not code of any era: its cost is bounded)
+            break
+        if any(part.split()[:1] == [name] for part in _imported(text, found)):
             return text.count("\n", 0, found.start()) + 1
-    for found in written.finditer(text):
-        line_start = text.rfind("\n", 0, found.start()) + 1
-        if "#" not in text[line_start:found.start()]:
-            return text.count("\n", 0, found.start()) + 1
+    for number, line in enumerate(text.splitlines(), 1):  # (each line once, its code before any comment)
+        if dotted in line and written.search(line.split("#", 1)[0]):
+            return number
     return None
 
 

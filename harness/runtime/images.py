@@ -250,7 +250,7 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     """The base image of CODE's sessions and the packages an era adds to it: a usable `#nsml:` image on this
     machine as it is; any other resolves to an era (harness.runtime.eras), its own image or the default one plus
     its packages. ALLOWED: the `[docker] images` patterns."""
-    choice = _choice(client, code, root, (*allowed, manifest_image or "", default_image))
+    choice = _choice(client, code, root, (*allowed, manifest_image or "", default_image), manifest_image)
     if choice is None or choice.era is None:
         return nsml_image_line(code) or manifest_image or default_image, ()
     era = choice.era
@@ -263,14 +263,15 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     return manifest_image or default_image, era.packages
 
 
-def _choice(client, code: Path, root: Path | None, allowed: tuple[str, ...]):
+def _choice(client, code: Path, root: Path | None, allowed: tuple[str, ...], task_image: str | None):
     """What CODE's `#nsml:` line resolves to for the docker runtime (CLIENT None: no engine answers, so no image
-    is here; an image that is not usable is never looked up); with no line, the era its imports call for (None:
-    none does, so the task's or the default image as it is)."""
+    is here; an image that is not usable is never looked up); with no line, the era its imports call for on the
+    default image, which is the harness's environment (None: none does, or the task has an image of its own,
+    whose libraries are the organizer's choice: either is used as it is)."""
     from . import era_imports, eras
     line = nsml_image_line(code)
     if not line:
-        return era_imports.choose(code, eras.catalogue(root))
+        return None if task_image else era_imports.choose(code, eras.catalogue(root))
     return eras.resolve(line, eras.catalogue(root),
                         lambda image: client is not None and usable(image, allowed) and _present(client, image))
 
@@ -283,7 +284,7 @@ def describe_base(code: Path, settings, manifest_image: str | None = None) -> st
         from .docker_runtime import client, engine_answers
         engine = client() if engine_answers() else None
     allowed = (*settings.docker_images, manifest_image or "", settings.docker_image)
-    choice = _choice(engine, code, settings.root, allowed)
+    choice = _choice(engine, code, settings.root, allowed, manifest_image)
     if choice is None:
         return None
     return f"environment: {'image ' + line if choice.era is None else 'era ' + choice.era.name}: {choice.why}"
