@@ -231,10 +231,36 @@ def test_a_database_password_in_a_settings_file_others_can_read_is_refused(cli, 
     said = cli("ps", code=2).stderr
     assert said.count("\n") == 1 and f"{toml}: db holds a password" in said and "(mode 0644)" in said, said
     assert f"chmod 600 {toml}" in said and "HARNESS_DB" in said and "s3cret" not in said
-    toml.write_text('db = "postgresql+psycopg://nsml@127.0.0.1:1/nsml?password=s3cret"\n')
-    assert "db holds a password" in cli("ps", code=None).stderr
+    for url in ("postgresql+psycopg://nsml@127.0.0.1:1/nsml?password=s3cret",
+                "postgresql+psycopg://nsml:#s3cret@127.0.0.1:1/nsml",  # (SQLAlchemy reads these passwords, which
+                "postgresql+psycopg://nsml:/s3cret@127.0.0.1:1/nsml"):  # urllib's reading of the URL does not see)
+        toml.write_text(f'db = "{url}"\n')
+        assert "db holds a password" in cli("ps", code=None).stderr, url
     toml.chmod(0o600)  # its owner's alone: taken (here it then fails to connect, on its own words)
     assert "db holds a password" not in cli("ps", code=None).output
     toml.write_text('db = "postgresql+psycopg://nsml@127.0.0.1:1/nsml"\n')  # no password (.pgpass): any mode
     toml.chmod(0o644)
     assert "db holds a password" not in cli("ps", code=None).output
+    toml.write_text('db = "postgresql+psycopg://u:pw@[::1/db"\n')  # unreadable: no traceback, whatever the mode
+    assert "Traceback" not in cli("ps", code=None).output
+
+
+def test_the_password_rule_sees_every_password_sqlalchemy_reads():
+    """core may not import SQLAlchemy (a fast CLI), so it reads URLs itself: never less than SQLAlchemy does."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from sqlalchemy.engine import make_url
+
+    from harness.core.setting_values import has_password
+
+    @settings(max_examples=3000, deadline=None, derandomize=True)
+    @given(st.text(alphabet=":/@?#=&%[]abcpw.", max_size=16))
+    def same(rest):
+        url = "postgresql+psycopg://" + rest
+        try:
+            parsed = make_url(url)
+        except Exception:  # noqa: BLE001 - a URL SQLAlchemy cannot read reaches no driver
+            return
+        if parsed.password or "password" in parsed.query:
+            assert has_password(url), (url, parsed.password, dict(parsed.query))
+    same()

@@ -78,7 +78,10 @@ class ServiceApi(Api):
             lines = (self.folder / LOG_NAME).read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        return lines[-1] if lines else f"see {self.folder / LOG_NAME}"
+        if not lines:
+            return f"see {self.folder / LOG_NAME}"
+        return lines[-1].removeprefix("harness.core.errors.UserError: ")  # (a traceback's last line: the user's
+        #                                                                  mistake is said in its own words)
 
     def _request(self, op: Operation, values: dict, progress=None):
         """Send OP's call; the connection and its reader, the reply line read (progress lines before it handed

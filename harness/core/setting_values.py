@@ -84,14 +84,24 @@ def hosts(value, where: str) -> list[str]:
     return [str(w) for w in value]
 
 
+def has_password(url: str) -> bool:
+    """Whether a database URL may carry a password, read as SQLAlchemy reads one (`name://user:password@...`, the
+    user ending at the first ':' or '/', the password at the next '@', so it may hold '/', '?' or '#'), or as a
+    `password=` query parameter. Errs towards yes: a URL it cannot tell about is taken to have one."""
+    from urllib.parse import parse_qs
+    rest = url.partition("://")[2]
+    cut = min((i for i in (rest.find(":"), rest.find("/")) if i >= 0), default=-1)
+    if cut >= 0 and rest[cut] == ":" and rest.find("@", cut + 1) > cut + 1:
+        return True
+    return any(key.strip().lower() == "password" for key in parse_qs(rest.partition("?")[2], keep_blank_values=True))
+
+
 def private_if_secret(path, url: str | None, env_name: str) -> None:
     """A database URL with a password in a settings file other accounts may read would give them the store (every
     score, every token's hash): refused, as libpq refuses such a .pgpass and ssh such a key."""
-    from urllib.parse import parse_qs, urlsplit
     if not url or not isinstance(url, str):
         return
-    parts = urlsplit(url)
     mode = path.stat().st_mode & 0o777
-    if (parts.password or "password" in parse_qs(parts.query)) and mode & 0o077:
+    if mode & 0o077 and has_password(url):
         raise UserError(f"{path}: db holds a password and the file is readable by other accounts (mode "
                         f"{mode:04o}): chmod 600 {path}, or give the URL in {env_name} or the password in ~/.pgpass")

@@ -38,9 +38,18 @@ def make_engine(url: str) -> Engine:
             event.listen(engine, "connect", _sqlite_pragmas)
         else:  # (JSON columns hold finite numbers only: PostgreSQL's json type refuses NaN and Infinity)
             engine = create_engine(url, pool_pre_ping=True, json_serializer=finite_json.dumps)
-    except (ArgumentError, ModuleNotFoundError) as exc:
-        raise UserError(f"--db: cannot use {url!r}: {exc}") from None
+    except (ArgumentError, ModuleNotFoundError, ValueError) as exc:  # (ValueError: a port that is no number)
+        raise UserError(f"--db (or HARNESS_DB, or db in harness.toml): cannot use {_shown(url)}: {exc}") from None
     return engine
+
+
+def _shown(url: str) -> str:
+    """URL as an error may print it: never its password."""
+    from sqlalchemy.engine import make_url
+    try:
+        return repr(make_url(url).render_as_string(hide_password=True))
+    except (ArgumentError, ValueError):
+        return f"a {url.split(':', 1)[0][:40]!r} URL"
 
 
 def _alembic_config(engine: Engine):
