@@ -184,22 +184,21 @@ def new_run(settings: Settings, kind: RunKind, opts: RunOptions, default_limit: 
                                        ("datasets", list(opts.datasets)), ("confine", settings.must_confine)) if v})
 
 
-def rounds_held(db) -> dict[str, str]:
-    """The tasks that contest rounds hold, with their rounds' labels (what `refused_at_launch` reads)."""
-    return read_sql.round_of_tasks(sa_rows(db))
-
-
-def refused_at_launch(db, run: Run, held: dict[str, str]) -> str | None:
-    """Why a queued RUN may not start, or None. A run of no team was admitted while its tasks were in no contest
-    round (harness.contest.gate admits round tasks only with a team); if one of them has joined a round since
-    (HELD: rounds_held), it would start under none of the round's rules (its opening, its teams, their
-    GPU quota), so it does not start. Runs that started before keep running as they were admitted."""
-    if run.team_id is not None or not held:
-        return None
-    joined = [t for t in read_sql.run_tasks(sa_rows(db), run.id) + list((run.spec or {}).get("datasets") or [])
-              if t in held]
-    if not joined:
-        return None
-    what = "session" if run.kind is RunKind.TRAIN else "submit"
-    return (f"not started: task {joined[0]} joined round {held[joined[0]]} after this {what} queued, so the "
-            f"round's rules apply to it now; start it again")
+def refused_at_launch(db, waiting: list[Run]) -> dict[int, str]:
+    """Why queued runs may not start (run id → why). A run of no team was admitted while its tasks were in no
+    contest round (harness.contest.gate admits round tasks only with a team); if one of them has joined a round
+    since, it would start under none of the round's rules (its opening, its teams, their GPU quota), so it does not
+    start. Runs that started before keep running as they were admitted. Two queries in all, none without rounds."""
+    teamless = [run for run in waiting if run.team_id is None]
+    held = read_sql.round_of_tasks(sa_rows(db)) if teamless else {}  # task → its round's label
+    if not held:
+        return {}
+    own = read_sql.run_tasks(sa_rows(db), [run.id for run in teamless])
+    out = {}
+    for run in teamless:
+        joined = [t for t in [own.get(run.id, ""), *((run.spec or {}).get("datasets") or [])] if t in held]
+        if joined:
+            what = "session" if run.kind is RunKind.TRAIN else "submit"
+            out[run.id] = (f"not started: task {joined[0]} joined round {held[joined[0]]} after this {what} queued, "
+                           f"so the round's rules apply to it now; start it again")
+    return out

@@ -23,7 +23,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunKind, RunPhase, RunStatus
 from harness.core.errors import ClusterUnavailable
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
-from harness.runs.create import refused_at_launch, rounds_held
+from harness.runs.create import refused_at_launch
 from harness.runs.ending import mark, requeue, sync_submission
 from harness.runs.events import collect, collect_all, record
 from harness.runs.spec import spec_for
@@ -232,9 +232,9 @@ class Scheduler:
         chosen = []
         with self.store.tx() as db:
             waiting = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all()
-            held = rounds_held(db) if waiting else {}
+            refused = refused_at_launch(db, waiting)
             for run in waiting:  # (whether or not a slot is free)
-                why = "stopped before it started" if run.stop_requested else refused_at_launch(db, run, held)
+                why = "stopped before it started" if run.stop_requested else refused.get(run.id)
                 if why:
                     self._finish(db, run, Outcome(RunStatus.STOPPED, FailureReason.STOPPED, None, why))
             turns = Turns(db, [r for r in waiting if r.status is RunStatus.QUEUED], self.settings.max_running_per_user,

@@ -212,11 +212,12 @@ def in_a_round(rows, task: str) -> bool:
     return task in round_of_tasks(rows)
 
 
-def run_tasks(rows, run_id: int) -> list[str]:
-    """The tasks a run reads: its session's or its submission's task (a session's own first)."""
-    return [name for (name,) in rows(
-        "SELECT t.name FROM sessions s JOIN tasks t ON t.id = s.task_id WHERE s.run_id = :run UNION ALL "
-        "SELECT t.name FROM submissions s JOIN tasks t ON t.id = s.task_id WHERE s.run_id = :run", run=run_id)]
+def run_tasks(rows, run_ids: list[int]) -> dict[int, str]:
+    """Each run's task: its session's or its submission's (one query for them all; a session's `-d` tasks more are
+    in its run's spec)."""
+    return dict(rows("SELECT s.run_id, t.name FROM sessions s JOIN tasks t ON t.id = s.task_id "
+                     "WHERE s.run_id IN (:runs) UNION ALL SELECT s.run_id, t.name FROM submissions s "
+                     "JOIN tasks t ON t.id = s.task_id WHERE s.run_id IN (:runs)", runs=run_ids))
 
 
 def _stamp(value) -> str | None:
