@@ -517,6 +517,10 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
     cli("dataset", "add", make_tiny_task(tmp_path / "free", name="free"), user="org")
     code = participant(tmp_path / "code", NSML_MAIN)
     hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 8", code, user="alice").stdout.split()[1]
+    import time
+    deadline = time.monotonic() + 60
+    while cli.json("ps", user="alice")[0]["status"] != "running" and time.monotonic() < deadline:
+        time.sleep(0.2)  # (started before the contest exists: it goes on as it was admitted)
     early = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", code, user="bob").stdout.split()[1]
     free = cli("run", "-d", "free", "-g", "1", "-a", "--epochs 1", code, user="bob").stdout.split()[1]
     spec = tmp_path / "contest.toml"
