@@ -59,6 +59,35 @@ def test_nsmlignore_is_honoured(tmp_path):
     assert copied == [".nsmlignore", "main.py", "pkg/model.py"]
 
 
+def test_an_nsmlignore_that_would_backtrack_is_one_line_and_matching_stays_linear(cli, tiny_task, tmp_path):
+    """`*a*a*a*a*a*c` against a long name backtracked for minutes in the process serving everyone (the review's
+    attack, over HTTP: another user's listing waited 50 s). Each pattern is now linear in the path; a pattern or a
+    file past the bounds is refused at `run`, before anything is read or copied."""
+    import time
+
+    from harness.core import code_ignore
+    src = tmp_path / "code"
+    src.mkdir()
+    (src / "main.py").write_text("print(1)\n")
+    (src / ("a" * 200 + ".py")).write_text("x = 1\n")
+    for text, said in (("*a*a*a*a*a*c\n", ".nsmlignore:1: '*a*a*a*a*a*c': at most one * between slashes"),
+                       ("data/\n**/x/**/y\n", ".nsmlignore:2: '**/x/**/y': at most one * between slashes"),
+                       ("x" * 300 + "\n", "a pattern of over 256 characters"),
+                       ("".join(f"f{i}\n" for i in range(code_ignore.MAX_PATTERNS + 1)), "more than 64 patterns"),
+                       ("# c\n" * 20000, "over 65536 bytes")):
+        (src / ".nsmlignore").write_text(text)
+        r = cli("run", "-d", "tiny", src, code=2)
+        assert said in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.output, (said, r.output)
+    assert cli.json("ps", "-a") == []  # nothing was queued
+    (src / ".nsmlignore").write_text("a*\n" + "".join(f"*a{i}/x*z\n" for i in range(code_ignore.MAX_PATTERNS - 1)))
+    for i in range(300):
+        (src / f"{'a' * 200}{i}.txt").write_text("")
+    start = time.monotonic()
+    snapshot_code(src, tmp_path / "dest")  # the most patterns, each matched against every long name
+    assert time.monotonic() - start < 20  # (about 0.1 s here; one backtracking pattern alone took minutes)
+    assert sorted(p.name for p in (tmp_path / "dest").iterdir()) == [".nsmlignore", "main.py"]
+
+
 def test_concurrent_runs_get_distinct_session_numbers(tiny_task, nsml_folder):
     from harness.service.sessions import start_session
     names, errors = [], []

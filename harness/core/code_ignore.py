@@ -1,15 +1,25 @@
 """What of a code folder is never code: a few names always, and what the folder's `.nsmlignore` lists (gitignore
 rules). The snapshot of a run's code (harness.runs.snapshot) copies nothing this ignores, and what reads a folder
 before its snapshot is taken (harness.runtime.era_imports, at `run`) skips the same files, so that it reads what
-the run will have."""
+the run will have.
+
+`.nsmlignore` is the participant's, and its patterns become regular expressions (pathspec) matched against every
+path of the folder, in the process that serves everyone: a pattern like `*a*a*a*a*c` backtracks exponentially on a
+long name. So a file holds at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters, each with at
+most one `*` between two slashes and at most one `**` part: every match is then linear in the path, and a folder's
+matching bounded by its files × MAX_PATTERNS (over HTTP a path is at most 1,024 bytes)."""
 from __future__ import annotations
 
 from pathlib import Path
 
+from .errors import UserError
 from .setting_values import SETTINGS_FILE
 from .state_root import DEFAULT_DB_FILE, STATE_DIR
 
 IGNORE_FILE = ".nsmlignore"
+MAX_PATTERNS = 64
+MAX_PATTERN_CHARS = 256
+MAX_IGNORE_BYTES = 64 << 10  # (comments included)
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
                   f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*", f"/{SETTINGS_FILE}"]  # a state
 #                 root's own files (a code folder that is one, or in one): never code
@@ -21,5 +31,29 @@ def ignore_spec(src: Path):
     lines = list(ALWAYS_IGNORED)
     ignore = src / IGNORE_FILE
     if ignore.is_file() and not ignore.is_symlink():
-        lines += ignore.read_text(encoding="utf-8", errors="replace").splitlines()
+        with open(ignore, "rb") as fh:
+            data = fh.read(MAX_IGNORE_BYTES + 1)
+        if len(data) > MAX_IGNORE_BYTES:
+            raise UserError(f"{IGNORE_FILE}: over {MAX_IGNORE_BYTES} bytes")
+        lines += _checked(data.decode("utf-8", errors="replace"))
     return pathspec.PathSpec.from_lines("gitignore", lines)
+
+
+def _checked(text: str) -> list[str]:
+    """The patterns of an .nsmlignore, or a one-line UserError naming the line that breaks the bounds."""
+    patterns = []
+    for number, line in enumerate(text.splitlines(), 1):
+        pattern = line.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        where = f"{IGNORE_FILE}:{number}: {pattern[:60]!r}"
+        if len(pattern) > MAX_PATTERN_CHARS:
+            raise UserError(f"{where}: a pattern of over {MAX_PATTERN_CHARS} characters")
+        parts = pattern.strip("/").split("/")
+        if any(part != "**" and part.count("*") > 1 for part in parts) or parts.count("**") > 1:
+            raise UserError(f"{where}: at most one * between slashes and one ** in a pattern (more makes "
+                            f"matching slow enough to hold the service up); list the names instead")
+        patterns.append(line)
+        if len(patterns) > MAX_PATTERNS:
+            raise UserError(f"{IGNORE_FILE}: more than {MAX_PATTERNS} patterns; ignore whole folders instead")
+    return patterns
