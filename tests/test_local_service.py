@@ -318,3 +318,17 @@ def test_settings_that_mean_none_cross_to_the_service(state_root):
     assert back == mine
     with pytest.raises(UserError, match="user_storage_bytes: not of its type"):
         Settings.from_wire(dict(mine.to_wire(), user_storage_bytes="0"), mine)
+
+
+def test_the_store_url_is_on_no_command_line(scored, state_root):
+    """/proc/PID/cmdline is every account's to read: a PostgreSQL password there undid harness.toml's chmod 600. The
+    service and the scheduler it starts get the URL in their environment instead (/proc/PID/environ: owner only)."""
+    url = load_settings().db_url
+    pids = service_pids(state_root) + [int(p) for p in subprocess.run(
+        ["pgrep", "-f", f"harness.scheduler --root {state_root} "], capture_output=True, text=True).stdout.split()]
+    assert len(pids) >= 1
+    for pid in pids:
+        argv = open(f"/proc/{pid}/cmdline", "rb").read().split(b"\0")
+        assert not any(b"leaderboard.db" in a or b"sqlite:" in a for a in argv), argv
+        environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+        assert f"HARNESS_DB={url}".encode() in environ

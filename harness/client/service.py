@@ -62,12 +62,12 @@ class ServiceApi(Api):
     def _start(self):
         import subprocess
 
-        from harness.core.settings import python_module
+        from harness.core.settings import inherited_environment, python_module
         log = os.open(self.folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
         try:  # (-P and cwd: nothing from the folder the user typed the command in is importable there)
             return subprocess.Popen(
                 [*python_module("harness.server.local_service"), "--root", str(self.settings.root),
-                 "--db", self.settings.db_url, "--socket", self.name],
+                 "--socket", self.name], env=inherited_environment(self.settings.db_url),
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 close_fds=True, cwd=self.folder)
         finally:

@@ -328,9 +328,11 @@ def python_module(module: str) -> list[str]:
     return [sys.executable, *(["-P"] if sys.version_info >= (3, 11) else []), "-m", module]
 
 
-def inherited_environment() -> dict[str, str]:
-    """The environment processes started by the harness inherit (the runtimes filter it further)."""
-    return dict(os.environ)
+def inherited_environment(db_url: str | None = None) -> dict[str, str]:
+    """The environment processes started by the harness inherit (the runtimes filter it further). DB_URL: the
+    store one of the harness's own processes opens, given here and never on its command line, which /proc shows
+    to every account."""
+    return {**os.environ, **({ENV_DB: db_url} if db_url else {})}
 
 
 ENV_SERVER, ENV_TOKEN, ENV_CONFIG = "HARNESS_SERVER", "HARNESS_TOKEN", "HARNESS_CONFIG_DIR"

@@ -78,7 +78,7 @@ def _serve(settings: Settings, lock: FileLock, store) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="harness-scheduler")
     parser.add_argument("--root", required=True)
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--db", default=None, help="the store (default: HARNESS_DB, as its starter gives it)")
     parser.add_argument("--lock-fd", type=int, default=None, help="the lease, already taken by whoever started us")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from harness.core import doorbell
 from harness.core.enums import RunStatus
-from harness.core.settings import Settings, python_module
+from harness.core.settings import Settings, inherited_environment, python_module
 
 if TYPE_CHECKING:
     from harness.store import Store
@@ -113,10 +113,10 @@ def ensure_running(settings: Settings) -> bool:
         return True
     try:
         log_file = open(settings.scheduler_log, "ab")
-        cmd = [*python_module("harness.scheduler"), "--root", str(settings.root), "--db", settings.db_url,
-               "--lock-fd", str(lock.fd)]
+        cmd = [*python_module("harness.scheduler"), "--root", str(settings.root), "--lock-fd", str(lock.fd)]
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,), cwd=settings.state_dir)
+                                start_new_session=True, close_fds=True, pass_fds=(lock.fd,), cwd=settings.state_dir,
+                                env=inherited_environment(settings.db_url))  # (the URL: never on a command line)
         log_file.close()
         lock.write_holder(proc.pid)
     finally:

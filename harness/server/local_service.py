@@ -1,7 +1,7 @@
 """The state root's service: the library loaded once, answering the CLI's operations over a Unix socket
 (harness.api.local_wire), so that a local command does not pay for SQLAlchemy, the models and a fresh store on
-every call. `python -m harness.server.local_service --root R --db URL --socket NAME`; harness.client.service
-starts it on demand, as `run` starts the scheduler.
+every call. `python -m harness.server.local_service --root R --socket NAME` (the store: HARNESS_DB, in its
+environment); harness.client.service starts it on demand, as `run` starts the scheduler.
 
 One process a (state root, store, code, scheduler environment): a file lock beside the socket keeps a second one
 out, taken before the library loads. The scheduler runs on a thread of this process when one is needed (the local
@@ -218,7 +218,7 @@ def _progress_to(conn: socket.socket):
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="harness-service")
     parser.add_argument("--root", required=True)
-    parser.add_argument("--db", required=True)
+    parser.add_argument("--db", default=None, help="the store (default: HARNESS_DB, as its starter gives it)")
     parser.add_argument("--socket", required=True, help="the socket's file name in ROOT/.harness")
     args = parser.parse_args(argv)
     if "/" in args.socket or not args.socket.endswith(".sock"):
