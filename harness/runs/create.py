@@ -193,7 +193,7 @@ def refused_at_launch(db, waiting: list[Run]) -> dict[int, str]:
     held = read_sql.round_of_tasks(sa_rows(db)) if teamless else {}  # task → its round's label
     if not held:
         return {}
-    own = read_sql.run_tasks(sa_rows(db), [run.id for run in teamless])
+    own = read_sql.queued_teamless_tasks(sa_rows(db))
     out = {}
     for run in teamless:
         joined = [t for t in [own.get(run.id, ""), *((run.spec or {}).get("datasets") or [])] if t in held]

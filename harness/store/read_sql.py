@@ -212,12 +212,13 @@ def in_a_round(rows, task: str) -> bool:
     return task in round_of_tasks(rows)
 
 
-def run_tasks(rows, run_ids: list[int]) -> dict[int, str]:
-    """Each run's task: its session's or its submission's (one query for them all; a session's `-d` tasks more are
-    in its run's spec)."""
-    return dict(rows("SELECT s.run_id, t.name FROM sessions s JOIN tasks t ON t.id = s.task_id "
-                     "WHERE s.run_id IN (:runs) UNION ALL SELECT s.run_id, t.name FROM submissions s "
-                     "JOIN tasks t ON t.id = s.task_id WHERE s.run_id IN (:runs)", runs=run_ids))
+def queued_teamless_tasks(rows) -> dict[int, str]:
+    """The task of each queued run of no team: its session's or its submission's (a session's `-d` tasks more are
+    in its run's spec). One query, no list of ids bound, however long the queue."""
+    part = ("SELECT r.id, t.name FROM runs r JOIN {kind} s ON s.run_id = r.id JOIN tasks t ON t.id = s.task_id "
+            "WHERE r.status = :queued AND r.team_id IS NULL")
+    return dict(rows(f"{part.format(kind='sessions')} UNION ALL {part.format(kind='submissions')}",
+                     queued=RunStatus.QUEUED.value))
 
 
 def _stamp(value) -> str | None:
