@@ -377,3 +377,23 @@ def test_an_era_import_must_be_a_dotted_name(cli, state_root):
     assert "[eras.x] imports[0]: 'transformers': expected MODULE.NAME" in r.stderr and r.stderr.count("\n") == 1
     (state_root / "harness.toml").write_text('[eras.x]\nbase = "harness"\nimports = ["a.b(.*)+"]\n')
     assert "imports[0]" in cli("image", "eras", code=2).stderr
+
+
+@pytest.mark.parametrize("files,ignore", [
+    ({"lib/pyvenv.cfg": "home = /usr\n", "lib/model.py": "from transformers import AdamW\n"}, "pyvenv.cfg\n"),
+    ({"requirements.txt": "transformers==4.30.2\n", "main.py": "from transformers import AdamW\n"},
+     "requirements.txt\n"),
+    ({"requirements.txt": "#nsml: python:3.7\n", "main.py": "print(1)\n"}, "requirements.txt\n"),
+    ({"setup.py": "#nsml: python:3.7\n", "main.py": "print(1)\n"}, "*\n!main.py\n"),
+])
+def test_the_era_chosen_at_run_is_the_one_the_snapshot_gets(tmp_path, files, ignore):
+    """`run` reads the participant's folder; the launch reads its snapshot, which leaves out what .nsmlignore lists:
+    both must choose the same era (the review's cases). The files that define the environment are always taken."""
+    from harness.runs.snapshot import snapshot_code
+    from harness.runtime.environments import choose_era
+    folder = tmp_path / "src"
+    for rel, text in {**files, ".nsmlignore": ignore}.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    snapshot_code(folder, tmp_path / "snap")
+    assert choose_era(folder, None).era.name == choose_era(tmp_path / "snap", None).era.name

@@ -70,12 +70,12 @@ def test_an_nsmlignore_that_would_backtrack_is_one_line_and_matching_stays_linea
     src.mkdir()
     (src / "main.py").write_text("print(1)\n")
     (src / ("a" * 200 + ".py")).write_text("x = 1\n")
-    for text, said in (("*a*a*a*a*a*c\n", ".nsmlignore:1: '*a*a*a*a*a*c': at most one * between slashes"),
+    for ignore, said in (("*a*a*a*a*a*c\n", ".nsmlignore:1: '*a*a*a*a*a*c': at most one * between slashes"),
                        ("data/\n**/x/**/y\n", ".nsmlignore:2: '**/x/**/y': at most one * between slashes"),
                        ("x" * 300 + "\n", "a pattern of over 256 characters"),
                        ("".join(f"f{i}\n" for i in range(code_ignore.MAX_PATTERNS + 1)), "more than 64 patterns"),
                        ("# c\n" * 20000, "over 65536 bytes")):
-        (src / ".nsmlignore").write_text(text)
+        (src / ".nsmlignore").write_text(ignore)
         r = cli("run", "-d", "tiny", src, code=2)
         assert said in r.stderr and r.stderr.count("\n") == 1 and "Traceback" not in r.output, (said, r.output)
     assert cli.json("ps", "-a") == []  # nothing was queued

@@ -20,6 +20,8 @@ IGNORE_FILE = ".nsmlignore"
 MAX_PATTERNS = 64
 MAX_PATTERN_CHARS = 256
 MAX_IGNORE_BYTES = 64 << 10  # (comments included)
+ENVIRONMENT_FILES = ("requirements.txt", "setup.py", "nsml_package.txt")  # at the top: what `run` builds the run's
+#                 environment from, so always taken (an .nsmlignore that listed one made `run` and the launch differ)
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
                   f"/{STATE_DIR}/", f"/{DEFAULT_DB_FILE}", f"/{DEFAULT_DB_FILE}-*", f"/{SETTINGS_FILE}"]  # a state
 #                 root's own files (a code folder that is one, or in one): never code
@@ -36,6 +38,7 @@ def ignore_spec(src: Path):
         if len(data) > MAX_IGNORE_BYTES:
             raise UserError(f"{IGNORE_FILE}: over {MAX_IGNORE_BYTES} bytes")
         lines += _checked(data.decode("utf-8", errors="replace"))
+    lines += [f"!/{name}" for name in ENVIRONMENT_FILES]  # (the last rule that matches decides)
     return pathspec.PathSpec.from_lines("gitignore", lines)
 
 

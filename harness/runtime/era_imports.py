@@ -11,9 +11,10 @@ What is read, bounded and never run: the `.py` files of the folder up to MAX_DEP
 folders, `__pycache__` or a virtualenv's, nor what `.nsmlignore` lists: the files the run's snapshot will have,
 harness.core.code_ignore), at most MAX_FILES of them in name order, MAX_BYTES of each and MAX_TOTAL in all. It
 runs again as the scheduler launches the run, so every step is linear in what it reads (a parenthesised list is
-read up to MAX_LIST characters, and MAX_STATEMENTS statements of each module per file). A name is used when a line starts `from MODULE import` with NAME among what it
-imports (parenthesised lists too), or when `MODULE.NAME` is written outside a comment. (A string that spells
-such a line counts too: `run` names the file and line, and a pin of the package decides instead.)
+read up to MAX_LIST characters, and MAX_STATEMENTS statements of each module per file). A name is used when a
+line starts `from MODULE import` with NAME among what it imports (parenthesised lists too), or when
+`MODULE.NAME` is written outside a comment. (A string that spells such a line counts too: `run` names the file
+and line, and a pin of the package decides instead.)
 """
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ MAX_STATEMENTS = 64  # `from MODULE import` statements read per file and name
 SKIPPED = {"__pycache__", "site-packages", "node_modules"}
 
 
+def _virtualenv(code: Path, rel: Path, ignored) -> bool:
+    """A virtualenv's folder (its pyvenv.cfg, unless the snapshot leaves that out: then both scans read it)."""
+    return (code / rel / "pyvenv.cfg").exists() and not ignored.match_file((rel / "pyvenv.cfg").as_posix())
+
+
 def _sources(code: Path):
     """(relative path, text) of the folder's Python files that are read (see the module's text)."""
     ignored = ignore_spec(code)
@@ -42,7 +48,7 @@ def _sources(code: Path):
         rel = Path(here).relative_to(code)
         dirs[:] = sorted(d for d in dirs if len(rel.parts) < MAX_DEPTH and not d.startswith(".") and d not in SKIPPED
                          and not ignored.match_file(f"{(rel / d).as_posix()}/")
-                         and not (Path(here, d) / "pyvenv.cfg").exists())
+                         and not _virtualenv(code, rel / d, ignored))
         for name in sorted(files):
             path = Path(here, name)
             if not name.endswith(".py") or ignored.match_file((rel / name).as_posix()) or path.is_symlink() \
