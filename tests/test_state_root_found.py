@@ -264,3 +264,17 @@ def test_the_password_rule_sees_every_password_sqlalchemy_reads():
         if parsed.password or "password" in parsed.query:
             assert has_password(url), (url, parsed.password, dict(parsed.query))
     same()
+
+
+def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(cli, state_root, monkeypatch):
+    """The review's URLs: a password in the query, one with '@' or ':' in it (the mistake that makes the URL
+    unreadable, so the driver quotes a piece of it as a host or a port)."""
+    from harness.core.setting_values import has_password
+    assert has_password("postgresql://u@h/db?sslpassword=s3cret")
+    for url in ("postgresql+nosuch://h/db?password=s3cret", "postgresql://u:pa@ss:s3cret@h/db",
+                "postgresql+psycopg://u@127.0.0.1:1/db?password=s3cret&sslpassword=s3cret",
+                "postgresql+psycopg://u:p@s3cret@127.0.0.1:1/db"):
+        monkeypatch.setenv("HARNESS_DB", url)
+        said = cli("ps", code=None).output
+        assert "s3cret" not in said and "Traceback" not in said and said.strip().count("\n") == 0, (url, said)
+        assert "127.0.0.1:1/db" in said or "h/db" in said, said  # (where it is: not what unlocks it)

@@ -107,8 +107,11 @@ def _first_sentence(command) -> str:
 
 def _db_where(ctx) -> str:
     settings = getattr(ctx.obj, "_settings", None)
-    url = settings.db_url if settings is not None else "the store"
-    return url.removeprefix("sqlite:///")
+    if settings is None:
+        return "the store"
+    from harness.core.setting_values import shown_url
+    return settings.db_url.removeprefix("sqlite:///") if settings.db_url.startswith("sqlite:///") \
+        else shown_url(settings.db_url)
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)

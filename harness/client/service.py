@@ -78,10 +78,11 @@ class ServiceApi(Api):
             lines = (self.folder / LOG_NAME).read_text(errors="replace").strip().splitlines()
         except OSError:
             lines = []
-        if not lines:
-            return f"see {self.folder / LOG_NAME}"
-        return lines[-1].removeprefix("harness.core.errors.UserError: ")  # (a traceback's last line: the user's
-        #                                                                  mistake is said in its own words)
+        import re
+        raised = [ln for ln in lines if re.match(r"[A-Za-z_][\w.]*(Error|Exception): ", ln)]  # (not a driver's
+        if not raised:  #                                                   hint on a line of its own after it)
+            return lines[-1] if lines else f"see {self.folder / LOG_NAME}"
+        return raised[-1].removeprefix("harness.core.errors.UserError: ")  # (the user's mistake in its own words)
 
     def _request(self, op: Operation, values: dict, progress=None):
         """Send OP's call; the connection and its reader, the reply line read (progress lines before it handed

@@ -93,7 +93,33 @@ def has_password(url: str) -> bool:
     cut = min((i for i in (rest.find(":"), rest.find("/")) if i >= 0), default=-1)
     if cut >= 0 and rest[cut] == ":" and rest.find("@", cut + 1) > cut + 1:
         return True
-    return any(key.strip().lower() == "password" for key in parse_qs(rest.partition("?")[2], keep_blank_values=True))
+    return any(key.strip().lower() in SECRET_KEYS for key in parse_qs(rest.partition("?")[2], keep_blank_values=True))
+
+
+SECRET_KEYS = ("password", "sslpassword")  # query parameters libpq takes a secret from
+
+
+def shown_url(url: str) -> str:
+    """A database URL as a message may show it: its scheme, host, port and database; never what comes before its
+    last '@' (a user and password, whatever they hold) nor its query."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return "a database URL"
+    return f"{scheme[:40]}://{rest[rest.rfind('@') + 1:].partition('?')[0]}"
+
+
+def redacted(text: str, url: str) -> str:
+    """TEXT (a driver's error, which may quote a host that is half a mistyped password) without URL's secrets."""
+    from urllib.parse import parse_qs
+    rest = url.partition("://")[2]
+    secret = rest[:rest.rfind("@")].partition(":")[2] if "@" in rest else ""
+    pieces = {secret, *re.split(r"[@:/?#]", secret)}
+    for key, values in parse_qs(rest.partition("?")[2], keep_blank_values=True).items():
+        pieces.update(values if key.strip().lower() in SECRET_KEYS else ())
+    for piece in sorted(pieces, key=len, reverse=True):
+        if len(piece) >= 2:
+            text = text.replace(piece, "***")
+    return " ".join(text.split())  # (one line: libpq adds its hints on lines of their own)
 
 
 def private_if_secret(path, url: str | None, env_name: str) -> None:

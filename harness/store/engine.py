@@ -16,6 +16,7 @@ from sqlalchemy.orm import sessionmaker
 
 from harness.core import finite_json
 from harness.core.errors import UserError
+from harness.core.setting_values import redacted, shown_url
 
 from .quick import MIGRATIONS, code_head
 
@@ -39,17 +40,9 @@ def make_engine(url: str) -> Engine:
         else:  # (JSON columns hold finite numbers only: PostgreSQL's json type refuses NaN and Infinity)
             engine = create_engine(url, pool_pre_ping=True, json_serializer=finite_json.dumps)
     except (ArgumentError, ModuleNotFoundError, ValueError) as exc:  # (ValueError: a port that is no number)
-        raise UserError(f"--db (or HARNESS_DB, or db in harness.toml): cannot use {_shown(url)}: {exc}") from None
+        raise UserError(f"--db (or HARNESS_DB, or db in harness.toml): cannot use {shown_url(url)!r}: "
+                        f"{redacted(str(exc), url)}") from None
     return engine
-
-
-def _shown(url: str) -> str:
-    """URL as an error may print it: never its password."""
-    from sqlalchemy.engine import make_url
-    try:
-        return repr(make_url(url).render_as_string(hide_password=True))
-    except (ArgumentError, ValueError):
-        return f"a {url.split(':', 1)[0][:40]!r} URL"
 
 
 def _alembic_config(engine: Engine):
@@ -82,7 +75,8 @@ def migrate(engine: Engine) -> None:
             folder = Path(engine.url.database).parent
             if not os.access(folder, os.W_OK):
                 hint = f" ({folder} is not writable: a read-only file system or missing permission)"
-        raise UserError(f"--db: cannot open {engine.url!r}: {exc.orig}{hint}") from None
+        url = engine.url.render_as_string(hide_password=False)
+        raise UserError(f"--db: cannot open {shown_url(url)!r}: {redacted(str(exc.orig), url)}{hint}") from None
     if current != code_head():
         from alembic import command
 
