@@ -43,3 +43,16 @@ def test_apt_lines_are_package_names_or_a_one_line_refusal(text):
         assert "\n" not in str(exc)
         return
     assert all(APT_NAME.match(name) for name in out.split())
+
+
+def test_a_setup_py_nested_past_the_parser_is_one_line(tmp_path):
+    """`x = 1+1+...` and `x = ----1` made the parser raise RecursionError and MemoryError: an HTTP 500 (the
+    review's attack); they are the same one-line refusal as any setup.py that does not parse."""
+    import pytest
+
+    from harness.runtime.images import install_requires
+    setup = tmp_path / "setup.py"
+    for text in ("x = " + "+".join(["1"] * 120_000) + "\n", "x = " + "-" * 200_000 + "1\n"):
+        setup.write_text(text)
+        with pytest.raises(ImageError, match=r"^setup.py: cannot parse: nested too deeply to read$"):
+            install_requires(setup)

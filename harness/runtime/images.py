@@ -93,15 +93,18 @@ def install_requires(setup_py: Path) -> list[str]:
     """The literal ``install_requires=[...]`` of a setup.py, read without running it."""
     try:
         tree = ast.parse(_read_bounded(setup_py))
+        calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
     except SyntaxError as exc:
         raise ImageError(f"{setup_py.name}: cannot parse: {exc}") from None
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "setup":
+    except (RecursionError, MemoryError, ValueError):  # (nested past the parser's depth: `1+1+...`, `----1`)
+        raise ImageError(f"{setup_py.name}: cannot parse: nested too deeply to read") from None
+    for node in calls:
+        if getattr(node.func, "id", getattr(node.func, "attr", "")) == "setup":
             for kw in node.keywords:
                 if kw.arg == "install_requires":
                     try:
                         items = [str(r) for r in ast.literal_eval(kw.value)]
-                    except ValueError:
+                    except (ValueError, TypeError, RecursionError, MemoryError):
                         raise ImageError(f"{setup_py.name}: install_requires must be a literal list") from None
                     if len(items) > MAX_REQUIREMENTS:
                         raise ImageError(f"{setup_py.name}: install_requires: over {MAX_REQUIREMENTS} requirements")
