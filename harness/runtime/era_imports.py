@@ -57,12 +57,12 @@ def _sources(code: Path):
             if count == MAX_FILES or total >= MAX_TOTAL:
                 return
             count += 1
-            try:  # (never blocks: a FIFO swapped in after the check opens and reads nothing)
+            try:  # (never blocks: a FIFO swapped in after the check opens and reads nothing; a folder: skipped)
                 fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+                with os.fdopen(fd, "rb") as fh:
+                    data = fh.read(min(MAX_BYTES, MAX_TOTAL - total)) or b""
             except OSError:
                 continue
-            with os.fdopen(fd, "rb") as fh:
-                data = fh.read(min(MAX_BYTES, MAX_TOTAL - total)) or b""
             total += len(data)
             yield (rel / name).as_posix(), data.decode("utf-8", errors="replace")
 
