@@ -397,3 +397,26 @@ def test_the_era_chosen_at_run_is_the_one_the_snapshot_gets(tmp_path, files, ign
         (folder / rel).write_text(text)
     snapshot_code(folder, tmp_path / "snap")
     assert choose_era(folder, None).era.name == choose_era(tmp_path / "snap", None).era.name
+
+
+def test_environment_files_are_taken_as_files_only(cli, tiny_task, tmp_path):
+    """The review's cases: a folder named requirements.txt is matched by the rules like any other (its .git/ and
+    what .nsmlignore lists stay out); a requirements.txt that is a link (whose target the snapshot may leave out)
+    is one line at run."""
+    from harness.runs.snapshot import snapshot_code
+    src = tmp_path / "src"
+    for rel in ("requirements.txt/big.bin", "requirements.txt/.git/config", "setup.py/data/huge.bin", "main.py"):
+        (src / rel).parent.mkdir(parents=True, exist_ok=True)
+        (src / rel).write_text("x\n")
+    (src / ".nsmlignore").write_text("*.bin\ndata/\n")
+    snapshot_code(src, tmp_path / "snap")
+    assert sorted(p.relative_to(tmp_path / "snap").as_posix() for p in (tmp_path / "snap").rglob("*")
+                  if p.is_file()) == [".nsmlignore", "main.py"]
+    linked = tmp_path / "linked"
+    (linked / "data").mkdir(parents=True)
+    (linked / "data" / "reqs.txt").write_text("six==1.16.0\n")
+    (linked / "requirements.txt").symlink_to("data/reqs.txt")
+    (linked / "main.py").write_text("print(1)\n")
+    (linked / ".nsmlignore").write_text("data/\n")
+    r = cli("run", "-d", "tiny", linked, code=2)
+    assert "requirements.txt: a symbolic link; the run needs the file itself" in r.stderr and "Traceback" not in r.output

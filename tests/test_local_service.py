@@ -332,3 +332,17 @@ def test_the_store_url_is_on_no_command_line(scored, state_root):
         assert not any(b"leaderboard.db" in a or b"sqlite:" in a for a in argv), argv
         environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
         assert f"HARNESS_DB={url}".encode() in environ
+
+
+def test_the_evaluator_never_inherits_the_store_url(service, tmp_path):
+    """The service and the scheduler read the URL from their environment, then drop it: the evaluation.py they run
+    (sandboxed or not) inherits their environment, and a prediction that took over an evaluator would read it."""
+    cli = Cli()
+    task = make_tiny_task(tmp_path / "tiny-task")
+    cli("dataset", "add", task, user=ORGANIZER)
+    (task / "evaluation.py").write_text("import os, sys\nprint('HARNESS_DB=' + repr(os.environ.get('HARNESS_DB')),"
+                                        " file=sys.stderr)\nsys.exit(1)\n")
+    name = run_session(cli, participant(tmp_path / "p", NSML_MAIN))
+    sub = cli.json("submit", name, "1", code=1)
+    log = cli("logs", "--submission", str(sub["id"]), user=ORGANIZER).stdout
+    assert "HARNESS_DB=None" in log, log

@@ -273,8 +273,12 @@ def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(cli, sta
     assert has_password("postgresql://u@h/db?sslpassword=s3cret")
     for url in ("postgresql+nosuch://h/db?password=s3cret", "postgresql://u:pa@ss:s3cret@h/db",
                 "postgresql+psycopg://u@127.0.0.1:1/db?password=s3cret&sslpassword=s3cret",
-                "postgresql+psycopg://u:p@s3cret@127.0.0.1:1/db"):
+                "postgresql+psycopg://u:p@s3cret@127.0.0.1:1/db",
+                "postgresql+psycopg://u:x7@s3cret/9zPw@127.0.0.1:1/db",  # (SQLAlchemy: host 's3cret', the rest a name)
+                "postgresql+psycopg://u:x7@Kq9z,s3cret@127.0.0.1:1/db",  # (libpq: hosts split at ',')
+                "postgresql+psycopg://u:Abc@De,s3cr%65t@127.0.0.1:1/db"):  # (percent-encoded)
         monkeypatch.setenv("HARNESS_DB", url)
         said = cli("ps", code=None).output
-        assert "s3cret" not in said and "Traceback" not in said and said.strip().count("\n") == 0, (url, said)
+        assert "s3cret" not in said and "s3cr%65t" not in said and "Traceback" not in said, (url, said)
+        assert said.strip().count("\n") == 0, said
         assert "127.0.0.1:1/db" in said or "h/db" in said, said  # (where it is: not what unlocks it)

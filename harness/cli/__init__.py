@@ -90,7 +90,7 @@ class HarnessGroup(click.Group):
             raise
         except Exception as exc:  # noqa: BLE001 - user mistakes and storage trouble are answered here
             if not isinstance(exc, UserError):
-                exc = storage_error(exc, lambda: _db_where(ctx))
+                exc = storage_error(exc, _db_url(ctx))
                 if exc is None:
                     raise
             from harness.core.escape import terminal  # a message may quote participant text
@@ -105,13 +105,9 @@ def _first_sentence(command) -> str:
     return text if end is None else text[:end.start() + 1]
 
 
-def _db_where(ctx) -> str:
+def _db_url(ctx) -> str | None:
     settings = getattr(ctx.obj, "_settings", None)
-    if settings is None:
-        return "the store"
-    from harness.core.setting_values import shown_url
-    return settings.db_url.removeprefix("sqlite:///") if settings.db_url.startswith("sqlite:///") \
-        else shown_url(settings.db_url)
+    return settings.db_url if settings is not None else None
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXAMPLES)

@@ -37,13 +37,15 @@ class StorageError(UserError):
     exit_code = 3
 
 
-def storage_error(exc: BaseException, db_where) -> StorageError | None:
+def storage_error(exc: BaseException, db_url: str | None) -> StorageError | None:
     """EXC worded as a StorageError when it is storage trouble (an OSError for a full, read-only or forbidden
-    disk; SQLAlchemy's or sqlite3's error for a store that cannot be used), else None. DB_WHERE() names the
-    store. The CLI and the local service word it here, once."""
+    disk; SQLAlchemy's or sqlite3's error for a store that cannot be used), else None. DB_URL: the store's (shown
+    without its secrets, core.setting_values), None where not known. The CLI and the local service word it here."""
     import errno
     import sqlite3
     import sys
+
+    from .setting_values import redacted, store_where
 
     reasons = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
                errno.EACCES: "permission denied", errno.EDQUOT: "disk quota exceeded"}
@@ -52,9 +54,10 @@ def storage_error(exc: BaseException, db_where) -> StorageError | None:
         return StorageError(f"{where}: {reasons[exc.errno]} (nothing was recorded for this command)")
     sa = sys.modules.get("sqlalchemy.exc")  # loaded only if the command used the library
     detail = str(getattr(exc, "orig", None) or exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = redacted(detail, db_url or "")
     if sa is not None and isinstance(exc, sa.OperationalError) or isinstance(exc, sqlite3.OperationalError):
         return StorageError(f"--db: {detail} (nothing was recorded for this command)")
     if sa is not None and isinstance(exc, sa.DatabaseError) or isinstance(exc, sqlite3.DatabaseError):
-        return StorageError(f"--db: {db_where()} is corrupt or not a database ({detail}); "
+        return StorageError(f"--db: {store_where(db_url)} is corrupt or not a database ({detail}); "
                             "nothing was recorded for this command")
     return None

@@ -108,14 +108,24 @@ def shown_url(url: str) -> str:
     return f"{scheme[:40]}://{rest[rest.rfind('@') + 1:].partition('?')[0]}"
 
 
+def store_where(url: str | None) -> str:
+    """The store as a message names it: an SQLite file's path, else `shown_url`."""
+    if not url:
+        return "the store"
+    return url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else shown_url(url)
+
+
 def redacted(text: str, url: str) -> str:
-    """TEXT (a driver's error, which may quote a host that is half a mistyped password) without URL's secrets."""
-    from urllib.parse import parse_qs
+    """TEXT (a driver's error, which may quote a host or a database name that is part of a mistyped password)
+    without any piece of URL's secrets: its password region, its pieces between any separator a driver splits at,
+    and their percent-decoded forms."""
+    from urllib.parse import parse_qs, unquote
     rest = url.partition("://")[2]
     secret = rest[:rest.rfind("@")].partition(":")[2] if "@" in rest else ""
-    pieces = {secret, *re.split(r"[@:/?#]", secret)}
+    pieces = {secret, *re.split(r"[@:/?#,;\s]", secret)}
     for key, values in parse_qs(rest.partition("?")[2], keep_blank_values=True).items():
         pieces.update(values if key.strip().lower() in SECRET_KEYS else ())
+    pieces |= {unquote(p) for p in pieces} | {p.replace("@", "%40") for p in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         if len(piece) >= 2:
             text = text.replace(piece, "***")

@@ -1,8 +1,7 @@
 """Every setting the harness reads, from one place.
 
 Order of precedence: explicit arguments (CLI flags) > environment variables > ``harness.toml`` in the state
-root > defaults.  No other module reads ``os.environ`` for configuration.
-"""
+root > defaults.  No other module reads ``os.environ`` for configuration."""
 from __future__ import annotations
 
 import getpass
@@ -311,10 +310,8 @@ def era_dir() -> Path:
 
 def terminal_columns() -> int:
     """The width tables are drawn to: $COLUMNS, else the terminal's, else (a pipe, a file) 100."""
-    try:
+    if os.environ.get("COLUMNS", "").isdigit():
         return int(os.environ["COLUMNS"])
-    except (KeyError, ValueError):
-        pass
     try:
         return os.get_terminal_size(1).columns or 100
     except OSError:
@@ -329,10 +326,14 @@ def python_module(module: str) -> list[str]:
 
 
 def inherited_environment(db_url: str | None = None) -> dict[str, str]:
-    """The environment processes started by the harness inherit (the runtimes filter it further). DB_URL: the
-    store one of the harness's own processes opens, given here and never on its command line, which /proc shows
-    to every account."""
+    """The environment processes started by the harness inherit (the runtimes filter it further). DB_URL: the store
+    of one of the harness's own processes: here, never on its command line, which /proc shows to every account."""
     return {**os.environ, **({ENV_DB: db_url} if db_url else {})}
+
+
+def forget_store_url() -> None:
+    """Once read: out of this process's environment, which its evaluators and tools inherit."""
+    os.environ.pop(ENV_DB, None)
 
 
 ENV_SERVER, ENV_TOKEN, ENV_CONFIG = "HARNESS_SERVER", "HARNESS_TOKEN", "HARNESS_CONFIG_DIR"

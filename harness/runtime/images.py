@@ -56,14 +56,23 @@ NSML_LINE = re.compile(r"#\s*nsml\s*:(.*)", re.IGNORECASE)  # `#nsml: IMAGE`, al
 LEADING_LINES = 10  # the comment lines read at the top of a file for it
 
 
+def environment_file(code: Path, name: str) -> Path | None:
+    """CODE's NAME (requirements.txt, setup.py, nsml_package.txt) when it has one; a link is one line: `run` reads
+    the folder, the launch its snapshot, whose copy of a link may point nowhere (its target left out)."""
+    path = code / name
+    if path.is_symlink():
+        raise UserError(f"{name}: a symbolic link; the run needs the file itself in its folder")
+    return path if path.is_file() else None
+
+
 def nsml_image_line(code: Path) -> str | None:
     """`#nsml: IMAGE` at the top of setup.py or requirements.txt: on its first line as NSML documented it, or on a
     later line of the comments that open the file (an entry that kept an old line commented out above it). At most
     LEADING_LINES lines of 1 KiB are read, and none past the first that is not a comment: the rest of a hostile file
     is never scanned here. A name that is not an image name is one line."""
     for name in ("setup.py", "requirements.txt"):
-        path = code / name
-        if not path.is_file():
+        path = environment_file(code, name)
+        if path is None:
             continue
         with open(path, "rb") as fh:
             for number in range(1, LEADING_LINES + 1):
@@ -159,16 +168,16 @@ def apt_packages(text: str, where: str) -> str:
 def requirements(code: Path) -> dict[str, str]:
     """The files that define a session's environment, checked and normalised, as build-context name → content."""
     files = {}
-    req = code / "requirements.txt"
-    if req.is_file():
+    req = environment_file(code, "requirements.txt")
+    if req is not None:
         files["requirements.txt"] = _clean(_read_bounded(req).splitlines(), "requirements.txt")
-    setup = code / "setup.py"
-    if setup.is_file():
+    setup = environment_file(code, "setup.py")
+    if setup is not None:
         reqs = install_requires(setup)
         if reqs:
             files[SETUP_REQUIREMENTS] = _clean(reqs, "setup.py: install_requires")
-    apt = code / "nsml_package.txt"
-    if apt.is_file():
+    apt = environment_file(code, "nsml_package.txt")
+    if apt is not None:
         files["nsml_package.txt"] = apt_packages(apt.read_text(encoding="utf-8", errors="replace"),
                                                  "nsml_package.txt")
     return {name: content for name, content in files.items() if content}

@@ -8,7 +8,7 @@ import time
 import traceback
 
 from harness.core import doorbell
-from harness.core.settings import Settings, load_settings
+from harness.core.settings import Settings, forget_store_url, load_settings
 from harness.store import open_store
 
 from .lease import FileLock, has_pending_work
@@ -84,6 +84,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(root=args.root, db=args.db, user="scheduler")
+    forget_store_url()  # (its evaluators and tools inherit its environment)
     if args.lock_fd is not None:
         lock = FileLock.adopt(settings.lock_path, args.lock_fd)
     else:

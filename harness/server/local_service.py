@@ -31,7 +31,7 @@ import traceback
 from harness.api import OPERATIONS, Kind
 from harness.api import local_wire as wire
 from harness.core.errors import PermissionDenied, UserError, storage_error
-from harness.core.settings import Settings, load_settings
+from harness.core.settings import Settings, forget_store_url, load_settings
 
 log = logging.getLogger("harness.service")
 POLL = 1.0  # seconds between looks at idleness, the state root and the socket
@@ -149,7 +149,7 @@ class Service:
     def _worded(self, exc: Exception) -> UserError:
         if isinstance(exc, UserError):
             return exc
-        worded = storage_error(exc, lambda: self.settings.db_url.removeprefix("sqlite:///"))
+        worded = storage_error(exc, self.settings.db_url)
         if worded is not None:
             return worded
         log.error("operation failed: %s", traceback.format_exc())
@@ -226,6 +226,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(process)d %(levelname)s %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(root=args.root, db=args.db, user="service")
+    forget_store_url()  # (its evaluators and tools inherit its environment)
     settings.ensure_dirs()
     folder = os.open(settings.state_dir, os.O_RDONLY | os.O_DIRECTORY)
     lock_fd = os.open(f"/proc/self/fd/{folder}/{args.socket}.lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)

@@ -65,7 +65,7 @@ def _current_revision(engine: Engine) -> str | None:
             return None
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: Engine, url: str | None = None) -> None:
     """Bring the schema to the newest revision (no-op when it is already there)."""
     try:
         current = _current_revision(engine)
@@ -75,7 +75,7 @@ def migrate(engine: Engine) -> None:
             folder = Path(engine.url.database).parent
             if not os.access(folder, os.W_OK):
                 hint = f" ({folder} is not writable: a read-only file system or missing permission)"
-        url = engine.url.render_as_string(hide_password=False)
+        url = url or engine.url.render_as_string(hide_password=False)  # (the URL as given: what a driver quotes)
         raise UserError(f"--db: cannot open {shown_url(url)!r}: {redacted(str(exc.orig), url)}{hint}") from None
     if current != code_head():
         from alembic import command
@@ -94,7 +94,7 @@ class Store:
     def __init__(self, url: str):
         self.url = url
         self.engine = make_engine(url)
-        migrate(self.engine)
+        migrate(self.engine, url)
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
