@@ -197,3 +197,40 @@ def test_the_counted_rule_has_one_meaning_in_python_and_in_both_sql_forms(tmp_pa
             assert chosen == {s.id for s in subs if s.counted} and len(chosen) == sum(counted(*c) for c in cases)
     finally:
         h.store.close()
+
+
+def test_the_launch_regate_reads_a_queue_of_any_length(tmp_path):
+    """20,000 queued runs of no team (past SQLite's stock limit of 32,766 variables when their ids were bound,
+    twice): one join, and each run of a task that has joined a round is named."""
+    from datetime import datetime
+
+    from sqlalchemy import insert, select
+
+    from harness.core.enums import RunKind, RunStatus
+    from harness.runs.create import refused_at_launch
+    from harness.store.engine import open_store
+    from harness.store.models import Contest, Round, Run, Session, Task, User
+    import sqlite3
+
+    from sqlalchemy import event
+    store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    event.listen(store.engine, "connect",  # (this build allows 250,000; a stock SQLite, 32,766)
+                 lambda conn, _record: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766))
+    store.engine.dispose()
+    n = 20_000
+    with store.tx() as db:
+        user, task, free = User(name="u"), Task(name="tiny", path="/t"), Task(name="free", path="/f")
+        contest = Contest(name="c")
+        db.add_all([user, task, free, contest])
+        db.flush()
+        db.add(Round(contest_id=contest.id, number=1, name="r1", tasks=["tiny"], starts_at=datetime(2026, 1, 1),
+                     ends_at=datetime(2026, 1, 2), results={}))
+        db.execute(insert(Run), [{"kind": RunKind.TRAIN, "status": RunStatus.QUEUED, "spec": {}, "gpu_ids": []}] * n)
+        ids = list(db.scalars(select(Run.id).order_by(Run.id)))
+        db.execute(insert(Session), [{"name": f"u/t/{i}", "number": i, "user_id": user.id, "run_id": run_id,
+                                      "task_id": (task if i % 2 else free).id, "entry": "main.py", "dir": "/d"}
+                                     for i, run_id in enumerate(ids)])
+    with store.tx() as db:
+        waiting = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all()
+        refused = refused_at_launch(db, waiting)
+    assert len(refused) == n // 2 and all("task tiny joined round c/r1" in why for why in refused.values())
