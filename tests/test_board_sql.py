@@ -202,17 +202,15 @@ def test_the_counted_rule_has_one_meaning_in_python_and_in_both_sql_forms(tmp_pa
 def test_the_launch_regate_reads_a_queue_of_any_length(tmp_path):
     """20,000 queued runs of no team (past SQLite's stock limit of 32,766 variables when their ids were bound,
     twice): one join, and each run of a task that has joined a round is named."""
+    import sqlite3
     from datetime import datetime
 
-    from sqlalchemy import insert, select
+    from sqlalchemy import event, insert, select
 
     from harness.core.enums import RunKind, RunStatus
     from harness.runs.create import refused_at_launch
     from harness.store.engine import open_store
     from harness.store.models import Contest, Round, Run, Session, Task, User
-    import sqlite3
-
-    from sqlalchemy import event
     store = open_store(f"sqlite:///{tmp_path / 'x.db'}")
     event.listen(store.engine, "connect",  # (this build allows 250,000; a stock SQLite, 32,766)
                  lambda conn, _record: conn.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 32_766))

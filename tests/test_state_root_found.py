@@ -282,3 +282,21 @@ def test_a_store_that_cannot_be_opened_is_one_line_without_its_password(cli, sta
         assert "s3cret" not in said and "s3cr%65t" not in said and "Traceback" not in said, (url, said)
         assert said.strip().count("\n") == 0, said
         assert "127.0.0.1:1/db" in said or "h/db" in said, said  # (where it is: not what unlocks it)
+
+
+def test_a_service_that_does_not_start_says_its_own_error_not_an_earlier_ones(state_root, monkeypatch):
+    """The log is every start's: the words of this start are read, never an earlier one's last error."""
+    import sys
+
+    import pytest
+
+    from harness.client.service import ServiceApi
+    from harness.core.errors import UserError
+    from harness.core.settings import load_settings
+    (state_root / ".harness").mkdir(exist_ok=True)
+    (state_root / ".harness" / "service.log").write_text("harness.core.errors.UserError: stale words of before\n")
+    monkeypatch.setattr("harness.core.settings.python_module",
+                        lambda _module: [sys.executable, "-I", "-m", "no_such_module_here"])
+    with pytest.raises(UserError) as raised:
+        ServiceApi(load_settings()).whoami()
+    assert "no_such_module_here" in str(raised.value) and "stale" not in str(raised.value), str(raised.value)

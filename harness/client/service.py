@@ -30,6 +30,7 @@ class ServiceApi(Api):
         self.folder = settings.state_dir
         self.name = wire.socket_name(settings, wire.code_stamp())
         self._settings = settings.to_wire()
+        self._log_from = 0  # where the log's lines of the service this client started begin
 
     # -- plumbing -------------------------------------------------------------------------------------------
     def _connect(self) -> socket.socket:
@@ -64,6 +65,7 @@ class ServiceApi(Api):
 
         from harness.core.settings import inherited_environment, python_module
         log = os.open(self.folder / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        self._log_from = os.fstat(log).st_size  # (what this start writes: not an earlier start's last words)
         try:  # (-P and cwd: nothing from the folder the user typed the command in is importable there)
             return subprocess.Popen(
                 [*python_module("harness.server.local_service"), "--root", str(self.settings.root),
@@ -75,7 +77,9 @@ class ServiceApi(Api):
 
     def _log_tail(self) -> str:
         try:
-            lines = (self.folder / LOG_NAME).read_text(errors="replace").strip().splitlines()
+            with open(self.folder / LOG_NAME, "rb") as fh:
+                fh.seek(max(self._log_from, os.fstat(fh.fileno()).st_size - (64 << 10)))  # (its last 64 KiB)
+                lines = fh.read().decode(errors="replace").strip().splitlines()
         except OSError:
             lines = []
         import re
