@@ -181,7 +181,6 @@ def _read_file(root: Path) -> dict:
     return data
 
 
-
 _WIRE_KINDS = {"int": int, "str": str, "Path": str}  # what a field's type is as JSON
 _OPTIONAL = {f.name: _WIRE_KINDS[f.type.split(" | ")[0]] for f in fields(Settings)
              if f.type.endswith(" | None")}  # fields that may be None, read from Settings' own annotations

@@ -128,10 +128,9 @@ def _check_pinned(where: str, text: str, pins: dict[str, str], era) -> None:
 def notices(code: Path, root: Path | None = None) -> list[str]:
     """What `run` says of the process runtime's environment for CODE: the era it chose and why, and what it
     does not apply."""
-    from . import eras
     out = []
     choice = choose_era(code, root)
-    if choice.image or choice.era.name != eras.HARNESS:  # (no line and no import that calls for an era: silent)
+    if not choice.is_default:
         out.append(f"environment: era {choice.era.name}: {choice.why}")
     if (code / "nsml_package.txt").is_file():
         out.append("nsml_package.txt (apt packages) applies in the docker runtime only")

@@ -162,6 +162,11 @@ class Choice:
     image: str | None
     why: str
 
+    @property
+    def is_default(self) -> bool:
+        """Nothing chose it: no image line, no import that calls for an era (the harness's own; `run` is silent)."""
+        return self.image is None and self.era is not None and self.era.name == HARNESS
+
 
 TAGS = (("torch", re.compile(r"torch[:/_-]?v?(\d{1,3})\.(\d{1,3})(?!\d)")),
         ("tensorflow", re.compile(r"(?:tensorflow|tf)[:/_-]?v?(\d{1,3})\.(\d{1,3})(?!\d)")),

@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
-from harness.runtime import entry_flags, environments, eras
+from harness.runtime import entry_flags, environments
 from harness.state import Harness
 from harness.store.models import Checkpoint
 
@@ -143,7 +143,7 @@ def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -
     try:
         choice = environments.choose_era(code, root)
         wanted = environments.wanted(code, choice.era)
-        era = "" if choice.era.name == eras.HARNESS and not choice.image else f"; era {choice.era.name}: {choice.why}"
+        era = "" if choice.is_default else f"; era {choice.era.name}: {choice.why}"
         steps.append(Step("requirements", Level.PASS, (", ".join(sorted(wanted)) + " accepted" if wanted
                           else "none (the harness's environment)" if not era else "none") + era))
     except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
