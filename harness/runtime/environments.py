@@ -38,7 +38,7 @@ from harness.core.errors import UserError
 from harness.core.safefs import remove_tree
 
 from . import env_builds, env_store, sandbox
-from .images import SETUP_REQUIREMENTS, ImageError, install_requires, nsml_image_line, requirements, with_era_packages
+from .images import SETUP_REQUIREMENTS, ImageError, code_era, install_requires, requirements, with_era_packages
 
 PINNED = ("torch", "tensorflow", "tensorflow-cpu")  # frameworks a session uses but never reinstalls: its
 #                                                      environment's build (the harness's, or its era's) is kept
@@ -163,11 +163,9 @@ class RunEnvironment:
 
 
 def choose_era(code: Path, root: Path | None):
-    """The era CODE's `#nsml:` line resolves to for the process runtime (harness.runtime.eras); with no line, the
-    era its imports call for (harness.runtime.era_imports), else the harness's own."""
-    from . import era_imports, eras
-    line, catalogue = nsml_image_line(code), eras.catalogue(root)
-    return (None if line else era_imports.choose(code, catalogue)) or eras.resolve(line, catalogue)
+    """The era of CODE's environment for the process runtime (images.code_era), else the harness's own."""
+    from . import eras
+    return code_era(code, root) or eras.resolve(None, eras.catalogue(root))
 
 
 @dataclass(frozen=True)

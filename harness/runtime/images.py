@@ -264,7 +264,7 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     its packages. ALLOWED: the `[docker] images` patterns."""
     choice = _choice(client, code, root, (*allowed, manifest_image or "", default_image), manifest_image)
     if choice is None or choice.era is None:
-        return nsml_image_line(code) or manifest_image or default_image, ()
+        return (choice and choice.image) or manifest_image or default_image, ()
     era = choice.era
     if era.has_rootfs:
         from .eras import docker_image
@@ -275,17 +275,23 @@ def resolve_base(client, code: Path, manifest_image: str | None, default_image: 
     return manifest_image or default_image, era.packages
 
 
-def _choice(client, code: Path, root: Path | None, allowed: tuple[str, ...], task_image: str | None):
-    """What CODE's `#nsml:` line resolves to for the docker runtime (CLIENT None: no engine answers, so no image
-    is here; an image that is not usable is never looked up); with no line, the era its imports call for on the
-    default image, which is the harness's environment (None: none does, or the task has an image of its own,
-    whose libraries are the organizer's choice: either is used as it is)."""
+def code_era(code: Path, root: Path | None, present=None, by_imports: bool = True):
+    """The one order of what chooses CODE's environment (an eras.Choice, or None: nothing does): its `#nsml:` line
+    (PRESENT(image): the docker runtime has it, as harness.runtime.eras.resolve), else, BY_IMPORTS, the era its
+    imports call for (harness.runtime.era_imports)."""
     from . import era_imports, eras
     line = nsml_image_line(code)
-    if not line:
-        return None if task_image else era_imports.choose(code, eras.catalogue(root))
-    return eras.resolve(line, eras.catalogue(root),
-                        lambda image: client is not None and usable(image, allowed) and _present(client, image))
+    if line:
+        return eras.resolve(line, eras.catalogue(root), present)
+    return era_imports.choose(code, eras.catalogue(root)) if by_imports else None
+
+
+def _choice(client, code: Path, root: Path | None, allowed: tuple[str, ...], task_image: str | None):
+    """`code_era` for the docker runtime (CLIENT None: no engine answers, so no image is here; an image that is not
+    usable is never looked up). Imports choose an era on the default image only, which is the harness's
+    environment: a task's own image is the organizer's choice, used as it is."""
+    return code_era(code, root, lambda image: client is not None and usable(image, allowed) and _present(client, image),
+                    by_imports=not task_image)
 
 
 def describe_base(code: Path, settings, manifest_image: str | None = None) -> str | None:
