@@ -22,7 +22,8 @@ import os
 import re
 from pathlib import Path
 
-from packaging.requirements import InvalidRequirement, Requirement
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from harness.core.code_ignore import ignore_spec
 
@@ -107,14 +108,8 @@ def _required(code: Path) -> set[str]:
         files = requirements(code)
     except ImageError:
         return set()
-    out = set()
-    for name in ("requirements.txt", SETUP_REQUIREMENTS):
-        for line in files.get(name, "").splitlines():
-            try:
-                out.add(Requirement(line.split(" #", 1)[0].strip()).name.lower().replace("_", "-"))
-            except InvalidRequirement:
-                continue
-    return out
+    return {canonicalize_name(Requirement(line).name)  # (lines images.requirement_line normalised: each parses)
+            for name in ("requirements.txt", SETUP_REQUIREMENTS) for line in files.get(name, "").splitlines()}
 
 
 def choose(code: Path, eras: dict):
@@ -124,7 +119,7 @@ def choose(code: Path, eras: dict):
     if not wanted:
         return None
     required = _required(code)
-    wanted = [(era, d) for era, d in wanted if d.split(".")[0].lower().replace("_", "-") not in required]
+    wanted = [(era, d) for era, d in wanted if canonicalize_name(d.split(".")[0]) not in required]
     for rel, text in _sources(code) if wanted else ():
         for era, dotted in wanted:
             line = _used(text, dotted)

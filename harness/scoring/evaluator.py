@@ -157,7 +157,6 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
     if in_docker and proc.returncode == 137:
         return out_of_bounds(f"evaluation.py ran past {time_limit:g} s or out of its memory (killed in its "
                              f"container)", prediction, label)
-    said = _tail(proc.stderr) or _tail(proc.stdout)
     if proc.returncode != 0:
         err = _last_line(proc.stderr) or _last_line(proc.stdout) or f"exit code {proc.returncode}"
         if INVALID_MARKER in proc.stderr.lower():
@@ -167,7 +166,8 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
             #                                     prediction is not; and the worst it does is out_of_bounds' rule)
             return out_of_bounds(f"evaluation.py ran out of its {memory}-byte memory", prediction, label)
         return ScoreResult(None, FailureReason.SCORER_ERROR,
-                           f"evaluation.py failed{_where_failed(proc.stderr, evaluation_py)}: {err}", said)
+                           f"evaluation.py failed{_where_failed(proc.stderr, evaluation_py)}: {err}",
+                           _tail(proc.stderr) or _tail(proc.stdout))
     score = _parse_score(proc.stdout)
     if score is None:
         return ScoreResult(None, FailureReason.SCORER_ERROR,
