@@ -84,19 +84,25 @@ def hosts(value, where: str) -> list[str]:
     return [str(w) for w in value]
 
 
+SECRET_KEYS = ("password", "sslpassword")  # query parameters libpq takes a secret from
+
+
+def _query_secrets(rest: str) -> list[str]:
+    """The values of the SECRET_KEYS in the query of REST (a URL after its '://'), blank ones too."""
+    from urllib.parse import parse_qs
+    return [value for key, values in parse_qs(rest.partition("?")[2], keep_blank_values=True).items()
+            if key.strip().lower() in SECRET_KEYS for value in values]
+
+
 def has_password(url: str) -> bool:
     """Whether a database URL may carry a password, read as SQLAlchemy reads one (`name://user:password@...`, the
     user ending at the first ':' or '/', the password at the next '@', so it may hold '/', '?' or '#'), or as a
     `password=` query parameter. Errs towards yes: a URL it cannot tell about is taken to have one."""
-    from urllib.parse import parse_qs
     rest = url.partition("://")[2]
     cut = min((i for i in (rest.find(":"), rest.find("/")) if i >= 0), default=-1)
     if cut >= 0 and rest[cut] == ":" and rest.find("@", cut + 1) > cut + 1:
         return True
-    return any(key.strip().lower() in SECRET_KEYS for key in parse_qs(rest.partition("?")[2], keep_blank_values=True))
-
-
-SECRET_KEYS = ("password", "sslpassword")  # query parameters libpq takes a secret from
+    return bool(_query_secrets(rest))
 
 
 def shown_url(url: str) -> str:
@@ -119,12 +125,10 @@ def redacted(text: str, url: str) -> str:
     """TEXT (a driver's error, which may quote a host or a database name that is part of a mistyped password)
     without any piece of URL's secrets: its password region, its pieces between any separator a driver splits at,
     and their percent-decoded forms."""
-    from urllib.parse import parse_qs, unquote
+    from urllib.parse import unquote
     rest = url.partition("://")[2]
     secret = rest[:rest.rfind("@")].partition(":")[2] if "@" in rest else ""
-    pieces = {secret, *re.split(r"[@:/?#,;\s]", secret)}
-    for key, values in parse_qs(rest.partition("?")[2], keep_blank_values=True).items():
-        pieces.update(values if key.strip().lower() in SECRET_KEYS else ())
+    pieces = {secret, *re.split(r"[@:/?#,;\s]", secret), *_query_secrets(rest)}
     pieces |= {unquote(p) for p in pieces} | {p.replace("@", "%40") for p in pieces}
     for piece in sorted(pieces, key=len, reverse=True):
         if len(piece) >= 2:

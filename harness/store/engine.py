@@ -65,8 +65,9 @@ def _current_revision(engine: Engine) -> str | None:
             return None
 
 
-def migrate(engine: Engine, url: str | None = None) -> None:
-    """Bring the schema to the newest revision (no-op when it is already there)."""
+def migrate(engine: Engine, url: str) -> None:
+    """Bring the schema to the newest revision (no-op when it is already there). URL: the store's, as given (what a
+    driver's error may quote, and so what is kept out of one)."""
     try:
         current = _current_revision(engine)
     except OperationalError as exc:
@@ -75,7 +76,6 @@ def migrate(engine: Engine, url: str | None = None) -> None:
             folder = Path(engine.url.database).parent
             if not os.access(folder, os.W_OK):
                 hint = f" ({folder} is not writable: a read-only file system or missing permission)"
-        url = url or engine.url.render_as_string(hide_password=False)  # (the URL as given: what a driver quotes)
         raise UserError(f"--db: cannot open {shown_url(url)!r}: {redacted(str(exc.orig), url)}{hint}") from None
     if current != code_head():
         from alembic import command
