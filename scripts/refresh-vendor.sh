@@ -1,13 +1,11 @@
 #!/usr/bin/env bash
-# Vendor the web dashboard's two browser libraries — uPlot (MIT, charts) and htmx (0BSD, live page parts): fetch
-# the pinned releases from the npm registry, check the registry's sha512, and write harness/web/static/vendor/
+# Vendor the web dashboard's browser library — uPlot (MIT, charts): fetch
+# the pinned release from the npm registry, check the registry's sha512, and write harness/web/static/vendor/
 # plus VENDOR.txt (versions, sources, sha256 of each file). The harness never fetches them at run time; run this
 # only to move a pin (edit the versions and integrities, run, commit).
 set -euo pipefail
 VERSION=${VERSION:-1.6.32}
 INTEGRITY=${INTEGRITY:-sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==}
-HTMX=${HTMX:-2.0.11}
-HTMX_INTEGRITY=${HTMX_INTEGRITY:-sha512-Thx/WtpeOQqSrqBCw/A1cwGJGg4UrVa3+sW0GmrM3p4gJgO89ecH4qtbnyzDDWFvBTqjnIMCgELTNt636dtamA==}
 cd "$(dirname "$0")/.."
 dest=harness/web/static/vendor
 tmp=$(mktemp -d)
@@ -19,15 +17,11 @@ fetch() {  # NAME URL INTEGRITY: unpack the checked tarball into $tmp/NAME
   mkdir -p "$tmp/$1" && tar -xzf "$tmp/$1.tgz" -C "$tmp/$1"
 }
 fetch uplot "https://registry.npmjs.org/uplot/-/uplot-${VERSION}.tgz" "$INTEGRITY"
-fetch htmx "https://registry.npmjs.org/htmx.org/-/htmx.org-${HTMX}.tgz" "$HTMX_INTEGRITY"
 rm -rf "$dest" && mkdir -p "$dest"
 cp "$tmp/uplot/package/dist/uPlot.iife.min.js" "$tmp/uplot/package/dist/uPlot.min.css" "$dest/"
 cp "$tmp/uplot/package/LICENSE" "$dest/uPlot.LICENSE"
-cp "$tmp/htmx/package/dist/htmx.min.js" "$dest/"
-cp "$tmp/htmx/package/LICENSE" "$dest/htmx.LICENSE"
 {
   echo "uPlot ${VERSION} (MIT), https://registry.npmjs.org/uplot/-/uplot-${VERSION}.tgz ${INTEGRITY}"
-  echo "htmx ${HTMX} (0BSD), https://registry.npmjs.org/htmx.org/-/htmx.org-${HTMX}.tgz ${HTMX_INTEGRITY}"
-  (cd "$dest" && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE htmx.min.js htmx.LICENSE)
+  (cd "$dest" && sha256sum uPlot.iife.min.js uPlot.min.css uPlot.LICENSE)
 } > "$dest/VENDOR.txt"
 cat "$dest/VENDOR.txt"

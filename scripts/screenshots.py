@@ -140,7 +140,7 @@ def shoot(url: str, token: str, session: str, submission: int, out: Path, chromi
 
 
 def _shot(page, path: Path) -> Path:
-    page.wait_for_timeout(500)  # charts drawn, htmx settled
+    page.wait_for_timeout(500)  # charts drawn, refreshed parts settled
     page.screenshot(path=str(path), full_page=True)
     return path
 

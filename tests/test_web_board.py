@@ -9,7 +9,8 @@ import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
 from test_web import _login, _shot, browser, site  # noqa: F401 (fixtures)
 
-from harness.web.pages import templates
+from harness.web.fragments import board_tree
+from harness.web.nodes import to_html
 
 # 15 test numbers, half public (seed 0): threshold 70 scores 1.0 public / 0.714 private, threshold 45 scores
 # 0.875 public / 1.0 private, so the public order (red, blue) is the private order reversed.
@@ -88,8 +89,8 @@ def test_a_closed_rounds_public_and_private_tabs_rank_by_their_own_scores(browse
     assert _column(page, 5) == ["2", "1", "—"] and _column(page, 8)[:2] == ["▲1", "▼1"]
     page.wait_for_function("() => document.querySelector('#history-chart').dataset.lines === '2'", timeout=30000)
     _shot(page, "round-board-private")
-    with page.expect_response(lambda r: "/tasks/tiny/board?tab=private" in r.url, timeout=15000):
-        pass  # htmx refreshes the tab it shows, not the other one
+    with page.expect_response(lambda r: "/tasks/tiny/board.json?tab=private" in r.url, timeout=15000):
+        pass  # refresh.js refreshes the tab it shows, not the other one
     page.wait_for_timeout(300)
     assert _teams(page) == PRIVATE_ORDER
 
@@ -179,10 +180,9 @@ def test_board_rows_without_a_reason_or_a_rank_render():
                       {"team": "<b>x</b>", "public_rank": None, "public": None, "private_rank": None,
                        "private": None, "shakeup": None, "submits": 0, "last_submit": None, "baseline": False,
                        "reason": "no valid submission (1 <i>failed</i>)"}]}
-    html = templates.get_template("board.html").render(board=board, task="tiny", tab="private",
-                                                       who={"user": "alice", "organizer": False})
+    who = {"user": "alice", "organizer": False}
+    html = to_html(board_tree("tiny", "private", board, who))
     assert "2026-07-01 01:00:00 UTC" in html and "&lt;b&gt;x&lt;/b&gt;" in html and "<i>" not in html
     assert html.count('class="rank">—<') == 1 and "1 &lt;i&gt;failed&lt;/i&gt;" in html
-    public = templates.get_template("board.html").render(board={**board, "view": "public"}, task="tiny",
-                                                         tab="public", who={"user": "alice", "organizer": False})
+    public = to_html(board_tree("tiny", "public", {**board, "view": "public"}, who))
     assert "Private rank" not in public and public.count('class="rank">—<') == 1

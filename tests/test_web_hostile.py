@@ -118,7 +118,7 @@ def test_hostile_text_is_shown_as_text_and_never_runs(browser, hostile_site, cli
     assert f"{shown(KEYS[0])}=" in page.inner_text("#facts")  # the summary
     assert CHECKPOINT in page.inner_text("#checkpoints") and f"{shown(KEYS[0])}=0.5" in page.inner_text("#checkpoints")
     assert_inert(page, dialogs)
-    remote("memo", name, "again " + MEMO)  # htmx (no eval) refreshes the facts: still text
+    remote("memo", name, "again " + MEMO)  # refresh.js rebuilds the facts: still text
     page.wait_for_function("() => document.querySelector('#facts').textContent.includes('again <img')", timeout=10000)
     assert_inert(page, dialogs)
 
@@ -156,8 +156,8 @@ def test_every_dashboard_answer_has_the_csp_and_forms_need_their_csrf_token(cli,
     login_page = alice.get("/login")
     web_login(alice, remote_cli.token("alice"))
     sub = cli.json("submit", "-t", name, "1")
-    for path in ("/login", "/tasks", "/tasks/tiny", "/tasks/tiny/board", "/tasks/tiny/board.csv", "/sessions",
-                 f"/sessions/{name}", f"/sessions/{name}/facts", f"/sessions/{name}/metrics.json", "/submissions",
+    for path in ("/login", "/tasks", "/tasks/tiny", "/tasks/tiny/board.json", "/tasks/tiny/board.csv", "/sessions",
+                 f"/sessions/{name}", f"/sessions/{name}/facts.json", f"/sessions/{name}/metrics.json", "/submissions",
                  f"/submissions/{sub['id']}", "/contests", f"/compare?s={name}", "/static/charts.js", "/audit",
                  "/sessions/bob/tiny/1"):
         r = alice.get(path)

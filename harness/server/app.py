@@ -174,8 +174,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(LoginNeeded)
     async def login_needed(request: Request, _exc):
-        if request.headers.get("hx-request"):  # a fragment: tell htmx to go to the login page
-            return JSONResponse({}, status_code=401, headers={"HX-Redirect": "/login"})
+        if request.url.path.endswith(".json"):  # what a page's script fetches: it goes to the login page itself
+            return JSONResponse({"error": "log in again", "type": "LoginNeeded"}, status_code=401)
         return RedirectResponse(f"/login?next={quote(request.url.path)}", status_code=303)
 
     @app.exception_handler(RequestValidationError)

@@ -10,20 +10,30 @@ from typing import Optional
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from jinja2 import pass_context
+from markupsafe import Markup
 
-from harness.core.display import LADDER_NOTE, interval_text, shakeup_text
 from harness.core.errors import PermissionDenied, UserError
 from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
+from .fragments import board_tree
+from .nodes import rules_json, to_html
 from .security import COOKIE, LOGIN_COOKIE, csrf_field, start_login
-from .views import DASH, arrow, chart_names, fmt, round_tab, tab_of, utc
+from .views import chart_names, fmt, round_tab, tab_of, utc
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 router = APIRouter(include_in_schema=False)
-templates.env.globals.update(fmt=fmt, arrow=arrow, utc=utc, dash=DASH, csrf_field=csrf_field, span=interval_text,
-                             shakeup_text=shakeup_text, ladder_note=LADDER_NOTE)
+
+
+@pass_context
+def tree(context, node: dict) -> Markup:
+    """`{{ tree(node) }}`: a part that refreshes in place (web/fragments.py), its forms given the viewer's CSRF."""
+    return to_html(node, csrf_field(context))
+
+
+templates.env.globals.update(fmt=fmt, utc=utc, csrf_field=csrf_field, tree=tree, node_rules=rules_json())
 
 
 class LoginNeeded(Exception):
@@ -124,8 +134,8 @@ def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLRes
     readme = _readme(api.task_readme(task))
     title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
     hidden = api.hidden_entries(task) if api.whoami()["organizer"] else []
-    return page(request, "task.html", api, task=task, board=board, tab=tab, title=title, readme=readme,
-                hidden=hidden)
+    return page(request, "task.html", api, task=task, board=board, title=title, readme=readme, hidden=hidden,
+                board_tree=board_tree(task, tab, board, api.whoami()))
 
 
 @router.get("/tasks/{task}/score-history.json")
@@ -139,12 +149,12 @@ def score_history(request: Request, task: str) -> JSONResponse:
     return JSONResponse(got)
 
 
-@router.get("/tasks/{task}/board")
-def board_fragment(request: Request, task: str, tab: Optional[str] = None) -> HTMLResponse:
+@router.get("/tasks/{task}/board.json")
+def board_json(request: Request, task: str, tab: Optional[str] = None) -> JSONResponse:
+    """The board as the page shows it, as a node tree: static/refresh.js rebuilds the page's board from it."""
     api = web_api(request)
     tab = tab_of(tab)
-    return templates.TemplateResponse(request, "board.html", {"who": api.whoami(), "task": task, "tab": tab,
-                                                              "board": _board(api, task, tab)})
+    return JSONResponse(board_tree(task, tab, _board(api, task, tab), api.whoami()))
 
 
 def flat_row(row: dict) -> dict:

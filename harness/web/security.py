@@ -24,8 +24,7 @@ UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 REFUSED = "Refused: the security token of this form is missing or out of date (reload the page and try again)."
 
-# style-src stays 'self' too: uPlot and charts.js style through the CSSOM (element.style), which a CSP allows,
-# and htmx's own <style> is turned off in base.html (htmx-config includeIndicatorStyles: false).
+# style-src stays 'self' too: uPlot and charts.js style through the CSSOM (element.style), which a CSP allows.
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'none'; "
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}

@@ -1,6 +1,6 @@
-"""Dashboard pages of sessions: the list, a session (facts refreshed by htmx, the live log over SSE, the graphs of
-`nsml.report` as JSON for uPlot, checkpoints), actions (stop, memo, submit -t, submit), and several sessions'
-graphs overlaid. Sessions are USER/TASK/N in the path."""
+"""Dashboard pages of sessions: the list, a session (facts refreshed in place from a node tree, the live log over
+SSE, the graphs of `nsml.report` as JSON for uPlot, checkpoints), actions (stop, memo, submit -t, submit), and
+several sessions' graphs overlaid. Sessions are USER/TASK/N in the path."""
 from __future__ import annotations
 
 import json
@@ -12,7 +12,8 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 
-from .pages import fmt, page, templates, web_api
+from .fragments import facts_tree
+from .pages import page, templates, web_api
 from .streaming import ClosingStreamingResponse
 
 router = APIRouter(include_in_schema=False)
@@ -46,15 +47,16 @@ def sessions_page(request: Request) -> HTMLResponse:
 def session_page(request: Request, user: str, task: str, number: int) -> HTMLResponse:
     api = web_api(request)
     info = api.session_info(_name(user, task, number))
-    return page(request, "session.html", api, s=info, terminal=RunStatus(info["status"]).terminal,
+    return page(request, "session.html", api, s=info, facts=facts_tree(info),
+                terminal=RunStatus(info["status"]).terminal,
                 checkpoints=api.list_checkpoints(info["name"]), recent=RECENT_CHECKPOINTS)
 
 
-@router.get("/sessions/{user}/{task}/{number}/facts")
-def session_facts(request: Request, user: str, task: str, number: int) -> HTMLResponse:
+@router.get("/sessions/{user}/{task}/{number}/facts.json")
+def session_facts(request: Request, user: str, task: str, number: int) -> JSONResponse:
+    """A session's facts as a node tree: static/refresh.js rebuilds the page's facts from it."""
     api = web_api(request)
-    return templates.TemplateResponse(request, "session_facts.html",
-                                      {"s": api.session_info(_name(user, task, number)), "fmt": fmt})
+    return JSONResponse(facts_tree(api.session_info(_name(user, task, number))))
 
 
 @router.get("/sessions/{user}/{task}/{number}/log/stream")
