@@ -7,9 +7,12 @@ the run will have.
 the folder, in the process that serves everyone: with Python's backtracking engine a pattern like `*a*a*a*a*c`
 took minutes on one long name, and `*` then many `?` took a quarter of a millisecond a path per pattern. So they
 are matched by RE2 (pathspec's `re2` backend), in time linear in the path whatever the pattern, and a file holds
-at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters, MAX_IGNORE_BYTES in all."""
+at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters, MAX_IGNORE_BYTES in all. A line that is
+no gitignore pattern (a lone `!`, a trailing `\\`, a class `[z-a]`) is refused in one line that names it, where the library raised
+its own error out of the snapshot, at `run` (a traceback) and over the API (a 500)."""
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from .errors import UserError
@@ -30,15 +33,16 @@ ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
 def ignore_spec(src: Path) -> "IgnoreRules":
     """The rules for SRC: `match_file("a/b.py")`, a folder as `"a/"`."""
     import pathspec
-    lines = list(ALWAYS_IGNORED)
+    compile_ = pathspec.util.lookup_pattern("gitignore")
+    patterns = [compile_(line) for line in ALWAYS_IGNORED]
     ignore = src / IGNORE_FILE
     if ignore.is_file() and not ignore.is_symlink():
         with open(ignore, "rb") as fh:
             data = fh.read(MAX_IGNORE_BYTES + 1)
         if len(data) > MAX_IGNORE_BYTES:
             raise UserError(f"{IGNORE_FILE}: over {MAX_IGNORE_BYTES} bytes")
-        lines += _checked(data.decode("utf-8", errors="replace"))
-    return IgnoreRules(pathspec.PathSpec.from_lines("gitignore", lines, backend="re2"))
+        patterns += _checked(data.decode("utf-8", errors="replace"), compile_)
+    return IgnoreRules(pathspec.PathSpec(patterns, backend="re2"))
 
 
 class IgnoreRules:
@@ -50,11 +54,18 @@ class IgnoreRules:
 
     def match_file(self, rel: str) -> bool:
         """Whether REL (a POSIX path inside the folder; a folder's ends in '/') is ignored."""
-        return rel not in ENVIRONMENT_FILES and self._spec.match_file(rel)
+        if rel in ENVIRONMENT_FILES:
+            return False
+        if not rel.isascii():  # a name that is not UTF-8 (os.walk's surrogates) is matched with U+FFFD for its bytes
+            rel = rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        return self._spec.match_file(rel)
 
 
-def _checked(text: str) -> list[str]:
-    """The patterns of an .nsmlignore, or a one-line UserError naming the line that breaks the bounds."""
+def _checked(text: str, compile_) -> list:
+    """The patterns of an .nsmlignore, each made by COMPILE_, or a one-line UserError naming the line that breaks
+    the bounds or is no pattern."""
+    import pathspec
+    import re2
     patterns = []
     for number, line in enumerate(text.splitlines(), 1):
         pattern = line.strip()
@@ -63,7 +74,12 @@ def _checked(text: str) -> list[str]:
         where = f"{IGNORE_FILE}:{number}: {pattern[:60]!r}"
         if len(pattern) > MAX_PATTERN_CHARS:
             raise UserError(f"{where}: a pattern of over {MAX_PATTERN_CHARS} characters")
-        patterns.append(line)
+        try:
+            pattern = compile_(line)
+            pathspec.PathSpec([pattern], backend="re2")  # (its regex as RE2 reads it: RE2 refuses some re takes)
+        except (ValueError, re.error, re2.error):  # (pathspec's GitIgnorePatternError; a class such as [z-a])
+            raise UserError(f"{where}: not a gitignore pattern") from None
+        patterns.append(pattern)
         if len(patterns) > MAX_PATTERNS:
             raise UserError(f"{IGNORE_FILE}: more than {MAX_PATTERNS} patterns; ignore whole folders instead")
     return patterns
