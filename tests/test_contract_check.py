@@ -1,5 +1,6 @@
 """`nsml check`: static contract checks with file:line, then a smoke run (train to the first save, submit -t)."""
 import json
+from dataclasses import replace
 
 import pytest
 from helpers import NSML_MAIN, ORGANIZER, REPO, make_tiny_task, participant, run_session
@@ -187,3 +188,35 @@ def test_an_entry_nested_past_the_parser_is_one_line(cli, tiny_task, tmp_path):
     (deep / "main.py").write_text("x = 1\0\n")
     assert "main.py: does not parse: source code string cannot contain null bytes" in \
         cli("check", deep, "-d", "tiny", code=2).stderr
+
+
+def test_the_environment_row_describes_the_runtime_the_smoke_run_uses(tmp_path, monkeypatch):
+    """Under docker a session's environment is an image built at launch: the task's own image is used as it is
+    (imports choose no era there), and a torch pin the process runtime refuses is pip's to install; a line pip
+    could never read fails either way. And `auto` checks where `run` would run: docker when an engine answers."""
+    from harness.core.settings import load_settings
+    from harness.runtime import docker_runtime
+    from harness.service.check import Level, smoke_runtime, static_checks
+    settings = load_settings()
+    old = participant(tmp_path / "old", NSML_MAIN.replace("import nsml\n", "import nsml\nfrom transformers import "
+                                                                           "AdamW  # noqa\n", 1))
+
+    def row(folder, docker=None):
+        return next(s for s in static_checks(folder, "main.py", "tiny", settings.root, docker)
+                    if s.step == "requirements")
+    assert "era transformers4" in row(old).evidence  # the process runtime: the era the import calls for
+    assert "era transformers4" in row(old, (settings, None)).evidence  # docker's default image: the same era
+    own = row(old, (settings, "org/task-image:1"))
+    assert own.level == Level.PASS and "image org/task-image:1" in own.evidence and "era" not in own.evidence
+    pinned = participant(tmp_path / "pinned", NSML_MAIN)
+    (pinned / "requirements.txt").write_text("torch==1.4.0\n")
+    assert row(pinned).level == Level.FAIL and "torch" in row(pinned).evidence
+    assert row(pinned, (settings, None)).level == Level.PASS
+    assert "requirements.txt installed into the image at launch" in row(pinned, (settings, None)).evidence
+    (pinned / "requirements.txt").write_text("torch===1.4.0\n")
+    assert row(pinned, (settings, None)).level == Level.FAIL and "requirements.txt" in row(pinned, (settings,
+                                                                                                   None)).evidence
+    monkeypatch.setattr(docker_runtime, "engine_answers", lambda: True)
+    assert smoke_runtime(replace(settings, runtime="auto")) == "docker"
+    monkeypatch.setattr(docker_runtime, "engine_answers", lambda: False)
+    assert smoke_runtime(replace(settings, runtime="auto")) == "process"

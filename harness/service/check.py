@@ -118,7 +118,9 @@ def _data_paths(code: Path, entry: str, trees, task: str) -> Step:
                     "build paths from nsml.DATASET_PATH; the task's folder name may differ")
 
 
-def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -> list[Step]:
+def static_checks(code: Path, entry: str, task: str, root: Path | None = None, docker=None) -> list[Step]:
+    """The static rows. DOCKER: (settings, the task's image) when the smoke run is the docker runtime's, whose
+    environment is an image built at launch, not the process runtime's (ROOT: the state root's eras)."""
     steps = []
     if not (code / entry).is_file():
         return [Step("entry", Level.FAIL, f"{entry} is not in {code}", "pass the entry file with -e")]
@@ -140,16 +142,35 @@ def static_checks(code: Path, entry: str, task: str, root: Path | None = None) -
         steps.append(_infer_step(code, trees, infer))
     steps.append(_paused_step(code, trees, entry))
     steps.append(_data_paths(code, entry, trees, task))
+    steps.append(_image_step(code, *docker) if docker else _environment_step(code, root))
+    return steps
+
+
+def _environment_step(code: Path, root: Path | None) -> Step:
+    """The process runtime's environment: the harness's own or an era, with the requirements it accepts."""
     try:
         choice = environments.choose_era(code, root)
         wanted = environments.wanted(code, choice.era)
-        era = "" if choice.is_default else f"; era {choice.era.name}: {choice.why}"
-        steps.append(Step("requirements", Level.PASS, (", ".join(sorted(wanted)) + " accepted" if wanted
-                          else "none (the harness's environment)" if not era else "none") + era))
     except UserError as exc:  # `run` refuses the folder: a smoke run would show nothing more
-        steps.append(Step("requirements", Level.FAIL, str(exc), "edit the line it names (a torch or TensorFlow pin: "
-                          "the version the environment has, or an era's, chosen by #nsml: — docs/compatibility.md)"))
-    return steps
+        return Step("requirements", Level.FAIL, str(exc), "edit the line it names (a torch or TensorFlow pin: the "
+                    "version the environment has, or an era's, chosen by #nsml: — docs/compatibility.md)")
+    era = "" if choice.is_default else f"; era {choice.era.name}: {choice.why}"
+    return Step("requirements", Level.PASS, (", ".join(sorted(wanted)) + " accepted" if wanted
+                else "none (the harness's environment)" if not era else "none") + era)
+
+
+def _image_step(code: Path, settings, task_image: str | None) -> Step:
+    """The docker runtime's environment: the image `run` names (an image line, an era, the task's or the default
+    image), and the requirement files installed into it as the session launches."""
+    from harness.runtime.images import ImageError, describe_base, requirements
+    try:
+        files = requirements(code)
+        note = describe_base(code, settings, task_image)
+    except (ImageError, UserError) as exc:  # the session would fail to launch
+        return Step("requirements", Level.FAIL, str(exc), "edit the file or line it names (docs/compatibility.md)")
+    base = note or f"environment: image {task_image or settings.docker_image}"
+    return Step("requirements", Level.PASS, (f"{', '.join(sorted(files))} installed into the image at launch"
+                                             if files else "none") + f"; {base} (docker runtime)")
 
 
 def _infer_step(code: Path, trees, infer) -> Step:
@@ -265,10 +286,16 @@ def _log_tail(h: Harness, name: str) -> str:
     return _joined(submits._tail(log, LOG_LINES))
 
 
+def smoke_runtime(settings) -> str:
+    """The runtime of the smoke run: the one `run` would use given no --runtime (the state root's; `auto`:
+    docker where an engine answers, as runtime.resolve decides for `run`)."""
+    from harness import runtime
+    return runtime.resolve(settings.runtime, settings)[0]
+
+
 def smoke_run(h: Harness, task: str, folder: Path, entry: str, args: str | None, time_limit: float,
               more: tuple[str, ...] = ()) -> list[Step]:
-    opts = sessions.RunOptions(time_limit=time_limit, runtime=h.settings.runtime
-                               if h.settings.runtime != "auto" else "process", datasets=tuple(more))
+    opts = sessions.RunOptions(time_limit=time_limit, runtime=smoke_runtime(h.settings), datasets=tuple(more))
     name = sessions.start_session(h, task, str(folder), entry, args, "nsml check", opts, check=True)
     try:
         return _smoke(h, name, time_limit)
@@ -330,7 +357,8 @@ def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str 
         found = h.task(db, task)  # an unknown task is one line, before anything runs
         if time_limit is None:
             time_limit = min(SMOKE_SECONDS, sessions.session_seconds(h, found))
-    steps = static_checks(code, entry, task, h.settings.root)
+        docker = (h.settings, h.manifest(found).image) if smoke_runtime(h.settings) == "docker" else None
+    steps = static_checks(code, entry, task, h.settings.root, docker)
     if all(s.ok for s in steps):  # only a failed finding makes the smoke run pointless
         steps += smoke_run(h, task, code, entry, args, time_limit, more)
     return [{**asdict(s), "level": s.level.value, "ok": s.ok} for s in steps]
