@@ -286,8 +286,8 @@ def test_a_gpu_run_in_an_era_gets_this_machines_driver(tmp_path, monkeypatch):
 
 
 def test_imports_choose_an_era_only_where_nothing_else_does(tmp_path, state_root):
-    """What era_imports reads: `from M import` lists (parenthesised, aliased), `M.NAME` outside comments, never a
-    longer name, never past its bounds; a pin of the package or an image line decides instead."""
+    """What era_imports reads: `from M import` lists (parenthesised, aliased), `M.NAME` in code (not in comments
+    nor strings), never a longer name, never past its bounds; a pin of the package or an image line decides instead."""
     from harness.runtime import era_imports, eras
     from harness.runtime.environments import choose_era
     catalogue = eras.catalogue()
@@ -304,6 +304,11 @@ def test_imports_choose_an_era_only_where_nothing_else_does(tmp_path, state_root
         "from torch.optim import AdamW\n": "harness",
         "from mytransformers import AdamW\n": "harness",
         "y = my.transformers.AdamW\n": "harness",
+        '"""Use it so:\nfrom transformers import AdamW\n"""\n': "harness",  # a docstring imports nothing
+        "x = 'transformers.AdamW'\n": "harness",
+        "x = 'it\\'s'  # transformers.AdamW\n": "harness",
+        "s = '''\n'''\nfrom transformers import AdamW\n": "transformers4",  # code after a closed string
+        'msg = "#"\nopt = transformers.AdamW(p)\n': "transformers4",  # a # in a string starts no comment
     }
     for i, (text, era) in enumerate(cases.items()):
         folder = tmp_path / f"c{i}"
@@ -363,7 +368,8 @@ def test_the_import_scan_is_linear_in_what_it_reads(tmp_path):
 
     from harness.runtime import era_imports, eras
     shapes = ["from transformers import ( # AdamW\n" * 19415, "from transformers import (\n" * 19415,
-              "# " + "transformers.AdamW " * 14000, ("y = transformers.AdamWx; " * 10000 + "\n") * 2]
+              "# " + "transformers.AdamW " * 14000, ("y = transformers.AdamWx; " * 10000 + "\n") * 2,
+              "#AdamW\n" * 36000, '""' * 120000 + "AdamW", '"""' + 'transformers.AdamW \\" ' * 11000]
     for i, text in enumerate(shapes * 3):
         (tmp_path / f"h{i:02d}.py").write_text(text)
     start = time.monotonic()

@@ -13,8 +13,9 @@ harness.core.code_ignore), at most MAX_FILES of them in name order, MAX_BYTES of
 runs again as the scheduler launches the run, so every step is linear in what it reads (a parenthesised list is
 read up to MAX_LIST characters, and MAX_STATEMENTS statements of each module per file). A name is used when a
 line starts `from MODULE import` with NAME among what it imports (parenthesised lists too), or when
-`MODULE.NAME` is written outside a comment. (A string that spells such a line counts too: `run` names the file
-and line, and a pin of the package decides instead.)
+`MODULE.NAME` is written in code. Comments and strings never count (a docstring that shows `from transformers
+import AdamW` imports nothing): a file that spells a wanted name is first read once with its comments and strings
+blanked (`code_only`, lines kept), by expressions that each step forward one character, or one escape, at a time.
 """
 from __future__ import annotations
 
@@ -68,6 +69,23 @@ def _sources(code: Path):
             yield (rel / name).as_posix(), data.decode("utf-8", errors="replace")
 
 
+_COMMENT_OR_STRING = re.compile(  # each alternative of a body starts with a character of its own: one step each
+    r"#[^\n]*"
+    r"|'''(?:\\.|'(?!'')|[^\\'])*(?:'''|\\?\Z)" r'|"""(?:\\.|"(?!"")|[^\\"])*(?:"""|\\?\Z)'
+    r"|'(?:\\.|[^\\'\n])*(?:'|\n|\\?\Z)" r'|"(?:\\.|[^\\"\n])*(?:"|\n|\\?\Z)', re.S)
+_NOT_NEWLINE = re.compile(r"[^\n]")
+
+
+def _blank(found: re.Match) -> str:
+    return " " * len(found[0]) if "\n" not in found[0] else _NOT_NEWLINE.sub(" ", found[0])
+
+
+def code_only(text: str) -> str:
+    """TEXT with its comments and strings (their quotes too) as spaces, its lines kept: one pass (an unclosed
+    string runs to the end)."""
+    return _COMMENT_OR_STRING.sub(_blank, text)
+
+
 def _patterns(dotted: str) -> tuple[re.Pattern, re.Pattern, str]:
     module, _, name = dotted.rpartition(".")
     start = re.compile(r"^[ \t]*from[ \t]+" + re.escape(module) + r"[ \t]+import[ \t]+(\(?)[^\n#]*", re.M)
@@ -81,22 +99,21 @@ def _imported(text: str, found: re.Match) -> list[str]:
     if not found[1]:
         return text[found.end(1):found.end()].split(",")
     end = text.find(")", found.end(1), found.end(1) + MAX_LIST)
-    listed = text[found.end(1):end if end >= 0 else found.end(1) + MAX_LIST]
-    return re.sub(r"#[^\n]*", "", listed).split(",")  # (comments in a parenthesised list)
+    return text[found.end(1):end if end >= 0 else found.end(1) + MAX_LIST].split(",")
 
 
 def _used(text: str, dotted: str) -> int | None:
-    """The line where TEXT uses DOTTED (MODULE.NAME), or None."""
+    """The line where TEXT (code_only's: no comment, no string) uses DOTTED (MODULE.NAME), or None."""
     start, written, name = _patterns(dotted)
-    if name not in text:  # (most files: one substring search)
+    if name not in text:
         return None
     for count, found in enumerate(start.finditer(text)):
         if count == MAX_STATEMENTS:  # (a file of a thousand such lines is not code of any era: its cost is bounded)
             break
         if any(part.split()[:1] == [name] for part in _imported(text, found)):
             return text.count("\n", 0, found.start()) + 1
-    for number, line in enumerate(text.splitlines(), 1):  # (each line once, its code before any comment)
-        if dotted in line and written.search(line.split("#", 1)[0]):
+    for number, line in enumerate(text.splitlines(), 1):  # (each line once)
+        if dotted in line and written.search(line):
             return number
     return None
 
@@ -120,7 +137,11 @@ def choose(code: Path, eras: dict):
         return None
     required = _required(code)
     wanted = [(era, d) for era, d in wanted if canonicalize_name(d.split(".")[0]) not in required]
+    names = {dotted.rpartition(".")[2] for _, dotted in wanted}
     for rel, text in _sources(code) if wanted else ():
+        if not any(name in text for name in names):  # (most files: a few substring searches)
+            continue
+        text = code_only(text)
         for era, dotted in wanted:
             line = _used(text, dotted)
             if line is not None:
