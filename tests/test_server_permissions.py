@@ -147,3 +147,19 @@ def test_a_disabled_account_is_refused_and_a_reset_token_replaces_the_old(cli, s
         assert client.get("/whoami", headers={"Authorization": f"Bearer {new}"}).json()["user"] == "dave"
         forged = new[:-4] + ("AAAA" if not new.endswith("AAAA") else "BBBB")  # right id, wrong secret
         assert client.get("/whoami", headers={"Authorization": f"Bearer {forged}"}).status_code == 401
+
+
+def test_a_field_the_operation_does_not_declare_is_named_and_refused(cli, served, remote_cli, tiny_task,
+                                                                   nsml_folder):
+    """A hand-written client's typo (`gpu` for `gpus`, `txt` for `text`) is a 422 naming it, never a call run
+    with the default in its place; the declared fields still work."""
+    import httpx
+    name = run_session(cli, nsml_folder)
+    token = remote_cli.token("alice")
+    with httpx.Client(base_url=served.url + "/api/v1", headers={"Authorization": f"Bearer {token}"}) as c:
+        memo = c.put(f"/sessions/{name}/memo", json={"txt": "hello"})
+        assert memo.status_code == 422 and memo.json()["error"].startswith("txt: Extra inputs are not permitted")
+        fork = c.post(f"/sessions/{name}/fork", json={"checkpoint": "1", "opts": {"gpu": 2}})
+        assert fork.status_code == 422 and fork.json()["error"].startswith("opts.gpu: Extra inputs")
+        assert c.put(f"/sessions/{name}/memo", json={"text": "hello"}).status_code == 200
+    assert cli.json("ps", "-a")[0]["memo"] == "hello"

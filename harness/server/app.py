@@ -180,7 +180,8 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request, exc: RequestValidationError):
-        first = exc.errors()[0] if exc.errors() else {}
+        errors = exc.errors()  # an undeclared key first: it explains a required one missing (`txt` for `text`)
+        first = min(errors, key=lambda e: e.get("type") != "extra_forbidden") if errors else {}
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
         return error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
 

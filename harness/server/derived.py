@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 
 from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from harness.api import OPERATIONS, Arg, Kind, Operation, Paging
 from harness.api.declare import REQUIRED
@@ -31,7 +31,9 @@ SESSION_PARAMS = {"user": SessionUser, "task": SessionTask, "number": SessionNum
 
 
 class RunOpts(BaseModel):
-    """A run's options over HTTP (`opts` of start_session and fork_session)."""
+    """A run's options over HTTP (`opts` of start_session and fork_session); a key it does not declare is named
+    and refused (`opts.gpu`: a typo never runs with the default instead)."""
+    model_config = ConfigDict(extra="forbid")
     gpus: int = Field(0, ge=0, le=1024)
     cpus: Optional[float] = Field(None, gt=0, le=4096)
     memory: Optional[Annotated[str, Field(max_length=32)]] = None
@@ -104,7 +106,8 @@ def _body_model(op: Operation, args) -> type[BaseModel]:
             fields[a.name] = (kind, Field(default_factory=kind, alias=a.alias))
         else:
             fields[a.name] = (kind, Field(default, alias=a.alias, **a.bounds()))
-    return create_model("".join(w.title() for w in op.name.split("_")), **fields)
+    return create_model("".join(w.title() for w in op.name.split("_")), __config__=ConfigDict(extra="forbid"),
+                        **fields)  # (an argument it does not declare: named and refused, 422)
 
 
 def documented(op: Operation) -> dict:
