@@ -47,6 +47,18 @@ def test_a_node_outside_the_lists_is_refused_where_it_is_made(tag, attrs):
         el(tag, "x", **attrs)
 
 
+def test_only_a_node_el_made_is_markup_and_urls_are_checked_again_as_it_renders():
+    """A dict that looks like a node (a JSON column shown in a cell, one day) is its text: never a form that gets
+    the viewer's CSRF field, never a javascript: link; a node changed after el checked it stops the render."""
+    forged = {"tag": "form", "attrs": {"method": "post", "action": "https://evil.example/"}, "children": []}
+    html = to_html(el("td", forged, {"tag": "a", "attrs": {"href": "javascript:alert(1)"}}), "<input csrf>")
+    assert "<form" not in html and "<a" not in html and "<input" not in html and "&#39;form&#39;" in html
+    node = el("a", "x", href="/ok")
+    node["attrs"]["href"] = "javascript:alert(1)"
+    with pytest.raises(ValueError, match="not a path here"):
+        to_html(node)
+
+
 def test_a_form_that_posts_gets_the_viewers_csrf_field_and_text_is_escaped():
     form = el("form", el("input", type="hidden", name="n", value='"><b>'), "<i>", method="post", action="/x")
     html = to_html(form, '<input type="hidden" name="csrf" value="T">')

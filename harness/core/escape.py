@@ -1,4 +1,5 @@
-"""Participant text made safe for where it goes: a spreadsheet cell (`csv_cell`) and a terminal (`terminal`).
+"""Participant text made safe for where it goes: a spreadsheet cell (`csv_cell`), a terminal (`terminal`) and a
+one-line message (`one_line`: a file name with a newline never adds a line of its own).
 HTML is Jinja's autoescaping and the dashboard's `textContent`; these two are the other outputs participant
 strings (metric keys, memos, checkpoint names, log lines, names) reach."""
 from __future__ import annotations
@@ -36,3 +37,9 @@ def terminal(text: str) -> str:
     (newline and tab are kept), and the bidirectional controls (overrides, isolates, marks) that make a line read
     other than it is (a name that shows as another participant's, digits that show in another order)."""
     return _CONTROLS.sub("", _ESCAPES.sub("", text))
+
+
+def one_line(name: str) -> str:
+    """NAME (a participant's file name) inside a one-line message: each character that is not printable (a newline,
+    a control, a bidi override, a byte that was not UTF-8) written as its Python escape (\\n, \\x1b, \\udcff)."""
+    return name if name.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)

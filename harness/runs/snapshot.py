@@ -13,8 +13,11 @@ from pathlib import Path
 
 from harness.core.code_ignore import IGNORE_FILE, ignore_spec
 from harness.core.errors import UserError
+from harness.core.escape import one_line
 
 MAX_CODE_FILES = 20_000
+MAX_EXAMINED = 10 * MAX_CODE_FILES  # names the walk matches against .nsmlignore, the ignored ones too (an ignored
+#                                     folder is one name: what it holds is never walked)
 _CHUNK = 1 << 20
 
 
@@ -63,10 +66,14 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
         raise UserError(f"{src}: no such folder")
     root = src.resolve()
     spec = ignore_spec(src)
-    count, budget = 0, [0]
+    count, budget, examined = 0, [0], 0
     dest.mkdir(parents=True, exist_ok=False)
     try:
         for dirpath, dirnames, filenames in os.walk(src):
+            examined += len(dirnames) + len(filenames)
+            if examined > MAX_EXAMINED:
+                raise UserError(f"{src}: more than {MAX_EXAMINED} files and folders, ignored ones included; list "
+                                f"data folders themselves in {IGNORE_FILE} (data/, not data/*.jpg)")
             rel_dir = Path(dirpath).relative_to(src)
             dirnames[:] = [d for d in dirnames if not spec.match_file(f"{(rel_dir / d).as_posix()}/")]
             entries = [(d, True) for d in dirnames] + [(f, False) for f in filenames]
@@ -75,7 +82,7 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
                 path = Path(dirpath) / name
                 if not _is_dir and spec.match_file(rel):
                     continue
-                shown = f"{src}/{rel}"
+                shown = one_line(f"{src}/{rel}")
                 st = os.lstat(path)
                 if stat.S_ISLNK(st.st_mode):
                     if not _inside(root, path):

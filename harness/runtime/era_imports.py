@@ -27,6 +27,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from harness.core.code_ignore import ignore_spec
+from harness.core.escape import one_line
 
 MAX_DEPTH = 2
 MAX_FILES = 300
@@ -147,6 +148,7 @@ def choose(code: Path, eras: dict):
             if line is not None:
                 from .eras import Choice
                 module, _, name = dotted.rpartition(".")
-                return Choice(era, None, f"no #nsml: image line; {rel}:{line} uses {name} from {module}, which the "
-                                         f"harness's environment does not have: era {era.name} ({era.description})")
+                return Choice(era, None, f"no #nsml: image line; {one_line(rel)}:{line} uses {name} from {module}, "
+                                         f"which the harness's environment does not have: era {era.name} "
+                                         f"({era.description})")
     return None

@@ -5,8 +5,9 @@ createElement and text nodes. No renderer ever parses participant text as HTML: 
 (escaped here), a tag and an attribute name come from the lists below (declared here, handed to the script by
 `rules_json`), and a URL attribute must be a path of this site.
 
-A node is {"tag": TAG, "attrs": {NAME: TEXT}, "children": [TEXT | node, ...]}; `el` makes one. A form that posts
-gets its CSRF field from the renderer (the token is the viewer's, not the tree's)."""
+A node is {"tag": TAG, "attrs": {NAME: TEXT}, "children": [TEXT | node, ...]}, a `Node` that only `el` makes:
+any other value given as a child (a dict from a JSON column included) is its text. A form that posts gets its
+CSRF field from the renderer (the token is the viewer's, not the tree's)."""
 from __future__ import annotations
 
 import json
@@ -27,9 +28,14 @@ def site_path(value: str) -> bool:
     return value.startswith("/") and not value.startswith("//") and "\\" not in value
 
 
-def el(tag: str, *children, **attrs) -> dict:
+class Node(dict):
+    """A node `el` made (and checked): the only dict a renderer reads as markup."""
+
+
+def el(tag: str, *children, **attrs) -> Node:
     """A node: TAG (one of TAGS) with ATTRS (a trailing _ dropped, other _ as -: class_ -> class, data_team ->
-    data-team; a None value leaves the attribute out) and CHILDREN (text, numbers, nodes; None and "" dropped)."""
+    data-team; a None value leaves the attribute out) and CHILDREN (nodes; anything else is its text; None and ""
+    dropped)."""
     if tag not in TAGS:
         raise ValueError(f"node tag {tag!r} is not one of web.nodes.TAGS")
     shown = {}
@@ -42,8 +48,8 @@ def el(tag: str, *children, **attrs) -> dict:
         if name in URL_ATTRS and not site_path(str(value)):
             raise ValueError(f"node attribute {name}={value!r} is not a path of this site")
         shown[name] = str(value)
-    kids = [c if isinstance(c, dict) else str(c) for c in children if c is not None and c != ""]
-    return {"tag": tag, "attrs": shown, "children": kids}
+    kids = [c if isinstance(c, Node) else str(c) for c in children if c is not None and c != ""]
+    return Node(tag=tag, attrs=shown, children=kids)
 
 
 def _escape(text: str) -> str:
@@ -53,17 +59,17 @@ def _escape(text: str) -> str:
             .replace("'", "&#39;"))
 
 
-def _write(node: dict | str, csrf: str, out: list[str]) -> None:
-    if isinstance(node, str):
-        out.append(_escape(node))
+def _write(node: Node | str, csrf: str, out: list[str]) -> None:
+    if not isinstance(node, Node):
+        out.append(_escape(str(node)))
         return
     tag = node["tag"]
     if tag not in TAGS:  # (el made it, so never; a tree made another way stops here)
         raise ValueError(f"node tag {tag!r} is not one of web.nodes.TAGS")
     out.append(f"<{tag}")
     for name, value in node["attrs"].items():
-        if name not in ATTRS:
-            raise ValueError(f"node attribute {name!r} is not one of web.nodes.ATTRS")
+        if name not in ATTRS or (name in URL_ATTRS and not site_path(value)):  # (el's checks, made again)
+            raise ValueError(f"node attribute {name}={value!r} is not one of web.nodes.ATTRS or not a path here")
         out.append(f' {name}="{_escape(value)}"')
     out.append(">")
     if tag in VOID:
@@ -75,7 +81,7 @@ def _write(node: dict | str, csrf: str, out: list[str]) -> None:
     out.append(f"</{tag}>")
 
 
-def to_html(node: dict | str, csrf: Markup | str = "") -> Markup:
+def to_html(node: Node | str, csrf: Markup | str = "") -> Markup:
     """NODE as HTML: text escaped, each form that posts given CSRF (the viewer's hidden field, already HTML)
     first."""
     out: list[str] = []
