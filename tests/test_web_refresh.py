@@ -147,3 +147,25 @@ def test_refresh_js_builds_only_trees_inside_the_lists_and_sends_a_logged_out_vi
     assert page.locator("#board table").count() == 0
     assert_inert(page, dialogs)
     page.wait_for_url(f"{served.url}/login?next=%2Ftasks%2Ftiny", timeout=15000)
+
+
+def test_a_part_is_not_replaced_while_the_pointer_moves_over_it(browser, hostile_site):  # noqa: F811
+    """A row never moves under a click: while the pointer moves over the board (an organizer about to press
+    Hide) a changed board waits; still for a moment, it is replaced."""
+    served, remote, _folder = hostile_site
+    page = _login(browser, served.url, remote.token("alice"))
+    changed = {"tag": "div", "attrs": {"id": "board", "data-refresh": "/tasks/tiny/board.json",
+                                       "data-every": "1000"}, "children": ["changed"]}
+    page.route("**/tasks/tiny/board.json*", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=json.dumps(changed)))
+    page.goto(f"{served.url}/tasks/tiny")
+    page.evaluate("document.getElementById('board').dataset.every = '1000'")
+    box = page.locator("#board table").bounding_box()
+    answers = []
+    page.on("response", lambda r: answers.append(r.url) if "board.json" in r.url else None)
+    for step in range(40):  # about 6 s of a pointer moving over the table: several answers come, none replaces it
+        page.mouse.move(box["x"] + 5 + step % 7, box["y"] + box["height"] / 2)
+        page.wait_for_timeout(150)
+    assert len(answers) >= 2 and page.locator("#board table").count() == 1
+    page.mouse.move(0, 0)
+    page.wait_for_function("() => document.getElementById('board').textContent === 'changed'", timeout=15000)

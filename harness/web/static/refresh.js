@@ -30,6 +30,14 @@
     return out;
   }
 
+  const STILL_MS = 1500, movedAt = {};
+  for (const kind of ["pointermove", "pointerdown"]) {
+    document.addEventListener(kind, e => {
+      const part = e.target instanceof Element && e.target.closest("[data-refresh][id]");
+      if (part) movedAt[part.id] = Date.now();
+    }, {passive: true});
+  }
+
   function watch(id) {
     let shown = null;
     async function once() {
@@ -42,7 +50,10 @@
       }
       const text = got.ok ? await got.text() : null;
       if (text === null || text === shown) return here;
-      if (here.contains(document.activeElement) && document.activeElement !== document.body) return here;
+      // not while the pointer moves over it or a control inside has the focus: a row never moves under a click
+      // (an organizer's Hide landing on the row that moved up); the next beat replaces it
+      if (Date.now() - movedAt[id] < STILL_MS || (here.contains(document.activeElement) &&
+                                                  document.activeElement !== document.body)) return here;
       const fresh = build(JSON.parse(text), document.querySelector('input[name="csrf"]'));
       if (fresh.id !== id) throw new Error("refused: the answer is not #" + id);
       shown = text;
