@@ -539,3 +539,35 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
     assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "succeeded"
     again = cli("run", "-d", "tiny", "-g", "2", code, user="bob", code=2).stderr
     assert "over team red's quota of 1" in again  # started again, it passes the round's gate
+
+
+def test_a_forced_close_interrupted_while_it_waits_is_finished_by_close_again(cli, tmp_path, state_root,
+                                                                            monkeypatch):
+    """`close --force` ends the round at once, then waits for its queued submits; stopped there (Ctrl-C), the round
+    is ended, not closed. `close` again (no --force: it is over now) finishes it and still says what was cut."""
+    from harness.contest import rounds
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    cli("dataset", "add", make_tiny_task(tmp_path / "tiny-task"), user="org")
+    spec = tmp_path / "c.toml"
+    spec.write_text('name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+                    'start = 2026-01-01T00:00:00\nend = 2030-01-01T00:00:00\nsplit_seed = 0\n')
+    cli("contest", "clock", "2026-07-01T03:00:00", user="org")
+    cli("contest", "create", spec, user="org")
+
+    def interrupted(_h, _run_id):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(rounds, "_pending", lambda _db, _round: [10 ** 9])  # a submit still queued
+    monkeypatch.setattr(rounds, "wait_run", interrupted)
+    h = Harness(load_settings(user="org"))
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rounds.close_round(h, "cup/r1", force=True)
+    finally:
+        h.store.close()
+    monkeypatch.setattr(rounds, "_pending", lambda _db, _round: [])
+    assert cli.json("contest", "ls")[0]["status"] == "ended"  # no submit starts, no board frozen yet
+    closed = cli.json("contest", "close", "cup/r1", user="org")
+    assert closed["cut_short"].startswith("it is open for") and "1 submit(s) queued" in closed["cut_short"]
+    assert cli.json("contest", "ls")[0]["status"] == "closed"

@@ -229,6 +229,8 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
             raise UserError(f"ROUND: {rnd.label} is not over: {early}; closing now cuts it short (add --force)")
         if early and status(rnd, now) is RoundStatus.OPEN:  # it ends now: no submit or session starts while
             rnd.ends_at = now  # its queued ones are scored (they would change the boards after they froze)
+        if early:  # kept until it closes: a close interrupted while it waits is finished by `close` again, and
+            rnd.results = {"cut_short": early}  # the round still says what was cut short (results: read once closed)
         rnd_id = rnd.id
     waited: set[int] = set()
     while pending:  # submitted in time: they are scored before the round freezes (and any that raced the end)
@@ -240,6 +242,7 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
     ladder_board.sweep(h.store, rnd_id)  # a Ladder's last decisions before its boards are frozen
     with h.tx() as db:
         rnd = db.get(Round, rnd_id)
+        early = early or (rnd.results or {}).get("cut_short")
         now = clock.now(h.settings)
         rnd.closed_at = max(now, rnd.opened_at or now)
         tasks = {name: h.task(db, name) for name in rnd.tasks}
