@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from harness.core.display import LADDER_NOTE, interval_text, shakeup_text
 
-from .nodes import el
+from .nodes import Node, el
 from .views import DASH, arrow, fmt, utc
 
 BOARD_EVERY_MS = 5000
@@ -29,6 +29,11 @@ def _score(value) -> str:
     return DASH if value is None else fmt(value)
 
 
+def _classes(*names: str) -> str | None:
+    """A class attribute of the NAMES that are not empty (None: no attribute)."""
+    return " ".join(n for n in names if n) or None
+
+
 def _labels(r: dict) -> list:
     """After a name: its baseline tag and why it is unranked, when it is."""
     out = []
@@ -39,13 +44,13 @@ def _labels(r: dict) -> list:
     return out
 
 
-def _head(*cells) -> dict:
+def _head(*cells) -> Node:
     """A header row of CELLS: a text, or (text, title)."""
     return el("thead", el("tr", *(el("th", *c[:1], title=c[1]) if isinstance(c, tuple) else el("th", c)
                                   for c in cells if c)))
 
 
-def _moderate(task: str, r: dict) -> dict:
+def _moderate(task: str, r: dict) -> Node:
     """An organizer's buttons on a users' board row: hide its submission, mark it (or not) a baseline."""
     sub = r.get("submission") or r.get("public_submission")
     base = f"/tasks/{quote(task, safe='')}"
@@ -68,8 +73,6 @@ def _users_board(task: str, board: dict, who: dict) -> list:
                  "Submits", "Last submit", ties and ("Tied", TIE_TITLE), who["organizer"] and "Moderate")
     body = []
     for r in rows:
-        classes = " ".join(c for c in ("mine" if r["user"] == who["user"] else "", "baseline" if r.get("baseline")
-                                       else "") if c)
         body.append(el(
             "tr", el("td", _rank(r.get("rank"))), el("td", r["user"], *_labels(r)),
             el("td", _score(r.get("score")), class_="num"),
@@ -78,7 +81,8 @@ def _users_board(task: str, board: dict, who: dict) -> list:
             el("td", r.get("submits"), class_="num"), el("td", utc(r.get("last_submit"))),
             el("td", r.get("tie") or "", class_="tie") if ties else None,
             _moderate(task, r) if who["organizer"] else None,
-            class_=classes or None, data_user=r["user"]))
+            class_=_classes("mine" if r["user"] == who["user"] else "", "baseline" if r.get("baseline") else ""),
+            data_user=r["user"]))
     out = [el("table", head, el("tbody", *(body or [_empty(7)])), class_="grid board")]
     note = next((r["interval_note"] for r in rows if r.get("interval_note")), None)
     if rows and not spans and note:
@@ -86,11 +90,11 @@ def _users_board(task: str, board: dict, who: dict) -> list:
     return out
 
 
-def _empty(span: int) -> dict:
+def _empty(span: int) -> Node:
     return el("tr", el("td", "no scored submissions yet", colspan=span))
 
 
-def _round_row(r: dict, private: bool) -> dict:
+def _round_row(r: dict, private: bool) -> Node:
     team = el("td", r["team"], *_labels(r), class_="team")
     if private:
         cells = [el("td", _rank(r.get("private_rank")), class_="rank"), team,
@@ -105,9 +109,9 @@ def _round_row(r: dict, private: bool) -> dict:
                  el("td", interval_text(r.get("public_interval")), class_="num interval"),
                  el("td", r.get("tie") or "", class_="tie")]
     ranked = (r.get("private_rank") if private else r.get("public_rank")) is not None
-    classes = " ".join(c for c in ("baseline" if r.get("baseline") else "", "" if ranked else "unranked") if c)
     return el("tr", *cells, el("td", r.get("submits"), class_="num"), el("td", utc(r.get("last_submit"))),
-              class_=classes or None, data_team=r["team"])
+              class_=_classes("baseline" if r.get("baseline") else "", "" if ranked else "unranked"),
+              data_team=r["team"])
 
 
 def _round_board(task: str, board: dict) -> list:
@@ -134,14 +138,14 @@ def _round_board(task: str, board: dict) -> list:
     return out
 
 
-def board_tree(task: str, tab: str, board: dict, who: dict) -> dict:
+def board_tree(task: str, tab: str, board: dict, who: dict) -> Node:
     """The board TAB of TASK shows WHO (whoami: user, organizer), refreshed from /tasks/TASK/board.json?tab=TAB."""
     parts = _round_board(task, board) if board["kind"] == "round" else _users_board(task, board, who)
     return el("div", *parts, id="board", data_refresh=f"/tasks/{quote(task, safe='')}/board.json?tab={tab}",
               data_every=BOARD_EVERY_MS)
 
 
-def facts_tree(s: dict) -> dict:
+def facts_tree(s: dict) -> Node:
     """A session's facts (status, entry, GPUs, summary, memo), refreshed from /sessions/NAME/facts.json."""
     status = el("dd", s["status"], f" ({s['reason']}: {s.get('message')})" if s.get("reason") else None,
                 class_=f"status-{s['status']}", id="session-status")

@@ -18,7 +18,7 @@ from harness.core.escape import csv_cell
 from harness.service.local import LocalApi
 
 from .fragments import board_tree
-from .nodes import rules_json, to_html
+from .nodes import Node, rules_json, to_html
 from .security import COOKIE, LOGIN_COOKIE, csrf_field, start_login
 from .views import chart_names, fmt, round_tab, tab_of, utc
 
@@ -28,7 +28,7 @@ router = APIRouter(include_in_schema=False)
 
 
 @pass_context
-def tree(context, node: dict) -> Markup:
+def tree(context, node: Node) -> Markup:
     """`{{ tree(node) }}`: a part that refreshes in place (web/fragments.py), its forms given the viewer's CSRF."""
     return to_html(node, csrf_field(context))
 
@@ -133,9 +133,10 @@ def task_page(request: Request, task: str, tab: Optional[str] = None) -> HTMLRes
     board = _board(api, task, tab)  # (a task not prepared: NotFound here, a 404 page, before its README is read)
     readme = _readme(api.task_readme(task))
     title = board.get("title") or f"{task} — {board.get('metric')} ({board.get('direction')} is better)"
-    hidden = api.hidden_entries(task) if api.whoami()["organizer"] else []
+    who = api.whoami()
+    hidden = api.hidden_entries(task) if who["organizer"] else []
     return page(request, "task.html", api, task=task, board=board, title=title, readme=readme, hidden=hidden,
-                board_tree=board_tree(task, tab, board, api.whoami()))
+                board_tree=board_tree(task, tab, board, who))
 
 
 @router.get("/tasks/{task}/score-history.json")
