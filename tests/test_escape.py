@@ -73,3 +73,16 @@ def test_a_memo_with_a_bidi_or_control_character_is_refused(mark):
     assert check_memo("lr=0.1 한국어 ✓") == "lr=0.1 한국어 ✓"
     with pytest.raises(UserError, match="control characters"):
         check_memo(f"score 0.9{mark}1")
+
+
+@given(st.text())
+def test_a_name_in_a_one_line_message_is_printable_and_never_reads_as_another(name):
+    """Whatever a file is named, it adds no line and no control to a message; a name spelling `a\\nb` and one
+    holding a newline read differently."""
+    from harness.core.escape import one_line
+    shown = one_line(name)
+    assert shown.isprintable() and "\n" not in shown
+    assert shown == name or "\\" in shown
+    if name.isprintable() and "\\" not in name:
+        assert shown == name
+    assert one_line("a\nb.py") != one_line("a\\nb.py")

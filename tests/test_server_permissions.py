@@ -161,5 +161,7 @@ def test_a_field_the_operation_does_not_declare_is_named_and_refused(cli, served
         assert memo.status_code == 422 and memo.json()["error"].startswith("txt: Extra inputs are not permitted")
         fork = c.post(f"/sessions/{name}/fork", json={"checkpoint": "1", "opts": {"gpu": 2}})
         assert fork.status_code == 422 and fork.json()["error"].startswith("opts.gpu: Extra inputs")
+        huge = c.put(f"/sessions/{name}/memo", json={"text": "x", "\x1b[2J" + "k" * 100_000: 1})
+        assert huge.status_code == 422 and len(huge.json()["error"]) < 200 and "\x1b" not in huge.json()["error"]
         assert c.put(f"/sessions/{name}/memo", json={"text": "hello"}).status_code == 200
     assert cli.json("ps", "-a")[0]["memo"] == "hello"

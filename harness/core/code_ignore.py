@@ -7,8 +7,8 @@ the run will have.
 the folder, in the process that serves everyone: with Python's backtracking engine a pattern like `*a*a*a*a*c`
 took minutes on one long name, and `*` then many `?` took a quarter of a millisecond a path per pattern. So they
 are matched by RE2 (pathspec's `re2` backend), in time linear in the path whatever the pattern, and a file holds
-at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters, MAX_WILDCARDS wildcards and
-MAX_IGNORE_BYTES in all (and the snapshot walks at most runs.snapshot.MAX_EXAMINED names). A line that is
+at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters, MAX_WILDCARDS wildcards (MAX_SINGLE
+of them `?` or `[`) and MAX_IGNORE_BYTES in all (and the snapshot walks at most runs.snapshot.MAX_EXAMINED names). A line that is
 no gitignore pattern (a lone `!`, a trailing `\\`, a class `[z-a]`) is refused in one line that names it, where
 the library raised its own error out of the snapshot, at `run` (a traceback) and over the API (a 500)."""
 from __future__ import annotations
@@ -24,9 +24,11 @@ IGNORE_FILE = ".nsmlignore"
 MAX_PATTERNS = 64
 MAX_PATTERN_CHARS = 256
 MAX_IGNORE_BYTES = 64 << 10  # (comments included)
-MAX_WILDCARDS = 32  # `*`, `?` and `[` in all the file's patterns: each path is matched by RE2 in time linear in it,
-#                    but the factor grows with them (63 patterns of `*`, 250 `?` and a letter: 0.9 s a long path,
-#                    hours for a folder; 32 in any arrangement: under 0.2 ms a 4,000-character path)
+MAX_WILDCARDS = 16  # `*`, `?` and `[` in all the file's patterns, and of them at most MAX_SINGLE `?` or `[`: RE2
+MAX_SINGLE = 4  # matches each path in time linear in it, but its states multiply with them (`*a` and 30 `?`: 26 ms
+#                 a 4,000-character path, 80 s of the scheduler's launch for a folder of 50,000 such names; `*` and
+#                 250 `?` in 63 patterns: 0.9 s a path). Within both, the worst arrangements found by a search:
+#                 0.13 ms a 4,000-character path, 0.03 ms a path of the three levels the era scan reads
 ENVIRONMENT_FILES = ("requirements.txt", "setup.py", "nsml_package.txt")  # at the top: what `run` builds the run's
 #                 environment from, so always taken (an .nsmlignore that listed one made `run` and the launch differ)
 ALWAYS_IGNORED = [".git/", "__pycache__/", ".nsml_ignored_by_harness",
@@ -70,17 +72,18 @@ def _checked(text: str, compile_) -> list:
     the bounds or is no pattern."""
     import pathspec
     import re2
-    patterns, wildcards = [], 0
+    patterns, wildcards, singles = [], 0, 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):  # (gitignore's rules: a comment starts the line)
             continue
         where = f"{IGNORE_FILE}:{number}: {line.strip()[:60]!r}"
         if len(line) > MAX_PATTERN_CHARS:  # (the line as it is compiled, spaces and all)
             raise UserError(f"{where}: a pattern of over {MAX_PATTERN_CHARS} characters")
-        wildcards += sum(line.count(c) for c in "*?[")
-        if wildcards > MAX_WILDCARDS:
-            raise UserError(f"{where}: more than {MAX_WILDCARDS} wildcards (* ? [) in the file; list folders "
-                            f"(data/) and plain names instead")
+        singles += line.count("?") + line.count("[")
+        wildcards += line.count("*")
+        if wildcards + singles > MAX_WILDCARDS or singles > MAX_SINGLE:
+            raise UserError(f"{where}: more than {MAX_WILDCARDS} wildcards (* ? [) in the file, or {MAX_SINGLE} of "
+                            f"? and [; list folders (data/) and plain names instead")
         try:
             pattern = compile_(line)
             pathspec.PathSpec([pattern], backend="re2")  # (its regex as RE2 reads it: RE2 refuses some re takes)

@@ -41,5 +41,8 @@ def terminal(text: str) -> str:
 
 def one_line(name: str) -> str:
     """NAME (a participant's file name) inside a one-line message: each character that is not printable (a newline,
-    a control, a bidi override, a byte that was not UTF-8) written as its Python escape (\\n, \\x1b, \\udcff)."""
-    return name if name.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
+    a control, a bidi override, a byte that was not UTF-8) written as its Python escape (\\n, \\x1b, \\udcff), and
+    then a backslash as two, so that a name spelling `a\\nb` never reads as one holding a newline."""
+    if name.isprintable() and "\\" not in name:
+        return name
+    return "".join(c if c.isprintable() and c != "\\" else repr(c)[1:-1] for c in name)

@@ -11,6 +11,7 @@ import shutil
 import stat
 from pathlib import Path
 
+from harness.core.archives import link_target_problem
 from harness.core.code_ignore import IGNORE_FILE, ignore_spec
 from harness.core.errors import UserError
 from harness.core.escape import one_line
@@ -22,9 +23,16 @@ _CHUNK = 1 << 20
 
 
 def _inside(root: Path, link: Path) -> bool:
-    """Does the symbolic link LINK resolve to a place inside ROOT (and exist)?"""
+    """Does LINK (a symbolic link, or a path that may pass through some) resolve to a place inside ROOT (and
+    exist)? The kernel is asked first whether it exists (at most 40 links on its way); then a link whose target is
+    relative without '..' is inside however chained (core.archives' rule, every upload's), and any other path is
+    resolved (os.path.realpath, a call per part of the path, on paths the kernel could follow only)."""
+    if not os.path.exists(link):
+        return False
+    if link.is_symlink() and link_target_problem(os.readlink(link)) is None:
+        return True
     target = os.path.realpath(link)
-    return (target == str(root) or target.startswith(str(root) + os.sep)) and os.path.exists(target)
+    return target == str(root) or target.startswith(str(root) + os.sep)
 
 
 def check_entry(code_dir: Path, entry: str) -> str:
@@ -66,7 +74,7 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
         raise UserError(f"{src}: no such folder")
     root = src.resolve()
     spec = ignore_spec(src)
-    count, budget, examined = 0, [0], 0
+    kept, folders, budget, examined = 0, 0, [0], 0
     dest.mkdir(parents=True, exist_ok=False)
     try:
         for dirpath, dirnames, filenames in os.walk(src):
@@ -93,19 +101,20 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
                         dirnames.remove(name)  # kept as a link; what it points to is copied where it lives
                 elif _is_dir:
                     (dest / rel).mkdir()
-                    continue
+                    folders += 1
                 elif stat.S_ISREG(st.st_mode):
                     _copy_file(path, dest / rel, budget, max_bytes, shown)
                 else:
                     raise UserError(f"{shown}: a FIFO, socket or device cannot be part of the code; list it in "
                                     f"{IGNORE_FILE}")
-                count += 1
-                if count > MAX_CODE_FILES:
-                    raise UserError(f"{src}: more than {MAX_CODE_FILES} files; list data folders in {IGNORE_FILE}")
+                kept += 1
+                if kept > MAX_CODE_FILES:  # (folders too: each a name every later walk of the code reads)
+                    raise UserError(f"{src}: more than {MAX_CODE_FILES} files and folders; list data folders in "
+                                    f"{IGNORE_FILE}")
     except BaseException:
         shutil.rmtree(dest, ignore_errors=True)
         raise
-    return count
+    return kept - folders
 
 
 def copy_tree(src: Path, dest: Path) -> None:

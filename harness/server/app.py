@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from harness.core.errors import UserError
+from harness.core.escape import one_line
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.scheduler.lease import ensure_running
 from harness.service import accounts
@@ -182,7 +183,8 @@ def create_app(settings: Settings) -> FastAPI:
     async def bad_request(_request, exc: RequestValidationError):
         errors = exc.errors()  # an undeclared key first: it explains a required one missing (`txt` for `text`)
         first = min(errors, key=lambda e: e.get("type") != "extra_forbidden") if errors else {}
-        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body") or "request"
+        where = one_line(".".join(str(p) for p in first.get("loc", ()) if p != "body"))[:80] or "request"  # (a
+        #                                             caller's undeclared key, whatever it holds, as its first 80)
         return error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
 
     @app.exception_handler(StarletteHTTPException)
