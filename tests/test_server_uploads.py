@@ -297,7 +297,8 @@ def test_fuzzed_uploads_never_land_outside_and_others_keep_being_served(alice, r
 
 
 @pytest.mark.parametrize("query,words", [("task=nowhere", "unknown task"), ("task=tiny&memo=%07", "memo"),
-                                         ("task=tiny&options=%7B%22runtime%22%3A%22docker%22%7D", "--runtime")])
+                                         ("task=tiny&options=%7B%22runtime%22%3A%22docker%22%7D", "--runtime"),
+                                         ("task=tiny&options=%7B%22gpu%22%3A2%7D", "options.gpu: Extra inputs")])
 def test_a_session_that_would_be_refused_is_refused_before_its_upload_is_read(alice, served, query, words):
     """An unknown task, a bad memo, a runtime the organizer did not allow (and the round's gate, the queue limit,
     the user's storage): answered at once, while the client has sent none of its (announced) megabyte; the server

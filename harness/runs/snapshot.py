@@ -11,7 +11,6 @@ import shutil
 import stat
 from pathlib import Path
 
-from harness.core.archives import link_target_problem
 from harness.core.code_ignore import IGNORE_FILE, ignore_spec
 from harness.core.errors import UserError
 from harness.core.escape import one_line
@@ -22,17 +21,26 @@ MAX_EXAMINED = 10 * MAX_CODE_FILES  # names the walk matches against .nsmlignore
 _CHUNK = 1 << 20
 
 
-def _inside(root: Path, link: Path) -> bool:
-    """Does LINK (a symbolic link, or a path that may pass through some) resolve to a place inside ROOT (and
-    exist)? The kernel is asked first whether it exists (at most 40 links on its way); then a link whose target is
-    relative without '..' is inside however chained (core.archives' rule, every upload's), and any other path is
-    resolved (os.path.realpath, a call per part of the path, on paths the kernel could follow only)."""
-    if not os.path.exists(link):
-        return False
-    if link.is_symlink() and link_target_problem(os.readlink(link)) is None:
-        return True
-    target = os.path.realpath(link)
-    return target == str(root) or target.startswith(str(root) + os.sep)
+def _real(path: Path) -> str | None:
+    """Where PATH leads, every link on its way followed by the kernel (40 at most), as one absolute path; None:
+    nothing there (dangling, or a loop). One open, so the answer is of one moment (os.path.realpath reads each part
+    of the path in turn, in Python: 2,000 chained links took it 12.6 s)."""
+    try:
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:  # (no /proc: resolved part by part)
+        return os.path.realpath(path) if os.path.exists(path) else None
+    finally:
+        os.close(fd)
+
+
+def _inside(root: Path, path: Path) -> str | None:
+    """Where PATH (a link, or a path that may pass through some) leads, when that exists inside ROOT; else None."""
+    real = _real(path)
+    return real if real is not None and (real == str(root) or real.startswith(str(root) + os.sep)) else None
 
 
 def check_entry(code_dir: Path, entry: str) -> str:
@@ -93,10 +101,13 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
                 shown = one_line(f"{src}/{rel}")
                 st = os.lstat(path)
                 if stat.S_ISLNK(st.st_mode):
-                    if not _inside(root, path):
+                    real = _inside(root, path)
+                    if real is None:
                         raise UserError(f"{shown}: a symbolic link out of the folder (or dangling); copy the "
                                         f"file in, or list it in {IGNORE_FILE}")
-                    os.symlink(os.readlink(path), dest / rel)
+                    # copied as where it led, relative to its folder: never an absolute path back into the
+                    # participant's folder, nor a `..` that means something else once the folder has another name
+                    os.symlink(os.path.relpath(real, os.path.join(root, rel_dir)), dest / rel)
                     if _is_dir:
                         dirnames.remove(name)  # kept as a link; what it points to is copied where it lives
                 elif _is_dir:

@@ -22,7 +22,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
 from harness.core.errors import UserError
-from harness.core.escape import one_line
 from harness.core.settings import SETTINGS_FILE, Settings, load_settings
 from harness.scheduler.lease import ensure_running
 from harness.service import accounts
@@ -31,7 +30,7 @@ from harness.service.log_streams import WORKER_THREADS
 from harness.state import Harness
 
 from .caller_slots import CallerSlots
-from .deps import API, MAX_JSON_BYTES, FiniteJSONResponse, error, status_of
+from .deps import API, MAX_JSON_BYTES, FiniteJSONResponse, error, invalid, status_of
 
 log = logging.getLogger("harness.server")
 
@@ -181,11 +180,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request, exc: RequestValidationError):
-        errors = exc.errors()  # an undeclared key first: it explains a required one missing (`txt` for `text`)
-        first = min(errors, key=lambda e: e.get("type") != "extra_forbidden") if errors else {}
-        where = one_line(".".join(str(p) for p in first.get("loc", ()) if p != "body"))[:80] or "request"  # (a
-        #                                             caller's undeclared key, whatever it holds, as its first 80)
-        return error(422, f"{where}: {first.get('msg', 'invalid')}", "RequestValidationError")
+        return error(422, invalid(exc.errors()), "RequestValidationError")
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_request, exc: StarletteHTTPException):

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from harness.core import archives, finite_json
 from harness.core.errors import NotFound, PermissionDenied, QuotaExceeded, Unauthorized, UserError
+from harness.core.escape import one_line
 from harness.service.local import LocalApi
 
 API = "/api/v1"
@@ -33,6 +34,15 @@ def status_of(exc: UserError) -> int:
         if isinstance(exc, cls):
             return code
     return 400
+
+
+def invalid(errors: list, prefix: str = "") -> str:
+    """A validation's problems (pydantic's ERRORS) as one line, `where: what`: an undeclared key first (it explains
+    a required one missing: `txt` for `text`), named by at most 80 escaped characters of its path after PREFIX
+    (whatever a caller's key holds, the answer stays one short line)."""
+    first = min(errors, key=lambda e: e.get("type") != "extra_forbidden") if errors else {}
+    where = ".".join([*filter(None, [prefix]), *(str(p) for p in first.get("loc", ()) if p != "body")])
+    return f"{one_line(where)[:80] or 'request'}: {first.get('msg', 'invalid')}"
 
 
 def error(code: int, message: str, kind: str = "error") -> JSONResponse:

@@ -24,7 +24,7 @@ from harness.service.local import LocalApi
 from harness.service.log_streams import FollowSlots
 from harness.service.permissions import require_organizer
 
-from .deps import API, Caller, in_thread, receive_folder
+from .deps import API, Caller, in_thread, invalid, receive_folder
 from .derived import RunOpts, SessionNumber, SessionTask, SessionUser, route_path
 
 router = APIRouter()
@@ -54,9 +54,7 @@ async def start_session(request: Request, task: Annotated[str, Query(max_length=
     try:
         opts = RunOpts.model_validate_json(options).model_dump()
     except ValidationError as exc:  # (invalid JSON too) the first problem, named by its field: options.datasets.0
-        first = exc.errors()[0] if exc.errors() else {}
-        where = ".".join(["options", *(str(p) for p in first.get("loc", ()))])
-        raise UserError(f"{where}: {first.get('msg', 'invalid')}") from None
+        raise UserError(invalid(exc.errors(), "options")) from None
     notes: list[str] = []
     await in_thread(api._admit_session, task, memo, opts)  # refused before the upload is read (it is at most
     with tempfile.TemporaryDirectory(prefix="upload-") as tmp:  # limits.code_bytes, spooled then unpacked)
