@@ -66,10 +66,11 @@ def test_an_nsmlignore_that_would_backtrack_is_matched_in_linear_time_within_its
     """`*a*a*a*a*a*c` against a long name backtracked for minutes in the process serving everyone, and `*` then
     26 `?`, eight times in 63 patterns, cost 15 ms a path; 63 patterns of `*`, 250 `?` and a letter cost RE2 0.9 s
     a long path, hours a folder (the reviews' attacks). RE2 matches in time linear in the path and the file holds
-    at most 16 wildcards, 4 of them `?` or `[` (`*a` and 30 `?`, within the 32 allowed before, cost 26 ms a path: 80
-    s of the scheduler's launch for 50,000 names), so the worst arrangement costs well under a millisecond a path. A file past its bounds
-    (a line counted as it is compiled, spaces and all) is refused at `run` in one line, before anything is read
-    or copied; so is a folder whose walk, ignored names included, passes its bound."""
+    at most 16 wildcards, 4 of them `?` or `[` (`*a` and 30 `?`, within the 32 allowed before, cost 26 ms a path:
+    80 s of the scheduler's launch for 50,000 names), so the worst arrangement costs well under a millisecond a
+    path. A file past its bounds (a line counted as it is compiled, spaces and all) is refused at `run` in one
+    line, before anything is read or copied; so is a folder whose walk, ignored names included, passes its
+    bound."""
     import time
 
     from harness.core import code_ignore
@@ -193,3 +194,59 @@ def test_links_and_folders_count_and_a_long_chain_of_links_is_cheap(tmp_path, mo
         (src / f"d{i}").mkdir()
     with pytest.raises(UserError, match="more than 30 files and folders"):
         snapshot_code(src, tmp_path / "folders")
+
+
+def test_a_folder_swapped_for_a_link_as_it_is_walked_is_never_read_through(tmp_path, monkeypatch):
+    """Review 3: the walk listed a folder by its path, so one swapped for a link to another place after it was
+    checked (a participant racing their own folder, in local mode) had that place's files copied into the
+    snapshot by the service. Folders are now walked by descriptor: the swapped one is never followed."""
+    import os
+
+    from harness.runs import snapshot
+    src, outside = tmp_path / "code", tmp_path / "outside"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "mine.py").write_text("x = 1\n")
+    (src / "zz.txt").write_text("last\n")
+    outside.mkdir()
+    (outside / "secret.txt").write_text("the service's secret\n")
+    real = snapshot.ignore_spec
+
+    class Racing:  # the walk asks the rules about zz.txt after it has checked sub: the swap happens then
+        def __init__(self, rules):
+            self.rules = rules
+
+        def match_file(self, rel):
+            if rel == "zz.txt" and not (src / "sub").is_symlink():
+                os.rename(src / "sub", tmp_path / "sub-away")
+                os.symlink(outside, src / "sub")
+            return self.rules.match_file(rel)
+    monkeypatch.setattr(snapshot, "ignore_spec", lambda folder: Racing(real(folder)))
+    snapshot_code(src, tmp_path / "dest")
+    copied = [p.read_text() for p in (tmp_path / "dest").rglob("*") if p.is_file()]
+    assert "the service's secret\n" not in copied and "last\n" in copied
+
+
+def test_a_folder_the_walk_cannot_open_is_one_line_not_left_out_silently(tmp_path, monkeypatch):
+    """A folder that cannot be opened as the walk reaches it (unreadable to the service, or gone) used to be left
+    out of the snapshot without a word; it is now one line naming it."""
+    import shutil as sh
+
+    from harness.runs import snapshot
+    src = tmp_path / "code"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "model.py").write_text("x = 1\n")
+    (src / "zz.txt").write_text("last\n")
+    real = snapshot.ignore_spec
+
+    class Vanishing:
+        def __init__(self, rules):
+            self.rules = rules
+
+        def match_file(self, rel):
+            if rel == "zz.txt":
+                sh.rmtree(src / "sub", ignore_errors=True)
+            return self.rules.match_file(rel)
+    monkeypatch.setattr(snapshot, "ignore_spec", lambda folder: Vanishing(real(folder)))
+    with pytest.raises(UserError, match=r"/code: its folder sub cannot be read \(No such file or directory\)"):
+        snapshot_code(src, tmp_path / "dest")
+    assert not (tmp_path / "dest").exists()

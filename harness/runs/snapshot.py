@@ -21,25 +21,26 @@ MAX_EXAMINED = 10 * MAX_CODE_FILES  # names the walk matches against .nsmlignore
 _CHUNK = 1 << 20
 
 
-def _real(path: Path) -> str | None:
-    """Where PATH leads, every link on its way followed by the kernel (40 at most), as one absolute path; None:
-    nothing there (dangling, or a loop). One open, so the answer is of one moment (os.path.realpath reads each part
-    of the path in turn, in Python: 2,000 chained links took it 12.6 s)."""
+def _real(path: Path | str, dir_fd: int | None = None) -> str | None:
+    """Where PATH (relative to DIR_FD when given) leads, every link on its way followed by the kernel (40 at most),
+    as one absolute path; None: nothing there (dangling, or a loop). One open, so the answer is of one moment
+    (os.path.realpath reads each part of the path in turn, in Python: 2,000 chained links took it 12.6 s)."""
     try:
-        fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        fd = os.open(path, os.O_PATH | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError:
         return None
     try:
         return os.readlink(f"/proc/self/fd/{fd}")
-    except OSError:  # (no /proc: resolved part by part)
-        return os.path.realpath(path) if os.path.exists(path) else None
+    except OSError:  # (no /proc: a path is resolved part by part)
+        return os.path.realpath(path) if dir_fd is None and os.path.exists(path) else None
     finally:
         os.close(fd)
 
 
-def _inside(root: Path, path: Path) -> str | None:
-    """Where PATH (a link, or a path that may pass through some) leads, when that exists inside ROOT; else None."""
-    real = _real(path)
+def _inside(root: Path, path: Path | str, dir_fd: int | None = None) -> str | None:
+    """Where PATH (a link, or a path that may pass through some; relative to DIR_FD when given) leads, when that
+    exists inside ROOT; else None."""
+    real = _real(path, dir_fd)
     return real if real is not None and (real == str(root) or real.startswith(str(root) + os.sep)) else None
 
 
@@ -55,8 +56,8 @@ def check_entry(code_dir: Path, entry: str) -> str:
     return rel.as_posix()
 
 
-def _copy_file(src: Path, dest: Path, budget: list[int], limit: int, shown: str) -> None:
-    fd = os.open(src, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+def _copy_file(name: str, dir_fd: int, dest: Path, budget: list[int], limit: int, shown: str) -> None:
+    fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise UserError(f"{shown}: not a regular file")
@@ -70,9 +71,15 @@ def _copy_file(src: Path, dest: Path, budget: list[int], limit: int, shown: str)
                     raise UserError(f"FOLDER: the code is over {limit} bytes (limits.code_bytes) at {shown}; "
                                     f"list data folders in {IGNORE_FILE}")
                 out.write(block)
-        shutil.copymode(src, dest)
+            os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(fd).st_mode))
     finally:
         os.close(fd)
+
+
+def _unreadable(src: Path, exc: OSError) -> None:
+    """A folder the walk cannot open or list: one line naming it, never a snapshot that silently lacks it."""
+    raise UserError(f"{one_line(str(src))}: its folder {one_line(str(exc.filename))} cannot be read "
+                    f"({exc.strerror}); make it readable, or list it in {IGNORE_FILE}")
 
 
 def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
@@ -85,23 +92,23 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
     kept, folders, budget, examined = 0, 0, [0], 0
     dest.mkdir(parents=True, exist_ok=False)
     try:
-        for dirpath, dirnames, filenames in os.walk(src):
+        # folders by descriptor: one swapped for a link as it is walked is never followed, nor read through
+        for dirpath, dirnames, filenames, dirfd in os.fwalk(root, onerror=lambda e: _unreadable(src, e)):
             examined += len(dirnames) + len(filenames)
             if examined > MAX_EXAMINED:
                 raise UserError(f"{src}: more than {MAX_EXAMINED} files and folders, ignored ones included; list "
                                 f"data folders themselves in {IGNORE_FILE} (data/, not data/*.jpg)")
-            rel_dir = Path(dirpath).relative_to(src)
+            rel_dir = Path(dirpath).relative_to(root)
             dirnames[:] = [d for d in dirnames if not spec.match_file(f"{(rel_dir / d).as_posix()}/")]
             entries = [(d, True) for d in dirnames] + [(f, False) for f in filenames]
             for name, _is_dir in entries:
                 rel = (rel_dir / name).as_posix()
-                path = Path(dirpath) / name
                 if not _is_dir and spec.match_file(rel):
                     continue
                 shown = one_line(f"{src}/{rel}")
-                st = os.lstat(path)
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
                 if stat.S_ISLNK(st.st_mode):
-                    real = _inside(root, path)
+                    real = _inside(root, name, dirfd)
                     if real is None:
                         raise UserError(f"{shown}: a symbolic link out of the folder (or dangling); copy the "
                                         f"file in, or list it in {IGNORE_FILE}")
@@ -114,7 +121,7 @@ def snapshot_code(src: Path, dest: Path, max_bytes: int = 1 << 30) -> int:
                     (dest / rel).mkdir()
                     folders += 1
                 elif stat.S_ISREG(st.st_mode):
-                    _copy_file(path, dest / rel, budget, max_bytes, shown)
+                    _copy_file(name, dirfd, dest / rel, budget, max_bytes, shown)
                 else:
                     raise UserError(f"{shown}: a FIFO, socket or device cannot be part of the code; list it in "
                                     f"{IGNORE_FILE}")
