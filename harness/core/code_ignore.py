@@ -8,9 +8,10 @@ the folder, in the process that serves everyone: with Python's backtracking engi
 took minutes on one long name, and `*` then many `?` took a quarter of a millisecond a path per pattern. So they
 are matched by RE2 (pathspec's `re2` backend), in time linear in the path whatever the pattern, and a file holds
 at most MAX_PATTERNS patterns of at most MAX_PATTERN_CHARS characters (MAX_TOTAL_CHARS in all), MAX_WILDCARDS
-wildcards (MAX_SINGLE of them `?` or `[`) and MAX_IGNORE_BYTES with comments (and the snapshot walks at most runs.snapshot.MAX_EXAMINED names). A line that is
-no gitignore pattern (a lone `!`, a trailing `\\`, a class `[z-a]`) is refused in one line that names it, where
-the library raised its own error out of the snapshot, at `run` (a traceback) and over the API (a 500)."""
+wildcards (MAX_SINGLE of them `?` or `[`) and MAX_IGNORE_BYTES with comments (and the snapshot walks at most
+runs.snapshot.MAX_EXAMINED names). A line that is no gitignore pattern (a lone `!`, a trailing `\\`, a class
+`[z-a]`) is refused in one line that names it, where the library raised its own error out of the snapshot, at
+`run` (a traceback) and over the API (a 500)."""
 from __future__ import annotations
 
 import re
