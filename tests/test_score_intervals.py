@@ -9,7 +9,9 @@ from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
 
 from harness.scoring.metric_library import Records, metric
 from harness.scoring.uncertainty import interval
-from harness.web.pages import flat_row, templates
+from harness.web.fragments import board_tree
+from harness.web.nodes import to_html
+from harness.web.pages import flat_row
 
 TEST_NUMBERS = list(range(1, 100, 7))  # the tiny task's test set (label: number > 50)
 
@@ -54,8 +56,8 @@ def test_a_scored_submission_has_its_interval_on_every_board_surface(cli, tmp_pa
     assert "95% interval" in out and f"{expected.low:.6g}–{expected.high:.6g}" in out
     flat = flat_row(row)
     assert (flat["interval_low"], flat["interval_high"]) == (expected.low, expected.high) and "interval" not in flat
-    html = templates.get_template("board.html").render(board={"kind": "users", "rows": [row]}, task="tiny",
-                                                       tab="public", who={"user": "alice", "organizer": False})
+    alice = {"user": "alice", "organizer": False}
+    html = to_html(board_tree("tiny", "public", {"kind": "users", "rows": [row]}, alice))
     assert "95% interval" in html and f"{expected.low:.6g}–{expected.high:.6g}" in html
 
 
@@ -126,8 +128,7 @@ def test_neighbours_the_test_set_cannot_tell_apart_are_marked_as_a_tie(cli, tmp_
         h.store.close()
     out = cli("board", "tiny").stdout
     assert "Tied" in out and out.count("1–2") == 2
-    html = templates.get_template("board.html").render(board={"kind": "users", "rows": rows}, task="tiny",
-                                                       tab="public", who={"user": "alice", "organizer": False})
+    html = to_html(board_tree("tiny", "public", {"kind": "users", "rows": rows}, {"user": "alice", "organizer": False}))
     assert html.count('<td class="tie">1–2</td>') == 2 and ">Tied<" in html
 
 
@@ -137,11 +138,9 @@ def test_the_private_tab_says_the_expected_shake_up_in_words():
              "shakeup": shakeup, "rows": [{"team": "red", "public_rank": 1, "public": 1.0, "private_rank": 1,
                                            "private": 0.5, "shakeup": 0, "submits": 1, "last_submit": None,
                                            "baseline": False}]}
-    html = templates.get_template("board.html").render(board=board, task="tiny", tab="private",
-                                                       who={"user": "alice", "organizer": False})
+    html = to_html(board_tree("tiny", "private", board, {"user": "alice", "organizer": False}))
     assert "0.68 of 2 teams change place" in html and "red 56%" in html and "within what noise explains" in html
-    public = templates.get_template("board.html").render(board={**board, "view": "public"}, task="tiny",
-                                                         tab="public", who={"user": "alice", "organizer": False})
+    public = to_html(board_tree("tiny", "public", {**board, "view": "public"}, {"user": "alice", "organizer": False}))
     assert "shake-up from noise" not in public
 
 
