@@ -516,7 +516,8 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
         cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
     cli("dataset", "add", make_tiny_task(tmp_path / "free", name="free"), user="org")
     code = participant(tmp_path / "code", NSML_MAIN)
-    hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 8", code, user="alice").stdout.split()[1]
+    hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 20", code,  # (long enough to hold every GPU
+               user="alice").stdout.split()[1]  # until `create` and `ps` below, on a loaded machine too)
     import time
     deadline = time.monotonic() + 60
     while cli.json("ps", user="alice")[0]["status"] != "running" and time.monotonic() < deadline:
