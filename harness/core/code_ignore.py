@@ -43,7 +43,7 @@ def ignore_spec(src: Path) -> "IgnoreRules":
     """The rules for SRC: `match_file("a/b.py")`, a folder as `"a/"`."""
     import pathspec
     compile_ = pathspec.util.lookup_pattern("gitignore")
-    patterns = [compile_(line) for line in ALWAYS_IGNORED]
+    patterns = [(compile_(line), line) for line in ALWAYS_IGNORED]
     ignore = src / IGNORE_FILE
     if ignore.is_file() and not ignore.is_symlink():
         with open(ignore, "rb") as fh:
@@ -51,7 +51,7 @@ def ignore_spec(src: Path) -> "IgnoreRules":
         if len(data) > MAX_IGNORE_BYTES:
             raise UserError(f"{IGNORE_FILE}: over {MAX_IGNORE_BYTES} bytes")
         patterns += _checked(data.decode("utf-8", errors="replace"), compile_)
-    return IgnoreRules(pathspec.PathSpec(patterns, backend="re2"))
+    return IgnoreRules(_re2_spec(patterns))
 
 
 class IgnoreRules:
@@ -71,10 +71,8 @@ class IgnoreRules:
 
 
 def _checked(text: str, compile_) -> list:
-    """The patterns of an .nsmlignore, each made by COMPILE_, or a one-line UserError naming the line that breaks
-    the bounds or is no pattern."""
-    import pathspec
-    import re2
+    """The patterns of an .nsmlignore, each made by COMPILE_ with where it is written, or a one-line UserError
+    naming the line that breaks the bounds or is no pattern."""
     patterns, wildcards, singles, chars = [], 0, 0, 0
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):  # (gitignore's rules: a comment starts the line)
@@ -90,11 +88,25 @@ def _checked(text: str, compile_) -> list:
             raise UserError(f"{where}: more than {MAX_WILDCARDS} wildcards (* ? [) in the file, or {MAX_SINGLE} of "
                             f"? and [; list folders (data/) and plain names instead")
         try:
-            pattern = compile_(line)
-            pathspec.PathSpec([pattern], backend="re2")  # (its regex as RE2 reads it: RE2 refuses some re takes)
-        except (ValueError, re.error, re2.error):  # (pathspec's GitIgnorePatternError; a class such as [z-a])
+            patterns.append((compile_(line), where))
+        except (ValueError, re.error):  # (pathspec's GitIgnorePatternError; a class such as [z-a])
             raise UserError(f"{where}: not a gitignore pattern") from None
-        patterns.append(pattern)
         if len(patterns) > MAX_PATTERNS:
             raise UserError(f"{IGNORE_FILE}: more than {MAX_PATTERNS} patterns; ignore whole folders instead")
     return patterns
+
+
+def _re2_spec(patterns: list):
+    """PATTERNS ((pattern, where) pairs) as one RE2 PathSpec, or a one-line UserError naming the first line whose
+    regular expression RE2 refuses where Python's `re` took it (`[[:alpha:]\\]`): sought only then."""
+    import pathspec
+    import re2
+    try:
+        return pathspec.PathSpec([p for p, _ in patterns], backend="re2")
+    except re2.error:
+        for pattern, where in patterns:
+            try:
+                pathspec.PathSpec([pattern], backend="re2")
+            except re2.error:
+                raise UserError(f"{where}: not a gitignore pattern") from None
+        raise UserError(f"{IGNORE_FILE}: its patterns are not gitignore patterns together") from None
