@@ -89,7 +89,7 @@ def code_only(text: str) -> str:
 
 def _patterns(dotted: str) -> tuple[re.Pattern, re.Pattern, str]:
     module, _, name = dotted.rpartition(".")
-    start = re.compile(r"^[ \t]*from[ \t]+" + re.escape(module) + r"[ \t]+import[ \t]+(\(?)[^\n#]*", re.M)
+    start = re.compile(r"^[ \t]*from[ \t]+" + re.escape(module) + r"[ \t]+import[ \t]+(\(?)[^\n]*", re.M)
     written = re.compile(r"(?<![\w.])" + re.escape(dotted) + r"(?!\w)")
     return start, written, name
 
