@@ -364,3 +364,41 @@ def test_hostile_npy_headers_are_described_in_one_line(tmp_path):
             assert len(got) == 1 and "\n" not in got[0] and got[0].startswith("(a "), got
     (tmp_path / "short").write_bytes(b"\x93NUMPY")
     assert _head(tmp_path / "short", 10)[0].startswith("(a binary file of 6 bytes")
+
+
+SLOW_LOADER = BROKEN_LOADER.replace(
+    '    index = open(os.path.join(DATASET_PATH, "test", "test_index.csv")).read()  # the organizer forgot the file\n',
+    '    import time\n    time.sleep(12)  # (it reads and prepares the whole test set first)\n')
+CLAIMS = NSML_MAIN.replace("    cfg = p.parse_args()\n", "    cfg = p.parse_args()\n    if cfg.mode == 'test':\n"
+                           "        sys.exit(86)  # 'the task's loader failed' (nsml.LOADER_ERROR_EXIT)\n")
+
+
+def test_a_loader_claim_is_judged_off_the_schedulers_loop(cli, tmp_path, state_root):
+    """The probe of a loader that takes longer than the lease to reach infer renewed no heartbeat in the scheduler's
+    pass: any command then ended the scheduler as hung, and every user's running run failed as lost (the hostile
+    review of stop 48). It is judged in a worker thread: bob's run goes on, and alice's claim is still judged."""
+    import subprocess
+    import sys
+    import time
+    assert CLAIMS != NSML_MAIN
+    (state_root / "harness.toml").write_text("[scheduler]\nlease_seconds = 4\n")
+    pack = make_tiny_task(tmp_path / "slow", name="slow")
+    (pack / "data_loader.py").write_text(SLOW_LOADER)
+    cli("dataset", "add", pack, user=ORGANIZER)
+    alice = run_session(cli, participant(tmp_path / "alice", CLAIMS), task="slow")
+    bob = cli("run", "-d", "slow", "-e", "main.py", "-a", "--epochs 60 --sleep 1",
+              participant(tmp_path / "bob", NSML_MAIN), user="bob").stdout.split()[1]
+    submit = subprocess.Popen([sys.executable, "-m", "harness", "submit", "-j", alice, "1"], stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT)
+    try:
+        while submit.poll() is None:  # each command checks the heartbeats (scheduler.lease.recover_if_orphaned)
+            [row] = [r for r in cli.json("ps", "-a", user="bob") if r["name"] == bob]
+            assert row["status"] in ("queued", "running"), row
+            time.sleep(1)
+        result = json.loads(submit.stdout.read())
+    finally:
+        submit.kill()
+    assert result["reason"] == "exit_code" and "reached infer" in result["message"], result
+    [row] = [r for r in cli.json("ps", "-a", user="bob") if r["name"] == bob]
+    assert row["status"] == "running", row
+    cli("stop", bob, user="bob")

@@ -29,7 +29,7 @@ class RunPhase(str, enum.Enum):
 
     LAUNCHING = "launching"  # marked, its code not started yet: a crash requeues it
     RUNNING = "running"  # its code started: a crash fails it as lost
-    SCORING = "scoring"  # a submit whose inference ended: a crash scores it again
+    SCORING = "scoring"  # a submit whose inference ended (or blamed the loader: judged): a crash scores it again
 
 
 class FailureReason(str, enum.Enum):

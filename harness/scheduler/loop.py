@@ -4,7 +4,8 @@ It starts queued runs when their GPUs are free (round robin over owners: fair_sh
 stops, events, disk), renews heartbeats, records outcomes, scores submits in threads; the CLI starts it, idle ends it.
 
 Every state change is one transaction, written before what it describes: a run is ``launching`` before its code
-starts (a crash requeues it), ``running`` with its pid, ``scoring`` once its inference ended (a crash rescores it).
+starts (a crash requeues it), ``running`` with its pid, ``scoring`` once its inference ended (a crash rescores it;
+a submit that blamed the task's loader is judged there too, off the loop: scoring.loader_probe).
 """
 from __future__ import annotations
 
@@ -33,8 +34,7 @@ from harness.runtime.executors import get_executor
 from harness.scoring import ladder_board, loader_probe, provenance
 from harness.scoring.grade import apply, grade_run
 from harness.store import Store
-from harness.store.models import Round, Run, Session, Submission, Task
-from harness.taskpacks import layout
+from harness.store.models import Round, Run, Session, Submission
 
 from .fair_share import Turns
 from .lease import has_pending_work
@@ -158,9 +158,6 @@ class Scheduler:
             if stop:
                 handle.cancel(FailureReason.STOPPED, "stopped by the user")
             outcome = handle.poll()
-            if outcome is not None and outcome.reason is FailureReason.EXIT_CODE \
-                    and outcome.exit_code == loader_probe.CLAIM_EXIT and handle.spec.paths.output is not None:
-                outcome = self._loader_claim(run_id, outcome, handle)
             if outcome is not None and outcome.reason is not FailureReason.DISK_QUOTA:  # at every end: what it
                 over = over_limit(handle.spec.disk_limits)  # wrote after the last scan (or hid from it) counts too
                 if over:
@@ -193,39 +190,16 @@ class Scheduler:
                     continue
                 run.spec = {**(run.spec or {}), "isolation": handle.isolation,
                             **({"environment": handle.environment} if handle.environment else {})}
-                if run.kind is RunKind.SUBMIT and outcome.status is RunStatus.SUCCEEDED:
+                if run.kind is RunKind.SUBMIT and (outcome.status is RunStatus.SUCCEEDED
+                                                   or loader_probe.is_claim(outcome)):  # (checked in a thread too)
                     run.exit_code, run.phase = outcome.exit_code, RunPhase.SCORING
+                    run.message = outcome.message or run.message  # (a claim's: kept should its probe fail)
                     to_score.append(run.id)
                 else:
                     self._finish(db, run, outcome)
         for handle in done:  # its outcome is recorded: now its resources go (a container, say)
             handle.close()
         return to_score
-
-    def _loader_claim(self, run_id: int, outcome: Outcome, handle: Handle) -> Outcome:
-        """The run says the task's loader failed: believed only when the harness's own probe of the loader, with
-        no participant code, fails too — in the environment the run had (scoring.loader_probe); then the loader's
-        output is kept for organizers."""
-        with self.store.tx() as db:
-            task_path, task_name, dry_run, runtime = db.execute(
-                select(Task.path, Task.name, Submission.dry_run, Run.runtime)
-                .join(Submission, Submission.task_id == Task.id).join(Run, Run.id == Submission.run_id)
-                .where(Submission.run_id == run_id)).one()
-        if not loader_probe.probe_environment(self.settings, runtime, handle.environment):
-            return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
-                           f"{loader_probe.CLAIM_REFUSED} it ran in an environment of its own (an era or its "
-                           f"requirements), where the harness cannot tell the loader's failure from the entry's")
-        try:
-            verdict = loader_probe.probe(layout.loader(task_path), layout.submit_data(Path(task_path), dry_run),
-                                         task_name, self.settings.state_dir / "loader-probes")
-        except Exception as exc:  # noqa: BLE001 - an unreadable pack: the run's failure stands as it is
-            log.warning("loader probe of run %s failed: %s", run_id, exc)
-            return outcome
-        if not verdict.confirmed:
-            return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, outcome.exit_code,
-                           f"{loader_probe.CLAIM_REFUSED} the harness's own run of data_loader.py reached infer")
-        return Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, outcome.exit_code,
-                       f"the task's data_loader.py failed before infer was called (not counted): {verdict.detail}")
 
     def _start_queued(self) -> None:
         """Mark the runs that fit as launching (one transaction), then start each one."""
@@ -347,7 +321,8 @@ class Scheduler:
                 self._ended_submits = ended + self._ended_submits
 
     def _score(self, run_id: int) -> None:
-        """Worker thread: grade a finished submit run with the task's evaluator (idempotent)."""
+        """Worker thread: grade a finished submit run with the task's evaluator, or judge its claim that the task's
+        loader failed (scoring.loader_probe: the probe may take a minute, never the loop's); idempotent."""
         with self.store.tx() as db:
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
@@ -359,13 +334,20 @@ class Scheduler:
             sess = db.get(Session, sub.session_id) if sub.session_id else None
             code_dir = Path(sess.code_dir) if sess else None
             environment, runtime = (run.spec or {}).get("environment"), run.runtime
-        result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime)
-        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir else {}
+            claimed = run.exit_code == loader_probe.CLAIM_EXIT  # it blamed the task's loader: judged, never graded
+            task, ended = sub.task.name, Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, run.exit_code, run.message)
+        if claimed:
+            result = loader_probe.judge(self.settings, runtime, environment, dataset, dry_run, task, ended)
+        else:
+            result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime)
+        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir and not claimed else {}
         with self.store.tx(serialize=ladder) as db:  # a Ladder round: one team's grades one after another
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
             sub.provenance = {**(sub.provenance or {}), **origin}
-            if result.ok:
+            if isinstance(result, Outcome):
+                outcome = result
+            elif result.ok:
                 apply(sub, result)
                 outcome = Outcome(RunStatus.SUCCEEDED, None, run.exit_code, "")
             else:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from harness.core.settings import inherited_environment
 from harness.resources import SESSION_SDK
 from harness.taskpacks import layout
 
+log = logging.getLogger("harness.scoring.loader_probe")
 CLAIM_EXIT = 86  # the in-session module's exit when it says the loader failed (nsml.LOADER_ERROR_EXIT)
 CLAIM_REFUSED = f"exit code {CLAIM_EXIT}: the run blamed the task's loader, but"  # the harness's words (shown)
 REACHED_EXIT = 0  # the loader called infer: it works as far as the harness can tell
@@ -138,3 +140,34 @@ def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = Non
         tmp.write_text(json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}))
         tmp.replace(stored)
     return verdict
+
+
+def is_claim(outcome) -> bool:
+    """Whether a submit run's OUTCOME (runtime.Outcome) says the task's loader failed: to be judged (`judge`)."""
+    from harness.core.enums import FailureReason
+    return outcome.reason is FailureReason.EXIT_CODE and outcome.exit_code == CLAIM_EXIT
+
+
+def judge(settings, runtime: str, environment: str | None, task_path: Path, dry_run: bool, task: str, ended):
+    """The end (runtime.Outcome) of a submit run that ENDED blaming the task's loader: the loader's failure, not
+    counted, only when the harness's own probe of it, with no participant code, fails too — in the environment the
+    run had; then the loader's output is kept for organizers. Called off the scheduler's loop (it may take
+    PROBE_SECONDS)."""
+    from harness.core.enums import FailureReason, RunStatus
+    from harness.runtime import Outcome
+
+    def refused(why: str):
+        return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, ended.exit_code, f"{CLAIM_REFUSED} {why}")
+    if not probe_environment(settings, runtime, environment):
+        return refused("it ran in an environment of its own (an era or its requirements), where the harness "
+                       "cannot tell the loader's failure from the entry's")
+    try:
+        verdict = probe(layout.loader(task_path), layout.submit_data(task_path, dry_run), task,
+                        settings.state_dir / "loader-probes")
+    except Exception as exc:  # noqa: BLE001 - an unreadable pack: the run's failure stands as it is
+        log.warning("loader probe of task %s failed: %s", task, exc)
+        return ended
+    if not verdict.confirmed:
+        return refused("the harness's own run of data_loader.py reached infer")
+    return Outcome(RunStatus.FAILED, FailureReason.LOADER_ERROR, ended.exit_code,
+                   f"the task's data_loader.py failed before infer was called (not counted): {verdict.detail}")
