@@ -268,6 +268,7 @@ class Scheduler:
                 chosen.append(run.id)
         for run_id in chosen:
             self._launch(run_id)
+            self._heartbeat()  # (a launch may take seconds, a container's say: many of them never stale the others)
 
     def _team_gpus(self, db) -> dict[int, int]:
         """GPUs each team's runs hold now (runs whose inference ended have given theirs back)."""
