@@ -144,3 +144,54 @@ def test_a_submission_wait_takes_one_of_the_same_slots(cli, tiny_task, tmp_path,
         api.wait_submission(1, timeout=1)
     release()
     assert api.wait_submission(1, timeout=1)["score"] == 1.0
+
+
+FLOOD = '''
+import os, sys, time
+chunk = b"x" * (1 << 20)
+print("first line", flush=True)
+for _ in range(48):
+    os.write(1, chunk)
+os.write(2, b"still going\\n")
+'''
+
+
+def test_a_flooding_run_never_grows_its_log_past_the_limit(cli, tiny_task, tmp_path, state_root):
+    """The run wrote into its log file itself, cut back only at the scheduler's looks: 1.5 GB against a 1 MiB
+    limit in a quarter of a second (the hostile review of stop 48). The harness writes it now (runtime.run_log):
+    at no moment is it past the limit and the cut's mark, the run's first lines are kept, and the run, which
+    waits on its pipe past the limit (its output read at run_log.DRAIN_RATE), ends well."""
+    import threading
+
+    from helpers import run_session
+
+    from harness.runtime import run_log
+    limit = 1 << 20
+    (state_root / "harness.toml").write_text(f"[limits]\nlog_bytes = {limit}\n")
+    code = participant(tmp_path / "flood", FLOOD)
+    name = run_session(cli, code, wait=False)
+    runs, peak, done = state_root / ".harness" / "runs", [0], threading.Event()
+
+    def watch():
+        while not done.is_set():
+            for path in runs.glob("*/log.txt"):
+                try:
+                    st = path.stat()
+                except OSError:
+                    continue
+                peak[0] = max(peak[0], st.st_size, st.st_blocks * 512)
+            time.sleep(0.01)
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        cli("logs", "-f", name)
+    finally:
+        done.set()
+        watcher.join()
+    [row] = [r for r in cli.json("ps", "-a") if r["name"] == name]
+    assert row["status"] == "succeeded", row
+    marker = f"\n[harness] log truncated: over {limit} bytes\n"
+    assert 0 < peak[0] <= limit + len(marker) + 4096, peak  # (a block's rounding of what is allocated)
+    text = cli("logs", name).stdout
+    assert text.startswith("first line") and marker.strip() in text and "still going" not in text
+    assert run_log.DRAIN_RATE >= 1 << 20

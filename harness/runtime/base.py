@@ -318,27 +318,6 @@ def wait_by_polling(handle: Handle, timeout: float | None, interval: float = 0.0
         time.sleep(interval)
 
 
-def truncate_log(path: Path, limit: int | None) -> None:
-    """Keep a log under its limit: cut it at the limit and mark the cut (writers append, so output goes on)."""
-    if not limit:
-        return
-    try:
-        size = path.stat().st_size
-    except FileNotFoundError:
-        return
-    marker = f"\n[harness] log truncated: over {limit} bytes\n".encode()
-    if size > limit + len(marker):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NOFOLLOW | os.O_CLOEXEC)  # never through a link
-        except OSError:
-            return
-        try:
-            os.ftruncate(fd, limit)
-            os.pwrite(fd, marker, limit)
-        finally:
-            os.close(fd)
-
-
 def kill_group(pid: int) -> None:
     """SIGKILL a whole process group; one that is already gone is fine."""
     try:

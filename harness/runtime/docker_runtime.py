@@ -21,7 +21,7 @@ from harness import resources
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 
-from . import base, cgroups, env_builds, env_store, image_builds
+from . import base, cgroups, env_builds, env_store, image_builds, run_log
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 from .images import ENV_REPO, ImageError, session_image
 
@@ -212,22 +212,16 @@ class DockerHandle(Handle):
             self._state = {"lost": f"container lost: {exc}"}
 
     def _stream_logs(self) -> None:
-        """Copy the container's output to the log file as it comes; past the limit, note the cut and drop."""
-        limit = self.spec.max_log_bytes or 0
-        written = 0
-        with open(self.spec.log_path, "ab", buffering=0) as fh:
-            try:
-                for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=True):
-                    if limit and written + len(chunk) > limit:
-                        if written <= limit:
-                            fh.write(chunk[: max(0, limit - written)])
-                            fh.write(f"\n[harness] log truncated: over {limit} bytes\n".encode())
-                            written = limit + 1
-                        continue
-                    fh.write(chunk)
-                    written += len(chunk)
-            except Exception:  # noqa: BLE001 - the container went away: the log ends here
-                pass
+        """Copy the container's output to the log file as it comes (run_log: past the limit, the cut is noted and
+        the rest dropped)."""
+        log = run_log.CappedLog(self.spec.log_path, self.spec.max_log_bytes)
+        try:
+            for chunk in self.container.logs(stream=True, follow=True, stdout=True, stderr=True):
+                log.write(chunk)
+        except Exception:  # noqa: BLE001 - the container went away: the log ends here
+            pass
+        finally:
+            log.close()
 
     # -- the handle interface --------------------------------------------------------------------------------
     def held_still(self):

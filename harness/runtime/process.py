@@ -33,8 +33,8 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.errors import UserError
 from harness.core.settings import inherited_environment
 
-from . import base, cgroups, env_builds, environments, memory_use, sandbox, seccomp
-from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, truncate_log, wait_by_polling
+from . import base, cgroups, env_builds, environments, memory_use, run_log, sandbox, seccomp
+from .base import Handle, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
 
 SDK_PATH = resources.SESSION_SDK
 # A run's environment in words (Handle.environment) names what is its own: scoring.loader_probe reads these marks
@@ -155,6 +155,7 @@ class ProcessHandle(Handle):
         self._last_check = self._next_measure = self._next_nice = 0.0
         self._places: list[tuple[str, bool]] | None = None  # (set by the runtime that started it)
         self.environment_held: environments.RunEnvironment | None = None  # (set by it too: released at close)
+        self.log_relay: run_log.LogRelay | None = None  # (its too: what writes the run's output into its log)
         try:
             self._pidfd: int | None = os.pidfd_open(proc.pid)  # readable once the process has exited
         except (AttributeError, OSError):  # not Linux 5.3+: the scheduler polls on its tick
@@ -231,7 +232,6 @@ class ProcessHandle(Handle):
             self.cancel(FailureReason.OOM, f"memory limit of {spec.memory} bytes exceeded (counting shared memory and "
                                            f"its tmpfs)")
             return
-        truncate_log(spec.log_path, spec.max_log_bytes)
 
     def poll(self) -> Outcome | None:
         if self._outcome is not None:
@@ -249,7 +249,8 @@ class ProcessHandle(Handle):
         for p in self._doomed:  # (a cancelled run's children that left its group: psutil knows each by its start)
             with contextlib.suppress(psutil.Error):
                 p.kill()
-        truncate_log(self.spec.log_path, self.spec.max_log_bytes)
+        if self.log_relay is not None:
+            self.log_relay.finish()  # (every process of the run is gone: the rest of its output is in the pipe)
         if self._cancel is not None:
             reason, message = self._cancel
             status = RunStatus.STOPPED if reason is FailureReason.STOPPED else RunStatus.FAILED
@@ -350,15 +351,14 @@ class ProcessRuntime(Runtime):
             argv = niced(argv)
             if group is not None:
                 argv = group.trampoline(argv)
-            log = os.open(spec.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                          0o644)
+            relay = run_log.LogRelay(spec.log_path, spec.max_log_bytes)  # (the run never holds the log file)
             try:
-                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=log,
+                proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=relay.write_end,
                                         stderr=subprocess.STDOUT, start_new_session=True,
                                         pass_fds=() if seccomp_fd is None else (seccomp_fd,),
                                         preexec_fn=None if group is not None else cgroups.nproc_limit(pids))
             finally:
-                os.close(log)
+                relay.started()
         except BaseException:
             if group is not None:
                 group.remove()
@@ -369,6 +369,7 @@ class ProcessRuntime(Runtime):
         (spec.paths.run / "pid").write_text(str(proc.pid))  # for recovery, should the scheduler die
         isolation = ("bwrap" if sandboxed else "none") + ("+cgroup" if group is not None else "")
         handle = self.handle_class(spec, proc, isolation, group)
+        handle.log_relay = relay
         handle.pids_limit = pids
         handle._places = sandbox.places(spec, tmp, SDK_PATH, list(found.folders)) if sandboxed \
             else [(str(spec.paths.run / "tmp"), True), *base.mount_places(spec.mounts, host_view=True)]
