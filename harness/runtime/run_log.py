@@ -61,10 +61,18 @@ class LogRelay:
     CappedLog by a thread; `finish` waits for the last of it once the run has ended."""
 
     def __init__(self, path: Path, limit: int | None):
-        self._log = CappedLog(path, limit)
         self._read_end, self.write_end = os.pipe2(os.O_CLOEXEC)
-        self._thread = threading.Thread(target=self._copy, daemon=True, name=f"log-{path.parent.name}")
-        self._thread.start()
+        self._log = None
+        try:
+            self._log = CappedLog(path, limit)
+            self._thread = threading.Thread(target=self._copy, daemon=True, name=f"log-{path.parent.name}")
+            self._thread.start()
+        except BaseException:  # (no log, or no thread: nothing is left open)
+            os.close(self._read_end)
+            os.close(self.write_end)
+            if self._log is not None:
+                self._log.close()
+            raise
 
     def started(self) -> None:
         """The run holds the write end now (or never will): the harness's copy is closed, so the run's end is
