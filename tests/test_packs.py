@@ -402,3 +402,27 @@ def test_a_loader_claim_is_judged_off_the_schedulers_loop(cli, tmp_path, state_r
     [row] = [r for r in cli.json("ps", "-a", user="bob") if r["name"] == bob]
     assert row["status"] == "running", row
     cli("stop", bob, user="bob")
+
+
+def test_claims_judged_at_once_share_one_probe(monkeypatch, tmp_path):
+    """Claims are judged in the scoring threads, so several can reach the probe at once: they wait for one probe's
+    verdict (each ran its own, and their stores raced on one temporary file: the hostile review of stop 48)."""
+    import subprocess
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from harness.scoring import loader_probe
+    loader, data, cache = tmp_path / "data_loader.py", tmp_path / "test_data", tmp_path / "probes"
+    loader.write_text("def test_data_loader(root):\n    return root\n")
+    data.write_text("1\n")
+    calls, real = [], subprocess.run
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        time.sleep(0.3)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(loader_probe.subprocess, "run", counted)
+    with ThreadPoolExecutor(4) as pool:
+        verdicts = list(pool.map(lambda _: loader_probe.probe(loader, data, "t", cache), range(4)))
+    assert len(calls) == 1 and len(set(verdicts)) == 1 and not verdicts[0].confirmed
+    assert [p.suffix for p in cache.iterdir()] == [".json"]  # (no temporary file left)

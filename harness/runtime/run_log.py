@@ -17,7 +17,9 @@ from pathlib import Path
 
 DRAIN_RATE = 16 << 20  # bytes a second read and dropped past the limit (a verbose run prints far less)
 CHUNK = 64 << 10
-FINISH_SECONDS = 5.0  # how long a run's end waits for the last of its output
+FINISH_SECONDS = 2.0  # how long a run's end waits for the last of its output: what is left in the pipe once every
+#                       writer is gone takes milliseconds; a process that escaped an unconfined run (no sandbox, no
+#                       control group) and holds the pipe is not waited for longer
 
 
 class CappedLog:

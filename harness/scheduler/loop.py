@@ -166,7 +166,8 @@ class Scheduler:
             if checkpoints is not None:
                 collected[run_id] = collect(handle.spec.paths.run, offset or 0, checkpoints) if outcome is None \
                     else collect_all(handle.spec.paths.run, offset or 0, checkpoints, beat=self._heartbeat)
-                self._heartbeat()  # measuring one run's checkpoints never makes every run's heartbeat stale
+            self._heartbeat()  # one run's end (its checkpoints measured, its last output waited for) never makes
+            #                    every run's heartbeat stale
             if outcome is not None:
                 ended[run_id] = outcome
         to_score, done = [], []

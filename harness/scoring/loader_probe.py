@@ -16,10 +16,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,6 +66,8 @@ class Verdict:
 
 
 _cache: dict[tuple[str, str], Verdict] = {}
+_probing: dict[tuple[str, str], threading.Lock] = {}  # one probe of a loader and its inputs at a time: claims
+_probing_lock = threading.Lock()  # judged at once in the scoring threads wait for the first one's verdict
 
 
 def probe_environment(settings, runtime: str, environment: str | None) -> bool:
@@ -103,6 +107,13 @@ def _key(loader: Path, test_data: Path) -> tuple[str, str]:
 def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = None) -> Verdict:
     """Run LOADER (the task's data_loader.py) on TEST_DATA with the probe infer; see the module's text."""
     key = _key(loader, test_data)
+    with _probing_lock:
+        lock = _probing.setdefault(key, threading.Lock())
+    with lock:
+        return _probed(key, loader, test_data, task, cache_dir)
+
+
+def _probed(key: tuple[str, str], loader: Path, test_data: Path, task: str, cache_dir: Path | None) -> Verdict:
     if key in _cache:
         return _cache[key]
     stored = cache_dir / (hashlib.sha256("\0".join(key).encode()).hexdigest() + ".json") if cache_dir else None
@@ -135,10 +146,14 @@ def probe(loader: Path, test_data: Path, task: str, cache_dir: Path | None = Non
         shutil.rmtree(work, ignore_errors=True)
     _cache[key] = verdict
     if stored is not None:
-        stored.parent.mkdir(parents=True, exist_ok=True)
-        tmp = stored.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}))
-        tmp.replace(stored)
+        try:  # (a temporary file of its own: another scheduler may store the same verdict)
+            stored.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=stored.parent, suffix=".tmp")
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}))
+            os.replace(tmp, stored)
+        except OSError as exc:  # the verdict stands; it is only not kept past a restart
+            log.warning("loader probe verdict not stored: %s", exc)
     return verdict
 
 
