@@ -195,3 +195,25 @@ def test_a_flooding_run_never_grows_its_log_past_the_limit(cli, tiny_task, tmp_p
     text = cli("logs", name).stdout
     assert text.startswith("first line") and marker.strip() in text and "still going" not in text
     assert run_log.DRAIN_RATE >= 1 << 20
+
+
+def test_a_run_printing_a_byte_at_a_time_costs_the_relay_a_hundred_reads_a_second(tmp_path, monkeypatch):
+    """The harness reads the run's output now, so a run that writes a byte at a time would wake it as often as it
+    writes: a read that empties the pipe waits run_log.GATHER_SECONDS for more to gather. Nothing is lost, and
+    past the limit the cut is marked once."""
+    import subprocess
+    import sys
+
+    from harness.runtime import run_log
+    reads, real = [], run_log.CappedLog.write
+    monkeypatch.setattr(run_log.CappedLog, "write", lambda self, chunk: reads.append(len(chunk)) or real(self, chunk))
+    log = tmp_path / "log.txt"
+    relay = run_log.LogRelay(log, 1 << 20)
+    writer = subprocess.Popen([sys.executable, "-c", "import os, time\nend = time.monotonic() + 1.5\n"
+                               "while time.monotonic() < end:\n    os.write(1, b'x')\n"], stdout=relay.write_end)
+    relay.started()
+    assert writer.wait(30) == 0
+    relay.finish()
+    assert sum(reads) > 1000 and len(reads) <= 2.0 / run_log.GATHER_SECONDS, (len(reads), sum(reads))
+    kept = log.read_bytes()
+    assert kept == b"x" * sum(reads) if sum(reads) <= 1 << 20 else kept.count(b"log truncated") == 1

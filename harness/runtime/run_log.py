@@ -5,11 +5,13 @@ The run never holds the log file. Its stdout and stderr are a pipe (`LogRelay`, 
 stream (docker runtime), copied by a thread of the harness through `CappedLog`. A run that wrote into the file
 itself grew it at the speed of its writes between two of the scheduler's looks (1.5 GB against a 1 MiB limit in
 0.25 s, the hostile review of stop 48), on the state root's disk and in no measure. Past the limit the relay reads
-what it drops at most DRAIN_RATE bytes a second: a run that prints faster waits on its own pipe, and the harness
-spends next to nothing on it.
+what it drops at most DRAIN_RATE bytes a second: a run that prints faster waits on its own pipe. A read that
+empties the pipe waits GATHER_SECONDS: a run that prints a byte at a time costs the harness 100 reads a second.
 """
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import threading
 import time
@@ -17,6 +19,9 @@ from pathlib import Path
 
 DRAIN_RATE = 16 << 20  # bytes a second read and dropped past the limit (a verbose run prints far less)
 CHUNK = 64 << 10
+GATHER_SECONDS = 0.01  # a read that emptied the pipe waits this long before the next: a run that writes a byte at a
+#                       time wakes the harness 100 times a second at most, and a copy of full chunks is not slowed
+PIPE_BYTES = 1 << 20  # the pipe's size where the system allows it (a run printing fast waits on it less)
 FINISH_SECONDS = 2.0  # how long a run's end waits for the last of its output: what is left in the pipe once every
 #                       writer is gone takes milliseconds; a process that escaped an unconfined run (no sandbox, no
 #                       control group) and holds the pipe is not waited for longer
@@ -64,6 +69,8 @@ class LogRelay:
 
     def __init__(self, path: Path, limit: int | None):
         self._read_end, self.write_end = os.pipe2(os.O_CLOEXEC)
+        with contextlib.suppress(OSError):  # (past /proc/sys/fs/pipe-max-size: the default 64 KiB)
+            fcntl.fcntl(self._read_end, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
         self._log = None
         try:
             self._log = CappedLog(path, limit)
@@ -86,8 +93,11 @@ class LogRelay:
     def _copy(self) -> None:
         try:
             while chunk := os.read(self._read_end, CHUNK):
-                if not self._log.write(chunk):
-                    time.sleep(len(chunk) / DRAIN_RATE)
+                pause = 0.0 if self._log.write(chunk) else len(chunk) / DRAIN_RATE
+                if len(chunk) < CHUNK:  # the pipe is empty: what the run prints gathers there meanwhile
+                    pause = max(pause, GATHER_SECONDS)
+                if pause:
+                    time.sleep(pause)
         finally:
             os.close(self._read_end)
             self._log.close()
