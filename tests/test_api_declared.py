@@ -144,3 +144,41 @@ def test_the_reference_is_written_from_the_declarations():
     assert doc.read_text() == render(), "docs/api.md is stale: python -m harness.api.reference > docs/api.md"
     for name in OPERATIONS:
         assert f"### `{name}`" in doc.read_text()
+
+
+def test_every_integer_a_route_takes_is_bounded(app):
+    """A dashboard route took `sub_id: int` and `page_: int` unbounded: an id past the store's integers was an
+    OverflowError, a 500 (the hostile review of stop 48). Every integer of every route, the API's and the
+    dashboard's, path, query or form, has both bounds."""
+    def bounds(field) -> set[str]:
+        return {name for m in field.field_info.metadata for name in ("ge", "gt", "le", "lt") if hasattr(m, name)}
+    unbounded, ints = [], 0
+    for path, route in app_routes(app):
+        if not isinstance(route, APIRoute):
+            continue
+        d = route.dependant
+        for field in d.path_params + d.query_params + d.body_params:
+            if field.field_info.annotation is int:
+                ints += 1
+                if not ({"le", "lt"} & bounds(field) and {"ge", "gt"} & bounds(field)):
+                    unbounded.append(f"{path} {field.name}")
+    assert unbounded == [] and ints >= 10
+
+
+def test_a_huge_id_on_a_dashboard_page_is_a_422_not_a_500(app):
+    from fastapi.testclient import TestClient
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/submissions/99999999999999999999999", "/submissions?task=tiny&page_=99999999999999999999",
+                 "/sessions/alice/tiny/99999999999999999999999"):
+        assert client.get(path, follow_redirects=False).status_code == 422, path  # (checked before the login)
+
+
+def test_only_static_files_may_be_kept_by_a_browser_or_a_proxy(app):
+    """Pages, board.json, CSV exports and API answers are somebody's view (an organizer's Private tab before the
+    close): `Cache-Control: no-store` on every answer but /static (the hostile review of stop 48)."""
+    from fastapi.testclient import TestClient
+    client = TestClient(app, raise_server_exceptions=False)
+    for path in ("/login", "/tasks", "/tasks/tiny/board.json", API + "/whoami", "/nosuch"):
+        assert client.get(path, follow_redirects=False).headers.get("cache-control") == "no-store", path
+    static = client.get("/static/refresh.js")
+    assert static.status_code == 200 and "cache-control" not in static.headers

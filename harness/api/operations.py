@@ -17,7 +17,8 @@ NAME = dict(min_length=1, max_length=200)
 SESSION = Arg("session", str, min_length=5, max_length=300)
 NAMED = Arg("name", str, **NAME)
 TASK = Arg("task", str, **NAME)
-SUB = Arg("sub_id", int, ge=1, le=2 ** 62)
+MAX_ID = 2 ** 62  # a submission's id, a session's number: what a store's integer holds, and the web's bound too
+SUB = Arg("sub_id", int, ge=1, le=MAX_ID)
 RUN_OPTS = Arg("opts", dict, default={})  # gpus, cpus, memory, ... (the server checks them: server.derived.RunOpts)
 ARGS = Arg("args", str | None, default=None, max_length=10_000)
 MEMO = Arg("memo", str, default="", max_length=1000)
@@ -95,7 +96,7 @@ op(Operation("infer_log", "GET", "/submissions/{sub_id}/log", (SUB, Arg("follow"
              right=Right.OWNER, kind=Kind.STREAM, cli=("submit", "logs"),
              doc="The infer log (your dry runs; organizers: every submit); with follow, streamed until the end."))
 op(Operation("select_submissions", "POST", "/submissions/select", (Arg("ids", list[int], min_length=1,
-             max_length=100, items=each(ge=1, le=2 ** 62)),), result=R.Selected, cli=("submit",),
+             max_length=100, items=each(ge=1, le=MAX_ID)),), result=R.Selected, cli=("submit",),
              doc="Choose the round's final submissions."))
 op(Operation("history", "GET", "/tasks/{task}/history", (TASK, Arg("page", int, default=1, ge=1, le=10 ** 6),
              Arg("per_page", int, default=50, ge=1, le=1000)), result=tuple[list[R.HistoryRow], int], cli=("history",),

@@ -10,12 +10,13 @@ from harness.core.errors import UserError
 from harness.service.permissions import require_organizer
 
 from .pages import page, web_api
+from .views import FormId
 
 router = APIRouter(include_in_schema=False)
 
 
 @router.post("/tasks/{task}/hide")
-def hide(request: Request, task: str, submission: int = Form(...), hidden: str = Form("1")):
+def hide(request: Request, task: str, submission: FormId, hidden: str = Form("1")):
     web_api(request).hide_submission(submission, hidden == "1")
     return RedirectResponse(f"/tasks/{task}", status_code=303)
 

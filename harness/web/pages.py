@@ -20,7 +20,7 @@ from harness.service.local import LocalApi
 from .fragments import board_tree
 from .nodes import Node, rules_json, to_html
 from .security import COOKIE, LOGIN_COOKIE, csrf_field, start_login
-from .views import chart_names, fmt, round_tab, tab_of, utc
+from .views import PageNo, RowId, chart_names, fmt, round_tab, tab_of, utc
 
 HERE = Path(__file__).resolve().parent
 templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -193,7 +193,7 @@ def _readme(text: str) -> str:
 
 
 @router.get("/submissions")
-def submissions_page(request: Request, task: Optional[str] = None, page_: int = 1) -> HTMLResponse:
+def submissions_page(request: Request, task: Optional[str] = None, page_: PageNo = 1) -> HTMLResponse:
     api = web_api(request)
     tasks = [t["name"] for t in api.list_tasks() if t["prepared"]]
     chosen = task or (tasks[0] if tasks else None)
@@ -205,7 +205,7 @@ SHOWN_LOG_BYTES = 200_000  # the end of an infer log that a submission page show
 
 
 @router.get("/submissions/{sub_id}")
-def submission_page(request: Request, sub_id: int) -> HTMLResponse:
+def submission_page(request: Request, sub_id: RowId) -> HTMLResponse:
     api = web_api(request)
     info = api.submission_info(sub_id)
     try:

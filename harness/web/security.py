@@ -29,6 +29,7 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; object-src 'non
        "base-uri 'none'; frame-ancestors 'none'; form-action 'self'")
 HEADERS = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"}
 PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"}
+STATIC = "/static/"  # (the same for everyone: the only answers a browser or a proxy may keep)
 
 
 def _mac(secret: bytes, purpose: str, value: str) -> str:
@@ -95,4 +96,6 @@ def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], obje
         problem = None if api or request.method not in UNSAFE else await csrf_problem(request)
         response = refuse(request, problem) if problem else await call_next(request)
         response.headers.update({**HEADERS, **PAGE_HEADERS})
+        if not request.url.path.startswith(STATIC):  # every answer but the static files is somebody's view:
+            response.headers.setdefault("Cache-Control", "no-store")  # never kept by a browser or a proxy
         return response
