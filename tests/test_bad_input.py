@@ -55,7 +55,7 @@ def test_unknown_checkpoint_and_someone_elses_session(cli, tiny_task, nsml_folde
     _one_line(cli("fork", name, "-c", "7", code=2), "-c/--checkpoint", "no checkpoint '7'")
     for probe in ("/etc", "../" * 8, "../checkpoints/1", "1/"):  # folders that exist are no checkpoints: the
         _one_line(cli("fork", name, "-c", probe, code=2), "-c/--checkpoint", "no checkpoint")  # same refusal
-    _one_line(cli("submit", name, "1", user="bob", code=2), "belongs to alice")
+    _one_line(cli("submit", name, "1", user="bob", code=2), f"unknown session {name!r}")  # as if not there
 
 
 def test_bad_settings_file_and_db_url(cli, state_root):

@@ -66,7 +66,7 @@ def test_remote_model_pull_downloads_files_and_leaves_links_out(cli, remote_cli,
     assert f"is pulled to {tmp_path / 'pulled' / 'alice_tiny_1_1'}" in again.stdout
     assert (tmp_path / "pulled" / "alice_tiny_1_1" / "model").is_dir()
     other = remote_cli("model", "pull", name, "1", tmp_path / "stolen", user="bob", code=2)
-    assert "belongs to alice" in other.stderr and not (tmp_path / "stolen").exists()
+    assert f"unknown session {name!r}" in other.stderr and not (tmp_path / "stolen").exists()
 
 
 def test_did_you_mean_never_names_another_users_session(cli, tiny_task, nsml_folder):

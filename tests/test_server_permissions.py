@@ -15,8 +15,9 @@ from harness.client.remote import request_of
 
 OWN, OTHER, ORG = "own", "other", "org"
 S = "alice/tiny/1"
-BY_RIGHT = {Right.ANYONE: {OWN: 200, OTHER: 200, ORG: 200}, Right.OWNER: {OTHER: 403, OWN: 200, ORG: 200},
-            Right.OWNER_ONLY: {OTHER: 403, OWN: 200, ORG: 403},  # a submit is its owner's act alone
+# what is another user's is, to a participant, not there: 404, as for a name or id that is not (whose is not told)
+BY_RIGHT = {Right.ANYONE: {OWN: 200, OTHER: 200, ORG: 200}, Right.OWNER: {OTHER: 404, OWN: 200, ORG: 200},
+            Right.OWNER_ONLY: {OTHER: 404, OWN: 200, ORG: 403},  # a submit is its owner's act alone
             Right.ORGANIZER: {OTHER: 403, OWN: 403, ORG: 200}}
 
 # (operation, its arguments, {actor: status} where it differs from its right); run in this order, each as

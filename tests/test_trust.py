@@ -236,14 +236,17 @@ def test_nobody_acts_on_another_users_session(cli, tiny_task, nsml_folder, tmp_p
     for args in (("model", "pull", alice, "0", tmp_path / "stolen"), ("model", "ls", alice),
                  ("model", "rm", alice, "*"), ("fork", alice, "-c", "0"), ("stop", alice), ("rm", "-y", alice),
                  ("memo", alice, "mine"), ("logs", alice), ("submit", alice, "0")):
-        r = cli(*args, user="bob", code=2)
-        assert "belongs to alice" in r.stderr and "Traceback" not in r.output, (args, r.output)
+        r = cli(*args, user="bob", code=2)  # told what a session that is not there is told (whose is not said)
+        none = cli(*[a if a != alice else "alice/tiny/99" for a in args], user="bob", code=2)
+        assert r.stderr == none.stderr.replace("alice/tiny/99", alice), (args, r.stderr, none.stderr)
+        assert f"unknown session {alice!r}" in r.stderr and "Traceback" not in r.output, (args, r.output)
     r = cli("rm", "-y", "alice/*", user="bob", code=2)
     assert "no session of yours matches" in r.stderr
     assert not (tmp_path / "stolen").exists() and cli.json("model", "ls", alice) != []
     sub = cli.json("submit", alice, "0")
     r = cli("logs", "--submission", str(sub["id"]), user="bob", code=2)
-    assert "belongs to alice" in r.stderr
+    assert r.stderr == cli("logs", "--submission", str(sub["id"] + 1000), user="bob", code=2).stderr.replace(
+        str(sub["id"] + 1000), str(sub["id"]))  # the words of an id with no submission
     cli("history", "tiny", user="bob")  # their own (empty) history is fine
     # organizers may act on anyone's
     assert cli.json("model", "ls", alice, user=ORGANIZER)

@@ -118,9 +118,9 @@ def test_two_sessions_graphs_overlaid_and_another_users_session_refused(browser,
     assert page.get_attribute(".chart[data-metric='train/loss']", "data-points") == "8"  # 3 + 5 points
     cli("run", "-d", "tiny", folder, user="bob")
     response = page.goto(f"{served.url}/sessions/bob/tiny/1")
-    assert response.status == 403 and "belongs to bob" in page.inner_text("main")
+    assert response.status == 404 and "unknown session 'bob/tiny/1'" in page.inner_text("main")
     response = page.goto(f"{served.url}/sessions/bob/tiny/1/metrics.json")
-    assert response.status == 403
+    assert response.status == 404
 
 
 def test_a_submission_page_shows_its_phases_and_reason(browser, site, cli):

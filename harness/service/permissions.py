@@ -70,10 +70,22 @@ def require_owner(settings, owner: str, what: str) -> None:
 
 
 def own_session(h: Harness, db, name: str) -> Session:
-    """A session the current user may act on: their own, or anyone's for an organizer."""
-    sess = h.session(db, name, owner=None if is_organizer(h.settings) else h.settings.user)  # hints: own only
-    require_owner(h.settings, sess.user.name, f"session {sess.name}")
+    """A session the current user may act on: their own, or anyone's for an organizer. Another user's session is
+    to a participant as one that is not there (the same words): which sessions, and how many, a rival has is not
+    told (the hostile review of stop 48: a 403 naming its owner, a 404 otherwise)."""
+    mine = None if is_organizer(h.settings) else h.settings.user
+    sess = h.session(db, name, owner=mine)  # (hints: their own only)
+    if not may_act_on(h.settings, sess.user.name):
+        raise h.unknown_session(db, sess.name, mine)
     return sess
+
+
+def own_submission(settings, sub, sub_id: int):
+    """SUB (a Submission, or None), when the current user may see it: their own, or anyone's for an organizer;
+    else the same NotFound as an id with no submission (whose ids are whose is not told)."""
+    if sub is None or not may_act_on(settings, sub.user.name):
+        raise NotFound(f"--submission: no submission {sub_id}")
+    return sub
 
 
 def sessions_matching(h: Harness, db, pattern: str) -> list[Session]:

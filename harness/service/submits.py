@@ -52,8 +52,8 @@ def check_quota(db, user_id: int, task, quota: int, period: float, now=None, tea
 def _own_checkpoint(h: Harness, db, session: str, checkpoint: str):
     """(the caller, SESSION) when SESSION is the caller's and has CHECKPOINT; else the one refusal of each case."""
     me = h.user(db)
-    sess = h.session(db, session, owner=me.name)
-    if sess.user_id != me.id:  # a submission is ranked under its submitter: organizers submit their own too
+    sess = permissions.own_session(h, db, session)  # (another user's is not there, to a participant)
+    if sess.user_id != me.id:  # an organizer's: a submission is ranked under its submitter, so only one's own
         raise PermissionDenied(f"SESSION: {session} belongs to {sess.user.name}, not {me.name}")
     if not has_checkpoint(db, sess, checkpoint):
         raise NotFound(f"session {session} has no checkpoint {checkpoint!r} (see 'model ls {session}')")
@@ -133,10 +133,7 @@ def submission_info(h: Harness, sub_id: int) -> dict:
     """A submission as its owner may see it. The infer log path only for organizers: participant code in a
     submit run sees the test inputs and could print them."""
     with h.tx() as db:
-        sub = db.get(Submission, sub_id)
-        if sub is None:
-            raise NotFound(f"--submission: no submission {sub_id}")
-        permissions.require_owner(h.settings, sub.user.name, f"submission {sub_id}")
+        sub = permissions.own_submission(h.settings, db.get(Submission, sub_id), sub_id)
         info = {"id": sub.id, "user": sub.user.name, "task": sub.task.name, "session": sub.session_name,
                 "checkpoint": sub.checkpoint, "dry_run": sub.dry_run, "status": sub.status.value,
                 "reason": sub.reason.value if sub.reason else None, "score": sub.score,
@@ -262,6 +259,6 @@ def submit(h: Harness, session: str, checkpoint: str, dry_run: bool = False,
 
 def run_id_of(h: Harness, sub_id: int) -> int:
     """The run serving a submission its caller may see."""
-    submission_info(h, sub_id)  # NotFound, or PermissionDenied for another's
+    submission_info(h, sub_id)  # NotFound for none, and for another user's
     with h.tx() as db:
         return db.get(Submission, sub_id).run_id

@@ -77,11 +77,15 @@ class Harness:
         name = session_name(*parse_session_name(name))
         sess = db.scalar(select(Session).where(Session.name == name))
         if sess is None:
-            query = select(Session.name)
-            if owner is not None:
-                query = query.join(User, Session.user_id == User.id).where(User.name == owner)
-            names = db.scalars(query).all()
-            close = difflib.get_close_matches(name, names, n=1)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
-            raise NotFound(f"unknown session {name!r}.{hint}")
+            raise self.unknown_session(db, name, owner)
         return sess
+
+    def unknown_session(self, db: OrmSession, name: str, owner: str | None) -> NotFound:
+        """What `session` says of a session NAME that is not there — or, to a participant, not theirs (the same
+        words: whether another user's session exists is not told, permissions.own_session)."""
+        query = select(Session.name)
+        if owner is not None:
+            query = query.join(User, Session.user_id == User.id).where(User.name == owner)
+        close = difflib.get_close_matches(name, db.scalars(query).all(), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        return NotFound(f"unknown session {name!r}.{hint}")
