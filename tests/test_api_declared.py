@@ -182,3 +182,8 @@ def test_only_static_files_may_be_kept_by_a_browser_or_a_proxy(app):
         assert client.get(path, follow_redirects=False).headers.get("cache-control") == "no-store", path
     static = client.get("/static/refresh.js")
     assert static.status_code == 200 and "cache-control" not in static.headers
+    refusals = [client.get(API + "/whoami", headers={"Authorization": "Bearer nsml_0000_not-a-token"}),  # slots'
+                client.post(API + "/users", headers={"Content-Length": "abc"})]  # the body caps'
+    assert [r.status_code for r in refusals] == [401, 400]  # (answered by middlewares outside the security one)
+    assert all(r.headers.get("cache-control") == "no-store" and r.headers.get("x-frame-options") == "DENY"
+               for r in refusals), [dict(r.headers) for r in refusals]

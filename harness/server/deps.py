@@ -46,7 +46,10 @@ def invalid(errors: list, prefix: str = "") -> str:
 
 
 def error(code: int, message: str, kind: str = "error") -> JSONResponse:
-    return JSONResponse({"error": message, "kind": kind}, status_code=code)
+    """A refusal as JSON, with every answer's headers (web.security.headers_of): the middlewares outside the
+    security one (the body caps, the callers' slots) answer with it too."""
+    from harness.web.security import headers_of
+    return JSONResponse({"error": message, "kind": kind}, status_code=code, headers=headers_of(""))
 
 
 def bearer(headers) -> str | None:

@@ -32,6 +32,13 @@ PAGE_HEADERS = {"Content-Security-Policy": CSP, "X-Frame-Options": "DENY"}
 STATIC = "/static/"  # (the same for everyone: the only answers a browser or a proxy may keep)
 
 
+def headers_of(path: str) -> dict[str, str]:
+    """The headers of every answer at PATH, whoever makes it (a page, the API, a refusal by a middleware outside
+    this one: server.deps.error): the security headers, and `no-store` but for the static files — every other
+    answer is somebody's view (an organizer's Private tab before the close), never kept by a browser or proxy."""
+    return {**HEADERS, **PAGE_HEADERS, **({} if path.startswith(STATIC) else {"Cache-Control": "no-store"})}
+
+
 def _mac(secret: bytes, purpose: str, value: str) -> str:
     return hmac.new(secret, f"{purpose}\0{value}".encode(), hashlib.sha256).hexdigest()
 
@@ -95,7 +102,5 @@ def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], obje
         api = is_api(request.url.path)
         problem = None if api or request.method not in UNSAFE else await csrf_problem(request)
         response = refuse(request, problem) if problem else await call_next(request)
-        response.headers.update({**HEADERS, **PAGE_HEADERS})
-        if not request.url.path.startswith(STATIC):  # every answer but the static files is somebody's view:
-            response.headers.setdefault("Cache-Control", "no-store")  # never kept by a browser or a proxy
+        response.headers.update(headers_of(request.url.path))
         return response
