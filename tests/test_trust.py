@@ -620,7 +620,8 @@ def test_cancelling_runs_that_ignore_sigterm_never_holds_the_scheduler(state_roo
             handle.close()
 
 
-def test_an_organizers_fork_of_a_participants_code_runs_confined_or_not_at_all(tiny_task, nsml_folder, monkeypatch):
+def test_an_organizers_fork_of_a_participants_code_and_its_submits_run_confined_or_not_at_all(tiny_task, nsml_folder,
+                                                                                            monkeypatch):
     """A participant's run over HTTP is confined or not run (spec "confine"); an organizer's fork of it ran the
     same participant code under the organizer's demand, none (the hostile review of stop 48). The demand is the
     code's: a fork keeps it, whoever forks."""
@@ -629,11 +630,12 @@ def test_an_organizers_fork_of_a_participants_code_runs_confined_or_not_at_all(t
     from helpers import ORGANIZER
 
     from harness.core.settings import load_settings
-    from harness.service import sessions
+    from harness.service import sessions, submits
     from harness.service.local import LocalApi
     from harness.state.root import Harness
     from harness.store.models import Checkpoint, Run
     monkeypatch.setattr(sessions, "wake", lambda settings: None)  # (nothing needs to run)
+    monkeypatch.setattr(submits, "wake", lambda settings: None)
     local = Harness(load_settings())
     remote = Harness(replace(local.settings, remote=True), store=local.store)
     parent = LocalApi(remote).start_session("tiny", nsml_folder, "main.py", "", None, {}, None)
@@ -646,3 +648,9 @@ def test_an_organizers_fork_of_a_participants_code_runs_confined_or_not_at_all(t
     forks = [sessions.fork_session(h, parent, "0") for h in (organizer, remote)]
     with local.tx() as db:
         assert [db.get(Run, local.session(db, f).run_id).spec.get("confine") for f in forks] == [True, True]
+        sess = local.session(db, forks[0])  # and the organizer's submit of their fork (review of the change)
+        db.add(Checkpoint(session_id=sess.id, name="0"))
+        Path(sess.checkpoint_dir, "0").mkdir(parents=True)
+    _, run_id = submits.start_submit(organizer, forks[0], "0", dry_run=True)
+    with local.tx() as db:
+        assert db.get(Run, run_id).spec.get("confine") is True

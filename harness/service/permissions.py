@@ -41,11 +41,19 @@ def check_runtime(settings, asked: str | None) -> None:
                            f"here (an organizer may allow more: runtime_choices in harness.toml)")
 
 
-def check_confined(settings, runtime: str) -> None:
-    """A run that a participant asks for over HTTP (Settings.must_confine) and the process runtime could not
-    confine (no working bubblewrap under `[process] sandbox = "auto"`) is refused now, not run unconfined: the
-    runtime's own rule (runtime.process.resolve_sandbox), which it applies again when it starts the run."""
-    if runtime == "process" and settings.must_confine:
+def code_confined(sess) -> bool:
+    """Whether the code of session SESS runs confined or not at all (its run's demand: a participant's over HTTP,
+    runs.create): so does every run of that code, a fork's and a submit's, whoever asks — an organizer's included
+    (the demand is the code's, not the caller's)."""
+    return bool((sess.run.spec or {}).get("confine"))
+
+
+def check_confined(settings, runtime: str, demanded: bool = False) -> None:
+    """A run that a participant asks for over HTTP (Settings.must_confine), or of code that DEMANDED it
+    (`code_confined`), that the process runtime could not confine (no working bubblewrap under `[process]
+    sandbox = "auto"`) is refused now, not run unconfined: the runtime's own rule
+    (runtime.process.resolve_sandbox), which it applies again when it starts the run."""
+    if runtime == "process" and (settings.must_confine or demanded):
         from harness.runtime.base import LaunchRefused
         from harness.runtime.process import resolve_sandbox
         try:

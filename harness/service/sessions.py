@@ -214,8 +214,8 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
     def create(db):
         src = permissions.own_session(h, db, parent)
         run = _new_run(h, src.task, own_options(src))
-        if (src.run.spec or {}).get("confine"):  # the code's author could run it only confined: anyone's fork of
-            run.spec = {**(run.spec or {}), "confine": True}  # it too (an organizer's, say: the demand is the code's)
+        if permissions.code_confined(src):  # (an organizer's fork of a participant's code too)
+            run.spec = {**(run.spec or {}), "confine": True}
         return _create_session(h, db, src.task, src.entry, list(src.args) if new_args is None else new_args, memo,
                                run, Path(src.code_dir), forked_from=src.name, fork_ckpt=str(checkpoint)).name
     name = _with_retry(h, create)

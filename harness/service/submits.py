@@ -74,7 +74,8 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
     with h.tx() as db:  # (its environment first, outside the serialised transaction: a build takes minutes)
         _, sess = _own_checkpoint(h, db, session, checkpoint)
         code, use = Path(sess.code_dir), (runtime or sess.run.runtime, h.manifest(sess.task).source_builds)
-    permissions.check_confined(h.settings, use[0])  # (the session's runtime too: bwrap may have stopped working)
+        confined = permissions.code_confined(sess)
+    permissions.check_confined(h.settings, use[0], confined)  # (the session's runtime too: bwrap may have stopped)
     if dry_run:  # what it keeps (its log, its graded prediction) counts with the user's sessions (runs.create)
         check_storage(h.settings, h.settings.user, h.store)
     prepare_environment(h, code, *use)
@@ -112,7 +113,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
                       default_memory=manifest.memory)  # the task's limit now (or the default)
         run.memory = min(filter(None, (sess.run.memory, run.memory)), default=None)  # and never over the session's
         run.shm_size = sess.run.shm_size
-        run.spec = {**run.spec, **{k: v for k, v in (("entry", entry), ("esm", esm),
+        run.spec = {**run.spec, **{k: v for k, v in (("entry", entry), ("esm", esm), ("confine", confined),
                                                      ("gpu_model", (sess.run.spec or {}).get("gpu_model"))) if v}}
         if admitted is not None:
             run.team_id, run.team_gpu_quota = admitted.team.id, admitted.gpu_quota
