@@ -166,3 +166,24 @@ def test_a_field_the_operation_does_not_declare_is_named_and_refused(cli, served
         assert huge.status_code == 422 and len(huge.json()["error"]) < 200 and "\x1b" not in huge.json()["error"]
         assert c.put(f"/sessions/{name}/memo", json={"text": "hello"}).status_code == 200
     assert cli.json("ps", "-a")[0]["memo"] == "hello"
+
+
+def test_a_nul_in_a_name_is_refused_in_one_line_on_postgresql_too(postgres, tiny_task):
+    """PostgreSQL refuses a NUL in any text, a name it is asked to look up too: a task, user or session name with
+    one, in a path or a query, was a 500 (the hostile review of stop 48); now a 400 in one line, page or API."""
+    from fastapi.testclient import TestClient
+
+    from harness.core.settings import load_settings
+    from harness.server.app import create_app
+    from harness.service import accounts
+    from harness.state import Harness
+    token = accounts.add_user(Harness(load_settings(user=ORGANIZER)), "zed")
+    app = create_app(load_settings())
+    try:
+        client = TestClient(app, raise_server_exceptions=False)
+        api = {"Authorization": f"Bearer {token}"}
+        for path in ("/api/v1/tasks/ti%00ny/readme", "/api/v1/tasks/ti%00ny/board", "/api/v1/sessions/zed/ti%00ny/1"):
+            r = client.get(path, headers=api)
+            assert r.status_code == 400 and "NUL" in r.json()["error"], (path, r.status_code, r.text)
+    finally:
+        app.state.server.base.store.close()

@@ -170,6 +170,15 @@ def create_app(settings: Settings) -> FastAPI:
             return render_error(request, None, exc, status_of(exc))
         return error(status_of(exc), str(exc), type(exc).__name__)
 
+    from sqlalchemy.exc import DataError
+
+    @app.exception_handler(DataError)
+    async def unstorable(request: Request, _exc: DataError):
+        """A value the store cannot hold or compare (PostgreSQL refuses a NUL in any text, in a name looked up
+        too): the request's, in one line, as a page's or the API's (it was a 500, the hostile review of stop 48)."""
+        return await user_error(request, UserError("a value of this request cannot be stored or looked up (a NUL "
+                                                   "character?)"))
+
     from harness.web.pages import LoginNeeded
 
     @app.exception_handler(LoginNeeded)
