@@ -183,7 +183,9 @@ def test_only_static_files_may_be_kept_by_a_browser_or_a_proxy(app):
     static = client.get("/static/refresh.js")
     assert static.status_code == 200 and "cache-control" not in static.headers
     refusals = [client.get(API + "/whoami", headers={"Authorization": "Bearer nsml_0000_not-a-token"}),  # slots'
-                client.post(API + "/users", headers={"Content-Length": "abc"})]  # the body caps'
-    assert [r.status_code for r in refusals] == [401, 400]  # (answered by middlewares outside the security one)
+                client.post(API + "/users", headers={"Content-Length": "abc"}),  # the body caps'
+                client.post("/sessions/zed/tiny/1/stop", content=(b"x" * (1 << 20) for _ in range(3)),  # chunked,
+                            headers={"Cookie": "nsml_token=t", "Content-Type": "application/x-www-form-urlencoded"})]
+    assert [r.status_code for r in refusals] == [401, 400, 413]  # (answered outside the security middleware)
     assert all(r.headers.get("cache-control") == "no-store" and r.headers.get("x-frame-options") == "DENY"
                for r in refusals), [dict(r.headers) for r in refusals]

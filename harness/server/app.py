@@ -17,7 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
@@ -28,6 +28,7 @@ from harness.service import accounts
 from harness.service.local import LocalApi
 from harness.service.log_streams import WORKER_THREADS
 from harness.state import Harness
+from harness.web.security import headers_of
 
 from .caller_slots import CallerSlots
 from .deps import API, MAX_JSON_BYTES, FiniteJSONResponse, error, invalid, status_of
@@ -90,7 +91,16 @@ class CapBodies:
             if size > cap:
                 return await error(413, f"request body of {size} bytes is over the limit of {cap}",
                                    "TooLarge")(scope, receive, send)
-        await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send)
+        answer_headers = headers_of(scope["path"])
+
+        async def send_with_headers(message) -> None:  # (Starlette's own 413 for a chunked body over the cap too)
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in answer_headers.items():
+                    if name not in headers:
+                        headers[name] = value
+            await send(message)
+        await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send_with_headers)
 
 
 def body_cap(settings: Settings) -> Callable[[str, str, str], int]:
@@ -173,11 +183,13 @@ def create_app(settings: Settings) -> FastAPI:
     from sqlalchemy.exc import DataError
 
     @app.exception_handler(DataError)
-    async def unstorable(request: Request, _exc: DataError):
-        """A value the store cannot hold or compare (PostgreSQL refuses a NUL in any text, in a name looked up
-        too): the request's, in one line, as a page's or the API's (it was a 500, the hostile review of stop 48)."""
-        return await user_error(request, UserError("a value of this request cannot be stored or looked up (a NUL "
-                                                   "character?)"))
+    async def unstorable(request: Request, exc: DataError):
+        """A NUL in a value of the request (PostgreSQL refuses one in any text, in a name looked up too): the
+        request's, in one line, as a page's or the API's (it was a 500, the hostile review of stop 48). Any other
+        DataError is the harness's own: logged, a 500."""
+        if "NUL" not in str(exc.orig):
+            return await unexpected(request, exc)
+        return await user_error(request, UserError("a value of this request holds a NUL character"))
 
     from harness.web.pages import LoginNeeded
 

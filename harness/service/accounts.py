@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -28,6 +29,7 @@ from harness.store.models import Account, Contest, User
 from . import permissions
 
 PREFIX = "nsml_"
+TOKEN_ID = re.compile(r"[0-9a-f]{16}")  # a token's id: secrets.token_hex(8)
 SCRYPT = {"n": 1 << 14, "r": 8, "p": 1, "dklen": 32}
 _VERIFIED: dict[str, bytes] = {}  # token id → sha256 of the secret last verified for it (skips scrypt next time)
 _CALLERS: dict[str, bytes] = {}  # token id → sha256 of the whole token last verified (server.caller_slots)
@@ -175,6 +177,8 @@ def authenticate(h: Harness, token: str | None, address: str | None = None) -> I
     if not token or not token.startswith(PREFIX) or len(token) > 200:
         raise Unauthorized(bad)
     token_id, _, secret = token[len(PREFIX):].partition("_")
+    if not TOKEN_ID.fullmatch(token_id):  # (the shape `_new_token` makes: nothing else is looked up — a NUL, say,
+        raise Unauthorized(bad)          # that a quoted cookie's escapes can make, which PostgreSQL refuses)
     with h.tx() as db:
         row = db.execute(select(Account, User.name).join(User, Account.user_id == User.id)
                          .where(Account.token_id == token_id)).first()

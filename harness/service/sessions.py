@@ -204,6 +204,7 @@ def fork_session(h: Harness, parent: str, checkpoint: str, args: str | None = No
 
     def admit(db):  # refused before anything is built, as `run` is
         src = permissions.own_session(h, db, parent)
+        permissions.check_confined(h.settings, opts.runtime or src.run.runtime, permissions.code_confined(src))
         if not has_checkpoint(db, src, str(checkpoint)):
             raise UserError(f"-c/--checkpoint: session {parent} has no checkpoint {checkpoint!r}")
         check_queue_limit(h.settings, db, _admit(h, db, src.task, _new_run(h, src.task, own_options(src))).id)

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    TypeDecorator,
     UniqueConstraint,
     text,
 )
@@ -31,6 +32,17 @@ from harness.core.enums import Direction, FailureReason, GpuPolicy, PublicBoard,
 def _enum(cls, name, length=32):
     return Enum(cls, name=name, native_enum=False, length=length,
                 values_callable=lambda e: [m.value for m in e], validate_strings=True)
+
+
+class Said(TypeDecorator):
+    """Text that may quote what a run or an evaluator printed (a run's and a submission's message): a NUL in it,
+    which PostgreSQL refuses in any text and a participant's prediction can put in an evaluator's complaint, is
+    stored as U+FFFD on every store alike (a write that failed on it failed the scoring: an uncounted submit)."""
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return value.replace("\x00", "\ufffd") if isinstance(value, str) else value
 
 
 class Base(DeclarativeBase):
@@ -79,7 +91,7 @@ class Run(Base):
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "run_status"), default=RunStatus.QUEUED,
                                               index=True)
     reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "failure_reason"), nullable=True)
-    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(Said, nullable=True)
     exit_code: Mapped[int | None] = mapped_column(Integer, nullable=True)
     runtime: Mapped[str] = mapped_column(String(32), default="process")
     spec: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -192,7 +204,7 @@ class Submission(Base):
     status: Mapped[RunStatus] = mapped_column(_enum(RunStatus, "submission_status"), default=RunStatus.QUEUED)
     reason: Mapped[FailureReason | None] = mapped_column(_enum(FailureReason, "submission_reason"),
                                                          nullable=True)
-    message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    message: Mapped[str | None] = mapped_column(Said, nullable=True)
     score: Mapped[float | None] = mapped_column(Float, nullable=True)  # in a contest round: the public score
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True, index=True)
