@@ -15,6 +15,7 @@ import re
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 from harness.core.errors import UserError
@@ -103,6 +104,22 @@ def _check_regular(fd: int, name: str, max_bytes: int | None) -> os.stat_result:
     if max_bytes is not None and st.st_size > max_bytes:
         raise UnsafeFile(f"{name} is over the {max_bytes}-byte limit")  # (its size is the run's choice: not said)
     return st
+
+
+def write_whole(path: Path, text: str, mode: int = 0o644) -> None:
+    """Write TEXT to PATH whole: a reader sees the old file or the new one, never half of it. The text goes to a
+    temporary file of its own beside PATH (a fresh name, created exclusively: never through a planted link, and
+    two writers never share one), made MODE before it holds anything, then renamed over PATH."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), mode)
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
 
 
 def copy_out(root: Path, rel: str, dest: Path, max_bytes: int) -> int:

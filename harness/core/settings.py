@@ -373,14 +373,12 @@ def read_logins() -> dict:
 def write_logins(data: dict) -> Path:
     """Written atomically with mode 0600 (it holds tokens) in a 0700 folder."""
     import json
+
+    from .safefs import write_whole
     folder = config_dir()
     folder.mkdir(parents=True, exist_ok=True, mode=0o700)
     path = folder / CREDENTIALS_FILE
-    tmp = folder / f".{CREDENTIALS_FILE}.{os.getpid()}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1)
-    os.replace(tmp, path)
+    write_whole(path, json.dumps(data, indent=1), 0o600)
     return path
 
 

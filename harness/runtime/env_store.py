@@ -30,13 +30,12 @@ import fcntl
 import os
 import re
 import stat
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 from harness.core.errors import UserError
-from harness.core.safefs import remove_tree
+from harness.core.safefs import remove_tree, write_whole
 
 from .env_builds import cache_of, tmp_of
 
@@ -132,11 +131,7 @@ def touch(envs_dir: Path, key: str) -> None:
 
 def stamp(envs_dir: Path, key: str, size: int) -> None:
     """KEY is built and takes SIZE bytes (what each user using it is charged)."""
-    fd, tmp = tempfile.mkstemp(dir=envs_dir, prefix=f".{key}.stamp.")  # (replaced whole: never half-there)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(str(size))
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, ready_of(envs_dir, key))
+    write_whole(ready_of(envs_dir, key), str(size))
 
 
 def charge(envs_dir: Path, key: str, user: str | None) -> None:
@@ -146,10 +141,7 @@ def charge(envs_dir: Path, key: str, user: str | None) -> None:
     size = _number(ready_of(envs_dir, key))
     folder = envs_dir / USERS / user
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.")
-    with os.fdopen(fd, "w") as fh:
-        fh.write(str(size or 0))
-    os.replace(tmp, folder / key)
+    write_whole(folder / key, str(size or 0), 0o600)
 
 
 def use_image(envs_dir: Path, tag: str, size: int, user: str | None) -> str:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from functools import lru_cache
 
 from harness.core.errors import UserError
+from harness.core.safefs import write_whole
 from harness.core.settings import Settings
 
 DRIVER_PATHS = ("/dev/nvidiactl", "/proc/driver/nvidia")  # present whenever the NVIDIA kernel driver is loaded
@@ -169,10 +170,8 @@ def node_models(nodes: list[dict]) -> list[str]:
 
 def publish(settings: Settings, nodes: list[dict]) -> None:
     """Write the cluster's nodes for the CLI (atomically: a reader sees the old file or the new one)."""
-    tmp = settings.cluster_file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"executor": settings.executor, "address": settings.cluster_address,
-                               "seen": time.time(), "nodes": nodes}, indent=1))
-    os.replace(tmp, settings.cluster_file)
+    write_whole(settings.cluster_file, json.dumps({"executor": settings.executor, "address": settings.cluster_address,
+                                                   "seen": time.time(), "nodes": nodes}, indent=1))
 
 
 def published(settings: Settings) -> list[dict] | None:

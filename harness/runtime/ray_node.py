@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import socket
 from types import SimpleNamespace
 
@@ -55,13 +54,7 @@ def runtime_for(settings, name: str) -> Runtime:
 
 def request_cancel(spec: RunSpec, reason: FailureReason, message: str) -> None:
     """The scheduler's side: ask the run's task to stop its code (atomically: the task reads all or nothing)."""
-    path = spec.paths.run / CANCEL_FILE
-    tmp = path.with_name(f".{CANCEL_FILE}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)  # never through a planted link
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps({"reason": reason.value, "message": message}))
-    os.replace(tmp, path)
+    safefs.write_whole(spec.paths.run / CANCEL_FILE, json.dumps({"reason": reason.value, "message": message}), 0o600)
 
 
 def _cancel_request(spec: RunSpec) -> tuple[FailureReason, str] | None:

@@ -336,13 +336,14 @@ class Scheduler:
             sess = db.get(Session, sub.session_id) if sub.session_id else None
             code_dir = Path(sess.code_dir) if sess else None
             environment, runtime = (run.spec or {}).get("environment"), run.runtime
-            claimed = run.exit_code == loader_probe.CLAIM_EXIT  # it blamed the task's loader: judged, never graded
-            task, ended = sub.task.name, Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, run.exit_code, run.message)
-        if claimed:
-            result = loader_probe.judge(self.settings, runtime, environment, dataset, dry_run, task, ended)
+            claim = None  # it blamed the task's loader: judged, never graded
+            if run.exit_code == loader_probe.CLAIM_EXIT:
+                claim = sub.task.name, Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, run.exit_code, run.message)
+        if claim is not None:
+            result = loader_probe.judge(self.settings, runtime, environment, dataset, dry_run, *claim)
         else:
             result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime)
-        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir and not claimed else {}
+        origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir and not claim else {}
         with self.store.tx(serialize=ladder) as db:  # a Ladder round: one team's grades one after another
             run = db.get(Run, run_id)
             sub = db.scalar(select(Submission).where(Submission.run_id == run_id))

@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -25,8 +24,11 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.core.enums import FailureReason, RunStatus
+from harness.core.safefs import write_whole
 from harness.core.settings import inherited_environment
 from harness.resources import SESSION_SDK
+from harness.runtime import Outcome
 from harness.taskpacks import layout
 
 log = logging.getLogger("harness.scoring.loader_probe")
@@ -146,31 +148,25 @@ def _probed(key: tuple[str, str], loader: Path, test_data: Path, task: str, cach
         shutil.rmtree(work, ignore_errors=True)
     _cache[key] = verdict
     if stored is not None:
-        try:  # (a temporary file of its own: another scheduler may store the same verdict)
+        try:  # (the loader's own output: kept 0600, as the run folders are)
             stored.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=stored.parent, suffix=".tmp")
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}))
-            os.replace(tmp, stored)
+            write_whole(stored, json.dumps({"confirmed": verdict.confirmed, "detail": verdict.detail}), 0o600)
         except OSError as exc:  # the verdict stands; it is only not kept past a restart
             log.warning("loader probe verdict not stored: %s", exc)
     return verdict
 
 
-def is_claim(outcome) -> bool:
+def is_claim(outcome: Outcome) -> bool:
     """Whether a submit run's OUTCOME (runtime.Outcome) says the task's loader failed: to be judged (`judge`)."""
-    from harness.core.enums import FailureReason
     return outcome.reason is FailureReason.EXIT_CODE and outcome.exit_code == CLAIM_EXIT
 
 
-def judge(settings, runtime: str, environment: str | None, task_path: Path, dry_run: bool, task: str, ended):
+def judge(settings, runtime: str, environment: str | None, task_path: Path, dry_run: bool, task: str,
+          ended: Outcome) -> Outcome:
     """The end (runtime.Outcome) of a submit run that ENDED blaming the task's loader: the loader's failure, not
     counted, only when the harness's own probe of it, with no participant code, fails too — in the environment the
     run had; then the loader's output is kept for organizers. Called off the scheduler's loop (it may take
     PROBE_SECONDS)."""
-    from harness.core.enums import FailureReason, RunStatus
-    from harness.runtime import Outcome
-
     def refused(why: str):
         return Outcome(RunStatus.FAILED, FailureReason.EXIT_CODE, ended.exit_code, f"{CLAIM_REFUSED} {why}")
     if not probe_environment(settings, runtime, environment):
