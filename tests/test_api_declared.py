@@ -189,3 +189,23 @@ def test_only_static_files_may_be_kept_by_a_browser_or_a_proxy(app):
     assert [r.status_code for r in refusals] == [401, 400, 413]  # (answered outside the security middleware)
     assert all(r.headers.get("cache-control") == "no-store" and r.headers.get("x-frame-options") == "DENY"
                for r in refusals), [dict(r.headers) for r in refusals]
+
+
+def test_every_answer_has_its_headers_once_an_unexpected_500_included(app):
+    """The headers are set in one place (web.security.AnswerHeaders, outside every middleware) — once each, with
+    Server-Timing — but for the 500 of an unhandled error, which Starlette answers outside every middleware: its
+    handler sets them itself."""
+    from fastapi.testclient import TestClient
+
+    @app.get("/a-route-that-breaks")
+    def breaks():
+        raise RuntimeError("a bug of the harness's own")
+    client = TestClient(app, raise_server_exceptions=False)
+    answers = {path: client.get(path, follow_redirects=False)
+               for path in ("/login", API + "/whoami", "/static/refresh.js", "/a-route-that-breaks")}
+    assert answers["/a-route-that-breaks"].status_code == 500
+    for path, r in answers.items():
+        for name in ("content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy"):
+            assert len(r.headers.get_list(name)) == 1, (path, name, dict(r.headers))
+        assert r.headers.get_list("cache-control") == ([] if path.startswith("/static/") else ["no-store"]), path
+    assert all(len(r.headers.get_list("server-timing")) == 1 for p, r in answers.items() if p != "/a-route-that-breaks")

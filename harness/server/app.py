@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
-import time
 from contextlib import asynccontextmanager
 from typing import Callable
 from urllib.parse import quote
@@ -17,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
 from fastapi.staticfiles import StaticFiles
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.body_limit import RequestBodyLimitMiddleware
 
@@ -91,16 +90,7 @@ class CapBodies:
             if size > cap:
                 return await error(413, f"request body of {size} bytes is over the limit of {cap}",
                                    "TooLarge")(scope, receive, send)
-        answer_headers = headers_of(scope["path"])
-
-        async def send_with_headers(message) -> None:  # (Starlette's own 413 for a chunked body over the cap too)
-            if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                for name, value in answer_headers.items():
-                    if name not in headers:
-                        headers[name] = value
-            await send(message)
-        await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send_with_headers)
+        await RequestBodyLimitMiddleware(self.app, max_body_size=cap)(scope, receive, send)
 
 
 def body_cap(settings: Settings) -> Callable[[str, str, str], int]:
@@ -157,21 +147,13 @@ def create_app(settings: Settings) -> FastAPI:
                   redoc_url=None, lifespan=lifespan, default_response_class=FiniteJSONResponse)
     app.state.server = server
 
-    @app.middleware("http")
-    async def server_timing(request: Request, call_next):
-        """Server-Timing: app;dur=MS on every answer (what the dashboard benchmark reads)."""
-        start = time.perf_counter()
-        response = await call_next(request)
-        response.headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
-        return response
-
     from harness.web import pages, security
-    security.install(app, API, pages.refused)  # CSP and friends on every answer, CSRF on dashboard forms; inside
-    #                                            cap_bodies, so an oversized body is refused before it is read
-
+    security.install(app, API, pages.refused)  # CSRF on dashboard forms; inside CapBodies, so an oversized body is
+    #                                            refused before it is read
     app.add_middleware(CapBodies, cap_of=body_cap(settings))  # before any layer reads a body
-    app.add_middleware(CallerSlots, verify=server.api_for)  # outermost: a caller past its share of requests in
-    #                                                         flight gets 429 at once
+    app.add_middleware(CallerSlots, verify=server.api_for)  # a caller past its share of requests in flight gets 429
+    #                                                         at once
+    app.add_middleware(security.AnswerHeaders)  # outermost: every answer's headers, whoever made the answer
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):
@@ -208,9 +190,12 @@ def create_app(settings: Settings) -> FastAPI:
         return error(exc.status_code, str(exc.detail), "HTTPException")
 
     @app.exception_handler(Exception)
-    async def unexpected(_request, exc: Exception):
+    async def unexpected(request: Request, exc: Exception):
+        """A 500, answered outside every middleware (Starlette's ServerErrorMiddleware): with every answer's
+        headers set here (security.AnswerHeaders never sees it)."""
         log.exception("unexpected error")
-        return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal")
+        return error(500, f"internal error ({type(exc).__name__}); the server log has the details", "Internal",
+                     headers_of(request.url.path))
 
     from harness.web import organizer_pages, session_pages
 

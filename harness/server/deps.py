@@ -45,11 +45,9 @@ def invalid(errors: list, prefix: str = "") -> str:
     return f"{one_line(where)[:80] or 'request'}: {first.get('msg', 'invalid')}"
 
 
-def error(code: int, message: str, kind: str = "error") -> JSONResponse:
-    """A refusal as JSON, with every answer's headers (web.security.headers_of): the middlewares outside the
-    security one (the body caps, the callers' slots) answer with it too."""
-    from harness.web.security import headers_of
-    return JSONResponse({"error": message, "kind": kind}, status_code=code, headers=headers_of(""))
+def error(code: int, message: str, kind: str = "error", headers: dict[str, str] | None = None) -> JSONResponse:
+    """A refusal as JSON (every answer's headers are web.security.AnswerHeaders')."""
+    return JSONResponse({"error": message, "kind": kind}, status_code=code, headers=headers)
 
 
 def bearer(headers) -> str | None:

@@ -11,11 +11,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from jinja2 import pass_context
 from markupsafe import Markup
+from starlette.datastructures import MutableHeaders
 
 COOKIE = "nsml_token"  # the login cookie (http-only, same-site strict)
 LOGIN_COOKIE = "nsml_login"  # the pre-login cookie the login form's token comes from
@@ -33,10 +35,35 @@ STATIC = "/static/"  # (the same for everyone: the only answers a browser or a p
 
 
 def headers_of(path: str) -> dict[str, str]:
-    """The headers of every answer at PATH, whoever makes it (a page, the API, a refusal by a middleware outside
-    this one: server.deps.error): the security headers, and `no-store` but for the static files — every other
-    answer is somebody's view (an organizer's Private tab before the close), never kept by a browser or proxy."""
+    """The headers of every answer at PATH, whoever makes it (AnswerHeaders sets them): the security headers, and
+    `no-store` but for the static files — every other answer is somebody's view (an organizer's Private tab
+    before the close), never kept by a browser or proxy."""
     return {**HEADERS, **PAGE_HEADERS, **({} if path.startswith(STATIC) else {"Cache-Control": "no-store"})}
+
+
+class AnswerHeaders:
+    """The one place an answer's headers are set (an ASGI middleware, outside every other one): headers_of(path)
+    on every answer the app makes — a page, the API, a static file, a refusal by the body caps or the callers'
+    slots, Starlette's own 413 for a chunked body — and Server-Timing: app;dur=MS, the time spent inside it (what
+    the dashboard benchmark reads). An unhandled error's 500 alone is answered outside it (Starlette's
+    ServerErrorMiddleware): its handler, server.app's `unexpected`, sets headers_of itself."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        start, fixed = time.perf_counter(), headers_of(scope["path"])
+
+        async def send_with_headers(message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                for name, value in fixed.items():
+                    headers[name] = value  # (set, never added to: a route's own value gives way)
+                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+            await send(message)
+        await self.app(scope, receive, send_with_headers)
 
 
 def _mac(secret: bytes, purpose: str, value: str) -> str:
@@ -89,9 +116,9 @@ async def csrf_problem(request: Request) -> str | None:
 
 
 def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], object]) -> None:
-    """The middleware of every answer: security headers, the CSP included (the server has no page of FastAPI's
-    own: its Swagger page would load scripts from a CDN into this origin), and, for unsafe requests outside
-    API_PREFIX, the CSRF check (REFUSE renders the 403)."""
+    """The CSRF check of unsafe requests outside API_PREFIX (REFUSE renders the 403). The headers of every answer,
+    the CSP included (the server has no page of FastAPI's own: its Swagger page would load scripts from a CDN into
+    this origin), are AnswerHeaders', added outside every middleware by server.app."""
     app.state.csrf_secret = secrets.token_bytes(32)
 
     def is_api(path: str) -> bool:
@@ -101,6 +128,4 @@ def install(app: FastAPI, api_prefix: str, refuse: Callable[[Request, str], obje
     async def dashboard_guard(request: Request, call_next):
         api = is_api(request.url.path)
         problem = None if api or request.method not in UNSAFE else await csrf_problem(request)
-        response = refuse(request, problem) if problem else await call_next(request)
-        response.headers.update(headers_of(request.url.path))
-        return response
+        return refuse(request, problem) if problem else await call_next(request)
