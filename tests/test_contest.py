@@ -188,7 +188,8 @@ def test_a_session_of_several_tasks_reads_tasks_of_one_round(cli, tmp_path, cont
     code = participant(tmp_path / "code", NSML_MAIN)
     for tasks, said in (("free,tiny", "'tiny' is in round rush/r1 and 'free' in no round"),
                         ("tiny,free", "'free' is in no round and 'tiny' in round rush/r1"),
-                        ("tiny,tiny2", "rush/r2, which has not opened yet")):  # (each task passes its gate)
+                        ("tiny,tiny2", "unknown task 'tiny2'")):  # (each task passes its gate: r2 is not
+        #                                                             open, its task not revealed: test_round_reveal)
         refused = cli("run", "-d", tasks, "-g", "1", code, user="alice", code=2).stderr
         assert said in refused, (tasks, refused)
     assert cli.json("ps", "-a", user="alice") == []
@@ -237,7 +238,7 @@ def test_outsiders_and_unqualified_are_refused(cli, tmp_path, contest):
     r = cli("run", "-d", "tiny", participant(tmp_path / "eve", NSML_MAIN), user="eve", code=2)
     assert "user 'eve' is in no team of contest rush" in r.stderr
     r = cli("run", "-d", "tiny2", tmp_path / "eve", user="alice", code=2)
-    assert "round rush/r2, which has not opened yet" in r.stderr
+    assert "unknown task 'tiny2'" in r.stderr and "known: " in r.stderr  # (r2 reveals it at its opening)
 
 
 def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, state_root):

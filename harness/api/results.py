@@ -250,7 +250,8 @@ class Selected(TypedDict):
 class ContestRound(TypedDict):
     contest: str
     round: str
-    tasks: str
+    tasks: str  # its tasks, "a, b" (to a participant, before the round reveals them: a line saying when)
+    revealed: bool  # whether the caller may know its tasks (reveal = "open": from the round's opening)
     status: str
     start: str
     end: str

@@ -19,6 +19,7 @@ public_board = "plain"        # or "ladder": a shown score moves only when a sub
 split_seed = 7                # the public half's draw (absent: a secret random one, fixed at create)
 select = 2                    # submissions a team may select for the private board
 qualify = { top = 10 }        # per task; or { threshold = 0.6 } on the private score
+reveal = "open"               # participants learn its tasks when it opens; "always": listed before
 ```
 
 A task in no round is outside every contest: sessions and submits go on per user, as before.
@@ -32,7 +33,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from harness.core import clock, schema
-from harness.core.enums import GpuPolicy, PublicBoard
+from harness.core.enums import GpuPolicy, PublicBoard, Reveal
 from harness.core.errors import UserError
 from harness.core.names import check_name
 from harness.core.settings import read_toml
@@ -40,7 +41,7 @@ from harness.state import Harness
 from harness.store.models import Contest, Round, RoundEntry, Team, TeamMember
 from harness.taskpacks.registry import Manifest
 
-from .gate import entered, get_contest, rounds_of_task, status
+from .gate import entered, get_contest, reveals, rounds_of_task, status
 
 
 def _time(value, where: str) -> datetime:
@@ -138,6 +139,9 @@ def parse_spec(path: Path) -> dict:
         board = r.get("public_board", "plain")
         if board not in {b.value for b in PublicBoard}:
             raise UserError(f"{where}.public_board: expected 'plain' or 'ladder', got {board!r}")
+        reveal = r.get("reveal", Reveal.OPEN.value)
+        if reveal not in {v.value for v in Reveal}:
+            raise UserError(f"{where}.reveal: expected 'open' or 'always', got {reveal!r}")
         parsed.append({
             "name": rname, "tasks": list(tasks), "start": start, "end": end,
             "submit_quota": _number(submit.get("quota", 1), f"{where}.submit.quota", int, 0),
@@ -148,7 +152,7 @@ def parse_spec(path: Path) -> dict:
             "public_fraction": _number(r.get("public_fraction", 0.3), f"{where}.public_fraction", float, 0.01, 0.99),
             "split_seed": None if r.get("split_seed") is None else _number(r["split_seed"], f"{where}.split_seed", int),
             "selection_limit": _number(r.get("select", 2), f"{where}.select", int, 1),
-            "qualify": qualify, "entry": entry, "public_board": PublicBoard(board)})
+            "qualify": qualify, "entry": entry, "public_board": PublicBoard(board), "reveal": Reveal(reveal)})
     return {"name": name, "title": data.get("title", ""), "teams": teams, "rounds": parsed}
 
 
@@ -180,7 +184,7 @@ def create(h: Harness, path: Path, spec: dict | None = None) -> str:
                          gpu_quota_teams=r["gpu_quota_teams"], gpu_policy=r["gpu_policy"],
                          public_fraction=r["public_fraction"], split_seed=r["split_seed"],
                          selection_limit=r["selection_limit"], qualify=r["qualify"], entry=r["entry"],
-                         public_board=r["public_board"],
+                         public_board=r["public_board"], reveal=r["reveal"],
                          opened_at=clock.now(h.settings) if number == 1 else None, results={}))
         db.flush()
         for team, members in spec["teams"].items():
@@ -233,7 +237,7 @@ def check_ladder_rounds(h: Harness, name: str, metric_name: str, path: Path, whe
 
 def _jsonable(spec: dict) -> dict:
     rounds = [{**r, "start": r["start"].isoformat(), "end": r["end"].isoformat(), "gpu_policy": r["gpu_policy"].value,
-               "public_board": r["public_board"].value}
+               "public_board": r["public_board"].value, "reveal": r["reveal"].value}
               for r in spec["rounds"]]
     return {**spec, "rounds": rounds}
 
@@ -262,14 +266,17 @@ def add_team(h: Harness, db, contest: Contest, name: str, members: list[str]) ->
     return team
 
 
-def list_contests(h: Harness) -> list[dict]:
+def list_contests(h: Harness, shown_to_all: bool = True) -> list[dict]:
+    """Each round of each contest; its tasks named only where it reveals them (gate.reveals) or SHOWN_TO_ALL."""
     now = clock.now(h.settings)
     with h.tx() as db:
         rows = []
         for c in db.scalars(select(Contest).order_by(Contest.id)):
             for r in c.rounds:
                 entries = db.scalars(select(RoundEntry).where(RoundEntry.round_id == r.id)).all()
-                rows.append({"contest": c.name, "round": r.name, "tasks": ", ".join(r.tasks),
+                told = shown_to_all or reveals(r, now)
+                rows.append({"contest": c.name, "round": r.name, "revealed": told,
+                             "tasks": ", ".join(r.tasks) if told else "(told when the round opens)",
                              "status": status(r, now).value, "start": r.starts_at.isoformat(timespec="minutes"),
                              "end": r.ends_at.isoformat(timespec="minutes"), "teams": len(entries),
                              "quota": f"{r.submit_quota}/{r.submit_period:g}s",

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import select
 
 from harness.core import clock
-from harness.core.enums import GpuPolicy, RoundStatus, RunStatus
+from harness.core.enums import GpuPolicy, Reveal, RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.state import Harness
 from harness.store.models import Contest, Round, RoundEntry, Run, Team, TeamMember, User
@@ -71,6 +71,22 @@ def status(rnd: Round, now: datetime) -> RoundStatus:
     if now >= rnd.ends_at:
         return RoundStatus.ENDED
     return RoundStatus.OPEN
+
+
+def reveals(rnd: Round, now: datetime) -> bool:
+    """Whether participants may know RND's tasks at NOW: from its opening on (reveal = "open"), or always."""
+    return rnd.reveal is Reveal.ALWAYS or status(rnd, now) is not RoundStatus.PENDING
+
+
+def hidden_tasks(db, now: datetime) -> frozenset[str]:
+    """The tasks no participant may know of yet: in a round, and in none that reveals them (`reveals`). Once one
+    of its rounds has opened a task stays known (its board, practice after the close)."""
+    shown, held = set(), set()
+    for rnd in db.scalars(select(Round)):
+        held.update(rnd.tasks)
+        if reveals(rnd, now):
+            shown.update(rnd.tasks)
+    return frozenset(held - shown)
 
 
 def team_of(db, contest: Contest, user: User) -> Team | None:

@@ -110,6 +110,13 @@ class RoundStatus(str, enum.Enum):
     CLOSED = "closed"  # frozen, private board revealed, qualifiers entered into the next round
 
 
+class Reveal(str, enum.Enum):
+    """When participants learn a round's tasks (harness.contest.gate.reveals): organizers always see them."""
+
+    OPEN = "open"  # when the round opens: before, a task of it is as unknown to them as one never registered
+    ALWAYS = "always"  # from the contest's creation: listed, its README and board read, only runs refused
+
+
 class PublicBoard(str, enum.Enum):
     """What a round's public board shows of a team (harness.scoring.ladder_board)."""
 

@@ -112,5 +112,5 @@ CONTEST = {  # contest.toml (harness.contest checks the meaning: times, tasks, t
 ROUND = {  # each [[rounds]] table of a contest.toml
     TOP: {"name": str, "tasks": list, "start": WHEN, "end": WHEN, "submit": dict, "gpu_quota": int,
           "gpu_quota_teams": dict, "gpu_policy": str, "public_fraction": NUMBER, "split_seed": int, "select": int,
-          "qualify": dict, "entry": str, "public_board": str},
+          "qualify": dict, "entry": str, "public_board": str, "reveal": str},
 }

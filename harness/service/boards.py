@@ -20,14 +20,14 @@ from .quick_reads import title
 def board_with_title(h: Harness, task_name: str) -> tuple[str, list[dict]]:
     """The board's title (task, metric, direction) and its rows."""
     with h.tx() as db:
-        task = h.task(db, task_name)
+        task = permissions.task_of(h, db, task_name)
         return title(task.name, task.metric, task.direction.value), user_board(db, task)
 
 
 def board(h: Harness, task_name: str) -> list[dict]:
     """Rank, user, score, session, checkpoint, submits, last submit. Ties share a rank; earlier first."""
     with h.tx() as db:
-        return user_board(db, h.task(db, task_name))
+        return user_board(db, permissions.task_of(h, db, task_name))
 
 
 HISTORY_PAGE = 50
@@ -43,7 +43,7 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
     if per_page is not None and per_page < 1:
         raise UserError(f"--per-page: must be 1 or more, got {per_page}")
     with h.tx() as db:
-        task = h.task(db, task_name)
+        task = permissions.task_of(h, db, task_name)
         if user is not None:
             permissions.require_owner(h.settings, user, f"the history of {user}")
         me = h.user(db, user)
@@ -74,7 +74,7 @@ def history(h: Harness, task_name: str, user: str | None = None, page: int = 1,
 
 def history_count(h: Harness, task_name: str) -> int:
     with h.tx() as db:
-        task, me = h.task(db, task_name), h.user(db)
+        task, me = permissions.task_of(h, db, task_name), h.user(db)
         return db.scalar(select(func.count()).select_from(Submission)
                          .where(Submission.task_id == task.id, Submission.user_id == me.id))
 
@@ -84,7 +84,7 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
     scored, counted, shown submissions, in submit order; times as Unix seconds, each line at most 1,000 points."""
     from .metrics import downsample
     with h.tx() as db:
-        task = h.task(db, task_name)
+        task = permissions.task_of(h, db, task_name)
         direction = task.direction
         rnd = round_for_task(db, task_name)  # the board's own submissions: its round's (teams), or outside rounds
         board = Submission.round_id == rnd.id if rnd is not None else Submission.round_id.is_(None)

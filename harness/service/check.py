@@ -28,7 +28,7 @@ from harness.runtime import entry_flags, environments
 from harness.state import Harness
 from harness.store.models import Checkpoint
 
-from . import sessions, submits
+from . import permissions, sessions, submits
 
 DATA_PREFIXES = ("/data/", "/app/data")
 
@@ -354,7 +354,7 @@ def check(h: Harness, folder: str, task: str, entry: str = "main.py", args: str 
     if not code.is_dir():
         raise UserError(f"FOLDER: {folder!r} is not a folder")
     with h.tx() as db:
-        found = h.task(db, task)  # an unknown task is one line, before anything runs
+        found = permissions.task_of(h, db, task)  # an unknown task is one line, before anything runs
         if time_limit is None:
             time_limit = min(SMOKE_SECONDS, sessions.session_seconds(h, found))
         docker = (h.settings, h.manifest(found).image) if smoke_runtime(h.settings) == "docker" else None

@@ -62,7 +62,8 @@ def add_team(h: Harness, contest_name: str, team: str, members: list[str]) -> No
 
 
 def list_contests(h: Harness) -> list[dict]:
-    return definition.list_contests(h)
+    """Every round, its tasks named to a participant only once it reveals them (contest.gate.reveals)."""
+    return definition.list_contests(h, shown_to_all=permissions.is_organizer(h.settings))
 
 
 def show_teams(h: Harness, contest_name: str) -> list[dict]:
@@ -70,12 +71,14 @@ def show_teams(h: Harness, contest_name: str) -> list[dict]:
 
 
 def board(h: Harness, task: str, round_ref: str | None = None, private: bool = False) -> dict:
+    with h.tx() as db:
+        permissions.task_of(h, db, task)  # a task not revealed yet has no board to show
     return rounds.board(h, task, round_ref, private, organizer=permissions.is_organizer(h.settings))
 
 
 def in_a_round(h: Harness, task: str) -> bool:
     with h.tx() as db:
-        h.task(db, task)  # NotFound says why
+        permissions.task_of(h, db, task)  # NotFound says why
         return rounds.round_for_task(db, task) is not None
 
 

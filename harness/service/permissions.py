@@ -4,6 +4,9 @@ Rules:
 - A participant acts only on their own sessions, checkpoints and submissions; wildcards expand among their own.
 - Organizers (``organizers`` in harness.toml; when the list is absent, the OS account that runs the harness) may
   act on anyone's, and alone may add, prepare, replace or remove tasks, and run the contest's organizer commands.
+- A task of a round that has not revealed it yet (contest.gate.hidden_tasks: reveal = "open", the default) is, to
+  a participant, as unknown as a name never registered: not listed, its README, board and history not read, no
+  run of it, and no "did you mean" names it.
 - Every check is here; the floors below trust their callers (the service) to have made it.
 """
 from __future__ import annotations
@@ -12,16 +15,29 @@ import fnmatch
 
 from sqlalchemy import select
 
+from harness.contest.gate import hidden_tasks
+from harness.core import clock
 from harness.core.enums import FailureReason
 from harness.core.errors import NotFound, PermissionDenied
 from harness.scoring.grade import UNSAFE_PREDICTION
 from harness.scoring.loader_probe import CLAIM_REFUSED
 from harness.state import Harness
-from harness.store.models import Session, User
+from harness.store.models import Session, Task, User
 
 
 def is_organizer(settings) -> bool:
     return settings.is_organizer
+
+
+def hidden_from(h: Harness, db) -> frozenset[str]:
+    """The tasks the caller may not know of yet (none, to an organizer)."""
+    return frozenset() if is_organizer(h.settings) else hidden_tasks(db, clock.now(h.settings))
+
+
+def task_of(h: Harness, db, name: str) -> Task:
+    """The prepared task NAME as the caller may know it: a hidden one (`hidden_from`) is NotFound, in the words of
+    a name never registered. Every look-up of a task by a name a participant gave goes through here."""
+    return h.task(db, name, hidden_from(h, db))
 
 
 def require_organizer(settings, command: str) -> None:

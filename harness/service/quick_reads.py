@@ -22,8 +22,8 @@ def quick_ps(settings, all_, last, task, with_inventory: bool):
         task_id = None
         if task:
             found = read_sql.task_of(reader.rows, task)
-            if found is None:
-                return None  # the library says why ("not prepared yet", "did you mean")
+            if found is None or read_sql.in_a_round(reader.rows, task):
+                return None  # the library says why ("not prepared yet", "did you mean", not revealed yet)
             task_id = found[0]
         uid = read_sql.user_id(reader.rows, settings.user)
         rows = [] if uid is None else read_sql.session_rows(reader.rows, uid, task_id, all_, last)

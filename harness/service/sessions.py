@@ -77,7 +77,7 @@ def _admit(h: Harness, db, task, run: Run):
         check_name(name, "-d/--dataset")
         if name == task.name or more.count(name) > 1:
             raise UserError(f"-d/--dataset: task {name!r} is named twice")
-        other = gate(h, db, user, h.task(db, name).name, "a session", practice=True)
+        other = gate(h, db, user, permissions.task_of(h, db, name).name, "a session", practice=True)
         if (other and other.round.id) != (admitted and admitted.round.id):
             raise UserError(f"-d/--dataset: task {name!r} is {_in_round(other)} and {task.name!r} "
                             f"{_in_round(admitted)}: one session reads tasks of one round (or of none)")
@@ -130,7 +130,7 @@ def admit_session(h: Harness, task_name: str, memo: str, opts: RunOptions) -> tu
     check_memo(memo or "", "-m/--memo")
 
     def admit(db):
-        task = h.task(db, task_name)
+        task = permissions.task_of(h, db, task_name)
         check_queue_limit(h.settings, db, _admit(h, db, task, _new_run(h, task, opts)).id)  # (queue_run's, later)
         manifest = h.manifest(task)
         return manifest.source_builds, manifest.image
@@ -161,7 +161,7 @@ def start_session(h: Harness, task_name: str, folder: str, entry: str = "main.py
             (notify or log.warning)(note)
 
     def create(db):
-        task = h.task(db, task_name)
+        task = permissions.task_of(h, db, task_name)
         return _create_session(h, db, task, entry, argv, memo, _new_run(h, task, opts), src, check=check).name
     name = _with_retry(h, create)
     wake(h.settings)
@@ -283,7 +283,7 @@ def list_sessions(h: Harness, all_: bool = False, last: int | None = None, task:
         if user is not None:
             permissions.require_owner(h.settings, user, f"the sessions of {user}")
         me = h.user(db, user)
-        task_id = h.task(db, task).id if task else None
+        task_id = permissions.task_of(h, db, task).id if task else None
         return read_sql.session_rows(sa_rows(db), me.id, task_id, all_, last)
 
 

@@ -38,8 +38,10 @@ def list_tasks(h: Harness) -> list[dict]:
             rows[task.name] = {**rows.get(task.name, {"source": task.path}), "name": task.name, "prepared": True,
                                "metric": task.metric, "direction": task.direction.value,
                                "submissions": counts.get(task.id, 0), "path": task.path}
+        hidden = permissions.hidden_from(h, db)
     if not permissions.is_organizer(h.settings):  # the server's own folders are nobody else's business
-        rows = {name: {k: v for k, v in row.items() if k not in ("source", "path")} for name, row in rows.items()}
+        rows = {name: {k: v for k, v in row.items() if k not in ("source", "path")} for name, row in rows.items()
+                if name not in hidden}
     return sorted(rows.values(), key=lambda r: r["name"])
 
 
@@ -49,7 +51,7 @@ README_CHARS = 200_000
 def task_readme(h: Harness, name: str) -> str:
     """A prepared task's README.md, as text (at most README_CHARS; empty when it has none)."""
     with h.tx() as db:
-        folder = Path(h.task(db, name).path)
+        folder = Path(permissions.task_of(h, db, name).path)
     try:
         with open(folder / "README.md", encoding="utf-8", errors="replace") as fh:
             return fh.read(README_CHARS)

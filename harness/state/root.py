@@ -58,11 +58,13 @@ class Harness:
         db.flush()
         return task
 
-    def task(self, db: OrmSession, name: str) -> Task:
-        task = db.scalar(select(Task).where(Task.name == name))
+    def task(self, db: OrmSession, name: str, hidden: frozenset[str] = frozenset()) -> Task:
+        """The prepared task NAME. One of HIDDEN (a task the caller may not know of yet: service.permissions.task_of)
+        is as unknown as a name never registered, and no unknown name's answer lists one."""
+        task = None if name in hidden else db.scalar(select(Task).where(Task.name == name))
         if task is not None:
             return task
-        known = set(registry.known_sources(self.settings)) | set(db.scalars(select(Task.name)))
+        known = (set(registry.known_sources(self.settings)) | set(db.scalars(select(Task.name)))) - hidden
         if name in known:
             raise TaskNotPrepared(f"task {name!r} is not prepared yet: run 'harness dataset prepare {name}'")
         raise NotFound(registry.unknown_task_message(name, known))

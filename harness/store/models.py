@@ -26,7 +26,17 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from harness.core.clock import utcnow
-from harness.core.enums import Direction, FailureReason, GpuPolicy, PublicBoard, RunKind, RunPhase, RunStatus, counted
+from harness.core.enums import (
+    Direction,
+    FailureReason,
+    GpuPolicy,
+    PublicBoard,
+    Reveal,
+    RunKind,
+    RunPhase,
+    RunStatus,
+    counted,
+)
 
 
 def _enum(cls, name, length=32):
@@ -268,6 +278,7 @@ class Round(Base):
     public_fraction: Mapped[float] = mapped_column(Float, default=0.3)
     public_board: Mapped[PublicBoard] = mapped_column(_enum(PublicBoard, "public_board", 16),
                                                       default=PublicBoard.PLAIN, server_default="plain")
+    reveal: Mapped[Reveal] = mapped_column(_enum(Reveal, "reveal", 16), default=Reveal.OPEN, server_default="open")
     split_seed: Mapped[int] = mapped_column(Integer, default=0)
     selection_limit: Mapped[int] = mapped_column(Integer, default=2)
     qualify: Mapped[dict] = mapped_column(JSON, default=dict)  # {"top": K} or {"threshold": X} or {}

@@ -1,0 +1,80 @@
+"""A round's tasks are told to participants when the round opens (`reveal = "open"`, the default; Kaggle keeps a
+competition private until its launch, AI Rush told its second round's task at its start). Before, such a task is
+as unknown to a participant as a name never registered — on every path that takes a task's name, locally and over
+HTTP, in the same words — and no "did you mean" or contest listing names it. Organizers see everything;
+`reveal = "always"` lists the task ahead (its runs are still refused until the round opens)."""
+import pytest
+from helpers import NSML_MAIN, RemoteCli, participant
+from test_contest import CONTEST, _split_tiny
+
+
+@pytest.fixture
+def cli(either_cli):
+    return either_cli
+
+
+def _contest(cli, tmp_path, state_root, reveal: str | None = None) -> None:
+    """Round r1 (task tiny) open, round r2 (task tiny2) to open on 2026-07-03."""
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+    text = CONTEST.format(gpu_quota=2, policy="wait") + (f'reveal = "{reveal}"\n' if reveal else "")  # (r2's)
+    spec = tmp_path / "contest.toml"
+    spec.write_text(text)
+    cli("contest", "clock", "2026-07-01T01:00:00", user="org")
+    cli("contest", "create", spec, user="org")
+
+
+def _asked_of(cli, tmp_path, task):
+    """Every command that takes a task's name, as alice (a participant) asks it: (argv, answer)."""
+    code = tmp_path / "code"
+    if not code.exists():
+        participant(code, NSML_MAIN)
+    return {argv: cli(*argv, user="alice", code=2).stderr.strip()
+            for argv in (("board", task), ("contest", "board", task), ("history", task), ("ps", "-d", task),
+                         ("run", "-d", task, str(code)), ("run", "-d", f"tiny,{task}", str(code)))}
+
+
+def test_a_task_of_a_round_not_open_is_unknown_to_participants_until_it_opens(cli, tmp_path, state_root):
+    _contest(cli, tmp_path, state_root)
+    assert [t["name"] for t in cli.json("dataset", "ls", user="alice") if t["prepared"]] == ["tiny"]
+    assert "tiny2" in [t["name"] for t in cli.json("dataset", "ls", user="org")]
+    rounds = {r["round"]: r["tasks"] for r in cli.json("contest", "ls", user="alice")}
+    assert rounds == {"r1": "tiny", "r2": "(told when the round opens)"}
+    assert {r["round"]: r["tasks"] for r in cli.json("contest", "ls", user="org")}["r2"] == "tiny2"
+    hidden, never = _asked_of(cli, tmp_path, "tiny2"), _asked_of(cli, tmp_path, "tiny3")
+    for argv, said in hidden.items():  # the words of a task never registered, but for its name
+        assert said == never[tuple(a.replace("tiny2", "tiny3") for a in argv)].replace("tiny3", "tiny2"), argv
+        assert said.count("\n") == 0 and "unknown task 'tiny2'" in said, (argv, said)
+        assert "tiny2" not in said.partition("(known:")[2], said  # no listing names it
+    assert cli.json("contest", "board", "tiny2", user="org")["round"] == "rush/r2"  # organizers: everything
+    assert cli.json("ps", "-a", user="alice") == []  # nothing ran
+    if isinstance(cli, RemoteCli):  # the dashboard, through the same server
+        import httpx
+        pages = {path: httpx.get(cli.url + path, cookies={"nsml_token": cli.token("alice")})
+                 for path in ("/contests", "/tasks", "/tasks/tiny2", "/tasks/tiny2/board.json", "/tasks/tiny")}
+        assert "(told when the round opens)" in pages["/contests"].text and "tiny2" not in pages["/contests"].text
+        assert "tiny2" not in pages["/tasks"].text and pages["/tasks/tiny"].status_code == 200
+        assert pages["/tasks/tiny2"].status_code == pages["/tasks/tiny2/board.json"].status_code == 404
+    cli("contest", "clock", "2026-07-03T00:00:01", user="org")  # r2's start: it opens when r1 closes
+    cli("contest", "close", "rush/r1", "--force", user="org")
+    assert "tiny2" in [t["name"] for t in cli.json("dataset", "ls", user="alice")]
+    assert {r["round"]: r["tasks"] for r in cli.json("contest", "ls", user="alice")}["r2"] == "tiny2"
+    assert cli.json("contest", "board", "tiny2", user="alice")["round"] == "rush/r2"
+
+
+def test_reveal_always_lists_the_task_ahead_and_still_refuses_its_runs(cli, tmp_path, state_root):
+    _contest(cli, tmp_path, state_root, reveal="always")
+    assert "tiny2" in [t["name"] for t in cli.json("dataset", "ls", user="alice")]
+    assert {r["round"]: r["tasks"] for r in cli.json("contest", "ls", user="alice")}["r2"] == "tiny2"
+    refused = cli("run", "-d", "tiny2", participant(tmp_path / "code", NSML_MAIN), user="alice", code=2).stderr
+    assert "round rush/r2, which has not opened yet" in refused
+
+
+def test_a_bad_reveal_is_one_line_naming_the_field(cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    spec = tmp_path / "c.toml"
+    spec.write_text('name = "x"\n[[rounds]]\ntasks = ["a"]\nstart = 2026-01-01T00:00:00\n'
+                    'end = 2026-01-02T00:00:00\nreveal = "later"\n')
+    said = cli("contest", "create", spec, user="org", code=2).stderr
+    assert said.count("\n") == 1 and "rounds[1].reveal: expected 'open' or 'always', got 'later'" in said, said
