@@ -11,7 +11,9 @@ _NAME_RE = re.compile(NAME_PATTERN)
 NAME_RULE = "1-64 characters: letters, digits, '_', '.', '-', starting with a letter or digit"
 
 
-SESSION_RE = re.compile(r"(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<check>check-)?(?P<number>\d{1,18})")
+SESSION_NUMBER_MAX = 10 ** 18 - 1  # a session's number: what its name may hold (the API's and the web's bound too)
+SESSION_RE = re.compile(r"(?P<user>[^/\s]+)/(?P<task>[^/\s]+)/(?P<check>check-)?"
+                        rf"(?P<number>\d{{1,{len(str(SESSION_NUMBER_MAX))}}})")
 CHECK_PREFIX = "check-"  # `nsml check`'s own sessions: USER/TASK/check-K, stored as number -K
 
 

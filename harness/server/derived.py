@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from harness.api import OPERATIONS, Arg, Kind, Operation, Paging
 from harness.api.declare import REQUIRED
-from harness.core.names import NAME_PATTERN, session_name
+from harness.core.names import NAME_PATTERN, SESSION_NUMBER_MAX, session_name
 from harness.service.local import LocalApi
 from harness.web.streaming import ClosingStreamingResponse
 
@@ -26,7 +26,7 @@ Limit = Annotated[int, Query(ge=1, le=1000)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 SessionUser = Annotated[str, PathParam(pattern=f"^{NAME_PATTERN}$")]
 SessionTask = Annotated[str, PathParam(min_length=1, max_length=200)]
-SessionNumber = Annotated[int, PathParam(ge=0, le=10 ** 18)]
+SessionNumber = Annotated[int, PathParam(ge=0, le=SESSION_NUMBER_MAX)]
 SESSION_PARAMS = {"user": SessionUser, "task": SessionTask, "number": SessionNumber}
 
 

@@ -15,7 +15,7 @@ from harness.core.errors import UserError
 from .fragments import facts_tree
 from .pages import page, templates, web_api
 from .streaming import ClosingStreamingResponse
-from .views import RowId
+from .views import SessionNo
 
 router = APIRouter(include_in_schema=False)
 MAX_COMPARED = 12
@@ -45,7 +45,7 @@ def sessions_page(request: Request) -> HTMLResponse:
 
 
 @router.get("/sessions/{user}/{task}/{number}")
-def session_page(request: Request, user: str, task: str, number: RowId) -> HTMLResponse:
+def session_page(request: Request, user: str, task: str, number: SessionNo) -> HTMLResponse:
     api = web_api(request)
     info = api.session_info(_name(user, task, number))
     return page(request, "session.html", api, s=info, facts=facts_tree(info),
@@ -54,14 +54,14 @@ def session_page(request: Request, user: str, task: str, number: RowId) -> HTMLR
 
 
 @router.get("/sessions/{user}/{task}/{number}/facts.json")
-def session_facts(request: Request, user: str, task: str, number: RowId) -> JSONResponse:
+def session_facts(request: Request, user: str, task: str, number: SessionNo) -> JSONResponse:
     """A session's facts as a node tree: static/refresh.js rebuilds the page's facts from it."""
     api = web_api(request)
     return JSONResponse(facts_tree(api.session_info(_name(user, task, number))))
 
 
 @router.get("/sessions/{user}/{task}/{number}/log/stream")
-def log_stream(request: Request, user: str, task: str, number: RowId) -> ClosingStreamingResponse:
+def log_stream(request: Request, user: str, task: str, number: SessionNo) -> ClosingStreamingResponse:
     """Server-sent events: the log as it is written, one `data:` event per chunk of lines, then `event: end`."""
     api = web_api(request)
     chunks = api.session_log(_name(user, task, number), follow=True)
@@ -78,28 +78,28 @@ def log_stream(request: Request, user: str, task: str, number: RowId) -> Closing
 
 
 @router.get("/sessions/{user}/{task}/{number}/metrics.json")
-def metrics_json(request: Request, user: str, task: str, number: RowId,
+def metrics_json(request: Request, user: str, task: str, number: SessionNo,
                  x: Annotated[str, Query(pattern="^(step|time)$")] = "step") -> JSONResponse:
     api = web_api(request)
     return JSONResponse(api.session_metrics(_name(user, task, number), x))
 
 
 @router.post("/sessions/{user}/{task}/{number}/stop")
-def stop(request: Request, user: str, task: str, number: RowId):
+def stop(request: Request, user: str, task: str, number: SessionNo):
     api = web_api(request)
     api.stop_sessions(_name(user, task, number))
     return RedirectResponse(f"/sessions/{_name(user, task, number)}", status_code=303)
 
 
 @router.post("/sessions/{user}/{task}/{number}/memo")
-def memo(request: Request, user: str, task: str, number: RowId, text: str = Form("", max_length=1000)):
+def memo(request: Request, user: str, task: str, number: SessionNo, text: str = Form("", max_length=1000)):
     api = web_api(request)
     api.set_memo(_name(user, task, number), text)
     return RedirectResponse(f"/sessions/{_name(user, task, number)}", status_code=303)
 
 
 @router.post("/sessions/{user}/{task}/{number}/submit")
-def submit(request: Request, user: str, task: str, number: RowId, checkpoint: str = Form(..., max_length=200),
+def submit(request: Request, user: str, task: str, number: SessionNo, checkpoint: str = Form(..., max_length=200),
            dry_run: str = Form("")):
     """Queue a submit (or a dry run) of a checkpoint; its page shows it through its phases."""
     api = web_api(request)

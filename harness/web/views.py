@@ -10,10 +10,12 @@ from fastapi import Form, Path, Query
 
 from harness.api.operations import MAX_ID
 from harness.core.display import arrow, score_text, time_text  # noqa: F401 - arrow: the templates take it from here
+from harness.core.names import SESSION_NUMBER_MAX
 
 # Every integer a dashboard route takes is bounded as the API's are (an unbounded one reached the store as an
 # OverflowError: a 500, the hostile review of stop 48); tests/test_web.py checks every route's
-RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # a submission's id, a session's number
+RowId = Annotated[int, Path(ge=1, le=MAX_ID)]  # a submission's id
+SessionNo = Annotated[int, Path(ge=0, le=SESSION_NUMBER_MAX)]  # a session's number, as its name holds it
 PageNo = Annotated[int, Query(ge=1, le=1_000_000)]
 FormId = Annotated[int, Form(ge=1, le=MAX_ID)]
 
