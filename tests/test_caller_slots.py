@@ -79,7 +79,8 @@ def test_a_caller_is_its_verified_account_or_its_address(monkeypatch, header, co
     from harness.service import accounts
     monkeypatch.setitem(accounts._CALLERS, "abc123", hashlib.sha256(b"nsml_abc123_secret").digest())  # verified
     headers = [(k.encode(), v.encode()) for k, v in (("authorization", header), ("cookie", cookie)) if v]
-    assert caller_slots.caller_of({"type": "http", "headers": headers, "client": ("10.0.0.1", 5)}) == expected
+    scope = {"type": "http", "path": "/api/v1/whoami", "headers": headers, "client": ("10.0.0.1", 5)}
+    assert caller_slots.caller_of(caller_slots.credentials(scope)[0], scope) == expected
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,5 +91,5 @@ def test_any_headers_name_one_caller_and_never_raise(authorization, cookie, addr
     request is its address's unless its token is one this server verified — never an account it cannot prove."""
     headers = [(k.encode(), v.encode("latin-1", "replace")) for k, v in
                (("authorization", authorization), ("cookie", cookie)) if v]
-    scope = {"type": "http", "headers": headers, "client": (address, 1) if address else None}
-    assert caller_slots.caller_of(scope) == f"address {address or '?'}"
+    scope = {"type": "http", "path": "/", "headers": headers, "client": (address, 1) if address else None}
+    assert caller_slots.caller_of(caller_slots.credentials(scope)[0], scope) == f"address {address or '?'}"

@@ -33,14 +33,18 @@ PER_CALLER = 16  # requests of one caller in flight at once (a dashboard page fe
 VERIFYING = 4  # first checks of tokens under way at once (each a thread: a database read, at most one scrypt)
 
 
-def token_of(scope) -> str:
-    """The request's token: the bearer token, else the dashboard's login cookie ("" without)."""
+def credentials(scope) -> tuple[str, str]:
+    """The request's token (the bearer token, else the dashboard's login cookie; "" without) and the one to check
+    before it is let in: on the API the bearer token alone (its credential), elsewhere the token. One parse of the
+    headers."""
     headers = Headers(scope=scope)
     token = bearer(headers)
-    if token is None:
-        cookies = headers.get("cookie", "")
-        token = cookie_parser(cookies).get(COOKIE, "").strip() if len(cookies) < 8192 else ""
-    return token
+    api = scope["path"].startswith(API + "/")
+    if token is not None:
+        return token, token
+    cookies = headers.get("cookie", "")
+    token = cookie_parser(cookies).get(COOKIE, "").strip() if len(cookies) < 8192 else ""
+    return token, "" if api else token
 
 
 def address_of(scope) -> str:
@@ -48,10 +52,10 @@ def address_of(scope) -> str:
     return client[0] if client else "?"
 
 
-def caller_of(scope) -> str:
-    """Whose request SCOPE is: its account, once its token is known good; else its address (a token not verified
-    yet, or made up, takes no account's share)."""
-    token_id = verified_caller(token_of(scope))
+def caller_of(token: str, scope) -> str:
+    """Whose request SCOPE, with TOKEN, is: its account, once its token is known good; else its address (a token not
+    verified yet, or made up, takes no account's share)."""
+    token_id = verified_caller(token)
     return f"token {token_id}" if token_id is not None else f"address {address_of(scope)}"
 
 
@@ -68,17 +72,16 @@ class CallerSlots:
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        caller = caller_of(scope)
-        api = scope["path"].startswith(API + "/")
-        token = bearer(Headers(scope=scope)) if api else token_of(scope)  # (the API's credential is the bearer's)
-        if caller.startswith("address ") and self.verify is not None and token:
+        token, checked = credentials(scope)
+        caller = caller_of(token, scope)
+        if caller.startswith("address ") and self.verify is not None and checked:
             try:
-                await anyio.to_thread.run_sync(self.verify, token, address_of(scope), limiter=self._verifying)
+                await anyio.to_thread.run_sync(self.verify, checked, address_of(scope), limiter=self._verifying)
             except UserError as exc:
-                if api:
+                if scope["path"].startswith(API + "/"):
                     return await error(status_of(exc), str(exc), type(exc).__name__)(scope, receive, send)
             else:
-                caller = caller_of(scope)
+                caller = caller_of(token, scope)
         if self.held[caller] >= self.per_caller:
             return await error(429, f"too many requests of yours at once ({self.per_caller}): wait for some to "
                                     f"finish", "QuotaExceeded")(scope, receive, send)
