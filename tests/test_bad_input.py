@@ -22,8 +22,10 @@ def test_unknown_task_suggests_the_closest(cli, tiny_task, nsml_folder):
 
 
 def test_builtin_task_not_prepared(cli, nsml_folder):
-    r = cli("run", "-d", "garbage-docs", nsml_folder, code=2)
+    """The organizer (who prepares tasks) is told how; a participant, who cannot, is told the task is unknown."""
+    r = cli("run", "-d", "garbage-docs", nsml_folder, code=2, user=ORGANIZER)
     _one_line(r, "not prepared yet", "dataset prepare garbage-docs")
+    _one_line(cli("run", "-d", "garbage-docs", nsml_folder, code=2), "unknown task 'garbage-docs'")
 
 
 def test_missing_entry_and_folder(cli, tiny_task, nsml_folder, tmp_path):

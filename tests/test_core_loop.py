@@ -2,7 +2,7 @@
 import time
 
 import pytest
-from helpers import run_session
+from helpers import ORGANIZER, run_session
 
 
 @pytest.fixture
@@ -129,6 +129,8 @@ def test_fork_loads_checkpoint_and_keeps_training(cli, tiny_task, nsml_folder):
 
 
 def test_dataset_ls_lists_builtins_and_registered(cli, tiny_task):
-    rows = {r["name"]: r for r in cli.json("dataset", "ls")}
+    """The built-ins not prepared yet are listed to organizers (who prepare them), not to participants."""
+    rows = {r["name"]: r for r in cli.json("dataset", "ls", user=ORGANIZER)}
     assert rows["tiny"]["prepared"] is True and rows["tiny"]["direction"] == "higher"
-    assert "garbage-docs" in rows
+    assert "garbage-docs" in rows and rows["garbage-docs"]["prepared"] is False
+    assert [r["name"] for r in cli.json("dataset", "ls")] == ["tiny"]

@@ -78,3 +78,48 @@ def test_a_bad_reveal_is_one_line_naming_the_field(cli, tmp_path, state_root):
                     'end = 2026-01-02T00:00:00\nreveal = "later"\n')
     said = cli("contest", "create", spec, user="org", code=2).stderr
     assert said.count("\n") == 1 and "rounds[1].reveal: expected 'open' or 'always', got 'later'" in said, said
+
+
+def test_a_later_rounds_board_and_task_list_stay_untold_through_an_earlier_round(cli, tmp_path, state_root):
+    """Review of the change: `contest board tiny --round rush/r2` answered "not a task of round rush/r2 (tiny2)";
+    with tiny in r1 and r2, r1 closed and r2 not open, `contest board tiny` showed r2's empty board and `run -d
+    tiny` named r2 (and refused r1's practice)."""
+    _contest(cli, tmp_path, state_root)
+    cli("contest", "clock", "2026-07-02T00:00:01", user="org")
+    cli("contest", "close", "rush/r1", user="org")
+    said = cli("contest", "board", "tiny", "--round", "rush/r2", user="alice", code=2).stderr
+    assert "round rush/r2 has not opened yet; its boards are shown from its opening" in said, said
+    assert "tiny2" not in said
+    assert cli.json("contest", "board", "tiny2", "--round", "rush/r2", user="org")["round"] == "rush/r2"
+
+
+def test_a_task_in_a_closed_round_and_a_later_hidden_one_is_the_closed_rounds(cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text('organizers = ["org"]\ngpus = 4\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+    spec = tmp_path / "contest.toml"
+    spec.write_text(CONTEST.format(gpu_quota=2, policy="wait").replace('["tiny2"]', '["tiny2", "tiny"]'))
+    cli("contest", "clock", "2026-07-01T01:00:00", user="org")
+    cli("contest", "create", spec, user="org")
+    cli("contest", "clock", "2026-07-02T00:00:01", user="org")
+    cli("contest", "close", "rush/r1", user="org")  # r2 is now opened, to start on 2026-07-03
+    assert {r["round"]: r["tasks"] for r in cli.json("contest", "ls", user="alice")}["r2"] == \
+        "(told when the round opens)"
+    for user in ("alice", "org"):
+        assert cli.json("contest", "board", "tiny", user=user)["round"] == "rush/r1", user
+    code = participant(tmp_path / "code", NSML_MAIN)
+    over = cli("run", "-d", "tiny", "-g", "3", code, user="alice", code=2).stderr  # r1's practice, r1's quota
+    assert "quota of 2 in round rush/r1" in over and "r2" not in over, over
+    cli("contest", "clock", "2026-07-03T00:00:01", user="org")  # r2 opens: it governs tiny
+    assert cli.json("contest", "board", "tiny", user="alice")["round"] == "rush/r2"
+
+
+def test_a_task_not_prepared_yet_is_unknown_to_participants(cli, tmp_path, state_root):
+    """Only organizers prepare: a built-in (or a pack in extra_task_paths) not prepared yet is not listed to a
+    participant and answers as a name never registered (else a hidden built-in stood out from the others)."""
+    (state_root / "harness.toml").write_text('organizers = ["org"]\n')
+    assert [t for t in cli.json("dataset", "ls", user="alice") if not t["prepared"]] == []
+    assert "bus-eta" in [t["name"] for t in cli.json("dataset", "ls", user="org")]
+    said = {task: cli("board", task, user="alice", code=2).stderr.replace(task, "T") for task in ("bus-eta", "nosuch")}
+    assert said["bus-eta"] == said["nosuch"] and "unknown task 'T'" in said["nosuch"], said
+    assert "not prepared yet" in cli("board", "bus-eta", user="org", code=2).stderr

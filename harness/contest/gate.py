@@ -78,6 +78,17 @@ def reveals(rnd: Round, now: datetime) -> bool:
     return rnd.reveal is Reveal.ALWAYS or status(rnd, now) is not RoundStatus.PENDING
 
 
+def governing(rounds: list[Round], now: datetime) -> Round | None:
+    """Of ROUNDS (those holding one task, in order), the one whose rules and board are the task's at NOW: the open
+    one, else the latest that has begun, else the first to open — among those that reveal the task (`reveals`: a
+    later round not revealed yet never governs it, nor is named, while an earlier one has its practice and its
+    final board); among all where none does (an organizer's view of a hidden task)."""
+    known = [r for r in rounds if reveals(r, now)] or rounds
+    began = [r for r in known if status(r, now) is not RoundStatus.PENDING]
+    live = [r for r in began if status(r, now) is RoundStatus.OPEN]
+    return live[0] if live else began[-1] if began else known[0] if known else None
+
+
 def hidden_tasks(db, now: datetime) -> frozenset[str]:
     """The tasks no participant may know of yet: in a round, and in none that reveals them (`reveals`). Once one
     of its rounds has opened a task stays known (its board, practice after the close)."""
@@ -102,8 +113,7 @@ def gate(h: Harness, db, user: User, task_name: str, action: str, practice: bool
     if not rounds:
         return None
     now = clock.now(h.settings)
-    live = [r for r in rounds if status(r, now) is RoundStatus.OPEN]
-    rnd = live[0] if live else rounds[-1]
+    rnd = governing(rounds, now)
     state = status(rnd, now)
     where = f"{task_name} is in round {rnd.label}"
     if state is RoundStatus.PENDING:

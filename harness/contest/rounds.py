@@ -24,7 +24,7 @@ from harness.store import read_sql
 from harness.store.models import Round, RoundEntry, Submission, Task, Team
 from harness.store.quick import sa_rows
 
-from .gate import get_round, rounds_of_task, status, team_of
+from .gate import get_round, governing, reveals, rounds_of_task, status, team_of
 
 
 def compute_board(db, rnd: Round, task: Task) -> list[dict]:
@@ -72,17 +72,18 @@ PRIVATE_FIELDS = ("private_rank", "private", "final_submission", "shakeup", "pri
                   "private_beats_next")
 
 
-def round_for_task(db, task_name: str, round_ref: str | None = None) -> Round | None:
-    """The round a task's board belongs to: the one named, else the latest round holding the task that has been
-    opened (else the latest one holding it)."""
+def round_for_task(db, task_name: str, now: datetime, round_ref: str | None = None,
+                   sees_all: bool = False) -> Round | None:
+    """The round a task's board belongs to: the one named — refused, whatever it holds, while it has not revealed
+    its tasks to the caller (SEES_ALL: an organizer) — else the one that governs the task (gate.governing)."""
     if round_ref:
         rnd = get_round(db, round_ref)
+        if not (sees_all or reveals(rnd, now)):
+            raise UserError(f"--round: round {rnd.label} has not opened yet; its boards are shown from its opening")
         if task_name not in rnd.tasks:
             raise UserError(f"TASK: {task_name!r} is not a task of round {rnd.label} ({', '.join(rnd.tasks)})")
         return rnd
-    latest_first = rounds_of_task(db, task_name)[::-1]
-    opened = [r for r in latest_first if r.opened_at is not None]
-    return (opened or latest_first or [None])[0]
+    return governing(rounds_of_task(db, task_name), now)
 
 
 def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False,
@@ -91,7 +92,7 @@ def board(h: Harness, task_name: str, round_ref: str | None = None, private: boo
     (ORGANIZER: the caller's right, which the service checked)."""
     with h.tx() as db:
         task = h.task(db, task_name)
-        rnd = round_for_task(db, task_name, round_ref)
+        rnd = round_for_task(db, task_name, clock.now(h.settings), round_ref, sees_all=organizer)
         if rnd is None:
             raise NotFound(f"TASK: {task_name!r} is in no contest round (see 'board {task_name}')")
         state = status(rnd, clock.now(h.settings))

@@ -6,6 +6,7 @@ from datetime import timezone
 from sqlalchemy import func, select
 
 from harness.contest.rounds import round_for_task
+from harness.core import clock
 from harness.core.enums import RunStatus
 from harness.core.errors import UserError
 from harness.scoring.board_rules import counted_clause, user_board, valid_score
@@ -86,7 +87,8 @@ def score_history(h: Harness, task_name: str, top: int = 10) -> dict:
     with h.tx() as db:
         task = permissions.task_of(h, db, task_name)
         direction = task.direction
-        rnd = round_for_task(db, task_name)  # the board's own submissions: its round's (teams), or outside rounds
+        rnd = round_for_task(db, task_name, clock.now(h.settings))  # the board's own submissions: its round's
+        #                                                              (teams), or outside rounds
         board = Submission.round_id == rnd.id if rnd is not None else Submission.round_id.is_(None)
         rows = db.execute(select(Submission.user_id, Submission.team_id, Submission.score, Submission.created_at)
                           .where(Submission.task_id == task.id, board, Submission.status == RunStatus.SUCCEEDED,

@@ -79,7 +79,7 @@ def board(h: Harness, task: str, round_ref: str | None = None, private: bool = F
 def in_a_round(h: Harness, task: str) -> bool:
     with h.tx() as db:
         permissions.task_of(h, db, task)  # NotFound says why
-        return rounds.round_for_task(db, task) is not None
+        return rounds.round_for_task(db, task, clock.now(h.settings)) is not None
 
 
 def select_submissions(h: Harness, ids: list[int]) -> dict:

@@ -6,7 +6,8 @@ Rules:
   act on anyone's, and alone may add, prepare, replace or remove tasks, and run the contest's organizer commands.
 - A task of a round that has not revealed it yet (contest.gate.hidden_tasks: reveal = "open", the default) is, to
   a participant, as unknown as a name never registered: not listed, its README, board and history not read, no
-  run of it, and no "did you mean" names it.
+  run of it, and no "did you mean" names it. So is a task not prepared yet (a built-in, a pack in task_paths):
+  only organizers prepare, and see those.
 - Every check is here; the floors below trust their callers (the service) to have made it.
 """
 from __future__ import annotations
@@ -35,9 +36,10 @@ def hidden_from(h: Harness, db) -> frozenset[str]:
 
 
 def task_of(h: Harness, db, name: str) -> Task:
-    """The prepared task NAME as the caller may know it: a hidden one (`hidden_from`) is NotFound, in the words of
-    a name never registered. Every look-up of a task by a name a participant gave goes through here."""
-    return h.task(db, name, hidden_from(h, db))
+    """The prepared task NAME as the caller may know it: a hidden one (`hidden_from`), and to a participant one not
+    prepared yet, is NotFound, in the words of a name never registered. Every look-up of a task by a name a
+    participant gave goes through here."""
+    return h.task(db, name, hidden_from(h, db), sources=is_organizer(h.settings))
 
 
 def require_organizer(settings, command: str) -> None:

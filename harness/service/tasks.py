@@ -24,9 +24,10 @@ from .pack_roots import refuse_pack_holding
 
 
 def list_tasks(h: Harness) -> list[dict]:
-    """Prepared tasks and the built-in or installed ones that can be prepared, by name."""
+    """Prepared tasks and, to organizers, the built-in or installed ones that can be prepared, by name."""
     rows = {}
-    for name, src in registry.known_sources(h.settings).items():
+    organizer = permissions.is_organizer(h.settings)
+    for name, src in registry.known_sources(h.settings).items() if organizer else ():
         manifest = registry.Manifest.read(src) if isinstance(src, Path) else None  # built-ins: read, not prepared
         rows[name] = {"name": name, "prepared": False, "metric": manifest and manifest.metric,
                       "direction": manifest and manifest.direction.value, "submissions": 0,
@@ -39,7 +40,7 @@ def list_tasks(h: Harness) -> list[dict]:
                                "metric": task.metric, "direction": task.direction.value,
                                "submissions": counts.get(task.id, 0), "path": task.path}
         hidden = permissions.hidden_from(h, db)
-    if not permissions.is_organizer(h.settings):  # the server's own folders are nobody else's business
+    if not organizer:  # the server's own folders are nobody else's business
         rows = {name: {k: v for k, v in row.items() if k not in ("source", "path")} for name, row in rows.items()
                 if name not in hidden}
     return sorted(rows.values(), key=lambda r: r["name"])

@@ -58,14 +58,16 @@ class Harness:
         db.flush()
         return task
 
-    def task(self, db: OrmSession, name: str, hidden: frozenset[str] = frozenset()) -> Task:
+    def task(self, db: OrmSession, name: str, hidden: frozenset[str] = frozenset(), sources: bool = True) -> Task:
         """The prepared task NAME. One of HIDDEN (a task the caller may not know of yet: service.permissions.task_of)
-        is as unknown as a name never registered, and no unknown name's answer lists one."""
+        is as unknown as a name never registered, and no unknown name's answer lists one; without SOURCES (a
+        participant: only an organizer prepares) so is a task not prepared yet, a built-in or a pack on disk."""
         task = None if name in hidden else db.scalar(select(Task).where(Task.name == name))
         if task is not None:
             return task
-        known = (set(registry.known_sources(self.settings)) | set(db.scalars(select(Task.name)))) - hidden
-        if name in known:
+        known = set(registry.known_sources(self.settings)) if sources else set()
+        known = (known | set(db.scalars(select(Task.name)))) - hidden
+        if name in known and sources:
             raise TaskNotPrepared(f"task {name!r} is not prepared yet: run 'harness dataset prepare {name}'")
         raise NotFound(registry.unknown_task_message(name, known))
 
