@@ -231,4 +231,4 @@ def test_the_launch_regate_reads_a_queue_of_any_length(tmp_path):
     with store.tx() as db:
         waiting = db.scalars(select(Run).where(Run.status == RunStatus.QUEUED)).all()
         refused = refused_at_launch(db, waiting)
-    assert len(refused) == n // 2 and all("task tiny joined round c/r1" in why for why in refused.values())
+    assert len(refused) == n // 2 and all("task tiny joined a contest round" in why for why in refused.values())

@@ -535,7 +535,7 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
         cli("logs", "-f", name, user=user, code=None)
     rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
     assert rows[early]["status"] == "stopped", rows
-    assert rows[early]["message"] == ("not started: task tiny joined round rush/r1 after this session queued, so "
+    assert rows[early]["message"] == ("not started: task tiny joined a contest round after this session queued, so "
                                       "the round's rules apply to it now; start it again")
     assert rows[free]["status"] == "succeeded"
     assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "succeeded"

@@ -123,3 +123,46 @@ def test_a_task_not_prepared_yet_is_unknown_to_participants(cli, tmp_path, state
     said = {task: cli("board", task, user="alice", code=2).stderr.replace(task, "T") for task in ("bus-eta", "nosuch")}
     assert said["bus-eta"] == said["nosuch"] and "unknown task 'T'" in said["nosuch"], said
     assert "not prepared yet" in cli("board", "bus-eta", user="org", code=2).stderr
+
+
+def test_a_participants_own_session_of_a_task_that_joined_a_hidden_round_does_not_name_it(cli, tmp_path, state_root):
+    """Review of the change: a session of tiny2 from before tiny2 joined r2 (not open) took `submit` and `fork` to
+    the round's gate, which named rush/r2 and its opening."""
+    (state_root / "harness.toml").write_text('organizers = ["org"]\ngpus = 4\n')
+    for name in ("tiny", "tiny2"):
+        cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
+    name = cli("run", "-d", "tiny2", "-a", "--epochs 1", participant(tmp_path / "code", NSML_MAIN),
+               user="bob").stdout.split()[1]
+    cli("logs", "-f", name, user="bob")
+    spec = tmp_path / "contest.toml"
+    spec.write_text(CONTEST.format(gpu_quota=1, policy="wait"))
+    cli("contest", "clock", "2026-07-01T01:00:00", user="org")
+    cli("contest", "create", spec, user="org")
+    for argv in (("submit", name, "0"), ("fork", name, "-c", "0")):
+        said = cli(*argv, user="bob", code=2).stderr
+        assert "tiny2 is in a contest round that has not opened yet" in said and "r2" not in said, (argv, said)
+
+
+def test_a_hidden_task_is_looked_up_as_an_unknown_name_is(state_root, tmp_path, cli):
+    """Review of the change: a hidden name skipped the task's look-up, so it was answered some 0.4 ms sooner than
+    a name never registered (Server-Timing showed it). Both now make the same queries."""
+    from sqlalchemy import event
+
+    from harness.core.errors import NotFound
+    from harness.core.settings import load_settings
+    from harness.service import permissions
+    from harness.state import Harness
+    _contest(cli, tmp_path, state_root)
+    h = Harness(load_settings(user="alice"))
+    statements: list[str] = []
+    event.listen(h.store.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    try:
+        made = {}
+        for name in ("tiny2", "tiny3"):
+            statements.clear()
+            with h.tx() as db, pytest.raises(NotFound) as said:
+                permissions.task_of(h, db, name)
+            made[name] = (list(statements), str(said.value).replace(name, "T"))
+        assert made["tiny2"] == made["tiny3"] and made["tiny2"][0]
+    finally:
+        h.store.close()

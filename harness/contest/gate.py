@@ -116,6 +116,9 @@ def gate(h: Harness, db, user: User, task_name: str, action: str, practice: bool
     rnd = governing(rounds, now)
     state = status(rnd, now)
     where = f"{task_name} is in round {rnd.label}"
+    if state is RoundStatus.PENDING and not reveals(rnd, now):  # (reached from a session of the task from before
+        #                                                          it joined the round: which round is not told)
+        raise UserError(f"{task_name} is in a contest round that has not opened yet; {action} is not possible yet")
     if state is RoundStatus.PENDING:
         when = rnd.starts_at.isoformat(timespec="seconds") if rnd.opened_at else "when the round before it closes"
         raise UserError(f"{where}, which has not opened yet (opens {when}); {action} is not possible yet")

@@ -190,7 +190,7 @@ def refused_at_launch(db, waiting: list[Run]) -> dict[int, str]:
     since, it would start under none of the round's rules (its opening, its teams, their GPU quota), so it does not
     start. Runs that started before keep running as they were admitted. Two queries in all, none without rounds."""
     teamless = [run for run in waiting if run.team_id is None]
-    held = read_sql.round_of_tasks(sa_rows(db)) if teamless else {}  # task → its round's label
+    held = read_sql.tasks_in_rounds(sa_rows(db)) if teamless else set()
     if not held:
         return {}
     own = read_sql.queued_teamless_tasks(sa_rows(db))
@@ -199,6 +199,7 @@ def refused_at_launch(db, waiting: list[Run]) -> dict[int, str]:
         joined = [t for t in [own.get(run.id, ""), *((run.spec or {}).get("datasets") or [])] if t in held]
         if joined:
             what = "session" if run.kind is RunKind.TRAIN else "submit"
-            out[run.id] = (f"not started: task {joined[0]} joined round {held[joined[0]]} after this {what} queued, "
-                           f"so the round's rules apply to it now; start it again")
+            out[run.id] = (f"not started: task {joined[0]} joined a contest round after this {what} queued, so the "
+                           f"round's rules apply to it now; start it again")  # (which round: not told, it may not
+            #                                                                 have revealed its tasks yet)
     return out

@@ -62,8 +62,8 @@ class Harness:
         """The prepared task NAME. One of HIDDEN (a task the caller may not know of yet: service.permissions.task_of)
         is as unknown as a name never registered, and no unknown name's answer lists one; without SOURCES (a
         participant: only an organizer prepares) so is a task not prepared yet, a built-in or a pack on disk."""
-        task = None if name in hidden else db.scalar(select(Task).where(Task.name == name))
-        if task is not None:
+        task = db.scalar(select(Task).where(Task.name == name))  # (looked up for a hidden name too: the same time)
+        if task is not None and name not in hidden:
             return task
         known = set(registry.known_sources(self.settings)) if sources else set()
         known = (known | set(db.scalars(select(Task.name)))) - hidden

@@ -198,18 +198,14 @@ def task_of(rows, name: str) -> tuple[int, str, Direction] | None:
     return (found[0][0], found[0][1], Direction(found[0][2])) if found else None
 
 
-def round_of_tasks(rows) -> dict[str, str]:
-    """Each task that a contest round holds, with that round's label (CONTEST/ROUND; the latest, where several)."""
-    held: dict[str, str] = {}
-    for contest, name, tasks in rows("SELECT c.name, r.name, r.tasks FROM rounds r JOIN contests c "
-                                     "ON c.id = r.contest_id ORDER BY r.contest_id, r.number"):
-        held.update(dict.fromkeys(as_json(tasks) or [], f"{contest}/{name}"))
-    return held
+def tasks_in_rounds(rows) -> set[str]:
+    """Every task that a contest round holds."""
+    return {task for (tasks,) in rows("SELECT tasks FROM rounds") for task in as_json(tasks) or []}
 
 
 def in_a_round(rows, task: str) -> bool:
     """Whether any contest round holds TASK (its board is then a team board: the full path shows it)."""
-    return task in round_of_tasks(rows)
+    return task in tasks_in_rounds(rows)
 
 
 def queued_teamless_tasks(rows) -> dict[int, str]:
