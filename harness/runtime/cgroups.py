@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import resource  # (here, not in the child: an import between fork and exec can wait forever on a lock)
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -274,7 +275,6 @@ def nproc_limit(pids: int):
     if os.geteuid() == 0:
         return None
 
-    def apply() -> None:
-        import resource
+    def apply() -> None:  # (in the forked child of a threaded process: nothing imported here, no lock taken)
         resource.setrlimit(resource.RLIMIT_NPROC, (pids, pids))
     return apply

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+import resource  # (here, not in the child: an import between fork and exec can wait forever on a lock)
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -121,8 +122,7 @@ def _limit_memory(nbytes: int | None):
     if not nbytes:
         return None
 
-    def apply():
-        import resource
+    def apply():  # (in the forked child of a threaded process: nothing imported here, no lock taken)
         resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
     return apply
 
