@@ -6,7 +6,7 @@ Rules:
   act on anyone's, and alone may add, prepare, replace or remove tasks, and run the contest's organizer commands.
 - A task of a round that has not revealed it yet (contest.gate.hidden_tasks: reveal = "open", the default) is, to
   a participant, as unknown as a name never registered: not listed, its README, board and history not read, no
-  run of it, and no "did you mean" names it. So is a task not prepared yet (a built-in, a pack in task_paths):
+  run of it, and no "did you mean" names it. So is a task not prepared yet (a built-in, a pack in extra_task_paths):
   only organizers prepare, and see those.
 - Every check is here; the floors below trust their callers (the service) to have made it.
 """
