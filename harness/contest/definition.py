@@ -266,7 +266,7 @@ def add_team(h: Harness, db, contest: Contest, name: str, members: list[str]) ->
     return team
 
 
-def list_contests(h: Harness, shown_to_all: bool = True) -> list[dict]:
+def list_contests(h: Harness, shown_to_all: bool) -> list[dict]:
     """Each round of each contest; its tasks named only where it reveals them (gate.reveals) or SHOWN_TO_ALL."""
     now = clock.now(h.settings)
     with h.tx() as db:

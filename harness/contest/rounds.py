@@ -8,6 +8,7 @@ round is closed; then both boards are shown side by side with each team's rank c
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -87,15 +88,17 @@ def round_for_task(db, task_name: str, now: datetime, round_ref: str | None = No
 
 
 def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False,
-          organizer: bool = False) -> dict:
+          organizer: bool = False, find: Callable[[object, str], Task] | None = None) -> dict:
     """A round's board for TASK. Private columns: after close for everyone, before close for organizers only
-    (ORGANIZER: the caller's right, which the service checked)."""
+    (ORGANIZER: the caller's right, which the service checked). FIND(db, name): the task as the caller may know it
+    (service.permissions.task_of; default: Harness.task)."""
+    now = clock.now(h.settings)
     with h.tx() as db:
-        task = h.task(db, task_name)
-        rnd = round_for_task(db, task_name, clock.now(h.settings), round_ref, sees_all=organizer)
+        task = (find or h.task)(db, task_name)
+        rnd = round_for_task(db, task_name, now, round_ref, sees_all=organizer)
         if rnd is None:
             raise NotFound(f"TASK: {task_name!r} is in no contest round (see 'board {task_name}')")
-        state = status(rnd, clock.now(h.settings))
+        state = status(rnd, now)
         revealed = rnd.closed
         if private and not revealed and not organizer:
             raise UserError(f"--private: the private board of {rnd.label} is hidden until the round is closed")
