@@ -25,11 +25,11 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(root: Path) -> tuple[subprocess.Popen, str]:
+def _serve(root: Path, *flags: str) -> tuple[subprocess.Popen, str]:
     import httpx
     port = _free_port()
     proc = subprocess.Popen([PY, "-m", "harness", "--root", str(root), "serve", "--port", str(port), "--log-level",
-                             "warning"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "warning", *flags], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:

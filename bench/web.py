@@ -1,6 +1,6 @@
 """The `web` row of bench/suite.py: the dashboard's board page of a task with 1,000 users (100,000 submissions),
-rendered by `harness serve` — server time, read from its Server-Timing header, as the participant and as an
-organizer (who also sees the moderation controls and hidden entries). Goal: ≤ 0.3 s."""
+rendered by `harness serve --server-timing` — server time, read from its Server-Timing header, as the participant
+and as an organizer (who also sees the moderation controls and hidden entries). Goal: ≤ 0.3 s."""
 from __future__ import annotations
 
 import getpass
@@ -23,7 +23,7 @@ def bench_web(tmp, repeat: int, harness_cmd, timed_cmd, row, med) -> dict:
     fixtures.big_board(root, n_subs=100_000, n_users=1000)
     tokens = {who: json.loads(cli(root, "user", "add", who, "-j", *(["--organizer"] if who == "org" else []),
                                   user=getpass.getuser()))["token"] for who in ("user0001", "org")}
-    proc, url = _serve(root)
+    proc, url = _serve(root, "--server-timing")
     samples = {"participant": [], "organizer": [], "csv": [], "wall": []}
     try:
         clients = {who: httpx.Client(base_url=url, cookies={"nsml_token": tok}) for who, tok in tokens.items()}

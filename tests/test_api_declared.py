@@ -192,9 +192,9 @@ def test_only_static_files_may_be_kept_by_a_browser_or_a_proxy(app):
 
 
 def test_every_answer_has_its_headers_once_an_unexpected_500_included(app):
-    """The headers are set in one place (web.security.AnswerHeaders, outside every middleware) — once each, with
-    Server-Timing — but for the 500 of an unhandled error, which Starlette answers outside every middleware: its
-    handler sets them itself."""
+    """The headers are set in one place (web.security.AnswerHeaders, outside every middleware) — once each — but
+    for the 500 of an unhandled error, which Starlette answers outside every middleware: its handler sets them
+    itself. No Server-Timing unless the operator asked for it (it timed the server's work for any caller)."""
     from fastapi.testclient import TestClient
 
     @app.get("/a-route-that-breaks")
@@ -208,7 +208,24 @@ def test_every_answer_has_its_headers_once_an_unexpected_500_included(app):
         for name in ("content-security-policy", "x-frame-options", "x-content-type-options", "referrer-policy"):
             assert len(r.headers.get_list(name)) == 1, (path, name, dict(r.headers))
         assert r.headers.get_list("cache-control") == ([] if path.startswith("/static/") else ["no-store"]), path
-    assert all(len(r.headers.get_list("server-timing")) == 1 for p, r in answers.items() if p != "/a-route-that-breaks")
+    assert not any(r.headers.get_list("server-timing") for r in answers.values())
+
+
+def test_server_timing_only_where_the_operator_asks(tmp_path):
+    """`serve --server-timing` (what bench/web.py reads): every answer the app makes says its time, once."""
+    from click.testing import CliRunner
+    from fastapi.testclient import TestClient
+
+    from harness.cli import main
+    from harness.core.settings import load_settings
+    from harness.server.app import create_app
+    app = create_app(load_settings(root=tmp_path), server_timing=True)
+    client = TestClient(app)
+    for path in ("/login", API + "/whoami", "/static/refresh.js", "/no-such-page"):
+        timing = client.get(path, follow_redirects=False).headers.get_list("server-timing")
+        assert len(timing) == 1 and timing[0].startswith("app;dur="), (path, timing)
+    app.state.server.base.store.close()
+    assert "--server-timing" in CliRunner().invoke(main, ["serve", "--help"]).output
 
 
 def test_a_session_numbers_bound_is_its_names_on_every_route(app):

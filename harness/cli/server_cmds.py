@@ -17,8 +17,11 @@ from .output import answer, json_flag
 @click.option("--forwarded-allow-ips", default="", metavar="IPS",
               help="Proxies (comma-separated addresses) whose X-Forwarded-For names the client; they must overwrite "
                    "it. Default: none, a client is its connection's address.")
+@click.option("--server-timing", is_flag=True,
+              help="Add Server-Timing (the time spent serving it) to every answer, for benchmarks. It lets any "
+                   "caller time the server's work, so it is off by default.")
 @pass_harness
-def serve_cmd(lazy, serve_root, host, port, log_level, forwarded_allow_ips):
+def serve_cmd(lazy, serve_root, host, port, log_level, forwarded_allow_ips, server_timing):
     """Serve this state root over HTTP (/api/v1, OpenAPI at /api/v1/openapi.json) with its scheduler."""
     from harness.core.settings import load_settings
     from harness.server.app import body_cap, create_app
@@ -26,7 +29,7 @@ def serve_cmd(lazy, serve_root, host, port, log_level, forwarded_allow_ips):
 
     root, db, user = lazy._args
     settings = load_settings(root=serve_root or root, db=db, user=user)
-    app = create_app(settings)
+    app = create_app(settings, server_timing)
     click.echo(f"Serving {settings.root} on http://{host}:{port} (API /api/v1)", err=True)
     serve(app, host, port, log_level, body_cap(settings), forwarded_allow_ips)
 

@@ -125,7 +125,9 @@ async def _watch_scheduler(settings: Settings, server: "Server") -> None:
             log.exception("recovering runs of a stopped scheduler failed")
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: Settings, server_timing: bool = False) -> FastAPI:
+    """The API and dashboard of SETTINGS' state root; SERVER_TIMING: every answer says the time spent in it (for
+    benchmarks only: security.AnswerHeaders)."""
     server = Server(settings)
 
     @asynccontextmanager
@@ -153,7 +155,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CapBodies, cap_of=body_cap(settings))  # before any layer reads a body
     app.add_middleware(CallerSlots, verify=server.api_for)  # a caller past its share of requests in flight gets 429
     #                                                         at once
-    app.add_middleware(security.AnswerHeaders)  # outermost: every answer's headers, whoever made the answer
+    app.add_middleware(security.AnswerHeaders, timing=server_timing)  # outermost: every answer's headers, whoever made the answer
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):

@@ -44,12 +44,14 @@ def headers_of(path: str) -> dict[str, str]:
 class AnswerHeaders:
     """The one place an answer's headers are set (an ASGI middleware, outside every other one): headers_of(path)
     on every answer the app makes — a page, the API, a static file, a refusal by the body caps or the callers'
-    slots, Starlette's own 413 for a chunked body — and Server-Timing: app;dur=MS, the time spent inside it (what
-    the dashboard benchmark reads). An unhandled error's 500 alone is answered outside it (Starlette's
-    ServerErrorMiddleware): its handler, server.app's `unexpected`, sets headers_of itself."""
+    slots, Starlette's own 413 for a chunked body — and, where the operator asked for it (`serve --server-timing`,
+    what the dashboard benchmark reads), Server-Timing: app;dur=MS, the time spent inside it. Off by default: it
+    would time the server's work to 0.1 ms for every caller, a participant probing for what they may not see
+    included. An unhandled error's 500 alone is answered outside it (Starlette's ServerErrorMiddleware): its
+    handler, server.app's `unexpected`, sets headers_of itself."""
 
-    def __init__(self, app):
-        self.app = app
+    def __init__(self, app, timing: bool = False):
+        self.app, self.timing = app, timing
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["type"] != "http":
@@ -61,7 +63,8 @@ class AnswerHeaders:
                 headers = MutableHeaders(scope=message)
                 for name, value in fixed.items():
                     headers[name] = value  # (set, never added to: a route's own value gives way)
-                headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
+                if self.timing:
+                    headers["Server-Timing"] = f"app;dur={(time.perf_counter() - start) * 1000:.1f}"
             await send(message)
         await self.app(scope, receive, send_with_headers)
 
