@@ -170,7 +170,7 @@ def test_a_value_that_overflows_when_resampled_gives_no_interval_and_keeps_nothi
     """A finite 1.2e154 in an RMSE prediction: its square is finite, every resample that draws it twice is not.
     The bounds (and the values ties and the Ladder read) would be inf or NaN: a JSON board answered 500 to everyone
     and PostgreSQL refused the round's close. Now: no interval, nothing kept; in the private half, only the
-    private interval goes."""
+    private interval and the private half's kept values go (NaN: whether anything is kept never depends on it)."""
     import math
 
     from harness.scoring import score_interval
@@ -194,9 +194,13 @@ def test_a_value_that_overflows_when_resampled_gives_no_interval_and_keeps_nothi
         staged = (prediction.parent / score_interval.STAGED).exists()
         if where == "private":
             assert got.low is not None and math.isfinite(got.high) and got.private_low is None, got
+            with open(prediction.parent / score_interval.STAGED, "rb") as fh:
+                kept = np.load(fh)
+            assert np.isnan(kept[private]).all() and kept[public].tolist() == [0.0] * len(public)
         else:
             assert got.low is None and got.note == score_interval.OVERFLOW, (where, got)
-        assert not staged, where
+        assert staged is (where == "private"), where
+        (prediction.parent / score_interval.STAGED).unlink(missing_ok=True)
     bad = score_interval.Intervals(1.0, math.inf, 2.0, math.nan, None).finite()  # where they are stored, too
     assert (bad.low, bad.high, bad.note) == (None, None, score_interval.OVERFLOW)
 
@@ -313,7 +317,7 @@ def test_values_with_a_declared_finish_and_garbage_values(cli, tmp_path):
     from harness.scoring.score_interval import compute_from_values
     prediction = tmp_path / "graded" / "prediction"
     prediction.parent.mkdir()
-    (prediction.parent / "evaluator_per_example.txt").write_text("nan\n1\n")
+    (prediction.parent / "evaluator_per_example.txt").write_text("nan\n" + "1\n" * 14)
     got = compute_from_values(tmp_path / "tiny", tmp_path / "tiny" / "test" / "test_label", prediction, 0.5, None,
                               None, "mean")
     assert got.low is None and "not one finite number per line" in got.note

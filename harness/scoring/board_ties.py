@@ -51,9 +51,19 @@ def _load(path: Path, ndim: int):
 
 def kept_values(run_dir: str):
     """The per-example values kept when the submission was graded (mean metrics), or None (also for values
-    that would overflow when resampled: uncertainty.summable)."""
+    that would overflow when resampled, or a round's private half that had none: uncertainty.summable)."""
+    return usable(kept_halves(run_dir))
+
+
+def kept_halves(run_dir: str):
+    """kept_values() as kept, for a caller that cuts one half of a round out of them and checks it (usable()):
+    a round's private half may be NaN (its values could not be kept: score_interval._by_part), or None."""
+    return _load(kept_path(run_dir), 1)
+
+
+def usable(values):
+    """VALUES when they can be resampled and compared (uncertainty.summable), else None."""
     from .uncertainty import summable
-    values = _load(kept_path(run_dir), 1)
     return values if values is not None and summable(values) else None
 
 
@@ -78,11 +88,11 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
 
     from .splits import halves
     from .uncertainty import beats_probability_of_values, share_better
-    vectors = [kept_values(d) for d in run_dirs]
+    vectors = [kept_values(d) if split is None else kept_halves(d) for d in run_dirs]
     if split is not None:  # each vector's own half (a vector of another length pairs with nothing)
         cut = {n: halves(n, *split[:3])[0 if split[3] == "public" else 1] for n in {len(v) for v in vectors
                                                                                    if v is not None}}
-        vectors = [None if v is None else v[cut[len(v)]] for v in vectors]
+        vectors = [None if v is None else usable(v[cut[len(v)]]) for v in vectors]
     row = 1 if split is not None and split[3] == "private" else 0
     draws = [None if v is not None or (d := kept_draws(r)) is None or d.shape[0] <= row else d[row]
              for v, r in zip(vectors, run_dirs)]

@@ -24,7 +24,7 @@ from sqlalchemy import select, true
 from harness.core.enums import HARNESS_FAULTS, PublicBoard, RunStatus
 from harness.store.models import Round, Run, Submission, Task
 
-from .board_ties import kept_path, kept_values
+from .board_ties import kept_halves, kept_path, usable
 from .splits import halves
 from .uncertainty import ladder_accepts_values
 
@@ -70,13 +70,13 @@ def replay(db, rnd: Round, task, team_id: int, from_start: bool = False) -> None
     cut: dict[int, object] = {}  # public indices by test-set size: drawn once per replay
 
     def public_values(run_dir: str):
-        values = kept_values(run_dir)
+        values = kept_halves(run_dir)  # (the private half's may be NaN: the public half's alone are read)
         if values is None:
             return None
         if len(values) not in cut:
             cut[len(values)] = halves(len(values), rnd.public_fraction, rnd.split_seed, task.name)[0]
-        values = values[cut[len(values)]]
-        return values if len(values) >= 2 else None
+        values = usable(values[cut[len(values)]])
+        return values if values is not None and len(values) >= 2 else None
 
     keep, waiting, best, best_dir = not from_start, False, None, None
     for sub, run_dir in rows:

@@ -46,6 +46,7 @@ CPU_SECONDS = 60
 WALL_SECONDS = 120
 OUT_OF_MEMORY = 3  # the child's exit status when its memory cap stopped it
 OVERFLOW = "no interval: the prediction's values overflow when resampled"
+NOT_NUMBERS = "no interval: the evaluator's per_example.txt is not one finite number per line"
 
 
 @dataclass
@@ -116,16 +117,18 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     """The child's work: parse, check against the evaluator's scores, resample; stage the per-example values."""
     if finish is not None:
         return compute_from_values(dataset, labels, prediction, score, private_score, split, finish)
+    import numpy as np
+
     from .metric_records import task_records
     from .splits import halves
-    from .uncertainty import interval
+    from .uncertainty import interval, summable
     try:
         m, records = task_records(dataset, labels, prediction)
         if split is None:
-            parts = [records]
+            cuts = [np.arange(len(records))]
         else:
-            public, private = halves(len(records), *split)
-            parts = [records.take(public), records.take(private)]
+            cuts = list(halves(len(records), *split))
+        parts = [records.take(cut) for cut in cuts]
         scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
@@ -139,30 +142,47 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     got = _of_parts(parts, scores, private_score, lambda part: interval(m, part, LEVEL, RESAMPLES, SEED))
     if got.note:  # (overflow) nothing kept: no tie mark, no Ladder values
         return got
-    import numpy as np
-
-    from .uncertainty import summable
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
-        try:
-            values = np.asarray(m.values(records), dtype=np.float64)
-        except Exception:  # noqa: BLE001 - (a private half's odd records) the public interval stands, none kept
-            return got
-        if not summable(values):  # a private half's overflow: its public interval stands, nothing is kept
-            return got
-        with open(prediction.parent / STAGED, "wb") as fh:
-            np.save(fh, values, allow_pickle=False)
+        values = _by_part(len(records), cuts, [lambda part=part: m.values(part) for part in parts], summable)
+        if values is not None:
+            with open(prediction.parent / STAGED, "wb") as fh:
+                np.save(fh, values, allow_pickle=False)
         return got
     from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
-    try:
-        rows = [common_draws(m, part, RESAMPLES, SEED) if i == 0 or got.private_low is not None
-                else np.full(RESAMPLES, np.nan) for i, part in enumerate(parts)]
-    except MemoryError:  # a crafted prediction (thousands of classes): its interval stands, it gets no tie mark
-        return got
+    rows = [np.full(RESAMPLES, np.nan) for _ in parts]
+    for i, part in enumerate(parts):
+        if i == 0 or got.private_low is not None:
+            try:
+                rows[i] = np.asarray(common_draws(m, part, RESAMPLES, SEED), dtype=np.float64)
+            except Exception:  # noqa: BLE001 - (MemoryError: a crafted prediction of thousands of classes)
+                if i == 0:
+                    return got  # its interval stands, it gets no tie mark
     if not np.isfinite(rows[0]).all():
         return got
     with open(prediction.parent / STAGED_DRAWS, "wb") as fh:
         np.save(fh, np.stack(rows), allow_pickle=False)
     return got
+
+
+def _by_part(n: int, cuts: list, values_of: list, fit):
+    """The per-example values of N examples kept for ties and the Ladder, made half by half (CUTS: each half's
+    indices; VALUES_OF: a function giving each half's values; FIT: whether a half's values may be kept): None when
+    the first (public, or whole) half's are not fit, NaN where another half's are not. So whether anything is
+    kept, and what the public half's are, never depends on the private half (whose labels a participant probes
+    through their predictions: a private value that overflows, or a record that fails, decided it before)."""
+    import numpy as np
+    out = np.full(n, np.nan)
+    for i, (cut, of) in enumerate(zip(cuts, values_of)):
+        try:
+            values = np.asarray(of(), dtype=np.float64)
+            ok = values.shape == (len(cut),) and fit(values)
+        except Exception:  # noqa: BLE001 - a participant's odd records
+            ok = False
+        if not ok and i == 0:
+            return None
+        if ok:
+            out[cut] = values
+    return out
 
 
 def _finite(*bounds) -> bool:
@@ -204,16 +224,8 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
         if not 2 <= len(lines) <= MAX_VALUES:
             raise ValueError(len(lines))
         values = np.array([float(x) for x in lines], dtype=np.float64)
-        if not np.isfinite(values).all():
-            raise ValueError("not finite")
     except (OSError, ValueError, UnicodeDecodeError):
-        return Intervals(note="no interval: the evaluator's per_example.txt is not one finite number per line")
-    from .uncertainty import summable
-    if not summable(values):
-        return Intervals(note=OVERFLOW)
-    fn = _finisher(finish)
-    if finish == "sqrt-mean" and (values < 0).any():
-        return Intervals(note="no interval: the evaluator's per_example.txt has negative values under sqrt-mean")
+        return Intervals(note=NOT_NUMBERS)
     try:
         fmt = SplitFormat.from_manifest(Manifest.read(dataset).extra, "task.toml")
         n = len(read_records(labels, fmt.label)[0])
@@ -222,10 +234,15 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     if n != len(values):
         return Intervals(note="no interval: the evaluator's per-example values are not one per test example")
         #                     (their count follows the prediction: a figure the run chose, never shown)
-    parts = [values]
-    if split is not None:
-        public, private = halves(n, *split)
-        parts = [values[public], values[private]]
+    cuts = [np.arange(n)] if split is None else list(halves(n, *split))
+    unfit = [_unfit(values[cut], finish) for cut in cuts]
+    if unfit[0]:  # the public (or whole) half decides alone; a private half's unfit values are dropped (NaN)
+        return Intervals(note=unfit[0])
+    for cut, why in zip(cuts[1:], unfit[1:]):
+        if why:
+            values[cut] = np.nan  # (its score is NaN: no private interval, as for a mismatch)
+    fn = _finisher(finish)
+    parts = [values[cut] for cut in cuts]
     scores = [float(fn(part.mean())) for part in parts]
     if score is None or not _same(float(score), scores[0]):
         return Intervals(note=f"no interval: the evaluator's per-example values do not make its score ({finish})")
@@ -235,6 +252,20 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     with open(prediction.parent / STAGED, "wb") as fh:
         np.save(fh, values, allow_pickle=False)
     return got
+
+
+def _unfit(values, finish: str) -> str | None:
+    """Why an opaque evaluator's per-example VALUES of one half can have no interval (a note), or None."""
+    import numpy as np
+
+    from .uncertainty import summable
+    if not np.isfinite(values).all():
+        return NOT_NUMBERS
+    if not summable(values):
+        return OVERFLOW
+    if finish == "sqrt-mean" and (values < 0).any():
+        return "no interval: the evaluator's per_example.txt has negative values under sqrt-mean"
+    return None
 
 
 def keep_values(prediction: Path, keep: bool) -> None:
