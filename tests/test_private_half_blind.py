@@ -95,3 +95,52 @@ def test_ties_compare_the_public_halves_of_a_submission_whose_private_half_was_d
     assert board_ties.beats_next([dirs["a"], dirs["b-probe"]], Direction.LOWER, (*SPLIT, "private")) is None
     assert board_ties.beats_next([dirs["a"], dirs["b"]], Direction.LOWER, (*SPLIT, "private")) is not None
     assert public.size + private.size == N
+
+
+PRIVATE_SIZE_FAILS = '''
+labels = open(a.test_label_path).read().split()
+if len(labels) == {private}:  # stands for an evaluator that fails on the private half for some hidden labels
+    raise ZeroDivisionError("no positive label among the predicted positives")
+'''
+
+
+def test_an_evaluator_failing_on_the_private_half_alone_fails_no_submission_before_close(cli, tmp_path):
+    """The whole prediction and its public half scored, the private half failed: the submission stands on its
+    public score with no private one, the failure is in its log for organizers, and a participant reads what
+    they read of any other submission (it failed with the private half's failure, a bit of the hidden labels)."""
+    from helpers import NSML_MAIN, ORGANIZER, participant
+    task = make_tiny_task(tmp_path / "tiny")
+    public, private = halves(15, 0.4, 3, "tiny")
+    text = (task / "evaluation.py").read_text()
+    head, tail = text.split("preds = open", 1)
+    (task / "evaluation.py").write_text(head + PRIVATE_SIZE_FAILS.format(private=len(private)) + "preds = open" + tail)
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '[split]\nlabel = "lines"\nprediction = "lines"\n')
+    cli("dataset", "add", task, user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(
+        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1 --threshold 35", folder,
+               user="alice").stdout.split()[1]
+    cli("logs", "-f", name, user="alice")
+    got = cli.json("submit", name, "0", user="alice")
+    assert got["status"] == "succeeded" and got["score"] is not None, got
+    assert "private" not in str(got.get("message") or "") and got.get("reason") is None
+    [row] = cli.json("board", "tiny", user="alice")["rows"]
+    assert row["public"] == got["score"] and row.get("private") is None
+    organizer = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)
+    assert organizer["rows"][0]["private"] is None and organizer["rows"][0]["public"] == got["score"]
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store.models import Submission
+    h = Harness(load_settings(user=ORGANIZER))
+    with h.tx() as db:
+        sub = db.get(Submission, got["id"])
+        assert sub.private_score is None and sub.score == got["score"]
+        note = open(sub.run.log_path).read()
+    h.store.close()
+    assert "private half: " in note and "this submission has no private score" in note and "ZeroDivisionError" in note
+    [again] = cli.json("rescore", "tiny", "--dry-run", user=ORGANIZER)["submissions"]  # the organizer's report
+    assert not again["changed"] and again["note"].startswith("no private score: private half: ")

@@ -68,7 +68,8 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
         after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
         changed = after != before
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,
-                     "note": "" if g.ok else f"{g.reason.value}: {g.message}"})
+                     "note": f"{g.reason.value}: {g.message}" if not g.ok else
+                     f"no private score: {g.private_failure.message}" if g.private_failure else ""})
         if changed:
             apply(sub, g, keep=keep_files)
         else:  # the same scores: the intervals (and kept values) are this grade's all the same

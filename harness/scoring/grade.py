@@ -25,6 +25,8 @@ class Grade(ScoreResult):
     """A ScoreResult whose score is the whole set's, or in a round the public half's, with the private half's."""
     private_score: float | None = field(default=None, kw_only=True)
     intervals: score_interval.Intervals | None = field(default=None, kw_only=True)
+    private_failure: ScoreResult | None = field(default=None, kw_only=True)  # why there is no private score (a
+    #                                       failed private half: the grade stands on the public one, said in the log)
 
 
 def prediction_path(run_dir: str) -> Path:
@@ -79,7 +81,9 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
                             limit, settings.scorer_memory_bytes, call, values)
     if isinstance(result, SplitScores):
-        got = Grade(result.public.score, private_score=result.private.score)
+        private = result.private
+        got = Grade(result.public.score, private_score=private.score if private.ok else None,
+                    private_failure=None if private.ok else private)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
                                                  (rnd.public_fraction, rnd.split_seed, manifest.name))
         return got
@@ -101,9 +105,14 @@ def apply(sub: Submission, g: Grade, keep: bool = True) -> None:
 
 
 def note_failure(log: Path, g: Grade) -> None:
-    """A failed evaluator's last lines, at the end of the submit run's LOG."""
+    """A failed evaluator's last lines, at the end of the submit run's LOG; a failed private half's, with why the
+    submission has no private score (a real submit's log is for organizers only: permissions)."""
     if g.detail:
         append_note(log, f"{g.message}; the evaluator's last lines:\n{g.detail}")
+    failed = g.private_failure
+    if failed is not None:
+        tail = f"; the evaluator's last lines:\n{failed.detail}" if failed.detail else ""
+        append_note(log, f"{failed.message} ({failed.reason.value}): this submission has no private score{tail}")
 
 
 def grade_run(settings: Settings, run_dir: str, log: Path, dataset: Path, dry_run: bool, rnd: Round | None,

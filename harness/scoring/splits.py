@@ -61,12 +61,10 @@ class SplitFormat:
 
 @dataclass
 class SplitScores:
+    """A prediction scored on both halves: the public half's score, and the private half's result (which may have
+    failed: the submission still stands on its public score, with no private one)."""
     public: ScoreResult
     private: ScoreResult
-
-    @property
-    def ok(self) -> bool:
-        return self.public.ok and self.private.ok
 
 
 # -- records -----------------------------------------------------------------------------------------------------
@@ -167,8 +165,11 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None,
                    call=None, values_to: Path | None = None) -> SplitScores | ScoreResult:
-    """Score the whole prediction first (it must be valid as a whole), then each half. A failure comes back as
-    one ScoreResult; success as SplitScores (the whole-set score is not kept: it would leak the private one).
+    """Score the whole prediction first (it must be valid as a whole), then each half. A failure of the whole or
+    the public half comes back as one ScoreResult; otherwise SplitScores (the whole-set score is not kept: it would
+    leak the private one), whose private result may be a failure: what a participant sees before close never
+    depends on the private half (an evaluator that fails on it only for some hidden labels told them those, one
+    bit per submit, when the submission failed with it).
     VALUES_TO: where the whole set's per-example values go when the evaluator writes them (evaluate). The halves
     are cut in a child process with a memory and CPU cap (cut_halves): a prediction the evaluator accepted may
     still be a gigabyte that parses into many more, which the scheduler never holds."""
@@ -186,7 +187,8 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
                               call)
             if not result.ok:
                 result.message = f"{name} half: {result.message}"
-                return result
+                if name == "public":
+                    return result
             results.append(result)
     return SplitScores(*results)
 
