@@ -97,37 +97,47 @@ def test_ties_compare_the_public_halves_of_a_submission_whose_private_half_was_d
     assert public.size + private.size == N
 
 
-PRIVATE_SIZE_FAILS = '''
+FAILS_ON = {  # evaluators that fail only where some hidden private label is what the prediction bet against
+    # a failure on the private half alone (it stands for one that needs no true positive there, say)
+    "private half": (3, 35, '''
 labels = open(a.test_label_path).read().split()
-if len(labels) == {private}:  # stands for an evaluator that fails on the private half for some hidden labels
+if len(labels) == 9:  # the private half's size at public_fraction 0.4
     raise ZeroDivisionError("no positive label among the predicted positives")
-'''
+'''),
+    # a log-loss that is infinite where the prediction gives a label probability 0: on the whole set too
+    "whole set": (4, 36, '''
+labels = open(a.test_label_path).read().split()
+if any(p == "1" and y == "0" for p, y in zip(open(a.prediction).read().split(), labels)):
+    print(float("inf")); sys.exit(0)
+'''),
+}
 
 
-def test_an_evaluator_failing_on_the_private_half_alone_fails_no_submission_before_close(cli, tmp_path):
-    """The whole prediction and its public half scored, the private half failed: the submission stands on its
+@pytest.mark.parametrize("where", FAILS_ON)
+def test_an_evaluator_failing_for_hidden_private_labels_fails_no_submission_before_close(cli, tmp_path, where):
+    """The public half scored, the private half (or the whole set, once scored first) failed for a hidden label
+    (with seed 4 and threshold 36 the false positives 43 and 50 are both private): the submission stands on its
     public score with no private one, the failure is in its log for organizers, and a participant reads what
-    they read of any other submission (it failed with the private half's failure, a bit of the hidden labels)."""
-    from helpers import NSML_MAIN, ORGANIZER, participant
+    they read of any other submission (it failed with the private failure: a bit of the hidden labels)."""
+    from helpers import ORGANIZER
+    seed, threshold, fails = FAILS_ON[where]
     task = make_tiny_task(tmp_path / "tiny")
-    public, private = halves(15, 0.4, 3, "tiny")
     text = (task / "evaluation.py").read_text()
     head, tail = text.split("preds = open", 1)
-    (task / "evaluation.py").write_text(head + PRIVATE_SIZE_FAILS.format(private=len(private)) + "preds = open" + tail)
+    (task / "evaluation.py").write_text(head + fails + "preds = open" + tail)
     (task / "task.toml").write_text((task / "task.toml").read_text() + '[split]\nlabel = "lines"\nprediction = "lines"\n')
     cli("dataset", "add", task, user=ORGANIZER)
     (tmp_path / "cup.toml").write_text(
         'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
-        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n')
+        f'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = {seed}\n'
+        'submit = { quota = 5, period_seconds = 60 }\n')
     cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
     cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
-    folder = participant(tmp_path / "code", NSML_MAIN)
-    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1 --threshold 35", folder,
-               user="alice").stdout.split()[1]
-    cli("logs", "-f", name, user="alice")
-    got = cli.json("submit", name, "0", user="alice")
-    assert got["status"] == "succeeded" and got["score"] is not None, got
-    assert "private" not in str(got.get("message") or "") and got.get("reason") is None
+    got = _submit(cli, tmp_path, threshold)
+    numbers = list(range(1, 100, 7))
+    public = [numbers[i] for i in halves(15, 0.4, seed, "tiny")[0]]
+    assert got["status"] == "succeeded" and got.get("reason") is None, got
+    assert got["score"] == pytest.approx(sum((x > threshold) == (x > 50) for x in public) / len(public))
     [row] = cli.json("board", "tiny", user="alice")["rows"]
     assert row["public"] == got["score"] and row.get("private") is None
     organizer = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)
@@ -141,6 +151,46 @@ def test_an_evaluator_failing_on_the_private_half_alone_fails_no_submission_befo
         assert sub.private_score is None and sub.score == got["score"]
         note = open(sub.run.log_path).read()
     h.store.close()
-    assert "private half: " in note and "this submission has no private score" in note and "ZeroDivisionError" in note
+    assert "private half: " in note and "this submission has no private score" in note
     [again] = cli.json("rescore", "tiny", "--dry-run", user=ORGANIZER)["submissions"]  # the organizer's report
     assert not again["changed"] and again["note"].startswith("no private score: private half: ")
+    if where == "whole set":  # another submission, lower on the public board, with a private score: the final
+        other = _submit(cli, tmp_path / "other", 60)
+        assert other["score"] < got["score"]
+        [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]
+        assert (row["public_submission"], row["final_submission"]) == (got["id"], other["id"]), row
+        assert row["private"] == 1.0 and row["private_rank"] == 1  # (57, its one error, is public)
+        cli("submit", "select", str(got["id"]), user="alice")  # selected, yet it has no private score: the same final
+        [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]
+        assert row["final_submission"] == other["id"] and row["selected"] == 1
+
+
+def _submit(cli, tmp_path, threshold):
+    from helpers import NSML_MAIN, participant
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", f"--epochs 1 --threshold {threshold}", folder,
+               user="alice").stdout.split()[1]
+    cli("logs", "-f", name, user="alice")
+    return cli.json("submit", name, "0", user="alice")
+
+
+def test_the_halves_values_are_merged_in_the_label_files_order_and_a_private_halfs_garbage_is_nan(tmp_path):
+    from harness.scoring.splits import SplitFormat, merge_values
+    label = tmp_path / "test_label"
+    label.write_text("\n".join(str(i) for i in range(10)) + "\n")
+    fmt = SplitFormat(label="lines", prediction="lines")
+    public, private = halves(10, 0.5, 7, "tiny")
+    out = tmp_path / "values"
+    (tmp_path / "public.values").write_text("\n".join(f"{i}.5" for i in public) + "\n")
+    for private_text, expect in (("\n".join(f"{i}.5" for i in private), [f"{i}.5" for i in range(10)]),
+                                 ("1\nx\n" + "2\n" * (len(private) - 2), None),  # a token that is no number
+                                 ("1\n", None)):  # not one per example of the half
+        (tmp_path / "private.values").write_text(private_text)
+        merge_values(tmp_path, label, fmt, (0.5, 7, "tiny"), out)
+        got = out.read_text().split()
+        assert got == (expect or [f"{i}.5" if i in public else "nan" for i in range(10)])
+    merge_values(tmp_path, label, fmt, (0.5, 7, "tiny"), out, private=False)  # the private half failed
+    assert out.read_text().split() == [f"{i}.5" if i in public else "nan" for i in range(10)]
+    (tmp_path / "public.values").write_text("1\n2\n")  # the public half's count: left for score_interval's note
+    merge_values(tmp_path, label, fmt, (0.5, 7, "tiny"), out)
+    assert out.read_text().split() == ["1", "2"]

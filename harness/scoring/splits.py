@@ -165,17 +165,20 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None,
                    call=None, values_to: Path | None = None) -> SplitScores | ScoreResult:
-    """Score the whole prediction first (it must be valid as a whole), then each half. A failure of the whole or
-    the public half comes back as one ScoreResult; otherwise SplitScores (the whole-set score is not kept: it would
-    leak the private one), whose private result may be a failure: what a participant sees before close never
-    depends on the private half (an evaluator that fails on it only for some hidden labels told them those, one
-    bit per submit, when the submission failed with it).
-    VALUES_TO: where the whole set's per-example values go when the evaluator writes them (evaluate). The halves
-    are cut in a child process with a memory and CPU cap (cut_halves): a prediction the evaluator accepted may
-    still be a gigabyte that parses into many more, which the scheduler never holds."""
-    whole = evaluate(evaluation_py, prediction, label, time_limit, memory, call, values_to)
-    if not whole.ok:
-        return whole
+    """Score each half of a round's prediction. What a participant is told before the close depends on the public
+    half alone: the prediction's own checks (its size, its parse, one record per test item by position: the cut,
+    in a child process with a memory and CPU cap) and the public half's score or failure. The private half's
+    failure only leaves the submission without a private score, and the whole set is never scored: an evaluator
+    failing there for some hidden labels (a log-loss of infinity where the prediction bets probability 0 on one
+    private label) told the participant those labels, one bit per submit, and its score would tell the private
+    one. A failure comes back as one ScoreResult; otherwise SplitScores, whose private result may have failed.
+    VALUES_TO: the evaluator's per-example values of both halves, in the label file's order (merge_values)."""
+    if values_to is not None:
+        values_to.unlink(missing_ok=True)
+    from .evaluator import check_prediction
+    bad = check_prediction(prediction)
+    if bad is not None:
+        return bad
     results = []
     with tempfile.TemporaryDirectory(prefix="harness-split-") as tmp:
         refused = _cut_in_child(prediction, label, fmt, fraction, seed, task, Path(tmp))
@@ -184,13 +187,46 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
         for name in ("public", "private"):
             cut = Path(tmp) / name
             result = evaluate(evaluation_py, cut / prediction.name, cut / "labels" / label.name, time_limit, memory,
-                              call)
+                              call, None if values_to is None else Path(tmp) / f"{name}.values")
             if not result.ok:
                 result.message = f"{name} half: {result.message}"
                 if name == "public":
                     return result
             results.append(result)
+        if values_to is not None:
+            merge_values(Path(tmp), label, fmt, (fraction, seed, task), values_to, private=results[-1].ok)
     return SplitScores(*results)
+
+
+def merge_values(tmp: Path, label: Path, fmt: SplitFormat, split: tuple, values_to: Path,
+                 private: bool = True) -> None:
+    """The halves' per-example values (TMP/public.values, TMP/private.values: each in its cut label file's order)
+    as one file in the label file's order, at VALUES_TO; nothing when the public half wrote none. A public half's
+    values are written as the evaluator wrote them (score_interval says what is wrong with them); a private half's
+    become `nan` unless they are one number per example of it (PRIVATE false: its evaluation failed)."""
+    try:
+        public_values = (tmp / "public.values").read_text(encoding="utf-8").split()
+        n = len(read_records(label, fmt.label)[0])
+    except (OSError, UnicodeDecodeError, UserError, ValueError):
+        return
+    public, private_idx = halves(n, *split)
+    if len(public_values) != len(public):  # (the count note follows: values not one per test example)
+        values_to.write_text("\n".join(public_values) + "\n")
+        return
+    private_values = ["nan"] * len(private_idx)
+    try:
+        got = (tmp / "private.values").read_text(encoding="utf-8").split() if private else []
+        if len(got) == len(private_idx):
+            [float(x) for x in got]  # (raises ValueError for a token that is no number)
+            private_values = got
+    except (OSError, UnicodeDecodeError, ValueError):
+        pass
+    merged = [""] * n
+    for i, value in zip(public, public_values):
+        merged[i] = value
+    for i, value in zip(private_idx, private_values):
+        merged[i] = value
+    values_to.write_text("\n".join(merged) + "\n")
 
 
 # whatever parsing the participant's bytes raises names the prediction invalid (counted), never a harness error

@@ -39,8 +39,9 @@ ORDER BY s.score {{order}}, s.created_at, s.id
 
 
 # A round's team board on one task: per team its best public submission (earliest among equal scores), its final
-# one (the best private score among those it selected, or its best public one when it selected none), how many it
-# selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows. On a
+# one (the best private score among those it selected, or its best public one when it selected none — of those
+# with a private score: a submission whose private half failed keeps its public score and never says so before
+# close, so the team's choice falls to the ones that have one), how many it selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows. On a
 # Ladder board ({{shown}}) only the submissions the Ladder accepted are public scores (harness.scoring.ladder_board);
 # a team may still select any of its scored submissions for the private board.
 TEAM_BOARD_SQL = f"""
@@ -49,14 +50,18 @@ WITH scored AS (
            interval_note, CASE WHEN {{shown}} THEN 1 ELSE 0 END AS shown,
            row_number() OVER (PARTITION BY team_id
                               ORDER BY CASE WHEN {{shown}} THEN 0 ELSE 1 END, score {{order}}, created_at, id) AS rn,
+           row_number() OVER (PARTITION BY team_id
+                              ORDER BY CASE WHEN private_score IS NULL OR private_score = 'NaN' THEN 1 ELSE 0 END,
+                                       CASE WHEN {{shown}} THEN 0 ELSE 1 END, score {{order}}, created_at, id) AS auto,
            sum(CASE WHEN selected THEN 1 ELSE 0 END) OVER (PARTITION BY team_id) AS nsel
     FROM submissions WHERE round_id = :round AND task_id = :task AND {RANKED}),
 picks AS (
     SELECT team_id, id, private_score, created_at, private_low, private_high,
-           row_number() OVER (PARTITION BY team_id ORDER BY private_score {{order}}, created_at, id) AS rn
+           row_number() OVER (PARTITION BY team_id
+                              ORDER BY CASE WHEN selected THEN 0 ELSE 1 END, private_score {{order}}, created_at, id)
+               AS rn
     FROM scored
-    WHERE private_score IS NOT NULL AND private_score <> 'NaN'
-      AND ((nsel > 0 AND selected) OR (nsel = 0 AND rn = 1))),
+    WHERE private_score IS NOT NULL AND private_score <> 'NaN' AND (selected OR auto = 1)),
 final AS (SELECT team_id, id, private_score, created_at, private_low, private_high FROM picks WHERE rn = 1),
 counts AS (
     SELECT team_id AS who, count(*) AS submits, max(created_at) AS last FROM submissions
