@@ -68,8 +68,8 @@ def reference_team_board(subs, teams, round_id, direction):
     best, final = {}, {}
     for team, scored in by_team.items():
         best[team] = _ranked(scored, lambda s: s["score"], direction)[0][1]
-        picks = [s for s in scored if s["selected"]] or [best[team]]
-        picks = [s for s in picks if s["private_score"] is not None]
+        have = [s for s in scored if s["private_score"] is not None]  # (a failed private half has none)
+        picks = [s for s in have if s["selected"]] or [r[1] for r in _ranked(have, lambda s: s["score"], direction)[:1]]
         if picks:
             final[team] = _ranked(picks, lambda s: s["private_score"], direction)[0][1]
     pub = {s["team_id"]: r for r, s in _ranked(list(best.values()), lambda s: s["score"], direction)}
