@@ -128,7 +128,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
             cuts = [np.arange(len(records))]
         else:
             cuts = list(halves(len(records), *split))
-        parts = [records.take(cut) for cut in cuts]
+        parts = [records] if split is None else [records.take(cut) for cut in cuts]  # (the whole set: no copy)
         scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
@@ -150,13 +150,14 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         return got
     from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
     rows = [np.full(RESAMPLES, np.nan) for _ in parts]
-    for i, part in enumerate(parts):
-        if i == 0 or got.private_low is not None:
-            try:
-                rows[i] = np.asarray(common_draws(m, part, RESAMPLES, SEED), dtype=np.float64)
-            except Exception:  # noqa: BLE001 - (MemoryError: a crafted prediction of thousands of classes)
-                if i == 0:
-                    return got  # its interval stands, it gets no tie mark
+    for i, part in enumerate(parts):  # (the private half's too, kept or not: the same time either way)
+        try:
+            rows[i] = np.asarray(common_draws(m, part, RESAMPLES, SEED), dtype=np.float64)
+        except Exception:  # noqa: BLE001 - (MemoryError: a crafted prediction of thousands of classes)
+            if i == 0:
+                return got  # its interval stands, it gets no tie mark
+    if len(rows) > 1 and got.private_low is None:
+        rows[1] = np.full(RESAMPLES, np.nan)  # no private interval, no private draws
     if not np.isfinite(rows[0]).all():
         return got
     with open(prediction.parent / STAGED_DRAWS, "wb") as fh:
@@ -195,12 +196,13 @@ def _of_parts(parts: list, scores: list[float], private_score, interval_of) -> I
     half's failing or overflowing only drops the private one (never told apart from a mismatch)."""
     public = interval_of(parts[0])
     got = Intervals(public.low, public.high)
-    if len(parts) > 1 and private_score is not None and _same(float(private_score), float(scores[1])):
+    if len(parts) > 1:  # computed whatever the private score: the submit's time must not say whether it had one
         try:
             private = interval_of(parts[1])
-            got.private_low, got.private_high = private.low, private.high
         except Exception:  # noqa: BLE001 - (a MemoryError too: the child's cap) its interval only is lost
-            pass
+            private = None
+        if private is not None and private_score is not None and _same(float(private_score), float(scores[1])):
+            got.private_low, got.private_high = private.low, private.high
     return got.finite()
 
 
