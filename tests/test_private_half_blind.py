@@ -154,6 +154,7 @@ def test_an_evaluator_failing_for_hidden_private_labels_fails_no_submission_befo
     assert "private half: " in note and "this submission has no private score" in note
     [again] = cli.json("rescore", "tiny", "--dry-run", user=ORGANIZER)["submissions"]  # the organizer's report
     assert not again["changed"] and again["note"].startswith("no private score: private half: ")
+    assert "no private score: private half:" in cli("rescore", "tiny", "--dry-run", user=ORGANIZER).stdout
     if where == "whole set":  # another submission, lower on the public board, with a private score: the final
         other = _submit(cli, tmp_path / "other", 60)
         assert other["score"] < got["score"]
@@ -163,6 +164,10 @@ def test_an_evaluator_failing_for_hidden_private_labels_fails_no_submission_befo
         cli("submit", "select", str(got["id"]), user="alice")  # selected, yet it has no private score: the same final
         [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]
         assert row["final_submission"] == other["id"] and row["selected"] == 1
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    closed = cli("contest", "close", "cup/r1", user=ORGANIZER)
+    assert f"No private score (their private half failed; each log says why, and none was a final): " \
+           f"#{got['id']} (red, tiny{', selected' if where == 'whole set' else ''})" in closed.stderr
 
 
 def _submit(cli, tmp_path, threshold):

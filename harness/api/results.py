@@ -287,5 +287,6 @@ class Closed(TypedDict):
     qualifiers: dict[str, str]
     next_round: Optional[str]
     cut_short: Optional[str]
+    no_private_score: list[dict]  # {submission, task, team, selected}: scored, yet their private half failed
     clock_simulated: bool
     clock_now: str  # the contest clock's time at the close (closed_at is never before the round opened)

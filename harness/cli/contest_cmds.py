@@ -134,6 +134,12 @@ def _show_closed(result: dict) -> None:
                            for r in sorted((r for r in rows if r["private_rank"]), key=lambda r: r["private_rank"]))
         unscored = ", ".join(f"{r['team']} ({r['reason']})" for r in rows if r.get("reason") and not r["private_rank"])
         click.echo(f"{task}: {ranked or 'no scored submissions'}" + (f"; unscored: {unscored}" if unscored else ""))
+    failed = result.get("no_private_score") or []
+    if failed:
+        shown = ", ".join(f"#{f['submission']} ({f['team']}, {f['task']}{', selected' if f['selected'] else ''})"
+                          for f in failed[:10])
+        click.echo(f"No private score (their private half failed; each log says why, and none was a final): "
+                   f"{shown}" + (f" and {len(failed) - 10} more" if len(failed) > 10 else ""), err=True)
     chosen = result["qualifiers"]
     click.echo(f"Qualified ({len(chosen)}): {', '.join(sorted(chosen)) or 'none'}"
                + (f" → {result['next_round']}" if result["next_round"] else ""))
@@ -205,7 +211,7 @@ def rescore_cmd(lazy, task, dry_run, as_json):
     rows, moves = got["submissions"], got["rank_changes"]
     changed = [r for r in rows if r["changed"]]
     shown = [{"id": r["id"], "who": r["who"], "before": _grade(r["before"]), "after": _grade(r["after"]),
-              "note": r["note"]} for r in changed]
+              "note": r["note"]} for r in rows if r["changed"] or r["note"]]  # (a failed private half: unchanged)
     table(shown, [("id", "#"), ("who", "Team/user"), ("before", "Before"), ("after", "After"), ("note", "Note")],
           title=f"rescore {task}: {len(changed)} of {len(rows)} changed" + (" (dry run)" if dry_run else ""),
           empty=f"rescore {task}: {len(rows)} graded again, nothing changed")

@@ -19,7 +19,7 @@ from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
 from harness.scheduler.waiting import wait_run
 from harness.scoring import ladder_board
-from harness.scoring.board_rules import counted_clause
+from harness.scoring.board_rules import counted_clause, valid_score
 from harness.scoring.board_ties import expected_shakeup, mark_board
 from harness.state import Harness
 from harness.store import read_sql
@@ -219,6 +219,20 @@ def _pending(db, round_id: int) -> list[int]:
         Submission.round_id == round_id, Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))))
 
 
+def without_private(db, rnd: Round) -> list[dict]:
+    """The scored submissions of RND with no private score: their private half failed (its evaluator, or its
+    time), which their teams were never told (a failure that depends on hidden labels would tell them those).
+    None is a final (read_sql's rule); the close lists them, selected ones first, for the organizer to look at
+    (each run's log says why; `rescore` grades them again)."""
+    rows = db.execute(select(Submission.id, Task.name, Team.name, Submission.selected)
+                      .join(Task, Task.id == Submission.task_id).join(Team, Team.id == Submission.team_id).where(
+        Submission.round_id == rnd.id, Submission.status == RunStatus.SUCCEEDED, Submission.hidden.is_(False),
+        counted_clause(), valid_score(Submission.score, db), ~valid_score(Submission.private_score, db))
+        .order_by(Submission.selected.desc(), Submission.id)).all()
+    return [{"submission": sub_id, "task": task, "team": team, "selected": bool(selected)}
+            for sub_id, task, team, selected in rows]
+
+
 def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
     """Freeze the round (after its queued submits are scored), reveal the private board, compute the
     qualifiers and open the next round to them. A round not yet over closes only with FORCE (the result says
@@ -266,6 +280,7 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
             nxt.opened_at = now
         rnd.results = {"closed_at": rnd.closed_at.isoformat(timespec="seconds"), "boards": boards,
                        "qualifiers": chosen, "next_round": nxt.label if nxt else None,
-                       "cut_short": early, "clock_simulated": clock.is_simulated(h.settings),
+                       "cut_short": early, "no_private_score": without_private(db, rnd),
+                       "clock_simulated": clock.is_simulated(h.settings),
                        "clock_now": now.isoformat(timespec="seconds")}  # earlier than closed_at: the round opened later
         return {"round": rnd.label, **rnd.results}
