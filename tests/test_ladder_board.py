@@ -276,3 +276,29 @@ def test_a_lost_replay_is_swept_up_at_scheduler_start_and_before_close_and_order
     cli("contest", "close", "cup/r1", user=ORGANIZER)
     row = {r["team"]: r for r in cli.json("contest", "board", "tiny", user="bob")["rows"]}["red"]
     assert row["public"] == pytest.approx(8 / 9)
+
+
+def test_a_participant_reads_the_same_words_of_a_submission_the_ladder_lost_or_could_not_compare(tmp_path):
+    """"No per-example values to compare" against "did not beat the shown score" was one more bit of the public
+    labels per submit (an opaque evaluator's value infinite for one label) than the Ladder's one: before close a
+    participant reads one text for both; organizers, and everyone after close, read which."""
+    from types import SimpleNamespace
+
+    from harness.core.enums import PublicBoard, RunStatus
+    from harness.scoring import ladder_board, score_interval
+    from harness.scoring.grade import prediction_path
+    compared, bare = tmp_path / "compared", tmp_path / "bare"
+    prediction_path(str(compared)).parent.mkdir(parents=True)
+    (prediction_path(str(compared)).parent / score_interval.PER_EXAMPLE).write_bytes(b"kept")
+    words = {}
+    for closed in (False, True):
+        rnd = SimpleNamespace(public_board=PublicBoard.LADDER, closed=closed)
+        for run_dir in (compared, bare):
+            sub = SimpleNamespace(dry_run=False, status=RunStatus.SUCCEEDED, ladder_accepted=False, hidden=False,
+                                  score=0.5, run=SimpleNamespace(run_dir=str(run_dir)))
+            for organizer in (False, True):
+                words[closed, run_dir.name, organizer] = ladder_board.visible_score(sub, rnd, organizer)
+    assert words[False, "compared", False] == words[False, "bare", False] == (None, ladder_board.NOT_SHOWN)
+    assert words[False, "compared", True] == (0.5, ladder_board.NOT_ACCEPTED)
+    assert words[False, "bare", True] == (0.5, ladder_board.NO_VALUES)
+    assert words[True, "bare", False] == (0.5, ladder_board.NO_VALUES)

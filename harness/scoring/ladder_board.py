@@ -30,6 +30,8 @@ from .uncertainty import ladder_accepts_values
 
 NOT_ACCEPTED = "not shown: it did not beat the team's shown public score by more than the noise (Ladder board)"
 NO_VALUES = "not shown: it has no per-example values to compare (Ladder board)"
+NOT_SHOWN = ("not shown: it did not beat the team's shown public score by more than the noise, or it had no "
+             "per-example values to compare (Ladder board)")  # what a participant reads of either, before close
 WAITING = "not shown yet: the Ladder decides in submit order and an earlier submission of the team is not scored yet"
 SHOWN = "shown: it became the team's public score (Ladder board)"
 HIDDEN = "not shown: an organizer hid it"
@@ -163,7 +165,10 @@ def sweep(store, round_id: int | None = None) -> None:
 def visible_score(sub: Submission, rnd: Round | None, organizer: bool) -> tuple[float | None, str | None]:
     """A round submission's public score as its team may read it, and the Ladder's word on it. In an open Ladder
     round a participant reads a score only when the Ladder showed it (a submission's score is exactly the
-    feedback the Ladder withholds); organizers always, everyone after close."""
+    feedback the Ladder withholds); organizers always, everyone after close. Of a submission not shown, a
+    participant reads the same words before close whether it lost to the shown one or had no usable per-example
+    values: which of the two is one more bit of the public labels (an opaque evaluator's value that is infinite
+    for one label) than the Ladder's one bit per submit."""
     if not is_ladder(rnd) or sub.dry_run or sub.status is not RunStatus.SUCCEEDED:
         return sub.score, None
     if sub.ladder_accepted:
@@ -172,6 +177,8 @@ def visible_score(sub: Submission, rnd: Round | None, organizer: bool) -> tuple[
         why = HIDDEN
     elif sub.ladder_accepted is None:
         why = WAITING
-    else:
+    elif organizer or rnd.closed:
         why = NOT_ACCEPTED if kept_path(sub.run.run_dir).exists() else NO_VALUES
+    else:
+        why = NOT_SHOWN
     return (sub.score if sub.ladder_accepted or organizer or rnd.closed else None), why
