@@ -4,7 +4,8 @@ The public board ranks each team by its best public score.  The private board ra
 private score among its *final* submissions: the ones it selected (`submit select`, up to the round's limit),
 or, if it selected none, its best public submission — of those that have a private score (a submission whose
 private half failed has none, and its team was never told: store.read_sql's TEAM_BOARD_SQL holds the rule).
-Private scores stay hidden from participants until the round is closed; then both boards are shown side by side with each team's rank change (the shake-up).
+Private scores stay hidden from participants until the round is closed; then both boards are shown side by side
+with each team's rank change (the shake-up).
 """
 from __future__ import annotations
 

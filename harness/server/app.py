@@ -155,7 +155,8 @@ def create_app(settings: Settings, server_timing: bool = False) -> FastAPI:
     app.add_middleware(CapBodies, cap_of=body_cap(settings))  # before any layer reads a body
     app.add_middleware(CallerSlots, verify=server.api_for)  # a caller past its share of requests in flight gets 429
     #                                                         at once
-    app.add_middleware(security.AnswerHeaders, timing=server_timing)  # outermost: every answer's headers, whoever made the answer
+    app.add_middleware(security.AnswerHeaders, timing=server_timing)  # outermost: every answer's headers, whoever
+    #                                                                   made the answer
 
     @app.exception_handler(UserError)
     async def user_error(request: Request, exc: UserError):

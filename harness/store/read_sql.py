@@ -41,9 +41,10 @@ ORDER BY s.score {{order}}, s.created_at, s.id
 # A round's team board on one task: per team its best public submission (earliest among equal scores), its final
 # one (the best private score among those it selected, or its best public one when it selected none — of those
 # with a private score: a submission whose private half failed keeps its public score and never says so before
-# close, so the team's choice falls to the ones that have one), how many it selected, and its counted submits. The private ranking is the caller's (contest.rounds), over these rows. On a
-# Ladder board ({{shown}}) only the submissions the Ladder accepted are public scores (harness.scoring.ladder_board);
-# a team may still select any of its scored submissions for the private board.
+# close, so the team's choice falls to the ones that have one), how many it selected, and its counted submits.
+# The private ranking is the caller's (contest.rounds), over these rows. On a Ladder board ({{shown}}) only the
+# submissions the Ladder accepted are public scores (harness.scoring.ladder_board); a team may still select any of
+# its scored submissions for the private board.
 TEAM_BOARD_SQL = f"""
 WITH scored AS (
     SELECT id, team_id, score, private_score, selected, created_at, score_low, score_high, private_low, private_high,
