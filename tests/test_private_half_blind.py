@@ -175,6 +175,13 @@ def test_an_evaluator_failing_for_hidden_private_labels_fails_no_submission_befo
     closed = cli("contest", "close", "cup/r1", user=ORGANIZER)
     assert f"No private score (their private half failed; each log says why, and none was a final): " \
            f"#{got['id']} (red, tiny{', selected' if where == 'whole set' else ''})" in closed.stderr
+    if where == "whole set" and store == "sqlite":  # the dashboard's close page says the same (escaped)
+        from harness.web.pages import templates
+        listing = [{"submission": got["id"], "team": "<red>", "task": "tiny", "selected": True}]
+        html = templates.env.get_template("close.html").render(
+            result={"round": "cup/r1", "closed_at": "2026-07-02T01:00:00", "qualifiers": {}, "next_round": None,
+                    "no_private_score": listing}, round="cup/r1")
+        assert f"#{got['id']} (&lt;red&gt;,\ntiny, selected)" in html
 
 
 def _submit(cli, tmp_path, threshold):

@@ -211,7 +211,8 @@ def rescore_cmd(lazy, task, dry_run, as_json):
     rows, moves = got["submissions"], got["rank_changes"]
     changed = [r for r in rows if r["changed"]]
     shown = [{"id": r["id"], "who": r["who"], "before": _grade(r["before"]), "after": _grade(r["after"]),
-              "note": r["note"]} for r in rows if r["changed"] or r["note"]]  # (a failed private half: unchanged)
+              "note": r["note"]} for r in rows
+            if r["changed"] or r["after"] and r["after"][0] == "succeeded" and r["note"]]  # (a failed private half)
     table(shown, [("id", "#"), ("who", "Team/user"), ("before", "Before"), ("after", "After"), ("note", "Note")],
           title=f"rescore {task}: {len(changed)} of {len(rows)} changed" + (" (dry run)" if dry_run else ""),
           empty=f"rescore {task}: {len(rows)} graded again, nothing changed")
