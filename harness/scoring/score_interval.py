@@ -121,7 +121,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
 
     from .metric_records import task_records
     from .splits import halves
-    from .uncertainty import interval, summable
+    from .uncertainty import interval
     try:
         m, records = task_records(dataset, labels, prediction)
         if split is None:
@@ -143,7 +143,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     if got.note:  # (overflow) nothing kept: no tie mark, no Ladder values
         return got
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
-        values = _by_part(len(records), cuts, [lambda part=part: m.values(part) for part in parts], summable)
+        values = _by_part(len(records), cuts, parts, m.values)
         if values is not None:
             with open(prediction.parent / STAGED, "wb") as fh:
                 np.save(fh, values, allow_pickle=False)
@@ -165,18 +165,21 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     return got
 
 
-def _by_part(n: int, cuts: list, values_of: list, fit):
+def _by_part(n: int, cuts: list, parts: list, values_of):
     """The per-example values of N examples kept for ties and the Ladder, made half by half (CUTS: each half's
-    indices; VALUES_OF: a function giving each half's values; FIT: whether a half's values may be kept): None when
-    the first (public, or whole) half's are not fit, NaN where another half's are not. So whether anything is
-    kept, and what the public half's are, never depends on the private half (whose labels a participant probes
-    through their predictions: a private value that overflows, or a record that fails, decided it before)."""
+    indices; PARTS: each half's records; VALUES_OF: the metric's per-example values of records): None when the
+    first (public, or whole) half's cannot be kept (uncertainty.summable), NaN where another half's cannot. So
+    whether anything is kept, and what the public half's are, never depends on the private half (whose labels a
+    participant probes through their predictions: a private value that overflows, or a record that fails,
+    decided it before)."""
     import numpy as np
+
+    from .uncertainty import summable
     out = np.full(n, np.nan)
-    for i, (cut, of) in enumerate(zip(cuts, values_of)):
+    for i, (cut, part) in enumerate(zip(cuts, parts)):
         try:
-            values = np.asarray(of(), dtype=np.float64)
-            ok = values.shape == (len(cut),) and fit(values)
+            values = np.asarray(values_of(part), dtype=np.float64)
+            ok = values.shape == (len(cut),) and summable(values)
         except Exception:  # noqa: BLE001 - a participant's odd records
             ok = False
         if not ok and i == 0:

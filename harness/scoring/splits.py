@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 from harness.core.errors import UserError
 
 from . import capped_child
-from .evaluator import ScoreResult, evaluate
+from .evaluator import ScoreResult, check_prediction, evaluate
 
 FORMATS = ("csv", "json", "lines")
 
@@ -175,7 +175,6 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
     VALUES_TO: the evaluator's per-example values of both halves, in the label file's order (merge_values)."""
     if values_to is not None:
         values_to.unlink(missing_ok=True)
-    from .evaluator import check_prediction
     bad = check_prediction(prediction)
     if bad is not None:
         return bad
@@ -217,7 +216,8 @@ def merge_values(tmp: Path, label: Path, fmt: SplitFormat, split: tuple, values_
     try:
         got = (tmp / "private.values").read_text(encoding="utf-8").split() if private else []
         if len(got) == len(private_idx):
-            [float(x) for x in got]  # (raises ValueError for a token that is no number)
+            for token in got:
+                float(token)  # (raises ValueError for a token that is no number)
             private_values = got
     except (OSError, UnicodeDecodeError, ValueError):
         pass
