@@ -447,3 +447,25 @@ def test_a_crashed_runs_volume_goes_with_the_reap(docker_root, docker_client, tm
     assert len(docker_client.volumes.list(filters=mine)) == 1
     DockerRuntime(settings).reap_orphans()  # as a scheduler does when it starts after one died
     assert docker_client.volumes.list(filters=mine) == []
+
+
+def test_a_run_in_a_derived_image_is_no_builds_leftover_for_the_sweep(cli, docker_root, docker_client, hostile):
+    """Docker's commit passes the build container's labels (its tag, its time to live) on to the image it makes,
+    and so to each run's container: a sweep of build leftovers, long past that time (an image used for days),
+    leaves a running session alone (CI once saw a run's container removed between its create and its start)."""
+    from harness.runtime import image_builds
+    from harness.runtime.images import ENV_REPO
+    (hostile / "requirements.txt").write_text(f"numpy!=0.{time.time_ns()}\n")
+    name = run_session(cli, hostile, "-a", "--attack sleep", wait=False)
+    label = {"label": f"nsml-harness.session={name}"}
+    deadline = time.time() + 240
+    while time.time() < deadline and not docker_client.containers.list(ignore_removed=True, filters=label):
+        time.sleep(0.2)
+    [container] = docker_client.containers.list(ignore_removed=True, filters=label)
+    assert image_builds.BUILDING in container.labels  # (what the image passed on)
+    image_builds.sweep(docker_client, ENV_REPO, now=time.time() + 86400 * 30)
+    container.reload()
+    assert container.status == "running"
+    cli("stop", name)
+    cli("logs", "-f", name, code=1)
+    assert _ps(cli, name)["status"] == "stopped"

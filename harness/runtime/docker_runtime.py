@@ -23,11 +23,11 @@ from harness.core.settings import Settings
 
 from . import base, cgroups, env_builds, env_store, image_builds, run_log
 from .base import Handle, Mount, Outcome, RunSpec, Runtime, gpu_env, target_env, thread_env, wait_by_polling
+from .image_builds import LABEL_INSTANCE
 from .images import ENV_REPO, ImageError, session_image
 
 SDK = resources.SESSION_SDK
 SDK_TARGET = "/opt/nsml-sdk"
-LABEL_INSTANCE = "nsml-harness.instance"
 
 
 def client(timeout: int = 60):

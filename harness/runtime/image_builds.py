@@ -39,6 +39,9 @@ COMMIT_SECONDS = 3600  # a commit of a layer within limits.env_bytes
 CHANGES_SECONDS = 120  # the engine's list of what a container changed, read as it streams
 VOLUME_BYTES = 64 << 20  # a tmpfs over each VOLUME of the base image (a volume is outside the measured layer)
 BUILDING, UNTIL = "nsml-harness.building", "nsml-harness.until"  # a build container's labels: its tag, and when
+# A run's container (runtime.docker_runtime labels it with its instance) is never a build's leftover: Docker's commit
+# passes a build container's labels on to the image it makes, so each container run from it carries them too.
+LABEL_INSTANCE = "nsml-harness.instance"
 LEFTOVER_SECONDS = COMMIT_SECONDS + 600  # its builder would have removed it, past its build and its commit (sweep)
 BYTES_LABEL = "nsml-harness.bytes"  # what the build was measured to hold (added_bytes)
 WORK = "/tmp/nsml-env"  # where the build's files are put in the container (removed when the install ends)
@@ -112,6 +115,8 @@ def sweep(client, repository: str, now: float | None = None) -> list[str]:
     now = time.time() if now is None else now
     removed = []
     for container in client.containers.list(all=True, ignore_removed=True, filters={"label": BUILDING}):
+        if LABEL_INSTANCE in container.labels:
+            continue  # (a run's, in an image its build labelled: the harness that started it removes it)
         until = container.labels.get(UNTIL, "")
         if not (until.isascii() and until.isdigit()) or int(until) < now:
             with contextlib.suppress(Exception):
