@@ -358,6 +358,8 @@ def test_rescore_after_an_evaluator_fix_and_provenance(cli, tmp_path, contest, s
     assert prov["runtime"] == "process" and prov["environment"].startswith("python 3")
     old_evaluator = prov["evaluator"]
 
+    cli.json("contest", "board", "tiny", "--private", user="org")  # (once the private halves are scored: the
+    #                                                                   submits were reported before them)
     # the organizer "fixes" the evaluator (here: it now reports the error rate); nothing changes until rescore
     evaluation = tmp_path / "tiny" / "evaluation.py"
     evaluation.write_text(evaluation.read_text().replace(

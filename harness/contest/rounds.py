@@ -18,7 +18,7 @@ from sqlalchemy import select
 from harness.core import clock
 from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
-from harness.scheduler.waiting import wait_run
+from harness.scheduler.waiting import wait_private, wait_run
 from harness.scoring import ladder_board
 from harness.scoring.board_rules import counted_clause, valid_score
 from harness.scoring.board_ties import expected_shakeup, mark_board
@@ -89,12 +89,21 @@ def round_for_task(db, task_name: str, now: datetime, round_ref: str | None = No
     return governing(rounds_of_task(db, task_name), now)
 
 
+PREVIEW_WAIT = 30.0  # seconds an organizer's private board before close waits for private halves still due
+
+
 def board(h: Harness, task_name: str, round_ref: str | None = None, private: bool = False,
           organizer: bool = False, find: Callable[[object, str], Task] | None = None) -> dict:
     """A round's board for TASK. Private columns: after close for everyone, before close for organizers only
     (ORGANIZER: the caller's right, which the service checked). FIND(db, name): the task as the caller may know it
     (service.permissions.task_of; default: Harness.task)."""
     now = clock.now(h.settings)
+    if private and organizer:  # a preview before close: the private halves of the submits reported so far
+        with h.tx() as db:
+            rnd = round_for_task(db, task_name, now, round_ref, sees_all=True)
+            rnd_id = rnd.id if rnd is not None and not rnd.closed else None
+        if rnd_id is not None:
+            wait_private(h, rnd_id, timeout=PREVIEW_WAIT)  # (past it: the board shows what is scored)
     with h.tx() as db:
         task = (find or h.task)(db, task_name)
         rnd = round_for_task(db, task_name, now, round_ref, sees_all=organizer)
@@ -259,6 +268,7 @@ def close_round(h: Harness, round_ref: str, force: bool = False) -> dict:
         waited |= set(pending)
         with h.tx() as db:
             pending = [r for r in _pending(db, rnd_id) if r not in waited]
+    wait_private(h, rnd_id)  # each scored submit's private half too (scored once the submit was reported)
     ladder_board.sweep(h.store, rnd_id)  # a Ladder's last decisions before its boards are frozen
     with h.tx() as db:
         rnd = db.get(Round, rnd_id)

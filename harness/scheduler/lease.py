@@ -83,11 +83,13 @@ class FileLock:
 
 
 def has_pending_work(store: Store) -> bool:
+    """Runs queued or running, or a submission's private half still to score (harness.scheduler.private_half)."""
     from sqlalchemy import select
 
-    from harness.store.models import Run
+    from harness.store.models import Run, Submission
     with store.tx() as db:
         return db.scalar(select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).limit(1)) \
+            is not None or db.scalar(select(Submission.id).where(Submission.private_due.is_(True)).limit(1)) \
             is not None
 
 

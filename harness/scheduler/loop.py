@@ -36,6 +36,7 @@ from harness.scoring.grade import apply, grade_run
 from harness.store import Store
 from harness.store.models import Round, Run, Session, Submission
 
+from . import private_half
 from .fair_share import Turns
 from .lease import has_pending_work
 from .recovery import recover_runs
@@ -120,6 +121,7 @@ class Scheduler:
             self._submit_scoring(run_id)
         self._start_queued()
         self._collect_scores()
+        self._score_private_halves()
         self._replay_ladders()
         self._heartbeat()
         return bool(self.handles or self.scoring) or has_pending_work(self.store)
@@ -342,7 +344,7 @@ class Scheduler:
         if claim is not None:
             result = loader_probe.judge(self.settings, runtime, environment, dataset, dry_run, *claim)
         else:
-            result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime)
+            result = grade_run(self.settings, run_dir, log_file, dataset, dry_run, rnd, runtime, defer_private=True)
         origin = provenance.record(code_dir, dataset, dry_run, environment, runtime) if code_dir and not claim else {}
         with self.store.tx(serialize=ladder) as db:  # a Ladder round: one team's grades one after another
             run = db.get(Run, run_id)
@@ -358,6 +360,15 @@ class Scheduler:
             self._finish(db, run, outcome, replayed=ladder is not None)
             if ladder is not None:  # decided before anyone is told the submission ended (submit order)
                 ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
+
+    def _score_private_halves(self) -> None:
+        """The private halves of the submits reported on their public half (scheduler.private_half), and of any a
+        stopped scheduler left due; one at a time per submission, after its grade is committed."""
+        for run_id in private_half.due(self.store):
+            if run_id not in self.scoring:
+                fut = self.pool.submit(private_half.score, self.settings, self.store, run_id)
+                fut.add_done_callback(self._ring)
+                self.scoring[run_id] = fut
 
     def _collect_scores(self) -> None:
         for run_id, fut in list(self.scoring.items()):

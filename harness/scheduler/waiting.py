@@ -10,9 +10,11 @@ from pathlib import Path
 
 from harness.core import doorbell
 from harness.core.enums import RunStatus
-from harness.store.models import Run
+from harness.store.models import Run, Submission
 
 from .lease import ensure_running
+
+PRIVATE_RECHECK = 0.2  # seconds between two looks at a round's private halves still due
 
 
 def run_status(h, run_id: int) -> RunStatus:
@@ -45,3 +47,25 @@ def wait_run(h, run_id: int, timeout: float | None = None, recheck: float = 1.0)
     finally:
         if watch is not None:
             watch.close()
+
+
+def wait_private(h, round_id: int | None = None, task_id: int | None = None, timeout: float | None = None) -> bool:
+    """Until no submission of the round (ROUND_ID) or of the task (TASK_ID) waits for its private half to be
+    scored (harness.scheduler.private_half), or TIMEOUT; a scheduler is started when none serves the state root.
+    True when none is due."""
+    from sqlalchemy import select
+
+    query = select(Submission.id).where(Submission.private_due.is_(True))
+    if round_id is not None:
+        query = query.where(Submission.round_id == round_id)
+    if task_id is not None:
+        query = query.where(Submission.task_id == task_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        with h.tx() as db:
+            if db.scalar(query.limit(1)) is None:
+                return True
+        if deadline is not None and time.monotonic() >= deadline:
+            return False
+        ensure_running(h.settings)
+        time.sleep(PRIVATE_RECHECK)

@@ -27,6 +27,7 @@ class Grade(ScoreResult):
     intervals: score_interval.Intervals | None = field(default=None, kw_only=True)
     private_failure: ScoreResult | None = field(default=None, kw_only=True)  # why there is no private score (a
     #                                       failed private half: the grade stands on the public one, said in the log)
+    private_due: bool = field(default=False, kw_only=True)  # the private half is scored later (defer_private)
 
 
 def prediction_path(run_dir: str) -> Path:
@@ -56,9 +57,11 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
-          runtime: str | None = None) -> Grade:
+          runtime: str | None = None, defer_private: bool = False) -> Grade:
     """RUNTIME: the submit run's; a 2019 fixed-path evaluator of a docker run is scored in a container, of a
-    process run under bubblewrap (harness.scoring.evaluator_call; `evaluator_isolation` in settings overrides)."""
+    process run under bubblewrap (harness.scoring.evaluator_call; `evaluator_isolation` in settings overrides).
+    DEFER_PRIVATE: in a round, the public half only (private_due; harness.scheduler.private_half scores both
+    once the submit is reported)."""
     manifest = Manifest.read(dataset)
     limit = manifest.scorer_seconds or settings.scorer_time_limit
     labels = layout.label_path(dataset, dry_run)
@@ -79,11 +82,14 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
         return got
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
-                            limit, settings.scorer_memory_bytes, call, values)
+                            limit, settings.scorer_memory_bytes, call, values, private=not defer_private)
     if isinstance(result, SplitScores):
         private = result.private
-        got = Grade(result.public.score, private_score=private.score if private.ok else None,
-                    private_failure=None if private.ok else private)
+        if private is None:
+            got = Grade(result.public.score, private_due=True)
+        else:
+            got = Grade(result.public.score, private_score=private.score if private.ok else None,
+                        private_failure=None if private.ok else private)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
                                                  (rnd.public_fraction, rnd.split_seed, manifest.name))
         return got
@@ -94,7 +100,7 @@ def apply(sub: Submission, g: Grade, keep: bool = True) -> None:
     """G on SUB (KEEP: for good; a dry-run rescore keeps nothing). A failed evaluator's last lines go to the end of
     the submit run's log, where its readers alone see them (permissions: organizers; a participant their own dry
     runs): they may quote the labels."""
-    sub.score, sub.private_score = g.score, g.private_score
+    sub.score, sub.private_score, sub.private_due = g.score, g.private_score, g.private_due
     apply_intervals(sub, g, keep)
     if g.ok:
         sub.status, sub.reason, sub.message, sub.scored_at = RunStatus.SUCCEEDED, None, None, utcnow()
@@ -116,11 +122,11 @@ def note_failure(log: Path, g: Grade) -> None:
 
 
 def grade_run(settings: Settings, run_dir: str, log: Path, dataset: Path, dry_run: bool, rnd: Round | None,
-              runtime: str | None) -> Grade:
+              runtime: str | None, defer_private: bool = False) -> Grade:
     """A finished submit run's grade: its prediction taken (take_prediction), then graded (grade); a failed
     evaluator's last lines go to its LOG."""
     g = take_prediction(settings, run_dir) or grade(settings, dataset, prediction_path(run_dir), dry_run, rnd,
-                                                    runtime)
+                                                    runtime, defer_private)
     note_failure(log, g)
     return g
 

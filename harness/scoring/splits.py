@@ -62,9 +62,9 @@ class SplitFormat:
 @dataclass
 class SplitScores:
     """A prediction scored on both halves: the public half's score, and the private half's result (which may have
-    failed: the submission still stands on its public score, with no private one)."""
+    failed: the submission still stands on its public score, with no private one; None: not scored yet)."""
     public: ScoreResult
-    private: ScoreResult
+    private: ScoreResult | None
 
 
 # -- records -----------------------------------------------------------------------------------------------------
@@ -164,7 +164,7 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None,
-                   call=None, values_to: Path | None = None) -> SplitScores | ScoreResult:
+                   call=None, values_to: Path | None = None, private: bool = True) -> SplitScores | ScoreResult:
     """Score each half of a round's prediction. What a participant is told before the close depends on the public
     half alone: the prediction's own checks (its size, its parse, one record per test item by position: the cut,
     in a child process with a memory and CPU cap) and the public half's score or failure. The private half's
@@ -172,7 +172,8 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
     failing there for some hidden labels (a log-loss of infinity where the prediction bets probability 0 on one
     private label) told the participant those labels, one bit per submit, and its score would tell the private
     one. A failure comes back as one ScoreResult; otherwise SplitScores, whose private result may have failed.
-    VALUES_TO: the evaluator's per-example values of both halves, in the label file's order (merge_values)."""
+    VALUES_TO: the evaluator's per-example values of both halves, in the label file's order (merge_values).
+    PRIVATE false: the public half only (a submit is reported before its private half is scored: its time)."""
     if values_to is not None:
         values_to.unlink(missing_ok=True)
     bad = check_prediction(prediction)
@@ -183,7 +184,7 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
         refused = _cut_in_child(prediction, label, fmt, fraction, seed, task, Path(tmp))
         if refused is not None:
             return refused
-        for name in ("public", "private"):
+        for name in ("public", "private") if private else ("public",):
             cut = Path(tmp) / name
             result = evaluate(evaluation_py, cut / prediction.name, cut / "labels" / label.name, time_limit, memory,
                               call, None if values_to is None else Path(tmp) / f"{name}.values")
@@ -193,8 +194,9 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
                     return result
             results.append(result)
         if values_to is not None:
-            merge_values(Path(tmp), label, fmt, (fraction, seed, task), values_to, private=results[-1].ok)
-    return SplitScores(*results)
+            merge_values(Path(tmp), label, fmt, (fraction, seed, task), values_to,
+                         private=private and results[-1].ok)
+    return SplitScores(*results) if private else SplitScores(results[0], None)
 
 
 def merge_values(tmp: Path, label: Path, fmt: SplitFormat, split: tuple, values_to: Path,

@@ -16,6 +16,7 @@ from harness.contest.rescore import rescore as rescore_task
 from harness.core import clock
 from harness.core.errors import TaskNotPrepared, UserError
 from harness.core.progress import Progress, silent
+from harness.scheduler.waiting import wait_private
 from harness.scoring import ladder_board
 from harness.state import Harness
 from harness.store.models import Task
@@ -112,6 +113,9 @@ def set_clock(h: Harness, when: str | None) -> None:
 def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -> tuple[list[dict], list[dict]]:
     """[organizer] Grade every stored prediction of TASK again; with DRY_RUN nothing is kept."""
     permissions.require_organizer(h.settings, "rescore")
+    with h.tx() as db:
+        task_id = h.task(db, task).id
+    wait_private(h, task_id=task_id)  # what it reports as before: each submission's private half scored
     with h.tx() as db:
         rows, moves = rescore_task(h.settings, db, h.task(db, task), progress, keep_files=not dry_run)
         if dry_run:

@@ -219,6 +219,9 @@ class Submission(Base):
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), nullable=True, index=True)
     round_id: Mapped[int | None] = mapped_column(ForeignKey("rounds.id"), nullable=True, index=True)
     private_score: Mapped[float | None] = mapped_column(Float, nullable=True)  # organizers only until close
+    # scored on its public half, its private half not yet (harness.scheduler.private_half: after the submit is
+    # reported, so that its time says nothing of the private half; a round closes once none is due) (0013)
+    private_due: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0", index=True)
     # the score's 95% bootstrap interval (harness.scoring.score_interval), the private one's, or why none (0009)
     score_low: Mapped[float | None] = mapped_column(Float, nullable=True)
     score_high: Mapped[float | None] = mapped_column(Float, nullable=True)

@@ -1,0 +1,73 @@
+"""A round submission's private half, scored after its submit is reported.
+
+What a participant reads of a submit before its round closes (its status, its public score, when it ended) must
+say nothing of the private half. Scored before the submit ended, the private half would still show in the time
+the submit took: the organizer's evaluator may run longer, or fail sooner, for some hidden labels than for
+others. So the scheduler reports a round's submit on its public half alone (scoring.grade with defer_private:
+the submission is `private_due`), then scores it here, both halves as a rescore does, and keeps the private
+score, its interval and the per-example values of both halves. A scheduler that stopped in between finds the
+submission still due when it starts (Scheduler.recover); a round closes, and an organizer's private board is
+drawn, once none of its submissions is due (harness.scheduler.waiting.wait_private).
+"""
+from __future__ import annotations
+
+import logging
+import traceback
+from pathlib import Path
+
+from sqlalchemy import select
+
+from harness.core.enums import FailureReason, RunStatus
+from harness.core.settings import Settings
+from harness.scoring import score_interval
+from harness.scoring.evaluator import ScoreResult
+from harness.scoring.grade import Grade, grade, note_failure, prediction_path
+from harness.store import Store
+from harness.store.models import Round, Submission
+
+log = logging.getLogger("harness.scheduler.private_half")
+
+
+def due(store: Store) -> list[int]:
+    """The runs of the submissions whose private half waits to be scored."""
+    with store.tx() as db:
+        return list(db.scalars(select(Submission.run_id).where(Submission.private_due.is_(True))
+                               .order_by(Submission.id)))
+
+
+def score(settings: Settings, store: Store, run_id: int) -> None:
+    """Score the private half of RUN_ID's submission, if it is still due; never raises (a failure leaves the
+    submission with no private score, said at the end of its run's log, where organizers read it)."""
+    try:
+        _score(settings, store, run_id)
+    except Exception:  # noqa: BLE001 - a locked database, say: the next scheduler's recover tries again
+        log.error("private half of run %s: %s", run_id, traceback.format_exc())
+
+
+def _score(settings: Settings, store: Store, run_id: int) -> None:
+    with store.tx() as db:
+        sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+        if sub is None or not sub.private_due:
+            return
+        rnd = db.get(Round, sub.round_id)
+        db.expunge(rnd)
+        dataset, run_dir, log_file, runtime = Path(sub.task.path), sub.run.run_dir, sub.run.log_path, sub.run.runtime
+    try:
+        g = grade(settings, dataset, prediction_path(run_dir), False, rnd, runtime)
+        failure = g.private_failure if g.ok else g  # (not ok: its public half failed this time, unlike before)
+    except Exception as exc:  # noqa: BLE001 - the task's files went away, say: no private score, and why
+        g, failure = None, ScoreResult(None, FailureReason.HARNESS_ERROR,
+                                       f"private half: scoring it failed: {type(exc).__name__}: {exc}")
+    with store.tx() as db:
+        sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+        if not sub.private_due or sub.status is not RunStatus.SUCCEEDED:  # rescored meanwhile: that grade stands
+            score_interval.keep_values(prediction_path(run_dir), False)
+            return
+        sub.private_due = False
+        if failure is None:
+            sub.private_score = g.private_score
+            got = (g.intervals or score_interval.Intervals()).finite()
+            sub.private_low, sub.private_high = got.private_low, got.private_high
+        score_interval.keep_values(prediction_path(run_dir), g is not None and g.ok)
+    if failure is not None:
+        note_failure(Path(log_file), Grade(None, private_failure=failure))

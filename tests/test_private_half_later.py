@@ -1,0 +1,86 @@
+"""A round's submit is reported on its public half, and its private half is scored after (harness.scheduler
+.private_half): the time a submit took, which its participant reads, says nothing of how the organizer's evaluator
+ran on the hidden labels. A round closes, and an organizer's private board is drawn, once every private half is
+scored; one that a stopped scheduler left due is scored by the next one."""
+import time
+
+from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
+
+from harness.core.settings import load_settings
+from harness.scoring.splits import halves
+from harness.state import Harness
+from harness.store.models import Submission
+
+SLOW = 10  # seconds the evaluator takes on the private half (its 9 labels at public_fraction 0.4)
+EVALUATOR_SLOW_ON_PRIVATE = f'''
+import time
+if len(open(a.test_label_path).read().split()) == 9:
+    time.sleep({SLOW})
+'''
+
+
+def _contest(cli, tmp_path):
+    task = make_tiny_task(tmp_path / "tiny")
+    head, tail = (task / "evaluation.py").read_text().split("preds = open", 1)
+    (task / "evaluation.py").write_text(head + EVALUATOR_SLOW_ON_PRIVATE + "preds = open" + tail)
+    (task / "task.toml").write_text((task / "task.toml").read_text() + '[split]\nlabel = "lines"\nprediction = "lines"\n')
+    cli("dataset", "add", task, user=ORGANIZER)
+    (tmp_path / "cup.toml").write_text(
+        'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
+        'start = 2026-07-01T00:00:00\nend = 2026-07-02T00:00:00\npublic_fraction = 0.4\nsplit_seed = 3\n'
+        'submit = { quota = 5, period_seconds = 60 }\n')
+    cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
+    cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
+    folder = participant(tmp_path / "code", NSML_MAIN)
+    name = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1 --threshold 30", folder,
+               user="alice").stdout.split()[1]
+    cli("logs", "-f", name, user="alice")
+    return name
+
+
+def _row(sub_id):
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        with h.tx() as db:
+            sub = db.get(Submission, sub_id)
+            return sub.status.value, sub.private_due, sub.private_score, sub.private_low
+    finally:
+        h.store.close()
+
+
+def _expected_private(threshold=30, seed=3):
+    numbers = list(range(1, 100, 7))
+    private = [numbers[i] for i in halves(15, 0.4, seed, "tiny")[1]]
+    return sum((x > threshold) == (x > 50) for x in private) / len(private)
+
+
+def test_a_submit_ends_before_its_private_half_is_scored_and_the_close_waits_for_it(cli, tmp_path):
+    name = _contest(cli, tmp_path)
+    got = cli.json("submit", name, "0", user="alice")
+    status, due, private, _ = _row(got["id"])
+    assert (got["status"], status, due, private) == ("succeeded", "succeeded", True, None)  # the evaluator sleeps
+    #                                                       on the private half still: the submit did not wait for it
+    assert "private_score" not in cli.json("history", "tiny", user="alice")[0]
+    start = time.monotonic()
+    [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]  # waits for it
+    assert time.monotonic() - start > 1 and row["private"] == _expected_private()
+    status, due, private, low = _row(got["id"])
+    assert (status, due, private) == ("succeeded", False, _expected_private()) and low is not None
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    closed = cli.json("contest", "close", "cup/r1", user=ORGANIZER)
+    assert closed["boards"]["tiny"][0]["private"] == _expected_private() and not closed["no_private_score"]
+
+
+def test_a_private_half_left_due_by_a_stopped_scheduler_is_scored_before_the_close(cli, tmp_path):
+    name = _contest(cli, tmp_path)
+    got = cli.json("submit", name, "0", user="alice")
+    cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)  # (scored)
+    scored = _row(got["id"])
+    h = Harness(load_settings(user=ORGANIZER))
+    with h.tx() as db:  # as a scheduler that stopped between the submit's report and its private half leaves it
+        sub = db.get(Submission, got["id"])
+        sub.private_due, sub.private_score, sub.private_low, sub.private_high = True, None, None, None
+    h.store.close()
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    closed = cli.json("contest", "close", "cup/r1", user=ORGANIZER)
+    assert _row(got["id"]) == scored and closed["boards"]["tiny"][0]["private"] == _expected_private()
