@@ -84,3 +84,45 @@ def test_a_private_half_left_due_by_a_stopped_scheduler_is_scored_before_the_clo
     cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
     closed = cli.json("contest", "close", "cup/r1", user=ORGANIZER)
     assert _row(got["id"]) == scored and closed["boards"]["tiny"][0]["private"] == _expected_private()
+
+
+def test_a_private_half_that_cannot_be_scored_is_given_up_unless_the_store_failed(cli, tmp_path, state_root,
+                                                                                  monkeypatch):
+    """What a grade never raises for (the round gone, say) ends the wait: no private score, and why in the log
+    (a close waits for every private half, and each scheduler pass would try it again); a database that failed
+    leaves it due for the next pass."""
+    import psutil
+    from sqlalchemy.exc import OperationalError
+
+    from harness.scheduler import private_half
+    name = _contest(cli, tmp_path)
+    got = cli.json("submit", name, "0", user="alice")
+    cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)  # (scored)
+    for p in psutil.process_iter(["cmdline"]):  # no scheduler serves the root now: this test's calls alone
+        if "harness.scheduler" in " ".join(p.info["cmdline"] or []) and str(state_root) in " ".join(
+                p.info["cmdline"] or []):
+            p.kill()
+            p.wait(10)
+    h = Harness(load_settings(user=ORGANIZER))
+    with h.tx() as db:
+        db.get(Submission, got["id"]).private_due = True
+
+    def fails(exc):
+        def _score(settings, store, run_id):
+            raise exc
+        return _score
+    monkeypatch.setattr(private_half, "_score", fails(OperationalError("SELECT", {}, Exception("locked"))))
+    private_half.score(h.settings, h.store, _run_of(h, got["id"]))
+    assert _row(got["id"])[1] is True
+    monkeypatch.setattr(private_half, "_score", fails(ValueError("its round is gone")))
+    private_half.score(h.settings, h.store, _run_of(h, got["id"]))
+    assert _row(got["id"])[1] is False
+    with h.tx() as db:
+        log = open(db.get(Submission, got["id"]).run.log_path).read()
+    h.store.close()
+    assert "private half: ValueError: its round is gone (harness_error): this submission has no private score" in log
+
+
+def _run_of(h, sub_id):
+    with h.tx() as db:
+        return db.get(Submission, sub_id).run_id

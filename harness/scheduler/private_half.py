@@ -16,6 +16,7 @@ import traceback
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.exc import OperationalError
 
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
@@ -40,8 +41,25 @@ def score(settings: Settings, store: Store, run_id: int) -> None:
     submission with no private score, said at the end of its run's log, where organizers read it)."""
     try:
         _score(settings, store, run_id)
-    except Exception:  # noqa: BLE001 - a locked database, say: the next scheduler's recover tries again
+    except OperationalError:  # a locked or unreachable database: due still, the next pass tries again
         log.error("private half of run %s: %s", run_id, traceback.format_exc())
+    except Exception as exc:  # noqa: BLE001 - what a grade never raises for (its round gone, say): no private score
+        log.error("private half of run %s: %s", run_id, traceback.format_exc())
+        try:
+            _give_up(store, run_id, f"private half: {type(exc).__name__}: {exc}")
+        except Exception:  # noqa: BLE001 - the store fails too: due still, the next pass tries again
+            log.error("private half of run %s left due: %s", run_id, traceback.format_exc())
+
+
+def _give_up(store: Store, run_id: int, why: str) -> None:
+    """No private score for RUN_ID's submission, and WHY in its log: never due for ever (a close waits for it, and
+    each scheduler pass would try it again)."""
+    with store.tx() as db:
+        sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
+        if sub is None or not sub.private_due:
+            return
+        sub.private_due, log_file = False, sub.run.log_path
+    note_failure(Path(log_file), Grade(None, private_failure=ScoreResult(None, FailureReason.HARNESS_ERROR, why)))
 
 
 def _score(settings: Settings, store: Store, run_id: int) -> None:
