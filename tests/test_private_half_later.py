@@ -126,3 +126,42 @@ def test_a_private_half_that_cannot_be_scored_is_given_up_unless_the_store_faile
 def _run_of(h, sub_id):
     with h.tx() as db:
         return db.get(Submission, sub_id).run_id
+
+
+ABS_ERROR = '''
+import argparse
+p = argparse.ArgumentParser()
+p.add_argument("--prediction"); p.add_argument("--test_label_path")
+a = p.parse_args()
+errors = [abs(float(x) - float(y)) for x, y in zip(open(a.prediction).read().split(),
+                                                  open(a.test_label_path).read().split())]
+open("per_example.txt", "w").write("".join(f"{e}\\n" for e in errors))
+print(sum(errors) / len(errors))
+'''
+
+
+def test_the_private_half_alone_is_evaluated_later_with_the_public_halfs_values_as_kept(tmp_path, monkeypatch):
+    """The later grade evaluates the private half only (the organizer's evaluator runs twice a submit, not three
+    times) and merges the public half's values as the first evaluation kept them: the same file, the same scores
+    as a grade of both halves at once."""
+    from harness.scoring import splits
+    (tmp_path / "evaluation.py").write_text(ABS_ERROR)
+    label, pred = tmp_path / "labels" / "test_label", tmp_path / "graded" / "prediction"
+    label.parent.mkdir()
+    pred.parent.mkdir()
+    label.write_text("".join(f"{i % 7}\n" for i in range(30)))
+    pred.write_text("".join(f"{(i * 3) % 5}\n" for i in range(30)))
+    fmt, args = splits.SplitFormat("lines", "lines"), (0.4, 5, "abs", 60)
+    both, later = tmp_path / "both.values", pred.parent / "evaluator_per_example.txt"
+    whole = splits.evaluate_split(tmp_path / "evaluation.py", pred, label, fmt, *args, values_to=both)
+    first = splits.evaluate_split(tmp_path / "evaluation.py", pred, label, fmt, *args, values_to=later,
+                                  parts=("public",))
+    assert first.private is None and first.public.score == whole.public.score
+    assert [v for v in later.read_text().split() if v != "nan"] != both.read_text().split()  # (private: nan)
+    seen = []
+    evaluate = splits.evaluate
+    monkeypatch.setattr(splits, "evaluate", lambda ev, p, *rest: seen.append(p.parent.name) or evaluate(ev, p, *rest))
+    second = splits.evaluate_split(tmp_path / "evaluation.py", pred, label, fmt, *args, values_to=later,
+                                   parts=("private",))
+    assert seen == ["private"] and second.public is None and second.private.score == whole.private.score
+    assert later.read_text() == both.read_text()

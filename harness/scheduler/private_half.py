@@ -4,10 +4,11 @@ What a participant reads of a submit before its round closes (its status, its pu
 say nothing of the private half. Scored before the submit ended, the private half would still show in the time
 the submit took: the organizer's evaluator may run longer, or fail sooner, for some hidden labels than for
 others. So the scheduler reports a round's submit on its public half alone (scoring.grade with defer_private:
-the submission is `private_due`), then scores it here, both halves as a rescore does, and keeps the private
-score, its interval and the per-example values of both halves. A scheduler that stopped in between finds the
-submission still due when it starts (Scheduler.recover); a round closes, and an organizer's private board is
-drawn, once none of its submissions is due (harness.scheduler.waiting.wait_private).
+the submission is `private_due`), then scores the private half here (with the public half's values as its
+evaluation kept them) and keeps the private score, its interval and the per-example values of both halves. A
+submission a stopped scheduler left due is scored by the next one (each pass looks: Scheduler
+._score_private_halves); a round closes, a rescore reads and an organizer's private board is drawn once none is
+due (harness.scheduler.waiting.wait_private).
 """
 from __future__ import annotations
 
@@ -70,9 +71,10 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
         rnd = db.get(Round, sub.round_id)
         db.expunge(rnd)
         dataset, run_dir, log_file, runtime = Path(sub.task.path), sub.run.run_dir, sub.run.log_path, sub.run.runtime
+        public = sub.score
     try:
-        g = grade(settings, dataset, prediction_path(run_dir), False, rnd, runtime)
-        failure = g.private_failure if g.ok else g  # (not ok: its public half failed this time, unlike before)
+        g = grade(settings, dataset, prediction_path(run_dir), False, rnd, runtime, public_score=public)
+        failure = g.private_failure if g.ok else g  # (not ok: a cut that failed this time, unlike before)
     except Exception as exc:  # noqa: BLE001 - the task's files went away, say: no private score, and why
         g, failure = None, ScoreResult(None, FailureReason.HARNESS_ERROR,
                                        f"private half: scoring it failed: {type(exc).__name__}: {exc}")

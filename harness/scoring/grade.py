@@ -15,7 +15,7 @@ from harness.taskpacks.registry import MANIFEST, Manifest
 
 from . import evaluator_call, score_interval
 from .evaluator import ScoreResult, evaluate
-from .splits import SplitFormat, SplitScores, evaluate_split
+from .splits import PARTS, SplitFormat, SplitScores, evaluate_split
 
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
 
@@ -57,11 +57,11 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
-          runtime: str | None = None, defer_private: bool = False) -> Grade:
+          runtime: str | None = None, defer_private: bool = False, public_score: float | None = None) -> Grade:
     """RUNTIME: the submit run's; a 2019 fixed-path evaluator of a docker run is scored in a container, of a
     process run under bubblewrap (harness.scoring.evaluator_call; `evaluator_isolation` in settings overrides).
-    DEFER_PRIVATE: in a round, the public half only (private_due; harness.scheduler.private_half scores both
-    once the submit is reported)."""
+    In a round, DEFER_PRIVATE: the public half only (private_due); PUBLIC_SCORE: the public half's, graded so
+    before: the private half only (harness.scheduler.private_half, once the submit was reported)."""
     manifest = Manifest.read(dataset)
     limit = manifest.scorer_seconds or settings.scorer_time_limit
     labels = layout.label_path(dataset, dry_run)
@@ -82,13 +82,14 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
         return got
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
-                            limit, settings.scorer_memory_bytes, call, values, private=not defer_private)
+                            limit, settings.scorer_memory_bytes, call, values,
+                            ("public",) if defer_private else ("private",) if public_score is not None else PARTS)
     if isinstance(result, SplitScores):
-        private = result.private
+        private, public_score = result.private, public_score if result.public is None else result.public.score
         if private is None:
-            got = Grade(result.public.score, private_due=True)
+            got = Grade(public_score, private_due=True)
         else:
-            got = Grade(result.public.score, private_score=private.score if private.ok else None,
+            got = Grade(public_score, private_score=private.score if private.ok else None,
                         private_failure=None if private.ok else private)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
                                                  (rnd.public_fraction, rnd.split_seed, manifest.name))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shutil
 import sys
 import tempfile
 import zlib
@@ -36,6 +37,9 @@ from . import capped_child
 from .evaluator import ScoreResult, check_prediction, evaluate
 
 FORMATS = ("csv", "json", "lines")
+PARTS = ("public", "private")  # a round's halves, in the order they are evaluated
+PUBLIC_VALUES = "evaluator_public_values.txt"  # the public half's own per-example values, kept for a later
+#                                                grade of the private half alone (evaluate_split)
 
 
 @dataclass
@@ -62,8 +66,8 @@ class SplitFormat:
 @dataclass
 class SplitScores:
     """A prediction scored on both halves: the public half's score, and the private half's result (which may have
-    failed: the submission still stands on its public score, with no private one; None: not scored yet)."""
-    public: ScoreResult
+    failed: the submission still stands on its public score, with no private one; None: not evaluated)."""
+    public: ScoreResult | None  # None: not evaluated (graded before: evaluate_split's PARTS)
     private: ScoreResult | None
 
 
@@ -164,7 +168,8 @@ def _unsplittable(exc: Exception) -> ScoreResult:
 
 def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: SplitFormat, fraction: float, seed: int,
                    task: str, time_limit: float, memory: int | None = None,
-                   call=None, values_to: Path | None = None, private: bool = True) -> SplitScores | ScoreResult:
+                   call=None, values_to: Path | None = None,
+                   parts: tuple[str, ...] = PARTS) -> SplitScores | ScoreResult:
     """Score each half of a round's prediction. What a participant is told before the close depends on the public
     half alone: the prediction's own checks (its size, its parse, one record per test item by position: the cut,
     in a child process with a memory and CPU cap) and the public half's score or failure. The private half's
@@ -173,18 +178,21 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
     private label) told the participant those labels, one bit per submit, and its score would tell the private
     one. A failure comes back as one ScoreResult; otherwise SplitScores, whose private result may have failed.
     VALUES_TO: the evaluator's per-example values of both halves, in the label file's order (merge_values).
-    PRIVATE false: the public half only (a submit is reported before its private half is scored: its time)."""
+    PARTS: the halves evaluated; ("public",) reports a submit before its private half is scored (the time it took
+    says nothing of that half), ("private",) scores that half later, with the public half's values as its
+    evaluation kept them (PUBLIC_VALUES, beside VALUES_TO)."""
+    kept = None if values_to is None else values_to.parent / PUBLIC_VALUES
     if values_to is not None:
         values_to.unlink(missing_ok=True)
     bad = check_prediction(prediction)
     if bad is not None:
         return bad
-    results = []
+    results = {}
     with tempfile.TemporaryDirectory(prefix="harness-split-") as tmp:
         refused = _cut_in_child(prediction, label, fmt, fraction, seed, task, Path(tmp))
         if refused is not None:
             return refused
-        for name in ("public", "private") if private else ("public",):
+        for name in parts:
             cut = Path(tmp) / name
             result = evaluate(evaluation_py, cut / prediction.name, cut / "labels" / label.name, time_limit, memory,
                               call, None if values_to is None else Path(tmp) / f"{name}.values")
@@ -192,11 +200,22 @@ def evaluate_split(evaluation_py: Path, prediction: Path, label: Path, fmt: Spli
                 result.message = f"{name} half: {result.message}"
                 if name == "public":
                     return result
-            results.append(result)
-        if values_to is not None:
+            results[name] = result
+        if kept is not None:
+            _keep_public_values(Path(tmp) / "public.values", kept, "public" in parts)
             merge_values(Path(tmp), label, fmt, (fraction, seed, task), values_to,
-                         private=private and results[-1].ok)
-    return SplitScores(*results) if private else SplitScores(results[0], None)
+                         private="private" in results and results["private"].ok)
+    return SplitScores(results.get("public"), results.get("private"))
+
+
+def _keep_public_values(values: Path, kept: Path, evaluated: bool) -> None:
+    """The public half's values (VALUES) kept at KEPT when it was EVALUATED, else taken back from there."""
+    if evaluated and values.is_file():
+        shutil.copyfile(values, kept)
+    elif evaluated:
+        kept.unlink(missing_ok=True)
+    elif kept.is_file():
+        shutil.copyfile(kept, values)
 
 
 def merge_values(tmp: Path, label: Path, fmt: SplitFormat, split: tuple, values_to: Path,
