@@ -4,6 +4,8 @@ ran on the hidden labels. A round closes, and an organizer's private board is dr
 scored; one that a stopped scheduler left due is scored by the next one."""
 import time
 
+import numpy as np
+import pytest
 from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant
 
 from harness.core.settings import load_settings
@@ -165,3 +167,38 @@ def test_the_private_half_alone_is_evaluated_later_with_the_public_halfs_values_
                                    parts=("private",))
     assert seen == ["private"] and second.public is None and second.private.score == whole.private.score
     assert later.read_text() == both.read_text()
+
+
+@pytest.mark.parametrize("metric_name", ["rmse", "f1"])  # values per example; a whole-sample metric's draws
+def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path, monkeypatch, metric_name):
+    """The grade a submit is reported on computes and keeps the same, to the byte, whatever the private labels
+    are: its interval child cuts the public half alone (private values and draws NaN) and resamples it alone."""
+    from test_private_half_blind import SPLIT, N, _task
+
+    from harness.scoring import score_interval, uncertainty
+    public, private = halves(N, *SPLIT)
+    kept, calls = [], []
+    for name in ("interval", "common_draws"):
+        real = getattr(uncertainty, name)
+        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                                       _real(*a, **k))[1])
+    for shift in (0, 1):  # two test sets that differ in their private labels only
+        labels = [(i % 3 + (shift if i in set(private.tolist()) else 0)) % 3 for i in range(N)]
+        task = _task(tmp_path / str(shift), labels, metric_name)
+        if metric_name == "f1":
+            (task / "task.toml").write_text((task / "task.toml").read_text().replace('"lower"', '"higher"'))
+        prediction = tmp_path / str(shift) / "graded" / "prediction"
+        prediction.parent.mkdir()
+        prediction.write_text("\n".join(str(i % 3) for i in range(N)) + "\n")
+        calls.clear()
+        from harness.scoring.metric_library import Records, metric
+        m = metric(metric_name)
+        kind = float if metric_name == "rmse" else int
+        score = m.score(Records(labels=np.array([labels[i] for i in public], dtype=kind),
+                                predictions=np.array([i % 3 for i in public], dtype=kind)))
+        got = score_interval.compute(task, task / "test" / "test_label", prediction, score, None, SPLIT,
+                                     private=False)
+        staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
+        kept.append((got, list(calls), [(prediction.parent / name).read_bytes() for name in staged]))
+    assert kept[0] == kept[1] and kept[0][0].low is not None and kept[0][0].private_low is None
+    assert len(kept[0][1]) == (1 if metric_name == "rmse" else 2)  # the public half's work alone

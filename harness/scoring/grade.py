@@ -92,7 +92,8 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
             got = Grade(public_score, private_score=private.score if private.ok else None,
                         private_failure=None if private.ok else private)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
-                                                 (rnd.public_fraction, rnd.split_seed, manifest.name))
+                                                 (rnd.public_fraction, rnd.split_seed, manifest.name),
+                                                 private=private is not None)
         return got
     return Grade(None, result.reason, result.message, result.detail)
 

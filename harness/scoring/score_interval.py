@@ -72,10 +72,11 @@ def _same(a: float, b: float) -> bool:
 
 
 def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None, private_score: float | None = None,
-              split: tuple[float, int, str] | None = None) -> Intervals:
+              split: tuple[float, int, str] | None = None, private: bool = True) -> Intervals:
     """The intervals of a graded prediction (SPLIT: a round's public fraction, seed and task name, cut as
     harness.scoring.splits cuts it), or an Intervals whose note says why there are none. Never raises for a
-    participant's file: the work happens in a capped child process."""
+    participant's file: the work happens in a capped child process. PRIVATE false: the private half is not
+    touched at all (a submit reported before its private half is scored: its values NaN, its draws NaN)."""
     (prediction.parent / STAGED).unlink(missing_ok=True)
     (prediction.parent / STAGED_DRAWS).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
@@ -94,7 +95,8 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
     if "split" not in manifest.extra:  # (an evaluator's own values too: the labels say how many there must be)
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
-           "private_score": private_score, "split": list(split) if split else None, "finish": finish}
+           "private_score": private_score, "split": list(split) if split else None, "finish": finish,
+           "private": private}
     why = "took too long"
     try:
         proc = capped_child.run(__name__, job, WALL_SECONDS)  # (None: past its wall-clock limit)
@@ -113,10 +115,10 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
 
 
 def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
-            finish: str | None = None) -> Intervals:
+            finish: str | None = None, private: bool = True) -> Intervals:
     """The child's work: parse, check against the evaluator's scores, resample; stage the per-example values."""
     if finish is not None:
-        return compute_from_values(dataset, labels, prediction, score, private_score, split, finish)
+        return compute_from_values(dataset, labels, prediction, score, private_score, split, finish, private)
     import numpy as np
 
     from .metric_records import task_records
@@ -128,7 +130,8 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
             cuts = [np.arange(len(records))]
         else:
             cuts = list(halves(len(records), *split))
-        parts = [records] if split is None else [records.take(cut) for cut in cuts]  # (the whole set: no copy)
+        parts = [records] if split is None else [records.take(cut) for cut in cuts[:2 if private else 1]]  # (the
+        #        whole set: no copy; PRIVATE false: the public half alone)
         scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
@@ -149,7 +152,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
                 np.save(fh, values, allow_pickle=False)
         return got
     from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
-    rows = [np.full(RESAMPLES, np.nan) for _ in parts]
+    rows = [np.full(RESAMPLES, np.nan) for _ in cuts]
     for i, part in enumerate(parts):  # (the private half's too, kept or not: the same time either way)
         try:
             rows[i] = np.asarray(common_draws(m, part, RESAMPLES, SEED), dtype=np.float64)
@@ -215,7 +218,7 @@ def _finisher(name: str):
 
 
 def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
-                        finish: str) -> Intervals:
+                        finish: str, private: bool = True) -> Intervals:
     """compute() for an opaque evaluator that wrote its per-example values: one finite number per line, as many
     as the label file's records (read by the task's [split]), whose mean (FINISH: or its square root) is the
     printed score of the whole set or each half. Anything else: no interval, and the note says which."""
@@ -240,6 +243,8 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
         return Intervals(note="no interval: the evaluator's per-example values are not one per test example")
         #                     (their count follows the prediction: a figure the run chose, never shown)
     cuts = [np.arange(n)] if split is None else list(halves(n, *split))
+    if not private and len(cuts) > 1:  # (not touched: a submit reported before its private half is scored)
+        values[cuts.pop()] = np.nan
     unfit = [_unfit(values[cut], finish) for cut in cuts]
     if unfit[0]:  # the public (or whole) half decides alone; a private half's unfit values are dropped (NaN)
         return Intervals(note=unfit[0])
@@ -294,7 +299,8 @@ def main(argv: list[str]) -> None:
     job = json.loads(argv[0])
     try:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
-                      job["private_score"], tuple(job["split"]) if job["split"] else None, job.get("finish"))
+                      job["private_score"], tuple(job["split"]) if job["split"] else None, job.get("finish"),
+                      job.get("private", True))
     except MemoryError:
         raise SystemExit(OUT_OF_MEMORY) from None
     print(json.dumps(asdict(got)))
