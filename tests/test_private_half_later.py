@@ -13,18 +13,19 @@ from harness.scoring.splits import halves
 from harness.state import Harness
 from harness.store.models import Submission
 
-SLOW = 10  # seconds the evaluator takes on the private half (its 9 labels at public_fraction 0.4)
-EVALUATOR_SLOW_ON_PRIVATE = f'''
+SLOW = 25  # seconds the evaluator takes on the private half (its 9 labels at public_fraction 0.4), where a test
+#           looks at what happens meanwhile (a training and a submit: a few seconds)
+EVALUATOR_SLOW_ON_PRIVATE = '''
 import time
 if len(open(a.test_label_path).read().split()) == 9:
-    time.sleep({SLOW})
+    time.sleep({slow})
 '''
 
 
-def _contest(cli, tmp_path):
+def _contest(cli, tmp_path, slow=1):
     task = make_tiny_task(tmp_path / "tiny")
     head, tail = (task / "evaluation.py").read_text().split("preds = open", 1)
-    (task / "evaluation.py").write_text(head + EVALUATOR_SLOW_ON_PRIVATE + "preds = open" + tail)
+    (task / "evaluation.py").write_text(head + EVALUATOR_SLOW_ON_PRIVATE.format(slow=slow) + "preds = open" + tail)
     (task / "task.toml").write_text((task / "task.toml").read_text() + '[split]\nlabel = "lines"\nprediction = "lines"\n')
     cli("dataset", "add", task, user=ORGANIZER)
     (tmp_path / "cup.toml").write_text(
@@ -33,7 +34,11 @@ def _contest(cli, tmp_path):
         'submit = { quota = 5, period_seconds = 60 }\n')
     cli("contest", "clock", "2026-07-01T01:00:00", user=ORGANIZER)
     cli("contest", "create", tmp_path / "cup.toml", user=ORGANIZER)
-    folder = participant(tmp_path / "code", NSML_MAIN)
+    return _session(cli, tmp_path)
+
+
+def _session(cli, tmp_path, folder="code"):
+    folder = participant(tmp_path / folder, NSML_MAIN)
     name = cli("run", "-d", "tiny", "-e", "main.py", "-a", "--epochs 1 --threshold 30", folder,
                user="alice").stdout.split()[1]
     cli("logs", "-f", name, user="alice")
@@ -56,12 +61,18 @@ def _expected_private(threshold=30, seed=3):
     return sum((x > threshold) == (x > 50) for x in private) / len(private)
 
 
-def test_a_submit_ends_before_its_private_half_is_scored_and_the_close_waits_for_it(cli, tmp_path):
-    name = _contest(cli, tmp_path)
+def test_a_submit_ends_before_its_private_half_is_scored_and_the_close_waits_for_it(cli, tmp_path, state_root):
+    """Nor does the next submit wait for it, on one run slot: a private half takes no slot and no grade's thread
+    (review: the next submit's time told how long the last one's private half took)."""
+    (state_root / "harness.toml").write_text("[scheduler]\nmax_concurrent_runs = 1\n")
+    name = _contest(cli, tmp_path, slow=SLOW)
     got = cli.json("submit", name, "0", user="alice")
     status, due, private, _ = _row(got["id"])
     assert (got["status"], status, due, private) == ("succeeded", "succeeded", True, None)  # the evaluator sleeps
     #                                                       on the private half still: the submit did not wait for it
+    again = cli.json("submit", _session(cli, tmp_path, "other"), "0", user="alice")  # a run, and a grade
+    assert again["id"] != got["id"] and again["status"] == "succeeded"
+    assert _row(got["id"])[1] is True  # (the first's private half: still due, and nothing of it waited)
     assert "private_score" not in cli.json("history", "tiny", user="alice")[0]
     start = time.monotonic()
     [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]  # waits for it
@@ -71,6 +82,7 @@ def test_a_submit_ends_before_its_private_half_is_scored_and_the_close_waits_for
     cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
     closed = cli.json("contest", "close", "cup/r1", user=ORGANIZER)
     assert closed["boards"]["tiny"][0]["private"] == _expected_private() and not closed["no_private_score"]
+    assert _row(again["id"])[1] is False  # (the close waited for the second's too)
 
 
 def test_a_private_half_left_due_by_a_stopped_scheduler_is_scored_before_the_close(cli, tmp_path):
@@ -202,3 +214,37 @@ def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path
         kept.append((got, list(calls), [(prediction.parent / name).read_bytes() for name in staged]))
     assert kept[0] == kept[1] and kept[0][0].low is not None and kept[0][0].private_low is None
     assert len(kept[0][1]) == (1 if metric_name == "rmse" else 2)  # the public half's work alone
+
+
+def test_the_later_grade_writes_the_private_half_alone_into_what_the_reported_one_kept(tmp_path):
+    """The later grade's child does more (both halves) and may fail where the reported one did not: the public
+    half's kept values and draws stay as they were, to the byte, and with nothing kept nothing is written."""
+    from harness.scoring import score_interval
+    split = (0.4, 5, "t")
+    public, private = halves(20, *split)
+    folder = tmp_path / "graded"
+    folder.mkdir()
+    prediction = folder / "prediction"
+    values, draws = np.arange(20.0), np.stack([np.ones(5), np.full(5, np.nan)])
+    values[private] = np.nan
+
+    def save(name, array):  # (as the harness writes them: np.save would add .npy to a name)
+        with open(folder / name, "wb") as fh:
+            np.save(fh, array)
+    save(score_interval.PER_EXAMPLE, values)
+    save(score_interval.DRAWS, draws)
+    save(score_interval.STAGED, np.arange(20.0) + 100)  # (its public half differs: never taken)
+    save(score_interval.STAGED_DRAWS, np.stack([np.zeros(5), np.full(5, 2.0)]))
+    score_interval.keep_private_half(prediction, split)
+    kept = np.load(folder / score_interval.PER_EXAMPLE)
+    assert (kept[public] == public).all() and (kept[private] == private + 100).all()
+    assert (np.load(folder / score_interval.DRAWS) == np.stack([np.ones(5), np.full(5, 2.0)])).all()
+    assert not list(folder.glob("*.new"))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    score_interval.keep_private_half(prediction, split)  # the later grade's child failed: nothing staged
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    for p in list(folder.iterdir()):
+        p.unlink()
+    save(score_interval.STAGED, np.arange(20.0))  # nothing kept at the report: nothing is now
+    score_interval.keep_private_half(prediction, split)
+    assert not list(folder.iterdir())

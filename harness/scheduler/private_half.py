@@ -13,6 +13,8 @@ due (harness.scheduler.waiting.wait_private).
 from __future__ import annotations
 
 import logging
+import os
+import threading
 import traceback
 from pathlib import Path
 
@@ -26,8 +28,21 @@ from harness.scoring.evaluator import ScoreResult
 from harness.scoring.grade import Grade, grade, note_failure, prediction_path
 from harness.store import Store
 from harness.store.models import Round, Submission
+from harness.taskpacks.registry import Manifest
 
 log = logging.getLogger("harness.scheduler.private_half")
+
+
+PRIORITY = 10  # the niceness of the thread that scores private halves, and of the evaluators it starts
+
+
+def lower_priority() -> None:
+    """In the private halves' thread: run it, and the processes it starts (which inherit it), at PRIORITY, so
+    that a participant's next run or grade does not share the machine's time with an earlier private half."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PRIORITY)  # (Linux: this thread alone)
+    except OSError:
+        pass
 
 
 def due(store: Store) -> list[int]:
@@ -72,6 +87,7 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
         db.expunge(rnd)
         dataset, run_dir, log_file, runtime = Path(sub.task.path), sub.run.run_dir, sub.run.log_path, sub.run.runtime
         public = sub.score
+        task = Manifest.read(dataset).name  # (the name the split is drawn with: scoring.grade)
     try:
         g = grade(settings, dataset, prediction_path(run_dir), False, rnd, runtime, public_score=public)
         failure = g.private_failure if g.ok else g  # (not ok: a cut that failed this time, unlike before)
@@ -81,6 +97,7 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
     with store.tx() as db:
         sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
         if not sub.private_due or sub.status is not RunStatus.SUCCEEDED:  # rescored meanwhile: that grade stands
+            sub.private_due = False
             score_interval.keep_values(prediction_path(run_dir), False)
             return
         sub.private_due = False
@@ -88,6 +105,9 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
             sub.private_score = g.private_score
             got = (g.intervals or score_interval.Intervals()).finite()
             sub.private_low, sub.private_high = got.private_low, got.private_high
-        score_interval.keep_values(prediction_path(run_dir), g is not None and g.ok)
+        if g is not None and g.ok:  # (the public half's kept values and draws stay as the submit was reported)
+            score_interval.keep_private_half(prediction_path(run_dir), (rnd.public_fraction, rnd.split_seed, task))
+        else:
+            score_interval.keep_values(prediction_path(run_dir), False)
     if failure is not None:
         note_failure(Path(log_file), Grade(None, private_failure=failure))

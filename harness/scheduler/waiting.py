@@ -50,9 +50,10 @@ def wait_run(h, run_id: int, timeout: float | None = None, recheck: float = 1.0)
 
 
 def wait_private(h, round_id: int | None = None, task_id: int | None = None, timeout: float | None = None) -> bool:
-    """Until no submission of the round (ROUND_ID) or of the task (TASK_ID) waits for its private half to be
-    scored (harness.scheduler.private_half), or TIMEOUT; a scheduler is started when none serves the state root.
-    True when none is due."""
+    """Until the submissions of the round (ROUND_ID) or of the task (TASK_ID) whose private half waits to be scored
+    now (harness.scheduler.private_half) have been scored, or TIMEOUT (those reported later are not waited for: a
+    round's steady submits never hold it); a scheduler is started when none serves the state root. True when
+    they have."""
     from sqlalchemy import select
 
     query = select(Submission.id).where(Submission.private_due.is_(True))
@@ -61,10 +62,13 @@ def wait_private(h, round_id: int | None = None, task_id: int | None = None, tim
     if task_id is not None:
         query = query.where(Submission.task_id == task_id)
     deadline = None if timeout is None else time.monotonic() + timeout
+    waited = None
     while True:
         with h.tx() as db:
-            if db.scalar(query.limit(1)) is None:
-                return True
+            due = set(db.scalars(query))
+        waited = due if waited is None else waited & due
+        if not waited:
+            return True
         if deadline is not None and time.monotonic() >= deadline:
             return False
         ensure_running(h.settings)

@@ -294,6 +294,36 @@ def keep_values(prediction: Path, keep: bool) -> None:
             kept.unlink(missing_ok=True)
 
 
+def keep_private_half(prediction: Path, split: tuple[float, int, str]) -> None:
+    """Commit a later grade's private half only (harness.scheduler.private_half): its per-example values and its
+    row of common-draw scores written into what the reported grade kept, whose public half stays as it was, to the
+    byte (that grade's child may fail, or run out of memory, where the reported one did not: it does more); kept
+    nothing, nothing is written. The staged files go either way."""
+    import numpy as np
+
+    from .splits import halves
+    for name in (PER_EXAMPLE, DRAWS):
+        staged, kept = prediction.parent / (name + ".new"), prediction.parent / name
+        try:
+            old, new = np.load(kept, allow_pickle=False), np.load(staged, allow_pickle=False)
+            if old.shape != new.shape or old.ndim != (1 if name == PER_EXAMPLE else 2):
+                continue
+            if name == PER_EXAMPLE:
+                private = halves(len(old), *split)[1]
+                old[private] = new[private]
+            elif len(old) == 2:
+                old[1] = new[1]
+            else:
+                continue
+            with open(staged, "wb") as fh:
+                np.save(fh, old, allow_pickle=False)
+            staged.replace(kept)
+        except (OSError, ValueError, UserError):  # none kept, none staged: nothing to write
+            pass
+        finally:
+            staged.unlink(missing_ok=True)
+
+
 def main(argv: list[str]) -> None:
     capped_child.cap(MEMORY_BYTES, CPU_SECONDS)
     job = json.loads(argv[0])
