@@ -55,11 +55,7 @@ class Scheduler:
         self._ended_submits: list[int] = []  # submit runs ended since the last tick (their teams' Ladders)
         self._ended_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
-        # private halves (scheduler.private_half): one thread of their own, at a low priority, never a run's slot
-        # nor a grade's thread, so that no later submit of anyone waits on one (its time would tell of it)
-        self.private: dict[int, Future] = {}
-        self.private_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="private",
-                                               initializer=private_half.lower_priority)
+        self.private = private_half.Worker(store, self._ring)  # never a run's slot nor a grade's thread
         self.executor = get_executor(settings)
         self._last_heartbeat = 0.0
         self._settings_mtime: float | None = None
@@ -126,10 +122,10 @@ class Scheduler:
             self._submit_scoring(run_id)
         self._start_queued()
         self._collect_scores()
-        self._score_private_halves()
+        self.private.tick(self.settings)
         self._replay_ladders()
         self._heartbeat()
-        return bool(self.handles or self.scoring or self.private) or has_pending_work(self.store)
+        return bool(self.handles or self.scoring or self.private.busy) or has_pending_work(self.store)
 
     def _heartbeat(self) -> None:
         now = time.monotonic()
@@ -366,18 +362,6 @@ class Scheduler:
             if ladder is not None:  # decided before anyone is told the submission ended (submit order)
                 ladder_board.replay(db, db.get(Round, sub.round_id), sub.task, sub.team_id)
 
-    def _score_private_halves(self) -> None:
-        """The private halves of the submits reported on their public half (scheduler.private_half), and of any a
-        stopped scheduler left due; one at a time per submission, after its grade is committed."""
-        for run_id, fut in list(self.private.items()):
-            if fut.done():  # (private_half.score never raises: no outcome to record)
-                del self.private[run_id]
-        for run_id in private_half.due(self.store):
-            if run_id not in self.private:
-                fut = self.private_pool.submit(private_half.score, self.settings, self.store, run_id)
-                fut.add_done_callback(self._ring)
-                self.private[run_id] = fut
-
     def _collect_scores(self) -> None:
         for run_id, fut in list(self.scoring.items()):
             if not fut.done():
@@ -398,7 +382,7 @@ class Scheduler:
             handle.close()
         self.disk.close()
         self.pool.shutdown(wait=True)
-        self.private_pool.shutdown(wait=True)
+        self.private.shutdown()
         self.executor.close()
         for fd in (self._wake_r, self._wake_w):
             os.close(fd)

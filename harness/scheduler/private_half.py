@@ -6,9 +6,9 @@ the submit took: the organizer's evaluator may run longer, or fail sooner, for s
 others. So the scheduler reports a round's submit on its public half alone (scoring.grade with defer_private:
 the submission is `private_due`), then scores the private half here (with the public half's values as its
 evaluation kept them) and keeps the private score, its interval and the per-example values of both halves. A
-submission a stopped scheduler left due is scored by the next one (each pass looks: Scheduler
-._score_private_halves); a round closes, a rescore reads and an organizer's private board is drawn once none is
-due (harness.scheduler.waiting.wait_private).
+submission a stopped scheduler left due is scored by the next one (each pass looks: Worker.tick); a round
+closes, a rescore reads and an organizer's private board is drawn once the halves due then are scored
+(harness.scheduler.waiting.wait_private).
 """
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import logging
 import os
 import threading
 import traceback
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import select
@@ -43,6 +44,35 @@ def lower_priority() -> None:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), PRIORITY)  # (Linux: this thread alone)
     except OSError:
         pass
+
+
+class Worker:
+    """The scheduler's private halves: those of the submits reported on their public half, and any a stopped
+    scheduler left due, each scored once at a time on one thread of their own at a low priority (PRIORITY). It is
+    never a run's slot nor a grade's thread: no later submit of anyone waits on one (its time would tell of it)."""
+
+    def __init__(self, store: Store, ring):
+        self.store, self.ring = store, ring
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="private", initializer=lower_priority)
+        self.running: dict[int, Future] = {}
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.running)
+
+    def tick(self, settings: Settings) -> None:
+        """A scheduler pass: forget the ended ones (score never raises: no outcome to record), take the due ones."""
+        for run_id, fut in list(self.running.items()):
+            if fut.done():
+                del self.running[run_id]
+        for run_id in due(self.store):
+            if run_id not in self.running:
+                fut = self.pool.submit(score, settings, self.store, run_id)
+                fut.add_done_callback(self.ring)
+                self.running[run_id] = fut
+
+    def shutdown(self) -> None:
+        self.pool.shutdown(wait=True)
 
 
 def due(store: Store) -> list[int]:
