@@ -55,6 +55,8 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
         progress(i, len(subs), f"submission {sub.id}")
         if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
             continue  # the inference never produced a prediction worth grading
+        if sub.private_due:  # reported since the rescore began (its caller waited for those due before): graded
+            continue  # by the current evaluator; its private half is the scheduler's, never graded twice at once
         pred = prediction_path(sub.run.run_dir)
         before = (sub.status.value, sub.score, sub.private_score)
         if not pred.exists():  # graded before predictions were copied out: take it now, by the same rules

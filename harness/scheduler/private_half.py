@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -34,6 +35,7 @@ from harness.taskpacks.registry import Manifest
 log = logging.getLogger("harness.scheduler.private_half")
 
 
+RETRY_PAUSE = 5.0  # seconds before the private halves' thread goes on after the database failed it
 PRIORITY = 10  # the niceness of the thread that scores private halves, and of the evaluators it starts
 
 
@@ -72,7 +74,8 @@ class Worker:
                 self.running[run_id] = fut
 
     def shutdown(self) -> None:
-        self.pool.shutdown(wait=True)
+        """The one under way ends; those waiting stay due for the next scheduler (a stop never waits on a backlog)."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def due(store: Store) -> list[int]:
@@ -87,8 +90,9 @@ def score(settings: Settings, store: Store, run_id: int) -> None:
     submission with no private score, said at the end of its run's log, where organizers read it)."""
     try:
         _score(settings, store, run_id)
-    except OperationalError:  # a locked or unreachable database: due still, the next pass tries again
+    except OperationalError:  # a locked or unreachable database: due still, a later pass tries again
         log.error("private half of run %s: %s", run_id, traceback.format_exc())
+        time.sleep(RETRY_PAUSE)  # (not at once: each try runs the evaluator again)
     except Exception as exc:  # noqa: BLE001 - what a grade never raises for (its round gone, say): no private score
         log.error("private half of run %s: %s", run_id, traceback.format_exc())
         try:
@@ -113,6 +117,8 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
         sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
         if sub is None or not sub.private_due:
             return
+        if sub.status is not RunStatus.SUCCEEDED or sub.score is None:  # (not reached: a grade that succeeded)
+            raise ValueError(f"the submission is {sub.status.value}, with no public score")
         rnd = db.get(Round, sub.round_id)
         db.expunge(rnd)
         dataset, run_dir, log_file, runtime = Path(sub.task.path), sub.run.run_dir, sub.run.log_path, sub.run.runtime
