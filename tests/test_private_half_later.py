@@ -26,7 +26,8 @@ def _contest(cli, tmp_path, slow=1):
     task = make_tiny_task(tmp_path / "tiny")
     head, tail = (task / "evaluation.py").read_text().split("preds = open", 1)
     (task / "evaluation.py").write_text(head + EVALUATOR_SLOW_ON_PRIVATE.format(slow=slow) + "preds = open" + tail)
-    (task / "task.toml").write_text((task / "task.toml").read_text() + '[split]\nlabel = "lines"\nprediction = "lines"\n')
+    split = '[split]\nlabel = "lines"\nprediction = "lines"\n'
+    (task / "task.toml").write_text((task / "task.toml").read_text() + split)
     cli("dataset", "add", task, user=ORGANIZER)
     (tmp_path / "cup.toml").write_text(
         'name = "cup"\n[teams]\nred = ["alice"]\n[[rounds]]\nname = "r1"\ntasks = ["tiny"]\n'
