@@ -22,7 +22,27 @@ def state_root(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_USER", "alice")
     monkeypatch.setenv("HARNESS_SERVICE", "inprocess")  # the state root's service: tests/test_local_service.py
     monkeypatch.chdir(tmp_path)
-    return root
+    yield root
+    _end_scheduler(root)
+
+
+def _end_scheduler(root):
+    """The test's scheduler, if one is still up (a round's submit keeps it for its private half's longest time:
+    harness.scheduler.private_half): ended, so that a suite of them does not keep dozens."""
+    import signal
+
+    import psutil
+
+    from harness.scheduler.lease import FileLock
+    lock = FileLock(root / ".harness" / "scheduler.lock")
+    pid = None if lock.is_free() else lock.holder()
+    if pid and pid != os.getpid():
+        try:
+            proc = psutil.Process(pid)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(10)
+        except (psutil.NoSuchProcess, psutil.TimeoutExpired):
+            pass
 
 
 @pytest.fixture

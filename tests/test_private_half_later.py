@@ -249,3 +249,25 @@ def test_the_later_grade_writes_the_private_half_alone_into_what_the_reported_on
     save(score_interval.STAGED, np.arange(20.0))  # nothing kept at the report: nothing is now
     score_interval.keep_private_half(prediction, split)
     assert not list(folder.iterdir())
+
+
+HOLD = 8  # [scheduler] private_hold_seconds in the test below: longer than its slow private half (5 s)
+
+
+@pytest.mark.parametrize("slow", [0, 5])
+def test_the_scheduler_stays_as_long_however_soon_the_private_half_is_scored(cli, tmp_path, state_root, slow):
+    """Its life past a submit's report is the private half's longest time plus its idle time, whatever the
+    evaluator did on the hidden labels (review 2: an otherwise idle scheduler left once the private half was
+    scored, and whether the next command found it running told whether that took longer than a chosen time)."""
+    from harness.scheduler.lease import FileLock
+    (state_root / "harness.toml").write_text(f"[scheduler]\nidle_exit_seconds = 1\nprivate_hold_seconds = {HOLD}\n")
+    name = _contest(cli, tmp_path, slow=slow)
+    lock = FileLock(state_root / ".harness" / "scheduler.lock")
+    got = cli.json("submit", name, "0", user="alice")
+    reported = time.monotonic()
+    assert _row(got["id"])[:2] == ("succeeded", True) or slow == 0  # (a fast half may be scored already)
+    while not lock.is_free() and time.monotonic() - reported < HOLD + 30:
+        time.sleep(0.1)
+    stayed = time.monotonic() - reported
+    assert HOLD - 0.5 < stayed < HOLD + 1 + 4, stayed  # (the hold, then its idle second; slack for a busy machine)
+    assert _row(got["id"])[1:3] == (False, _expected_private())

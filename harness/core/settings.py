@@ -49,6 +49,7 @@ class Settings:
     max_concurrent_runs: int = 8
     scheduler_tick: float = 0.5  # limits, heartbeats and events are looked at this often; ends and new work wake it
     scheduler_idle_exit: float = 10.0  # an idle scheduler stays this long (the next command finds it warm)
+    private_hold: float | None = None  # up past a round submit's report, at least (None: grade.private_half_seconds)
     default_session_time_limit: float = 6 * 3600
     default_submit_time_limit: float = 3600
     scorer_time_limit: float = 300
@@ -181,7 +182,7 @@ def _read_file(root: Path) -> dict:
     return data
 
 
-_WIRE_KINDS = {"int": int, "str": str, "Path": str}  # what a field's type is as JSON
+_WIRE_KINDS = {"int": int, "float": (int, float), "str": str, "Path": str}  # a field's type as JSON
 _OPTIONAL = {f.name: _WIRE_KINDS[f.type.split(" | ")[0]] for f in fields(Settings)
              if f.type.endswith(" | None")}  # fields that may be None, read from Settings' own annotations
 
@@ -272,6 +273,8 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         lease_seconds=float(sched.get("lease_seconds", 60)),
         scheduler_tick=_seconds(sched.get("tick_seconds", 0.5), "scheduler.tick_seconds"),
         scheduler_idle_exit=_seconds(sched.get("idle_exit_seconds", 10), "scheduler.idle_exit_seconds"),
+        private_hold=_seconds(sched["private_hold_seconds"], "scheduler.private_hold_seconds")
+        if "private_hold_seconds" in sched else None,
         max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
         max_running_per_user=_int(limits.get("running_per_user", 0), "limits.running_per_user") or None,
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),

@@ -27,9 +27,9 @@ from harness.core.enums import FailureReason, RunStatus
 from harness.core.settings import Settings
 from harness.scoring import score_interval
 from harness.scoring.evaluator import ScoreResult
-from harness.scoring.grade import Grade, grade, note_failure, prediction_path
+from harness.scoring.grade import Grade, grade, note_failure, prediction_path, private_half_seconds
 from harness.store import Store
-from harness.store.models import Round, Submission
+from harness.store.models import Round, Submission, Task
 from harness.taskpacks.registry import Manifest
 
 log = logging.getLogger("harness.scheduler.private_half")
@@ -51,38 +51,49 @@ def lower_priority() -> None:
 class Worker:
     """The scheduler's private halves: those of the submits reported on their public half, and any a stopped
     scheduler left due, each scored once at a time on one thread of their own at a low priority (PRIORITY). It is
-    never a run's slot nor a grade's thread: no later submit of anyone waits on one (its time would tell of it)."""
+    never a run's slot nor a grade's thread: no later submit of anyone waits on one (its time would tell of it).
+
+    Nor does the scheduler's own life tell of one: it stays busy (`busy`) until each private half's longest time
+    (grade.private_half_seconds, or `[scheduler] private_hold_seconds`) has passed since it was first seen due,
+    one after another as they are scored, however soon each was done. Else an otherwise idle scheduler would leave
+    when the private half was scored (plus its idle time), and whether the participant's next command found it
+    running (a start of about a second) would say whether the evaluator took longer on the hidden labels than a
+    time they chose."""
 
     def __init__(self, store: Store, ring):
         self.store, self.ring = store, ring
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="private", initializer=lower_priority)
         self.running: dict[int, Future] = {}
+        self.hold_until = 0.0  # (time.monotonic) when the last private half seen due is sure to be scored
 
     @property
     def busy(self) -> bool:
-        return bool(self.running)
+        return bool(self.running) or time.monotonic() < self.hold_until
 
     def tick(self, settings: Settings) -> None:
         """A scheduler pass: forget the ended ones (score never raises: no outcome to record), take the due ones."""
         for run_id, fut in list(self.running.items()):
             if fut.done():
                 del self.running[run_id]
-        for run_id in due(self.store):
+        for run_id, dataset in due(self.store):
             if run_id not in self.running:
                 fut = self.pool.submit(score, settings, self.store, run_id)
                 fut.add_done_callback(self.ring)
                 self.running[run_id] = fut
+                hold = settings.private_hold or private_half_seconds(settings, Path(dataset))
+                self.hold_until = max(self.hold_until, time.monotonic()) + hold  # (one at a time: one after another)
 
     def shutdown(self) -> None:
         """The one under way ends; those waiting stay due for the next scheduler (a stop never waits on a backlog)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def due(store: Store) -> list[int]:
-    """The runs of the submissions whose private half waits to be scored."""
+def due(store: Store) -> list[tuple[int, str]]:
+    """The runs of the submissions whose private half waits to be scored, with their tasks' folders."""
     with store.tx() as db:
-        return list(db.scalars(select(Submission.run_id).where(Submission.private_due.is_(True))
-                               .order_by(Submission.id)))
+        return [tuple(row) for row in db.execute(
+            select(Submission.run_id, Task.path).join(Task, Task.id == Submission.task_id)
+            .where(Submission.private_due.is_(True)).order_by(Submission.id))]
 
 
 def score(settings: Settings, store: Store, run_id: int) -> None:

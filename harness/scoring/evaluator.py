@@ -31,6 +31,7 @@ INVALID_MARKER = "invalid prediction"
 MAX_PREDICTION_BYTES = 1 << 30
 PER_EXAMPLE_FILE = "per_example.txt"
 PER_EXAMPLE_BYTES = 64 << 20
+CONTAINER_START = 30  # seconds a container evaluator is given past its time limit (its start and its end)
 BLAME_RATIO, BLAME_SLACK = 16, 16 << 20  # a prediction this much larger than its labels owns the evaluator's
 #                                          failure (a ranking's 100 guesses a row, pretty-printed, stay under it)
 _OUT_OF_MEMORY = re.compile(r"^(?:[\w.]+\.)?_?\w*MemoryError(?::|$)", re.M)  # MemoryError, numpy's, as a traceback
@@ -146,7 +147,7 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
         in_docker = where == "docker"
         try:
             proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True,
-                                  timeout=time_limit + (30 if in_docker else 0), stdin=subprocess.DEVNULL,
+                                  timeout=time_limit + (CONTAINER_START if in_docker else 0), stdin=subprocess.DEVNULL,
                                   preexec_fn=None if in_docker else _limit_memory(memory))
         except subprocess.TimeoutExpired:
             if in_docker:

@@ -14,9 +14,10 @@ from harness.taskpacks import layout
 from harness.taskpacks.registry import MANIFEST, Manifest
 
 from . import evaluator_call, score_interval
-from .evaluator import ScoreResult, evaluate
+from .evaluator import CONTAINER_START, ScoreResult, evaluate
 from .splits import PARTS, SplitFormat, SplitScores, evaluate_split
 
+PRIVATE_MARGIN = 30  # seconds for the rest of a private half's grade: its cut of the files, its store
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
 
 
@@ -54,6 +55,16 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
     if size == 0:
         return Grade(None, FailureReason.MISSING_OUTPUT, "the prediction file is empty")
     return None
+
+
+def private_half_seconds(settings: Settings, dataset: Path) -> float:
+    """The longest a submission's private half can take to grade (harness.scheduler.private_half): its evaluator's
+    time limit (a container's start and end on top), its interval child's, and PRIVATE_MARGIN."""
+    try:
+        limit = Manifest.read(dataset).scorer_seconds or settings.scorer_time_limit
+    except Exception:  # noqa: BLE001 - the task's folder gone or broken: its grade fails at once
+        limit = settings.scorer_time_limit
+    return limit + CONTAINER_START + score_interval.WALL_SECONDS + PRIVATE_MARGIN
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
