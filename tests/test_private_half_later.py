@@ -271,3 +271,34 @@ def test_the_scheduler_stays_as_long_however_soon_the_private_half_is_scored(cli
     stayed = time.monotonic() - reported
     assert HOLD - 0.5 < stayed < HOLD + 1 + 4, stayed  # (the hold, then its idle second; slack for a busy machine)
     assert _row(got["id"])[1:3] == (False, _expected_private())
+
+
+def test_the_reported_grades_class_table_holds_the_public_halfs_classes_alone(tmp_path, monkeypatch):
+    """Each half is coded alone (metric_records.Aligned): a private half of 20 classes the public half never
+    shows makes no larger table (review: coded over the whole file, a crafted prediction's table outgrew the
+    interval child's memory cap, or not, by how many classes the private half held)."""
+    from test_private_half_blind import SPLIT, N, _task
+
+    from harness.scoring import metric_library, score_interval
+    from harness.scoring.metric_library import Records, metric
+    public, private = halves(N, *SPLIT)
+    tables, kept = [], []
+    real = metric_library.CellSample.__post_init__
+    monkeypatch.setattr(metric_library.CellSample, "__post_init__",
+                        lambda self: (tables.append(self.ncells), real(self))[1])
+    m = metric("f1")
+    for many in (False, True):  # the private half's labels: the public half's three classes, or 20 new ones
+        labels = [(100 + i if many and i in set(private.tolist()) else i % 3) for i in range(N)]
+        task = _task(tmp_path / str(many), labels, "f1")
+        (task / "task.toml").write_text((task / "task.toml").read_text().replace('"lower"', '"higher"'))
+        prediction = tmp_path / str(many) / "graded" / "prediction"
+        prediction.parent.mkdir()
+        prediction.write_text("\n".join(str(i % 3) for i in range(N)) + "\n")
+        score = m.score(Records(labels=np.array([labels[i] for i in public]),
+                                predictions=np.array([i % 3 for i in public])))
+        tables.clear()
+        got = score_interval.compute(task, task / "test" / "test_label", prediction, score, None, SPLIT,
+                                     private=False)
+        staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
+        kept.append((got, sorted(set(tables)), [(prediction.parent / name).read_bytes() for name in staged]))
+    assert kept[0] == kept[1] and kept[0][1] == [9] and kept[0][0].low is not None  # (3 classes: a 3x3 table)

@@ -166,9 +166,40 @@ def build_records(m: Metric, label_values: list, pred_values: list, confidences:
     return Records(lab, pred, conf, order if order is not None else np.arange(len(lab)))
 
 
+@dataclass
+class Aligned:
+    """A label file's values, with the prediction's lined up with them (None: no prediction), not coded yet.
+    Records are coded per cut (`records`): class codes, and so how large a class table is, come from that cut's
+    rows alone, so what a round's public half computes never depends on the private half's labels (review: the
+    codes of the whole file made a crafted prediction's table outgrow the interval child's memory, or not, by how
+    many classes the private half held)."""
+    labels: list
+    predictions: list
+    confidences: list | None
+    position: np.ndarray  # each label's prediction's place in the prediction file (-1: none)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def records(self, m: Metric, cut: np.ndarray | None = None) -> Records:
+        """Records for metric M of the rows CUT (None: all of them)."""
+        if cut is None:
+            return build_records(m, self.labels, self.predictions, self.confidences, self.position)
+        pick = [int(i) for i in cut]
+        return build_records(m, [self.labels[i] for i in pick], [self.predictions[i] for i in pick],
+                             None if self.confidences is None else [self.confidences[i] for i in pick],
+                             self.position[np.asarray(pick, dtype=np.int64)])
+
+
 def read_aligned(m: Metric, label_path: Path, prediction_path: Path, fmt: SplitFormat,
                  fields: Fields | None = None) -> Records:
     """Records for metric M from a label file and a prediction file laid out as FMT."""
+    return align(m, label_path, prediction_path, fmt, fields).records(m)
+
+
+def align(m: Metric, label_path: Path, prediction_path: Path, fmt: SplitFormat,
+          fields: Fields | None = None) -> Aligned:
+    """A label file's and a prediction file's values lined up, as metric M reads them (FMT: their layout)."""
     fields = fields or Fields()
     try:
         labels, lheader = read_records(Path(label_path), fmt.label)
@@ -186,12 +217,20 @@ def read_aligned(m: Metric, label_path: Path, prediction_path: Path, fmt: SplitF
         if fields.confidence in _field_names(preds, fmt.prediction, pheader):
             confidences = [None if r is None else _value(r, fmt.prediction, pheader, fields.confidence)
                            for r in aligned]
-    return build_records(m, label_values, pred_values, confidences, position)
+    return Aligned(label_values, pred_values, confidences, position)
 
 
 def task_records(task_folder: Path, label_path: Path, prediction_path: Path,
                  fields: Fields | None = None) -> tuple[Metric, Records]:
     """(metric, records) for a task pack whose manifest declares a library metric and a [split] table."""
+    m, aligned = task_aligned(task_folder, label_path, prediction_path, fields)
+    return m, aligned.records(m)
+
+
+def task_aligned(task_folder: Path, label_path: Path, prediction_path: Path,
+                 fields: Fields | None = None) -> tuple[Metric, Aligned]:
+    """(metric, aligned values, not coded yet) for a task pack whose manifest declares a library metric and a
+    [split] table."""
     from harness.taskpacks.registry import Manifest
 
     manifest = Manifest.read(Path(task_folder))
@@ -200,4 +239,4 @@ def task_records(task_folder: Path, label_path: Path, prediction_path: Path,
         raise UserError(f"{manifest.name}: {m.name} is {m.direction.value}-is-better, the manifest says "
                         f"{manifest.direction.value}")
     fmt = SplitFormat.from_manifest(manifest.extra, f"{manifest.name}/task.toml")
-    return m, read_aligned(m, label_path, prediction_path, fmt, fields or Fields.declared(manifest.extra["split"]))
+    return m, align(m, label_path, prediction_path, fmt, fields or Fields.declared(manifest.extra["split"]))

@@ -121,22 +121,19 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         return compute_from_values(dataset, labels, prediction, score, private_score, split, finish, private)
     import numpy as np
 
-    from .metric_records import task_records
+    from .metric_records import task_aligned
     from .splits import halves
     from .uncertainty import interval
     try:
-        m, records = task_records(dataset, labels, prediction)
-        if split is None:
-            cuts = [np.arange(len(records))]
-        else:
-            cuts = list(halves(len(records), *split))
-        parts = [records] if split is None else [records.take(cut) for cut in cuts[:2 if private else 1]]  # (the
-        #        whole set: no copy; PRIVATE false: the public half alone)
+        m, aligned = task_aligned(dataset, labels, prediction)
+        cuts = [np.arange(len(aligned))] if split is None else list(halves(len(aligned), *split))
+        parts = [aligned.records(m, None if split is None else cuts[0])]  # (each half coded alone: Aligned)
         scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
-    if len(parts) > 1:
+    if split is not None and private:  # (PRIVATE false: the public half alone)
         try:  # the private half's failing drops its interval only: the public one depends on the public half alone
+            parts.append(aligned.records(m, cuts[1]))
             scores.append(m.score(parts[1]))
         except Exception:  # noqa: BLE001
             scores.append(math.nan)
@@ -146,7 +143,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
     if got.note:  # (overflow) nothing kept: no tie mark, no Ladder values
         return got
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
-        values = _by_part(len(records), cuts, parts, m.values)
+        values = _by_part(len(aligned), cuts, parts, m.values)
         if values is not None:
             with open(prediction.parent / STAGED, "wb") as fh:
                 np.save(fh, values, allow_pickle=False)
