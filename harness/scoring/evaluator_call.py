@@ -12,6 +12,7 @@
 """
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,6 +113,14 @@ def check_runnable(call: EvaluatorCall, where: str, has_requirements: bool = Fal
                         f"(scripts/setup-sandbox.sh, or declare [evaluator] args with {{label}})")
 
 
+def _niceness() -> int:
+    """The calling thread's niceness (Linux: a thread's own), which a process it starts inherits."""
+    try:
+        return max(0, os.getpriority(os.PRIO_PROCESS, 0))
+    except OSError:
+        return 0
+
+
 def container_name(workdir: Path) -> str:
     return f"nsml-harness-eval-{workdir.name}"
 
@@ -133,8 +142,11 @@ def command(call: EvaluatorCall, python: str, evaluation_py: Path, prediction: P
         cmd += ["-v", f"{prediction.resolve()}:{PREDICTION_TARGET}:ro"]
         if memory:
             cmd += ["--memory", str(memory), "--memory-swap", str(memory)]
-        return cmd + [call.image, "timeout", "-s", "KILL", str(max(1, int(time_limit))), "python3",
-                      f"{target}/evaluation.py", *args]
+        nice = _niceness()  # a container's processes start at the daemon's priority, not this thread's
+        if nice > 0:  # (a private half's: scheduler.private_half) its weight against other containers too
+            cmd += ["--cpu-shares", str(max(2, round(1024 / 1.25 ** nice)))]
+        return cmd + [call.image, "nice", "-n", str(nice), "timeout", "-s", "KILL", str(max(1, int(time_limit))),
+                      "python3", f"{target}/evaluation.py", *args]
     cmd = sandbox.base_command(network=False, tmp=workdir)
     if call.env_dir is not None:
         cmd += ["--ro-bind", str(call.env_dir), str(call.env_dir)]
