@@ -302,3 +302,33 @@ def test_the_reported_grades_class_table_holds_the_public_halfs_classes_alone(tm
         staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
         kept.append((got, sorted(set(tables)), [(prediction.parent / name).read_bytes() for name in staged]))
     assert kept[0] == kept[1] and kept[0][1] == [9] and kept[0][0].low is not None  # (3 classes: a 3x3 table)
+
+
+def test_private_halves_are_scored_several_at_once_at_a_low_priority(monkeypatch, tmp_path):
+    """After a flood at a round's end its close waits for every private half: a quarter of the run slots score
+    them at once, each thread at the private halves' niceness; the scheduler's hold covers them all."""
+    import os
+    import threading
+
+    from harness.core.settings import load_settings
+    from harness.scheduler import private_half
+    settings = load_settings()
+    settings.max_concurrent_runs, settings.private_hold = 8, 5
+    lock, now, most, seen = threading.Lock(), [0], [0], []
+
+    def score(settings, store, run_id):
+        with lock:
+            now[0] += 1
+            most[0] = max(most[0], now[0])
+        seen.append(os.getpriority(os.PRIO_PROCESS, 0))
+        time.sleep(0.5)
+        with lock:
+            now[0] -= 1
+    monkeypatch.setattr(private_half, "score", score)
+    monkeypatch.setattr(private_half, "due", lambda store: [(run_id, str(tmp_path)) for run_id in (1, 2, 3, 4, 5)])
+    worker = private_half.Worker(None, lambda *_: None, private_half.threads(settings))
+    start = time.monotonic()
+    worker.tick(settings)
+    worker.pool.shutdown(wait=True)
+    assert most[0] == 2 and seen == [private_half.PRIORITY] * 5
+    assert worker.busy and worker.hold_until - start >= 5 * 5  # (held as if one after another)

@@ -50,8 +50,9 @@ def lower_priority() -> None:
 
 class Worker:
     """The scheduler's private halves: those of the submits reported on their public half, and any a stopped
-    scheduler left due, each scored once at a time on one thread of their own at a low priority (PRIORITY). It is
-    never a run's slot nor a grade's thread: no later submit of anyone waits on one (its time would tell of it).
+    scheduler left due, in the order they were submitted, on threads of their own (`threads`) at a low priority
+    (PRIORITY). Those are never a run's slot nor a grade's thread: no later submit of anyone waits on one (its time
+    would tell of it). A round's close waits for them all: after a flood at its end, several at once.
 
     Nor does the scheduler's own life tell of one: it stays busy (`busy`) until each private half's longest time
     (grade.private_half_seconds, or `[scheduler] private_hold_seconds`) has passed since it was first seen due,
@@ -60,9 +61,9 @@ class Worker:
     running (a start of about a second) would say whether the evaluator took longer on the hidden labels than a
     time they chose."""
 
-    def __init__(self, store: Store, ring):
+    def __init__(self, store: Store, ring, threads: int = 1):
         self.store, self.ring = store, ring
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="private", initializer=lower_priority)
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="private", initializer=lower_priority)
         self.running: dict[int, Future] = {}
         self.hold_until = 0.0  # (time.monotonic) when the last private half seen due is sure to be scored
 
@@ -81,11 +82,17 @@ class Worker:
                 fut.add_done_callback(self.ring)
                 self.running[run_id] = fut
                 hold = settings.private_hold or private_half_seconds(settings, Path(dataset))
-                self.hold_until = max(self.hold_until, time.monotonic()) + hold  # (one at a time: one after another)
+                # as if scored one after another: on more threads, in this order, none ends later than that
+                self.hold_until = max(self.hold_until, time.monotonic()) + hold
 
     def shutdown(self) -> None:
         """The one under way ends; those waiting stay due for the next scheduler (a stop never waits on a backlog)."""
         self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def threads(settings: Settings) -> int:
+    """How many private halves are scored at once: a quarter of the run slots, 1 to 4."""
+    return max(1, min(4, settings.max_concurrent_runs // 4))
 
 
 def due(store: Store) -> list[tuple[int, str]]:
