@@ -210,7 +210,7 @@ def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path
         score = m.score(Records(labels=np.array([labels[i] for i in public], dtype=kind),
                                 predictions=np.array([i % 3 for i in public], dtype=kind)))
         got = score_interval.compute(task, task / "test" / "test_label", prediction, score, None, SPLIT,
-                                     private=False)
+                                     wanted=("public",))
         staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
         kept.append((got, list(calls), [(prediction.parent / name).read_bytes() for name in staged]))
     assert kept[0] == kept[1] and kept[0][0].low is not None and kept[0][0].private_low is None
@@ -298,7 +298,7 @@ def test_the_reported_grades_class_table_holds_the_public_halfs_classes_alone(tm
                                 predictions=np.array([i % 3 for i in public])))
         tables.clear()
         got = score_interval.compute(task, task / "test" / "test_label", prediction, score, None, SPLIT,
-                                     private=False)
+                                     wanted=("public",))
         staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
         kept.append((got, sorted(set(tables)), [(prediction.parent / name).read_bytes() for name in staged]))
     assert kept[0] == kept[1] and kept[0][1] == [9] and kept[0][0].low is not None  # (3 classes: a 3x3 table)
@@ -332,3 +332,44 @@ def test_private_halves_are_scored_several_at_once_at_a_low_priority(monkeypatch
     worker.pool.shutdown(wait=True)
     assert most[0] == 2 and seen == [private_half.PRIORITY] * 5
     assert worker.busy and worker.hold_until - start >= 5 * 5  # (held as if one after another)
+
+
+@pytest.mark.parametrize("metric_name", ["rmse", "f1"])
+def test_the_later_grades_interval_work_is_the_private_halfs_alone(tmp_path, monkeypatch, metric_name):
+    """The later grade checks the public half's score (cheap) but resamples only the private half: the same
+    private interval, values and draws as one grade of both halves, for about half the work."""
+    from test_private_half_blind import SPLIT, N, _task
+
+    from harness.scoring import score_interval, uncertainty
+    from harness.scoring.metric_library import Records, metric
+    public, private = halves(N, *SPLIT)
+    calls = []
+    for name in ("interval", "common_draws"):
+        real = getattr(uncertainty, name)
+        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                                       _real(*a, **k))[1])
+    labels = [(i * 7) % 3 for i in range(N)]
+    task = _task(tmp_path, labels, metric_name)
+    if metric_name == "f1":
+        (task / "task.toml").write_text((task / "task.toml").read_text().replace('"lower"', '"higher"'))
+    m, kind = metric(metric_name), float if metric_name == "rmse" else int
+    pred = [i % 3 for i in range(N)]
+    score_of = [m.score(Records(labels=np.array([labels[i] for i in cut], dtype=kind),
+                                predictions=np.array([pred[i] for i in cut], dtype=kind))) for cut in (public, private)]
+    got = {}
+    for wanted in (("public", "private"), ("private",)):
+        prediction = tmp_path / "-".join(wanted) / "prediction"
+        prediction.parent.mkdir()
+        prediction.write_text("\n".join(map(str, pred)) + "\n")
+        calls.clear()
+        result = score_interval.compute(task, task / "test" / "test_label", prediction, score_of[0], score_of[1],
+                                        SPLIT, wanted=wanted)
+        staged = [np.load(prediction.parent / name) for name in sorted(p.name for p in prediction.parent.iterdir()
+                                                                      if p.name.endswith(".new"))]
+        got[wanted] = (result, list(calls), staged)
+    (both, both_calls, both_staged), (later, later_calls, later_staged) = got.values()
+    assert later.low is None and (later.private_low, later.private_high) == (both.private_low, both.private_high)
+    assert later.private_low is not None and len(later_calls) * 2 == len(both_calls)
+    for whole, alone in zip(both_staged, later_staged):  # values: the private indices; draws: the private row
+        assert np.array_equal(whole[private] if whole.ndim == 1 else whole[1],
+                              alone[private] if alone.ndim == 1 else alone[1])

@@ -17,6 +17,8 @@ from . import evaluator_call, score_interval
 from .evaluator import CONTAINER_START, ScoreResult, evaluate
 from .splits import PARTS, SplitFormat, SplitScores, evaluate_split
 
+PUBLIC, PRIVATE = PARTS
+
 PRIVATE_MARGIN = 30  # seconds for the rest of a private half's grade: its cut of the files, its store
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
 
@@ -92,9 +94,9 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
             got.intervals = score_interval.intervals(dataset, labels, prediction, got.score)
         return got
     fmt = SplitFormat.from_manifest(manifest.extra, str(dataset / MANIFEST))
+    parts = (PUBLIC,) if defer_private else (PRIVATE,) if public_score is not None else PARTS
     result = evaluate_split(evaluator, prediction, labels, fmt, rnd.public_fraction, rnd.split_seed, manifest.name,
-                            limit, settings.scorer_memory_bytes, call, values,
-                            ("public",) if defer_private else ("private",) if public_score is not None else PARTS)
+                            limit, settings.scorer_memory_bytes, call, values, parts)
     if isinstance(result, SplitScores):
         private, public_score = result.private, public_score if result.public is None else result.public.score
         if private is None:
@@ -103,8 +105,7 @@ def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rn
             got = Grade(public_score, private_score=private.score if private.ok else None,
                         private_failure=None if private.ok else private)
         got.intervals = score_interval.intervals(dataset, labels, prediction, got.score, got.private_score,
-                                                 (rnd.public_fraction, rnd.split_seed, manifest.name),
-                                                 private=private is not None)
+                                                 (rnd.public_fraction, rnd.split_seed, manifest.name), parts)
         return got
     return Grade(None, result.reason, result.message, result.detail)
 

@@ -26,6 +26,7 @@ from harness.core.errors import UserError
 from harness.taskpacks.registry import Manifest
 
 from . import capped_child
+from .splits import PARTS
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -44,6 +45,7 @@ MAX_VALUES = 10_000_000
 MEMORY_BYTES = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
+PUBLIC, PRIVATE = PARTS
 OUT_OF_MEMORY = 3  # the child's exit status when its memory cap stopped it
 OVERFLOW = "no interval: the prediction's values overflow when resampled"
 NOT_NUMBERS = "no interval: the evaluator's per_example.txt is not one finite number per line"
@@ -72,11 +74,14 @@ def _same(a: float, b: float) -> bool:
 
 
 def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None, private_score: float | None = None,
-              split: tuple[float, int, str] | None = None, private: bool = True) -> Intervals:
+              split: tuple[float, int, str] | None = None, parts: tuple[str, ...] = PARTS) -> Intervals:
     """The intervals of a graded prediction (SPLIT: a round's public fraction, seed and task name, cut as
     harness.scoring.splits cuts it), or an Intervals whose note says why there are none. Never raises for a
-    participant's file: the work happens in a capped child process. PRIVATE false: the private half is not
-    touched at all (a submit reported before its private half is scored: its values NaN, its draws NaN)."""
+    participant's file: the work happens in a capped child process. PARTS, of a round's halves, those whose
+    intervals to compute (harness.scoring.grade, as it evaluates them): ("public",) touches nothing of the private
+    half (a submit reported before its private half is scored: its values NaN, its draws NaN); ("private",) does
+    of the public half only what checks its score against the evaluator's (a private half scored later, whose
+    public half's interval, values and draws were kept as the submit was reported)."""
     (prediction.parent / STAGED).unlink(missing_ok=True)
     (prediction.parent / STAGED_DRAWS).unlink(missing_ok=True)
     manifest = Manifest.read(dataset)
@@ -96,7 +101,7 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
         return Intervals(note="no interval: the task's task.toml has no [split] to read its files by")
     job = {"dataset": str(dataset), "labels": str(labels), "prediction": str(prediction), "score": score,
            "private_score": private_score, "split": list(split) if split else None, "finish": finish,
-           "private": private}
+           "parts": list(parts)}
     why = "took too long"
     try:
         proc = capped_child.run(__name__, job, WALL_SECONDS)  # (None: past its wall-clock limit)
@@ -115,10 +120,10 @@ def intervals(dataset: Path, labels: Path, prediction: Path, score: float | None
 
 
 def compute(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
-            finish: str | None = None, private: bool = True) -> Intervals:
+            finish: str | None = None, wanted: tuple[str, ...] = PARTS) -> Intervals:
     """The child's work: parse, check against the evaluator's scores, resample; stage the per-example values."""
     if finish is not None:
-        return compute_from_values(dataset, labels, prediction, score, private_score, split, finish, private)
+        return compute_from_values(dataset, labels, prediction, score, private_score, split, finish, wanted)
     import numpy as np
 
     from .metric_records import task_aligned
@@ -131,7 +136,8 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         scores = [m.score(parts[0])]
     except Exception:  # noqa: BLE001 - a participant's file (nesting, sizes, odd values): no interval, never a crash
         return Intervals(note="no interval: the prediction could not be read as the task's metric reads it")
-    if split is not None and private:  # (PRIVATE false: the public half alone)
+    public = split is None or PUBLIC in wanted  # (the whole set, or a round's public half: its interval's work)
+    if split is not None and PRIVATE in wanted:
         try:  # the private half's failing drops its interval only: the public one depends on the public half alone
             parts.append(aligned.records(m, cuts[1]))
             scores.append(m.score(parts[1]))
@@ -139,7 +145,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
             scores.append(math.nan)
     if score is None or not _same(float(score), float(scores[0])):  # the public (or whole) half decides alone
         return Intervals(note=f"no interval: the task's evaluator scores otherwise than the library's {m.name}")
-    got = _of_parts(parts, scores, private_score, lambda part: interval(m, part, LEVEL, RESAMPLES, SEED))
+    got = _of_parts(parts, scores, private_score, lambda part: interval(m, part, LEVEL, RESAMPLES, SEED), public)
     if got.note:  # (overflow) nothing kept: no tie mark, no Ladder values
         return got
     if m.per_example:  # staged beside the graded prediction; kept when the grade is committed
@@ -150,7 +156,9 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
         return got
     from .uncertainty import common_draws  # a whole-sample metric: its scores on the common draws (ties)
     rows = [np.full(RESAMPLES, np.nan) for _ in cuts]
-    for i, part in enumerate(parts):  # (the private half's too, kept or not: the same time either way)
+    for i, part in enumerate(parts):
+        if i == 0 and not public:
+            continue  # (kept as the submit was reported: harness.scoring.score_interval.keep_private_half)
         try:
             rows[i] = np.asarray(common_draws(m, part, RESAMPLES, SEED), dtype=np.float64)
         except Exception:  # noqa: BLE001 - (MemoryError: a crafted prediction of thousands of classes)
@@ -158,7 +166,7 @@ def compute(dataset: Path, labels: Path, prediction: Path, score, private_score,
                 return got  # its interval stands, it gets no tie mark
     if len(rows) > 1 and got.private_low is None:
         rows[1] = np.full(RESAMPLES, np.nan)  # no private interval, no private draws
-    if not np.isfinite(rows[0]).all():
+    if public and not np.isfinite(rows[0]).all():
         return got
     with open(prediction.parent / STAGED_DRAWS, "wb") as fh:
         np.save(fh, np.stack(rows), allow_pickle=False)
@@ -193,12 +201,15 @@ def _finite(*bounds) -> bool:
     return all(b is not None and math.isfinite(b) for b in bounds)
 
 
-def _of_parts(parts: list, scores: list[float], private_score, interval_of) -> Intervals:
-    """The public (or whole-set) interval of PARTS[0]; with a second part (a round's private half) whose score
-    matches PRIVATE_SCORE, its interval too; bounds that are not finite dropped (Intervals.finite). The private
-    half's failing or overflowing only drops the private one (never told apart from a mismatch)."""
-    public = interval_of(parts[0])
-    got = Intervals(public.low, public.high)
+def _of_parts(parts: list, scores: list[float], private_score, interval_of, public: bool = True) -> Intervals:
+    """The public (or whole-set) interval of PARTS[0] (PUBLIC false: not computed, a later grade's); with a
+    second part (a round's private half) whose score matches PRIVATE_SCORE, its interval too; bounds that are not
+    finite dropped (Intervals.finite). The private half's failing or overflowing only drops the private one
+    (never told apart from a mismatch)."""
+    got = Intervals()
+    if public:
+        first = interval_of(parts[0])
+        got = Intervals(first.low, first.high)
     if len(parts) > 1:  # computed whatever the private score: the submit's time must not say whether it had one
         try:
             private = interval_of(parts[1])
@@ -215,7 +226,7 @@ def _finisher(name: str):
 
 
 def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, private_score, split,
-                        finish: str, private: bool = True) -> Intervals:
+                        finish: str, wanted: tuple[str, ...] = PARTS) -> Intervals:
     """compute() for an opaque evaluator that wrote its per-example values: one finite number per line, as many
     as the label file's records (read by the task's [split]), whose mean (FINISH: or its square root) is the
     printed score of the whole set or each half. Anything else: no interval, and the note says which."""
@@ -240,7 +251,7 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
         return Intervals(note="no interval: the evaluator's per-example values are not one per test example")
         #                     (their count follows the prediction: a figure the run chose, never shown)
     cuts = [np.arange(n)] if split is None else list(halves(n, *split))
-    if not private and len(cuts) > 1:  # (not touched: a submit reported before its private half is scored)
+    if PRIVATE not in wanted and len(cuts) > 1:  # (not touched: a submit reported before its private half is scored)
         values[cuts.pop()] = np.nan
     unfit = [_unfit(values[cut], finish) for cut in cuts]
     if unfit[0]:  # the public (or whole) half decides alone; a private half's unfit values are dropped (NaN)
@@ -256,7 +267,8 @@ def compute_from_values(dataset: Path, labels: Path, prediction: Path, score, pr
     for i, why in enumerate(unfit[1:], start=1):  # a stand-in of its size for the interval's work, dropped after
         if why:  # (NaN resamples as one cell, far faster than real values: the time would tell the failure)
             parts[i] = np.resize(parts[0], len(parts[i]))  # (the public half's values: drawn from the same test set)
-    got = _of_parts(parts, scores, private_score, lambda part: interval_of_values(part, fn, LEVEL, RESAMPLES, SEED))
+    got = _of_parts(parts, scores, private_score, lambda part: interval_of_values(part, fn, LEVEL, RESAMPLES, SEED),
+                    split is None or PUBLIC in wanted)
     if got.note:
         return got
     with open(prediction.parent / STAGED, "wb") as fh:
@@ -327,7 +339,7 @@ def main(argv: list[str]) -> None:
     try:
         got = compute(Path(job["dataset"]), Path(job["labels"]), Path(job["prediction"]), job["score"],
                       job["private_score"], tuple(job["split"]) if job["split"] else None, job.get("finish"),
-                      job.get("private", True))
+                      tuple(job.get("parts", PARTS)))
     except MemoryError:
         raise SystemExit(OUT_OF_MEMORY) from None
     print(json.dumps(asdict(got)))
