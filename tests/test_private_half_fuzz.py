@@ -2,6 +2,7 @@
 submit is reported on is the same, to the byte, whatever the private half's labels are; the later grade of the
 private half never raises, leaves the reported public half as it was, and comes to what one grade of both halves
 at once comes to."""
+import io
 from types import SimpleNamespace
 
 import numpy as np
@@ -68,28 +69,27 @@ def test_a_deferred_grade_is_blind_to_the_private_half_and_comes_to_a_whole_grad
         return
     prediction = tasks[0].parent / f"{task.name}-run" / "graded" / "prediction"
     score_interval.keep_values(prediction, True)  # (as the scheduler commits the reported grade)
-    public_values = _kept(prediction)
+    reported = _kept(prediction)
     later = grade(harness, task, prediction, False, ROUND, None, public_score=score)
     if later.ok:
         score_interval.keep_private_half(prediction, (ROUND.public_fraction, ROUND.split_seed, "tiny"))
     else:
         score_interval.keep_values(prediction, False)
     assert later.score == score and not later.private_due
-    kept = _kept(prediction)
-    for before, after, public in zip(public_values, kept, (PUBLIC, 0)):  # the public half's values, its draws
-        if before is not None:  # ... kept as reported
-            assert after is not None and np.array_equal(before[public], after[public], equal_nan=True)
+    assert _kept(prediction) == reported  # what the submit was reported with: as it was, to the byte
     whole_prediction = _graded(where / "whole", data)
     whole = grade(harness, task, whole_prediction, False, ROUND, None)
     assert (whole.score, whole.private_score) == (later.score, later.private_score)
     if later.private_score is not None:
         assert 0.0 <= later.private_score <= 1.0
+    score_interval.keep_values(whole_prediction, True)
+    private_kept = _kept(prediction, score_interval.PRIVATE_KEPT.values())
+    for whole_kept, alone, cut in zip(_kept(whole_prediction), private_kept, (PRIVATE, 1)):  # the private half
+        if alone is not None:  # ... as one grade of both halves keeps it
+            assert np.array_equal(np.load(io.BytesIO(whole_kept))[cut], np.load(io.BytesIO(alone))[cut])
 
 
-def _kept(prediction):
-    """(per-example values, draws) kept beside PREDICTION, None where none."""
-    out = []
-    for name in (score_interval.PER_EXAMPLE, score_interval.DRAWS):
-        path = prediction.parent / name
-        out.append(np.load(path) if path.exists() else None)
-    return out
+def _kept(prediction, names=(score_interval.PER_EXAMPLE, score_interval.DRAWS)):
+    """The bytes of the values and draws kept beside PREDICTION (NAMES), None where none."""
+    return [(prediction.parent / name).read_bytes() if (prediction.parent / name).exists() else None
+            for name in names]

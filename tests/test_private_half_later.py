@@ -217,10 +217,13 @@ def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path
     assert len(kept[0][1]) == (1 if metric_name == "rmse" else 2)  # the public half's work alone
 
 
-def test_the_later_grade_writes_the_private_half_alone_into_what_the_reported_one_kept(tmp_path):
-    """The later grade's child does more (both halves) and may fail where the reported one did not: the public
-    half's kept values and draws stay as they were, to the byte, and with nothing kept nothing is written."""
-    from harness.scoring import score_interval
+def test_the_later_grade_keeps_the_private_half_beside_what_the_reported_one_kept(tmp_path):
+    """The later grade's child does more (both halves) and may fail where the reported one did not: what the
+    reported grade kept stays as it was, to the byte and to its inode (a public board's tie marks are cached by
+    those files: review of stop 52, a rewrite made the next public read slower at the moment the private half was
+    kept); the private half goes into files of its own, which a private board reads; with nothing kept at the
+    report nothing is written. A grade of both halves at once (a rescore) drops them."""
+    from harness.scoring import board_ties, score_interval
     split = (0.4, 5, "t")
     public, private = halves(20, *split)
     folder = tmp_path / "graded"
@@ -234,21 +237,76 @@ def test_the_later_grade_writes_the_private_half_alone_into_what_the_reported_on
             np.save(fh, array)
     save(score_interval.PER_EXAMPLE, values)
     save(score_interval.DRAWS, draws)
+    reported = {p.name: (p.read_bytes(), p.stat().st_ino, p.stat().st_mtime_ns) for p in folder.iterdir()}
+    stamp = board_ties._stamp(str(tmp_path))
     save(score_interval.STAGED, np.arange(20.0) + 100)  # (its public half differs: never taken)
     save(score_interval.STAGED_DRAWS, np.stack([np.zeros(5), np.full(5, 2.0)]))
     score_interval.keep_private_half(prediction, split)
-    kept = np.load(folder / score_interval.PER_EXAMPLE)
-    assert (kept[public] == public).all() and (kept[private] == private + 100).all()
-    assert (np.load(folder / score_interval.DRAWS) == np.stack([np.ones(5), np.full(5, 2.0)])).all()
+    assert {name: (folder / name).read_bytes() for name in reported} == {k: v[0] for k, v in reported.items()}
+    assert {name: ((folder / name).stat().st_ino, (folder / name).stat().st_mtime_ns) for name in reported} == \
+        {k: v[1:] for k, v in reported.items()} and board_ties._stamp(str(tmp_path)) == stamp
+    later = board_ties.kept_halves(str(tmp_path), private=True)
+    assert (later[private] == private + 100).all() and (later[public] == public).all()  # (both halves, merged)
+    assert (board_ties.kept_halves(str(tmp_path))[public] == public).all()
+    assert (board_ties.kept_draws(str(tmp_path), private=True)[1] == 2.0).all()
+    assert board_ties._stamp(str(tmp_path), private=True) != board_ties._stamp(str(tmp_path))
     assert not list(folder.glob("*.new"))
     before = {p.name: p.read_bytes() for p in folder.iterdir()}
     score_interval.keep_private_half(prediction, split)  # the later grade's child failed: nothing staged
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    save(score_interval.STAGED, np.arange(20.0))  # a rescore's grade of both halves: the private files go
+    score_interval.keep_values(prediction, True)
+    assert sorted(p.name for p in folder.iterdir()) == [score_interval.PER_EXAMPLE]
     for p in list(folder.iterdir()):
         p.unlink()
     save(score_interval.STAGED, np.arange(20.0))  # nothing kept at the report: nothing is now
     score_interval.keep_private_half(prediction, split)
     assert not list(folder.iterdir())
+
+
+def test_a_private_half_taken_again_after_a_failed_try_does_not_grow_the_hold(monkeypatch, tmp_path):
+    """Review of stop 52: each try of one submission's private half (a database that failed it) grew the hold by
+    a whole private half's time, so an outage of an hour kept the scheduler up for days."""
+    from harness.core.settings import load_settings
+    from harness.scheduler import private_half
+    settings = load_settings()
+    monkeypatch.setattr(private_half, "score", lambda *a: None)  # (as a failed try: it returns, due still)
+    monkeypatch.setattr(private_half, "due", lambda store: [(1, str(tmp_path / "gone"))])
+    worker = private_half.Worker(None, lambda *_: None, 1)
+    start = time.monotonic()
+    for _ in range(10):
+        worker.tick(settings)
+        time.sleep(0.02)
+    one = private_half.private_half_seconds(settings, tmp_path / "gone")
+    assert one <= worker.hold_until - start <= one + 1
+
+
+def test_a_later_private_interval_stands_only_beside_a_public_one(tmp_path):
+    """As one grade of both halves: a public half whose interval overflows leaves no private interval either
+    (the later grade does not resample the public half; private_half.private_interval keeps the rule)."""
+    from test_private_half_blind import SPLIT, N, _task
+
+    from harness.scheduler.private_half import private_interval
+    from harness.scoring import score_interval
+    from harness.scoring.metric_library import Records, metric
+    public, private = halves(N, *SPLIT)
+    labels = [float(i % 3) for i in range(N)]
+    task = _task(tmp_path, labels, "rmse")
+    pred = [1.2e154 if i == public[0] else float(i % 2) for i in range(N)]  # (its square overflows when summed)
+    m = metric("rmse")
+    scores = [m.score(Records(labels=np.array([labels[i] for i in cut]), predictions=np.array([pred[i] for i in cut])))
+              for cut in (public, private)]
+    got = {}
+    for wanted in (("public", "private"), ("private",)):
+        prediction = tmp_path / "-".join(wanted) / "prediction"
+        prediction.parent.mkdir()
+        prediction.write_text("\n".join(repr(x) for x in pred) + "\n")
+        got[wanted] = score_interval.compute(task, task / "test" / "test_label", prediction, *scores, SPLIT,
+                                             wanted=wanted)
+    joint, later = got.values()
+    assert joint.low is None and joint.private_low is None and later.private_low is not None  # (the later alone)
+    assert private_interval(joint.low, later) == (None, None)
+    assert private_interval(0.5, later) == (later.private_low, later.private_high)
 
 
 HOLD = 8  # [scheduler] private_hold_seconds in the test below: longer than its slow private half (5 s)

@@ -66,6 +66,7 @@ class Worker:
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="private", initializer=lower_priority)
         self.running: dict[int, Future] = {}
         self.hold_until = 0.0  # (time.monotonic) when the last private half seen due is sure to be scored
+        self.held: set[int] = set()  # the runs it counts (one taken again after a failed try is not counted twice)
 
     @property
     def busy(self) -> bool:
@@ -76,12 +77,17 @@ class Worker:
         for run_id, fut in list(self.running.items()):
             if fut.done():
                 del self.running[run_id]
-        for run_id, dataset in due(self.store):
+        waiting = due(self.store)
+        self.held &= {run_id for run_id, _ in waiting}
+        for run_id, dataset in waiting:
             if run_id not in self.running:
                 fut = self.pool.submit(score, settings, self.store, run_id)
                 fut.add_done_callback(self.ring)
                 self.running[run_id] = fut
-                hold = settings.private_hold or private_half_seconds(settings, Path(dataset))
+            if run_id not in self.held:  # (a database that failed a try: the hold is not grown again for it)
+                self.held.add(run_id)
+                hold = settings.private_hold
+                hold = private_half_seconds(settings, Path(dataset)) if hold is None else hold
                 # as if scored one after another: on more threads, in this order, none ends later than that
                 self.hold_until = max(self.hold_until, time.monotonic()) + hold
 
@@ -117,6 +123,13 @@ def score(settings: Settings, store: Store, run_id: int) -> None:
             _give_up(store, run_id, f"private half: {type(exc).__name__}: {exc}")
         except Exception:  # noqa: BLE001 - the store fails too: due still, the next pass tries again
             log.error("private half of run %s left due: %s", run_id, traceback.format_exc())
+
+
+def private_interval(public_low: float | None, got: score_interval.Intervals) -> tuple:
+    """The private interval a later grade keeps (GOT: its intervals) beside the public one the submit was
+    reported with (PUBLIC_LOW: None, none): as one grade of both halves, none without a public one (the later
+    grade does not resample the public half, so it cannot tell that its interval overflowed, say)."""
+    return (got.private_low, got.private_high) if public_low is not None else (None, None)
 
 
 def _give_up(store: Store, run_id: int, why: str) -> None:
@@ -158,7 +171,7 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
         if failure is None:
             sub.private_score = g.private_score
             got = (g.intervals or score_interval.Intervals()).finite()
-            sub.private_low, sub.private_high = got.private_low, got.private_high
+            sub.private_low, sub.private_high = private_interval(sub.score_low, got)
         if g is not None and g.ok:  # (the public half's kept values and draws stay as the submit was reported)
             score_interval.keep_private_half(prediction_path(run_dir), (rnd.public_fraction, rnd.split_seed, task))
         else:

@@ -27,10 +27,19 @@ def kept_path(run_dir: str, name: str | None = None) -> Path:
     return prediction_path(run_dir).parent / (name or PER_EXAMPLE)
 
 
-def _stamp(run_dir: str) -> tuple:
-    from .score_interval import DRAWS
+def _later(name: str) -> str:
+    """The file beside NAME where a round's private half scored after its submit was reported is kept, if it was
+    (score_interval.PRIVATE_KEPT; a grade of both halves at once keeps them in NAME)."""
+    from .score_interval import PRIVATE_KEPT
+    return PRIVATE_KEPT[name]
+
+
+def _stamp(run_dir: str, private: bool = False) -> tuple:
+    """What a board's tie marks are cached by: the kept files they read (a public board: never the private
+    half's, which a later grade writes when the private half is scored: its next read would tell when)."""
+    from .score_interval import DRAWS, PER_EXAMPLE
     out = []
-    for name in (None, DRAWS):
+    for name in (PER_EXAMPLE, DRAWS) + ((_later(PER_EXAMPLE), _later(DRAWS)) if private else ()):
         try:
             st = kept_path(run_dir, name).stat()
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
@@ -50,15 +59,23 @@ def _load(path: Path, ndim: int):
 
 
 def kept_values(run_dir: str):
-    """The per-example values kept when the submission was graded (mean metrics), or None (also for values
-    that would overflow when resampled, or a round's private half that had none: uncertainty.summable)."""
-    return usable(kept_halves(run_dir))
+    """The per-example values kept when the submission was graded (mean metrics; a round's: both halves, the
+    private one's as scored after the report), or None (also for values that would overflow when resampled, or a
+    round's private half that had none: uncertainty.summable). It reads the private half: the caller's rule."""
+    return usable(kept_halves(run_dir, private=True))
 
 
-def kept_halves(run_dir: str):
+def kept_halves(run_dir: str, private: bool = False):
     """kept_values() as kept, for a caller that cuts one half of a round out of them and checks it (usable()):
-    a round's private half may be NaN (its values could not be kept: score_interval._by_part), or None."""
-    return _load(kept_path(run_dir), 1)
+    a round's private half may be NaN (its values could not be kept: score_interval._by_part), or None. PRIVATE:
+    for the private half (scored after the submit was reported: its own file)."""
+    from .score_interval import PER_EXAMPLE
+    reported = _load(kept_path(run_dir), 1)
+    later = _load(kept_path(run_dir, _later(PER_EXAMPLE)), 1) if private and reported is not None else None
+    if later is None or later.shape != reported.shape:
+        return reported
+    import numpy as np
+    return np.where(np.isnan(later), reported, later)  # (NaN but for the private half: the reported one's rest)
 
 
 def usable(values):
@@ -67,10 +84,16 @@ def usable(values):
     return values if values is not None and summable(values) else None
 
 
-def kept_draws(run_dir: str):
-    """A whole-sample metric's scores on the common resamples (one row per half), kept at grading, or None."""
+def kept_draws(run_dir: str, private: bool = False):
+    """A whole-sample metric's scores on the common resamples (one row per half), kept at grading, or None.
+    PRIVATE: with the private half's row (from its own file, when it was scored after the report)."""
     from .score_interval import DRAWS
-    return _load(kept_path(run_dir, DRAWS), 2)
+    reported = _load(kept_path(run_dir, DRAWS), 2)
+    later = _load(kept_path(run_dir, _later(DRAWS)), 2) if private and reported is not None else None
+    if later is None or later.shape != reported.shape or len(later) < 2:
+        return reported
+    reported[1] = later[1]
+    return reported
 
 
 def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list | None:
@@ -79,7 +102,9 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
     SPLIT: (fraction, seed, task, "public" or "private") of a round: the examples of that half. Mean metrics
     compare their per-example values; whole-sample metrics (f1, balanced accuracy, GAP) their scores on the
     common resamples, which are paired by construction (harness.scoring.resampling.common_draw_scores)."""
-    key = (tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)  # a rescore rewrites them
+    private = split is not None and split[3] == "private"
+    key = (tuple(run_dirs), tuple(_stamp(d, private) for d in run_dirs), direction.value, split)  # (a rescore
+    #                                                                                         rewrites them)
     if key in _CACHE:
         return _CACHE[key]
     if len(run_dirs) < 2:
@@ -88,13 +113,13 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
 
     from .splits import halves
     from .uncertainty import beats_probability_of_values, share_better
-    vectors = [kept_values(d) if split is None else kept_halves(d) for d in run_dirs]
+    vectors = [kept_values(d) if split is None else kept_halves(d, private) for d in run_dirs]
     if split is not None:  # each vector's own half (a vector of another length pairs with nothing)
         cut = {n: halves(n, *split[:3])[0 if split[3] == "public" else 1] for n in {len(v) for v in vectors
                                                                                    if v is not None}}
         vectors = [None if v is None else usable(v[cut[len(v)]]) for v in vectors]
-    row = 1 if split is not None and split[3] == "private" else 0
-    draws = [None if v is not None or (d := kept_draws(r)) is None or d.shape[0] <= row else d[row]
+    row = 1 if private else 0
+    draws = [None if v is not None or (d := kept_draws(r, private)) is None or d.shape[0] <= row else d[row]
              for v, r in zip(vectors, run_dirs)]
     sign = direction.sign
     out = []
@@ -176,7 +201,7 @@ def expected_shakeup(rows: list[dict], rows_fn, direction: Direction, split: tup
     entries = [r for r in rows if r.get("final_submission") is not None][:TOP]
     dirs = read_sql.run_dirs(rows_fn, [r["final_submission"] for r in entries])
     run_dirs = [dirs.get(r["final_submission"], "") for r in entries]
-    key = ("shakeup", tuple(run_dirs), tuple(_stamp(d) for d in run_dirs), direction.value, split)
+    key = ("shakeup", tuple(run_dirs), tuple(_stamp(d, True) for d in run_dirs), direction.value, split)
     if key in _CACHE:
         return _CACHE[key]
     vectors = {r["team"]: v for r, d in zip(entries, run_dirs) if (v := kept_values(d)) is not None}
@@ -209,7 +234,7 @@ def _shakeup_from_draws(entries: list[dict], run_dirs: list[str], rows_fn, direc
     import numpy as np
 
     from .uncertainty import ranks
-    usable = [(r, d) for r, run_dir in zip(entries, run_dirs) if (d := kept_draws(run_dir)) is not None
+    usable = [(r, d) for r, run_dir in zip(entries, run_dirs) if (d := kept_draws(run_dir, True)) is not None
               and d.shape[0] >= 2 and np.isfinite(d[:2]).all()]  # a team without them sits out
     width = _most_common([d.shape[1] for _, d in usable])
     usable = [(r, d) for r, d in usable if d.shape[1] == width]

@@ -15,7 +15,7 @@ from harness.taskpacks.registry import MANIFEST, Manifest
 
 from . import evaluator_call, score_interval
 from .evaluator import CONTAINER_START, ScoreResult, evaluate
-from .splits import PARTS, SplitFormat, SplitScores, evaluate_split
+from .splits import PARTS, SPLIT_WALL_SECONDS, SplitFormat, SplitScores, evaluate_split
 
 PUBLIC, PRIVATE = PARTS
 
@@ -60,13 +60,14 @@ def take_prediction(settings: Settings, run_dir: str) -> Grade | None:
 
 
 def private_half_seconds(settings: Settings, dataset: Path) -> float:
-    """The longest a submission's private half can take to grade (harness.scheduler.private_half): its evaluator's
-    time limit (a container's start and end on top), its interval child's, and PRIVATE_MARGIN."""
+    """The longest a submission's private half can take to grade (harness.scheduler.private_half): the cut of its
+    files (splits.SPLIT_WALL_SECONDS), its evaluator's time limit (a container's start and end on top), its
+    interval child's, and PRIVATE_MARGIN."""
     try:
         limit = Manifest.read(dataset).scorer_seconds or settings.scorer_time_limit
     except Exception:  # noqa: BLE001 - the task's folder gone or broken: its grade fails at once
         limit = settings.scorer_time_limit
-    return limit + CONTAINER_START + score_interval.WALL_SECONDS + PRIVATE_MARGIN
+    return SPLIT_WALL_SECONDS + limit + CONTAINER_START + score_interval.WALL_SECONDS + PRIVATE_MARGIN
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,

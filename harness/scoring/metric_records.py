@@ -120,7 +120,7 @@ def _ranked(labels: list, preds: list) -> tuple[np.ndarray, np.ndarray]:
         if min((x for seq in pred_codes for x in seq), default=0) < 0 or \
                 min((c.min(initial=0) for c in lab_codes), default=0) < 0:
             raise ValueError
-    except (TypeError, ValueError):  # anything else: text items, coded in one shared codebook
+    except (TypeError, ValueError, OverflowError):  # anything else (past int64 too): text items, in one codebook
         book: dict[str, int] = {}
         lab_codes = [np.asarray([book.setdefault(_norm(x), len(book)) for x in seq], dtype=np.int64) for seq in lab]
         pred_codes = [[book.setdefault(_norm(x), len(book)) for x in seq] for seq in pred]

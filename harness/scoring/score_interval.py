@@ -39,6 +39,9 @@ STAGED = PER_EXAMPLE + ".new"  # this grade's values until it is committed
 DRAWS_VERSION = 1
 DRAWS = f"common_draws.v{DRAWS_VERSION}.npy"
 STAGED_DRAWS = DRAWS + ".new"
+PRIVATE_KEPT = {PER_EXAMPLE: "per_example.private.npy", DRAWS: f"common_draws.v{DRAWS_VERSION}.private.npy"}  # a
+#   round's private half scored after its submit was reported (keep_private_half): beside, never into, what the
+#   reported grade kept, which a public board's tie marks are cached by (board_ties: a rewrite would show when)
 EVALUATOR_VALUES = "evaluator_per_example.txt"  # an opaque evaluator's own per_example.txt (harness.scoring.evaluator)
 FINISHES = ("mean", "sqrt-mean")  # how those values make the evaluator's score
 MAX_VALUES = 10_000_000
@@ -292,9 +295,11 @@ def _unfit(values, finish: str) -> str | None:
 
 def keep_values(prediction: Path, keep: bool) -> None:
     """Commit (KEEP) or drop this grade's staged per-example values (or common-draw scores); an earlier grade's
-    never outlive it."""
+    never outlive it (nor a private half kept after it: keep_private_half)."""
     for name in (PER_EXAMPLE, DRAWS):
         staged, kept = prediction.parent / (name + ".new"), prediction.parent / name
+        if keep:
+            (prediction.parent / PRIVATE_KEPT[name]).unlink(missing_ok=True)
         if keep and staged.exists():
             staged.replace(kept)
             continue
@@ -305,9 +310,12 @@ def keep_values(prediction: Path, keep: bool) -> None:
 
 def keep_private_half(prediction: Path, split: tuple[float, int, str]) -> None:
     """Commit a later grade's private half only (harness.scheduler.private_half): its per-example values and its
-    row of common-draw scores written into what the reported grade kept, whose public half stays as it was, to the
-    byte (that grade's child may fail, or run out of memory, where the reported one did not: it does more); kept
-    nothing, nothing is written. The staged files go either way."""
+    row of common-draw scores, in files of their own (PRIVATE_KEPT: the private board reads them), shaped as the
+    reported grade's and NaN but for the private half. What the reported grade kept stays as it was, to the byte
+    and to its inode: a public board's tie marks are cached by those files, and a rewrite would make its next read
+    slower at the moment the private half was kept (review of stop 52). Kept nothing then (that grade's child may
+    fail, or run out of memory, where the reported one did not: it does more), nothing is written. The staged
+    files go either way."""
     import numpy as np
 
     from .splits import halves
@@ -317,16 +325,17 @@ def keep_private_half(prediction: Path, split: tuple[float, int, str]) -> None:
             old, new = np.load(kept, allow_pickle=False), np.load(staged, allow_pickle=False)
             if old.shape != new.shape or old.ndim != (1 if name == PER_EXAMPLE else 2):
                 continue
+            out = np.full(old.shape, np.nan)
             if name == PER_EXAMPLE:
                 private = halves(len(old), *split)[1]
-                old[private] = new[private]
+                out[private] = new[private]
             elif len(old) == 2:
-                old[1] = new[1]
+                out[1] = new[1]
             else:
                 continue
             with open(staged, "wb") as fh:
-                np.save(fh, old, allow_pickle=False)
-            staged.replace(kept)
+                np.save(fh, out, allow_pickle=False)
+            staged.replace(prediction.parent / PRIVATE_KEPT[name])
         except (OSError, ValueError, UserError):  # none kept, none staged: nothing to write
             pass
         finally:
