@@ -157,6 +157,15 @@ def test_a_repeated_item_counts_once_in_a_ranked_list():
     assert metric("map@3").score(records) == pytest.approx((1 / 1 + 2 / 3) / 2)
 
 
+def test_ranked_items_past_int64_are_read_as_text():
+    """Review of stop 52: an item of 2**63 or more overflowed the integer path (no interval at all) instead of
+    being read as text, as any other item that is not a small integer is."""
+    from harness.scoring.metric_records import build_records
+    big = str(2 ** 64)
+    records = build_records(metric("map@2"), [[big, "3"], ["5"]], [[big, "9"], ["7", "5"]])
+    assert metric("map@2").score(records) == pytest.approx(((1 / 1) / 2 + (1 / 2) / 1) / 2)
+
+
 def test_mae():
     records = Records(np.array([1.0, 2.0, 4.0]), np.array([2.0, 2.0, 1.0]))
     assert metric("mae").score(records) == pytest.approx(4 / 3)
