@@ -1,5 +1,5 @@
 """What a round's submit waits for, now that its private half is scored after it is reported
-(harness.scheduler.private_half), against grading both halves before the report (the path until stop 51).
+(harness.scheduler.private_half), against grading both halves before the report (the path until stop 50).
 
     .venv/bin/python bench/private_half.py [--scale 1.0] [--repeat 5]
 

@@ -158,7 +158,7 @@ def test_a_repeated_item_counts_once_in_a_ranked_list():
 
 
 def test_ranked_items_past_int64_are_read_as_text():
-    """Review of stop 52: an item of 2**63 or more overflowed the integer path (no interval at all) instead of
+    """Review of stop 51: an item of 2**63 or more overflowed the integer path (no interval at all) instead of
     being read as text, as any other item that is not a small integer is."""
     from harness.scoring.metric_records import build_records
     big = str(2 ** 64)

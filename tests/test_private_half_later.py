@@ -220,7 +220,7 @@ def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path
 def test_the_later_grade_keeps_the_private_half_beside_what_the_reported_one_kept(tmp_path):
     """The later grade's child does more (both halves) and may fail where the reported one did not: what the
     reported grade kept stays as it was, to the byte and to its inode (a public board's tie marks are cached by
-    those files: review of stop 52, a rewrite made the next public read slower at the moment the private half was
+    those files: review of stop 51, a rewrite made the next public read slower at the moment the private half was
     kept); the private half goes into files of its own, which a private board reads; with nothing kept at the
     report nothing is written. A grade of both halves at once (a rescore) drops them."""
     from harness.scoring import board_ties, score_interval
@@ -265,7 +265,7 @@ def test_the_later_grade_keeps_the_private_half_beside_what_the_reported_one_kep
 
 
 def test_a_private_half_taken_again_after_a_failed_try_does_not_grow_the_hold(monkeypatch, tmp_path):
-    """Review of stop 52: each try of one submission's private half (a database that failed it) grew the hold by
+    """Review of stop 51: each try of one submission's private half (a database that failed it) grew the hold by
     a whole private half's time, so an outage of an hour kept the scheduler up for days."""
     from harness.core.settings import load_settings
     from harness.scheduler import private_half

@@ -313,7 +313,7 @@ def keep_private_half(prediction: Path, split: tuple[float, int, str]) -> None:
     row of common-draw scores, in files of their own (PRIVATE_KEPT: the private board reads them), shaped as the
     reported grade's and NaN but for the private half. What the reported grade kept stays as it was, to the byte
     and to its inode: a public board's tie marks are cached by those files, and a rewrite would make its next read
-    slower at the moment the private half was kept (review of stop 52). Kept nothing then (that grade's child may
+    slower at the moment the private half was kept (review of stop 51). Kept nothing then (that grade's child may
     fail, or run out of memory, where the reported one did not: it does more), nothing is written. The staged
     files go either way."""
     import numpy as np
