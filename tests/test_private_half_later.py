@@ -272,7 +272,7 @@ def test_a_private_half_taken_again_after_a_failed_try_does_not_grow_the_hold(mo
     settings = load_settings()
     monkeypatch.setattr(private_half, "score", lambda *a: None)  # (as a failed try: it returns, due still)
     monkeypatch.setattr(private_half, "due", lambda store: [(1, str(tmp_path / "gone"))])
-    worker = private_half.Worker(None, lambda *_: None, 1)
+    worker = private_half.Worker(None, 1)
     start = time.monotonic()
     for _ in range(10):
         worker.tick(settings)
@@ -384,7 +384,7 @@ def test_private_halves_are_scored_several_at_once_at_a_low_priority(monkeypatch
             now[0] -= 1
     monkeypatch.setattr(private_half, "score", score)
     monkeypatch.setattr(private_half, "due", lambda store: [(run_id, str(tmp_path)) for run_id in (1, 2, 3, 4, 5)])
-    worker = private_half.Worker(None, lambda *_: None, private_half.threads(settings))
+    worker = private_half.Worker(None, private_half.threads(settings))
     start = time.monotonic()
     worker.tick(settings)
     worker.pool.shutdown(wait=True)
@@ -431,3 +431,45 @@ def test_the_later_grades_interval_work_is_the_private_halfs_alone(tmp_path, mon
     for whole, alone in zip(both_staged, later_staged):  # values: the private indices; draws: the private row
         assert np.array_equal(whole[private] if whole.ndim == 1 else whole[1],
                               alone[private] if alone.ndim == 1 else alone[1])
+
+
+def test_a_private_halfs_end_wakes_no_scheduler_pass(monkeypatch, tmp_path):
+    """Review of stop 51: its end rang the scheduler's bell, and the extra pass it made (off the scheduler's
+    rhythm, reading every running session's events file) told a running session when the private half was
+    scored. Now the next regular pass forgets it."""
+    import os
+
+    from harness.core.settings import load_settings
+    from harness.scheduler import private_half
+    from harness.scheduler.loop import Scheduler
+    from harness.store import open_store
+    settings = load_settings()
+    ended = []
+    monkeypatch.setattr(private_half, "score", lambda *a: ended.append(time.monotonic()))
+    monkeypatch.setattr(private_half, "due", lambda store: [(7, str(tmp_path))] if not ended else [])
+    scheduler = Scheduler(settings, open_store(settings.db_url))
+    try:
+        scheduler.private.tick(settings)
+        scheduler.private.pool.shutdown(wait=True)
+        assert ended and 7 in scheduler.private.running
+        with pytest.raises(BlockingIOError):  # nothing rang
+            os.read(scheduler._wake_r, 16)
+        scheduler.private.tick(settings)
+        assert not scheduler.private.running and scheduler.private.busy  # (forgotten; held still)
+    finally:
+        scheduler.shutdown()
+
+
+def test_a_public_boards_tie_marks_never_look_at_private_intervals():
+    """Review of stop 51: with no public interval on the board, a private interval kept later (a team's final
+    submission's) still made the public board's next read query its run folders and resample: more work, at the
+    moment the private half was kept."""
+    from harness.core.enums import Direction
+    from harness.scoring.board_ties import mark_board
+
+    def queried(*a, **k):
+        raise AssertionError("the public board looked up run folders")
+    rows = [{"team": t, "public_rank": i + 1, "public_submission": i + 1, "final_submission": i + 1,
+             "public_interval": None, "private_interval": [0.1, 0.2]} for i, t in enumerate(("red", "blue"))]
+    mark_board(rows, queried, Direction.HIGHER, "public_rank", "public_submission", (0.5, 1, "tiny", "public"))
+    assert all(r["tie"] is None and r["beats_next"] is None for r in rows)

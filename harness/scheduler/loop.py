@@ -55,7 +55,7 @@ class Scheduler:
         self._ended_submits: list[int] = []  # submit runs ended since the last tick (their teams' Ladders)
         self._ended_lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="score")
-        self.private = private_half.Worker(store, self._ring, private_half.threads(settings))  # (no run slot)
+        self.private = private_half.Worker(store, private_half.threads(settings))  # (no run slot)
         self.executor = get_executor(settings)
         self._last_heartbeat = 0.0
         self._settings_mtime: float | None = None

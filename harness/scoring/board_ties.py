@@ -113,7 +113,8 @@ def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = 
 
     from .splits import halves
     from .uncertainty import beats_probability_of_values, share_better
-    vectors = [kept_values(d) if split is None else kept_halves(d, private) for d in run_dirs]
+    vectors = [usable(kept_halves(d)) if split is None else kept_halves(d, private) for d in run_dirs]  # (what
+    #          the key's stamps are of)
     if split is not None:  # each vector's own half (a vector of another length pairs with nothing)
         cut = {n: halves(n, *split[:3])[0 if split[3] == "public" else 1] for n in {len(v) for v in vectors
                                                                                    if v is not None}}
@@ -174,9 +175,12 @@ def mark(rows: list[dict], run_dirs: dict, direction: Direction, rank_key: str, 
 def mark_board(rows: list[dict], rows_fn, direction: Direction, rank_key: str, id_key: str,
                split: tuple | None = None) -> None:
     """mark() for a board read through ROWS_FN (harness.store.quick): the run folders of its ranked
-    submissions in one query; nothing (not even numpy) when no row has an interval."""
+    submissions in one query; nothing (not even numpy) when no row has an interval of this board (a public
+    board's never looks at the private ones: review of stop 51, a private interval kept later made the public
+    board's next read do more at that moment)."""
     from harness.store import read_sql
-    if not any(r.get("interval") or r.get("public_interval") or r.get("private_interval") for r in rows):
+    fields = ("private_interval",) if split is not None and split[3] == "private" else ("interval", "public_interval")
+    if not any(r.get(f) for r in rows for f in fields):
         for r in rows:
             r.setdefault("tie", None)
             r.setdefault("beats_next", None)

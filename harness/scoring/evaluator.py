@@ -151,7 +151,11 @@ def evaluate(evaluation_py: Path, prediction: Path, label: Path, time_limit: flo
                                   preexec_fn=None if in_docker else _limit_memory(memory))
         except subprocess.TimeoutExpired:
             if in_docker:
-                subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True)
+                try:
+                    subprocess.run(["docker", "rm", "-f", container_name(Path(cwd))], capture_output=True,
+                                   timeout=CONTAINER_START)
+                except subprocess.TimeoutExpired:  # (an engine that hangs: the sweep takes it later)
+                    pass
             return out_of_bounds(f"evaluation.py ran past {time_limit:g} s", prediction, label)
         if values_to is not None and proc.returncode == 0:
             _take_values(Path(cwd), values_to)

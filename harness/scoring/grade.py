@@ -19,7 +19,7 @@ from .splits import PARTS, SPLIT_WALL_SECONDS, SplitFormat, SplitScores, evaluat
 
 PUBLIC, PRIVATE = PARTS
 
-PRIVATE_MARGIN = 30  # seconds for the rest of a private half's grade: its cut of the files, its store
+PRIVATE_MARGIN = 60  # seconds for the rest of a private half's grade: a container's removal, merging the values
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"
 
 
@@ -67,7 +67,7 @@ def private_half_seconds(settings: Settings, dataset: Path) -> float:
         limit = Manifest.read(dataset).scorer_seconds or settings.scorer_time_limit
     except Exception:  # noqa: BLE001 - the task's folder gone or broken: its grade fails at once
         limit = settings.scorer_time_limit
-    return SPLIT_WALL_SECONDS + limit + CONTAINER_START + score_interval.WALL_SECONDS + PRIVATE_MARGIN
+    return SPLIT_WALL_SECONDS + limit + 2 * CONTAINER_START + score_interval.WALL_SECONDS + PRIVATE_MARGIN
 
 
 def grade(settings: Settings, dataset: Path, prediction: Path, dry_run: bool, rnd: Round | None,
