@@ -28,6 +28,17 @@ def _task(tmp_path, labels, metric_name, extra=""):
     return task
 
 
+def count_resampling(monkeypatch) -> list:
+    """The names of the resampling calls (uncertainty.interval, common_draws) made from now on, in order."""
+    from harness.scoring import uncertainty
+    calls = []
+    for name in ("interval", "common_draws"):
+        real = getattr(uncertainty, name)
+        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
+                                                                                       _real(*a, **k))[1])
+    return calls
+
+
 def _grade(task, run_dir, pred, score, private_score, evaluator_values=None):
     """The intervals of PRED graded in RUN_DIR as a round's submission, its staged values committed."""
     prediction = prediction_path(str(run_dir))
@@ -220,7 +231,6 @@ def test_the_private_halfs_interval_work_is_done_whether_or_not_it_scored(tmp_pa
     """A submit's time must not say whether its private half scored: the private interval (and a whole-sample
     metric's private draws) were computed only when it did, which a prediction of many junk classes made seconds
     longer (review of this change: 11.3 s against 5.7 s). Now the same work either way; only what is kept differs."""
-    from harness.scoring import uncertainty
     labels = [i % 3 for i in range(N)]
     task = _task(tmp_path, labels, metric_name)
     if metric_name == "f1":
@@ -229,11 +239,7 @@ def test_the_private_halfs_interval_work_is_done_whether_or_not_it_scored(tmp_pa
     prediction.parent.mkdir()
     prediction.write_text("\n".join(str((y + (i % 4 == 0)) % 3) for i, y in enumerate(labels)) + "\n")
     public, private = halves(N, *SPLIT)
-    calls = []
-    for name in ("interval", "common_draws"):
-        real = getattr(uncertainty, name)
-        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
-                                                                                       _real(*a, **k))[1])
+    calls = count_resampling(monkeypatch)
     from harness.scoring.metric_library import Records, metric
     m = metric(metric_name)
     text = prediction.read_text().split()

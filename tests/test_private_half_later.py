@@ -186,15 +186,11 @@ def test_the_private_half_alone_is_evaluated_later_with_the_public_halfs_values_
 def test_the_reported_grades_interval_work_never_reads_the_private_half(tmp_path, monkeypatch, metric_name):
     """The grade a submit is reported on computes and keeps the same, to the byte, whatever the private labels
     are: its interval child cuts the public half alone (private values and draws NaN) and resamples it alone."""
-    from test_private_half_blind import SPLIT, N, _task
+    from test_private_half_blind import SPLIT, N, _task, count_resampling
 
-    from harness.scoring import score_interval, uncertainty
+    from harness.scoring import score_interval
     public, private = halves(N, *SPLIT)
-    kept, calls = [], []
-    for name in ("interval", "common_draws"):
-        real = getattr(uncertainty, name)
-        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
-                                                                                       _real(*a, **k))[1])
+    kept, calls = [], count_resampling(monkeypatch)
     for shift in (0, 1):  # two test sets that differ in their private labels only
         labels = [(i % 3 + (shift if i in set(private.tolist()) else 0)) % 3 for i in range(N)]
         task = _task(tmp_path / str(shift), labels, metric_name)
@@ -396,16 +392,12 @@ def test_private_halves_are_scored_several_at_once_at_a_low_priority(monkeypatch
 def test_the_later_grades_interval_work_is_the_private_halfs_alone(tmp_path, monkeypatch, metric_name):
     """The later grade checks the public half's score (cheap) but resamples only the private half: the same
     private interval, values and draws as one grade of both halves, for about half the work."""
-    from test_private_half_blind import SPLIT, N, _task
+    from test_private_half_blind import SPLIT, N, _task, count_resampling
 
-    from harness.scoring import score_interval, uncertainty
+    from harness.scoring import score_interval
     from harness.scoring.metric_library import Records, metric
     public, private = halves(N, *SPLIT)
-    calls = []
-    for name in ("interval", "common_draws"):
-        real = getattr(uncertainty, name)
-        monkeypatch.setattr(uncertainty, name, lambda *a, _real=real, _name=name, **k: (calls.append(_name),
-                                                                                       _real(*a, **k))[1])
+    calls = count_resampling(monkeypatch)
     labels = [(i * 7) % 3 for i in range(N)]
     task = _task(tmp_path, labels, metric_name)
     if metric_name == "f1":
