@@ -269,52 +269,6 @@ def test_dataset_add_refuses_a_pack_that_cannot_score(cli, tmp_path):
     assert all(t["name"] not in ("nodry", "crashing") for t in cli.json("dataset", "ls"))
 
 
-NICENESS_EVAL = '''
-import argparse
-import os
-p = argparse.ArgumentParser()
-p.add_argument("--prediction", type=str)
-p.parse_args()
-open("/data/starthon/test/test_label").read()  # the fixed path: a 2019 evaluator, run in a container here
-print(os.nice(0))  # its own niceness, as its score
-'''
-
-
-@pytest.mark.docker
-def test_a_container_evaluator_started_by_a_lowered_thread_runs_as_low(tmp_path, state_root, docker_ready,
-                                                                        monkeypatch):
-    """A private half's evaluator (scheduler.private_half: its thread at niceness 10) in a container runs at that
-    niceness, and its container's CPU weight is lowered to match, not at the Docker daemon's priority."""
-    import threading
-
-    from harness.core.settings import load_settings
-    from harness.scheduler.private_half import PRIORITY, lower_priority
-    from harness.scoring import evaluator, evaluator_call
-    from harness.taskpacks import layout
-    from harness.taskpacks.registry import Manifest
-    pack = make_tiny_task(tmp_path / "starthon", name="starthon")
-    (pack / "evaluation.py").write_text(NICENESS_EVAL)
-    prediction = tmp_path / "prediction"
-    prediction.write_text("1\n")
-    settings, manifest = load_settings(), Manifest.read(pack)
-    call = evaluator_call.detect(pack, manifest)
-    call.image, call.prefer = settings.docker_image, "docker"
-    got, commands = {}, []
-    real = evaluator_call.command
-    monkeypatch.setattr(evaluator, "command", lambda *a, **k: commands.append(real(*a, **k)) or commands[-1])
-    for name, lower in (("plain", False), ("lowered", True)):
-        def score(name=name, lower=lower):
-            if lower:
-                lower_priority()
-            got[name] = evaluator.evaluate(layout.evaluator(pack), prediction, layout.label_path(pack, False), 60,
-                                           None, call).score
-        thread = threading.Thread(target=score)
-        thread.start()
-        thread.join(120)
-    assert got == {"plain": 0, "lowered": PRIORITY}
-    assert "--cpu-shares" not in commands[0] and commands[1][commands[1].index("--cpu-shares") + 1] == "110"
-
-
 @pytest.mark.docker
 def test_a_2019_evaluator_with_requirements_scores_a_docker_run(cli, tmp_path, nsml_folder, monkeypatch,
                                                                docker_ready):

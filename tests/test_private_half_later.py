@@ -260,23 +260,6 @@ def test_the_later_grade_keeps_the_private_half_beside_what_the_reported_one_kep
     assert not list(folder.iterdir())
 
 
-def test_a_private_half_taken_again_after_a_failed_try_does_not_grow_the_hold(monkeypatch, tmp_path):
-    """Review of stop 51: each try of one submission's private half (a database that failed it) grew the hold by
-    a whole private half's time, so an outage of an hour kept the scheduler up for days."""
-    from harness.core.settings import load_settings
-    from harness.scheduler import private_half
-    settings = load_settings()
-    monkeypatch.setattr(private_half, "score", lambda *a: None)  # (as a failed try: it returns, due still)
-    monkeypatch.setattr(private_half, "due", lambda store: [(1, str(tmp_path / "gone"))])
-    worker = private_half.Worker(None, 1)
-    start = time.monotonic()
-    for _ in range(10):
-        worker.tick(settings)
-        time.sleep(0.02)
-    one = private_half.private_half_seconds(settings, tmp_path / "gone")
-    assert one <= worker.hold_until - start <= one + 1
-
-
 def test_a_later_private_interval_stands_only_beside_a_public_one(tmp_path):
     """As one grade of both halves: a public half whose interval overflows leaves no private interval either
     (the later grade does not resample the public half; private_half.private_interval keeps the rule)."""
@@ -303,28 +286,6 @@ def test_a_later_private_interval_stands_only_beside_a_public_one(tmp_path):
     assert joint.low is None and joint.private_low is None and later.private_low is not None  # (the later alone)
     assert private_interval(joint.low, later) == (None, None)
     assert private_interval(0.5, later) == (later.private_low, later.private_high)
-
-
-HOLD = 8  # [scheduler] private_hold_seconds in the test below: longer than its slow private half (5 s)
-
-
-@pytest.mark.parametrize("slow", [0, 5])
-def test_the_scheduler_stays_as_long_however_soon_the_private_half_is_scored(cli, tmp_path, state_root, slow):
-    """Its life past a submit's report is the private half's longest time plus its idle time, whatever the
-    evaluator did on the hidden labels (review 2: an otherwise idle scheduler left once the private half was
-    scored, and whether the next command found it running told whether that took longer than a chosen time)."""
-    from harness.scheduler.lease import FileLock
-    (state_root / "harness.toml").write_text(f"[scheduler]\nidle_exit_seconds = 1\nprivate_hold_seconds = {HOLD}\n")
-    name = _contest(cli, tmp_path, slow=slow)
-    lock = FileLock(state_root / ".harness" / "scheduler.lock")
-    got = cli.json("submit", name, "0", user="alice")
-    reported = time.monotonic()
-    assert _row(got["id"])[:2] == ("succeeded", True) or slow == 0  # (a fast half may be scored already)
-    while not lock.is_free() and time.monotonic() - reported < HOLD + 30:
-        time.sleep(0.1)
-    stayed = time.monotonic() - reported
-    assert HOLD - 0.5 < stayed < HOLD + 1 + 4, stayed  # (the hold, then its idle second; slack for a busy machine)
-    assert _row(got["id"])[1:3] == (False, _expected_private())
 
 
 def test_the_reported_grades_class_table_holds_the_public_halfs_classes_alone(tmp_path, monkeypatch):
@@ -356,36 +317,6 @@ def test_the_reported_grades_class_table_holds_the_public_halfs_classes_alone(tm
         staged = sorted(p.name for p in prediction.parent.iterdir() if p.name.endswith(".new"))
         kept.append((got, sorted(set(tables)), [(prediction.parent / name).read_bytes() for name in staged]))
     assert kept[0] == kept[1] and kept[0][1] == [9] and kept[0][0].low is not None  # (3 classes: a 3x3 table)
-
-
-def test_private_halves_are_scored_several_at_once_at_a_low_priority(monkeypatch, tmp_path):
-    """After a flood at a round's end its close waits for every private half: a quarter of the run slots score
-    them at once, each thread at the private halves' niceness; the scheduler's hold covers them all."""
-    import os
-    import threading
-
-    from harness.core.settings import load_settings
-    from harness.scheduler import private_half
-    settings = load_settings()
-    settings.max_concurrent_runs, settings.private_hold = 8, 5
-    lock, now, most, seen = threading.Lock(), [0], [0], []
-
-    def score(settings, store, run_id):
-        with lock:
-            now[0] += 1
-            most[0] = max(most[0], now[0])
-        seen.append(os.getpriority(os.PRIO_PROCESS, 0))
-        time.sleep(0.5)
-        with lock:
-            now[0] -= 1
-    monkeypatch.setattr(private_half, "score", score)
-    monkeypatch.setattr(private_half, "due", lambda store: [(run_id, str(tmp_path)) for run_id in (1, 2, 3, 4, 5)])
-    worker = private_half.Worker(None, private_half.threads(settings))
-    start = time.monotonic()
-    worker.tick(settings)
-    worker.pool.shutdown(wait=True)
-    assert most[0] == 2 and seen == [private_half.PRIORITY] * 5
-    assert worker.busy and worker.hold_until - start >= 5 * 5  # (held as if one after another)
 
 
 @pytest.mark.parametrize("metric_name", ["rmse", "f1"])
@@ -423,33 +354,6 @@ def test_the_later_grades_interval_work_is_the_private_halfs_alone(tmp_path, mon
     for whole, alone in zip(both_staged, later_staged):  # values: the private indices; draws: the private row
         assert np.array_equal(whole[private] if whole.ndim == 1 else whole[1],
                               alone[private] if alone.ndim == 1 else alone[1])
-
-
-def test_a_private_halfs_end_wakes_no_scheduler_pass(monkeypatch, tmp_path):
-    """Review of stop 51: its end rang the scheduler's bell, and the extra pass it made (off the scheduler's
-    rhythm, reading every running session's events file) told a running session when the private half was
-    scored. Now the next regular pass forgets it."""
-    import os
-
-    from harness.core.settings import load_settings
-    from harness.scheduler import private_half
-    from harness.scheduler.loop import Scheduler
-    from harness.store import open_store
-    settings = load_settings()
-    ended = []
-    monkeypatch.setattr(private_half, "score", lambda *a: ended.append(time.monotonic()))
-    monkeypatch.setattr(private_half, "due", lambda store: [(7, str(tmp_path))] if not ended else [])
-    scheduler = Scheduler(settings, open_store(settings.db_url))
-    try:
-        scheduler.private.tick(settings)
-        scheduler.private.pool.shutdown(wait=True)
-        assert ended and 7 in scheduler.private.running
-        with pytest.raises(BlockingIOError):  # nothing rang
-            os.read(scheduler._wake_r, 16)
-        scheduler.private.tick(settings)
-        assert not scheduler.private.running and scheduler.private.busy  # (forgotten; held still)
-    finally:
-        scheduler.shutdown()
 
 
 def test_a_public_boards_tie_marks_never_look_at_private_intervals():
