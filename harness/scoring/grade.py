@@ -15,9 +15,7 @@ from harness.taskpacks.registry import MANIFEST, Manifest
 
 from . import evaluator_call, score_interval
 from .evaluator import CONTAINER_START, ScoreResult, evaluate
-from .splits import PARTS, SPLIT_WALL_SECONDS, SplitFormat, SplitScores, evaluate_split
-
-PUBLIC, PRIVATE = PARTS
+from .splits import PARTS, PRIVATE, PUBLIC, SPLIT_WALL_SECONDS, SplitFormat, SplitScores, evaluate_split
 
 PRIVATE_MARGIN = 60  # seconds for the rest of a private half's grade: a container's removal, merging the values
 UNSAFE_PREDICTION = "invalid prediction: only a regular file the run wrote itself is scored"

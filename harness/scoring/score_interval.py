@@ -26,7 +26,7 @@ from harness.core.errors import UserError
 from harness.taskpacks.registry import Manifest
 
 from . import capped_child
-from .splits import PARTS
+from .splits import PARTS, PRIVATE, PUBLIC
 
 LEVEL = 0.95
 RESAMPLES = 1000
@@ -48,7 +48,6 @@ MAX_VALUES = 10_000_000
 MEMORY_BYTES = 2 << 30
 CPU_SECONDS = 60
 WALL_SECONDS = 120
-PUBLIC, PRIVATE = PARTS
 OUT_OF_MEMORY = 3  # the child's exit status when its memory cap stopped it
 OVERFLOW = "no interval: the prediction's values overflow when resampled"
 NOT_NUMBERS = "no interval: the evaluator's per_example.txt is not one finite number per line"

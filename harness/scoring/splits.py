@@ -38,6 +38,7 @@ from .evaluator import ScoreResult, check_prediction, evaluate
 
 FORMATS = ("csv", "json", "lines")
 PARTS = ("public", "private")  # a round's halves, in the order they are evaluated
+PUBLIC, PRIVATE = PARTS
 PUBLIC_VALUES = "evaluator_public_values.txt"  # the public half's own per-example values, kept for a later
 #                                                grade of the private half alone (evaluate_split)
 
