@@ -27,19 +27,12 @@ def kept_path(run_dir: str, name: str | None = None) -> Path:
     return prediction_path(run_dir).parent / (name or PER_EXAMPLE)
 
 
-def _later(name: str) -> str:
-    """The file beside NAME where a round's private half scored after its submit was reported is kept, if it was
-    (score_interval.PRIVATE_KEPT; a grade of both halves at once keeps them in NAME)."""
-    from .score_interval import PRIVATE_KEPT
-    return PRIVATE_KEPT[name]
-
-
 def _stamp(run_dir: str, private: bool = False) -> tuple:
     """What a board's tie marks are cached by: the kept files they read (a public board: never the private
     half's, which a later grade writes when the private half is scored: its next read would tell when)."""
-    from .score_interval import DRAWS, PER_EXAMPLE
+    from .score_interval import DRAWS, PER_EXAMPLE, PRIVATE_KEPT
     out = []
-    for name in (PER_EXAMPLE, DRAWS) + ((_later(PER_EXAMPLE), _later(DRAWS)) if private else ()):
+    for name in (PER_EXAMPLE, DRAWS) + ((PRIVATE_KEPT[PER_EXAMPLE], PRIVATE_KEPT[DRAWS]) if private else ()):
         try:
             st = kept_path(run_dir, name).stat()
             out.append((st.st_mtime_ns, st.st_size, st.st_ino))
@@ -58,6 +51,18 @@ def _load(path: Path, ndim: int):
     return array if array.ndim == ndim and array.dtype == np.float64 else None
 
 
+def _kept(run_dir: str, name: str, ndim: int, private: bool):
+    """The array kept as NAME when the submission was graded; PRIVATE: with its private half as a later grade kept
+    it beside (score_interval.PRIVATE_KEPT: NaN but for that half, whose part of NAME is NaN in turn)."""
+    from .score_interval import PRIVATE_KEPT
+    reported = _load(kept_path(run_dir, name), ndim)
+    later = _load(kept_path(run_dir, PRIVATE_KEPT[name]), ndim) if private and reported is not None else None
+    if later is None or later.shape != reported.shape:
+        return reported
+    import numpy as np
+    return np.where(np.isnan(later), reported, later)
+
+
 def kept_values(run_dir: str):
     """The per-example values kept when the submission was graded (mean metrics; a round's: both halves, the
     private one's as scored after the report), or None (also for values that would overflow when resampled, or a
@@ -70,12 +75,7 @@ def kept_halves(run_dir: str, private: bool = False):
     a round's private half may be NaN (its values could not be kept: score_interval._by_part), or None. PRIVATE:
     for the private half (scored after the submit was reported: its own file)."""
     from .score_interval import PER_EXAMPLE
-    reported = _load(kept_path(run_dir), 1)
-    later = _load(kept_path(run_dir, _later(PER_EXAMPLE)), 1) if private and reported is not None else None
-    if later is None or later.shape != reported.shape:
-        return reported
-    import numpy as np
-    return np.where(np.isnan(later), reported, later)  # (NaN but for the private half: the reported one's rest)
+    return _kept(run_dir, PER_EXAMPLE, 1, private)
 
 
 def usable(values):
@@ -88,12 +88,7 @@ def kept_draws(run_dir: str, private: bool = False):
     """A whole-sample metric's scores on the common resamples (one row per half), kept at grading, or None.
     PRIVATE: with the private half's row (from its own file, when it was scored after the report)."""
     from .score_interval import DRAWS
-    reported = _load(kept_path(run_dir, DRAWS), 2)
-    later = _load(kept_path(run_dir, _later(DRAWS)), 2) if private and reported is not None else None
-    if later is None or later.shape != reported.shape or len(later) < 2:
-        return reported
-    reported[1] = later[1]
-    return reported
+    return _kept(run_dir, DRAWS, 2, private)
 
 
 def beats_next(run_dirs: list[str], direction: Direction, split: tuple | None = None) -> list | None:
