@@ -3,7 +3,7 @@ import os
 import sys
 
 import pytest
-from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, RemoteCli, Served, make_tiny_task, participant
+from helpers import NSML_MAIN, ORGANIZER, REPO, Cli, RemoteCli, Served, end_scheduler, make_tiny_task, participant
 
 sys.path.insert(0, str(REPO / "harness" / "session_sdk"))
 PG = os.environ.get("HARNESS_TEST_PG")  # a PostgreSQL server for the tests (scripts/setup-postgres.sh); read
@@ -23,26 +23,11 @@ def state_root(tmp_path, monkeypatch):
     monkeypatch.setenv("HARNESS_SERVICE", "inprocess")  # the state root's service: tests/test_local_service.py
     monkeypatch.chdir(tmp_path)
     yield root
-    _end_scheduler(root)
-
-
-def _end_scheduler(root):
-    """The test's scheduler, if one is still up (a round's submit keeps it for its private half's longest time:
-    harness.scheduler.private_half): ended, so that a suite of them does not keep dozens."""
-    import signal
-
     import psutil
-
-    from harness.scheduler.lease import FileLock
-    lock = FileLock(root / ".harness" / "scheduler.lock")
-    pid = None if lock.is_free() else lock.holder()
-    if pid and pid != os.getpid():
-        try:
-            proc = psutil.Process(pid)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(10)
-        except (psutil.NoSuchProcess, psutil.TimeoutExpired):
-            pass
+    try:  # a round's submit keeps its scheduler up for its private half's longest time (scheduler.private_half):
+        end_scheduler(root)  # ended here, so that a suite of them does not keep dozens
+    except psutil.TimeoutExpired:
+        pass
 
 
 @pytest.fixture

@@ -256,3 +256,23 @@ def one_round_contest(name: str, teams: dict[str, list[str]], task: str) -> str:
              "[[rounds]]", 'name = "r1"', f'tasks = ["{task}"]', "start = 2026-01-01T00:00:00",
              "end = 2030-01-01T00:00:00", "split_seed = 0"]
     return "\n".join(lines) + "\n"
+
+
+def end_scheduler(root: Path) -> None:
+    """End the scheduler serving state root ROOT, if one is up (the holder of its lock; never this process, whose
+    thread may hold it), and wait for it; psutil.TimeoutExpired when it outlives 10 s."""
+    import os
+
+    import psutil
+
+    from harness.scheduler.lease import FileLock
+    lock = FileLock(root / ".harness" / "scheduler.lock")
+    pid = None if lock.is_free() else lock.holder()
+    if not pid or pid == os.getpid():
+        return
+    try:
+        proc = psutil.Process(pid)
+        proc.terminate()
+        proc.wait(10)
+    except psutil.NoSuchProcess:
+        pass

@@ -5,7 +5,7 @@ import sys
 import time
 
 import pytest
-from helpers import NSML_MAIN, ORGANIZER, make_tiny_task, participant, run_session
+from helpers import NSML_MAIN, ORGANIZER, end_scheduler, make_tiny_task, participant, run_session
 
 from harness.core.settings import load_settings
 from harness.scoring.board_ties import mark_board
@@ -21,17 +21,6 @@ def tiny_task(tmp_path, cli):
     folder = make_tiny_task(tmp_path / "tiny-task", quota=0)
     cli("dataset", "add", folder, user=ORGANIZER)
     return folder
-
-
-def _end_scheduler(state_root):
-    import psutil
-
-    from harness.scheduler.lease import FileLock
-    lock = FileLock(state_root / ".harness" / "scheduler.lock")
-    if not lock.is_free():
-        proc = psutil.Process(lock.holder())
-        proc.terminate()
-        proc.wait(10)
 
 
 def _reader():
@@ -92,7 +81,7 @@ def test_the_full_path_answers_when_it_must(cli, tiny_task, tmp_path, state_root
     with sqlite3.connect(db) as c:
         c.execute("UPDATE alembic_version SET version_num = ?", (code_head(),))
     assert _reader() is not None
-    _end_scheduler(state_root)
+    end_scheduler(state_root)
     with sqlite3.connect(db) as c:  # marked running, no scheduler alive: recovery is due
         c.execute("UPDATE runs SET status = 'running', pid = 999999 WHERE id = (SELECT run_id FROM sessions "
                   "WHERE name = ?)", (names[0],))
