@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import time
 import traceback
 
@@ -75,6 +76,12 @@ def _serve(settings: Settings, lock: FileLock, store) -> None:
             break
 
 
+def _stop(_signum, _frame) -> None:
+    """SIGTERM (an operator's stop, a test's teardown): leave as at any end, through `_serve`'s cleanup, so that
+    the runs it watches are cancelled and their containers removed rather than left behind for a later reap."""
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="harness-scheduler")
     parser.add_argument("--root", required=True)
@@ -85,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings(root=args.root, db=args.db, user="scheduler")
     forget_store_url()  # (its evaluators and tools inherit its environment)
+    signal.signal(signal.SIGTERM, _stop)
     if args.lock_fd is not None:
         lock = FileLock.adopt(settings.lock_path, args.lock_fd)
     else:
