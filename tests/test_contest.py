@@ -519,8 +519,8 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
         cli("dataset", "add", _split_tiny(tmp_path / name, name), user="org")
     cli("dataset", "add", make_tiny_task(tmp_path / "free", name="free"), user="org")
     code = participant(tmp_path / "code", NSML_MAIN)
-    hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 20", code,  # (long enough to hold every GPU
-               user="alice").stdout.split()[1]  # until `create` and `ps` below, on a loaded machine too)
+    hold = cli("run", "-d", "tiny", "-g", "4", "-a", "--epochs 1 --sleep 600", code,  # (holds every GPU until it
+               user="alice").stdout.split()[1]  # is stopped below, however loaded the machine)
     import time
     deadline = time.monotonic() + 60
     while cli.json("ps", user="alice")[0]["status"] != "running" and time.monotonic() < deadline:
@@ -533,6 +533,8 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
     cli("contest", "create", spec, user="org")
     rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
     assert rows[early]["status"] == rows[free]["status"] == "queued", rows  # (alice's session holds every GPU)
+    assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "running"  # goes on
+    cli("stop", hold, user="alice")
     for name, user in ((hold, "alice"), (early, "bob"), (free, "bob")):
         cli("logs", "-f", name, user=user, code=None)
     rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
@@ -540,7 +542,8 @@ def test_a_session_queued_before_its_task_joined_a_round_does_not_start_outside_
     assert rows[early]["message"] == ("not started: task tiny joined a contest round after this session queued, so "
                                       "the round's rules apply to it now; start it again")
     assert rows[free]["status"] == "succeeded"
-    assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "succeeded"
+    hold_row = {r["name"]: r for r in cli.json("ps", "-a", user="alice")}[hold]
+    assert hold_row["status"] == "stopped" and hold_row["reason"] == "stopped", hold_row  # by alice, not the round
     again = cli("run", "-d", "tiny", "-g", "2", code, user="bob", code=2).stderr
     assert "over team red's quota of 1" in again  # started again, it passes the round's gate
 
