@@ -250,7 +250,8 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
     # alice holds both of red's GPUs with a slow session; bob's (red) waits, carol's (blue) starts
     slow = tmp_path / "slow"
     participant(slow, NSML_MAIN)
-    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 15", slow, user="alice").stdout.split()[1]
+    hold = cli("run", "-d", "tiny", "-g", "2", "-a", "--epochs 1 --sleep 600", slow,  # (until stopped below)
+               user="alice").stdout.split()[1]
     import time
     time.sleep(1.5)
     waiting = cli("run", "-d", "tiny", "-g", "1", "-a", "--epochs 1", slow, user="bob").stdout.split()[1]
@@ -260,6 +261,7 @@ def test_team_gpu_quota_waits_without_blocking_others(cli, tmp_path, contest, st
     assert row["status"] == "queued"  # still over red's quota while alice's session runs
     assert row["message"] == "waiting for the team's GPU quota: 2 of 2 held, 1 asked"
     assert {r["name"]: r["status"] for r in cli.json("ps", "-a", user="alice")}[hold] == "running"
+    cli("stop", hold, user="alice")
     cli("logs", "-f", waiting, user="bob")  # starts once alice's session ends
     rows = {r["name"]: r for r in cli.json("ps", "-a", user="bob")}
     assert rows[waiting]["status"] == "succeeded"
