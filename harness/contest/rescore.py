@@ -10,6 +10,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
+from harness.scheduler.lease import private_due_now
 from harness.scoring import ladder_board, provenance
 from harness.scoring.board_rules import user_board
 from harness.scoring.grade import apply, apply_intervals, grade, prediction_path, take_prediction
@@ -51,12 +52,15 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
     dataset = Path(task.path)
     rows = []
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
+    due = select(Submission.id).where(Submission.task_id == task.id, Submission.private_due.is_(True))
+    kept = set(db.scalars(due.where(~private_due_now(settings))))  # to their rounds' ends (private_halves_at_close)
     for i, sub in enumerate(subs):
         progress(i, len(subs), f"submission {sub.id}")
         if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
             continue  # the inference never produced a prediction worth grading
-        if sub.private_due:  # reported since the rescore began (its caller waited for those due before): graded
-            continue  # by the current evaluator; its private half is the scheduler's, never graded twice at once
+        if sub.private_due and sub.id not in kept:  # reported since the rescore began (its caller waited for those
+            continue  # due before): graded by the current evaluator; its private half is the scheduler's, never
+            #           graded twice at once
         pred = prediction_path(sub.run.run_dir)
         before = (sub.status.value, sub.score, sub.private_score)
         if not pred.exists():  # graded before predictions were copied out: take it now, by the same rules
@@ -66,7 +70,8 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
                          "note": "prediction file is gone"})
             continue
         rnd = db.get(Round, sub.round_id) if sub.round_id else None
-        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime)
+        # a private half kept to its round's end (lease.private_due_now) stays so: the public half alone, again
+        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime, defer_private=sub.private_due)
         after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
         changed = after != before
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,

@@ -71,7 +71,7 @@ SETTINGS = {
           "organizers": list, "evaluator_isolation": str},
     "scheduler": {"max_concurrent_runs": int, "lease_seconds": NUMBER, "tick_seconds": NUMBER,
                   "idle_exit_seconds": NUMBER, "service_idle_exit_seconds": NUMBER,
-                  "private_hold_seconds": NUMBER},
+                  "private_hold_seconds": NUMBER, "private_halves_at_close": bool},
     "process": {"sandbox": str},
     "cluster": {"executor": str, "address": str},
     "runtimes": {ANY: str},

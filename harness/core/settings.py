@@ -50,6 +50,7 @@ class Settings:
     scheduler_tick: float = 0.5  # limits, heartbeats and events are looked at this often; ends and new work wake it
     scheduler_idle_exit: float = 10.0  # an idle scheduler stays this long (the next command finds it warm)
     private_hold: float | None = None  # up past a round submit's report, at least (None: grade.private_half_seconds)
+    private_at_close: bool = False  # a round's private halves are scored once it has ended (lease.private_due_now)
     default_session_time_limit: float = 6 * 3600
     default_submit_time_limit: float = 3600
     scorer_time_limit: float = 300
@@ -79,8 +80,7 @@ class Settings:
     env_index_hosts: list[str] = field(default_factory=list)  # "host:port" a build may reach besides its index
     prediction_bytes: int = 1 << 30  # largest prediction file the harness copies out of a submit run
     process_sandbox: str = "auto"  # auto | bwrap | none: how the process runtime confines participant code
-    evaluator_isolation: str | None = None  # bwrap | docker: where a 2019 fixed-path evaluator runs (None: bwrap
-    #                                         when installed, else docker)
+    evaluator_isolation: str | None = None  # bwrap | docker: a 2019 fixed-path evaluator's (None: bwrap, or docker)
     scorer_memory_bytes: int = 4 << 30  # address space of evaluation.py
     run_memory_bytes: int | None = None  # a run's memory when its task does not say (None: runs.create.run_memory)
     runtime_plugins: dict[str, str] = field(default_factory=dict)  # [runtimes] NAME = "module:Class"
@@ -274,7 +274,7 @@ def load_settings(root: str | os.PathLike | None = None, db: str | None = None,
         scheduler_tick=_seconds(sched.get("tick_seconds", 0.5), "scheduler.tick_seconds"),
         scheduler_idle_exit=_seconds(sched.get("idle_exit_seconds", 10), "scheduler.idle_exit_seconds"),
         private_hold=_seconds(sched["private_hold_seconds"], "scheduler.private_hold_seconds")
-        if "private_hold_seconds" in sched else None,
+        if "private_hold_seconds" in sched else None, private_at_close=sched.get("private_halves_at_close", False),
         max_queued_per_user=_int(limits.get("queued_per_user", 50), "limits.queued_per_user"),
         max_running_per_user=_int(limits.get("running_per_user", 0), "limits.running_per_user") or None,
         checkpoint_bytes=_int(limits.get("checkpoint_bytes", 20 << 30), "limits.checkpoint_bytes"),

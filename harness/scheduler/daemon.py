@@ -72,7 +72,7 @@ def _serve(settings: Settings, lock: FileLock, store) -> None:
             sched.shutdown()
             bell.close()
             lock.release()
-        if not has_pending_work(store) or not lock.acquire():
+        if not has_pending_work(store, settings) or not lock.acquire():
             break
 
 

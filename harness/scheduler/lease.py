@@ -82,15 +82,30 @@ class FileLock:
             return None
 
 
-def has_pending_work(store: Store) -> bool:
-    """Runs queued or running, or a submission's private half still to score (harness.scheduler.private_half)."""
+def private_due_now(settings: Settings):
+    """Which submissions' private halves are scored now (a condition on Submission): those due, and where the
+    operator keeps private halves until their round ends (`[scheduler] private_halves_at_close`), only those of a
+    round that has ended, by the contest clock. A participant's session running beside a private half's grade then
+    sees it (the machine's CPU, its free space) only once the round takes no more submits."""
+    from sqlalchemy import and_, select
+
+    from harness.core import clock
+    from harness.store.models import Round, Submission
+    due = Submission.private_due.is_(True)
+    if not settings.private_at_close:
+        return due
+    ended = select(Round.id).where(Round.ends_at <= clock.now(settings))
+    return and_(due, Submission.round_id.in_(ended))
+
+
+def has_pending_work(store: Store, settings: Settings) -> bool:
+    """Runs queued or running, or a submission's private half to score now (harness.scheduler.private_half)."""
     from sqlalchemy import select
 
     from harness.store.models import Run, Submission
     with store.tx() as db:
         return db.scalar(select(Run.id).where(Run.status.in_([RunStatus.QUEUED, RunStatus.RUNNING])).limit(1)) \
-            is not None or db.scalar(select(Submission.id).where(Submission.private_due.is_(True)).limit(1)) \
-            is not None
+            is not None or db.scalar(select(Submission.id).where(private_due_now(settings)).limit(1)) is not None
 
 
 _host = None  # a process that runs the scheduler on a thread of its own (harness.server.local_service)
@@ -181,5 +196,5 @@ def recover_if_orphaned(settings: Settings, store: Store) -> None:
             recover_runs(settings, store)  # runs being scored stay: the next scheduler scores them again
     finally:
         lock.release()
-    if has_pending_work(store):
+    if has_pending_work(store, settings):
         ensure_running(settings)

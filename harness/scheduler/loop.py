@@ -125,7 +125,7 @@ class Scheduler:
         self.private.tick(self.settings)
         self._replay_ladders()
         self._heartbeat()
-        return bool(self.handles or self.scoring or self.private.busy) or has_pending_work(self.store)
+        return bool(self.handles or self.scoring or self.private.busy) or has_pending_work(self.store, self.settings)
 
     def _heartbeat(self) -> None:
         now = time.monotonic()

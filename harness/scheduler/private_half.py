@@ -8,7 +8,8 @@ the submission is `private_due`), then scores the private half here (with the pu
 evaluation kept them) and keeps the private score, its interval and the per-example values of both halves. A
 submission a stopped scheduler left due is scored by the next one (each pass looks: Worker.tick); a round
 closes, a rescore reads and an organizer's private board is drawn once the halves due then are scored
-(harness.scheduler.waiting.wait_private).
+(harness.scheduler.waiting.wait_private). Where the operator keeps them to their round's end
+(`[scheduler] private_halves_at_close`), a half is due now only once its round has ended (lease.private_due_now).
 """
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ from harness.scoring.grade import Grade, grade, note_failure, prediction_path, p
 from harness.store import Store
 from harness.store.models import Round, Submission, Task
 from harness.taskpacks.registry import Manifest
+
+from .lease import private_due_now
 
 log = logging.getLogger("harness.scheduler.private_half")
 
@@ -77,7 +80,7 @@ class Worker:
         for run_id, fut in list(self.running.items()):
             if fut.done():
                 del self.running[run_id]
-        waiting = due(self.store)
+        waiting = due(self.store, settings)
         self.held &= {run_id for run_id, _ in waiting}
         for run_id, dataset in waiting:
             if run_id not in self.running:
@@ -100,12 +103,13 @@ def threads(settings: Settings) -> int:
     return max(1, min(4, settings.max_concurrent_runs // 4))
 
 
-def due(store: Store) -> list[tuple[int, str]]:
-    """The runs of the submissions whose private half waits to be scored, with their tasks' folders."""
+def due(store: Store, settings: Settings) -> list[tuple[int, str]]:
+    """The runs of the submissions whose private half is to be scored now (lease.private_due_now), with their
+    tasks' folders."""
     with store.tx() as db:
         return [tuple(row) for row in db.execute(
             select(Submission.run_id, Task.path).join(Task, Task.id == Submission.task_id)
-            .where(Submission.private_due.is_(True)).order_by(Submission.id))]
+            .where(private_due_now(settings)).order_by(Submission.id))]
 
 
 def score(settings: Settings, store: Store, run_id: int) -> None:

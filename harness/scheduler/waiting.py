@@ -12,7 +12,7 @@ from harness.core import doorbell
 from harness.core.enums import RunStatus
 from harness.store.models import Run, Submission
 
-from .lease import ensure_running
+from .lease import ensure_running, private_due_now
 
 PRIVATE_RECHECK = 0.2  # seconds between two looks at a round's private halves still due
 
@@ -56,7 +56,7 @@ def wait_private(h, round_id: int | None = None, task_id: int | None = None, tim
     they have."""
     from sqlalchemy import select
 
-    query = select(Submission.id).where(Submission.private_due.is_(True))
+    query = select(Submission.id).where(private_due_now(h.settings))  # (those kept to the round's end: not now)
     if round_id is not None:
         query = query.where(Submission.round_id == round_id)
     if task_id is not None:
