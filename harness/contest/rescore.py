@@ -10,7 +10,7 @@ from harness.core.clock import utcnow
 from harness.core.enums import FailureReason, RunStatus
 from harness.core.progress import Progress, silent
 from harness.core.settings import Settings
-from harness.scheduler.lease import private_due_now
+from harness.scheduler.lease import private_due_now, private_kept
 from harness.scoring import ladder_board, provenance
 from harness.scoring.board_rules import user_board
 from harness.scoring.grade import apply, apply_intervals, grade, prediction_path, take_prediction
@@ -42,18 +42,25 @@ def rank_changes(before: dict, after: dict) -> list[dict]:
             for b, who in keys if before.get((b, who)) != after.get((b, who))]
 
 
+def kept_private(settings: Settings, db, task_id: int) -> set[int]:
+    """TASK_ID's submissions whose private half is due but kept to its round's end (lease.private_due_now): taken
+    before a rescore waits for the others (a round may end meanwhile)."""
+    due = select(Submission.id).where(Submission.task_id == task_id, Submission.private_due.is_(True))
+    return set(db.scalars(due.where(~private_due_now(settings))))
+
+
 def rescore(settings: Settings, db, task, progress: Progress = silent,
-            keep_files: bool = True) -> tuple[list[dict], list[dict]]:
+            keep_files: bool = True, kept: set[int] | None = None) -> tuple[list[dict], list[dict]]:
     """Grade every stored prediction of TASK again, in the caller's transaction (roll it back for a dry run, and
-    pass KEEP_FILES False: the graded folders keep their committed per-example values).
+    pass KEEP_FILES False: the graded folders keep their committed per-example values). KEPT: kept_private, taken
+    before the caller waited for the private halves due (those the scheduler may be scoring are left to it).
     Returns one row per graded submission with what changed, and the rank changes on the task's boards.
     Qualifiers a closed round already admitted stay admitted."""
     ranks_before = standings(db, task)
     dataset = Path(task.path)
     rows = []
     subs = db.scalars(select(Submission).where(Submission.task_id == task.id).order_by(Submission.id)).all()
-    due = select(Submission.id).where(Submission.task_id == task.id, Submission.private_due.is_(True))
-    kept = set(db.scalars(due.where(~private_due_now(settings))))  # to their rounds' ends (private_halves_at_close)
+    kept = kept_private(settings, db, task.id) if kept is None else kept
     for i, sub in enumerate(subs):
         progress(i, len(subs), f"submission {sub.id}")
         if not (sub.status is RunStatus.SUCCEEDED or sub.reason in RESCORABLE):
@@ -70,8 +77,10 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
                          "note": "prediction file is gone"})
             continue
         rnd = db.get(Round, sub.round_id) if sub.round_id else None
-        # a private half kept to its round's end (lease.private_due_now) stays so: the public half alone, again
-        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime, defer_private=sub.private_due)
+        # a private half kept to its round's end stays so, and one of a round that has not ended is not graded
+        # (lease.private_kept: one graded before the operator kept them is kept from now on): the public half alone
+        defer = sub.private_due or (rnd is not None and private_kept(settings, rnd.ends_at))
+        g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime, defer_private=defer)
         after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
         changed = after != before
         rows.append({"id": sub.id, "who": _who(sub), "before": before, "after": after, "changed": changed,

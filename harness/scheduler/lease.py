@@ -85,8 +85,9 @@ class FileLock:
 def private_due_now(settings: Settings):
     """Which submissions' private halves are scored now (a condition on Submission): those due, and where the
     operator keeps private halves until their round ends (`[scheduler] private_halves_at_close`), only those of a
-    round that has ended, by the contest clock. A participant's session running beside a private half's grade then
-    sees it (the machine's CPU, its free space) only once the round takes no more submits."""
+    round that has ended, by the contest clock (private_kept). A participant's session running beside a private
+    half's grade then sees it (the machine's CPU, its free space) only once the round takes no more submits and
+    its final selection is frozen."""
     from sqlalchemy import and_, select
 
     from harness.core import clock
@@ -94,8 +95,17 @@ def private_due_now(settings: Settings):
     due = Submission.private_due.is_(True)
     if not settings.private_at_close:
         return due
-    ended = select(Round.id).where(Round.ends_at <= clock.now(settings))
+    ended = select(Round.id).where(Round.ends_at <= clock.now(settings))  # (private_kept's rule, in SQL)
     return and_(due, Submission.round_id.in_(ended))
+
+
+def private_kept(settings: Settings, ends_at) -> bool:
+    """Whether a round ending at ENDS_AT keeps its private halves now: the operator keeps them to each round's end
+    (`private_halves_at_close`) and it has not ended by the contest clock. Until then no private half of it is
+    graded (a rescore grades the public halves alone); from then on its final selection is frozen
+    (contest.rounds.select_submissions), so what a session running beside their grades sees comes too late to use."""
+    from harness.core import clock
+    return settings.private_at_close and ends_at > clock.now(settings)
 
 
 def has_pending_work(store: Store, settings: Settings) -> bool:

@@ -86,7 +86,9 @@ class Worker:
             if run_id not in self.running:
                 self.running[run_id] = self.pool.submit(score, settings, self.store, run_id)  # (no ring when it
                 #   ends: an extra pass then, off the scheduler's rhythm, would tell when: review of stop 51)
-            if run_id not in self.held:  # (a database that failed a try: the hold is not grown again for it)
+            if run_id not in self.held and not settings.private_at_close:  # (a database that failed a try: the
+                #   hold is not grown again for it; kept to its round's end, its selection frozen: no hold needed,
+                #   and one per half after a close would hold the scheduler up for days: review of this stop)
                 self.held.add(run_id)
                 hold = settings.private_hold
                 hold = private_half_seconds(settings, Path(dataset)) if hold is None else hold

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from harness.contest import definition, rounds
 from harness.contest.gate import get_contest
+from harness.contest.rescore import kept_private
 from harness.contest.rescore import rescore as rescore_task
 from harness.core import clock
 from harness.core.errors import TaskNotPrepared, UserError
@@ -115,9 +116,10 @@ def rescore(h: Harness, task: str, dry_run: bool, progress: Progress = silent) -
     permissions.require_organizer(h.settings, "rescore")
     with h.tx() as db:
         task_id = h.task(db, task).id
+        kept = kept_private(h.settings, db, task_id)  # (before the wait: a round may end during it)
     wait_private(h, task_id=task_id)  # what it reports as before: each submission's private half scored
     with h.tx() as db:
-        rows, moves = rescore_task(h.settings, db, h.task(db, task), progress, keep_files=not dry_run)
+        rows, moves = rescore_task(h.settings, db, h.task(db, task), progress, keep_files=not dry_run, kept=kept)
         if dry_run:
             db.rollback()
             return rows, moves
