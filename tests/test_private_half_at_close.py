@@ -6,7 +6,7 @@ halves are scored with no hold, and the close has them."""
 import time
 
 import pytest
-from test_private_half_later import ORGANIZER, _contest, _expected_private, _row
+from test_private_half_later import ORGANIZER, _contest, _expected_private, _row, _session
 
 AT_CLOSE = "[scheduler]\nidle_exit_seconds = 1\nprivate_halves_at_close = true\n"
 
@@ -122,3 +122,68 @@ def test_kept_halves_hold_no_scheduler_up_after_the_end(monkeypatch, tmp_path, s
         assert worker.hold_until <= time.monotonic()
     finally:
         worker.shutdown()
+
+
+def _set(sub_id, **values):
+    from harness.core.settings import load_settings
+    from harness.state import Harness
+    from harness.store.models import Submission
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        with h.tx() as db:
+            sub = db.get(Submission, sub_id)
+            for name, value in values.items():
+                setattr(sub, name, value)
+            return sub.run_id
+    finally:
+        h.store.close()
+
+
+def test_no_private_half_is_scored_while_a_submit_of_its_round_is_still_to_report(cli, tmp_path, state_root):
+    """Review of this stop: from the end alone, the others' private halves were scored while a submit made before
+    it still ran; its inference could watch them, then choose what to predict, and its report could still make it
+    its team's best-public pick. A round is graded once it has ended and reports nothing more (or is closed)."""
+    from harness.core.enums import RunStatus
+    from harness.core.settings import load_settings
+    from harness.scheduler import private_half
+    from harness.state import Harness
+    (state_root / "harness.toml").write_text(AT_CLOSE)
+    first = cli.json("submit", _contest(cli, tmp_path, slow=0), "0", user="alice")
+    late = cli.json("submit", _session(cli, tmp_path, "other"), "0", user="alice")
+    assert _scheduler_left(state_root)
+    _set(late["id"], status=RunStatus.RUNNING, score=None, private_due=False)  # (as one still inferring)
+    cli("contest", "clock", "2026-07-02T00:00:01", user=ORGANIZER)  # ended, not closed
+    h = Harness(load_settings(user=ORGANIZER))
+    try:
+        assert private_half.due(h.store, h.settings) == []
+    finally:
+        h.store.close()
+    [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]
+    assert row["private"] is None and _row(first["id"])[:3] == ("succeeded", True, None)
+    _set(late["id"], status=RunStatus.SUCCEEDED, score=late["score"], private_due=True)  # reported
+    [row] = cli.json("contest", "board", "tiny", "--private", user=ORGANIZER)["rows"]
+    assert row["private"] is not None and _row(first["id"])[1] is False and _row(late["id"])[1] is False
+
+
+def test_a_closed_rounds_private_scores_stand_whatever_the_clock_says(cli, tmp_path, state_root):
+    """Review of this stop: with the contest clock set back before a closed round's end (a replay), a rescore took
+    it for a round not ended and dropped its private scores from the revealed board."""
+    (state_root / "harness.toml").write_text(AT_CLOSE)
+    got = cli.json("submit", _contest(cli, tmp_path, slow=0), "0", user="alice")
+    cli("contest", "clock", "2026-07-02T01:00:00", user=ORGANIZER)
+    assert cli.json("contest", "close", "cup/r1", user=ORGANIZER)["boards"]["tiny"][0]["private"] is not None
+    cli("contest", "clock", "2026-07-01T12:00:00", user=ORGANIZER)
+    [mine] = cli.json("rescore", "tiny", user=ORGANIZER)["submissions"]
+    assert mine["after"][2] == pytest.approx(_expected_private()) and _row(got["id"])[1] is False
+    [row] = cli.json("contest", "board", "tiny", user="alice")["rows"]
+    assert row["private"] == pytest.approx(_expected_private())
+
+
+def test_without_the_setting_the_selection_stays_open_to_the_close_and_a_rescore_grades_both_halves(
+        cli, tmp_path, state_root):
+    (state_root / "harness.toml").write_text("[scheduler]\nidle_exit_seconds = 1\n")
+    got = cli.json("submit", _contest(cli, tmp_path, slow=0), "0", user="alice")
+    cli("contest", "clock", "2026-07-02T00:00:01", user=ORGANIZER)
+    assert cli.json("submit", "select", str(got["id"]), user="alice")["selected"] == [got["id"]]
+    [mine] = cli.json("rescore", "tiny", user=ORGANIZER)["submissions"]
+    assert mine["after"][2] == pytest.approx(_expected_private()) and _row(got["id"])[1] is False

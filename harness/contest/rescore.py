@@ -79,7 +79,7 @@ def rescore(settings: Settings, db, task, progress: Progress = silent,
         rnd = db.get(Round, sub.round_id) if sub.round_id else None
         # a private half kept to its round's end stays so, and one of a round that has not ended is not graded
         # (lease.private_kept: one graded before the operator kept them is kept from now on): the public half alone
-        defer = sub.private_due or (rnd is not None and private_kept(settings, rnd.ends_at))
+        defer = sub.private_due or (rnd is not None and private_kept(settings, db, rnd.id))
         g = grade(settings, dataset, pred, sub.dry_run, rnd, sub.run.runtime, defer_private=defer)
         after = ("succeeded" if g.ok else "failed", g.score, g.private_score)
         changed = after != before

@@ -18,7 +18,6 @@ from sqlalchemy import select
 from harness.core import clock
 from harness.core.enums import RoundStatus, RunStatus
 from harness.core.errors import NotFound, UserError
-from harness.scheduler.lease import private_kept
 from harness.scheduler.waiting import wait_private, wait_run
 from harness.scoring import ladder_board
 from harness.scoring.board_rules import counted_clause, valid_score
@@ -168,8 +167,8 @@ def select_submissions(h: Harness, ids: list[int]) -> dict:
             raise UserError("ID: you may select only your own team's submissions")
         if rnd.closed:
             raise UserError(f"ID: round {rnd.label} is closed; its selection is final")
-        if h.settings.private_at_close and not private_kept(h.settings, rnd.ends_at):  # (its private halves are
-            raise UserError(f"ID: round {rnd.label} has ended; its selection is final")  # being scored: review)
+        if h.settings.private_at_close and rnd.ends_at <= clock.now(h.settings):  # (kept to the end, its private
+            raise UserError(f"ID: round {rnd.label} has ended; its selection is final")  # halves are scored after)
         failed = [s.id for s in subs if s.status is not RunStatus.SUCCEEDED]
         if failed:
             raise UserError(f"ID: submission {failed[0]} has no score; only scored submissions can be selected")

@@ -82,30 +82,41 @@ class FileLock:
             return None
 
 
-def private_due_now(settings: Settings):
-    """Which submissions' private halves are scored now (a condition on Submission): those due, and where the
-    operator keeps private halves until their round ends (`[scheduler] private_halves_at_close`), only those of a
-    round that has ended, by the contest clock (private_kept). A participant's session running beside a private
-    half's grade then sees it (the machine's CPU, its free space) only once the round takes no more submits and
-    its final selection is frozen."""
-    from sqlalchemy import and_, select
+def _graded_rounds(settings: Settings):
+    """The rounds whose private halves are scored now where the operator keeps them to their round's end: a round
+    closed, or ended by the contest clock with none of its submits still queued or running (review of this stop:
+    one reported later could still become its team's best-public pick, and its inference could watch the others'
+    private halves graded before it chose what to predict)."""
+    from sqlalchemy import and_, or_, select
 
     from harness.core import clock
     from harness.store.models import Round, Submission
+    pending = select(Submission.round_id).where(Submission.round_id.is_not(None),
+                                                Submission.status.in_([RunStatus.QUEUED, RunStatus.RUNNING]))
+    return select(Round.id).where(or_(Round.closed_at.is_not(None),
+                                      and_(Round.ends_at <= clock.now(settings), Round.id.not_in(pending))))
+
+
+def private_due_now(settings: Settings):
+    """Which submissions' private halves are scored now (a condition on Submission): those due, and where the
+    operator keeps private halves to their round's end (`[scheduler] private_halves_at_close`), only those of a
+    round that has ended and has no submit left to report (_graded_rounds). A participant's session running beside
+    a private half's grade then sees it (the machine's CPU, its free space) only once the round takes no more
+    submits, reports none, and its final selection is frozen (contest.rounds.select_submissions)."""
+    from sqlalchemy import and_
+
+    from harness.store.models import Submission
     due = Submission.private_due.is_(True)
     if not settings.private_at_close:
         return due
-    ended = select(Round.id).where(Round.ends_at <= clock.now(settings))  # (private_kept's rule, in SQL)
-    return and_(due, Submission.round_id.in_(ended))
+    return and_(due, Submission.round_id.in_(_graded_rounds(settings)))
 
 
-def private_kept(settings: Settings, ends_at) -> bool:
-    """Whether a round ending at ENDS_AT keeps its private halves now: the operator keeps them to each round's end
-    (`private_halves_at_close`) and it has not ended by the contest clock. Until then no private half of it is
-    graded (a rescore grades the public halves alone); from then on its final selection is frozen
-    (contest.rounds.select_submissions), so what a session running beside their grades sees comes too late to use."""
-    from harness.core import clock
-    return settings.private_at_close and ends_at > clock.now(settings)
+def private_kept(settings: Settings, db, round_id: int) -> bool:
+    """Whether ROUND_ID keeps its private halves now (private_due_now's rule for one round): until then no private
+    half of it is graded, a rescore's included (it grades the public halves alone)."""
+    from harness.store.models import Round
+    return settings.private_at_close and db.scalar(_graded_rounds(settings).where(Round.id == round_id)) is None
 
 
 def has_pending_work(store: Store, settings: Settings) -> bool:
