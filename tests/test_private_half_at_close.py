@@ -8,6 +8,8 @@ import time
 import pytest
 from test_private_half_later import ORGANIZER, _contest, _expected_private, _row, _session
 
+from harness.store.models import Submission
+
 AT_CLOSE = "[scheduler]\nidle_exit_seconds = 1\nprivate_halves_at_close = true\n"
 
 
@@ -187,3 +189,49 @@ def test_without_the_setting_the_selection_stays_open_to_the_close_and_a_rescore
     assert cli.json("submit", "select", str(got["id"]), user="alice")["selected"] == [got["id"]]
     [mine] = cli.json("rescore", "tiny", user=ORGANIZER)["submissions"]
     assert mine["after"][2] == pytest.approx(_expected_private()) and _row(got["id"])[1] is False
+
+
+def test_a_submit_let_in_just_before_the_end_is_seen_before_any_private_half_is_graded(cli, tmp_path, state_root,
+                                                                                        monkeypatch):
+    """Review 3 of this stop: a submit passes the round's gate before the end and commits its queued row a moment
+    later; a plain read between the two found the round ended with nothing to report. The check before a kept
+    half is graded (lease.round_graded) runs one after another with the submits of the round's tasks: it waits
+    for the commit, and sees the submit queued."""
+    import threading
+
+    from harness.core import clock
+    from harness.core.settings import load_settings
+    from harness.scheduler import lease
+    from harness.service import submits
+    from harness.state import Harness
+    (state_root / "harness.toml").write_text(AT_CLOSE)
+    first = cli.json("submit", _contest(cli, tmp_path, slow=0), "0", user="alice")
+    other = _session(cli, tmp_path, "other")
+    assert _scheduler_left(state_root) and _row(first["id"])[:2] == ("succeeded", True)
+    cli("contest", "clock", "2026-07-01T23:59:59", user=ORGANIZER)  # a second before the end
+    org = Harness(load_settings(user=ORGANIZER))
+    with org.tx() as db:
+        round_id = db.get(Submission, first["id"]).round_id
+    seen, check = {}, None
+    gate = submits.check_gpu_request
+
+    def the_end_passes_meanwhile(db, admitted, gpus):  # admitted, not committed yet: the scheduler looks now
+        nonlocal check
+        gate(db, admitted, gpus)
+        clock.set_clock(org.settings, clock.now(org.settings).replace(day=2, hour=1))
+        check = threading.Thread(target=lambda: seen.update(
+            graded=lease.round_graded(org.settings, org.store, round_id, ["tiny"])))
+        check.start()
+        time.sleep(1)  # (it waits for this submit's transaction)
+        seen["before_commit"] = "graded" in seen
+    monkeypatch.setattr(submits, "check_gpu_request", the_end_passes_meanwhile)
+    monkeypatch.setattr(submits, "wake", lambda settings: None)
+    h = Harness(load_settings(user="alice"))
+    try:
+        late, _ = submits.start_submit(h, other, "0")
+    finally:
+        h.store.close()
+    check.join(30)
+    org.store.close()
+    assert seen == {"before_commit": False, "graded": False}  # it waited, then saw the late submit queued
+    assert _row(late)[0] == "queued"

@@ -119,6 +119,21 @@ def private_kept(settings: Settings, db, round_id: int) -> bool:
     return settings.private_at_close and db.scalar(_graded_rounds(settings).where(Round.id == round_id)) is None
 
 
+def submit_key(task: str) -> str:
+    """The serialization key (store.tx(serialize=...)) of TASK's submits: a submit's round gate, quota and insert
+    run under it (service.submits.start_submit), and so does the check that a round reports no more submits
+    before its kept private halves are graded (scheduler.private_half)."""
+    return f"submit:{task}"
+
+
+def round_graded(settings: Settings, store: Store, round_id: int, tasks: list[str]) -> bool:
+    """Whether ROUND_ID's kept private halves may be graded (not private_kept), decided one after another with the
+    submits of its TASKS: a submit let in just before the end but not committed yet is either seen queued, or is
+    refused as after the end (review 3 of this stop: a plain read missed one by milliseconds)."""
+    with store.tx(serialize=tuple(submit_key(t) for t in tasks)) as db:
+        return not private_kept(settings, db, round_id)
+
+
 def has_pending_work(store: Store, settings: Settings) -> bool:
     """Runs queued or running, or a submission's private half to score now (harness.scheduler.private_half)."""
     from sqlalchemy import select

@@ -33,7 +33,7 @@ from harness.store import Store
 from harness.store.models import Round, Submission, Task
 from harness.taskpacks.registry import Manifest
 
-from .lease import private_due_now
+from .lease import private_due_now, round_graded
 
 log = logging.getLogger("harness.scheduler.private_half")
 
@@ -157,6 +157,10 @@ def _score(settings: Settings, store: Store, run_id: int) -> None:
             raise ValueError(f"the submission is {sub.status.value}, with no public score")
         rnd = db.get(Round, sub.round_id)
         db.expunge(rnd)
+    if settings.private_at_close and not round_graded(settings, store, rnd.id, list(rnd.tasks)):
+        return  # (a submit of its round committed after the worker's read: due still, taken once it is reported)
+    with store.tx() as db:
+        sub = db.scalar(select(Submission).where(Submission.run_id == run_id))
         dataset, run_dir, log_file, runtime = Path(sub.task.path), sub.run.run_dir, sub.run.log_path, sub.run.runtime
         public = sub.score
         task = Manifest.read(dataset).name  # (the name the split is drawn with: scoring.grade)

@@ -17,7 +17,7 @@ from harness.core.names import is_check, parse_session_name
 from harness.runs.create import RunOptions, check_esm, check_storage, new_run, queue_run
 from harness.runs.create import time_limit as runs_time_limit
 from harness.runs.snapshot import check_entry
-from harness.scheduler.lease import wake
+from harness.scheduler.lease import submit_key, wake
 from harness.scheduler.waiting import wait_run
 from harness.scoring.board_rules import counted_clause
 from harness.scoring.grade import prediction_path
@@ -80,7 +80,7 @@ def start_submit(h: Harness, session: str, checkpoint: str, dry_run: bool = Fals
         check_storage(h.settings, h.settings.user, h.store)
     prepare_environment(h, code, *use)
     # One transaction per task at a time: the quota check and the insert it guards cannot interleave.
-    with h.tx(serialize=f"submit:{task_of}") as db:
+    with h.tx(serialize=submit_key(task_of)) as db:
         me, sess = _own_checkpoint(h, db, session, checkpoint)
         task = sess.task
         entry = check_entry(Path(sess.code_dir), entry) if entry else None

@@ -98,12 +98,13 @@ class Store:
         self._factory = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.contextmanager
-    def tx(self, serialize: str | None = None) -> Iterator[OrmSession]:
+    def tx(self, serialize: str | tuple[str, ...] | None = None) -> Iterator[OrmSession]:
         """One transaction: commit on success, roll back on error.
 
         ``serialize=KEY``: transactions with the same key run one after another, so that a check and the insert
         it guards cannot interleave across processes (SQLite: BEGIN IMMEDIATE takes the database's write lock
-        first; PostgreSQL: a transaction-scoped advisory lock on the key)."""
+        first; PostgreSQL: a transaction-scoped advisory lock on the key). A tuple of keys: after each of them
+        (PostgreSQL: locked in sorted order, so that two such transactions never wait on each other in a ring)."""
         with self._factory() as db:
             with db.begin():
                 if serialize is not None:
@@ -112,12 +113,13 @@ class Store:
             for hook in db.info.pop("after_commit", []):
                 hook()
 
-    def _serialize(self, db: OrmSession, key: str) -> None:
+    def _serialize(self, db: OrmSession, keys: str | tuple[str, ...]) -> None:
         backend = self.engine.url.get_backend_name()
         if backend == "sqlite":
             db.connection().exec_driver_sql("BEGIN IMMEDIATE")
         elif backend == "postgresql":
-            db.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(key.encode()),))
+            for key in sorted({keys} if isinstance(keys, str) else set(keys)):
+                db.connection().exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (zlib.crc32(key.encode()),))
         else:  # pragma: no cover - other databases: a row lock would be needed
             raise UserError(f"--db: serialized transactions are not implemented for {backend}")
 
