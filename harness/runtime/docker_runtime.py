@@ -90,7 +90,9 @@ def container_config(settings: Settings, spec: RunSpec, image: str, declared=())
     env.update(PYTHONPATH=SDK_TARGET, PYTHONUNBUFFERED="1", PYTHONDONTWRITEBYTECODE="1", HOME="/tmp")
     env.update(gpu_env(range(len(spec.gpu_ids))))  # the container sees its devices only, numbered from 0
     env.update(thread_env(spec.cpus))
-    log_bytes = max(1 << 20, (spec.max_log_bytes or (64 << 20)) * 2)
+    # docker's own file of the output, at most twice the budget, and never under 64 MiB: a reader that falls further
+    # behind a flood than docker's file holds loses its place ("Error grabbing logs"), before the budget's cut
+    log_bytes = max(64 << 20, (spec.max_log_bytes or (64 << 20)) * 2)
     config = dict(
         image=image, command=["python3", *spec.argv], working_dir="/app", user=user, environment=env,
         labels={LABEL_INSTANCE: settings.instance, **spec.labels},
